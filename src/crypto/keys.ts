@@ -1,0 +1,199 @@
+/**
+ * Key generation, import and export for the two algorithms Keybound speaks:
+ * Ed25519 (`EdDSA`) and ECDSA P-256 (`ES256`).
+ *
+ * Private keys handed to the rest of the code are non-extractable. Where a key
+ * must rest as bytes (PEM in a storage directory, PKCS#8 in a backend) it is
+ * generated extractable only long enough to export it, then re-imported
+ * non-extractable; docs/security.md says what that does and does not protect.
+ *
+ * @module
+ */
+import { BadParameterError } from "../errors.ts";
+import { fromPem, toBase64Url, toPem } from "../util/encoding.ts";
+import { sha256 } from "./random.ts";
+
+/** Signature algorithms (JWS names) Keybound accepts. */
+export type KeyAlgorithm = "EdDSA" | "ES256";
+
+/** A key pair whose private half is non-extractable. */
+export interface KeyPair {
+  /** Non-extractable signing key. */
+  privateKey: CryptoKey;
+  /** Public key (always extractable, as WebCrypto makes it). */
+  publicKey: CryptoKey;
+  /** JWS algorithm of this key. */
+  alg: KeyAlgorithm;
+}
+
+/** A key pair together with its PKCS#8 PEM, for storage. */
+export interface StorableKeyPair extends KeyPair {
+  /** The private key as PKCS#8 PEM ("PRIVATE KEY"). Treat as secret. */
+  pkcs8Pem: string;
+}
+
+function importParams(alg: KeyAlgorithm): EcKeyImportParams | Algorithm {
+  return alg === "EdDSA" ? { name: "Ed25519" } : { name: "ECDSA", namedCurve: "P-256" };
+}
+
+/** WebCrypto parameters for signing with a key of `alg`. */
+export function signParams(alg: KeyAlgorithm): Algorithm | EcdsaParams {
+  return alg === "EdDSA" ? { name: "Ed25519" } : { name: "ECDSA", hash: "SHA-256" };
+}
+
+/** The JWS algorithm of a WebCrypto key; throws for unsupported keys. */
+export function algOf(key: CryptoKey): KeyAlgorithm {
+  const a = key.algorithm as EcKeyAlgorithm;
+  if (a.name === "Ed25519") return "EdDSA";
+  if (a.name === "ECDSA" && a.namedCurve === "P-256") return "ES256";
+  throw new BadParameterError(
+    `unsupported key algorithm ${a.name}${a.namedCurve ? " " + a.namedCurve : ""}`,
+  );
+}
+
+/** Generates a key pair whose private key never leaves WebCrypto. */
+export async function generateKeyPair(alg: KeyAlgorithm = "EdDSA"): Promise<KeyPair> {
+  const kp = await crypto.subtle.generateKey(importParams(alg) as EcKeyGenParams, false, [
+    "sign",
+    "verify",
+  ]) as CryptoKeyPair;
+  return { privateKey: kp.privateKey, publicKey: kp.publicKey, alg };
+}
+
+/**
+ * Generates a key pair meant to be stored: returns the PKCS#8 PEM and a
+ * non-extractable re-import of the private key. The extractable original is
+ * dropped before this returns.
+ */
+export async function generateStorableKeyPair(
+  alg: KeyAlgorithm = "EdDSA",
+): Promise<StorableKeyPair> {
+  const kp = await crypto.subtle.generateKey(importParams(alg) as EcKeyGenParams, true, [
+    "sign",
+    "verify",
+  ]) as CryptoKeyPair;
+  const der = new Uint8Array(await crypto.subtle.exportKey("pkcs8", kp.privateKey));
+  const privateKey = await crypto.subtle.importKey("pkcs8", der, importParams(alg), false, [
+    "sign",
+  ]);
+  const pkcs8Pem = toPem("PRIVATE KEY", der);
+  der.fill(0);
+  return { privateKey, publicKey: kp.publicKey, alg, pkcs8Pem };
+}
+
+/**
+ * Imports a PKCS#8 private key (DER) of either supported algorithm and
+ * derives its public key. The returned private key is non-extractable.
+ */
+export async function importPkcs8(der: Uint8Array): Promise<KeyPair> {
+  const bytes = new Uint8Array(der) as Uint8Array<ArrayBuffer>;
+  for (const alg of ["EdDSA", "ES256"] as const) {
+    let extractable: CryptoKey;
+    try {
+      extractable = await crypto.subtle.importKey("pkcs8", bytes, importParams(alg), true, [
+        "sign",
+      ]);
+    } catch {
+      continue;
+    }
+    // The public half is only reachable through a JWK export of the private key.
+    const jwk = await crypto.subtle.exportKey("jwk", extractable);
+    delete jwk.d;
+    jwk.key_ops = ["verify"];
+    const publicKey = await crypto.subtle.importKey("jwk", jwk, importParams(alg), true, [
+      "verify",
+    ]);
+    const privateKey = await crypto.subtle.importKey("pkcs8", bytes, importParams(alg), false, [
+      "sign",
+    ]);
+    return { privateKey, publicKey, alg };
+  }
+  throw new BadParameterError("private key is not an Ed25519 or ECDSA P-256 PKCS#8 key");
+}
+
+/** Imports a PKCS#8 PEM ("PRIVATE KEY") private key; see {@linkcode importPkcs8}. */
+export function importPkcs8Pem(pem: string): Promise<KeyPair> {
+  let der: Uint8Array;
+  try {
+    der = fromPem("PRIVATE KEY", pem);
+  } catch {
+    throw new BadParameterError('expected a PEM "PRIVATE KEY" (PKCS#8) block');
+  }
+  return importPkcs8(der);
+}
+
+/** Imports a SubjectPublicKeyInfo (DER) public key of either algorithm. */
+export async function importSpki(der: Uint8Array): Promise<CryptoKey> {
+  const bytes = new Uint8Array(der) as Uint8Array<ArrayBuffer>;
+  for (const alg of ["EdDSA", "ES256"] as const) {
+    try {
+      return await crypto.subtle.importKey("spki", bytes, importParams(alg), true, ["verify"]);
+    } catch {
+      // try the next algorithm
+    }
+  }
+  throw new BadParameterError("public key is not an Ed25519 or ECDSA P-256 key");
+}
+
+/** Imports a PEM "PUBLIC KEY" (SubjectPublicKeyInfo). */
+export function importSpkiPem(pem: string): Promise<CryptoKey> {
+  let der: Uint8Array;
+  try {
+    der = fromPem("PUBLIC KEY", pem);
+  } catch {
+    throw new BadParameterError('expected a PEM "PUBLIC KEY" block');
+  }
+  return importSpki(der);
+}
+
+/** The SubjectPublicKeyInfo DER of a public key. */
+export async function exportSpki(publicKey: CryptoKey): Promise<Uint8Array<ArrayBuffer>> {
+  return new Uint8Array(await crypto.subtle.exportKey("spki", publicKey));
+}
+
+/** The public key as PEM "PUBLIC KEY". */
+export async function exportSpkiPem(publicKey: CryptoKey): Promise<string> {
+  return toPem("PUBLIC KEY", await exportSpki(publicKey));
+}
+
+/**
+ * Key ID as Teleport derives it: unpadded base64url of SHA-256 over the
+ * public key's PKIX (SubjectPublicKeyInfo) DER.
+ */
+export async function keyId(publicKey: CryptoKey): Promise<string> {
+  return toBase64Url(await sha256(await exportSpki(publicKey)));
+}
+
+/** Signs `data` with a private key of either algorithm (ECDSA: raw R||S). */
+export async function sign(
+  privateKey: CryptoKey,
+  data: Uint8Array,
+): Promise<Uint8Array<ArrayBuffer>> {
+  return new Uint8Array(
+    await crypto.subtle.sign(
+      signParams(algOf(privateKey)),
+      privateKey,
+      data as Uint8Array<ArrayBuffer>,
+    ),
+  );
+}
+
+/** Verifies a signature made by {@linkcode sign}. */
+export function verify(
+  publicKey: CryptoKey,
+  signature: Uint8Array,
+  data: Uint8Array,
+): Promise<boolean> {
+  return crypto.subtle.verify(
+    signParams(algOf(publicKey)),
+    publicKey,
+    signature as Uint8Array<ArrayBuffer>,
+    data as Uint8Array<ArrayBuffer>,
+  );
+}
+
+/** True if two public keys are the same key (compared as SPKI bytes, not text). */
+export async function publicKeysEqual(a: CryptoKey, b: CryptoKey): Promise<boolean> {
+  const [da, db] = await Promise.all([exportSpki(a), exportSpki(b)]);
+  return da.length === db.length && da.every((v, i) => v === db[i]);
+}

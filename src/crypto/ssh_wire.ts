@@ -1,0 +1,222 @@
+/**
+ * The SSH wire format (RFC 4251 §5) and public-key blobs (RFC 8709 for
+ * Ed25519, RFC 5656 for ECDSA), plus the `authorized_keys` line format.
+ *
+ * @module
+ */
+import { BadParameterError } from "../errors.ts";
+import { concatBytes, fromBase64, fromUtf8, toBase64, utf8 } from "../util/encoding.ts";
+import { algOf } from "./keys.ts";
+
+/** SSH key type names Keybound supports. */
+export type SshKeyType = "ssh-ed25519" | "ecdsa-sha2-nistp256";
+
+/** Builds SSH wire-format messages. */
+export class SshWriter {
+  #parts: Uint8Array[] = [];
+
+  /** Appends a `uint32`. */
+  uint32(n: number): this {
+    const b = new Uint8Array(4);
+    new DataView(b.buffer).setUint32(0, n >>> 0);
+    this.#parts.push(b);
+    return this;
+  }
+
+  /** Appends a `uint64` (from a bigint or a safe integer). */
+  uint64(n: bigint | number): this {
+    const b = new Uint8Array(8);
+    new DataView(b.buffer).setBigUint64(0, BigInt(n));
+    this.#parts.push(b);
+    return this;
+  }
+
+  /** Appends a length-prefixed `string` (bytes or UTF-8 text). */
+  string(s: Uint8Array | string): this {
+    const b = typeof s === "string" ? utf8(s) : s;
+    this.uint32(b.length);
+    this.#parts.push(b);
+    return this;
+  }
+
+  /** Appends an `mpint` from unsigned big-endian bytes. */
+  mpint(unsigned: Uint8Array): this {
+    let i = 0;
+    while (i < unsigned.length && unsigned[i] === 0) i++;
+    let v = unsigned.subarray(i);
+    if (v.length > 0 && v[0] & 0x80) v = concatBytes(new Uint8Array([0]), v);
+    return this.string(v);
+  }
+
+  /** Appends raw bytes with no length prefix. */
+  raw(b: Uint8Array): this {
+    this.#parts.push(b);
+    return this;
+  }
+
+  /** The bytes written so far. */
+  bytes(): Uint8Array<ArrayBuffer> {
+    return concatBytes(...this.#parts);
+  }
+}
+
+/** Reads SSH wire-format messages; every read throws `BadParameterError` on truncation. */
+export class SshReader {
+  #view: DataView;
+  #buf: Uint8Array;
+  #off = 0;
+
+  /** @param buf the message to read */
+  constructor(buf: Uint8Array) {
+    this.#buf = buf;
+    this.#view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  }
+
+  #need(n: number) {
+    if (this.#off + n > this.#buf.length) throw new BadParameterError("truncated SSH data");
+  }
+
+  /** Reads a `uint32`. */
+  uint32(): number {
+    this.#need(4);
+    const v = this.#view.getUint32(this.#off);
+    this.#off += 4;
+    return v;
+  }
+
+  /** Reads a `uint64`. */
+  uint64(): bigint {
+    this.#need(8);
+    const v = this.#view.getBigUint64(this.#off);
+    this.#off += 8;
+    return v;
+  }
+
+  /** Reads a length-prefixed `string` as bytes. */
+  bytes(): Uint8Array {
+    const n = this.uint32();
+    this.#need(n);
+    const v = this.#buf.subarray(this.#off, this.#off + n);
+    this.#off += n;
+    return v;
+  }
+
+  /** Reads a length-prefixed `string` as UTF-8 text. */
+  text(): string {
+    return fromUtf8(this.bytes());
+  }
+
+  /** True when every byte has been read. */
+  get done(): boolean {
+    return this.#off === this.#buf.length;
+  }
+
+  /** Bytes not read yet. */
+  rest(): Uint8Array {
+    return this.#buf.subarray(this.#off);
+  }
+}
+
+/** The SSH key type name of a WebCrypto public key. */
+export function sshKeyType(publicKey: CryptoKey): SshKeyType {
+  return algOf(publicKey) === "EdDSA" ? "ssh-ed25519" : "ecdsa-sha2-nistp256";
+}
+
+/** The SSH public-key blob of a WebCrypto public key. */
+export async function publicKeyToSshBlob(publicKey: CryptoKey): Promise<Uint8Array<ArrayBuffer>> {
+  const raw = new Uint8Array(await crypto.subtle.exportKey("raw", publicKey));
+  if (sshKeyType(publicKey) === "ssh-ed25519") {
+    return new SshWriter().string("ssh-ed25519").string(raw).bytes();
+  }
+  return new SshWriter().string("ecdsa-sha2-nistp256").string("nistp256").string(raw).bytes();
+}
+
+/** Imports an SSH public-key blob as a WebCrypto public key. */
+export async function sshBlobToPublicKey(blob: Uint8Array): Promise<CryptoKey> {
+  const r = new SshReader(blob);
+  const type = r.text();
+  try {
+    if (type === "ssh-ed25519") {
+      const raw = r.bytes();
+      if (!r.done || raw.length !== 32) throw new Error("bad ed25519 key");
+      return await crypto.subtle.importKey(
+        "raw",
+        raw as Uint8Array<ArrayBuffer>,
+        { name: "Ed25519" },
+        true,
+        [
+          "verify",
+        ],
+      );
+    }
+    if (type === "ecdsa-sha2-nistp256") {
+      const curve = r.text();
+      const q = r.bytes();
+      if (!r.done || curve !== "nistp256" || q.length !== 65) throw new Error("bad p256 key");
+      return await crypto.subtle.importKey(
+        "raw",
+        q as Uint8Array<ArrayBuffer>,
+        { name: "ECDSA", namedCurve: "P-256" },
+        true,
+        ["verify"],
+      );
+    }
+  } catch (cause) {
+    throw new BadParameterError(`invalid ${type} public key`, { cause });
+  }
+  throw new BadParameterError(
+    `unsupported SSH key type "${type}" (supported: ssh-ed25519, ecdsa-sha2-nistp256)`,
+  );
+}
+
+/** A parsed `authorized_keys` line. */
+export interface AuthorizedKey {
+  /** Key type name from the line, e.g. `ssh-ed25519`. */
+  type: string;
+  /** The decoded blob. */
+  blob: Uint8Array;
+  /** Trailing comment, if any. */
+  comment: string;
+  /** The key, imported. */
+  key: CryptoKey;
+}
+
+/**
+ * Formats a public key as an `authorized_keys` line without a trailing
+ * newline (the form Teleport sends on the wire).
+ */
+export async function toAuthorizedKey(publicKey: CryptoKey, comment = ""): Promise<string> {
+  const line = `${sshKeyType(publicKey)} ${toBase64(await publicKeyToSshBlob(publicKey))}`;
+  return comment ? `${line} ${comment}` : line;
+}
+
+/** Parses an `authorized_keys` line (options are not supported). */
+export async function parseAuthorizedKey(line: string): Promise<AuthorizedKey> {
+  const parts = line.trim().split(/\s+/);
+  if (parts.length < 2) {
+    throw new BadParameterError('invalid authorized_keys line: expected "TYPE BASE64 [COMMENT]"');
+  }
+  let blob: Uint8Array;
+  try {
+    blob = fromBase64(parts[1]);
+  } catch {
+    throw new BadParameterError("invalid authorized_keys line: key is not base64");
+  }
+  const key = await sshBlobToPublicKey(blob);
+  const inner = new SshReader(blob).text();
+  if (inner !== parts[0]) {
+    throw new BadParameterError(
+      `invalid authorized_keys line: type "${parts[0]}" does not match key "${inner}"`,
+    );
+  }
+  return { type: parts[0], blob, comment: parts.slice(2).join(" "), key };
+}
+
+/**
+ * SHA256 fingerprint as OpenSSH prints it: `SHA256:` + unpadded base64 of the
+ * SHA-256 of the blob.
+ */
+export async function sshFingerprint(blob: Uint8Array): Promise<string> {
+  const h = new Uint8Array(await crypto.subtle.digest("SHA-256", blob as Uint8Array<ArrayBuffer>));
+  return "SHA256:" + toBase64(h).replace(/=+$/, "");
+}

@@ -1,0 +1,165 @@
+/**
+ * One error hierarchy for server, agent and CLI. Every error carries a stable
+ * `code` (part of the wire protocol, see docs/protocol.md) and the HTTP status
+ * the server answers with. Messages are safe to show to clients: they never
+ * contain keys, secrets or internal details.
+ *
+ * @module
+ */
+
+/** Stable error codes. Clients switch on these; never rename one. */
+export const ERROR_CODES = {
+  BAD_PARAMETER: 400,
+  BAD_REQUEST: 400,
+  PAYLOAD_TOO_LARGE: 413,
+  UNAUTHENTICATED: 401,
+  ACCESS_DENIED: 403,
+  LOCKED: 403,
+  NOT_FOUND: 404,
+  ALREADY_EXISTS: 409,
+  CONFLICT: 409,
+  CHALLENGE_FAILED: 403,
+  NO_RECOVERIES_REMAINING: 403,
+  REGISTRATION_SECRET_INVALID: 403,
+  JOIN_STATE_INVALID: 403,
+  GENERATION_MISMATCH: 403,
+  SESSION_INVALID: 400,
+  UNEXPECTED_BACKEND_STATE: 409,
+  NOT_IMPLEMENTED: 501,
+  CONFIG_INVALID: 400,
+  STORAGE_ERROR: 500,
+  CONNECTION_FAILED: 502,
+  INTERNAL: 500,
+} as const;
+
+/** A stable error code string. */
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** Options for {@linkcode KeyboundError}. */
+export interface KeyboundErrorOptions {
+  /** The underlying error, kept for logs only; never sent to clients. */
+  cause?: unknown;
+  /** Extra machine-readable detail that is safe to expose (field paths, ...). */
+  details?: Record<string, unknown>;
+}
+
+/** Base class of every error Keybound raises on purpose. */
+export class KeyboundError extends Error {
+  /** Stable code, see {@linkcode ERROR_CODES}. */
+  readonly code: ErrorCode;
+  /** Safe, structured detail (for example the field path of a config error). */
+  readonly details?: Record<string, unknown>;
+
+  /**
+   * @param code stable error code
+   * @param message human readable, client-safe message
+   * @param options cause and details
+   */
+  constructor(code: ErrorCode, message: string, options: KeyboundErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "KeyboundError";
+    this.code = code;
+    this.details = options.details;
+  }
+
+  /** HTTP status the server uses for this error. */
+  get status(): number {
+    return ERROR_CODES[this.code];
+  }
+
+  /** The JSON body sent on the wire: `{"error":{"code","message"}}`. */
+  toJSON(): { error: { code: ErrorCode; message: string; details?: Record<string, unknown> } } {
+    return {
+      error: {
+        code: this.code,
+        message: this.message,
+        ...(this.details ? { details: this.details } : {}),
+      },
+    };
+  }
+}
+
+/** Invalid input from a user or client (BadParameter in Teleport). */
+export class BadParameterError extends KeyboundError {
+  /**
+   * @param message what is wrong, naming the field
+   * @param options cause and details
+   */
+  constructor(message: string, options?: KeyboundErrorOptions) {
+    super("BAD_PARAMETER", message, options);
+    this.name = "BadParameterError";
+  }
+}
+
+/** The caller is known but not allowed (AccessDenied in Teleport). */
+export class AccessDeniedError extends KeyboundError {
+  /**
+   * @param message client-safe reason
+   * @param options cause and details
+   * @param code a more specific access-denied code
+   */
+  constructor(
+    message: string,
+    options?: KeyboundErrorOptions,
+    code: ErrorCode = "ACCESS_DENIED",
+  ) {
+    super(code, message, options);
+    this.name = "AccessDeniedError";
+  }
+}
+
+/** A resource does not exist. */
+export class NotFoundError extends KeyboundError {
+  /**
+   * @param message which resource is missing
+   * @param options cause and details
+   */
+  constructor(message: string, options?: KeyboundErrorOptions) {
+    super("NOT_FOUND", message, options);
+    this.name = "NotFoundError";
+  }
+}
+
+/** A resource exists where a new one was to be created. */
+export class AlreadyExistsError extends KeyboundError {
+  /**
+   * @param message which resource exists
+   * @param options cause and details
+   */
+  constructor(message: string, options?: KeyboundErrorOptions) {
+    super("ALREADY_EXISTS", message, options);
+    this.name = "AlreadyExistsError";
+  }
+}
+
+/** A configuration file or flag is invalid. */
+export class ConfigError extends KeyboundError {
+  /**
+   * @param message what is wrong, naming the file, path and line
+   * @param options cause and details
+   */
+  constructor(message: string, options?: KeyboundErrorOptions) {
+    super("CONFIG_INVALID", message, options);
+    this.name = "ConfigError";
+  }
+}
+
+/** Returns true if `err` is a {@linkcode KeyboundError}, optionally with `code`. */
+export function isKeyboundError(err: unknown, code?: ErrorCode): err is KeyboundError {
+  return err instanceof KeyboundError && (code === undefined || err.code === code);
+}
+
+/**
+ * Rebuilds a {@linkcode KeyboundError} from a server's JSON error body, so the
+ * agent and CLI see the same codes as the server raised.
+ */
+export function errorFromWire(status: number, body: unknown): KeyboundError {
+  const e = (body as { error?: { code?: unknown; message?: unknown } } | null)?.error;
+  if (e && typeof e.code === "string" && e.code in ERROR_CODES && typeof e.message === "string") {
+    return new KeyboundError(e.code as ErrorCode, e.message);
+  }
+  return new KeyboundError(
+    status >= 500 ? "CONNECTION_FAILED" : "BAD_REQUEST",
+    `server answered HTTP ${status} without a Keybound error body`,
+  );
+}

@@ -1,0 +1,148 @@
+/**
+ * The few DER and address encodings the certificate code needs beyond what
+ * `@peculiar/asn1-x509` offers: ECDSA signature conversion between
+ * WebCrypto's fixed-width `r||s` and DER `ECDSA-Sig-Value` (RFC 3279 §2.2.3),
+ * strict IP address parsing, and an outer length check.
+ *
+ * @module
+ */
+import { BadParameterError } from "../errors.ts";
+import { concatBytes } from "../util/encoding.ts";
+
+/** Byte width of a P-256 scalar: WebCrypto's `r||s` is twice this. */
+export const P256_SCALAR_BYTES = 32;
+
+function derLength(n: number): Uint8Array {
+  if (n < 0x80) return new Uint8Array([n]);
+  const bytes: number[] = [];
+  for (let v = n; v > 0; v = Math.floor(v / 256)) bytes.unshift(v & 0xff);
+  return new Uint8Array([0x80 | bytes.length, ...bytes]);
+}
+
+function derTlv(tag: number, content: Uint8Array): Uint8Array {
+  return concatBytes(new Uint8Array([tag]), derLength(content.length), content);
+}
+
+/** Strips leading zeros, then adds one back if the top bit would make the value negative. */
+export function minimalUnsigned(unsigned: Uint8Array): Uint8Array {
+  let i = 0;
+  while (i < unsigned.length - 1 && unsigned[i] === 0) i++;
+  const v = unsigned.subarray(i);
+  return v[0] & 0x80 ? concatBytes(new Uint8Array([0]), v) : v;
+}
+
+/** Left-pads an unsigned big-endian integer to `width` bytes; null if it does not fit. */
+export function fixedWidth(unsigned: Uint8Array, width: number): Uint8Array | null {
+  let i = 0;
+  while (i < unsigned.length && unsigned[i] === 0) i++;
+  const v = unsigned.subarray(i);
+  if (v.length > width) return null;
+  const out = new Uint8Array(width);
+  out.set(v, width - v.length);
+  return out;
+}
+
+/** Converts WebCrypto's raw ECDSA signature (`r||s`) to DER `ECDSA-Sig-Value`. */
+export function ecdsaRawToDer(raw: Uint8Array): Uint8Array<ArrayBuffer> {
+  if (raw.length !== 2 * P256_SCALAR_BYTES) {
+    throw new BadParameterError("ECDSA P-256 signature must be 64 bytes (r||s)");
+  }
+  const r = derTlv(0x02, minimalUnsigned(raw.subarray(0, P256_SCALAR_BYTES)));
+  const s = derTlv(0x02, minimalUnsigned(raw.subarray(P256_SCALAR_BYTES)));
+  return derTlv(0x30, concatBytes(r, s)) as Uint8Array<ArrayBuffer>;
+}
+
+/**
+ * Converts DER `ECDSA-Sig-Value` back to raw `r||s`. Strict DER: a lax
+ * parser here would let one signature have many encodings (malleability).
+ */
+export function ecdsaDerToRaw(der: Uint8Array): Uint8Array<ArrayBuffer> {
+  const bad = () => new BadParameterError("invalid DER ECDSA signature");
+  // Two INTEGERs of at most 33 bytes each always fit a short-form length.
+  if (der.length < 8 || der[0] !== 0x30 || der[1] !== der.length - 2) throw bad();
+  let off = 2;
+  const ints: Uint8Array[] = [];
+  for (let k = 0; k < 2; k++) {
+    if (der[off] !== 0x02) throw bad();
+    const len = der[off + 1];
+    if (len === undefined || len === 0 || len > P256_SCALAR_BYTES + 1) throw bad();
+    const v = der.subarray(off + 2, off + 2 + len);
+    if (v.length !== len || v[0] & 0x80) throw bad(); // truncated or negative
+    if (len > 1 && v[0] === 0 && !(v[1] & 0x80)) throw bad(); // non-minimal
+    ints.push(v);
+    off += 2 + len;
+  }
+  if (off !== der.length) throw bad();
+  const r = fixedWidth(ints[0], P256_SCALAR_BYTES);
+  const s = fixedWidth(ints[1], P256_SCALAR_BYTES);
+  if (!r || !s) throw bad();
+  return concatBytes(r, s);
+}
+
+/**
+ * Length of the outermost DER element, so callers can reject trailing bytes
+ * (the ASN.1 library silently ignores them). Returns -1 if the header is bad.
+ */
+export function outerDerLength(der: Uint8Array): number {
+  if (der.length < 2) return -1;
+  const first = der[1];
+  if (first < 0x80) return 2 + first;
+  const n = first & 0x7f;
+  if (n === 0 || n > 4 || der.length < 2 + n) return -1;
+  let len = 0;
+  for (let i = 0; i < n; i++) len = len * 256 + der[2 + i];
+  return 2 + n + len;
+}
+
+function parseIpv4(s: string): number[] | null {
+  const parts = s.split(".");
+  if (parts.length !== 4) return null;
+  const out: number[] = [];
+  for (const p of parts) {
+    // Leading zeros are rejected: some resolvers read them as octal.
+    if (!/^(0|[1-9][0-9]{0,2})$/.test(p) || Number(p) > 255) return null;
+    out.push(Number(p));
+  }
+  return out;
+}
+
+function parseIpv6(s: string): number[] | null {
+  const halves = s.split("::");
+  if (halves.length > 2) return null;
+  const groups = (h: string): number[] | null => {
+    if (h === "") return [];
+    const out: number[] = [];
+    const parts = h.split(":");
+    for (let i = 0; i < parts.length; i++) {
+      const p = parts[i];
+      if (i === parts.length - 1 && p.includes(".")) {
+        const v4 = parseIpv4(p);
+        if (!v4) return null;
+        out.push(v4[0], v4[1], v4[2], v4[3]);
+      } else if (/^[0-9a-fA-F]{1,4}$/.test(p)) {
+        const n = parseInt(p, 16);
+        out.push(n >> 8, n & 0xff);
+      } else {
+        return null;
+      }
+    }
+    return out;
+  };
+  const head = groups(halves[0]);
+  const tail = halves.length === 2 ? groups(halves[1]) : [];
+  if (!head || !tail) return null;
+  if (halves.length === 1) return head.length === 16 ? head : null;
+  const fill = 16 - head.length - tail.length;
+  if (fill < 2) return null; // "::" must stand for at least one group
+  return [...head, ...new Array(fill).fill(0), ...tail];
+}
+
+/**
+ * Parses an IPv4 (4 bytes) or IPv6 (16 bytes) address. Throws
+ * `BadParameterError` for anything else, including zones and CIDR suffixes.
+ */
+export function parseIpAddress(s: string): Uint8Array {
+  const bytes = s.includes(":") ? parseIpv6(s) : parseIpv4(s);
+  if (!bytes) throw new BadParameterError(`invalid IP address "${s}"`);
+  return new Uint8Array(bytes);
+}

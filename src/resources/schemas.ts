@@ -1,0 +1,209 @@
+/**
+ * Resource schemas in Teleport's YAML shapes. These zod schemas are the single
+ * source of truth: TypeScript types are inferred from them, the server
+ * validates stored and submitted resources with them, and tctl reports their
+ * errors with the field path.
+ *
+ * @module
+ */
+import { z } from "zod";
+import { parseDuration } from "../util/duration.ts";
+
+/** RFC 3339 timestamp with an offset or `Z`. */
+export const Timestamp = z.iso.datetime({ offset: true });
+
+/** A Go duration string such as `12h` or `1h30m`. */
+export const Duration = z.string().refine((s) => {
+  try {
+    parseDuration(s);
+    return true;
+  } catch {
+    return false;
+  }
+}, { message: "invalid duration (examples: 90s, 20m, 12h)" });
+
+/** Resource names: what Teleport accepts, minus path separators. */
+export const ResourceName = z.string().min(1).max(253).regex(
+  /^[A-Za-z0-9@_.:-][A-Za-z0-9@_.:+-]*$/,
+  "must contain only letters, digits and @ _ . : + -",
+);
+
+/** `metadata` common to every resource. */
+export const Metadata = z.strictObject({
+  name: ResourceName,
+  description: z.string().optional(),
+  labels: z.record(z.string(), z.string()).optional(),
+  expires: Timestamp.optional(),
+  revision: z.string().optional(),
+});
+
+/** `kind: bot`, `version: v1`. */
+export const Bot = z.strictObject({
+  kind: z.literal("bot"),
+  version: z.literal("v1"),
+  sub_kind: z.string().optional(),
+  metadata: Metadata,
+  spec: z.strictObject({
+    roles: z.array(z.string().min(1)).default([]),
+    traits: z.array(z.strictObject({ name: z.string().min(1), values: z.array(z.string()) }))
+      .default([]),
+    max_session_ttl: Duration.optional(),
+  }).default({ roles: [], traits: [] }),
+  status: z.strictObject({
+    user_name: z.string().optional(),
+    role_name: z.string().optional(),
+  }).optional(),
+});
+/** A bot. */
+export type Bot = z.infer<typeof Bot>;
+
+/** Recovery modes; `""` means `standard`. */
+export const RecoveryMode = z.enum(["", "standard", "relaxed", "insecure"]);
+/** A recovery mode. */
+export type RecoveryMode = z.infer<typeof RecoveryMode>;
+
+/** `spec.bound_keypair` of a token (user-writable). */
+export const BoundKeypairSpec = z.strictObject({
+  onboarding: z.strictObject({
+    initial_public_key: z.string().optional(),
+    registration_secret: z.string().optional(),
+    must_register_before: Timestamp.optional(),
+  }).default({}),
+  recovery: z.strictObject({
+    limit: z.number().int().min(0).max(0xffff_ffff).default(1),
+    mode: RecoveryMode.default(""),
+  }).default({ limit: 1, mode: "" }),
+  rotate_after: Timestamp.optional(),
+});
+/** `spec.bound_keypair`. */
+export type BoundKeypairSpec = z.infer<typeof BoundKeypairSpec>;
+
+/** `status.bound_keypair` of a token (server-owned, admin-editable). */
+export const BoundKeypairStatus = z.strictObject({
+  registration_secret: z.string().optional(),
+  bound_public_key: z.string().optional(),
+  bound_bot_instance_id: z.string().optional(),
+  recovery_count: z.number().int().min(0).max(0xffff_ffff).default(0),
+  last_recovered_at: Timestamp.optional(),
+  last_rotated_at: Timestamp.optional(),
+});
+/** `status.bound_keypair`. */
+export type BoundKeypairStatus = z.infer<typeof BoundKeypairStatus>;
+
+/** Join methods Keybound implements. */
+export const JoinMethod = z.enum(["bound_keypair"], {
+  message: "unsupported join method (Keybound supports: bound_keypair)",
+});
+
+/** `kind: token`, `version: v2`. */
+export const Token = z.strictObject({
+  kind: z.literal("token"),
+  version: z.literal("v2"),
+  sub_kind: z.string().optional(),
+  metadata: Metadata,
+  spec: z.strictObject({
+    roles: z.array(z.string()).refine((r) => r.length === 1 && r[0] === "Bot", {
+      message: "bound_keypair tokens must have roles: [Bot]",
+    }),
+    bot_name: ResourceName,
+    join_method: JoinMethod,
+    bound_keypair: BoundKeypairSpec,
+  }),
+  status: z.strictObject({ bound_keypair: BoundKeypairStatus.optional() }).optional(),
+});
+/** A join token. */
+export type Token = z.infer<typeof Token>;
+
+/** `kind: role`, `version: v7`: only `allow.logins` / `deny.logins` mean something here. */
+export const Role = z.strictObject({
+  kind: z.literal("role"),
+  version: z.literal("v7"),
+  metadata: Metadata,
+  spec: z.looseObject({
+    allow: z.looseObject({ logins: z.array(z.string().min(1)).optional() }).optional(),
+    deny: z.looseObject({ logins: z.array(z.string().min(1)).optional() }).optional(),
+  }).default({}),
+});
+/** A role. */
+export type Role = z.infer<typeof Role>;
+
+/** A lock's target; at least one field is set. */
+export const LockTarget = z.strictObject({
+  join_token: z.string().min(1).optional(),
+  bot_instance_id: z.string().min(1).optional(),
+  user: z.string().min(1).optional(),
+}).refine((t) => Object.values(t).some((v) => v !== undefined), {
+  message: "a lock needs at least one target: join_token, bot_instance_id or user",
+});
+
+/** `kind: lock`, `version: v2`. */
+export const Lock = z.strictObject({
+  kind: z.literal("lock"),
+  version: z.literal("v2"),
+  metadata: Metadata,
+  spec: z.strictObject({
+    target: LockTarget,
+    message: z.string().optional(),
+    expires: Timestamp.optional(),
+    created_at: Timestamp.optional(),
+    created_by: z.string().optional(),
+  }),
+});
+/** A lock. */
+export type Lock = z.infer<typeof Lock>;
+
+/** One authentication of a bot instance. */
+export const BotInstanceAuthentication = z.strictObject({
+  authenticated_at: Timestamp,
+  join_method: z.string(),
+  join_token: z.string().optional(),
+  generation: z.number().int(),
+  public_key: z.string(),
+  metadata: z.record(z.string(), z.string()).optional(),
+});
+
+/** One self-reported heartbeat of a bot instance (not trusted). */
+export const BotInstanceHeartbeat = z.strictObject({
+  recorded_at: Timestamp,
+  is_startup: z.boolean(),
+  version: z.string().max(64),
+  hostname: z.string().max(256),
+  uptime: z.string().max(32),
+  join_method: z.string().max(64),
+  one_shot: z.boolean(),
+  architecture: z.string().max(64),
+  os: z.string().max(64),
+});
+
+/** `kind: bot_instance`, `version: v1`. The name is `<bot>/<instance id>`. */
+export const BotInstance = z.strictObject({
+  kind: z.literal("bot_instance"),
+  version: z.literal("v1"),
+  metadata: z.strictObject({
+    name: z.string(),
+    expires: Timestamp.optional(),
+    revision: z.string().optional(),
+  }),
+  spec: z.strictObject({
+    bot_name: z.string(),
+    instance_id: z.string(),
+    previous_instance_id: z.string().optional(),
+  }),
+  status: z.strictObject({
+    initial_authentication: BotInstanceAuthentication.optional(),
+    latest_authentications: z.array(BotInstanceAuthentication).default([]),
+    initial_heartbeat: BotInstanceHeartbeat.optional(),
+    latest_heartbeats: z.array(BotInstanceHeartbeat).default([]),
+  }),
+});
+/** A bot instance. */
+export type BotInstance = z.infer<typeof BotInstance>;
+
+/** Every kind tctl can create, keyed by `kind`. */
+export const CREATABLE_KINDS = { bot: Bot, token: Token, role: Role, lock: Lock } as const;
+/** A kind tctl can create. */
+export type CreatableKind = keyof typeof CREATABLE_KINDS;
+/** Every kind the API serves. */
+export const ALL_KINDS = ["bot", "token", "role", "lock", "bot_instance"] as const;
+/** A kind the API serves. */
+export type Kind = typeof ALL_KINDS[number];

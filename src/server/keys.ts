@@ -1,0 +1,39 @@
+/**
+ * The backend key layout of the auth service, in one place so every module
+ * (and every backend) agrees on it.
+ *
+ * @module
+ */
+import type { Key } from "../storage/backend.ts";
+import type { Kind } from "../resources/schemas.ts";
+
+/** Cluster identity: `{cluster_name, created_at}`. */
+export const CLUSTER_META: Key = ["cluster", "meta"];
+/** A certificate authority record by type. */
+export function caKey(type: "user" | "host" | "bound_keypair" | "jwt"): Key {
+  return ["cluster", "ca", type];
+}
+/** The AES-GCM key that seals join sessions (see docs/protocol.md). */
+export const JOIN_SESSION_KEY: Key = ["cluster", "join_session_key"];
+/** A resource; bot instances use two name parts (`bot`, `instance id`). */
+export function resourceKey(kind: Kind, ...name: string[]): Key {
+  return ["resources", kind, ...name];
+}
+/** Prefix of all resources of a kind. */
+export function resourcePrefix(kind: Kind, ...name: string[]): Key {
+  return ["resources", kind, ...name];
+}
+/** Marker that a join session was committed (single use). */
+export function usedSessionKey(sessionId: string): Key {
+  return ["join_sessions_used", sessionId];
+}
+/** Marker that a signed request's `jti` was seen (replay protection). */
+export function seenRequestKey(jti: string): Key {
+  return ["request_jti", jti];
+}
+/** Prefix of audit events; keys sort by time. */
+export const AUDIT_PREFIX: Key = ["audit"];
+/** An audit event key: ISO time then a random suffix so keys sort by time and never collide. */
+export function auditKey(time: Date, id: string): Key {
+  return ["audit", time.toISOString(), id];
+}

@@ -1,0 +1,98 @@
+/**
+ * An in-memory {@linkcode Backend} for unit tests and ephemeral use.
+ *
+ * @module
+ */
+import type {
+  AtomicOperation,
+  Backend,
+  CommitResult,
+  Entry,
+  JsonValue,
+  Key,
+  ListOptions,
+} from "./backend.ts";
+
+interface Slot {
+  value: JsonValue;
+  version: number;
+  expiresAt?: number;
+}
+
+const SEP = "\u0000";
+
+/** A {@linkcode Backend} held in a Map; values are deep-copied in and out. */
+export class MemoryBackend implements Backend {
+  #data = new Map<string, Slot>();
+  #counter = 0;
+  #closed = false;
+  #now: () => number;
+
+  /** @param now clock in epoch milliseconds, for entry expiry */
+  constructor(now: () => number = Date.now) {
+    this.#now = now;
+  }
+
+  #live(k: string): Slot | undefined {
+    const s = this.#data.get(k);
+    if (s && s.expiresAt !== undefined && s.expiresAt <= this.#now()) {
+      this.#data.delete(k);
+      return undefined;
+    }
+    return s;
+  }
+
+  #open() {
+    if (this.#closed) throw new Error("backend is closed");
+  }
+
+  get<T = JsonValue>(key: Key): Promise<Entry<T> | null> {
+    this.#open();
+    const s = this.#live(key.join(SEP));
+    return Promise.resolve(
+      s
+        ? { key: [...key], value: structuredClone(s.value) as T, version: String(s.version) }
+        : null,
+    );
+  }
+
+  list<T = JsonValue>(prefix: Key, options: ListOptions = {}): Promise<Entry<T>[]> {
+    this.#open();
+    const p = prefix.length ? prefix.join(SEP) + SEP : "";
+    const keys = [...this.#data.keys()].filter((k) => k.startsWith(p)).sort();
+    if (options.reverse) keys.reverse();
+    const out: Entry<T>[] = [];
+    for (const k of keys) {
+      const s = this.#live(k);
+      if (!s) continue;
+      out.push({
+        key: k.split(SEP),
+        value: structuredClone(s.value) as T,
+        version: String(s.version),
+      });
+      if (options.limit !== undefined && out.length >= options.limit) break;
+    }
+    return Promise.resolve(out);
+  }
+
+  commit(op: AtomicOperation): Promise<CommitResult> {
+    this.#open();
+    for (const c of op.checks) {
+      const s = this.#live(c.key.join(SEP));
+      const v = s ? String(s.version) : null;
+      if (v !== c.version) return Promise.resolve({ ok: false });
+    }
+    const version = ++this.#counter;
+    for (const m of op.mutations) {
+      const k = m.key.join(SEP);
+      if (m.type === "delete") this.#data.delete(k);
+      else this.#data.set(k, { value: structuredClone(m.value), version, expiresAt: m.expiresAt });
+    }
+    return Promise.resolve({ ok: true });
+  }
+
+  close(): Promise<void> {
+    this.#closed = true;
+    return Promise.resolve();
+  }
+}
