@@ -19,7 +19,8 @@ function derLength(n: number): Uint8Array {
   return new Uint8Array([0x80 | bytes.length, ...bytes]);
 }
 
-function derTlv(tag: number, content: Uint8Array): Uint8Array {
+/** Encodes one DER element with the given single-byte tag. */
+export function derTlv(tag: number, content: Uint8Array): Uint8Array<ArrayBuffer> {
   return concatBytes(new Uint8Array([tag]), derLength(content.length), content);
 }
 

@@ -1,0 +1,365 @@
+/**
+ * Issuing X.509 v3 certificates (RFC 5280) signed by an Ed25519 or ECDSA
+ * P-256 CA key held in WebCrypto. Parsing lives in `x509_parse.ts`.
+ *
+ * @module
+ */
+import { AsnConvert, OctetString } from "@peculiar/asn1-schema";
+import {
+  AlgorithmIdentifier,
+  AttributeTypeAndValue,
+  AttributeValue,
+  AuthorityKeyIdentifier,
+  BasicConstraints,
+  ExtendedKeyUsage,
+  Extension,
+  Extensions,
+  GeneralName,
+  id_ce_authorityKeyIdentifier,
+  id_ce_basicConstraints,
+  id_ce_extKeyUsage,
+  id_ce_keyUsage,
+  id_ce_subjectAltName,
+  id_ce_subjectKeyIdentifier,
+  id_kp_clientAuth,
+  id_kp_serverAuth,
+  KeyIdentifier,
+  KeyUsage,
+  KeyUsageFlags,
+  Name,
+  RelativeDistinguishedName,
+  SubjectAlternativeName,
+  SubjectKeyIdentifier,
+  SubjectPublicKeyInfo,
+  TBSCertificate,
+  Time,
+  Validity,
+  Version,
+} from "@peculiar/asn1-x509";
+import { BadParameterError } from "../errors.ts";
+import { algOf, exportSpki, type KeyAlgorithm, sign, verify } from "../crypto/keys.ts";
+import { randomBytes } from "../crypto/random.ts";
+import { concatBytes } from "../util/encoding.ts";
+import { derTlv, ecdsaRawToDer, minimalUnsigned, parseIpAddress } from "./der.ts";
+
+/** OIDs of the name attributes Keybound and Teleport use. */
+export const NAME_OIDS = {
+  commonName: "2.5.4.3",
+  organization: "2.5.4.10",
+  organizationalUnit: "2.5.4.11",
+  /** Teleport: bot name. */
+  botName: "1.3.9999.2.18",
+  /** Teleport: bot instance ID. */
+  botInstanceId: "1.3.9999.2.20",
+  /** Teleport: join generation counter. */
+  generation: "1.3.9999.1.14",
+} as const;
+
+/** Signature algorithm OIDs, keyed by the JWS name of the signing key. */
+export const SIGNATURE_OIDS: Readonly<Record<KeyAlgorithm, string>> = {
+  EdDSA: "1.3.101.112",
+  ES256: "1.2.840.10045.4.3.2",
+};
+
+/** EKU OIDs for the purposes Keybound issues. */
+export const EKU_OIDS = { serverAuth: id_kp_serverAuth, clientAuth: id_kp_clientAuth } as const;
+
+/** One attribute of a distinguished name. Values are encoded as UTF8String. */
+export interface NameAttribute {
+  /** Dotted attribute type OID, e.g. `2.5.4.3` for CN. */
+  oid: string;
+  /** Attribute value. */
+  value: string;
+}
+
+/** Key usage bits Keybound may set. */
+export type KeyUsageName =
+  | "digitalSignature"
+  | "keyEncipherment"
+  | "keyCertSign"
+  | "cRLSign"
+  | "keyAgreement";
+
+/** Extended key usages Keybound may set. */
+export type ExtKeyUsageName = keyof typeof EKU_OIDS;
+
+/** Options for {@linkcode issueCertificate}. */
+export interface IssueCertificateOptions {
+  /** The signing CA. */
+  issuer: {
+    /** The CA's subject: attributes, or its Name DER copied from the CA certificate. */
+    subject: NameAttribute[] | Uint8Array;
+    /** CA signing key (Ed25519 or P-256); decides the signature algorithm. */
+    privateKey: CryptoKey;
+    /** CA public key, for the authority key identifier and a post-signing self-check. */
+    publicKey: CryptoKey;
+    /** The CA certificate's subject key identifier if it was not derived by RFC 5280 method 1. */
+    keyIdentifier?: Uint8Array;
+  };
+  /** Subject name attributes, each its own RDN, in order. May be empty if SANs are given. */
+  subject: NameAttribute[];
+  /** Subject public key (Ed25519 or P-256). */
+  publicKey: CryptoKey;
+  /** Start of validity; the caller applies any backdating. Milliseconds are dropped. */
+  notBefore: Date;
+  /** End of validity. */
+  notAfter: Date;
+  /** Serial number (unsigned big-endian, at most 20 bytes); default: random and positive. */
+  serial?: Uint8Array;
+  /** Sets basicConstraints CA:TRUE. */
+  isCA?: boolean;
+  /** Path length constraint; only for CAs. */
+  pathLen?: number;
+  /** Key usage; default `keyCertSign, cRLSign, digitalSignature` for CAs, `digitalSignature` otherwise. */
+  keyUsage?: KeyUsageName[];
+  /** Extended key usage; omitted when empty. */
+  extKeyUsage?: ExtKeyUsageName[];
+  /** DNS subject alternative names. */
+  dnsNames?: string[];
+  /** IPv4 / IPv6 subject alternative names. */
+  ipAddresses?: string[];
+  /** URI subject alternative names (absolute URIs, e.g. SPIFFE IDs). */
+  uris?: string[];
+}
+
+const OID_RE = /^[0-2](\.(0|[1-9][0-9]*))+$/;
+
+/** Encodes name attributes as a Name: one single-valued RDN per attribute, in order. */
+export function encodeName(attrs: NameAttribute[]): Name {
+  return new Name(attrs.map((a) => {
+    if (!OID_RE.test(a.oid)) throw new BadParameterError(`invalid name attribute OID "${a.oid}"`);
+    if (a.value === "") throw new BadParameterError(`name attribute ${a.oid} has an empty value`);
+    const value = new AttributeValue({ utf8String: a.value });
+    return new RelativeDistinguishedName([new AttributeTypeAndValue({ type: a.oid, value })]);
+  }));
+}
+
+/** A random positive 128-bit serial; the 0x40 bit keeps its DER encoding exactly 16 bytes. */
+export function randomSerial(): Uint8Array {
+  const b = randomBytes(16);
+  b[0] = (b[0] & 0x7f) | 0x40;
+  return b;
+}
+
+function serialInteger(serial: Uint8Array | undefined): ArrayBuffer {
+  const v = minimalUnsigned(serial ?? randomSerial());
+  if (v.length === 0 || v.every((b) => b === 0)) {
+    throw new BadParameterError("serial must be positive");
+  }
+  // RFC 5280 §4.1.2.2: at most 20 octets, counting a leading zero.
+  if (v.length > 20) throw new BadParameterError("serial must fit in 20 bytes");
+  return new Uint8Array(v).buffer;
+}
+
+/** ASN.1 Time as RFC 5280 §4.1.2.5 prescribes: UTCTime through 2049, GeneralizedTime after. */
+function certTime(d: Date, field: string): Time {
+  if (!(d instanceof Date) || Number.isNaN(d.getTime())) {
+    throw new BadParameterError(`${field} is not a valid date`);
+  }
+  const t = new Date(d.getTime());
+  t.setUTCMilliseconds(0);
+  const year = t.getUTCFullYear();
+  if (year < 0 || year > 9999) throw new BadParameterError(`${field} is out of range`);
+  return new Time(year >= 1950 && year <= 2049 ? { utcTime: t } : { generalTime: t });
+}
+
+/** SHA-1 over the subjectPublicKey BIT STRING contents: RFC 5280 §4.2.1.2 method 1. */
+export async function subjectKeyIdentifier(spkiDer: Uint8Array): Promise<Uint8Array<ArrayBuffer>> {
+  const spki = AsnConvert.parse(spkiDer, SubjectPublicKeyInfo);
+  return new Uint8Array(await crypto.subtle.digest("SHA-1", spki.subjectPublicKey));
+}
+
+function ext(oid: string, critical: boolean, value: unknown): Extension {
+  return new Extension({
+    extnID: oid,
+    critical,
+    extnValue: new OctetString(AsnConvert.serialize(value)),
+  });
+}
+
+function sanNames(o: IssueCertificateOptions): GeneralName[] {
+  const names: GeneralName[] = [];
+  for (const d of o.dnsNames ?? []) {
+    if (!/^[\x21-\x7e]+$/.test(d)) throw new BadParameterError(`invalid DNS name "${d}"`);
+    names.push(new GeneralName({ dNSName: d }));
+  }
+  for (const ip of o.ipAddresses ?? []) {
+    const bytes = parseIpAddress(ip);
+    // The library re-parses the string: hand it the unambiguous long form.
+    const canonical = bytes.length === 4 ? Array.from(bytes).join(".") : Array.from(
+      { length: 8 },
+      (_, i) => ((bytes[2 * i] << 8) | bytes[2 * i + 1]).toString(16),
+    ).join(":");
+    names.push(new GeneralName({ iPAddress: canonical }));
+  }
+  for (const u of o.uris ?? []) {
+    if (!/^[a-zA-Z][a-zA-Z0-9+.-]*:[\x21-\x7e]+$/.test(u)) {
+      throw new BadParameterError(`invalid URI "${u}": must be an absolute ASCII URI`);
+    }
+    names.push(new GeneralName({ uniformResourceIdentifier: u }));
+  }
+  return names;
+}
+
+function keyUsageFlags(names: KeyUsageName[]): number {
+  const flags: Record<KeyUsageName, number> = {
+    digitalSignature: KeyUsageFlags.digitalSignature,
+    keyEncipherment: KeyUsageFlags.keyEncipherment,
+    keyCertSign: KeyUsageFlags.keyCertSign,
+    cRLSign: KeyUsageFlags.cRLSign,
+    keyAgreement: KeyUsageFlags.keyAgreement,
+  };
+  let n = 0;
+  for (const k of names) {
+    if (!(k in flags)) throw new BadParameterError(`unknown key usage "${k}"`);
+    n |= flags[k];
+  }
+  if (n === 0) throw new BadParameterError("keyUsage must not be empty");
+  return n;
+}
+
+function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}
+
+/** Issues a certificate and returns its DER. */
+export async function issueCertificate(
+  o: IssueCertificateOptions,
+): Promise<Uint8Array<ArrayBuffer>> {
+  const sigAlg = algOf(o.issuer.privateKey);
+  if (algOf(o.issuer.publicKey) !== sigAlg) {
+    throw new BadParameterError("issuer private and public keys are of different algorithms");
+  }
+  algOf(o.publicKey);
+  const isCA = o.isCA ?? false;
+  if (o.pathLen !== undefined && (!isCA || !Number.isSafeInteger(o.pathLen) || o.pathLen < 0)) {
+    throw new BadParameterError("pathLen must be a non-negative integer and requires isCA");
+  }
+  const notBefore = certTime(o.notBefore, "notBefore");
+  const notAfter = certTime(o.notAfter, "notAfter");
+  if (notAfter.getTime() <= notBefore.getTime()) {
+    throw new BadParameterError("notAfter must be later than notBefore");
+  }
+
+  const subjectSpki = await exportSpki(o.publicKey);
+  const issuerSpki = await exportSpki(o.issuer.publicKey);
+  const selfSigned = bytesEqual(subjectSpki, issuerSpki);
+  const issuerName = o.issuer.subject instanceof Uint8Array
+    ? AsnConvert.parse(o.issuer.subject, Name)
+    : encodeName(o.issuer.subject);
+  const subjectName = encodeName(o.subject);
+
+  const extensions: Extension[] = [
+    ext(
+      id_ce_basicConstraints,
+      true,
+      new BasicConstraints(isCA ? { cA: true, pathLenConstraint: o.pathLen } : { cA: false }),
+    ),
+    ext(
+      id_ce_keyUsage,
+      true,
+      new KeyUsage(keyUsageFlags(
+        o.keyUsage ??
+          (isCA ? ["keyCertSign", "cRLSign", "digitalSignature"] : ["digitalSignature"]),
+      )),
+    ),
+  ];
+  if (o.extKeyUsage?.length) {
+    const oids = o.extKeyUsage.map((k) => {
+      if (!(k in EKU_OIDS)) throw new BadParameterError(`unknown extended key usage "${k}"`);
+      return EKU_OIDS[k];
+    });
+    extensions.push(ext(id_ce_extKeyUsage, false, new ExtendedKeyUsage(oids)));
+  }
+  extensions.push(
+    ext(
+      id_ce_subjectKeyIdentifier,
+      false,
+      new SubjectKeyIdentifier(await subjectKeyIdentifier(subjectSpki)),
+    ),
+  );
+  if (!selfSigned) {
+    const keyIdentifier = new KeyIdentifier(
+      o.issuer.keyIdentifier ?? await subjectKeyIdentifier(issuerSpki),
+    );
+    extensions.push(
+      ext(id_ce_authorityKeyIdentifier, false, new AuthorityKeyIdentifier({ keyIdentifier })),
+    );
+  }
+  const san = sanNames(o);
+  if (san.length > 0) {
+    // RFC 5280 §4.2.1.6: with an empty subject the SAN carries the identity and must be critical.
+    extensions.push(
+      ext(id_ce_subjectAltName, o.subject.length === 0, new SubjectAlternativeName(san)),
+    );
+  } else if (o.subject.length === 0) {
+    throw new BadParameterError(
+      "a certificate with an empty subject needs subject alternative names",
+    );
+  }
+
+  const validity = new Validity();
+  validity.notBefore = notBefore;
+  validity.notAfter = notAfter;
+  const algorithm = new AlgorithmIdentifier({ algorithm: SIGNATURE_OIDS[sigAlg] });
+  const tbs = new Uint8Array(AsnConvert.serialize(
+    new TBSCertificate({
+      version: Version.v3,
+      serialNumber: serialInteger(o.serial),
+      signature: algorithm,
+      issuer: issuerName,
+      validity,
+      subject: subjectName,
+      subjectPublicKeyInfo: AsnConvert.parse(subjectSpki, SubjectPublicKeyInfo),
+      extensions: new Extensions(extensions),
+    }),
+  ));
+
+  const rawSig = await sign(o.issuer.privateKey, tbs);
+  // Catches an issuer key pair whose halves do not belong together before the
+  // certificate leaves here; every verifier would reject it anyway.
+  if (!(await verify(o.issuer.publicKey, rawSig, tbs))) {
+    throw new BadParameterError("issuer private key does not match issuer public key");
+  }
+  const sigValue = sigAlg === "ES256" ? ecdsaRawToDer(rawSig) : rawSig;
+  // Assembled by hand so the signed TBS bytes are exactly the embedded ones.
+  return derTlv(
+    0x30,
+    concatBytes(
+      tbs,
+      new Uint8Array(AsnConvert.serialize(algorithm)),
+      derTlv(0x03, concatBytes(new Uint8Array([0]), sigValue)),
+    ),
+  );
+}
+
+/** Options for {@linkcode createSelfSignedCA}. */
+export interface SelfSignedCAOptions {
+  /** CA subject (and issuer) name attributes. */
+  subject: NameAttribute[];
+  /** The CA key pair (Ed25519 or P-256). */
+  keyPair: { privateKey: CryptoKey; publicKey: CryptoKey };
+  /** Start of validity. */
+  notBefore: Date;
+  /** End of validity. */
+  notAfter: Date;
+  /** Optional path length constraint. */
+  pathLen?: number;
+}
+
+/** Creates a self-signed CA certificate (DER) with keyCertSign, cRLSign and digitalSignature. */
+export function createSelfSignedCA(o: SelfSignedCAOptions): Promise<Uint8Array<ArrayBuffer>> {
+  return issueCertificate({
+    issuer: {
+      subject: o.subject,
+      privateKey: o.keyPair.privateKey,
+      publicKey: o.keyPair.publicKey,
+    },
+    subject: o.subject,
+    publicKey: o.keyPair.publicKey,
+    notBefore: o.notBefore,
+    notAfter: o.notAfter,
+    isCA: true,
+    pathLen: o.pathLen,
+  });
+}

@@ -1,0 +1,40 @@
+/**
+ * The hono environment type shared by every route module.
+ *
+ * @module
+ */
+import type { ParsedCertificateLike } from "./identity_types.ts";
+
+/** An identity proven by a signed request (docs/protocol.md §2). */
+export interface VerifiedIdentity {
+  /** `bot-<name>` or `admin`. */
+  username: string;
+  /** Roles from the certificate's O attributes. */
+  roles: string[];
+  /** Bot name (bot certificates only). */
+  botName?: string;
+  /** Bot instance id (bot certificates only). */
+  botInstanceId?: string;
+  /** Generation counter (bot certificates only). */
+  generation?: number;
+  /** Token the bot joined with (bot certificates only). */
+  joinToken?: string;
+  /** The certificate's public key. */
+  publicKey: CryptoKey;
+  /** The verified certificate. */
+  cert: ParsedCertificateLike;
+  /** `chash` claim, if the request carried one. */
+  chash?: string;
+}
+
+/** Hono generics for Keybound routes. */
+export type AppEnv = {
+  Bindings: {
+    /** Peer address, passed by the HTTP adapter as `app.fetch(req, {remoteAddr})`. */
+    remoteAddr?: string;
+  };
+  Variables: {
+    /** Set by the signed-request middleware. */
+    identity: VerifiedIdentity;
+  };
+};

@@ -1,0 +1,36 @@
+/**
+ * Request-body handling shared by all routes: JSON parsing and schema
+ * validation with errors that name the field.
+ *
+ * @module
+ */
+import type { Context } from "hono";
+import type { z } from "zod";
+import { KeyboundError } from "../errors.ts";
+import { firstIssuePath, formatZodError } from "../util/zod_error.ts";
+
+/** Maximum request body in bytes (docs/protocol.md §1.1). */
+export const MAX_BODY_BYTES = 64 * 1024;
+
+/** Parses the request body as JSON and validates it; throws 400s with the field path. */
+export async function readJson<S extends z.ZodType>(c: Context, schema: S): Promise<z.infer<S>> {
+  let text: string;
+  try {
+    text = await c.req.text();
+  } catch {
+    throw new KeyboundError("BAD_REQUEST", "could not read request body");
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    throw new KeyboundError("BAD_REQUEST", "request body is not valid JSON");
+  }
+  const r = schema.safeParse(raw);
+  if (!r.success) {
+    throw new KeyboundError("BAD_PARAMETER", formatZodError(r.error), {
+      details: { path: firstIssuePath(r.error) },
+    });
+  }
+  return r.data;
+}
