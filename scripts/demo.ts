@@ -1,0 +1,180 @@
+/**
+ * `deno task demo`: the seed guide ("Deploying Machine ID with Bound Keypair
+ * Joining") end to end on this machine, with the embedded defaults: an auth
+ * service on a Deno KV directory, tctl creating the bot and the token, and
+ * tbot joining once, then refreshing without consuming a recovery.
+ *
+ * Everything runs as real subprocesses in a temporary directory that is
+ * removed at the end.
+ *
+ * @module
+ */
+
+const ROOT = new URL("..", import.meta.url).pathname;
+const DENO = Deno.execPath();
+
+function say(step: string) {
+  console.log(`\n\x1b[1m==> ${step}\x1b[0m`);
+}
+
+async function run(
+  args: string[],
+  opts: { stdin?: string; env?: Record<string, string> } = {},
+): Promise<string> {
+  const cmd = new Deno.Command(DENO, {
+    args,
+    cwd: ROOT,
+    stdin: opts.stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+    env: opts.env,
+  });
+  const child = cmd.spawn();
+  if (opts.stdin !== undefined) {
+    const w = child.stdin.getWriter();
+    await w.write(new TextEncoder().encode(opts.stdin));
+    await w.close();
+  }
+  const out = await child.output();
+  const stdout = new TextDecoder().decode(out.stdout);
+  const stderr = new TextDecoder().decode(out.stderr);
+  if (!out.success) {
+    throw new Error(`command failed: deno ${args.slice(0, 4).join(" ")} ...\n${stderr}${stdout}`);
+  }
+  return stdout + (stderr ? `\n${stderr}` : "");
+}
+
+function task(name: string): string[] {
+  const tasks = JSON.parse(Deno.readTextFileSync(`${ROOT}/deno.json`)).tasks;
+  // "deno run FLAGS... FILE" -> the args after "deno"
+  return tasks[name].split(/\s+/).slice(1);
+}
+
+const tmp = await Deno.makeTempDir({ prefix: "keybound-demo-" });
+const dataDir = `${tmp}/auth`;
+const botStorage = `${tmp}/bot`;
+const outDir = `${tmp}/out`;
+let auth: Deno.ChildProcess | undefined;
+
+try {
+  say("Start the auth service (Deno KV in a temporary directory)");
+  auth = new Deno.Command(DENO, {
+    args: [...task("auth"), "start", "--data-dir", dataDir, "--listen", "127.0.0.1:0"],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = auth.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let banner = "";
+  while (!/CA pin sha256:[0-9a-f]{64}/.test(banner) || !/https?:\/\/\S+/.test(banner)) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`auth service exited early:\n${banner}`);
+    banner += value;
+  }
+  // Keep draining so the child never blocks on a full pipe.
+  (async () => {
+    while (!(await reader.read()).done) { /* drain */ }
+  })();
+  const url = banner.match(/https?:\/\/\S+/)![0].replace(/\/$/, "");
+  const pin = banner.match(/sha256:[0-9a-f]{64}/)![0];
+  const addr = new URL(url).host;
+  console.log(banner.trim());
+
+  const tctl = (...args: string[]) => run([...task("tctl"), "--data-dir", dataDir, ...args]);
+
+  say("tctl status");
+  console.log((await tctl("status")).trim());
+
+  say("Step 2/5: create the bot (bot.yaml)");
+  const botYaml = `kind: bot\nversion: v1\nmetadata:\n  name: example\nspec:\n  roles: []\n`;
+  await Deno.writeTextFile(`${tmp}/bot.yaml`, botYaml);
+  console.log(botYaml.trim());
+  console.log((await tctl("create", `${tmp}/bot.yaml`)).trim());
+
+  say("Step 3/5: create a bound_keypair join token (token-example.yaml)");
+  const tokenYaml = [
+    "kind: token",
+    "version: v2",
+    "metadata:",
+    "  name: example",
+    "spec:",
+    "  roles: [Bot]",
+    "  bot_name: example",
+    "  join_method: bound_keypair",
+    "  bound_keypair:",
+    "    recovery:",
+    "      mode: standard",
+    "      limit: 1",
+    "",
+  ].join("\n");
+  await Deno.writeTextFile(`${tmp}/token-example.yaml`, tokenYaml);
+  console.log(tokenYaml.trim());
+  console.log((await tctl("create", "-f", `${tmp}/token-example.yaml`)).trim());
+
+  say("Read the generated registration secret (tctl get token/example --format=json)");
+  const tokens = JSON.parse(await tctl("get", "token/example", "--format=json"));
+  const secret: string = tokens[0].status.bound_keypair.registration_secret;
+  console.log(`registration secret: ${secret.slice(0, 4)}… (${secret.length} hex characters)`);
+
+  say("Step 4/5: configure tbot (tbot.yaml) and run it once (oneshot)");
+  const tbotYaml = [
+    "version: v2",
+    `auth_server: ${addr}`,
+    "oneshot: true",
+    "onboarding:",
+    "  join_method: bound_keypair",
+    "  token: example",
+    `  ca_pins: ["${pin}"]`,
+    "  bound_keypair:",
+    `    registration_secret: ${secret}`,
+    "storage:",
+    "  type: directory",
+    `  path: ${botStorage}`,
+    "outputs:",
+    "  - type: identity",
+    "    destination:",
+    "      type: directory",
+    `      path: ${outDir}`,
+    "",
+  ].join("\n");
+  await Deno.writeTextFile(`${tmp}/tbot.yaml`, tbotYaml);
+  console.log(tbotYaml.replace(secret, "<secret>").trim());
+  const first = await run([...task("tbot"), "start", "-c", `${tmp}/tbot.yaml`]);
+  console.log(first.trim());
+
+  say("Credentials tbot wrote");
+  for (const dir of [botStorage, outDir]) {
+    console.log(`${dir}:`);
+    const names = [...Deno.readDirSync(dir)].map((e) => e.name).sort();
+    for (const n of names) {
+      const st = Deno.statSync(`${dir}/${n}`);
+      console.log(`  ${(st.mode! & 0o777).toString(8).padStart(4, "0")}  ${n}`);
+    }
+  }
+
+  const before = JSON.parse(await tctl("get", "token/example", "--format=json"))[0].status
+    .bound_keypair;
+  say("Run tbot again: a refresh with the bound key, no recovery consumed");
+  console.log((await run([...task("tbot"), "start", "-c", `${tmp}/tbot.yaml`])).trim());
+  const after = JSON.parse(await tctl("get", "token/example", "--format=json"))[0].status
+    .bound_keypair;
+  console.log(
+    `recovery_count before: ${before.recovery_count}, after: ${after.recovery_count}; ` +
+      `bound instance unchanged: ${before.bound_bot_instance_id === after.bound_bot_instance_id}`,
+  );
+  if (after.recovery_count !== before.recovery_count) {
+    throw new Error("the refresh consumed a recovery");
+  }
+
+  say("Bot instances (tctl bots instances ls)");
+  console.log((await tctl("bots", "instances", "ls")).trim());
+  say("Done: the bot joined with its registration secret and refreshed with its own keypair.");
+} finally {
+  if (auth) {
+    try {
+      auth.kill("SIGTERM");
+      await auth.status;
+    } catch { /* already gone */ }
+  }
+  await Deno.remove(tmp, { recursive: true });
+}
