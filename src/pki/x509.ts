@@ -125,13 +125,31 @@ export interface IssueCertificateOptions {
 const OID_RE = /^[0-2](\.(0|[1-9][0-9]*))+$/;
 
 /** Encodes name attributes as a Name: one single-valued RDN per attribute, in order. */
-export function encodeName(attrs: NameAttribute[]): Name {
+function encodeName(attrs: NameAttribute[]): Name {
   return new Name(attrs.map((a) => {
     if (!OID_RE.test(a.oid)) throw new BadParameterError(`invalid name attribute OID "${a.oid}"`);
     if (a.value === "") throw new BadParameterError(`name attribute ${a.oid} has an empty value`);
     const value = new AttributeValue({ utf8String: a.value });
     return new RelativeDistinguishedName([new AttributeTypeAndValue({ type: a.oid, value })]);
   }));
+}
+
+/**
+ * Reads an issuer Name from DER. Chain building matches issuer and subject
+ * names byte for byte in some verifiers, so a Name that would not re-encode
+ * to the same bytes (BER, odd string types) is refused rather than altered.
+ */
+function parseNameDer(der: Uint8Array): Name {
+  let name: Name;
+  try {
+    name = AsnConvert.parse(der, Name);
+  } catch (cause) {
+    throw new BadParameterError("issuer subject is not a DER Name", { cause });
+  }
+  if (!bytesEqual(new Uint8Array(AsnConvert.serialize(name)), der)) {
+    throw new BadParameterError("issuer subject Name does not re-encode identically");
+  }
+  return name;
 }
 
 /** A random positive 128-bit serial; the 0x40 bit keeps its DER encoding exactly 16 bytes. */
@@ -211,7 +229,7 @@ function keyUsageFlags(names: KeyUsageName[]): number {
   };
   let n = 0;
   for (const k of names) {
-    if (!(k in flags)) throw new BadParameterError(`unknown key usage "${k}"`);
+    if (!Object.hasOwn(flags, k)) throw new BadParameterError(`unknown key usage "${k}"`);
     n |= flags[k];
   }
   if (n === 0) throw new BadParameterError("keyUsage must not be empty");
@@ -230,7 +248,7 @@ export async function issueCertificate(
   if (algOf(o.issuer.publicKey) !== sigAlg) {
     throw new BadParameterError("issuer private and public keys are of different algorithms");
   }
-  algOf(o.publicKey);
+  algOf(o.publicKey); // rejects unsupported subject keys before any work
   const isCA = o.isCA ?? false;
   if (o.pathLen !== undefined && (!isCA || !Number.isSafeInteger(o.pathLen) || o.pathLen < 0)) {
     throw new BadParameterError("pathLen must be a non-negative integer and requires isCA");
@@ -245,7 +263,7 @@ export async function issueCertificate(
   const issuerSpki = await exportSpki(o.issuer.publicKey);
   const selfSigned = bytesEqual(subjectSpki, issuerSpki);
   const issuerName = o.issuer.subject instanceof Uint8Array
-    ? AsnConvert.parse(o.issuer.subject, Name)
+    ? parseNameDer(o.issuer.subject)
     : encodeName(o.issuer.subject);
   const subjectName = encodeName(o.subject);
 
@@ -266,7 +284,9 @@ export async function issueCertificate(
   ];
   if (o.extKeyUsage?.length) {
     const oids = o.extKeyUsage.map((k) => {
-      if (!(k in EKU_OIDS)) throw new BadParameterError(`unknown extended key usage "${k}"`);
+      if (!Object.hasOwn(EKU_OIDS, k)) {
+        throw new BadParameterError(`unknown extended key usage "${k}"`);
+      }
       return EKU_OIDS[k];
     });
     extensions.push(ext(id_ce_extKeyUsage, false, new ExtendedKeyUsage(oids)));

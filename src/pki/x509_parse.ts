@@ -61,7 +61,8 @@ export interface ParsedCertificate {
   /** basicConstraints path length, if any. */
   pathLen?: number;
   /** Key usage bits that are set (empty when the extension is absent). */
-  keyUsage: (KeyUsageName | "nonRepudiation" | "dataEncipherment" | "encipherOnly" | "decipherOnly")[];
+  keyUsage:
+    (KeyUsageName | "nonRepudiation" | "dataEncipherment" | "encipherOnly" | "decipherOnly")[];
   /** Extended key usages: `serverAuth` / `clientAuth`, other purposes as dotted OIDs. */
   extKeyUsage: string[];
   /** DNS SANs. */
@@ -83,7 +84,9 @@ export interface ParsedCertificate {
 }
 
 function nameAttributes(name: Name): NameAttribute[] {
-  return name.flatMap((rdn) => rdn.map((atv) => ({ oid: atv.type, value: atv.value.toString() })));
+  return Array.from(name).flatMap((rdn) =>
+    Array.from(rdn, (atv) => ({ oid: atv.type, value: atv.value.toString() }))
+  );
 }
 
 const KEY_USAGE_BITS: [number, ParsedCertificate["keyUsage"][number]][] = [
@@ -161,7 +164,9 @@ function parseInner(der: Uint8Array<ArrayBuffer>): ParsedCertificate {
   }
   const seen = new Set<string>();
   for (const e of tbs.extensions ?? []) {
-    if (seen.has(e.extnID)) throw new BadParameterError(`duplicate certificate extension ${e.extnID}`);
+    if (seen.has(e.extnID)) {
+      throw new BadParameterError(`duplicate certificate extension ${e.extnID}`);
+    }
     seen.add(e.extnID);
     const value = e.extnValue.buffer;
     switch (e.extnID) {
@@ -177,15 +182,18 @@ function parseInner(der: Uint8Array<ArrayBuffer>): ParsedCertificate {
         break;
       }
       case id_ce_extKeyUsage:
-        out.extKeyUsage = AsnConvert.parse(value, ExtendedKeyUsage).map((oid) =>
-          Object.entries(EKU_OIDS).find(([, o]) => o === oid)?.[0] ?? oid
+        out.extKeyUsage = Array.from(
+          AsnConvert.parse(value, ExtendedKeyUsage),
+          (oid) => Object.entries(EKU_OIDS).find(([, o]) => o === oid)?.[0] ?? oid,
         );
         break;
       case id_ce_subjectAltName:
         for (const gn of AsnConvert.parse(value, SubjectAlternativeName)) {
           if (gn.dNSName !== undefined) out.dnsNames.push(gn.dNSName);
           if (gn.iPAddress !== undefined) out.ipAddresses.push(gn.iPAddress);
-          if (gn.uniformResourceIdentifier !== undefined) out.uris.push(gn.uniformResourceIdentifier);
+          if (gn.uniformResourceIdentifier !== undefined) {
+            out.uris.push(gn.uniformResourceIdentifier);
+          }
         }
         break;
       case id_ce_subjectKeyIdentifier:
@@ -230,7 +238,7 @@ export function certificatesFromPem(pem: string): Uint8Array<ArrayBuffer>[] {
   } catch (cause) {
     throw new BadParameterError("invalid PEM: bad base64 in a block", { cause });
   }
-  if (blocks.length === 0) throw new BadParameterError("no PEM \"CERTIFICATE\" block found");
+  if (blocks.length === 0) throw new BadParameterError('no PEM "CERTIFICATE" block found');
   return blocks.map((b) => b.der);
 }
 
@@ -243,4 +251,3 @@ export async function spkiPin(cert: ParsedCertificate | Uint8Array): Promise<str
   const spki = cert instanceof Uint8Array ? cert : cert.spki;
   return "sha256:" + toHex(await sha256(spki));
 }
-
