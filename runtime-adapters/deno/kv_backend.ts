@@ -14,6 +14,13 @@ import type {
   ListOptions,
 } from "../../src/storage/backend.ts";
 
+/** Attempts of a commit that keeps finding the database locked by another connection. */
+const LOCKED_RETRIES = 20;
+
+function isDatabaseLocked(err: unknown): boolean {
+  return err instanceof Error && /database is locked/i.test(err.message);
+}
+
 /** A {@linkcode Backend} stored in a Deno KV database. */
 export class DenoKvBackend implements Backend {
   #kv: Deno.Kv;
@@ -47,6 +54,19 @@ export class DenoKvBackend implements Backend {
   }
 
   async commit(op: AtomicOperation): Promise<CommitResult> {
+    // Another connection writing to the same file (a second auth process) makes
+    // SQLite answer "database is locked"; such a commit did not apply, so retry it.
+    for (let attempt = 1;; attempt++) {
+      try {
+        return await this.#commitOnce(op);
+      } catch (err) {
+        if (!isDatabaseLocked(err) || attempt >= LOCKED_RETRIES) throw err;
+        await new Promise((r) => setTimeout(r, attempt * 10 + Math.random() * 10));
+      }
+    }
+  }
+
+  async #commitOnce(op: AtomicOperation): Promise<CommitResult> {
     const a = this.#kv.atomic();
     for (const c of op.checks) a.check({ key: c.key as string[], versionstamp: c.version });
     for (const m of op.mutations) {

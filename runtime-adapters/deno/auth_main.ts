@@ -1,0 +1,200 @@
+/**
+ * `deno task auth start`: the Keybound auth service on Deno, with its state
+ * in a Deno KV file inside `--data-dir`.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { join } from "node:path";
+import denoJson from "../../deno.json" with { type: "json" };
+import { isKeyboundError } from "../../src/errors.ts";
+import {
+  bootstrapCluster,
+  caPin,
+  createApp,
+  isAdminIdentityCurrent,
+  isLoopbackHost,
+  issueAdminIdentityFile,
+  issueServerCertificate,
+  serverCertificateNames,
+  type ServerContext,
+} from "../../src/server/mod.ts";
+import { type HostPort, parseHostPort } from "../../src/util/host_port.ts";
+import { createLogger, type Logger } from "../../src/util/log.ts";
+import { ensureDir, writeFileAtomic } from "./fs.ts";
+import { DenoKvBackend } from "./kv_backend.ts";
+import { onStopSignal, serveApp } from "./serve.ts";
+
+const USAGE = `Usage: deno task auth start --data-dir DIR [flags]
+
+Runs the Keybound auth service. The first start creates the cluster (CAs,
+admin identity in DIR/admin-identity); later starts reuse it.
+
+Flags:
+  --data-dir DIR          state directory (required; created 0700)
+  --listen HOST:PORT      address to listen on (default 127.0.0.1:3025; port 0 picks one)
+  --cluster-name NAME     cluster name (default: this machine's host name)
+  --public-addr HOST:PORT address clients use; repeatable; added to the server certificate
+  --insecure-no-tls       serve plain HTTP (only on a loopback listen address)
+  -h, --help              show this help
+`;
+
+/** The KV database file inside the data directory. */
+export const KV_FILE = "keybound.kv";
+/** The admin identity file inside the data directory. */
+export const ADMIN_IDENTITY_FILE = "admin-identity";
+
+/** Parsed `start` flags. */
+interface StartConfig {
+  dataDir: string;
+  listen: HostPort;
+  clusterName: string;
+  publicAddrs: HostPort[];
+  insecureNoTls: boolean;
+}
+
+/** A command-line mistake: one line on stderr, exit code 2. */
+class UsageError extends Error {}
+
+function parseStartArgs(args: string[]): StartConfig | "help" {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        "data-dir": { type: "string" },
+        listen: { type: "string", default: "127.0.0.1:3025" },
+        "cluster-name": { type: "string" },
+        "public-addr": { type: "string", multiple: true, default: [] },
+        "insecure-no-tls": { type: "boolean", default: false },
+        help: { type: "boolean", short: "h", default: false },
+      },
+    });
+  } catch (err) {
+    const msg = (err as Error).message;
+    const flag = /'([^']+)'/.exec(msg)?.[1];
+    throw new UsageError(
+      (err as { code?: string }).code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" && flag
+        ? `unknown flag ${flag} (see --help)`
+        : msg.split(". ")[0],
+    );
+  }
+  const { values, positionals } = parsed;
+  if (values.help) return "help";
+  if (positionals.length === 0) throw new UsageError("missing command (expected: start)");
+  if (positionals[0] !== "start" || positionals.length > 1) {
+    throw new UsageError(`unknown command "${positionals.join(" ")}" (expected: start)`);
+  }
+  if (!values["data-dir"]) throw new UsageError("--data-dir is required");
+  const listen = parseHostPort(values.listen, "--listen");
+  if (values["insecure-no-tls"] && !isLoopbackHost(listen.host)) {
+    throw new UsageError(
+      `--insecure-no-tls is refused on non-loopback address ${values.listen}: plain HTTP may only listen on 127.0.0.1, ::1 or localhost`,
+    );
+  }
+  return {
+    dataDir: values["data-dir"],
+    listen,
+    clusterName: values["cluster-name"] ?? Deno.hostname(),
+    publicAddrs: values["public-addr"].map((a) => parseHostPort(a, "--public-addr", listen.port)),
+    insecureNoTls: values["insecure-no-tls"],
+  };
+}
+
+/** Keeps the admin identity if it is still good for this cluster; writes a new one otherwise. */
+async function ensureAdminIdentity(ctx: ServerContext, path: string, log: Logger): Promise<void> {
+  let existing: string | undefined;
+  try {
+    existing = await Deno.readTextFile(path);
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  }
+  if (existing !== undefined && await isAdminIdentityCurrent(ctx, existing)) {
+    await Deno.chmod(path, 0o600);
+    return;
+  }
+  await writeFileAtomic(path, await issueAdminIdentityFile(ctx), { mode: 0o600 });
+  log.info("wrote admin identity", { path });
+}
+
+/** SQLite creates its files with the umask's mode; they hold CA keys. */
+async function restrictKvFiles(kvPath: string): Promise<void> {
+  for (const suffix of ["", "-wal", "-shm"]) {
+    await Deno.chmod(kvPath + suffix, 0o600).catch((err) => {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    });
+  }
+}
+
+async function start(config: StartConfig, log: Logger): Promise<void> {
+  await ensureDir(config.dataDir, 0o700);
+  await Deno.chmod(config.dataDir, 0o700);
+  const kvPath = join(config.dataDir, KV_FILE);
+  const backend = await DenoKvBackend.open(kvPath);
+  try {
+    await restrictKvFiles(kvPath);
+    const ctx = await bootstrapCluster(backend, {
+      clusterName: config.clusterName,
+      log,
+      version: denoJson.version,
+    });
+    await ensureAdminIdentity(ctx, join(config.dataDir, ADMIN_IDENTITY_FILE), log);
+
+    // The server certificate is issued afresh at every start and never stored.
+    const tls = config.insecureNoTls ? undefined : await issueServerCertificate(
+      ctx,
+      serverCertificateNames({
+        listenHost: config.listen.host,
+        publicHosts: config.publicAddrs.map((a) => a.host),
+        hostname: Deno.hostname(),
+      }),
+    ).then((c) => ({ cert: c.certPem, key: c.keyPem }));
+
+    const server = serveApp(createApp(ctx), {
+      hostname: config.listen.host,
+      port: config.listen.port,
+      tls,
+    });
+    // Listeners go in before the startup lines: whoever reads them may signal at once.
+    const removeSignals = onStopSignal((signal) => {
+      log.info("stopping", { signal });
+      server.shutdown();
+    });
+    console.log(`Keybound auth service listening on ${server.url}`);
+    console.log(`CA pin ${await caPin(ctx.cas.host)}`);
+    if (config.insecureNoTls) log.warn("serving plain HTTP (--insecure-no-tls)");
+    await server.finished;
+    removeSignals();
+  } finally {
+    await backend.close();
+  }
+  log.info("stopped");
+}
+
+/** Runs the CLI; returns the process exit code. */
+export async function main(args: string[]): Promise<number> {
+  let config;
+  try {
+    config = parseStartArgs(args);
+  } catch (err) {
+    if (!(err instanceof UsageError) && !isKeyboundError(err)) throw err;
+    console.error(`error: ${err.message}`);
+    return 2;
+  }
+  if (config === "help") {
+    console.log(USAGE);
+    return 0;
+  }
+  const log = createLogger({ component: "auth" });
+  try {
+    await start(config, log);
+    return 0;
+  } catch (err) {
+    console.error(`error: ${err instanceof Error ? err.message : String(err)}`);
+    return 1;
+  }
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

@@ -1,0 +1,84 @@
+/**
+ * File helpers for secrets on disk: atomic writes with a fixed mode and
+ * private directories.
+ *
+ * @module
+ */
+import { dirname, join } from "node:path";
+
+/** Options of {@linkcode writeFileAtomic}. */
+export interface WriteFileAtomicOptions {
+  /** File mode; default 0600. Applied with chmod, so the umask cannot widen or narrow it. */
+  mode?: number;
+}
+
+function randomSuffix(): string {
+  return Array.from(
+    crypto.getRandomValues(new Uint8Array(8)),
+    (b) => b.toString(16).padStart(2, "0"),
+  )
+    .join("");
+}
+
+/**
+ * Writes `data` to `path` so that readers see the old or the new content,
+ * never a mix: writes a temporary file in the same directory, fsyncs it,
+ * renames it over `path`, then fsyncs the directory.
+ */
+export async function writeFileAtomic(
+  path: string,
+  data: string | Uint8Array,
+  options: WriteFileAtomicOptions = {},
+): Promise<void> {
+  const mode = options.mode ?? 0o600;
+  const dir = dirname(path);
+  const tmp = join(dir, `.${path.slice(dir.length + 1)}.${randomSuffix()}.tmp`);
+  const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
+  // Created 0600 whatever the target mode: nobody else may read a half-written secret.
+  const file = await Deno.open(tmp, { write: true, createNew: true, mode: 0o600 });
+  try {
+    try {
+      let written = 0;
+      while (written < bytes.length) written += await file.write(bytes.subarray(written));
+      await file.sync();
+    } finally {
+      file.close();
+    }
+    await Deno.chmod(tmp, mode);
+    await Deno.rename(tmp, path);
+  } catch (err) {
+    await Deno.remove(tmp).catch(() => {});
+    throw err;
+  }
+  await syncDir(dir);
+}
+
+/** Makes a rename durable; platforms that cannot open directories skip this. */
+async function syncDir(dir: string): Promise<void> {
+  let handle: Deno.FsFile | undefined;
+  try {
+    handle = await Deno.open(dir, { read: true });
+    await handle.sync();
+  } catch {
+    // Not supported here (e.g. Windows); the rename itself is still atomic.
+  } finally {
+    handle?.close();
+  }
+}
+
+/**
+ * Creates `path` (and parents) if missing; a directory this call creates gets
+ * exactly `mode` (default 0700). An existing directory keeps its mode.
+ * Throws if `path` exists and is not a directory.
+ */
+export async function ensureDir(path: string, mode = 0o700): Promise<void> {
+  try {
+    const st = await Deno.stat(path);
+    if (!st.isDirectory) throw new Error(`${path} exists and is not a directory`);
+    return;
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  }
+  await Deno.mkdir(path, { recursive: true, mode });
+  await Deno.chmod(path, mode);
+}

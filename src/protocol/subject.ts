@@ -1,0 +1,112 @@
+/**
+ * The X.509 subject of Keybound client certificates (docs/protocol.md §2):
+ * building it for bots and the admin, and reading an identity back out of it.
+ *
+ * @module
+ */
+import type { NameAttribute } from "../pki/x509.ts";
+
+export type { NameAttribute };
+
+/** Attribute OIDs of identity subjects. */
+export const SUBJECT_OIDS = {
+  commonName: "2.5.4.3",
+  organization: "2.5.4.10",
+  /** Teleport: bot name. */
+  botName: "1.3.9999.2.18",
+  /** Teleport: bot instance id. */
+  botInstanceId: "1.3.9999.2.20",
+  /** Teleport: generation counter. */
+  generation: "1.3.9999.1.14",
+  /** Keybound: the join token a bot joined with. */
+  joinToken: "1.3.9999.2.21",
+} as const;
+
+/** The role name every admin identity carries. */
+export const ADMIN_ROLE = "@admin";
+/** The user name of the admin identity. */
+export const ADMIN_USERNAME = "admin";
+
+/** An identity as its certificate subject states it. */
+export interface SubjectIdentity {
+  /** CN: `bot-<name>` or `admin`. */
+  username: string;
+  /** Every O attribute, in order. */
+  roles: string[];
+  /** Bot name (bots only). */
+  botName?: string;
+  /** Bot instance id (bots only). */
+  botInstanceId?: string;
+  /** Generation counter (bots only). */
+  generation?: number;
+  /** Join token name (bots only). */
+  joinToken?: string;
+}
+
+/** Input of {@linkcode botSubject}. */
+export interface BotSubjectInput {
+  /** Bot name, without the `bot-` prefix. */
+  botName: string;
+  /** Bot instance id (UUID). */
+  botInstanceId: string;
+  /** Generation counter the certificate carries. */
+  generation: number;
+  /** Join token name. */
+  joinToken: string;
+  /** Roles; defaults to `[bot-<name>]`. */
+  roles?: string[];
+}
+
+/** The subject of a bot certificate. */
+export function botSubject(b: BotSubjectInput): NameAttribute[] {
+  const user = `bot-${b.botName}`;
+  return [
+    { oid: SUBJECT_OIDS.commonName, value: user },
+    ...(b.roles ?? [user]).map((r) => ({ oid: SUBJECT_OIDS.organization, value: r })),
+    { oid: SUBJECT_OIDS.botName, value: b.botName },
+    { oid: SUBJECT_OIDS.botInstanceId, value: b.botInstanceId },
+    { oid: SUBJECT_OIDS.generation, value: String(b.generation) },
+    { oid: SUBJECT_OIDS.joinToken, value: b.joinToken },
+  ];
+}
+
+/** The subject of the admin identity. */
+export function adminSubject(): NameAttribute[] {
+  return [
+    { oid: SUBJECT_OIDS.commonName, value: ADMIN_USERNAME },
+    { oid: SUBJECT_OIDS.organization, value: ADMIN_ROLE },
+  ];
+}
+
+/**
+ * Reads an identity from subject attributes. Returns a string describing the
+ * problem when the subject is not a valid identity (no or repeated CN,
+ * repeated bot attributes, non-decimal generation).
+ */
+export function identityFromSubject(attrs: NameAttribute[]): SubjectIdentity | string {
+  const all = (oid: string) => attrs.filter((a) => a.oid === oid).map((a) => a.value);
+  const single = (oid: string, what: string): string | undefined | { error: string } => {
+    const v = all(oid);
+    return v.length > 1 ? { error: `certificate subject has more than one ${what}` } : v[0];
+  };
+  const cn = single(SUBJECT_OIDS.commonName, "common name");
+  const botName = single(SUBJECT_OIDS.botName, "bot name");
+  const botInstanceId = single(SUBJECT_OIDS.botInstanceId, "bot instance id");
+  const generation = single(SUBJECT_OIDS.generation, "generation");
+  const joinToken = single(SUBJECT_OIDS.joinToken, "join token");
+  for (const v of [cn, botName, botInstanceId, generation, joinToken]) {
+    if (typeof v === "object") return v.error;
+  }
+  if (typeof cn !== "string" || cn === "") return "certificate subject has no common name";
+  const out: SubjectIdentity = { username: cn, roles: all(SUBJECT_OIDS.organization) };
+  if (typeof botName === "string") out.botName = botName;
+  if (typeof botInstanceId === "string") out.botInstanceId = botInstanceId;
+  if (typeof joinToken === "string") out.joinToken = joinToken;
+  if (typeof generation === "string") {
+    if (!/^(0|[1-9][0-9]{0,15})$/.test(generation)) {
+      return "certificate generation is not a decimal number";
+    }
+    out.generation = Number(generation);
+  }
+  return out;
+}

@@ -1,0 +1,87 @@
+/**
+ * The auth service's HTTP application: error mapping, body limit and the
+ * `/v1` routers. Runtime-agnostic; adapters call `app.fetch(request, {remoteAddr})`.
+ *
+ * @module
+ */
+import { Hono } from "hono";
+import type { Context } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { HTTPException } from "hono/http-exception";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { type ErrorCode, KeyboundError } from "../errors.ts";
+import type { ServerContext } from "./context.ts";
+import type { AppEnv } from "./hono_env.ts";
+import { MAX_BODY_BYTES } from "./http.ts";
+import { joinRoutes } from "./join/routes.ts";
+import { adminRoutes } from "./routes/admin.ts";
+import { botRoutes } from "./routes/bot.ts";
+import { discoveryRoutes } from "./routes/discovery.ts";
+import { workloadRoutes } from "./routes/workload.ts";
+
+const HTTP_EXCEPTION_CODES: Record<number, ErrorCode> = {
+  400: "BAD_REQUEST",
+  401: "UNAUTHENTICATED",
+  403: "ACCESS_DENIED",
+  404: "NOT_FOUND",
+  413: "PAYLOAD_TOO_LARGE",
+};
+
+function errorResponse(c: Context<AppEnv>, err: KeyboundError): Response {
+  return c.json(err.toJSON(), err.status as ContentfulStatusCode);
+}
+
+/**
+ * Maps anything thrown by a handler to the JSON error shape. Keybound errors
+ * carry client-safe messages; everything else is logged here and answered
+ * with a generic 500 so no internals reach the client.
+ */
+function toKeyboundError(ctx: ServerContext, err: unknown, c: Context<AppEnv>): KeyboundError {
+  const where = { method: c.req.method, path: new URL(c.req.url).pathname };
+  if (err instanceof KeyboundError) {
+    if (err.status >= 500) {
+      ctx.log.error("request failed", { ...where, code: err.code, error: err, cause: err.cause });
+    }
+    return err;
+  }
+  if (err instanceof HTTPException && err.status in HTTP_EXCEPTION_CODES) {
+    return new KeyboundError(HTTP_EXCEPTION_CODES[err.status], err.message || "bad request");
+  }
+  ctx.log.error("unhandled error", {
+    ...where,
+    error: err instanceof Error ? err.stack ?? err.message : String(err),
+  });
+  return new KeyboundError("INTERNAL", "internal error");
+}
+
+/** Builds the auth service application. */
+export function createApp(ctx: ServerContext): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
+  app.onError((err, c) => errorResponse(c, toKeyboundError(ctx, err, c)));
+  app.notFound((c) =>
+    errorResponse(
+      c,
+      new KeyboundError("NOT_FOUND", `no route for ${c.req.method} ${new URL(c.req.url).pathname}`),
+    )
+  );
+  app.use(
+    "*",
+    bodyLimit({
+      maxSize: MAX_BODY_BYTES,
+      onError: (c) =>
+        errorResponse(
+          c,
+          new KeyboundError(
+            "PAYLOAD_TOO_LARGE",
+            `request body is larger than ${MAX_BODY_BYTES} bytes`,
+          ),
+        ),
+    }),
+  );
+  app.route("/v1", discoveryRoutes(ctx));
+  app.route("/v1", joinRoutes(ctx));
+  app.route("/v1", adminRoutes(ctx));
+  app.route("/v1", botRoutes(ctx));
+  app.route("/", workloadRoutes(ctx));
+  return app;
+}

@@ -1,0 +1,34 @@
+/**
+ * The auth service, runtime-agnostic: bootstrap, application and the
+ * certificates it issues for itself.
+ *
+ * @module
+ */
+export { createApp } from "./app.ts";
+export {
+  bootstrapCluster,
+  type BootstrapOptions,
+  caPin,
+  validateClusterName,
+} from "./bootstrap.ts";
+export type { CaType, CertAuthority, ServerContext } from "./context.ts";
+export type { AppEnv, VerifiedIdentity } from "./hono_env.ts";
+export {
+  ADMIN_IDENTITY_TTL_MS,
+  isAdminIdentityCurrent,
+  isIpAddress,
+  isLoopbackHost,
+  issueAdminIdentity,
+  issueAdminIdentityFile,
+  type IssuedCertificate,
+  issueServerCertificate,
+  type ServerAddresses,
+  serverCertificateNames,
+} from "./identity.ts";
+export {
+  requireAdmin,
+  requireBot,
+  type SignedRequestInput,
+  type VerifyOptions,
+  verifySignedRequest,
+} from "./request_auth.ts";

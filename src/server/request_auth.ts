@@ -1,0 +1,258 @@
+/**
+ * Server side of signed requests (docs/protocol.md §2): verifies the
+ * `Authorization: Keybound <JWS>` header against the cluster's user CA, the
+ * request line and body, the clock and the replay store, and checks locks.
+ * Also the hono middlewares that guard the admin and bot APIs.
+ *
+ * @module
+ */
+import { compactVerify, decodeProtectedHeader } from "jose";
+import type { Context, MiddlewareHandler } from "hono";
+import { z } from "zod";
+import { AccessDeniedError, KeyboundError } from "../errors.ts";
+import { algOf } from "../crypto/keys.ts";
+import {
+  parseCertificate,
+  type ParsedCertificate,
+  verifyCertificateSignature,
+} from "../pki/mod.ts";
+import {
+  bodyHash,
+  canonicalRequestPath,
+  SIGNED_REQUEST_SCHEME,
+  SIGNED_REQUEST_TYP,
+} from "../protocol/signed_request.ts";
+import { ADMIN_ROLE, identityFromSubject } from "../protocol/subject.ts";
+import { Lock } from "../resources/schemas.ts";
+import { fromBase64, fromUtf8 } from "../util/encoding.ts";
+import type { ServerContext } from "./context.ts";
+import type { AppEnv, VerifiedIdentity } from "./hono_env.ts";
+import { resourcePrefix, seenRequestKey } from "./keys.ts";
+
+/** Largest accepted `|now − iat|`, seconds. */
+export const SIGNED_REQUEST_MAX_SKEW_S = 60;
+/** How long a `jti` is remembered. */
+export const JTI_RETENTION_MS = 5 * 60 * 1000;
+
+/** The parts of an HTTP request a signature covers. */
+export interface SignedRequestInput {
+  /** HTTP method. */
+  method: string;
+  /** Request path (URL pathname, percent-encoded as received). */
+  path: string;
+  /** Raw body bytes (empty for none). */
+  body: Uint8Array;
+  /** The `Authorization` header, or null when absent. */
+  authorization: string | null;
+}
+
+/** Options of {@linkcode verifySignedRequest}. */
+export interface VerifyOptions {
+  /** Record the `jti` and reject replays (everything except join `continue`). */
+  recordJti: boolean;
+}
+
+const Claims = z.object({
+  htm: z.string(),
+  htu: z.string(),
+  iat: z.number().int(),
+  jti: z.string().regex(/^[0-9a-f]{32}$/, "jti must be 32 lowercase hex characters"),
+  bsh: z.string(),
+  chash: z.string().optional(),
+});
+
+const Header = z.object({
+  alg: z.enum(["EdDSA", "ES256"]),
+  typ: z.literal(SIGNED_REQUEST_TYP),
+  x5c: z.array(z.string()).length(1),
+});
+
+function unauthenticated(message: string, cause?: unknown): KeyboundError {
+  return new KeyboundError("UNAUTHENTICATED", message, cause ? { cause } : undefined);
+}
+
+async function verifiedCertificate(
+  ctx: ServerContext,
+  x5c: string,
+  now: Date,
+): Promise<ParsedCertificate> {
+  const userCa = ctx.cas.user.tls;
+  if (!userCa) throw new KeyboundError("INTERNAL", "user CA has no X.509 key");
+  let cert: ParsedCertificate;
+  try {
+    cert = parseCertificate(fromBase64(x5c));
+  } catch (cause) {
+    throw unauthenticated("signed request: x5c certificate does not parse", cause);
+  }
+  if (cert.isCA || !(await verifyCertificateSignature(cert, userCa.keyPair.publicKey))) {
+    throw unauthenticated("signed request: certificate was not issued by this cluster's user CA");
+  }
+  if (now < cert.notBefore || now > cert.notAfter) {
+    throw unauthenticated("signed request: certificate is expired or not yet valid");
+  }
+  return cert;
+}
+
+/**
+ * Verifies a signed request. Returns null when there is no `Authorization`
+ * header; throws `UNAUTHENTICATED` when there is one that does not verify and
+ * `LOCKED` when a lock targets the identity's user or bot instance.
+ */
+export async function verifySignedRequest(
+  ctx: ServerContext,
+  req: SignedRequestInput,
+  options: VerifyOptions,
+): Promise<VerifiedIdentity | null> {
+  if (req.authorization === null) return null;
+  const m = /^(\S+) +(\S+)$/.exec(req.authorization.trim());
+  if (!m || m[1].toLowerCase() !== SIGNED_REQUEST_SCHEME.toLowerCase()) {
+    throw unauthenticated('Authorization header must be "Keybound <compact JWS>"');
+  }
+  const jws = m[2];
+  let header: z.infer<typeof Header>;
+  try {
+    const h = Header.safeParse(decodeProtectedHeader(jws));
+    if (!h.success) throw h.error;
+    header = h.data;
+  } catch (cause) {
+    throw unauthenticated(
+      `signed request: protected header must have alg EdDSA or ES256, typ "${SIGNED_REQUEST_TYP}" and one x5c certificate`,
+      cause,
+    );
+  }
+  const now = ctx.now();
+  const cert = await verifiedCertificate(ctx, header.x5c[0], now);
+  const publicKey = await cert.publicKey();
+  if (algOf(publicKey) !== header.alg) {
+    throw unauthenticated("signed request: alg does not match the certificate's key");
+  }
+  let payload: Uint8Array;
+  try {
+    ({ payload } = await compactVerify(jws, publicKey, { algorithms: [header.alg] }));
+  } catch (cause) {
+    throw unauthenticated("signed request: signature does not verify", cause);
+  }
+  let claims: z.infer<typeof Claims>;
+  try {
+    const parsed = Claims.safeParse(JSON.parse(fromUtf8(payload)));
+    if (!parsed.success) throw parsed.error;
+    claims = parsed.data;
+  } catch (cause) {
+    throw unauthenticated("signed request: payload must carry htm, htu, iat, jti and bsh", cause);
+  }
+  if (claims.htm !== req.method.toUpperCase()) {
+    throw unauthenticated("signed request: htm does not match the request method");
+  }
+  if (claims.htu !== canonicalRequestPath(req.path)) {
+    throw unauthenticated("signed request: htu does not match the request path");
+  }
+  if (claims.bsh !== await bodyHash(req.body)) {
+    throw unauthenticated("signed request: bsh does not match the request body");
+  }
+  if (Math.abs(now.getTime() / 1000 - claims.iat) > SIGNED_REQUEST_MAX_SKEW_S) {
+    throw unauthenticated(
+      `signed request: iat is more than ${SIGNED_REQUEST_MAX_SKEW_S}s from the server's time`,
+    );
+  }
+  const subject = identityFromSubject(cert.subject);
+  if (typeof subject === "string") throw unauthenticated(`signed request: ${subject}`);
+  await assertNotLocked(ctx, subject.username, subject.botInstanceId, now);
+  if (options.recordJti) await recordJti(ctx, claims.jti, now);
+  return {
+    ...subject,
+    publicKey,
+    cert,
+    ...(claims.chash === undefined ? {} : { chash: claims.chash }),
+  };
+}
+
+/** Throws `LOCKED` if a lock in force targets `user` or `botInstanceId`. */
+async function assertNotLocked(
+  ctx: ServerContext,
+  user: string,
+  botInstanceId: string | undefined,
+  now: Date,
+): Promise<void> {
+  for (const entry of await ctx.backend.list(resourcePrefix("lock"))) {
+    const parsed = Lock.safeParse(entry.value);
+    if (!parsed.success) {
+      ctx.log.warn("ignoring malformed stored lock", { key: entry.key.join("/") });
+      continue;
+    }
+    const lock = parsed.data;
+    const expires = lock.spec.expires ?? lock.metadata.expires;
+    if (expires !== undefined && Date.parse(expires) <= now.getTime()) continue;
+    const t = lock.spec.target;
+    const target = t.user === user
+      ? `user "${user}"`
+      : botInstanceId !== undefined && t.bot_instance_id === botInstanceId
+      ? `bot instance "${botInstanceId}"`
+      : undefined;
+    if (target) {
+      const why = lock.spec.message ? `: ${lock.spec.message}` : "";
+      throw new KeyboundError("LOCKED", `a lock targeting ${target} is in force${why}`);
+    }
+  }
+}
+
+/** Records `jti` atomically; throws `UNAUTHENTICATED` if it was seen and has not expired. */
+async function recordJti(ctx: ServerContext, jti: string, now: Date): Promise<void> {
+  const key = seenRequestKey(jti);
+  const expiresAt = now.getTime() + JTI_RETENTION_MS;
+  const existing = await ctx.backend.get<{ expires_at?: unknown }>(key);
+  // Backends expire entries lazily; a stale marker counts as absent.
+  const live = existing !== null &&
+    !(typeof existing.value?.expires_at === "number" &&
+      existing.value.expires_at <= now.getTime());
+  const r = live ? { ok: false } : await ctx.backend.commit({
+    checks: [{ key, version: existing?.version ?? null }],
+    mutations: [{ type: "set", key, value: { expires_at: expiresAt }, expiresAt }],
+  });
+  if (!r.ok) throw unauthenticated("signed request: jti was already used (replayed request)");
+}
+
+/** Verifies the signed request of a hono request; the body stays readable afterwards. */
+async function verifyHonoRequest(
+  ctx: ServerContext,
+  c: Context<AppEnv>,
+): Promise<VerifiedIdentity | null> {
+  // hono caches the body, so handlers can still call c.req.json() or text().
+  const body = new Uint8Array(await c.req.arrayBuffer());
+  return verifySignedRequest(ctx, {
+    method: c.req.method,
+    path: new URL(c.req.url).pathname,
+    body,
+    authorization: c.req.header("authorization") ?? null,
+  }, { recordJti: true });
+}
+
+function requireIdentity(identity: VerifiedIdentity | null, what: string): VerifiedIdentity {
+  if (!identity) {
+    throw unauthenticated(`${what} requires a signed request (Authorization: Keybound <JWS>)`);
+  }
+  return identity;
+}
+
+/** Middleware: a signed request by an identity with the `@admin` role (401 / 403 otherwise). */
+export function requireAdmin(ctx: ServerContext): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const identity = requireIdentity(await verifyHonoRequest(ctx, c), "the admin API");
+    if (!identity.roles.includes(ADMIN_ROLE)) {
+      throw new AccessDeniedError(`the admin API requires the ${ADMIN_ROLE} role`);
+    }
+    c.set("identity", identity);
+    await next();
+  };
+}
+
+/** Middleware: a signed request by a bot certificate (401 / 403 otherwise). */
+export function requireBot(ctx: ServerContext): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const identity = requireIdentity(await verifyHonoRequest(ctx, c), "the bot API");
+    if (identity.botName === undefined || identity.botInstanceId === undefined) {
+      throw new AccessDeniedError("the bot API requires a bot certificate");
+    }
+    c.set("identity", identity);
+    await next();
+  };
+}

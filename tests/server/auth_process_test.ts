@@ -1,0 +1,214 @@
+/**
+ * The real `auth_main.ts start` process: TLS, printed URL and pin, files on
+ * disk, restart, signals and flag errors.
+ */
+import { assert, assertEquals, assertMatch, assertStringIncludes } from "../_assert.ts";
+import { parseIdentityFile } from "../../src/protocol/identity_file.ts";
+import { signRequest } from "../../src/protocol/signed_request.ts";
+import { CLUSTER_META } from "../../src/server/keys.ts";
+import { DenoKvBackend } from "../../runtime-adapters/deno/kv_backend.ts";
+
+const MAIN = new URL("../../runtime-adapters/deno/auth_main.ts", import.meta.url).pathname;
+// The permissions of the "auth" task in deno.json, so the test proves they suffice.
+const PERMS = [
+  "--unstable-kv",
+  "--allow-net",
+  "--allow-read",
+  "--allow-write",
+  "--allow-env",
+  "--allow-sys=hostname",
+];
+
+interface Running {
+  child: Deno.ChildProcess;
+  url: string;
+  pin: string;
+  stderr: Promise<string>;
+}
+
+function command(args: string[]): Deno.Command {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", ...PERMS, MAIN, ...args],
+    stdout: "piped",
+    stderr: "piped",
+    stdin: "null",
+  });
+}
+
+/** Starts the service and waits for its two startup lines. */
+async function startAuth(dataDir: string, extra: string[] = []): Promise<Running> {
+  const child = command(["start", "--data-dir", dataDir, "--listen", "127.0.0.1:0", ...extra])
+    .spawn();
+  const stderr = new Response(child.stderr).text();
+  let out = "";
+  const { promise: started, resolve } = Promise.withResolvers<boolean>();
+  // Read stdout to its end in the background so the pipe is drained and closed.
+  const stdout = (async () => {
+    for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
+      out += chunk;
+      if (/CA pin \S+\n/.test(out)) resolve(true);
+    }
+    resolve(false);
+  })();
+  if (!(await started)) {
+    throw new Error(`auth exited before listening: ${out}\n${await stderr}`);
+  }
+  const url = /listening on (\S+)/.exec(out)![1];
+  const pin = /CA pin (\S+)/.exec(out)![1];
+  return { child, url, pin, stderr: Promise.all([stderr, stdout]).then(([e]) => e) };
+}
+
+async function stop(r: Running, signal: Deno.Signal = "SIGTERM"): Promise<Deno.CommandStatus> {
+  r.child.kill(signal);
+  const status = await r.child.status;
+  await r.stderr;
+  return status;
+}
+
+async function opensslPin(caPem: string): Promise<string> {
+  const dir = await Deno.makeTempDir();
+  await Deno.writeTextFile(`${dir}/ca.pem`, caPem);
+  const out = await new Deno.Command("sh", {
+    args: [
+      "-c",
+      `openssl x509 -pubkey -noout -in "${dir}/ca.pem" | openssl pkey -pubin -outform der | sha256sum`,
+    ],
+    stdout: "piped",
+  }).output();
+  await Deno.remove(dir, { recursive: true });
+  assert(out.success, "openssl pipeline ran");
+  return "sha256:" + new TextDecoder().decode(out.stdout).split(/\s/)[0];
+}
+
+Deno.test("auth start: HTTPS with the host CA, pin, admin identity, restart, SIGTERM", async () => {
+  const dir = await Deno.makeTempDir();
+  const dataDir = `${dir}/data`;
+  const first = await startAuth(dataDir, ["--cluster-name", "proc.example"]);
+  try {
+    assertMatch(first.url, /^https:\/\/127\.0\.0\.1:[1-9][0-9]*$/);
+    assertMatch(first.pin, /^sha256:[0-9a-f]{64}$/);
+
+    const identityPath = `${dataDir}/admin-identity`;
+    assertEquals((await Deno.stat(identityPath)).mode! & 0o777, 0o600);
+    assertEquals((await Deno.stat(dataDir)).mode! & 0o777, 0o700);
+    const identity = await parseIdentityFile(await Deno.readTextFile(identityPath));
+    assertEquals(identity.hostCaPems.length, 1);
+    assertEquals(await opensslPin(identity.hostCaPems[0]), first.pin);
+
+    const client = Deno.createHttpClient({ caCerts: identity.hostCaPems });
+    const ping = await (await fetch(`${first.url}/v1/ping`, { client })).json();
+    assertEquals(ping.cluster_name, "proc.example");
+    assertEquals(ping.ca_pin, first.pin);
+
+    // The admin identity works over the wire, and the service's certificate is
+    // not accepted when only the user CA is trusted.
+    const auth = await signRequest(identity, { method: "GET", path: "/v1/status" });
+    const status = await fetch(`${first.url}/v1/status`, {
+      client,
+      headers: { authorization: auth },
+    });
+    assertEquals(status.status, 200);
+    assertEquals((await status.json()).ca_pin, first.pin);
+    const wrongTrust = Deno.createHttpClient({ caCerts: identity.userCaPems });
+    let rejected = false;
+    await fetch(`${first.url}/v1/ping`, { client: wrongTrust }).catch(() => (rejected = true));
+    assert(rejected, "TLS fails when the host CA is not trusted");
+    wrongTrust.close();
+    client.close();
+  } finally {
+    assertEquals((await stop(first)).code, 0);
+  }
+
+  const kv = await DenoKvBackend.open(`${dataDir}/keybound.kv`);
+  assertEquals(
+    (await kv.get<{ cluster_name: string }>(CLUSTER_META))?.value.cluster_name,
+    "proc.example",
+  );
+  await kv.close();
+
+  const identityBefore = await Deno.readTextFile(`${dataDir}/admin-identity`);
+  const second = await startAuth(dataDir, ["--cluster-name", "proc.example"]);
+  try {
+    assertEquals(second.pin, first.pin);
+  } finally {
+    assertEquals((await stop(second)).code, 0);
+  }
+  assertEquals(await Deno.readTextFile(`${dataDir}/admin-identity`), identityBefore);
+
+  const mismatch = await command([
+    "start",
+    "--data-dir",
+    dataDir,
+    "--cluster-name",
+    "other.example",
+  ])
+    .output();
+  assertEquals(mismatch.code, 1);
+  assertStringIncludes(new TextDecoder().decode(mismatch.stderr), 'holds cluster "proc.example"');
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("auth start --insecure-no-tls serves plain HTTP on loopback; SIGINT stops it", async () => {
+  const dir = await Deno.makeTempDir();
+  const r = await startAuth(`${dir}/data`, ["--insecure-no-tls", "--cluster-name", "plain"]);
+  try {
+    assertMatch(r.url, /^http:\/\/127\.0\.0\.1:\d+$/);
+    const ping = await (await fetch(`${r.url}/v1/ping`)).json();
+    assertEquals(ping.cluster_name, "plain");
+  } finally {
+    assertEquals((await stop(r, "SIGINT")).code, 0);
+  }
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("two auth processes started together on one data dir share one cluster", async () => {
+  const dir = await Deno.makeTempDir();
+  const both = await Promise.all([
+    startAuth(`${dir}/data`, ["--cluster-name", "race"]),
+    startAuth(`${dir}/data`, ["--cluster-name", "race"]),
+  ]);
+  try {
+    assertEquals(both[0].pin, both[1].pin);
+  } finally {
+    for (const r of both) assertEquals((await stop(r)).code, 0);
+  }
+  const identity = await parseIdentityFile(await Deno.readTextFile(`${dir}/data/admin-identity`));
+  assertEquals(identity.userCaPems.length, 1);
+  await Deno.remove(dir, { recursive: true });
+});
+
+async function failing(args: string[]): Promise<{ code: number; stderr: string }> {
+  const out = await command(args).output();
+  return { code: out.code, stderr: new TextDecoder().decode(out.stderr) };
+}
+
+Deno.test("auth flag errors: one clear line and a non-zero exit", async () => {
+  const dir = await Deno.makeTempDir();
+  const insecure = await failing([
+    "start",
+    "--data-dir",
+    `${dir}/d`,
+    "--listen",
+    "0.0.0.0:0",
+    "--insecure-no-tls",
+  ]);
+  assertEquals(insecure.code, 2);
+  assertStringIncludes(insecure.stderr, "--insecure-no-tls is refused on non-loopback address");
+
+  const noDir = await failing(["start"]);
+  assertEquals(noDir, { code: 2, stderr: "error: --data-dir is required\n" });
+
+  const unknown = await failing(["start", "--data-dir", `${dir}/d`, "--bogus"]);
+  assertEquals(unknown, { code: 2, stderr: "error: unknown flag --bogus (see --help)\n" });
+
+  const badListen = await failing(["start", "--data-dir", `${dir}/d`, "--listen", "nope"]);
+  assertEquals(badListen.code, 2);
+  assertStringIncludes(badListen.stderr, "--listen: invalid address");
+
+  const help = await command(["--help"]).output();
+  assertEquals(help.code, 0);
+  assertStringIncludes(new TextDecoder().decode(help.stdout), "--data-dir DIR");
+  // Nothing was created by the failed starts.
+  assertEquals([...Deno.readDirSync(dir)].length, 0);
+  await Deno.remove(dir, { recursive: true });
+});

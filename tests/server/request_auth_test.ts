@@ -1,0 +1,292 @@
+import { assert, assertEquals, assertRejects } from "../_assert.ts";
+import { KeyboundError } from "../../src/errors.ts";
+import { Hono } from "hono";
+import { challengeHash, signRequest } from "../../src/protocol/signed_request.ts";
+import { adminSubject } from "../../src/protocol/subject.ts";
+import type { AppEnv } from "../../src/server/hono_env.ts";
+import { resourceKey, seenRequestKey } from "../../src/server/keys.ts";
+import { requireAdmin, requireBot, verifySignedRequest } from "../../src/server/request_auth.ts";
+import type { ServerContext } from "../../src/server/context.ts";
+import { fromBase64Url, utf8 } from "../../src/util/encoding.ts";
+import { adminSigner, botSigner, clientSigner, newCluster } from "./_cluster_fixture.ts";
+
+const PATH = "/v1/resources/token/example";
+const BODY = utf8('{"mode":"create"}');
+
+function verify(
+  ctx: ServerContext,
+  authorization: string | null,
+  over: { method?: string; path?: string; body?: Uint8Array } = {},
+  recordJti = true,
+) {
+  return verifySignedRequest(ctx, {
+    method: over.method ?? "PUT",
+    path: over.path ?? PATH,
+    body: over.body ?? BODY,
+    authorization,
+  }, { recordJti });
+}
+
+async function rejectsWith(p: () => Promise<unknown>, code: string, includes: string) {
+  const err = await assertRejects(p, KeyboundError, includes);
+  assertEquals(err.code, code);
+}
+
+Deno.test("a valid admin request verifies and yields the admin identity", async () => {
+  const { ctx } = await newCluster();
+  const auth = await signRequest(await adminSigner(ctx), { method: "put", path: PATH, body: BODY });
+  const id = await verify(ctx, auth);
+  assert(id);
+  assertEquals(id.username, "admin");
+  assertEquals(id.roles, ["@admin"]);
+  assertEquals(id.botName, undefined);
+  assertEquals(id.chash, undefined);
+});
+
+Deno.test("no Authorization header yields null; a foreign scheme is rejected", async () => {
+  const { ctx } = await newCluster();
+  assertEquals(await verify(ctx, null), null);
+  await rejectsWith(() => verify(ctx, "Bearer abc"), "UNAUTHENTICATED", "Keybound <compact JWS>");
+  await rejectsWith(() => verify(ctx, "Keybound not-a-jws"), "UNAUTHENTICATED", "protected header");
+});
+
+Deno.test("method, path and body are bound by the signature", async () => {
+  const { ctx } = await newCluster();
+  const signer = await adminSigner(ctx);
+  const sign = () => signRequest(signer, { method: "PUT", path: PATH, body: BODY });
+  await rejectsWith(
+    async () => verify(ctx, await sign(), { method: "POST" }),
+    "UNAUTHENTICATED",
+    "htm",
+  );
+  await rejectsWith(
+    async () => verify(ctx, await sign(), { path: "/v1/resources/token/other" }),
+    "UNAUTHENTICATED",
+    "htu",
+  );
+  await rejectsWith(
+    async () => verify(ctx, await sign(), { body: utf8('{"mode":"upsert"}') }),
+    "UNAUTHENTICATED",
+    "bsh",
+  );
+  // A query string is not part of htu.
+  const q = await signRequest(signer, { method: "GET", path: "/v1/audit?limit=3" });
+  assert(await verify(ctx, q, { method: "GET", path: "/v1/audit", body: new Uint8Array() }));
+});
+
+Deno.test("iat more than 60 s away from the server's clock is rejected", async () => {
+  const { ctx } = await newCluster();
+  const signer = await adminSigner(ctx);
+  for (const offset of [-61_000, 61_000]) {
+    const auth = await signRequest(signer, {
+      method: "PUT",
+      path: PATH,
+      body: BODY,
+      now: new Date(ctx.now().getTime() + offset),
+    });
+    await rejectsWith(() => verify(ctx, auth), "UNAUTHENTICATED", "iat");
+  }
+  const ok = await signRequest(signer, {
+    method: "PUT",
+    path: PATH,
+    body: BODY,
+    now: new Date(ctx.now().getTime() - 50_000),
+  });
+  assert(await verify(ctx, ok));
+});
+
+Deno.test("a replayed jti is rejected; join continue requests (recordJti false) are not recorded", async () => {
+  const { ctx } = await newCluster();
+  const auth = await signRequest(await adminSigner(ctx), { method: "PUT", path: PATH, body: BODY });
+  assert(await verify(ctx, auth, {}, false));
+  assert(await verify(ctx, auth, {}, false));
+  assert(await verify(ctx, auth));
+  await rejectsWith(() => verify(ctx, auth), "UNAUTHENTICATED", "replayed");
+});
+
+Deno.test("concurrent copies of one request: exactly one is accepted", async () => {
+  const { ctx } = await newCluster();
+  const auth = await signRequest(await adminSigner(ctx), { method: "PUT", path: PATH, body: BODY });
+  const results = await Promise.allSettled(Array.from({ length: 8 }, () => verify(ctx, auth)));
+  assertEquals(results.filter((r) => r.status === "fulfilled").length, 1);
+});
+
+Deno.test("an expired jti marker still in the backend counts as absent", async () => {
+  const { ctx } = await newCluster();
+  const auth = await signRequest(await adminSigner(ctx), { method: "PUT", path: PATH, body: BODY });
+  const payload = JSON.parse(new TextDecoder().decode(fromBase64Url(auth.split(".")[1])));
+  await ctx.backend.commit({
+    checks: [],
+    mutations: [{
+      type: "set",
+      key: seenRequestKey(payload.jti),
+      value: { expires_at: ctx.now().getTime() - 1 },
+    }],
+  });
+  assert(await verify(ctx, auth));
+  await rejectsWith(() => verify(ctx, auth), "UNAUTHENTICATED", "replayed");
+});
+
+Deno.test("a certificate from another cluster's CA is rejected", async () => {
+  const { ctx } = await newCluster();
+  const other = await newCluster();
+  const auth = await signRequest(await adminSigner(other.ctx), {
+    method: "PUT",
+    path: PATH,
+    body: BODY,
+  });
+  await rejectsWith(() => verify(ctx, auth), "UNAUTHENTICATED", "user CA");
+  // The own cluster's host CA is not a client CA either.
+  const hostIssued = await clientSigner(ctx, adminSubject(), { ca: ctx.cas.host });
+  const auth2 = await signRequest(hostIssued, { method: "PUT", path: PATH, body: BODY });
+  await rejectsWith(() => verify(ctx, auth2), "UNAUTHENTICATED", "user CA");
+});
+
+Deno.test("an expired certificate is rejected", async () => {
+  const cluster = await newCluster();
+  const { ctx } = cluster;
+  const signer = await clientSigner(ctx, adminSubject(), {
+    notAfter: new Date(ctx.now().getTime() + 10_000),
+  });
+  const later = new Date(ctx.now().getTime() + 20_000);
+  cluster.setNow(later);
+  const auth = await signRequest(signer, { method: "PUT", path: PATH, body: BODY, now: later });
+  await rejectsWith(() => verify(ctx, auth), "UNAUTHENTICATED", "expired");
+});
+
+Deno.test("a tampered signature or one by another key is rejected", async () => {
+  const { ctx } = await newCluster();
+  const signer = await adminSigner(ctx);
+  const auth = await signRequest(signer, { method: "PUT", path: PATH, body: BODY });
+  const [h, p, s] = auth.slice("Keybound ".length).split(".");
+  const flipped = s[5] === "A" ? "B" : "A";
+  const badSig = `Keybound ${h}.${p}.${s.slice(0, 5)}${flipped}${s.slice(6)}`;
+  await rejectsWith(() => verify(ctx, badSig), "UNAUTHENTICATED", "signature");
+  // A signature by a key other than the certificate's.
+  const other = await signRequest({ ...signer, privateKey: (await adminSigner(ctx)).privateKey }, {
+    method: "PUT",
+    path: PATH,
+    body: BODY,
+  });
+  const [, p2, s2] = other.slice("Keybound ".length).split(".");
+  await rejectsWith(() => verify(ctx, `Keybound ${h}.${p2}.${s2}`), "UNAUTHENTICATED", "signature");
+});
+
+Deno.test("bot certificates yield bot name, instance, generation, join token and chash", async () => {
+  const { ctx } = await newCluster();
+  const signer = await botSigner(ctx, "example", {
+    instance: "11111111-2222-4333-8444-555555555555",
+    generation: 7,
+    alg: "EdDSA",
+  });
+  const chash = await challengeHash('{"nonce":"x"}');
+  const auth = await signRequest(signer, {
+    method: "POST",
+    path: "/v1/join/bound-keypair/continue",
+    body: BODY,
+    chash,
+  });
+  const id = await verify(
+    ctx,
+    auth,
+    { method: "POST", path: "/v1/join/bound-keypair/continue" },
+    false,
+  );
+  assert(id);
+  assertEquals(id.username, "bot-example");
+  assertEquals(id.roles, ["bot-example"]);
+  assertEquals(id.botName, "example");
+  assertEquals(id.botInstanceId, "11111111-2222-4333-8444-555555555555");
+  assertEquals(id.generation, 7);
+  assertEquals(id.joinToken, "example-token");
+  assertEquals(id.chash, chash);
+  assertEquals(id.publicKey.algorithm.name, "Ed25519");
+});
+
+async function putLock(
+  ctx: ServerContext,
+  name: string,
+  target: Record<string, string>,
+  expires?: string,
+) {
+  await ctx.backend.commit({
+    checks: [],
+    mutations: [{
+      type: "set",
+      key: resourceKey("lock", name),
+      value: {
+        kind: "lock",
+        version: "v2",
+        metadata: { name },
+        spec: { target, message: "compromised host", ...(expires ? { expires } : {}) },
+      },
+    }],
+  });
+}
+
+Deno.test("locks on the bot user or bot instance reject with LOCKED; expired locks do not", async () => {
+  const { ctx } = await newCluster();
+  const signer = await botSigner(ctx, "example", { instance: "i-1" });
+  const sign = () => signRequest(signer, { method: "PUT", path: PATH, body: BODY });
+  await putLock(
+    ctx,
+    "old",
+    { user: "bot-example" },
+    new Date(ctx.now().getTime() - 1000).toISOString(),
+  );
+  await putLock(ctx, "other", { user: "bot-other" });
+  assert(await verify(ctx, await sign()));
+
+  await putLock(ctx, "inst", { bot_instance_id: "i-1" });
+  await rejectsWith(async () => verify(ctx, await sign()), "LOCKED", 'bot instance "i-1"');
+  await putLock(ctx, "inst", { user: "bot-example" });
+  await rejectsWith(async () => verify(ctx, await sign()), "LOCKED", "compromised host");
+});
+
+function guardedApp(ctx: ServerContext) {
+  const app = new Hono<AppEnv>();
+  app.onError((err, c) => {
+    const e = err as KeyboundError;
+    return c.json(e.toJSON(), e.status as 401);
+  });
+  app.post(
+    "/v1/admin-echo",
+    requireAdmin(ctx),
+    async (c) => c.json({ user: c.get("identity").username, body: await c.req.json() }),
+  );
+  app.post(
+    "/v1/bot-echo",
+    requireBot(ctx),
+    async (c) => c.json({ bot: c.get("identity").botName, text: await c.req.text() }),
+  );
+  return app;
+}
+
+async function call(app: Hono<AppEnv>, path: string, auth: string | null, body: string) {
+  const headers: Record<string, string> = { "content-type": "application/json" };
+  if (auth) headers.authorization = auth;
+  const res = await app.request(path, { method: "POST", headers, body });
+  return { status: res.status, json: await res.json() };
+}
+
+Deno.test("requireAdmin and requireBot: 401 without, 403 for the wrong identity, body readable after", async () => {
+  const { ctx } = await newCluster();
+  const app = guardedApp(ctx);
+  const admin = await adminSigner(ctx);
+  const bot = await botSigner(ctx);
+  const body = '{"a":1}';
+  const sign = (s: typeof admin, path: string) => signRequest(s, { method: "POST", path, body });
+
+  assertEquals((await call(app, "/v1/admin-echo", null, body)).status, 401);
+  assertEquals((await call(app, "/v1/bot-echo", null, body)).json.error.code, "UNAUTHENTICATED");
+
+  const a = await call(app, "/v1/admin-echo", await sign(admin, "/v1/admin-echo"), body);
+  assertEquals(a, { status: 200, json: { user: "admin", body: { a: 1 } } });
+  const b = await call(app, "/v1/bot-echo", await sign(bot, "/v1/bot-echo"), body);
+  assertEquals(b, { status: 200, json: { bot: "example", text: body } });
+
+  const wrong1 = await call(app, "/v1/admin-echo", await sign(bot, "/v1/admin-echo"), body);
+  assertEquals([wrong1.status, wrong1.json.error.code], [403, "ACCESS_DENIED"]);
+  const wrong2 = await call(app, "/v1/bot-echo", await sign(admin, "/v1/bot-echo"), body);
+  assertEquals([wrong2.status, wrong2.json.error.code], [403, "ACCESS_DENIED"]);
+});
