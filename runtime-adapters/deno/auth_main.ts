@@ -43,6 +43,11 @@ Flags:
 export const KV_FILE = "keybound.kv";
 /** The admin identity file inside the data directory. */
 export const ADMIN_IDENTITY_FILE = "admin-identity";
+/**
+ * One line with the URL the service listens on, so `tctl --data-dir DIR` on
+ * the auth host finds the server without being told the address.
+ */
+export const AUTH_SERVER_FILE = "auth-server";
 
 /** Parsed `start` flags. */
 interface StartConfig {
@@ -162,6 +167,9 @@ async function start(config: StartConfig, log: Logger): Promise<void> {
       log.info("stopping", { signal });
       server.shutdown();
     });
+    await writeFileAtomic(join(config.dataDir, AUTH_SERVER_FILE), `${server.url}\n`, {
+      mode: 0o600,
+    });
     console.log(`Keybound auth service listening on ${server.url}`);
     console.log(`CA pin ${await caPin(ctx.cas.host)}`);
     if (config.insecureNoTls) log.warn("serving plain HTTP (--insecure-no-tls)");
@@ -197,4 +205,9 @@ export async function main(args: string[]): Promise<number> {
   }
 }
 
-if (import.meta.main) Deno.exit(await main(Deno.args));
+if (import.meta.main) {
+  // `deno task` runs in the project directory; resolve paths where the user typed them.
+  const initCwd = Deno.env.get("INIT_CWD");
+  if (initCwd) Deno.chdir(initCwd);
+  Deno.exit(await main(Deno.args));
+}
