@@ -8,6 +8,7 @@
  */
 import { z } from "zod";
 import { parseDuration } from "../util/duration.ts";
+import { spiffeTemplateProblem } from "./spiffe_id_template.ts";
 
 /** RFC 3339 timestamp with an offset or `Z`. */
 export const Timestamp = z.iso.datetime({ offset: true });
@@ -199,11 +200,49 @@ export const BotInstance = z.strictObject({
 /** A bot instance. */
 export type BotInstance = z.infer<typeof BotInstance>;
 
+/**
+ * `kind: workload_identity`, `version: v1`: what a bot's SVIDs say. Outputs
+ * select one by name; a bot may use it if one of its roles' `allow.
+ * workload_identity_labels` matches its labels (Teleport's rule).
+ */
+export const WorkloadIdentity = z.strictObject({
+  kind: z.literal("workload_identity"),
+  version: z.literal("v1"),
+  metadata: Metadata,
+  spec: z.strictObject({
+    spiffe: z.strictObject({
+      /** SPIFFE ID path template, e.g. `/bot/{{ user.bot_name }}`. */
+      id: z.string({ error: "required: the SPIFFE ID path, e.g. /bot/{{ user.bot_name }}" })
+        .superRefine((id, ctx) => {
+          const problem = spiffeTemplateProblem(id);
+          if (problem) ctx.addIssue({ code: "custom", message: problem });
+        }),
+      /** Free text handed to workloads alongside the SVID. */
+      hint: z.string().optional(),
+    }),
+  }),
+});
+/** A workload identity. */
+export type WorkloadIdentity = z.infer<typeof WorkloadIdentity>;
+
 /** Every kind tctl can create, keyed by `kind`. */
-export const CREATABLE_KINDS = { bot: Bot, token: Token, role: Role, lock: Lock } as const;
+export const CREATABLE_KINDS = {
+  bot: Bot,
+  token: Token,
+  role: Role,
+  lock: Lock,
+  workload_identity: WorkloadIdentity,
+} as const;
 /** A kind tctl can create. */
 export type CreatableKind = keyof typeof CREATABLE_KINDS;
 /** Every kind the API serves. */
-export const ALL_KINDS = ["bot", "token", "role", "lock", "bot_instance"] as const;
+export const ALL_KINDS = [
+  "bot",
+  "token",
+  "role",
+  "lock",
+  "bot_instance",
+  "workload_identity",
+] as const;
 /** A kind the API serves. */
 export type Kind = typeof ALL_KINDS[number];

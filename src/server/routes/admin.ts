@@ -1,13 +1,132 @@
 /**
- * Routes of the admin API (docs/protocol.md §5).
+ * Routes of the admin API (docs/protocol.md §5): resources, token rotation
+ * and the audit log. Every route requires a signed request by an `@admin`
+ * identity. (`GET /v1/status` lives with the discovery routes.)
  *
  * @module
  */
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
+import { z } from "zod";
+import { BadParameterError, KeyboundError, NotFoundError } from "../../errors.ts";
+import { ALL_KINDS, type Kind } from "../../resources/schemas.ts";
+import { isKind, parseResource } from "../../resources/validate.ts";
+import type { CreatableResource } from "../../resources/validate.ts";
+import { listAudit } from "../audit.ts";
 import type { ServerContext } from "../context.ts";
 import type { AppEnv } from "../hono_env.ts";
+import { readJson } from "../http.ts";
+import { requireAdmin } from "../request_auth.ts";
+import {
+  type Actor,
+  deleteResource,
+  getResource,
+  listResources,
+  putResource,
+  requestTokenRotation,
+  withRevision,
+} from "../resources.ts";
+
+/** Body of `PUT /v1/resources/{kind}/{name}`. */
+const PutBody = z.strictObject({
+  resource: z.unknown(),
+  mode: z.enum(["create", "upsert"]).default("create"),
+});
+
+/** Largest `limit` of `GET /v1/audit`. */
+const MAX_AUDIT_LIMIT = 1000;
+
+function kindParam(c: Context<AppEnv>): Kind {
+  const kind = c.req.param("kind") ?? "bot_instance";
+  if (!isKind(kind)) {
+    throw new KeyboundError(
+      "BAD_REQUEST",
+      `unknown resource kind "${kind}" (kinds: ${ALL_KINDS.join(", ")})`,
+    );
+  }
+  return kind;
+}
+
+/** The resource name of a route: `{name}`, or `{bot}/{id}` for bot instances. */
+function nameParam(c: Context<AppEnv>): string {
+  const bot = c.req.param("bot");
+  return bot === undefined ? c.req.param("name") ?? "" : `${bot}/${c.req.param("id")}`;
+}
+
+function actorOf(c: Context<AppEnv>): Actor {
+  const remoteAddr = c.env?.remoteAddr;
+  return { user: c.get("identity").username, ...(remoteAddr ? { remoteAddr } : {}) };
+}
 
 /** Builds the router; mounted under `/v1` by the app. */
-export function adminRoutes(_ctx: ServerContext): Hono<AppEnv> {
-  return new Hono<AppEnv>();
+export function adminRoutes(ctx: ServerContext): Hono<AppEnv> {
+  const r = new Hono<AppEnv>();
+  // Per-route guards: a `use("*")` here would also guard every other /v1 route once mounted.
+  const admin = requireAdmin(ctx);
+
+  r.get("/resources/:kind", admin, async (c) => {
+    const items = await listResources(ctx, kindParam(c));
+    return c.json({ items: items.map(withRevision) });
+  });
+
+  const getOne = async (c: Context<AppEnv>) => {
+    const kind = kindParam(c);
+    const name = nameParam(c);
+    const stored = await getResource(ctx, kind, name);
+    if (!stored) throw new NotFoundError(`${kind} "${name}" not found`);
+    return c.json({ item: withRevision(stored) });
+  };
+  r.get("/resources/bot_instance/:bot/:id", admin, getOne);
+  r.get("/resources/:kind/:name", admin, getOne);
+
+  r.put("/resources/:kind/:name", admin, async (c) => {
+    const kind = kindParam(c);
+    const name = nameParam(c);
+    const body = await readJson(c, PutBody);
+    if (kind === "bot_instance") {
+      throw new BadParameterError("bot_instance resources are created by joins and are read-only");
+    }
+    const resource = parseResource(body.resource) as CreatableResource;
+    if (resource.kind !== kind) {
+      throw new BadParameterError(`kind: "${resource.kind}" does not match the URL (${kind})`, {
+        details: { path: "kind" },
+      });
+    }
+    if (resource.metadata.name !== name) {
+      throw new BadParameterError(
+        `metadata.name: "${resource.metadata.name}" does not match the URL (${name})`,
+        { details: { path: "metadata.name" } },
+      );
+    }
+    const result = await putResource(ctx, resource, body.mode, actorOf(c));
+    return c.json({ item: withRevision(result.stored), created: result.created });
+  });
+
+  const deleteOne = async (c: Context<AppEnv>) => {
+    await deleteResource(ctx, kindParam(c), nameParam(c), actorOf(c));
+    return c.json({});
+  };
+  r.delete("/resources/bot_instance/:bot/:id", admin, deleteOne);
+  r.delete("/resources/:kind/:name", admin, deleteOne);
+
+  r.post("/tokens/:name/rotate", admin, async (c) => {
+    const stored = await requestTokenRotation(ctx, c.req.param("name"));
+    return c.json({ item: withRevision(stored) });
+  });
+
+  r.get("/audit", admin, async (c) => {
+    const type = c.req.query("type") || undefined;
+    const limitText = c.req.query("limit");
+    let limit = 100;
+    if (limitText !== undefined) {
+      limit = Number(limitText);
+      if (!Number.isInteger(limit) || limit < 1 || limit > MAX_AUDIT_LIMIT) {
+        throw new BadParameterError(`limit: must be an integer from 1 to ${MAX_AUDIT_LIMIT}`, {
+          details: { path: "limit" },
+        });
+      }
+    }
+    return c.json({ items: await listAudit(ctx, { type, limit }) });
+  });
+
+  return r;
 }

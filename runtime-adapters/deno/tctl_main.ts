@@ -1,0 +1,102 @@
+/**
+ * `deno task tctl`: the Keybound admin CLI on Deno. Parses the command line,
+ * resolves the connection (flags, `--data-dir`, environment), and runs the
+ * runtime-agnostic commands of src/cli/tctl. Exit code 0 on success; on
+ * failure one `ERROR: …` line on stderr and exit code 1 (2 for usage errors).
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import denoJson from "../../deno.json" with { type: "json" };
+import { KeyboundError } from "../../src/errors.ts";
+import { AdminApiClient } from "../../src/cli/api_client.ts";
+import {
+  describeError,
+  resolveConnection,
+  runTctl,
+  TCTL_OPTIONS,
+  type TctlContext,
+  type TctlFlags,
+  UsageError,
+} from "../../src/cli/tctl/mod.ts";
+import { parseIdentityFile } from "../../src/protocol/identity_file.ts";
+import { createTctlFetch } from "./tctl_transport.ts";
+
+function parseCommandLine(args: string[]): { positionals: string[]; flags: TctlFlags } {
+  try {
+    const { values, positionals } = parseArgs({
+      args,
+      options: TCTL_OPTIONS,
+      allowPositionals: true,
+      strict: true,
+    });
+    return { positionals, flags: values as TctlFlags };
+  } catch (err) {
+    const msg = (err as Error).message;
+    const flag = /'([^' ]+)/.exec(msg)?.[1];
+    throw new UsageError(
+      (err as { code?: string }).code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" && flag
+        ? `unknown flag ${flag} (see tctl help)`
+        : msg.split(". ")[0],
+    );
+  }
+}
+
+async function readText(path: string): Promise<string> {
+  if (path === "-") return await new Response(Deno.stdin.readable).text();
+  return await Deno.readTextFile(path);
+}
+
+function writeStdout(text: string): void {
+  const bytes = new TextEncoder().encode(text);
+  let written = 0;
+  while (written < bytes.length) written += Deno.stdout.writeSync(bytes.subarray(written));
+}
+
+async function openApi(flags: TctlFlags): Promise<AdminApiClient> {
+  const settings = await resolveConnection(flags, {
+    env: (name) => Deno.env.get(name),
+    readTextFile: (path) => Deno.readTextFile(path),
+  });
+  let text: string;
+  try {
+    text = await Deno.readTextFile(settings.identityPath);
+  } catch (err) {
+    throw new KeyboundError(
+      "BAD_PARAMETER",
+      `cannot read identity file ${settings.identityPath}: ${(err as Error).message}`,
+    );
+  }
+  const identity = await parseIdentityFile(text);
+  return new AdminApiClient({
+    baseUrl: settings.baseUrl,
+    signer: identity,
+    fetch: createTctlFetch({
+      baseUrl: settings.baseUrl,
+      hostCaPems: identity.hostCaPems,
+      insecure: settings.insecure,
+    }),
+  });
+}
+
+/** Runs tctl; returns the exit code. */
+export async function main(args: string[]): Promise<number> {
+  try {
+    const { positionals, flags } = parseCommandLine(args);
+    let api: Promise<AdminApiClient> | undefined;
+    const ctx: TctlContext = {
+      api: () => (api ??= openApi(flags)),
+      out: writeStdout,
+      readTextFile: readText,
+      now: () => new Date(),
+      version: denoJson.version,
+    };
+    await runTctl(positionals, flags, ctx);
+    return 0;
+  } catch (err) {
+    console.error(`ERROR: ${describeError(err)}`);
+    return err instanceof UsageError ? 2 : 1;
+  }
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

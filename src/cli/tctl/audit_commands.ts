@@ -1,0 +1,28 @@
+/**
+ * `tctl audit ls`: the auth service's audit events, newest first.
+ *
+ * @module
+ */
+import { type CommandSpec, outputFormat, UsageError } from "./command.ts";
+import { stringFlag } from "./options.ts";
+import { auditTable } from "./text.ts";
+
+/** `tctl audit ls [--type T] [--limit N]`. */
+export const auditLsCommand: CommandSpec = {
+  path: ["audit", "ls"],
+  args: "",
+  arity: [0, 0],
+  summary: "list audit events, newest first (--type T, --limit N, --format text|json)",
+  flags: ["type", "limit", "format"],
+  async run(ctx, _args, flags) {
+    const format = outputFormat(flags, ["text", "json"], "text");
+    const limitText = stringFlag(flags, "limit");
+    const limit = limitText === undefined ? undefined : Number(limitText);
+    if (limit !== undefined && (!Number.isInteger(limit) || limit < 1)) {
+      throw new UsageError(`--limit: expected a positive integer, got "${limitText}"`);
+    }
+    const events = await (await ctx.api()).audit({ type: stringFlag(flags, "type"), limit });
+    if (format === "json") return ctx.out(JSON.stringify(events, null, 4) + "\n");
+    ctx.out(auditTable(events));
+  },
+};

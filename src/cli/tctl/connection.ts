@@ -1,0 +1,104 @@
+/**
+ * Where tctl connects and as whom: `--auth-server` / `-i`, `--data-dir` on
+ * the auth host (DIR/auth-server and DIR/admin-identity), or the environment
+ * variables TELEPORT_AUTH_SERVER and TELEPORT_IDENTITY_FILE, in that order.
+ *
+ * @module
+ */
+import { BadParameterError } from "../../errors.ts";
+import { isLoopbackHost } from "../../server/identity.ts";
+import { formatHostPort, parseHostPort } from "../../util/host_port.ts";
+import { booleanFlag, stringFlag, type TctlFlags } from "./options.ts";
+
+/** Default port of the auth service. */
+export const DEFAULT_AUTH_PORT = 3025;
+/** File in the data directory holding the auth service's URL (one line). */
+export const AUTH_SERVER_FILE = "auth-server";
+/** File in the data directory holding the admin identity. */
+export const ADMIN_IDENTITY_FILE = "admin-identity";
+
+/** Resolved connection settings. */
+export interface ConnectionSettings {
+  /** `https://host:port` or, on loopback only, `http://host:port`. */
+  baseUrl: string;
+  /** Path of the identity file. */
+  identityPath: string;
+  /** Skip verification of the server certificate. */
+  insecure: boolean;
+}
+
+/** What {@linkcode resolveConnection} reads from its environment. */
+export interface ConnectionEnvironment {
+  /** An environment variable, or undefined. */
+  env(name: string): string | undefined;
+  /** Reads a text file; throws if it cannot. */
+  readTextFile(path: string): Promise<string>;
+}
+
+function joinPath(dir: string, file: string): string {
+  return `${dir.replace(/\/+$/, "")}/${file}`;
+}
+
+/**
+ * Normalises an auth server address to a base URL: `HOST[:PORT]` means
+ * `https://HOST:PORT` (default port 3025); `http://` is accepted only for
+ * loopback hosts, since requests would otherwise travel unencrypted.
+ */
+export function authServerUrl(address: string, what = "--auth-server"): string {
+  const text = address.trim();
+  const scheme = /^([a-z]+):\/\//i.exec(text)?.[1]?.toLowerCase();
+  if (scheme !== undefined && scheme !== "https" && scheme !== "http") {
+    throw new BadParameterError(`${what}: unsupported scheme "${scheme}" (use https://)`);
+  }
+  const rest = scheme ? text.slice(scheme.length + 3).replace(/\/+$/, "") : text;
+  const { host, port } = parseHostPort(rest, what, DEFAULT_AUTH_PORT);
+  if (scheme === "http" && !isLoopbackHost(host)) {
+    throw new BadParameterError(
+      `${what}: plain http:// is only allowed for loopback addresses, got "${address}"`,
+    );
+  }
+  return `${scheme ?? "https"}://${formatHostPort(host, port)}`;
+}
+
+/** Resolves where to connect and which identity file to use; throws naming what is missing. */
+export async function resolveConnection(
+  flags: TctlFlags,
+  environment: ConnectionEnvironment,
+): Promise<ConnectionSettings> {
+  const dataDir = stringFlag(flags, "data-dir");
+  let address = stringFlag(flags, "auth-server");
+  let what = "--auth-server";
+  if (address === undefined && dataDir !== undefined) {
+    const path = joinPath(dataDir, AUTH_SERVER_FILE);
+    try {
+      address = (await environment.readTextFile(path)).trim();
+    } catch {
+      throw new BadParameterError(
+        `cannot read ${path} (the auth service writes it at start); pass --auth-server HOST:PORT`,
+      );
+    }
+    what = path;
+  }
+  if (address === undefined) {
+    address = environment.env("TELEPORT_AUTH_SERVER");
+    what = "TELEPORT_AUTH_SERVER";
+  }
+  if (!address) {
+    throw new BadParameterError(
+      "no auth server: pass --auth-server HOST:PORT, --data-dir DIR, or set TELEPORT_AUTH_SERVER",
+    );
+  }
+  const identityPath = stringFlag(flags, "identity") ??
+    (dataDir !== undefined ? joinPath(dataDir, ADMIN_IDENTITY_FILE) : undefined) ??
+    environment.env("TELEPORT_IDENTITY_FILE");
+  if (!identityPath) {
+    throw new BadParameterError(
+      "no identity: pass -i/--identity FILE, --data-dir DIR, or set TELEPORT_IDENTITY_FILE",
+    );
+  }
+  return {
+    baseUrl: authServerUrl(address, what),
+    identityPath,
+    insecure: booleanFlag(flags, "insecure"),
+  };
+}

@@ -1,0 +1,22 @@
+/**
+ * What tctl commands run against: the admin API (opened lazily, so `help`
+ * and `version` need no connection), an output sink and file access, all
+ * supplied by the runtime adapter.
+ *
+ * @module
+ */
+import type { AdminApi } from "../api_client.ts";
+
+/** Dependencies of every tctl command. */
+export interface TctlContext {
+  /** Opens (once) and returns the admin API client. */
+  api(): Promise<AdminApi>;
+  /** Writes text to standard output, as is. */
+  out(text: string): void;
+  /** Reads a text file (`-` is standard input). */
+  readTextFile(path: string): Promise<string>;
+  /** Current time. */
+  now(): Date;
+  /** tctl's version. */
+  version: string;
+}

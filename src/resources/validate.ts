@@ -1,0 +1,141 @@
+/**
+ * Validation of one resource object by its `kind`, shared by tctl (which
+ * reads YAML files) and the auth service (which receives JSON). Failures name
+ * the field path so callers can point at the exact spot.
+ *
+ * @module
+ */
+import type { z } from "zod";
+import { BadParameterError } from "../errors.ts";
+import { formatPath } from "../util/zod_error.ts";
+import {
+  ALL_KINDS,
+  type Bot,
+  BotInstance,
+  CREATABLE_KINDS,
+  type CreatableKind,
+  type Kind,
+  type Lock,
+  type Role,
+  type Token,
+  type WorkloadIdentity,
+} from "./schemas.ts";
+
+/** Any resource the API serves. */
+export type AnyResource = Bot | Token | Role | Lock | BotInstance | WorkloadIdentity;
+
+/** Resources tctl may create or overwrite. */
+export type CreatableResource = Bot | Token | Role | Lock | WorkloadIdentity;
+
+/** One validation failure: where (path segments) and what. */
+export interface ResourceIssue {
+  /** Field path, e.g. `["spec", "bound_keypair", "recovery", "limit"]`. */
+  path: (string | number)[];
+  /** What is wrong, without the path. */
+  message: string;
+}
+
+/** Result of {@linkcode validateResource}. */
+export type ValidationResult<T> =
+  | { ok: true; resource: T }
+  | { ok: false; issue: ResourceIssue };
+
+/** Schemas of every kind, including the read-only `bot_instance`. */
+const SCHEMAS: Record<Kind, z.ZodType> = { ...CREATABLE_KINDS, bot_instance: BotInstance };
+
+/** True if `kind` is one of the kinds tctl can create. */
+export function isCreatableKind(kind: string): kind is CreatableKind {
+  return Object.hasOwn(CREATABLE_KINDS, kind);
+}
+
+/** True if `kind` is one of the kinds the API serves. */
+export function isKind(kind: string): kind is Kind {
+  return (ALL_KINDS as readonly string[]).includes(kind);
+}
+
+/** Turns one zod issue into a path and a short message. */
+export function issueFromZod(issue: z.core.$ZodIssue): ResourceIssue {
+  const path = issue.path.filter((p): p is string | number => typeof p !== "symbol");
+  if (issue.code === "unrecognized_keys") {
+    return {
+      path: [...path, issue.keys[0]],
+      message: issue.keys.length > 1
+        ? `unknown fields ${issue.keys.map((k) => `"${k}"`).join(", ")}`
+        : "unknown field",
+    };
+  }
+  let message = issue.message.replace(/^Invalid (input|option): /, "");
+  if (issue.code === "invalid_type" && /received undefined$/.test(issue.message)) {
+    message = `required field is missing (expected ${issue.expected})`;
+  }
+  return { path, message };
+}
+
+/** `path: message`, the form every resource error uses. */
+export function formatIssue(issue: ResourceIssue): string {
+  return `${formatPath(issue.path)}: ${issue.message}`;
+}
+
+/**
+ * Validates a resource object against the schema of its `kind`. Only kinds in
+ * `allowed` are accepted (default: the creatable ones), so a `bot_instance`
+ * document is refused with a message saying why.
+ */
+export function validateResource(
+  raw: unknown,
+  allowed: readonly Kind[] = Object.keys(CREATABLE_KINDS) as CreatableKind[],
+): ValidationResult<AnyResource> {
+  if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
+    return {
+      ok: false,
+      issue: { path: [], message: "expected a resource (a mapping with kind, version, metadata)" },
+    };
+  }
+  const kind = (raw as { kind?: unknown }).kind;
+  if (kind === undefined) {
+    return {
+      ok: false,
+      issue: {
+        path: ["kind"],
+        message: `required field is missing (one of: ${allowed.join(", ")})`,
+      },
+    };
+  }
+  if (typeof kind !== "string" || !isKind(kind)) {
+    return {
+      ok: false,
+      issue: {
+        path: ["kind"],
+        message: `unsupported kind ${JSON.stringify(kind)} (supported: ${allowed.join(", ")})`,
+      },
+    };
+  }
+  if (!allowed.includes(kind)) {
+    return {
+      ok: false,
+      issue: {
+        path: ["kind"],
+        message: kind === "bot_instance"
+          ? "bot_instance resources are created by joins and cannot be written"
+          : `kind "${kind}" is not accepted here (supported: ${allowed.join(", ")})`,
+      },
+    };
+  }
+  const r = SCHEMAS[kind].safeParse(raw);
+  if (!r.success) return { ok: false, issue: issueFromZod(r.error.issues[0]) };
+  return { ok: true, resource: r.data as AnyResource };
+}
+
+/** Like {@linkcode validateResource} but throws a `BadParameterError` with `details.path`. */
+export function parseResource(raw: unknown, allowed?: readonly Kind[]): AnyResource {
+  const r = validateResource(raw, allowed);
+  if (r.ok) return r.resource;
+  throw new BadParameterError(formatIssue(r.issue), {
+    details: { path: formatPath(r.issue.path) },
+  });
+}
+
+/** `kind/name` of a resource, as tctl addresses it. */
+export function resourceRef(resource: AnyResource): string {
+  return `${resource.kind}/${resource.metadata.name}`;
+}

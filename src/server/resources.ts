@@ -1,0 +1,341 @@
+/**
+ * The resource store of the admin API: get, list, create/upsert and delete
+ * resources by kind and name over the backend. Every write is one atomic
+ * compare-and-swap on the entry's version that also stores the audit event.
+ *
+ * Stored values are the resources' JSON renderings (the YAML shapes) without
+ * `metadata.revision`; reads set `metadata.revision` to the backend version.
+ *
+ * @module
+ */
+import { AlreadyExistsError, BadParameterError, KeyboundError, NotFoundError } from "../errors.ts";
+import type { Entry, JsonValue, Mutation } from "../storage/backend.ts";
+import {
+  Bot,
+  BotInstance,
+  type Kind,
+  Lock,
+  ResourceName,
+  Role,
+  Token,
+  WorkloadIdentity,
+} from "../resources/schemas.ts";
+import type { AnyResource, CreatableResource } from "../resources/validate.ts";
+import { prepareTokenForWrite, type SecretGenerator } from "../resources/token_rules.ts";
+import { type AuditInput, auditMutation } from "./audit.ts";
+import type { ServerContext } from "./context.ts";
+import { resourceKey, resourcePrefix } from "./keys.ts";
+
+/** A resource as stored, with its backend version. */
+export interface StoredResource<T extends AnyResource = AnyResource> {
+  /** The resource (without `metadata.revision`). */
+  resource: T;
+  /** Backend version of the entry. */
+  version: string;
+}
+
+/** Who performs a write, for audit events and lock metadata. */
+export interface Actor {
+  /** User name from the caller's certificate. */
+  user: string;
+  /** Peer address, when known. */
+  remoteAddr?: string;
+}
+
+/** `create` refuses an existing resource; `upsert` overwrites it. */
+export type WriteMode = "create" | "upsert";
+
+/** Result of {@linkcode putResource}. */
+export interface PutResult {
+  /** What was stored. */
+  stored: StoredResource;
+  /** True if no live resource existed before. */
+  created: boolean;
+}
+
+const SCHEMAS = {
+  bot: Bot,
+  token: Token,
+  role: Role,
+  lock: Lock,
+  bot_instance: BotInstance,
+  workload_identity: WorkloadIdentity,
+};
+
+/** Attempts of a compare-and-swap write before giving up with `CONFLICT`. */
+const MAX_WRITE_ATTEMPTS = 5;
+
+/**
+ * Backend key parts of a resource name. Bot instances are addressed as
+ * `<bot>/<instance id>`; other names cannot contain `/`.
+ */
+export function nameParts(kind: Kind, name: string): string[] {
+  if (kind === "bot_instance") {
+    const parts = name.split("/");
+    if (parts.length !== 2 || !parts[0] || !parts[1]) {
+      throw new BadParameterError(
+        `bot_instance names have the form <bot>/<instance id>, got "${name}"`,
+        { details: { path: "metadata.name" } },
+      );
+    }
+    return parts;
+  }
+  if (!ResourceName.safeParse(name).success) {
+    throw new BadParameterError(`invalid ${kind} name "${name}"`, {
+      details: { path: "metadata.name" },
+    });
+  }
+  return [name];
+}
+
+function isExpired(resource: AnyResource, now: Date): boolean {
+  const expires = resource.metadata.expires;
+  return expires !== undefined && Date.parse(expires) <= now.getTime();
+}
+
+/** Parses a stored entry; null if malformed (logged) or expired. */
+function liveEntry(
+  ctx: ServerContext,
+  kind: Kind,
+  entry: Entry<unknown> | null,
+): StoredResource | null {
+  if (!entry) return null;
+  const parsed = SCHEMAS[kind].safeParse(entry.value);
+  if (!parsed.success) {
+    ctx.log.warn("ignoring malformed stored resource", { kind, key: entry.key.join("/") });
+    return null;
+  }
+  const resource = parsed.data as AnyResource;
+  if (isExpired(resource, ctx.now())) return null;
+  return { resource, version: entry.version };
+}
+
+/** The resource with `metadata.revision` set to its version, as the API returns it. */
+export function withRevision<T extends AnyResource>(stored: StoredResource<T>): T {
+  return {
+    ...stored.resource,
+    metadata: { ...stored.resource.metadata, revision: stored.version },
+  };
+}
+
+/** Reads one resource; null if absent or expired. */
+export async function getResource(
+  ctx: ServerContext,
+  kind: Kind,
+  name: string,
+): Promise<StoredResource | null> {
+  const entry = await ctx.backend.get<unknown>(resourceKey(kind, ...nameParts(kind, name)));
+  return liveEntry(ctx, kind, entry);
+}
+
+/** Lists the live resources of a kind in name order. */
+export async function listResources(ctx: ServerContext, kind: Kind): Promise<StoredResource[]> {
+  const entries = await ctx.backend.list<unknown>(resourcePrefix(kind));
+  const out: StoredResource[] = [];
+  for (const e of entries) {
+    const live = liveEntry(ctx, kind, e);
+    if (live) out.push(live);
+  }
+  return out;
+}
+
+function withoutRevision<T extends AnyResource>(resource: T): T {
+  const { revision: _revision, ...metadata } = resource.metadata;
+  return { ...resource, metadata } as T;
+}
+
+/** Server-owned fields and rules applied before a resource is stored. */
+async function prepare(
+  ctx: ServerContext,
+  incoming: CreatableResource,
+  existing: StoredResource | null,
+  actor: Actor,
+  generateSecret?: SecretGenerator,
+): Promise<CreatableResource> {
+  const resource = withoutRevision(incoming);
+  switch (resource.kind) {
+    case "token":
+      return await prepareTokenForWrite(
+        resource,
+        existing ? existing.resource as Token : null,
+        generateSecret,
+      );
+    case "bot": {
+      const user = `bot-${resource.metadata.name}`;
+      return { ...resource, status: { user_name: user, role_name: user } };
+    }
+    case "lock":
+      return {
+        ...resource,
+        spec: {
+          ...resource.spec,
+          created_at: resource.spec.created_at ?? ctx.now().toISOString(),
+          created_by: resource.spec.created_by ?? actor.user,
+        },
+      };
+    case "role":
+    case "workload_identity":
+      return resource;
+  }
+}
+
+function auditFor(resource: CreatableResource, actor: Actor, created: boolean): AuditInput {
+  const connection = actor.remoteAddr ? { connection: { remote_addr: actor.remoteAddr } } : {};
+  if (resource.kind === "lock") {
+    return {
+      type: "lock.created",
+      status: { success: true },
+      ...connection,
+      lock_name: resource.metadata.name,
+      target: resource.spec.target as JsonValue,
+      message: resource.spec.message ?? "",
+      created_by: resource.spec.created_by ?? actor.user,
+    };
+  }
+  return {
+    type: "resource.created",
+    status: { success: true },
+    ...connection,
+    kind: resource.kind,
+    name: resource.metadata.name,
+    user: actor.user,
+    overwritten: !created,
+  };
+}
+
+function conflict(kind: Kind, name: string): KeyboundError {
+  return new KeyboundError(
+    "CONFLICT",
+    `${kind} "${name}" was changed concurrently; retry`,
+  );
+}
+
+/**
+ * Creates or overwrites a resource. With `mode: "create"` an existing live
+ * resource is `ALREADY_EXISTS`. With `upsert`, a `metadata.revision` that no
+ * longer matches the stored version is `CONFLICT` (the file was read before
+ * someone else changed the resource); omit the revision to overwrite anyway.
+ * Tokens keep their stored status unless one is sent, and get a registration
+ * secret per Teleport's rules; bots get their status; locks their creator.
+ */
+export async function putResource(
+  ctx: ServerContext,
+  incoming: CreatableResource,
+  mode: WriteMode,
+  actor: Actor,
+  generateSecret?: SecretGenerator,
+): Promise<PutResult> {
+  const kind = incoming.kind;
+  const name = incoming.metadata.name;
+  const key = resourceKey(kind, ...nameParts(kind, name));
+  if (isExpired(incoming, ctx.now())) {
+    throw new BadParameterError(`metadata.expires: ${incoming.metadata.expires} is in the past`, {
+      details: { path: "metadata.expires" },
+    });
+  }
+  for (let attempt = 0; attempt < MAX_WRITE_ATTEMPTS; attempt++) {
+    const entry = await ctx.backend.get<unknown>(key);
+    const existing = liveEntry(ctx, kind, entry);
+    if (existing && mode === "create") {
+      throw new AlreadyExistsError(`${kind} "${name}" already exists`);
+    }
+    const revision = incoming.metadata.revision;
+    if (existing && revision !== undefined && revision !== existing.version) {
+      throw new KeyboundError(
+        "CONFLICT",
+        `${kind} "${name}" changed since revision ${revision} was read; ` +
+          "fetch it again, or remove metadata.revision to overwrite it",
+      );
+    }
+    const resource = await prepare(ctx, incoming, existing, actor, generateSecret);
+    const expires = resource.metadata.expires;
+    const mutations: Mutation[] = [
+      {
+        type: "set",
+        key,
+        value: resource as unknown as JsonValue,
+        ...(expires ? { expiresAt: Date.parse(expires) } : {}),
+      },
+      auditMutation(ctx, auditFor(resource, actor, existing === null)),
+    ];
+    const r = await ctx.backend.commit({
+      checks: [{ key, version: entry?.version ?? null }],
+      mutations,
+    });
+    if (!r.ok) continue;
+    const stored = liveEntry(ctx, kind, await ctx.backend.get<unknown>(key));
+    if (!stored) throw conflict(kind, name);
+    return { stored, created: existing === null };
+  }
+  throw conflict(kind, name);
+}
+
+/** Deletes a resource (bot instances included); `NOT_FOUND` if it does not exist. */
+export async function deleteResource(
+  ctx: ServerContext,
+  kind: Kind,
+  name: string,
+  actor: Actor,
+): Promise<void> {
+  const key = resourceKey(kind, ...nameParts(kind, name));
+  for (let attempt = 0; attempt < MAX_WRITE_ATTEMPTS; attempt++) {
+    const entry = await ctx.backend.get<unknown>(key);
+    if (!liveEntry(ctx, kind, entry) || !entry) {
+      throw new NotFoundError(`${kind} "${name}" not found`);
+    }
+    const r = await ctx.backend.commit({
+      checks: [{ key, version: entry.version }],
+      mutations: [
+        { type: "delete", key },
+        auditMutation(ctx, {
+          type: "resource.deleted",
+          status: { success: true },
+          ...(actor.remoteAddr ? { connection: { remote_addr: actor.remoteAddr } } : {}),
+          kind,
+          name,
+          user: actor.user,
+        }),
+      ],
+    });
+    if (r.ok) return;
+  }
+  throw conflict(kind, name);
+}
+
+/**
+ * Requests a bound-keypair rotation at the token's next join
+ * (`tctl bound-keypair rotate`): sets `spec.bound_keypair.rotate_after` to now.
+ */
+export async function requestTokenRotation(
+  ctx: ServerContext,
+  name: string,
+): Promise<StoredResource<Token>> {
+  const key = resourceKey("token", ...nameParts("token", name));
+  for (let attempt = 0; attempt < MAX_WRITE_ATTEMPTS; attempt++) {
+    const entry = await ctx.backend.get<unknown>(key);
+    const existing = liveEntry(ctx, "token", entry);
+    if (!existing || !entry) throw new NotFoundError(`token "${name}" not found`);
+    const token = existing.resource as Token;
+    const updated: Token = {
+      ...token,
+      spec: {
+        ...token.spec,
+        bound_keypair: { ...token.spec.bound_keypair, rotate_after: ctx.now().toISOString() },
+      },
+    };
+    const r = await ctx.backend.commit({
+      checks: [{ key, version: entry.version }],
+      mutations: [{
+        type: "set",
+        key,
+        value: updated as unknown as JsonValue,
+        ...(token.metadata.expires ? { expiresAt: Date.parse(token.metadata.expires) } : {}),
+      }],
+    });
+    if (!r.ok) continue;
+    const stored = liveEntry(ctx, "token", await ctx.backend.get<unknown>(key));
+    if (!stored) throw conflict("token", name);
+    return stored as StoredResource<Token>;
+  }
+  throw conflict("token", name);
+}

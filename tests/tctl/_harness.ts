@@ -1,0 +1,195 @@
+/**
+ * Test harness: the real auth service as a subprocess (or an in-process app
+ * for state the tests seed directly) and tctl run as a real subprocess.
+ *
+ * @module
+ */
+import { DenoKvBackend } from "../../runtime-adapters/deno/kv_backend.ts";
+import { serveApp } from "../../runtime-adapters/deno/serve.ts";
+import {
+  bootstrapCluster,
+  createApp,
+  issueAdminIdentityFile,
+  type ServerContext,
+} from "../../src/server/mod.ts";
+import { silentLogger } from "../../src/util/log.ts";
+
+const ROOT = new URL("../../", import.meta.url).pathname;
+const TCTL = `${ROOT}runtime-adapters/deno/tctl_main.ts`;
+const AUTH = `${ROOT}runtime-adapters/deno/auth_main.ts`;
+
+/** A running auth service subprocess. */
+export interface AuthProcess {
+  /** `https://127.0.0.1:PORT`. */
+  url: string;
+  /** `127.0.0.1:PORT`. */
+  address: string;
+  /** Its data directory. */
+  dataDir: string;
+  /** The CA pin it printed at start. */
+  caPin: string;
+  /** Path of its admin identity. */
+  identity: string;
+  /** A scratch directory for test files (also tctl's working directory). */
+  workDir: string;
+  /** A directory with a `tctl` wrapper script, for `bash -c` pipelines. */
+  binDir: string;
+  /** Stops it and removes its directories. */
+  stop(): Promise<void>;
+}
+
+async function makeTctlWrapper(dir: string): Promise<string> {
+  const binDir = `${dir}/bin`;
+  await Deno.mkdir(binDir);
+  await Deno.writeTextFile(
+    `${binDir}/tctl`,
+    `#!/bin/sh\nexec "${Deno.execPath()}" run -A "${TCTL}" "$@"\n`,
+    { mode: 0o755 },
+  );
+  return binDir;
+}
+
+/** Starts `auth_main.ts start` on 127.0.0.1 port 0 and waits for its address. */
+export async function startAuth(clusterName = "test.example"): Promise<AuthProcess> {
+  const dir = await Deno.makeTempDir({ prefix: "keybound-tctl-" });
+  const dataDir = `${dir}/data`;
+  const workDir = `${dir}/work`;
+  await Deno.mkdir(workDir);
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "--unstable-kv",
+      AUTH,
+      "start",
+      "--data-dir",
+      dataDir,
+      "--listen",
+      "127.0.0.1:0",
+      "--cluster-name",
+      clusterName,
+    ],
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  while (!/CA pin \S+\n/.test(text)) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`auth service exited early: ${text}`);
+    text += value;
+  }
+  const drain = (async () => {
+    while (!(await reader.read()).done) { /* keep the pipe flowing */ }
+  })();
+  const url = /listening on (\S+)/.exec(text)![1];
+  const caPin = /CA pin (\S+)/.exec(text)![1];
+  return {
+    url,
+    address: url.replace("https://", ""),
+    dataDir,
+    caPin,
+    identity: `${dataDir}/admin-identity`,
+    workDir,
+    binDir: await makeTctlWrapper(dir),
+    async stop() {
+      child.kill("SIGTERM");
+      await child.status;
+      await drain;
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
+
+/** An in-process auth app over plain HTTP on loopback, with direct access to its state. */
+export interface InProcessAuth {
+  /** `http://127.0.0.1:PORT`. */
+  url: string;
+  /** Path of an admin identity file. */
+  identity: string;
+  /** The server context (backend included). */
+  ctx: ServerContext;
+  /** Stops it and removes its directory. */
+  stop(): Promise<void>;
+}
+
+/** Serves `createApp(ctx)` over HTTP on 127.0.0.1 port 0 with a Deno KV file in a temp dir. */
+export async function startInProcessAuth(): Promise<InProcessAuth> {
+  const dir = await Deno.makeTempDir({ prefix: "keybound-tctl-app-" });
+  const backend = await DenoKvBackend.open(`${dir}/kv`);
+  const ctx = await bootstrapCluster(backend, {
+    clusterName: "inproc.example",
+    log: silentLogger,
+    version: "0.1.0",
+  });
+  const identity = `${dir}/admin-identity`;
+  await Deno.writeTextFile(identity, await issueAdminIdentityFile(ctx), { mode: 0o600 });
+  const server = serveApp(createApp(ctx), { hostname: "127.0.0.1", port: 0 });
+  return {
+    url: server.url,
+    identity,
+    ctx,
+    async stop() {
+      await server.shutdown();
+      await backend.close();
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
+
+/** Result of a subprocess run. */
+export interface RunResult {
+  /** Exit code. */
+  code: number;
+  /** Standard output. */
+  stdout: string;
+  /** Standard error. */
+  stderr: string;
+}
+
+/** Options of {@linkcode tctl} and {@linkcode bash}. */
+export interface RunOptions {
+  /** Working directory. */
+  cwd?: string;
+  /** Extra environment variables. */
+  env?: Record<string, string>;
+  /** Text for standard input. */
+  stdin?: string;
+}
+
+async function run(cmd: string, args: string[], options: RunOptions): Promise<RunResult> {
+  const env: Record<string, string> = { NO_COLOR: "1", ...options.env };
+  // A test must not pick up the developer's own tctl settings.
+  for (const name of ["TELEPORT_AUTH_SERVER", "TELEPORT_IDENTITY_FILE"]) {
+    if (!(name in env)) env[name] = "";
+  }
+  const child = new Deno.Command(cmd, {
+    args,
+    cwd: options.cwd,
+    env,
+    stdin: options.stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  if (options.stdin !== undefined) {
+    const w = child.stdin.getWriter();
+    await w.write(new TextEncoder().encode(options.stdin));
+    await w.close();
+  }
+  const out = await child.output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+/** Runs `deno run -A runtime-adapters/deno/tctl_main.ts ...args`. */
+export function tctl(args: string[], options: RunOptions = {}): Promise<RunResult> {
+  return run(Deno.execPath(), ["run", "-A", TCTL, ...args], options);
+}
+
+/** Runs `bash -c script` (with the tctl wrapper first on PATH when `binDir` is given). */
+export function bash(script: string, binDir: string, options: RunOptions = {}): Promise<RunResult> {
+  return run("bash", ["-c", script], {
+    ...options,
+    env: { PATH: `${binDir}:${Deno.env.get("PATH") ?? ""}`, ...options.env },
+  });
+}
