@@ -1,0 +1,127 @@
+/**
+ * Wire messages of the bound-keypair join (docs/protocol.md §4): zod schemas
+ * for what clients send and what the server answers. Server and agent both
+ * validate with these, so the field names live in exactly one place.
+ *
+ * @module
+ */
+import { z } from "zod";
+
+/** Path of the `begin` call. */
+export const JOIN_BEGIN_PATH = "/v1/join/bound-keypair/begin";
+/** Path of the `continue` call. */
+export const JOIN_CONTINUE_PATH = "/v1/join/bound-keypair/continue";
+
+/** Default certificate lifetime when `ttl_seconds` is omitted. */
+export const DEFAULT_JOIN_TTL_SECONDS = 3600;
+
+/** Signature algorithm suite the server announces in rotation requests. */
+export const SIGNATURE_ALGORITHM_SUITE = "balanced-v1";
+
+// Generous bounds: they only stop a client from making the server hash or
+// store megabytes; every real value is far below them.
+const MAX_KEY_TEXT = 4096;
+const MAX_JOIN_STATE = 8192;
+const MAX_SECRET = 1024;
+const MAX_SESSION = 16384;
+const MAX_SOLUTION = 8192;
+
+/** `POST /v1/join/bound-keypair/begin` request body. */
+export const BeginRequest = z.strictObject({
+  token_name: z.string().min(1).max(253),
+  join_method: z.string().max(64).optional(),
+  system_role: z.string().max(64).optional(),
+  public_tls_key: z.string().min(1).max(MAX_KEY_TEXT),
+  public_ssh_key: z.string().min(1).max(MAX_KEY_TEXT),
+  ttl_seconds: z.number().int().positive().max(10 * 365 * 24 * 3600).optional(),
+  initial_join_secret: z.string().max(MAX_SECRET).optional(),
+  previous_join_state: z.string().max(MAX_JOIN_STATE).optional(),
+});
+/** A `begin` request. */
+export type BeginRequest = z.infer<typeof BeginRequest>;
+
+/** Reasons a client may give up (Teleport's `GivingUp` reasons). */
+export const GivingUpReason = z.enum([
+  "UNSUPPORTED_JOIN_METHOD",
+  "UNSUPPORTED_MESSAGE_TYPE",
+  "CHALLENGE_SOLUTION_FAILED",
+]);
+/** A giving-up reason. */
+export type GivingUpReason = z.infer<typeof GivingUpReason>;
+
+/** The answer to the previous step. */
+export const JoinAnswer = z.discriminatedUnion("type", [
+  z.strictObject({
+    type: z.literal("challenge_solution"),
+    solution: z.string().min(1).max(MAX_SOLUTION),
+  }),
+  z.strictObject({
+    type: z.literal("rotation_response"),
+    public_key: z.string().min(1).max(MAX_KEY_TEXT),
+  }),
+  z.strictObject({
+    type: z.literal("giving_up"),
+    reason: GivingUpReason,
+    message: z.string().max(1024).optional(),
+  }),
+]);
+/** An answer. */
+export type JoinAnswer = z.infer<typeof JoinAnswer>;
+
+/** `POST /v1/join/bound-keypair/continue` request body. */
+export const ContinueRequest = z.strictObject({
+  session: z.string().min(1).max(MAX_SESSION),
+  answer: JoinAnswer,
+});
+/** A `continue` request. */
+export type ContinueRequest = z.infer<typeof ContinueRequest>;
+
+/** A server step: prove a key, or rotate the bound key. */
+export const JoinStep = z.discriminatedUnion("type", [
+  z.strictObject({
+    type: z.literal("challenge"),
+    public_key: z.string(),
+    challenge: z.string(),
+  }),
+  z.strictObject({
+    type: z.literal("rotation_request"),
+    signature_algorithm_suite: z.string(),
+  }),
+]);
+/** A step. */
+export type JoinStep = z.infer<typeof JoinStep>;
+
+/** The credentials of a successful join (docs/protocol.md §4.5). */
+export const JoinResult = z.strictObject({
+  bot_name: z.string(),
+  bot_instance_id: z.string(),
+  generation: z.number().int(),
+  expires: z.string(),
+  certificates: z.strictObject({
+    tls_cert: z.string(),
+    tls_ca_certs: z.array(z.string()),
+    ssh_cert: z.string(),
+    ssh_ca_keys: z.array(z.string()),
+  }),
+  bound_keypair: z.strictObject({
+    join_state: z.string(),
+    public_key: z.string(),
+  }),
+});
+/** A join result. */
+export type JoinResult = z.infer<typeof JoinResult>;
+
+/** A response carrying the next step. */
+export const StepResponse = z.strictObject({ session: z.string(), step: JoinStep });
+/** A step response. */
+export type StepResponse = z.infer<typeof StepResponse>;
+
+/** The final response: the result, or `null` after `giving_up`. */
+export const ResultResponse = z.strictObject({ result: JoinResult.nullable() });
+/** A result response. */
+export type ResultResponse = z.infer<typeof ResultResponse>;
+
+/** Any successful response of `begin` or `continue`. */
+export const JoinResponse = z.union([StepResponse, ResultResponse]);
+/** A join response. */
+export type JoinResponse = z.infer<typeof JoinResponse>;

@@ -1,0 +1,172 @@
+/**
+ * Bot credentials issued by a successful join (docs/protocol.md §4.5): an
+ * X.509 client certificate and an OpenSSH user certificate from the user CA,
+ * both for the client's subject key.
+ *
+ * @module
+ */
+import { KeyboundError, NotFoundError } from "../../errors.ts";
+import { randomUuid } from "../../crypto/random.ts";
+import { certificateToPem, issueCertificate, issueSshCertificate } from "../../pki/mod.ts";
+import { parseCertificate } from "../../pki/x509_parse.ts";
+import { botSubject } from "../../protocol/subject.ts";
+import type { Bot, Role } from "../../resources/schemas.ts";
+import { parseDuration } from "../../util/duration.ts";
+import type { ServerContext } from "../context.ts";
+import { getResource } from "../resources.ts";
+
+/** Lifetime when the client asks for none. */
+export const DEFAULT_CERT_TTL_SECONDS = 3600;
+/** A bot's `max_session_ttl` when it sets none. */
+export const DEFAULT_MAX_SESSION_TTL_SECONDS = 12 * 3600;
+/** Upper bound of any bot certificate's lifetime, whatever the bot says. */
+export const MAX_SESSION_TTL_CAP_SECONDS = 168 * 3600;
+/** Certificates start this long before issue, so small clock skew does not reject them. */
+export const CERT_BACKDATE_MS = 60_000;
+
+/** Reads a bot; null if it does not exist. */
+export async function findBot(ctx: ServerContext, botName: string): Promise<Bot | null> {
+  return (await getResource(ctx, "bot", botName))?.resource as Bot | undefined ?? null;
+}
+
+/** The bot a join issues for; `NOT_FOUND` if the token names a bot that does not exist. */
+export function requireBot(bot: Bot | null, botName: string): Bot {
+  if (!bot) throw new NotFoundError(`bot "${botName}" named by the join token does not exist`);
+  return bot;
+}
+
+/** The certificate lifetime: requested (or default), capped by the bot's `max_session_ttl`. */
+export function certificateTtlSeconds(bot: Bot, requested: number | undefined): number {
+  const max = bot.spec.max_session_ttl
+    ? Math.floor(parseDuration(bot.spec.max_session_ttl) / 1000)
+    : DEFAULT_MAX_SESSION_TTL_SECONDS;
+  const cap = Math.min(
+    max > 0 ? max : DEFAULT_MAX_SESSION_TTL_SECONDS,
+    MAX_SESSION_TTL_CAP_SECONDS,
+  );
+  return Math.min(requested ?? DEFAULT_CERT_TTL_SECONDS, cap);
+}
+
+/**
+ * SSH principals: the `allow.logins` of the bot's roles and its `logins`
+ * trait, minus every role's `deny.logins`. Roles that do not exist are
+ * skipped with a warning; template entries (`{{...}}`) are skipped because
+ * the trait values they would expand to are added directly.
+ */
+export async function botLogins(ctx: ServerContext, bot: Bot): Promise<string[]> {
+  const roles = await Promise.all(bot.spec.roles.map(async (name) => {
+    const stored = await getResource(ctx, "role", name);
+    if (!stored) {
+      ctx.log.warn("bot role does not exist; ignoring it", { bot: bot.metadata.name, role: name });
+    }
+    return stored?.resource as Role | undefined;
+  }));
+  const allow = new Set<string>();
+  const deny = new Set<string>();
+  for (const role of roles) {
+    for (const l of role?.spec.allow?.logins ?? []) allow.add(l);
+    for (const l of role?.spec.deny?.logins ?? []) deny.add(l);
+  }
+  for (const t of bot.spec.traits) {
+    if (t.name === "logins") t.values.forEach((v) => allow.add(v));
+  }
+  return [...allow].filter((l) => !l.includes("{{") && !deny.has(l));
+}
+
+/** Inputs of {@linkcode issueBotCertificates}. */
+export interface BotCertificateRequest {
+  /** The bot. */
+  bot: Bot;
+  /** Instance id the certificate names. */
+  instanceId: string;
+  /** Generation the certificate carries. */
+  generation: number;
+  /** Token the bot joined with. */
+  tokenName: string;
+  /** Subject key of the X.509 certificate. */
+  tlsPublicKey: CryptoKey;
+  /** Subject key of the SSH certificate. */
+  sshPublicKey: CryptoKey;
+  /** Lifetime, already capped. */
+  ttlSeconds: number;
+}
+
+/** Issued certificates in wire form (docs/protocol.md §4.5 `certificates`) plus their expiry. */
+export interface IssuedBotCertificates {
+  /** X.509 client certificate, PEM. */
+  tls_cert: string;
+  /** User CA certificates, PEM. */
+  tls_ca_certs: string[];
+  /** OpenSSH user certificate. */
+  ssh_cert: string;
+  /** User CA SSH keys, authorized_keys text. */
+  ssh_ca_keys: string[];
+  /** End of validity of both certificates. */
+  expires: Date;
+}
+
+// The CA certificate is fixed for a context's lifetime; parse its subject once.
+const issuerNames = new WeakMap<Uint8Array, Uint8Array>();
+function issuerName(certDer: Uint8Array): Uint8Array {
+  let name = issuerNames.get(certDer);
+  if (!name) {
+    name = parseCertificate(certDer).subjectDer;
+    issuerNames.set(certDer, name);
+  }
+  return name;
+}
+
+/** Issues the X.509 and SSH certificates of a join. */
+export async function issueBotCertificates(
+  ctx: ServerContext,
+  r: BotCertificateRequest,
+): Promise<IssuedBotCertificates> {
+  const tls = ctx.cas.user.tls;
+  const ssh = ctx.cas.user.ssh;
+  if (!tls || !ssh) throw new KeyboundError("INTERNAL", "user CA is incomplete");
+  const botName = r.bot.metadata.name;
+  const user = `bot-${botName}`;
+  const now = ctx.now().getTime();
+  const notBefore = new Date(now - CERT_BACKDATE_MS);
+  const notAfter = new Date(now + r.ttlSeconds * 1000);
+  const logins = await botLogins(ctx, r.bot);
+  // An empty principal list means "any user" to sshd; Teleport uses a placeholder instead.
+  const principals = logins.length > 0 ? logins : [`-teleport-nologin-${randomUuid()}`];
+  const [certDer, sshCert] = await Promise.all([
+    issueCertificate({
+      issuer: {
+        subject: issuerName(tls.certDer),
+        privateKey: tls.keyPair.privateKey,
+        publicKey: tls.keyPair.publicKey,
+      },
+      subject: botSubject({
+        botName,
+        botInstanceId: r.instanceId,
+        generation: r.generation,
+        joinToken: r.tokenName,
+        roles: [user, ...r.bot.spec.roles.filter((x) => x !== user)],
+      }),
+      publicKey: r.tlsPublicKey,
+      notBefore,
+      notAfter,
+      extKeyUsage: ["clientAuth"],
+    }),
+    issueSshCertificate({
+      caPrivateKey: ssh.keyPair.privateKey,
+      caPublicKey: ssh.keyPair.publicKey,
+      publicKey: r.sshPublicKey,
+      certType: "user",
+      keyId: user,
+      principals,
+      validAfter: notBefore,
+      validBefore: notAfter,
+    }),
+  ]);
+  return {
+    tls_cert: certificateToPem(certDer),
+    tls_ca_certs: [tls.certPem],
+    ssh_cert: sshCert,
+    ssh_ca_keys: [ssh.publicKey],
+    expires: notAfter,
+  };
+}

@@ -1,0 +1,209 @@
+/**
+ * The end of a successful join: the generation check of a refresh, the
+ * certificates, the one atomic commit and the join state issued from what
+ * was committed.
+ *
+ * @module
+ */
+import { KeyboundError } from "../../errors.ts";
+import { randomUuid } from "../../crypto/random.ts";
+import { parseAuthorizedKey } from "../../crypto/ssh_wire.ts";
+import { issueJoinState } from "../../protocol/join_state.ts";
+import type { JoinResponse } from "../../protocol/messages.ts";
+import type { Bot, BotInstance } from "../../resources/schemas.ts";
+import type { Entry } from "../../storage/backend.ts";
+import type { AuditInput } from "../audit.ts";
+import {
+  type Authentication,
+  instanceExpiry,
+  latestGeneration,
+  newBotInstance,
+  withAuthentication,
+} from "../bot_instances.ts";
+import type { ServerContext } from "../context.ts";
+import { createLockMutations, generationLockMessage } from "../locks.ts";
+import { certificateTtlSeconds, issueBotCertificates, requireBot } from "./certs.ts";
+import { commitJoin, type InstanceWrite, statusOf, type TokenEntry } from "./commit.ts";
+import { recoveryEvent, rotationEvent } from "./events.ts";
+import { connectionOf, type FailureContext, recordFailure } from "./failures.ts";
+import { modeOf } from "./policy.ts";
+import type { JoinSession } from "./session_state.ts";
+
+/** What `finish` works from, read after the proof of possession. */
+export interface FinishReads {
+  /** The token and its version. */
+  entry: TokenEntry;
+  /** The token's bot, null if it does not exist. */
+  bot: Bot | null;
+  /** The refreshing instance (refreshes only), null if absent. */
+  instance: Entry<BotInstance> | null;
+}
+
+/** Issues the credentials and commits the join; the result carries a fresh join state. */
+export async function finish(
+  ctx: ServerContext,
+  session: JoinSession,
+  read: FinishReads,
+  where: FailureContext,
+): Promise<JoinResponse> {
+  const refresh = session.refresh;
+  const { entry, instance: instanceEntry } = read;
+  const bot = requireBot(read.bot, session.bot);
+  if (refresh) {
+    const stored = instanceEntry ? latestGeneration(instanceEntry.value) : null;
+    if (stored !== refresh.generation) {
+      const { mutations } = createLockMutations(ctx, {
+        target: { join_token: session.token },
+        message: generationLockMessage(session.token, session.bot, refresh.instance),
+        remoteAddr: where.remoteAddr,
+      });
+      const err = new KeyboundError(
+        "GENERATION_MISMATCH",
+        `cert generation mismatch for bot ${session.bot}/${refresh.instance}: ` +
+          `stored=${stored ?? "none"}, presented=${refresh.generation}`,
+      );
+      throw await recordFailure(ctx, err, where, [{
+        type: "bot.generation_mismatch",
+        status: { success: false, error: err.message },
+        ...connectionOf(where.remoteAddr),
+        bot_name: session.bot,
+        bot_instance_id: refresh.instance,
+        token_name: session.token,
+        stored: stored ?? 0,
+        presented: refresh.generation,
+      }], mutations);
+    }
+  }
+
+  const now = ctx.now();
+  const ttl = certificateTtlSeconds(bot, session.ttl);
+  const instanceId = refresh ? refresh.instance : randomUuid();
+  const generation = refresh ? refresh.generation + 1 : 1;
+  // `begin` checked both encodings are one key, so the parsed SSH form serves both.
+  const subjectKey = (await parseAuthorizedKey(session.subject.ssh)).key;
+  const certs = await issueBotCertificates(ctx, {
+    bot,
+    instanceId,
+    generation,
+    tokenName: session.token,
+    tlsPublicKey: subjectKey,
+    sshPublicKey: subjectKey,
+    ttlSeconds: ttl,
+  });
+  const auth: Authentication = {
+    authenticated_at: now.toISOString(),
+    join_method: "bound_keypair",
+    join_token: session.token,
+    generation,
+    public_key: session.subject.tls,
+  };
+  const expires = instanceExpiry(now, ttl);
+  const instance: InstanceWrite = refresh
+    ? {
+      kind: "update",
+      expectedGeneration: refresh.generation,
+      apply: (current) => withAuthentication(current, auth, expires),
+    }
+    : {
+      kind: "create",
+      instance: newBotInstance({
+        botName: session.bot,
+        instanceId,
+        previousInstanceId: session.prev_instance,
+        authentication: auth,
+        expires,
+      }),
+    };
+  const consumes = session.flow !== "refresh";
+  const rotated = session.rotated_from !== undefined;
+  const committed = await commitJoin(ctx, {
+    tokenName: session.token,
+    botName: session.bot,
+    instanceId,
+    sessionId: session.sid,
+    sessionExp: session.exp,
+    expect: session.expect,
+    consumesRecovery: consumes,
+    instance,
+    applyStatus: (current) => {
+      const s = { ...current };
+      if (session.flow === "onboarding") {
+        s.bound_public_key = session.proven_key;
+        delete s.registration_secret;
+      }
+      if (consumes) {
+        s.recovery_count = current.recovery_count + 1;
+        s.last_recovered_at = now.toISOString();
+        s.bound_bot_instance_id = instanceId;
+      }
+      if (rotated) {
+        s.bound_public_key = session.bound_key;
+        s.last_rotated_at = now.toISOString();
+      }
+      return s;
+    },
+    events: (token) => {
+      const status = statusOf(token);
+      const mode = modeOf(token);
+      const events: AuditInput[] = [];
+      if (consumes) {
+        events.push(recoveryEvent(session, where, {
+          publicKey: session.proven_key ?? "",
+          count: status.recovery_count,
+          mode,
+        }));
+      }
+      if (rotated) {
+        events.push(rotationEvent(session, where, {
+          previous: session.rotated_from!,
+          next: session.bound_key,
+        }));
+      }
+      events.push({
+        type: "bot.join",
+        status: { success: true },
+        ...connectionOf(where.remoteAddr),
+        bot_name: session.bot,
+        bot_instance_id: instanceId,
+        token_name: session.token,
+        method: "bound_keypair",
+        generation,
+        public_key: session.bound_key,
+        recovery_count: status.recovery_count,
+        recovery_mode: mode,
+      });
+      return events;
+    },
+  }, { token: entry, instance: instanceEntry });
+
+  const status = statusOf(committed);
+  const signingKey = ctx.cas.boundKeypair.jwt?.[0];
+  if (!signingKey) throw new KeyboundError("INTERNAL", "bound_keypair CA has no signing key");
+  const joinState = await issueJoinState({
+    clusterName: ctx.clusterName,
+    botName: session.bot,
+    key: signingKey,
+    now,
+    claims: {
+      bot_instance_id: status.bound_bot_instance_id ?? "",
+      recovery_sequence: status.recovery_count,
+      recovery_limit: committed.spec.bound_keypair.recovery.limit,
+      recovery_mode: committed.spec.bound_keypair.recovery.mode,
+    },
+  });
+  return {
+    result: {
+      bot_name: session.bot,
+      bot_instance_id: instanceId,
+      generation,
+      expires: certs.expires.toISOString(),
+      certificates: {
+        tls_cert: certs.tls_cert,
+        tls_ca_certs: certs.tls_ca_certs,
+        ssh_cert: certs.ssh_cert,
+        ssh_ca_keys: certs.ssh_ca_keys,
+      },
+      bound_keypair: { join_state: joinState, public_key: status.bound_public_key ?? "" },
+    },
+  };
+}

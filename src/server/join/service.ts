@@ -1,0 +1,442 @@
+/**
+ * The bound-keypair join state machine (docs/protocol.md §4.6; Teleport's
+ * cases A–E). `beginJoin` decides the case and sends the first step;
+ * `continueJoin` checks each answer, runs the checks that must follow proof of
+ * possession (lock, join state, instance), asks for a rotation when one is
+ * due, and finally issues credentials and commits everything at once.
+ *
+ * @module
+ */
+import { AccessDeniedError, BadParameterError, KeyboundError } from "../../errors.ts";
+import { importSpkiPem, keyId, publicKeysEqual } from "../../crypto/keys.ts";
+import { randomHex, timingSafeEqualString } from "../../crypto/random.ts";
+import { parseAuthorizedKey, toAuthorizedKey } from "../../crypto/ssh_wire.ts";
+import { verifyChallengeSolution } from "../../protocol/challenge.ts";
+import { JoinStateVerificationError, verifyJoinState } from "../../protocol/join_state.ts";
+import type {
+  BeginRequest,
+  ContinueRequest,
+  JoinResponse,
+  StepResponse,
+} from "../../protocol/messages.ts";
+import { openSession } from "../../protocol/session.ts";
+import { challengeHash } from "../../protocol/signed_request.ts";
+import type { Lock, Token } from "../../resources/schemas.ts";
+import { readBotInstance } from "../bot_instances.ts";
+import type { ServerContext } from "../context.ts";
+import type { VerifiedIdentity } from "../hono_env.ts";
+import { usedSessionKey } from "../keys.ts";
+import {
+  createLockMutations,
+  findLockInForce,
+  joinStateLockMessage,
+  lockedError,
+} from "../locks.ts";
+import { findBot } from "./certs.ts";
+import {
+  expectationsHold,
+  expectationsOf,
+  readToken,
+  sessionUsed,
+  statusOf,
+  unexpectedBackendState,
+} from "./commit.ts";
+import { recoveryEvent, rotationEvent } from "./events.ts";
+import { auditingFailures, connectionOf, type FailureContext, recordFailure } from "./failures.ts";
+import { finish, type FinishReads } from "./finish.ts";
+import { joinsRemaining, modeOf, rotationDue } from "./policy.ts";
+import type { JoinSession } from "./session_state.ts";
+import { challengeStep, rotationStep } from "./steps.ts";
+
+/** Per-request facts the HTTP layer supplies. */
+export interface JoinRequestContext {
+  /** The verified signed request, or null for an unsigned one. */
+  identity: VerifiedIdentity | null;
+  /** Peer address. */
+  remoteAddr?: string;
+}
+
+async function parseKeyField(text: string, path: string): Promise<CryptoKey> {
+  try {
+    return path === "public_tls_key"
+      ? await importSpkiPem(text)
+      : (await parseAuthorizedKey(text)).key;
+  } catch (e) {
+    throw new BadParameterError(`${path}: ${(e as Error).message}`, { details: { path } });
+  }
+}
+
+/** Validates the certificate subject key; both encodings must be the same key. */
+async function subjectKeys(req: BeginRequest): Promise<{ tls: CryptoKey; ssh: CryptoKey }> {
+  const [tls, ssh] = await Promise.all([
+    parseKeyField(req.public_tls_key, "public_tls_key"),
+    parseKeyField(req.public_ssh_key, "public_ssh_key"),
+  ]);
+  if (!(await publicKeysEqual(tls, ssh))) {
+    throw new BadParameterError("public_ssh_key must be the same key as public_tls_key", {
+      details: { path: "public_ssh_key" },
+    });
+  }
+  return { tls, ssh };
+}
+
+/** The refresh facts of a bot certificate that signed `begin`. */
+async function refreshOf(
+  identity: VerifiedIdentity,
+  token: Token,
+): Promise<NonNullable<JoinSession["refresh"]>> {
+  if (identity.botName === undefined || identity.botInstanceId === undefined) {
+    throw new AccessDeniedError("only bot certificates can sign a join");
+  }
+  if (identity.botName !== token.spec.bot_name) {
+    throw new AccessDeniedError(
+      `the certificate belongs to bot "${identity.botName}", not to the token's bot "${token.spec.bot_name}"`,
+    );
+  }
+  if (!identity.generation) {
+    throw new AccessDeniedError("a current identity generation must be provided");
+  }
+  return {
+    instance: identity.botInstanceId,
+    generation: identity.generation,
+    cert_key: await keyId(identity.publicKey),
+  };
+}
+
+/** Case A with a registration secret: the secret must be sent, in time, and equal. */
+async function checkRegistrationSecret(
+  ctx: ServerContext,
+  token: Token,
+  sent: string | undefined,
+): Promise<string | null> {
+  const stored = statusOf(token).registration_secret ?? "";
+  if (!sent) return "no registration secret was provided";
+  const deadline = token.spec.bound_keypair.onboarding.must_register_before;
+  if (deadline && ctx.now().getTime() > Date.parse(deadline)) {
+    return "the registration deadline (must_register_before) has passed";
+  }
+  if (!(await timingSafeEqualString(sent, stored))) return "registration secret comparison failed";
+  return null;
+}
+
+/** `POST /v1/join/bound-keypair/begin`: decides the case and returns the first step. */
+export function beginJoin(
+  ctx: ServerContext,
+  req: BeginRequest,
+  rc: JoinRequestContext,
+): Promise<StepResponse> {
+  const where = { tokenName: req.token_name, remoteAddr: rc.remoteAddr };
+  return auditingFailures(ctx, where, async () => {
+    const keys = await subjectKeys(req);
+    const { token } = await readToken(ctx, req.token_name);
+    if (req.join_method !== undefined && req.join_method !== token.spec.join_method) {
+      throw new BadParameterError(
+        `client requested join method "${req.join_method}", the token only supports "${token.spec.join_method}"`,
+        { details: { path: "join_method" } },
+      );
+    }
+    if (req.system_role !== undefined && req.system_role !== "Bot") {
+      throw new AccessDeniedError(
+        `can not join the cluster, the token does not allow role "${req.system_role}"`,
+      );
+    }
+    const refresh = rc.identity ? await refreshOf(rc.identity, token) : undefined;
+    const status = statusOf(token);
+    const hasBoundKey = !!status.bound_public_key;
+    const hasBoundInstance = !!status.bound_bot_instance_id;
+    const flow = !hasBoundKey ? "onboarding" : refresh ? "refresh" : "recovery";
+    const session: JoinSession = {
+      sid: randomHex(16),
+      exp: 0,
+      token: req.token_name,
+      bot: token.spec.bot_name,
+      flow,
+      mode: modeOf(token),
+      ...(refresh ? { refresh } : {}),
+      subject: {
+        tls: req.public_tls_key,
+        ssh: await toAuthorizedKey(keys.ssh),
+      },
+      ...(req.ttl_seconds !== undefined ? { ttl: req.ttl_seconds } : {}),
+      ...(req.previous_join_state ? { join_state: req.previous_join_state } : {}),
+      expect: await expectationsOf(token),
+      bound_key: "",
+      // Replaced by the first step below; a session is only ever sealed by a step.
+      pending: { type: "rotation", purpose: "onboarding" },
+    };
+
+    if (!hasBoundKey && refresh) {
+      throw new BadParameterError(
+        "cannot perform first bound keypair join with existing credentials",
+      );
+    }
+    if (hasBoundKey && !hasBoundInstance) {
+      throw new BadParameterError("bad backend state, please recreate the join token");
+    }
+    if (flow !== "onboarding") {
+      return await challengeStep(ctx, session, "bound", status.bound_public_key!.trim());
+    }
+
+    // Case A: onboarding.
+    const mode = modeOf(token);
+    if (mode === "standard" && !joinsRemaining(token)) {
+      throw new KeyboundError("NO_RECOVERIES_REMAINING", "no recovery attempts remaining");
+    }
+    const initialKey = token.spec.bound_keypair.onboarding.initial_public_key?.trim();
+    if (initialKey) return await challengeStep(ctx, session, "initial", initialKey);
+    if (status.registration_secret) {
+      const problem = await checkRegistrationSecret(ctx, token, req.initial_join_secret);
+      if (problem !== null) {
+        throw await recordFailure(
+          ctx,
+          new KeyboundError(
+            "REGISTRATION_SECRET_INVALID",
+            "a valid registration secret is required",
+          ),
+          where,
+          [recoveryEvent(session, where, { error: problem, publicKey: "", count: 0, mode })],
+        );
+      }
+      return await rotationStep(ctx, session, "onboarding");
+    }
+    throw new BadParameterError(
+      "either an initial public key or registration secret is required",
+    );
+  });
+}
+
+/** Refreshes must sign every `continue` with the certificate that signed `begin`. */
+async function checkRefreshBinding(
+  session: JoinSession,
+  identity: VerifiedIdentity | null,
+  answer: ContinueRequest["answer"],
+): Promise<void> {
+  if (!session.refresh) {
+    if (identity) {
+      throw new KeyboundError(
+        "UNAUTHENTICATED",
+        "this join was begun without a signed request; its continue requests must not be signed",
+      );
+    }
+    return;
+  }
+  if (!identity) {
+    throw new KeyboundError(
+      "UNAUTHENTICATED",
+      "a refresh must sign every continue request with its certificate",
+    );
+  }
+  const r = session.refresh;
+  if (
+    identity.botInstanceId !== r.instance || identity.generation !== r.generation ||
+    await keyId(identity.publicKey) !== r.cert_key
+  ) {
+    throw new KeyboundError(
+      "UNAUTHENTICATED",
+      "continue request is signed by another certificate than the one that began the join",
+    );
+  }
+  if (answer.type === "challenge_solution" && session.pending.type === "challenge") {
+    if (identity.chash !== await challengeHash(session.pending.challenge)) {
+      throw new KeyboundError(
+        "UNAUTHENTICATED",
+        "signed request chash does not match the challenge being answered",
+      );
+    }
+  }
+}
+
+function unexpectedAnswer(got: string, session: JoinSession): KeyboundError {
+  const wanted = session.pending.type === "challenge" ? "challenge_solution" : "rotation_response";
+  return new KeyboundError("BAD_REQUEST", `unexpected answer "${got}": expected "${wanted}"`);
+}
+
+/** `POST /v1/join/bound-keypair/continue`: checks an answer and returns the next step or the result. */
+export async function continueJoin(
+  ctx: ServerContext,
+  req: ContinueRequest,
+  rc: JoinRequestContext,
+): Promise<JoinResponse> {
+  const unknown = { tokenName: "", remoteAddr: rc.remoteAddr };
+  const session = await auditingFailures(
+    ctx,
+    unknown,
+    () => openSession<JoinSession>(ctx.sessionKey, req.session, ctx.now()),
+  );
+  const where = { tokenName: session.token, remoteAddr: rc.remoteAddr };
+  return auditingFailures(ctx, where, async () => {
+    await checkRefreshBinding(session, rc.identity, req.answer);
+    const answer = req.answer;
+    switch (answer.type) {
+      case "giving_up":
+        ctx.log.info("join client gave up", {
+          token: session.token,
+          reason: answer.reason,
+          message: answer.message ?? "",
+        });
+        return { result: null };
+      case "rotation_response":
+        return await answerRotation(ctx, session, answer.public_key, where);
+      case "challenge_solution":
+        return await answerChallenge(ctx, session, answer.solution, rc, where);
+    }
+  });
+}
+
+async function answerRotation(
+  ctx: ServerContext,
+  session: JoinSession,
+  publicKeyText: string,
+  where: FailureContext,
+): Promise<StepResponse> {
+  if (session.pending.type !== "rotation") throw unexpectedAnswer("rotation_response", session);
+  const purpose = session.pending.purpose;
+  const key = await parseKeyField(publicKeyText, "answer.public_key");
+  const canonical = await toAuthorizedKey(key);
+  if (purpose === "rotation") {
+    const current = (await parseAuthorizedKey(session.bound_key)).key;
+    if (await publicKeysEqual(current, key)) {
+      const msg = "public key may not be reused after rotation";
+      throw await recordFailure(ctx, new BadParameterError(msg), where, [
+        rotationEvent(session, where, { previous: session.bound_key, next: canonical, error: msg }),
+      ]);
+    }
+  }
+  return await challengeStep(ctx, session, purpose, canonical);
+}
+
+async function answerChallenge(
+  ctx: ServerContext,
+  session: JoinSession,
+  solution: string,
+  rc: JoinRequestContext,
+  where: FailureContext,
+): Promise<JoinResponse> {
+  const pending = session.pending;
+  if (pending.type !== "challenge") throw unexpectedAnswer("challenge_solution", session);
+  try {
+    await verifyChallengeSolution({
+      solution,
+      challenge: pending.challenge,
+      publicKey: (await parseAuthorizedKey(pending.public_key)).key,
+      clusterName: ctx.clusterName,
+      now: ctx.now(),
+    });
+  } catch (e) {
+    const consumes = session.flow !== "refresh" && pending.purpose !== "rotation";
+    if (!(e instanceof KeyboundError) || !consumes) throw e;
+    throw await recordFailure(ctx, e, where, [recoveryEvent(session, where, {
+      error: e.message,
+      publicKey: pending.public_key,
+      count: 0,
+      mode: session.mode,
+    })]);
+  }
+
+  // Proof of possession is done: now the token's state and locks may be
+  // consulted. One round of reads serves the whole step: the used-marker (so
+  // a replayed session is refused before it could trigger a lock twice) and
+  // the bot and instance that `finish` needs.
+  const [entry, lock, used, bot, instance] = await Promise.all([
+    readToken(ctx, session.token),
+    findLockInForce(ctx, { join_token: session.token }),
+    ctx.backend.get(usedSessionKey(session.sid)),
+    findBot(ctx, session.bot),
+    session.refresh
+      ? readBotInstance(ctx, session.bot, session.refresh.instance)
+      : Promise.resolve(null),
+  ]);
+  if (used) throw sessionUsed();
+  const read: FinishReads = { entry, bot, instance };
+  const consumes = session.flow !== "refresh";
+  if (!(await expectationsHold(entry.token, session.expect, consumes))) {
+    throw unexpectedBackendState();
+  }
+
+  if (pending.purpose === "rotation") {
+    if (lock) throw lockedError(lock);
+    session.rotated_from = session.bound_key;
+    session.bound_key = pending.public_key;
+    return await finish(ctx, session, read, where);
+  }
+  session.proven_key = pending.public_key;
+  session.bound_key = pending.public_key;
+  await checksAfterProof(ctx, session, entry.token, lock, rc, where);
+  if (rotationDue(entry.token, ctx.now())) return await rotationStep(ctx, session, "rotation");
+  return await finish(ctx, session, read, where);
+}
+
+/**
+ * The checks after the first proof, in Teleport's order: recovery budget
+ * (case E), lock, join state (cases D and E), instance (case D).
+ */
+async function checksAfterProof(
+  ctx: ServerContext,
+  session: JoinSession,
+  token: Token,
+  lock: Lock | null,
+  rc: JoinRequestContext,
+  where: FailureContext,
+): Promise<void> {
+  if (session.flow === "onboarding") {
+    if (lock) throw lockedError(lock);
+    return;
+  }
+  const status = statusOf(token);
+  const mode = modeOf(token);
+  if (session.flow === "recovery" && mode === "standard" && !joinsRemaining(token)) {
+    const err = new KeyboundError("NO_RECOVERIES_REMAINING", "no rejoins remaining");
+    throw await recordFailure(ctx, err, where, [recoveryEvent(session, where, {
+      error: err.message,
+      publicKey: session.bound_key,
+      count: status.recovery_count,
+      mode,
+    })]);
+  }
+  if (lock) throw lockedError(lock);
+  if (status.recovery_count > 0 && mode !== "insecure") {
+    if (!session.join_state) {
+      throw new KeyboundError(
+        "JOIN_STATE_INVALID",
+        "previous join state is required but was not provided",
+      );
+    }
+    try {
+      const claims = await verifyJoinState({
+        joinState: session.join_state,
+        clusterName: ctx.clusterName,
+        botName: token.spec.bot_name,
+        trustedKeys: ctx.cas.boundKeypair.jwt ?? [],
+        now: ctx.now(),
+        expect: {
+          recoverySequence: status.recovery_count,
+          botInstanceId: status.bound_bot_instance_id ?? "",
+        },
+      });
+      session.prev_instance = claims.bot_instance_id;
+    } catch (e) {
+      if (!(e instanceof JoinStateVerificationError)) throw e;
+      const { mutations } = createLockMutations(ctx, {
+        target: { join_token: session.token },
+        message: joinStateLockMessage(session.token, session.bot),
+        remoteAddr: rc.remoteAddr,
+      });
+      throw await recordFailure(
+        ctx,
+        new KeyboundError("JOIN_STATE_INVALID", "join state verification failed"),
+        where,
+        [{
+          type: "join_token.bound_keypair.join_state_verification_failed",
+          status: { success: false, error: e.message },
+          ...connectionOf(rc.remoteAddr),
+          token_name: session.token,
+          bot_name: session.bot,
+        }],
+        mutations,
+      );
+    }
+  }
+  if (session.flow === "refresh" && session.refresh!.instance !== status.bound_bot_instance_id) {
+    throw new AccessDeniedError("bot instance mismatch");
+  }
+}

@@ -1,0 +1,78 @@
+/**
+ * What the join server remembers between `begin` and `continue` calls. It
+ * travels sealed in the session blob (see src/protocol/session.ts), never in
+ * server memory.
+ *
+ * @module
+ */
+import type { SessionEnvelope } from "../../protocol/session.ts";
+import type { TokenExpectations } from "./commit.ts";
+
+/** Which of Teleport's cases the join is: A (onboarding), D (refresh) or E (recovery). */
+export type JoinFlow = "onboarding" | "refresh" | "recovery";
+
+/**
+ * Why a key is challenged: the pre-registered key (case A), the key made in
+ * the onboarding rotation (case A), the bound key (cases D and E), or the key
+ * made in a requested rotation.
+ */
+export type ChallengePurpose = "initial" | "onboarding" | "bound" | "rotation";
+
+/** A challenge awaiting its solution. */
+export interface PendingChallenge {
+  /** Discriminator. */
+  type: "challenge";
+  /** Why. */
+  purpose: ChallengePurpose;
+  /** The challenged key, authorized_keys text. */
+  public_key: string;
+  /** The exact challenge text sent. */
+  challenge: string;
+}
+
+/** A rotation request awaiting the new public key. */
+export interface PendingRotation {
+  /** Discriminator. */
+  type: "rotation";
+  /** The onboarding rotation of case A, or a `rotate_after` rotation. */
+  purpose: "onboarding" | "rotation";
+}
+
+/** The sealed state of one join. */
+export interface JoinSession extends SessionEnvelope {
+  /** Token name. */
+  token: string;
+  /** Bot name the token binds. */
+  bot: string;
+  /** The case. */
+  flow: JoinFlow;
+  /** Effective recovery mode at `begin`, for audit events written before the token is re-read. */
+  mode: string;
+  /** Refreshes: the certificate that signed `begin`; every `continue` must match it. */
+  refresh?: {
+    /** Bot instance id from the certificate. */
+    instance: string;
+    /** Generation from the certificate. */
+    generation: number;
+    /** Key ID of the certificate's public key. */
+    cert_key: string;
+  };
+  /** The certificate subject key in both encodings, as validated by `begin`. */
+  subject: { tls: string; ssh: string };
+  /** Requested certificate lifetime. */
+  ttl?: number;
+  /** `previous_join_state` as sent. */
+  join_state?: string;
+  /** What `begin` saw of the token. */
+  expect: TokenExpectations;
+  /** The key the token will be bound to if the join completes now (`""` before any proof). */
+  bound_key: string;
+  /** The key proven by the first challenge. */
+  proven_key?: string;
+  /** The bound key before a completed `rotate_after` rotation. */
+  rotated_from?: string;
+  /** `bot_instance_id` of the verified join state, for the new instance of a recovery. */
+  prev_instance?: string;
+  /** What the server waits for. */
+  pending: PendingChallenge | PendingRotation;
+}

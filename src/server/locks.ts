@@ -1,0 +1,141 @@
+/**
+ * Locks as the join server uses them: finding a lock in force for a target,
+ * and building the mutations that create one (the lock resource plus its
+ * `lock.created` audit event) so a caller can commit them together with its
+ * own audit events.
+ *
+ * @module
+ */
+import { KeyboundError } from "../errors.ts";
+import { randomUuid } from "../crypto/random.ts";
+import type { JsonValue, Mutation } from "../storage/backend.ts";
+import type { Lock } from "../resources/schemas.ts";
+import { auditMutation } from "./audit.ts";
+import type { ServerContext } from "./context.ts";
+import { resourceKey } from "./keys.ts";
+import { listResources } from "./resources.ts";
+
+/** What a lock can target; a lock matches a subject if every field it sets is equal. */
+export interface LockSubject {
+  /** Join token name. */
+  join_token?: string;
+  /** Bot instance id. */
+  bot_instance_id?: string;
+  /** User name (`bot-<name>`). */
+  user?: string;
+}
+
+/** Who creates the locks the join server raises on its own. */
+export const SYSTEM_LOCK_CREATOR = "system";
+
+/** True if `lock` has not expired at `now` (by `spec.expires` or `metadata.expires`). */
+export function lockInForce(lock: Lock, now: Date): boolean {
+  for (const e of [lock.spec.expires, lock.metadata.expires]) {
+    if (e !== undefined && Date.parse(e) <= now.getTime()) return false;
+  }
+  return true;
+}
+
+/** True if every target field the lock sets equals the subject's. */
+export function lockMatches(lock: Lock, subject: LockSubject): boolean {
+  const t = lock.spec.target;
+  const fields = ["join_token", "bot_instance_id", "user"] as const;
+  const set = fields.filter((f) => t[f] !== undefined);
+  return set.length > 0 && set.every((f) => t[f] === subject[f]);
+}
+
+/** The first lock in force that matches `subject`, or null. */
+export async function findLockInForce(
+  ctx: ServerContext,
+  subject: LockSubject,
+): Promise<Lock | null> {
+  const now = ctx.now();
+  for (const { resource } of await listResources(ctx, "lock")) {
+    const lock = resource as Lock;
+    if (lockInForce(lock, now) && lockMatches(lock, subject)) return lock;
+  }
+  return null;
+}
+
+/** The `LOCKED` error for a lock in force. */
+export function lockedError(lock: Lock): KeyboundError {
+  const t = lock.spec.target;
+  const what = t.join_token !== undefined
+    ? `join token "${t.join_token}"`
+    : t.bot_instance_id !== undefined
+    ? `bot instance "${t.bot_instance_id}"`
+    : `user "${t.user}"`;
+  const why = lock.spec.message ? `: ${lock.spec.message}` : "";
+  return new KeyboundError("LOCKED", `a lock targeting ${what} is in force${why}`);
+}
+
+/** Lock message after a failed join-state verification (Teleport's wording). */
+export function joinStateLockMessage(tokenName: string, botName: string): string {
+  return `The join token "${tokenName}" has been locked by bot "${botName}" after a client ` +
+    "failed to verify its join state, possibly indicating a stolen keypair.";
+}
+
+/** Lock message after a generation-counter mismatch (Teleport's wording). */
+export function generationLockMessage(
+  tokenName: string,
+  botName: string,
+  instanceId: string,
+): string {
+  return `Bot joins via the token "${tokenName}" have been locked due to a certificate ` +
+    `generation mismatch by ${botName}/${instanceId}, possibly indicating a stolen certificate.`;
+}
+
+/** Inputs of {@linkcode createLockMutations}. */
+export interface NewLock {
+  /** Target. */
+  target: LockSubject;
+  /** Human-readable reason. */
+  message: string;
+  /** Creator recorded on the lock and its event. */
+  createdBy?: string;
+  /** Expiry; none means the lock stays until deleted. */
+  expires?: Date;
+  /** Peer address of the request that caused it, for the audit event. */
+  remoteAddr?: string;
+}
+
+/**
+ * A new lock (random UUID name) and the mutations that store it with its
+ * `lock.created` event.
+ */
+export function createLockMutations(
+  ctx: ServerContext,
+  o: NewLock,
+): { lock: Lock; mutations: Mutation[] } {
+  const now = ctx.now();
+  const createdBy = o.createdBy ?? SYSTEM_LOCK_CREATOR;
+  const lock: Lock = {
+    kind: "lock",
+    version: "v2",
+    metadata: { name: randomUuid() },
+    spec: {
+      target: { ...o.target },
+      message: o.message,
+      created_at: now.toISOString(),
+      created_by: createdBy,
+      ...(o.expires ? { expires: o.expires.toISOString() } : {}),
+    },
+  };
+  const mutations: Mutation[] = [
+    {
+      type: "set",
+      key: resourceKey("lock", lock.metadata.name),
+      value: lock as unknown as JsonValue,
+    },
+    auditMutation(ctx, {
+      type: "lock.created",
+      status: { success: true },
+      ...(o.remoteAddr ? { connection: { remote_addr: o.remoteAddr } } : {}),
+      lock_name: lock.metadata.name,
+      target: lock.spec.target as JsonValue,
+      message: o.message,
+      created_by: createdBy,
+    }),
+  ];
+  return { lock, mutations };
+}
