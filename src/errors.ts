@@ -51,6 +51,7 @@ export class KeyboundError extends Error {
   readonly details?: Record<string, unknown>;
 
   /**
+   * Creates an error with a stable code.
    * @param code stable error code
    * @param message human readable, client-safe message
    * @param options cause and details
@@ -82,6 +83,7 @@ export class KeyboundError extends Error {
 /** Invalid input from a user or client (BadParameter in Teleport). */
 export class BadParameterError extends KeyboundError {
   /**
+   * Creates the error.
    * @param message what is wrong, naming the field
    * @param options cause and details
    */
@@ -94,6 +96,7 @@ export class BadParameterError extends KeyboundError {
 /** The caller is known but not allowed (AccessDenied in Teleport). */
 export class AccessDeniedError extends KeyboundError {
   /**
+   * Creates the error.
    * @param message client-safe reason
    * @param options cause and details
    * @param code a more specific access-denied code
@@ -111,6 +114,7 @@ export class AccessDeniedError extends KeyboundError {
 /** A resource does not exist. */
 export class NotFoundError extends KeyboundError {
   /**
+   * Creates the error.
    * @param message which resource is missing
    * @param options cause and details
    */
@@ -123,6 +127,7 @@ export class NotFoundError extends KeyboundError {
 /** A resource exists where a new one was to be created. */
 export class AlreadyExistsError extends KeyboundError {
   /**
+   * Creates the error.
    * @param message which resource exists
    * @param options cause and details
    */
@@ -135,6 +140,7 @@ export class AlreadyExistsError extends KeyboundError {
 /** A configuration file or flag is invalid. */
 export class ConfigError extends KeyboundError {
   /**
+   * Creates the error.
    * @param message what is wrong, naming the file, path and line
    * @param options cause and details
    */

@@ -66,7 +66,10 @@ export class SshReader {
   #buf: Uint8Array;
   #off = 0;
 
-  /** @param buf the message to read */
+  /**
+   * Reads from the start of `buf`.
+   * @param buf the message to read
+   */
   constructor(buf: Uint8Array) {
     this.#buf = buf;
     this.#view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);

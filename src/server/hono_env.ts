@@ -5,6 +5,8 @@
  */
 import type { ParsedCertificateLike } from "./identity_types.ts";
 
+export type { ParsedCertificateLike };
+
 /** An identity proven by a signed request (docs/protocol.md §2). */
 export interface VerifiedIdentity {
   /** `bot-<name>` or `admin`. */

@@ -28,7 +28,10 @@ export class MemoryBackend implements Backend {
   #closed = false;
   #now: () => number;
 
-  /** @param now clock in epoch milliseconds, for entry expiry */
+  /**
+   * An empty backend.
+   * @param now clock in epoch milliseconds, for entry expiry
+   */
   constructor(now: () => number = Date.now) {
     this.#now = now;
   }

@@ -1,0 +1,188 @@
+/**
+ * Full bound-keypair refresh joins (begin + challenge + signed continue +
+ * one atomic commit) against one real auth process on loopback with the Deno
+ * KV backend, from 1 and from 50 concurrent bots.
+ *
+ * @module
+ */
+import { joinBoundKeypair } from "../src/agent/join_client.ts";
+import type { JoinResult } from "../src/agent/join_types.ts";
+import { AdminApiClient } from "../src/cli/api_client.ts";
+import { generateKeyPair, type KeyPair } from "../src/crypto/keys.ts";
+import { parseAuthorizedKey, toAuthorizedKey } from "../src/crypto/ssh_wire.ts";
+import { certificatesFromPem } from "../src/pki/mod.ts";
+import { parseIdentityFile } from "../src/protocol/identity_file.ts";
+import { randomHex } from "../src/crypto/random.ts";
+import { percentile, runConcurrent } from "./stats.ts";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+
+/** A running auth process. */
+export interface AuthProcess {
+  /** Base URL. */
+  url: string;
+  /** Admin API client. */
+  admin: AdminApiClient;
+  /** Stops the process. */
+  stop(): Promise<void>;
+  /** PID, for RSS sampling. */
+  pid: number;
+}
+
+/** Starts `auth start` on plain HTTP loopback in `dataDir` and waits for its banner. */
+export async function startAuth(dataDir: string): Promise<AuthProcess> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--unstable-kv",
+      "-A",
+      `${ROOT}/runtime-adapters/deno/auth_main.ts`,
+      "start",
+      "--data-dir",
+      dataDir,
+      "--listen",
+      "127.0.0.1:0",
+      "--cluster-name",
+      "bench.local",
+      "--insecure-no-tls",
+    ],
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let banner = "";
+  while (!/CA pin sha256:/.test(banner)) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error("auth process exited before listening");
+    banner += value;
+  }
+  (async () => {
+    while (!(await reader.read()).done) { /* drain */ }
+  })();
+  const url = banner.match(/https?:\/\/\S+/)![0].replace(/\/$/, "");
+  const id = await parseIdentityFile(await Deno.readTextFile(`${dataDir}/admin-identity`));
+  const admin = new AdminApiClient({
+    baseUrl: url,
+    signer: { certDer: id.certDer, privateKey: id.privateKey },
+  });
+  return {
+    url,
+    admin,
+    pid: child.pid,
+    async stop() {
+      child.kill("SIGTERM");
+      await child.status;
+    },
+  };
+}
+
+/** A bot's client state across joins. */
+interface BenchBot {
+  token: string;
+  subjectKey: KeyPair;
+  boundKeys: Map<string, CryptoKey>;
+  last: JoinResult;
+}
+
+async function rawBlob(line: string): Promise<string> {
+  return (await parseAuthorizedKey(line)).type + " " + line.trim().split(/\s+/)[1];
+}
+
+function keyStore(bot: Pick<BenchBot, "boundKeys">) {
+  return {
+    async findPrivateKey(authorizedKey: string) {
+      return bot.boundKeys.get(await rawBlob(authorizedKey)) ?? null;
+    },
+    async generateRotationKey() {
+      const kp = await generateKeyPair("EdDSA");
+      const pub = await toAuthorizedKey(kp.publicKey);
+      bot.boundKeys.set(await rawBlob(pub), kp.privateKey);
+      return pub;
+    },
+  };
+}
+
+/** Creates `count` bots with tokens and performs their first join (registration secret). */
+export async function onboardBots(auth: AuthProcess, count: number): Promise<BenchBot[]> {
+  await auth.admin.put({
+    kind: "bot",
+    version: "v1",
+    metadata: { name: "bench" },
+    spec: { roles: [], traits: [] },
+  }, "upsert");
+  const bots: BenchBot[] = [];
+  for (let i = 0; i < count; i++) {
+    const token = `bench-${i}`;
+    const secret = randomHex(16);
+    await auth.admin.put({
+      kind: "token",
+      version: "v2",
+      metadata: { name: token },
+      spec: {
+        roles: ["Bot"],
+        bot_name: "bench",
+        join_method: "bound_keypair",
+        bound_keypair: {
+          onboarding: { registration_secret: secret },
+          recovery: { limit: 1, mode: "standard" },
+        },
+      },
+    }, "upsert");
+    const partial = { boundKeys: new Map<string, CryptoKey>() };
+    const subjectKey = await generateKeyPair("ES256");
+    const last = await joinBoundKeypair({
+      baseUrl: auth.url,
+      tokenName: token,
+      subjectKey,
+      ttlSeconds: 3600,
+      initialJoinSecret: secret,
+      keyStore: keyStore(partial),
+    });
+    bots.push({ token, subjectKey, boundKeys: partial.boundKeys, last });
+  }
+  return bots;
+}
+
+/** One refresh join (case D) for `bot`, updating its state. */
+export async function refresh(auth: AuthProcess, bot: BenchBot): Promise<void> {
+  const certDer = certificatesFromPem(bot.last.certificates.tls_cert)[0];
+  bot.last = await joinBoundKeypair({
+    baseUrl: auth.url,
+    tokenName: bot.token,
+    subjectKey: bot.subjectKey,
+    ttlSeconds: 3600,
+    previousJoinState: bot.last.bound_keypair.join_state,
+    identity: { certDer, privateKey: bot.subjectKey.privateKey },
+    keyStore: keyStore(bot),
+  });
+}
+
+/** Result of {@linkcode measureRefreshJoins}. */
+export interface JoinMeasurement {
+  /** Joins per second. */
+  rate: number;
+  /** Median latency, ms. */
+  p50: number;
+  /** 99th percentile latency, ms. */
+  p99: number;
+}
+
+/** Runs `total` refresh joins spread over `bots` with one join in flight per bot. */
+export async function measureRefreshJoins(
+  auth: AuthProcess,
+  bots: BenchBot[],
+  total: number,
+): Promise<JoinMeasurement> {
+  // A bot's joins are sequential (each needs the previous certificate), so
+  // worker w always drives bot w.
+  const { latencies, wallMs } = await runConcurrent(
+    total,
+    bots.length,
+    (_i, worker) => refresh(auth, bots[worker]),
+  );
+  return {
+    rate: total / (wallMs / 1000),
+    p50: percentile(latencies, 50),
+    p99: percentile(latencies, 99),
+  };
+}

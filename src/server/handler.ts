@@ -1,0 +1,23 @@
+/**
+ * The auth service as a plain fetch handler, the shape every runtime serves
+ * (`Deno.serve`, a Worker's `fetch`), without exposing the web framework.
+ *
+ * @module
+ */
+import { createApp } from "./app.ts";
+import type { ServerContext } from "./context.ts";
+
+/** Connection facts the HTTP adapter knows and the app cannot see. */
+export interface ConnectionInfo {
+  /** Peer IP address, recorded in audit events. */
+  remoteAddr?: string;
+}
+
+/** A request handler: `(request, connection) → response`. */
+export type FetchHandler = (request: Request, connection?: ConnectionInfo) => Promise<Response>;
+
+/** Builds the auth service's request handler over `ctx`. */
+export function createAuthHandler(ctx: ServerContext): FetchHandler {
+  const app = createApp(ctx);
+  return async (request, connection = {}) => await app.fetch(request, { ...connection });
+}
