@@ -19,7 +19,8 @@ export type AuditEventType =
   | "lock.created"
   | "join.failed"
   | "resource.created"
-  | "resource.deleted";
+  | "resource.deleted"
+  | "cert.create";
 
 /** A stored audit event. */
 export interface AuditEvent {

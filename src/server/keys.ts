@@ -13,6 +13,8 @@ export const CLUSTER_META: Key = ["cluster", "meta"];
 export function caKey(type: "user" | "host" | "bound_keypair" | "jwt"): Key {
   return ["cluster", "ca", type];
 }
+/** The SPIFFE X.509 CA, created on first use (see src/server/workload/spiffe_ca.ts). */
+export const SPIFFE_CA_KEY: Key = ["cluster", "ca", "spiffe"];
 /** The AES-GCM key that seals join sessions (see docs/protocol.md). */
 export const JOIN_SESSION_KEY: Key = ["cluster", "join_session_key"];
 /** A resource; bot instances use two name parts (`bot`, `instance id`). */
