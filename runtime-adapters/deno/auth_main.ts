@@ -24,6 +24,7 @@ import { createLogger, type Logger } from "../../src/util/log.ts";
 import { ensureDir, writeFileAtomic } from "./fs.ts";
 import { DenoKvBackend } from "./kv_backend.ts";
 import { onStopSignal, serveApp } from "./serve.ts";
+import { useInvocationDirectory } from "./cwd.ts";
 
 const USAGE = `Usage: deno task auth start --data-dir DIR [flags]
 
@@ -206,8 +207,6 @@ export async function main(args: string[]): Promise<number> {
 }
 
 if (import.meta.main) {
-  // `deno task` runs in the project directory; resolve paths where the user typed them.
-  const initCwd = Deno.env.get("INIT_CWD");
-  if (initCwd) Deno.chdir(initCwd);
+  useInvocationDirectory();
   Deno.exit(await main(Deno.args));
 }

@@ -21,6 +21,7 @@ import {
 } from "../../src/cli/tctl/mod.ts";
 import { parseIdentityFile } from "../../src/protocol/identity_file.ts";
 import { createTctlFetch } from "./tctl_transport.ts";
+import { useInvocationDirectory } from "./cwd.ts";
 
 function parseCommandLine(args: string[]): { positionals: string[]; flags: TctlFlags } {
   try {
@@ -99,4 +100,7 @@ export async function main(args: string[]): Promise<number> {
   }
 }
 
-if (import.meta.main) Deno.exit(await main(Deno.args));
+if (import.meta.main) {
+  useInvocationDirectory();
+  Deno.exit(await main(Deno.args));
+}
