@@ -1,0 +1,108 @@
+/**
+ * `tbot` on Deno (`deno task tbot ...`): the runtime half of the agent —
+ * files, TLS trust, the diagnostics listener, signals — handed to the
+ * runtime-agnostic command logic in `src/cli/tbot/`.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { fileURLToPath } from "node:url";
+import { basename, resolve } from "node:path";
+import { type ArgParser, runTbot } from "../../src/cli/tbot/main.ts";
+import type { TbotPlatform } from "../../src/cli/tbot/platform.ts";
+import { TBOT_VERSION } from "../../src/agent/version.ts";
+import { ConfigError } from "../../src/errors.ts";
+import { formatHostPort, parseHostPort } from "../../src/util/host_port.ts";
+import { DirectoryStorage } from "./dir_storage.ts";
+import { writeFileAtomic } from "./fs.ts";
+import { installSignalHandlers } from "./signals.ts";
+import { createTrustedFetch } from "./trust.ts";
+import { useInvocationDirectory } from "./cwd.ts";
+
+/** Permission flags tbot runs with; the same as the `tbot` task in deno.json. */
+export const TBOT_DENO_FLAGS = [
+  "--allow-net",
+  "--allow-read",
+  "--allow-write",
+  "--allow-env",
+  "--allow-sys=hostname,osRelease,uid,gid",
+];
+
+async function readTextFile(path: string): Promise<string> {
+  try {
+    return await Deno.readTextFile(path);
+  } catch (err) {
+    const reason = err instanceof Deno.errors.NotFound
+      ? "no such file"
+      : err instanceof Deno.errors.PermissionDenied
+      ? "permission denied"
+      : (err as Error).message;
+    throw new ConfigError(`cannot read ${path}: ${reason}`, { cause: err });
+  }
+}
+
+function hostname(): string {
+  try {
+    return Deno.hostname();
+  } catch {
+    return "unknown";
+  }
+}
+
+/**
+ * The command that starts this tbot: the compiled binary itself, or
+ * `deno run <flags> <this file>` when run from source.
+ */
+function tbotCommand(): string[] {
+  const exec = Deno.execPath();
+  if (!/^deno(\.exe)?$/.test(basename(exec))) return [exec];
+  return [exec, "run", ...TBOT_DENO_FLAGS, fileURLToPath(import.meta.url)];
+}
+
+const encoder = new TextEncoder();
+
+function writeAll(file: { writeSync(p: Uint8Array): number }, text: string) {
+  const bytes = encoder.encode(text);
+  let off = 0;
+  while (off < bytes.length) off += file.writeSync(bytes.subarray(off));
+}
+
+/** The Deno implementation of {@linkcode TbotPlatform}. */
+export const denoPlatform: TbotPlatform = {
+  env: (name) => Deno.env.get(name),
+  readTextFile,
+  writeTextFile: (path, text, mode) => writeFileAtomic(path, text, { mode }),
+  removeFile: async (path) => {
+    await Deno.remove(path).catch((err) => {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    });
+  },
+  absolutePath: (path) => resolve(path),
+  openDirectory: (path) => new DirectoryStorage(path),
+  createFetch: (baseUrl, trust) => createTrustedFetch(baseUrl, trust, readTextFile),
+  serve: (addr, handler) => {
+    const hp = parseHostPort(addr, "diag_addr");
+    const server = Deno.serve({ hostname: hp.host, port: hp.port, onListen: () => {} }, handler);
+    return Promise.resolve({
+      addr: formatHostPort(server.addr.hostname, server.addr.port),
+      close: () => server.shutdown(),
+    });
+  },
+  onSignals: installSignalHandlers,
+  hostInfo: () => ({
+    version: TBOT_VERSION,
+    hostname: hostname(),
+    os: Deno.build.os,
+    architecture: Deno.build.arch,
+  }),
+  tbotCommand,
+  pid: () => Deno.pid,
+  stdout: (text) => writeAll(Deno.stdout, text),
+  stderr: (line) => writeAll(Deno.stderr, line + "\n"),
+};
+
+if (import.meta.main) {
+  useInvocationDirectory();
+  const code = await runTbot(Deno.args, denoPlatform, parseArgs as unknown as ArgParser);
+  Deno.exit(code);
+}

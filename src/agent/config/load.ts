@@ -1,0 +1,156 @@
+/**
+ * Reading `tbot.yaml`: YAML parsing with the `yaml` package, validation with
+ * the zod schema, and errors that name the file, the line and the field path
+ * (`tbot.yaml:7: onboarding.bound_keypair: unknown field "registration_secrett"`).
+ *
+ * @module
+ */
+import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument } from "yaml";
+import type { Document, Node } from "yaml";
+import type { z } from "zod";
+import { ConfigError } from "../../errors.ts";
+import { parseDuration } from "../../util/duration.ts";
+import { formatPath } from "../../util/zod_error.ts";
+import {
+  checkConfig,
+  type ConfigProblem,
+  DEFAULT_CREDENTIAL_TTL,
+  type TbotConfig,
+  TbotConfigSchema,
+} from "./schema.ts";
+
+/** A field path: keys and list indexes. */
+export type ConfigPath = (string | number)[];
+
+/** The line (1-based) of the deepest node along `path` that exists, or undefined. */
+function lineOf(doc: Document, lines: LineCounter, path: ConfigPath): number | undefined {
+  let node: unknown = doc.contents;
+  let offset = (doc.contents as Node | null)?.range?.[0];
+  for (const part of path) {
+    if (isMap(node)) {
+      const pair = node.items.find((p) => isPair(p) && isScalar(p.key) && p.key.value === part);
+      if (!pair) break;
+      offset = (pair.key as Node).range?.[0] ?? offset;
+      node = pair.value;
+    } else if (isSeq(node) && typeof part === "number") {
+      const item = node.items[part] as Node | undefined;
+      if (!item) break;
+      offset = item.range?.[0] ?? offset;
+      node = item;
+    } else {
+      break;
+    }
+  }
+  return offset === undefined ? undefined : lines.linePos(offset).line;
+}
+
+function issuePath(issue: z.core.$ZodIssue): ConfigPath {
+  const base = issue.path.filter((p): p is string | number => typeof p !== "symbol");
+  return issue.code === "unrecognized_keys" ? [...base, issue.keys[0]] : base;
+}
+
+function issueMessage(issue: z.core.$ZodIssue): string {
+  if (issue.code === "unrecognized_keys") {
+    return `unknown field${issue.keys.length > 1 ? "s" : ""} ${
+      issue.keys.map((k) => `"${k}"`).join(", ")
+    }`;
+  }
+  if (issue.code === "invalid_type" && /received undefined$/.test(issue.message)) {
+    return "required field is missing";
+  }
+  return issue.message;
+}
+
+function configError(
+  source: string,
+  line: number | undefined,
+  path: ConfigPath,
+  message: string,
+  unknownKey = false,
+) {
+  const where = line === undefined ? source : `${source}:${line}`;
+  // For an unknown key, name the object it sits in; the message names the key.
+  const shown = unknownKey ? path.slice(0, -1) : path;
+  const field = shown.length ? `${formatPath(shown)}: ` : "";
+  return new ConfigError(`invalid config ${where}: ${field}${message}`, {
+    details: { path: formatPath(path), ...(line === undefined ? {} : { line }) },
+  });
+}
+
+/**
+ * Merges `outputs` and `services` (outputs first) and applies defaults that
+ * depend on more than one field.
+ */
+function finish(file: z.infer<typeof TbotConfigSchema>): TbotConfig {
+  const { outputs, services, certificate_ttl, credential_ttl, ...rest } = file;
+  return {
+    ...rest,
+    services: [...(outputs ?? []), ...(services ?? [])],
+    credential_ttl: credential_ttl ?? certificate_ttl ?? parseDuration(DEFAULT_CREDENTIAL_TTL),
+  };
+}
+
+/** Maps a path in the merged config back to the file (`services[i]` may be `outputs[i]`). */
+function filePath(file: z.infer<typeof TbotConfigSchema>, path: ConfigPath): ConfigPath {
+  const outputs = file.outputs?.length ?? 0;
+  if (path[0] === "services" && typeof path[1] === "number") {
+    return path[1] < outputs
+      ? ["outputs", path[1], ...path.slice(2)]
+      : ["services", path[1] - outputs, ...path.slice(2)];
+  }
+  return path;
+}
+
+/**
+ * Throws the first cross-field problem as a {@linkcode ConfigError}; `source`
+ * names where the values came from (a file, or command-line flags).
+ */
+export function throwProblems(
+  problems: ConfigProblem[],
+  source: string,
+  lineFor?: (p: ConfigPath) => number | undefined,
+): void {
+  const p = problems[0];
+  if (p) throw configError(source, lineFor?.(p.path), p.path, p.message);
+}
+
+/**
+ * Parses and validates a `tbot.yaml` text. `source` names the file in
+ * errors. Throws {@linkcode ConfigError} with `details.path` and
+ * `details.line`.
+ */
+export function parseConfig(text: string, source = "tbot.yaml"): TbotConfig {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: true });
+  if (doc.errors.length > 0) {
+    const e = doc.errors[0];
+    const line = e.linePos?.[0]?.line;
+    const message = e.message.split("\n")[0].replace(/ at line \d+, column \d+:?$/, "");
+    throw configError(source, line, [], `YAML syntax error: ${message}`);
+  }
+  const raw = doc.toJS({ maxAliasCount: 50 });
+  if (raw === null || raw === undefined) {
+    throw configError(source, undefined, [], "the file is empty");
+  }
+  const parsed = TbotConfigSchema.safeParse(raw);
+  if (!parsed.success) {
+    // A misspelt key usually also leaves a required field missing; the typo is the real news.
+    const issue = parsed.error.issues.find((i) => i.code === "unrecognized_keys") ??
+      parsed.error.issues[0];
+    const path = issuePath(issue);
+    throw configError(
+      source,
+      lineOf(doc, lines, path),
+      path,
+      issueMessage(issue),
+      issue.code === "unrecognized_keys",
+    );
+  }
+  const config = finish(parsed.data);
+  throwProblems(
+    checkConfig(config).map((p) => ({ ...p, path: filePath(parsed.data, p.path) })),
+    source,
+    (p) => lineOf(doc, lines, p),
+  );
+  return config;
+}

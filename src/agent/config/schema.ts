@@ -1,0 +1,346 @@
+/**
+ * The `tbot.yaml` schema (version v2), strict like Teleport's decoder: an
+ * unknown key is an error. Only what Keybound implements is accepted, so a
+ * field that would be silently ignored fails loudly instead.
+ *
+ * @module
+ */
+import { z } from "zod";
+import { parseDuration } from "../../util/duration.ts";
+import { HostPrincipal } from "../../protocol/workload_messages.ts";
+
+/** Teleport's default bot certificate lifetime. */
+export const DEFAULT_CREDENTIAL_TTL = "1h";
+/** Teleport's default renewal interval. */
+export const DEFAULT_RENEWAL_INTERVAL = "20m";
+/** Teleport's documented default storage directory. */
+export const DEFAULT_STORAGE_PATH = "/var/lib/teleport/bot";
+
+/** A Go duration, parsed to milliseconds; must be positive. */
+export const DurationMs = z.string({ error: "must be a duration such as 20m or 1h" }).transform(
+  (s, ctx) => {
+    let ms: number;
+    try {
+      ms = parseDuration(s);
+    } catch {
+      ctx.addIssue({ code: "custom", message: `invalid duration "${s}" (examples: 90s, 20m, 1h)` });
+      return z.NEVER;
+    }
+    if (ms <= 0) {
+      ctx.addIssue({ code: "custom", message: "must be a positive duration" });
+      return z.NEVER;
+    }
+    return ms;
+  },
+);
+
+/** A server address: `host:port`, or with an explicit `https://` / `http://` scheme. */
+export const ServerAddress = z.string().min(1).refine((s) => {
+  try {
+    parseServerAddress(s);
+    return true;
+  } catch {
+    return false;
+  }
+}, { message: "must be host:port (optionally with https:// or http://)" });
+
+/** A CA pin as `tctl status` prints it. */
+export const CaPin = z.string().regex(/^sha256:[0-9a-fA-F]{64}$/, {
+  message: "must be sha256: followed by 64 hex digits (as `tctl status` prints it)",
+});
+
+/** A `directory` destination. */
+export const DirectoryDestination = z.strictObject({
+  type: z.literal("directory"),
+  path: z.string({ error: "required: the directory's path" }).min(1),
+});
+
+/** A `memory` destination (storage only). */
+export const MemoryDestination = z.strictObject({ type: z.literal("memory") });
+
+/** `storage`: where the bot keeps its own state. */
+export const StorageConfig = z.discriminatedUnion(
+  "type",
+  [DirectoryDestination, MemoryDestination],
+  {
+    error: 'type must be "directory" or "memory"',
+  },
+);
+
+/** Names usable in `/readyz/{name}` and logs. */
+export const ServiceName = z.string().regex(/^[A-Za-z0-9_+-]{1,64}$/, {
+  message: "may contain only letters, digits, -, _ and + (at most 64)",
+});
+
+/** The `identity` output: certificates and key for tsh, tctl, OpenSSH. */
+export const IdentityOutputConfig = z.strictObject({
+  type: z.literal("identity"),
+  name: ServiceName.optional(),
+  /** Teleport's `ssh_config`: `on` (default) also writes `known_hosts` and `ssh_config`. */
+  ssh_config: z.enum(["on", "off"]).default("on"),
+  destination: z.discriminatedUnion("type", [DirectoryDestination], {
+    error: 'type must be "directory"',
+  }),
+});
+
+/** A directory destination, the only kind the workload outputs write to. */
+const DirectoryOnly = z.discriminatedUnion("type", [DirectoryDestination], {
+  error: 'type must be "directory"',
+});
+
+/**
+ * Per-output lifetime override (Teleport's `CredentialLifetime`): both or
+ * neither, and the TTL above the interval is only advised, as in Teleport.
+ */
+const LifetimeOverride = {
+  credential_ttl: DurationMs.optional(),
+  renewal_interval: DurationMs.optional(),
+};
+
+function lifetimeTogether(
+  v: { credential_ttl?: number; renewal_interval?: number },
+  ctx: z.RefinementCtx,
+): void {
+  if ((v.credential_ttl === undefined) !== (v.renewal_interval === undefined)) {
+    ctx.addIssue({
+      code: "custom",
+      path: [v.credential_ttl === undefined ? "credential_ttl" : "renewal_interval"],
+      message: "credential_ttl and renewal_interval must be set together",
+    });
+  }
+}
+
+/** `selector` of the workload identity outputs: a `workload_identity` by name. */
+export const WorkloadIdentitySelectorConfig = z.strictObject({
+  name: z.string({ error: "required: the workload_identity resource's name" }).min(1),
+}, { error: "required: selector with the workload_identity name, e.g. {name: my-wi}" });
+
+/** The `ssh_host` output: a host key and certificate for sshd. */
+export const SshHostOutputConfig = z.strictObject({
+  type: z.literal("ssh_host"),
+  name: ServiceName.optional(),
+  destination: DirectoryOnly,
+  principals: z.array(
+    HostPrincipal,
+    { error: "required: the host names (and addresses) the certificate is for" },
+  ).min(1, "at least one principal is required"),
+  ...LifetimeOverride,
+}).superRefine(lifetimeTogether);
+
+/** The `workload-identity-x509` output: an X.509 SVID. */
+export const WorkloadIdentityX509OutputConfig = z.strictObject({
+  type: z.literal("workload-identity-x509"),
+  name: ServiceName.optional(),
+  destination: DirectoryOnly,
+  selector: WorkloadIdentitySelectorConfig,
+  ...LifetimeOverride,
+}).superRefine(lifetimeTogether);
+
+/** The `workload-identity-jwt` output: a JWT-SVID. */
+export const WorkloadIdentityJwtOutputConfig = z.strictObject({
+  type: z.literal("workload-identity-jwt"),
+  name: ServiceName.optional(),
+  destination: DirectoryOnly,
+  selector: WorkloadIdentitySelectorConfig,
+  audiences: z.array(z.string().min(1), { error: "required: at least one audience" })
+    .min(1, "at least one audience is required"),
+  ...LifetimeOverride,
+}).superRefine(lifetimeTogether);
+
+/** Any output or service Keybound implements. */
+export const ServiceConfig = z.discriminatedUnion("type", [
+  IdentityOutputConfig,
+  SshHostOutputConfig,
+  WorkloadIdentityX509OutputConfig,
+  WorkloadIdentityJwtOutputConfig,
+], {
+  error:
+    'unsupported service type (Keybound supports: "identity", "ssh_host", "workload-identity-x509", "workload-identity-jwt")',
+});
+/** An output or service. */
+export type ServiceConfig = z.infer<typeof ServiceConfig>;
+
+/** `onboarding.bound_keypair`. */
+export const BoundKeypairOnboarding = z.strictObject({
+  registration_secret: z.string().min(1).optional(),
+  registration_secret_path: z.string().min(1).optional(),
+  static_private_key_path: z.string().min(1).optional(),
+});
+
+/** `onboarding`. */
+export const OnboardingConfig = z.strictObject({
+  join_method: z.literal("bound_keypair", {
+    error: "unsupported join method (Keybound supports: bound_keypair)",
+  }),
+  token: z.string({ error: "required: the name of the bound_keypair join token" }).min(1),
+  bound_keypair: BoundKeypairOnboarding.default({}),
+  ca_pins: z.array(CaPin).default([]),
+  ca_path: z.string().min(1).optional(),
+});
+/** `onboarding`, parsed. */
+export type OnboardingConfig = z.infer<typeof OnboardingConfig>;
+
+/** The whole file, before cross-field checks (see {@linkcode checkConfig}). */
+export const TbotConfigSchema = z.strictObject({
+  version: z.literal("v2", {
+    error:
+      'unsupported config version (Keybound reads "v2"; run Teleport\'s `tbot migrate` for v1)',
+  }),
+  debug: z.boolean().default(false),
+  proxy_server: ServerAddress.optional(),
+  auth_server: ServerAddress.optional(),
+  onboarding: OnboardingConfig,
+  insecure: z.boolean().default(false),
+  storage: StorageConfig.default({ type: "directory", path: DEFAULT_STORAGE_PATH }),
+  outputs: z.array(ServiceConfig).nullable().default([]),
+  services: z.array(ServiceConfig).nullable().default([]),
+  credential_ttl: DurationMs.optional(),
+  /** Deprecated alias of `credential_ttl`, accepted as Teleport does. */
+  certificate_ttl: DurationMs.optional(),
+  renewal_interval: DurationMs.default(parseDuration(DEFAULT_RENEWAL_INTERVAL)),
+  oneshot: z.boolean().default(false),
+  diag_addr: z.string().regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, {
+    message: "must be host:port, e.g. 127.0.0.1:3000",
+  }).optional(),
+});
+
+/** The file as parsed; durations are milliseconds. */
+export type TbotConfigFile = z.infer<typeof TbotConfigSchema>;
+
+/** The configuration the agent runs with. */
+export interface TbotConfig {
+  /** Always `v2`. */
+  version: "v2";
+  /** Debug logging. */
+  debug: boolean;
+  /** Proxy address, when configured that way. */
+  proxy_server?: string;
+  /** Auth service address, when configured that way. */
+  auth_server?: string;
+  /** Joining. */
+  onboarding: OnboardingConfig;
+  /** Skip server certificate verification. */
+  insecure: boolean;
+  /** The bot's own state. */
+  storage: z.infer<typeof StorageConfig>;
+  /** `outputs` and `services` together, outputs first (Teleport appends outputs to services). */
+  services: ServiceConfig[];
+  /** Requested certificate lifetime, milliseconds. */
+  credential_ttl: number;
+  /** Time between renewals, milliseconds. */
+  renewal_interval: number;
+  /** Join once, write outputs, exit. */
+  oneshot: boolean;
+  /** `host:port` of the diagnostics listener. */
+  diag_addr?: string;
+}
+
+/** A parsed server address. */
+export interface ServerAddressParts {
+  /** `https:` or `http:`. */
+  scheme: "https:" | "http:";
+  /** Host name or IP (IPv6 without brackets). */
+  hostname: string;
+  /** Port number. */
+  port: number;
+  /** Base URL without a trailing slash, e.g. `https://auth.example.com:3025`. */
+  baseUrl: string;
+}
+
+/** Parses `host:port`, `https://host:port` or `http://host:port`; throws `TypeError`. */
+export function parseServerAddress(text: string): ServerAddressParts {
+  const withScheme = /^[a-z]+:\/\//i.test(text) ? text : `https://${text}`;
+  const url = new URL(withScheme);
+  if (url.protocol !== "https:" && url.protocol !== "http:") {
+    throw new TypeError(`unsupported scheme ${url.protocol}`);
+  }
+  if ((url.pathname !== "/" && url.pathname !== "") || url.search || url.hash || url.username) {
+    throw new TypeError("an address has no path, query or credentials");
+  }
+  const port = url.port ? Number(url.port) : url.protocol === "https:" ? 443 : 80;
+  const hostname = url.hostname.replace(/^\[(.*)\]$/, "$1");
+  if (!hostname) throw new TypeError("missing host");
+  return {
+    scheme: url.protocol,
+    hostname,
+    port,
+    baseUrl: `${url.protocol}//${url.host}`,
+  };
+}
+
+/** True for `localhost`, 127.0.0.0/8 and `::1`. */
+export function isLoopbackHost(hostname: string): boolean {
+  return hostname === "localhost" || hostname === "::1" || /^127(\.\d{1,3}){3}$/.test(hostname);
+}
+
+/** One cross-field problem, with the config path it belongs to. */
+export interface ConfigProblem {
+  /** Field path (keys and indexes). */
+  path: (string | number)[];
+  /** What is wrong. */
+  message: string;
+}
+
+/**
+ * Rules that span fields, checked after the file is parsed and again after
+ * command-line overrides are applied.
+ */
+export function checkConfig(c: TbotConfig): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  if (c.proxy_server && c.auth_server) {
+    problems.push({
+      path: ["auth_server"],
+      message: "only one of proxy_server and auth_server may be set",
+    });
+  }
+  if (!c.proxy_server && !c.auth_server) {
+    problems.push({
+      path: ["proxy_server"],
+      message: "one of proxy_server or auth_server is required",
+    });
+  }
+  const bk = c.onboarding.bound_keypair;
+  if (bk.registration_secret && bk.registration_secret_path) {
+    problems.push({
+      path: ["onboarding", "bound_keypair", "registration_secret_path"],
+      message: "only one of 'registration_secret' and 'registration_secret_path' may be set",
+    });
+  }
+  if (c.onboarding.ca_pins.length > 0 && c.onboarding.ca_path) {
+    problems.push({
+      path: ["onboarding", "ca_path"],
+      message: "ca_pins and ca_path are mutually exclusive",
+    });
+  }
+  if (c.insecure && (c.onboarding.ca_pins.length > 0 || c.onboarding.ca_path)) {
+    problems.push({
+      path: ["insecure"],
+      message: "insecure cannot be combined with onboarding.ca_pins or onboarding.ca_path",
+    });
+  }
+  const address = c.auth_server ?? c.proxy_server;
+  const field = c.auth_server ? "auth_server" : "proxy_server";
+  if (address) {
+    const a = parseServerAddress(address);
+    if (a.scheme === "http:" && !(c.insecure && isLoopbackHost(a.hostname))) {
+      problems.push({
+        path: [field],
+        message: "plain http:// is allowed only with insecure: true and a loopback address",
+      });
+    }
+  }
+  const names = new Set<string>();
+  c.services.forEach((s, i) => {
+    const name = serviceName(s, i);
+    if (names.has(name)) {
+      problems.push({ path: ["services", i, "name"], message: `duplicate service name "${name}"` });
+    }
+    names.add(name);
+  });
+  return problems;
+}
+
+/** The name a service reports under: its `name`, or `<type>-output-<n>` (1-based) like Teleport. */
+export function serviceName(s: ServiceConfig, index: number): string {
+  return s.name ?? `${s.type}-output-${index + 1}`;
+}

@@ -1,0 +1,172 @@
+/**
+ * The bot's own identity (certificate subject key, X.509 and SSH
+ * certificates, CA material) and its files in storage, named as Teleport
+ * names them: `key`, `key.pub`, `key-cert.pub`, `tlscert`, `tlscacerts`,
+ * `sshcacerts`, `tokenhash`.
+ *
+ * @module
+ */
+import { exportSpki, importPkcs8Pem, type StorableKeyPair } from "../crypto/keys.ts";
+import { sha256, timingSafeEqual } from "../crypto/random.ts";
+import { toAuthorizedKey } from "../crypto/ssh_wire.ts";
+import { KeyboundError } from "../errors.ts";
+import { certificatesFromPem, certificateToPem, parseCertificate } from "../pki/x509_parse.ts";
+import type { JoinResult } from "../protocol/messages.ts";
+import { identityFromSubject } from "../protocol/subject.ts";
+import { toHex } from "../util/encoding.ts";
+import type { Logger } from "../util/log.ts";
+import { type AgentStorage, readText, STORAGE_FILES } from "./storage.ts";
+
+/** An identity the agent holds. */
+export interface BotIdentity {
+  /** Certificate subject key, PKCS#8 PEM (outputs write it as `key`). Secret. */
+  keyPem: string;
+  /** The same key, imported non-extractable, for signed requests. */
+  privateKey: CryptoKey;
+  /** Subject public key, authorized_keys line. */
+  publicKeySsh: string;
+  /** X.509 client certificate, PEM. */
+  tlsCertPem: string;
+  /** The same, DER. */
+  certDer: Uint8Array;
+  /** OpenSSH user certificate line. */
+  sshCert: string;
+  /** User CA certificates, PEM. */
+  tlsCaPems: string[];
+  /** User CA SSH public keys, authorized_keys lines. */
+  sshCaKeys: string[];
+  /** Certificate validity start. */
+  notBefore: Date;
+  /** Certificate validity end. */
+  notAfter: Date;
+  /** Bot name (from the certificate). */
+  botName: string;
+  /** Bot instance id (from the certificate). */
+  botInstanceId: string;
+  /** Generation counter (from the certificate). */
+  generation: number;
+}
+
+/** Hex SHA-256 of the token name, as stored in `tokenhash`. */
+export async function tokenHash(tokenName: string): Promise<string> {
+  return toHex(await sha256(tokenName));
+}
+
+function fromCertificate(certPem: string): Pick<
+  BotIdentity,
+  "certDer" | "notBefore" | "notAfter" | "botName" | "botInstanceId" | "generation"
+> {
+  const certDer = certificatesFromPem(certPem)[0];
+  const cert = parseCertificate(certDer);
+  const subject = identityFromSubject(cert.subject);
+  if (typeof subject === "string" || !subject.botName || !subject.botInstanceId) {
+    throw new KeyboundError(
+      "BAD_PARAMETER",
+      `the certificate is not a bot certificate: ${
+        typeof subject === "string" ? subject : "no bot name or instance id"
+      }`,
+    );
+  }
+  return {
+    certDer,
+    notBefore: cert.notBefore,
+    notAfter: cert.notAfter,
+    botName: subject.botName,
+    botInstanceId: subject.botInstanceId,
+    generation: subject.generation ?? 0,
+  };
+}
+
+/** Builds the identity from a join result and the subject key the join used. */
+export async function identityFromJoin(
+  result: JoinResult,
+  subjectKey: StorableKeyPair,
+): Promise<BotIdentity> {
+  const c = result.certificates;
+  return {
+    keyPem: subjectKey.pkcs8Pem,
+    privateKey: subjectKey.privateKey,
+    publicKeySsh: await toAuthorizedKey(subjectKey.publicKey),
+    tlsCertPem: c.tls_cert.trimEnd() + "\n",
+    sshCert: c.ssh_cert.trim(),
+    tlsCaPems: c.tls_ca_certs.map((p) => p.trimEnd() + "\n"),
+    sshCaKeys: c.ssh_ca_keys.map((k) => k.trim()),
+    ...fromCertificate(c.tls_cert),
+  };
+}
+
+/** True if `now` is within the certificate's validity. */
+export function identityIsValid(identity: BotIdentity, now: Date): boolean {
+  return now >= identity.notBefore && now < identity.notAfter;
+}
+
+/** The identity files: the same names in storage and in `identity` outputs. */
+export function identityFiles(identity: BotIdentity): Record<string, string> {
+  return {
+    [STORAGE_FILES.key]: identity.keyPem,
+    [STORAGE_FILES.publicKey]: identity.publicKeySsh + "\n",
+    [STORAGE_FILES.sshCert]: identity.sshCert + "\n",
+    [STORAGE_FILES.tlsCert]: identity.tlsCertPem,
+    [STORAGE_FILES.tlsCaCerts]: identity.tlsCaPems.join(""),
+    [STORAGE_FILES.sshCaCerts]: identity.sshCaKeys.map((k) => k + "\n").join(""),
+  };
+}
+
+/** The identity files plus `tokenhash`, as kept in the bot's storage. */
+export async function identityStorageFiles(
+  identity: BotIdentity,
+  tokenName: string,
+): Promise<Record<string, string>> {
+  return { ...identityFiles(identity), [STORAGE_FILES.tokenHash]: await tokenHash(tokenName) };
+}
+
+/**
+ * Loads the stored identity. Returns null when there is none, when it was
+ * obtained with a different token (a changed token forces a fresh join, as
+ * in Teleport), or when its files do not fit together.
+ */
+export async function loadIdentity(
+  storage: AgentStorage,
+  tokenName: string,
+  log: Logger,
+): Promise<BotIdentity | null> {
+  const read = (name: string) => readText(storage, name);
+  const [keyPem, pub, sshCert, tlsCertPem, tlsCas, sshCas, hash] = await Promise.all([
+    read(STORAGE_FILES.key),
+    read(STORAGE_FILES.publicKey),
+    read(STORAGE_FILES.sshCert),
+    read(STORAGE_FILES.tlsCert),
+    read(STORAGE_FILES.tlsCaCerts),
+    read(STORAGE_FILES.sshCaCerts),
+    read(STORAGE_FILES.tokenHash),
+  ]);
+  if (!keyPem || !tlsCertPem) return null;
+  if (hash?.trim() !== await tokenHash(tokenName)) {
+    log.warn("the stored identity was obtained with a different join token; joining afresh");
+    return null;
+  }
+  try {
+    const keyPair = await importPkcs8Pem(keyPem);
+    const identity: BotIdentity = {
+      keyPem,
+      privateKey: keyPair.privateKey,
+      publicKeySsh: pub?.trim() || await toAuthorizedKey(keyPair.publicKey),
+      tlsCertPem,
+      sshCert: sshCert?.trim() ?? "",
+      tlsCaPems: tlsCas ? certificatesFromPem(tlsCas).map((d) => certificateToPem(d)) : [],
+      sshCaKeys: (sshCas ?? "").split("\n").map((l) => l.trim()).filter(Boolean),
+      ...fromCertificate(tlsCertPem),
+    };
+    const cert = parseCertificate(identity.certDer);
+    if (!timingSafeEqual(await exportSpki(keyPair.publicKey), cert.spki)) {
+      log.warn("the stored certificate does not match the stored key; joining afresh");
+      return null;
+    }
+    return identity;
+  } catch (e) {
+    log.warn("the stored identity cannot be read; joining afresh", {
+      error: (e as Error).message,
+    });
+    return null;
+  }
+}

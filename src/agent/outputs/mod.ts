@@ -1,0 +1,77 @@
+/**
+ * Builds the configured outputs.
+ *
+ * @module
+ */
+import { KeyboundError } from "../../errors.ts";
+import type { BotApi } from "../bot_api.ts";
+import { type ServiceConfig, serviceName } from "../config/schema.ts";
+import type { AgentStorage } from "../storage.ts";
+import { IdentityOutput } from "./identity_output.ts";
+import type { Output } from "./output.ts";
+import { SshConfigOutput } from "./ssh_config.ts";
+import { SshHostOutput } from "./ssh_host.ts";
+import { WorkloadIdentityJwtOutput } from "./workload_identity_jwt.ts";
+import { WorkloadIdentityX509Output } from "./workload_identity_x509.ts";
+
+export type { Output } from "./output.ts";
+
+/** Opens a destination of an output; directory destinations only for now. */
+export type OpenDestination = (destination: { type: "directory"; path: string }) => AgentStorage;
+
+/** What outputs that talk to the auth service need (all but a bare `identity`). */
+export interface OutputDeps {
+  /** The auth service. */
+  api: BotApi;
+  /** The bot's `credential_ttl`, used where an output sets none. */
+  credentialTtlMs: number;
+  /** Makes a destination path absolute (ssh_config names files by absolute path). */
+  absolutePath(path: string): string;
+}
+
+function needDeps(deps: OutputDeps | undefined, type: string): OutputDeps {
+  if (!deps) {
+    throw new KeyboundError("INTERNAL", `output type "${type}" needs the auth service API`);
+  }
+  return deps;
+}
+
+/** One {@linkcode Output} per configured service, in order. */
+export function createOutputs(
+  services: ServiceConfig[],
+  open: OpenDestination,
+  deps?: OutputDeps,
+): Output[] {
+  return services.map((s, i): Output => {
+    const name = serviceName(s, i);
+    const destination = open(s.destination);
+    if (s.type === "identity") {
+      const identity = new IdentityOutput(name, destination);
+      if (s.ssh_config === "off" || !deps) return identity;
+      return new SshConfigOutput({
+        inner: identity,
+        destination,
+        directory: deps.absolutePath(s.destination.path),
+        api: deps.api,
+        configPath: `services[${i}].destination.path`,
+      });
+    }
+    const d = needDeps(deps, s.type);
+    const common = {
+      name,
+      destination,
+      api: d.api,
+      credentialTtlMs: s.credential_ttl ?? d.credentialTtlMs,
+      renewalIntervalMs: s.renewal_interval,
+      configPath: `services[${i}].destination.path`,
+    };
+    switch (s.type) {
+      case "ssh_host":
+        return new SshHostOutput(common, s.principals);
+      case "workload-identity-x509":
+        return new WorkloadIdentityX509Output(common, s.selector.name);
+      case "workload-identity-jwt":
+        return new WorkloadIdentityJwtOutput(common, s.selector.name, s.audiences);
+    }
+  });
+}

@@ -1,0 +1,57 @@
+/**
+ * The `workload-identity-jwt` output: a JWT-SVID for the configured
+ * audiences in the file `jwt_svid`, as Teleport writes it.
+ *
+ * @module
+ */
+import { JWT_SVID_PATH, JwtSvidResponse } from "../../protocol/workload_messages.ts";
+import type { BotIdentity } from "../identity.ts";
+import { writeText } from "../storage.ts";
+import type { Output } from "./output.ts";
+import { initDestination, type IssuingOutputOptions, ttlSeconds } from "./workload_common.ts";
+
+/** The file the output writes. */
+export const JWT_SVID_FILE = "jwt_svid";
+
+/** Writes a JWT-SVID of the selected workload identity. */
+export class WorkloadIdentityJwtOutput implements Output {
+  readonly type = "workload-identity-jwt";
+  readonly name: string;
+  /** The output's own renewal interval, if it overrides the bot's. */
+  readonly renewalInterval?: number;
+  #o: IssuingOutputOptions;
+  #selector: string;
+  #audiences: string[];
+
+  /**
+   * Creates the output.
+   *
+   * @param o destination, API and lifetime
+   * @param selectorName the `workload_identity` to issue from
+   * @param audiences the token's `aud`
+   */
+  constructor(o: IssuingOutputOptions, selectorName: string, audiences: string[]) {
+    this.name = o.name;
+    this.renewalInterval = o.renewalIntervalMs;
+    this.#o = o;
+    this.#selector = selectorName;
+    this.#audiences = [...audiences];
+  }
+
+  describe(): string {
+    return this.#o.destination.describe();
+  }
+
+  init(): Promise<void> {
+    return initDestination(this.#o.destination, this.#o.configPath);
+  }
+
+  async write(identity: BotIdentity): Promise<void> {
+    const r = await this.#o.api.post(identity, JWT_SVID_PATH, {
+      selector: { name: this.#selector },
+      audiences: this.#audiences,
+      ttl_seconds: ttlSeconds(this.#o.credentialTtlMs),
+    }, JwtSvidResponse);
+    await writeText(this.#o.destination, JWT_SVID_FILE, r.jwt);
+  }
+}

@@ -1,0 +1,102 @@
+/**
+ * Turns a failed join into one log line that says what happened and what an
+ * admin can do about it. The server's message is included (it is safe by
+ * contract); the advice is keyed by the stable error code.
+ *
+ * @module
+ */
+import { isKeyboundError } from "../errors.ts";
+
+/** Facts the advice may mention. */
+export interface RefusalContext {
+  /** The join token name. */
+  tokenName: string;
+  /** The auth service address. */
+  server: string;
+  /** True when joining with a static key. */
+  staticKey: boolean;
+}
+
+function advice(code: string, message: string, c: RefusalContext): string | undefined {
+  const token = `token/${c.tokenName}`;
+  switch (code) {
+    case "NO_RECOVERIES_REMAINING":
+      return `an admin can allow another recovery by raising spec.bound_keypair.recovery.limit on ${token} ` +
+        `(tctl edit ${token}, or tctl create -f with a higher limit); this bot then recovers on its ` +
+        `next attempt with no change on this host`;
+    case "LOCKED":
+      return `a lock targets this bot, its instance or its join token; inspect with \`tctl get locks\` ` +
+        `and, once the cause is understood, remove it with \`tctl rm lock/NAME\``;
+    case "JOIN_STATE_INVALID":
+      if (/not provided/.test(message)) {
+        return c.staticKey
+          ? `static keys never send a join state, so ${token} needs spec.bound_keypair.recovery.mode: insecure`
+          : `this host has no join state (bkp_state) although the token was used before; restore the ` +
+            `storage directory, or have an admin reset status.bound_keypair on ${token}`;
+      }
+      return `the join state did not verify: this keypair was probably copied to another host, and the ` +
+        `token is now locked; investigate (see docs/security.md), then remove the lock ` +
+        `(\`tctl get locks\`, \`tctl rm lock/NAME\`) and re-onboard the legitimate host`;
+    case "GENERATION_MISMATCH":
+      return `this bot's certificates were used from two places (generation counter mismatch) and the ` +
+        `token is now locked; investigate (see docs/security.md), then remove the lock with ` +
+        `\`tctl rm lock/NAME\` and re-onboard the legitimate host`;
+    case "REGISTRATION_SECRET_INVALID":
+      return `the registration secret is missing, wrong, already used, or past must_register_before; ` +
+        `read the current one with \`tctl get ${token}\` (status.bound_keypair.registration_secret), ` +
+        `or preregister a key made with \`tbot keypair create\``;
+    case "ACCESS_DENIED":
+      return `check that ${token} exists, is a bound_keypair token for this bot and has not expired ` +
+        `(\`tctl get ${token}\`)`;
+    case "CHALLENGE_FAILED":
+      return `the bound key did not pass the server's challenge; check the host clock and that ` +
+        `${token} is bound to this host's key (id_bkp.pub)`;
+    case "UNAUTHENTICATED":
+      return `the server did not accept this bot's certificate; check the host clock, or delete the ` +
+        `identity files (tlscert, key) from storage so the bot recovers with its bound key`;
+    case "UNEXPECTED_BACKEND_STATE":
+      return `another join of ${token} won at the same moment; is this keypair in use on another host?`;
+    case "BAD_PARAMETER":
+      if (/recreate the join token/.test(message)) {
+        return `an admin must delete and recreate ${token}`;
+      }
+      if (/existing credentials/.test(message)) {
+        return `the token has no bound key yet; delete the identity files (tlscert, key) from storage`;
+      }
+      if (/rotate_after/.test(message)) return `unset spec.bound_keypair.rotate_after on ${token}`;
+      return undefined;
+    case "CONNECTION_FAILED":
+      if (/certificate|UnknownIssuer|tls|ssl/i.test(message)) {
+        return `the server's TLS certificate is not trusted: set onboarding.ca_pins to the CA pin ` +
+          `\`tctl status\` prints, or onboarding.ca_path to the cluster's host CA certificate`;
+      }
+      return `check that the auth service at ${c.server} is running and reachable`;
+    default:
+      return undefined;
+  }
+}
+
+/** The message of the innermost `cause` (Deno's fetch puts the TLS or socket error there). */
+function deepestMessage(err: unknown): string {
+  let message = "";
+  for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    message = e.message.split("\n")[0];
+  }
+  return message;
+}
+
+/** One line: what the server said, its code, and what an admin can do. */
+export function describeJoinFailure(err: unknown, c: RefusalContext): string {
+  if (!isKeyboundError(err)) {
+    const msg = err instanceof Error ? err.message : String(err);
+    return `cannot join via ${c.server}: ${msg}; check that the auth service is running and reachable`;
+  }
+  // A transport failure's own message ("connection refused", "invalid peer certificate") is the useful part.
+  const cause = deepestMessage(err.cause);
+  const message = err.code === "CONNECTION_FAILED" && cause
+    ? `${err.message}: ${cause}`
+    : err.message;
+  const tip = advice(err.code, message, c);
+  const verb = err.status === 401 || err.status === 403 ? "join refused" : "join failed";
+  return `${verb}: ${message} (${err.code})${tip ? `; ${tip}` : ""}`;
+}

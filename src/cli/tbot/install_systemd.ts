@@ -1,0 +1,99 @@
+/**
+ * `tbot install systemd`: renders a unit that runs `tbot start -c FILE`,
+ * prints it (dry run, the default) or writes it with `--write`. An existing
+ * unit with other content is replaced only with `--force`.
+ *
+ * @module
+ */
+import { parseConfig } from "../../agent/config/load.ts";
+import { ConfigError, KeyboundError } from "../../errors.ts";
+import type { Logger } from "../../util/log.ts";
+import type { TbotPlatform } from "./platform.ts";
+import { ENV_CONFIG_PATH } from "./start.ts";
+import { defaultPidFile, renderSystemdUnit } from "./systemd_unit.ts";
+
+/** Flags of `tbot install systemd`. */
+export interface InstallSystemdFlags {
+  /** `-c, --config` (required; or `TBOT_CONFIG_PATH`). */
+  config?: string;
+  /** `--write`: write the file instead of printing it. */
+  write?: boolean;
+  /** `--force`: replace a unit with different content. */
+  force?: boolean;
+  /** `--name` (default `tbot`). */
+  name?: string;
+  /** `--user` (default `teleport`). */
+  user?: string;
+  /** `--group` (default `teleport`). */
+  group?: string;
+  /** `--systemd-directory` (default `/etc/systemd/system`). */
+  systemdDirectory?: string;
+  /** `--anonymous-telemetry`: sets `TELEPORT_ANONYMOUS_TELEMETRY=1` in the unit. */
+  anonymousTelemetry?: boolean;
+  /** `--pid-file` (default `/run/<name>/<name>.pid`). */
+  pidFile?: string;
+}
+
+const NAME_RE = /^[A-Za-z0-9_.@-]{1,200}$/;
+const ACCOUNT_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/;
+
+/** Runs the command; returns the exit code. */
+export async function runInstallSystemd(
+  f: InstallSystemdFlags,
+  platform: TbotPlatform,
+  log: Logger,
+): Promise<number> {
+  const config = f.config ?? platform.env(ENV_CONFIG_PATH);
+  if (!config) throw new ConfigError("-c/--config is required: the unit runs `tbot start -c FILE`");
+  const name = f.name ?? "tbot";
+  if (!NAME_RE.test(name)) throw new ConfigError(`--name: "${name}" is not a valid unit name`);
+  const user = f.user ?? "teleport";
+  const group = f.group ?? "teleport";
+  if (!ACCOUNT_RE.test(user)) throw new ConfigError(`--user: "${user}" is not a valid user name`);
+  if (!ACCOUNT_RE.test(group)) {
+    throw new ConfigError(`--group: "${group}" is not a valid group name`);
+  }
+  const configPath = platform.absolutePath(config);
+  // A unit pointing at a broken config would only fail later, in a restart loop.
+  parseConfig(await platform.readTextFile(configPath), configPath);
+
+  const unit = renderSystemdUnit({
+    name,
+    user,
+    group,
+    command: platform.tbotCommand(),
+    configPath,
+    pidFile: platform.absolutePath(f.pidFile ?? defaultPidFile(name)),
+    anonymousTelemetry: !!f.anonymousTelemetry,
+  });
+  const dir = platform.absolutePath(f.systemdDirectory ?? "/etc/systemd/system");
+  const path = `${dir.replace(/\/+$/, "")}/${name}.service`;
+  if (!f.write) {
+    platform.stdout(
+      `Dry-run mode is active. Use '--write' to enable writes.\n\nWould write ${path}:\n\n${unit}`,
+    );
+    return 0;
+  }
+  let existing: string | null = null;
+  try {
+    existing = await platform.readTextFile(path);
+  } catch {
+    existing = null;
+  }
+  if (existing === unit) {
+    log.info("the unit file is already up to date", { path });
+    return 0;
+  }
+  if (existing !== null && !f.force) {
+    throw new KeyboundError(
+      "ALREADY_EXISTS",
+      `${path} already exists with different content; use --force to replace it`,
+    );
+  }
+  await platform.writeTextFile(path, unit, 0o644);
+  log.info("wrote the systemd unit", { path });
+  platform.stdout(
+    `Wrote ${path}. Next:\n  systemctl daemon-reload\n  systemctl enable --now ${name}\n`,
+  );
+  return 0;
+}

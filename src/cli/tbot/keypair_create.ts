@@ -1,0 +1,217 @@
+/**
+ * `tbot keypair create`: makes a bound keypair before the first join, so an
+ * admin can preregister its public key (`onboarding.initial_public_key`)
+ * instead of sharing a registration secret. Prints the public key and an
+ * example token. `--static` makes a key that is never stored by tbot (for
+ * immutable hosts; the token then needs `recovery.mode: insecure`).
+ *
+ * @module
+ */
+import { createStoredKeypair, StoredClientState } from "../../agent/client_state.ts";
+import { parseServerAddress } from "../../agent/config/schema.ts";
+import { generateStorableKeyPair, importPkcs8Pem } from "../../crypto/keys.ts";
+import { toAuthorizedKey } from "../../crypto/ssh_wire.ts";
+import { ConfigError, KeyboundError } from "../../errors.ts";
+import { SIGNATURE_ALGORITHM_SUITE } from "../../protocol/messages.ts";
+import { toBase64, utf8 } from "../../util/encoding.ts";
+import type { Logger } from "../../util/log.ts";
+import type { TbotPlatform } from "./platform.ts";
+import { parseStorageUri } from "./start_flags.ts";
+
+/** Flags of `tbot keypair create`. */
+export interface KeypairCreateFlags {
+  /** `--storage` (path or `file://` URI); required unless `--static`. */
+  storage?: string;
+  /** `--proxy-server` (or `TELEPORT_PROXY`); pinged to learn the algorithm suite. */
+  proxyServer?: string;
+  /** `--format text|json`. */
+  format?: string;
+  /** `--overwrite`: replace an existing key. */
+  overwrite?: boolean;
+  /** `--static`: a key tbot never stores. */
+  static?: boolean;
+  /** `--static-key-path`: where to write (or read) the static key. */
+  staticKeyPath?: string;
+  /** `--insecure`: do not verify the server when pinging it. */
+  insecure?: boolean;
+}
+
+/** The example token printed with the key. */
+export function exampleToken(publicKey: string, isStatic: boolean): string {
+  return [
+    "kind: token",
+    "version: v2",
+    "metadata:",
+    "  name: example",
+    "spec:",
+    "  roles: [Bot]",
+    "  bot_name: example",
+    "  join_method: bound_keypair",
+    "  bound_keypair:",
+    "    onboarding:",
+    `      initial_public_key: "${publicKey}"`,
+    "    recovery:",
+    "      limit: 1",
+    ...(isStatic ? ["      mode: insecure"] : []),
+    "",
+  ].join("\n");
+}
+
+/** Asks the server which algorithm suite it wants; warns and assumes balanced-v1 if unreachable. */
+async function checkSuite(
+  server: string,
+  insecure: boolean,
+  platform: TbotPlatform,
+  log: Logger,
+): Promise<void> {
+  let baseUrl: string;
+  try {
+    baseUrl = parseServerAddress(server).baseUrl;
+  } catch {
+    throw new ConfigError(`--proxy-server: "${server}" must be host:port`);
+  }
+  let suite: unknown;
+  try {
+    const trust = baseUrl.startsWith("http://")
+      ? { mode: "plain_http" as const }
+      : insecure
+      ? { mode: "insecure" as const }
+      : { mode: "system" as const };
+    const f = await platform.createFetch(baseUrl, trust);
+    const res = await f(`${baseUrl}/v1/ping`);
+    suite =
+      ((await res.json()) as { signature_algorithm_suite?: unknown }).signature_algorithm_suite;
+  } catch (e) {
+    log.warn(
+      `could not ping ${baseUrl}; assuming the ${SIGNATURE_ALGORITHM_SUITE} suite (Ed25519)`,
+      {
+        error: (e as Error).message,
+      },
+    );
+    return;
+  }
+  if (suite !== undefined && suite !== SIGNATURE_ALGORITHM_SUITE) {
+    throw new KeyboundError(
+      "NOT_IMPLEMENTED",
+      `the server asks for the signature algorithm suite "${
+        String(suite)
+      }"; this tbot supports ${SIGNATURE_ALGORITHM_SUITE}`,
+    );
+  }
+}
+
+async function staticKey(
+  f: KeypairCreateFlags,
+  platform: TbotPlatform,
+  log: Logger,
+): Promise<{ publicKey: string; pem: string }> {
+  if (f.staticKeyPath && !f.overwrite) {
+    let existing: string | undefined;
+    try {
+      existing = await platform.readTextFile(f.staticKeyPath);
+    } catch {
+      existing = undefined;
+    }
+    if (existing) {
+      const kp = await importPkcs8Pem(existing);
+      log.info("a static key already exists; printing it (use --overwrite to replace it)", {
+        path: f.staticKeyPath,
+      });
+      return { publicKey: await toAuthorizedKey(kp.publicKey), pem: existing };
+    }
+  }
+  const generated = await generateStorableKeyPair("EdDSA");
+  if (f.staticKeyPath) {
+    await platform.writeTextFile(f.staticKeyPath, generated.pkcs8Pem, 0o600);
+    log.info("static key written", { path: f.staticKeyPath });
+  }
+  return { publicKey: await toAuthorizedKey(generated.publicKey), pem: generated.pkcs8Pem };
+}
+
+/** Runs the command; returns the exit code. */
+export async function runKeypairCreate(
+  f: KeypairCreateFlags,
+  platform: TbotPlatform,
+  log: Logger,
+): Promise<number> {
+  const format = f.format ?? "text";
+  if (format !== "text" && format !== "json") {
+    throw new ConfigError(`--format: must be "text" or "json", not "${format}"`);
+  }
+  const server = f.proxyServer ?? platform.env("TELEPORT_PROXY");
+  if (!server) throw new ConfigError("--proxy-server is required");
+  await checkSuite(server, !!f.insecure, platform, log);
+
+  let publicKey: string;
+  let privateKeyB64: string | undefined;
+  if (f.static) {
+    const k = await staticKey(f, platform, log);
+    publicKey = k.publicKey;
+    privateKeyB64 = toBase64(utf8(k.pem));
+  } else {
+    if (!f.storage) throw new ConfigError("--storage is required (unless --static)");
+    const dest = parseStorageUri(f.storage);
+    if (dest.type !== "directory") {
+      throw new ConfigError("--storage: a bound keypair must be kept in a persistent directory");
+    }
+    const storage = platform.openDirectory(dest.path);
+    await storage.init();
+    const release = await storage.tryLock();
+    try {
+      const existing = (await StoredClientState.load(storage, log)).activeKey;
+      if (existing && !f.overwrite) {
+        log.info(
+          "a keypair already exists in storage; printing it (use --overwrite to replace it)",
+        );
+        publicKey = existing.authorizedKey;
+      } else {
+        if (existing) {
+          log.warn("replacing the active keypair; the old key stays in the key history");
+        }
+        publicKey = await createStoredKeypair(storage, log);
+        log.info("keypair has been written to storage", { storage: storage.describe() });
+      }
+    } finally {
+      await release();
+    }
+  }
+
+  if (format === "json") {
+    platform.stdout(
+      JSON.stringify(
+        {
+          public_key: publicKey,
+          ...(privateKeyB64 ? { private_key: privateKeyB64 } : {}),
+        },
+        null,
+        2,
+      ) + "\n",
+    );
+    return 0;
+  }
+  const lines = [
+    "To register this keypair, put its public key in the join token's",
+    "spec.bound_keypair.onboarding.initial_public_key field:",
+    "",
+    publicKey,
+    "",
+  ];
+  if (privateKeyB64) {
+    lines.push(
+      "This static key is not stored by tbot. Give it to tbot with",
+      "onboarding.bound_keypair.static_private_key_path, or in the environment (keep it secret):",
+      "",
+      `TBOT_BOUND_KEYPAIR_STATIC_KEY=${privateKeyB64}`,
+      "",
+      "Static keys cannot send a join state, so the token needs recovery mode insecure.",
+      "",
+    );
+  }
+  lines.push(
+    "Example token (create it with `tctl create -f token.yaml`):",
+    "",
+    exampleToken(publicKey, !!f.static),
+  );
+  platform.stdout(lines.join("\n"));
+  return 0;
+}

@@ -1,0 +1,62 @@
+/**
+ * What the tbot commands need from the runtime. The Deno adapter
+ * (`runtime-adapters/deno/tbot_main.ts`) implements it; the command logic in
+ * this folder stays runtime-agnostic and testable.
+ *
+ * @module
+ */
+import type { HostInfo } from "../../agent/heartbeat.ts";
+import type { AgentStorage } from "../../agent/storage.ts";
+
+/** How the agent decides to trust the auth service's TLS certificate. */
+export type TrustSettings =
+  /** System roots (plus `DENO_CERT` on Deno). */
+  | { mode: "system" }
+  /** A CA bundle read from `onboarding.ca_path`. */
+  | { mode: "ca_path"; path: string }
+  /** SPKI pins of the host CA (`tctl status`); the CA is learned once and saved in storage. */
+  | { mode: "pins"; pins: string[]; storage: AgentStorage }
+  /** No verification at all (`insecure: true`), with a loud warning. */
+  | { mode: "insecure" }
+  /** Plain HTTP to a loopback address (`insecure: true` only). */
+  | { mode: "plain_http" };
+
+/** A running diagnostics listener. */
+export interface DiagServer {
+  /** The address actually bound (port 0 resolved). */
+  addr: string;
+  /** Stops listening. */
+  close(): Promise<void>;
+}
+
+/** Runtime services for the tbot commands. */
+export interface TbotPlatform {
+  /** An environment variable. */
+  env(name: string): string | undefined;
+  /** Reads a text file; throws a `KeyboundError` naming the path when it cannot. */
+  readTextFile(path: string): Promise<string>;
+  /** Writes a text file atomically with `mode`, creating no directories. */
+  writeTextFile(path: string, text: string, mode: number): Promise<void>;
+  /** Removes a file if present. */
+  removeFile(path: string): Promise<void>;
+  /** `path` made absolute against the working directory. */
+  absolutePath(path: string): string;
+  /** Opens a directory destination (storage or output). */
+  openDirectory(path: string): AgentStorage;
+  /** Builds the fetch to reach `baseUrl` with the given trust. */
+  createFetch(baseUrl: string, trust: TrustSettings): Promise<typeof fetch>;
+  /** Serves the diagnostics app on `addr` (`host:port`). */
+  serve(addr: string, handler: (req: Request) => Response | Promise<Response>): Promise<DiagServer>;
+  /** Installs handlers for stop (SIGINT/SIGTERM) and reload (SIGHUP/SIGUSR1); returns an uninstaller. */
+  onSignals(handlers: { stop(signal: string): void; reload(signal: string): void }): () => void;
+  /** Host facts for heartbeats. */
+  hostInfo(): HostInfo;
+  /** The command line that starts this tbot (the program and its fixed arguments), absolute paths. */
+  tbotCommand(): string[];
+  /** This process id. */
+  pid(): number;
+  /** Writes to standard output. */
+  stdout(text: string): void;
+  /** Writes one log line to standard error. */
+  stderr(line: string): void;
+}

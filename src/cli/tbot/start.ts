@@ -1,0 +1,256 @@
+/**
+ * `tbot start`: read the configuration, take the storage lock, set up trust
+ * in the auth service, and run the bot (daemon or oneshot) with diagnostics,
+ * heartbeats and signal handling.
+ *
+ * @module
+ */
+import { runBot } from "../../agent/bot.ts";
+import { createBotApi } from "../../agent/bot_api.ts";
+import {
+  type ClientState,
+  StaticClientState,
+  StoredClientState,
+} from "../../agent/client_state.ts";
+import { type Clock, systemClock } from "../../agent/clock.ts";
+import { parseConfig } from "../../agent/config/load.ts";
+import { parseServerAddress, type TbotConfig } from "../../agent/config/schema.ts";
+import { createDiagApp } from "../../agent/diag_app.ts";
+import { sendHeartbeat } from "../../agent/heartbeat.ts";
+import { loadIdentity } from "../../agent/identity.ts";
+import { type BoundJoin, IdentityService } from "../../agent/identity_service.ts";
+import { joinBoundKeypair } from "../../agent/join_client.ts";
+import { replayJournal } from "../../agent/journal.ts";
+import { errorText, Wakeup } from "../../agent/loop.ts";
+import { MemoryStorage } from "../../agent/memory_storage.ts";
+import { TbotMetrics } from "../../agent/metrics.ts";
+import { createOutputs } from "../../agent/outputs/mod.ts";
+import { ReadinessRegistry } from "../../agent/readiness.ts";
+import { loadKek, sealIfPersistent } from "../../agent/sealed_keys.ts";
+import type { AgentStorage, ReleaseLock } from "../../agent/storage.ts";
+import { TBOT_VERSION } from "../../agent/version.ts";
+import { ConfigError, KeyboundError } from "../../errors.ts";
+import { formatDuration } from "../../util/duration.ts";
+import { createLogger, type LogFormat, type Logger } from "../../util/log.ts";
+import { resolveOnboarding } from "./onboarding.ts";
+import type { DiagServer, TbotPlatform, TrustSettings } from "./platform.ts";
+import { applyStartFlags, emptyConfig, type StartFlags } from "./start_flags.ts";
+
+/** Environment variable naming the config file, as in Teleport. */
+export const ENV_CONFIG_PATH = "TBOT_CONFIG_PATH";
+
+/** Test seams of {@linkcode runStart}. */
+export interface StartSeams {
+  /** Time source (default: the system clock). */
+  clock?: Clock;
+  /** Stops the bot when aborted, in addition to signals. */
+  signal?: AbortSignal;
+}
+
+/** Parses `--log-format`; throws on anything but text or json. */
+export function logFormatOf(v: string | undefined): LogFormat {
+  if (v === undefined || v === "text" || v === "json") return v ?? "text";
+  throw new ConfigError(`--log-format: must be "text" or "json", not "${v}"`);
+}
+
+/** Reads the config file (if any) and applies the flags. */
+export async function loadStartConfig(
+  flags: StartFlags,
+  platform: TbotPlatform,
+  log: Logger,
+): Promise<TbotConfig> {
+  const path = flags.config ?? platform.env(ENV_CONFIG_PATH);
+  if (!path) return applyStartFlags(emptyConfig(), false, flags, log);
+  const text = await platform.readTextFile(path);
+  return applyStartFlags(parseConfig(text, path), true, flags, log);
+}
+
+/** How to trust the server, from the configuration. */
+export function trustSettings(config: TbotConfig, storage: AgentStorage): TrustSettings {
+  const address = parseServerAddress(config.auth_server ?? config.proxy_server!);
+  if (address.scheme === "http:") return { mode: "plain_http" };
+  if (config.insecure) return { mode: "insecure" };
+  if (config.onboarding.ca_pins.length > 0) {
+    return { mode: "pins", pins: config.onboarding.ca_pins, storage };
+  }
+  if (config.onboarding.ca_path) return { mode: "ca_path", path: config.onboarding.ca_path };
+  return { mode: "system" };
+}
+
+async function openClientState(
+  staticKeyPem: string | undefined,
+  storage: AgentStorage,
+  log: Logger,
+  clock: Clock,
+): Promise<ClientState> {
+  if (staticKeyPem) {
+    try {
+      const state = await StaticClientState.fromPem(staticKeyPem);
+      log.info("using a static bound key; it is never rotated and no join state is kept");
+      return state;
+    } catch (e) {
+      log.warn("the static private key cannot be loaded; using the key in storage instead", {
+        error: errorText(e),
+      });
+    }
+  }
+  return StoredClientState.load(storage, log, () => clock.now());
+}
+
+/**
+ * Runs `tbot start`. Returns the process exit code: 0 after a clean stop or
+ * a successful oneshot, 1 with one error line on stderr otherwise.
+ */
+export async function runStart(
+  flags: StartFlags,
+  platform: TbotPlatform,
+  seams: StartSeams = {},
+): Promise<number> {
+  const makeLog = (format: LogFormat, debug: boolean) =>
+    createLogger({ format, debug, component: "tbot", write: platform.stderr });
+  // Text until --log-format is known to be valid, so even that error is reported.
+  let log = makeLog("text", !!flags.debug);
+  const cleanups: (() => Promise<void> | void)[] = [];
+  try {
+    log = makeLog(logFormatOf(flags.logFormat), !!flags.debug);
+    const config = await loadStartConfig(flags, platform, log);
+    if (config.debug) log = makeLog(logFormatOf(flags.logFormat), true);
+    if (!config.oneshot && config.credential_ttl < config.renewal_interval) {
+      log.warn(
+        "credential_ttl is shorter than renewal_interval: the certificates will expire between renewals",
+        {
+          credential_ttl: formatDuration(config.credential_ttl),
+          renewal_interval: formatDuration(config.renewal_interval),
+        },
+      );
+    }
+    const clock = seams.clock ?? systemClock;
+    const server = config.auth_server ?? config.proxy_server!;
+    const baseUrl = parseServerAddress(server).baseUrl;
+    log.info("tbot starting", {
+      version: TBOT_VERSION,
+      mode: config.oneshot ? "oneshot" : "daemon",
+      server: baseUrl,
+    });
+    const onboarding = await resolveOnboarding(config, platform, log);
+
+    const storage: AgentStorage = sealIfPersistent(
+      config.storage.type === "memory"
+        ? new MemoryStorage()
+        : platform.openDirectory(config.storage.path),
+      { kek: await loadKek(platform), context: `token:${onboarding.tokenName}`, log },
+    );
+    await storage.init();
+    const release: ReleaseLock = await storage.tryLock();
+    cleanups.push(release);
+    if (!storage.persistent) {
+      log.warn(
+        "storage is not persistent: the bound keypair is lost at exit and the next start needs a recovery",
+      );
+    }
+    if (await replayJournal(storage)) {
+      log.warn("finished writing the results of a join that was interrupted by a crash");
+    }
+
+    const trust = trustSettings(config, storage);
+    if (trust.mode === "insecure" || trust.mode === "plain_http") {
+      log.warn(
+        "INSECURE: the auth service's identity is NOT verified (insecure: true); anyone on the " +
+          "network path can impersonate it and take over this bot. Use onboarding.ca_pins instead.",
+      );
+    }
+    const fetchFn = await platform.createFetch(baseUrl, trust);
+
+    const clientState = await openClientState(onboarding.staticKeyPem, storage, log, clock);
+    const stored = await loadIdentity(storage, onboarding.tokenName, log);
+    const readiness = new ReadinessRegistry(() => clock.now());
+    const metrics = new TbotMetrics(TBOT_VERSION);
+    const join: BoundJoin = (p) => joinBoundKeypair({ ...p, baseUrl, fetch: fetchFn });
+    const identity = new IdentityService({
+      storage,
+      clientState,
+      tokenName: onboarding.tokenName,
+      credentialTtlMs: config.credential_ttl,
+      registrationSecret: onboarding.registrationSecret,
+      join,
+      clock,
+      log,
+      metrics,
+    }, stored);
+
+    if (config.diag_addr) {
+      const diag: DiagServer = await platform.serve(
+        config.diag_addr,
+        createDiagApp(readiness, metrics).fetch,
+      );
+      cleanups.push(() => diag.close());
+      log.info("diagnostics listening", { addr: diag.addr });
+    }
+
+    const stop = new AbortController();
+    seams.signal?.addEventListener("abort", () => stop.abort(), { once: true });
+    const wakeup = new Wakeup();
+    cleanups.push(platform.onSignals({
+      stop: (sig) => {
+        log.info("stopping", { signal: sig });
+        stop.abort();
+      },
+      reload: (sig) => {
+        if (!wakeup.fire()) log.warn("a renewal is already queued", { signal: sig });
+        else log.info("renewing now", { signal: sig });
+      },
+    }));
+    if (flags.pidFile) {
+      const pidFile = flags.pidFile;
+      try {
+        await platform.writeTextFile(pidFile, `${platform.pid()}\n`, 0o644);
+      } catch (cause) {
+        throw new KeyboundError(
+          "STORAGE_ERROR",
+          `cannot write the PID file ${pidFile}: ${errorText(cause)}`,
+          {
+            cause,
+          },
+        );
+      }
+      cleanups.push(() => platform.removeFile(pidFile));
+    }
+
+    await runBot({
+      config,
+      identity,
+      outputs: createOutputs(config.services, (d) => platform.openDirectory(d.path), {
+        api: createBotApi({ baseUrl, fetch: fetchFn }),
+        credentialTtlMs: config.credential_ttl,
+        absolutePath: (p) => platform.absolutePath(p),
+      }),
+      heartbeat: (id, body, signal) =>
+        sendHeartbeat({ baseUrl, fetch: fetchFn, identity: id, body, signal }),
+      host: platform.hostInfo(),
+      clock,
+      random: Math.random,
+      log,
+      readiness,
+      metrics,
+      signal: stop.signal,
+      wakeup,
+      server: baseUrl,
+      tokenName: onboarding.tokenName,
+      staticKey: clientState.isStatic,
+    });
+    log.info(config.oneshot ? "oneshot run complete" : "stopped");
+    return 0;
+  } catch (e) {
+    // KeyboundError messages are complete sentences already (join refusals carry code and advice).
+    log.error(e instanceof KeyboundError ? e.message : errorText(e));
+    return 1;
+  } finally {
+    for (const c of cleanups.reverse()) {
+      try {
+        await c();
+      } catch (e) {
+        log.warn("cleanup failed", { error: errorText(e) });
+      }
+    }
+  }
+}

@@ -1,0 +1,215 @@
+/**
+ * `tbot start` flags and how they override the configuration file, as in
+ * Teleport: a flag wins over the file (with a warning), and `--token`,
+ * `--join-method` or `--ca-pin` replace the whole `onboarding` block.
+ *
+ * @module
+ */
+import { throwProblems } from "../../agent/config/load.ts";
+import {
+  checkConfig,
+  DEFAULT_CREDENTIAL_TTL,
+  DEFAULT_RENEWAL_INTERVAL,
+  DEFAULT_STORAGE_PATH,
+  DurationMs,
+  ServerAddress,
+  type TbotConfig,
+} from "../../agent/config/schema.ts";
+import { ConfigError } from "../../errors.ts";
+import { parseDuration } from "../../util/duration.ts";
+import type { Logger } from "../../util/log.ts";
+
+/** Flags of `tbot start` (all optional). */
+export interface StartFlags {
+  /** `-c, --config` (or `TBOT_CONFIG_PATH`). */
+  config?: string;
+  /** `--oneshot`. */
+  oneshot?: boolean;
+  /** `--diag-addr`. */
+  diagAddr?: string;
+  /** `-d, --debug`. */
+  debug?: boolean;
+  /** `--log-format text|json`. */
+  logFormat?: string;
+  /** `--insecure`. */
+  insecure?: boolean;
+  /** `--pid-file`. */
+  pidFile?: string;
+  /** `--proxy-server`. */
+  proxyServer?: string;
+  /** `-a, --auth-server`. */
+  authServer?: string;
+  /** `--token`. */
+  token?: string;
+  /** `--join-method`. */
+  joinMethod?: string;
+  /** `--ca-pin` (repeatable). */
+  caPin?: string[];
+  /** `--storage` (path or `file://` / `memory://` URI). */
+  storage?: string;
+  /** `--registration-secret`. */
+  registrationSecret?: string;
+  /** `--registration-secret-path`. */
+  registrationSecretPath?: string;
+  /** `--static-key-path`. */
+  staticKeyPath?: string;
+  /** `--certificate-ttl`. */
+  certificateTtl?: string;
+  /** `--renewal-interval`. */
+  renewalInterval?: string;
+}
+
+/** Parses a destination URI as Teleport does: `file:///abs`, a bare path, or `memory://`. */
+export function parseStorageUri(text: string): TbotConfig["storage"] {
+  if (text === "memory://") return { type: "memory" };
+  if (text.startsWith("file://")) {
+    const path = decodeURIComponent(new URL(text).pathname);
+    if (!path || path === "/") throw new ConfigError(`--storage: "${text}" names no directory`);
+    return { type: "directory", path };
+  }
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(text)) {
+    throw new ConfigError(
+      `--storage: unsupported destination "${text}" (use a path, file:// or memory://)`,
+    );
+  }
+  return { type: "directory", path: text };
+}
+
+function flagValue<T>(flag: string, parse: () => T): T {
+  try {
+    return parse();
+  } catch (e) {
+    throw new ConfigError(`${flag}: ${(e as Error).message}`);
+  }
+}
+
+function address(flag: string, v: string): string {
+  const r = ServerAddress.safeParse(v);
+  if (!r.success) throw new ConfigError(`${flag}: must be host:port (optionally with https://)`);
+  return v;
+}
+
+function duration(flag: string, v: string): number {
+  const r = DurationMs.safeParse(v);
+  if (!r.success) {
+    throw new ConfigError(`${flag}: invalid duration "${v}" (examples: 90s, 20m, 1h)`);
+  }
+  return r.data;
+}
+
+/** The configuration when no file is given: Teleport's defaults, to be filled by flags. */
+export function emptyConfig(): TbotConfig {
+  return {
+    version: "v2",
+    debug: false,
+    onboarding: { join_method: "bound_keypair", token: "", bound_keypair: {}, ca_pins: [] },
+    insecure: false,
+    storage: { type: "directory", path: DEFAULT_STORAGE_PATH },
+    services: [],
+    credential_ttl: parseDuration(DEFAULT_CREDENTIAL_TTL),
+    renewal_interval: parseDuration(DEFAULT_RENEWAL_INTERVAL),
+    oneshot: false,
+  };
+}
+
+/**
+ * Applies flags over `base` (a parsed file, or {@linkcode emptyConfig}) and
+ * checks the result. Logs a warning for each flag that overrides a value the
+ * file set.
+ */
+export function applyStartFlags(
+  base: TbotConfig,
+  fromFile: boolean,
+  f: StartFlags,
+  log: Logger,
+): TbotConfig {
+  const c: TbotConfig = structuredClone(base);
+  const warn = (flag: string, field: string, had: unknown) => {
+    if (fromFile && had !== undefined && had !== false) {
+      log.warn(`command-line flag ${flag} overrides ${field} from the config file`);
+    }
+  };
+  if (f.proxyServer !== undefined) {
+    warn("--proxy-server", "proxy_server", c.proxy_server ?? c.auth_server);
+    c.proxy_server = address("--proxy-server", f.proxyServer);
+    delete c.auth_server;
+  }
+  if (f.authServer !== undefined) {
+    warn("--auth-server", "auth_server", c.auth_server ?? c.proxy_server);
+    c.auth_server = address("--auth-server", f.authServer);
+    delete c.proxy_server;
+  }
+  if (f.token !== undefined || f.joinMethod !== undefined || (f.caPin?.length ?? 0) > 0) {
+    warn("--token/--join-method/--ca-pin", "onboarding", fromFile ? c.onboarding : undefined);
+    if (f.joinMethod !== undefined && f.joinMethod !== "bound_keypair") {
+      throw new ConfigError(
+        `--join-method: unsupported join method "${f.joinMethod}" (Keybound supports: bound_keypair)`,
+      );
+    }
+    for (const pin of f.caPin ?? []) {
+      if (!/^sha256:[0-9a-fA-F]{64}$/.test(pin)) {
+        throw new ConfigError(`--ca-pin: "${pin}" must be sha256: followed by 64 hex digits`);
+      }
+    }
+    c.onboarding = {
+      join_method: "bound_keypair",
+      token: f.token ?? "",
+      bound_keypair: {},
+      ca_pins: f.caPin ?? [],
+    };
+  }
+  const bk = c.onboarding.bound_keypair;
+  if (f.registrationSecret !== undefined) {
+    warn(
+      "--registration-secret",
+      "onboarding.bound_keypair.registration_secret",
+      bk.registration_secret,
+    );
+    bk.registration_secret = f.registrationSecret;
+    delete bk.registration_secret_path;
+  }
+  if (f.registrationSecretPath !== undefined) {
+    warn(
+      "--registration-secret-path",
+      "onboarding.bound_keypair.registration_secret_path",
+      bk.registration_secret_path,
+    );
+    bk.registration_secret_path = f.registrationSecretPath;
+    delete bk.registration_secret;
+  }
+  if (f.staticKeyPath !== undefined) {
+    warn(
+      "--static-key-path",
+      "onboarding.bound_keypair.static_private_key_path",
+      bk.static_private_key_path,
+    );
+    bk.static_private_key_path = f.staticKeyPath;
+  }
+  if (f.storage !== undefined) {
+    warn("--storage", "storage", fromFile ? c.storage : undefined);
+    c.storage = flagValue("--storage", () => parseStorageUri(f.storage!));
+  }
+  if (f.certificateTtl !== undefined) {
+    c.credential_ttl = duration("--certificate-ttl", f.certificateTtl);
+  }
+  if (f.renewalInterval !== undefined) {
+    c.renewal_interval = duration("--renewal-interval", f.renewalInterval);
+  }
+  if (f.oneshot) c.oneshot = true;
+  if (f.debug) c.debug = true;
+  if (f.insecure) c.insecure = true;
+  if (f.diagAddr !== undefined) {
+    warn("--diag-addr", "diag_addr", c.diag_addr);
+    if (!/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(f.diagAddr)) {
+      throw new ConfigError(`--diag-addr: "${f.diagAddr}" must be host:port, e.g. 127.0.0.1:3000`);
+    }
+    c.diag_addr = f.diagAddr;
+  }
+  if (!c.onboarding.token) {
+    throw new ConfigError(
+      "onboarding.token: required (set it in the config file or pass --token)",
+    );
+  }
+  throwProblems(checkConfig(c), fromFile ? "configuration (file and flags)" : "command-line flags");
+  return c;
+}

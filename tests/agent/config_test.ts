@@ -1,0 +1,206 @@
+import { parseConfig } from "../../src/agent/config/load.ts";
+import { parseServerAddress } from "../../src/agent/config/schema.ts";
+import { applyStartFlags, emptyConfig, parseStorageUri } from "../../src/cli/tbot/start_flags.ts";
+import { ConfigError } from "../../src/errors.ts";
+import { silentLogger } from "../../src/util/log.ts";
+import { assert, assertEquals, assertStringIncludes, assertThrows } from "../_assert.ts";
+
+/** The tbot.yaml of the seed guide, verbatim. */
+const SEED = `version: v2
+proxy_server: example.teleport.sh:443
+onboarding:
+  join_method: bound_keypair
+  token: example
+  bound_keypair:
+    registration_secret: SECRET
+storage:
+  type: directory
+  path: /var/lib/teleport/bot
+# outputs will be filled in during the completion of an access guide.
+outputs: []
+`;
+
+function configError(text: string): ConfigError {
+  return assertThrows(() => parseConfig(text, "tbot.yaml"), ConfigError);
+}
+
+Deno.test("config: the seed guide's file parses with Teleport's defaults", () => {
+  const c = parseConfig(SEED);
+  assertEquals(c.proxy_server, "example.teleport.sh:443");
+  assertEquals(c.onboarding.token, "example");
+  assertEquals(c.onboarding.bound_keypair.registration_secret, "SECRET");
+  assertEquals(c.storage, { type: "directory", path: "/var/lib/teleport/bot" });
+  assertEquals(c.services, []);
+  assertEquals(c.credential_ttl, 3600_000);
+  assertEquals(c.renewal_interval, 20 * 60_000);
+  assertEquals(c.oneshot, false);
+  assertEquals(c.insecure, false);
+});
+
+Deno.test("config: the seed's oneshot variant and an identity output parse", () => {
+  const c = parseConfig(
+    SEED.replace("version: v2\n", "version: v2\noneshot: true\n").replace(
+      "outputs: []",
+      "outputs:\n  - type: identity\n    destination:\n      type: directory\n      path: /opt/out\n",
+    ),
+  );
+  assert(c.oneshot);
+  assertEquals(c.services.length, 1);
+  assertEquals(c.services[0].type, "identity");
+});
+
+Deno.test("config: an unknown key names its path and line", () => {
+  const e = configError(SEED.replace("registration_secret:", "registration_secrett:"));
+  assertStringIncludes(e.message, "tbot.yaml:7");
+  assertStringIncludes(e.message, 'onboarding.bound_keypair: unknown field "registration_secrett"');
+  assertEquals(e.details, { path: "onboarding.bound_keypair.registration_secrett", line: 7 });
+});
+
+Deno.test("config: an unknown top-level key names its line", () => {
+  const e = configError(SEED + "renewal_intervall: 5m\n");
+  assertStringIncludes(e.message, "tbot.yaml:13");
+  assertStringIncludes(e.message, 'unknown field "renewal_intervall"');
+});
+
+Deno.test("config: a wrong type names its path and line", () => {
+  const e = configError(SEED.replace("outputs: []", "oneshot: yes please\noutputs: []"));
+  assertStringIncludes(e.message, "tbot.yaml:12: oneshot: ");
+  assertStringIncludes(e.message, "expected boolean");
+  const e2 = configError(SEED.replace("token: example", "token: [a, b]"));
+  assertStringIncludes(e2.message, "tbot.yaml:5: onboarding.token");
+});
+
+Deno.test("config: errors inside a list name the index and line", () => {
+  const e = configError(SEED.replace(
+    "outputs: []",
+    "outputs:\n  - type: identity\n    destination:\n      type: directory\n      pathh: /x\n",
+  ));
+  assertStringIncludes(e.message, "tbot.yaml:16: outputs[0].destination: unknown field");
+  const e2 = configError(SEED.replace("outputs: []", "outputs:\n  - type: kubernetes\n"));
+  assertStringIncludes(e2.message, "tbot.yaml:13: outputs[0].type");
+  assertStringIncludes(e2.message, "identity");
+});
+
+Deno.test("config: a missing required field is named", () => {
+  const e = configError(SEED.replace("  token: example\n", ""));
+  assertStringIncludes(e.message, "onboarding.token: ");
+  assertStringIncludes(e.message, "required");
+});
+
+Deno.test("config: bad durations, versions and join methods are refused clearly", () => {
+  assertStringIncludes(
+    configError(SEED + "renewal_interval: soon\n").message,
+    'tbot.yaml:13: renewal_interval: invalid duration "soon"',
+  );
+  assertStringIncludes(configError(SEED + "credential_ttl: 0s\n").message, "positive");
+  assertStringIncludes(
+    configError(SEED.replace("version: v2", "version: v1")).message,
+    "tbot.yaml:1: version: unsupported config version",
+  );
+  assertStringIncludes(
+    configError(SEED.replace("join_method: bound_keypair", "join_method: token")).message,
+    "tbot.yaml:4: onboarding.join_method: unsupported join method",
+  );
+});
+
+Deno.test("config: YAML syntax errors and duplicate keys give the line", () => {
+  assertStringIncludes(configError("version: v2\nonboarding: [\n").message, "YAML syntax error");
+  const dup = configError(SEED.replace("  token: example\n", "  token: example\n  token: other\n"));
+  assertStringIncludes(dup.message, "tbot.yaml:6");
+  assertStringIncludes(configError("").message, "empty");
+});
+
+Deno.test("config: cross-field rules", () => {
+  assertStringIncludes(
+    configError(SEED + "auth_server: 127.0.0.1:3025\n").message,
+    "only one of proxy_server and auth_server",
+  );
+  assertStringIncludes(
+    configError(SEED.replace("proxy_server: example.teleport.sh:443\n", "")).message,
+    "one of proxy_server or auth_server is required",
+  );
+  const both = configError(SEED.replace(
+    "registration_secret: SECRET",
+    "registration_secret: SECRET\n    registration_secret_path: /etc/secret",
+  ));
+  assertStringIncludes(both.message, "tbot.yaml:8");
+  assertStringIncludes(
+    both.message,
+    "only one of 'registration_secret' and 'registration_secret_path'",
+  );
+  const pins = `  ca_pins: ["sha256:${"a".repeat(64)}"]\n  ca_path: /etc/ca.pem\n`;
+  assertStringIncludes(
+    configError(SEED.replace("  token: example\n", `  token: example\n${pins}`)).message,
+    "ca_pins and ca_path are mutually exclusive",
+  );
+  assertStringIncludes(
+    configError(SEED.replace("  token: example\n", '  token: example\n  ca_pins: ["sha1:ab"]\n'))
+      .message,
+    "onboarding.ca_pins[0]",
+  );
+});
+
+Deno.test("config: plain http only with insecure and a loopback address", () => {
+  const http = SEED.replace("example.teleport.sh:443", "http://127.0.0.1:3025");
+  assertStringIncludes(configError(http).message, "plain http:// is allowed only with insecure");
+  assertStringIncludes(
+    configError(
+      SEED.replace("example.teleport.sh:443", "http://10.0.0.1:3025") + "insecure: true\n",
+    ).message,
+    "loopback",
+  );
+  const ok = parseConfig(http + "insecure: true\n");
+  assertEquals(parseServerAddress(ok.proxy_server!).baseUrl, "http://127.0.0.1:3025");
+});
+
+Deno.test("config: server addresses", () => {
+  assertEquals(parseServerAddress("example.com:443").baseUrl, "https://example.com");
+  assertEquals(parseServerAddress("127.0.0.1:3025").baseUrl, "https://127.0.0.1:3025");
+  assertEquals(parseServerAddress("[::1]:3025").hostname, "::1");
+  assertThrows(() => parseServerAddress("ftp://x:1"));
+  assertThrows(() => parseServerAddress("https://x:1/path"));
+});
+
+Deno.test("config: outputs and services merge, and duplicate names are refused", () => {
+  const out =
+    "  - type: identity\n    name: same\n    destination:\n      type: directory\n      path: /a\n";
+  const c = parseConfig(SEED.replace("outputs: []", `outputs:\n${out}services: []\n`));
+  assertEquals(c.services.map((s) => s.name), ["same"]);
+  const e = configError(SEED.replace("outputs: []", `outputs:\n${out}services:\n${out}`));
+  assertStringIncludes(e.message, 'services[0].name: duplicate service name "same"');
+});
+
+Deno.test("config flags: flags override the file and are validated", () => {
+  const base = parseConfig(SEED);
+  const c = applyStartFlags(base, true, {
+    oneshot: true,
+    diagAddr: "127.0.0.1:3001",
+    authServer: "127.0.0.1:3025",
+    storage: "file:///tmp/bot",
+    renewalInterval: "5m",
+  }, silentLogger);
+  assert(c.oneshot);
+  assertEquals(c.diag_addr, "127.0.0.1:3001");
+  assertEquals(c.auth_server, "127.0.0.1:3025");
+  assertEquals(c.proxy_server, undefined);
+  assertEquals(c.storage, { type: "directory", path: "/tmp/bot" });
+  assertEquals(c.renewal_interval, 300_000);
+  assertStringIncludes(
+    assertThrows(() => applyStartFlags(base, true, { diagAddr: "nope" }, silentLogger), ConfigError)
+      .message,
+    "--diag-addr",
+  );
+  assertStringIncludes(
+    assertThrows(() => applyStartFlags(emptyConfig(), false, {}, silentLogger), ConfigError)
+      .message,
+    "onboarding.token",
+  );
+  const fromFlags = applyStartFlags(emptyConfig(), false, {
+    token: "example",
+    proxyServer: "127.0.0.1:3025",
+    caPin: ["sha256:" + "b".repeat(64)],
+  }, silentLogger);
+  assertEquals(fromFlags.onboarding.ca_pins.length, 1);
+  assertEquals(parseStorageUri("memory://"), { type: "memory" });
+  assertThrows(() => parseStorageUri("kubernetes-secret:///x"), ConfigError);
+});

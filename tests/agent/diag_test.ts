@@ -1,0 +1,114 @@
+import { createDiagApp, PROMETHEUS_CONTENT_TYPE } from "../../src/agent/diag_app.ts";
+import { exponentialBuckets, Metric, TbotMetrics } from "../../src/agent/metrics.ts";
+import { ReadinessRegistry } from "../../src/agent/readiness.ts";
+import { assert, assertEquals, assertStringIncludes } from "../_assert.ts";
+
+function setup() {
+  const readiness = new ReadinessRegistry(() => new Date("2026-01-01T00:00:00Z"));
+  const metrics = new TbotMetrics("0.1.0");
+  const app = createDiagApp(readiness, metrics);
+  const get = (path: string) => app.fetch(new Request(`http://diag${path}`));
+  return { readiness, metrics, get };
+}
+
+Deno.test("diag: /livez is always OK", async () => {
+  const r = await setup().get("/livez");
+  assertEquals(r.status, 200);
+  assertEquals(await r.text(), "OK");
+});
+
+Deno.test("diag: /readyz is 503 while any service is initializing or unhealthy, 200 when all are healthy", async () => {
+  const s = setup();
+  const identity = s.readiness.register("identity");
+  const output = s.readiness.register("out-1");
+  let r = await s.get("/readyz");
+  assertEquals(r.status, 503);
+  assertEquals(r.headers.get("content-type"), "application/json");
+  const text = await r.text();
+  assertStringIncludes(text, '\n  "status": "unhealthy"', "pretty-printed with two spaces");
+  assertEquals(JSON.parse(text), {
+    status: "unhealthy",
+    services: {
+      identity: { status: "initializing", updated_at: null },
+      "out-1": { status: "initializing", updated_at: null },
+    },
+  });
+  identity.healthy();
+  output.unhealthy("disk full");
+  r = await s.get("/readyz");
+  assertEquals(r.status, 503);
+  assertEquals((await r.json()).services["out-1"], {
+    status: "unhealthy",
+    reason: "disk full",
+    updated_at: "2026-01-01T00:00:00.000Z",
+  });
+  output.healthy();
+  r = await s.get("/readyz");
+  assertEquals(r.status, 200);
+  assertEquals((await r.json()).status, "healthy");
+});
+
+Deno.test("diag: /readyz/{service} answers one service, 404 with Teleport's message when unknown", async () => {
+  const s = setup();
+  s.readiness.register("identity").healthy();
+  let r = await s.get("/readyz/identity");
+  assertEquals(r.status, 200);
+  assertEquals(await r.json(), { status: "healthy", updated_at: "2026-01-01T00:00:00.000Z" });
+  r = await s.get("/readyz/nope");
+  assertEquals(r.status, 404);
+  assertEquals(await r.json(), { error: 'Service named "nope" not found.' });
+  r = await s.get("/elsewhere");
+  assertEquals(r.status, 404);
+  assertStringIncludes(await r.text(), "/readyz");
+});
+
+Deno.test("diag: /metrics is Prometheus text with the task metrics and the expiry gauge", async () => {
+  const s = setup();
+  const labels = { service: "identity", name: "bot-identity-renewal" };
+  s.metrics.iterationsTotal.inc(labels);
+  s.metrics.iterationsTotal.inc(labels);
+  s.metrics.iterationsFailed.inc(labels);
+  s.metrics.iterationDuration.observe(labels, 0.2);
+  s.metrics.identityExpiry.set({}, 1767229200);
+  const r = await s.get("/metrics");
+  assertEquals(r.headers.get("content-type"), PROMETHEUS_CONTENT_TYPE);
+  const text = await r.text();
+  for (
+    const line of [
+      "# TYPE tbot_task_iterations_total counter",
+      'tbot_task_iterations_total{service="identity",name="bot-identity-renewal"} 2',
+      "# TYPE tbot_task_iterations_failed counter",
+      'tbot_task_iterations_failed{service="identity",name="bot-identity-renewal"} 1',
+      "# TYPE tbot_task_iteration_duration_seconds histogram",
+      'tbot_task_iteration_duration_seconds_bucket{service="identity",name="bot-identity-renewal",le="0.1"} 0',
+      'tbot_task_iteration_duration_seconds_bucket{service="identity",name="bot-identity-renewal",le="0.175"} 0',
+      'tbot_task_iteration_duration_seconds_bucket{service="identity",name="bot-identity-renewal",le="0.30625"} 1',
+      'tbot_task_iteration_duration_seconds_bucket{service="identity",name="bot-identity-renewal",le="+Inf"} 1',
+      'tbot_task_iteration_duration_seconds_sum{service="identity",name="bot-identity-renewal"} 0.2',
+      'tbot_task_iteration_duration_seconds_count{service="identity",name="bot-identity-renewal"} 1',
+      "# TYPE tbot_identity_expiry_timestamp_seconds gauge",
+      "tbot_identity_expiry_timestamp_seconds 1767229200",
+      'tbot_build_info{version="0.1.0"} 1',
+    ]
+  ) {
+    assert(text.split("\n").includes(line), `missing line: ${line}\n${text}`);
+  }
+  // Every sample line is "name{labels} value" with a numeric value.
+  for (const l of text.split("\n").filter((l) => l && !l.startsWith("#"))) {
+    assert(/^[a-z_]+(\{[^}]*\})? [-+0-9.eInf]+$/.test(l), `malformed sample: ${l}`);
+  }
+});
+
+Deno.test("metrics: label values are escaped and buckets follow Teleport's spacing", () => {
+  const m = new Metric("x_total", "help", "counter");
+  m.inc({ path: 'a"b\\c\nd' });
+  assertStringIncludes(m.render(), 'x_total{path="a\\"b\\\\c\\nd"} 1');
+  assertEquals(exponentialBuckets(0.1, 1.75, 6), [
+    0.1,
+    0.175,
+    0.30625,
+    0.535938,
+    0.937891,
+    1.64131,
+  ]);
+});

@@ -1,0 +1,158 @@
+/**
+ * Harness for running tbot as a real subprocess, with the permission flags
+ * of the `tbot` task in deno.json, against a test cluster served over HTTPS.
+ *
+ * @module
+ */
+import { TBOT_DENO_FLAGS } from "../../runtime-adapters/deno/tbot_main.ts";
+
+const ROOT = new URL("../../", import.meta.url).pathname;
+/** The tbot entry point. */
+export const TBOT_MAIN = `${ROOT}runtime-adapters/deno/tbot_main.ts`;
+
+/** Result of a finished tbot run. */
+export interface TbotRun {
+  /** Exit code. */
+  code: number;
+  /** Standard output. */
+  stdout: string;
+  /** Standard error (the log). */
+  stderr: string;
+}
+
+/** The argv that runs tbot from source. */
+export function tbotArgv(args: string[]): string[] {
+  return ["run", ...TBOT_DENO_FLAGS, TBOT_MAIN, ...args];
+}
+
+/** Environment without the variables tbot reads, so the host's settings do not leak in. */
+function cleanEnv(extra: Record<string, string>): Record<string, string> {
+  const env = Deno.env.toObject();
+  for (const k of Object.keys(env)) {
+    if (k.startsWith("TBOT_") || k.startsWith("TELEPORT_")) delete env[k];
+  }
+  return { ...env, NO_COLOR: "1", ...extra };
+}
+
+/** Runs tbot to completion. */
+export async function runTbot(args: string[], env: Record<string, string> = {}): Promise<TbotRun> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: tbotArgv(args),
+    env: cleanEnv(env),
+    clearEnv: true,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+/** A tbot daemon running in the background. */
+export interface TbotDaemon {
+  /** The child process. */
+  child: Deno.ChildProcess;
+  /** Log lines so far. */
+  log(): string;
+  /** Resolves when a log line matches `re` (bounded wait). */
+  waitForLog(re: RegExp): Promise<void>;
+  /** Sends a signal. */
+  kill(signal: Deno.Signal): void;
+  /** Waits for exit; returns the code. */
+  exited(): Promise<number>;
+}
+
+/** Starts tbot in the background. */
+export function spawnTbot(args: string[], env: Record<string, string> = {}): TbotDaemon {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: tbotArgv(args),
+    env: cleanEnv(env),
+    clearEnv: true,
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  let text = "";
+  const pump = (async () => {
+    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) text += chunk;
+  })();
+  let status: Promise<number> | undefined;
+  return {
+    child,
+    log: () => text,
+    async waitForLog(re) {
+      for (let i = 0; i < 1200; i++) {
+        if (re.test(text)) return;
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      throw new Error(`tbot never logged ${re}; log so far:\n${text}`);
+    },
+    kill: (signal) => child.kill(signal),
+    exited: () => status ??= Promise.all([child.status, pump]).then(([s]) => s.code),
+  };
+}
+
+/** Options of {@linkcode tbotYaml}. */
+export interface YamlOptions {
+  /** `auth_server` value. */
+  address: string;
+  /** Storage directory. */
+  storage: string;
+  /** `ca_pins`. */
+  pins?: string[];
+  /** `ca_path`. */
+  caPath?: string;
+  /** Registration secret. */
+  secret?: string;
+  /** Identity output directory. */
+  output?: string;
+  /** Extra top-level YAML lines. */
+  extra?: string;
+}
+
+/** A tbot.yaml in the seed guide's shape. */
+export function tbotYaml(o: YamlOptions): string {
+  return [
+    "version: v2",
+    `auth_server: ${o.address}`,
+    "onboarding:",
+    "  join_method: bound_keypair",
+    "  token: example",
+    ...(o.pins ? [`  ca_pins: [${o.pins.map((p) => `"${p}"`).join(", ")}]`] : []),
+    ...(o.caPath ? [`  ca_path: ${o.caPath}`] : []),
+    ...(o.secret ? ["  bound_keypair:", `    registration_secret: ${o.secret}`] : []),
+    "storage:",
+    "  type: directory",
+    `  path: ${o.storage}`,
+    ...(o.output
+      ? [
+        "outputs:",
+        "  - type: identity",
+        "    destination:",
+        "      type: directory",
+        `      path: ${o.output}`,
+      ]
+      : ["outputs: []"]),
+    ...(o.extra ? [o.extra] : []),
+    "",
+  ].join("\n");
+}
+
+/** Every file in a directory with its content, for "nothing changed" checks. */
+export async function dirSnapshot(dir: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for await (const e of Deno.readDir(dir)) {
+    if (e.isFile && e.name !== ".write-test") {
+      out[e.name] = await Deno.readTextFile(`${dir}/${e.name}`);
+    }
+  }
+  return out;
+}
+
+/** A free loopback TCP port. */
+export function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}

@@ -1,0 +1,66 @@
+import { learnPinnedCa, parseHttpResponse } from "../../runtime-adapters/deno/trust.ts";
+import { KeyboundError } from "../../src/errors.ts";
+import { assertEquals, assertRejects } from "../_assert.ts";
+import { newCluster } from "../agent/_cluster.ts";
+import { issueServerCertificate } from "../../src/server/mod.ts";
+
+const bytes = (s: string) => new TextEncoder().encode(s);
+
+Deno.test("trust: HTTP answers read on the unverified connection (length, chunked, close)", () => {
+  assertEquals(
+    parseHttpResponse(bytes("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")),
+    { status: 200, body: "{}" },
+  );
+  assertEquals(
+    parseHttpResponse(
+      bytes(
+        'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n{"a\r\n4\r\n":1}\r\n0\r\n\r\n',
+      ),
+    ),
+    { status: 200, body: '{"a":1}' },
+  );
+  assertEquals(parseHttpResponse(bytes("HTTP/1.0 404 Not Found\r\n\r\nnope")).status, 404);
+});
+
+Deno.test("trust: the pinned CA is learned only if its pin matches and it signed the server's certificate", async () => {
+  const cluster = await newCluster();
+  const other = await newCluster("other.example.com");
+  const served = await cluster.serve();
+  try {
+    assertEquals(await learnPinnedCa(served.url, [cluster.pin]), cluster.hostCaPem);
+    assertEquals(
+      await learnPinnedCa(served.url, [cluster.pin.toUpperCase().replace("SHA256", "sha256")]),
+      cluster.hostCaPem,
+    );
+    await assertRejects(
+      () => learnPinnedCa(served.url, [other.pin]),
+      KeyboundError,
+      "matches none of onboarding.ca_pins",
+    );
+  } finally {
+    await served.stop();
+  }
+});
+
+Deno.test("trust: a pinned CA that did not sign the server's certificate is refused", async () => {
+  const real = await newCluster();
+  const impostor = await newCluster("impostor.example.com");
+  const cert = await issueServerCertificate(impostor.ctx, {
+    dnsNames: [],
+    ipAddresses: ["127.0.0.1"],
+  });
+  // The impostor presents its own leaf but claims the real cluster's host CA.
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, cert: cert.certPem, key: cert.keyPem, onListen: () => {} },
+    () => Response.json({ tls_ca_certs: [real.hostCaPem], ssh_ca_keys: [] }),
+  );
+  try {
+    await assertRejects(
+      () => learnPinnedCa(`https://127.0.0.1:${server.addr.port}`, [real.pin]),
+      KeyboundError,
+      "not issued by the pinned host CA",
+    );
+  } finally {
+    await server.shutdown();
+  }
+});
