@@ -87,17 +87,20 @@ export async function generateStorableKeyPair(
  */
 export async function importPkcs8(der: Uint8Array): Promise<KeyPair> {
   const bytes = new Uint8Array(der) as Uint8Array<ArrayBuffer>;
-  for (const alg of ["EdDSA", "ES256"] as const) {
+  // ES256 first: workerd's Ed25519 PKCS#8 import accepts EC keys and only
+  // fails later, at export or sign, while its ECDSA import rejects Ed25519.
+  for (const alg of ["ES256", "EdDSA"] as const) {
     let extractable: CryptoKey;
+    let jwk: JsonWebKey;
     try {
       extractable = await crypto.subtle.importKey("pkcs8", bytes, importParams(alg), true, [
         "sign",
       ]);
+      // The public half is only reachable through a JWK export of the private key.
+      jwk = await crypto.subtle.exportKey("jwk", extractable);
     } catch {
       continue;
     }
-    // The public half is only reachable through a JWK export of the private key.
-    const jwk = await crypto.subtle.exportKey("jwk", extractable);
     delete jwk.d;
     jwk.key_ops = ["verify"];
     const publicKey = await crypto.subtle.importKey("jwk", jwk, importParams(alg), true, [
@@ -125,7 +128,8 @@ export function importPkcs8Pem(pem: string): Promise<KeyPair> {
 /** Imports a SubjectPublicKeyInfo (DER) public key of either algorithm. */
 export async function importSpki(der: Uint8Array): Promise<CryptoKey> {
   const bytes = new Uint8Array(der) as Uint8Array<ArrayBuffer>;
-  for (const alg of ["EdDSA", "ES256"] as const) {
+  // ES256 first: workerd's Ed25519 import accepts EC keys (see importPkcs8).
+  for (const alg of ["ES256", "EdDSA"] as const) {
     try {
       return await crypto.subtle.importKey("spki", bytes, importParams(alg), true, ["verify"]);
     } catch {

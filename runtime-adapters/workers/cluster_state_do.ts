@@ -1,0 +1,137 @@
+/**
+ * `ClusterState`: the auth service's whole state in one SQLite-backed Durable
+ * Object, so every read and compare-and-swap is strongly consistent. The
+ * Worker reaches it through {@linkcode DoBackend} (./do_backend.ts) over RPC;
+ * the methods here mirror `Backend` from src/storage/backend.ts.
+ *
+ * Atomicity: `commit` runs its checks and writes inside one
+ * `transactionSync`, with no `await` in between, so no other request can
+ * interleave and a throw rolls everything back.
+ *
+ * @module
+ */
+import type {
+  AtomicOperation,
+  CommitResult,
+  Entry,
+  JsonValue,
+  Key,
+  ListOptions,
+} from "../../src/storage/backend.ts";
+import { DurableObject } from "./durable_object.ts";
+import { decodeSqlKey, encodeSqlKey, sqlPrefixRange } from "./sql_key.ts";
+import type { DurableObjectState } from "./types.ts";
+
+const SCHEMA = [
+  `CREATE TABLE IF NOT EXISTS kb_entries (
+     key TEXT PRIMARY KEY,
+     value TEXT NOT NULL,
+     version INTEGER NOT NULL,
+     expires_at INTEGER
+   )`,
+  `CREATE INDEX IF NOT EXISTS kb_entries_expiry ON kb_entries (expires_at)
+     WHERE expires_at IS NOT NULL`,
+  `CREATE TABLE IF NOT EXISTS kb_meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL)`,
+];
+
+type Row = { key: string; value: string; version: number };
+
+/** The RPC surface of {@linkcode ClusterState}, as seen through a stub. */
+export interface ClusterStateRpc {
+  /** See `Backend.get`. */
+  get(key: string[]): Promise<Entry | null>;
+  /** See `Backend.list`. */
+  list(prefix: string[], options?: ListOptions): Promise<Entry[]>;
+  /** See `Backend.commit`. */
+  commit(op: AtomicOperation): Promise<CommitResult>;
+}
+
+function assertKey(key: unknown, field: string): asserts key is Key {
+  if (!Array.isArray(key) || !key.every((p) => typeof p === "string")) {
+    throw new TypeError(`${field} must be an array of strings`);
+  }
+}
+
+/** The Durable Object holding a cluster's state (bind it as `CLUSTER_STATE`). */
+export class ClusterState extends DurableObject<unknown> {
+  /**
+   * @param ctx the object's state
+   * @param env the Worker's bindings (unused)
+   */
+  constructor(ctx: DurableObjectState, env: unknown) {
+    super(ctx, env);
+    for (const statement of SCHEMA) ctx.storage.sql.exec(statement);
+  }
+
+  /** Reads one live entry. */
+  get(key: string[]): Entry | null {
+    assertKey(key, "key");
+    const row = this.ctx.storage.sql.exec<Row>(
+      `SELECT key, value, version FROM kb_entries
+        WHERE key = ? AND (expires_at IS NULL OR expires_at > ?)`,
+      encodeSqlKey(key),
+      Date.now(),
+    ).toArray()[0];
+    return row
+      ? { key: [...key], value: JSON.parse(row.value), version: String(row.version) }
+      : null;
+  }
+
+  /** Lists live entries strictly under `prefix`, in key order. */
+  list(prefix: string[], options: ListOptions = {}): Entry[] {
+    assertKey(prefix, "prefix");
+    const range = sqlPrefixRange(prefix);
+    const rows = this.ctx.storage.sql.exec<Row>(
+      `SELECT key, value, version FROM kb_entries
+        WHERE key >= ? AND key < ? AND (expires_at IS NULL OR expires_at > ?)
+        ORDER BY key ${options.reverse ? "DESC" : "ASC"} LIMIT ?`,
+      range?.low ?? "",
+      // "~" sorts after every encoded key (hex digits and ".").
+      range?.high ?? "~",
+      Date.now(),
+      options.limit ?? -1,
+    ).toArray();
+    return rows.map((r) => ({
+      key: decodeSqlKey(r.key),
+      value: JSON.parse(r.value) as JsonValue,
+      version: String(r.version),
+    }));
+  }
+
+  /** Applies all mutations if every check holds, atomically; otherwise nothing. */
+  commit(op: AtomicOperation): CommitResult {
+    for (const c of op.checks) assertKey(c.key, "checks[].key");
+    for (const m of op.mutations) assertKey(m.key, "mutations[].key");
+    const sql = this.ctx.storage.sql;
+    return this.ctx.storage.transactionSync((): CommitResult => {
+      const now = Date.now();
+      sql.exec(`DELETE FROM kb_entries WHERE expires_at <= ?`, now);
+      for (const c of op.checks) {
+        const row = sql.exec<{ version: number }>(
+          `SELECT version FROM kb_entries WHERE key = ?`,
+          encodeSqlKey(c.key),
+        ).toArray()[0];
+        if ((row ? String(row.version) : null) !== c.version) return { ok: false };
+      }
+      if (op.mutations.length === 0) return { ok: true };
+      const version = sql.exec<{ value: number }>(
+        `INSERT INTO kb_meta (name, value) VALUES ('version', 1)
+           ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value`,
+      ).one().value;
+      for (const m of op.mutations) {
+        if (m.type === "delete") {
+          sql.exec(`DELETE FROM kb_entries WHERE key = ?`, encodeSqlKey(m.key));
+        } else {
+          sql.exec(
+            `INSERT OR REPLACE INTO kb_entries (key, value, version, expires_at) VALUES (?, ?, ?, ?)`,
+            encodeSqlKey(m.key),
+            JSON.stringify(m.value),
+            version,
+            m.expiresAt ?? null,
+          );
+        }
+      }
+      return { ok: true };
+    });
+  }
+}

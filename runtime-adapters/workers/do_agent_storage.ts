@@ -1,0 +1,91 @@
+/**
+ * {@linkcode AgentStorage} in a Durable Object's storage: the bot's state
+ * files as key-value entries under a prefix. Each `put` is atomic on its own
+ * (the journal in src/agent/journal.ts groups several).
+ *
+ * Locking: the platform runs at most one instance of a Durable Object at a
+ * time, so the exclusive lock only has to stop two users inside that
+ * instance; it is held in memory and dies with the instance, so an evicted
+ * object never leaves a stale lock behind.
+ *
+ * @module
+ */
+import { KeyboundError } from "../../src/errors.ts";
+import type { AgentStorage, ReleaseLock } from "../../src/agent/storage.ts";
+import { utf8 } from "../../src/util/encoding.ts";
+import type { DurableObjectStorage } from "./types.ts";
+
+/** The default key prefix of the bot's files. */
+export const DEFAULT_AGENT_PREFIX = "agent/";
+
+// Lock holders per storage object (one per object instance) and prefix.
+const held = new WeakMap<DurableObjectStorage, Set<string>>();
+
+function checkName(name: string): void {
+  if (!name || name.includes("/")) {
+    throw new KeyboundError("BAD_PARAMETER", `invalid storage file name "${name}"`);
+  }
+}
+
+/** Bot state files in Durable Object storage. */
+export class DoAgentStorage implements AgentStorage {
+  readonly persistent = true;
+  #storage: DurableObjectStorage;
+  #prefix: string;
+
+  /**
+   * @param storage the object's `ctx.storage`
+   * @param prefix key prefix separating this bot's files from other data
+   */
+  constructor(storage: DurableObjectStorage, prefix: string = DEFAULT_AGENT_PREFIX) {
+    this.#storage = storage;
+    this.#prefix = prefix;
+  }
+
+  describe(): string {
+    return `Durable Object storage (prefix "${this.#prefix}")`;
+  }
+
+  init(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  async read(name: string): Promise<Uint8Array | null> {
+    checkName(name);
+    const v = await this.#storage.get<Uint8Array>(this.#prefix + name);
+    return v === undefined ? null : new Uint8Array(v);
+  }
+
+  async write(name: string, data: Uint8Array | string): Promise<void> {
+    checkName(name);
+    const bytes = typeof data === "string" ? utf8(data) : new Uint8Array(data);
+    await this.#storage.put({ [this.#prefix + name]: bytes });
+  }
+
+  async delete(name: string): Promise<void> {
+    checkName(name);
+    await this.#storage.delete([this.#prefix + name]);
+  }
+
+  async list(): Promise<string[]> {
+    const entries = await this.#storage.list({ prefix: this.#prefix });
+    return [...entries.keys()].map((k) => k.slice(this.#prefix.length)).sort();
+  }
+
+  tryLock(): Promise<ReleaseLock> {
+    let prefixes = held.get(this.#storage);
+    if (!prefixes) held.set(this.#storage, prefixes = new Set());
+    if (prefixes.has(this.#prefix)) {
+      return Promise.reject(
+        new KeyboundError("STORAGE_ERROR", `${this.describe()} is in use by another agent`),
+      );
+    }
+    prefixes.add(this.#prefix);
+    let released = false;
+    return Promise.resolve(() => {
+      if (!released) prefixes.delete(this.#prefix);
+      released = true;
+      return Promise.resolve();
+    });
+  }
+}

@@ -1,0 +1,87 @@
+/**
+ * Test helpers shared by the Worker tests: an in-memory bound key store for
+ * `joinBoundKeypair`, and provisioning a bot plus a registration-secret
+ * token through the admin API.
+ *
+ * @module
+ */
+import { generateKeyPair, type KeyPair } from "../../src/crypto/keys.ts";
+import { toAuthorizedKey } from "../../src/crypto/ssh_wire.ts";
+import type { BoundKeyStore } from "../../src/agent/join_types.ts";
+import type { AdminApi } from "../../src/cli/api_client.ts";
+import { Bot, Role, Token, WorkloadIdentity } from "../../src/resources/schemas.ts";
+
+/** A {@linkcode BoundKeyStore} holding its keys in memory. */
+export class MemoryBoundKeyStore implements BoundKeyStore {
+  /** Keys by authorized_keys line (without comment). */
+  readonly keys = new Map<string, KeyPair>();
+
+  findPrivateKey(authorizedKey: string): Promise<CryptoKey | null> {
+    const wanted = authorizedKey.trim().split(/\s+/).slice(0, 2).join(" ");
+    return Promise.resolve(this.keys.get(wanted)?.privateKey ?? null);
+  }
+
+  async generateRotationKey(): Promise<string> {
+    const kp = await generateKeyPair("EdDSA");
+    const line = (await toAuthorizedKey(kp.publicKey)).trim();
+    this.keys.set(line.split(/\s+/).slice(0, 2).join(" "), kp);
+    return line;
+  }
+}
+
+/**
+ * Creates bot `name` with `roles` and token `name` (registration secret,
+ * recovery limit 1); returns the secret.
+ */
+export async function provisionBot(
+  api: AdminApi,
+  name: string,
+  roles: string[] = [],
+): Promise<string> {
+  await api.put(
+    Bot.parse({ kind: "bot", version: "v1", metadata: { name }, spec: { roles } }),
+    "create",
+  );
+  const { item } = await api.put(
+    Token.parse({
+      kind: "token",
+      version: "v2",
+      metadata: { name },
+      spec: {
+        roles: ["Bot"],
+        bot_name: name,
+        join_method: "bound_keypair",
+        bound_keypair: { recovery: { limit: 1, mode: "standard" } },
+      },
+    }),
+    "create",
+  );
+  const secret = (item as Token).status?.bound_keypair?.registration_secret;
+  if (!secret) throw new Error("the created token has no registration secret");
+  return secret;
+}
+
+/** The role that lets a bot use every workload identity. */
+export const SVID_ROLE = "svid-issuer";
+
+/** Creates {@linkcode SVID_ROLE} and the workload identity `name` (`/bot/<bot name>`). */
+export async function provisionWorkloadIdentity(api: AdminApi, name: string): Promise<void> {
+  await api.put(
+    Role.parse({
+      kind: "role",
+      version: "v7",
+      metadata: { name: SVID_ROLE },
+      spec: { allow: { workload_identity_labels: { "*": "*" } } },
+    }),
+    "create",
+  );
+  await api.put(
+    WorkloadIdentity.parse({
+      kind: "workload_identity",
+      version: "v1",
+      metadata: { name },
+      spec: { spiffe: { id: "/bot/{{ user.bot_name }}" } },
+    }),
+    "create",
+  );
+}
