@@ -13,7 +13,8 @@ import { parseAuthorizedKey, toAuthorizedKey } from "../src/crypto/ssh_wire.ts";
 import { certificatesFromPem } from "../src/pki/mod.ts";
 import { parseIdentityFile } from "../src/protocol/identity_file.ts";
 import { randomHex } from "../src/crypto/random.ts";
-import { percentile, runConcurrent } from "./stats.ts";
+import type { BenchRow, BenchSection } from "./report.ts";
+import { fmt, percentile, runConcurrent } from "./stats.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 
@@ -157,6 +158,22 @@ export async function refresh(auth: AuthProcess, bot: BenchBot): Promise<void> {
   });
 }
 
+/**
+ * CPU seconds (user + system) a process has used so far, from
+ * `/proc/<pid>/stat`; null where there is no procfs. Linux reports in clock
+ * ticks of 1/100 s.
+ */
+export async function cpuSeconds(pid: number | "self"): Promise<number | null> {
+  try {
+    const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+    // The command name (field 2) may contain spaces; fields after it are fixed.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return null;
+  }
+}
+
 /** Result of {@linkcode measureRefreshJoins}. */
 export interface JoinMeasurement {
   /** Joins per second. */
@@ -165,6 +182,10 @@ export interface JoinMeasurement {
   p50: number;
   /** 99th percentile latency, ms. */
   p99: number;
+  /** Auth process CPU per join, ms (null without procfs). */
+  serverCpuMs: number | null;
+  /** Benchmark (client) process CPU per join, ms (null without procfs). */
+  clientCpuMs: number | null;
 }
 
 /** Runs `total` refresh joins spread over `bots` with one join in flight per bot. */
@@ -173,6 +194,7 @@ export async function measureRefreshJoins(
   bots: BenchBot[],
   total: number,
 ): Promise<JoinMeasurement> {
+  const [server0, client0] = await Promise.all([cpuSeconds(auth.pid), cpuSeconds("self")]);
   // A bot's joins are sequential (each needs the previous certificate), so
   // worker w always drives bot w.
   const { latencies, wallMs } = await runConcurrent(
@@ -180,9 +202,102 @@ export async function measureRefreshJoins(
     bots.length,
     (_i, worker) => refresh(auth, bots[worker]),
   );
+  const [server1, client1] = await Promise.all([cpuSeconds(auth.pid), cpuSeconds("self")]);
+  const perJoin = (a: number | null, b: number | null) =>
+    a === null || b === null ? null : (1000 * (b - a)) / total;
   return {
     rate: total / (wallMs / 1000),
     p50: percentile(latencies, 50),
     p99: percentile(latencies, 99),
+    serverCpuMs: perJoin(server0, server1),
+    clientCpuMs: perJoin(client0, client1),
+  };
+}
+
+/** Keys this section publishes in `BenchRun.values`. */
+export const JOIN_KEYS = {
+  rateAt1: "join.rate.1",
+  p50At1: "join.p50.1",
+  rateAt50: "join.rate.50",
+  p50At50: "join.p50.50",
+} as const;
+
+/** Sizes of {@linkcode joinSection}. */
+export interface JoinSizes {
+  /** Bots onboarded (the most concurrent level). */
+  bots: number;
+  /** Warm-up refreshes per bot, not measured. */
+  warmup: number;
+  /** Measured refreshes from one bot. */
+  single: number;
+  /** Measured refreshes spread over all bots. */
+  concurrent: number;
+}
+
+/**
+ * The join section: one `auth start --insecure-no-tls` process on loopback
+ * with its Deno KV file in the run's work directory; refresh joins from 1
+ * bot, then from `bots` bots at once.
+ */
+export function joinSection(
+  sizes: JoinSizes = { bots: 50, warmup: 2, single: 300, concurrent: 2000 },
+): BenchSection {
+  return {
+    id: "join",
+    title: "bound-keypair refresh joins, one auth process, Deno KV, plain HTTP loopback",
+    async run(run) {
+      const dataDir = `${run.workDir}/auth`;
+      await Deno.mkdir(dataDir, { recursive: true, mode: 0o700 });
+      const auth = await startAuth(dataDir);
+      try {
+        run.log(`join: onboarding ${sizes.bots} bots`);
+        const bots = await onboardBots(auth, sizes.bots);
+        for (const bot of bots) {
+          for (let i = 0; i < sizes.warmup; i++) await refresh(auth, bot);
+        }
+        run.log(`join: ${sizes.single} refreshes from 1 bot`);
+        const one = await measureRefreshJoins(auth, bots.slice(0, 1), sizes.single);
+        run.log(`join: ${sizes.concurrent} refreshes from ${sizes.bots} bots`);
+        const many = await measureRefreshJoins(auth, bots, sizes.concurrent);
+        run.values.set(JOIN_KEYS.rateAt1, one.rate);
+        run.values.set(JOIN_KEYS.p50At1, one.p50);
+        run.values.set(JOIN_KEYS.rateAt50, many.rate);
+        run.values.set(JOIN_KEYS.p50At50, many.p50);
+        const rows: BenchRow[] = [];
+        for (
+          const [label, m, n] of [["1 bot", one, sizes.single], [
+            `${sizes.bots} bots`,
+            many,
+            sizes.concurrent,
+          ]] as const
+        ) {
+          rows.push(
+            {
+              metric: `refresh joins/s (${label})`,
+              value: fmt(m.rate, 1),
+              unit: "joins/s",
+              note: `${n} joins`,
+            },
+            { metric: `refresh p50 (${label})`, value: fmt(m.p50, 2), unit: "ms" },
+            { metric: `refresh p99 (${label})`, value: fmt(m.p99, 2), unit: "ms" },
+            {
+              metric: `auth process CPU per join (${label})`,
+              value: m.serverCpuMs === null ? "n/a" : fmt(m.serverCpuMs, 2),
+              unit: "ms",
+              note: "user+sys, /proc",
+            },
+            {
+              metric: `client CPU per join (${label})`,
+              value: m.clientCpuMs === null ? "n/a" : fmt(m.clientCpuMs, 2),
+              unit: "ms",
+              note: "bench process",
+            },
+          );
+        }
+        return rows;
+      } finally {
+        await auth.stop();
+      }
+    },
   };
 }

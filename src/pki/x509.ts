@@ -13,7 +13,6 @@ import {
   BasicConstraints,
   ExtendedKeyUsage,
   Extension,
-  Extensions,
   GeneralName,
   id_ce_authorityKeyIdentifier,
   id_ce_basicConstraints,
@@ -31,7 +30,6 @@ import {
   SubjectAlternativeName,
   SubjectKeyIdentifier,
   SubjectPublicKeyInfo,
-  TBSCertificate,
   Time,
   Validity,
   Version,
@@ -39,7 +37,7 @@ import {
 import { BadParameterError } from "../errors.ts";
 import { algOf, exportSpki, type KeyAlgorithm, sign, verify } from "../crypto/keys.ts";
 import { randomBytes } from "../crypto/random.ts";
-import { concatBytes } from "../util/encoding.ts";
+import { concatBytes, toHex } from "../util/encoding.ts";
 import { derTlv, ecdsaRawToDer, minimalUnsigned, parseIpAddress } from "./der.ts";
 
 /** OIDs of the name attributes Keybound and Teleport use. */
@@ -100,6 +98,13 @@ export interface IssueCertificateOptions {
   subject: NameAttribute[];
   /** Subject public key (Ed25519 or P-256). */
   publicKey: CryptoKey;
+  /**
+   * The SubjectPublicKeyInfo DER of `publicKey` when the caller already has
+   * it in canonical DER, embedded as given: exporting a P-256 key from
+   * WebCrypto costs about 0.4 ms in Deno. The caller vouches that it is the
+   * same key.
+   */
+  publicKeySpki?: Uint8Array;
   /** Start of validity; the caller applies any backdating. Milliseconds are dropped. */
   notBefore: Date;
   /** End of validity. */
@@ -120,6 +125,13 @@ export interface IssueCertificateOptions {
   ipAddresses?: string[];
   /** URI subject alternative names (absolute URIs, e.g. SPIFFE IDs). */
   uris?: string[];
+  /**
+   * Verify the new signature with `issuer.publicKey` before returning, which
+   * catches an issuer key pair whose halves do not belong together. Costs one
+   * verification: use it where a key pair is first put to work (CA creation,
+   * the admin identity), not on every issue.
+   */
+  selfCheck?: boolean;
 }
 
 const OID_RE = /^[0-2](\.(0|[1-9][0-9]*))+$/;
@@ -139,7 +151,9 @@ function encodeName(attrs: NameAttribute[]): Name {
  * names byte for byte in some verifiers, so a Name that would not re-encode
  * to the same bytes (BER, odd string types) is refused rather than altered.
  */
-function parseNameDer(der: Uint8Array): Name {
+function checkNameDer(der: Uint8Array): Uint8Array {
+  const cacheKey = toHex(der);
+  if (checkedIssuerNames.has(cacheKey)) return der;
   let name: Name;
   try {
     name = AsnConvert.parse(der, Name);
@@ -149,8 +163,15 @@ function parseNameDer(der: Uint8Array): Name {
   if (!bytesEqual(new Uint8Array(AsnConvert.serialize(name)), der)) {
     throw new BadParameterError("issuer subject Name does not re-encode identically");
   }
-  return name;
+  // A process has a handful of CAs; the bound only stops unbounded growth.
+  if (checkedIssuerNames.size >= 256) checkedIssuerNames.clear();
+  checkedIssuerNames.add(cacheKey);
+  return der;
 }
+
+// Issuer Name DERs already checked: the check parses and re-encodes, and the
+// same CA name comes back on every issue.
+const checkedIssuerNames = new Set<string>();
 
 /** A random positive 128-bit serial; the 0x40 bit keeps its DER encoding exactly 16 bytes. */
 export function randomSerial(): Uint8Array {
@@ -159,14 +180,14 @@ export function randomSerial(): Uint8Array {
   return b;
 }
 
-function serialInteger(serial: Uint8Array | undefined): ArrayBuffer {
+function serialInteger(serial: Uint8Array | undefined): Uint8Array {
   const v = minimalUnsigned(serial ?? randomSerial());
   if (v.length === 0 || v.every((b) => b === 0)) {
     throw new BadParameterError("serial must be positive");
   }
   // RFC 5280 §4.1.2.2: at most 20 octets, counting a leading zero.
   if (v.length > 20) throw new BadParameterError("serial must fit in 20 bytes");
-  return new Uint8Array(v).buffer;
+  return v;
 }
 
 /** ASN.1 Time as RFC 5280 §4.1.2.5 prescribes: UTCTime through 2049, GeneralizedTime after. */
@@ -187,13 +208,56 @@ export async function subjectKeyIdentifier(spkiDer: Uint8Array): Promise<Uint8Ar
   return new Uint8Array(await crypto.subtle.digest("SHA-1", spki.subjectPublicKey));
 }
 
-function ext(oid: string, critical: boolean, value: unknown): Extension {
-  return new Extension({
-    extnID: oid,
-    critical,
-    extnValue: new OctetString(AsnConvert.serialize(value)),
-  });
+/** One Extension, DER. */
+function ext(oid: string, critical: boolean, value: unknown): Uint8Array {
+  return new Uint8Array(AsnConvert.serialize(
+    new Extension({
+      extnID: oid,
+      critical,
+      extnValue: new OctetString(AsnConvert.serialize(value)),
+    }),
+  ));
 }
+
+// Extensions that depend only on options every leaf of a kind shares (basic
+// constraints, key usage, EKU, the issuer's key identifier): encoded once.
+const constantExtensions = new Map<string, Uint8Array>();
+function constantExt(cacheKey: string, build: () => Uint8Array): Uint8Array {
+  let der = constantExtensions.get(cacheKey);
+  if (!der) {
+    der = build();
+    if (constantExtensions.size >= 256) constantExtensions.clear();
+    constantExtensions.set(cacheKey, der);
+  }
+  return der;
+}
+
+// The issuer's SPKI and derived key identifier, once per CA key object.
+const issuerSpkis = new WeakMap<CryptoKey, { spki: Uint8Array; keyId: Uint8Array }>();
+async function issuerSpkiOf(
+  publicKey: CryptoKey,
+): Promise<{ spki: Uint8Array; keyId: Uint8Array }> {
+  let v = issuerSpkis.get(publicKey);
+  if (!v) {
+    const spki = await exportSpki(publicKey);
+    v = { spki, keyId: await subjectKeyIdentifier(spki) };
+    issuerSpkis.set(publicKey, v);
+  }
+  return v;
+}
+
+/** AlgorithmIdentifier DER of each signature algorithm (parameters absent, RFC 8410 / 5758). */
+const ALGORITHM_DER: Readonly<Record<KeyAlgorithm, Uint8Array>> = {
+  EdDSA: new Uint8Array(
+    AsnConvert.serialize(new AlgorithmIdentifier({ algorithm: SIGNATURE_OIDS.EdDSA })),
+  ),
+  ES256: new Uint8Array(
+    AsnConvert.serialize(new AlgorithmIdentifier({ algorithm: SIGNATURE_OIDS.ES256 })),
+  ),
+};
+
+/** `[0] EXPLICIT Version v3`. */
+const VERSION_V3_DER = new Uint8Array([0xa0, 0x03, 0x02, 0x01, Version.v3]);
 
 function sanNames(o: IssueCertificateOptions): GeneralName[] {
   const names: GeneralName[] = [];
@@ -259,28 +323,28 @@ export async function issueCertificate(
     throw new BadParameterError("notAfter must be later than notBefore");
   }
 
-  const subjectSpki = await exportSpki(o.publicKey);
-  const issuerSpki = await exportSpki(o.issuer.publicKey);
-  const selfSigned = bytesEqual(subjectSpki, issuerSpki);
+  const subjectSpki = o.publicKeySpki ?? await exportSpki(o.publicKey);
+  const issuerKey = await issuerSpkiOf(o.issuer.publicKey);
+  const selfSigned = bytesEqual(subjectSpki, issuerKey.spki);
   const issuerName = o.issuer.subject instanceof Uint8Array
-    ? parseNameDer(o.issuer.subject)
-    : encodeName(o.issuer.subject);
-  const subjectName = encodeName(o.subject);
+    ? checkNameDer(o.issuer.subject)
+    : new Uint8Array(AsnConvert.serialize(encodeName(o.issuer.subject)));
+  const subjectName = new Uint8Array(AsnConvert.serialize(encodeName(o.subject)));
 
-  const extensions: Extension[] = [
-    ext(
-      id_ce_basicConstraints,
-      true,
-      new BasicConstraints(isCA ? { cA: true, pathLenConstraint: o.pathLen } : { cA: false }),
+  const keyUsage = keyUsageFlags(
+    o.keyUsage ?? (isCA ? ["keyCertSign", "cRLSign", "digitalSignature"] : ["digitalSignature"]),
+  );
+  const extensions: Uint8Array[] = [
+    constantExt(
+      `bc:${isCA}:${o.pathLen}`,
+      () =>
+        ext(
+          id_ce_basicConstraints,
+          true,
+          new BasicConstraints(isCA ? { cA: true, pathLenConstraint: o.pathLen } : { cA: false }),
+        ),
     ),
-    ext(
-      id_ce_keyUsage,
-      true,
-      new KeyUsage(keyUsageFlags(
-        o.keyUsage ??
-          (isCA ? ["keyCertSign", "cRLSign", "digitalSignature"] : ["digitalSignature"]),
-      )),
-    ),
+    constantExt(`ku:${keyUsage}`, () => ext(id_ce_keyUsage, true, new KeyUsage(keyUsage))),
   ];
   if (o.extKeyUsage?.length) {
     const oids = o.extKeyUsage.map((k) => {
@@ -289,7 +353,12 @@ export async function issueCertificate(
       }
       return EKU_OIDS[k];
     });
-    extensions.push(ext(id_ce_extKeyUsage, false, new ExtendedKeyUsage(oids)));
+    extensions.push(
+      constantExt(
+        `eku:${oids.join(",")}`,
+        () => ext(id_ce_extKeyUsage, false, new ExtendedKeyUsage(oids)),
+      ),
+    );
   }
   extensions.push(
     ext(
@@ -299,11 +368,17 @@ export async function issueCertificate(
     ),
   );
   if (!selfSigned) {
-    const keyIdentifier = new KeyIdentifier(
-      o.issuer.keyIdentifier ?? await subjectKeyIdentifier(issuerSpki),
-    );
+    const keyIdentifier = o.issuer.keyIdentifier ?? issuerKey.keyId;
     extensions.push(
-      ext(id_ce_authorityKeyIdentifier, false, new AuthorityKeyIdentifier({ keyIdentifier })),
+      constantExt(
+        `aki:${toHex(keyIdentifier)}`,
+        () =>
+          ext(
+            id_ce_authorityKeyIdentifier,
+            false,
+            new AuthorityKeyIdentifier({ keyIdentifier: new KeyIdentifier(keyIdentifier) }),
+          ),
+      ),
     );
   }
   const san = sanNames(o);
@@ -321,35 +396,32 @@ export async function issueCertificate(
   const validity = new Validity();
   validity.notBefore = notBefore;
   validity.notAfter = notAfter;
-  const algorithm = new AlgorithmIdentifier({ algorithm: SIGNATURE_OIDS[sigAlg] });
-  const tbs = new Uint8Array(AsnConvert.serialize(
-    new TBSCertificate({
-      version: Version.v3,
-      serialNumber: serialInteger(o.serial),
-      signature: algorithm,
-      issuer: issuerName,
-      validity,
-      subject: subjectName,
-      subjectPublicKeyInfo: AsnConvert.parse(subjectSpki, SubjectPublicKeyInfo),
-      extensions: new Extensions(extensions),
-    }),
-  ));
+  const algorithm = ALGORITHM_DER[sigAlg];
+  // TBSCertificate (RFC 5280 §4.1) from already-encoded parts: the CA's parts
+  // are constant, and the subject SPKI is DER straight from WebCrypto.
+  const tbs = derTlv(
+    0x30,
+    concatBytes(
+      VERSION_V3_DER,
+      derTlv(0x02, serialInteger(o.serial)),
+      algorithm,
+      issuerName,
+      new Uint8Array(AsnConvert.serialize(validity)),
+      subjectName,
+      subjectSpki,
+      derTlv(0xa3, derTlv(0x30, concatBytes(...extensions))),
+    ),
+  );
 
   const rawSig = await sign(o.issuer.privateKey, tbs);
-  // Catches an issuer key pair whose halves do not belong together before the
-  // certificate leaves here; every verifier would reject it anyway.
-  if (!(await verify(o.issuer.publicKey, rawSig, tbs))) {
+  if (o.selfCheck && !(await verify(o.issuer.publicKey, rawSig, tbs))) {
     throw new BadParameterError("issuer private key does not match issuer public key");
   }
   const sigValue = sigAlg === "ES256" ? ecdsaRawToDer(rawSig) : rawSig;
   // Assembled by hand so the signed TBS bytes are exactly the embedded ones.
   return derTlv(
     0x30,
-    concatBytes(
-      tbs,
-      new Uint8Array(AsnConvert.serialize(algorithm)),
-      derTlv(0x03, concatBytes(new Uint8Array([0]), sigValue)),
-    ),
+    concatBytes(tbs, algorithm, derTlv(0x03, concatBytes(new Uint8Array([0]), sigValue))),
   );
 }
 
@@ -381,5 +453,6 @@ export function createSelfSignedCA(o: SelfSignedCAOptions): Promise<Uint8Array<A
     notAfter: o.notAfter,
     isCA: true,
     pathLen: o.pathLen,
+    selfCheck: true,
   });
 }

@@ -25,6 +25,7 @@ const MAX_JOIN_STATE = 8192;
 const MAX_SECRET = 1024;
 const MAX_SESSION = 16384;
 const MAX_SOLUTION = 8192;
+const MAX_CERTIFICATE = 8192;
 
 /** `POST /v1/join/bound-keypair/begin` request body. */
 export const BeginRequest = z.strictObject({
@@ -36,6 +37,7 @@ export const BeginRequest = z.strictObject({
   ttl_seconds: z.number().int().positive().max(10 * 365 * 24 * 3600).optional(),
   initial_join_secret: z.string().max(MAX_SECRET).optional(),
   previous_join_state: z.string().max(MAX_JOIN_STATE).optional(),
+  certificate: z.string().min(1).max(MAX_CERTIFICATE).optional(),
 });
 /** A `begin` request. */
 export type BeginRequest = z.infer<typeof BeginRequest>;

@@ -25,6 +25,8 @@ export interface VerifiedIdentity {
   publicKey: CryptoKey;
   /** The verified certificate. */
   cert: ParsedCertificateLike;
+  /** Hex SHA-256 of the certificate DER. */
+  certSha256?: string;
   /** `chash` claim, if the request carried one. */
   chash?: string;
 }

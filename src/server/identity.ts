@@ -65,6 +65,8 @@ async function issueFrom(
     extKeyUsage: o.extKeyUsage,
     dnsNames: o.dnsNames,
     ipAddresses: o.ipAddresses,
+    // Startup-time issues (admin identity, server TLS): first use of the CA pair, so check it.
+    selfCheck: true,
   });
   return { certPem: certificateToPem(der), keyPem: key.pkcs8Pem };
 }

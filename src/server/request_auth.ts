@@ -12,22 +12,18 @@ import { z } from "zod";
 import { AccessDeniedError, KeyboundError } from "../errors.ts";
 import { algOf } from "../crypto/keys.ts";
 import {
-  parseCertificate,
-  type ParsedCertificate,
-  verifyCertificateSignature,
-} from "../pki/mod.ts";
-import {
   bodyHash,
   canonicalRequestPath,
   SIGNED_REQUEST_SCHEME,
   SIGNED_REQUEST_TYP,
 } from "../protocol/signed_request.ts";
-import { ADMIN_ROLE, identityFromSubject } from "../protocol/subject.ts";
+import { ADMIN_ROLE } from "../protocol/subject.ts";
 import { Lock } from "../resources/schemas.ts";
 import { fromBase64, fromUtf8 } from "../util/encoding.ts";
 import type { ServerContext } from "./context.ts";
 import type { AppEnv, VerifiedIdentity } from "./hono_env.ts";
 import { resourcePrefix, seenRequestKey } from "./keys.ts";
+import { verifyClientCertificate } from "./verified_certs.ts";
 
 /** Largest accepted `|now − iat|`, seconds. */
 export const SIGNED_REQUEST_MAX_SKEW_S = 60;
@@ -50,6 +46,12 @@ export interface SignedRequestInput {
 export interface VerifyOptions {
   /** Record the `jti` and reject replays (everything except join `continue`). */
   recordJti: boolean;
+  /**
+   * Skip rule 6 (locks on the user or bot instance) because the caller checks
+   * them itself: a join `continue` does, in the same listing as the token's
+   * locks, after the proof of possession.
+   */
+  callerChecksLocks?: boolean;
 }
 
 const Claims = z.object({
@@ -69,28 +71,6 @@ const Header = z.object({
 
 function unauthenticated(message: string, cause?: unknown): KeyboundError {
   return new KeyboundError("UNAUTHENTICATED", message, cause ? { cause } : undefined);
-}
-
-async function verifiedCertificate(
-  ctx: ServerContext,
-  x5c: string,
-  now: Date,
-): Promise<ParsedCertificate> {
-  const userCa = ctx.cas.user.tls;
-  if (!userCa) throw new KeyboundError("INTERNAL", "user CA has no X.509 key");
-  let cert: ParsedCertificate;
-  try {
-    cert = parseCertificate(fromBase64(x5c));
-  } catch (cause) {
-    throw unauthenticated("signed request: x5c certificate does not parse", cause);
-  }
-  if (cert.isCA || !(await verifyCertificateSignature(cert, userCa.keyPair.publicKey))) {
-    throw unauthenticated("signed request: certificate was not issued by this cluster's user CA");
-  }
-  if (now < cert.notBefore || now > cert.notAfter) {
-    throw unauthenticated("signed request: certificate is expired or not yet valid");
-  }
-  return cert;
 }
 
 /**
@@ -121,8 +101,14 @@ export async function verifySignedRequest(
     );
   }
   const now = ctx.now();
-  const cert = await verifiedCertificate(ctx, header.x5c[0], now);
-  const publicKey = await cert.publicKey();
+  let der: Uint8Array;
+  try {
+    der = fromBase64(header.x5c[0]);
+  } catch (cause) {
+    throw unauthenticated("signed request: x5c is not base64", cause);
+  }
+  const verified = await verifyClientCertificate(ctx, der, now, "signed request");
+  const publicKey = verified.publicKey;
   if (algOf(publicKey) !== header.alg) {
     throw unauthenticated("signed request: alg does not match the certificate's key");
   }
@@ -154,20 +140,22 @@ export async function verifySignedRequest(
       `signed request: iat is more than ${SIGNED_REQUEST_MAX_SKEW_S}s from the server's time`,
     );
   }
-  const subject = identityFromSubject(cert.subject);
-  if (typeof subject === "string") throw unauthenticated(`signed request: ${subject}`);
-  await assertNotLocked(ctx, subject.username, subject.botInstanceId, now);
+  const subject = verified.identity;
+  if (!options.callerChecksLocks) {
+    await assertNotLocked(ctx, subject.username, subject.botInstanceId, now);
+  }
   if (options.recordJti) await recordJti(ctx, claims.jti, now);
   return {
     ...subject,
     publicKey,
-    cert,
+    cert: verified.cert,
+    certSha256: verified.sha256,
     ...(claims.chash === undefined ? {} : { chash: claims.chash }),
   };
 }
 
 /** Throws `LOCKED` if a lock in force targets `user` or `botInstanceId`. */
-async function assertNotLocked(
+export async function assertNotLocked(
   ctx: ServerContext,
   user: string,
   botInstanceId: string | undefined,

@@ -283,9 +283,14 @@ Deno.test("ssh cert: bad options and malformed lines throw BadParameterError", a
       { ...opts, validAfter: new Date(NaN) },
       { ...opts, serial: -1n },
       { ...opts, serial: 1n << 64n },
-      { ...opts, caPublicKey: other.publicKey },
+      { ...opts, caPublicKey: other.publicKey, selfCheck: true },
     ]
   ) await assert.rejects(issueSshCertificate(bad), BadParameterError);
+  // The self-check is opt-in: without it the mismatched pair yields a certificate no one accepts.
+  const unchecked = await parseSshCertificate(
+    await issueSshCertificate({ ...opts, caPublicKey: other.publicKey }),
+  );
+  assert.equal(await verifySshCertificate(unchecked), false);
 
   const line = await issueSshCertificate(opts);
   const [type, b64] = line.split(" ");

@@ -372,12 +372,34 @@ Deno.test("x509: bad options throw BadParameterError", async () => {
     { ...base, serial: new Uint8Array(21).fill(1) },
     { ...base, serial: new Uint8Array([0, 0]) },
     { ...base, issuer: { ...base.issuer, subject: new Uint8Array([0x30, 3, 1, 2, 3]) } },
-    // Private key from one pair, public key from another.
-    { ...base, issuer: { ...base.issuer, publicKey: other.publicKey } },
+    // Private key from one pair, public key from another, with the self-check on.
+    { ...base, issuer: { ...base.issuer, publicKey: other.publicKey }, selfCheck: true },
   ];
   for (const o of bad) {
     await assert.rejects(issueCertificate(o), BadParameterError, JSON.stringify(o.subject));
   }
+});
+
+Deno.test("x509: the issuer self-check is opt-in; without it a mismatched pair goes unnoticed", async () => {
+  const ca = await makeCa("EdDSA");
+  const other = await generateKeyPair("EdDSA");
+  const key = await generateKeyPair("ES256");
+  const base = leafOptions(ca, key.publicKey, "mismatch");
+  const der = await issueCertificate({
+    ...base,
+    issuer: { ...base.issuer, publicKey: other.publicKey },
+  });
+  // Signed by the CA's private key, so only the CA's real public key verifies it.
+  assert.equal(await verifyCertificateSignature(parseCertificate(der), other.publicKey), false);
+  await assert.rejects(
+    issueCertificate({
+      ...base,
+      issuer: { ...base.issuer, publicKey: other.publicKey },
+      selfCheck: true,
+    }),
+    BadParameterError,
+    "does not match",
+  );
 });
 
 Deno.test("x509: ECDSA r||s <-> DER conversion is exact at the edges", async () => {

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { DenoKvBackend } from "../../runtime-adapters/deno/kv_backend.ts";
+import { openTestBackend } from "../workers/_test_backend.ts";
 import { joinBoundKeypair } from "../../src/agent/join_client.ts";
 import type { BoundKeyStore } from "../../src/agent/join_types.ts";
 import { KeyboundError } from "../../src/errors.ts";
@@ -86,7 +86,7 @@ async function serve(backend: Backend, path: string, dir: string, clock: Clock):
     stop,
     restart: async () => {
       await stop();
-      return serve(await DenoKvBackend.open(path), path, dir, clock);
+      return serve(await openTestBackend(path), path, dir, clock);
     },
     close: async () => {
       await stop();
@@ -99,12 +99,12 @@ async function serve(backend: Backend, path: string, dir: string, clock: Clock):
 export async function startHarness(): Promise<Harness> {
   const dir = await Deno.makeTempDir({ prefix: "keybound-join-" });
   const path = `${dir}/auth.kv`;
-  return serve(await DenoKvBackend.open(path), path, dir, new Clock());
+  return serve(await openTestBackend(path), path, dir, new Clock());
 }
 
 /** A second auth process on the same KV file (same cluster, own port); stop it with `stop`. */
 export async function attachHarness(h: Harness): Promise<Harness> {
-  return serve(await DenoKvBackend.open(h.path), h.path, "", h.clock);
+  return serve(await openTestBackend(h.path), h.path, "", h.clock);
 }
 
 /** Writes a resource straight into the backend. */

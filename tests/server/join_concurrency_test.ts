@@ -10,14 +10,23 @@ import {
   type Harness,
   listLocks,
   onboardedBot,
+  postRaw,
   putBot,
+  putResource,
   rejectsCode,
   startHarness,
   TestBot,
   tokenStatus,
 } from "./_join_fixture.ts";
 import type { KeyboundError } from "../../src/errors.ts";
-import { signRequest } from "../../src/protocol/signed_request.ts";
+import { exportSpkiPem, generateKeyPair } from "../../src/crypto/keys.ts";
+import { toAuthorizedKey } from "../../src/crypto/ssh_wire.ts";
+import {
+  challengeHash,
+  type RequestSigner,
+  signRequest,
+} from "../../src/protocol/signed_request.ts";
+import { botSigner, newCluster } from "./_cluster_fixture.ts";
 import type { BotInstance } from "../../src/resources/schemas.ts";
 import { resourceKey } from "../../src/server/keys.ts";
 
@@ -152,6 +161,141 @@ withHarness("a refresh must sign every continue with the same certificate and ch
   assertEquals((await tokenStatus(h.ctx, "t1")).recovery_count, 1);
   assertEquals((await bot.join()).generation, 2);
 });
+
+withHarness("a refresh begin presents its certificate unsigned; continue is signed", async (h) => {
+  const bot = await onboardedBot(h, "t1", { botName: "b1" });
+  const seen: { path: string; signed: boolean; certificate: boolean }[] = [];
+  const watching: typeof fetch = (input, init) => {
+    const headers = init!.headers as Record<string, string>;
+    seen.push({
+      path: new URL(String(input)).pathname,
+      signed: headers.authorization !== undefined,
+      certificate: "certificate" in JSON.parse(init!.body as string),
+    });
+    return fetch(input, init);
+  };
+  assertEquals((await bot.join({ fetch: watching })).generation, 2);
+  assertEquals(seen, [
+    { path: "/v1/join/bound-keypair/begin", signed: false, certificate: true },
+    { path: "/v1/join/bound-keypair/continue", signed: true, certificate: false },
+  ]);
+  // Older clients that sign begin (and may also send the certificate) still refresh.
+  const signedBegin: typeof fetch = async (input, init) => {
+    if (String(input).endsWith("/begin")) {
+      const body = init!.body as string;
+      const headers = {
+        ...(init!.headers as Record<string, string>),
+        authorization: await signRequest(bot.identity!, {
+          method: "POST",
+          path: new URL(String(input)).pathname,
+          body,
+        }),
+      };
+      return fetch(input, { ...init, headers });
+    }
+    return fetch(input, init);
+  };
+  assertEquals((await bot.join({ fetch: signedBegin })).generation, 3);
+});
+
+withHarness("a refresh continue signed by another certificate is refused", async (h) => {
+  const bot = await onboardedBot(h, "t1", { botName: "b1" });
+  // Another valid certificate of the same bot instance and generation, with another key.
+  const other = await botSigner(h.ctx, "b1", {
+    instance: bot.last!.bot_instance_id,
+    generation: bot.last!.generation,
+  });
+  // Re-signs each continue with `signer`, with the chash of the challenge just received.
+  let lastChash: string | undefined;
+  const resign = (signer: RequestSigner): typeof fetch => async (input, init) => {
+    if (String(input).endsWith("/continue")) {
+      const body = init!.body as string;
+      const headers = {
+        ...(init!.headers as Record<string, string>),
+        authorization: await signRequest(signer, {
+          method: "POST",
+          path: new URL(String(input)).pathname,
+          body,
+          ...(lastChash ? { chash: lastChash } : {}),
+        }),
+      };
+      return fetch(input, { ...init, headers });
+    }
+    const res = await fetch(input, init);
+    const json = await res.clone().json();
+    lastChash = json.step?.challenge ? await challengeHash(json.step.challenge) : undefined;
+    return res;
+  };
+  await rejectsCode(
+    () => bot.join({ fetch: resign(other) }),
+    "UNAUTHENTICATED",
+    "another certificate",
+  );
+  // The same re-signing with the bot's own certificate passes: only the key made the difference.
+  assertEquals((await bot.join({ fetch: resign(bot.identity!) })).generation, 2);
+});
+
+withHarness(
+  "a refresh begin certificate from another CA, or a locked identity, is refused",
+  async (h) => {
+    const bot = await onboardedBot(h, "t1", { botName: "b1" });
+    const foreignCluster = await newCluster();
+    const foreign = await botSigner(foreignCluster.ctx, "b1", {
+      instance: bot.last!.bot_instance_id,
+      generation: bot.last!.generation,
+    });
+    const copy = new TestBot(h, "t1", bot.keys.clone());
+    copy.joinState = bot.joinState;
+    copy.identity = foreign;
+    await rejectsCode(() => copy.join(), "UNAUTHENTICATED", "user CA");
+    // A certificate field that is not PEM is a bad parameter naming the field.
+    const subject = await generateKeyPair("ES256");
+    const r = await postRaw(
+      h,
+      "/v1/join/bound-keypair/begin",
+      JSON.stringify({
+        token_name: "t1",
+        public_tls_key: await exportSpkiPem(subject.publicKey),
+        public_ssh_key: await toAuthorizedKey(subject.publicKey),
+        certificate: "garbage",
+      }),
+    );
+    assertEquals(r.status, 400);
+    assertEquals((r.json.error as { details: { path: string } }).details.path, "certificate");
+    // A lock on the bot instance stops the refresh at begin, before any challenge.
+    await putResource(h.ctx, "lock", {
+      kind: "lock",
+      version: "v2",
+      metadata: { name: "l1" },
+      spec: { target: { bot_instance_id: bot.last!.bot_instance_id } },
+    });
+    await rejectsCode(() => bot.join(), "LOCKED", "bot instance");
+    assertEquals((await tokenStatus(h.ctx, "t1")).recovery_count, 1);
+  },
+);
+
+withHarness(
+  "a lock on the bot user made between begin and continue stops the refresh",
+  async (h) => {
+    const bot = await onboardedBot(h, "t1", { botName: "b1" });
+    const lockBeforeContinue: typeof fetch = async (input, init) => {
+      if (String(input).endsWith("/continue")) {
+        await putResource(h.ctx, "lock", {
+          kind: "lock",
+          version: "v2",
+          metadata: { name: "l-user" },
+          spec: { target: { user: "bot-b1" }, message: "user locked" },
+        });
+      }
+      return fetch(input, init);
+    };
+    await rejectsCode(() => bot.join({ fetch: lockBeforeContinue }), "LOCKED", "user locked");
+    const instance = await h.ctx.backend.get<BotInstance>(
+      resourceKey("bot_instance", "b1", bot.last!.bot_instance_id),
+    );
+    assertEquals(instance!.value.status.latest_authentications?.at(-1)?.generation, 1);
+  },
+);
 
 withHarness(
   "heartbeats: signed by the bot, history capped at 10 plus the initial one",

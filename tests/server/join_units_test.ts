@@ -27,6 +27,8 @@ import {
   readToken,
 } from "../../src/server/join/commit.ts";
 import { beginJoin, continueJoin } from "../../src/server/join/service.ts";
+import { parseSubjectKey } from "../../src/server/join/subject_key.ts";
+import { fromPem } from "../../src/util/encoding.ts";
 import { lockInForce, lockMatches } from "../../src/server/locks.ts";
 import { resourceKey, usedSessionKey } from "../../src/server/keys.ts";
 import type { JsonValue, Key } from "../../src/storage/backend.ts";
@@ -269,4 +271,34 @@ Deno.test("certificate lifetime: default, request, bot cap, hard cap", () => {
   assertEquals(certificateTtlSeconds(bot(), 24 * 3600), 12 * 3600);
   assertEquals(certificateTtlSeconds(bot("30m"), 3600), 1800);
   assertEquals(certificateTtlSeconds(bot("1000h"), 1000 * 3600), 168 * 3600);
+});
+
+Deno.test("subject key: both encodings of one key, kept canonical; mismatches name the field", async () => {
+  for (const alg of ["ES256", "EdDSA"] as const) {
+    const kp = await generateKeyPair(alg);
+    const tlsPem = await exportSpkiPem(kp.publicKey);
+    const ssh = await toAuthorizedKey(kp.publicKey);
+    const key = await parseSubjectKey(tlsPem, `${ssh} a comment`);
+    assertEquals(key.tlsPem, tlsPem);
+    assertEquals(key.ssh, ssh);
+    assertEquals(key.spki, fromPem("PUBLIC KEY", tlsPem));
+    // Another key of the same type, and a key of the other type, are refused.
+    const other = await generateKeyPair(alg);
+    const otherType = await generateKeyPair(alg === "ES256" ? "EdDSA" : "ES256");
+    for (const wrong of [other, otherType]) {
+      const e = await assertRejects(() => parseSubjectKey(tlsPem, "x"), KeyboundError);
+      assertEquals(e.details?.path, "public_ssh_key");
+      const mismatch = await assertRejects(
+        async () => parseSubjectKey(tlsPem, await toAuthorizedKey(wrong.publicKey)),
+        KeyboundError,
+        "must be the same key",
+      );
+      assertEquals(mismatch.details?.path, "public_ssh_key");
+    }
+  }
+  const e = await assertRejects(
+    () => parseSubjectKey("garbage", "ssh-ed25519 AAAA"),
+    KeyboundError,
+  );
+  assertEquals(e.details?.path, "public_tls_key");
 });

@@ -7,6 +7,10 @@ import type { AppEnv } from "../../src/server/hono_env.ts";
 import { resourceKey, seenRequestKey } from "../../src/server/keys.ts";
 import { requireAdmin, requireBot, verifySignedRequest } from "../../src/server/request_auth.ts";
 import type { ServerContext } from "../../src/server/context.ts";
+import {
+  VerifiedCertificateCache,
+  verifyClientCertificate,
+} from "../../src/server/verified_certs.ts";
 import { fromBase64Url, utf8 } from "../../src/util/encoding.ts";
 import { adminSigner, botSigner, clientSigner, newCluster } from "./_cluster_fixture.ts";
 
@@ -289,4 +293,46 @@ Deno.test("requireAdmin and requireBot: 401 without, 403 for the wrong identity,
   assertEquals([wrong1.status, wrong1.json.error.code], [403, "ACCESS_DENIED"]);
   const wrong2 = await call(app, "/v1/bot-echo", await sign(admin, "/v1/bot-echo"), body);
   assertEquals([wrong2.status, wrong2.json.error.code], [403, "ACCESS_DENIED"]);
+});
+
+Deno.test("verified-certificate cache: hits, LRU bound, expiry, CA in the key, no failures", async () => {
+  const cluster = await newCluster();
+  const { ctx } = cluster;
+  const cache = new VerifiedCertificateCache(2);
+  const now = ctx.now();
+  const a = await botSigner(ctx, "a", { generation: 1 });
+  const b = await botSigner(ctx, "b", { generation: 1 });
+  const c = await botSigner(ctx, "c", { generation: 1 });
+  const first = await verifyClientCertificate(ctx, a.certDer, now, "certificate", cache);
+  assertEquals(first.identity.botName, "a");
+  // A hit returns the remembered verification itself.
+  assert(await verifyClientCertificate(ctx, a.certDer, now, "certificate", cache) === first);
+  await verifyClientCertificate(ctx, b.certDer, now, "certificate", cache);
+  // Least recently used is a (last touched before b), so c evicts a.
+  await verifyClientCertificate(ctx, c.certDer, now, "certificate", cache);
+  assertEquals(cache.size, 2);
+  assert(await verifyClientCertificate(ctx, a.certDer, now, "certificate", cache) !== first);
+  // Failures are not remembered.
+  const other = await newCluster();
+  const foreign = await botSigner(other.ctx, "a", { generation: 1 });
+  const before = cache.size;
+  await rejectsWith(
+    () => verifyClientCertificate(ctx, foreign.certDer, now, "certificate", cache),
+    "UNAUTHENTICATED",
+    "user CA",
+  );
+  assertEquals(cache.size, before);
+  // The CA key is part of the key: the other cluster does not accept a's cached certificate.
+  await rejectsWith(
+    () => verifyClientCertificate(other.ctx, a.certDer, now, "certificate", cache),
+    "UNAUTHENTICATED",
+    "user CA",
+  );
+  // After notAfter the entry is gone and the certificate is refused as expired.
+  const late = new Date(now.getTime() + 2 * 3600_000);
+  await rejectsWith(
+    () => verifyClientCertificate(ctx, a.certDer, late, "certificate", cache),
+    "UNAUTHENTICATED",
+    "expired",
+  );
 });

@@ -7,13 +7,20 @@
  */
 import { KeyboundError, NotFoundError } from "../../errors.ts";
 import { randomUuid } from "../../crypto/random.ts";
-import { certificateToPem, issueCertificate, issueSshCertificate } from "../../pki/mod.ts";
+import {
+  certificateToPem,
+  issueCertificate,
+  issueSshCertificate,
+  randomSerial,
+} from "../../pki/mod.ts";
 import { parseCertificate } from "../../pki/x509_parse.ts";
 import { botSubject } from "../../protocol/subject.ts";
 import type { Bot, Role } from "../../resources/schemas.ts";
 import { parseDuration } from "../../util/duration.ts";
+import { toHex } from "../../util/encoding.ts";
 import type { ServerContext } from "../context.ts";
 import { getResource } from "../resources.ts";
+import { rememberIssuedCertificate } from "../verified_certs.ts";
 
 /** Lifetime when the client asks for none. */
 export const DEFAULT_CERT_TTL_SECONDS = 3600;
@@ -85,6 +92,8 @@ export interface BotCertificateRequest {
   tokenName: string;
   /** Subject key of the X.509 certificate. */
   tlsPublicKey: CryptoKey;
+  /** Its SubjectPublicKeyInfo DER, canonical (saves exporting the key). */
+  tlsPublicKeySpki?: Uint8Array;
   /** Subject key of the SSH certificate. */
   sshPublicKey: CryptoKey;
   /** Lifetime, already capped. */
@@ -132,6 +141,14 @@ export async function issueBotCertificates(
   const logins = await botLogins(ctx, r.bot);
   // An empty principal list means "any user" to sshd; Teleport uses a placeholder instead.
   const principals = logins.length > 0 ? logins : [`-teleport-nologin-${randomUuid()}`];
+  const subject = botSubject({
+    botName,
+    botInstanceId: r.instanceId,
+    generation: r.generation,
+    joinToken: r.tokenName,
+    roles: [user, ...r.bot.spec.roles.filter((x) => x !== user)],
+  });
+  const serial = randomSerial();
   const [certDer, sshCert] = await Promise.all([
     issueCertificate({
       issuer: {
@@ -139,14 +156,10 @@ export async function issueBotCertificates(
         privateKey: tls.keyPair.privateKey,
         publicKey: tls.keyPair.publicKey,
       },
-      subject: botSubject({
-        botName,
-        botInstanceId: r.instanceId,
-        generation: r.generation,
-        joinToken: r.tokenName,
-        roles: [user, ...r.bot.spec.roles.filter((x) => x !== user)],
-      }),
+      subject,
       publicKey: r.tlsPublicKey,
+      ...(r.tlsPublicKeySpki ? { publicKeySpki: r.tlsPublicKeySpki } : {}),
+      serial,
       notBefore,
       notAfter,
       extKeyUsage: ["clientAuth"],
@@ -162,6 +175,14 @@ export async function issueBotCertificates(
       validBefore: notAfter,
     }),
   ]);
+  await rememberIssuedCertificate(ctx, {
+    der: certDer,
+    subject,
+    publicKey: r.tlsPublicKey,
+    serialHex: toHex(serial),
+    notBefore,
+    notAfter,
+  });
   return {
     tls_cert: certificateToPem(certDer),
     tls_ca_certs: [tls.certPem],

@@ -12,6 +12,7 @@ import { issueJoinState } from "../../protocol/join_state.ts";
 import type { JoinResponse } from "../../protocol/messages.ts";
 import type { Bot, BotInstance } from "../../resources/schemas.ts";
 import type { Entry } from "../../storage/backend.ts";
+import { fromPem } from "../../util/encoding.ts";
 import type { AuditInput } from "../audit.ts";
 import {
   type Authentication,
@@ -79,7 +80,8 @@ export async function finish(
   const ttl = certificateTtlSeconds(bot, session.ttl);
   const instanceId = refresh ? refresh.instance : randomUuid();
   const generation = refresh ? refresh.generation + 1 : 1;
-  // `begin` checked both encodings are one key, so the parsed SSH form serves both.
+  // `begin` checked both encodings are one key and stored them canonically,
+  // so the parsed SSH form serves both and the SPKI is embedded as it is.
   const subjectKey = (await parseAuthorizedKey(session.subject.ssh)).key;
   const certs = await issueBotCertificates(ctx, {
     bot,
@@ -87,6 +89,7 @@ export async function finish(
     generation,
     tokenName: session.token,
     tlsPublicKey: subjectKey,
+    tlsPublicKeySpki: fromPem("PUBLIC KEY", session.subject.tls),
     sshPublicKey: subjectKey,
     ttlSeconds: ttl,
   });

@@ -41,11 +41,16 @@ function parseBody<S extends z.ZodType>(
   return r.data;
 }
 
-/** Reads the body, verifies an `Authorization` header if present (401 if it fails). */
+/**
+ * Reads the body, verifies an `Authorization` header if present (401 if it
+ * fails). `continue` leaves the lock check to the join service, which lists
+ * locks once for the identity and the token.
+ */
 async function readRequest<S extends z.ZodType>(
   ctx: ServerContext,
   c: Context<AppEnv>,
   schema: S,
+  callerChecksLocks: boolean,
 ): Promise<{ body: z.infer<S>; rc: JoinRequestContext }> {
   const bytes = new Uint8Array(await c.req.arrayBuffer());
   const body = parseBody(c, bytes, schema);
@@ -63,7 +68,7 @@ async function readRequest<S extends z.ZodType>(
         path: new URL(c.req.url).pathname,
         body: bytes,
         authorization: c.req.header("authorization") ?? null,
-      }, { recordJti: false }),
+      }, { recordJti: false, callerChecksLocks }),
   );
   return { body, rc: { identity, ...(remoteAddr ? { remoteAddr } : {}) } };
 }
@@ -72,11 +77,11 @@ async function readRequest<S extends z.ZodType>(
 export function joinRoutes(ctx: ServerContext): Hono<AppEnv> {
   const r = new Hono<AppEnv>();
   r.post("/join/bound-keypair/begin", async (c) => {
-    const { body, rc } = await readRequest(ctx, c, BeginRequest);
+    const { body, rc } = await readRequest(ctx, c, BeginRequest, false);
     return c.json(await beginJoin(ctx, body, rc));
   });
   r.post("/join/bound-keypair/continue", async (c) => {
-    const { body, rc } = await readRequest(ctx, c, ContinueRequest);
+    const { body, rc } = await readRequest(ctx, c, ContinueRequest, true);
     return c.json(await continueJoin(ctx, body, rc));
   });
   return r;

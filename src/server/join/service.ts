@@ -8,7 +8,7 @@
  * @module
  */
 import { AccessDeniedError, BadParameterError, KeyboundError } from "../../errors.ts";
-import { importSpkiPem, keyId, publicKeysEqual } from "../../crypto/keys.ts";
+import { publicKeysEqual } from "../../crypto/keys.ts";
 import { randomHex, timingSafeEqualString } from "../../crypto/random.ts";
 import { parseAuthorizedKey, toAuthorizedKey } from "../../crypto/ssh_wire.ts";
 import { verifyChallengeSolution } from "../../protocol/challenge.ts";
@@ -19,13 +19,17 @@ import type {
   JoinResponse,
   StepResponse,
 } from "../../protocol/messages.ts";
+import { certificatesFromPem } from "../../pki/mod.ts";
 import { openSession } from "../../protocol/session.ts";
 import { challengeHash } from "../../protocol/signed_request.ts";
+import type { SubjectIdentity } from "../../protocol/subject.ts";
 import type { Lock, Token } from "../../resources/schemas.ts";
 import { readBotInstance } from "../bot_instances.ts";
 import type { ServerContext } from "../context.ts";
 import type { VerifiedIdentity } from "../hono_env.ts";
 import { usedSessionKey } from "../keys.ts";
+import { assertNotLocked } from "../request_auth.ts";
+import { verifyClientCertificate } from "../verified_certs.ts";
 import {
   createLockMutations,
   findLockInForce,
@@ -47,6 +51,7 @@ import { finish, type FinishReads } from "./finish.ts";
 import { joinsRemaining, modeOf, rotationDue } from "./policy.ts";
 import type { JoinSession } from "./session_state.ts";
 import { challengeStep, rotationStep } from "./steps.ts";
+import { parseSubjectKey } from "./subject_key.ts";
 
 /** Per-request facts the HTTP layer supplies. */
 export interface JoinRequestContext {
@@ -56,37 +61,66 @@ export interface JoinRequestContext {
   remoteAddr?: string;
 }
 
+/** Parses an authorized_keys field; `BAD_PARAMETER` naming `path` if it is not one. */
 async function parseKeyField(text: string, path: string): Promise<CryptoKey> {
   try {
-    return path === "public_tls_key"
-      ? await importSpkiPem(text)
-      : (await parseAuthorizedKey(text)).key;
+    return (await parseAuthorizedKey(text)).key;
   } catch (e) {
     throw new BadParameterError(`${path}: ${(e as Error).message}`, { details: { path } });
   }
 }
 
-/** Validates the certificate subject key; both encodings must be the same key. */
-async function subjectKeys(req: BeginRequest): Promise<{ tls: CryptoKey; ssh: CryptoKey }> {
-  const [tls, ssh] = await Promise.all([
-    parseKeyField(req.public_tls_key, "public_tls_key"),
-    parseKeyField(req.public_ssh_key, "public_ssh_key"),
-  ]);
-  if (!(await publicKeysEqual(tls, ssh))) {
-    throw new BadParameterError("public_ssh_key must be the same key as public_tls_key", {
-      details: { path: "public_ssh_key" },
-    });
-  }
-  return { tls, ssh };
+/** The certificate a refresh `begin` presents, checked against the user CA. */
+interface RefreshCertificate {
+  /** The identity its subject names. */
+  identity: SubjectIdentity;
+  /** Hex SHA-256 of its DER. */
+  sha256: string;
 }
 
-/** The refresh facts of a bot certificate that signed `begin`. */
-async function refreshOf(
-  identity: VerifiedIdentity,
+/**
+ * The certificate of a refresh: the `certificate` field (docs/protocol.md
+ * §4.1), or the one of a signed `begin` (older clients). Null for an
+ * onboarding or recovery. Both present must be the same certificate.
+ */
+async function refreshCertificate(
+  ctx: ServerContext,
+  req: BeginRequest,
+  signed: VerifiedIdentity | null,
+): Promise<RefreshCertificate | null> {
+  const fromSigned = signed ? { identity: signed, sha256: signed.certSha256 ?? "" } : null;
+  if (req.certificate === undefined) return fromSigned;
+  let der: Uint8Array;
+  try {
+    const blocks = certificatesFromPem(req.certificate);
+    if (blocks.length !== 1) throw new Error("expected exactly one CERTIFICATE block");
+    der = blocks[0];
+  } catch (e) {
+    throw new BadParameterError(`certificate: ${(e as Error).message}`, {
+      details: { path: "certificate" },
+    });
+  }
+  const now = ctx.now();
+  const verified = await verifyClientCertificate(ctx, der, now, "certificate");
+  if (fromSigned && fromSigned.sha256 !== verified.sha256) {
+    throw new BadParameterError(
+      "certificate must be the certificate that signed the request",
+      { details: { path: "certificate" } },
+    );
+  }
+  const { username, botInstanceId } = verified.identity;
+  await assertNotLocked(ctx, username, botInstanceId, now);
+  return { identity: verified.identity, sha256: verified.sha256 };
+}
+
+/** The refresh facts of the certificate a refresh `begin` presented. */
+function refreshOf(
+  presented: RefreshCertificate,
   token: Token,
-): Promise<NonNullable<JoinSession["refresh"]>> {
+): NonNullable<JoinSession["refresh"]> {
+  const identity = presented.identity;
   if (identity.botName === undefined || identity.botInstanceId === undefined) {
-    throw new AccessDeniedError("only bot certificates can sign a join");
+    throw new AccessDeniedError("only bot certificates can refresh a join");
   }
   if (identity.botName !== token.spec.bot_name) {
     throw new AccessDeniedError(
@@ -99,8 +133,17 @@ async function refreshOf(
   return {
     instance: identity.botInstanceId,
     generation: identity.generation,
-    cert_key: await keyId(identity.publicKey),
+    cert_sha256: presented.sha256,
   };
+}
+
+/** Like `Promise.all`, but the error thrown is the first in argument order, not in time. */
+async function allInOrder<T extends readonly unknown[]>(
+  promises: { [K in keyof T]: Promise<T[K]> },
+): Promise<T> {
+  const settled = await Promise.allSettled(promises);
+  for (const r of settled) if (r.status === "rejected") throw r.reason;
+  return settled.map((r) => (r as PromiseFulfilledResult<unknown>).value) as unknown as T;
 }
 
 /** Case A with a registration secret: the secret must be sent, in time, and equal. */
@@ -127,8 +170,16 @@ export function beginJoin(
 ): Promise<StepResponse> {
   const where = { tokenName: req.token_name, remoteAddr: rc.remoteAddr };
   return auditingFailures(ctx, where, async () => {
-    const keys = await subjectKeys(req);
-    const { token } = await readToken(ctx, req.token_name);
+    // Independent checks and reads, run together: the subject keys, the
+    // token, and (refresh) the presented certificate with its locks. Failures
+    // are reported in this order whatever finished first.
+    const [keys, { token }, presented] = await allInOrder(
+      [
+        parseSubjectKey(req.public_tls_key, req.public_ssh_key),
+        readToken(ctx, req.token_name),
+        refreshCertificate(ctx, req, rc.identity),
+      ] as const,
+    );
     if (req.join_method !== undefined && req.join_method !== token.spec.join_method) {
       throw new BadParameterError(
         `client requested join method "${req.join_method}", the token only supports "${token.spec.join_method}"`,
@@ -140,7 +191,7 @@ export function beginJoin(
         `can not join the cluster, the token does not allow role "${req.system_role}"`,
       );
     }
-    const refresh = rc.identity ? await refreshOf(rc.identity, token) : undefined;
+    const refresh = presented ? refreshOf(presented, token) : undefined;
     const status = statusOf(token);
     const hasBoundKey = !!status.bound_public_key;
     const hasBoundInstance = !!status.bound_bot_instance_id;
@@ -153,10 +204,7 @@ export function beginJoin(
       flow,
       mode: modeOf(token),
       ...(refresh ? { refresh } : {}),
-      subject: {
-        tls: req.public_tls_key,
-        ssh: await toAuthorizedKey(keys.ssh),
-      },
+      subject: { tls: keys.tlsPem, ssh: keys.ssh },
       ...(req.ttl_seconds !== undefined ? { ttl: req.ttl_seconds } : {}),
       ...(req.previous_join_state ? { join_state: req.previous_join_state } : {}),
       expect: await expectationsOf(token),
@@ -205,7 +253,7 @@ export function beginJoin(
   });
 }
 
-/** Refreshes must sign every `continue` with the certificate that signed `begin`. */
+/** Refreshes must sign every `continue` with the certificate `begin` presented. */
 async function checkRefreshBinding(
   session: JoinSession,
   identity: VerifiedIdentity | null,
@@ -215,7 +263,7 @@ async function checkRefreshBinding(
     if (identity) {
       throw new KeyboundError(
         "UNAUTHENTICATED",
-        "this join was begun without a signed request; its continue requests must not be signed",
+        "this join was begun without a certificate; its continue requests must not be signed",
       );
     }
     return;
@@ -226,11 +274,7 @@ async function checkRefreshBinding(
       "a refresh must sign every continue request with its certificate",
     );
   }
-  const r = session.refresh;
-  if (
-    identity.botInstanceId !== r.instance || identity.generation !== r.generation ||
-    await keyId(identity.publicKey) !== r.cert_key
-  ) {
+  if (identity.certSha256 !== session.refresh.cert_sha256) {
     throw new KeyboundError(
       "UNAUTHENTICATED",
       "continue request is signed by another certificate than the one that began the join",
@@ -336,10 +380,17 @@ async function answerChallenge(
   // Proof of possession is done: now the token's state and locks may be
   // consulted. One round of reads serves the whole step: the used-marker (so
   // a replayed session is refused before it could trigger a lock twice) and
-  // the bot and instance that `finish` needs.
+  // the bot and instance that `finish` needs. A refresh's locks on the bot
+  // user and instance (docs/protocol.md §2 rule 6, left to us by the signed
+  // request check) come from the same listing as the token's.
   const [entry, lock, used, bot, instance] = await Promise.all([
     readToken(ctx, session.token),
-    findLockInForce(ctx, { join_token: session.token }),
+    findLockInForce(ctx, {
+      join_token: session.token,
+      ...(session.refresh
+        ? { user: `bot-${session.bot}`, bot_instance_id: session.refresh.instance }
+        : {}),
+    }),
     ctx.backend.get(usedSessionKey(session.sid)),
     findBot(ctx, session.bot),
     session.refresh

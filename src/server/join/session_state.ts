@@ -48,14 +48,14 @@ export interface JoinSession extends SessionEnvelope {
   flow: JoinFlow;
   /** Effective recovery mode at `begin`, for audit events written before the token is re-read. */
   mode: string;
-  /** Refreshes: the certificate that signed `begin`; every `continue` must match it. */
+  /** Refreshes: the certificate presented at `begin`; every `continue` must be signed with it. */
   refresh?: {
     /** Bot instance id from the certificate. */
     instance: string;
     /** Generation from the certificate. */
     generation: number;
-    /** Key ID of the certificate's public key. */
-    cert_key: string;
+    /** Hex SHA-256 of the certificate DER. */
+    cert_sha256: string;
   };
   /** The certificate subject key in both encodings, as validated by `begin`. */
   subject: { tls: string; ssh: string };

@@ -1,0 +1,69 @@
+/**
+ * `deno task bench`: runs the benchmark sections in one process and prints
+ * one table. Ceilings and joins are measured in the same run so their ratio
+ * holds on a noisy machine. Pass section ids to run only those (e.g.
+ * `deno task bench ops`); `targets` needs `ceilings` and `join` before it.
+ *
+ * New parts (tbot oneshot/RSS, Durable Objects) are appended to `SECTIONS`
+ * as further {@linkcode BenchSection}s from their own `bench/*.ts` files.
+ *
+ * @module
+ */
+import { ceilingsSection } from "./ceilings.ts";
+import { joinSection } from "./join.ts";
+import { opCostSection } from "./ops.ts";
+import { type BenchRow, type BenchRun, type BenchSection, renderTable } from "./report.ts";
+import { targetsSection } from "./targets.ts";
+
+/** Every section, in run order. */
+export const SECTIONS: BenchSection[] = [
+  ceilingsSection(),
+  joinSection(),
+  targetsSection(),
+  opCostSection(),
+];
+
+/** Runs `sections` and returns the rendered table. */
+export async function runBench(sections: BenchSection[]): Promise<string> {
+  const workDir = await Deno.makeTempDir({ prefix: "keybound-bench-" });
+  const run: BenchRun = {
+    workDir,
+    values: new Map(),
+    log: (m) => console.error(`[bench] ${m}`),
+  };
+  const results: { section: BenchSection; rows: BenchRow[] }[] = [];
+  try {
+    for (const section of sections) {
+      const t0 = performance.now();
+      run.log(`${section.id}: ${section.title}`);
+      results.push({ section, rows: await section.run(run) });
+      run.log(`${section.id}: done in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    }
+  } finally {
+    await Deno.remove(workDir, { recursive: true });
+  }
+  return renderTable(results);
+}
+
+if (import.meta.main) {
+  const wanted = new Set(Deno.args);
+  const unknown = [...wanted].filter((id) => !SECTIONS.some((s) => s.id === id));
+  if (unknown.length > 0) {
+    console.error(
+      `unknown section(s): ${unknown.join(", ")}; known: ${SECTIONS.map((s) => s.id).join(", ")}`,
+    );
+    Deno.exit(2);
+  }
+  const started = performance.now();
+  const table = await runBench(SECTIONS.filter((s) => wanted.size === 0 || wanted.has(s.id)));
+  const cpus = navigator.hardwareConcurrency;
+  const load = Deno.loadavg().map((l) => l.toFixed(2)).join(" ");
+  console.log(
+    `Keybound benchmark — ${
+      new Date().toISOString()
+    }, deno ${Deno.version.deno}, ${cpus} CPUs, load ${load}, ${
+      ((performance.now() - started) / 1000).toFixed(0)
+    } s`,
+  );
+  console.log(table);
+}

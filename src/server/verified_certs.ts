@@ -1,0 +1,203 @@
+/**
+ * Client certificates checked against the cluster's user CA (docs/protocol.md
+ * §2 rule 1), with a bounded cache of the successful checks. Parsing a
+ * certificate and verifying the CA's P-256 signature cost a few milliseconds;
+ * a refresh presents the same certificate on `begin` and again on every
+ * signed `continue`, and a bot signs its API calls with it for an hour, so
+ * each certificate is parsed and verified once per process.
+ *
+ * The cache key is the user CA's key ID and the SHA-256 of the certificate
+ * DER: a rotated CA never sees entries verified under the old key. Entries
+ * are dropped at the certificate's `notAfter`, the validity window is checked
+ * on every hit, and failures are never cached. Locks are not part of what is
+ * cached: callers check them on every request.
+ *
+ * @module
+ */
+import { KeyboundError } from "../errors.ts";
+import { keyId } from "../crypto/keys.ts";
+import { sha256 } from "../crypto/random.ts";
+import {
+  type NameAttribute,
+  parseCertificate,
+  type ParsedCertificate,
+  verifyCertificateSignature,
+} from "../pki/mod.ts";
+import { identityFromSubject, type SubjectIdentity } from "../protocol/subject.ts";
+import { toHex } from "../util/encoding.ts";
+import type { ServerContext } from "./context.ts";
+import type { ParsedCertificateLike } from "./identity_types.ts";
+
+/** Most certificates remembered per process (about 2 KB each). */
+export const VERIFIED_CERT_CACHE_SIZE = 10_000;
+
+/** A client certificate issued by the user CA, and the identity its subject names. */
+export interface VerifiedCertificate {
+  /** Hex SHA-256 of the certificate DER. */
+  sha256: string;
+  /** The identity from the subject. */
+  identity: SubjectIdentity;
+  /** The certificate's public key. */
+  publicKey: CryptoKey;
+  /** Serial and validity. */
+  cert: ParsedCertificateLike;
+}
+
+/**
+ * A size-bounded least-recently-used map of verified certificates. A `Map`
+ * iterates in insertion order, so re-inserting on every hit keeps the least
+ * recently used entry first, where eviction takes it.
+ */
+export class VerifiedCertificateCache {
+  #entries = new Map<string, VerifiedCertificate>();
+
+  /** @param maxEntries upper bound on remembered certificates */
+  constructor(readonly maxEntries: number = VERIFIED_CERT_CACHE_SIZE) {}
+
+  /** The entry for `key` if present and not past its `notAfter` at `now`. */
+  get(key: string, now: Date): VerifiedCertificate | undefined {
+    const v = this.#entries.get(key);
+    if (!v) return undefined;
+    this.#entries.delete(key);
+    if (now > v.cert.notAfter) return undefined;
+    this.#entries.set(key, v);
+    return v;
+  }
+
+  /** Remembers a successful verification. */
+  set(key: string, value: VerifiedCertificate): void {
+    this.#entries.delete(key);
+    while (this.#entries.size >= this.maxEntries) {
+      this.#entries.delete(this.#entries.keys().next().value!);
+    }
+    this.#entries.set(key, value);
+  }
+
+  /** Number of entries. */
+  get size(): number {
+    return this.#entries.size;
+  }
+}
+
+// One cache per process: keys carry the CA key ID, so several clusters (tests)
+// can share it without seeing each other's certificates as valid.
+const sharedCache = new VerifiedCertificateCache();
+const caKeyIds = new WeakMap<CryptoKey, Promise<string>>();
+
+function caKeyIdOf(publicKey: CryptoKey): Promise<string> {
+  let id = caKeyIds.get(publicKey);
+  if (!id) {
+    id = keyId(publicKey);
+    caKeyIds.set(publicKey, id);
+  }
+  return id;
+}
+
+function unauthenticated(message: string, cause?: unknown): KeyboundError {
+  return new KeyboundError("UNAUTHENTICATED", message, cause ? { cause } : undefined);
+}
+
+/**
+ * Checks a client certificate (DER) against the user CA and returns it with
+ * its identity. `what` prefixes error messages ("signed request",
+ * "certificate"). Throws `UNAUTHENTICATED` if it does not parse, is a CA, was
+ * not signed by the user CA, is outside its validity at `now`, or its
+ * subject is not an identity.
+ */
+export async function verifyClientCertificate(
+  ctx: ServerContext,
+  der: Uint8Array,
+  now: Date,
+  what: string,
+  cache: VerifiedCertificateCache = sharedCache,
+): Promise<VerifiedCertificate> {
+  const userCa = ctx.cas.user.tls;
+  if (!userCa) throw new KeyboundError("INTERNAL", "user CA has no X.509 key");
+  const [caId, digest] = await Promise.all([
+    caKeyIdOf(userCa.keyPair.publicKey),
+    sha256(der),
+  ]);
+  const hash = toHex(digest);
+  const cacheKey = `${caId}:${hash}`;
+  const hit = cache.get(cacheKey, now);
+  if (hit) {
+    if (now < hit.cert.notBefore) {
+      throw unauthenticated(`${what}: certificate is expired or not yet valid`);
+    }
+    return hit;
+  }
+  let cert: ParsedCertificate;
+  try {
+    cert = parseCertificate(der);
+  } catch (cause) {
+    throw unauthenticated(`${what}: certificate does not parse`, cause);
+  }
+  if (cert.isCA || !(await verifyCertificateSignature(cert, userCa.keyPair.publicKey))) {
+    throw unauthenticated(`${what}: certificate was not issued by this cluster's user CA`);
+  }
+  if (now < cert.notBefore || now > cert.notAfter) {
+    throw unauthenticated(`${what}: certificate is expired or not yet valid`);
+  }
+  const identity = identityFromSubject(cert.subject);
+  if (typeof identity === "string") throw unauthenticated(`${what}: ${identity}`);
+  const verified: VerifiedCertificate = {
+    sha256: hash,
+    identity,
+    publicKey: await cert.publicKey(),
+    cert: { serialHex: cert.serialHex, notBefore: cert.notBefore, notAfter: cert.notAfter },
+  };
+  cache.set(cacheKey, verified);
+  return verified;
+}
+
+/** What {@linkcode rememberIssuedCertificate} needs to know of a certificate it just issued. */
+export interface IssuedClientCertificate {
+  /** The certificate DER as issued. */
+  der: Uint8Array;
+  /** The subject attributes it was issued with. */
+  subject: NameAttribute[];
+  /** Its subject public key. */
+  publicKey: CryptoKey;
+  /** Serial, hex without leading zero bytes. */
+  serialHex: string;
+  /** Validity as requested (milliseconds are dropped, as in the certificate). */
+  notBefore: Date;
+  /** End of validity. */
+  notAfter: Date;
+}
+
+/**
+ * Enters a certificate this process has just signed with the user CA, so the
+ * bot's next request (the `begin` of its next refresh, its signed API calls)
+ * skips parsing it and verifying the CA signature. It is as trustworthy as a
+ * verified one: the CA key pair was self-checked when it was first used
+ * (CA creation, admin identity), and the entry is keyed by the exact DER
+ * that left here. Another auth process, or this one after a restart, simply
+ * misses and verifies.
+ */
+export async function rememberIssuedCertificate(
+  ctx: ServerContext,
+  issued: IssuedClientCertificate,
+  cache: VerifiedCertificateCache = sharedCache,
+): Promise<void> {
+  const userCa = ctx.cas.user.tls;
+  if (!userCa) return;
+  const identity = identityFromSubject(issued.subject);
+  if (typeof identity === "string") return;
+  const [caId, digest] = await Promise.all([
+    caKeyIdOf(userCa.keyPair.publicKey),
+    sha256(issued.der),
+  ]);
+  const hash = toHex(digest);
+  const seconds = (d: Date) => new Date(Math.floor(d.getTime() / 1000) * 1000);
+  cache.set(`${caId}:${hash}`, {
+    sha256: hash,
+    identity,
+    publicKey: issued.publicKey,
+    cert: {
+      serialHex: issued.serialHex,
+      notBefore: seconds(issued.notBefore),
+      notAfter: seconds(issued.notAfter),
+    },
+  });
+}
