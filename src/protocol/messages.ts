@@ -94,7 +94,40 @@ export const JoinStep = z.discriminatedUnion("type", [
 export type JoinStep = z.infer<typeof JoinStep>;
 
 /** The credentials of a successful join (docs/protocol.md §4.5). */
-export const JoinResult = z.strictObject({
+export interface JoinResult {
+  /** The bot's name. */
+  bot_name: string;
+  /** The bot instance these credentials belong to. */
+  bot_instance_id: string;
+  /** Generation counter carried in the new certificate. */
+  generation: number;
+  /** RFC 3339 end of validity of the certificates. */
+  expires: string;
+  /** The new certificates and the CAs that issued them. */
+  certificates: {
+    /** X.509 client certificate, PEM. */
+    tls_cert: string;
+    /** User CA certificates, PEM. */
+    tls_ca_certs: string[];
+    /** OpenSSH user certificate, one line. */
+    ssh_cert: string;
+    /** User CA SSH keys, authorized_keys lines. */
+    ssh_ca_keys: string[];
+  };
+  /** Bound-keypair state after this join. */
+  bound_keypair: {
+    /** Join-state JWT to present on the next join, byte for byte. */
+    join_state: string;
+    /** The bound public key after this join (authorized_keys). */
+    public_key: string;
+  };
+}
+
+/**
+ * Validates a {@linkcode JoinResult}. Annotated with the interface so the
+ * type checker keeps the two in step.
+ */
+export const JoinResultSchema: z.ZodType<JoinResult> = z.strictObject({
   bot_name: z.string(),
   bot_instance_id: z.string(),
   generation: z.number().int(),
@@ -110,8 +143,6 @@ export const JoinResult = z.strictObject({
     public_key: z.string(),
   }),
 });
-/** A join result. */
-export type JoinResult = z.infer<typeof JoinResult>;
 
 /** A response carrying the next step. */
 export const StepResponse = z.strictObject({ session: z.string(), step: JoinStep });
@@ -119,7 +150,7 @@ export const StepResponse = z.strictObject({ session: z.string(), step: JoinStep
 export type StepResponse = z.infer<typeof StepResponse>;
 
 /** The final response: the result, or `null` after `giving_up`. */
-export const ResultResponse = z.strictObject({ result: JoinResult.nullable() });
+export const ResultResponse = z.strictObject({ result: JoinResultSchema.nullable() });
 /** A result response. */
 export type ResultResponse = z.infer<typeof ResultResponse>;
 

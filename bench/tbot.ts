@@ -1,0 +1,253 @@
+/**
+ * tbot benchmarks (issue #3 §10): wall time of `tbot start --oneshot` from
+ * process start to credentials on disk, and the daemon's resident memory
+ * after 100 and after 1,000 renewals on a short interval. Everything runs as
+ * real processes against a real auth service over HTTPS.
+ *
+ * @module
+ */
+import { AdminApiClient } from "../src/cli/api_client.ts";
+import { parseIdentityFile } from "../src/protocol/identity_file.ts";
+import { median } from "./stats.ts";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+
+function taskArgs(name: string): string[] {
+  const tasks = JSON.parse(Deno.readTextFileSync(`${ROOT}/deno.json`)).tasks;
+  return tasks[name].split(/\s+/).slice(1).map((a: string) =>
+    a.endsWith(".ts") && !a.startsWith("/") ? `${ROOT}/${a}` : a
+  );
+}
+
+interface TlsAuth {
+  addr: string;
+  pin: string;
+  admin: AdminApiClient;
+  stop(): Promise<void>;
+}
+
+async function startTlsAuth(dataDir: string): Promise<TlsAuth> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [...taskArgs("auth"), "start", "--data-dir", dataDir, "--listen", "127.0.0.1:0"],
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let banner = "";
+  while (!/CA pin sha256:[0-9a-f]{64}/.test(banner)) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error("auth exited before listening");
+    banner += value;
+  }
+  (async () => {
+    while (!(await reader.read()).done) { /* drain */ }
+  })();
+  const url = banner.match(/https:\/\/\S+/)![0].replace(/\/$/, "");
+  const id = await parseIdentityFile(await Deno.readTextFile(`${dataDir}/admin-identity`));
+  const client = Deno.createHttpClient({ caCerts: id.hostCaPems });
+  const admin = new AdminApiClient({
+    baseUrl: url,
+    signer: { certDer: id.certDer, privateKey: id.privateKey },
+    fetch: (input, init) => fetch(input, { ...init, client } as unknown as RequestInit),
+  });
+  return {
+    addr: new URL(url).host,
+    pin: banner.match(/sha256:[0-9a-f]{64}/)![0],
+    admin,
+    async stop() {
+      child.kill("SIGTERM");
+      await child.status;
+      client.close();
+    },
+  };
+}
+
+async function createBotAndToken(auth: TlsAuth, name: string, limit: number): Promise<string> {
+  await auth.admin.put({
+    kind: "bot",
+    version: "v1",
+    metadata: { name },
+    spec: { roles: [], traits: [] },
+  }, "upsert");
+  const { item } = await auth.admin.put({
+    kind: "token",
+    version: "v2",
+    metadata: { name },
+    spec: {
+      roles: ["Bot"],
+      bot_name: name,
+      join_method: "bound_keypair",
+      bound_keypair: { onboarding: {}, recovery: { limit, mode: "standard" } },
+    },
+  }, "upsert");
+  // deno-lint-ignore no-explicit-any
+  return (item as any).status.bound_keypair.registration_secret;
+}
+
+function tbotYaml(o: {
+  addr: string;
+  pin: string;
+  token: string;
+  secret: string;
+  storage: string;
+  out: string;
+  extra?: string;
+}): string {
+  return [
+    "version: v2",
+    `auth_server: ${o.addr}`,
+    "onboarding:",
+    "  join_method: bound_keypair",
+    `  token: ${o.token}`,
+    `  ca_pins: ["${o.pin}"]`,
+    "  bound_keypair:",
+    `    registration_secret: ${o.secret}`,
+    "storage:",
+    "  type: directory",
+    `  path: ${o.storage}`,
+    "outputs:",
+    "  - type: identity",
+    "    destination:",
+    "      type: directory",
+    `      path: ${o.out}`,
+    o.extra ?? "",
+    "",
+  ].join("\n");
+}
+
+/** Result of {@linkcode benchTbot}. */
+export interface TbotBenchResult {
+  /** Median oneshot wall time of the refresh runs, ms. */
+  oneshotMedianMs: number;
+  /** Each oneshot's wall time, ms (first = onboarding). */
+  oneshotRunsMs: number[];
+  /** Daemon RSS after 100 renewals, MB. */
+  rss100Mb: number;
+  /** Daemon RSS after 1,000 renewals, MB. */
+  rss1000Mb: number;
+  /** Renewals observed at each sample. */
+  renewalsAt: [number, number];
+}
+
+function rssMb(pid: number): number {
+  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+  const kb = Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]);
+  return kb / 1024;
+}
+
+async function renewals(diag: string): Promise<number> {
+  try {
+    const text = await (await fetch(`http://${diag}/metrics`)).text();
+    let total = 0;
+    for (const line of text.split("\n")) {
+      if (line.startsWith("tbot_task_iterations_total") && line.includes('"identity"')) {
+        total += Number(line.split(/\s+/).pop());
+      }
+    }
+    return total;
+  } catch {
+    return 0;
+  }
+}
+
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+/** Runs the tbot benchmarks; `oneshotRuns` refreshes after one onboarding run. */
+export async function benchTbot(
+  options: { oneshotRuns?: number; renewals?: [number, number]; intervalMs?: number } = {},
+): Promise<TbotBenchResult> {
+  const runs = options.oneshotRuns ?? 7;
+  const [n1, n2] = options.renewals ?? [100, 1000];
+  const interval = options.intervalMs ?? 20;
+  const tmp = await Deno.makeTempDir({ prefix: "kb-bench-tbot-" });
+  const auth = await startTlsAuth(`${tmp}/auth`);
+  try {
+    // Oneshot: one onboarding run, then `runs` refreshes; each timed from spawn to exit.
+    const secret = await createBotAndToken(auth, "oneshot", 1);
+    const cfg = `${tmp}/oneshot.yaml`;
+    await Deno.writeTextFile(
+      cfg,
+      tbotYaml({
+        addr: auth.addr,
+        pin: auth.pin,
+        token: "oneshot",
+        secret,
+        storage: `${tmp}/oneshot-bot`,
+        out: `${tmp}/oneshot-out`,
+      }),
+    );
+    const times: number[] = [];
+    for (let i = 0; i <= runs; i++) {
+      const t0 = performance.now();
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: [...taskArgs("tbot"), "start", "-c", cfg, "--oneshot"],
+        stdout: "null",
+        stderr: "piped",
+      }).output();
+      const ms = performance.now() - t0;
+      if (!out.success) {
+        throw new Error(`tbot oneshot failed: ${new TextDecoder().decode(out.stderr)}`);
+      }
+      await Deno.stat(`${tmp}/oneshot-out/tlscert`);
+      times.push(ms);
+    }
+
+    // Daemon: a short renewal interval; sample RSS at n1 and n2 renewals.
+    const dsecret = await createBotAndToken(auth, "daemon", 1);
+    const diag = `127.0.0.1:${freePort()}`;
+    const dcfg = `${tmp}/daemon.yaml`;
+    await Deno.writeTextFile(
+      dcfg,
+      tbotYaml({
+        addr: auth.addr,
+        pin: auth.pin,
+        token: "daemon",
+        secret: dsecret,
+        storage: `${tmp}/daemon-bot`,
+        out: `${tmp}/daemon-out`,
+        extra: `credential_ttl: 1h\nrenewal_interval: ${interval}ms\ndiag_addr: ${diag}`,
+      }),
+    );
+    const daemon = new Deno.Command(Deno.execPath(), {
+      args: [...taskArgs("tbot"), "start", "-c", dcfg],
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    try {
+      const sampleAt = async (n: number): Promise<[number, number]> => {
+        const deadline = Date.now() + 15 * 60_000;
+        let seen = 0;
+        while ((seen = await renewals(diag)) < n) {
+          if (Date.now() > deadline) throw new Error(`daemon reached only ${seen} renewals`);
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        return [rssMb(daemon.pid), seen];
+      };
+      const [rss100, seen1] = await sampleAt(n1);
+      const [rss1000, seen2] = await sampleAt(n2);
+      return {
+        oneshotMedianMs: median(times.slice(1)),
+        oneshotRunsMs: times,
+        rss100Mb: rss100,
+        rss1000Mb: rss1000,
+        renewalsAt: [seen1, seen2],
+      };
+    } finally {
+      daemon.kill("SIGTERM");
+      await daemon.status;
+    }
+  } finally {
+    await auth.stop();
+    await Deno.remove(tmp, { recursive: true });
+  }
+}
+
+if (import.meta.main) {
+  const r = await benchTbot();
+  console.log(JSON.stringify(r, null, 2));
+}
