@@ -1,11 +1,16 @@
 /**
  * `deno task` runs its command in the directory of `deno.json`, not where the
- * user typed it. It records that directory in `INIT_CWD`; the entry points
- * move back there so relative paths (`tctl create bot.yaml`, `-c tbot.yaml`)
- * mean what the user meant.
+ * user typed it, and records the user's directory in `INIT_CWD`. The entry
+ * points move back there so relative paths (`tctl create bot.yaml`,
+ * `-c tbot.yaml`) mean what the user meant.
+ *
+ * `INIT_CWD` is inherited by child processes, so it is honoured only when the
+ * process starts in the project root, which is where `deno task` puts it.
  *
  * @module
  */
+
+const PROJECT_ROOT = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
 
 /** Changes to the directory `deno task` was invoked from, if any. */
 export function useInvocationDirectory(): void {
@@ -15,5 +20,6 @@ export function useInvocationDirectory(): void {
   } catch {
     return; // no --allow-env: not run through the task, nothing to undo
   }
-  if (dir) Deno.chdir(dir);
+  if (!dir || Deno.cwd().replace(/\/$/, "") !== PROJECT_ROOT) return;
+  Deno.chdir(dir);
 }
