@@ -19,6 +19,7 @@ import {
 } from "../protocol/signed_request.ts";
 import { ADMIN_ROLE } from "../protocol/subject.ts";
 import { Lock } from "../resources/schemas.ts";
+import { lockedError, lockInForce, lockMatches, type LockSubject } from "./locks.ts";
 import { fromBase64, fromUtf8 } from "../util/encoding.ts";
 import type { ServerContext } from "./context.ts";
 import type { AppEnv, VerifiedIdentity } from "./hono_env.ts";
@@ -142,7 +143,11 @@ export async function verifySignedRequest(
   }
   const subject = verified.identity;
   if (!options.callerChecksLocks) {
-    await assertNotLocked(ctx, subject.username, subject.botInstanceId, now);
+    await assertNotLocked(ctx, {
+      user: subject.username,
+      bot_instance_id: subject.botInstanceId,
+      join_token: subject.joinToken,
+    }, now);
   }
   if (options.recordJti) await recordJti(ctx, claims.jti, now);
   return {
@@ -154,11 +159,14 @@ export async function verifySignedRequest(
   };
 }
 
-/** Throws `LOCKED` if a lock in force targets `user` or `botInstanceId`. */
+/**
+ * Throws `LOCKED` if a lock in force matches `subject`. A lock matches when
+ * every target field it sets equals the subject's (Teleport's rule), so one
+ * rule holds for signed requests and joins alike.
+ */
 export async function assertNotLocked(
   ctx: ServerContext,
-  user: string,
-  botInstanceId: string | undefined,
+  subject: LockSubject,
   now: Date,
 ): Promise<void> {
   for (const entry of await ctx.backend.list(resourcePrefix("lock"))) {
@@ -167,18 +175,8 @@ export async function assertNotLocked(
       ctx.log.warn("ignoring malformed stored lock", { key: entry.key.join("/") });
       continue;
     }
-    const lock = parsed.data;
-    const expires = lock.spec.expires ?? lock.metadata.expires;
-    if (expires !== undefined && Date.parse(expires) <= now.getTime()) continue;
-    const t = lock.spec.target;
-    const target = t.user === user
-      ? `user "${user}"`
-      : botInstanceId !== undefined && t.bot_instance_id === botInstanceId
-      ? `bot instance "${botInstanceId}"`
-      : undefined;
-    if (target) {
-      const why = lock.spec.message ? `: ${lock.spec.message}` : "";
-      throw new KeyboundError("LOCKED", `a lock targeting ${target} is in force${why}`);
+    if (lockInForce(parsed.data, now) && lockMatches(parsed.data, subject)) {
+      throw lockedError(parsed.data);
     }
   }
 }

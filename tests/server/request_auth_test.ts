@@ -247,6 +247,19 @@ Deno.test("locks on the bot user or bot instance reject with LOCKED; expired loc
   await rejectsWith(async () => verify(ctx, await sign()), "LOCKED", "compromised host");
 });
 
+Deno.test("a lock matches only when every target field it sets matches; token locks block the bot's requests", async () => {
+  const { ctx } = await newCluster();
+  const signer = await botSigner(ctx, "example", { instance: "i-1" });
+  const sign = () => signRequest(signer, { method: "PUT", path: PATH, body: BODY });
+  // Both fields set, only one matches: not this bot.
+  await putLock(ctx, "both", { user: "bot-example", bot_instance_id: "i-2" });
+  await putLock(ctx, "tok-other", { join_token: "other-token" });
+  assert(await verify(ctx, await sign()));
+  // The token this bot joined with (carried in its certificate).
+  await putLock(ctx, "tok", { join_token: "example-token" });
+  await rejectsWith(async () => verify(ctx, await sign()), "LOCKED", 'join token "example-token"');
+});
+
 function guardedApp(ctx: ServerContext) {
   const app = new Hono<AppEnv>();
   app.onError((err, c) => {

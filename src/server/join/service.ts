@@ -109,7 +109,8 @@ async function refreshCertificate(
     );
   }
   const { username, botInstanceId } = verified.identity;
-  await assertNotLocked(ctx, username, botInstanceId, now);
+  // Join-token locks wait until the bound key is proven (docs/protocol.md §4.6).
+  await assertNotLocked(ctx, { user: username, bot_instance_id: botInstanceId }, now);
   return { identity: verified.identity, sha256: verified.sha256 };
 }
 
