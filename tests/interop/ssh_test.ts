@@ -113,7 +113,8 @@ function ssh(idDir: string, port: number, user: string, command: string) {
 
 Deno.test({
   name: "openssh: ssh-keygen reads the certificates and sshd accepts exactly the right ones",
-  ignore: !ready,
+  // Outside CI a machine without the tools skips; in CI (which installs them) they must run.
+  ignore: !ready && Deno.env.get("CI") !== "true",
   sanitizeResources: false,
   async fn(t) {
     const dir = await Deno.makeTempDir({ prefix: "keybound-ssh-" });

@@ -23,7 +23,8 @@ const SPIFFE_ID = `spiffe://${CLUSTER}/bot/workload`;
 
 Deno.test({
   name: "spiffe: X.509 SVID verifies with OpenSSL; JWT-SVID verifies with jose against the JWKS",
-  ignore: !ready,
+  // Outside CI a machine without the tools skips; in CI (which installs them) they must run.
+  ignore: !ready && Deno.env.get("CI") !== "true",
   sanitizeResources: false,
   async fn(t) {
     const dir = await Deno.makeTempDir({ prefix: "keybound-svid-" });
