@@ -30,13 +30,22 @@ export interface AuthProcess {
   pid: number;
 }
 
-/** Starts `auth start` on plain HTTP loopback in `dataDir` and waits for its banner. */
-export async function startAuth(dataDir: string): Promise<AuthProcess> {
+/**
+ * Starts `auth start` on plain HTTP loopback in `dataDir` and waits for its
+ * banner. `denoFlags` go before the script (e.g. `--v8-flags=--prof` for a
+ * CPU profile, written to `cwd`).
+ */
+export async function startAuth(
+  dataDir: string,
+  options: { denoFlags?: string[]; cwd?: string } = {},
+): Promise<AuthProcess> {
   const child = new Deno.Command(Deno.execPath(), {
+    ...(options.cwd ? { cwd: options.cwd } : {}),
     args: [
       "run",
       "--unstable-kv",
       "-A",
+      ...(options.denoFlags ?? []),
       `${ROOT}/runtime-adapters/deno/auth_main.ts`,
       "start",
       "--data-dir",

@@ -15,6 +15,8 @@ import {
 import { openSession, sealSession } from "../src/protocol/session.ts";
 import { signRequest } from "../src/protocol/signed_request.ts";
 import { botSubject } from "../src/protocol/subject.ts";
+import { publicKeyToSshBlob } from "../src/crypto/ssh_wire.ts";
+import { sha256 } from "../src/crypto/random.ts";
 import type { BenchRow, BenchSection } from "./report.ts";
 import { fmt, median } from "./stats.ts";
 
@@ -67,6 +69,19 @@ export function opCostSection(samples = 200): BenchSection {
           extKeyUsage: ["clientAuth"],
         });
       const botDer = await issue();
+      const subjectBlob = await publicKeyToSshBlob(subjectKey.publicKey);
+      const issueSsh = (withBlob = false) =>
+        issueSshCertificate({
+          caPrivateKey: ed.privateKey,
+          caPublicKey: ed.publicKey,
+          publicKey: subjectKey.publicKey,
+          ...(withBlob ? { publicKeyBlob: subjectBlob } : {}),
+          certType: "user",
+          keyId: "bot-bench",
+          principals: ["-teleport-nologin-x"],
+          validAfter: new Date(now - 60_000),
+          validBefore: new Date(now + 3_600_000),
+        });
       const sessionKey = await crypto.subtle.generateKey({ name: "AES-GCM", length: 256 }, false, [
         "encrypt",
         "decrypt",
@@ -82,22 +97,14 @@ export function opCostSection(samples = 200): BenchSection {
         ["P-256 verify", () => verify(p256.publicKey, p256Sig, msg)],
         ["Ed25519 sign", () => sign(ed.privateKey, msg)],
         ["Ed25519 verify", () => verify(ed.publicKey, edSig, msg)],
-        ["SHA-256 of a certificate", () => crypto.subtle.digest("SHA-256", botDer)],
+        ["SHA-256 of a certificate (WebCrypto)", () => crypto.subtle.digest("SHA-256", botDer)],
+        ["SHA-256 of a certificate (WebCrypto)", () => sha256(botDer)],
         ["parseCertificate (bot cert)", () => parseCertificate(botDer)],
         ["P-256 public key export (SPKI)", () => exportSpki(subjectKey.publicKey)],
         ["issueCertificate (bot cert, P-256 CA, exports the key)", () => issue()],
         ["issueCertificate (as the join: SPKI given)", () => issue(true)],
-        ["issueSshCertificate (Ed25519 CA)", () =>
-          issueSshCertificate({
-            caPrivateKey: ed.privateKey,
-            caPublicKey: ed.publicKey,
-            publicKey: subjectKey.publicKey,
-            certType: "user",
-            keyId: "bot-bench",
-            principals: ["-teleport-nologin-x"],
-            validAfter: new Date(now - 60_000),
-            validBefore: new Date(now + 3_600_000),
-          })],
+        ["issueSshCertificate (Ed25519 CA, exports the key)", () => issueSsh()],
+        ["issueSshCertificate (as the join: SSH blob given)", () => issueSsh(true)],
         [
           "signRequest (client JWS, P-256)",
           () =>

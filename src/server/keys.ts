@@ -25,6 +25,11 @@ export function resourceKey(kind: Kind, ...name: string[]): Key {
 export function resourcePrefix(kind: Kind, ...name: string[]): Key {
   return ["resources", kind, ...name];
 }
+/**
+ * Changes version with every lock write (create, overwrite, delete): lock
+ * checks read it instead of listing every lock (see src/server/locks.ts).
+ */
+export const LOCKS_CHANGED_KEY: Key = ["locks_changed"];
 /** Marker that a join session was committed (single use). */
 export function usedSessionKey(sessionId: string): Key {
   return ["join_sessions_used", sessionId];

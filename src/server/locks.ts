@@ -1,19 +1,26 @@
 /**
- * Locks as the join server uses them: finding a lock in force for a target,
- * and building the mutations that create one (the lock resource plus its
+ * Locks as the server uses them: finding a lock in force for a subject, and
+ * building the mutations that create one (the lock resource plus its
  * `lock.created` audit event) so a caller can commit them together with its
  * own audit events.
+ *
+ * Every request that presents a certificate and every join checks locks, so
+ * the parsed lock set is kept per backend and reused while the
+ * {@linkcode LOCKS_CHANGED_KEY} marker keeps its version: a check costs one
+ * point read, not a listing and parse of every lock. Each lock write commits
+ * {@linkcode locksChangedMutation} with it, so any process sharing the
+ * backend sees the change on its next check. Expiry is judged at check time,
+ * never at load time.
  *
  * @module
  */
 import { KeyboundError } from "../errors.ts";
-import { randomUuid } from "../crypto/random.ts";
-import type { JsonValue, Mutation } from "../storage/backend.ts";
-import type { Lock } from "../resources/schemas.ts";
+import { randomHex, randomUuid } from "../crypto/random.ts";
+import type { Backend, JsonValue, Mutation } from "../storage/backend.ts";
+import { Lock } from "../resources/schemas.ts";
 import { auditMutation } from "./audit.ts";
 import type { ServerContext } from "./context.ts";
-import { resourceKey } from "./keys.ts";
-import { listResources } from "./resources.ts";
+import { LOCKS_CHANGED_KEY, resourceKey, resourcePrefix } from "./keys.ts";
 
 /** What a lock can target; a lock matches a subject if every field it sets is equal. */
 export interface LockSubject {
@@ -44,14 +51,55 @@ export function lockMatches(lock: Lock, subject: LockSubject): boolean {
   return set.length > 0 && set.every((f) => t[f] === subject[f]);
 }
 
-/** The first lock in force that matches `subject`, or null. */
+/**
+ * The mutation that every write of a lock (create, overwrite, delete) must
+ * commit together with it, so cached lock sets are reloaded.
+ */
+export function locksChangedMutation(ctx: ServerContext): Mutation {
+  return {
+    type: "set",
+    key: LOCKS_CHANGED_KEY,
+    value: { at: ctx.now().toISOString(), id: randomHex(8) },
+  };
+}
+
+/** The parsed locks of a backend as of one version of the marker. */
+interface LockSnapshot {
+  /** Version of {@linkcode LOCKS_CHANGED_KEY} read before the listing; null if absent. */
+  version: string | null;
+  /** Every well-formed stored lock, expired ones included. */
+  locks: Lock[];
+}
+
+const snapshots = new WeakMap<Backend, LockSnapshot>();
+
+/**
+ * Every stored lock, expired ones included. The marker is read before the
+ * listing, so a snapshot is never older than the marker version it is filed
+ * under; a write racing the listing only makes it newer.
+ */
+async function storedLocks(ctx: ServerContext): Promise<Lock[]> {
+  const marker = await ctx.backend.get(LOCKS_CHANGED_KEY);
+  const version = marker?.version ?? null;
+  const cached = snapshots.get(ctx.backend);
+  if (cached && cached.version === version) return cached.locks;
+  const locks: Lock[] = [];
+  for (const entry of await ctx.backend.list(resourcePrefix("lock"))) {
+    const parsed = Lock.safeParse(entry.value);
+    if (parsed.success) locks.push(parsed.data);
+    else ctx.log.warn("ignoring malformed stored lock", { key: entry.key.join("/") });
+  }
+  snapshots.set(ctx.backend, { version, locks });
+  return locks;
+}
+
+/** The first lock in force at `now` that matches `subject`, or null. */
 export async function findLockInForce(
   ctx: ServerContext,
   subject: LockSubject,
+  now: Date = ctx.now(),
 ): Promise<Lock | null> {
-  const now = ctx.now();
-  for (const { resource } of await listResources(ctx, "lock")) {
-    const lock = resource as Lock;
+  for (const lock of await storedLocks(ctx)) {
     if (lockInForce(lock, now) && lockMatches(lock, subject)) return lock;
   }
   return null;
@@ -101,7 +149,7 @@ export interface NewLock {
 
 /**
  * A new lock (random UUID name) and the mutations that store it with its
- * `lock.created` event.
+ * `lock.created` event and the lock-change marker.
  */
 export function createLockMutations(
   ctx: ServerContext,
@@ -127,6 +175,7 @@ export function createLockMutations(
       key: resourceKey("lock", lock.metadata.name),
       value: lock as unknown as JsonValue,
     },
+    locksChangedMutation(ctx),
     auditMutation(ctx, {
       type: "lock.created",
       status: { success: true },

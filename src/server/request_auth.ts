@@ -18,12 +18,11 @@ import {
   SIGNED_REQUEST_TYP,
 } from "../protocol/signed_request.ts";
 import { ADMIN_ROLE } from "../protocol/subject.ts";
-import { Lock } from "../resources/schemas.ts";
-import { lockedError, lockInForce, lockMatches, type LockSubject } from "./locks.ts";
+import { findLockInForce, lockedError, type LockSubject } from "./locks.ts";
 import { fromBase64, fromUtf8 } from "../util/encoding.ts";
 import type { ServerContext } from "./context.ts";
 import type { AppEnv, VerifiedIdentity } from "./hono_env.ts";
-import { resourcePrefix, seenRequestKey } from "./keys.ts";
+import { seenRequestKey } from "./keys.ts";
 import { verifyClientCertificate } from "./verified_certs.ts";
 
 /** Largest accepted `|now − iat|`, seconds. */
@@ -169,16 +168,8 @@ export async function assertNotLocked(
   subject: LockSubject,
   now: Date,
 ): Promise<void> {
-  for (const entry of await ctx.backend.list(resourcePrefix("lock"))) {
-    const parsed = Lock.safeParse(entry.value);
-    if (!parsed.success) {
-      ctx.log.warn("ignoring malformed stored lock", { key: entry.key.join("/") });
-      continue;
-    }
-    if (lockInForce(parsed.data, now) && lockMatches(parsed.data, subject)) {
-      throw lockedError(parsed.data);
-    }
-  }
+  const lock = await findLockInForce(ctx, subject, now);
+  if (lock) throw lockedError(lock);
 }
 
 /** Records `jti` atomically; throws `UNAUTHENTICATED` if it was seen and has not expired. */

@@ -25,6 +25,7 @@ import { prepareTokenForWrite, type SecretGenerator } from "../resources/token_r
 import { type AuditInput, auditMutation } from "./audit.ts";
 import type { ServerContext } from "./context.ts";
 import { resourceKey, resourcePrefix } from "./keys.ts";
+import { locksChangedMutation } from "./locks.ts";
 
 /** A resource as stored, with its backend version. */
 export interface StoredResource<T extends AnyResource = AnyResource> {
@@ -257,6 +258,7 @@ export async function putResource(
         ...(expires ? { expiresAt: Date.parse(expires) } : {}),
       },
       auditMutation(ctx, auditFor(resource, actor, existing === null)),
+      ...(kind === "lock" ? [locksChangedMutation(ctx)] : []),
     ];
     const r = await ctx.backend.commit({
       checks: [{ key, version: entry?.version ?? null }],
@@ -295,6 +297,7 @@ export async function deleteResource(
           name,
           user: actor.user,
         }),
+        ...(kind === "lock" ? [locksChangedMutation(ctx)] : []),
       ],
     });
     if (r.ok) return;

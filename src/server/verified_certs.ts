@@ -113,11 +113,8 @@ export async function verifyClientCertificate(
 ): Promise<VerifiedCertificate> {
   const userCa = ctx.cas.user.tls;
   if (!userCa) throw new KeyboundError("INTERNAL", "user CA has no X.509 key");
-  const [caId, digest] = await Promise.all([
-    caKeyIdOf(userCa.keyPair.publicKey),
-    sha256(der),
-  ]);
-  const hash = toHex(digest);
+  const caId = await caKeyIdOf(userCa.keyPair.publicKey);
+  const hash = toHex(await sha256(der));
   const cacheKey = `${caId}:${hash}`;
   const hit = cache.get(cacheKey, now);
   if (hit) {
@@ -184,11 +181,8 @@ export async function rememberIssuedCertificate(
   if (!userCa) return;
   const identity = identityFromSubject(issued.subject);
   if (typeof identity === "string") return;
-  const [caId, digest] = await Promise.all([
-    caKeyIdOf(userCa.keyPair.publicKey),
-    sha256(issued.der),
-  ]);
-  const hash = toHex(digest);
+  const caId = await caKeyIdOf(userCa.keyPair.publicKey);
+  const hash = toHex(await sha256(issued.der));
   const seconds = (d: Date) => new Date(Math.floor(d.getTime() / 1000) * 1000);
   cache.set(`${caId}:${hash}`, {
     sha256: hash,

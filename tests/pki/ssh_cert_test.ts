@@ -324,3 +324,35 @@ Deno.test("ssh cert: defaults give a fresh nonce and serial per certificate", as
   assert.deepEqual(c.nonce, fixed);
   assert.equal(await verifySshCertificate(c), true);
 });
+
+Deno.test("ssh cert: a given subject blob is embedded as the key; a blob of another type is refused", async () => {
+  const ca = await generateKeyPair("EdDSA");
+  const subject = await generateKeyPair("ES256");
+  const other = await generateKeyPair("EdDSA");
+  const base = {
+    caPrivateKey: ca.privateKey,
+    caPublicKey: ca.publicKey,
+    publicKey: subject.publicKey,
+    certType: "user" as const,
+    keyId: "bot-x",
+    principals: ["x"],
+    validAfter: new Date(Date.now() - 60_000),
+    validBefore: new Date(Date.now() + 3600_000),
+    nonce: new Uint8Array(32),
+    serial: 7n,
+  };
+  const exported = await issueSshCertificate(base);
+  const given = await issueSshCertificate({
+    ...base,
+    publicKeyBlob: await publicKeyToSshBlob(subject.publicKey),
+  });
+  assert.equal(given, exported);
+  const parsed = await parseSshCertificate(given);
+  assert.ok(await publicKeysEqual(parsed.publicKey, subject.publicKey));
+  assert.ok(await verifySshCertificate(parsed));
+  const otherBlob = await publicKeyToSshBlob(other.publicKey);
+  await assert.rejects(
+    () => issueSshCertificate({ ...base, publicKeyBlob: otherBlob }),
+    BadParameterError,
+  );
+});

@@ -481,3 +481,57 @@ Deno.test("x509: certificates made by openssl parse and verify", async () => {
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("x509: hand-encoded TBS parts are canonical DER (re-encode identically) and read back", async () => {
+  const { AsnConvert } = await import("@peculiar/asn1-schema");
+  const { Certificate, SubjectPublicKeyInfo } = await import("@peculiar/asn1-x509");
+  const ca = await generateKeyPair("ES256");
+  for (const subjectAlg of ["ES256", "EdDSA"] as KeyAlgorithm[]) {
+    const subjectKey = await generateKeyPair(subjectAlg);
+    const subject: NameAttribute[] = [
+      { oid: NAME_OIDS.commonName, value: "bot-ü 漢字" },
+      { oid: NAME_OIDS.botInstanceId, value: "x".repeat(300) }, // long-form lengths
+      { oid: "2.999.16384.1", value: "large arcs" }, // multi-byte base-128 arcs
+    ];
+    for (
+      const [notBefore, notAfter] of [
+        [new Date(Date.UTC(1950, 0, 1)), new Date(Date.UTC(2049, 11, 31, 23, 59, 59, 999))],
+        [new Date(Date.UTC(1949, 11, 31)), new Date(Date.UTC(2050, 0, 1, 0, 0, 1, 5))],
+      ]
+    ) {
+      const der = await issueCertificate({
+        issuer: {
+          subject: [{ oid: NAME_OIDS.organization, value: "ca" }],
+          privateKey: ca.privateKey,
+          publicKey: ca.publicKey,
+        },
+        subject,
+        publicKey: subjectKey.publicKey,
+        notBefore,
+        notAfter,
+      });
+      const cert = AsnConvert.parse(der, Certificate);
+      const again = new Uint8Array(AsnConvert.serialize(cert));
+      assert.deepEqual(again, der);
+      const parsed = parseCertificate(der);
+      assert.deepEqual(parsed.subject, subject);
+      assert.equal(parsed.notBefore.getTime(), Math.floor(notBefore.getTime() / 1000) * 1000);
+      assert.equal(parsed.notAfter.getTime(), Math.floor(notAfter.getTime() / 1000) * 1000);
+      const spki = AsnConvert.parse(
+        AsnConvert.serialize(cert.tbsCertificate.subjectPublicKeyInfo),
+        SubjectPublicKeyInfo,
+      );
+      const sha1 = new Uint8Array(await crypto.subtle.digest("SHA-1", spki.subjectPublicKey));
+      assert.deepEqual(parsed.subjectKeyId, sha1);
+    }
+  }
+});
+
+Deno.test("x509: subjectKeyIdentifier equals WebCrypto SHA-1 of the key bits, and rejects what is no SPKI", async () => {
+  const key = await generateKeyPair("ES256");
+  const spki = new Uint8Array(await crypto.subtle.exportKey("spki", key.publicKey));
+  const bits = spki.subarray(spki.length - 65);
+  const expected = new Uint8Array(await crypto.subtle.digest("SHA-1", bits));
+  assert.deepEqual(await subjectKeyIdentifier(spki), expected);
+  await assert.rejects(() => subjectKeyIdentifier(new Uint8Array([1, 2, 3])));
+});

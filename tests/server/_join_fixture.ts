@@ -26,6 +26,7 @@ import { type AuditEvent, listAudit } from "../../src/server/audit.ts";
 import { bootstrapCluster } from "../../src/server/bootstrap.ts";
 import type { ServerContext } from "../../src/server/context.ts";
 import { resourceKey, resourcePrefix } from "../../src/server/keys.ts";
+import { locksChangedMutation } from "../../src/server/locks.ts";
 import type { Backend, JsonValue } from "../../src/storage/backend.ts";
 import { silentLogger } from "../../src/util/log.ts";
 import { assertEquals, assertRejects } from "../_assert.ts";
@@ -107,7 +108,7 @@ export async function attachHarness(h: Harness): Promise<Harness> {
   return serve(await openTestBackend(h.path), h.path, "", h.clock);
 }
 
-/** Writes a resource straight into the backend. */
+/** Writes a resource straight into the backend (a lock with the lock-change marker, as the server does). */
 export async function putResource(
   ctx: ServerContext,
   kind: "bot" | "token" | "role" | "lock",
@@ -119,7 +120,7 @@ export async function putResource(
       type: "set",
       key: resourceKey(kind, resource.metadata.name),
       value: resource as unknown as JsonValue,
-    }],
+    }, ...(kind === "lock" ? [locksChangedMutation(ctx)] : [])],
   });
   if (!r.ok) throw new Error("write failed");
 }

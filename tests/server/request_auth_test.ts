@@ -5,6 +5,7 @@ import { challengeHash, signRequest } from "../../src/protocol/signed_request.ts
 import { adminSubject } from "../../src/protocol/subject.ts";
 import type { AppEnv } from "../../src/server/hono_env.ts";
 import { resourceKey, seenRequestKey } from "../../src/server/keys.ts";
+import { locksChangedMutation } from "../../src/server/locks.ts";
 import { requireAdmin, requireBot, verifySignedRequest } from "../../src/server/request_auth.ts";
 import type { ServerContext } from "../../src/server/context.ts";
 import {
@@ -224,7 +225,7 @@ async function putLock(
         metadata: { name },
         spec: { target, message: "compromised host", ...(expires ? { expires } : {}) },
       },
-    }],
+    }, locksChangedMutation(ctx)],
   });
 }
 

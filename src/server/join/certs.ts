@@ -96,6 +96,8 @@ export interface BotCertificateRequest {
   tlsPublicKeySpki?: Uint8Array;
   /** Subject key of the SSH certificate. */
   sshPublicKey: CryptoKey;
+  /** Its SSH public-key blob (saves exporting the key). */
+  sshPublicKeyBlob?: Uint8Array;
   /** Lifetime, already capped. */
   ttlSeconds: number;
 }
@@ -168,6 +170,7 @@ export async function issueBotCertificates(
       caPrivateKey: ssh.keyPair.privateKey,
       caPublicKey: ssh.keyPair.publicKey,
       publicKey: r.sshPublicKey,
+      ...(r.sshPublicKeyBlob ? { publicKeyBlob: r.sshPublicKeyBlob } : {}),
       certType: "user",
       keyId: user,
       principals,

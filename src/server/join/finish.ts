@@ -81,8 +81,9 @@ export async function finish(
   const instanceId = refresh ? refresh.instance : randomUuid();
   const generation = refresh ? refresh.generation + 1 : 1;
   // `begin` checked both encodings are one key and stored them canonically,
-  // so the parsed SSH form serves both and the SPKI is embedded as it is.
-  const subjectKey = (await parseAuthorizedKey(session.subject.ssh)).key;
+  // so the parsed SSH form serves both, and the SPKI and SSH blob are
+  // embedded as they are instead of exporting the key again.
+  const { key: subjectKey, blob: subjectBlob } = await parseAuthorizedKey(session.subject.ssh);
   const certs = await issueBotCertificates(ctx, {
     bot,
     instanceId,
@@ -91,6 +92,7 @@ export async function finish(
     tlsPublicKey: subjectKey,
     tlsPublicKeySpki: fromPem("PUBLIC KEY", session.subject.tls),
     sshPublicKey: subjectKey,
+    sshPublicKeyBlob: subjectBlob,
     ttlSeconds: ttl,
   });
   const auth: Authentication = {

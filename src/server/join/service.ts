@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { challengeHash } from "../../protocol/signed_request.ts";
 import { AccessDeniedError, BadParameterError, KeyboundError } from "../../errors.ts";
 import { publicKeysEqual } from "../../crypto/keys.ts";
 import { randomHex, timingSafeEqualString } from "../../crypto/random.ts";
@@ -21,7 +22,6 @@ import type {
 } from "../../protocol/messages.ts";
 import { certificatesFromPem } from "../../pki/mod.ts";
 import { openSession } from "../../protocol/session.ts";
-import { challengeHash } from "../../protocol/signed_request.ts";
 import type { SubjectIdentity } from "../../protocol/subject.ts";
 import type { Lock, Token } from "../../resources/schemas.ts";
 import { readBotInstance } from "../bot_instances.ts";
