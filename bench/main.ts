@@ -4,8 +4,9 @@
  * holds on a noisy machine. Pass section ids to run only those (e.g.
  * `deno task bench ops`); `targets` needs `ceilings` and `join` before it.
  *
- * New parts (tbot oneshot/RSS, Durable Objects) are appended to `SECTIONS`
- * as further {@linkcode BenchSection}s from their own `bench/*.ts` files.
+ * Sections: KV and Ed25519 ceilings, refresh joins against one auth
+ * process, the issue #2 targets, per-operation costs, tbot oneshot time and
+ * daemon RSS (issue #3), and a Durable Object renewal in workerd (issue #5).
  *
  * @module
  */
@@ -14,6 +15,8 @@ import { joinSection } from "./join.ts";
 import { opCostSection } from "./ops.ts";
 import { type BenchRow, type BenchRun, type BenchSection, renderTable } from "./report.ts";
 import { targetsSection } from "./targets.ts";
+import { edgeSection } from "./edge.ts";
+import { tbotSection } from "./tbot_section.ts";
 
 /** Every section, in run order. */
 export const SECTIONS: BenchSection[] = [
@@ -21,6 +24,8 @@ export const SECTIONS: BenchSection[] = [
   joinSection(),
   targetsSection(),
   opCostSection(),
+  tbotSection(),
+  edgeSection(),
 ];
 
 /** Runs `sections` and returns the rendered table. */

@@ -1,0 +1,55 @@
+/**
+ * Issue #3 §10 as a benchmark section: tbot oneshot wall time (median of
+ * several refresh runs) and daemon RSS after 100 and 1,000 renewals, with
+ * their targets. The measurement is `benchTbot` in `bench/tbot.ts`.
+ *
+ * @module
+ */
+import type { BenchRow, BenchSection } from "./report.ts";
+import { fmt } from "./stats.ts";
+import { benchTbot } from "./tbot.ts";
+
+/** Median oneshot wall time target, ms. */
+export const ONESHOT_TARGET_MS = 400;
+/** Daemon RSS target, MB. */
+export const RSS_TARGET_MB = 60;
+/** RSS(1000 renewals) / RSS(100 renewals) target. */
+export const RSS_GROWTH_TARGET = 1.1;
+
+/** The tbot section. */
+export function tbotSection(): BenchSection {
+  return {
+    id: "tbot",
+    title: "tbot oneshot and daemon footprint",
+    async run(run) {
+      run.log("tbot: oneshot runs, then a daemon to 1,000 renewals");
+      const r = await benchTbot();
+      const growth = r.rss1000Mb / r.rss100Mb;
+      const rows: BenchRow[] = [
+        {
+          metric: "oneshot wall time, median of refreshes",
+          value: fmt(r.oneshotMedianMs, 0),
+          unit: "ms",
+          verdict: r.oneshotMedianMs <= ONESHOT_TARGET_MS ? "PASS" : "MISS",
+          note: `target <= ${ONESHOT_TARGET_MS} ms; runs ${
+            r.oneshotRunsMs.map((x) => fmt(x, 0)).join(", ")
+          } (first = onboarding)`,
+        },
+        {
+          metric: "daemon RSS after 100 / 1000 renewals",
+          value: `${fmt(r.rss100Mb, 1)} / ${fmt(r.rss1000Mb, 1)}`,
+          unit: "MB",
+          verdict: Math.max(r.rss100Mb, r.rss1000Mb) <= RSS_TARGET_MB ? "PASS" : "MISS",
+          note: `target <= ${RSS_TARGET_MB} MB`,
+        },
+        {
+          metric: "RSS(1000) / RSS(100)",
+          value: fmt(growth, 3),
+          verdict: growth <= RSS_GROWTH_TARGET ? "PASS" : "MISS",
+          note: `target <= ${RSS_GROWTH_TARGET}`,
+        },
+      ];
+      return rows;
+    },
+  };
+}
