@@ -29,6 +29,8 @@ export const COMPILE_TARGETS: readonly CompileTarget[] = [
     name: "tbot",
     entry: "runtime-adapters/deno/tbot_main.ts",
     flags: [
+      "--v8-flags=--max-semi-space-size=1",
+      "--unstable-kv",
       "--allow-net",
       "--allow-read",
       "--allow-write",

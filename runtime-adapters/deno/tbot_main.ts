@@ -16,11 +16,17 @@ import { formatHostPort, parseHostPort } from "../../src/util/host_port.ts";
 import { DirectoryStorage } from "./dir_storage.ts";
 import { writeFileAtomic } from "./fs.ts";
 import { installSignalHandlers } from "./signals.ts";
-import { createTrustedFetch } from "./trust.ts";
 import { useInvocationDirectory } from "./cwd.ts";
 
-/** Permission flags tbot runs with; the same as the `tbot` task in deno.json. */
+/**
+ * Flags tbot runs with; the same as the `tbot` task in deno.json and the
+ * compiled binary. A 1 MB young generation keeps V8 from growing it to
+ * 16 MB+ under the renewal loop's steady allocation: ~6 MB less at a oneshot's
+ * peak and a flat daemon (docs/benchmarks.md, "tbot").
+ */
 export const TBOT_DENO_FLAGS = [
+  "--v8-flags=--max-semi-space-size=1",
+  "--unstable-kv",
   "--allow-net",
   "--allow-read",
   "--allow-write",
@@ -79,7 +85,17 @@ export const denoPlatform: TbotPlatform = {
   },
   absolutePath: (path) => resolve(path),
   openDirectory: (path) => new DirectoryStorage(path),
-  createFetch: (baseUrl, trust) => createTrustedFetch(baseUrl, trust, readTextFile),
+  openKvStorage: async (path) => {
+    // Loaded only when configured, so directory storage pays nothing for it.
+    const { DenoKvAgentStorage } = await import("./kv_agent_storage.ts");
+    const kv = await DenoKvAgentStorage.open(path);
+    return { storage: kv, close: () => kv.close() };
+  },
+  createFetch: async (baseUrl, trust) => {
+    // Loaded on first use: the certificate parser it needs is the heaviest import.
+    const { createTrustedFetch } = await import("./trust.ts");
+    return await createTrustedFetch(baseUrl, trust, readTextFile);
+  },
   serve: (addr, handler) => {
     const hp = parseHostPort(addr, "diag_addr");
     const server = Deno.serve({ hostname: hp.host, port: hp.port, onListen: () => {} }, handler);

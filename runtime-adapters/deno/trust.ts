@@ -12,8 +12,7 @@
  *
  * @module
  */
-import { connect, type TLSSocket } from "node:tls";
-import { isIP } from "node:net";
+import type { TLSSocket } from "node:tls";
 import { readText, STORAGE_FILES, writeText } from "../../src/agent/storage.ts";
 import type { AgentStorage } from "../../src/agent/storage.ts";
 import type { TrustSettings } from "../../src/cli/tbot/platform.ts";
@@ -25,7 +24,6 @@ import {
   spkiPin,
   verifyCertificateSignature,
 } from "../../src/pki/mod.ts";
-import { createTctlFetch } from "./tctl_transport.ts";
 
 /** Path the host CA is served at (docs/protocol.md §3). */
 export const HOST_CA_PATH = "/v1/ca/host";
@@ -49,6 +47,9 @@ export async function fetchUnverified(
   const url = new URL(baseUrl);
   const host = url.hostname.replace(/^\[|\]$/g, "");
   const port = Number(url.port || 443);
+  // node:tls is loaded only for this one bootstrap connection: every other run
+  // (and every refresh) goes through fetch, and the Node layer costs ~50 ms and ~8 MB.
+  const [{ connect }, { isIP }] = await Promise.all([import("node:tls"), import("node:net")]);
   const socket: TLSSocket = connect({
     host,
     port,
@@ -210,8 +211,11 @@ export async function createTrustedFetch(
     case "system":
     case "plain_http":
       return fetch;
-    case "insecure":
+    case "insecure": {
+      // node:https, only in this mode (see fetchUnverified).
+      const { createTctlFetch } = await import("./tctl_transport.ts");
       return createTctlFetch({ baseUrl, hostCaPems: [], insecure: true });
+    }
     case "ca_path": {
       const pem = await readTextFile(trust.path);
       try {

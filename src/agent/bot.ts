@@ -162,10 +162,14 @@ export async function runBot(o: BotOptions): Promise<void> {
       throw fatal(cause);
     }
     identityHealth.healthy();
-    if (!await writeOutputs()) {
+    // The heartbeat travels while the outputs are written (Teleport runs its
+    // heartbeat service beside the outputs); the exit waits for both.
+    const heartbeat = oneshotHeartbeat(o, heartbeatBody(true), heartbeatHealth);
+    const written = await writeOutputs();
+    await heartbeat;
+    if (!written) {
       throw new KeyboundError("STORAGE_ERROR", "writing the outputs failed (see the log above)");
     }
-    await oneshotHeartbeat(o, heartbeatBody(true), heartbeatHealth);
     return;
   }
 

@@ -96,8 +96,12 @@ export function spawnTbot(args: string[], env: Record<string, string> = {}): Tbo
 export interface YamlOptions {
   /** `auth_server` value. */
   address: string;
-  /** Storage directory. */
+  /** Storage directory (the database file with `storageType: deno_kv`). */
   storage: string;
+  /** `storage.type` (default `directory`). */
+  storageType?: "directory" | "deno_kv";
+  /** `storage.kek_path`. */
+  kekPath?: string;
   /** `ca_pins`. */
   pins?: string[];
   /** `ca_path`. */
@@ -122,8 +126,9 @@ export function tbotYaml(o: YamlOptions): string {
     ...(o.caPath ? [`  ca_path: ${o.caPath}`] : []),
     ...(o.secret ? ["  bound_keypair:", `    registration_secret: ${o.secret}`] : []),
     "storage:",
-    "  type: directory",
+    `  type: ${o.storageType ?? "directory"}`,
     `  path: ${o.storage}`,
+    ...(o.kekPath ? [`  kek_path: ${o.kekPath}`] : []),
     ...(o.output
       ? [
         "outputs:",

@@ -58,14 +58,33 @@ export const DirectoryDestination = z.strictObject({
 /** A `memory` destination (storage only). */
 export const MemoryDestination = z.strictObject({ type: z.literal("memory") });
 
+/** `storage.kek_path`: a file holding the key-encryption key that seals private keys at rest. */
+const KekPath = z.string().min(1).optional();
+
+/** `storage` in a directory, optionally sealed with a KEK. */
+export const DirectoryStorageConfig = z.strictObject({
+  type: z.literal("directory"),
+  path: z.string({ error: "required: the directory's path" }).min(1),
+  kek_path: KekPath,
+});
+
+/** `storage` in a Deno KV database file (Deno only, needs `--unstable-kv`). */
+export const DenoKvStorageConfig = z.strictObject({
+  type: z.literal("deno_kv"),
+  path: z.string({ error: "required: the Deno KV database file" }).min(1),
+  kek_path: KekPath,
+});
+
 /** `storage`: where the bot keeps its own state. */
 export const StorageConfig = z.discriminatedUnion(
   "type",
-  [DirectoryDestination, MemoryDestination],
+  [DirectoryStorageConfig, DenoKvStorageConfig, MemoryDestination],
   {
-    error: 'type must be "directory" or "memory"',
+    error: 'type must be "directory", "deno_kv" or "memory"',
   },
 );
+/** `storage`, parsed. */
+export type StorageConfig = z.infer<typeof StorageConfig>;
 
 /** Names usable in `/readyz/{name}` and logs. */
 export const ServiceName = z.string().regex(/^[A-Za-z0-9_+-]{1,64}$/, {
@@ -222,7 +241,7 @@ export interface TbotConfig {
   /** Skip server certificate verification. */
   insecure: boolean;
   /** The bot's own state. */
-  storage: z.infer<typeof StorageConfig>;
+  storage: StorageConfig;
   /** `outputs` and `services` together, outputs first (Teleport appends outputs to services). */
   services: ServiceConfig[];
   /** Requested certificate lifetime, milliseconds. */

@@ -29,6 +29,14 @@ export interface DiagServer {
   close(): Promise<void>;
 }
 
+/** Storage that holds a resource (a database handle) until closed. */
+export interface ClosableStorage {
+  /** The storage. */
+  storage: AgentStorage;
+  /** Closes the underlying resource; the storage is unusable afterwards. */
+  close(): void;
+}
+
 /** Runtime services for the tbot commands. */
 export interface TbotPlatform {
   /** An environment variable. */
@@ -43,6 +51,11 @@ export interface TbotPlatform {
   absolutePath(path: string): string;
   /** Opens a directory destination (storage or output). */
   openDirectory(path: string): AgentStorage;
+  /**
+   * Opens the bot's storage in a key-value database file (`storage: {type:
+   * deno_kv}`); `close` releases the database after the storage lock.
+   */
+  openKvStorage(path: string): Promise<ClosableStorage>;
   /** Builds the fetch to reach `baseUrl` with the given trust. */
   createFetch(baseUrl: string, trust: TrustSettings): Promise<typeof fetch>;
   /** Serves the diagnostics app on `addr` (`host:port`). */

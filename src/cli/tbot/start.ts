@@ -14,8 +14,11 @@ import {
 } from "../../agent/client_state.ts";
 import { type Clock, systemClock } from "../../agent/clock.ts";
 import { parseConfig } from "../../agent/config/load.ts";
-import { parseServerAddress, type TbotConfig } from "../../agent/config/schema.ts";
-import { createDiagApp } from "../../agent/diag_app.ts";
+import {
+  parseServerAddress,
+  type StorageConfig,
+  type TbotConfig,
+} from "../../agent/config/schema.ts";
 import { sendHeartbeat } from "../../agent/heartbeat.ts";
 import { loadIdentity } from "../../agent/identity.ts";
 import { type BoundJoin, IdentityService } from "../../agent/identity_service.ts";
@@ -29,12 +32,15 @@ import { ReadinessRegistry } from "../../agent/readiness.ts";
 import { loadKek, sealIfPersistent } from "../../agent/sealed_keys.ts";
 import type { AgentStorage, ReleaseLock } from "../../agent/storage.ts";
 import { TBOT_VERSION } from "../../agent/version.ts";
-import { ConfigError, KeyboundError } from "../../errors.ts";
+import { KeyboundError } from "../../errors.ts";
 import { formatDuration } from "../../util/duration.ts";
 import { createLogger, type LogFormat, type Logger } from "../../util/log.ts";
+import { logFormatOf } from "./log_format.ts";
 import { resolveOnboarding } from "./onboarding.ts";
 import type { DiagServer, TbotPlatform, TrustSettings } from "./platform.ts";
 import { applyStartFlags, emptyConfig, type StartFlags } from "./start_flags.ts";
+
+export { logFormatOf } from "./log_format.ts";
 
 /** Environment variable naming the config file, as in Teleport. */
 export const ENV_CONFIG_PATH = "TBOT_CONFIG_PATH";
@@ -45,12 +51,6 @@ export interface StartSeams {
   clock?: Clock;
   /** Stops the bot when aborted, in addition to signals. */
   signal?: AbortSignal;
-}
-
-/** Parses `--log-format`; throws on anything but text or json. */
-export function logFormatOf(v: string | undefined): LogFormat {
-  if (v === undefined || v === "text" || v === "json") return v ?? "text";
-  throw new ConfigError(`--log-format: must be "text" or "json", not "${v}"`);
 }
 
 /** Reads the config file (if any) and applies the flags. */
@@ -75,6 +75,25 @@ export function trustSettings(config: TbotConfig, storage: AgentStorage): TrustS
   }
   if (config.onboarding.ca_path) return { mode: "ca_path", path: config.onboarding.ca_path };
   return { mode: "system" };
+}
+
+/** Opens the configured storage; anything it must close at exit goes onto `cleanups`. */
+async function openStorage(
+  config: StorageConfig,
+  platform: TbotPlatform,
+  cleanups: (() => Promise<void> | void)[],
+): Promise<AgentStorage> {
+  switch (config.type) {
+    case "memory":
+      return new MemoryStorage();
+    case "directory":
+      return platform.openDirectory(config.path);
+    case "deno_kv": {
+      const kv = await platform.openKvStorage(config.path);
+      cleanups.push(kv.close);
+      return kv.storage;
+    }
+  }
 }
 
 async function openClientState(
@@ -135,10 +154,16 @@ export async function runStart(
     const onboarding = await resolveOnboarding(config, platform, log);
 
     const storage: AgentStorage = sealIfPersistent(
-      config.storage.type === "memory"
-        ? new MemoryStorage()
-        : platform.openDirectory(config.storage.path),
-      { kek: await loadKek(platform), context: `token:${onboarding.tokenName}`, log },
+      await openStorage(config.storage, platform, cleanups),
+      {
+        kek: await loadKek({
+          env: platform.env,
+          readTextFile: platform.readTextFile,
+          kekPath: config.storage.type === "memory" ? undefined : config.storage.kek_path,
+        }),
+        context: `token:${onboarding.tokenName}`,
+        log,
+      },
     );
     await storage.init();
     const release: ReleaseLock = await storage.tryLock();
@@ -159,10 +184,13 @@ export async function runStart(
           "network path can impersonate it and take over this bot. Use onboarding.ca_pins instead.",
       );
     }
-    const fetchFn = await platform.createFetch(baseUrl, trust);
+    // Independent reads and key imports, overlapped.
+    const [fetchFn, clientState, stored] = await Promise.all([
+      platform.createFetch(baseUrl, trust),
+      openClientState(onboarding.staticKeyPem, storage, log, clock),
+      loadIdentity(storage, onboarding.tokenName, log),
+    ]);
 
-    const clientState = await openClientState(onboarding.staticKeyPem, storage, log, clock);
-    const stored = await loadIdentity(storage, onboarding.tokenName, log);
     const readiness = new ReadinessRegistry(() => clock.now());
     const metrics = new TbotMetrics(TBOT_VERSION);
     const join: BoundJoin = (p) => joinBoundKeypair({ ...p, baseUrl, fetch: fetchFn });
@@ -179,6 +207,8 @@ export async function runStart(
     }, stored);
 
     if (config.diag_addr) {
+      // hono and the diagnostics routes are loaded only when they are served.
+      const { createDiagApp } = await import("../../agent/diag_app.ts");
       const diag: DiagServer = await platform.serve(
         config.diag_addr,
         createDiagApp(readiness, metrics).fetch,
