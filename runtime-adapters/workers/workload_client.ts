@@ -4,10 +4,9 @@
  *
  * @module
  */
-import { errorFromWire, KeyboundError } from "../../src/errors.ts";
+import { readAnswer, sendRequest } from "../../src/protocol/http_client.ts";
 import { type RequestSigner, signRequest } from "../../src/protocol/signed_request.ts";
 import { JWT_SVID_PATH, JwtSvidResponse } from "../../src/protocol/workload_messages.ts";
-import { formatZodError } from "../../src/util/zod_error.ts";
 
 /** A JWT-SVID request. */
 export interface JwtSvidParams {
@@ -33,32 +32,13 @@ export async function fetchJwtSvid(p: JwtSvidParams): Promise<JwtSvidResponse> {
     audiences: p.audiences,
     ...(p.ttlSeconds ? { ttl_seconds: p.ttlSeconds } : {}),
   });
-  let res: Response;
-  try {
-    res = await p.fetch(url, {
-      method: "POST",
-      headers: {
-        "content-type": "application/json",
-        authorization: await signRequest(p.signer, { method: "POST", path: url.pathname, body }),
-      },
-      body,
-    });
-  } catch (cause) {
-    throw new KeyboundError("CONNECTION_FAILED", `could not reach ${url.origin}`, { cause });
-  }
-  let json: unknown = null;
-  try {
-    json = await res.json();
-  } catch {
-    // Reported below by status.
-  }
-  if (!res.ok) throw errorFromWire(res.status, json);
-  const parsed = JwtSvidResponse.safeParse(json);
-  if (!parsed.success) {
-    throw new KeyboundError(
-      "BAD_REQUEST",
-      `unexpected JWT-SVID response: ${formatZodError(parsed.error)}`,
-    );
-  }
-  return parsed.data;
+  const res = await sendRequest(p.fetch, url, {
+    method: "POST",
+    headers: {
+      "content-type": "application/json",
+      authorization: await signRequest(p.signer, { method: "POST", path: url.pathname, body }),
+    },
+    body,
+  });
+  return await readAnswer(res, JwtSvidResponse, "JWT-SVID response");
 }

@@ -7,7 +7,7 @@
  * @module
  */
 import type { z } from "zod";
-import { errorFromWire, KeyboundError } from "../errors.ts";
+import { readAnswer, sendRequest } from "../protocol/http_client.ts";
 import { signRequest } from "../protocol/signed_request.ts";
 import type { BotIdentity } from "./identity.ts";
 
@@ -33,31 +33,10 @@ export interface BotApiOptions {
   fetch: typeof fetch;
 }
 
-async function answer<S extends z.ZodType>(
-  res: Response,
-  path: string,
-  schema: S,
-): Promise<z.infer<S>> {
-  const json = await res.json().catch(() => null);
-  if (!res.ok) throw errorFromWire(res.status, json);
-  const r = schema.safeParse(json);
-  if (!r.success) {
-    throw new KeyboundError("CONNECTION_FAILED", `${path}: the server's answer is malformed`);
-  }
-  return r.data;
-}
-
 /** Builds a {@linkcode BotApi} over `fetch`. */
 export function createBotApi(o: BotApiOptions): BotApi {
-  const send = async (path: string, init: RequestInit): Promise<Response> => {
-    try {
-      return await o.fetch(o.baseUrl + path, init);
-    } catch (cause) {
-      throw new KeyboundError("CONNECTION_FAILED", `${path}: cannot reach ${o.baseUrl}`, {
-        cause,
-      });
-    }
-  };
+  const send = (path: string, init: RequestInit) =>
+    sendRequest(o.fetch, new URL(o.baseUrl + path), init);
   return {
     async post(identity, path, body, response, signal) {
       const text = JSON.stringify(body);
@@ -71,10 +50,14 @@ export function createBotApi(o: BotApiOptions): BotApi {
         body: text,
         signal,
       });
-      return await answer(res, path, response);
+      return await readAnswer(res, response, `answer to ${path}`);
     },
     async get(path, response, signal) {
-      return await answer(await send(path, { method: "GET", signal }), path, response);
+      return await readAnswer(
+        await send(path, { method: "GET", signal }),
+        response,
+        `answer to ${path}`,
+      );
     },
   };
 }

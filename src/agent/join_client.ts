@@ -5,7 +5,8 @@
  *
  * @module
  */
-import { errorFromWire, KeyboundError } from "../errors.ts";
+import { KeyboundError } from "../errors.ts";
+import { readAnswer, sendRequest } from "../protocol/http_client.ts";
 import { AsnConvert } from "@peculiar/asn1-schema";
 import { SubjectPublicKeyInfo } from "@peculiar/asn1-x509";
 import { exportSpki } from "../crypto/keys.ts";
@@ -22,7 +23,6 @@ import {
 } from "../protocol/messages.ts";
 import { challengeHash, signRequest } from "../protocol/signed_request.ts";
 import { toBase64, toPem } from "../util/encoding.ts";
-import { formatZodError } from "../util/zod_error.ts";
 import type { JoinParams } from "./join_types.ts";
 
 export type { JoinParams, JoinResult };
@@ -57,28 +57,8 @@ async function post(
       ...(chash !== undefined ? { chash } : {}),
     });
   }
-  const doFetch = p.fetch ?? fetch;
-  let res: Response;
-  try {
-    res = await doFetch(url, { method: "POST", headers, body: text });
-  } catch (cause) {
-    throw new KeyboundError("CONNECTION_FAILED", `could not reach ${url.origin}`, { cause });
-  }
-  let json: unknown = null;
-  try {
-    json = await res.json();
-  } catch {
-    // A non-JSON body is reported below by status.
-  }
-  if (!res.ok) throw errorFromWire(res.status, json);
-  const parsed = JoinResponse.safeParse(json);
-  if (!parsed.success) {
-    throw new KeyboundError(
-      "BAD_REQUEST",
-      `unexpected join response from the server: ${formatZodError(parsed.error)}`,
-    );
-  }
-  return parsed.data;
+  const res = await sendRequest(p.fetch ?? fetch, url, { method: "POST", headers, body: text });
+  return await readAnswer(res, JoinResponse, "join response");
 }
 
 /**
