@@ -16,7 +16,6 @@ import { openSession, sealSession } from "../src/protocol/session.ts";
 import { signRequest } from "../src/protocol/signed_request.ts";
 import { botSubject } from "../src/protocol/subject.ts";
 import { publicKeyToSshBlob } from "../src/crypto/ssh_wire.ts";
-import { sha256 } from "../src/crypto/random.ts";
 import type { BenchRow, BenchSection } from "./report.ts";
 import { fmt, median } from "./stats.ts";
 
@@ -98,7 +97,6 @@ export function opCostSection(samples = 200): BenchSection {
         ["Ed25519 sign", () => sign(ed.privateKey, msg)],
         ["Ed25519 verify", () => verify(ed.publicKey, edSig, msg)],
         ["SHA-256 of a certificate (WebCrypto)", () => crypto.subtle.digest("SHA-256", botDer)],
-        ["SHA-256 of a certificate (WebCrypto)", () => sha256(botDer)],
         ["parseCertificate (bot cert)", () => parseCertificate(botDer)],
         ["P-256 public key export (SPKI)", () => exportSpki(subjectKey.publicKey)],
         ["issueCertificate (bot cert, P-256 CA, exports the key)", () => issue()],
