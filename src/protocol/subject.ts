@@ -20,7 +20,12 @@ export const SUBJECT_OIDS = {
   generation: "1.3.9999.1.14",
   /** Keybound: the join token a bot joined with. */
   joinToken: "1.3.9999.2.21",
+  /** Keybound: what a certificate is for when it is not an identity (`output`). */
+  usage: "1.3.9999.2.22",
 } as const;
+
+/** The `usage` of certificates issued for `identity` outputs: never a bot identity. */
+export const OUTPUT_CERT_USAGE = "output";
 
 /** The role name every admin identity carries. */
 export const ADMIN_ROLE = "@admin";
@@ -41,6 +46,8 @@ export interface SubjectIdentity {
   generation?: number;
   /** Join token name (bots only). */
   joinToken?: string;
+  /** Usage attribute; set only on certificates that must not act as an identity. */
+  usage?: string;
 }
 
 /** Input of {@linkcode botSubject}. */
@@ -70,6 +77,32 @@ export function botSubject(b: BotSubjectInput): NameAttribute[] {
   ];
 }
 
+/** Input of {@linkcode outputSubject}. */
+export interface OutputSubjectInput {
+  /** Bot name, without the `bot-` prefix. */
+  botName: string;
+  /** Join token name of the bot identity that asked, when it has one. */
+  joinToken?: string;
+  /** Roles; defaults to `[bot-<name>]`. */
+  roles?: string[];
+}
+
+/**
+ * The subject of an `identity` output certificate: the bot's user, roles,
+ * name and join token, but no instance id or generation, and a `usage`
+ * attribute so that the server never accepts it as the bot's identity.
+ */
+export function outputSubject(b: OutputSubjectInput): NameAttribute[] {
+  const user = `bot-${b.botName}`;
+  return [
+    { oid: SUBJECT_OIDS.commonName, value: user },
+    ...(b.roles ?? [user]).map((r) => ({ oid: SUBJECT_OIDS.organization, value: r })),
+    { oid: SUBJECT_OIDS.botName, value: b.botName },
+    ...(b.joinToken === undefined ? [] : [{ oid: SUBJECT_OIDS.joinToken, value: b.joinToken }]),
+    { oid: SUBJECT_OIDS.usage, value: OUTPUT_CERT_USAGE },
+  ];
+}
+
 /** The subject of the admin identity. */
 export function adminSubject(): NameAttribute[] {
   return [
@@ -94,7 +127,8 @@ export function identityFromSubject(attrs: NameAttribute[]): SubjectIdentity | s
   const botInstanceId = single(SUBJECT_OIDS.botInstanceId, "bot instance id");
   const generation = single(SUBJECT_OIDS.generation, "generation");
   const joinToken = single(SUBJECT_OIDS.joinToken, "join token");
-  for (const v of [cn, botName, botInstanceId, generation, joinToken]) {
+  const usage = single(SUBJECT_OIDS.usage, "usage");
+  for (const v of [cn, botName, botInstanceId, generation, joinToken, usage]) {
     if (typeof v === "object") return v.error;
   }
   if (typeof cn !== "string" || cn === "") return "certificate subject has no common name";
@@ -102,6 +136,7 @@ export function identityFromSubject(attrs: NameAttribute[]): SubjectIdentity | s
   if (typeof botName === "string") out.botName = botName;
   if (typeof botInstanceId === "string") out.botInstanceId = botInstanceId;
   if (typeof joinToken === "string") out.joinToken = joinToken;
+  if (typeof usage === "string") out.usage = usage;
   if (typeof generation === "string") {
     if (!/^(0|[1-9][0-9]{0,15})$/.test(generation)) {
       return "certificate generation is not a decimal number";

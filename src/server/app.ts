@@ -17,6 +17,7 @@ import { joinRoutes } from "./join/routes.ts";
 import { adminRoutes } from "./routes/admin.ts";
 import { botRoutes } from "./routes/bot.ts";
 import { discoveryRoutes } from "./routes/discovery.ts";
+import { outputCertRoutes } from "./routes/output_certs.ts";
 import { workloadRoutes } from "./routes/workload.ts";
 
 const HTTP_EXCEPTION_CODES: Record<number, ErrorCode> = {
@@ -83,5 +84,6 @@ export function createApp(ctx: ServerContext): Hono<AppEnv> {
   app.route("/v1", adminRoutes(ctx));
   app.route("/v1", botRoutes(ctx));
   app.route("/", workloadRoutes(ctx));
+  app.route("/", outputCertRoutes(ctx));
   return app;
 }

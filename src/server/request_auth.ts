@@ -141,6 +141,12 @@ export async function verifySignedRequest(
     );
   }
   const subject = verified.identity;
+  // Output certificates share the bot's name but must never act as its identity.
+  if (subject.usage !== undefined) {
+    throw new AccessDeniedError(
+      `signed request: a certificate with usage "${subject.usage}" is not an identity`,
+    );
+  }
   if (!options.callerChecksLocks) {
     await assertNotLocked(ctx, {
       user: subject.username,

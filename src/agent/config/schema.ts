@@ -91,17 +91,6 @@ export const ServiceName = z.string().regex(/^[A-Za-z0-9_+-]{1,64}$/, {
   message: "may contain only letters, digits, -, _ and + (at most 64)",
 });
 
-/** The `identity` output: certificates and key for tsh, tctl, OpenSSH. */
-export const IdentityOutputConfig = z.strictObject({
-  type: z.literal("identity"),
-  name: ServiceName.optional(),
-  /** Teleport's `ssh_config`: `on` (default) also writes `known_hosts` and `ssh_config`. */
-  ssh_config: z.enum(["on", "off"]).default("on"),
-  destination: z.discriminatedUnion("type", [DirectoryDestination], {
-    error: 'type must be "directory"',
-  }),
-});
-
 /** A directory destination, the only kind the workload outputs write to. */
 const DirectoryOnly = z.discriminatedUnion("type", [DirectoryDestination], {
   error: 'type must be "directory"',
@@ -128,6 +117,22 @@ function lifetimeTogether(
     });
   }
 }
+
+/**
+ * The `identity` output: certificates and key for tsh, tctl, OpenSSH. With
+ * `credential_ttl` and `renewal_interval` it has certificates of its own;
+ * without, it copies the bot's.
+ */
+export const IdentityOutputConfig = z.strictObject({
+  type: z.literal("identity"),
+  name: ServiceName.optional(),
+  /** Teleport's `ssh_config`: `on` (default) also writes `known_hosts` and `ssh_config`. */
+  ssh_config: z.enum(["on", "off"]).default("on"),
+  destination: z.discriminatedUnion("type", [DirectoryDestination], {
+    error: 'type must be "directory"',
+  }),
+  ...LifetimeOverride,
+}).superRefine(lifetimeTogether);
 
 /** `selector` of the workload identity outputs: a `workload_identity` by name. */
 export const WorkloadIdentitySelectorConfig = z.strictObject({

@@ -7,6 +7,7 @@ import { KeyboundError } from "../../errors.ts";
 import type { BotApi } from "../bot_api.ts";
 import { type ServiceConfig, serviceName } from "../config/schema.ts";
 import type { AgentStorage } from "../storage.ts";
+import { IssuedIdentityOutput } from "./identity_cert_output.ts";
 import { IdentityOutput } from "./identity_output.ts";
 import type { Output } from "./output.ts";
 import { SshConfigOutput } from "./ssh_config.ts";
@@ -19,7 +20,7 @@ export type { Output } from "./output.ts";
 /** Opens a destination of an output; directory destinations only for now. */
 export type OpenDestination = (destination: { type: "directory"; path: string }) => AgentStorage;
 
-/** What outputs that talk to the auth service need (all but a bare `identity`). */
+/** What outputs that talk to the auth service need (all but a bare `identity` without a lifetime). */
 export interface OutputDeps {
   /** The auth service. */
   api: BotApi;
@@ -46,7 +47,17 @@ export function createOutputs(
     const name = serviceName(s, i);
     const destination = open(s.destination);
     if (s.type === "identity") {
-      const identity = new IdentityOutput(name, destination);
+      // With its own lifetime the output gets certificates of its own; else a copy of the bot's.
+      const identity = s.credential_ttl === undefined
+        ? new IdentityOutput(name, destination)
+        : new IssuedIdentityOutput({
+          name,
+          destination,
+          api: needDeps(deps, s.type).api,
+          credentialTtlMs: s.credential_ttl,
+          renewalIntervalMs: s.renewal_interval,
+          configPath: `services[${i}].destination.path`,
+        });
       if (s.ssh_config === "off" || !deps) return identity;
       return new SshConfigOutput({
         inner: identity,

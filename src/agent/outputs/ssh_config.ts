@@ -84,6 +84,8 @@ export interface SshConfigOutputOptions {
 export class SshConfigOutput implements Output {
   readonly type: string;
   readonly name: string;
+  /** The wrapped output's own renewal interval, if it has one. */
+  readonly renewalInterval?: number;
   #o: SshConfigOutputOptions;
 
   /**
@@ -94,6 +96,7 @@ export class SshConfigOutput implements Output {
   constructor(o: SshConfigOutputOptions) {
     this.type = o.inner.type;
     this.name = o.inner.name;
+    this.renewalInterval = o.inner.renewalInterval;
     this.#o = o;
     sshConfigText(o.directory); // refuses an unusable path before any join
   }

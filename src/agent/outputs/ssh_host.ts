@@ -13,8 +13,7 @@ import { toAuthorizedKey } from "../../crypto/ssh_wire.ts";
 import { SSH_HOST_CERT_PATH, SshHostCertResponse } from "../../protocol/workload_messages.ts";
 import type { BotIdentity } from "../identity.ts";
 import { writeText } from "../storage.ts";
-import type { Output } from "./output.ts";
-import { initDestination, type IssuingOutputOptions, ttlSeconds } from "./workload_common.ts";
+import { IssuingOutput, type IssuingOutputOptions, ttlSeconds } from "./workload_common.ts";
 
 /** File names the output writes. */
 export const SSH_HOST_FILES = {
@@ -27,12 +26,8 @@ export const SSH_HOST_FILES = {
 } as const;
 
 /** Writes a host key and certificate for `principals`. */
-export class SshHostOutput implements Output {
+export class SshHostOutput extends IssuingOutput {
   readonly type = "ssh_host";
-  readonly name: string;
-  /** The output's own renewal interval, if it overrides the bot's. */
-  readonly renewalInterval?: number;
-  #o: IssuingOutputOptions;
   #principals: string[];
 
   /**
@@ -42,29 +37,19 @@ export class SshHostOutput implements Output {
    * @param principals host names and addresses the certificate names
    */
   constructor(o: IssuingOutputOptions, principals: string[]) {
-    this.name = o.name;
-    this.renewalInterval = o.renewalIntervalMs;
-    this.#o = o;
+    super(o);
     this.#principals = [...principals];
-  }
-
-  describe(): string {
-    return this.#o.destination.describe();
-  }
-
-  init(): Promise<void> {
-    return initDestination(this.#o.destination, this.#o.configPath);
   }
 
   async write(identity: BotIdentity): Promise<void> {
     // P-256 in PKCS#8 PEM: a form every OpenSSL-backed sshd loads as a HostKey.
     const key = await generateStorableKeyPair("ES256");
-    const r = await this.#o.api.post(identity, SSH_HOST_CERT_PATH, {
+    const r = await this.options.api.post(identity, SSH_HOST_CERT_PATH, {
       public_key: await toAuthorizedKey(key.publicKey),
       principals: this.#principals,
-      ttl_seconds: ttlSeconds(this.#o.credentialTtlMs),
+      ttl_seconds: ttlSeconds(this.options.credentialTtlMs),
     }, SshHostCertResponse);
-    const dest = this.#o.destination;
+    const dest = this.options.destination;
     // Key before certificate: whoever sees the new certificate also finds its key.
     await writeText(dest, SSH_HOST_FILES.key, key.pkcs8Pem);
     await writeText(dest, SSH_HOST_FILES.cert, r.ssh_cert + "\n");

@@ -7,7 +7,9 @@
  */
 import { ConfigError } from "../../errors.ts";
 import type { BotApi } from "../bot_api.ts";
+import type { BotIdentity } from "../identity.ts";
 import type { AgentStorage } from "../storage.ts";
+import type { Output } from "./output.ts";
 
 /** Options every credential-issuing output takes. */
 export interface IssuingOutputOptions {
@@ -47,4 +49,44 @@ export async function initDestination(
       details: { path: configPath },
     });
   }
+}
+
+/**
+ * Base of the outputs that ask the auth service for credentials of their own:
+ * the service name, the optional own renewal interval and the destination
+ * check. Subclasses only say what to request and which files to write.
+ */
+export abstract class IssuingOutput implements Output {
+  /** The configured `type`. */
+  abstract readonly type: string;
+  /** The service name (`/readyz/{name}`, logs). */
+  readonly name: string;
+  /** The output's own renewal interval, if it overrides the bot's. */
+  readonly renewalInterval?: number;
+  /** Destination, API and requested lifetime. */
+  protected readonly options: IssuingOutputOptions;
+
+  /**
+   * Creates the output.
+   *
+   * @param o destination, API and lifetime
+   */
+  constructor(o: IssuingOutputOptions) {
+    this.name = o.name;
+    this.renewalInterval = o.renewalIntervalMs;
+    this.options = o;
+  }
+
+  /** Where it writes, for logs. */
+  describe(): string {
+    return this.options.destination.describe();
+  }
+
+  /** Prepares the destination; refuses one that cannot be written. */
+  init(): Promise<void> {
+    return initDestination(this.options.destination, this.options.configPath);
+  }
+
+  /** Requests the credentials as `identity` and writes them. */
+  abstract write(identity: BotIdentity): Promise<void>;
 }

@@ -7,19 +7,14 @@
 import { JWT_SVID_PATH, JwtSvidResponse } from "../../protocol/workload_messages.ts";
 import type { BotIdentity } from "../identity.ts";
 import { writeText } from "../storage.ts";
-import type { Output } from "./output.ts";
-import { initDestination, type IssuingOutputOptions, ttlSeconds } from "./workload_common.ts";
+import { IssuingOutput, type IssuingOutputOptions, ttlSeconds } from "./workload_common.ts";
 
 /** The file the output writes. */
 export const JWT_SVID_FILE = "jwt_svid";
 
 /** Writes a JWT-SVID of the selected workload identity. */
-export class WorkloadIdentityJwtOutput implements Output {
+export class WorkloadIdentityJwtOutput extends IssuingOutput {
   readonly type = "workload-identity-jwt";
-  readonly name: string;
-  /** The output's own renewal interval, if it overrides the bot's. */
-  readonly renewalInterval?: number;
-  #o: IssuingOutputOptions;
   #selector: string;
   #audiences: string[];
 
@@ -31,27 +26,17 @@ export class WorkloadIdentityJwtOutput implements Output {
    * @param audiences the token's `aud`
    */
   constructor(o: IssuingOutputOptions, selectorName: string, audiences: string[]) {
-    this.name = o.name;
-    this.renewalInterval = o.renewalIntervalMs;
-    this.#o = o;
+    super(o);
     this.#selector = selectorName;
     this.#audiences = [...audiences];
   }
 
-  describe(): string {
-    return this.#o.destination.describe();
-  }
-
-  init(): Promise<void> {
-    return initDestination(this.#o.destination, this.#o.configPath);
-  }
-
   async write(identity: BotIdentity): Promise<void> {
-    const r = await this.#o.api.post(identity, JWT_SVID_PATH, {
+    const r = await this.options.api.post(identity, JWT_SVID_PATH, {
       selector: { name: this.#selector },
       audiences: this.#audiences,
-      ttl_seconds: ttlSeconds(this.#o.credentialTtlMs),
+      ttl_seconds: ttlSeconds(this.options.credentialTtlMs),
     }, JwtSvidResponse);
-    await writeText(this.#o.destination, JWT_SVID_FILE, r.jwt);
+    await writeText(this.options.destination, JWT_SVID_FILE, r.jwt);
   }
 }

@@ -10,8 +10,7 @@ import { exportSpkiPem, generateStorableKeyPair } from "../../crypto/keys.ts";
 import { X509_SVID_PATH, X509SvidResponse } from "../../protocol/workload_messages.ts";
 import type { BotIdentity } from "../identity.ts";
 import { writeText } from "../storage.ts";
-import type { Output } from "./output.ts";
-import { initDestination, type IssuingOutputOptions, ttlSeconds } from "./workload_common.ts";
+import { IssuingOutput, type IssuingOutputOptions, ttlSeconds } from "./workload_common.ts";
 
 /** File names the output writes. */
 export const X509_SVID_FILES = {
@@ -28,12 +27,8 @@ function pemJoin(pems: string[]): string {
 }
 
 /** Writes an X.509 SVID of the selected workload identity. */
-export class WorkloadIdentityX509Output implements Output {
+export class WorkloadIdentityX509Output extends IssuingOutput {
   readonly type = "workload-identity-x509";
-  readonly name: string;
-  /** The output's own renewal interval, if it overrides the bot's. */
-  readonly renewalInterval?: number;
-  #o: IssuingOutputOptions;
   #selector: string;
 
   /**
@@ -43,29 +38,19 @@ export class WorkloadIdentityX509Output implements Output {
    * @param selectorName the `workload_identity` to issue from
    */
   constructor(o: IssuingOutputOptions, selectorName: string) {
-    this.name = o.name;
-    this.renewalInterval = o.renewalIntervalMs;
-    this.#o = o;
+    super(o);
     this.#selector = selectorName;
-  }
-
-  describe(): string {
-    return this.#o.destination.describe();
-  }
-
-  init(): Promise<void> {
-    return initDestination(this.#o.destination, this.#o.configPath);
   }
 
   async write(identity: BotIdentity): Promise<void> {
     // P-256: SVIDs end up in arbitrary TLS stacks, and some refuse Ed25519.
     const key = await generateStorableKeyPair("ES256");
-    const r = await this.#o.api.post(identity, X509_SVID_PATH, {
+    const r = await this.options.api.post(identity, X509_SVID_PATH, {
       selector: { name: this.#selector },
       public_key: await exportSpkiPem(key.publicKey),
-      ttl_seconds: ttlSeconds(this.#o.credentialTtlMs),
+      ttl_seconds: ttlSeconds(this.options.credentialTtlMs),
     }, X509SvidResponse);
-    const dest = this.#o.destination;
+    const dest = this.options.destination;
     await writeText(dest, X509_SVID_FILES.bundle, pemJoin(r.bundle));
     await writeText(dest, X509_SVID_FILES.key, key.pkcs8Pem);
     await writeText(dest, X509_SVID_FILES.svid, pemJoin([r.svid, ...r.chain]));

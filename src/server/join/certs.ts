@@ -14,7 +14,7 @@ import {
   randomSerial,
 } from "../../pki/mod.ts";
 import { parseCertificate } from "../../pki/x509_parse.ts";
-import { botSubject } from "../../protocol/subject.ts";
+import { botSubject, type NameAttribute } from "../../protocol/subject.ts";
 import type { Bot, Role } from "../../resources/schemas.ts";
 import { parseDuration } from "../../util/duration.ts";
 import { toHex } from "../../util/encoding.ts";
@@ -127,29 +127,50 @@ function issuerName(certDer: Uint8Array): Uint8Array {
   return name;
 }
 
-/** Issues the X.509 and SSH certificates of a join. */
-export async function issueBotCertificates(
+/** Inputs of {@linkcode issueUserCertificates}: a subject and its key. */
+export interface UserCertificateRequest {
+  /** The bot. */
+  bot: Bot;
+  /** X.509 subject the certificate carries. */
+  subject: NameAttribute[];
+  /** Subject key of the X.509 certificate. */
+  tlsPublicKey: CryptoKey;
+  /** Its SubjectPublicKeyInfo DER, canonical (saves exporting the key). */
+  tlsPublicKeySpki?: Uint8Array;
+  /** Subject key of the SSH certificate. */
+  sshPublicKey: CryptoKey;
+  /** Its SSH public-key blob (saves exporting the key). */
+  sshPublicKeyBlob?: Uint8Array;
+  /** Lifetime, already capped. */
+  ttlSeconds: number;
+}
+
+/** The roles a bot's certificates carry: its user role first, then its roles. */
+export function botCertificateRoles(bot: Bot): string[] {
+  const user = `bot-${bot.metadata.name}`;
+  return [user, ...bot.spec.roles.filter((x) => x !== user)];
+}
+
+/**
+ * Issues an X.509 client certificate and an OpenSSH user certificate from the
+ * user CA for `r.subject`, with the bot's SSH principals. Certificates whose
+ * subject is an identity are remembered as verified (§2).
+ */
+export async function issueUserCertificates(
   ctx: ServerContext,
-  r: BotCertificateRequest,
+  r: UserCertificateRequest,
 ): Promise<IssuedBotCertificates> {
   const tls = ctx.cas.user.tls;
   const ssh = ctx.cas.user.ssh;
   if (!tls || !ssh) throw new KeyboundError("INTERNAL", "user CA is incomplete");
-  const botName = r.bot.metadata.name;
-  const user = `bot-${botName}`;
+  const user = `bot-${r.bot.metadata.name}`;
   const now = ctx.now().getTime();
   const notBefore = new Date(now - CERT_BACKDATE_MS);
   const notAfter = new Date(now + r.ttlSeconds * 1000);
   const logins = await botLogins(ctx, r.bot);
   // An empty principal list means "any user" to sshd; Teleport uses a placeholder instead.
   const principals = logins.length > 0 ? logins : [`-teleport-nologin-${randomUuid()}`];
-  const subject = botSubject({
-    botName,
-    botInstanceId: r.instanceId,
-    generation: r.generation,
-    joinToken: r.tokenName,
-    roles: [user, ...r.bot.spec.roles.filter((x) => x !== user)],
-  });
+  const subject = r.subject;
   const serial = randomSerial();
   const [certDer, sshCert] = await Promise.all([
     issueCertificate({
@@ -193,4 +214,26 @@ export async function issueBotCertificates(
     ssh_ca_keys: [ssh.publicKey],
     expires: notAfter,
   };
+}
+
+/** Issues the X.509 and SSH certificates of a join. */
+export function issueBotCertificates(
+  ctx: ServerContext,
+  r: BotCertificateRequest,
+): Promise<IssuedBotCertificates> {
+  return issueUserCertificates(ctx, {
+    bot: r.bot,
+    subject: botSubject({
+      botName: r.bot.metadata.name,
+      botInstanceId: r.instanceId,
+      generation: r.generation,
+      joinToken: r.tokenName,
+      roles: botCertificateRoles(r.bot),
+    }),
+    tlsPublicKey: r.tlsPublicKey,
+    ...(r.tlsPublicKeySpki ? { tlsPublicKeySpki: r.tlsPublicKeySpki } : {}),
+    sshPublicKey: r.sshPublicKey,
+    ...(r.sshPublicKeyBlob ? { sshPublicKeyBlob: r.sshPublicKeyBlob } : {}),
+    ttlSeconds: r.ttlSeconds,
+  });
 }

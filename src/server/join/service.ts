@@ -120,6 +120,11 @@ function refreshOf(
   token: Token,
 ): NonNullable<JoinSession["refresh"]> {
   const identity = presented.identity;
+  if (identity.usage !== undefined) {
+    throw new AccessDeniedError(
+      `a certificate with usage "${identity.usage}" is not an identity and cannot refresh a join`,
+    );
+  }
   if (identity.botName === undefined || identity.botInstanceId === undefined) {
     throw new AccessDeniedError("only bot certificates can refresh a join");
   }

@@ -1,0 +1,68 @@
+/**
+ * `POST /v1/bot/identity-cert` (docs/protocol.md §8.7): certificates for a
+ * tbot `identity` output that sets its own `credential_ttl`. They come from
+ * the user CA with the bot's user, roles and SSH principals, but carry the
+ * `output` usage attribute instead of an instance id and generation, so the
+ * server never accepts them as the bot's identity.
+ *
+ * @module
+ */
+import { Hono } from "hono";
+import { NotFoundError } from "../../errors.ts";
+import { IDENTITY_CERT_PATH, IdentityCertRequest } from "../../protocol/output_cert_messages.ts";
+import { OUTPUT_CERT_USAGE, outputSubject } from "../../protocol/subject.ts";
+import { emitAudit } from "../audit.ts";
+import type { ServerContext } from "../context.ts";
+import type { AppEnv } from "../hono_env.ts";
+import { readJson } from "../http.ts";
+import {
+  botCertificateRoles,
+  certificateTtlSeconds,
+  findBot,
+  issueUserCertificates,
+} from "../join/certs.ts";
+import { parseSubjectKey } from "../join/subject_key.ts";
+import { requireBot } from "../request_auth.ts";
+import type { VerifiedBot } from "../workload/issue.ts";
+
+/** Builds the router; mounted at `/` by the app. */
+export function outputCertRoutes(ctx: ServerContext): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
+
+  app.post(IDENTITY_CERT_PATH, requireBot(ctx), async (c) => {
+    // requireBot guarantees the bot name and instance id.
+    const id = c.get("identity") as VerifiedBot;
+    const body = await readJson(c, IdentityCertRequest);
+    const key = await parseSubjectKey(body.public_tls_key, body.public_ssh_key);
+    const bot = await findBot(ctx, id.botName);
+    if (!bot) throw new NotFoundError(`bot "${id.botName}" does not exist`);
+    const issued = await issueUserCertificates(ctx, {
+      bot,
+      subject: outputSubject({
+        botName: id.botName,
+        ...(id.joinToken === undefined ? {} : { joinToken: id.joinToken }),
+        roles: botCertificateRoles(bot),
+      }),
+      tlsPublicKey: key.key,
+      tlsPublicKeySpki: key.spki,
+      sshPublicKey: key.key,
+      ttlSeconds: certificateTtlSeconds(bot, body.ttl_seconds),
+    });
+    const remoteAddr = c.env?.remoteAddr;
+    await emitAudit(ctx, {
+      type: "cert.create",
+      status: { success: true },
+      ...(remoteAddr ? { connection: { remote_addr: remoteAddr } } : {}),
+      cert_type: "identity",
+      usage: OUTPUT_CERT_USAGE,
+      identity: `bot-${id.botName}`,
+      bot_name: id.botName,
+      bot_instance_id: id.botInstanceId,
+      expires: issued.expires.toISOString(),
+    });
+    const { expires, ...certificates } = issued;
+    return c.json({ certificates, expires: expires.toISOString() });
+  });
+
+  return app;
+}
