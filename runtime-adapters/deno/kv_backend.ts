@@ -21,6 +21,27 @@ function isDatabaseLocked(err: unknown): boolean {
   return err instanceof Error && /database is locked/i.test(err.message);
 }
 
+/**
+ * Deno KV deletes expired entries lazily, so an entry written with an expiry
+ * is stored wrapped with its deadline and hidden once the deadline passes.
+ */
+const EXPIRES = "__keybound_expires_at";
+
+interface Wrapped {
+  [EXPIRES]: number;
+  value: unknown;
+}
+
+function isWrapped(v: unknown): v is Wrapped {
+  return typeof v === "object" && v !== null && typeof (v as Wrapped)[EXPIRES] === "number";
+}
+
+/** The stored value, or undefined when its deadline has passed. */
+function unwrap(v: unknown, now: number): { value: unknown } | undefined {
+  if (!isWrapped(v)) return { value: v };
+  return v[EXPIRES] <= now ? undefined : { value: v.value };
+}
+
 /** A {@linkcode Backend} stored in a Deno KV database. */
 export class DenoKvBackend implements Backend {
   #kv: Deno.Kv;
@@ -35,20 +56,22 @@ export class DenoKvBackend implements Backend {
   }
 
   async get<T = JsonValue>(key: Key): Promise<Entry<T> | null> {
-    const e = await this.#kv.get<T>(key as string[]);
-    return e.versionstamp === null
+    const e = await this.#kv.get(key as string[]);
+    const live = e.versionstamp === null ? undefined : unwrap(e.value, Date.now());
+    return live === undefined
       ? null
-      : { key: [...key], value: e.value, version: e.versionstamp };
+      : { key: [...key], value: live.value as T, version: e.versionstamp! };
   }
 
   async list<T = JsonValue>(prefix: Key, options: ListOptions = {}): Promise<Entry<T>[]> {
     const out: Entry<T>[] = [];
-    const iter = this.#kv.list<T>({ prefix: prefix as string[] }, {
-      limit: options.limit,
-      reverse: options.reverse,
-    });
+    const iter = this.#kv.list({ prefix: prefix as string[] }, { reverse: options.reverse });
+    const now = Date.now();
     for await (const e of iter) {
-      out.push({ key: e.key as string[], value: e.value, version: e.versionstamp });
+      const live = unwrap(e.value, now);
+      if (live === undefined) continue;
+      out.push({ key: e.key as string[], value: live.value as T, version: e.versionstamp });
+      if (options.limit !== undefined && out.length >= options.limit) break;
     }
     return out;
   }
@@ -58,12 +81,30 @@ export class DenoKvBackend implements Backend {
     // SQLite answer "database is locked"; such a commit did not apply, so retry it.
     for (let attempt = 1;; attempt++) {
       try {
-        return await this.#commitOnce(op);
+        const r = await this.#commitOnce(op);
+        if (r.ok) return r;
+        // An absent-check fails on an expired entry KV has not deleted yet; check
+        // against that entry's real version instead, which is still atomic.
+        const retry = await this.#expiredAsAbsent(op);
+        return retry ? await this.#commitOnce(retry) : r;
       } catch (err) {
         if (!isDatabaseLocked(err) || attempt >= LOCKED_RETRIES) throw err;
         await new Promise((r) => setTimeout(r, attempt * 10 + Math.random() * 10));
       }
     }
+  }
+
+  async #expiredAsAbsent(op: AtomicOperation): Promise<AtomicOperation | null> {
+    const now = Date.now();
+    let changed = false;
+    const checks = await Promise.all(op.checks.map(async (c) => {
+      if (c.version !== null) return c;
+      const e = await this.#kv.get(c.key as string[]);
+      if (e.versionstamp === null || unwrap(e.value, now) !== undefined) return c;
+      changed = true;
+      return { key: c.key, version: e.versionstamp };
+    }));
+    return changed ? { checks, mutations: op.mutations } : null;
   }
 
   async #commitOnce(op: AtomicOperation): Promise<CommitResult> {
@@ -72,10 +113,12 @@ export class DenoKvBackend implements Backend {
     for (const m of op.mutations) {
       if (m.type === "delete") a.delete(m.key as string[]);
       else {
-        const expireIn = m.expiresAt === undefined
-          ? undefined
-          : Math.max(1, m.expiresAt - Date.now());
-        a.set(m.key as string[], m.value, expireIn === undefined ? undefined : { expireIn });
+        if (m.expiresAt === undefined) {
+          a.set(m.key as string[], m.value);
+        } else {
+          const wrapped: Wrapped = { [EXPIRES]: m.expiresAt, value: m.value };
+          a.set(m.key as string[], wrapped, { expireIn: Math.max(1, m.expiresAt - Date.now()) });
+        }
       }
     }
     const r = await a.commit();
