@@ -1,6 +1,6 @@
 /**
- * The auth service as a plain fetch handler, the shape every runtime serves
- * (`Deno.serve`, a Worker's `fetch`), without exposing the web framework.
+ * The auth service as a plain fetch handler, the shape every runtime's HTTP
+ * server and every Worker serves, without exposing the web framework.
  *
  * @module
  */

@@ -182,14 +182,10 @@ export async function assertNotLocked(
 async function recordJti(ctx: ServerContext, jti: string, now: Date): Promise<void> {
   const key = seenRequestKey(jti);
   const expiresAt = now.getTime() + JTI_RETENTION_MS;
-  const existing = await ctx.backend.get<{ expires_at?: unknown }>(key);
-  // Backends expire entries lazily; a stale marker counts as absent.
-  const live = existing !== null &&
-    !(typeof existing.value?.expires_at === "number" &&
-      existing.value.expires_at <= now.getTime());
-  const r = live ? { ok: false } : await ctx.backend.commit({
-    checks: [{ key, version: existing?.version ?? null }],
-    mutations: [{ type: "set", key, value: { expires_at: expiresAt }, expiresAt }],
+  // Backends treat an expired marker as absent, also to this check.
+  const r = await ctx.backend.commit({
+    checks: [{ key, version: null }],
+    mutations: [{ type: "set", key, value: true, expiresAt }],
   });
   if (!r.ok) throw unauthenticated("signed request: jti was already used (replayed request)");
 }

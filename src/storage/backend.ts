@@ -48,7 +48,10 @@ export type Mutation =
     key: Key;
     /** The value. */
     value: JsonValue;
-    /** Epoch milliseconds after which the entry may disappear (best effort). */
+    /**
+     * Epoch milliseconds after which the entry reads as absent, to `get`,
+     * `list` and checks alike (every backend enforces this exactly).
+     */
     expiresAt?: number;
   }
   | {

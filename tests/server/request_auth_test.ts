@@ -125,7 +125,8 @@ Deno.test("an expired jti marker still in the backend counts as absent", async (
     mutations: [{
       type: "set",
       key: seenRequestKey(payload.jti),
-      value: { expires_at: ctx.now().getTime() - 1 },
+      value: true,
+      expiresAt: ctx.now().getTime() - 1,
     }],
   });
   assert(await verify(ctx, auth));
