@@ -12,11 +12,10 @@ import { generateKeyPair, type KeyPair } from "../src/crypto/keys.ts";
 import { parseAuthorizedKey, toAuthorizedKey } from "../src/crypto/ssh_wire.ts";
 import { certificatesFromPem } from "../src/pki/mod.ts";
 import { parseIdentityFile } from "../src/protocol/identity_file.ts";
+import { spawnAuthService } from "../runtime-adapters/deno/auth_process.ts";
 import { randomHex } from "../src/crypto/random.ts";
 import type { BenchRow, BenchSection } from "./report.ts";
 import { fmt, percentile, runConcurrent } from "./stats.ts";
-
-const ROOT = new URL("..", import.meta.url).pathname;
 
 /** A running auth process. */
 export interface AuthProcess {
@@ -39,49 +38,22 @@ export async function startAuth(
   dataDir: string,
   options: { denoFlags?: string[]; cwd?: string } = {},
 ): Promise<AuthProcess> {
-  const child = new Deno.Command(Deno.execPath(), {
-    ...(options.cwd ? { cwd: options.cwd } : {}),
-    args: [
-      "run",
-      "--unstable-kv",
-      "-A",
-      ...(options.denoFlags ?? []),
-      `${ROOT}/runtime-adapters/deno/auth_main.ts`,
-      "start",
-      "--data-dir",
-      dataDir,
-      "--listen",
-      "127.0.0.1:0",
-      "--cluster-name",
-      "bench.local",
-      "--insecure-no-tls",
-    ],
-    stdout: "piped",
-    stderr: "null",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let banner = "";
-  while (!/CA pin sha256:/.test(banner)) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error("auth process exited before listening");
-    banner += value;
-  }
-  (async () => {
-    while (!(await reader.read()).done) { /* drain */ }
-  })();
-  const url = banner.match(/https?:\/\/\S+/)![0].replace(/\/$/, "");
+  const auth = await spawnAuthService({
+    dataDir,
+    args: ["--cluster-name", "bench.local", "--insecure-no-tls"],
+    ...options,
+  });
   const id = await parseIdentityFile(await Deno.readTextFile(`${dataDir}/admin-identity`));
   const admin = new AdminApiClient({
-    baseUrl: url,
+    baseUrl: auth.url,
     signer: { certDer: id.certDer, privateKey: id.privateKey },
   });
   return {
-    url,
+    url: auth.url,
     admin,
-    pid: child.pid,
+    pid: auth.pid,
     async stop() {
-      child.kill("SIGTERM");
-      await child.status;
+      await auth.stop();
     },
   };
 }

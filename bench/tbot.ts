@@ -8,6 +8,7 @@
  */
 import { AdminApiClient } from "../src/cli/api_client.ts";
 import { parseIdentityFile } from "../src/protocol/identity_file.ts";
+import { spawnAuthService } from "../runtime-adapters/deno/auth_process.ts";
 import { median } from "./stats.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
@@ -27,22 +28,8 @@ interface TlsAuth {
 }
 
 async function startTlsAuth(dataDir: string): Promise<TlsAuth> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [...taskArgs("auth"), "start", "--data-dir", dataDir, "--listen", "127.0.0.1:0"],
-    stdout: "piped",
-    stderr: "null",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let banner = "";
-  while (!/CA pin sha256:[0-9a-f]{64}/.test(banner)) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error("auth exited before listening");
-    banner += value;
-  }
-  (async () => {
-    while (!(await reader.read()).done) { /* drain */ }
-  })();
-  const url = banner.match(/https:\/\/\S+/)![0].replace(/\/$/, "");
+  const auth = await spawnAuthService({ dataDir, command: [Deno.execPath(), ...taskArgs("auth")] });
+  const url = auth.url;
   const id = await parseIdentityFile(await Deno.readTextFile(`${dataDir}/admin-identity`));
   const client = Deno.createHttpClient({ caCerts: id.hostCaPems });
   const admin = new AdminApiClient({
@@ -52,11 +39,10 @@ async function startTlsAuth(dataDir: string): Promise<TlsAuth> {
   });
   return {
     addr: new URL(url).host,
-    pin: banner.match(/sha256:[0-9a-f]{64}/)![0],
+    pin: auth.caPin,
     admin,
     async stop() {
-      child.kill("SIGTERM");
-      await child.status;
+      await auth.stop();
       client.close();
     },
   };

@@ -10,6 +10,11 @@
  * @module
  */
 
+import {
+  type AuthServiceProcess,
+  spawnAuthService,
+} from "../runtime-adapters/deno/auth_process.ts";
+
 const ROOT = new URL("..", import.meta.url).pathname;
 const DENO = Deno.execPath();
 
@@ -54,31 +59,14 @@ const tmp = await Deno.makeTempDir({ prefix: "keybound-demo-" });
 const dataDir = `${tmp}/auth`;
 const botStorage = `${tmp}/bot`;
 const outDir = `${tmp}/out`;
-let auth: Deno.ChildProcess | undefined;
+let auth: AuthServiceProcess | undefined;
 
 try {
   say("Start the auth service (Deno KV in a temporary directory)");
-  auth = new Deno.Command(DENO, {
-    args: [...task("auth"), "start", "--data-dir", dataDir, "--listen", "127.0.0.1:0"],
-    cwd: ROOT,
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const reader = auth.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let banner = "";
-  while (!/CA pin sha256:[0-9a-f]{64}/.test(banner) || !/https?:\/\/\S+/.test(banner)) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`auth service exited early:\n${banner}`);
-    banner += value;
-  }
-  // Keep draining so the child never blocks on a full pipe.
-  (async () => {
-    while (!(await reader.read()).done) { /* drain */ }
-  })();
-  const url = banner.match(/https?:\/\/\S+/)![0].replace(/\/$/, "");
-  const pin = banner.match(/sha256:[0-9a-f]{64}/)![0];
-  const addr = new URL(url).host;
-  console.log(banner.trim());
+  // The `auth` task's own command line, as `deno task auth start` runs it.
+  auth = await spawnAuthService({ dataDir, command: [DENO, ...task("auth")], cwd: ROOT });
+  const { addr, caPin: pin } = auth;
+  console.log(`Keybound auth service listening on ${auth.url}\nCA pin ${pin}`);
 
   const tctl = (...args: string[]) => run([...task("tctl"), "--data-dir", dataDir, ...args]);
 
@@ -170,11 +158,6 @@ try {
   console.log((await tctl("bots", "instances", "ls")).trim());
   say("Done: the bot joined with its registration secret and refreshed with its own keypair.");
 } finally {
-  if (auth) {
-    try {
-      auth.kill("SIGTERM");
-      await auth.status;
-    } catch { /* already gone */ }
-  }
+  await auth?.stop();
   await Deno.remove(tmp, { recursive: true });
 }

@@ -8,6 +8,7 @@
  * (here `DENO_CERT`), so the file needs no Keybound-specific field.
  */
 import { assert, assertEquals, assertMatch } from "../_assert.ts";
+import { spawnAuthService } from "../../runtime-adapters/deno/auth_process.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
 const DENO_DIR = Deno.execPath().replace(/\/[^/]+$/, "");
@@ -30,45 +31,16 @@ async function sh(script: string, cwd: string, env: Record<string, string>): Pro
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
 }
 
-async function startAuth(dataDir: string) {
-  const child = new Deno.Command("bash", {
-    args: [
-      "-c",
-      `exec keybound-auth start --data-dir ${dataDir} --listen 127.0.0.1:0 --cluster-name seed.example.com`,
-    ],
-    env: { PATH: `${ROOT}bin:${DENO_DIR}:${Deno.env.get("PATH")}`, NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let banner = "";
-  while (!/CA pin sha256:[0-9a-f]{64}/.test(banner)) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`auth exited: ${banner}`);
-    banner += value;
-  }
-  const drain = (async () => {
-    while (!(await reader.read()).done) { /* keep the pipe flowing */ }
-  })();
-  const errDrain = child.stderr.pipeTo(new WritableStream());
-  const url = new URL(banner.match(/https:\/\/\S+/)![0]);
-  return {
-    addr: url.host,
-    pin: banner.match(/sha256:[0-9a-f]{64}/)![0],
-    async stop() {
-      child.kill("SIGTERM");
-      const st = await child.status;
-      await drain;
-      await errDrain;
-      return st.code;
-    },
-  };
-}
-
 Deno.test("seed guide: tctl steps and tbot join verbatim, then a refresh that consumes no recovery", async () => {
   const home = await Deno.makeTempDir({ prefix: "kb-seed-" });
   const dataDir = `${home}/auth`;
-  const auth = await startAuth(dataDir);
+  // Started the way the README shows: the `bin/keybound-auth` wrapper on PATH.
+  const auth = await spawnAuthService({
+    dataDir,
+    command: ["bash", "-c", 'exec keybound-auth "$@"', "keybound-auth"],
+    args: ["--cluster-name", "seed.example.com"],
+    env: { PATH: `${ROOT}bin:${DENO_DIR}:${Deno.env.get("PATH")}`, NO_COLOR: "1" },
+  });
   try {
     // Step 2/5 and 3/5 happen "on your local machine": the admin's shell.
     const admin = {
@@ -78,7 +50,7 @@ Deno.test("seed guide: tctl steps and tbot join verbatim, then a refresh that co
     const status = await sh("tctl status", home, admin);
     assertEquals(status.code, 0, status.stderr);
     assertMatch(status.stdout, /Cluster\s+seed\.example\.com/);
-    assert(status.stdout.includes(`CA pin ${auth.pin}`) || status.stdout.includes(auth.pin));
+    assert(status.stdout.includes(`CA pin ${auth.caPin}`) || status.stdout.includes(auth.caPin));
 
     await Deno.writeTextFile(
       `${home}/bot.yaml`,

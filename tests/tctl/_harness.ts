@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { spawnAuthService } from "../../runtime-adapters/deno/auth_process.ts";
 import { DenoKvBackend } from "../../runtime-adapters/deno/kv_backend.ts";
 import { serveApp } from "../../runtime-adapters/deno/serve.ts";
 import {
@@ -16,7 +17,6 @@ import { silentLogger } from "../../src/util/log.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const TCTL = `${ROOT}runtime-adapters/deno/tctl_main.ts`;
-const AUTH = `${ROOT}runtime-adapters/deno/auth_main.ts`;
 
 /** A running auth service subprocess. */
 export interface AuthProcess {
@@ -55,35 +55,8 @@ export async function startAuth(clusterName = "test.example"): Promise<AuthProce
   const dataDir = `${dir}/data`;
   const workDir = `${dir}/work`;
   await Deno.mkdir(workDir);
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      "--unstable-kv",
-      AUTH,
-      "start",
-      "--data-dir",
-      dataDir,
-      "--listen",
-      "127.0.0.1:0",
-      "--cluster-name",
-      clusterName,
-    ],
-    stdout: "piped",
-    stderr: "null",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  while (!/CA pin \S+\n/.test(text)) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`auth service exited early: ${text}`);
-    text += value;
-  }
-  const drain = (async () => {
-    while (!(await reader.read()).done) { /* keep the pipe flowing */ }
-  })();
-  const url = /listening on (\S+)/.exec(text)![1];
-  const caPin = /CA pin (\S+)/.exec(text)![1];
+  const auth = await spawnAuthService({ dataDir, args: ["--cluster-name", clusterName] });
+  const { url, caPin } = auth;
   return {
     url,
     address: url.replace("https://", ""),
@@ -93,9 +66,7 @@ export async function startAuth(clusterName = "test.example"): Promise<AuthProce
     workDir,
     binDir: await makeTctlWrapper(dir),
     async stop() {
-      child.kill("SIGTERM");
-      await child.status;
-      await drain;
+      await auth.stop();
       await Deno.remove(dir, { recursive: true });
     },
   };

@@ -1,0 +1,89 @@
+/**
+ * Runs the auth service as a child process and waits until it listens: for
+ * the demo, the benchmarks and tests that need a real process. Reads the
+ * service's own startup lines (URL and CA pin) rather than guessing a port.
+ *
+ * @module
+ */
+
+const AUTH_MAIN = new URL("./auth_main.ts", import.meta.url).pathname;
+
+/** Options of {@linkcode spawnAuthService}. */
+export interface SpawnAuthOptions {
+  /** `--data-dir`. */
+  dataDir: string;
+  /** Extra `start` flags (`--cluster-name`, `--insecure-no-tls`, …). */
+  args?: string[];
+  /** Deno flags before the script (e.g. `--v8-flags=--prof`). */
+  denoFlags?: string[];
+  /**
+   * The command line to run instead of `deno run … auth_main.ts` (for
+   * example a `bin/keybound-auth` wrapper); `start --data-dir …` is appended.
+   */
+  command?: string[];
+  /** Working directory of the child. */
+  cwd?: string;
+  /** Environment of the child (added to the inherited one). */
+  env?: Record<string, string>;
+}
+
+/** A running auth service. */
+export interface AuthServiceProcess {
+  /** Base URL, without a trailing slash. */
+  url: string;
+  /** `host:port`. */
+  addr: string;
+  /** `sha256:<hex>` pin of the host CA, as printed. */
+  caPin: string;
+  /** Process id. */
+  pid: number;
+  /** SIGTERM, then waits; returns the exit code. */
+  stop(): Promise<number>;
+}
+
+/** Starts `auth start` on 127.0.0.1 port 0 and resolves once it listens. */
+export async function spawnAuthService(o: SpawnAuthOptions): Promise<AuthServiceProcess> {
+  const [program, ...prefix] = o.command ??
+    [Deno.execPath(), "run", "--unstable-kv", "-A", ...(o.denoFlags ?? []), AUTH_MAIN];
+  const child = new Deno.Command(program, {
+    args: [
+      ...prefix,
+      "start",
+      "--data-dir",
+      o.dataDir,
+      "--listen",
+      "127.0.0.1:0",
+      ...(o.args ?? []),
+    ],
+    ...(o.cwd ? { cwd: o.cwd } : {}),
+    ...(o.env ? { env: o.env } : {}),
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let banner = "";
+  while (!/CA pin sha256:[0-9a-f]{64}/.test(banner)) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`the auth service exited before listening: ${banner}`);
+    banner += value;
+  }
+  // Keep draining so the child never blocks on a full pipe.
+  const drained = (async () => {
+    while (!(await reader.read()).done) { /* discard */ }
+  })();
+  const url = /listening on (\S+)/.exec(banner)![1].replace(/\/$/, "");
+  return {
+    url,
+    addr: new URL(url).host,
+    caPin: /sha256:[0-9a-f]{64}/.exec(banner)![0],
+    pid: child.pid,
+    async stop() {
+      try {
+        child.kill("SIGTERM");
+      } catch { /* already gone */ }
+      const { code } = await child.status;
+      await drained;
+      return code;
+    },
+  };
+}
