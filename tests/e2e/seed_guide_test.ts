@@ -9,6 +9,7 @@
  */
 import { assert, assertEquals, assertMatch } from "../_assert.ts";
 import { spawnAuthService } from "../../runtime-adapters/deno/auth_process.ts";
+import { SEED_BOT_YAML, SEED_TOKEN_YAML } from "../_seed_guide.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
 const DENO_DIR = Deno.execPath().replace(/\/[^/]+$/, "");
@@ -52,41 +53,11 @@ Deno.test("seed guide: tctl steps and tbot join verbatim, then a refresh that co
     assertMatch(status.stdout, /Cluster\s+seed\.example\.com/);
     assert(status.stdout.includes(`CA pin ${auth.caPin}`) || status.stdout.includes(auth.caPin));
 
-    await Deno.writeTextFile(
-      `${home}/bot.yaml`,
-      `kind: bot
-version: v1
-metadata:
-  # name is a unique identifier for the Bot in the cluster.
-  name: example
-spec:
-  # roles is a list of roles to grant to the Bot. Don't worry if you don't know
-  # what roles you need to specify here, the Access Guides will walk you through
-  # creating and assigning roles to the already created Bot.
-  roles: []
-`,
-    );
+    await Deno.writeTextFile(`${home}/bot.yaml`, SEED_BOT_YAML);
     const createBot = await sh("tctl create bot.yaml", home, admin);
     assertEquals(createBot.code, 0, createBot.stderr);
 
-    await Deno.writeTextFile(
-      `${home}/token-example.yaml`,
-      `kind: token
-version: v2
-metadata:
-  # This name will be used in tbot's \`onboarding.token\` field.
-  name: example
-spec:
-  roles: [Bot]
-  # bot_name should match the name of the bot created earlier in this guide.
-  bot_name: example
-  join_method: bound_keypair
-  bound_keypair:
-    recovery:
-      mode: standard
-      limit: 1
-`,
-    );
+    await Deno.writeTextFile(`${home}/token-example.yaml`, SEED_TOKEN_YAML);
     const createToken = await sh("tctl create -f token-example.yaml", home, admin);
     assertEquals(createToken.code, 0, createToken.stderr);
 

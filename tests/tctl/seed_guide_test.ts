@@ -6,40 +6,13 @@
  */
 import { assert, assertEquals, assertMatch } from "../_assert.ts";
 import { bash, startAuth } from "./_harness.ts";
-
-const BOT_YAML = `kind: bot
-version: v1
-metadata:
-  # name is a unique identifier for the Bot in the cluster.
-  name: example
-spec:
-  # roles is a list of roles to grant to the Bot. Don't worry if you don't know
-  # what roles you need to specify here, the Access Guides will walk you through
-  # creating and assigning roles to the already created Bot.
-  roles: []
-`;
-
-const TOKEN_YAML = `kind: token
-version: v2
-metadata:
-  # This name will be used in tbot's \`onboarding.token\` field.
-  name: example
-spec:
-  roles: [Bot]
-  # bot_name should match the name of the bot created earlier in this guide.
-  bot_name: example
-  join_method: bound_keypair
-  bound_keypair:
-    recovery:
-      mode: standard
-      limit: 1
-`;
+import { SEED_BOT_YAML, SEED_TOKEN_YAML } from "../_seed_guide.ts";
 
 Deno.test("seed guide: tctl status, create bot.yaml, create -f token-example.yaml, get | jq", async () => {
   const auth = await startAuth();
   try {
-    await Deno.writeTextFile(`${auth.workDir}/bot.yaml`, BOT_YAML);
-    await Deno.writeTextFile(`${auth.workDir}/token-example.yaml`, TOKEN_YAML);
+    await Deno.writeTextFile(`${auth.workDir}/bot.yaml`, SEED_BOT_YAML);
+    await Deno.writeTextFile(`${auth.workDir}/token-example.yaml`, SEED_TOKEN_YAML);
     const opts = {
       cwd: auth.workDir,
       env: { TELEPORT_AUTH_SERVER: auth.address, TELEPORT_IDENTITY_FILE: auth.identity },
