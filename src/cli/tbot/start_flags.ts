@@ -159,31 +159,27 @@ export function applyStartFlags(
     };
   }
   const bk = c.onboarding.bound_keypair;
-  if (f.registrationSecret !== undefined) {
-    warn(
+  // Each flag replaces its config field; the two secret sources exclude each other.
+  const boundKeypairFlags = [
+    [
       "--registration-secret",
-      "onboarding.bound_keypair.registration_secret",
-      bk.registration_secret,
-    );
-    bk.registration_secret = f.registrationSecret;
-    delete bk.registration_secret_path;
-  }
-  if (f.registrationSecretPath !== undefined) {
-    warn(
+      "registration_secret",
+      f.registrationSecret,
+      "registration_secret_path",
+    ],
+    [
       "--registration-secret-path",
-      "onboarding.bound_keypair.registration_secret_path",
-      bk.registration_secret_path,
-    );
-    bk.registration_secret_path = f.registrationSecretPath;
-    delete bk.registration_secret;
-  }
-  if (f.staticKeyPath !== undefined) {
-    warn(
-      "--static-key-path",
-      "onboarding.bound_keypair.static_private_key_path",
-      bk.static_private_key_path,
-    );
-    bk.static_private_key_path = f.staticKeyPath;
+      "registration_secret_path",
+      f.registrationSecretPath,
+      "registration_secret",
+    ],
+    ["--static-key-path", "static_private_key_path", f.staticKeyPath, undefined],
+  ] as const;
+  for (const [flag, field, value, excludes] of boundKeypairFlags) {
+    if (value === undefined) continue;
+    warn(flag, `onboarding.bound_keypair.${field}`, bk[field]);
+    bk[field] = value;
+    if (excludes) delete bk[excludes];
   }
   if (f.storage !== undefined) {
     warn("--storage", "storage", fromFile ? c.storage : undefined);
