@@ -6,12 +6,13 @@
  *
  * @module
  */
+import { HEARTBEAT_PATH, type HeartbeatRequest } from "../protocol/heartbeat_messages.ts";
 import { errorFromWire, isKeyboundError, KeyboundError } from "../errors.ts";
 import { signRequest } from "../protocol/signed_request.ts";
 import type { BotIdentity } from "./identity.ts";
 
 /** Path of the heartbeat endpoint. */
-export const HEARTBEAT_PATH = "/v1/bot/heartbeat";
+export { HEARTBEAT_PATH };
 
 /** Teleport sends a heartbeat every 30 minutes. */
 export const HEARTBEAT_INTERVAL_MS = 30 * 60 * 1000;
@@ -28,23 +29,8 @@ export interface HostInfo {
   architecture: string;
 }
 
-/** The heartbeat request body. */
-export interface HeartbeatBody {
-  /** True for the first heartbeat after start. */
-  is_startup: boolean;
-  /** Agent version. */
-  version: string;
-  /** Host name. */
-  hostname: string;
-  /** Seconds since the agent started. */
-  uptime_seconds: number;
-  /** True in oneshot mode. */
-  one_shot: boolean;
-  /** CPU architecture. */
-  architecture: string;
-  /** Operating system. */
-  os: string;
-}
+/** The heartbeat request body (the wire schema in `protocol/heartbeat_messages.ts`). */
+export type HeartbeatBody = HeartbeatRequest;
 
 /** Options of {@linkcode sendHeartbeat}. */
 export interface SendHeartbeatOptions {

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import type { HeartbeatRequest } from "../protocol/heartbeat_messages.ts";
 import type { z } from "zod";
 import { KeyboundError, NotFoundError } from "../errors.ts";
 import type { Entry, JsonValue, Mutation } from "../storage/backend.ts";
@@ -132,24 +133,6 @@ export function botInstanceMutation(instance: BotInstance): Mutation {
   };
 }
 
-/** What a bot reports in a heartbeat (docs/protocol.md §6), before the server stamps it. */
-export interface HeartbeatReport {
-  /** First heartbeat since the process started. */
-  is_startup: boolean;
-  /** tbot version. */
-  version: string;
-  /** Host name. */
-  hostname: string;
-  /** Process uptime. */
-  uptime_seconds: number;
-  /** Running once rather than as a daemon. */
-  one_shot: boolean;
-  /** CPU architecture. */
-  architecture: string;
-  /** Operating system. */
-  os: string;
-}
-
 const HEARTBEAT_WRITE_ATTEMPTS = 5;
 
 /**
@@ -161,7 +144,7 @@ export async function recordHeartbeat(
   ctx: ServerContext,
   botName: string,
   instanceId: string,
-  report: HeartbeatReport,
+  report: HeartbeatRequest,
 ): Promise<void> {
   for (let attempt = 0; attempt < HEARTBEAT_WRITE_ATTEMPTS; attempt++) {
     const entry = await readBotInstance(ctx, botName, instanceId);

@@ -20,6 +20,11 @@ export async function readJson<S extends z.ZodType>(c: Context, schema: S): Prom
   } catch {
     throw new KeyboundError("BAD_REQUEST", "could not read request body");
   }
+  return parseJson(text, schema);
+}
+
+/** Parses `text` as JSON and validates it; throws 400s with the field path. */
+export function parseJson<S extends z.ZodType>(text: string, schema: S): z.infer<S> {
   let raw: unknown;
   try {
     raw = JSON.parse(text);

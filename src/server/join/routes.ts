@@ -10,9 +10,9 @@ import type { z } from "zod";
 import { KeyboundError } from "../../errors.ts";
 import { BeginRequest, ContinueRequest } from "../../protocol/messages.ts";
 import { fromUtf8 } from "../../util/encoding.ts";
-import { firstIssuePath, formatZodError } from "../../util/zod_error.ts";
 import type { ServerContext } from "../context.ts";
 import type { AppEnv } from "../hono_env.ts";
+import { parseJson } from "../http.ts";
 import { verifySignedRequest } from "../request_auth.ts";
 import { auditingFailures } from "./failures.ts";
 import { beginJoin, continueJoin, type JoinRequestContext } from "./service.ts";
@@ -26,19 +26,13 @@ function parseBody<S extends z.ZodType>(
   if (type !== undefined && !/^application\/json\s*(;|$)/i.test(type)) {
     throw new KeyboundError("BAD_REQUEST", `content type must be application/json, got "${type}"`);
   }
-  let raw: unknown;
+  let text: string;
   try {
-    raw = JSON.parse(fromUtf8(body));
+    text = fromUtf8(body);
   } catch {
     throw new KeyboundError("BAD_REQUEST", "request body is not valid JSON");
   }
-  const r = schema.safeParse(raw);
-  if (!r.success) {
-    throw new KeyboundError("BAD_PARAMETER", formatZodError(r.error), {
-      details: { path: firstIssuePath(r.error) },
-    });
-  }
-  return r.data;
+  return parseJson(text, schema);
 }
 
 /**

@@ -5,24 +5,13 @@
  * @module
  */
 import { Hono } from "hono";
-import { z } from "zod";
+import { HeartbeatRequest } from "../../protocol/heartbeat_messages.ts";
 import { AccessDeniedError } from "../../errors.ts";
 import { recordHeartbeat } from "../bot_instances.ts";
 import type { ServerContext } from "../context.ts";
 import type { AppEnv } from "../hono_env.ts";
 import { readJson } from "../http.ts";
 import { requireBot } from "../request_auth.ts";
-
-/** Body of `POST /v1/bot/heartbeat`; self-reported, so only bounded, never trusted. */
-export const HeartbeatBody = z.strictObject({
-  is_startup: z.boolean(),
-  version: z.string().max(64),
-  hostname: z.string().max(256),
-  uptime_seconds: z.number().int().min(0).max(100 * 365 * 24 * 3600),
-  one_shot: z.boolean(),
-  architecture: z.string().max(64),
-  os: z.string().max(64),
-});
 
 /** Builds the router; mounted under `/v1` by the app. */
 export function botRoutes(ctx: ServerContext): Hono<AppEnv> {
@@ -32,7 +21,7 @@ export function botRoutes(ctx: ServerContext): Hono<AppEnv> {
     if (identity.botName === undefined || identity.botInstanceId === undefined) {
       throw new AccessDeniedError("heartbeats require a bot certificate");
     }
-    const body = await readJson(c, HeartbeatBody);
+    const body = await readJson(c, HeartbeatRequest);
     await recordHeartbeat(ctx, identity.botName, identity.botInstanceId, body);
     return c.json({});
   });
