@@ -69,6 +69,7 @@ export {
   verifySignedRequest,
 } from "./src/server/mod.ts";
 export type { ParsedCertificateLike } from "./src/server/hono_env.ts";
+export type { SubjectIdentity } from "./src/protocol/subject.ts";
 export { type ConnectionInfo, createAuthHandler, type FetchHandler } from "./src/server/handler.ts";
 export { joinBoundKeypair } from "./src/agent/join_client.ts";
 export type { BoundKeyStore, JoinFn, JoinParams, JoinResult } from "./src/agent/join_types.ts";

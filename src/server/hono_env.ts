@@ -3,24 +3,16 @@
  *
  * @module
  */
+import type { SubjectIdentity } from "../protocol/subject.ts";
 import type { ParsedCertificateLike } from "./identity_types.ts";
 
 export type { ParsedCertificateLike };
 
-/** An identity proven by a signed request (docs/protocol.md §2). */
-export interface VerifiedIdentity {
-  /** `bot-<name>` or `admin`. */
-  username: string;
-  /** Roles from the certificate's O attributes. */
-  roles: string[];
-  /** Bot name (bot certificates only). */
-  botName?: string;
-  /** Bot instance id (bot certificates only). */
-  botInstanceId?: string;
-  /** Generation counter (bot certificates only). */
-  generation?: number;
-  /** Token the bot joined with (bot certificates only). */
-  joinToken?: string;
+/**
+ * An identity proven by a signed request (docs/protocol.md §2): what its
+ * certificate subject states, plus the proof's key and certificate.
+ */
+export interface VerifiedIdentity extends SubjectIdentity {
   /** The certificate's public key. */
   publicKey: CryptoKey;
   /** The verified certificate. */
