@@ -10,6 +10,7 @@
 import { assert, assertEquals, assertMatch } from "../_assert.ts";
 import { spawnAuthService } from "../../runtime-adapters/deno/auth_process.ts";
 import { SEED_BOT_YAML, SEED_TOKEN_YAML } from "../_seed_guide.ts";
+import { parseIdentityFile } from "../../src/protocol/identity_file.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
 const DENO_DIR = Deno.execPath().replace(/\/[^/]+$/, "");
@@ -132,11 +133,6 @@ outputs: []
 
 /** The host CA, as the admin would hand it to the bot host (`GET /v1/ca/host` is public). */
 async function fetchHostCa(dataDir: string): Promise<string> {
-  const text = await Deno.readTextFile(`${dataDir}/admin-identity`);
-  const blocks = [
-    ...text.matchAll(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----\n?/g),
-  ]
-    .map((m) => m[0]);
-  // The identity file lists the admin certificate, then the user CA, then the host CA.
-  return blocks[blocks.length - 1];
+  const id = await parseIdentityFile(await Deno.readTextFile(`${dataDir}/admin-identity`));
+  return id.hostCaPems.join("");
 }
