@@ -10,7 +10,7 @@ import { readAnswer, sendRequest } from "../protocol/http_client.ts";
 import { AsnConvert } from "@peculiar/asn1-schema";
 import { SubjectPublicKeyInfo } from "@peculiar/asn1-x509";
 import { exportSpki } from "../crypto/keys.ts";
-import { sshKeyType, SshWriter } from "../crypto/ssh_wire.ts";
+import { sshBlobFromKeyBits, sshKeyType } from "../crypto/ssh_wire.ts";
 import { solveChallenge } from "../protocol/challenge.ts";
 import {
   type BeginRequest,
@@ -70,10 +70,8 @@ async function subjectKeyFields(publicKey: CryptoKey): Promise<{ tls: string; ss
   const spki = await exportSpki(publicKey);
   const bits = new Uint8Array(AsnConvert.parse(spki, SubjectPublicKeyInfo).subjectPublicKey);
   const type = sshKeyType(publicKey);
-  const blob = new SshWriter().string(type);
-  if (type !== "ssh-ed25519") blob.string("nistp256");
-  blob.string(bits);
-  return { tls: toPem("PUBLIC KEY", spki), ssh: `${type} ${toBase64(blob.bytes())}` };
+  const blob = sshBlobFromKeyBits(type, bits);
+  return { tls: toPem("PUBLIC KEY", spki), ssh: `${type} ${toBase64(blob)}` };
 }
 
 /** Tells the server the client gives up; best effort, the session expires anyway. */

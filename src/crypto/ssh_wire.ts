@@ -128,10 +128,17 @@ export function sshKeyType(publicKey: CryptoKey): SshKeyType {
 /** The SSH public-key blob of a WebCrypto public key. */
 export async function publicKeyToSshBlob(publicKey: CryptoKey): Promise<Uint8Array<ArrayBuffer>> {
   const raw = new Uint8Array(await crypto.subtle.exportKey("raw", publicKey));
-  if (sshKeyType(publicKey) === "ssh-ed25519") {
-    return new SshWriter().string("ssh-ed25519").string(raw).bytes();
-  }
-  return new SshWriter().string("ecdsa-sha2-nistp256").string("nistp256").string(raw).bytes();
+  return sshBlobFromKeyBits(sshKeyType(publicKey), raw);
+}
+
+/**
+ * The SSH public-key blob from the key's bits (the 32-byte Ed25519 key, or
+ * the uncompressed P-256 point): the same bits the SPKI's BIT STRING holds.
+ */
+export function sshBlobFromKeyBits(type: SshKeyType, bits: Uint8Array): Uint8Array<ArrayBuffer> {
+  const w = new SshWriter().string(type);
+  if (type === "ecdsa-sha2-nistp256") w.string("nistp256");
+  return w.string(bits).bytes();
 }
 
 /** Imports an SSH public-key blob as a WebCrypto public key. */
