@@ -4,14 +4,16 @@
  *
  * @module
  */
-import type {
-  AtomicOperation,
-  Backend,
-  CommitResult,
-  Entry,
-  JsonValue,
-  Key,
-  ListOptions,
+import {
+  assertListAfter,
+  type AtomicOperation,
+  type Backend,
+  type CommitResult,
+  compareKeys,
+  type Entry,
+  type JsonValue,
+  type Key,
+  type ListOptions,
 } from "../../src/storage/backend.ts";
 
 /** Attempts of a commit that keeps finding the database locked by another connection. */
@@ -64,10 +66,20 @@ export class DenoKvBackend implements Backend {
   }
 
   async list<T = JsonValue>(prefix: Key, options: ListOptions = {}): Promise<Entry<T>[]> {
+    assertListAfter(prefix, options.after);
     const out: Entry<T>[] = [];
-    const iter = this.#kv.list({ prefix: prefix as string[] }, { reverse: options.reverse });
+    const after = options.after as string[] | undefined;
+    // KV's `start` is inclusive (the cursor key itself is skipped below) and
+    // its `end` exclusive, which is exactly "strictly before" for reverse.
+    const selector: Deno.KvListSelector = after === undefined
+      ? { prefix: prefix as string[] }
+      : options.reverse
+      ? { prefix: prefix as string[], end: after }
+      : { prefix: prefix as string[], start: after };
+    const iter = this.#kv.list(selector, { reverse: options.reverse });
     const now = Date.now();
     for await (const e of iter) {
+      if (after !== undefined && compareKeys(e.key as string[], after) === 0) continue;
       const live = unwrap(e.value, now);
       if (live === undefined) continue;
       out.push({ key: e.key as string[], value: live.value as T, version: e.versionstamp });

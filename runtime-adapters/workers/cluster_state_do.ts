@@ -10,13 +10,14 @@
  *
  * @module
  */
-import type {
-  AtomicOperation,
-  CommitResult,
-  Entry,
-  JsonValue,
-  Key,
-  ListOptions,
+import {
+  assertListAfter,
+  type AtomicOperation,
+  type CommitResult,
+  type Entry,
+  type JsonValue,
+  type Key,
+  type ListOptions,
 } from "../../src/storage/backend.ts";
 import { DurableObject } from "./durable_object.ts";
 import { decodeSqlKey, encodeSqlKey, sqlPrefixRange } from "./sql_key.ts";
@@ -80,14 +81,23 @@ export class ClusterState extends DurableObject<unknown> {
   /** Lists live entries strictly under `prefix`, in key order. */
   list(prefix: string[], options: ListOptions = {}): Entry[] {
     assertKey(prefix, "prefix");
+    assertListAfter(prefix, options.after);
     const range = sqlPrefixRange(prefix);
+    let low = range?.low ?? "";
+    // "~" sorts after every encoded key (hex digits and ".").
+    let high = range?.high ?? "~";
+    let lowOp = ">=";
+    if (options.after !== undefined) {
+      const after = encodeSqlKey(options.after);
+      if (options.reverse) high = after;
+      else [low, lowOp] = [after, ">"];
+    }
     const rows = this.ctx.storage.sql.exec<Row>(
       `SELECT key, value, version FROM kb_entries
-        WHERE key >= ? AND key < ? AND (expires_at IS NULL OR expires_at > ?)
+        WHERE key ${lowOp} ? AND key < ? AND (expires_at IS NULL OR expires_at > ?)
         ORDER BY key ${options.reverse ? "DESC" : "ASC"} LIMIT ?`,
-      range?.low ?? "",
-      // "~" sorts after every encoded key (hex digits and ".").
-      range?.high ?? "~",
+      low,
+      high,
       Date.now(),
       options.limit ?? -1,
     ).toArray();

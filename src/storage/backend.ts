@@ -78,6 +78,56 @@ export interface ListOptions {
   limit?: number;
   /** Newest (highest key) first. */
   reverse?: boolean;
+  /**
+   * A cursor: continue strictly after this key in the listing direction (keys
+   * greater than it, or less than it with `reverse`). Passing the last key of
+   * one page yields the next page. It must lie strictly under the prefix
+   * (see {@linkcode assertListAfter}); it need not exist.
+   */
+  after?: Key;
+}
+
+/**
+ * Orders keys part by part, each part by its UTF-8 bytes (the order of Deno
+ * KV and of the SQL encodings); a key sorts before its extensions.
+ */
+export function compareKeys(a: Key, b: Key): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const c = compareUtf8(a[i], b[i]);
+    if (c !== 0) return c;
+  }
+  return a.length - b.length;
+}
+
+const UTF8 = new TextEncoder();
+
+function compareUtf8(a: string, b: string): number {
+  if (a === b) return 0;
+  const x = UTF8.encode(a);
+  const y = UTF8.encode(b);
+  const n = Math.min(x.length, y.length);
+  for (let i = 0; i < n; i++) if (x[i] !== y[i]) return x[i] - y[i];
+  return x.length - y.length;
+}
+
+/** True when `key` extends `prefix` by at least one part. */
+export function isStrictlyUnder(key: Key, prefix: Key): boolean {
+  return key.length > prefix.length && prefix.every((p, i) => key[i] === p);
+}
+
+/**
+ * Throws a TypeError unless `after` is a key strictly under `prefix`: every
+ * backend refuses a cursor from outside the listing the same way.
+ */
+export function assertListAfter(prefix: Key, after: Key | undefined): void {
+  if (after === undefined) return;
+  if (!Array.isArray(after) || !after.every((p) => typeof p === "string")) {
+    throw new TypeError("list after must be an array of strings");
+  }
+  if (!isStrictlyUnder(after, prefix)) {
+    throw new TypeError("list after must be a key strictly under the listed prefix");
+  }
 }
 
 /** The storage interface the auth service needs. */
@@ -90,14 +140,4 @@ export interface Backend {
   commit(op: AtomicOperation): Promise<CommitResult>;
   /** Releases resources; later calls fail. */
   close(): Promise<void>;
-}
-
-/** Convenience: a single-key compare-and-swap write. */
-export function setIfVersion(
-  backend: Backend,
-  key: Key,
-  version: string | null,
-  value: JsonValue,
-): Promise<CommitResult> {
-  return backend.commit({ checks: [{ key, version }], mutations: [{ type: "set", key, value }] });
 }

@@ -3,14 +3,16 @@
  *
  * @module
  */
-import type {
-  AtomicOperation,
-  Backend,
-  CommitResult,
-  Entry,
-  JsonValue,
-  Key,
-  ListOptions,
+import {
+  assertListAfter,
+  type AtomicOperation,
+  type Backend,
+  type CommitResult,
+  compareKeys,
+  type Entry,
+  type JsonValue,
+  type Key,
+  type ListOptions,
 } from "./backend.ts";
 
 interface Slot {
@@ -61,18 +63,20 @@ export class MemoryBackend implements Backend {
 
   list<T = JsonValue>(prefix: Key, options: ListOptions = {}): Promise<Entry<T>[]> {
     this.#open();
+    assertListAfter(prefix, options.after);
     const p = prefix.length ? prefix.join(SEP) + SEP : "";
-    const keys = [...this.#data.keys()].filter((k) => k.startsWith(p)).sort();
-    if (options.reverse) keys.reverse();
+    const dir = options.reverse ? -1 : 1;
+    const after = options.after;
+    const keys = [...this.#data.keys()]
+      .filter((k) => k.startsWith(p))
+      .map((k) => k.split(SEP))
+      .filter((k) => after === undefined || dir * compareKeys(k, after) > 0)
+      .sort((a, b) => dir * compareKeys(a, b));
     const out: Entry<T>[] = [];
-    for (const k of keys) {
-      const s = this.#live(k);
+    for (const key of keys) {
+      const s = this.#live(key.join(SEP));
       if (!s) continue;
-      out.push({
-        key: k.split(SEP),
-        value: structuredClone(s.value) as T,
-        version: String(s.version),
-      });
+      out.push({ key, value: structuredClone(s.value) as T, version: String(s.version) });
       if (options.limit !== undefined && out.length >= options.limit) break;
     }
     return Promise.resolve(out);

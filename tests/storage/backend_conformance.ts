@@ -62,6 +62,60 @@ export const BACKEND_CASES: readonly BackendCase[] = [
     },
   },
   {
+    name: "list after a cursor continues strictly past it, both directions, pages join up",
+    async run(b) {
+      const order = [["p", "a"], ["p", "b"], ["p", "b", "x"], ["p", "b", "y"], ["p", "c"], [
+        "p",
+        "ä",
+      ]];
+      for (const k of [...order].reverse()) await put(b, k, k.join("/"));
+      await put(b, ["q", "a"], "other prefix");
+      assertEquals(keys(await b.list(["p"], { after: ["p", "b"] })), order.slice(2));
+      assertEquals(keys(await b.list(["p"], { after: ["p", "b"], reverse: true })), [["p", "a"]]);
+      assertEquals(keys(await b.list(["p"], { after: ["p", "b", "x"], limit: 2 })), [
+        ["p", "b", "y"],
+        ["p", "c"],
+      ]);
+      // A cursor that names no entry still orders correctly.
+      assertEquals(keys(await b.list(["p"], { after: ["p", "bb"] })), order.slice(4));
+      assertEquals(keys(await b.list(["p"], { after: ["p", "bb"], reverse: true })), [
+        ["p", "b", "y"],
+        ["p", "b", "x"],
+        ["p", "b"],
+        ["p", "a"],
+      ]);
+      assertEquals(await b.list(["p"], { after: ["p", "ä"] }), []);
+      assertEquals(await b.list(["p"], { after: ["p", "a"], reverse: true }), []);
+      assertEquals(keys(await b.list([], { after: ["p", "ä"] })), [["q", "a"]]);
+      for (const reverse of [false, true]) {
+        const seen: Entry[] = [];
+        let after: string[] | undefined;
+        for (let page = 0; page < 10; page++) {
+          const got = await b.list(["p"], { limit: 4, reverse, after });
+          seen.push(...got);
+          if (got.length < 4) break;
+          after = [...got[got.length - 1].key];
+        }
+        assertEquals(keys(seen), reverse ? [...order].reverse() : order);
+      }
+    },
+  },
+  {
+    name: "list refuses a cursor outside the listed prefix",
+    async run(b) {
+      await put(b, ["p", "a"], 1);
+      for (const after of [["q", "a"], ["p"], []]) {
+        let threw = false;
+        try {
+          await b.list(["p"], { after });
+        } catch (err) {
+          threw = err instanceof TypeError;
+        }
+        assert(threw, `cursor ${JSON.stringify(after)} was not refused with a TypeError`);
+      }
+    },
+  },
+  {
     name: "list isolates prefixes and excludes the prefix key itself",
     async run(b) {
       await put(b, ["tok"], "exact");
