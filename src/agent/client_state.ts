@@ -326,7 +326,7 @@ export class StaticClientState implements ClientState {
   }
 
   generateRotationKey(): Promise<string> {
-    return Promise.reject(new KeyboundError("BAD_PARAMETER", STATIC_ROTATION_REFUSED));
+    return Promise.reject(new KeyboundError("STATIC_KEY_ROTATION", STATIC_ROTATION_REFUSED));
   }
 
   async prepareResult(authorizedKey: string): Promise<PreparedResult> {

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { isKeyboundError } from "../errors.ts";
+import { type ErrorCode, isKeyboundError } from "../errors.ts";
 
 /** Facts the advice may mention. */
 export interface RefusalContext {
@@ -17,7 +17,7 @@ export interface RefusalContext {
   staticKey: boolean;
 }
 
-function advice(code: string, message: string, c: RefusalContext): string | undefined {
+function advice(code: ErrorCode, c: RefusalContext): string | undefined {
   const token = `token/${c.tokenName}`;
   switch (code) {
     case "NO_RECOVERIES_REMAINING":
@@ -27,13 +27,12 @@ function advice(code: string, message: string, c: RefusalContext): string | unde
     case "LOCKED":
       return `a lock targets this bot, its instance or its join token; inspect with \`tctl get locks\` ` +
         `and, once the cause is understood, remove it with \`tctl rm lock/NAME\``;
+    case "JOIN_STATE_REQUIRED":
+      return c.staticKey
+        ? `static keys never send a join state, so ${token} needs spec.bound_keypair.recovery.mode: insecure`
+        : `this host has no join state (bkp_state) although the token was used before; restore the ` +
+          `storage directory, or have an admin reset status.bound_keypair on ${token}`;
     case "JOIN_STATE_INVALID":
-      if (/not provided/.test(message)) {
-        return c.staticKey
-          ? `static keys never send a join state, so ${token} needs spec.bound_keypair.recovery.mode: insecure`
-          : `this host has no join state (bkp_state) although the token was used before; restore the ` +
-            `storage directory, or have an admin reset status.bound_keypair on ${token}`;
-      }
       return `the join state did not verify: this keypair was probably copied to another host, and the ` +
         `token is now locked; investigate (see docs/security.md), then remove the lock ` +
         `(\`tctl get locks\`, \`tctl rm lock/NAME\`) and re-onboard the legitimate host`;
@@ -56,20 +55,16 @@ function advice(code: string, message: string, c: RefusalContext): string | unde
         `identity files (tlscert, key) from storage so the bot recovers with its bound key`;
     case "UNEXPECTED_BACKEND_STATE":
       return `another join of ${token} won at the same moment; is this keypair in use on another host?`;
-    case "BAD_PARAMETER":
-      if (/recreate the join token/.test(message)) {
-        return `an admin must delete and recreate ${token}`;
-      }
-      if (/existing credentials/.test(message)) {
-        return `the token has no bound key yet; delete the identity files (tlscert, key) from storage`;
-      }
-      if (/rotate_after/.test(message)) return `unset spec.bound_keypair.rotate_after on ${token}`;
-      return undefined;
+    case "TOKEN_STATE_CORRUPT":
+      return `an admin must delete and recreate ${token}`;
+    case "ONBOARDING_WITH_CREDENTIALS":
+      return `the token has no bound key yet; delete the identity files (tlscert, key) from storage`;
+    case "STATIC_KEY_ROTATION":
+      return `unset spec.bound_keypair.rotate_after on ${token}`;
+    case "TLS_UNTRUSTED":
+      return `the server's TLS certificate is not trusted: set onboarding.ca_pins to the CA pin ` +
+        `\`tctl status\` prints, or onboarding.ca_path to the cluster's host CA certificate`;
     case "CONNECTION_FAILED":
-      if (/certificate|UnknownIssuer|tls|ssl/i.test(message)) {
-        return `the server's TLS certificate is not trusted: set onboarding.ca_pins to the CA pin ` +
-          `\`tctl status\` prints, or onboarding.ca_path to the cluster's host CA certificate`;
-      }
       return `check that the auth service at ${c.server} is running and reachable`;
     default:
       return undefined;
@@ -93,10 +88,9 @@ export function describeJoinFailure(err: unknown, c: RefusalContext): string {
   }
   // A transport failure's own message ("connection refused", "invalid peer certificate") is the useful part.
   const cause = deepestMessage(err.cause);
-  const message = err.code === "CONNECTION_FAILED" && cause
-    ? `${err.message}: ${cause}`
-    : err.message;
-  const tip = advice(err.code, message, c);
+  const transport = err.code === "CONNECTION_FAILED" || err.code === "TLS_UNTRUSTED";
+  const message = transport && cause ? `${err.message}: ${cause}` : err.message;
+  const tip = advice(err.code, c);
   const verb = err.status === 401 || err.status === 403 ? "join refused" : "join failed";
   return `${verb}: ${message} (${err.code})${tip ? `; ${tip}` : ""}`;
 }

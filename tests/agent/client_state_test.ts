@@ -129,6 +129,7 @@ Deno.test("static key: never rotates, never persists, rejects other keys", async
   assertEquals(state.joinState, null);
   const rot = await assertRejects(() => state.generateRotationKey(), KeyboundError);
   assertEquals(rot.message, STATIC_ROTATION_REFUSED);
+  assertEquals(rot.code, "STATIC_KEY_ROTATION");
   const other = await toAuthorizedKey((await generateStorableKeyPair()).publicKey);
   await assertRejects(() => state.findPrivateKey(other), KeyboundError, "does not match");
   assertEquals((await state.prepareResult(pub)).files, {});

@@ -205,7 +205,7 @@ withHarness(
     bot.identity = await botSigner(h.ctx, "b1", { generation: 1 });
     await rejectsCode(
       () => bot.join({ secret: "s" }),
-      "BAD_PARAMETER",
+      "ONBOARDING_WITH_CREDENTIALS",
       "cannot perform first bound keypair join with existing credentials",
     );
     const keys = new MemoryKeyStore();
@@ -215,7 +215,7 @@ withHarness(
     });
     await rejectsCode(
       () => new TestBot(h, "t2", keys).join(),
-      "BAD_PARAMETER",
+      "TOKEN_STATE_CORRUPT",
       "bad backend state, please recreate the join token",
     );
     // A certificate of another bot may not refresh this token.

@@ -107,7 +107,7 @@ withHarness(
     const stateless = new TestBot(h, "t1", bot.keys);
     await rejectsCode(
       () => stateless.join(),
-      "JOIN_STATE_INVALID",
+      "JOIN_STATE_REQUIRED",
       "previous join state is required but was not provided",
     );
     assertEquals((await listLocks(h.ctx)).length, 0, "a missing join state creates no lock");

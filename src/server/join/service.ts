@@ -220,12 +220,16 @@ export function beginJoin(
     };
 
     if (!hasBoundKey && refresh) {
-      throw new BadParameterError(
+      throw new KeyboundError(
+        "ONBOARDING_WITH_CREDENTIALS",
         "cannot perform first bound keypair join with existing credentials",
       );
     }
     if (hasBoundKey && !hasBoundInstance) {
-      throw new BadParameterError("bad backend state, please recreate the join token");
+      throw new KeyboundError(
+        "TOKEN_STATE_CORRUPT",
+        "bad backend state, please recreate the join token",
+      );
     }
     if (flow !== "onboarding") {
       return await challengeStep(ctx, session, "bound", status.bound_public_key!.trim());
@@ -454,7 +458,7 @@ async function checksAfterProof(
   if (status.recovery_count > 0 && mode !== "insecure") {
     if (!session.join_state) {
       throw new KeyboundError(
-        "JOIN_STATE_INVALID",
+        "JOIN_STATE_REQUIRED",
         "previous join state is required but was not provided",
       );
     }
