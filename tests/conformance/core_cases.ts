@@ -65,6 +65,39 @@ async function newCa(alg: KeyAlgorithm) {
   return { keyPair, der };
 }
 
+/**
+ * Joins token `tokenName` with its registration secret, then refreshes with
+ * the issued identity; asserts the same instance at generations 1 and 2.
+ * The conformance join case runs it in process; the browser suite also runs
+ * it over real `fetch` against a loopback auth service.
+ */
+export async function joinThenRefresh(
+  opts: { baseUrl: string; fetch?: typeof fetch; tokenName: string; secret: string },
+): Promise<void> {
+  const keyStore = new MemoryBoundKeyStore();
+  const subjectKey = await generateKeyPair("ES256");
+  const params = {
+    baseUrl: opts.baseUrl,
+    fetch: opts.fetch,
+    tokenName: opts.tokenName,
+    subjectKey,
+    ttlSeconds: 600,
+    keyStore,
+  };
+  const first = await joinBoundKeypair({ ...params, initialJoinSecret: opts.secret });
+  assertEquals(first.generation, 1);
+  const second = await joinBoundKeypair({
+    ...params,
+    previousJoinState: first.bound_keypair.join_state,
+    identity: {
+      certDer: fromPem("CERTIFICATE", first.certificates.tls_cert),
+      privateKey: subjectKey.privateKey,
+    },
+  });
+  assertEquals(second.bot_instance_id, first.bot_instance_id);
+  assertEquals(second.generation, 2);
+}
+
 /** Every core case. */
 export const CORE_CASES: readonly CoreCase[] = [
   {
@@ -257,28 +290,7 @@ export const CORE_CASES: readonly CoreCase[] = [
       );
       const secret = (item as Token).status?.bound_keypair?.registration_secret;
       assert(secret, "no registration secret");
-      const keyStore = new MemoryBoundKeyStore();
-      const subjectKey = await generateKeyPair("ES256");
-      const params = {
-        baseUrl,
-        fetch: inProcess,
-        tokenName: "c",
-        subjectKey,
-        ttlSeconds: 600,
-        keyStore,
-      };
-      const first = await joinBoundKeypair({ ...params, initialJoinSecret: secret });
-      assertEquals(first.generation, 1);
-      const second = await joinBoundKeypair({
-        ...params,
-        previousJoinState: first.bound_keypair.join_state,
-        identity: {
-          certDer: fromPem("CERTIFICATE", first.certificates.tls_cert),
-          privateKey: subjectKey.privateKey,
-        },
-      });
-      assertEquals(second.bot_instance_id, first.bot_instance_id);
-      assertEquals(second.generation, 2);
+      await joinThenRefresh({ baseUrl, fetch: inProcess, tokenName: "c", secret });
     },
   },
 ];

@@ -12,7 +12,7 @@ import type { ServerContext } from "../../src/server/context.ts";
 import { issueAdminIdentityFile } from "../../src/server/identity.ts";
 import { MemoryBackend } from "../../src/storage/memory.ts";
 import { silentLogger } from "../../src/util/log.ts";
-import { serveApp } from "../../runtime-adapters/deno/serve.ts";
+import { type FetchApp, serveApp } from "../../runtime-adapters/deno/serve.ts";
 
 /** A running loopback auth service. */
 export interface LoopbackAuth extends AsyncDisposable {
@@ -24,14 +24,24 @@ export interface LoopbackAuth extends AsyncDisposable {
   api: AdminApiClient;
 }
 
+/** Options of {@linkcode startLoopbackAuth}. */
+export interface LoopbackAuthOptions {
+  /** Wraps the auth app before serving it (say, to serve test pages beside it). */
+  around?: (app: FetchApp) => FetchApp;
+}
+
 /** Starts the auth service (real clock) for cluster `clusterName`. */
-export async function startLoopbackAuth(clusterName = "edge.example"): Promise<LoopbackAuth> {
+export async function startLoopbackAuth(
+  clusterName = "edge.example",
+  options: LoopbackAuthOptions = {},
+): Promise<LoopbackAuth> {
   const ctx = await bootstrapCluster(new MemoryBackend(), {
     clusterName,
     log: silentLogger,
     version: "0.0.0-test",
   });
-  const server = serveApp(createApp(ctx), { hostname: "127.0.0.1", port: 0 });
+  const app = createApp(ctx);
+  const server = serveApp(options.around?.(app) ?? app, { hostname: "127.0.0.1", port: 0 });
   const admin = await parseIdentityFile(await issueAdminIdentityFile(ctx));
   const api = new AdminApiClient({
     baseUrl: server.url,
