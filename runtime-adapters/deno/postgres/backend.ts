@@ -1,0 +1,304 @@
+/**
+ * {@linkcode Backend} on PostgreSQL, shared by several auth instances.
+ *
+ * Each commit is one SERIALIZABLE transaction that reads the checked keys,
+ * compares versions, and applies the mutations only if every check holds.
+ * Serializable isolation is what makes absent-key checks safe: two
+ * transactions that each found a different key absent and wrote the other
+ * (write skew) cannot both commit, which row locks alone do not give. A
+ * transaction PostgreSQL aborts as a serialization failure is retried from
+ * the start, re-reading the checked keys, so a loser ends with `{ ok: false }`
+ * and never half-applies.
+ *
+ * Expiry is judged by the database clock (`now()`), shared by every
+ * instance, in every read and check; a background sweep deletes expired rows
+ * in small batches. Versions are random UUIDs, one per commit.
+ *
+ * @module
+ */
+import postgres, { type Sql } from "postgres";
+import { checkServerIdentity } from "node:tls";
+import { Buffer } from "node:buffer";
+import {
+  assertListAfter,
+  type AtomicOperation,
+  type Backend,
+  type CommitResult,
+  type Entry,
+  type JsonValue,
+  type Key,
+  type ListOptions,
+} from "../../../src/storage/backend.ts";
+import { decodeKey, encodeKey, prefixRange } from "./key_codec.ts";
+import { errorCode, RETRY_SQLSTATES, toBackendError, toStartupError } from "./errors.ts";
+import { KV_TABLE, migrate } from "./schema.ts";
+import type { PostgresLocation } from "./url.ts";
+
+/** Attempts of a commit that keeps losing serialization races. */
+const COMMIT_ATTEMPTS = 60;
+/** Rows deleted per expiry sweep transaction. */
+const SWEEP_BATCH = 500;
+/** Mean period of the expiry sweep; each instance adds jitter. */
+const SWEEP_PERIOD_MS = 60_000;
+
+/** The database clock in epoch milliseconds, as SQL. */
+const NOW_MS = "floor(extract(epoch from now()) * 1000)::bigint";
+const LIVE = `(expires_at IS NULL OR expires_at > ${NOW_MS})`;
+
+/** Options of {@linkcode PostgresBackend.open}. */
+export interface PostgresBackendOptions {
+  /** Where to connect. */
+  location: PostgresLocation;
+  /** The role's password, if the server asks for one. */
+  password?: string;
+  /** Most connections this process opens (default 10). */
+  maxConnections?: number;
+  /** Seconds to wait for a connection (default 5). */
+  connectTimeoutSeconds?: number;
+}
+
+async function tlsOption(loc: PostgresLocation): Promise<postgres.Options<never>["ssl"]> {
+  switch (loc.sslmode) {
+    case "disable":
+    case "allow": // libpq's first attempt under "allow" is without TLS
+      return false;
+    case "prefer":
+    case "require":
+      return loc.sslmode;
+    case "verify-ca":
+    case "verify-full": {
+      const ca = loc.sslrootcert ? await Deno.readTextFile(loc.sslrootcert) : undefined;
+      return {
+        rejectUnauthorized: true,
+        ...(ca ? { ca } : {}),
+        // verify-ca trusts any name the CA vouches for; verify-full needs the host's.
+        checkServerIdentity: loc.sslmode === "verify-ca"
+          ? () => undefined
+          : (_: string, cert: Parameters<typeof checkServerIdentity>[1]) =>
+            checkServerIdentity(loc.host, cert),
+      };
+    }
+  }
+}
+
+function hex(key: Key): string {
+  return Buffer.from(encodeKey(key)).toString("hex");
+}
+
+interface Row {
+  key: Uint8Array;
+  value: string;
+  version: string;
+}
+
+/** A {@linkcode Backend} in a PostgreSQL database. */
+export class PostgresBackend implements Backend {
+  #sql: Sql;
+  #where: string;
+  #sweep: ReturnType<typeof setTimeout> | undefined;
+  #closed = false;
+
+  private constructor(sql: Sql, where: string) {
+    this.#sql = sql;
+    this.#where = where;
+  }
+
+  /**
+   * Connects, creates or migrates the schema, and checks the login works.
+   * Throws one clear `KeyboundError` (bad password, unknown database,
+   * unreachable server, newer schema) and leaves nothing open on failure.
+   */
+  static async open(o: PostgresBackendOptions): Promise<PostgresBackend> {
+    const loc = o.location;
+    let ssl;
+    try {
+      ssl = await tlsOption(loc);
+    } catch (err) {
+      throw toStartupError(
+        new Error(`cannot read sslrootcert ${loc.sslrootcert}: ${(err as Error).message}`),
+        loc.display,
+        loc.user,
+      );
+    }
+    const sql = postgres({
+      host: loc.host,
+      port: loc.port,
+      database: loc.database,
+      username: loc.user,
+      ...(o.password !== undefined ? { password: o.password } : {}),
+      ssl,
+      max: o.maxConnections ?? 10,
+      connect_timeout: o.connectTimeoutSeconds ?? 5,
+      idle_timeout: 60,
+      connection: { application_name: "keybound-auth" },
+      onnotice: () => {},
+    });
+    try {
+      await migrate(sql);
+    } catch (err) {
+      await sql.end({ timeout: 1 }).catch(() => {});
+      throw toStartupError(err, loc.display, loc.user);
+    }
+    const backend = new PostgresBackend(sql, loc.display);
+    backend.#scheduleSweep();
+    return backend;
+  }
+
+  #open(): void {
+    if (this.#closed) throw new Error("backend is closed");
+  }
+
+  async #run<T>(f: () => Promise<T>): Promise<T> {
+    this.#open();
+    try {
+      return await f();
+    } catch (err) {
+      throw toBackendError(err, this.#where);
+    }
+  }
+
+  #entry<T>(r: Row): Entry<T> {
+    return { key: decodeKey(r.key), value: JSON.parse(r.value) as T, version: r.version };
+  }
+
+  get<T = JsonValue>(key: Key): Promise<Entry<T> | null> {
+    return this.#run(async () => {
+      const rows = await this.#sql.unsafe<Row[]>(
+        `SELECT key, value::text AS value, version::text AS version FROM ${KV_TABLE}
+         WHERE key = decode($1, 'hex') AND ${LIVE}`,
+        [hex(key)],
+      );
+      return rows.length ? this.#entry<T>(rows[0]) : null;
+    });
+  }
+
+  list<T = JsonValue>(prefix: Key, options: ListOptions = {}): Promise<Entry<T>[]> {
+    assertListAfter(prefix, options.after);
+    return this.#run(async () => {
+      const range = prefixRange(prefix);
+      let lo = Buffer.from(range.after).toString("hex");
+      let hi = Buffer.from(range.before).toString("hex");
+      if (options.after !== undefined) {
+        if (options.reverse) hi = hex(options.after);
+        else lo = hex(options.after);
+      }
+      const limit = options.limit === undefined ? null : Math.max(0, Math.floor(options.limit));
+      const rows = await this.#sql.unsafe<Row[]>(
+        `SELECT key, value::text AS value, version::text AS version FROM ${KV_TABLE}
+         WHERE key > decode($1, 'hex') AND key < decode($2, 'hex') AND ${LIVE}
+         ORDER BY key ${options.reverse ? "DESC" : "ASC"} LIMIT $3`,
+        [lo, hi, limit],
+      );
+      return rows.map((r) => this.#entry<T>(r));
+    });
+  }
+
+  commit(op: AtomicOperation): Promise<CommitResult> {
+    // The last mutation of a key wins, as if they were applied in order.
+    const final = new Map<string, AtomicOperation["mutations"][number]>();
+    for (const m of op.mutations) final.set(hex(m.key), m);
+    const sets = [...final].filter(([, m]) => m.type === "set");
+    const deletes = [...final].filter(([, m]) => m.type === "delete").map(([k]) => k);
+    const checks = op.checks.map((c) => ({ key: hex(c.key), version: c.version }));
+    return this.#run(async () => {
+      for (let attempt = 1;; attempt++) {
+        try {
+          return await this.#sql.begin("isolation level serializable", async (tx) => {
+            if (checks.length > 0) {
+              const rows = await tx.unsafe<{ key: string; version: string }[]>(
+                `SELECT encode(key, 'hex') AS key, version::text AS version FROM ${KV_TABLE}
+                 WHERE key IN (SELECT decode(k, 'hex') FROM unnest($1::text[]) AS k) AND ${LIVE}`,
+                [checks.map((c) => c.key)],
+              );
+              const current = new Map(rows.map((r) => [r.key, r.version]));
+              for (const c of checks) {
+                if ((current.get(c.key) ?? null) !== c.version) return { ok: false as const };
+              }
+            }
+            if (deletes.length > 0) {
+              await tx.unsafe(
+                `DELETE FROM ${KV_TABLE}
+                 WHERE key IN (SELECT decode(k, 'hex') FROM unnest($1::text[]) AS k)`,
+                [deletes],
+              );
+            }
+            if (sets.length > 0) {
+              await tx.unsafe(
+                `INSERT INTO ${KV_TABLE} (key, value, version, expires_at)
+                 SELECT decode(k, 'hex'), v::json, gen_random_uuid(), nullif(e, '')::bigint
+                 FROM unnest($1::text[], $2::text[], $3::text[]) AS t(k, v, e)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value,
+                   version = excluded.version, expires_at = excluded.expires_at`,
+                [
+                  sets.map(([k]) => k),
+                  sets.map(([, m]) => JSON.stringify(m.type === "set" ? m.value : null)),
+                  sets.map(([, m]) =>
+                    m.type === "set" && m.expiresAt !== undefined
+                      ? String(Math.ceil(m.expiresAt))
+                      : ""
+                  ),
+                ],
+              );
+            }
+            return { ok: true as const };
+          });
+        } catch (err) {
+          const code = errorCode(err);
+          if (code === undefined || !RETRY_SQLSTATES.has(code) || attempt >= COMMIT_ATTEMPTS) {
+            throw err;
+          }
+          const ceiling = Math.min(50, 2 ** Math.min(attempt, 6));
+          await new Promise((r) => setTimeout(r, Math.random() * ceiling));
+        }
+      }
+    });
+  }
+
+  #scheduleSweep(): void {
+    const delay = SWEEP_PERIOD_MS * (0.5 + Math.random());
+    const timer = setTimeout(async () => {
+      try {
+        await this.sweepExpired();
+      } catch { /* the next sweep retries; reads hide expired rows regardless */ }
+      if (!this.#closed) this.#scheduleSweep();
+    }, delay);
+    Deno.unrefTimer(timer);
+    this.#sweep = timer;
+  }
+
+  /**
+   * Deletes expired rows in batches; returns how many. Reads and checks hide
+   * expired rows already, so this only reclaims space.
+   */
+  async sweepExpired(): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const r = await this.#run(() =>
+        this.#sql.unsafe(
+          `DELETE FROM ${KV_TABLE} WHERE key IN (
+             SELECT key FROM ${KV_TABLE} WHERE expires_at <= ${NOW_MS}
+             ORDER BY expires_at LIMIT ${SWEEP_BATCH} FOR UPDATE SKIP LOCKED)`,
+        )
+      );
+      total += r.count;
+      if (r.count < SWEEP_BATCH) return total;
+    }
+  }
+
+  /** True if the database answers a trivial query now. */
+  async ping(): Promise<boolean> {
+    try {
+      await this.#run(() => this.#sql`SELECT 1`);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearTimeout(this.#sweep);
+    await this.#sql.end({ timeout: 5 });
+  }
+}

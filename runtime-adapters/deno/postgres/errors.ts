@@ -1,0 +1,93 @@
+/**
+ * PostgreSQL and driver failures as Keybound errors: an unreachable or
+ * restarting database is `BACKEND_UNAVAILABLE` (503, retry later); a
+ * refused login or a missing database says what to fix; anything else is a
+ * `STORAGE_ERROR`. Messages name the server, never the password.
+ *
+ * @module
+ */
+import { ConfigError, KeyboundError } from "../../../src/errors.ts";
+
+/** SQLSTATEs of a lost race between serializable transactions: retry the transaction. */
+export const RETRY_SQLSTATES = new Set(["40001", "40P01", "23505"]);
+
+/** SQLSTATEs of a server that is going away or not accepting connections yet. */
+const UNAVAILABLE_SQLSTATES = new Set(["57P01", "57P02", "57P03", "53300", "25006"]);
+
+/** Driver and socket codes of a connection that could not be made or was lost. */
+const UNAVAILABLE_CODES = new Set([
+  "ECONNREFUSED",
+  "ECONNRESET",
+  "ETIMEDOUT",
+  "EPIPE",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "CONNECT_TIMEOUT",
+  "CONNECTION_CLOSED",
+  "CONNECTION_DESTROYED",
+  "CONNECTION_ENDED",
+]);
+
+/** The `code` of a driver or socket error (a SQLSTATE for server errors). */
+export function errorCode(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === "string" ? code : undefined;
+}
+
+function isUnavailable(err: unknown): boolean {
+  const code = errorCode(err);
+  if (code === undefined) {
+    // Deno's socket errors carry the reason in the class name only.
+    return err instanceof Deno.errors.ConnectionRefused ||
+      err instanceof Deno.errors.ConnectionReset || err instanceof Deno.errors.BrokenPipe ||
+      err instanceof Deno.errors.TimedOut || err instanceof Deno.errors.ConnectionAborted;
+  }
+  return UNAVAILABLE_CODES.has(code) || UNAVAILABLE_SQLSTATES.has(code) || code.startsWith("08");
+}
+
+function reason(err: unknown): string {
+  const code = errorCode(err);
+  const msg = err instanceof Error ? err.message.split("\n")[0] : String(err);
+  return code && !msg.includes(code) ? `${msg} (${code})` : msg;
+}
+
+/**
+ * The Keybound error for a failure while serving requests. `where` names the
+ * server (`host:port/db`).
+ */
+export function toBackendError(err: unknown, where: string): KeyboundError {
+  if (err instanceof KeyboundError) return err;
+  if (isUnavailable(err)) {
+    return new KeyboundError("BACKEND_UNAVAILABLE", "the storage backend is unavailable", {
+      cause: new Error(`postgres ${where}: ${reason(err)}`),
+    });
+  }
+  return new KeyboundError("STORAGE_ERROR", "storage backend error", {
+    cause: new Error(`postgres ${where}: ${reason(err)}`),
+  });
+}
+
+/**
+ * The one-line error for a failure to connect at start-up, saying what the
+ * operator has to fix.
+ */
+export function toStartupError(err: unknown, where: string, user: string): KeyboundError {
+  if (err instanceof KeyboundError) return err;
+  const code = errorCode(err);
+  if (code === "28P01" || code === "28000") {
+    return new ConfigError(
+      `storage: PostgreSQL at ${where} refused user "${user}": ${reason(err)} ` +
+        "(check PGPASSWORD or --storage-password-file and pg_hba.conf)",
+    );
+  }
+  if (code === "3D000") return new ConfigError(`storage: ${reason(err)} on PostgreSQL at ${where}`);
+  if (isUnavailable(err)) {
+    return new KeyboundError(
+      "BACKEND_UNAVAILABLE",
+      `storage: cannot reach PostgreSQL at ${where}: ${reason(err)}`,
+    );
+  }
+  return new KeyboundError("STORAGE_ERROR", `storage: PostgreSQL at ${where}: ${reason(err)}`);
+}

@@ -1,0 +1,189 @@
+/**
+ * A real PostgreSQL server as a test fixture: `initdb` into a temporary
+ * directory, `pg_ctl start` on a free loopback port with its socket in that
+ * directory, and everything removed afterwards. initdb refuses to run as
+ * root, so under root the server runs as the `postgres` system user.
+ *
+ * A missing server is a reason to ignore the tests that need it, except in
+ * CI (`CI=true`), where `.ci/run` installs it and its absence is a failure.
+ *
+ * @module
+ */
+import { freePort } from "../tbot/_harness.ts";
+
+const PG_ROOT = "/usr/lib/postgresql";
+const RUN_AS = "postgres";
+
+/** The role the fixture creates; its password is {@linkcode PG_PASSWORD}. */
+export const PG_USER = "keybound";
+/** Password of {@linkcode PG_USER} (scram-sha-256 over TCP). */
+export const PG_PASSWORD = "fixture-secret-not-for-production";
+
+/** Directory of the newest installed PostgreSQL's binaries, or null. */
+function findBinDir(): string | null {
+  let versions: number[] = [];
+  try {
+    versions = [...Deno.readDirSync(PG_ROOT)].map((e) => Number(e.name)).filter((n) => n >= 13);
+  } catch {
+    return null;
+  }
+  for (const v of versions.sort((a, b) => b - a)) {
+    const dir = `${PG_ROOT}/${v}/bin`;
+    try {
+      Deno.statSync(`${dir}/initdb`);
+      return dir;
+    } catch { /* try the next */ }
+  }
+  return null;
+}
+
+const BIN_DIR = findBinDir();
+const IS_ROOT = Deno.uid() === 0;
+
+/** Why PostgreSQL tests cannot run here, or undefined when they can. */
+export const postgresMissing: string | undefined = BIN_DIR === null
+  ? `no PostgreSQL server binaries under ${PG_ROOT} (apt-get install postgresql)`
+  : IS_ROOT && !userExists(RUN_AS)
+  ? `running as root and no "${RUN_AS}" user to run initdb as`
+  : undefined;
+
+if (postgresMissing && Deno.env.get("CI") === "true") {
+  throw new Error(`CI must provide PostgreSQL: ${postgresMissing}`);
+}
+
+function userExists(name: string): boolean {
+  try {
+    return Deno.readTextFileSync("/etc/passwd").split("\n").some((l) => l.startsWith(`${name}:`));
+  } catch {
+    return false;
+  }
+}
+
+async function run(cmd: string[], what: string): Promise<string> {
+  const [program, ...args] = IS_ROOT ? ["runuser", "-u", RUN_AS, "--", ...cmd] : cmd;
+  const out = await new Deno.Command(program, { args, stdout: "piped", stderr: "piped" }).output();
+  const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+  if (!out.success) throw new Error(`${what} failed (exit ${out.code}): ${text.trim()}`);
+  return text;
+}
+
+/** A running PostgreSQL server owned by a test. */
+export interface PostgresServer extends AsyncDisposable {
+  /** Loopback TCP port. */
+  port: number;
+  /** `postgres://keybound@127.0.0.1:PORT/DB?sslmode=disable` for database `db`. */
+  url(db: string): string;
+  /** Creates an empty database named `name` (letters, digits, `_`). */
+  createDatabase(name: string): Promise<void>;
+  /** Runs SQL in database `db` as the fixture's superuser; returns psql's output. */
+  psql(db: string, sql: string): Promise<string>;
+  /** Stops the server (fast shutdown); data is kept. */
+  stop(): Promise<void>;
+  /** Starts it again on the same port. */
+  start(): Promise<void>;
+  /** Stops the server and removes its directory. */
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** Starts a fresh PostgreSQL server. */
+export async function startPostgres(): Promise<PostgresServer> {
+  if (BIN_DIR === null || postgresMissing) throw new Error(postgresMissing);
+  const dir = await Deno.makeTempDir({ prefix: "keybound-pg-" });
+  const data = `${dir}/data`;
+  const pwFile = `${dir}/pwfile`;
+  await Deno.writeTextFile(pwFile, PG_PASSWORD + "\n");
+  if (IS_ROOT) {
+    const uid = Number(await run(["id", "-u"], "id -u"));
+    const gid = Number(await run(["id", "-g"], "id -g"));
+    await Deno.chown(dir, uid, gid);
+    await Deno.chown(pwFile, uid, gid);
+  }
+  await Deno.chmod(dir, 0o700);
+  await run([
+    `${BIN_DIR}/initdb`,
+    "-D",
+    data,
+    "-U",
+    PG_USER,
+    `--pwfile=${pwFile}`,
+    "--auth-host=scram-sha-256",
+    "--auth-local=trust",
+    "--encoding=UTF8",
+    "--locale=C",
+    "--no-sync",
+  ], "initdb");
+  await Deno.remove(pwFile);
+  let port = 0;
+  const start = async () => {
+    await run([
+      `${BIN_DIR}/pg_ctl`,
+      "-D",
+      data,
+      "-l",
+      `${dir}/server.log`,
+      "-w",
+      "-t",
+      "60",
+      "-o",
+      `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off ` +
+      "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
+      "start",
+    ], "pg_ctl start");
+  };
+  for (let attempt = 1;; attempt++) {
+    port = freePort();
+    try {
+      await start();
+      break;
+    } catch (err) {
+      // Another process may have taken the port between probe and start.
+      if (attempt >= 3) {
+        await Deno.remove(dir, { recursive: true }).catch(() => {});
+        throw err;
+      }
+    }
+  }
+  const stop = () => run([`${BIN_DIR}/pg_ctl`, "-D", data, "-m", "fast", "-w", "stop"], "stop");
+  let running = true;
+  const psql = (db: string, sql: string) =>
+    run([
+      `${BIN_DIR}/psql`,
+      "-h",
+      dir,
+      "-p",
+      String(port),
+      "-U",
+      PG_USER,
+      "-d",
+      db,
+      "-qAtX",
+      "-c",
+      sql,
+    ], "psql");
+  return {
+    port,
+    url: (db) => `postgres://${PG_USER}@127.0.0.1:${port}/${db}?sslmode=disable`,
+    psql,
+    async createDatabase(name) {
+      if (!/^[A-Za-z0-9_]+$/.test(name)) throw new Error(`bad database name ${name}`);
+      await psql("postgres", `CREATE DATABASE ${name}`);
+    },
+    async stop() {
+      await stop();
+      running = false;
+    },
+    async start() {
+      await start();
+      running = true;
+    },
+    async [Symbol.asyncDispose]() {
+      try {
+        if (running) {
+          await run([`${BIN_DIR}/pg_ctl`, "-D", data, "-m", "immediate", "-w", "stop"], "stop");
+        }
+      } finally {
+        await Deno.remove(dir, { recursive: true });
+      }
+    },
+  };
+}

@@ -1,0 +1,115 @@
+/**
+ * The backend conformance checks against PostgresBackend on a real
+ * PostgreSQL server (one fresh database per check), plus what only the
+ * PostgreSQL backend has: schema versioning, start-up errors and TLS modes.
+ *
+ * @module
+ */
+import { PostgresBackend } from "../../runtime-adapters/deno/postgres/backend.ts";
+import { parsePostgresUrl } from "../../runtime-adapters/deno/postgres/url.ts";
+import { KeyboundError } from "../../src/errors.ts";
+import { assert, assertEquals } from "../_assert.ts";
+import { PG_PASSWORD, postgresMissing, startPostgres } from "../ha/_postgres.ts";
+import { reportResults as report } from "./_report.ts";
+import { runBackendConformance } from "./backend_conformance.ts";
+
+const ignore = postgresMissing !== undefined;
+
+function openDb(url: string, password = PG_PASSWORD): Promise<PostgresBackend> {
+  return PostgresBackend.open({ location: parsePostgresUrl(url), password });
+}
+
+async function refusal(p: Promise<unknown>): Promise<KeyboundError> {
+  try {
+    await p;
+  } catch (err) {
+    assert(err instanceof KeyboundError, `expected a KeyboundError, got ${err}`);
+    return err;
+  }
+  throw new Error("expected a refusal");
+}
+
+Deno.test({
+  name: "backend conformance: PostgresBackend on a real PostgreSQL server",
+  ignore,
+  async fn(t) {
+    await using pg = await startPostgres();
+    let n = 0;
+    await report(
+      t,
+      await runBackendConformance(async () => {
+        const db = `conf_${n++}`;
+        await pg.createDatabase(db);
+        return await openDb(pg.url(db));
+      }, { exactExpiry: true }),
+    );
+  },
+});
+
+Deno.test({
+  name: "PostgresBackend: schema, start-up errors, sweep",
+  ignore,
+  async fn(t) {
+    await using pg = await startPostgres();
+    await pg.createDatabase("kb");
+    const url = pg.url("kb");
+
+    await t.step("several openers at once create the schema once", async () => {
+      const all = await Promise.all(Array.from({ length: 5 }, () => openDb(url)));
+      for (const b of all) await b.close();
+    });
+
+    await t.step("expired rows are swept, live ones kept", async () => {
+      const b = await openDb(url);
+      try {
+        const r = await b.commit({
+          checks: [],
+          mutations: [
+            { type: "set", key: ["s", "old"], value: 1, expiresAt: Date.now() - 10 },
+            { type: "set", key: ["s", "new"], value: 2, expiresAt: Date.now() + 60_000 },
+          ],
+        });
+        assert(r.ok);
+        assertEquals(await b.sweepExpired(), 1);
+        assertEquals((await b.list(["s"])).map((e) => e.value), [2]);
+      } finally {
+        await b.close();
+      }
+    });
+
+    await t.step("a wrong password is one clear line", async () => {
+      const err = await refusal(openDb(url, "wrong"));
+      assertEquals(err.code, "CONFIG_INVALID");
+      assert(/refused user "keybound"/.test(err.message), err.message);
+      assert(!err.message.includes("wrong"), "the password must not be echoed");
+    });
+
+    await t.step("an unknown database is named", async () => {
+      const err = await refusal(openDb(pg.url("nope")));
+      assert(/database "nope" does not exist/.test(err.message), err.message);
+    });
+
+    await t.step("an unreachable server is BACKEND_UNAVAILABLE", async () => {
+      const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+      const port = (l.addr as Deno.NetAddr).port;
+      l.close();
+      const err = await refusal(openDb(`postgres://keybound@127.0.0.1:${port}/kb`));
+      assertEquals(err.code, "BACKEND_UNAVAILABLE");
+      assert(err.message.includes(`127.0.0.1:${port}/kb`), err.message);
+    });
+
+    await t.step("sslmode=require against a server without TLS is refused", async () => {
+      const err = await refusal(openDb(url.replace("sslmode=disable", "sslmode=require")));
+      assert(err.message.startsWith("storage:"), err.message);
+    });
+
+    await t.step("a newer schema than the code knows is refused", async () => {
+      await (await openDb(url)).close();
+      // As if a later Keybound had migrated this database.
+      await pg.psql("kb", "INSERT INTO keybound_schema (version) VALUES (999)");
+      const err = await refusal(openDb(url));
+      assertEquals(err.code, "CONFIG_INVALID");
+      assert(/schema is version 999, newer than/.test(err.message), err.message);
+    });
+  },
+});
