@@ -1,6 +1,7 @@
 /**
  * `deno task auth start`: the Keybound auth service on Deno, with its state
- * in a Deno KV file inside `--data-dir`.
+ * in a Deno KV file inside `--data-dir` or, for several instances, in a
+ * shared PostgreSQL database (`--storage postgres://…`).
  *
  * @module
  */
@@ -22,7 +23,12 @@ import {
 import { type HostPort, parseHostPort } from "../../src/util/host_port.ts";
 import { createLogger, type Logger } from "../../src/util/log.ts";
 import { ensureDir, writeFileAtomic } from "./fs.ts";
-import { DenoKvBackend } from "./kv_backend.ts";
+import {
+  describeStorage,
+  openStorage,
+  parseStorageFlags,
+  type StorageConfig,
+} from "./auth_storage.ts";
 import { onStopSignal, serveApp } from "./serve.ts";
 import { useInvocationDirectory } from "./cwd.ts";
 
@@ -37,11 +43,15 @@ Flags:
   --cluster-name NAME     cluster name (default: this machine's host name)
   --public-addr HOST:PORT address clients use; repeatable; added to the server certificate
   --insecure-no-tls       serve plain HTTP (only on a loopback listen address)
+  --storage PATH|URL      cluster state: a Deno KV file (default DIR/keybound.kv) or
+                          postgres://USER@HOST:PORT/DB?sslmode=MODE shared by several
+                          instances (password from PGPASSWORD or --storage-password-file)
+  --storage-password-file FILE
+                          file holding the PostgreSQL password (one line)
   -h, --help              show this help
 `;
 
-/** The KV database file inside the data directory. */
-export const KV_FILE = "keybound.kv";
+export { KV_FILE } from "./auth_storage.ts";
 /** The admin identity file inside the data directory. */
 export const ADMIN_IDENTITY_FILE = "admin-identity";
 /**
@@ -57,6 +67,7 @@ interface StartConfig {
   clusterName: string;
   publicAddrs: HostPort[];
   insecureNoTls: boolean;
+  storage: StorageConfig;
 }
 
 /** A command-line mistake: one line on stderr, exit code 2. */
@@ -75,6 +86,8 @@ function parseStartArgs(args: string[]): StartConfig | "help" {
         "cluster-name": { type: "string" },
         "public-addr": { type: "string", multiple: true, default: [] },
         "insecure-no-tls": { type: "boolean", default: false },
+        storage: { type: "string" },
+        "storage-password-file": { type: "string" },
         help: { type: "boolean", short: "h", default: false },
       },
     });
@@ -106,6 +119,11 @@ function parseStartArgs(args: string[]): StartConfig | "help" {
     clusterName: values["cluster-name"] ?? Deno.hostname(),
     publicAddrs: values["public-addr"].map((a) => parseHostPort(a, "--public-addr", listen.port)),
     insecureNoTls: values["insecure-no-tls"],
+    storage: parseStorageFlags(
+      values.storage,
+      values["storage-password-file"],
+      values["data-dir"],
+    ),
   };
 }
 
@@ -125,22 +143,12 @@ async function ensureAdminIdentity(ctx: ServerContext, path: string, log: Logger
   log.info("wrote admin identity", { path });
 }
 
-/** SQLite creates its files with the umask's mode; they hold CA keys. */
-async function restrictKvFiles(kvPath: string): Promise<void> {
-  for (const suffix of ["", "-wal", "-shm"]) {
-    await Deno.chmod(kvPath + suffix, 0o600).catch((err) => {
-      if (!(err instanceof Deno.errors.NotFound)) throw err;
-    });
-  }
-}
-
 async function start(config: StartConfig, log: Logger): Promise<void> {
   await ensureDir(config.dataDir, 0o700);
   await Deno.chmod(config.dataDir, 0o700);
-  const kvPath = join(config.dataDir, KV_FILE);
-  const backend = await DenoKvBackend.open(kvPath);
+  const backend = await openStorage(config.storage);
+  log.info("storage open", { storage: describeStorage(config.storage) });
   try {
-    await restrictKvFiles(kvPath);
     const ctx = await bootstrapCluster(backend, {
       clusterName: config.clusterName,
       log,
