@@ -13,6 +13,7 @@ import {
   bootstrapCluster,
   caPin,
   createApp,
+  createDiagApp,
   isAdminIdentityCurrent,
   isLoopbackHost,
   issueAdminIdentityFile,
@@ -46,6 +47,7 @@ Flags:
   --storage PATH|URL      cluster state: a Deno KV file (default DIR/keybound.kv) or
                           postgres://USER@HOST:PORT/DB?sslmode=MODE shared by several
                           instances (password from PGPASSWORD or --storage-password-file)
+  --diag-addr HOST:PORT   diagnostics listener (plain HTTP): /livez, /readyz
   --storage-password-file FILE
                           file holding the PostgreSQL password (one line)
   -h, --help              show this help
@@ -68,6 +70,7 @@ interface StartConfig {
   publicAddrs: HostPort[];
   insecureNoTls: boolean;
   storage: StorageConfig;
+  diagAddr?: HostPort;
 }
 
 /** A command-line mistake: one line on stderr, exit code 2. */
@@ -87,6 +90,7 @@ function parseStartArgs(args: string[]): StartConfig | "help" {
         "public-addr": { type: "string", multiple: true, default: [] },
         "insecure-no-tls": { type: "boolean", default: false },
         storage: { type: "string" },
+        "diag-addr": { type: "string" },
         "storage-password-file": { type: "string" },
         help: { type: "boolean", short: "h", default: false },
       },
@@ -119,6 +123,7 @@ function parseStartArgs(args: string[]): StartConfig | "help" {
     clusterName: values["cluster-name"] ?? Deno.hostname(),
     publicAddrs: values["public-addr"].map((a) => parseHostPort(a, "--public-addr", listen.port)),
     insecureNoTls: values["insecure-no-tls"],
+    ...(values["diag-addr"] ? { diagAddr: parseHostPort(values["diag-addr"], "--diag-addr") } : {}),
     storage: parseStorageFlags(
       values.storage,
       values["storage-password-file"],
@@ -171,18 +176,24 @@ async function start(config: StartConfig, log: Logger): Promise<void> {
       port: config.listen.port,
       tls,
     });
+    const diag = config.diagAddr
+      ? serveApp(createDiagApp(ctx), { hostname: config.diagAddr.host, port: config.diagAddr.port })
+      : undefined;
     // Listeners go in before the startup lines: whoever reads them may signal at once.
     const removeSignals = onStopSignal((signal) => {
       log.info("stopping", { signal });
       server.shutdown();
+      diag?.shutdown();
     });
     await writeFileAtomic(join(config.dataDir, AUTH_SERVER_FILE), `${server.url}\n`, {
       mode: 0o600,
     });
+    if (diag) console.log(`Keybound auth diagnostics listening on ${diag.url}`);
     console.log(`Keybound auth service listening on ${server.url}`);
     console.log(`CA pin ${await caPin(ctx.cas.host)}`);
     if (config.insecureNoTls) log.warn("serving plain HTTP (--insecure-no-tls)");
     await server.finished;
+    await diag?.finished;
     removeSignals();
   } finally {
     await backend.close();
