@@ -44,12 +44,13 @@ export async function sealSession<T extends SessionEnvelope>(
 
 /**
  * Opens a blob made by {@linkcode sealSession}. Throws `SESSION_INVALID` if it
- * is malformed, forged, sealed under another key, or expired at `now`.
+ * is malformed, forged, sealed under another key, or expired at `now` (a
+ * null `now` skips the expiry: a resume is bounded by its own record).
  */
 export async function openSession<T extends SessionEnvelope>(
   key: CryptoKey,
   blob: string,
-  now: Date,
+  now: Date | null,
 ): Promise<T> {
   let bytes: Uint8Array<ArrayBuffer>;
   try {
@@ -81,6 +82,8 @@ export async function openSession<T extends SessionEnvelope>(
   if (typeof payload?.sid !== "string" || typeof payload.exp !== "number") {
     throw invalid("join session is invalid");
   }
-  if (Math.floor(now.getTime() / 1000) > payload.exp) throw invalid("join session has expired");
+  if (now && Math.floor(now.getTime() / 1000) > payload.exp) {
+    throw invalid("join session has expired");
+  }
   return payload;
 }

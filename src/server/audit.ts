@@ -15,6 +15,7 @@ export type AuditEventType =
   | "join_token.bound_keypair.rotation"
   | "join_token.bound_keypair.join_state_verification_failed"
   | "bot.join"
+  | "bot.join_resumed"
   | "bot.generation_mismatch"
   | "lock.created"
   | "join.failed"

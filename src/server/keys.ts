@@ -34,6 +34,13 @@ export const LOCKS_CHANGED_KEY: Key = ["locks_changed"];
 export function usedSessionKey(sessionId: string): Key {
   return ["join_sessions_used", sessionId];
 }
+/**
+ * The last committed join of a token, kept for a resume (one per token,
+ * expiring with the credentials it holds; see src/server/join/resume.ts).
+ */
+export function joinResumeKey(tokenName: string): Key {
+  return ["join_resume", tokenName];
+}
 /** Marker that a signed request's `jti` was seen (replay protection). */
 export function seenRequestKey(jti: string): Key {
   return ["request_jti", jti];

@@ -30,6 +30,7 @@ import { beginJoin, continueJoin } from "../../src/server/join/service.ts";
 import { parseSubjectKey } from "../../src/server/join/subject_key.ts";
 import { fromPem } from "../../src/util/encoding.ts";
 import { lockInForce, lockMatches } from "../../src/server/locks.ts";
+import { readResumeRecord } from "../../src/server/join/resume_record.ts";
 import { resourceKey, usedSessionKey } from "../../src/server/keys.ts";
 import type { JsonValue, Key } from "../../src/storage/backend.ts";
 
@@ -159,18 +160,43 @@ async function commitFixture() {
         expires: new Date(ctx.now().getTime() + 7200_000).toISOString(),
       }),
     },
+    subjectKey: "ecdsa-sha2-nistp256 AAAA",
+    result: (t) => {
+      committed.token = t;
+      return Promise.resolve({
+        bot_name: "b1",
+        bot_instance_id: "i2",
+        generation: 1,
+        expires: ctx.now().toISOString(),
+        certificates: { tls_cert: "", tls_ca_certs: [], ssh_cert: "", ssh_ca_keys: [] },
+        bound_keypair: {
+          join_state: `seq=${t.status!.bound_keypair!.recovery_count}`,
+          public_key: "ssh-ed25519 AAAA",
+        },
+      });
+    },
+    resumeUntil: ctx.now().getTime() + 600_000,
   };
-  return { ctx, read, plan };
+  const committed: { token?: Token } = {};
+  return { ctx, read, plan, committed };
 }
 
 Deno.test("commit: an unrelated concurrent token edit is retried on the fresh token", async () => {
-  const { ctx, read, plan } = await commitFixture();
+  const { ctx, read, plan, committed: last } = await commitFixture();
   const t = (await ctx.backend.get<Token>(resourceKey("token", "t1")))!.value;
   t.spec.bound_keypair.rotate_after = "2030-01-01T00:00:00Z";
   await put(ctx, resourceKey("token", "t1"), t);
-  const committed = await commitJoin(ctx, plan, { token: read, instance: null });
+  const result = await commitJoin(ctx, plan, { token: read, instance: null });
+  const committed = last.token!;
   assertEquals(committed.status!.bound_keypair!.recovery_count, 2);
   assertEquals(committed.spec.bound_keypair.rotate_after, "2030-01-01T00:00:00Z", "edit kept");
+  // The result is built from the token as committed and kept, in the same
+  // commit, as the token's resume record, expiring exactly when planned.
+  assertEquals(result.bound_keypair.join_state, "seq=2");
+  const record = await readResumeRecord(ctx, "t1");
+  assertEquals(record?.value.sid, "sid1");
+  assertEquals(record?.value.result, result);
+  assertEquals(record?.value.bound_public_key, "ssh-ed25519 AAAA");
   assert(await ctx.backend.get(usedSessionKey("sid1")));
   assert(await ctx.backend.get(resourceKey("bot_instance", "b1", "i2")));
 });

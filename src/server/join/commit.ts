@@ -1,7 +1,8 @@
 /**
  * The one atomic commit of a join (docs/protocol.md §4.6): token status,
- * bot instance, the session's used-marker and the audit events, written by a
- * single compare-and-swap on the versions read. When the token or instance
+ * bot instance, the session's used-marker, the resume record (the result,
+ * kept so a client that lost the answer can resume, see `resume.ts`) and the
+ * audit events, written by a single compare-and-swap on the versions read. When the token or instance
  * changed in between, the commit is rebuilt on the fresh values and retried
  * only if every expectation the join relied on still holds; otherwise the
  * join fails with `UNEXPECTED_BACKEND_STATE`. Of N concurrent recoveries of
@@ -12,6 +13,7 @@
 import { AccessDeniedError, KeyboundError } from "../../errors.ts";
 import { sha256 } from "../../crypto/random.ts";
 import type { Entry, JsonValue, Mutation } from "../../storage/backend.ts";
+import type { JoinResult } from "../../protocol/messages.ts";
 import type { BotInstance, BoundKeypairStatus, Token } from "../../resources/schemas.ts";
 import { toHex } from "../../util/encoding.ts";
 import { type AuditInput, auditMutation } from "../audit.ts";
@@ -19,6 +21,7 @@ import { botInstanceMutation, latestGeneration, readBotInstance } from "../bot_i
 import type { ServerContext } from "../context.ts";
 import { resourceKey, usedSessionKey } from "../keys.ts";
 import { getResource } from "../resources.ts";
+import { resumeRecordMutation } from "./resume_record.ts";
 
 /** Attempts of the final commit before giving up with `CONFLICT`. */
 export const MAX_COMMIT_ATTEMPTS = 5;
@@ -136,6 +139,12 @@ export interface JoinCommitPlan {
   events(committed: Token): AuditInput[];
   /** The bot-instance write. */
   instance: InstanceWrite;
+  /** The certificate subject key, authorized_keys text (a resume must prove it). */
+  subjectKey: string;
+  /** The result the client receives, from the token as it will be stored. */
+  result(committed: Token): Promise<JoinResult>;
+  /** When the resume record expires, epoch milliseconds. */
+  resumeUntil: number;
 }
 
 function tokenMutation(token: Token): Mutation {
@@ -159,8 +168,8 @@ export function sessionUsed(): KeyboundError {
 }
 
 /**
- * Commits the join starting from what the caller read. Returns the token as
- * committed. Throws `SESSION_INVALID` (session replayed),
+ * Commits the join starting from what the caller read. Returns the result
+ * (also kept in the token's resume record). Throws `SESSION_INVALID` (session replayed),
  * `UNEXPECTED_BACKEND_STATE` (an expectation no longer holds) or `CONFLICT`
  * (still contended after {@linkcode MAX_COMMIT_ATTEMPTS}).
  */
@@ -168,7 +177,7 @@ export async function commitJoin(
   ctx: ServerContext,
   plan: JoinCommitPlan,
   read: { token: TokenEntry; instance: Entry<BotInstance> | null },
-): Promise<Token> {
+): Promise<JoinResult> {
   const markerKey = usedSessionKey(plan.sessionId);
   const instanceKey = resourceKey("bot_instance", plan.botName, plan.instanceId);
   let { token, instance } = read;
@@ -198,6 +207,7 @@ export async function commitJoin(
       instanceValue = plan.instance.instance;
     }
     const committed = withStatus(token.token, plan.applyStatus(statusOf(token.token)));
+    const result = await plan.result(committed);
     const mutations: Mutation[] = [
       tokenMutation(committed),
       botInstanceMutation(instanceValue),
@@ -207,6 +217,13 @@ export async function commitJoin(
         value: { used_at: ctx.now().toISOString() },
         expiresAt: (plan.sessionExp + 60) * 1000,
       },
+      resumeRecordMutation(plan.tokenName, {
+        sid: plan.sessionId,
+        bound_public_key: statusOf(committed).bound_public_key ?? "",
+        subject_key: plan.subjectKey,
+        committed_at: ctx.now().toISOString(),
+        result,
+      }, plan.resumeUntil),
       ...plan.events(committed).map((e) => auditMutation(ctx, e)),
     ];
     const r = await ctx.backend.commit({
@@ -217,7 +234,7 @@ export async function commitJoin(
       ],
       mutations,
     });
-    if (r.ok) return committed;
+    if (r.ok) return result;
   }
   throw new KeyboundError("CONFLICT", "committing updated token state, please try again");
 }

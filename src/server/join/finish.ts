@@ -9,8 +9,8 @@ import { KeyboundError } from "../../errors.ts";
 import { randomUuid } from "../../crypto/random.ts";
 import { parseAuthorizedKey } from "../../crypto/ssh_wire.ts";
 import { issueJoinState } from "../../protocol/join_state.ts";
-import type { JoinResponse } from "../../protocol/messages.ts";
-import type { Bot, BotInstance } from "../../resources/schemas.ts";
+import type { JoinResponse, JoinResult } from "../../protocol/messages.ts";
+import type { Bot, BotInstance, Token } from "../../resources/schemas.ts";
 import type { Entry } from "../../storage/backend.ts";
 import { fromPem } from "../../util/encoding.ts";
 import type { AuditInput } from "../audit.ts";
@@ -28,6 +28,7 @@ import { commitJoin, type InstanceWrite, statusOf, type TokenEntry } from "./com
 import { recoveryEvent, rotationEvent } from "./events.ts";
 import { connectionOf, type FailureContext, recordFailure } from "./failures.ts";
 import { modeOf } from "./policy.ts";
+import { resumeUntil } from "./resume_record.ts";
 import type { JoinSession } from "./session_state.ts";
 
 /** What `finish` works from, read after the proof of possession. */
@@ -119,9 +120,41 @@ export async function finish(
         expires,
       }),
     };
+  const signingKey = ctx.cas.boundKeypair.jwt?.[0];
+  if (!signingKey) throw new KeyboundError("INTERNAL", "bound_keypair CA has no signing key");
+  // The result is built inside the commit, from the token as it will be
+  // stored: the same commit keeps it for a resume (resume_record.ts).
+  const resultOf = async (committed: Token): Promise<JoinResult> => {
+    const status = statusOf(committed);
+    const joinState = await issueJoinState({
+      clusterName: ctx.clusterName,
+      botName: session.bot,
+      key: signingKey,
+      now,
+      claims: {
+        bot_instance_id: status.bound_bot_instance_id ?? "",
+        recovery_sequence: status.recovery_count,
+        recovery_limit: committed.spec.bound_keypair.recovery.limit,
+        recovery_mode: committed.spec.bound_keypair.recovery.mode,
+      },
+    });
+    return {
+      bot_name: session.bot,
+      bot_instance_id: instanceId,
+      generation,
+      expires: certs.expires.toISOString(),
+      certificates: {
+        tls_cert: certs.tls_cert,
+        tls_ca_certs: certs.tls_ca_certs,
+        ssh_cert: certs.ssh_cert,
+        ssh_ca_keys: certs.ssh_ca_keys,
+      },
+      bound_keypair: { join_state: joinState, public_key: status.bound_public_key ?? "" },
+    };
+  };
   const consumes = session.flow !== "refresh";
   const rotated = session.rotated_from !== undefined;
-  const committed = await commitJoin(ctx, {
+  const result = await commitJoin(ctx, {
     tokenName: session.token,
     botName: session.bot,
     instanceId,
@@ -130,6 +163,9 @@ export async function finish(
     expect: session.expect,
     consumesRecovery: consumes,
     instance,
+    subjectKey: session.subject.ssh,
+    result: resultOf,
+    resumeUntil: resumeUntil(now, certs.expires),
     applyStatus: (current) => {
       const s = { ...current };
       if (session.flow === "onboarding") {
@@ -180,35 +216,5 @@ export async function finish(
       return events;
     },
   }, { token: entry, instance: instanceEntry });
-
-  const status = statusOf(committed);
-  const signingKey = ctx.cas.boundKeypair.jwt?.[0];
-  if (!signingKey) throw new KeyboundError("INTERNAL", "bound_keypair CA has no signing key");
-  const joinState = await issueJoinState({
-    clusterName: ctx.clusterName,
-    botName: session.bot,
-    key: signingKey,
-    now,
-    claims: {
-      bot_instance_id: status.bound_bot_instance_id ?? "",
-      recovery_sequence: status.recovery_count,
-      recovery_limit: committed.spec.bound_keypair.recovery.limit,
-      recovery_mode: committed.spec.bound_keypair.recovery.mode,
-    },
-  });
-  return {
-    result: {
-      bot_name: session.bot,
-      bot_instance_id: instanceId,
-      generation,
-      expires: certs.expires.toISOString(),
-      certificates: {
-        tls_cert: certs.tls_cert,
-        tls_ca_certs: certs.tls_ca_certs,
-        ssh_cert: certs.ssh_cert,
-        ssh_ca_keys: certs.ssh_ca_keys,
-      },
-      bound_keypair: { join_state: joinState, public_key: status.bound_public_key ?? "" },
-    },
-  };
+  return { result };
 }

@@ -9,12 +9,14 @@ import { type Context, Hono } from "hono";
 import type { z } from "zod";
 import { KeyboundError } from "../../errors.ts";
 import { BeginRequest, ContinueRequest } from "../../protocol/messages.ts";
+import { ResumeRequest } from "../../protocol/join_resume.ts";
 import { fromUtf8 } from "../../util/encoding.ts";
 import type { ServerContext } from "../context.ts";
 import type { AppEnv } from "../hono_env.ts";
 import { parseJson } from "../http.ts";
 import { verifySignedRequest } from "../request_auth.ts";
 import { auditingFailures } from "./failures.ts";
+import { resumeJoin } from "./resume.ts";
 import { beginJoin, continueJoin, type JoinRequestContext } from "./service.ts";
 
 function parseBody<S extends z.ZodType>(
@@ -77,6 +79,10 @@ export function joinRoutes(ctx: ServerContext): Hono<AppEnv> {
   r.post("/join/bound-keypair/continue", async (c) => {
     const { body, rc } = await readRequest(ctx, c, ContinueRequest, true);
     return c.json(await continueJoin(ctx, body, rc));
+  });
+  r.post("/join/bound-keypair/resume", async (c) => {
+    const { body, rc } = await readRequest(ctx, c, ResumeRequest, false);
+    return c.json(await resumeJoin(ctx, body, rc));
   });
   return r;
 }
