@@ -71,8 +71,15 @@ export {
 export type { ParsedCertificateLike } from "./src/server/hono_env.ts";
 export type { SubjectIdentity } from "./src/protocol/subject.ts";
 export { type ConnectionInfo, createAuthHandler, type FetchHandler } from "./src/server/handler.ts";
-export { joinBoundKeypair } from "./src/agent/join_client.ts";
-export type { BoundKeyStore, JoinFn, JoinParams, JoinResult } from "./src/agent/join_types.ts";
+export { joinBoundKeypair, resumeBoundKeypair } from "./src/agent/join_client.ts";
+export type {
+  BoundKeyStore,
+  JoinFn,
+  JoinParams,
+  JoinResult,
+  PendingCommit,
+  ResumeParams,
+} from "./src/agent/join_types.ts";
 export {
   challengeHash,
   type RequestSigner,

@@ -5,7 +5,6 @@
  *
  * @module
  */
-import { classifyingTlsFailures } from "./fetch_errors.ts";
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import { basename, resolve } from "node:path";
@@ -95,7 +94,7 @@ export const denoPlatform: TbotPlatform = {
   createFetch: async (baseUrl, trust) => {
     // Loaded on first use: the certificate parser it needs is the heaviest import.
     const { createTrustedFetch } = await import("./trust.ts");
-    return classifyingTlsFailures(await createTrustedFetch(baseUrl, trust, readTextFile));
+    return await createTrustedFetch(baseUrl, trust, readTextFile);
   },
   serve: (addr, handler) => {
     const hp = parseHostPort(addr, "diag_addr");

@@ -16,7 +16,7 @@ import { StoredClientState } from "../../src/agent/client_state.ts";
 import { systemClock } from "../../src/agent/clock.ts";
 import { type BotIdentity as AgentIdentity, loadIdentity } from "../../src/agent/identity.ts";
 import { IdentityService } from "../../src/agent/identity_service.ts";
-import { joinBoundKeypair } from "../../src/agent/join_client.ts";
+import { joinTransport } from "../../src/agent/join_client.ts";
 import { replayJournal } from "../../src/agent/journal.ts";
 import { describeJoinFailure } from "../../src/agent/refusal.ts";
 import { parseKek, SealedStorage } from "../../src/agent/sealed_keys.ts";
@@ -116,7 +116,7 @@ export class BotIdentity extends DurableObject<BotEnv> implements BotIdentityRpc
       tokenName: config.tokenName,
       credentialTtlMs: config.credentialTtlMs,
       ...(config.registrationSecret ? { registrationSecret: config.registrationSecret } : {}),
-      join: (params) => joinBoundKeypair({ ...params, baseUrl: config.authServer, fetch: doFetch }),
+      ...joinTransport(config.authServer, doFetch),
       clock: systemClock,
       log: this.#log,
     }, identity);

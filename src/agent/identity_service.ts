@@ -5,10 +5,15 @@
  * otherwise (first join, or a recovery that consumes one and creates a new
  * bot instance).
  *
+ * Every join is crash-safe (docs/protocol.md §4.9): before an answer after
+ * which the server may commit, the pending-join record is stored; a renewal
+ * that finds one resumes that join first, and the group write storing a
+ * result removes it.
+ *
  * @module
  */
-import { generateStorableKeyPair } from "../crypto/keys.ts";
-import { KeyboundError } from "../errors.ts";
+import { generateStorableKeyPair, type StorableKeyPair } from "../crypto/keys.ts";
+import { isKeyboundError, KeyboundError } from "../errors.ts";
 import type { Logger } from "../util/log.ts";
 import type { ClientState } from "./client_state.ts";
 import type { Clock } from "./clock.ts";
@@ -19,12 +24,17 @@ import {
   identityStorageFiles,
 } from "./identity.ts";
 import { writeFilesTogether } from "./journal.ts";
-import type { JoinParams, JoinResult } from "./join_types.ts";
+import type { BoundJoin, BoundResume, JoinResult } from "./join_types.ts";
 import type { TbotMetrics } from "./metrics.ts";
-import type { AgentStorage } from "./storage.ts";
+import {
+  type PendingJoin,
+  pendingSubjectKey,
+  readPendingJoin,
+  writePendingJoin,
+} from "./pending_join.ts";
+import { type AgentStorage, STORAGE_FILES } from "./storage.ts";
 
-/** A join bound to a server and transport: everything but `baseUrl` and `fetch`. */
-export type BoundJoin = (params: Omit<JoinParams, "baseUrl" | "fetch">) => Promise<JoinResult>;
+export type { BoundJoin, BoundResume };
 
 /** Message Teleport gives when there is nothing to join with. */
 export const NO_LOCAL_CREDENTIALS =
@@ -47,6 +57,8 @@ export interface IdentityServiceOptions {
   registrationSecret?: string;
   /** Performs a join. */
   join: BoundJoin;
+  /** Resumes a join whose answer was lost. */
+  resume: BoundResume;
   /** Time source. */
   clock: Clock;
   /** Logger. */
@@ -54,6 +66,16 @@ export interface IdentityServiceOptions {
   /** Metrics, for the expiry gauge. */
   metrics?: TbotMetrics;
 }
+
+/**
+ * Codes of a failed join after which the server may still have committed it:
+ * no answer, an answer without a Keybound error body (a proxy), or a crash.
+ */
+const ANSWER_MAY_BE_LOST: ReadonlySet<string> = new Set([
+  "CONNECTION_FAILED",
+  "BAD_REQUEST",
+  "INTERNAL",
+]);
 
 /** Holds the current identity and renews it. */
 export class IdentityService {
@@ -83,14 +105,69 @@ export class IdentityService {
   }
 
   /**
-   * One join: a refresh with the current certificate while it is valid,
-   * otherwise a fresh join. Persists everything the join changed in one
-   * group write before returning the new identity.
+   * One renewal: first the resume of a join whose answer was lost, if a
+   * pending-join record is stored; otherwise a refresh with the current
+   * certificate while it is valid, or a fresh join. A refresh refused
+   * because the certificate expired during it becomes a recovery at once.
+   * Persists everything the join changed in one group write (which also
+   * removes the pending record) before returning the new identity.
    */
   async renew(): Promise<BotIdentity> {
+    const resumed = await this.#resumePending();
+    if (resumed) return resumed;
+    const refresh = this.hasValidIdentity();
+    try {
+      return await this.#join(refresh);
+    } catch (e) {
+      // The certificate expired between `begin` and a signed `continue`.
+      if (!refresh || this.hasValidIdentity() || !isKeyboundError(e)) throw e;
+      if (e.code !== "UNAUTHENTICATED") throw e;
+      this.#o.log.warn(
+        "the certificate expired during the refresh; joining with the bound key as a recovery",
+        { error: e.message },
+      );
+      return await this.#resumePending() ?? await this.#join(false);
+    }
+  }
+
+  /** Resumes a stored pending join; null when there is none or the server has nothing to resume. */
+  async #resumePending(): Promise<BotIdentity | null> {
+    const o = this.#o;
+    const pending = await readPendingJoin(o.storage, o.tokenName, o.log);
+    if (!pending) return null;
+    const [boundKey, subjectKey] = await Promise.all([
+      o.clientState.findPrivateKey(pending.bound_public_key).catch(() => null),
+      pendingSubjectKey(pending).catch(() => null),
+    ]);
+    if (!boundKey || !subjectKey) {
+      o.log.warn("a pending join cannot be resumed: its keys are not in storage; joining normally");
+      return null;
+    }
+    let result: JoinResult;
+    try {
+      result = await o.resume({
+        session: pending.session,
+        clusterName: pending.cluster_name,
+        boundKey,
+        subjectKey: subjectKey.privateKey,
+      });
+    } catch (e) {
+      if (!isKeyboundError(e) || e.code !== "RESUME_NOT_FOUND") throw e;
+      // The server never committed that answer (or it was already used):
+      // the state in storage is still current, so join as usual.
+      o.log.info("the interrupted join was not committed by the server; joining normally");
+      await o.storage.delete(STORAGE_FILES.pendingJoin);
+      return null;
+    }
+    const identity = await this.#store(result, subjectKey);
+    o.log.info("resumed a join whose answer was lost", this.#fields(identity));
+    return identity;
+  }
+
+  /** One join: a refresh with the current certificate, or a fresh join. */
+  async #join(refresh: boolean): Promise<BotIdentity> {
     const o = this.#o;
     const current = this.#identity;
-    const refresh = this.hasValidIdentity();
     const state = o.clientState;
     if (!refresh && !state.isStatic && !state.activeKey && !o.registrationSecret) {
       throw new KeyboundError("CONFIG_INVALID", NO_LOCAL_CREDENTIALS);
@@ -106,43 +183,82 @@ export class IdentityService {
     const hadJoinState = state.joinState !== null;
     const secret = !state.isStatic && !hadJoinState ? o.registrationSecret : undefined;
     const subjectKey = await generateStorableKeyPair("ES256");
-    const result = await o.join({
-      tokenName: o.tokenName,
-      subjectKey: {
-        privateKey: subjectKey.privateKey,
-        publicKey: subjectKey.publicKey,
-        alg: "ES256",
-      },
-      ttlSeconds: Math.max(1, Math.round(o.credentialTtlMs / 1000)),
-      ...(secret ? { initialJoinSecret: secret } : {}),
-      ...(state.joinState ? { previousJoinState: state.joinState } : {}),
-      ...(refresh && current
-        ? { identity: { certDer: current.certDer, privateKey: current.privateKey } }
-        : {}),
-      keyStore: state,
-    });
+    const pendingOf = (
+      p: Omit<PendingJoin, "subject_key" | "created_at" | "version" | "token_name">,
+    ) =>
+      writePendingJoin(o.storage, {
+        version: 1,
+        token_name: o.tokenName,
+        ...p,
+        subject_key: subjectKey.pkcs8Pem,
+        created_at: o.clock.now().toISOString(),
+      });
+    let result: JoinResult;
+    try {
+      result = await o.join({
+        tokenName: o.tokenName,
+        subjectKey: {
+          privateKey: subjectKey.privateKey,
+          publicKey: subjectKey.publicKey,
+          alg: "ES256",
+        },
+        ttlSeconds: Math.max(1, Math.round(o.credentialTtlMs / 1000)),
+        ...(secret ? { initialJoinSecret: secret } : {}),
+        ...(state.joinState ? { previousJoinState: state.joinState } : {}),
+        ...(refresh && current
+          ? { identity: { certDer: current.certDer, privateKey: current.privateKey } }
+          : {}),
+        keyStore: state,
+        beforeCommit: (p) =>
+          pendingOf({
+            session: p.session,
+            bound_public_key: p.boundPublicKey,
+            cluster_name: p.clusterName,
+          }),
+      });
+    } catch (e) {
+      // A refusal the server answered itself means nothing was committed: the
+      // record goes, so a refused join leaves storage as it was. Anything
+      // that may hide a lost answer keeps it for the next renewal's resume.
+      if (isKeyboundError(e) && !ANSWER_MAY_BE_LOST.has(e.code)) {
+        await o.storage.delete(STORAGE_FILES.pendingJoin);
+      }
+      throw e;
+    }
+    const identity = await this.#store(result, subjectKey);
+    const fields = this.#fields(identity);
+    if (refresh) o.log.info("renewed the bot identity", fields);
+    else if (current || hadJoinState) {
+      o.log.info("recovered: joined again as a new bot instance", fields);
+    } else o.log.info("joined the cluster", fields);
+    return identity;
+  }
+
+  /** Stores a join's result in one group write that also removes the pending record. */
+  async #store(result: JoinResult, subjectKey: StorableKeyPair): Promise<BotIdentity> {
+    const o = this.#o;
     const identity = await identityFromJoin(result, subjectKey);
-    const prepared = await state.prepareResult(
+    const prepared = await o.clientState.prepareResult(
       result.bound_keypair.public_key,
       result.bound_keypair.join_state,
     );
     await writeFilesTogether(o.storage, {
       ...prepared.files,
       ...(await identityStorageFiles(identity, o.tokenName)),
+      [STORAGE_FILES.pendingJoin]: null,
     });
     prepared.commit();
     this.#identity = identity;
     o.metrics?.identityExpiry.set({}, identity.notAfter.getTime() / 1000);
-    const fields = {
+    return identity;
+  }
+
+  #fields(identity: BotIdentity) {
+    return {
       bot: identity.botName,
       bot_instance_id: identity.botInstanceId,
       generation: identity.generation,
       expires: identity.notAfter.toISOString(),
     };
-    if (refresh) o.log.info("renewed the bot identity", fields);
-    else if (current || hadJoinState) {
-      o.log.info("recovered: joined again as a new bot instance", fields);
-    } else o.log.info("joined the cluster", fields);
-    return identity;
   }
 }

@@ -1,12 +1,14 @@
 /**
  * The client side of the bound-keypair join (docs/protocol.md §4) over plain
  * `fetch`: begin, answer challenges and rotation requests through the key
- * store, and return the credentials. Runtime-agnostic; tbot and tests use it.
+ * store, and return the credentials; and the resume of a join whose answer
+ * was lost (§4.9). Runtime-agnostic; tbot and tests use it.
  *
  * @module
  */
 import { KeyboundError } from "../errors.ts";
-import { callApi } from "../protocol/http_client.ts";
+import type { z } from "zod";
+import { readAnswer, sendRequest } from "../protocol/http_client.ts";
 import { AsnConvert } from "@peculiar/asn1-schema";
 import { SubjectPublicKeyInfo } from "@peculiar/asn1-x509";
 import { exportSpki } from "../crypto/keys.ts";
@@ -21,14 +23,24 @@ import {
   type JoinResult,
   type JoinStep,
 } from "../protocol/messages.ts";
-import { challengeHash } from "../protocol/signed_request.ts";
+import {
+  JOIN_RESUME_PATH,
+  type ResumeRequest,
+  ResumeResponse,
+  signResumeProof,
+} from "../protocol/join_resume.ts";
+import { challengeHash, signRequest } from "../protocol/signed_request.ts";
 import { toBase64, toPem } from "../util/encoding.ts";
-import type { JoinParams } from "./join_types.ts";
+import type { BoundJoin, BoundResume, JoinParams, ResumeParams } from "./join_types.ts";
 
-export type { JoinParams, JoinResult };
+export type { JoinParams, JoinResult, ResumeParams };
 
 /** Steps a join may take before the client gives up on a misbehaving server. */
 const MAX_STEPS = 8;
+
+function urlOf(baseUrl: string, path: string): URL {
+  return new URL(path, baseUrl.endsWith("/") ? baseUrl : baseUrl + "/");
+}
 
 /**
  * POSTs a join message. `continue` calls of a refresh are signed with the
@@ -36,21 +48,35 @@ const MAX_STEPS = 8;
  * carries the certificate in its body instead and is not signed, which saves
  * a signature on the client and a verification on the server.
  */
-function post(
+async function post(
   p: JoinParams,
   path: string,
   body: BeginRequest | ContinueRequest,
   chash?: string,
 ): Promise<JoinResponse> {
-  const signed = p.identity && path === JOIN_CONTINUE_PATH;
-  return callApi({ baseUrl: p.baseUrl, fetch: p.fetch ?? fetch }, {
-    method: "POST",
-    path,
-    body,
-    response: JoinResponse,
-    what: "join response",
-    ...(signed ? { signer: p.identity, ...(chash !== undefined ? { chash } : {}) } : {}),
-  });
+  return await postJson(p, path, body, JoinResponse, chash);
+}
+
+async function postJson<T>(
+  p: Pick<JoinParams, "baseUrl" | "fetch" | "identity">,
+  path: string,
+  body: BeginRequest | ContinueRequest | ResumeRequest,
+  schema: z.ZodType<T>,
+  chash?: string,
+): Promise<T> {
+  const url = urlOf(p.baseUrl, path);
+  const text = JSON.stringify(body);
+  const headers: Record<string, string> = { "content-type": "application/json" };
+  if (p.identity && path === JOIN_CONTINUE_PATH) {
+    headers.authorization = await signRequest(p.identity, {
+      method: "POST",
+      path: url.pathname,
+      body: text,
+      ...(chash !== undefined ? { chash } : {}),
+    });
+  }
+  const res = await sendRequest(p.fetch ?? fetch, url, { method: "POST", headers, body: text });
+  return await readAnswer(res, schema, "join response");
 }
 
 /**
@@ -78,6 +104,17 @@ async function giveUp(p: JoinParams, session: string, message: string): Promise<
   }
 }
 
+/** The cluster name a challenge names (its `aud`), for resume proofs. */
+function challengeAudience(challenge: string): string {
+  try {
+    const aud = (JSON.parse(challenge) as { aud?: unknown }).aud;
+    if (typeof aud === "string") return aud;
+  } catch {
+    // Reported below.
+  }
+  throw new KeyboundError("CHALLENGE_FAILED", "the challenge names no cluster (aud)");
+}
+
 async function answerStep(
   p: JoinParams,
   session: string,
@@ -91,6 +128,13 @@ async function answerStep(
       throw new KeyboundError("CHALLENGE_FAILED", msg);
     }
     const solution = await solveChallenge(key, step.challenge);
+    // A solution is the only answer after which the server may commit: what
+    // the client needs to resume must be stored before it leaves.
+    await p.beforeCommit?.({
+      session,
+      boundPublicKey: step.public_key.trim(),
+      clusterName: challengeAudience(step.challenge),
+    });
     return {
       answer: { type: "challenge_solution", solution },
       ...(p.identity ? { chash: await challengeHash(step.challenge) } : {}),
@@ -136,4 +180,48 @@ export async function joinBoundKeypair(p: JoinParams): Promise<JoinResult> {
     response = await post(p, JOIN_CONTINUE_PATH, { session: response.session, answer }, chash);
   }
   throw new KeyboundError("BAD_REQUEST", `the server asked for more than ${MAX_STEPS} join steps`);
+}
+
+/**
+ * Asks the server for the committed result of a join whose answer was lost
+ * (docs/protocol.md §4.9), proving the bound key and the certificate key.
+ * `RESUME_NOT_FOUND` means the server has no committed result for that
+ * session: the caller discards its pending record and joins normally.
+ */
+export async function resumeBoundKeypair(p: ResumeParams): Promise<JoinResult> {
+  const now = p.now ?? new Date();
+  const [bound, subject] = await Promise.all([
+    signResumeProof({
+      privateKey: p.boundKey,
+      use: "bound",
+      clusterName: p.clusterName,
+      session: p.session,
+      now,
+    }),
+    signResumeProof({
+      privateKey: p.subjectKey,
+      use: "subject",
+      clusterName: p.clusterName,
+      session: p.session,
+      now,
+    }),
+  ]);
+  const answer = await postJson(p, JOIN_RESUME_PATH, {
+    session: p.session,
+    bound_key_proof: bound,
+    subject_key_proof: subject,
+  }, ResumeResponse);
+  return answer.result;
+}
+
+/** The join and the resume, bound to one server and transport. */
+export function joinTransport(
+  baseUrl: string,
+  fetchFn?: typeof fetch,
+): { join: BoundJoin; resume: BoundResume } {
+  const server = { baseUrl, ...(fetchFn ? { fetch: fetchFn } : {}) };
+  return {
+    join: (p) => joinBoundKeypair({ ...p, ...server }),
+    resume: (p) => resumeBoundKeypair({ ...p, ...server }),
+  };
 }

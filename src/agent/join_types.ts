@@ -42,7 +42,46 @@ export interface JoinParams {
   identity?: { certDer: Uint8Array; privateKey: CryptoKey };
   /** Bound keys. */
   keyStore: BoundKeyStore;
+  /**
+   * Called before each challenge solution is sent, the only answer after
+   * which the server may commit: stores what a resume needs (the pending
+   * join record). The join waits for it; if it throws, nothing is sent.
+   */
+  beforeCommit?: (pending: PendingCommit) => Promise<void>;
 }
+
+/** What {@linkcode JoinParams.beforeCommit} is told. */
+export interface PendingCommit {
+  /** The sealed session about to be continued. */
+  session: string;
+  /** The challenged key: the key bound if this answer commits (authorized_keys). */
+  boundPublicKey: string;
+  /** Cluster name, from the challenge. */
+  clusterName: string;
+}
+
+/** Parameters of a resume (docs/protocol.md §4.9). */
+export interface ResumeParams {
+  /** `https://host:port` of the auth service. */
+  baseUrl: string;
+  /** The fetch to use. */
+  fetch?: typeof fetch;
+  /** The sealed session that was being continued. */
+  session: string;
+  /** Cluster name. */
+  clusterName: string;
+  /** The bound key the join bound. */
+  boundKey: CryptoKey;
+  /** The certificate subject key of the join. */
+  subjectKey: CryptoKey;
+  /** Signing time of the proofs (default: now). */
+  now?: Date;
+}
+
+/** A join bound to a server and transport: everything but `baseUrl` and `fetch`. */
+export type BoundJoin = (params: Omit<JoinParams, "baseUrl" | "fetch">) => Promise<JoinResult>;
+/** A resume bound to a server and transport. */
+export type BoundResume = (params: Omit<ResumeParams, "baseUrl" | "fetch">) => Promise<JoinResult>;
 
 /** Performs one join; `joinBoundKeypair` from `join_client.ts` has this shape. */
 export type JoinFn = (params: JoinParams) => Promise<JoinResult>;

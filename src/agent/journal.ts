@@ -17,17 +17,20 @@ import { type AgentStorage, readText, writeText } from "./storage.ts";
 /** Name of the journal file in storage. */
 export const JOURNAL_FILE = "pending_write.json";
 
-/** Writes all `files` (name → text) as one unit. */
-export async function writeFilesTogether(
-  storage: AgentStorage,
-  files: Record<string, string>,
-): Promise<void> {
+/** A group of file changes: name → new text, or null to delete the file. */
+export type FileGroup = Record<string, string | null>;
+
+/** Writes (and deletes) all `files` as one unit. */
+export async function writeFilesTogether(storage: AgentStorage, files: FileGroup): Promise<void> {
   await writeText(storage, JOURNAL_FILE, JSON.stringify({ files }));
   await applyJournal(storage, files);
 }
 
-async function applyJournal(storage: AgentStorage, files: Record<string, string>) {
-  for (const [name, text] of Object.entries(files)) await writeText(storage, name, text);
+async function applyJournal(storage: AgentStorage, files: FileGroup) {
+  for (const [name, text] of Object.entries(files)) {
+    if (text === null) await storage.delete(name);
+    else await writeText(storage, name, text);
+  }
   await storage.delete(JOURNAL_FILE);
 }
 
@@ -47,7 +50,7 @@ export async function replayJournal(storage: AgentStorage): Promise<boolean> {
   }
   if (
     !files || typeof files !== "object" ||
-    !Object.values(files).every((v) => typeof v === "string") ||
+    !Object.values(files).every((v) => typeof v === "string" || v === null) ||
     Object.keys(files).some((k) => k === JOURNAL_FILE || k.includes("/"))
   ) {
     throw new KeyboundError(
@@ -55,6 +58,6 @@ export async function replayJournal(storage: AgentStorage): Promise<boolean> {
       `${JOURNAL_FILE} in ${storage.describe()} is damaged; it was left in place for inspection`,
     );
   }
-  await applyJournal(storage, files as Record<string, string>);
+  await applyJournal(storage, files as FileGroup);
   return true;
 }

@@ -5,8 +5,9 @@
  *
  * {@linkcode SealedStorage} wraps any {@linkcode AgentStorage}: the files
  * that hold private keys (the bound key, the key history, the certificate
- * key and the write journal that can carry them) are sealed on write and
- * unsealed on read; every other file passes through unchanged. The
+ * key, the pending-join record and the write journal that can carry them)
+ * are sealed on write and unsealed on read; every other file passes
+ * through unchanged. The
  * associated data binds each sealed file to its name and to a caller-chosen
  * context (the join token, and on Workers the bot's object name), so a
  * sealed file copied to another name, bot or token does not open.
@@ -40,6 +41,7 @@ export const SEALED_FILES: readonly string[] = [
   STORAGE_FILES.boundKey,
   STORAGE_FILES.keyHistory,
   STORAGE_FILES.key,
+  STORAGE_FILES.pendingJoin,
   JOURNAL_FILE,
 ];
 

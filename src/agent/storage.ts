@@ -60,6 +60,8 @@ export const STORAGE_FILES = {
   sshCaCerts: "sshcacerts",
   /** Hex SHA-256 of the token name the identity was obtained with. */
   tokenHash: "tokenhash",
+  /** A join whose answer may be lost, kept until its result is stored (see pending_join.ts). */
+  pendingJoin: "pending_join.json",
   /** Host CA certificate learned by pinning (Keybound addition, see docs/tbot.md). */
   hostCa: "host_ca.pem",
   /** The lock file (directory storage only). */

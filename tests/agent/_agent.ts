@@ -8,7 +8,7 @@ import { type ClientState, StoredClientState } from "../../src/agent/client_stat
 import type { Clock } from "../../src/agent/clock.ts";
 import { loadIdentity } from "../../src/agent/identity.ts";
 import { IdentityService } from "../../src/agent/identity_service.ts";
-import { joinBoundKeypair } from "../../src/agent/join_client.ts";
+import { joinTransport } from "../../src/agent/join_client.ts";
 import { replayJournal } from "../../src/agent/journal.ts";
 import type { AgentStorage } from "../../src/agent/storage.ts";
 import { silentLogger } from "../../src/util/log.ts";
@@ -44,6 +44,10 @@ export interface AgentOptions {
    * real-time `iat` of signed requests the server checks.
    */
   aheadMs?: number;
+  /** Send join requests over the network to this base URL instead of in process. */
+  baseUrl?: string;
+  /** The fetch that reaches `baseUrl`. */
+  fetch?: typeof fetch;
 }
 
 /** Opens an agent on `storage` as a (re)started tbot would. */
@@ -62,7 +66,7 @@ export async function openAgent(
     const body = typeof init?.body === "string" ? JSON.parse(init.body) : {};
     requests.push({ path, body });
     await o.onRequest?.(path, body);
-    return cluster.fetch(input, init);
+    return (o.fetch ?? cluster.fetch)(input, init);
   }) as typeof fetch;
   const clock: Clock = {
     now: () => new Date(cluster.now().getTime() + (o.aheadMs ?? 0)),
@@ -74,7 +78,7 @@ export async function openAgent(
     tokenName: token,
     credentialTtlMs: 3600_000,
     registrationSecret: o.secret,
-    join: (p) => joinBoundKeypair({ ...p, baseUrl: "https://auth.test", fetch: spy }),
+    ...joinTransport(o.baseUrl ?? "https://auth.test", spy),
     clock,
     log: silentLogger,
   }, await loadIdentity(storage, token, silentLogger));

@@ -1,4 +1,4 @@
-import { assertEquals, assertStringIncludes } from "../_assert.ts";
+import { assert, assertEquals, assertStringIncludes } from "../_assert.ts";
 import { describeJoinFailure } from "../../src/agent/refusal.ts";
 import { type ErrorCode, KeyboundError } from "../../src/errors.ts";
 
@@ -34,4 +34,13 @@ Deno.test("refusal: a static key without join state is told to use insecure mode
   );
   assertStringIncludes(line, "join refused: ");
   assertStringIncludes(line, "recovery.mode: insecure");
+});
+
+Deno.test("refusal: a transport failure shows the innermost cause", () => {
+  const cause = new TypeError("fetch failed", { cause: new Error("connection refused\nmore") });
+  const line = describeJoinFailure(
+    new KeyboundError("CONNECTION_FAILED", "cannot reach the auth service", { cause }),
+    ctx,
+  );
+  assert(line.startsWith("join failed: cannot reach the auth service: connection refused ("), line);
 });

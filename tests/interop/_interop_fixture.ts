@@ -13,7 +13,7 @@ import { type Clock, systemClock } from "../../src/agent/clock.ts";
 import { parseConfig } from "../../src/agent/config/load.ts";
 import { sendHeartbeat } from "../../src/agent/heartbeat.ts";
 import { IdentityService } from "../../src/agent/identity_service.ts";
-import { joinBoundKeypair } from "../../src/agent/join_client.ts";
+import { joinTransport } from "../../src/agent/join_client.ts";
 import { Wakeup } from "../../src/agent/loop.ts";
 import { MemoryStorage } from "../../src/agent/memory_storage.ts";
 import { TbotMetrics } from "../../src/agent/metrics.ts";
@@ -182,7 +182,7 @@ export async function runTbot(
     tokenName: config.onboarding.token,
     credentialTtlMs: config.credential_ttl,
     registrationSecret: secret,
-    join: (p) => joinBoundKeypair({ ...p, baseUrl: cluster.url, fetch: fetchFn }),
+    ...joinTransport(cluster.url, fetchFn),
     clock,
     log: silentLogger,
   }, null);

@@ -21,8 +21,8 @@ import {
 } from "../../agent/config/schema.ts";
 import { sendHeartbeat } from "../../agent/heartbeat.ts";
 import { loadIdentity } from "../../agent/identity.ts";
-import { type BoundJoin, IdentityService } from "../../agent/identity_service.ts";
-import { joinBoundKeypair } from "../../agent/join_client.ts";
+import { IdentityService } from "../../agent/identity_service.ts";
+import { joinTransport } from "../../agent/join_client.ts";
 import { replayJournal } from "../../agent/journal.ts";
 import { errorText, Wakeup } from "../../agent/loop.ts";
 import { MemoryStorage } from "../../agent/memory_storage.ts";
@@ -193,14 +193,13 @@ export async function runStart(
 
     const readiness = new ReadinessRegistry(() => clock.now());
     const metrics = new TbotMetrics(TBOT_VERSION);
-    const join: BoundJoin = (p) => joinBoundKeypair({ ...p, baseUrl, fetch: fetchFn });
     const identity = new IdentityService({
       storage,
       clientState,
       tokenName: onboarding.tokenName,
       credentialTtlMs: config.credential_ttl,
       registrationSecret: onboarding.registrationSecret,
-      join,
+      ...joinTransport(baseUrl, fetchFn),
       clock,
       log,
       metrics,
