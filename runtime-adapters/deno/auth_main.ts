@@ -1,6 +1,7 @@
 /**
  * `deno task auth start`: the Keybound auth service on Deno, with its state
- * in a Deno KV file inside `--data-dir`.
+ * in a Deno KV file inside `--data-dir` or, for several instances, in a
+ * shared PostgreSQL database (`--storage postgres://…`).
  *
  * @module
  */
@@ -12,6 +13,7 @@ import {
   bootstrapCluster,
   caPin,
   createApp,
+  createDiagApp,
   isAdminIdentityCurrent,
   isLoopbackHost,
   issueAdminIdentityFile,
@@ -22,7 +24,12 @@ import {
 import { type HostPort, parseHostPort } from "../../src/util/host_port.ts";
 import { createLogger, type Logger } from "../../src/util/log.ts";
 import { ensureDir, writeFileAtomic } from "./fs.ts";
-import { DenoKvBackend } from "./kv_backend.ts";
+import {
+  describeStorage,
+  openStorage,
+  parseStorageFlags,
+  type StorageConfig,
+} from "./auth_storage.ts";
 import { onStopSignal, serveApp } from "./serve.ts";
 import { useInvocationDirectory } from "./cwd.ts";
 
@@ -37,11 +44,16 @@ Flags:
   --cluster-name NAME     cluster name (default: this machine's host name)
   --public-addr HOST:PORT address clients use; repeatable; added to the server certificate
   --insecure-no-tls       serve plain HTTP (only on a loopback listen address)
+  --storage PATH|URL      cluster state: a Deno KV file (default DIR/keybound.kv) or
+                          postgres://USER@HOST:PORT/DB?sslmode=MODE shared by several
+                          instances (password from PGPASSWORD or --storage-password-file)
+  --diag-addr HOST:PORT   diagnostics listener (plain HTTP): /livez, /readyz
+  --storage-password-file FILE
+                          file holding the PostgreSQL password (one line)
   -h, --help              show this help
 `;
 
-/** The KV database file inside the data directory. */
-export const KV_FILE = "keybound.kv";
+export { KV_FILE } from "./auth_storage.ts";
 /** The admin identity file inside the data directory. */
 export const ADMIN_IDENTITY_FILE = "admin-identity";
 /**
@@ -57,6 +69,8 @@ interface StartConfig {
   clusterName: string;
   publicAddrs: HostPort[];
   insecureNoTls: boolean;
+  storage: StorageConfig;
+  diagAddr?: HostPort;
 }
 
 /** A command-line mistake: one line on stderr, exit code 2. */
@@ -75,6 +89,9 @@ function parseStartArgs(args: string[]): StartConfig | "help" {
         "cluster-name": { type: "string" },
         "public-addr": { type: "string", multiple: true, default: [] },
         "insecure-no-tls": { type: "boolean", default: false },
+        storage: { type: "string" },
+        "diag-addr": { type: "string" },
+        "storage-password-file": { type: "string" },
         help: { type: "boolean", short: "h", default: false },
       },
     });
@@ -106,6 +123,12 @@ function parseStartArgs(args: string[]): StartConfig | "help" {
     clusterName: values["cluster-name"] ?? Deno.hostname(),
     publicAddrs: values["public-addr"].map((a) => parseHostPort(a, "--public-addr", listen.port)),
     insecureNoTls: values["insecure-no-tls"],
+    ...(values["diag-addr"] ? { diagAddr: parseHostPort(values["diag-addr"], "--diag-addr") } : {}),
+    storage: parseStorageFlags(
+      values.storage,
+      values["storage-password-file"],
+      values["data-dir"],
+    ),
   };
 }
 
@@ -125,22 +148,12 @@ async function ensureAdminIdentity(ctx: ServerContext, path: string, log: Logger
   log.info("wrote admin identity", { path });
 }
 
-/** SQLite creates its files with the umask's mode; they hold CA keys. */
-async function restrictKvFiles(kvPath: string): Promise<void> {
-  for (const suffix of ["", "-wal", "-shm"]) {
-    await Deno.chmod(kvPath + suffix, 0o600).catch((err) => {
-      if (!(err instanceof Deno.errors.NotFound)) throw err;
-    });
-  }
-}
-
 async function start(config: StartConfig, log: Logger): Promise<void> {
   await ensureDir(config.dataDir, 0o700);
   await Deno.chmod(config.dataDir, 0o700);
-  const kvPath = join(config.dataDir, KV_FILE);
-  const backend = await DenoKvBackend.open(kvPath);
+  const backend = await openStorage(config.storage);
+  log.info("storage open", { storage: describeStorage(config.storage) });
   try {
-    await restrictKvFiles(kvPath);
     const ctx = await bootstrapCluster(backend, {
       clusterName: config.clusterName,
       log,
@@ -163,18 +176,24 @@ async function start(config: StartConfig, log: Logger): Promise<void> {
       port: config.listen.port,
       tls,
     });
+    const diag = config.diagAddr
+      ? serveApp(createDiagApp(ctx), { hostname: config.diagAddr.host, port: config.diagAddr.port })
+      : undefined;
     // Listeners go in before the startup lines: whoever reads them may signal at once.
     const removeSignals = onStopSignal((signal) => {
       log.info("stopping", { signal });
       server.shutdown();
+      diag?.shutdown();
     });
     await writeFileAtomic(join(config.dataDir, AUTH_SERVER_FILE), `${server.url}\n`, {
       mode: 0o600,
     });
+    if (diag) console.log(`Keybound auth diagnostics listening on ${diag.url}`);
     console.log(`Keybound auth service listening on ${server.url}`);
     console.log(`CA pin ${await caPin(ctx.cas.host)}`);
     if (config.insecureNoTls) log.warn("serving plain HTTP (--insecure-no-tls)");
     await server.finished;
+    await diag?.finished;
     removeSignals();
   } finally {
     await backend.close();

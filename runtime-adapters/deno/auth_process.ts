@@ -33,6 +33,8 @@ export interface AuthServiceProcess {
   url: string;
   /** `host:port`. */
   addr: string;
+  /** Base URL of the diagnostics listener, when started with `--diag-addr`. */
+  diagUrl?: string;
   /** `sha256:<hex>` pin of the host CA, as printed. */
   caPin: string;
   /** Process id. */
@@ -71,10 +73,12 @@ export async function spawnAuthService(o: SpawnAuthOptions): Promise<AuthService
   const drained = (async () => {
     while (!(await reader.read()).done) { /* discard */ }
   })();
-  const url = /listening on (\S+)/.exec(banner)![1].replace(/\/$/, "");
+  const url = /service listening on (\S+)/.exec(banner)![1].replace(/\/$/, "");
+  const diagUrl = /diagnostics listening on (\S+)/.exec(banner)?.[1].replace(/\/$/, "");
   return {
     url,
     addr: new URL(url).host,
+    ...(diagUrl ? { diagUrl } : {}),
     caPin: /sha256:[0-9a-f]{64}/.exec(banner)![0],
     pid: child.pid,
     async stop() {

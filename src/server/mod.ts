@@ -5,6 +5,7 @@
  * @module
  */
 export { createApp } from "./app.ts";
+export { createDiagApp, type Readiness, readiness } from "./diag.ts";
 export {
   bootstrapCluster,
   type BootstrapOptions,

@@ -225,7 +225,7 @@ export class PostgresBackend implements Backend {
             if (sets.length > 0) {
               await tx.unsafe(
                 `INSERT INTO ${KV_TABLE} (key, value, version, expires_at)
-                 SELECT decode(k, 'hex'), v::json, gen_random_uuid(), nullif(e, '')::bigint
+                 SELECT decode(k, 'hex'), v::json, $4::uuid, nullif(e, '')::bigint
                  FROM unnest($1::text[], $2::text[], $3::text[]) AS t(k, v, e)
                  ON CONFLICT (key) DO UPDATE SET value = excluded.value,
                    version = excluded.version, expires_at = excluded.expires_at`,
@@ -237,6 +237,7 @@ export class PostgresBackend implements Backend {
                       ? String(Math.ceil(m.expiresAt))
                       : ""
                   ),
+                  crypto.randomUUID(),
                 ],
               );
             }

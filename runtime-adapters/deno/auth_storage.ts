@@ -1,0 +1,105 @@
+/**
+ * The auth service's `--storage`: absent or a path = Deno KV (the embedded
+ * default, in `--data-dir` when absent); `postgres://USER@HOST:PORT/DB?sslmode=…`
+ * = the shared PostgreSQL backend for several instances. The PostgreSQL
+ * password comes from `--storage-password-file` or `PGPASSWORD`, never from
+ * the URL, and is never logged.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { ConfigError } from "../../src/errors.ts";
+import type { Backend } from "../../src/storage/backend.ts";
+import { DenoKvBackend } from "./kv_backend.ts";
+import { PostgresBackend } from "./postgres/backend.ts";
+import { isPostgresUrl, parsePostgresUrl, type PostgresLocation } from "./postgres/url.ts";
+
+/** The KV database file inside the data directory. */
+export const KV_FILE = "keybound.kv";
+
+/** Where the auth service keeps its cluster state. */
+export type StorageConfig =
+  | { kind: "kv"; path: string }
+  | { kind: "postgres"; location: PostgresLocation; passwordFile?: string };
+
+/**
+ * Parses `--storage` and `--storage-password-file`; throws `ConfigError`
+ * naming the flag.
+ */
+export function parseStorageFlags(
+  storage: string | undefined,
+  passwordFile: string | undefined,
+  dataDir: string,
+): StorageConfig {
+  if (storage !== undefined && isPostgresUrl(storage)) {
+    return {
+      kind: "postgres",
+      location: parsePostgresUrl(storage, "--storage"),
+      ...(passwordFile !== undefined ? { passwordFile } : {}),
+    };
+  }
+  if (passwordFile !== undefined) {
+    throw new ConfigError("--storage-password-file needs --storage postgres://…");
+  }
+  if (storage !== undefined && /^[a-z][a-z0-9+.-]*:\/\//i.test(storage)) {
+    throw new ConfigError(
+      `--storage: unsupported URL scheme in "${storage.split("://")[0]}://" ` +
+        "(expected postgres:// or a file path)",
+    );
+  }
+  if (storage === "") throw new ConfigError("--storage: empty value");
+  return { kind: "kv", path: storage ?? join(dataDir, KV_FILE) };
+}
+
+async function readPassword(config: StorageConfig & { kind: "postgres" }): Promise<
+  string | undefined
+> {
+  if (config.passwordFile === undefined) return Deno.env.get("PGPASSWORD");
+  let text: string;
+  try {
+    text = await Deno.readTextFile(config.passwordFile);
+  } catch (err) {
+    throw new ConfigError(
+      `--storage-password-file ${config.passwordFile}: ${(err as Error).message.split(":")[0]}`,
+    );
+  }
+  const password = text.replace(/\r?\n$/, "");
+  if (password === "" || password.includes("\n")) {
+    throw new ConfigError(
+      `--storage-password-file ${config.passwordFile}: expected one line holding the password`,
+    );
+  }
+  return password;
+}
+
+/** SQLite creates its files with the umask's mode; they hold CA keys. */
+async function restrictKvFiles(kvPath: string): Promise<void> {
+  for (const suffix of ["", "-wal", "-shm"]) {
+    await Deno.chmod(kvPath + suffix, 0o600).catch((err) => {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    });
+  }
+}
+
+/** Opens the configured backend, ready for `bootstrapCluster`. */
+export async function openStorage(config: StorageConfig): Promise<Backend> {
+  if (config.kind === "postgres") {
+    return await PostgresBackend.open({
+      location: config.location,
+      password: await readPassword(config),
+    });
+  }
+  const backend = await DenoKvBackend.open(config.path);
+  try {
+    await restrictKvFiles(config.path);
+  } catch (err) {
+    await backend.close();
+    throw err;
+  }
+  return backend;
+}
+
+/** How the storage is described in logs: never a password. */
+export function describeStorage(config: StorageConfig): string {
+  return config.kind === "kv" ? `deno kv ${config.path}` : `postgres ${config.location.display}`;
+}

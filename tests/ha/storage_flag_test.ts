@@ -1,0 +1,157 @@
+/**
+ * `auth start --storage`: bad URLs, wrong passwords and an unreachable
+ * database give one clear line and a non-zero exit before anything listens;
+ * a good URL starts the service on PostgreSQL with `--data-dir` holding only
+ * the instance's own files.
+ *
+ * @module
+ */
+import { spawnAuthService } from "../../runtime-adapters/deno/auth_process.ts";
+import { assert, assertEquals } from "../_assert.ts";
+import { PG_PASSWORD, postgresMissing, startPostgres } from "./_postgres.ts";
+
+const AUTH_MAIN = new URL("../../runtime-adapters/deno/auth_main.ts", import.meta.url).pathname;
+
+async function authStart(
+  dataDir: string,
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "--unstable-kv",
+      AUTH_MAIN,
+      "start",
+      "--data-dir",
+      dataDir,
+      "--listen",
+      "127.0.0.1:0",
+      ...args,
+    ],
+    env: { PGPASSWORD: "", ...env },
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(30_000),
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+Deno.test({
+  name: "auth start --storage postgres://: refusals are one line, a good URL serves",
+  ignore: postgresMissing !== undefined,
+  async fn(t) {
+    await using pg = await startPostgres();
+    await pg.createDatabase("kb");
+    const dir = await Deno.makeTempDir({ prefix: "keybound-storage-flag-" });
+    try {
+      const closed = (() => {
+        const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+        const port = (l.addr as Deno.NetAddr).port;
+        l.close();
+        return port;
+      })();
+      const pwFile = `${dir}/pw`;
+      await Deno.writeTextFile(pwFile, `${PG_PASSWORD}\n`, { mode: 0o600 });
+      const cases: [string, string[], Record<string, string>, number, RegExp][] = [
+        [
+          "wrong password",
+          ["--storage", pg.url("kb")],
+          { PGPASSWORD: "not-it" },
+          1,
+          /^error: storage: PostgreSQL at 127\.0\.0\.1:\d+\/kb refused user "keybound": password authentication failed/,
+        ],
+        [
+          "unknown database",
+          ["--storage", pg.url("missing")],
+          { PGPASSWORD: PG_PASSWORD },
+          1,
+          /^error: storage: database "missing" does not exist/,
+        ],
+        [
+          "unreachable",
+          ["--storage", `postgres://keybound@127.0.0.1:${closed}/kb`],
+          {
+            PGPASSWORD: PG_PASSWORD,
+          },
+          1,
+          /^error: storage: cannot reach PostgreSQL at 127\.0\.0\.1:\d+\/kb: .*ECONNREFUSED/,
+        ],
+        [
+          "password in the URL",
+          ["--storage", `postgres://keybound:${PG_PASSWORD}@127.0.0.1:1/kb`],
+          {},
+          2,
+          /^error: --storage: the URL must not contain a password/,
+        ],
+        [
+          "bad sslmode",
+          ["--storage", pg.url("kb").replace("disable", "sometimes")],
+          {},
+          2,
+          /^error: --storage: sslmode "sometimes" is not one of/,
+        ],
+        [
+          "unknown scheme",
+          ["--storage", "mysql://keybound@127.0.0.1/kb"],
+          {},
+          2,
+          /^error: --storage: unsupported URL scheme/,
+        ],
+        [
+          "no database",
+          ["--storage", "postgres://keybound@127.0.0.1:5432"],
+          {},
+          2,
+          /^error: --storage: the URL must name one database/,
+        ],
+        [
+          "missing password file",
+          ["--storage", pg.url("kb"), "--storage-password-file", `${dir}/nope`],
+          {},
+          1,
+          /^error: --storage-password-file \S+\/nope: /,
+        ],
+      ];
+      for (const [name, args, env, code, re] of cases) {
+        await t.step(name, async () => {
+          const data = `${dir}/${name.replaceAll(" ", "-")}`;
+          const r = await authStart(data, args, env);
+          assertEquals(r.code, code, r.stderr);
+          const lines = r.stderr.trim().split("\n").filter((l) => !l.includes("level=info"));
+          assertEquals(lines.length, 1, r.stderr);
+          assert(re.test(lines[0]), lines[0]);
+          assert(!r.stderr.includes(PG_PASSWORD), "the password was printed");
+          assert(!r.stdout.includes("listening"), "the service started anyway");
+        });
+      }
+
+      await t.step("a good URL with --storage-password-file serves from PostgreSQL", async () => {
+        const data = `${dir}/good`;
+        const auth = await spawnAuthService({
+          dataDir: data,
+          args: [
+            "--cluster-name",
+            "pg.example",
+            "--storage",
+            pg.url("kb"),
+            "--storage-password-file",
+            pwFile,
+          ],
+        });
+        try {
+          const files = [...Deno.readDirSync(data)].map((e) => e.name).sort();
+          assertEquals(files, ["admin-identity", "auth-server"]);
+          const stored = await pg.psql("kb", "SELECT count(*) FROM keybound_kv");
+          assert(Number(stored.trim()) >= 6, `cluster state not in PostgreSQL: ${stored}`);
+        } finally {
+          assertEquals(await auth.stop(), 0);
+        }
+      });
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
