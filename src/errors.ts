@@ -15,6 +15,7 @@ export const ERROR_CODES = {
   UNAUTHENTICATED: 401,
   ACCESS_DENIED: 403,
   LOCKED: 403,
+  ORIGIN_NOT_ALLOWED: 403,
   NOT_FOUND: 404,
   ALREADY_EXISTS: 409,
   CONFLICT: 409,
@@ -116,6 +117,19 @@ export class AccessDeniedError extends KeyboundError {
   ) {
     super(code, message, options);
     this.name = "AccessDeniedError";
+  }
+}
+
+/** A browser request came from an origin the auth service does not list (`--web-origin`). */
+export class OriginNotAllowedError extends KeyboundError {
+  /**
+   * Creates the error.
+   * @param message which origin was refused
+   * @param options cause and details
+   */
+  constructor(message: string, options?: KeyboundErrorOptions) {
+    super("ORIGIN_NOT_ALLOWED", message, options);
+    this.name = "OriginNotAllowedError";
   }
 }
 

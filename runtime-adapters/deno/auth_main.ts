@@ -18,6 +18,7 @@ import {
   isLoopbackHost,
   issueAdminIdentityFile,
   issueServerCertificate,
+  parseWebOrigin,
   serverCertificateNames,
   type ServerContext,
 } from "../../src/server/mod.ts";
@@ -50,6 +51,8 @@ Flags:
   --diag-addr HOST:PORT   diagnostics listener (plain HTTP): /livez, /readyz
   --storage-password-file FILE
                           file holding the PostgreSQL password (one line)
+  --web-origin ORIGIN     a browser origin (SCHEME://HOST[:PORT]) allowed to call the
+                          service cross-origin; repeatable; none by default
   -h, --help              show this help
 `;
 
@@ -71,6 +74,7 @@ interface StartConfig {
   insecureNoTls: boolean;
   storage: StorageConfig;
   diagAddr?: HostPort;
+  webOrigins: string[];
 }
 
 /** A command-line mistake: one line on stderr, exit code 2. */
@@ -92,6 +96,7 @@ function parseStartArgs(args: string[]): StartConfig | "help" {
         storage: { type: "string" },
         "diag-addr": { type: "string" },
         "storage-password-file": { type: "string" },
+        "web-origin": { type: "string", multiple: true, default: [] },
         help: { type: "boolean", short: "h", default: false },
       },
     });
@@ -129,6 +134,7 @@ function parseStartArgs(args: string[]): StartConfig | "help" {
       values["storage-password-file"],
       values["data-dir"],
     ),
+    webOrigins: values["web-origin"].map((o) => parseWebOrigin(o, "--web-origin")),
   };
 }
 
@@ -171,7 +177,7 @@ async function start(config: StartConfig, log: Logger): Promise<void> {
       }),
     ).then((c) => ({ cert: c.certPem, key: c.keyPem }));
 
-    const server = serveApp(createApp(ctx), {
+    const server = serveApp(createApp(ctx, { webOrigins: config.webOrigins }), {
       hostname: config.listen.host,
       port: config.listen.port,
       tls,
@@ -192,6 +198,9 @@ async function start(config: StartConfig, log: Logger): Promise<void> {
     console.log(`Keybound auth service listening on ${server.url}`);
     console.log(`CA pin ${await caPin(ctx.cas.host)}`);
     if (config.insecureNoTls) log.warn("serving plain HTTP (--insecure-no-tls)");
+    if (config.webOrigins.length > 0) {
+      log.info("browser origins allowed", { origins: config.webOrigins });
+    }
     await server.finished;
     await diag?.finished;
     removeSignals();

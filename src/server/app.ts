@@ -19,6 +19,7 @@ import { botRoutes } from "./routes/bot.ts";
 import { discoveryRoutes } from "./routes/discovery.ts";
 import { outputCertRoutes } from "./routes/output_certs.ts";
 import { workloadRoutes } from "./routes/workload.ts";
+import { webOriginPolicy } from "./web_origin.ts";
 
 const HTTP_EXCEPTION_CODES: Record<number, ErrorCode> = {
   400: "BAD_REQUEST",
@@ -55,8 +56,17 @@ function toKeyboundError(ctx: ServerContext, err: unknown, c: Context<AppEnv>): 
   return new KeyboundError("INTERNAL", "internal error");
 }
 
+/** Options of {@linkcode createApp}. */
+export interface AppOptions {
+  /**
+   * Browser origins allowed to call the service cross-origin (see
+   * ./web_origin.ts); none by default.
+   */
+  webOrigins?: readonly string[];
+}
+
 /** Builds the auth service application. */
-export function createApp(ctx: ServerContext): Hono<AppEnv> {
+export function createApp(ctx: ServerContext, options: AppOptions = {}): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   app.onError((err, c) => errorResponse(c, toKeyboundError(ctx, err, c)));
   app.notFound((c) =>
@@ -65,6 +75,7 @@ export function createApp(ctx: ServerContext): Hono<AppEnv> {
       new KeyboundError("NOT_FOUND", `no route for ${c.req.method} ${new URL(c.req.url).pathname}`),
     )
   );
+  app.use("*", webOriginPolicy(options.webOrigins ?? []));
   app.use(
     "*",
     bodyLimit({

@@ -4,8 +4,9 @@
  *
  * @module
  */
-export { createApp } from "./app.ts";
+export { type AppOptions, createApp } from "./app.ts";
 export { createDiagApp, type Readiness, readiness } from "./diag.ts";
+export { parseWebOrigin } from "./web_origin.ts";
 export {
   bootstrapCluster,
   type BootstrapOptions,

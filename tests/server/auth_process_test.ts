@@ -205,6 +205,13 @@ Deno.test("auth flag errors: one clear line and a non-zero exit", async () => {
   assertEquals(badListen.code, 2);
   assertStringIncludes(badListen.stderr, "--listen: invalid address");
 
+  const badOrigin = await failing(["start", "--data-dir", `${dir}/d`, "--web-origin", "*"]);
+  assertEquals(badOrigin, {
+    code: 2,
+    stderr:
+      'error: --web-origin "*" is not a web origin (not a URL); expected SCHEME://HOST[:PORT]\n',
+  });
+
   const help = await command(["--help"]).output();
   assertEquals(help.code, 0);
   assertStringIncludes(new TextDecoder().decode(help.stdout), "--data-dir DIR");
