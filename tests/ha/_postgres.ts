@@ -71,6 +71,13 @@ async function run(cmd: string[], what: string): Promise<string> {
 export interface PostgresServer extends AsyncDisposable {
   /** Loopback TCP port. */
   port: number;
+  /** With `tls`: the directory holding `ca.crt` (the CA that signed the server certificate). */
+  tlsDir?: string;
+  /**
+   * With `tls`: replaces the server certificate with one from the same CA
+   * for `san` (an openssl subjectAltName value) and reloads the server.
+   */
+  reissueCertificate?(san: string): Promise<void>;
   /** `postgres://keybound@127.0.0.1:PORT/DB?sslmode=disable` for database `db`. */
   url(db: string): string;
   /** Creates an empty database named `name` (letters, digits, `_`). */
@@ -85,17 +92,94 @@ export interface PostgresServer extends AsyncDisposable {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
+async function openssl(args: string[], cwd: string): Promise<void> {
+  const out = await new Deno.Command("openssl", { args, cwd, stdout: "null", stderr: "piped" })
+    .output();
+  if (!out.success) throw new Error(`openssl ${args[0]}: ${new TextDecoder().decode(out.stderr)}`);
+}
+
+/** A CA (`ca.crt`) and a server certificate it signed for `san` (`server.crt`, `server.key`). */
+async function issueServerCert(tlsDir: string, san: string): Promise<void> {
+  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+  try {
+    Deno.statSync(`${tlsDir}/ca.crt`);
+  } catch {
+    await openssl([
+      "req",
+      "-x509",
+      ...ec,
+      "-keyout",
+      "ca.key",
+      "-out",
+      "ca.crt",
+      "-subj",
+      "/CN=keybound test database CA",
+      "-days",
+      "2",
+    ], tlsDir);
+  }
+  await Deno.writeTextFile(`${tlsDir}/san.cnf`, `subjectAltName=${san}\n`);
+  await openssl([
+    "req",
+    ...ec,
+    "-keyout",
+    "server.key",
+    "-out",
+    "server.csr",
+    "-subj",
+    "/CN=keybound test database",
+  ], tlsDir);
+  await openssl([
+    "x509",
+    "-req",
+    "-in",
+    "server.csr",
+    "-CA",
+    "ca.crt",
+    "-CAkey",
+    "ca.key",
+    "-CAcreateserial",
+    "-out",
+    "server.crt",
+    "-days",
+    "2",
+    "-extfile",
+    "san.cnf",
+  ], tlsDir);
+  await Deno.chmod(`${tlsDir}/server.key`, 0o600);
+}
+
+/** Options of {@linkcode startPostgres}. */
+export interface PostgresOptions {
+  /** Serve TLS with a certificate for IP 127.0.0.1 from a fresh test CA. */
+  tls?: boolean;
+}
+
 /** Starts a fresh PostgreSQL server. */
-export async function startPostgres(): Promise<PostgresServer> {
+export async function startPostgres(o: PostgresOptions = {}): Promise<PostgresServer> {
   if (BIN_DIR === null || postgresMissing) throw new Error(postgresMissing);
   const dir = await Deno.makeTempDir({ prefix: "keybound-pg-" });
   const data = `${dir}/data`;
+  const tlsDir = o.tls ? `${dir}/tls` : undefined;
+  let owner: { uid: number; gid: number } | undefined;
+  const chownTls = async () => {
+    if (!tlsDir || !owner) return;
+    for (const f of ["server.crt", "server.key"]) {
+      await Deno.chown(`${tlsDir}/${f}`, owner.uid, owner.gid);
+    }
+  };
+  if (tlsDir) {
+    await Deno.mkdir(tlsDir, { mode: 0o755 });
+    await issueServerCert(tlsDir, "IP:127.0.0.1");
+  }
   const pwFile = `${dir}/pwfile`;
   await Deno.writeTextFile(pwFile, PG_PASSWORD + "\n");
   if (IS_ROOT) {
     const uid = Number(await run(["id", "-u"], "id -u"));
     const gid = Number(await run(["id", "-g"], "id -g"));
     await Deno.chown(dir, uid, gid);
+    owner = { uid, gid };
+    await chownTls();
     await Deno.chown(pwFile, uid, gid);
   }
   await Deno.chmod(dir, 0o700);
@@ -126,7 +210,10 @@ export async function startPostgres(): Promise<PostgresServer> {
       "60",
       "-o",
       `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off ` +
-      "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
+      "-c synchronous_commit=off -c full_page_writes=off -c max_connections=300" +
+      (tlsDir
+        ? ` -c ssl=on -c ssl_cert_file=${tlsDir}/server.crt -c ssl_key_file=${tlsDir}/server.key`
+        : ""),
       "start",
     ], "pg_ctl start");
   };
@@ -163,6 +250,17 @@ export async function startPostgres(): Promise<PostgresServer> {
   return {
     port,
     url: (db) => `postgres://${PG_USER}@127.0.0.1:${port}/${db}?sslmode=disable`,
+    ...(tlsDir
+      ? {
+        tlsDir,
+        async reissueCertificate(san: string) {
+          await issueServerCert(tlsDir, san);
+          await chownTls();
+          await psql("postgres", "SELECT pg_reload_conf()");
+          await new Promise((r) => setTimeout(r, 300));
+        },
+      }
+      : {}),
     psql,
     async createDatabase(name) {
       if (!/^[A-Za-z0-9_]+$/.test(name)) throw new Error(`bad database name ${name}`);

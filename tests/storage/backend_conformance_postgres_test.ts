@@ -113,3 +113,48 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name: "PostgresBackend: sslmode against a TLS-enabled server",
+  ignore,
+  async fn(t) {
+    await using pg = await startPostgres({ tls: true });
+    await pg.createDatabase("kb");
+    const base = pg.url("kb").replace("?sslmode=disable", "");
+    const ca = `${pg.tlsDir}/ca.crt`;
+    const works = async (query: string) => (await openDb(`${base}?${query}`)).close();
+
+    await t.step("require, and verify-full with the server's CA (IP SAN)", async () => {
+      await works("sslmode=require");
+      await works(`sslmode=verify-full&sslrootcert=${ca}`);
+      // The server really spoke TLS to us.
+      const b = await openDb(`${base}?sslmode=verify-full&sslrootcert=${ca}`);
+      try {
+        await b.get(["k"]);
+        const ssl = await pg.psql(
+          "kb",
+          "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) " +
+            "WHERE s.ssl AND a.application_name = 'keybound-auth'",
+        );
+        assert(Number(ssl.trim()) >= 1, `TLS connections: ${ssl}`);
+      } finally {
+        await b.close();
+      }
+    });
+
+    await t.step("verify-full without the CA (system roots) is refused", async () => {
+      const err = await refusal(openDb(`${base}?sslmode=verify-full`));
+      assert(err.message.startsWith("storage:"), err.message);
+    });
+
+    await t.step(
+      "a certificate for another name: verify-ca accepts, verify-full refuses",
+      async () => {
+        await pg.reissueCertificate!("DNS:db.example");
+        await works(`sslmode=verify-ca&sslrootcert=${ca}`);
+        const err = await refusal(openDb(`${base}?sslmode=verify-full&sslrootcert=${ca}`));
+        assert(/127\.0\.0\.1|altnames|IP/i.test(err.message), err.message);
+      },
+    );
+  },
+});
