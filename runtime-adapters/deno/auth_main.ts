@@ -22,6 +22,7 @@ import {
   serverCertificateNames,
   type ServerContext,
 } from "../../src/server/mod.ts";
+import { certificatesFromPem } from "../../src/pki/mod.ts";
 import { type HostPort, parseHostPort } from "../../src/util/host_port.ts";
 import { createLogger, type Logger } from "../../src/util/log.ts";
 import { ensureDir, writeFileAtomic } from "./fs.ts";
@@ -45,6 +46,10 @@ Flags:
   --cluster-name NAME     cluster name (default: this machine's host name)
   --public-addr HOST:PORT address clients use; repeatable; added to the server certificate
   --insecure-no-tls       serve plain HTTP (only on a loopback listen address)
+  --tls-cert-file FILE    serve this certificate chain (PEM) from your own PKI instead of one
+                          from the cluster's host CA; needs --tls-key-file
+  --tls-key-file FILE     its private key (PEM)
+  --log-format text|json  log line format on stderr (default text)
   --storage PATH|URL      cluster state: a Deno KV file (default DIR/keybound.kv) or
                           postgres://USER@HOST:PORT/DB?sslmode=MODE shared by several
                           instances (password from PGPASSWORD or --storage-password-file)
@@ -72,6 +77,9 @@ interface StartConfig {
   clusterName: string;
   publicAddrs: HostPort[];
   insecureNoTls: boolean;
+  /** Operator-supplied certificate chain and key (PEM), read at start-up. */
+  tlsFiles?: { cert: string; key: string };
+  logFormat: "text" | "json";
   storage: StorageConfig;
   diagAddr?: HostPort;
   webOrigins: string[];
@@ -93,6 +101,9 @@ function parseStartArgs(args: string[]): StartConfig | "help" {
         "cluster-name": { type: "string" },
         "public-addr": { type: "string", multiple: true, default: [] },
         "insecure-no-tls": { type: "boolean", default: false },
+        "tls-cert-file": { type: "string" },
+        "tls-key-file": { type: "string" },
+        "log-format": { type: "string", default: "text" },
         storage: { type: "string" },
         "diag-addr": { type: "string" },
         "storage-password-file": { type: "string" },
@@ -122,8 +133,18 @@ function parseStartArgs(args: string[]): StartConfig | "help" {
       `--insecure-no-tls is refused on non-loopback address ${values.listen}: plain HTTP may only listen on 127.0.0.1, ::1 or localhost`,
     );
   }
+  const logFormat = values["log-format"];
+  if (logFormat !== "text" && logFormat !== "json") {
+    throw new UsageError(`--log-format must be text or json, not "${logFormat}"`);
+  }
+  const tlsFiles = readTlsFiles(values["tls-cert-file"], values["tls-key-file"]);
+  if (tlsFiles && values["insecure-no-tls"]) {
+    throw new UsageError("--tls-cert-file and --insecure-no-tls contradict each other");
+  }
   return {
     dataDir: values["data-dir"],
+    logFormat,
+    ...(tlsFiles ? { tlsFiles } : {}),
     listen,
     clusterName: values["cluster-name"] ?? Deno.hostname(),
     publicAddrs: values["public-addr"].map((a) => parseHostPort(a, "--public-addr", listen.port)),
@@ -136,6 +157,35 @@ function parseStartArgs(args: string[]): StartConfig | "help" {
     ),
     webOrigins: values["web-origin"].map((o) => parseWebOrigin(o, "--web-origin")),
   };
+}
+
+/** Reads `--tls-cert-file` and `--tls-key-file` (both or neither); checks they hold PEM. */
+function readTlsFiles(
+  certFile: string | undefined,
+  keyFile: string | undefined,
+): { cert: string; key: string } | undefined {
+  if (certFile === undefined && keyFile === undefined) return undefined;
+  if (certFile === undefined || keyFile === undefined) {
+    throw new UsageError("--tls-cert-file and --tls-key-file must be given together");
+  }
+  const read = (flag: string, path: string, re: RegExp, what: string) => {
+    let text: string;
+    try {
+      text = Deno.readTextFileSync(path);
+    } catch (err) {
+      throw new UsageError(`${flag} ${path}: ${(err as Error).message.split(":")[0]}`);
+    }
+    if (!re.test(text)) throw new UsageError(`${flag} ${path}: no PEM ${what} in the file`);
+    return text;
+  };
+  const cert = read("--tls-cert-file", certFile, /-----BEGIN CERTIFICATE-----/, "certificate");
+  const key = read("--tls-key-file", keyFile, /-----BEGIN (EC |RSA )?PRIVATE KEY-----/, "key");
+  try {
+    if (certificatesFromPem(cert).length === 0) throw new Error("empty");
+  } catch {
+    throw new UsageError(`--tls-cert-file ${certFile}: the certificate does not parse`);
+  }
+  return { cert, key };
 }
 
 /** Keeps the admin identity if it is still good for this cluster; writes a new one otherwise. */
@@ -167,8 +217,9 @@ async function start(config: StartConfig, log: Logger): Promise<void> {
     });
     await ensureAdminIdentity(ctx, join(config.dataDir, ADMIN_IDENTITY_FILE), log);
 
-    // The server certificate is issued afresh at every start and never stored.
-    const tls = config.insecureNoTls ? undefined : await issueServerCertificate(
+    // The server certificate is issued afresh at every start and never stored,
+    // unless the operator brings one from their own PKI.
+    const tls = config.insecureNoTls ? undefined : config.tlsFiles ?? await issueServerCertificate(
       ctx,
       serverCertificateNames({
         listenHost: config.listen.host,
@@ -224,7 +275,7 @@ export async function main(args: string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
-  const log = createLogger({ component: "auth" });
+  const log = createLogger({ component: "auth", format: config.logFormat });
   try {
     await start(config, log);
     return 0;
