@@ -27,7 +27,7 @@ export interface CompileTarget {
 export const COMPILE_TARGETS: readonly CompileTarget[] = [
   {
     name: "tbot",
-    entry: "runtime-adapters/deno/tbot_main.ts",
+    entry: "runtime-adapters/deno/entry/tbot.ts",
     flags: [
       "--v8-flags=--max-semi-space-size=1",
       "--unstable-kv",
@@ -40,12 +40,12 @@ export const COMPILE_TARGETS: readonly CompileTarget[] = [
   },
   {
     name: "tctl",
-    entry: "runtime-adapters/deno/tctl_main.ts",
+    entry: "runtime-adapters/deno/entry/tctl.ts",
     flags: ["--allow-net", "--allow-read", "--allow-env"],
   },
   {
     name: "keybound-auth",
-    entry: "runtime-adapters/deno/auth_main.ts",
+    entry: "runtime-adapters/deno/entry/auth.ts",
     flags: [
       "--unstable-kv",
       "--allow-net",

@@ -10,6 +10,8 @@
  * @module
  */
 
+// First: refuses SIGUSR1 before anything else loads (see the module).
+import "../runtime-adapters/deno/entry/inspector_guard.ts";
 import {
   type AuthServiceProcess,
   spawnAuthService,

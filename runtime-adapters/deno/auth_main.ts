@@ -33,7 +33,6 @@ import {
   type StorageConfig,
 } from "./auth_storage.ts";
 import { onStopSignal, serveApp } from "./serve.ts";
-import { useInvocationDirectory } from "./cwd.ts";
 
 const USAGE = `Usage: deno task auth start --data-dir DIR [flags]
 
@@ -261,7 +260,7 @@ async function start(config: StartConfig, log: Logger): Promise<void> {
   log.info("stopped");
 }
 
-/** Runs the CLI; returns the process exit code. */
+/** Runs the CLI; returns the process exit code. Started by ./entry/auth.ts. */
 export async function main(args: string[]): Promise<number> {
   let config;
   try {
@@ -283,9 +282,4 @@ export async function main(args: string[]): Promise<number> {
     console.error(`error: ${err instanceof Error ? err.message : String(err)}`);
     return 1;
   }
-}
-
-if (import.meta.main) {
-  useInvocationDirectory();
-  Deno.exit(await main(Deno.args));
 }

@@ -6,7 +6,7 @@
  * @module
  */
 
-const AUTH_MAIN = new URL("./auth_main.ts", import.meta.url).pathname;
+const AUTH_MAIN = new URL("./entry/auth.ts", import.meta.url).pathname;
 
 /** Options of {@linkcode spawnAuthService}. */
 export interface SpawnAuthOptions {
@@ -17,7 +17,7 @@ export interface SpawnAuthOptions {
   /** Deno flags before the script (e.g. `--v8-flags=--prof`). */
   denoFlags?: string[];
   /**
-   * The command line to run instead of `deno run … auth_main.ts` (for
+   * The command line to run instead of `deno run … entry/auth.ts` (for
    * example a `bin/keybound-auth` wrapper); `start --data-dir …` is appended.
    */
   command?: string[];
@@ -25,6 +25,8 @@ export interface SpawnAuthOptions {
   cwd?: string;
   /** Environment of the child (added to the inherited one). */
   env?: Record<string, string>;
+  /** Keep the service's log (stderr) for {@linkcode AuthServiceProcess.log}; dropped otherwise. */
+  captureLog?: boolean;
 }
 
 /** A running auth service. */
@@ -41,6 +43,10 @@ export interface AuthServiceProcess {
   pid: number;
   /** SIGTERM, then waits; returns the exit code. */
   stop(): Promise<number>;
+  /** Resolves with the exit code once the process has ended by itself or by {@linkcode stop}. */
+  exited: Promise<number>;
+  /** The log so far (empty unless `captureLog` was set). */
+  log(): string;
 }
 
 /** Starts `auth start` on 127.0.0.1 port 0 and resolves once it listens. */
@@ -60,8 +66,15 @@ export async function spawnAuthService(o: SpawnAuthOptions): Promise<AuthService
     ...(o.cwd ? { cwd: o.cwd } : {}),
     ...(o.env ? { env: o.env } : {}),
     stdout: "piped",
-    stderr: "null",
+    stderr: o.captureLog ? "piped" : "null",
   }).spawn();
+  let log = "";
+  const logged = o.captureLog
+    ? (async () => {
+      for await (const text of child.stderr.pipeThrough(new TextDecoderStream())) log += text;
+    })()
+    : Promise.resolve();
+  const exited = Promise.all([child.status, logged]).then(([s]) => s.code);
   const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
   let banner = "";
   while (!/CA pin sha256:[0-9a-f]{64}/.test(banner)) {
@@ -85,9 +98,11 @@ export async function spawnAuthService(o: SpawnAuthOptions): Promise<AuthService
       try {
         child.kill("SIGTERM");
       } catch { /* already gone */ }
-      const { code } = await child.status;
+      const code = await exited;
       await drained;
       return code;
     },
+    exited,
+    log: () => log,
   };
 }

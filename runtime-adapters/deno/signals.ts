@@ -1,6 +1,7 @@
 /**
- * tbot's signals on Deno: SIGINT and SIGTERM stop cleanly, SIGHUP and
- * SIGUSR1 renew at once (`systemctl reload tbot` sends SIGHUP).
+ * tbot's signals on Deno: SIGINT and SIGTERM stop cleanly, SIGHUP renews at
+ * once (`systemctl reload tbot` sends it). SIGUSR1 is no renewal signal: it
+ * ends the process (./entry/inspector_guard.ts).
  *
  * @module
  */
@@ -8,7 +9,7 @@
 /** Signals that stop the agent. */
 export const STOP_SIGNALS: readonly Deno.Signal[] = ["SIGINT", "SIGTERM"];
 /** Signals that trigger an immediate renewal. */
-export const RELOAD_SIGNALS: readonly Deno.Signal[] = ["SIGHUP", "SIGUSR1"];
+export const RELOAD_SIGNALS: readonly Deno.Signal[] = ["SIGHUP"];
 
 /**
  * Installs the handlers; returns a function that removes them. After the

@@ -16,7 +16,6 @@ import { formatHostPort, parseHostPort } from "../../src/util/host_port.ts";
 import { DirectoryStorage } from "./dir_storage.ts";
 import { writeFileAtomic } from "./fs.ts";
 import { installSignalHandlers } from "./signals.ts";
-import { useInvocationDirectory } from "./cwd.ts";
 
 /**
  * Flags tbot runs with; the same as the `tbot` task in deno.json and the
@@ -57,13 +56,16 @@ function hostname(): string {
 
 /**
  * The command that starts this tbot: the compiled binary itself, or
- * `deno run <flags> <this file>` when run from source.
+ * `deno run <flags> <entry point>` when run from source.
  */
 function tbotCommand(): string[] {
   const exec = Deno.execPath();
   if (!/^deno(\.exe)?$/.test(basename(exec))) return [exec];
-  return [exec, "run", ...TBOT_DENO_FLAGS, fileURLToPath(import.meta.url)];
+  return [exec, "run", ...TBOT_DENO_FLAGS, fileURLToPath(TBOT_ENTRY)];
 }
+
+/** The entry point that runs tbot from source (it refuses SIGUSR1 first). */
+export const TBOT_ENTRY: URL = new URL("./entry/tbot.ts", import.meta.url);
 
 const encoder = new TextEncoder();
 
@@ -117,8 +119,7 @@ export const denoPlatform: TbotPlatform = {
   stderr: (line) => writeAll(Deno.stderr, line + "\n"),
 };
 
-if (import.meta.main) {
-  useInvocationDirectory();
-  const code = await runTbot(Deno.args, denoPlatform, parseArgs as unknown as ArgParser);
-  Deno.exit(code);
+/** Runs tbot; returns the exit code. Started by ./entry/tbot.ts. */
+export function main(args: string[]): Promise<number> {
+  return runTbot(args, denoPlatform, parseArgs as unknown as ArgParser);
 }

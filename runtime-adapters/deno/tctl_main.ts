@@ -21,7 +21,6 @@ import {
 } from "../../src/cli/tctl/mod.ts";
 import { parseIdentityFile } from "../../src/protocol/identity_file.ts";
 import { createTctlFetch } from "./tctl_transport.ts";
-import { useInvocationDirectory } from "./cwd.ts";
 
 function parseCommandLine(args: string[]): { positionals: string[]; flags: TctlFlags } {
   try {
@@ -80,7 +79,7 @@ async function openApi(flags: TctlFlags): Promise<AdminApiClient> {
   });
 }
 
-/** Runs tctl; returns the exit code. */
+/** Runs tctl; returns the exit code. Started by ./entry/tctl.ts. */
 export async function main(args: string[]): Promise<number> {
   try {
     const { positionals, flags } = parseCommandLine(args);
@@ -98,9 +97,4 @@ export async function main(args: string[]): Promise<number> {
     console.error(`ERROR: ${describeError(err)}`);
     return err instanceof UsageError ? 2 : 1;
   }
-}
-
-if (import.meta.main) {
-  useInvocationDirectory();
-  Deno.exit(await main(Deno.args));
 }

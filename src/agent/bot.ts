@@ -68,7 +68,7 @@ export interface BotOptions {
   metrics: TbotMetrics;
   /** Aborts to stop the daemon (SIGINT/SIGTERM). */
   signal: AbortSignal;
-  /** Fires to renew at once (SIGHUP/SIGUSR1). */
+  /** Fires to renew at once (SIGHUP). */
   wakeup: Wakeup;
   /** Auth service address, for messages. */
   server: string;

@@ -2,7 +2,7 @@
  * Periodic tasks with retries, after Teleport's `RunOnInterval`: each
  * iteration is retried with exponential backoff; when the attempts run out
  * the task is reported unhealthy and the loop waits for the next interval
- * instead of exiting. A wake-up (SIGHUP/SIGUSR1) starts an iteration at once.
+ * instead of exiting. A wake-up (SIGHUP) starts an iteration at once.
  *
  * @module
  */

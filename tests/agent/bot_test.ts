@@ -112,7 +112,7 @@ Deno.test("daemon: survives the auth service going down and recovers without a r
   await run;
 });
 
-Deno.test("daemon: a wake-up (SIGHUP/SIGUSR1) renews at once", async () => {
+Deno.test("daemon: a wake-up (SIGHUP) renews at once", async () => {
   const s = await setup();
   const run = runBot(s.options);
   await waitUntil(() =>

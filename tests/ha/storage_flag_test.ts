@@ -10,7 +10,7 @@ import { spawnAuthService } from "../../runtime-adapters/deno/auth_process.ts";
 import { assert, assertEquals } from "../_assert.ts";
 import { PG_PASSWORD, postgresMissing, startPostgres } from "./_postgres.ts";
 
-const AUTH_MAIN = new URL("../../runtime-adapters/deno/auth_main.ts", import.meta.url).pathname;
+const AUTH_MAIN = new URL("../../runtime-adapters/deno/entry/auth.ts", import.meta.url).pathname;
 
 async function authStart(
   dataDir: string,

@@ -1,5 +1,5 @@
 /**
- * The real `auth_main.ts start` process: TLS, printed URL and pin, files on
+ * The real `auth start` process: TLS, printed URL and pin, files on
  * disk, restart, signals and flag errors.
  */
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "../_assert.ts";
@@ -8,7 +8,7 @@ import { signRequest } from "../../src/protocol/signed_request.ts";
 import { CLUSTER_META } from "../../src/server/keys.ts";
 import { DenoKvBackend } from "../../runtime-adapters/deno/kv_backend.ts";
 
-const MAIN = new URL("../../runtime-adapters/deno/auth_main.ts", import.meta.url).pathname;
+const MAIN = new URL("../../runtime-adapters/deno/entry/auth.ts", import.meta.url).pathname;
 // The permissions of the "auth" task in deno.json, so the test proves they suffice.
 const PERMS = [
   "--unstable-kv",

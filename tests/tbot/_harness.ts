@@ -8,7 +8,7 @@ import { TBOT_DENO_FLAGS } from "../../runtime-adapters/deno/tbot_main.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 /** The tbot entry point. */
-export const TBOT_MAIN = `${ROOT}runtime-adapters/deno/tbot_main.ts`;
+export const TBOT_MAIN = `${ROOT}runtime-adapters/deno/entry/tbot.ts`;
 
 /** Result of a finished tbot run. */
 export interface TbotRun {

@@ -16,7 +16,7 @@ import {
 import { silentLogger } from "../../src/util/log.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
-const TCTL = `${ROOT}runtime-adapters/deno/tctl_main.ts`;
+const TCTL = `${ROOT}runtime-adapters/deno/entry/tctl.ts`;
 
 /** A running auth service subprocess. */
 export interface AuthProcess {
@@ -49,7 +49,7 @@ async function makeTctlWrapper(dir: string): Promise<string> {
   return binDir;
 }
 
-/** Starts `auth_main.ts start` on 127.0.0.1 port 0 and waits for its address. */
+/** Starts `auth start` on 127.0.0.1 port 0 and waits for its address. */
 export async function startAuth(clusterName = "test.example"): Promise<AuthProcess> {
   const dir = await Deno.makeTempDir({ prefix: "keybound-tctl-" });
   const dataDir = `${dir}/data`;
@@ -152,7 +152,7 @@ async function run(cmd: string, args: string[], options: RunOptions): Promise<Ru
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
 }
 
-/** Runs `deno run -A runtime-adapters/deno/tctl_main.ts ...args`. */
+/** Runs `deno run -A runtime-adapters/deno/entry/tctl.ts ...args`. */
 export function tctl(args: string[], options: RunOptions = {}): Promise<RunResult> {
   return run(Deno.execPath(), ["run", "-A", TCTL, ...args], options);
 }

@@ -60,7 +60,7 @@ export interface TbotPlatform {
   createFetch(baseUrl: string, trust: TrustSettings): Promise<typeof fetch>;
   /** Serves the diagnostics app on `addr` (`host:port`). */
   serve(addr: string, handler: (req: Request) => Response | Promise<Response>): Promise<DiagServer>;
-  /** Installs handlers for stop (SIGINT/SIGTERM) and reload (SIGHUP/SIGUSR1); returns an uninstaller. */
+  /** Installs handlers for stop (SIGINT/SIGTERM) and reload (SIGHUP); returns an uninstaller. */
   onSignals(handlers: { stop(signal: string): void; reload(signal: string): void }): () => void;
   /** Host facts for heartbeats. */
   hostInfo(): HostInfo;

@@ -3,7 +3,10 @@
  * restart always, `ExecReload` sends SIGHUP (an immediate renewal), and a
  * PID file. Keybound adds `RuntimeDirectory=` so the PID file's directory
  * exists and belongs to the service user (a non-root `User=` cannot write
- * to `/run` itself).
+ * to `/run` itself). `SocketBindDeny=` keeps port 9229 unbindable: Deno opens
+ * an unauthenticated debugger there on SIGUSR1, which tbot already refuses
+ * (docs/security.md, "No debugger on a signal"); this holds even if that
+ * refusal were ever late.
  *
  * @module
  */
@@ -59,6 +62,8 @@ export function renderSystemdUnit(o: SystemdUnitOptions): string {
     `ExecStart=${exec}`,
     "ExecReload=/bin/kill -HUP $MAINPID",
     `PIDFile=${systemdQuote(o.pidFile)}`,
+    "SocketBindDeny=ipv4:tcp:9229",
+    "SocketBindDeny=ipv6:tcp:9229",
     "LimitNOFILE=524288",
     "",
     "[Install]",
