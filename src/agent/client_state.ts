@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { generateStorableKeyPair, importPkcs8Pem, type KeyPair } from "../crypto/keys.ts";
+import { importPkcs8Pem, type KeyPair } from "../crypto/keys.ts";
 import { timingSafeEqual } from "../crypto/random.ts";
 import { parseAuthorizedKey, publicKeyToSshBlob, toAuthorizedKey } from "../crypto/ssh_wire.ts";
 import { KeyboundError } from "../errors.ts";
@@ -23,6 +23,7 @@ import {
   serializeKeyHistory,
 } from "./key_history.ts";
 import { type AgentStorage, readText, STORAGE_FILES, writeText } from "./storage.ts";
+import { generateStoredKeyPair, importStoredKey } from "./stored_keys.ts";
 
 /** A bound key loaded into memory. */
 export interface LoadedBoundKey {
@@ -61,8 +62,13 @@ export interface PreparedResult {
   commit(): void;
 }
 
-async function loadKey(pem: string, time?: string): Promise<LoadedBoundKey> {
-  const keyPair = await importPkcs8Pem(pem);
+/** Loads a key from its stored text (`storage` resolves key-object references; null: PEM only). */
+async function loadKey(
+  storage: AgentStorage | null,
+  text: string,
+  time?: string,
+): Promise<LoadedBoundKey> {
+  const keyPair = storage ? await importStoredKey(storage, text) : await importPkcs8Pem(text);
   return {
     keyPair,
     authorizedKey: await toAuthorizedKey(keyPair.publicKey),
@@ -128,7 +134,7 @@ export class StoredClientState implements ClientState {
     let active: LoadedBoundKey | null = null;
     if (activePem) {
       try {
-        active = await loadKey(activePem);
+        active = await loadKey(storage, activePem);
       } catch (cause) {
         throw corrupt(storage, STORAGE_FILES.boundKey, cause);
       }
@@ -136,7 +142,7 @@ export class StoredClientState implements ClientState {
     const history: LoadedBoundKey[] = [];
     for (const entry of await readHistory(storage, log)) {
       try {
-        history.push(await loadKey(entry.private_key, entry.time));
+        history.push(await loadKey(storage, entry.private_key, entry.time));
       } catch {
         log.warn("skipping an unreadable entry of the bound key history", {
           file: STORAGE_FILES.keyHistory,
@@ -168,16 +174,16 @@ export class StoredClientState implements ClientState {
   }
 
   async generateRotationKey(): Promise<string> {
-    const generated = await generateStorableKeyPair("EdDSA");
+    const generated = await generateStoredKeyPair(this.#storage, "EdDSA");
     const time = this.#now().toISOString();
     const entries = prependKey(await this.#historyWithActive(), {
       time,
-      private_key: generated.pkcs8Pem,
+      private_key: generated.stored,
     });
     // Persist before the public key is returned (and sent): the server may
     // bind this key even if the answer to us is lost.
     await writeText(this.#storage, STORAGE_FILES.keyHistory, serializeKeyHistory(entries));
-    const { pkcs8Pem: _dropped, ...keyPair } = generated;
+    const { stored: _dropped, ...keyPair } = generated;
     const loaded: LoadedBoundKey = {
       keyPair,
       authorizedKey: await toAuthorizedKey(keyPair.publicKey),
@@ -242,7 +248,7 @@ export class StoredClientState implements ClientState {
   /** The PEM of a history key, read back from storage (memory holds no PEM). */
   async #pemOf(key: LoadedBoundKey): Promise<string> {
     for (const e of await readHistory(this.#storage, this.#log)) {
-      const loaded = await loadKey(e.private_key).catch(() => null);
+      const loaded = await loadKey(this.#storage, e.private_key).catch(() => null);
       if (loaded && timingSafeEqual(loaded.blob, key.blob)) return e.private_key.trimEnd() + "\n";
     }
     throw new KeyboundError(
@@ -276,15 +282,15 @@ export async function createStoredKeypair(
   log: Logger,
   now: () => Date = () => new Date(),
 ): Promise<string> {
-  const generated = await generateStorableKeyPair("EdDSA");
+  const generated = await generateStoredKeyPair(storage, "EdDSA");
   const publicKey = await toAuthorizedKey(generated.publicKey);
   const entries = prependKey(await readHistory(storage, log), {
     time: now().toISOString(),
-    private_key: generated.pkcs8Pem,
+    private_key: generated.stored,
   });
   await writeFilesTogether(storage, {
     [STORAGE_FILES.keyHistory]: serializeKeyHistory(entries),
-    [STORAGE_FILES.boundKey]: generated.pkcs8Pem,
+    [STORAGE_FILES.boundKey]: generated.stored,
     [STORAGE_FILES.boundPublicKey]: publicKey + "\n",
   });
   return publicKey;
@@ -309,7 +315,7 @@ export class StaticClientState implements ClientState {
 
   /** Imports a static key from its PKCS#8 PEM. */
   static async fromPem(pem: string): Promise<StaticClientState> {
-    return new StaticClientState(await loadKey(pem));
+    return new StaticClientState(await loadKey(null, pem));
   }
 
   get activeKey(): LoadedBoundKey {

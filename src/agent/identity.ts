@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { exportSpki, importPkcs8Pem, type StorableKeyPair } from "../crypto/keys.ts";
+import { exportSpki } from "../crypto/keys.ts";
 import { sha256, timingSafeEqual } from "../crypto/random.ts";
 import { toAuthorizedKey } from "../crypto/ssh_wire.ts";
 import { KeyboundError } from "../errors.ts";
@@ -16,10 +16,15 @@ import { identityFromSubject } from "../protocol/subject.ts";
 import { toHex } from "../util/encoding.ts";
 import type { Logger } from "../util/log.ts";
 import { type AgentStorage, readText, STORAGE_FILES } from "./storage.ts";
+import { importStoredKey, type StoredKeyPair } from "./stored_keys.ts";
 
 /** An identity the agent holds. */
 export interface BotIdentity {
-  /** Certificate subject key, PKCS#8 PEM (outputs write it as `key`). Secret. */
+  /**
+   * Certificate subject key as stored: PKCS#8 PEM (outputs write it as
+   * `key`), or a key-object reference where the storage keeps key objects
+   * (./stored_keys.ts). Secret.
+   */
   keyPem: string;
   /** The same key, imported non-extractable, for signed requests. */
   privateKey: CryptoKey;
@@ -80,11 +85,11 @@ function fromCertificate(certPem: string): Pick<
 /** Builds the identity from a join result and the subject key the join used. */
 export async function identityFromJoin(
   result: JoinResult,
-  subjectKey: StorableKeyPair,
+  subjectKey: StoredKeyPair,
 ): Promise<BotIdentity> {
   const c = result.certificates;
   return {
-    keyPem: subjectKey.pkcs8Pem,
+    keyPem: subjectKey.stored,
     privateKey: subjectKey.privateKey,
     publicKeySsh: await toAuthorizedKey(subjectKey.publicKey),
     tlsCertPem: c.tls_cert.trimEnd() + "\n",
@@ -146,7 +151,7 @@ export async function loadIdentity(
     return null;
   }
   try {
-    const keyPair = await importPkcs8Pem(keyPem);
+    const keyPair = await importStoredKey(storage, keyPem);
     const identity: BotIdentity = {
       keyPem,
       privateKey: keyPair.privateKey,

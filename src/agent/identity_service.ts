@@ -12,7 +12,6 @@
  *
  * @module
  */
-import { generateStorableKeyPair, type StorableKeyPair } from "../crypto/keys.ts";
 import { isKeyboundError, KeyboundError } from "../errors.ts";
 import type { Logger } from "../util/log.ts";
 import type { ClientState } from "./client_state.ts";
@@ -33,6 +32,7 @@ import {
   writePendingJoin,
 } from "./pending_join.ts";
 import { type AgentStorage, STORAGE_FILES } from "./storage.ts";
+import { generateStoredKeyPair, type StoredKeyPair } from "./stored_keys.ts";
 
 export type { BoundJoin, BoundResume };
 
@@ -137,7 +137,7 @@ export class IdentityService {
     if (!pending) return null;
     const [boundKey, subjectKey] = await Promise.all([
       o.clientState.findPrivateKey(pending.bound_public_key).catch(() => null),
-      pendingSubjectKey(pending).catch(() => null),
+      pendingSubjectKey(o.storage, pending).catch(() => null),
     ]);
     if (!boundKey || !subjectKey) {
       o.log.warn("a pending join cannot be resumed: its keys are not in storage; joining normally");
@@ -182,7 +182,7 @@ export class IdentityService {
     }
     const hadJoinState = state.joinState !== null;
     const secret = !state.isStatic && !hadJoinState ? o.registrationSecret : undefined;
-    const subjectKey = await generateStorableKeyPair("ES256");
+    const subjectKey = await generateStoredKeyPair(o.storage, "ES256");
     const pendingOf = (
       p: Omit<PendingJoin, "subject_key" | "created_at" | "version" | "token_name">,
     ) =>
@@ -190,7 +190,7 @@ export class IdentityService {
         version: 1,
         token_name: o.tokenName,
         ...p,
-        subject_key: subjectKey.pkcs8Pem,
+        subject_key: subjectKey.stored,
         created_at: o.clock.now().toISOString(),
       });
     let result: JoinResult;
@@ -235,7 +235,7 @@ export class IdentityService {
   }
 
   /** Stores a join's result in one group write that also removes the pending record. */
-  async #store(result: JoinResult, subjectKey: StorableKeyPair): Promise<BotIdentity> {
+  async #store(result: JoinResult, subjectKey: StoredKeyPair): Promise<BotIdentity> {
     const o = this.#o;
     const identity = await identityFromJoin(result, subjectKey);
     const prepared = await o.clientState.prepareResult(

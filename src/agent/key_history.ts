@@ -16,7 +16,7 @@ export const MAX_KEY_HISTORY = 10;
 export interface KeyHistoryEntry {
   /** When the key was generated (RFC 3339). */
   time: string;
-  /** The private key, PKCS#8 PEM. Secret. */
+  /** The private key as stored: PKCS#8 PEM, or a key-object reference (./stored_keys.ts). Secret. */
   private_key: string;
 }
 

@@ -13,7 +13,7 @@
  * @module
  */
 import { z } from "zod";
-import { importPkcs8Pem, type StorableKeyPair } from "../crypto/keys.ts";
+import { importStoredKey, type StoredKeyPair } from "./stored_keys.ts";
 import type { Logger } from "../util/log.ts";
 import { type AgentStorage, readText, STORAGE_FILES, writeText } from "./storage.ts";
 
@@ -73,7 +73,10 @@ export async function readPendingJoin(
   return parsed;
 }
 
-/** The record's certificate key, imported non-extractable, with its PEM for the `key` file. */
-export async function pendingSubjectKey(record: PendingJoin): Promise<StorableKeyPair> {
-  return { ...(await importPkcs8Pem(record.subject_key)), pkcs8Pem: record.subject_key };
+/** The record's certificate key, non-extractable, with its stored text for the `key` file. */
+export async function pendingSubjectKey(
+  storage: AgentStorage,
+  record: PendingJoin,
+): Promise<StoredKeyPair> {
+  return { ...(await importStoredKey(storage, record.subject_key)), stored: record.subject_key };
 }

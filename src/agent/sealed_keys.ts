@@ -181,6 +181,11 @@ export class SealedStorage implements AgentStorage {
     return this.#inner.persistent;
   }
 
+  /** The wrapped storage's key-object store, if any (its files hold only references). */
+  get keyObjects(): AgentStorage["keyObjects"] {
+    return this.#inner.keyObjects;
+  }
+
   describe(): string {
     return this.#inner.describe();
   }

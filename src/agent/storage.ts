@@ -8,6 +8,7 @@
  */
 import { KeyboundError } from "../errors.ts";
 import { fromUtf8, utf8 } from "../util/encoding.ts";
+import type { KeyObjectStore } from "./stored_keys.ts";
 
 /** Releases a lock taken with {@linkcode AgentStorage.tryLock}. */
 export type ReleaseLock = () => Promise<void>;
@@ -16,6 +17,12 @@ export type ReleaseLock = () => Promise<void>;
 export interface AgentStorage {
   /** True if the contents survive a restart (a directory), false for memory. */
   readonly persistent: boolean;
+  /**
+   * Present where the storage keeps private keys as `CryptoKey` objects
+   * (IndexedDB): key files then hold references, never key bytes (see
+   * ./stored_keys.ts).
+   */
+  readonly keyObjects?: KeyObjectStore;
   /** Human-readable location for logs and errors, e.g. `directory /var/lib/teleport/bot`. */
   describe(): string;
   /** Creates the location if needed (directories with mode 0700) and checks it is writable. */

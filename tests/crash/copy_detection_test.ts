@@ -130,7 +130,7 @@ Deno.test("the resume endpoint: 20 concurrent resumes of one record, exactly one
   const pending = (await readPendingJoin(w.storage, "example", silentLogger))!;
   const state = await StoredClientState.load(w.storage, silentLogger);
   const boundKey = (await state.findPrivateKey(pending.bound_public_key))!;
-  const subject = await pendingSubjectKey(pending);
+  const subject = await pendingSubjectKey(w.storage, pending);
   const call = () =>
     resumeBoundKeypair({
       baseUrl: "https://auth.test",
@@ -158,7 +158,7 @@ Deno.test("the resume endpoint refuses wrong keys, a stale proof, a forged sessi
   const pending = (await readPendingJoin(w.storage, "example", silentLogger))!;
   const state = await StoredClientState.load(w.storage, silentLogger);
   const boundKey = (await state.findPrivateKey(pending.bound_public_key))!;
-  const subject = (await pendingSubjectKey(pending)).privateKey;
+  const subject = (await pendingSubjectKey(w.storage, pending)).privateKey;
   const other = (await generateKeyPair("ES256")).privateKey;
   const base = {
     baseUrl: "https://auth.test",
