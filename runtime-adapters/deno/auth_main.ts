@@ -10,6 +10,7 @@ import { join } from "node:path";
 import denoJson from "../../deno.json" with { type: "json" };
 import { isKeyboundError } from "../../src/errors.ts";
 import {
+  AuthMetrics,
   bootstrapCluster,
   caPin,
   createApp,
@@ -52,7 +53,7 @@ Flags:
   --storage PATH|URL      cluster state: a Deno KV file (default DIR/keybound.kv) or
                           postgres://USER@HOST:PORT/DB?sslmode=MODE shared by several
                           instances (password from PGPASSWORD or --storage-password-file)
-  --diag-addr HOST:PORT   diagnostics listener (plain HTTP): /livez, /readyz
+  --diag-addr HOST:PORT   diagnostics listener (plain HTTP): /livez, /readyz, /metrics
   --storage-password-file FILE
                           file holding the PostgreSQL password (one line)
   --web-origin ORIGIN     a browser origin (SCHEME://HOST[:PORT]) allowed to call the
@@ -206,7 +207,8 @@ async function ensureAdminIdentity(ctx: ServerContext, path: string, log: Logger
 async function start(config: StartConfig, log: Logger): Promise<void> {
   await ensureDir(config.dataDir, 0o700);
   await Deno.chmod(config.dataDir, 0o700);
-  const backend = await openStorage(config.storage);
+  const metrics = new AuthMetrics();
+  const backend = metrics.meter(await openStorage(config.storage));
   log.info("storage open", { storage: describeStorage(config.storage) });
   try {
     const ctx = await bootstrapCluster(backend, {
@@ -227,13 +229,17 @@ async function start(config: StartConfig, log: Logger): Promise<void> {
       }),
     ).then((c) => ({ cert: c.certPem, key: c.keyPem }));
 
-    const server = serveApp(createApp(ctx, { webOrigins: config.webOrigins }), {
+    const app = createApp(ctx, { webOrigins: config.webOrigins });
+    const server = serveApp({ fetch: metrics.timeRequests(app.fetch) }, {
       hostname: config.listen.host,
       port: config.listen.port,
       tls,
     });
     const diag = config.diagAddr
-      ? serveApp(createDiagApp(ctx), { hostname: config.diagAddr.host, port: config.diagAddr.port })
+      ? serveApp(createDiagApp(ctx, metrics), {
+        hostname: config.diagAddr.host,
+        port: config.diagAddr.port,
+      })
       : undefined;
     // Listeners go in before the startup lines: whoever reads them may signal at once.
     const removeSignals = onStopSignal((signal) => {

@@ -3,7 +3,8 @@
  * (`--diag-addr`) so a load balancer's health check can use it and nothing
  * here is reachable on the public port: `/livez` (the process answers) and
  * `/readyz` (the backend answers a point read in time and the CAs are
- * loaded). While `/readyz` fails, requests on the public port that need
+ * loaded) and, given the process's {@linkcode AuthMetrics}, `/metrics`
+ * (Prometheus text). While `/readyz` fails, requests on the public port that need
  * storage answer `503 BACKEND_UNAVAILABLE`.
  *
  * @module
@@ -12,6 +13,7 @@ import { Hono } from "hono";
 import { isKeyboundError } from "../errors.ts";
 import type { ServerContext } from "./context.ts";
 import { CLUSTER_META } from "./keys.ts";
+import type { AuthMetrics } from "./metrics.ts";
 
 /** Longest wait for the backend probe of `/readyz`. */
 export const READY_PROBE_TIMEOUT_MS = 2_000;
@@ -70,12 +72,18 @@ export async function readiness(
  * (await diag.request("/readyz")).status; // 200 or 503
  * ```
  */
-export function createDiagApp(ctx: ServerContext): Hono {
+export function createDiagApp(ctx: ServerContext, metrics?: AuthMetrics): Hono {
   const app = new Hono();
   app.get("/livez", (c) => c.text("OK"));
   app.get("/readyz", async (c) => {
     const r = await readiness(ctx);
     return c.json(r, r.status === "ready" ? 200 : 503);
   });
+  if (metrics) {
+    app.get("/metrics", async (c) =>
+      c.body(await metrics.render(ctx), 200, {
+        "content-type": "text/plain; version=0.0.4; charset=utf-8",
+      }));
+  }
   return app;
 }

@@ -6,6 +6,7 @@
  */
 export { type AppOptions, createApp } from "./app.ts";
 export { createDiagApp, type Readiness, readiness } from "./diag.ts";
+export { AuthMetrics } from "./metrics.ts";
 export { parseWebOrigin } from "./web_origin.ts";
 export {
   bootstrapCluster,

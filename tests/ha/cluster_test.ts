@@ -192,5 +192,36 @@ Deno.test({
       assert(get.code !== 0, "B still sees the removed token");
       assert(/not found/i.test(get.stderr), get.stderr);
     });
+
+    await t.step("/metrics on the diagnostics listener counts what each instance did", async () => {
+      const texts = await Promise.all(
+        c.instances.map((i) => fetch(`${i.proc.diagUrl}/metrics`).then((r) => r.text())),
+      );
+      const total = (name: string, labels = "") =>
+        texts.flatMap((t) => t.split("\n"))
+          .filter((l) => l.startsWith(name) && l.includes(labels))
+          .reduce((a, l) => a + Number(l.split(" ").at(-1)), 0);
+      // The 20-recoveries step: 19 losers; every winner and onboarding counted once.
+      assertEquals(
+        total("keybound_auth_joins_total{", 'outcome="UNEXPECTED_BACKEND_STATE"'),
+        19,
+      );
+      const summary = texts.join("").split("\n").filter((l) =>
+        !l.startsWith("#") && !l.includes("_bucket")
+      ).join("\n");
+      assert(total("keybound_auth_joins_total{", 'kind="refresh",outcome="OK"') >= 3, summary);
+      assert(total("keybound_auth_recoveries_total") >= 5, summary);
+      assertEquals(total("keybound_auth_locks_created_total"), 2);
+      // Losers that read the moved token before committing never reach a conflict.
+      assert(total("keybound_auth_backend_commit_conflicts_total") >= 1, summary);
+      assert(total("keybound_auth_join_request_duration_seconds_count") > 40, summary);
+      for (const t of texts) {
+        assert(/keybound_auth_ca_expiry_timestamp_seconds\{ca="host"\} \d+/.test(t), t);
+        assert(/keybound_auth_bot_instances \d+/.test(t), t);
+      }
+      // Never on the public port.
+      const res = await freshConnectionFetch(pem)(`${c.instances[0].proc.url}/metrics`);
+      assertEquals(res.status, 404);
+    });
   },
 });

@@ -27,7 +27,8 @@ const RENEWED = /renewed the bot identity/g;
 
 const renewals = (d: TbotDaemon) => d.log().match(RENEWED)?.length ?? 0;
 
-async function until(cond: () => boolean | Promise<boolean>, what: string, ms = 90_000) {
+// Generous bounds: on a loaded 2-core machine 20 daemons take several times longer than idle.
+async function until(cond: () => boolean | Promise<boolean>, what: string, ms = 240_000) {
   const end = Date.now() + ms;
   while (!(await cond())) {
     if (Date.now() > end) throw new Error(`gave up waiting for ${what}`);

@@ -1,0 +1,209 @@
+/**
+ * The auth service's Prometheus metrics, per process, served on the
+ * diagnostics listener only (`/metrics`). Join outcomes, recoveries and
+ * locks are counted from the audit events each commit of this process
+ * stores, so the numbers are those of what was actually committed and no
+ * join code needs to know about metrics; backend latency, conflicts and
+ * errors come from a thin wrapper around the {@linkcode Backend}; request
+ * latency from a wrapper around the application's `fetch`.
+ *
+ * @module
+ */
+import { exponentialBuckets, Metric } from "../agent/metrics.ts";
+import { isKeyboundError } from "../errors.ts";
+import { parseCertificate } from "../pki/mod.ts";
+import type {
+  AtomicOperation,
+  Backend,
+  CommitResult,
+  Entry,
+  JsonValue,
+  Key,
+  ListOptions,
+} from "../storage/backend.ts";
+import type { ServerContext } from "./context.ts";
+import { AUDIT_PREFIX, resourcePrefix } from "./keys.ts";
+
+const SECONDS = exponentialBuckets(0.001, 2, 15); // 1 ms … ~16 s
+/** Bot instances are counted at most this often (a listing of every instance). */
+const INSTANCE_COUNT_TTL_MS = 15_000;
+const INSTANCE_PAGE = 1000;
+
+interface AuditLike {
+  type?: string;
+  status?: { success?: boolean };
+  error?: string;
+  recovery_count?: number;
+}
+
+/** Join kind from the events one commit stored together. */
+function joinKind(events: AuditLike[]): string {
+  const recovery = events.find((e) => e.type === "join_token.bound_keypair.recovery");
+  if (!recovery) return events.some((e) => e.type === "bot.join") ? "refresh" : "unknown";
+  return recovery.recovery_count === 1 ? "onboarding" : "recovery";
+}
+
+/** Every metric of one auth process. */
+export class AuthMetrics {
+  /** Joins by kind and outcome code (`OK` on success). */
+  readonly joins = new Metric(
+    "keybound_auth_joins_total",
+    "Bound-keypair joins finished by this process, by kind and outcome code.",
+    "counter",
+  );
+  /** Join request latency by step. */
+  readonly joinLatency = new Metric(
+    "keybound_auth_join_request_duration_seconds",
+    "Latency of join requests (begin, continue, resume) served by this process.",
+    "histogram",
+    SECONDS,
+  );
+  /** Recoveries. */
+  readonly recoveries = new Metric(
+    "keybound_auth_recoveries_total",
+    "Recoveries (including first onboardings) committed by this process.",
+    "counter",
+  );
+  /** Locks created. */
+  readonly locks = new Metric(
+    "keybound_auth_locks_created_total",
+    "Locks created through this process (by the join server or an admin).",
+    "counter",
+  );
+  /** Bot instances in the cluster. */
+  readonly botInstances = new Metric(
+    "keybound_auth_bot_instances",
+    "Bot instances stored in the cluster (counted at most every 15 s).",
+    "gauge",
+  );
+  /** Commit latency. */
+  readonly commitLatency = new Metric(
+    "keybound_auth_backend_commit_duration_seconds",
+    "Latency of storage commits, by result (ok, conflict, error).",
+    "histogram",
+    SECONDS,
+  );
+  /** Commits whose checks failed. */
+  readonly conflicts = new Metric(
+    "keybound_auth_backend_commit_conflicts_total",
+    "Storage commits refused because a checked version had changed.",
+    "counter",
+  );
+  /** Storage errors. */
+  readonly backendErrors = new Metric(
+    "keybound_auth_backend_errors_total",
+    "Storage operations that failed, by error code.",
+    "counter",
+  );
+  /** CA expiry. */
+  readonly caExpiry = new Metric(
+    "keybound_auth_ca_expiry_timestamp_seconds",
+    "NotAfter of each X.509 certificate authority, Unix seconds.",
+    "gauge",
+  );
+  #instancesCountedAt = -Infinity;
+
+  /** `backend` with its commits and failures measured. */
+  meter(backend: Backend): Backend {
+    const error = (err: unknown) => {
+      this.backendErrors.inc({ code: isKeyboundError(err) ? err.code : "UNKNOWN" });
+      return err;
+    };
+    return {
+      get: <T = JsonValue>(key: Key): Promise<Entry<T> | null> =>
+        backend.get<T>(key).catch((e) => Promise.reject(error(e))),
+      list: <T = JsonValue>(prefix: Key, o?: ListOptions): Promise<Entry<T>[]> =>
+        backend.list<T>(prefix, o).catch((e) => Promise.reject(error(e))),
+      commit: async (op: AtomicOperation): Promise<CommitResult> => {
+        const start = performance.now();
+        let result = "error";
+        try {
+          const r = await backend.commit(op);
+          result = r.ok ? "ok" : "conflict";
+          if (r.ok) this.#countEvents(op);
+          else this.conflicts.inc();
+          return r;
+        } catch (err) {
+          throw error(err);
+        } finally {
+          this.commitLatency.observe({ result }, (performance.now() - start) / 1000);
+        }
+      },
+      close: () => backend.close(),
+    };
+  }
+
+  #countEvents(op: AtomicOperation): void {
+    const events: AuditLike[] = [];
+    for (const m of op.mutations) {
+      if (m.type !== "set" || m.key[0] !== AUDIT_PREFIX[0]) continue;
+      if (typeof m.value === "object" && m.value !== null) events.push(m.value as AuditLike);
+    }
+    if (events.length === 0) return;
+    const kind = joinKind(events);
+    for (const e of events) {
+      if (e.type === "bot.join" && e.status?.success) this.joins.inc({ kind, outcome: "OK" });
+      if (e.type === "join.failed") this.joins.inc({ kind, outcome: e.error ?? "UNKNOWN" });
+      if (e.type === "join_token.bound_keypair.recovery" && e.status?.success) {
+        this.recoveries.inc();
+      }
+      if (e.type === "lock.created") this.locks.inc();
+    }
+  }
+
+  /** Wraps an application's `fetch` to time join requests. */
+  timeRequests<E>(
+    fetch: (req: Request, env: E) => Response | Promise<Response>,
+  ): (req: Request, env: E) => Promise<Response> {
+    return async (req, env) => {
+      const step = /\/v1\/join\/bound-keypair\/(begin|continue|resume)$/.exec(
+        new URL(req.url).pathname,
+      )?.[1];
+      if (!step) return await fetch(req, env);
+      const start = performance.now();
+      try {
+        return await fetch(req, env);
+      } finally {
+        this.joinLatency.observe({ step }, (performance.now() - start) / 1000);
+      }
+    };
+  }
+
+  async #countInstances(ctx: ServerContext): Promise<void> {
+    if (performance.now() - this.#instancesCountedAt < INSTANCE_COUNT_TTL_MS) return;
+    const prefix = resourcePrefix("bot_instance");
+    let n = 0;
+    let after: Key | undefined;
+    for (;;) {
+      const page = await ctx.backend.list(prefix, { limit: INSTANCE_PAGE, after });
+      n += page.length;
+      if (page.length < INSTANCE_PAGE) break;
+      after = page[page.length - 1].key;
+    }
+    this.botInstances.set({}, n);
+    this.#instancesCountedAt = performance.now();
+  }
+
+  /** The exposition text (format 0.0.4). */
+  async render(ctx: ServerContext): Promise<string> {
+    for (const type of ["user", "host"] as const) {
+      const der = ctx.cas[type].tls?.certDer;
+      if (der) {
+        this.caExpiry.set({ ca: type }, parseCertificate(der).notAfter.getTime() / 1000);
+      }
+    }
+    // A scrape while the backend is down still answers, with the last count.
+    await this.#countInstances(ctx).catch(() => {});
+    return [
+      this.joins,
+      this.joinLatency,
+      this.recoveries,
+      this.locks,
+      this.botInstances,
+      this.commitLatency,
+      this.conflicts,
+      this.backendErrors,
+      this.caExpiry,
+    ].map((m) => m.render()).join("");
+  }
+}
