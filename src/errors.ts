@@ -172,19 +172,35 @@ export class ConfigError extends KeyboundError {
   }
 }
 
+/**
+ * An error the auth service answered with, rebuilt on the client with the
+ * server's code and message (so a CLI can show which side refused).
+ */
+export class ServerError extends KeyboundError {
+  /**
+   * Creates the error.
+   * @param code the server's stable code
+   * @param message the server's message
+   */
+  constructor(code: ErrorCode, message: string) {
+    super(code, message);
+    this.name = "ServerError";
+  }
+}
+
 /** Returns true if `err` is a {@linkcode KeyboundError}, optionally with `code`. */
 export function isKeyboundError(err: unknown, code?: ErrorCode): err is KeyboundError {
   return err instanceof KeyboundError && (code === undefined || err.code === code);
 }
 
 /**
- * Rebuilds a {@linkcode KeyboundError} from a server's JSON error body, so the
- * agent and CLI see the same codes as the server raised.
+ * Rebuilds the error of a server's JSON error body, so the agent and CLI see
+ * the same codes as the server raised. The one decoder of the wire format.
  */
 export function errorFromWire(status: number, body: unknown): KeyboundError {
   const e = (body as { error?: { code?: unknown; message?: unknown } } | null)?.error;
   if (e && typeof e.code === "string" && e.code in ERROR_CODES && typeof e.message === "string") {
-    return new KeyboundError(e.code as ErrorCode, e.message);
+    return new ServerError(e.code as ErrorCode, e.message);
   }
   return new KeyboundError(
     status >= 500 ? "CONNECTION_FAILED" : "BAD_REQUEST",

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { classifyingTlsFailures } from "./fetch_errors.ts";
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import { basename, resolve } from "node:path";
@@ -96,7 +97,7 @@ export const denoPlatform: TbotPlatform = {
   createFetch: async (baseUrl, trust) => {
     // Loaded on first use: the certificate parser it needs is the heaviest import.
     const { createTrustedFetch } = await import("./trust.ts");
-    return await createTrustedFetch(baseUrl, trust, readTextFile);
+    return classifyingTlsFailures(await createTrustedFetch(baseUrl, trust, readTextFile));
   },
   serve: (addr, handler) => {
     const hp = parseHostPort(addr, "diag_addr");

@@ -9,6 +9,7 @@
  */
 import https from "node:https";
 import { KeyboundError } from "../../src/errors.ts";
+import { classifyingTlsFailures } from "./fetch_errors.ts";
 
 /** Input of {@linkcode createTctlFetch}. */
 export interface TransportOptions {
@@ -71,6 +72,8 @@ export function createTctlFetch(options: TransportOptions): typeof fetch {
     );
   }
   const client = Deno.createHttpClient({ caCerts: options.hostCaPems });
-  return ((input: string | URL | Request, init?: RequestInit) =>
-    fetch(input, { ...init, client })) as typeof fetch;
+  return classifyingTlsFailures(
+    ((input: string | URL | Request, init?: RequestInit) =>
+      fetch(input, { ...init, client })) as typeof fetch,
+  );
 }

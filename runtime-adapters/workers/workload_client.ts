@@ -4,8 +4,8 @@
  *
  * @module
  */
-import { readAnswer, sendRequest } from "../../src/protocol/http_client.ts";
-import { type RequestSigner, signRequest } from "../../src/protocol/signed_request.ts";
+import { callApi } from "../../src/protocol/http_client.ts";
+import type { RequestSigner } from "../../src/protocol/signed_request.ts";
 import { JWT_SVID_PATH, JwtSvidResponse } from "../../src/protocol/workload_messages.ts";
 
 /** A JWT-SVID request. */
@@ -25,20 +25,17 @@ export interface JwtSvidParams {
 }
 
 /** Asks the auth service for a JWT-SVID. Server errors keep their codes. */
-export async function fetchJwtSvid(p: JwtSvidParams): Promise<JwtSvidResponse> {
-  const url = new URL(JWT_SVID_PATH, p.baseUrl);
-  const body = JSON.stringify({
-    selector: { name: p.workloadIdentity },
-    audiences: p.audiences,
-    ...(p.ttlSeconds ? { ttl_seconds: p.ttlSeconds } : {}),
-  });
-  const res = await sendRequest(p.fetch, url, {
+export function fetchJwtSvid(p: JwtSvidParams): Promise<JwtSvidResponse> {
+  return callApi(p, {
     method: "POST",
-    headers: {
-      "content-type": "application/json",
-      authorization: await signRequest(p.signer, { method: "POST", path: url.pathname, body }),
+    path: JWT_SVID_PATH,
+    body: {
+      selector: { name: p.workloadIdentity },
+      audiences: p.audiences,
+      ...(p.ttlSeconds ? { ttl_seconds: p.ttlSeconds } : {}),
     },
-    body,
+    signer: p.signer,
+    response: JwtSvidResponse,
+    what: "JWT-SVID response",
   });
-  return await readAnswer(res, JwtSvidResponse, "JWT-SVID response");
 }

@@ -7,8 +7,7 @@
  * @module
  */
 import type { z } from "zod";
-import { readAnswer, sendRequest } from "../protocol/http_client.ts";
-import { signRequest } from "../protocol/signed_request.ts";
+import { callApi } from "../protocol/http_client.ts";
 import type { BotIdentity } from "./identity.ts";
 
 /** The auth service as the bot's outputs reach it. */
@@ -35,29 +34,17 @@ export interface BotApiOptions {
 
 /** Builds a {@linkcode BotApi} over `fetch`. */
 export function createBotApi(o: BotApiOptions): BotApi {
-  const send = (path: string, init: RequestInit) =>
-    sendRequest(o.fetch, new URL(o.baseUrl + path), init);
   return {
-    async post(identity, path, body, response, signal) {
-      const text = JSON.stringify(body);
-      const authorization = await signRequest(
-        { certDer: identity.certDer, privateKey: identity.privateKey },
-        { method: "POST", path, body: text },
-      );
-      const res = await send(path, {
+    post: (identity, path, body, response, signal) =>
+      callApi(o, {
         method: "POST",
-        headers: { "content-type": "application/json", authorization },
-        body: text,
-        signal,
-      });
-      return await readAnswer(res, response, `answer to ${path}`);
-    },
-    async get(path, response, signal) {
-      return await readAnswer(
-        await send(path, { method: "GET", signal }),
+        path,
+        body,
+        signer: identity,
         response,
-        `answer to ${path}`,
-      );
-    },
+        ...(signal ? { signal } : {}),
+      }),
+    get: (path, response, signal) =>
+      callApi(o, { method: "GET", path, response, ...(signal ? { signal } : {}) }),
   };
 }

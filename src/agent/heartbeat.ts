@@ -7,8 +7,8 @@
  * @module
  */
 import { HEARTBEAT_PATH, type HeartbeatRequest } from "../protocol/heartbeat_messages.ts";
-import { errorFromWire, isKeyboundError, KeyboundError } from "../errors.ts";
-import { signRequest } from "../protocol/signed_request.ts";
+import { isKeyboundError } from "../errors.ts";
+import { callApi, IgnoredAnswer } from "../protocol/http_client.ts";
 import type { BotIdentity } from "./identity.ts";
 
 /** Path of the heartbeat endpoint. */
@@ -53,28 +53,18 @@ export interface SendHeartbeatOptions {
  * 404) is not an error, as Teleport ignores NotImplemented from older servers.
  */
 export async function sendHeartbeat(o: SendHeartbeatOptions): Promise<void> {
-  const body = JSON.stringify(o.body);
-  const authorization = await signRequest(
-    { certDer: o.identity.certDer, privateKey: o.identity.privateKey },
-    { method: "POST", path: HEARTBEAT_PATH, body, now: o.now },
-  );
-  let res: Response;
   try {
-    res = await o.fetch(o.baseUrl + HEARTBEAT_PATH, {
+    await callApi({ baseUrl: o.baseUrl, fetch: o.fetch }, {
       method: "POST",
-      headers: { "content-type": "application/json", authorization },
-      body,
-      signal: o.signal,
+      path: HEARTBEAT_PATH,
+      body: o.body,
+      signer: o.identity,
+      response: IgnoredAnswer,
+      ...(o.now ? { now: o.now } : {}),
+      ...(o.signal ? { signal: o.signal } : {}),
     });
-  } catch (cause) {
-    throw new KeyboundError("CONNECTION_FAILED", `heartbeat: cannot reach ${o.baseUrl}`, { cause });
+  } catch (err) {
+    if (isKeyboundError(err, "NOT_IMPLEMENTED") || isKeyboundError(err, "NOT_FOUND")) return;
+    throw err;
   }
-  if (res.ok) {
-    await res.body?.cancel();
-    return;
-  }
-  const parsed = await res.json().catch(() => null);
-  const err = errorFromWire(res.status, parsed);
-  if (isKeyboundError(err, "NOT_IMPLEMENTED") || isKeyboundError(err, "NOT_FOUND")) return;
-  throw err;
 }

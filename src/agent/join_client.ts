@@ -8,7 +8,7 @@
  */
 import { KeyboundError } from "../errors.ts";
 import type { z } from "zod";
-import { readAnswer, sendRequest } from "../protocol/http_client.ts";
+import { callApi } from "../protocol/http_client.ts";
 import { AsnConvert } from "@peculiar/asn1-schema";
 import { SubjectPublicKeyInfo } from "@peculiar/asn1-x509";
 import { exportSpki } from "../crypto/keys.ts";
@@ -29,7 +29,7 @@ import {
   ResumeResponse,
   signResumeProof,
 } from "../protocol/join_resume.ts";
-import { challengeHash, signRequest } from "../protocol/signed_request.ts";
+import { challengeHash } from "../protocol/signed_request.ts";
 import { toBase64, toPem } from "../util/encoding.ts";
 import type { BoundJoin, BoundResume, JoinParams, ResumeParams } from "./join_types.ts";
 
@@ -38,45 +38,37 @@ export type { JoinParams, JoinResult, ResumeParams };
 /** Steps a join may take before the client gives up on a misbehaving server. */
 const MAX_STEPS = 8;
 
-function urlOf(baseUrl: string, path: string): URL {
-  return new URL(path, baseUrl.endsWith("/") ? baseUrl : baseUrl + "/");
-}
-
 /**
  * POSTs a join message. `continue` calls of a refresh are signed with the
  * current certificate (with `chash` when answering a challenge); `begin`
  * carries the certificate in its body instead and is not signed, which saves
  * a signature on the client and a verification on the server.
  */
-async function post(
+function post(
   p: JoinParams,
   path: string,
   body: BeginRequest | ContinueRequest,
   chash?: string,
 ): Promise<JoinResponse> {
-  return await postJson(p, path, body, JoinResponse, chash);
+  return postJson(p, path, body, JoinResponse, chash);
 }
 
-async function postJson<T>(
+function postJson<T>(
   p: Pick<JoinParams, "baseUrl" | "fetch" | "identity">,
   path: string,
   body: BeginRequest | ContinueRequest | ResumeRequest,
   schema: z.ZodType<T>,
   chash?: string,
 ): Promise<T> {
-  const url = urlOf(p.baseUrl, path);
-  const text = JSON.stringify(body);
-  const headers: Record<string, string> = { "content-type": "application/json" };
-  if (p.identity && path === JOIN_CONTINUE_PATH) {
-    headers.authorization = await signRequest(p.identity, {
-      method: "POST",
-      path: url.pathname,
-      body: text,
-      ...(chash !== undefined ? { chash } : {}),
-    });
-  }
-  const res = await sendRequest(p.fetch ?? fetch, url, { method: "POST", headers, body: text });
-  return await readAnswer(res, schema, "join response");
+  const signed = p.identity && path === JOIN_CONTINUE_PATH;
+  return callApi({ baseUrl: p.baseUrl, fetch: p.fetch ?? fetch }, {
+    method: "POST",
+    path,
+    body,
+    response: schema,
+    what: "join response",
+    ...(signed ? { signer: p.identity, ...(chash !== undefined ? { chash } : {}) } : {}),
+  });
 }
 
 /**

@@ -71,25 +71,13 @@ function advice(code: ErrorCode, c: RefusalContext): string | undefined {
   }
 }
 
-/** The message of the innermost `cause` (Deno's fetch puts the TLS or socket error there). */
-function deepestMessage(err: unknown): string {
-  let message = "";
-  for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
-    message = e.message.split("\n")[0];
-  }
-  return message;
-}
-
 /** One line: what the server said, its code, and what an admin can do. */
 export function describeJoinFailure(err: unknown, c: RefusalContext): string {
   if (!isKeyboundError(err)) {
     const msg = err instanceof Error ? err.message : String(err);
     return `cannot join via ${c.server}: ${msg}; check that the auth service is running and reachable`;
   }
-  // A transport failure's own message ("connection refused", "invalid peer certificate") is the useful part.
-  const cause = deepestMessage(err.cause);
-  const transport = err.code === "CONNECTION_FAILED" || err.code === "TLS_UNTRUSTED";
-  const message = transport && cause ? `${err.message}: ${cause}` : err.message;
+  const message = err.message;
   const tip = advice(err.code, c);
   const verb = err.status === 401 || err.status === 403 ? "join refused" : "join failed";
   return `${verb}: ${message} (${err.code})${tip ? `; ${tip}` : ""}`;

@@ -1,45 +1,121 @@
 /**
- * The client half of every Keybound call: send with `fetch`, turn network
- * failures into `CONNECTION_FAILED`, keep server error codes
- * (`{"error":{"code","message"}}`), and validate answers against their wire
- * schema, so the join client, the bot API and the Worker bot fail alike.
+ * The one client of the auth service's HTTP API, used by the join client,
+ * tbot's heartbeats and bot API, tctl and the Worker bot: it signs the request
+ * (docs/protocol.md §2) when given a signer, turns a failure to reach the
+ * server into `CONNECTION_FAILED` (or the code an adapter's fetch raised, such
+ * as `TLS_UNTRUSTED`), rebuilds the server's error with its stable code
+ * (`{"error":{"code","message"}}`), and validates every answer against its
+ * wire schema, so all of them fail alike.
  *
  * @module
  */
-import type { z } from "zod";
-import { errorFromWire, KeyboundError } from "../errors.ts";
+import { z } from "zod";
+import { errorFromWire, isKeyboundError, KeyboundError } from "../errors.ts";
 import { formatZodError } from "../util/zod_error.ts";
+import { type RequestSigner, signRequest } from "./signed_request.ts";
 
-/** Sends a request; a failure to reach the server becomes `CONNECTION_FAILED`. */
-export async function sendRequest(
-  fetchFn: typeof fetch,
-  url: URL,
-  init: RequestInit,
-): Promise<Response> {
-  try {
-    return await fetchFn(url, init);
-  } catch (cause) {
-    throw new KeyboundError("CONNECTION_FAILED", `could not reach ${url.origin}`, { cause });
+/** Where the auth service is and how to reach it. */
+export interface ApiTarget {
+  /** `https://host:port` of the auth service (a trailing slash is ignored). */
+  baseUrl: string;
+  /** The fetch carrying the trust configuration (pinned CA, service binding, …). */
+  fetch: typeof fetch;
+}
+
+/** One call of {@linkcode callApi}. */
+export interface ApiCall<S extends z.ZodType> {
+  /** HTTP method. */
+  method: "GET" | "POST" | "PUT" | "DELETE";
+  /** Path, optionally with a query string (which the signature does not cover, §2). */
+  path: string;
+  /** JSON body; omit for none. */
+  body?: unknown;
+  /** Signs the request as this identity; omit for an unauthenticated call. */
+  signer?: RequestSigner;
+  /** `chash` claim of a join `continue` answering a challenge. */
+  chash?: string;
+  /** Signing time; defaults to now. */
+  now?: Date;
+  /** Cancels the request. */
+  signal?: AbortSignal;
+  /** Wire schema of a 2xx answer. */
+  response: S;
+  /** What the answer is, for the error when it does not match (default: `answer to PATH`). */
+  what?: string;
+}
+
+/** An answer the caller does not read (heartbeats, deletes): any JSON is fine. */
+export const IgnoredAnswer: z.ZodType<unknown> = z.unknown();
+
+/** The first line of the innermost `cause` (runtimes put the TLS or socket error there). */
+function innermostMessage(err: unknown): string {
+  let message = String(err);
+  for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    message = e.message.split("\n")[0];
   }
+  return message;
 }
 
 /**
- * Reads a JSON answer. A non-2xx status becomes the server's own error (code
- * kept); a 2xx body that does not match `schema` is `CONNECTION_FAILED`
- * naming `what` and the first mismatching field.
+ * Sends one call to the auth service and returns its validated answer.
+ *
+ * @example Read the public host CA, then make a signed call
+ * ```ts ignore
+ * import { callApi } from "./http_client.ts";
+ * import { CaResponse } from "./discovery.ts";
+ *
+ * const target = { baseUrl: "https://auth.example.com:3025", fetch };
+ * const ca = await callApi(target, { method: "GET", path: "/v1/ca/host", response: CaResponse });
+ * ```
  */
-export async function readAnswer<S extends z.ZodType>(
-  res: Response,
-  schema: S,
-  what: string,
+export async function callApi<S extends z.ZodType>(
+  target: ApiTarget,
+  call: ApiCall<S>,
 ): Promise<z.infer<S>> {
-  const json: unknown = await res.json().catch(() => null);
+  const url = new URL(call.path, target.baseUrl.replace(/\/+$/, "") + "/");
+  const text = call.body === undefined ? undefined : JSON.stringify(call.body);
+  const headers: Record<string, string> = { accept: "application/json" };
+  if (text !== undefined) headers["content-type"] = "application/json";
+  if (call.signer) {
+    headers.authorization = await signRequest(call.signer, {
+      method: call.method,
+      path: url.pathname,
+      body: text ?? "",
+      ...(call.chash === undefined ? {} : { chash: call.chash }),
+      ...(call.now === undefined ? {} : { now: call.now }),
+    });
+  }
+  let res: Response;
+  try {
+    res = await target.fetch(url, {
+      method: call.method,
+      headers,
+      ...(text === undefined ? {} : { body: text }),
+      ...(call.signal ? { signal: call.signal } : {}),
+    });
+  } catch (cause) {
+    // An adapter's fetch may already know what went wrong (TLS_UNTRUSTED); keep its code.
+    const code = isKeyboundError(cause) ? cause.code : "CONNECTION_FAILED";
+    throw new KeyboundError(
+      code,
+      `cannot reach the auth service at ${url.origin}: ${innermostMessage(cause)}`,
+      { cause },
+    );
+  }
+  const raw = await res.text();
+  let json: unknown = null;
+  try {
+    json = raw ? JSON.parse(raw) : null;
+  } catch {
+    // Reported below: as the status of an error, or as an answer that is not the schema.
+  }
   if (!res.ok) throw errorFromWire(res.status, json);
-  const parsed = schema.safeParse(json);
+  const parsed = call.response.safeParse(json);
   if (!parsed.success) {
     throw new KeyboundError(
       "CONNECTION_FAILED",
-      `unexpected ${what} from the server: ${formatZodError(parsed.error)}`,
+      `unexpected ${call.what ?? `answer to ${call.method} ${url.pathname}`} from the server: ` +
+        formatZodError(parsed.error),
     );
   }
   return parsed.data;

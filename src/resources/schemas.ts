@@ -246,3 +246,12 @@ export const ALL_KINDS = [
 ] as const;
 /** A kind the API serves. */
 export type Kind = typeof ALL_KINDS[number];
+
+/** The schema of every kind the API serves, keyed by `kind`: the one kind→schema map. */
+export const RESOURCE_SCHEMAS = { ...CREATABLE_KINDS, bot_instance: BotInstance } as const;
+/** The resource type of `kind`. */
+export type ResourceOf<K extends Kind> = z.infer<(typeof RESOURCE_SCHEMAS)[K]>;
+/** Any resource the API serves. */
+export type AnyResource = ResourceOf<Kind>;
+/** Resources tctl may create or overwrite. */
+export type CreatableResource = ResourceOf<CreatableKind>;

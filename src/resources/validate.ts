@@ -10,22 +10,15 @@ import { BadParameterError } from "../errors.ts";
 import { formatPath } from "../util/zod_error.ts";
 import {
   ALL_KINDS,
-  type Bot,
-  BotInstance,
+  type AnyResource,
   CREATABLE_KINDS,
   type CreatableKind,
+  type CreatableResource,
   type Kind,
-  type Lock,
-  type Role,
-  type Token,
-  type WorkloadIdentity,
+  RESOURCE_SCHEMAS,
 } from "./schemas.ts";
 
-/** Any resource the API serves. */
-export type AnyResource = Bot | Token | Role | Lock | BotInstance | WorkloadIdentity;
-
-/** Resources tctl may create or overwrite. */
-export type CreatableResource = Bot | Token | Role | Lock | WorkloadIdentity;
+export type { AnyResource, CreatableResource };
 
 /** One validation failure: where (path segments) and what. */
 export interface ResourceIssue {
@@ -39,14 +32,6 @@ export interface ResourceIssue {
 export type ValidationResult<T> =
   | { ok: true; resource: T }
   | { ok: false; issue: ResourceIssue };
-
-/** Schemas of every kind, including the read-only `bot_instance`. */
-const SCHEMAS: Record<Kind, z.ZodType> = { ...CREATABLE_KINDS, bot_instance: BotInstance };
-
-/** True if `kind` is one of the kinds tctl can create. */
-export function isCreatableKind(kind: string): kind is CreatableKind {
-  return Object.hasOwn(CREATABLE_KINDS, kind);
-}
 
 /** True if `kind` is one of the kinds the API serves. */
 export function isKind(kind: string): kind is Kind {
@@ -121,9 +106,9 @@ export function validateResource(
       },
     };
   }
-  const r = SCHEMAS[kind].safeParse(raw);
+  const r = (RESOURCE_SCHEMAS[kind] as z.ZodType<AnyResource>).safeParse(raw);
   if (!r.success) return { ok: false, issue: issueFromZod(r.error.issues[0]) };
-  return { ok: true, resource: r.data as AnyResource };
+  return { ok: true, resource: r.data };
 }
 
 /** Like {@linkcode validateResource} but throws a `BadParameterError` with `details.path`. */
@@ -133,9 +118,4 @@ export function parseResource(raw: unknown, allowed?: readonly Kind[]): AnyResou
   throw new BadParameterError(formatIssue(r.issue), {
     details: { path: formatPath(r.issue.path) },
   });
-}
-
-/** `kind/name` of a resource, as tctl addresses it. */
-export function resourceRef(resource: AnyResource): string {
-  return `${resource.kind}/${resource.metadata.name}`;
 }

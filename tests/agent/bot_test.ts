@@ -153,7 +153,7 @@ Deno.test("daemon: the very first join failing is fatal", async () => {
   assertEquals(e.code, "CONNECTION_FAILED");
   assertStringIncludes(
     e.message,
-    "join failed: could not reach https://auth.test: connection refused",
+    "join failed: cannot reach the auth service at https://auth.test: connection refused",
   );
 });
 

@@ -35,12 +35,3 @@ Deno.test("refusal: a static key without join state is told to use insecure mode
   assertStringIncludes(line, "join refused: ");
   assertStringIncludes(line, "recovery.mode: insecure");
 });
-
-Deno.test("refusal: a transport failure shows the innermost cause", () => {
-  const cause = new TypeError("fetch failed", { cause: new Error("connection refused\nmore") });
-  const line = describeJoinFailure(
-    new KeyboundError("CONNECTION_FAILED", "cannot reach the auth service", { cause }),
-    ctx,
-  );
-  assert(line.startsWith("join failed: cannot reach the auth service: connection refused ("), line);
-});

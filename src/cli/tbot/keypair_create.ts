@@ -13,10 +13,15 @@ import { generateStorableKeyPair, importPkcs8Pem } from "../../crypto/keys.ts";
 import { toAuthorizedKey } from "../../crypto/ssh_wire.ts";
 import { ConfigError, KeyboundError } from "../../errors.ts";
 import { SIGNATURE_ALGORITHM_SUITE } from "../../protocol/messages.ts";
+import { PING_PATH, PingResponse } from "../../protocol/discovery.ts";
+import { callApi } from "../../protocol/http_client.ts";
 import { toBase64, utf8 } from "../../util/encoding.ts";
 import type { Logger } from "../../util/log.ts";
 import type { TbotPlatform } from "./platform.ts";
 import { parseStorageUri } from "./start_flags.ts";
+
+/** What a ping answer must say for this check; a server that omits the suite speaks ours. */
+const PingSuite = PingResponse.pick({ signature_algorithm_suite: true }).partial();
 
 /** Flags of `tbot keypair create`. */
 export interface KeypairCreateFlags {
@@ -78,9 +83,11 @@ async function checkSuite(
       ? { mode: "insecure" as const }
       : { mode: "system" as const };
     const f = await platform.createFetch(baseUrl, trust);
-    const res = await f(`${baseUrl}/v1/ping`);
-    suite =
-      ((await res.json()) as { signature_algorithm_suite?: unknown }).signature_algorithm_suite;
+    ({ signature_algorithm_suite: suite } = await callApi({ baseUrl, fetch: f }, {
+      method: "GET",
+      path: PING_PATH,
+      response: PingSuite,
+    }));
   } catch (e) {
     log.warn(
       `could not ping ${baseUrl}; assuming the ${SIGNATURE_ALGORITHM_SUITE} suite (Ed25519)`,

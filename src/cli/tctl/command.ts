@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { KeyboundError } from "../../errors.ts";
+import { isKeyboundError, KeyboundError, ServerError } from "../../errors.ts";
 import type { TctlContext } from "./context.ts";
 import { type FlagName, stringFlag, type TctlFlags } from "./options.ts";
 
@@ -51,10 +51,24 @@ export function outputFormat(
   return value as OutputFormat;
 }
 
+/**
+ * How tctl shows an error: a server's refusal as `[CODE] message`, an
+ * untrusted server certificate with what to do about it.
+ */
+export function errorText(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  if (err instanceof ServerError) return `[${err.code}] ${err.message}`;
+  if (isKeyboundError(err, "TLS_UNTRUSTED")) {
+    return `${err.message} (the server's certificate does not verify against the host CA in ` +
+      "the identity file; --insecure skips verification)";
+  }
+  return err.message;
+}
+
 /** Re-throws `err` with a context prefix, keeping its code. */
 export function withContext(prefix: string, err: unknown, hint = ""): never {
   if (err instanceof KeyboundError) {
-    throw new KeyboundError(err.code, `${prefix}: ${err.message}${hint}`, { cause: err });
+    throw new KeyboundError(err.code, `${prefix}: ${errorText(err)}${hint}`, { cause: err });
   }
   throw err;
 }

@@ -5,7 +5,6 @@
  *
  * @module
  */
-import { isKeyboundError } from "../../errors.ts";
 import { auditLsCommand } from "./audit_commands.ts";
 import {
   botInstancesLsCommand,
@@ -14,7 +13,7 @@ import {
   botsLsCommand,
   botsRmCommand,
 } from "./bot_commands.ts";
-import { type CommandSpec, UsageError } from "./command.ts";
+import { type CommandSpec, errorText, UsageError } from "./command.ts";
 import type { TctlContext } from "./context.ts";
 import { lockCommand, locksLsCommand } from "./lock_commands.ts";
 import { GLOBAL_FLAGS, type TctlFlags } from "./options.ts";
@@ -171,6 +170,5 @@ export async function runTctl(
 
 /** The one line tctl prints on failure (without the `ERROR: ` prefix). */
 export function describeError(err: unknown): string {
-  if (isKeyboundError(err) || err instanceof Error) return err.message.split("\n")[0];
-  return String(err);
+  return errorText(err).split("\n")[0];
 }

@@ -9,13 +9,15 @@ import { caPin } from "../bootstrap.ts";
 import type { CertAuthority, ServerContext } from "../context.ts";
 import type { AppEnv } from "../hono_env.ts";
 import { requireAdmin } from "../request_auth.ts";
+import {
+  type CaResponse,
+  type ClusterStatus,
+  type PingResponse,
+  PROTOCOL_VERSION,
+} from "../../protocol/discovery.ts";
+import { SIGNATURE_ALGORITHM_SUITE } from "../../protocol/messages.ts";
 
-/** Wire protocol version `/v1/ping` reports. */
-export const PROTOCOL_VERSION = 1;
-/** The only signature algorithm suite Keybound speaks. */
-export const SIGNATURE_ALGORITHM_SUITE = "balanced-v1";
-
-function caCerts(ca: CertAuthority): { tls_ca_certs: string[]; ssh_ca_keys: string[] } {
+function caCerts(ca: CertAuthority): CaResponse {
   return {
     tls_ca_certs: ca.tls ? [ca.tls.certPem] : [],
     ssh_ca_keys: ca.ssh ? [ca.ssh.publicKey] : [],
@@ -29,14 +31,16 @@ export function discoveryRoutes(ctx: ServerContext): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
 
   app.get("/ping", async (c) =>
-    c.json({
-      cluster_name: ctx.clusterName,
-      server_version: ctx.version,
-      protocol_version: PROTOCOL_VERSION,
-      signature_algorithm_suite: SIGNATURE_ALGORITHM_SUITE,
-      join_methods: ["bound_keypair"],
-      ca_pin: (await pins)[0],
-    }));
+    c.json(
+      {
+        cluster_name: ctx.clusterName,
+        server_version: ctx.version,
+        protocol_version: PROTOCOL_VERSION,
+        signature_algorithm_suite: SIGNATURE_ALGORITHM_SUITE,
+        join_methods: ["bound_keypair"],
+        ca_pin: (await pins)[0],
+      } satisfies PingResponse,
+    ));
 
   app.get("/ca/:type", (c) => {
     const type = c.req.param("type");
@@ -48,12 +52,14 @@ export function discoveryRoutes(ctx: ServerContext): Hono<AppEnv> {
 
   app.get("/status", requireAdmin(ctx), async (c) => {
     const [host, user] = await pins;
-    return c.json({
-      cluster_name: ctx.clusterName,
-      server_version: ctx.version,
-      ca_pin: host,
-      ca_pins: { host, user },
-    });
+    return c.json(
+      {
+        cluster_name: ctx.clusterName,
+        server_version: ctx.version,
+        ca_pin: host,
+        ca_pins: { host, user },
+      } satisfies ClusterStatus,
+    );
   });
 
   return app;

@@ -1,0 +1,59 @@
+/**
+ * Wire messages of the admin API (docs/protocol.md §5): resource listing,
+ * reading, writing and deletion, token rotation and the audit log. Every
+ * resource in an answer is validated against its kind's schema.
+ *
+ * @module
+ */
+import { z } from "zod";
+import { type Kind, RESOURCE_SCHEMAS, type ResourceOf } from "../resources/schemas.ts";
+import { AuditEvent } from "./audit.ts";
+
+/** Path of the resources of `kind`, or of one (bot instances as `bot/id`, each part encoded). */
+export function resourcePath(kind: Kind, name?: string): string {
+  const base = `/v1/resources/${kind}`;
+  if (name === undefined) return base;
+  return `${base}/${name.split("/").map(encodeURIComponent).join("/")}`;
+}
+
+/** Path of a token's rotation request. */
+export function tokenRotatePath(name: string): string {
+  return `/v1/tokens/${encodeURIComponent(name)}/rotate`;
+}
+
+/** Path of the audit log. */
+export const AUDIT_PATH = "/v1/audit";
+
+function schemaOf<K extends Kind>(kind: K): z.ZodType<ResourceOf<K>> {
+  return RESOURCE_SCHEMAS[kind] as unknown as z.ZodType<ResourceOf<K>>;
+}
+
+/** `GET /v1/resources/{kind}`: every live resource of a kind. */
+export function resourceListResponse<K extends Kind>(
+  kind: K,
+): z.ZodType<{ items: ResourceOf<K>[] }> {
+  return z.object({ items: z.array(schemaOf(kind)) });
+}
+
+/** `GET /v1/resources/{kind}/{name}` and `POST /v1/tokens/{name}/rotate`: one resource. */
+export function resourceResponse<K extends Kind>(kind: K): z.ZodType<{ item: ResourceOf<K> }> {
+  return z.object({ item: schemaOf(kind) });
+}
+
+/** `PUT /v1/resources/{kind}/{name}` request body. */
+export const PutResourceRequest = z.strictObject({
+  resource: z.unknown(),
+  mode: z.enum(["create", "upsert"]).default("create"),
+});
+/** A put request. */
+export type PutResourceRequest = z.infer<typeof PutResourceRequest>;
+
+/** `PUT /v1/resources/{kind}/{name}` answer. */
+export function putResourceResponse<K extends Kind>(
+  kind: K,
+): z.ZodType<{ item: ResourceOf<K>; created?: boolean }> {
+  return z.object({ item: schemaOf(kind), created: z.boolean().optional() });
+}
+
+/** `GET /v1/audit` answer: events, newest first. */
+export const AuditListResponse = z.object({ items: z.array(AuditEvent) });
