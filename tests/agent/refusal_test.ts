@@ -1,4 +1,4 @@
-import { assert, assertEquals, assertStringIncludes } from "../_assert.ts";
+import { assertEquals, assertStringIncludes } from "../_assert.ts";
 import { describeJoinFailure } from "../../src/agent/refusal.ts";
 import { type ErrorCode, KeyboundError } from "../../src/errors.ts";
 
