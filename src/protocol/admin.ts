@@ -6,7 +6,7 @@
  * @module
  */
 import { z } from "zod";
-import { type Kind, RESOURCE_SCHEMAS, type ResourceOf } from "../resources/schemas.ts";
+import { type Kind, type ResourceOf, schemaOf } from "../resources/schemas.ts";
 import { AuditEvent } from "./audit.ts";
 
 /** Path of the resources of `kind`, or of one (bot instances as `bot/id`, each part encoded). */
@@ -23,10 +23,6 @@ export function tokenRotatePath(name: string): string {
 
 /** Path of the audit log. */
 export const AUDIT_PATH = "/v1/audit";
-
-function schemaOf<K extends Kind>(kind: K): z.ZodType<ResourceOf<K>> {
-  return RESOURCE_SCHEMAS[kind] as unknown as z.ZodType<ResourceOf<K>>;
-}
 
 /** `GET /v1/resources/{kind}`: every live resource of a kind. */
 export function resourceListResponse<K extends Kind>(

@@ -5,6 +5,7 @@
  * @module
  */
 import { z } from "zod";
+import type { JsonValue } from "../storage/backend.ts";
 
 /** Audit event types Keybound emits. */
 export const AuditEventType = z.enum([
@@ -12,6 +13,7 @@ export const AuditEventType = z.enum([
   "join_token.bound_keypair.rotation",
   "join_token.bound_keypair.join_state_verification_failed",
   "bot.join",
+  "bot.join_resumed",
   "bot.generation_mismatch",
   "lock.created",
   "join.failed",
@@ -23,7 +25,7 @@ export const AuditEventType = z.enum([
 export type AuditEventType = z.infer<typeof AuditEventType>;
 
 /** JSON a field of an event may hold. */
-const Json: z.ZodType<JsonField> = z.lazy(() =>
+const Json: z.ZodType<JsonValue> = z.lazy(() =>
   z.union([
     z.string(),
     z.number(),
@@ -33,22 +35,17 @@ const Json: z.ZodType<JsonField> = z.lazy(() =>
     z.record(z.string(), Json),
   ])
 );
-/** A JSON value. */
-export type JsonField =
-  | string
-  | number
-  | boolean
-  | null
-  | JsonField[]
-  | { [key: string]: JsonField };
 
-/** A stored audit event: the envelope, then event-specific fields (§7). */
-export const AuditEvent = z.object({
+/** An event as the server writes it: the envelope without id and time, then event-specific fields. */
+export const AuditEventInput = z.object({
   type: AuditEventType,
-  id: z.string(),
-  time: z.string(),
   status: z.object({ success: z.boolean(), error: z.string().optional() }),
   connection: z.object({ remote_addr: z.string().optional() }).optional(),
-}).catchall(Json);
+}).catchall(Json.optional());
+/** An event before it is stored. */
+export type AuditEventInput = z.infer<typeof AuditEventInput>;
+
+/** A stored audit event (§7): the envelope with its id and time, then event-specific fields. */
+export const AuditEvent = AuditEventInput.extend({ id: z.string(), time: z.string() });
 /** An audit event. */
 export type AuditEvent = z.infer<typeof AuditEvent>;

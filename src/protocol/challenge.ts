@@ -10,6 +10,7 @@ import { KeyboundError } from "../errors.ts";
 import { algOf, keyId } from "../crypto/keys.ts";
 import { randomHex, timingSafeEqual } from "../crypto/random.ts";
 import { fromUtf8, utf8 } from "../util/encoding.ts";
+import { SIGNATURE_ALGORITHMS } from "./signed_request.ts";
 
 /** Seconds a challenge is valid after its issue time. */
 export const CHALLENGE_TTL_SECONDS = 60;
@@ -121,7 +122,9 @@ export async function verifyChallengeSolution(o: VerifyChallengeOptions): Promis
   }
   let payload: Uint8Array;
   try {
-    const r = await compactVerify(o.solution, o.publicKey, { algorithms: ["EdDSA", "ES256"] });
+    const r = await compactVerify(o.solution, o.publicKey, {
+      algorithms: [...SIGNATURE_ALGORITHMS],
+    });
     payload = r.payload;
   } catch (cause) {
     throw failed("signature did not verify under the challenged key", cause);

@@ -85,9 +85,11 @@ export async function callApi<S extends z.ZodType>(
       ...(call.now === undefined ? {} : { now: call.now }),
     });
   }
+  // Called unbound: a browser's fetch throws "Illegal invocation" when `this` is not the window.
+  const send = target.fetch;
   let res: Response;
   try {
-    res = await target.fetch(url, {
+    res = await send(url, {
       method: call.method,
       headers,
       ...(text === undefined ? {} : { body: text }),

@@ -12,9 +12,6 @@ export const JOIN_BEGIN_PATH = "/v1/join/bound-keypair/begin";
 /** Path of the `continue` call. */
 export const JOIN_CONTINUE_PATH = "/v1/join/bound-keypair/continue";
 
-/** Default certificate lifetime when `ttl_seconds` is omitted. */
-export const DEFAULT_JOIN_TTL_SECONDS = 3600;
-
 /** Signature algorithm suite the server announces in rotation requests. */
 export const SIGNATURE_ALGORITHM_SUITE = "balanced-v1";
 

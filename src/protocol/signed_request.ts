@@ -6,6 +6,7 @@
  * @module
  */
 import { CompactSign } from "jose";
+import { z } from "zod";
 import { algOf } from "../crypto/keys.ts";
 import { randomHex, sha256 } from "../crypto/random.ts";
 import { toBase64, toBase64Url, utf8 } from "../util/encoding.ts";
@@ -16,7 +17,14 @@ export const SIGNED_REQUEST_TYP = "keybound-req+jwt";
 /** Authorization scheme name. */
 export const SIGNED_REQUEST_SCHEME = "Keybound";
 
-/** Claims of a signed request (docs/protocol.md §2). */
+/** JWS algorithms of signed requests and challenge solutions (the `balanced-v1` suite). */
+export const SIGNATURE_ALGORITHMS = ["EdDSA", "ES256"] as const;
+
+/**
+ * Claims of a signed request (docs/protocol.md §2). Part of the public API,
+ * so an interface (JSR's no-slow-types rule); {@linkcode SignedRequestClaimsSchema}
+ * is annotated with it so the type checker keeps the two in step.
+ */
 export interface SignedRequestClaims {
   /** HTTP method, upper case. */
   htm: string;
@@ -31,6 +39,23 @@ export interface SignedRequestClaims {
   /** base64url(SHA-256(challenge)) on join `continue` requests answering a challenge. */
   chash?: string;
 }
+
+/** Validates {@linkcode SignedRequestClaims} (the server checks every signed request with it). */
+export const SignedRequestClaimsSchema: z.ZodType<SignedRequestClaims> = z.object({
+  htm: z.string(),
+  htu: z.string(),
+  iat: z.number().int(),
+  jti: z.string().regex(/^[0-9a-f]{32}$/, "jti must be 32 lowercase hex characters"),
+  bsh: z.string(),
+  chash: z.string().optional(),
+});
+
+/** Protected header of a signed request. */
+export const SignedRequestHeader = z.object({
+  alg: z.enum(SIGNATURE_ALGORITHMS),
+  typ: z.literal(SIGNED_REQUEST_TYP),
+  x5c: z.array(z.string()).length(1),
+});
 
 /** The credential that signs: a user-CA certificate and its private key. */
 export interface RequestSigner {

@@ -251,6 +251,11 @@ export type Kind = typeof ALL_KINDS[number];
 export const RESOURCE_SCHEMAS = { ...CREATABLE_KINDS, bot_instance: BotInstance } as const;
 /** The resource type of `kind`. */
 export type ResourceOf<K extends Kind> = z.infer<(typeof RESOURCE_SCHEMAS)[K]>;
+
+/** The schema of `kind`, typed by its kind (TypeScript cannot narrow the map's union itself). */
+export function schemaOf<K extends Kind>(kind: K): z.ZodType<ResourceOf<K>> {
+  return RESOURCE_SCHEMAS[kind] as unknown as z.ZodType<ResourceOf<K>>;
+}
 /** Any resource the API serves. */
 export type AnyResource = ResourceOf<Kind>;
 /** Resources tctl may create or overwrite. */

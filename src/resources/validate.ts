@@ -15,7 +15,7 @@ import {
   type CreatableKind,
   type CreatableResource,
   type Kind,
-  RESOURCE_SCHEMAS,
+  schemaOf,
 } from "./schemas.ts";
 
 export type { AnyResource, CreatableResource };
@@ -106,7 +106,7 @@ export function validateResource(
       },
     };
   }
-  const r = (RESOURCE_SCHEMAS[kind] as z.ZodType<AnyResource>).safeParse(raw);
+  const r = schemaOf(kind).safeParse(raw);
   if (!r.success) return { ok: false, issue: issueFromZod(r.error.issues[0]) };
   return { ok: true, resource: r.data };
 }

@@ -8,39 +8,12 @@ import { randomHex } from "../crypto/random.ts";
 import type { JsonValue, Mutation } from "../storage/backend.ts";
 import { AUDIT_PREFIX, auditKey } from "./keys.ts";
 import type { ServerContext } from "./context.ts";
+import { AuditEvent, type AuditEventInput, type AuditEventType } from "../protocol/audit.ts";
 
-/** Audit event types Keybound emits. */
-export type AuditEventType =
-  | "join_token.bound_keypair.recovery"
-  | "join_token.bound_keypair.rotation"
-  | "join_token.bound_keypair.join_state_verification_failed"
-  | "bot.join"
-  | "bot.join_resumed"
-  | "bot.generation_mismatch"
-  | "lock.created"
-  | "join.failed"
-  | "resource.created"
-  | "resource.deleted"
-  | "cert.create";
-
-/** A stored audit event. */
-export interface AuditEvent {
-  /** Event type. */
-  type: AuditEventType;
-  /** Unique id. */
-  id: string;
-  /** RFC 3339 time. */
-  time: string;
-  /** Outcome. */
-  status: { success: boolean; error?: string };
-  /** Where the request came from, when known. */
-  connection?: { remote_addr?: string };
-  /** Event-specific fields (see docs/protocol.md §7). */
-  [field: string]: JsonValue | undefined;
-}
+export type { AuditEvent, AuditEventType };
 
 /** Input to {@linkcode auditMutation}: an event without id and time. */
-export type AuditInput = Omit<AuditEvent, "id" | "time">;
+export type AuditInput = AuditEventInput;
 
 /** Retention of audit events in the backend. */
 export const AUDIT_RETENTION_MS = 30 * 24 * 3600 * 1000;
@@ -72,10 +45,15 @@ export async function listAudit(
   const limit = options.limit ?? 100;
   const out: AuditEvent[] = [];
   // Filtering by type happens after reading, so read in pages until enough match.
-  const entries = await ctx.backend.list<AuditEvent>(AUDIT_PREFIX, { reverse: true });
+  const entries = await ctx.backend.list<unknown>(AUDIT_PREFIX, { reverse: true });
   for (const e of entries) {
-    if (options.type && e.value.type !== options.type) continue;
-    out.push(e.value);
+    const parsed = AuditEvent.safeParse(e.value);
+    if (!parsed.success) {
+      ctx.log.warn("ignoring malformed stored audit event", { key: e.key.join("/") });
+      continue;
+    }
+    if (options.type && parsed.data.type !== options.type) continue;
+    out.push(parsed.data);
     if (out.length >= limit) break;
   }
   return out;

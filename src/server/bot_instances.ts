@@ -47,7 +47,7 @@ export async function readBotInstance(
   if (!stored) return null;
   return {
     key: botInstanceKey(botName, instanceId),
-    value: stored.resource as BotInstance,
+    value: stored.resource,
     version: stored.version,
   };
 }

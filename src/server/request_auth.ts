@@ -8,7 +8,7 @@
  */
 import { compactVerify, decodeProtectedHeader } from "jose";
 import type { Context, MiddlewareHandler } from "hono";
-import { z } from "zod";
+import type { z } from "zod";
 import { AccessDeniedError, KeyboundError } from "../errors.ts";
 import { algOf } from "../crypto/keys.ts";
 import {
@@ -16,6 +16,9 @@ import {
   canonicalRequestPath,
   SIGNED_REQUEST_SCHEME,
   SIGNED_REQUEST_TYP,
+  type SignedRequestClaims,
+  SignedRequestClaimsSchema,
+  SignedRequestHeader,
 } from "../protocol/signed_request.ts";
 import { ADMIN_ROLE } from "../protocol/subject.ts";
 import { findLockInForce, lockedError, type LockSubject } from "./locks.ts";
@@ -54,21 +57,6 @@ export interface VerifyOptions {
   callerChecksLocks?: boolean;
 }
 
-const Claims = z.object({
-  htm: z.string(),
-  htu: z.string(),
-  iat: z.number().int(),
-  jti: z.string().regex(/^[0-9a-f]{32}$/, "jti must be 32 lowercase hex characters"),
-  bsh: z.string(),
-  chash: z.string().optional(),
-});
-
-const Header = z.object({
-  alg: z.enum(["EdDSA", "ES256"]),
-  typ: z.literal(SIGNED_REQUEST_TYP),
-  x5c: z.array(z.string()).length(1),
-});
-
 function unauthenticated(message: string, cause?: unknown): KeyboundError {
   return new KeyboundError("UNAUTHENTICATED", message, cause ? { cause } : undefined);
 }
@@ -89,9 +77,9 @@ export async function verifySignedRequest(
     throw unauthenticated('Authorization header must be "Keybound <compact JWS>"');
   }
   const jws = m[2];
-  let header: z.infer<typeof Header>;
+  let header: z.infer<typeof SignedRequestHeader>;
   try {
-    const h = Header.safeParse(decodeProtectedHeader(jws));
+    const h = SignedRequestHeader.safeParse(decodeProtectedHeader(jws));
     if (!h.success) throw h.error;
     header = h.data;
   } catch (cause) {
@@ -118,9 +106,9 @@ export async function verifySignedRequest(
   } catch (cause) {
     throw unauthenticated("signed request: signature does not verify", cause);
   }
-  let claims: z.infer<typeof Claims>;
+  let claims: SignedRequestClaims;
   try {
-    const parsed = Claims.safeParse(JSON.parse(fromUtf8(payload)));
+    const parsed = SignedRequestClaimsSchema.safeParse(JSON.parse(fromUtf8(payload)));
     if (!parsed.success) throw parsed.error;
     claims = parsed.data;
   } catch (cause) {

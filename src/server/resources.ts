@@ -11,14 +11,11 @@
 import { AlreadyExistsError, BadParameterError, KeyboundError, NotFoundError } from "../errors.ts";
 import type { Entry, JsonValue, Mutation } from "../storage/backend.ts";
 import {
-  Bot,
-  BotInstance,
   type Kind,
-  Lock,
   ResourceName,
-  Role,
-  Token,
-  WorkloadIdentity,
+  type ResourceOf,
+  schemaOf,
+  type Token,
 } from "../resources/schemas.ts";
 import type { AnyResource, CreatableResource } from "../resources/validate.ts";
 import { prepareTokenForWrite, type SecretGenerator } from "../resources/token_rules.ts";
@@ -54,15 +51,6 @@ export interface PutResult {
   created: boolean;
 }
 
-const SCHEMAS = {
-  bot: Bot,
-  token: Token,
-  role: Role,
-  lock: Lock,
-  bot_instance: BotInstance,
-  workload_identity: WorkloadIdentity,
-};
-
 /** Attempts of a compare-and-swap write before giving up with `CONFLICT`. */
 const MAX_WRITE_ATTEMPTS = 5;
 
@@ -94,19 +82,19 @@ function isExpired(resource: AnyResource, now: Date): boolean {
   return expires !== undefined && Date.parse(expires) <= now.getTime();
 }
 
-/** Parses a stored entry; null if malformed (logged) or expired. */
-function liveEntry(
+/** Parses a stored entry against its kind's schema; null if malformed (logged) or expired. */
+function liveEntry<K extends Kind>(
   ctx: ServerContext,
-  kind: Kind,
+  kind: K,
   entry: Entry<unknown> | null,
-): StoredResource | null {
+): StoredResource<ResourceOf<K>> | null {
   if (!entry) return null;
-  const parsed = SCHEMAS[kind].safeParse(entry.value);
+  const parsed = schemaOf(kind).safeParse(entry.value);
   if (!parsed.success) {
     ctx.log.warn("ignoring malformed stored resource", { kind, key: entry.key.join("/") });
     return null;
   }
-  const resource = parsed.data as AnyResource;
+  const resource = parsed.data;
   if (isExpired(resource, ctx.now())) return null;
   return { resource, version: entry.version };
 }
@@ -119,20 +107,23 @@ export function withRevision<T extends AnyResource>(stored: StoredResource<T>): 
   };
 }
 
-/** Reads one resource; null if absent or expired. */
-export async function getResource(
+/** Reads one resource, validated against its kind's schema; null if absent or expired. */
+export async function getResource<K extends Kind>(
   ctx: ServerContext,
-  kind: Kind,
+  kind: K,
   name: string,
-): Promise<StoredResource | null> {
+): Promise<StoredResource<ResourceOf<K>> | null> {
   const entry = await ctx.backend.get<unknown>(resourceKey(kind, ...nameParts(kind, name)));
   return liveEntry(ctx, kind, entry);
 }
 
 /** Lists the live resources of a kind in name order. */
-export async function listResources(ctx: ServerContext, kind: Kind): Promise<StoredResource[]> {
+export async function listResources<K extends Kind>(
+  ctx: ServerContext,
+  kind: K,
+): Promise<StoredResource<ResourceOf<K>>[]> {
   const entries = await ctx.backend.list<unknown>(resourcePrefix(kind));
-  const out: StoredResource[] = [];
+  const out: StoredResource<ResourceOf<K>>[] = [];
   for (const e of entries) {
     const live = liveEntry(ctx, kind, e);
     if (live) out.push(live);
@@ -158,7 +149,7 @@ async function prepare(
     case "token":
       return await prepareTokenForWrite(
         resource,
-        existing ? existing.resource as Token : null,
+        existing?.resource.kind === "token" ? existing.resource : null,
         generateSecret,
       );
     case "bot": {
@@ -318,7 +309,7 @@ export async function requestTokenRotation(
     const entry = await ctx.backend.get<unknown>(key);
     const existing = liveEntry(ctx, "token", entry);
     if (!existing || !entry) throw new NotFoundError(`token "${name}" not found`);
-    const token = existing.resource as Token;
+    const token = existing.resource;
     const updated: Token = {
       ...token,
       spec: {
@@ -338,7 +329,7 @@ export async function requestTokenRotation(
     if (!r.ok) continue;
     const stored = liveEntry(ctx, "token", await ctx.backend.get<unknown>(key));
     if (!stored) throw conflict("token", name);
-    return stored as StoredResource<Token>;
+    return stored;
   }
   throw conflict("token", name);
 }

@@ -8,13 +8,7 @@
  * @module
  */
 import { isKeyboundError } from "../../errors.ts";
-import {
-  type Bot,
-  type BotInstance,
-  Duration,
-  RecoveryMode,
-  type Token,
-} from "../../resources/schemas.ts";
+import { type Bot, Duration, RecoveryMode, type Token } from "../../resources/schemas.ts";
 import { parseResource } from "../../resources/validate.ts";
 import { formatResourcesJson } from "../../resources/yaml.ts";
 import type { AdminApi } from "../api_client.ts";
@@ -31,7 +25,7 @@ export const botsLsCommand: CommandSpec = {
   flags: ["format"],
   async run(ctx, _args, flags) {
     const format = outputFormat(flags, ["text", "json"], "text");
-    const bots = await (await ctx.api()).list("bot") as Bot[];
+    const bots = await (await ctx.api()).list("bot");
     if (format === "json") return ctx.out(formatResourcesJson(bots));
     ctx.out(botsTable(bots));
     ctx.out("\nTo list bot instances, run: tctl bots instances ls\n");
@@ -166,10 +160,10 @@ export const botsAddCommand: CommandSpec = {
     const api = await ctx.api();
     await assertRolesExist(api, bot.spec.roles);
     await assertTokenAbsent(api, name);
-    const createdBot = (await api.put(bot, "create")).item as Bot;
+    const createdBot = (await api.put(bot, "create")).item;
     let createdToken: Token;
     try {
-      createdToken = (await api.put(token, "create")).item as Token;
+      createdToken = (await api.put(token, "create")).item;
     } catch (e) {
       withContext(`bot "${name}" was created, but its token was not`, e);
     }
@@ -218,7 +212,7 @@ export const botInstancesLsCommand: CommandSpec = {
   flags: ["format"],
   async run(ctx, [bot], flags) {
     const format = outputFormat(flags, ["text", "json"], "text");
-    const all = await (await ctx.api()).list("bot_instance") as BotInstance[];
+    const all = await (await ctx.api()).list("bot_instance");
     const instances = bot === undefined ? all : all.filter((i) => i.spec.bot_name === bot);
     if (format === "json") return ctx.out(formatResourcesJson(instances));
     ctx.out(botInstancesTable(instances));
@@ -237,7 +231,7 @@ export const botInstancesShowCommand: CommandSpec = {
     if (!/^[^/]+\/[^/]+$/.test(ref)) {
       throw new UsageError(`expected BOT/UUID (as tctl bots instances ls prints it), got "${ref}"`);
     }
-    const instance = await (await ctx.api()).get("bot_instance", ref) as BotInstance;
+    const instance = await (await ctx.api()).get("bot_instance", ref);
     if (format === "json") return ctx.out(formatResourcesJson([instance]));
     ctx.out(botInstanceDetails(instance));
   },

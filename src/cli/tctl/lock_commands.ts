@@ -22,7 +22,7 @@ export const locksLsCommand: CommandSpec = {
   flags: ["format"],
   async run(ctx, _args, flags) {
     const format = outputFormat(flags, ["text", "json"], "text");
-    const locks = await (await ctx.api()).list("lock") as Lock[];
+    const locks = await (await ctx.api()).list("lock");
     if (format === "json") return ctx.out(formatResourcesJson(locks));
     ctx.out(locksTable(locks, ctx.now()));
   },

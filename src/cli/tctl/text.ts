@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { AuditEvent } from "../../server/audit.ts";
+import type { AuditEvent } from "../../protocol/audit.ts";
 import type {
   Bot,
   BotInstance,

@@ -3,7 +3,6 @@
  *
  * @module
  */
-import type { Token } from "../../resources/schemas.ts";
 import { formatResourcesJson, formatResourcesYaml } from "../../resources/yaml.ts";
 import { type CommandSpec, outputFormat } from "./command.ts";
 import { tokensTable } from "./text.ts";
@@ -17,7 +16,7 @@ export const tokensLsCommand: CommandSpec = {
   flags: ["format"],
   async run(ctx, _args, flags) {
     const format = outputFormat(flags, ["text", "json", "yaml"], "text");
-    const tokens = await (await ctx.api()).list("token") as Token[];
+    const tokens = await (await ctx.api()).list("token");
     if (format === "json") return ctx.out(formatResourcesJson(tokens));
     if (format === "yaml") return ctx.out(formatResourcesYaml(tokens));
     ctx.out(tokensTable(tokens));
@@ -45,7 +44,7 @@ export const boundKeypairRotateCommand: CommandSpec = {
   summary: "request a keypair rotation at the bot's next join (sets rotate_after to now)",
   flags: [],
   async run(ctx, [name]) {
-    const token = await (await ctx.api()).rotateToken(name) as Token;
+    const token = await (await ctx.api()).rotateToken(name);
     ctx.out(
       `Token "${name}" will rotate its bound keypair at the bot's next join ` +
         `(rotate_after: ${token.spec.bound_keypair.rotate_after}).\n`,

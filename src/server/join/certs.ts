@@ -15,7 +15,7 @@ import {
 } from "../../pki/mod.ts";
 import { parseCertificate } from "../../pki/x509_parse.ts";
 import { botSubject, type NameAttribute } from "../../protocol/subject.ts";
-import type { Bot, Role } from "../../resources/schemas.ts";
+import type { Bot } from "../../resources/schemas.ts";
 import { parseDuration } from "../../util/duration.ts";
 import { toHex } from "../../util/encoding.ts";
 import type { ServerContext } from "../context.ts";
@@ -33,7 +33,7 @@ export const CERT_BACKDATE_MS = 60_000;
 
 /** Reads a bot; null if it does not exist. */
 export async function findBot(ctx: ServerContext, botName: string): Promise<Bot | null> {
-  return (await getResource(ctx, "bot", botName))?.resource as Bot | undefined ?? null;
+  return (await getResource(ctx, "bot", botName))?.resource ?? null;
 }
 
 /** The bot a join issues for; `NOT_FOUND` if the token names a bot that does not exist. */
@@ -66,7 +66,7 @@ export async function botLogins(ctx: ServerContext, bot: Bot): Promise<string[]>
     if (!stored) {
       ctx.log.warn("bot role does not exist; ignoring it", { bot: bot.metadata.name, role: name });
     }
-    return stored?.resource as Role | undefined;
+    return stored?.resource;
   }));
   const allow = new Set<string>();
   const deny = new Set<string>();

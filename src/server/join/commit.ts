@@ -97,7 +97,7 @@ export interface TokenEntry {
 export async function readToken(ctx: ServerContext, name: string): Promise<TokenEntry> {
   const stored = await getResource(ctx, "token", name);
   if (!stored) throw new AccessDeniedError(`join token "${name}" does not exist or has expired`);
-  return { token: stored.resource as Token, version: stored.version };
+  return { token: stored.resource, version: stored.version };
 }
 
 /** How the join changes the bot instance. */

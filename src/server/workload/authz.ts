@@ -16,7 +16,7 @@
  */
 import { z } from "zod";
 import { AccessDeniedError } from "../../errors.ts";
-import type { Bot, Role } from "../../resources/schemas.ts";
+import type { Role } from "../../resources/schemas.ts";
 import type { ServerContext } from "../context.ts";
 import { getResource } from "../resources.ts";
 
@@ -33,9 +33,9 @@ export async function botRoles(ctx: ServerContext, botName: string): Promise<Rol
   const bot = await getResource(ctx, "bot", botName);
   if (!bot) throw new AccessDeniedError(`bot "${botName}" no longer exists`);
   const roles: Role[] = [];
-  for (const name of (bot.resource as Bot).spec.roles) {
+  for (const name of bot.resource.spec.roles) {
     const role = await getResource(ctx, "role", name);
-    if (role) roles.push(role.resource as Role);
+    if (role) roles.push(role.resource);
     else ctx.log.warn("bot references a role that does not exist", { bot: botName, role: name });
   }
   return roles;

@@ -12,7 +12,6 @@ import { algOf, importSpkiPem } from "../../crypto/keys.ts";
 import { randomHex } from "../../crypto/random.ts";
 import { parseAuthorizedKey } from "../../crypto/ssh_wire.ts";
 import { certificateToPem, issueCertificate, issueSshCertificate } from "../../pki/mod.ts";
-import type { WorkloadIdentity } from "../../resources/schemas.ts";
 import {
   renderSpiffeTemplate,
   spiffeId,
@@ -128,7 +127,7 @@ async function resolveSpiffeId(ctx: ServerContext, id: VerifiedBot, name: string
       details: { path: "selector.name" },
     });
   }
-  const wi = stored.resource as WorkloadIdentity;
+  const wi = stored.resource;
   assertMayUseWorkloadIdentity(
     await botRoles(ctx, id.botName),
     { name, labels: wi.metadata.labels ?? {} },
