@@ -104,7 +104,16 @@ export async function callApi<S extends z.ZodType>(
       { cause },
     );
   }
-  const raw = await res.text();
+  let raw: string;
+  try {
+    raw = await res.text();
+  } catch (cause) {
+    throw new KeyboundError(
+      "CONNECTION_FAILED",
+      `lost the connection to ${url.origin} while reading the answer: ${innermostMessage(cause)}`,
+      { cause },
+    );
+  }
   let json: unknown = null;
   try {
     json = raw ? JSON.parse(raw) : null;
