@@ -8,14 +8,12 @@
  * @module
  */
 import { join } from "node:path";
+import { KV_FILE } from "../../src/cli/auth/data_dir.ts";
 import { ConfigError } from "../../src/errors.ts";
 import type { Backend } from "../../src/storage/backend.ts";
 import { DenoKvBackend } from "./kv_backend.ts";
 import { PostgresBackend } from "./postgres/backend.ts";
 import { isPostgresUrl, parsePostgresUrl, type PostgresLocation } from "./postgres/url.ts";
-
-/** The KV database file inside the data directory. */
-export const KV_FILE = "keybound.kv";
 
 /** Where the auth service keeps its cluster state. */
 export type StorageConfig =

@@ -6,10 +6,9 @@
  * @module
  */
 import { classifyingTlsFailures } from "./fetch_errors.ts";
-import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import { basename, resolve } from "node:path";
-import { type ArgParser, runTbot } from "../../src/cli/tbot/main.ts";
+import { runTbot } from "../../src/cli/tbot/main.ts";
 import type { TbotPlatform } from "../../src/cli/tbot/platform.ts";
 import { TBOT_VERSION } from "../../src/agent/version.ts";
 import { ConfigError } from "../../src/errors.ts";
@@ -17,6 +16,7 @@ import { formatHostPort, parseHostPort } from "../../src/util/host_port.ts";
 import { DirectoryStorage } from "./dir_storage.ts";
 import { writeFileAtomic } from "./fs.ts";
 import { installSignalHandlers } from "./signals.ts";
+import { argParser } from "./arg_parser.ts";
 
 /**
  * Flags tbot runs with; the same as the `tbot` task in deno.json and the
@@ -122,5 +122,5 @@ export const denoPlatform: TbotPlatform = {
 
 /** Runs tbot; returns the exit code. Started by ./entry/tbot.ts. */
 export function main(args: string[]): Promise<number> {
-  return runTbot(args, denoPlatform, parseArgs as unknown as ArgParser);
+  return runTbot(args, denoPlatform, argParser);
 }

@@ -6,7 +6,6 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import denoJson from "../../deno.json" with { type: "json" };
 import { KeyboundError } from "../../src/errors.ts";
 import { AdminApiClient } from "../../src/cli/api_client.ts";
@@ -14,33 +13,12 @@ import {
   describeError,
   resolveConnection,
   runTctl,
-  TCTL_OPTIONS,
-  type TctlContext,
   type TctlFlags,
   UsageError,
 } from "../../src/cli/tctl/mod.ts";
 import { parseIdentityFile } from "../../src/protocol/identity_file.ts";
 import { createTctlFetch } from "./tctl_transport.ts";
-
-function parseCommandLine(args: string[]): { positionals: string[]; flags: TctlFlags } {
-  try {
-    const { values, positionals } = parseArgs({
-      args,
-      options: TCTL_OPTIONS,
-      allowPositionals: true,
-      strict: true,
-    });
-    return { positionals, flags: values as TctlFlags };
-  } catch (err) {
-    const msg = (err as Error).message;
-    const flag = /'([^' ]+)/.exec(msg)?.[1];
-    throw new UsageError(
-      (err as { code?: string }).code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" && flag
-        ? `unknown flag ${flag} (see tctl help)`
-        : msg.split(". ")[0],
-    );
-  }
-}
+import { argParser } from "./arg_parser.ts";
 
 async function readText(path: string): Promise<string> {
   if (path === "-") return await new Response(Deno.stdin.readable).text();
@@ -82,17 +60,16 @@ async function openApi(flags: TctlFlags): Promise<AdminApiClient> {
 /** Runs tctl; returns the exit code. Started by ./entry/tctl.ts. */
 export async function main(args: string[]): Promise<number> {
   try {
-    const { positionals, flags } = parseCommandLine(args);
-    let api: Promise<AdminApiClient> | undefined;
-    const ctx: TctlContext = {
-      api: () => (api ??= openApi(flags)),
-      out: writeStdout,
-      readTextFile: readText,
-      now: () => new Date(),
-      version: denoJson.version,
-    };
-    await runTctl(positionals, flags, ctx);
-    return 0;
+    return await runTctl(args, argParser, (flags) => {
+      let api: Promise<AdminApiClient> | undefined;
+      return {
+        api: () => (api ??= openApi(flags)),
+        out: writeStdout,
+        readTextFile: readText,
+        now: () => new Date(),
+        version: denoJson.version,
+      };
+    }, writeStdout);
   } catch (err) {
     console.error(`ERROR: ${describeError(err)}`);
     return err instanceof UsageError ? 2 : 1;

@@ -5,6 +5,7 @@
  * @module
  */
 import { KeyboundError } from "../errors.ts";
+import { isLoopbackHost } from "../util/host_port.ts";
 import { generateStorableKeyPair } from "../crypto/keys.ts";
 import {
   certificateToPem,
@@ -162,14 +163,6 @@ export function isIpAddress(host: string): boolean {
   } catch {
     return false;
   }
-}
-
-/** True if `host` is `localhost` or a loopback IP address. */
-export function isLoopbackHost(host: string): boolean {
-  if (host.toLowerCase() === "localhost") return true;
-  if (!isIpAddress(host)) return false;
-  const b = parseIpAddress(host);
-  return b.length === 4 ? b[0] === 127 : b.every((v, i) => v === (i === 15 ? 1 : 0));
 }
 
 function isUnspecified(host: string): boolean {

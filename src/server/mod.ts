@@ -20,7 +20,6 @@ export {
   ADMIN_IDENTITY_TTL_MS,
   isAdminIdentityCurrent,
   isIpAddress,
-  isLoopbackHost,
   issueAdminIdentity,
   issueAdminIdentityFile,
   type IssuedCertificate,

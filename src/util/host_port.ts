@@ -34,3 +34,29 @@ export function parseHostPort(s: string, what: string, defaultPort?: number): Ho
 export function formatHostPort(host: string, port: number): string {
   return `${host.includes(":") ? `[${host}]` : host}:${port}`;
 }
+
+/**
+ * True if `host` (a name or IP literal, IPv6 with or without brackets) is
+ * `localhost` or a loopback address: 127.0.0.0/8 or ::1, in any spelling the
+ * URL parser normalises (`0:0:0:0:0:0:0:1`, `127.1`). The one loopback rule
+ * of plain-HTTP and listen-address checks.
+ *
+ * @example
+ * ```ts
+ * import { isLoopbackHost } from "./host_port.ts";
+ * isLoopbackHost("[::1]"); // true
+ * isLoopbackHost("example.com"); // false
+ * ```
+ */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[(.*)\]$/, "$1");
+  if (h === "localhost") return true;
+  if (!/^[0-9a-z.:-]+$/.test(h)) return false;
+  let canonical: string;
+  try {
+    canonical = new URL(`http://${h.includes(":") ? `[${h}]` : h}/`).hostname;
+  } catch {
+    return false;
+  }
+  return canonical === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(canonical);
+}

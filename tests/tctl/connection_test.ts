@@ -36,14 +36,14 @@ Deno.test("authServerUrl: https by default, port 3025, http only on loopback", (
 Deno.test("resolveConnection: flags, then --data-dir, then environment", async () => {
   const files = { "/d/auth-server": "https://127.0.0.1:4000\n" };
   const vars = { TELEPORT_AUTH_SERVER: "env.example:1", TELEPORT_IDENTITY_FILE: "/env/id" };
-  assertEquals(await resolveConnection({ "data-dir": "/d/" }, env(vars, files)), {
+  assertEquals(await resolveConnection({ dataDir: "/d/" }, env(vars, files)), {
     baseUrl: "https://127.0.0.1:4000",
     identityPath: "/d/admin-identity",
     insecure: false,
   });
   assertEquals(
     await resolveConnection(
-      { "data-dir": "/d", "auth-server": "flag.example:2", identity: "/flag/id", insecure: true },
+      { dataDir: "/d", authServer: "flag.example:2", identity: "/flag/id", insecure: true },
       env(vars, files),
     ),
     { baseUrl: "https://flag.example:2", identityPath: "/flag/id", insecure: true },
@@ -55,12 +55,12 @@ Deno.test("resolveConnection: flags, then --data-dir, then environment", async (
   });
   await assertRejects(() => resolveConnection({}, env({})), BadParameterError, "no auth server");
   await assertRejects(
-    () => resolveConnection({ "auth-server": "a:1" }, env({})),
+    () => resolveConnection({ authServer: "a:1" }, env({})),
     BadParameterError,
     "no identity",
   );
   await assertRejects(
-    () => resolveConnection({ "data-dir": "/missing" }, env({})),
+    () => resolveConnection({ dataDir: "/missing" }, env({})),
     BadParameterError,
     "/missing/auth-server",
   );

@@ -7,6 +7,7 @@
  */
 import { z } from "zod";
 import { parseDuration } from "../../util/duration.ts";
+import { isLoopbackHost } from "../../util/host_port.ts";
 import { HostPrincipal } from "../../protocol/workload_messages.ts";
 
 /** Teleport's default bot certificate lifetime. */
@@ -290,11 +291,6 @@ export function parseServerAddress(text: string): ServerAddressParts {
     port,
     baseUrl: `${url.protocol}//${url.host}`,
   };
-}
-
-/** True for `localhost`, 127.0.0.0/8 and `::1`. */
-export function isLoopbackHost(hostname: string): boolean {
-  return hostname === "localhost" || hostname === "::1" || /^127(\.\d{1,3}){3}$/.test(hostname);
 }
 
 /** One cross-field problem, with the config path it belongs to. */

@@ -8,38 +8,17 @@
 import { parseConfig } from "../../agent/config/load.ts";
 import { ConfigError, KeyboundError } from "../../errors.ts";
 import type { Logger } from "../../util/log.ts";
+import type { TbotFlags } from "./flags.ts";
 import type { TbotPlatform } from "./platform.ts";
 import { ENV_CONFIG_PATH } from "./start.ts";
 import { defaultPidFile, renderSystemdUnit } from "./systemd_unit.ts";
-
-/** Flags of `tbot install systemd`. */
-export interface InstallSystemdFlags {
-  /** `-c, --config` (required; or `TBOT_CONFIG_PATH`). */
-  config?: string;
-  /** `--write`: write the file instead of printing it. */
-  write?: boolean;
-  /** `--force`: replace a unit with different content. */
-  force?: boolean;
-  /** `--name` (default `tbot`). */
-  name?: string;
-  /** `--user` (default `teleport`). */
-  user?: string;
-  /** `--group` (default `teleport`). */
-  group?: string;
-  /** `--systemd-directory` (default `/etc/systemd/system`). */
-  systemdDirectory?: string;
-  /** `--anonymous-telemetry`: sets `TELEPORT_ANONYMOUS_TELEMETRY=1` in the unit. */
-  anonymousTelemetry?: boolean;
-  /** `--pid-file` (default `/run/<name>/<name>.pid`). */
-  pidFile?: string;
-}
 
 const NAME_RE = /^[A-Za-z0-9_.@-]{1,200}$/;
 const ACCOUNT_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/;
 
 /** Runs the command; returns the exit code. */
 export async function runInstallSystemd(
-  f: InstallSystemdFlags,
+  f: TbotFlags,
   platform: TbotPlatform,
   log: Logger,
 ): Promise<number> {

@@ -17,29 +17,12 @@ import { PING_PATH, PingResponse } from "../../protocol/discovery.ts";
 import { callApi } from "../../protocol/http_client.ts";
 import { toBase64, utf8 } from "../../util/encoding.ts";
 import type { Logger } from "../../util/log.ts";
+import type { TbotFlags } from "./flags.ts";
 import type { TbotPlatform } from "./platform.ts";
 import { parseStorageUri } from "./start_flags.ts";
 
 /** What a ping answer must say for this check; a server that omits the suite speaks ours. */
 const PingSuite = PingResponse.pick({ signature_algorithm_suite: true }).partial();
-
-/** Flags of `tbot keypair create`. */
-export interface KeypairCreateFlags {
-  /** `--storage` (path or `file://` URI); required unless `--static`. */
-  storage?: string;
-  /** `--proxy-server` (or `TELEPORT_PROXY`); pinged to learn the algorithm suite. */
-  proxyServer?: string;
-  /** `--format text|json`. */
-  format?: string;
-  /** `--overwrite`: replace an existing key. */
-  overwrite?: boolean;
-  /** `--static`: a key tbot never stores. */
-  static?: boolean;
-  /** `--static-key-path`: where to write (or read) the static key. */
-  staticKeyPath?: string;
-  /** `--insecure`: do not verify the server when pinging it. */
-  insecure?: boolean;
-}
 
 /** The example token printed with the key. */
 export function exampleToken(publicKey: string, isStatic: boolean): string {
@@ -108,7 +91,7 @@ async function checkSuite(
 }
 
 async function staticKey(
-  f: KeypairCreateFlags,
+  f: TbotFlags,
   platform: TbotPlatform,
   log: Logger,
 ): Promise<{ publicKey: string; pem: string }> {
@@ -137,7 +120,7 @@ async function staticKey(
 
 /** Runs the command; returns the exit code. */
 export async function runKeypairCreate(
-  f: KeypairCreateFlags,
+  f: TbotFlags,
   platform: TbotPlatform,
   log: Logger,
 ): Promise<number> {

@@ -18,46 +18,10 @@ import {
 import { ConfigError } from "../../errors.ts";
 import { parseDuration } from "../../util/duration.ts";
 import type { Logger } from "../../util/log.ts";
+import type { TbotFlags } from "./flags.ts";
 
-/** Flags of `tbot start` (all optional). */
-export interface StartFlags {
-  /** `-c, --config` (or `TBOT_CONFIG_PATH`). */
-  config?: string;
-  /** `--oneshot`. */
-  oneshot?: boolean;
-  /** `--diag-addr`. */
-  diagAddr?: string;
-  /** `-d, --debug`. */
-  debug?: boolean;
-  /** `--log-format text|json`. */
-  logFormat?: string;
-  /** `--insecure`. */
-  insecure?: boolean;
-  /** `--pid-file`. */
-  pidFile?: string;
-  /** `--proxy-server`. */
-  proxyServer?: string;
-  /** `-a, --auth-server`. */
-  authServer?: string;
-  /** `--token`. */
-  token?: string;
-  /** `--join-method`. */
-  joinMethod?: string;
-  /** `--ca-pin` (repeatable). */
-  caPin?: string[];
-  /** `--storage` (path or `file://` / `memory://` URI). */
-  storage?: string;
-  /** `--registration-secret`. */
-  registrationSecret?: string;
-  /** `--registration-secret-path`. */
-  registrationSecretPath?: string;
-  /** `--static-key-path`. */
-  staticKeyPath?: string;
-  /** `--certificate-ttl`. */
-  certificateTtl?: string;
-  /** `--renewal-interval`. */
-  renewalInterval?: string;
-}
+/** Flags of `tbot start` (all optional; declared in {@linkcode TBOT}). */
+export type StartFlags = TbotFlags;
 
 /** Parses a destination URI as Teleport does: `file:///abs`, a bare path, or `memory://`. */
 export function parseStorageUri(text: string): TbotConfig["storage"] {

@@ -8,16 +8,7 @@
 import type { Clock } from "../../agent/clock.ts";
 import { ConfigError, KeyboundError } from "../../errors.ts";
 import { parseDuration } from "../../util/duration.ts";
-
-/** Flags of `tbot wait`. */
-export interface WaitFlags {
-  /** `--diag-addr host:port` (required). */
-  diagAddr?: string;
-  /** `--service NAME`: wait for one service only. */
-  service?: string;
-  /** `--timeout` (Go duration, default 1m). */
-  timeout?: string;
-}
+import type { TbotFlags } from "./flags.ts";
 
 /** Time between polls. */
 export const WAIT_POLL_MS = 250;
@@ -27,7 +18,7 @@ export const WAIT_POLL_MS = 250;
  * timeout naming the last status seen.
  */
 export async function runWait(
-  f: WaitFlags,
+  f: TbotFlags,
   clock: Clock,
   fetchFn: typeof fetch = fetch,
 ): Promise<void> {

@@ -4,7 +4,6 @@
  * @module
  */
 import { type CommandSpec, outputFormat, UsageError } from "./command.ts";
-import { stringFlag } from "./options.ts";
 import { auditTable } from "./text.ts";
 
 /** `tctl audit ls [--type T] [--limit N]`. */
@@ -16,12 +15,12 @@ export const auditLsCommand: CommandSpec = {
   flags: ["type", "limit", "format"],
   async run(ctx, _args, flags) {
     const format = outputFormat(flags, ["text", "json"], "text");
-    const limitText = stringFlag(flags, "limit");
+    const limitText = flags.limit;
     const limit = limitText === undefined ? undefined : Number(limitText);
     if (limit !== undefined && (!Number.isInteger(limit) || limit < 1)) {
       throw new UsageError(`--limit: expected a positive integer, got "${limitText}"`);
     }
-    const events = await (await ctx.api()).audit({ type: stringFlag(flags, "type"), limit });
+    const events = await (await ctx.api()).audit({ type: flags.type, limit });
     if (format === "json") return ctx.out(JSON.stringify(events, null, 4) + "\n");
     ctx.out(auditTable(events));
   },

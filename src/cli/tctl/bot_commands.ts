@@ -13,7 +13,7 @@ import { parseResource } from "../../resources/validate.ts";
 import { formatResourcesJson } from "../../resources/yaml.ts";
 import type { AdminApi } from "../api_client.ts";
 import { type CommandSpec, outputFormat, UsageError, withContext } from "./command.ts";
-import { listFlag, stringFlag, type TctlFlags } from "./options.ts";
+import { listValues, type TctlFlags } from "./options.ts";
 import { botInstanceDetails, botInstancesTable, botsTable, recoverySummary } from "./text.ts";
 
 /** `tctl bots ls`. */
@@ -33,17 +33,17 @@ export const botsLsCommand: CommandSpec = {
 };
 
 function buildBot(name: string, flags: TctlFlags): Bot {
-  const ttl = stringFlag(flags, "max-session-ttl");
+  const ttl = flags.maxSessionTtl;
   if (ttl !== undefined && !Duration.safeParse(ttl).success) {
     throw new UsageError(`--max-session-ttl: invalid duration "${ttl}" (examples: 1h, 12h, 168h)`);
   }
-  const logins = listFlag(flags, "logins");
+  const logins = listValues(flags.logins);
   return parseResource({
     kind: "bot",
     version: "v1",
     metadata: { name },
     spec: {
-      roles: listFlag(flags, "roles"),
+      roles: listValues(flags.roles),
       traits: logins.length > 0 ? [{ name: "logins", values: logins }] : [],
       ...(ttl === undefined ? {} : { max_session_ttl: ttl }),
     },
@@ -51,17 +51,17 @@ function buildBot(name: string, flags: TctlFlags): Bot {
 }
 
 function buildToken(name: string, flags: TctlFlags): Token {
-  const limitText = stringFlag(flags, "recovery-limit");
+  const limitText = flags.recoveryLimit;
   const limit = limitText === undefined ? 1 : Number(limitText);
   if (!Number.isInteger(limit) || limit < 0 || limit > 0xffff_ffff) {
     throw new UsageError(`--recovery-limit: expected a non-negative integer, got "${limitText}"`);
   }
-  const mode = stringFlag(flags, "recovery-mode") ?? "standard";
+  const mode = flags.recoveryMode ?? "standard";
   if (!RecoveryMode.safeParse(mode).success) {
     throw new UsageError(`--recovery-mode: expected standard, relaxed or insecure, got "${mode}"`);
   }
-  const key = stringFlag(flags, "initial-public-key");
-  const secret = stringFlag(flags, "registration-secret");
+  const key = flags.initialPublicKey;
+  const secret = flags.registrationSecret;
   if (key !== undefined && secret !== undefined) {
     throw new UsageError("--initial-public-key and --registration-secret are mutually exclusive");
   }

@@ -4,33 +4,14 @@
  * @module
  */
 import { isKeyboundError, KeyboundError, ServerError } from "../../errors.ts";
+import { type CommandSpec as FrameworkCommand, UsageError } from "../flags/mod.ts";
 import type { TctlContext } from "./context.ts";
-import { type FlagName, stringFlag, type TctlFlags } from "./options.ts";
+import type { FlagName, TctlFlags } from "./options.ts";
 
-/** A mistake on the command line (exit code 2). */
-export class UsageError extends KeyboundError {
-  /**
-   * A usage error.
-   * @param message what is wrong, naming the flag or argument
-   */
-  constructor(message: string) {
-    super("BAD_PARAMETER", message);
-    this.name = "UsageError";
-  }
-}
+export { UsageError };
 
-/** One tctl command. */
-export interface CommandSpec {
-  /** Words that select it, canonical spelling (`["bots", "instances", "show"]`). */
-  path: string[];
-  /** Arguments for the usage line, e.g. `BOT/UUID`. */
-  args: string;
-  /** Minimum and maximum number of positional arguments. */
-  arity: [number, number];
-  /** One-line description. */
-  summary: string;
-  /** Command-specific flags (global flags are always accepted). */
-  flags: FlagName[];
+/** One tctl command: its line in the table, and how it runs. */
+export interface CommandSpec extends FrameworkCommand<FlagName> {
   /** Runs it. */
   run(ctx: TctlContext, args: string[], flags: TctlFlags): Promise<void>;
 }
@@ -44,7 +25,7 @@ export function outputFormat(
   allowed: readonly OutputFormat[],
   fallback: OutputFormat,
 ): OutputFormat {
-  const value = stringFlag(flags, "format") ?? fallback;
+  const value = flags.format ?? fallback;
   if (!(allowed as readonly string[]).includes(value)) {
     throw new UsageError(`--format: unsupported format "${value}" (use ${allowed.join(", ")})`);
   }

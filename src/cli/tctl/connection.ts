@@ -6,16 +6,12 @@
  * @module
  */
 import { BadParameterError } from "../../errors.ts";
-import { isLoopbackHost } from "../../server/identity.ts";
-import { formatHostPort, parseHostPort } from "../../util/host_port.ts";
-import { booleanFlag, stringFlag, type TctlFlags } from "./options.ts";
+import { formatHostPort, isLoopbackHost, parseHostPort } from "../../util/host_port.ts";
+import { ADMIN_IDENTITY_FILE, AUTH_SERVER_FILE, dataDirFile } from "../auth/data_dir.ts";
+import type { TctlFlags } from "./options.ts";
 
 /** Default port of the auth service. */
 export const DEFAULT_AUTH_PORT = 3025;
-/** File in the data directory holding the auth service's URL (one line). */
-export const AUTH_SERVER_FILE = "auth-server";
-/** File in the data directory holding the admin identity. */
-export const ADMIN_IDENTITY_FILE = "admin-identity";
 
 /** Resolved connection settings. */
 export interface ConnectionSettings {
@@ -33,10 +29,6 @@ export interface ConnectionEnvironment {
   env(name: string): string | undefined;
   /** Reads a text file; throws if it cannot. */
   readTextFile(path: string): Promise<string>;
-}
-
-function joinPath(dir: string, file: string): string {
-  return `${dir.replace(/\/+$/, "")}/${file}`;
 }
 
 /**
@@ -65,11 +57,11 @@ export async function resolveConnection(
   flags: TctlFlags,
   environment: ConnectionEnvironment,
 ): Promise<ConnectionSettings> {
-  const dataDir = stringFlag(flags, "data-dir");
-  let address = stringFlag(flags, "auth-server");
+  const dataDir = flags.dataDir;
+  let address = flags.authServer;
   let what = "--auth-server";
   if (address === undefined && dataDir !== undefined) {
-    const path = joinPath(dataDir, AUTH_SERVER_FILE);
+    const path = dataDirFile(dataDir, AUTH_SERVER_FILE);
     try {
       address = (await environment.readTextFile(path)).trim();
     } catch {
@@ -88,8 +80,8 @@ export async function resolveConnection(
       "no auth server: pass --auth-server HOST:PORT, --data-dir DIR, or set TELEPORT_AUTH_SERVER",
     );
   }
-  const identityPath = stringFlag(flags, "identity") ??
-    (dataDir !== undefined ? joinPath(dataDir, ADMIN_IDENTITY_FILE) : undefined) ??
+  const identityPath = flags.identity ??
+    (dataDir !== undefined ? dataDirFile(dataDir, ADMIN_IDENTITY_FILE) : undefined) ??
     environment.env("TELEPORT_IDENTITY_FILE");
   if (!identityPath) {
     throw new BadParameterError(
@@ -99,6 +91,6 @@ export async function resolveConnection(
   return {
     baseUrl: authServerUrl(address, what),
     identityPath,
-    insecure: booleanFlag(flags, "insecure"),
+    insecure: !!flags.insecure,
   };
 }

@@ -10,7 +10,6 @@ import { parseResource } from "../../resources/validate.ts";
 import { formatResourcesJson } from "../../resources/yaml.ts";
 import { parseDuration } from "../../util/duration.ts";
 import { type CommandSpec, outputFormat, UsageError } from "./command.ts";
-import { stringFlag } from "./options.ts";
 import { locksTable } from "./text.ts";
 
 /** `tctl locks ls`. */
@@ -37,17 +36,15 @@ export const lockCommand: CommandSpec = {
   flags: ["join-token", "bot-instance-id", "user", "message", "expires", "ttl"],
   async run(ctx, _args, flags) {
     const target = {
-      ...(stringFlag(flags, "join-token") ? { join_token: stringFlag(flags, "join-token") } : {}),
-      ...(stringFlag(flags, "bot-instance-id")
-        ? { bot_instance_id: stringFlag(flags, "bot-instance-id") }
-        : {}),
-      ...(stringFlag(flags, "user") ? { user: stringFlag(flags, "user") } : {}),
+      ...(flags.joinToken ? { join_token: flags.joinToken } : {}),
+      ...(flags.botInstanceId ? { bot_instance_id: flags.botInstanceId } : {}),
+      ...(flags.user ? { user: flags.user } : {}),
     };
     if (Object.keys(target).length === 0) {
       throw new UsageError("lock: pass at least one of --join-token, --bot-instance-id, --user");
     }
-    const expiresFlag = stringFlag(flags, "expires");
-    const ttl = stringFlag(flags, "ttl");
+    const expiresFlag = flags.expires;
+    const ttl = flags.ttl;
     if (expiresFlag !== undefined && ttl !== undefined) {
       throw new UsageError("--expires and --ttl are mutually exclusive");
     }
@@ -61,7 +58,7 @@ export const lockCommand: CommandSpec = {
       (ttl === undefined
         ? undefined
         : new Date(ctx.now().getTime() + parseDuration(ttl)).toISOString());
-    const message = stringFlag(flags, "message");
+    const message = flags.message;
     const lock = parseResource({
       kind: "lock",
       version: "v2",

@@ -1,51 +1,63 @@
 /**
- * tctl's flags, in the shape `node:util` `parseArgs` takes (a plain object,
- * so this module stays runtime-agnostic), and which flags each command accepts.
+ * tctl's flags, each declared once with its help; commands name the ones
+ * they take (see {@linkcode CommandSpec}). Parsed by src/cli/flags.
  *
  * @module
  */
-
-/** One flag of {@linkcode TCTL_OPTIONS}. */
-export interface FlagSpec {
-  /** Value kind. */
-  type: "string" | "boolean";
-  /** One-letter alias. */
-  short?: string;
-  /** Repeatable. */
-  multiple?: boolean;
-}
+import type { FlagValues } from "../flags/mod.ts";
 
 /** Every tctl flag; global ones work before or after the command. */
-export const TCTL_OPTIONS = {
-  "auth-server": { type: "string" },
-  identity: { type: "string", short: "i" },
-  "data-dir": { type: "string" },
-  insecure: { type: "boolean" },
-  help: { type: "boolean", short: "h" },
-  format: { type: "string" },
-  force: { type: "boolean", short: "f" },
-  type: { type: "string" },
-  limit: { type: "string" },
-  roles: { type: "string" },
-  logins: { type: "string", multiple: true },
-  "max-session-ttl": { type: "string" },
-  "initial-public-key": { type: "string" },
-  "registration-secret": { type: "string" },
-  "recovery-limit": { type: "string" },
-  "recovery-mode": { type: "string" },
-  "join-token": { type: "string" },
-  "bot-instance-id": { type: "string" },
-  user: { type: "string" },
-  message: { type: "string" },
-  expires: { type: "string" },
-  ttl: { type: "string" },
-} as const satisfies Record<string, FlagSpec>;
+export const TCTL_FLAGS = {
+  "auth-server": {
+    type: "string",
+    value: "HOST:PORT",
+    help: "auth service address (https unless http:// on loopback)",
+  },
+  identity: { type: "string", short: "i", value: "FILE", help: "admin identity file" },
+  "data-dir": {
+    type: "string",
+    value: "DIR",
+    help: "on the auth host: DIR/admin-identity and DIR/auth-server",
+  },
+  insecure: { type: "boolean", help: "do not verify the auth service's certificate" },
+  help: { type: "boolean", short: "h", help: "show help" },
+  format: { type: "string", value: "F", help: "output format: text, json or yaml" },
+  force: { type: "boolean", short: "f", help: "replace a resource that exists" },
+  type: { type: "string", value: "T", help: "only events of this type" },
+  limit: { type: "string", value: "N", help: "at most N events" },
+  roles: { type: "string", value: "R1,R2", help: "roles of the bot" },
+  logins: {
+    type: "string",
+    multiple: true,
+    value: "L1,L2",
+    help: "SSH logins of the bot",
+  },
+  "max-session-ttl": { type: "string", value: "D", help: "longest certificate lifetime, e.g. 12h" },
+  "initial-public-key": {
+    type: "string",
+    value: "KEY",
+    help: "pre-registered public key ('ssh-ed25519 AAAA…'; no secret)",
+  },
+  "registration-secret": { type: "string", value: "S", help: "the registration secret to use" },
+  "recovery-limit": { type: "string", value: "N", help: "recoveries allowed (default 1)" },
+  "recovery-mode": {
+    type: "string",
+    value: "M",
+    help: "standard, relaxed or insecure (default standard)",
+  },
+  "join-token": { type: "string", value: "NAME", help: "lock this join token" },
+  "bot-instance-id": { type: "string", value: "ID", help: "lock this bot instance" },
+  user: { type: "string", value: "NAME", help: "lock this user (bot-NAME for a bot)" },
+  message: { type: "string", value: "TEXT", help: "why (shown to the locked-out client)" },
+  expires: { type: "string", value: "TIME", help: "lock until this RFC 3339 time" },
+  ttl: { type: "string", value: "D", help: "lock for this long, e.g. 24h" },
+} as const;
 
 /** A flag name. */
-export type FlagName = keyof typeof TCTL_OPTIONS;
+export type FlagName = keyof typeof TCTL_FLAGS;
 
-/** Parsed flag values, as `parseArgs` returns them. */
-export type TctlFlags = { [K in FlagName]?: string | boolean | string[] };
+/** Parsed flag values (camelCase keys). */
+export type TctlFlags = FlagValues<typeof TCTL_FLAGS>;
 
 /** Flags every command accepts (connection and help). */
 export const GLOBAL_FLAGS: readonly FlagName[] = [
@@ -56,20 +68,8 @@ export const GLOBAL_FLAGS: readonly FlagName[] = [
   "help",
 ];
 
-/** A string flag's value, or undefined. */
-export function stringFlag(flags: TctlFlags, name: FlagName): string | undefined {
-  const v = flags[name];
-  return typeof v === "string" ? v : undefined;
-}
-
-/** A boolean flag's value. */
-export function booleanFlag(flags: TctlFlags, name: FlagName): boolean {
-  return flags[name] === true;
-}
-
-/** A repeatable (and comma-separated) flag's values. */
-export function listFlag(flags: TctlFlags, name: FlagName): string[] {
-  const v = flags[name];
-  const raw = Array.isArray(v) ? v : typeof v === "string" ? [v] : [];
+/** A repeatable and comma-separated flag's values (`--logins a,b --logins c`). */
+export function listValues(value: string | string[] | undefined): string[] {
+  const raw = Array.isArray(value) ? value : value === undefined ? [] : [value];
   return raw.flatMap((s) => s.split(",")).map((s) => s.trim()).filter((s) => s !== "");
 }

@@ -12,7 +12,6 @@ import {
 import type { BotInstance } from "../../resources/schemas.ts";
 import { type CommandSpec, outputFormat, UsageError, withContext } from "./command.ts";
 import { parseResourceRef } from "./kinds.ts";
-import { booleanFlag } from "./options.ts";
 import { resourcesText } from "./text.ts";
 
 /** `tctl create [-f] FILE`. */
@@ -33,7 +32,7 @@ export const createCommand: CommandSpec = {
     // Every document is validated before the first one is sent.
     const docs = parseResourceYaml(text, label);
     const api = await ctx.api();
-    const mode = booleanFlag(flags, "force") ? "upsert" : "create";
+    const mode = flags.force ? "upsert" : "create";
     for (const doc of docs) {
       const resource = doc.resource as CreatableResource;
       let created: boolean;

@@ -1,7 +1,7 @@
 /**
  * tctl's dispatcher: picks the command from the positional words (with
- * Teleport's aliases), checks flags and arity, and runs it. Also `status`,
- * `version` and `help`.
+ * Teleport's aliases) with src/cli/flags, and runs it. Also `status` and
+ * `version`.
  *
  * @module
  */
@@ -13,10 +13,17 @@ import {
   botsLsCommand,
   botsRmCommand,
 } from "./bot_commands.ts";
-import { type CommandSpec, errorText, UsageError } from "./command.ts";
+import {
+  type ArgParser,
+  commandHelp,
+  parseCommandLine,
+  programHelp,
+  type ProgramSpec,
+} from "../flags/mod.ts";
+import { type CommandSpec, errorText } from "./command.ts";
 import type { TctlContext } from "./context.ts";
 import { lockCommand, locksLsCommand } from "./lock_commands.ts";
-import { GLOBAL_FLAGS, type TctlFlags } from "./options.ts";
+import { GLOBAL_FLAGS, TCTL_FLAGS, type TctlFlags } from "./options.ts";
 import { createCommand, getCommand, rmCommand } from "./resource_commands.ts";
 import { boundKeypairRotateCommand, tokensLsCommand, tokensRmCommand } from "./token_commands.ts";
 
@@ -46,19 +53,6 @@ const versionCommand: CommandSpec = {
   },
 };
 
-/** `tctl help`. */
-const helpCommand: CommandSpec = {
-  path: ["help"],
-  args: "",
-  arity: [0, 8],
-  summary: "show this help",
-  flags: [],
-  run(ctx) {
-    ctx.out(usage());
-    return Promise.resolve();
-  },
-};
-
 /** Every command, in help order. */
 export const COMMANDS: readonly CommandSpec[] = [
   statusCommand,
@@ -77,95 +71,44 @@ export const COMMANDS: readonly CommandSpec[] = [
   locksLsCommand,
   auditLsCommand,
   versionCommand,
-  helpCommand,
 ];
 
-/** Alternative spellings, by the words before them. */
-const ALIASES: Record<string, Record<string, string>> = {
-  "": { bot: "bots", token: "tokens", del: "rm", lock: "lock", locks: "locks" },
-  bots: { list: "ls", remove: "rm", del: "rm", instance: "instances" },
-  "bots instances": { list: "ls", get: "show", describe: "show" },
-  tokens: { list: "ls", remove: "rm", del: "rm" },
-  locks: { list: "ls" },
-  audit: { list: "ls" },
+/** tctl's flags and commands. */
+export const TCTL: ProgramSpec<typeof TCTL_FLAGS> = {
+  name: "tctl",
+  summary: "Administer a Keybound cluster: bots, bound-keypair join tokens, bot instances, locks.",
+  flags: TCTL_FLAGS,
+  global: GLOBAL_FLAGS,
+  commands: COMMANDS,
+  aliases: {
+    "": { bot: "bots", token: "tokens", del: "rm", lock: "lock", locks: "locks" },
+    bots: { list: "ls", remove: "rm", del: "rm", instance: "instances" },
+    "bots instances": { list: "ls", get: "show", describe: "show" },
+    tokens: { list: "ls", remove: "rm", del: "rm" },
+    locks: { list: "ls" },
+    audit: { list: "ls" },
+  },
+  footer: "Environment: TELEPORT_AUTH_SERVER, TELEPORT_IDENTITY_FILE (used when no flag is given).",
 };
 
-/** The help text. */
-export function usage(): string {
-  const rows = COMMANDS.map((c) => [`tctl ${[...c.path, c.args].join(" ").trim()}`, c.summary]);
-  const width = Math.max(...rows.map(([u]) => u.length));
-  return [
-    "Usage: tctl [global flags] COMMAND [flags] [args]",
-    "",
-    "Administer a Keybound cluster: bots, bound-keypair join tokens, bot instances, locks.",
-    "",
-    "Commands:",
-    ...rows.map(([u, s]) => `  ${u.padEnd(width)}  ${s}`),
-    "",
-    "Global flags (before or after the command):",
-    "  --auth-server HOST:PORT  auth service address (https unless http:// on loopback)",
-    "  -i, --identity FILE      admin identity file",
-    "  --data-dir DIR           on the auth host: DIR/admin-identity and DIR/auth-server",
-    "  --insecure               do not verify the auth service's certificate",
-    "  -h, --help               show this help",
-    "",
-    "Environment: TELEPORT_AUTH_SERVER, TELEPORT_IDENTITY_FILE (used when no flag is given).",
-    "",
-    "bots add flags: --roles a,b  --logins x,y  --max-session-ttl 12h",
-    "  --initial-public-key 'ssh-ed25519 AAAA…' (pre-registered key, no secret)",
-    "  --registration-secret S  --recovery-limit N  --recovery-mode standard|relaxed|insecure",
-    "",
-  ].join("\n");
-}
-
-/** Finds the command named by the leading positional words; returns it and its arguments. */
-export function resolveCommand(positionals: string[]): { command: CommandSpec; args: string[] } {
-  const words: string[] = [];
-  let best: { command: CommandSpec; args: string[] } | undefined;
-  for (let i = 0; i < positionals.length; i++) {
-    const aliases = ALIASES[words.join(" ")] ?? {};
-    words.push(aliases[positionals[i]] ?? positionals[i]);
-    const command = COMMANDS.find((c) => c.path.join(" ") === words.join(" "));
-    if (command) best = { command, args: positionals.slice(i + 1) };
-    if (!COMMANDS.some((c) => c.path.slice(0, words.length).join(" ") === words.join(" "))) break;
-  }
-  if (best) return best;
-  const known = [...new Set(COMMANDS.map((c) => c.path[0]))].join(", ");
-  if (positionals.length === 0) throw new UsageError(`missing command (commands: ${known})`);
-  const prefix = COMMANDS.filter((c) =>
-    c.path[0] === (ALIASES[""][positionals[0]] ?? positionals[0])
-  );
-  if (prefix.length > 0) {
-    const subs = prefix.map((c) => c.path.slice(1).join(" ")).join(", ");
-    throw new UsageError(`"${positionals.join(" ")}": expected one of: ${subs}`);
-  }
-  throw new UsageError(`unknown command "${positionals[0]}" (commands: ${known})`);
-}
-
-/** Runs tctl with parsed positionals and flags. Throws on failure. */
+/**
+ * Runs tctl with `argv`; `open` makes the context from the parsed flags.
+ * Returns the exit code (2: help shown because no command was given);
+ * throws on failure.
+ */
 export async function runTctl(
-  positionals: string[],
-  flags: TctlFlags,
-  ctx: TctlContext,
-): Promise<void> {
-  if (flags.help === true || positionals.length === 0) {
-    ctx.out(usage());
-    return;
+  argv: string[],
+  parser: ArgParser,
+  open: (flags: TctlFlags) => TctlContext,
+  out: (text: string) => void,
+): Promise<number> {
+  const line = parseCommandLine(TCTL, argv, parser);
+  if (line.kind === "help") {
+    out(line.command ? commandHelp(TCTL, line.command) : programHelp(TCTL));
+    return line.missingCommand ? 2 : 0;
   }
-  const { command, args } = resolveCommand(positionals);
-  const name = command.path.join(" ");
-  for (const [flag, value] of Object.entries(flags)) {
-    if (value === undefined) continue;
-    if (!GLOBAL_FLAGS.includes(flag as never) && !command.flags.includes(flag as never)) {
-      throw new UsageError(`${name}: flag --${flag} is not accepted here`);
-    }
-  }
-  const [min, max] = command.arity;
-  if (args.length < min || args.length > max) {
-    const expected = command.args ? ` ${command.args}` : " no arguments";
-    throw new UsageError(`usage: tctl ${name}${expected}`);
-  }
-  await command.run(ctx, args, flags);
+  await (line.command as CommandSpec).run(open(line.flags), line.args, line.flags);
+  return 0;
 }
 
 /** The one line tctl prints on failure (without the `ERROR: ` prefix). */

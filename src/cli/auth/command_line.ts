@@ -1,0 +1,200 @@
+/**
+ * The auth service's command line (`auth start --data-dir DIR …`): its flag
+ * table and the checks that turn it into a {@linkcode AuthStartConfig}. The
+ * runtime adapter only supplies the argument parser and the host name.
+ *
+ * @module
+ */
+import {
+  type ArgParser,
+  commandHelp,
+  flagValue,
+  parseCommandLine,
+  programHelp,
+  type ProgramSpec,
+  UsageError,
+} from "../flags/mod.ts";
+import { type HostPort, isLoopbackHost, parseHostPort } from "../../util/host_port.ts";
+
+const FLAGS = {
+  "data-dir": { type: "string", value: "DIR", help: "state directory (required; created 0700)" },
+  listen: {
+    type: "string",
+    value: "HOST:PORT",
+    default: "127.0.0.1:3025",
+    help: "address to listen on (port 0 picks one)",
+  },
+  "cluster-name": {
+    type: "string",
+    value: "NAME",
+    help: "cluster name (default: this machine's host name)",
+  },
+  "public-addr": {
+    type: "string",
+    multiple: true,
+    value: "HOST:PORT",
+    help: "address clients use; added to the server certificate",
+  },
+  "insecure-no-tls": {
+    type: "boolean",
+    help: "serve plain HTTP (only on a loopback listen address)",
+  },
+  "tls-cert-file": {
+    type: "string",
+    value: "FILE",
+    help: "serve this certificate chain (PEM) from your own PKI instead of one " +
+      "from the cluster's host CA; needs --tls-key-file",
+  },
+  "tls-key-file": { type: "string", value: "FILE", help: "its private key (PEM)" },
+  "log-format": {
+    type: "string",
+    value: "text|json",
+    default: "text",
+    help: "log line format on stderr",
+  },
+  storage: {
+    type: "string",
+    value: "PATH|URL",
+    help: "cluster state: a Deno KV file (default DIR/keybound.kv) or " +
+      "postgres://USER@HOST:PORT/DB?sslmode=MODE shared by several instances " +
+      "(password from PGPASSWORD or --storage-password-file)",
+  },
+  "storage-password-file": {
+    type: "string",
+    value: "FILE",
+    help: "file holding the PostgreSQL password (one line)",
+  },
+  "diag-addr": {
+    type: "string",
+    value: "HOST:PORT",
+    help: "diagnostics listener (plain HTTP): /livez, /readyz",
+  },
+  "web-origin": {
+    type: "string",
+    multiple: true,
+    value: "ORIGIN",
+    help: "a browser origin (SCHEME://HOST[:PORT]) allowed to call the service " +
+      "cross-origin; none by default",
+  },
+  help: { type: "boolean", short: "h", help: "show help" },
+} as const;
+
+/** The auth service's flags and commands. */
+export const AUTH: ProgramSpec<typeof FLAGS> = {
+  name: "auth",
+  summary: "Runs the Keybound auth service. The first start creates the cluster (CAs,\n" +
+    "admin identity in DIR/admin-identity); later starts reuse it.",
+  flags: FLAGS,
+  global: ["help"],
+  commands: [{
+    path: ["start"],
+    args: "",
+    arity: [0, 0],
+    summary: "run the auth service",
+    flags: [
+      "data-dir",
+      "listen",
+      "cluster-name",
+      "public-addr",
+      "insecure-no-tls",
+      "tls-cert-file",
+      "tls-key-file",
+      "log-format",
+      "storage",
+      "storage-password-file",
+      "diag-addr",
+      "web-origin",
+    ],
+    required: ["data-dir"],
+  }],
+  footer: "From a checkout: deno task auth start --data-dir DIR [flags]",
+};
+
+/** What `auth start` runs with. */
+export interface AuthStartConfig {
+  /** State directory. */
+  dataDir: string;
+  /** Listen address. */
+  listen: HostPort;
+  /** Cluster name. */
+  clusterName: string;
+  /** Addresses clients use (server certificate names). */
+  publicAddrs: HostPort[];
+  /** Plain HTTP (loopback only). */
+  insecureNoTls: boolean;
+  /** Log line format. */
+  logFormat: "text" | "json";
+  /** `--tls-cert-file` (the adapter reads it; given with `--tls-key-file`). */
+  tlsCertFile?: string;
+  /** `--tls-key-file`. */
+  tlsKeyFile?: string;
+  /** `--web-origin` values as given (the adapter checks them). */
+  webOrigins: string[];
+  /** Diagnostics listener. */
+  diagAddr?: HostPort;
+  /** `--storage` as given (the adapter opens it). */
+  storage?: string;
+  /** `--storage-password-file`. */
+  storagePasswordFile?: string;
+}
+
+/** What the command line asks for: help (with its exit code) or a start. */
+export type AuthCommandLine =
+  | { kind: "help"; text: string; exitCode: number }
+  | { kind: "start"; config: AuthStartConfig };
+
+/**
+ * Parses and checks the auth service's command line. Throws
+ * {@linkcode UsageError} naming the flag on any mistake.
+ */
+export function parseAuthCommandLine(
+  argv: string[],
+  parser: ArgParser,
+  hostname: () => string,
+): AuthCommandLine {
+  const line = parseCommandLine(AUTH, argv, parser);
+  if (line.kind === "help") {
+    const text = line.command ? commandHelp(AUTH, line.command) : programHelp(AUTH);
+    return { kind: "help", text, exitCode: line.missingCommand ? 2 : 0 };
+  }
+  const f = line.flags;
+  const listenText = f.listen!;
+  const listen = flagValue("--listen", () => parseHostPort(listenText, "--listen"));
+  if (f.insecureNoTls && !isLoopbackHost(listen.host)) {
+    throw new UsageError(
+      `--insecure-no-tls is refused on non-loopback address ${listenText}: plain HTTP may only listen on 127.0.0.1, ::1 or localhost`,
+    );
+  }
+  const logFormat = f.logFormat;
+  if (logFormat !== "text" && logFormat !== "json") {
+    throw new UsageError(`--log-format must be text or json, not "${logFormat}"`);
+  }
+  if ((f.tlsCertFile === undefined) !== (f.tlsKeyFile === undefined)) {
+    throw new UsageError("--tls-cert-file and --tls-key-file must be given together");
+  }
+  if (f.tlsCertFile !== undefined && f.insecureNoTls) {
+    throw new UsageError("--tls-cert-file and --insecure-no-tls contradict each other");
+  }
+  return {
+    kind: "start",
+    config: {
+      dataDir: f.dataDir!,
+      listen,
+      clusterName: f.clusterName ?? hostname(),
+      publicAddrs: (f.publicAddr ?? []).map((a) =>
+        flagValue("--public-addr", () => parseHostPort(a, "--public-addr", listen.port))
+      ),
+      insecureNoTls: !!f.insecureNoTls,
+      logFormat,
+      ...(f.tlsCertFile === undefined
+        ? {}
+        : { tlsCertFile: f.tlsCertFile, tlsKeyFile: f.tlsKeyFile }),
+      webOrigins: f.webOrigin ?? [],
+      ...(f.diagAddr === undefined
+        ? {}
+        : { diagAddr: flagValue("--diag-addr", () => parseHostPort(f.diagAddr!, "--diag-addr")) }),
+      storage: f.storage,
+      storagePasswordFile: f.storagePasswordFile,
+    },
+  };
+}

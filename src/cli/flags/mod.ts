@@ -1,0 +1,26 @@
+/**
+ * One command-line framework for tbot, tctl and the auth service: a program
+ * is a table of flags and commands; {@linkcode parseCommandLine} reads argv
+ * against it (with `node:util` `parseArgs`, injected, splitting the words)
+ * and {@linkcode programHelp} / {@linkcode commandHelp} print it.
+ *
+ * @example
+ * ```ts ignore
+ * import { parseArgs } from "node:util";
+ * import { parseCommandLine, type ProgramSpec } from "./mod.ts";
+ * const program = {
+ *   name: "hello",
+ *   summary: "Greets.",
+ *   flags: { name: { type: "string", value: "NAME", help: "who" } },
+ *   global: [],
+ *   commands: [{ path: ["greet"], args: "", arity: [0, 0], summary: "greet", flags: ["name"] }],
+ * } as const satisfies ProgramSpec;
+ * const line = parseCommandLine(program, ["greet", "--name", "Ada"], parseArgs);
+ * ```
+ *
+ * @module
+ */
+export * from "./spec.ts";
+export { camelCase, parseCommandLine, type ParsedCommandLine, resolveCommand } from "./parse.ts";
+export { commandHelp, programHelp } from "./help.ts";
+export { flagValue, UsageError } from "./usage_error.ts";
