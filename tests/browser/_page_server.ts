@@ -15,6 +15,8 @@ export interface TestPage {
   name: string;
   /** The entry module, bundled for the browser. */
   entry: URL;
+  /** The page's HTML (loading `./NAME.js`); a bare shell by default. */
+  html?: URL;
 }
 
 /** Bundled pages; disposing them removes the bundles. */
@@ -41,11 +43,13 @@ export async function bundlePages(pages: TestPage[]): Promise<PageBundle> {
     await Promise.all(bundles.map((b) => b.remove()));
   };
   const scripts = new Map<string, string>();
+  const htmls = new Map<string, string>();
   try {
     for (const p of pages) {
       const b = await bundleWorker(p.entry);
       bundles.push(b);
       scripts.set(p.name, await Deno.readTextFile(b.path));
+      htmls.set(p.name, p.html ? await Deno.readTextFile(p.html) : shell(p.name));
     }
   } catch (e) {
     await remove();
@@ -58,7 +62,7 @@ export async function bundlePages(pages: TestPage[]): Promise<PageBundle> {
         const script = m && request.method === "GET" ? scripts.get(m[1]) : undefined;
         if (m && script !== undefined) {
           return m[2] === "html"
-            ? new Response(shell(m[1]), { headers: { "content-type": "text/html" } })
+            ? new Response(htmls.get(m[1]), { headers: { "content-type": "text/html" } })
             : new Response(script, { headers: { "content-type": "text/javascript" } });
         }
         return app.fetch(request, env);

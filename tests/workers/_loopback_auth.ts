@@ -6,7 +6,7 @@
  */
 import { AdminApiClient } from "../../src/cli/api_client.ts";
 import { parseIdentityFile } from "../../src/protocol/identity_file.ts";
-import { createApp } from "../../src/server/app.ts";
+import { type AppOptions, createApp } from "../../src/server/app.ts";
 import { bootstrapCluster } from "../../src/server/bootstrap.ts";
 import type { ServerContext } from "../../src/server/context.ts";
 import { issueAdminIdentityFile } from "../../src/server/identity.ts";
@@ -28,6 +28,8 @@ export interface LoopbackAuth extends AsyncDisposable {
 export interface LoopbackAuthOptions {
   /** Wraps the auth app before serving it (say, to serve test pages beside it). */
   around?: (app: FetchApp) => FetchApp;
+  /** Options of the auth app (say, `webOrigins`). */
+  app?: AppOptions;
 }
 
 /** Starts the auth service (real clock) for cluster `clusterName`. */
@@ -40,7 +42,7 @@ export async function startLoopbackAuth(
     log: silentLogger,
     version: "0.0.0-test",
   });
-  const app = createApp(ctx);
+  const app = createApp(ctx, options.app);
   const server = serveApp(options.around?.(app) ?? app, { hostname: "127.0.0.1", port: 0 });
   const admin = await parseIdentityFile(await issueAdminIdentityFile(ctx));
   const api = new AdminApiClient({
