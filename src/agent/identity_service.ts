@@ -12,6 +12,7 @@
  *
  * @module
  */
+import { randomHex } from "../crypto/random.ts";
 import { isKeyboundError, KeyboundError } from "../errors.ts";
 import type { Logger } from "../util/log.ts";
 import type { ClientState } from "./client_state.ts";
@@ -99,6 +100,11 @@ export class IdentityService {
     return this.#identity;
   }
 
+  /** True if a join whose answer may have been lost awaits its resume (see `renew`). */
+  async hasPendingJoin(): Promise<boolean> {
+    return (await readPendingJoin(this.#o.storage, this.#o.tokenName, this.#o.log)) !== null;
+  }
+
   /** True if the current identity is within its validity. */
   hasValidIdentity(): boolean {
     return this.#identity !== null && identityIsValid(this.#identity, this.#o.clock.now());
@@ -133,7 +139,7 @@ export class IdentityService {
   /** Resumes a stored pending join; null when there is none or the server has nothing to resume. */
   async #resumePending(): Promise<BotIdentity | null> {
     const o = this.#o;
-    const pending = await readPendingJoin(o.storage, o.tokenName, o.log);
+    let pending = await readPendingJoin(o.storage, o.tokenName, o.log);
     if (!pending) return null;
     const [boundKey, subjectKey] = await Promise.all([
       o.clientState.findPrivateKey(pending.bound_public_key).catch(() => null),
@@ -143,10 +149,17 @@ export class IdentityService {
       o.log.warn("a pending join cannot be resumed: its keys are not in storage; joining normally");
       return null;
     }
+    if (!pending.resume_id) {
+      // The claim is stored before it is sent: if this answer is lost too,
+      // the retry presents the same claim and gets the same result.
+      pending = { ...pending, resume_id: randomHex(16) };
+      await writePendingJoin(o.storage, pending);
+    }
     let result: JoinResult;
     try {
       result = await o.resume({
         session: pending.session,
+        resumeId: pending.resume_id!,
         clusterName: pending.cluster_name,
         boundKey,
         subjectKey: subjectKey.privateKey,

@@ -181,25 +181,19 @@ export async function joinBoundKeypair(p: JoinParams): Promise<JoinResult> {
  * session: the caller discards its pending record and joins normally.
  */
 export async function resumeBoundKeypair(p: ResumeParams): Promise<JoinResult> {
-  const now = p.now ?? new Date();
+  const common = {
+    clusterName: p.clusterName,
+    session: p.session,
+    resumeId: p.resumeId,
+    now: p.now ?? new Date(),
+  };
   const [bound, subject] = await Promise.all([
-    signResumeProof({
-      privateKey: p.boundKey,
-      use: "bound",
-      clusterName: p.clusterName,
-      session: p.session,
-      now,
-    }),
-    signResumeProof({
-      privateKey: p.subjectKey,
-      use: "subject",
-      clusterName: p.clusterName,
-      session: p.session,
-      now,
-    }),
+    signResumeProof({ ...common, privateKey: p.boundKey, use: "bound" }),
+    signResumeProof({ ...common, privateKey: p.subjectKey, use: "subject" }),
   ]);
   const answer = await postJson(p, JOIN_RESUME_PATH, {
     session: p.session,
+    resume_id: p.resumeId,
     bound_key_proof: bound,
     subject_key_proof: subject,
   }, ResumeResponse);

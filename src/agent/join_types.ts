@@ -68,6 +68,8 @@ export interface ResumeParams {
   fetch?: typeof fetch;
   /** The sealed session that was being continued. */
   session: string;
+  /** This client's claim (from the pending record, stored before the first attempt). */
+  resumeId: string;
   /** Cluster name. */
   clusterName: string;
   /** The bound key the join bound. */

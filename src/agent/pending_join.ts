@@ -33,6 +33,11 @@ export const PendingJoin = z.strictObject({
   subject_key: z.string(),
   /** RFC 3339 time the record was written. */
   created_at: z.string(),
+  /**
+   * This client's claim on the committed result (hex), stored before its
+   * first resume attempt and reused by every retry.
+   */
+  resume_id: z.string().optional(),
 });
 /** A pending-join record. */
 export type PendingJoin = z.infer<typeof PendingJoin>;

@@ -4,10 +4,12 @@
  * bound, one by the certificate key of the certificates it issued. Both
  * sides build and check the proofs here, so the document has one definition.
  *
- * A proof is a compact JWS over `{typ, aud, use, session, iat, exp}`:
- * `aud` is the cluster, `use` says which key signs (so one signature cannot
- * stand for the other key), `session` is the hex SHA-256 of the sealed
- * session the client was continuing, and `iat`/`exp` bound its life.
+ * A proof is a compact JWS over `{typ, aud, use, session, resume_id, iat,
+ * exp}`: `aud` is the cluster, `use` says which key signs (so one signature
+ * cannot stand for the other key), `session` is the hex SHA-256 of the
+ * sealed session the client was continuing, `resume_id` the random id the
+ * client stored before its first attempt (its claim on the result, reused
+ * when it retries), and `iat`/`exp` bound its life.
  *
  * @module
  */
@@ -35,6 +37,7 @@ const MAX_PROOF = 8192;
 /** `POST /v1/join/bound-keypair/resume` request body. */
 export const ResumeRequest = z.strictObject({
   session: z.string().min(1).max(MAX_SESSION),
+  resume_id: z.string().regex(/^[0-9a-f]{32,128}$/, "expected 32 to 128 lowercase hex digits"),
   bound_key_proof: z.string().min(1).max(MAX_PROOF),
   subject_key_proof: z.string().min(1).max(MAX_PROOF),
 });
@@ -54,6 +57,7 @@ const ProofClaims = z.object({
   aud: z.string(),
   use: z.enum(["bound", "subject"]),
   session: z.string(),
+  resume_id: z.string(),
   iat: z.number().int(),
   exp: z.number().int(),
 });
@@ -73,6 +77,8 @@ export interface ResumeProofInput {
   clusterName: string;
   /** The sealed session being resumed. */
   session: string;
+  /** The client's claim on the result. */
+  resumeId: string;
   /** Signing time. */
   now: Date;
 }
@@ -85,6 +91,7 @@ export async function signResumeProof(o: ResumeProofInput): Promise<string> {
     aud: o.clusterName,
     use: o.use,
     session: await sessionDigest(o.session),
+    resume_id: o.resumeId,
     iat,
     exp: iat + RESUME_PROOF_TTL_SECONDS,
   };
@@ -105,6 +112,8 @@ export interface VerifyResumeProof {
   clusterName: string;
   /** The sealed session as sent. */
   session: string;
+  /** `resume_id` as sent. */
+  resumeId: string;
   /** Verification time. */
   now: Date;
 }
@@ -132,10 +141,10 @@ export async function verifyResumeProof(o: VerifyResumeProof): Promise<void> {
     throw invalidProof(o.use, "invalid proof document", cause);
   }
   if (
-    claims.aud !== o.clusterName || claims.use !== o.use ||
+    claims.aud !== o.clusterName || claims.use !== o.use || claims.resume_id !== o.resumeId ||
     claims.session !== await sessionDigest(o.session)
   ) {
-    throw invalidProof(o.use, "the proof is for another cluster, key or session");
+    throw invalidProof(o.use, "the proof is for another cluster, key, session or resume id");
   }
   const now = Math.floor(o.now.getTime() / 1000);
   if (claims.exp - claims.iat > RESUME_PROOF_TTL_SECONDS) {

@@ -10,6 +10,7 @@ import { pendingSubjectKey, readPendingJoin } from "../../src/agent/pending_join
 import { StoredClientState } from "../../src/agent/client_state.ts";
 import type { AgentStorage } from "../../src/agent/storage.ts";
 import { generateKeyPair } from "../../src/crypto/keys.ts";
+import { randomHex } from "../../src/crypto/random.ts";
 import { KeyboundError } from "../../src/errors.ts";
 import { JOIN_RESUME_PATH } from "../../src/protocol/join_resume.ts";
 import { listAudit } from "../../src/server/audit.ts";
@@ -131,16 +132,19 @@ Deno.test("the resume endpoint: 20 concurrent resumes of one record, exactly one
   const state = await StoredClientState.load(w.storage, silentLogger);
   const boundKey = (await state.findPrivateKey(pending.bound_public_key))!;
   const subject = await pendingSubjectKey(w.storage, pending);
-  const call = () =>
+  // Twenty holders of the record, each with its own claim.
+  const ids = Array.from({ length: 20 }, () => randomHex(16));
+  const call = (resumeId: string) =>
     resumeBoundKeypair({
       baseUrl: "https://auth.test",
       fetch: w.cluster.fetch,
       session: pending.session,
+      resumeId,
       clusterName: pending.cluster_name,
       boundKey,
       subjectKey: subject.privateKey,
     });
-  const settled = await Promise.allSettled(Array.from({ length: 20 }, call));
+  const settled = await Promise.allSettled(ids.map(call));
   const ok = settled.filter((s) => s.status === "fulfilled") as PromiseFulfilledResult<
     { generation: number }
   >[];
@@ -149,7 +153,16 @@ Deno.test("the resume endpoint: 20 concurrent resumes of one record, exactly one
   for (const s of settled) {
     if (s.status === "rejected") assertEquals((s.reason as KeyboundError).code, "RESUME_NOT_FOUND");
   }
-  assertEquals(await w.cluster.ctx.backend.get(joinResumeKey("example")), null, "record deleted");
+  // The claimant whose answer is lost again gets the same result; the others still nothing.
+  const winner = ids[settled.findIndex((s) => s.status === "fulfilled")];
+  assertEquals(await call(winner), ok[0].value);
+  const loser = ids.find((id) => id !== winner)!;
+  assertEquals(
+    (await assertRejects(() => call(loser), KeyboundError)).code,
+    "RESUME_NOT_FOUND",
+  );
+  assert(await w.cluster.ctx.backend.get(joinResumeKey("example")), "one record, claimed");
+  assertEquals(await resumes(w.cluster), 1);
   assertEquals(await w.cluster.locks(), []);
 });
 
@@ -164,6 +177,7 @@ Deno.test("the resume endpoint refuses wrong keys, a stale proof, a forged sessi
     baseUrl: "https://auth.test",
     fetch: w.cluster.fetch,
     session: pending.session,
+    resumeId: randomHex(16),
     clusterName: pending.cluster_name,
   };
   const code = async (p: Partial<Parameters<typeof resumeBoundKeypair>[0]>) =>
@@ -205,8 +219,8 @@ Deno.test("the resume endpoint refuses wrong keys, a stale proof, a forged sessi
     (await resumeBoundKeypair({ ...base, boundKey, subjectKey: subject })).generation,
     2,
   );
-  // Exactly once.
-  assertEquals(await code({}), "RESUME_NOT_FOUND");
+  // Only for this claimant.
+  assertEquals(await code({ resumeId: randomHex(16) }), "RESUME_NOT_FOUND");
 });
 
 Deno.test("a join the server never committed: the record is dropped and the bot joins normally", async () => {
@@ -253,4 +267,68 @@ Deno.test("#8 item 7: a certificate that expires between begin and continue fall
   assertEquals(await w.cluster.locks(), []);
   const failed = await listAudit(w.cluster.ctx, { type: "join.failed" });
   assertEquals(failed.map((e) => e.error), ["UNAUTHENTICATED"]);
+});
+
+Deno.test("a continue still in flight from a dead client cannot commit once the next run was told RESUME_NOT_FOUND", async () => {
+  const w = await joinedThroughDrop();
+  // The client dies with its final continue still on the way (held here).
+  let held: (() => Promise<Response>) | null = null;
+  const dying = await openAgent(w.cluster, w.storage, {
+    fetch: (input, init) => {
+      const path = new URL(input instanceof Request ? input.url : input).pathname;
+      if (path.endsWith("/continue") && !held) {
+        const body = init?.body as string;
+        held = () => w.cluster.fetch(input, { ...init, body });
+        return Promise.reject(new TypeError("killed"));
+      }
+      return w.cluster.fetch(input, init);
+    },
+  });
+  await assertRejects(() => dying.service.renew(), KeyboundError);
+  let late: Response | null = null;
+  const next = await openAgent(w.cluster, w.storage, {
+    onRequest: async (path) => {
+      // After the resume was refused, the dead client's continue arrives.
+      if (path.endsWith("/begin") && held && !late) late = await held();
+    },
+  });
+  const id = await next.service.renew();
+  assertEquals(next.requests[0].path, JOIN_RESUME_PATH);
+  assertEquals(late!.status, 400);
+  assertEquals(
+    (await late!.json()).error.code,
+    "SESSION_INVALID",
+    "the closed session never commits",
+  );
+  assertEquals(id.generation, 2);
+  assertEquals(await w.cluster.locks(), []);
+  assertEquals((await (await openAgent(w.cluster, w.storage)).service.renew()).generation, 3);
+  assertEquals(await w.cluster.locks(), []);
+});
+
+Deno.test("the resume's own answer is lost: the next run resumes again with the same claim", async () => {
+  const w = await lostRefresh();
+  let drop = true;
+  const a = await openAgent(w.cluster, w.storage, {
+    fetch: async (input, init) => {
+      const res = await w.cluster.fetch(input, init);
+      const path = new URL(input instanceof Request ? input.url : input).pathname;
+      if (path === JOIN_RESUME_PATH && res.ok && drop) {
+        drop = false;
+        throw new TypeError("killed while the resume answer was on its way");
+      }
+      return res;
+    },
+  });
+  await assertRejects(() => a.service.renew(), KeyboundError);
+  const claim = (await readPendingJoin(w.storage, "example", silentLogger))!.resume_id;
+  assert(claim, "the claim was stored before the resume was sent");
+  const next = await openAgent(w.cluster, w.storage);
+  const id = await next.service.renew();
+  assertEquals(next.requests.map((r) => r.path), [JOIN_RESUME_PATH]);
+  assertEquals(next.requests[0].body.resume_id, claim);
+  assertEquals(id.generation, 2);
+  assertEquals(await w.cluster.locks(), []);
+  assertEquals(await resumes(w.cluster), 1);
+  assertEquals((await (await openAgent(w.cluster, w.storage)).service.renew()).generation, 3);
 });

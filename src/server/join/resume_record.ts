@@ -2,9 +2,10 @@
  * The resume record: what the join server keeps of the last committed join
  * of each token so that a client whose answer was lost can complete it
  * (docs/protocol.md §4.9). One record per token, overwritten by every join
- * commit and written in that same commit, deleted by the resume that uses
- * it, and dropped by the backend's exact expiry when the credentials it
- * holds expire (at least {@linkcode MIN_RESUME_WINDOW_MS} after the commit).
+ * commit and written in that same commit, claimed by the first resume (for
+ * that caller's `resume_id` only), and dropped by the backend's exact expiry
+ * when the credentials it holds expire (at least
+ * {@linkcode MIN_RESUME_WINDOW_MS} after the commit).
  *
  * @module
  */
@@ -29,6 +30,8 @@ export const ResumeRecord = z.strictObject({
   committed_at: z.string(),
   /** The answer the client did not receive. */
   result: JoinResultSchema,
+  /** Hex SHA-256 of the `resume_id` of the holder that claimed it (absent until resumed). */
+  resumed_by: z.string().optional(),
 });
 /** A resume record. */
 export type ResumeRecord = z.infer<typeof ResumeRecord>;
@@ -36,6 +39,11 @@ export type ResumeRecord = z.infer<typeof ResumeRecord>;
 /** When the record of a join whose certificates expire at `certExpires` expires. */
 export function resumeUntil(now: Date, certExpires: Date): number {
   return Math.max(certExpires.getTime(), now.getTime() + MIN_RESUME_WINDOW_MS);
+}
+
+/** The expiry a stored record was written with (rewriting it keeps it). */
+export function recordExpiry(record: ResumeRecord): number {
+  return resumeUntil(new Date(record.committed_at), new Date(record.result.expires));
 }
 
 /** The mutation writing a token's record (inside the join commit). */
