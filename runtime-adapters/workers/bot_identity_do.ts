@@ -120,6 +120,8 @@ export class BotIdentity extends DurableObject<BotEnv> implements BotIdentityRpc
       clock: systemClock,
       log: this.#log,
     }, identity);
+    // Evicted mid-join: resume at once instead of at the next scheduled renewal.
+    if (await service.hasPendingJoin()) await this.ctx.storage.setAlarm(Date.now());
     return { config, service };
   }
 
