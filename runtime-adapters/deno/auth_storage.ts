@@ -70,15 +70,6 @@ async function readPassword(config: StorageConfig & { kind: "postgres" }): Promi
   return password;
 }
 
-/** SQLite creates its files with the umask's mode; they hold CA keys. */
-async function restrictKvFiles(kvPath: string): Promise<void> {
-  for (const suffix of ["", "-wal", "-shm"]) {
-    await Deno.chmod(kvPath + suffix, 0o600).catch((err) => {
-      if (!(err instanceof Deno.errors.NotFound)) throw err;
-    });
-  }
-}
-
 /** Opens the configured backend, ready for `bootstrapCluster`. */
 export async function openStorage(config: StorageConfig): Promise<Backend> {
   if (config.kind === "postgres") {
@@ -87,14 +78,8 @@ export async function openStorage(config: StorageConfig): Promise<Backend> {
       password: await readPassword(config),
     });
   }
-  const backend = await DenoKvBackend.open(config.path);
-  try {
-    await restrictKvFiles(config.path);
-  } catch (err) {
-    await backend.close();
-    throw err;
-  }
-  return backend;
+  // The file and its SQLite companions hold CA keys: DenoKvBackend makes them 0600.
+  return await DenoKvBackend.open(config.path);
 }
 
 /** How the storage is described in logs: never a password. */

@@ -1,6 +1,6 @@
 /**
- * File helpers for secrets on disk: atomic writes with a fixed mode and
- * private directories.
+ * File helpers for secrets on disk: atomic writes with a fixed mode,
+ * private directories, and Deno KV databases that stay private.
  *
  * @module
  */
@@ -81,4 +81,44 @@ export async function ensureDir(path: string, mode = 0o700): Promise<void> {
   }
   await Deno.mkdir(path, { recursive: true, mode });
   await Deno.chmod(path, mode);
+}
+
+/** Files SQLite keeps beside a database: Deno KV runs in WAL mode. */
+const SQLITE_COMPANIONS = ["-wal", "-shm", "-journal"];
+
+/** True for Deno KV locations that are not a file: in memory, or a remote database. */
+function isKvFile(path: string): boolean {
+  return path !== ":memory:" && !/^[a-z][a-z0-9+.-]*:\/\//i.test(path);
+}
+
+/**
+ * Opens the Deno KV database at `path` so that it and its SQLite companions
+ * (`-wal`, `-shm`, `-journal`) are 0600 whatever the umask. SQLite creates a
+ * new database 0644 less the umask, but gives its companions the mode of the
+ * database file: so the file is created 0600 first (an empty file is a new
+ * database to SQLite), an existing one is tightened to 0600, and companions
+ * left by an earlier version are tightened after the open.
+ *
+ * @example
+ * ```ts ignore
+ * const kv = await openPrivateKv("/var/lib/tbot/bot.kv");
+ * ```
+ */
+export async function openPrivateKv(path: string): Promise<Deno.Kv> {
+  if (!isKvFile(path)) return await Deno.openKv(path);
+  const file = await Deno.open(path, { write: true, create: true, mode: 0o600 });
+  file.close();
+  await Deno.chmod(path, 0o600);
+  const kv = await Deno.openKv(path);
+  try {
+    for (const suffix of SQLITE_COMPANIONS) {
+      await Deno.chmod(path + suffix, 0o600).catch((err) => {
+        if (!(err instanceof Deno.errors.NotFound)) throw err;
+      });
+    }
+  } catch (err) {
+    kv.close();
+    throw err;
+  }
+  return kv;
 }

@@ -8,8 +8,9 @@
  * after {@linkcode LOCK_LEASE_MS}, so a restart waits at most that long.
  *
  * Deno KV stores values in a SQLite file readable by anyone who can read
- * the file: keep it in a 0700 directory, and seal keys with a KEK
- * (src/agent/sealed_keys.ts) where that is not enough.
+ * the file: it and its `-wal`/`-shm` companions are made 0600 whatever the
+ * umask, a missing parent directory is created 0700, and keys can be sealed
+ * with a KEK (src/agent/sealed_keys.ts) where that is not enough.
  *
  * @module
  */
@@ -17,6 +18,8 @@ import { KeyboundError } from "../../src/errors.ts";
 import type { AgentStorage, ReleaseLock } from "../../src/agent/storage.ts";
 import { randomHex } from "../../src/crypto/random.ts";
 import { utf8 } from "../../src/util/encoding.ts";
+import { dirname } from "node:path";
+import { ensureDir, openPrivateKv } from "./fs.ts";
 
 /** How long a lock lease lasts without renewal. */
 export const LOCK_LEASE_MS = 30_000;
@@ -60,7 +63,8 @@ export class DenoKvAgentStorage implements AgentStorage {
     prefix: readonly string[] = DEFAULT_KV_PREFIX,
   ): Promise<DenoKvAgentStorage> {
     try {
-      return new DenoKvAgentStorage(await Deno.openKv(path), path, [...prefix]);
+      if (path !== ":memory:") await ensureDir(dirname(path), 0o700);
+      return new DenoKvAgentStorage(await openPrivateKv(path), path, [...prefix]);
     } catch (cause) {
       throw new KeyboundError("STORAGE_ERROR", `cannot open the Deno KV database "${path}"`, {
         cause,

@@ -15,6 +15,7 @@ import {
   type Key,
   type ListOptions,
 } from "../../src/storage/backend.ts";
+import { openPrivateKv } from "./fs.ts";
 
 /** Attempts of a commit that keeps finding the database locked by another connection. */
 const LOCKED_RETRIES = 20;
@@ -52,9 +53,9 @@ export class DenoKvBackend implements Backend {
     this.#kv = kv;
   }
 
-  /** Opens (or creates) the KV database at `path`; omit for in-memory. */
+  /** Opens (or creates) the KV database at `path`, 0600 with its companions; omit for in-memory. */
   static async open(path?: string): Promise<DenoKvBackend> {
-    return new DenoKvBackend(await Deno.openKv(path ?? ":memory:"));
+    return new DenoKvBackend(await openPrivateKv(path ?? ":memory:"));
   }
 
   async get<T = JsonValue>(key: Key): Promise<Entry<T> | null> {

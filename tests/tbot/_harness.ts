@@ -25,6 +25,19 @@ export function tbotArgv(args: string[]): string[] {
   return ["run", ...TBOT_DENO_FLAGS, TBOT_MAIN, ...args];
 }
 
+/** How a tbot process is started. */
+export interface TbotProcessOptions {
+  /** Runs tbot under this umask (octal, e.g. `"000"`), through `sh -c 'umask …; exec …'`. */
+  umask?: string;
+}
+
+/** The program and arguments that start tbot with `args`. */
+function tbotCommand(args: string[], o: TbotProcessOptions): [string, string[]] {
+  if (o.umask === undefined) return [Deno.execPath(), tbotArgv(args)];
+  if (!/^[0-7]{3,4}$/.test(o.umask)) throw new Error(`bad umask ${o.umask}`);
+  return ["sh", ["-c", `umask ${o.umask}; exec "$0" "$@"`, Deno.execPath(), ...tbotArgv(args)]];
+}
+
 /** Environment without the variables tbot reads, so the host's settings do not leak in. */
 function cleanEnv(extra: Record<string, string>): Record<string, string> {
   const env = Deno.env.toObject();
@@ -35,9 +48,14 @@ function cleanEnv(extra: Record<string, string>): Record<string, string> {
 }
 
 /** Runs tbot to completion. */
-export async function runTbot(args: string[], env: Record<string, string> = {}): Promise<TbotRun> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: tbotArgv(args),
+export async function runTbot(
+  args: string[],
+  env: Record<string, string> = {},
+  o: TbotProcessOptions = {},
+): Promise<TbotRun> {
+  const [program, argv] = tbotCommand(args, o);
+  const out = await new Deno.Command(program, {
+    args: argv,
     env: cleanEnv(env),
     clearEnv: true,
     stdin: "null",
@@ -63,9 +81,14 @@ export interface TbotDaemon {
 }
 
 /** Starts tbot in the background. */
-export function spawnTbot(args: string[], env: Record<string, string> = {}): TbotDaemon {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: tbotArgv(args),
+export function spawnTbot(
+  args: string[],
+  env: Record<string, string> = {},
+  o: TbotProcessOptions = {},
+): TbotDaemon {
+  const [program, argv] = tbotCommand(args, o);
+  const child = new Deno.Command(program, {
+    args: argv,
     env: cleanEnv(env),
     clearEnv: true,
     stdin: "null",
