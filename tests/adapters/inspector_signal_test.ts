@@ -11,8 +11,8 @@
  * @module
  */
 import { assert, assertEquals, assertStringIncludes } from "../_assert.ts";
-import { newCluster } from "../agent/_cluster.ts";
-import { spawnTbot, tbotYaml } from "../tbot/_harness.ts";
+import { spawnTbot } from "../tbot/_harness.ts";
+import { servedBot } from "../tbot/_served_bot.ts";
 import { spawnAuthService } from "../../runtime-adapters/deno/auth_process.ts";
 import {
   SIGUSR1_EXIT_CODE,
@@ -40,26 +40,79 @@ function denoOpensInspectorOnSignal(): boolean {
   return major > 2 || (major === 2 && (minor > 9 || (minor === 9 && patch >= 2)));
 }
 
+/**
+ * Port 9229 is one per machine, and this file may run in several test runs
+ * at once (other worktrees, other engineers): each case holds an exclusive
+ * lock on a file in the temporary directory, so one run's control inspector
+ * is never taken for another run's leak.
+ */
+async function lockInspectorPort(): Promise<AsyncDisposable> {
+  const path = `${Deno.env.get("TMPDIR") ?? "/tmp"}/keybound-test-inspector-9229.lock`;
+  const file = await Deno.open(path, { read: true, write: true, create: true, mode: 0o666 });
+  await file.lock(true);
+  return {
+    async [Symbol.asyncDispose]() {
+      await file.unlock();
+      file.close();
+    },
+  };
+}
+
 function test(name: string, fn: () => Promise<void>) {
   Deno.test({
     name: skip ? `${name} (ignored: ${skip})` : name,
     ignore: skip !== undefined,
     sanitizeResources: false,
     sanitizeOps: false,
-    fn,
+    async fn() {
+      await using _lock = await lockInspectorPort();
+      await fn();
+    },
   });
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Connections 127.0.0.1:9229 accepted while polling every ~3 ms for `ms`. */
-async function inspectorConnections(ms: number): Promise<number> {
+/**
+ * Who listens on 9229 right now: `pid` (its file descriptors hold the
+ * listening socket), another process, or nobody known (already gone).
+ * Linux only; elsewhere every listener counts as `pid`'s.
+ */
+function inspectorOwner(pid: number): "ours" | "foreign" | "unknown" {
+  const port = `:${INSPECTOR_PORT.toString(16).toUpperCase().padStart(4, "0")}`;
+  let inode: string | undefined;
+  for (const table of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    try {
+      for (const line of Deno.readTextFileSync(table).split("\n").slice(1)) {
+        const f = line.trim().split(/\s+/);
+        if (f[1]?.endsWith(port) && f[3] === "0A") inode = f[9]; // 0A: LISTEN
+      }
+    } catch { /* no procfs */ }
+  }
+  if (inode === undefined) return "unknown";
+  try {
+    for (const fd of Deno.readDirSync(`/proc/${pid}/fd`)) {
+      if (Deno.readLinkSync(`/proc/${pid}/fd/${fd.name}`) === `socket:[${inode}]`) return "ours";
+    }
+  } catch {
+    return "unknown";
+  }
+  return "foreign";
+}
+
+/**
+ * Connections 127.0.0.1:9229 accepted while polling every ~3 ms for `ms`
+ * that were (or may have been) `pid`'s; another process's listener — say,
+ * the control case of a test run in another worktree — is not counted.
+ */
+async function inspectorConnections(pid: number, ms: number): Promise<number> {
   let accepted = 0;
   const end = Date.now() + ms;
   while (Date.now() < end) {
     try {
-      (await Deno.connect({ hostname: "127.0.0.1", port: INSPECTOR_PORT })).close();
-      accepted++;
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port: INSPECTOR_PORT });
+      if (inspectorOwner(pid) !== "foreign") accepted++;
+      conn.close();
     } catch { /* refused: nothing listens */ }
     await sleep(3);
   }
@@ -71,10 +124,10 @@ async function olderThan(since: number, ms: number) {
   await sleep(Math.max(0, since + ms - Date.now()));
 }
 
-/** Sends SIGUSR1 to `pid`; returns the connections 9229 accepted in the next 2 s. */
+/** Sends SIGUSR1 to `pid`; returns the connections its inspector accepted in the next 2 s. */
 function signalAndProbe(pid: number): Promise<number> {
   Deno.kill(pid, "SIGUSR1");
-  return inspectorConnections(2000);
+  return inspectorConnections(pid, 2000);
 }
 
 /** The exit code, or "still running" if the process has not ended within 5 s. */
@@ -84,14 +137,14 @@ function exitCode(exited: Promise<number>): Promise<number | "still running"> {
 
 test("SIGUSR1 control: an unguarded Deno process does open the inspector", async () => {
   if (!denoOpensInspectorOnSignal()) return; // nothing to show on this Deno version
-  const started = Date.now();
+  // The child says when it has run 1 s by its own clock: Deno's listener is in place by then.
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["eval", "setInterval(() => {}, 1000)"],
-    stdout: "null",
+    args: ["eval", "setTimeout(() => console.log('up'), 1000); setInterval(() => {}, 1000)"],
+    stdout: "piped",
     stderr: "null",
   }).spawn();
   try {
-    await olderThan(started, 1000);
+    await child.stdout.pipeThrough(new TextDecoderStream()).getReader().read();
     assert(
       await signalAndProbe(child.pid) > 0,
       "the probe saw no inspector: it could not detect one either",
@@ -103,36 +156,23 @@ test("SIGUSR1 control: an unguarded Deno process does open the inspector", async
 });
 
 test("SIGUSR1: a tbot daemon exits at once and never opens the inspector", async () => {
-  const cluster = await newCluster();
-  await cluster.createBot("example");
-  const secret = (await cluster.createToken("example", "example"))!;
-  const served = await cluster.serve();
-  const dir = await Deno.makeTempDir({ prefix: "keybound-sigusr1-" });
-  await Deno.writeTextFile(
-    `${dir}/tbot.yaml`,
-    tbotYaml({
-      address: served.address,
-      storage: `${dir}/bot`,
-      pins: [cluster.pin],
-      secret,
-      extra: "diag_addr: 127.0.0.1:0",
-    }),
-  );
+  await using bot = await servedBot("keybound-sigusr1-");
+  await bot.writeConfig({ storage: `${bot.dir}/bot`, extra: "diag_addr: 127.0.0.1:0" });
   const started = Date.now();
-  const d = spawnTbot(["start", "-c", `${dir}/tbot.yaml`]);
+  const d = spawnTbot(["start", "-c", bot.config]);
   try {
     await d.waitForLog(/diagnostics listening/);
     await olderThan(started, 1000);
-    assertEquals(await signalAndProbe(d.child.pid), 0, "the inspector port accepted a connection");
-    assertEquals(await exitCode(d.exited()), SIGUSR1_EXIT_CODE, d.log());
+    const accepted = await signalAndProbe(d.child.pid);
+    const code = await exitCode(d.exited());
+    assertEquals(accepted, 0, `the inspector port accepted connections; tbot's log:\n${d.log()}`);
+    assertEquals(code, SIGUSR1_EXIT_CODE, d.log());
     assertStringIncludes(d.log(), SIGUSR1_REFUSAL);
   } finally {
     try {
       d.kill("SIGKILL");
     } catch { /* already gone */ }
     await d.exited();
-    await served.stop();
-    await Deno.remove(dir, { recursive: true });
   }
 });
 
@@ -146,8 +186,10 @@ test("SIGUSR1: the auth service exits at once and never opens the inspector", as
   });
   try {
     await olderThan(started, 1000);
-    assertEquals(await signalAndProbe(auth.pid), 0, "the inspector port accepted a connection");
-    assertEquals(await exitCode(auth.exited), SIGUSR1_EXIT_CODE, auth.log());
+    const accepted = await signalAndProbe(auth.pid);
+    const code = await exitCode(auth.exited);
+    assertEquals(accepted, 0, `the inspector port accepted connections; the log:\n${auth.log()}`);
+    assertEquals(code, SIGUSR1_EXIT_CODE, auth.log());
     assertStringIncludes(auth.log(), SIGUSR1_REFUSAL);
   } finally {
     await auth.stop();
@@ -166,8 +208,9 @@ test("SIGUSR1: tctl waiting on stdin exits at once and never opens the inspector
   const stderr = new Response(child.stderr).text();
   try {
     await olderThan(started, 1000);
-    assertEquals(await signalAndProbe(child.pid), 0, "the inspector port accepted a connection");
+    const accepted = await signalAndProbe(child.pid);
     const code = await exitCode(child.status.then((s) => s.code));
+    assertEquals(accepted, 0, `the inspector port accepted connections; stderr:\n${await stderr}`);
     assertEquals(code, SIGUSR1_EXIT_CODE, await stderr);
     assertStringIncludes(await stderr, SIGUSR1_REFUSAL);
   } finally {
