@@ -11,19 +11,13 @@ import type { AgentStorage, ReleaseLock } from "../../src/agent/storage.ts";
 import { STORAGE_FILES } from "../../src/agent/storage.ts";
 import { KeyboundError } from "../../src/errors.ts";
 import { ensureDir, writeFileAtomic } from "./fs.ts";
+import { fileErrorMessage } from "./os_error.ts";
 
 /** Name of the empty file written to prove the directory is writable. */
 export const WRITE_TEST_FILE = ".write-test";
 
 function storageError(what: string, path: string, err: unknown): KeyboundError {
-  const reason = err instanceof Deno.errors.PermissionDenied
-    ? "permission denied"
-    : err instanceof Deno.errors.NotCapable
-    ? "Deno's permissions do not allow it (run tbot with --allow-read and --allow-write)"
-    : err instanceof Deno.errors.NotFound
-    ? "no such file or directory"
-    : (err as Error)?.message ?? String(err);
-  return new KeyboundError("STORAGE_ERROR", `cannot ${what} ${path}: ${reason}`, { cause: err });
+  return new KeyboundError("STORAGE_ERROR", fileErrorMessage(what, path, err), { cause: err });
 }
 
 /** A directory of files. */

@@ -11,10 +11,11 @@ import { basename, resolve } from "node:path";
 import { runTbot } from "../../src/cli/tbot/main.ts";
 import type { TbotPlatform } from "../../src/cli/tbot/platform.ts";
 import { TBOT_VERSION } from "../../src/agent/version.ts";
-import { ConfigError } from "../../src/errors.ts";
+import { ConfigError, KeyboundError } from "../../src/errors.ts";
 import { formatHostPort, parseHostPort } from "../../src/util/host_port.ts";
 import { DirectoryStorage } from "./dir_storage.ts";
 import { writeFileAtomic } from "./fs.ts";
+import { fileErrorMessage } from "./os_error.ts";
 import { installSignalHandlers } from "./signals.ts";
 import { argParser } from "./arg_parser.ts";
 
@@ -38,12 +39,7 @@ async function readTextFile(path: string): Promise<string> {
   try {
     return await Deno.readTextFile(path);
   } catch (err) {
-    const reason = err instanceof Deno.errors.NotFound
-      ? "no such file"
-      : err instanceof Deno.errors.PermissionDenied
-      ? "permission denied"
-      : (err as Error).message;
-    throw new ConfigError(`cannot read ${path}: ${reason}`, { cause: err });
+    throw new ConfigError(fileErrorMessage("read", path, err), { cause: err });
   }
 }
 
@@ -80,7 +76,12 @@ function writeAll(file: { writeSync(p: Uint8Array): number }, text: string) {
 export const denoPlatform: TbotPlatform = {
   env: (name) => Deno.env.get(name),
   readTextFile,
-  writeTextFile: (path, text, mode) => writeFileAtomic(path, text, { mode }),
+  writeTextFile: (path, text, mode) =>
+    writeFileAtomic(path, text, { mode }).catch((err) => {
+      throw new KeyboundError("STORAGE_ERROR", fileErrorMessage("write", path, err), {
+        cause: err,
+      });
+    }),
   removeFile: async (path) => {
     await Deno.remove(path).catch((err) => {
       if (!(err instanceof Deno.errors.NotFound)) throw err;

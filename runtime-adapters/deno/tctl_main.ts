@@ -19,10 +19,14 @@ import {
 import { parseIdentityFile } from "../../src/protocol/identity_file.ts";
 import { createTctlFetch } from "./tctl_transport.ts";
 import { argParser } from "./arg_parser.ts";
+import { fileErrorMessage, osErrorReason } from "./os_error.ts";
 
 async function readText(path: string): Promise<string> {
   if (path === "-") return await new Response(Deno.stdin.readable).text();
-  return await Deno.readTextFile(path);
+  // The command names the file; the error says only why.
+  return await Deno.readTextFile(path).catch((err) => {
+    throw new Error(osErrorReason(err), { cause: err });
+  });
 }
 
 function writeStdout(text: string): void {
@@ -42,7 +46,8 @@ async function openApi(flags: TctlFlags): Promise<AdminApiClient> {
   } catch (err) {
     throw new KeyboundError(
       "BAD_PARAMETER",
-      `cannot read identity file ${settings.identityPath}: ${(err as Error).message}`,
+      fileErrorMessage("read identity file", settings.identityPath, err),
+      { cause: err },
     );
   }
   const identity = await parseIdentityFile(text);

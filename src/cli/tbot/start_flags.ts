@@ -27,7 +27,12 @@ export type StartFlags = TbotFlags;
 export function parseStorageUri(text: string): TbotConfig["storage"] {
   if (text === "memory://") return { type: "memory" };
   if (text.startsWith("file://")) {
-    const path = decodeURIComponent(new URL(text).pathname);
+    let path;
+    try {
+      path = decodeURIComponent(new URL(text).pathname);
+    } catch {
+      throw new ConfigError(`--storage: "${text}" is not a valid file:// URI`);
+    }
     if (!path || path === "/") throw new ConfigError(`--storage: "${text}" names no directory`);
     return { type: "directory", path };
   }
@@ -37,14 +42,6 @@ export function parseStorageUri(text: string): TbotConfig["storage"] {
     );
   }
   return { type: "directory", path: text };
-}
-
-function flagValue<T>(flag: string, parse: () => T): T {
-  try {
-    return parse();
-  } catch (e) {
-    throw new ConfigError(`${flag}: ${(e as Error).message}`);
-  }
 }
 
 function address(flag: string, v: string): string {
@@ -147,7 +144,7 @@ export function applyStartFlags(
   }
   if (f.storage !== undefined) {
     warn("--storage", "storage", fromFile ? c.storage : undefined);
-    c.storage = flagValue("--storage", () => parseStorageUri(f.storage!));
+    c.storage = parseStorageUri(f.storage);
   }
   if (f.certificateTtl !== undefined) {
     c.credential_ttl = duration("--certificate-ttl", f.certificateTtl);
