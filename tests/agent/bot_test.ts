@@ -1,7 +1,7 @@
 import { type BotOptions, runBot } from "../../src/agent/bot.ts";
 import { parseConfig } from "../../src/agent/config/load.ts";
 import type { HeartbeatBody } from "../../src/agent/heartbeat.ts";
-import { Wakeup } from "../../src/agent/loop.ts";
+import { Wakeup } from "../../src/agent/runner/mod.ts";
 import { MemoryStorage } from "../../src/agent/memory_storage.ts";
 import { TbotMetrics } from "../../src/agent/metrics.ts";
 import { IdentityOutput } from "../../src/agent/outputs/identity_output.ts";
@@ -90,7 +90,7 @@ Deno.test("daemon: survives the auth service going down and recovers without a r
   s.state.down = true;
   // Drive the clock: one renewal interval, then every backoff, until the renewal gives up.
   for (let i = 0; i < 20 && healthOf(s.readiness, "identity") !== "unhealthy"; i++) {
-    await waitUntil(() => s.clock.pendingSleeps === 2, "both loops asleep");
+    await waitUntil(() => s.clock.pendingSleeps === 1, "the runner's timer armed");
     await s.clock.advance(s.clock.pendingDelays[0]);
   }
   assertEquals(healthOf(s.readiness, "identity"), "unhealthy");
@@ -102,7 +102,7 @@ Deno.test("daemon: survives the auth service going down and recovers without a r
 
   s.state.down = false;
   for (let i = 0; i < 5 && healthOf(s.readiness, "identity") !== "healthy"; i++) {
-    await waitUntil(() => s.clock.pendingSleeps === 2, "both loops asleep");
+    await waitUntil(() => s.clock.pendingSleeps === 1, "the runner's timer armed");
     await s.clock.advance(s.clock.pendingDelays[0]);
   }
   await waitUntil(() => healthOf(s.readiness, "identity") === "healthy", "recovery");
@@ -116,7 +116,7 @@ Deno.test("daemon: a wake-up (SIGHUP) renews at once", async () => {
   const s = await setup();
   const run = runBot(s.options);
   await waitUntil(() =>
-    healthOf(s.readiness, "heartbeat") === "healthy" && s.clock.pendingSleeps === 2
+    healthOf(s.readiness, "heartbeat") === "healthy" && s.clock.pendingSleeps === 1
   );
   const generation = s.agent.service.identity!.generation;
   const t0 = s.clock.now().getTime();

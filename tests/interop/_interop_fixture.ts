@@ -14,7 +14,7 @@ import { parseConfig } from "../../src/agent/config/load.ts";
 import { sendHeartbeat } from "../../src/agent/heartbeat.ts";
 import { IdentityService } from "../../src/agent/identity_service.ts";
 import { joinTransport } from "../../src/agent/join_client.ts";
-import { Wakeup } from "../../src/agent/loop.ts";
+import { Wakeup } from "../../src/agent/runner/mod.ts";
 import { MemoryStorage } from "../../src/agent/memory_storage.ts";
 import { TbotMetrics } from "../../src/agent/metrics.ts";
 import { createOutputs } from "../../src/agent/outputs/mod.ts";

@@ -24,7 +24,7 @@ import { loadIdentity } from "../../agent/identity.ts";
 import { IdentityService } from "../../agent/identity_service.ts";
 import { joinTransport } from "../../agent/join_client.ts";
 import { replayJournal } from "../../agent/journal.ts";
-import { errorText, Wakeup } from "../../agent/loop.ts";
+import { errorText, Wakeup } from "../../agent/runner/mod.ts";
 import { MemoryStorage } from "../../agent/memory_storage.ts";
 import { TbotMetrics } from "../../agent/metrics.ts";
 import { createOutputs } from "../../agent/outputs/mod.ts";

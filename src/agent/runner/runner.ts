@@ -1,0 +1,429 @@
+/**
+ * {@linkcode BotRunner}: keeps a bot's identity renewed, its outputs written
+ * and its heartbeats sent, on any runtime. See `mod.ts` for how a runtime
+ * drives it.
+ *
+ * @module
+ */
+import { KeyboundError } from "../../errors.ts";
+import type { Logger } from "../../util/log.ts";
+import { type Clock, systemClock } from "../clock.ts";
+import { HEARTBEAT_INTERVAL_MS, type HeartbeatBody, type HostInfo } from "../heartbeat.ts";
+import type { BotIdentity } from "../identity.ts";
+import type { IdentityService } from "../identity_service.ts";
+import type { TbotMetrics } from "../metrics.ts";
+import type { Output } from "../outputs/output.ts";
+import { ReadinessRegistry } from "../readiness.ts";
+import { Job, type JobContext } from "./job.ts";
+import { errorText, IDENTITY_ATTEMPTS, jitteredInterval, OUTPUT_ATTEMPTS } from "./policy.ts";
+import { ClockTimer, type WakeTimer } from "./timer.ts";
+
+/** Sends one heartbeat with the given identity. */
+export type HeartbeatSender = (
+  identity: BotIdentity,
+  body: HeartbeatBody,
+  signal: AbortSignal,
+) => Promise<void>;
+
+/** The join entry point the runner renews through (an {@linkcode IdentityService}). */
+export type IdentitySource = Pick<IdentityService, "identity" | "hasValidIdentity" | "renew">;
+
+/** Everything a {@linkcode BotRunner} needs; runtime differences come in here. */
+export interface RunnerOptions {
+  /** Holds the identity and joins (refresh or recovery). */
+  identity: IdentitySource;
+  /** Time between identity renewals, ms (before jitter). */
+  renewalInterval: number;
+  /** Logger. */
+  log: Logger;
+  /** Time source (default: the system clock). */
+  clock?: Clock;
+  /** Random source in [0, 1) for jitter (default `Math.random`). */
+  random?: () => number;
+  /**
+   * Arms the next wake-up; when it fires the runtime calls
+   * {@linkcode BotRunner.tick}. Default: a timer on `clock`.
+   */
+  timer?: WakeTimer;
+  /** Service health (default: a new registry). */
+  readiness?: ReadinessRegistry;
+  /** Metrics, if exported. */
+  metrics?: TbotMetrics;
+  /** Outputs written after renewals (or on their own interval). */
+  outputs?: Output[];
+  /** Heartbeats: transport and host facts. None are sent without it. */
+  heartbeat?: { send: HeartbeatSender; host: HostInfo };
+  /** One line with the advice for a failed join (default: the error and its code). */
+  describeFailure?: (err: unknown) => string;
+}
+
+/** Options of {@linkcode BotRunner.start}. */
+export interface StartOptions {
+  /** Renew now even if the stored identity is valid (tbot does at startup). */
+  renewNow?: boolean;
+  /**
+   * If the first renewal fails and there is no identity at all, stop and
+   * throw the refusal instead of retrying (a process exits; an object waits).
+   */
+  requireIdentity?: boolean;
+  /** When the renewal is due if none is made now (a Durable Object's stored alarm). */
+  due?: Date | null;
+}
+
+/** The bot's state in one object, for readiness endpoints. */
+export interface RunnerStatus {
+  /** `healthy` with a valid identity and no failed renewal since the last success. */
+  status: "initializing" | "healthy" | "unhealthy";
+  /** Why it is unhealthy: the last refusal with its advice, or expiry. */
+  reason?: string;
+  /** The current identity, possibly expired. */
+  identity: BotIdentity | null;
+  /** Time of the last successful renewal by this runner. */
+  lastRenewal: Date | null;
+  /** Next scheduled wake-up. */
+  nextWake: Date | null;
+}
+
+/** How long the oneshot heartbeat may take before the run ends without it. */
+export const ONESHOT_HEARTBEAT_GRACE_MS = 5_000;
+
+/**
+ * One bot runner for every runtime: renewal with jitter, retries with
+ * backoff, readiness, single-flight joins, outputs and heartbeats.
+ */
+export class BotRunner {
+  #o: RunnerOptions;
+  #clock: Clock;
+  #random: () => number;
+  #timer: WakeTimer;
+  #readiness: ReadinessRegistry;
+  #stop = new AbortController();
+  #ctx: JobContext;
+  #identityJob: Job;
+  #identityRun: Promise<boolean> | null = null;
+  #outputJobs: Job[];
+  #heartbeatJob: Job | null = null;
+  #started = false;
+  #quietFailure = false;
+  #wakeQueued = false;
+  #startupSent = false;
+  #startedAt: number;
+  #lastRenewal: Date | null = null;
+  #armedAt: number | null | undefined = undefined;
+
+  /** @param options dependencies and runtime hooks */
+  constructor(options: RunnerOptions) {
+    this.#o = options;
+    this.#clock = options.clock ?? systemClock;
+    this.#random = options.random ?? Math.random;
+    this.#timer = options.timer ?? new ClockTimer(this.#clock, () => void this.tick());
+    this.#readiness = options.readiness ?? new ReadinessRegistry(() => this.#clock.now());
+    this.#startedAt = this.#clock.now().getTime();
+    this.#ctx = {
+      clock: this.#clock,
+      random: this.#random,
+      log: options.log,
+      signal: this.#stop.signal,
+      ...(options.metrics ? { metrics: options.metrics } : {}),
+    };
+    this.#identityJob = new Job({
+      service: "identity",
+      name: "bot-identity-renewal",
+      attempts: IDENTITY_ATTEMPTS,
+      interval: options.renewalInterval,
+      untilFirstSuccess: true,
+      health: this.#readiness.register("identity"),
+      task: async () => {
+        await options.identity.renew();
+        this.#lastRenewal = this.#clock.now();
+      },
+      onFailure: (err) => {
+        if (!this.#quietFailure) options.log.error(this.#describe(err), { service: "identity" });
+      },
+    }, this.#ctx);
+    this.#outputJobs = (options.outputs ?? []).map((out) =>
+      new Job({
+        service: out.name,
+        name: "output-write",
+        attempts: OUTPUT_ATTEMPTS,
+        ...(out.renewalInterval === undefined ? {} : { interval: out.renewalInterval }),
+        health: this.#readiness.register(out.name),
+        task: () => out.write(this.#requireIdentity("renew the output")),
+      }, this.#ctx)
+    );
+    if (options.heartbeat) {
+      const { send } = options.heartbeat;
+      this.#heartbeatJob = new Job({
+        service: "heartbeat",
+        name: "heartbeat",
+        attempts: OUTPUT_ATTEMPTS,
+        interval: HEARTBEAT_INTERVAL_MS,
+        health: this.#readiness.register("heartbeat"),
+        task: async (signal) => {
+          await send(this.#requireIdentity("send a heartbeat"), this.#heartbeatBody(false), signal);
+          this.#startupSent = true;
+        },
+        onFailure: (err) => options.log.warn("heartbeat failed", { error: errorText(err) }),
+      }, this.#ctx);
+    }
+  }
+
+  /** Service health, as `/readyz` reports it. */
+  get readiness(): ReadinessRegistry {
+    return this.#readiness;
+  }
+
+  /**
+   * Prepares the outputs and either renews now or schedules the renewal.
+   * Throws the refusal if `requireIdentity` is set and the bot has no
+   * identity after a failed first renewal. Runs once; later calls return.
+   */
+  async start(options: StartOptions = {}): Promise<void> {
+    if (this.#started) return;
+    this.#started = true;
+    await this.#initOutputs();
+    const identity = this.#o.identity;
+    if (!options.renewNow && identity.hasValidIdentity()) {
+      this.#identityJob.due = options.due?.getTime() ??
+        this.#clock.now().getTime() +
+          Math.ceil(jitteredInterval(this.#o.renewalInterval, this.#random));
+      await this.#arm();
+      return;
+    }
+    const fatalIfFailed = !!options.requireIdentity && !identity.identity;
+    this.#quietFailure = fatalIfFailed;
+    let ok: boolean;
+    try {
+      ok = await this.#renewRun();
+    } finally {
+      this.#quietFailure = false;
+    }
+    if (ok) return;
+    if (fatalIfFailed && !identity.identity) {
+      await this.stop();
+      const cause = this.#identityJob.lastError;
+      throw new KeyboundError(
+        cause instanceof KeyboundError ? cause.code : "CONNECTION_FAILED",
+        this.#describe(cause),
+        { cause },
+      );
+    }
+    if (identity.identity) {
+      this.#o.log.warn("keeping the stored identity and retrying in the background");
+    }
+  }
+
+  /**
+   * Runs every task that is due, then arms the next wake-up. Resolves when
+   * the tasks it started have finished (a Durable Object's alarm awaits it).
+   */
+  async tick(): Promise<void> {
+    if (this.#stop.signal.aborted) return;
+    this.#armedAt = undefined;
+    const now = this.#clock.now().getTime();
+    const due = (j: Job) => j.due !== null && j.due <= now && !j.running;
+    const started: Promise<unknown>[] = [];
+    if (due(this.#identityJob) && !this.#identityRun) started.push(this.#renewRun());
+    for (const job of this.#others()) {
+      if (due(job)) started.push(job.run().finally(() => this.#arm()));
+    }
+    await this.#arm();
+    await Promise.all(started);
+  }
+
+  /**
+   * Renews now, sharing a renewal already in flight (single-flight: the
+   * server never sees two joins of this bot at once). Throws the join's error.
+   */
+  async renew(): Promise<BotIdentity> {
+    if (!await this.#renewRun()) throw this.#identityJob.lastAttemptError;
+    return this.#requireIdentity("renew");
+  }
+
+  /** The identity if it is valid, otherwise a renewal (shared as in {@linkcode renew}). */
+  async validIdentity(): Promise<BotIdentity> {
+    const identity = this.#o.identity;
+    if (identity.hasValidIdentity() && identity.identity) return identity.identity;
+    return await this.renew();
+  }
+
+  /** Makes the renewal due now (a reload signal); it runs at the next {@linkcode tick}. */
+  async wake(): Promise<void> {
+    // A wake-up during a renewal asks for another one after it, as a queued signal would.
+    if (this.#identityRun) this.#wakeQueued = true;
+    else this.#identityJob.due = this.#clock.now().getTime();
+    await this.#arm();
+  }
+
+  /** The next scheduled wake-up, or null. */
+  nextWake(): Date | null {
+    const at = this.#nextDue();
+    return at === null ? null : new Date(at);
+  }
+
+  /** The bot's state, for a readiness endpoint. */
+  status(): RunnerStatus {
+    const identity = this.#o.identity.identity;
+    const valid = this.#o.identity.hasValidIdentity();
+    const failed = this.#identityJob.lastError;
+    const common = { identity, lastRenewal: this.#lastRenewal, nextWake: this.nextWake() };
+    if (failed !== undefined) {
+      return { status: "unhealthy", reason: this.#describe(failed), ...common };
+    }
+    if (identity && !valid) {
+      return { status: "unhealthy", reason: "the bot's certificate has expired", ...common };
+    }
+    return { status: identity ? "healthy" : "initializing", ...common };
+  }
+
+  /**
+   * One run and out (tbot's oneshot): renew, then write every output once
+   * while one heartbeat travels (waited for at most
+   * {@linkcode ONESHOT_HEARTBEAT_GRACE_MS}). Throws the refusal if the
+   * renewal fails, `STORAGE_ERROR` if an output could not be written.
+   */
+  async once(): Promise<void> {
+    const health = this.#identityJob.spec.health!;
+    await this.#initOutputs();
+    let identity: BotIdentity;
+    try {
+      identity = await this.#o.identity.renew();
+    } catch (cause) {
+      health.unhealthy(errorText(cause));
+      throw new KeyboundError(
+        cause instanceof KeyboundError ? cause.code : "CONNECTION_FAILED",
+        this.#describe(cause),
+        { cause },
+      );
+    }
+    health.healthy();
+    const heartbeat = this.#oneshotHeartbeat(identity);
+    let written = true;
+    for (const job of this.#outputJobs) {
+      const single = new Job({ ...job.spec, attempts: 1 }, this.#ctx);
+      written = await single.run() && written;
+    }
+    await heartbeat;
+    if (!written) {
+      throw new KeyboundError("STORAGE_ERROR", "writing the outputs failed (see the log above)");
+    }
+  }
+
+  /** Stops: disarms the wake-up, aborts work in flight and waits for it. */
+  async stop(): Promise<void> {
+    this.#stop.abort();
+    await this.#timer.arm(null);
+    await Promise.allSettled([
+      this.#identityRun,
+      ...this.#others().filter((j) => j.running).map((j) => j.run()),
+    ]);
+  }
+
+  async #oneshotHeartbeat(identity: BotIdentity): Promise<void> {
+    const job = this.#heartbeatJob;
+    if (!job) return;
+    const give = new AbortController();
+    const timer = this.#clock.sleep(ONESHOT_HEARTBEAT_GRACE_MS, give.signal).then(() =>
+      give.abort()
+    );
+    try {
+      await this.#o.heartbeat!.send(identity, this.#heartbeatBody(true), give.signal);
+      job.spec.health?.healthy();
+    } catch (err) {
+      job.spec.health?.unhealthy(errorText(err));
+      this.#o.log.warn("heartbeat failed", { error: errorText(err) });
+    } finally {
+      give.abort();
+      await timer;
+    }
+  }
+
+  async #initOutputs(): Promise<void> {
+    for (const out of this.#o.outputs ?? []) {
+      try {
+        await out.init();
+      } catch (cause) {
+        throw new KeyboundError(
+          "STORAGE_ERROR",
+          `output "${out.name}" (${out.describe()}) cannot be prepared: ${errorText(cause)}`,
+          { cause },
+        );
+      }
+    }
+  }
+
+  #others(): Job[] {
+    return this.#heartbeatJob ? [...this.#outputJobs, this.#heartbeatJob] : this.#outputJobs;
+  }
+
+  #describe(err: unknown): string {
+    return this.#o.describeFailure ? this.#o.describeFailure(err) : errorText(err);
+  }
+
+  #requireIdentity(what: string): BotIdentity {
+    const identity = this.#o.identity.identity;
+    if (!identity) throw new KeyboundError("CONNECTION_FAILED", `no identity to ${what} with`);
+    return identity;
+  }
+
+  #heartbeatBody(oneshot: boolean): HeartbeatBody {
+    const host = this.#o.heartbeat!.host;
+    return {
+      is_startup: !this.#startupSent,
+      version: host.version,
+      hostname: host.hostname,
+      uptime_seconds: Math.floor((this.#clock.now().getTime() - this.#startedAt) / 1000),
+      one_shot: oneshot,
+      architecture: host.architecture,
+      os: host.os,
+    };
+  }
+
+  /** One identity attempt, then the outputs that follow it (all of them the first time). */
+  #renewRun(): Promise<boolean> {
+    if (this.#identityRun) return this.#identityRun;
+    const first = !this.#identityJob.succeeded;
+    const run = (async () => {
+      if (!await this.#identityJob.run()) return false;
+      for (const job of this.#outputJobs) {
+        if (first || job.spec.interval === undefined) await job.run();
+      }
+      if (first && this.#heartbeatJob) this.#heartbeatJob.due = this.#clock.now().getTime();
+      return true;
+    })();
+    this.#identityRun = run;
+    return run.finally(async () => {
+      this.#identityRun = null;
+      if (this.#wakeQueued) {
+        this.#wakeQueued = false;
+        this.#identityJob.due = this.#clock.now().getTime();
+      }
+      await this.#arm();
+    });
+  }
+
+  #nextDue(): number | null {
+    const dues = [this.#identityJob, ...this.#others()]
+      .filter((j) =>
+        j.due !== null && !(j.running || (j === this.#identityJob && this.#identityRun))
+      )
+      .map((j) => j.due!);
+    return dues.length ? Math.min(...dues) : null;
+  }
+
+  async #arm(): Promise<void> {
+    if (this.#stop.signal.aborted) return;
+    const at = this.#nextDue();
+    const busy = this.#identityRun !== null || this.#others().some((j) => j.running);
+    // While a task runs, its completion arms what comes next.
+    if ((at === null && busy) || at === this.#armedAt) return;
+    if (at !== null && at <= this.#clock.now().getTime()) {
+      // Due already: run it now rather than through a timer that may need time to pass.
+      this.#armedAt = undefined;
+      void this.tick();
+      return;
+    }
+    this.#armedAt = at;
+    await this.#timer.arm(at === null ? null : new Date(at));
+  }
+}

@@ -1,0 +1,93 @@
+/**
+ * The shared runner suite on the daemon's timers (a fake clock in Deno),
+ * plus the policy's numbers.
+ *
+ * @module
+ */
+import {
+  backoffDelay,
+  BotRunner,
+  isRetryable,
+  jitteredInterval,
+  startupBackoff,
+  Wakeup,
+} from "../../../src/agent/runner/mod.ts";
+import { KeyboundError } from "../../../src/errors.ts";
+import { silentLogger } from "../../../src/util/log.ts";
+import { assert, assertEquals } from "../../_assert.ts";
+import { FakeClock, settle } from "../_fake_clock.ts";
+import { waitUntil } from "../_wait.ts";
+import { ScriptedIdentity } from "./_scripted_identity.ts";
+import { runnerCases, type SuiteDriver } from "./_suite.ts";
+
+const daemon: SuiteDriver = (renewalInterval) => {
+  const clock = new FakeClock();
+  const identity = new ScriptedIdentity(() => clock.now().getTime());
+  const runner = new BotRunner({ identity, renewalInterval, clock, log: silentLogger });
+  const idle = () => waitUntil(() => identity.inFlight === 0, "the join to finish");
+  return Promise.resolve({
+    start: async (renewNow) => await runner.start({ renewNow }),
+    store: (generation) => Promise.resolve(identity.store(generation)),
+    failWith: (code) => Promise.resolve(void (identity.failWith = code)),
+    joins: () => Promise.resolve({ joins: identity.joins, maxInFlight: identity.maxInFlight }),
+    wakeIn: () => Promise.resolve(clock.pendingDelays[0] ?? null),
+    fire: async () => {
+      await clock.advance(clock.pendingDelays[0]);
+      await idle();
+      await settle();
+    },
+    status: () => {
+      const s = runner.status();
+      return Promise.resolve({
+        status: s.status,
+        ...(s.reason ? { reason: s.reason } : {}),
+        ...(s.identity ? { generation: s.identity.generation } : {}),
+      });
+    },
+    renewTogether: async (n) => {
+      identity.hold();
+      const all = Promise.all(
+        Array.from(
+          { length: n },
+          () => runner.renew().then((i) => i.generation, (e: KeyboundError) => e.code),
+        ),
+      );
+      await settle();
+      identity.release();
+      return await all;
+    },
+    close: () => runner.stop(),
+  });
+};
+
+for (const [name, run] of Object.entries(runnerCases)) {
+  Deno.test(`runner on daemon timers: ${name}`, () => run(daemon));
+}
+
+Deno.test("policy: 1 s doubling; jitter only lengthens retries and only shortens intervals", () => {
+  assertEquals([1, 2, 3, 4, 5, 6].map((n) => backoffDelay(n, () => 0)), [
+    1000,
+    2000,
+    4000,
+    8000,
+    16000,
+    32000,
+  ]);
+  assert(backoffDelay(1, () => 0.99) <= 1250);
+  assertEquals(jitteredInterval(20 * 60_000, () => 0), 20 * 60_000);
+  assert(jitteredInterval(20 * 60_000, () => 0.999) > 20 * 60_000 * 6 / 7);
+  // Half jitter with random() = 0: half of 1, 2, 4 … s, capped at half a minute.
+  assertEquals(
+    [1, 2, 3, 4, 5, 6, 7, 8, 9].map((n) => startupBackoff(n, () => 0)),
+    [500, 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000],
+  );
+  assert(!isRetryable(new KeyboundError("NO_RECOVERIES_REMAINING", "no rejoins remaining")));
+  assert(isRetryable(new TypeError("fetch failed")));
+});
+
+Deno.test("wakeup: queued once when nobody waits", async () => {
+  const w = new Wakeup();
+  assert(w.fire());
+  assertEquals(w.fire(), false, "a second reload while one is queued is reported");
+  await w.wait(new AbortController().signal);
+});
