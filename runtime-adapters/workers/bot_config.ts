@@ -4,8 +4,9 @@
  *
  * @module
  */
+import { parseServerAddress, type TbotConfig } from "../../src/agent/config/schema.ts";
+import { configFromObject } from "../../src/agent/config/validate.ts";
 import { ConfigError } from "../../src/errors.ts";
-import { parseDuration } from "../../src/util/duration.ts";
 import type { BotIdentityRpc } from "./bot_identity_rpc.ts";
 import type { DurableObjectNamespace } from "./types.ts";
 
@@ -41,63 +42,61 @@ export interface BotEnv {
   LOG_FORMAT?: string;
 }
 
-/** The checked configuration. */
+/** The checked configuration: the agent's config plus what only the Worker bot has. */
 export interface BotConfig {
+  /** The same configuration tbot runs with, validated by the same schema and rules. */
+  agent: TbotConfig;
   /** Auth service base URL. */
   authServer: string;
   /** Join token name. */
   tokenName: string;
-  /** Registration secret, if any. */
-  registrationSecret?: string;
-  /** Requested certificate lifetime, ms. */
-  credentialTtlMs: number;
-  /** Renewal interval, ms. */
-  renewalIntervalMs: number;
   /** Workload identity for JWT-SVIDs, if configured. */
   workloadIdentity?: string;
 }
 
-const LOOPBACK = new Set(["127.0.0.1", "localhost", "[::1]"]);
+/** The binding each config field comes from, for errors. */
+const BINDINGS: Record<string, keyof BotEnv> = {
+  "auth_server": "AUTH_SERVER",
+  "insecure": "AUTH_SERVER",
+  "onboarding.token": "TBOT_TOKEN",
+  "onboarding.bound_keypair.registration_secret": "TBOT_REGISTRATION_SECRET",
+  "credential_ttl": "TBOT_CREDENTIAL_TTL",
+  "renewal_interval": "TBOT_RENEWAL_INTERVAL",
+};
 
-function duration(
-  env: BotEnv,
-  name: "TBOT_CREDENTIAL_TTL" | "TBOT_RENEWAL_INTERVAL",
-  dflt: string,
-) {
-  const text = env[name] ?? dflt;
-  let ms: number;
-  try {
-    ms = parseDuration(text);
-  } catch {
-    throw new ConfigError(`${name} "${text}" is not a duration (examples: 90s, 20m, 1h)`);
-  }
-  if (ms < 1000) throw new ConfigError(`${name} must be at least 1s, got "${text}"`);
-  return ms;
-}
-
-/** Reads and checks the bot's bindings; throws `ConfigError` naming the binding. */
+/**
+ * Maps the bot's bindings into the agent's config schema (the one
+ * `tbot.yaml` is read with: same defaults, same rule that plain `http://`
+ * is for loopback only); throws `ConfigError` naming the binding.
+ */
 export function botConfig(env: BotEnv): BotConfig {
-  if (!env.TBOT_TOKEN) throw new ConfigError("TBOT_TOKEN (the join token name) is not set");
-  let url: URL;
-  try {
-    url = new URL(env.AUTH_SERVER ?? "");
-  } catch {
-    throw new ConfigError(`AUTH_SERVER "${env.AUTH_SERVER ?? ""}" is not a URL`);
-  }
-  if (url.protocol !== "https:" && !(url.protocol === "http:" && LOOPBACK.has(url.hostname))) {
-    throw new ConfigError("AUTH_SERVER must be an https:// URL (http:// only on loopback)");
-  }
-  const credentialTtlMs = duration(env, "TBOT_CREDENTIAL_TTL", "1h");
-  const renewalIntervalMs = duration(env, "TBOT_RENEWAL_INTERVAL", "20m");
-  if (renewalIntervalMs >= credentialTtlMs) {
+  const server = env.AUTH_SERVER ?? "";
+  const agent = configFromObject({
+    version: "v2",
+    auth_server: server,
+    // A Worker cannot skip certificate checks; `insecure` only admits http:// on loopback.
+    insecure: /^http:\/\//i.test(server),
+    onboarding: {
+      join_method: "bound_keypair",
+      token: env.TBOT_TOKEN,
+      bound_keypair: env.TBOT_REGISTRATION_SECRET
+        ? { registration_secret: env.TBOT_REGISTRATION_SECRET }
+        : {},
+    },
+    storage: { type: "memory" },
+    ...(env.TBOT_CREDENTIAL_TTL === undefined ? {} : { credential_ttl: env.TBOT_CREDENTIAL_TTL }),
+    ...(env.TBOT_RENEWAL_INTERVAL === undefined
+      ? {}
+      : { renewal_interval: env.TBOT_RENEWAL_INTERVAL }),
+  }, (path) => BINDINGS[path.join(".")] ?? path.join("."));
+  // A Worker's warnings reach nobody: certificates expiring between renewals are refused here.
+  if (agent.renewal_interval >= agent.credential_ttl) {
     throw new ConfigError("TBOT_RENEWAL_INTERVAL must be shorter than TBOT_CREDENTIAL_TTL");
   }
   return {
-    authServer: url.origin,
-    tokenName: env.TBOT_TOKEN,
-    ...(env.TBOT_REGISTRATION_SECRET ? { registrationSecret: env.TBOT_REGISTRATION_SECRET } : {}),
-    credentialTtlMs,
-    renewalIntervalMs,
+    agent,
+    authServer: parseServerAddress(server).baseUrl,
+    tokenName: agent.onboarding.token,
     ...(env.TBOT_WORKLOAD_IDENTITY ? { workloadIdentity: env.TBOT_WORKLOAD_IDENTITY } : {}),
   };
 }

@@ -2,23 +2,23 @@
  * `BotIdentity`: a tbot that lives in a Durable Object. It joins the auth
  * service with `fetch` (bound-keypair joining, like tbot), keeps its bound
  * key, join state and credentials in the object's storage (sealed under
- * `TBOT_STORAGE_KEK` when set), renews from the object's alarm, and answers
- * RPC calls for a JWT-SVID, its X.509 identity and its readiness.
+ * `TBOT_STORAGE_KEK` when set), and answers RPC calls for a JWT-SVID, its
+ * X.509 identity and its readiness.
  *
- * It reuses the agent core unchanged (StoredClientState, IdentityService,
- * the journal) over {@linkcode DoAgentStorage}. Joins are single-flight: an
- * alarm and a request arriving together share one join, so the server never
- * sees two joins of this bot at once.
+ * Scheduling, retries, readiness and single-flight joins are the shared
+ * agent runner's (`src/agent/runner/`); this object only wires it to its
+ * storage and arms the runner's wake-ups as the object's alarm.
  *
  * @module
  */
+import { type Clock, systemClock } from "../../src/agent/clock.ts";
 import { StoredClientState } from "../../src/agent/client_state.ts";
-import { systemClock } from "../../src/agent/clock.ts";
 import { type BotIdentity as AgentIdentity, loadIdentity } from "../../src/agent/identity.ts";
 import { IdentityService } from "../../src/agent/identity_service.ts";
 import { joinTransport } from "../../src/agent/join_client.ts";
 import { replayJournal } from "../../src/agent/journal.ts";
 import { describeJoinFailure } from "../../src/agent/refusal.ts";
+import { BotRunner, type IdentitySource } from "../../src/agent/runner/mod.ts";
 import { parseKek, SealedStorage } from "../../src/agent/sealed_keys.ts";
 import { isKeyboundError, KeyboundError } from "../../src/errors.ts";
 import { createLogger, type Logger } from "../../src/util/log.ts";
@@ -36,14 +36,17 @@ import { DurableObject } from "./durable_object.ts";
 import type { DurableObjectState } from "./types.ts";
 import { fetchJwtSvid } from "./workload_client.ts";
 
-/** Longest wait before retrying a failed renewal. */
-const MAX_RETRY_MS = 5 * 60_000;
-/** First retry delay after a failed renewal. */
-const FIRST_RETRY_MS = 2_000;
-
 interface Loaded {
   config: BotConfig;
-  service: IdentityService;
+  runner: BotRunner;
+}
+
+/** What a test may put in place of the real join and clock. */
+export interface RunnerSeams {
+  /** Replaces the identity service (and its joins). */
+  identity?: IdentitySource;
+  /** Replaces the system clock. */
+  clock?: Clock;
 }
 
 /** A join failure as data, with the advice tbot would log. */
@@ -67,10 +70,6 @@ export class BotIdentity extends DurableObject<BotEnv> implements BotIdentityRpc
   #log: Logger;
   #loaded: Loaded | null = null;
   #loadError: unknown = null;
-  #renewing: Promise<AgentIdentity> | null = null;
-  #lastError: RpcError | null = null;
-  #lastRenewal: Date | null = null;
-  #failures = 0;
 
   /**
    * @param ctx the object's state
@@ -96,6 +95,11 @@ export class BotIdentity extends DurableObject<BotEnv> implements BotIdentityRpc
     });
   }
 
+  /** Test seam: a subclass may replace the join and the clock (default: the real ones). */
+  protected runnerSeams(): RunnerSeams {
+    return {};
+  }
+
   async #load(): Promise<Loaded> {
     const config = botConfig(this.env);
     const kek = this.env.TBOT_STORAGE_KEK
@@ -108,21 +112,40 @@ export class BotIdentity extends DurableObject<BotEnv> implements BotIdentityRpc
     });
     await replayJournal(storage);
     const clientState = await StoredClientState.load(storage, this.#log);
-    const identity = await loadIdentity(storage, config.tokenName, this.#log);
+    const stored = await loadIdentity(storage, config.tokenName, this.#log);
+    const seams = this.runnerSeams();
     const doFetch = this.#authFetch();
-    const service = new IdentityService({
+    const service = seams.identity ? null : new IdentityService({
       storage,
       clientState,
       tokenName: config.tokenName,
-      credentialTtlMs: config.credentialTtlMs,
-      ...(config.registrationSecret ? { registrationSecret: config.registrationSecret } : {}),
+      credentialTtlMs: config.agent.credential_ttl,
+      ...(config.agent.onboarding.bound_keypair.registration_secret
+        ? { registrationSecret: config.agent.onboarding.bound_keypair.registration_secret }
+        : {}),
       ...joinTransport(config.authServer, doFetch),
-      clock: systemClock,
+      clock: seams.clock ?? systemClock,
       log: this.#log,
-    }, identity);
+    }, stored);
     // Evicted mid-join: resume at once instead of at the next scheduled renewal.
-    if (await service.hasPendingJoin()) await this.ctx.storage.setAlarm(Date.now());
-    return { config, service };
+    if (await service?.hasPendingJoin()) await this.ctx.storage.setAlarm(Date.now());
+    const identity = seams.identity ?? service!;
+    const storageApi = this.ctx.storage;
+    const runner = new BotRunner({
+      identity,
+      renewalInterval: config.agent.renewal_interval,
+      log: this.#log,
+      ...(seams.clock ? { clock: seams.clock } : {}),
+      // The runner's wake-ups are the object's alarm, which survives eviction and restarts.
+      timer: { arm: (at) => at ? storageApi.setAlarm(at.getTime()) : storageApi.deleteAlarm() },
+      describeFailure: (err) =>
+        describeJoinFailure(err, {
+          tokenName: config.tokenName,
+          server: config.authServer,
+          staticKey: false,
+        }),
+    });
+    return { config, runner };
   }
 
   /** The auth service's fetch: the service binding when there is one, else the internet. */
@@ -147,80 +170,33 @@ export class BotIdentity extends DurableObject<BotEnv> implements BotIdentityRpc
     };
   }
 
-  /** One join at a time: concurrent callers share the join in progress. */
-  #renewOnce(): Promise<AgentIdentity> {
-    if (this.#renewing) return this.#renewing;
-    const { service } = this.#ready();
-    this.#renewing = (async () => {
-      try {
-        const identity = await service.renew();
-        this.#lastRenewal = new Date();
-        this.#lastError = null;
-        this.#failures = 0;
-        return identity;
-      } catch (err) {
-        this.#failures++;
-        this.#lastError = joinError(err, this.#context());
-        this.#log.error(this.#lastError.message);
-        throw err;
-      } finally {
-        this.#renewing = null;
-      }
-    })();
-    return this.#renewing;
-  }
-
-  /** A valid identity: the stored one, or a fresh join. */
-  async #validIdentity(): Promise<AgentIdentity> {
-    const { service } = this.#ready();
-    return service.hasValidIdentity() && service.identity
-      ? service.identity
-      : await this.#renewOnce();
-  }
-
-  async #armAlarm(delayMs: number): Promise<void> {
-    await this.ctx.storage.setAlarm(Date.now() + delayMs);
-  }
-
-  #retryDelay(): number {
-    const interval = this.#loaded?.config.renewalIntervalMs ?? MAX_RETRY_MS;
-    return Math.min(interval, MAX_RETRY_MS, FIRST_RETRY_MS * 2 ** Math.max(0, this.#failures - 1));
-  }
-
-  /** Renews on schedule; the next alarm is armed whatever happens. */
+  /** The runner's wake-up: the first one after a restart renews, later ones run what is due. */
   async alarm(): Promise<void> {
-    let ok = false;
-    try {
-      await this.#renewOnce();
-      ok = true;
-    } catch {
-      // Recorded in #lastError and logged; the finally block schedules a retry.
-    } finally {
-      const interval = this.#loaded?.config.renewalIntervalMs;
-      await this.#armAlarm(ok && interval ? interval : this.#retryDelay());
+    if (!this.#loaded) {
+      this.#log.error("the alarm fired but the bot's state could not be loaded");
+      return;
     }
+    await this.#loaded.runner.start({ renewNow: true });
+    await this.#loaded.runner.tick();
   }
 
   async start(): Promise<BotReadiness> {
-    // /readyz is public and calls this: after a failure only the alarm retries, so
+    // /readyz is public and calls this: the runner starts once per activation, so
     // requests cannot turn into a stream of join attempts against the auth service.
-    if (!this.#lastError) {
-      try {
-        await this.#validIdentity();
-      } catch {
-        // Recorded in #lastError and reported by readiness.
-      }
-    }
-    if (this.#loaded && (await this.ctx.storage.getAlarm()) === null) {
-      const interval = this.#loaded.config.renewalIntervalMs;
-      await this.#armAlarm(this.#lastError ? this.#retryDelay() : interval);
+    if (this.#loaded) {
+      await this.#loaded.runner.start({ due: await this.#alarmAt() });
     }
     return await this.readiness();
   }
 
+  async #alarmAt(): Promise<Date | null> {
+    const alarm = await this.ctx.storage.getAlarm();
+    return alarm === null ? null : new Date(alarm);
+  }
+
   async renew(): Promise<RpcResult<{ generation: number; bot_instance_id: string }>> {
     try {
-      const id = await this.#renewOnce();
+      const id = await this.#ready().runner.renew();
       return { ok: true, generation: id.generation, bot_instance_id: id.botInstanceId };
     } catch (err) {
       return { ok: false, error: joinError(err, this.#context()) };
@@ -230,7 +206,7 @@ export class BotIdentity extends DurableObject<BotEnv> implements BotIdentityRpc
   async jwtSvid(audience: string): Promise<RpcResult<{ svid: JwtSvid }>> {
     let identity: AgentIdentity;
     try {
-      identity = await this.#validIdentity();
+      identity = await this.#ready().runner.validIdentity();
     } catch (err) {
       return { ok: false, error: joinError(err, this.#context()) };
     }
@@ -254,7 +230,7 @@ export class BotIdentity extends DurableObject<BotEnv> implements BotIdentityRpc
 
   async x509(includePrivateKey = false): Promise<RpcResult<{ credentials: X509Credentials }>> {
     try {
-      const identity = await this.#validIdentity();
+      const identity = await this.#ready().runner.validIdentity();
       return {
         ok: true,
         credentials: {
@@ -271,8 +247,8 @@ export class BotIdentity extends DurableObject<BotEnv> implements BotIdentityRpc
   }
 
   async readiness(): Promise<BotReadiness> {
-    const alarm = await this.ctx.storage.getAlarm();
-    const next_renewal = alarm === null ? null : new Date(alarm).toISOString();
+    const alarm = await this.#alarmAt();
+    const next_renewal = alarm === null ? null : alarm.toISOString();
     if (!this.#loaded) {
       return {
         status: "unhealthy",
@@ -280,19 +256,11 @@ export class BotIdentity extends DurableObject<BotEnv> implements BotIdentityRpc
         next_renewal,
       };
     }
-    const identity = this.#loaded.service.identity;
-    const valid = this.#loaded.service.hasValidIdentity();
+    const s = this.#loaded.runner.status();
+    const identity = s.identity;
     return {
-      status: this.#lastError || (identity && !valid)
-        ? "unhealthy"
-        : identity
-        ? "healthy"
-        : "initializing",
-      ...(this.#lastError
-        ? { reason: this.#lastError.message }
-        : identity && !valid
-        ? { reason: "the bot's certificate has expired" }
-        : {}),
+      status: s.status,
+      ...(s.reason ? { reason: s.reason } : {}),
       ...(identity
         ? {
           bot_name: identity.botName,
@@ -301,7 +269,7 @@ export class BotIdentity extends DurableObject<BotEnv> implements BotIdentityRpc
           expires: identity.notAfter.toISOString(),
         }
         : {}),
-      ...(this.#lastRenewal ? { last_renewal: this.#lastRenewal.toISOString() } : {}),
+      ...(s.lastRenewal ? { last_renewal: s.lastRenewal.toISOString() } : {}),
       next_renewal,
     };
   }

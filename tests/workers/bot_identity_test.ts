@@ -105,7 +105,8 @@ Deno.test("BotIdentity in workerd: join, credentials, restart, wipe", async (t) 
         assertEquals(first.generation, 1);
         assert(first.next_renewal !== null, "no renewal alarm armed");
         const armedIn = Date.parse(first.next_renewal!) - Date.parse(first.last_renewal!);
-        assert(armedIn >= 20 * 60_000, `alarm armed ${armedIn} ms after the join`);
+        // The shared runner's jitter shortens the interval by at most a seventh.
+        assert(armedIn >= 20 * 60_000 * 6 / 7, `alarm armed ${armedIn} ms after the join`);
         const status = await tokenStatus(auth, "edge-bot");
         assertEquals(status?.recovery_count, 1);
         assert(status?.bound_public_key, "the token has no bound key");
@@ -227,7 +228,8 @@ Deno.test("BotIdentity in workerd: the alarm renews on schedule", async () => {
     assertEquals(now.bot_instance_id, started.bot_instance_id);
     assertEquals(now.status, "healthy");
     assert(now.next_renewal !== null, "the alarm was not re-armed");
-    assert(Date.parse(now.next_renewal!) - Date.parse(now.last_renewal!) >= 1000, "re-armed early");
+    const rearmedIn = Date.parse(now.next_renewal!) - Date.parse(now.last_renewal!);
+    assert(rearmedIn >= 1000 * 6 / 7, `re-armed early: ${rearmedIn} ms`);
     assertEquals((await tokenStatus(auth, "alarm-bot"))?.recovery_count, 1);
   } finally {
     await run.worker.stop();

@@ -9,18 +9,11 @@ import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument } from "yaml
 import type { Document, Node } from "yaml";
 import type { z } from "zod";
 import { ConfigError } from "../../errors.ts";
-import { parseDuration } from "../../util/duration.ts";
 import { formatPath } from "../../util/zod_error.ts";
-import {
-  checkConfig,
-  type ConfigProblem,
-  DEFAULT_CREDENTIAL_TTL,
-  type TbotConfig,
-  TbotConfigSchema,
-} from "./schema.ts";
+import { checkConfig, type ConfigProblem, type TbotConfig, TbotConfigSchema } from "./schema.ts";
+import { type ConfigPath, finish, firstIssue, issueMessage, issuePath } from "./validate.ts";
 
-/** A field path: keys and list indexes. */
-export type ConfigPath = (string | number)[];
+export { configFromObject, type ConfigPath } from "./validate.ts";
 
 /** The line (1-based) of the deepest node along `path` that exists, or undefined. */
 function lineOf(doc: Document, lines: LineCounter, path: ConfigPath): number | undefined {
@@ -44,23 +37,6 @@ function lineOf(doc: Document, lines: LineCounter, path: ConfigPath): number | u
   return offset === undefined ? undefined : lines.linePos(offset).line;
 }
 
-function issuePath(issue: z.core.$ZodIssue): ConfigPath {
-  const base = issue.path.filter((p): p is string | number => typeof p !== "symbol");
-  return issue.code === "unrecognized_keys" ? [...base, issue.keys[0]] : base;
-}
-
-function issueMessage(issue: z.core.$ZodIssue): string {
-  if (issue.code === "unrecognized_keys") {
-    return `unknown field${issue.keys.length > 1 ? "s" : ""} ${
-      issue.keys.map((k) => `"${k}"`).join(", ")
-    }`;
-  }
-  if (issue.code === "invalid_type" && /received undefined$/.test(issue.message)) {
-    return "required field is missing";
-  }
-  return issue.message;
-}
-
 function configError(
   source: string,
   line: number | undefined,
@@ -75,19 +51,6 @@ function configError(
   return new ConfigError(`invalid config ${where}: ${field}${message}`, {
     details: { path: formatPath(path), ...(line === undefined ? {} : { line }) },
   });
-}
-
-/**
- * Merges `outputs` and `services` (outputs first) and applies defaults that
- * depend on more than one field.
- */
-function finish(file: z.infer<typeof TbotConfigSchema>): TbotConfig {
-  const { outputs, services, certificate_ttl, credential_ttl, ...rest } = file;
-  return {
-    ...rest,
-    services: [...(outputs ?? []), ...(services ?? [])],
-    credential_ttl: credential_ttl ?? certificate_ttl ?? parseDuration(DEFAULT_CREDENTIAL_TTL),
-  };
 }
 
 /** Maps a path in the merged config back to the file (`services[i]` may be `outputs[i]`). */
@@ -134,9 +97,7 @@ export function parseConfig(text: string, source = "tbot.yaml"): TbotConfig {
   }
   const parsed = TbotConfigSchema.safeParse(raw);
   if (!parsed.success) {
-    // A misspelt key usually also leaves a required field missing; the typo is the real news.
-    const issue = parsed.error.issues.find((i) => i.code === "unrecognized_keys") ??
-      parsed.error.issues[0];
+    const issue = firstIssue(parsed.error);
     const path = issuePath(issue);
     throw configError(
       source,

@@ -1,5 +1,5 @@
 /**
- * A wake-up request (SIGHUP/SIGUSR1 in the daemon, a button in a browser):
+ * A wake-up request (SIGHUP in the daemon, a button in a browser):
  * remembered until someone waits for it.
  *
  * @module

@@ -1,0 +1,87 @@
+/**
+ * Validation shared by every source of agent configuration (a `tbot.yaml`
+ * file, a Worker's bindings): the zod schema, the defaults that span fields
+ * and the cross-field rules, without the YAML parser.
+ *
+ * @module
+ */
+import type { z } from "zod";
+import { ConfigError } from "../../errors.ts";
+import { parseDuration } from "../../util/duration.ts";
+import { formatPath } from "../../util/zod_error.ts";
+import {
+  checkConfig,
+  DEFAULT_CREDENTIAL_TTL,
+  type TbotConfig,
+  TbotConfigSchema,
+} from "./schema.ts";
+
+/** A field path: keys and list indexes. */
+export type ConfigPath = (string | number)[];
+
+/** The path a zod issue is about (an unknown key's own path for `unrecognized_keys`). */
+export function issuePath(issue: z.core.$ZodIssue): ConfigPath {
+  const base = issue.path.filter((p): p is string | number => typeof p !== "symbol");
+  return issue.code === "unrecognized_keys" ? [...base, issue.keys[0]] : base;
+}
+
+/** A zod issue as one line: unknown keys listed, a missing field said plainly. */
+export function issueMessage(issue: z.core.$ZodIssue): string {
+  if (issue.code === "unrecognized_keys") {
+    return `unknown field${issue.keys.length > 1 ? "s" : ""} ${
+      issue.keys.map((k) => `"${k}"`).join(", ")
+    }`;
+  }
+  if (issue.code === "invalid_type" && /received undefined$/.test(issue.message)) {
+    return "required field is missing";
+  }
+  return issue.message;
+}
+
+/** The issue to report of a failed parse: a misspelt key first, it is usually the real news. */
+export function firstIssue(error: z.ZodError): z.core.$ZodIssue {
+  return error.issues.find((i) => i.code === "unrecognized_keys") ?? error.issues[0];
+}
+
+/**
+ * Merges `outputs` and `services` (outputs first) and applies defaults that
+ * depend on more than one field.
+ */
+export function finish(file: z.infer<typeof TbotConfigSchema>): TbotConfig {
+  const { outputs, services, certificate_ttl, credential_ttl, ...rest } = file;
+  return {
+    ...rest,
+    services: [...(outputs ?? []), ...(services ?? [])],
+    credential_ttl: credential_ttl ?? certificate_ttl ?? parseDuration(DEFAULT_CREDENTIAL_TTL),
+  };
+}
+
+/**
+ * Validates a configuration given as an object in `tbot.yaml`'s shape (the
+ * Worker bot maps its bindings into one), with the same schema, defaults and
+ * cross-field rules as the file. `name` says what a field is called where
+ * the values came from; errors are `ConfigError`s naming it.
+ *
+ * @example
+ * ```ts
+ * const config = configFromObject({
+ *   version: "v2",
+ *   auth_server: "auth.example.com:443",
+ *   onboarding: { join_method: "bound_keypair", token: "bot" },
+ * }, (path) => path.join("."));
+ * config.renewal_interval; // 1_200_000
+ * ```
+ */
+export function configFromObject(raw: unknown, name: (path: ConfigPath) => string): TbotConfig {
+  const fail = (path: ConfigPath, message: string) =>
+    new ConfigError(`${name(path)}: ${message}`, { details: { path: formatPath(path) } });
+  const parsed = TbotConfigSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = firstIssue(parsed.error);
+    throw fail(issuePath(issue), issueMessage(issue));
+  }
+  const config = finish(parsed.data);
+  const problem = checkConfig(config)[0];
+  if (problem) throw fail(problem.path, problem.message);
+  return config;
+}
