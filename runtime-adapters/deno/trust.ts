@@ -1,32 +1,26 @@
 /**
- * How tbot on Deno trusts the auth service: system roots, a CA file, CA pins
- * (what `tctl status` prints), or nothing at all (`insecure`).
+ * How tbot on Deno reaches the auth service under each trust mode: system
+ * roots, a CA file, CA pins, or nothing at all (`insecure`). I/O only: the
+ * pin policy is `src/agent/trust/`.
  *
  * Pins: Deno's `fetch` cannot skip verification for one request, so the
- * first connection goes through `node:tls` with verification off. Over that
- * one connection the agent reads the server's leaf certificate and
- * `GET /v1/ca/host`, accepts a CA only if its SPKI hash equals a pin AND its
- * key signed the leaf, saves it to storage (`host_ca.pem`), and from then on
- * uses a `Deno.HttpClient` that verifies against it. Later runs start from
- * the saved CA and skip the unverified step.
+ * first contact goes through `node:tls` with verification off
+ * ({@linkcode fetchUnverified}); after the policy has accepted a CA, a
+ * `Deno.HttpClient` verifies against it.
  *
  * @module
  */
 import type { TLSSocket } from "node:tls";
-import { readText, STORAGE_FILES, writeText } from "../../src/agent/storage.ts";
-import type { AgentStorage } from "../../src/agent/storage.ts";
+import {
+  checkCaFile,
+  type FirstContactResult,
+  HOST_CA_PATH,
+  parseHttpResponse,
+  pinnedHostCa,
+} from "../../src/agent/trust/mod.ts";
 import type { TrustSettings } from "../../src/cli/tbot/platform.ts";
 import { KeyboundError } from "../../src/errors.ts";
-import {
-  certificatesFromPem,
-  certificateToPem,
-  parseCertificate,
-  spkiPin,
-  verifyCertificateSignature,
-} from "../../src/pki/mod.ts";
-
-/** Path the host CA is served at (docs/protocol.md §3). */
-export const HOST_CA_PATH = "/v1/ca/host";
+import { concatBytes } from "../../src/util/encoding.ts";
 
 /** Longest wait for the unverified bootstrap connection. */
 const BOOTSTRAP_TIMEOUT_MS = 15_000;
@@ -40,10 +34,11 @@ export function fetchTrusting(caPems: string[]): typeof fetch {
     fetch(input, { ...init, client })) as typeof fetch;
 }
 
-/** The server's leaf certificate (DER) and the body of `GET /v1/ca/host`, unverified. */
-export async function fetchUnverified(
-  baseUrl: string,
-): Promise<{ leafDer: Uint8Array; status: number; body: string }> {
+/**
+ * The first contact of the pin policy: the server's leaf certificate (DER)
+ * and the answer to `GET /v1/ca/host`, over a connection that is NOT verified.
+ */
+export async function fetchUnverified(baseUrl: string): Promise<FirstContactResult> {
   const url = new URL(baseUrl);
   const host = url.hostname.replace(/^\[|\]$/g, "");
   const port = Number(url.port || 443);
@@ -92,113 +87,12 @@ export async function fetchUnverified(
       socket.destroy();
       if (!leafDer) return fail("the TLS handshake did not complete");
       try {
-        resolve({ leafDer, ...parseHttpResponse(concat(chunks)) });
+        resolve({ leafDer, ...parseHttpResponse(concatBytes(...chunks)) });
       } catch (err) {
         fail((err as Error).message, err);
       }
     });
   });
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let off = 0;
-  for (const c of chunks) {
-    out.set(c, off);
-    off += c.length;
-  }
-  return out;
-}
-
-/** Parses an HTTP/1.1 response read to the end (Content-Length, chunked, or close-delimited). */
-export function parseHttpResponse(bytes: Uint8Array): { status: number; body: string } {
-  const text = new TextDecoder().decode(bytes);
-  const split = text.indexOf("\r\n\r\n");
-  if (split < 0) throw new Error("the answer is not HTTP");
-  const [statusLine, ...headerLines] = text.slice(0, split).split("\r\n");
-  const m = /^HTTP\/1\.[01] (\d{3})/.exec(statusLine);
-  if (!m) throw new Error("the answer is not HTTP");
-  const headers = new Map(headerLines.map((l) => {
-    const i = l.indexOf(":");
-    return [l.slice(0, i).trim().toLowerCase(), l.slice(i + 1).trim()] as const;
-  }));
-  let body = text.slice(split + 4);
-  if (/chunked/i.test(headers.get("transfer-encoding") ?? "")) {
-    let out = "";
-    let rest = body;
-    for (;;) {
-      const eol = rest.indexOf("\r\n");
-      const n = parseInt(rest.slice(0, eol), 16);
-      if (eol < 0 || Number.isNaN(n)) throw new Error("malformed chunked answer");
-      if (n === 0) break;
-      out += rest.slice(eol + 2, eol + 2 + n);
-      rest = rest.slice(eol + 2 + n + 2);
-    }
-    body = out;
-  }
-  return { status: Number(m[1]), body };
-}
-
-/**
- * Learns the host CA over an unverified connection and accepts it only if
- * its SPKI pin is in `pins` and it signed the server's certificate. Returns
- * the CA's PEM.
- */
-export async function learnPinnedCa(baseUrl: string, pins: string[]): Promise<string> {
-  const { leafDer, status, body } = await fetchUnverified(baseUrl);
-  if (status !== 200) {
-    throw new KeyboundError(
-      "CONNECTION_FAILED",
-      `${baseUrl}${HOST_CA_PATH} answered HTTP ${status}; is this a Keybound auth service?`,
-    );
-  }
-  let pems: unknown;
-  try {
-    pems = (JSON.parse(body) as { tls_ca_certs?: unknown }).tls_ca_certs;
-  } catch {
-    pems = undefined;
-  }
-  if (!Array.isArray(pems) || !pems.every((p) => typeof p === "string")) {
-    throw new KeyboundError(
-      "CONNECTION_FAILED",
-      `${baseUrl}${HOST_CA_PATH} did not answer with host CA certificates; is this a Keybound auth service?`,
-    );
-  }
-  const leaf = parseCertificate(leafDer);
-  const wanted = new Set(pins.map((p) => p.toLowerCase()));
-  const seen: string[] = [];
-  for (const pem of pems as string[]) {
-    for (const der of certificatesFromPem(pem)) {
-      const ca = parseCertificate(der);
-      const pin = await spkiPin(ca);
-      seen.push(pin);
-      if (!wanted.has(pin)) continue;
-      if (!await verifyCertificateSignature(leaf, await ca.publicKey())) {
-        throw new KeyboundError(
-          "CONNECTION_FAILED",
-          `${baseUrl}: the server's TLS certificate was not issued by the pinned host CA; refusing to connect`,
-        );
-      }
-      return certificateToPem(der);
-    }
-  }
-  throw new KeyboundError(
-    "CONNECTION_FAILED",
-    `${baseUrl}: the host CA the server presents (${seen.join(", ") || "none"}) matches none of ` +
-      `onboarding.ca_pins; refusing to connect (check the pin with \`tctl status\`)`,
-  );
-}
-
-/** The pinned CA saved by an earlier run, if it still matches a pin. */
-async function savedPinnedCa(storage: AgentStorage, pins: string[]): Promise<string | null> {
-  const pem = await readText(storage, STORAGE_FILES.hostCa);
-  if (!pem) return null;
-  try {
-    const pin = await spkiPin(parseCertificate(certificatesFromPem(pem)[0]));
-    return pins.some((p) => p.toLowerCase() === pin) ? pem : null;
-  } catch {
-    return null;
-  }
 }
 
 /** Builds the fetch for `baseUrl` under `trust`. */
@@ -218,24 +112,12 @@ export async function createTrustedFetch(
     }
     case "ca_path": {
       const pem = await readTextFile(trust.path);
-      try {
-        certificatesFromPem(pem);
-      } catch (cause) {
-        throw new KeyboundError(
-          "CONFIG_INVALID",
-          `onboarding.ca_path: ${trust.path} holds no PEM certificate`,
-          { cause },
-        );
-      }
+      checkCaFile(pem, trust.path);
       return fetchTrusting([pem]);
     }
-    case "pins": {
-      let pem = await savedPinnedCa(trust.storage, trust.pins);
-      if (!pem) {
-        pem = await learnPinnedCa(baseUrl, trust.pins);
-        await writeText(trust.storage, STORAGE_FILES.hostCa, pem);
-      }
-      return fetchTrusting([pem]);
-    }
+    case "pins":
+      return fetchTrusting([
+        await pinnedHostCa(baseUrl, trust.pins, trust.storage, fetchUnverified),
+      ]);
   }
 }

@@ -1,4 +1,5 @@
-import { learnPinnedCa, parseHttpResponse } from "../../runtime-adapters/deno/trust.ts";
+import { fetchUnverified } from "../../runtime-adapters/deno/trust.ts";
+import { learnPinnedCa, parseHttpResponse } from "../../src/agent/trust/mod.ts";
 import { KeyboundError } from "../../src/errors.ts";
 import { assertEquals, assertRejects } from "../_assert.ts";
 import { newCluster } from "../agent/_cluster.ts";
@@ -27,13 +28,20 @@ Deno.test("trust: the pinned CA is learned only if its pin matches and it signed
   const other = await newCluster("other.example.com");
   const served = await cluster.serve();
   try {
-    assertEquals(await learnPinnedCa(served.url, [cluster.pin]), cluster.hostCaPem);
     assertEquals(
-      await learnPinnedCa(served.url, [cluster.pin.toUpperCase().replace("SHA256", "sha256")]),
+      await learnPinnedCa(served.url, [cluster.pin], fetchUnverified),
+      cluster.hostCaPem,
+    );
+    assertEquals(
+      await learnPinnedCa(
+        served.url,
+        [cluster.pin.toUpperCase().replace("SHA256", "sha256")],
+        fetchUnverified,
+      ),
       cluster.hostCaPem,
     );
     await assertRejects(
-      () => learnPinnedCa(served.url, [other.pin]),
+      () => learnPinnedCa(served.url, [other.pin], fetchUnverified),
       KeyboundError,
       "matches none of onboarding.ca_pins",
     );
@@ -56,7 +64,7 @@ Deno.test("trust: a pinned CA that did not sign the server's certificate is refu
   );
   try {
     await assertRejects(
-      () => learnPinnedCa(`https://127.0.0.1:${server.addr.port}`, [real.pin]),
+      () => learnPinnedCa(`https://127.0.0.1:${server.addr.port}`, [real.pin], fetchUnverified),
       KeyboundError,
       "not issued by the pinned host CA",
     );
