@@ -26,7 +26,7 @@ import { sendHeartbeat } from "../../src/agent/heartbeat.ts";
 import { type BotIdentity, loadIdentity } from "../../src/agent/identity.ts";
 import { IdentityService } from "../../src/agent/identity_service.ts";
 import { joinTransport } from "../../src/agent/join_client.ts";
-import { Wakeup } from "../../src/agent/loop.ts";
+import { Wakeup } from "../../src/agent/runner/mod.ts";
 import { TbotMetrics } from "../../src/agent/metrics.ts";
 import { ReadinessRegistry } from "../../src/agent/readiness.ts";
 import { TBOT_VERSION } from "../../src/agent/version.ts";
