@@ -8,13 +8,15 @@
  */
 import type { Page } from "playwright-core";
 import { assert, assertEquals, assertNotEquals, assertStringIncludes } from "../_assert.ts";
-import type { Token } from "../../src/resources/schemas.ts";
+import type { BotInstance, Token } from "../../src/resources/schemas.ts";
 import { freePort } from "../interop/_interop_fixture.ts";
 import { provisionBot } from "../workers/_join_fixture.ts";
 import { startLoopbackAuth } from "../workers/_loopback_auth.ts";
 import { IGNORE_WITHOUT_CHROMIUM, launchChromium } from "./_chromium.ts";
 import { bundlePages, pageUrl, servePages } from "./_page_server.ts";
 import { logMentionsRefusal, probeStoredKeys } from "./_in_page.ts";
+
+const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const EXAMPLES = new URL("../../runtime-adapters/browser/examples/", import.meta.url);
 
@@ -65,6 +67,23 @@ Deno.test({
         first = await waitShown(page);
         assertEquals(first.state, "ready", await page.textContent("#log") ?? "");
         assertEquals(first.generation, 1);
+        // The runner's startup heartbeat reaches the server, with the page's host.
+        const heartbeat = async () =>
+          ((await auth.api.get("bot_instance", `kiosk/${first.instance}`)) as BotInstance).status
+            .initial_heartbeat;
+        const deadline = Date.now() + 30_000;
+        while (!(await heartbeat()) && Date.now() < deadline) await delay(200);
+        const hb = await heartbeat();
+        assertEquals([hb?.hostname, hb?.os, hb?.is_startup], [
+          new URL(site.origin).host,
+          "browser",
+          true,
+        ]);
+        // A second tab of the same origin cannot run the same bot at the same time.
+        const second = await browser.newPage();
+        await second.goto(base);
+        assertEquals((await waitShown(second)).state, "failed");
+        assertStringIncludes(await second.textContent("#status") ?? "", "in use by another tab");
       });
       const recoveriesAfterJoin = await recoveries();
 
