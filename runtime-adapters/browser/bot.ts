@@ -29,6 +29,8 @@ import { joinTransport } from "../../src/agent/join_client.ts";
 import { Wakeup } from "../../src/agent/runner/mod.ts";
 import { TbotMetrics } from "../../src/agent/metrics.ts";
 import { ReadinessRegistry } from "../../src/agent/readiness.ts";
+import type { AgentStorage } from "../../src/agent/storage.ts";
+import { pruneKeyObjects } from "../../src/agent/stored_keys.ts";
 import { TBOT_VERSION } from "../../src/agent/version.ts";
 import { createLogger, type Logger } from "../../src/util/log.ts";
 import { IndexedDbAgentStorage } from "./indexeddb_storage.ts";
@@ -64,9 +66,15 @@ export interface BrowserBot {
   stop(): Promise<void>;
 }
 
-/** An identity service that reports each renewed identity (the runner renews first thing). */
+/**
+ * An identity service that, after each renewal, deletes the key objects no
+ * stored file names any more (each renewal makes a new certificate key) and
+ * reports the identity (the runner renews first thing).
+ */
 class ReportingIdentityService extends IdentityService {
   #report: (identity: BotIdentity) => void;
+  #storage: AgentStorage;
+  #log: Logger;
 
   constructor(
     options: ConstructorParameters<typeof IdentityService>[0],
@@ -75,10 +83,15 @@ class ReportingIdentityService extends IdentityService {
   ) {
     super(options, stored);
     this.#report = report;
+    this.#storage = options.storage;
+    this.#log = options.log;
   }
 
   override async renew(): Promise<BotIdentity> {
     const identity = await super.renew();
+    await pruneKeyObjects(this.#storage).catch((e) =>
+      this.#log.warn("cannot delete unused key objects", { error: (e as Error).message })
+    );
     this.#report(identity);
     return identity;
   }

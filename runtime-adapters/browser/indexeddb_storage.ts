@@ -63,6 +63,8 @@ export class IndexedDbAgentStorage implements AgentStorage {
         }
         return v;
       },
+      ids: async () => (await this.#keys(KEYS)).map(String),
+      delete: (id) => this.#put(KEYS, id, null),
     };
   }
 
@@ -133,11 +135,16 @@ export class IndexedDbAgentStorage implements AgentStorage {
   }
 
   async list(): Promise<string[]> {
+    return (await this.#keys(FILES)).map(String).sort();
+  }
+
+  async #keys(store: string): Promise<unknown[]> {
     const db = await this.#open();
-    const keys = await requestDone(
-      db.transaction(FILES, "readonly").objectStore(FILES).getAllKeys(),
-    );
-    return keys.map(String).sort();
+    try {
+      return await requestDone(db.transaction(store, "readonly").objectStore(store).getAllKeys());
+    } catch (e) {
+      throw storageError(`cannot list ${this.describe()}`, e);
+    }
   }
 
   /**

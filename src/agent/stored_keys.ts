@@ -19,6 +19,7 @@ import {
   type KeyPair,
 } from "../crypto/keys.ts";
 import { KeyboundError } from "../errors.ts";
+import { fromUtf8 } from "../util/encoding.ts";
 import type { AgentStorage } from "./storage.ts";
 
 /** Keeps key pairs as `CryptoKey` objects, by key id. */
@@ -27,6 +28,10 @@ export interface KeyObjectStore {
   put(id: string, keyPair: KeyPair): Promise<void>;
   /** The key pair stored under `id`, or null. */
   get(id: string): Promise<KeyPair | null>;
+  /** Every stored id. */
+  ids(): Promise<string[]>;
+  /** Removes the key pair stored under `id`; no error if there is none. */
+  delete(id: string): Promise<void>;
 }
 
 /** A key pair and the text a storage file holds for its private key. */
@@ -76,4 +81,32 @@ export async function importStoredKey(storage: AgentStorage, stored: string): Pr
     );
   }
   return keyPair;
+}
+
+const REFERENCE = new RegExp(`${KEY_OBJECT_PREFIX}([A-Za-z0-9_-]+)`, "g");
+
+/**
+ * Deletes the key objects that no file of `storage` refers to any more
+ * (certificate keys of past renewals, bound keys that left the history).
+ * Call it only while no join is in flight in this storage (between
+ * renewals, holding the storage lock): a key being generated is put into
+ * the store before the file naming it is written. Returns how many it
+ * deleted.
+ */
+export async function pruneKeyObjects(storage: AgentStorage): Promise<number> {
+  const objects = storage.keyObjects;
+  if (!objects) return 0;
+  const referenced = new Set<string>();
+  for (const name of await storage.list()) {
+    const bytes = await storage.read(name);
+    if (!bytes) continue;
+    for (const m of fromUtf8(bytes).matchAll(REFERENCE)) referenced.add(m[1]);
+  }
+  let deleted = 0;
+  for (const id of await objects.ids()) {
+    if (referenced.has(id)) continue;
+    await objects.delete(id);
+    deleted++;
+  }
+  return deleted;
 }

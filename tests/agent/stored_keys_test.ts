@@ -10,6 +10,7 @@ import {
   importStoredKey,
   KEY_OBJECT_PREFIX,
   type KeyObjectStore,
+  pruneKeyObjects,
 } from "../../src/agent/stored_keys.ts";
 import { STORAGE_FILES } from "../../src/agent/storage.ts";
 import { type KeyPair, publicKeysEqual } from "../../src/crypto/keys.ts";
@@ -23,6 +24,8 @@ class KeyObjectMemoryStorage extends MemoryStorage {
   readonly keyObjects: KeyObjectStore = {
     put: (id, kp) => Promise.resolve(void this.objects.set(id, structuredClone(kp))),
     get: (id) => Promise.resolve(this.objects.get(id) ?? null),
+    ids: () => Promise.resolve([...this.objects.keys()]),
+    delete: (id) => Promise.resolve(void this.objects.delete(id)),
   };
 }
 
@@ -69,4 +72,22 @@ Deno.test("without a key-object store keys rest as PKCS#8 PEM, as before", async
   const kp = await generateStoredKeyPair(storage, "EdDSA");
   assert(kp.stored.includes("BEGIN PRIVATE KEY"), "not PEM");
   assertEquals((await importStoredKey(storage, kp.stored)).privateKey.extractable, false);
+});
+
+Deno.test("pruneKeyObjects deletes only the key objects no file refers to", async () => {
+  const storage = new KeyObjectMemoryStorage();
+  await createStoredKeypair(storage, silentLogger);
+  const state = await StoredClientState.load(storage, silentLogger);
+  await state.generateRotationKey(); // in the history file: kept
+  const orphan = await generateStoredKeyPair(storage, "ES256"); // named by no file
+  const cert = await generateStoredKeyPair(storage, "ES256");
+  await storage.write(STORAGE_FILES.key, cert.stored);
+  assertEquals(storage.objects.size, 4);
+  assertEquals(await pruneKeyObjects(storage), 1);
+  assertEquals(storage.objects.size, 3);
+  await assertRejects(() => importStoredKey(storage, orphan.stored));
+  await importStoredKey(storage, cert.stored);
+  const reloaded = await StoredClientState.load(storage, silentLogger);
+  assertEquals(reloaded.history.length, 2);
+  assertEquals(await pruneKeyObjects(new MemoryStorage()), 0);
 });
