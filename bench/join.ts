@@ -36,12 +36,13 @@ export interface AuthProcess {
  */
 export async function startAuth(
   dataDir: string,
-  options: { denoFlags?: string[]; cwd?: string } = {},
+  options: { denoFlags?: string[]; cwd?: string; args?: string[]; env?: Record<string, string> } =
+    {},
 ): Promise<AuthProcess> {
   const auth = await spawnAuthService({
     dataDir,
-    args: ["--cluster-name", "bench.local", "--insecure-no-tls"],
     ...options,
+    args: ["--cluster-name", "bench.local", "--insecure-no-tls", ...(options.args ?? [])],
   });
   const id = await parseIdentityFile(await Deno.readTextFile(`${dataDir}/admin-identity`));
   const admin = new AdminApiClient({

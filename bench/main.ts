@@ -6,7 +6,9 @@
  *
  * Sections: KV and Ed25519 ceilings, refresh joins against one auth
  * process, the issue #2 targets, per-operation costs, tbot oneshot time and
- * daemon RSS (issue #3), and a Durable Object renewal in workerd (issue #5).
+ * daemon RSS (issue #3), a Durable Object renewal in workerd (issue #5), and
+ * refresh joins on Deno KV vs PostgreSQL with 1 and 2 instances behind HAProxy
+ * plus the PostgreSQL commit ceiling (issue #9).
  *
  * @module
  */
@@ -17,6 +19,7 @@ import { type BenchRow, type BenchRun, type BenchSection, renderTable } from "./
 import { targetsSection } from "./targets.ts";
 import { edgeSection } from "./edge.ts";
 import { tbotSection } from "./tbot_section.ts";
+import { haSection } from "./ha.ts";
 
 /** Every section, in run order. */
 export const SECTIONS: BenchSection[] = [
@@ -26,6 +29,7 @@ export const SECTIONS: BenchSection[] = [
   opCostSection(),
   tbotSection(),
   edgeSection(),
+  haSection(),
 ];
 
 /** Runs `sections` and returns the rendered table. */

@@ -34,6 +34,8 @@ import {
   type StorageConfig,
 } from "./auth_storage.ts";
 import { onStopSignal, serveApp } from "./serve.ts";
+import { type ProxyFront, startProxyFront } from "./proxy_front.ts";
+import { formatHostPort } from "../../src/util/host_port.ts";
 import { argParser } from "./arg_parser.ts";
 
 /** `start` flags checked by src/cli/auth, plus what only this runtime can read. */
@@ -125,11 +127,27 @@ async function start(config: StartConfig, log: Logger): Promise<void> {
     ).then((c) => ({ cert: c.certPem, key: c.keyPem }));
 
     const app = createApp(ctx, { webOrigins: config.webOrigins });
+    // Behind a PROXY protocol balancer the server listens on a private loopback
+    // port and a front on --listen strips the header (see proxy_front.ts).
+    let front: ProxyFront | undefined;
     const server = serveApp({ fetch: metrics.timeRequests(app.fetch) }, {
-      hostname: config.listen.host,
-      port: config.listen.port,
+      hostname: config.proxyFrom.length ? "127.0.0.1" : config.listen.host,
+      port: config.proxyFrom.length ? 0 : config.listen.port,
       tls,
+      clientAddress: (peer) => front?.clientAddress(peer),
     });
+    if (config.proxyFrom.length) {
+      front = startProxyFront({
+        hostname: config.listen.host,
+        port: config.listen.port,
+        balancers: new Set(config.proxyFrom),
+        target: { hostname: "127.0.0.1", port: server.addr.port },
+        log,
+      });
+    }
+    const url = front
+      ? `${tls ? "https" : "http"}://${formatHostPort(front.addr.hostname, front.addr.port)}`
+      : server.url;
     const diag = config.diagAddr
       ? serveApp(createDiagApp(ctx, metrics), {
         hostname: config.diagAddr.host,
@@ -139,14 +157,16 @@ async function start(config: StartConfig, log: Logger): Promise<void> {
     // Listeners go in before the startup lines: whoever reads them may signal at once.
     const removeSignals = onStopSignal((signal) => {
       log.info("stopping", { signal });
+      front?.close();
       server.shutdown();
       diag?.shutdown();
     });
-    await writeFileAtomic(join(config.dataDir, AUTH_SERVER_FILE), `${server.url}\n`, {
+    await writeFileAtomic(join(config.dataDir, AUTH_SERVER_FILE), `${url}\n`, {
       mode: 0o600,
     });
     if (diag) console.log(`Keybound auth diagnostics listening on ${diag.url}`);
-    console.log(`Keybound auth service listening on ${server.url}`);
+    console.log(`Keybound auth service listening on ${url}`);
+    if (front) log.info("PROXY protocol v2 required from", { balancers: config.proxyFrom });
     console.log(`CA pin ${await caPin(ctx.cas.host)}`);
     if (config.insecureNoTls) log.warn("serving plain HTTP (--insecure-no-tls)");
     if (config.webOrigins.length > 0) {

@@ -6,7 +6,8 @@
  * @module
  */
 
-const AUTH_MAIN = new URL("./entry/auth.ts", import.meta.url).pathname;
+/** The auth service's entry point (`deno run … AUTH_ENTRY start …`). */
+export const AUTH_ENTRY = new URL("./entry/auth.ts", import.meta.url).pathname;
 
 /** Options of {@linkcode spawnAuthService}. */
 export interface SpawnAuthOptions {
@@ -52,7 +53,7 @@ export interface AuthServiceProcess {
 /** Starts `auth start` on 127.0.0.1 port 0 and resolves once it listens. */
 export async function spawnAuthService(o: SpawnAuthOptions): Promise<AuthServiceProcess> {
   const [program, ...prefix] = o.command ??
-    [Deno.execPath(), "run", "--unstable-kv", "-A", ...(o.denoFlags ?? []), AUTH_MAIN];
+    [Deno.execPath(), "run", "--unstable-kv", "-A", ...(o.denoFlags ?? []), AUTH_ENTRY];
   const child = new Deno.Command(program, {
     args: [
       ...prefix,

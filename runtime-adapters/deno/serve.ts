@@ -20,6 +20,8 @@ export interface ServeAppOptions {
   port: number;
   /** Certificate chain and key, PEM; omit for plain HTTP. */
   tls?: { cert: string; key: string };
+  /** The client's address for a peer, when a front (PROXY protocol) knows it better. */
+  clientAddress?: (peer: Deno.NetAddr) => string | undefined;
 }
 
 /** A listening server. */
@@ -44,7 +46,8 @@ export function serveApp(app: FetchApp, options: ServeAppOptions): RunningServer
     onListen: () => {},
   }, (request, info) =>
     app.fetch(request, {
-      remoteAddr: formatHostPort(info.remoteAddr.hostname, info.remoteAddr.port),
+      remoteAddr: options.clientAddress?.(info.remoteAddr) ??
+        formatHostPort(info.remoteAddr.hostname, info.remoteAddr.port),
     }));
   const addr = server.addr;
   return {

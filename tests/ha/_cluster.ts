@@ -17,16 +17,8 @@ import { bootstrapCluster, type ServerContext } from "../../src/server/mod.ts";
 import { silentLogger } from "../../src/util/log.ts";
 import type { Harness } from "../server/_join_fixture.ts";
 import { freePort } from "../tbot/_harness.ts";
+import { HAPROXY, type Haproxy, startHaproxy } from "./_haproxy.ts";
 import { PG_PASSWORD, type PostgresServer, startPostgres } from "./_postgres.ts";
-
-/** The HAProxy binary, when installed. */
-export const HAPROXY = ["/usr/sbin/haproxy", "/usr/bin/haproxy"].find((p) => {
-  try {
-    return Deno.statSync(p).isFile;
-  } catch {
-    return false;
-  }
-});
 
 /** The cluster name every instance is started with. */
 export const CLUSTER = "ha.example";
@@ -73,54 +65,8 @@ export interface HaOptions {
   instances?: number;
   /** Put HAProxy in front (default true). */
   haproxy?: boolean;
-}
-
-function haproxyConfig(dir: string, port: number, instances: Instance[]): string {
-  const servers = instances.map((i) => {
-    const addr = i.proc.addr;
-    const diagPort = new URL(i.proc.diagUrl!).port;
-    return `  server auth${i.index} ${addr} check port ${diagPort} inter 300ms fall 2 rise 1`;
-  });
-  return [
-    "global",
-    `  stats socket ${dir}/haproxy.sock mode 600 level admin`,
-    "  maxconn 4000",
-    "defaults",
-    "  mode tcp",
-    "  timeout connect 1s",
-    "  timeout client 60s",
-    "  timeout server 60s",
-    "  timeout check 2s",
-    "  retries 2",
-    "  option redispatch",
-    "frontend auth",
-    `  bind 127.0.0.1:${port}`,
-    "  default_backend auth",
-    "backend auth",
-    "  balance roundrobin",
-    "  option httpchk GET /readyz",
-    ...servers,
-    "",
-  ].join("\n");
-}
-
-async function statsCommand(socket: string, command: string): Promise<string> {
-  const conn = await Deno.connect({ transport: "unix", path: socket });
-  try {
-    await conn.write(new TextEncoder().encode(command + "\n"));
-    let out = "";
-    const buf = new Uint8Array(65536);
-    for (;;) {
-      const n = await conn.read(buf);
-      if (n === null) break;
-      out += new TextDecoder().decode(buf.subarray(0, n));
-    }
-    return out;
-  } finally {
-    try {
-      conn.close();
-    } catch { /* closed by the peer */ }
-  }
+  /** HAProxy sends PROXY protocol v2 and the instances require it from 127.0.0.1. */
+  proxyProtocol?: boolean;
 }
 
 /** Starts PostgreSQL, N auth processes at once on the empty database, and HAProxy. */
@@ -154,6 +100,7 @@ export async function startHaCluster(o: HaOptions = {}): Promise<HaCluster> {
           ...(lbPort ? ["--public-addr", `127.0.0.1:${lbPort}`] : []),
           "--diag-addr",
           "127.0.0.1:0",
+          ...(o.proxyProtocol ? ["--proxy-protocol-from", "127.0.0.1"] : []),
         ],
         env: { PGPASSWORD: PG_PASSWORD },
       });
@@ -164,41 +111,20 @@ export async function startHaCluster(o: HaOptions = {}): Promise<HaCluster> {
       return inst;
     }));
     let address = instances[0].proc.addr;
+    let lb: Haproxy | undefined;
     if (o.haproxy !== false) {
-      if (!HAPROXY) throw new Error("haproxy is not installed");
-      const cfg = `${dir}/haproxy.cfg`;
-      await Deno.writeTextFile(cfg, haproxyConfig(dir, lbPort, instances));
-      const child = new Deno.Command(HAPROXY, {
-        args: ["-f", cfg, "-db"],
-        stdout: "null",
-        stderr: "piped",
-      }).spawn();
-      const errText = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
-      let errLog = "";
-      const drain = (async () => {
-        for (;;) {
-          const { value, done } = await errText.read();
-          if (done) return;
-          errLog += value;
-        }
-      })();
-      cleanup.push(async () => {
-        try {
-          child.kill("SIGTERM");
-        } catch { /* gone */ }
-        await child.status;
-        await drain;
-      });
-      address = `127.0.0.1:${lbPort}`;
-      for (let i = 0;; i++) {
-        try {
-          (await Deno.connect({ hostname: "127.0.0.1", port: lbPort })).close();
-          break;
-        } catch (err) {
-          if (i > 200) throw new Error(`haproxy never listened: ${errLog}`, { cause: err });
-          await new Promise((r) => setTimeout(r, 25));
-        }
-      }
+      lb = await startHaproxy(
+        dir,
+        lbPort,
+        instances.map((i) => ({
+          name: `auth${i.index}`,
+          addr: i.proc.addr,
+          checkPort: Number(new URL(i.proc.diagUrl!).port),
+          sendProxy: o.proxyProtocol,
+        })),
+      );
+      cleanup.push(() => lb!.stop());
+      address = lb.address;
     }
     const backend = await PostgresBackend.open({
       location: parsePostgresUrl(storage),
@@ -218,18 +144,9 @@ export async function startHaCluster(o: HaOptions = {}): Promise<HaCluster> {
       address,
       pin: instances[0].proc.caPin,
       ctx,
-      async sessions() {
-        const csv = await statsCommand(`${dir}/haproxy.sock`, "show stat");
-        const [header, ...rows] = csv.replace(/^# /, "").trim().split("\n");
-        const cols = header.split(",");
-        const out: Record<string, number> = {};
-        for (const row of rows) {
-          const f = row.split(",");
-          if (f[0] === "auth" && f[1].startsWith("auth")) {
-            out[f[1]] = Number(f[cols.indexOf("stot")]);
-          }
-        }
-        return out;
+      sessions() {
+        if (!lb) throw new Error("no haproxy");
+        return lb.sessions();
       },
       kill9(index) {
         Deno.kill(instances[index].proc.pid, "SIGKILL");

@@ -128,7 +128,7 @@ Deno.test({
               return true;
             },
             "/readyz to recover",
-            30_000,
+            120_000,
           );
           await until(
             () => daemons.every((d, i) => renewals(d) >= atRestart[i] + 1),

@@ -5,11 +5,10 @@
  *
  * @module
  */
+import { AUTH_ENTRY } from "../../runtime-adapters/deno/auth_process.ts";
 import { fetchUnverified } from "../../runtime-adapters/deno/trust.ts";
 import { certificatesFromPem } from "../../src/pki/mod.ts";
 import { assert, assertEquals } from "../_assert.ts";
-
-const AUTH_MAIN = new URL("../../runtime-adapters/deno/auth_main.ts", import.meta.url).pathname;
 
 async function openssl(args: string[], cwd: string): Promise<void> {
   const out = await new Deno.Command("openssl", { args, cwd, stdout: "null", stderr: "piped" })
@@ -23,7 +22,7 @@ function authCommand(dataDir: string, args: string[]): Deno.Command {
       "run",
       "-A",
       "--unstable-kv",
-      AUTH_MAIN,
+      AUTH_ENTRY,
       "start",
       "--data-dir",
       dataDir,

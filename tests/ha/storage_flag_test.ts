@@ -6,11 +6,9 @@
  *
  * @module
  */
-import { spawnAuthService } from "../../runtime-adapters/deno/auth_process.ts";
+import { AUTH_ENTRY, spawnAuthService } from "../../runtime-adapters/deno/auth_process.ts";
 import { assert, assertEquals } from "../_assert.ts";
 import { PG_PASSWORD, postgresMissing, startPostgres } from "./_postgres.ts";
-
-const AUTH_MAIN = new URL("../../runtime-adapters/deno/entry/auth.ts", import.meta.url).pathname;
 
 async function authStart(
   dataDir: string,
@@ -22,7 +20,7 @@ async function authStart(
       "run",
       "-A",
       "--unstable-kv",
-      AUTH_MAIN,
+      AUTH_ENTRY,
       "start",
       "--data-dir",
       dataDir,

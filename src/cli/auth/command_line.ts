@@ -67,7 +67,15 @@ const FLAGS = {
   "diag-addr": {
     type: "string",
     value: "HOST:PORT",
-    help: "diagnostics listener (plain HTTP): /livez, /readyz",
+    help: "diagnostics listener (plain HTTP): /livez, /readyz, /metrics",
+  },
+  "proxy-protocol-from": {
+    type: "string",
+    multiple: true,
+    value: "IP",
+    help: "a load balancer that sends PROXY protocol v2 (HAProxy send-proxy-v2); its " +
+      "connections must carry the header, which gives audit events and rate limits " +
+      "the client's address",
   },
   "web-origin": {
     type: "string",
@@ -103,6 +111,7 @@ export const AUTH: ProgramSpec<typeof FLAGS> = {
       "storage",
       "storage-password-file",
       "diag-addr",
+      "proxy-protocol-from",
       "web-origin",
     ],
     required: ["data-dir"],
@@ -132,6 +141,8 @@ export interface AuthStartConfig {
   webOrigins: string[];
   /** Diagnostics listener. */
   diagAddr?: HostPort;
+  /** Balancer IPs whose connections start with a PROXY protocol v2 header. */
+  proxyFrom: string[];
   /** `--storage` as given (the adapter opens it). */
   storage?: string;
   /** `--storage-password-file`. */
@@ -175,6 +186,11 @@ export function parseAuthCommandLine(
   if (f.tlsCertFile !== undefined && f.insecureNoTls) {
     throw new UsageError("--tls-cert-file and --insecure-no-tls contradict each other");
   }
+  for (const ip of f.proxyProtocolFrom ?? []) {
+    if (!/^(\d{1,3}(\.\d{1,3}){3}|[0-9a-fA-F:]*:[0-9a-fA-F:.]*)$/.test(ip)) {
+      throw new UsageError(`--proxy-protocol-from: "${ip}" is not an IP address`);
+    }
+  }
   return {
     kind: "start",
     config: {
@@ -190,6 +206,7 @@ export function parseAuthCommandLine(
         ? {}
         : { tlsCertFile: f.tlsCertFile, tlsKeyFile: f.tlsKeyFile }),
       webOrigins: f.webOrigin ?? [],
+      proxyFrom: f.proxyProtocolFrom ?? [],
       ...(f.diagAddr === undefined
         ? {}
         : { diagAddr: flagValue("--diag-addr", () => parseHostPort(f.diagAddr!, "--diag-addr")) }),
