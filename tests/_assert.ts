@@ -1,118 +1,36 @@
 /**
- * Minimal assertion helpers (jsr:@std/assert is not reachable from here).
+ * Minimal assertion helpers (jsr:@std/assert is not reachable from here); deep equality is
+ * `node:assert/strict`, which tests may use (only `src/` may not).
  *
  * @module
  */
+import { deepStrictEqual, notDeepStrictEqual } from "node:assert/strict";
+import { AssertionError } from "./_assert_core.ts";
 
-/** Thrown when an assertion fails. */
-export class AssertionError extends Error {
-  /** @param message what failed */
-  constructor(message: string) {
-    super(message);
-    this.name = "AssertionError";
-  }
-}
+export * from "./_assert_core.ts";
 
-/** Asserts `cond` is truthy. */
-export function assert(cond: unknown, msg = "assertion failed"): asserts cond {
-  if (!cond) throw new AssertionError(msg);
-}
-
-function stable(v: unknown): string {
-  return JSON.stringify(v, (_k, x) => {
-    if (x instanceof Uint8Array) return Array.from(x);
-    if (x && typeof x === "object" && !Array.isArray(x)) {
-      return Object.fromEntries(Object.entries(x).sort(([a], [b]) => a < b ? -1 : 1));
-    }
-    return x;
-  });
-}
-
-/** Asserts deep equality (JSON-comparable values, Uint8Array, Date via ISO). */
-export function assertEquals<T>(actual: T, expected: T, msg?: string): void {
-  const a = actual instanceof Date ? actual.toISOString() : stable(actual);
-  const e = expected instanceof Date ? expected.toISOString() : stable(expected);
-  if (a !== e) throw new AssertionError(`${msg ? msg + ": " : ""}expected ${e}, got ${a}`);
-}
-
-/** Asserts deep inequality. */
-export function assertNotEquals<T>(actual: T, expected: T, msg?: string): void {
-  if (stable(actual) === stable(expected)) {
-    throw new AssertionError(
-      `${msg ? msg + ": " : ""}expected values to differ: ${stable(actual)}`,
-    );
-  }
-}
-
-/** Asserts `text` contains `part`. */
-export function assertStringIncludes(text: string, part: string, msg?: string): void {
-  if (!text.includes(part)) {
-    throw new AssertionError(
-      `${msg ? msg + ": " : ""}expected ${JSON.stringify(text)} to include ${JSON.stringify(part)}`,
-    );
-  }
-}
-
-/** Asserts `text` matches `re`. */
-export function assertMatch(text: string, re: RegExp, msg?: string): void {
-  if (!re.test(text)) {
-    throw new AssertionError(
-      `${msg ? msg + ": " : ""}expected ${JSON.stringify(text)} to match ${re}`,
-    );
-  }
+function failure(err: unknown, msg?: string): AssertionError {
+  const detail = err instanceof Error ? err.message : String(err);
+  return new AssertionError(msg ? `${msg}: ${detail}` : detail);
 }
 
 /**
- * Asserts `fn` rejects; optionally that the error is an instance of `cls`
- * and its message includes `includes`. Returns the error.
+ * Asserts deep strict equality (`node:assert/strict`): Map, Set, typed
+ * arrays, Date, NaN, prototypes and `undefined` properties all count.
  */
-export async function assertRejects<E extends Error = Error>(
-  fn: () => Promise<unknown>,
-  // deno-lint-ignore no-explicit-any
-  cls?: new (...args: any[]) => E,
-  includes?: string,
-): Promise<E> {
+export function assertEquals<T>(actual: T, expected: T, msg?: string): void {
   try {
-    await fn();
-  } catch (e) {
-    if (cls && !(e instanceof cls)) {
-      throw new AssertionError(
-        `expected ${cls.name}, got ${(e as Error)?.name}: ${(e as Error)?.message}`,
-      );
-    }
-    if (includes && !String((e as Error)?.message).includes(includes)) {
-      throw new AssertionError(
-        `expected error message to include ${JSON.stringify(includes)}, got ${
-          JSON.stringify((e as Error)?.message)
-        }`,
-      );
-    }
-    return e as E;
+    deepStrictEqual(actual, expected);
+  } catch (err) {
+    throw failure(err, msg);
   }
-  throw new AssertionError("expected function to reject");
 }
 
-/** Asserts `fn` throws synchronously; returns the error. */
-export function assertThrows<E extends Error = Error>(
-  fn: () => unknown,
-  // deno-lint-ignore no-explicit-any
-  cls?: new (...args: any[]) => E,
-  includes?: string,
-): E {
+/** Asserts deep strict inequality. */
+export function assertNotEquals<T>(actual: T, expected: T, msg?: string): void {
   try {
-    fn();
-  } catch (e) {
-    if (cls && !(e instanceof cls)) {
-      throw new AssertionError(`expected ${cls.name}, got ${(e as Error)?.name}`);
-    }
-    if (includes && !String((e as Error)?.message).includes(includes)) {
-      throw new AssertionError(
-        `expected error message to include ${JSON.stringify(includes)}, got ${
-          JSON.stringify((e as Error)?.message)
-        }`,
-      );
-    }
-    return e as E;
+    notDeepStrictEqual(actual, expected);
+  } catch (err) {
+    throw failure(err, msg);
   }
-  throw new AssertionError("expected function to throw");
 }

@@ -12,7 +12,7 @@
 import type { AgentStorage } from "../../src/agent/storage.ts";
 import { isKeyboundError } from "../../src/errors.ts";
 import { fromUtf8 } from "../../src/util/encoding.ts";
-import { assert, assertEquals } from "../_assert.ts";
+import { assert, assertJsonEquals } from "../_assert_core.ts";
 import { type CaseResult, type NamedCase, runCases } from "./_results.ts";
 
 /** What an adapter promises beyond the common core. */
@@ -49,7 +49,7 @@ export const AGENT_STORAGE_CASES: readonly AgentStorageCase[] = [
   {
     name: "a missing file reads as null",
     async run({ storage }) {
-      assertEquals(await storage.read("id_bkp"), null);
+      assertJsonEquals(await storage.read("id_bkp"), null);
       assert(!(await storage.list()).includes("id_bkp"), "list() names a file never written");
     },
   },
@@ -57,15 +57,19 @@ export const AGENT_STORAGE_CASES: readonly AgentStorageCase[] = [
     name: "strings are stored as UTF-8 and bytes round-trip exactly",
     async run({ storage }) {
       await storage.write("bkp_state", "eyJhbGciOi…ünïcödé");
-      assertEquals(await text(storage, "bkp_state"), "eyJhbGciOi…ünïcödé");
+      assertJsonEquals(await text(storage, "bkp_state"), "eyJhbGciOi…ünïcödé");
       const all = Uint8Array.from({ length: 256 }, (_, i) => i);
       // "key" holds a private key: wrappers that seal such files must round-trip it too.
       for (const name of ["binary", "key"]) {
         await storage.write(name, all);
-        assertEquals(await storage.read(name), all);
+        assertJsonEquals(await storage.read(name), all);
       }
       all[0] = 99;
-      assertEquals((await storage.read("binary"))?.[0], 0, "storage kept a reference to the input");
+      assertJsonEquals(
+        (await storage.read("binary"))?.[0],
+        0,
+        "storage kept a reference to the input",
+      );
     },
   },
   {
@@ -73,7 +77,7 @@ export const AGENT_STORAGE_CASES: readonly AgentStorageCase[] = [
     async run({ storage }) {
       await storage.write("tlscert", "x".repeat(5000));
       await storage.write("tlscert", "short");
-      assertEquals(await text(storage, "tlscert"), "short");
+      assertJsonEquals(await text(storage, "tlscert"), "short");
     },
   },
   {
@@ -81,7 +85,7 @@ export const AGENT_STORAGE_CASES: readonly AgentStorageCase[] = [
     async run({ storage }) {
       await storage.write("key", "k");
       await storage.delete("key");
-      assertEquals(await storage.read("key"), null);
+      assertJsonEquals(await storage.read("key"), null);
       await storage.delete("key");
       await storage.delete("never-written");
     },
@@ -96,8 +100,8 @@ export const AGENT_STORAGE_CASES: readonly AgentStorageCase[] = [
       const names = await storage.list();
       // An adapter may keep files of its own (a write test, a lock file) beside the agent's.
       const ours = names.filter((n) => ["bkp_state", "id_bkp", "key.pub", "tlscert"].includes(n));
-      assertEquals(ours, ["bkp_state", "id_bkp", "tlscert"]);
-      assertEquals(names, [...names].sort(), "list() is not sorted");
+      assertJsonEquals(ours, ["bkp_state", "id_bkp", "tlscert"]);
+      assertJsonEquals(names, [...names].sort(), "list() is not sorted");
     },
   },
   {
@@ -107,7 +111,7 @@ export const AGENT_STORAGE_CASES: readonly AgentStorageCase[] = [
       await storage.init();
       await storage.write("a", "1");
       await storage.init();
-      assertEquals(await text(storage, "a"), "1");
+      assertJsonEquals(await text(storage, "a"), "1");
     },
   },
   {
@@ -118,8 +122,8 @@ export const AGENT_STORAGE_CASES: readonly AgentStorageCase[] = [
       await storage.write("id_bkp", "-----BEGIN PRIVATE KEY-----\n");
       await storage.write("bkp_state", "state");
       const again = await reopen();
-      assertEquals(await text(again, "id_bkp"), "-----BEGIN PRIVATE KEY-----\n");
-      assertEquals(await text(again, "bkp_state"), "state");
+      assertJsonEquals(await text(again, "id_bkp"), "-----BEGIN PRIVATE KEY-----\n");
+      assertJsonEquals(await text(again, "bkp_state"), "state");
     },
   },
   {

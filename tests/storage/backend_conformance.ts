@@ -10,7 +10,7 @@
  * @module
  */
 import type { Backend, Entry, JsonValue } from "../../src/storage/backend.ts";
-import { assert, assertEquals } from "../_assert.ts";
+import { assert, assertJsonEquals } from "../_assert_core.ts";
 import { type CaseResult, type NamedCase, runCases } from "./_results.ts";
 
 /** Makes a fresh, empty backend for one check. */
@@ -38,12 +38,12 @@ export const BACKEND_CASES: readonly BackendCase[] = [
   {
     name: "get of an absent key is null; a set value reads back with a string version",
     async run(b) {
-      assertEquals(await b.get(["missing"]), null);
+      assertJsonEquals(await b.get(["missing"]), null);
       await put(b, ["bots", "alpha"], { n: 1, tags: ["x", "y"], nested: { ok: true }, none: null });
       const e = await b.get(["bots", "alpha"]);
       assert(e !== null, "entry missing after set");
-      assertEquals(e.key, ["bots", "alpha"]);
-      assertEquals(e.value, { n: 1, tags: ["x", "y"], nested: { ok: true }, none: null });
+      assertJsonEquals(e.key, ["bots", "alpha"]);
+      assertJsonEquals(e.value, { n: 1, tags: ["x", "y"], nested: { ok: true }, none: null });
       assert(typeof e.version === "string" && e.version.length > 0, "version is not a string");
     },
   },
@@ -54,11 +54,11 @@ export const BACKEND_CASES: readonly BackendCase[] = [
         await put(b, k, k.join("/"));
       }
       const order = [["a", "a"], ["a", "b"], ["a", "b", "x"], ["a", "c"], ["a", "ä"]];
-      assertEquals(keys(await b.list(["a"])), order);
-      assertEquals(keys(await b.list(["a"], { limit: 2 })), order.slice(0, 2));
-      assertEquals(keys(await b.list(["a"], { reverse: true })), [...order].reverse());
-      assertEquals(keys(await b.list(["a"], { reverse: true, limit: 1 })), [["a", "ä"]]);
-      assertEquals(values(await b.list(["a", "b"])), ["a/b/x"]);
+      assertJsonEquals(keys(await b.list(["a"])), order);
+      assertJsonEquals(keys(await b.list(["a"], { limit: 2 })), order.slice(0, 2));
+      assertJsonEquals(keys(await b.list(["a"], { reverse: true })), [...order].reverse());
+      assertJsonEquals(keys(await b.list(["a"], { reverse: true, limit: 1 })), [["a", "ä"]]);
+      assertJsonEquals(values(await b.list(["a", "b"])), ["a/b/x"]);
     },
   },
   {
@@ -70,23 +70,26 @@ export const BACKEND_CASES: readonly BackendCase[] = [
       ]];
       for (const k of [...order].reverse()) await put(b, k, k.join("/"));
       await put(b, ["q", "a"], "other prefix");
-      assertEquals(keys(await b.list(["p"], { after: ["p", "b"] })), order.slice(2));
-      assertEquals(keys(await b.list(["p"], { after: ["p", "b"], reverse: true })), [["p", "a"]]);
-      assertEquals(keys(await b.list(["p"], { after: ["p", "b", "x"], limit: 2 })), [
+      assertJsonEquals(keys(await b.list(["p"], { after: ["p", "b"] })), order.slice(2));
+      assertJsonEquals(keys(await b.list(["p"], { after: ["p", "b"], reverse: true })), [[
+        "p",
+        "a",
+      ]]);
+      assertJsonEquals(keys(await b.list(["p"], { after: ["p", "b", "x"], limit: 2 })), [
         ["p", "b", "y"],
         ["p", "c"],
       ]);
       // A cursor that names no entry still orders correctly.
-      assertEquals(keys(await b.list(["p"], { after: ["p", "bb"] })), order.slice(4));
-      assertEquals(keys(await b.list(["p"], { after: ["p", "bb"], reverse: true })), [
+      assertJsonEquals(keys(await b.list(["p"], { after: ["p", "bb"] })), order.slice(4));
+      assertJsonEquals(keys(await b.list(["p"], { after: ["p", "bb"], reverse: true })), [
         ["p", "b", "y"],
         ["p", "b", "x"],
         ["p", "b"],
         ["p", "a"],
       ]);
-      assertEquals(await b.list(["p"], { after: ["p", "ä"] }), []);
-      assertEquals(await b.list(["p"], { after: ["p", "a"], reverse: true }), []);
-      assertEquals(keys(await b.list([], { after: ["p", "ä"] })), [["q", "a"]]);
+      assertJsonEquals(await b.list(["p"], { after: ["p", "ä"] }), []);
+      assertJsonEquals(await b.list(["p"], { after: ["p", "a"], reverse: true }), []);
+      assertJsonEquals(keys(await b.list([], { after: ["p", "ä"] })), [["q", "a"]]);
       for (const reverse of [false, true]) {
         const seen: Entry[] = [];
         let after: string[] | undefined;
@@ -96,7 +99,7 @@ export const BACKEND_CASES: readonly BackendCase[] = [
           if (got.length < 4) break;
           after = [...got[got.length - 1].key];
         }
-        assertEquals(keys(seen), reverse ? [...order].reverse() : order);
+        assertJsonEquals(keys(seen), reverse ? [...order].reverse() : order);
       }
     },
   },
@@ -123,10 +126,10 @@ export const BACKEND_CASES: readonly BackendCase[] = [
       await put(b, ["token", "1"], "longer-part");
       await put(b, ["to", "k"], "split-part");
       await put(b, ["tok.", "1"], "dotted");
-      assertEquals(values(await b.list(["tok"])), ["child"]);
-      assertEquals(values(await b.list(["tok."])), ["dotted"]);
-      assertEquals(await b.list(["nothing"]), []);
-      assertEquals((await b.list([])).length, 5);
+      assertJsonEquals(values(await b.list(["tok"])), ["child"]);
+      assertJsonEquals(values(await b.list(["tok."])), ["dotted"]);
+      assertJsonEquals(await b.list(["nothing"]), []);
+      assertJsonEquals((await b.list([])).length, 5);
     },
   },
   {
@@ -138,8 +141,8 @@ export const BACKEND_CASES: readonly BackendCase[] = [
           mutations: [{ type: "set", key: ["once"], value }],
         });
       assert((await create("first")).ok, "first create-if-absent refused");
-      assertEquals(await create("second"), { ok: false });
-      assertEquals((await b.get(["once"]))?.value, "first");
+      assertJsonEquals(await create("second"), { ok: false });
+      assertJsonEquals((await b.get(["once"]))?.value, "first");
     },
   },
   {
@@ -154,14 +157,14 @@ export const BACKEND_CASES: readonly BackendCase[] = [
         checks: [{ key: ["k"], version: v1 }],
         mutations: [{ type: "set", key: ["k"], value: 3 }],
       });
-      assertEquals(stale, { ok: false });
-      assertEquals((await b.get(["k"]))?.value, 2);
+      assertJsonEquals(stale, { ok: false });
+      assertJsonEquals((await b.get(["k"]))?.value, 2);
       const fresh = await b.commit({
         checks: [{ key: ["k"], version: v2 }],
         mutations: [{ type: "set", key: ["k"], value: 4 }],
       });
       assert(fresh.ok, "commit at the current version refused");
-      assertEquals((await b.get(["k"]))?.value, 4);
+      assertJsonEquals((await b.get(["k"]))?.value, 4);
     },
   },
   {
@@ -182,11 +185,11 @@ export const BACKEND_CASES: readonly BackendCase[] = [
             { type: "delete", key: ["acct", "missing"] },
           ],
         });
-      assertEquals(await transfer(vb), { ok: false });
-      assertEquals(values(await b.list(["acct"])), [10, 21]);
+      assertJsonEquals(await transfer(vb), { ok: false });
+      assertJsonEquals(values(await b.list(["acct"])), [10, 21]);
       const vb2 = (await b.get(["acct", "b"]))!.version;
       assert((await transfer(vb2)).ok, "commit with all checks holding refused");
-      assertEquals(values(await b.list(["acct"])), [0, 30, "moved"]);
+      assertJsonEquals(values(await b.list(["acct"])), [0, 30, "moved"]);
     },
   },
   {
@@ -200,8 +203,8 @@ export const BACKEND_CASES: readonly BackendCase[] = [
         mutations: [{ type: "delete", key: ["d", "1"] }],
       });
       assert(r.ok, "versioned delete refused");
-      assertEquals(await b.get(["d", "1"]), null);
-      assertEquals(keys(await b.list(["d"])), [["d", "2"]]);
+      assertJsonEquals(await b.get(["d", "1"]), null);
+      assertJsonEquals(keys(await b.list(["d"])), [["d", "2"]]);
       const recreate = await b.commit({
         checks: [{ key: ["d", "1"], version: null }],
         mutations: [{ type: "set", key: ["d", "1"], value: "again" }],
@@ -222,8 +225,8 @@ export const BACKEND_CASES: readonly BackendCase[] = [
         }],
       });
       assert(r.ok, "set with expiresAt refused");
-      assertEquals((await b.get(["exp", "later"]))?.value, 1);
-      assertEquals(values(await b.list(["exp"])), [1]);
+      assertJsonEquals((await b.get(["exp", "later"]))?.value, 1);
+      assertJsonEquals(values(await b.list(["exp"])), [1]);
     },
   },
   {
@@ -237,14 +240,14 @@ export const BACKEND_CASES: readonly BackendCase[] = [
           { type: "set", key: ["exp", "kept"], value: 2 },
         ],
       });
-      assertEquals(await b.get(["exp", "gone"]), null);
-      assertEquals(values(await b.list(["exp"])), [2]);
+      assertJsonEquals(await b.get(["exp", "gone"]), null);
+      assertJsonEquals(values(await b.list(["exp"])), [2]);
       const r = await b.commit({
         checks: [{ key: ["exp", "gone"], version: null }],
         mutations: [{ type: "set", key: ["exp", "gone"], value: 3 }],
       });
       assert(r.ok, "absent check failed on an expired entry");
-      assertEquals((await b.get(["exp", "gone"]))?.value, 3);
+      assertJsonEquals((await b.get(["exp", "gone"]))?.value, 3);
     },
   },
   {
@@ -264,10 +267,10 @@ export const BACKEND_CASES: readonly BackendCase[] = [
             })),
         );
         const winners = results.filter((r) => r.ok).length;
-        assertEquals(winners, 1, `winners in round ${round}`);
-        assertEquals((await b.get(["counter"]))?.value, round);
+        assertJsonEquals(winners, 1, `winners in round ${round}`);
+        assertJsonEquals((await b.get(["counter"]))?.value, round);
       }
-      assertEquals((await b.list(["winner"])).length, 3);
+      assertJsonEquals((await b.list(["winner"])).length, 3);
     },
   },
 ];
