@@ -148,6 +148,26 @@ async function answerStep(
  * without, an onboarding or a recovery. Server errors are rethrown as {@linkcode KeyboundError}s with the
  * server's code. The caller makes `result.bound_keypair.public_key` its active
  * key and stores `result.bound_keypair.join_state` verbatim.
+ *
+ * @example First join with a registration secret
+ * ```ts ignore
+ * import { generateKeyPair, joinBoundKeypair, type BoundKeyStore } from "@keybound/keybound";
+ *
+ * const bound = await generateKeyPair("EdDSA");
+ * const keyStore: BoundKeyStore = {
+ *   findPrivateKey: () => Promise.resolve(bound.privateKey),
+ *   generateRotationKey: () => Promise.reject(new Error("rotation not supported here")),
+ * };
+ * const result = await joinBoundKeypair({
+ *   baseUrl: "https://auth.example.com:3025",
+ *   tokenName: "my-bot",
+ *   initialJoinSecret: "secret from tctl bots add",
+ *   subjectKey: await generateKeyPair("EdDSA"),
+ *   ttlSeconds: 3600,
+ *   keyStore,
+ * });
+ * console.log(result.bot_instance_id, result.expires);
+ * ```
  */
 export async function joinBoundKeypair(p: JoinParams): Promise<JoinResult> {
   const subject = await subjectKeyFields(p.subjectKey.publicKey);

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { KeyboundError } from "../errors.ts";
 import { z } from "zod";
 
 /** Teleport keeps the ten most recent keys. */
@@ -25,7 +26,7 @@ const HistoryFile = z.object({
 });
 
 /**
- * Parses the history file. Throws `TypeError` when it is not the expected
+ * Parses the history file. Throws `STORAGE_ERROR` when it is not the expected
  * JSON; the caller decides whether that is fatal (Teleport only warns).
  */
 export function parseKeyHistory(text: string): KeyHistoryEntry[] {
@@ -33,10 +34,12 @@ export function parseKeyHistory(text: string): KeyHistoryEntry[] {
   try {
     raw = JSON.parse(text);
   } catch {
-    throw new TypeError("key history is not valid JSON");
+    throw new KeyboundError("STORAGE_ERROR", "key history is not valid JSON");
   }
   const r = HistoryFile.safeParse(raw);
-  if (!r.success) throw new TypeError("key history does not have the expected shape");
+  if (!r.success) {
+    throw new KeyboundError("STORAGE_ERROR", "key history does not have the expected shape");
+  }
   return (r.data.entries ?? []).map((e) => ({ time: e.time, private_key: e.private_key }));
 }
 

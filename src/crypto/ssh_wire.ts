@@ -148,7 +148,7 @@ export async function sshBlobToPublicKey(blob: Uint8Array): Promise<CryptoKey> {
   try {
     if (type === "ssh-ed25519") {
       const raw = r.bytes();
-      if (!r.done || raw.length !== 32) throw new Error("bad ed25519 key");
+      if (!r.done || raw.length !== 32) throw new BadParameterError(`invalid ${type} public key`);
       return await crypto.subtle.importKey(
         "raw",
         raw as Uint8Array<ArrayBuffer>,
@@ -162,7 +162,9 @@ export async function sshBlobToPublicKey(blob: Uint8Array): Promise<CryptoKey> {
     if (type === "ecdsa-sha2-nistp256") {
       const curve = r.text();
       const q = r.bytes();
-      if (!r.done || curve !== "nistp256" || q.length !== 65) throw new Error("bad p256 key");
+      if (!r.done || curve !== "nistp256" || q.length !== 65) {
+        throw new BadParameterError(`invalid ${type} public key`);
+      }
       return await crypto.subtle.importKey(
         "raw",
         q as Uint8Array<ArrayBuffer>,
@@ -172,6 +174,7 @@ export async function sshBlobToPublicKey(blob: Uint8Array): Promise<CryptoKey> {
       );
     }
   } catch (cause) {
+    if (cause instanceof BadParameterError) throw cause;
     throw new BadParameterError(`invalid ${type} public key`, { cause });
   }
   throw new BadParameterError(

@@ -100,7 +100,9 @@ function failed(reason: string, cause?: unknown): KeyboundError {
 
 function parseClaims(bytes: Uint8Array): Record<string, unknown> {
   const v: unknown = JSON.parse(fromUtf8(bytes));
-  if (typeof v !== "object" || v === null || Array.isArray(v)) throw new TypeError("not an object");
+  if (typeof v !== "object" || v === null || Array.isArray(v)) {
+    throw new KeyboundError("CHALLENGE_FAILED", "the document is not a JSON object");
+  }
   return v as Record<string, unknown>;
 }
 

@@ -52,6 +52,19 @@ function fail(message: string, cause?: unknown): never {
  * Formats an identity file: the identity certificate first, then its private
  * key, then the user CA and host CA certificates. Blocks are re-encoded, so
  * stray text in the inputs does not reach the file.
+ *
+ * @example Write an identity file from its parts
+ * ```ts ignore
+ * import { formatIdentityFile } from "@keybound/keybound";
+ *
+ * declare const certPem: string, keyPem: string, userCaPem: string, hostCaPem: string;
+ * const text = formatIdentityFile({
+ *   certPem,
+ *   keyPem,
+ *   userCaPems: [userCaPem],
+ *   hostCaPems: [hostCaPem],
+ * });
+ * ```
  */
 export function formatIdentityFile(parts: IdentityFileParts): string {
   const one = (label: string, pem: string, what: string) => {
@@ -72,6 +85,14 @@ export function formatIdentityFile(parts: IdentityFileParts): string {
  * later one is a CA certificate, sorted into user or host by its subject's OU
  * attribute (`user` / `host`). Checks that the private key belongs to the
  * certificate. Throws `BadParameterError` naming what is wrong.
+ *
+ * @example Read an identity file
+ * ```ts ignore
+ * import { parseIdentityFile } from "@keybound/keybound";
+ *
+ * const id = await parseIdentityFile(await Deno.readTextFile("admin-identity.pem"));
+ * console.log(id.hostCaPems.length, id.privateKey.extractable); // 1 false
+ * ```
  */
 export async function parseIdentityFile(text: string): Promise<IdentityFile> {
   let blocks;

@@ -9,6 +9,7 @@
  */
 import { decodeProtectedHeader, jwtVerify, SignJWT } from "jose";
 import type { KeyPair } from "../crypto/keys.ts";
+import { KeyboundError } from "../errors.ts";
 
 /** Leeway for `nbf` and `iat`. */
 export const JOIN_STATE_LEEWAY_SECONDS = 60;
@@ -64,10 +65,10 @@ export function issueJoinState(o: IssueJoinStateOptions): Promise<string> {
  * Why a join state was refused. Its message goes to logs and audit events
  * only; clients get the generic "join state verification failed".
  */
-export class JoinStateVerificationError extends Error {
+export class JoinStateVerificationError extends KeyboundError {
   /** @param message what did not hold */
   constructor(message: string) {
-    super(message);
+    super("JOIN_STATE_INVALID", message);
     this.name = "JoinStateVerificationError";
   }
 }

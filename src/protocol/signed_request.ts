@@ -97,7 +97,23 @@ export function canonicalRequestPath(path: string): string {
   return new URL(path, "http://keybound.invalid").pathname;
 }
 
-/** Returns the `Authorization` header value (`Keybound <compact JWS>`) for `request`. */
+/**
+ * Returns the `Authorization` header value (`Keybound <compact JWS>`) for `request`.
+ *
+ * @example Sign a request with an identity file
+ * ```ts ignore
+ * import { parseIdentityFile, signRequest } from "@keybound/keybound";
+ *
+ * const id = await parseIdentityFile(await Deno.readTextFile("admin-identity.pem"));
+ * const body = JSON.stringify({ hello: "world" });
+ * const authorization = await signRequest(id, { method: "POST", path: "/v1/bot/heartbeat", body });
+ * await fetch("https://auth.example.com:3025/v1/bot/heartbeat", {
+ *   method: "POST",
+ *   headers: { authorization, "content-type": "application/json" },
+ *   body,
+ * });
+ * ```
+ */
 export async function signRequest(signer: RequestSigner, request: RequestToSign): Promise<string> {
   const claims: SignedRequestClaims = {
     htm: request.method.toUpperCase(),

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { BadParameterError } from "../errors.ts";
 
 /** Values a template may reference, by variable name. */
 export interface SpiffeTemplateValues {
@@ -94,7 +95,7 @@ export function renderSpiffeTemplate(
 export function trustDomainOf(clusterName: string): string {
   const td = clusterName.toLowerCase();
   if (!TRUST_DOMAIN_RE.test(td)) {
-    throw new TypeError(`cluster name "${clusterName}" is not a valid SPIFFE trust domain`);
+    throw new BadParameterError(`cluster name "${clusterName}" is not a valid SPIFFE trust domain`);
   }
   return td;
 }
@@ -103,7 +104,7 @@ export function trustDomainOf(clusterName: string): string {
 export function spiffeId(trustDomain: string, path: string): string {
   const id = `spiffe://${trustDomain}${path}`;
   if (new TextEncoder().encode(id).length > MAX_SPIFFE_ID_BYTES) {
-    throw new TypeError(`SPIFFE ID is longer than ${MAX_SPIFFE_ID_BYTES} bytes`);
+    throw new BadParameterError(`SPIFFE ID is longer than ${MAX_SPIFFE_ID_BYTES} bytes`);
   }
   return id;
 }

@@ -202,6 +202,18 @@ async function loadSessionKey(backend: Backend): Promise<CryptoKey> {
  * one backend cannot both create it: the creating commit requires the
  * cluster record to be absent, and the loser loads the winner's CAs.
  * Throws `ConfigError` if the backend belongs to a cluster of another name.
+ *
+ * @example Create or load a cluster on a backend
+ * ```ts ignore
+ * import { bootstrapCluster, MemoryBackend, silentLogger } from "@keybound/keybound";
+ *
+ * const ctx = await bootstrapCluster(new MemoryBackend(), {
+ *   clusterName: "example.com",
+ *   log: silentLogger,
+ *   version: "0.1.0",
+ * });
+ * console.log(ctx.clusterName); // "example.com"
+ * ```
  */
 export async function bootstrapCluster(
   backend: Backend,

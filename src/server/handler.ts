@@ -16,7 +16,23 @@ export interface ConnectionInfo {
 /** A request handler: `(request, connection) → response`. */
 export type FetchHandler = (request: Request, connection?: ConnectionInfo) => Promise<Response>;
 
-/** Builds the auth service's request handler over `ctx`. */
+/**
+ * Builds the auth service's request handler over `ctx`.
+ *
+ * @example Serve the auth service
+ * ```ts ignore
+ * import { bootstrapCluster, createAuthHandler, MemoryBackend, silentLogger } from "@keybound/keybound";
+ *
+ * const ctx = await bootstrapCluster(new MemoryBackend(), {
+ *   clusterName: "example.com",
+ *   log: silentLogger,
+ *   version: "0.1.0",
+ * });
+ * const handle = createAuthHandler(ctx);
+ * const res = await handle(new Request("http://127.0.0.1/v1/ping"));
+ * console.log((await res.json()).cluster_name); // "example.com"
+ * ```
+ */
 export function createAuthHandler(ctx: ServerContext): FetchHandler {
   const app = createApp(ctx);
   return async (request, connection = {}) => await app.fetch(request, { ...connection });

@@ -86,7 +86,21 @@ export function issueAdminIdentity(
   });
 }
 
-/** Issues an admin identity and formats it as an identity file (docs/protocol.md §2). */
+/**
+ * Issues an admin identity and formats it as an identity file (docs/protocol.md §2).
+ *
+ * @example Issue an admin identity for tctl
+ * ```ts ignore
+ * import { bootstrapCluster, issueAdminIdentityFile, MemoryBackend, silentLogger } from "@keybound/keybound";
+ *
+ * const ctx = await bootstrapCluster(new MemoryBackend(), {
+ *   clusterName: "example.com",
+ *   log: silentLogger,
+ *   version: "0.1.0",
+ * });
+ * await Deno.writeTextFile("admin-identity.pem", await issueAdminIdentityFile(ctx), { mode: 0o600 });
+ * ```
+ */
 export async function issueAdminIdentityFile(
   ctx: ServerContext,
   options: { ttlMs?: number } = {},

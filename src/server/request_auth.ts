@@ -65,6 +65,21 @@ function unauthenticated(message: string, cause?: unknown): KeyboundError {
  * Verifies a signed request. Returns null when there is no `Authorization`
  * header; throws `UNAUTHENTICATED` when there is one that does not verify and
  * `LOCKED` when a lock targets the identity's user or bot instance.
+ *
+ * @example Verify the signature of an incoming request
+ * ```ts ignore
+ * import { verifySignedRequest, type ServerContext } from "@keybound/keybound";
+ *
+ * declare const ctx: ServerContext;
+ * declare const req: Request;
+ * const identity = await verifySignedRequest(ctx, {
+ *   method: req.method,
+ *   path: new URL(req.url).pathname,
+ *   body: new Uint8Array(await req.arrayBuffer()),
+ *   authorization: req.headers.get("authorization"),
+ * }, { recordJti: true });
+ * console.log(identity?.username ?? "unsigned");
+ * ```
  */
 export async function verifySignedRequest(
   ctx: ServerContext,

@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { KeyboundError } from "../errors.ts";
 import {
   assertListAfter,
   type AtomicOperation,
@@ -23,7 +24,18 @@ interface Slot {
 
 const SEP = "\u0000";
 
-/** A {@linkcode Backend} held in a Map; values are deep-copied in and out. */
+/**
+ * A {@linkcode Backend} held in a Map; values are deep-copied in and out.
+ *
+ * @example Store and read back a value
+ * ```ts ignore
+ * import { MemoryBackend } from "@keybound/keybound";
+ *
+ * const backend = new MemoryBackend();
+ * await backend.commit({ checks: [], mutations: [{ type: "set", key: ["a"], value: 1 }] });
+ * console.log((await backend.get(["a"]))?.value); // 1
+ * ```
+ */
 export class MemoryBackend implements Backend {
   #data = new Map<string, Slot>();
   #counter = 0;
@@ -48,7 +60,7 @@ export class MemoryBackend implements Backend {
   }
 
   #open() {
-    if (this.#closed) throw new Error("backend is closed");
+    if (this.#closed) throw new KeyboundError("STORAGE_ERROR", "backend is closed");
   }
 
   get<T = JsonValue>(key: Key): Promise<Entry<T> | null> {

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { BadParameterError } from "../errors.ts";
 
 const UNITS: Record<string, number> = {
   ns: 1e-6,
@@ -25,11 +26,11 @@ export function parseDuration(text: string): number {
   while (i < s.length) {
     re.lastIndex = i;
     const m = re.exec(s);
-    if (!m) throw new TypeError(`invalid duration "${text}" (examples: 90s, 20m, 1h30m)`);
+    if (!m) throw new BadParameterError(`invalid duration "${text}" (examples: 90s, 20m, 1h30m)`);
     total += parseFloat(m[1]) * UNITS[m[2]];
     i = re.lastIndex;
   }
-  if (s.length === 0) throw new TypeError("empty duration");
+  if (s.length === 0) throw new BadParameterError("empty duration");
   return total;
 }
 

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { BadParameterError } from "../errors.ts";
 import { base64url } from "jose";
 
 const textEncoder = new TextEncoder();
@@ -34,7 +35,7 @@ export function fromBase64(s: string): Uint8Array<ArrayBuffer> {
   try {
     bin = atob(s.replace(/\s+/g, ""));
   } catch {
-    throw new TypeError("invalid base64");
+    throw new BadParameterError("invalid base64");
   }
   const out = new Uint8Array(bin.length);
   for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
@@ -51,7 +52,7 @@ export function fromBase64Url(s: string): Uint8Array<ArrayBuffer> {
   try {
     return base64url.decode(s) as Uint8Array<ArrayBuffer>;
   } catch {
-    throw new TypeError("invalid base64url");
+    throw new BadParameterError("invalid base64url");
   }
 }
 
@@ -62,7 +63,7 @@ export function toHex(bytes: Uint8Array): string {
 
 /** Decodes hex; throws `TypeError` on odd length or non-hex characters. */
 export function fromHex(s: string): Uint8Array<ArrayBuffer> {
-  if (s.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(s)) throw new TypeError("invalid hex");
+  if (s.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(s)) throw new BadParameterError("invalid hex");
   const out = new Uint8Array(s.length / 2);
   for (let i = 0; i < out.length; i++) out[i] = parseInt(s.slice(i * 2, i * 2 + 2), 16);
   return out;
@@ -85,7 +86,7 @@ export function parsePemBlocks(text: string): { label: string; der: Uint8Array<A
 /** The DER of the single PEM block labelled `label`; throws `TypeError` otherwise. */
 export function fromPem(label: string, text: string): Uint8Array<ArrayBuffer> {
   const blocks = parsePemBlocks(text).filter((b) => b.label === label);
-  if (blocks.length !== 1) throw new TypeError(`expected one PEM block "${label}"`);
+  if (blocks.length !== 1) throw new BadParameterError(`expected one PEM block "${label}"`);
   return blocks[0].der;
 }
 

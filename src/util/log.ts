@@ -121,7 +121,17 @@ function jsonLine(obj: Record<string, unknown>): string {
   return line.replace(UNSAFE, escapeChar);
 }
 
-/** A {@linkcode Logger} that writes text or JSON lines. */
+/**
+ * A {@linkcode Logger} that writes text or JSON lines.
+ *
+ * @example A JSON logger
+ * ```ts ignore
+ * import { createLogger } from "@keybound/keybound";
+ *
+ * const log = createLogger({ format: "json" });
+ * log.info("joined", { bot: "my-bot" });
+ * ```
+ */
 export function createLogger(options: LoggerOptions = {}): Logger {
   const write = options.write ?? ((l: string) => console.error(l));
   const now = options.now ?? (() => new Date());

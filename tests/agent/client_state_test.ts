@@ -36,8 +36,14 @@ Deno.test("key history: newest first, at most 10, round trip", () => {
   assertEquals(entries[9].time, "t2");
   assertEquals(parseKeyHistory(serializeKeyHistory(entries)), entries);
   assertEquals(parseKeyHistory('{"entries":null}'), []);
-  assertThrows(() => parseKeyHistory("not json"), TypeError);
-  assertThrows(() => parseKeyHistory('{"entries":[{"time":1}]}'), TypeError);
+  assertEquals(
+    assertThrows(() => parseKeyHistory("not json"), KeyboundError).code,
+    "STORAGE_ERROR",
+  );
+  assertEquals(
+    assertThrows(() => parseKeyHistory('{"entries":[{"time":1}]}'), KeyboundError).code,
+    "STORAGE_ERROR",
+  );
 });
 
 Deno.test("client state: a rotation key is in storage when generateRotationKey returns", async () => {

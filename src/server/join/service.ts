@@ -90,16 +90,22 @@ async function refreshCertificate(
 ): Promise<RefreshCertificate | null> {
   const fromSigned = signed ? { identity: signed, sha256: signed.certSha256 ?? "" } : null;
   if (req.certificate === undefined) return fromSigned;
-  let der: Uint8Array;
+  let blocks: Uint8Array[];
   try {
-    const blocks = certificatesFromPem(req.certificate);
-    if (blocks.length !== 1) throw new Error("expected exactly one CERTIFICATE block");
-    der = blocks[0];
-  } catch (e) {
-    throw new BadParameterError(`certificate: ${(e as Error).message}`, {
+    blocks = certificatesFromPem(req.certificate);
+  } catch (cause) {
+    // certificatesFromPem throws only BadParameterError, whose message names the problem.
+    throw new BadParameterError(`certificate: ${(cause as BadParameterError).message}`, {
+      cause,
       details: { path: "certificate" },
     });
   }
+  if (blocks.length !== 1) {
+    throw new BadParameterError("certificate: expected exactly one CERTIFICATE block", {
+      details: { path: "certificate" },
+    });
+  }
+  const der = blocks[0];
   const now = ctx.now();
   const verified = await verifyClientCertificate(ctx, der, now, "certificate");
   if (fromSigned && fromSigned.sha256 !== verified.sha256) {
