@@ -12,6 +12,7 @@
  */
 import { z } from "zod";
 import { KeyboundError } from "../../errors.ts";
+import { CaResponse, HOST_CA_PATH } from "../../protocol/discovery.ts";
 import type { BotApi } from "../bot_api.ts";
 import type { BotIdentity } from "../identity.ts";
 import { type AgentStorage, writeText } from "../storage.ts";
@@ -27,7 +28,8 @@ export const HOST_CERT_ALGORITHMS = [
   "ecdsa-sha2-nistp256-cert-v01@openssh.com",
 ] as const;
 
-const HostCaResponse = z.object({ ssh_ca_keys: z.array(z.string().min(1)).min(1) });
+/** The `/v1/ca/host` answer, with at least one SSH CA key (a host certificate needs one). */
+const HostCaResponse = CaResponse.extend({ ssh_ca_keys: z.array(z.string().min(1)).min(1) });
 
 /** `known_hosts`: one `@cert-authority *` line per host CA key. */
 export function knownHostsText(hostCaKeys: string[]): string {
@@ -112,7 +114,7 @@ export class SshConfigOutput implements Output {
   }
 
   async write(identity: BotIdentity): Promise<void> {
-    const ca = await this.#o.api.get("/v1/ca/host", HostCaResponse);
+    const ca = await this.#o.api.get(HOST_CA_PATH, HostCaResponse);
     await this.#o.inner.write(identity);
     await writeText(
       this.#o.destination,

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { isKeyboundError } from "../../errors.ts";
+import { type ErrorCode, isKeyboundError } from "../../errors.ts";
 
 /** Attempts per identity renewal (Teleport: 7, backoff 1 s doubling). */
 export const IDENTITY_ATTEMPTS = 7;
@@ -14,10 +14,14 @@ export const OUTPUT_ATTEMPTS = 5;
 export const STARTUP_MAX_BACKOFF_MS = 60_000;
 
 /** Error codes that no retry can fix; an admin has to act (see `refusal.ts`). */
-const PERMANENT_CODES = new Set([
+const PERMANENT_CODES = new Set<ErrorCode>([
   "NO_RECOVERIES_REMAINING",
   "LOCKED",
   "JOIN_STATE_INVALID",
+  "JOIN_STATE_REQUIRED",
+  "ONBOARDING_WITH_CREDENTIALS",
+  "TOKEN_STATE_CORRUPT",
+  "STATIC_KEY_ROTATION",
   "GENERATION_MISMATCH",
   "REGISTRATION_SECRET_INVALID",
   "ACCESS_DENIED",

@@ -10,8 +10,9 @@
  *
  * @module
  */
-import { z } from "zod";
+import type { z } from "zod";
 import { KeyboundError } from "../../errors.ts";
+import { CaResponse, HOST_CA_PATH } from "../../protocol/discovery.ts";
 import {
   certificatesFromPem,
   certificateToPem,
@@ -22,7 +23,7 @@ import {
 import { type AgentStorage, readText, STORAGE_FILES, writeText } from "../storage.ts";
 
 /** Path the host CA is served at (docs/protocol.md §3). */
-export const HOST_CA_PATH = "/v1/ca/host";
+export { HOST_CA_PATH };
 
 /** What the unverified first contact saw: the leaf certificate and the HTTP answer. */
 export interface FirstContactResult {
@@ -41,7 +42,7 @@ export interface FirstContactResult {
 export type FirstContact = (baseUrl: string) => Promise<FirstContactResult>;
 
 /** The part of the `/v1/ca/host` answer the pin check reads. */
-const HostCaTls = z.object({ tls_ca_certs: z.array(z.string()) });
+const HostCaTls = CaResponse.pick({ tls_ca_certs: true });
 
 /**
  * Learns the host CA over the unverified first contact and accepts it only
