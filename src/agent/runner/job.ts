@@ -121,6 +121,10 @@ export class Job {
       metrics?.iterationsTotal.inc(this.#labels());
     }
     this.#attempt++;
+    this.#ctx.log.debug(`${this.spec.name} running`, {
+      service: this.spec.service,
+      attempt: this.#attempt,
+    });
     try {
       await this.spec.task(this.#ctx.signal);
     } catch (err) {

@@ -424,6 +424,14 @@ export class BotRunner {
       return;
     }
     this.#armedAt = at;
+    if (at !== null) {
+      this.#o.log.debug("next run scheduled", {
+        tasks: [this.#identityJob, ...this.#others()].filter((j) => j.due === at)
+          .map((j) => j.spec.name).join(","),
+        in_seconds: Math.round((at - this.#clock.now().getTime()) / 1000),
+        at: new Date(at).toISOString(),
+      });
+    }
     await this.#timer.arm(at === null ? null : new Date(at));
   }
 }

@@ -30,6 +30,7 @@ import { TbotMetrics } from "../../agent/metrics.ts";
 import { createOutputs } from "../../agent/outputs/mod.ts";
 import { ReadinessRegistry } from "../../agent/readiness.ts";
 import { loadKek, sealIfPersistent } from "../../agent/sealed_keys.ts";
+import { traceFetch, traceStorage } from "../../agent/debug_trace.ts";
 import type { AgentStorage, ReleaseLock } from "../../agent/storage.ts";
 import { TBOT_VERSION } from "../../agent/version.ts";
 import { KeyboundError } from "../../errors.ts";
@@ -153,8 +154,9 @@ export async function runStart(
     });
     const onboarding = await resolveOnboarding(config, platform, log);
 
+    // Debug traces the file names and sizes written, below sealing: never the content.
     const storage: AgentStorage = sealIfPersistent(
-      await openStorage(config.storage, platform, cleanups),
+      traceStorage(await openStorage(config.storage, platform, cleanups), log),
       {
         kek: await loadKek({
           env: platform.env,
@@ -186,7 +188,8 @@ export async function runStart(
     }
     // Independent reads and key imports, overlapped.
     const [fetchFn, clientState, stored] = await Promise.all([
-      platform.createFetch(baseUrl, trust),
+      // Debug traces method, path, status and time of each request: never a body or header.
+      platform.createFetch(baseUrl, trust).then((f) => traceFetch(f, log)),
       openClientState(onboarding.staticKeyPem, storage, log, clock),
       loadIdentity(storage, onboarding.tokenName, log),
     ]);
