@@ -5,9 +5,8 @@
  *
  * @module
  */
-import type { z } from "zod";
 import { BadParameterError } from "../errors.ts";
-import { formatPath } from "../util/zod_error.ts";
+import { fieldIssue, formatPath } from "../util/zod_error.ts";
 import {
   ALL_KINDS,
   type AnyResource,
@@ -36,24 +35,6 @@ export type ValidationResult<T> =
 /** True if `kind` is one of the kinds the API serves. */
 export function isKind(kind: string): kind is Kind {
   return (ALL_KINDS as readonly string[]).includes(kind);
-}
-
-/** Turns one zod issue into a path and a short message. */
-export function issueFromZod(issue: z.core.$ZodIssue): ResourceIssue {
-  const path = issue.path.filter((p): p is string | number => typeof p !== "symbol");
-  if (issue.code === "unrecognized_keys") {
-    return {
-      path: [...path, issue.keys[0]],
-      message: issue.keys.length > 1
-        ? `unknown fields ${issue.keys.map((k) => `"${k}"`).join(", ")}`
-        : "unknown field",
-    };
-  }
-  let message = issue.message.replace(/^Invalid (input|option): /, "");
-  if (issue.code === "invalid_type" && /received undefined$/.test(issue.message)) {
-    message = `required field is missing (expected ${issue.expected})`;
-  }
-  return { path, message };
 }
 
 /** `path: message`, the form every resource error uses. */
@@ -107,7 +88,7 @@ export function validateResource(
     };
   }
   const r = schemaOf(kind).safeParse(raw);
-  if (!r.success) return { ok: false, issue: issueFromZod(r.error.issues[0]) };
+  if (!r.success) return { ok: false, issue: fieldIssue(r.error.issues[0]) };
   return { ok: true, resource: r.data };
 }
 

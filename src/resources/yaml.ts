@@ -6,8 +6,9 @@
  *
  * @module
  */
-import { type Document, LineCounter, parseAllDocuments, stringify } from "yaml";
+import { LineCounter, parseAllDocuments, stringify } from "yaml";
 import { BadParameterError } from "../errors.ts";
+import { yamlErrorText, yamlLineOf } from "../util/yaml_line.ts";
 import type { Kind } from "./schemas.ts";
 import { type AnyResource, formatIssue, validateResource } from "./validate.ts";
 
@@ -25,24 +26,6 @@ export interface ParsedDocument {
 export interface ParseYamlOptions {
   /** Kinds accepted (default: the creatable ones). */
   kinds?: readonly Kind[];
-}
-
-function firstLine(message: string): string {
-  return message.split("\n")[0].replace(/ at line \d+, column \d+:?$/, "");
-}
-
-/** The line of the deepest existing node along `path`, so missing fields point at their parent. */
-function lineOfPath(
-  doc: Document.Parsed,
-  path: (string | number)[],
-  lines: LineCounter,
-): number | undefined {
-  for (let n = path.length; n >= 0; n--) {
-    const node = n === 0 ? doc.contents : doc.getIn(path.slice(0, n), true);
-    const range = (node as { range?: [number, number, number] } | null | undefined)?.range;
-    if (range) return lines.linePos(range[0]).line;
-  }
-  return undefined;
 }
 
 /**
@@ -70,7 +53,9 @@ export function parseResourceYaml(
     if (err) {
       const pos = lines.linePos(err.pos[0]);
       throw new BadParameterError(
-        `${where}: invalid YAML at line ${pos.line}, column ${pos.col}: ${firstLine(err.message)}`,
+        `${where}: invalid YAML at line ${pos.line}, column ${pos.col}: ${
+          yamlErrorText(err.message)
+        }`,
       );
     }
     const value = doc.toJS({ maxAliasCount: 100 });
@@ -78,7 +63,7 @@ export function parseResourceYaml(
     const r = validateResource(value, options.kinds);
     const startLine = doc.range ? lines.linePos(doc.range[0]).line : 1;
     if (!r.ok) {
-      const line = lineOfPath(doc, r.issue.path, lines);
+      const line = yamlLineOf(doc, r.issue.path, lines);
       throw new BadParameterError(
         `${where}: ${formatIssue(r.issue)}${line ? ` (line ${line})` : ""}`,
         { details: { file: fileName, document: index, path: r.issue.path.join(".") } },

@@ -1,10 +1,26 @@
 /**
- * Turns zod issues into one-line messages that name the field path, the way
- * every Keybound error about bad input does.
+ * The one translation of zod issues into Keybound's error wording: the field
+ * path (an unknown key included) and a short message, as the server, tbot's
+ * config loader and tctl's resource files all report them.
  *
  * @module
  */
 import type { z } from "zod";
+
+/** A field path: keys and list indexes. */
+export type FieldPath = (string | number)[];
+
+/** One zod issue in Keybound's terms. */
+export interface FieldIssue {
+  /** The field at fault; for unknown keys, the first unknown key. */
+  path: FieldPath;
+  /** The path to show before the message: for unknown keys, the object holding them. */
+  shownPath: FieldPath;
+  /** What is wrong, without the path. */
+  message: string;
+  /** True when the issue is unknown keys (the message names them). */
+  unknownKey: boolean;
+}
 
 /** `a.b[2].c` from a zod issue path. */
 export function formatPath(path: readonly PropertyKey[]): string {
@@ -16,24 +32,50 @@ export function formatPath(path: readonly PropertyKey[]): string {
   return out || "(root)";
 }
 
+/**
+ * Translates one zod issue. `zodWording` keeps zod's "Invalid input: "
+ * prefix (tbot's config errors have always shown it).
+ *
+ * @example
+ * ```ts
+ * import { z } from "zod";
+ * import { fieldIssue } from "./zod_error.ts";
+ * const r = z.strictObject({ a: z.number() }).safeParse({ a: "x" });
+ * if (!r.success) fieldIssue(r.error.issues[0]).message; // "expected number, received string"
+ * ```
+ */
+export function fieldIssue(issue: z.core.$ZodIssue, { zodWording = false } = {}): FieldIssue {
+  const base = issue.path.filter((p): p is string | number => typeof p !== "symbol");
+  if (issue.code === "unrecognized_keys") {
+    const keys = issue.keys.map((k) => `"${k}"`).join(", ");
+    return {
+      path: [...base, issue.keys[0]],
+      shownPath: base,
+      message: `unknown field${issue.keys.length > 1 ? "s" : ""} ${keys}`,
+      unknownKey: true,
+    };
+  }
+  let message = zodWording ? issue.message : issue.message.replace(/^Invalid (input|option): /, "");
+  if (issue.code === "invalid_type" && /received undefined$/.test(issue.message)) {
+    message = `required field is missing (expected ${issue.expected})`;
+  }
+  return { path: base, shownPath: base, message, unknownKey: false };
+}
+
+/** `path: message` for a {@linkcode FieldIssue} (no path for unknown keys at the root). */
+export function formatFieldIssue(issue: FieldIssue): string {
+  if (issue.unknownKey && issue.shownPath.length === 0) return issue.message;
+  return `${formatPath(issue.shownPath)}: ${issue.message}`;
+}
+
 /** `path: message` for the first issue (or each issue, joined by "; "). */
 export function formatZodError(err: z.ZodError, all = false): string {
   const issues = all ? err.issues : err.issues.slice(0, 1);
-  return issues.map((i) => {
-    if (i.code === "unrecognized_keys") {
-      const base = formatPath(i.path);
-      return `${base === "(root)" ? "" : base + ": "}unknown field${i.keys.length > 1 ? "s" : ""} ${
-        i.keys.map((k) => `"${k}"`).join(", ")
-      }`;
-    }
-    return `${formatPath(i.path)}: ${i.message}`;
-  }).join("; ");
+  return issues.map((i) => formatFieldIssue(fieldIssue(i, { zodWording: true }))).join("; ");
 }
 
 /** The path of the first issue, for `details.path`. */
 export function firstIssuePath(err: z.ZodError): string {
   const i = err.issues[0];
-  if (!i) return "(root)";
-  if (i.code === "unrecognized_keys") return formatPath([...i.path, i.keys[0]]);
-  return formatPath(i.path);
+  return i ? formatPath(fieldIssue(i).path) : "(root)";
 }

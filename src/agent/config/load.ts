@@ -5,37 +5,15 @@
  *
  * @module
  */
-import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument } from "yaml";
-import type { Document, Node } from "yaml";
+import { LineCounter, parseDocument } from "yaml";
 import type { z } from "zod";
 import { ConfigError } from "../../errors.ts";
-import { formatPath } from "../../util/zod_error.ts";
+import { fieldIssue, formatPath } from "../../util/zod_error.ts";
+import { yamlErrorText, yamlLineOf } from "../../util/yaml_line.ts";
 import { checkConfig, type ConfigProblem, type TbotConfig, TbotConfigSchema } from "./schema.ts";
-import { type ConfigPath, finish, firstIssue, issueMessage, issuePath } from "./validate.ts";
+import { type ConfigPath, finish, firstIssue } from "./validate.ts";
 
 export { configFromObject, type ConfigPath } from "./validate.ts";
-
-/** The line (1-based) of the deepest node along `path` that exists, or undefined. */
-function lineOf(doc: Document, lines: LineCounter, path: ConfigPath): number | undefined {
-  let node: unknown = doc.contents;
-  let offset = (doc.contents as Node | null)?.range?.[0];
-  for (const part of path) {
-    if (isMap(node)) {
-      const pair = node.items.find((p) => isPair(p) && isScalar(p.key) && p.key.value === part);
-      if (!pair) break;
-      offset = (pair.key as Node).range?.[0] ?? offset;
-      node = pair.value;
-    } else if (isSeq(node) && typeof part === "number") {
-      const item = node.items[part] as Node | undefined;
-      if (!item) break;
-      offset = item.range?.[0] ?? offset;
-      node = item;
-    } else {
-      break;
-    }
-  }
-  return offset === undefined ? undefined : lines.linePos(offset).line;
-}
 
 function configError(
   source: string,
@@ -88,8 +66,7 @@ export function parseConfig(text: string, source = "tbot.yaml"): TbotConfig {
   if (doc.errors.length > 0) {
     const e = doc.errors[0];
     const line = e.linePos?.[0]?.line;
-    const message = e.message.split("\n")[0].replace(/ at line \d+, column \d+:?$/, "");
-    throw configError(source, line, [], `YAML syntax error: ${message}`);
+    throw configError(source, line, [], `YAML syntax error: ${yamlErrorText(e.message)}`);
   }
   const raw = doc.toJS({ maxAliasCount: 50 });
   if (raw === null || raw === undefined) {
@@ -97,21 +74,14 @@ export function parseConfig(text: string, source = "tbot.yaml"): TbotConfig {
   }
   const parsed = TbotConfigSchema.safeParse(raw);
   if (!parsed.success) {
-    const issue = firstIssue(parsed.error);
-    const path = issuePath(issue);
-    throw configError(
-      source,
-      lineOf(doc, lines, path),
-      path,
-      issueMessage(issue),
-      issue.code === "unrecognized_keys",
-    );
+    const f = fieldIssue(firstIssue(parsed.error), { zodWording: true });
+    throw configError(source, yamlLineOf(doc, f.path, lines), f.path, f.message, f.unknownKey);
   }
   const config = finish(parsed.data);
   throwProblems(
     checkConfig(config).map((p) => ({ ...p, path: filePath(parsed.data, p.path) })),
     source,
-    (p) => lineOf(doc, lines, p),
+    (p) => yamlLineOf(doc, p, lines),
   );
   return config;
 }

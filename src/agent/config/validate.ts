@@ -8,7 +8,7 @@
 import type { z } from "zod";
 import { ConfigError } from "../../errors.ts";
 import { parseDuration } from "../../util/duration.ts";
-import { formatPath } from "../../util/zod_error.ts";
+import { fieldIssue, formatPath } from "../../util/zod_error.ts";
 import {
   checkConfig,
   DEFAULT_CREDENTIAL_TTL,
@@ -18,25 +18,6 @@ import {
 
 /** A field path: keys and list indexes. */
 export type ConfigPath = (string | number)[];
-
-/** The path a zod issue is about (an unknown key's own path for `unrecognized_keys`). */
-export function issuePath(issue: z.core.$ZodIssue): ConfigPath {
-  const base = issue.path.filter((p): p is string | number => typeof p !== "symbol");
-  return issue.code === "unrecognized_keys" ? [...base, issue.keys[0]] : base;
-}
-
-/** A zod issue as one line: unknown keys listed, a missing field said plainly. */
-export function issueMessage(issue: z.core.$ZodIssue): string {
-  if (issue.code === "unrecognized_keys") {
-    return `unknown field${issue.keys.length > 1 ? "s" : ""} ${
-      issue.keys.map((k) => `"${k}"`).join(", ")
-    }`;
-  }
-  if (issue.code === "invalid_type" && /received undefined$/.test(issue.message)) {
-    return "required field is missing";
-  }
-  return issue.message;
-}
 
 /** The issue to report of a failed parse: a misspelt key first, it is usually the real news. */
 export function firstIssue(error: z.ZodError): z.core.$ZodIssue {
@@ -77,8 +58,8 @@ export function configFromObject(raw: unknown, name: (path: ConfigPath) => strin
     new ConfigError(`${name(path)}: ${message}`, { details: { path: formatPath(path) } });
   const parsed = TbotConfigSchema.safeParse(raw);
   if (!parsed.success) {
-    const issue = firstIssue(parsed.error);
-    throw fail(issuePath(issue), issueMessage(issue));
+    const f = fieldIssue(firstIssue(parsed.error), { zodWording: true });
+    throw fail(f.path, f.message);
   }
   const config = finish(parsed.data);
   const problem = checkConfig(config)[0];
