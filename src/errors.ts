@@ -188,6 +188,32 @@ export class ServerError extends KeyboundError {
   }
 }
 
+/**
+ * The message of any thrown value, for logs and one-line displays: thrown
+ * values need not be `Error`s, so callers never cast to read `.message`.
+ */
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * Adds context (a field path, a file name) to a failure. A
+ * {@linkcode KeyboundError} keeps its code; anything else gets `code`. The
+ * original is kept as `cause`.
+ */
+export function inContext(
+  prefix: string,
+  err: unknown,
+  code: ErrorCode,
+  details?: Record<string, unknown>,
+): KeyboundError {
+  return new KeyboundError(
+    err instanceof KeyboundError ? err.code : code,
+    `${prefix}: ${errorMessage(err)}`,
+    { cause: err, ...(details ? { details } : {}) },
+  );
+}
+
 /** Returns true if `err` is a {@linkcode KeyboundError}, optionally with `code`. */
 export function isKeyboundError(err: unknown, code?: ErrorCode): err is KeyboundError {
   return err instanceof KeyboundError && (code === undefined || err.code === code);

@@ -12,7 +12,7 @@
 import { importPkcs8Pem, type KeyPair } from "../crypto/keys.ts";
 import { timingSafeEqual } from "../crypto/random.ts";
 import { parseAuthorizedKey, publicKeyToSshBlob, toAuthorizedKey } from "../crypto/ssh_wire.ts";
-import { KeyboundError } from "../errors.ts";
+import { errorMessage, KeyboundError } from "../errors.ts";
 import type { Logger } from "../util/log.ts";
 import type { BoundKeyStore } from "./join_types.ts";
 import { writeFilesTogether } from "./journal.ts";
@@ -266,7 +266,7 @@ async function readHistory(storage: AgentStorage, log: Logger): Promise<KeyHisto
   } catch (e) {
     log.warn("ignoring an unreadable bound key history", {
       file: STORAGE_FILES.keyHistory,
-      error: (e as Error).message,
+      error: errorMessage(e),
     });
     return [];
   }

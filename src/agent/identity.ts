@@ -9,7 +9,7 @@
 import { exportSpki } from "../crypto/keys.ts";
 import { sha256, timingSafeEqual } from "../crypto/random.ts";
 import { toAuthorizedKey } from "../crypto/ssh_wire.ts";
-import { KeyboundError } from "../errors.ts";
+import { errorMessage, KeyboundError } from "../errors.ts";
 import { certificatesFromPem, certificateToPem, parseCertificate } from "../pki/x509_parse.ts";
 import type { JoinResult } from "../protocol/messages.ts";
 import { identityFromSubject } from "../protocol/subject.ts";
@@ -170,7 +170,7 @@ export async function loadIdentity(
     return identity;
   } catch (e) {
     log.warn("the stored identity cannot be read; joining afresh", {
-      error: (e as Error).message,
+      error: errorMessage(e),
     });
     return null;
   }

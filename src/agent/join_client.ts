@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { KeyboundError } from "../errors.ts";
+import { errorMessage, KeyboundError } from "../errors.ts";
 import type { z } from "zod";
 import { callApi } from "../protocol/http_client.ts";
 import { AsnConvert } from "@peculiar/asn1-schema";
@@ -136,7 +136,7 @@ async function answerStep(
   try {
     publicKey = await p.keyStore.generateRotationKey();
   } catch (e) {
-    await giveUp(p, session, (e as Error).message);
+    await giveUp(p, session, errorMessage(e));
     throw e;
   }
   return { answer: { type: "rotation_response", public_key: publicKey.trim() } };

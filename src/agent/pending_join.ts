@@ -12,6 +12,7 @@
  *
  * @module
  */
+import { errorMessage } from "../errors.ts";
 import { z } from "zod";
 import { importStoredKey, type StoredKeyPair } from "./stored_keys.ts";
 import type { Logger } from "../util/log.ts";
@@ -65,7 +66,7 @@ export async function readPendingJoin(
   } catch (e) {
     log.warn("ignoring an unreadable pending join record", {
       file: STORAGE_FILES.pendingJoin,
-      error: (e as Error).message,
+      error: errorMessage(e),
     });
     return null;
   }

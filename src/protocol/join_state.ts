@@ -9,7 +9,7 @@
  */
 import { decodeProtectedHeader, jwtVerify, SignJWT } from "jose";
 import type { KeyPair } from "../crypto/keys.ts";
-import { KeyboundError } from "../errors.ts";
+import { errorMessage, KeyboundError } from "../errors.ts";
 
 /** Leeway for `nbf` and `iat`. */
 export const JOIN_STATE_LEEWAY_SECONDS = 60;
@@ -120,7 +120,7 @@ export async function verifyJoinState(o: VerifyJoinStateOptions): Promise<JoinSt
     payload = r.payload;
   } catch (e) {
     throw new JoinStateVerificationError(
-      `join state could not be verified: ${(e as Error).message}`,
+      `join state could not be verified: ${errorMessage(e)}`,
     );
   }
   const now = Math.floor(o.now.getTime() / 1000);

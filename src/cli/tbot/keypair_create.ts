@@ -11,7 +11,7 @@ import { createStoredKeypair, StoredClientState } from "../../agent/client_state
 import { parseServerAddress } from "../../agent/config/schema.ts";
 import { generateStorableKeyPair, importPkcs8Pem } from "../../crypto/keys.ts";
 import { toAuthorizedKey } from "../../crypto/ssh_wire.ts";
-import { ConfigError, KeyboundError } from "../../errors.ts";
+import { ConfigError, errorMessage, KeyboundError } from "../../errors.ts";
 import { SIGNATURE_ALGORITHM_SUITE } from "../../protocol/messages.ts";
 import { PING_PATH, PingResponse } from "../../protocol/discovery.ts";
 import { callApi } from "../../protocol/http_client.ts";
@@ -75,7 +75,7 @@ async function checkSuite(
     log.warn(
       `could not ping ${baseUrl}; assuming the ${SIGNATURE_ALGORITHM_SUITE} suite (Ed25519)`,
       {
-        error: (e as Error).message,
+        error: errorMessage(e),
       },
     );
     return;

@@ -6,7 +6,7 @@
  * @module
  */
 import { TBOT_VERSION } from "../../agent/version.ts";
-import { ConfigError } from "../../errors.ts";
+import { ConfigError, errorMessage } from "../../errors.ts";
 import { createLogger } from "../../util/log.ts";
 import {
   type ArgParser,
@@ -45,7 +45,7 @@ export async function runTbot(
   try {
     line = parseCommandLine(TBOT, argv, parser);
   } catch (e) {
-    platform.stderr(`tbot: ${(e as Error).message}`);
+    platform.stderr(`tbot: ${errorMessage(e)}`);
     return 2;
   }
   if (line.kind === "help") {
@@ -71,7 +71,7 @@ export async function runTbot(
       write: platform.stderr,
     });
   } catch (e) {
-    platform.stderr(`tbot: ${(e as Error).message}`);
+    platform.stderr(`tbot: ${errorMessage(e)}`);
     return 2;
   }
   try {
@@ -97,7 +97,7 @@ export async function runTbot(
         return 0;
     }
   } catch (e) {
-    log.error((e as Error).message);
+    log.error(errorMessage(e));
     return e instanceof ConfigError || e instanceof UsageError ? 2 : 1;
   }
   return 2;

@@ -6,7 +6,7 @@
  * @module
  */
 import type { Clock } from "../../agent/clock.ts";
-import { ConfigError, KeyboundError } from "../../errors.ts";
+import { ConfigError, errorMessage, KeyboundError } from "../../errors.ts";
 import { parseDuration } from "../../util/duration.ts";
 import type { TbotFlags } from "./flags.ts";
 
@@ -44,7 +44,7 @@ export async function runWait(
       last = `HTTP ${res.status}`;
     } catch (e) {
       if (e instanceof KeyboundError) throw e;
-      last = (e as Error).message;
+      last = errorMessage(e);
     }
     if (clock.now().getTime() >= deadline) {
       throw new KeyboundError(

@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { errorMessage } from "../../errors.ts";
 import type { AnyResource, CreatableResource } from "../../resources/validate.ts";
 import {
   formatResourcesJson,
@@ -27,7 +28,7 @@ export const createCommand: CommandSpec = {
     try {
       text = await ctx.readTextFile(file);
     } catch (e) {
-      throw new UsageError(`cannot read ${label}: ${(e as Error).message}`);
+      throw new UsageError(`cannot read ${label}: ${errorMessage(e)}`);
     }
     // Every document is validated before the first one is sent.
     const docs = parseResourceYaml(text, label);

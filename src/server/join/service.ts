@@ -8,7 +8,7 @@
  * @module
  */
 import { challengeHash } from "../../protocol/signed_request.ts";
-import { AccessDeniedError, BadParameterError, KeyboundError } from "../../errors.ts";
+import { AccessDeniedError, BadParameterError, inContext, KeyboundError } from "../../errors.ts";
 import { publicKeysEqual } from "../../crypto/keys.ts";
 import { randomHex, timingSafeEqualString } from "../../crypto/random.ts";
 import { parseAuthorizedKey, toAuthorizedKey } from "../../crypto/ssh_wire.ts";
@@ -66,7 +66,7 @@ async function parseKeyField(text: string, path: string): Promise<CryptoKey> {
   try {
     return (await parseAuthorizedKey(text)).key;
   } catch (e) {
-    throw new BadParameterError(`${path}: ${(e as Error).message}`, { details: { path } });
+    throw inContext(path, e, "BAD_PARAMETER", { path });
   }
 }
 

@@ -14,7 +14,7 @@
  */
 import { AsnConvert } from "@peculiar/asn1-schema";
 import { SubjectPublicKeyInfo } from "@peculiar/asn1-x509";
-import { BadParameterError } from "../../errors.ts";
+import { BadParameterError, inContext } from "../../errors.ts";
 import { algOf, exportSpki, importSpki, publicKeysEqual } from "../../crypto/keys.ts";
 import { parseAuthorizedKey, SshReader, toAuthorizedKey } from "../../crypto/ssh_wire.ts";
 import { fromHex, fromPem, toBase64, toPem } from "../../util/encoding.ts";
@@ -29,13 +29,6 @@ export interface SubjectKey {
   tlsPem: string;
   /** `public_ssh_key` in canonical form: `TYPE BASE64`, no comment. */
   ssh: string;
-}
-
-function badKey(path: string, message: string, cause?: unknown): BadParameterError {
-  return new BadParameterError(`${path}: ${message}`, {
-    details: { path },
-    ...(cause ? { cause } : {}),
-  });
 }
 
 /** The key bits an SSH public-key blob carries (Ed25519: 32 bytes; ECDSA: the point). */
@@ -91,13 +84,13 @@ export async function parseSubjectKey(tlsPem: string, sshLine: string): Promise<
     der = fromPem("PUBLIC KEY", tlsPem);
     tlsKey = await importSpki(der);
   } catch (e) {
-    throw badKey("public_tls_key", (e as Error).message, e);
+    throw inContext("public_tls_key", e, "BAD_PARAMETER", { path: "public_tls_key" });
   }
   let ssh: Awaited<ReturnType<typeof parseAuthorizedKey>>;
   try {
     ssh = await parseAuthorizedKey(sshLine);
   } catch (e) {
-    throw badKey("public_ssh_key", (e as Error).message, e);
+    throw inContext("public_ssh_key", e, "BAD_PARAMETER", { path: "public_ssh_key" });
   }
   const mismatch = () =>
     new BadParameterError("public_ssh_key must be the same key as public_tls_key", {
