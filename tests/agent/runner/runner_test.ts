@@ -12,9 +12,10 @@ import {
   startupBackoff,
   Wakeup,
 } from "../../../src/agent/runner/mod.ts";
+import { TbotMetrics } from "../../../src/agent/metrics.ts";
 import { KeyboundError } from "../../../src/errors.ts";
 import { silentLogger } from "../../../src/util/log.ts";
-import { assert, assertEquals } from "../../_assert.ts";
+import { assert, assertEquals, assertStringIncludes } from "../../_assert.ts";
 import { FakeClock, settle } from "../_fake_clock.ts";
 import { waitUntil } from "../_wait.ts";
 import { ScriptedIdentity } from "./_scripted_identity.ts";
@@ -83,6 +84,41 @@ Deno.test("policy: 1 s doubling; jitter only lengthens retries and only shortens
   );
   assert(!isRetryable(new KeyboundError("NO_RECOVERIES_REMAINING", "no rejoins remaining")));
   assert(isRetryable(new TypeError("fetch failed")));
+});
+
+Deno.test("runner metrics: retries within an iteration, failed iterations, one iteration count", async () => {
+  const clock = new FakeClock();
+  const identity = new ScriptedIdentity(() => clock.now().getTime());
+  const metrics = new TbotMetrics("test");
+  const runner = new BotRunner({
+    identity,
+    renewalInterval: 20 * 60_000,
+    clock,
+    random: () => 0,
+    log: silentLogger,
+    metrics,
+  });
+  const labels = { service: "identity", name: "bot-identity-renewal" };
+  try {
+    await runner.start({ renewNow: true });
+    identity.failWith = "CONNECTION_FAILED";
+    await clock.advance(clock.pendingDelays[0]);
+    await waitUntil(() => identity.inFlight === 0 && clock.pendingSleeps === 1);
+    assertEquals(clock.pendingDelays, [1000]);
+    await clock.advance(1000);
+    await waitUntil(() => identity.inFlight === 0 && clock.pendingDelays[0] === 2000);
+    identity.failWith = null;
+    await clock.advance(2000);
+    await waitUntil(() => runner.status().identity?.generation === 2);
+    assertEquals(metrics.iterationsTotal.value(labels), 2);
+    assertEquals(metrics.iterationsFailed.value(labels), 0);
+    assertStringIncludes(
+      metrics.render(),
+      'tbot_task_iterations_successful_sum{service="identity",name="bot-identity-renewal"} 2',
+    );
+  } finally {
+    await runner.stop();
+  }
 });
 
 Deno.test("wakeup: queued once when nobody waits", async () => {
