@@ -247,7 +247,7 @@ export class BotRunner {
     return await this.renew();
   }
 
-  /** Makes the renewal due now (a reload signal); it runs at the next {@linkcode tick}. */
+  /** Makes the renewal due now (a reload signal) and runs it. */
   async wake(): Promise<void> {
     // A wake-up during a renewal asks for another one after it, as a queued signal would.
     if (this.#identityRun) this.#wakeQueued = true;
