@@ -7,7 +7,7 @@
  * @module
  */
 import type { Page } from "playwright-core";
-import { assert, assertEquals, assertNotEquals, assertStringIncludes } from "../_assert.ts";
+import { assert, assertEquals, assertMatch, assertStringIncludes } from "../_assert.ts";
 import type { BotInstance, Token } from "../../src/resources/schemas.ts";
 import { freePort } from "../interop/_interop_fixture.ts";
 import { provisionBot } from "../workers/_join_fixture.ts";
@@ -129,7 +129,11 @@ Deno.test({
         const page = await browser.newPage();
         await page.goto(base);
         await page.waitForFunction(logMentionsRefusal, undefined, { timeout: 60_000 });
-        assertNotEquals(await page.getAttribute("#status", "data-state"), "ready");
+        assertEquals(await page.getAttribute("#status", "data-state"), "unhealthy");
+        assertMatch(
+          await page.textContent("#status") ?? "",
+          /JOIN_STATE_INVALID|GENERATION_MISMATCH/,
+        );
         const locks = await auth.api.list("lock");
         assert(locks.length > 0, "no lock was created for the copied bot");
         assertStringIncludes(JSON.stringify(locks), "kiosk");

@@ -1,12 +1,12 @@
 /**
  * Example browser bot page. Its settings come from the URL fragment (never
  * sent to any server): `#auth=URL&token=NAME&secret=REGISTRATION_SECRET`; the
- * secret is needed only for the first join. It shows the bot's identity and
- * its log; `globalThis.keyboundBot` is the running bot.
+ * secret is needed only for the first join. It shows the bot's health,
+ * identity and log; `globalThis.keyboundBot` is the running bot.
  *
  * @module
  */
-import { startBrowserBot } from "../bot.ts";
+import { type BrowserBot, startBrowserBot } from "../bot.ts";
 import { createLogger } from "../../../src/util/log.ts";
 import { browser, type PageElement } from "../web_types.ts";
 
@@ -18,6 +18,17 @@ const logView = element("log");
 function show(state: string, text: string): void {
   status.dataset.state = state;
   status.textContent = text;
+}
+
+function render(bot: BrowserBot): void {
+  const s = bot.status();
+  if (s.identity) {
+    element("instance").textContent = s.identity.botInstanceId;
+    element("generation").textContent = String(s.identity.generation);
+    element("expires").textContent = s.identity.notAfter.toISOString();
+  }
+  if (s.status === "healthy") show("ready", `bot ${s.identity?.botName} holds a valid identity`);
+  else show(s.status, s.reason ?? s.status);
 }
 
 // Log lines are shown as text, never as markup.
@@ -41,11 +52,8 @@ try {
     log,
   });
   Object.assign(globalThis, { keyboundBot: bot });
-  const id = await bot.ready;
-  element("instance").textContent = id.botInstanceId;
-  element("generation").textContent = String(id.generation);
-  element("expires").textContent = id.notAfter.toISOString();
-  show("ready", `bot ${id.botName} holds an identity`);
+  render(bot);
+  setInterval(() => render(bot), 5_000);
 } catch (e) {
   show("failed", `error: ${(e as Error).message}`);
 }
