@@ -179,7 +179,7 @@ withHarness("a refresh begin presents its certificate unsigned; continue is sign
     { path: "/v1/join/bound-keypair/begin", signed: false, certificate: true },
     { path: "/v1/join/bound-keypair/continue", signed: true, certificate: false },
   ]);
-  // Older clients that sign begin (and may also send the certificate) still refresh.
+  // A signed begin (protocol 0.1.0 clients) is refused, and consumes nothing.
   const signedBegin: typeof fetch = async (input, init) => {
     if (String(input).endsWith("/begin")) {
       const body = init!.body as string;
@@ -195,7 +195,8 @@ withHarness("a refresh begin presents its certificate unsigned; continue is sign
     }
     return fetch(input, init);
   };
-  assertEquals((await bot.join({ fetch: signedBegin })).generation, 3);
+  await rejectsCode(() => bot.join({ fetch: signedBegin }), "BAD_REQUEST", "begin is not signed");
+  assertEquals((await bot.join()).generation, 3);
 });
 
 withHarness("a refresh continue signed by another certificate is refused", async (h) => {

@@ -229,9 +229,6 @@ export const TbotConfigSchema = z.strictObject({
   }).optional(),
 });
 
-/** The file as parsed; durations are milliseconds. */
-export type TbotConfigFile = z.infer<typeof TbotConfigSchema>;
-
 /** The configuration the agent runs with. */
 export interface TbotConfig {
   /** Always `v2`. */

@@ -80,16 +80,13 @@ interface RefreshCertificate {
 
 /**
  * The certificate of a refresh: the `certificate` field (docs/protocol.md
- * §4.1), or the one of a signed `begin` (older clients). Null for an
- * onboarding or recovery. Both present must be the same certificate.
+ * §4.1). Null for an onboarding or recovery.
  */
 async function refreshCertificate(
   ctx: ServerContext,
   req: BeginRequest,
-  signed: VerifiedIdentity | null,
 ): Promise<RefreshCertificate | null> {
-  const fromSigned = signed ? { identity: signed, sha256: signed.certSha256 ?? "" } : null;
-  if (req.certificate === undefined) return fromSigned;
+  if (req.certificate === undefined) return null;
   let blocks: Uint8Array[];
   try {
     blocks = certificatesFromPem(req.certificate);
@@ -108,12 +105,6 @@ async function refreshCertificate(
   const der = blocks[0];
   const now = ctx.now();
   const verified = await verifyClientCertificate(ctx, der, now, "certificate");
-  if (fromSigned && fromSigned.sha256 !== verified.sha256) {
-    throw new BadParameterError(
-      "certificate must be the certificate that signed the request",
-      { details: { path: "certificate" } },
-    );
-  }
   const { username, botInstanceId } = verified.identity;
   // Join-token locks wait until the bound key is proven (docs/protocol.md §4.6).
   await assertNotLocked(ctx, { user: username, bot_instance_id: botInstanceId }, now);
@@ -182,6 +173,14 @@ export function beginJoin(
 ): Promise<StepResponse> {
   const where = { tokenName: req.token_name, remoteAddr: rc.remoteAddr };
   return auditingFailures(ctx, where, async () => {
+    if (rc.identity) {
+      // Proof of possession comes with every signed `continue`; a signed `begin`
+      // (clients of protocol 0.1.0) would otherwise silently become a recovery.
+      throw new KeyboundError(
+        "BAD_REQUEST",
+        "begin is not signed: a refresh presents its certificate in the certificate field",
+      );
+    }
     // Independent checks and reads, run together: the subject keys, the
     // token, and (refresh) the presented certificate with its locks. Failures
     // are reported in this order whatever finished first.
@@ -189,7 +188,7 @@ export function beginJoin(
       [
         parseSubjectKey(req.public_tls_key, req.public_ssh_key),
         readToken(ctx, req.token_name),
-        refreshCertificate(ctx, req, rc.identity),
+        refreshCertificate(ctx, req),
       ] as const,
     );
     if (req.join_method !== undefined && req.join_method !== token.spec.join_method) {
