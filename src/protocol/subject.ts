@@ -64,9 +64,23 @@ export interface BotSubjectInput {
   roles?: string[];
 }
 
+/**
+ * The user name of bot `name`: `bot-<name>`, as Teleport names a bot's user
+ * and its default role.
+ *
+ * @example
+ * ```ts
+ * import { botUserName } from "./subject.ts";
+ * botUserName("ci"); // "bot-ci"
+ * ```
+ */
+export function botUserName(name: string): string {
+  return `bot-${name}`;
+}
+
 /** The subject of a bot certificate. */
 export function botSubject(b: BotSubjectInput): NameAttribute[] {
-  const user = `bot-${b.botName}`;
+  const user = botUserName(b.botName);
   return [
     { oid: SUBJECT_OIDS.commonName, value: user },
     ...(b.roles ?? [user]).map((r) => ({ oid: SUBJECT_OIDS.organization, value: r })),
@@ -93,7 +107,7 @@ export interface OutputSubjectInput {
  * attribute so that the server never accepts it as the bot's identity.
  */
 export function outputSubject(b: OutputSubjectInput): NameAttribute[] {
-  const user = `bot-${b.botName}`;
+  const user = botUserName(b.botName);
   return [
     { oid: SUBJECT_OIDS.commonName, value: user },
     ...(b.roles ?? [user]).map((r) => ({ oid: SUBJECT_OIDS.organization, value: r })),

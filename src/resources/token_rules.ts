@@ -8,7 +8,7 @@
 import { BadParameterError, type KeyboundError } from "../errors.ts";
 import { randomHex } from "../crypto/random.ts";
 import { parseAuthorizedKey } from "../crypto/ssh_wire.ts";
-import type { BoundKeypairStatus, Token } from "./schemas.ts";
+import type { BoundKeypairSpec, BoundKeypairStatus, Token } from "./schemas.ts";
 
 /** Bytes of a generated registration secret (Teleport's `defaults.TokenLenBytes`). */
 export const REGISTRATION_SECRET_BYTES = 16;
@@ -94,4 +94,33 @@ export async function prepareTokenForWrite(
 ): Promise<Token> {
   await validateTokenSemantics(incoming);
   return fillRegistrationSecret(mergeTokenStatus(incoming, existing), generate);
+}
+
+/**
+ * A `bound_keypair` join token for bot `botName`: the one place that writes
+ * the token's fixed fields (`roles: [Bot]`, `join_method: bound_keypair`).
+ *
+ * @example
+ * ```ts
+ * import { boundKeypairToken } from "./token_rules.ts";
+ * const token = boundKeypairToken("ci", "ci", { onboarding: {}, recovery: { limit: 1, mode: "" } });
+ * token.spec.join_method; // "bound_keypair"
+ * ```
+ */
+export function boundKeypairToken(
+  name: string,
+  botName: string,
+  boundKeypair: BoundKeypairSpec,
+): Token {
+  return {
+    kind: "token",
+    version: "v2",
+    metadata: { name },
+    spec: {
+      roles: ["Bot"],
+      bot_name: botName,
+      join_method: "bound_keypair",
+      bound_keypair: boundKeypair,
+    },
+  };
 }

@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { botUserName } from "../protocol/subject.ts";
 import { AlreadyExistsError, BadParameterError, KeyboundError, NotFoundError } from "../errors.ts";
 import type { Entry, JsonValue, Mutation } from "../storage/backend.ts";
 import {
@@ -153,7 +154,7 @@ async function prepare(
         generateSecret,
       );
     case "bot": {
-      const user = `bot-${resource.metadata.name}`;
+      const user = botUserName(resource.metadata.name);
       return { ...resource, status: { user_name: user, role_name: user } };
     }
     case "lock":

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { boundKeypairToken } from "../../src/resources/token_rules.ts";
 import { serveApp } from "../../runtime-adapters/deno/serve.ts";
 import type { BotInstance, Lock, Token } from "../../src/resources/schemas.ts";
 import {
@@ -108,21 +109,11 @@ export async function newCluster(clusterName = "example.com"): Promise<Cluster> 
     async createToken(name, bot, boundKeypair = {}) {
       const r = await putResource(
         ctx,
-        {
-          kind: "token",
-          version: "v2",
-          metadata: { name },
-          spec: {
-            roles: ["Bot"],
-            bot_name: bot,
-            join_method: "bound_keypair",
-            bound_keypair: {
-              onboarding: {},
-              recovery: { limit: 1, mode: "standard" },
-              ...boundKeypair,
-            },
-          },
-        } as Token,
+        boundKeypairToken(name, bot, {
+          onboarding: {},
+          recovery: { limit: 1, mode: "standard" },
+          ...boundKeypair,
+        }),
         "upsert",
         ADMIN,
       );

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { boundKeypairToken } from "../../src/resources/token_rules.ts";
 import { runBot } from "../../src/agent/bot.ts";
 import { createBotApi } from "../../src/agent/bot_api.ts";
 import { StoredClientState } from "../../src/agent/client_state.ts";
@@ -99,20 +100,13 @@ export async function addBot(ctx: ServerContext, bot: string, g: BotGrants): Pro
       traits: g.traitLogins ? [{ name: "logins", values: g.traitLogins }] : [],
     },
   });
-  await put(ctx, {
-    kind: "token",
-    version: "v2",
-    metadata: { name: `${bot}-token` },
-    spec: {
-      roles: ["Bot"],
-      bot_name: bot,
-      join_method: "bound_keypair",
-      bound_keypair: {
-        onboarding: { registration_secret: secret },
-        recovery: { limit: 1, mode: "" },
-      },
-    },
-  });
+  await put(
+    ctx,
+    boundKeypairToken(`${bot}-token`, bot, {
+      onboarding: { registration_secret: secret },
+      recovery: { limit: 1, mode: "" },
+    }),
+  );
   return secret;
 }
 

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { boundKeypairToken } from "../../src/resources/token_rules.ts";
 import { openTestBackend } from "../workers/_test_backend.ts";
 import { joinBoundKeypair } from "../../src/agent/join_client.ts";
 import type { BoundKeyStore } from "../../src/agent/join_types.ts";
@@ -176,19 +177,11 @@ export async function putToken(ctx: ServerContext, name: string, o: TokenOptions
     if (!o.initialPublicKey) status.registration_secret = o.registrationSecret ?? randomHex(16);
   }
   const token: Token = {
-    kind: "token",
-    version: "v2",
-    metadata: { name },
-    spec: {
-      roles: ["Bot"],
-      bot_name: o.botName,
-      join_method: "bound_keypair",
-      bound_keypair: {
-        onboarding,
-        recovery: { limit: o.limit ?? 1, mode: o.mode ?? "" },
-        ...(o.rotateAfter ? { rotate_after: o.rotateAfter } : {}),
-      },
-    },
+    ...boundKeypairToken(name, o.botName, {
+      onboarding,
+      recovery: { limit: o.limit ?? 1, mode: o.mode ?? "" },
+      ...(o.rotateAfter ? { rotate_after: o.rotateAfter } : {}),
+    }),
     status: { bound_keypair: status },
   };
   await putResource(ctx, "token", token);

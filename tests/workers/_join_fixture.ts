@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { boundKeypairToken } from "../../src/resources/token_rules.ts";
 import { generateKeyPair, type KeyPair } from "../../src/crypto/keys.ts";
 import { toAuthorizedKey } from "../../src/crypto/ssh_wire.ts";
 import type { BoundKeyStore } from "../../src/agent/join_types.ts";
@@ -43,17 +44,9 @@ export async function provisionBot(
     "create",
   );
   const { item } = await api.put(
-    Token.parse({
-      kind: "token",
-      version: "v2",
-      metadata: { name },
-      spec: {
-        roles: ["Bot"],
-        bot_name: name,
-        join_method: "bound_keypair",
-        bound_keypair: { recovery: { limit: 1, mode: "standard" } },
-      },
-    }),
+    Token.parse(
+      boundKeypairToken(name, name, { onboarding: {}, recovery: { limit: 1, mode: "standard" } }),
+    ),
     "create",
   );
   const secret = (item as Token).status?.bound_keypair?.registration_secret;

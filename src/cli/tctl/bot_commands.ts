@@ -7,8 +7,10 @@
  *
  * @module
  */
+import { botUserName } from "../../protocol/subject.ts";
 import { isKeyboundError } from "../../errors.ts";
 import { type Bot, Duration, RecoveryMode, type Token } from "../../resources/schemas.ts";
+import { boundKeypairToken } from "../../resources/token_rules.ts";
 import { parseResource } from "../../resources/validate.ts";
 import { formatResourcesJson } from "../../resources/yaml.ts";
 import type { AdminApi } from "../api_client.ts";
@@ -65,23 +67,13 @@ function buildToken(name: string, flags: TctlFlags): Token {
   if (key !== undefined && secret !== undefined) {
     throw new UsageError("--initial-public-key and --registration-secret are mutually exclusive");
   }
-  return parseResource({
-    kind: "token",
-    version: "v2",
-    metadata: { name },
-    spec: {
-      roles: ["Bot"],
-      bot_name: name,
-      join_method: "bound_keypair",
-      bound_keypair: {
-        onboarding: {
-          ...(key === undefined ? {} : { initial_public_key: key.trim() }),
-          ...(secret === undefined ? {} : { registration_secret: secret }),
-        },
-        recovery: { limit, mode },
-      },
+  return parseResource(boundKeypairToken(name, name, {
+    onboarding: {
+      ...(key === undefined ? {} : { initial_public_key: key.trim() }),
+      ...(secret === undefined ? {} : { registration_secret: secret }),
     },
-  }) as Token;
+    recovery: { limit, mode: mode as RecoveryMode },
+  })) as Token;
 }
 
 async function assertRolesExist(api: AdminApi, roles: string[]): Promise<void> {
@@ -174,7 +166,9 @@ export const botsAddCommand: CommandSpec = {
     const secret = createdToken.status?.bound_keypair?.registration_secret;
     const key = createdToken.spec.bound_keypair.onboarding.initial_public_key;
     const lines = [
-      `The bot "${name}" has been created (user ${createdBot.status?.user_name ?? `bot-${name}`}).`,
+      `The bot "${name}" has been created (user ${
+        createdBot.status?.user_name ?? botUserName(name)
+      }).`,
       `Join token "${name}": bound_keypair, recovery ${recoverySummary(createdToken)}.`,
       key ? `Pre-registered public key: ${key}` : `Registration secret: ${secret ?? "(none)"}`,
       "",

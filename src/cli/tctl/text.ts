@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { botUserName } from "../../protocol/subject.ts";
 import type { AuditEvent } from "../../protocol/audit.ts";
 import type {
   Bot,
@@ -26,7 +27,7 @@ export function botsTable(bots: Bot[]): string {
     ["Bot", "User", "Roles"],
     bots.map((b) => [
       b.metadata.name,
-      b.status?.user_name ?? `bot-${b.metadata.name}`,
+      b.status?.user_name ?? botUserName(b.metadata.name),
       b.spec.roles.join(",") || "(none)",
     ]),
   );

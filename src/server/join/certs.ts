@@ -14,7 +14,7 @@ import {
   randomSerial,
 } from "../../pki/mod.ts";
 import { parseCertificate } from "../../pki/x509_parse.ts";
-import { botSubject, type NameAttribute } from "../../protocol/subject.ts";
+import { botSubject, botUserName, type NameAttribute } from "../../protocol/subject.ts";
 import type { Bot } from "../../resources/schemas.ts";
 import { parseDuration } from "../../util/duration.ts";
 import { toHex } from "../../util/encoding.ts";
@@ -147,7 +147,7 @@ export interface UserCertificateRequest {
 
 /** The roles a bot's certificates carry: its user role first, then its roles. */
 export function botCertificateRoles(bot: Bot): string[] {
-  const user = `bot-${bot.metadata.name}`;
+  const user = botUserName(bot.metadata.name);
   return [user, ...bot.spec.roles.filter((x) => x !== user)];
 }
 
@@ -163,7 +163,7 @@ export async function issueUserCertificates(
   const tls = ctx.cas.user.tls;
   const ssh = ctx.cas.user.ssh;
   if (!tls || !ssh) throw new KeyboundError("INTERNAL", "user CA is incomplete");
-  const user = `bot-${r.bot.metadata.name}`;
+  const user = botUserName(r.bot.metadata.name);
   const now = ctx.now().getTime();
   const notBefore = new Date(now - CERT_BACKDATE_MS);
   const notAfter = new Date(now + r.ttlSeconds * 1000);

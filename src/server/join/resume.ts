@@ -17,6 +17,7 @@
  *
  * @module
  */
+import { botUserName } from "../../protocol/subject.ts";
 import { KeyboundError } from "../../errors.ts";
 import { parseAuthorizedKey } from "../../crypto/ssh_wire.ts";
 import { sha256, timingSafeEqualString } from "../../crypto/random.ts";
@@ -157,7 +158,7 @@ export async function resumeJoin(
       }
       const lock = await findLockInForce(ctx, {
         join_token: session.token,
-        user: `bot-${session.bot}`,
+        user: botUserName(session.bot),
         bot_instance_id: result.bot_instance_id,
       }, ctx.now());
       if (lock) throw lockedError(lock);

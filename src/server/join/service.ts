@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { botUserName } from "../../protocol/subject.ts";
 import { challengeHash } from "../../protocol/signed_request.ts";
 import { AccessDeniedError, BadParameterError, inContext, KeyboundError } from "../../errors.ts";
 import { publicKeysEqual } from "../../crypto/keys.ts";
@@ -403,7 +404,7 @@ async function answerChallenge(
     findLockInForce(ctx, {
       join_token: session.token,
       ...(session.refresh
-        ? { user: `bot-${session.bot}`, bot_instance_id: session.refresh.instance }
+        ? { user: botUserName(session.bot), bot_instance_id: session.refresh.instance }
         : {}),
     }),
     ctx.backend.get(usedSessionKey(session.sid)),

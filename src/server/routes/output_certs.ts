@@ -10,7 +10,7 @@
 import { Hono } from "hono";
 import { NotFoundError } from "../../errors.ts";
 import { IDENTITY_CERT_PATH, IdentityCertRequest } from "../../protocol/output_cert_messages.ts";
-import { OUTPUT_CERT_USAGE, outputSubject } from "../../protocol/subject.ts";
+import { botUserName, OUTPUT_CERT_USAGE, outputSubject } from "../../protocol/subject.ts";
 import { emitAudit } from "../audit.ts";
 import type { ServerContext } from "../context.ts";
 import type { AppEnv } from "../hono_env.ts";
@@ -55,7 +55,7 @@ export function outputCertRoutes(ctx: ServerContext): Hono<AppEnv> {
       ...(remoteAddr ? { connection: { remote_addr: remoteAddr } } : {}),
       cert_type: "identity",
       usage: OUTPUT_CERT_USAGE,
-      identity: `bot-${id.botName}`,
+      identity: botUserName(id.botName),
       bot_name: id.botName,
       bot_instance_id: id.botInstanceId,
       expires: issued.expires.toISOString(),

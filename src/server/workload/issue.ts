@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { botUserName } from "../../protocol/subject.ts";
 import { SignJWT } from "jose";
 import { BadParameterError, KeyboundError, NotFoundError } from "../../errors.ts";
 import { algOf, importSpkiPem } from "../../crypto/keys.ts";
@@ -105,7 +106,7 @@ export async function issueSshHostCert(
     publicKey: key,
     certType: "host",
     // sshd and ssh -v print the key ID; naming the issuing bot makes a host certificate traceable.
-    keyId: `${req.principals[0]} (bot-${id.botName})`,
+    keyId: `${req.principals[0]} (${botUserName(id.botName)})`,
     principals: req.principals,
     validAfter: notBefore,
     validBefore: notAfter,
@@ -134,7 +135,7 @@ async function resolveSpiffeId(ctx: ServerContext, id: VerifiedBot, name: string
     id.botName,
   );
   const rendered = renderSpiffeTemplate(wi.spec.spiffe.id, {
-    "user.name": `bot-${id.botName}`,
+    "user.name": botUserName(id.botName),
     "user.bot_name": id.botName,
     "user.bot_instance_id": id.botInstanceId,
   });
