@@ -116,7 +116,7 @@ export class BotRunner {
     this.#o = options;
     this.#clock = options.clock ?? systemClock;
     this.#random = options.random ?? Math.random;
-    this.#timer = options.timer ?? new ClockTimer(this.#clock, () => void this.tick());
+    this.#timer = options.timer ?? new ClockTimer(this.#clock, () => this.#tickInBackground());
     this.#readiness = options.readiness ?? new ReadinessRegistry(() => this.#clock.now());
     this.#startedAt = this.#clock.now().getTime();
     this.#ctx = {
@@ -402,6 +402,13 @@ export class BotRunner {
     });
   }
 
+  /** A tick nobody awaits: a failure to arm the next wake-up is logged, not lost. */
+  #tickInBackground(): void {
+    this.tick().catch((err) =>
+      this.#o.log.error("cannot arm the next wake-up", { error: errorText(err) })
+    );
+  }
+
   #nextDue(): number | null {
     const dues = [this.#identityJob, ...this.#others()]
       .filter((j) =>
@@ -420,7 +427,7 @@ export class BotRunner {
     if (at !== null && at <= this.#clock.now().getTime()) {
       // Due already: run it now rather than through a timer that may need time to pass.
       this.#armedAt = undefined;
-      void this.tick();
+      this.#tickInBackground();
       return;
     }
     this.#armedAt = at;
