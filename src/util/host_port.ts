@@ -20,7 +20,7 @@ export interface HostPort {
  */
 export function parseHostPort(s: string, what: string, defaultPort?: number): HostPort {
   const m = /^\[([0-9A-Fa-f:.]+)\](?::(\d{1,5}))?$/.exec(s) ??
-    /^([^:\[\]\s]+)(?::(\d{1,5}))?$/.exec(s);
+    /^([A-Za-z0-9._-]+)(?::(\d{1,5}))?$/.exec(s);
   const port = m?.[2] === undefined ? defaultPort : Number(m[2]);
   if (!m || port === undefined || port > 65535) {
     throw new BadParameterError(
@@ -28,6 +28,78 @@ export function parseHostPort(s: string, what: string, defaultPort?: number): Ho
     );
   }
   return { host: m[1], port };
+}
+
+/** True if `s` is `HOST:PORT` (IPv6 hosts in brackets), as {@linkcode parseHostPort} reads it. */
+export function isHostPort(s: string): boolean {
+  try {
+    parseHostPort(s, "address");
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A parsed server address. */
+export interface ServerAddressParts {
+  /** `https:` or `http:`. */
+  scheme: "https:" | "http:";
+  /** Host name or IP (IPv6 without brackets). */
+  hostname: string;
+  /** Port number. */
+  port: number;
+  /** Base URL without a trailing slash, e.g. `https://auth.example.com:3025`. */
+  baseUrl: string;
+}
+
+/**
+ * Parses a server address: `host[:port]`, `https://host[:port]` or
+ * `http://host[:port]` (a trailing `/` allowed; no path, query or
+ * credentials). Without a port: `defaultPort` if given, else the scheme's.
+ * Throws `BadParameterError` naming `what`.
+ *
+ * @example
+ * ```ts
+ * import { parseServerAddress } from "./host_port.ts";
+ * parseServerAddress("auth.example.com:3025").baseUrl; // "https://auth.example.com:3025"
+ * ```
+ */
+export function parseServerAddress(
+  text: string,
+  what = "address",
+  defaultPort?: number,
+): ServerAddressParts {
+  const bad = (why: string) => new BadParameterError(`${what}: ${why}`);
+  const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(text) ? text : `https://${text}`;
+  let url: URL;
+  try {
+    url = new URL(withScheme);
+  } catch {
+    throw bad(`invalid address "${text}" (expected HOST:PORT, with IPv6 hosts in brackets)`);
+  }
+  if (url.protocol !== "https:" && url.protocol !== "http:") {
+    throw bad(`unsupported scheme "${url.protocol.slice(0, -1)}" (use https://)`);
+  }
+  if ((url.pathname !== "/" && url.pathname !== "") || url.search || url.hash || url.username) {
+    throw bad("an address has no path, query or credentials");
+  }
+  const hostname = url.hostname.replace(/^\[(.*)\]$/, "$1");
+  if (!hostname) throw bad("missing host");
+  // URL forgets a port equal to the scheme's default, so read it from the text.
+  const authority = withScheme.slice(withScheme.indexOf("//") + 2).split(/[/?#]/)[0];
+  const written = authority.endsWith("]") ? undefined : /:(\d+)$/.exec(authority)?.[1];
+  const port = written !== undefined
+    ? Number(written)
+    : defaultPort ?? (url.protocol === "https:" ? 443 : 80);
+  return {
+    scheme: url.protocol as "https:" | "http:",
+    hostname,
+    port,
+    // URL drops a scheme's default port, as the agent has always sent it.
+    baseUrl: `${url.protocol}//${
+      new URL(`${url.protocol}//${formatHostPort(hostname, port)}`).host
+    }`,
+  };
 }
 
 /** Formats an address for a URL authority: IPv6 literals get brackets. */

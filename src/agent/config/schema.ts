@@ -7,7 +7,10 @@
  */
 import { z } from "zod";
 import { parseDuration } from "../../util/duration.ts";
-import { isLoopbackHost } from "../../util/host_port.ts";
+import { isHostPort, isLoopbackHost, parseServerAddress } from "../../util/host_port.ts";
+
+// The address parser lives in util (tctl and the auth service use it too).
+export { parseServerAddress, type ServerAddressParts } from "../../util/host_port.ts";
 import { HostPrincipal } from "../../protocol/workload_messages.ts";
 
 /** Teleport's default bot certificate lifetime. */
@@ -224,7 +227,7 @@ export const TbotConfigSchema = z.strictObject({
   certificate_ttl: DurationMs.optional(),
   renewal_interval: DurationMs.default(parseDuration(DEFAULT_RENEWAL_INTERVAL)),
   oneshot: z.boolean().default(false),
-  diag_addr: z.string().regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, {
+  diag_addr: z.string().refine(isHostPort, {
     message: "must be host:port, e.g. 127.0.0.1:3000",
   }).optional(),
 });
@@ -255,39 +258,6 @@ export interface TbotConfig {
   oneshot: boolean;
   /** `host:port` of the diagnostics listener. */
   diag_addr?: string;
-}
-
-/** A parsed server address. */
-export interface ServerAddressParts {
-  /** `https:` or `http:`. */
-  scheme: "https:" | "http:";
-  /** Host name or IP (IPv6 without brackets). */
-  hostname: string;
-  /** Port number. */
-  port: number;
-  /** Base URL without a trailing slash, e.g. `https://auth.example.com:3025`. */
-  baseUrl: string;
-}
-
-/** Parses `host:port`, `https://host:port` or `http://host:port`; throws `TypeError`. */
-export function parseServerAddress(text: string): ServerAddressParts {
-  const withScheme = /^[a-z]+:\/\//i.test(text) ? text : `https://${text}`;
-  const url = new URL(withScheme);
-  if (url.protocol !== "https:" && url.protocol !== "http:") {
-    throw new TypeError(`unsupported scheme ${url.protocol}`);
-  }
-  if ((url.pathname !== "/" && url.pathname !== "") || url.search || url.hash || url.username) {
-    throw new TypeError("an address has no path, query or credentials");
-  }
-  const port = url.port ? Number(url.port) : url.protocol === "https:" ? 443 : 80;
-  const hostname = url.hostname.replace(/^\[(.*)\]$/, "$1");
-  if (!hostname) throw new TypeError("missing host");
-  return {
-    scheme: url.protocol,
-    hostname,
-    port,
-    baseUrl: `${url.protocol}//${url.host}`,
-  };
 }
 
 /** One cross-field problem, with the config path it belongs to. */

@@ -17,6 +17,7 @@ import {
 } from "../../agent/config/schema.ts";
 import { ConfigError } from "../../errors.ts";
 import { parseDuration } from "../../util/duration.ts";
+import { isHostPort } from "../../util/host_port.ts";
 import type { Logger } from "../../util/log.ts";
 import type { TbotFlags } from "./flags.ts";
 
@@ -157,7 +158,7 @@ export function applyStartFlags(
   if (f.insecure) c.insecure = true;
   if (f.diagAddr !== undefined) {
     warn("--diag-addr", "diag_addr", c.diag_addr);
-    if (!/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(f.diagAddr)) {
+    if (!isHostPort(f.diagAddr)) {
       throw new ConfigError(`--diag-addr: "${f.diagAddr}" must be host:port, e.g. 127.0.0.1:3000`);
     }
     c.diag_addr = f.diagAddr;

@@ -6,7 +6,7 @@
  * @module
  */
 import { BadParameterError } from "../../errors.ts";
-import { formatHostPort, isLoopbackHost, parseHostPort } from "../../util/host_port.ts";
+import { formatHostPort, isLoopbackHost, parseServerAddress } from "../../util/host_port.ts";
 import { ADMIN_IDENTITY_FILE, AUTH_SERVER_FILE, dataDirFile } from "../auth/data_dir.ts";
 import type { TctlFlags } from "./options.ts";
 
@@ -37,19 +37,13 @@ export interface ConnectionEnvironment {
  * loopback hosts, since requests would otherwise travel unencrypted.
  */
 export function authServerUrl(address: string, what = "--auth-server"): string {
-  const text = address.trim();
-  const scheme = /^([a-z]+):\/\//i.exec(text)?.[1]?.toLowerCase();
-  if (scheme !== undefined && scheme !== "https" && scheme !== "http") {
-    throw new BadParameterError(`${what}: unsupported scheme "${scheme}" (use https://)`);
-  }
-  const rest = scheme ? text.slice(scheme.length + 3).replace(/\/+$/, "") : text;
-  const { host, port } = parseHostPort(rest, what, DEFAULT_AUTH_PORT);
-  if (scheme === "http" && !isLoopbackHost(host)) {
+  const a = parseServerAddress(address.trim(), what, DEFAULT_AUTH_PORT);
+  if (a.scheme === "http:" && !isLoopbackHost(a.hostname)) {
     throw new BadParameterError(
       `${what}: plain http:// is only allowed for loopback addresses, got "${address}"`,
     );
   }
-  return `${scheme ?? "https"}://${formatHostPort(host, port)}`;
+  return `${a.scheme}//${formatHostPort(a.hostname, a.port)}`;
 }
 
 /** Resolves where to connect and which identity file to use; throws naming what is missing. */
