@@ -52,6 +52,9 @@ Deno.test("install systemd: dry run by default; --write makes a unit systemd-ana
   assertStringIncludes(unit, 'Environment="TELEPORT_ANONYMOUS_TELEMETRY=1"');
   assertStringIncludes(unit, "User=teleport\nGroup=teleport\n");
   assertStringIncludes(unit, "ExecReload=/bin/kill -HUP $MAINPID");
+  // Deno opens an unauthenticated debugger on 9229 on SIGUSR1; the unit cannot bind it at all.
+  assertStringIncludes(unit, "SocketBindDeny=ipv4:tcp:9229\nSocketBindDeny=ipv6:tcp:9229\n");
+  assert(!unit.includes("USR1"), "no unit line sends SIGUSR1");
   const v = await verify(`${dir}/units/tbot.service`);
   assert(v.ok, v.output);
 
