@@ -1,13 +1,13 @@
 /**
  * One command-line framework for tbot, tctl and the auth service: a program
  * is a table of flags and commands; {@linkcode parseCommandLine} reads argv
- * against it (with `node:util` `parseArgs`, injected, splitting the words)
+ * against it (with Node's `util.parseArgs`, injected, splitting the words)
  * and {@linkcode programHelp} / {@linkcode commandHelp} print it.
  *
  * @example
  * ```ts ignore
- * import { parseArgs } from "node:util";
- * import { parseCommandLine, type ProgramSpec } from "./mod.ts";
+ * import { type ArgParser, parseCommandLine, type ProgramSpec } from "./mod.ts";
+ * declare const argParser: ArgParser; // Node's util.parseArgs, from the runtime adapter
  * const program = {
  *   name: "hello",
  *   summary: "Greets.",
@@ -15,7 +15,7 @@
  *   global: [],
  *   commands: [{ path: ["greet"], args: "", arity: [0, 0], summary: "greet", flags: ["name"] }],
  * } as const satisfies ProgramSpec;
- * const line = parseCommandLine(program, ["greet", "--name", "Ada"], parseArgs);
+ * const line = parseCommandLine(program, ["greet", "--name", "Ada"], argParser);
  * ```
  *
  * @module

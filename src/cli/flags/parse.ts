@@ -40,8 +40,8 @@ export function camelCase(name: string): string {
  *
  * @example
  * ```ts ignore
- * import { parseArgs } from "node:util";
- * const line = parseCommandLine(program, ["start", "--data-dir", "d"], parseArgs);
+ * // `argParser`: Node's util.parseArgs, from the runtime adapter.
+ * const line = parseCommandLine(program, ["start", "--data-dir", "d"], argParser);
  * ```
  */
 export function parseCommandLine<T extends FlagTable>(

@@ -73,7 +73,7 @@ export interface ProgramSpec<T extends FlagTable = FlagTable> {
   readonly footer?: string;
 }
 
-/** The `node:util` `parseArgs` subset the parser uses (injected: `src/` stays runtime-free). */
+/** The subset of Node's `util.parseArgs` the parser uses (injected: `src/` stays runtime-free). */
 export type ArgParser = (config: {
   args: string[];
   options: Record<string, { type: "string" | "boolean"; short?: string; multiple?: boolean }>;

@@ -1,7 +1,7 @@
 /**
  * The `tbot` command line: dispatch to the commands (the flag table is
  * {@linkcode TBOT}), and error reporting. The argument parser is injected
- * (`node:util` `parseArgs` on Deno) so this module stays runtime-agnostic.
+ * (Node's `util.parseArgs` on Deno) so this module stays runtime-agnostic.
  *
  * @module
  */
