@@ -13,7 +13,7 @@ import { assert, assertEquals, assertRejects, assertStringIncludes } from "../_a
 import { openAgent } from "./_agent.ts";
 import { newCluster } from "./_cluster.ts";
 import { FakeClock } from "./_fake_clock.ts";
-import { waitUntil } from "./_wait.ts";
+import { waitUntil } from "../_wait.ts";
 
 const CONFIG = `version: v2
 auth_server: 127.0.0.1:3025

@@ -6,7 +6,7 @@ import { certificatesFromPem, parseCertificate } from "../../src/pki/mod.ts";
 import { SUBJECT_OIDS } from "../../src/protocol/subject.ts";
 import { addBot, runTbot, startCluster } from "../interop/_interop_fixture.ts";
 import { FakeClock } from "./_fake_clock.ts";
-import { waitUntil } from "./_wait.ts";
+import { waitUntil } from "../_wait.ts";
 
 const HEAD = [
   "version: v2",

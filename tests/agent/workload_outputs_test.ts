@@ -19,7 +19,7 @@ import {
   startCluster,
 } from "../interop/_interop_fixture.ts";
 import { FakeClock } from "./_fake_clock.ts";
-import { waitUntil } from "./_wait.ts";
+import { waitUntil } from "../_wait.ts";
 
 const HEAD = [
   "version: v2",

@@ -46,7 +46,7 @@ import { silentLogger } from "../../src/util/log.ts";
 import { assert, assertStrictEquals } from "../_assert_core.ts";
 import type { NamedCase } from "../storage/_results.ts";
 import type { Capabilities } from "./env.ts";
-import { MemoryBoundKeyStore } from "../workers/_join_fixture.ts";
+import { MemoryKeyStore } from "../_key_store.ts";
 
 /** A core case; the subject is unused (each case builds what it needs). */
 export type CoreCase = NamedCase<Capabilities, null>;
@@ -74,7 +74,7 @@ async function newCa(alg: KeyAlgorithm) {
 export async function joinThenRefresh(
   opts: { baseUrl: string; fetch?: typeof fetch; tokenName: string; secret: string },
 ): Promise<void> {
-  const keyStore = new MemoryBoundKeyStore();
+  const keyStore = new MemoryKeyStore();
   const subjectKey = await generateKeyPair("ES256");
   const params = {
     baseUrl: opts.baseUrl,

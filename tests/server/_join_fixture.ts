@@ -9,16 +9,9 @@
 import { boundKeypairToken } from "../../src/resources/token_rules.ts";
 import { openTestBackend } from "../workers/_test_backend.ts";
 import { joinBoundKeypair } from "../../src/agent/join_client.ts";
-import type { BoundKeyStore } from "../../src/agent/join_types.ts";
 import { KeyboundError } from "../../src/errors.ts";
-import {
-  generateKeyPair,
-  type KeyAlgorithm,
-  type KeyPair,
-  publicKeysEqual,
-} from "../../src/crypto/keys.ts";
+import { generateKeyPair, type KeyAlgorithm } from "../../src/crypto/keys.ts";
 import { randomHex } from "../../src/crypto/random.ts";
-import { parseAuthorizedKey, toAuthorizedKey } from "../../src/crypto/ssh_wire.ts";
 import { certificatesFromPem } from "../../src/pki/mod.ts";
 import type { JoinResult } from "../../src/protocol/messages.ts";
 import type { Bot, Lock, Role, Token } from "../../src/resources/schemas.ts";
@@ -30,6 +23,7 @@ import { resourceKey, resourcePrefix } from "../../src/server/keys.ts";
 import { locksChangedMutation } from "../../src/server/locks.ts";
 import type { Backend, JsonValue } from "../../src/storage/backend.ts";
 import { silentLogger } from "../../src/util/log.ts";
+import { MemoryKeyStore } from "../_key_store.ts";
 import { assertEquals, assertRejects } from "../_assert.ts";
 
 /** A settable clock shared by the cluster. */
@@ -221,43 +215,7 @@ export function events(ctx: ServerContext, type: string): Promise<AuditEvent[]> 
   return listAudit(ctx, { type, limit: 1000 });
 }
 
-/** A bound-key store in memory: newest key first, at most 10, like tbot's history. */
-export class MemoryKeyStore implements BoundKeyStore {
-  /** Keys, newest first. */
-  keys: { publicKey: string; keyPair: KeyPair }[] = [];
-  /** Algorithm of rotation keys. */
-  rotationAlg: KeyAlgorithm = "EdDSA";
-  /** When set, rotation answers with this key instead of a new one (reuse tests). */
-  rotationOverride?: string;
-
-  /** Adds a new key and returns its authorized_keys text. */
-  async add(alg: KeyAlgorithm = "EdDSA"): Promise<string> {
-    const keyPair = await generateKeyPair(alg);
-    const publicKey = await toAuthorizedKey(keyPair.publicKey);
-    this.keys = [{ publicKey, keyPair }, ...this.keys].slice(0, 10);
-    return publicKey;
-  }
-
-  /** A copy holding the same keys (a thief's copy). */
-  clone(): MemoryKeyStore {
-    const c = new MemoryKeyStore();
-    c.keys = [...this.keys];
-    return c;
-  }
-
-  async findPrivateKey(authorizedKey: string): Promise<CryptoKey | null> {
-    const wanted = (await parseAuthorizedKey(authorizedKey)).key;
-    for (const k of this.keys) {
-      if (await publicKeysEqual(k.keyPair.publicKey, wanted)) return k.keyPair.privateKey;
-    }
-    return null;
-  }
-
-  generateRotationKey(): Promise<string> {
-    if (this.rotationOverride) return Promise.resolve(this.rotationOverride);
-    return this.add(this.rotationAlg);
-  }
-}
+export { MemoryKeyStore };
 
 /** A bot that keeps its identity and join state between joins, as tbot does. */
 export class TestBot {

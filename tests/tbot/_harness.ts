@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { waitUntil } from "../_wait.ts";
 import { TBOT_DENO_FLAGS } from "../../runtime-adapters/deno/tbot_main.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
@@ -104,11 +105,12 @@ export function spawnTbot(
     child,
     log: () => text,
     async waitForLog(re) {
-      for (let i = 0; i < 1200; i++) {
-        if (re.test(text)) return;
-        await new Promise((r) => setTimeout(r, 25));
-      }
-      throw new Error(`tbot never logged ${re}; log so far:\n${text}`);
+      await waitUntil(() => re.test(text), `tbot to log ${re}`, {
+        timeoutMs: 30_000,
+        intervalMs: 25,
+      }).catch(() => {
+        throw new Error(`tbot never logged ${re}; log so far:\n${text}`);
+      });
     },
     kill: (signal) => child.kill(signal),
     exited: () => status ??= Promise.all([child.status, pump]).then(([s]) => s.code),

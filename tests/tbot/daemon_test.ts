@@ -1,4 +1,5 @@
 import { assert, assertEquals, assertStringIncludes } from "../_assert.ts";
+import { waitUntil } from "../_wait.ts";
 import { type Cluster, newCluster } from "../agent/_cluster.ts";
 import { runTbot, spawnTbot, type TbotDaemon, tbotYaml } from "./_harness.ts";
 
@@ -7,13 +8,8 @@ async function latestGeneration(cluster: Cluster): Promise<number> {
   return instance?.status.latest_authentications.at(-1)?.generation ?? 0;
 }
 
-async function until(cond: () => Promise<boolean>, what: string): Promise<void> {
-  for (let i = 0; i < 600; i++) {
-    if (await cond()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`gave up waiting for ${what}`);
-}
+const until = (cond: () => Promise<boolean>, what: string) =>
+  waitUntil(cond, what, { timeoutMs: 30_000, intervalMs: 50 });
 
 async function diagAddr(d: TbotDaemon): Promise<string> {
   await d.waitForLog(/diagnostics listening component=tbot addr=\S+/);

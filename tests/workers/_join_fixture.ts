@@ -1,34 +1,13 @@
 /**
- * Test helpers shared by the Worker tests: an in-memory bound key store for
- * `joinBoundKeypair`, and provisioning a bot plus a registration-secret
- * token through the admin API.
+ * Test helpers shared by the Worker tests: provisioning a bot plus a
+ * registration-secret token through the admin API. (The in-memory bound key
+ * store is `tests/_key_store.ts`.)
  *
  * @module
  */
 import { boundKeypairToken } from "../../src/resources/token_rules.ts";
-import { generateKeyPair, type KeyPair } from "../../src/crypto/keys.ts";
-import { toAuthorizedKey } from "../../src/crypto/ssh_wire.ts";
-import type { BoundKeyStore } from "../../src/agent/join_types.ts";
 import type { AdminApi } from "../../src/cli/api_client.ts";
 import { Bot, Role, Token, WorkloadIdentity } from "../../src/resources/schemas.ts";
-
-/** A {@linkcode BoundKeyStore} holding its keys in memory. */
-export class MemoryBoundKeyStore implements BoundKeyStore {
-  /** Keys by authorized_keys line (without comment). */
-  readonly keys = new Map<string, KeyPair>();
-
-  findPrivateKey(authorizedKey: string): Promise<CryptoKey | null> {
-    const wanted = authorizedKey.trim().split(/\s+/).slice(0, 2).join(" ");
-    return Promise.resolve(this.keys.get(wanted)?.privateKey ?? null);
-  }
-
-  async generateRotationKey(): Promise<string> {
-    const kp = await generateKeyPair("EdDSA");
-    const line = (await toAuthorizedKey(kp.publicKey)).trim();
-    this.keys.set(line.split(/\s+/).slice(0, 2).join(" "), kp);
-    return line;
-  }
-}
 
 /**
  * Creates bot `name` with `roles` and token `name` (registration secret,

@@ -15,7 +15,8 @@ import { fromPem } from "../../src/util/encoding.ts";
 import { ADMIN_BOOTSTRAP_PATH } from "../../runtime-adapters/workers/admin_bootstrap.ts";
 import { assert, assertEquals } from "../_assert.ts";
 import { bundle, type RunningWorker, startWorker } from "./_harness.ts";
-import { MemoryBoundKeyStore, provisionBot } from "./_join_fixture.ts";
+import { provisionBot } from "./_join_fixture.ts";
+import { MemoryKeyStore } from "../_key_store.ts";
 
 const BOOTSTRAP_TOKEN = "a".repeat(16) + crypto.randomUUID().replaceAll("-", "");
 const BASE = "http://worker.test";
@@ -82,7 +83,7 @@ Deno.test("auth service as a Worker: ping, admin bootstrap, first join and refre
 
   await t.step("a bot joins with its registration secret, then refreshes", async () => {
     const secret = await provisionBot(api, "edge-bot");
-    const keyStore = new MemoryBoundKeyStore();
+    const keyStore = new MemoryKeyStore();
     const subjectKey = await generateKeyPair("EdDSA");
     const first = await joinBoundKeypair({
       baseUrl: BASE,
@@ -95,7 +96,7 @@ Deno.test("auth service as a Worker: ping, admin bootstrap, first join and refre
     });
     assertEquals(first.bot_name, "edge-bot");
     assertEquals(first.generation, 1);
-    assertEquals(keyStore.keys.size, 1);
+    assertEquals(keyStore.keys.length, 1);
 
     const refreshed = await joinBoundKeypair({
       baseUrl: BASE,

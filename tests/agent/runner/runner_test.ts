@@ -17,7 +17,7 @@ import { KeyboundError } from "../../../src/errors.ts";
 import { silentLogger } from "../../../src/util/log.ts";
 import { assert, assertEquals, assertStringIncludes } from "../../_assert.ts";
 import { FakeClock, settle } from "../_fake_clock.ts";
-import { waitUntil } from "../_wait.ts";
+import { waitUntil } from "../../_wait.ts";
 import { ScriptedIdentity } from "./_scripted_identity.ts";
 import { runnerCases, type SuiteDriver } from "./_suite.ts";
 
