@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { BadParameterError } from "../errors.ts";
 
 /** The 12-byte signature every v2 header starts with. */
 export const PROXY_V2_SIGNATURE: Uint8Array = Uint8Array.from([
@@ -58,16 +59,20 @@ function ipv6(b: Uint8Array): string {
 export function parseProxyV2(buf: Uint8Array): ProxyHeader | null {
   const have = Math.min(buf.length, PROXY_V2_SIGNATURE.length);
   for (let i = 0; i < have; i++) {
-    if (buf[i] !== PROXY_V2_SIGNATURE[i]) throw new Error("no PROXY protocol v2 signature");
+    if (buf[i] !== PROXY_V2_SIGNATURE[i]) {
+      throw new BadParameterError("no PROXY protocol v2 signature");
+    }
   }
   if (buf.length < 16) return null;
   const verCmd = buf[12];
-  if (verCmd >> 4 !== 2) throw new Error(`PROXY protocol version ${verCmd >> 4} is not 2`);
+  if (verCmd >> 4 !== 2) {
+    throw new BadParameterError(`PROXY protocol version ${verCmd >> 4} is not 2`);
+  }
   const cmd = verCmd & 0x0f;
-  if (cmd > 1) throw new Error(`unknown PROXY protocol command ${cmd}`);
+  if (cmd > 1) throw new BadParameterError(`unknown PROXY protocol command ${cmd}`);
   const len = (buf[14] << 8) | buf[15];
   const length = 16 + len;
-  if (length > PROXY_V2_MAX_BYTES) throw new Error("PROXY protocol header too long");
+  if (length > PROXY_V2_MAX_BYTES) throw new BadParameterError("PROXY protocol header too long");
   if (buf.length < length) return null;
   if (cmd === 0) return { command: "local", length };
   const famProto = buf[13];

@@ -10,7 +10,6 @@ import {
   formatResourcesYaml,
   parseResourceYaml,
 } from "../../resources/yaml.ts";
-import type { BotInstance } from "../../resources/schemas.ts";
 import { type CommandSpec, outputFormat, UsageError, withContext } from "./command.ts";
 import { parseResourceRef } from "./kinds.ts";
 import { resourcesText } from "./text.ts";
@@ -63,9 +62,7 @@ export const getCommand: CommandSpec = {
     let items: AnyResource[];
     if (ref.kind === "bot_instance" && ref.name !== undefined && !ref.name.includes("/")) {
       // `bot_instance/BOT`: every instance of one bot.
-      items = (await api.list("bot_instance")).filter((i) =>
-        (i as BotInstance).spec.bot_name === ref.name
-      );
+      items = (await api.list("bot_instance")).filter((i) => i.spec.bot_name === ref.name);
     } else {
       items = ref.name === undefined
         ? await api.list(ref.kind)
