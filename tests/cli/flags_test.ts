@@ -119,6 +119,7 @@ Deno.test("flags: help is generated from the same table", () => {
 Deno.test("flags: every flag of tbot, tctl and auth is in a command's help and parses", () => {
   for (const program of [TBOT, TCTL, AUTH] as ProgramSpec[]) {
     const text = programHelp(program);
+    for (const line of text.split("\n")) assert(line.length <= 100, `${program.name}: ${line}`);
     for (const [name, f] of Object.entries(program.flags)) {
       assertStringIncludes(text, `--${name}`, `${program.name} --${name}`);
       assert(f.help.length > 0, `${program.name} --${name} has help`);

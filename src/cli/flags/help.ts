@@ -20,9 +20,30 @@ function flagHelp(f: FlagSpec): string {
   return notes.length > 0 ? `${f.help} (${notes.join("; ")})` : f.help;
 }
 
+/** Help lines are wrapped to this many columns. */
+const LINE_WIDTH = 100;
+
+function wrap(text: string, width: number): string[] {
+  const lines: string[] = [];
+  let line = "";
+  for (const word of text.split(" ")) {
+    if (line !== "" && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else {
+      line = line === "" ? word : `${line} ${word}`;
+    }
+  }
+  return [...lines, line];
+}
+
 function columns(rows: [string, string][]): string[] {
   const width = Math.max(0, ...rows.map(([l]) => l.length));
-  return rows.map(([l, r]) => `  ${l.padEnd(width)}  ${r}`.trimEnd());
+  const indent = " ".repeat(width + 4);
+  return rows.flatMap(([l, r]) => {
+    const [first, ...rest] = wrap(r, Math.max(30, LINE_WIDTH - indent.length));
+    return [`  ${l.padEnd(width)}  ${first}`.trimEnd(), ...rest.map((x) => indent + x)];
+  });
 }
 
 function flagRows(table: FlagTable, names: readonly string[]): [string, string][] {
