@@ -16,6 +16,8 @@ export interface JoinProxyHooks {
   onBegin?(): void;
   /** A `continue` result is ready; resolve false to drop it. */
   onResult?(): Promise<boolean> | boolean;
+  /** A `resume` result is ready; resolve false to drop it. */
+  onResumeResult?(): Promise<boolean> | boolean;
 }
 
 /** A running proxy. */
@@ -36,6 +38,7 @@ export interface DroppingProxy {
 
 const BEGIN = "/v1/join/bound-keypair/begin";
 const CONTINUE = "/v1/join/bound-keypair/continue";
+const RESUME = "/v1/join/bound-keypair/resume";
 
 /** Starts a proxy to `upstream` (HTTPS trusting `caPem`, or plain HTTP without it). */
 export function startDroppingProxy(upstream: string, caPem?: string): DroppingProxy {
@@ -89,6 +92,9 @@ export function startDroppingProxy(upstream: string, caPem?: string): DroppingPr
           return broken(); // the server committed; the client gets a broken connection
         }
       }
+    }
+    if (url.pathname === RESUME && res.ok && !(await (proxy.hooks.onResumeResult?.() ?? true))) {
+      return broken();
     }
     return new Response(bytes, { status: res.status, headers: res.headers });
   });

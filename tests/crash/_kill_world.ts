@@ -1,0 +1,197 @@
+/**
+ * The world of the randomised crash tests: one real auth service process
+ * (plain HTTP on loopback, Deno KV data directory), its admin API, and
+ * helpers to provision bots and tokens and to run tbot oneshot processes
+ * that a test may `kill -9`.
+ *
+ * @module
+ */
+import {
+  type AuthServiceProcess,
+  spawnAuthService,
+} from "../../runtime-adapters/deno/auth_process.ts";
+import { denoPlatform } from "../../runtime-adapters/deno/tbot_main.ts";
+import { AdminApiClient } from "../../src/cli/api_client.ts";
+import { runStart } from "../../src/cli/tbot/start.ts";
+import { parseIdentityFile } from "../../src/protocol/identity_file.ts";
+import { Bot, type Lock, Token } from "../../src/resources/schemas.ts";
+import { tbotArgv } from "../tbot/_harness.ts";
+
+/** The auth service and its admin API. */
+export interface KillWorld {
+  /** The running auth process (replaced by {@linkcode KillWorld.restart}). */
+  auth: AuthServiceProcess;
+  /** Admin API of the current process. */
+  api: AdminApiClient;
+  /** Scratch directory (removed by `close`). */
+  dir: string;
+  /** `kill -9` of the auth service (unless killed already), then a new one on the same data directory. */
+  restart(): Promise<void>;
+  /** Creates a bot. */
+  createBot(name: string): Promise<void>;
+  /** Creates a token for `bot`; returns its registration secret, if any. */
+  createToken(name: string, bot: string, boundKeypair?: Record<string, unknown>): Promise<string>;
+  /** The token's bound-keypair status. */
+  status(name: string): Promise<NonNullable<NonNullable<Token["status"]>["bound_keypair"]>>;
+  /** All locks. */
+  locks(): Promise<Lock[]>;
+  /** Stops everything and removes the scratch directory. */
+  close(): Promise<void>;
+}
+
+const FLAGS = ["--insecure-no-tls", "--cluster-name", "crash.example"];
+
+/** Starts the auth service in a fresh scratch directory. */
+export async function startKillWorld(prefix: string): Promise<KillWorld> {
+  const dir = await Deno.makeTempDir({ prefix });
+  const dataDir = `${dir}/data`;
+  const connect = async (auth: AuthServiceProcess) => {
+    const admin = await parseIdentityFile(await Deno.readTextFile(`${dataDir}/admin-identity`));
+    return new AdminApiClient({
+      baseUrl: auth.url,
+      signer: { certDer: admin.certDer, privateKey: admin.privateKey },
+    });
+  };
+  const auth = await spawnAuthService({ dataDir, args: FLAGS });
+  const world: KillWorld = {
+    auth,
+    api: await connect(auth),
+    dir,
+    async restart() {
+      try {
+        Deno.kill(world.auth.pid, "SIGKILL");
+      } catch {
+        // Already killed by the test.
+      }
+      await world.auth.stop().catch(() => {});
+      world.auth = await spawnAuthService({ dataDir, args: FLAGS });
+      world.api = await connect(world.auth);
+    },
+    async createBot(name) {
+      await world.api.put(
+        Bot.parse({ kind: "bot", version: "v1", metadata: { name }, spec: { roles: [] } }),
+        "create",
+      );
+    },
+    async createToken(name, bot, boundKeypair = {}) {
+      const { item } = await world.api.put(
+        Token.parse({
+          kind: "token",
+          version: "v2",
+          metadata: { name },
+          spec: {
+            roles: ["Bot"],
+            bot_name: bot,
+            join_method: "bound_keypair",
+            bound_keypair: { recovery: { limit: 1000, mode: "standard" }, ...boundKeypair },
+          },
+        }),
+        "create",
+      );
+      return (item as Token).status?.bound_keypair?.registration_secret ?? "";
+    },
+    async status(name) {
+      return ((await world.api.get("token", name)) as Token).status!.bound_keypair!;
+    },
+    async locks() {
+      return (await world.api.list("lock")) as Lock[];
+    },
+    async close() {
+      await world.auth.stop().catch(() => {});
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    },
+  };
+  return world;
+}
+
+/** A tbot.yaml for a oneshot run through `server` (plain HTTP). */
+export function oneshotYaml(o: {
+  server: string;
+  token: string;
+  storage: string;
+  secret?: string;
+}): string {
+  return [
+    "version: v2",
+    `auth_server: ${o.server}`,
+    "oneshot: true",
+    "insecure: true",
+    "onboarding:",
+    "  join_method: bound_keypair",
+    `  token: ${o.token}`,
+    ...(o.secret ? ["  bound_keypair:", `    registration_secret: ${o.secret}`] : []),
+    "storage:",
+    "  type: directory",
+    `  path: ${o.storage}`,
+    "outputs: []",
+    "",
+  ].join("\n");
+}
+
+/** A tbot process. */
+export interface TbotProcess {
+  /** `kill -9` (no effect once it exited). */
+  kill(): void;
+  /** Resolves when it exited: code (null when killed by a signal) and log. */
+  done: Promise<{ code: number | null; signal: string | null; log: string }>;
+}
+
+/** Longest a tbot run may take before the tests give up on it (a hang is a failure). */
+export const RUN_LIMIT_MS = 90_000;
+
+/** Starts `tbot start -c <config>`; killed after {@linkcode RUN_LIMIT_MS} at the latest. */
+export function startTbot(config: string): TbotProcess {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: tbotArgv(["start", "-c", config]),
+    env: { NO_COLOR: "1", PATH: Deno.env.get("PATH") ?? "", HOME: Deno.env.get("HOME") ?? "/" },
+    clearEnv: true,
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  let exited = false;
+  let hung = false;
+  const kill = () => {
+    if (exited) return;
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // Exited in between.
+    }
+  };
+  const watchdog = setTimeout(() => {
+    hung = true;
+    kill();
+  }, RUN_LIMIT_MS);
+  const log = new Response(child.stderr).text();
+  const done = Promise.all([child.status, log]).then(([s, text]) => {
+    exited = true;
+    clearTimeout(watchdog);
+    if (hung) return { code: -1, signal: null, log: text + "\n(hung: killed by the test)" };
+    return { code: s.signal ? null : s.code, signal: s.signal, log: text };
+  });
+  return { kill, done };
+}
+
+/**
+ * Runs `tbot start -c <config>` in this process, with the Deno platform of
+ * the real binary (storage, lock, trust, journal replay) but no signal
+ * handlers: the run after a kill, without paying a process start.
+ */
+export async function runTbotHere(config: string): Promise<{ code: number; log: string }> {
+  let log = "";
+  const stop = new AbortController();
+  const timer = setTimeout(() => stop.abort(), RUN_LIMIT_MS);
+  try {
+    const code = await runStart({ config }, {
+      ...denoPlatform,
+      stderr: (line) => void (log += line + "\n"),
+      onSignals: () => () => {},
+    }, { signal: stop.signal });
+    return stop.signal.aborted
+      ? { code: -1, log: log + "(hung: stopped by the test)" }
+      : { code, log };
+  } finally {
+    clearTimeout(timer);
+  }
+}
