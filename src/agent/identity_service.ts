@@ -78,6 +78,14 @@ const ANSWER_MAY_BE_LOST: ReadonlySet<string> = new Set([
   "INTERNAL",
 ]);
 
+/**
+ * Resume answers after which the pending record is useless: nothing to
+ * resume for this session, or a session the server can no longer open (its
+ * session key changed). Anything else (a lock, a proof refused because of
+ * the clock, no connection) keeps the record for the next attempt.
+ */
+const RESUME_IMPOSSIBLE: ReadonlySet<string> = new Set(["RESUME_NOT_FOUND", "SESSION_INVALID"]);
+
 /** Holds the current identity and renews it. */
 export class IdentityService {
   #o: IdentityServiceOptions;
@@ -165,10 +173,11 @@ export class IdentityService {
         subjectKey: subjectKey.privateKey,
       });
     } catch (e) {
-      if (!isKeyboundError(e) || e.code !== "RESUME_NOT_FOUND") throw e;
-      // The server never committed that answer (or it was already used):
-      // the state in storage is still current, so join as usual.
-      o.log.info("the interrupted join was not committed by the server; joining normally");
+      if (!isKeyboundError(e) || !RESUME_IMPOSSIBLE.has(e.code)) throw e;
+      // The server never committed that answer (or another holder resumed
+      // it, or it can no longer open the session): join as usual, and let
+      // the generation counter and join state judge the stored state.
+      o.log.info("the interrupted join cannot be resumed; joining normally", { code: e.code });
       await o.storage.delete(STORAGE_FILES.pendingJoin);
       return null;
     }
