@@ -143,7 +143,12 @@ export const RUN_LIMIT_MS = 90_000;
 export function startTbot(config: string): TbotProcess {
   const child = new Deno.Command(Deno.execPath(), {
     args: tbotArgv(["start", "-c", config]),
-    env: { NO_COLOR: "1", PATH: Deno.env.get("PATH") ?? "", HOME: Deno.env.get("HOME") ?? "/" },
+    // The test's environment (DENO_DIR and the like) without the variables tbot reads.
+    env: Object.fromEntries(
+      Object.entries({ ...Deno.env.toObject(), NO_COLOR: "1" }).filter(([k]) =>
+        !k.startsWith("TBOT_") && !k.startsWith("TELEPORT_")
+      ),
+    ),
     clearEnv: true,
     stdin: "null",
     stdout: "null",
