@@ -36,6 +36,7 @@ export const COMPILE_TARGETS: readonly CompileTarget[] = [
       "--allow-write",
       "--allow-env",
       "--allow-sys=hostname,osRelease,uid,gid",
+      "--allow-run",
     ],
   },
   {

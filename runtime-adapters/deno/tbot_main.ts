@@ -9,6 +9,7 @@ import { classifyingTlsFailures } from "./fetch_errors.ts";
 import { fileURLToPath } from "node:url";
 import { basename, resolve } from "node:path";
 import { runTbot } from "../../src/cli/tbot/main.ts";
+import { denoHookProcesses } from "./hook_processes.ts";
 import type { TbotPlatform } from "../../src/cli/tbot/platform.ts";
 import { TBOT_VERSION } from "../../src/agent/version.ts";
 import { ConfigError, KeyboundError } from "../../src/errors.ts";
@@ -33,6 +34,8 @@ export const TBOT_DENO_FLAGS = [
   "--allow-write",
   "--allow-env",
   "--allow-sys=hostname,osRelease,uid,gid",
+  // on_renew reload hooks start programs and signal daemons.
+  "--allow-run",
 ];
 
 async function readTextFile(path: string): Promise<string> {
@@ -109,6 +112,7 @@ export const denoPlatform: TbotPlatform = {
     });
   },
   onSignals: installSignalHandlers,
+  hookProcesses: denoHookProcesses,
   hostInfo: () => ({
     version: TBOT_VERSION,
     hostname: hostname(),

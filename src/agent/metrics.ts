@@ -162,6 +162,25 @@ export class TbotMetrics {
     "Unix time at which the bot's current certificates expire.",
     "gauge",
   );
+  /** Reload hook runs by result (`success`, `failure`, `timeout`). */
+  readonly hookRuns = new Metric(
+    "tbot_reload_hook_runs_total",
+    "Number of on_renew reload hook runs, by result.",
+    "counter",
+  );
+  /** Time a reload hook took (until exit, signal sent or kill at the timeout). */
+  readonly hookDuration = new Metric(
+    "tbot_reload_hook_duration_seconds",
+    "Duration of on_renew reload hooks in seconds.",
+    "histogram",
+    exponentialBuckets(0.01, 4, 6),
+  );
+  /** Exit status of the last `exec` hook that exited. */
+  readonly hookExitCode = new Metric(
+    "tbot_reload_hook_last_exit_code",
+    "Exit code of the last on_renew exec hook that exited.",
+    "gauge",
+  );
   /** Build information. */
   readonly buildInfo = new Metric("tbot_build_info", "Build information; always 1.", "gauge");
 
@@ -178,6 +197,9 @@ export class TbotMetrics {
       this.iterationsSuccessful,
       this.iterationDuration,
       this.identityExpiry,
+      this.hookRuns,
+      this.hookDuration,
+      this.hookExitCode,
       this.buildInfo,
     ];
   }

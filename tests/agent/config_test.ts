@@ -204,3 +204,27 @@ Deno.test("config flags: flags override the file and are validated", () => {
   assertEquals(parseStorageUri("memory://"), { type: "memory" });
   assertThrows(() => parseStorageUri("kubernetes-secret:///x"), ConfigError);
 });
+
+Deno.test("config: on_renew hooks parse with a default timeout and are refused clearly", () => {
+  const withHook = (hook: string) =>
+    SEED.replace(
+      "outputs: []",
+      `outputs:\n  - type: identity\n    destination:\n      type: directory\n      path: /o\n    on_renew: ${hook}\n`,
+    );
+  const exec = parseConfig(withHook("{exec: [systemctl, reload, nginx]}")).services[0].on_renew;
+  assertEquals(exec, { exec: ["systemctl", "reload", "nginx"], timeout: 10_000 });
+  const signal = parseConfig(withHook("{signal: HUP, pid_file: /run/nginx.pid, timeout: 2s}"))
+    .services[0].on_renew;
+  assertEquals(signal, { signal: "HUP", pid_file: "/run/nginx.pid", timeout: 2000 });
+  const cases: [string, string][] = [
+    ["{signal: KILL, pid_file: /p}", "outputs[0].on_renew.signal: must be one of HUP"],
+    ["{signal: HUP}", "outputs[0].on_renew.pid_file: required"],
+    ["{exec: []}", "outputs[0].on_renew.exec: needs at least the program"],
+    ["{exec: [x], timeout: 0s}", "outputs[0].on_renew.timeout: must be a positive duration"],
+    ["{run: x}", "outputs[0].on_renew: must be {exec: [program, args…]} or {signal: HUP"],
+    ["{exec: [curl, -d, SECRET]}", "must not contain the registration secret"],
+  ];
+  for (const [hook, message] of cases) {
+    assertStringIncludes(configError(withHook(hook)).message, message);
+  }
+});

@@ -100,6 +100,54 @@ const DirectoryOnly = z.discriminatedUnion("type", [DirectoryDestination], {
   error: 'type must be "directory"',
 });
 
+/** Signals a reload hook may send (the ones daemons use for "reload" or "restart"). */
+export const HOOK_SIGNALS = ["HUP", "USR1", "USR2", "TERM", "INT", "QUIT"] as const;
+
+/** Default time a reload hook may take before it is killed. */
+export const DEFAULT_HOOK_TIMEOUT = "10s";
+
+/** `on_renew: {exec: [argv…], timeout}`: runs a program after each successful write. */
+export const ExecHookConfig = z.strictObject({
+  exec: z.array(z.string().min(1), { error: "must be a list: the program and its arguments" })
+    .min(1, "needs at least the program to run"),
+  timeout: DurationMs.default(parseDuration(DEFAULT_HOOK_TIMEOUT)),
+});
+
+/** `on_renew: {signal: HUP, pid_file: PATH}`: signals the process whose PID the file holds. */
+export const SignalHookConfig = z.strictObject({
+  signal: z.enum(HOOK_SIGNALS, { error: `must be one of ${HOOK_SIGNALS.join(", ")}` }),
+  pid_file: z.string({ error: "required: the file holding the process id to signal" }).min(1),
+  timeout: DurationMs.default(parseDuration(DEFAULT_HOOK_TIMEOUT)),
+});
+
+/** `on_renew`: what to do after an output's files are written. */
+export const OnRenewConfig = z.custom<unknown>().transform((v, ctx) => {
+  // Picked by key so the error names the fields of the form the operator meant.
+  const isObject = typeof v === "object" && v !== null;
+  const schema = isObject && "signal" in v ? SignalHookConfig : ExecHookConfig;
+  if (!isObject || !("signal" in v || "exec" in v)) {
+    ctx.addIssue({
+      code: "custom",
+      message: "must be {exec: [program, args…]} or {signal: HUP, pid_file: PATH}",
+    });
+    return z.NEVER;
+  }
+  const r = schema.safeParse(v);
+  if (!r.success) {
+    for (const issue of r.error.issues) {
+      ctx.addIssue({ ...issue, code: "custom", path: issue.path });
+    }
+    return z.NEVER;
+  }
+  return r.data as ExecHookConfig | SignalHookConfig;
+});
+/** `on_renew: {exec}`, parsed. */
+export type ExecHookConfig = z.infer<typeof ExecHookConfig>;
+/** `on_renew: {signal}`, parsed. */
+export type SignalHookConfig = z.infer<typeof SignalHookConfig>;
+/** `on_renew`, parsed. */
+export type OnRenewConfig = ExecHookConfig | SignalHookConfig;
+
 /**
  * Per-output lifetime override (Teleport's `CredentialLifetime`): both or
  * neither, and the TTL above the interval is only advised, as in Teleport.
@@ -107,6 +155,8 @@ const DirectoryOnly = z.discriminatedUnion("type", [DirectoryDestination], {
 const LifetimeOverride = {
   credential_ttl: DurationMs.optional(),
   renewal_interval: DurationMs.optional(),
+  /** A reload hook run after each successful write (not a lifetime, but every output has one). */
+  on_renew: OnRenewConfig.optional(),
 };
 
 function lifetimeTogether(
@@ -316,6 +366,17 @@ export function checkConfig(c: TbotConfig): ConfigProblem[] {
       });
     }
   }
+  const secret = bk.registration_secret;
+  c.services.forEach((s, i) => {
+    const hook = s.on_renew as OnRenewConfig | undefined;
+    if (secret && hook && "exec" in hook && hook.exec.some((a) => a.includes(secret))) {
+      problems.push({
+        path: ["services", i, "on_renew", "exec"],
+        message:
+          "must not contain the registration secret (a command line is visible to every user)",
+      });
+    }
+  });
   const names = new Set<string>();
   c.services.forEach((s, i) => {
     const name = serviceName(s, i);

@@ -9,6 +9,7 @@ import { type ServiceConfig, serviceName } from "../config/schema.ts";
 import type { AgentStorage } from "../storage.ts";
 import { IssuedIdentityOutput } from "./identity_cert_output.ts";
 import { IdentityOutput } from "./identity_output.ts";
+import { type HookDeps, HookedOutput } from "../hooks/mod.ts";
 import type { Output } from "./output.ts";
 import { SshConfigOutput } from "./ssh_config.ts";
 import { SshHostOutput } from "./ssh_host.ts";
@@ -28,6 +29,8 @@ export interface OutputDeps {
   credentialTtlMs: number;
   /** Makes a destination path absolute (ssh_config names files by absolute path). */
   absolutePath(path: string): string;
+  /** Runs `on_renew` hooks; an output that configures one needs it. */
+  hooks?: Omit<HookDeps, "directory">;
 }
 
 function needDeps(deps: OutputDeps | undefined, type: string): OutputDeps {
@@ -44,45 +47,61 @@ export function createOutputs(
   deps?: OutputDeps,
 ): Output[] {
   return services.map((s, i): Output => {
-    const name = serviceName(s, i);
-    const destination = open(s.destination);
-    if (s.type === "identity") {
-      // With its own lifetime the output gets certificates of its own; else a copy of the bot's.
-      const identity = s.credential_ttl === undefined
-        ? new IdentityOutput(name, destination)
-        : new IssuedIdentityOutput({
-          name,
-          destination,
-          api: needDeps(deps, s.type).api,
-          credentialTtlMs: s.credential_ttl,
-          renewalIntervalMs: s.renewal_interval,
-          configPath: `services[${i}].destination.path`,
-        });
-      if (s.ssh_config === "off" || !deps) return identity;
-      return new SshConfigOutput({
-        inner: identity,
+    const output = createOutput(s, i, open, deps);
+    if (!s.on_renew) return output;
+    const d = needDeps(deps, s.type);
+    if (!d.hooks) throw new KeyboundError("INTERNAL", "on_renew needs a process runner");
+    return new HookedOutput(output, s.on_renew, {
+      ...d.hooks,
+      directory: d.absolutePath(s.destination.path),
+    });
+  });
+}
+
+function createOutput(
+  s: ServiceConfig,
+  i: number,
+  open: OpenDestination,
+  deps?: OutputDeps,
+): Output {
+  const name = serviceName(s, i);
+  const destination = open(s.destination);
+  if (s.type === "identity") {
+    // With its own lifetime the output gets certificates of its own; else a copy of the bot's.
+    const identity = s.credential_ttl === undefined
+      ? new IdentityOutput(name, destination)
+      : new IssuedIdentityOutput({
+        name,
         destination,
-        directory: deps.absolutePath(s.destination.path),
-        api: deps.api,
+        api: needDeps(deps, s.type).api,
+        credentialTtlMs: s.credential_ttl,
+        renewalIntervalMs: s.renewal_interval,
         configPath: `services[${i}].destination.path`,
       });
-    }
-    const d = needDeps(deps, s.type);
-    const common = {
-      name,
+    if (s.ssh_config === "off" || !deps) return identity;
+    return new SshConfigOutput({
+      inner: identity,
       destination,
-      api: d.api,
-      credentialTtlMs: s.credential_ttl ?? d.credentialTtlMs,
-      renewalIntervalMs: s.renewal_interval,
+      directory: deps.absolutePath(s.destination.path),
+      api: deps.api,
       configPath: `services[${i}].destination.path`,
-    };
-    switch (s.type) {
-      case "ssh_host":
-        return new SshHostOutput(common, s.principals);
-      case "workload-identity-x509":
-        return new WorkloadIdentityX509Output(common, s.selector.name);
-      case "workload-identity-jwt":
-        return new WorkloadIdentityJwtOutput(common, s.selector.name, s.audiences);
-    }
-  });
+    });
+  }
+  const d = needDeps(deps, s.type);
+  const common = {
+    name,
+    destination,
+    api: d.api,
+    credentialTtlMs: s.credential_ttl ?? d.credentialTtlMs,
+    renewalIntervalMs: s.renewal_interval,
+    configPath: `services[${i}].destination.path`,
+  };
+  switch (s.type) {
+    case "ssh_host":
+      return new SshHostOutput(common, s.principals);
+    case "workload-identity-x509":
+      return new WorkloadIdentityX509Output(common, s.selector.name);
+    case "workload-identity-jwt":
+      return new WorkloadIdentityJwtOutput(common, s.selector.name, s.audiences);
+  }
 }

@@ -298,11 +298,9 @@ export class BotRunner {
     }
     health.healthy();
     const heartbeat = this.#oneshotHeartbeat(identity);
-    let written = true;
-    for (const job of this.#outputJobs) {
-      const single = new Job({ ...job.spec, attempts: 1 }, this.#ctx);
-      written = await single.run() && written;
-    }
+    const written = (await Promise.all(
+      this.#outputJobs.map((job) => new Job({ ...job.spec, attempts: 1 }, this.#ctx).run()),
+    )).every((ok) => ok);
     await heartbeat;
     if (!written) {
       throw new KeyboundError("STORAGE_ERROR", "writing the outputs failed (see the log above)");
@@ -385,9 +383,11 @@ export class BotRunner {
     const first = !this.#identityJob.succeeded;
     const run = (async () => {
       if (!await this.#identityJob.run()) return false;
-      for (const job of this.#outputJobs) {
-        if (first || job.spec.interval === undefined) await job.run();
-      }
+      // Side by side: a slow destination or reload hook never holds up the others.
+      await Promise.all(
+        this.#outputJobs.filter((job) => first || job.spec.interval === undefined)
+          .map((job) => job.run()),
+      );
       if (first && this.#heartbeatJob) this.#heartbeatJob.due = this.#clock.now().getTime();
       return true;
     })();

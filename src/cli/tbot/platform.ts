@@ -6,6 +6,7 @@
  * @module
  */
 import type { HostInfo } from "../../agent/heartbeat.ts";
+import type { HookProcesses } from "../../agent/hooks/mod.ts";
 import type { AgentStorage } from "../../agent/storage.ts";
 
 /** How the agent decides to trust the auth service's TLS certificate. */
@@ -62,6 +63,8 @@ export interface TbotPlatform {
   serve(addr: string, handler: (req: Request) => Response | Promise<Response>): Promise<DiagServer>;
   /** Installs handlers for stop (SIGINT/SIGTERM) and reload (SIGHUP); returns an uninstaller. */
   onSignals(handlers: { stop(signal: string): void; reload(signal: string): void }): () => void;
+  /** Runs and signals the processes of `on_renew` reload hooks. */
+  hookProcesses: HookProcesses;
   /** Host facts for heartbeats. */
   hostInfo(): HostInfo;
   /** The command line that starts this tbot (the program and its fixed arguments), absolute paths. */

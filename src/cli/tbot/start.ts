@@ -255,6 +255,7 @@ export async function runStart(
         api: createBotApi({ baseUrl, fetch: fetchFn }),
         credentialTtlMs: config.credential_ttl,
         absolutePath: (p) => platform.absolutePath(p),
+        hooks: { processes: platform.hookProcesses, log, metrics, clock },
       }),
       heartbeat: (id, body, signal) =>
         sendHeartbeat({ baseUrl, fetch: fetchFn, identity: id, body, signal }),

@@ -1,0 +1,173 @@
+/**
+ * Reload hooks (`on_renew`): after an output's files are written, run a
+ * program or signal a daemon so it picks up the new certificate. The policy
+ * lives here (what environment, what counts as failure, what is logged and
+ * counted); starting and signalling processes is the runtime adapter's
+ * {@linkcode HookProcesses}.
+ *
+ * A hook never fails its output: the files are written, so the failure is
+ * logged and counted, and the hook runs again after the next write.
+ *
+ * @example
+ * ```ts ignore
+ * const out = new HookedOutput(inner, { exec: ["systemctl", "reload", "nginx"], timeout: 10_000 }, {
+ *   processes, log, metrics, clock, directory: "/opt/machine-id",
+ * });
+ * ```
+ *
+ * @module
+ */
+import { KeyboundError } from "../../errors.ts";
+import type { Logger } from "../../util/log.ts";
+import type { Clock } from "../clock.ts";
+import type { HOOK_SIGNALS, OnRenewConfig } from "../config/schema.ts";
+import type { BotIdentity } from "../identity.ts";
+import type { TbotMetrics } from "../metrics.ts";
+import type { Output } from "../outputs/output.ts";
+import { errorText } from "../runner/policy.ts";
+
+/** A signal a hook may send. */
+export type HookSignal = typeof HOOK_SIGNALS[number];
+
+/** How a hook's process ended. */
+export interface HookExit {
+  /** Exit code; null when killed by a signal. */
+  code: number | null;
+  /** The signal that ended it (e.g. `SIGKILL` at the timeout), if any. */
+  signal: string | null;
+  /** True when it was killed because the timeout passed. */
+  timedOut: boolean;
+}
+
+/** What the runtime provides to run hooks. */
+export interface HookProcesses {
+  /**
+   * Runs `argv` with exactly `env` (nothing inherited), no standard input and
+   * its output discarded; kills it when `timeoutMs` passes.
+   */
+  run(argv: string[], env: Record<string, string>, timeoutMs: number): Promise<HookExit>;
+  /** Reads a small text file (the PID file). */
+  readTextFile(path: string): Promise<string>;
+  /** Sends `SIG<signal>` to `pid`. */
+  kill(pid: number, signal: HookSignal): void;
+}
+
+/** The fixed search path a hook gets: the caller's `PATH` is not passed on. */
+export const HOOK_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/**
+ * The whole environment of an `exec` hook: a fixed `PATH` and where the
+ * output wrote. Nothing of tbot's own environment (which may hold a
+ * registration secret or proxy credentials) is passed on.
+ */
+export function hookEnvironment(service: string, directory: string): Record<string, string> {
+  return { PATH: HOOK_PATH, KEYBOUND_OUTPUT_NAME: service, KEYBOUND_OUTPUT_DIR: directory };
+}
+
+/** Parses a PID file: one positive decimal process id (1, init, is refused). */
+export function parsePidFile(text: string, path: string): number {
+  const t = text.trim();
+  const pid = /^[0-9]{1,10}$/.test(t) ? Number(t) : NaN;
+  if (!(pid > 1 && pid <= 2 ** 22)) {
+    throw new KeyboundError("HOOK_FAILED", `pid_file ${path} does not hold a process id`);
+  }
+  return pid;
+}
+
+/** What a {@linkcode HookedOutput} needs. */
+export interface HookDeps {
+  /** Starts and signals processes. */
+  processes: HookProcesses;
+  /** Logger. */
+  log: Logger;
+  /** Metrics, if exported. */
+  metrics?: TbotMetrics;
+  /** Time source for durations. */
+  clock: Clock;
+  /** The output's directory, absolute (passed to `exec` hooks). */
+  directory: string;
+}
+
+/** An output whose successful writes are followed by its `on_renew` hook. */
+export class HookedOutput implements Output {
+  readonly name: string;
+  readonly type: string;
+  readonly renewalInterval?: number;
+  #inner: Output;
+  #hook: OnRenewConfig;
+  #deps: HookDeps;
+
+  /**
+   * @param inner the output that writes the files
+   * @param hook the configured `on_renew`
+   * @param deps processes, log, metrics
+   */
+  constructor(inner: Output, hook: OnRenewConfig, deps: HookDeps) {
+    this.#inner = inner;
+    this.#hook = hook;
+    this.#deps = deps;
+    this.name = inner.name;
+    this.type = inner.type;
+    this.renewalInterval = inner.renewalInterval;
+  }
+
+  describe(): string {
+    return this.#inner.describe();
+  }
+
+  init(): Promise<void> {
+    return this.#inner.init();
+  }
+
+  async write(identity: BotIdentity): Promise<void> {
+    await this.#inner.write(identity);
+    await this.runHook();
+  }
+
+  /** Runs the hook once; logs and counts the result, never throws. Resolves true on success. */
+  async runHook(): Promise<boolean> {
+    const { log, metrics, clock } = this.#deps;
+    const hook = this.#hook;
+    const kind = "exec" in hook ? "exec" : "signal";
+    const start = clock.now().getTime();
+    let result: "success" | "failure" | "timeout" = "failure";
+    let fields: Record<string, string | number> = {};
+    try {
+      if ("exec" in hook) {
+        const exit = await this.#deps.processes.run(
+          hook.exec,
+          hookEnvironment(this.name, this.#deps.directory),
+          hook.timeout,
+        );
+        fields = exit.code === null ? { killed_by: exit.signal ?? "signal" } : {
+          exit_code: exit.code,
+        };
+        if (exit.timedOut) result = "timeout";
+        else if (exit.code === 0) result = "success";
+        if (exit.code !== null) metrics?.hookExitCode.set({ service: this.name }, exit.code);
+      } else {
+        const pid = parsePidFile(
+          await this.#deps.processes.readTextFile(hook.pid_file),
+          hook.pid_file,
+        );
+        this.#deps.processes.kill(pid, hook.signal);
+        fields = { pid, signal: `SIG${hook.signal}` };
+        result = "success";
+      }
+    } catch (err) {
+      fields = { ...fields, error: errorText(err) };
+    }
+    const seconds = (clock.now().getTime() - start) / 1000;
+    metrics?.hookRuns.inc({ service: this.name, hook: kind, result });
+    metrics?.hookDuration.observe({ service: this.name, hook: kind }, seconds);
+    const line = { service: this.name, hook: kind, result, ...fields, duration_seconds: seconds };
+    if (result === "success") log.info("reload hook ran", line);
+    else if (result === "timeout") {
+      log.error("reload hook killed at its timeout; it runs again after the next renewal", {
+        ...line,
+        timeout_seconds: ("exec" in hook ? hook.timeout : 0) / 1000,
+      });
+    } else log.error("reload hook failed; it runs again after the next renewal", line);
+    return result === "success";
+  }
+}
