@@ -14,6 +14,7 @@ import {
   type CreatableKind,
   type CreatableResource,
   type Kind,
+  type ResourceOf,
   schemaOf,
 } from "./schemas.ts";
 
@@ -99,4 +100,13 @@ export function parseResource(raw: unknown, allowed?: readonly Kind[]): AnyResou
   throw new BadParameterError(formatIssue(r.issue), {
     details: { path: formatPath(r.issue.path) },
   });
+}
+
+/**
+ * {@linkcode parseResource} for one known kind, typed as that kind: callers
+ * that build a resource (tctl's `bots add`, `lock`) need no cast.
+ */
+export function parseResourceOf<K extends Kind>(kind: K, raw: unknown): ResourceOf<K> {
+  // validateResource accepted only `kind`, so the value matched that kind's schema.
+  return parseResource(raw, [kind]) as ResourceOf<K>;
 }

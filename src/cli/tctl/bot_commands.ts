@@ -11,7 +11,7 @@ import { botUserName } from "../../protocol/subject.ts";
 import { isKeyboundError } from "../../errors.ts";
 import { type Bot, Duration, RecoveryMode, type Token } from "../../resources/schemas.ts";
 import { boundKeypairToken } from "../../resources/token_rules.ts";
-import { parseResource } from "../../resources/validate.ts";
+import { parseResourceOf } from "../../resources/validate.ts";
 import { formatResourcesJson } from "../../resources/yaml.ts";
 import type { AdminApi } from "../api_client.ts";
 import { type CommandSpec, outputFormat, UsageError, withContext } from "./command.ts";
@@ -40,7 +40,7 @@ function buildBot(name: string, flags: TctlFlags): Bot {
     throw new UsageError(`--max-session-ttl: invalid duration "${ttl}" (examples: 1h, 12h, 168h)`);
   }
   const logins = listValues(flags.logins);
-  return parseResource({
+  return parseResourceOf("bot", {
     kind: "bot",
     version: "v1",
     metadata: { name },
@@ -49,7 +49,7 @@ function buildBot(name: string, flags: TctlFlags): Bot {
       traits: logins.length > 0 ? [{ name: "logins", values: logins }] : [],
       ...(ttl === undefined ? {} : { max_session_ttl: ttl }),
     },
-  }) as Bot;
+  });
 }
 
 function buildToken(name: string, flags: TctlFlags): Token {
@@ -67,13 +67,16 @@ function buildToken(name: string, flags: TctlFlags): Token {
   if (key !== undefined && secret !== undefined) {
     throw new UsageError("--initial-public-key and --registration-secret are mutually exclusive");
   }
-  return parseResource(boundKeypairToken(name, name, {
-    onboarding: {
-      ...(key === undefined ? {} : { initial_public_key: key.trim() }),
-      ...(secret === undefined ? {} : { registration_secret: secret }),
-    },
-    recovery: { limit, mode: mode as RecoveryMode },
-  })) as Token;
+  return parseResourceOf(
+    "token",
+    boundKeypairToken(name, name, {
+      onboarding: {
+        ...(key === undefined ? {} : { initial_public_key: key.trim() }),
+        ...(secret === undefined ? {} : { registration_secret: secret }),
+      },
+      recovery: { limit, mode: mode as RecoveryMode },
+    }),
+  );
 }
 
 async function assertRolesExist(api: AdminApi, roles: string[]): Promise<void> {

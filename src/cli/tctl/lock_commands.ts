@@ -5,8 +5,8 @@
  * @module
  */
 import { randomUuid } from "../../crypto/random.ts";
-import { Duration, type Lock, Timestamp } from "../../resources/schemas.ts";
-import { parseResource } from "../../resources/validate.ts";
+import { Duration, Timestamp } from "../../resources/schemas.ts";
+import { parseResourceOf } from "../../resources/validate.ts";
 import { formatResourcesJson } from "../../resources/yaml.ts";
 import { parseDuration } from "../../util/duration.ts";
 import { type CommandSpec, outputFormat, UsageError } from "./command.ts";
@@ -59,7 +59,7 @@ export const lockCommand: CommandSpec = {
         ? undefined
         : new Date(ctx.now().getTime() + parseDuration(ttl)).toISOString());
     const message = flags.message;
-    const lock = parseResource({
+    const lock = parseResourceOf("lock", {
       kind: "lock",
       version: "v2",
       metadata: { name: randomUuid() },
@@ -68,7 +68,7 @@ export const lockCommand: CommandSpec = {
         ...(message === undefined ? {} : { message }),
         ...(expires === undefined ? {} : { expires }),
       },
-    }) as Lock;
+    });
     await (await ctx.api()).put(lock, "create");
     ctx.out(`Created a lock with name "${lock.metadata.name}".\n`);
   },
