@@ -23,7 +23,12 @@ import {
 } from "../../src/server/mod.ts";
 import { certificatesFromPem } from "../../src/pki/mod.ts";
 import { ADMIN_IDENTITY_FILE, AUTH_SERVER_FILE } from "../../src/cli/auth/data_dir.ts";
-import { type AuthStartConfig, parseAuthCommandLine } from "../../src/cli/auth/command_line.ts";
+import {
+  type AuthAdminIdentityConfig,
+  type AuthStartConfig,
+  parseAuthCommandLine,
+} from "../../src/cli/auth/command_line.ts";
+import { adminIdentity } from "./auth_admin_identity.ts";
 import { UsageError } from "../../src/cli/flags/mod.ts";
 import { createLogger, type Logger } from "../../src/util/log.ts";
 import { ensureDir, writeFileAtomic } from "./fs.ts";
@@ -46,9 +51,12 @@ type StartConfig = Omit<AuthStartConfig, "storage" | "webOrigins"> & {
   webOrigins: string[];
 };
 
-function parseStartArgs(args: string[]): StartConfig | { help: string; exitCode: number } {
+function parseStartArgs(
+  args: string[],
+): StartConfig | { help: string; exitCode: number } | { adminIdentity: AuthAdminIdentityConfig } {
   const line = parseAuthCommandLine(args, argParser, () => Deno.hostname());
   if (line.kind === "help") return { help: line.text, exitCode: line.exitCode };
+  if (line.kind === "admin-identity") return { adminIdentity: line.config };
   const c = line.config;
   const tlsFiles = readTlsFiles(c.tlsCertFile, c.tlsKeyFile);
   return {
@@ -126,7 +134,7 @@ async function start(config: StartConfig, log: Logger): Promise<void> {
       }),
     ).then((c) => ({ cert: c.certPem, key: c.keyPem }));
 
-    const app = createApp(ctx, { webOrigins: config.webOrigins });
+    const app = createApp(ctx, { webOrigins: config.webOrigins, rateLimit: config.rateLimit });
     // Behind a PROXY protocol balancer the server listens on a private loopback
     // port and a front on --listen strips the header (see proxy_front.ts).
     let front: ProxyFront | undefined;
@@ -195,6 +203,7 @@ export async function main(args: string[]): Promise<number> {
     console.log(config.help);
     return config.exitCode;
   }
+  if ("adminIdentity" in config) return await adminIdentity(config.adminIdentity);
   const log = createLogger({ component: "auth", format: config.logFormat });
   try {
     await start(config, log);

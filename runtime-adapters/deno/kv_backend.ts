@@ -77,7 +77,9 @@ export class DenoKvBackend implements Backend {
       : options.reverse
       ? { prefix: prefix as string[], end: after }
       : { prefix: prefix as string[], start: after };
-    const iter = this.#kv.list(selector, { reverse: options.reverse });
+    // A small page reads a small batch: KV would otherwise fetch 100 rows.
+    const batchSize = options.limit === undefined ? undefined : Math.min(options.limit + 1, 500);
+    const iter = this.#kv.list(selector, { reverse: options.reverse, batchSize });
     const now = Date.now();
     for await (const e of iter) {
       if (after !== undefined && compareKeys(e.key as string[], after) === 0) continue;

@@ -15,7 +15,7 @@
  */
 import { AccessDeniedError, KeyboundError } from "../../src/errors.ts";
 import { sha256, timingSafeEqualString } from "../../src/crypto/random.ts";
-import { auditMutation } from "../../src/server/audit.ts";
+import { auditMutations } from "../../src/server/audit.ts";
 import type { ServerContext } from "../../src/server/context.ts";
 import { ADMIN_IDENTITY_TTL_MS, issueAdminIdentityFile } from "../../src/server/identity.ts";
 import { toHex } from "../../src/util/encoding.ts";
@@ -68,7 +68,7 @@ export async function handleAdminBootstrap(
     checks: [{ key: marker, version: null }],
     mutations: [
       { type: "set", key: marker, value: { used_at: ctx.now().toISOString() } },
-      auditMutation(ctx, {
+      ...auditMutations(ctx, {
         type: "cert.create",
         status: { success: true },
         ...(remoteAddr ? { connection: { remote_addr: remoteAddr } } : {}),

@@ -8,14 +8,15 @@
  */
 import {
   AUDIT_PATH,
+  type AuditList,
   AuditListResponse,
+  type AuditQuery,
   putResourceResponse,
   resourceListResponse,
   resourcePath,
   resourceResponse,
   tokenRotatePath,
 } from "../protocol/admin.ts";
-import type { AuditEvent } from "../protocol/audit.ts";
 import { ClusterStatus, STATUS_PATH } from "../protocol/discovery.ts";
 import { type ApiCall, callApi, IgnoredAnswer } from "../protocol/http_client.ts";
 import type { RequestSigner } from "../protocol/signed_request.ts";
@@ -49,8 +50,8 @@ export interface AdminApi {
   delete(kind: Kind, name: string): Promise<void>;
   /** Sets a token's `rotate_after` to now. */
   rotateToken(name: string): Promise<Token>;
-  /** Audit events, newest first. */
-  audit(options?: { type?: string; limit?: number }): Promise<AuditEvent[]>;
+  /** One page of audit events, newest first. */
+  audit(options?: AuditQuery): Promise<AuditList>;
 }
 
 /** Options of {@linkcode AdminApiClient}. */
@@ -134,11 +135,12 @@ export class AdminApiClient implements AdminApi {
   }
 
   /** `GET /v1/audit`. */
-  async audit(options: { type?: string; limit?: number } = {}): Promise<AuditEvent[]> {
+  async audit(options: AuditQuery = {}): Promise<AuditList> {
     const q = new URLSearchParams();
     if (options.type) q.set("type", options.type);
     if (options.limit !== undefined) q.set("limit", String(options.limit));
+    if (options.after !== undefined) q.set("after", options.after);
     const path = q.size ? `${AUDIT_PATH}?${q}` : AUDIT_PATH;
-    return (await this.#call({ method: "GET", path, response: AuditListResponse })).items;
+    return await this.#call({ method: "GET", path, response: AuditListResponse });
   }
 }

@@ -52,4 +52,19 @@ export function putResourceResponse<K extends Kind>(
 }
 
 /** `GET /v1/audit` answer: events, newest first. */
-export const AuditListResponse = z.object({ items: z.array(AuditEvent) });
+export const AuditListResponse = z.object({
+  items: z.array(AuditEvent),
+  next: z.string().optional(),
+});
+/** One page of the audit log. */
+export type AuditList = z.infer<typeof AuditListResponse>;
+
+/** `GET /v1/audit` query: a type filter, a page size and the cursor of the previous page. */
+export interface AuditQuery {
+  /** Only events of this type. */
+  type?: string;
+  /** Page size, 1-1000 (default 100). */
+  limit?: number;
+  /** The `next` of the previous page. */
+  after?: string;
+}

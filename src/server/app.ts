@@ -20,6 +20,8 @@ import { discoveryRoutes } from "./routes/discovery.ts";
 import { outputCertRoutes } from "./routes/output_certs.ts";
 import { workloadRoutes } from "./routes/workload.ts";
 import { webOriginPolicy } from "./web_origin.ts";
+import { rateLimiter } from "./rate_limit/middleware.ts";
+import { DEFAULT_RATE_LIMIT, type RateLimitConfig } from "./rate_limit/token_bucket.ts";
 
 const HTTP_EXCEPTION_CODES: Record<number, ErrorCode> = {
   400: "BAD_REQUEST",
@@ -27,6 +29,7 @@ const HTTP_EXCEPTION_CODES: Record<number, ErrorCode> = {
   403: "ACCESS_DENIED",
   404: "NOT_FOUND",
   413: "PAYLOAD_TOO_LARGE",
+  429: "RATE_LIMITED",
 };
 
 function errorResponse(c: Context<AppEnv>, err: KeyboundError): Response {
@@ -63,6 +66,11 @@ export interface AppOptions {
    * ./web_origin.ts); none by default.
    */
   webOrigins?: readonly string[];
+  /**
+   * Per-source rate limit of unauthenticated requests (docs/security.md);
+   * default {@linkcode DEFAULT_RATE_LIMIT}.
+   */
+  rateLimit?: RateLimitConfig;
 }
 
 /** Builds the auth service application. */
@@ -76,6 +84,8 @@ export function createApp(ctx: ServerContext, options: AppOptions = {}): Hono<Ap
     )
   );
   app.use("*", webOriginPolicy(options.webOrigins ?? []));
+  // Before anything that parses, stores or logs (after CORS, so a browser can read a 429).
+  app.use("*", rateLimiter(options.rateLimit ?? DEFAULT_RATE_LIMIT));
   app.use(
     "*",
     bodyLimit({

@@ -51,3 +51,15 @@ export const AUDIT_PREFIX: Key = ["audit"];
 export function auditKey(time: Date, id: string): Key {
   return ["audit", time.toISOString(), id];
 }
+/** Prefix of the audit events of one type (an index: see src/server/audit.ts). */
+export function auditTypePrefix(type: string): Key {
+  return ["audit_type", type];
+}
+/** An audit event's entry in the by-type index. */
+export function auditTypeKey(type: string, time: string, id: string): Key {
+  return ["audit_type", type, time, id];
+}
+/** How many failed-join rows a source address opened in a minute. */
+export function joinFailureSourceKey(minute: string, sourceHash: string): Key {
+  return ["audit_join_failure_sources", minute, sourceHash];
+}

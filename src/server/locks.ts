@@ -14,11 +14,12 @@
  *
  * @module
  */
-import { KeyboundError } from "../errors.ts";
+import { BadParameterError, KeyboundError } from "../errors.ts";
+import { ADMIN_USERNAME } from "../protocol/subject.ts";
 import { randomHex, randomUuid } from "../crypto/random.ts";
 import type { Backend, JsonValue, Mutation } from "../storage/backend.ts";
 import { Lock } from "../resources/schemas.ts";
-import { auditMutation } from "./audit.ts";
+import { auditMutations } from "./audit.ts";
 import type { ServerContext } from "./context.ts";
 import { LOCKS_CHANGED_KEY, resourceKey, resourcePrefix } from "./keys.ts";
 
@@ -41,6 +42,21 @@ export function lockInForce(lock: Lock, now: Date): boolean {
     if (e !== undefined && Date.parse(e) <= now.getTime()) return false;
   }
   return true;
+}
+
+/**
+ * Refuses a lock that would match the admin identity: it would refuse every
+ * tctl command, `tctl rm lock/…` included, with no way back through the API
+ * (docs/security.md, "Admin recovery").
+ */
+export function assertLockAllowed(lock: Lock): void {
+  if (lockMatches(lock, { user: ADMIN_USERNAME })) {
+    throw new BadParameterError(
+      `spec.target.user: a lock may not target the admin identity ("${ADMIN_USERNAME}"); ` +
+        "it would lock out every tctl command, including the one that removes the lock",
+      { details: { path: "spec.target.user" } },
+    );
+  }
 }
 
 /** True if every target field the lock sets equals the subject's. */
@@ -176,7 +192,7 @@ export function createLockMutations(
       value: lock as unknown as JsonValue,
     },
     locksChangedMutation(ctx),
-    auditMutation(ctx, {
+    ...auditMutations(ctx, {
       type: "lock.created",
       status: { success: true },
       ...(o.remoteAddr ? { connection: { remote_addr: o.remoteAddr } } : {}),

@@ -20,10 +20,10 @@ import {
 } from "../resources/schemas.ts";
 import type { AnyResource, CreatableResource } from "../resources/validate.ts";
 import { prepareTokenForWrite, type SecretGenerator } from "../resources/token_rules.ts";
-import { type AuditInput, auditMutation } from "./audit.ts";
+import { type AuditInput, auditMutations } from "./audit.ts";
 import type { ServerContext } from "./context.ts";
 import { resourceKey, resourcePrefix } from "./keys.ts";
-import { locksChangedMutation } from "./locks.ts";
+import { assertLockAllowed, locksChangedMutation } from "./locks.ts";
 
 /** A resource as stored, with its backend version. */
 export interface StoredResource<T extends AnyResource = AnyResource> {
@@ -158,6 +158,7 @@ async function prepare(
       return { ...resource, status: { user_name: user, role_name: user } };
     }
     case "lock":
+      assertLockAllowed(resource);
       return {
         ...resource,
         spec: {
@@ -249,7 +250,7 @@ export async function putResource(
         value: resource as unknown as JsonValue,
         ...(expires ? { expiresAt: Date.parse(expires) } : {}),
       },
-      auditMutation(ctx, auditFor(resource, actor, existing === null)),
+      ...auditMutations(ctx, auditFor(resource, actor, existing === null)),
       ...(kind === "lock" ? [locksChangedMutation(ctx)] : []),
     ];
     const r = await ctx.backend.commit({
@@ -281,7 +282,7 @@ export async function deleteResource(
       checks: [{ key, version: entry.version }],
       mutations: [
         { type: "delete", key },
-        auditMutation(ctx, {
+        ...auditMutations(ctx, {
           type: "resource.deleted",
           status: { success: true },
           ...(actor.remoteAddr ? { connection: { remote_addr: actor.remoteAddr } } : {}),

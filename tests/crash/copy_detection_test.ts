@@ -29,7 +29,8 @@ async function copyOf(storage: AgentStorage): Promise<MemoryStorage> {
   return copy;
 }
 
-const resumes = async (c: Cluster) => (await listAudit(c.ctx, { type: "bot.join_resumed" })).length;
+const resumes = async (c: Cluster) =>
+  (await listAudit(c.ctx, { type: "bot.join_resumed" })).items.length;
 
 /** Drops the answer of a refresh: the server committed generation 2, `storage` holds a record. */
 async function lostRefresh() {
@@ -265,7 +266,7 @@ Deno.test("#8 item 7: a certificate that expires between begin and continue fall
   assertEquals(st.recovery_count, before + 1);
   assertEquals(st.bound_bot_instance_id, id.botInstanceId);
   assertEquals(await w.cluster.locks(), []);
-  const failed = await listAudit(w.cluster.ctx, { type: "join.failed" });
+  const failed = (await listAudit(w.cluster.ctx, { type: "join.failed" })).items;
   assertEquals(failed.map((e) => e.error), ["UNAUTHENTICATED"]);
 });
 

@@ -79,7 +79,7 @@ Deno.test("BotIdentity in workerd: a lost answer is resumed after an eviction", 
         assertEquals(st.recovery_count, 1, `${what}: no extra recovery`);
         assertEquals(st.bound_bot_instance_id, r.bot_instance_id);
         assertEquals(await auth.api.list("lock"), [], `${what}: no lock`);
-        assertEquals((await auth.api.audit({ type: "bot.join_resumed" })).length, generation);
+        assertEquals((await auth.api.audit({ type: "bot.join_resumed" })).items.length, generation);
       } finally {
         await run.worker.stop();
       }

@@ -140,7 +140,7 @@ for (const type of ["directory", "deno_kv"] as StorageType[]) {
           assertNotEquals(after.bound_public_key, beforeKey, "the rotation took effect");
           assert(after.last_rotated_at);
         }
-        assertEquals((await listAudit(cluster.ctx, { type: "bot.join_resumed" })).length, 1);
+        assertEquals((await listAudit(cluster.ctx, { type: "bot.join_resumed" })).items.length, 1);
 
         // And the bot carries on: a normal refresh after the resume.
         const later = await open();

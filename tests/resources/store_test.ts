@@ -74,7 +74,7 @@ Deno.test("create refuses an existing resource; upsert overwrites", async () => 
     );
     assert(!second.created);
     assertEquals((second.stored.resource as Bot).spec.roles, ["access"]);
-    const events = await listAudit(ctx, { type: "resource.created" });
+    const events = (await listAudit(ctx, { type: "resource.created" })).items;
     assertEquals(events.map((e) => [e.kind, e.name, e.overwritten]), [["bot", "example", true], [
       "bot",
       "example",
@@ -142,7 +142,7 @@ Deno.test("locks get created_at/created_by and a lock.created event", async () =
     const spec = (stored.resource as Lock).spec;
     assertEquals(spec.created_by, "admin");
     assert(spec.created_at && !Number.isNaN(Date.parse(spec.created_at)));
-    const [event] = await listAudit(ctx, { type: "lock.created" });
+    const [event] = (await listAudit(ctx, { type: "lock.created" })).items;
     assertEquals([event.lock_name, event.target, event.message, event.created_by], [
       "l1",
       { join_token: "example" },
@@ -158,7 +158,7 @@ Deno.test("delete removes, emits resource.deleted, and NOT_FOUND after", async (
     await deleteResource(ctx, "token", "example", admin);
     assertEquals(await getResource(ctx, "token", "example"), null);
     await assertRejects(() => deleteResource(ctx, "token", "example", admin), NotFoundError);
-    const [event] = await listAudit(ctx, { type: "resource.deleted" });
+    const [event] = (await listAudit(ctx, { type: "resource.deleted" })).items;
     assertEquals([event.kind, event.name, event.user], ["token", "example", "admin"]);
   });
 });

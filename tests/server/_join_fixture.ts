@@ -16,7 +16,7 @@ import { certificatesFromPem } from "../../src/pki/mod.ts";
 import type { JoinResult } from "../../src/protocol/messages.ts";
 import type { Bot, Lock, Role, Token } from "../../src/resources/schemas.ts";
 import { createApp } from "../../src/server/app.ts";
-import { type AuditEvent, listAudit } from "../../src/server/audit.ts";
+import { type AuditEvent, type AuditEventType, listAudit } from "../../src/server/audit.ts";
 import { bootstrapCluster } from "../../src/server/bootstrap.ts";
 import type { ServerContext } from "../../src/server/context.ts";
 import { resourceKey, resourcePrefix } from "../../src/server/keys.ts";
@@ -211,8 +211,8 @@ export async function listLocks(ctx: ServerContext): Promise<Lock[]> {
 }
 
 /** Audit events of one type, newest first. */
-export function events(ctx: ServerContext, type: string): Promise<AuditEvent[]> {
-  return listAudit(ctx, { type, limit: 1000 });
+export async function events(ctx: ServerContext, type: AuditEventType): Promise<AuditEvent[]> {
+  return (await listAudit(ctx, { type, limit: 1000 })).items;
 }
 
 export { MemoryKeyStore };

@@ -74,7 +74,7 @@ Deno.test("identity-cert: user CA certificates for the key, marked as output cer
   assertEquals(ssh.certType, "user");
   assertEquals(ssh.principals, ["root"]);
   assertEquals(await toAuthorizedKey(ssh.publicKey), k.ssh);
-  const events = await listAudit(ctx, { type: "cert.create" });
+  const events = (await listAudit(ctx, { type: "cert.create" })).items;
   assertEquals(events.length, 1);
   const e = events[0] as unknown as Record<string, unknown>;
   assertEquals([e.cert_type, e.usage, e.bot_name], ["identity", "output", "example"]);
@@ -138,7 +138,7 @@ Deno.test("identity-cert: an output certificate cannot sign bot API requests", a
   );
   assertEquals(again.status, 403, "an output certificate cannot get more output certificates");
   // Only the one issued to the bot itself was audited.
-  assertEquals((await listAudit(ctx, { type: "cert.create" })).length, 1);
+  assertEquals((await listAudit(ctx, { type: "cert.create" })).items.length, 1);
 });
 
 async function withHarness(fn: (h: Harness) => Promise<void>): Promise<void> {

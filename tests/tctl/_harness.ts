@@ -8,11 +8,13 @@ import { spawnAuthService } from "../../runtime-adapters/deno/auth_process.ts";
 import { DenoKvBackend } from "../../runtime-adapters/deno/kv_backend.ts";
 import { serveApp } from "../../runtime-adapters/deno/serve.ts";
 import {
+  type AppOptions,
   bootstrapCluster,
   createApp,
   issueAdminIdentityFile,
   type ServerContext,
 } from "../../src/server/mod.ts";
+import type { Backend } from "../../src/storage/backend.ts";
 import { silentLogger } from "../../src/util/log.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
@@ -84,10 +86,21 @@ export interface InProcessAuth {
   stop(): Promise<void>;
 }
 
+/** Options of {@linkcode startInProcessAuth}. */
+export interface InProcessAuthOptions {
+  /** Wraps the Deno KV backend (say, to count the rows a command reads). */
+  wrap?: (backend: Backend) => Backend;
+  /** Options of the app. */
+  app?: AppOptions;
+}
+
 /** Serves `createApp(ctx)` over HTTP on 127.0.0.1 port 0 with a Deno KV file in a temp dir. */
-export async function startInProcessAuth(): Promise<InProcessAuth> {
+export async function startInProcessAuth(
+  options: InProcessAuthOptions = {},
+): Promise<InProcessAuth> {
   const dir = await Deno.makeTempDir({ prefix: "keybound-tctl-app-" });
-  const backend = await DenoKvBackend.open(`${dir}/kv`);
+  const kv = await DenoKvBackend.open(`${dir}/kv`);
+  const backend = options.wrap ? options.wrap(kv) : kv;
   const ctx = await bootstrapCluster(backend, {
     clusterName: "inproc.example",
     log: silentLogger,
@@ -95,7 +108,7 @@ export async function startInProcessAuth(): Promise<InProcessAuth> {
   });
   const identity = `${dir}/admin-identity`;
   await Deno.writeTextFile(identity, await issueAdminIdentityFile(ctx), { mode: 0o600 });
-  const server = serveApp(createApp(ctx), { hostname: "127.0.0.1", port: 0 });
+  const server = serveApp(createApp(ctx, options.app), { hostname: "127.0.0.1", port: 0 });
   return {
     url: server.url,
     identity,

@@ -63,7 +63,7 @@ Deno.test("admin bootstrap: one of ten concurrent requests gets an @admin identi
     typeof subject !== "string" && subject.roles.includes(ADMIN_ROLE),
     JSON.stringify(subject),
   );
-  const audit = await listAudit(ctx, { type: "cert.create" });
+  const audit = (await listAudit(ctx, { type: "cert.create" })).items;
   assertEquals(audit.length, 1);
   assertEquals(audit[0].cert_type, "admin_identity");
   const other = "d00d".repeat(10);

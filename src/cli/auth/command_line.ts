@@ -15,6 +15,7 @@ import {
   UsageError,
 } from "../flags/mod.ts";
 import { type HostPort, isLoopbackHost, parseHostPort } from "../../util/host_port.ts";
+import { type RateLimitConfig, rateLimitFromFlags } from "../../server/rate_limit/token_bucket.ts";
 
 const FLAGS = {
   "data-dir": { type: "string", value: "DIR", help: "state directory (required; created 0700)" },
@@ -84,6 +85,16 @@ const FLAGS = {
     help: "a browser origin (SCHEME://HOST[:PORT]) allowed to call the service " +
       "cross-origin; none by default",
   },
+  "rate-limit": {
+    type: "string",
+    value: "N",
+    help: "unauthenticated requests per second per source address (default 20)",
+  },
+  "rate-limit-burst": {
+    type: "string",
+    value: "N",
+    help: "requests a source address may send at once (default 200)",
+  },
   help: { type: "boolean", short: "h", help: "show help" },
 } as const;
 
@@ -113,7 +124,17 @@ export const AUTH: ProgramSpec<typeof FLAGS> = {
       "diag-addr",
       "proxy-protocol-from",
       "web-origin",
+      "rate-limit",
+      "rate-limit-burst",
     ],
+    required: ["data-dir"],
+  }, {
+    path: ["admin-identity"],
+    args: "",
+    arity: [0, 0],
+    summary: "break-glass on the auth host: write a fresh admin identity to DIR/admin-identity " +
+      "and lift every lock that targets the admin, audited (docs/security.md)",
+    flags: ["data-dir", "storage", "storage-password-file"],
     required: ["data-dir"],
   }],
   footer: "From a checkout: deno task auth start --data-dir DIR [flags]",
@@ -147,12 +168,21 @@ export interface AuthStartConfig {
   storage?: string;
   /** `--storage-password-file`. */
   storagePasswordFile?: string;
+  /** Per-source rate limit of unauthenticated requests. */
+  rateLimit: RateLimitConfig;
 }
 
-/** What the command line asks for: help (with its exit code) or a start. */
+/** What `auth admin-identity` runs with. */
+export type AuthAdminIdentityConfig = Pick<
+  AuthStartConfig,
+  "dataDir" | "storage" | "storagePasswordFile"
+>;
+
+/** What the command line asks for: help (with its exit code), a start or the break-glass. */
 export type AuthCommandLine =
   | { kind: "help"; text: string; exitCode: number }
-  | { kind: "start"; config: AuthStartConfig };
+  | { kind: "start"; config: AuthStartConfig }
+  | { kind: "admin-identity"; config: AuthAdminIdentityConfig };
 
 /**
  * Parses and checks the auth service's command line. Throws
@@ -169,6 +199,16 @@ export function parseAuthCommandLine(
     return { kind: "help", text, exitCode: line.missingCommand ? 2 : 0 };
   }
   const f = line.flags;
+  if (line.command.path[0] === "admin-identity") {
+    return {
+      kind: "admin-identity",
+      config: {
+        dataDir: f.dataDir!,
+        storage: f.storage,
+        storagePasswordFile: f.storagePasswordFile,
+      },
+    };
+  }
   const listenText = f.listen!;
   const listen = flagValue("--listen", () => parseHostPort(listenText, "--listen"));
   if (f.insecureNoTls && !isLoopbackHost(listen.host)) {
@@ -212,6 +252,7 @@ export function parseAuthCommandLine(
         : { diagAddr: flagValue("--diag-addr", () => parseHostPort(f.diagAddr!, "--diag-addr")) }),
       storage: f.storage,
       storagePasswordFile: f.storagePasswordFile,
+      rateLimit: rateLimitFromFlags(f.rateLimit, f.rateLimitBurst),
     },
   };
 }

@@ -11,8 +11,9 @@ export const auditLsCommand: CommandSpec = {
   path: ["audit", "ls"],
   args: "",
   arity: [0, 0],
-  summary: "list audit events, newest first (--type T, --limit N, --format text|json)",
-  flags: ["type", "limit", "format"],
+  summary:
+    "list audit events, newest first (--type T, --limit N, --after CURSOR, --format text|json)",
+  flags: ["type", "limit", "after", "format"],
   async run(ctx, _args, flags) {
     const format = outputFormat(flags, ["text", "json"], "text");
     const limitText = flags.limit;
@@ -20,8 +21,9 @@ export const auditLsCommand: CommandSpec = {
     if (limit !== undefined && (!Number.isInteger(limit) || limit < 1)) {
       throw new UsageError(`--limit: expected a positive integer, got "${limitText}"`);
     }
-    const events = await (await ctx.api()).audit({ type: flags.type, limit });
-    if (format === "json") return ctx.out(JSON.stringify(events, null, 4) + "\n");
-    ctx.out(auditTable(events));
+    const page = await (await ctx.api()).audit({ type: flags.type, limit, after: flags.after });
+    if (format === "json") return ctx.out(JSON.stringify(page.items, null, 4) + "\n");
+    ctx.out(auditTable(page.items));
+    if (page.next) ctx.out(`\nMore events: tctl audit ls --after ${page.next}\n`);
   },
 };

@@ -25,6 +25,11 @@ export const TCTL_FLAGS = {
   force: { type: "boolean", short: "f", help: "replace a resource that exists" },
   type: { type: "string", value: "T", help: "only events of this type" },
   limit: { type: "string", value: "N", help: "at most N events" },
+  after: {
+    type: "string",
+    value: "CURSOR",
+    help: "the page after this cursor (audit ls prints it)",
+  },
   roles: { type: "string", value: "R1,R2", help: "roles of the bot" },
   logins: {
     type: "string",

@@ -16,7 +16,7 @@ import type { Entry, JsonValue, Mutation } from "../../storage/backend.ts";
 import type { JoinResult } from "../../protocol/messages.ts";
 import type { BotInstance, BoundKeypairStatus, Token } from "../../resources/schemas.ts";
 import { toHex } from "../../util/encoding.ts";
-import { type AuditInput, auditMutation } from "../audit.ts";
+import { type AuditInput, auditMutations } from "../audit.ts";
 import { botInstanceMutation, latestGeneration, readBotInstance } from "../bot_instances.ts";
 import type { ServerContext } from "../context.ts";
 import { resourceKey, usedSessionKey } from "../keys.ts";
@@ -224,7 +224,7 @@ export async function commitJoin(
         committed_at: ctx.now().toISOString(),
         result,
       }, plan.resumeUntil),
-      ...plan.events(committed).map((e) => auditMutation(ctx, e)),
+      ...plan.events(committed).flatMap((e) => auditMutations(ctx, e)),
     ];
     const r = await ctx.backend.commit({
       checks: [

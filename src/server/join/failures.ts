@@ -8,7 +8,7 @@
  */
 import { KeyboundError } from "../../errors.ts";
 import type { Mutation } from "../../storage/backend.ts";
-import { type AuditInput, auditMutation } from "../audit.ts";
+import { type AuditInput, auditMutations, commitWithJoinFailure } from "../audit.ts";
 import type { ServerContext } from "../context.ts";
 
 // Errors whose join.failed event is already stored, so the outer handler
@@ -30,20 +30,10 @@ export function connectionOf(
   return remoteAddr ? { connection: { remote_addr: remoteAddr } } : {};
 }
 
-function joinFailedEvent(err: KeyboundError, where: FailureContext): AuditInput {
-  return {
-    type: "join.failed",
-    status: { success: false, error: err.message },
-    ...connectionOf(where.remoteAddr),
-    token_name: where.tokenName,
-    method: "bound_keypair",
-    error: err.code,
-  };
-}
-
 /**
- * Stores `events`, `join.failed` and `mutations` (say, a lock) in one commit
- * and returns `err` for the caller to throw.
+ * Stores `events` and `mutations` (say, a lock) and counts the failure into
+ * its aggregated `join.failed` row, in one commit, and returns `err` for the
+ * caller to throw.
  */
 export async function recordFailure(
   ctx: ServerContext,
@@ -52,15 +42,12 @@ export async function recordFailure(
   events: AuditInput[],
   mutations: Mutation[] = [],
 ): Promise<KeyboundError> {
-  const r = await ctx.backend.commit({
-    checks: [],
-    mutations: [
-      ...mutations,
-      ...events.map((e) => auditMutation(ctx, e)),
-      auditMutation(ctx, joinFailedEvent(err, where)),
-    ],
-  });
-  if (!r.ok) ctx.log.error("could not store join failure", { token: where.tokenName });
+  const stored = await commitWithJoinFailure(
+    ctx,
+    { ...where, code: err.code, message: err.message },
+    () => [...mutations, ...events.flatMap((e) => auditMutations(ctx, e))],
+  );
+  if (!stored) ctx.log.error("could not store join failure", { token: where.tokenName });
   ctx.log.info("join failed", { token: where.tokenName, code: err.code, error: err.message });
   audited.add(err);
   return err;

@@ -25,7 +25,7 @@ import { toHex } from "../../util/encoding.ts";
 import type { ResumeRequest, ResumeResponse } from "../../protocol/join_resume.ts";
 import { verifyResumeProof } from "../../protocol/join_resume.ts";
 import { openSession } from "../../protocol/session.ts";
-import { auditMutation } from "../audit.ts";
+import { auditMutations } from "../audit.ts";
 import type { ServerContext } from "../context.ts";
 import { resourceKey, usedSessionKey } from "../keys.ts";
 import { findLockInForce, lockedError } from "../locks.ts";
@@ -181,7 +181,7 @@ export async function resumeJoin(
             { ...record.value, resumed_by: claim },
             recordExpiry(record.value),
           ),
-          auditMutation(ctx, {
+          ...auditMutations(ctx, {
             type: "bot.join_resumed",
             status: { success: true },
             ...connectionOf(rc.remoteAddr),

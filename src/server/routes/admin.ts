@@ -11,7 +11,7 @@ import { BadParameterError, KeyboundError, NotFoundError } from "../../errors.ts
 import { ALL_KINDS, type Kind } from "../../resources/schemas.ts";
 import { isKind, parseResource } from "../../resources/validate.ts";
 import type { CreatableResource } from "../../resources/validate.ts";
-import { listAudit } from "../audit.ts";
+import { AUDIT_EVENT_TYPES, isAuditEventType, listAudit, MAX_AUDIT_PAGE } from "../audit.ts";
 import type { ServerContext } from "../context.ts";
 import type { AppEnv } from "../hono_env.ts";
 import { readJson } from "../http.ts";
@@ -31,9 +31,6 @@ const PutBody = z.strictObject({
   resource: z.unknown(),
   mode: z.enum(["create", "upsert"]).default("create"),
 });
-
-/** Largest `limit` of `GET /v1/audit`. */
-const MAX_AUDIT_LIMIT = 1000;
 
 function kindParam(c: Context<AppEnv>): Kind {
   const kind = c.req.param("kind") ?? "bot_instance";
@@ -115,17 +112,24 @@ export function adminRoutes(ctx: ServerContext): Hono<AppEnv> {
 
   r.get("/audit", admin, async (c) => {
     const type = c.req.query("type") || undefined;
+    if (type !== undefined && !isAuditEventType(type)) {
+      throw new BadParameterError(
+        `type: unknown audit event type (types: ${AUDIT_EVENT_TYPES.join(", ")})`,
+        { details: { path: "type" } },
+      );
+    }
     const limitText = c.req.query("limit");
     let limit = 100;
     if (limitText !== undefined) {
       limit = Number(limitText);
-      if (!Number.isInteger(limit) || limit < 1 || limit > MAX_AUDIT_LIMIT) {
-        throw new BadParameterError(`limit: must be an integer from 1 to ${MAX_AUDIT_LIMIT}`, {
+      if (!Number.isInteger(limit) || limit < 1 || limit > MAX_AUDIT_PAGE) {
+        throw new BadParameterError(`limit: must be an integer from 1 to ${MAX_AUDIT_PAGE}`, {
           details: { path: "limit" },
         });
       }
     }
-    return c.json({ items: await listAudit(ctx, { type, limit }) });
+    const after = c.req.query("after") || undefined;
+    return c.json(await listAudit(ctx, { type, limit, after }));
   });
 
   return r;

@@ -1,0 +1,61 @@
+/**
+ * `deno task auth admin-identity --data-dir DIR`: the break-glass on the auth
+ * host. With direct access to the cluster's storage it writes a fresh admin
+ * identity to DIR/admin-identity and lifts any lock that matches the admin,
+ * audited (see src/server/admin_recovery.ts). Safe to run while the auth
+ * service is up: every process sharing the storage sees the lifted locks on
+ * its next lock check.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import denoJson from "../../deno.json" with { type: "json" };
+import type { AuthAdminIdentityConfig } from "../../src/cli/auth/command_line.ts";
+import { ADMIN_IDENTITY_FILE } from "../../src/cli/auth/data_dir.ts";
+import { ConfigError } from "../../src/errors.ts";
+import { loadExistingCluster, recoverAdmin } from "../../src/server/admin_recovery.ts";
+import { createLogger } from "../../src/util/log.ts";
+import { openStorage, parseStorageFlags } from "./auth_storage.ts";
+import { writeFileAtomic } from "./fs.ts";
+
+/** Runs the break-glass; returns the exit code. */
+export async function adminIdentity(config: AuthAdminIdentityConfig): Promise<number> {
+  try {
+    const storage = parseStorageFlags(config.storage, config.storagePasswordFile, config.dataDir);
+    if (storage.kind === "kv" && !(await exists(storage.path))) {
+      throw new ConfigError(`no cluster state at ${storage.path} (check --data-dir and --storage)`);
+    }
+    const backend = await openStorage(storage);
+    try {
+      const ctx = await loadExistingCluster(backend, {
+        log: createLogger({ component: "auth" }),
+        version: denoJson.version,
+      });
+      const { identityFile, liftedLocks } = await recoverAdmin(ctx);
+      const path = join(config.dataDir, ADMIN_IDENTITY_FILE);
+      await writeFileAtomic(path, identityFile, { mode: 0o600 });
+      console.log(`wrote a fresh admin identity to ${path}`);
+      console.log(
+        liftedLocks.length === 0
+          ? "no lock targeted the admin"
+          : `lifted ${liftedLocks.length} lock(s) targeting the admin: ${liftedLocks.join(", ")}`,
+      );
+      return 0;
+    } finally {
+      await backend.close();
+    }
+  } catch (err) {
+    console.error(`error: ${err instanceof Error ? err.message : String(err)}`);
+    return 1;
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return false;
+    throw err;
+  }
+}

@@ -1,0 +1,62 @@
+/**
+ * Per-source rate limiting of everything an unauthenticated client can do:
+ * every request to a public route (join, discovery, CA and key bundles) and
+ * every request without credentials takes a token from its source's bucket.
+ * A request with credentials to a protected route is let through while the
+ * bucket has tokens and takes one only if its authentication fails, so
+ * working bots and admins are not charged for their own traffic.
+ *
+ * A refused request is answered `429 RATE_LIMITED` with `Retry-After`
+ * before anything is parsed, stored or logged.
+ *
+ * @module
+ */
+import type { Context, MiddlewareHandler } from "hono";
+import { KeyboundError } from "../../errors.ts";
+import { JWKS_PATH, SPIFFE_BUNDLE_PATH } from "../../protocol/workload_messages.ts";
+import type { AppEnv } from "../hono_env.ts";
+import { sourceAddress } from "./source.ts";
+import { type RateLimitConfig, type TakeResult, TokenBuckets } from "./token_bucket.ts";
+
+const PUBLIC_PREFIXES = ["/v1/join/", "/v1/ca/"];
+const PUBLIC_PATHS = new Set(["/v1/ping", JWKS_PATH, SPIFFE_BUNDLE_PATH]);
+
+/** True for the routes anyone may call without credentials. */
+export function isPublicPath(path: string): boolean {
+  return PUBLIC_PATHS.has(path) || PUBLIC_PREFIXES.some((p) => path.startsWith(p));
+}
+
+function refusal(c: Context<AppEnv>, result: TakeResult & { ok: false }): Response {
+  const err = new KeyboundError(
+    "RATE_LIMITED",
+    `too many requests from this address; retry in ${result.retryAfterSeconds} s`,
+    { details: { retry_after_seconds: result.retryAfterSeconds } },
+  );
+  c.header("Retry-After", String(result.retryAfterSeconds));
+  return c.json(err.toJSON(), 429);
+}
+
+/**
+ * The middleware over one set of buckets.
+ * @param config rates and the bound on tracked sources
+ * @param now clock in epoch milliseconds
+ */
+export function rateLimiter(
+  config: RateLimitConfig,
+  now: () => number = Date.now,
+): MiddlewareHandler<AppEnv> {
+  const buckets = new TokenBuckets(config);
+  return async (c, next) => {
+    const source = sourceAddress(c.env?.remoteAddr);
+    const path = new URL(c.req.url).pathname;
+    if (isPublicPath(path) || c.req.header("authorization") === undefined) {
+      const taken = buckets.take(source, now());
+      if (!taken.ok) return refusal(c, taken);
+      return await next();
+    }
+    const exhausted = buckets.peek(source, now());
+    if (!exhausted.ok) return refusal(c, exhausted);
+    await next();
+    if (c.res.status === 401) buckets.take(source, now());
+  };
+}
