@@ -4,6 +4,7 @@
  * @module
  */
 import { type CommandSpec, outputFormat, UsageError } from "./command.ts";
+import { escapeLogText } from "../../util/log.ts";
 import { auditTable } from "./text.ts";
 
 /** `tctl audit ls [--type T] [--limit N]`. */
@@ -24,6 +25,6 @@ export const auditLsCommand: CommandSpec = {
     const page = await (await ctx.api()).audit({ type: flags.type, limit, after: flags.after });
     if (format === "json") return ctx.out(JSON.stringify(page.items, null, 4) + "\n");
     ctx.out(auditTable(page.items));
-    if (page.next) ctx.out(`\nMore events: tctl audit ls --after ${page.next}\n`);
+    if (page.next) ctx.out(`\nMore events: tctl audit ls --after ${escapeLogText(page.next)}\n`);
   },
 };

@@ -13,6 +13,7 @@ import {
   botsLsCommand,
   botsRmCommand,
 } from "./bot_commands.ts";
+import { escapeLogText } from "../../util/log.ts";
 import {
   type ArgParser,
   commandHelp,
@@ -36,7 +37,8 @@ const statusCommand: CommandSpec = {
   flags: [],
   async run(ctx) {
     const s = await (await ctx.api()).status();
-    ctx.out(`Cluster  ${s.cluster_name}\nVersion  ${s.server_version}\nCA pin   ${s.ca_pin}\n`);
+    const [cluster, version, pin] = [s.cluster_name, s.server_version, s.ca_pin].map(escapeLogText);
+    ctx.out(`Cluster  ${cluster}\nVersion  ${version}\nCA pin   ${pin}\n`);
   },
 };
 
@@ -113,5 +115,5 @@ export async function runTctl(
 
 /** The one line tctl prints on failure (without the `ERROR: ` prefix). */
 export function describeError(err: unknown): string {
-  return errorText(err).split("\n")[0];
+  return escapeLogText(errorText(err).split("\n")[0]);
 }

@@ -16,6 +16,7 @@ import type {
   WorkloadIdentity,
 } from "../../resources/schemas.ts";
 import type { AnyResource } from "../../resources/validate.ts";
+import { escapeLogText } from "../../util/log.ts";
 import { formatFields, formatTable } from "./table.ts";
 
 type Authentication = NonNullable<BotInstance["status"]["initial_authentication"]>;
@@ -183,7 +184,7 @@ export function botInstanceDetails(i: BotInstance): string {
     "\nInitial Authentication:\n" + (initial ? authenticationFields(initial) : "  none\n"),
     "\nLatest Authentication:\n" + (last ? authenticationFields(last) : "  none\n"),
     "\nLatest Heartbeat:\n" + (heartbeat ? heartbeatFields(heartbeat) : "  none\n"),
-    `\nTo view the full record, run: tctl get bot_instance/${ref}\n`,
+    `\nTo view the full record, run: tctl get bot_instance/${escapeLogText(ref)}\n`,
   ].join("");
 }
 
@@ -207,12 +208,22 @@ export function resourcesText(kind: Kind, items: AnyResource[], now: Date): stri
 
 const ENVELOPE = new Set(["type", "id", "time", "status", "connection"]);
 
+/**
+ * A summary value: bare when it is one plain word, JSON-quoted otherwise, so
+ * a value holding ` bot_name=prod` cannot pass for another field.
+ */
+function summaryValue(v: unknown): string {
+  return typeof v === "string" && /^[^\s="\\]+$/.test(v) ? v : JSON.stringify(v);
+}
+
 /** One line of event-specific fields: `token_name=example bot_name=example`. */
 export function auditSummary(e: AuditEvent): string {
   const parts = Object.entries(e)
     .filter(([k, v]) => !ENVELOPE.has(k) && v !== undefined)
-    .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`);
-  if (e.status && !e.status.success) parts.push(`error=${e.status.error ?? "unknown"}`);
+    .map(([k, v]) => `${k}=${summaryValue(v)}`);
+  if (e.status && !e.status.success) {
+    parts.push(`error=${summaryValue(e.status.error ?? "unknown")}`);
+  }
   return parts.join(" ");
 }
 
