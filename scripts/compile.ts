@@ -48,6 +48,9 @@ export const COMPILE_TARGETS: readonly CompileTarget[] = [
     name: "keybound-auth",
     entry: "runtime-adapters/deno/entry/auth.ts",
     flags: [
+      // An explicit heap budget: V8 otherwise lets a request flood's garbage
+      // grow the heap toward a limit sized by the machine (docs/security.md).
+      "--v8-flags=--max-old-space-size=256,--max-semi-space-size=2",
       "--unstable-kv",
       "--allow-net",
       "--allow-read",

@@ -1,10 +1,12 @@
 /**
  * Per-source rate limiting of everything an unauthenticated client can do:
- * every request to a public route (join, discovery, CA and key bundles) and
- * every request without credentials takes a token from its source's bucket.
- * A request with credentials to a protected route is let through while the
- * bucket has tokens and takes one only if its authentication fails, so
- * working bots and admins are not charged for their own traffic.
+ * every request without credentials (an onboarding or recovery join, any
+ * probe) and every request to a route that ignores credentials (discovery,
+ * CA and key bundles) takes a token from its source's bucket. A request with
+ * credentials (a refresh join, the bot and admin APIs) is let through while
+ * the bucket has tokens and takes one only if its authentication fails, so
+ * a fleet renewing through one NAT or load balancer address is not charged
+ * for its own traffic.
  *
  * A refused request is answered `429 RATE_LIMITED` with `Retry-After`
  * before anything is parsed, stored or logged.
@@ -18,12 +20,11 @@ import type { AppEnv } from "../hono_env.ts";
 import { sourceAddress } from "./source.ts";
 import { type RateLimitConfig, type TakeResult, TokenBuckets } from "./token_bucket.ts";
 
-const PUBLIC_PREFIXES = ["/v1/join/", "/v1/ca/"];
 const PUBLIC_PATHS = new Set(["/v1/ping", JWKS_PATH, SPIFFE_BUNDLE_PATH]);
 
-/** True for the routes anyone may call without credentials. */
+/** True for the routes that answer without looking at credentials. */
 export function isPublicPath(path: string): boolean {
-  return PUBLIC_PATHS.has(path) || PUBLIC_PREFIXES.some((p) => path.startsWith(p));
+  return PUBLIC_PATHS.has(path) || path.startsWith("/v1/ca/");
 }
 
 function refusal(c: Context<AppEnv>, result: TakeResult & { ok: false }): Response {
