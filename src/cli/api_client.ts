@@ -11,7 +11,9 @@ import {
   type AuditList,
   AuditListResponse,
   type AuditQuery,
+  PUT_RESOURCES_PATH,
   putResourceResponse,
+  putResourcesResponse,
   resourceListResponse,
   resourcePath,
   resourceResponse,
@@ -46,6 +48,8 @@ export interface AdminApi {
     resource: R,
     mode: "create" | "upsert",
   ): Promise<{ item: ResourceOf<R["kind"]>; created: boolean }>;
+  /** Creates (or overwrites) several resources in one compare-and-swap, or none of them. */
+  putAll(resources: CreatableResource[], mode: "create" | "upsert"): Promise<ResourceOf<Kind>[]>;
   /** Deletes a resource. */
   delete(kind: Kind, name: string): Promise<void>;
   /** Sets a token's `rotate_after` to now. */
@@ -121,6 +125,20 @@ export class AdminApiClient implements AdminApi {
       response: putResourceResponse(resource.kind as R["kind"]),
     });
     return { item: r.item, created: r.created ?? mode === "create" };
+  }
+
+  /** `POST /v1/resources`: all of `resources` in one compare-and-swap, or none. */
+  async putAll(
+    resources: CreatableResource[],
+    mode: "create" | "upsert",
+  ): Promise<ResourceOf<Kind>[]> {
+    const r = await this.#call({
+      method: "POST",
+      path: PUT_RESOURCES_PATH,
+      body: { resources, mode },
+      response: putResourcesResponse(resources.map((x) => x.kind)),
+    });
+    return r.items;
   }
 
   /** `DELETE /v1/resources/{kind}/{name}`. */

@@ -51,6 +51,19 @@ export function putResourceResponse<K extends Kind>(
   return z.object({ item: schemaOf(kind), created: z.boolean().optional() });
 }
 
+/** Path of `POST /v1/resources`: several resources written in one compare-and-swap. */
+export const PUT_RESOURCES_PATH = "/v1/resources";
+
+/** `POST /v1/resources` answer: the stored resources, in request order, each checked by kind. */
+export function putResourcesResponse(
+  kinds: readonly Kind[],
+): z.ZodType<{ items: ResourceOf<Kind>[]; created: boolean[] }> {
+  const items = z.tuple(kinds.map((k) => schemaOf(k)) as [z.ZodType, ...z.ZodType[]]);
+  return z.object({ items, created: z.array(z.boolean()) }) as unknown as z.ZodType<
+    { items: ResourceOf<Kind>[]; created: boolean[] }
+  >;
+}
+
 /** `GET /v1/audit` answer: events, newest first. */
 export const AuditListResponse = z.object({
   items: z.array(AuditEvent),

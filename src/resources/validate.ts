@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { checkJsonLimits } from "./limits.ts";
 import { BadParameterError } from "../errors.ts";
 import { fieldIssue, formatPath } from "../util/zod_error.ts";
 import {
@@ -88,6 +89,8 @@ export function validateResource(
       },
     };
   }
+  const tooBig = checkJsonLimits(raw);
+  if (tooBig) return { ok: false, issue: tooBig };
   const r = schemaOf(kind).safeParse(raw);
   if (!r.success) return { ok: false, issue: fieldIssue(r.error.issues[0]) };
   return { ok: true, resource: r.data };

@@ -135,6 +135,9 @@ export async function joinFailureCommit(
     checks.push({ key, version });
     mutations.push(...storeEvent(key, value, expiresAt));
   };
+  // The first failure's peer address, as every event records it; the
+  // aggregation source (IP without port, IPv6 /64) goes in `source`.
+  const peer = (f: JoinFailure | null) => (f ?? failures[0]).remoteAddr;
   const fresh = (id: string, f: JoinFailure | null) => (): AggregateRow => ({
     type: "join.failed",
     id,
@@ -142,7 +145,8 @@ export async function joinFailureCommit(
     last_time: now.toISOString(),
     count: 0,
     status: { success: false, error: f ? f.message : "(several)" },
-    connection: { remote_addr: source },
+    ...(peer(f) ? { connection: { remote_addr: peer(f)! } } : {}),
+    source,
     token_name: f ? f.tokenName : "",
     method: "bound_keypair",
     error: f ? f.code : "(several)",

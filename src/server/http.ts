@@ -8,6 +8,7 @@ import type { Context } from "hono";
 import type { z } from "zod";
 import { KeyboundError } from "../errors.ts";
 import { firstIssuePath, formatZodError } from "../util/zod_error.ts";
+import { checkJsonLimits, limitError } from "../resources/limits.ts";
 
 /** Maximum request body in bytes (docs/protocol.md §1.1). */
 export const MAX_BODY_BYTES = 64 * 1024;
@@ -31,6 +32,9 @@ export function parseJson<S extends z.ZodType>(text: string, schema: S): z.infer
   } catch {
     throw new KeyboundError("BAD_REQUEST", "request body is not valid JSON");
   }
+  // Before the schema: zod, serializers and storage recurse, this check does not.
+  const tooBig = checkJsonLimits(raw);
+  if (tooBig) throw limitError(tooBig);
   const r = schema.safeParse(raw);
   if (!r.success) {
     throw new KeyboundError("BAD_PARAMETER", formatZodError(r.error), {

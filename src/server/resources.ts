@@ -9,8 +9,9 @@
  * @module
  */
 import { botUserName } from "../protocol/subject.ts";
+import { checkJsonLimits } from "../resources/limits.ts";
 import { AlreadyExistsError, BadParameterError, KeyboundError, NotFoundError } from "../errors.ts";
-import type { Entry, JsonValue, Mutation } from "../storage/backend.ts";
+import type { Check, Entry, JsonValue, Key, Mutation } from "../storage/backend.ts";
 import {
   type Kind,
   ResourceName,
@@ -90,7 +91,10 @@ function liveEntry<K extends Kind>(
   entry: Entry<unknown> | null,
 ): StoredResource<ResourceOf<K>> | null {
   if (!entry) return null;
-  const parsed = schemaOf(kind).safeParse(entry.value);
+  // A value past the limits (stored before they existed) is skipped, not parsed.
+  const parsed = checkJsonLimits(entry.value) === null
+    ? schemaOf(kind).safeParse(entry.value)
+    : { success: false as const };
   if (!parsed.success) {
     ctx.log.warn("ignoring malformed stored resource", { kind, key: entry.key.join("/") });
     return null;
@@ -204,6 +208,109 @@ function conflict(kind: Kind, name: string): KeyboundError {
   );
 }
 
+/** One resource's part of a write: its precondition and mutations. */
+interface WritePlan {
+  kind: Kind;
+  name: string;
+  key: Key;
+  created: boolean;
+  check: Check;
+  mutations: Mutation[];
+}
+
+/** Reads the current entry and builds the checked write of `incoming` (throws on refusal). */
+async function planWrite(
+  ctx: ServerContext,
+  incoming: CreatableResource,
+  mode: WriteMode,
+  actor: Actor,
+  generateSecret?: SecretGenerator,
+): Promise<WritePlan> {
+  const kind = incoming.kind;
+  const name = incoming.metadata.name;
+  const key = resourceKey(kind, ...nameParts(kind, name));
+  if (isExpired(incoming, ctx.now())) {
+    throw new BadParameterError(`metadata.expires: ${incoming.metadata.expires} is in the past`, {
+      details: { path: "metadata.expires" },
+    });
+  }
+  const entry = await ctx.backend.get<unknown>(key);
+  const existing = liveEntry(ctx, kind, entry);
+  if (existing && mode === "create") {
+    throw new AlreadyExistsError(`${kind} "${name}" already exists`);
+  }
+  const revision = incoming.metadata.revision;
+  if (existing && revision !== undefined && revision !== existing.version) {
+    throw new KeyboundError(
+      "CONFLICT",
+      `${kind} "${name}" changed since revision ${revision} was read; ` +
+        "fetch it again, or remove metadata.revision to overwrite it",
+    );
+  }
+  const resource = await prepare(ctx, incoming, existing, actor, generateSecret);
+  const expires = resource.metadata.expires;
+  return {
+    kind,
+    name,
+    key,
+    created: existing === null,
+    check: { key, version: entry?.version ?? null },
+    mutations: [
+      {
+        type: "set",
+        key,
+        value: resource as unknown as JsonValue,
+        ...(expires ? { expiresAt: Date.parse(expires) } : {}),
+      },
+      ...auditMutations(ctx, auditFor(resource, actor, existing === null)),
+      ...(kind === "lock" ? [locksChangedMutation(ctx)] : []),
+    ],
+  };
+}
+
+/**
+ * Creates or overwrites resources together: every one is validated and
+ * prepared first, then all are written in one compare-and-swap, or none is
+ * (a command such as `tctl bots add` never leaves a bot without its token).
+ * Per resource the rules of {@linkcode putResource} apply.
+ */
+export async function putResources(
+  ctx: ServerContext,
+  incoming: CreatableResource[],
+  mode: WriteMode,
+  actor: Actor,
+  generateSecret?: SecretGenerator,
+): Promise<PutResult[]> {
+  const seen = new Set<string>();
+  incoming.forEach((r, i) => {
+    const id = `${r.kind}/${r.metadata.name}`;
+    if (seen.has(id)) {
+      throw new BadParameterError(`resources[${i}]: ${id} appears twice`, {
+        details: { path: `resources[${i}]` },
+      });
+    }
+    seen.add(id);
+  });
+  for (let attempt = 0; attempt < MAX_WRITE_ATTEMPTS; attempt++) {
+    const plans: WritePlan[] = [];
+    for (const r of incoming) plans.push(await planWrite(ctx, r, mode, actor, generateSecret));
+    const r = await ctx.backend.commit({
+      checks: plans.map((p) => p.check),
+      mutations: plans.flatMap((p) => p.mutations),
+    });
+    if (!r.ok) continue;
+    const results: PutResult[] = [];
+    for (const p of plans) {
+      const stored = liveEntry(ctx, p.kind, await ctx.backend.get<unknown>(p.key));
+      if (!stored) throw conflict(p.kind, p.name);
+      results.push({ stored, created: p.created });
+    }
+    return results;
+  }
+  const first = incoming[0];
+  throw conflict(first.kind, first.metadata.name);
+}
+
 /**
  * Creates or overwrites a resource. With `mode: "create"` an existing live
  * resource is `ALREADY_EXISTS`. With `upsert`, a `metadata.revision` that no
@@ -219,50 +326,7 @@ export async function putResource(
   actor: Actor,
   generateSecret?: SecretGenerator,
 ): Promise<PutResult> {
-  const kind = incoming.kind;
-  const name = incoming.metadata.name;
-  const key = resourceKey(kind, ...nameParts(kind, name));
-  if (isExpired(incoming, ctx.now())) {
-    throw new BadParameterError(`metadata.expires: ${incoming.metadata.expires} is in the past`, {
-      details: { path: "metadata.expires" },
-    });
-  }
-  for (let attempt = 0; attempt < MAX_WRITE_ATTEMPTS; attempt++) {
-    const entry = await ctx.backend.get<unknown>(key);
-    const existing = liveEntry(ctx, kind, entry);
-    if (existing && mode === "create") {
-      throw new AlreadyExistsError(`${kind} "${name}" already exists`);
-    }
-    const revision = incoming.metadata.revision;
-    if (existing && revision !== undefined && revision !== existing.version) {
-      throw new KeyboundError(
-        "CONFLICT",
-        `${kind} "${name}" changed since revision ${revision} was read; ` +
-          "fetch it again, or remove metadata.revision to overwrite it",
-      );
-    }
-    const resource = await prepare(ctx, incoming, existing, actor, generateSecret);
-    const expires = resource.metadata.expires;
-    const mutations: Mutation[] = [
-      {
-        type: "set",
-        key,
-        value: resource as unknown as JsonValue,
-        ...(expires ? { expiresAt: Date.parse(expires) } : {}),
-      },
-      ...auditMutations(ctx, auditFor(resource, actor, existing === null)),
-      ...(kind === "lock" ? [locksChangedMutation(ctx)] : []),
-    ];
-    const r = await ctx.backend.commit({
-      checks: [{ key, version: entry?.version ?? null }],
-      mutations,
-    });
-    if (!r.ok) continue;
-    const stored = liveEntry(ctx, kind, await ctx.backend.get<unknown>(key));
-    if (!stored) throw conflict(kind, name);
-    return { stored, created: existing === null };
-  }
-  throw conflict(kind, name);
+  return (await putResources(ctx, [incoming], mode, actor, generateSecret))[0];
 }
 
 /** Deletes a resource (bot instances included); `NOT_FOUND` if it does not exist. */

@@ -104,7 +104,7 @@ Deno.test({
         await new Response(tls.readable).arrayBuffer(),
       );
       assert(/^HTTP\/1\.1 4\d\d/.test(answer), answer.slice(0, 200));
-      const events = await listAudit(c.ctx, { type: "join.failed", limit: 20 });
+      const events = (await listAudit(c.ctx, { type: "join.failed", limit: 20 })).items;
       const addrs = events.map((e) => e.connection?.remote_addr);
       assert(addrs.includes(`127.0.0.1:${clientPort}`), `client port ${clientPort}: ${addrs}`);
     });

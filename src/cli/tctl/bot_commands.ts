@@ -14,7 +14,7 @@ import { boundKeypairToken } from "../../resources/token_rules.ts";
 import { parseResourceOf } from "../../resources/validate.ts";
 import { formatResourcesJson } from "../../resources/yaml.ts";
 import type { AdminApi } from "../api_client.ts";
-import { type CommandSpec, outputFormat, UsageError, withContext } from "./command.ts";
+import { type CommandSpec, outputFormat, UsageError } from "./command.ts";
 import { listValues, type TctlFlags } from "./options.ts";
 import { botInstanceDetails, botInstancesTable, botsTable, recoverySummary } from "./text.ts";
 
@@ -155,13 +155,8 @@ export const botsAddCommand: CommandSpec = {
     const api = await ctx.api();
     await assertRolesExist(api, bot.spec.roles);
     await assertTokenAbsent(api, name);
-    const createdBot = (await api.put(bot, "create")).item;
-    let createdToken: Token;
-    try {
-      createdToken = (await api.put(token, "create")).item;
-    } catch (e) {
-      withContext(`bot "${name}" was created, but its token was not`, e);
-    }
+    // Both or neither: the server validates both, then commits them together.
+    const [createdBot, createdToken] = await api.putAll([bot, token], "create") as [Bot, Token];
     if (format === "json") {
       return ctx.out(JSON.stringify({ bot: createdBot, token: createdToken }, null, 4) + "\n");
     }

@@ -22,6 +22,7 @@ import {
   getResource,
   listResources,
   putResource,
+  putResources,
   requestTokenRotation,
   withRevision,
 } from "../resources.ts";
@@ -29,6 +30,15 @@ import {
 /** Body of `PUT /v1/resources/{kind}/{name}`. */
 const PutBody = z.strictObject({
   resource: z.unknown(),
+  mode: z.enum(["create", "upsert"]).default("create"),
+});
+
+/** Most resources one `POST /v1/resources` writes together. */
+const MAX_BATCH = 16;
+
+/** Body of `POST /v1/resources`: resources written in one compare-and-swap. */
+const PutManyBody = z.strictObject({
+  resources: z.array(z.unknown()).min(1).max(MAX_BATCH),
   mode: z.enum(["create", "upsert"]).default("create"),
 });
 
@@ -74,6 +84,24 @@ export function adminRoutes(ctx: ServerContext): Hono<AppEnv> {
   };
   r.get("/resources/bot_instance/:bot/:id", admin, getOne);
   r.get("/resources/:kind/:name", admin, getOne);
+
+  r.post("/resources", admin, async (c) => {
+    const body = await readJson(c, PutManyBody);
+    const resources = body.resources.map((raw, i) => {
+      try {
+        return parseResource(raw) as CreatableResource;
+      } catch (err) {
+        if (!(err instanceof BadParameterError)) throw err;
+        const path = `resources[${i}].${err.details?.path ?? ""}`;
+        throw new BadParameterError(`resources[${i}]: ${err.message}`, { details: { path } });
+      }
+    });
+    const results = await putResources(ctx, resources, body.mode, actorOf(c));
+    return c.json({
+      items: results.map((r) => withRevision(r.stored)),
+      created: results.map((r) => r.created),
+    });
+  });
 
   r.put("/resources/:kind/:name", admin, async (c) => {
     const kind = kindParam(c);
