@@ -90,6 +90,8 @@ export interface JoinFailure {
 
 interface AggregateRow extends AuditEvent {
   count: number;
+  /** Failures the latest update added (one commit may count a batch). */
+  last_added: number;
   last_time: string;
 }
 
@@ -104,8 +106,13 @@ function bumped(
   count: number,
   now: Date,
 ): AggregateRow {
-  if (!existing) return { ...fresh(), count };
-  return { ...existing, count: existing.count + count, last_time: now.toISOString() };
+  if (!existing) return { ...fresh(), count, last_added: count };
+  return {
+    ...existing,
+    count: existing.count + count,
+    last_added: count,
+    last_time: now.toISOString(),
+  };
 }
 
 /**
@@ -144,6 +151,7 @@ export async function joinFailureCommit(
     time: now.toISOString(),
     last_time: now.toISOString(),
     count: 0,
+    last_added: 0,
     status: { success: false, error: f ? f.message : "(several)" },
     ...(peer(f) ? { connection: { remote_addr: peer(f)! } } : {}),
     source,

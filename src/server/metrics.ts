@@ -34,6 +34,8 @@ interface AuditLike {
   status?: { success?: boolean };
   error?: string;
   recovery_count?: number;
+  /** Failures an aggregated `join.failed` row gained in this commit (src/server/audit.ts). */
+  last_added?: number;
 }
 
 /** Join kind from the events one commit stored together. */
@@ -143,7 +145,9 @@ export class AuthMetrics {
     const kind = joinKind(events);
     for (const e of events) {
       if (e.type === "bot.join" && e.status?.success) this.joins.inc({ kind, outcome: "OK" });
-      if (e.type === "join.failed") this.joins.inc({ kind, outcome: e.error ?? "UNKNOWN" });
+      if (e.type === "join.failed") {
+        this.joins.inc({ kind, outcome: e.error ?? "UNKNOWN" }, e.last_added ?? 1);
+      }
       if (e.type === "join_token.bound_keypair.recovery" && e.status?.success) {
         this.recoveries.inc();
       }

@@ -12,11 +12,11 @@ import { LOCKS_CHANGED_KEY, resourceKey } from "../../src/server/keys.ts";
 import { assert, assertEquals, assertStringIncludes } from "../_assert.ts";
 import { startAuth, tctl } from "../tctl/_harness.ts";
 
-const AUTH_MAIN = new URL("../../runtime-adapters/deno/auth_main.ts", import.meta.url).pathname;
+const AUTH_ENTRY = new URL("../../runtime-adapters/deno/entry/auth.ts", import.meta.url).pathname;
 
 async function breakGlass(args: string[]) {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--unstable-kv", AUTH_MAIN, "admin-identity", ...args],
+    args: ["run", "-A", "--unstable-kv", AUTH_ENTRY, "admin-identity", ...args],
     stdout: "piped",
     stderr: "piped",
     env: { NO_COLOR: "1" },
