@@ -20,6 +20,7 @@ import { targetsSection } from "./targets.ts";
 import { edgeSection } from "./edge.ts";
 import { tbotSection } from "./tbot_section.ts";
 import { haSection } from "./ha.ts";
+import { floodSection } from "./flood.ts";
 
 /** Every section, in run order. */
 export const SECTIONS: BenchSection[] = [
@@ -30,6 +31,7 @@ export const SECTIONS: BenchSection[] = [
   tbotSection(),
   edgeSection(),
   haSection(),
+  floodSection(),
 ];
 
 /** Runs `sections` and returns the rendered table. */
