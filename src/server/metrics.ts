@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { exponentialBuckets, Metric } from "../agent/metrics.ts";
+import { exponentialBuckets, Metric } from "../util/prometheus.ts";
 import { isKeyboundError } from "../errors.ts";
 import { parseCertificate } from "../pki/mod.ts";
 import type {

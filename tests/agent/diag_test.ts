@@ -1,5 +1,6 @@
 import { createDiagApp, PROMETHEUS_CONTENT_TYPE } from "../../src/agent/diag_app.ts";
-import { exponentialBuckets, Metric, TbotMetrics } from "../../src/agent/metrics.ts";
+import { TbotMetrics } from "../../src/agent/metrics.ts";
+import { exponentialBuckets, Metric } from "../../src/util/prometheus.ts";
 import { ReadinessRegistry } from "../../src/agent/readiness.ts";
 import { assert, assertEquals, assertStringIncludes } from "../_assert.ts";
 
