@@ -14,6 +14,8 @@
 export interface JoinProxyHooks {
   /** A `begin` arrived (called before it is forwarded). */
   onBegin?(): void;
+  /** A `continue` arrived; forwarded once this resolves. */
+  beforeContinue?(): Promise<void>;
   /** A `continue` result is ready; resolve false to drop it. */
   onResult?(): Promise<boolean> | boolean;
   /** A `resume` result is ready; resolve false to drop it. */
@@ -68,6 +70,7 @@ export function startDroppingProxy(upstream: string, caPem?: string): DroppingPr
     const url = new URL(req.url);
     const body = req.method === "GET" || req.method === "HEAD" ? undefined : await req.bytes();
     if (url.pathname === BEGIN) proxy.hooks.onBegin?.();
+    if (url.pathname === CONTINUE) await proxy.hooks.beforeContinue?.();
     const headers = new Headers(req.headers);
     headers.delete("host");
     let res: Response;
