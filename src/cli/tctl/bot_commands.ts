@@ -9,12 +9,12 @@
  */
 import { botUserName } from "../../protocol/subject.ts";
 import { isKeyboundError } from "../../errors.ts";
-import { type Bot, Duration, RecoveryMode, type Token } from "../../resources/schemas.ts";
-import { boundKeypairToken } from "../../resources/token_rules.ts";
+import { type Bot, type BotInstance, Duration, type Token } from "../../resources/schemas.ts";
 import { parseResourceOf } from "../../resources/validate.ts";
 import { formatResourcesJson } from "../../resources/yaml.ts";
 import type { AdminApi } from "../api_client.ts";
-import { type CommandSpec, outputFormat, UsageError } from "./command.ts";
+import { type CommandSpec, outputFormat, UsageError, withContext } from "./command.ts";
+import { buildJoinToken, tbotAddress } from "./join_token.ts";
 import { listValues, type TctlFlags } from "./options.ts";
 import { botInstanceDetails, botInstancesTable, botsTable, recoverySummary } from "./text.ts";
 
@@ -52,40 +52,18 @@ function buildBot(name: string, flags: TctlFlags): Bot {
   });
 }
 
-function buildToken(name: string, flags: TctlFlags): Token {
-  const limitText = flags.recoveryLimit;
-  const limit = limitText === undefined ? 1 : Number(limitText);
-  if (!Number.isInteger(limit) || limit < 0 || limit > 0xffff_ffff) {
-    throw new UsageError(`--recovery-limit: expected a non-negative integer, got "${limitText}"`);
-  }
-  const mode = flags.recoveryMode ?? "standard";
-  if (!RecoveryMode.safeParse(mode).success) {
-    throw new UsageError(`--recovery-mode: expected standard, relaxed or insecure, got "${mode}"`);
-  }
-  const key = flags.initialPublicKey;
-  const secret = flags.registrationSecret;
-  if (key !== undefined && secret !== undefined) {
-    throw new UsageError("--initial-public-key and --registration-secret are mutually exclusive");
-  }
-  return parseResourceOf(
-    "token",
-    boundKeypairToken(name, name, {
-      onboarding: {
-        ...(key === undefined ? {} : { initial_public_key: key.trim() }),
-        ...(secret === undefined ? {} : { registration_secret: secret }),
-      },
-      recovery: { limit, mode: mode as RecoveryMode },
-    }),
-  );
-}
-
-async function assertRolesExist(api: AdminApi, roles: string[]): Promise<void> {
+/** Refuses roles the cluster does not have, naming `flag`. */
+export async function assertRolesExist(
+  api: AdminApi,
+  roles: string[],
+  flag = "--roles",
+): Promise<void> {
   if (roles.length === 0) return;
   const known = new Set((await api.list("role")).map((r) => r.metadata.name));
   const missing = roles.filter((r) => !known.has(r));
   if (missing.length > 0) {
     throw new UsageError(
-      `--roles: role${missing.length > 1 ? "s" : ""} ${
+      `${flag}: role${missing.length > 1 ? "s" : ""} ${
         missing.map((r) => `"${r}"`).join(", ")
       } not found; create ${missing.length > 1 ? "them" : "it"} first with tctl create`,
     );
@@ -102,11 +80,6 @@ async function assertTokenAbsent(api: AdminApi, name: string): Promise<void> {
   throw new UsageError(
     `token "${name}" already exists; remove it (tctl tokens rm ${name}) or choose another bot name`,
   );
-}
-
-/** The `auth_server` value tbot needs to reach the same auth service. */
-function tbotAddress(baseUrl: string): string {
-  return baseUrl.startsWith("https://") ? baseUrl.slice("https://".length) : baseUrl;
 }
 
 /** A tbot.yaml that joins with `token`; the secret line only on the secret path. */
@@ -151,7 +124,7 @@ export const botsAddCommand: CommandSpec = {
   async run(ctx, [name], flags) {
     const format = outputFormat(flags, ["text", "json"], "text");
     const bot = buildBot(name, flags);
-    const token = buildToken(name, flags);
+    const token = buildJoinToken(name, name, flags, ctx.now());
     const api = await ctx.api();
     await assertRolesExist(api, bot.spec.roles);
     await assertTokenAbsent(api, name);
@@ -182,6 +155,90 @@ export const botsAddCommand: CommandSpec = {
   },
 };
 
+/**
+ * `--set-traits` values as traits: `k=v1,v2,k2=v3` (a word without `=`
+ * continues the previous trait); repeatable. Only empty values: no traits.
+ */
+export function parseTraits(values: string[]): Bot["spec"]["traits"] {
+  const traits: Bot["spec"]["traits"] = [];
+  for (const word of listValues(values)) {
+    const eq = word.indexOf("=");
+    if (eq < 0) {
+      const last = traits.at(-1);
+      if (!last) throw new UsageError(`--set-traits: expected KEY=VALUE, got "${word}"`);
+      last.values.push(word);
+      continue;
+    }
+    const name = word.slice(0, eq).trim();
+    if (name === "") throw new UsageError(`--set-traits: missing trait name in "${word}"`);
+    const value = word.slice(eq + 1).trim();
+    const existing = traits.find((t) => t.name === name);
+    const target = existing ?? { name, values: [] };
+    if (!existing) traits.push(target);
+    if (value !== "") target.values.push(value);
+  }
+  return traits;
+}
+
+/** `tctl bots update NAME`: one compare-and-swap on the bot's revision. */
+export const botsUpdateCommand: CommandSpec = {
+  path: ["bots", "update"],
+  args: "NAME",
+  arity: [1, 1],
+  summary: "change a bot's roles, traits or max session TTL",
+  flags: ["add-roles", "set-roles", "set-traits", "max-session-ttl"],
+  async run(ctx, [name], flags) {
+    const { addRoles, setRoles, setTraits, maxSessionTtl: ttl } = flags;
+    if (
+      addRoles === undefined && setRoles === undefined && setTraits === undefined &&
+      ttl === undefined
+    ) {
+      throw new UsageError(
+        "nothing to update: pass --add-roles, --set-roles, --set-traits or --max-session-ttl",
+      );
+    }
+    if (addRoles !== undefined && setRoles !== undefined) {
+      throw new UsageError("--add-roles and --set-roles are mutually exclusive");
+    }
+    if (ttl !== undefined && !Duration.safeParse(ttl).success) {
+      throw new UsageError(
+        `--max-session-ttl: invalid duration "${ttl}" (examples: 1h, 12h, 168h)`,
+      );
+    }
+    const traits = setTraits === undefined ? undefined : parseTraits(setTraits);
+    const api = await ctx.api();
+    const newRoles = listValues(addRoles ?? setRoles);
+    await assertRolesExist(api, newRoles, addRoles !== undefined ? "--add-roles" : "--set-roles");
+    const bot = await api.get("bot", name);
+    const roles = setRoles !== undefined
+      ? newRoles
+      : [...new Set([...bot.spec.roles, ...newRoles])];
+    const updated = parseResourceOf("bot", {
+      ...bot,
+      // The revision read above: the server refuses the write if the bot changed since.
+      metadata: bot.metadata,
+      spec: {
+        ...bot.spec,
+        roles,
+        ...(traits === undefined ? {} : { traits }),
+        ...(ttl === undefined ? {} : { max_session_ttl: ttl }),
+      },
+    });
+    try {
+      await api.put(updated, "upsert");
+    } catch (e) {
+      withContext(`bot "${name}" was not updated`, e);
+    }
+    ctx.out(
+      `Bot "${name}" has been updated: roles ${roles.join(", ") || "(none)"}` +
+        (traits === undefined
+          ? ""
+          : `, traits ${traits.map((t) => t.name).join(", ") || "(none)"}`) +
+        (ttl === undefined ? "" : `, max session TTL ${ttl}`) + ".\n",
+    );
+  },
+};
+
 /** `tctl bots rm NAME`. */
 export const botsRmCommand: CommandSpec = {
   path: ["bots", "rm"],
@@ -200,16 +257,25 @@ export const botInstancesLsCommand: CommandSpec = {
   path: ["bots", "instances", "ls"],
   args: "[BOT]",
   arity: [0, 1],
-  summary: "list bot instances, optionally of one bot (--format text|json)",
-  flags: ["format"],
+  summary: "list bot instances, optionally of one bot (--search S, --format text|json)",
+  flags: ["format", "search"],
   async run(ctx, [bot], flags) {
     const format = outputFormat(flags, ["text", "json"], "text");
     const all = await (await ctx.api()).list("bot_instance");
-    const instances = bot === undefined ? all : all.filter((i) => i.spec.bot_name === bot);
+    const search = flags.search?.toLowerCase();
+    const instances = all.filter((i) =>
+      (bot === undefined || i.spec.bot_name === bot) &&
+      (search === undefined || instanceSearchText(i).includes(search))
+    );
     if (format === "json") return ctx.out(formatResourcesJson(instances));
     ctx.out(botInstancesTable(instances));
   },
 };
+
+/** What `--search` matches: every column `bots instances ls` shows, lowercased. */
+function instanceSearchText(i: BotInstance): string {
+  return botInstancesTable([i]).split("\n").slice(2).join(" ").toLowerCase();
+}
 
 /** `tctl bots instances show BOT/UUID`. */
 export const botInstancesShowCommand: CommandSpec = {

@@ -23,7 +23,21 @@ export const TCTL_FLAGS = {
   help: { type: "boolean", short: "h", help: "show help" },
   format: { type: "string", value: "F", help: "output format: text, json or yaml" },
   force: { type: "boolean", short: "f", help: "replace a resource that exists" },
-  type: { type: "string", value: "T", help: "only events of this type" },
+  type: {
+    type: "string",
+    value: "T",
+    help: "audit ls: only events of this type; tokens add: join method (bound_keypair)",
+  },
+  "bot-name": { type: "string", value: "NAME", help: "the bot a new token joins as" },
+  search: { type: "string", value: "S", help: "only rows containing S (any column)" },
+  "add-roles": { type: "string", value: "R1,R2", help: "roles to add to the bot" },
+  "set-roles": { type: "string", value: "R1,R2", help: "the bot's roles, replacing the old ones" },
+  "set-traits": {
+    type: "string",
+    multiple: true,
+    value: "K=V1,V2,K2=V",
+    help: "the bot's traits, replacing the old ones (empty: none)",
+  },
   limit: { type: "string", value: "N", help: "at most N events" },
   after: {
     type: "string",
@@ -55,7 +69,7 @@ export const TCTL_FLAGS = {
   user: { type: "string", value: "NAME", help: "lock this user (bot-NAME for a bot)" },
   message: { type: "string", value: "TEXT", help: "why (shown to the locked-out client)" },
   expires: { type: "string", value: "TIME", help: "lock until this RFC 3339 time" },
-  ttl: { type: "string", value: "D", help: "lock for this long, e.g. 24h" },
+  ttl: { type: "string", value: "D", help: "lock or token lifetime, e.g. 24h" },
 } as const;
 
 /** A flag name. */

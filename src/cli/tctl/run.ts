@@ -12,6 +12,7 @@ import {
   botsAddCommand,
   botsLsCommand,
   botsRmCommand,
+  botsUpdateCommand,
 } from "./bot_commands.ts";
 import { escapeLogText } from "../../util/log.ts";
 import {
@@ -26,7 +27,13 @@ import type { TctlContext } from "./context.ts";
 import { lockCommand, locksLsCommand } from "./lock_commands.ts";
 import { GLOBAL_FLAGS, TCTL_FLAGS, type TctlFlags } from "./options.ts";
 import { createCommand, getCommand, rmCommand } from "./resource_commands.ts";
-import { boundKeypairRotateCommand, tokensLsCommand, tokensRmCommand } from "./token_commands.ts";
+import {
+  botInstancesAddCommand,
+  boundKeypairRotateCommand,
+  tokensAddCommand,
+  tokensLsCommand,
+  tokensRmCommand,
+} from "./token_commands.ts";
 
 /** `tctl status`: cluster name, version and CA pin, as Teleport prints them. */
 const statusCommand: CommandSpec = {
@@ -63,9 +70,12 @@ export const COMMANDS: readonly CommandSpec[] = [
   rmCommand,
   botsLsCommand,
   botsAddCommand,
+  botsUpdateCommand,
   botsRmCommand,
+  botInstancesAddCommand,
   botInstancesLsCommand,
   botInstancesShowCommand,
+  tokensAddCommand,
   tokensLsCommand,
   tokensRmCommand,
   boundKeypairRotateCommand,
