@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { editInEditor } from "./editor.ts";
 import denoJson from "../../deno.json" with { type: "json" };
 import { KeyboundError } from "../../src/errors.ts";
 import { AdminApiClient } from "../../src/cli/api_client.ts";
@@ -71,6 +72,7 @@ export async function main(args: string[]): Promise<number> {
         api: () => (api ??= openApi(flags)),
         out: writeStdout,
         readTextFile: readText,
+        editText: editInEditor,
         now: () => new Date(),
         version: denoJson.version,
       };

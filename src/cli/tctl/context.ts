@@ -7,6 +7,16 @@
  */
 import type { AdminApi } from "../api_client.ts";
 
+/** A file the admin edited (`tctl edit`). */
+export interface EditSession {
+  /** Where the edited text is (kept until {@linkcode EditSession.discard}). */
+  path: string;
+  /** The text after the editor exited. */
+  text: string;
+  /** Removes the file once its text is saved or unchanged. */
+  discard(): Promise<void>;
+}
+
 /** Dependencies of every tctl command. */
 export interface TctlContext {
   /** Opens (once) and returns the admin API client. */
@@ -15,6 +25,8 @@ export interface TctlContext {
   out(text: string): void;
   /** Reads a text file (`-` is standard input). */
   readTextFile(path: string): Promise<string>;
+  /** Opens `text` in the admin's editor and returns what was saved. */
+  editText(text: string): Promise<EditSession>;
   /** Current time. */
   now(): Date;
   /** tctl's version. */

@@ -25,6 +25,7 @@ import {
 import { type CommandSpec, errorText } from "./command.ts";
 import type { TctlContext } from "./context.ts";
 import { lockCommand, locksLsCommand } from "./lock_commands.ts";
+import { editCommand } from "./edit_command.ts";
 import { GLOBAL_FLAGS, TCTL_FLAGS, type TctlFlags } from "./options.ts";
 import { createCommand, getCommand, rmCommand } from "./resource_commands.ts";
 import {
@@ -67,6 +68,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   statusCommand,
   createCommand,
   getCommand,
+  editCommand,
   rmCommand,
   botsLsCommand,
   botsAddCommand,
