@@ -174,7 +174,7 @@ Deno.test("tctl against a real auth service", async (t) => {
       assertEquals(flag.code, 2);
       fails(flag, "get: flag --roles is not accepted here");
       fails(await run(["get", "bots", "--format", "xml"]), 'unsupported format "xml"');
-      fails(await run(["bots"]), "expected one of: ls, add, rm");
+      fails(await run(["bots"]), "expected one of: ls, add, update, rm");
       assertStringIncludes(ok(await tctl(["version"])), "Keybound tctl v");
       assertStringIncludes(ok(await tctl(["help"])), "Usage: tctl");
     });
