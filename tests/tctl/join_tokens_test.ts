@@ -63,7 +63,10 @@ Deno.test("tctl tokens add / bots instances add / bots update against a real aut
       usage(await run([...base, "--recovery-mode", "lax"]), "--recovery-mode");
       usage(await run([...base, "--ttl", "soon"]), "--ttl");
       usage(await run([...base, "--format", "yaml"]), "--format");
-      usage(await run([...base, "--initial-public-key", "nope"]), "--initial-public-key");
+      // The key is parsed by the server (one place for that rule): exit 1, the field named.
+      const badKey = await run([...base, "--initial-public-key", "nope"]);
+      assertEquals(badKey.code, 1, badKey.stderr);
+      assertStringIncludes(badKey.stderr, "initial_public_key");
       assertEquals(await tokenNames(), before);
     });
 

@@ -45,11 +45,6 @@ export function buildJoinToken(name: string, botName: string, flags: TctlFlags, 
   if (key !== undefined && secret !== undefined) {
     throw new UsageError("--initial-public-key and --registration-secret are mutually exclusive");
   }
-  if (key !== undefined && !/^\S+ \S+/.test(key.trim())) {
-    throw new UsageError(
-      `--initial-public-key: expected an authorized_keys line ("ssh-ed25519 AAAA…")`,
-    );
-  }
   const ttl = flags.ttl;
   if (ttl !== undefined && (!Duration.safeParse(ttl).success || parseDuration(ttl) <= 0)) {
     throw new UsageError(`--ttl: invalid duration "${ttl}" (examples: 30m, 24h)`);
