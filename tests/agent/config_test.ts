@@ -193,7 +193,14 @@ Deno.test("config flags: flags override the file and are validated", () => {
   assertStringIncludes(
     assertThrows(() => applyStartFlags(emptyConfig(), false, {}, silentLogger), ConfigError)
       .message,
-    "onboarding.token",
+    "--proxy-server: required",
+  );
+  assertStringIncludes(
+    assertThrows(
+      () => applyStartFlags(emptyConfig(), false, { proxyServer: "h:1" }, silentLogger),
+      ConfigError,
+    ).message,
+    "--token: required",
   );
   const fromFlags = applyStartFlags(emptyConfig(), false, {
     token: "example",

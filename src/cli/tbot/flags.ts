@@ -79,6 +79,34 @@ const FLAGS = {
     help: "set TELEPORT_ANONYMOUS_TELEMETRY=1 in the unit",
   },
   service: { type: "string", value: "NAME", help: "wait for this service only" },
+  destination: {
+    type: "string",
+    value: "DIR",
+    help: "output directory: a path or file:///path (required by the output modes)",
+  },
+  principals: {
+    type: "string",
+    multiple: true,
+    value: "H[,H…]",
+    help: "host names and addresses of the SSH host certificate (ssh-host)",
+  },
+  "name-selector": {
+    type: "string",
+    value: "NAME",
+    help: "the workload_identity resource to issue (workload-identity-*)",
+  },
+  audience: {
+    type: "string",
+    multiple: true,
+    value: "AUD",
+    help: "audience of the JWT-SVID (workload-identity-jwt)",
+  },
+  output: {
+    type: "string",
+    short: "o",
+    value: "FILE",
+    help: "write the configuration to FILE (0600) instead of standard output",
+  },
   timeout: { type: "string", value: "D", help: "how long to wait (default 1m)" },
 } as const;
 
@@ -105,6 +133,38 @@ const START = {
   ],
 } as const;
 
+/** The flags of the CLI-only output modes, besides {@linkcode START}'s. */
+const MODE_FLAGS = ["destination", "principals", "name-selector", "audience"] as const;
+
+/** `tbot start MODE` / `tbot configure MODE`: one output, built from flags (Teleport's shapes). */
+export const OUTPUT_MODES = {
+  identity: "an identity output (certificates and key for tsh, tctl, OpenSSH)",
+  "ssh-host": "an SSH host key and certificate for sshd (--principals)",
+  "workload-identity-x509": "an X.509 SVID (--name-selector)",
+  "workload-identity-jwt": "a JWT-SVID (--name-selector, --audience)",
+} as const;
+/** A CLI-only output mode. */
+export type OutputMode = keyof typeof OUTPUT_MODES;
+
+const modeCommands = (Object.keys(OUTPUT_MODES) as OutputMode[]).flatMap((mode) =>
+  [
+    {
+      path: ["start", mode],
+      args: "",
+      arity: [0, 0],
+      summary: `run the bot with ${OUTPUT_MODES[mode]}`,
+      flags: [...START.flags, ...MODE_FLAGS],
+    },
+    {
+      path: ["configure", mode],
+      args: "",
+      arity: [0, 0],
+      summary: `print the tbot.yaml of \`tbot start ${mode}\` with the same flags`,
+      flags: [...START.flags, ...MODE_FLAGS, "output"],
+    },
+  ] as const
+);
+
 /** tbot's flags and commands. */
 export const TBOT = {
   name: "tbot",
@@ -116,6 +176,7 @@ export const TBOT = {
     START,
     // Teleport's v1 spelling of `start`.
     { ...START, path: ["start", "legacy"], hidden: true },
+    ...modeCommands,
     {
       path: ["keypair", "create"],
       args: "",
@@ -148,7 +209,10 @@ export const TBOT = {
     },
     { path: ["version"], args: "", arity: [0, 0], summary: "print the version", flags: [] },
   ],
-  footer: "See docs/tbot.md.",
+  footer:
+    "Environment: TELEPORT_PROXY, TELEPORT_AUTH_SERVER and TELEPORT_BOT_TOKEN stand in for\n" +
+    "--proxy-server, --auth-server and --token; TBOT_CONFIG_PATH names a config file and\n" +
+    "TBOT_CONFIG holds one (base64). Flags win. See docs/tbot.md.",
 } as const satisfies ProgramSpec<typeof FLAGS>;
 
 /** Every tbot flag value (each command reads the ones it takes). */

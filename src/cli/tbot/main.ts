@@ -15,7 +15,7 @@ import {
   programHelp,
   UsageError,
 } from "../flags/mod.ts";
-import { TBOT } from "./flags.ts";
+import { OUTPUT_MODES, type OutputMode, TBOT } from "./flags.ts";
 import { logFormatOf } from "./log_format.ts";
 import type { TbotPlatform } from "./platform.ts";
 import type { StartSeams } from "./start.ts";
@@ -53,14 +53,18 @@ export async function runTbot(
     return line.missingCommand ? 2 : 0;
   }
   const flags = line.flags;
-  const command = line.command.path[0] === "start" ? "start" : line.command.path.join(" ");
+  const [verb, modeWord] = line.command.path;
+  const mode = modeWord !== undefined && modeWord in OUTPUT_MODES
+    ? modeWord as OutputMode
+    : undefined;
+  const command = verb === "start" || verb === "configure" ? verb : line.command.path.join(" ");
   const debug = !!flags.debug || /^(1|true|yes)$/i.test(platform.env("TBOT_DEBUG") ?? "");
   // Each command's module is loaded only when it runs, so a oneshot start
   // (and `tbot version`) does not pay for the others' imports.
   if (command === "start") {
     warmUpEcdsa();
     const { runStart } = await import("./start.ts");
-    return runStart({ ...flags, debug }, platform, seams);
+    return runStart({ ...flags, debug, mode }, platform, seams);
   }
   let log;
   try {
@@ -76,6 +80,10 @@ export async function runTbot(
   }
   try {
     switch (command) {
+      case "configure": {
+        const { runConfigure } = await import("./configure.ts");
+        return await runConfigure({ ...flags, mode: mode! }, platform, log);
+      }
       case "keypair create": {
         const { runKeypairCreate } = await import("./keypair_create.ts");
         return await runKeypairCreate(flags, platform, log);

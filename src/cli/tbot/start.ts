@@ -33,18 +33,22 @@ import { loadKek, sealIfPersistent } from "../../agent/sealed_keys.ts";
 import { traceFetch, traceStorage } from "../../agent/debug_trace.ts";
 import type { AgentStorage, ReleaseLock } from "../../agent/storage.ts";
 import { TBOT_VERSION } from "../../agent/version.ts";
-import { KeyboundError } from "../../errors.ts";
+import { ConfigError, KeyboundError } from "../../errors.ts";
+import { UsageError } from "../flags/mod.ts";
+import { flagsWithEnv } from "./output_mode.ts";
 import { formatDuration } from "../../util/duration.ts";
 import { createLogger, type LogFormat, type Logger } from "../../util/log.ts";
 import { logFormatOf } from "./log_format.ts";
 import { resolveOnboarding } from "./onboarding.ts";
 import type { DiagServer, TbotPlatform, TrustSettings } from "./platform.ts";
-import { applyStartFlags, emptyConfig, type StartFlags } from "./start_flags.ts";
+import { applyStartFlags, configFromFlags, type StartFlags } from "./start_flags.ts";
 
 export { logFormatOf } from "./log_format.ts";
 
 /** Environment variable naming the config file, as in Teleport. */
 export const ENV_CONFIG_PATH = "TBOT_CONFIG_PATH";
+/** Environment variable holding the whole config, base64-encoded, as in Teleport. */
+export const ENV_CONFIG = "TBOT_CONFIG";
 
 /** Test seams of {@linkcode runStart}. */
 export interface StartSeams {
@@ -60,10 +64,28 @@ export async function loadStartConfig(
   platform: TbotPlatform,
   log: Logger,
 ): Promise<TbotConfig> {
+  flags = flagsWithEnv(flags, platform.env);
   const path = flags.config ?? platform.env(ENV_CONFIG_PATH);
-  if (!path) return applyStartFlags(emptyConfig(), false, flags, log);
-  const text = await platform.readTextFile(path);
-  return applyStartFlags(parseConfig(text, path), true, flags, log);
+  if (path) {
+    const text = await platform.readTextFile(path);
+    return applyStartFlags(parseConfig(text, path), true, flags, log);
+  }
+  const inline = platform.env(ENV_CONFIG);
+  if (inline) {
+    return applyStartFlags(parseConfig(decodeBase64Config(inline), ENV_CONFIG), true, flags, log);
+  }
+  return configFromFlags(flags, log);
+}
+
+/** `TBOT_CONFIG`: the whole tbot.yaml, base64-encoded (as in Teleport). */
+function decodeBase64Config(text: string): string {
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(
+      Uint8Array.from(atob(text.trim()), (ch) => ch.charCodeAt(0)),
+    );
+  } catch {
+    throw new ConfigError(`${ENV_CONFIG}: must be the tbot.yaml encoded in base64`);
+  }
 }
 
 /** How to trust the server, from the configuration. */
@@ -276,7 +298,7 @@ export async function runStart(
   } catch (e) {
     // KeyboundError messages are complete sentences already (join refusals carry code and advice).
     log.error(e instanceof KeyboundError ? e.message : errorText(e));
-    return 1;
+    return e instanceof UsageError ? 2 : 1;
   } finally {
     for (const c of cleanups.reverse()) {
       try {

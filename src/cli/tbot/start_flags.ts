@@ -16,13 +16,18 @@ import {
   type TbotConfig,
 } from "../../agent/config/schema.ts";
 import { ConfigError } from "../../errors.ts";
+import { UsageError } from "../flags/mod.ts";
 import { parseDuration } from "../../util/duration.ts";
 import { isHostPort } from "../../util/host_port.ts";
 import type { Logger } from "../../util/log.ts";
-import type { TbotFlags } from "./flags.ts";
+import type { OutputMode, TbotFlags } from "./flags.ts";
+import { serviceFromFlags } from "./output_mode.ts";
 
-/** Flags of `tbot start` (all optional; declared in {@linkcode TBOT}). */
-export type StartFlags = TbotFlags;
+/**
+ * Flags of `tbot start` (all optional; declared in {@linkcode TBOT}), and the
+ * output mode of `tbot start MODE`, if any.
+ */
+export type StartFlags = TbotFlags & { mode?: OutputMode };
 
 /** Parses a destination URI as Teleport does: `file:///abs`, a bare path, or `memory://`. */
 export function parseStorageUri(text: string): TbotConfig["storage"] {
@@ -163,11 +168,38 @@ export function applyStartFlags(
     }
     c.diag_addr = f.diagAddr;
   }
+  if (f.mode !== undefined) {
+    // As in Teleport, a mode's output replaces the services a file configured.
+    if (fromFile && c.services.length > 0) {
+      log.warn(`tbot start ${f.mode} replaces the services of the config file with its output`);
+    }
+    c.services = [serviceFromFlags(f.mode, f)];
+  }
+  if (!fromFile && !c.proxy_server && !c.auth_server) {
+    throw new ConfigError(
+      "--proxy-server: required, or --auth-server (or TELEPORT_PROXY / TELEPORT_AUTH_SERVER)",
+    );
+  }
   if (!c.onboarding.token) {
+    if (!fromFile) throw new ConfigError("--token: required (or TELEPORT_BOT_TOKEN)");
     throw new ConfigError(
       "onboarding.token: required (set it in the config file or pass --token)",
     );
   }
   throwProblems(checkConfig(c), fromFile ? "configuration (file and flags)" : "command-line flags");
   return c;
+}
+
+/**
+ * The configuration of a command line without a config file: Teleport's
+ * defaults with the flags applied. Every problem is the command line's, so
+ * it is a {@linkcode UsageError} (exit 2).
+ */
+export function configFromFlags(f: StartFlags, log: Logger): TbotConfig {
+  try {
+    return applyStartFlags(emptyConfig(), false, f, log);
+  } catch (e) {
+    if (e instanceof ConfigError) throw new UsageError(e.message, { cause: e });
+    throw e;
+  }
 }

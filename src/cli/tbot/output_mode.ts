@@ -1,0 +1,125 @@
+/**
+ * The CLI-only forms `tbot start MODE` and `tbot configure MODE` (Teleport's
+ * shapes): the one output a mode names, built from flags and checked by the
+ * config schema's own {@linkcode ServiceConfig}; and the environment
+ * variables that stand in for flags, as in Teleport.
+ *
+ * @module
+ */
+import { ServiceConfig } from "../../agent/config/schema.ts";
+import { fieldIssue } from "../../util/zod_error.ts";
+import { UsageError } from "../flags/mod.ts";
+import type { OutputMode, TbotFlags } from "./flags.ts";
+
+/** Which flag sets each field of a mode's output, for errors that name the flag. */
+const FLAG_OF_FIELD: Record<string, string> = {
+  destination: "--destination",
+  principals: "--principals",
+  selector: "--name-selector",
+  audiences: "--audience",
+  credential_ttl: "--certificate-ttl",
+  renewal_interval: "--renewal-interval",
+};
+
+/** `--destination`: a path or `file:///path` (outputs write to directories only). */
+function destinationOf(text: string | undefined): { type: "directory"; path: string } {
+  if (text === undefined || text === "") {
+    throw new UsageError("--destination: required (the output directory, a path or file:///path)");
+  }
+  if (text.startsWith("file://")) {
+    let path = "";
+    try {
+      path = decodeURIComponent(new URL(text).pathname);
+    } catch { /* reported below */ }
+    if (!path || path === "/") {
+      throw new UsageError(`--destination: "${text}" names no directory`);
+    }
+    return { type: "directory", path };
+  }
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(text)) {
+    throw new UsageError(
+      `--destination: unsupported destination "${text}" (use a path or file:///path)`,
+    );
+  }
+  return { type: "directory", path: text };
+}
+
+/** `--principals a,b --principals c` → `[a, b, c]`. */
+function list(values: string[] | undefined): string[] | undefined {
+  return values?.flatMap((v) => v.split(",")).map((v) => v.trim()).filter((v) => v);
+}
+
+/**
+ * The output `mode` asks for, from its flags, validated by the config
+ * schema. Throws {@linkcode UsageError} naming the flag at fault.
+ *
+ * @example
+ * ```ts
+ * import { serviceFromFlags } from "./output_mode.ts";
+ * const s = serviceFromFlags("ssh-host", { destination: "/opt/ssh", principals: ["h1,h2"] });
+ * s.type; // "ssh_host"
+ * ```
+ */
+export function serviceFromFlags(mode: OutputMode, f: TbotFlags): ServiceConfig {
+  const destination = destinationOf(f.destination);
+  const selector = f.nameSelector === undefined ? undefined : { name: f.nameSelector };
+  const raw = {
+    identity: { type: "identity", destination },
+    "ssh-host": { type: "ssh_host", destination, principals: list(f.principals) },
+    "workload-identity-x509": { type: "workload-identity-x509", destination, selector },
+    "workload-identity-jwt": {
+      type: "workload-identity-jwt",
+      destination,
+      selector,
+      audiences: list(f.audience),
+    },
+  }[mode];
+  const extra = [
+    ["--principals", f.principals, "ssh-host"],
+    ["--name-selector", f.nameSelector, "workload-identity-"],
+    ["--audience", f.audience, "workload-identity-jwt"],
+  ] as const;
+  for (const [flag, value, modes] of extra) {
+    if (value !== undefined && !mode.startsWith(modes)) {
+      throw new UsageError(`${flag}: does not apply to "${mode}" (it is for ${modes}…)`);
+    }
+  }
+  const parsed = ServiceConfig.safeParse(raw);
+  if (parsed.success) return parsed.data;
+  const issue = fieldIssue(parsed.error.issues[0]);
+  const field = String(issue.path[0] ?? "");
+  const flag = FLAG_OF_FIELD[field] ?? field;
+  const values: unknown = (raw as Record<string, unknown>)[field];
+  const index = issue.path[1];
+  const item = Array.isArray(values) && typeof index === "number" ? ` "${values[index]}"` : "";
+  throw new UsageError(`${flag}${item}: ${issue.message}`);
+}
+
+/** Environment variables that stand in for a flag the command line did not give, as in Teleport. */
+export const FLAG_ENV = {
+  token: "TELEPORT_BOT_TOKEN",
+  proxyServer: "TELEPORT_PROXY",
+  authServer: "TELEPORT_AUTH_SERVER",
+} as const;
+
+/**
+ * `flags` with the values of {@linkcode FLAG_ENV} filled in where no flag was
+ * given. A flag wins over the environment; an address flag of either kind
+ * wins over both address variables.
+ */
+export function flagsWithEnv<F extends TbotFlags>(
+  f: F,
+  env: (name: string) => string | undefined,
+): F {
+  const out = { ...f };
+  const read = (name: string) => {
+    const v = env(name);
+    return v === undefined || v === "" ? undefined : v;
+  };
+  if (out.token === undefined) out.token = read(FLAG_ENV.token);
+  if (out.proxyServer === undefined && out.authServer === undefined) {
+    out.proxyServer = read(FLAG_ENV.proxyServer);
+    if (out.proxyServer === undefined) out.authServer = read(FLAG_ENV.authServer);
+  }
+  return out;
+}

@@ -1,0 +1,213 @@
+/**
+ * `tbot start MODE …` and `tbot configure MODE …` through the real tbot
+ * entry point against a real auth service over HTTPS: the CLI-only form
+ * writes what the equivalent config file writes, and `configure`'s YAML runs.
+ */
+import { assert, assertEquals, assertStringIncludes } from "../_assert.ts";
+import { newCluster } from "../agent/_cluster.ts";
+import {
+  certificatesFromPem,
+  parseCertificate,
+  parseSshCertificate,
+  verifyCertificateSignature,
+} from "../../src/pki/mod.ts";
+import { put } from "../server/_workload_fixture.ts";
+import { runTbot, tbotYaml } from "./_harness.ts";
+
+async function setup() {
+  const cluster = await newCluster();
+  // Bot `example` may also ask for SSH host certificates (the ssh-host mode).
+  await put(cluster.ctx, {
+    kind: "role",
+    version: "v7",
+    metadata: { name: "hosts" },
+    spec: { allow: { rules: [{ resources: ["host_cert"], verbs: ["create"] }] } },
+  });
+  await put(cluster.ctx, {
+    kind: "bot",
+    version: "v1",
+    metadata: { name: "example" },
+    spec: { roles: ["hosts"], traits: [] },
+  });
+  const served = await cluster.serve();
+  const dir = await Deno.makeTempDir({ prefix: "tbot-cli-only-" });
+  const token = async (name: string) =>
+    (await cluster.createToken(name, "example", { recovery: { limit: 1, mode: "standard" } }))!;
+  return {
+    cluster,
+    served,
+    dir,
+    token,
+    async [Symbol.asyncDispose]() {
+      await served.stop();
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
+
+async function names(dir: string): Promise<string[]> {
+  const out = [];
+  for await (const e of Deno.readDir(dir)) out.push(e.name);
+  return out.sort();
+}
+
+/** What an identity output certifies: the TLS subject and issuer, the SSH key id and principals. */
+async function identityOf(dir: string) {
+  const [der] = certificatesFromPem(await Deno.readTextFile(`${dir}/tlscert`));
+  const cert = parseCertificate(der);
+  const cas = certificatesFromPem(await Deno.readTextFile(`${dir}/tlscacerts`)).map(
+    parseCertificate,
+  );
+  let signed = false;
+  for (const ca of cas) signed ||= await verifyCertificateSignature(cert, await ca.publicKey());
+  assert(signed, `${dir}/tlscert is signed by a CA in tlscacerts`);
+  assert(cert.notAfter > new Date(), "not expired");
+  const ssh = await parseSshCertificate(await Deno.readTextFile(`${dir}/key-cert.pub`));
+  // Leaves out what differs by instance: its id and join token (in the subject, in the no-login principal).
+  const perInstance = new Set(["1.3.9999.2.20", "1.3.9999.2.21"]);
+  return {
+    subject: cert.subject.filter((a) => !perInstance.has(a.oid)).map((a) => `${a.oid}=${a.value}`),
+    issuer: cert.issuer.map((a) => `${a.oid}=${a.value}`),
+    sshKeyId: ssh.keyId,
+    sshCertType: ssh.certType,
+    sshPrincipals: ssh.principals.filter((p) => !p.startsWith("-teleport-nologin-")),
+  };
+}
+
+Deno.test("cli-only: `tbot start identity … --oneshot` writes the same files as the config file", async () => {
+  await using s = await setup();
+  const fileSecret = await s.token("from-file");
+  const flagSecret = await s.token("from-flags");
+  const yaml = tbotYaml({
+    address: s.served.address,
+    storage: `${s.dir}/file-bot`,
+    pins: [s.cluster.pin],
+    secret: fileSecret,
+    output: `${s.dir}/file-out`,
+  }).replace("token: example", "token: from-file");
+  await Deno.writeTextFile(`${s.dir}/tbot.yaml`, yaml);
+  const viaFile = await runTbot(["start", "-c", `${s.dir}/tbot.yaml`, "--oneshot"]);
+  assertEquals(viaFile.code, 0, viaFile.stderr);
+
+  const viaFlags = await runTbot([
+    "start",
+    "identity",
+    "--destination",
+    `file://${s.dir}/flag-out`,
+    "--proxy-server",
+    s.served.address,
+    "--join-method",
+    "bound_keypair",
+    "--token",
+    "from-flags",
+    "--registration-secret",
+    flagSecret,
+    "--storage",
+    `${s.dir}/flag-bot`,
+    "--ca-pin",
+    s.cluster.pin,
+    "--oneshot",
+  ]);
+  assertEquals(viaFlags.code, 0, viaFlags.stderr);
+  assert(!viaFlags.stderr.includes(flagSecret), "the secret is never logged");
+
+  assertEquals(await names(`${s.dir}/flag-out`), await names(`${s.dir}/file-out`));
+  assertEquals(await names(`${s.dir}/flag-bot`), await names(`${s.dir}/file-bot`));
+  assert((await names(`${s.dir}/flag-out`)).includes("tlscert"));
+  const [fromFile, fromFlags] = [
+    await identityOf(`${s.dir}/file-out`),
+    await identityOf(`${s.dir}/flag-out`),
+  ];
+  assertEquals(fromFlags, fromFile, "certificates for the same bot, from the same CAs");
+  assert(fromFlags.subject.includes("2.5.4.3=bot-example"), String(fromFlags.subject));
+  assertEquals((await s.cluster.instances("example")).length, 2);
+});
+
+Deno.test("cli-only: `tbot configure` prints a tbot.yaml that `tbot start -c` runs", async () => {
+  await using s = await setup();
+  const secret = await s.token("configured");
+  await Deno.writeTextFile(`${s.dir}/secret`, secret);
+  const flags = [
+    "--destination",
+    `${s.dir}/out`,
+    "--storage",
+    `${s.dir}/bot`,
+    "--ca-pin",
+    s.cluster.pin,
+    "--registration-secret-path",
+    `${s.dir}/secret`,
+    "--principals",
+    "host1.example,10.1.2.3",
+  ];
+  // Address and token from Teleport's environment variables.
+  const env = { TELEPORT_PROXY: s.served.address, TELEPORT_BOT_TOKEN: "configured" };
+  const printed = await runTbot(["configure", "ssh-host", ...flags], env);
+  assertEquals(printed.code, 0, printed.stderr);
+  assert(printed.stdout.startsWith("# tbot config file generated by `configure` command\n"));
+  assertStringIncludes(printed.stdout, `proxy_server: ${s.served.address}`);
+  assertStringIncludes(printed.stdout, "token: configured");
+  assertStringIncludes(printed.stdout, "type: ssh_host");
+
+  const written = await runTbot(
+    ["configure", "ssh-host", ...flags, "-o", `${s.dir}/tbot.yaml`],
+    env,
+  );
+  assertEquals(written.code, 0, written.stderr);
+  assertEquals(await Deno.readTextFile(`${s.dir}/tbot.yaml`), printed.stdout);
+  assertEquals((await Deno.stat(`${s.dir}/tbot.yaml`)).mode! & 0o777, 0o600);
+
+  const run = await runTbot(["start", "-c", `${s.dir}/tbot.yaml`, "--oneshot"]);
+  assertEquals(run.code, 0, run.stderr);
+  const cert = await parseSshCertificate(await Deno.readTextFile(`${s.dir}/out/ssh_host-cert.pub`));
+  assertEquals(cert.certType, "host");
+  assertEquals(cert.principals, ["host1.example", "10.1.2.3"]);
+
+  // TBOT_CONFIG: the same file, base64, runs too (a renewal now).
+  const b64 = btoa(printed.stdout);
+  const again = await runTbot(["start", "--oneshot"], { TBOT_CONFIG: b64 });
+  assertEquals(again.code, 0, again.stderr);
+});
+
+Deno.test("cli-only: flags win over TELEPORT_* variables; bad flags are one line and exit 2", async () => {
+  await using s = await setup();
+  const base = ["--destination", `${s.dir}/out`, "--storage", `${s.dir}/bot`];
+  const printed = await runTbot(
+    ["configure", "identity", ...base, "--auth-server", "127.0.0.1:7", "--token", "flag"],
+    {
+      TELEPORT_PROXY: "127.0.0.1:9",
+      TELEPORT_AUTH_SERVER: "127.0.0.1:8",
+      TELEPORT_BOT_TOKEN: "env",
+    },
+  );
+  assertEquals(printed.code, 0, printed.stderr);
+  assertStringIncludes(printed.stdout, "auth_server: 127.0.0.1:7");
+  assert(!printed.stdout.includes("proxy_server"));
+  assertStringIncludes(printed.stdout, "token: flag");
+
+  const address = ["--proxy-server", "127.0.0.1:9", "--token", "t"];
+  const cases: [string[], string][] = [
+    [["start", "identity", "--token", "t", ...base], "--proxy-server: required"],
+    [["start", "identity", "--proxy-server", "127.0.0.1:9", ...base], "--token: required"],
+    [["start", "identity", ...address], "--destination: required"],
+    [["start", "ssh-host", ...address, ...base], "--principals: "],
+    [["start", "ssh-host", ...address, ...base, "--principals", "a b"], '--principals "a b": '],
+    [["start", "workload-identity-x509", ...address, ...base], "--name-selector: "],
+    [
+      ["configure", "workload-identity-jwt", ...address, ...base, "--name-selector", "w"],
+      "--audience: ",
+    ],
+    [["start", "identity", ...address, ...base, "--audience", "x"], "--audience: does not apply"],
+    [["start", "identity", ...address, "--destination", "s3://b"], "--destination: unsupported"],
+    [["start", "identity", ...address, ...base, "--join-method", "token"], "--join-method: "],
+    [["start", "identity", ...address, ...base, "--certificate-ttl", "x"], "--certificate-ttl: "],
+    [["start", "identity", ...address, "--destination", "d", "--storage", "s3://b"], "--storage: "],
+  ];
+  for (const [args, expected] of cases) {
+    const r = await runTbot(args);
+    assertEquals(r.code, 2, `${args.join(" ")}\n${r.stderr}`);
+    const lines = r.stderr.trim().split("\n");
+    assertEquals(lines.length, 1, r.stderr);
+    assertStringIncludes(lines[0], expected);
+  }
+  assertEquals((await s.cluster.instances("example")).length, 0, "nothing joined");
+});
