@@ -11,10 +11,6 @@ import type { Mutation } from "../../storage/backend.ts";
 import { type AuditInput, auditMutations, commitWithJoinFailure } from "../audit.ts";
 import type { ServerContext } from "../context.ts";
 
-// Errors whose join.failed event is already stored, so the outer handler
-// does not store a second one.
-const audited = new WeakSet<object>();
-
 /** Where a failure happened. */
 export interface FailureContext {
   /** Token name, `""` when not known (a session that could not be opened). */
@@ -31,31 +27,39 @@ export function connectionOf(
 }
 
 /**
- * Stores `events` and `mutations` (say, a lock) and counts the failure into
- * its aggregated `join.failed` row, in one commit, and returns `err` for the
- * caller to throw.
+ * A join failure with the audit events and mutations (say, a lock) it must
+ * leave. Thrown from anywhere inside {@linkcode auditingFailures}, which stores
+ * them and rethrows {@linkcode JoinFailure.error}, so nothing escapes the join
+ * in this wrapper. It is a `KeyboundError` with the same code and message so
+ * that code between the throw and the audit layer sees the failure as itself.
  */
-export async function recordFailure(
-  ctx: ServerContext,
-  err: KeyboundError,
-  where: FailureContext,
-  events: AuditInput[],
-  mutations: Mutation[] = [],
-): Promise<KeyboundError> {
-  const stored = await commitWithJoinFailure(
-    ctx,
-    { ...where, code: err.code, message: err.message },
-    () => [...mutations, ...events.flatMap((e) => auditMutations(ctx, e))],
-  );
-  if (!stored) ctx.log.error("could not store join failure", { token: where.tokenName });
-  ctx.log.info("join failed", { token: where.tokenName, code: err.code, error: err.message });
-  audited.add(err);
-  return err;
+export class JoinFailure extends KeyboundError {
+  /** The error the client gets. */
+  readonly error: KeyboundError;
+  /** Events stored with the failure's `join.failed` count. */
+  readonly events: readonly AuditInput[];
+  /** Storage mutations committed with them. */
+  readonly mutations: readonly Mutation[];
+
+  /**
+   * @param error the error the client gets
+   * @param events events stored with the failure
+   * @param mutations mutations (say, a lock) committed with them
+   */
+  constructor(error: KeyboundError, events: AuditInput[], mutations: Mutation[] = []) {
+    super(error.code, error.message, { cause: error, details: error.details });
+    this.name = "JoinFailure";
+    this.error = error;
+    this.events = events;
+    this.mutations = mutations;
+  }
 }
 
 /**
- * Runs `fn`; on failure stores `join.failed` (unless {@linkcode recordFailure}
- * already did) and rethrows. Unexpected errors are recorded as `INTERNAL`.
+ * Runs `fn`, the one layer that audits join failures: on failure stores the
+ * `join.failed` count, plus a {@linkcode JoinFailure}'s events and mutations,
+ * in one commit, and rethrows the client's error. Unexpected errors are
+ * recorded as `INTERNAL` and rethrown as they are.
  */
 export async function auditingFailures<T>(
   ctx: ServerContext,
@@ -65,10 +69,18 @@ export async function auditingFailures<T>(
   try {
     return await fn();
   } catch (e) {
-    if (!audited.has(e as object)) {
-      const err = e instanceof KeyboundError ? e : new KeyboundError("INTERNAL", "internal error");
-      await recordFailure(ctx, err, where, []);
-    }
-    throw e;
+    const failure = e instanceof JoinFailure ? e : new JoinFailure(
+      e instanceof KeyboundError ? e : new KeyboundError("INTERNAL", "internal error"),
+      [],
+    );
+    const err = failure.error;
+    const stored = await commitWithJoinFailure(
+      ctx,
+      { ...where, code: err.code, message: err.message },
+      () => [...failure.mutations, ...failure.events.flatMap((ev) => auditMutations(ctx, ev))],
+    );
+    if (!stored) ctx.log.error("could not store join failure", { token: where.tokenName });
+    ctx.log.info("join failed", { token: where.tokenName, code: err.code, error: err.message });
+    throw e instanceof JoinFailure ? e.error : e;
   }
 }

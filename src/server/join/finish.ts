@@ -26,7 +26,7 @@ import { createLockMutations, generationLockMessage } from "../locks.ts";
 import { certificateTtlSeconds, issueBotCertificates, requireBot } from "./certs.ts";
 import { commitJoin, type InstanceWrite, statusOf, type TokenEntry } from "./commit.ts";
 import { recoveryEvent, rotationEvent } from "./events.ts";
-import { connectionOf, type FailureContext, recordFailure } from "./failures.ts";
+import { connectionOf, type FailureContext, JoinFailure } from "./failures.ts";
 import { modeOf } from "./policy.ts";
 import { resumeUntil } from "./resume_record.ts";
 import type { JoinSession } from "./session_state.ts";
@@ -64,7 +64,7 @@ export async function finish(
         `cert generation mismatch for bot ${session.bot}/${refresh.instance}: ` +
           `stored=${stored ?? "none"}, presented=${refresh.generation}`,
       );
-      throw await recordFailure(ctx, err, where, [{
+      throw new JoinFailure(err, [{
         type: "bot.generation_mismatch",
         status: { success: false, error: err.message },
         ...connectionOf(where.remoteAddr),

@@ -47,7 +47,7 @@ import {
   unexpectedBackendState,
 } from "./commit.ts";
 import { recoveryEvent, rotationEvent } from "./events.ts";
-import { auditingFailures, connectionOf, type FailureContext, recordFailure } from "./failures.ts";
+import { auditingFailures, connectionOf, type FailureContext, JoinFailure } from "./failures.ts";
 import { finish, type FinishReads } from "./finish.ts";
 import { joinsRemaining, modeOf, rotationDue } from "./policy.ts";
 import type { JoinSession } from "./session_state.ts";
@@ -251,13 +251,11 @@ export function beginJoin(
     if (status.registration_secret) {
       const problem = await checkRegistrationSecret(ctx, token, req.initial_join_secret);
       if (problem !== null) {
-        throw await recordFailure(
-          ctx,
+        throw new JoinFailure(
           new KeyboundError(
             "REGISTRATION_SECRET_INVALID",
             "a valid registration secret is required",
           ),
-          where,
           [recoveryEvent(session, where, { error: problem, publicKey: "", count: 0, mode })],
         );
       }
@@ -357,7 +355,7 @@ async function answerRotation(
     const current = (await parseAuthorizedKey(session.bound_key)).key;
     if (await publicKeysEqual(current, key)) {
       const msg = "public key may not be reused after rotation";
-      throw await recordFailure(ctx, new BadParameterError(msg), where, [
+      throw new JoinFailure(new BadParameterError(msg), [
         rotationEvent(session, where, { previous: session.bound_key, next: canonical, error: msg }),
       ]);
     }
@@ -385,7 +383,7 @@ async function answerChallenge(
   } catch (e) {
     const consumes = session.flow !== "refresh" && pending.purpose !== "rotation";
     if (!(e instanceof KeyboundError) || !consumes) throw e;
-    throw await recordFailure(ctx, e, where, [recoveryEvent(session, where, {
+    throw new JoinFailure(e, [recoveryEvent(session, where, {
       error: e.message,
       publicKey: pending.public_key,
       count: 0,
@@ -453,7 +451,7 @@ async function checksAfterProof(
   const mode = modeOf(token);
   if (session.flow === "recovery" && mode === "standard" && !joinsRemaining(token)) {
     const err = new KeyboundError("NO_RECOVERIES_REMAINING", "no rejoins remaining");
-    throw await recordFailure(ctx, err, where, [recoveryEvent(session, where, {
+    throw new JoinFailure(err, [recoveryEvent(session, where, {
       error: err.message,
       publicKey: session.bound_key,
       count: status.recovery_count,
@@ -488,10 +486,8 @@ async function checksAfterProof(
         message: joinStateLockMessage(session.token, session.bot),
         remoteAddr: rc.remoteAddr,
       });
-      throw await recordFailure(
-        ctx,
+      throw new JoinFailure(
         new KeyboundError("JOIN_STATE_INVALID", "join state verification failed"),
-        where,
         [{
           type: "join_token.bound_keypair.join_state_verification_failed",
           status: { success: false, error: e.message },
