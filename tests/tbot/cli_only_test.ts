@@ -211,3 +211,37 @@ Deno.test("cli-only: flags win over TELEPORT_* variables; bad flags are one line
   }
   assertEquals((await s.cluster.instances("example")).length, 0, "nothing joined");
 });
+
+Deno.test("cli-only: --join-uri (or TBOT_JOIN_URI) carries address, token and secret", async () => {
+  await using s = await setup();
+  const secret = await s.token("by-uri");
+  const uri = `tbot+auth+bound-keypair://by-uri:${encodeURIComponent(secret)}@${s.served.address}`;
+  const base = ["--destination", `${s.dir}/out`, "--storage", `${s.dir}/bot`];
+  const printed = await runTbot(["configure", "identity", ...base, "--join-uri", uri]);
+  assertEquals(printed.code, 0, printed.stderr);
+  assertStringIncludes(printed.stdout, `auth_server: ${s.served.address}`);
+  assertStringIncludes(printed.stdout, "token: by-uri");
+  assertStringIncludes(printed.stdout, `registration_secret: ${secret}`);
+
+  // From the environment, the secret stays off the command line.
+  const r = await runTbot(
+    ["start", "identity", ...base, "--ca-pin", s.cluster.pin, "--oneshot"],
+    { TBOT_JOIN_URI: uri },
+  );
+  assertEquals(r.code, 0, r.stderr);
+  assert(!r.stderr.includes(secret));
+  assert((await names(`${s.dir}/out`)).includes("tlscert"));
+
+  for (
+    const [bad, why] of [
+      [`tbot+proxy+token://t:${secret}@h:1`, "unsupported join method"],
+      [`tbot+proxy+bound-keypair://t:${secret}@h`, "the address needs a port"],
+      [`https://t:${secret}@h:1`, "not a joining URI"],
+    ]
+  ) {
+    const b = await runTbot(["start", "identity", ...base, "--join-uri", bad]);
+    assertEquals(b.code, 2, b.stderr);
+    assertStringIncludes(b.stderr, `--join-uri: ${why}`);
+    assert(!b.stderr.includes(secret), "the URI is never echoed");
+  }
+});

@@ -32,6 +32,11 @@ const FLAGS = {
     help: "auth service address (host:port; same as --proxy-server)",
   },
   token: { type: "string", value: "NAME", help: "join token name" },
+  "join-uri": {
+    type: "string",
+    value: "URI",
+    help: "tbot+proxy+bound-keypair://TOKEN[:SECRET]@host:port (or TBOT_JOIN_URI)",
+  },
   "join-method": { type: "string", value: "M", help: "join method (bound_keypair)" },
   "ca-pin": {
     type: "string",
@@ -122,6 +127,7 @@ const START = {
     "proxy-server",
     "auth-server",
     "token",
+    "join-uri",
     "join-method",
     "ca-pin",
     "storage",

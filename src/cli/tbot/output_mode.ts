@@ -100,6 +100,7 @@ export const FLAG_ENV = {
   token: "TELEPORT_BOT_TOKEN",
   proxyServer: "TELEPORT_PROXY",
   authServer: "TELEPORT_AUTH_SERVER",
+  joinUri: "TBOT_JOIN_URI",
 } as const;
 
 /**
@@ -117,6 +118,8 @@ export function flagsWithEnv<F extends TbotFlags>(
     return v === undefined || v === "" ? undefined : v;
   };
   if (out.token === undefined) out.token = read(FLAG_ENV.token);
+  // Keybound's own: a URI holding the secret stays off the command line (`ps` shows argv).
+  if (out.joinUri === undefined) out.joinUri = read(FLAG_ENV.joinUri);
   if (out.proxyServer === undefined && out.authServer === undefined) {
     out.proxyServer = read(FLAG_ENV.proxyServer);
     if (out.proxyServer === undefined) out.authServer = read(FLAG_ENV.authServer);

@@ -21,6 +21,7 @@ import { parseDuration } from "../../util/duration.ts";
 import { isHostPort } from "../../util/host_port.ts";
 import type { Logger } from "../../util/log.ts";
 import type { OutputMode, TbotFlags } from "./flags.ts";
+import { parseJoinUri } from "./join_uri.ts";
 import { serviceFromFlags } from "./output_mode.ts";
 
 /**
@@ -87,10 +88,28 @@ export function emptyConfig(): TbotConfig {
 export function applyStartFlags(
   base: TbotConfig,
   fromFile: boolean,
-  f: StartFlags,
+  flags: StartFlags,
   log: Logger,
 ): TbotConfig {
   const c: TbotConfig = structuredClone(base);
+  // A joining URI stands for the flags it bundles; a flag given as well wins.
+  let f = flags;
+  if (flags.joinUri !== undefined) {
+    const u = parseJoinUri(flags.joinUri);
+    const address = flags.proxyServer !== undefined || flags.authServer !== undefined
+      ? {}
+      : u.addressField === "proxy_server"
+      ? { proxyServer: u.address }
+      : { authServer: u.address };
+    f = {
+      ...flags,
+      ...address,
+      token: flags.token ?? u.token,
+      joinMethod: flags.joinMethod ?? "bound_keypair",
+      registrationSecret: flags.registrationSecret ??
+        (flags.registrationSecretPath === undefined ? u.registrationSecret : undefined),
+    };
+  }
   const warn = (flag: string, field: string, had: unknown) => {
     if (fromFile && had !== undefined && had !== false) {
       log.warn(`command-line flag ${flag} overrides ${field} from the config file`);
