@@ -10,6 +10,7 @@ import { fileURLToPath } from "node:url";
 import { basename, resolve } from "node:path";
 import { runTbot } from "../../src/cli/tbot/main.ts";
 import { denoHookProcesses } from "./hook_processes.ts";
+import { denoFileSharing } from "./file_sharing.ts";
 import type { TbotPlatform } from "../../src/cli/tbot/platform.ts";
 import { TBOT_VERSION } from "../../src/agent/version.ts";
 import { ConfigError, KeyboundError } from "../../src/errors.ts";
@@ -113,6 +114,7 @@ export const denoPlatform: TbotPlatform = {
   },
   onSignals: installSignalHandlers,
   hookProcesses: denoHookProcesses,
+  fileSharing: denoFileSharing,
   hostInfo: () => ({
     version: TBOT_VERSION,
     hostname: hostname(),

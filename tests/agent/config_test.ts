@@ -235,3 +235,30 @@ Deno.test("config: on_renew hooks parse with a default timeout and are refused c
     assertStringIncludes(configError(withHook(hook)).message, message);
   }
 });
+
+Deno.test("config: destination readers parse; the storage directory is never shared", () => {
+  const withReaders = (path: string, readers: string) =>
+    SEED.replace(
+      "outputs: []",
+      `outputs:\n  - type: identity\n    destination:\n      type: directory\n      path: ${path}\n      readers: ${readers}\n`,
+    );
+  const c = parseConfig(withReaders("/o", "[{user: nginx}, {group: ssl-cert}]"));
+  assertEquals(c.services[0].destination.readers, [{ user: "nginx" }, { group: "ssl-cert" }]);
+  assertStringIncludes(
+    configError(withReaders("/var/lib/teleport/bot/", "[{user: nginx}]")).message,
+    "outputs[0].destination.readers: the bot's storage directory is never shared",
+  );
+  assertStringIncludes(
+    configError(withReaders("/o", "[{uid: 5}]")).message,
+    "each reader must be {user: NAME} or {group: NAME}",
+  );
+  assertStringIncludes(
+    configError(withReaders("/o", "[{user: 'a b'}]")).message,
+    "user or group name",
+  );
+  assertStringIncludes(
+    configError(SEED.replace("  path: /var/lib/teleport/bot", "  path: /x\n  readers: [{user: a}]"))
+      .message,
+    "readers",
+  );
+});

@@ -53,10 +53,26 @@ export const CaPin = z.string().regex(/^sha256:[0-9a-fA-F]{64}$/, {
   message: "must be sha256: followed by 64 hex digits (as `tctl status` prints it)",
 });
 
+/** A user or group name as `setfacl` and `chgrp` take it (a name or a numeric id). */
+const PrincipalName = z.string().regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}$/, {
+  message: "must be a user or group name (letters, digits, _ . -; at most 32) or a numeric id",
+});
+
+/** One entry of `readers`: `{user: NAME}` or `{group: NAME}`. */
+export const ReaderConfig = z.union([
+  z.strictObject({ user: PrincipalName }),
+  z.strictObject({ group: PrincipalName }),
+], { error: "each reader must be {user: NAME} or {group: NAME}" });
+/** One entry of `readers`, parsed. */
+export type ReaderConfig = z.infer<typeof ReaderConfig>;
+
 /** A `directory` destination. */
 export const DirectoryDestination = z.strictObject({
   type: z.literal("directory"),
   path: z.string({ error: "required: the directory's path" }).min(1),
+  /** Who besides tbot's user may read the files (output destinations only, never storage). */
+  readers: z.array(ReaderConfig).min(1, "name at least one reader, or leave readers out")
+    .optional(),
 });
 
 /** A `memory` destination (storage only). */
@@ -377,6 +393,15 @@ export function checkConfig(c: TbotConfig): ConfigProblem[] {
       });
     }
   });
+  c.services.forEach((s, i) => {
+    const storage = c.storage.type === "memory" ? undefined : c.storage.path;
+    if (s.destination.readers && storage && samePath(s.destination.path, storage)) {
+      problems.push({
+        path: ["services", i, "destination", "readers"],
+        message: "the bot's storage directory is never shared: give the output its own directory",
+      });
+    }
+  });
   const names = new Set<string>();
   c.services.forEach((s, i) => {
     const name = serviceName(s, i);
@@ -386,6 +411,11 @@ export function checkConfig(c: TbotConfig): ConfigProblem[] {
     names.add(name);
   });
   return problems;
+}
+
+function samePath(a: string, b: string): boolean {
+  const norm = (p: string) => p.replace(/\/+$/, "").replace(/\/+/g, "/") || "/";
+  return norm(a) === norm(b);
 }
 
 /** The name a service reports under: its `name`, or `<type>-output-<n>` (1-based) like Teleport. */

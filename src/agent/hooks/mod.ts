@@ -21,8 +21,8 @@ import { KeyboundError } from "../../errors.ts";
 import type { Logger } from "../../util/log.ts";
 import type { Clock } from "../clock.ts";
 import type { HOOK_SIGNALS, OnRenewConfig } from "../config/schema.ts";
-import type { BotIdentity } from "../identity.ts";
 import type { TbotMetrics } from "../metrics.ts";
+import { AfterWrite } from "../outputs/after_write.ts";
 import type { Output } from "../outputs/output.ts";
 import { errorText } from "../runner/policy.ts";
 
@@ -89,11 +89,7 @@ export interface HookDeps {
 }
 
 /** An output whose successful writes are followed by its `on_renew` hook. */
-export class HookedOutput implements Output {
-  readonly name: string;
-  readonly type: string;
-  readonly renewalInterval?: number;
-  #inner: Output;
+export class HookedOutput extends AfterWrite {
   #hook: OnRenewConfig;
   #deps: HookDeps;
 
@@ -103,24 +99,13 @@ export class HookedOutput implements Output {
    * @param deps processes, log, metrics
    */
   constructor(inner: Output, hook: OnRenewConfig, deps: HookDeps) {
-    this.#inner = inner;
+    super(inner);
     this.#hook = hook;
     this.#deps = deps;
-    this.name = inner.name;
-    this.type = inner.type;
-    this.renewalInterval = inner.renewalInterval;
   }
 
-  describe(): string {
-    return this.#inner.describe();
-  }
-
-  init(): Promise<void> {
-    return this.#inner.init();
-  }
-
-  async write(identity: BotIdentity): Promise<void> {
-    await this.#inner.write(identity);
+  /** Runs the hook; a failed hook does not fail the write (it is logged and counted). */
+  protected async afterWrite(): Promise<void> {
     await this.runHook();
   }
 

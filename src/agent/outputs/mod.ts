@@ -10,6 +10,7 @@ import type { AgentStorage } from "../storage.ts";
 import { IssuedIdentityOutput } from "./identity_cert_output.ts";
 import { IdentityOutput } from "./identity_output.ts";
 import { type HookDeps, HookedOutput } from "../hooks/mod.ts";
+import { SharedOutput, type SharingDeps } from "../sharing/mod.ts";
 import type { Output } from "./output.ts";
 import { SshConfigOutput } from "./ssh_config.ts";
 import { SshHostOutput } from "./ssh_host.ts";
@@ -31,6 +32,8 @@ export interface OutputDeps {
   absolutePath(path: string): string;
   /** Runs `on_renew` hooks; an output that configures one needs it. */
   hooks?: Omit<HookDeps, "directory">;
+  /** Shares files with `destination.readers`; an output that names readers needs it. */
+  sharing?: Omit<SharingDeps, "directory">;
 }
 
 function needDeps(deps: OutputDeps | undefined, type: string): OutputDeps {
@@ -47,14 +50,19 @@ export function createOutputs(
   deps?: OutputDeps,
 ): Output[] {
   return services.map((s, i): Output => {
-    const output = createOutput(s, i, open, deps);
-    if (!s.on_renew) return output;
+    let output = createOutput(s, i, open, deps);
+    if (!s.on_renew && !s.destination.readers) return output;
     const d = needDeps(deps, s.type);
-    if (!d.hooks) throw new KeyboundError("INTERNAL", "on_renew needs a process runner");
-    return new HookedOutput(output, s.on_renew, {
-      ...d.hooks,
-      directory: d.absolutePath(s.destination.path),
-    });
+    const directory = d.absolutePath(s.destination.path);
+    if (s.destination.readers) {
+      if (!d.sharing) throw new KeyboundError("INTERNAL", "readers needs file sharing");
+      output = new SharedOutput(output, s.destination.readers, { ...d.sharing, directory });
+    }
+    if (s.on_renew) {
+      if (!d.hooks) throw new KeyboundError("INTERNAL", "on_renew needs a process runner");
+      output = new HookedOutput(output, s.on_renew, { ...d.hooks, directory });
+    }
+    return output;
   });
 }
 

@@ -7,6 +7,7 @@
  */
 import type { HostInfo } from "../../agent/heartbeat.ts";
 import type { HookProcesses } from "../../agent/hooks/mod.ts";
+import type { FileSharing } from "../../agent/sharing/mod.ts";
 import type { AgentStorage } from "../../agent/storage.ts";
 
 /** How the agent decides to trust the auth service's TLS certificate. */
@@ -65,6 +66,8 @@ export interface TbotPlatform {
   onSignals(handlers: { stop(signal: string): void; reload(signal: string): void }): () => void;
   /** Runs and signals the processes of `on_renew` reload hooks. */
   hookProcesses: HookProcesses;
+  /** Shares output files with `destination.readers`. */
+  fileSharing: FileSharing;
   /** Host facts for heartbeats. */
   hostInfo(): HostInfo;
   /** The command line that starts this tbot (the program and its fixed arguments), absolute paths. */

@@ -278,6 +278,7 @@ export async function runStart(
         credentialTtlMs: config.credential_ttl,
         absolutePath: (p) => platform.absolutePath(p),
         hooks: { processes: platform.hookProcesses, log, metrics, clock },
+        sharing: { files: platform.fileSharing, log },
       }),
       heartbeat: (id, body, signal) =>
         sendHeartbeat({ baseUrl, fetch: fetchFn, identity: id, body, signal }),

@@ -1,0 +1,53 @@
+import { aclText, type FileSharing, SharedOutput } from "../../src/agent/sharing/mod.ts";
+import { KeyboundError } from "../../src/errors.ts";
+import { silentLogger } from "../../src/util/log.ts";
+import { assertEquals, assertRejects, assertStringIncludes } from "../_assert.ts";
+import type { Output } from "../../src/agent/outputs/output.ts";
+
+// The real setfacl path is covered by tests/tbot/output_sharing_test.ts; this is the fallback policy.
+function noAclFs(calls: string[]): FileSharing {
+  return {
+    listFiles: () => Promise.resolve(["key", "tlscert"]),
+    setAcl: () => Promise.resolve(false),
+    setGroup: (path, group, mode) => {
+      calls.push(`${path} ${group} ${mode.toString(8)}`);
+      return Promise.resolve();
+    },
+  };
+}
+
+const inner: Output = {
+  name: "app",
+  type: "identity",
+  describe: () => "/o",
+  init: () => Promise.resolve(),
+  write: () => Promise.resolve(),
+};
+
+Deno.test("sharing: ACL entries give each reader read only, nothing to group and others", () => {
+  assertEquals(
+    aclText([{ user: "nginx" }, { group: "ssl" }], false),
+    "u::rw-,g::---,o::---,m::r--,u:nginx:r--,g:ssl:r--",
+  );
+  assertEquals(aclText([{ user: "nginx" }], true), "u::rwx,g::---,o::---,m::r-x,u:nginx:r-x");
+});
+
+Deno.test("sharing: without ACLs a single group gets group ownership and 0640; anything else is refused", async () => {
+  const calls: string[] = [];
+  const out = new SharedOutput(inner, [{ group: "ssl" }], {
+    files: noAclFs(calls),
+    log: silentLogger,
+    directory: "/o",
+  });
+  await out.init();
+  assertEquals(out.method, "group_0640");
+  assertEquals(calls, ["/o ssl 750", "/o/key ssl 640", "/o/tlscert ssl 640"]);
+  const user = new SharedOutput(inner, [{ user: "nginx" }], {
+    files: noAclFs([]),
+    log: silentLogger,
+    directory: "/o",
+  });
+  const e = await assertRejects(() => user.init(), KeyboundError);
+  assertEquals(e.code, "SHARING_FAILED");
+  assertStringIncludes(e.message, "has no POSIX ACLs");
+});
