@@ -70,7 +70,7 @@ export interface AppOptions {
    * Per-source rate limit of unauthenticated requests (docs/security.md);
    * default {@linkcode DEFAULT_RATE_LIMIT}.
    */
-  rateLimit?: RateLimitConfig;
+  rateLimit?: Partial<RateLimitConfig>;
 }
 
 /** Builds the auth service application. */
@@ -85,7 +85,7 @@ export function createApp(ctx: ServerContext, options: AppOptions = {}): Hono<Ap
   );
   app.use("*", webOriginPolicy(options.webOrigins ?? []));
   // Before anything that parses, stores or logs (after CORS, so a browser can read a 429).
-  app.use("*", rateLimiter(options.rateLimit ?? DEFAULT_RATE_LIMIT));
+  app.use("*", rateLimiter({ ...DEFAULT_RATE_LIMIT, ...options.rateLimit }));
   app.use(
     "*",
     bodyLimit({

@@ -5,11 +5,7 @@
  * @module
  */
 export { type AppOptions, createApp } from "./app.ts";
-export {
-  DEFAULT_RATE_LIMIT,
-  type RateLimitConfig,
-  rateLimitFromFlags,
-} from "./rate_limit/token_bucket.ts";
+export { DEFAULT_RATE_LIMIT, type RateLimitConfig } from "./rate_limit/token_bucket.ts";
 export { createDiagApp, type Readiness, readiness } from "./diag.ts";
 export { AuthMetrics } from "./metrics.ts";
 export { parseWebOrigin } from "./web_origin.ts";

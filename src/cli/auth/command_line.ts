@@ -15,7 +15,6 @@ import {
   UsageError,
 } from "../flags/mod.ts";
 import { type HostPort, isLoopbackHost, parseHostPort } from "../../util/host_port.ts";
-import { type RateLimitConfig, rateLimitFromFlags } from "../../server/rate_limit/token_bucket.ts";
 
 const FLAGS = {
   "data-dir": { type: "string", value: "DIR", help: "state directory (required; created 0700)" },
@@ -168,8 +167,8 @@ export interface AuthStartConfig {
   storage?: string;
   /** `--storage-password-file`. */
   storagePasswordFile?: string;
-  /** Per-source rate limit of unauthenticated requests. */
-  rateLimit: RateLimitConfig;
+  /** `--rate-limit` / `--rate-limit-burst` when given; the server's defaults fill the rest. */
+  rateLimit: { perSecond?: number; burst?: number };
 }
 
 /** What `auth admin-identity` runs with. */
@@ -252,7 +251,23 @@ export function parseAuthCommandLine(
         : { diagAddr: flagValue("--diag-addr", () => parseHostPort(f.diagAddr!, "--diag-addr")) }),
       storage: f.storage,
       storagePasswordFile: f.storagePasswordFile,
-      rateLimit: rateLimitFromFlags(f.rateLimit, f.rateLimitBurst),
+      rateLimit: {
+        ...positiveNumber("--rate-limit", "perSecond", f.rateLimit),
+        ...positiveNumber("--rate-limit-burst", "burst", f.rateLimitBurst),
+      },
     },
   };
+}
+
+function positiveNumber<K extends string>(
+  flag: string,
+  key: K,
+  text: string | undefined,
+): Partial<Record<K, number>> {
+  if (text === undefined) return {};
+  const n = Number(text);
+  if (text.trim() === "" || !Number.isFinite(n) || n <= 0) {
+    throw new UsageError(`${flag}: expected a positive number, got "${text}"`);
+  }
+  return { [key]: n } as Partial<Record<K, number>>;
 }

@@ -7,7 +7,6 @@
  *
  * @module
  */
-import { BadParameterError } from "../../errors.ts";
 
 /** Rate-limit settings. */
 export interface RateLimitConfig {
@@ -28,26 +27,6 @@ export const DEFAULT_RATE_LIMIT: Readonly<Required<RateLimitConfig>> = {
 
 /** Default bound of tracked sources (about 100 bytes each). */
 export const DEFAULT_MAX_SOURCES = DEFAULT_RATE_LIMIT.maxSources;
-
-/**
- * Rate-limit settings from the auth service's flags (each may be omitted for
- * its default); throws a 400-class error naming the flag.
- */
-export function rateLimitFromFlags(perSecond?: string, burst?: string): RateLimitConfig {
-  const read = (text: string | undefined, flag: string, fallback: number): number => {
-    if (text === undefined) return fallback;
-    const n = Number(text);
-    if (text.trim() === "" || !Number.isFinite(n) || n <= 0) {
-      throw new BadParameterError(`${flag}: expected a positive number, got "${text}"`);
-    }
-    return n;
-  };
-  return {
-    perSecond: read(perSecond, "--rate-limit", DEFAULT_RATE_LIMIT.perSecond),
-    burst: read(burst, "--rate-limit-burst", DEFAULT_RATE_LIMIT.burst),
-    maxSources: DEFAULT_RATE_LIMIT.maxSources,
-  };
-}
 
 /** Outcome of {@linkcode TokenBuckets.take}. */
 export type TakeResult = { ok: true } | { ok: false; retryAfterSeconds: number };
