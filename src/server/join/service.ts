@@ -420,20 +420,19 @@ async function answerChallenge(
 
   if (pending.purpose === "rotation") {
     if (lock) throw lockedError(lock);
-    session.rotated_from = session.bound_key;
-    session.bound_key = pending.public_key;
-    return await finish(ctx, session, read, where);
+    const rotated = { ...session, rotated_from: session.bound_key, bound_key: pending.public_key };
+    return await finish(ctx, rotated, read, where);
   }
-  session.proven_key = pending.public_key;
-  session.bound_key = pending.public_key;
-  await checksAfterProof(ctx, session, entry.token, lock, rc, where);
-  if (rotationDue(entry.token, ctx.now())) return await rotationStep(ctx, session, "rotation");
-  return await finish(ctx, session, read, where);
+  const proven = { ...session, proven_key: pending.public_key, bound_key: pending.public_key };
+  const checked = await checksAfterProof(ctx, proven, entry.token, lock, rc, where);
+  if (rotationDue(entry.token, ctx.now())) return await rotationStep(ctx, checked, "rotation");
+  return await finish(ctx, checked, read, where);
 }
 
 /**
  * The checks after the first proof, in Teleport's order: recovery budget
- * (case E), lock, join state (cases D and E), instance (case D).
+ * (case E), lock, join state (cases D and E), instance (case D). Returns the
+ * session with the verified join state's instance (recoveries).
  */
 async function checksAfterProof(
   ctx: ServerContext,
@@ -442,10 +441,10 @@ async function checksAfterProof(
   lock: Lock | null,
   rc: JoinRequestContext,
   where: FailureContext,
-): Promise<void> {
+): Promise<JoinSession> {
   if (session.flow === "onboarding") {
     if (lock) throw lockedError(lock);
-    return;
+    return session;
   }
   const status = statusOf(token);
   const mode = modeOf(token);
@@ -459,6 +458,7 @@ async function checksAfterProof(
     })]);
   }
   if (lock) throw lockedError(lock);
+  let prevInstance: string | undefined;
   if (status.recovery_count > 0 && mode !== "insecure") {
     if (!session.join_state) {
       throw new KeyboundError(
@@ -478,7 +478,7 @@ async function checksAfterProof(
           botInstanceId: status.bound_bot_instance_id ?? "",
         },
       });
-      session.prev_instance = claims.bot_instance_id;
+      prevInstance = claims.bot_instance_id;
     } catch (e) {
       if (!(e instanceof JoinStateVerificationError)) throw e;
       const { mutations } = createLockMutations(ctx, {
@@ -502,4 +502,5 @@ async function checksAfterProof(
   if (session.flow === "refresh" && session.refresh!.instance !== status.bound_bot_instance_id) {
     throw new AccessDeniedError("bot instance mismatch");
   }
+  return prevInstance === undefined ? session : { ...session, prev_instance: prevInstance };
 }

@@ -21,58 +21,65 @@ export type ChallengePurpose = "initial" | "onboarding" | "bound" | "rotation";
 /** A challenge awaiting its solution. */
 export interface PendingChallenge {
   /** Discriminator. */
-  type: "challenge";
+  readonly type: "challenge";
   /** Why. */
-  purpose: ChallengePurpose;
+  readonly purpose: ChallengePurpose;
   /** The challenged key, authorized_keys text. */
-  public_key: string;
+  readonly public_key: string;
   /** The exact challenge text sent. */
-  challenge: string;
+  readonly challenge: string;
 }
 
 /** A rotation request awaiting the new public key. */
 export interface PendingRotation {
   /** Discriminator. */
-  type: "rotation";
+  readonly type: "rotation";
   /** The onboarding rotation of case A, or a `rotate_after` rotation. */
-  purpose: "onboarding" | "rotation";
+  readonly purpose: "onboarding" | "rotation";
 }
 
-/** The sealed state of one join. */
+/**
+ * The sealed state of one join. Immutable: each step builds the next state
+ * as a new object, so no step changes a session another created.
+ */
 export interface JoinSession extends SessionEnvelope {
+  /** Session id; its used-marker makes the session single-use. */
+  readonly sid: string;
+  /** Expiry, epoch seconds. */
+  readonly exp: number;
   /** Token name. */
-  token: string;
+  readonly token: string;
   /** Bot name the token binds. */
-  bot: string;
+  readonly bot: string;
   /** The case. */
-  flow: JoinFlow;
+  readonly flow: JoinFlow;
   /** Effective recovery mode at `begin`, for audit events written before the token is re-read. */
-  mode: string;
+  readonly mode: string;
   /** Refreshes: the certificate presented at `begin`; every `continue` must be signed with it. */
-  refresh?: {
+  readonly refresh?: {
     /** Bot instance id from the certificate. */
-    instance: string;
+    readonly instance: string;
     /** Generation from the certificate. */
-    generation: number;
+    readonly generation: number;
     /** Hex SHA-256 of the certificate DER. */
     cert_sha256: string;
   };
   /** The certificate subject key in both encodings, as validated by `begin`. */
-  subject: { tls: string; ssh: string };
+  readonly subject: { readonly tls: string; readonly ssh: string };
   /** Requested certificate lifetime. */
-  ttl?: number;
+  readonly ttl?: number;
   /** `previous_join_state` as sent. */
-  join_state?: string;
+  readonly join_state?: string;
   /** What `begin` saw of the token. */
-  expect: TokenExpectations;
+  readonly expect: Readonly<TokenExpectations>;
   /** The key the token will be bound to if the join completes now (`""` before any proof). */
-  bound_key: string;
+  readonly bound_key: string;
   /** The key proven by the first challenge. */
-  proven_key?: string;
+  readonly proven_key?: string;
   /** The bound key before a completed `rotate_after` rotation. */
-  rotated_from?: string;
+  readonly rotated_from?: string;
   /** `bot_instance_id` of the verified join state, for the new instance of a recovery. */
-  prev_instance?: string;
+  readonly prev_instance?: string;
   /** What the server waits for. */
-  pending: PendingChallenge | PendingRotation;
+  readonly pending: PendingChallenge | PendingRotation;
 }

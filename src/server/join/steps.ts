@@ -1,6 +1,6 @@
 /**
- * The steps the server sends (docs/protocol.md §4.3): each records what it
- * waits for in the session and seals it.
+ * The steps the server sends (docs/protocol.md §4.3): each seals the next
+ * session, the given one with what the step waits for.
  *
  * @module
  */
@@ -27,10 +27,13 @@ export async function challengeStep(
     publicKey: key,
     now: ctx.now(),
   });
-  session.pending = { type: "challenge", purpose, public_key: publicKeyText, challenge };
-  session.exp = claims.exp;
+  const next: JoinSession = {
+    ...session,
+    pending: { type: "challenge", purpose, public_key: publicKeyText, challenge },
+    exp: claims.exp,
+  };
   return {
-    session: await sealSession(ctx.sessionKey, session),
+    session: await sealSession(ctx.sessionKey, next),
     step: { type: "challenge", public_key: publicKeyText, challenge },
   };
 }
@@ -41,10 +44,13 @@ export async function rotationStep(
   session: JoinSession,
   purpose: "onboarding" | "rotation",
 ): Promise<StepResponse> {
-  session.pending = { type: "rotation", purpose };
-  session.exp = Math.floor(ctx.now().getTime() / 1000) + STEP_TTL_SECONDS;
+  const next: JoinSession = {
+    ...session,
+    pending: { type: "rotation", purpose },
+    exp: Math.floor(ctx.now().getTime() / 1000) + STEP_TTL_SECONDS,
+  };
   return {
-    session: await sealSession(ctx.sessionKey, session),
+    session: await sealSession(ctx.sessionKey, next),
     step: { type: "rotation_request", signature_algorithm_suite: SIGNATURE_ALGORITHM_SUITE },
   };
 }
