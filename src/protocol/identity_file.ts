@@ -90,7 +90,8 @@ export function formatIdentityFile(parts: IdentityFileParts): string {
  * ```ts ignore
  * import { parseIdentityFile } from "@keybound/keybound";
  *
- * const id = await parseIdentityFile(await Deno.readTextFile("admin-identity.pem"));
+ * declare const identityFileText: string; // the contents of admin-identity.pem
+ * const id = await parseIdentityFile(identityFileText);
  * console.log(id.hostCaPems.length, id.privateKey.extractable); // 1 false
  * ```
  */

@@ -104,7 +104,8 @@ export function canonicalRequestPath(path: string): string {
  * ```ts ignore
  * import { parseIdentityFile, signRequest } from "@keybound/keybound";
  *
- * const id = await parseIdentityFile(await Deno.readTextFile("admin-identity.pem"));
+ * declare const identityFileText: string; // the contents of admin-identity.pem
+ * const id = await parseIdentityFile(identityFileText);
  * const body = JSON.stringify({ hello: "world" });
  * const authorization = await signRequest(id, { method: "POST", path: "/v1/bot/heartbeat", body });
  * await fetch("https://auth.example.com:3025/v1/bot/heartbeat", {

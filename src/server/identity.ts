@@ -98,7 +98,7 @@ export function issueAdminIdentity(
  *   log: silentLogger,
  *   version: "0.1.0",
  * });
- * await Deno.writeTextFile("admin-identity.pem", await issueAdminIdentityFile(ctx), { mode: 0o600 });
+ * const pem = await issueAdminIdentityFile(ctx); // store it 0600: it holds the admin key
  * ```
  */
 export async function issueAdminIdentityFile(
