@@ -110,13 +110,21 @@ export function startProxyFront(o: ProxyFrontOptions): ProxyFront {
     }
   };
 
+  let closed = false;
   const accepting = (async () => {
     for (;;) {
       let conn: Deno.Conn;
       try {
         conn = await listener.accept();
-      } catch {
-        return; // listener closed
+      } catch (err) {
+        if (closed) return;
+        // A connection reset before it was accepted (or a passing lack of
+        // descriptors) must not end the public listener: log, pause, go on.
+        o.log.warn("accept failed at the PROXY protocol front; still listening", {
+          error: err instanceof Error ? err.message : String(err),
+        });
+        await new Promise((r) => setTimeout(r, 50));
+        continue;
       }
       open.add(conn);
       handle(conn);
@@ -129,6 +137,7 @@ export function startProxyFront(o: ProxyFrontOptions): ProxyFront {
       return peer.hostname === o.target.hostname ? clients.get(peer.port) : undefined;
     },
     async close() {
+      closed = true;
       listener.close();
       await accepting;
       for (const c of open) {

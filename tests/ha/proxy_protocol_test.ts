@@ -115,9 +115,11 @@ Deno.test({
         const direct = c.instances[0].proc.url;
         const client = Deno.createHttpClient({ caCerts: [pem] });
         try {
-          const r = await fetch(`${direct}/v1/ping`, { client }).then(
+          // Bounded: a front that stopped accepting must fail this step, not hang the suite.
+          const signal = AbortSignal.timeout(20_000);
+          const r = await fetch(`${direct}/v1/ping`, { client, signal }).then(
             (res) => res.body?.cancel().then(() => res.status),
-            () => "refused",
+            () => signal.aborted ? "timed out" : "refused",
           );
           assertEquals(r, "refused");
         } finally {
