@@ -9,12 +9,7 @@ import { AUTH_ENTRY } from "../../runtime-adapters/deno/auth_process.ts";
 import { fetchUnverified } from "../../runtime-adapters/deno/trust.ts";
 import { certificatesFromPem } from "../../src/pki/mod.ts";
 import { assert, assertEquals } from "../_assert.ts";
-
-async function openssl(args: string[], cwd: string): Promise<void> {
-  const out = await new Deno.Command("openssl", { args, cwd, stdout: "null", stderr: "piped" })
-    .output();
-  if (!out.success) throw new Error(`openssl: ${new TextDecoder().decode(out.stderr)}`);
-}
+import { issueServerCert } from "../_openssl_pki.ts";
 
 function authCommand(dataDir: string, args: string[]): Deno.Command {
   return new Deno.Command(Deno.execPath(), {
@@ -38,48 +33,7 @@ function authCommand(dataDir: string, args: string[]): Deno.Command {
 Deno.test("auth start: --tls-cert-file/--tls-key-file serve the operator's certificate; --log-format json", async (t) => {
   const dir = await Deno.makeTempDir({ prefix: "keybound-operator-" });
   try {
-    const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
-    await openssl([
-      "req",
-      "-x509",
-      ...ec,
-      "-keyout",
-      "ca.key",
-      "-out",
-      "ca.crt",
-      "-subj",
-      "/CN=operator CA",
-      "-days",
-      "2",
-    ], dir);
-    await Deno.writeTextFile(`${dir}/san.cnf`, "subjectAltName=IP:127.0.0.1,DNS:localhost\n");
-    await openssl([
-      "req",
-      ...ec,
-      "-keyout",
-      "server.key",
-      "-out",
-      "server.csr",
-      "-subj",
-      "/CN=auth.operator.example",
-    ], dir);
-    await openssl([
-      "x509",
-      "-req",
-      "-in",
-      "server.csr",
-      "-CA",
-      "ca.crt",
-      "-CAkey",
-      "ca.key",
-      "-CAcreateserial",
-      "-out",
-      "server.crt",
-      "-days",
-      "2",
-      "-extfile",
-      "san.cnf",
-    ], dir);
+    await issueServerCert(dir, "IP:127.0.0.1,DNS:localhost");
 
     await t.step("the operator's certificate is served and verifies against its CA", async () => {
       const child = authCommand(`${dir}/data`, [
