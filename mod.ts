@@ -70,6 +70,7 @@ export {
 } from "./src/server/mod.ts";
 export type { ParsedCertificateLike } from "./src/server/hono_env.ts";
 export type { SubjectIdentity } from "./src/protocol/subject.ts";
+export type { CaKeys, TrustBundle } from "./src/protocol/messages.ts";
 export { type ConnectionInfo, createAuthHandler, type FetchHandler } from "./src/server/handler.ts";
 export { joinBoundKeypair, resumeBoundKeypair } from "./src/agent/join_client.ts";
 export type {

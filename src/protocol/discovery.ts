@@ -35,10 +35,16 @@ export const PingResponse = z.object({
 /** A ping answer. */
 export type PingResponse = z.infer<typeof PingResponse>;
 
-/** `GET /v1/ca/{host|user}`: the CA's certificates and SSH keys. */
+/**
+ * `GET /v1/ca/{host|user}`: every trusted certificate and SSH key of the CA,
+ * the signing key first. `cross_signed` (host CA only, after a rotation):
+ * certificates of a newer host CA key issued by the key it replaced, which
+ * let a bot that slept through the rotation move its trust (docs/protocol.md §10).
+ */
 export const CaResponse = z.object({
   tls_ca_certs: z.array(z.string()),
   ssh_ca_keys: z.array(z.string()),
+  cross_signed: z.array(z.string()).optional(),
 });
 /** A CA answer. */
 export type CaResponse = z.infer<typeof CaResponse>;

@@ -111,6 +111,12 @@ export interface JoinResult {
     /** User CA SSH keys, authorized_keys lines. */
     ssh_ca_keys: string[];
   };
+  /**
+   * Every key the cluster trusts right now, per CA, the signing key first
+   * (docs/protocol.md §4.5, §10). Absent only from results recorded before
+   * CA rotation existed (a resume of such a join).
+   */
+  trust_bundle?: TrustBundle;
   /** Bound-keypair state after this join. */
   bound_keypair: {
     /** Join-state JWT to present on the next join, byte for byte. */
@@ -119,6 +125,33 @@ export interface JoinResult {
     public_key: string;
   };
 }
+
+/** The trusted keys of one X.509 + SSH certificate authority, the signing key first. */
+export interface CaKeys {
+  /** CA certificates, PEM, one per trusted key. */
+  tls_ca_certs: string[];
+  /** CA SSH public keys, authorized_keys lines. */
+  ssh_ca_keys: string[];
+}
+
+/** What a bot must trust, authenticated by the channel it already trusts. */
+export interface TrustBundle {
+  /** Host CA: what verifies the auth service (and SSH hosts). */
+  host: CaKeys;
+  /** User CA: what verifies bot and user certificates. */
+  user: CaKeys;
+}
+
+const CaKeysSchema = z.strictObject({
+  tls_ca_certs: z.array(z.string().min(1)).min(1),
+  ssh_ca_keys: z.array(z.string().min(1)).min(1),
+});
+
+/** Validates a {@linkcode TrustBundle}. */
+export const TrustBundleSchema: z.ZodType<TrustBundle> = z.strictObject({
+  host: CaKeysSchema,
+  user: CaKeysSchema,
+});
 
 /**
  * Validates a {@linkcode JoinResult}. Annotated with the interface so the
@@ -135,6 +168,7 @@ export const JoinResultSchema: z.ZodType<JoinResult> = z.strictObject({
     ssh_cert: z.string(),
     ssh_ca_keys: z.array(z.string()),
   }),
+  trust_bundle: TrustBundleSchema.optional(),
   bound_keypair: z.strictObject({
     join_state: z.string(),
     public_key: z.string(),
