@@ -2,6 +2,7 @@ import { parseConfig } from "../../src/agent/config/load.ts";
 import { parseServerAddress } from "../../src/agent/config/schema.ts";
 import { applyStartFlags, emptyConfig, parseStorageUri } from "../../src/cli/tbot/start_flags.ts";
 import { ConfigError } from "../../src/errors.ts";
+import { UsageError } from "../../src/cli/flags/mod.ts";
 import { silentLogger } from "../../src/util/log.ts";
 import { assert, assertEquals, assertStringIncludes, assertThrows } from "../_assert.ts";
 
@@ -186,19 +187,19 @@ Deno.test("config flags: flags override the file and are validated", () => {
   assertEquals(c.storage, { type: "directory", path: "/tmp/bot" });
   assertEquals(c.renewal_interval, 300_000);
   assertStringIncludes(
-    assertThrows(() => applyStartFlags(base, true, { diagAddr: "nope" }, silentLogger), ConfigError)
+    assertThrows(() => applyStartFlags(base, true, { diagAddr: "nope" }, silentLogger), UsageError)
       .message,
     "--diag-addr",
   );
   assertStringIncludes(
-    assertThrows(() => applyStartFlags(emptyConfig(), false, {}, silentLogger), ConfigError)
+    assertThrows(() => applyStartFlags(emptyConfig(), false, {}, silentLogger), UsageError)
       .message,
     "--proxy-server: required",
   );
   assertStringIncludes(
     assertThrows(
       () => applyStartFlags(emptyConfig(), false, { proxyServer: "h:1" }, silentLogger),
-      ConfigError,
+      UsageError,
     ).message,
     "--token: required",
   );
@@ -209,7 +210,7 @@ Deno.test("config flags: flags override the file and are validated", () => {
   }, silentLogger);
   assertEquals(fromFlags.onboarding.ca_pins.length, 1);
   assertEquals(parseStorageUri("memory://"), { type: "memory" });
-  assertThrows(() => parseStorageUri("kubernetes-secret:///x"), ConfigError);
+  assertThrows(() => parseStorageUri("kubernetes-secret:///x"), UsageError);
 });
 
 Deno.test("config: on_renew hooks parse with a default timeout and are refused clearly", () => {

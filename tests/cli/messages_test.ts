@@ -41,9 +41,36 @@ Deno.test("messages: an OS error names the path and what was being done", async 
   }
 });
 
-Deno.test("messages: a flag's error names the flag once", async () => {
-  const r = await runTbot(["start", "--storage", "file:///", "--token", "t"]);
-  assertEquals(lines(r.stderr).filter((l) => l.includes(" ERROR ")).length, 1, r.stderr);
-  assertStringIncludes(r.stderr, 'ERROR --storage: "file:///" names no directory');
-  assert(!r.stderr.includes("--storage: --storage"), r.stderr);
+Deno.test("messages: a flag's error names the flag once, exit 2, with or without a file", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "cli-messages-" });
+  try {
+    await Deno.writeTextFile(
+      `${dir}/tbot.yaml`,
+      "version: v2\nproxy_server: 127.0.0.1:9\nonboarding:\n  join_method: bound_keypair\n" +
+        "  token: t\nstorage:\n  type: memory\n",
+    );
+    const cases: [string[], string][] = [
+      [
+        ["start", "--storage", "file:///", "--token", "t"],
+        '--storage: "file:///" names no directory',
+      ],
+      [["start", "-c", `${dir}/tbot.yaml`, "--storage", "file:///"], "--storage: "],
+      [["start", "-c", `${dir}/tbot.yaml`, "--certificate-ttl", "soon"], "--certificate-ttl: "],
+      [["start", "-c", `${dir}/tbot.yaml`, "--proxy-server", "ftp://x:1"], "--proxy-server: "],
+      [["start", "-c", `${dir}/tbot.yaml`, "--ca-pin", "x"], "--ca-pin: "],
+      [["start", "-c", `${dir}/tbot.yaml`, "--diag-addr", "x"], "--diag-addr: "],
+      [["keypair", "create", "--storage", `${dir}/k`, "--format", "xml"], "--format: "],
+      [["wait", "--diag-addr", "127.0.0.1:1", "--timeout", "x"], "--timeout: "],
+      [["install", "systemd", "-c", `${dir}/tbot.yaml`, "--name", "a b"], "--name: "],
+    ];
+    for (const [args, expected] of cases) {
+      const r = await runTbot(args);
+      assertEquals(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
+      assertEquals(lines(r.stderr).length, 1, r.stderr);
+      assert(r.stderr.startsWith(`tbot: ${expected}`), `${args.join(" ")}: ${r.stderr}`);
+      assert(!/(--[a-z-]+): \1/.test(r.stderr), r.stderr);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -6,7 +6,8 @@
  * @module
  */
 import { parseConfig } from "../../agent/config/load.ts";
-import { ConfigError, KeyboundError } from "../../errors.ts";
+import { KeyboundError } from "../../errors.ts";
+import { UsageError } from "../flags/mod.ts";
 import type { Logger } from "../../util/log.ts";
 import type { TbotFlags } from "./flags.ts";
 import type { TbotPlatform } from "./platform.ts";
@@ -23,14 +24,14 @@ export async function runInstallSystemd(
   log: Logger,
 ): Promise<number> {
   const config = f.config ?? platform.env(ENV_CONFIG_PATH);
-  if (!config) throw new ConfigError("-c/--config is required: the unit runs `tbot start -c FILE`");
+  if (!config) throw new UsageError("-c/--config is required: the unit runs `tbot start -c FILE`");
   const name = f.name ?? "tbot";
-  if (!NAME_RE.test(name)) throw new ConfigError(`--name: "${name}" is not a valid unit name`);
+  if (!NAME_RE.test(name)) throw new UsageError(`--name: "${name}" is not a valid unit name`);
   const user = f.user ?? "teleport";
   const group = f.group ?? "teleport";
-  if (!ACCOUNT_RE.test(user)) throw new ConfigError(`--user: "${user}" is not a valid user name`);
+  if (!ACCOUNT_RE.test(user)) throw new UsageError(`--user: "${user}" is not a valid user name`);
   if (!ACCOUNT_RE.test(group)) {
-    throw new ConfigError(`--group: "${group}" is not a valid group name`);
+    throw new UsageError(`--group: "${group}" is not a valid group name`);
   }
   const configPath = platform.absolutePath(config);
   // A unit pointing at a broken config would only fail later, in a restart loop.

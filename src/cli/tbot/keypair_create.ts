@@ -11,7 +11,8 @@ import { createStoredKeypair, StoredClientState } from "../../agent/client_state
 import { parseServerAddress } from "../../agent/config/schema.ts";
 import { generateStorableKeyPair, importPkcs8Pem } from "../../crypto/keys.ts";
 import { toAuthorizedKey } from "../../crypto/ssh_wire.ts";
-import { ConfigError, errorMessage, KeyboundError } from "../../errors.ts";
+import { errorMessage, KeyboundError } from "../../errors.ts";
+import { UsageError } from "../flags/mod.ts";
 import { SIGNATURE_ALGORITHM_SUITE } from "../../protocol/messages.ts";
 import { PING_PATH, PingResponse } from "../../protocol/discovery.ts";
 import { callApi } from "../../protocol/http_client.ts";
@@ -56,7 +57,7 @@ async function checkSuite(
   try {
     baseUrl = parseServerAddress(server).baseUrl;
   } catch {
-    throw new ConfigError(`--proxy-server: "${server}" must be host:port`);
+    throw new UsageError(`--proxy-server: "${server}" must be host:port`);
   }
   let suite: unknown;
   try {
@@ -126,10 +127,10 @@ export async function runKeypairCreate(
 ): Promise<number> {
   const format = f.format ?? "text";
   if (format !== "text" && format !== "json") {
-    throw new ConfigError(`--format: must be "text" or "json", not "${format}"`);
+    throw new UsageError(`--format: must be "text" or "json", not "${format}"`);
   }
   const server = f.proxyServer ?? platform.env("TELEPORT_PROXY");
-  if (!server) throw new ConfigError("--proxy-server is required");
+  if (!server) throw new UsageError("--proxy-server is required");
   await checkSuite(server, !!f.insecure, platform, log);
 
   let publicKey: string;
@@ -139,10 +140,10 @@ export async function runKeypairCreate(
     publicKey = k.publicKey;
     privateKeyB64 = toBase64(utf8(k.pem));
   } else {
-    if (!f.storage) throw new ConfigError("--storage is required (unless --static)");
+    if (!f.storage) throw new UsageError("--storage is required (unless --static)");
     const dest = parseStorageUri(f.storage);
     if (dest.type !== "directory") {
-      throw new ConfigError("--storage: a bound keypair must be kept in a persistent directory");
+      throw new UsageError("--storage: a bound keypair must be kept in a persistent directory");
     }
     const storage = platform.openDirectory(dest.path);
     await storage.init();

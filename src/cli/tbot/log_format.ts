@@ -4,11 +4,11 @@
  *
  * @module
  */
-import { ConfigError } from "../../errors.ts";
+import { UsageError } from "../flags/usage_error.ts";
 import type { LogFormat } from "../../util/log.ts";
 
 /** Parses `--log-format`; throws on anything but text or json. */
 export function logFormatOf(v: string | undefined): LogFormat {
   if (v === undefined || v === "text" || v === "json") return v ?? "text";
-  throw new ConfigError(`--log-format: must be "text" or "json", not "${v}"`);
+  throw new UsageError(`--log-format: must be "text" or "json", not "${v}"`);
 }

@@ -6,16 +6,11 @@
  * @module
  */
 import { TBOT_VERSION } from "../../agent/version.ts";
-import { ConfigError, errorMessage } from "../../errors.ts";
+import { errorMessage } from "../../errors.ts";
 import { createLogger } from "../../util/log.ts";
-import {
-  type ArgParser,
-  commandHelp,
-  parseCommandLine,
-  programHelp,
-  UsageError,
-} from "../flags/mod.ts";
+import { type ArgParser, commandHelp, parseCommandLine, programHelp } from "../flags/mod.ts";
 import { OUTPUT_MODES, type OutputMode, TBOT } from "./flags.ts";
+import { reportFailure, USAGE_PREFIX } from "./failure.ts";
 import { logFormatOf } from "./log_format.ts";
 import type { TbotPlatform } from "./platform.ts";
 import type { StartSeams } from "./start.ts";
@@ -45,7 +40,7 @@ export async function runTbot(
   try {
     line = parseCommandLine(TBOT, argv, parser);
   } catch (e) {
-    platform.stderr(`tbot: ${errorMessage(e)}`);
+    platform.stderr(USAGE_PREFIX + errorMessage(e));
     return 2;
   }
   if (line.kind === "help") {
@@ -66,18 +61,14 @@ export async function runTbot(
     const { runStart } = await import("./start.ts");
     return runStart({ ...flags, debug, mode }, platform, seams);
   }
-  let log;
+  let format;
   try {
-    log = createLogger({
-      format: logFormatOf(flags.logFormat),
-      debug,
-      component: "tbot",
-      write: platform.stderr,
-    });
+    format = logFormatOf(flags.logFormat);
   } catch (e) {
-    platform.stderr(`tbot: ${errorMessage(e)}`);
+    platform.stderr(USAGE_PREFIX + errorMessage(e));
     return 2;
   }
+  const log = createLogger({ format, debug, component: "tbot", write: platform.stderr });
   try {
     switch (command) {
       case "configure": {
@@ -105,8 +96,7 @@ export async function runTbot(
         return 0;
     }
   } catch (e) {
-    log.error(errorMessage(e));
-    return e instanceof ConfigError || e instanceof UsageError ? 2 : 1;
+    return reportFailure(e, platform, log);
   }
   return 2;
 }

@@ -34,7 +34,7 @@ import { traceFetch, traceStorage } from "../../agent/debug_trace.ts";
 import type { AgentStorage, ReleaseLock } from "../../agent/storage.ts";
 import { TBOT_VERSION } from "../../agent/version.ts";
 import { ConfigError, KeyboundError } from "../../errors.ts";
-import { UsageError } from "../flags/mod.ts";
+import { reportFailure } from "./failure.ts";
 import { flagsWithEnv } from "./output_mode.ts";
 import { formatDuration } from "../../util/duration.ts";
 import { createLogger, type LogFormat, type Logger } from "../../util/log.ts";
@@ -297,9 +297,7 @@ export async function runStart(
     log.info(config.oneshot ? "oneshot run complete" : "stopped");
     return 0;
   } catch (e) {
-    // KeyboundError messages are complete sentences already (join refusals carry code and advice).
-    log.error(e instanceof KeyboundError ? e.message : errorText(e));
-    return e instanceof UsageError ? 2 : 1;
+    return reportFailure(e, platform, log);
   } finally {
     for (const c of cleanups.reverse()) {
       try {

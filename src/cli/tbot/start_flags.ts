@@ -38,13 +38,13 @@ export function parseStorageUri(text: string): TbotConfig["storage"] {
     try {
       path = decodeURIComponent(new URL(text).pathname);
     } catch {
-      throw new ConfigError(`--storage: "${text}" is not a valid file:// URI`);
+      throw new UsageError(`--storage: "${text}" is not a valid file:// URI`);
     }
-    if (!path || path === "/") throw new ConfigError(`--storage: "${text}" names no directory`);
+    if (!path || path === "/") throw new UsageError(`--storage: "${text}" names no directory`);
     return { type: "directory", path };
   }
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(text)) {
-    throw new ConfigError(
+    throw new UsageError(
       `--storage: unsupported destination "${text}" (use a path, file:// or memory://)`,
     );
   }
@@ -53,14 +53,14 @@ export function parseStorageUri(text: string): TbotConfig["storage"] {
 
 function address(flag: string, v: string): string {
   const r = ServerAddress.safeParse(v);
-  if (!r.success) throw new ConfigError(`${flag}: must be host:port (optionally with https://)`);
+  if (!r.success) throw new UsageError(`${flag}: must be host:port (optionally with https://)`);
   return v;
 }
 
 function duration(flag: string, v: string): number {
   const r = DurationMs.safeParse(v);
   if (!r.success) {
-    throw new ConfigError(`${flag}: invalid duration "${v}" (examples: 90s, 20m, 1h)`);
+    throw new UsageError(`${flag}: invalid duration "${v}" (examples: 90s, 20m, 1h)`);
   }
   return r.data;
 }
@@ -110,9 +110,11 @@ export function applyStartFlags(
         (flags.registrationSecretPath === undefined ? u.registrationSecret : undefined),
     };
   }
+  // Logged once every value is known to be valid, so a mistake is the only line printed.
+  const warnings: string[] = [];
   const warn = (flag: string, field: string, had: unknown) => {
     if (fromFile && had !== undefined && had !== false) {
-      log.warn(`command-line flag ${flag} overrides ${field} from the config file`);
+      warnings.push(`command-line flag ${flag} overrides ${field} from the config file`);
     }
   };
   if (f.proxyServer !== undefined) {
@@ -128,13 +130,13 @@ export function applyStartFlags(
   if (f.token !== undefined || f.joinMethod !== undefined || (f.caPin?.length ?? 0) > 0) {
     warn("--token/--join-method/--ca-pin", "onboarding", fromFile ? c.onboarding : undefined);
     if (f.joinMethod !== undefined && f.joinMethod !== "bound_keypair") {
-      throw new ConfigError(
+      throw new UsageError(
         `--join-method: unsupported join method "${f.joinMethod}" (Keybound supports: bound_keypair)`,
       );
     }
     for (const pin of f.caPin ?? []) {
       if (!/^sha256:[0-9a-fA-F]{64}$/.test(pin)) {
-        throw new ConfigError(`--ca-pin: "${pin}" must be sha256: followed by 64 hex digits`);
+        throw new UsageError(`--ca-pin: "${pin}" must be sha256: followed by 64 hex digits`);
       }
     }
     c.onboarding = {
@@ -183,29 +185,32 @@ export function applyStartFlags(
   if (f.diagAddr !== undefined) {
     warn("--diag-addr", "diag_addr", c.diag_addr);
     if (!isHostPort(f.diagAddr)) {
-      throw new ConfigError(`--diag-addr: "${f.diagAddr}" must be host:port, e.g. 127.0.0.1:3000`);
+      throw new UsageError(`--diag-addr: "${f.diagAddr}" must be host:port, e.g. 127.0.0.1:3000`);
     }
     c.diag_addr = f.diagAddr;
   }
   if (f.mode !== undefined) {
     // As in Teleport, a mode's output replaces the services a file configured.
     if (fromFile && c.services.length > 0) {
-      log.warn(`tbot start ${f.mode} replaces the services of the config file with its output`);
+      warnings.push(
+        `tbot start ${f.mode} replaces the services of the config file with its output`,
+      );
     }
     c.services = [serviceFromFlags(f.mode, f)];
   }
   if (!fromFile && !c.proxy_server && !c.auth_server) {
-    throw new ConfigError(
+    throw new UsageError(
       "--proxy-server: required, or --auth-server (or TELEPORT_PROXY / TELEPORT_AUTH_SERVER)",
     );
   }
   if (!c.onboarding.token) {
-    if (!fromFile) throw new ConfigError("--token: required (or TELEPORT_BOT_TOKEN)");
+    if (!fromFile) throw new UsageError("--token: required (or TELEPORT_BOT_TOKEN)");
     throw new ConfigError(
       "onboarding.token: required (set it in the config file or pass --token)",
     );
   }
   throwProblems(checkConfig(c), fromFile ? "configuration (file and flags)" : "command-line flags");
+  for (const w of warnings) log.warn(w);
   return c;
 }
 

@@ -6,7 +6,8 @@
  * @module
  */
 import type { Clock } from "../../agent/clock.ts";
-import { ConfigError, errorMessage, KeyboundError } from "../../errors.ts";
+import { errorMessage, KeyboundError } from "../../errors.ts";
+import { UsageError } from "../flags/mod.ts";
 import { parseDuration } from "../../util/duration.ts";
 import type { TbotFlags } from "./flags.ts";
 
@@ -22,12 +23,12 @@ export async function runWait(
   clock: Clock,
   fetchFn: typeof fetch = fetch,
 ): Promise<void> {
-  if (!f.diagAddr) throw new ConfigError("--diag-addr is required");
+  if (!f.diagAddr) throw new UsageError("--diag-addr is required");
   let timeoutMs: number;
   try {
     timeoutMs = parseDuration(f.timeout ?? "1m");
   } catch {
-    throw new ConfigError(`--timeout: invalid duration "${f.timeout}" (examples: 30s, 2m)`);
+    throw new UsageError(`--timeout: invalid duration "${f.timeout}" (examples: 30s, 2m)`);
   }
   const path = f.service ? `/readyz/${encodeURIComponent(f.service)}` : "/readyz";
   const url = `http://${f.diagAddr}${path}`;
