@@ -103,7 +103,8 @@ Deno.test("install systemd: name, user, group and pid file flags; a missing -c i
   const badConfig = `${dir}/bad.yaml`;
   await Deno.writeTextFile(badConfig, "version: v2\nnope: 1\n");
   const bad = await runTbot(["install", "systemd", "-c", badConfig]);
-  assertEquals(bad.code, 2);
+  // A config file's mistake is not a usage error: exit 1, as `tbot start -c` gives.
+  assertEquals(bad.code, 1);
   assertStringIncludes(bad.stderr, `${badConfig}:2`);
 });
 
