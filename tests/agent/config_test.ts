@@ -263,3 +263,49 @@ Deno.test("config: destination readers parse; the storage directory is never sha
     "readers",
   );
 });
+
+Deno.test("config: join_uri fills address, token and secret; a field it fills is refused beside it", () => {
+  const base = "version: v2\nstorage:\n  type: memory\n";
+  const uri = "tbot+proxy+bound-keypair://tok:s%40c@h.example:443";
+  const c = parseConfig(`${base}join_uri: ${uri}\n`);
+  assertEquals(c.proxy_server, "h.example:443");
+  assertEquals(c.auth_server, undefined);
+  assertEquals(c.onboarding.token, "tok");
+  assertEquals(c.onboarding.bound_keypair.registration_secret, "s@c");
+  assertEquals(c.join_uri, uri);
+  // Without its secret, beside the secret's file and the pins.
+  const pin = "sha256:" + "a".repeat(64);
+  const d = parseConfig(
+    `${base}join_uri: tbot+auth+bound-keypair://tok@h:1\nonboarding:\n  bound_keypair:\n` +
+      `    registration_secret_path: /s\n  ca_pins: ["${pin}"]\n`,
+  );
+  assertEquals(d.auth_server, "h:1");
+  assertEquals(d.onboarding.bound_keypair, { registration_secret_path: "/s" });
+  assertEquals(d.onboarding.ca_pins, [pin]);
+  const cases: [string, string][] = [
+    [`join_uri: ${uri}\nproxy_server: h:2\n`, ":5: proxy_server: not together with join_uri"],
+    [`join_uri: ${uri}\nauth_server: h:2\n`, ":5: auth_server: not together with join_uri"],
+    [
+      `join_uri: ${uri}\nonboarding:\n  token: x\n`,
+      ":6: onboarding.token: not together with join_uri",
+    ],
+    [
+      `join_uri: ${uri}\nonboarding:\n  bound_keypair:\n    registration_secret_path: /s\n`,
+      ":7: onboarding.bound_keypair.registration_secret_path: not together with a join_uri",
+    ],
+    [`join_uri: ${uri}\nonboarding:\n  join_method: token\n`, ":6: onboarding.join_method:"],
+    ["join_uri: tbot+proxy+bound-keypair://tok:s@h\n", ":4: join_uri: the address needs a port"],
+    ["join_uri: 3\n", ":4: join_uri: must be tbot+proxy+bound-keypair://"],
+  ];
+  for (const [text, expected] of cases) {
+    const e = configError(base + text);
+    assertStringIncludes(e.message, expected);
+    assert(!e.message.includes("s%40c"), "the URI is never echoed");
+  }
+  // --join-uri over a file's join_uri; --ca-pin alone keeps the file's join_uri token.
+  const flagged = applyStartFlags(c, true, { caPin: [pin] }, silentLogger);
+  assertEquals(flagged.onboarding.token, "tok");
+  assertEquals(flagged.join_uri, uri);
+  const moved = applyStartFlags(c, true, { proxyServer: "other:1" }, silentLogger);
+  assertEquals(moved.join_uri, undefined, "no longer describes the config");
+});

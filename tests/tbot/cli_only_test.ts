@@ -219,9 +219,26 @@ Deno.test("cli-only: --join-uri (or TBOT_JOIN_URI) carries address, token and se
   const base = ["--destination", `${s.dir}/out`, "--storage", `${s.dir}/bot`];
   const printed = await runTbot(["configure", "identity", ...base, "--join-uri", uri]);
   assertEquals(printed.code, 0, printed.stderr);
-  assertStringIncludes(printed.stdout, `auth_server: ${s.served.address}`);
-  assertStringIncludes(printed.stdout, "token: by-uri");
-  assertStringIncludes(printed.stdout, `registration_secret: ${secret}`);
+  // configure keeps the URI as one field; the address, token and secret are not repeated.
+  assertStringIncludes(printed.stdout, `join_uri: ${uri}\n`);
+  for (const field of ["auth_server", "proxy_server", "token:", "registration_secret"]) {
+    assert(!printed.stdout.includes(field), `${field} in\n${printed.stdout}`);
+  }
+  // With the secret from a file, the URI is written without it and the file is named.
+  await Deno.writeTextFile(`${s.dir}/secret`, secret);
+  const viaPath = await runTbot([
+    "configure",
+    "identity",
+    ...base,
+    "--join-uri",
+    uri,
+    "--registration-secret-path",
+    `${s.dir}/secret`,
+  ]);
+  assertEquals(viaPath.code, 0, viaPath.stderr);
+  assertStringIncludes(viaPath.stdout, `join_uri: tbot+auth+bound-keypair://by-uri@`);
+  assertStringIncludes(viaPath.stdout, `registration_secret_path: ${s.dir}/secret`);
+  assert(!viaPath.stdout.includes(secret), viaPath.stdout);
 
   // From the environment, the secret stays off the command line.
   const r = await runTbot(
@@ -244,4 +261,59 @@ Deno.test("cli-only: --join-uri (or TBOT_JOIN_URI) carries address, token and se
     assertStringIncludes(b.stderr, `--join-uri: ${why}`);
     assert(!b.stderr.includes(secret), "the URI is never echoed");
   }
+});
+
+Deno.test("cli-only: join_uri in tbot.yaml, the secret from a file or the environment", async () => {
+  await using s = await setup();
+  const pins = `  ca_pins: ["${s.cluster.pin}"]\n`;
+  const yaml = (uri: string, onboarding: string) =>
+    `version: v2\njoin_uri: ${uri}\nonboarding:\n${onboarding}storage:\n  type: directory\n` +
+    `  path: ${s.dir}/bot-${crypto.randomUUID()}\noneshot: true\nservices:\n  - type: identity\n` +
+    `    destination:\n      type: directory\n      path: ${s.dir}/out-${crypto.randomUUID()}\n`;
+  const uriOf = (token: string, secret?: string) =>
+    `tbot+auth+bound-keypair://${token}${
+      secret ? `:${encodeURIComponent(secret)}` : ""
+    }@${s.served.address}`;
+
+  // 1. The URI without its secret; the secret in registration_secret_path.
+  const a = await s.token("yaml-path");
+  await Deno.writeTextFile(`${s.dir}/a.secret`, a);
+  await Deno.writeTextFile(
+    `${s.dir}/a.yaml`,
+    yaml(
+      uriOf("yaml-path"),
+      `  bound_keypair:\n    registration_secret_path: ${s.dir}/a.secret\n${pins}`,
+    ),
+  );
+  const ra = await runTbot(["start", "-c", `${s.dir}/a.yaml`]);
+  assertEquals(ra.code, 0, ra.stderr);
+  // 2. The URI without its secret; the secret in TBOT_REGISTRATION_SECRET.
+  const b = await s.token("yaml-env");
+  await Deno.writeTextFile(`${s.dir}/b.yaml`, yaml(uriOf("yaml-env"), pins));
+  const rb = await runTbot(["start", "-c", `${s.dir}/b.yaml`], { TBOT_REGISTRATION_SECRET: b });
+  assertEquals(rb.code, 0, rb.stderr);
+  // 3. The whole URI, secret included, in the (0600) file.
+  const c = await s.token("yaml-inline");
+  await Deno.writeTextFile(`${s.dir}/c.yaml`, yaml(uriOf("yaml-inline", c), pins));
+  const rc = await runTbot(["start", "-c", `${s.dir}/c.yaml`]);
+  assertEquals(rc.code, 0, rc.stderr);
+  for (const [r, secret] of [[ra, a], [rb, b], [rc, c]] as const) {
+    assert(!r.stderr.includes(secret), "the secret is never logged");
+  }
+  const tokens = (await s.cluster.instances("example"))
+    .map((i) => i.status.initial_authentication?.join_token).sort();
+  assertEquals(tokens, ["yaml-env", "yaml-inline", "yaml-path"]);
+
+  // A field the URI fills may not be set beside it; the error names the field and line, not the URI.
+  await Deno.writeTextFile(
+    `${s.dir}/bad.yaml`,
+    yaml(uriOf("t", c), `  token: other\n${pins}`),
+  );
+  const bad = await runTbot(["start", "-c", `${s.dir}/bad.yaml`]);
+  assertEquals(bad.code, 1, bad.stderr);
+  assertStringIncludes(
+    bad.stderr,
+    `${s.dir}/bad.yaml:4: onboarding.token: not together with join_uri`,
+  );
+  assert(!bad.stderr.includes(c), "the URI is never echoed");
 });

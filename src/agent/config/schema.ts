@@ -12,6 +12,7 @@ import { isHostPort, isLoopbackHost, parseServerAddress } from "../../util/host_
 // The address parser lives in util (tctl and the auth service use it too).
 export { parseServerAddress, type ServerAddressParts } from "../../util/host_port.ts";
 import { HostPrincipal } from "../../protocol/workload_messages.ts";
+import { JOIN_URI_SHAPE, parseJoinUri } from "./join_uri.ts";
 
 /** Teleport's default bot certificate lifetime. */
 export const DEFAULT_CREDENTIAL_TTL = "1h";
@@ -275,7 +276,7 @@ export const OnboardingConfig = z.strictObject({
 export type OnboardingConfig = z.infer<typeof OnboardingConfig>;
 
 /** The whole file, before cross-field checks (see {@linkcode checkConfig}). */
-export const TbotConfigSchema = z.strictObject({
+const TbotFileSchema = z.strictObject({
   version: z.literal("v2", {
     error:
       'unsupported config version (Keybound reads "v2"; run Teleport\'s `tbot migrate` for v1)',
@@ -296,7 +297,70 @@ export const TbotConfigSchema = z.strictObject({
   diag_addr: z.string().refine(isHostPort, {
     message: "must be host:port, e.g. 127.0.0.1:3000",
   }).optional(),
+  /** Kept as written (for `tbot configure`); its parts are already in the fields above. */
+  join_uri: z.string().optional(),
 });
+
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && !Array.isArray(v);
+
+/**
+ * `join_uri` stands for the address, `onboarding.join_method`,
+ * `onboarding.token` and, when it carries one, the registration secret: they
+ * are filled in before validation, so every rule of those fields applies. A
+ * field it fills may not be set beside it (which one would win is a guess).
+ */
+function expandJoinUri(raw: unknown, ctx: z.RefinementCtx): unknown {
+  if (!isObject(raw) || raw.join_uri === undefined) return raw;
+  const fail = (path: (string | number)[], message: string) => {
+    ctx.addIssue({ code: "custom", path, message, input: undefined });
+    return raw;
+  };
+  if (typeof raw.join_uri !== "string") return fail(["join_uri"], `must be ${JOIN_URI_SHAPE}`);
+  let u;
+  try {
+    u = parseJoinUri(raw.join_uri);
+  } catch (e) {
+    return fail(["join_uri"], (e as Error).message);
+  }
+  for (const field of ["proxy_server", "auth_server"]) {
+    if (raw[field] !== undefined) {
+      return fail([field], "not together with join_uri, which names the address");
+    }
+  }
+  const onboarding = raw.onboarding ?? {};
+  if (!isObject(onboarding)) return raw;
+  if (onboarding.token !== undefined) {
+    return fail(["onboarding", "token"], "not together with join_uri, which names the token");
+  }
+  const bk = onboarding.bound_keypair ?? {};
+  if (!isObject(bk)) return raw;
+  if (u.registrationSecret !== undefined) {
+    for (const field of ["registration_secret", "registration_secret_path"]) {
+      if (bk[field] !== undefined) {
+        return fail(
+          ["onboarding", "bound_keypair", field],
+          "not together with a join_uri that carries the registration secret",
+        );
+      }
+    }
+  }
+  return {
+    ...raw,
+    [u.addressField]: u.address,
+    onboarding: {
+      join_method: "bound_keypair",
+      ...onboarding,
+      token: u.token,
+      bound_keypair: u.registrationSecret === undefined
+        ? bk
+        : { ...bk, registration_secret: u.registrationSecret },
+    },
+  };
+}
+
+/** The whole file, with `join_uri` expanded. */
+export const TbotConfigSchema = z.preprocess(expandJoinUri, TbotFileSchema);
 
 /** The configuration the agent runs with. */
 export interface TbotConfig {
@@ -324,6 +388,8 @@ export interface TbotConfig {
   oneshot: boolean;
   /** `host:port` of the diagnostics listener. */
   diag_addr?: string;
+  /** The joining URI the address, token and maybe the secret came from, as written. */
+  join_uri?: string;
 }
 
 /** One cross-field problem, with the config path it belongs to. */

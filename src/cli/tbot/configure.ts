@@ -6,6 +6,7 @@
  * @module
  */
 import { stringify } from "yaml";
+import { joinUriWithoutSecret, parseJoinUri } from "../../agent/config/join_uri.ts";
 import type { ServiceConfig, TbotConfig } from "../../agent/config/schema.ts";
 import { formatDuration } from "../../util/duration.ts";
 import type { Logger } from "../../util/log.ts";
@@ -41,20 +42,28 @@ function serviceYaml(s: ServiceConfig): Record<string, unknown> {
  * ```
  */
 export function configYaml(c: TbotConfig): string {
-  const bk = Object.fromEntries(
+  const uri = c.join_uri === undefined ? undefined : parseJoinUri(c.join_uri);
+  const bk: Record<string, unknown> = Object.fromEntries(
     Object.entries(c.onboarding.bound_keypair).filter(([, v]) => v !== undefined),
   );
+  // The URI keeps its secret only if that is the secret in use; else the secret's own field says.
+  let joinUri = c.join_uri;
+  if (uri?.registrationSecret !== undefined) {
+    if (bk.registration_secret === uri.registrationSecret) delete bk.registration_secret;
+    else joinUri = joinUriWithoutSecret(c.join_uri!);
+  }
+  const onboarding = {
+    ...(uri ? {} : { join_method: c.onboarding.join_method, token: c.onboarding.token }),
+    ...(Object.keys(bk).length > 0 ? { bound_keypair: bk } : {}),
+    ...(c.onboarding.ca_pins.length > 0 ? { ca_pins: c.onboarding.ca_pins } : {}),
+    ...(c.onboarding.ca_path ? { ca_path: c.onboarding.ca_path } : {}),
+  };
   const doc = {
     version: c.version,
-    ...(c.proxy_server ? { proxy_server: c.proxy_server } : {}),
-    ...(c.auth_server ? { auth_server: c.auth_server } : {}),
-    onboarding: {
-      join_method: c.onboarding.join_method,
-      token: c.onboarding.token,
-      ...(Object.keys(bk).length > 0 ? { bound_keypair: bk } : {}),
-      ...(c.onboarding.ca_pins.length > 0 ? { ca_pins: c.onboarding.ca_pins } : {}),
-      ...(c.onboarding.ca_path ? { ca_path: c.onboarding.ca_path } : {}),
-    },
+    ...(joinUri ? { join_uri: joinUri } : {}),
+    ...(c.proxy_server && !uri ? { proxy_server: c.proxy_server } : {}),
+    ...(c.auth_server && !uri ? { auth_server: c.auth_server } : {}),
+    ...(Object.keys(onboarding).length > 0 ? { onboarding } : {}),
     storage: c.storage,
     credential_ttl: formatDuration(c.credential_ttl),
     renewal_interval: formatDuration(c.renewal_interval),

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { type JoinUri, parseJoinUri } from "../../agent/config/join_uri.ts";
 import { throwProblems } from "../../agent/config/load.ts";
 import {
   checkConfig,
@@ -16,12 +17,11 @@ import {
   type TbotConfig,
 } from "../../agent/config/schema.ts";
 import { ConfigError } from "../../errors.ts";
-import { UsageError } from "../flags/mod.ts";
+import { flagValue, UsageError } from "../flags/mod.ts";
 import { parseDuration } from "../../util/duration.ts";
 import { isHostPort } from "../../util/host_port.ts";
 import type { Logger } from "../../util/log.ts";
 import type { OutputMode, TbotFlags } from "./flags.ts";
-import { parseJoinUri } from "./join_uri.ts";
 import { serviceFromFlags } from "./output_mode.ts";
 
 /**
@@ -95,7 +95,7 @@ export function applyStartFlags(
   // A joining URI stands for the flags it bundles; a flag given as well wins.
   let f = flags;
   if (flags.joinUri !== undefined) {
-    const u = parseJoinUri(flags.joinUri);
+    const u = flagValue("--join-uri", () => parseJoinUri(flags.joinUri!));
     const address = flags.proxyServer !== undefined || flags.authServer !== undefined
       ? {}
       : u.addressField === "proxy_server"
@@ -139,10 +139,13 @@ export function applyStartFlags(
         throw new UsageError(`--ca-pin: "${pin}" must be sha256: followed by 64 hex digits`);
       }
     }
+    // The file's join_uri is not part of the block: its token (and secret) stay unless replaced.
+    const fileUri = c.join_uri === undefined ? undefined : parseJoinUri(c.join_uri);
+    const uriSecret = f.token === undefined ? fileUri?.registrationSecret : undefined;
     c.onboarding = {
       join_method: "bound_keypair",
-      token: f.token ?? "",
-      bound_keypair: {},
+      token: f.token ?? fileUri?.token ?? "",
+      bound_keypair: uriSecret === undefined ? {} : { registration_secret: uriSecret },
       ca_pins: f.caPin ?? [],
     };
   }
@@ -210,8 +213,15 @@ export function applyStartFlags(
     );
   }
   throwProblems(checkConfig(c), fromFile ? "configuration (file and flags)" : "command-line flags");
+  // join_uri is kept only while it still says where the address and token came from.
+  c.join_uri = flags.joinUri ?? c.join_uri;
+  if (c.join_uri !== undefined && !describes(parseJoinUri(c.join_uri), c)) delete c.join_uri;
   for (const w of warnings) log.warn(w);
   return c;
+}
+
+function describes(u: JoinUri, c: TbotConfig): boolean {
+  return c[u.addressField] === u.address && c.onboarding.token === u.token;
 }
 
 /**

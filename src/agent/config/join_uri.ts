@@ -2,11 +2,12 @@
  * Teleport's joining URI, one string for the address, join method, token and
  * (bound keypair) registration secret:
  * `tbot+proxy+bound-keypair://TOKEN[:SECRET]@host:port` (`auth` in place of
- * `proxy` for an auth service address).
+ * `proxy` for an auth service address). Read from `join_uri:` in tbot.yaml,
+ * `--join-uri` or `TBOT_JOIN_URI`.
  *
  * @module
  */
-import { UsageError } from "../flags/mod.ts";
+import { ConfigError } from "../../errors.ts";
 
 /** A joining URI, parsed. */
 export interface JoinUri {
@@ -20,9 +21,15 @@ export interface JoinUri {
   registrationSecret?: string;
 }
 
+/** The shape, for error messages. */
+export const JOIN_URI_SHAPE = "tbot+proxy+bound-keypair://TOKEN[:SECRET]@host:port";
+
+const JOIN_URI = /^tbot\+(proxy|auth)\+([a-z0-9-]+):\/\/([^@/]*)@([^/?#]+)\/?$/;
+
 /**
- * Parses `--join-uri`. Throws {@linkcode UsageError} naming the flag and never
- * echoing the URI (it may hold the registration secret).
+ * Parses a joining URI. Throws {@linkcode ConfigError} saying what is wrong,
+ * never echoing the URI (it may hold the registration secret); the caller
+ * names where it came from.
  *
  * @example
  * ```ts
@@ -31,11 +38,8 @@ export interface JoinUri {
  * ```
  */
 export function parseJoinUri(text: string): JoinUri {
-  const bad = (why: string) =>
-    new UsageError(
-      `--join-uri: ${why} (expected tbot+proxy+bound-keypair://TOKEN[:SECRET]@host:port)`,
-    );
-  const m = /^tbot\+(proxy|auth)\+([a-z0-9-]+):\/\/([^@/]*)@([^/?#]+)\/?$/.exec(text);
+  const bad = (why: string) => new ConfigError(`${why} (expected ${JOIN_URI_SHAPE})`);
+  const m = JOIN_URI.exec(text);
   if (!m) throw bad("not a joining URI");
   const [, kind, method, userinfo, hostPort] = m;
   if (method !== "bound-keypair") {
@@ -58,4 +62,19 @@ export function parseJoinUri(text: string): JoinUri {
     token,
     ...(secret ? { registrationSecret: secret } : {}),
   };
+}
+
+/**
+ * The URI without its registration secret (what `tbot configure` writes when
+ * the secret comes from elsewhere). `text` must parse.
+ *
+ * @example
+ * ```ts
+ * import { joinUriWithoutSecret } from "./join_uri.ts";
+ * joinUriWithoutSecret("tbot+auth+bound-keypair://t:s@h:1"); // "tbot+auth+bound-keypair://t@h:1"
+ * ```
+ */
+export function joinUriWithoutSecret(text: string): string {
+  const [, kind, method, userinfo, hostPort] = JOIN_URI.exec(text)!;
+  return `tbot+${kind}+${method}://${userinfo.split(":")[0]}@${hostPort}`;
 }
