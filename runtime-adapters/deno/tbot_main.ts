@@ -5,7 +5,6 @@
  *
  * @module
  */
-import { classifyingTlsFailures } from "./fetch_errors.ts";
 import { fileURLToPath } from "node:url";
 import { basename, resolve } from "node:path";
 import { runTbot } from "../../src/cli/tbot/main.ts";
@@ -102,7 +101,7 @@ export const denoPlatform: TbotPlatform = {
   createFetch: async (baseUrl, trust) => {
     // Loaded on first use: the certificate parser it needs is the heaviest import.
     const { createTrustedFetch } = await import("./trust.ts");
-    return classifyingTlsFailures(await createTrustedFetch(baseUrl, trust, readTextFile));
+    return await createTrustedFetch(baseUrl, trust, readTextFile);
   },
   serve: (addr, handler) => {
     const hp = parseHostPort(addr, "diag_addr");

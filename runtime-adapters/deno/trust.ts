@@ -15,10 +15,14 @@ import {
   checkCaFile,
   type FirstContactResult,
   HOST_CA_PATH,
+  HostTrust,
   parseHttpResponse,
-  pinnedHostCa,
+  pinnedHostCas,
+  readHostCas,
 } from "../../src/agent/trust/mod.ts";
-import type { TrustSettings } from "../../src/cli/tbot/platform.ts";
+import type { AuthTransport, TrustSettings } from "../../src/cli/tbot/platform.ts";
+import { classifyingTlsFailures } from "./fetch_errors.ts";
+import { silentLogger } from "../../src/util/log.ts";
 import { KeyboundError } from "../../src/errors.ts";
 import { concatBytes } from "../../src/util/encoding.ts";
 
@@ -95,29 +99,52 @@ export async function fetchUnverified(baseUrl: string): Promise<FirstContactResu
   });
 }
 
-/** Builds the fetch for `baseUrl` under `trust`. */
+/**
+ * Builds the transport to `baseUrl` under `trust`; a certificate that does
+ * not verify fails with `TLS_UNTRUSTED`. With storage, the transport follows
+ * the host CAs saved there (src/agent/trust/host_trust.ts).
+ */
 export async function createTrustedFetch(
   baseUrl: string,
   trust: TrustSettings,
   readTextFile: (path: string) => Promise<string>,
-): Promise<typeof fetch> {
+): Promise<AuthTransport> {
+  const fixed = (f: typeof fetch): AuthTransport => ({
+    fetch: classifyingTlsFailures(f),
+    followHostCas: () => {},
+  });
   switch (trust.mode) {
-    case "system":
     case "plain_http":
-      return fetch;
+      return fixed(fetch);
     case "insecure": {
       // node:https, only in this mode (see fetchUnverified).
       const { createTctlFetch } = await import("./tctl_transport.ts");
-      return createTctlFetch({ baseUrl, hostCaPems: [], insecure: true });
+      return fixed(createTctlFetch({ baseUrl, hostCaPems: [], insecure: true }));
     }
-    case "ca_path": {
-      const pem = await readTextFile(trust.path);
-      checkCaFile(pem, trust.path);
-      return fetchTrusting([pem]);
+    case "system":
+    case "ca_path":
+    case "pins": {
+      let configured: string[] = [];
+      if (trust.mode === "ca_path") {
+        const pem = await readTextFile(trust.path);
+        checkCaFile(pem, trust.path);
+        configured = [pem];
+      }
+      if (!trust.storage) return fixed(configured.length ? fetchTrusting(configured) : fetch);
+      const saved = trust.mode === "pins"
+        ? await pinnedHostCas(baseUrl, trust.pins, trust.storage, fetchUnverified)
+        : await readHostCas(trust.storage);
+      const hostTrust = new HostTrust({
+        baseUrl,
+        storage: trust.storage,
+        configured,
+        saved,
+        fetchTrusting: (pems) => classifyingTlsFailures(pems.length ? fetchTrusting(pems) : fetch),
+        firstContact: fetchUnverified,
+        now: () => new Date(),
+        log: trust.log ?? silentLogger,
+      });
+      return { fetch: hostTrust.fetch, followHostCas: (pems) => hostTrust.update(pems) };
     }
-    case "pins":
-      return fetchTrusting([
-        await pinnedHostCa(baseUrl, trust.pins, trust.storage, fetchUnverified),
-      ]);
   }
 }

@@ -34,6 +34,7 @@ import {
 } from "./pending_join.ts";
 import { type AgentStorage, STORAGE_FILES } from "./storage.ts";
 import { generateStoredKeyPair, type StoredKeyPair } from "./stored_keys.ts";
+import { trustBundleFiles } from "./trust/host_trust.ts";
 
 export type { BoundJoin, BoundResume };
 
@@ -66,6 +67,12 @@ export interface IdentityServiceOptions {
   log: Logger;
   /** Metrics, for the expiry gauge. */
   metrics?: TbotMetrics;
+  /**
+   * Told the host CAs of each stored trust bundle (after they are written to
+   * `host_ca.pem`), so the connection to the auth service trusts them from
+   * the next request on (trust/host_trust.ts).
+   */
+  onHostCas?: (pems: string[]) => void;
 }
 
 /**
@@ -92,6 +99,8 @@ const RESUME_IMPOSSIBLE: ReadonlySet<string> = new Set(["RESUME_NOT_FOUND", "SES
 export class IdentityService {
   #o: IdentityServiceOptions;
   #identity: BotIdentity | null;
+  /** The identity whose certificate the server refused with `CA_KEY_DROPPED`. */
+  #dropped: BotIdentity | null = null;
 
   /**
    * Starts from the identity found in storage.
@@ -117,7 +126,8 @@ export class IdentityService {
 
   /** True if the current identity is within its validity. */
   hasValidIdentity(): boolean {
-    return this.#identity !== null && identityIsValid(this.#identity, this.#o.clock.now());
+    return this.#identity !== null && this.#identity !== this.#dropped &&
+      identityIsValid(this.#identity, this.#o.clock.now());
   }
 
   /**
@@ -135,15 +145,34 @@ export class IdentityService {
     try {
       return await this.#join(refresh);
     } catch (e) {
-      // The certificate expired between `begin` and a signed `continue`.
-      if (!refresh || this.hasValidIdentity() || !isKeyboundError(e)) throw e;
-      if (e.code !== "UNAUTHENTICATED") throw e;
-      this.#o.log.warn(
-        "the certificate expired during the refresh; joining with the bound key as a recovery",
-        { error: e.message },
-      );
+      if (!refresh || !isKeyboundError(e)) throw e;
+      if (e.code === "CA_KEY_DROPPED") {
+        this.dropCertificate(e.message);
+      } else if (e.code === "UNAUTHENTICATED" && !this.hasValidIdentity()) {
+        // The certificate expired between `begin` and a signed `continue`.
+        this.#o.log.warn(
+          "the certificate expired during the refresh; joining with the bound key as a recovery",
+          { error: e.message },
+        );
+      } else throw e;
       return await this.#resumePending() ?? await this.#join(false);
     }
+  }
+
+  /**
+   * Stops using the current certificate because the server answered
+   * `CA_KEY_DROPPED`: a completed CA rotation dropped the key that issued it
+   * (the bot missed the rotation). The next renewal joins with the bound key
+   * as a recovery, even if the certificate is still within its validity.
+   */
+  dropCertificate(reason: string): void {
+    if (this.#dropped === this.#identity) return;
+    this.#dropped = this.#identity;
+    this.#o.log.warn(
+      "the bot's certificate was issued by a CA key that a completed CA rotation dropped; " +
+        "discarding it and joining with the bound key as a recovery (this consumes one recovery)",
+      { error: reason, expires: this.#identity?.notAfter.toISOString() },
+    );
   }
 
   /** Resumes a stored pending join; null when there is none or the server has nothing to resume. */
@@ -196,7 +225,7 @@ export class IdentityService {
     if (!refresh && !state.isStatic && !state.activeKey && !o.registrationSecret) {
       throw new KeyboundError("CONFIG_INVALID", NO_LOCAL_CREDENTIALS);
     }
-    if (current && !refresh) {
+    if (current && !refresh && current !== this.#dropped) {
       o.log.warn(
         "the bot's certificates are expired or not yet valid; joining with the bound key as a recovery",
         {
@@ -266,12 +295,15 @@ export class IdentityService {
       result.bound_keypair.public_key,
       result.bound_keypair.join_state,
     );
+    const bundle = result.trust_bundle;
     await writeFilesTogether(o.storage, {
       ...prepared.files,
       ...(await identityStorageFiles(identity, o.tokenName)),
+      ...(bundle ? trustBundleFiles(bundle) : {}),
       [STORAGE_FILES.pendingJoin]: null,
     });
     prepared.commit();
+    if (bundle) o.onHostCas?.(bundle.host.tls_ca_certs);
     this.#identity = identity;
     o.metrics?.identityExpiry.set({}, identity.notAfter.getTime() / 1000);
     return identity;

@@ -69,8 +69,16 @@ export const STORAGE_FILES = {
   tokenHash: "tokenhash",
   /** A join whose answer may be lost, kept until its result is stored (see pending_join.ts). */
   pendingJoin: "pending_join.json",
-  /** Host CA certificate learned by pinning (Keybound addition, see docs/tbot.md). */
+  /**
+   * Host CA certificates the bot verifies the auth service with: learned by
+   * pinning, then moved by each join's trust bundle (Keybound addition, see
+   * docs/tbot.md and trust/host_trust.ts).
+   */
   hostCa: "host_ca.pem",
+  /** The `onboarding.ca_pins` the saved host CAs descend from, one per line. */
+  hostCaPins: "host_ca_pins",
+  /** The last trust bundle received (docs/protocol.md §10), JSON. */
+  trustBundle: "trust_bundle.json",
   /** The lock file (directory storage only). */
   lock: "lock",
 } as const;

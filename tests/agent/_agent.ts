@@ -11,7 +11,7 @@ import { IdentityService } from "../../src/agent/identity_service.ts";
 import { joinTransport } from "../../src/agent/join_client.ts";
 import { replayJournal } from "../../src/agent/journal.ts";
 import type { AgentStorage } from "../../src/agent/storage.ts";
-import { silentLogger } from "../../src/util/log.ts";
+import { createLogger, silentLogger } from "../../src/util/log.ts";
 import type { Cluster } from "./_cluster.ts";
 
 /** An agent and what it was built from. */
@@ -48,6 +48,8 @@ export interface AgentOptions {
   baseUrl?: string;
   /** The fetch that reaches `baseUrl`. */
   fetch?: typeof fetch;
+  /** Where the agent's log lines go (default: nowhere). */
+  log?: { write(line: string): void };
 }
 
 /** Opens an agent on `storage` as a (re)started tbot would. */
@@ -80,7 +82,7 @@ export async function openAgent(
     registrationSecret: o.secret,
     ...joinTransport(o.baseUrl ?? "https://auth.test", spy),
     clock,
-    log: silentLogger,
+    log: o.log ? createLogger({ component: "tbot", write: o.log.write }) : silentLogger,
   }, await loadIdentity(storage, token, silentLogger));
   return { service, state, storage, requests };
 }

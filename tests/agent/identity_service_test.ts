@@ -256,3 +256,37 @@ Deno.test("a changed token name discards the stored identity", async () => {
   const agent = await openAgent(cluster, storage, { token: "other" });
   assertEquals(agent.service.identity, null);
 });
+
+Deno.test("CA_KEY_DROPPED on a refresh: the still-valid certificate is discarded, one recovery", async () => {
+  const { cluster, storage } = await joinedCluster(2);
+  let refused = 0;
+  const lines: string[] = [];
+  // The server's answer to a certificate whose CA key a completed rotation dropped
+  // (tests/rotation/agent_*_test.ts gets it from a real rotation).
+  const dropping = ((input: string | URL | Request, init?: RequestInit) => {
+    const body = typeof init?.body === "string" ? JSON.parse(init.body) : {};
+    if (body.certificate && refused++ === 0) {
+      return Promise.resolve(Response.json(
+        new KeyboundError("CA_KEY_DROPPED", "the certificate's CA key was dropped").toJSON(),
+        { status: 401 },
+      ));
+    }
+    return cluster.fetch(input, init);
+  }) as typeof fetch;
+  const agent = await openAgent(cluster, storage, {
+    fetch: dropping,
+    log: { write: (l) => lines.push(l) },
+  });
+  const old = agent.service.identity!;
+  assert(agent.service.hasValidIdentity(), "the certificate is within its TTL");
+  const id = await agent.service.renew();
+  assertEquals(refused, 1, "one refused refresh, then a join without the certificate");
+  assertNotEquals(id.botInstanceId, old.botInstanceId);
+  assertEquals((await status(cluster)).recovery_count, 2, "one recovery consumed");
+  const warn = lines.find((l) => l.includes("CA rotation dropped"));
+  assert(warn?.includes("consumes one recovery"), `a plain warning: ${lines.join("\n")}`);
+  // And the next renewal is an ordinary refresh of the new instance.
+  const next = await agent.service.renew();
+  assertEquals(next.botInstanceId, id.botInstanceId);
+  assertEquals((await status(cluster)).recovery_count, 2);
+});

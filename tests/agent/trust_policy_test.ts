@@ -8,7 +8,7 @@
  */
 import { MemoryStorage } from "../../src/agent/memory_storage.ts";
 import { readText, STORAGE_FILES } from "../../src/agent/storage.ts";
-import { type FirstContact, pinnedHostCa } from "../../src/agent/trust/mod.ts";
+import { type FirstContact, pinnedHostCas } from "../../src/agent/trust/mod.ts";
 import { KeyboundError } from "../../src/errors.ts";
 import { certificatesFromPem } from "../../src/pki/mod.ts";
 import { issueServerCertificate } from "../../src/server/mod.ts";
@@ -32,14 +32,14 @@ Deno.test("trust policy: learned once through the first contact, then read from 
   };
   const storage = new MemoryStorage();
   const url = "https://127.0.0.1:3025";
-  assertEquals(await pinnedHostCa(url, [cluster.pin], storage, contact), cluster.hostCaPem);
+  assertEquals(await pinnedHostCas(url, [cluster.pin], storage, contact), [cluster.hostCaPem]);
   assertEquals(await readText(storage, STORAGE_FILES.hostCa), cluster.hostCaPem);
-  assertEquals(await pinnedHostCa(url, [cluster.pin], storage, contact), cluster.hostCaPem);
+  assertEquals(await pinnedHostCas(url, [cluster.pin], storage, contact), [cluster.hostCaPem]);
   assertEquals(contacts, 1, "the saved CA is used without a second unverified contact");
 
   const other = await newCluster("other.example.com");
   await assertRejects(
-    () => pinnedHostCa(url, [other.pin], storage, contact),
+    () => pinnedHostCas(url, [other.pin], storage, contact),
     KeyboundError,
     "matches none of onboarding.ca_pins",
   );
@@ -56,7 +56,8 @@ Deno.test("trust policy: an answer that is not a host CA list is refused", async
     const contact: FirstContact = () =>
       Promise.resolve({ leafDer: new Uint8Array(), status, body });
     const e = await assertRejects(
-      () => pinnedHostCa("https://a:1", ["sha256:" + "0".repeat(64)], new MemoryStorage(), contact),
+      () =>
+        pinnedHostCas("https://a:1", ["sha256:" + "0".repeat(64)], new MemoryStorage(), contact),
       KeyboundError,
       message,
     );

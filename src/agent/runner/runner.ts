@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { KeyboundError } from "../../errors.ts";
+import { isKeyboundError, KeyboundError } from "../../errors.ts";
 import type { Logger } from "../../util/log.ts";
 import { type Clock, systemClock } from "../clock.ts";
 import { HEARTBEAT_INTERVAL_MS, type HeartbeatBody, type HostInfo } from "../heartbeat.ts";
@@ -26,7 +26,9 @@ export type HeartbeatSender = (
 ) => Promise<void>;
 
 /** The join entry point the runner renews through (an {@linkcode IdentityService}). */
-export type IdentitySource = Pick<IdentityService, "identity" | "hasValidIdentity" | "renew">;
+export type IdentitySource =
+  & Pick<IdentityService, "identity" | "hasValidIdentity" | "renew">
+  & Partial<Pick<IdentityService, "dropCertificate">>;
 
 /** Everything a {@linkcode BotRunner} needs; runtime differences come in here. */
 export interface RunnerOptions {
@@ -148,7 +150,7 @@ export class BotRunner {
         attempts: OUTPUT_ATTEMPTS,
         ...(out.renewalInterval === undefined ? {} : { interval: out.renewalInterval }),
         health: this.#readiness.register(out.name),
-        task: () => out.write(this.#requireIdentity("renew the output")),
+        task: () => this.#signedCall(() => out.write(this.#requireIdentity("renew the output"))),
       }, this.#ctx)
     );
     if (options.heartbeat) {
@@ -160,7 +162,9 @@ export class BotRunner {
         interval: HEARTBEAT_INTERVAL_MS,
         health: this.#readiness.register("heartbeat"),
         task: async (signal) => {
-          await send(this.#requireIdentity("send a heartbeat"), this.#heartbeatBody(false), signal);
+          await this.#signedCall(() =>
+            send(this.#requireIdentity("send a heartbeat"), this.#heartbeatBody(false), signal)
+          );
           this.#startupSent = true;
         },
         onFailure: (err) => options.log.warn("heartbeat failed", { error: errorText(err) }),
@@ -356,6 +360,25 @@ export class BotRunner {
 
   #describe(err: unknown): string {
     return this.#o.describeFailure ? this.#o.describeFailure(err) : errorText(err);
+  }
+
+  /**
+   * Runs a call signed with the bot's certificate. `CA_KEY_DROPPED` means a
+   * completed CA rotation dropped the key that issued the certificate: the
+   * identity is given up and renewed now (a recovery); the call fails and its
+   * job retries it with the new identity.
+   */
+  async #signedCall(call: () => Promise<void>): Promise<void> {
+    try {
+      await call();
+    } catch (e) {
+      if (isKeyboundError(e, "CA_KEY_DROPPED") && this.#o.identity.dropCertificate) {
+        this.#o.identity.dropCertificate(e.message);
+        if (!this.#identityRun) this.#identityJob.due = this.#clock.now().getTime();
+        await this.#arm();
+      }
+      throw e;
+    }
   }
 
   #requireIdentity(what: string): BotIdentity {

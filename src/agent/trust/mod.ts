@@ -1,11 +1,13 @@
 /**
- * How the agent trusts the auth service when it pins the host CA: policy
- * here, the unverified first TLS contact injected by the runtime.
+ * How the agent trusts the auth service: the host CA learned by pin, moved
+ * by each join's trust bundle and, for a bot that missed a rotation, by a
+ * cross-signature (docs/protocol.md §10). Policy here; the transport and
+ * the unverified first TLS contact are injected by the runtime.
  *
  * @example
  * ```ts ignore
- * import { pinnedHostCa } from "./mod.ts";
- * const pem = await pinnedHostCa(baseUrl, pins, storage, fetchUnverified);
+ * import { pinnedHostCas } from "./mod.ts";
+ * const pems = await pinnedHostCas(baseUrl, pins, storage, fetchUnverified);
  * ```
  *
  * @module
@@ -17,5 +19,15 @@ export {
   type FirstContactResult,
   HOST_CA_PATH,
   learnPinnedCa,
-  pinnedHostCa,
+  pinnedHostCas,
 } from "./pinned_ca.ts";
+export { learnCrossSignedCa } from "./cross_signed.ts";
+export {
+  hostCaText,
+  HostTrust,
+  type HostTrustOptions,
+  readHostCas,
+  readTrustBundle,
+  splitPems,
+  trustBundleFiles,
+} from "./host_trust.ts";

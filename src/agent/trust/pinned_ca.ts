@@ -6,7 +6,8 @@
  * certificate and the raw answer to `GET /v1/ca/host`. A CA from that answer
  * is accepted only if its SPKI hash equals a pin AND its key signed the
  * leaf; it is saved to storage (`host_ca.pem`) so later runs start from it
- * and skip the unverified step.
+ * and skip the unverified step. Join results then move that trust across CA
+ * rotations (`host_trust.ts`).
  *
  * @module
  */
@@ -20,7 +21,9 @@ import {
   spkiPin,
   verifyCertificateSignature,
 } from "../../pki/mod.ts";
+import { writeFilesTogether } from "../journal.ts";
 import { type AgentStorage, readText, STORAGE_FILES, writeText } from "../storage.ts";
+import { readHostCas } from "./host_trust.ts";
 
 /** Path the host CA is served at (docs/protocol.md §3). */
 export { HOST_CA_PATH };
@@ -103,40 +106,58 @@ export async function learnPinnedCa(
   );
 }
 
-/** The pinned CA saved by an earlier run, if it still matches a pin. */
-async function savedPinnedCa(storage: AgentStorage, pins: string[]): Promise<string | null> {
-  const pem = await readText(storage, STORAGE_FILES.hostCa);
-  if (!pem) return null;
-  try {
-    const pin = await spkiPin(parseCertificate(certificatesFromPem(pem)[0]));
-    return pins.some((p) => p.toLowerCase() === pin) ? pem : null;
-  } catch {
-    return null;
+/**
+ * The host CAs saved by an earlier run, if they descend from one of `pins`:
+ * one of them matches a pin, or `host_ca_pins` (written at the first pin)
+ * names one. The second case is a bot whose trust moved on through a CA
+ * rotation while its configuration still names the old CA's pin.
+ */
+async function savedPinnedCas(storage: AgentStorage, pins: string[]): Promise<string[] | null> {
+  const pems = await readHostCas(storage);
+  if (pems.length === 0) return null;
+  const wanted = new Set(pins.map((p) => p.toLowerCase()));
+  const lineage = (await readText(storage, STORAGE_FILES.hostCaPins) ?? "").split("\n");
+  if (lineage.some((p) => wanted.has(p.trim().toLowerCase()))) return pems;
+  for (const pem of pems) {
+    try {
+      if (wanted.has(await spkiPin(parseCertificate(certificatesFromPem(pem)[0])))) {
+        // Saved before host_ca_pins existed: record the lineage while it is provable.
+        await writeText(storage, STORAGE_FILES.hostCaPins, pins.join("\n") + "\n");
+        return pems;
+      }
+    } catch {
+      // an unreadable entry proves nothing
+    }
   }
+  return null;
 }
 
 /**
- * The CA to verify the auth service against under `pins`: the one saved by
- * an earlier run if it still matches a pin, otherwise one learned through
- * `firstContact` (and saved).
+ * The CAs to verify the auth service against under `pins`: the ones saved
+ * by an earlier run if they descend from a pin (see above), otherwise the
+ * one learned through `firstContact` (saved, with the pins as its lineage).
  *
  * @example
  * ```ts ignore
- * const pem = await pinnedHostCa(baseUrl, config.onboarding.ca_pins, storage, firstContact);
- * const verifiedFetch = runtimeFetchTrusting([pem]);
+ * const pems = await pinnedHostCas(baseUrl, config.onboarding.ca_pins, storage, firstContact);
+ * const verifiedFetch = runtimeFetchTrusting(pems);
  * ```
  */
-export async function pinnedHostCa(
+export async function pinnedHostCas(
   baseUrl: string,
   pins: string[],
   storage: AgentStorage,
   firstContact: FirstContact,
-): Promise<string> {
-  const saved = await savedPinnedCa(storage, pins);
+): Promise<string[]> {
+  const saved = await savedPinnedCas(storage, pins);
   if (saved) return saved;
   const pem = await learnPinnedCa(baseUrl, pins, firstContact);
-  await writeText(storage, STORAGE_FILES.hostCa, pem);
-  return pem;
+  await writeFilesTogether(storage, {
+    [STORAGE_FILES.hostCa]: pem,
+    [STORAGE_FILES.hostCaPins]: pins.join("\n") + "\n",
+    [STORAGE_FILES.trustBundle]: null,
+  });
+  return [pem];
 }
 
 /**

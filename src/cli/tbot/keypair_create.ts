@@ -66,7 +66,7 @@ async function checkSuite(
       : insecure
       ? { mode: "insecure" as const }
       : { mode: "system" as const };
-    const f = await platform.createFetch(baseUrl, trust);
+    const { fetch: f } = await platform.createFetch(baseUrl, trust);
     ({ signature_algorithm_suite: suite } = await callApi({ baseUrl, fetch: f }, {
       method: "GET",
       path: PING_PATH,

@@ -9,19 +9,37 @@ import type { HostInfo } from "../../agent/heartbeat.ts";
 import type { HookProcesses } from "../../agent/hooks/mod.ts";
 import type { FileSharing } from "../../agent/sharing/mod.ts";
 import type { AgentStorage } from "../../agent/storage.ts";
+import type { Logger } from "../../util/log.ts";
 
 /** How the agent decides to trust the auth service's TLS certificate. */
 export type TrustSettings =
-  /** System roots (plus `DENO_CERT` on Deno). */
-  | { mode: "system" }
-  /** A CA bundle read from `onboarding.ca_path`. */
-  | { mode: "ca_path"; path: string }
-  /** SPKI pins of the host CA (`tctl status`); the CA is learned once and saved in storage. */
-  | { mode: "pins"; pins: string[]; storage: AgentStorage }
+  /**
+   * System roots (plus `DENO_CERT` on Deno), and the host CAs saved in
+   * `storage` (moved by CA rotations, see src/agent/trust/host_trust.ts).
+   */
+  | { mode: "system"; storage?: AgentStorage; log?: Logger }
+  /** A CA bundle read from `onboarding.ca_path`, and the host CAs saved in `storage`. */
+  | { mode: "ca_path"; path: string; storage?: AgentStorage; log?: Logger }
+  /**
+   * SPKI pins of the host CA (`tctl status`); the CA is learned once and
+   * saved in storage, then moved by CA rotations.
+   */
+  | { mode: "pins"; pins: string[]; storage: AgentStorage; log?: Logger }
   /** No verification at all (`insecure: true`), with a loud warning. */
   | { mode: "insecure" }
   /** Plain HTTP to a loopback address (`insecure: true` only). */
   | { mode: "plain_http" };
+
+/** How the bot reaches the auth service. */
+export interface AuthTransport {
+  /** The fetch, verifying the server as the trust settings say. */
+  fetch: typeof fetch;
+  /**
+   * Moves the trust to these host CAs (a join result's trust bundle, already
+   * saved in storage); a no-op where the settings keep no host trust.
+   */
+  followHostCas(pems: string[]): void;
+}
 
 /** A running diagnostics listener. */
 export interface DiagServer {
@@ -59,7 +77,7 @@ export interface TbotPlatform {
    */
   openKvStorage(path: string): Promise<ClosableStorage>;
   /** Builds the fetch to reach `baseUrl` with the given trust. */
-  createFetch(baseUrl: string, trust: TrustSettings): Promise<typeof fetch>;
+  createFetch(baseUrl: string, trust: TrustSettings): Promise<AuthTransport>;
   /** Serves the diagnostics app on `addr` (`host:port`). */
   serve(addr: string, handler: (req: Request) => Response | Promise<Response>): Promise<DiagServer>;
   /** Installs handlers for stop (SIGINT/SIGTERM) and reload (SIGHUP); returns an uninstaller. */

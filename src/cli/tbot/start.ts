@@ -89,15 +89,21 @@ function decodeBase64Config(text: string): string {
 }
 
 /** How to trust the server, from the configuration. */
-export function trustSettings(config: TbotConfig, storage: AgentStorage): TrustSettings {
+export function trustSettings(
+  config: TbotConfig,
+  storage: AgentStorage,
+  log?: Logger,
+): TrustSettings {
   const address = parseServerAddress(config.auth_server ?? config.proxy_server!);
   if (address.scheme === "http:") return { mode: "plain_http" };
   if (config.insecure) return { mode: "insecure" };
   if (config.onboarding.ca_pins.length > 0) {
-    return { mode: "pins", pins: config.onboarding.ca_pins, storage };
+    return { mode: "pins", pins: config.onboarding.ca_pins, storage, log };
   }
-  if (config.onboarding.ca_path) return { mode: "ca_path", path: config.onboarding.ca_path };
-  return { mode: "system" };
+  if (config.onboarding.ca_path) {
+    return { mode: "ca_path", path: config.onboarding.ca_path, storage, log };
+  }
+  return { mode: "system", storage, log };
 }
 
 /** Opens the configured storage; anything it must close at exit goes onto `cleanups`. */
@@ -201,7 +207,7 @@ export async function runStart(
       log.warn("finished writing the results of a join that was interrupted by a crash");
     }
 
-    const trust = trustSettings(config, storage);
+    const trust = trustSettings(config, storage, log);
     if (trust.mode === "insecure" || trust.mode === "plain_http") {
       log.warn(
         "INSECURE: the auth service's identity is NOT verified (insecure: true); anyone on the " +
@@ -209,13 +215,14 @@ export async function runStart(
       );
     }
     // Independent reads and key imports, overlapped.
-    const [fetchFn, clientState, stored] = await Promise.all([
-      // Debug traces method, path, status and time of each request: never a body or header.
-      platform.createFetch(baseUrl, trust).then((f) => traceFetch(f, log)),
+    const [transport, clientState, stored] = await Promise.all([
+      platform.createFetch(baseUrl, trust),
       openClientState(onboarding.staticKeyPem, storage, log, clock),
       loadIdentity(storage, onboarding.tokenName, log),
     ]);
 
+    // Debug traces method, path, status and time of each request: never a body or header.
+    const fetchFn = traceFetch(transport.fetch, log);
     const readiness = new ReadinessRegistry(() => clock.now());
     const metrics = new TbotMetrics(TBOT_VERSION);
     const identity = new IdentityService({
@@ -228,6 +235,7 @@ export async function runStart(
       clock,
       log,
       metrics,
+      onHostCas: (pems) => transport.followHostCas(pems),
     }, stored);
 
     if (config.diag_addr) {

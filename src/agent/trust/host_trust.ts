@@ -1,0 +1,173 @@
+/**
+ * The bot's trust in the auth service across CA rotations (docs/protocol.md
+ * §10). Three storage files:
+ *
+ * - `host_ca.pem`: every host CA the bot verifies the auth service with,
+ *   learned by the first pin, then replaced by the host CAs of each join
+ *   result's `trust_bundle` (so it moves to the new host CA during `init` /
+ *   `update_clients`, before the server presents a certificate from it);
+ * - `host_ca_pins`: the `onboarding.ca_pins` the saved CAs descend from, so
+ *   a bot whose pins name the pre-rotation CA keeps its moved trust;
+ * - `trust_bundle.json`: the last trust bundle as received.
+ *
+ * {@linkcode HostTrust} is the fetch that follows those files, and heals a
+ * bot that slept through a rotation (its saved CAs no longer verify the
+ * server) through the cross-signature rule of `cross_signed.ts`.
+ *
+ * @module
+ */
+import { errorMessage, isKeyboundError } from "../../errors.ts";
+import { certificatesFromPem, certificateToPem } from "../../pki/mod.ts";
+import type { TrustBundle } from "../../protocol/messages.ts";
+import { TrustBundleSchema } from "../../protocol/messages.ts";
+import type { Logger } from "../../util/log.ts";
+import { writeFilesTogether } from "../journal.ts";
+import { type AgentStorage, readText, STORAGE_FILES } from "../storage.ts";
+import { learnCrossSignedCa } from "./cross_signed.ts";
+import type { FirstContact } from "./pinned_ca.ts";
+
+/** Each certificate of a PEM text as its own PEM, in order; unreadable text gives none. */
+export function splitPems(text: string | null): string[] {
+  if (!text) return [];
+  try {
+    return certificatesFromPem(text).map((der) => certificateToPem(der));
+  } catch {
+    return [];
+  }
+}
+
+/** The host CAs saved in storage (`host_ca.pem`), one PEM each; empty when none. */
+export async function readHostCas(storage: AgentStorage): Promise<string[]> {
+  return splitPems(await readText(storage, STORAGE_FILES.hostCa));
+}
+
+/** `host_ca.pem` text for a list of CA certificates. */
+export function hostCaText(pems: string[]): string {
+  return pems.map((p) => p.trimEnd() + "\n").join("");
+}
+
+/**
+ * The files a join result's trust bundle replaces, for the group write that
+ * stores the result: `trust_bundle.json` and `host_ca.pem`.
+ *
+ * @example
+ * ```ts ignore
+ * await writeFilesTogether(storage, { ...identityFiles, ...trustBundleFiles(result.trust_bundle) });
+ * ```
+ */
+export function trustBundleFiles(bundle: TrustBundle): Record<string, string> {
+  return {
+    [STORAGE_FILES.trustBundle]: JSON.stringify(bundle),
+    [STORAGE_FILES.hostCa]: hostCaText(bundle.host.tls_ca_certs),
+  };
+}
+
+/** The stored trust bundle, validated; null when absent or unreadable. */
+export async function readTrustBundle(storage: AgentStorage): Promise<TrustBundle | null> {
+  const text = await readText(storage, STORAGE_FILES.trustBundle);
+  if (!text) return null;
+  try {
+    return TrustBundleSchema.parse(JSON.parse(text));
+  } catch {
+    return null;
+  }
+}
+
+/** Options of {@linkcode HostTrust}. */
+export interface HostTrustOptions {
+  /** The auth service. */
+  baseUrl: string;
+  /** The bot's storage (`host_ca.pem`). */
+  storage: AgentStorage;
+  /** CAs configured by the operator (`onboarding.ca_path`), trusted besides the saved ones. */
+  configured?: string[];
+  /** The host CAs saved in storage at start (after any first pin). */
+  saved: string[];
+  /**
+   * The runtime's fetch verifying the server against `pems` (plus the
+   * runtime's own roots); it must report a certificate that does not verify
+   * as `TLS_UNTRUSTED`.
+   */
+  fetchTrusting(pems: string[]): typeof fetch;
+  /** One unverified TLS contact (see `pinned_ca.ts`). */
+  firstContact: FirstContact;
+  /** Time source, for the validity of cross-signed certificates. */
+  now(): Date;
+  /** Logger. */
+  log: Logger;
+}
+
+/**
+ * The fetch to the auth service that follows the bot's host trust: rebuilt
+ * when {@linkcode HostTrust.update} moves the trusted CAs, and healed once
+ * per failure when the saved CAs no longer verify the server (a rotation
+ * the bot slept through).
+ */
+export class HostTrust {
+  #o: HostTrustOptions;
+  #saved: string[];
+  #fetch: typeof fetch;
+  #healing: Promise<void> | null = null;
+
+  /** @param options storage, saved CAs and the runtime's transport */
+  constructor(options: HostTrustOptions) {
+    this.#o = options;
+    this.#saved = [...options.saved];
+    this.#fetch = this.#build();
+  }
+
+  /** The saved host CAs in use now. */
+  get hostCas(): string[] {
+    return [...this.#saved];
+  }
+
+  /**
+   * Moves the trust to `pems` (already written to storage by whoever
+   * received them); the next request verifies the server against them.
+   */
+  update(pems: string[]): void {
+    const next = pems.map((p) => p.trimEnd() + "\n");
+    if (next.join("") === this.#saved.join("")) return;
+    this.#saved = next;
+    this.#fetch = this.#build();
+  }
+
+  /** The fetch: verified against the current trust, healed once on `TLS_UNTRUSTED`. */
+  readonly fetch: typeof fetch = async (input, init) => {
+    const used = this.#fetch;
+    try {
+      return await used(input, init);
+    } catch (e) {
+      // Without saved CAs there is nothing to follow a cross-signature from.
+      if (!isKeyboundError(e, "TLS_UNTRUSTED") || this.#saved.length === 0) throw e;
+      // A concurrent request may have healed it already.
+      if (used === this.#fetch) await this.#heal(e);
+      // A failed handshake sent nothing: the request is safe to send again.
+      return await this.#fetch(input, init);
+    }
+  };
+
+  #build(): typeof fetch {
+    return this.#o.fetchTrusting([...(this.#o.configured ?? []), ...this.#saved]);
+  }
+
+  #heal(cause: unknown): Promise<void> {
+    this.#healing ??= (async () => {
+      const o = this.#o;
+      o.log.warn(
+        "the auth service's certificate does not verify with the saved host CAs (a CA rotation " +
+          "this bot missed?); checking the CA it presents for a cross-signature from them",
+        { error: errorMessage(cause) },
+      );
+      const pems = await learnCrossSignedCa(o.baseUrl, this.#saved, o.firstContact, o.now());
+      await writeFilesTogether(o.storage, { [STORAGE_FILES.hostCa]: hostCaText(pems) });
+      o.log.warn("moved the trust in the auth service to its new host CA (cross-signed)", {
+        host_cas: pems.length,
+      });
+      this.update(pems);
+    })().finally(() => {
+      this.#healing = null;
+    });
+    return this.#healing;
+  }
+}

@@ -1,0 +1,219 @@
+/**
+ * The bot's trust in the auth service across host CA rotations, with real
+ * keys and signatures and the first contact injected (no sockets):
+ * cross-signature acceptance and its refusals, the pin lineage that keeps a
+ * moved trust, and {@linkcode HostTrust} following and healing.
+ * tests/rotation/agent_*_test.ts run the same over real TLS and real daemons.
+ *
+ * @module
+ */
+import { MemoryStorage } from "../../src/agent/memory_storage.ts";
+import { readText, STORAGE_FILES, writeText } from "../../src/agent/storage.ts";
+import {
+  type FirstContact,
+  hostCaText,
+  HostTrust,
+  learnCrossSignedCa,
+  pinnedHostCas,
+  readTrustBundle,
+  splitPems,
+  trustBundleFiles,
+} from "../../src/agent/trust/mod.ts";
+import { writeFilesTogether } from "../../src/agent/journal.ts";
+import { KeyboundError } from "../../src/errors.ts";
+import { silentLogger } from "../../src/util/log.ts";
+import { assertEquals, assertRejects } from "../_assert.ts";
+import { crossSign, newCa, serverLeaf, type TestCa } from "./_host_cas.ts";
+
+const URL = "https://127.0.0.1:3025";
+
+/** A first contact that presents `leafOf`'s leaf and serves `served` with `cross`. */
+async function contactOf(
+  leafOf: TestCa,
+  served: TestCa[],
+  cross: string[] = [],
+): Promise<{ contact: FirstContact; count: () => number }> {
+  const leaf = await serverLeaf(leafOf);
+  let n = 0;
+  const contact: FirstContact = () => {
+    n++;
+    return Promise.resolve({
+      leafDer: leaf.der,
+      status: 200,
+      body: JSON.stringify({
+        tls_ca_certs: served.map((c) => c.pem),
+        ssh_ca_keys: [],
+        cross_signed: cross,
+      }),
+    });
+  };
+  return { contact, count: () => n };
+}
+
+Deno.test("cross-signed: a served host CA signed over by a trusted one is accepted", async () => {
+  const [old, next] = await Promise.all([newCa("old"), newCa("new")]);
+  const { contact } = await contactOf(next, [next], [await crossSign(old, next)]);
+  assertEquals(await learnCrossSignedCa(URL, [old.pem], contact, new Date()), [next.pem]);
+});
+
+Deno.test("cross-signed: a chain over two rotations (old → mid → new) is followed", async () => {
+  const [old, mid, next] = await Promise.all([newCa("old"), newCa("mid"), newCa("new")]);
+  // Listed newest first: the order of the answer must not matter.
+  const cross = [await crossSign(mid, next), await crossSign(old, mid)];
+  const { contact } = await contactOf(next, [next], cross);
+  assertEquals(await learnCrossSignedCa(URL, [old.pem], contact, new Date()), [next.pem]);
+});
+
+Deno.test("cross-signed: every served CA the chain reaches is kept, the leaf's signer first", async () => {
+  const [old, next] = await Promise.all([newCa("old"), newCa("new")]);
+  const { contact } = await contactOf(next, [old, next], [await crossSign(old, next)]);
+  assertEquals(await learnCrossSignedCa(URL, [old.pem], contact, new Date()), [
+    next.pem,
+    old.pem,
+  ]);
+});
+
+Deno.test("cross-signed: what is refused", async () => {
+  const [old, next, attacker] = await Promise.all([newCa("old"), newCa("new"), newCa("evil")]);
+  const refuse = async (contact: FirstContact, why: string, code = "TLS_UNTRUSTED") => {
+    const e = await assertRejects(
+      () => learnCrossSignedCa(URL, [old.pem], contact, new Date()),
+      KeyboundError,
+    );
+    assertEquals(e.code, code, why);
+  };
+  await refuse((await contactOf(next, [next])).contact, "no cross-signature at all");
+  await refuse(
+    (await contactOf(attacker, [attacker], [await crossSign(attacker, attacker)])).contact,
+    "a cross-signature by an untrusted key (self-issued)",
+  );
+  await refuse(
+    (await contactOf(attacker, [attacker], [await crossSign(next, attacker)])).contact,
+    "a cross-signature by a key that is itself not trusted",
+  );
+  await refuse(
+    (await contactOf(attacker, [next], [await crossSign(old, next)])).contact,
+    "the linked CA did not sign the server's leaf",
+  );
+  const expired = await crossSign(old, next, {
+    notBefore: new Date(Date.now() - 3 * 86400_000),
+    notAfter: new Date(Date.now() - 86400_000),
+  });
+  await refuse((await contactOf(next, [next], [expired])).contact, "an expired cross-signature");
+  const notHttp: FirstContact = () =>
+    Promise.resolve({ leafDer: new Uint8Array(), status: 404, body: "{}" });
+  await refuse(notHttp, "not a host CA answer", "CONNECTION_FAILED");
+});
+
+Deno.test("pins: a trust moved by a rotation is kept while the config still names the old pin", async () => {
+  const [old, next, other] = await Promise.all([newCa("old"), newCa("new"), newCa("other")]);
+  const storage = new MemoryStorage();
+  const first = await contactOf(old, [old]);
+  assertEquals(await pinnedHostCas(URL, [old.pin], storage, first.contact), [old.pem]);
+  assertEquals(await readText(storage, STORAGE_FILES.hostCaPins), `${old.pin}\n`);
+  // A join result's trust bundle moves the trust to the new host CA only (after standby).
+  await writeFilesTogether(storage, { [STORAGE_FILES.hostCa]: hostCaText([next.pem]) });
+  const later = await contactOf(next, [next]);
+  assertEquals(await pinnedHostCas(URL, [old.pin], storage, later.contact), [next.pem]);
+  assertEquals(later.count(), 0, "no unverified contact: the saved trust descends from the pin");
+  // A configuration naming another cluster's pin does not inherit that trust.
+  const elsewhere = await contactOf(other, [other]);
+  assertEquals(await pinnedHostCas(URL, [other.pin], storage, elsewhere.contact), [other.pem]);
+  assertEquals(elsewhere.count(), 1);
+});
+
+Deno.test("pins: storage from before host_ca_pins gets its lineage recorded while provable", async () => {
+  const [old, next] = await Promise.all([newCa("old"), newCa("new")]);
+  const storage = new MemoryStorage();
+  await writeText(storage, STORAGE_FILES.hostCa, hostCaText([next.pem, old.pem]));
+  const none = await contactOf(next, [next]);
+  assertEquals(await pinnedHostCas(URL, [old.pin], storage, none.contact), [next.pem, old.pem]);
+  assertEquals(await readText(storage, STORAGE_FILES.hostCaPins), `${old.pin}\n`);
+});
+
+Deno.test("trust bundle files: host_ca.pem lists every host CA, the bundle is read back validated", async () => {
+  const [old, next] = await Promise.all([newCa("old"), newCa("new")]);
+  const bundle = {
+    host: {
+      tls_ca_certs: [next.pem, old.pem],
+      ssh_ca_keys: ["ssh-ed25519 AAAA1", "ssh-ed25519 B"],
+    },
+    user: { tls_ca_certs: [old.pem], ssh_ca_keys: ["ssh-ed25519 C"] },
+  };
+  const storage = new MemoryStorage();
+  await writeFilesTogether(storage, trustBundleFiles(bundle));
+  assertEquals(splitPems(await readText(storage, STORAGE_FILES.hostCa)), [next.pem, old.pem]);
+  assertEquals(await readTrustBundle(storage), bundle);
+  await writeText(storage, STORAGE_FILES.trustBundle, '{"host":{}}');
+  assertEquals(await readTrustBundle(storage), null, "a damaged bundle is not used");
+});
+
+/** A transport that accepts the server only if its CA is among the pems (what TLS does). */
+function transportTo(serverCa: () => TestCa, built: string[][]) {
+  return (pems: string[]): typeof fetch => {
+    built.push(pems);
+    return () =>
+      pems.includes(serverCa().pem)
+        ? Promise.resolve(new Response("ok"))
+        : Promise.reject(new KeyboundError("TLS_UNTRUSTED", "invalid peer certificate"));
+  };
+}
+
+Deno.test("HostTrust: follows update(), heals once through a cross-signature, then stays", async () => {
+  const [old, next] = await Promise.all([newCa("old"), newCa("new")]);
+  let serving = old;
+  const built: string[][] = [];
+  const { contact, count } = await contactOf(next, [next], [await crossSign(old, next)]);
+  const storage = new MemoryStorage();
+  const trust = new HostTrust({
+    baseUrl: URL,
+    storage,
+    saved: [old.pem],
+    fetchTrusting: transportTo(() => serving, built),
+    firstContact: contact,
+    now: () => new Date(),
+    log: silentLogger,
+  });
+  assertEquals(await (await trust.fetch(URL)).text(), "ok");
+  // A trust bundle during the rotation: both CAs; the server then switches (update_servers).
+  trust.update([next.pem, old.pem]);
+  serving = next;
+  assertEquals(await (await trust.fetch(URL)).text(), "ok");
+  assertEquals(count(), 0, "no unverified contact while the bot followed the rotation");
+  assertEquals(built.length, 2);
+
+  // Another bot slept through it: it trusts only the old CA; concurrent requests heal once.
+  const sleeper = new HostTrust({
+    baseUrl: URL,
+    storage,
+    saved: [old.pem],
+    fetchTrusting: transportTo(() => serving, []),
+    firstContact: contact,
+    now: () => new Date(),
+    log: silentLogger,
+  });
+  const answers = await Promise.all([sleeper.fetch(URL), sleeper.fetch(URL), sleeper.fetch(URL)]);
+  assertEquals(await Promise.all(answers.map((r) => r.text())), ["ok", "ok", "ok"]);
+  assertEquals(count(), 1, "one unverified contact for all requests");
+  assertEquals(sleeper.hostCas, [next.pem]);
+  assertEquals(splitPems(await readText(storage, STORAGE_FILES.hostCa)), [next.pem]);
+});
+
+Deno.test("HostTrust: a server no cross-signature vouches for stays refused", async () => {
+  const [old, attacker] = await Promise.all([newCa("old"), newCa("evil")]);
+  const { contact } = await contactOf(attacker, [attacker]);
+  const storage = new MemoryStorage();
+  await writeText(storage, STORAGE_FILES.hostCa, old.pem);
+  const trust = new HostTrust({
+    baseUrl: URL,
+    storage,
+    saved: [old.pem],
+    fetchTrusting: transportTo(() => attacker, []),
+    firstContact: contact,
+    now: () => new Date(),
+    log: silentLogger,
+  });
+  const e = await assertRejects(() => trust.fetch(URL), KeyboundError);
+  assertEquals(e.code, "TLS_UNTRUSTED");
+  assertEquals(await readText(storage, STORAGE_FILES.hostCa), old.pem, "storage unchanged");
+});
