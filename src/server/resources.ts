@@ -240,6 +240,15 @@ async function planWrite(
     throw new AlreadyExistsError(`${kind} "${name}" already exists`);
   }
   const revision = incoming.metadata.revision;
+  // A revision asks for a conditional write: a resource deleted since it was
+  // read must not come back because an old copy was saved.
+  if (revision !== undefined && !existing) {
+    throw new KeyboundError(
+      "CONFLICT",
+      `${kind} "${name}" was deleted since revision ${revision} was read; ` +
+        "remove metadata.revision to create it again",
+    );
+  }
   if (existing && revision !== undefined && revision !== existing.version) {
     throw new KeyboundError(
       "CONFLICT",
@@ -315,7 +324,8 @@ export async function putResources(
  * Creates or overwrites a resource. With `mode: "create"` an existing live
  * resource is `ALREADY_EXISTS`. With `upsert`, a `metadata.revision` that no
  * longer matches the stored version is `CONFLICT` (the file was read before
- * someone else changed the resource); omit the revision to overwrite anyway.
+ * someone else changed or deleted the resource); omit the revision to
+ * overwrite (or re-create) anyway.
  * Tokens keep their stored status unless one is sent, and get a registration
  * secret per Teleport's rules; bots get their status; locks their creator.
  */

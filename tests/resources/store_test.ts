@@ -130,6 +130,24 @@ Deno.test("a stale metadata.revision is a conflict; the current one is accepted"
   });
 });
 
+Deno.test("a revision of a since-deleted resource is a conflict and re-creates nothing", async () => {
+  await withStore(async (ctx) => {
+    const { stored } = await putResource(ctx, token(), "create", admin);
+    const read = withRevision(stored) as Token;
+    await deleteResource(ctx, "token", "example", admin);
+    const e = await assertRejects(
+      () => putResource(ctx, read, "upsert", admin),
+      KeyboundError,
+      "was deleted since revision",
+    );
+    assertEquals(e.code, "CONFLICT");
+    assertEquals(await getResource(ctx, "token", "example"), null);
+    const { revision: _r, ...metadata } = read.metadata;
+    const again = await putResource(ctx, { ...read, metadata }, "upsert", admin);
+    assert(again.created, "without a revision the resource is created again");
+  });
+});
+
 Deno.test("locks get created_at/created_by and a lock.created event", async () => {
   await withStore(async (ctx) => {
     const lock = Lock.parse({
