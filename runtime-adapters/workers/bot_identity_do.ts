@@ -215,13 +215,15 @@ export class BotIdentity extends DurableObject<BotEnv> implements BotIdentityRpc
       if (!config.workloadIdentity) {
         throw new KeyboundError("CONFIG_INVALID", "TBOT_WORKLOAD_IDENTITY is not set");
       }
-      const svid = await fetchJwtSvid({
-        baseUrl: config.authServer,
-        fetch: this.#authFetch(),
-        signer: { certDer: identity.certDer, privateKey: identity.privateKey },
-        workloadIdentity: config.workloadIdentity,
-        audiences: [audience],
-      });
+      const workloadIdentity = config.workloadIdentity;
+      const svid = await this.#ready().runner.retryIfKeyDropped(identity, (id) =>
+        fetchJwtSvid({
+          baseUrl: config.authServer,
+          fetch: this.#authFetch(),
+          signer: { certDer: id.certDer, privateKey: id.privateKey },
+          workloadIdentity,
+          audiences: [audience],
+        }));
       return { ok: true, svid };
     } catch (err) {
       return { ok: false, error: callError("JWT-SVID request failed", err) };

@@ -251,6 +251,27 @@ export class BotRunner {
     return await this.renew();
   }
 
+  /**
+   * Runs a call signed with `identity` (from {@linkcode validIdentity}) for a
+   * runtime's own requests. If the server answers `CA_KEY_DROPPED` (a
+   * completed CA rotation dropped the key that issued the certificate), the
+   * certificate is given up, the bot recovers with its bound key, and the
+   * call is made once more with the new identity.
+   */
+  async retryIfKeyDropped<T>(
+    identity: BotIdentity,
+    call: (identity: BotIdentity) => Promise<T>,
+  ): Promise<T> {
+    try {
+      return await call(identity);
+    } catch (e) {
+      const source = this.#o.identity;
+      if (!isKeyboundError(e, "CA_KEY_DROPPED") || !source.dropCertificate) throw e;
+      if (source.identity === identity) source.dropCertificate(e.message);
+      return await call(await this.validIdentity());
+    }
+  }
+
   /** Makes the renewal due now (a reload signal) and runs it. */
   async wake(): Promise<void> {
     // A wake-up during a renewal asks for another one after it, as a queued signal would.

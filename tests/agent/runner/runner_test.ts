@@ -127,3 +127,90 @@ Deno.test("wakeup: queued once when nobody waits", async () => {
   assertEquals(w.fire(), false, "a second reload while one is queued is reported");
   await w.wait(new AbortController().signal);
 });
+
+Deno.test("CA_KEY_DROPPED on an output's signed call: the certificate is given up, the bot renews now, the output retries with the new one", async () => {
+  const clock = new FakeClock();
+  const identity = new ScriptedIdentity(() => clock.now().getTime());
+  const dropped: number[] = [];
+  const source = Object.assign(identity, {
+    dropCertificate: () => {
+      dropped.push(identity.identity!.generation);
+      // What IdentityService does: the dropped certificate no longer counts as valid.
+      identity.identity = { ...identity.identity!, notAfter: new Date(0) };
+    },
+  });
+  const written: number[] = [];
+  let refuse = false;
+  const output = {
+    type: "identity",
+    name: "out",
+    describe: () => "test output",
+    init: () => Promise.resolve(),
+    write: (id: { generation: number }) => {
+      if (refuse && written.length === 1) {
+        refuse = false;
+        return Promise.reject(new KeyboundError("CA_KEY_DROPPED", "dropped key"));
+      }
+      written.push(id.generation);
+      return Promise.resolve();
+    },
+  };
+  const runner = new BotRunner({
+    identity: source,
+    renewalInterval: 20 * 60_000,
+    clock,
+    random: () => 0,
+    log: silentLogger,
+    outputs: [{ ...output, renewalInterval: 60_000 }],
+  });
+  try {
+    await runner.start({ renewNow: true });
+    assertEquals(written, [1]);
+    refuse = true;
+    // The output's own interval comes first; its call is refused.
+    await clock.advance(60_000);
+    await waitUntil(() => dropped.length === 1 && identity.inFlight === 0);
+    await waitUntil(() => runner.status().identity?.generation === 2, "a renewal at once");
+    assertEquals(dropped, [1]);
+    await clock.advance(clock.pendingDelays[0]);
+    await waitUntil(() => written.length === 2, "the output's retry");
+    assertEquals(written, [1, 2], "the retry uses the renewed identity");
+  } finally {
+    await runner.stop();
+  }
+});
+
+Deno.test("retryIfKeyDropped: a runtime's own signed call recovers once and is made again", async () => {
+  const clock = new FakeClock();
+  const identity = new ScriptedIdentity(() => clock.now().getTime());
+  const source = Object.assign(identity, {
+    dropCertificate: () => {
+      identity.identity = { ...identity.identity!, notAfter: new Date(0) };
+    },
+  });
+  const runner = new BotRunner({
+    identity: source,
+    renewalInterval: 20 * 60_000,
+    clock,
+    log: silentLogger,
+  });
+  try {
+    await runner.start({ renewNow: true });
+    const seen: number[] = [];
+    const answer = await runner.retryIfKeyDropped(await runner.validIdentity(), (id) => {
+      seen.push(id.generation);
+      return seen.length === 1
+        ? Promise.reject(new KeyboundError("CA_KEY_DROPPED", "dropped key"))
+        : Promise.resolve("svid");
+    });
+    assertEquals([answer, seen], ["svid", [1, 2]]);
+    const other = await runner.retryIfKeyDropped(
+      await runner.validIdentity(),
+      () => Promise.reject(new KeyboundError("ACCESS_DENIED", "no")),
+    ).catch((e) => e.code);
+    assertEquals(other, "ACCESS_DENIED", "other refusals are not retried");
+    assertEquals(identity.joins, 2);
+  } finally {
+    await runner.stop();
+  }
+});
