@@ -1,33 +1,132 @@
 /**
- * Deno's `fetch` reports an untrusted server certificate only in the text of
- * a generic `TypeError("fetch failed")`'s cause. This adapter is the one
- * place that reads that text, so everything above it (tbot's refusal advice,
- * tctl's hint) can branch on the stable code `TLS_UNTRUSTED` instead.
+ * Deno's `fetch` reports why a request could not be sent (an untrusted or
+ * misnamed server certificate, a refused connection, a name that does not
+ * resolve) only in the text of a generic `TypeError("fetch failed")`'s
+ * cause. This adapter is the one place that reads that text: it turns it
+ * into one plain sentence and a stable code — `TLS_UNTRUSTED` for a
+ * certificate, `CONNECTION_FAILED` otherwise — so everything above it (tbot's
+ * refusal advice, tctl's hint, `keypair create`'s warning) branches on the
+ * code and shows the cause instead of "fetch failed".
  *
  * @module
  */
 import { KeyboundError } from "../../src/errors.ts";
 
-/** rustls/hyper wording of a certificate that did not verify. */
-const UNTRUSTED_CERTIFICATE = /invalid peer certificate|certificate|UnknownIssuer|NotValidForName/i;
-
+/** The deepest message of an error chain, without hyper's "error sending request for url (…)". */
 function innermost(err: unknown): string {
   let message = String(err);
   for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
     message = e.message.split("\n")[0];
   }
-  return message.replace(/^error sending request for url \([^)]*\): /, "");
+  return message
+    .replace(/^error sending request (for url|from) \([^)]*\)(?: for \S+ \([^)]*\))?: /, "")
+    .replace(/^error sending request from \S+ for \S+ \([^)]*\): /, "")
+    .replace(/^client error \((Connect|SendRequest)\): /, "");
 }
 
-/** Wraps a fetch so a certificate failure becomes `TLS_UNTRUSTED`; other failures pass through. */
-export function classifyingTlsFailures(inner: typeof fetch): typeof fetch {
+/** One known failure: how rustls/hyper word it, and what it means in a sentence. */
+interface Cause {
+  code: "TLS_UNTRUSTED" | "CONNECTION_FAILED";
+  match: RegExp;
+  text(m: RegExpMatchArray, host: string): string;
+}
+
+const CAUSES: Cause[] = [
+  {
+    code: "TLS_UNTRUSTED",
+    match: /certificate not valid for name "([^"]*)"; certificate is only valid for (.*)$/,
+    text: (m) =>
+      `TLS: the server's certificate is not valid for the name "${m[1]}" (it is for ${
+        m[2].replace(/(?:DnsName|IpAddress)\("?([^")]*)"?\)/g, "$1")
+      }): connect by a name the certificate lists`,
+  },
+  {
+    code: "TLS_UNTRUSTED",
+    match: /NotValidForName|not valid for name/,
+    text: (_, host) => `TLS: the server's certificate is not valid for the name "${host}"`,
+  },
+  {
+    code: "TLS_UNTRUSTED",
+    match: /invalid peer certificate: (?:Expired|certificate expired)/,
+    text: () => "TLS: the server's certificate has expired (or this host's clock is wrong)",
+  },
+  {
+    code: "TLS_UNTRUSTED",
+    match: /invalid peer certificate: (?:UnknownIssuer|BadSignature)|unknown issuer/i,
+    text: () =>
+      "TLS: the server's certificate is not trusted (issued by a CA this host does not trust)",
+  },
+  {
+    code: "TLS_UNTRUSTED",
+    match: /invalid peer certificate: (.*)$/,
+    text: (m) => `TLS: the server's certificate is not trusted (${m[1]})`,
+  },
+  {
+    code: "CONNECTION_FAILED",
+    match: /Connection refused|ECONNREFUSED/i,
+    text: (_, host) => `connection refused: nothing is listening at ${host}`,
+  },
+  {
+    code: "CONNECTION_FAILED",
+    match: /dns error|failed to lookup address|Name or service not known|ENOTFOUND|EAI_AGAIN/i,
+    text: (_, host) => `DNS: the name ${host.replace(/:\d+$/, "")} does not resolve`,
+  },
+  {
+    code: "CONNECTION_FAILED",
+    match: /timed out|ETIMEDOUT/i,
+    text: (_, host) => `connecting to ${host} timed out`,
+  },
+  {
+    code: "CONNECTION_FAILED",
+    match: /invalid HTTP version parsed|InvalidContentType|received corrupt message/i,
+    text: () =>
+      "the server does not speak this protocol (https:// to a plain-HTTP port, or the reverse?)",
+  },
+];
+
+/**
+ * The cause of a failed connection (by `fetch`, or by `node:tls` while a CA
+ * is learned through a pin) in one sentence, with its code; null when the
+ * text is not one this adapter knows.
+ *
+ * @example
+ * ```ts ignore
+ * fetchFailure(err, "auth.example.com")?.message; // "DNS: the name auth.example.com does not resolve"
+ * ```
+ */
+export function fetchFailure(
+  err: unknown,
+  host: string,
+): { code: Cause["code"]; message: string } | null {
+  const raw = innermost(err);
+  for (const cause of CAUSES) {
+    const m = raw.match(cause.match);
+    if (m) return { code: cause.code, message: cause.text(m, host) };
+  }
+  return null;
+}
+
+function hostOf(input: string | URL | Request): string {
+  try {
+    return new URL(input instanceof Request ? input.url : input).host;
+  } catch {
+    return String(input);
+  }
+}
+
+/**
+ * Wraps a fetch so a failure to send becomes a `KeyboundError` naming the
+ * cause (`TLS_UNTRUSTED` or `CONNECTION_FAILED`); an abort, a timeout and
+ * failures it does not know pass through unchanged.
+ */
+export function classifyingFetchFailures(inner: typeof fetch): typeof fetch {
   return (async (input: string | URL | Request, init?: RequestInit) => {
     try {
       return await inner(input, init);
     } catch (err) {
-      const message = innermost(err);
-      if (!UNTRUSTED_CERTIFICATE.test(message)) throw err;
-      throw new KeyboundError("TLS_UNTRUSTED", message, { cause: err });
+      const known = err instanceof TypeError ? fetchFailure(err, hostOf(input)) : null;
+      if (!known) throw err;
+      throw new KeyboundError(known.code, known.message, { cause: err });
     }
   }) as typeof fetch;
 }

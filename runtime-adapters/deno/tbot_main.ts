@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { fetchFailure } from "./fetch_errors.ts";
 import { fileURLToPath } from "node:url";
 import { basename, resolve } from "node:path";
 import { runTbot } from "../../src/cli/tbot/main.ts";
@@ -101,7 +102,18 @@ export const denoPlatform: TbotPlatform = {
   createFetch: async (baseUrl, trust) => {
     // Loaded on first use: the certificate parser it needs is the heaviest import.
     const { createTrustedFetch } = await import("./trust.ts");
-    return await createTrustedFetch(baseUrl, trust, readTextFile);
+    try {
+      return await createTrustedFetch(baseUrl, trust, readTextFile);
+    } catch (err) {
+      // Learning the CA through a pin connects first: its failure is worded like fetch's.
+      const known = fetchFailure(err, new URL(baseUrl).host);
+      if (!known) throw err;
+      throw new KeyboundError(
+        known.code,
+        `cannot reach the auth service at ${baseUrl}: ${known.message}`,
+        { cause: err },
+      );
+    }
   },
   serve: (addr, handler) => {
     const hp = parseHostPort(addr, "diag_addr");

@@ -9,7 +9,7 @@
  */
 import https from "node:https";
 import { KeyboundError } from "../../src/errors.ts";
-import { classifyingTlsFailures } from "./fetch_errors.ts";
+import { classifyingFetchFailures } from "./fetch_errors.ts";
 
 /** Input of {@linkcode createTctlFetch}. */
 export interface TransportOptions {
@@ -72,7 +72,7 @@ export function createTctlFetch(options: TransportOptions): typeof fetch {
     );
   }
   const client = Deno.createHttpClient({ caCerts: options.hostCaPems });
-  return classifyingTlsFailures(
+  return classifyingFetchFailures(
     ((input: string | URL | Request, init?: RequestInit) =>
       fetch(input, { ...init, client })) as typeof fetch,
   );

@@ -21,7 +21,7 @@ import {
   readHostCas,
 } from "../../src/agent/trust/mod.ts";
 import type { AuthTransport, TrustSettings } from "../../src/cli/tbot/platform.ts";
-import { classifyingTlsFailures } from "./fetch_errors.ts";
+import { classifyingFetchFailures } from "./fetch_errors.ts";
 import { silentLogger } from "../../src/util/log.ts";
 import { KeyboundError } from "../../src/errors.ts";
 import { concatBytes } from "../../src/util/encoding.ts";
@@ -110,7 +110,7 @@ export async function createTrustedFetch(
   readTextFile: (path: string) => Promise<string>,
 ): Promise<AuthTransport> {
   const fixed = (f: typeof fetch): AuthTransport => ({
-    fetch: classifyingTlsFailures(f),
+    fetch: classifyingFetchFailures(f),
     followHostCas: () => {},
   });
   switch (trust.mode) {
@@ -139,7 +139,8 @@ export async function createTrustedFetch(
         storage: trust.storage,
         configured,
         saved,
-        fetchTrusting: (pems) => classifyingTlsFailures(pems.length ? fetchTrusting(pems) : fetch),
+        fetchTrusting: (pems) =>
+          classifyingFetchFailures(pems.length ? fetchTrusting(pems) : fetch),
         firstContact: fetchUnverified,
         now: () => new Date(),
         log: trust.log ?? silentLogger,

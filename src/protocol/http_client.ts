@@ -96,11 +96,13 @@ export async function callApi<S extends z.ZodType>(
       ...(call.signal ? { signal: call.signal } : {}),
     });
   } catch (cause) {
-    // An adapter's fetch may already know what went wrong (TLS_UNTRUSTED); keep its code.
-    const code = isKeyboundError(cause) ? cause.code : "CONNECTION_FAILED";
+    // An adapter's fetch may already know what went wrong (TLS_UNTRUSTED); keep its code and words.
+    const known = isKeyboundError(cause);
     throw new KeyboundError(
-      code,
-      `cannot reach the auth service at ${url.origin}: ${innermostMessage(cause)}`,
+      known ? cause.code : "CONNECTION_FAILED",
+      `cannot reach the auth service at ${url.origin}: ${
+        known ? cause.message : innermostMessage(cause)
+      }`,
       { cause },
     );
   }

@@ -188,7 +188,15 @@ export const TBOT = {
       args: "",
       arity: [0, 0],
       summary: "make a bound keypair to preregister",
-      flags: ["storage", "proxy-server", "format", "overwrite", "static", "static-key-path"],
+      flags: [
+        "storage",
+        "proxy-server",
+        "ca-pin",
+        "format",
+        "overwrite",
+        "static",
+        "static-key-path",
+      ],
     },
     {
       path: ["install", "systemd"],

@@ -8,10 +8,12 @@
  * @module
  */
 import { createStoredKeypair, StoredClientState } from "../../agent/client_state.ts";
-import { parseServerAddress } from "../../agent/config/schema.ts";
+import { CaPin, parseServerAddress } from "../../agent/config/schema.ts";
+import { MemoryStorage } from "../../agent/memory_storage.ts";
+import type { AgentStorage } from "../../agent/storage.ts";
 import { generateStorableKeyPair, importPkcs8Pem } from "../../crypto/keys.ts";
 import { toAuthorizedKey } from "../../crypto/ssh_wire.ts";
-import { errorMessage, KeyboundError } from "../../errors.ts";
+import { errorMessage, isKeyboundError, KeyboundError } from "../../errors.ts";
 import { UsageError } from "../flags/mod.ts";
 import { SIGNATURE_ALGORITHM_SUITE } from "../../protocol/messages.ts";
 import { PING_PATH, PingResponse } from "../../protocol/discovery.ts";
@@ -19,7 +21,8 @@ import { callApi } from "../../protocol/http_client.ts";
 import { toBase64, utf8 } from "../../util/encoding.ts";
 import type { Logger } from "../../util/log.ts";
 import type { TbotFlags } from "./flags.ts";
-import type { TbotPlatform } from "./platform.ts";
+import type { TbotPlatform, TrustSettings } from "./platform.ts";
+import { trustFor } from "./trust_settings.ts";
 import { parseStorageUri } from "./start_flags.ts";
 
 /** What a ping answer must say for this check; a server that omits the suite speaks ours. */
@@ -48,24 +51,13 @@ export function exampleToken(publicKey: string, isStatic: boolean): string {
 
 /** Asks the server which algorithm suite it wants; warns and assumes balanced-v1 if unreachable. */
 async function checkSuite(
-  server: string,
-  insecure: boolean,
+  baseUrl: string,
+  trust: TrustSettings,
   platform: TbotPlatform,
   log: Logger,
 ): Promise<void> {
-  let baseUrl: string;
-  try {
-    baseUrl = parseServerAddress(server).baseUrl;
-  } catch {
-    throw new UsageError(`--proxy-server: "${server}" must be host:port`);
-  }
   let suite: unknown;
   try {
-    const trust = baseUrl.startsWith("http://")
-      ? { mode: "plain_http" as const }
-      : insecure
-      ? { mode: "insecure" as const }
-      : { mode: "system" as const };
     const { fetch: f } = await platform.createFetch(baseUrl, trust);
     ({ signature_algorithm_suite: suite } = await callApi({ baseUrl, fetch: f }, {
       method: "GET",
@@ -73,11 +65,12 @@ async function checkSuite(
       response: PingSuite,
     }));
   } catch (e) {
+    const advice = isKeyboundError(e, "TLS_UNTRUSTED")
+      ? " (pass --ca-pin with the pin `tctl status` prints, or --insecure)"
+      : "";
     log.warn(
       `could not ping ${baseUrl}; assuming the ${SIGNATURE_ALGORITHM_SUITE} suite (Ed25519)`,
-      {
-        error: errorMessage(e),
-      },
+      { error: errorMessage(e) + advice },
     );
     return;
   }
@@ -89,6 +82,19 @@ async function checkSuite(
       }"; this tbot supports ${SIGNATURE_ALGORITHM_SUITE}`,
     );
   }
+}
+
+/** `--ca-pin` values, checked by the config schema's own rule; not with `--insecure`. */
+function caPins(f: TbotFlags): string[] {
+  const pins = f.caPin ?? [];
+  for (const pin of pins) {
+    const r = CaPin.safeParse(pin);
+    if (!r.success) throw new UsageError(`--ca-pin: "${pin}" ${r.error.issues[0].message}`);
+  }
+  if (pins.length > 0 && f.insecure) {
+    throw new UsageError("--insecure: not together with --ca-pin (a pin is verification)");
+  }
+  return pins;
 }
 
 async function staticKey(
@@ -131,11 +137,21 @@ export async function runKeypairCreate(
   }
   const server = f.proxyServer ?? platform.env("TELEPORT_PROXY");
   if (!server) throw new UsageError("--proxy-server is required");
-  await checkSuite(server, !!f.insecure, platform, log);
+  let baseUrl: string;
+  try {
+    baseUrl = parseServerAddress(server).baseUrl;
+  } catch {
+    throw new UsageError(`--proxy-server: "${server}" must be host:port`);
+  }
+  const pins = caPins(f);
+  const trust = (storage: AgentStorage) =>
+    trustFor({ server, insecure: !!f.insecure, caPins: pins }, storage, log);
 
   let publicKey: string;
   let privateKeyB64: string | undefined;
   if (f.static) {
+    // Nothing is stored for a static key: a CA learned through a pin is not kept either.
+    await checkSuite(baseUrl, trust(new MemoryStorage()), platform, log);
     const k = await staticKey(f, platform, log);
     publicKey = k.publicKey;
     privateKeyB64 = toBase64(utf8(k.pem));
@@ -149,6 +165,8 @@ export async function runKeypairCreate(
     await storage.init();
     const release = await storage.tryLock();
     try {
+      // A CA learned through a pin is kept in the bot's storage, as `tbot start` keeps it.
+      await checkSuite(baseUrl, trust(storage), platform, log);
       const existing = (await StoredClientState.load(storage, log)).activeKey;
       if (existing && !f.overwrite) {
         log.info(

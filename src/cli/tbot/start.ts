@@ -42,6 +42,7 @@ import { logFormatOf } from "./log_format.ts";
 import { resolveOnboarding } from "./onboarding.ts";
 import type { DiagServer, TbotPlatform, TrustSettings } from "./platform.ts";
 import { applyStartFlags, configFromFlags, type StartFlags } from "./start_flags.ts";
+import { trustFor } from "./trust_settings.ts";
 
 export { logFormatOf } from "./log_format.ts";
 
@@ -94,16 +95,16 @@ export function trustSettings(
   storage: AgentStorage,
   log?: Logger,
 ): TrustSettings {
-  const address = parseServerAddress(config.auth_server ?? config.proxy_server!);
-  if (address.scheme === "http:") return { mode: "plain_http" };
-  if (config.insecure) return { mode: "insecure" };
-  if (config.onboarding.ca_pins.length > 0) {
-    return { mode: "pins", pins: config.onboarding.ca_pins, storage, log };
-  }
-  if (config.onboarding.ca_path) {
-    return { mode: "ca_path", path: config.onboarding.ca_path, storage, log };
-  }
-  return { mode: "system", storage, log };
+  return trustFor(
+    {
+      server: config.auth_server ?? config.proxy_server!,
+      insecure: config.insecure,
+      caPins: config.onboarding.ca_pins,
+      caPath: config.onboarding.ca_path,
+    },
+    storage,
+    log,
+  );
 }
 
 /** Opens the configured storage; anything it must close at exit goes onto `cleanups`. */
