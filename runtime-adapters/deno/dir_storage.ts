@@ -7,6 +7,7 @@
  * @module
  */
 import { join, resolve } from "node:path";
+import type { DestinationOptions } from "../../src/agent/outputs/mod.ts";
 import type { AgentStorage, ReleaseLock } from "../../src/agent/storage.ts";
 import { STORAGE_FILES } from "../../src/agent/storage.ts";
 import { KeyboundError } from "../../src/errors.ts";
@@ -26,13 +27,17 @@ export class DirectoryStorage implements AgentStorage {
   /** Absolute path of the directory. */
   readonly path: string;
 
+  readonly #prepareFile?: (path: string) => Promise<void>;
+
   /**
    * Storage in `path`; nothing is touched before {@linkcode DirectoryStorage.init}.
    *
    * @param path the directory (made absolute)
+   * @param options `prepareFile` runs on each new file before it is renamed into place
    */
-  constructor(path: string) {
+  constructor(path: string, options: DestinationOptions = {}) {
     this.path = resolve(path);
+    this.#prepareFile = options.prepareFile;
   }
 
   describe(): string {
@@ -80,8 +85,10 @@ export class DirectoryStorage implements AgentStorage {
 
   async write(name: string, data: Uint8Array | string): Promise<void> {
     try {
-      await writeFileAtomic(this.#file(name), data, { mode: 0o600 });
+      await writeFileAtomic(this.#file(name), data, { mode: 0o600, prepare: this.#prepareFile });
     } catch (err) {
+      // A failed prepareFile already says what and where (e.g. SHARING_FAILED).
+      if (err instanceof KeyboundError) throw err;
       throw storageError("write", this.#file(name), err);
     }
   }

@@ -10,6 +10,11 @@ import { dirname, join } from "node:path";
 export interface WriteFileAtomicOptions {
   /** File mode; default 0600. Applied with chmod, so the umask cannot widen or narrow it. */
   mode?: number;
+  /**
+   * Runs on the temporary file after its mode is set and before it is renamed
+   * over `path` (an ACL set here is in place when readers first see the file).
+   */
+  prepare?: (tmpPath: string) => Promise<void>;
 }
 
 function randomSuffix(): string {
@@ -45,6 +50,7 @@ export async function writeFileAtomic(
       file.close();
     }
     await Deno.chmod(tmp, mode);
+    await options.prepare?.(tmp);
     await Deno.rename(tmp, path);
   } catch (err) {
     await Deno.remove(tmp).catch(() => {});

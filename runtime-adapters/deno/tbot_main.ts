@@ -92,7 +92,7 @@ export const denoPlatform: TbotPlatform = {
     });
   },
   absolutePath: (path) => resolve(path),
-  openDirectory: (path) => new DirectoryStorage(path),
+  openDirectory: (path, options) => new DirectoryStorage(path, options),
   openKvStorage: async (path) => {
     // Loaded only when configured, so directory storage pays nothing for it.
     const { DenoKvAgentStorage } = await import("./kv_agent_storage.ts");

@@ -1,10 +1,15 @@
-import { aclText, type FileSharing, SharedOutput } from "../../src/agent/sharing/mod.ts";
+import {
+  aclText,
+  type FileSharing,
+  OutputSharing,
+  SharedOutput,
+} from "../../src/agent/sharing/mod.ts";
 import { KeyboundError } from "../../src/errors.ts";
 import { silentLogger } from "../../src/util/log.ts";
 import { assertEquals, assertRejects, assertStringIncludes } from "../_assert.ts";
 import type { Output } from "../../src/agent/outputs/output.ts";
 
-// The real setfacl path is covered by tests/tbot/output_sharing_test.ts; this is the fallback policy.
+// The real setfacl and group paths are covered by tests/tbot/output_sharing_test.ts; this is the policy.
 function noAclFs(calls: string[]): FileSharing {
   return {
     listFiles: () => Promise.resolve(["key", "tlscert"]),
@@ -34,19 +39,26 @@ Deno.test("sharing: ACL entries give each reader read only, nothing to group and
 
 Deno.test("sharing: without ACLs a single group gets group ownership and 0640; anything else is refused", async () => {
   const calls: string[] = [];
-  const out = new SharedOutput(inner, [{ group: "ssl" }], {
+  const sharing = new OutputSharing("app", [{ group: "ssl" }], {
     files: noAclFs(calls),
     log: silentLogger,
     directory: "/o",
   });
+  const out = new SharedOutput(inner, sharing);
   await out.init();
   assertEquals(out.method, "group_0640");
   assertEquals(calls, ["/o ssl 750", "/o/key ssl 640", "/o/tlscert ssl 640"]);
-  const user = new SharedOutput(inner, [{ user: "nginx" }], {
-    files: noAclFs([]),
-    log: silentLogger,
-    directory: "/o",
-  });
+  // A new file is shared by the destination before its rename.
+  await sharing.shareFile("/o/.key.1234.tmp");
+  assertEquals(calls.at(-1), "/o/.key.1234.tmp ssl 640");
+  const user = new SharedOutput(
+    inner,
+    new OutputSharing("app", [{ user: "nginx" }], {
+      files: noAclFs([]),
+      log: silentLogger,
+      directory: "/o",
+    }),
+  );
   const e = await assertRejects(() => user.init(), KeyboundError);
   assertEquals(e.code, "SHARING_FAILED");
   assertStringIncludes(e.message, "has no POSIX ACLs");

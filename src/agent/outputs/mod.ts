@@ -10,7 +10,7 @@ import type { AgentStorage } from "../storage.ts";
 import { IssuedIdentityOutput } from "./identity_cert_output.ts";
 import { IdentityOutput } from "./identity_output.ts";
 import { type HookDeps, HookedOutput } from "../hooks/mod.ts";
-import { SharedOutput, type SharingDeps } from "../sharing/mod.ts";
+import { OutputSharing, SharedOutput, type SharingDeps } from "../sharing/mod.ts";
 import type { Output } from "./output.ts";
 import { SshConfigOutput } from "./ssh_config.ts";
 import { SshHostOutput } from "./ssh_host.ts";
@@ -19,8 +19,21 @@ import { WorkloadIdentityX509Output } from "./workload_identity_x509.ts";
 
 export type { Output } from "./output.ts";
 
+/** How a destination treats the files it writes. */
+export interface DestinationOptions {
+  /**
+   * Runs on each new file (its temporary path) before it replaces the old
+   * one, e.g. to share it with `readers`; a failure fails the write and
+   * leaves the old file in place.
+   */
+  prepareFile?: (path: string) => Promise<void>;
+}
+
 /** Opens a destination of an output; directory destinations only for now. */
-export type OpenDestination = (destination: { type: "directory"; path: string }) => AgentStorage;
+export type OpenDestination = (
+  destination: { type: "directory"; path: string },
+  options?: DestinationOptions,
+) => AgentStorage;
 
 /** What outputs that talk to the auth service need (all but a bare `identity` without a lifetime). */
 export interface OutputDeps {
@@ -50,14 +63,22 @@ export function createOutputs(
   deps?: OutputDeps,
 ): Output[] {
   return services.map((s, i): Output => {
-    let output = createOutput(s, i, open, deps);
-    if (!s.on_renew && !s.destination.readers) return output;
+    if (!s.on_renew && !s.destination.readers) return createOutput(s, i, open, deps);
     const d = needDeps(deps, s.type);
     const directory = d.absolutePath(s.destination.path);
+    let output: Output;
     if (s.destination.readers) {
       if (!d.sharing) throw new KeyboundError("INTERNAL", "readers needs file sharing");
-      output = new SharedOutput(output, s.destination.readers, { ...d.sharing, directory });
-    }
+      const sharing = new OutputSharing(serviceName(s, i), s.destination.readers, {
+        ...d.sharing,
+        directory,
+      });
+      const prepareFile = (path: string) => sharing.shareFile(path);
+      output = new SharedOutput(
+        createOutput(s, i, (dest) => open(dest, { prepareFile }), deps),
+        sharing,
+      );
+    } else output = createOutput(s, i, open, deps);
     if (s.on_renew) {
       if (!d.hooks) throw new KeyboundError("INTERNAL", "on_renew needs a process runner");
       output = new HookedOutput(output, s.on_renew, { ...d.hooks, directory });

@@ -8,6 +8,7 @@
 import type { HostInfo } from "../../agent/heartbeat.ts";
 import type { HookProcesses } from "../../agent/hooks/mod.ts";
 import type { FileSharing } from "../../agent/sharing/mod.ts";
+import type { DestinationOptions } from "../../agent/outputs/mod.ts";
 import type { AgentStorage } from "../../agent/storage.ts";
 import type { Logger } from "../../util/log.ts";
 
@@ -70,7 +71,7 @@ export interface TbotPlatform {
   /** `path` made absolute against the working directory. */
   absolutePath(path: string): string;
   /** Opens a directory destination (storage or output). */
-  openDirectory(path: string): AgentStorage;
+  openDirectory(path: string, options?: DestinationOptions): AgentStorage;
   /**
    * Opens the bot's storage in a key-value database file (`storage: {type:
    * deno_kv}`); `close` releases the database after the storage lock.

@@ -282,7 +282,7 @@ export async function runStart(
     await runBot({
       config,
       identity,
-      outputs: createOutputs(config.services, (d) => platform.openDirectory(d.path), {
+      outputs: createOutputs(config.services, (d, o) => platform.openDirectory(d.path, o), {
         api: createBotApi({ baseUrl, fetch: fetchFn }),
         credentialTtlMs: config.credential_ttl,
         absolutePath: (p) => platform.absolutePath(p),
