@@ -12,6 +12,7 @@ import {
   verifyCertificateSignature,
 } from "../../src/pki/mod.ts";
 import { put } from "../server/_workload_fixture.ts";
+import { parseConfig } from "../../src/agent/config/load.ts";
 import { runTbot, tbotYaml } from "./_harness.ts";
 
 async function setup() {
@@ -201,6 +202,37 @@ Deno.test("cli-only: flags win over TELEPORT_* variables; bad flags are one line
     [["start", "identity", ...address, ...base, "--join-method", "token"], "--join-method: "],
     [["start", "identity", ...address, ...base, "--certificate-ttl", "x"], "--certificate-ttl: "],
     [["start", "identity", ...address, "--destination", "d", "--storage", "s3://b"], "--storage: "],
+    [["start", "identity", ...address, ...base, "--reader-user", "a b"], '--reader-user "a b": '],
+    [
+      ["start", "identity", ...address, ...base, "--on-renew-signal", "HUP"],
+      "--on-renew-pid-file: ",
+    ],
+    [
+      [
+        "start",
+        "identity",
+        ...address,
+        ...base,
+        "--on-renew-signal",
+        "KILL",
+        "--on-renew-pid-file",
+        "p",
+      ],
+      "--on-renew-signal: must be one of",
+    ],
+    [
+      [
+        "start",
+        "identity",
+        ...address,
+        ...base,
+        "--on-renew-exec",
+        "x",
+        "--on-renew-signal",
+        "HUP",
+      ],
+      "--on-renew-signal: not together with --on-renew-exec",
+    ],
   ];
   for (const [args, expected] of cases) {
     const r = await runTbot(args);
@@ -316,4 +348,118 @@ Deno.test("cli-only: join_uri in tbot.yaml, the secret from a file or the enviro
     `${s.dir}/bad.yaml:4: onboarding.token: not together with join_uri`,
   );
   assert(!bad.stderr.includes(c), "the URI is never echoed");
+});
+
+const HAS_SETFACL = ["/usr/bin/setfacl", "/bin/setfacl"].some((p) => {
+  try {
+    return Deno.statSync(p).isFile;
+  } catch {
+    return false;
+  }
+});
+// .ci/run installs acl: required there, skipped only here.
+const noSetfacl = !HAS_SETFACL && Deno.env.get("CI") !== "true";
+if (noSetfacl) console.warn("cli-only readers test skipped: needs setfacl (Debian package acl)");
+
+Deno.test({
+  name: "cli-only: --reader-* and --on-renew-* do what the config file's readers and on_renew do",
+  ignore: noSetfacl,
+  async fn() {
+    await using s = await setup();
+    const fileSecret = await s.token("hooks-file");
+    const flagSecret = await s.token("hooks-flags");
+    // The hook proves it ran, for which output and where: it writes a file of its own.
+    const script = (tag: string) =>
+      `echo "$KEYBOUND_OUTPUT_NAME $KEYBOUND_OUTPUT_DIR" > ${s.dir}/hook-${tag}`;
+    const yaml = tbotYaml({
+      address: s.served.address,
+      storage: `${s.dir}/file-bot`,
+      pins: [s.cluster.pin],
+      secret: fileSecret,
+    }).replace("token: example", "token: hooks-file").replace(
+      "outputs: []",
+      [
+        "outputs:",
+        "  - type: identity",
+        "    destination:",
+        "      type: directory",
+        `      path: ${s.dir}/file-out`,
+        "      readers: [{user: nobody}, {group: root}]",
+        "    on_renew:",
+        `      exec: [sh, -c, '${script("file")}']`,
+        "      timeout: 5s",
+      ].join("\n"),
+    );
+    await Deno.writeTextFile(`${s.dir}/tbot.yaml`, yaml);
+    const viaFile = await runTbot(["start", "-c", `${s.dir}/tbot.yaml`, "--oneshot"]);
+    assertEquals(viaFile.code, 0, viaFile.stderr);
+
+    const modeFlags = [
+      "--destination",
+      `${s.dir}/flag-out`,
+      "--reader-user",
+      "nobody",
+      "--reader-group",
+      "root",
+      "--on-renew-exec",
+      "sh",
+      "--on-renew-exec=-c",
+      "--on-renew-exec",
+      script("flags"),
+      "--on-renew-timeout",
+      "5s",
+    ];
+    const common = ["--proxy-server", s.served.address, "--ca-pin", s.cluster.pin];
+    const viaFlags = await runTbot([
+      "start",
+      "identity",
+      ...modeFlags,
+      ...common,
+      "--token",
+      "hooks-flags",
+      "--registration-secret",
+      flagSecret,
+      "--storage",
+      `${s.dir}/flag-bot`,
+      "--oneshot",
+    ]);
+    assertEquals(viaFlags.code, 0, viaFlags.stderr);
+
+    for (const [r, out] of [[viaFile, "file-out"], [viaFlags, "flag-out"]] as const) {
+      assertStringIncludes(r.stderr, "readers=user:nobody,group:root method=posix_acl");
+      assertStringIncludes(r.stderr, "reload hook ran");
+      const tag = out === "file-out" ? "file" : "flags";
+      assertEquals(
+        await Deno.readTextFile(`${s.dir}/hook-${tag}`),
+        `identity-output-1 ${s.dir}/${out}\n`,
+      );
+    }
+    assertEquals(await names(`${s.dir}/flag-out`), await names(`${s.dir}/file-out`));
+    for (const f of await names(`${s.dir}/file-out`)) {
+      const acl = async (dir: string) => {
+        const o = await new Deno.Command("getfacl", { args: ["-cp", `${s.dir}/${dir}/${f}`] })
+          .output();
+        return new TextDecoder().decode(o.stdout);
+      };
+      assertEquals(await acl("flag-out"), await acl("file-out"), `the ACL of ${f}`);
+    }
+    // configure writes the same readers and hook as the file's, which it reads back the same way.
+    const printed = await runTbot([
+      "configure",
+      "identity",
+      ...modeFlags,
+      ...common,
+      "--token",
+      "t",
+    ]);
+    assertEquals(printed.code, 0, printed.stderr);
+    const [fromFile, fromConfigure] = [yaml, printed.stdout].map((text) => {
+      const service = parseConfig(text).services[0];
+      return { readers: service.destination.readers, on_renew: service.on_renew };
+    });
+    assertEquals(fromConfigure, {
+      ...fromFile,
+      on_renew: { exec: ["sh", "-c", script("flags")], timeout: 5000 },
+    });
+  },
 });

@@ -106,6 +106,40 @@ const FLAGS = {
     value: "AUD",
     help: "audience of the JWT-SVID (workload-identity-jwt)",
   },
+  "reader-user": {
+    type: "string",
+    multiple: true,
+    value: "USER",
+    help: "a user who may read the output's files (repeatable; POSIX ACLs)",
+  },
+  "reader-group": {
+    type: "string",
+    multiple: true,
+    value: "GROUP",
+    help: "a group that may read the output's files (repeatable; ACLs, or 0640 without them)",
+  },
+  "on-renew-exec": {
+    type: "string",
+    multiple: true,
+    value: "WORD",
+    help: "run a program after each write: the program, then each argument, one flag each " +
+      "(--on-renew-exec=-x for a word starting with -)",
+  },
+  "on-renew-signal": {
+    type: "string",
+    value: "SIG",
+    help: "after each write, send SIG (HUP, USR1, USR2, TERM, INT, QUIT) to --on-renew-pid-file",
+  },
+  "on-renew-pid-file": {
+    type: "string",
+    value: "FILE",
+    help: "file holding the process id --on-renew-signal goes to",
+  },
+  "on-renew-timeout": {
+    type: "string",
+    value: "D",
+    help: "how long the on-renew hook may take (default 10s)",
+  },
   output: {
     type: "string",
     short: "o",
@@ -140,7 +174,18 @@ const START = {
 } as const;
 
 /** The flags of the CLI-only output modes, besides {@linkcode START}'s. */
-const MODE_FLAGS = ["destination", "principals", "name-selector", "audience"] as const;
+const MODE_FLAGS = [
+  "destination",
+  "principals",
+  "name-selector",
+  "audience",
+  "reader-user",
+  "reader-group",
+  "on-renew-exec",
+  "on-renew-signal",
+  "on-renew-pid-file",
+  "on-renew-timeout",
+] as const;
 
 /** `tbot start MODE` / `tbot configure MODE`: one output, built from flags (Teleport's shapes). */
 export const OUTPUT_MODES = {

@@ -11,7 +11,7 @@ import { fieldIssue } from "../../util/zod_error.ts";
 import { UsageError } from "../flags/mod.ts";
 import type { OutputMode, TbotFlags } from "./flags.ts";
 
-/** Which flag sets each field of a mode's output, for errors that name the flag. */
+/** Which flag sets each field of a mode's output (most specific path first), for errors. */
 const FLAG_OF_FIELD: Record<string, string> = {
   destination: "--destination",
   principals: "--principals",
@@ -19,7 +19,47 @@ const FLAG_OF_FIELD: Record<string, string> = {
   audiences: "--audience",
   credential_ttl: "--certificate-ttl",
   renewal_interval: "--renewal-interval",
+  on_renew: "--on-renew-exec",
+  "on_renew.exec": "--on-renew-exec",
+  "on_renew.signal": "--on-renew-signal",
+  "on_renew.pid_file": "--on-renew-pid-file",
+  "on_renew.timeout": "--on-renew-timeout",
 };
+
+/** `--reader-user U --reader-group G` → `[{user: U}, {group: G}]`, or nothing. */
+function readersOf(f: TbotFlags): Record<string, string>[] | undefined {
+  const readers = [
+    ...(f.readerUser ?? []).map((user) => ({ user })),
+    ...(f.readerGroup ?? []).map((group) => ({ group })),
+  ];
+  return readers.length > 0 ? readers : undefined;
+}
+
+/** The `on_renew` of the `--on-renew-*` flags, or nothing; one form only. */
+function onRenewOf(f: TbotFlags): Record<string, unknown> | undefined {
+  const timeout = f.onRenewTimeout === undefined ? {} : { timeout: f.onRenewTimeout };
+  if (f.onRenewExec !== undefined) {
+    for (const flag of ["--on-renew-signal", "--on-renew-pid-file"] as const) {
+      if ((flag === "--on-renew-signal" ? f.onRenewSignal : f.onRenewPidFile) !== undefined) {
+        throw new UsageError(`${flag}: not together with --on-renew-exec (one hook per output)`);
+      }
+    }
+    return { exec: f.onRenewExec, ...timeout };
+  }
+  if (f.onRenewSignal !== undefined || f.onRenewPidFile !== undefined) {
+    if (f.onRenewSignal === undefined) {
+      throw new UsageError("--on-renew-signal: required with --on-renew-pid-file");
+    }
+    if (f.onRenewPidFile === undefined) {
+      throw new UsageError("--on-renew-pid-file: required with --on-renew-signal");
+    }
+    return { signal: f.onRenewSignal, pid_file: f.onRenewPidFile, ...timeout };
+  }
+  if (f.onRenewTimeout !== undefined) {
+    throw new UsageError("--on-renew-timeout: needs --on-renew-exec or --on-renew-signal");
+  }
+  return undefined;
+}
 
 /** `--destination`: a path or `file:///path` (outputs write to directories only). */
 function destinationOf(text: string | undefined): { type: "directory"; path: string } {
@@ -61,17 +101,21 @@ function list(values: string[] | undefined): string[] | undefined {
  * ```
  */
 export function serviceFromFlags(mode: OutputMode, f: TbotFlags): ServiceConfig {
-  const destination = destinationOf(f.destination);
+  const readers = readersOf(f);
+  const destination = { ...destinationOf(f.destination), ...(readers ? { readers } : {}) };
+  const onRenew = onRenewOf(f);
+  const hook = onRenew ? { on_renew: onRenew } : {};
   const selector = f.nameSelector === undefined ? undefined : { name: f.nameSelector };
   const raw = {
-    identity: { type: "identity", destination },
-    "ssh-host": { type: "ssh_host", destination, principals: list(f.principals) },
-    "workload-identity-x509": { type: "workload-identity-x509", destination, selector },
+    identity: { type: "identity", destination, ...hook },
+    "ssh-host": { type: "ssh_host", destination, principals: list(f.principals), ...hook },
+    "workload-identity-x509": { type: "workload-identity-x509", destination, selector, ...hook },
     "workload-identity-jwt": {
       type: "workload-identity-jwt",
       destination,
       selector,
       audiences: list(f.audience),
+      ...hook,
     },
   }[mode];
   const extra = [
@@ -87,8 +131,14 @@ export function serviceFromFlags(mode: OutputMode, f: TbotFlags): ServiceConfig 
   const parsed = ServiceConfig.safeParse(raw);
   if (parsed.success) return parsed.data;
   const issue = fieldIssue(parsed.error.issues[0]);
-  const field = String(issue.path[0] ?? "");
-  const flag = FLAG_OF_FIELD[field] ?? field;
+  const [field, second, third] = issue.path.map(String);
+  if (field === "destination" && second === "readers") {
+    // The reader at fault, by the flag that named it.
+    const reader = readers?.[Number(third)] ?? {};
+    const [kind, name] = Object.entries(reader)[0] ?? ["user", ""];
+    throw new UsageError(`--reader-${kind} "${name}": ${issue.message}`);
+  }
+  const flag = FLAG_OF_FIELD[`${field}.${second}`] ?? FLAG_OF_FIELD[field] ?? field;
   const values: unknown = (raw as Record<string, unknown>)[field];
   const index = issue.path[1];
   const item = Array.isArray(values) && typeof index === "number" ? ` "${values[index]}"` : "";
