@@ -11,17 +11,15 @@ import { parseSshCertificate } from "../../src/pki/mod.ts";
 import {
   addBot,
   type Cluster,
-  Daemon,
-  freePort,
-  hasTool,
+  type Daemon,
   read,
   run,
   runTbotOnce,
   startCluster,
 } from "./_interop_fixture.ts";
+import { ssh, sshdReady, startSshd } from "./_sshd.ts";
 
-const SSHD = "/usr/sbin/sshd";
-const ready = hasTool(SSHD) && hasTool("/usr/bin/ssh") && Deno.uid() === 0;
+const ready = sshdReady();
 
 function identityService(dir: string): string {
   return ["  - type: identity", `    destination: {type: directory, path: ${dir}}`].join("\n");
@@ -64,52 +62,6 @@ function listUnder(text: string, heading: string): string[] {
 }
 
 const utc = (d: Date) => d.toISOString().slice(0, 19);
-
-async function startSshd(dir: string, hostDir: string): Promise<{ port: number; sshd: Daemon }> {
-  // sshd insists on its privilege separation directory.
-  await Deno.mkdir("/run/sshd", { recursive: true, mode: 0o755 });
-  const port = freePort();
-  const config = `${dir}/sshd_config`;
-  await Deno.writeTextFile(
-    config,
-    [
-      `Port ${port}`,
-      "ListenAddress 127.0.0.1",
-      `HostKey ${hostDir}/ssh_host`,
-      `HostCertificate ${hostDir}/ssh_host-cert.pub`,
-      `TrustedUserCAKeys ${hostDir}/ssh_host-user-ca.pub`,
-      "AuthorizedKeysFile none",
-      "PasswordAuthentication no",
-      "KbdInteractiveAuthentication no",
-      "UsePAM no",
-      "StrictModes no",
-      "PidFile none",
-      "PermitRootLogin prohibit-password",
-      "LogLevel VERBOSE",
-      "",
-    ].join("\n"),
-  );
-  const sshd = new Daemon(SSHD, ["-D", "-e", "-f", config]);
-  await sshd.waitFor(/Server listening on 127\.0\.0\.1/);
-  return { port, sshd };
-}
-
-function ssh(idDir: string, port: number, user: string, command: string) {
-  return run("ssh", [
-    "-F",
-    `${idDir}/ssh_config`,
-    "-o",
-    "BatchMode=yes",
-    "-o",
-    "StrictHostKeyChecking=yes",
-    "-o",
-    "ConnectTimeout=10",
-    "-p",
-    String(port),
-    `${user}@127.0.0.1`,
-    command,
-  ]);
-}
 
 Deno.test({
   name: "openssh: ssh-keygen reads the certificates and sshd accepts exactly the right ones",
