@@ -1,26 +1,59 @@
 /**
  * The Deno side of reload hooks: starts a hook's program with exactly the
- * environment the policy built, kills it at the timeout, reads PID files and
- * sends signals. What runs, with what environment, and how results are
- * reported is decided in `src/agent/hooks/`.
+ * environment the policy built, keeps the end of its output, kills it at the
+ * timeout, reads PID files and sends signals. What runs, with what
+ * environment, and how results are reported is decided in `src/agent/hooks/`.
  *
  * @module
  */
-import type { HookExit, HookProcesses } from "../../src/agent/hooks/mod.ts";
+import { HOOK_OUTPUT_TAIL, type HookExit, type HookProcesses } from "../../src/agent/hooks/mod.ts";
+
+/**
+ * How long the output streams may stay open after the hook exits: a
+ * background process it started may hold them open for ever, and tbot must
+ * not wait for that.
+ */
+const DRAIN_AFTER_EXIT_MS = 200;
+
+/** Reads `stream` to its end (or until cancelled), keeping the last `HOOK_OUTPUT_TAIL` bytes. */
+function tailOf(stream: ReadableStream<Uint8Array>) {
+  const reader = stream.getReader();
+  let kept = new Uint8Array(0);
+  const done = (async () => {
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        const joined = new Uint8Array(kept.length + value.length);
+        joined.set(kept);
+        joined.set(value, kept.length);
+        kept = joined.slice(Math.max(0, joined.length - HOOK_OUTPUT_TAIL));
+      }
+    } catch {
+      // Cancelled, or the pipe broke: what was read is kept.
+    }
+  })();
+  return {
+    done,
+    cancel: () => reader.cancel().catch(() => {}),
+    text: () => new TextDecoder().decode(kept),
+  };
+}
 
 /** Starts and signals hook processes with `Deno.Command` and `Deno.kill`. */
 export const denoHookProcesses: HookProcesses = {
   async run(argv, env, timeoutMs): Promise<HookExit> {
     const [program, ...args] = argv;
-    // No pipes: a hook's grandchild that keeps a pipe open would otherwise hold tbot up.
     const child = new Deno.Command(program, {
       args,
       env,
       clearEnv: true,
       stdin: "null",
-      stdout: "null",
-      stderr: "null",
+      stdout: "piped",
+      stderr: "piped",
     }).spawn();
+    const out = tailOf(child.stdout);
+    const err = tailOf(child.stderr);
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
@@ -30,7 +63,20 @@ export const denoHookProcesses: HookProcesses = {
     }, timeoutMs);
     try {
       const status = await child.status;
-      return { code: status.signal ? null : status.code, signal: status.signal, timedOut };
+      let grace: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        Promise.all([out.done, err.done]),
+        new Promise((r) => grace = setTimeout(r, DRAIN_AFTER_EXIT_MS)),
+      ]);
+      clearTimeout(grace);
+      await Promise.all([out.cancel(), err.cancel()]);
+      return {
+        code: status.signal ? null : status.code,
+        signal: status.signal,
+        timedOut,
+        stdout: out.text(),
+        stderr: err.text(),
+      };
     } finally {
       clearTimeout(timer);
     }

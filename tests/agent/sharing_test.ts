@@ -7,7 +7,7 @@ import {
 import { KeyboundError } from "../../src/errors.ts";
 import { silentLogger } from "../../src/util/log.ts";
 import { assertEquals, assertRejects, assertStringIncludes } from "../_assert.ts";
-import type { Output } from "../../src/agent/outputs/output.ts";
+import { noopOutput as inner } from "./_noop_output.ts";
 
 // The real setfacl and group paths are covered by tests/tbot/output_sharing_test.ts; this is the policy.
 function noAclFs(calls: string[]): FileSharing {
@@ -20,14 +20,6 @@ function noAclFs(calls: string[]): FileSharing {
     },
   };
 }
-
-const inner: Output = {
-  name: "app",
-  type: "identity",
-  describe: () => "/o",
-  init: () => Promise.resolve(),
-  write: () => Promise.resolve(),
-};
 
 Deno.test("sharing: ACL entries give each reader read only, nothing to group and others", () => {
   assertEquals(

@@ -184,6 +184,25 @@ Deno.test("cli-only: flags win over TELEPORT_* variables; bad flags are one line
   assertStringIncludes(printed.stdout, "auth_server: 127.0.0.1:7");
   assert(!printed.stdout.includes("proxy_server"));
   assertStringIncludes(printed.stdout, "token: flag");
+  // Both address variables and no flag: refused (Teleport refuses both addresses), not a guess.
+  for (const command of [["configure", "identity", ...base], ["start", "identity", ...base]]) {
+    const both = await runTbot(command, {
+      TELEPORT_PROXY: "127.0.0.1:9",
+      TELEPORT_AUTH_SERVER: "127.0.0.1:8",
+      TELEPORT_BOT_TOKEN: "env",
+    });
+    assertEquals(both.code, 2, both.stderr);
+    assertEquals(
+      both.stderr,
+      "tbot: TELEPORT_PROXY and TELEPORT_AUTH_SERVER are both set: unset one (or pass " +
+        "--proxy-server or --auth-server, which wins over both)\n",
+    );
+  }
+  const onlyAuth = await runTbot(["configure", "identity", ...base], {
+    TELEPORT_AUTH_SERVER: "127.0.0.1:8",
+    TELEPORT_BOT_TOKEN: "env",
+  });
+  assertStringIncludes(onlyAuth.stdout, "auth_server: 127.0.0.1:8");
 
   const address = ["--proxy-server", "127.0.0.1:9", "--token", "t"];
   const cases: [string[], string][] = [

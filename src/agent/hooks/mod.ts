@@ -2,7 +2,7 @@
  * Reload hooks (`on_renew`): after an output's files are written, run a
  * program or signal a daemon so it picks up the new certificate. The policy
  * lives here (what environment, what counts as failure, what is logged and
- * counted); starting and signalling processes is the runtime adapter's
+ * counted, including the end of the hook's output); starting and signalling processes is the runtime adapter's
  * {@linkcode HookProcesses}.
  *
  * A hook never fails its output: the files are written, so the failure is
@@ -37,13 +37,26 @@ export interface HookExit {
   signal: string | null;
   /** True when it was killed because the timeout passed. */
   timedOut: boolean;
+  /** The end of what it wrote to standard output (at most {@linkcode HOOK_OUTPUT_TAIL} bytes). */
+  stdout?: string;
+  /** The end of what it wrote to standard error (at most {@linkcode HOOK_OUTPUT_TAIL} bytes). */
+  stderr?: string;
 }
+
+/**
+ * How much of a hook's output is kept, from its end (where a failing
+ * program says why), per stream: enough for an error message, bounded
+ * whatever the hook prints.
+ */
+export const HOOK_OUTPUT_TAIL = 512;
 
 /** What the runtime provides to run hooks. */
 export interface HookProcesses {
   /**
-   * Runs `argv` with exactly `env` (nothing inherited), no standard input and
-   * its output discarded; kills it when `timeoutMs` passes.
+   * Runs `argv` with exactly `env` (nothing inherited) and no standard input;
+   * keeps the last {@linkcode HOOK_OUTPUT_TAIL} bytes of each output stream
+   * (without waiting for a stream a background child keeps open); kills it
+   * when `timeoutMs` passes.
    */
   run(argv: string[], env: Record<string, string>, timeoutMs: number): Promise<HookExit>;
   /** Reads a small text file (the PID file). */
@@ -127,6 +140,11 @@ export class HookedOutput extends AfterWrite {
         fields = exit.code === null ? { killed_by: exit.signal ?? "signal" } : {
           exit_code: exit.code,
         };
+        // The hook's own words (its environment holds no secret); the logger escapes them.
+        for (const stream of ["stdout", "stderr"] as const) {
+          const text = exit[stream]?.trim();
+          if (text) fields[stream] = text.slice(-HOOK_OUTPUT_TAIL);
+        }
         if (exit.timedOut) result = "timeout";
         else if (exit.code === 0) result = "success";
         if (exit.code !== null) metrics?.hookExitCode.set({ service: this.name }, exit.code);

@@ -156,7 +156,7 @@ export const FLAG_ENV = {
 /**
  * `flags` with the values of {@linkcode FLAG_ENV} filled in where no flag was
  * given. A flag wins over the environment; an address flag of either kind
- * wins over both address variables.
+ * wins over both address variables, which may not both be set without one.
  */
 export function flagsWithEnv<F extends TbotFlags>(
   f: F,
@@ -172,7 +172,14 @@ export function flagsWithEnv<F extends TbotFlags>(
   if (out.joinUri === undefined) out.joinUri = read(FLAG_ENV.joinUri);
   if (out.proxyServer === undefined && out.authServer === undefined) {
     out.proxyServer = read(FLAG_ENV.proxyServer);
-    if (out.proxyServer === undefined) out.authServer = read(FLAG_ENV.authServer);
+    out.authServer = read(FLAG_ENV.authServer);
+    // Teleport refuses both addresses at once; which one was meant is a guess, so say so.
+    if (out.proxyServer !== undefined && out.authServer !== undefined) {
+      throw new UsageError(
+        `${FLAG_ENV.proxyServer} and ${FLAG_ENV.authServer} are both set: unset one ` +
+          "(or pass --proxy-server or --auth-server, which wins over both)",
+      );
+    }
   }
   return out;
 }
