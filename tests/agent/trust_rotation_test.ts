@@ -217,3 +217,20 @@ Deno.test("HostTrust: a server no cross-signature vouches for stays refused", as
   assertEquals(e.code, "TLS_UNTRUSTED");
   assertEquals(await readText(storage, STORAGE_FILES.hostCa), old.pem, "storage unchanged");
 });
+
+Deno.test("HostTrust: an unchanged CA list (formatting aside) keeps the transport", async () => {
+  const ca = await newCa("only");
+  const built: string[][] = [];
+  const trust = new HostTrust({
+    baseUrl: URL,
+    storage: new MemoryStorage(),
+    saved: [ca.pem],
+    fetchTrusting: transportTo(() => ca, built),
+    firstContact: () => Promise.reject(new Error("not used")),
+    now: () => new Date(),
+    log: silentLogger,
+  });
+  trust.update([ca.pem.trimEnd()]);
+  trust.update([ca.pem + "\n"]);
+  assertEquals(built.length, 1, "one transport: nothing moved");
+});

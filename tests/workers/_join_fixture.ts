@@ -11,12 +11,13 @@ import { Bot, Role, Token, WorkloadIdentity } from "../../src/resources/schemas.
 
 /**
  * Creates bot `name` with `roles` and token `name` (registration secret,
- * recovery limit 1); returns the secret.
+ * recovery limit 1 unless given); returns the secret.
  */
 export async function provisionBot(
   api: AdminApi,
   name: string,
   roles: string[] = [],
+  recoveryLimit = 1,
 ): Promise<string> {
   await api.put(
     Bot.parse({ kind: "bot", version: "v1", metadata: { name }, spec: { roles } }),
@@ -24,7 +25,10 @@ export async function provisionBot(
   );
   const { item } = await api.put(
     Token.parse(
-      boundKeypairToken(name, name, { onboarding: {}, recovery: { limit: 1, mode: "standard" } }),
+      boundKeypairToken(name, name, {
+        onboarding: {},
+        recovery: { limit: recoveryLimit, mode: "standard" },
+      }),
     ),
     "create",
   );

@@ -112,7 +112,7 @@ export class HostTrust {
   /** @param options storage, saved CAs and the runtime's transport */
   constructor(options: HostTrustOptions) {
     this.#o = options;
-    this.#saved = [...options.saved];
+    this.#saved = splitPems(hostCaText(options.saved));
     this.#fetch = this.#build();
   }
 
@@ -126,7 +126,9 @@ export class HostTrust {
    * received them); the next request verifies the server against them.
    */
   update(pems: string[]): void {
-    const next = pems.map((p) => p.trimEnd() + "\n");
+    // Normalised as read back from storage, so an unchanged list (every renewal
+    // outside a rotation) keeps the transport and its connections.
+    const next = splitPems(hostCaText(pems));
     if (next.join("") === this.#saved.join("")) return;
     this.#saved = next;
     this.#fetch = this.#build();
