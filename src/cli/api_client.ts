@@ -14,8 +14,10 @@ import {
   PUT_RESOURCES_PATH,
   putResourceResponse,
   putResourcesResponse,
+  type ResourceList,
   resourceListResponse,
   resourcePath,
+  type ResourceQuery,
   resourceResponse,
   tokenRotatePath,
 } from "../protocol/admin.ts";
@@ -39,8 +41,12 @@ export interface AdminApi {
   readonly baseUrl: string;
   /** Cluster name, version and CA pins. */
   status(): Promise<ClusterStatus>;
-  /** Every resource of a kind. */
-  list<K extends Kind>(kind: K): Promise<ResourceOf<K>[]>;
+  /** Every resource of a kind, read page by page (for exports such as `tctl get KIND`). */
+  list<K extends Kind>(kind: K, query?: Omit<ResourceQuery, "after" | "limit">): Promise<
+    ResourceOf<K>[]
+  >;
+  /** One page of the resources of a kind, in name order. */
+  listPage<K extends Kind>(kind: K, query?: ResourceQuery): Promise<ResourceList<K>>;
   /** One resource (`bot/id` for bot instances); `NOT_FOUND` if absent. */
   get<K extends Kind>(kind: K, name: string): Promise<ResourceOf<K>>;
   /** Creates (or with `upsert` overwrites) a resource. */
@@ -99,11 +105,25 @@ export class AdminApiClient implements AdminApi {
     return this.#call({ method: "GET", path: STATUS_PATH, response: ClusterStatus });
   }
 
-  /** `GET /v1/resources/{kind}`. */
-  async list<K extends Kind>(kind: K): Promise<ResourceOf<K>[]> {
-    const path = resourcePath(kind);
-    return (await this.#call({ method: "GET", path, response: resourceListResponse(kind) }))
-      .items;
+  /** `GET /v1/resources/{kind}`, following `next` until the last page. */
+  async list<K extends Kind>(
+    kind: K,
+    query: Omit<ResourceQuery, "after" | "limit"> = {},
+  ): Promise<ResourceOf<K>[]> {
+    const items: ResourceOf<K>[] = [];
+    let after: string | undefined;
+    do {
+      const page = await this.listPage(kind, { ...query, limit: MAX_PAGE, after });
+      items.push(...page.items);
+      after = page.next;
+    } while (after !== undefined);
+    return items;
+  }
+
+  /** `GET /v1/resources/{kind}?limit=N&after=CURSOR&bot=BOT`: one page. */
+  async listPage<K extends Kind>(kind: K, query: ResourceQuery = {}): Promise<ResourceList<K>> {
+    const path = withQuery(resourcePath(kind), query);
+    return await this.#call({ method: "GET", path, response: resourceListResponse(kind) });
   }
 
   /** `GET /v1/resources/{kind}/{name}`. */
@@ -154,11 +174,19 @@ export class AdminApiClient implements AdminApi {
 
   /** `GET /v1/audit`. */
   async audit(options: AuditQuery = {}): Promise<AuditList> {
-    const q = new URLSearchParams();
-    if (options.type) q.set("type", options.type);
-    if (options.limit !== undefined) q.set("limit", String(options.limit));
-    if (options.after !== undefined) q.set("after", options.after);
-    const path = q.size ? `${AUDIT_PATH}?${q}` : AUDIT_PATH;
+    const path = withQuery(AUDIT_PATH, options);
     return await this.#call({ method: "GET", path, response: AuditListResponse });
   }
+}
+
+/** Largest page the server answers (`limit`), used when reading every page. */
+const MAX_PAGE = 1000;
+
+/** `path` with the set fields of `query` as its query string. */
+function withQuery(path: string, query: AuditQuery | ResourceQuery): string {
+  const q = new URLSearchParams();
+  for (const [name, value] of Object.entries(query) as [string, string | number | undefined][]) {
+    if (value !== undefined && value !== "") q.set(name, String(value));
+  }
+  return q.size ? `${path}?${q}` : path;
 }

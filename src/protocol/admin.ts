@@ -24,11 +24,29 @@ export function tokenRotatePath(name: string): string {
 /** Path of the audit log. */
 export const AUDIT_PATH = "/v1/audit";
 
-/** `GET /v1/resources/{kind}`: every live resource of a kind. */
+/** `GET /v1/resources/{kind}`: one page of the live resources of a kind, in name order. */
 export function resourceListResponse<K extends Kind>(
   kind: K,
-): z.ZodType<{ items: ResourceOf<K>[] }> {
-  return z.object({ items: z.array(schemaOf(kind)) });
+): z.ZodType<{ items: ResourceOf<K>[]; next?: string }> {
+  return z.object({ items: z.array(schemaOf(kind)), next: z.string().optional() });
+}
+
+/** `GET /v1/resources/{kind}` query: a page size, the previous page's cursor, a bot's instances. */
+export interface ResourceQuery {
+  /** Page size, 1-1000 (default 100). */
+  limit?: number;
+  /** The `next` of the previous page. */
+  after?: string;
+  /** Bot instances only: the instances of this bot. */
+  bot?: string;
+}
+
+/** One page of resources; `next` is the cursor of the following page, when more may follow. */
+export interface ResourceList<K extends Kind> {
+  /** Resources in name order. */
+  items: ResourceOf<K>[];
+  /** Cursor of the following page. */
+  next?: string;
 }
 
 /** `GET /v1/resources/{kind}/{name}` and `POST /v1/tokens/{name}/rotate`: one resource. */

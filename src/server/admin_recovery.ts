@@ -11,7 +11,7 @@
 import { ConfigError, KeyboundError } from "../errors.ts";
 import { ADMIN_USERNAME } from "../protocol/subject.ts";
 import { Lock } from "../resources/schemas.ts";
-import type { Backend, Check, Mutation } from "../storage/backend.ts";
+import { type Backend, type Check, listInPages, type Mutation } from "../storage/backend.ts";
 import { auditMutations } from "./audit.ts";
 import { bootstrapCluster, type BootstrapOptions } from "./bootstrap.ts";
 import type { ServerContext } from "./context.ts";
@@ -60,7 +60,7 @@ export async function recoverAdmin(ctx: ServerContext): Promise<AdminRecovery> {
     const checks: Check[] = [];
     const mutations: Mutation[] = [];
     const lifted: string[] = [];
-    for (const entry of await ctx.backend.list(resourcePrefix("lock"))) {
+    for await (const entry of listInPages(ctx.backend, resourcePrefix("lock"))) {
       const lock = Lock.safeParse(entry.value);
       if (!lock.success || !lockMatches(lock.data, { user: ADMIN_USERNAME })) continue;
       lifted.push(lock.data.metadata.name);

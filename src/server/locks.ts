@@ -17,7 +17,7 @@
 import { BadParameterError, KeyboundError } from "../errors.ts";
 import { ADMIN_USERNAME } from "../protocol/subject.ts";
 import { randomHex, randomUuid } from "../crypto/random.ts";
-import type { Backend, JsonValue, Mutation } from "../storage/backend.ts";
+import { type Backend, type JsonValue, listInPages, type Mutation } from "../storage/backend.ts";
 import { Lock } from "../resources/schemas.ts";
 import { auditMutations } from "./audit.ts";
 import type { ServerContext } from "./context.ts";
@@ -100,7 +100,7 @@ async function storedLocks(ctx: ServerContext): Promise<Lock[]> {
   const cached = snapshots.get(ctx.backend);
   if (cached && cached.version === version) return cached.locks;
   const locks: Lock[] = [];
-  for (const entry of await ctx.backend.list(resourcePrefix("lock"))) {
+  for await (const entry of listInPages(ctx.backend, resourcePrefix("lock"))) {
     const parsed = Lock.safeParse(entry.value);
     if (parsed.success) locks.push(parsed.data);
     else ctx.log.warn("ignoring malformed stored lock", { key: entry.key.join("/") });

@@ -21,13 +21,13 @@ import type {
   Key,
   ListOptions,
 } from "../storage/backend.ts";
+import { listInPages } from "../storage/backend.ts";
 import type { ServerContext } from "./context.ts";
 import { AUDIT_PREFIX, resourcePrefix } from "./keys.ts";
 
 const SECONDS = exponentialBuckets(0.001, 2, 15); // 1 ms … ~16 s
 /** Bot instances are counted at most this often (a listing of every instance). */
 const INSTANCE_COUNT_TTL_MS = 15_000;
-const INSTANCE_PAGE = 1000;
 
 interface AuditLike {
   type?: string;
@@ -175,15 +175,8 @@ export class AuthMetrics {
 
   async #countInstances(ctx: ServerContext): Promise<void> {
     if (performance.now() - this.#instancesCountedAt < INSTANCE_COUNT_TTL_MS) return;
-    const prefix = resourcePrefix("bot_instance");
     let n = 0;
-    let after: Key | undefined;
-    for (;;) {
-      const page = await ctx.backend.list(prefix, { limit: INSTANCE_PAGE, after });
-      n += page.length;
-      if (page.length < INSTANCE_PAGE) break;
-      after = page[page.length - 1].key;
-    }
+    for await (const _ of listInPages(ctx.backend, resourcePrefix("bot_instance"))) n++;
     this.botInstances.set({}, n);
     this.#instancesCountedAt = performance.now();
   }

@@ -141,3 +141,25 @@ export interface Backend {
   /** Releases resources; later calls fail. */
   close(): Promise<void>;
 }
+
+/** Rows one backend call reads in {@linkcode listInPages}. */
+export const LIST_PAGE = 1000;
+
+/**
+ * Every entry under `prefix`, read {@linkcode LIST_PAGE} rows per backend
+ * call, for the few sets that must be seen whole (the lock set, a count).
+ * Each call stays bounded; listings a client pages through use `list` with
+ * `limit` and `after` instead.
+ */
+export async function* listInPages<T = JsonValue>(
+  backend: Backend,
+  prefix: Key,
+): AsyncGenerator<Entry<T>> {
+  let after: Key | undefined;
+  for (;;) {
+    const page = await backend.list<T>(prefix, { limit: LIST_PAGE, after });
+    yield* page;
+    if (page.length < LIST_PAGE) return;
+    after = page[page.length - 1].key;
+  }
+}

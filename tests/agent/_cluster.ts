@@ -134,12 +134,13 @@ export async function newCluster(clusterName = "example.com"): Promise<Cluster> 
       await requestTokenRotation(ctx, name);
     },
     async locks() {
-      return (await listResources(ctx, "lock")).map((s) => s.resource as Lock);
+      return (await listResources(ctx, "lock", { limit: 1000 })).items.map((s) =>
+        s.resource as Lock
+      );
     },
     async instances(bot) {
-      return (await listResources(ctx, "bot_instance"))
-        .map((s) => s.resource as BotInstance)
-        .filter((i) => i.spec.bot_name === bot);
+      return (await listResources(ctx, "bot_instance", { bot, limit: 1000 })).items
+        .map((s) => s.resource as BotInstance);
     },
     async serve(port = 0) {
       const cert = await issueServerCertificate(ctx, {

@@ -203,9 +203,9 @@ Deno.test("bot instances are addressed as bot/id; expired resources read as abse
       (await getResource(ctx, "bot_instance", `example/${id}`))?.resource.metadata.name,
       `example/${id}`,
     );
-    assertEquals((await listResources(ctx, "bot_instance")).length, 1);
+    assertEquals((await listResources(ctx, "bot_instance")).items.length, 1);
     await deleteResource(ctx, "bot_instance", `example/${id}`, admin);
-    assertEquals(await listResources(ctx, "bot_instance"), []);
+    assertEquals(await listResources(ctx, "bot_instance"), { items: [] });
 
     const expired = Bot.parse({
       kind: "bot",
@@ -222,6 +222,6 @@ Deno.test("bot instances are addressed as bot/id; expired resources read as abse
       mutations: [{ type: "set", key: resourceKey("bot", "old"), value: expired as never }],
     });
     assertEquals(await getResource(ctx, "bot", "old"), null);
-    assertEquals(await listResources(ctx, "bot"), []);
+    assertEquals(await listResources(ctx, "bot"), { items: [] });
   });
 });

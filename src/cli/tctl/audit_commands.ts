@@ -3,11 +3,12 @@
  *
  * @module
  */
-import { type CommandSpec, outputFormat, UsageError } from "./command.ts";
+import { type CommandSpec, outputFormat } from "./command.ts";
+import { nextPageHint, pageFlags } from "./paging.ts";
 import { escapeLogText } from "../../util/log.ts";
 import { auditTable } from "./text.ts";
 
-/** `tctl audit ls [--type T] [--limit N]`. */
+/** `tctl audit ls [--type T] [--limit N] [--after CURSOR]`. */
 export const auditLsCommand: CommandSpec = {
   path: ["audit", "ls"],
   args: "",
@@ -17,14 +18,10 @@ export const auditLsCommand: CommandSpec = {
   flags: ["type", "limit", "after", "format"],
   async run(ctx, _args, flags) {
     const format = outputFormat(flags, ["text", "json"], "text");
-    const limitText = flags.limit;
-    const limit = limitText === undefined ? undefined : Number(limitText);
-    if (limit !== undefined && (!Number.isInteger(limit) || limit < 1)) {
-      throw new UsageError(`--limit: expected a positive integer, got "${limitText}"`);
-    }
-    const page = await (await ctx.api()).audit({ type: flags.type, limit, after: flags.after });
+    const page = await (await ctx.api()).audit({ type: flags.type, ...pageFlags(flags) });
     if (format === "json") return ctx.out(JSON.stringify(page.items, null, 4) + "\n");
     ctx.out(auditTable(page.items));
-    if (page.next) ctx.out(`\nMore events: tctl audit ls --after ${escapeLogText(page.next)}\n`);
+    const type = flags.type ? ` --type ${escapeLogText(flags.type)}` : "";
+    ctx.out(nextPageHint(`tctl audit ls${type}`, page.next));
   },
 };

@@ -16,6 +16,7 @@ import type { AdminApi } from "../api_client.ts";
 import { type CommandSpec, outputFormat, UsageError, withContext } from "./command.ts";
 import { buildJoinToken, tbotAddress } from "./join_token.ts";
 import { listValues, type TctlFlags } from "./options.ts";
+import { MAX_PAGE, nextPageHint, pageFlags } from "./paging.ts";
 import { botInstanceDetails, botInstancesTable, botsTable, recoverySummary } from "./text.ts";
 
 /** `tctl bots ls`. */
@@ -23,13 +24,14 @@ export const botsLsCommand: CommandSpec = {
   path: ["bots", "ls"],
   args: "",
   arity: [0, 0],
-  summary: "list bots (--format text|json)",
-  flags: ["format"],
+  summary: "list bots, one page (--limit N, --after CURSOR, --format text|json)",
+  flags: ["format", "limit", "after"],
   async run(ctx, _args, flags) {
     const format = outputFormat(flags, ["text", "json"], "text");
-    const bots = await (await ctx.api()).list("bot");
-    if (format === "json") return ctx.out(formatResourcesJson(bots));
-    ctx.out(botsTable(bots));
+    const page = await (await ctx.api()).listPage("bot", pageFlags(flags));
+    if (format === "json") return ctx.out(formatResourcesJson(page.items));
+    ctx.out(botsTable(page.items));
+    ctx.out(nextPageHint("tctl bots ls", page.next));
     ctx.out("\nTo list bot instances, run: tctl bots instances ls\n");
   },
 };
@@ -257,20 +259,51 @@ export const botInstancesLsCommand: CommandSpec = {
   path: ["bots", "instances", "ls"],
   args: "[BOT]",
   arity: [0, 1],
-  summary: "list bot instances, optionally of one bot (--search S, --format text|json)",
-  flags: ["format", "search"],
+  summary:
+    "list bot instances, optionally of one bot, one page (--search S, --limit N, --after CURSOR, --format text|json)",
+  flags: ["format", "search", "limit", "after"],
   async run(ctx, [bot], flags) {
     const format = outputFormat(flags, ["text", "json"], "text");
-    const all = await (await ctx.api()).list("bot_instance");
+    const { limit, after } = pageFlags(flags);
     const search = flags.search?.toLowerCase();
-    const instances = all.filter((i) =>
-      (bot === undefined || i.spec.bot_name === bot) &&
-      (search === undefined || instanceSearchText(i).includes(search))
-    );
-    if (format === "json") return ctx.out(formatResourcesJson(instances));
-    ctx.out(botInstancesTable(instances));
+    const api = await ctx.api();
+    const page = search === undefined
+      ? await api.listPage("bot_instance", { limit, after, bot })
+      : await searchInstances(api, search, { limit, after, bot });
+    if (format === "json") return ctx.out(formatResourcesJson(page.items));
+    ctx.out(botInstancesTable(page.items));
+    const command = "tctl bots instances ls" + (bot === undefined ? "" : ` ${bot}`) +
+      (flags.search === undefined ? "" : ` --search ${JSON.stringify(flags.search)}`);
+    ctx.out(nextPageHint(command, page.next));
   },
 };
+
+/**
+ * Up to `limit` instances whose row contains `search`. The server does not
+ * search, so this reads pages until enough rows match; `next` is the last row
+ * shown, so the next page resumes right after it.
+ */
+async function searchInstances(
+  api: AdminApi,
+  search: string,
+  o: { limit: number; after?: string; bot?: string },
+): Promise<{ items: BotInstance[]; next?: string }> {
+  const items: BotInstance[] = [];
+  let after = o.after;
+  for (;;) {
+    const read = await api.listPage("bot_instance", { limit: MAX_PAGE, after, bot: o.bot });
+    let i = 0;
+    for (; i < read.items.length && items.length < o.limit; i++) {
+      if (instanceSearchText(read.items[i]).includes(search)) items.push(read.items[i]);
+    }
+    if (items.length === o.limit) {
+      const more = i < read.items.length || read.next !== undefined;
+      return more ? { items, next: items[items.length - 1].metadata.name } : { items };
+    }
+    if (read.next === undefined) return { items };
+    after = read.next;
+  }
+}
 
 /** What `--search` matches: every column `bots instances ls` shows, lowercased. */
 function instanceSearchText(i: BotInstance): string {

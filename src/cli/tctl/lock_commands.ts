@@ -11,19 +11,21 @@ import { formatResourcesJson } from "../../resources/yaml.ts";
 import { parseDuration } from "../../util/duration.ts";
 import { type CommandSpec, outputFormat, UsageError } from "./command.ts";
 import { locksTable } from "./text.ts";
+import { nextPageHint, pageFlags } from "./paging.ts";
 
 /** `tctl locks ls`. */
 export const locksLsCommand: CommandSpec = {
   path: ["locks", "ls"],
   args: "",
   arity: [0, 0],
-  summary: "list locks (--format text|json)",
-  flags: ["format"],
+  summary: "list locks, one page (--limit N, --after CURSOR, --format text|json)",
+  flags: ["format", "limit", "after"],
   async run(ctx, _args, flags) {
     const format = outputFormat(flags, ["text", "json"], "text");
-    const locks = await (await ctx.api()).list("lock");
-    if (format === "json") return ctx.out(formatResourcesJson(locks));
-    ctx.out(locksTable(locks, ctx.now()));
+    const page = await (await ctx.api()).listPage("lock", pageFlags(flags));
+    if (format === "json") return ctx.out(formatResourcesJson(page.items));
+    ctx.out(locksTable(page.items, ctx.now()));
+    ctx.out(nextPageHint("tctl locks ls", page.next));
   },
 };
 

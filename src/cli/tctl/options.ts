@@ -38,11 +38,15 @@ export const TCTL_FLAGS = {
     value: "K=V1,V2,K2=V",
     help: "the bot's traits, replacing the old ones (empty: none)",
   },
-  limit: { type: "string", value: "N", help: "at most N events" },
+  limit: {
+    type: "string",
+    value: "N",
+    help: "ls commands: at most N rows (default 100, max 1000)",
+  },
   after: {
     type: "string",
     value: "CURSOR",
-    help: "the page after this cursor (audit ls prints it)",
+    help: "ls commands: the page after this cursor (printed under a page)",
   },
   roles: { type: "string", value: "R1,R2", help: "roles of the bot" },
   logins: {

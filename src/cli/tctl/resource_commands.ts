@@ -62,7 +62,7 @@ export const getCommand: CommandSpec = {
     let items: AnyResource[];
     if (ref.kind === "bot_instance" && ref.name !== undefined && !ref.name.includes("/")) {
       // `bot_instance/BOT`: every instance of one bot.
-      items = (await api.list("bot_instance")).filter((i) => i.spec.bot_name === ref.name);
+      items = await api.list("bot_instance", { bot: ref.name });
     } else {
       items = ref.name === undefined
         ? await api.list(ref.kind)

@@ -13,6 +13,7 @@ import type { TctlContext } from "./context.ts";
 import { buildJoinToken, newTokenName, printJoinToken } from "./join_token.ts";
 import type { TctlFlags } from "./options.ts";
 import { tokensTable } from "./text.ts";
+import { nextPageHint, pageFlags } from "./paging.ts";
 
 /** The flags of a command that creates one bound-keypair token. */
 const NEW_TOKEN_FLAGS = [
@@ -92,14 +93,15 @@ export const tokensLsCommand: CommandSpec = {
   path: ["tokens", "ls"],
   args: "",
   arity: [0, 0],
-  summary: "list join tokens (--format text|json|yaml)",
-  flags: ["format"],
+  summary: "list join tokens, one page (--limit N, --after CURSOR, --format text|json|yaml)",
+  flags: ["format", "limit", "after"],
   async run(ctx, _args, flags) {
     const format = outputFormat(flags, ["text", "json", "yaml"], "text");
-    const tokens = await (await ctx.api()).list("token");
-    if (format === "json") return ctx.out(formatResourcesJson(tokens));
-    if (format === "yaml") return ctx.out(formatResourcesYaml(tokens));
-    ctx.out(tokensTable(tokens));
+    const page = await (await ctx.api()).listPage("token", pageFlags(flags));
+    if (format === "json") return ctx.out(formatResourcesJson(page.items));
+    if (format === "yaml") return ctx.out(formatResourcesYaml(page.items));
+    ctx.out(tokensTable(page.items));
+    ctx.out(nextPageHint("tctl tokens ls", page.next));
   },
 };
 

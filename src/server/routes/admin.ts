@@ -18,9 +18,11 @@ import { readJson } from "../http.ts";
 import { requireAdmin } from "../request_auth.ts";
 import {
   type Actor,
+  DEFAULT_RESOURCE_PAGE,
   deleteResource,
   getResource,
   listResources,
+  MAX_RESOURCE_PAGE,
   putResource,
   putResources,
   requestTokenRotation,
@@ -59,6 +61,19 @@ function nameParam(c: Context<AppEnv>): string {
   return bot === undefined ? c.req.param("name") ?? "" : `${bot}/${c.req.param("id")}`;
 }
 
+/** The `limit` query parameter: `fallback` when absent, else an integer from 1 to `max`. */
+function limitQuery(c: Context<AppEnv>, fallback: number, max: number): number {
+  const text = c.req.query("limit");
+  if (text === undefined) return fallback;
+  const limit = Number(text);
+  if (!/^[0-9]+$/.test(text) || limit < 1 || limit > max) {
+    throw new BadParameterError(`limit: must be an integer from 1 to ${max}`, {
+      details: { path: "limit" },
+    });
+  }
+  return limit;
+}
+
 function actorOf(c: Context<AppEnv>): Actor {
   const remoteAddr = c.env?.remoteAddr;
   return { user: c.get("identity").username, ...(remoteAddr ? { remoteAddr } : {}) };
@@ -71,8 +86,15 @@ export function adminRoutes(ctx: ServerContext): Hono<AppEnv> {
   const admin = requireAdmin(ctx);
 
   r.get("/resources/:kind", admin, async (c) => {
-    const items = await listResources(ctx, kindParam(c));
-    return c.json({ items: items.map(withRevision) });
+    const page = await listResources(ctx, kindParam(c), {
+      limit: limitQuery(c, DEFAULT_RESOURCE_PAGE, MAX_RESOURCE_PAGE),
+      after: c.req.query("after") || undefined,
+      bot: c.req.query("bot") || undefined,
+    });
+    return c.json({
+      items: page.items.map(withRevision),
+      ...(page.next === undefined ? {} : { next: page.next }),
+    });
   });
 
   const getOne = async (c: Context<AppEnv>) => {
@@ -146,16 +168,7 @@ export function adminRoutes(ctx: ServerContext): Hono<AppEnv> {
         { details: { path: "type" } },
       );
     }
-    const limitText = c.req.query("limit");
-    let limit = 100;
-    if (limitText !== undefined) {
-      limit = Number(limitText);
-      if (!Number.isInteger(limit) || limit < 1 || limit > MAX_AUDIT_PAGE) {
-        throw new BadParameterError(`limit: must be an integer from 1 to ${MAX_AUDIT_PAGE}`, {
-          details: { path: "limit" },
-        });
-      }
-    }
+    const limit = limitQuery(c, 100, MAX_AUDIT_PAGE);
     const after = c.req.query("after") || undefined;
     return c.json(await listAudit(ctx, { type, limit, after }));
   });
