@@ -14,15 +14,10 @@ import { toAuthorizedKey } from "../src/crypto/ssh_wire.ts";
 import { JOIN_BEGIN_PATH } from "../src/protocol/messages.ts";
 import { onboardBots, startAuth } from "./join.ts";
 import type { BenchRow, BenchSection } from "./report.ts";
-import { fmt, runConcurrent } from "./stats.ts";
+import { fmt, rssMb, runConcurrent } from "./stats.ts";
 
 /** RSS after the flood must stay at or below this, MB (86 → 219 MB before the budget). */
 export const FLOOD_RSS_TARGET_MB = 160;
-
-function rssMb(pid: number): number {
-  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
-  return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) / 1024;
-}
 
 /** The flood section; `begins` defaults to 20,000. */
 export function floodSection(begins = 20_000): BenchSection {

@@ -8,7 +8,8 @@
  * process, the issue #2 targets, per-operation costs, tbot oneshot time and
  * daemon RSS (issue #3), a Durable Object renewal in workerd (issue #5), and
  * refresh joins on Deno KV vs PostgreSQL with 1 and 2 instances behind HAProxy
- * plus the PostgreSQL commit ceiling (issue #9).
+ * plus the PostgreSQL commit ceiling (issue #9), auth memory under a begin
+ * flood (issue #8), and a seeded 10,000-bot fleet's listings (issue #13).
  *
  * @module
  */
@@ -21,6 +22,7 @@ import { edgeSection } from "./edge.ts";
 import { tbotSection } from "./tbot_section.ts";
 import { haSection } from "./ha.ts";
 import { floodSection } from "./flood.ts";
+import { fleetSection } from "./fleet.ts";
 
 /** Every section, in run order. */
 export const SECTIONS: BenchSection[] = [
@@ -32,6 +34,7 @@ export const SECTIONS: BenchSection[] = [
   edgeSection(),
   haSection(),
   floodSection(),
+  fleetSection(),
 ];
 
 /** Runs `sections` and returns the rendered table. */
@@ -47,7 +50,20 @@ export async function runBench(sections: BenchSection[]): Promise<string> {
     for (const section of sections) {
       const t0 = performance.now();
       run.log(`${section.id}: ${section.title}`);
-      results.push({ section, rows: await section.run(run) });
+      let rows: BenchRow[];
+      try {
+        rows = await section.run(run);
+      } catch (err) {
+        // One broken section must not cost the rest of a long run its numbers.
+        run.log(`${section.id}: failed: ${(err as Error).stack ?? err}`);
+        rows = [{
+          metric: "section failed",
+          value: "-",
+          verdict: "MISS",
+          note: String((err as Error).message ?? err).split("\n")[0],
+        }];
+      }
+      results.push({ section, rows });
       run.log(`${section.id}: done in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     }
   } finally {

@@ -9,7 +9,7 @@
 import { AdminApiClient } from "../src/cli/api_client.ts";
 import { parseIdentityFile } from "../src/protocol/identity_file.ts";
 import { spawnAuthService } from "../runtime-adapters/deno/auth_process.ts";
-import { median } from "./stats.ts";
+import { median, rssMb } from "./stats.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 
@@ -113,12 +113,6 @@ export interface TbotBenchResult {
   rss1000Mb: number;
   /** Renewals observed at each sample. */
   renewalsAt: [number, number];
-}
-
-function rssMb(pid: number): number {
-  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
-  const kb = Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]);
-  return kb / 1024;
 }
 
 async function renewals(diag: string): Promise<number> {

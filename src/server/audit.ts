@@ -55,10 +55,14 @@ function storeEvent(key: Key, event: AuditEvent, expiresAt: number): Mutation[] 
 
 /** The mutations that store `event`, for inclusion in an atomic commit. */
 export function auditMutations(ctx: ServerContext, event: AuditInput): Mutation[] {
-  const now = ctx.now();
+  return auditMutationsAt(ctx.now(), event);
+}
+
+/** The mutations that store `event` as emitted at `time` (kept for the retention from then). */
+export function auditMutationsAt(time: Date, event: AuditInput): Mutation[] {
   const id = randomHex(8);
-  const stored = { ...event, id, time: now.toISOString() } as AuditEvent;
-  return storeEvent(auditKey(now, id), stored, now.getTime() + AUDIT_RETENTION_MS);
+  const stored = { ...event, id, time: time.toISOString() } as AuditEvent;
+  return storeEvent(auditKey(time, id), stored, time.getTime() + AUDIT_RETENTION_MS);
 }
 
 /** Stores `event` on its own (for failures, where there is no state change to join). */
