@@ -9,10 +9,8 @@
 import { errorMessage, KeyboundError } from "../errors.ts";
 import type { z } from "zod";
 import { callApi } from "../protocol/http_client.ts";
-import { AsnConvert } from "@peculiar/asn1-schema";
-import { SubjectPublicKeyInfo } from "@peculiar/asn1-x509";
 import { exportSpki } from "../crypto/keys.ts";
-import { sshBlobFromKeyBits, sshKeyType } from "../crypto/ssh_wire.ts";
+import { toAuthorizedKey } from "../crypto/ssh_wire.ts";
 import { solveChallenge } from "../protocol/challenge.ts";
 import {
   type BeginRequest,
@@ -30,7 +28,7 @@ import {
   signResumeProof,
 } from "../protocol/join_resume.ts";
 import { challengeHash } from "../protocol/signed_request.ts";
-import { toBase64, toPem } from "../util/encoding.ts";
+import { toPem } from "../util/encoding.ts";
 import type { BoundJoin, BoundResume, JoinParams, ResumeParams } from "./join_types.ts";
 
 export type { JoinParams, JoinResult, ResumeParams };
@@ -77,11 +75,8 @@ function postJson<T>(
  * and a P-256 export costs about 0.4 ms in Deno.
  */
 async function subjectKeyFields(publicKey: CryptoKey): Promise<{ tls: string; ssh: string }> {
-  const spki = await exportSpki(publicKey);
-  const bits = new Uint8Array(AsnConvert.parse(spki, SubjectPublicKeyInfo).subjectPublicKey);
-  const type = sshKeyType(publicKey);
-  const blob = sshBlobFromKeyBits(type, bits);
-  return { tls: toPem("PUBLIC KEY", spki), ssh: `${type} ${toBase64(blob)}` };
+  const [spki, ssh] = await Promise.all([exportSpki(publicKey), toAuthorizedKey(publicKey)]);
+  return { tls: toPem("PUBLIC KEY", spki), ssh };
 }
 
 /** Tells the server the client gives up; best effort, the session expires anyway. */

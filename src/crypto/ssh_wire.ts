@@ -6,7 +6,7 @@
  */
 import { BadParameterError } from "../errors.ts";
 import { concatBytes, fromBase64, fromUtf8, toBase64, utf8 } from "../util/encoding.ts";
-import { algOf } from "./keys.ts";
+import { algOf, exportSpki } from "./keys.ts";
 
 /** SSH key type names Keybound supports. */
 export type SshKeyType = "ssh-ed25519" | "ecdsa-sha2-nistp256";
@@ -127,8 +127,15 @@ export function sshKeyType(publicKey: CryptoKey): SshKeyType {
 
 /** The SSH public-key blob of a WebCrypto public key. */
 export async function publicKeyToSshBlob(publicKey: CryptoKey): Promise<Uint8Array<ArrayBuffer>> {
-  const raw = new Uint8Array(await crypto.subtle.exportKey("raw", publicKey));
-  return sshBlobFromKeyBits(sshKeyType(publicKey), raw);
+  // WebCrypto's SPKI ends with the key bits (the 32-byte Ed25519 key or the
+  // 65-byte uncompressed P-256 point), and exportSpki remembers its export.
+  const type = sshKeyType(publicKey);
+  const spki = await exportSpki(publicKey);
+  const bits = spki.subarray(spki.length - (type === "ssh-ed25519" ? 32 : 65));
+  if (type !== "ssh-ed25519" && bits[0] !== 0x04) {
+    throw new BadParameterError("expected an uncompressed P-256 public key");
+  }
+  return sshBlobFromKeyBits(type, bits);
 }
 
 /**
