@@ -15,6 +15,7 @@ import { parseIdentityFile } from "../src/protocol/identity_file.ts";
 import { spawnAuthService } from "../runtime-adapters/deno/auth_process.ts";
 import { randomHex } from "../src/crypto/random.ts";
 import type { BenchRow, BenchSection } from "./report.ts";
+import { floorTotalMs, measureJoinFloor } from "./join_floor.ts";
 import { fmt, percentile, runConcurrent } from "./stats.ts";
 
 /** A running auth process. */
@@ -213,6 +214,9 @@ export const JOIN_KEYS = {
   p50At1: "join.p50.1",
   rateAt50: "join.rate.50",
   p50At50: "join.p50.50",
+  serverCpuAt1: "join.server_cpu.1",
+  serverCpuAt50: "join.server_cpu.50",
+  floor: "join.crypto_floor",
 } as const;
 
 /** Sizes of {@linkcode joinSection}. */
@@ -256,6 +260,11 @@ export function joinSection(
         run.values.set(JOIN_KEYS.p50At1, one.p50);
         run.values.set(JOIN_KEYS.rateAt50, many.rate);
         run.values.set(JOIN_KEYS.p50At50, many.p50);
+        if (one.serverCpuMs !== null) run.values.set(JOIN_KEYS.serverCpuAt1, one.serverCpuMs);
+        if (many.serverCpuMs !== null) run.values.set(JOIN_KEYS.serverCpuAt50, many.serverCpuMs);
+        run.log("join: the crypto floor of one refresh, in this process");
+        const floor = await measureJoinFloor();
+        run.values.set(JOIN_KEYS.floor, floorTotalMs(floor));
         const rows: BenchRow[] = [];
         for (
           const [label, m, n] of [["1 bot", one, sizes.single], [
@@ -287,6 +296,20 @@ export function joinSection(
             },
           );
         }
+        for (const op of floor) {
+          rows.push({
+            metric: `floor: ${op.name}`,
+            value: fmt(op.cpuMs, 3),
+            unit: "ms CPU",
+            note: `x${op.count} per refresh`,
+          });
+        }
+        rows.push({
+          metric: "crypto floor of one refresh (sum)",
+          value: fmt(floorTotalMs(floor), 2),
+          unit: "ms CPU",
+          note: "the server's crypto for one refresh, measured in this process",
+        });
         return rows;
       } finally {
         await auth.stop();

@@ -107,6 +107,8 @@ export interface TbotBenchResult {
   oneshotMedianMs: number;
   /** Each oneshot's wall time, ms (first = onboarding). */
   oneshotRunsMs: number[];
+  /** Median wall time of bare `deno run` with the `tbot` task's flags (an empty script), ms. */
+  bareMedianMs: number;
   /** Daemon RSS after 100 renewals, MB. */
   rss100Mb: number;
   /** Daemon RSS after 1,000 renewals, MB. */
@@ -161,8 +163,17 @@ export async function benchTbot(
         out: `${tmp}/oneshot-out`,
       }),
     );
+    // Bare Deno with the same flags, each run next to a oneshot: start-up is
+    // the part of a oneshot no agent change can remove.
+    const empty = `${tmp}/empty.ts`;
+    await Deno.writeTextFile(empty, "");
+    const flags = taskArgs("tbot").filter((a) => !a.endsWith(".ts"));
+    const bare: number[] = [];
     const times: number[] = [];
     for (let i = 0; i <= runs; i++) {
+      const b0 = performance.now();
+      await new Deno.Command(Deno.execPath(), { args: [...flags, empty] }).output();
+      bare.push(performance.now() - b0);
       const t0 = performance.now();
       const out = await new Deno.Command(Deno.execPath(), {
         args: [...taskArgs("tbot"), "start", "-c", cfg, "--oneshot"],
@@ -213,6 +224,7 @@ export async function benchTbot(
       return {
         oneshotMedianMs: median(times.slice(1)),
         oneshotRunsMs: times,
+        bareMedianMs: median(bare),
         rss100Mb: rss100,
         rss1000Mb: rss1000,
         renewalsAt: [seen1, seen2],

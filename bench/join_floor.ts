@@ -1,0 +1,104 @@
+/**
+ * The crypto floor of one refresh join (issue #13 target "join"): the
+ * cryptographic operations the auth service performs for one refresh, each
+ * run in this process and timed in CPU (every thread of the process, from
+ * `/proc/self/task/<tid>/schedstat`, so WebCrypto's worker threads count as
+ * they do in the auth process), summed. Auth CPU per refresh is judged
+ * against this sum measured in the same run.
+ *
+ * The operations of a steady-state refresh (the presented certificate is a
+ * hit in the verified-certificate cache, so it is hashed, not verified):
+ * - `begin`: SHA-256 of the presented certificate; seal the join session
+ *   (AES-256-GCM).
+ * - `continue`: open the session; verify the signed request (P-256 ECDSA,
+ *   plus SHA-256 of the body and of the challenge); verify the challenge
+ *   solution (Ed25519); verify the previous join state (Ed25519); sign the
+ *   X.509 certificate (P-256 user CA); sign the SSH certificate (Ed25519);
+ *   sign the new join state (Ed25519); SHA-256 of the issued certificate (the
+ *   cache entry of the next refresh).
+ *
+ * Key imports (the subject and bound keys arrive as bytes) are left out:
+ * they are parsing, which the floor does not grant.
+ *
+ * @module
+ */
+import { generateKeyPair, sign, verify } from "../src/crypto/keys.ts";
+import { openSession, sealSession } from "../src/protocol/session.ts";
+
+/** One operation of the floor with its measured CPU cost. */
+export interface FloorOp {
+  /** What the server does. */
+  name: string;
+  /** Times per refresh. */
+  count: number;
+  /** CPU ms of one. */
+  cpuMs: number;
+}
+
+/** CPU nanoseconds of every thread of this process so far (Linux). */
+function processCpuNs(): number {
+  let total = 0;
+  for (const t of Deno.readDirSync("/proc/self/task")) {
+    try {
+      total += Number(Deno.readTextFileSync(`/proc/self/task/${t.name}/schedstat`).split(" ")[0]);
+    } catch {
+      // the thread ended
+    }
+  }
+  return total;
+}
+
+/** CPU ms per call of `fn`, over `n` sequential calls after a warm-up. */
+async function cpuPerCall(n: number, fn: () => Promise<unknown>): Promise<number> {
+  for (let i = 0; i < 20; i++) await fn();
+  const t0 = processCpuNs();
+  for (let i = 0; i < n; i++) await fn();
+  return (processCpuNs() - t0) / 1e6 / n;
+}
+
+/** Measures the floor; `n` calls per operation. */
+export async function measureJoinFloor(n = 400): Promise<FloorOp[]> {
+  const p256 = await generateKeyPair("ES256");
+  const ed = await generateKeyPair("EdDSA");
+  const tbs = crypto.getRandomValues(new Uint8Array(600)); // a bot certificate's TBS
+  const jws = crypto.getRandomValues(new Uint8Array(400)); // a signed request's signing input
+  const cert = crypto.getRandomValues(new Uint8Array(900));
+  const p256Sig = await sign(p256.privateKey, jws);
+  const edSig = await sign(ed.privateKey, jws);
+  const sessionKey = await crypto.subtle.generateKey({ name: "AES-GCM", length: 256 }, false, [
+    "encrypt",
+    "decrypt",
+  ]);
+  // A sealed session of the size a refresh's is (certificate hash, keys, challenge).
+  const session = {
+    sid: "0".repeat(32),
+    exp: Math.floor(Date.now() / 1000) + 60,
+    pad: "x".repeat(900),
+  };
+  const sealed = await sealSession(sessionKey, session);
+  const ops: [string, number, () => Promise<unknown>][] = [
+    ["P-256 verify (signed continue)", 1, () => verify(p256.publicKey, p256Sig, jws)],
+    ["P-256 sign (X.509 certificate)", 1, () => sign(p256.privateKey, tbs)],
+    [
+      "Ed25519 verify (challenge solution, previous join state)",
+      2,
+      () => verify(ed.publicKey, edSig, jws),
+    ],
+    ["Ed25519 sign (SSH certificate, new join state)", 2, () => sign(ed.privateKey, tbs)],
+    ["AES-256-GCM seal (join session)", 1, () => sealSession(sessionKey, session)],
+    ["AES-256-GCM open (join session)", 1, () => openSession(sessionKey, sealed, null)],
+    [
+      "SHA-256 (presented cert, issued cert, request body, challenge)",
+      4,
+      () => crypto.subtle.digest("SHA-256", cert),
+    ],
+  ];
+  const out: FloorOp[] = [];
+  for (const [name, count, fn] of ops) out.push({ name, count, cpuMs: await cpuPerCall(n, fn) });
+  return out;
+}
+
+/** CPU ms of the whole floor: each operation times its count per refresh. */
+export function floorTotalMs(ops: FloorOp[]): number {
+  return ops.reduce((sum, o) => sum + o.count * o.cpuMs, 0);
+}
