@@ -32,6 +32,17 @@ import type {
   Token,
 } from "../resources/schemas.ts";
 import type { z } from "zod";
+import {
+  type CreateEnrollmentRequest,
+  CreateEnrollmentResponse,
+  WEB_BROWSERS_PATH,
+  WEB_ENROLLMENTS_PATH,
+  WEB_WHOAMI_PATH,
+  type WebBrowser,
+  WebBrowserListResponse,
+  webBrowserPath,
+  WhoamiResponse,
+} from "../protocol/web.ts";
 
 export type { ClusterStatus };
 
@@ -62,6 +73,14 @@ export interface AdminApi {
   rotateToken(name: string): Promise<Token>;
   /** One page of audit events, newest first. */
   audit(options?: AuditQuery): Promise<AuditList>;
+  /** Mints a one-time console enrollment code (docs/protocol.md §11). */
+  createEnrollment(request: CreateEnrollmentRequest): Promise<CreateEnrollmentResponse>;
+  /** Enrolled browsers. */
+  browsers(): Promise<WebBrowser[]>;
+  /** Revokes an enrolled browser. */
+  revokeBrowser(id: string): Promise<void>;
+  /** Who the signer is. */
+  whoami(): Promise<WhoamiResponse>;
 }
 
 /** Options of {@linkcode AdminApiClient}. */
@@ -176,6 +195,32 @@ export class AdminApiClient implements AdminApi {
   async audit(options: AuditQuery = {}): Promise<AuditList> {
     const path = withQuery(AUDIT_PATH, options);
     return await this.#call({ method: "GET", path, response: AuditListResponse });
+  }
+
+  /** `POST /v1/web/enrollments`. */
+  createEnrollment(request: CreateEnrollmentRequest): Promise<CreateEnrollmentResponse> {
+    return this.#call({
+      method: "POST",
+      path: WEB_ENROLLMENTS_PATH,
+      body: request,
+      response: CreateEnrollmentResponse,
+    });
+  }
+
+  /** `GET /v1/web/browsers`. */
+  async browsers(): Promise<WebBrowser[]> {
+    const path = WEB_BROWSERS_PATH;
+    return (await this.#call({ method: "GET", path, response: WebBrowserListResponse })).items;
+  }
+
+  /** `DELETE /v1/web/browsers/{id}`. */
+  async revokeBrowser(id: string): Promise<void> {
+    await this.#call({ method: "DELETE", path: webBrowserPath(id), response: IgnoredAnswer });
+  }
+
+  /** `GET /v1/web/whoami`. */
+  whoami(): Promise<WhoamiResponse> {
+    return this.#call({ method: "GET", path: WEB_WHOAMI_PATH, response: WhoamiResponse });
   }
 }
 

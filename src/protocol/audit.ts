@@ -20,6 +20,9 @@ export const AuditEventType = z.enum([
   "resource.created",
   "resource.deleted",
   "cert.create",
+  "web.enrollment_created",
+  "web.enrolled",
+  "web.revoked",
 ]);
 /** An audit event type. */
 export type AuditEventType = z.infer<typeof AuditEventType>;

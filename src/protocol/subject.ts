@@ -22,6 +22,8 @@ export const SUBJECT_OIDS = {
   joinToken: "1.3.9999.2.21",
   /** Keybound: what a certificate is for when it is not an identity (`output`). */
   usage: "1.3.9999.2.22",
+  /** Keybound: the enrolled browser a console certificate belongs to. */
+  browserId: "1.3.9999.2.23",
 } as const;
 
 /** The `usage` of certificates issued for `identity` outputs: never a bot identity. */
@@ -48,6 +50,8 @@ export interface SubjectIdentity {
   joinToken?: string;
   /** Usage attribute; set only on certificates that must not act as an identity. */
   usage?: string;
+  /** Enrolled browser id (console certificates only, src/server/web/). */
+  browserId?: string;
 }
 
 /** Input of {@linkcode botSubject}. */
@@ -125,6 +129,24 @@ export function adminSubject(): NameAttribute[] {
   ];
 }
 
+/** The user name of enrolled browser `id`: what a lock's `user` target names. */
+export function browserUserName(id: string): string {
+  return `web-${id}`;
+}
+
+/**
+ * The subject of an enrolled browser's console certificate: the admin role,
+ * its own user name (so a lock can name one browser) and its browser id,
+ * which makes the server check the browser's record on every request.
+ */
+export function browserSubject(id: string): NameAttribute[] {
+  return [
+    { oid: SUBJECT_OIDS.commonName, value: browserUserName(id) },
+    { oid: SUBJECT_OIDS.organization, value: ADMIN_ROLE },
+    { oid: SUBJECT_OIDS.browserId, value: id },
+  ];
+}
+
 /**
  * Reads an identity from subject attributes. Returns a string describing the
  * problem when the subject is not a valid identity (no or repeated CN,
@@ -142,7 +164,8 @@ export function identityFromSubject(attrs: NameAttribute[]): SubjectIdentity | s
   const generation = single(SUBJECT_OIDS.generation, "generation");
   const joinToken = single(SUBJECT_OIDS.joinToken, "join token");
   const usage = single(SUBJECT_OIDS.usage, "usage");
-  for (const v of [cn, botName, botInstanceId, generation, joinToken, usage]) {
+  const browserId = single(SUBJECT_OIDS.browserId, "browser id");
+  for (const v of [cn, botName, botInstanceId, generation, joinToken, usage, browserId]) {
     if (typeof v === "object") return v.error;
   }
   if (typeof cn !== "string" || cn === "") return "certificate subject has no common name";
@@ -151,6 +174,7 @@ export function identityFromSubject(attrs: NameAttribute[]): SubjectIdentity | s
   if (typeof botInstanceId === "string") out.botInstanceId = botInstanceId;
   if (typeof joinToken === "string") out.joinToken = joinToken;
   if (typeof usage === "string") out.usage = usage;
+  if (typeof browserId === "string") out.browserId = browserId;
   if (typeof generation === "string") {
     if (!/^(0|[1-9][0-9]{0,15})$/.test(generation)) {
       return "certificate generation is not a decimal number";

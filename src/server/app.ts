@@ -20,6 +20,8 @@ import { discoveryRoutes } from "./routes/discovery.ts";
 import { outputCertRoutes } from "./routes/output_certs.ts";
 import { workloadRoutes } from "./routes/workload.ts";
 import { webOriginPolicy } from "./web_origin.ts";
+import { consoleAssetRoutes, type ConsoleAssets } from "./web/assets.ts";
+import { webRoutes } from "./web/routes.ts";
 import { rateLimiter } from "./rate_limit/middleware.ts";
 import { DEFAULT_RATE_LIMIT, type RateLimitConfig } from "./rate_limit/token_bucket.ts";
 
@@ -71,6 +73,8 @@ export interface AppOptions {
    * default {@linkcode DEFAULT_RATE_LIMIT}.
    */
   rateLimit?: Partial<RateLimitConfig>;
+  /** The fleet console's files, served under `/web/` (see ./web/assets.ts); none by default. */
+  consoleAssets?: ConsoleAssets;
 }
 
 /** Builds the auth service application. */
@@ -106,5 +110,7 @@ export function createApp(ctx: ServerContext, options: AppOptions = {}): Hono<Ap
   app.route("/v1", botRoutes(ctx));
   app.route("/", workloadRoutes(ctx));
   app.route("/", outputCertRoutes(ctx));
+  app.route("/", webRoutes(ctx));
+  if (options.consoleAssets) app.route("/", consoleAssetRoutes(options.consoleAssets));
   return app;
 }

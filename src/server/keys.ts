@@ -63,3 +63,13 @@ export function auditTypeKey(type: string, time: string, id: string): Key {
 export function joinFailureSourceKey(minute: string, sourceHash: string): Key {
   return ["audit_join_failure_sources", minute, sourceHash];
 }
+/** An unused console enrollment code, by its id (see src/server/web/enrollment.ts). */
+export function webEnrollmentKey(id: string): Key {
+  return ["web_enrollments", id];
+}
+/** Prefix of enrolled browsers. */
+export const WEB_BROWSERS_PREFIX: Key = ["web_browsers"];
+/** An enrolled browser, by its id: checked on every request its certificate signs. */
+export function webBrowserKey(id: string): Key {
+  return ["web_browsers", id];
+}

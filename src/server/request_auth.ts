@@ -27,6 +27,7 @@ import type { ServerContext } from "./context.ts";
 import type { AppEnv, VerifiedIdentity } from "./hono_env.ts";
 import { seenRequestKey } from "./keys.ts";
 import { verifyClientCertificate } from "./verified_certs.ts";
+import { assertBrowserEnrolled } from "./web/browsers.ts";
 
 /** Largest accepted `|now − iat|`, seconds. */
 export const SIGNED_REQUEST_MAX_SKEW_S = 60;
@@ -156,6 +157,10 @@ export async function verifySignedRequest(
       bot_instance_id: subject.botInstanceId,
       join_token: subject.joinToken,
     }, now);
+  }
+  // A console certificate lives only as long as its browser's record (tctl web rm).
+  if (subject.browserId !== undefined) {
+    await assertBrowserEnrolled(ctx, subject.browserId, verified.sha256, now);
   }
   if (options.recordJti) await recordJti(ctx, claims.jti, now);
   return {
