@@ -73,7 +73,9 @@ export const TCTL_FLAGS = {
   user: { type: "string", value: "NAME", help: "lock this user (bot-NAME for a bot)" },
   message: { type: "string", value: "TEXT", help: "why (shown to the locked-out client)" },
   expires: { type: "string", value: "TIME", help: "lock until this RFC 3339 time" },
-  ttl: { type: "string", value: "D", help: "lock or token lifetime, e.g. 24h" },
+  ttl: { type: "string", value: "D", help: "lock, token or enrollment URL lifetime, e.g. 24h" },
+  "session-ttl": { type: "string", value: "D", help: "web enroll: how long the browser stays in" },
+  label: { type: "string", value: "NAME", help: "web enroll: what to call the browser" },
 } as const;
 
 /** A flag name. */

@@ -35,6 +35,7 @@ import {
   tokensLsCommand,
   tokensRmCommand,
 } from "./token_commands.ts";
+import { webEnrollCommand, webLsCommand, webRmCommand } from "./web_commands.ts";
 
 /** `tctl status`: cluster name, version and CA pin, as Teleport prints them. */
 const statusCommand: CommandSpec = {
@@ -84,6 +85,9 @@ export const COMMANDS: readonly CommandSpec[] = [
   lockCommand,
   locksLsCommand,
   auditLsCommand,
+  webEnrollCommand,
+  webLsCommand,
+  webRmCommand,
   versionCommand,
 ];
 
@@ -101,6 +105,7 @@ export const TCTL: ProgramSpec<typeof TCTL_FLAGS> = {
     tokens: { list: "ls", remove: "rm", del: "rm" },
     locks: { list: "ls" },
     audit: { list: "ls" },
+    web: { list: "ls", remove: "rm", del: "rm" },
   },
   footer: "Environment: TELEPORT_AUTH_SERVER, TELEPORT_IDENTITY_FILE (used when no flag is given).",
 };
