@@ -21,6 +21,8 @@ export interface CompileTarget {
   entry: string;
   /** Permission and unstable flags baked into the binary. */
   flags: string[];
+  /** Files the program reads at run time, embedded (relative to the project root). */
+  include?: string[];
 }
 
 /** The binaries `deno task compile` builds; flags match the `deno task` entries. */
@@ -58,6 +60,8 @@ export const COMPILE_TARGETS: readonly CompileTarget[] = [
       "--allow-env",
       "--allow-sys=hostname",
     ],
+    // The fleet console's pages, served under /web/ (runtime-adapters/deno/console_assets.ts).
+    include: ["runtime-adapters/browser/console/"],
   },
 ];
 
@@ -81,6 +85,7 @@ export function compileArgs(target: CompileTarget, outDir: string): string[] {
     "compile",
     "--quiet",
     ...target.flags,
+    ...(target.include ?? []).flatMap((path) => ["--include", `${ROOT}${path}`]),
     "--output",
     `${outDir}/${target.name}`,
     `${ROOT}${target.entry}`,

@@ -42,6 +42,7 @@ import { onStopSignal, serveApp } from "./serve.ts";
 import { type ProxyFront, startProxyFront } from "./proxy_front.ts";
 import { formatHostPort } from "../../src/util/host_port.ts";
 import { argParser } from "./arg_parser.ts";
+import { loadConsoleAssets } from "./console_assets.ts";
 
 /** `start` flags checked by src/cli/auth, plus what only this runtime can read. */
 type StartConfig = Omit<AuthStartConfig, "storage" | "webOrigins"> & {
@@ -134,7 +135,11 @@ async function start(config: StartConfig, log: Logger): Promise<void> {
       }),
     ).then((c) => ({ cert: c.certPem, key: c.keyPem }));
 
-    const app = createApp(ctx, { webOrigins: config.webOrigins, rateLimit: config.rateLimit });
+    const app = createApp(ctx, {
+      webOrigins: config.webOrigins,
+      rateLimit: config.rateLimit,
+      consoleAssets: await loadConsoleAssets(),
+    });
     // Behind a PROXY protocol balancer the server listens on a private loopback
     // port and a front on --listen strips the header (see proxy_front.ts).
     let front: ProxyFront | undefined;

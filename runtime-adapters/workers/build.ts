@@ -27,10 +27,14 @@ export interface WorkerBundle extends AsyncDisposable {
  * Bundles `entry` into a single ES module in a new temporary directory.
  *
  * @param entry the entry point (a path or file URL)
+ * @param options `minify` the output
  * @returns the bundle; remove it when done (or `await using` it)
  * @throws Error carrying `deno bundle`'s diagnostics when bundling fails
  */
-export async function bundleWorker(entry: string | URL): Promise<WorkerBundle> {
+export async function bundleWorker(
+  entry: string | URL,
+  options: { minify?: boolean } = {},
+): Promise<WorkerBundle> {
   const dir = await Deno.makeTempDir({ prefix: "keybound-worker-" });
   const path = `${dir}/worker.js`;
   const entryPath = entry instanceof URL ? decodeURIComponent(entry.pathname) : entry;
@@ -46,6 +50,7 @@ export async function bundleWorker(entry: string | URL): Promise<WorkerBundle> {
       "esm",
       "--external",
       "cloudflare:*",
+      ...(options.minify ? ["--minify"] : []),
       "--output",
       path,
       entryPath,
