@@ -26,7 +26,7 @@ function say(step: string) {
 
 async function run(
   args: string[],
-  opts: { stdin?: string; env?: Record<string, string> } = {},
+  opts: { stdin?: string; env?: Record<string, string>; stdoutOnly?: boolean } = {},
 ): Promise<string> {
   const cmd = new Deno.Command(DENO, {
     args,
@@ -47,6 +47,12 @@ async function run(
   const stderr = new TextDecoder().decode(out.stderr);
   if (!out.success) {
     throw new Error(`command failed: deno ${args.slice(0, 4).join(" ")} ...\n${stderr}${stdout}`);
+  }
+  // Output that is parsed must be stdout alone: stderr may carry Deno's own lines (a first run's
+  // "Download https://registry.npmjs.org/…"), which are shown instead.
+  if (opts.stdoutOnly) {
+    if (stderr) console.log(stderr.trimEnd());
+    return stdout;
   }
   return stdout + (stderr ? `\n${stderr}` : "");
 }
@@ -71,6 +77,12 @@ try {
   console.log(`Keybound auth service listening on ${auth.url}\nCA pin ${pin}`);
 
   const tctl = (...args: string[]) => run([...task("tctl"), "--data-dir", dataDir, ...args]);
+  const tctlJson = async (...args: string[]) =>
+    JSON.parse(
+      await run([...task("tctl"), "--data-dir", dataDir, ...args, "--format=json"], {
+        stdoutOnly: true,
+      }),
+    );
 
   say("tctl status");
   console.log((await tctl("status")).trim());
@@ -102,7 +114,7 @@ try {
   console.log((await tctl("create", "-f", `${tmp}/token-example.yaml`)).trim());
 
   say("Read the generated registration secret (tctl get token/example --format=json)");
-  const tokens = JSON.parse(await tctl("get", "token/example", "--format=json"));
+  const tokens = await tctlJson("get", "token/example");
   const secret: string = tokens[0].status.bound_keypair.registration_secret;
   console.log(`registration secret: ${secret.slice(0, 4)}… (${secret.length} hex characters)`);
 
@@ -142,11 +154,11 @@ try {
     }
   }
 
-  const before = JSON.parse(await tctl("get", "token/example", "--format=json"))[0].status
+  const before = (await tctlJson("get", "token/example"))[0].status
     .bound_keypair;
   say("Run tbot again: a refresh with the bound key, no recovery consumed");
   console.log((await run([...task("tbot"), "start", "-c", `${tmp}/tbot.yaml`])).trim());
-  const after = JSON.parse(await tctl("get", "token/example", "--format=json"))[0].status
+  const after = (await tctlJson("get", "token/example"))[0].status
     .bound_keypair;
   console.log(
     `recovery_count before: ${before.recovery_count}, after: ${after.recovery_count}; ` +

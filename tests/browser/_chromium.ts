@@ -7,6 +7,7 @@
  * @module
  */
 import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
+import { ignoreUnless } from "../_tools.ts";
 
 /** The Chromium binary the tests drive (`KEYBOUND_CHROMIUM` overrides). */
 export const CHROMIUM_PATH = Deno.env.get("KEYBOUND_CHROMIUM") ?? "/usr/bin/chromium";
@@ -20,7 +21,10 @@ function present(path: string): boolean {
 }
 
 /** `ignore` for a browser test: true only outside CI on a machine without Chromium. */
-export const IGNORE_WITHOUT_CHROMIUM = !present(CHROMIUM_PATH) && Deno.env.get("CI") !== "true";
+export const IGNORE_WITHOUT_CHROMIUM = ignoreUnless(
+  "browser tests",
+  present(CHROMIUM_PATH) ? undefined : `needs ${CHROMIUM_PATH} (apt-get install chromium)`,
+);
 
 /** A launched browser; disposing it closes every page and the browser process. */
 export interface RunningBrowser extends AsyncDisposable {

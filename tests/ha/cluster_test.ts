@@ -34,9 +34,10 @@ import {
   startHaCluster,
 } from "./_cluster.ts";
 import { postgresMissing } from "./_postgres.ts";
+import { ignoreUnless } from "../_tools.ts";
 
 const CA_TYPES = ["user", "host", "bound_keypair", "jwt"] as const;
-const ignore = haMissing(postgresMissing) !== undefined;
+const ignore = ignoreUnless("HA tests", haMissing(postgresMissing));
 
 /** tctl through instance `via`, with the admin identity of instance `as`. */
 function tctlVia(via: Instance, args: string[], as: Instance = via) {

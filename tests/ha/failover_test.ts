@@ -20,6 +20,7 @@ import {
   startHaCluster,
 } from "./_cluster.ts";
 import { postgresMissing } from "./_postgres.ts";
+import { ignoreUnless } from "../_tools.ts";
 
 const BOTS = 20;
 const OUTAGE_MS = 20_000;
@@ -38,7 +39,7 @@ async function until(cond: () => boolean | Promise<boolean>, what: string, ms = 
 
 Deno.test({
   name: "HA: kill -9 of an instance and a 20 s PostgreSQL outage under 20 renewing tbot daemons",
-  ignore: haMissing(postgresMissing) !== undefined,
+  ignore: ignoreUnless("HA tests", haMissing(postgresMissing)),
   sanitizeResources: false,
   async fn(t) {
     await using c = await startHaCluster({ instances: 3 });

@@ -21,6 +21,7 @@ import {
   startHaCluster,
 } from "./_cluster.ts";
 import { postgresMissing } from "./_postgres.ts";
+import { ignoreUnless } from "../_tools.ts";
 
 function header(cmd: number, fam: number, addr: number[]): Uint8Array {
   return Uint8Array.from([
@@ -70,7 +71,7 @@ Deno.test("PROXY v2 parser: IPv4, IPv6, LOCAL, partial and invalid headers", () 
 
 Deno.test({
   name: "HA: PROXY protocol v2 from HAProxy gives audit events the client's address",
-  ignore: haMissing(postgresMissing) !== undefined,
+  ignore: ignoreUnless("HA tests", haMissing(postgresMissing)),
   sanitizeResources: false,
   async fn(t) {
     await using c = await startHaCluster({ instances: 2, proxyProtocol: true });

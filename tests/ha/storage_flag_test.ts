@@ -9,6 +9,7 @@
 import { AUTH_ENTRY, spawnAuthService } from "../../runtime-adapters/deno/auth_process.ts";
 import { assert, assertEquals } from "../_assert.ts";
 import { PG_PASSWORD, postgresMissing, startPostgres } from "./_postgres.ts";
+import { ignoreUnless } from "../_tools.ts";
 
 async function authStart(
   dataDir: string,
@@ -39,7 +40,7 @@ async function authStart(
 
 Deno.test({
   name: "auth start --storage postgres://: refusals are one line, a good URL serves",
-  ignore: postgresMissing !== undefined,
+  ignore: ignoreUnless("PostgreSQL tests", postgresMissing),
   async fn(t) {
     await using pg = await startPostgres();
     await pg.createDatabase("kb");

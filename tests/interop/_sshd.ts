@@ -6,14 +6,9 @@
  *
  * @module
  */
-import { Daemon, freePort, hasTool, run } from "./_interop_fixture.ts";
+import { Daemon, freePort, run } from "./_interop_fixture.ts";
 
 const SSHD = "/usr/sbin/sshd";
-
-/** True if sshd and ssh can run here. */
-export function sshdReady(): boolean {
-  return hasTool(SSHD) && hasTool("/usr/bin/ssh") && Deno.uid() === 0;
-}
 
 /** Starts sshd with the files of the `ssh_host` output in `hostDir`; `dir` holds its config. */
 export async function startSshd(

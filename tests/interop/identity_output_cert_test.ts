@@ -3,21 +3,13 @@
  * its own certificate verifies against the `tlscacerts` it was written with.
  */
 import { assertEquals } from "../_assert.ts";
-import {
-  addBot,
-  type Cluster,
-  hasTool,
-  run,
-  runTbotOnce,
-  startCluster,
-} from "./_interop_fixture.ts";
-
-const ready = hasTool("/usr/bin/openssl");
+import { addBot, type Cluster, run, runTbotOnce, startCluster } from "./_interop_fixture.ts";
+import { ignoreWithout } from "../_tools.ts";
 
 Deno.test({
   name: "openssl: an identity output certificate of its own verifies with its tlscacerts",
   // Outside CI a machine without the tools skips; in CI (which installs them) they must run.
-  ignore: !ready && Deno.env.get("CI") !== "true",
+  ignore: ignoreWithout("interop identity_output_cert test", "openssl"),
   sanitizeResources: false,
   async fn() {
     const dir = await Deno.makeTempDir({ prefix: "keybound-idout-" });

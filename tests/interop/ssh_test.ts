@@ -17,9 +17,8 @@ import {
   runTbotOnce,
   startCluster,
 } from "./_interop_fixture.ts";
-import { ssh, sshdReady, startSshd } from "./_sshd.ts";
-
-const ready = sshdReady();
+import { ssh, startSshd } from "./_sshd.ts";
+import { ignoreUnless, missingTools } from "../_tools.ts";
 
 function identityService(dir: string): string {
   return ["  - type: identity", `    destination: {type: directory, path: ${dir}}`].join("\n");
@@ -66,7 +65,10 @@ const utc = (d: Date) => d.toISOString().slice(0, 19);
 Deno.test({
   name: "openssh: ssh-keygen reads the certificates and sshd accepts exactly the right ones",
   // Outside CI a machine without the tools skips; in CI (which installs them) they must run.
-  ignore: !ready && Deno.env.get("CI") !== "true",
+  ignore: ignoreUnless(
+    "interop ssh test",
+    Deno.uid() !== 0 ? "needs root (sshd)" : missingTools("ssh", "sshd", "ssh-keygen"),
+  ),
   sanitizeResources: false,
   async fn(t) {
     const dir = await Deno.makeTempDir({ prefix: "keybound-ssh-" });

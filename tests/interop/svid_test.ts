@@ -10,21 +10,20 @@ import {
   addBot,
   addWorkloadIdentity,
   type Cluster,
-  hasTool,
   read,
   run,
   runTbotOnce,
   startCluster,
 } from "./_interop_fixture.ts";
+import { ignoreWithout } from "../_tools.ts";
 
-const ready = hasTool("/usr/bin/openssl");
 const CLUSTER = "spiffe.interop.example.com";
 const SPIFFE_ID = `spiffe://${CLUSTER}/bot/workload`;
 
 Deno.test({
   name: "spiffe: X.509 SVID verifies with OpenSSL; JWT-SVID verifies with jose against the JWKS",
   // Outside CI a machine without the tools skips; in CI (which installs them) they must run.
-  ignore: !ready && Deno.env.get("CI") !== "true",
+  ignore: ignoreWithout("interop svid test", "openssl"),
   sanitizeResources: false,
   async fn(t) {
     const dir = await Deno.makeTempDir({ prefix: "keybound-svid-" });

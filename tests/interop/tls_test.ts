@@ -11,14 +11,12 @@ import {
   type Cluster,
   Daemon,
   freePort,
-  hasTool,
   read,
   run,
   runTbotOnce,
   startCluster,
 } from "./_interop_fixture.ts";
-
-const ready = hasTool("/usr/bin/openssl");
+import { ignoreWithout } from "../_tools.ts";
 
 function identityService(dir: string): string {
   return ["  - type: identity", `    destination: {type: directory, path: ${dir}}`].join("\n");
@@ -89,7 +87,7 @@ Deno.test({
   name:
     "openssl: the identity output's certificate verifies, has the right extensions, and does mTLS",
   // Outside CI a machine without the tools skips; in CI (which installs them) they must run.
-  ignore: !ready && Deno.env.get("CI") !== "true",
+  ignore: ignoreWithout("interop tls test", "openssl"),
   sanitizeResources: false,
   async fn(t) {
     const dir = await Deno.makeTempDir({ prefix: "keybound-tls-" });

@@ -19,6 +19,11 @@ import {
   subjectKeyIdentifier,
   verifyCertificateSignature,
 } from "../../src/pki/mod.ts";
+import { ignoreWithout } from "../_tools.ts";
+
+/** A test that runs openssl: ignored, saying why, outside CI without it. */
+const test = (name: string, fn: () => Promise<void>) =>
+  Deno.test(name, { ignore: ignoreWithout("x509 tests checked by openssl", "openssl") }, fn);
 
 const HOUR = 3600_000;
 
@@ -95,7 +100,7 @@ function leafOptions(ca: Ca, publicKey: CryptoKey, suffix: string) {
 
 for (const caAlg of ["ES256", "EdDSA"] as const) {
   for (const leafAlg of ["ES256", "EdDSA"] as const) {
-    Deno.test(`x509: ${caAlg} CA issues ${leafAlg} leaf accepted by openssl`, async () => {
+    test(`x509: ${caAlg} CA issues ${leafAlg} leaf accepted by openssl`, async () => {
       const dir = await Deno.makeTempDir();
       try {
         const ca = await makeCa(caAlg);
@@ -176,7 +181,7 @@ for (const caAlg of ["ES256", "EdDSA"] as const) {
   }
 }
 
-Deno.test("x509: self-signed CA has CA:TRUE, pathlen, SKI and no AKI", async () => {
+test("x509: self-signed CA has CA:TRUE, pathlen, SKI and no AKI", async () => {
   const dir = await Deno.makeTempDir();
   try {
     const kp = await generateKeyPair("EdDSA");
@@ -225,7 +230,7 @@ Deno.test("x509: issuer given as Name DER yields the same issuer bytes as attrib
   assert.notEqual(viaDer.serialHex, viaAttrs.serialHex, "default serials must be random");
 });
 
-Deno.test("x509: tampering breaks the signature for us and for openssl", async () => {
+test("x509: tampering breaks the signature for us and for openssl", async () => {
   const dir = await Deno.makeTempDir();
   try {
     const ca = await makeCa("ES256");
@@ -266,7 +271,7 @@ Deno.test("x509: garbage, truncated and padded DER throw BadParameterError", asy
   assert.equal(parseCertificate(ca.der).isCA, true);
 });
 
-Deno.test("x509: spkiPin equals SHA-256 of the SPKI as openssl extracts it", async () => {
+test("x509: spkiPin equals SHA-256 of the SPKI as openssl extracts it", async () => {
   const dir = await Deno.makeTempDir();
   try {
     for (const alg of ["ES256", "EdDSA"] as const) {
@@ -299,7 +304,7 @@ Deno.test("x509: PEM bundle round trip keeps order; no certificate throws", asyn
   assert.throws(() => certificatesFromPem("nothing here"), BadParameterError);
 });
 
-Deno.test("x509: validity after 2049 uses GeneralizedTime and round-trips", async () => {
+test("x509: validity after 2049 uses GeneralizedTime and round-trips", async () => {
   const dir = await Deno.makeTempDir();
   try {
     const kp = await generateKeyPair("EdDSA");
@@ -327,7 +332,7 @@ Deno.test("x509: validity after 2049 uses GeneralizedTime and round-trips", asyn
   }
 });
 
-Deno.test("x509: empty subject makes the SAN critical; custom serial is kept", async () => {
+test("x509: empty subject makes the SAN critical; custom serial is kept", async () => {
   const dir = await Deno.makeTempDir();
   try {
     const ca = await makeCa("ES256");
@@ -402,7 +407,7 @@ Deno.test("x509: the issuer self-check is opt-in; without it a mismatched pair g
   );
 });
 
-Deno.test("x509: ECDSA r||s <-> DER conversion is exact at the edges", async () => {
+test("x509: ECDSA r||s <-> DER conversion is exact at the edges", async () => {
   const cases: Uint8Array[] = [];
   const r = new Uint8Array(32);
   r[2] = 0x01; // two leading zero bytes
@@ -430,7 +435,7 @@ Deno.test("x509: ECDSA r||s <-> DER conversion is exact at the edges", async () 
   ) assert.throws(() => ecdsaDerToRaw(new Uint8Array(bad)), BadParameterError, JSON.stringify(bad));
 });
 
-Deno.test("x509: certificates made by openssl parse and verify", async () => {
+test("x509: certificates made by openssl parse and verify", async () => {
   const dir = await Deno.makeTempDir();
   try {
     const keyArgs = {

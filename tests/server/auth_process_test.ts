@@ -7,6 +7,11 @@ import { parseIdentityFile } from "../../src/protocol/identity_file.ts";
 import { signRequest } from "../../src/protocol/signed_request.ts";
 import { CLUSTER_META } from "../../src/server/keys.ts";
 import { DenoKvBackend } from "../../runtime-adapters/deno/kv_backend.ts";
+import { ignoreWithout } from "../_tools.ts";
+
+/** A test that runs openssl: ignored, saying why, outside CI without it. */
+const test = (name: string, fn: () => Promise<void>) =>
+  Deno.test(name, { ignore: ignoreWithout("auth service test checked by openssl", "openssl") }, fn);
 
 const MAIN = new URL("../../runtime-adapters/deno/entry/auth.ts", import.meta.url).pathname;
 // The permissions of the "auth" task in deno.json, so the test proves they suffice.
@@ -80,7 +85,7 @@ async function opensslPin(caPem: string): Promise<string> {
   return "sha256:" + new TextDecoder().decode(out.stdout).split(/\s/)[0];
 }
 
-Deno.test("auth start: HTTPS with the host CA, pin, admin identity, restart, SIGTERM", async () => {
+test("auth start: HTTPS with the host CA, pin, admin identity, restart, SIGTERM", async () => {
   const dir = await Deno.makeTempDir();
   const dataDir = `${dir}/data`;
   const first = await startAuth(dataDir, ["--cluster-name", "proc.example"]);

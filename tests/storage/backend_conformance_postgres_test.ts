@@ -12,8 +12,9 @@ import { assert, assertEquals } from "../_assert.ts";
 import { PG_PASSWORD, postgresMissing, startPostgres } from "../ha/_postgres.ts";
 import { reportResults as report } from "./_report.ts";
 import { runBackendConformance } from "./backend_conformance.ts";
+import { ignoreUnless } from "../_tools.ts";
 
-const ignore = postgresMissing !== undefined;
+const ignore = ignoreUnless("PostgreSQL tests", postgresMissing);
 
 function openDb(url: string, password = PG_PASSWORD): Promise<PostgresBackend> {
   return PostgresBackend.open({ location: parsePostgresUrl(url), password });

@@ -14,6 +14,7 @@ import {
 import { put } from "../server/_workload_fixture.ts";
 import { parseConfig } from "../../src/agent/config/load.ts";
 import { runTbot, tbotYaml } from "./_harness.ts";
+import { ignoreWithout } from "../_tools.ts";
 
 async function setup() {
   const cluster = await newCluster();
@@ -369,20 +370,9 @@ Deno.test("cli-only: join_uri in tbot.yaml, the secret from a file or the enviro
   assert(!bad.stderr.includes(c), "the URI is never echoed");
 });
 
-const HAS_SETFACL = ["/usr/bin/setfacl", "/bin/setfacl"].some((p) => {
-  try {
-    return Deno.statSync(p).isFile;
-  } catch {
-    return false;
-  }
-});
-// .ci/run installs acl: required there, skipped only here.
-const noSetfacl = !HAS_SETFACL && Deno.env.get("CI") !== "true";
-if (noSetfacl) console.warn("cli-only readers test skipped: needs setfacl (Debian package acl)");
-
 Deno.test({
   name: "cli-only: --reader-* and --on-renew-* do what the config file's readers and on_renew do",
-  ignore: noSetfacl,
+  ignore: ignoreWithout("cli-only readers test", "setfacl", "getfacl"),
   async fn() {
     await using s = await setup();
     const fileSecret = await s.token("hooks-file");

@@ -1,6 +1,11 @@
 import { assert, assertEquals, assertStringIncludes } from "../_assert.ts";
 import { newCluster } from "../agent/_cluster.ts";
 import { runTbot, spawnTbot, tbotYaml } from "./_harness.ts";
+import { ignoreWithout } from "../_tools.ts";
+
+/** A test that runs openssl: ignored, saying why, outside CI without it. */
+const test = (name: string, fn: () => Promise<void>) =>
+  Deno.test(name, { ignore: ignoreWithout("reload hook test checked by openssl", "openssl") }, fn);
 
 const SERVER = new URL("./_reloading_https_server.ts", import.meta.url).pathname;
 
@@ -53,7 +58,7 @@ function identityOutput(path: string, name: string, onRenew: string[]): string[]
   ];
 }
 
-Deno.test("reload hook: an HTTPS server signalled after a renewal serves the new certificate; exec hooks get no secret", async () => {
+test("reload hook: an HTTPS server signalled after a renewal serves the new certificate; exec hooks get no secret", async () => {
   const s = await setup();
   const served = await s.cluster.serve();
   const out = `${s.dir}/out`;

@@ -2,6 +2,11 @@ import { TBOT_DENO_FLAGS } from "../../runtime-adapters/deno/tbot_main.ts";
 import { renderSystemdUnit, systemdQuote } from "../../src/cli/tbot/systemd_unit.ts";
 import { assert, assertEquals, assertStringIncludes } from "../_assert.ts";
 import { runTbot, tbotYaml } from "./_harness.ts";
+import { ignoreWithout } from "../_tools.ts";
+
+/** A test that runs systemd-analyze: ignored, saying why, outside CI without it. */
+const test = (name: string, fn: () => Promise<void>) =>
+  Deno.test(name, { ignore: ignoreWithout("systemd unit verification", "systemd-analyze") }, fn);
 
 /** `systemd-analyze verify` on a unit file; the unit's programs must exist. */
 async function verify(path: string): Promise<{ ok: boolean; output: string }> {
@@ -24,7 +29,7 @@ async function setup() {
   return Object.assign(dir, { [Symbol.asyncDispose]: () => Deno.remove(dir, { recursive: true }) });
 }
 
-Deno.test("install systemd: dry run by default; --write makes a unit systemd-analyze accepts", async () => {
+test("install systemd: dry run by default; --write makes a unit systemd-analyze accepts", async () => {
   await using dir = await setup();
   const args = [
     "install",
@@ -72,7 +77,7 @@ Deno.test("install systemd: dry run by default; --write makes a unit systemd-ana
   );
 });
 
-Deno.test("install systemd: name, user, group and pid file flags; a missing -c is refused", async () => {
+test("install systemd: name, user, group and pid file flags; a missing -c is refused", async () => {
   await using dir = await setup();
   const r = await runTbot([
     "install",
@@ -108,7 +113,7 @@ Deno.test("install systemd: name, user, group and pid file flags; a missing -c i
   assertStringIncludes(bad.stderr, `${badConfig}:2`);
 });
 
-Deno.test("systemd unit: words with spaces, quotes, % and $ survive systemd's parser", async () => {
+test("systemd unit: words with spaces, quotes, % and $ survive systemd's parser", async () => {
   await using dir = await setup();
   const odd = `${dir}/my conf %h $HOME "x".yaml`;
   assertEquals(systemdQuote("/usr/bin/deno"), "/usr/bin/deno");
