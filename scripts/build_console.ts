@@ -3,8 +3,13 @@
  * (runtime-adapters/browser/console/client.ts: enrollment, key storage and
  * the signed admin API client from src/) into `client.js` beside it, the one
  * generated console file. The pages themselves are plain ES modules served
- * as written. tests/browser/console_bundle_test.ts fails when `client.js` is
- * not what this script would write now.
+ * as written. `--check` only reports whether `client.js` is what this
+ * checkout's sources make (exit 1 when stale).
+ *
+ * Rebuild after changing client.ts or the src/ modules it uses in a way the
+ * console should see. No test fails on a merely stale bundle, since any src/
+ * change (an error code, a schema) changes its bytes; tests/browser/console_test.ts
+ * proves that the committed bundle works against this checkout's server.
  *
  * @module
  */
@@ -30,6 +35,11 @@ export async function buildConsoleClient(): Promise<string> {
 
 if (import.meta.main) {
   const text = await buildConsoleClient();
+  if (Deno.args.includes("--check")) {
+    const fresh = text === await Deno.readTextFile(CONSOLE_CLIENT_BUNDLE);
+    console.log(fresh ? "client.js is up to date" : "client.js is stale: deno task console-build");
+    Deno.exit(fresh ? 0 : 1);
+  }
   await Deno.writeTextFile(CONSOLE_CLIENT_BUNDLE, text);
   console.log(
     `wrote ${CONSOLE_CLIENT_BUNDLE.pathname} (${new TextEncoder().encode(text).length} bytes)`,

@@ -245,6 +245,17 @@ Deno.test({
           assertEquals(status, 401);
           await p2.goto(url);
           await p2.waitForSelector("main:has-text('ENROLLMENT_CODE_INVALID')");
+          // Enrolled with a code of its own, it signs out: revoked on the server, key gone here.
+          const own = await api.createEnrollment({});
+          await p2.goto("about:blank");
+          await p2.goto(`${auth.url}/web/#enroll=${own.code}`);
+          await p2.waitForSelector("table#bots");
+          assert((await api.browsers()).some((b) => b.id === own.browser_id));
+          await p2.click("#sign-out");
+          await p2.waitForSelector("main:has-text('this browser is revoked and its key deleted')");
+          assert(!(await api.browsers()).some((b) => b.id === own.browser_id));
+          await p2.reload();
+          await p2.waitForSelector("main:has-text('This browser holds no console key')");
         } finally {
           await other.close();
         }

@@ -13,7 +13,9 @@ import { AdminApiClient } from "../../../src/cli/api_client.ts";
 import { generateKeyPair } from "../../../src/crypto/keys.ts";
 import { isKeyboundError, KeyboundError } from "../../../src/errors.ts";
 import { AuditEventType } from "../../../src/protocol/audit.ts";
+import { ClusterStatus, STATUS_PATH } from "../../../src/protocol/discovery.ts";
 import { callApi } from "../../../src/protocol/http_client.ts";
+import type { RequestSigner } from "../../../src/protocol/signed_request.ts";
 import { EnrollResponse, WEB_ENROLL_PATH } from "../../../src/protocol/web.ts";
 import { fromBase64, fromUtf8, toBase64 } from "../../../src/util/encoding.ts";
 import { IndexedDbAgentStorage } from "../indexeddb_storage.ts";
@@ -47,13 +49,31 @@ function origin(): string {
   return (globalThis as unknown as { location: { origin: string } }).location.origin;
 }
 
+/**
+ * The admin API client, except that `status()` keeps every field the server
+ * sends: the CA status page shows fields newer than this console as they are.
+ */
+class ConsoleApi extends AdminApiClient {
+  #signer: RequestSigner;
+
+  constructor(signer: RequestSigner) {
+    super({ baseUrl: origin(), fetch: pageFetch, signer });
+    this.#signer = signer;
+  }
+
+  override status(): Promise<ClusterStatus> {
+    return callApi({ baseUrl: this.baseUrl, fetch: pageFetch }, {
+      method: "GET",
+      path: STATUS_PATH,
+      signer: this.#signer,
+      response: ClusterStatus.loose(),
+    });
+  }
+}
+
 function sessionOf(saved: EnrollResponse, privateKey: CryptoKey): ConsoleSession {
   return {
-    api: new AdminApiClient({
-      baseUrl: origin(),
-      fetch: pageFetch,
-      signer: { certDer: fromBase64(saved.cert), privateKey },
-    }),
+    api: new ConsoleApi({ certDer: fromBase64(saved.cert), privateKey }),
     username: saved.username,
     browserId: saved.browser_id,
     expires: saved.expires,

@@ -1,6 +1,6 @@
 // The console's entry: sign-in (enrollment from the URL fragment, or the key
 // stored in IndexedDB), then one page per fragment route.
-import { enroll, isSignedOut, resume } from "./client.js";
+import { enroll, isSignedOut, resume, signOut } from "./client.js";
 import { h, show } from "./dom.js";
 import { botsPage, instancesPage, tokensPage } from "./fleet_pages.js";
 import { auditPage, browsersPage, caPage, locksPage } from "./admin_pages.js";
@@ -21,6 +21,7 @@ let session = null;
 
 function signedOut(message) {
   document.getElementById("nav").hidden = true;
+  document.getElementById("sign-out").hidden = true;
   document.getElementById("whoami").textContent = "";
   show(
     main,
@@ -98,10 +99,26 @@ async function start() {
     return;
   }
   document.getElementById("nav").hidden = false;
+  document.getElementById("sign-out").hidden = false;
   document.getElementById("whoami").textContent =
     `Signed in as ${session.username} until ${session.expires}`;
   await render();
 }
+
+// Revokes this browser on the server (as tctl web rm does), then deletes the key here.
+document.getElementById("sign-out").addEventListener("click", async () => {
+  const ending = session;
+  session = null;
+  let note = "this browser is revoked and its key deleted.";
+  try {
+    await ending?.api.revokeBrowser(ending.browserId);
+  } catch (err) {
+    note = `its key is deleted here, but revoking it failed ([${err?.code}] ${err?.message}): ` +
+      "ask an admin for tctl web rm.";
+  }
+  await signOut();
+  signedOut(`Signed out: ${note}`);
+});
 
 // A pasted enrollment URL on an open console signs in again; anything else is a page.
 addEventListener("hashchange", () => (ENROLL.test(location.hash) ? start() : render()));
