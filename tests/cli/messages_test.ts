@@ -33,6 +33,36 @@ Deno.test("messages: an OS error names the path and what was being done", async 
     );
     assert(!r.stderr.includes("os error"), r.stderr);
 
+    // Each file the agent is given: named once with what was being done, exit 1.
+    const start = ["start", "-c", `${dir}/tbot.yaml`, "--oneshot"];
+    const files: [string[], string][] = [
+      [["--pid-file", `${dir}/missing/pid`], `--pid-file: cannot write ${dir}/missing/pid: `],
+      [["--registration-secret-path", `${dir}/none`], `cannot read ${dir}/none: `],
+      [["--static-key-path", `${dir}/none.pem`], `cannot read ${dir}/none.pem: `],
+    ];
+    for (const [extra, expected] of files) {
+      const f = await runTbot([...start, ...extra]);
+      assertEquals(f.code, 1, f.stderr);
+      const errors = lines(f.stderr).filter((l) => l.includes(" ERROR "));
+      assertEquals(errors.length, 1, f.stderr);
+      assertStringIncludes(errors[0], `${expected}no such file or directory`);
+      assertEquals(errors[0].split("cannot").length, 2, `said once: ${errors[0]}`);
+    }
+    const o = await runTbot([
+      "configure",
+      "identity",
+      "--destination",
+      "d",
+      "--proxy-server",
+      "h:1",
+      "--token",
+      "t",
+      "-o",
+      `${dir}/missing/x.yaml`,
+    ]);
+    assertEquals(o.code, 1, o.stderr);
+    assertStringIncludes(o.stderr, `cannot write ${dir}/missing/x.yaml: no such file or directory`);
+
     const c = await tctl(["create", `${dir}/none.yaml`, "--auth-server", "127.0.0.1:1"]);
     assertEquals(c.code, 2, c.stderr);
     assertEquals(c.stderr, `ERROR: cannot read ${dir}/none.yaml: no such file or directory\n`);

@@ -33,7 +33,7 @@ import { loadKek, sealIfPersistent } from "../../agent/sealed_keys.ts";
 import { traceFetch, traceStorage } from "../../agent/debug_trace.ts";
 import type { AgentStorage, ReleaseLock } from "../../agent/storage.ts";
 import { TBOT_VERSION } from "../../agent/version.ts";
-import { ConfigError, KeyboundError } from "../../errors.ts";
+import { ConfigError, inContext, KeyboundError } from "../../errors.ts";
 import { reportFailure } from "./failure.ts";
 import { flagsWithEnv } from "./output_mode.ts";
 import { formatDuration } from "../../util/duration.ts";
@@ -268,13 +268,8 @@ export async function runStart(
       try {
         await platform.writeTextFile(pidFile, `${platform.pid()}\n`, 0o644);
       } catch (cause) {
-        throw new KeyboundError(
-          "STORAGE_ERROR",
-          `cannot write the PID file ${pidFile}: ${errorText(cause)}`,
-          {
-            cause,
-          },
-        );
+        // The platform's message already names the path and why: "cannot write FILE: …".
+        throw inContext("--pid-file", cause, "STORAGE_ERROR");
       }
       cleanups.push(() => platform.removeFile(pidFile));
     }
