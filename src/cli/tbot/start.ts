@@ -33,7 +33,7 @@ import { loadKek, sealIfPersistent } from "../../agent/sealed_keys.ts";
 import { traceFetch, traceStorage } from "../../agent/debug_trace.ts";
 import type { AgentStorage, ReleaseLock } from "../../agent/storage.ts";
 import { TBOT_VERSION } from "../../agent/version.ts";
-import { ConfigError, inContext, KeyboundError } from "../../errors.ts";
+import { ConfigError, inContext } from "../../errors.ts";
 import { reportFailure } from "./failure.ts";
 import { flagsWithEnv } from "./output_mode.ts";
 import { formatDuration } from "../../util/duration.ts";
