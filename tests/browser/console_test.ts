@@ -226,6 +226,19 @@ Deno.test({
         const refused = await runTbot(["start", "-c", example, "--oneshot"]);
         assert(refused.code !== 0, "the locked bot's join must fail");
         assertStringIncludes(refused.stderr, "LOCKED");
+        // The refusal is counted as a join failure and plotted by its code.
+        await openPage(page, "audit", "audit");
+        const lockedFailures = await page.$$eval(
+          '#failures-chart rect[data-label="LOCKED"]',
+          (rs) => rs.map((r) => Number(r.getAttribute("data-value"))),
+        );
+        assertEquals(lockedFailures, [1], "one LOCKED failure plotted");
+        const lockEvent = (await rows(page, "audit")).find((r) => r[1] === "lock.created");
+        assertStringIncludes(
+          lockEvent?.[3] ?? "",
+          "bot-example",
+          "the lock event names its target",
+        );
         const locked = await page.evaluate(() => (location.hash = "#/instances"));
         assertEquals(locked, "#/instances");
         await page.waitForSelector('main[data-page="instances"] table#instances');

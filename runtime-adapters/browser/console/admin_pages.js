@@ -66,13 +66,16 @@ export async function locksPage(api, ui) {
   );
 }
 
-/** What an audit event is about, in one line. */
+const ENVELOPE = new Set(["type", "id", "time", "status", "connection"]);
+
+/** What an audit event is about, in one line: every field past the envelope, keys shortened. */
 function summary(e) {
   const parts = [];
-  for (const k of ["bot_name", "token_name", "bot_instance_id", "user", "browser_id", "error"]) {
-    if (typeof e[k] === "string" && e[k] !== "") parts.push(`${k}=${e[k]}`);
+  for (const [k, v] of Object.entries(e)) {
+    if (ENVELOPE.has(k) || v === undefined || v === null || v === "") continue;
+    const text = typeof v === "object" ? JSON.stringify(v) : String(v);
+    parts.push(`${k}=${text.length > 48 ? `${text.slice(0, 24)}…${text.slice(-12)}` : text}`);
   }
-  if (typeof e.count === "number") parts.push(`count=${e.count}`);
   return parts.join(" ");
 }
 
