@@ -10,7 +10,7 @@
  * @module
  */
 import { BadParameterError } from "../errors.ts";
-import { fromPem, toBase64Url, toPem } from "../util/encoding.ts";
+import { fromHex, fromPem, toBase64Url, toPem } from "../util/encoding.ts";
 import { sha256 } from "./random.ts";
 
 /** Signature algorithms (JWS names) Keybound accepts. */
@@ -125,9 +125,47 @@ export function importPkcs8Pem(pem: string): Promise<KeyPair> {
   return importPkcs8(der);
 }
 
+/**
+ * Everything before the key bits of the canonical SPKI of each supported key
+ * type: P-256 with an uncompressed point (65 bytes follow) and Ed25519 (32
+ * bytes follow). It is what WebCrypto exports for such a key.
+ */
+export const CANONICAL_SPKI_PREFIXES: readonly {
+  alg: KeyAlgorithm;
+  prefix: Uint8Array;
+  bits: number;
+}[] = [
+  // SEQUENCE { SEQUENCE { id-ecPublicKey, prime256v1 }, BIT STRING (65 bytes, 0 unused bits) }
+  {
+    alg: "ES256",
+    prefix: fromHex("3059301306072a8648ce3d020106082a8648ce3d030107034200"),
+    bits: 65,
+  },
+  // SEQUENCE { SEQUENCE { id-Ed25519 }, BIT STRING (32 bytes, 0 unused bits) }
+  { alg: "EdDSA", prefix: fromHex("302a300506032b6570032100"), bits: 32 },
+];
+
+/** The canonical SPKI layout `der` has, or undefined. */
+export function canonicalSpkiLayout(
+  der: Uint8Array,
+): (typeof CANONICAL_SPKI_PREFIXES)[number] | undefined {
+  return CANONICAL_SPKI_PREFIXES.find(({ prefix, bits }) =>
+    der.length === prefix.length + bits && prefix.every((b, i) => der[i] === b)
+  );
+}
+
 /** Imports a SubjectPublicKeyInfo (DER) public key of either algorithm. */
 export async function importSpki(der: Uint8Array): Promise<CryptoKey> {
   const bytes = new Uint8Array(der) as Uint8Array<ArrayBuffer>;
+  const canonical = canonicalSpkiLayout(bytes);
+  if (canonical) {
+    const key = await crypto.subtle.importKey("spki", bytes, importParams(canonical.alg), true, [
+      "verify",
+    ]);
+    // What exporting the key would give: spare callers that export it again.
+    exportedSpki.set(key, bytes);
+    return key;
+  }
   // ES256 first: workerd's Ed25519 import accepts EC keys (see importPkcs8).
   for (const alg of ["ES256", "EdDSA"] as const) {
     try {
@@ -137,6 +175,22 @@ export async function importSpki(der: Uint8Array): Promise<CryptoKey> {
     }
   }
   throw new BadParameterError("public key is not an Ed25519 or ECDSA P-256 key");
+}
+
+/**
+ * Imports a public key from its bits (the 32-byte Ed25519 key or the 65-byte
+ * uncompressed P-256 point) through its canonical SPKI, which an export then
+ * returns without asking WebCrypto again.
+ */
+export function importPublicKeyBits(alg: KeyAlgorithm, bits: Uint8Array): Promise<CryptoKey> {
+  const layout = CANONICAL_SPKI_PREFIXES.find((l) => l.alg === alg)!;
+  if (bits.length !== layout.bits || (alg === "ES256" && bits[0] !== 0x04)) {
+    return Promise.reject(new BadParameterError(`invalid ${alg} public key bits`));
+  }
+  const der = new Uint8Array(layout.prefix.length + bits.length);
+  der.set(layout.prefix);
+  der.set(bits, layout.prefix.length);
+  return importSpki(der);
 }
 
 /** Imports a PEM "PUBLIC KEY" (SubjectPublicKeyInfo). */

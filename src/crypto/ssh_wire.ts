@@ -6,7 +6,7 @@
  */
 import { BadParameterError } from "../errors.ts";
 import { concatBytes, fromBase64, fromUtf8, toBase64, utf8 } from "../util/encoding.ts";
-import { algOf, exportSpki } from "./keys.ts";
+import { algOf, exportSpki, importPublicKeyBits } from "./keys.ts";
 
 /** SSH key type names Keybound supports. */
 export type SshKeyType = "ssh-ed25519" | "ecdsa-sha2-nistp256";
@@ -156,15 +156,7 @@ export async function sshBlobToPublicKey(blob: Uint8Array): Promise<CryptoKey> {
     if (type === "ssh-ed25519") {
       const raw = r.bytes();
       if (!r.done || raw.length !== 32) throw new BadParameterError(`invalid ${type} public key`);
-      return await crypto.subtle.importKey(
-        "raw",
-        raw as Uint8Array<ArrayBuffer>,
-        { name: "Ed25519" },
-        true,
-        [
-          "verify",
-        ],
-      );
+      return await importPublicKeyBits("EdDSA", raw);
     }
     if (type === "ecdsa-sha2-nistp256") {
       const curve = r.text();
@@ -172,13 +164,7 @@ export async function sshBlobToPublicKey(blob: Uint8Array): Promise<CryptoKey> {
       if (!r.done || curve !== "nistp256" || q.length !== 65) {
         throw new BadParameterError(`invalid ${type} public key`);
       }
-      return await crypto.subtle.importKey(
-        "raw",
-        q as Uint8Array<ArrayBuffer>,
-        { name: "ECDSA", namedCurve: "P-256" },
-        true,
-        ["verify"],
-      );
+      return await importPublicKeyBits("ES256", q);
     }
   } catch (cause) {
     if (cause instanceof BadParameterError) throw cause;

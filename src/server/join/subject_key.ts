@@ -15,9 +15,15 @@
 import { AsnConvert } from "@peculiar/asn1-schema";
 import { SubjectPublicKeyInfo } from "@peculiar/asn1-x509";
 import { BadParameterError, inContext } from "../../errors.ts";
-import { algOf, exportSpki, importSpki, publicKeysEqual } from "../../crypto/keys.ts";
+import {
+  algOf,
+  canonicalSpkiLayout,
+  exportSpki,
+  importSpki,
+  publicKeysEqual,
+} from "../../crypto/keys.ts";
 import { parseAuthorizedKey, SshReader, toAuthorizedKey } from "../../crypto/ssh_wire.ts";
-import { fromHex, fromPem, toBase64, toPem } from "../../util/encoding.ts";
+import { fromPem, toBase64, toPem } from "../../util/encoding.ts";
 
 /** A validated subject key. */
 export interface SubjectKey {
@@ -39,26 +45,10 @@ function sshKeyBits(blob: Uint8Array): Uint8Array {
   return r.bytes();
 }
 
-/**
- * Everything before the key bits of the canonical SPKI of each supported
- * key type: P-256 with an uncompressed point (65 bytes follow) and Ed25519
- * (32 bytes follow). A DER that starts so and has that length is canonical
- * without a parse and re-encode through asn1-schema (about 0.2 ms).
- */
-const CANONICAL_SPKI_PREFIXES: readonly { prefix: Uint8Array; bits: number }[] = [
-  // SEQUENCE { SEQUENCE { id-ecPublicKey, prime256v1 }, BIT STRING (65 bytes, 0 unused bits) }
-  { prefix: fromHex("3059301306072a8648ce3d020106082a8648ce3d030107034200"), bits: 65 },
-  // SEQUENCE { SEQUENCE { id-Ed25519 }, BIT STRING (32 bytes, 0 unused bits) }
-  { prefix: fromHex("302a300506032b6570032100"), bits: 32 },
-];
-
 /** SPKI key bits if `der` is a DER SubjectPublicKeyInfo that re-encodes identically; else null. */
 function canonicalSpkiBits(der: Uint8Array): Uint8Array | null {
-  for (const { prefix, bits } of CANONICAL_SPKI_PREFIXES) {
-    if (der.length === prefix.length + bits && prefix.every((b, i) => der[i] === b)) {
-      return der.subarray(prefix.length);
-    }
-  }
+  const layout = canonicalSpkiLayout(der);
+  if (layout) return der.subarray(layout.prefix.length);
   try {
     const spki = AsnConvert.parse(der, SubjectPublicKeyInfo);
     const again = new Uint8Array(AsnConvert.serialize(spki));
