@@ -13,7 +13,7 @@ import { type ErrorCode, isKeyboundError } from "../../src/errors.ts";
 import { callApi } from "../../src/protocol/http_client.ts";
 import { EnrollResponse, WEB_ENROLL_PATH } from "../../src/protocol/web.ts";
 import { createApp } from "../../src/server/app.ts";
-import { CONSOLE_CSP } from "../../src/server/web/assets.ts";
+import { acceptsGzip, CONSOLE_CSP } from "../../src/server/web/assets.ts";
 import { fromBase64, toBase64 } from "../../src/util/encoding.ts";
 import { adminSigner, newCluster, type TestCluster } from "./_cluster_fixture.ts";
 
@@ -138,6 +138,29 @@ Deno.test("console files carry a strict CSP; other names are not served", async 
     assertEquals(r.status, 404, path);
     await r.body?.cancel();
   }
+  // gzip when accepted; a reload with the ETag revalidates without the body.
+  const gz = await s.fetchApp("http://auth.test/web/", {
+    headers: { "accept-encoding": "br;q=1, gzip;q=0.5" },
+  });
+  assertEquals(gz.headers.get("content-encoding"), "gzip");
+  const text = await new Response(gz.body!.pipeThrough(new DecompressionStream("gzip"))).text();
+  assertEquals(text, "<!doctype html>");
+  const etag = gz.headers.get("etag")!;
+  const again = await s.fetchApp("http://auth.test/web/", { headers: { "if-none-match": etag } });
+  assertEquals([again.status, again.headers.get("content-security-policy")], [304, CONSOLE_CSP]);
+  const refused = await s.fetchApp("http://auth.test/web/", {
+    headers: { "accept-encoding": "gzip;q=0, identity" },
+  });
+  assertEquals(refused.headers.get("content-encoding"), null);
+  assertEquals(await refused.text(), "<!doctype html>");
+  for (
+    const [header, gzip] of [
+      ["gzip, deflate, br, zstd", true],
+      ["*;q=0.5, gzip;q=0", false],
+      ["br, *", true],
+      ["identity", false],
+    ] as const
+  ) assertEquals(acceptsGzip(header), gzip, header);
   const redirect = await s.fetchApp("http://auth.test/web");
   assertEquals([redirect.status, redirect.headers.get("location")], [308, "/web/"]);
 });

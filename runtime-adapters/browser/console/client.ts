@@ -11,7 +11,7 @@
 import "./jitless.ts";
 import { AdminApiClient } from "../../../src/cli/api_client.ts";
 import { generateKeyPair } from "../../../src/crypto/keys.ts";
-import { isKeyboundError, KeyboundError } from "../../../src/errors.ts";
+import { type ErrorCode, isKeyboundError, KeyboundError } from "../../../src/errors.ts";
 import { AuditEventType } from "../../../src/protocol/audit.ts";
 import { ClusterStatus, STATUS_PATH } from "../../../src/protocol/discovery.ts";
 import { callApi } from "../../../src/protocol/http_client.ts";
@@ -120,8 +120,18 @@ export async function signOut(): Promise<void> {
   await storage.delete(SESSION_FILE);
 }
 
+/**
+ * Refusals that mean this browser is not (or no longer) signed in;
+ * CA_KEY_DROPPED: a finished user-CA rotation dropped the key that issued its certificate.
+ */
+const SIGNED_OUT: readonly ErrorCode[] = [
+  "UNAUTHENTICATED",
+  "BROWSER_REVOKED",
+  "LOCKED",
+  "CA_KEY_DROPPED",
+];
+
 /** True when an error means this browser is not (or no longer) signed in. */
 export function isSignedOut(err: unknown): boolean {
-  return isKeyboundError(err, "UNAUTHENTICATED") || isKeyboundError(err, "BROWSER_REVOKED") ||
-    isKeyboundError(err, "LOCKED");
+  return SIGNED_OUT.some((code) => isKeyboundError(err, code));
 }
