@@ -140,7 +140,7 @@ Deno.test({
         assertEquals(new URL(page.url()).hash, "#/bots");
         assertStringIncludes(await page.textContent("#whoami") ?? "", `web-${browserId}`);
         const bots = await rows(page, "bots");
-        assertEquals(bots.map((r) => [r[0], r[2]]), [["example", "1"], ["second", "1"]]);
+        assertEquals(bots.map((r) => [r[0], r[2]]), [["example", "show"], ["second", "show"]]);
         await page.screenshot({ path: `${ARTIFACTS}/bots.png`, fullPage: true });
 
         // The key is a non-extractable CryptoKey in IndexedDB.
@@ -166,6 +166,23 @@ Deno.test({
           assertEquals(r[6], "1", "generation");
           assertEquals(r[7], "healthy");
         }
+        // Paging: one bot per page, by the URL; the next page, then back to the first.
+        await page.evaluate(() => (location.hash = "#/bots?limit=1"));
+        await waitUntil(async () => (await rows(page, "bots")).length === 1, "a page of one bot");
+        assertEquals((await rows(page, "bots"))[0][0], "example");
+        await page.click("#bots-next");
+        await waitUntil(async () => (await rows(page, "bots"))[0]?.[0] === "second", "page two");
+        assert(!(await page.$("#bots-next")), "no page after the last");
+        await page.click("#bots-first");
+        await waitUntil(async () => (await rows(page, "bots"))[0]?.[0] === "example", "page one");
+        await page.evaluate(() => (location.hash = "#/bots"));
+        await waitUntil(async () => (await rows(page, "bots")).length === 2, "both bots");
+        // A bot's instances.
+        await page.click("table#bots tbody tr:nth-child(2) a");
+        await page.waitForSelector(
+          'main[data-page="instances"] h2:has-text("Instances of bot second")',
+        );
+        assertEquals((await rows(page, "instances")).map((r) => r[0]), ["second"]);
         await openPage(page, "tokens", "tokens");
         const tokens = await rows(page, "tokens");
         assertEquals(tokens.map((r) => [r[0], r[1], r[2], r[3]]), [

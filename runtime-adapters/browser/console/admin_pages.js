@@ -1,7 +1,7 @@
 // Admin pages: locks (create, remove, why), the audit timeline with filters
 // and plots, CA status, enrolled browsers.
 import { AUDIT_EVENT_TYPES } from "./client.js";
-import { h, table } from "./dom.js";
+import { h, pager, routeQuery, table } from "./dom.js";
 import { failuresChart, renewalsChart } from "./plot.js";
 
 function lockTarget(t) {
@@ -80,7 +80,7 @@ function summary(e) {
 }
 
 export async function auditPage(api) {
-  const params = new URLSearchParams(location.hash.split("?")[1] ?? "");
+  const params = routeQuery();
   const type = params.get("type") ?? "";
   const after = params.get("after") ?? undefined;
   const [page, joins, failed] = await Promise.all([
@@ -101,16 +101,6 @@ export async function auditPage(api) {
     h("option", { value: "" }, "all types"),
     AUDIT_EVENT_TYPES.map((t) => h("option", { value: t, selected: t === type }, t)),
   );
-  const next = page.next
-    ? h("button", {
-      type: "button",
-      id: "audit-older",
-      onclick: () => {
-        const q = new URLSearchParams({ ...(type ? { type } : {}), after: page.next });
-        location.hash = `#/audit?${q}`;
-      },
-    }, "Older events")
-    : null;
   return h(
     "section",
     {},
@@ -125,7 +115,6 @@ export async function auditPage(api) {
       "form",
       {},
       h("label", {}, "Type", filter),
-      after ? h("a", { href: "#/audit" }, "Newest") : null,
     ),
     table(
       "audit",
@@ -138,7 +127,7 @@ export async function auditPage(api) {
         e.connection?.remote_addr ?? "",
       ]),
     ),
-    next,
+    pager("audit", type ? { type } : {}, page.next, "Older events"),
   );
 }
 

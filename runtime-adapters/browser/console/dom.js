@@ -62,3 +62,28 @@ export function show(parent, ...children) {
   parent.replaceChildren();
   appendAll(parent, children);
 }
+
+/** The query of the current route (`#/page?key=value`). */
+export function routeQuery() {
+  return new URLSearchParams(location.hash.split("?")[1] ?? "");
+}
+
+/**
+ * Paging links of a listing on `route`: back to the first page when this is
+ * a later one, on to the page after `next` when there is one. `base` holds
+ * the route's other parameters (filters).
+ */
+export function pager(route, base, next, nextText = "Next page") {
+  const href = (extra) => {
+    const q = new URLSearchParams({ ...base, ...extra });
+    return q.size ? `#/${route}?${q}` : `#/${route}`;
+  };
+  return h(
+    "p",
+    { class: "pager" },
+    routeQuery().has("after")
+      ? h("a", { href: href({}), id: `${route}-first` }, "First page")
+      : null,
+    next ? h("a", { href: href({ after: next }), id: `${route}-next` }, nextText) : null,
+  );
+}

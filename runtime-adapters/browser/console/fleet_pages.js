@@ -1,6 +1,20 @@
 // Fleet pages: bots, bot instances (with health) and join tokens (recovery
 // budget, bound key, keypair rotation requests).
-import { h, table } from "./dom.js";
+import { h, pager, routeQuery, table } from "./dom.js";
+
+/** Rows per page of the fleet listings, unless the route says `limit=N` (1-1000). */
+const PAGE = 100;
+
+/** The page the route asks for: its size, cursor, and the parameters paging links keep. */
+function paging(q = routeQuery()) {
+  const n = Number(q.get("limit"));
+  const limit = Number.isInteger(n) && n >= 1 && n <= 1000 ? n : PAGE;
+  const after = q.get("after") ?? undefined;
+  return {
+    query: { limit, ...(after ? { after } : {}) },
+    keep: q.has("limit") ? { limit: String(limit) } : {},
+  };
+}
 
 /** An instance not seen (join or heartbeat) for this long is shown as stale. */
 const STALE_MS = 60 * 60 * 1000;
@@ -33,33 +47,41 @@ export function instanceHealth(instance, locks, now) {
 }
 
 export async function botsPage(api) {
-  const [bots, instances] = await Promise.all([api.list("bot"), api.list("bot_instance")]);
-  const count = new Map();
-  for (const i of instances) count.set(i.spec.bot_name, (count.get(i.spec.bot_name) ?? 0) + 1);
+  const { query, keep } = paging();
+  const page = await api.listPage("bot", query);
   return h(
     "section",
     {},
-    h("h2", {}, `Bots (${bots.length})`),
+    h("h2", {}, "Bots"),
     table(
       "bots",
       ["Name", "Roles", "Instances", "Max session TTL"],
-      bots.map((b) => [
+      page.items.map((b) => [
         b.metadata.name,
         b.spec.roles.join(", "),
-        String(count.get(b.metadata.name) ?? 0),
+        h("a", { href: `#/instances?${new URLSearchParams({ bot: b.metadata.name })}` }, "show"),
         b.spec.max_session_ttl ?? "",
       ]),
     ),
+    pager("bots", keep, page.next),
   );
 }
 
 export async function instancesPage(api) {
-  const [instances, locks] = await Promise.all([api.list("bot_instance"), api.list("lock")]);
+  const q = routeQuery();
+  const bot = q.get("bot") ?? undefined;
+  const { query, keep } = paging(q);
+  const [page, locks] = await Promise.all([
+    api.listPage("bot_instance", { ...query, ...(bot ? { bot } : {}) }),
+    api.list("lock"),
+  ]);
+  const instances = page.items;
   const now = new Date();
   return h(
     "section",
     {},
-    h("h2", {}, `Bot instances (${instances.length})`),
+    h("h2", {}, bot ? `Instances of bot ${bot}` : "Bot instances"),
+    bot ? h("p", {}, h("a", { href: "#/instances" }, "All bots")) : null,
     table(
       "instances",
       [
@@ -88,6 +110,7 @@ export async function instancesPage(api) {
         ];
       }),
     ),
+    pager("instances", { ...keep, ...(bot ? { bot } : {}) }, page.next),
   );
 }
 
@@ -99,7 +122,9 @@ function keySummary(key) {
 }
 
 export async function tokensPage(api, ui) {
-  const tokens = await api.list("token");
+  const { query, keep } = paging();
+  const page = await api.listPage("token", query);
+  const tokens = page.items;
   const rotate = (name) => () =>
     ui.act(
       () => api.rotateToken(name),
@@ -108,7 +133,7 @@ export async function tokensPage(api, ui) {
   return h(
     "section",
     {},
-    h("h2", {}, `Join tokens (${tokens.length})`),
+    h("h2", {}, "Join tokens"),
     table(
       "tokens",
       [
@@ -138,5 +163,6 @@ export async function tokensPage(api, ui) {
         ];
       }),
     ),
+    pager("tokens", keep, page.next),
   );
 }
