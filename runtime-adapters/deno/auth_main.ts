@@ -135,10 +135,15 @@ async function start(config: StartConfig, log: Logger): Promise<void> {
       }),
     ).then((c) => ({ cert: c.certPem, key: c.keyPem }));
 
+    // A missing console folder (a stripped install) leaves /web/ unserved, not the service down.
+    const consoleAssets = await loadConsoleAssets().catch((error) => {
+      log.warn("fleet console files not found; /web/ is not served", { error: String(error) });
+      return undefined;
+    });
     const app = createApp(ctx, {
       webOrigins: config.webOrigins,
       rateLimit: config.rateLimit,
-      consoleAssets: await loadConsoleAssets(),
+      ...(consoleAssets ? { consoleAssets } : {}),
     });
     // Behind a PROXY protocol balancer the server listens on a private loopback
     // port and a front on --listen strips the header (see proxy_front.ts).
