@@ -172,7 +172,10 @@ export async function benchTbot(
     const times: number[] = [];
     for (let i = 0; i <= runs; i++) {
       const b0 = performance.now();
-      await new Deno.Command(Deno.execPath(), { args: [...flags, empty] }).output();
+      const b = await new Deno.Command(Deno.execPath(), { args: [...flags, empty] }).output();
+      if (!b.success) {
+        throw new Error(`bare deno run failed: ${new TextDecoder().decode(b.stderr)}`);
+      }
       bare.push(performance.now() - b0);
       const t0 = performance.now();
       const out = await new Deno.Command(Deno.execPath(), {
