@@ -110,13 +110,13 @@ const FLAGS = {
     type: "string",
     multiple: true,
     value: "USER",
-    help: "a user who may read the output's files (repeatable; POSIX ACLs)",
+    help: "a user who may read the output's files (POSIX ACLs)",
   },
   "reader-group": {
     type: "string",
     multiple: true,
     value: "GROUP",
-    help: "a group that may read the output's files (repeatable; ACLs, or 0640 without them)",
+    help: "a group that may read the output's files (ACLs, or 0640 without them)",
   },
   "on-renew-exec": {
     type: "string",
@@ -269,9 +269,9 @@ export const TBOT = {
     { path: ["version"], args: "", arity: [0, 0], summary: "print the version", flags: [] },
   ],
   footer:
-    "Environment: TELEPORT_PROXY, TELEPORT_AUTH_SERVER and TELEPORT_BOT_TOKEN stand in for\n" +
-    "--proxy-server, --auth-server and --token; TBOT_CONFIG_PATH names a config file and\n" +
-    "TBOT_CONFIG holds one (base64). Flags win. See docs/tbot.md.",
+    "Environment: TELEPORT_PROXY, TELEPORT_AUTH_SERVER, TELEPORT_BOT_TOKEN and TBOT_JOIN_URI\n" +
+    "stand in for --proxy-server, --auth-server, --token and --join-uri; TBOT_CONFIG_PATH names\n" +
+    "a config file and TBOT_CONFIG holds one (base64). Flags win. See docs/tbot.md.",
 } as const satisfies ProgramSpec<typeof FLAGS>;
 
 /** Every tbot flag value (each command reads the ones it takes). */
