@@ -315,7 +315,7 @@ Deno.test("cli-only: --join-uri (or TBOT_JOIN_URI) carries address, token and se
   }
 });
 
-Deno.test("cli-only: join_uri in tbot.yaml, the secret from a file or the environment", async () => {
+Deno.test("cli-only: join_uri in tbot.yaml or a file, the secret from a file or the environment", async () => {
   await using s = await setup();
   const pins = `  ca_pins: ["${s.cluster.pin}"]\n`;
   const yaml = (uri: string, onboarding: string) =>
@@ -349,12 +349,40 @@ Deno.test("cli-only: join_uri in tbot.yaml, the secret from a file or the enviro
   await Deno.writeTextFile(`${s.dir}/c.yaml`, yaml(uriOf("yaml-inline", c), pins));
   const rc = await runTbot(["start", "-c", `${s.dir}/c.yaml`]);
   assertEquals(rc.code, 0, rc.stderr);
-  for (const [r, secret] of [[ra, a], [rb, b], [rc, c]] as const) {
+  // 4. No config file: the whole URI in a (mounted secret) file, named by --join-uri.
+  const d = await s.token("uri-file");
+  await Deno.writeTextFile(`${s.dir}/join-uri`, uriOf("uri-file", d) + "\n", { mode: 0o600 });
+  const rd = await runTbot([
+    "start",
+    "identity",
+    "--join-uri",
+    `${s.dir}/join-uri`,
+    "--destination",
+    `${s.dir}/out-d`,
+    "--storage",
+    `${s.dir}/bot-d`,
+    "--ca-pin",
+    s.cluster.pin,
+    "--oneshot",
+  ]);
+  assertEquals(rd.code, 0, rd.stderr);
+  for (const [r, secret] of [[ra, a], [rb, b], [rc, c], [rd, d]] as const) {
     assert(!r.stderr.includes(secret), "the secret is never logged");
   }
   const tokens = (await s.cluster.instances("example"))
     .map((i) => i.status.initial_authentication?.join_token).sort();
-  assertEquals(tokens, ["yaml-env", "yaml-inline", "yaml-path"]);
+  assertEquals(tokens, ["uri-file", "yaml-env", "yaml-inline", "yaml-path"]);
+  await Deno.writeTextFile(`${s.dir}/empty-uri`, "\n");
+  const empty = await runTbot(
+    ["start", "identity", "--destination", "o", "--storage", "memory://"],
+    {
+      TBOT_JOIN_URI: `${s.dir}/empty-uri`,
+    },
+  );
+  assertEquals([empty.code, empty.stderr], [
+    2,
+    `tbot: --join-uri: the file ${s.dir}/empty-uri is empty\n`,
+  ]);
 
   // A field the URI fills may not be set beside it; the error names the field and line, not the URI.
   await Deno.writeTextFile(

@@ -11,7 +11,7 @@ import type { ServiceConfig, TbotConfig } from "../../agent/config/schema.ts";
 import { formatDuration } from "../../util/duration.ts";
 import type { Logger } from "../../util/log.ts";
 import type { OutputMode } from "./flags.ts";
-import { flagsWithEnv } from "./output_mode.ts";
+import { flagsFromSources } from "./output_mode.ts";
 import type { TbotPlatform } from "./platform.ts";
 import { configFromFlags, type StartFlags } from "./start_flags.ts";
 
@@ -82,7 +82,7 @@ export async function runConfigure(
   platform: TbotPlatform,
   log: Logger,
 ): Promise<number> {
-  const text = configYaml(configFromFlags(flagsWithEnv(flags, platform.env), log));
+  const text = configYaml(configFromFlags(await flagsFromSources(flags, platform), log));
   if (flags.output === undefined) {
     platform.stdout(text);
     return 0;

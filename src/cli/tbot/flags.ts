@@ -35,7 +35,8 @@ const FLAGS = {
   "join-uri": {
     type: "string",
     value: "URI",
-    help: "tbot+proxy+bound-keypair://TOKEN[:SECRET]@host:port (or TBOT_JOIN_URI)",
+    help: "tbot+proxy+bound-keypair://TOKEN[:SECRET]@host:port, or /path of a file holding it " +
+      "(or TBOT_JOIN_URI)",
   },
   "join-method": { type: "string", value: "M", help: "join method (bound_keypair)" },
   "ca-pin": {

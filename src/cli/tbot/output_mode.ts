@@ -10,6 +10,7 @@ import { ServiceConfig } from "../../agent/config/schema.ts";
 import { fieldIssue } from "../../util/zod_error.ts";
 import { UsageError } from "../flags/mod.ts";
 import type { OutputMode, TbotFlags } from "./flags.ts";
+import type { TbotPlatform } from "./platform.ts";
 
 /** Which flag sets each field of a mode's output (most specific path first), for errors. */
 const FLAG_OF_FIELD: Record<string, string> = {
@@ -181,5 +182,23 @@ export function flagsWithEnv<F extends TbotFlags>(
       );
     }
   }
+  return out;
+}
+
+/**
+ * {@linkcode flagsWithEnv}, then a joining URI given as an absolute path
+ * (`--join-uri /run/secrets/join-uri`, or the same in `TBOT_JOIN_URI`) read
+ * from that file, as Teleport reads a `--token` path: the secret-bearing URI
+ * can come from a mounted secret file instead of argv or the environment.
+ */
+export async function flagsFromSources<F extends TbotFlags>(
+  f: F,
+  platform: Pick<TbotPlatform, "env" | "readTextFile">,
+): Promise<F> {
+  const out = flagsWithEnv(f, platform.env);
+  const path = out.joinUri;
+  if (path === undefined || !path.startsWith("/")) return out;
+  out.joinUri = (await platform.readTextFile(path)).trim();
+  if (!out.joinUri) throw new UsageError(`--join-uri: the file ${path} is empty`);
   return out;
 }

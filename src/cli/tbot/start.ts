@@ -35,7 +35,7 @@ import type { AgentStorage, ReleaseLock } from "../../agent/storage.ts";
 import { TBOT_VERSION } from "../../agent/version.ts";
 import { ConfigError, inContext } from "../../errors.ts";
 import { reportFailure } from "./failure.ts";
-import { flagsWithEnv } from "./output_mode.ts";
+import { flagsFromSources } from "./output_mode.ts";
 import { formatDuration } from "../../util/duration.ts";
 import { createLogger, type LogFormat, type Logger } from "../../util/log.ts";
 import { logFormatOf } from "./log_format.ts";
@@ -65,7 +65,7 @@ export async function loadStartConfig(
   platform: TbotPlatform,
   log: Logger,
 ): Promise<TbotConfig> {
-  flags = flagsWithEnv(flags, platform.env);
+  flags = await flagsFromSources(flags, platform);
   const path = flags.config ?? platform.env(ENV_CONFIG_PATH);
   if (path) {
     const text = await platform.readTextFile(path);
