@@ -20,6 +20,7 @@ import {
   parseWebOrigin,
   serverCertificateNames,
   type ServerContext,
+  startCaWatcher,
 } from "../../src/server/mod.ts";
 import { certificatesFromPem } from "../../src/pki/mod.ts";
 import { ADMIN_IDENTITY_FILE, AUTH_SERVER_FILE } from "../../src/cli/auth/data_dir.ts";
@@ -124,16 +125,19 @@ async function start(config: StartConfig, log: Logger): Promise<void> {
     });
     await ensureAdminIdentity(ctx, join(config.dataDir, ADMIN_IDENTITY_FILE), log);
 
-    // The server certificate is issued afresh at every start and never stored,
-    // unless the operator brings one from their own PKI.
-    const tls = config.insecureNoTls ? undefined : config.tlsFiles ?? await issueServerCertificate(
-      ctx,
-      serverCertificateNames({
-        listenHost: config.listen.host,
-        publicHosts: config.publicAddrs.map((a) => a.host),
-        hostname: Deno.hostname(),
-      }),
-    ).then((c) => ({ cert: c.certPem, key: c.keyPem }));
+    // The server certificate is issued afresh at every start and at every
+    // host CA phase that changes the serving key, and never stored, unless
+    // the operator brings one from their own PKI.
+    const names = serverCertificateNames({
+      listenHost: config.listen.host,
+      publicHosts: config.publicAddrs.map((a) => a.host),
+      hostname: Deno.hostname(),
+    });
+    const ownCertificate = async () => {
+      const c = await issueServerCertificate(ctx, names);
+      return { cert: c.certPem, key: c.keyPem };
+    };
+    const tls = config.insecureNoTls ? undefined : config.tlsFiles ?? await ownCertificate();
 
     // A missing console folder (a stripped install) leaves /web/ unserved, not the service down.
     const consoleAssets = await loadConsoleAssets().catch((error) => {
@@ -166,6 +170,18 @@ async function start(config: StartConfig, log: Logger): Promise<void> {
     const url = front
       ? `${tls ? "https" : "http"}://${formatHostPort(front.addr.hostname, front.addr.port)}`
       : server.url;
+    const adminIdentityPath = join(config.dataDir, ADMIN_IDENTITY_FILE);
+    const watcher = startCaWatcher(ctx, {
+      onChange: async (previous) => {
+        if (tls && !config.tlsFiles && previous.host.serverTls !== ctx.cas.host.serverTls) {
+          await server.swapTls(await ownCertificate());
+          log.info("serving a TLS certificate from the host CA's new serving key", {
+            phase: ctx.cas.host.rotation.phase,
+          });
+        }
+        await ensureAdminIdentity(ctx, adminIdentityPath, log);
+      },
+    });
     const diag = config.diagAddr
       ? serveApp(createDiagApp(ctx, metrics), {
         hostname: config.diagAddr.host,
@@ -175,6 +191,7 @@ async function start(config: StartConfig, log: Logger): Promise<void> {
     // Listeners go in before the startup lines: whoever reads them may signal at once.
     const removeSignals = onStopSignal((signal) => {
       log.info("stopping", { signal });
+      watcher.stop();
       front?.close();
       server.shutdown();
       diag?.shutdown();
@@ -192,6 +209,7 @@ async function start(config: StartConfig, log: Logger): Promise<void> {
     }
     await server.finished;
     await diag?.finished;
+    await watcher.stop();
     removeSignals();
   } finally {
     await backend.close();

@@ -53,7 +53,15 @@ export interface AuthServiceProcess {
 /** Starts `auth start` on 127.0.0.1 port 0 and resolves once it listens. */
 export async function spawnAuthService(o: SpawnAuthOptions): Promise<AuthServiceProcess> {
   const [program, ...prefix] = o.command ??
-    [Deno.execPath(), "run", "--unstable-kv", "-A", ...(o.denoFlags ?? []), AUTH_ENTRY];
+    [
+      Deno.execPath(),
+      "run",
+      "--unstable-kv",
+      "--unstable-net",
+      "-A",
+      ...(o.denoFlags ?? []),
+      AUTH_ENTRY,
+    ];
   const child = new Deno.Command(program, {
     args: [
       ...prefix,

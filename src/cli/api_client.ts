@@ -21,6 +21,14 @@ import {
   resourceResponse,
   tokenRotatePath,
 } from "../protocol/admin.ts";
+import {
+  caAdminPath,
+  CaExport,
+  caRotatePath,
+  CaStatus,
+  type CaTypeName,
+  type RotateRequest,
+} from "../protocol/ca_rotation.ts";
 import { ClusterStatus, STATUS_PATH } from "../protocol/discovery.ts";
 import { type ApiCall, callApi, IgnoredAnswer } from "../protocol/http_client.ts";
 import type { RequestSigner } from "../protocol/signed_request.ts";
@@ -81,6 +89,10 @@ export interface AdminApi {
   revokeBrowser(id: string): Promise<void>;
   /** Who the signer is. */
   whoami(): Promise<WhoamiResponse>;
+  /** Starts or moves a CA rotation; returns the CA's status after it. */
+  rotateCa(type: CaTypeName, request: RotateRequest): Promise<CaStatus>;
+  /** Every trusted key of a CA, in each format it has. */
+  caExport(type: CaTypeName): Promise<CaExport>;
 }
 
 /** Options of {@linkcode AdminApiClient}. */
@@ -189,6 +201,21 @@ export class AdminApiClient implements AdminApi {
   async rotateToken(name: string): Promise<Token> {
     const path = tokenRotatePath(name);
     return (await this.#call({ method: "POST", path, response: resourceResponse("token") })).item;
+  }
+
+  /** `POST /v1/cas/{type}/rotate`. */
+  rotateCa(type: CaTypeName, request: RotateRequest): Promise<CaStatus> {
+    return this.#call({
+      method: "POST",
+      path: caRotatePath(type),
+      body: request,
+      response: CaStatus,
+    });
+  }
+
+  /** `GET /v1/cas/{type}`. */
+  caExport(type: CaTypeName): Promise<CaExport> {
+    return this.#call({ method: "GET", path: caAdminPath(type), response: CaExport });
   }
 
   /** `GET /v1/audit`. */

@@ -23,6 +23,7 @@ export const AuditEventType = z.enum([
   "web.enrollment_created",
   "web.enrolled",
   "web.revoked",
+  "ca.rotation",
 ]);
 /** An audit event type. */
 export type AuditEventType = z.infer<typeof AuditEventType>;

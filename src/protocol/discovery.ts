@@ -7,6 +7,7 @@
  * @module
  */
 import { z } from "zod";
+import { CaStatus } from "./ca_rotation.ts";
 
 /** Wire protocol version `/v1/ping` reports. */
 export const PROTOCOL_VERSION = 1;
@@ -49,12 +50,17 @@ export const CaResponse = z.object({
 /** A CA answer. */
 export type CaResponse = z.infer<typeof CaResponse>;
 
-/** `GET /v1/status`: cluster name, version and CA pins. */
+/**
+ * `GET /v1/status`: cluster name, version and CA pins (`ca_pin`: the host CA
+ * key that signs the auth service's certificate now, what a new bot pins),
+ * and each CA's rotation status (§10).
+ */
 export const ClusterStatus = z.object({
   cluster_name: z.string(),
   server_version: z.string(),
   ca_pin: z.string(),
   ca_pins: z.object({ host: z.string().optional(), user: z.string().optional() }).optional(),
+  cas: z.array(CaStatus).optional(),
 });
 /** A status answer. */
 export type ClusterStatus = z.infer<typeof ClusterStatus>;

@@ -22,6 +22,14 @@ export interface JoinStateKey {
   keyPair: KeyPair;
 }
 
+/** A key that verifies join states: its id and public half. */
+export interface JoinStateVerificationKey {
+  /** Key ID (base64url SHA-256 of the SPKI). */
+  kid: string;
+  /** The public key and its algorithm. */
+  keyPair: Pick<KeyPair, "publicKey" | "alg">;
+}
+
 /** The Keybound-specific claims of a join state. */
 export interface JoinStateClaims {
   /** The token's bound bot instance after the join. */
@@ -81,12 +89,22 @@ export interface VerifyJoinStateOptions {
   clusterName: string;
   /** Bot name the token binds. */
   botName: string;
-  /** The CA's trusted JWT keys; the header's `kid` selects one. */
-  trustedKeys: readonly JoinStateKey[];
+  /** The CA's trusted JWT keys (public halves suffice); the header's `kid` selects one. */
+  trustedKeys: readonly JoinStateVerificationKey[];
   /** Verification time. */
   now: Date;
   /** The token's current state, which the document must match. */
   expect: { recoverySequence: number; botInstanceId: string };
+}
+
+/** The `kid` of a join state's header, `""` when it has none or does not decode. */
+export function joinStateKid(joinState: string): string {
+  try {
+    const kid = decodeProtectedHeader(joinState).kid;
+    return typeof kid === "string" ? kid : "";
+  } catch {
+    return "";
+  }
 }
 
 /**

@@ -16,6 +16,7 @@ import { MAX_BODY_BYTES } from "./http.ts";
 import { joinRoutes } from "./join/routes.ts";
 import { adminRoutes } from "./routes/admin.ts";
 import { botRoutes } from "./routes/bot.ts";
+import { caRotationRoutes } from "./routes/ca_rotation.ts";
 import { discoveryRoutes } from "./routes/discovery.ts";
 import { outputCertRoutes } from "./routes/output_certs.ts";
 import { workloadRoutes } from "./routes/workload.ts";
@@ -105,6 +106,7 @@ export function createApp(ctx: ServerContext, options: AppOptions = {}): Hono<Ap
     }),
   );
   app.route("/v1", discoveryRoutes(ctx));
+  app.route("/v1", caRotationRoutes(ctx));
   app.route("/v1", joinRoutes(ctx));
   app.route("/v1", adminRoutes(ctx));
   app.route("/v1", botRoutes(ctx));

@@ -8,34 +8,20 @@
  */
 import { z } from "zod";
 import { ConfigError, KeyboundError } from "../errors.ts";
-import {
-  generateStorableKeyPair,
-  importPkcs8,
-  type KeyAlgorithm,
-  keyId,
-  type KeyPair,
-} from "../crypto/keys.ts";
 import { randomBytes } from "../crypto/random.ts";
-import { toAuthorizedKey } from "../crypto/ssh_wire.ts";
-import {
-  certificatesFromPem,
-  certificateToPem,
-  createSelfSignedCA,
-  NAME_OIDS,
-  parseCertificate,
-  spkiPin,
-  verifyCertificateSignature,
-} from "../pki/mod.ts";
-import { HOST_CA_OU, USER_CA_OU } from "../protocol/identity_file.ts";
+import { parseCertificate, spkiPin } from "../pki/mod.ts";
 import type { JsonValue, Mutation } from "../storage/backend.ts";
 import type { Backend } from "../storage/backend.ts";
-import { fromBase64, fromPem, toBase64 } from "../util/encoding.ts";
+import { fromBase64, toBase64 } from "../util/encoding.ts";
 import type { Logger } from "../util/log.ts";
-import type { CaType, CertAuthority, ServerContext } from "./context.ts";
-import { caKey, CLUSTER_META, JOIN_SESSION_KEY } from "./keys.ts";
+import type { CaSet, CaType, CertAuthority, ServerContext } from "./context.ts";
+import { CA_REVISION_KEY, caKey, CLUSTER_META, JOIN_SESSION_KEY } from "./keys.ts";
+import { readCaSet } from "./rotation/cache.ts";
+import { CA_VALIDITY_MS, corruptCa, newKeySet } from "./rotation/material.ts";
+import { CA_TYPES, type StoredCa, type StoredKeySet } from "./rotation/schema.ts";
 
 /** Validity of CA certificates. */
-export const CA_VALIDITY_MS = 10 * 365 * 24 * 3600 * 1000;
+export { CA_VALIDITY_MS };
 
 /** Options of {@linkcode bootstrapCluster}. */
 export interface BootstrapOptions {
@@ -51,15 +37,6 @@ export interface BootstrapOptions {
 
 const ClusterMeta = z.object({ cluster_name: z.string(), created_at: z.string() });
 
-const StoredKey = z.string().min(1); // base64 PKCS#8
-const StoredCa = z.object({
-  type: z.enum(["user", "host", "bound_keypair", "jwt"]),
-  tls: z.object({ cert_pem: z.string(), key_pkcs8: StoredKey }).optional(),
-  ssh: z.object({ key_pkcs8: StoredKey }).optional(),
-  jwt: z.array(z.object({ key_pkcs8: StoredKey })).min(1).optional(),
-});
-type StoredCa = z.infer<typeof StoredCa>;
-
 const SessionKeyRecord = z.object({ aes256_gcm_key: z.string() });
 
 const CLUSTER_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/;
@@ -73,96 +50,19 @@ export function validateClusterName(name: string): void {
   }
 }
 
-async function storableKey(alg: KeyAlgorithm): Promise<{ keyPair: KeyPair; stored: string }> {
-  const kp = await generateStorableKeyPair(alg);
-  return {
-    keyPair: { privateKey: kp.privateKey, publicKey: kp.publicKey, alg: kp.alg },
-    stored: toBase64(fromPem("PRIVATE KEY", kp.pkcs8Pem)),
-  };
-}
-
-/** Creates the X.509 + SSH CA of type user or host. */
-async function newCertCa(
-  type: "user" | "host",
-  clusterName: string,
-  now: Date,
-): Promise<StoredCa> {
-  const tlsKey = await storableKey("ES256");
-  const sshKey = await storableKey("EdDSA");
-  const certDer = await createSelfSignedCA({
-    subject: [
-      { oid: NAME_OIDS.commonName, value: clusterName },
-      { oid: NAME_OIDS.organization, value: clusterName },
-      { oid: NAME_OIDS.organizationalUnit, value: type === "user" ? USER_CA_OU : HOST_CA_OU },
-    ],
-    keyPair: tlsKey.keyPair,
-    notBefore: new Date(now.getTime() - 60_000),
-    notAfter: new Date(now.getTime() + CA_VALIDITY_MS),
-  });
-  return {
-    type,
-    tls: { cert_pem: certificateToPem(certDer), key_pkcs8: tlsKey.stored },
-    ssh: { key_pkcs8: sshKey.stored },
-  };
-}
-
-async function newJwtCa(type: "bound_keypair" | "jwt", alg: KeyAlgorithm): Promise<StoredCa> {
-  return { type, jwt: [{ key_pkcs8: (await storableKey(alg)).stored }] };
-}
-
 function corrupt(what: string, cause?: unknown): KeyboundError {
-  return new KeyboundError(
-    "STORAGE_ERROR",
-    `stored ${what} is malformed`,
-    cause ? { cause } : undefined,
-  );
+  return corruptCa(what, cause);
 }
 
-async function importStored(stored: string, what: string): Promise<KeyPair> {
-  try {
-    return await importPkcs8(fromBase64(stored));
-  } catch (cause) {
-    throw corrupt(what, cause);
-  }
-}
-
-/** Imports a stored CA record; keys become non-extractable. */
-async function loadCa(type: CaType, value: unknown): Promise<CertAuthority> {
-  const what = `${type} certificate authority`;
-  const r = StoredCa.safeParse(value);
-  if (!r.success || r.data.type !== type) throw corrupt(what, r.error);
-  const s = r.data;
-  const ca: CertAuthority = { type };
-  if (s.tls) {
-    const keyPair = await importStored(s.tls.key_pkcs8, what);
-    const [certDer] = certificatesFromPem(s.tls.cert_pem);
-    const cert = parseCertificate(certDer);
-    if (!(await verifyCertificateSignature(cert, keyPair.publicKey))) {
-      throw corrupt(`${what} (certificate does not match its key)`);
-    }
-    ca.tls = { certDer, certPem: certificateToPem(certDer), keyPair };
-  }
-  if (s.ssh) {
-    const keyPair = await importStored(s.ssh.key_pkcs8, what);
-    ca.ssh = { publicKey: await toAuthorizedKey(keyPair.publicKey), keyPair };
-  }
-  if (s.jwt) {
-    ca.jwt = [];
-    for (const k of s.jwt) {
-      const keyPair = await importStored(k.key_pkcs8, what);
-      ca.jwt.push({ kid: await keyId(keyPair.publicKey), keyPair });
-    }
-  }
-  return ca;
+function storedCa(type: CaType, active: StoredKeySet): StoredCa {
+  return { type, format: 2, active, rotation: { phase: "standby" }, dropped: [], cross_signed: [] };
 }
 
 async function generateCluster(clusterName: string, now: Date): Promise<Mutation[]> {
-  const records: [CaType, StoredCa][] = [
-    ["user", await newCertCa("user", clusterName, now)],
-    ["host", await newCertCa("host", clusterName, now)],
-    ["bound_keypair", await newJwtCa("bound_keypair", "EdDSA")],
-    ["jwt", await newJwtCa("jwt", "ES256")],
-  ];
+  const records: [CaType, StoredCa][] = [];
+  for (const type of CA_TYPES) {
+    records.push([type, storedCa(type, await newKeySet(type, clusterName, now))]);
+  }
   const sessionKey = randomBytes(32);
   const mutations: Mutation[] = [
     {
@@ -176,6 +76,7 @@ async function generateCluster(clusterName: string, now: Date): Promise<Mutation
       value: value as unknown as JsonValue,
     })),
     { type: "set", key: JOIN_SESSION_KEY, value: { aes256_gcm_key: toBase64(sessionKey) } },
+    { type: "set", key: CA_REVISION_KEY, value: { changed_at: now.toISOString() } },
   ];
   sessionKey.fill(0);
   return mutations;
@@ -236,32 +137,59 @@ export async function bootstrapCluster(
       `this data directory holds cluster "${m.data.cluster_name}", not "${options.clusterName}": start with --cluster-name ${m.data.cluster_name} or use another data directory`,
     );
   }
-  const load = async (type: CaType) => loadCa(type, (await backend.get(caKey(type)))?.value);
   const ctx: ServerContext = {
     backend,
     clusterName: m.data.cluster_name,
     version: options.version,
     now,
-    cas: {
-      user: await load("user"),
-      host: await load("host"),
-      boundKeypair: await load("bound_keypair"),
-      jwt: await load("jwt"),
-    },
+    cas: await loadCas(backend, m.data.cluster_name, now(), options.log),
     sessionKey: await loadSessionKey(backend),
     log: options.log,
   };
-  for (const type of ["user", "host"] as const) {
-    if (!ctx.cas[type].tls || !ctx.cas[type].ssh) throw corrupt(`${type} certificate authority`);
-  }
-  for (const type of ["boundKeypair", "jwt"] as const) {
-    if (!ctx.cas[type].jwt?.length) throw corrupt(`${type} certificate authority`);
-  }
   return ctx;
 }
 
-/** `sha256:<hex>` of a CA certificate's SubjectPublicKeyInfo (Teleport's CA pin). */
+/**
+ * Loads every CA. A CA type the cluster predates (the SPIFFE CA) is created
+ * with the same "create if absent" commit, so instances starting together
+ * agree on one; any other missing CA is corruption.
+ */
+async function loadCas(
+  backend: Backend,
+  clusterName: string,
+  now: Date,
+  log: Logger,
+): Promise<CaSet> {
+  let { cas, missing } = await readCaSet(backend);
+  if (missing.length > 0) {
+    for (const type of missing) {
+      if (type !== "spiffe") throw corrupt(`${type} certificate authority (missing)`);
+    }
+    const r = await backend.commit({
+      checks: missing.map((type) => ({ key: caKey(type), version: null })),
+      mutations: [
+        ...await Promise.all(missing.map(async (type): Promise<Mutation> => ({
+          type: "set",
+          key: caKey(type),
+          value: storedCa(type, await newKeySet(type, clusterName, now)) as unknown as JsonValue,
+        }))),
+        { type: "set", key: CA_REVISION_KEY, value: { changed_at: now.toISOString() } },
+      ],
+    });
+    if (r.ok) log.info("created certificate authorities", { types: missing });
+    ({ cas, missing } = await readCaSet(backend));
+    if (missing.length > 0) throw corrupt(`${missing[0]} certificate authority (missing)`);
+  }
+  return cas as CaSet;
+}
+
+/**
+ * `sha256:<hex>` of a CA's SubjectPublicKeyInfo (Teleport's CA pin): for the
+ * host CA the key that signs the auth service's TLS certificate now (what a
+ * new bot must pin), otherwise the signing key.
+ */
 export function caPin(ca: CertAuthority): Promise<string> {
-  if (!ca.tls) throw new KeyboundError("INTERNAL", `${ca.type} CA has no X.509 certificate`);
-  return spkiPin(parseCertificate(ca.tls.certDer));
+  const key = ca.serverTls ?? ca.tls;
+  if (!key) throw new KeyboundError("INTERNAL", `${ca.type} CA has no X.509 certificate`);
+  return spkiPin(parseCertificate(key.certDer));
 }

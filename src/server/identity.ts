@@ -16,7 +16,7 @@ import {
 } from "../pki/mod.ts";
 import { formatIdentityFile, parseIdentityFile } from "../protocol/identity_file.ts";
 import { ADMIN_ROLE, adminSubject, identityFromSubject } from "../protocol/subject.ts";
-import type { CertAuthority, ServerContext } from "./context.ts";
+import type { CertAuthority, ServerContext, TlsCaKey } from "./context.ts";
 
 /** Default validity of the admin identity: it is a long-lived local file, like Teleport's. */
 export const ADMIN_IDENTITY_TTL_MS = 365 * 24 * 3600 * 1000;
@@ -35,13 +35,13 @@ export interface IssuedCertificate {
   keyPem: string;
 }
 
-function caTls(ca: CertAuthority) {
+function caTls(ca: CertAuthority): TlsCaKey {
   if (!ca.tls) throw new KeyboundError("INTERNAL", `${ca.type} CA has no X.509 key`);
   return ca.tls;
 }
 
 async function issueFrom(
-  ca: CertAuthority,
+  tls: TlsCaKey,
   o: {
     subject: { oid: string; value: string }[];
     notBefore: Date;
@@ -51,11 +51,10 @@ async function issueFrom(
     ipAddresses?: string[];
   },
 ): Promise<IssuedCertificate> {
-  const tls = caTls(ca);
   const key = await generateStorableKeyPair("ES256");
   const der = await issueCertificate({
     issuer: {
-      subject: parseCertificate(tls.certDer).subjectDer,
+      subject: tls.subjectDer,
       privateKey: tls.keyPair.privateKey,
       publicKey: tls.keyPair.publicKey,
     },
@@ -78,7 +77,7 @@ export function issueAdminIdentity(
   options: { ttlMs?: number } = {},
 ): Promise<IssuedCertificate> {
   const now = ctx.now().getTime();
-  return issueFrom(ctx.cas.user, {
+  return issueFrom(caTls(ctx.cas.user), {
     subject: adminSubject(),
     notBefore: new Date(now - BACKDATE_MS),
     notAfter: new Date(now + (options.ttlMs ?? ADMIN_IDENTITY_TTL_MS)),
@@ -108,16 +107,18 @@ export async function issueAdminIdentityFile(
   const id = await issueAdminIdentity(ctx, options);
   return formatIdentityFile({
     ...id,
-    userCaPems: [caTls(ctx.cas.user).certPem],
-    hostCaPems: [caTls(ctx.cas.host).certPem],
+    userCaPems: ctx.cas.user.trustedTls.map((k) => k.certPem),
+    hostCaPems: ctx.cas.host.trustedTls.map((k) => k.certPem),
   });
 }
 
 /**
  * True if `text` is an identity file whose certificate is an `@admin`
- * identity of this cluster's user CA, with the current host CA, and not
- * within {@linkcode ADMIN_IDENTITY_RENEW_BEFORE_MS} of expiry. Anything
- * unreadable counts as not current.
+ * identity from the user CA key that signs now, trusting exactly the host
+ * CAs trusted now, and not within {@linkcode ADMIN_IDENTITY_RENEW_BEFORE_MS}
+ * of expiry. Anything unreadable counts as not current: during a rotation
+ * the auth service rewrites the file at each phase that changes either
+ * (runtime-adapters/deno/auth_main.ts), so tctl keeps working.
  */
 export async function isAdminIdentityCurrent(ctx: ServerContext, text: string): Promise<boolean> {
   try {
@@ -127,7 +128,7 @@ export async function isAdminIdentityCurrent(ctx: ServerContext, text: string): 
     const now = ctx.now().getTime();
     return typeof subject !== "string" && subject.roles.includes(ADMIN_ROLE) &&
       await verifyCertificateSignature(cert, caTls(ctx.cas.user).keyPair.publicKey) &&
-      id.hostCaPems.includes(caTls(ctx.cas.host).certPem) &&
+      sameSet(id.hostCaPems, ctx.cas.host.trustedTls.map((k) => k.certPem)) &&
       cert.notBefore.getTime() <= now &&
       cert.notAfter.getTime() - ADMIN_IDENTITY_RENEW_BEFORE_MS > now;
   } catch {
@@ -135,7 +136,15 @@ export async function isAdminIdentityCurrent(ctx: ServerContext, text: string): 
   }
 }
 
-/** Issues a TLS server certificate from the host CA for the given names and addresses. */
+function sameSet(a: string[], b: string[]): boolean {
+  return a.length === b.length && a.every((x) => b.includes(x));
+}
+
+/**
+ * Issues a TLS server certificate for the given names and addresses from the
+ * host CA key the rotation phase says serves (the previous key until
+ * `update_servers`).
+ */
 export function issueServerCertificate(
   ctx: ServerContext,
   options: { dnsNames: string[]; ipAddresses: string[]; ttlMs?: number },
@@ -144,7 +153,8 @@ export function issueServerCertificate(
   if (options.dnsNames.length + options.ipAddresses.length === 0) {
     throw new KeyboundError("BAD_PARAMETER", "a server certificate needs at least one name");
   }
-  return issueFrom(ctx.cas.host, {
+  const tls = ctx.cas.host.serverTls ?? caTls(ctx.cas.host);
+  return issueFrom(tls, {
     subject: [
       { oid: "2.5.4.3", value: ctx.clusterName },
       { oid: "2.5.4.10", value: "@auth" },

@@ -10,11 +10,17 @@ import type { Kind } from "../resources/schemas.ts";
 /** Cluster identity: `{cluster_name, created_at}`. */
 export const CLUSTER_META: Key = ["cluster", "meta"];
 /** A certificate authority record by type. */
-export function caKey(type: "user" | "host" | "bound_keypair" | "jwt"): Key {
+export function caKey(type: "user" | "host" | "bound_keypair" | "jwt" | "spiffe"): Key {
   return ["cluster", "ca", type];
 }
-/** The SPIFFE X.509 CA, created on first use (see src/server/workload/spiffe_ca.ts). */
-export const SPIFFE_CA_KEY: Key = ["cluster", "ca", "spiffe"];
+/** Prefix of every certificate authority record. */
+export const CA_PREFIX: Key = ["cluster", "ca"];
+/**
+ * Changes version with every CA write (creation, each rotation phase): an
+ * instance re-reads its CAs when it changed, and a join commit requires it
+ * unchanged since the CAs it signed with were read (src/server/rotation/).
+ */
+export const CA_REVISION_KEY: Key = ["cluster", "ca_revision"];
 /** The AES-GCM key that seals join sessions (see docs/protocol.md). */
 export const JOIN_SESSION_KEY: Key = ["cluster", "join_session_key"];
 /** A resource; bot instances use two name parts (`bot`, `instance id`). */

@@ -15,7 +15,19 @@ export {
   caPin,
   validateClusterName,
 } from "./bootstrap.ts";
-export type { CaType, CertAuthority, ServerContext } from "./context.ts";
+export type {
+  CaSet,
+  CaType,
+  CertAuthority,
+  DroppedCaKey,
+  JwtCaKey,
+  ServerContext,
+  SshCaKey,
+  TlsCaKey,
+} from "./context.ts";
+export type { Rotation } from "./rotation/schema.ts";
+export type { RotationMode, RotationPhase } from "../protocol/ca_rotation.ts";
+export { type CaWatcher, type CaWatcherOptions, startCaWatcher } from "./rotation/watch.ts";
 export type { AppEnv, VerifiedIdentity } from "./hono_env.ts";
 export {
   ADMIN_IDENTITY_TTL_MS,

@@ -6,8 +6,9 @@
  * signed `continue`, and a bot signs its API calls with it for an hour, so
  * each certificate is parsed and verified once per process.
  *
- * The cache key is the user CA's key ID and the SHA-256 of the certificate
- * DER: a rotated CA never sees entries verified under the old key. Entries
+ * The cache key is the ID of the user CA key that verified it and the SHA-256
+ * of the certificate DER; lookups try the keys trusted now, so once a
+ * rotation drops a key its entries are never hit again. Entries
  * are dropped at the certificate's `notAfter`, the validity window is checked
  * on every hit, and failures are never cached. Locks are not part of what is
  * cached: callers check them on every request.
@@ -25,7 +26,7 @@ import {
 } from "../pki/mod.ts";
 import { identityFromSubject, type SubjectIdentity } from "../protocol/subject.ts";
 import { toHex } from "../util/encoding.ts";
-import type { ServerContext } from "./context.ts";
+import type { ServerContext, TlsCaKey } from "./context.ts";
 import type { ParsedCertificateLike } from "./identity_types.ts";
 
 /** Most certificates remembered per process (about 2 KB each). */
@@ -98,10 +99,33 @@ function unauthenticated(message: string, cause?: unknown): KeyboundError {
 }
 
 /**
- * Checks a client certificate (DER) against the user CA and returns it with
- * its identity. `what` prefixes error messages ("signed request",
- * "certificate"). Throws `UNAUTHENTICATED` if it does not parse, is a CA, was
- * not signed by the user CA, is outside its validity at `now`, or its
+ * `CA_KEY_DROPPED` if a user CA key an earlier rotation dropped signed
+ * `cert`, else the generic refusal. Only public keys are tried, and only
+ * on this failure path.
+ */
+async function notIssuedError(
+  ctx: ServerContext,
+  cert: ParsedCertificate,
+  what: string,
+): Promise<KeyboundError> {
+  for (const d of ctx.cas.user.dropped) {
+    if (d.tlsPublicKey && await verifyCertificateSignature(cert, d.tlsPublicKey)) {
+      return new KeyboundError(
+        "CA_KEY_DROPPED",
+        `${what}: certificate was issued by a user CA key that a rotation dropped ` +
+          `(${d.droppedAt}); join again with the bound key`,
+      );
+    }
+  }
+  return unauthenticated(`${what}: certificate was not issued by this cluster's user CA`);
+}
+
+/**
+ * Checks a client certificate (DER) against every trusted user CA key and
+ * returns it with its identity. `what` prefixes error messages ("signed
+ * request", "certificate"). Throws `CA_KEY_DROPPED` if a key a rotation
+ * dropped issued it, `UNAUTHENTICATED` if it does not parse, is a CA, was not
+ * signed by a trusted user CA key, is outside its validity at `now`, or its
  * subject is not an identity.
  */
 export async function verifyClientCertificate(
@@ -111,13 +135,13 @@ export async function verifyClientCertificate(
   what: string,
   cache: VerifiedCertificateCache = sharedCache,
 ): Promise<VerifiedCertificate> {
-  const userCa = ctx.cas.user.tls;
-  if (!userCa) throw new KeyboundError("INTERNAL", "user CA has no X.509 key");
-  const caId = await caKeyIdOf(userCa.keyPair.publicKey);
+  const trusted = ctx.cas.user.trustedTls;
+  if (trusted.length === 0) throw new KeyboundError("INTERNAL", "user CA has no X.509 key");
   const hash = toHex(await sha256(der));
-  const cacheKey = `${caId}:${hash}`;
-  const hit = cache.get(cacheKey, now);
-  if (hit) {
+  const caIds = await Promise.all(trusted.map((k) => caKeyIdOf(k.keyPair.publicKey)));
+  for (const caId of caIds) {
+    const hit = cache.get(`${caId}:${hash}`, now);
+    if (!hit) continue;
     if (now < hit.cert.notBefore) {
       throw unauthenticated(`${what}: certificate is expired or not yet valid`);
     }
@@ -129,9 +153,14 @@ export async function verifyClientCertificate(
   } catch (cause) {
     throw unauthenticated(`${what}: certificate does not parse`, cause);
   }
-  if (cert.isCA || !(await verifyCertificateSignature(cert, userCa.keyPair.publicKey))) {
+  if (cert.isCA) {
     throw unauthenticated(`${what}: certificate was not issued by this cluster's user CA`);
   }
+  let caId: string | undefined;
+  for (let i = 0; i < trusted.length && caId === undefined; i++) {
+    if (await verifyCertificateSignature(cert, trusted[i].keyPair.publicKey)) caId = caIds[i];
+  }
+  if (caId === undefined) throw await notIssuedError(ctx, cert, what);
   if (now < cert.notBefore || now > cert.notAfter) {
     throw unauthenticated(`${what}: certificate is expired or not yet valid`);
   }
@@ -143,7 +172,7 @@ export async function verifyClientCertificate(
     publicKey: await cert.publicKey(),
     cert: { serialHex: cert.serialHex, notBefore: cert.notBefore, notAfter: cert.notAfter },
   };
-  cache.set(cacheKey, verified);
+  cache.set(`${caId}:${hash}`, verified);
   return verified;
 }
 
@@ -164,7 +193,7 @@ export interface IssuedClientCertificate {
 }
 
 /**
- * Enters a certificate this process has just signed with the user CA, so the
+ * Enters a certificate this process has just signed with user CA key `ca`, so the
  * bot's next request (the `begin` of its next refresh, its signed API calls)
  * skips parsing it and verifying the CA signature. It is as trustworthy as a
  * verified one: the CA key pair was self-checked when it was first used
@@ -173,15 +202,13 @@ export interface IssuedClientCertificate {
  * misses and verifies.
  */
 export async function rememberIssuedCertificate(
-  ctx: ServerContext,
+  ca: TlsCaKey,
   issued: IssuedClientCertificate,
   cache: VerifiedCertificateCache = sharedCache,
 ): Promise<void> {
-  const userCa = ctx.cas.user.tls;
-  if (!userCa) return;
   const identity = identityFromSubject(issued.subject);
   if (typeof identity === "string") return;
-  const caId = await caKeyIdOf(userCa.keyPair.publicKey);
+  const caId = await caKeyIdOf(ca.keyPair.publicKey);
   const hash = toHex(await sha256(issued.der));
   const seconds = (d: Date) => new Date(Math.floor(d.getTime() / 1000) * 1000);
   cache.set(`${caId}:${hash}`, {

@@ -68,6 +68,14 @@ Deno.test("GET /v1/status needs an @admin signed request", async () => {
   const r = await getJson(app, "/v1/status", { headers: { authorization: auth } });
   assertEquals(r.status, 200);
   const host = await caPin(ctx.cas.host);
+  assertEquals(
+    r.json.cas.map((c: { type: string; phase: string }) => [c.type, c.phase]),
+    [["host", "standby"], ["user", "standby"], ["bound_keypair", "standby"], ["jwt", "standby"], [
+      "spiffe",
+      "standby",
+    ]],
+  );
+  delete r.json.cas;
   assertEquals(r.json, {
     cluster_name: "status.example",
     server_version: "0.0.0-test",

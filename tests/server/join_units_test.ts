@@ -161,6 +161,7 @@ async function commitFixture() {
       }),
     },
     subjectKey: "ecdsa-sha2-nistp256 AAAA",
+    caRevision: ctx.cas.revision,
     result: (t) => {
       committed.token = t;
       return Promise.resolve({

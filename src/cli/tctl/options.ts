@@ -26,7 +26,19 @@ export const TCTL_FLAGS = {
   type: {
     type: "string",
     value: "T",
-    help: "audit ls: only events of this type; tokens add: join method (bound_keypair)",
+    help:
+      "audit ls: only events of this type; tokens add: join method (bound_keypair); auth: CA type (host, user, bound_keypair, jwt, spiffe)",
+  },
+  "grace-period": {
+    type: "string",
+    value: "D",
+    help: "auth rotate: length of an automatic rotation (default 30h; each phase a third)",
+  },
+  manual: { type: "boolean", help: "auth rotate: move one phase per command (--phase)" },
+  phase: {
+    type: "string",
+    value: "P",
+    help: "auth rotate --manual: init, update_clients, update_servers, standby or rollback",
   },
   "bot-name": { type: "string", value: "NAME", help: "the bot a new token joins as" },
   search: { type: "string", value: "S", help: "only rows containing S (any column)" },

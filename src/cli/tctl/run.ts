@@ -6,6 +6,7 @@
  * @module
  */
 import { auditLsCommand } from "./audit_commands.ts";
+import { authExportCommand, authRotateCommand, statusCommand } from "./auth_commands.ts";
 import {
   botInstancesLsCommand,
   botInstancesShowCommand,
@@ -36,20 +37,6 @@ import {
   tokensRmCommand,
 } from "./token_commands.ts";
 import { webEnrollCommand, webLsCommand, webRmCommand } from "./web_commands.ts";
-
-/** `tctl status`: cluster name, version and CA pin, as Teleport prints them. */
-const statusCommand: CommandSpec = {
-  path: ["status"],
-  args: "",
-  arity: [0, 0],
-  summary: "show the cluster name, auth service version and CA pin",
-  flags: [],
-  async run(ctx) {
-    const s = await (await ctx.api()).status();
-    const [cluster, version, pin] = [s.cluster_name, s.server_version, s.ca_pin].map(escapeLogText);
-    ctx.out(`Cluster  ${cluster}\nVersion  ${version}\nCA pin   ${pin}\n`);
-  },
-};
 
 /** `tctl version`. */
 const versionCommand: CommandSpec = {
@@ -88,13 +75,16 @@ export const COMMANDS: readonly CommandSpec[] = [
   webEnrollCommand,
   webLsCommand,
   webRmCommand,
+  authRotateCommand,
+  authExportCommand,
   versionCommand,
 ];
 
 /** tctl's flags and commands. */
 export const TCTL: ProgramSpec<typeof TCTL_FLAGS> = {
   name: "tctl",
-  summary: "Administer a Keybound cluster: bots, bound-keypair join tokens, bot instances, locks.",
+  summary:
+    "Administer a Keybound cluster: bots, bound-keypair join tokens, bot instances, locks, CA rotation.",
   flags: TCTL_FLAGS,
   global: GLOBAL_FLAGS,
   commands: COMMANDS,

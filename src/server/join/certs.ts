@@ -13,12 +13,12 @@ import {
   issueSshCertificate,
   randomSerial,
 } from "../../pki/mod.ts";
-import { parseCertificate } from "../../pki/x509_parse.ts";
 import { botSubject, botUserName, type NameAttribute } from "../../protocol/subject.ts";
 import type { Bot } from "../../resources/schemas.ts";
 import { parseDuration } from "../../util/duration.ts";
 import { toHex } from "../../util/encoding.ts";
-import type { ServerContext } from "../context.ts";
+import type { CaKeys, TrustBundle } from "../../protocol/messages.ts";
+import type { CertAuthority, ServerContext } from "../context.ts";
 import { getResource } from "../resources.ts";
 import { rememberIssuedCertificate } from "../verified_certs.ts";
 
@@ -106,7 +106,7 @@ export interface BotCertificateRequest {
 export interface IssuedBotCertificates {
   /** X.509 client certificate, PEM. */
   tls_cert: string;
-  /** User CA certificates, PEM. */
+  /** User CA certificates, PEM: every trusted key, the signing key first. */
   tls_ca_certs: string[];
   /** OpenSSH user certificate. */
   ssh_cert: string;
@@ -116,15 +116,17 @@ export interface IssuedBotCertificates {
   expires: Date;
 }
 
-// The CA certificate is fixed for a context's lifetime; parse its subject once.
-const issuerNames = new WeakMap<Uint8Array, Uint8Array>();
-function issuerName(certDer: Uint8Array): Uint8Array {
-  let name = issuerNames.get(certDer);
-  if (!name) {
-    name = parseCertificate(certDer).subjectDer;
-    issuerNames.set(certDer, name);
-  }
-  return name;
+/** Every trusted key of an X.509 + SSH CA, the signing key first (docs/protocol.md §10). */
+export function caKeysOf(ca: CertAuthority): CaKeys {
+  return {
+    tls_ca_certs: ca.trustedTls.map((k) => k.certPem),
+    ssh_ca_keys: ca.trustedSsh.map((k) => k.publicKey),
+  };
+}
+
+/** The trust bundle a join result carries: every trusted host and user CA key. */
+export function trustBundleOf(ctx: ServerContext): TrustBundle {
+  return { host: caKeysOf(ctx.cas.host), user: caKeysOf(ctx.cas.user) };
 }
 
 /** Inputs of {@linkcode issueUserCertificates}: a subject and its key. */
@@ -160,8 +162,9 @@ export async function issueUserCertificates(
   ctx: ServerContext,
   r: UserCertificateRequest,
 ): Promise<IssuedBotCertificates> {
-  const tls = ctx.cas.user.tls;
-  const ssh = ctx.cas.user.ssh;
+  const userCa = ctx.cas.user;
+  const tls = userCa.tls;
+  const ssh = userCa.ssh;
   if (!tls || !ssh) throw new KeyboundError("INTERNAL", "user CA is incomplete");
   const user = botUserName(r.bot.metadata.name);
   const now = ctx.now().getTime();
@@ -175,7 +178,7 @@ export async function issueUserCertificates(
   const [certDer, sshCert] = await Promise.all([
     issueCertificate({
       issuer: {
-        subject: issuerName(tls.certDer),
+        subject: tls.subjectDer,
         privateKey: tls.keyPair.privateKey,
         publicKey: tls.keyPair.publicKey,
       },
@@ -199,7 +202,7 @@ export async function issueUserCertificates(
       validBefore: notAfter,
     }),
   ]);
-  await rememberIssuedCertificate(ctx, {
+  await rememberIssuedCertificate(tls, {
     der: certDer,
     subject,
     publicKey: r.tlsPublicKey,
@@ -209,9 +212,9 @@ export async function issueUserCertificates(
   });
   return {
     tls_cert: certificateToPem(certDer),
-    tls_ca_certs: [tls.certPem],
+    tls_ca_certs: userCa.trustedTls.map((k) => k.certPem),
     ssh_cert: sshCert,
-    ssh_ca_keys: [ssh.publicKey],
+    ssh_ca_keys: userCa.trustedSsh.map((k) => k.publicKey),
     expires: notAfter,
   };
 }

@@ -19,7 +19,7 @@ import { toHex } from "../../util/encoding.ts";
 import { type AuditInput, auditMutations } from "../audit.ts";
 import { botInstanceMutation, latestGeneration, readBotInstance } from "../bot_instances.ts";
 import type { ServerContext } from "../context.ts";
-import { resourceKey, usedSessionKey } from "../keys.ts";
+import { CA_REVISION_KEY, resourceKey, usedSessionKey } from "../keys.ts";
 import { getResource } from "../resources.ts";
 import { resumeRecordMutation } from "./resume_record.ts";
 
@@ -145,6 +145,22 @@ export interface JoinCommitPlan {
   result(committed: Token): Promise<JoinResult>;
   /** When the resume record expires, epoch milliseconds. */
   resumeUntil: number;
+  /**
+   * The CA revision the certificates and join state were signed under
+   * (`ctx.cas.revision` before signing): the commit requires it unchanged.
+   */
+  caRevision: string | null;
+}
+
+/**
+ * The CAs changed (a rotation phase, possibly on another instance) after the
+ * join signed its credentials: nothing was committed; reload and sign again.
+ */
+export class CaChangedError extends Error {
+  /** The error. */
+  constructor() {
+    super("certificate authorities changed during the join");
+  }
 }
 
 function tokenMutation(token: Token): Mutation {
@@ -183,14 +199,16 @@ export async function commitJoin(
   let { token, instance } = read;
   for (let attempt = 0; attempt < MAX_COMMIT_ATTEMPTS; attempt++) {
     if (attempt > 0) {
-      const [freshToken, freshInstance, marker] = await Promise.all([
+      const [freshToken, freshInstance, marker, revision] = await Promise.all([
         readToken(ctx, plan.tokenName),
         plan.instance.kind === "update"
           ? readBotInstance(ctx, plan.botName, plan.instanceId)
           : Promise.resolve(null),
         ctx.backend.get(markerKey),
+        ctx.backend.get(CA_REVISION_KEY),
       ]);
       if (marker !== null) throw sessionUsed();
+      if ((revision?.version ?? null) !== plan.caRevision) throw new CaChangedError();
       if (!(await expectationsHold(freshToken.token, plan.expect, plan.consumesRecovery))) {
         throw unexpectedBackendState();
       }
@@ -231,6 +249,7 @@ export async function commitJoin(
         { key: resourceKey("token", plan.tokenName), version: token.version },
         { key: instanceKey, version: instance?.version ?? null },
         { key: markerKey, version: null },
+        { key: CA_REVISION_KEY, version: plan.caRevision },
       ],
       mutations,
     });

@@ -23,8 +23,15 @@ import {
 } from "../bot_instances.ts";
 import type { ServerContext } from "../context.ts";
 import { createLockMutations, generationLockMessage } from "../locks.ts";
-import { certificateTtlSeconds, issueBotCertificates, requireBot } from "./certs.ts";
-import { commitJoin, type InstanceWrite, statusOf, type TokenEntry } from "./commit.ts";
+import { refreshCas } from "../rotation/cache.ts";
+import { certificateTtlSeconds, issueBotCertificates, requireBot, trustBundleOf } from "./certs.ts";
+import {
+  CaChangedError,
+  commitJoin,
+  type InstanceWrite,
+  statusOf,
+  type TokenEntry,
+} from "./commit.ts";
 import { recoveryEvent, rotationEvent } from "./events.ts";
 import { connectionOf, type FailureContext, JoinFailure } from "./failures.ts";
 import { modeOf } from "./policy.ts";
@@ -41,13 +48,47 @@ export interface FinishReads {
   instance: Entry<BotInstance> | null;
 }
 
-/** Issues the credentials and commits the join; the result carries a fresh join state. */
+/** Times a join signs again because the CAs changed under it, before `CONFLICT`. */
+const MAX_CA_RETRIES = 3;
+
+/**
+ * Issues the credentials and commits the join; the result carries a fresh
+ * join state and the trust bundle. When a rotation changed the CAs between
+ * signing and commit, nothing is committed: the CAs are reloaded and the
+ * credentials signed again.
+ */
 export async function finish(
   ctx: ServerContext,
   session: JoinSession,
   read: FinishReads,
   where: FailureContext,
 ): Promise<JoinResponse> {
+  for (let attempt = 0;; attempt++) {
+    try {
+      return await finishOnce(ctx, session, read, where);
+    } catch (err) {
+      if (!(err instanceof CaChangedError) || attempt + 1 >= MAX_CA_RETRIES) {
+        if (err instanceof CaChangedError) {
+          throw new KeyboundError("CONFLICT", "certificate authorities changed; please try again");
+        }
+        throw err;
+      }
+      ctx.log.info("certificate authorities changed during a join; signing again", {
+        bot: session.bot,
+      });
+      await refreshCas(ctx, 0);
+    }
+  }
+}
+
+async function finishOnce(
+  ctx: ServerContext,
+  session: JoinSession,
+  read: FinishReads,
+  where: FailureContext,
+): Promise<JoinResponse> {
+  // Read before anything is signed: the commit requires it unchanged.
+  const caRevision = ctx.cas.revision;
   const refresh = session.refresh;
   const { entry, instance: instanceEntry } = read;
   const bot = requireBot(read.bot, session.bot);
@@ -149,6 +190,7 @@ export async function finish(
         ssh_cert: certs.ssh_cert,
         ssh_ca_keys: certs.ssh_ca_keys,
       },
+      trust_bundle: trustBundleOf(ctx),
       bound_keypair: { join_state: joinState, public_key: status.bound_public_key ?? "" },
     };
   };
@@ -166,6 +208,7 @@ export async function finish(
     subjectKey: session.subject.ssh,
     result: resultOf,
     resumeUntil: resumeUntil(now, certs.expires),
+    caRevision,
     applyStatus: (current) => {
       const s = { ...current };
       if (session.flow === "onboarding") {

@@ -14,7 +14,11 @@ import { publicKeysEqual } from "../../crypto/keys.ts";
 import { randomHex, timingSafeEqualString } from "../../crypto/random.ts";
 import { parseAuthorizedKey, toAuthorizedKey } from "../../crypto/ssh_wire.ts";
 import { verifyChallengeSolution } from "../../protocol/challenge.ts";
-import { JoinStateVerificationError, verifyJoinState } from "../../protocol/join_state.ts";
+import {
+  joinStateKid,
+  JoinStateVerificationError,
+  verifyJoinState,
+} from "../../protocol/join_state.ts";
 import type {
   BeginRequest,
   ContinueRequest,
@@ -37,6 +41,7 @@ import {
   joinStateLockMessage,
   lockedError,
 } from "../locks.ts";
+import { joinStateKeys } from "../rotation/join_state_keys.ts";
 import { findBot } from "./certs.ts";
 import {
   expectationsHold,
@@ -467,11 +472,12 @@ async function checksAfterProof(
       );
     }
     try {
+      const trusted = joinStateKeys(ctx);
       const claims = await verifyJoinState({
         joinState: session.join_state,
         clusterName: ctx.clusterName,
         botName: token.spec.bot_name,
-        trustedKeys: ctx.cas.boundKeypair.jwt ?? [],
+        trustedKeys: trusted.keys,
         now: ctx.now(),
         expect: {
           recoverySequence: status.recovery_count,
@@ -479,6 +485,12 @@ async function checksAfterProof(
         },
       });
       prevInstance = claims.bot_instance_id;
+      if (trusted.dropped.size > 0 && trusted.dropped.has(joinStateKid(session.join_state))) {
+        ctx.log.warn("join state signed by a bound_keypair key a rotation dropped; accepted", {
+          bot: session.bot,
+          token: session.token,
+        });
+      }
     } catch (e) {
       if (!(e instanceof JoinStateVerificationError)) throw e;
       const { mutations } = createLockMutations(ctx, {

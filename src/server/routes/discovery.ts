@@ -16,18 +16,32 @@ import {
   PROTOCOL_VERSION,
 } from "../../protocol/discovery.ts";
 import { SIGNATURE_ALGORITHM_SUITE } from "../../protocol/messages.ts";
+import { caKeysOf } from "../join/certs.ts";
+import { CA_SET_FIELD, refreshCas } from "../rotation/cache.ts";
+import { CA_TYPES } from "../rotation/schema.ts";
+import { caStatus } from "../rotation/status.ts";
 
+/** Every trusted key, the signing key first; for the host CA the live cross-signed certificates. */
 function caCerts(ca: CertAuthority): CaResponse {
   return {
-    tls_ca_certs: ca.tls ? [ca.tls.certPem] : [],
-    ssh_ca_keys: ca.ssh ? [ca.ssh.publicKey] : [],
+    ...caKeysOf(ca),
+    ...(ca.type === "host" && ca.crossSigned.length > 0 ? { cross_signed: ca.crossSigned } : {}),
   };
+}
+
+// Pins change only with the CA snapshot; computed once per snapshot.
+const pinsOf = new WeakMap<CertAuthority, Promise<string>>();
+function pin(ca: CertAuthority): Promise<string> {
+  let p = pinsOf.get(ca);
+  if (!p) {
+    p = caPin(ca);
+    pinsOf.set(ca, p);
+  }
+  return p;
 }
 
 /** Builds `/ping`, `/ca/:type` and `/status`; mounted under `/v1` by the app. */
 export function discoveryRoutes(ctx: ServerContext): Hono<AppEnv> {
-  // CAs do not change while the process runs, so the pins are computed once.
-  const pins = Promise.all([caPin(ctx.cas.host), caPin(ctx.cas.user)]);
   const app = new Hono<AppEnv>();
 
   app.get("/ping", async (c) =>
@@ -38,7 +52,7 @@ export function discoveryRoutes(ctx: ServerContext): Hono<AppEnv> {
         protocol_version: PROTOCOL_VERSION,
         signature_algorithm_suite: SIGNATURE_ALGORITHM_SUITE,
         join_methods: ["bound_keypair"],
-        ca_pin: (await pins)[0],
+        ca_pin: await pin(ctx.cas.host),
       } satisfies PingResponse,
     ));
 
@@ -51,13 +65,16 @@ export function discoveryRoutes(ctx: ServerContext): Hono<AppEnv> {
   });
 
   app.get("/status", requireAdmin(ctx), async (c) => {
-    const [host, user] = await pins;
+    await refreshCas(ctx, 0);
+    const cas = ctx.cas;
+    const [host, user] = await Promise.all([pin(cas.host), pin(cas.user)]);
     return c.json(
       {
         cluster_name: ctx.clusterName,
         server_version: ctx.version,
         ca_pin: host,
         ca_pins: { host, user },
+        cas: await Promise.all(CA_TYPES.map((t) => caStatus(cas[CA_SET_FIELD[t]]))),
       } satisfies ClusterStatus,
     );
   });

@@ -23,6 +23,7 @@ import {
 } from "../join/certs.ts";
 import { parseSubjectKey } from "../join/subject_key.ts";
 import { requireBot } from "../request_auth.ts";
+import { refreshCas } from "../rotation/cache.ts";
 import type { VerifiedBot } from "../workload/issue.ts";
 
 /** Builds the router; mounted at `/` by the app. */
@@ -36,6 +37,8 @@ export function outputCertRoutes(ctx: ServerContext): Hono<AppEnv> {
     const key = await parseSubjectKey(body.public_tls_key, body.public_ssh_key);
     const bot = await findBot(ctx, id.botName);
     if (!bot) throw new NotFoundError(`bot "${id.botName}" does not exist`);
+    // Signing outside a join: read the CA state afresh so no stale key signs.
+    await refreshCas(ctx, 0);
     const issued = await issueUserCertificates(ctx, {
       bot,
       subject: outputSubject({

@@ -8,8 +8,7 @@
  */
 import { algOf } from "../../crypto/keys.ts";
 import { toBase64 } from "../../util/encoding.ts";
-import type { ServerContext } from "../context.ts";
-import { spiffeCa } from "./spiffe_ca.ts";
+import type { CertAuthority, ServerContext } from "../context.ts";
 
 /** A public JWK. */
 export interface PublicJwk {
@@ -45,9 +44,12 @@ async function publicJwk(key: CryptoKey): Promise<Pick<PublicJwk, "kty" | "crv" 
   };
 }
 
-/** Every trusted JWT CA key, active first, with `use` set to `use`. */
-async function jwtKeys(ctx: ServerContext, use: "sig" | "jwt-svid"): Promise<PublicJwk[]> {
-  return await Promise.all((ctx.cas.jwt.jwt ?? []).map(async (k) => ({
+/** Every trusted JWT key of `ca`, the signing key first, with `use` set to `use`. */
+export async function jwtKeySet(
+  ca: CertAuthority,
+  use: "sig" | "jwt-svid",
+): Promise<PublicJwk[]> {
+  return await Promise.all((ca.jwt ?? []).map(async (k) => ({
     ...await publicJwk(k.keyPair.publicKey),
     kid: k.kid,
     alg: algOf(k.keyPair.publicKey),
@@ -55,27 +57,33 @@ async function jwtKeys(ctx: ServerContext, use: "sig" | "jwt-svid"): Promise<Pub
   })));
 }
 
-/** The JWKS served at `/.well-known/jwks.json`. */
+/** The JWKS served at `/.well-known/jwks.json`: every trusted JWT CA key, signing key first. */
 export async function jwks(ctx: ServerContext): Promise<{ keys: PublicJwk[] }> {
-  return { keys: await jwtKeys(ctx, "sig") };
+  return { keys: await jwtKeySet(ctx.cas.jwt, "sig") };
 }
 
-/** The SPIFFE bundle of the cluster's trust domain. */
+/**
+ * The SPIFFE bundle of the cluster's trust domain: every trusted SPIFFE CA
+ * certificate and JWT key, signing keys first. The sequence number is the
+ * time (seconds) of the last phase change of either CA, so it grows with
+ * every change of the bundle.
+ */
 export async function spiffeBundle(ctx: ServerContext): Promise<{
   keys: PublicJwk[];
   spiffe_sequence: number;
   spiffe_refresh_hint: number;
 }> {
-  const ca = await spiffeCa(ctx);
-  const x509: PublicJwk = {
+  const x509 = await Promise.all(ctx.cas.spiffe.trustedTls.map(async (ca): Promise<PublicJwk> => ({
     ...await publicJwk(ca.keyPair.publicKey),
     use: "x509-svid",
     x5c: [toBase64(ca.certDer)],
-  };
+  })));
+  const changed = [ctx.cas.spiffe, ctx.cas.jwt]
+    .map((ca) => Date.parse(ca.rotation.phase_changed_at ?? "") / 1000)
+    .filter((t) => Number.isFinite(t));
   return {
-    keys: [x509, ...await jwtKeys(ctx, "jwt-svid")],
-    // The CAs never rotate yet, so the bundle has a single version.
-    spiffe_sequence: 1,
+    keys: [...x509, ...await jwtKeySet(ctx.cas.jwt, "jwt-svid")],
+    spiffe_sequence: changed.length ? Math.floor(Math.max(...changed)) : 1,
     spiffe_refresh_hint: BUNDLE_REFRESH_HINT_S,
   };
 }

@@ -23,6 +23,7 @@ import type { ServerContext } from "../context.ts";
 import type { VerifiedIdentity } from "../hono_env.ts";
 import { getResource } from "../resources.ts";
 import { assertMayCreateHostCert, assertMayUseWorkloadIdentity, botRoles } from "./authz.ts";
+import { refreshCas } from "../rotation/cache.ts";
 import { spiffeCa } from "./spiffe_ca.ts";
 
 /** Backdating of `notBefore` / `valid after`, so small clock differences do not reject a fresh credential. */
@@ -47,7 +48,9 @@ function lifetime(ctx: ServerContext, ttlSeconds: number | undefined, max: numbe
   };
 }
 
-function caHalves(ctx: ServerContext, which: "user" | "host") {
+/** The SSH key of a CA that signs now, after a fresh read of the CA state (no stale signer). */
+async function signingSsh(ctx: ServerContext, which: "user" | "host") {
+  await refreshCas(ctx, 0);
   const ssh = ctx.cas[which].ssh;
   if (!ssh) throw new KeyboundError("INTERNAL", `${which} CA has no SSH key`);
   return ssh;
@@ -98,7 +101,7 @@ export async function issueSshHostCert(
       { cause, details: { path: "public_key" } },
     );
   }
-  const host = caHalves(ctx, "host");
+  const host = await signingSsh(ctx, "host");
   const { notBefore, notAfter } = lifetime(ctx, req.ttlSeconds, MAX_SHORT_TTL_S);
   const sshCert = await issueSshCertificate({
     caPrivateKey: host.keyPair.privateKey,
@@ -117,7 +120,9 @@ export async function issueSshHostCert(
     expires: notAfter,
     remoteAddr: req.remoteAddr,
   });
-  return { sshCert, userCaKeys: [caHalves(ctx, "user").publicKey], expires: notAfter };
+  // Every trusted user CA key, so the host accepts users through a user CA rotation.
+  const userCaKeys = ctx.cas.user.trustedSsh.map((k) => k.publicKey);
+  return { sshCert, userCaKeys, expires: notAfter };
 }
 
 /** Resolves a `workload_identity` the bot may use and renders its SPIFFE ID. */
@@ -231,6 +236,7 @@ export async function issueJwtSvid(
   req: JwtSvidRequest,
 ): Promise<{ jwt: string; spiffeId: string; expires: Date }> {
   const spiffe = await resolveSpiffeId(ctx, id, req.name);
+  await refreshCas(ctx, 0);
   const active = ctx.cas.jwt.jwt?.[0];
   if (!active) throw new KeyboundError("INTERNAL", "jwt CA has no signing key");
   const now = ctx.now();

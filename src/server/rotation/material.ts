@@ -1,0 +1,240 @@
+/**
+ * Key material of certificate authorities: generating a CA type's key set,
+ * importing a stored record into a {@linkcode CertAuthority} (keys become
+ * non-extractable) and cross-signing a new host CA key with the old one.
+ *
+ * @module
+ */
+import { KeyboundError } from "../../errors.ts";
+import {
+  generateStorableKeyPair,
+  importPkcs8,
+  importSpki,
+  type KeyAlgorithm,
+  keyId,
+  type KeyPair,
+} from "../../crypto/keys.ts";
+import { toAuthorizedKey } from "../../crypto/ssh_wire.ts";
+import {
+  certificatesFromPem,
+  certificateToPem,
+  createSelfSignedCA,
+  issueCertificate,
+  NAME_OIDS,
+  parseCertificate,
+  verifyCertificateSignature,
+} from "../../pki/mod.ts";
+import { HOST_CA_OU, USER_CA_OU } from "../../protocol/identity_file.ts";
+import { fromBase64, fromPem, toBase64 } from "../../util/encoding.ts";
+import type {
+  CaType,
+  CertAuthority,
+  DroppedCaKey,
+  JwtCaKey,
+  SshCaKey,
+  TlsCaKey,
+} from "../context.ts";
+import type { StoredCa, StoredKeySet } from "./schema.ts";
+
+/** Validity of CA certificates. */
+export const CA_VALIDITY_MS = 10 * 365 * 24 * 3600 * 1000;
+
+/** OU of the SPIFFE CA's subject, next to the user and host CAs' `user` / `host`. */
+export const SPIFFE_CA_OU = "spiffe";
+
+const OU: Record<"user" | "host" | "spiffe", string> = {
+  user: USER_CA_OU,
+  host: HOST_CA_OU,
+  spiffe: SPIFFE_CA_OU,
+};
+
+/** The error of a stored CA that does not load. */
+export function corruptCa(what: string, cause?: unknown): KeyboundError {
+  return new KeyboundError(
+    "STORAGE_ERROR",
+    `stored ${what} is malformed`,
+    cause ? { cause } : undefined,
+  );
+}
+
+async function storableKey(alg: KeyAlgorithm): Promise<{ keyPair: KeyPair; stored: string }> {
+  const kp = await generateStorableKeyPair(alg);
+  return {
+    keyPair: { privateKey: kp.privateKey, publicKey: kp.publicKey, alg: kp.alg },
+    stored: toBase64(fromPem("PRIVATE KEY", kp.pkcs8Pem)),
+  };
+}
+
+/**
+ * A fresh key set for a CA type: X.509 (P-256: SVIDs and server certificates
+ * go to arbitrary TLS stacks, several refuse Ed25519) plus SSH (Ed25519) for
+ * user and host, X.509 only for SPIFFE, one JWT key otherwise (Ed25519 for
+ * join states, P-256 for JWT-SVIDs, which JWKS consumers widely support).
+ */
+export async function newKeySet(
+  type: CaType,
+  clusterName: string,
+  now: Date,
+): Promise<StoredKeySet> {
+  if (type === "bound_keypair" || type === "jwt") {
+    return { jwt: { key_pkcs8: (await storableKey(type === "jwt" ? "ES256" : "EdDSA")).stored } };
+  }
+  const tlsKey = await storableKey("ES256");
+  const certDer = await createSelfSignedCA({
+    subject: [
+      { oid: NAME_OIDS.commonName, value: clusterName },
+      { oid: NAME_OIDS.organization, value: clusterName },
+      { oid: NAME_OIDS.organizationalUnit, value: OU[type] },
+    ],
+    keyPair: tlsKey.keyPair,
+    notBefore: new Date(now.getTime() - 60_000),
+    notAfter: new Date(now.getTime() + CA_VALIDITY_MS),
+  });
+  const set: StoredKeySet = {
+    tls: { cert_pem: certificateToPem(certDer), key_pkcs8: tlsKey.stored },
+  };
+  if (type !== "spiffe") set.ssh = { key_pkcs8: (await storableKey("EdDSA")).stored };
+  return set;
+}
+
+async function importStored(stored: string, what: string): Promise<KeyPair> {
+  try {
+    return await importPkcs8(fromBase64(stored));
+  } catch (cause) {
+    throw corruptCa(what, cause);
+  }
+}
+
+async function tlsKeyOf(
+  tls: NonNullable<StoredKeySet["tls"]>,
+  what: string,
+): Promise<TlsCaKey> {
+  const keyPair = await importStored(tls.key_pkcs8, what);
+  let certDer: Uint8Array;
+  try {
+    [certDer] = certificatesFromPem(tls.cert_pem);
+  } catch (cause) {
+    throw corruptCa(what, cause);
+  }
+  const cert = parseCertificate(certDer);
+  if (!(await verifyCertificateSignature(cert, keyPair.publicKey))) {
+    throw corruptCa(`${what} (certificate does not match its key)`);
+  }
+  return { certDer, certPem: certificateToPem(certDer), subjectDer: cert.subjectDer, keyPair };
+}
+
+interface LoadedSet {
+  tls?: TlsCaKey;
+  ssh?: SshCaKey;
+  jwt?: JwtCaKey;
+}
+
+async function loadSet(set: StoredKeySet, what: string): Promise<LoadedSet> {
+  const out: LoadedSet = {};
+  if (set.tls) out.tls = await tlsKeyOf(set.tls, what);
+  if (set.ssh) {
+    const keyPair = await importStored(set.ssh.key_pkcs8, what);
+    out.ssh = { publicKey: await toAuthorizedKey(keyPair.publicKey), keyPair };
+  }
+  if (set.jwt) {
+    const keyPair = await importStored(set.jwt.key_pkcs8, what);
+    out.jwt = { kid: await keyId(keyPair.publicKey), keyPair };
+  }
+  return out;
+}
+
+const HALVES: Record<CaType, ("tls" | "ssh" | "jwt")[]> = {
+  user: ["tls", "ssh"],
+  host: ["tls", "ssh"],
+  spiffe: ["tls"],
+  bound_keypair: ["jwt"],
+  jwt: ["jwt"],
+};
+
+/** Imports a stored (already validated) CA record at backend version `version`. */
+export async function loadCa(
+  type: CaType,
+  stored: StoredCa,
+  version: string,
+): Promise<CertAuthority> {
+  const what = `${type} certificate authority`;
+  if (stored.type !== type) throw corruptCa(what);
+  const active = await loadSet(stored.active, what);
+  const extra = stored.additional ? await loadSet(stored.additional, what) : {};
+  for (const half of HALVES[type]) {
+    if (!active[half] || (stored.additional && !extra[half])) throw corruptCa(what);
+  }
+  const list = <T>(a: T | undefined, b: T | undefined): T[] =>
+    [a, b].filter((x): x is T => x !== undefined);
+  const dropped: DroppedCaKey[] = [];
+  for (const d of stored.dropped) {
+    const entry: DroppedCaKey = { droppedAt: d.dropped_at };
+    if (d.tls_cert_pem) {
+      try {
+        const cert = parseCertificate(certificatesFromPem(d.tls_cert_pem)[0]);
+        entry.tlsCertPem = d.tls_cert_pem;
+        entry.tlsPublicKey = await cert.publicKey();
+      } catch (cause) {
+        throw corruptCa(`${what} (dropped key)`, cause);
+      }
+    }
+    if (d.ssh_public_key) entry.sshPublicKey = d.ssh_public_key;
+    if (d.jwt_kid) entry.kid = d.jwt_kid;
+    if (d.jwt_spki) {
+      try {
+        entry.jwtPublicKey = await importSpki(fromBase64(d.jwt_spki));
+      } catch (cause) {
+        throw corruptCa(`${what} (dropped key)`, cause);
+      }
+    }
+    dropped.push(entry);
+  }
+  const phase = stored.rotation.phase;
+  return {
+    type,
+    ...(active.tls ? { tls: active.tls } : {}),
+    ...(active.ssh ? { ssh: active.ssh } : {}),
+    ...(active.jwt ? { jwt: list(active.jwt, extra.jwt) } : {}),
+    trustedTls: list(active.tls, extra.tls),
+    trustedSsh: list(active.ssh, extra.ssh),
+    // Until update_servers the server keeps the key clients trusted before the rotation.
+    ...(active.tls
+      ? { serverTls: phase === "update_clients" && extra.tls ? extra.tls : active.tls }
+      : {}),
+    rotation: stored.rotation,
+    dropped,
+    crossSigned: stored.cross_signed.map((c) => c.cert_pem),
+    version,
+  };
+}
+
+/**
+ * A certificate for the CA key of `next` (its subject and key) issued by the
+ * CA key of `previous`: a client that trusts only `previous` can verify it
+ * and so move its trust to `next` (docs/protocol.md §10 `cross_signed`).
+ */
+export async function crossSign(
+  previous: NonNullable<StoredKeySet["tls"]>,
+  next: NonNullable<StoredKeySet["tls"]>,
+  what: string,
+): Promise<string> {
+  const issuer = await tlsKeyOf(previous, what);
+  const subject = parseCertificate(certificatesFromPem(next.cert_pem)[0]);
+  const issuerCert = parseCertificate(issuer.certDer);
+  const der = await issueCertificate({
+    issuer: {
+      subject: issuer.subjectDer,
+      privateKey: issuer.keyPair.privateKey,
+      publicKey: issuer.keyPair.publicKey,
+    },
+    subject: subject.subject,
+    publicKey: await subject.publicKey(),
+    publicKeySpki: subject.spki,
+    notBefore: subject.notBefore,
+    notAfter: new Date(
+      Math.min(subject.notAfter.getTime(), issuerCert.notAfter.getTime()),
+    ),
+    isCA: true,
+  });
+  return certificateToPem(der);
+}

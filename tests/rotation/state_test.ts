@@ -1,0 +1,147 @@
+/**
+ * The rotation state machine and its storage, in-process on real Deno KV
+ * files and real HTTP on loopback: records from before rotation still load,
+ * a stale instance cannot commit a join signed by a key a rotation dropped
+ * (it reloads and signs again), concurrent phase changes apply once, and a
+ * bot whose join state a dropped `bound_keypair` key signed keeps joining.
+ *
+ * @module
+ */
+import {
+  certificatesFromPem,
+  parseCertificate,
+  verifyCertificateSignature,
+} from "../../src/pki/mod.ts";
+import { bootstrapCluster } from "../../src/server/bootstrap.ts";
+import { CA_REVISION_KEY, caKey } from "../../src/server/keys.ts";
+import { rotateCa } from "../../src/server/rotation/rotate.ts";
+import type { StoredCa } from "../../src/server/rotation/schema.ts";
+import { MemoryBackend } from "../../src/storage/memory.ts";
+import type { JsonValue } from "../../src/storage/backend.ts";
+import { silentLogger } from "../../src/util/log.ts";
+import { assert, assertEquals } from "../_assert.ts";
+import {
+  attachHarness,
+  events,
+  onboardedBot,
+  putBot,
+  startHarness,
+} from "../server/_join_fixture.ts";
+import { caPin } from "../../src/server/bootstrap.ts";
+
+const admin = { user: "admin" };
+const manual = (phase: "init" | "update_clients" | "update_servers" | "standby" | "rollback") => ({
+  mode: "manual" as const,
+  phase,
+});
+
+Deno.test("rotation: a CA record written before rotation loads unchanged; spiffe is added", async () => {
+  const backend = new MemoryBackend();
+  const first = await bootstrapCluster(backend, {
+    clusterName: "legacy.example",
+    log: silentLogger,
+    version: "test",
+  });
+  // Rewrite every record in the old shape, and forget what rotation added.
+  for (const type of ["user", "host", "bound_keypair", "jwt"] as const) {
+    const s = (await backend.get(caKey(type)))!.value as unknown as StoredCa;
+    const legacy = {
+      type,
+      ...(s.active.tls ? { tls: s.active.tls } : {}),
+      ...(s.active.ssh ? { ssh: s.active.ssh } : {}),
+      ...(s.active.jwt ? { jwt: [s.active.jwt] } : {}),
+    };
+    await backend.commit({
+      checks: [],
+      mutations: [{ type: "set", key: caKey(type), value: legacy as unknown as JsonValue }],
+    });
+  }
+  await backend.commit({
+    checks: [],
+    mutations: [{ type: "delete", key: caKey("spiffe") }, { type: "delete", key: CA_REVISION_KEY }],
+  });
+  const again = await bootstrapCluster(backend, {
+    clusterName: "legacy.example",
+    log: silentLogger,
+    version: "test",
+  });
+  assertEquals(await caPin(again.cas.host), await caPin(first.cas.host));
+  assertEquals(again.cas.user.tls!.certPem, first.cas.user.tls!.certPem);
+  assertEquals(again.cas.boundKeypair.jwt![0].kid, first.cas.boundKeypair.jwt![0].kid);
+  assertEquals(again.cas.user.rotation.phase, "standby");
+  assert(again.cas.spiffe.tls !== undefined, "spiffe CA created");
+  // A rotation writes the record in the new shape.
+  await rotateCa(again, "user", manual("init"), admin);
+  assertEquals(((await backend.get(caKey("user")))!.value as { format: number }).format, 2);
+});
+
+Deno.test("rotation: a stale instance cannot commit a join signed by a dropped key", async () => {
+  const a = await startHarness();
+  const b = await attachHarness(a); // never re-checks its CAs on its own: no watcher
+  try {
+    const u0 = b.ctx.cas.user.tls!.certPem;
+    for (const phase of ["init", "update_clients", "update_servers", "standby"] as const) {
+      await rotateCa(a.ctx, "user", manual(phase), admin);
+    }
+    const u1 = a.ctx.cas.user.tls!;
+    assert(u1.certPem !== u0);
+    assertEquals(b.ctx.cas.user.tls!.certPem, u0, "b still holds the dropped key");
+    await putBot(a.ctx, "b1");
+    const bot = await onboardedBot(b, "t1", { botName: "b1" });
+    const cert = parseCertificate(certificatesFromPem(bot.last!.certificates.tls_cert)[0]);
+    assert(await verifyCertificateSignature(cert, u1.keyPair.publicKey), "signed by the new key");
+    assertEquals(bot.last!.certificates.tls_ca_certs, [u1.certPem]);
+    assertEquals(bot.last!.trust_bundle!.user.tls_ca_certs, [u1.certPem]);
+    assertEquals(b.ctx.cas.user.tls!.certPem, u1.certPem, "b reloaded");
+  } finally {
+    await b.stop();
+    await a.close();
+  }
+});
+
+Deno.test("rotation: of concurrent identical phase changes one applies and is audited once", async () => {
+  const a = await startHarness();
+  const b = await attachHarness(a);
+  try {
+    const outcomes = await Promise.allSettled(
+      [a, b, a, b].map((h) => rotateCa(h.ctx, "host", manual("init"), admin)),
+    );
+    const ok = outcomes.filter((o) => o.status === "fulfilled").length;
+    const codes = outcomes.flatMap((o) => o.status === "rejected" ? [o.reason.code] : []);
+    assertEquals(ok, 1, codes.join(","));
+    assertEquals(codes, ["ROTATION_IN_PROGRESS", "ROTATION_IN_PROGRESS", "ROTATION_IN_PROGRESS"]);
+    assertEquals((await events(a.ctx, "ca.rotation")).length, 1);
+  } finally {
+    await b.stop();
+    await a.close();
+  }
+});
+
+Deno.test("rotation: a join state signed by a dropped bound_keypair key still joins, re-signed", async () => {
+  const h = await startHarness();
+  try {
+    await putBot(h.ctx, "b1");
+    const bot = await onboardedBot(h, "t1", { botName: "b1", limit: 5 });
+    const oldKid = h.ctx.cas.boundKeypair.jwt![0].kid;
+    const sleeper = await onboardedBot(h, "t2", { botName: "b1", limit: 5 });
+    for (const phase of ["init", "update_clients", "update_servers", "standby"] as const) {
+      await rotateCa(h.ctx, "bound_keypair", manual(phase), admin);
+      await bot.join();
+    }
+    const newKid = h.ctx.cas.boundKeypair.jwt![0].kid;
+    assert(newKid !== oldKid);
+    assertEquals(h.ctx.cas.boundKeypair.jwt!.length, 1);
+    const kidOf = (jws: string) =>
+      JSON.parse(atob(jws.split(".")[0].replace(/-/g, "+").replace(/_/g, "/"))).kid;
+    assertEquals(kidOf(bot.joinState!), newKid);
+    assertEquals(kidOf(sleeper.joinState!), oldKid);
+    await sleeper.join(); // a refresh with the old join state
+    assertEquals(kidOf(sleeper.joinState!), newKid, "re-issued under the new key");
+    assertEquals(
+      (await events(h.ctx, "join_token.bound_keypair.join_state_verification_failed")).length,
+      0,
+    );
+  } finally {
+    await h.close();
+  }
+});
