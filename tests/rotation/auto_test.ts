@@ -43,11 +43,15 @@ Deno.test({
     const jwtSvid = async () =>
       (await post(bot, "/v1/bot/svid/jwt", { selector: { name: "example" }, audiences: ["a"] }))
         .jwt as string;
-    const x509Svid = async () =>
-      (await post(bot, "/v1/bot/svid/x509", {
+    let svidBundleMax = 0;
+    const x509Svid = async () => {
+      const r = await post(bot, "/v1/bot/svid/x509", {
         selector: { name: "example" },
         public_key: await exportSpkiPem((await generateKeyPair("ES256")).publicKey),
-      })).svid as string;
+      });
+      svidBundleMax = Math.max(svidBundleMax, r.bundle.length);
+      return r.svid as string;
+    };
     const kid = (jwt: string) => decodeProtectedHeader(jwt).kid as string;
     const verifies = async (jwt: string, jwks: JSONWebKeySet) => {
       try {
@@ -85,7 +89,10 @@ Deno.test({
         }
         const bundle = await getJson(bot, "/v1/spiffe/bundle");
         const x509 = bundle.keys.filter((k: { use: string }) => k.use === "x509-svid");
-        if (x509.length === 2) bundleBoth = true;
+        if (x509.length === 2) {
+          bundleBoth = true;
+          await x509Svid(); // its answer's bundle lists both too
+        }
         const s = await auth.status();
         return s.cas.filter((c) => ["jwt", "spiffe"].includes(c.type))
           .every((c) => c.phase === "standby");
@@ -95,6 +102,7 @@ Deno.test({
     );
     assert(sawBoth, "the JWKS never served two keys");
     assert(bundleBoth, "the SPIFFE bundle never held two X.509 CAs");
+    assertEquals(svidBundleMax, 2, "an X.509 SVID answer's bundle held both CAs");
     assertEquals(kids.size, 2, "SVIDs were signed by the old and then the new key");
 
     const jwks = await getJson(bot, "/.well-known/jwks.json") as JSONWebKeySet;

@@ -205,7 +205,9 @@ export async function issueX509Svid(
     expires: notAfter,
     remoteAddr: req.remoteAddr,
   });
-  return { svid: certificateToPem(der), bundle: [ca.certPem], spiffeId: spiffe, expires: notAfter };
+  // Every trusted SPIFFE CA, signing key first: during a rotation peers hold SVIDs of either key.
+  const bundle = ctx.cas.spiffe.trustedTls.map((k) => k.certPem);
+  return { svid: certificateToPem(der), bundle, spiffeId: spiffe, expires: notAfter };
 }
 
 /** Input of {@linkcode issueJwtSvid}. */
