@@ -178,3 +178,99 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name: "rotation: rollback from update_servers restores the old key; exports list every key",
+  sanitizeResources: false,
+  async fn(t) {
+    await using auth = await startRotationAuth();
+    const bot = await auth.onboard("b1");
+    const [h0] = await auth.hostCas();
+    const h0Pin = await pemPin(h0);
+    for (const phase of ["init", "update_clients"]) {
+      await auth.phase("host", phase);
+      await auth.phase("user", phase);
+      await bot.renew();
+    }
+    await auth.phase("jwt", "init");
+    await auth.phase("spiffe", "init");
+
+    await t.step("exports: every trusted key, signing key first, in each format", async () => {
+      const exp = async (...args: string[]) => {
+        const r = await auth.tctl("auth", "export", ...args);
+        assertEquals(r.code, 0, r.stderr);
+        return r.stdout;
+      };
+      const hosts = (await exp("--type=host")).trim().split("\n");
+      assertEquals(hosts.length, 2);
+      assert(
+        hosts.every((l) => /^@cert-authority \* ssh-ed25519 \S+ type=host$/.test(l)),
+        hosts[0],
+      );
+      const users = (await exp("--type=user")).trim().split("\n");
+      assertEquals(users.length, 2);
+      assert(users.every((l) => /^ssh-ed25519 \S+$/.test(l)), users[0]);
+      assertEquals(users, bot.last!.certificates.ssh_ca_keys.map((k) => k.trim()));
+      assertEquals((await exp("--type=tls-user")).match(/BEGIN CERTIFICATE/g)?.length, 2);
+      assertEquals(JSON.parse(await exp("--type=jwt")).keys.length, 2);
+      assertEquals(JSON.parse(await exp("--type=bound_keypair")).keys.length, 1);
+      assertEquals((await exp("--type=spiffe")).match(/BEGIN CERTIFICATE/g)?.length, 2);
+      // Real OpenSSH reads both lines.
+      const dir = await Deno.makeTempDir();
+      try {
+        await Deno.writeTextFile(`${dir}/ca.pub`, users.join("\n") + "\n");
+        const out = await new Deno.Command("ssh-keygen", { args: ["-l", "-f", `${dir}/ca.pub`] })
+          .output();
+        assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
+        assertEquals(new TextDecoder().decode(out.stdout).trim().split("\n").length, 2);
+      } finally {
+        await Deno.remove(dir, { recursive: true });
+      }
+      const bad = await auth.tctl("auth", "export", "--type=jwt", "--format=known_hosts");
+      assert(bad.code !== 0 && /known_hosts/.test(bad.stderr), bad.stderr);
+    });
+
+    await t.step("host: rollback from update_servers serves the old key again", async () => {
+      await auth.phase("host", "update_servers");
+      const [h1] = await auth.hostCas();
+      const h1Pin = await pemPin(h1);
+      await eventually(async () => (await auth.servingPin()) === h1Pin, 15_000, "new TLS");
+      await bot.renew();
+      await auth.phase("host", "rollback");
+      assertEquals(await auth.hostCas(), [h0, h1], "old key signs again, new still trusted");
+      await eventually(async () => (await auth.servingPin()) === h0Pin, 15_000, "old TLS back");
+      await bot.renew();
+      const again = await auth.tctl(
+        "auth",
+        "rotate",
+        "--type=host",
+        "--manual",
+        "--phase=update_servers",
+      );
+      assert(/ROTATION_PHASE_INVALID.*rollback/.test(again.stderr), again.stderr);
+      await auth.phase("host", "standby");
+      assertEquals(await auth.hostCas(), [h0], "the new key is dropped");
+      const r = await bot.renew();
+      assertEquals(r.trust_bundle!.host.tls_ca_certs, [h0]);
+      const body = await (await bot.fetch(`${auth.proc.url}/v1/ca/host`)).json();
+      assertEquals(body.cross_signed, undefined, "a rolled-back key is not cross-signed");
+      const s = await auth.ca("host");
+      assertEquals([s.phase, s.mode, s.last_rotated], ["standby", undefined, undefined]);
+      assertEquals((await auth.tctl("status")).code, 0);
+    });
+
+    await t.step(
+      "user: rollback from update_clients; certificates come from the old key",
+      async () => {
+        const [u1, u0] = bot.last!.certificates.tls_ca_certs;
+        await auth.phase("user", "rollback");
+        let r = await bot.renew(); // presents a new-key certificate: still trusted
+        assertEquals(r.certificates.tls_ca_certs, [u0, u1]);
+        assertEquals(await issuerOf(certOf(r.certificates.tls_cert), [u0, u1]), u0);
+        await auth.phase("user", "standby");
+        r = await bot.renew();
+        assertEquals(r.certificates.tls_ca_certs, [u0]);
+      },
+    );
+  },
+});
