@@ -107,9 +107,20 @@ export class RotationBot extends TestBot {
   }
 }
 
-/** The leaf certificate a TLS server presents. */
+/**
+ * The leaf certificate a TLS server presents. A handshake that falls on the
+ * moment a certificate swap closes the old listener is reset; it is retried
+ * (as clients do), at most three times.
+ */
 export async function servedLeaf(url: string): Promise<ParsedCertificate> {
-  return parseCertificate((await fetchUnverified(url)).leafDer);
+  for (let attempt = 1;; attempt++) {
+    try {
+      return parseCertificate((await fetchUnverified(url)).leafDer);
+    } catch (err) {
+      if (attempt >= 3) throw err;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
 }
 
 /** `sha256:` pin of a PEM CA certificate. */

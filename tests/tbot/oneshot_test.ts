@@ -168,6 +168,11 @@ Deno.test("trust: ca_path, and insecure with a loud warning", async () => {
   const i = await runTbot(["start", "-c", s.config, "--oneshot"]);
   assertEquals(i.code, 0, i.stderr);
   assertStringIncludes(i.stderr, "WARN  INSECURE: the auth service's identity is NOT verified");
+  // The runs above saved the cluster's host CA from their join results' trust bundles
+  // (docs/protocol.md §10); forget it, so only the system roots are left to trust.
+  for (const f of ["host_ca.pem", "host_ca_pins", "trust_bundle.json"]) {
+    await Deno.remove(`${s.storage}/${f}`).catch(() => {});
+  }
   await s.write({ pins: undefined });
   const system = await runTbot(["start", "-c", s.config, "--oneshot"]);
   assertEquals(system.code, 1, "a private CA is not in the system roots");
