@@ -379,9 +379,26 @@ Deno.test("cli-only: join_uri in tbot.yaml or a file, the secret from a file or 
       TBOT_JOIN_URI: `${s.dir}/empty-uri`,
     },
   );
+  // A bad URI is named by where it came from, never echoed.
+  await Deno.writeTextFile(`${s.dir}/bad-uri`, `tbot+proxy+bound-keypair://t:${d}@h\n`);
+  for (
+    const [env, args, source] of [
+      [{ TBOT_JOIN_URI: `tbot+proxy+bound-keypair://t:${d}@h` }, [], "TBOT_JOIN_URI"],
+      [{ TBOT_JOIN_URI: `${s.dir}/bad-uri` }, [], `TBOT_JOIN_URI (${s.dir}/bad-uri)`],
+      [{}, ["--join-uri", `${s.dir}/bad-uri`], `--join-uri (${s.dir}/bad-uri)`],
+    ] as const
+  ) {
+    const r = await runTbot(
+      ["start", "identity", "--destination", "o", "--storage", "memory://", ...args],
+      env,
+    );
+    assertEquals(r.code, 2, r.stderr);
+    assert(r.stderr.startsWith(`tbot: ${source}: the address needs a port`), r.stderr);
+    assert(!r.stderr.includes(d), "never echoed");
+  }
   assertEquals([empty.code, empty.stderr], [
     2,
-    `tbot: --join-uri: the file ${s.dir}/empty-uri is empty\n`,
+    `tbot: TBOT_JOIN_URI: the file ${s.dir}/empty-uri is empty\n`,
   ]);
 
   // A field the URI fills may not be set beside it; the error names the field and line, not the URI.

@@ -8,7 +8,8 @@
  */
 import { ServiceConfig } from "../../agent/config/schema.ts";
 import { fieldIssue } from "../../util/zod_error.ts";
-import { UsageError } from "../flags/mod.ts";
+import { flagValue, UsageError } from "../flags/mod.ts";
+import { parseJoinUri } from "../../agent/config/join_uri.ts";
 import type { OutputMode, TbotFlags } from "./flags.ts";
 import type { TbotPlatform } from "./platform.ts";
 
@@ -196,9 +197,15 @@ export async function flagsFromSources<F extends TbotFlags>(
   platform: Pick<TbotPlatform, "env" | "readTextFile">,
 ): Promise<F> {
   const out = flagsWithEnv(f, platform.env);
-  const path = out.joinUri;
-  if (path === undefined || !path.startsWith("/")) return out;
-  out.joinUri = (await platform.readTextFile(path)).trim();
-  if (!out.joinUri) throw new UsageError(`--join-uri: the file ${path} is empty`);
+  const given = out.joinUri;
+  if (given === undefined) return out;
+  // Errors name where the URI came from (never the URI: it may hold the secret).
+  let source = f.joinUri === undefined ? FLAG_ENV.joinUri : "--join-uri";
+  if (given.startsWith("/")) {
+    out.joinUri = (await platform.readTextFile(given)).trim();
+    if (!out.joinUri) throw new UsageError(`${source}: the file ${given} is empty`);
+    source = `${source} (${given})`;
+  }
+  flagValue(source, () => parseJoinUri(out.joinUri!));
   return out;
 }
