@@ -23,6 +23,8 @@ import type {
 } from "../storage/backend.ts";
 import { listInPages } from "../storage/backend.ts";
 import type { ServerContext } from "./context.ts";
+import { CA_SET_FIELD } from "./rotation/cache.ts";
+import { CA_TYPES, ROTATION_PHASES } from "../protocol/ca_rotation.ts";
 import { AUDIT_PREFIX, resourcePrefix } from "./keys.ts";
 
 const SECONDS = exponentialBuckets(0.001, 2, 15); // 1 ms … ~16 s
@@ -101,6 +103,18 @@ export class AuthMetrics {
   readonly caExpiry = new Metric(
     "keybound_auth_ca_expiry_timestamp_seconds",
     "NotAfter of each X.509 certificate authority, Unix seconds.",
+    "gauge",
+  );
+  /** Rotation phase of each CA. */
+  readonly caPhase = new Metric(
+    "keybound_auth_ca_rotation_phase",
+    "1 for each CA's current rotation phase, 0 for the others (as this instance sees it).",
+    "gauge",
+  );
+  /** Trusted keys of each CA. */
+  readonly caTrustedKeys = new Metric(
+    "keybound_auth_ca_trusted_keys",
+    "Keys each CA trusts now: 1 in standby, 2 during a rotation.",
     "gauge",
   );
   #instancesCountedAt = -Infinity;
@@ -189,6 +203,16 @@ export class AuthMetrics {
         this.caExpiry.set({ ca: type }, parseCertificate(der).notAfter.getTime() / 1000);
       }
     }
+    for (const type of CA_TYPES) {
+      const ca = ctx.cas[CA_SET_FIELD[type]];
+      for (const phase of ROTATION_PHASES) {
+        this.caPhase.set({ ca: type, phase }, ca.rotation.phase === phase ? 1 : 0);
+      }
+      this.caTrustedKeys.set(
+        { ca: type },
+        Math.max(ca.trustedTls.length, ca.trustedSsh.length, ca.jwt?.length ?? 0),
+      );
+    }
     // A scrape while the backend is down still answers, with the last count.
     await this.#countInstances(ctx).catch(() => {});
     return [
@@ -201,6 +225,8 @@ export class AuthMetrics {
       this.conflicts,
       this.backendErrors,
       this.caExpiry,
+      this.caPhase,
+      this.caTrustedKeys,
     ].map((m) => m.render()).join("");
   }
 }

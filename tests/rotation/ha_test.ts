@@ -47,7 +47,16 @@ Deno.test({
       async () => {
         let r = await via(a, "auth", "rotate", "--type=host", "--manual");
         assertEquals(r.code, 0, r.stderr);
+        const t0 = performance.now();
         await eventually(async () => (await caList(b, "host")).length === 2, 10_000, "B sees init");
+        const seenMs = performance.now() - t0;
+        const metrics = await (await fetch(`${b.proc.diagUrl}/metrics`)).text();
+        assert(
+          /keybound_auth_ca_rotation_phase\{ca="host",phase="init"\} 1\n/.test(metrics),
+          metrics,
+        );
+        assert(/keybound_auth_ca_rotation_phase\{ca="host",phase="standby"\} 0\n/.test(metrics));
+        assert(/keybound_auth_ca_trusted_keys\{ca="host"\} 2\n/.test(metrics));
         r = await via(b, "auth", "rotate", "--type=host", "--manual", "--phase=update_clients");
         assertEquals(r.code, 0, r.stderr);
         const [h1] = await caList(b, "host");
@@ -61,6 +70,7 @@ Deno.test({
         }
         r = await via(a, "auth", "rotate", "--type=host", "--manual", "--phase=update_servers");
         assertEquals(r.code, 0, r.stderr);
+        const t1 = performance.now();
         for (const i of c.instances) {
           await eventually(
             async () => (await issuerOf(await servedLeaf(i.proc.url), [h0, h1])) === h1,
@@ -68,6 +78,13 @@ Deno.test({
             `instance ${i.index} to serve from the new host CA`,
           );
         }
+        // Informational (a loaded machine stretches them): how fast the instances followed.
+        console.log(
+          `B listed init ${seenMs.toFixed(0)} ms after A's tctl returned (includes a tctl run); ` +
+            `both served the new host CA ${
+              (performance.now() - t1).toFixed(0)
+            } ms after update_servers`,
+        );
         r = await via(b, "auth", "rotate", "--type=host", "--manual", "--phase=standby");
         assertEquals(r.code, 0, r.stderr);
         for (const i of c.instances) {
