@@ -14,6 +14,7 @@ import denoJson from "../../deno.json" with { type: "json" };
 import { KeyboundError } from "../../src/errors.ts";
 import { bootstrapCluster } from "../../src/server/bootstrap.ts";
 import { createApp } from "../../src/server/app.ts";
+import { caTickOnRequest } from "../../src/server/rotation/watch.ts";
 import type { ServerContext } from "../../src/server/context.ts";
 import { createLogger } from "../../src/util/log.ts";
 import { ADMIN_BOOTSTRAP_PATH, handleAdminBootstrap } from "./admin_bootstrap.ts";
@@ -82,6 +83,9 @@ export default {
     if (new URL(request.url).pathname === ADMIN_BOOTSTRAP_PATH) {
       return handleAdminBootstrap(request, ctx, env.KEYBOUND_ADMIN_BOOTSTRAP_TOKEN);
     }
+    // Isolates have no timer of their own: requests keep the CAs current and move automatic
+    // rotations along (src/server/rotation/watch.ts), at most once a second per isolate.
+    await caTickOnRequest(ctx);
     return app.fetch(request, { remoteAddr: request.headers.get("cf-connecting-ip") ?? undefined });
   },
 };

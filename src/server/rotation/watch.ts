@@ -83,3 +83,24 @@ export function startCaWatcher(ctx: ServerContext, options: CaWatcherOptions = {
     },
   };
 }
+
+const lastRequestTick = new WeakMap<ServerContext, number>();
+
+/**
+ * The watcher's work for runtimes without a long-lived timer (a Worker
+ * isolate): called on each request, it re-checks the CAs and applies due
+ * automatic phases at most once per {@linkcode CA_MAX_STALENESS_MS}; other
+ * requests go on with the current snapshot. Errors are logged, not thrown:
+ * the request itself meets a failing backend on its own.
+ */
+export async function caTickOnRequest(ctx: ServerContext): Promise<void> {
+  const now = performance.now();
+  if (now - (lastRequestTick.get(ctx) ?? -Infinity) < CA_MAX_STALENESS_MS) return;
+  lastRequestTick.set(ctx, now);
+  try {
+    await refreshCas(ctx, 0);
+    await advanceDueRotations(ctx);
+  } catch (err) {
+    ctx.log.warn("CA check failed", { error: err instanceof Error ? err.message : String(err) });
+  }
+}
