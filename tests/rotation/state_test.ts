@@ -28,6 +28,9 @@ import {
   startHarness,
 } from "../server/_join_fixture.ts";
 import { caPin } from "../../src/server/bootstrap.ts";
+import { createApp } from "../../src/server/app.ts";
+import { type RequestSigner, signRequest } from "../../src/protocol/signed_request.ts";
+import { adminSigner, newCluster } from "../server/_cluster_fixture.ts";
 
 const admin = { user: "admin" };
 const manual = (phase: "init" | "update_clients" | "update_servers" | "standby" | "rollback") => ({
@@ -144,4 +147,30 @@ Deno.test("rotation: a join state signed by a dropped bound_keypair key still jo
   } finally {
     await h.close();
   }
+});
+
+Deno.test("rotation: a signed call with a dropped key's certificate gets CA_KEY_DROPPED", async () => {
+  const { ctx } = await newCluster("dropped.example");
+  const app = createApp(ctx);
+  const oldAdmin = await adminSigner(ctx);
+  const call = async (signer: RequestSigner) => {
+    const auth = await signRequest(signer, { method: "GET", path: "/v1/status" });
+    const res = await app.fetch(
+      new Request("http://auth.test/v1/status", { headers: { authorization: auth } }),
+    );
+    return { status: res.status, body: await res.json() };
+  };
+  assertEquals((await call(oldAdmin)).status, 200);
+  for (const phase of ["init", "update_clients", "update_servers"] as const) {
+    await rotateCa(ctx, "user", manual(phase), admin);
+    assertEquals((await call(oldAdmin)).status, 200, `old admin certificate in ${phase}`);
+  }
+  await rotateCa(ctx, "user", manual("standby"), admin);
+  const refused = await call(oldAdmin);
+  assertEquals([refused.status, refused.body.error.code], [401, "CA_KEY_DROPPED"]);
+  assertEquals((await call(await adminSigner(ctx))).status, 200, "a new-key certificate works");
+  // A certificate from a key the cluster never had stays a plain UNAUTHENTICATED.
+  const stranger = await newCluster("dropped.example");
+  const other = await call(await adminSigner(stranger.ctx));
+  assertEquals([other.status, other.body.error.code], [401, "UNAUTHENTICATED"]);
 });
