@@ -174,3 +174,13 @@ Deno.test("rotation: a signed call with a dropped key's certificate gets CA_KEY_
   const other = await call(await adminSigner(stranger.ctx));
   assertEquals([other.status, other.body.error.code], [401, "UNAUTHENTICATED"]);
 });
+
+Deno.test("rotation: a manual step takes an automatic rotation over; its schedule is gone", async () => {
+  const { ctx } = await newCluster("takeover.example");
+  const started = await rotateCa(ctx, "host", { mode: "auto", grace_period_s: 3600 }, admin);
+  assertEquals([started.mode, started.schedule !== undefined], ["auto", true]);
+  const moved = await rotateCa(ctx, "host", manual("update_clients"), admin);
+  assertEquals([moved.phase, moved.mode, moved.schedule], ["update_clients", "manual", undefined]);
+  const back = await rotateCa(ctx, "host", manual("rollback"), admin);
+  assertEquals([back.phase, back.mode, back.schedule], ["rollback", "manual", undefined]);
+});

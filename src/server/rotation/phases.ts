@@ -148,7 +148,7 @@ export async function applyPhaseChange(r: StoredCa, change: PhaseChange): Promis
         ...r,
         ...keys,
         cross_signed: live.filter((c) => c.rotation_id !== r.rotation.id),
-        rotation: withoutSchedule(withPhase(r, to, iso, "manual")),
+        rotation: withPhase(r, to, iso, "manual"),
       };
     }
     case "standby": {
@@ -192,7 +192,9 @@ function withPhase(
   iso: string,
   mode: RotationMode | undefined,
 ): StoredCa["rotation"] {
-  return { ...r.rotation, phase, phase_changed_at: iso, ...(mode ? { mode } : {}) };
+  const next = { ...r.rotation, phase, phase_changed_at: iso, ...(mode ? { mode } : {}) };
+  // A manual step takes an automatic rotation over: its schedule no longer applies.
+  return next.mode === "manual" ? withoutSchedule(next) : next;
 }
 
 function withoutSchedule(r: StoredCa["rotation"]): StoredCa["rotation"] {
