@@ -1,7 +1,9 @@
 /**
  * {@linkcode AgentStorage} in a Durable Object's storage: the bot's state
- * files as key-value entries under a prefix. Each `put` is atomic on its own
- * (the journal in src/agent/journal.ts groups several).
+ * files as key-value entries under a prefix. Each `put` is atomic on its own,
+ * and `writeGroup` writes and deletes several files in one atomic step (the
+ * platform commits writes issued with no `await` between them together), so a
+ * renewal's group write needs no journal (src/agent/journal.ts).
  *
  * Locking: the platform runs at most one instance of a Durable Object at a
  * time, so the exclusive lock only has to stop two users inside that
@@ -66,6 +68,21 @@ export class DoAgentStorage implements AgentStorage {
     checkName(name);
     await this.#storage.delete([this.#prefix + name]);
   }
+
+  readonly writeGroup = async (files: Record<string, Uint8Array | string | null>) => {
+    const puts: Record<string, Uint8Array> = {};
+    const deletes: string[] = [];
+    for (const [name, data] of Object.entries(files)) {
+      checkName(name);
+      if (data === null) deletes.push(this.#prefix + name);
+      else puts[this.#prefix + name] = typeof data === "string" ? utf8(data) : new Uint8Array(data);
+    }
+    // Both issued before either is awaited: one atomic commit.
+    await Promise.all([
+      Object.keys(puts).length > 0 ? this.#storage.put(puts) : undefined,
+      deletes.length > 0 ? this.#storage.delete(deletes) : undefined,
+    ]);
+  };
 
   async list(): Promise<string[]> {
     const entries = await this.#storage.list({ prefix: this.#prefix });

@@ -7,7 +7,9 @@
  *
  * The group goes first into one journal file (a single atomic write), then
  * into the individual files, then the journal is removed. At startup a
- * journal left by a crash is applied again before anything is read.
+ * journal left by a crash is applied again before anything is read. A
+ * storage that writes a group atomically by itself (`writeGroup`) gets the
+ * group in one step instead, with no journal.
  *
  * @module
  */
@@ -22,6 +24,7 @@ export type FileGroup = Record<string, string | null>;
 
 /** Writes (and deletes) all `files` as one unit. */
 export async function writeFilesTogether(storage: AgentStorage, files: FileGroup): Promise<void> {
+  if (storage.writeGroup) return await storage.writeGroup(files);
   await writeText(storage, JOURNAL_FILE, JSON.stringify({ files }));
   await applyJournal(storage, files);
 }

@@ -213,7 +213,25 @@ export class SealedStorage implements AgentStorage {
   }
 
   async write(name: string, data: Uint8Array | string): Promise<void> {
-    if (!SEALED_FILES.includes(name)) return await this.#inner.write(name, data);
+    await this.#inner.write(name, await this.#stored(name, data));
+  }
+
+  /** The inner storage's group write, with each private-key file sealed first. */
+  get writeGroup(): AgentStorage["writeGroup"] {
+    const inner = this.#inner.writeGroup;
+    if (!inner) return undefined;
+    return async (files) => {
+      const stored: Record<string, Uint8Array | string | null> = {};
+      for (const [name, data] of Object.entries(files)) {
+        stored[name] = data === null ? null : await this.#stored(name, data);
+      }
+      await inner(stored);
+    };
+  }
+
+  /** What `data` rests as under `name`: sealed for a private-key file when there is a KEK. */
+  async #stored(name: string, data: Uint8Array | string): Promise<Uint8Array | string> {
+    if (!SEALED_FILES.includes(name)) return data;
     const kek = this.#o.kek;
     if (!kek) {
       if (!this.#warnedUnsealed) {
@@ -223,7 +241,7 @@ export class SealedStorage implements AgentStorage {
           { storage: this.describe() },
         );
       }
-      return await this.#inner.write(name, data);
+      return data;
     }
     const plain = typeof data === "string" ? utf8(data) : new Uint8Array(data);
     const iv = crypto.getRandomValues(new Uint8Array(IV_BYTES));
@@ -235,10 +253,7 @@ export class SealedStorage implements AgentStorage {
           plain,
         ),
       );
-      await this.#inner.write(
-        name,
-        `${SEALED_MAGIC}${kek.id} ${toBase64Url(iv)} ${toBase64Url(sealed)}\n`,
-      );
+      return `${SEALED_MAGIC}${kek.id} ${toBase64Url(iv)} ${toBase64Url(sealed)}\n`;
     } finally {
       plain.fill(0);
     }

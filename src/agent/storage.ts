@@ -33,6 +33,13 @@ export interface AgentStorage {
   write(name: string, data: Uint8Array | string): Promise<void>;
   /** Removes the file; no error if it does not exist. */
   delete(name: string): Promise<void>;
+  /**
+   * Present where the storage can write and delete several files in one
+   * atomic step (Durable Object storage): `files` maps names to new contents,
+   * or to null to delete. Group writes then need no journal
+   * (./journal.ts).
+   */
+  readonly writeGroup?: (files: Record<string, Uint8Array | string | null>) => Promise<void>;
   /** Names of the files present. */
   list(): Promise<string[]>;
   /**
