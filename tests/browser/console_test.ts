@@ -262,6 +262,13 @@ Deno.test({
         const health = (await rows(page, "instances")).map((r) => [r[0], r[7]]).sort();
         assertEquals(health, [["example", "locked"], ["second", "healthy"]]);
 
+        // Removing it in the console lets the bot join again.
+        await openPage(page, "locks", "locks");
+        await page.click('table#locks tbody tr:has(td:text-is("user=bot-example")) button');
+        await waitUntil(async () => (await rows(page, "locks")).length === 1, "the lock removed");
+        const rejoined = await runTbot(["start", "-c", example, "--oneshot"]);
+        assertEquals(rejoined.code, 0, rejoined.stderr);
+
         await openPage(page, "browsers", "browsers");
         assertEquals((await rows(page, "browsers")).map((r) => [r[0], r[1]]), [[browserId, "ci"]]);
 
