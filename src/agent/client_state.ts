@@ -11,7 +11,7 @@
  */
 import { importPkcs8Pem, type KeyPair } from "../crypto/keys.ts";
 import { timingSafeEqual } from "../crypto/random.ts";
-import { parseAuthorizedKey, publicKeyToSshBlob, toAuthorizedKey } from "../crypto/ssh_wire.ts";
+import { authorizedKeyBlob, publicKeyToSshBlob, toAuthorizedKey } from "../crypto/ssh_wire.ts";
 import { errorMessage, KeyboundError } from "../errors.ts";
 import type { Logger } from "../util/log.ts";
 import type { BoundKeyStore } from "./join_types.ts";
@@ -77,9 +77,10 @@ async function loadKey(
   };
 }
 
-async function blobOf(authorizedKey: string): Promise<Uint8Array | null> {
+function blobOf(authorizedKey: string): Uint8Array | null {
   try {
-    return (await parseAuthorizedKey(authorizedKey)).blob;
+    // Only compared with known keys' blobs: no need to import the key.
+    return authorizedKeyBlob(authorizedKey).blob;
   } catch {
     return null;
   }
@@ -166,11 +167,13 @@ export class StoredClientState implements ClientState {
     return this.#history;
   }
 
-  async findPrivateKey(authorizedKey: string): Promise<CryptoKey | null> {
-    const wanted = await blobOf(authorizedKey);
-    if (!wanted) return null;
+  findPrivateKey(authorizedKey: string): Promise<CryptoKey | null> {
+    const wanted = blobOf(authorizedKey);
+    if (!wanted) return Promise.resolve(null);
     const candidates = this.#active ? [this.#active, ...this.#history] : this.#history;
-    return candidates.find((k) => timingSafeEqual(k.blob, wanted))?.keyPair.privateKey ?? null;
+    return Promise.resolve(
+      candidates.find((k) => timingSafeEqual(k.blob, wanted))?.keyPair.privateKey ?? null,
+    );
   }
 
   async generateRotationKey(): Promise<string> {
@@ -200,7 +203,7 @@ export class StoredClientState implements ClientState {
   async prepareResult(authorizedKey: string, joinState: string): Promise<PreparedResult> {
     const files: Record<string, string> = {};
     if (joinState) files[STORAGE_FILES.joinState] = joinState;
-    const wanted = await blobOf(authorizedKey);
+    const wanted = blobOf(authorizedKey);
     let next = this.#active;
     if (!(this.#active && wanted && timingSafeEqual(this.#active.blob, wanted))) {
       next = (wanted && this.#history.find((k) => timingSafeEqual(k.blob, wanted))) || null;
@@ -322,12 +325,16 @@ export class StaticClientState implements ClientState {
     return this.#key;
   }
 
-  async findPrivateKey(authorizedKey: string): Promise<CryptoKey | null> {
-    const wanted = await blobOf(authorizedKey);
-    if (wanted && timingSafeEqual(wanted, this.#key.blob)) return this.#key.keyPair.privateKey;
-    throw new KeyboundError(
-      "BAD_PARAMETER",
-      "the configured static private key does not match the key requested by the server, cannot continue",
+  findPrivateKey(authorizedKey: string): Promise<CryptoKey | null> {
+    const wanted = blobOf(authorizedKey);
+    if (wanted && timingSafeEqual(wanted, this.#key.blob)) {
+      return Promise.resolve(this.#key.keyPair.privateKey);
+    }
+    return Promise.reject(
+      new KeyboundError(
+        "BAD_PARAMETER",
+        "the configured static private key does not match the key requested by the server, cannot continue",
+      ),
     );
   }
 

@@ -196,25 +196,43 @@ export async function toAuthorizedKey(publicKey: CryptoKey, comment = ""): Promi
   return comment ? `${line} ${comment}` : line;
 }
 
-/** Parses an `authorized_keys` line (options are not supported). */
-export async function parseAuthorizedKey(line: string): Promise<AuthorizedKey> {
+function splitAuthorizedKey(line: string): { parts: string[]; blob: Uint8Array } {
   const parts = line.trim().split(/\s+/);
   if (parts.length < 2) {
     throw new BadParameterError('invalid authorized_keys line: expected "TYPE BASE64 [COMMENT]"');
   }
-  let blob: Uint8Array;
   try {
-    blob = fromBase64(parts[1]);
+    return { parts, blob: fromBase64(parts[1]) };
   } catch {
     throw new BadParameterError("invalid authorized_keys line: key is not base64");
   }
-  const key = await sshBlobToPublicKey(blob);
+}
+
+function checkBlobType(parts: string[], blob: Uint8Array): void {
   const inner = new SshReader(blob).text();
   if (inner !== parts[0]) {
     throw new BadParameterError(
       `invalid authorized_keys line: type "${parts[0]}" does not match key "${inner}"`,
     );
   }
+}
+
+/**
+ * The type, blob and comment of an `authorized_keys` line, without importing
+ * the key: for comparing a line with known keys' blobs. The blob is not
+ * checked to hold a valid key; {@linkcode parseAuthorizedKey} does that.
+ */
+export function authorizedKeyBlob(line: string): Omit<AuthorizedKey, "key"> {
+  const { parts, blob } = splitAuthorizedKey(line);
+  checkBlobType(parts, blob);
+  return { type: parts[0], blob, comment: parts.slice(2).join(" ") };
+}
+
+/** Parses an `authorized_keys` line (options are not supported). */
+export async function parseAuthorizedKey(line: string): Promise<AuthorizedKey> {
+  const { parts, blob } = splitAuthorizedKey(line);
+  const key = await sshBlobToPublicKey(blob);
+  checkBlobType(parts, blob);
   return { type: parts[0], blob, comment: parts.slice(2).join(" "), key };
 }
 
