@@ -202,6 +202,10 @@ Deno.test({
         const ca = Object.fromEntries((await rows(page, "ca")).map(([k, v]) => [k, v]));
         assertEquals(ca.cluster_name, "console.example");
         assertEquals(ca.ca_pin, auth.caPin);
+        // Each CA's rotation state, as /v1/status reports it (none is rotating here).
+        const cas = await rows(page, "cas");
+        assert(cas.some((r) => r[0] === "user"), `CAs shown: ${cas.map((r) => r[0])}`);
+        for (const r of cas) assertEquals(r[1], "standby", `phase of the ${r[0]} CA`);
 
         await openPage(page, "audit", "audit");
         const audit = await rows(page, "audit");

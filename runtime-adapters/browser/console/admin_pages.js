@@ -138,17 +138,56 @@ function flatten(value, prefix = "") {
   return Object.entries(value).flatMap(([k, v]) => flatten(v, prefix ? `${prefix}.${k}` : k));
 }
 
+/** The key a CA signs with, as its pin, fingerprint or key id. */
+function signingKey(ca) {
+  const k = (Array.isArray(ca.keys) ? ca.keys : []).find((x) => x?.role === "signing") ?? {};
+  return k.tls_pin ?? k.ssh_fingerprint ?? k.kid ?? "";
+}
+
 export async function caPage(api) {
-  const status = await api.status();
+  const status = await api.statusFields();
+  const cas = Array.isArray(status.cas) ? status.cas : [];
+  const rest = Object.fromEntries(Object.entries(status).filter(([k]) => k !== "cas"));
+  const text = (v) => (v === undefined || v === null ? "" : String(v));
   return h(
     "section",
     {},
     h("h2", {}, "Cluster and CA status"),
-    table(
-      "ca",
-      ["Field", "Value"],
-      flatten(status).map(([k, v]) => [k, { text: v, class: "mono" }]),
-    ),
+    table("ca", ["Field", "Value"], flatten(rest).map(([k, v]) => [k, { text: v, class: "mono" }])),
+    cas.length
+      ? [
+        h("h2", {}, "Certificate authorities"),
+        table(
+          "cas",
+          [
+            "CA",
+            "Phase",
+            "Mode",
+            "Signing key",
+            "Keys",
+            "Dropped",
+            "Phase changed",
+            "Last rotated",
+          ],
+          cas.map((ca) => [
+            text(ca.type),
+            text(ca.phase),
+            text(ca.mode),
+            { text: signingKey(ca), class: "mono" },
+            text(Array.isArray(ca.keys) ? ca.keys.length : ""),
+            text(ca.dropped_keys),
+            text(ca.phase_changed_at),
+            text(ca.last_rotated),
+          ]),
+        ),
+        h("h2", {}, "Every field"),
+        table(
+          "ca-fields",
+          ["Field", "Value"],
+          flatten({ cas }).map(([k, v]) => [k, { text: v, class: "mono" }]),
+        ),
+      ]
+      : null,
   );
 }
 
