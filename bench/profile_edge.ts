@@ -1,0 +1,112 @@
+/**
+ * CPU profile of Durable Object renewals inside workerd (dev tool, not part
+ * of `deno task bench`): runs the Worker bot in miniflare with workerd's V8
+ * inspector on a free loopback port, takes a sampling profile over the
+ * Chrome DevTools Protocol while `renewals` renewals run against a loopback
+ * auth service, and prints the functions with the most samples (self time)
+ * and the profile file's path (open it in Chrome DevTools).
+ *
+ * workerd freezes its clocks while a request runs, so the profile's sample
+ * times are meaningless; the shares of the samples are what to read.
+ *
+ * `deno run -A --unstable-kv bench/profile_edge.ts [renewals] [out.cpuprofile]`
+ *
+ * @module
+ */
+import { Miniflare } from "miniflare";
+import { toHex } from "../src/util/encoding.ts";
+import type { BotIdentityRpc } from "../runtime-adapters/workers/bot_identity_rpc.ts";
+import type { DurableObjectNamespace } from "../runtime-adapters/workers/types.ts";
+import { bundle, COMPATIBILITY_DATE } from "../tests/workers/_harness.ts";
+import { provisionBot } from "../tests/workers/_join_fixture.ts";
+import { startLoopbackAuth } from "../tests/workers/_loopback_auth.ts";
+
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+}
+
+/** A CDP client over one WebSocket: `call` sends a method and resolves with its result. */
+async function devtools(url: string) {
+  const ws = new WebSocket(url);
+  await new Promise((opened) => ws.onopen = opened);
+  let next = 0;
+  const pending = new Map<number, (result: unknown) => void>();
+  ws.onmessage = (e) => {
+    const m = JSON.parse(e.data);
+    pending.get(m.id)?.(m.result);
+    pending.delete(m.id);
+  };
+  return {
+    call: <T>(method: string, params = {}) =>
+      new Promise<T>((done) => {
+        pending.set(++next, done as (result: unknown) => void);
+        ws.send(JSON.stringify({ id: next, method, params }));
+      }),
+    close: () => ws.close(),
+  };
+}
+
+const renewals = Number(Deno.args[0] ?? 150);
+const out = Deno.args[1] ?? (await Deno.makeTempFile({ suffix: ".cpuprofile" }));
+await using auth = await startLoopbackAuth();
+const secret = await provisionBot(auth.api, "profile-bot");
+await using script = await bundle(
+  new URL("../runtime-adapters/workers/bot_worker.ts", import.meta.url),
+);
+const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+const inspectorPort = (probe.addr as Deno.NetAddr).port;
+probe.close();
+const mf = new Miniflare({
+  modules: true,
+  scriptPath: script.path,
+  modulesRoot: script.path.slice(0, script.path.lastIndexOf("/")),
+  compatibilityDate: COMPATIBILITY_DATE,
+  inspectorPort,
+  durableObjects: { BOT_IDENTITY: { className: "BotIdentity", useSQLite: true } },
+  bindings: {
+    AUTH_SERVER: auth.url,
+    TBOT_TOKEN: "profile-bot",
+    TBOT_REGISTRATION_SECRET: secret,
+    TBOT_STORAGE_KEK: toHex(crypto.getRandomValues(new Uint8Array(32))),
+  },
+});
+await mf.ready;
+try {
+  const ns = await mf.getDurableObjectNamespace(
+    "BOT_IDENTITY",
+  ) as unknown as DurableObjectNamespace<BotIdentityRpc>;
+  const bot = ns.get(ns.idFromName("profile-bot"));
+  const started = await bot.start();
+  if (started.status !== "healthy") throw new Error(`first join: ${JSON.stringify(started)}`);
+  for (let i = 0; i < 10; i++) await bot.renew(); // warm-up
+  const [target] = await (await fetch(`http://127.0.0.1:${inspectorPort}/json`)).json();
+  const cdp = await devtools(target.webSocketDebuggerUrl);
+  await cdp.call("Profiler.enable");
+  await cdp.call("Profiler.setSamplingInterval", { interval: 100 });
+  await cdp.call("Profiler.start");
+  for (let i = 0; i < renewals; i++) {
+    const r = await bot.renew();
+    if (!r.ok) throw new Error(`renewal failed: ${JSON.stringify(r.error)}`);
+  }
+  const { profile } = await cdp.call<{ profile: { nodes: ProfileNode[]; samples: number[] } }>(
+    "Profiler.stop",
+  );
+  cdp.close();
+  await Deno.writeTextFile(out, JSON.stringify(profile));
+  const hits = new Map<number, number>();
+  for (const id of profile.samples) hits.set(id, (hits.get(id) ?? 0) + 1);
+  const self = new Map<string, number>();
+  for (const n of profile.nodes) {
+    const f = n.callFrame;
+    const name = `${f.functionName || "(anonymous)"} ${f.url.replace(/.*\//, "")}:${f.lineNumber}`;
+    self.set(name, (self.get(name) ?? 0) + (hits.get(n.id) ?? 0));
+  }
+  const total = profile.samples.length;
+  console.log(`${renewals} renewals, ${total} samples; profile: ${out}`);
+  for (const [name, n] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 30)) {
+    console.log(`${String(n).padStart(6)} ${(100 * n / total).toFixed(1).padStart(5)} %  ${name}`);
+  }
+} finally {
+  await mf.dispose();
+}
