@@ -206,6 +206,9 @@ Deno.test({
         const cas = await rows(page, "cas");
         assert(cas.some((r) => r[0] === "user"), `CAs shown: ${cas.map((r) => r[0])}`);
         for (const r of cas) assertEquals(r[1], "standby", `phase of the ${r[0]} CA`);
+        // The signing keys' pins are the pins tbot and tctl compare (Teleport's SPKI pin).
+        assertEquals(cas.find((r) => r[0] === "host")?.[3], ca.ca_pin);
+        assertEquals(cas.find((r) => r[0] === "user")?.[3], ca["ca_pins.user"]);
 
         await openPage(page, "audit", "audit");
         const audit = await rows(page, "audit");

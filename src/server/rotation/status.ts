@@ -6,14 +6,15 @@
  * @module
  */
 import { publicKeyToSshBlob, sshFingerprint } from "../../crypto/ssh_wire.ts";
-import { spkiPin } from "../../pki/mod.ts";
+import { parseCertificate, spkiPin } from "../../pki/mod.ts";
 import type { CaExport, CaKeyStatus, CaStatus } from "../../protocol/ca_rotation.ts";
 import type { CertAuthority, TlsCaKey } from "../context.ts";
 import { jwtKeySet } from "../workload/bundle.ts";
 
 /** `sha256:<hex>` of a CA key's SubjectPublicKeyInfo (Teleport's CA pin). */
 export function tlsPin(key: TlsCaKey): Promise<string> {
-  return spkiPin(key.certDer);
+  // spkiPin hashes a Uint8Array as it is: pass the parsed certificate so its SPKI is hashed.
+  return spkiPin(parseCertificate(key.certDer));
 }
 
 /** Every trusted key of `ca`, the signing key first. */
