@@ -255,10 +255,13 @@ Deno.test({
         let sshd = await startSshd(sshdDir, withHost.hostDir!);
         try {
           await manualPhase(world, ["user", "host"], "init", awake);
-          assertEquals(
-            read(`${withHost.hostDir}/ssh_host-user-ca.pub`).trim().split("\n").length,
-            2,
-          );
+          // From init on, every trust file an output writes lists both keys.
+          const lines = (path: string) => read(path).trim().split("\n").length;
+          assertEquals(lines(`${withHost.hostDir}/ssh_host-user-ca.pub`), 2);
+          assertEquals(lines(`${client.identityDir}/sshcacerts`), 2);
+          assertEquals(lines(`${client.identityDir}/known_hosts`), 2);
+          assertEquals(splitPems(read(`${client.identityDir}/tlscacerts`)).length, 2);
+          assertEquals(splitPems(read(`${client.storage}/host_ca.pem`)).length, 2);
           await manualPhase(world, ["user", "host"], "update_clients", awake);
           const fresh = `${world.dir}/new-client`;
           await keepIdentity(client.identityDir, fresh);

@@ -21,8 +21,7 @@ import { certificatesFromPem, certificateToPem } from "../../pki/mod.ts";
 import type { TrustBundle } from "../../protocol/messages.ts";
 import { TrustBundleSchema } from "../../protocol/messages.ts";
 import type { Logger } from "../../util/log.ts";
-import { writeFilesTogether } from "../journal.ts";
-import { type AgentStorage, readText, STORAGE_FILES } from "../storage.ts";
+import { type AgentStorage, readText, STORAGE_FILES, writeText } from "../storage.ts";
 import { learnCrossSignedCa } from "./cross_signed.ts";
 import type { FirstContact } from "./pinned_ca.ts";
 
@@ -162,7 +161,8 @@ export class HostTrust {
         { error: errorMessage(cause) },
       );
       const pems = await learnCrossSignedCa(o.baseUrl, this.#saved, o.firstContact, o.now());
-      await writeFilesTogether(o.storage, { [STORAGE_FILES.hostCa]: hostCaText(pems) });
+      // One file, one atomic write: no journal, which a join storing its result may be using.
+      await writeText(o.storage, STORAGE_FILES.hostCa, hostCaText(pems));
       o.log.warn("moved the trust in the auth service to its new host CA (cross-signed)", {
         host_cas: pems.length,
       });
