@@ -234,3 +234,25 @@ Deno.test("HostTrust: an unchanged CA list (formatting aside) keeps the transpor
   trust.update([ca.pem + "\n"]);
   assertEquals(built.length, 1, "one transport: nothing moved");
 });
+
+Deno.test("HostTrust: a failure the saved CAs do not explain (the server's CA is trusted) is not retried", async () => {
+  const ca = await newCa("only");
+  const { contact, count } = await contactOf(ca, [ca]);
+  const storage = new MemoryStorage();
+  let calls = 0;
+  const trust = new HostTrust({
+    baseUrl: URL,
+    storage,
+    saved: [ca.pem],
+    fetchTrusting: () => () => {
+      calls++;
+      return Promise.reject(new KeyboundError("TLS_UNTRUSTED", "NotValidForName"));
+    },
+    firstContact: contact,
+    now: () => new Date(),
+    log: silentLogger,
+  });
+  const e = await assertRejects(() => trust.fetch(URL), KeyboundError);
+  assertEquals([e.message, count(), calls], ["NotValidForName", 1, 1]);
+  assertEquals(await readText(storage, STORAGE_FILES.hostCa), null, "nothing written");
+});

@@ -160,7 +160,12 @@ export class HostTrust {
           "this bot missed?); checking the CA it presents for a cross-signature from them",
         { error: errorMessage(cause) },
       );
-      const pems = await learnCrossSignedCa(o.baseUrl, this.#saved, o.firstContact, o.now());
+      const pems = splitPems(
+        hostCaText(await learnCrossSignedCa(o.baseUrl, this.#saved, o.firstContact, o.now())),
+      );
+      // The server presents a CA the bot trusts already: the failure is another one (a name
+      // the certificate does not carry, say), which no trust move fixes.
+      if (pems.join("") === this.#saved.join("")) throw cause;
       // One file, one atomic write: no journal, which a join storing its result may be using.
       await writeText(o.storage, STORAGE_FILES.hostCa, hostCaText(pems));
       o.log.warn("moved the trust in the auth service to its new host CA (cross-signed)", {
