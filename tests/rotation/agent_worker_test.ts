@@ -10,39 +10,27 @@
 import { createLocalJWKSet, jwtVerify } from "jose";
 import type { DurableObjectNamespace } from "../../runtime-adapters/workers/types.ts";
 import type { BotIdentityRpc } from "../../runtime-adapters/workers/bot_identity_rpc.ts";
-import { AdminApiClient } from "../../src/cli/api_client.ts";
-import { parseIdentityFile } from "../../src/protocol/identity_file.ts";
 import type { RotationPhase } from "../../src/protocol/ca_rotation.ts";
 import type { Token } from "../../src/resources/schemas.ts";
-import { issueAdminIdentityFile } from "../../src/server/identity.ts";
 import { toHex } from "../../src/util/encoding.ts";
 import { assert, assertEquals, assertNotEquals } from "../_assert.ts";
 import { bundle, startWorker } from "../workers/_harness.ts";
 import { provisionBot, provisionWorkloadIdentity, SVID_ROLE } from "../workers/_join_fixture.ts";
-import { type LoopbackAuth, startLoopbackAuth } from "../workers/_loopback_auth.ts";
+import { currentAdmin, type LoopbackAuth, startLoopbackAuth } from "../workers/_loopback_auth.ts";
 
 const API_TOKEN = toHex(crypto.getRandomValues(new Uint8Array(24)));
 const BOT_ENTRY = new URL("../../runtime-adapters/workers/bot_worker.ts", import.meta.url);
 
-/** An admin client with an identity issued now (a user CA rotation drops older ones). */
-async function admin(auth: LoopbackAuth): Promise<AdminApiClient> {
-  const id = await parseIdentityFile(await issueAdminIdentityFile(auth.ctx));
-  return new AdminApiClient({
-    baseUrl: auth.url,
-    signer: { certDer: id.certDer, privateKey: id.privateKey },
-  });
-}
-
 async function rotateUserCa(auth: LoopbackAuth, each: () => Promise<void>): Promise<void> {
   const phases: RotationPhase[] = ["init", "update_clients", "update_servers", "standby"];
   for (const phase of phases) {
-    await (await admin(auth)).rotateCa("user", { mode: "manual", phase });
+    await (await currentAdmin(auth)).rotateCa("user", { mode: "manual", phase });
     await each();
   }
 }
 
 async function recoveries(auth: LoopbackAuth, token: string): Promise<number> {
-  const t = (await (await admin(auth)).get("token", token)) as Token;
+  const t = (await (await currentAdmin(auth)).get("token", token)) as Token;
   return t.status!.bound_keypair!.recovery_count;
 }
 
@@ -72,7 +60,7 @@ Deno.test("rotation (agent): the Worker bot follows a user CA rotation, and reco
     const rpc = ns.get(ns.idFromName("edge-bot"));
     const first = await rpc.start();
     assertEquals(first.status, "healthy", JSON.stringify(first));
-    const userCa = async () => (await (await admin(auth)).caExport("user")).tls_ca_certs;
+    const userCa = async () => (await (await currentAdmin(auth)).caExport("user")).tls_ca_certs;
     const caBefore = await userCa();
 
     // Renewing in every phase: same instance, no recovery, CA list follows the rotation.

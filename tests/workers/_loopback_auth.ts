@@ -56,3 +56,15 @@ export async function startLoopbackAuth(
     [Symbol.asyncDispose]: () => server.shutdown(),
   };
 }
+
+/**
+ * An admin client with an identity issued now: a user CA rotation drops the
+ * key that signed {@linkcode LoopbackAuth.api}'s identity.
+ */
+export async function currentAdmin(auth: LoopbackAuth): Promise<AdminApiClient> {
+  const id = await parseIdentityFile(await issueAdminIdentityFile(auth.ctx));
+  return new AdminApiClient({
+    baseUrl: auth.url,
+    signer: { certDer: id.certDer, privateKey: id.privateKey },
+  });
+}
