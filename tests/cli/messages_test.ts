@@ -71,6 +71,16 @@ Deno.test("messages: an OS error names the path and what was being done", async 
   }
 });
 
+Deno.test("messages: a usage error escapes the value it quotes (one line, no raw control characters)", async () => {
+  // A value from argv or the environment must not forge a second line or drive the terminal.
+  const r = await runTbot(["start", "--token", "t", "--ca-pin", "x\u001b[2J\ntbot: forged"]);
+  assertEquals(r.code, 2, r.stderr);
+  assertEquals(lines(r.stderr).length, 1, r.stderr);
+  assert(r.stderr.startsWith("tbot: --ca-pin: "), r.stderr);
+  assert(!r.stderr.includes("\u001b"), JSON.stringify(r.stderr));
+  assertStringIncludes(r.stderr, "\\u001b[2J\\ntbot: forged");
+});
+
 Deno.test("messages: a flag's error names the flag once, exit 2, with or without a file", async () => {
   const dir = await Deno.makeTempDir({ prefix: "cli-messages-" });
   try {

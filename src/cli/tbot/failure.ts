@@ -7,12 +7,21 @@
  */
 import { KeyboundError } from "../../errors.ts";
 import { errorText } from "../../agent/runner/policy.ts";
-import type { Logger } from "../../util/log.ts";
+import { escapeLogText, type Logger } from "../../util/log.ts";
 import { UsageError } from "../flags/mod.ts";
 import type { TbotPlatform } from "./platform.ts";
 
 /** The prefix of tbot's usage errors. */
 export const USAGE_PREFIX = "tbot: ";
+
+/**
+ * The one stderr line of a usage error. Escaped: the message quotes flag
+ * values, which come from argv or the environment and may hold control
+ * characters.
+ */
+export function usageLine(message: string): string {
+  return USAGE_PREFIX + escapeLogText(message);
+}
 
 /**
  * Reports `e` and returns the exit code.
@@ -26,7 +35,7 @@ export const USAGE_PREFIX = "tbot: ";
  */
 export function reportFailure(e: unknown, platform: TbotPlatform, log: Logger): number {
   if (e instanceof UsageError) {
-    platform.stderr(USAGE_PREFIX + e.message);
+    platform.stderr(usageLine(e.message));
     return 2;
   }
   // KeyboundError messages are complete sentences already (join refusals carry code and advice).

@@ -10,7 +10,7 @@ import { errorMessage } from "../../errors.ts";
 import { createLogger } from "../../util/log.ts";
 import { type ArgParser, commandHelp, parseCommandLine, programHelp } from "../flags/mod.ts";
 import { OUTPUT_MODES, type OutputMode, TBOT } from "./flags.ts";
-import { reportFailure, USAGE_PREFIX } from "./failure.ts";
+import { reportFailure, usageLine } from "./failure.ts";
 import { logFormatOf } from "./log_format.ts";
 import type { TbotPlatform } from "./platform.ts";
 import type { StartSeams } from "./start.ts";
@@ -40,7 +40,7 @@ export async function runTbot(
   try {
     line = parseCommandLine(TBOT, argv, parser);
   } catch (e) {
-    platform.stderr(USAGE_PREFIX + errorMessage(e));
+    platform.stderr(usageLine(errorMessage(e)));
     return 2;
   }
   if (line.kind === "help") {
@@ -65,7 +65,7 @@ export async function runTbot(
   try {
     format = logFormatOf(flags.logFormat);
   } catch (e) {
-    platform.stderr(USAGE_PREFIX + errorMessage(e));
+    platform.stderr(usageLine(errorMessage(e)));
     return 2;
   }
   const log = createLogger({ format, debug, component: "tbot", write: platform.stderr });
