@@ -48,6 +48,8 @@ export interface DroppedCaKey {
   tlsCertPem?: string;
   /** Its public key. */
   tlsPublicKey?: CryptoKey;
+  /** Its subject key identifier, matched against a certificate's authority key identifier. */
+  tlsKeyId?: Uint8Array;
   /** The dropped SSH key, authorized_keys text. */
   sshPublicKey?: string;
   /** The dropped JWT key's id. */

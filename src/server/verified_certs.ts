@@ -100,15 +100,19 @@ function unauthenticated(message: string, cause?: unknown): KeyboundError {
 
 /**
  * `CA_KEY_DROPPED` if a user CA key an earlier rotation dropped signed
- * `cert`, else the generic refusal. Only public keys are tried, and only
- * on this failure path.
+ * `cert`, else the generic refusal. Only public keys are tried, only on this
+ * failure path, and only those whose key identifier matches the
+ * certificate's authority key identifier (so a forged certificate costs at
+ * most one extra signature check).
  */
 async function notIssuedError(
   ctx: ServerContext,
   cert: ParsedCertificate,
   what: string,
 ): Promise<KeyboundError> {
+  const aki = cert.authorityKeyId;
   for (const d of ctx.cas.user.dropped) {
+    if (aki && d.tlsKeyId && !sameBytes(aki, d.tlsKeyId)) continue;
     if (d.tlsPublicKey && await verifyCertificateSignature(cert, d.tlsPublicKey)) {
       return new KeyboundError(
         "CA_KEY_DROPPED",
@@ -118,6 +122,10 @@ async function notIssuedError(
     }
   }
   return unauthenticated(`${what}: certificate was not issued by this cluster's user CA`);
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
 /**

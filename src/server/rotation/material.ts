@@ -174,6 +174,7 @@ export async function loadCa(
         const cert = parseCertificate(certificatesFromPem(d.tls_cert_pem)[0]);
         entry.tlsCertPem = d.tls_cert_pem;
         entry.tlsPublicKey = await cert.publicKey();
+        if (cert.subjectKeyId) entry.tlsKeyId = cert.subjectKeyId;
       } catch (cause) {
         throw corruptCa(`${what} (dropped key)`, cause);
       }
