@@ -113,7 +113,7 @@ export async function rotateCa(
   actor: RotationActor,
 ): Promise<CaStatus> {
   const gracePeriodS = gracePeriodOf(req);
-  let phase: RotationPhase = req.phase ?? "init";
+  const phase: RotationPhase = req.phase ?? "init";
   if (req.mode === "auto" && phase !== "init") {
     throw new BadParameterError("phase: an automatic rotation starts at init (use manual mode)", {
       details: { path: "phase" },
@@ -127,12 +127,12 @@ export async function rotateCa(
   }
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
     const read = await readStored(ctx, type);
-    phase = req.phase ?? "init";
     const change: PhaseChange = {
       phase,
       now: ctx.now(),
       clusterName: ctx.clusterName,
-      ...(phase === "init" ? { mode: req.mode } : req.mode === "manual" ? { mode: "manual" } : {}),
+      // Every manual request is manual mode from then on (a takeover of an automatic rotation).
+      mode: req.mode,
       ...(gracePeriodS !== undefined ? { gracePeriodS } : {}),
     };
     const next = await applyPhaseChange(read.stored, change);
