@@ -184,3 +184,13 @@ Deno.test("rotation: a manual step takes an automatic rotation over; its schedul
   const back = await rotateCa(ctx, "host", manual("rollback"), admin);
   assertEquals([back.phase, back.mode, back.schedule], ["rollback", "manual", undefined]);
 });
+
+Deno.test("rotation: status pins are SPKI pins; the key that serves TLS carries ca_pin", async () => {
+  const { ctx } = await newCluster("pins.example");
+  await rotateCa(ctx, "host", manual("init"), admin);
+  const s = await rotateCa(ctx, "host", manual("update_clients"), admin);
+  const serving = s.keys.find((k) => k.serves_tls)!;
+  assertEquals(serving.role, "trusted", "update_clients: the old key still serves");
+  assertEquals(serving.tls_pin, await caPin(ctx.cas.host));
+  assertEquals(s.keys[0].tls_pin, await caPin({ ...ctx.cas.host, serverTls: undefined }));
+});
