@@ -7,6 +7,7 @@
  * @module
  */
 import { JOIN_BEGIN_PATH } from "../../src/protocol/messages.ts";
+import { WEB_ENROLL_PATH } from "../../src/protocol/web.ts";
 import { listAudit } from "../../src/server/audit.ts";
 import { createApp } from "../../src/server/mod.ts";
 import { sourceAddress } from "../../src/server/rate_limit/source.ts";
@@ -77,6 +78,36 @@ Deno.test("a begin flood from one address gets 429 RATE_LIMITED with Retry-After
     assertEquals(await ping2("198.51.100.1:1000"), 200);
     assertEquals(await ping2("198.51.100.1:1001"), 429, "a new port is the same source");
     assertEquals(await ping2("198.51.100.2:1000"), 200);
+  } finally {
+    await auth.stop();
+  }
+});
+
+Deno.test("a junk Authorization header buys nothing: enrollment, console pages and a malformed join are charged", async () => {
+  const auth = await startInProcessAuth();
+  try {
+    const app = createApp(auth.ctx, { rateLimit: { perSecond: 0.001, burst: 3 } });
+    const statuses = async (path: string, init: RequestInit, addr: string) => {
+      const out: number[] = [];
+      for (let i = 0; i < 5; i++) {
+        const r = await app.fetch(new Request(`http://x${path}`, init), { remoteAddr: addr });
+        await r.body?.cancel();
+        out.push(r.status);
+      }
+      return out;
+    };
+    const junk = { authorization: "Keybound junk", "content-type": "application/json" };
+    const post = (body: string) => ({ method: "POST", headers: junk, body });
+    for (
+      const [name, path, init] of [
+        ["enroll", WEB_ENROLL_PATH, post("{}")],
+        ["console page", "/web/index.html", { headers: junk }],
+        ["malformed join", JOIN_BEGIN_PATH, post("not json")],
+      ] as const
+    ) {
+      const got = await statuses(path, init, `198.51.100.${name.length}:1`);
+      assertEquals(got.slice(3), [429, 429], `${name}: ${got.join(",")}`);
+    }
   } finally {
     await auth.stop();
   }

@@ -2,11 +2,13 @@
  * Per-source rate limiting of everything an unauthenticated client can do:
  * every request without credentials (an onboarding or recovery join, any
  * probe) and every request to a route that ignores credentials (discovery,
- * CA and key bundles) takes a token from its source's bucket. A request with
- * credentials (a refresh join, the bot and admin APIs) is let through while
- * the bucket has tokens and takes one only if its authentication fails, so
- * a fleet renewing through one NAT or load balancer address is not charged
- * for its own traffic.
+ * CA and key bundles, console enrollment and pages) takes a token from its
+ * source's bucket. A request with credentials (a refresh join, the bot and
+ * admin APIs) is let through while the bucket has tokens and takes one only
+ * if it fails (any 4xx or 5xx answer), so a fleet renewing through one NAT or
+ * load balancer address is not charged for its own traffic, while a junk
+ * `Authorization` header buys nothing: whatever route answers it, a failure
+ * is charged.
  *
  * A refused request is answered `429 RATE_LIMITED` with `Retry-After`
  * before anything is parsed, stored or logged.
@@ -16,15 +18,16 @@
 import type { Context, MiddlewareHandler } from "hono";
 import { KeyboundError } from "../../errors.ts";
 import { JWKS_PATH, SPIFFE_BUNDLE_PATH } from "../../protocol/workload_messages.ts";
+import { WEB_ENROLL_PATH } from "../../protocol/web.ts";
 import type { AppEnv } from "../hono_env.ts";
 import { sourceAddress } from "./source.ts";
 import { type RateLimitConfig, type TakeResult, TokenBuckets } from "./token_bucket.ts";
 
-const PUBLIC_PATHS = new Set(["/v1/ping", JWKS_PATH, SPIFFE_BUNDLE_PATH]);
+const PUBLIC_PATHS = new Set(["/v1/ping", JWKS_PATH, SPIFFE_BUNDLE_PATH, WEB_ENROLL_PATH, "/web"]);
 
 /** True for the routes that answer without looking at credentials. */
 export function isPublicPath(path: string): boolean {
-  return PUBLIC_PATHS.has(path) || path.startsWith("/v1/ca/");
+  return PUBLIC_PATHS.has(path) || path.startsWith("/v1/ca/") || path.startsWith("/web/");
 }
 
 function refusal(c: Context<AppEnv>, result: TakeResult & { ok: false }): Response {
@@ -58,6 +61,6 @@ export function rateLimiter(
     const exhausted = buckets.peek(source, now());
     if (!exhausted.ok) return refusal(c, exhausted);
     await next();
-    if (c.res.status === 401) buckets.take(source, now());
+    if (c.res.status >= 400) buckets.take(source, now());
   };
 }
