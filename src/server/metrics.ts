@@ -197,7 +197,7 @@ export class AuthMetrics {
 
   /** The exposition text (format 0.0.4). */
   async render(ctx: ServerContext): Promise<string> {
-    for (const type of ["user", "host"] as const) {
+    for (const type of ["user", "host", "spiffe"] as const) {
       const der = ctx.cas[type].tls?.certDer;
       if (der) {
         this.caExpiry.set({ ca: type }, parseCertificate(der).notAfter.getTime() / 1000);
