@@ -271,6 +271,9 @@ Deno.test("cli-only: --join-uri (or TBOT_JOIN_URI) carries address, token and se
   const base = ["--destination", `${s.dir}/out`, "--storage", `${s.dir}/bot`];
   const printed = await runTbot(["configure", "identity", ...base, "--join-uri", uri]);
   assertEquals(printed.code, 0, printed.stderr);
+  // Accepted as Teleport does, with a warning that argv is readable by every local user.
+  assertStringIncludes(printed.stderr, "--join-uri carries the registration secret");
+  assert(!printed.stderr.includes(secret), printed.stderr);
   // configure keeps the URI as one field; the address, token and secret are not repeated.
   assertStringIncludes(printed.stdout, `join_uri: ${uri}\n`);
   for (const field of ["auth_server", "proxy_server", "token:", "registration_secret"]) {
@@ -299,6 +302,7 @@ Deno.test("cli-only: --join-uri (or TBOT_JOIN_URI) carries address, token and se
   );
   assertEquals(r.code, 0, r.stderr);
   assert(!r.stderr.includes(secret));
+  assert(!r.stderr.includes("--join-uri carries"), "no warning for the environment form");
   assert((await names(`${s.dir}/out`)).includes("tlscert"));
 
   for (

@@ -82,7 +82,7 @@ export async function runConfigure(
   platform: TbotPlatform,
   log: Logger,
 ): Promise<number> {
-  const text = configYaml(configFromFlags(await flagsFromSources(flags, platform), log));
+  const text = configYaml(configFromFlags(await flagsFromSources(flags, platform, log), log));
   if (flags.output === undefined) {
     platform.stdout(text);
     return 0;

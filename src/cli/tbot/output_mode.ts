@@ -12,6 +12,7 @@ import { flagValue, UsageError } from "../flags/mod.ts";
 import { parseJoinUri } from "../../agent/config/join_uri.ts";
 import type { OutputMode, TbotFlags } from "./flags.ts";
 import type { TbotPlatform } from "./platform.ts";
+import type { Logger } from "../../util/log.ts";
 
 /** Which flag sets each field of a mode's output (most specific path first), for errors. */
 const FLAG_OF_FIELD: Record<string, string> = {
@@ -195,6 +196,7 @@ export function flagsWithEnv<F extends TbotFlags>(
 export async function flagsFromSources<F extends TbotFlags>(
   f: F,
   platform: Pick<TbotPlatform, "env" | "readTextFile">,
+  log?: Logger,
 ): Promise<F> {
   const out = flagsWithEnv(f, platform.env);
   const given = out.joinUri;
@@ -206,6 +208,14 @@ export async function flagsFromSources<F extends TbotFlags>(
     if (!out.joinUri) throw new UsageError(`${source}: the file ${given} is empty`);
     source = `${source} (${given})`;
   }
-  flagValue(source, () => parseJoinUri(out.joinUri!));
+  const uri = flagValue(source, () => parseJoinUri(out.joinUri!));
+  // Teleport accepts this form too, so it is not refused; but argv is readable
+  // by every local user for the life of the process.
+  if (source === "--join-uri" && uri.registrationSecret) {
+    log?.warn(
+      "--join-uri carries the registration secret on the command line, where any local user can " +
+        "read it (ps, /proc): pass the URI in TBOT_JOIN_URI or as --join-uri /path of a file",
+    );
+  }
   return out;
 }

@@ -65,7 +65,7 @@ export async function loadStartConfig(
   platform: TbotPlatform,
   log: Logger,
 ): Promise<TbotConfig> {
-  flags = await flagsFromSources(flags, platform);
+  flags = await flagsFromSources(flags, platform, log);
   const path = flags.config ?? platform.env(ENV_CONFIG_PATH);
   if (path) {
     const text = await platform.readTextFile(path);
