@@ -52,9 +52,10 @@ export function startCaWatcher(ctx: ServerContext, options: CaWatcherOptions = {
       await refreshCas(ctx, 0);
       await advanceDueRotations(ctx);
       if (ctx.cas !== seen) {
-        const previous = seen;
-        seen = ctx.cas;
-        await options.onChange?.(previous);
+        const current = ctx.cas;
+        await options.onChange?.(seen);
+        // Only once handled: a failed certificate swap is tried again at the next tick.
+        seen = current;
       }
     } catch (err) {
       ctx.log.warn("CA watcher tick failed", {
