@@ -18,6 +18,8 @@ import type { Page } from "playwright-core";
 import { waitUntil } from "../_wait.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
+/** Waits in the page allow for a loaded machine. */
+const SLOW = { timeoutMs: 30_000 };
 const ARTIFACTS = `${ROOT}test-artifacts/console`;
 
 async function tctl(dataDir: string, args: string[]): Promise<string> {
@@ -168,15 +170,27 @@ Deno.test({
         }
         // Paging: one bot per page, by the URL; the next page, then back to the first.
         await page.evaluate(() => (location.hash = "#/bots?limit=1"));
-        await waitUntil(async () => (await rows(page, "bots")).length === 1, "a page of one bot");
+        await waitUntil(
+          async () => (await rows(page, "bots")).length === 1,
+          "a page of one bot",
+          SLOW,
+        );
         assertEquals((await rows(page, "bots"))[0][0], "example");
         await page.click("#bots-next");
-        await waitUntil(async () => (await rows(page, "bots"))[0]?.[0] === "second", "page two");
+        await waitUntil(
+          async () => (await rows(page, "bots"))[0]?.[0] === "second",
+          "page two",
+          SLOW,
+        );
         assert(!(await page.$("#bots-next")), "no page after the last");
         await page.click("#bots-first");
-        await waitUntil(async () => (await rows(page, "bots"))[0]?.[0] === "example", "page one");
+        await waitUntil(
+          async () => (await rows(page, "bots"))[0]?.[0] === "example",
+          "page one",
+          SLOW,
+        );
         await page.evaluate(() => (location.hash = "#/bots"));
-        await waitUntil(async () => (await rows(page, "bots")).length === 2, "both bots");
+        await waitUntil(async () => (await rows(page, "bots")).length === 2, "both bots", SLOW);
         // A bot's instances.
         await page.click("table#bots tbody tr:nth-child(2) a");
         await page.waitForSelector(
@@ -222,10 +236,15 @@ Deno.test({
         );
         assertEquals(renewals, 2, "two bot.join events plotted");
         await page.selectOption("#audit-type", "bot.join");
-        await waitUntil(() => page.url().endsWith("#/audit?type=bot.join"), "the filter's URL");
+        await waitUntil(
+          () => page.url().endsWith("#/audit?type=bot.join"),
+          "the filter's URL",
+          SLOW,
+        );
         await waitUntil(
           async () => (await rows(page, "audit")).every((r) => r[1] === "bot.join"),
           "the audit table to show only bot.join",
+          SLOW,
         );
         assertEquals((await rows(page, "audit")).length, 2);
 
@@ -241,6 +260,7 @@ Deno.test({
         await waitUntil(
           async () => (await rows(page, "locks")).length === 2,
           "the console's lock to be listed",
+          SLOW,
         );
         const made = (await rows(page, "locks")).find((r) => r[1] === "user=bot-example");
         assert(made, "console lock listed");
@@ -272,7 +292,11 @@ Deno.test({
         // Removing it in the console lets the bot join again.
         await openPage(page, "locks", "locks");
         await page.click('table#locks tbody tr:has(td:text-is("user=bot-example")) button');
-        await waitUntil(async () => (await rows(page, "locks")).length === 1, "the lock removed");
+        await waitUntil(
+          async () => (await rows(page, "locks")).length === 1,
+          "the lock removed",
+          SLOW,
+        );
         const rejoined = await runTbot(["start", "-c", example, "--oneshot"]);
         assertEquals(rejoined.code, 0, rejoined.stderr);
 
