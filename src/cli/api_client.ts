@@ -11,6 +11,7 @@ import {
   type AuditList,
   AuditListResponse,
   type AuditQuery,
+  MAX_LIST_PAGE,
   PUT_RESOURCES_PATH,
   putResourceResponse,
   putResourcesResponse,
@@ -144,7 +145,7 @@ export class AdminApiClient implements AdminApi {
     const items: ResourceOf<K>[] = [];
     let after: string | undefined;
     do {
-      const page = await this.listPage(kind, { ...query, limit: MAX_PAGE, after });
+      const page = await this.listPage(kind, { ...query, limit: MAX_LIST_PAGE, after });
       items.push(...page.items);
       after = page.next;
     } while (after !== undefined);
@@ -250,9 +251,6 @@ export class AdminApiClient implements AdminApi {
     return this.#call({ method: "GET", path: WEB_WHOAMI_PATH, response: WhoamiResponse });
   }
 }
-
-/** Largest page the server answers (`limit`), used when reading every page. */
-const MAX_PAGE = 1000;
 
 /** `path` with the set fields of `query` as its query string. */
 function withQuery(path: string, query: AuditQuery | ResourceQuery): string {

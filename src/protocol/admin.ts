@@ -24,6 +24,9 @@ export function tokenRotatePath(name: string): string {
 /** Path of the audit log. */
 export const AUDIT_PATH = "/v1/audit";
 
+/** The largest `limit` of one page of a listing (resources and audit), the wire contract. */
+export const MAX_LIST_PAGE = 1000;
+
 /** `GET /v1/resources/{kind}`: one page of the live resources of a kind, in name order. */
 export function resourceListResponse<K extends Kind>(
   kind: K,

@@ -12,6 +12,7 @@
  *
  * @module
  */
+import { MAX_LIST_PAGE } from "../protocol/admin.ts";
 import { BadParameterError } from "../errors.ts";
 import { randomHex, sha256 } from "../crypto/random.ts";
 import type { Check, JsonValue, Key, Mutation } from "../storage/backend.ts";
@@ -266,8 +267,8 @@ export function commitWithJoinFailure(
   });
 }
 
-/** Largest page of {@linkcode listAudit}. */
-export const MAX_AUDIT_PAGE = 1000;
+/** Largest page of {@linkcode listAudit} (the wire contract's). */
+export const MAX_AUDIT_PAGE = MAX_LIST_PAGE;
 
 /** Options of {@linkcode listAudit}. */
 export interface AuditListOptions {

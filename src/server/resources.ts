@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { MAX_LIST_PAGE } from "../protocol/admin.ts";
 import { botUserName } from "../protocol/subject.ts";
 import { checkJsonLimits } from "../resources/limits.ts";
 import { AlreadyExistsError, BadParameterError, KeyboundError, NotFoundError } from "../errors.ts";
@@ -129,8 +130,8 @@ export async function getResource<K extends Kind>(
   return liveEntry(ctx, kind, entry);
 }
 
-/** Largest page of {@linkcode listResources}. */
-export const MAX_RESOURCE_PAGE = 1000;
+/** Largest page of {@linkcode listResources} (the wire contract's). */
+export const MAX_RESOURCE_PAGE = MAX_LIST_PAGE;
 /** Page size of {@linkcode listResources} when none is asked for. */
 export const DEFAULT_RESOURCE_PAGE = 100;
 

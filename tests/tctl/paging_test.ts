@@ -9,6 +9,7 @@ import { resourceKey } from "../../src/server/keys.ts";
 import type { Mutation } from "../../src/storage/backend.ts";
 import { CountingBackend } from "../storage/_counting_backend.ts";
 import { startInProcessAuth, tctl } from "./_harness.ts";
+import { nextPageHint } from "../../src/cli/tctl/paging.ts";
 
 const BOTS = 25;
 
@@ -125,4 +126,10 @@ Deno.test("tctl listings page with --limit/--after and read one page per request
   } finally {
     await auth.stop();
   }
+});
+
+Deno.test("the next-page hint escapes the command it echoes (a --search text from argv)", () => {
+  const hint = nextPageHint(`tctl bots instances ls --search "a\u001b[2Jb\u202e"`, "bot/x\n");
+  assert(!/[\u001b\u202e\n]/.test(hint.trim()), JSON.stringify(hint));
+  assertStringIncludes(hint, "--after bot/x");
 });

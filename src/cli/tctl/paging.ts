@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { MAX_LIST_PAGE } from "../../protocol/admin.ts";
 import { escapeLogText } from "../../util/log.ts";
 import { UsageError } from "./command.ts";
 import type { TctlFlags } from "./options.ts";
@@ -13,7 +14,7 @@ import type { TctlFlags } from "./options.ts";
 /** Rows a listing prints when `--limit` is not given. */
 export const DEFAULT_PAGE = 100;
 /** The largest `--limit` (the server's largest page). */
-export const MAX_PAGE = 1000;
+export const MAX_PAGE = MAX_LIST_PAGE;
 
 /** `--limit` and `--after` of a listing command. */
 export interface PageFlags {
@@ -35,5 +36,6 @@ export function pageFlags(flags: TctlFlags): PageFlags {
 
 /** The line that tells how to get the next page, or "" when this was the last. */
 export function nextPageHint(command: string, next: string | undefined): string {
-  return next === undefined ? "" : `\nMore: ${command} --after ${escapeLogText(next)}\n`;
+  // The command echoes argv (a bot name, a --search text): escaped like the cursor.
+  return next === undefined ? "" : `\nMore: ${escapeLogText(`${command} --after ${next}`)}\n`;
 }
