@@ -141,7 +141,9 @@ export async function createTrustedFetch(
         saved,
         fetchTrusting: (pems) =>
           classifyingFetchFailures(pems.length ? fetchTrusting(pems) : fetch),
-        firstContact: fetchUnverified,
+        // Only trust by pin heals by cross-signature: a CA file or the system roots are the
+        // operator's anchor, and the operator moves it.
+        ...(trust.mode === "pins" ? { firstContact: fetchUnverified } : {}),
         now: () => new Date(),
         log: trust.log ?? silentLogger,
       });

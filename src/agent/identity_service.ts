@@ -299,7 +299,7 @@ export class IdentityService {
     await writeFilesTogether(o.storage, {
       ...prepared.files,
       ...(await identityStorageFiles(identity, o.tokenName)),
-      ...(bundle ? trustBundleFiles(bundle) : {}),
+      ...(bundle ? trustBundleFiles(bundle, o.clock.now()) : {}),
       [STORAGE_FILES.pendingJoin]: null,
     });
     prepared.commit();

@@ -10,6 +10,7 @@
 import { MemoryStorage } from "../../src/agent/memory_storage.ts";
 import { readText, STORAGE_FILES, writeText } from "../../src/agent/storage.ts";
 import {
+  CROSS_SIGNED_HEAL_WINDOW_MS,
   type FirstContact,
   hostCaText,
   HostTrust,
@@ -22,7 +23,7 @@ import {
 import { writeFilesTogether } from "../../src/agent/journal.ts";
 import { KeyboundError } from "../../src/errors.ts";
 import { silentLogger } from "../../src/util/log.ts";
-import { assertEquals, assertRejects } from "../_assert.ts";
+import { assertEquals, assertRejects, assertStringIncludes } from "../_assert.ts";
 import { crossSign, newCa, serverLeaf, type TestCa } from "./_host_cas.ts";
 
 const URL = "https://127.0.0.1:3025";
@@ -141,9 +142,10 @@ Deno.test("trust bundle files: host_ca.pem lists every host CA, the bundle is re
     user: { tls_ca_certs: [old.pem], ssh_ca_keys: ["ssh-ed25519 C"] },
   };
   const storage = new MemoryStorage();
-  await writeFilesTogether(storage, trustBundleFiles(bundle));
+  const receivedAt = new Date("2026-12-01T10:00:00.000Z");
+  await writeFilesTogether(storage, trustBundleFiles(bundle, receivedAt));
   assertEquals(splitPems(await readText(storage, STORAGE_FILES.hostCa)), [next.pem, old.pem]);
-  assertEquals(await readTrustBundle(storage), bundle);
+  assertEquals(await readTrustBundle(storage), { bundle, receivedAt });
   await writeText(storage, STORAGE_FILES.trustBundle, '{"host":{}}');
   assertEquals(await readTrustBundle(storage), null, "a damaged bundle is not used");
 });
@@ -165,6 +167,11 @@ Deno.test("HostTrust: follows update(), heals once through a cross-signature, th
   const built: string[][] = [];
   const { contact, count } = await contactOf(next, [next], [await crossSign(old, next)]);
   const storage = new MemoryStorage();
+  // The saved CAs were last confirmed by a trust bundle a day ago.
+  await writeFilesTogether(
+    storage,
+    trustBundleFiles(bundleOf(old), new Date(Date.now() - 86400_000)),
+  );
   const trust = new HostTrust({
     baseUrl: URL,
     storage,
@@ -239,6 +246,8 @@ Deno.test("HostTrust: a failure the saved CAs do not explain (the server's CA is
   const ca = await newCa("only");
   const { contact, count } = await contactOf(ca, [ca]);
   const storage = new MemoryStorage();
+  const confirmed = trustBundleFiles(bundleOf(ca), new Date())[STORAGE_FILES.trustBundle];
+  await writeText(storage, STORAGE_FILES.trustBundle, confirmed);
   let calls = 0;
   const trust = new HostTrust({
     baseUrl: URL,
@@ -255,4 +264,56 @@ Deno.test("HostTrust: a failure the saved CAs do not explain (the server's CA is
   const e = await assertRejects(() => trust.fetch(URL), KeyboundError);
   assertEquals([e.message, count(), calls], ["NotValidForName", 1, 1]);
   assertEquals(await readText(storage, STORAGE_FILES.hostCa), null, "nothing written");
+});
+
+function bundleOf(ca: TestCa) {
+  return {
+    host: { tls_ca_certs: [ca.pem], ssh_ca_keys: ["ssh-ed25519 AAAA1"] },
+    user: { tls_ca_certs: [ca.pem], ssh_ca_keys: ["ssh-ed25519 AAAA2"] },
+  };
+}
+
+Deno.test("HostTrust: no cross-signed heal once the saved CAs were confirmed too long ago, or never, or without a pin", async () => {
+  const [old, next] = await Promise.all([newCa("old"), newCa("new")]);
+  const { contact, count } = await contactOf(next, [next], [await crossSign(old, next)]);
+  const sleeper = (storage: MemoryStorage, pinned = true) =>
+    new HostTrust({
+      baseUrl: URL,
+      storage,
+      saved: [old.pem],
+      fetchTrusting: transportTo(() => next, []),
+      ...(pinned ? { firstContact: contact } : {}),
+      now: () => new Date(),
+      log: silentLogger,
+    });
+  const refused = async (storage: MemoryStorage, why: string, pinned = true) => {
+    const e = await assertRejects(() => sleeper(storage, pinned).fetch(URL), KeyboundError);
+    assertEquals(e.code, "TLS_UNTRUSTED", why);
+    assertEquals(splitPems(await readText(storage, STORAGE_FILES.hostCa)), [old.pem], why);
+    return e;
+  };
+  const storageConfirmed = async (ago: number) => {
+    const storage = new MemoryStorage();
+    await writeFilesTogether(
+      storage,
+      trustBundleFiles(bundleOf(old), new Date(Date.now() - ago)),
+    );
+    return storage;
+  };
+  // A leaked old host key can mint a valid-looking cross-signature at any time: past the
+  // window in which the real server still serves one, the bot asks for a re-pin instead.
+  const late = await refused(
+    await storageConfirmed(CROSS_SIGNED_HEAL_WINDOW_MS + 86400_000),
+    "confirmed too long ago",
+  );
+  assertStringIncludes(late.message, "re-pin");
+  const never = new MemoryStorage();
+  await writeText(never, STORAGE_FILES.hostCa, old.pem);
+  await refused(never, "never confirmed by a trust bundle");
+  await refused(await storageConfirmed(86400_000), "a CA file or system roots: no heal", false);
+  assertEquals(count(), 0, "no unverified contact was made");
+  // Within the window the same sleeper heals.
+  const recent = await storageConfirmed(86400_000);
+  assertEquals(await (await sleeper(recent).fetch(URL)).text(), "ok");
+  assertEquals(count(), 1);
 });

@@ -8,7 +8,9 @@
  *   `update_clients`, before the server presents a certificate from it);
  * - `host_ca_pins`: the `onboarding.ca_pins` the saved CAs descend from, so
  *   a bot whose pins name the pre-rotation CA keeps its moved trust;
- * - `trust_bundle.json`: the last trust bundle as received.
+ * - `trust_bundle.json`: the last trust bundle as received, with the time it
+ *   was received: the last time the saved CAs were confirmed over a verified
+ *   channel, which bounds how late a cross-signed heal is accepted.
  *
  * {@linkcode HostTrust} is the fetch that follows those files, and heals a
  * bot that slept through a rotation (its saved CAs no longer verify the
@@ -16,10 +18,11 @@
  *
  * @module
  */
-import { errorMessage, isKeyboundError } from "../../errors.ts";
+import { errorMessage, isKeyboundError, KeyboundError } from "../../errors.ts";
 import { certificatesFromPem, certificateToPem } from "../../pki/mod.ts";
 import type { TrustBundle } from "../../protocol/messages.ts";
 import { TrustBundleSchema } from "../../protocol/messages.ts";
+import { z } from "zod";
 import type { Logger } from "../../util/log.ts";
 import { type AgentStorage, readText, STORAGE_FILES, writeText } from "../storage.ts";
 import { learnCrossSignedCa } from "./cross_signed.ts";
@@ -46,27 +49,56 @@ export function hostCaText(pems: string[]): string {
 }
 
 /**
+ * How long after the saved host CAs were last confirmed a cross-signed heal
+ * may still be legitimate: the longest grace period a rotation may take
+ * (90 days) plus how long the server serves cross-signed certificates after
+ * it (30 days; docs/protocol.md §10). Past it, only whoever holds a dropped
+ * host key could offer one, so the bot refuses and must be re-pinned.
+ */
+export const CROSS_SIGNED_HEAL_WINDOW_MS = (90 + 30) * 24 * 3600 * 1000;
+
+const StoredTrustBundle = z.strictObject({
+  received_at: z.iso.datetime(),
+  trust_bundle: TrustBundleSchema,
+});
+
+/** A stored trust bundle and when it was received. */
+export interface ReceivedTrustBundle {
+  /** The bundle as the server sent it. */
+  bundle: TrustBundle;
+  /** When it was received (over the channel the bot trusted then). */
+  receivedAt: Date;
+}
+
+/**
  * The files a join result's trust bundle replaces, for the group write that
  * stores the result: `trust_bundle.json` and `host_ca.pem`.
  *
  * @example
  * ```ts ignore
- * await writeFilesTogether(storage, { ...identityFiles, ...trustBundleFiles(result.trust_bundle) });
+ * await writeFilesTogether(storage, {
+ *   ...identityFiles,
+ *   ...trustBundleFiles(result.trust_bundle, new Date()),
+ * });
  * ```
  */
-export function trustBundleFiles(bundle: TrustBundle): Record<string, string> {
+export function trustBundleFiles(bundle: TrustBundle, receivedAt: Date): Record<string, string> {
   return {
-    [STORAGE_FILES.trustBundle]: JSON.stringify(bundle),
+    [STORAGE_FILES.trustBundle]: JSON.stringify({
+      received_at: receivedAt.toISOString(),
+      trust_bundle: bundle,
+    }),
     [STORAGE_FILES.hostCa]: hostCaText(bundle.host.tls_ca_certs),
   };
 }
 
-/** The stored trust bundle, validated; null when absent or unreadable. */
-export async function readTrustBundle(storage: AgentStorage): Promise<TrustBundle | null> {
+/** The stored trust bundle and when it came, validated; null when absent or unreadable. */
+export async function readTrustBundle(storage: AgentStorage): Promise<ReceivedTrustBundle | null> {
   const text = await readText(storage, STORAGE_FILES.trustBundle);
   if (!text) return null;
   try {
-    return TrustBundleSchema.parse(JSON.parse(text));
+    const stored = StoredTrustBundle.parse(JSON.parse(text));
+    return { bundle: stored.trust_bundle, receivedAt: new Date(stored.received_at) };
   } catch {
     return null;
   }
@@ -88,8 +120,12 @@ export interface HostTrustOptions {
    * as `TLS_UNTRUSTED`.
    */
   fetchTrusting(pems: string[]): typeof fetch;
-  /** One unverified TLS contact (see `pinned_ca.ts`). */
-  firstContact: FirstContact;
+  /**
+   * One unverified TLS contact (see `pinned_ca.ts`); without it (trust that is
+   * not by pin: a CA file or the system roots, which the operator moves) the
+   * bot never heals by a cross-signature.
+   */
+  firstContact?: FirstContact;
   /** Time source, for the validity of cross-signed certificates. */
   now(): Date;
   /** Logger. */
@@ -140,7 +176,9 @@ export class HostTrust {
       return await used(input, init);
     } catch (e) {
       // Without saved CAs there is nothing to follow a cross-signature from.
-      if (!isKeyboundError(e, "TLS_UNTRUSTED") || this.#saved.length === 0) throw e;
+      if (
+        !isKeyboundError(e, "TLS_UNTRUSTED") || this.#saved.length === 0 || !this.#o.firstContact
+      ) throw e;
       // A concurrent request may have healed it already.
       if (used === this.#fetch) await this.#heal(e);
       // A failed handshake sent nothing: the request is safe to send again.
@@ -160,8 +198,20 @@ export class HostTrust {
           "this bot missed?); checking the CA it presents for a cross-signature from them",
         { error: errorMessage(cause) },
       );
+      const confirmed = (await readTrustBundle(o.storage))?.receivedAt;
+      if (!confirmed || o.now().getTime() - confirmed.getTime() > CROSS_SIGNED_HEAL_WINDOW_MS) {
+        throw new KeyboundError(
+          "TLS_UNTRUSTED",
+          `${errorMessage(cause)}; the saved host CAs were last confirmed ` +
+            (confirmed ? `at ${confirmed.toISOString()}` : "by no trust bundle") +
+            ", too long ago to follow a rotation by cross-signature: re-pin this bot " +
+            `(delete ${STORAGE_FILES.hostCa} and ${STORAGE_FILES.hostCaPins} from its storage ` +
+            "and start it with the current --ca-pin)",
+          { cause },
+        );
+      }
       const pems = splitPems(
-        hostCaText(await learnCrossSignedCa(o.baseUrl, this.#saved, o.firstContact, o.now())),
+        hostCaText(await learnCrossSignedCa(o.baseUrl, this.#saved, o.firstContact!, o.now())),
       );
       // The server presents a CA the bot trusts already: the failure is another one (a name
       // the certificate does not carry, say), which no trust move fixes.

@@ -23,11 +23,13 @@ export {
 } from "./pinned_ca.ts";
 export { learnCrossSignedCa } from "./cross_signed.ts";
 export {
+  CROSS_SIGNED_HEAL_WINDOW_MS,
   hostCaText,
   HostTrust,
   type HostTrustOptions,
   readHostCas,
   readTrustBundle,
+  type ReceivedTrustBundle,
   splitPems,
   trustBundleFiles,
 } from "./host_trust.ts";
