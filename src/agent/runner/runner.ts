@@ -150,7 +150,7 @@ export class BotRunner {
         attempts: OUTPUT_ATTEMPTS,
         ...(out.renewalInterval === undefined ? {} : { interval: out.renewalInterval }),
         health: this.#readiness.register(out.name),
-        task: () => this.#signedCall(() => out.write(this.#requireIdentity("renew the output"))),
+        task: () => this.#signedCall("renew the output", (identity) => out.write(identity)),
       }, this.#ctx)
     );
     if (options.heartbeat) {
@@ -162,8 +162,9 @@ export class BotRunner {
         interval: HEARTBEAT_INTERVAL_MS,
         health: this.#readiness.register("heartbeat"),
         task: async (signal) => {
-          await this.#signedCall(() =>
-            send(this.#requireIdentity("send a heartbeat"), this.#heartbeatBody(false), signal)
+          await this.#signedCall(
+            "send a heartbeat",
+            (identity) => send(identity, this.#heartbeatBody(false), signal),
           );
           this.#startupSent = true;
         },
@@ -387,13 +388,20 @@ export class BotRunner {
    * Runs a call signed with the bot's certificate. `CA_KEY_DROPPED` means a
    * completed CA rotation dropped the key that issued the certificate: the
    * identity is given up and renewed now (a recovery); the call fails and its
-   * job retries it with the new identity.
+   * job retries it with the new identity. Only the identity the call was signed
+   * with is given up: outputs run concurrently, and a late refusal of the old
+   * certificate must not throw away the one the recovery just obtained (each
+   * recovery consumes one of the token's limit).
    */
-  async #signedCall(call: () => Promise<void>): Promise<void> {
+  async #signedCall(what: string, call: (identity: BotIdentity) => Promise<void>): Promise<void> {
+    const used = this.#requireIdentity(what);
     try {
-      await call();
+      await call(used);
     } catch (e) {
-      if (isKeyboundError(e, "CA_KEY_DROPPED") && this.#o.identity.dropCertificate) {
+      if (
+        isKeyboundError(e, "CA_KEY_DROPPED") && this.#o.identity.dropCertificate &&
+        this.#o.identity.identity === used
+      ) {
         this.#o.identity.dropCertificate(e.message);
         if (!this.#identityRun) this.#identityJob.due = this.#clock.now().getTime();
         await this.#arm();

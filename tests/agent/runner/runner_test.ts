@@ -180,6 +180,54 @@ Deno.test("CA_KEY_DROPPED on an output's signed call: the certificate is given u
   }
 });
 
+Deno.test("CA_KEY_DROPPED for a call signed before a renewal does not give up the renewed identity", async () => {
+  const clock = new FakeClock();
+  const identity = new ScriptedIdentity(() => clock.now().getTime());
+  const dropped: number[] = [];
+  const source = Object.assign(identity, {
+    dropCertificate: () => {
+      dropped.push(identity.identity!.generation);
+      identity.identity = { ...identity.identity!, notAfter: new Date(0) };
+    },
+  });
+  let late: ((e: Error) => void) | null = null;
+  let slow = false;
+  const output = {
+    type: "identity",
+    name: "out",
+    describe: () => "test output",
+    init: () => Promise.resolve(),
+    write: () => {
+      if (!slow) return Promise.resolve();
+      slow = false;
+      return new Promise<void>((_, reject) => (late = reject));
+    },
+  };
+  const runner = new BotRunner({
+    identity: source,
+    renewalInterval: 20 * 60_000,
+    clock,
+    random: () => 0,
+    log: silentLogger,
+    outputs: [{ ...output, renewalInterval: 60_000 }],
+  });
+  try {
+    await runner.start({ renewNow: true });
+    slow = true;
+    await clock.advance(60_000);
+    await waitUntil(() => late !== null, "the output's call in flight with generation 1");
+    await runner.renew();
+    assertEquals(runner.status().identity?.generation, 2);
+    late!(new KeyboundError("CA_KEY_DROPPED", "the old certificate, refused late"));
+    await waitUntil(() => identity.inFlight === 0);
+    await clock.advance(1);
+    assertEquals(dropped, [], "the renewed identity is kept");
+    assertEquals(identity.joins, 2, "no second recovery");
+  } finally {
+    await runner.stop();
+  }
+});
+
 Deno.test("retryIfKeyDropped: a runtime's own signed call recovers once and is made again", async () => {
   const clock = new FakeClock();
   const identity = new ScriptedIdentity(() => clock.now().getTime());
