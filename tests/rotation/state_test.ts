@@ -15,6 +15,9 @@ import {
 import { bootstrapCluster } from "../../src/server/bootstrap.ts";
 import { CA_REVISION_KEY, caKey } from "../../src/server/keys.ts";
 import { rotateCa } from "../../src/server/rotation/rotate.ts";
+import { enrollBrowser, mintEnrollment } from "../../src/server/web/enrollment.ts";
+import { exportSpki, generateKeyPair } from "../../src/crypto/keys.ts";
+import { fromBase64, toBase64 } from "../../src/util/encoding.ts";
 import type { StoredCa } from "../../src/server/rotation/schema.ts";
 import { MemoryBackend } from "../../src/storage/memory.ts";
 import type { JsonValue } from "../../src/storage/backend.ts";
@@ -96,6 +99,33 @@ Deno.test("rotation: a stale instance cannot commit a join signed by a dropped k
     assertEquals(bot.last!.certificates.tls_ca_certs, [u1.certPem]);
     assertEquals(bot.last!.trust_bundle!.user.tls_ca_certs, [u1.certPem]);
     assertEquals(b.ctx.cas.user.tls!.certPem, u1.certPem, "b reloaded");
+  } finally {
+    await b.stop();
+    await a.close();
+  }
+});
+
+Deno.test("rotation: a stale instance signs a console enrollment with the current user CA key", async () => {
+  const a = await startHarness();
+  const b = await attachHarness(a); // never re-checks its CAs on its own: no watcher
+  try {
+    const minted = await mintEnrollment(a.ctx, {
+      ttlSeconds: 600,
+      sessionTtlSeconds: 3600,
+      actor: { user: "admin" },
+    });
+    for (const phase of ["init", "update_clients", "update_servers", "standby"] as const) {
+      await rotateCa(a.ctx, "user", manual(phase), admin);
+    }
+    const u1 = a.ctx.cas.user.tls!;
+    assert(b.ctx.cas.user.tls!.certPem !== u1.certPem, "b still holds the dropped key");
+    const browserKey = await generateKeyPair("ES256");
+    const enrolled = await enrollBrowser(b.ctx, {
+      code: minted.code,
+      public_key: toBase64(await exportSpki(browserKey.publicKey)),
+    });
+    const cert = parseCertificate(fromBase64(enrolled.cert));
+    assert(await verifyCertificateSignature(cert, u1.keyPair.publicKey), "signed by the new key");
   } finally {
     await b.stop();
     await a.close();

@@ -23,7 +23,8 @@ import { z } from "zod";
 import { fromBase64, fromHex, toBase64, toBase64Url, toHex } from "../../util/encoding.ts";
 import { auditMutations } from "../audit.ts";
 import type { ServerContext } from "../context.ts";
-import { webBrowserKey, webEnrollmentKey } from "../keys.ts";
+import { CA_REVISION_KEY, webBrowserKey, webEnrollmentKey } from "../keys.ts";
+import { refreshCas } from "../rotation/cache.ts";
 import { CERT_BACKDATE_MS } from "../join/certs.ts";
 
 /** An unused code as stored: its secret only as a SHA-256. */
@@ -136,6 +137,10 @@ export async function enrollBrowser(
   } catch {
     throw new KeyboundError("BAD_PARAMETER", "public_key: not an ECDSA P-256 or Ed25519 SPKI");
   }
+  // Sign with the CA state as it is now, and commit only if no rotation moved
+  // it meanwhile: another instance may have changed the signing key (as joins do).
+  await refreshCas(ctx, 0);
+  const caRevision = ctx.cas.revision;
   const tls = ctx.cas.user.tls;
   if (!tls) throw new KeyboundError("INTERNAL", "user CA has no X.509 key");
   const notBefore = new Date(now.getTime() - CERT_BACKDATE_MS);
@@ -167,7 +172,11 @@ export async function enrollBrowser(
   };
   const browserKey = webBrowserKey(id);
   const r = await ctx.backend.commit({
-    checks: [{ key, version: entry.version }, { key: browserKey, version: null }],
+    checks: [
+      { key, version: entry.version },
+      { key: browserKey, version: null },
+      { key: CA_REVISION_KEY, version: caRevision },
+    ],
     mutations: [
       { type: "delete", key },
       { type: "set", key: browserKey, value: browser, expiresAt: notAfter.getTime() },
@@ -182,7 +191,14 @@ export async function enrollBrowser(
       }),
     ],
   });
-  // Someone else used the code between our read and this commit.
-  if (!r.ok) throw invalid();
+  if (!r.ok) {
+    // The code is untouched: a CA rotation moved on while signing; it can be used again.
+    if ((await ctx.backend.get(key))?.version === entry.version) {
+      await refreshCas(ctx, 0);
+      throw new KeyboundError("CONFLICT", "certificate authorities changed; please try again");
+    }
+    // Someone else used the code between our read and this commit.
+    throw invalid();
+  }
   return { browser_id: id, username: browser.username, cert: toBase64(der), expires };
 }
