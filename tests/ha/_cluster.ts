@@ -103,6 +103,8 @@ export async function startHaCluster(o: HaOptions = {}): Promise<HaCluster> {
           ...(o.proxyProtocol ? ["--proxy-protocol-from", "127.0.0.1"] : []),
         ],
         env: { PGPASSWORD: PG_PASSWORD },
+        // Kept so a failing test can show what the instances said.
+        captureLog: true,
       });
       const inst: Instance = { index, dataDir, publicHost, proc, alive: true };
       cleanup.push(async () => {
