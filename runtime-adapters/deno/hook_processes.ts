@@ -81,6 +81,15 @@ export const denoHookProcesses: HookProcesses = {
       clearTimeout(timer);
     }
   },
-  readTextFile: (path) => Deno.readTextFile(path),
+  readPidFile: async (path) => {
+    // Read through one open file, so the owner and mode checked are the text's.
+    using file = await Deno.open(path, { read: true });
+    const info = await file.stat();
+    // A PID file is a few digits: more than this is not one, and parsing says so.
+    const buf = new Uint8Array(64);
+    const n = await file.read(buf);
+    const text = new TextDecoder().decode(buf.subarray(0, n ?? 0));
+    return { text, uid: info.uid, mode: info.mode, selfUid: Deno.uid() };
+  },
   kill: (pid, signal) => Deno.kill(pid, `SIG${signal}`),
 };

@@ -65,3 +65,48 @@ Deno.test("hook output: a background child holding the streams open does not hol
   assertStringIncludes(hung.line, "killed_by=SIGKILL");
   assertEquals(field(hung.line, "stdout"), "before-hang");
 });
+
+Deno.test("signal hook: a PID file group or others can write, or another user owns, is refused", async () => {
+  const dir = await Deno.makeTempDir();
+  // A real process to signal: it records the HUP it gets.
+  const child = new Deno.Command("sh", {
+    args: ["-c", `trap 'echo hup >> ${dir}/got' HUP; while :; do sleep 0.05; done`],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  try {
+    const pidFile = `${dir}/app.pid`;
+    await Deno.writeTextFile(pidFile, `${child.pid}\n`);
+    const signal = async () => {
+      const lines: string[] = [];
+      const hooked = new HookedOutput(inner, { signal: "HUP", pid_file: pidFile, timeout: 5_000 }, {
+        processes: denoHookProcesses,
+        log: createLogger({ component: "tbot", write: (l) => lines.push(l) }),
+        clock: systemClock,
+        directory: "/o",
+      });
+      await hooked.runHook();
+      return lines.join("\n");
+    };
+    const got = async () => (await Deno.readTextFile(`${dir}/got`).catch(() => "")).length;
+    await Deno.chmod(pidFile, 0o666);
+    assertStringIncludes(await signal(), "writable by group or others");
+    await new Promise((r) => setTimeout(r, 300));
+    assertEquals(await got(), 0, "nothing was signalled");
+    if (Deno.uid() === 0) {
+      await Deno.chmod(pidFile, 0o644);
+      await Deno.chown(pidFile, 65534, null);
+      assertStringIncludes(await signal(), "owned by uid 65534");
+      await Deno.chown(pidFile, 0, null);
+    } else await Deno.chmod(pidFile, 0o644);
+    await Deno.chmod(pidFile, 0o644);
+    assertStringIncludes(await signal(), "signal=SIGHUP");
+    const end = Date.now() + 5_000;
+    while ((await got()) === 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+    assert((await got()) > 0, "the process got its HUP");
+  } finally {
+    child.kill("SIGKILL");
+    await child.status;
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -59,8 +59,8 @@ export interface HookProcesses {
    * when `timeoutMs` passes.
    */
   run(argv: string[], env: Record<string, string>, timeoutMs: number): Promise<HookExit>;
-  /** Reads a small text file (the PID file). */
-  readTextFile(path: string): Promise<string>;
+  /** Reads the PID file, with who owns it and its permission bits (null where unknown). */
+  readPidFile(path: string): Promise<PidFile>;
   /** Sends `SIG<signal>` to `pid`. */
   kill(pid: number, signal: HookSignal): void;
 }
@@ -75,6 +75,42 @@ export const HOOK_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbi
  */
 export function hookEnvironment(service: string, directory: string): Record<string, string> {
   return { PATH: HOOK_PATH, KEYBOUND_OUTPUT_NAME: service, KEYBOUND_OUTPUT_DIR: directory };
+}
+
+/** A PID file as read: its text, owner and mode, and the reading process's user. */
+export interface PidFile {
+  /** The file's content. */
+  text: string;
+  /** Owner uid, null where the platform has none. */
+  uid: number | null;
+  /** Permission bits, null where the platform has none. */
+  mode: number | null;
+  /** tbot's own uid, null where the platform has none. */
+  selfUid: number | null;
+}
+
+/**
+ * Refuses a PID file someone else could have written (as OpenSSH's
+ * StrictModes does): tbot often runs as root, and whoever can write the file
+ * chooses which process gets the signal at every renewal. It must be owned by
+ * root or by tbot's own user and not writable by group or others.
+ */
+export function checkPidFileOwner(file: PidFile, path: string): void {
+  const { uid, mode, selfUid } = file;
+  if (mode !== null && (mode & 0o022) !== 0) {
+    throw new KeyboundError(
+      "HOOK_FAILED",
+      `pid_file ${path} is writable by group or others (mode ${(mode & 0o777).toString(8)}): ` +
+        "anyone who can write it chooses which process is signalled",
+    );
+  }
+  if (uid !== null && uid !== 0 && uid !== selfUid) {
+    throw new KeyboundError(
+      "HOOK_FAILED",
+      `pid_file ${path} is owned by uid ${uid}, neither root nor tbot's user: ` +
+        "its owner would choose which process is signalled",
+    );
+  }
 }
 
 /** Parses a PID file: one positive decimal process id (1, init, is refused). */
@@ -149,10 +185,9 @@ export class HookedOutput extends AfterWrite {
         else if (exit.code === 0) result = "success";
         if (exit.code !== null) metrics?.hookExitCode.set({ service: this.name }, exit.code);
       } else {
-        const pid = parsePidFile(
-          await this.#deps.processes.readTextFile(hook.pid_file),
-          hook.pid_file,
-        );
+        const file = await this.#deps.processes.readPidFile(hook.pid_file);
+        checkPidFileOwner(file, hook.pid_file);
+        const pid = parsePidFile(file.text, hook.pid_file);
         this.#deps.processes.kill(pid, hook.signal);
         fields = { pid, signal: `SIG${hook.signal}` };
         result = "success";
