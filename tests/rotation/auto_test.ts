@@ -68,6 +68,7 @@ Deno.test({
       const r = await auth.tctl("auth", "rotate", `--type=${type}`, "--grace-period=18s");
       assertEquals(r.code, 0, r.stderr);
       assert(/phase init \(auto\)/.test(r.stdout), r.stdout);
+      assert(/Warning: each phase lasts 6 s/.test(r.stdout), "a phase shorter than renewals warns");
     }
 
     // Both rotations walk on their own; meanwhile keep signing and checking.

@@ -99,10 +99,29 @@ export const authRotateCommand: CommandSpec = {
     });
     ctx.out(
       `Updated the ${type} CA: phase ${status.phase}` +
-        (status.mode ? ` (${status.mode})` : "") + ".\n" + nextStep(status),
+        (status.mode ? ` (${status.mode})` : "") + ".\n" + nextStep(status) +
+        shortPhaseWarning(flags.gracePeriod, flags.manual),
     );
   },
 };
+
+/** A bot renews every 20 min by default: a phase shorter than that drops keys under bots. */
+const DEFAULT_RENEWAL_S = 20 * 60;
+
+/**
+ * A warning when each automatic phase (a third of the grace period) is shorter
+ * than the default renewal interval: bots that do not renew within a phase find
+ * their certificate's key dropped at standby and recover, each consuming one of
+ * its token's recoveries.
+ */
+function shortPhaseWarning(gracePeriod: string | undefined, manual: boolean | undefined): string {
+  if (manual || gracePeriod === undefined) return "";
+  const phase = Math.round(gracePeriodSeconds(gracePeriod) / 3);
+  if (phase >= DEFAULT_RENEWAL_S) return "";
+  return `Warning: each phase lasts ${phase} s, shorter than the default bot renewal interval ` +
+    "(20 min): bots that do not renew within a phase lose their certificate at standby and " +
+    "recover with their bound key, consuming one recovery each.\n";
+}
 
 /** What the operator does next, in one line. */
 function nextStep(s: CaStatus): string {
