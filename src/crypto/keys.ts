@@ -10,7 +10,7 @@
  * @module
  */
 import { BadParameterError } from "../errors.ts";
-import { fromHex, fromPem, toBase64Url, toPem } from "../util/encoding.ts";
+import { bytesEqual, fromHex, fromPem, toBase64Url, toPem } from "../util/encoding.ts";
 import { sha256 } from "./random.ts";
 
 /** Signature algorithms (JWS names) Keybound accepts. */
@@ -262,5 +262,5 @@ export function verify(
 /** True if two public keys are the same key (compared as SPKI bytes, not text). */
 export async function publicKeysEqual(a: CryptoKey, b: CryptoKey): Promise<boolean> {
   const [da, db] = await Promise.all([exportSpki(a), exportSpki(b)]);
-  return da.length === db.length && da.every((v, i) => v === db[i]);
+  return bytesEqual(da, db);
 }

@@ -37,7 +37,7 @@ import {
 import { BadParameterError } from "../errors.ts";
 import { algOf, exportSpki, type KeyAlgorithm, sign, verify } from "../crypto/keys.ts";
 import { randomBytes } from "../crypto/random.ts";
-import { concatBytes, toHex } from "../util/encoding.ts";
+import { bytesEqual, concatBytes, toHex } from "../util/encoding.ts";
 import { derTlv, ecdsaRawToDer, minimalUnsigned, parseIpAddress } from "./der.ts";
 
 /** OIDs of the name attributes Keybound and Teleport use. */
@@ -298,10 +298,6 @@ function keyUsageFlags(names: KeyUsageName[]): number {
   }
   if (n === 0) throw new BadParameterError("keyUsage must not be empty");
   return n;
-}
-
-function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((v, i) => v === b[i]);
 }
 
 /** Issues a certificate and returns its DER. */

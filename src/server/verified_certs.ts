@@ -25,7 +25,7 @@ import {
   verifyCertificateSignature,
 } from "../pki/mod.ts";
 import { identityFromSubject, type SubjectIdentity } from "../protocol/subject.ts";
-import { toHex } from "../util/encoding.ts";
+import { bytesEqual, toHex } from "../util/encoding.ts";
 import type { ServerContext, TlsCaKey } from "./context.ts";
 import type { ParsedCertificateLike } from "./identity_types.ts";
 
@@ -103,7 +103,8 @@ function unauthenticated(message: string, cause?: unknown): KeyboundError {
  * `cert`, else the generic refusal. Only public keys are tried, only on this
  * failure path, and only those whose key identifier matches the
  * certificate's authority key identifier (so a forged certificate costs at
- * most one extra signature check).
+ * most one extra signature check; one without an authority key identifier
+ * costs none: every certificate the cluster issues carries one).
  */
 async function notIssuedError(
   ctx: ServerContext,
@@ -112,7 +113,7 @@ async function notIssuedError(
 ): Promise<KeyboundError> {
   const aki = cert.authorityKeyId;
   for (const d of ctx.cas.user.dropped) {
-    if (aki && d.tlsKeyId && !sameBytes(aki, d.tlsKeyId)) continue;
+    if (!aki || !d.tlsKeyId || !bytesEqual(aki, d.tlsKeyId)) continue;
     if (d.tlsPublicKey && await verifyCertificateSignature(cert, d.tlsPublicKey)) {
       return new KeyboundError(
         "CA_KEY_DROPPED",
@@ -122,10 +123,6 @@ async function notIssuedError(
     }
   }
   return unauthenticated(`${what}: certificate was not issued by this cluster's user CA`);
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
 /**

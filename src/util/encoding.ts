@@ -56,6 +56,14 @@ export function fromBase64Url(s: string): Uint8Array<ArrayBuffer> {
   }
 }
 
+/**
+ * True if two byte strings are equal. For public data (keys, DER, key ids);
+ * secrets use `timingSafeEqual` from src/crypto/random.ts.
+ */
+export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}
+
 /** Lowercase hex. */
 export function toHex(bytes: Uint8Array): string {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");

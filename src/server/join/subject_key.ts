@@ -23,7 +23,7 @@ import {
   publicKeysEqual,
 } from "../../crypto/keys.ts";
 import { parseAuthorizedKey, SshReader, toAuthorizedKey } from "../../crypto/ssh_wire.ts";
-import { fromPem, toBase64, toPem } from "../../util/encoding.ts";
+import { bytesEqual, fromPem, toBase64, toPem } from "../../util/encoding.ts";
 
 /** A validated subject key. */
 export interface SubjectKey {
@@ -52,15 +52,11 @@ function canonicalSpkiBits(der: Uint8Array): Uint8Array | null {
   try {
     const spki = AsnConvert.parse(der, SubjectPublicKeyInfo);
     const again = new Uint8Array(AsnConvert.serialize(spki));
-    if (again.length !== der.length || !again.every((b, i) => b === der[i])) return null;
+    if (!bytesEqual(again, der)) return null;
     return new Uint8Array(spki.subjectPublicKey);
   } catch {
     return null;
   }
-}
-
-function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((v, i) => v === b[i]);
 }
 
 /**
