@@ -204,6 +204,11 @@ async function start(config: StartConfig, log: Logger): Promise<void> {
     if (front) log.info("PROXY protocol v2 required from", { balancers: config.proxyFrom });
     console.log(`CA pin ${await caPin(ctx.cas.host)}`);
     if (config.insecureNoTls) log.warn("serving plain HTTP (--insecure-no-tls)");
+    if (tls && !config.tlsFiles && readSysctl("net/ipv4/tcp_migrate_req") === "0") {
+      log.warn(
+        "net.ipv4.tcp_migrate_req is 0: a TLS certificate swap during a CA rotation resets connections queued on the old listener (see docs/operations.md)",
+      );
+    }
     if (config.webOrigins.length > 0) {
       log.info("browser origins allowed", { origins: config.webOrigins });
     }
@@ -239,5 +244,14 @@ export async function main(args: string[]): Promise<number> {
   } catch (err) {
     console.error(`error: ${err instanceof Error ? err.message : String(err)}`);
     return 1;
+  }
+}
+
+/** A Linux sysctl's value, or undefined where there is none (another OS, no /proc). */
+function readSysctl(name: string): string | undefined {
+  try {
+    return Deno.readTextFileSync(`/proc/sys/${name}`).trim();
+  } catch {
+    return undefined;
   }
 }

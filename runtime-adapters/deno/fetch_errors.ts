@@ -115,18 +115,53 @@ function hostOf(input: string | URL | Request): string {
 }
 
 /**
+ * True when the connection was reset while it was being set up (TCP or TLS
+ * handshake), before any byte of the request was written: hyper says
+ * "client error (Connect)". An auth service swapping its TLS certificate
+ * during a CA rotation closes a listener, and the kernel resets connections
+ * still queued on it (unless `net.ipv4.tcp_migrate_req` is 1), so sending
+ * again on a new connection is safe for any method: the server saw nothing.
+ */
+function resetWhileConnecting(err: unknown): boolean {
+  const chain: string[] = [];
+  for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    chain.push(e.message);
+  }
+  const text = chain.join("\n");
+  return /client error \(Connect\)/.test(text) &&
+    /Connection reset|reset by peer|ECONNRESET|tls handshake eof|peer closed connection/i.test(
+      text,
+    );
+}
+
+/** Pauses before each new attempt after {@linkcode resetWhileConnecting}. */
+const RECONNECT_DELAYS_MS = [25, 150];
+
+/**
  * Wraps a fetch so a failure to send becomes a `KeyboundError` naming the
  * cause (`TLS_UNTRUSTED` or `CONNECTION_FAILED`); an abort, a timeout and
- * failures it does not know pass through unchanged.
+ * failures it does not know pass through unchanged. A connection reset
+ * before the request was sent is tried again on a new connection, twice at
+ * most (see {@linkcode resetWhileConnecting}).
  */
 export function classifyingFetchFailures(inner: typeof fetch): typeof fetch {
   return (async (input: string | URL | Request, init?: RequestInit) => {
-    try {
-      return await inner(input, init);
-    } catch (err) {
-      const known = err instanceof TypeError ? fetchFailure(err, hostOf(input)) : null;
-      if (!known) throw err;
-      throw new KeyboundError(known.code, known.message, { cause: err });
+    for (let attempt = 0;; attempt++) {
+      try {
+        return await inner(input, init);
+      } catch (err) {
+        const replayable = !(input instanceof Request) && !(init?.body instanceof ReadableStream);
+        if (
+          replayable && attempt < RECONNECT_DELAYS_MS.length && !init?.signal?.aborted &&
+          err instanceof TypeError && resetWhileConnecting(err)
+        ) {
+          await new Promise((r) => setTimeout(r, RECONNECT_DELAYS_MS[attempt]));
+          continue;
+        }
+        const known = err instanceof TypeError ? fetchFailure(err, hostOf(input)) : null;
+        if (!known) throw err;
+        throw new KeyboundError(known.code, known.message, { cause: err });
+      }
     }
   }) as typeof fetch;
 }

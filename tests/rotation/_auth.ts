@@ -12,6 +12,7 @@ import {
   spawnAuthService,
 } from "../../runtime-adapters/deno/auth_process.ts";
 import { fetchUnverified } from "../../runtime-adapters/deno/trust.ts";
+import { classifyingFetchFailures } from "../../runtime-adapters/deno/fetch_errors.ts";
 import {
   certificatesFromPem,
   parseCertificate,
@@ -84,10 +85,14 @@ export class RotationBot extends TestBot {
     super({ baseUrl } as unknown as Harness, tokenName);
   }
 
-  /** A fetch that verifies the auth service against {@linkcode hostCas}, fresh connection each time. */
+  /**
+   * A fetch that verifies the auth service against {@linkcode hostCas}, fresh
+   * connection each time, through the adapter tbot uses (so a connection reset
+   * by a TLS swap before the request was sent is sent again, as tbot does).
+   */
   get fetch(): typeof fetch {
     const caCerts = this.hostCas;
-    return (async (input: string | URL | Request, init?: RequestInit) => {
+    return classifyingFetchFailures(async (input: string | URL | Request, init?: RequestInit) => {
       const client = Deno.createHttpClient({ caCerts, poolMaxIdlePerHost: 0 });
       try {
         const res = await fetch(input, { ...init, client });
@@ -96,7 +101,7 @@ export class RotationBot extends TestBot {
       } finally {
         client.close();
       }
-    }) as typeof fetch;
+    });
   }
 
   /** Joins (a refresh when it holds an identity) and takes the trust bundle's host CAs. */
