@@ -45,6 +45,7 @@ export const ERROR_CODES = {
   SHARING_FAILED: 500,
   CONNECTION_FAILED: 502,
   TLS_UNTRUSTED: 502,
+  BAD_SERVER_RESPONSE: 502,
   BACKEND_UNAVAILABLE: 503,
   INTERNAL: 500,
 } as const;
@@ -177,6 +178,25 @@ export class ConfigError extends KeyboundError {
   constructor(message: string, options?: KeyboundErrorOptions) {
     super("CONFIG_INVALID", message, options);
     this.name = "ConfigError";
+  }
+}
+
+/**
+ * An answer of the auth service that fails the client's own checks (a join
+ * result without a certificate, or one for another key). Client side, never
+ * on the wire: the server (or a proxy in between) misbehaved, so unlike
+ * {@linkcode BadParameterError} it is not the caller's fault, and retrying
+ * may help.
+ */
+export class BadServerResponseError extends KeyboundError {
+  /**
+   * Creates the error.
+   * @param message what the answer lacks
+   * @param options cause and details
+   */
+  constructor(message: string, options?: KeyboundErrorOptions) {
+    super("BAD_SERVER_RESPONSE", message, options);
+    this.name = "BadServerResponseError";
   }
 }
 

@@ -9,7 +9,7 @@
 import { exportSpki } from "../crypto/keys.ts";
 import { sha256, timingSafeEqual } from "../crypto/random.ts";
 import { toAuthorizedKey } from "../crypto/ssh_wire.ts";
-import { errorMessage, KeyboundError } from "../errors.ts";
+import { BadServerResponseError, errorMessage, KeyboundError } from "../errors.ts";
 import { readCertificateFields } from "../pki/cert_fields.ts";
 import { certificatesFromPem, certificateToPem, parseCertificate } from "../pki/x509_parse.ts";
 import type { JoinResult } from "../protocol/messages.ts";
@@ -95,12 +95,19 @@ export async function identityFromJoin(
   subjectKey: StoredKeyPair,
 ): Promise<BotIdentity> {
   const c = result.certificates;
-  const certDer = certificatesFromPem(c.tls_cert)[0];
-  if (!certDer) throw new KeyboundError("BAD_PARAMETER", "the join result has no certificate");
+  let certDer: Uint8Array<ArrayBuffer> | undefined;
+  try {
+    certDer = certificatesFromPem(c.tls_cert)[0];
+  } catch (cause) {
+    throw new BadServerResponseError(
+      `the join result has no usable certificate: ${errorMessage(cause)}`,
+      { cause },
+    );
+  }
+  if (!certDer) throw new BadServerResponseError("the join result has no certificate");
   const { notBefore, notAfter, spki } = readCertificateFields(certDer);
   if (!timingSafeEqual(spki, await exportSpki(subjectKey.publicKey))) {
-    throw new KeyboundError(
-      "BAD_PARAMETER",
+    throw new BadServerResponseError(
       "the issued certificate does not carry the public key the join sent",
     );
   }

@@ -77,12 +77,14 @@ export interface IdentityServiceOptions {
 
 /**
  * Codes of a failed join after which the server may still have committed it:
- * no answer, an answer without a Keybound error body (a proxy), a crash, or
- * a backend that failed mid-commit (the commit's outcome is unknown).
+ * no answer, an answer without a Keybound error body (a proxy), an answer
+ * the client cannot use, a crash, or a backend that failed mid-commit (the
+ * commit's outcome is unknown).
  */
 const ANSWER_MAY_BE_LOST: ReadonlySet<string> = new Set([
   "CONNECTION_FAILED",
   "BAD_REQUEST",
+  "BAD_SERVER_RESPONSE",
   "INTERNAL",
   "BACKEND_UNAVAILABLE",
 ]);

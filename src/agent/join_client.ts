@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { errorMessage, KeyboundError } from "../errors.ts";
+import { BadServerResponseError, errorMessage, KeyboundError } from "../errors.ts";
 import type { z } from "zod";
 import { callApi } from "../protocol/http_client.ts";
 import { exportSpki } from "../crypto/keys.ts";
@@ -180,13 +180,13 @@ export async function joinBoundKeypair(p: JoinParams): Promise<JoinResult> {
   let response = await post(p, JOIN_BEGIN_PATH, begin);
   for (let i = 0; i < MAX_STEPS; i++) {
     if ("result" in response) {
-      if (!response.result) throw new KeyboundError("BAD_REQUEST", "the server ended the join");
+      if (!response.result) throw new BadServerResponseError("the server ended the join");
       return response.result;
     }
     const { answer, chash } = await answerStep(p, response.session, response.step);
     response = await post(p, JOIN_CONTINUE_PATH, { session: response.session, answer }, chash);
   }
-  throw new KeyboundError("BAD_REQUEST", `the server asked for more than ${MAX_STEPS} join steps`);
+  throw new BadServerResponseError(`the server asked for more than ${MAX_STEPS} join steps`);
 }
 
 /**

@@ -64,6 +64,10 @@ function advice(code: ErrorCode, c: RefusalContext): string | undefined {
     case "TLS_UNTRUSTED":
       return `the server's TLS certificate is not trusted: set onboarding.ca_pins to the CA pin ` +
         `\`tctl status\` prints, or onboarding.ca_path to the cluster's host CA certificate`;
+    case "BAD_SERVER_RESPONSE":
+      return `the auth service at ${c.server} (or a proxy in front of it) sent an answer this bot ` +
+        `cannot use; the bot keeps its keys and retries (a committed join is resumed, not ` +
+        `repeated); check that tbot and the auth service are of matching versions`;
     case "CONNECTION_FAILED":
       return `check that the auth service at ${c.server} is running and reachable`;
     default:

@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { BadParameterError } from "../errors.ts";
+import { BadServerResponseError } from "../errors.ts";
 
 /** What {@linkcode readCertificateFields} returns. */
 export interface CertificateFields {
@@ -31,7 +31,7 @@ interface Tlv {
 }
 
 function malformed(what: string): never {
-  throw new BadParameterError(`malformed certificate: ${what}`);
+  throw new BadServerResponseError(`malformed certificate: ${what}`);
 }
 
 /** The DER element at `at`, which must end by `limit` (definite lengths, at most 4 length bytes). */
@@ -80,7 +80,8 @@ function readTime(der: Uint8Array, t: Tlv): Date {
 
 /**
  * Reads the validity and the SPKI of a DER certificate. Throws
- * `BadParameterError` if the DER does not have the shape of a certificate.
+ * `BadServerResponseError` if the DER does not have the shape of a certificate (it came from the
+ * server, so the server misbehaved).
  */
 export function readCertificateFields(der: Uint8Array): CertificateFields {
   const cert = tlv(der, 0, der.length);

@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { exportSpki, generateKeyPair } from "../../src/crypto/keys.ts";
-import { BadParameterError, KeyboundError } from "../../src/errors.ts";
+import { BadServerResponseError, isKeyboundError } from "../../src/errors.ts";
 import { readCertificateFields } from "../../src/pki/cert_fields.ts";
 import {
   certificatesFromPem,
@@ -103,7 +103,7 @@ Deno.test("cert fields: same validity and SPKI as the full parser, Keybound and 
   }
 });
 
-Deno.test("cert fields: what is not a certificate is a BadParameterError", async () => {
+Deno.test("cert fields: what is not a certificate is a BadServerResponseError (it came from the server)", async () => {
   const kp = await generateKeyPair("EdDSA");
   const der = await createSelfSignedCA({
     subject: [{ oid: NAME_OIDS.commonName, value: "x" }],
@@ -119,7 +119,7 @@ Deno.test("cert fields: what is not a certificate is a BadParameterError", async
     new Uint8Array([0x30, 0x03, 0x02, 0x01, 0x01]), // a SEQUENCE that is no certificate
     new Uint8Array([0x30, 0x84, 0xff, 0xff, 0xff, 0xff]), // length past the end
   ];
-  for (const b of bad) assert.throws(() => readCertificateFields(b), BadParameterError);
+  for (const b of bad) assert.throws(() => readCertificateFields(b), BadServerResponseError);
 });
 
 Deno.test("identityFromJoin: fields from the result, validity from the certificate, key checked", async () => {
@@ -160,6 +160,12 @@ Deno.test("identityFromJoin: fields from the result, validity from the certifica
   const foreign = result(await issue(other.publicKey));
   await assert.rejects(
     () => identityFromJoin(foreign, stored),
-    (e: unknown) => e instanceof KeyboundError && /does not carry the public key/.test(e.message),
+    (e: unknown) => isKeyboundError(e, "BAD_SERVER_RESPONSE"),
+  );
+  const noCert = result(await issue(subjectKey.publicKey));
+  noCert.certificates.tls_cert = "not a PEM certificate";
+  await assert.rejects(
+    () => identityFromJoin(noCert, stored),
+    (e: unknown) => isKeyboundError(e, "BAD_SERVER_RESPONSE"),
   );
 });
