@@ -71,8 +71,10 @@ export async function readCaSet(
 
 interface Freshness {
   checkedAt: number;
-  chain: Promise<void>;
-  inflight: Promise<void> | null;
+  /** The check whose revision read has been issued, if any. */
+  running: Promise<void> | null;
+  /** The check that starts when `running` settles: it reads after every call that joined it. */
+  queued: Promise<void> | null;
 }
 
 const freshness = new WeakMap<ServerContext, Freshness>();
@@ -100,9 +102,15 @@ async function check(ctx: ServerContext, f: Freshness): Promise<void> {
 
 /**
  * Makes `ctx.cas` at most `maxAgeMs` old: re-reads the revision record when
- * the last check is older, and reloads the CAs when it moved. `0` forces a
- * read (before signing outside a join, after a rotation). Checks are
- * serialized per context, so the snapshot only ever moves forward.
+ * the last check is older, and reloads the CAs when it moved. `0` asks for a
+ * check that reads the revision after this call (before signing outside a
+ * join, after a rotation): a key dropped before the call is never used after
+ * it resolves.
+ *
+ * Checks are serialized per context, so the snapshot only ever moves forward,
+ * and single-flight: while one check runs, every `0` call joins the one check
+ * queued behind it (which has not read yet), so N concurrent signing requests
+ * cost at most two revision reads, not N in a row.
  */
 export function refreshCas(
   ctx: ServerContext,
@@ -110,20 +118,29 @@ export function refreshCas(
 ): Promise<void> {
   let f = freshness.get(ctx);
   if (!f) {
-    f = { checkedAt: performance.now(), chain: Promise.resolve(), inflight: null };
+    f = { checkedAt: performance.now(), running: null, queued: null };
     freshness.set(ctx, f);
   }
   if (maxAgeMs > 0) {
     if (performance.now() - f.checkedAt < maxAgeMs) return Promise.resolve();
-    if (f.inflight) return f.inflight;
+    // Any check reads after the last one that satisfied this age; join it.
+    const pending = f.queued ?? f.running;
+    if (pending) return pending;
   }
+  if (f.queued) return f.queued;
   const state = f;
-  const run = state.chain.then(() => check(ctx, state));
-  const settled = run.catch(() => {});
-  state.chain = settled;
-  state.inflight = run;
-  settled.then(() => {
-    if (state.inflight === run) state.inflight = null;
-  });
-  return run;
+  const start = (): Promise<void> => {
+    state.queued = null;
+    const run = check(ctx, state);
+    state.running = run;
+    const done = (): void => {
+      if (state.running === run) state.running = null;
+    };
+    run.then(done, done);
+    return run;
+  };
+  if (!state.running) return start();
+  const queued = state.running.then(start, start);
+  state.queued = queued;
+  return queued;
 }
