@@ -58,10 +58,13 @@ export async function tokenHash(tokenName: string): Promise<string> {
   return toHex(await sha256(tokenName));
 }
 
-function fromCertificate(certPem: string): Pick<
-  BotIdentity,
-  "certDer" | "notBefore" | "notAfter" | "botName" | "botInstanceId" | "generation"
-> {
+function fromCertificate(certPem: string): {
+  fields: Pick<
+    BotIdentity,
+    "certDer" | "notBefore" | "notAfter" | "botName" | "botInstanceId" | "generation"
+  >;
+  spki: Uint8Array;
+} {
   const certDer = certificatesFromPem(certPem)[0];
   const cert = parseCertificate(certDer);
   const subject = identityFromSubject(cert.subject);
@@ -74,12 +77,15 @@ function fromCertificate(certPem: string): Pick<
     );
   }
   return {
-    certDer,
-    notBefore: cert.notBefore,
-    notAfter: cert.notAfter,
-    botName: subject.botName,
-    botInstanceId: subject.botInstanceId,
-    generation: subject.generation ?? 0,
+    fields: {
+      certDer,
+      notBefore: cert.notBefore,
+      notAfter: cert.notAfter,
+      botName: subject.botName,
+      botInstanceId: subject.botInstanceId,
+      generation: subject.generation ?? 0,
+    },
+    spki: cert.spki,
   };
 }
 
@@ -180,6 +186,7 @@ export async function loadIdentity(
   }
   try {
     const keyPair = await importStoredKey(storage, keyPem);
+    const cert = fromCertificate(tlsCertPem);
     const identity: BotIdentity = {
       keyPem,
       privateKey: keyPair.privateKey,
@@ -188,9 +195,8 @@ export async function loadIdentity(
       sshCert: sshCert?.trim() ?? "",
       tlsCaPems: tlsCas ? certificatesFromPem(tlsCas).map((d) => certificateToPem(d)) : [],
       sshCaKeys: (sshCas ?? "").split("\n").map((l) => l.trim()).filter(Boolean),
-      ...fromCertificate(tlsCertPem),
+      ...cert.fields,
     };
-    const cert = parseCertificate(identity.certDer);
     if (!timingSafeEqual(await exportSpki(keyPair.publicKey), cert.spki)) {
       log.warn("the stored certificate does not match the stored key; joining afresh");
       return null;

@@ -1,4 +1,5 @@
 import { createStoredKeypair, StaticClientState } from "../../src/agent/client_state.ts";
+import { loadIdentity } from "../../src/agent/identity.ts";
 import { NO_LOCAL_CREDENTIALS } from "../../src/agent/identity_service.ts";
 import { parseKeyHistory } from "../../src/agent/key_history.ts";
 import { MemoryStorage } from "../../src/agent/memory_storage.ts";
@@ -289,4 +290,15 @@ Deno.test("CA_KEY_DROPPED on a refresh: the still-valid certificate is discarded
   const next = await agent.service.renew();
   assertEquals(next.botInstanceId, id.botInstanceId);
   assertEquals((await status(cluster)).recovery_count, 2);
+});
+
+Deno.test("a restart loads the stored identity; a certificate of another key is not loaded", async () => {
+  const { storage } = await joinedCluster();
+  const loaded = await loadIdentity(storage, "example", silentLogger);
+  assertEquals(loaded?.botName, "example");
+  assertEquals(loaded?.generation, 1);
+  // The key file replaced by another P-256 key: the stored certificate no longer matches it.
+  const other = await generateStorableKeyPair("ES256");
+  await storage.write(STORAGE_FILES.key, other.pkcs8Pem);
+  assertEquals(await loadIdentity(storage, "example", silentLogger), null);
 });
