@@ -13,21 +13,28 @@ import { median, rssMb } from "./stats.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 
-function taskArgs(name: string): string[] {
+/** The arguments of `deno task NAME` after `deno`, with absolute paths. */
+export function taskArgs(name: string): string[] {
   const tasks = JSON.parse(Deno.readTextFileSync(`${ROOT}/deno.json`)).tasks;
   return tasks[name].split(/\s+/).slice(1).map((a: string) =>
     a.endsWith(".ts") && !a.startsWith("/") ? `${ROOT}/${a}` : a
   );
 }
 
-interface TlsAuth {
+/** An auth service over HTTPS with an admin client (bench and dev tools). */
+export interface TlsAuth {
+  /** host:port. */
   addr: string;
+  /** The CA pin tbot is configured with. */
   pin: string;
+  /** Admin API client. */
   admin: AdminApiClient;
+  /** Stops the service. */
   stop(): Promise<void>;
 }
 
-async function startTlsAuth(dataDir: string): Promise<TlsAuth> {
+/** Starts the `auth` task on `dataDir`. */
+export async function startTlsAuth(dataDir: string): Promise<TlsAuth> {
   const auth = await spawnAuthService({ dataDir, command: [Deno.execPath(), ...taskArgs("auth")] });
   const url = auth.url;
   const id = await parseIdentityFile(await Deno.readTextFile(`${dataDir}/admin-identity`));
@@ -48,7 +55,12 @@ async function startTlsAuth(dataDir: string): Promise<TlsAuth> {
   };
 }
 
-async function createBotAndToken(auth: TlsAuth, name: string, limit: number): Promise<string> {
+/** Creates bot `name` and its bound-keypair token; returns the registration secret. */
+async function createBotAndToken(
+  auth: TlsAuth,
+  name: string,
+  limit: number,
+): Promise<string> {
   await auth.admin.put({
     kind: "bot",
     version: "v1",
@@ -70,6 +82,7 @@ async function createBotAndToken(auth: TlsAuth, name: string, limit: number): Pr
   return (item as any).status.bound_keypair.registration_secret;
 }
 
+/** A tbot config with one identity output. */
 function tbotYaml(o: {
   addr: string;
   pin: string;
@@ -101,6 +114,34 @@ function tbotYaml(o: {
   ].join("\n");
 }
 
+/**
+ * Creates bot `name` with its token on `auth` and writes its tbot config to
+ * `DIR/NAME.yaml` (storage `DIR/NAME-bot`, identity output `DIR/NAME-out`);
+ * returns the config's path.
+ */
+export async function botConfig(
+  auth: TlsAuth,
+  dir: string,
+  name: string,
+  extra?: string,
+): Promise<string> {
+  const secret = await createBotAndToken(auth, name, 1);
+  const cfg = `${dir}/${name}.yaml`;
+  await Deno.writeTextFile(
+    cfg,
+    tbotYaml({
+      addr: auth.addr,
+      pin: auth.pin,
+      token: name,
+      secret,
+      storage: `${dir}/${name}-bot`,
+      out: `${dir}/${name}-out`,
+      ...(extra === undefined ? {} : { extra }),
+    }),
+  );
+  return cfg;
+}
+
 /** Result of {@linkcode benchTbot}. */
 export interface TbotBenchResult {
   /** Median oneshot wall time of the refresh runs, ms. */
@@ -109,6 +150,12 @@ export interface TbotBenchResult {
   oneshotRunsMs: number[];
   /** Median wall time of bare `deno run` with the `tbot` task's flags (an empty script), ms. */
   bareMedianMs: number;
+  /** Median wall time of a process that only loads tbot's modules (./tbot_modules.ts), same flags, ms. */
+  modulesMedianMs: number;
+  /** RSS of a process that only loaded tbot's modules (the daemon's floor), MB. */
+  modulesRssMb: number;
+  /** RSS of bare `deno run` (an idle script), same flags, MB. */
+  bareRssMb: number;
   /** Daemon RSS after 100 renewals, MB. */
   rss100Mb: number;
   /** Daemon RSS after 1,000 renewals, MB. */
@@ -139,6 +186,26 @@ function freePort(): number {
   return port;
 }
 
+const MODULES = new URL("./tbot_modules.ts", import.meta.url).pathname;
+const HOLD = new URL("./hold.ts", import.meta.url).pathname;
+
+/** RSS of `deno ARGS` once it printed its first line (it then waits until killed), MB. */
+async function heldRssMb(args: string[]): Promise<number> {
+  const p = new Deno.Command(Deno.execPath(), { args, stdout: "piped", stderr: "null" }).spawn();
+  try {
+    const reader = p.stdout.getReader();
+    await reader.read();
+    reader.releaseLock();
+    // Let start-up work still queued (compilation, GC) settle before reading.
+    await new Promise((r) => setTimeout(r, 500));
+    return rssMb(p.pid);
+  } finally {
+    p.kill("SIGTERM");
+    await p.status;
+    await p.stdout.cancel().catch(() => {});
+  }
+}
+
 /** Runs the tbot benchmarks; `oneshotRuns` refreshes after one onboarding run. */
 export async function benchTbot(
   options: { oneshotRuns?: number; renewals?: [number, number]; intervalMs?: number } = {},
@@ -150,33 +217,26 @@ export async function benchTbot(
   const auth = await startTlsAuth(`${tmp}/auth`);
   try {
     // Oneshot: one onboarding run, then `runs` refreshes; each timed from spawn to exit.
-    const secret = await createBotAndToken(auth, "oneshot", 1);
-    const cfg = `${tmp}/oneshot.yaml`;
-    await Deno.writeTextFile(
-      cfg,
-      tbotYaml({
-        addr: auth.addr,
-        pin: auth.pin,
-        token: "oneshot",
-        secret,
-        storage: `${tmp}/oneshot-bot`,
-        out: `${tmp}/oneshot-out`,
-      }),
-    );
+    const cfg = await botConfig(auth, tmp, "oneshot");
     // Bare Deno with the same flags, each run next to a oneshot: start-up is
     // the part of a oneshot no agent change can remove.
     const empty = `${tmp}/empty.ts`;
     await Deno.writeTextFile(empty, "");
     const flags = taskArgs("tbot").filter((a) => !a.endsWith(".ts"));
     const bare: number[] = [];
+    const modules: number[] = [];
     const times: number[] = [];
-    for (let i = 0; i <= runs; i++) {
-      const b0 = performance.now();
-      const b = await new Deno.Command(Deno.execPath(), { args: [...flags, empty] }).output();
+    const timed = async (args: string[], into: number[]) => {
+      const t0 = performance.now();
+      const b = await new Deno.Command(Deno.execPath(), { args }).output();
       if (!b.success) {
-        throw new Error(`bare deno run failed: ${new TextDecoder().decode(b.stderr)}`);
+        throw new Error(`deno ${args.at(-1)} failed: ${new TextDecoder().decode(b.stderr)}`);
       }
-      bare.push(performance.now() - b0);
+      into.push(performance.now() - t0);
+    };
+    for (let i = 0; i <= runs; i++) {
+      await timed([...flags, empty], bare);
+      await timed([...flags, MODULES], modules);
       const t0 = performance.now();
       const out = await new Deno.Command(Deno.execPath(), {
         args: [...taskArgs("tbot"), "start", "-c", cfg, "--oneshot"],
@@ -192,20 +252,12 @@ export async function benchTbot(
     }
 
     // Daemon: a short renewal interval; sample RSS at n1 and n2 renewals.
-    const dsecret = await createBotAndToken(auth, "daemon", 1);
     const diag = `127.0.0.1:${freePort()}`;
-    const dcfg = `${tmp}/daemon.yaml`;
-    await Deno.writeTextFile(
-      dcfg,
-      tbotYaml({
-        addr: auth.addr,
-        pin: auth.pin,
-        token: "daemon",
-        secret: dsecret,
-        storage: `${tmp}/daemon-bot`,
-        out: `${tmp}/daemon-out`,
-        extra: `credential_ttl: 1h\nrenewal_interval: ${interval}ms\ndiag_addr: ${diag}`,
-      }),
+    const dcfg = await botConfig(
+      auth,
+      tmp,
+      "daemon",
+      `credential_ttl: 1h\nrenewal_interval: ${interval}ms\ndiag_addr: ${diag}`,
     );
     const daemon = new Deno.Command(Deno.execPath(), {
       args: [...taskArgs("tbot"), "start", "-c", dcfg],
@@ -228,6 +280,9 @@ export async function benchTbot(
         oneshotMedianMs: median(times.slice(1)),
         oneshotRunsMs: times,
         bareMedianMs: median(bare),
+        modulesMedianMs: median(modules),
+        modulesRssMb: await heldRssMb([...flags, MODULES, "hold"]),
+        bareRssMb: await heldRssMb([...flags, HOLD]),
         rss100Mb: rss100,
         rss1000Mb: rss1000,
         renewalsAt: [seen1, seen2],

@@ -44,11 +44,27 @@ export function tbotSection(): BenchSection {
           } ms`,
         },
         {
+          metric: "loading tbot's modules only, same flags, median",
+          value: fmt(r.modulesMedianMs, 0),
+          unit: "ms",
+          note: `bench/tbot_modules.ts beside each oneshot: the oneshot's floor before any work; ${
+            fmt(r.modulesMedianMs - r.bareMedianMs, 0)
+          } ms over bare deno, oneshot minus it ${
+            fmt(r.oneshotMedianMs - r.modulesMedianMs, 0)
+          } ms`,
+        },
+        {
           metric: "daemon RSS after 100 / 1000 renewals",
           value: `${fmt(r.rss100Mb, 1)} / ${fmt(r.rss1000Mb, 1)}`,
           unit: "MB",
           verdict: Math.max(r.rss100Mb, r.rss1000Mb) <= RSS_TARGET_MB ? "PASS" : "MISS",
           note: `target <= ${RSS_TARGET_MB} MB`,
+        },
+        {
+          metric: "RSS floor: tbot's modules loaded, idle / bare deno",
+          value: `${fmt(r.modulesRssMb, 1)} / ${fmt(r.bareRssMb, 1)}`,
+          unit: "MB",
+          note: "same flags; what the daemon holds before its first renewal",
         },
         {
           metric: "RSS(1000) / RSS(100)",
