@@ -70,6 +70,7 @@ export {
   type ServerAddresses,
   serverCertificateNames,
   type ServerContext,
+  servingKeyChanged,
   type SignedRequestInput,
   type SshCaKey,
   startCaWatcher,

@@ -20,6 +20,7 @@ import {
   parseWebOrigin,
   serverCertificateNames,
   type ServerContext,
+  servingKeyChanged,
   startCaWatcher,
 } from "../../src/server/mod.ts";
 import { certificatesFromPem } from "../../src/pki/mod.ts";
@@ -173,7 +174,7 @@ async function start(config: StartConfig, log: Logger): Promise<void> {
     const adminIdentityPath = join(config.dataDir, ADMIN_IDENTITY_FILE);
     const watcher = startCaWatcher(ctx, {
       onChange: async (previous) => {
-        if (tls && !config.tlsFiles && previous.host.serverTls !== ctx.cas.host.serverTls) {
+        if (tls && !config.tlsFiles && servingKeyChanged(previous, ctx.cas)) {
           await server.swapTls(await ownCertificate());
           log.info("serving a TLS certificate from the host CA's new serving key", {
             phase: ctx.cas.host.rotation.phase,

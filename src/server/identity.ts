@@ -16,7 +16,7 @@ import {
 } from "../pki/mod.ts";
 import { formatIdentityFile, parseIdentityFile } from "../protocol/identity_file.ts";
 import { ADMIN_ROLE, adminSubject, identityFromSubject } from "../protocol/subject.ts";
-import type { CertAuthority, ServerContext, TlsCaKey } from "./context.ts";
+import type { CaSet, CertAuthority, ServerContext, TlsCaKey } from "./context.ts";
 
 /** Default validity of the admin identity: it is a long-lived local file, like Teleport's. */
 export const ADMIN_IDENTITY_TTL_MS = 365 * 24 * 3600 * 1000;
@@ -138,6 +138,29 @@ export async function isAdminIdentityCurrent(ctx: ServerContext, text: string): 
 
 function sameSet(a: string[], b: string[]): boolean {
   return a.length === b.length && a.every((x) => b.includes(x));
+}
+
+/**
+ * True if the host CA key the auth service's TLS certificate comes from
+ * differs between two CA snapshots, so the certificate must be issued again
+ * (at update_servers, and at a rollback from it). Compared by the key's CA
+ * certificate, not by object: a snapshot reloaded after any host CA change
+ * (init, update_clients, standby) holds new objects for the same keys, and a
+ * needless certificate swap resets connections queued on the old listener.
+ *
+ * @example
+ * ```ts ignore
+ * import { servingKeyChanged, type ServerContext } from "@keybound/keybound";
+ *
+ * declare const ctx: ServerContext;
+ * const before = ctx.cas;
+ * // … the CA watcher reloads ctx.cas …
+ * if (servingKeyChanged(before, ctx.cas)) console.log("issue a new server certificate");
+ * ```
+ */
+export function servingKeyChanged(before: CaSet, after: CaSet): boolean {
+  const serving = (cas: CaSet) => (cas.host.serverTls ?? caTls(cas.host)).certPem;
+  return serving(before) !== serving(after);
 }
 
 /**

@@ -39,6 +39,7 @@ export {
   issueServerCertificate,
   type ServerAddresses,
   serverCertificateNames,
+  servingKeyChanged,
 } from "./identity.ts";
 export {
   requireAdmin,

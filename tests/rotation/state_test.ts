@@ -15,6 +15,8 @@ import {
 import { bootstrapCluster } from "../../src/server/bootstrap.ts";
 import { CA_REVISION_KEY, caKey } from "../../src/server/keys.ts";
 import { rotateCa } from "../../src/server/rotation/rotate.ts";
+import { refreshCas } from "../../src/server/rotation/cache.ts";
+import { servingKeyChanged } from "../../src/server/identity.ts";
 import { enrollBrowser, mintEnrollment } from "../../src/server/web/enrollment.ts";
 import { exportSpki, generateKeyPair } from "../../src/crypto/keys.ts";
 import { fromBase64, toBase64 } from "../../src/util/encoding.ts";
@@ -223,4 +225,25 @@ Deno.test("rotation: status pins are SPKI pins; the key that serves TLS carries 
   assertEquals(serving.role, "trusted", "update_clients: the old key still serves");
   assertEquals(serving.tls_pin, await caPin(ctx.cas.host));
   assertEquals(s.keys[0].tls_pin, await caPin({ ...ctx.cas.host, serverTls: undefined }));
+});
+
+Deno.test("rotation: the serving key changes only at update_servers and at a rollback from it, as another instance reloads it", async () => {
+  const backend = new MemoryBackend();
+  const options = { clusterName: "serving.example", log: silentLogger, version: "test" };
+  const a = await bootstrapCluster(backend, options);
+  const b = await bootstrapCluster(backend, options);
+  const swaps: string[] = [];
+  const phases = [
+    ...(["init", "update_clients", "update_servers", "standby"] as const),
+    ...(["init", "update_clients", "update_servers", "rollback", "standby"] as const),
+  ];
+  for (const phase of phases) {
+    const before = b.cas;
+    await rotateCa(a, "host", manual(phase), admin);
+    await refreshCas(b, 0);
+    // A reload builds new objects even for keys that did not change.
+    assert(b.cas.host !== before.host, `B reloaded the host CA at ${phase}`);
+    if (servingKeyChanged(before, b.cas)) swaps.push(phase);
+  }
+  assertEquals(swaps, ["update_servers", "update_servers", "rollback"]);
 });
