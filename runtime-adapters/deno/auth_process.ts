@@ -15,6 +15,8 @@ export interface SpawnAuthOptions {
   dataDir: string;
   /** Extra `start` flags (`--cluster-name`, `--insecure-no-tls`, …). */
   args?: string[];
+  /** `--listen` address (default `127.0.0.1:0`; a restart passes the port it had). */
+  listen?: string;
   /** Deno flags before the script (e.g. `--v8-flags=--prof`). */
   denoFlags?: string[];
   /**
@@ -50,7 +52,7 @@ export interface AuthServiceProcess {
   log(): string;
 }
 
-/** Starts `auth start` on 127.0.0.1 port 0 and resolves once it listens. */
+/** Starts `auth start` (on 127.0.0.1, port 0 unless `listen` says) and resolves once it listens. */
 export async function spawnAuthService(o: SpawnAuthOptions): Promise<AuthServiceProcess> {
   const [program, ...prefix] = o.command ??
     [
@@ -69,7 +71,7 @@ export async function spawnAuthService(o: SpawnAuthOptions): Promise<AuthService
       "--data-dir",
       o.dataDir,
       "--listen",
-      "127.0.0.1:0",
+      o.listen ?? "127.0.0.1:0",
       ...(o.args ?? []),
     ],
     ...(o.cwd ? { cwd: o.cwd } : {}),

@@ -14,6 +14,7 @@ import {
 import { PostgresBackend } from "../../runtime-adapters/deno/postgres/backend.ts";
 import { parsePostgresUrl } from "../../runtime-adapters/deno/postgres/url.ts";
 import { bootstrapCluster, type ServerContext } from "../../src/server/mod.ts";
+import { PROXY_V2_SIGNATURE } from "../../src/server/proxy_protocol.ts";
 import { silentLogger } from "../../src/util/log.ts";
 import type { Harness } from "../server/_join_fixture.ts";
 import { freePort } from "../tbot/_harness.ts";
@@ -35,6 +36,8 @@ export interface Instance {
   proc: AuthServiceProcess;
   /** False once killed or stopped. */
   alive: boolean;
+  /** What the runs before a {@linkcode HaCluster.restart} logged. */
+  earlierLog: string;
 }
 
 /** A running HA deployment. */
@@ -51,12 +54,16 @@ export interface HaCluster extends AsyncDisposable {
   address: string;
   /** The host CA pin every instance printed. */
   pin: string;
+  /** The instances require a PROXY protocol v2 header from 127.0.0.1. */
+  proxyProtocol: boolean;
   /** A server context of the test process on the shared database. */
   ctx: ServerContext;
   /** Per-server total sessions from HAProxy's stats socket. */
   sessions(): Promise<Record<string, number>>;
   /** `kill -9` of an instance. */
   kill9(index: number): void;
+  /** Starts a killed instance again: same data directory, flags and ports (HAProxy's servers). */
+  restart(index: number): Promise<void>;
 }
 
 /** Options of {@linkcode startHaCluster}. */
@@ -84,31 +91,39 @@ export async function startHaCluster(o: HaOptions = {}): Promise<HaCluster> {
     await pg.createDatabase("keybound");
     const storage = pg.url("keybound");
     const lbPort = o.haproxy === false ? 0 : freePort();
-    // All processes start together against the empty database: one cluster must result.
-    const instances = await Promise.all(Array.from({ length: n }, async (_, index) => {
-      const dataDir = `${dir}/auth${index}`;
-      const publicHost = `auth${index}.${CLUSTER}`;
-      const proc = await spawnAuthService({
-        dataDir,
+    const spawn = (index: number, ports?: { listen: string; diag: string }) =>
+      spawnAuthService({
+        dataDir: `${dir}/auth${index}`,
+        ...(ports ? { listen: ports.listen } : {}),
         args: [
           "--cluster-name",
           CLUSTER,
           "--storage",
           storage,
           "--public-addr",
-          `${publicHost}:443`,
+          `auth${index}.${CLUSTER}:443`,
           ...(lbPort ? ["--public-addr", `127.0.0.1:${lbPort}`] : []),
           "--diag-addr",
-          "127.0.0.1:0",
+          ports?.diag ?? "127.0.0.1:0",
           ...(o.proxyProtocol ? ["--proxy-protocol-from", "127.0.0.1"] : []),
         ],
         env: { PGPASSWORD: PG_PASSWORD },
         // Kept so a failing test can show what the instances said.
         captureLog: true,
       });
-      const inst: Instance = { index, dataDir, publicHost, proc, alive: true };
+    // All processes start together against the empty database: one cluster must result.
+    const instances = await Promise.all(Array.from({ length: n }, async (_, index) => {
+      const proc = await spawn(index);
+      const inst: Instance = {
+        index,
+        dataDir: `${dir}/auth${index}`,
+        publicHost: `auth${index}.${CLUSTER}`,
+        proc,
+        alive: true,
+        earlierLog: "",
+      };
       cleanup.push(async () => {
-        if (inst.alive) await proc.stop();
+        if (inst.alive) await inst.proc.stop();
       });
       return inst;
     }));
@@ -145,15 +160,30 @@ export async function startHaCluster(o: HaOptions = {}): Promise<HaCluster> {
       instances,
       address,
       pin: instances[0].proc.caPin,
+      proxyProtocol: o.proxyProtocol ?? false,
       ctx,
       sessions() {
         if (!lb) throw new Error("no haproxy");
         return lb.sessions();
       },
       kill9(index) {
-        Deno.kill(instances[index].proc.pid, "SIGKILL");
+        const { proc } = instances[index];
+        Deno.kill(proc.pid, "SIGKILL");
         instances[index].alive = false;
-        cleanup.push(() => instances[index].proc.stop());
+        cleanup.push(() => proc.stop());
+      },
+      async restart(index) {
+        const inst = instances[index];
+        if (inst.alive) throw new Error(`instance ${index} is running`);
+        await inst.proc.exited;
+        inst.earlierLog += inst.proc.log();
+        // The same ports: HAProxy's configuration names them, and its health check brings
+        // the instance back once /readyz answers.
+        inst.proc = await spawn(index, {
+          listen: inst.proc.addr,
+          diag: new URL(inst.proc.diagUrl!).host,
+        });
+        inst.alive = true;
       },
       [Symbol.asyncDispose]: dispose,
     };
@@ -205,4 +235,56 @@ export function harnessOf(c: HaCluster): Harness {
 /** The host CA certificate, PEM. */
 export function hostCaPem(c: HaCluster): string {
   return c.ctx.cas.host.tls!.certPem;
+}
+
+/**
+ * True if a TLS handshake straight to `inst` (after a PROXY v2 LOCAL header
+ * when the cluster requires one) verifies its certificate, for its own
+ * public name, under `caPem` alone. A refused or reset connection is false.
+ */
+export async function servesFrom(c: HaCluster, inst: Instance, caPem: string): Promise<boolean> {
+  const [hostname, port] = inst.proc.addr.split(":");
+  let conn: Deno.Conn | undefined;
+  try {
+    const tcp = await Deno.connect({ hostname, port: Number(port) });
+    conn = tcp;
+    // LOCAL: no client address follows (what a balancer's own health check sends).
+    if (c.proxyProtocol) await tcp.write(Uint8Array.from([...PROXY_V2_SIGNATURE, 0x20, 0, 0, 0]));
+    const tls = await Deno.startTls(tcp, { hostname: inst.publicHost, caCerts: [caPem] });
+    conn = tls;
+    await tls.handshake();
+    return true;
+  } catch {
+    return false;
+  } finally {
+    try {
+      conn?.close();
+    } catch { /* already closed */ }
+  }
+}
+
+/** The sum of the samples of metric `name` whose labels include `labels`, from `/metrics` texts. */
+export function metricTotal(texts: string[], name: string, labels = ""): number {
+  return texts.flatMap((t) => t.split("\n"))
+    .filter((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `))
+    .filter((l) => l.includes(labels))
+    .reduce((a, l) => a + Number(l.split(" ").at(-1)), 0);
+}
+
+/** An instance's diagnostics `/metrics` text, or "" while it is down. */
+export async function instanceMetrics(inst: Instance): Promise<string> {
+  if (!inst.alive) return "";
+  try {
+    return await (await fetch(`${inst.proc.diagUrl}/metrics`)).text();
+  } catch {
+    return "";
+  }
+}
+
+/** The last `lines` lines each instance logged (earlier runs included), for a failing test. */
+export function instanceLogTails(c: HaCluster, lines = 40): string {
+  return c.instances.map((i) => {
+    const tail = (i.earlierLog + i.proc.log()).trimEnd().split("\n").slice(-lines).join("\n");
+    return `--- auth instance ${i.index}${i.alive ? "" : " (down)"} ---\n${tail}`;
+  }).join("\n");
 }

@@ -31,6 +31,7 @@ import {
   harnessOf,
   hostCaPem,
   type Instance,
+  metricTotal,
   startHaCluster,
 } from "./_cluster.ts";
 import { postgresMissing } from "./_postgres.ts";
@@ -198,19 +199,16 @@ Deno.test({
       const texts = await Promise.all(
         c.instances.map((i) => fetch(`${i.proc.diagUrl}/metrics`).then((r) => r.text())),
       );
-      const total = (name: string, labels = "") =>
-        texts.flatMap((t) => t.split("\n"))
-          .filter((l) => l.startsWith(name) && l.includes(labels))
-          .reduce((a, l) => a + Number(l.split(" ").at(-1)), 0);
+      const total = (name: string, labels = "") => metricTotal(texts, name, labels);
       // The 20-recoveries step: 19 losers; every winner and onboarding counted once.
       assertEquals(
-        total("keybound_auth_joins_total{", 'outcome="UNEXPECTED_BACKEND_STATE"'),
+        total("keybound_auth_joins_total", 'outcome="UNEXPECTED_BACKEND_STATE"'),
         19,
       );
       const summary = texts.join("").split("\n").filter((l) =>
         !l.startsWith("#") && !l.includes("_bucket")
       ).join("\n");
-      assert(total("keybound_auth_joins_total{", 'kind="refresh",outcome="OK"') >= 3, summary);
+      assert(total("keybound_auth_joins_total", 'kind="refresh",outcome="OK"') >= 3, summary);
       assert(total("keybound_auth_recoveries_total") >= 5, summary);
       assertEquals(total("keybound_auth_locks_created_total"), 2);
       // Losers that read the moved token before committing never reach a conflict.

@@ -17,6 +17,7 @@ import {
   haMissing,
   harnessOf,
   hostCaPem,
+  instanceLogTails,
   startHaCluster,
 } from "./_cluster.ts";
 import { postgresMissing } from "./_postgres.ts";
@@ -143,10 +144,7 @@ Deno.test({
               if (renewals(d) >= atRestart[i] + 1) return;
               console.error(`--- bot ${i} ---\n${d.log().split("\n").slice(-15).join("\n")}`);
             });
-            for (const inst of survivors) {
-              const tail = inst.proc.log().split("\n").slice(-30).join("\n");
-              console.error(`--- auth instance ${inst.index} ---\n${tail}`);
-            }
+            console.error(instanceLogTails(c, 30));
             throw e;
           });
         },

@@ -1,8 +1,9 @@
 /**
  * The world of the agent-side rotation tests: one real auth service process
- * (HTTPS, Deno KV data directory) driven by real `tctl` processes, bots and
- * tokens created through its admin API, and real `tbot start` daemons that
- * trust it by CA pin and renew every second or two. What a test counts comes
+ * (HTTPS, Deno KV data directory), or HAProxy in front of several on
+ * PostgreSQL (tests/ha/_cluster.ts), driven by real `tctl` processes, bots
+ * and tokens created through the admin API, and real `tbot start` daemons
+ * that trust it by CA pin and renew every second or two. What a test counts comes
  * from the daemons' own logs and the server's records: renewals, retried and
  * unretried failures, recoveries (`recovery_count`) and locks.
  *
@@ -66,12 +67,16 @@ export interface LogCounts {
   recoveries: number;
 }
 
+/** Where bots and admin calls go: an auth process, or a load balancer in front of several. */
+export type AuthEndpoint = Pick<AuthServiceProcess, "url" | "addr" | "caPin">;
+
 /** The running world. */
-export interface RotationWorld extends AsyncDisposable {
+export interface RotationWorld<A extends AuthEndpoint = AuthServiceProcess>
+  extends AsyncDisposable {
   /** Scratch directory. */
   dir: string;
-  /** The auth process. */
-  auth: AuthServiceProcess;
+  /** The auth process (or what stands for it). */
+  auth: A;
   /**
    * Its admin API as of now: the auth service re-issues the admin identity
    * when a user CA rotation changes the signing key, so it is read afresh
@@ -137,17 +142,37 @@ export async function renewalsPass(
 export async function startRotationWorld(): Promise<RotationWorld> {
   const dir = await Deno.makeTempDir({ prefix: "keybound-rot-agent-" });
   const dataDir = `${dir}/data`;
-  const identity = `${dataDir}/admin-identity`;
-  const bots: WorldBot[] = [];
-  let workloadIdentity = false;
   const auth = await spawnAuthService({
     dataDir,
     args: ["--cluster-name", "rotation.example"],
     captureLog: true,
+  }).catch(async (err) => {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+    throw err;
   });
+  return rotationWorldOn(auth, {
+    dir,
+    identity: `${dataDir}/admin-identity`,
+    onDispose: () => auth.stop(),
+  });
+}
+
+/**
+ * A world around an auth service started elsewhere, reached at `auth` with
+ * the admin identity file `identity`; its bots live in `dir` (created, and
+ * removed at the end). Disposing it stops the bots, then runs `onDispose`.
+ */
+export async function rotationWorldOn<A extends AuthEndpoint>(
+  auth: A,
+  o: { dir: string; identity: string; onDispose?: () => Promise<unknown> },
+): Promise<RotationWorld<A>> {
+  const { dir, identity } = o;
+  await Deno.mkdir(dir, { recursive: true });
+  const bots: WorldBot[] = [];
+  let workloadIdentity = false;
   const dispose = async () => {
     await Promise.all(bots.map((b) => world.stop(b).catch(() => {})));
-    await auth.stop().catch(() => {});
+    await o.onDispose?.().catch(() => {});
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   };
   const insecure = createTctlFetch({ baseUrl: auth.url, hostCaPems: [], insecure: true });
@@ -161,7 +186,7 @@ export async function startRotationWorld(): Promise<RotationWorld> {
   };
   const put = async (r: unknown, mode: "create" | "upsert" = "create") =>
     (await admin()).put(r as Parameters<AdminApiClient["put"]>[0], mode);
-  const world: RotationWorld = {
+  const world: RotationWorld<A> = {
     dir,
     auth,
     admin,
