@@ -21,15 +21,15 @@ import { type Cluster, newCluster } from "./_cluster.ts";
 
 const HOUR = 3600_000;
 
-async function joinedCluster(
+async function joinedCluster<S extends MemoryStorage = MemoryStorage>(
   limit = 1,
-): Promise<{ cluster: Cluster; storage: MemoryStorage; secret: string }> {
+  storage: S = new MemoryStorage() as S,
+): Promise<{ cluster: Cluster; storage: S; secret: string }> {
   const cluster = await newCluster();
   await cluster.createBot("example");
   const secret = (await cluster.createToken("example", "example", {
     recovery: { limit, mode: "standard" },
   }))!;
-  const storage = new MemoryStorage();
   const agent = await openAgent(cluster, storage, { secret });
   await agent.service.renew();
   return { cluster, storage, secret };
@@ -301,4 +301,47 @@ Deno.test("a restart loads the stored identity; a certificate of another key is 
   const other = await generateStorableKeyPair("ES256");
   await storage.write(STORAGE_FILES.key, other.pkcs8Pem);
   assertEquals(await loadIdentity(storage, "example", silentLogger), null);
+});
+
+/** A memory storage that counts reads of the pending-join record. */
+class CountingStorage extends MemoryStorage {
+  pendingReads = 0;
+  override read(name: string): Promise<Uint8Array | null> {
+    if (name === STORAGE_FILES.pendingJoin) this.pendingReads++;
+    return super.read(name);
+  }
+}
+
+Deno.test("renewals read the pending-join record only until the service knows there is none", async () => {
+  const { cluster, storage } = await joinedCluster(1, new CountingStorage());
+  assertEquals(storage.pendingReads, 1, "the first renewal read it once and found none");
+  // A restarted bot reads it once more; its own group writes then remove any record.
+  const agent = await openAgent(cluster, storage);
+  await agent.service.renew();
+  await agent.service.renew();
+  await agent.service.renew();
+  assertEquals(storage.pendingReads, 2);
+});
+
+Deno.test("a join whose answer was lost is resumed by the same service's next renewal", async () => {
+  const { cluster, storage } = await joinedCluster();
+  let lose = true;
+  const losing = (async (input: string | URL | Request, init?: RequestInit) => {
+    const res = await cluster.fetch(input, init);
+    const path = new URL(input instanceof Request ? input.url : input).pathname;
+    if (lose && path.endsWith("/continue") && res.ok) {
+      lose = false;
+      throw new TypeError("connection reset");
+    }
+    return res;
+  }) as typeof fetch;
+  const agent = await openAgent(cluster, storage, { fetch: losing });
+  const before = agent.service.identity!;
+  await assertRejects(() => agent.service.renew(), KeyboundError);
+  assert(await readText(storage, STORAGE_FILES.pendingJoin), "the record stays");
+  const id = await agent.service.renew();
+  assertEquals(agent.requests.at(-1)?.path, "/v1/join/bound-keypair/resume");
+  assertEquals(id.generation, before.generation + 1, "the committed join, not a new one");
+  assertEquals(await readText(storage, STORAGE_FILES.pendingJoin), null);
+  assertEquals((await agent.service.renew()).generation, before.generation + 2);
 });
