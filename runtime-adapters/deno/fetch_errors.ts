@@ -1,5 +1,5 @@
 /**
- * Deno's `fetch` reports why a request could not be sent (an untrusted or
+ * Deno's `fetch` (and `node:tls`) reports why a request could not be sent (an untrusted or
  * misnamed server certificate, a refused connection, a name that does not
  * resolve) only in the text of a generic `TypeError("fetch failed")`'s
  * cause. This adapter is the one place that reads that text: it turns it
@@ -42,17 +42,19 @@ const CAUSES: Cause[] = [
   },
   {
     code: "TLS_UNTRUSTED",
-    match: /NotValidForName|not valid for name/,
+    match: /NotValidForName|not valid for name|Hostname\/IP does not match certificate's altnames/,
     text: (_, host) => `TLS: the server's certificate is not valid for the name "${host}"`,
   },
   {
     code: "TLS_UNTRUSTED",
-    match: /invalid peer certificate: (?:Expired|certificate expired)/,
+    match: /invalid peer certificate: (?:Expired|certificate expired)|certificate has expired/,
     text: () => "TLS: the server's certificate has expired (or this host's clock is wrong)",
   },
   {
     code: "TLS_UNTRUSTED",
-    match: /invalid peer certificate: (?:UnknownIssuer|BadSignature)|unknown issuer/i,
+    // The last three are node:tls's words (./node_https_fetch.ts).
+    match:
+      /invalid peer certificate: (?:UnknownIssuer|BadSignature)|unknown issuer|unable to verify the first certificate|unable to get (?:local )?issuer certificate|self[- ]signed certificate/i,
     text: () =>
       "TLS: the server's certificate is not trusted (issued by a CA this host does not trust)",
   },

@@ -55,7 +55,7 @@ async function openApi(flags: TctlFlags): Promise<AdminApiClient> {
   return new AdminApiClient({
     baseUrl: settings.baseUrl,
     signer: identity,
-    fetch: createTctlFetch({
+    fetch: await createTctlFetch({
       baseUrl: settings.baseUrl,
       hostCaPems: identity.hostCaPems,
       insecure: settings.insecure,

@@ -5,8 +5,10 @@
  *
  * Pins: Deno's `fetch` cannot skip verification for one request, so the
  * first contact goes through `node:tls` with verification off
- * ({@linkcode fetchUnverified}); after the policy has accepted a CA, a
- * `Deno.HttpClient` verifies against it.
+ * ({@linkcode fetchUnverified}); after the policy has accepted a CA, every
+ * request verifies against the saved host CAs only (./exclusive_trust.ts),
+ * as with a CA file. Only the system-roots mode lets Deno's root store vouch
+ * for the server too.
  *
  * @module
  */
@@ -19,9 +21,12 @@ import {
   parseHttpResponse,
   pinnedHostCas,
   readHostCas,
+  trustsRuntimeRoots,
 } from "../../src/agent/trust/mod.ts";
 import type { AuthTransport, TrustSettings } from "../../src/cli/tbot/platform.ts";
+import { fetchTrustingOnly } from "./exclusive_trust.ts";
 import { classifyingFetchFailures } from "./fetch_errors.ts";
+import { nodeHttpsFetcher } from "./node_https_fetch.ts";
 import { silentLogger } from "../../src/util/log.ts";
 import { KeyboundError } from "../../src/errors.ts";
 import { concatBytes } from "../../src/util/encoding.ts";
@@ -31,8 +36,9 @@ const BOOTSTRAP_TIMEOUT_MS = 15_000;
 /** Largest answer accepted on the unverified connection. */
 const BOOTSTRAP_MAX_BYTES = 256 * 1024;
 
-/** A fetch that verifies the server against `caPems` (in addition to the system roots). */
-export function fetchTrusting(caPems: string[]): typeof fetch {
+/** A fetch that verifies the server against `caPems` and Deno's default root store. */
+function fetchTrustingAlsoRoots(caPems: string[]): typeof fetch {
+  if (caPems.length === 0) return fetch;
   const client = Deno.createHttpClient({ caCerts: caPems });
   return ((input: string | URL | Request, init?: RequestInit) =>
     fetch(input, { ...init, client })) as typeof fetch;
@@ -116,21 +122,23 @@ export async function createTrustedFetch(
   switch (trust.mode) {
     case "plain_http":
       return fixed(fetch);
-    case "insecure": {
-      // node:https, only in this mode (see fetchUnverified).
-      const { createTctlFetch } = await import("./tctl_transport.ts");
-      return fixed(createTctlFetch({ baseUrl, hostCaPems: [], insecure: true }));
-    }
+    case "insecure":
+      return fixed((await nodeHttpsFetcher())({ insecure: true }));
     case "system":
     case "ca_path":
     case "pins": {
+      // Before any TLS connection of this process (the pin's first contact included):
+      // the cheap exclusive transport needs to be the first to build Deno's root store.
+      const fetchTrusting = trustsRuntimeRoots(trust.mode)
+        ? fetchTrustingAlsoRoots
+        : await fetchTrustingOnly();
       let configured: string[] = [];
       if (trust.mode === "ca_path") {
         const pem = await readTextFile(trust.path);
         checkCaFile(pem, trust.path);
         configured = [pem];
       }
-      if (!trust.storage) return fixed(configured.length ? fetchTrusting(configured) : fetch);
+      if (!trust.storage) return fixed(fetchTrusting(configured));
       const saved = trust.mode === "pins"
         ? await pinnedHostCas(baseUrl, trust.pins, trust.storage, fetchUnverified)
         : await readHostCas(trust.storage);
@@ -139,8 +147,7 @@ export async function createTrustedFetch(
         storage: trust.storage,
         configured,
         saved,
-        fetchTrusting: (pems) =>
-          classifyingFetchFailures(pems.length ? fetchTrusting(pems) : fetch),
+        fetchTrusting: (pems) => classifyingFetchFailures(fetchTrusting(pems)),
         // Only trust by pin heals by cross-signature: a CA file or the system roots are the
         // operator's anchor, and the operator moves it.
         ...(trust.mode === "pins" ? { firstContact: fetchUnverified } : {}),

@@ -175,7 +175,7 @@ export async function rotationWorldOn<A extends AuthEndpoint>(
     await o.onDispose?.().catch(() => {});
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   };
-  const insecure = createTctlFetch({ baseUrl: auth.url, hostCaPems: [], insecure: true });
+  const insecure = await createTctlFetch({ baseUrl: auth.url, hostCaPems: [], insecure: true });
   const admin = async () => {
     const id = await parseIdentityFile(await Deno.readTextFile(identity));
     return new AdminApiClient({

@@ -104,6 +104,23 @@ export async function readTrustBundle(storage: AgentStorage): Promise<ReceivedTr
   }
 }
 
+/**
+ * Whether the runtime's own root store (the public web CAs, a root the host
+ * added) may vouch for the auth service besides the CAs the bot names. Only
+ * in the system-roots mode, which is that choice: a pin or a CA file says
+ * exactly which CAs sign the auth service, so a certificate for its name
+ * from any other CA (mis-issued, a TLS-inspection root) is refused, on every
+ * connection and not only the first (docs/security.md "Transport").
+ *
+ * @example
+ * ```ts ignore
+ * const anyRoot = trustsRuntimeRoots(trust.mode); // false for "pins" and "ca_path"
+ * ```
+ */
+export function trustsRuntimeRoots(mode: "system" | "ca_path" | "pins"): boolean {
+  return mode === "system";
+}
+
 /** Options of {@linkcode HostTrust}. */
 export interface HostTrustOptions {
   /** The auth service. */
@@ -115,9 +132,9 @@ export interface HostTrustOptions {
   /** The host CAs saved in storage at start (after any first pin). */
   saved: string[];
   /**
-   * The runtime's fetch verifying the server against `pems` (plus the
-   * runtime's own roots); it must report a certificate that does not verify
-   * as `TLS_UNTRUSTED`.
+   * The runtime's fetch verifying the server against `pems`, and against
+   * the runtime's own roots only where {@linkcode trustsRuntimeRoots} allows
+   * it; it must report a certificate that does not verify as `TLS_UNTRUSTED`.
    */
   fetchTrusting(pems: string[]): typeof fetch;
   /**

@@ -32,4 +32,5 @@ export {
   type ReceivedTrustBundle,
   splitPems,
   trustBundleFiles,
+  trustsRuntimeRoots,
 } from "./host_trust.ts";

@@ -19,11 +19,15 @@ export type TrustSettings =
    * `storage` (moved by CA rotations, see src/agent/trust/host_trust.ts).
    */
   | { mode: "system"; storage?: AgentStorage; log?: Logger }
-  /** A CA bundle read from `onboarding.ca_path`, and the host CAs saved in `storage`. */
+  /**
+   * A CA bundle read from `onboarding.ca_path`, and the host CAs saved in
+   * `storage`: those only, not the system roots.
+   */
   | { mode: "ca_path"; path: string; storage?: AgentStorage; log?: Logger }
   /**
    * SPKI pins of the host CA (`tctl status`); the CA is learned once and
-   * saved in storage, then moved by CA rotations.
+   * saved in storage, then moved by CA rotations; only the saved CAs are
+   * trusted, not the system roots.
    */
   | { mode: "pins"; pins: string[]; storage: AgentStorage; log?: Logger }
   /** No verification at all (`insecure: true`), with a loud warning. */
