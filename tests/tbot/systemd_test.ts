@@ -55,6 +55,7 @@ test("install systemd: dry run by default; --write makes a unit systemd-analyze 
   assertStringIncludes(unit, `ExecStart=${Deno.execPath()} run `);
   assertStringIncludes(unit, ` start -c ${dir}/tbot.yaml --pid-file=/run/tbot/tbot.pid`);
   assertStringIncludes(unit, 'Environment="TELEPORT_ANONYMOUS_TELEMETRY=1"');
+  assertStringIncludes(unit, "Environment=DENO_NO_UPDATE_CHECK=1\n");
   assertStringIncludes(unit, "User=teleport\nGroup=teleport\n");
   assertStringIncludes(unit, "ExecReload=/bin/kill -HUP $MAINPID");
   // Deno opens an unauthenticated debugger on 9229 on SIGUSR1; the unit cannot bind it at all.

@@ -6,7 +6,12 @@
  * to `/run` itself). `SocketBindDeny=` keeps port 9229 unbindable: Deno opens
  * an unauthenticated debugger there on SIGUSR1, which tbot already refuses
  * (docs/security.md, "No debugger on a signal"); this holds even if that
- * refusal were ever late.
+ * refusal were ever late. `DENO_NO_UPDATE_CHECK=1`: a unit that runs tbot
+ * from source with `deno run` would otherwise have Deno fetch its latest
+ * version over HTTPS half a second after each start, and that client builds
+ * the process's TLS root store before tbot can claim it empty for its
+ * pinned trust (docs/security.md "Transport"), costing the slower
+ * `node:https` transport.
  *
  * @module
  */
@@ -58,6 +63,7 @@ export function renderSystemdUnit(o: SystemdUnitOptions): string {
     "Restart=always",
     "RestartSec=5",
     `Environment="TELEPORT_ANONYMOUS_TELEMETRY=${o.anonymousTelemetry ? 1 : 0}"`,
+    "Environment=DENO_NO_UPDATE_CHECK=1",
     `RuntimeDirectory=${o.name}`,
     `ExecStart=${exec}`,
     "ExecReload=/bin/kill -HUP $MAINPID",
