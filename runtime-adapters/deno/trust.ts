@@ -24,7 +24,7 @@ import {
   trustsRuntimeRoots,
 } from "../../src/agent/trust/mod.ts";
 import type { AuthTransport, TrustSettings } from "../../src/cli/tbot/platform.ts";
-import { fetchTrustingOnly } from "./exclusive_trust.ts";
+import { claimEmptyDefaultRoots, fetchTrustingOnly } from "./exclusive_trust.ts";
 import { classifyingFetchFailures } from "./fetch_errors.ts";
 import { nodeHttpsFetcher } from "./node_https_fetch.ts";
 import { silentLogger } from "../../src/util/log.ts";
@@ -129,9 +129,13 @@ export async function createTrustedFetch(
     case "pins": {
       // Before any TLS connection of this process (the pin's first contact included):
       // the cheap exclusive transport needs to be the first to build Deno's root store.
-      const fetchTrusting = trustsRuntimeRoots(trust.mode)
-        ? fetchTrustingAlsoRoots
-        : await fetchTrustingOnly();
+      let fetchTrusting = fetchTrustingAlsoRoots;
+      if (!trustsRuntimeRoots(trust.mode)) {
+        fetchTrusting = await fetchTrustingOnly();
+        (trust.log ?? silentLogger).debug("the auth service is verified against its CAs only", {
+          transport: await claimEmptyDefaultRoots() ? "deno" : "node:https",
+        });
+      }
       let configured: string[] = [];
       if (trust.mode === "ca_path") {
         const pem = await readTextFile(trust.path);
