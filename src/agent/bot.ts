@@ -62,7 +62,8 @@ export interface BotOptions {
  * Runs the bot. Oneshot: resolves after one join and the outputs are written,
  * throws a `KeyboundError` with the reason otherwise. Daemon: resolves when
  * `signal` aborts; throws only if the very first join (with no stored
- * identity to fall back on) fails.
+ * identity to fall back on) fails for a reason other than an auth service
+ * that cannot be reached yet (that one is retried).
  *
  * @example
  * ```ts ignore
@@ -91,8 +92,15 @@ export async function runBot(o: BotOptions): Promise<void> {
   });
   if (o.config.oneshot) return await runner.once();
 
-  // Without an identity to fall back on there is nothing to run with (Teleport exits too).
-  await runner.start({ renewNow: true, requireIdentity: true });
+  // Without an identity there is nothing to run with: the first join waits for an auth service
+  // that is not up yet, and stops on anything else (a refusal, an untrusted server).
+  const stopWaiting = () => void runner.stop();
+  o.signal.addEventListener("abort", stopWaiting, { once: true });
+  try {
+    await runner.start({ renewNow: true, requireIdentity: true, waitForServer: true });
+  } finally {
+    o.signal.removeEventListener("abort", stopWaiting);
+  }
   while (!o.signal.aborted) {
     await o.wakeup.wait(o.signal);
     if (!o.signal.aborted) await runner.wake();

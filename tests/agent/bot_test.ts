@@ -8,7 +8,7 @@ import { IdentityOutput } from "../../src/agent/outputs/identity_output.ts";
 import { ReadinessRegistry } from "../../src/agent/readiness.ts";
 import { readText } from "../../src/agent/storage.ts";
 import { KeyboundError } from "../../src/errors.ts";
-import { silentLogger } from "../../src/util/log.ts";
+import { createLogger, silentLogger } from "../../src/util/log.ts";
 import { assert, assertEquals, assertRejects, assertStringIncludes } from "../_assert.ts";
 import { openAgent } from "./_agent.ts";
 import { newCluster } from "./_cluster.ts";
@@ -146,15 +146,51 @@ Deno.test("daemon: with a stored identity, a failed start keeps running and retr
   await run;
 });
 
-Deno.test("daemon: the very first join failing is fatal", async () => {
+Deno.test("daemon: the very first join waits for an unreachable auth service, one line per attempt, then joins", async () => {
   const s = await setup();
+  const lines: string[] = [];
+  s.options.log = createLogger({ component: "tbot", write: (l) => lines.push(l) });
   s.state.down = true;
-  const e = await assertRejects(() => runBot(s.options), KeyboundError);
-  assertEquals(e.code, "CONNECTION_FAILED");
-  assertStringIncludes(
-    e.message,
-    "join failed: cannot reach the auth service at https://auth.test: connection refused",
-  );
+  const run = runBot(s.options);
+  let settled = false;
+  run.finally(() => settled = true);
+  for (let i = 0; i < 3; i++) {
+    await waitUntil(() => s.clock.pendingSleeps === 1, "the wait for the auth service");
+    await s.clock.advance(s.clock.pendingDelays[0]);
+  }
+  await waitUntil(() => s.clock.pendingSleeps === 1, "the fourth wait");
+  const waits = lines.filter((l) => l.includes("cannot be reached yet; retrying"));
+  assertEquals(waits.length, 4, lines.join("\n"));
+  assertStringIncludes(waits[0], "attempt=1");
+  assertStringIncludes(waits[3], "attempt=4");
+  assertStringIncludes(waits[3], "cannot reach the auth service at https://auth.test");
+  assertEquals(lines.filter((l) => l.includes(" ERROR ")), [], "no error line while waiting");
+  assert(!settled, "the daemon waits");
+
+  s.state.down = false;
+  await s.clock.advance(s.clock.pendingDelays[0]);
+  await waitUntil(() => healthOf(s.readiness, "heartbeat") === "healthy", "the join");
+  assertEquals(s.agent.service.identity?.generation, 1);
+  assert(!settled);
+  s.stop.abort();
+  await run;
+});
+
+Deno.test("daemon: the very first join is fatal when refused, and a stop while waiting is clean", async () => {
+  const refused = await setup();
+  await refused.cluster.setRecoveryLimit("example", 0);
+  const e = await assertRejects(() => runBot(refused.options), KeyboundError);
+  assertEquals(e.code, "NO_RECOVERIES_REMAINING");
+  assertStringIncludes(e.message, "recovery.limit");
+
+  const stopped = await setup();
+  stopped.state.down = true;
+  const run = runBot(stopped.options);
+  await waitUntil(() => stopped.clock.pendingSleeps === 1, "the wait for the auth service");
+  stopped.stop.abort();
+  await run;
+  assertEquals(stopped.agent.service.identity, null);
+  assertEquals(stopped.clock.pendingSleeps, 0);
 });
 
 Deno.test("oneshot: joins, writes outputs, sends one heartbeat, returns", async () => {

@@ -61,6 +61,7 @@ export {
   type RunnerStatus,
   type StartOptions,
 } from "./runner.ts";
+export { type FirstContactOptions, untilReachable } from "./first_contact.ts";
 export { ClockTimer, type WakeTimer } from "./timer.ts";
 export { Wakeup } from "./wakeup.ts";
 export {
@@ -70,6 +71,7 @@ export {
   isRetryable,
   jitteredInterval,
   OUTPUT_ATTEMPTS,
+  serverNotThereYet,
   STARTUP_MAX_BACKOFF_MS,
   startupBackoff,
 } from "./policy.ts";

@@ -32,6 +32,37 @@ const PERMANENT_CODES = new Set<ErrorCode>([
 ]);
 
 /**
+ * Codes of a first contact that failed because the auth service is not (yet)
+ * there or not ready: nothing listens, the name does not resolve, no answer
+ * in time, a proxy without a backend, a backend still starting. A daemon
+ * waits for these; anything else at first contact — a refusal, and above all
+ * `TLS_UNTRUSTED` (a server that fails the pin or the CA: possibly an
+ * impostor) — stops it with its message instead of being retried in silence.
+ */
+const NOT_THERE_YET = new Set<ErrorCode>([
+  "CONNECTION_FAILED",
+  "BACKEND_UNAVAILABLE",
+  "RATE_LIMITED",
+  "INTERNAL",
+  "BAD_SERVER_RESPONSE",
+]);
+
+/**
+ * True if a daemon's first contact that failed with `err` should be tried
+ * again (see {@linkcode untilReachable}).
+ *
+ * @example
+ * ```ts
+ * import { KeyboundError } from "../../errors.ts";
+ * serverNotThereYet(new KeyboundError("CONNECTION_FAILED", "connection refused")); // true
+ * serverNotThereYet(new KeyboundError("TLS_UNTRUSTED", "matches none of the pins")); // false
+ * ```
+ */
+export function serverNotThereYet(err: unknown): boolean {
+  return isKeyboundError(err) && NOT_THERE_YET.has(err.code);
+}
+
+/**
  * True if retrying `err` soon may succeed (network trouble, a lost race, a 5xx).
  *
  * @example

@@ -14,6 +14,7 @@ import type { IdentityService } from "../identity_service.ts";
 import type { TbotMetrics } from "../metrics.ts";
 import type { Output } from "../outputs/output.ts";
 import { ReadinessRegistry } from "../readiness.ts";
+import { untilReachable } from "./first_contact.ts";
 import { Job, type JobContext } from "./job.ts";
 import { errorText, IDENTITY_ATTEMPTS, jitteredInterval, OUTPUT_ATTEMPTS } from "./policy.ts";
 import { ClockTimer, type WakeTimer } from "./timer.ts";
@@ -68,6 +69,13 @@ export interface StartOptions {
    * throw the refusal instead of retrying (a process exits; an object waits).
    */
   requireIdentity?: boolean;
+  /**
+   * With `requireIdentity`: while the first join fails because the auth
+   * service cannot be reached yet, wait and try again with the startup
+   * backoff (one warn line per attempt) instead of throwing; any other
+   * failure still throws. Resolves without an identity if stopped meanwhile.
+   */
+  waitForServer?: boolean;
   /** When the renewal is due if none is made now (a Durable Object's stored alarm). */
   due?: Date | null;
 }
@@ -107,6 +115,8 @@ export class BotRunner {
   #heartbeatJob: Job | null = null;
   #started = false;
   #quietFailure = false;
+  /** While the first join waits for the server, that wait paces the retries, not the timer. */
+  #holdTimer = false;
   #wakeQueued = false;
   #startupSent = false;
   #startedAt: number;
@@ -199,11 +209,26 @@ export class BotRunner {
     this.#quietFailure = fatalIfFailed;
     let ok: boolean;
     try {
-      ok = await this.#renewRun();
+      if (fatalIfFailed && options.waitForServer) {
+        this.#holdTimer = true;
+        // A failure it does not wait for is thrown below, with its advice.
+        ok = await untilReachable(async () => {
+          if (!await this.#renewRun()) throw this.#identityJob.lastAttemptError;
+          return true;
+        }, {
+          clock: this.#clock,
+          random: this.#random,
+          log: this.#o.log,
+          signal: this.#stop.signal,
+          describe: (err) => this.#describe(err),
+        }).catch(() => false) ?? false;
+      } else ok = await this.#renewRun();
     } finally {
       this.#quietFailure = false;
+      this.#holdTimer = false;
     }
-    if (ok) return;
+    await this.#arm();
+    if (ok || this.#stop.signal.aborted) return;
     if (fatalIfFailed && !identity.identity) {
       await this.stop();
       const cause = this.#identityJob.lastError;
@@ -471,7 +496,7 @@ export class BotRunner {
   }
 
   async #arm(): Promise<void> {
-    if (this.#stop.signal.aborted) return;
+    if (this.#stop.signal.aborted || this.#holdTimer) return;
     const at = this.#nextDue();
     const busy = this.#identityRun !== null || this.#others().some((j) => j.running);
     // While a task runs, its completion arms what comes next.

@@ -50,7 +50,9 @@ const HostCaTls = CaResponse.pick({ tls_ca_certs: true });
 /**
  * Learns the host CA over the unverified first contact and accepts it only
  * if its SPKI pin is in `pins` and it signed the server's certificate.
- * Returns the CA's PEM; throws `CONNECTION_FAILED` naming what did not match.
+ * Returns the CA's PEM. A server that fails the pin is `TLS_UNTRUSTED` (a
+ * security failure, which a daemon does not retry); one that answers no host
+ * CA is `CONNECTION_FAILED`.
  *
  * @example
  * ```ts ignore
@@ -92,7 +94,7 @@ export async function learnPinnedCa(
       if (!wanted.has(pin)) continue;
       if (!await verifyCertificateSignature(leaf, await ca.publicKey())) {
         throw new KeyboundError(
-          "CONNECTION_FAILED",
+          "TLS_UNTRUSTED",
           `${baseUrl}: the server's TLS certificate was not issued by the pinned host CA; refusing to connect`,
         );
       }
@@ -100,7 +102,7 @@ export async function learnPinnedCa(
     }
   }
   throw new KeyboundError(
-    "CONNECTION_FAILED",
+    "TLS_UNTRUSTED",
     `${baseUrl}: the host CA the server presents (${seen.join(", ") || "none"}) matches none of ` +
       `onboarding.ca_pins; refusing to connect (check the pin with \`tctl status\`)`,
   );

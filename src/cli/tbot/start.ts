@@ -24,7 +24,7 @@ import { loadIdentity } from "../../agent/identity.ts";
 import { IdentityService } from "../../agent/identity_service.ts";
 import { joinTransport } from "../../agent/join_client.ts";
 import { replayJournal } from "../../agent/journal.ts";
-import { errorText, Wakeup } from "../../agent/runner/mod.ts";
+import { errorText, untilReachable, Wakeup } from "../../agent/runner/mod.ts";
 import { MemoryStorage } from "../../agent/memory_storage.ts";
 import { TbotMetrics } from "../../agent/metrics.ts";
 import { createOutputs } from "../../agent/outputs/mod.ts";
@@ -215,12 +215,39 @@ export async function runStart(
           "network path can impersonate it and take over this bot. Use onboarding.ca_pins instead.",
       );
     }
+    // Installed before the first contact, which a daemon may wait on for long.
+    const stop = new AbortController();
+    seams.signal?.addEventListener("abort", () => stop.abort(), { once: true });
+    const wakeup = new Wakeup();
+    cleanups.push(platform.onSignals({
+      stop: (sig) => {
+        log.info("stopping", { signal: sig });
+        stop.abort();
+      },
+      reload: (sig) => {
+        if (!wakeup.fire()) log.warn("a renewal is already queued", { signal: sig });
+        else log.info("renewing now", { signal: sig });
+      },
+    }));
+    // A daemon waits for an auth service that is not up yet (learning the CA by pin connects).
+    const reach = config.oneshot
+      ? platform.createFetch(baseUrl, trust)
+      : untilReachable(() => platform.createFetch(baseUrl, trust), {
+        clock,
+        random: Math.random,
+        log,
+        signal: stop.signal,
+      });
     // Independent reads and key imports, overlapped.
     const [transport, clientState, stored] = await Promise.all([
-      platform.createFetch(baseUrl, trust),
+      reach,
       openClientState(onboarding.staticKeyPem, storage, log, clock),
       loadIdentity(storage, onboarding.tokenName, log),
     ]);
+    if (!transport) {
+      log.info("stopped");
+      return 0;
+    }
 
     // Debug traces method, path, status and time of each request: never a body or header.
     const fetchFn = traceFetch(transport.fetch, log);
@@ -250,19 +277,6 @@ export async function runStart(
       log.info("diagnostics listening", { addr: diag.addr });
     }
 
-    const stop = new AbortController();
-    seams.signal?.addEventListener("abort", () => stop.abort(), { once: true });
-    const wakeup = new Wakeup();
-    cleanups.push(platform.onSignals({
-      stop: (sig) => {
-        log.info("stopping", { signal: sig });
-        stop.abort();
-      },
-      reload: (sig) => {
-        if (!wakeup.fire()) log.warn("a renewal is already queued", { signal: sig });
-        else log.info("renewing now", { signal: sig });
-      },
-    }));
     if (flags.pidFile) {
       const pidFile = flags.pidFile;
       try {
