@@ -182,6 +182,33 @@ export class ConfigError extends KeyboundError {
 }
 
 /**
+ * The certificate was issued by a user CA key that a completed rotation
+ * dropped (docs/protocol.md §10): the bot missed the rotation and recovers
+ * with its bound key.
+ */
+export class CaKeyDroppedError extends KeyboundError {
+  /**
+   * The certificate's SHA-256 (hex) when the request was signed with the
+   * certificate's own key while the certificate was within its validity: the
+   * caller is the bot the cluster issued it to, not someone guessing, so the
+   * per-source rate limit grants it a few uncharged answers. Never sent on
+   * the wire.
+   */
+  readonly provenHolder?: string;
+
+  /**
+   * Creates the error.
+   * @param message client-safe reason
+   * @param provenHolder the certificate's hash, if the caller proved it holds its key
+   */
+  constructor(message: string, provenHolder?: string) {
+    super("CA_KEY_DROPPED", message);
+    this.name = "CaKeyDroppedError";
+    if (provenHolder !== undefined) this.provenHolder = provenHolder;
+  }
+}
+
+/**
  * An answer of the auth service that fails the client's own checks (a join
  * result without a certificate, or one for another key). Client side, never
  * on the wire: the server (or a proxy in between) misbehaved, so unlike

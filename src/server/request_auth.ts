@@ -9,7 +9,8 @@
 import { compactVerify, decodeProtectedHeader } from "jose";
 import type { Context, MiddlewareHandler } from "hono";
 import type { z } from "zod";
-import { AccessDeniedError, KeyboundError } from "../errors.ts";
+import { AccessDeniedError, CaKeyDroppedError, KeyboundError } from "../errors.ts";
+import { parseCertificate } from "../pki/mod.ts";
 import { algOf } from "../crypto/keys.ts";
 import {
   bodyHash,
@@ -22,7 +23,8 @@ import {
 } from "../protocol/signed_request.ts";
 import { ADMIN_ROLE } from "../protocol/subject.ts";
 import { findLockInForce, lockedError, type LockSubject } from "./locks.ts";
-import { fromBase64, fromUtf8 } from "../util/encoding.ts";
+import { sha256 } from "../crypto/random.ts";
+import { fromBase64, fromUtf8, toHex } from "../util/encoding.ts";
 import type { ServerContext } from "./context.ts";
 import type { AppEnv, VerifiedIdentity } from "./hono_env.ts";
 import { seenRequestKey } from "./keys.ts";
@@ -111,8 +113,60 @@ export async function verifySignedRequest(
   } catch (cause) {
     throw unauthenticated("signed request: x5c is not base64", cause);
   }
-  const verified = await verifyClientCertificate(ctx, der, now, "signed request");
+  let verified: Awaited<ReturnType<typeof verifyClientCertificate>>;
+  try {
+    verified = await verifyClientCertificate(ctx, der, now, "signed request");
+  } catch (e) {
+    if (e instanceof CaKeyDroppedError) {
+      throw await droppedKeyRefusal(e, { der, jws, header, req, now });
+    }
+    throw e;
+  }
   const publicKey = verified.publicKey;
+  const claims = await verifiedClaims({ jws, header, req, now }, publicKey);
+  const subject = verified.identity;
+  // Output certificates share the bot's name but must never act as its identity.
+  if (subject.usage !== undefined) {
+    throw new AccessDeniedError(
+      `signed request: a certificate with usage "${subject.usage}" is not an identity`,
+    );
+  }
+  if (!options.callerChecksLocks) {
+    await assertNotLocked(ctx, {
+      user: subject.username,
+      bot_instance_id: subject.botInstanceId,
+      join_token: subject.joinToken,
+    }, now);
+  }
+  // A console certificate lives only as long as its browser's record (tctl web rm).
+  if (subject.browserId !== undefined) {
+    await assertBrowserEnrolled(ctx, subject.browserId, verified.sha256, now);
+  }
+  if (options.recordJti) await recordJti(ctx, claims.jti, now);
+  return {
+    ...subject,
+    publicKey,
+    cert: verified.cert,
+    certSha256: verified.sha256,
+    ...(claims.chash === undefined ? {} : { chash: claims.chash }),
+  };
+}
+
+/** What a signature is checked against. */
+interface SignedParts {
+  jws: string;
+  header: z.infer<typeof SignedRequestHeader>;
+  req: SignedRequestInput;
+  now: Date;
+}
+
+/**
+ * The claims of a request signed with `publicKey`, once the signature, the
+ * request line, the body hash and the clock check out; `UNAUTHENTICATED`
+ * otherwise.
+ */
+async function verifiedClaims(p: SignedParts, publicKey: CryptoKey): Promise<SignedRequestClaims> {
+  const { jws, header, req, now } = p;
   if (algOf(publicKey) !== header.alg) {
     throw unauthenticated("signed request: alg does not match the certificate's key");
   }
@@ -144,32 +198,33 @@ export async function verifySignedRequest(
       `signed request: iat is more than ${SIGNED_REQUEST_MAX_SKEW_S}s from the server's time`,
     );
   }
-  const subject = verified.identity;
-  // Output certificates share the bot's name but must never act as its identity.
-  if (subject.usage !== undefined) {
-    throw new AccessDeniedError(
-      `signed request: a certificate with usage "${subject.usage}" is not an identity`,
-    );
+  return claims;
+}
+
+/**
+ * The `CA_KEY_DROPPED` answer to a request whose certificate a dropped user
+ * CA key issued, marked with the certificate's hash (`provenHolder`) when the
+ * certificate is within its validity and the request was signed with its own
+ * key: a live bot that missed a rotation, which the rate limit does not
+ * charge for its first few answers (a fleet behind one address recovers
+ * together). Anything short of that — an expired certificate, a copied one
+ * signed by another key, a bad signature — is the same answer, charged as
+ * any failed credential. Nothing is stored for it (no `jti` marker): replay
+ * protection of a refusal buys nothing against the holder, who can sign
+ * fresh requests, and would turn the path into backend writes.
+ */
+async function droppedKeyRefusal(
+  refusal: CaKeyDroppedError,
+  p: SignedParts & { der: Uint8Array },
+): Promise<CaKeyDroppedError> {
+  try {
+    const cert = parseCertificate(p.der);
+    if (p.now < cert.notBefore || p.now > cert.notAfter) return refusal;
+    await verifiedClaims(p, await cert.publicKey());
+  } catch {
+    return refusal;
   }
-  if (!options.callerChecksLocks) {
-    await assertNotLocked(ctx, {
-      user: subject.username,
-      bot_instance_id: subject.botInstanceId,
-      join_token: subject.joinToken,
-    }, now);
-  }
-  // A console certificate lives only as long as its browser's record (tctl web rm).
-  if (subject.browserId !== undefined) {
-    await assertBrowserEnrolled(ctx, subject.browserId, verified.sha256, now);
-  }
-  if (options.recordJti) await recordJti(ctx, claims.jti, now);
-  return {
-    ...subject,
-    publicKey,
-    cert: verified.cert,
-    certSha256: verified.sha256,
-    ...(claims.chash === undefined ? {} : { chash: claims.chash }),
-  };
+  return new CaKeyDroppedError(refusal.message, toHex(await sha256(p.der)));
 }
 
 /**

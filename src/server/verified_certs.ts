@@ -15,7 +15,7 @@
  *
  * @module
  */
-import { KeyboundError } from "../errors.ts";
+import { CaKeyDroppedError, KeyboundError } from "../errors.ts";
 import { keyId } from "../crypto/keys.ts";
 import { sha256 } from "../crypto/random.ts";
 import {
@@ -115,8 +115,7 @@ async function notIssuedError(
   for (const d of ctx.cas.user.dropped) {
     if (!aki || !d.tlsKeyId || !bytesEqual(aki, d.tlsKeyId)) continue;
     if (d.tlsPublicKey && await verifyCertificateSignature(cert, d.tlsPublicKey)) {
-      return new KeyboundError(
-        "CA_KEY_DROPPED",
+      return new CaKeyDroppedError(
         `${what}: certificate was issued by a user CA key that a rotation dropped ` +
           `(${d.droppedAt}); join again with the bound key`,
       );

@@ -8,7 +8,11 @@
  * if it fails (any 4xx or 5xx answer), so a fleet renewing through one NAT or
  * load balancer address is not charged for its own traffic, while a junk
  * `Authorization` header buys nothing: whatever route answers it, a failure
- * is charged.
+ * is charged. One failure is not, a few times per certificate:
+ * `CA_KEY_DROPPED` for a live certificate and a request signed with its own
+ * key, a genuine bot of this cluster that missed a rotation (a fleet behind
+ * one address meets it together after a user CA rotation, and must not be
+ * locked out by 429s while it recovers).
  *
  * A refused request is answered `429 RATE_LIMITED` with `Retry-After`
  * before anything is parsed, stored or logged.
@@ -16,7 +20,7 @@
  * @module
  */
 import type { Context, MiddlewareHandler } from "hono";
-import { KeyboundError } from "../../errors.ts";
+import { CaKeyDroppedError, KeyboundError } from "../../errors.ts";
 import { JWKS_PATH, SPIFFE_BUNDLE_PATH } from "../../protocol/workload_messages.ts";
 import { WEB_ENROLL_PATH } from "../../protocol/web.ts";
 import type { AppEnv } from "../hono_env.ts";
@@ -29,6 +33,13 @@ const PUBLIC_PATHS = new Set(["/v1/ping", JWKS_PATH, SPIFFE_BUNDLE_PATH, WEB_ENR
 export function isPublicPath(path: string): boolean {
   return PUBLIC_PATHS.has(path) || path.startsWith("/v1/ca/") || path.startsWith("/web/");
 }
+
+/** Uncharged `CA_KEY_DROPPED` answers per certificate: a bot needs one or two before it recovers. */
+const FREE_DROPPED_ANSWERS = 5;
+/** ... regained over this long. */
+const FREE_DROPPED_WINDOW_S = 600;
+/** Certificates tracked for it (least recently used evicted, like the sources). */
+const FREE_DROPPED_CERTIFICATES = 10_000;
 
 function refusal(c: Context<AppEnv>, result: TakeResult & { ok: false }): Response {
   const err = new KeyboundError(
@@ -50,6 +61,18 @@ export function rateLimiter(
   now: () => number = Date.now,
 ): MiddlewareHandler<AppEnv> {
   const buckets = new TokenBuckets(config);
+  // A CA_KEY_DROPPED refusal of a live certificate signed with its own key (a bot of this cluster
+  // that missed a rotation, request_auth.ts) is not charged to its source, a few times per
+  // certificate: a fleet behind one address recovering together meets no 429s, and even the
+  // holder of such a certificate gets a bounded number of free answers.
+  const freeDropped = new TokenBuckets({
+    perSecond: FREE_DROPPED_ANSWERS / FREE_DROPPED_WINDOW_S,
+    burst: FREE_DROPPED_ANSWERS,
+    maxSources: FREE_DROPPED_CERTIFICATES,
+  });
+  const uncharged = (err: unknown) =>
+    err instanceof CaKeyDroppedError && err.provenHolder !== undefined &&
+    freeDropped.take(err.provenHolder, now()).ok;
   return async (c, next) => {
     const source = sourceAddress(c.env?.remoteAddr);
     const path = new URL(c.req.url).pathname;
@@ -61,6 +84,6 @@ export function rateLimiter(
     const exhausted = buckets.peek(source, now());
     if (!exhausted.ok) return refusal(c, exhausted);
     await next();
-    if (c.res.status >= 400) buckets.take(source, now());
+    if (c.res.status >= 400 && !uncharged(c.error)) buckets.take(source, now());
   };
 }

@@ -1,0 +1,82 @@
+/**
+ * Review R19: after a user CA rotation a fleet behind one address meets
+ * `CA_KEY_DROPPED` together. A refusal of a live certificate whose request
+ * was signed with its own key is a genuine bot of this cluster: its first
+ * few answers per certificate are not charged to the source's bucket. The
+ * same answer to a copied certificate signed with another key, to an
+ * expired certificate, or past the per-certificate allowance is charged, so
+ * the path stays bounded even for whoever holds an old certificate and key;
+ * and a refusal stores nothing.
+ *
+ * @module
+ */
+import { generateKeyPair } from "../../src/crypto/keys.ts";
+import { parseCertificate } from "../../src/pki/mod.ts";
+import { type RequestSigner, signRequest } from "../../src/protocol/signed_request.ts";
+import { createApp } from "../../src/server/app.ts";
+import { rotateCa } from "../../src/server/rotation/rotate.ts";
+import type { AtomicOperation } from "../../src/storage/backend.ts";
+import { assertEquals } from "../_assert.ts";
+import { adminSigner, newCluster } from "./_cluster_fixture.ts";
+
+const admin = { user: "admin" };
+
+Deno.test("rate limit: CA_KEY_DROPPED is free a few times for a live certificate's holder, charged otherwise", async () => {
+  const { ctx, setNow } = await newCluster("dropped-limit.example");
+  // Ten bots' certificates (admin identities: each its own key), all from the old key.
+  const fleet: RequestSigner[] = [];
+  for (let i = 0; i < 10; i++) fleet.push(await adminSigner(ctx));
+  for (const phase of ["init", "update_clients", "update_servers", "standby"] as const) {
+    await rotateCa(ctx, "user", { mode: "manual", phase }, admin);
+  }
+  let commits = 0;
+  const commit = ctx.backend.commit.bind(ctx.backend);
+  ctx.backend.commit = (r: AtomicOperation) => (commits++, commit(r));
+  const app = createApp(ctx, { rateLimit: { perSecond: 0.001, burst: 3 } });
+  let now = new Date();
+  const send = async (source: string, signer: RequestSigner) => {
+    const authorization = await signRequest(signer, { method: "GET", path: "/v1/status", now });
+    const res = await app.fetch(
+      new Request("http://auth.test/v1/status", { headers: { authorization } }),
+      { remoteAddr: `${source}:4000` },
+    );
+    const body = await res.json();
+    return res.status === 429 ? "429" : body.error?.code ?? String(res.status);
+  };
+  const series = async (source: string, signer: RequestSigner, n: number) => {
+    const out: string[] = [];
+    for (let i = 0; i < n; i++) out.push(await send(source, signer));
+    return out;
+  };
+  const DROPPED = "CA_KEY_DROPPED";
+
+  // The fleet behind one address: one answer each, never a 429.
+  const answers: string[] = [];
+  for (const bot of fleet) answers.push(await send("198.51.100.1", bot));
+  assertEquals(answers, Array(10).fill(DROPPED));
+  assertEquals(commits, 0, "a refusal stores nothing");
+
+  // One certificate, again and again: five free answers, then charged like any failure.
+  assertEquals(await series("198.51.100.2", fleet[0], 10), [
+    ...Array(4).fill(DROPPED), // fleet[0] used one of its five above
+    ...Array(3).fill(DROPPED), // the source's burst
+    ...Array(3).fill("429"),
+  ]);
+
+  // The dropped certificate with a signature by another key: charged.
+  const copied = {
+    certDer: fleet[1].certDer,
+    privateKey: (await generateKeyPair("ES256")).privateKey,
+  };
+  assertEquals(await series("198.51.100.3", copied, 5), [...Array(3).fill(DROPPED), "429", "429"]);
+
+  // An expired certificate, signed with its own key: charged.
+  now = new Date(parseCertificate(fleet[2].certDer).notAfter.getTime() + 86_400_000);
+  setNow(now);
+  assertEquals(await series("198.51.100.4", fleet[2], 5), [
+    ...Array(3).fill(DROPPED),
+    "429",
+    "429",
+  ]);
+  assertEquals(commits, 0);
+});
