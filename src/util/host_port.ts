@@ -16,7 +16,8 @@ export interface HostPort {
 
 /**
  * Parses `HOST:PORT` or `[IPV6]:PORT`; a bare host is accepted when
- * `defaultPort` is given. `what` names the flag or field in errors.
+ * `defaultPort` is given. `what` names the flag or field in errors (their
+ * message and `details.path`).
  */
 export function parseHostPort(s: string, what: string, defaultPort?: number): HostPort {
   const m = /^\[([0-9A-Fa-f:.]+)\](?::(\d{1,5}))?$/.exec(s) ??
@@ -25,6 +26,7 @@ export function parseHostPort(s: string, what: string, defaultPort?: number): Ho
   if (!m || port === undefined || port > 65535) {
     throw new BadParameterError(
       `${what}: invalid address "${s}" (expected HOST:PORT, with IPv6 hosts in brackets)`,
+      { details: { path: what } },
     );
   }
   return { host: m[1], port };
@@ -56,7 +58,7 @@ export interface ServerAddressParts {
  * Parses a server address: `host[:port]`, `https://host[:port]` or
  * `http://host[:port]` (a trailing `/` allowed; no path, query or
  * credentials). Without a port: `defaultPort` if given, else the scheme's.
- * Throws `BadParameterError` naming `what`.
+ * Throws `BadParameterError` naming `what` (message and `details.path`).
  *
  * @example
  * ```ts
@@ -69,7 +71,8 @@ export function parseServerAddress(
   what = "address",
   defaultPort?: number,
 ): ServerAddressParts {
-  const bad = (why: string) => new BadParameterError(`${what}: ${why}`);
+  const bad = (why: string) =>
+    new BadParameterError(`${what}: ${why}`, { details: { path: what } });
   const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(text) ? text : `https://${text}`;
   let url: URL;
   try {

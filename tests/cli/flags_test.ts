@@ -10,6 +10,7 @@ import {
 import { AUTH } from "../../src/cli/auth/command_line.ts";
 import { TBOT } from "../../src/cli/tbot/flags.ts";
 import { TCTL } from "../../src/cli/tctl/mod.ts";
+import { parseHostPort } from "../../src/util/host_port.ts";
 import { assert, assertEquals, assertStringIncludes, assertThrows } from "../_assert.ts";
 
 const FLAGS = {
@@ -85,9 +86,17 @@ Deno.test("flags: every mistake is one line naming the flag or argument", () => 
   assertStringIncludes(usageError(["nope"]), 'unknown command "nope"');
   const bad = assertThrows(() => flagValue("--port", () => Number.parseInt("x", 10) || fail()));
   assertEquals(bad.message, "--port: not a number");
-  // A message that already names the flag is not prefixed twice.
-  const named = assertThrows(() => flagValue("--port", () => fail("--port: too big")));
-  assertEquals(named.message, "--port: too big");
+  // A parser given the flag's name says so in details.path: the message is not prefixed twice.
+  const named = assertThrows(() =>
+    flagValue("--listen", () => parseHostPort("x:99999", "--listen"))
+  );
+  assertEquals(
+    named.message,
+    '--listen: invalid address "x:99999" (expected HOST:PORT, with IPv6 hosts in brackets)',
+  );
+  // The structure decides, never the text: a message that merely starts with the flag is prefixed.
+  const lookalike = assertThrows(() => flagValue("--port", () => fail("--port: too big")));
+  assertEquals(lookalike.message, "--port: --port: too big");
 });
 
 function fail(message = "not a number"): never {

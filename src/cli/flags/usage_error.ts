@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { KeyboundError } from "../../errors.ts";
+import { errorMessage, isKeyboundError, KeyboundError } from "../../errors.ts";
 
 /** A mistake on the command line: one line naming the flag or argument, exit code 2. */
 export class UsageError extends KeyboundError {
@@ -19,7 +19,9 @@ export class UsageError extends KeyboundError {
 
 /**
  * Runs `parse` on a flag's value; an error becomes one {@linkcode UsageError}
- * prefixed with the flag, once (a message that already names it is kept).
+ * prefixed with the flag, once: an error whose `details.path` is the flag
+ * (parsers given the flag's name put it there, and in their message) is kept
+ * as it is.
  *
  * @example
  * ```ts
@@ -31,9 +33,8 @@ export function flagValue<T>(flag: string, parse: () => T): T {
   try {
     return parse();
   } catch (e) {
-    const message = e instanceof Error ? e.message : String(e);
-    throw new UsageError(message.startsWith(`${flag}:`) ? message : `${flag}: ${message}`, {
-      cause: e,
-    });
+    const message = errorMessage(e);
+    const named = isKeyboundError(e) && e.details?.path === flag;
+    throw new UsageError(named ? message : `${flag}: ${message}`, { cause: e });
   }
 }
