@@ -160,5 +160,8 @@ Deno.test("keypair create: missing flags are usage errors", async () => {
   assertStringIncludes(r.stderr, "--storage is required");
   const p = await runTbot(["keypair", "create", "--storage", "/tmp/x"]);
   assertEquals(p.code, 2);
-  assertStringIncludes(p.stderr, "--proxy-server is required");
+  assertStringIncludes(
+    p.stderr,
+    "tbot: --proxy-server: required, or --auth-server (or TELEPORT_PROXY / TELEPORT_AUTH_SERVER)",
+  );
 });

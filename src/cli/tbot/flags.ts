@@ -237,6 +237,8 @@ export const TBOT = {
       flags: [
         "storage",
         "proxy-server",
+        "auth-server",
+        "join-uri",
         "ca-pin",
         "format",
         "overwrite",

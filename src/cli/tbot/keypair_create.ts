@@ -23,7 +23,8 @@ import type { Logger } from "../../util/log.ts";
 import type { TbotFlags } from "./flags.ts";
 import type { TbotPlatform, TrustSettings } from "./platform.ts";
 import { trustFor } from "./trust_settings.ts";
-import { parseStorageUri } from "./start_flags.ts";
+import { flagsFromSources } from "./output_mode.ts";
+import { NO_SERVER_FLAG, parseStorageUri, serverFromFlags, withJoinUri } from "./start_flags.ts";
 
 /** What a ping answer must say for this check; a server that omits the suite speaks ours. */
 const PingSuite = PingResponse.pick({ signature_algorithm_suite: true }).partial();
@@ -135,14 +136,10 @@ export async function runKeypairCreate(
   if (format !== "text" && format !== "json") {
     throw new UsageError(`--format: must be "text" or "json", not "${format}"`);
   }
-  const server = f.proxyServer ?? platform.env("TELEPORT_PROXY");
-  if (!server) throw new UsageError("--proxy-server is required");
-  let baseUrl: string;
-  try {
-    baseUrl = parseServerAddress(server).baseUrl;
-  } catch {
-    throw new UsageError(`--proxy-server: "${server}" must be host:port`);
-  }
+  // The address as `tbot start` reads it: either flag, the environment, or a joining URI.
+  const server = serverFromFlags(withJoinUri(await flagsFromSources(f, platform, log)));
+  if (!server) throw new UsageError(NO_SERVER_FLAG);
+  const baseUrl = parseServerAddress(server).baseUrl;
   const pins = caPins(f);
   const trust = (storage: AgentStorage) =>
     trustFor({ server, insecure: !!f.insecure, caPins: pins }, storage, log);

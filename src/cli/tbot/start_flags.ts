@@ -57,6 +57,43 @@ function address(flag: string, v: string): string {
   return v;
 }
 
+/** The usage error of a command line that names no auth service. */
+export const NO_SERVER_FLAG =
+  "--proxy-server: required, or --auth-server (or TELEPORT_PROXY / TELEPORT_AUTH_SERVER)";
+
+/**
+ * The flags with a joining URI (`--join-uri`, after {@linkcode flagsFromSources})
+ * expanded into the ones it bundles — address, token, join method, secret —
+ * where no flag gives them: a flag given as well wins.
+ */
+export function withJoinUri<F extends TbotFlags>(flags: F): F {
+  if (flags.joinUri === undefined) return flags;
+  const u = flagValue("--join-uri", () => parseJoinUri(flags.joinUri!));
+  const address = flags.proxyServer !== undefined || flags.authServer !== undefined
+    ? {}
+    : u.addressField === "proxy_server"
+    ? { proxyServer: u.address }
+    : { authServer: u.address };
+  return {
+    ...flags,
+    ...address,
+    token: flags.token ?? u.token,
+    joinMethod: flags.joinMethod ?? "bound_keypair",
+    registrationSecret: flags.registrationSecret ??
+      (flags.registrationSecretPath === undefined ? u.registrationSecret : undefined),
+  };
+}
+
+/**
+ * The auth service address the flags name (`--auth-server` wins over
+ * `--proxy-server`), each checked as `tbot start` checks it; undefined when
+ * neither is given. For commands that only contact the server.
+ */
+export function serverFromFlags(f: TbotFlags): string | undefined {
+  const proxy = f.proxyServer === undefined ? undefined : address("--proxy-server", f.proxyServer);
+  return f.authServer === undefined ? proxy : address("--auth-server", f.authServer);
+}
+
 function duration(flag: string, v: string): number {
   const r = DurationMs.safeParse(v);
   if (!r.success) {
@@ -92,24 +129,7 @@ export function applyStartFlags(
   log: Logger,
 ): TbotConfig {
   const c: TbotConfig = structuredClone(base);
-  // A joining URI stands for the flags it bundles; a flag given as well wins.
-  let f = flags;
-  if (flags.joinUri !== undefined) {
-    const u = flagValue("--join-uri", () => parseJoinUri(flags.joinUri!));
-    const address = flags.proxyServer !== undefined || flags.authServer !== undefined
-      ? {}
-      : u.addressField === "proxy_server"
-      ? { proxyServer: u.address }
-      : { authServer: u.address };
-    f = {
-      ...flags,
-      ...address,
-      token: flags.token ?? u.token,
-      joinMethod: flags.joinMethod ?? "bound_keypair",
-      registrationSecret: flags.registrationSecret ??
-        (flags.registrationSecretPath === undefined ? u.registrationSecret : undefined),
-    };
-  }
+  const f = withJoinUri(flags);
   // Logged once every value is known to be valid, so a mistake is the only line printed.
   const warnings: string[] = [];
   const warn = (flag: string, field: string, had: unknown) => {
@@ -201,11 +221,7 @@ export function applyStartFlags(
     }
     c.services = [serviceFromFlags(f.mode, f)];
   }
-  if (!fromFile && !c.proxy_server && !c.auth_server) {
-    throw new UsageError(
-      "--proxy-server: required, or --auth-server (or TELEPORT_PROXY / TELEPORT_AUTH_SERVER)",
-    );
-  }
+  if (!fromFile && !c.proxy_server && !c.auth_server) throw new UsageError(NO_SERVER_FLAG);
   if (!c.onboarding.token) {
     if (!fromFile) throw new UsageError("--token: required (or TELEPORT_BOT_TOKEN)");
     throw new ConfigError(
