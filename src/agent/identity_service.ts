@@ -78,13 +78,16 @@ export interface IdentityServiceOptions {
 /**
  * Codes of a failed join after which the server may still have committed it:
  * no answer, an answer without a Keybound error body (a proxy), an answer
- * the client cannot use, a crash, or a backend that failed mid-commit (the
- * commit's outcome is unknown).
+ * the client cannot use, a crash, a backend that failed mid-commit (the
+ * commit's outcome is unknown), or a session the server calls already used
+ * (a proxy delivered the solution twice: the first copy may have committed,
+ * and the bot only saw the answer to the second).
  */
 const ANSWER_MAY_BE_LOST: ReadonlySet<string> = new Set([
   "CONNECTION_FAILED",
   "BAD_REQUEST",
   "BAD_SERVER_RESPONSE",
+  "SESSION_INVALID",
   "INTERNAL",
   "BACKEND_UNAVAILABLE",
 ]);
