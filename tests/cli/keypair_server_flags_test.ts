@@ -1,8 +1,8 @@
 /**
  * `tbot keypair create` names the auth service as `tbot start` does:
  * `--auth-server`, `--proxy-server`, or the address of a joining URI
- * (`--join-uri`, `TBOT_JOIN_URI`, a file), with the same checks and the same
- * messages. Real tbot processes and a real auth service over HTTPS, trusted
+ * (`--join-uri`, `TBOT_JOIN_URI`, a file), and takes `--ca-pin` as it does,
+ * with the same checks and the same messages. Real tbot processes and a real auth service over HTTPS, trusted
  * by its CA pin.
  */
 import { assert, assertEquals } from "../_assert.ts";
@@ -46,6 +46,8 @@ Deno.test("keypair create: --auth-server and --join-uri name the server, checked
         ["--proxy-server", "a b"],
         ["--join-uri", "tbot+proxy+bound-keypair://t@h"],
         [],
+        ["--auth-server", served.address, "--ca-pin", "sha256:xyz"],
+        ["--auth-server", served.address, "--ca-pin", cluster.pin, "--insecure"],
       ]
     ) {
       const k = await create("bad", extra);

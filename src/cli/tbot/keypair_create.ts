@@ -8,7 +8,7 @@
  * @module
  */
 import { createStoredKeypair, StoredClientState } from "../../agent/client_state.ts";
-import { CaPin, parseServerAddress } from "../../agent/config/schema.ts";
+import { parseServerAddress } from "../../agent/config/schema.ts";
 import { MemoryStorage } from "../../agent/memory_storage.ts";
 import type { AgentStorage } from "../../agent/storage.ts";
 import { generateStorableKeyPair, importPkcs8Pem } from "../../crypto/keys.ts";
@@ -24,7 +24,13 @@ import type { TbotFlags } from "./flags.ts";
 import type { TbotPlatform, TrustSettings } from "./platform.ts";
 import { trustFor } from "./trust_settings.ts";
 import { flagsFromSources } from "./output_mode.ts";
-import { NO_SERVER_FLAG, parseStorageUri, serverFromFlags, withJoinUri } from "./start_flags.ts";
+import {
+  caPinFlags,
+  NO_SERVER_FLAG,
+  parseStorageUri,
+  serverFromFlags,
+  withJoinUri,
+} from "./start_flags.ts";
 
 /** What a ping answer must say for this check; a server that omits the suite speaks ours. */
 const PingSuite = PingResponse.pick({ signature_algorithm_suite: true }).partial();
@@ -85,19 +91,6 @@ async function checkSuite(
   }
 }
 
-/** `--ca-pin` values, checked by the config schema's own rule; not with `--insecure`. */
-function caPins(f: TbotFlags): string[] {
-  const pins = f.caPin ?? [];
-  for (const pin of pins) {
-    const r = CaPin.safeParse(pin);
-    if (!r.success) throw new UsageError(`--ca-pin: "${pin}" ${r.error.issues[0].message}`);
-  }
-  if (pins.length > 0 && f.insecure) {
-    throw new UsageError("--insecure: not together with --ca-pin (a pin is verification)");
-  }
-  return pins;
-}
-
 async function staticKey(
   f: TbotFlags,
   platform: TbotPlatform,
@@ -140,7 +133,7 @@ export async function runKeypairCreate(
   const server = serverFromFlags(withJoinUri(await flagsFromSources(f, platform, log)));
   if (!server) throw new UsageError(NO_SERVER_FLAG);
   const baseUrl = parseServerAddress(server).baseUrl;
-  const pins = caPins(f);
+  const pins = caPinFlags(f);
   const trust = (storage: AgentStorage) =>
     trustFor({ server, insecure: !!f.insecure, caPins: pins }, storage, log);
 

@@ -8,6 +8,7 @@
 import { type JoinUri, parseJoinUri } from "../../agent/config/join_uri.ts";
 import { throwProblems } from "../../agent/config/load.ts";
 import {
+  CaPin,
   checkConfig,
   DEFAULT_CREDENTIAL_TTL,
   DEFAULT_RENEWAL_INTERVAL,
@@ -85,6 +86,22 @@ export function withJoinUri<F extends TbotFlags>(flags: F): F {
 }
 
 /**
+ * The `--ca-pin` values, each checked by the config schema's own rule, and
+ * never with `--insecure` (a pin is verification).
+ */
+export function caPinFlags(f: TbotFlags): string[] {
+  const pins = f.caPin ?? [];
+  for (const pin of pins) {
+    const r = CaPin.safeParse(pin);
+    if (!r.success) throw new UsageError(`--ca-pin: "${pin}" ${r.error.issues[0].message}`);
+  }
+  if (pins.length > 0 && f.insecure) {
+    throw new UsageError("--insecure: not together with --ca-pin (a pin is verification)");
+  }
+  return pins;
+}
+
+/**
  * The auth service address the flags name (`--auth-server` wins over
  * `--proxy-server`), each checked as `tbot start` checks it; undefined when
  * neither is given. For commands that only contact the server.
@@ -154,11 +171,7 @@ export function applyStartFlags(
         `--join-method: unsupported join method "${f.joinMethod}" (Keybound supports: bound_keypair)`,
       );
     }
-    for (const pin of f.caPin ?? []) {
-      if (!/^sha256:[0-9a-fA-F]{64}$/.test(pin)) {
-        throw new UsageError(`--ca-pin: "${pin}" must be sha256: followed by 64 hex digits`);
-      }
-    }
+    caPinFlags(f);
     // The file's join_uri is not part of the block: its token (and secret) stay unless replaced.
     const fileUri = c.join_uri === undefined ? undefined : parseJoinUri(c.join_uri);
     const uriSecret = f.token === undefined ? fileUri?.registrationSecret : undefined;
