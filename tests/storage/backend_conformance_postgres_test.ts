@@ -78,6 +78,27 @@ Deno.test({
       }
     });
 
+    await t.step("write skew on absent keys: two crossed commits never both apply", async () => {
+      // A checks k1 absent and writes k2; B checks k2 absent and writes k1. Only
+      // serializable isolation refuses one of them (read committed lets both through).
+      const b = await openDb(url);
+      try {
+        for (let round = 0; round < 40; round++) {
+          const [k1, k2] = [["skew", `${round}a`], ["skew", `${round}b`]];
+          const crossed = (check: string[], write: string[]) =>
+            b.commit({
+              checks: [{ key: check, version: null }],
+              mutations: [{ type: "set", key: write, value: round }],
+            });
+          const [ra, rb] = await Promise.all([crossed(k1, k2), crossed(k2, k1)]);
+          assert(!(ra.ok && rb.ok), `round ${round}: both crossed commits applied`);
+          assert(ra.ok || rb.ok, `round ${round}: neither applied`);
+        }
+      } finally {
+        await b.close();
+      }
+    });
+
     await t.step("a wrong password is one clear line", async () => {
       const err = await refusal(openDb(url, "wrong"));
       assertEquals(err.code, "CONFIG_INVALID");

@@ -10,6 +10,14 @@
  * the start, re-reading the checked keys, so a loser ends with `{ ok: false }`
  * and never half-applies.
  *
+ * That transaction is a single statement (data-modifying CTEs gated on the
+ * checks) on a pool whose sessions default to SERIALIZABLE, never a
+ * `BEGIN … COMMIT` block: when a connection dies inside a block (PostgreSQL
+ * stopped or restarted, a failover, `pg_terminate_backend`), the driver
+ * (postgres 3.4.9) sends its own ROLLBACK on the dead socket from a deferred
+ * callback, and that throws where nothing can catch it: the whole auth
+ * process exited. A lone statement on a dead connection only fails.
+ *
  * Expiry is judged by the database clock (`now()`), shared by every
  * instance, in every read and check; a background sweep deletes expired rows
  * in small batches. Versions are random UUIDs, one per commit.
@@ -51,7 +59,7 @@ export interface PostgresBackendOptions {
   location: PostgresLocation;
   /** The role's password, if the server asks for one. */
   password?: string;
-  /** Most connections this process opens (default 10). */
+  /** Most connections of each of the two pools, reads and commits (default 10 each). */
   maxConnections?: number;
   /** Seconds to wait for a connection (default 5). */
   connectTimeoutSeconds?: number;
@@ -94,12 +102,15 @@ interface Row {
 /** A {@linkcode Backend} in a PostgreSQL database. */
 export class PostgresBackend implements Backend {
   #sql: Sql;
+  /** Sessions that default to SERIALIZABLE: each commit is one statement on it. */
+  #tx: Sql;
   #where: string;
   #sweep: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
 
-  private constructor(sql: Sql, where: string) {
+  private constructor(sql: Sql, tx: Sql, where: string) {
     this.#sql = sql;
+    this.#tx = tx;
     this.#where = where;
   }
 
@@ -120,26 +131,29 @@ export class PostgresBackend implements Backend {
         loc.user,
       );
     }
-    const sql = postgres({
-      host: loc.host,
-      port: loc.port,
-      database: loc.database,
-      username: loc.user,
-      ...(o.password !== undefined ? { password: o.password } : {}),
-      ssl,
-      max: o.maxConnections ?? 10,
-      connect_timeout: o.connectTimeoutSeconds ?? 5,
-      idle_timeout: 60,
-      connection: { application_name: "keybound-auth" },
-      onnotice: () => {},
-    });
+    const pool = (session: Record<string, string>) =>
+      postgres({
+        host: loc.host,
+        port: loc.port,
+        database: loc.database,
+        username: loc.user,
+        ...(o.password !== undefined ? { password: o.password } : {}),
+        ssl,
+        max: o.maxConnections ?? 10,
+        connect_timeout: o.connectTimeoutSeconds ?? 5,
+        idle_timeout: 60,
+        connection: { application_name: "keybound-auth", ...session },
+        onnotice: () => {},
+      });
+    const sql = pool({});
+    const tx = pool({ default_transaction_isolation: "serializable" });
     try {
       await migrate(sql);
     } catch (err) {
-      await sql.end({ timeout: 1 }).catch(() => {});
+      await Promise.all([sql, tx].map((p) => p.end({ timeout: 1 }).catch(() => {})));
       throw toStartupError(err, loc.display, loc.user);
     }
-    const backend = new PostgresBackend(sql, loc.display);
+    const backend = new PostgresBackend(sql, tx, loc.display);
     backend.#scheduleSweep();
     return backend;
   }
@@ -203,46 +217,56 @@ export class PostgresBackend implements Backend {
     return this.#run(async () => {
       for (let attempt = 1;; attempt++) {
         try {
-          return await this.#sql.begin("isolation level serializable", async (tx) => {
-            if (checks.length > 0) {
-              const rows = await tx.unsafe<{ key: string; version: string }[]>(
-                `SELECT encode(key, 'hex') AS key, version::text AS version FROM ${KV_TABLE}
-                 WHERE key IN (SELECT decode(k, 'hex') FROM unnest($1::text[]) AS k) AND ${LIVE}`,
-                [checks.map((c) => c.key)],
-              );
-              const current = new Map(rows.map((r) => [r.key, r.version]));
-              for (const c of checks) {
-                if ((current.get(c.key) ?? null) !== c.version) return { ok: false as const };
-              }
-            }
-            if (deletes.length > 0) {
-              await tx.unsafe(
-                `DELETE FROM ${KV_TABLE}
-                 WHERE key IN (SELECT decode(k, 'hex') FROM unnest($1::text[]) AS k)`,
-                [deletes],
-              );
-            }
-            if (sets.length > 0) {
-              await tx.unsafe(
-                `INSERT INTO ${KV_TABLE} (key, value, version, expires_at)
-                 SELECT decode(k, 'hex'), v::json, $4::uuid, nullif(e, '')::bigint
-                 FROM unnest($1::text[], $2::text[], $3::text[]) AS t(k, v, e)
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value,
-                   version = excluded.version, expires_at = excluded.expires_at`,
-                [
-                  sets.map(([k]) => k),
-                  sets.map(([, m]) => JSON.stringify(m.type === "set" ? m.value : null)),
-                  sets.map(([, m]) =>
-                    m.type === "set" && m.expiresAt !== undefined
-                      ? String(Math.ceil(m.expiresAt))
-                      : ""
-                  ),
-                  crypto.randomUUID(),
-                ],
-              );
-            }
-            return { ok: true as const };
-          });
+          // The checks, then the mutations only if every check held: one statement, so one
+          // serializable transaction (the deleted and written CTEs run whether or not the
+          // final SELECT reads them, on the statement's one snapshot). Every row is reached
+          // through the primary key: a sequential scan would take a predicate lock on the
+          // whole table, and every concurrent commit would then fail serialization.
+          // Lists travel as JSON: the driver sends a JS array as a PostgreSQL array only
+          // once it has fetched the server's array types, which a fresh pool's first query
+          // may not have (seen: "malformed array literal").
+          const [row] = await this.#tx.unsafe<{ ok: boolean }[]>(
+            `WITH want AS (
+               SELECT decode(c->>'key', 'hex') AS key, c->>'version' AS version
+               FROM json_array_elements($1::text::json) AS c
+             ), verdict AS (
+               SELECT NOT EXISTS (
+                 SELECT 1 FROM want
+                 LEFT JOIN ${KV_TABLE} kv ON kv.key = want.key
+                   AND (kv.expires_at IS NULL OR kv.expires_at > ${NOW_MS})
+                 WHERE kv.version::text IS DISTINCT FROM want.version
+               ) AS ok
+             ), deleted AS (
+               DELETE FROM ${KV_TABLE}
+               WHERE key = ANY (ARRAY(
+                   SELECT decode(k, 'hex') FROM json_array_elements_text($2::text::json) AS k
+                 ))
+                 AND (SELECT ok FROM verdict)
+               RETURNING 1
+             ), written AS (
+               INSERT INTO ${KV_TABLE} (key, value, version, expires_at)
+               SELECT decode(m->>'key', 'hex'), m->'value', $4::uuid, (m->>'expires_at')::bigint
+               FROM json_array_elements($3::text::json) AS m
+               WHERE (SELECT ok FROM verdict)
+               ON CONFLICT (key) DO UPDATE SET value = excluded.value,
+                 version = excluded.version, expires_at = excluded.expires_at
+               RETURNING 1
+             )
+             SELECT ok FROM verdict`,
+            [
+              JSON.stringify(checks),
+              JSON.stringify(deletes),
+              JSON.stringify(sets.map(([key, m]) => ({
+                key,
+                value: m.type === "set" ? m.value : null,
+                expires_at: m.type === "set" && m.expiresAt !== undefined
+                  ? Math.ceil(m.expiresAt)
+                  : null,
+              }))),
+              crypto.randomUUID(),
+            ],
+          );
+          return row.ok ? { ok: true as const } : { ok: false as const };
         } catch (err) {
           const code = errorCode(err);
           if (code === undefined || !RETRY_SQLSTATES.has(code) || attempt >= COMMIT_ATTEMPTS) {
@@ -300,6 +324,6 @@ export class PostgresBackend implements Backend {
     if (this.#closed) return;
     this.#closed = true;
     clearTimeout(this.#sweep);
-    await this.#sql.end({ timeout: 5 });
+    await Promise.all([this.#sql.end({ timeout: 5 }), this.#tx.end({ timeout: 5 })]);
   }
 }

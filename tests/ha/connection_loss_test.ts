@@ -1,0 +1,91 @@
+/**
+ * PostgreSQL connections dying under commits in flight (the symptom: an
+ * auth instance "refused connections right after PostgreSQL stopped" —
+ * it had exited). Sixteen writers commit in a loop on one PostgresBackend
+ * while every backend connection is terminated (`pg_terminate_backend`),
+ * then while PostgreSQL is stopped and started again. The commits in flight
+ * fail with BACKEND_UNAVAILABLE; nothing throws outside them (an uncaught
+ * error fails this test), and commits succeed again once the server is back.
+ *
+ * @module
+ */
+import { PostgresBackend } from "../../runtime-adapters/deno/postgres/backend.ts";
+import { parsePostgresUrl } from "../../runtime-adapters/deno/postgres/url.ts";
+import type { KeyboundError } from "../../src/errors.ts";
+import { assert } from "../_assert.ts";
+import { ignoreUnless } from "../_tools.ts";
+import { waitUntil } from "../_wait.ts";
+import { PG_PASSWORD, postgresMissing, startPostgres } from "./_postgres.ts";
+
+const WRITERS = 16;
+
+Deno.test({
+  name: "PostgresBackend: connections lost mid-commit fail those commits, and commits resume",
+  ignore: ignoreUnless("PostgreSQL tests", postgresMissing),
+  async fn(t) {
+    await using pg = await startPostgres();
+    await pg.createDatabase("kb");
+    const backend = await PostgresBackend.open({
+      location: parsePostgresUrl(pg.url("kb")),
+      password: PG_PASSWORD,
+    });
+    const outcomes: Record<string, number> = { ok: 0 };
+    let stop = false;
+    const writers = Array.from({ length: WRITERS }, async (_, i) => {
+      const key = ["w", String(i)];
+      for (let n = 0; !stop; n++) {
+        try {
+          const current = await backend.get(key);
+          const r = await backend.commit({
+            checks: [{ key, version: current?.version ?? null }],
+            mutations: [{ type: "set", key, value: n }],
+          });
+          if (r.ok) outcomes.ok++;
+        } catch (err) {
+          const code = (err as KeyboundError).code ?? String(err);
+          outcomes[code] = (outcomes[code] ?? 0) + 1;
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      }
+    });
+    const resumes = async (what: string) => {
+      const before = outcomes.ok;
+      await waitUntil(() => outcomes.ok >= before + WRITERS, `commits to resume after ${what}`, {
+        timeoutMs: 60_000,
+        intervalMs: 50,
+      });
+    };
+    try {
+      await resumes("start");
+      await t.step("every connection terminated, three times", async () => {
+        for (let i = 0; i < 3; i++) {
+          await pg.psql(
+            "postgres",
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity " +
+              "WHERE application_name = 'keybound-auth'",
+          );
+          await resumes(`termination ${i + 1}`);
+        }
+      });
+      await t.step("PostgreSQL stopped and started, twice", async () => {
+        for (let i = 0; i < 2; i++) {
+          await pg.stop();
+          await new Promise((r) => setTimeout(r, 300));
+          await pg.start();
+          await resumes(`restart ${i + 1}`);
+        }
+      });
+      const failures = Object.entries(outcomes).filter(([k]) => k !== "ok");
+      // Only the outage's own code: never a storage error, a crash or a wedged pool.
+      assert(failures.every(([k]) => k === "BACKEND_UNAVAILABLE"), JSON.stringify(outcomes));
+      assert(
+        (outcomes.BACKEND_UNAVAILABLE ?? 0) > 0,
+        `no commit was cut: ${JSON.stringify(outcomes)}`,
+      );
+    } finally {
+      stop = true;
+      await Promise.all(writers);
+      await backend.close();
+    }
+  },
+});
