@@ -30,6 +30,7 @@ Deno.test({
       password: PG_PASSWORD,
     });
     const outcomes: Record<string, number> = { ok: 0 };
+    const oks = Array.from({ length: WRITERS }, () => 0);
     let stop = false;
     const writers = Array.from({ length: WRITERS }, async (_, i) => {
       const key = ["w", String(i)];
@@ -40,7 +41,10 @@ Deno.test({
             checks: [{ key, version: current?.version ?? null }],
             mutations: [{ type: "set", key, value: n }],
           });
-          if (r.ok) outcomes.ok++;
+          if (r.ok) {
+            outcomes.ok++;
+            oks[i]++;
+          }
         } catch (err) {
           const code = (err as KeyboundError).code ?? String(err);
           outcomes[code] = (outcomes[code] ?? 0) + 1;
@@ -48,12 +52,18 @@ Deno.test({
         }
       }
     });
+    // Every writer, not just some: a connection left waiting out a long reconnect backoff
+    // would hold its writer's request long after the database is back.
     const resumes = async (what: string) => {
-      const before = outcomes.ok;
-      await waitUntil(() => outcomes.ok >= before + WRITERS, `commits to resume after ${what}`, {
-        timeoutMs: 60_000,
-        intervalMs: 50,
-      });
+      const before = [...oks];
+      await waitUntil(
+        () => oks.every((n, i) => n > before[i]),
+        `every writer to commit after ${what}`,
+        {
+          timeoutMs: 60_000,
+          intervalMs: 50,
+        },
+      );
     };
     try {
       await resumes("start");

@@ -141,6 +141,11 @@ export class PostgresBackend implements Backend {
         ssl,
         max: o.maxConnections ?? 10,
         connect_timeout: o.connectTimeoutSeconds ?? 5,
+        // Seconds before a connection that failed is tried again. The driver's default grows
+        // to 20 s across the pool during an outage, so requests waited up to 20 s after the
+        // database was back; capped at 1 s (at most 20 connections per instance retry).
+        backoff: (failures: number) =>
+          Math.min(0.05 * 2 ** failures, 1) * (0.5 + Math.random() / 2),
         idle_timeout: 60,
         connection: { application_name: "keybound-auth", ...session },
         onnotice: () => {},
