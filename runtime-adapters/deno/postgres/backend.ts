@@ -38,7 +38,13 @@ import {
   type ListOptions,
 } from "../../../src/storage/backend.ts";
 import { decodeKey, encodeKey, prefixRange } from "./key_codec.ts";
-import { errorCode, RETRY_SQLSTATES, toBackendError, toStartupError } from "./errors.ts";
+import {
+  errorCode,
+  notSerializable,
+  RETRY_SQLSTATES,
+  toBackendError,
+  toStartupError,
+} from "./errors.ts";
 import { KV_TABLE, migrate } from "./schema.ts";
 import type { PostgresLocation } from "./url.ts";
 
@@ -154,6 +160,10 @@ export class PostgresBackend implements Backend {
     const tx = pool({ default_transaction_isolation: "serializable" });
     try {
       await migrate(sql);
+      const [{ level }] = await tx.unsafe<{ level: string }[]>(
+        "SELECT current_setting('transaction_isolation') AS level",
+      );
+      if (level !== "serializable") throw notSerializable(loc.display);
     } catch (err) {
       await Promise.all([sql, tx].map((p) => p.end({ timeout: 1 }).catch(() => {})));
       throw toStartupError(err, loc.display, loc.user);
@@ -230,34 +240,37 @@ export class PostgresBackend implements Backend {
           // Lists travel as JSON: the driver sends a JS array as a PostgreSQL array only
           // once it has fetched the server's array types, which a fresh pool's first query
           // may not have (seen: "malformed array literal").
-          const [row] = await this.#tx.unsafe<{ ok: boolean }[]>(
+          const [row] = await this.#tx.unsafe<{ ok: boolean; isolated: boolean }[]>(
             `WITH want AS (
                SELECT decode(c->>'key', 'hex') AS key, c->>'version' AS version
                FROM json_array_elements($1::text::json) AS c
              ), verdict AS (
-               SELECT NOT EXISTS (
+               SELECT current_setting('transaction_isolation') = 'serializable' AS isolated,
+                 NOT EXISTS (
                  SELECT 1 FROM want
                  LEFT JOIN ${KV_TABLE} kv ON kv.key = want.key
                    AND (kv.expires_at IS NULL OR kv.expires_at > ${NOW_MS})
                  WHERE kv.version::text IS DISTINCT FROM want.version
                ) AS ok
+             ), go AS (
+               SELECT ok AND isolated AS go FROM verdict
              ), deleted AS (
                DELETE FROM ${KV_TABLE}
                WHERE key = ANY (ARRAY(
                    SELECT decode(k, 'hex') FROM json_array_elements_text($2::text::json) AS k
                  ))
-                 AND (SELECT ok FROM verdict)
+                 AND (SELECT go FROM go)
                RETURNING 1
              ), written AS (
                INSERT INTO ${KV_TABLE} (key, value, version, expires_at)
                SELECT decode(m->>'key', 'hex'), m->'value', $4::uuid, (m->>'expires_at')::bigint
                FROM json_array_elements($3::text::json) AS m
-               WHERE (SELECT ok FROM verdict)
+               WHERE (SELECT go FROM go)
                ON CONFLICT (key) DO UPDATE SET value = excluded.value,
                  version = excluded.version, expires_at = excluded.expires_at
                RETURNING 1
              )
-             SELECT ok FROM verdict`,
+             SELECT ok, isolated FROM verdict`,
             [
               JSON.stringify(checks),
               JSON.stringify(deletes),
@@ -271,6 +284,10 @@ export class PostgresBackend implements Backend {
               crypto.randomUUID(),
             ],
           );
+          // The statement is one compare-and-swap only at SERIALIZABLE (under read committed
+          // two commits checking the same version both apply). The level comes from a startup
+          // parameter, which a pooler told to ignore it drops silently: refuse, change nothing.
+          if (!row.isolated) throw notSerializable(this.#where);
           return row.ok ? { ok: true as const } : { ok: false as const };
         } catch (err) {
           const code = errorCode(err);

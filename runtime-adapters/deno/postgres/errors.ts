@@ -91,3 +91,17 @@ export function toStartupError(err: unknown, where: string, user: string): Keybo
   }
   return new KeyboundError("STORAGE_ERROR", `storage: PostgreSQL at ${where}: ${reason(err)}`);
 }
+
+/**
+ * The error for a commit session that is not SERIALIZABLE: its one-statement
+ * compare-and-swap would not be atomic, so nothing was written. The level is
+ * a startup parameter (`default_transaction_isolation`), which a connection
+ * pooler configured to ignore startup parameters drops without a word.
+ */
+export function notSerializable(where: string): ConfigError {
+  return new ConfigError(
+    `storage: PostgreSQL at ${where} runs this session below SERIALIZABLE, so a commit could ` +
+      "apply twice; nothing was written (a connection pooler dropping default_transaction_isolation? " +
+      "connect directly or forward the parameter)",
+  );
+}
