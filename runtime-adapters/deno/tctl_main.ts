@@ -39,7 +39,10 @@ function writeStdout(text: string): void {
 async function openApi(flags: TctlFlags): Promise<AdminApiClient> {
   const settings = await resolveConnection(flags, {
     env: (name) => Deno.env.get(name),
-    readTextFile: (path) => Deno.readTextFile(path),
+    readTextFile: (path) =>
+      Deno.readTextFile(path).catch((err) => {
+        throw new Error(osErrorReason(err), { cause: err });
+      }),
   });
   let text: string;
   try {
@@ -58,6 +61,7 @@ async function openApi(flags: TctlFlags): Promise<AdminApiClient> {
     fetch: await createTctlFetch({
       baseUrl: settings.baseUrl,
       hostCaPems: identity.hostCaPems,
+      caPems: settings.caPems,
       insecure: settings.insecure,
     }),
   });

@@ -40,18 +40,20 @@ Deno.test("resolveConnection: flags, then --data-dir, then environment", async (
     baseUrl: "https://127.0.0.1:4000",
     identityPath: "/d/admin-identity",
     insecure: false,
+    caPems: [],
   });
   assertEquals(
     await resolveConnection(
       { dataDir: "/d", authServer: "flag.example:2", identity: "/flag/id", insecure: true },
       env(vars, files),
     ),
-    { baseUrl: "https://flag.example:2", identityPath: "/flag/id", insecure: true },
+    { baseUrl: "https://flag.example:2", identityPath: "/flag/id", insecure: true, caPems: [] },
   );
   assertEquals(await resolveConnection({}, env(vars)), {
     baseUrl: "https://env.example:1",
     identityPath: "/env/id",
     insecure: false,
+    caPems: [],
   });
   await assertRejects(() => resolveConnection({}, env({})), BadParameterError, "no auth server");
   await assertRejects(

@@ -41,7 +41,8 @@ export function errorText(err: unknown): string {
   if (err instanceof ServerError) return `[${err.code}] ${err.message}`;
   if (isKeyboundError(err, "TLS_UNTRUSTED")) {
     return `${err.message} (the server's certificate does not verify against the host CA in ` +
-      "the identity file; --insecure skips verification)";
+      "the identity file or --ca-path; a service with its own PKI certificate needs --ca-path " +
+      "naming that PKI's CA)";
   }
   return err.message;
 }

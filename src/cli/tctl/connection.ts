@@ -1,11 +1,16 @@
 /**
  * Where tctl connects and as whom: `--auth-server` / `-i`, `--data-dir` on
  * the auth host (DIR/auth-server and DIR/admin-identity), or the environment
- * variables TELEPORT_AUTH_SERVER and TELEPORT_IDENTITY_FILE, in that order.
+ * variables TELEPORT_AUTH_SERVER and TELEPORT_IDENTITY_FILE, in that order;
+ * which CAs besides the identity file's host CAs vouch for the service:
+ * `--ca-path` or TELEPORT_CA_PATH (an operator PKI's CA, for a service
+ * started with `--tls-cert-file`).
  *
  * @module
  */
-import { BadParameterError } from "../../errors.ts";
+import { BadParameterError, errorMessage } from "../../errors.ts";
+import { certificatesFromPem, parseCertificate } from "../../pki/mod.ts";
+import { UsageError } from "./command.ts";
 import { formatHostPort, isLoopbackHost, parseServerAddress } from "../../util/host_port.ts";
 import { ADMIN_IDENTITY_FILE, AUTH_SERVER_FILE, dataDirFile } from "../auth/data_dir.ts";
 import type { TctlFlags } from "./options.ts";
@@ -21,13 +26,15 @@ export interface ConnectionSettings {
   identityPath: string;
   /** Skip verification of the server certificate. */
   insecure: boolean;
+  /** CA certificates (PEM) trusted together with the identity file's host CAs. */
+  caPems: string[];
 }
 
 /** What {@linkcode resolveConnection} reads from its environment. */
 export interface ConnectionEnvironment {
   /** An environment variable, or undefined. */
   env(name: string): string | undefined;
-  /** Reads a text file; throws if it cannot. */
+  /** Reads a text file; throws (saying why, in a few words) if it cannot. */
   readTextFile(path: string): Promise<string>;
 }
 
@@ -82,9 +89,41 @@ export async function resolveConnection(
       "no identity: pass -i/--identity FILE, --data-dir DIR, or set TELEPORT_IDENTITY_FILE",
     );
   }
+  const caPath = flags.caPath ?? environment.env("TELEPORT_CA_PATH");
+  const caWhat = flags.caPath !== undefined ? "--ca-path" : "TELEPORT_CA_PATH";
+  if (caPath && flags.insecure) {
+    throw new UsageError(`${caWhat} cannot be combined with --insecure`);
+  }
   return {
     baseUrl: authServerUrl(address, what),
     identityPath,
     insecure: !!flags.insecure,
+    caPems: caPath ? [await readCaFile(caPath, caWhat, environment)] : [],
   };
+}
+
+/** The text of a CA file that holds only parseable certificates; a usage error naming `what` otherwise. */
+async function readCaFile(
+  path: string,
+  what: string,
+  environment: ConnectionEnvironment,
+): Promise<string> {
+  let pem: string;
+  try {
+    pem = await environment.readTextFile(path);
+  } catch (cause) {
+    throw new UsageError(`${what}: cannot read ${path}: ${errorMessage(cause)}`, { cause });
+  }
+  try {
+    // Parsed here, so a damaged block is named now rather than as a TLS failure later.
+    for (const der of certificatesFromPem(pem)) parseCertificate(der);
+  } catch (cause) {
+    throw new UsageError(
+      `${what}: ${path} holds no valid PEM certificate (${errorMessage(cause)})`,
+      {
+        cause,
+      },
+    );
+  }
+  return pem;
 }

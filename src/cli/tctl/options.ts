@@ -19,6 +19,12 @@ export const TCTL_FLAGS = {
     value: "DIR",
     help: "on the auth host: DIR/admin-identity and DIR/auth-server",
   },
+  "ca-path": {
+    type: "string",
+    value: "FILE",
+    help:
+      "also trust the CA certificates (PEM) in FILE for the auth service: your PKI's CA when it serves --tls-cert-file (or TELEPORT_CA_PATH)",
+  },
   insecure: { type: "boolean", help: "do not verify the auth service's certificate" },
   help: { type: "boolean", short: "h", help: "show help" },
   format: { type: "string", value: "F", help: "output format: text, json or yaml" },
@@ -101,6 +107,7 @@ export const GLOBAL_FLAGS: readonly FlagName[] = [
   "auth-server",
   "identity",
   "data-dir",
+  "ca-path",
   "insecure",
   "help",
 ];

@@ -97,7 +97,8 @@ export const TCTL: ProgramSpec<typeof TCTL_FLAGS> = {
     audit: { list: "ls" },
     web: { list: "ls", remove: "rm", del: "rm" },
   },
-  footer: "Environment: TELEPORT_AUTH_SERVER, TELEPORT_IDENTITY_FILE (used when no flag is given).",
+  footer:
+    "Environment: TELEPORT_AUTH_SERVER, TELEPORT_IDENTITY_FILE, TELEPORT_CA_PATH (used when no flag is given).",
 };
 
 /**
