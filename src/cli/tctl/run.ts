@@ -98,7 +98,8 @@ export const TCTL: ProgramSpec<typeof TCTL_FLAGS> = {
     web: { list: "ls", remove: "rm", del: "rm" },
   },
   footer:
-    "Environment: TELEPORT_AUTH_SERVER, TELEPORT_IDENTITY_FILE, TELEPORT_CA_PATH (used when no flag is given).",
+    "Environment (used when no flag is given): TELEPORT_AUTH_SERVER, TELEPORT_IDENTITY_FILE,\n" +
+    "TELEPORT_CA_PATH.",
 };
 
 /**
