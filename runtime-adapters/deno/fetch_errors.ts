@@ -12,12 +12,18 @@
  */
 import { KeyboundError } from "../../src/errors.ts";
 
+/** The messages of an error and its causes, outermost first (five deep at most). */
+function messageChain(err: unknown): string[] {
+  const chain: string[] = [];
+  for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    chain.push(e.message);
+  }
+  return chain;
+}
+
 /** The deepest message of an error chain, without hyper's "error sending request for url (…)". */
 function innermost(err: unknown): string {
-  let message = String(err);
-  for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
-    message = e.message.split("\n")[0];
-  }
+  const message = messageChain(err).at(-1)?.split("\n")[0] ?? String(err);
   return message
     .replace(/^error sending request (for url|from) \([^)]*\)(?: for \S+ \([^)]*\))?: /, "")
     .replace(/^error sending request from \S+ for \S+ \([^)]*\): /, "")
@@ -125,11 +131,7 @@ function hostOf(input: string | URL | Request): string {
  * again on a new connection is safe for any method: the server saw nothing.
  */
 function resetWhileConnecting(err: unknown): boolean {
-  const chain: string[] = [];
-  for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
-    chain.push(e.message);
-  }
-  const text = chain.join("\n");
+  const text = messageChain(err).join("\n");
   return /client error \(Connect\)/.test(text) &&
     /Connection reset|reset by peer|ECONNRESET|tls handshake eof|peer closed connection/i.test(
       text,
