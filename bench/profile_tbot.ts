@@ -14,7 +14,7 @@
  *
  * @module
  */
-import { botConfig, startTlsAuth, taskArgs } from "./tbot.ts";
+import { botConfig, startTlsAuth, taskArgs, taskEnv } from "./tbot.ts";
 import { fmt, median } from "./stats.ts";
 
 const runs = Number(Deno.args[0] ?? 5);
@@ -53,6 +53,7 @@ try {
         cfg,
         "--oneshot",
       ],
+      env: taskEnv("tbot"),
       stdout: "null",
       stderr: "piped",
     }).output();
@@ -133,6 +134,7 @@ try {
   const t0 = Date.now();
   const dbg = await new Deno.Command(Deno.execPath(), {
     args: [...flags, ...extra, entry, "start", "-c", cfg, "--oneshot", "--debug"],
+    env: taskEnv("tbot"),
     stdout: "null",
     stderr: "piped",
   }).output();

@@ -9,16 +9,17 @@
 import { AdminApiClient } from "../src/cli/api_client.ts";
 import { parseIdentityFile } from "../src/protocol/identity_file.ts";
 import { spawnAuthService } from "../runtime-adapters/deno/auth_process.ts";
+import { denoTask } from "../scripts/deno_task.ts";
 import { median, rssMb } from "./stats.ts";
-
-const ROOT = new URL("..", import.meta.url).pathname;
 
 /** The arguments of `deno task NAME` after `deno`, with absolute paths. */
 export function taskArgs(name: string): string[] {
-  const tasks = JSON.parse(Deno.readTextFileSync(`${ROOT}/deno.json`)).tasks;
-  return tasks[name].split(/\s+/).slice(1).map((a: string) =>
-    a.endsWith(".ts") && !a.startsWith("/") ? `${ROOT}/${a}` : a
-  );
+  return denoTask(name).args;
+}
+
+/** The variables `deno task NAME` sets (tbot's turn off deno's update check). */
+export function taskEnv(name: string): Record<string, string> {
+  return denoTask(name).env;
 }
 
 /** An auth service over HTTPS with an admin client (bench and dev tools). */
@@ -35,7 +36,11 @@ export interface TlsAuth {
 
 /** Starts the `auth` task on `dataDir`. */
 export async function startTlsAuth(dataDir: string): Promise<TlsAuth> {
-  const auth = await spawnAuthService({ dataDir, command: [Deno.execPath(), ...taskArgs("auth")] });
+  const auth = await spawnAuthService({
+    dataDir,
+    command: [Deno.execPath(), ...taskArgs("auth")],
+    env: taskEnv("auth"),
+  });
   const url = auth.url;
   const id = await parseIdentityFile(await Deno.readTextFile(`${dataDir}/admin-identity`));
   const client = Deno.createHttpClient({ caCerts: id.hostCaPems });
@@ -188,10 +193,17 @@ function freePort(): number {
 
 const MODULES = new URL("./tbot_modules.ts", import.meta.url).pathname;
 const HOLD = new URL("./hold.ts", import.meta.url).pathname;
+/** tbot's variables, for every process timed or sampled beside it (bare deno too). */
+const TBOT_ENV = taskEnv("tbot");
 
 /** RSS of `deno ARGS` once it printed its first line (it then waits until killed), MB. */
 async function heldRssMb(args: string[]): Promise<number> {
-  const p = new Deno.Command(Deno.execPath(), { args, stdout: "piped", stderr: "null" }).spawn();
+  const p = new Deno.Command(Deno.execPath(), {
+    args,
+    env: TBOT_ENV,
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
   try {
     const reader = p.stdout.getReader();
     await reader.read();
@@ -228,7 +240,7 @@ export async function benchTbot(
     const times: number[] = [];
     const timed = async (args: string[], into: number[]) => {
       const t0 = performance.now();
-      const b = await new Deno.Command(Deno.execPath(), { args }).output();
+      const b = await new Deno.Command(Deno.execPath(), { args, env: TBOT_ENV }).output();
       if (!b.success) {
         throw new Error(`deno ${args.at(-1)} failed: ${new TextDecoder().decode(b.stderr)}`);
       }
@@ -240,6 +252,7 @@ export async function benchTbot(
       const t0 = performance.now();
       const out = await new Deno.Command(Deno.execPath(), {
         args: [...taskArgs("tbot"), "start", "-c", cfg, "--oneshot"],
+        env: TBOT_ENV,
         stdout: "null",
         stderr: "piped",
       }).output();
@@ -261,6 +274,7 @@ export async function benchTbot(
     );
     const daemon = new Deno.Command(Deno.execPath(), {
       args: [...taskArgs("tbot"), "start", "-c", dcfg],
+      env: TBOT_ENV,
       stdout: "null",
       stderr: "null",
     }).spawn();

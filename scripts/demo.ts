@@ -16,6 +16,7 @@ import {
   type AuthServiceProcess,
   spawnAuthService,
 } from "../runtime-adapters/deno/auth_process.ts";
+import { denoTask } from "./deno_task.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const DENO = Deno.execPath();
@@ -24,17 +25,20 @@ function say(step: string) {
   console.log(`\n\x1b[1m==> ${step}\x1b[0m`);
 }
 
+/** Runs deno task `name` with `args` after the task's own, and the task's variables set. */
 async function run(
+  name: string,
   args: string[],
   opts: { stdin?: string; env?: Record<string, string>; stdoutOnly?: boolean } = {},
 ): Promise<string> {
+  const task = denoTask(name);
   const cmd = new Deno.Command(DENO, {
-    args,
+    args: [...task.args, ...args],
     cwd: ROOT,
     stdin: opts.stdin === undefined ? "null" : "piped",
     stdout: "piped",
     stderr: "piped",
-    env: opts.env,
+    env: { ...task.env, ...opts.env },
   });
   const child = cmd.spawn();
   if (opts.stdin !== undefined) {
@@ -57,12 +61,6 @@ async function run(
   return stdout + (stderr ? `\n${stderr}` : "");
 }
 
-function task(name: string): string[] {
-  const tasks = JSON.parse(Deno.readTextFileSync(`${ROOT}/deno.json`)).tasks;
-  // "deno run FLAGS... FILE" -> the args after "deno"
-  return tasks[name].split(/\s+/).slice(1);
-}
-
 const tmp = await Deno.makeTempDir({ prefix: "keybound-demo-" });
 const dataDir = `${tmp}/auth`;
 const botStorage = `${tmp}/bot`;
@@ -72,14 +70,19 @@ let auth: AuthServiceProcess | undefined;
 try {
   say("Start the auth service (Deno KV in a temporary directory)");
   // The `auth` task's own command line, as `deno task auth start` runs it.
-  auth = await spawnAuthService({ dataDir, command: [DENO, ...task("auth")], cwd: ROOT });
+  auth = await spawnAuthService({
+    dataDir,
+    command: [DENO, ...denoTask("auth").args],
+    env: denoTask("auth").env,
+    cwd: ROOT,
+  });
   const { addr, caPin: pin } = auth;
   console.log(`Keybound auth service listening on ${auth.url}\nCA pin ${pin}`);
 
-  const tctl = (...args: string[]) => run([...task("tctl"), "--data-dir", dataDir, ...args]);
+  const tctl = (...args: string[]) => run("tctl", ["--data-dir", dataDir, ...args]);
   const tctlJson = async (...args: string[]) =>
     JSON.parse(
-      await run([...task("tctl"), "--data-dir", dataDir, ...args, "--format=json"], {
+      await run("tctl", ["--data-dir", dataDir, ...args, "--format=json"], {
         stdoutOnly: true,
       }),
     );
@@ -141,7 +144,7 @@ try {
   ].join("\n");
   await Deno.writeTextFile(`${tmp}/tbot.yaml`, tbotYaml);
   console.log(tbotYaml.replace(secret, "<secret>").trim());
-  const first = await run([...task("tbot"), "start", "-c", `${tmp}/tbot.yaml`]);
+  const first = await run("tbot", ["start", "-c", `${tmp}/tbot.yaml`]);
   console.log(first.trim());
 
   say("Credentials tbot wrote");
@@ -157,7 +160,7 @@ try {
   const before = (await tctlJson("get", "token/example"))[0].status
     .bound_keypair;
   say("Run tbot again: a refresh with the bound key, no recovery consumed");
-  console.log((await run([...task("tbot"), "start", "-c", `${tmp}/tbot.yaml`])).trim());
+  console.log((await run("tbot", ["start", "-c", `${tmp}/tbot.yaml`])).trim());
   const after = (await tctlJson("get", "token/example"))[0].status
     .bound_keypair;
   console.log(
