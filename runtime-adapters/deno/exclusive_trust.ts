@@ -23,7 +23,8 @@
  * @module
  */
 import { generateStorableKeyPair } from "../../src/crypto/keys.ts";
-import { certificateToPem, issueCertificate, NAME_OIDS } from "../../src/pki/mod.ts";
+import { certificateToPem } from "../../src/pki/pem.ts";
+import { issueCertificate, NAME_OIDS } from "../../src/pki/x509.ts";
 import { nodeHttpsFetcher } from "./node_https_fetch.ts";
 
 /** The variables Deno reads when it builds the default root store. */

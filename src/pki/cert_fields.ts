@@ -1,17 +1,23 @@
 /**
- * The validity and the SubjectPublicKeyInfo of a certificate, read by
- * walking the DER headers of its TBSCertificate (RFC 5280 §4.1) instead of a
- * full parse: an agent needs only these on every renewal, and a full parse
- * with asn1-schema costs 0.7–1.8 ms, most of a Worker renewal's CPU budget.
+ * The validity, the subject and the SubjectPublicKeyInfo of a certificate,
+ * read by walking the DER of its TBSCertificate (RFC 5280 §4.1) instead of a
+ * full parse: the agent needs only these, at start-up for its stored
+ * certificate and on every renewal for the new one. A full parse with
+ * asn1-schema costs 0.7–1.8 ms per certificate, most of a Worker renewal's CPU
+ * budget, and loading the CommonJS library costs tbot ~40 ms and ~15 MB.
  *
- * This reads structure, not trust: use it only on a certificate just received
- * from the authenticated auth service, for fields the caller then checks (the
- * SPKI against the key it sent). Certificates loaded from storage or trusted
- * for anything go through {@linkcode parseCertificate}.
+ * This reads structure, not trust: the caller checks what it read (the SPKI
+ * against the key it holds or sent). Certificates trusted for anything (a CA,
+ * a signature to verify) go through {@linkcode parseCertificate} in
+ * ./x509_parse.ts.
  *
  * @module
  */
+import { sha256 } from "../crypto/random.ts";
 import { BadServerResponseError } from "../errors.ts";
+import { toHex } from "../util/encoding.ts";
+import { decodeOid, readChildren, readTlv, type Tlv } from "./der_reader.ts";
+import type { NameAttribute } from "./x509.ts";
 
 /** What {@linkcode readCertificateFields} returns. */
 export interface CertificateFields {
@@ -19,39 +25,19 @@ export interface CertificateFields {
   notBefore: Date;
   /** End of validity. */
   notAfter: Date;
+  /** Subject attributes, every attribute of every RDN, in order. */
+  subject: NameAttribute[];
   /** SubjectPublicKeyInfo DER (a copy). */
   spki: Uint8Array;
-}
-
-interface Tlv {
-  tag: number;
-  start: number;
-  content: number;
-  end: number;
 }
 
 function malformed(what: string): never {
   throw new BadServerResponseError(`malformed certificate: ${what}`);
 }
 
-/** The DER element at `at`, which must end by `limit` (definite lengths, at most 4 length bytes). */
-function tlv(der: Uint8Array, at: number, limit: number): Tlv {
-  if (at + 2 > limit) malformed("truncated element");
-  const tag = der[at];
-  let len = der[at + 1];
-  let content = at + 2;
-  if (len >= 0x80) {
-    const n = len & 0x7f;
-    if (n === 0 || n > 4 || content + n > limit) malformed("bad length");
-    len = 0;
-    for (let i = 0; i < n; i++) len = len * 256 + der[content++];
-  }
-  const end = content + len;
-  if (end > limit) malformed("element overruns its container");
-  return { tag, start: at, content, end };
-}
-
 const SEQUENCE = 0x30;
+const SET = 0x31;
+const OID = 0x06;
 const UTC_TIME = 0x17;
 const GENERALIZED_TIME = 0x18;
 
@@ -66,50 +52,103 @@ function readTime(der: Uint8Array, t: Tlv): Date {
   if (!m) malformed("bad validity time");
   let year = Number(m[1]);
   if (t.tag === UTC_TIME) year += year < 50 ? 2000 : 1900;
-  const ms = Date.UTC(
-    year,
-    Number(m[2]) - 1,
-    Number(m[3]),
-    Number(m[4]),
-    Number(m[5]),
-    Number(m[6]),
-  );
-  if (Number.isNaN(ms)) malformed("bad validity time");
-  return new Date(ms);
+  const d = new Date(0);
+  d.setUTCFullYear(year, Number(m[2]) - 1, Number(m[3]));
+  d.setUTCHours(Number(m[4]), Number(m[5]), Number(m[6]));
+  if (Number.isNaN(d.getTime())) malformed("bad validity time");
+  return d;
+}
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * An attribute value as text, as the full parser gives it: the string types
+ * (UTF8String, PrintableString, IA5String, TeletexString as Latin-1,
+ * BMPString), anything else as the hex of its DER.
+ */
+function attributeText(der: Uint8Array, v: Tlv): string {
+  const bytes = der.subarray(v.content, v.end);
+  switch (v.tag) {
+    case 0x0c:
+      try {
+        return utf8.decode(bytes);
+      } catch {
+        return malformed("bad UTF8String");
+      }
+    case 0x13:
+    case 0x14:
+    case 0x16:
+      return String.fromCharCode(...bytes);
+    case 0x1e: {
+      if (bytes.length % 2) malformed("bad BMPString");
+      let s = "";
+      for (let i = 0; i < bytes.length; i += 2) {
+        s += String.fromCharCode(bytes[i] * 256 + bytes[i + 1]);
+      }
+      return s;
+    }
+    default:
+      return toHex(der.subarray(v.start, v.end));
+  }
+}
+
+/** The attributes of a Name: SEQUENCE OF SET OF SEQUENCE { OID, value }. */
+function readName(der: Uint8Array, name: Tlv): NameAttribute[] {
+  const out: NameAttribute[] = [];
+  for (const rdn of readChildren(der, name, malformed)) {
+    if (rdn.tag !== SET) malformed("bad name");
+    const atvs = readChildren(der, rdn, malformed);
+    if (atvs.length === 0) malformed("empty relative distinguished name");
+    for (const atv of atvs) {
+      const parts = atv.tag === SEQUENCE ? readChildren(der, atv, malformed) : [];
+      if (parts.length !== 2 || parts[0].tag !== OID) malformed("bad name attribute");
+      out.push({
+        oid: decodeOid(der.subarray(parts[0].content, parts[0].end), malformed),
+        value: attributeText(der, parts[1]),
+      });
+    }
+  }
+  return out;
 }
 
 /**
- * Reads the validity and the SPKI of a DER certificate. Throws
- * `BadServerResponseError` if the DER does not have the shape of a certificate (it came from the
- * server, so the server misbehaved).
+ * Reads the validity, the subject and the SPKI of a DER certificate. Throws
+ * `BadServerResponseError` if the DER does not have the shape of a
+ * certificate (on the renewal path it came from the server, so the server
+ * misbehaved; callers reading storage treat any error as an unreadable file).
  */
 export function readCertificateFields(der: Uint8Array): CertificateFields {
-  const cert = tlv(der, 0, der.length);
+  const cert = readTlv(der, 0, der.length, malformed);
   if (cert.tag !== SEQUENCE || cert.end !== der.length) malformed("not one DER SEQUENCE");
-  const tbs = tlv(der, cert.content, cert.end);
-  if (tbs.tag !== SEQUENCE) malformed("no TBSCertificate");
-  let at = tbs.content;
-  const next = (): Tlv => {
-    const t = tlv(der, at, tbs.end);
-    at = t.end;
-    return t;
-  };
-  let field = next();
-  if (field.tag === 0xa0) field = next(); // [0] version; then the serial number
-  const fields = [field, next(), next(), next(), next(), next()];
+  const [tbs, sigAlg, sig, ...extra] = readChildren(der, cert, malformed);
+  if (tbs?.tag !== SEQUENCE || sigAlg?.tag !== SEQUENCE || sig?.tag !== 0x03 || extra.length) {
+    malformed("not a certificate");
+  }
+  let fields = readChildren(der, tbs, malformed);
+  if (fields[0]?.tag === 0xa0) fields = fields.slice(1); // [0] version
   const [serial, signature, issuer, validity, subject, spki] = fields;
   if (
-    serial.tag !== 0x02 ||
-    [signature, issuer, validity, subject, spki].some((f) => f.tag !== SEQUENCE)
+    serial?.tag !== 0x02 ||
+    [signature, issuer, validity, subject, spki].some((f) => f?.tag !== SEQUENCE)
   ) {
     malformed("unexpected TBSCertificate field");
   }
-  const notBefore = tlv(der, validity.content, validity.end);
-  const notAfter = tlv(der, notBefore.end, validity.end);
-  if (notAfter.end !== validity.end) malformed("bad validity");
+  const times = readChildren(der, validity, malformed);
+  if (times.length !== 2) malformed("bad validity");
   return {
-    notBefore: readTime(der, notBefore),
-    notAfter: readTime(der, notAfter),
+    notBefore: readTime(der, times[0]),
+    notAfter: readTime(der, times[1]),
+    subject: readName(der, subject),
     spki: der.slice(spki.start, spki.end),
   };
+}
+
+/**
+ * CA pin in Teleport's format: `sha256:` and the hex SHA-256 of the
+ * certificate's SubjectPublicKeyInfo DER. Accepts anything with an `spki`
+ * (a parsed certificate, its fields) or SPKI DER directly.
+ */
+export async function spkiPin(cert: { spki: Uint8Array } | Uint8Array): Promise<string> {
+  const spki = cert instanceof Uint8Array ? cert : cert.spki;
+  return "sha256:" + toHex(await sha256(spki));
 }

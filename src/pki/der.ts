@@ -1,8 +1,10 @@
 /**
- * The few DER and address encodings the certificate code needs beyond what
- * `@peculiar/asn1-x509` offers: ECDSA signature conversion between
- * WebCrypto's fixed-width `r||s` and DER `ECDSA-Sig-Value` (RFC 3279 §2.2.3),
- * strict IP address parsing, and an outer length check.
+ * The DER encodings Keybound writes certificates with (X.690 §10: definite,
+ * minimal lengths), ECDSA signature conversion between WebCrypto's
+ * fixed-width `r||s` and DER `ECDSA-Sig-Value` (RFC 3279 §2.2.3), strict IP
+ * address parsing, and an outer length check. Written by hand rather than
+ * with asn1-schema: the agent issues a certificate at every start (the TLS
+ * root-store proof) and must not load the CommonJS ASN.1 library for it.
  *
  * @module
  */
@@ -22,6 +24,89 @@ function derLength(n: number): Uint8Array {
 /** Encodes one DER element with the given single-byte tag. */
 export function derTlv(tag: number, content: Uint8Array): Uint8Array<ArrayBuffer> {
   return concatBytes(new Uint8Array([tag]), derLength(content.length), content);
+}
+
+/** DER tags Keybound writes. */
+export const TAG = {
+  BOOLEAN: 0x01,
+  INTEGER: 0x02,
+  BIT_STRING: 0x03,
+  OCTET_STRING: 0x04,
+  OID: 0x06,
+  UTF8_STRING: 0x0c,
+  UTC_TIME: 0x17,
+  GENERALIZED_TIME: 0x18,
+  SEQUENCE: 0x30,
+  SET: 0x31,
+} as const;
+
+/** A SEQUENCE of already-encoded elements. */
+export function derSequence(...elements: Uint8Array[]): Uint8Array<ArrayBuffer> {
+  return derTlv(TAG.SEQUENCE, concatBytes(...elements));
+}
+
+/** DER BOOLEAN TRUE (FALSE is never written: X.509's booleans default to it). */
+export const DER_TRUE: Uint8Array = new Uint8Array([TAG.BOOLEAN, 1, 0xff]);
+
+/** A non-negative INTEGER from an unsigned big-endian value or a safe integer. */
+export function derUnsigned(value: Uint8Array | number): Uint8Array<ArrayBuffer> {
+  if (typeof value === "number") {
+    const bytes: number[] = [];
+    for (let v = value; v > 0; v = Math.floor(v / 256)) bytes.unshift(v % 256);
+    value = new Uint8Array(bytes.length ? bytes : [0]);
+  }
+  return derTlv(TAG.INTEGER, minimalUnsigned(value));
+}
+
+/** An OBJECT IDENTIFIER from its dotted form (at least two arcs, first 0–2). */
+export function derOid(dotted: string): Uint8Array<ArrayBuffer> {
+  const arcs = dotted.split(".").map((a) => BigInt(a));
+  const out: number[] = [];
+  const base128 = (n: bigint) => {
+    const groups = [Number(n & 0x7fn)];
+    for (let v = n >> 7n; v > 0n; v >>= 7n) groups.unshift(Number(v & 0x7fn) | 0x80);
+    out.push(...groups);
+  };
+  base128(arcs[0] * 40n + arcs[1]);
+  for (const arc of arcs.slice(2)) base128(arc);
+  return derTlv(TAG.OID, new Uint8Array(out));
+}
+
+/** A UTF8String. */
+export function derUtf8(text: string): Uint8Array<ArrayBuffer> {
+  return derTlv(TAG.UTF8_STRING, new TextEncoder().encode(text));
+}
+
+/** An OCTET STRING. */
+export function derOctets(bytes: Uint8Array): Uint8Array<ArrayBuffer> {
+  return derTlv(TAG.OCTET_STRING, bytes);
+}
+
+/**
+ * A named-bit BIT STRING (X.690 §11.2.2: trailing zero bits dropped) from
+ * flags where `1 << i` is bit `i`, bit 0 the first byte's high bit.
+ */
+export function derNamedBits(flags: number): Uint8Array<ArrayBuffer> {
+  const bits = flags.toString(2).length; // highest set bit + 1
+  if (flags === 0) return derTlv(TAG.BIT_STRING, new Uint8Array([0]));
+  const bytes = new Uint8Array(1 + Math.ceil(bits / 8));
+  bytes[0] = (8 - bits % 8) % 8;
+  for (let i = 0; i < bits; i++) if (flags & (1 << i)) bytes[1 + (i >> 3)] |= 0x80 >> (i & 7);
+  return derTlv(TAG.BIT_STRING, bytes);
+}
+
+/**
+ * An RFC 5280 §4.1.2.5 Time: UTCTime for 1950–2049, GeneralizedTime
+ * otherwise, to the second. The caller checks the year is 0–9999.
+ */
+export function derTime(date: Date): Uint8Array<ArrayBuffer> {
+  const year = date.getUTCFullYear();
+  const two = (n: number) => String(n).padStart(2, "0");
+  const rest = two(date.getUTCMonth() + 1) + two(date.getUTCDate()) + two(date.getUTCHours()) +
+    two(date.getUTCMinutes()) + two(date.getUTCSeconds()) + "Z";
+  const utc = year >= 1950 && year <= 2049;
+  const text = (utc ? two(year % 100) : String(year).padStart(4, "0")) + rest;
+  return derTlv(utc ? TAG.UTC_TIME : TAG.GENERALIZED_TIME, new TextEncoder().encode(text));
 }
 
 /** Strips leading zeros, then adds one back if the top bit would make the value negative. */

@@ -4,41 +4,26 @@
  *
  * @module
  */
-import { AsnConvert, OctetString } from "@peculiar/asn1-schema";
-import {
-  AlgorithmIdentifier,
-  AttributeTypeAndValue,
-  AttributeValue,
-  AuthorityKeyIdentifier,
-  BasicConstraints,
-  ExtendedKeyUsage,
-  Extension,
-  GeneralName,
-  id_ce_authorityKeyIdentifier,
-  id_ce_basicConstraints,
-  id_ce_extKeyUsage,
-  id_ce_keyUsage,
-  id_ce_subjectAltName,
-  id_ce_subjectKeyIdentifier,
-  id_kp_clientAuth,
-  id_kp_serverAuth,
-  KeyIdentifier,
-  KeyUsage,
-  KeyUsageFlags,
-  Name,
-  RelativeDistinguishedName,
-  SubjectAlternativeName,
-  SubjectKeyIdentifier,
-  SubjectPublicKeyInfo,
-  Time,
-  Validity,
-  Version,
-} from "@peculiar/asn1-x509";
 import { BadParameterError } from "../errors.ts";
 import { algOf, exportSpki, type KeyAlgorithm, sign, verify } from "../crypto/keys.ts";
 import { randomBytes } from "../crypto/random.ts";
 import { bytesEqual, concatBytes, toHex } from "../util/encoding.ts";
-import { derTlv, ecdsaRawToDer, minimalUnsigned, parseIpAddress } from "./der.ts";
+import {
+  DER_TRUE,
+  derNamedBits,
+  derOctets,
+  derOid,
+  derSequence,
+  derTime,
+  derTlv,
+  derUnsigned,
+  derUtf8,
+  ecdsaRawToDer,
+  minimalUnsigned,
+  parseIpAddress,
+  TAG,
+} from "./der.ts";
+import { decodeOid, readChildren, readTlv, type Tlv } from "./der_reader.ts";
 
 /** OIDs of the name attributes Keybound and Teleport use. */
 export const NAME_OIDS = {
@@ -60,7 +45,33 @@ export const SIGNATURE_OIDS: Readonly<Record<KeyAlgorithm, string>> = {
 };
 
 /** EKU OIDs for the purposes Keybound issues. */
-export const EKU_OIDS = { serverAuth: id_kp_serverAuth, clientAuth: id_kp_clientAuth } as const;
+export const EKU_OIDS = {
+  serverAuth: "1.3.6.1.5.5.7.3.1",
+  clientAuth: "1.3.6.1.5.5.7.3.2",
+} as const;
+
+/** Extension OIDs (RFC 5280 §4.2.1). */
+export const EXTENSION_OIDS = {
+  subjectKeyIdentifier: "2.5.29.14",
+  keyUsage: "2.5.29.15",
+  subjectAltName: "2.5.29.17",
+  basicConstraints: "2.5.29.19",
+  authorityKeyIdentifier: "2.5.29.35",
+  extKeyUsage: "2.5.29.37",
+} as const;
+
+/** KeyUsage bits (RFC 5280 §4.2.1.3) as flags: `1 << n` is bit `n`. */
+export const KEY_USAGE_FLAGS = {
+  digitalSignature: 1,
+  nonRepudiation: 2,
+  keyEncipherment: 4,
+  dataEncipherment: 8,
+  keyAgreement: 16,
+  keyCertSign: 32,
+  cRLSign: 64,
+  encipherOnly: 128,
+  decipherOnly: 256,
+} as const;
 
 /** One attribute of a distinguished name. Values are encoded as UTF8String. */
 export interface NameAttribute {
@@ -136,32 +147,39 @@ export interface IssueCertificateOptions {
 
 const OID_RE = /^[0-2](\.(0|[1-9][0-9]*))+$/;
 
-/** Encodes name attributes as a Name: one single-valued RDN per attribute, in order. */
-function encodeName(attrs: NameAttribute[]): Name {
-  return new Name(attrs.map((a) => {
+/** Encodes name attributes as a Name DER: one single-valued RDN per attribute, in order. */
+function encodeName(attrs: NameAttribute[]): Uint8Array {
+  return derSequence(...attrs.map((a) => {
     if (!OID_RE.test(a.oid)) throw new BadParameterError(`invalid name attribute OID "${a.oid}"`);
     if (a.value === "") throw new BadParameterError(`name attribute ${a.oid} has an empty value`);
-    const value = new AttributeValue({ utf8String: a.value });
-    return new RelativeDistinguishedName([new AttributeTypeAndValue({ type: a.oid, value })]);
+    return derTlv(TAG.SET, derSequence(derOid(a.oid), derUtf8(a.value)));
   }));
 }
 
 /**
- * Reads an issuer Name from DER. Chain building matches issuer and subject
- * names byte for byte in some verifiers, so a Name that would not re-encode
- * to the same bytes (BER, odd string types) is refused rather than altered.
+ * Checks an issuer Name given as DER before it is copied into a certificate.
+ * Chain building matches issuer and subject names byte for byte in some
+ * verifiers, so a Name that is not strict DER (BER lengths, trailing bytes)
+ * or not a Name at all is refused rather than altered.
  */
 function checkNameDer(der: Uint8Array): Uint8Array {
   const cacheKey = toHex(der);
   if (checkedIssuerNames.has(cacheKey)) return der;
-  let name: Name;
-  try {
-    name = AsnConvert.parse(der, Name);
-  } catch (cause) {
-    throw new BadParameterError("issuer subject is not a DER Name", { cause });
-  }
-  if (!bytesEqual(new Uint8Array(AsnConvert.serialize(name)), der)) {
-    throw new BadParameterError("issuer subject Name does not re-encode identically");
+  const bad = (what: string): never => {
+    throw new BadParameterError(`issuer subject is not a DER Name: ${what}`);
+  };
+  const name = readTlv(der, 0, der.length, bad);
+  if (name.tag !== TAG.SEQUENCE || name.end !== der.length) bad("not one SEQUENCE");
+  for (const rdn of readChildren(der, name, bad)) {
+    const atvs = rdn.tag === TAG.SET ? readChildren(der, rdn, bad) : [];
+    if (atvs.length === 0) bad("bad relative distinguished name");
+    for (const atv of atvs) {
+      const parts: Tlv[] = atv.tag === TAG.SEQUENCE ? readChildren(der, atv, bad) : [];
+      if (parts.length !== 2 || parts[0].tag !== TAG.OID || parts[1].tag & 0x20) {
+        bad("bad attribute");
+      }
+      decodeOid(der.subarray(parts[0].content, parts[0].end), bad);
+    }
   }
   // A process has a handful of CAs; the bound only stops unbounded growth.
   if (checkedIssuerNames.size >= 256) checkedIssuerNames.clear();
@@ -169,8 +187,7 @@ function checkNameDer(der: Uint8Array): Uint8Array {
   return der;
 }
 
-// Issuer Name DERs already checked: the check parses and re-encodes, and the
-// same CA name comes back on every issue.
+// Issuer Name DERs already checked: the same CA name comes back on every issue.
 const checkedIssuerNames = new Set<string>();
 
 /** A random positive 128-bit serial; the 0x40 bit keeps its DER encoding exactly 16 bytes. */
@@ -190,8 +207,8 @@ function serialInteger(serial: Uint8Array | undefined): Uint8Array {
   return v;
 }
 
-/** ASN.1 Time as RFC 5280 §4.1.2.5 prescribes: UTCTime through 2049, GeneralizedTime after. */
-function certTime(d: Date, field: string): Time {
+/** A certificate time as RFC 5280 §4.1.2.5 prescribes, to the second: the Date it stands for. */
+function certTime(d: Date, field: string): Date {
   if (!(d instanceof Date) || Number.isNaN(d.getTime())) {
     throw new BadParameterError(`${field} is not a valid date`);
   }
@@ -199,24 +216,31 @@ function certTime(d: Date, field: string): Time {
   t.setUTCMilliseconds(0);
   const year = t.getUTCFullYear();
   if (year < 0 || year > 9999) throw new BadParameterError(`${field} is out of range`);
-  return new Time(year >= 1950 && year <= 2049 ? { utcTime: t } : { generalTime: t });
+  return t;
 }
 
 /** SHA-1 over the subjectPublicKey BIT STRING contents: RFC 5280 §4.2.1.2 method 1. */
 export async function subjectKeyIdentifier(spkiDer: Uint8Array): Promise<Uint8Array<ArrayBuffer>> {
-  const spki = AsnConvert.parse(spkiDer, SubjectPublicKeyInfo);
-  return new Uint8Array(await crypto.subtle.digest("SHA-1", spki.subjectPublicKey));
+  const bad = (what: string): never => {
+    throw new BadParameterError(`not a SubjectPublicKeyInfo: ${what}`);
+  };
+  const spki = readTlv(spkiDer, 0, spkiDer.length, bad);
+  const parts = spki.tag === TAG.SEQUENCE ? readChildren(spkiDer, spki, bad) : [];
+  const bits = parts[1];
+  if (
+    spki.end !== spkiDer.length || parts.length !== 2 || parts[0].tag !== TAG.SEQUENCE ||
+    bits.tag !== TAG.BIT_STRING || bits.end - bits.content < 2 || spkiDer[bits.content] !== 0
+  ) {
+    bad("unexpected structure");
+  }
+  return new Uint8Array(
+    await crypto.subtle.digest("SHA-1", spkiDer.slice(bits.content + 1, bits.end)),
+  );
 }
 
-/** One Extension, DER. */
-function ext(oid: string, critical: boolean, value: unknown): Uint8Array {
-  return new Uint8Array(AsnConvert.serialize(
-    new Extension({
-      extnID: oid,
-      critical,
-      extnValue: new OctetString(AsnConvert.serialize(value)),
-    }),
-  ));
+/** One Extension, DER; `critical` DEFAULT FALSE is written only when true. */
+function ext(oid: string, critical: boolean, value: Uint8Array): Uint8Array {
+  return derSequence(derOid(oid), ...(critical ? [DER_TRUE] : []), derOctets(value));
 }
 
 // Extensions that depend only on options every leaf of a kind shares (basic
@@ -248,49 +272,33 @@ async function issuerSpkiOf(
 
 /** AlgorithmIdentifier DER of each signature algorithm (parameters absent, RFC 8410 / 5758). */
 const ALGORITHM_DER: Readonly<Record<KeyAlgorithm, Uint8Array>> = {
-  EdDSA: new Uint8Array(
-    AsnConvert.serialize(new AlgorithmIdentifier({ algorithm: SIGNATURE_OIDS.EdDSA })),
-  ),
-  ES256: new Uint8Array(
-    AsnConvert.serialize(new AlgorithmIdentifier({ algorithm: SIGNATURE_OIDS.ES256 })),
-  ),
+  EdDSA: derSequence(derOid(SIGNATURE_OIDS.EdDSA)),
+  ES256: derSequence(derOid(SIGNATURE_OIDS.ES256)),
 };
 
-/** `[0] EXPLICIT Version v3`. */
-const VERSION_V3_DER = new Uint8Array([0xa0, 0x03, 0x02, 0x01, Version.v3]);
+/** `[0] EXPLICIT Version v3` (v3 is INTEGER 2). */
+const VERSION_V3_DER = new Uint8Array([0xa0, 0x03, 0x02, 0x01, 0x02]);
 
-function sanNames(o: IssueCertificateOptions): GeneralName[] {
-  const names: GeneralName[] = [];
+/** GeneralNames (RFC 5280 §4.2.1.6): dNSName [2], iPAddress [7], URI [6], all IMPLICIT. */
+function sanNames(o: IssueCertificateOptions): Uint8Array[] {
+  const names: Uint8Array[] = [];
+  const ascii = new TextEncoder();
   for (const d of o.dnsNames ?? []) {
     if (!/^[\x21-\x7e]+$/.test(d)) throw new BadParameterError(`invalid DNS name "${d}"`);
-    names.push(new GeneralName({ dNSName: d }));
+    names.push(derTlv(0x82, ascii.encode(d)));
   }
-  for (const ip of o.ipAddresses ?? []) {
-    const bytes = parseIpAddress(ip);
-    // The library re-parses the string: hand it the unambiguous long form.
-    const canonical = bytes.length === 4 ? Array.from(bytes).join(".") : Array.from(
-      { length: 8 },
-      (_, i) => ((bytes[2 * i] << 8) | bytes[2 * i + 1]).toString(16),
-    ).join(":");
-    names.push(new GeneralName({ iPAddress: canonical }));
-  }
+  for (const ip of o.ipAddresses ?? []) names.push(derTlv(0x87, parseIpAddress(ip)));
   for (const u of o.uris ?? []) {
     if (!/^[a-zA-Z][a-zA-Z0-9+.-]*:[\x21-\x7e]+$/.test(u)) {
       throw new BadParameterError(`invalid URI "${u}": must be an absolute ASCII URI`);
     }
-    names.push(new GeneralName({ uniformResourceIdentifier: u }));
+    names.push(derTlv(0x86, ascii.encode(u)));
   }
   return names;
 }
 
 function keyUsageFlags(names: KeyUsageName[]): number {
-  const flags: Record<KeyUsageName, number> = {
-    digitalSignature: KeyUsageFlags.digitalSignature,
-    keyEncipherment: KeyUsageFlags.keyEncipherment,
-    keyCertSign: KeyUsageFlags.keyCertSign,
-    cRLSign: KeyUsageFlags.cRLSign,
-    keyAgreement: KeyUsageFlags.keyAgreement,
-  };
+  const flags: Record<KeyUsageName, number> = KEY_USAGE_FLAGS;
   let n = 0;
   for (const k of names) {
     if (!Object.hasOwn(flags, k)) throw new BadParameterError(`unknown key usage "${k}"`);
@@ -315,7 +323,7 @@ export async function issueCertificate(
   }
   const notBefore = certTime(o.notBefore, "notBefore");
   const notAfter = certTime(o.notAfter, "notAfter");
-  if (notAfter.getTime() <= notBefore.getTime()) {
+  if (notAfter <= notBefore) {
     throw new BadParameterError("notAfter must be later than notBefore");
   }
 
@@ -324,8 +332,8 @@ export async function issueCertificate(
   const selfSigned = bytesEqual(subjectSpki, issuerKey.spki);
   const issuerName = o.issuer.subject instanceof Uint8Array
     ? checkNameDer(o.issuer.subject)
-    : new Uint8Array(AsnConvert.serialize(encodeName(o.issuer.subject)));
-  const subjectName = new Uint8Array(AsnConvert.serialize(encodeName(o.subject)));
+    : encodeName(o.issuer.subject);
+  const subjectName = encodeName(o.subject);
 
   const keyUsage = keyUsageFlags(
     o.keyUsage ?? (isCA ? ["keyCertSign", "cRLSign", "digitalSignature"] : ["digitalSignature"]),
@@ -335,12 +343,17 @@ export async function issueCertificate(
       `bc:${isCA}:${o.pathLen}`,
       () =>
         ext(
-          id_ce_basicConstraints,
+          EXTENSION_OIDS.basicConstraints,
           true,
-          new BasicConstraints(isCA ? { cA: true, pathLenConstraint: o.pathLen } : { cA: false }),
+          isCA
+            ? derSequence(DER_TRUE, ...(o.pathLen === undefined ? [] : [derUnsigned(o.pathLen)]))
+            : derSequence(),
         ),
     ),
-    constantExt(`ku:${keyUsage}`, () => ext(id_ce_keyUsage, true, new KeyUsage(keyUsage))),
+    constantExt(
+      `ku:${keyUsage}`,
+      () => ext(EXTENSION_OIDS.keyUsage, true, derNamedBits(keyUsage)),
+    ),
   ];
   if (o.extKeyUsage?.length) {
     const oids = o.extKeyUsage.map((k) => {
@@ -352,15 +365,15 @@ export async function issueCertificate(
     extensions.push(
       constantExt(
         `eku:${oids.join(",")}`,
-        () => ext(id_ce_extKeyUsage, false, new ExtendedKeyUsage(oids)),
+        () => ext(EXTENSION_OIDS.extKeyUsage, false, derSequence(...oids.map(derOid))),
       ),
     );
   }
   extensions.push(
     ext(
-      id_ce_subjectKeyIdentifier,
+      EXTENSION_OIDS.subjectKeyIdentifier,
       false,
-      new SubjectKeyIdentifier(await subjectKeyIdentifier(subjectSpki)),
+      derOctets(await subjectKeyIdentifier(subjectSpki)),
     ),
   );
   if (!selfSigned) {
@@ -370,9 +383,9 @@ export async function issueCertificate(
         `aki:${toHex(keyIdentifier)}`,
         () =>
           ext(
-            id_ce_authorityKeyIdentifier,
+            EXTENSION_OIDS.authorityKeyIdentifier,
             false,
-            new AuthorityKeyIdentifier({ keyIdentifier: new KeyIdentifier(keyIdentifier) }),
+            derSequence(derTlv(0x80, keyIdentifier)), // [0] IMPLICIT KeyIdentifier
           ),
       ),
     );
@@ -381,7 +394,7 @@ export async function issueCertificate(
   if (san.length > 0) {
     // RFC 5280 §4.2.1.6: with an empty subject the SAN carries the identity and must be critical.
     extensions.push(
-      ext(id_ce_subjectAltName, o.subject.length === 0, new SubjectAlternativeName(san)),
+      ext(EXTENSION_OIDS.subjectAltName, o.subject.length === 0, derSequence(...san)),
     );
   } else if (o.subject.length === 0) {
     throw new BadParameterError(
@@ -389,9 +402,6 @@ export async function issueCertificate(
     );
   }
 
-  const validity = new Validity();
-  validity.notBefore = notBefore;
-  validity.notAfter = notAfter;
   const algorithm = ALGORITHM_DER[sigAlg];
   // TBSCertificate (RFC 5280 §4.1) from already-encoded parts: the CA's parts
   // are constant, and the subject SPKI is DER straight from WebCrypto.
@@ -402,7 +412,7 @@ export async function issueCertificate(
       derTlv(0x02, serialInteger(o.serial)),
       algorithm,
       issuerName,
-      new Uint8Array(AsnConvert.serialize(validity)),
+      derSequence(derTime(notBefore), derTime(notAfter)),
       subjectName,
       subjectSpki,
       derTlv(0xa3, derTlv(0x30, concatBytes(...extensions))),

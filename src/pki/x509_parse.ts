@@ -29,8 +29,7 @@ import {
 } from "@peculiar/asn1-x509";
 import { BadParameterError } from "../errors.ts";
 import { algOf, importSpki, type KeyAlgorithm, verify } from "../crypto/keys.ts";
-import { sha256 } from "../crypto/random.ts";
-import { parsePemBlocks, toHex, toPem } from "../util/encoding.ts";
+import { toHex } from "../util/encoding.ts";
 import { ecdsaDerToRaw, outerDerLength } from "./der.ts";
 import { EKU_OIDS, type KeyUsageName, type NameAttribute, SIGNATURE_OIDS } from "./x509.ts";
 
@@ -221,33 +220,5 @@ export async function verifyCertificateSignature(
   return await verify(issuerPublicKey, cert.signature, cert.tbs);
 }
 
-/** PEM "CERTIFICATE" block of a DER certificate. */
-export function certificateToPem(der: Uint8Array): string {
-  return toPem("CERTIFICATE", der);
-}
-
-/**
- * The DER of every "CERTIFICATE" block in `pem`, in order; other blocks are
- * skipped. Throws `BadParameterError` if there is none, since an empty CA
- * bundle is always a configuration mistake.
- */
-export function certificatesFromPem(pem: string): Uint8Array<ArrayBuffer>[] {
-  let blocks;
-  try {
-    blocks = parsePemBlocks(pem).filter((b) => b.label === "CERTIFICATE");
-  } catch (cause) {
-    throw new BadParameterError("invalid PEM: bad base64 in a block", { cause });
-  }
-  if (blocks.length === 0) throw new BadParameterError('no PEM "CERTIFICATE" block found');
-  return blocks.map((b) => b.der);
-}
-
-/**
- * CA pin in Teleport's format: `sha256:` and the hex SHA-256 of the
- * certificate's SubjectPublicKeyInfo DER. Accepts a parsed certificate or
- * SPKI DER directly.
- */
-export async function spkiPin(cert: ParsedCertificate | Uint8Array): Promise<string> {
-  const spki = cert instanceof Uint8Array ? cert : cert.spki;
-  return "sha256:" + toHex(await sha256(spki));
-}
+export { certificatesFromPem, certificateToPem } from "./pem.ts";
+export { spkiPin } from "./cert_fields.ts";

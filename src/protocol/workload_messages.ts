@@ -5,7 +5,7 @@
  * @module
  */
 import { z } from "zod";
-import { parseIpAddress } from "../pki/mod.ts";
+import { parseIpAddress } from "../pki/der.ts";
 
 /** `POST`: an OpenSSH host certificate. */
 export const SSH_HOST_CERT_PATH = "/v1/bot/ssh-host-cert";

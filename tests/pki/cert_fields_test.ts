@@ -1,8 +1,9 @@
 /**
- * `readCertificateFields` (the renewal path's DER walk) reads the same
- * validity and SPKI as the full parser, on certificates Keybound issues and on
- * ones openssl makes (v1 without extensions, UTCTime and GeneralizedTime);
- * it refuses what is not a certificate. `identityFromJoin` builds an identity
+ * `readCertificateFields` (the DER walk of start-up and renewal) reads the
+ * same validity, subject and SPKI as the full parser, on certificates Keybound
+ * issues and on ones openssl makes (v1 without extensions, UTCTime and
+ * GeneralizedTime, PrintableString, UTF8String and IA5String attributes,
+ * a multi-valued RDN); it refuses what is not a certificate or not DER. `identityFromJoin` builds an identity
  * from a join result without the full parser and refuses a certificate for
  * another key.
  */
@@ -29,6 +30,8 @@ function assertSameFields(der: Uint8Array) {
   assert.equal(fields.notBefore.toISOString(), full.notBefore.toISOString());
   assert.equal(fields.notAfter.toISOString(), full.notAfter.toISOString());
   assert.deepEqual(fields.spki, full.spki);
+  assert.deepEqual(fields.subject, full.subject);
+  assert.ok(fields.subject.length > 0);
 }
 
 async function openssl(args: string[]): Promise<void> {
@@ -36,7 +39,7 @@ async function openssl(args: string[]): Promise<void> {
   assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
 }
 
-Deno.test("cert fields: same validity and SPKI as the full parser, Keybound and openssl certificates", async () => {
+Deno.test("cert fields: same validity, subject and SPKI as the full parser, Keybound and openssl certificates", async () => {
   const ca = await generateKeyPair("ES256");
   const caSubject = [{ oid: NAME_OIDS.commonName, value: "fields CA" }];
   const caDer = await createSelfSignedCA({
@@ -50,7 +53,13 @@ Deno.test("cert fields: same validity and SPKI as the full parser, Keybound and 
     const leaf = await generateKeyPair(alg);
     const der = await issueCertificate({
       issuer: { subject: caSubject, privateKey: ca.privateKey, publicKey: ca.publicKey },
-      subject: [{ oid: NAME_OIDS.commonName, value: "leaf" }],
+      subject: [
+        { oid: NAME_OIDS.commonName, value: "bot-ü 漢字" },
+        { oid: NAME_OIDS.botName, value: "leaf" },
+        { oid: NAME_OIDS.botInstanceId, value: "x".repeat(300) }, // long-form lengths
+        { oid: NAME_OIDS.generation, value: "12" },
+        { oid: "2.999.16384.1", value: "large arcs" },
+      ],
       publicKey: leaf.publicKey,
       notBefore: new Date(Date.now() - 60_000),
       notAfter: new Date(Date.now() + HOUR),
@@ -77,7 +86,8 @@ Deno.test("cert fields: same validity and SPKI as the full parser, Keybound and 
       "-days",
       "2",
       "-subj",
-      "/CN=v3",
+      "/C=DE/O=Ex+OU=Multi/CN=v3/emailAddress=ops@example.org",
+      "-multivalue-rdn",
     ]);
     await openssl(["req", "-new", "-key", `${dir}/k`, "-subj", "/CN=v1", "-out", `${dir}/csr`]);
     await openssl([
@@ -118,6 +128,8 @@ Deno.test("cert fields: what is not a certificate is a BadServerResponseError (i
     new Uint8Array([...der, 0]), // trailing byte
     new Uint8Array([0x30, 0x03, 0x02, 0x01, 0x01]), // a SEQUENCE that is no certificate
     new Uint8Array([0x30, 0x84, 0xff, 0xff, 0xff, 0xff]), // length past the end
+    new Uint8Array([0x30, 0x81, 0x03, 0x02, 0x01, 0x01]), // BER: long form for a short length
+    new Uint8Array([0x30, 0x82, 0x00, 0x03, 0x02, 0x01, 0x01]), // BER: leading zero length byte
   ];
   for (const b of bad) assert.throws(() => readCertificateFields(b), BadServerResponseError);
 });

@@ -16,21 +16,19 @@
 import type { z } from "zod";
 import { KeyboundError } from "../../errors.ts";
 import { CaResponse, HOST_CA_PATH } from "../../protocol/discovery.ts";
-import {
-  certificatesFromPem,
-  certificateToPem,
-  parseCertificate,
-  type ParsedCertificate,
-  verifyCertificateSignature,
-} from "../../pki/mod.ts";
+import { certificatesFromPem, certificateToPem } from "../../pki/pem.ts";
+import type { ParsedCertificate } from "../../pki/x509_parse.ts";
 import { toHex } from "../../util/encoding.ts";
 import type { FirstContact } from "./pinned_ca.ts";
 
 /** The part of the `/v1/ca/host` answer the cross-signature check reads. */
 const HostCaChain = CaResponse.pick({ tls_ca_certs: true, cross_signed: true });
 
+/** The full certificate parser, loaded on this rare path only (a CommonJS library). */
+type Parser = typeof import("../../pki/x509_parse.ts");
+
 /** Parses every certificate of a PEM list; one that does not parse is skipped. */
-function parseAll(pems: string[]): ParsedCertificate[] {
+function parseAll(x509: Parser, pems: string[]): ParsedCertificate[] {
   const out: ParsedCertificate[] = [];
   for (const pem of pems) {
     let ders: Uint8Array[];
@@ -41,7 +39,7 @@ function parseAll(pems: string[]): ParsedCertificate[] {
     }
     for (const der of ders) {
       try {
-        out.push(parseCertificate(der));
+        out.push(x509.parseCertificate(der));
       } catch {
         // not a certificate: ignored, like any other unusable entry of the answer
       }
@@ -59,6 +57,7 @@ const keyId = (c: ParsedCertificate) => toHex(c.spki);
  * set. Repeats until nothing changes, so old → mid → new works.
  */
 async function followCrossSignatures(
+  x509: Parser,
   trusted: ParsedCertificate[],
   crossSigned: ParsedCertificate[],
   now: Date,
@@ -72,7 +71,7 @@ async function followCrossSignatures(
       if (keys.has(keyId(x))) continue;
       let signedByTrusted = false;
       for (const issuer of keys.values()) {
-        if (await verifyCertificateSignature(x, await issuer.publicKey())) {
+        if (await x509.verifyCertificateSignature(x, await issuer.publicKey())) {
           signedByTrusted = true;
           break;
         }
@@ -119,19 +118,21 @@ export async function learnCrossSignedCa(
       `${baseUrl}${HOST_CA_PATH} did not answer with host CA certificates (HTTP ${status})`,
     );
   }
-  const leaf = parseCertificate(leafDer);
+  const x509 = await import("../../pki/x509_parse.ts");
+  const leaf = x509.parseCertificate(leafDer);
   const trustedKeys = await followCrossSignatures(
-    parseAll(trustedPems),
-    parseAll(reply.cross_signed ?? []),
+    x509,
+    parseAll(x509, trustedPems),
+    parseAll(x509, reply.cross_signed ?? []),
     now,
   );
   let signer: string | undefined;
   const accepted: string[] = [];
-  for (const ca of parseAll(reply.tls_ca_certs)) {
+  for (const ca of parseAll(x509, reply.tls_ca_certs)) {
     if (!ca.isCA || !trustedKeys.has(keyId(ca))) continue;
     const pem = certificateToPem(ca.der);
     if (accepted.includes(pem)) continue;
-    if (!signer && await verifyCertificateSignature(leaf, await ca.publicKey())) signer = pem;
+    if (!signer && await x509.verifyCertificateSignature(leaf, await ca.publicKey())) signer = pem;
     else accepted.push(pem);
   }
   if (!signer) {

@@ -19,7 +19,7 @@
  * @module
  */
 import { errorMessage, isKeyboundError, KeyboundError } from "../../errors.ts";
-import { certificatesFromPem, certificateToPem } from "../../pki/mod.ts";
+import { certificatesFromPem, certificateToPem } from "../../pki/pem.ts";
 import type { TrustBundle } from "../../protocol/messages.ts";
 import { TrustBundleSchema } from "../../protocol/messages.ts";
 import { z } from "zod";

@@ -14,13 +14,8 @@
 import type { z } from "zod";
 import { KeyboundError } from "../../errors.ts";
 import { CaResponse, HOST_CA_PATH } from "../../protocol/discovery.ts";
-import {
-  certificatesFromPem,
-  certificateToPem,
-  parseCertificate,
-  spkiPin,
-  verifyCertificateSignature,
-} from "../../pki/mod.ts";
+import { readCertificateFields, spkiPin } from "../../pki/cert_fields.ts";
+import { certificatesFromPem, certificateToPem } from "../../pki/pem.ts";
 import { writeFilesTogether } from "../journal.ts";
 import { type AgentStorage, readText, STORAGE_FILES, writeText } from "../storage.ts";
 import { readHostCas } from "./host_trust.ts";
@@ -83,6 +78,11 @@ export async function learnPinnedCa(
       `${baseUrl}${HOST_CA_PATH} did not answer with host CA certificates; is this a Keybound auth service?`,
     );
   }
+  // The full parser (a CommonJS library) only for this first contact: later runs start
+  // from the saved CAs and never load it.
+  const { parseCertificate, verifyCertificateSignature } = await import(
+    "../../pki/x509_parse.ts"
+  );
   const leaf = parseCertificate(leafDer);
   const wanted = new Set(pins.map((p) => p.toLowerCase()));
   const seen: string[] = [];
@@ -122,7 +122,7 @@ async function savedPinnedCas(storage: AgentStorage, pins: string[]): Promise<st
   if (lineage.some((p) => wanted.has(p.trim().toLowerCase()))) return pems;
   for (const pem of pems) {
     try {
-      if (wanted.has(await spkiPin(parseCertificate(certificatesFromPem(pem)[0])))) {
+      if (wanted.has(await spkiPin(readCertificateFields(certificatesFromPem(pem)[0])))) {
         // Saved before host_ca_pins existed: record the lineage while it is provable.
         await writeText(storage, STORAGE_FILES.hostCaPins, pins.join("\n") + "\n");
         return pems;

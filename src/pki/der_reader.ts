@@ -1,0 +1,74 @@
+/**
+ * A strict DER reader (X.690 §10): single-byte tags, definite lengths in their
+ * minimal form, elements inside their container. Enough to walk the parts of
+ * a certificate the agent reads on start-up and on every renewal
+ * (./cert_fields.ts) and to check a Name before it is copied into a
+ * certificate (./x509.ts), without loading the CommonJS ASN.1 library.
+ *
+ * @module
+ */
+
+/** One element: its tag and where its header, content and end are in the input. */
+export interface Tlv {
+  /** The identifier octet. */
+  tag: number;
+  /** Offset of the identifier octet. */
+  start: number;
+  /** Offset of the first content octet. */
+  content: number;
+  /** Offset just past the element. */
+  end: number;
+}
+
+/** Called with what is wrong; throws the caller's error. */
+export type DerFailure = (what: string) => never;
+
+/** The DER element at `at`, which must end by `limit`. */
+export function readTlv(der: Uint8Array, at: number, limit: number, fail: DerFailure): Tlv {
+  if (at + 2 > limit) fail("truncated element");
+  const tag = der[at];
+  if ((tag & 0x1f) === 0x1f) fail("multi-byte tag");
+  let len = der[at + 1];
+  let content = at + 2;
+  if (len >= 0x80) {
+    const n = len & 0x7f;
+    if (n === 0 || n > 4 || content + n > limit) fail("bad length");
+    if (der[content] === 0) fail("non-minimal length");
+    len = 0;
+    for (let i = 0; i < n; i++) len = len * 256 + der[content++];
+    if (len < 0x80) fail("non-minimal length");
+  }
+  const end = content + len;
+  if (end > limit) fail("element overruns its container");
+  return { tag, start: at, content, end };
+}
+
+/** The elements that make up `parent`'s content, which they must fill exactly. */
+export function readChildren(der: Uint8Array, parent: Tlv, fail: DerFailure): Tlv[] {
+  const out: Tlv[] = [];
+  for (let at = parent.content; at < parent.end;) {
+    const t = readTlv(der, at, parent.end, fail);
+    out.push(t);
+    at = t.end;
+  }
+  return out;
+}
+
+/** The dotted form of an OBJECT IDENTIFIER's content octets. */
+export function decodeOid(bytes: Uint8Array, fail: DerFailure): string {
+  if (bytes.length === 0 || bytes[bytes.length - 1] & 0x80) fail("bad object identifier");
+  const arcs: bigint[] = [];
+  let v = 0n;
+  let fresh = true;
+  for (const b of bytes) {
+    if (fresh && b === 0x80) fail("non-minimal object identifier arc");
+    v = (v << 7n) | BigInt(b & 0x7f);
+    fresh = !(b & 0x80);
+    if (fresh) {
+      arcs.push(v);
+      v = 0n;
+    }
+  }
+  const first = arcs[0] < 80n ? arcs[0] / 40n : 2n;
+  return [first, arcs[0] - first * 40n, ...arcs.slice(1)].join(".");
+}
