@@ -7,29 +7,12 @@
  */
 import { LineCounter, parseDocument } from "yaml";
 import type { z } from "zod";
-import { ConfigError } from "../../errors.ts";
-import { fieldIssue, formatPath } from "../../util/zod_error.ts";
+import { fieldIssue } from "../../util/zod_error.ts";
 import { yamlErrorText, yamlLineOf } from "../../util/yaml_line.ts";
-import { checkConfig, type ConfigProblem, type TbotConfig, TbotConfigSchema } from "./schema.ts";
-import { type ConfigPath, finish, firstIssue } from "./validate.ts";
+import { checkConfig, type TbotConfig, TbotConfigSchema } from "./schema.ts";
+import { configError, type ConfigPath, finish, firstIssue, throwProblems } from "./validate.ts";
 
-export { configFromObject, type ConfigPath } from "./validate.ts";
-
-function configError(
-  source: string,
-  line: number | undefined,
-  path: ConfigPath,
-  message: string,
-  unknownKey = false,
-) {
-  const where = line === undefined ? source : `${source}:${line}`;
-  // For an unknown key, name the object it sits in; the message names the key.
-  const shown = unknownKey ? path.slice(0, -1) : path;
-  const field = shown.length ? `${formatPath(shown)}: ` : "";
-  return new ConfigError(`invalid config ${where}: ${field}${message}`, {
-    details: { path: formatPath(path), ...(line === undefined ? {} : { line }) },
-  });
-}
+export { configFromObject, type ConfigPath, throwProblems } from "./validate.ts";
 
 /** Maps a path in the merged config back to the file (`services[i]` may be `outputs[i]`). */
 function filePath(file: z.infer<typeof TbotConfigSchema>, path: ConfigPath): ConfigPath {
@@ -40,19 +23,6 @@ function filePath(file: z.infer<typeof TbotConfigSchema>, path: ConfigPath): Con
       : ["services", path[1] - outputs, ...path.slice(2)];
   }
   return path;
-}
-
-/**
- * Throws the first cross-field problem as a {@linkcode ConfigError}; `source`
- * names where the values came from (a file, or command-line flags).
- */
-export function throwProblems(
-  problems: ConfigProblem[],
-  source: string,
-  lineFor?: (p: ConfigPath) => number | undefined,
-): void {
-  const p = problems[0];
-  if (p) throw configError(source, lineFor?.(p.path), p.path, p.message);
 }
 
 /**

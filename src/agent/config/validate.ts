@@ -11,6 +11,7 @@ import { parseDuration } from "../../util/duration.ts";
 import { fieldIssue, formatPath } from "../../util/zod_error.ts";
 import {
   checkConfig,
+  type ConfigProblem,
   DEFAULT_CREDENTIAL_TTL,
   type TbotConfig,
   TbotConfigSchema,
@@ -18,6 +19,38 @@ import {
 
 /** A field path: keys and list indexes. */
 export type ConfigPath = (string | number)[];
+
+/**
+ * The {@linkcode ConfigError} for a field: `invalid config SOURCE[:LINE]: PATH: MESSAGE`;
+ * for an unknown key the path names the object it sits in (the message names the key).
+ */
+export function configError(
+  source: string,
+  line: number | undefined,
+  path: ConfigPath,
+  message: string,
+  unknownKey = false,
+): ConfigError {
+  const where = line === undefined ? source : `${source}:${line}`;
+  const shown = unknownKey ? path.slice(0, -1) : path;
+  const field = shown.length ? `${formatPath(shown)}: ` : "";
+  return new ConfigError(`invalid config ${where}: ${field}${message}`, {
+    details: { path: formatPath(path), ...(line === undefined ? {} : { line }) },
+  });
+}
+
+/**
+ * Throws the first cross-field problem as a {@linkcode ConfigError}; `source`
+ * names where the values came from (a file, or command-line flags).
+ */
+export function throwProblems(
+  problems: ConfigProblem[],
+  source: string,
+  lineFor?: (p: ConfigPath) => number | undefined,
+): void {
+  const p = problems[0];
+  if (p) throw configError(source, lineFor?.(p.path), p.path, p.message);
+}
 
 /** The issue to report of a failed parse: a misspelt key first, it is usually the real news. */
 export function firstIssue(error: z.ZodError): z.core.$ZodIssue {

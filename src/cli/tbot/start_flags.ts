@@ -6,7 +6,7 @@
  * @module
  */
 import { type JoinUri, parseJoinUri } from "../../agent/config/join_uri.ts";
-import { throwProblems } from "../../agent/config/load.ts";
+import { throwProblems } from "../../agent/config/validate.ts";
 import {
   CaPin,
   checkConfig,
