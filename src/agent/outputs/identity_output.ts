@@ -7,7 +7,8 @@
  */
 import { identityFiles } from "../identity.ts";
 import type { BotIdentity } from "../identity.ts";
-import { type AgentStorage, writeText } from "../storage.ts";
+import { allInOrder } from "../../util/all_in_order.ts";
+import { type AgentStorage, STORAGE_FILES, writeText } from "../storage.ts";
 import type { Output } from "./output.ts";
 
 /** Writes the identity files into a destination. */
@@ -36,10 +37,12 @@ export class IdentityOutput implements Output {
   }
 
   async write(identity: BotIdentity): Promise<void> {
-    // The certificate goes last so a reader that sees the new certificate also finds its key.
-    const files = Object.entries(identityFiles(identity)).sort(([a], [b]) =>
-      (a === "tlscert" ? 1 : 0) - (b === "tlscert" ? 1 : 0)
+    // The certificate goes last so a reader that sees the new certificate also finds its key;
+    // the others at once (their fsyncs overlap).
+    const { [STORAGE_FILES.tlsCert]: cert, ...rest } = identityFiles(identity);
+    await allInOrder(
+      Object.entries(rest).map(([name, text]) => writeText(this.#destination, name, text)),
     );
-    for (const [name, text] of files) await writeText(this.#destination, name, text);
+    await writeText(this.#destination, STORAGE_FILES.tlsCert, cert);
   }
 }

@@ -58,6 +58,7 @@ import { joinsRemaining, modeOf, rotationDue } from "./policy.ts";
 import type { JoinSession } from "./session_state.ts";
 import { challengeStep, rotationStep } from "./steps.ts";
 import { parseSubjectKey } from "./subject_key.ts";
+import { allInOrder } from "../../util/all_in_order.ts";
 
 /** Per-request facts the HTTP layer supplies. */
 export interface JoinRequestContext {
@@ -144,15 +145,6 @@ function refreshOf(
     generation: identity.generation,
     cert_sha256: presented.sha256,
   };
-}
-
-/** Like `Promise.all`, but the error thrown is the first in argument order, not in time. */
-async function allInOrder<T extends readonly unknown[]>(
-  promises: { [K in keyof T]: Promise<T[K]> },
-): Promise<T> {
-  const settled = await Promise.allSettled(promises);
-  for (const r of settled) if (r.status === "rejected") throw r.reason;
-  return settled.map((r) => (r as PromiseFulfilledResult<unknown>).value) as unknown as T;
 }
 
 /** Case A with a registration secret: the secret must be sent, in time, and equal. */
