@@ -225,11 +225,21 @@ export async function exportSpkiPem(publicKey: CryptoKey): Promise<string> {
 
 /**
  * Key ID as Teleport derives it: unpadded base64url of SHA-256 over the
- * public key's PKIX (SubjectPublicKeyInfo) DER.
+ * public key's PKIX (SubjectPublicKeyInfo) DER. Remembered per key object,
+ * like its export: a CA key or a bot's bound key is asked for its ID on every
+ * request, and each digest is a WebCrypto call.
  */
-export async function keyId(publicKey: CryptoKey): Promise<string> {
-  return toBase64Url(await sha256(await exportSpki(publicKey)));
+export function keyId(publicKey: CryptoKey): Promise<string> {
+  let id = keyIds.get(publicKey);
+  if (!id) {
+    id = (async () => toBase64Url(await sha256(await exportSpki(publicKey))))();
+    keyIds.set(publicKey, id);
+    id.catch(() => keyIds.delete(publicKey));
+  }
+  return id;
 }
+
+const keyIds = new WeakMap<CryptoKey, Promise<string>>();
 
 /** Signs `data` with a private key of either algorithm (ECDSA: raw R||S). */
 export async function sign(

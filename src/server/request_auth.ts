@@ -170,6 +170,10 @@ async function verifiedClaims(p: SignedParts, publicKey: CryptoKey): Promise<Sig
   if (algOf(publicKey) !== header.alg) {
     throw unauthenticated("signed request: alg does not match the certificate's key");
   }
+  // The body's hash runs beside the signature check (each is a WebCrypto call
+  // waiting on another thread); it is compared only once the signature holds.
+  const bsh = bodyHash(req.body);
+  bsh.catch(() => {});
   let payload: Uint8Array;
   try {
     ({ payload } = await compactVerify(jws, publicKey, { algorithms: [header.alg] }));
@@ -190,7 +194,7 @@ async function verifiedClaims(p: SignedParts, publicKey: CryptoKey): Promise<Sig
   if (claims.htu !== canonicalRequestPath(req.path)) {
     throw unauthenticated("signed request: htu does not match the request path");
   }
-  if (claims.bsh !== await bodyHash(req.body)) {
+  if (claims.bsh !== await bsh) {
     throw unauthenticated("signed request: bsh does not match the request body");
   }
   if (Math.abs(now.getTime() / 1000 - claims.iat) > SIGNED_REQUEST_MAX_SKEW_S) {

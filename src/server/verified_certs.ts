@@ -6,9 +6,12 @@
  * signed `continue`, and a bot signs its API calls with it for an hour, so
  * each certificate is parsed and verified once per process.
  *
- * The cache key is the ID of the user CA key that verified it and the SHA-256
- * of the certificate DER; lookups try the keys trusted now, so once a
- * rotation drops a key its entries are never hit again. Entries
+ * The cache key is the ID of the user CA key that verified it and the
+ * certificate DER itself (base64): a hit needs no hash, so a steady refresh
+ * costs no digest of the certificate it presents (each WebCrypto call is a
+ * handoff to another thread, dearer than the lookup). Lookups try the keys
+ * trusted now, so once a rotation drops a key its entries are never hit
+ * again. Entries
  * are dropped at the certificate's `notAfter`, the validity window is checked
  * on every hit, and failures are never cached. Locks are not part of what is
  * cached: callers check them on every request.
@@ -25,11 +28,12 @@ import {
   verifyCertificateSignature,
 } from "../pki/mod.ts";
 import { identityFromSubject, type SubjectIdentity } from "../protocol/subject.ts";
-import { bytesEqual, toHex } from "../util/encoding.ts";
+import { bytesEqual, toBase64, toHex } from "../util/encoding.ts";
 import type { ServerContext, TlsCaKey } from "./context.ts";
 import type { ParsedCertificateLike } from "./identity_types.ts";
+import { LruMap } from "../util/lru.ts";
 
-/** Most certificates remembered per process (about 2 KB each). */
+/** Most certificates remembered per process (about 3 KB each, the DER's base64 in the key). */
 export const VERIFIED_CERT_CACHE_SIZE = 10_000;
 
 /** A client certificate issued by the user CA, and the identity its subject names. */
@@ -44,33 +48,28 @@ export interface VerifiedCertificate {
   cert: ParsedCertificateLike;
 }
 
-/**
- * A size-bounded least-recently-used map of verified certificates. A `Map`
- * iterates in insertion order, so re-inserting on every hit keeps the least
- * recently used entry first, where eviction takes it.
- */
+/** A size-bounded least-recently-used map of verified certificates that drops them at `notAfter`. */
 export class VerifiedCertificateCache {
-  #entries = new Map<string, VerifiedCertificate>();
+  #entries: LruMap<string, VerifiedCertificate>;
 
   /** @param maxEntries upper bound on remembered certificates */
-  constructor(readonly maxEntries: number = VERIFIED_CERT_CACHE_SIZE) {}
+  constructor(readonly maxEntries: number = VERIFIED_CERT_CACHE_SIZE) {
+    this.#entries = new LruMap(maxEntries);
+  }
 
   /** The entry for `key` if present and not past its `notAfter` at `now`. */
   get(key: string, now: Date): VerifiedCertificate | undefined {
     const v = this.#entries.get(key);
     if (!v) return undefined;
-    this.#entries.delete(key);
-    if (now > v.cert.notAfter) return undefined;
-    this.#entries.set(key, v);
+    if (now > v.cert.notAfter) {
+      this.#entries.delete(key);
+      return undefined;
+    }
     return v;
   }
 
   /** Remembers a successful verification. */
   set(key: string, value: VerifiedCertificate): void {
-    this.#entries.delete(key);
-    while (this.#entries.size >= this.maxEntries) {
-      this.#entries.delete(this.#entries.keys().next().value!);
-    }
     this.#entries.set(key, value);
   }
 
@@ -83,16 +82,6 @@ export class VerifiedCertificateCache {
 // One cache per process: keys carry the CA key ID, so several clusters (tests)
 // can share it without seeing each other's certificates as valid.
 const sharedCache = new VerifiedCertificateCache();
-const caKeyIds = new WeakMap<CryptoKey, Promise<string>>();
-
-function caKeyIdOf(publicKey: CryptoKey): Promise<string> {
-  let id = caKeyIds.get(publicKey);
-  if (!id) {
-    id = keyId(publicKey);
-    caKeyIds.set(publicKey, id);
-  }
-  return id;
-}
 
 function unauthenticated(message: string, cause?: unknown): KeyboundError {
   return new KeyboundError("UNAUTHENTICATED", message, cause ? { cause } : undefined);
@@ -141,10 +130,10 @@ export async function verifyClientCertificate(
 ): Promise<VerifiedCertificate> {
   const trusted = ctx.cas.user.trustedTls;
   if (trusted.length === 0) throw new KeyboundError("INTERNAL", "user CA has no X.509 key");
-  const hash = toHex(await sha256(der));
-  const caIds = await Promise.all(trusted.map((k) => caKeyIdOf(k.keyPair.publicKey)));
+  const bytesKey = toBase64(der);
+  const caIds = await Promise.all(trusted.map((k) => keyId(k.keyPair.publicKey)));
   for (const caId of caIds) {
-    const hit = cache.get(`${caId}:${hash}`, now);
+    const hit = cache.get(`${caId}:${bytesKey}`, now);
     if (!hit) continue;
     if (now < hit.cert.notBefore) {
       throw unauthenticated(`${what}: certificate is expired or not yet valid`);
@@ -171,12 +160,12 @@ export async function verifyClientCertificate(
   const identity = identityFromSubject(cert.subject);
   if (typeof identity === "string") throw unauthenticated(`${what}: ${identity}`);
   const verified: VerifiedCertificate = {
-    sha256: hash,
+    sha256: toHex(await sha256(der)),
     identity,
     publicKey: await cert.publicKey(),
     cert: { serialHex: cert.serialHex, notBefore: cert.notBefore, notAfter: cert.notAfter },
   };
-  cache.set(`${caId}:${hash}`, verified);
+  cache.set(`${caId}:${bytesKey}`, verified);
   return verified;
 }
 
@@ -212,11 +201,13 @@ export async function rememberIssuedCertificate(
 ): Promise<void> {
   const identity = identityFromSubject(issued.subject);
   if (typeof identity === "string") return;
-  const caId = await caKeyIdOf(ca.keyPair.publicKey);
-  const hash = toHex(await sha256(issued.der));
+  const [caId, hash] = await Promise.all([
+    keyId(ca.keyPair.publicKey),
+    sha256(issued.der),
+  ]);
   const seconds = (d: Date) => new Date(Math.floor(d.getTime() / 1000) * 1000);
-  cache.set(`${caId}:${hash}`, {
-    sha256: hash,
+  cache.set(`${caId}:${toBase64(issued.der)}`, {
+    sha256: toHex(hash),
     identity,
     publicKey: issued.publicKey,
     cert: {

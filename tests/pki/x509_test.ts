@@ -538,5 +538,27 @@ Deno.test("x509: subjectKeyIdentifier equals WebCrypto SHA-1 of the key bits, an
   const bits = spki.subarray(spki.length - 65);
   const expected = new Uint8Array(await crypto.subtle.digest("SHA-1", bits));
   assert.deepEqual(await subjectKeyIdentifier(spki), expected);
+  const ed = await generateKeyPair("EdDSA");
+  const edSpki = new Uint8Array(await crypto.subtle.exportKey("spki", ed.publicKey));
+  const edBits = new Uint8Array(await crypto.subtle.exportKey("raw", ed.publicKey));
+  assert.deepEqual(
+    await subjectKeyIdentifier(edSpki),
+    new Uint8Array(await crypto.subtle.digest("SHA-1", edBits)),
+  );
+  // A layout other than the canonical ones (a compressed point) goes through the parser.
+  const point = new Uint8Array(33).fill(7);
+  point[0] = 2;
+  const compressed = new Uint8Array([
+    ...spki.subarray(0, 23),
+    0x03,
+    0x22,
+    0x00,
+    ...point,
+  ]);
+  compressed[1] = compressed.length - 2;
+  assert.deepEqual(
+    await subjectKeyIdentifier(compressed),
+    new Uint8Array(await crypto.subtle.digest("SHA-1", point)),
+  );
   await assert.rejects(() => subjectKeyIdentifier(new Uint8Array([1, 2, 3])));
 });

@@ -162,6 +162,42 @@ withHarness("a refresh must sign every continue with the same certificate and ch
   assertEquals((await bot.join()).generation, 2);
 });
 
+withHarness(
+  "continue reports the signature before the session, the binding before the solution",
+  async (h) => {
+    // The server opens the session while it checks the signature, and checks the
+    // solution while it checks the binding; the errors still come in that order.
+    const bot = await onboardedBot(h, "t1", { botName: "b1" });
+    const rewrite = (
+      edit: (body: { session: string; answer: { solution?: string } }) => void,
+      resign: boolean,
+    ): typeof fetch =>
+    async (input, init) => {
+      if (!String(input).endsWith("/continue")) return fetch(input, init);
+      const body = JSON.parse(init!.body as string);
+      edit(body);
+      const text = JSON.stringify(body);
+      const headers = { ...(init!.headers as Record<string, string>) };
+      if (resign) {
+        headers.authorization = await signRequest(bot.identity!, {
+          method: "POST",
+          path: new URL(String(input)).pathname,
+          body: text,
+          chash: await challengeHash("another challenge"),
+        });
+      }
+      return fetch(input, { ...init, headers, body: text });
+    };
+    // A forged session under the original signature: the body hash fails first.
+    const forged = rewrite((b) => b.session = b.session.slice(0, -8) + "AAAAAAAA", false);
+    await rejectsCode(() => bot.join({ fetch: forged }), "UNAUTHENTICATED", "bsh");
+    // A wrong chash and a broken solution: the binding fails first.
+    const broken = rewrite((b) => b.answer.solution = "x.y.z", true);
+    await rejectsCode(() => bot.join({ fetch: broken }), "UNAUTHENTICATED", "chash");
+    assertEquals((await bot.join()).generation, 2);
+  },
+);
+
 withHarness("a refresh begin presents its certificate unsigned; continue is signed", async (h) => {
   const bot = await onboardedBot(h, "t1", { botName: "b1" });
   const seen: { path: string; signed: boolean; certificate: boolean }[] = [];

@@ -7,7 +7,7 @@ import { assert, assertEquals, assertRejects } from "../_assert.ts";
 import { newCluster } from "./_cluster_fixture.ts";
 import { MemoryKeyStore } from "./_join_fixture.ts";
 import { KeyboundError } from "../../src/errors.ts";
-import { exportSpkiPem, generateKeyPair } from "../../src/crypto/keys.ts";
+import { exportSpkiPem, generateKeyPair, keyId } from "../../src/crypto/keys.ts";
 import { toAuthorizedKey } from "../../src/crypto/ssh_wire.ts";
 import { solveChallenge } from "../../src/protocol/challenge.ts";
 import type { StepResponse } from "../../src/protocol/messages.ts";
@@ -28,6 +28,7 @@ import {
 } from "../../src/server/join/commit.ts";
 import { beginJoin, continueJoin } from "../../src/server/join/service.ts";
 import { parseSubjectKey } from "../../src/server/join/subject_key.ts";
+import { challengedKey } from "../../src/server/join/challenged_keys.ts";
 import { fromPem } from "../../src/util/encoding.ts";
 import { lockInForce, lockMatches } from "../../src/server/locks.ts";
 import { readResumeRecord } from "../../src/server/join/resume_record.ts";
@@ -328,4 +329,22 @@ Deno.test("subject key: both encodings of one key, kept canonical; mismatches na
     KeyboundError,
   );
   assertEquals(e.details?.path, "public_tls_key");
+});
+
+Deno.test("challenged keys: parsed once per text, key ID remembered, bad text not kept", async () => {
+  const kp = await generateKeyPair("EdDSA");
+  const text = await toAuthorizedKey(kp.publicKey);
+  const a = await challengedKey(text);
+  // The same object for the same text, so its key ID (a digest) is computed once.
+  assert(await challengedKey(text) === a);
+  assert(keyId(a) === keyId(a));
+  assertEquals(await keyId(a), await keyId(kp.publicKey));
+  // Another spelling of the same key is parsed on its own, to the same key ID.
+  const other = await challengedKey(`${text} comment`);
+  assert(other !== a);
+  assertEquals(await keyId(other), await keyId(a));
+  // Text that does not parse is refused every time, never remembered.
+  for (let i = 0; i < 2; i++) {
+    await assertRejects(() => challengedKey("ssh-ed25519 AAAA"), KeyboundError);
+  }
 });

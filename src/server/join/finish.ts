@@ -8,9 +8,9 @@
 import { KeyboundError } from "../../errors.ts";
 import { randomUuid } from "../../crypto/random.ts";
 import { parseAuthorizedKey } from "../../crypto/ssh_wire.ts";
-import { issueJoinState } from "../../protocol/join_state.ts";
+import { issueJoinState, type JoinStateClaims } from "../../protocol/join_state.ts";
 import type { JoinResponse, JoinResult } from "../../protocol/messages.ts";
-import type { Bot, BotInstance, Token } from "../../resources/schemas.ts";
+import type { Bot, BotInstance, BoundKeypairStatus, Token } from "../../resources/schemas.ts";
 import type { Entry } from "../../storage/backend.ts";
 import { fromPem } from "../../util/encoding.ts";
 import type { AuditInput } from "../audit.ts";
@@ -46,6 +46,40 @@ export interface FinishReads {
   bot: Bot | null;
   /** The refreshing instance (refreshes only), null if absent. */
   instance: Entry<BotInstance> | null;
+}
+
+/** The claims of the join state issued for a token with `spec` and `status`. */
+function joinStateClaims(spec: Token["spec"], status: BoundKeypairStatus): JoinStateClaims {
+  return {
+    bot_instance_id: status.bound_bot_instance_id ?? "",
+    recovery_sequence: status.recovery_count,
+    recovery_limit: spec.bound_keypair.recovery.limit,
+    recovery_mode: spec.bound_keypair.recovery.mode,
+  };
+}
+
+/**
+ * Signs join states for one join with the bound_keypair CA's active key,
+ * once per distinct set of claims (a commit retried on an unchanged token
+ * reuses the signature).
+ */
+function joinStateSigner(
+  ctx: ServerContext,
+  botName: string,
+  now: Date,
+): (claims: JoinStateClaims) => Promise<string> {
+  const key = ctx.cas.boundKeypair.jwt?.[0];
+  if (!key) throw new KeyboundError("INTERNAL", "bound_keypair CA has no signing key");
+  const signed = new Map<string, Promise<string>>();
+  return (claims) => {
+    const id = JSON.stringify(claims);
+    let p = signed.get(id);
+    if (!p) {
+      p = issueJoinState({ clusterName: ctx.clusterName, botName, key, now, claims });
+      signed.set(id, p);
+    }
+    return p;
+  };
 }
 
 /** Times a join signs again because the CAs changed under it, before `CONFLICT`. */
@@ -126,17 +160,6 @@ async function finishOnce(
   // so the parsed SSH form serves both, and the SPKI and SSH blob are
   // embedded as they are instead of exporting the key again.
   const { key: subjectKey, blob: subjectBlob } = await parseAuthorizedKey(session.subject.ssh);
-  const certs = await issueBotCertificates(ctx, {
-    bot,
-    instanceId,
-    generation,
-    tokenName: session.token,
-    tlsPublicKey: subjectKey,
-    tlsPublicKeySpki: fromPem("PUBLIC KEY", session.subject.tls),
-    sshPublicKey: subjectKey,
-    sshPublicKeyBlob: subjectBlob,
-    ttlSeconds: ttl,
-  });
   const auth: Authentication = {
     authenticated_at: now.toISOString(),
     join_method: "bound_keypair",
@@ -161,24 +184,48 @@ async function finishOnce(
         expires,
       }),
     };
-  const signingKey = ctx.cas.boundKeypair.jwt?.[0];
-  if (!signingKey) throw new KeyboundError("INTERNAL", "bound_keypair CA has no signing key");
+  const consumes = session.flow !== "refresh";
+  const rotated = session.rotated_from !== undefined;
+  const applyStatus = (current: BoundKeypairStatus): BoundKeypairStatus => {
+    const s = { ...current };
+    if (session.flow === "onboarding") {
+      s.bound_public_key = session.proven_key;
+      delete s.registration_secret;
+    }
+    if (consumes) {
+      s.recovery_count = current.recovery_count + 1;
+      s.last_recovered_at = now.toISOString();
+      s.bound_bot_instance_id = instanceId;
+    }
+    if (rotated) {
+      s.bound_public_key = session.bound_key;
+      s.last_rotated_at = now.toISOString();
+    }
+    return s;
+  };
+  // The join state is signed beside the certificates, for the token as read;
+  // the commit uses that signature if the token it stores carries the same
+  // claims (the usual case), and signs again otherwise.
+  const joinStateOf = joinStateSigner(ctx, session.bot, now);
+  joinStateOf(joinStateClaims(entry.token.spec, applyStatus(statusOf(entry.token)))).catch(
+    () => {},
+  );
+  const certs = await issueBotCertificates(ctx, {
+    bot,
+    instanceId,
+    generation,
+    tokenName: session.token,
+    tlsPublicKey: subjectKey,
+    tlsPublicKeySpki: fromPem("PUBLIC KEY", session.subject.tls),
+    sshPublicKey: subjectKey,
+    sshPublicKeyBlob: subjectBlob,
+    ttlSeconds: ttl,
+  });
   // The result is built inside the commit, from the token as it will be
   // stored: the same commit keeps it for a resume (resume_record.ts).
   const resultOf = async (committed: Token): Promise<JoinResult> => {
     const status = statusOf(committed);
-    const joinState = await issueJoinState({
-      clusterName: ctx.clusterName,
-      botName: session.bot,
-      key: signingKey,
-      now,
-      claims: {
-        bot_instance_id: status.bound_bot_instance_id ?? "",
-        recovery_sequence: status.recovery_count,
-        recovery_limit: committed.spec.bound_keypair.recovery.limit,
-        recovery_mode: committed.spec.bound_keypair.recovery.mode,
-      },
-    });
+    const joinState = await joinStateOf(joinStateClaims(committed.spec, status));
     return {
       bot_name: session.bot,
       bot_instance_id: instanceId,
@@ -194,8 +241,6 @@ async function finishOnce(
       bound_keypair: { join_state: joinState, public_key: status.bound_public_key ?? "" },
     };
   };
-  const consumes = session.flow !== "refresh";
-  const rotated = session.rotated_from !== undefined;
   const result = await commitJoin(ctx, {
     tokenName: session.token,
     botName: session.bot,
@@ -209,23 +254,7 @@ async function finishOnce(
     result: resultOf,
     resumeUntil: resumeUntil(now, certs.expires),
     caRevision,
-    applyStatus: (current) => {
-      const s = { ...current };
-      if (session.flow === "onboarding") {
-        s.bound_public_key = session.proven_key;
-        delete s.registration_secret;
-      }
-      if (consumes) {
-        s.recovery_count = current.recovery_count + 1;
-        s.last_recovered_at = now.toISOString();
-        s.bound_bot_instance_id = instanceId;
-      }
-      if (rotated) {
-        s.bound_public_key = session.bound_key;
-        s.last_rotated_at = now.toISOString();
-      }
-      return s;
-    },
+    applyStatus,
     events: (token) => {
       const status = statusOf(token);
       const mode = modeOf(token);

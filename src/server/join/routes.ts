@@ -17,7 +17,7 @@ import { parseJson } from "../http.ts";
 import { verifySignedRequest } from "../request_auth.ts";
 import { auditingFailures } from "./failures.ts";
 import { resumeJoin } from "./resume.ts";
-import { beginJoin, continueJoin, type JoinRequestContext } from "./service.ts";
+import { beginJoin, continueJoin, type JoinRequestContext, openJoinSession } from "./service.ts";
 
 function parseBody<S extends z.ZodType>(
   c: Context<AppEnv>,
@@ -37,19 +37,26 @@ function parseBody<S extends z.ZodType>(
   return parseJson(text, schema);
 }
 
-/**
- * Reads the body, verifies an `Authorization` header if present (401 if it
- * fails). `continue` leaves the lock check to the join service, which lists
- * locks once for the identity and the token.
- */
-async function readRequest<S extends z.ZodType>(
-  ctx: ServerContext,
+/** Reads and parses the body once, as bytes (the signature covers exactly these). */
+async function readBody<S extends z.ZodType>(
   c: Context<AppEnv>,
   schema: S,
-  callerChecksLocks: boolean,
-): Promise<{ body: z.infer<S>; rc: JoinRequestContext }> {
+): Promise<{ bytes: Uint8Array; body: z.infer<S> }> {
   const bytes = new Uint8Array(await c.req.arrayBuffer());
-  const body = parseBody(c, bytes, schema);
+  return { bytes, body: parseBody(c, bytes, schema) };
+}
+
+/**
+ * Verifies an `Authorization` header if present (401 if it fails).
+ * `continue` leaves the lock check to the join service, which lists locks
+ * once for the identity and the token.
+ */
+async function requestContext(
+  ctx: ServerContext,
+  c: Context<AppEnv>,
+  { bytes, body }: { bytes: Uint8Array; body: unknown },
+  callerChecksLocks: boolean,
+): Promise<JoinRequestContext> {
   const remoteAddr = c.env?.remoteAddr;
   const named = body as { token_name?: unknown };
   const tokenName = typeof named.token_name === "string" ? named.token_name : "";
@@ -66,23 +73,29 @@ async function readRequest<S extends z.ZodType>(
         authorization: c.req.header("authorization") ?? null,
       }, { recordJti: false, callerChecksLocks }),
   );
-  return { body, rc: { identity, ...(remoteAddr ? { remoteAddr } : {}) } };
+  return { identity, ...(remoteAddr ? { remoteAddr } : {}) };
 }
 
 /** Builds the router; mounted under `/v1` by the app. */
 export function joinRoutes(ctx: ServerContext): Hono<AppEnv> {
   const r = new Hono<AppEnv>();
   r.post("/join/bound-keypair/begin", async (c) => {
-    const { body, rc } = await readRequest(ctx, c, BeginRequest, false);
-    return c.json(await beginJoin(ctx, body, rc));
+    const read = await readBody(c, BeginRequest);
+    return c.json(await beginJoin(ctx, read.body, await requestContext(ctx, c, read, false)));
   });
   r.post("/join/bound-keypair/continue", async (c) => {
-    const { body, rc } = await readRequest(ctx, c, ContinueRequest, true);
-    return c.json(await continueJoin(ctx, body, rc));
+    const read = await readBody(c, ContinueRequest);
+    // The session opens while the signature is checked: both are WebCrypto
+    // calls that wait on another thread. Its outcome is looked at only after
+    // the signature's (continueJoin).
+    const session = openJoinSession(ctx, read.body.session);
+    session.catch(() => {});
+    const rc = await requestContext(ctx, c, read, true);
+    return c.json(await continueJoin(ctx, read.body, rc, session));
   });
   r.post("/join/bound-keypair/resume", async (c) => {
-    const { body, rc } = await readRequest(ctx, c, ResumeRequest, false);
-    return c.json(await resumeJoin(ctx, body, rc));
+    const read = await readBody(c, ResumeRequest);
+    return c.json(await resumeJoin(ctx, read.body, await requestContext(ctx, c, read, false)));
   });
   return r;
 }

@@ -51,11 +51,12 @@ import {
   statusOf,
   unexpectedBackendState,
 } from "./commit.ts";
+import { challengedKey } from "./challenged_keys.ts";
 import { recoveryEvent, rotationEvent } from "./events.ts";
 import { auditingFailures, connectionOf, type FailureContext, JoinFailure } from "./failures.ts";
 import { finish, type FinishReads } from "./finish.ts";
 import { joinsRemaining, modeOf, rotationDue } from "./policy.ts";
-import type { JoinSession } from "./session_state.ts";
+import type { JoinSession, PendingChallenge } from "./session_state.ts";
 import { challengeStep, rotationStep } from "./steps.ts";
 import { parseSubjectKey } from "./subject_key.ts";
 import { allInOrder } from "../../util/all_in_order.ts";
@@ -306,22 +307,55 @@ function unexpectedAnswer(got: string, session: JoinSession): KeyboundError {
   return new KeyboundError("BAD_REQUEST", `unexpected answer "${got}": expected "${wanted}"`);
 }
 
-/** `POST /v1/join/bound-keypair/continue`: checks an answer and returns the next step or the result. */
+/** Opens the sealed session of a `continue` (`SESSION_INVALID` if forged, malformed or expired). */
+export function openJoinSession(ctx: ServerContext, blob: string): Promise<JoinSession> {
+  return openSession<JoinSession>(ctx.sessionKey, blob, ctx.now());
+}
+
+/** Verifies a challenge solution under the challenged key. */
+async function verifySolution(
+  ctx: ServerContext,
+  pending: PendingChallenge,
+  solution: string,
+): Promise<void> {
+  await verifyChallengeSolution({
+    solution,
+    challenge: pending.challenge,
+    publicKey: await challengedKey(pending.public_key),
+    clusterName: ctx.clusterName,
+    now: ctx.now(),
+  });
+}
+
+/** `p` with a handler attached, so a rejection awaited later is not reported as unhandled first. */
+function started<T>(p: Promise<T>): Promise<T> {
+  p.catch(() => {});
+  return p;
+}
+
+/**
+ * `POST /v1/join/bound-keypair/continue`: checks an answer and returns the
+ * next step or the result. `opened` is the session already being opened
+ * ({@linkcode openJoinSession}), so the route can overlap it with the
+ * signature check; without it the session is opened here.
+ */
 export async function continueJoin(
   ctx: ServerContext,
   req: ContinueRequest,
   rc: JoinRequestContext,
+  opened: Promise<JoinSession> = openJoinSession(ctx, req.session),
 ): Promise<JoinResponse> {
   const unknown = { tokenName: "", remoteAddr: rc.remoteAddr };
-  const session = await auditingFailures(
-    ctx,
-    unknown,
-    () => openSession<JoinSession>(ctx.sessionKey, req.session, ctx.now()),
-  );
+  const session = await auditingFailures(ctx, unknown, () => opened);
   const where = { tokenName: session.token, remoteAddr: rc.remoteAddr };
   return auditingFailures(ctx, where, async () => {
-    await checkRefreshBinding(session, rc.identity, req.answer);
     const answer = req.answer;
+    // The solution's signature is checked while the request's binding is
+    // (both wait on WebCrypto); its outcome is looked at only after the binding's.
+    const solved = answer.type === "challenge_solution" && session.pending.type === "challenge"
+      ? started(verifySolution(ctx, session.pending, answer.solution))
+      : null;
+    await checkRefreshBinding(session, rc.identity, answer);
     switch (answer.type) {
       case "giving_up":
         ctx.log.info("join client gave up", {
@@ -333,7 +367,7 @@ export async function continueJoin(
       case "rotation_response":
         return await answerRotation(ctx, session, answer.public_key, where);
       case "challenge_solution":
-        return await answerChallenge(ctx, session, answer.solution, rc, where);
+        return await answerChallenge(ctx, session, solved, rc, where);
     }
   });
 }
@@ -349,7 +383,7 @@ async function answerRotation(
   const key = await parseKeyField(publicKeyText, "answer.public_key");
   const canonical = await toAuthorizedKey(key);
   if (purpose === "rotation") {
-    const current = (await parseAuthorizedKey(session.bound_key)).key;
+    const current = await challengedKey(session.bound_key);
     if (await publicKeysEqual(current, key)) {
       const msg = "public key may not be reused after rotation";
       throw new JoinFailure(new BadParameterError(msg), [
@@ -363,20 +397,16 @@ async function answerRotation(
 async function answerChallenge(
   ctx: ServerContext,
   session: JoinSession,
-  solution: string,
+  solved: Promise<void> | null,
   rc: JoinRequestContext,
   where: FailureContext,
 ): Promise<JoinResponse> {
   const pending = session.pending;
-  if (pending.type !== "challenge") throw unexpectedAnswer("challenge_solution", session);
+  if (pending.type !== "challenge" || !solved) {
+    throw unexpectedAnswer("challenge_solution", session);
+  }
   try {
-    await verifyChallengeSolution({
-      solution,
-      challenge: pending.challenge,
-      publicKey: (await parseAuthorizedKey(pending.public_key)).key,
-      clusterName: ctx.clusterName,
-      now: ctx.now(),
-    });
+    await solved;
   } catch (e) {
     const consumes = session.flow !== "refresh" && pending.purpose !== "rotation";
     if (!(e instanceof KeyboundError) || !consumes) throw e;

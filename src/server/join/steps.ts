@@ -4,11 +4,11 @@
  *
  * @module
  */
-import { parseAuthorizedKey } from "../../crypto/ssh_wire.ts";
 import { createChallenge } from "../../protocol/challenge.ts";
 import { SIGNATURE_ALGORITHM_SUITE, type StepResponse } from "../../protocol/messages.ts";
 import { sealSession } from "../../protocol/session.ts";
 import type { ServerContext } from "../context.ts";
+import { challengedKey } from "./challenged_keys.ts";
 import type { ChallengePurpose, JoinSession } from "./session_state.ts";
 
 /** Lifetime of a rotation-request step; challenges expire with their own `exp`. */
@@ -21,7 +21,7 @@ export async function challengeStep(
   purpose: ChallengePurpose,
   publicKeyText: string,
 ): Promise<StepResponse> {
-  const key = (await parseAuthorizedKey(publicKeyText)).key;
+  const key = await challengedKey(publicKeyText);
   const { challenge, claims } = await createChallenge({
     clusterName: ctx.clusterName,
     publicKey: key,
