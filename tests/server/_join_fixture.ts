@@ -15,7 +15,7 @@ import { randomHex } from "../../src/crypto/random.ts";
 import { certificatesFromPem } from "../../src/pki/mod.ts";
 import type { JoinResult } from "../../src/protocol/messages.ts";
 import type { Bot, Lock, Role, Token } from "../../src/resources/schemas.ts";
-import { createApp } from "../../src/server/app.ts";
+import { type AppOptions, createApp } from "../../src/server/app.ts";
 import { type AuditEvent, type AuditEventType, listAudit } from "../../src/server/audit.ts";
 import { bootstrapCluster } from "../../src/server/bootstrap.ts";
 import type { ServerContext } from "../../src/server/context.ts";
@@ -54,14 +54,20 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-async function serve(backend: Backend, path: string, dir: string, clock: Clock): Promise<Harness> {
+async function serve(
+  backend: Backend,
+  path: string,
+  dir: string,
+  clock: Clock,
+  options: AppOptions = {},
+): Promise<Harness> {
   const ctx = await bootstrapCluster(backend, {
     clusterName: "join.test",
     log: silentLogger,
     version: "0.0.0-test",
     now: () => clock.t,
   });
-  const app = createApp(ctx);
+  const app = createApp(ctx, options);
   const server = Deno.serve(
     { port: 0, hostname: "127.0.0.1", onListen: () => {} },
     (req, info) => app.fetch(req, { remoteAddr: (info.remoteAddr as Deno.NetAddr).hostname }),
@@ -82,7 +88,7 @@ async function serve(backend: Backend, path: string, dir: string, clock: Clock):
     stop,
     restart: async () => {
       await stop();
-      return serve(await openTestBackend(path), path, dir, clock);
+      return serve(await openTestBackend(path), path, dir, clock, options);
     },
     close: async () => {
       await stop();
@@ -91,11 +97,11 @@ async function serve(backend: Backend, path: string, dir: string, clock: Clock):
   };
 }
 
-/** Starts an auth service over a fresh KV file. */
-export async function startHarness(): Promise<Harness> {
+/** Starts an auth service over a fresh KV file (`options`: the app's, e.g. a rate limit). */
+export async function startHarness(options: AppOptions = {}): Promise<Harness> {
   const dir = await Deno.makeTempDir({ prefix: "keybound-join-" });
   const path = `${dir}/auth.kv`;
-  return serve(await openTestBackend(path), path, dir, new Clock());
+  return serve(await openTestBackend(path), path, dir, new Clock(), options);
 }
 
 /** A second auth process on the same KV file (same cluster, own port); stop it with `stop`. */
