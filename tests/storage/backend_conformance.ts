@@ -251,6 +251,31 @@ export const BACKEND_CASES: readonly BackendCase[] = [
     },
   },
   {
+    name: "25 point reads at once each get their own entry; absent and expired ones null",
+    async run(b) {
+      for (let i = 0; i < 20; i++) await put(b, ["many", String(i)], i);
+      const r = await b.commit({
+        checks: [],
+        mutations: [{ type: "set", key: ["many", "gone"], value: 1, expiresAt: Date.now() - 1 }],
+      });
+      assert(r.ok, "set of an expired entry failed");
+      const asked = [
+        ...Array.from({ length: 20 }, (_, i) => String(i)),
+        "absent-1",
+        "gone",
+        "absent-2",
+        "3",
+        "absent-3",
+      ];
+      const got = await Promise.all(asked.map((k) => b.get<number>(["many", k])));
+      assertJsonEquals(
+        got.map((e) => e?.value ?? null),
+        [...Array.from({ length: 20 }, (_, i) => i), null, null, null, 3, null],
+      );
+      assertJsonEquals(got[7]?.key, ["many", "7"]);
+    },
+  },
+  {
     name: "20 concurrent compare-and-swap writers: exactly one wins per version",
     async run(b) {
       await put(b, ["counter"], 0);
