@@ -16,6 +16,7 @@ import { spawnAuthService } from "../runtime-adapters/deno/auth_process.ts";
 import { randomHex } from "../src/crypto/random.ts";
 import type { BenchRow, BenchSection } from "./report.ts";
 import { floorTotalMs, measureJoinFloor } from "./join_floor.ts";
+import { type CapturedExchange, capturingFetch, measureTransportFloor } from "./join_transport.ts";
 import { fmt, percentile, runConcurrent } from "./stats.ts";
 
 /** A running auth process. */
@@ -138,11 +139,16 @@ export async function onboardBots(auth: AuthProcess, count: number): Promise<Ben
   return bots;
 }
 
-/** One refresh join (case D) for `bot`, updating its state. */
-export async function refresh(auth: AuthProcess, bot: BenchBot): Promise<void> {
+/** One refresh join (case D) for `bot`, updating its state (`fetchFn`: the transport, if not `fetch`). */
+export async function refresh(
+  auth: AuthProcess,
+  bot: BenchBot,
+  fetchFn?: typeof fetch,
+): Promise<void> {
   const certDer = certificatesFromPem(bot.last.certificates.tls_cert)[0];
   bot.last = await joinBoundKeypair({
     baseUrl: auth.url,
+    ...(fetchFn ? { fetch: fetchFn } : {}),
     tokenName: bot.token,
     subjectKey: bot.subjectKey,
     ttlSeconds: 3600,
@@ -217,6 +223,9 @@ export const JOIN_KEYS = {
   serverCpuAt1: "join.server_cpu.1",
   serverCpuAt50: "join.server_cpu.50",
   floor: "join.crypto_floor",
+  transportAt1: "join.transport_cpu.1",
+  transportAt50: "join.transport_cpu.50",
+  transportP50At1: "join.transport_p50.1",
 } as const;
 
 /** Sizes of {@linkcode joinSection}. */
@@ -265,6 +274,19 @@ export function joinSection(
         run.log("join: the crypto floor of one refresh, in this process");
         const floor = await measureJoinFloor();
         run.values.set(JOIN_KEYS.floor, floorTotalMs(floor));
+        run.log("join: the transport and storage floor (bare Deno.serve + Deno KV, no crypto)");
+        const exchanges: CapturedExchange[] = [];
+        await refresh(auth, bots[0], capturingFetch(exchanges));
+        const transport = [
+          ["1 in flight", await measureTransportFloor(exchanges, run.workDir, sizes.single, 1)],
+          [
+            `${sizes.bots} in flight`,
+            await measureTransportFloor(exchanges, run.workDir, sizes.concurrent, sizes.bots),
+          ],
+        ] as const;
+        run.values.set(JOIN_KEYS.transportAt1, transport[0][1].cpuMs);
+        run.values.set(JOIN_KEYS.transportAt50, transport[1][1].cpuMs);
+        run.values.set(JOIN_KEYS.transportP50At1, transport[0][1].p50);
         const rows: BenchRow[] = [];
         for (
           const [label, m, n] of [["1 bot", one, sizes.single], [
@@ -310,6 +332,15 @@ export function joinSection(
           unit: "ms CPU",
           note: "the server's crypto for one refresh, measured in this process",
         });
+        for (const [label, t] of transport) {
+          rows.push({
+            metric: `transport+storage floor per refresh (${label})`,
+            value: fmt(t.cpuMs, 2),
+            unit: "ms CPU",
+            note: `bare Deno.serve + Deno KV: the refresh's two requests (real bodies), ` +
+              `7 point reads, its commit; no crypto, no hono/zod; p50 ${fmt(t.p50, 2)} ms`,
+          });
+        }
         return rows;
       } finally {
         await auth.stop();
