@@ -1,6 +1,9 @@
 /**
- * Issue #5 §7: CPU time of one `BotIdentity` renewal in workerd (refresh
- * join + sealed persist), median of many. The measurement itself lives in
+ * Issue #5 §7 / #13: CPU time of one `BotIdentity` renewal in workerd
+ * (refresh join + sealed persist), median of many, beside the floor of that
+ * renewal measured in the same object and run (its cryptography, its
+ * storage writes and alarm, its two round trips; see
+ * `tests/workers/renewal_floor_worker.ts`). The measurement itself lives in
  * `tests/workers/do_renewal_bench.ts` (it needs the workerd test harness);
  * this section runs it as a subprocess and reports its numbers.
  *
@@ -34,23 +37,40 @@ export function edgeSection(renewals = 60): BenchSection {
         return [{ metric: "DO renewal CPU", value: "n/a", note: `failed: ${err}` }];
       }
       const r = JSON.parse(line);
+      const floor = r.floor_net_median_ms;
+      const parts = r.floor_parts_net_median_ms;
+      const pass = r.net_median_ms <= DO_RENEWAL_TARGET_MS;
       const rows: BenchRow[] = [
         {
           metric: "DO renewal CPU, net median",
           value: fmt(r.net_median_ms, 2),
           unit: "ms",
-          verdict: r.net_median_ms <= DO_RENEWAL_TARGET_MS ? "PASS" : "MISS",
-          note: `target <= ${DO_RENEWAL_TARGET_MS} ms; ${r.renewals} renewals`,
+          verdict: pass ? "PASS" : "MISS",
+          note: `target <= ${DO_RENEWAL_TARGET_MS} ms; ${r.renewals} renewals` + (pass ? "" : (
+            `; the floor below is ${fmt(floor, 2)} ms of it, the other ` +
+            `${fmt(r.net_median_ms - floor, 2)} ms is the protocol code around that work ` +
+            `(JavaScript that runs a few times per renewal, so mostly unoptimised: the join ` +
+            `client, zod, jose, the runner, the log line) and the promises and fetch objects ` +
+            `it drives, no single item above ~0.3 ms (docs/benchmarks.md, Session 5: edge)`
+          )),
+        },
+        {
+          metric: "DO renewal floor (same run), net median",
+          value: fmt(floor, 2),
+          unit: "ms",
+          note: `what no implementation can skip: crypto ${fmt(parts.crypto, 2)} ` +
+            `(key generation + PKCS#8 export + re-import, 2 signatures, hashes), storage ` +
+            `${fmt(parts.storage, 2)} (sealed pending record, sealed group write, alarm), ` +
+            `2 round trips ${fmt(parts.fetch, 2)} ms, each measured alone`,
         },
         {
           metric: "DO renewal CPU, gross median / p90",
           value: `${fmt(r.median_ms, 2)} / ${fmt(r.p90_ms, 2)}`,
           unit: "ms",
           verdict: r.p90_ms <= DO_RENEWAL_P90_TARGET_MS ? "PASS" : "MISS",
-          note:
-            `p90 target <= ${DO_RENEWAL_P90_TARGET_MS} ms; the net median subtracts the harness RPC baseline ${
-              fmt(r.rpc_baseline_median_ms, 2)
-            } ms`,
+          note: `p90 target <= ${DO_RENEWAL_P90_TARGET_MS} ms; net figures subtract the ` +
+            `harness's empty RPC, ${fmt(r.rpc_baseline_median_ms, 2)} ms (readiness, the ` +
+            `baseline before session 5: ${fmt(r.readiness_median_ms, 2)} ms)`,
         },
       ];
       return rows;
