@@ -10,6 +10,18 @@ import { base64url } from "jose";
 const textEncoder = new TextEncoder();
 const textDecoder = new TextDecoder("utf-8", { fatal: true });
 
+/**
+ * Whether the engine has the ES2026 base64 and hex methods of `Uint8Array`
+ * (Deno, workerd, Chromium 140+, Firefox 133+). They are what jose uses too,
+ * and several times cheaper than building a binary string for `btoa` or
+ * joining per-byte strings (7 % of a Durable Object renewal's JavaScript
+ * samples went to the portable code). Older engines take that code.
+ */
+const NATIVE_CODECS = typeof Uint8Array.fromBase64 === "function" &&
+  typeof Uint8Array.fromHex === "function" &&
+  typeof Uint8Array.prototype.toBase64 === "function" &&
+  typeof Uint8Array.prototype.toHex === "function";
+
 /** UTF-8 encodes `s`. */
 export function utf8(s: string): Uint8Array<ArrayBuffer> {
   return textEncoder.encode(s) as Uint8Array<ArrayBuffer>;
@@ -22,6 +34,7 @@ export function fromUtf8(b: Uint8Array): string {
 
 /** Standard base64 (with padding). */
 export function toBase64(bytes: Uint8Array): string {
+  if (NATIVE_CODECS) return bytes.toBase64();
   let s = "";
   for (let i = 0; i < bytes.length; i += 0x8000) {
     s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
@@ -31,9 +44,17 @@ export function toBase64(bytes: Uint8Array): string {
 
 /** Decodes standard base64; throws `TypeError` on bad input. */
 export function fromBase64(s: string): Uint8Array<ArrayBuffer> {
+  const text = s.replace(/\s+/g, "");
+  if (NATIVE_CODECS) {
+    try {
+      return Uint8Array.fromBase64(text) as Uint8Array<ArrayBuffer>;
+    } catch {
+      throw new BadParameterError("invalid base64");
+    }
+  }
   let bin: string;
   try {
-    bin = atob(s.replace(/\s+/g, ""));
+    bin = atob(text);
   } catch {
     throw new BadParameterError("invalid base64");
   }
@@ -66,12 +87,14 @@ export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
 
 /** Lowercase hex. */
 export function toHex(bytes: Uint8Array): string {
+  if (NATIVE_CODECS) return bytes.toHex();
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 /** Decodes hex; throws `TypeError` on odd length or non-hex characters. */
 export function fromHex(s: string): Uint8Array<ArrayBuffer> {
   if (s.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(s)) throw new BadParameterError("invalid hex");
+  if (NATIVE_CODECS) return Uint8Array.fromHex(s) as Uint8Array<ArrayBuffer>;
   const out = new Uint8Array(s.length / 2);
   for (let i = 0; i < out.length; i++) out[i] = parseInt(s.slice(i * 2, i * 2 + 2), 16);
   return out;
