@@ -44,6 +44,8 @@ export const ERROR_CODES = {
   HOOK_FAILED: 500,
   SHARING_FAILED: 500,
   CONNECTION_FAILED: 502,
+  /** Reset while connecting, before a byte of the request was written: safe to send again. */
+  CONNECTION_RESET_BEFORE_SEND: 502,
   TLS_UNTRUSTED: 502,
   BAD_SERVER_RESPONSE: 502,
   BACKEND_UNAVAILABLE: 503,

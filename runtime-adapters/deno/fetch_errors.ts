@@ -12,18 +12,18 @@
  */
 import { KeyboundError } from "../../src/errors.ts";
 
-/** The messages of an error and its causes, outermost first (five deep at most). */
-function messageChain(err: unknown): string[] {
-  const chain: string[] = [];
+/** An error and its causes, outermost first (five deep at most). */
+function errorChain(err: unknown): Error[] {
+  const chain: Error[] = [];
   for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
-    chain.push(e.message);
+    chain.push(e);
   }
   return chain;
 }
 
 /** The deepest message of an error chain, without hyper's "error sending request for url (…)". */
 function innermost(err: unknown): string {
-  const message = messageChain(err).at(-1)?.split("\n")[0] ?? String(err);
+  const message = errorChain(err).at(-1)?.message.split("\n")[0] ?? String(err);
   return message
     .replace(/^error sending request (for url|from) \([^)]*\)(?: for \S+ \([^)]*\))?: /, "")
     .replace(/^error sending request from \S+ for \S+ \([^)]*\): /, "")
@@ -123,49 +123,63 @@ function hostOf(input: string | URL | Request): string {
 }
 
 /**
- * True when the connection was reset while it was being set up (TCP or TLS
- * handshake), before any byte of the request was written: hyper says
- * "client error (Connect)". An auth service swapping its TLS certificate
- * during a CA rotation closes a listener, and the kernel resets connections
- * still queued on it (unless `net.ipv4.tcp_migrate_req` is 1), so sending
- * again on a new connection is safe for any method: the server saw nothing.
+ * Wraps the failure of a transport that knows, by its own events, that not a
+ * byte of the request was written when the connection failed (./node_https_fetch.ts:
+ * its socket never finished the TLS handshake), so {@linkcode classifyingFetchFailures}
+ * can tell a reset before the request from one after it: node:tls says
+ * "socket hang up" for both.
  */
-function resetWhileConnecting(err: unknown): boolean {
-  const text = messageChain(err).join("\n");
-  return /client error \(Connect\)/.test(text) &&
-    /Connection reset|reset by peer|ECONNRESET|tls handshake eof|peer closed connection/i.test(
-      text,
-    );
+export class FailedBeforeRequest extends Error {
+  /** @param cause the transport's error */
+  constructor(cause: unknown) {
+    super(cause instanceof Error ? cause.message : String(cause), { cause });
+    this.name = "FailedBeforeRequest";
+  }
 }
 
-/** Pauses before each new attempt after {@linkcode resetWhileConnecting}. */
-const RECONNECT_DELAYS_MS = [25, 150];
+/**
+ * True when the connection was reset while it was being set up (TCP or TLS
+ * handshake), before any byte of the request was written: hyper says
+ * "client error (Connect)", ./node_https_fetch.ts wraps the error in
+ * {@linkcode FailedBeforeRequest}. An auth service swapping its TLS
+ * certificate during a CA rotation closes a listener, and the kernel resets
+ * connections still queued on it (unless `net.ipv4.tcp_migrate_req` is 1).
+ */
+function resetBeforeRequest(err: unknown): boolean {
+  const chain = errorChain(err);
+  const text = chain.map((e) => e.message).join("\n");
+  const before = /client error \(Connect\)/.test(text) ||
+    chain.some((e) => e instanceof FailedBeforeRequest);
+  return before &&
+    /Connection reset|reset by peer|ECONNRESET|socket hang up|tls handshake eof|peer closed connection|socket disconnected before secure TLS/i
+      .test(text);
+}
 
 /**
  * Wraps a fetch so a failure to send becomes a `KeyboundError` naming the
- * cause (`TLS_UNTRUSTED` or `CONNECTION_FAILED`); an abort, a timeout and
- * failures it does not know pass through unchanged. A connection reset
- * before the request was sent is tried again on a new connection, twice at
- * most (see {@linkcode resetWhileConnecting}).
+ * cause: `CONNECTION_RESET_BEFORE_SEND` for a connection reset before the
+ * request was written (see {@linkcode resetBeforeRequest}; the one request
+ * client, src/protocol/http_client.ts, sends again on it), else
+ * `TLS_UNTRUSTED` or `CONNECTION_FAILED`. An abort, a timeout and failures
+ * it does not know pass through unchanged.
  */
 export function classifyingFetchFailures(inner: typeof fetch): typeof fetch {
   return (async (input: string | URL | Request, init?: RequestInit) => {
-    for (let attempt = 0;; attempt++) {
-      try {
-        return await inner(input, init);
-      } catch (err) {
-        const replayable = !(input instanceof Request) && !(init?.body instanceof ReadableStream);
-        if (
-          replayable && attempt < RECONNECT_DELAYS_MS.length && !init?.signal?.aborted &&
-          err instanceof TypeError && resetWhileConnecting(err)
-        ) {
-          await new Promise((r) => setTimeout(r, RECONNECT_DELAYS_MS[attempt]));
-          continue;
-        }
-        const known = err instanceof TypeError ? fetchFailure(err, hostOf(input)) : null;
-        if (!known) throw err;
-        throw new KeyboundError(known.code, known.message, { cause: err });
+    try {
+      return await inner(input, init);
+    } catch (err) {
+      if (!(err instanceof TypeError)) throw err;
+      if (resetBeforeRequest(err)) {
+        throw new KeyboundError(
+          "CONNECTION_RESET_BEFORE_SEND",
+          `the connection to ${hostOf(input)} was reset before the request was sent ` +
+            `(is the server swapping its TLS certificate or restarting?)`,
+          { cause: err },
+        );
       }
+      const known = fetchFailure(err, hostOf(input));
+      if (!known) throw err;
+      throw new KeyboundError(known.code, known.message, { cause: err });
     }
   }) as typeof fetch;
 }

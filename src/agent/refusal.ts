@@ -69,6 +69,7 @@ function advice(code: ErrorCode, c: RefusalContext): string | undefined {
         `cannot use; the bot keeps its keys and retries (a committed join is resumed, not ` +
         `repeated); check that tbot and the auth service are of matching versions`;
     case "CONNECTION_FAILED":
+    case "CONNECTION_RESET_BEFORE_SEND":
       return `check that the auth service at ${c.server} is running and reachable`;
     default:
       return undefined;

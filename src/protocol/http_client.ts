@@ -3,7 +3,8 @@
  * tbot's heartbeats and bot API, tctl and the Worker bot: it signs the request
  * (docs/protocol.md §2) when given a signer, turns a failure to reach the
  * server into `CONNECTION_FAILED` (or the code an adapter's fetch raised, such
- * as `TLS_UNTRUSTED`), rebuilds the server's error with its stable code
+ * as `TLS_UNTRUSTED`), sends again on a new connection when the adapter says the
+ * connection was reset before the request was written, rebuilds the server's error with its stable code
  * (`{"error":{"code","message"}}`), and validates every answer against its
  * wire schema, so all of them fail alike.
  *
@@ -47,6 +48,15 @@ export interface ApiCall<S extends z.ZodType> {
 /** An answer the caller does not read (heartbeats, deletes): any JSON is fine. */
 export const IgnoredAnswer: z.ZodType<unknown> = z.unknown();
 
+/**
+ * Pauses before each resend of a request whose connection an adapter reports
+ * as reset before the request was written (`CONNECTION_RESET_BEFORE_SEND`:
+ * an auth service swapping its TLS certificate resets the handshakes queued
+ * on its old listener). The server saw nothing, so resending is safe for any
+ * method, the signed header included; two resends at most.
+ */
+const RESEND_DELAYS_MS = [25, 150];
+
 /** The first line of the innermost `cause` (runtimes put the TLS or socket error there). */
 function innermostMessage(err: unknown): string {
   let message = String(err);
@@ -88,23 +98,33 @@ export async function callApi<S extends z.ZodType>(
   // Called unbound: a browser's fetch throws "Illegal invocation" when `this` is not the window.
   const send = target.fetch;
   let res: Response;
-  try {
-    res = await send(url, {
-      method: call.method,
-      headers,
-      ...(text === undefined ? {} : { body: text }),
-      ...(call.signal ? { signal: call.signal } : {}),
-    });
-  } catch (cause) {
-    // An adapter's fetch may already know what went wrong (TLS_UNTRUSTED); keep its code and words.
-    const known = isKeyboundError(cause);
-    throw new KeyboundError(
-      known ? cause.code : "CONNECTION_FAILED",
-      `cannot reach the auth service at ${url.origin}: ${
-        known ? cause.message : innermostMessage(cause)
-      }`,
-      { cause },
-    );
+  for (let attempt = 0;; attempt++) {
+    try {
+      res = await send(url, {
+        method: call.method,
+        headers,
+        ...(text === undefined ? {} : { body: text }),
+        ...(call.signal ? { signal: call.signal } : {}),
+      });
+      break;
+    } catch (cause) {
+      if (
+        isKeyboundError(cause, "CONNECTION_RESET_BEFORE_SEND") &&
+        attempt < RESEND_DELAYS_MS.length && !call.signal?.aborted
+      ) {
+        await new Promise((r) => setTimeout(r, RESEND_DELAYS_MS[attempt]));
+        continue;
+      }
+      // An adapter's fetch may already know what went wrong (TLS_UNTRUSTED); keep its code and words.
+      const known = isKeyboundError(cause);
+      throw new KeyboundError(
+        known ? cause.code : "CONNECTION_FAILED",
+        `cannot reach the auth service at ${url.origin}: ${
+          known ? cause.message : innermostMessage(cause)
+        }`,
+        { cause },
+      );
+    }
   }
   let raw: string;
   try {

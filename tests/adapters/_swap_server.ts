@@ -1,5 +1,5 @@
 /**
- * A child process for tls_swap_test.ts: serves "ok" over HTTPS with
+ * A child process for tls_swap_test.ts: serves `{"ok":true}` over HTTPS with
  * {@linkcode serveApp} (run it with `--unstable-net`, as the auth service
  * is, so a swap binds a second listener with SO_REUSEPORT), prints its URL,
  * then swaps between the certificates given as arguments once per byte read
@@ -16,7 +16,7 @@ const pairs = [
   { cert: Deno.readTextFileSync(c1), key: Deno.readTextFileSync(k1) },
   { cert: Deno.readTextFileSync(c2), key: Deno.readTextFileSync(k2) },
 ];
-const server = serveApp({ fetch: () => new Response("ok") }, {
+const server = serveApp({ fetch: () => Response.json({ ok: true }) }, {
   hostname: "127.0.0.1",
   port: 0,
   tls: pairs[0],

@@ -88,7 +88,8 @@ export class RotationBot extends TestBot {
   /**
    * A fetch that verifies the auth service against {@linkcode hostCas}, fresh
    * connection each time, through the adapter tbot uses (so a connection reset
-   * by a TLS swap before the request was sent is sent again, as tbot does).
+   * by a TLS swap before the request was sent is reported as such, and the
+   * request client sends it again, as for tbot).
    */
   get fetch(): typeof fetch {
     const caCerts = this.hostCas;

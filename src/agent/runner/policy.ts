@@ -41,6 +41,7 @@ const PERMANENT_CODES = new Set<ErrorCode>([
  */
 const NOT_THERE_YET = new Set<ErrorCode>([
   "CONNECTION_FAILED",
+  "CONNECTION_RESET_BEFORE_SEND",
   "BACKEND_UNAVAILABLE",
   "RATE_LIMITED",
   "INTERNAL",
