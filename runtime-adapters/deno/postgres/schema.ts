@@ -1,7 +1,7 @@
 /**
- * The backend's tables, created and migrated on start. Every starter takes
- * one transaction-scoped advisory lock first, so N instances starting at once
- * on an empty database apply each step exactly once; the applied steps are
+ * The backend's tables, created and migrated on start, in one statement.
+ * Every starter takes one transaction-scoped advisory lock first, so N
+ * instances starting at once on an empty database apply each step exactly once; the applied steps are
  * rows of `keybound_schema`, and a database whose schema is newer than this
  * code knows is refused rather than written with the wrong assumptions.
  *
@@ -15,8 +15,8 @@ export const KV_TABLE = "keybound_kv";
 /** The schema version table. */
 export const VERSION_TABLE = "keybound_schema";
 
-/** Arbitrary constant naming Keybound's migration lock among advisory locks. */
-const MIGRATION_LOCK = 0x4b42_5347; // "KBSG"
+/** Arbitrary constant naming Keybound's migration lock among advisory locks (exported for tests). */
+export const MIGRATION_LOCK = 0x4b42_5347; // "KBSG"
 
 /**
  * The migration steps, in order; step `i` brings the schema to version `i+1`.
@@ -39,30 +39,56 @@ const STEPS: readonly string[] = [
 /** The schema version this code writes and reads. */
 export const SCHEMA_VERSION = STEPS.length;
 
+/** SQLSTATE the migration raises when the database's schema is newer than {@linkcode STEPS}. */
+const NEWER_SCHEMA = "KB001";
+
+/**
+ * The whole migration as one statement (a `DO` block: one implicit
+ * transaction): the advisory lock, the version table, the check, and each
+ * missing step with its version row.
+ */
+const MIGRATION = `DO $migrate$
+DECLARE current integer;
+BEGIN
+  PERFORM pg_advisory_xact_lock(${MIGRATION_LOCK});
+  CREATE TABLE IF NOT EXISTS ${VERSION_TABLE} (
+    version integer PRIMARY KEY CHECK (version > 0),
+    applied_at timestamptz NOT NULL DEFAULT now()
+  );
+  SELECT coalesce(max(version), 0) INTO current FROM ${VERSION_TABLE};
+  IF current > ${SCHEMA_VERSION} THEN
+    RAISE EXCEPTION USING ERRCODE = '${NEWER_SCHEMA}', MESSAGE = current::text;
+  END IF;
+${
+  STEPS.map((step, i) =>
+    `  IF current < ${i + 1} THEN
+    ${step}
+    INSERT INTO ${VERSION_TABLE} (version) VALUES (${i + 1});
+  END IF;`
+  ).join("\n")
+}
+END
+$migrate$`;
+
 /**
  * Creates or migrates the schema; returns the version now in place. Throws
  * `ConfigError` if the database holds a newer schema than this code knows.
+ *
+ * One statement, never a `BEGIN … COMMIT` block, for the reason commits are
+ * one statement (./backend.ts): a connection that dies inside a block makes
+ * the driver throw where nothing can catch it. A statement on a dead
+ * connection only fails, and PostgreSQL rolls all of it back, so a start
+ * killed mid-migration leaves nothing half-applied and the next one migrates.
  */
 export async function migrate(sql: Sql): Promise<number> {
-  return await sql.begin(async (tx) => {
-    await tx`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK})`;
-    await tx.unsafe(`CREATE TABLE IF NOT EXISTS ${VERSION_TABLE} (
-      version integer PRIMARY KEY CHECK (version > 0),
-      applied_at timestamptz NOT NULL DEFAULT now()
-    )`);
-    const [{ current }] = await tx.unsafe<{ current: number }[]>(
-      `SELECT coalesce(max(version), 0)::int AS current FROM ${VERSION_TABLE}`,
+  try {
+    await sql.unsafe(MIGRATION);
+  } catch (err) {
+    if ((err as { code?: unknown }).code !== NEWER_SCHEMA) throw err;
+    throw new ConfigError(
+      `storage: the database schema is version ${(err as Error).message}, newer than this ` +
+        `Keybound understands (${SCHEMA_VERSION}); upgrade Keybound or use another database`,
     );
-    if (current > SCHEMA_VERSION) {
-      throw new ConfigError(
-        `storage: the database schema is version ${current}, newer than this Keybound ` +
-          `understands (${SCHEMA_VERSION}); upgrade Keybound or use another database`,
-      );
-    }
-    for (let v = current + 1; v <= SCHEMA_VERSION; v++) {
-      await tx.unsafe(STEPS[v - 1]);
-      await tx.unsafe(`INSERT INTO ${VERSION_TABLE} (version) VALUES ($1)`, [v]);
-    }
-    return SCHEMA_VERSION;
-  });
+  }
+  return SCHEMA_VERSION;
 }

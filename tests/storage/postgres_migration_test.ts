@@ -1,0 +1,79 @@
+/**
+ * The schema migration at start survives what a commit survives: its
+ * connection killed mid-way (PostgreSQL restarted, `pg_terminate_backend`,
+ * a failover) fails the start with one clear error — it never ends the
+ * process — and leaves no half-applied schema, so the next start migrates.
+ * Real PostgreSQL.
+ *
+ * @module
+ */
+import postgres from "postgres";
+import { PostgresBackend } from "../../runtime-adapters/deno/postgres/backend.ts";
+import { MIGRATION_LOCK } from "../../runtime-adapters/deno/postgres/schema.ts";
+import { parsePostgresUrl } from "../../runtime-adapters/deno/postgres/url.ts";
+import { KeyboundError } from "../../src/errors.ts";
+import { assert, assertEquals } from "../_assert.ts";
+import { ignoreUnless } from "../_tools.ts";
+import { waitUntil } from "../_wait.ts";
+import { PG_PASSWORD, PG_USER, postgresMissing, startPostgres } from "../ha/_postgres.ts";
+
+const ignore = ignoreUnless("PostgreSQL tests", postgresMissing);
+
+Deno.test({
+  name:
+    "PostgresBackend: a connection killed mid-migration fails the start, and the next start migrates",
+  ignore,
+  async fn() {
+    await using pg = await startPostgres();
+    await pg.createDatabase("mig");
+    const location = parsePostgresUrl(pg.url("mig"));
+    // Another session holds the migration lock, so the start waits inside its migration.
+    const holder = postgres({
+      host: "127.0.0.1",
+      port: pg.port,
+      database: "mig",
+      username: PG_USER,
+      password: PG_PASSWORD,
+      max: 1,
+      onnotice: () => {},
+    });
+    try {
+      await holder`SELECT pg_advisory_lock(${MIGRATION_LOCK})`;
+      const starting = PostgresBackend.open({ location, password: PG_PASSWORD })
+        .then(() => new Error("the start succeeded"), (err: unknown) => err);
+      const waiting = async () =>
+        (await pg.psql(
+          "mig",
+          "SELECT count(*) FROM pg_stat_activity " +
+            "WHERE application_name = 'keybound-auth' AND wait_event = 'advisory'",
+        )).trim() === "1";
+      await waitUntil(waiting, "the start to wait for the migration lock", { timeoutMs: 30_000 });
+      await pg.psql(
+        "mig",
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity " +
+          "WHERE application_name = 'keybound-auth' AND wait_event = 'advisory'",
+      );
+      const err = await starting;
+      assert(err instanceof KeyboundError, `expected a KeyboundError, got ${err}`);
+      assertEquals(err.code, "BACKEND_UNAVAILABLE", err.message);
+      assert(!err.message.includes("\n"), err.message);
+      assertEquals(
+        (await pg.psql("mig", "SELECT to_regclass('keybound_schema') IS NULL")).trim(),
+        "t",
+        "nothing of the killed migration remains",
+      );
+      await holder`SELECT pg_advisory_unlock(${MIGRATION_LOCK})`;
+    } finally {
+      await holder.end({ timeout: 1 });
+    }
+    const b = await PostgresBackend.open({ location, password: PG_PASSWORD });
+    try {
+      assert(
+        (await b.commit({ checks: [], mutations: [{ type: "set", key: ["k"], value: 1 }] })).ok,
+      );
+      assertEquals((await b.get(["k"]))?.value, 1);
+    } finally {
+      await b.close();
+    }
+  },
+});
