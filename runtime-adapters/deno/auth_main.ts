@@ -19,6 +19,7 @@ import {
   issueServerCertificate,
   parseWebOrigin,
   serverCertificateNames,
+  serverCertificateRenewAt,
   type ServerContext,
   servingKeyChanged,
   startCaWatcher,
@@ -126,16 +127,19 @@ async function start(config: StartConfig, log: Logger): Promise<void> {
     });
     await ensureAdminIdentity(ctx, join(config.dataDir, ADMIN_IDENTITY_FILE), log);
 
-    // The server certificate is issued afresh at every start and at every
-    // host CA phase that changes the serving key, and never stored, unless
-    // the operator brings one from their own PKI.
+    // The server certificate is issued afresh at every start, at every host
+    // CA phase that changes the serving key and at two thirds of its lifetime,
+    // and never stored, unless the operator brings one from their own PKI.
     const names = serverCertificateNames({
       listenHost: config.listen.host,
       publicHosts: config.publicAddrs.map((a) => a.host),
       hostname: Deno.hostname(),
     });
+    let renewAt = Infinity;
     const ownCertificate = async () => {
-      const c = await issueServerCertificate(ctx, names);
+      const issuedAt = ctx.now().getTime();
+      const c = await issueServerCertificate(ctx, { ...names, ttlMs: config.tlsCertTtlMs });
+      renewAt = serverCertificateRenewAt(issuedAt, config.tlsCertTtlMs);
       return { cert: c.certPem, key: c.keyPem };
     };
     const tls = config.insecureNoTls ? undefined : config.tlsFiles ?? await ownCertificate();
@@ -181,6 +185,13 @@ async function start(config: StartConfig, log: Logger): Promise<void> {
           });
         }
         await ensureAdminIdentity(ctx, adminIdentityPath, log);
+      },
+      onTick: async () => {
+        if (!tls || config.tlsFiles || ctx.now().getTime() < renewAt) return;
+        await server.swapTls(await ownCertificate());
+        log.info("renewed the service's TLS certificate before it expires", {
+          next_renewal: new Date(renewAt).toISOString(),
+        });
       },
     });
     const diag = config.diagAddr

@@ -24,6 +24,20 @@ export const ADMIN_IDENTITY_TTL_MS = 365 * 24 * 3600 * 1000;
 export const ADMIN_IDENTITY_RENEW_BEFORE_MS = 30 * 24 * 3600 * 1000;
 /** Default validity of the TLS server certificate (issued afresh at every start). */
 export const SERVER_CERT_TTL_MS = 365 * 24 * 3600 * 1000;
+
+/**
+ * When a running auth instance replaces the server certificate it issued at
+ * `issuedAt` for `ttlMs`: at two thirds of its lifetime, so a renewal that
+ * fails (a storage hiccup) has the last third to be tried again.
+ *
+ * @example
+ * ```ts
+ * serverCertificateRenewAt(0, 9_000); // 6000
+ * ```
+ */
+export function serverCertificateRenewAt(issuedAt: number, ttlMs = SERVER_CERT_TTL_MS): number {
+  return issuedAt + Math.floor(ttlMs * 2 / 3);
+}
 /** Backdating of issued certificates, so small clock differences do not reject them. */
 const BACKDATE_MS = 60_000;
 

@@ -39,6 +39,7 @@ export {
   issueServerCertificate,
   type ServerAddresses,
   serverCertificateNames,
+  serverCertificateRenewAt,
   servingKeyChanged,
 } from "./identity.ts";
 export {

@@ -15,6 +15,7 @@ import {
   UsageError,
 } from "../flags/mod.ts";
 import { type HostPort, isLoopbackHost, parseHostPort } from "../../util/host_port.ts";
+import { parseDuration } from "../../util/duration.ts";
 
 const FLAGS = {
   "data-dir": { type: "string", value: "DIR", help: "state directory (required; created 0700)" },
@@ -46,6 +47,12 @@ const FLAGS = {
       "from the cluster's host CA; needs --tls-key-file",
   },
   "tls-key-file": { type: "string", value: "FILE", help: "its private key (PEM)" },
+  "tls-cert-ttl": {
+    type: "string",
+    value: "DURATION",
+    help: "lifetime of the certificate the service issues itself from the host CA " +
+      "(default 8760h, at least 6s); a running service replaces it at two thirds of it",
+  },
   "log-format": {
     type: "string",
     value: "text|json",
@@ -97,6 +104,9 @@ const FLAGS = {
   help: { type: "boolean", short: "h", help: "show help" },
 } as const;
 
+/** Shortest `--tls-cert-ttl`: shorter would swap certificates faster than clients reconnect. */
+const MIN_TLS_CERT_TTL_MS = 6_000;
+
 /** The auth service's flags and commands. */
 export const AUTH: ProgramSpec<typeof FLAGS> = {
   name: "auth",
@@ -117,6 +127,7 @@ export const AUTH: ProgramSpec<typeof FLAGS> = {
       "insecure-no-tls",
       "tls-cert-file",
       "tls-key-file",
+      "tls-cert-ttl",
       "log-format",
       "storage",
       "storage-password-file",
@@ -157,6 +168,8 @@ export interface AuthStartConfig {
   tlsCertFile?: string;
   /** `--tls-key-file`. */
   tlsKeyFile?: string;
+  /** `--tls-cert-ttl` in milliseconds (unset: the server's default lifetime). */
+  tlsCertTtlMs?: number;
   /** `--web-origin` values as given (the adapter checks them). */
   webOrigins: string[];
   /** Diagnostics listener. */
@@ -225,6 +238,18 @@ export function parseAuthCommandLine(
   if (f.tlsCertFile !== undefined && f.insecureNoTls) {
     throw new UsageError("--tls-cert-file and --insecure-no-tls contradict each other");
   }
+  if (f.tlsCertTtl !== undefined && (f.tlsCertFile !== undefined || f.insecureNoTls)) {
+    throw new UsageError(
+      "--tls-cert-ttl sets the lifetime of the service's own certificate: it has none with " +
+        (f.tlsCertFile !== undefined ? "--tls-cert-file" : "--insecure-no-tls"),
+    );
+  }
+  const tlsCertTtlMs = f.tlsCertTtl === undefined
+    ? undefined
+    : flagValue("--tls-cert-ttl", () => parseDuration(f.tlsCertTtl!));
+  if (tlsCertTtlMs !== undefined && tlsCertTtlMs < MIN_TLS_CERT_TTL_MS) {
+    throw new UsageError(`--tls-cert-ttl: at least 6s, got "${f.tlsCertTtl}"`);
+  }
   for (const ip of f.proxyProtocolFrom ?? []) {
     if (!/^(\d{1,3}(\.\d{1,3}){3}|[0-9a-fA-F:]*:[0-9a-fA-F:.]*)$/.test(ip)) {
       throw new UsageError(`--proxy-protocol-from: "${ip}" is not an IP address`);
@@ -244,6 +269,7 @@ export function parseAuthCommandLine(
       ...(f.tlsCertFile === undefined
         ? {}
         : { tlsCertFile: f.tlsCertFile, tlsKeyFile: f.tlsKeyFile }),
+      ...(tlsCertTtlMs === undefined ? {} : { tlsCertTtlMs }),
       webOrigins: f.webOrigin ?? [],
       proxyFrom: f.proxyProtocolFrom ?? [],
       ...(f.diagAddr === undefined

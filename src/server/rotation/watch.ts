@@ -3,7 +3,8 @@
  * the CA revision (reloading the CAs when another instance changed them),
  * applies automatic phase changes that are due (one instance wins each
  * compare-and-swap), and tells the adapter when the CAs changed so it can
- * swap its TLS certificate and rewrite the admin identity.
+ * swap its TLS certificate and rewrite the admin identity; `onTick` runs in
+ * the same sequence, so a certificate renewal never races a rotation's swap.
  *
  * @module
  */
@@ -17,6 +18,8 @@ export interface CaWatcherOptions {
   intervalMs?: number;
   /** Called (awaited) after the CAs changed, with the snapshot before. */
   onChange?: (previous: CaSet) => Promise<void>;
+  /** Called (awaited) at the end of every tick, after `onChange` (time-driven work). */
+  onTick?: () => Promise<void>;
 }
 
 /** A running watcher. */
@@ -57,6 +60,7 @@ export function startCaWatcher(ctx: ServerContext, options: CaWatcherOptions = {
         // Only once handled: a failed certificate swap is tried again at the next tick.
         seen = current;
       }
+      await options.onTick?.();
     } catch (err) {
       ctx.log.warn("CA watcher tick failed", {
         error: err instanceof Error ? err.message : String(err),
