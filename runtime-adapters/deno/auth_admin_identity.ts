@@ -10,7 +10,8 @@
  */
 import { join } from "node:path";
 import denoJson from "../../deno.json" with { type: "json" };
-import type { AuthAdminIdentityConfig } from "../../src/cli/auth/command_line.ts";
+import { AUTH, type AuthAdminIdentityConfig } from "../../src/cli/auth/command_line.ts";
+import { errorLineOf } from "../../src/cli/error_line.ts";
 import { ADMIN_IDENTITY_FILE } from "../../src/cli/auth/data_dir.ts";
 import { ConfigError } from "../../src/errors.ts";
 import { loadExistingCluster, recoverAdmin } from "../../src/server/admin_recovery.ts";
@@ -45,7 +46,7 @@ export async function adminIdentity(config: AuthAdminIdentityConfig): Promise<nu
       await backend.close();
     }
   } catch (err) {
-    console.error(`error: ${err instanceof Error ? err.message : String(err)}`);
+    console.error(errorLineOf(AUTH.name, err));
     return 1;
   }
 }

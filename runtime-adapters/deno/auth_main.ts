@@ -26,7 +26,9 @@ import {
 } from "../../src/server/mod.ts";
 import { certificatesFromPem } from "../../src/pki/mod.ts";
 import { ADMIN_IDENTITY_FILE, AUTH_SERVER_FILE } from "../../src/cli/auth/data_dir.ts";
+import { errorLineOf } from "../../src/cli/error_line.ts";
 import {
+  AUTH,
   type AuthAdminIdentityConfig,
   type AuthStartConfig,
   parseAuthCommandLine,
@@ -241,7 +243,7 @@ export async function main(args: string[]): Promise<number> {
     config = parseStartArgs(args);
   } catch (err) {
     if (!isKeyboundError(err)) throw err;
-    console.error(`error: ${err.message}`);
+    console.error(errorLineOf(AUTH.name, err));
     return 2;
   }
   if ("help" in config) {
@@ -254,7 +256,7 @@ export async function main(args: string[]): Promise<number> {
     await start(config, log);
     return 0;
   } catch (err) {
-    console.error(`error: ${err instanceof Error ? err.message : String(err)}`);
+    console.error(errorLineOf(AUTH.name, err));
     return 1;
   }
 }

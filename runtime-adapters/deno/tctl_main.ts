@@ -2,7 +2,7 @@
  * `deno task tctl`: the Keybound admin CLI on Deno. Parses the command line,
  * resolves the connection (flags, `--data-dir`, environment), and runs the
  * runtime-agnostic commands of src/cli/tctl. Exit code 0 on success; on
- * failure one `ERROR: …` line on stderr and exit code 1 (2 for usage errors).
+ * failure one `tctl: error [CODE]: …` line on stderr and exit code 1 (2 for usage errors).
  *
  * @module
  */
@@ -82,7 +82,7 @@ export async function main(args: string[]): Promise<number> {
       };
     }, writeStdout);
   } catch (err) {
-    console.error(`ERROR: ${describeError(err)}`);
+    console.error(describeError(err));
     return err instanceof UsageError ? 2 : 1;
   }
 }

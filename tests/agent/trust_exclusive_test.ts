@@ -149,7 +149,10 @@ Deno.test("tctl: the identity file's host CAs only; a certificate from a root in
   const refused = await tctl(["status", "--auth-server", w.proxy.address, "-i", identity], { env });
   assertEquals(refused.code, 1, refused.stdout);
   assertEquals(refused.stderr.trimEnd().split("\n").length, 1, refused.stderr);
-  assertStringIncludes(refused.stderr, `ERROR: cannot reach the auth service at ${w.proxy.url}`);
+  assertStringIncludes(
+    refused.stderr,
+    `tctl: error [TLS_UNTRUSTED]: cannot reach the auth service at ${w.proxy.url}`,
+  );
   assertStringIncludes(refused.stderr, "does not verify against the host CA in the identity file");
   assertEquals(w.proxy.relayed(), []);
 });

@@ -65,7 +65,10 @@ Deno.test("messages: an OS error names the path and what was being done", async 
 
     const c = await tctl(["create", `${dir}/none.yaml`, "--auth-server", "127.0.0.1:1"]);
     assertEquals(c.code, 2, c.stderr);
-    assertEquals(c.stderr, `ERROR: cannot read ${dir}/none.yaml: no such file or directory\n`);
+    assertEquals(
+      c.stderr,
+      `tctl: error [BAD_PARAMETER]: cannot read ${dir}/none.yaml: no such file or directory\n`,
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -76,7 +79,7 @@ Deno.test("messages: a usage error escapes the value it quotes (one line, no raw
   const r = await runTbot(["start", "--token", "t", "--ca-pin", "x\u001b[2J\ntbot: forged"]);
   assertEquals(r.code, 2, r.stderr);
   assertEquals(lines(r.stderr).length, 1, r.stderr);
-  assert(r.stderr.startsWith("tbot: --ca-pin: "), r.stderr);
+  assert(r.stderr.startsWith("tbot: error [BAD_PARAMETER]: --ca-pin: "), r.stderr);
   assert(!r.stderr.includes("\u001b"), JSON.stringify(r.stderr));
   assertStringIncludes(r.stderr, "\\u001b[2J\\ntbot: forged");
 });
@@ -107,7 +110,10 @@ Deno.test("messages: a flag's error names the flag once, exit 2, with or without
       const r = await runTbot(args);
       assertEquals(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
       assertEquals(lines(r.stderr).length, 1, r.stderr);
-      assert(r.stderr.startsWith(`tbot: ${expected}`), `${args.join(" ")}: ${r.stderr}`);
+      assert(
+        r.stderr.startsWith(`tbot: error [BAD_PARAMETER]: ${expected}`),
+        `${args.join(" ")}: ${r.stderr}`,
+      );
       assert(!/(--[a-z-]+): \1/.test(r.stderr), r.stderr);
     }
   } finally {

@@ -60,11 +60,14 @@ Deno.test(
       const both = await create("both", served.address, "--ca-pin", cluster.pin, "--insecure");
       assertEquals([both.code, both.stderr.split("\n")[0]], [
         2,
-        "tbot: --insecure: not together with --ca-pin (a pin is verification)",
+        "tbot: error [BAD_PARAMETER]: --insecure: not together with --ca-pin (a pin is verification)",
       ]);
       const malformed = await create("malformed", served.address, "--ca-pin", "sha256:xyz");
       assertEquals(malformed.code, 2, malformed.stderr);
-      assertStringIncludes(malformed.stderr, 'tbot: --ca-pin: "sha256:xyz" must be sha256:');
+      assertStringIncludes(
+        malformed.stderr,
+        'tbot: error [BAD_PARAMETER]: --ca-pin: "sha256:xyz" must be sha256:',
+      );
 
       const refusedPort = freePort();
       const cases: [string, string, string[], string][] = [

@@ -201,10 +201,13 @@ Deno.test("auth flag errors: one clear line and a non-zero exit", async () => {
   assertStringIncludes(insecure.stderr, "--insecure-no-tls is refused on non-loopback address");
 
   const noDir = await failing(["start"]);
-  assertEquals(noDir, { code: 2, stderr: "error: --data-dir is required\n" });
+  assertEquals(noDir, { code: 2, stderr: "auth: error [BAD_PARAMETER]: --data-dir is required\n" });
 
   const unknown = await failing(["start", "--data-dir", `${dir}/d`, "--bogus"]);
-  assertEquals(unknown, { code: 2, stderr: "error: unknown flag --bogus (see --help)\n" });
+  assertEquals(unknown, {
+    code: 2,
+    stderr: "auth: error [BAD_PARAMETER]: unknown flag --bogus (see --help)\n",
+  });
 
   const badListen = await failing(["start", "--data-dir", `${dir}/d`, "--listen", "nope"]);
   assertEquals(badListen.code, 2);
@@ -214,7 +217,7 @@ Deno.test("auth flag errors: one clear line and a non-zero exit", async () => {
   assertEquals(badOrigin, {
     code: 2,
     stderr:
-      'error: --web-origin "*" is not a web origin (not a URL); expected SCHEME://HOST[:PORT]\n',
+      'auth: error [BAD_PARAMETER]: --web-origin "*" is not a web origin (not a URL); expected SCHEME://HOST[:PORT]\n',
   });
 
   const help = await command(["--help"]).output();

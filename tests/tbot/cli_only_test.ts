@@ -195,7 +195,7 @@ Deno.test("cli-only: flags win over TELEPORT_* variables; bad flags are one line
     assertEquals(both.code, 2, both.stderr);
     assertEquals(
       both.stderr,
-      "tbot: TELEPORT_PROXY and TELEPORT_AUTH_SERVER are both set: unset one (or pass " +
+      "tbot: error [BAD_PARAMETER]: TELEPORT_PROXY and TELEPORT_AUTH_SERVER are both set: unset one (or pass " +
         "--proxy-server or --auth-server, which wins over both)\n",
     );
   }
@@ -397,12 +397,15 @@ Deno.test("cli-only: join_uri in tbot.yaml or a file, the secret from a file or 
       env,
     );
     assertEquals(r.code, 2, r.stderr);
-    assert(r.stderr.startsWith(`tbot: ${source}: the address needs a port`), r.stderr);
+    assert(
+      r.stderr.startsWith(`tbot: error [BAD_PARAMETER]: ${source}: the address needs a port`),
+      r.stderr,
+    );
     assert(!r.stderr.includes(d), "never echoed");
   }
   assertEquals([empty.code, empty.stderr], [
     2,
-    `tbot: TBOT_JOIN_URI: the file ${s.dir}/empty-uri is empty\n`,
+    `tbot: error [BAD_PARAMETER]: TBOT_JOIN_URI: the file ${s.dir}/empty-uri is empty\n`,
   ]);
 
   // A field the URI fills may not be set beside it; the error names the field and line, not the URI.

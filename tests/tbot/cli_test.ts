@@ -28,11 +28,14 @@ Deno.test("cli: version, help, and unknown flags", async () => {
   const wrongPlace = await runTbot(["version", "--oneshot"]);
   assertEquals(wrongPlace.code, 2);
   assertStringIncludes(wrongPlace.stderr, 'flag --oneshot does not apply to "tbot version"');
-  // A bad flag value is a usage error too, on every command: exit 2, one `tbot: ` line.
+  // A bad flag value is a usage error too, on every command: exit 2, one `tbot: error [BAD_PARAMETER]: ` line.
   for (const args of [["start"], ["start", "-c", "/nonexistent.yaml"], ["version"]]) {
     const fmt = await runTbot([...args, "--log-format", "xml"]);
     assertEquals(fmt.code, 2, fmt.stderr);
-    assertEquals(fmt.stderr, 'tbot: --log-format: must be "text" or "json", not "xml"\n');
+    assertEquals(
+      fmt.stderr,
+      'tbot: error [BAD_PARAMETER]: --log-format: must be "text" or "json", not "xml"\n',
+    );
   }
 });
 

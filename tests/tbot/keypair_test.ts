@@ -162,6 +162,6 @@ Deno.test("keypair create: missing flags are usage errors", async () => {
   assertEquals(p.code, 2);
   assertStringIncludes(
     p.stderr,
-    "tbot: --proxy-server: required, or --auth-server (or TELEPORT_PROXY / TELEPORT_AUTH_SERVER)",
+    "tbot: error [BAD_PARAMETER]: --proxy-server: required, or --auth-server (or TELEPORT_PROXY / TELEPORT_AUTH_SERVER)",
   );
 });

@@ -100,7 +100,7 @@ Deno.test("bot instances: ls, show, get and rm", async () => {
     const rm = await tctl(["rm", `bot_instance/example/${ID}`, ...conn]);
     assertEquals(rm.stdout, `bot_instance "example/${ID}" has been deleted\n`);
     const gone = await tctl(["bots", "instances", "show", `example/${ID}`, ...conn]);
-    assertStringIncludes(gone.stderr, "ERROR: [NOT_FOUND]");
+    assertStringIncludes(gone.stderr, "tctl: error [NOT_FOUND]: ");
   } finally {
     await auth.stop();
   }

@@ -13,7 +13,7 @@ function ok(r: RunResult): string {
 function fails(r: RunResult, includes: string): void {
   assert(r.code !== 0, `expected failure, got exit 0 with ${r.stdout}`);
   assertEquals(r.stderr.split("\n").filter((l) => l !== "").length, 1, "one error line");
-  assert(r.stderr.startsWith("ERROR: "), r.stderr);
+  assert(r.stderr.startsWith("tctl: error ["), r.stderr);
   assertStringIncludes(r.stderr, includes);
 }
 
@@ -81,7 +81,7 @@ Deno.test("tctl against a real auth service", async (t) => {
     );
 
     await t.step("server errors carry code and message", async () => {
-      fails(await run(["get", "token/nope"]), '[NOT_FOUND] token "nope" not found');
+      fails(await run(["get", "token/nope"]), '[NOT_FOUND]: token "nope" not found');
       fails(await run(["rm", "bot/nope"]), "[NOT_FOUND]");
       fails(await run(["get", "users"]), 'unknown resource kind "users"');
     });

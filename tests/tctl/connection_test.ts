@@ -74,7 +74,10 @@ Deno.test("tctl trusts only the host CA of its identity; --data-dir; --insecure"
     // A data directory without DIR/auth-server: a clear error.
     const noFile = await tctl(["--data-dir", a.workDir, "status"]);
     assertEquals(noFile.code, 1);
-    assertStringIncludes(noFile.stderr, `ERROR: cannot read ${a.workDir}/auth-server`);
+    assertStringIncludes(
+      noFile.stderr,
+      `tctl: error [BAD_PARAMETER]: cannot read ${a.workDir}/auth-server`,
+    );
     // The auth service writes its URL there at start; tctl --data-dir needs nothing else.
     assertEquals(await Deno.readTextFile(`${a.dataDir}/auth-server`), `${a.url}\n`);
     const viaDataDir = await tctl(["status", "--data-dir", a.dataDir]);
@@ -84,7 +87,10 @@ Deno.test("tctl trusts only the host CA of its identity; --data-dir; --insecure"
     // B's identity carries B's host CA: A's server certificate does not verify.
     const wrongCa = await tctl(["status", "--auth-server", a.address, "-i", b.identity]);
     assertEquals(wrongCa.code, 1);
-    assertStringIncludes(wrongCa.stderr, `ERROR: cannot reach the auth service at ${a.url}`);
+    assertStringIncludes(
+      wrongCa.stderr,
+      `tctl: error [TLS_UNTRUSTED]: cannot reach the auth service at ${a.url}`,
+    );
     assertStringIncludes(
       wrongCa.stderr,
       "does not verify against the host CA in the identity file",
@@ -100,7 +106,7 @@ Deno.test("tctl trusts only the host CA of its identity; --data-dir; --insecure"
       b.identity,
     ]);
     assertEquals(insecure.code, 1);
-    assertStringIncludes(insecure.stderr, "ERROR: [UNAUTHENTICATED]");
+    assertStringIncludes(insecure.stderr, "tctl: error [UNAUTHENTICATED]: ");
     const insecureOk = await tctl([
       "status",
       "--insecure",
@@ -126,7 +132,10 @@ Deno.test("tctl trusts only the host CA of its identity; --data-dir; --insecure"
     assertEquals(plain.code, 1);
     assertStringIncludes(plain.stderr, "plain http:// is only allowed for loopback addresses");
     const missingId = await tctl(["status", "--auth-server", a.address, "-i", `${a.workDir}/none`]);
-    assertStringIncludes(missingId.stderr, `ERROR: cannot read identity file ${a.workDir}/none`);
+    assertStringIncludes(
+      missingId.stderr,
+      `tctl: error [BAD_PARAMETER]: cannot read identity file ${a.workDir}/none`,
+    );
   } finally {
     await Promise.all([a.stop(), b.stop()]);
   }

@@ -86,7 +86,7 @@ Deno.test("tctl --ca-path: trusts the operator's CA with the host CAs, nothing e
     for (const [args, env, message] of cases) {
       const bad = await status(args, env);
       assertEquals(bad.code, 2, `${args.join(" ")}: ${bad.stderr}`);
-      assertStringIncludes(bad.stderr, `ERROR: ${message}`);
+      assertStringIncludes(bad.stderr, `tctl: error [BAD_PARAMETER]: ${message}`);
       oneLine(bad.stderr);
     }
   } finally {

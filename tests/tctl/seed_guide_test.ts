@@ -64,7 +64,7 @@ test("seed guide: tctl status, create bot.yaml, create -f token-example.yaml, ge
     assertEquals(dup.stdout, "");
     assertEquals(
       dup.stderr,
-      'ERROR: bot.yaml: document 1: [ALREADY_EXISTS] bot "example" already exists (use -f to overwrite)\n',
+      'tctl: error [ALREADY_EXISTS]: bot.yaml: document 1: bot "example" already exists (use -f to overwrite)\n',
     );
   } finally {
     await auth.stop();

@@ -1,26 +1,21 @@
 /**
  * How every tbot command ends on an error: a command-line mistake is one
- * `tbot: ` line and exit 2 (as the parser reports an unknown flag); anything
- * else is one error log line (text or JSON, as configured) and exit 1.
+ * `tbot: error [BAD_PARAMETER]: …` line (../error_line.ts) and exit 2 (as the
+ * parser reports an unknown flag); anything else is one error log line (text
+ * or JSON, as configured) and exit 1.
  *
  * @module
  */
 import { KeyboundError } from "../../errors.ts";
 import { errorText } from "../../agent/runner/policy.ts";
-import { escapeLogText, type Logger } from "../../util/log.ts";
+import type { Logger } from "../../util/log.ts";
+import { errorLine } from "../error_line.ts";
 import { UsageError } from "../flags/mod.ts";
 import type { TbotPlatform } from "./platform.ts";
 
-/** The prefix of tbot's usage errors. */
-export const USAGE_PREFIX = "tbot: ";
-
-/**
- * The one stderr line of a usage error. Escaped: the message quotes flag
- * values, which come from argv or the environment and may hold control
- * characters.
- */
+/** The one stderr line of a usage error (escaped, see ../error_line.ts). */
 export function usageLine(message: string): string {
-  return USAGE_PREFIX + escapeLogText(message);
+  return errorLine("tbot", "BAD_PARAMETER", message);
 }
 
 /**

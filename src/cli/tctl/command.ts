@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { isKeyboundError, KeyboundError, ServerError } from "../../errors.ts";
+import { isKeyboundError, KeyboundError } from "../../errors.ts";
 import { type CommandSpec as FrameworkCommand, UsageError } from "../flags/mod.ts";
 import type { TctlContext } from "./context.ts";
 import type { FlagName, TctlFlags } from "./options.ts";
@@ -33,12 +33,11 @@ export function outputFormat(
 }
 
 /**
- * How tctl shows an error: a server's refusal as `[CODE] message`, an
- * untrusted server certificate with what to do about it.
+ * How tctl words an error (its code goes on the error line, ../error_line.ts):
+ * an untrusted server certificate with what to do about it.
  */
 export function errorText(err: unknown): string {
   if (!(err instanceof Error)) return String(err);
-  if (err instanceof ServerError) return `[${err.code}] ${err.message}`;
   if (isKeyboundError(err, "TLS_UNTRUSTED")) {
     return `${err.message} (the server's certificate does not verify against the host CA in ` +
       "the identity file or --ca-path; a service with its own PKI certificate needs --ca-path " +

@@ -15,7 +15,7 @@ import {
   botsRmCommand,
   botsUpdateCommand,
 } from "./bot_commands.ts";
-import { escapeLogText } from "../../util/log.ts";
+import { errorLineOf } from "../error_line.ts";
 import {
   type ArgParser,
   commandHelp,
@@ -122,7 +122,7 @@ export async function runTctl(
   return 0;
 }
 
-/** The one line tctl prints on failure (without the `ERROR: ` prefix). */
+/** The one line tctl prints on failure: `tctl: error [CODE]: message` (../error_line.ts). */
 export function describeError(err: unknown): string {
-  return escapeLogText(errorText(err).split("\n")[0]);
+  return errorLineOf(TCTL.name, err, errorText);
 }
