@@ -137,14 +137,21 @@ async function start(config: StartConfig, log: Logger): Promise<void> {
       publicHosts: config.publicAddrs.map((a) => a.host),
       hostname: Deno.hostname(),
     });
-    let renewAt = Infinity;
     const ownCertificate = async () => {
       const issuedAt = ctx.now().getTime();
       const c = await issueServerCertificate(ctx, { ...names, ttlMs: config.tlsCertTtlMs });
-      renewAt = serverCertificateRenewAt(issuedAt, config.tlsCertTtlMs);
-      return { cert: c.certPem, key: c.keyPem };
+      const renewAt = serverCertificateRenewAt(issuedAt, config.tlsCertTtlMs);
+      return { tls: { cert: c.certPem, key: c.keyPem }, renewAt };
     };
-    const tls = config.insecureNoTls ? undefined : config.tlsFiles ?? await ownCertificate();
+    const own = config.insecureNoTls || config.tlsFiles ? undefined : await ownCertificate();
+    const tls = own?.tls ?? config.tlsFiles;
+    // Moved on only once a swap succeeded: a failed renewal is tried again at the next tick.
+    let renewAt = own?.renewAt ?? Infinity;
+    const swapOwnCertificate = async () => {
+      const next = await ownCertificate();
+      await server.swapTls(next.tls);
+      renewAt = next.renewAt;
+    };
 
     // A missing console folder (a stripped install) leaves /web/ unserved, not the service down.
     const consoleAssets = await loadConsoleAssets().catch((error) => {
@@ -180,8 +187,8 @@ async function start(config: StartConfig, log: Logger): Promise<void> {
     const adminIdentityPath = join(config.dataDir, ADMIN_IDENTITY_FILE);
     const watcher = startCaWatcher(ctx, {
       onChange: async (previous) => {
-        if (tls && !config.tlsFiles && servingKeyChanged(previous, ctx.cas)) {
-          await server.swapTls(await ownCertificate());
+        if (own && servingKeyChanged(previous, ctx.cas)) {
+          await swapOwnCertificate();
           log.info("serving a TLS certificate from the host CA's new serving key", {
             phase: ctx.cas.host.rotation.phase,
           });
@@ -189,8 +196,8 @@ async function start(config: StartConfig, log: Logger): Promise<void> {
         await ensureAdminIdentity(ctx, adminIdentityPath, log);
       },
       onTick: async () => {
-        if (!tls || config.tlsFiles || ctx.now().getTime() < renewAt) return;
-        await server.swapTls(await ownCertificate());
+        if (!own || ctx.now().getTime() < renewAt) return;
+        await swapOwnCertificate();
         log.info("renewed the service's TLS certificate before it expires", {
           next_renewal: new Date(renewAt).toISOString(),
         });
@@ -218,7 +225,7 @@ async function start(config: StartConfig, log: Logger): Promise<void> {
     if (front) log.info("PROXY protocol v2 required from", { balancers: config.proxyFrom });
     console.log(`CA pin ${await caPin(ctx.cas.host)}`);
     if (config.insecureNoTls) log.warn("serving plain HTTP (--insecure-no-tls)");
-    if (tls && !config.tlsFiles && readSysctl("net/ipv4/tcp_migrate_req") === "0") {
+    if (own && readSysctl("net/ipv4/tcp_migrate_req") === "0") {
       log.warn(
         "net.ipv4.tcp_migrate_req is 0: a TLS certificate swap during a CA rotation resets connections queued on the old listener (see docs/operations.md)",
       );
