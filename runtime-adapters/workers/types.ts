@@ -55,6 +55,8 @@ export interface DurableObjectStorage {
   setAlarm(scheduledTime: number | Date): Promise<void>;
   /** Cancels the alarm. */
   deleteAlarm(): Promise<void>;
+  /** Resolves once every write issued so far is durable (committed). */
+  sync(): Promise<void>;
 }
 
 /** The `ctx` a Durable Object is constructed with. */

@@ -17,8 +17,11 @@
  *   headers of the real sizes to a loopback echo, each answer read and
  *   JSON-parsed.
  *
- * Only the renewal (`renew`, inherited) is the product; this class adds
- * methods beside it so both run in one object, one workerd, one run.
+ * `floor` does all of it in one call, in a renewal's order: the pending
+ * record is committed before `continue` leaves (workerd's output gate), so
+ * a renewal makes two storage commits. Only the renewal (`renew`,
+ * inherited) is the product; this class adds methods beside it so both run
+ * in one object, one workerd, one run.
  *
  * @module
  */
@@ -45,6 +48,11 @@ export const JOIN_SIZES = {
   /** The pending-join record before sealing (mostly the sealed session). */
   pendingRecord: 2_900,
 } as const;
+
+const CHALLENGE = "c".repeat(500);
+const BEGIN_BODY = JSON.stringify({ b: "b".repeat(JOIN_SIZES.beginRequest - 8) });
+const CONTINUE_BODY = JSON.stringify({ b: "b".repeat(JOIN_SIZES.continueRequest - 8) });
+const AUTHORIZATION = `Keybound ${"a".repeat(JOIN_SIZES.continueAuthorization - 9)}`;
 
 interface FloorState {
   storage: SealedStorage;
@@ -88,46 +96,77 @@ export class BenchBot extends BotIdentity {
     return this.#floor;
   }
 
-  /** The cryptography of one refresh renewal. */
-  async floorCrypto(): Promise<void> {
-    const s = await this.#state();
+  /** The new subject key: generation, PKCS#8 export, re-import, SPKI export (the join sends it). */
+  async #subjectKey(s: FloorState): Promise<void> {
     const subject = await generateStoredKeyPair(s.storage, "ES256");
     await exportSpki(subject.publicKey);
-    const body = utf8("b".repeat(JOIN_SIZES.continueRequest));
-    await sha256(body);
-    await sha256("c".repeat(500));
-    await sign(s.boundKey, utf8("s".repeat(700)));
+  }
+
+  /** The challenge solution: its hash (`chash`) and the bound key's signature. */
+  async #solveChallenge(s: FloorState): Promise<void> {
+    await sha256(CHALLENGE);
+    await sign(s.boundKey, utf8(CHALLENGE));
+  }
+
+  /** The signature of the `continue` request: its body hash and the certificate key's signature. */
+  async #signRequest(s: FloorState): Promise<void> {
+    await sha256(CONTINUE_BODY);
     await sign(s.certKey, utf8("r".repeat(JOIN_SIZES.continueAuthorization)));
   }
 
-  /** The storage writes of one renewal: the pending record, the group write, the alarm. */
-  async floorStorage(): Promise<void> {
-    const s = await this.#state();
-    await s.storage.write(STORAGE_FILES.pendingJoin, "p".repeat(JOIN_SIZES.pendingRecord));
+  /** One round trip to `echoUrl` (which answers `?n=` bytes of JSON), its answer parsed. */
+  async #trip(echoUrl: string, body: string, answer: number, authorization?: string) {
+    const res = await fetch(`${echoUrl}?n=${answer}`, {
+      method: "POST",
+      headers: {
+        accept: "application/json",
+        "content-type": "application/json",
+        ...(authorization ? { authorization } : {}),
+      },
+      body,
+    });
+    JSON.parse(await res.text());
+  }
+
+  #begin(echoUrl: string): Promise<void> {
+    return this.#trip(echoUrl, BEGIN_BODY, JOIN_SIZES.beginAnswer);
+  }
+
+  #continue(echoUrl: string): Promise<void> {
+    return this.#trip(echoUrl, CONTINUE_BODY, JOIN_SIZES.continueAnswer, AUTHORIZATION);
+  }
+
+  #writePending(s: FloorState): Promise<void> {
+    return s.storage.write(STORAGE_FILES.pendingJoin, "p".repeat(JOIN_SIZES.pendingRecord));
+  }
+
+  /** The group write of the renewal's files (removing the pending record), then the next alarm. */
+  async #storeResult(s: FloorState): Promise<void> {
     await s.storage.writeGroup!({ ...s.files, [STORAGE_FILES.pendingJoin]: null });
     await this.ctx.storage.setAlarm(Date.now() + 3_600_000 + Math.floor(Math.random() * 1000));
   }
 
-  /** The two round trips of a refresh join, to `echoUrl` (answers `?n=` bytes of JSON). */
+  /** The cryptography of one refresh renewal, alone. */
+  async floorCrypto(): Promise<void> {
+    const s = await this.#state();
+    await this.#subjectKey(s);
+    await this.#solveChallenge(s);
+    await this.#signRequest(s);
+  }
+
+  /** The storage writes of one renewal, alone: two commits, as the renewal makes them. */
+  async floorStorage(): Promise<void> {
+    const s = await this.#state();
+    await this.#writePending(s);
+    // In a renewal the record is durable before `continue` leaves (the output gate).
+    await this.ctx.storage.sync();
+    await this.#storeResult(s);
+  }
+
+  /** The two round trips of a refresh join, alone. */
   async floorFetch(echoUrl: string): Promise<void> {
-    const trip = async (body: number, answer: number, authorization?: string) => {
-      const res = await fetch(`${echoUrl}?n=${answer}`, {
-        method: "POST",
-        headers: {
-          accept: "application/json",
-          "content-type": "application/json",
-          ...(authorization ? { authorization } : {}),
-        },
-        body: JSON.stringify({ b: "b".repeat(body - 8) }),
-      });
-      JSON.parse(await res.text());
-    };
-    await trip(JOIN_SIZES.beginRequest, JOIN_SIZES.beginAnswer);
-    await trip(
-      JOIN_SIZES.continueRequest,
-      JOIN_SIZES.continueAnswer,
-      `Keybound ${"a".repeat(JOIN_SIZES.continueAuthorization - 9)}`,
-    );
+    await this.#begin(echoUrl);
+    await this.#continue(echoUrl);
   }
 
   /**
@@ -140,10 +179,15 @@ export class BenchBot extends BotIdentity {
     return Promise.resolve();
   }
 
-  /** All of the floor, in one call (compare with one `renew`). */
+  /** All of the floor in one call, in a renewal's order (compare with one `renew`). */
   async floor(echoUrl: string): Promise<void> {
-    await this.floorCrypto();
-    await this.floorStorage();
-    await this.floorFetch(echoUrl);
+    const s = await this.#state();
+    await this.#subjectKey(s);
+    await this.#begin(echoUrl);
+    await this.#solveChallenge(s);
+    await this.#writePending(s);
+    await this.#signRequest(s);
+    await this.#continue(echoUrl);
+    await this.#storeResult(s);
   }
 }
