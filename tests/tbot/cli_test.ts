@@ -58,6 +58,7 @@ Deno.test("cli: bad config files fail with the file, line and field", async () =
     assertEquals(errors.length, 1, r.stderr);
     assertStringIncludes(errors[0], `${dir}/tbot.yaml`);
     assertStringIncludes(errors[0], expected);
+    assertStringIncludes(errors[0], " code=CONFIG_INVALID");
   }
   const missing = await runTbot(["start", "-c", `${dir}/nope.yaml`]);
   assertEquals(missing.code, 1);

@@ -2,7 +2,8 @@
  * How every tbot command ends on an error: a command-line mistake is one
  * `tbot: error [BAD_PARAMETER]: …` line (../error_line.ts) and exit 2 (as the
  * parser reports an unknown flag); anything else is one error log line (text
- * or JSON, as configured) and exit 1.
+ * or JSON, as configured, with the error's stable code as the `code` field)
+ * and exit 1.
  *
  * @module
  */
@@ -33,7 +34,9 @@ export function reportFailure(e: unknown, platform: TbotPlatform, log: Logger): 
     platform.stderr(usageLine(e.message));
     return 2;
   }
-  // KeyboundError messages are complete sentences already (join refusals carry code and advice).
-  log.error(e instanceof KeyboundError ? e.message : errorText(e));
+  // KeyboundError messages are complete sentences already (join refusals carry advice); the
+  // stable code goes in a field, as on the other programs' error lines (../error_line.ts).
+  if (e instanceof KeyboundError) log.error(e.message, { code: e.code });
+  else log.error(errorText(e));
   return 1;
 }
