@@ -21,8 +21,11 @@ import { denoTask } from "./deno_task.ts";
 const ROOT = new URL("..", import.meta.url).pathname;
 const DENO = Deno.execPath();
 
+// Bold headings only on a terminal, and never when NO_COLOR is set (no-color.org).
+const BOLD = Deno.stdout.isTerminal() && !Deno.env.get("NO_COLOR");
+
 function say(step: string) {
-  console.log(`\n\x1b[1m==> ${step}\x1b[0m`);
+  console.log(BOLD ? `\n\x1b[1m==> ${step}\x1b[0m` : `\n==> ${step}`);
 }
 
 /** Runs deno task `name` with `args` after the task's own, and the task's variables set. */
