@@ -48,6 +48,12 @@ function namespacesAllowed(): boolean {
 }
 
 const NETNS = namespacesAllowed();
+if (!NETNS) {
+  console.warn(
+    "tls_swap_test: no network namespace here (unshare -n, ip); the cases run on the host's " +
+      `net.ipv4.tcp_migrate_req (${hostMigrate()}) and those needing the other value are ignored`,
+  );
+}
 
 /** Why a case needing `tcp_migrate_req` = `value` cannot run here, or undefined. */
 function cannotRun(value: "0" | "1"): string | undefined {
