@@ -38,7 +38,7 @@ export function tbotSection(): BenchSection {
               ? ""
               : `; in the way: loading the modules (${
                 fmt(r.modulesMedianMs, 0)
-              } ms, zod and the YAML reader the most), the trust set-up, the join's two round trips and the fsync'd writes (docs/benchmarks.md, tbot)`
+              } ms: zod, the YAML reader through Deno's CommonJS loader, ~100 modules of ours), the trust set-up, the join's two round trips and the fsync'd writes (docs/benchmarks.md, tbot)`
           }`,
         },
         {
@@ -87,7 +87,7 @@ export function tbotSection(): BenchSection {
           note: `target <= ${RSS_GROWTH_TARGET}${
             growth <= RSS_GROWTH_TARGET
               ? ""
-              : "; in the way: V8 keeps the heap pages and optimized code a 20 ms renewal loop grows into; the live heap stays flat (docs/benchmarks.md, tbot)"
+              : "; in the way: under a 20 ms renewal loop V8 grows its old generation and keeps the pages (committed +6.6 MB for +2 MB live); an idle daemon's memory reducer gives them back, this loop never idles (docs/benchmarks.md, tbot)"
           }`,
         },
       ];
