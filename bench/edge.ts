@@ -47,11 +47,10 @@ export function edgeSection(renewals = 60): BenchSection {
           unit: "ms",
           verdict: pass ? "PASS" : "MISS",
           note: `target <= ${DO_RENEWAL_TARGET_MS} ms; ${r.renewals} renewals` + (pass ? "" : (
-            `; the floor below is ${fmt(floor, 2)} ms of it, the other ` +
-            `${fmt(r.net_median_ms - floor, 2)} ms is the protocol code around that work ` +
-            `(JavaScript that runs a few times per renewal, so mostly unoptimised: the join ` +
-            `client, zod, jose, the runner, the log line) and the promises and fetch objects ` +
-            `it drives, no single item above ~0.3 ms (docs/benchmarks.md, Session 5: edge)`
+            `; the floor below is ${fmt(floor, 2)} ms of it; the other ` +
+            `${fmt(r.net_median_ms - floor, 2)} ms is JavaScript that runs a few times per ` +
+            `renewal (zod, jose, JSON, the join client, the runner, the log line), no item ` +
+            `above ~0.2 ms (docs/benchmarks.md, Session 5: edge)`
           )),
         },
         {
@@ -60,7 +59,8 @@ export function edgeSection(renewals = 60): BenchSection {
           unit: "ms",
           note: `what no implementation can skip: crypto ${fmt(parts.crypto, 2)} ` +
             `(key generation + PKCS#8 export + re-import, 2 signatures, hashes), storage ` +
-            `${fmt(parts.storage, 2)} (sealed pending record, sealed group write, alarm), ` +
+            `${fmt(parts.storage, 2)} (sealed pending record and sealed group write: two SQLite ` +
+            `commits, each with an fsync in miniflare; the alarm), ` +
             `2 round trips ${fmt(parts.fetch, 2)} ms, each measured alone`,
         },
         {
