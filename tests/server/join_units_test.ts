@@ -28,6 +28,8 @@ import {
 } from "../../src/server/join/commit.ts";
 import { beginJoin, continueJoin } from "../../src/server/join/service.ts";
 import { parseSubjectKey } from "../../src/server/join/subject_key.ts";
+import { verifyClientCertificate } from "../../src/server/verified_certs.ts";
+import { certificatesFromPem } from "../../src/pki/mod.ts";
 import { challengedKey } from "../../src/server/join/challenged_keys.ts";
 import { fromPem } from "../../src/util/encoding.ts";
 import { lockInForce, lockMatches } from "../../src/server/locks.ts";
@@ -94,6 +96,27 @@ Deno.test("service without HTTP: onboarding by initial key, giving up, a wrong a
   assertEquals(res.result.generation, 1);
   const stored = await ctx.backend.get<Token>(resourceKey("token", "t1"));
   assertEquals(stored!.value.status!.bound_keypair!.recovery_count, 1);
+  // The issued certificate was remembered as verified before the answer: its
+  // next presentation neither verifies a signature nor hashes anything.
+  const der = certificatesFromPem(res.result.certificates.tls_cert)[0];
+  const subtle = crypto.subtle as unknown as Record<string, unknown>;
+  const calls: string[] = [];
+  const originals = new Map<string, unknown>();
+  for (const m of ["digest", "verify"]) {
+    const original = subtle[m] as (...a: unknown[]) => unknown;
+    originals.set(m, original);
+    subtle[m] = (...a: unknown[]) => {
+      calls.push(m);
+      return original.apply(crypto.subtle, a);
+    };
+  }
+  try {
+    const hit = await verifyClientCertificate(ctx, der, ctx.now(), "certificate");
+    assertEquals([hit.identity.botName, hit.identity.generation], ["b1", 1]);
+  } finally {
+    for (const [m, f] of originals) subtle[m] = f;
+  }
+  assertEquals(calls, []);
 
   // Giving up ends a session with a null result and changes nothing.
   const step2 = await beginJoin(ctx, {

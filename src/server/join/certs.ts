@@ -162,6 +162,24 @@ export async function issueUserCertificates(
   ctx: ServerContext,
   r: UserCertificateRequest,
 ): Promise<IssuedBotCertificates> {
+  const { certificates, remember } = await signUserCertificates(ctx, r);
+  await remember();
+  return certificates;
+}
+
+/** Signed certificates and the verified-certificate cache entry still to make for them. */
+export interface SignedCertificates {
+  /** The certificates. */
+  certificates: IssuedBotCertificates;
+  /** Remembers the X.509 certificate as verified (a digest: a WebCrypto call). */
+  remember(): Promise<void>;
+}
+
+/** {@linkcode issueUserCertificates} without waiting for the cache entry. */
+async function signUserCertificates(
+  ctx: ServerContext,
+  r: UserCertificateRequest,
+): Promise<SignedCertificates> {
   const userCa = ctx.cas.user;
   const tls = userCa.tls;
   const ssh = userCa.ssh;
@@ -202,29 +220,35 @@ export async function issueUserCertificates(
       validBefore: notAfter,
     }),
   ]);
-  await rememberIssuedCertificate(tls, {
-    der: certDer,
-    subject,
-    publicKey: r.tlsPublicKey,
-    serialHex: toHex(serial),
-    notBefore,
-    notAfter,
-  });
   return {
-    tls_cert: certificateToPem(certDer),
-    tls_ca_certs: userCa.trustedTls.map((k) => k.certPem),
-    ssh_cert: sshCert,
-    ssh_ca_keys: userCa.trustedSsh.map((k) => k.publicKey),
-    expires: notAfter,
+    certificates: {
+      tls_cert: certificateToPem(certDer),
+      tls_ca_certs: userCa.trustedTls.map((k) => k.certPem),
+      ssh_cert: sshCert,
+      ssh_ca_keys: userCa.trustedSsh.map((k) => k.publicKey),
+      expires: notAfter,
+    },
+    remember: () =>
+      rememberIssuedCertificate(tls, {
+        der: certDer,
+        subject,
+        publicKey: r.tlsPublicKey,
+        serialHex: toHex(serial),
+        notBefore,
+        notAfter,
+      }),
   };
 }
 
-/** Issues the X.509 and SSH certificates of a join. */
+/**
+ * Signs the X.509 and SSH certificates of a join; the caller makes the
+ * verified-certificate entry (`remember`) while it commits.
+ */
 export function issueBotCertificates(
   ctx: ServerContext,
   r: BotCertificateRequest,
-): Promise<IssuedBotCertificates> {
-  return issueUserCertificates(ctx, {
+): Promise<SignedCertificates> {
+  return signUserCertificates(ctx, {
     bot: r.bot,
     subject: botSubject({
       botName: r.bot.metadata.name,

@@ -210,7 +210,7 @@ async function finishOnce(
   joinStateOf(joinStateClaims(entry.token.spec, applyStatus(statusOf(entry.token)))).catch(
     () => {},
   );
-  const certs = await issueBotCertificates(ctx, {
+  const { certificates: certs, remember } = await issueBotCertificates(ctx, {
     bot,
     instanceId,
     generation,
@@ -241,6 +241,13 @@ async function finishOnce(
       bound_keypair: { join_state: joinState, public_key: status.bound_public_key ?? "" },
     };
   };
+  // The next refresh's cache entry is made while the join commits (a digest
+  // on another thread): if the commit fails, the entry names a certificate
+  // nobody received, which no one can present. A failure only costs the next
+  // request a full verification.
+  const remembered = remember().catch((e) =>
+    ctx.log.warn("could not remember an issued certificate", { error: String(e) })
+  );
   const result = await commitJoin(ctx, {
     tokenName: session.token,
     botName: session.bot,
@@ -287,6 +294,6 @@ async function finishOnce(
       });
       return events;
     },
-  }, { token: entry, instance: instanceEntry });
+  }, { token: entry, instance: instanceEntry }).finally(() => remembered);
   return { result };
 }
