@@ -4,7 +4,9 @@
  * inspector on a free loopback port, takes a sampling profile over the
  * Chrome DevTools Protocol while `renewals` renewals run against a loopback
  * auth service, and prints the functions with the most samples (self time)
- * and the profile file's path (open it in Chrome DevTools).
+ * and by source module of the bundle (npm packages by name), and the
+ * profile file's path (open it in Chrome DevTools). The renewal's floor is
+ * measured by `deno task bench edge` (tests/workers/renewal_floor_worker.ts).
  *
  * workerd freezes its clocks while a request runs, so the profile's sample
  * times are meaningless; the shares of the samples are what to read.
@@ -47,9 +49,37 @@ async function devtools(url: string) {
   };
 }
 
+/**
+ * Where each source module starts in the bundle: `deno bundle` writes a
+ * `// path` comment before each one. npm packages are named by package.
+ */
+function sourceModules(bundleText: string): { line: number; name: string }[] {
+  const out: { line: number; name: string }[] = [];
+  bundleText.split("\n").forEach((text, line) => {
+    const path = /^\/\/ (\S+\.(?:m?js|ts))$/.exec(text)?.[1];
+    if (!path) return;
+    const pkg = /registry\.npmjs\.org\/((?:@[^/]+\/)?[^/]+)\//.exec(path)?.[1];
+    out.push({ line, name: pkg ?? path.replace(/^(\.\.\/)+/, "") });
+  });
+  return out;
+}
+
+/** The module holding 0-based bundle line `line`. */
+function moduleAt(modules: { line: number; name: string }[], line: number): string {
+  let name = "(bundle prelude)";
+  for (const m of modules) {
+    if (m.line > line) break;
+    name = m.name;
+  }
+  return name;
+}
+
 const renewals = Number(Deno.args[0] ?? 150);
 const out = Deno.args[1] ?? (await Deno.makeTempFile({ suffix: ".cpuprofile" }));
-await using auth = await startLoopbackAuth();
+// The limiter is not what is profiled: hundreds of renewals must not turn into retries.
+await using auth = await startLoopbackAuth("edge.example", {
+  app: { rateLimit: { perSecond: 1e6, burst: 1e6 } },
+});
 const secret = await provisionBot(auth.api, "profile-bot");
 await using script = await bundle(
   new URL("../runtime-adapters/workers/bot_worker.ts", import.meta.url),
@@ -104,9 +134,20 @@ try {
   }
   const total = profile.samples.length;
   console.log(`${renewals} renewals, ${total} samples; profile: ${out}`);
-  for (const [name, n] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 30)) {
+  const row = (name: string, n: number) =>
     console.log(`${String(n).padStart(6)} ${(100 * n / total).toFixed(1).padStart(5)} %  ${name}`);
+  for (const [name, n] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 30)) row(name, n);
+  console.log("\nself time by source module (native calls by name):");
+  const modules = sourceModules(await Deno.readTextFile(script.path));
+  const byModule = new Map<string, number>();
+  for (const n of profile.nodes) {
+    const f = n.callFrame;
+    const key = f.url.endsWith(".js")
+      ? moduleAt(modules, f.lineNumber)
+      : `native ${f.functionName || "(anonymous)"}`;
+    byModule.set(key, (byModule.get(key) ?? 0) + (hits.get(n.id) ?? 0));
   }
+  for (const [name, n] of [...byModule].sort((a, b) => b[1] - a[1]).slice(0, 30)) row(name, n);
 } finally {
   await mf.dispose();
 }
