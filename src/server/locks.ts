@@ -94,7 +94,7 @@ const snapshots = new WeakMap<Backend, LockSnapshot>();
  * listing, so a snapshot is never older than the marker version it is filed
  * under; a write racing the listing only makes it newer.
  */
-async function storedLocks(ctx: ServerContext): Promise<Lock[]> {
+export async function storedLocks(ctx: ServerContext): Promise<Lock[]> {
   const marker = await ctx.backend.get(LOCKS_CHANGED_KEY);
   const version = marker?.version ?? null;
   const cached = snapshots.get(ctx.backend);
@@ -109,13 +109,18 @@ async function storedLocks(ctx: ServerContext): Promise<Lock[]> {
   return locks;
 }
 
-/** The first lock in force at `now` that matches `subject`, or null. */
+/**
+ * The first lock in force at `now` that matches `subject`, or null. `stored`
+ * is a {@linkcode storedLocks} read the caller began earlier (so its marker
+ * read joins the caller's other reads); by default one is read now.
+ */
 export async function findLockInForce(
   ctx: ServerContext,
   subject: LockSubject,
   now: Date = ctx.now(),
+  stored: Promise<Lock[]> = storedLocks(ctx),
 ): Promise<Lock | null> {
-  for (const lock of await storedLocks(ctx)) {
+  for (const lock of await stored) {
     if (lockInForce(lock, now) && lockMatches(lock, subject)) return lock;
   }
   return null;

@@ -23,6 +23,7 @@ import {
 } from "../protocol/signed_request.ts";
 import { ADMIN_ROLE } from "../protocol/subject.ts";
 import { findLockInForce, lockedError, type LockSubject } from "./locks.ts";
+import type { Lock } from "../resources/schemas.ts";
 import { sha256 } from "../crypto/random.ts";
 import { fromBase64, fromUtf8, toHex } from "../util/encoding.ts";
 import type { ServerContext } from "./context.ts";
@@ -234,14 +235,16 @@ async function droppedKeyRefusal(
 /**
  * Throws `LOCKED` if a lock in force matches `subject`. A lock matches when
  * every target field it sets equals the subject's (Teleport's rule), so one
- * rule holds for signed requests and joins alike.
+ * rule holds for signed requests and joins alike. `stored`: see
+ * {@linkcode findLockInForce}.
  */
 export async function assertNotLocked(
   ctx: ServerContext,
   subject: LockSubject,
   now: Date,
+  stored?: Promise<Lock[]>,
 ): Promise<void> {
-  const lock = await findLockInForce(ctx, subject, now);
+  const lock = await findLockInForce(ctx, subject, now, stored);
   if (lock) throw lockedError(lock);
 }
 

@@ -40,6 +40,7 @@ import {
   findLockInForce,
   joinStateLockMessage,
   lockedError,
+  storedLocks,
 } from "../locks.ts";
 import { joinStateKeys } from "../rotation/join_state_keys.ts";
 import { findBot } from "./certs.ts";
@@ -93,6 +94,7 @@ interface RefreshCertificate {
 async function refreshCertificate(
   ctx: ServerContext,
   req: BeginRequest,
+  locks: Promise<Lock[]> | undefined,
 ): Promise<RefreshCertificate | null> {
   if (req.certificate === undefined) return null;
   let blocks: Uint8Array[];
@@ -115,7 +117,7 @@ async function refreshCertificate(
   const verified = await verifyClientCertificate(ctx, der, now, "certificate");
   const { username, botInstanceId } = verified.identity;
   // Join-token locks wait until the bound key is proven (docs/protocol.md §4.6).
-  await assertNotLocked(ctx, { user: username, bot_instance_id: botInstanceId }, now);
+  await assertNotLocked(ctx, { user: username, bot_instance_id: botInstanceId }, now, locks);
   return { identity: verified.identity, sha256: verified.sha256 };
 }
 
@@ -182,12 +184,16 @@ export function beginJoin(
     }
     // Independent checks and reads, run together: the subject keys, the
     // token, and (refresh) the presented certificate with its locks. Failures
-    // are reported in this order whatever finished first.
+    // are reported in this order whatever finished first. A refresh's lock
+    // set is read from the start, so its marker read goes to the backend with
+    // the token's (one batch on Deno KV).
+    const locks = req.certificate === undefined ? undefined : storedLocks(ctx);
+    locks?.catch(() => {});
     const [keys, { token }, presented] = await allInOrder(
       [
         parseSubjectKey(req.public_tls_key, req.public_ssh_key),
         readToken(ctx, req.token_name),
-        refreshCertificate(ctx, req),
+        refreshCertificate(ctx, req, locks),
       ] as const,
     );
     if (req.join_method !== undefined && req.join_method !== token.spec.join_method) {
