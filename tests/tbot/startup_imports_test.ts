@@ -18,7 +18,7 @@ const STARTUP = [
 const COMMONJS = ["npm:/yaml@", "npm:/@peculiar/asn1-schema@", "npm:/@peculiar/asn1-x509@"];
 
 interface Info {
-  redirects: Record<string, string>;
+  redirects?: Record<string, string>;
   modules: {
     specifier: string;
     dependencies?: { code?: { specifier?: string }; isDynamic?: boolean }[];
@@ -37,7 +37,7 @@ Deno.test("tbot's start-up path statically imports no CommonJS npm package", asy
   const edges = new Map<string, string[]>();
   for (const m of info.modules) {
     const deps = (m.dependencies ?? []).filter((d) => !d.isDynamic && d.code?.specifier)
-      .map((d) => info.redirects[d.code!.specifier!] ?? d.code!.specifier!);
+      .map((d) => info.redirects?.[d.code!.specifier!] ?? d.code!.specifier!);
     edges.set(m.specifier, deps);
   }
   // Every start-up module is in the graph (loaded by import() from the entry).
