@@ -52,10 +52,17 @@ function readTime(der: Uint8Array, t: Tlv): Date {
   if (!m) malformed("bad validity time");
   let year = Number(m[1]);
   if (t.tag === UTC_TIME) year += year < 50 ? 2000 : 1900;
+  const [month, day, hour, minute, second] = m.slice(2).map(Number);
   const d = new Date(0);
-  d.setUTCFullYear(year, Number(m[2]) - 1, Number(m[3]));
-  d.setUTCHours(Number(m[4]), Number(m[5]), Number(m[6]));
-  if (Number.isNaN(d.getTime())) malformed("bad validity time");
+  d.setUTCFullYear(year, month - 1, day);
+  d.setUTCHours(hour, minute, second);
+  // Date rolls month 13, Feb 30 or hour 24 over into a later date: such a time is malformed.
+  if (
+    d.getUTCFullYear() !== year || d.getUTCMonth() !== month - 1 || d.getUTCDate() !== day ||
+    d.getUTCHours() !== hour || d.getUTCMinutes() !== minute || d.getUTCSeconds() !== second
+  ) {
+    malformed("bad validity time");
+  }
   return d;
 }
 

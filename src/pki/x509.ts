@@ -152,6 +152,10 @@ function encodeName(attrs: NameAttribute[]): Uint8Array {
   return derSequence(...attrs.map((a) => {
     if (!OID_RE.test(a.oid)) throw new BadParameterError(`invalid name attribute OID "${a.oid}"`);
     if (a.value === "") throw new BadParameterError(`name attribute ${a.oid} has an empty value`);
+    // A lone surrogate has no UTF-8 form: refused rather than written as U+FFFD.
+    if (!a.value.isWellFormed()) {
+      throw new BadParameterError(`name attribute ${a.oid} is not well-formed Unicode`);
+    }
     return derTlv(TAG.SET, derSequence(derOid(a.oid), derUtf8(a.value)));
   }));
 }

@@ -20,6 +20,7 @@ import {
   parseCertificate,
 } from "../../src/pki/mod.ts";
 import { identityFromJoin } from "../../src/agent/identity.ts";
+import { toHex } from "../../src/util/encoding.ts";
 import type { JoinResult } from "../../src/protocol/messages.ts";
 
 const HOUR = 3600_000;
@@ -180,4 +181,38 @@ Deno.test("identityFromJoin: fields from the result, validity from the certifica
     () => identityFromJoin(noCert, stored),
     (e: unknown) => isKeyboundError(e, "BAD_SERVER_RESPONSE"),
   );
+});
+
+Deno.test("cert fields: impossible validity times are refused, not rolled over into other dates", async () => {
+  const kp = await generateKeyPair("EdDSA");
+  const notAfter = new Date("2026-06-01T00:00:00Z");
+  const der = await createSelfSignedCA({
+    subject: [{ oid: NAME_OIDS.commonName, value: "times" }],
+    keyPair: kp,
+    notBefore: new Date("2026-01-01T00:00:00Z"),
+    notAfter,
+  });
+  const text = new TextEncoder().encode("260601000000Z");
+  const at = toHex(der).indexOf(toHex(text)) / 2;
+  assert.ok(at > 0);
+  assert.equal(readCertificateFields(der).notAfter.toISOString(), notAfter.toISOString());
+  for (
+    const bad of [
+      "261301000000Z",
+      "260632000000Z",
+      "260230000000Z",
+      "260601240000Z",
+      "260601006000Z",
+      "260601000060Z",
+      "269999999999Z",
+    ]
+  ) {
+    const copy = new Uint8Array(der);
+    copy.set(new TextEncoder().encode(bad), at);
+    assert.throws(() => readCertificateFields(copy), BadServerResponseError, bad);
+  }
+  // A leap day is a date.
+  const leap = new Uint8Array(der);
+  leap.set(new TextEncoder().encode("280229235959Z"), at);
+  assert.equal(readCertificateFields(leap).notAfter.toISOString(), "2028-02-29T23:59:59.000Z");
 });
