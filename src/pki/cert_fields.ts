@@ -16,7 +16,7 @@
 import { sha256 } from "../crypto/random.ts";
 import { BadServerResponseError } from "../errors.ts";
 import { toHex } from "../util/encoding.ts";
-import { decodeOid, readChildren, readTlv, type Tlv } from "./der_reader.ts";
+import { readChildren, readNameAttributes, readTlv, type Tlv } from "./der_reader.ts";
 import type { NameAttribute } from "./x509.ts";
 
 /** What {@linkcode readCertificateFields} returns. */
@@ -36,8 +36,6 @@ function malformed(what: string): never {
 }
 
 const SEQUENCE = 0x30;
-const SET = 0x31;
-const OID = 0x06;
 const UTC_TIME = 0x17;
 const GENERALIZED_TIME = 0x18;
 
@@ -64,58 +62,6 @@ function readTime(der: Uint8Array, t: Tlv): Date {
     malformed("bad validity time");
   }
   return d;
-}
-
-const utf8 = new TextDecoder("utf-8", { fatal: true });
-
-/**
- * An attribute value as text, as the full parser gives it: the string types
- * (UTF8String, PrintableString, IA5String, TeletexString as Latin-1,
- * BMPString), anything else as the hex of its DER.
- */
-function attributeText(der: Uint8Array, v: Tlv): string {
-  const bytes = der.subarray(v.content, v.end);
-  switch (v.tag) {
-    case 0x0c:
-      try {
-        return utf8.decode(bytes);
-      } catch {
-        return malformed("bad UTF8String");
-      }
-    case 0x13:
-    case 0x14:
-    case 0x16:
-      return String.fromCharCode(...bytes);
-    case 0x1e: {
-      if (bytes.length % 2) malformed("bad BMPString");
-      let s = "";
-      for (let i = 0; i < bytes.length; i += 2) {
-        s += String.fromCharCode(bytes[i] * 256 + bytes[i + 1]);
-      }
-      return s;
-    }
-    default:
-      return toHex(der.subarray(v.start, v.end));
-  }
-}
-
-/** The attributes of a Name: SEQUENCE OF SET OF SEQUENCE { OID, value }. */
-function readName(der: Uint8Array, name: Tlv): NameAttribute[] {
-  const out: NameAttribute[] = [];
-  for (const rdn of readChildren(der, name, malformed)) {
-    if (rdn.tag !== SET) malformed("bad name");
-    const atvs = readChildren(der, rdn, malformed);
-    if (atvs.length === 0) malformed("empty relative distinguished name");
-    for (const atv of atvs) {
-      const parts = atv.tag === SEQUENCE ? readChildren(der, atv, malformed) : [];
-      if (parts.length !== 2 || parts[0].tag !== OID) malformed("bad name attribute");
-      out.push({
-        oid: decodeOid(der.subarray(parts[0].content, parts[0].end), malformed),
-        value: attributeText(der, parts[1]),
-      });
-    }
-  }
-  return out;
 }
 
 /**
@@ -145,7 +91,7 @@ export function readCertificateFields(der: Uint8Array): CertificateFields {
   return {
     notBefore: readTime(der, times[0]),
     notAfter: readTime(der, times[1]),
-    subject: readName(der, subject),
+    subject: readNameAttributes(der, subject, malformed),
     spki: der.slice(spki.start, spki.end),
   };
 }

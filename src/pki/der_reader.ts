@@ -1,12 +1,13 @@
 /**
  * A strict DER reader (X.690 §10): single-byte tags, definite lengths in their
- * minimal form, elements inside their container. Enough to walk the parts of
- * a certificate the agent reads on start-up and on every renewal
- * (./cert_fields.ts) and to check a Name before it is copied into a
- * certificate (./x509.ts), without loading the CommonJS ASN.1 library.
+ * minimal form, elements inside their container; and the one walk of a Name.
+ * Enough to read the parts of a certificate the agent needs on start-up and on
+ * every renewal (./cert_fields.ts) and to check a Name before it is copied
+ * into a certificate (./x509.ts), without loading the CommonJS ASN.1 library.
  *
  * @module
  */
+import { toHex } from "../util/encoding.ts";
 
 /** One element: its tag and where its header, content and end are in the input. */
 export interface Tlv {
@@ -71,4 +72,63 @@ export function decodeOid(bytes: Uint8Array, fail: DerFailure): string {
   }
   const first = arcs[0] < 80n ? arcs[0] / 40n : 2n;
   return [first, arcs[0] - first * 40n, ...arcs.slice(1)].join(".");
+}
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * An attribute value as text, as the full parser gives it: the string types
+ * (UTF8String, PrintableString, IA5String, TeletexString as Latin-1,
+ * BMPString), anything else as the hex of its DER.
+ */
+function attributeText(der: Uint8Array, v: Tlv, fail: DerFailure): string {
+  const bytes = der.subarray(v.content, v.end);
+  switch (v.tag) {
+    case 0x0c:
+      try {
+        return utf8.decode(bytes);
+      } catch {
+        return fail("bad UTF8String");
+      }
+    case 0x13:
+    case 0x14:
+    case 0x16:
+      return String.fromCharCode(...bytes);
+    case 0x1e: {
+      if (bytes.length % 2) fail("bad BMPString");
+      let s = "";
+      for (let i = 0; i < bytes.length; i += 2) {
+        s += String.fromCharCode(bytes[i] * 256 + bytes[i + 1]);
+      }
+      return s;
+    }
+    default:
+      return toHex(der.subarray(v.start, v.end));
+  }
+}
+
+/**
+ * The attributes of a Name (SEQUENCE OF SET OF SEQUENCE { OID, value }), every attribute of
+ * every RDN in order; `fail` for anything else.
+ */
+export function readNameAttributes(
+  der: Uint8Array,
+  name: Tlv,
+  fail: DerFailure,
+): { oid: string; value: string }[] {
+  const out: { oid: string; value: string }[] = [];
+  for (const rdn of readChildren(der, name, fail)) {
+    if (rdn.tag !== 0x31) fail("bad name");
+    const atvs = readChildren(der, rdn, fail);
+    if (atvs.length === 0) fail("empty relative distinguished name");
+    for (const atv of atvs) {
+      const parts = atv.tag === 0x30 ? readChildren(der, atv, fail) : [];
+      if (parts.length !== 2 || parts[0].tag !== 0x06) fail("bad name attribute");
+      out.push({
+        oid: decodeOid(der.subarray(parts[0].content, parts[0].end), fail),
+        value: attributeText(der, parts[1], fail),
+      });
+    }
+  }
+  return out;
 }

@@ -23,7 +23,7 @@ import {
   parseIpAddress,
   TAG,
 } from "./der.ts";
-import { decodeOid, readChildren, readTlv, type Tlv } from "./der_reader.ts";
+import { readChildren, readNameAttributes, readTlv } from "./der_reader.ts";
 
 /** OIDs of the name attributes Keybound and Teleport use. */
 export const NAME_OIDS = {
@@ -174,17 +174,7 @@ function checkNameDer(der: Uint8Array): Uint8Array {
   };
   const name = readTlv(der, 0, der.length, bad);
   if (name.tag !== TAG.SEQUENCE || name.end !== der.length) bad("not one SEQUENCE");
-  for (const rdn of readChildren(der, name, bad)) {
-    const atvs = rdn.tag === TAG.SET ? readChildren(der, rdn, bad) : [];
-    if (atvs.length === 0) bad("bad relative distinguished name");
-    for (const atv of atvs) {
-      const parts: Tlv[] = atv.tag === TAG.SEQUENCE ? readChildren(der, atv, bad) : [];
-      if (parts.length !== 2 || parts[0].tag !== TAG.OID || parts[1].tag & 0x20) {
-        bad("bad attribute");
-      }
-      decodeOid(der.subarray(parts[0].content, parts[0].end), bad);
-    }
-  }
+  readNameAttributes(der, name, bad);
   // A process has a handful of CAs; the bound only stops unbounded growth.
   if (checkedIssuerNames.size >= 256) checkedIssuerNames.clear();
   checkedIssuerNames.add(cacheKey);
