@@ -58,6 +58,8 @@ export function readChildren(der: Uint8Array, parent: Tlv, fail: DerFailure): Tl
 /** The dotted form of an OBJECT IDENTIFIER's content octets. */
 export function decodeOid(bytes: Uint8Array, fail: DerFailure): string {
   if (bytes.length === 0 || bytes[bytes.length - 1] & 0x80) fail("bad object identifier");
+  // Real OIDs are a few dozen bytes; the bound keeps the big-integer arcs cheap.
+  if (bytes.length > 255) fail("object identifier too long");
   const arcs: bigint[] = [];
   let v = 0n;
   let fresh = true;
@@ -77,9 +79,10 @@ export function decodeOid(bytes: Uint8Array, fail: DerFailure): string {
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
 /**
- * An attribute value as text, as the full parser gives it: the string types
+ * An attribute value as text: the string types Keybound and openssl write
  * (UTF8String, PrintableString, IA5String, TeletexString as Latin-1,
- * BMPString), anything else as the hex of its DER.
+ * BMPString) as the full parser gives them, anything else (UniversalString
+ * included) as the hex of its DER.
  */
 function attributeText(der: Uint8Array, v: Tlv, fail: DerFailure): string {
   const bytes = der.subarray(v.content, v.end);

@@ -216,3 +216,15 @@ Deno.test("cert fields: impossible validity times are refused, not rolled over i
   leap.set(new TextEncoder().encode("280229235959Z"), at);
   assert.equal(readCertificateFields(leap).notAfter.toISOString(), "2028-02-29T23:59:59.000Z");
 });
+
+Deno.test("der reader: object identifiers decode, a 256-byte one is refused", async () => {
+  const { decodeOid } = await import("../../src/pki/der_reader.ts");
+  const fail = (what: string): never => {
+    throw new Error(what);
+  };
+  assert.equal(decodeOid(new Uint8Array([0x2b, 0xce, 0x0f, 0x02, 0x12]), fail), "1.3.9999.2.18");
+  assert.equal(decodeOid(new Uint8Array([0x88, 0x37, 0x01]), fail), "2.999.1");
+  const long = new Uint8Array(256).fill(0x81);
+  long[255] = 0x01;
+  assert.throws(() => decodeOid(long, fail), /too long/);
+});
