@@ -93,6 +93,21 @@ const ANSWER_MAY_BE_LOST: ReadonlySet<string> = new Set([
 ]);
 
 /**
+ * Answers to a `continue` that carried a solution which say "another copy of
+ * this session may have committed": the runtime's HTTP client, a proxy or a
+ * balancer delivered the request twice and the bot sees the loser's answer —
+ * the used session (`SESSION_INVALID`), or on a backend whose reads are not
+ * one snapshot, state that moved under the loser's reads
+ * (`UNEXPECTED_BACKEND_STATE`). The join resumes at once (docs/protocol.md
+ * §4.9): a committed copy's result comes back, or `RESUME_NOT_FOUND` drops
+ * the record and the original error stands.
+ */
+const COPY_MAY_HAVE_COMMITTED: ReadonlySet<string> = new Set([
+  "SESSION_INVALID",
+  "UNEXPECTED_BACKEND_STATE",
+]);
+
+/**
  * Resume answers after which the pending record is useless: nothing to
  * resume for this session, or a session the server can no longer open (its
  * session key changed). Anything else (a lock, a proof refused because of
@@ -252,6 +267,7 @@ export class IdentityService {
     const hadJoinState = state.joinState !== null;
     const secret = !state.isStatic && !hadJoinState ? o.registrationSecret : undefined;
     const subjectKey = await generateStoredKeyPair(o.storage, "ES256");
+    let solutionSent = false;
     const pendingOf = (
       p: Omit<PendingJoin, "subject_key" | "created_at" | "version" | "token_name">,
     ) =>
@@ -278,18 +294,28 @@ export class IdentityService {
           ? { identity: { certDer: current.certDer, privateKey: current.privateKey } }
           : {}),
         keyStore: state,
-        beforeCommit: (p) =>
-          pendingOf({
+        beforeCommit: (p) => {
+          solutionSent = true;
+          return pendingOf({
             session: p.session,
             bound_public_key: p.boundPublicKey,
             cluster_name: p.clusterName,
-          }),
+          });
+        },
       });
     } catch (e) {
+      if (!isKeyboundError(e)) throw e;
+      if (solutionSent && COPY_MAY_HAVE_COMMITTED.has(e.code)) {
+        // Once per join; if the resume fails, the normal retry takes over.
+        o.log.info("a copy of this join may have committed; resuming it", { code: e.code });
+        const resumed = await this.#resumePending();
+        if (resumed) return resumed;
+        throw e;
+      }
       // A refusal the server answered itself means nothing was committed: the
       // record goes, so a refused join leaves storage as it was. Anything
       // that may hide a lost answer keeps it for the next renewal's resume.
-      if (isKeyboundError(e) && !ANSWER_MAY_BE_LOST.has(e.code)) await this.#deletePending();
+      if (!ANSWER_MAY_BE_LOST.has(e.code)) await this.#deletePending();
       throw e;
     }
     const identity = await this.#store(result, subjectKey);

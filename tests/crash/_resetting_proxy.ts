@@ -1,0 +1,93 @@
+/**
+ * A TCP proxy on loopback (plain HTTP/1.1 bytes, relayed as they come) that
+ * once lets the server read and answer a join `continue` sent on a reused
+ * keep-alive connection, throws that answer away and resets the client's
+ * connection — what a balancer failing over or an auth instance dying right
+ * after its commit does. The runtime's HTTP client then sends the same
+ * request again on a new connection by itself (review5 V1): the server sees
+ * the `continue` twice.
+ *
+ * @module
+ */
+import { connect, createServer, type Server, type Socket } from "node:net";
+
+/** A running proxy. */
+export interface ResettingProxy {
+  /** `http://127.0.0.1:PORT`. */
+  url: string;
+  /** Every request line relayed, as `conn=N req#M METHOD PATH`. */
+  log: string[];
+  /** True once the answer was dropped and the client reset. */
+  fired(): boolean;
+  /** Stops the proxy and every relayed connection. */
+  close(): Promise<void>;
+}
+
+const CONTINUE = "POST /v1/join/bound-keypair/continue ";
+const REQUEST_LINE = /^(GET|POST|PUT|DELETE|HEAD) (\S+) HTTP\/1\.1$/gm;
+
+/** Starts a proxy to `127.0.0.1:upstreamPort`. */
+export async function startResettingProxy(upstreamPort: number): Promise<ResettingProxy> {
+  const log: string[] = [];
+  const sockets = new Set<Socket>();
+  let fired = false;
+  let connections = 0;
+  const track = (s: Socket) => {
+    sockets.add(s);
+    s.on("close", () => sockets.delete(s));
+    s.on("error", () => {}); // a reset peer is what this proxy is for
+    return s;
+  };
+  const server: Server = createServer((client) => {
+    const id = ++connections;
+    track(client);
+    const upstream = track(connect(upstreamPort, "127.0.0.1"));
+    let requests = 0;
+    let holding = false;
+    client.on("data", (chunk: Buffer) => {
+      const text = chunk.toString("latin1");
+      for (const m of text.matchAll(REQUEST_LINE)) {
+        requests++;
+        log.push(`conn=${id} req#${requests} ${m[1]} ${m[2]}`);
+      }
+      if (!fired && !holding && requests > 1 && text.includes(CONTINUE)) {
+        // A continue on a reused connection: the server gets it, the client never gets the answer.
+        holding = true;
+        log.push(`conn=${id} holding the answer of this continue`);
+      }
+      upstream.write(chunk);
+    });
+    upstream.on("data", (chunk: Buffer) => {
+      if (!holding) {
+        client.write(chunk);
+        return;
+      }
+      if (fired) return;
+      // The server read the whole request and answered (it committed): reset.
+      fired = true;
+      log.push(`conn=${id} dropped the answer and reset the client connection`);
+      client.resetAndDestroy();
+      upstream.destroy();
+    });
+    client.on("end", () => upstream.end());
+    upstream.on("end", () => {
+      if (!holding) client.end();
+    });
+    client.on("close", () => upstream.destroy());
+    upstream.on("close", () => {
+      if (!holding) client.destroy();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as { port: number }).port;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    log,
+    fired: () => fired,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
