@@ -31,12 +31,21 @@ Deno.test({
       assertEquals(first.code, 0, first.log);
       const before = await world.status("resend");
 
-      const run = await startTbot(viaProxy).done;
+      // The continue normally goes out on begin's kept-alive connection; should a loaded
+      // runtime open a new one instead, nothing is reset and another refresh tries again.
+      let run = { code: -1 as number | null, log: "" };
+      let logFrom = 0;
+      for (let i = 0; i < 3 && !proxy.fired(); i++) {
+        logFrom = proxy.log.length;
+        run = await startTbot(viaProxy).done;
+        assertEquals(run.code, 0, `${proxy.log.join("\n")}\n${run.log}`);
+      }
       const trace = `${proxy.log.join("\n")}\n${run.log}`;
       assert(proxy.fired(), `the proxy reset a reused connection after a continue\n${trace}`);
-      const continues = proxy.log.filter((l) => l.endsWith("POST /v1/join/bound-keypair/continue"));
+      const continues = proxy.log.slice(logFrom).filter((l) =>
+        l.endsWith("POST /v1/join/bound-keypair/continue")
+      );
       assertEquals(continues.length, 2, `the runtime sent the continue again\n${trace}`);
-      assertEquals(run.code, 0, trace);
       assertStringIncludes(run.log, "resumed a join whose answer was lost");
 
       const after = await world.status("resend");
