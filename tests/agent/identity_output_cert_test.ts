@@ -85,8 +85,14 @@ Deno.test({
         () => content(`${dir}/own/ssh_config`) !== "" && content(`${dir}/bot/ssh_config`) !== "",
         "first write",
       );
-      await waitUntil(() => readiness.service("own")?.status === "healthy", "own healthy");
-      assertEquals(readiness.service("bot-copy")?.status, "healthy");
+      // Each output marks itself healthy only after its write's promise settles, which can be
+      // a turn after its last file appeared on disk: wait for both rather than assert the second.
+      await waitUntil(
+        () =>
+          readiness.service("own")?.status === "healthy" &&
+          readiness.service("bot-copy")?.status === "healthy",
+        "both outputs healthy",
+      );
 
       const own = readCert(`${dir}/own/tlscert`);
       const bot = readCert(`${dir}/bot/tlscert`);
