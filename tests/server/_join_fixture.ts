@@ -109,6 +109,14 @@ export async function attachHarness(h: Harness): Promise<Harness> {
   return serve(await openTestBackend(h.path), h.path, "", h.clock);
 }
 
+/**
+ * An auth process over `backend` (any backend: a wrapped one, PostgreSQL);
+ * stop it with `stop`, which also closes the backend.
+ */
+export function harnessOn(backend: Backend, clock = new Clock()): Promise<Harness> {
+  return serve(backend, "", "", clock);
+}
+
 /** Writes a resource straight into the backend (a lock with the lock-change marker, as the server does). */
 export async function putResource(
   ctx: ServerContext,

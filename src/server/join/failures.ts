@@ -1,13 +1,14 @@
 /**
  * Audit trail of failed joins: every failure leaves a `join.failed` event,
  * and security-relevant ones also their specific events (a failed recovery,
- * a join state that did not verify, a generation mismatch) and possibly a
- * lock, all stored in one commit.
+ * a join state that did not verify, a generation mismatch). A failure that
+ * locks commits its lock and events first, checked against the reads it was
+ * derived from ({@linkcode lockingFailure}).
  *
  * @module
  */
 import { KeyboundError } from "../../errors.ts";
-import type { Mutation } from "../../storage/backend.ts";
+import type { Check, Mutation } from "../../storage/backend.ts";
 import { type AuditInput, auditMutations, commitWithJoinFailure } from "../audit.ts";
 import type { ServerContext } from "../context.ts";
 
@@ -27,8 +28,7 @@ export function connectionOf(
 }
 
 /**
- * A join failure with the audit events and mutations (say, a lock) it must
- * leave. Thrown from anywhere inside {@linkcode auditingFailures}, which stores
+ * A join failure with the audit events it must leave. Thrown from anywhere inside {@linkcode auditingFailures}, which stores
  * them and rethrows {@linkcode JoinFailure.error}, so nothing escapes the join
  * in this wrapper. It is a `KeyboundError` with the same code and message so
  * that code between the throw and the audit layer sees the failure as itself.
@@ -38,26 +38,56 @@ export class JoinFailure extends KeyboundError {
   readonly error: KeyboundError;
   /** Events stored with the failure's `join.failed` count. */
   readonly events: readonly AuditInput[];
-  /** Storage mutations committed with them. */
-  readonly mutations: readonly Mutation[];
 
   /**
    * @param error the error the client gets
    * @param events events stored with the failure
-   * @param mutations mutations (say, a lock) committed with them
    */
-  constructor(error: KeyboundError, events: AuditInput[], mutations: Mutation[] = []) {
+  constructor(error: KeyboundError, events: AuditInput[]) {
     super(error.code, error.message, { cause: error, details: error.details });
     this.name = "JoinFailure";
     this.error = error;
     this.events = events;
-    this.mutations = mutations;
   }
 }
 
 /**
+ * What a step read changed before a lock derived from it could be committed:
+ * nothing was written, and the step reads again and decides again.
+ */
+export class StaleReads extends Error {
+  /** The error. */
+  constructor() {
+    super("the state a lock was derived from changed before its commit");
+    this.name = "StaleReads";
+  }
+}
+
+/**
+ * A failure that locks, derived from what the step read: the lock's
+ * `mutations` and the failure's `events` are committed by one
+ * compare-and-swap whose `checks` are those reads (the session's used-marker
+ * still absent, the token's and instance's versions as read). Returns the
+ * {@linkcode JoinFailure} to throw (its events are stored already, so the
+ * audit trail never tells of a lock that was not written); throws
+ * {@linkcode StaleReads} if a check failed, in which case nothing was written.
+ */
+export async function lockingFailure(
+  ctx: ServerContext,
+  error: KeyboundError,
+  events: AuditInput[],
+  lock: Mutation[],
+  checks: Check[],
+): Promise<JoinFailure> {
+  const mutations = [...lock, ...events.flatMap((ev) => auditMutations(ctx, ev))];
+  const r = await ctx.backend.commit({ checks, mutations });
+  if (!r.ok) throw new StaleReads();
+  return new JoinFailure(error, []);
+}
+
+/**
  * Runs `fn`, the one layer that audits join failures: on failure stores the
- * `join.failed` count, plus a {@linkcode JoinFailure}'s events and mutations,
+ * `join.failed` count, plus a {@linkcode JoinFailure}'s events,
  * in one commit, and rethrows the client's error. Unexpected errors are
  * recorded as `INTERNAL` and rethrown as they are.
  */
@@ -77,7 +107,7 @@ export async function auditingFailures<T>(
     const stored = await commitWithJoinFailure(
       ctx,
       { ...where, code: err.code, message: err.message },
-      () => [...failure.mutations, ...failure.events.flatMap((ev) => auditMutations(ctx, ev))],
+      () => failure.events.flatMap((ev) => auditMutations(ctx, ev)),
     );
     if (!stored) ctx.log.error("could not store join failure", { token: where.tokenName });
     ctx.log.info("join failed", { token: where.tokenName, code: err.code, error: err.message });

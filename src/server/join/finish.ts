@@ -11,7 +11,7 @@ import { parseAuthorizedKey } from "../../crypto/ssh_wire.ts";
 import { issueJoinState, type JoinStateClaims } from "../../protocol/join_state.ts";
 import type { JoinResponse, JoinResult } from "../../protocol/messages.ts";
 import type { Bot, BotInstance, BoundKeypairStatus, Token } from "../../resources/schemas.ts";
-import type { Entry } from "../../storage/backend.ts";
+import type { Check, Entry } from "../../storage/backend.ts";
 import { fromPem } from "../../util/encoding.ts";
 import type { AuditInput } from "../audit.ts";
 import {
@@ -22,6 +22,7 @@ import {
   withAuthentication,
 } from "../bot_instances.ts";
 import type { ServerContext } from "../context.ts";
+import { resourceKey, usedSessionKey } from "../keys.ts";
 import { createLockMutations, generationLockMessage } from "../locks.ts";
 import { refreshCas } from "../rotation/cache.ts";
 import { certificateTtlSeconds, issueBotCertificates, requireBot, trustBundleOf } from "./certs.ts";
@@ -33,7 +34,7 @@ import {
   type TokenEntry,
 } from "./commit.ts";
 import { recoveryEvent, rotationEvent } from "./events.ts";
-import { connectionOf, type FailureContext, JoinFailure } from "./failures.ts";
+import { connectionOf, type FailureContext, lockingFailure } from "./failures.ts";
 import { modeOf } from "./policy.ts";
 import { resumeUntil } from "./resume_record.ts";
 import type { JoinSession } from "./session_state.ts";
@@ -46,6 +47,24 @@ export interface FinishReads {
   bot: Bot | null;
   /** The refreshing instance (refreshes only), null if absent. */
   instance: Entry<BotInstance> | null;
+}
+
+/**
+ * Checks that what a step read is still what is stored: the session's
+ * used-marker absent, the token and (refresh) the instance at the versions
+ * read. A state change derived from those reads is committed with them.
+ */
+export function readChecks(session: JoinSession, read: FinishReads): Check[] {
+  return [
+    { key: usedSessionKey(session.sid), version: null },
+    { key: resourceKey("token", session.token), version: read.entry.version },
+    ...(session.refresh
+      ? [{
+        key: resourceKey("bot_instance", session.bot, session.refresh.instance),
+        version: read.instance?.version ?? null,
+      }]
+      : []),
+  ];
 }
 
 /** The claims of the join state issued for a token with `spec` and `status`. */
@@ -129,6 +148,9 @@ async function finishOnce(
   if (refresh) {
     const stored = instanceEntry ? latestGeneration(instanceEntry.value) : null;
     if (stored !== refresh.generation) {
+      // Locked only if nothing this was derived from moved since it was read:
+      // a copy of this session that committed in between moved the
+      // generation (docs/security.md, "Locks").
       const { mutations } = createLockMutations(ctx, {
         target: { join_token: session.token },
         message: generationLockMessage(session.token, session.bot, refresh.instance),
@@ -139,16 +161,22 @@ async function finishOnce(
         `cert generation mismatch for bot ${session.bot}/${refresh.instance}: ` +
           `stored=${stored ?? "none"}, presented=${refresh.generation}`,
       );
-      throw new JoinFailure(err, [{
-        type: "bot.generation_mismatch",
-        status: { success: false, error: err.message },
-        ...connectionOf(where.remoteAddr),
-        bot_name: session.bot,
-        bot_instance_id: refresh.instance,
-        token_name: session.token,
-        stored: stored ?? 0,
-        presented: refresh.generation,
-      }], mutations);
+      throw await lockingFailure(
+        ctx,
+        err,
+        [{
+          type: "bot.generation_mismatch",
+          status: { success: false, error: err.message },
+          ...connectionOf(where.remoteAddr),
+          bot_name: session.bot,
+          bot_instance_id: refresh.instance,
+          token_name: session.token,
+          stored: stored ?? 0,
+          presented: refresh.generation,
+        }],
+        mutations,
+        readChecks(session, read),
+      );
     }
   }
 

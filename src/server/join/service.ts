@@ -54,8 +54,15 @@ import {
 } from "./commit.ts";
 import { challengedKey } from "./challenged_keys.ts";
 import { recoveryEvent, rotationEvent } from "./events.ts";
-import { auditingFailures, connectionOf, type FailureContext, JoinFailure } from "./failures.ts";
-import { finish, type FinishReads } from "./finish.ts";
+import {
+  auditingFailures,
+  connectionOf,
+  type FailureContext,
+  JoinFailure,
+  lockingFailure,
+  StaleReads,
+} from "./failures.ts";
+import { finish, type FinishReads, readChecks } from "./finish.ts";
 import { joinsRemaining, modeOf, rotationDue } from "./policy.ts";
 import type { JoinSession, PendingChallenge } from "./session_state.ts";
 import { challengeStep, rotationStep } from "./steps.ts";
@@ -424,6 +431,47 @@ async function answerChallenge(
     })]);
   }
 
+  // A lock derived from this step's reads is committed only if they still
+  // hold (`StaleReads` otherwise): then the step reads and decides again.
+  for (let round = 1;; round++) {
+    try {
+      return await decideOnReads(ctx, session, pending, rc, where);
+    } catch (e) {
+      if (!(e instanceof StaleReads)) throw e;
+      if (round >= MAX_STEP_ROUNDS) {
+        throw new KeyboundError("CONFLICT", "join state changed during the join; please try again");
+      }
+    }
+  }
+}
+
+/** Rounds of reads one challenge answer takes at most when its reads go stale. */
+const MAX_STEP_ROUNDS = 3;
+
+/**
+ * `err` for a step whose reads show the token or instance moved under it —
+ * unless the move was a copy of this same session committing: the winner
+ * writes the used-marker in the commit that moves them, so once a read has
+ * seen the move, a later read of the marker sees it too (`SESSION_INVALID`,
+ * which changes nothing). The step's reads are separate reads, which on some
+ * backends (PostgreSQL) do not share a snapshot.
+ */
+async function refusedOrReplayed(
+  ctx: ServerContext,
+  session: JoinSession,
+  err: KeyboundError,
+): Promise<KeyboundError> {
+  return await ctx.backend.get(usedSessionKey(session.sid)) ? sessionUsed() : err;
+}
+
+/** One round of a challenge answer's reads and the decision taken on them. */
+async function decideOnReads(
+  ctx: ServerContext,
+  session: JoinSession,
+  pending: PendingChallenge,
+  rc: JoinRequestContext,
+  where: FailureContext,
+): Promise<JoinResponse> {
   // Proof of possession is done: now the token's state and locks may be
   // consulted. One round of reads serves the whole step: the used-marker (so
   // a replayed session is refused before it could trigger a lock twice) and
@@ -448,7 +496,7 @@ async function answerChallenge(
   const read: FinishReads = { entry, bot, instance };
   const consumes = session.flow !== "refresh";
   if (!(await expectationsHold(entry.token, session.expect, consumes))) {
-    throw unexpectedBackendState();
+    throw await refusedOrReplayed(ctx, session, unexpectedBackendState());
   }
 
   if (pending.purpose === "rotation") {
@@ -457,7 +505,7 @@ async function answerChallenge(
     return await finish(ctx, rotated, read, where);
   }
   const proven = { ...session, proven_key: pending.public_key, bound_key: pending.public_key };
-  const checked = await checksAfterProof(ctx, proven, entry.token, lock, rc, where);
+  const checked = await checksAfterProof(ctx, proven, read, lock, rc, where);
   if (rotationDue(entry.token, ctx.now())) return await rotationStep(ctx, checked, "rotation");
   return await finish(ctx, checked, read, where);
 }
@@ -470,7 +518,7 @@ async function answerChallenge(
 async function checksAfterProof(
   ctx: ServerContext,
   session: JoinSession,
-  token: Token,
+  read: FinishReads,
   lock: Lock | null,
   rc: JoinRequestContext,
   where: FailureContext,
@@ -479,6 +527,7 @@ async function checksAfterProof(
     if (lock) throw lockedError(lock);
     return session;
   }
+  const token = read.entry.token;
   const status = statusOf(token);
   const mode = modeOf(token);
   if (session.flow === "recovery" && mode === "standard" && !joinsRemaining(token)) {
@@ -526,7 +575,9 @@ async function checksAfterProof(
         message: joinStateLockMessage(session.token, session.bot),
         remoteAddr: rc.remoteAddr,
       });
-      throw new JoinFailure(
+      // Locked only against the token as read (docs/security.md, "Locks").
+      throw await lockingFailure(
+        ctx,
         new KeyboundError("JOIN_STATE_INVALID", "join state verification failed"),
         [{
           type: "join_token.bound_keypair.join_state_verification_failed",
@@ -536,6 +587,7 @@ async function checksAfterProof(
           bot_name: session.bot,
         }],
         mutations,
+        readChecks(session, read),
       );
     }
   }
