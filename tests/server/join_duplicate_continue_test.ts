@@ -17,10 +17,26 @@
  * @module
  */
 import { assert, assertEquals } from "../_assert.ts";
-import { type Harness, harnessOn, listLocks, onboardedBot, putBot } from "./_join_fixture.ts";
-import type { TestBot } from "./_join_fixture.ts";
+import {
+  editToken,
+  events,
+  type Harness,
+  harnessOn,
+  listLocks,
+  onboardedBot,
+  putBot,
+  rejectsCode,
+  TestBot,
+} from "./_join_fixture.ts";
 import { resourceKey, usedSessionKey } from "../../src/server/keys.ts";
-import type { Backend, Entry, JsonValue, Key } from "../../src/storage/backend.ts";
+import type {
+  AtomicOperation,
+  Backend,
+  CommitResult,
+  Entry,
+  JsonValue,
+  Key,
+} from "../../src/storage/backend.ts";
 import { CountingBackend } from "../storage/_counting_backend.ts";
 import { DenoKvBackend } from "../../runtime-adapters/deno/kv_backend.ts";
 import { PostgresBackend } from "../../runtime-adapters/deno/postgres/backend.ts";
@@ -209,4 +225,46 @@ Deno.test({
       PostgresBackend.open({ location: parsePostgresUrl(pg.url("kb")), password: PG_PASSWORD })
     );
   },
+});
+
+/** A real backend (wrapped) that runs `before` once, ahead of the first commit writing a lock. */
+class BeforeLockCommit extends CountingBackend {
+  fired = 0;
+  constructor(inner: Backend, readonly before: () => Promise<void>) {
+    super(inner);
+  }
+  override async commit(op: AtomicOperation): Promise<CommitResult> {
+    const lockPrefix = resourceKey("lock");
+    const locks = op.mutations.some((m) => lockPrefix.every((p, i) => m.key[i] === p));
+    if (locks && this.fired++ === 0) await this.before();
+    return super.commit(op);
+  }
+}
+
+Deno.test("a lock whose token moved before its commit is decided again, then written once", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "keybound-dup-" });
+  let h: Harness | undefined;
+  try {
+    // An admin edit (not one a join relies on) lands between the reads and the lock's commit.
+    const backend = new BeforeLockCommit(
+      await DenoKvBackend.open(`${dir}/auth.kv`),
+      () => editToken(h!.ctx, "t1", (t) => void (t.metadata.labels = { edited: "yes" })),
+    );
+    h = await harnessOn(backend);
+    await putBot(h.ctx, "b1");
+    const bot = await onboardedBot(h, "t1", { botName: "b1", limit: 5 });
+    const oldIdentity = bot.identity!;
+    await bot.join();
+    const copy = new TestBot(h, "t1", bot.keys.clone());
+    copy.identity = oldIdentity;
+    copy.joinState = bot.joinState;
+    await rejectsCode(() => copy.join(), "GENERATION_MISMATCH", "stored=2, presented=1");
+    assertEquals(backend.fired, 2, "the first lock commit was refused and the second made");
+    assertEquals((await listLocks(h.ctx)).length, 1);
+    assertEquals((await events(h.ctx, "lock.created")).length, 1);
+    assertEquals((await events(h.ctx, "bot.generation_mismatch")).length, 1);
+  } finally {
+    await h?.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
 });
