@@ -1,0 +1,129 @@
+/**
+ * Wall time of one request on a kept-alive loopback connection, by server
+ * (dev tool, not part of `deno task bench`): `Deno.serve` over plain HTTP,
+ * `Deno.serve` over TLS (HTTP/1.1 and HTTP/2, as the client negotiates), and
+ * `node:https`'s server, each answered with a 2 KB JSON body like a join
+ * answer; the client is Deno's `fetch`, as in tbot and tctl.
+ *
+ * Why it exists: a tbot oneshot's `begin` and `continue` each took ~50 ms on
+ * an idle machine whose join p50 over plain HTTP is ~9 ms. This isolates the
+ * server's TLS path from Keybound's code. A constant ~44 ms (HTTP/1.1) or
+ * ~88 ms (HTTP/2) per request is Nagle's algorithm on the server's socket
+ * meeting the client's delayed ACK: the response leaves in more than one
+ * write and the later one waits for an ACK the client holds back ~40 ms.
+ *
+ * Needs `openssl` for a throwaway P-256 certificate.
+ *
+ * `deno run -A bench/tls_request_latency.ts [requests]`
+ *
+ * @module
+ */
+import https from "node:https";
+
+const REQUESTS = Number(Deno.args[0] ?? 15);
+const dir = await Deno.makeTempDir({ prefix: "kb-tls-latency-" });
+try {
+  const openssl = await new Deno.Command("openssl", {
+    args: [
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:P-256",
+      "-nodes",
+      "-keyout",
+      `${dir}/key.pem`,
+      "-out",
+      `${dir}/cert.pem`,
+      "-days",
+      "1",
+      "-subj",
+      "/CN=127.0.0.1",
+      "-addext",
+      "subjectAltName=IP:127.0.0.1",
+      "-addext",
+      "basicConstraints=critical,CA:FALSE",
+    ],
+    stdout: "null",
+    stderr: "null",
+  }).output();
+  if (!openssl.success) throw new Error("openssl could not make a certificate");
+  const cert = await Deno.readTextFile(`${dir}/cert.pem`);
+  const key = await Deno.readTextFile(`${dir}/key.pem`);
+  const answer = JSON.stringify({ ok: true, pad: "x".repeat(2000) });
+  const body = JSON.stringify({ step: "continue", pad: "y".repeat(2500) });
+
+  const denoServer = (tls: boolean) => {
+    const s = Deno.serve(
+      { port: 0, hostname: "127.0.0.1", onListen() {}, ...(tls ? { cert, key } : {}) },
+      async (r) => {
+        await r.arrayBuffer();
+        return new Response(answer, { headers: { "content-type": "application/json" } });
+      },
+    );
+    return { port: s.addr.port, close: () => s.shutdown() };
+  };
+  const nodeServer = async () => {
+    const s = https.createServer({ cert, key }, (req, res) => {
+      req.resume();
+      req.on("end", () => {
+        res.setHeader("content-type", "application/json");
+        res.end(answer);
+      });
+    });
+    await new Promise<void>((resolve) => s.listen(0, "127.0.0.1", resolve));
+    const { port } = s.address() as { port: number };
+    return { port, close: () => new Promise<void>((resolve) => s.close(() => resolve())) };
+  };
+
+  const cases: [
+    string,
+    () => Promise<{ port: number; close: () => Promise<void> }>,
+    string,
+    Deno.CreateHttpClientOptions,
+  ][] = [
+    ["Deno.serve, plain HTTP/1.1", () => Promise.resolve(denoServer(false)), "http", {}],
+    ["Deno.serve, TLS, HTTP/1.1", () => Promise.resolve(denoServer(true)), "https", {
+      caCerts: [cert],
+      http2: false,
+    }],
+    ["Deno.serve, TLS, HTTP/2", () => Promise.resolve(denoServer(true)), "https", {
+      caCerts: [cert],
+      http1: false,
+    }],
+    ["node:https server, TLS, HTTP/1.1", nodeServer, "https", { caCerts: [cert] }],
+  ];
+  for (const [name, start, scheme, options] of cases) {
+    const server = await start();
+    const client = Deno.createHttpClient(options);
+    const times: number[] = [];
+    try {
+      for (let i = 0; i < REQUESTS + 1; i++) {
+        const t = performance.now();
+        const r = await fetch(`${scheme}://127.0.0.1:${server.port}/`, {
+          method: "POST",
+          body,
+          headers: { "content-type": "application/json" },
+          client,
+        });
+        await r.text();
+        // The first request also opens the connection (and the TLS handshake): left out.
+        if (i > 0) times.push(performance.now() - t);
+      }
+    } finally {
+      client.close();
+      await server.close();
+    }
+    times.sort((a, b) => a - b);
+    const median = times[Math.floor(times.length / 2)];
+    console.log(
+      `${name.padEnd(34)} median ${median.toFixed(1).padStart(6)} ms` +
+        `  (min ${times[0].toFixed(1)}, max ${
+          times[times.length - 1].toFixed(1)
+        }; ${REQUESTS} requests)`,
+    );
+  }
+} finally {
+  await Deno.remove(dir, { recursive: true });
+}
