@@ -126,7 +126,11 @@ export function readNameAttributes(
     if (atvs.length === 0) fail("empty relative distinguished name");
     for (const atv of atvs) {
       const parts = atv.tag === 0x30 ? readChildren(der, atv, fail) : [];
-      if (parts.length !== 2 || parts[0].tag !== 0x06) fail("bad name attribute");
+      // A DirectoryString (and every string type a Name carries) is primitive: a constructed
+      // value is refused rather than copied through as hex.
+      if (parts.length !== 2 || parts[0].tag !== 0x06 || (parts[1].tag & 0x20) !== 0) {
+        fail("bad name attribute");
+      }
       out.push({
         oid: decodeOid(der.subarray(parts[0].content, parts[0].end), fail),
         value: attributeText(der, parts[1], fail),

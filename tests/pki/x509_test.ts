@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { generateKeyPair, type KeyAlgorithm, type KeyPair } from "../../src/crypto/keys.ts";
 import { BadParameterError } from "../../src/errors.ts";
-import { toHex } from "../../src/util/encoding.ts";
+import { fromHex, toHex } from "../../src/util/encoding.ts";
 import {
   certificatesFromPem,
   certificateToPem,
@@ -228,6 +228,25 @@ Deno.test("x509: issuer given as Name DER yields the same issuer bytes as attrib
   assert.deepEqual(viaDer.issuer, viaAttrs.issuer);
   assert.equal(await verifyCertificateSignature(viaDer, ca.publicKey), true);
   assert.notEqual(viaDer.serialHex, viaAttrs.serialHex, "default serials must be random");
+});
+
+Deno.test("x509: an issuer Name DER whose attribute value is constructed is refused, not copied", async () => {
+  const ca = await makeCa("ES256");
+  const leafKey = await generateKeyPair("EdDSA");
+  const opts = leafOptions(ca, leafKey.publicKey, "constructed");
+  // SEQUENCE { SET { SEQUENCE { OID 2.5.4.3, SEQUENCE { NULL } } } }
+  const name = fromHex("300d310b3009060355040330020500");
+  await assert.rejects(
+    () => issueCertificate({ ...opts, issuer: { ...opts.issuer, subject: name } }),
+    BadParameterError,
+    "bad name attribute",
+  );
+  // The same Name with a primitive UTF8String "ca" is accepted.
+  const ok = fromHex("300d310b30090603550403" + "0c026361");
+  const cert = parseCertificate(
+    await issueCertificate({ ...opts, issuer: { ...opts.issuer, subject: ok } }),
+  );
+  assert.deepEqual(cert.issuer.map((a) => a.value), ["ca"]);
 });
 
 test("x509: tampering breaks the signature for us and for openssl", async () => {
