@@ -9,7 +9,11 @@
  */
 import postgres from "postgres";
 import { PostgresBackend } from "../../runtime-adapters/deno/postgres/backend.ts";
-import { MIGRATION_LOCK } from "../../runtime-adapters/deno/postgres/schema.ts";
+import {
+  migrate,
+  MIGRATION_LOCK,
+  SCHEMA_VERSION,
+} from "../../runtime-adapters/deno/postgres/schema.ts";
 import { parsePostgresUrl } from "../../runtime-adapters/deno/postgres/url.ts";
 import { KeyboundError } from "../../src/errors.ts";
 import { assert, assertEquals } from "../_assert.ts";
@@ -74,6 +78,50 @@ Deno.test({
       assertEquals((await b.get(["k"]))?.value, 1);
     } finally {
       await b.close();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "migrate: starts that waited for another's migration on a SERIALIZABLE-default database all succeed",
+  ignore,
+  async fn() {
+    await using pg = await startPostgres();
+    await pg.createDatabase("ser");
+    await pg.psql("ser", "ALTER DATABASE ser SET default_transaction_isolation TO 'serializable'");
+    const connect = () =>
+      postgres({
+        host: "127.0.0.1",
+        port: pg.port,
+        database: "ser",
+        username: PG_USER,
+        password: PG_PASSWORD,
+        max: 1,
+        onnotice: () => {},
+      });
+    const holder = connect();
+    const starts = [connect(), connect(), connect()];
+    try {
+      // Every start takes its snapshot, then waits for the lock: none can see the others' schema.
+      await holder`SELECT pg_advisory_lock(${MIGRATION_LOCK})`;
+      const results = starts.map((sql) =>
+        migrate(sql).then((v) => `ok ${v}`, (e: unknown) => `failed ${(e as Error).message}`)
+      );
+      const waiting = async () =>
+        (await pg.psql(
+          "ser",
+          "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'advisory'",
+        )).trim() === String(starts.length);
+      await waitUntil(waiting, "every start to wait for the migration lock", { timeoutMs: 30_000 });
+      await holder`SELECT pg_advisory_unlock(${MIGRATION_LOCK})`;
+      assertEquals(await Promise.all(results), starts.map(() => `ok ${SCHEMA_VERSION}`));
+      assertEquals(
+        (await pg.psql("ser", `SELECT count(*) FROM keybound_schema`)).trim(),
+        String(SCHEMA_VERSION),
+      );
+    } finally {
+      await Promise.all([holder, ...starts].map((sql) => sql.end({ timeout: 1 })));
     }
   },
 });

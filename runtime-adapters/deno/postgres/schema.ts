@@ -81,14 +81,34 @@ $migrate$`;
  * killed mid-migration leaves nothing half-applied and the next one migrates.
  */
 export async function migrate(sql: Sql): Promise<number> {
-  try {
-    await sql.unsafe(MIGRATION);
-  } catch (err) {
-    if ((err as { code?: unknown }).code !== NEWER_SCHEMA) throw err;
-    throw new ConfigError(
-      `storage: the database schema is version ${(err as Error).message}, newer than this ` +
-        `Keybound understands (${SCHEMA_VERSION}); upgrade Keybound or use another database`,
-    );
+  for (let attempt = 1;; attempt++) {
+    try {
+      await sql.unsafe(MIGRATION);
+      return SCHEMA_VERSION;
+    } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      if (code === NEWER_SCHEMA) {
+        throw new ConfigError(
+          `storage: the database schema is version ${(err as Error).message}, newer than this ` +
+            `Keybound understands (${SCHEMA_VERSION}); upgrade Keybound or use another database`,
+        );
+      }
+      // Where the database's default isolation is REPEATABLE READ or SERIALIZABLE, the
+      // statement's snapshot predates the advisory lock it waited for, so a start that
+      // waited for another's migration does not see its tables and runs the steps again.
+      // A new statement takes a new snapshot and then finds the schema in place.
+      if (!RACED_ANOTHER_MIGRATION.has(String(code)) || attempt === MIGRATION_ATTEMPTS) throw err;
+    }
   }
-  return SCHEMA_VERSION;
 }
+
+/** SQLSTATEs of a migration that ran on a snapshot older than another start's migration. */
+const RACED_ANOTHER_MIGRATION = new Set([
+  "42P07", // duplicate_table
+  "42710", // duplicate_object
+  "23505", // unique_violation (the version row)
+  "40001", // serialization_failure
+]);
+
+/** A start retries its migration this many times in all. */
+const MIGRATION_ATTEMPTS = 3;
