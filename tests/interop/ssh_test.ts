@@ -208,3 +208,36 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "openssh: ssh_host keeps its host key across renewals and replaces only the certificate",
+  ignore: ignoreUnless("interop ssh test", missingTools("ssh-keygen")),
+  sanitizeResources: false,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "keybound-ssh-host-" });
+    const cluster: Cluster = await startCluster("renew.interop.example.com");
+    try {
+      // Each oneshot starts from new bot storage; the output's destination is what persists.
+      const service = sshHostService(`${dir}/host`, ["localhost"]);
+      const first = await addBot(cluster.ctx, "host1", { hostCerts: true });
+      await runTbotOnce(cluster, "host1", first, service);
+      const key = read(`${dir}/host/ssh_host`);
+      const cert = read(`${dir}/host/ssh_host-cert.pub`);
+      const second = await addBot(cluster.ctx, "host2", { hostCerts: true });
+      await runTbotOnce(cluster, "host2", second, service);
+      assertEquals(read(`${dir}/host/ssh_host`), key, "the host key is kept");
+      assert(read(`${dir}/host/ssh_host-cert.pub`) !== cert, "the certificate is renewed");
+      // The renewed certificate is for the kept key (what sshd checks when it loads the pair).
+      const pub = await run("ssh-keygen", ["-y", "-f", `${dir}/host/ssh_host`]);
+      assertEquals(pub.code, 0, pub.stderr);
+      const text = await describeCert(`${dir}/host/ssh_host-cert.pub`);
+      assertStringIncludes(
+        text,
+        `Public key: ECDSA-CERT ${await fingerprint(dir, pub.stdout.trim())}`,
+      );
+    } finally {
+      await cluster.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
