@@ -37,6 +37,11 @@ export class LruMap<K, V> {
     return v;
   }
 
+  /** The value for `key` without marking it used; undefined if absent. */
+  peek(key: K): V | undefined {
+    return this.#entries.get(key);
+  }
+
   /** Sets `key`, evicting the least recently used entries beyond the bound. */
   set(key: K, value: V): void {
     this.#entries.delete(key);

@@ -29,6 +29,17 @@ Deno.test("token buckets: burst, refill, Retry-After, bounded map", () => {
   assertEquals(slow.take("x", 0), { ok: false, retryAfterSeconds: 10 });
 });
 
+Deno.test("token buckets: the least recently used source is the one evicted", () => {
+  const b = new TokenBuckets({ perSecond: 0.001, burst: 1, maxSources: 2 });
+  assert(b.take("a", 0).ok);
+  assert(b.take("b", 0).ok);
+  assert(!b.take("a", 0).ok, "a is empty and now the most recently used");
+  assert(b.peek("b", 0).ok === false, "peeking does not refresh b");
+  assert(b.take("c", 0).ok); // evicts b, the least recently used
+  assert(b.take("b", 0).ok, "b was evicted: it starts again with a full bucket");
+  assert(!b.take("c", 0).ok, "c was kept");
+});
+
 Deno.test("source address: port dropped, IPv6 by /64, mapped IPv4 unwrapped", () => {
   assertEquals(sourceAddress("203.0.113.7:51234"), "203.0.113.7");
   assertEquals(sourceAddress("203.0.113.7"), "203.0.113.7");

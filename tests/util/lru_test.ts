@@ -16,3 +16,12 @@ Deno.test("LruMap: bounded, evicts the least recently used, a hit refreshes", ()
   z.set("zero", 0);
   assertEquals(z.get("zero"), 0);
 });
+
+Deno.test("LruMap: peek reads without refreshing, so a peeked entry is still evicted first", () => {
+  const m = new LruMap<string, number>(2);
+  m.set("a", 1);
+  m.set("b", 2);
+  assertEquals([m.peek("a"), m.peek("x")], [1, undefined]);
+  m.set("c", 3); // a stays the oldest despite the peek
+  assertEquals([m.peek("a"), m.peek("b"), m.peek("c")], [undefined, 2, 3]);
+});

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { LruMap } from "../../util/lru.ts";
 
 /** Rate-limit settings. */
 export interface RateLimitConfig {
@@ -49,10 +50,9 @@ interface Bucket {
  * ```
  */
 export class TokenBuckets {
-  #buckets = new Map<string, Bucket>();
+  readonly #buckets: LruMap<string, Bucket>;
   readonly #perSecond: number;
   readonly #burst: number;
-  readonly #maxSources: number;
 
   /** @param config rates and the bound on tracked sources */
   constructor(config: RateLimitConfig) {
@@ -63,7 +63,7 @@ export class TokenBuckets {
     }
     this.#perSecond = config.perSecond;
     this.#burst = config.burst;
-    this.#maxSources = config.maxSources ?? DEFAULT_MAX_SOURCES;
+    this.#buckets = new LruMap(config.maxSources ?? DEFAULT_MAX_SOURCES);
   }
 
   #level(b: Bucket | undefined, nowMs: number): number {
@@ -78,20 +78,16 @@ export class TokenBuckets {
 
   /** Takes one token from `source`'s bucket, or says how long until one is back. */
   take(source: string, nowMs: number): TakeResult {
-    const tokens = this.#level(this.#buckets.get(source), nowMs);
+    const tokens = this.#level(this.#buckets.peek(source), nowMs);
     const ok = tokens >= 1;
-    // Re-inserting keeps the map in least-recently-used order for eviction.
-    this.#buckets.delete(source);
+    // Setting marks the source most recently used; the least recently used go beyond the bound.
     this.#buckets.set(source, { tokens: ok ? tokens - 1 : tokens, updatedMs: nowMs });
-    while (this.#buckets.size > this.#maxSources) {
-      this.#buckets.delete(this.#buckets.keys().next().value!);
-    }
     return ok ? { ok: true } : this.#refusal(tokens);
   }
 
   /** Whether `source` has a token now, without taking it. */
   peek(source: string, nowMs: number): TakeResult {
-    const tokens = this.#level(this.#buckets.get(source), nowMs);
+    const tokens = this.#level(this.#buckets.peek(source), nowMs);
     return tokens >= 1 ? { ok: true } : this.#refusal(tokens);
   }
 
