@@ -12,45 +12,22 @@
  * meeting the client's delayed ACK: the response leaves in more than one
  * write and the later one waits for an ACK the client holds back ~40 ms.
  *
- * Needs `openssl` for a throwaway P-256 certificate.
+ * Needs `openssl` for a throwaway P-256 CA and server certificate.
  *
  * `deno run -A bench/tls_request_latency.ts [requests]`
  *
  * @module
  */
 import https from "node:https";
+import { issueServerCert } from "../tests/_openssl_pki.ts";
 
 const REQUESTS = Number(Deno.args[0] ?? 15);
 const dir = await Deno.makeTempDir({ prefix: "kb-tls-latency-" });
 try {
-  const openssl = await new Deno.Command("openssl", {
-    args: [
-      "req",
-      "-x509",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:P-256",
-      "-nodes",
-      "-keyout",
-      `${dir}/key.pem`,
-      "-out",
-      `${dir}/cert.pem`,
-      "-days",
-      "1",
-      "-subj",
-      "/CN=127.0.0.1",
-      "-addext",
-      "subjectAltName=IP:127.0.0.1",
-      "-addext",
-      "basicConstraints=critical,CA:FALSE",
-    ],
-    stdout: "null",
-    stderr: "null",
-  }).output();
-  if (!openssl.success) throw new Error("openssl could not make a certificate");
-  const cert = await Deno.readTextFile(`${dir}/cert.pem`);
-  const key = await Deno.readTextFile(`${dir}/key.pem`);
+  await issueServerCert(dir, "IP:127.0.0.1");
+  const ca = await Deno.readTextFile(`${dir}/ca.crt`);
+  const cert = await Deno.readTextFile(`${dir}/server.crt`);
+  const key = await Deno.readTextFile(`${dir}/server.key`);
   const answer = JSON.stringify({ ok: true, pad: "x".repeat(2000) });
   const body = JSON.stringify({ step: "continue", pad: "y".repeat(2500) });
 
@@ -85,14 +62,14 @@ try {
   ][] = [
     ["Deno.serve, plain HTTP/1.1", () => Promise.resolve(denoServer(false)), "http", {}],
     ["Deno.serve, TLS, HTTP/1.1", () => Promise.resolve(denoServer(true)), "https", {
-      caCerts: [cert],
+      caCerts: [ca],
       http2: false,
     }],
     ["Deno.serve, TLS, HTTP/2", () => Promise.resolve(denoServer(true)), "https", {
-      caCerts: [cert],
+      caCerts: [ca],
       http1: false,
     }],
-    ["node:https server, TLS, HTTP/1.1", nodeServer, "https", { caCerts: [cert] }],
+    ["node:https server, TLS, HTTP/1.1", nodeServer, "https", { caCerts: [ca] }],
   ];
   for (const [name, start, scheme, options] of cases) {
     const server = await start();
