@@ -43,6 +43,7 @@ import { PostgresBackend } from "../../runtime-adapters/deno/postgres/backend.ts
 import { parsePostgresUrl } from "../../runtime-adapters/deno/postgres/url.ts";
 import { PG_PASSWORD, postgresMissing, startPostgres } from "../ha/_postgres.ts";
 import { ignoreUnless } from "../_tools.ts";
+import { waitUntil } from "../_wait.ts";
 
 const sameKey = (a: Key, b: Key) => a.length === b.length && a.every((p, i) => p === b[i]);
 const MARKER_PREFIX = usedSessionKey("")[0];
@@ -85,14 +86,6 @@ class GatedBackend extends CountingBackend {
   }
 }
 
-async function until(what: string, ok: () => boolean, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!ok()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 2));
-  }
-}
-
 /** The error code of an answer, or "ok". */
 async function codeOf(res: Response): Promise<string> {
   const body = await res.json();
@@ -130,7 +123,11 @@ function duplicating(
     if (o.gate) {
       c.gated.arm(o.gate);
       second = copy(c.l.baseUrl);
-      await until("the duplicate's held reads", () => c.gated.held > 0 && c.gated.markerReads > 0);
+      await waitUntil(
+        () => c.gated.held > 0 && c.gated.markerReads > 0,
+        "the duplicate's held reads",
+        { timeoutMs: 20_000, intervalMs: 2 },
+      );
       first = copy(c.a.baseUrl);
       const done = await first.then(async (r) => ({ r, body: await r.arrayBuffer() }));
       c.gated.release();
