@@ -165,21 +165,6 @@ export function ecdsaDerToRaw(der: Uint8Array): Uint8Array<ArrayBuffer> {
   return concatBytes(r, s);
 }
 
-/**
- * Length of the outermost DER element, so callers can reject trailing bytes
- * (the ASN.1 library silently ignores them). Returns -1 if the header is bad.
- */
-export function outerDerLength(der: Uint8Array): number {
-  if (der.length < 2) return -1;
-  const first = der[1];
-  if (first < 0x80) return 2 + first;
-  const n = first & 0x7f;
-  if (n === 0 || n > 4 || der.length < 2 + n) return -1;
-  let len = 0;
-  for (let i = 0; i < n; i++) len = len * 256 + der[2 + i];
-  return 2 + n + len;
-}
-
 function parseIpv4(s: string): number[] | null {
   const parts = s.split(".");
   if (parts.length !== 4) return null;

@@ -30,7 +30,8 @@ import {
 import { BadParameterError } from "../errors.ts";
 import { algOf, importSpki, type KeyAlgorithm, verify } from "../crypto/keys.ts";
 import { toHex } from "../util/encoding.ts";
-import { ecdsaDerToRaw, outerDerLength } from "./der.ts";
+import { ecdsaDerToRaw } from "./der.ts";
+import { readTlv } from "./der_reader.ts";
 import { EKU_OIDS, type KeyUsageName, type NameAttribute, SIGNATURE_OIDS } from "./x509.ts";
 
 /** A parsed certificate. Byte fields are views into copies, not into the input. */
@@ -108,9 +109,13 @@ function sigAlgOf(oid: string): KeyAlgorithm {
 /** Parses a DER certificate; throws `BadParameterError` on anything malformed or unsupported. */
 export function parseCertificate(der: Uint8Array): ParsedCertificate {
   const copy = new Uint8Array(der);
-  if (copy[0] !== 0x30 || outerDerLength(copy) !== copy.length) {
+  const notOne = (): never => {
     throw new BadParameterError("certificate is not a single DER SEQUENCE");
-  }
+  };
+  // The one DER header reader (also refuses a non-minimal length): the ASN.1 library
+  // silently ignores trailing bytes and accepts BER lengths.
+  const outer = readTlv(copy, 0, copy.length, notOne);
+  if (outer.tag !== 0x30 || outer.end !== copy.length) notOne();
   try {
     return parseInner(copy);
   } catch (cause) {

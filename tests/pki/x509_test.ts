@@ -272,6 +272,21 @@ test("x509: tampering breaks the signature for us and for openssl", async () => 
   }
 });
 
+/** `der` with its outer SEQUENCE's length written in four bytes (valid BER, not DER). */
+function berOuterHeader(der: Uint8Array): Uint8Array {
+  const header = der[1] < 0x80 ? 2 : 2 + (der[1] & 0x7f);
+  const n = der.length - header;
+  return new Uint8Array([
+    0x30,
+    0x84,
+    n >>> 24,
+    (n >>> 16) & 0xff,
+    (n >>> 8) & 0xff,
+    n & 0xff,
+    ...der.subarray(header),
+  ]);
+}
+
 Deno.test("x509: garbage, truncated and padded DER throw BadParameterError", async () => {
   const ca = await makeCa("EdDSA");
   const cases = [
@@ -284,6 +299,9 @@ Deno.test("x509: garbage, truncated and padded DER throw BadParameterError", asy
     new TextEncoder().encode(certificateToPem(ca.der)),
     new Uint8Array([0x30, 3, 2, 1, 5]), // a SEQUENCE, but not a certificate
     parseCertificate(ca.der).spki, // well-formed DER of another type
+    // The outer header in BER (one length byte more than needed): the signature does not
+    // cover it, so each such variant would otherwise pass as a distinct certificate.
+    berOuterHeader(ca.der),
   ];
   for (const c of cases) assert.throws(() => parseCertificate(c), BadParameterError);
   // Sanity: the untouched certificate parses.
