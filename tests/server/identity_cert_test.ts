@@ -7,7 +7,10 @@ import {
   parseSshCertificate,
   verifyCertificateSignature,
 } from "../../src/pki/mod.ts";
-import { IDENTITY_CERT_PATH } from "../../src/protocol/output_cert_messages.ts";
+import {
+  IDENTITY_CERT_PATH,
+  IdentityCertResponse,
+} from "../../src/protocol/output_cert_messages.ts";
 import { type RequestSigner, signRequest } from "../../src/protocol/signed_request.ts";
 import { SUBJECT_OIDS } from "../../src/protocol/subject.ts";
 import { listAudit } from "../../src/server/audit.ts";
@@ -191,5 +194,25 @@ Deno.test("identity-cert: an output certificate cannot refresh a join, at begin 
     bot.identity = held;
     const refreshed = await bot.join();
     assertEquals(refreshed.bot_name, "b1");
+  });
+});
+
+Deno.test("identity-cert: the answer on the wire has exactly the schema's fields", async () => {
+  await withHarness(async (h) => {
+    const bot = await onboardedBot(h, "t1", { botName: "b1", limit: 5 });
+    const k = await keyForms();
+    const r = await postSigned(h, bot.identity!, IDENTITY_CERT_PATH, {
+      public_tls_key: k.tls,
+      public_ssh_key: k.ssh,
+    });
+    assertEquals(r.status, 200, JSON.stringify(r.json));
+    const keys = (o: object) => Object.keys(o).sort();
+    // The schema strips unknown fields when it parses, so a leak would pass a parse: compare keys.
+    assertEquals(keys(r.json), keys(IdentityCertResponse.shape));
+    assertEquals(
+      keys(r.json.certificates as object),
+      keys(IdentityCertResponse.shape.certificates.shape),
+    );
+    IdentityCertResponse.parse(r.json);
   });
 });

@@ -9,7 +9,11 @@
  */
 import { Hono } from "hono";
 import { NotFoundError } from "../../errors.ts";
-import { IDENTITY_CERT_PATH, IdentityCertRequest } from "../../protocol/output_cert_messages.ts";
+import {
+  IDENTITY_CERT_PATH,
+  IdentityCertRequest,
+  type IdentityCertResponse,
+} from "../../protocol/output_cert_messages.ts";
 import { botUserName, OUTPUT_CERT_USAGE, outputSubject } from "../../protocol/subject.ts";
 import { emitAudit } from "../audit.ts";
 import type { ServerContext } from "../context.ts";
@@ -63,8 +67,18 @@ export function outputCertRoutes(ctx: ServerContext): Hono<AppEnv> {
       bot_instance_id: id.botInstanceId,
       expires: issued.expires.toISOString(),
     });
-    const { expires, ...certificates } = issued;
-    return c.json({ certificates, expires: expires.toISOString() });
+    // Field by field from the wire schema: a field added to the internal result (a serial,
+    // a key) never reaches the answer unless the schema gains it too.
+    const answer: IdentityCertResponse = {
+      certificates: {
+        tls_cert: issued.tls_cert,
+        tls_ca_certs: issued.tls_ca_certs,
+        ssh_cert: issued.ssh_cert,
+        ssh_ca_keys: issued.ssh_ca_keys,
+      },
+      expires: issued.expires.toISOString(),
+    };
+    return c.json(answer);
   });
 
   return app;
