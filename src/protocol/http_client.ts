@@ -3,10 +3,10 @@
  * tbot's heartbeats and bot API, tctl and the Worker bot: it signs the request
  * (docs/protocol.md §2) when given a signer, turns a failure to reach the
  * server into `CONNECTION_FAILED` (or the code an adapter's fetch raised, such
- * as `TLS_UNTRUSTED`), sends again on a new connection when the adapter says the
- * connection was reset before the request was written, rebuilds the server's error with its stable code
- * (`{"error":{"code","message"}}`), and validates every answer against its
- * wire schema, so all of them fail alike.
+ * as `TLS_UNTRUSTED`), sends again on a new connection when the adapter says
+ * the connection was reset before the request was written, rebuilds the
+ * server's error with its stable code (`{"error":{"code","message"}}`), and
+ * validates every answer against its wire schema, so all of them fail alike.
  *
  * @module
  */
@@ -115,7 +115,8 @@ export async function callApi<S extends z.ZodType>(
         await new Promise((r) => setTimeout(r, RESEND_DELAYS_MS[attempt]));
         continue;
       }
-      // An adapter's fetch may already know what went wrong (TLS_UNTRUSTED); keep its code and words.
+      // An adapter's fetch may already know what went wrong (TLS_UNTRUSTED): keep its code
+      // and words.
       const known = isKeyboundError(cause);
       throw new KeyboundError(
         known ? cause.code : "CONNECTION_FAILED",
