@@ -156,9 +156,33 @@ function resetBeforeRequest(err: unknown): boolean {
 }
 
 /**
+ * The `CONNECTION_RESET_BEFORE_SEND` error for `err` if it is a connection
+ * reset before any byte of the request was written (see
+ * {@linkcode resetBeforeRequest}), else undefined. Used for `fetch` here and
+ * for the unverified first contact (./trust.ts), which wraps its socket's
+ * error in {@linkcode FailedBeforeRequest} while the TLS handshake is not done.
+ */
+export function resetBeforeSendError(err: unknown, host: string): KeyboundError | undefined {
+  return resetBeforeRequest(err) ? resetBeforeSend(host, err) : undefined;
+}
+
+/**
+ * `CONNECTION_RESET_BEFORE_SEND` for a connection to `host` that a transport
+ * knows ended before it wrote a byte of the request (`cause`: what it saw).
+ */
+export function resetBeforeSend(host: string, cause: unknown): KeyboundError {
+  return new KeyboundError(
+    "CONNECTION_RESET_BEFORE_SEND",
+    `the connection to ${host} was reset before the request was sent ` +
+      `(is the server swapping its TLS certificate or restarting?)`,
+    { cause },
+  );
+}
+
+/**
  * Wraps a fetch so a failure to send becomes a `KeyboundError` naming the
  * cause: `CONNECTION_RESET_BEFORE_SEND` for a connection reset before the
- * request was written (see {@linkcode resetBeforeRequest}; the one request
+ * request was written (see {@linkcode resetBeforeSendError}; the one request
  * client, src/protocol/http_client.ts, sends again on it), else
  * `TLS_UNTRUSTED` or `CONNECTION_FAILED`. An abort, a timeout and failures
  * it does not know pass through unchanged.
@@ -169,14 +193,8 @@ export function classifyingFetchFailures(inner: typeof fetch): typeof fetch {
       return await inner(input, init);
     } catch (err) {
       if (!(err instanceof TypeError)) throw err;
-      if (resetBeforeRequest(err)) {
-        throw new KeyboundError(
-          "CONNECTION_RESET_BEFORE_SEND",
-          `the connection to ${hostOf(input)} was reset before the request was sent ` +
-            `(is the server swapping its TLS certificate or restarting?)`,
-          { cause: err },
-        );
-      }
+      const reset = resetBeforeSendError(err, hostOf(input));
+      if (reset) throw reset;
       const known = fetchFailure(err, hostOf(input));
       if (!known) throw err;
       throw new KeyboundError(known.code, known.message, { cause: err });

@@ -25,7 +25,12 @@ import {
 } from "../../src/agent/trust/mod.ts";
 import type { AuthTransport, TrustSettings } from "../../src/cli/tbot/platform.ts";
 import { claimEmptyDefaultRoots, fetchTrustingOnly } from "./exclusive_trust.ts";
-import { classifyingFetchFailures } from "./fetch_errors.ts";
+import {
+  classifyingFetchFailures,
+  FailedBeforeRequest,
+  resetBeforeSend,
+  resetBeforeSendError,
+} from "./fetch_errors.ts";
 import { nodeHttpsFetcher } from "./node_https_fetch.ts";
 import { silentLogger } from "../../src/util/log.ts";
 import { KeyboundError } from "../../src/errors.ts";
@@ -90,12 +95,25 @@ export async function fetchUnverified(baseUrl: string): Promise<FirstContactResu
     });
     socket.on("error", (err: Error) => {
       clearTimeout(timer);
+      // The request is written at secureConnect, so before it (no leaf yet) nothing was
+      // sent: a reset then is one the caller may send again after (src/agent/trust/).
+      const reset = leafDer
+        ? undefined
+        : resetBeforeSendError(new FailedBeforeRequest(err), url.host);
+      if (reset) {
+        socket.destroy();
+        return reject(reset);
+      }
       fail(`cannot connect: ${err.message}`, err);
     });
     socket.on("end", () => {
       clearTimeout(timer);
       socket.destroy();
-      if (!leafDer) return fail("the TLS handshake did not complete");
+      // Deno's node:tls reports a reset during the handshake as an end, like a close: either
+      // way the request (written at secureConnect) was not sent, and may be sent again.
+      if (!leafDer) {
+        return reject(resetBeforeSend(url.host, new Error("the TLS handshake did not complete")));
+      }
       try {
         resolve({ leafDer, ...parseHttpResponse(concatBytes(...chunks)) });
       } catch (err) {

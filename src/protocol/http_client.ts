@@ -57,6 +57,36 @@ export const IgnoredAnswer: z.ZodType<unknown> = z.unknown();
  */
 const RESEND_DELAYS_MS = [25, 150];
 
+/**
+ * Runs `send` and, while it fails with `CONNECTION_RESET_BEFORE_SEND`, runs
+ * it again after a short pause (twice at most, not once `signal` aborted);
+ * any other failure, and the last reset, is thrown as it came. The one resend
+ * policy: {@linkcode callApi} sends every API request through it, and the
+ * agent's unverified first contact (src/agent/trust/) learns the host CA
+ * through it, so a reset there is retried the same way.
+ *
+ * @example
+ * ```ts ignore
+ * const contact = await resendingAfterReset(() => firstContact(baseUrl));
+ * ```
+ */
+export async function resendingAfterReset<T>(
+  send: () => Promise<T>,
+  signal?: AbortSignal,
+): Promise<T> {
+  for (let attempt = 0;; attempt++) {
+    try {
+      return await send();
+    } catch (err) {
+      if (
+        !isKeyboundError(err, "CONNECTION_RESET_BEFORE_SEND") ||
+        attempt >= RESEND_DELAYS_MS.length || signal?.aborted
+      ) throw err;
+      await new Promise((r) => setTimeout(r, RESEND_DELAYS_MS[attempt]));
+    }
+  }
+}
+
 /** The first line of the innermost `cause` (runtimes put the TLS or socket error there). */
 function innermostMessage(err: unknown): string {
   let message = String(err);
@@ -98,34 +128,28 @@ export async function callApi<S extends z.ZodType>(
   // Called unbound: a browser's fetch throws "Illegal invocation" when `this` is not the window.
   const send = target.fetch;
   let res: Response;
-  for (let attempt = 0;; attempt++) {
-    try {
-      res = await send(url, {
-        method: call.method,
-        headers,
-        ...(text === undefined ? {} : { body: text }),
-        ...(call.signal ? { signal: call.signal } : {}),
-      });
-      break;
-    } catch (cause) {
-      if (
-        isKeyboundError(cause, "CONNECTION_RESET_BEFORE_SEND") &&
-        attempt < RESEND_DELAYS_MS.length && !call.signal?.aborted
-      ) {
-        await new Promise((r) => setTimeout(r, RESEND_DELAYS_MS[attempt]));
-        continue;
-      }
-      // An adapter's fetch may already know what went wrong (TLS_UNTRUSTED): keep its code
-      // and words.
-      const known = isKeyboundError(cause);
-      throw new KeyboundError(
-        known ? cause.code : "CONNECTION_FAILED",
-        `cannot reach the auth service at ${url.origin}: ${
-          known ? cause.message : innermostMessage(cause)
-        }`,
-        { cause },
-      );
-    }
+  try {
+    res = await resendingAfterReset(
+      () =>
+        send(url, {
+          method: call.method,
+          headers,
+          ...(text === undefined ? {} : { body: text }),
+          ...(call.signal ? { signal: call.signal } : {}),
+        }),
+      call.signal,
+    );
+  } catch (cause) {
+    // An adapter's fetch may already know what went wrong (TLS_UNTRUSTED): keep its code
+    // and words.
+    const known = isKeyboundError(cause);
+    throw new KeyboundError(
+      known ? cause.code : "CONNECTION_FAILED",
+      `cannot reach the auth service at ${url.origin}: ${
+        known ? cause.message : innermostMessage(cause)
+      }`,
+      { cause },
+    );
   }
   let raw: string;
   try {

@@ -1,6 +1,6 @@
 /**
  * The world of the randomised crash tests: one real auth service process
- * (plain HTTP on loopback, Deno KV data directory), its admin API, and
+ * (plain HTTP on loopback unless asked for TLS, Deno KV data directory), its admin API, and
  * helpers to provision bots and tokens and to run tbot oneshot processes
  * that a test may `kill -9`.
  *
@@ -39,17 +39,26 @@ export interface KillWorld {
   close(): Promise<void>;
 }
 
-const FLAGS = ["--insecure-no-tls", "--cluster-name", "crash.example"];
-
-/** Starts the auth service in a fresh scratch directory. */
-export async function startKillWorld(prefix: string): Promise<KillWorld> {
+/** Starts the auth service in a fresh scratch directory (HTTPS with `tls`, else plain HTTP). */
+export async function startKillWorld(
+  prefix: string,
+  o: { tls?: boolean } = {},
+): Promise<KillWorld> {
+  const FLAGS = [...(o.tls ? [] : ["--insecure-no-tls"]), "--cluster-name", "crash.example"];
   const dir = await Deno.makeTempDir({ prefix });
   const dataDir = `${dir}/data`;
+  let client: Deno.HttpClient | undefined;
   const connect = async (auth: AuthServiceProcess) => {
     const admin = await parseIdentityFile(await Deno.readTextFile(`${dataDir}/admin-identity`));
+    client?.close();
+    client = o.tls ? Deno.createHttpClient({ caCerts: admin.hostCaPems }) : undefined;
+    const tls = client;
     return new AdminApiClient({
       baseUrl: auth.url,
       signer: { certDer: admin.certDer, privateKey: admin.privateKey },
+      ...(tls
+        ? { fetch: ((input, init) => fetch(input, { ...init, client: tls })) as typeof fetch }
+        : {}),
     });
   };
   const auth = await spawnAuthService({ dataDir, args: FLAGS });
@@ -97,6 +106,7 @@ export async function startKillWorld(prefix: string): Promise<KillWorld> {
       return (await world.api.list("lock")) as Lock[];
     },
     async close() {
+      client?.close();
       await world.auth.stop().catch(() => {});
       await Deno.remove(dir, { recursive: true }).catch(() => {});
     },
@@ -104,21 +114,23 @@ export async function startKillWorld(prefix: string): Promise<KillWorld> {
   return world;
 }
 
-/** A tbot.yaml for a oneshot run through `server` (plain HTTP). */
+/** A tbot.yaml for a oneshot run through `server`: plain HTTP, or HTTPS trusted by `caPin`. */
 export function oneshotYaml(o: {
   server: string;
   token: string;
   storage: string;
   secret?: string;
+  caPin?: string;
 }): string {
   return [
     "version: v2",
     `auth_server: ${o.server}`,
     "oneshot: true",
-    "insecure: true",
+    ...(o.caPin ? [] : ["insecure: true"]),
     "onboarding:",
     "  join_method: bound_keypair",
     `  token: ${o.token}`,
+    ...(o.caPin ? ["  ca_pins:", `    - ${o.caPin}`] : []),
     ...(o.secret ? ["  bound_keypair:", `    registration_secret: ${o.secret}`] : []),
     "storage:",
     "  type: directory",

@@ -26,21 +26,46 @@ export interface ResettingProxy {
 const CONTINUE = "POST /v1/join/bound-keypair/continue ";
 const REQUEST_LINE = /^(GET|POST|PUT|DELETE|HEAD) (\S+) HTTP\/1\.1$/gm;
 
-/** Starts a proxy to `127.0.0.1:upstreamPort`. */
-export async function startResettingProxy(upstreamPort: number): Promise<ResettingProxy> {
-  const log: string[] = [];
+/** A loopback TCP server whose sockets `close` destroys: the part both proxies share. */
+async function trackedServer(
+  onConnection: (client: Socket, id: number, track: (s: Socket) => Socket) => void,
+): Promise<{ port: number; close(): Promise<void> }> {
   const sockets = new Set<Socket>();
-  let fired = false;
   let connections = 0;
   const track = (s: Socket) => {
     sockets.add(s);
     s.on("close", () => sockets.delete(s));
-    s.on("error", () => {}); // a reset peer is what this proxy is for
+    s.on("error", () => {}); // a reset peer is what these proxies are for
     return s;
   };
-  const server: Server = createServer((client) => {
-    const id = ++connections;
-    track(client);
+  const server: Server = createServer((client) =>
+    onConnection(track(client), ++connections, track)
+  );
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    port: (server.address() as { port: number }).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** Relays bytes both ways between `client` and a new connection to `upstreamPort`. */
+function relay(client: Socket, upstreamPort: number, track: (s: Socket) => Socket): void {
+  const upstream = track(connect(upstreamPort, "127.0.0.1"));
+  client.pipe(upstream);
+  upstream.pipe(client);
+  client.on("close", () => upstream.destroy());
+  upstream.on("close", () => client.destroy());
+}
+
+/** Starts a proxy to `127.0.0.1:upstreamPort`. */
+export async function startResettingProxy(upstreamPort: number): Promise<ResettingProxy> {
+  const log: string[] = [];
+  let fired = false;
+  const server = await trackedServer((client, id, track) => {
     const upstream = track(connect(upstreamPort, "127.0.0.1"));
     let requests = 0;
     let holding = false;
@@ -78,16 +103,55 @@ export async function startResettingProxy(upstreamPort: number): Promise<Resetti
       if (!holding) client.destroy();
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const port = (server.address() as { port: number }).port;
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `http://127.0.0.1:${server.port}`,
     log,
     fired: () => fired,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
+    close: server.close,
+  };
+}
+
+/** A proxy that resets every other new connection before relaying a byte. */
+export interface HandshakeResettingProxy {
+  /** `https://127.0.0.1:PORT` (TLS passes through untouched). */
+  url: string;
+  /** One line per connection: `conn=N reset before relaying` or `conn=N relayed`. */
+  log: string[];
+  /** Connections reset so far. */
+  resets(): number;
+  /** Stops the proxy and every relayed connection. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a proxy to `127.0.0.1:upstreamPort` that resets connections 1, 3,
+ * 5, … once the client's first bytes arrived and relays the others: every
+ * new connection a sequential client opens is reset once, and the next one
+ * it opens goes through.
+ */
+export async function startHandshakeResettingProxy(
+  upstreamPort: number,
+): Promise<HandshakeResettingProxy> {
+  const log: string[] = [];
+  let resets = 0;
+  const server = await trackedServer((client, id, track) => {
+    if (id % 2 === 0) {
+      log.push(`conn=${id} relayed`);
+      relay(client, upstreamPort, track);
+      return;
+    }
+    // After the ClientHello, as a closing listener's queued connection: the client has
+    // written its handshake, never a request.
+    client.once("data", () => {
+      resets++;
+      log.push(`conn=${id} reset before relaying`);
+      client.resetAndDestroy();
+    });
+  });
+  return {
+    url: `https://127.0.0.1:${server.port}`,
+    log,
+    resets: () => resets,
+    close: server.close,
   };
 }

@@ -5,6 +5,11 @@
  * answers the copy `SESSION_INVALID` (the session's used-marker); the tbot
  * oneshot must resume the committed join in the same run and exit 0 — no
  * recovery consumed, no lock, and the next refresh an ordinary one.
+ *
+ * The copy is the runtime's (hyper's retry of a request on a reused
+ * connection), not Keybound's: the request client resends only a reset
+ * before the request was written, so this passes with that resend removed
+ * (checked). ./reset_before_send_test.ts is the one that needs it.
  */
 import { STORAGE_FILES } from "../../src/agent/storage.ts";
 import { assert, assertEquals, assertStringIncludes } from "../_assert.ts";

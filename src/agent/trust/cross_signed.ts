@@ -16,6 +16,7 @@
 import type { z } from "zod";
 import { KeyboundError } from "../../errors.ts";
 import { CaResponse, HOST_CA_PATH } from "../../protocol/discovery.ts";
+import { resendingAfterReset } from "../../protocol/http_client.ts";
 import { certificatesFromPem, certificateToPem } from "../../pki/pem.ts";
 import type { ParsedCertificate } from "../../pki/x509_parse.ts";
 import { toHex } from "../../util/encoding.ts";
@@ -105,7 +106,7 @@ export async function learnCrossSignedCa(
   firstContact: FirstContact,
   now: Date,
 ): Promise<string[]> {
-  const { leafDer, status, body } = await firstContact(baseUrl);
+  const { leafDer, status, body } = await resendingAfterReset(() => firstContact(baseUrl));
   let reply: z.infer<typeof HostCaChain> | undefined;
   try {
     if (status === 200) reply = HostCaChain.parse(JSON.parse(body));

@@ -14,6 +14,7 @@
 import type { z } from "zod";
 import { KeyboundError } from "../../errors.ts";
 import { CaResponse, HOST_CA_PATH } from "../../protocol/discovery.ts";
+import { resendingAfterReset } from "../../protocol/http_client.ts";
 import { readCertificateFields, spkiPin } from "../../pki/cert_fields.ts";
 import { certificatesFromPem, certificateToPem } from "../../pki/pem.ts";
 import { writeFilesTogether } from "../journal.ts";
@@ -35,7 +36,10 @@ export interface FirstContactResult {
 
 /**
  * One unverified TLS connection to `baseUrl` that sends `GET /v1/ca/host`
- * (the runtime's raw socket; throws `CONNECTION_FAILED` if it cannot).
+ * (the runtime's raw socket). Throws `CONNECTION_RESET_BEFORE_SEND` when the
+ * connection was reset before the request was written (its callers send
+ * again, as the request client does), `CONNECTION_FAILED` for any other
+ * failure.
  */
 export type FirstContact = (baseUrl: string) => Promise<FirstContactResult>;
 
@@ -59,7 +63,7 @@ export async function learnPinnedCa(
   pins: string[],
   firstContact: FirstContact,
 ): Promise<string> {
-  const { leafDer, status, body } = await firstContact(baseUrl);
+  const { leafDer, status, body } = await resendingAfterReset(() => firstContact(baseUrl));
   if (status !== 200) {
     throw new KeyboundError(
       "CONNECTION_FAILED",
@@ -75,7 +79,8 @@ export async function learnPinnedCa(
   if (!reply) {
     throw new KeyboundError(
       "CONNECTION_FAILED",
-      `${baseUrl}${HOST_CA_PATH} did not answer with host CA certificates; is this a Keybound auth service?`,
+      `${baseUrl}${HOST_CA_PATH} did not answer with host CA certificates; ` +
+        "is this a Keybound auth service?",
     );
   }
   // The full parser (a CommonJS library) only for this first contact: later runs start
@@ -95,7 +100,8 @@ export async function learnPinnedCa(
       if (!await verifyCertificateSignature(leaf, await ca.publicKey())) {
         throw new KeyboundError(
           "TLS_UNTRUSTED",
-          `${baseUrl}: the server's TLS certificate was not issued by the pinned host CA; refusing to connect`,
+          `${baseUrl}: the server's TLS certificate was not issued by the pinned host CA; ` +
+            "refusing to connect",
         );
       }
       return certificateToPem(der);
