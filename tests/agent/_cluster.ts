@@ -162,3 +162,19 @@ export async function newCluster(clusterName = "example.com"): Promise<Cluster> 
   };
   return cluster;
 }
+
+/**
+ * A fresh cluster with bot `example` and its bound-keypair token `example`
+ * (standard recovery, `recoveryLimit` of them), and the token's registration
+ * secret: the setup most agent and tbot tests start from.
+ */
+export async function clusterWithBot(
+  recoveryLimit = 1,
+): Promise<{ cluster: Cluster; secret: string }> {
+  const cluster = await newCluster();
+  await cluster.createBot("example");
+  const secret = (await cluster.createToken("example", "example", {
+    recovery: { limit: recoveryLimit, mode: "standard" },
+  }))!;
+  return { cluster, secret };
+}

@@ -21,7 +21,7 @@ import { type ErrorCode, KeyboundError } from "../../src/errors.ts";
 import { assert, assertEquals, assertRejects } from "../_assert.ts";
 import { openAgent, type TestAgent } from "./_agent.ts";
 import type { BotIdentity } from "../../src/agent/identity.ts";
-import { type Cluster, newCluster } from "./_cluster.ts";
+import { type Cluster, clusterWithBot } from "./_cluster.ts";
 
 const BEGIN = "/v1/join/bound-keypair/begin";
 const CONTINUE = "/v1/join/bound-keypair/continue";
@@ -31,11 +31,7 @@ const pathOf = (input: string | URL | Request) =>
 
 /** A cluster with one bot that joined (one recovery allowed, spent by that join). */
 async function joinedBot() {
-  const cluster = await newCluster();
-  await cluster.createBot("example");
-  const secret = (await cluster.createToken("example", "example", {
-    recovery: { limit: 1, mode: "standard" },
-  }))!;
+  const { cluster, secret } = await clusterWithBot();
   const storage = new MemoryStorage();
   const first = await (await openAgent(cluster, storage, { secret })).service.renew();
   return { cluster, storage, first };
@@ -66,7 +62,7 @@ async function assertCommittedJoinResumed(
  * `code` and keep the pending join; then a restarted bot that resumes.
  */
 async function refreshFailsThenResumes(
-  fetchOf: (cluster: Awaited<ReturnType<typeof newCluster>>) => typeof fetch,
+  fetchOf: (cluster: Cluster) => typeof fetch,
   code: ErrorCode,
 ): Promise<void> {
   const { cluster, storage, first } = await joinedBot();

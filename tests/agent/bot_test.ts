@@ -11,7 +11,7 @@ import { KeyboundError } from "../../src/errors.ts";
 import { createLogger, silentLogger } from "../../src/util/log.ts";
 import { assert, assertEquals, assertRejects, assertStringIncludes } from "../_assert.ts";
 import { openAgent } from "./_agent.ts";
-import { newCluster } from "./_cluster.ts";
+import { clusterWithBot } from "./_cluster.ts";
 import { FakeClock } from "./_fake_clock.ts";
 import { waitUntil } from "../_wait.ts";
 
@@ -23,9 +23,7 @@ onboarding:
 `;
 
 async function setup(oneshot = false) {
-  const cluster = await newCluster();
-  await cluster.createBot("example");
-  const secret = (await cluster.createToken("example", "example"))!;
+  const { cluster, secret } = await clusterWithBot();
   const storage = new MemoryStorage();
   const state = { down: false };
   const agent = await openAgent(cluster, storage, { secret, down: () => state.down });

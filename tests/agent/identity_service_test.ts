@@ -17,7 +17,7 @@ import {
   assertStringIncludes,
 } from "../_assert.ts";
 import { copyStorage, openAgent } from "./_agent.ts";
-import { type Cluster, newCluster } from "./_cluster.ts";
+import { type Cluster, clusterWithBot, newCluster } from "./_cluster.ts";
 
 const HOUR = 3600_000;
 
@@ -25,11 +25,7 @@ async function joinedCluster<S extends MemoryStorage = MemoryStorage>(
   limit = 1,
   storage: S = new MemoryStorage() as S,
 ): Promise<{ cluster: Cluster; storage: S; secret: string }> {
-  const cluster = await newCluster();
-  await cluster.createBot("example");
-  const secret = (await cluster.createToken("example", "example", {
-    recovery: { limit, mode: "standard" },
-  }))!;
+  const { cluster, secret } = await clusterWithBot(limit);
   const agent = await openAgent(cluster, storage, { secret });
   await agent.service.renew();
   return { cluster, storage, secret };
@@ -44,9 +40,7 @@ async function snapshot(storage: AgentStorage): Promise<Record<string, string>> 
 const status = async (c: Cluster) => (await c.token("example")).status!.bound_keypair!;
 
 Deno.test("first join: the registration secret binds a key generated on this host", async () => {
-  const cluster = await newCluster();
-  await cluster.createBot("example");
-  const secret = (await cluster.createToken("example", "example"))!;
+  const { cluster, secret } = await clusterWithBot();
   const storage = new MemoryStorage();
   const agent = await openAgent(cluster, storage, { secret });
   const id = await agent.service.renew();

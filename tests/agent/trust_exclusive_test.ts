@@ -12,7 +12,7 @@
  */
 import { issueAdminIdentityFile, issueServerCertificate } from "../../src/server/mod.ts";
 import { assert, assertEquals, assertStringIncludes } from "../_assert.ts";
-import { newCluster } from "./_cluster.ts";
+import { clusterWithBot, newCluster } from "./_cluster.ts";
 import { dirSnapshot, runTbot, tbotYaml } from "../tbot/_harness.ts";
 import { tctl } from "../tctl/_harness.ts";
 
@@ -59,11 +59,7 @@ async function mitm(upstream: string, upstreamCa: string) {
 }
 
 async function world() {
-  const cluster = await newCluster();
-  await cluster.createBot("example");
-  const secret = (await cluster.createToken("example", "example", {
-    recovery: { limit: 5, mode: "standard" },
-  }))!;
+  const { cluster, secret } = await clusterWithBot(5);
   const served = await cluster.serve();
   const proxy = await mitm(served.url, cluster.hostCaPem);
   const dir = await Deno.makeTempDir({ prefix: "keybound-trust-exclusive-" });

@@ -9,18 +9,14 @@
  */
 import { SEALED_MAGIC } from "../../src/agent/sealed_keys.ts";
 import { toHex } from "../../src/util/encoding.ts";
-import { newCluster } from "../agent/_cluster.ts";
+import { clusterWithBot } from "../agent/_cluster.ts";
 import { dirSnapshot, runTbot, tbotYaml } from "../tbot/_harness.ts";
 import { assert, assertEquals, assertStringIncludes } from "../_assert.ts";
 
 const newKek = () => toHex(crypto.getRandomValues(new Uint8Array(32)));
 
 Deno.test("tbot with TBOT_STORAGE_KEK: keys rest sealed; a wrong or missing KEK changes nothing", async () => {
-  const cluster = await newCluster();
-  await cluster.createBot("example");
-  const secret = (await cluster.createToken("example", "example", {
-    recovery: { limit: 1, mode: "standard" },
-  }))!;
+  const { cluster, secret } = await clusterWithBot();
   const served = await cluster.serve();
   const dir = await Deno.makeTempDir({ prefix: "tbot-sealed-" });
   try {
