@@ -123,7 +123,8 @@ export const DENORT_ADVICE =
   "deno compile could not download denort (the runtime compiled binaries are built from) " +
   "from dl.deno.land. On a closed network, set DENORT_BIN to a denort binary of Deno " +
   `${Deno.version.deno} (from denort-<target>.zip of the same release), then run ` +
-  "`deno task compile` again.";
+  "`deno task compile` again. The npm registry has no denort, and the full deno binary does " +
+  "not do: a program built on it runs as deno itself.";
 
 async function main(args: string[]): Promise<number> {
   let outDir = `${ROOT}dist`;

@@ -39,10 +39,13 @@ export interface KillWorld {
   close(): Promise<void>;
 }
 
-/** Starts the auth service in a fresh scratch directory (HTTPS with `tls`, else plain HTTP). */
+/**
+ * Starts the auth service in a fresh scratch directory (HTTPS with `tls`, else plain HTTP;
+ * `authCommand` runs another build of it, such as a compiled binary).
+ */
 export async function startKillWorld(
   prefix: string,
-  o: { tls?: boolean } = {},
+  o: { tls?: boolean; authCommand?: string[] } = {},
 ): Promise<KillWorld> {
   const FLAGS = [...(o.tls ? [] : ["--insecure-no-tls"]), "--cluster-name", "crash.example"];
   const dir = await Deno.makeTempDir({ prefix });
@@ -61,7 +64,13 @@ export async function startKillWorld(
         : {}),
     });
   };
-  const auth = await spawnAuthService({ dataDir, args: FLAGS });
+  const spawn = () =>
+    spawnAuthService({
+      dataDir,
+      args: FLAGS,
+      ...(o.authCommand ? { command: o.authCommand } : {}),
+    });
+  const auth = await spawn();
   const world: KillWorld = {
     auth,
     api: await connect(auth),
@@ -73,7 +82,7 @@ export async function startKillWorld(
         // Already killed by the test.
       }
       await world.auth.stop().catch(() => {});
-      world.auth = await spawnAuthService({ dataDir, args: FLAGS });
+      world.auth = await spawn();
       world.api = await connect(world.auth);
     },
     async createBot(name) {
@@ -151,10 +160,14 @@ export interface TbotProcess {
 /** Longest a tbot run may take before the tests give up on it (a hang is a failure). */
 export const RUN_LIMIT_MS = 90_000;
 
-/** Starts `tbot start -c <config>`; killed after {@linkcode RUN_LIMIT_MS} at the latest. */
-export function startTbot(config: string): TbotProcess {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: tbotArgv(["start", "-c", config]),
+/**
+ * Starts `tbot start -c <config>` (the `program` binary, such as a compiled tbot, if given);
+ * killed after {@linkcode RUN_LIMIT_MS} at the latest.
+ */
+export function startTbot(config: string, program?: string): TbotProcess {
+  const args = ["start", "-c", config];
+  const child = new Deno.Command(program ?? Deno.execPath(), {
+    args: program ? args : tbotArgv(args),
     // The test's environment (DENO_DIR and the like) without the variables tbot reads.
     env: Object.fromEntries(
       Object.entries({ ...Deno.env.toObject(), NO_COLOR: "1" }).filter(([k]) =>
