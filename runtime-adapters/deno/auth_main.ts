@@ -43,9 +43,7 @@ import {
   parseStorageFlags,
   type StorageConfig,
 } from "./auth_storage.ts";
-import { onStopSignal, serveApp } from "./serve.ts";
-import { type ProxyFront, startProxyFront } from "./proxy_front.ts";
-import { formatHostPort } from "../../src/util/host_port.ts";
+import { onStopSignal, serveApp, serveService } from "./serve.ts";
 import { argParser } from "./arg_parser.ts";
 import { loadConsoleAssets } from "./console_assets.ts";
 
@@ -149,7 +147,7 @@ async function start(config: StartConfig, log: Logger): Promise<void> {
     let renewAt = own?.renewAt ?? Infinity;
     const swapOwnCertificate = async () => {
       const next = await ownCertificate();
-      await server.swapTls(next.tls);
+      server.swapTls(next.tls);
       renewAt = next.renewAt;
     };
 
@@ -163,27 +161,16 @@ async function start(config: StartConfig, log: Logger): Promise<void> {
       rateLimit: config.rateLimit,
       ...(consoleAssets ? { consoleAssets } : {}),
     });
-    // Behind a PROXY protocol balancer the server listens on a private loopback
-    // port and a front on --listen strips the header (see proxy_front.ts).
-    let front: ProxyFront | undefined;
-    const server = serveApp({ fetch: metrics.timeRequests(app.fetch) }, {
-      hostname: config.proxyFrom.length ? "127.0.0.1" : config.listen.host,
-      port: config.proxyFrom.length ? 0 : config.listen.port,
-      tls,
-      clientAddress: (peer) => front?.clientAddress(peer),
+    // With TLS or behind a PROXY protocol balancer, Deno.serve listens on a
+    // private loopback port behind a front on --listen (see tls_front.ts).
+    const server = await serveService({ fetch: metrics.timeRequests(app.fetch) }, {
+      hostname: config.listen.host,
+      port: config.listen.port,
+      ...(tls ? { tls } : {}),
+      proxyFrom: config.proxyFrom,
+      log,
     });
-    if (config.proxyFrom.length) {
-      front = startProxyFront({
-        hostname: config.listen.host,
-        port: config.listen.port,
-        balancers: new Set(config.proxyFrom),
-        target: { hostname: "127.0.0.1", port: server.addr.port },
-        log,
-      });
-    }
-    const url = front
-      ? `${tls ? "https" : "http"}://${formatHostPort(front.addr.hostname, front.addr.port)}`
-      : server.url;
+    const url = server.url;
     const adminIdentityPath = join(config.dataDir, ADMIN_IDENTITY_FILE);
     const watcher = startCaWatcher(ctx, {
       onChange: async (previous) => {
@@ -213,7 +200,6 @@ async function start(config: StartConfig, log: Logger): Promise<void> {
     const removeSignals = onStopSignal((signal) => {
       log.info("stopping", { signal });
       watcher.stop();
-      front?.close();
       server.shutdown();
       diag?.shutdown();
     });
@@ -222,14 +208,11 @@ async function start(config: StartConfig, log: Logger): Promise<void> {
     });
     if (diag) console.log(`Keybound auth diagnostics listening on ${diag.url}`);
     console.log(`Keybound auth service listening on ${url}`);
-    if (front) log.info("PROXY protocol v2 required from", { balancers: config.proxyFrom });
+    if (config.proxyFrom.length) {
+      log.info("PROXY protocol v2 required from", { balancers: config.proxyFrom });
+    }
     console.log(`CA pin ${await caPin(ctx.cas.host)}`);
     if (config.insecureNoTls) log.warn("serving plain HTTP (--insecure-no-tls)");
-    if (own && readSysctl("net/ipv4/tcp_migrate_req") === "0") {
-      log.warn(
-        "net.ipv4.tcp_migrate_req is 0: a TLS certificate swap during a CA rotation resets connections queued on the old listener (see docs/operations.md)",
-      );
-    }
     if (config.webOrigins.length > 0) {
       log.info("browser origins allowed", { origins: config.webOrigins });
     }
@@ -265,14 +248,5 @@ export async function main(args: string[]): Promise<number> {
   } catch (err) {
     console.error(errorLineOf(AUTH.name, err));
     return 1;
-  }
-}
-
-/** A Linux sysctl's value, or undefined where there is none (another OS, no /proc). */
-function readSysctl(name: string): string | undefined {
-  try {
-    return Deno.readTextFileSync(`/proc/sys/${name}`).trim();
-  } catch {
-    return undefined;
   }
 }

@@ -59,7 +59,6 @@ export async function spawnAuthService(o: SpawnAuthOptions): Promise<AuthService
       Deno.execPath(),
       "run",
       "--unstable-kv",
-      "--unstable-net",
       "-A",
       ...(o.denoFlags ?? []),
       AUTH_ENTRY,

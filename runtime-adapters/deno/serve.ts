@@ -1,11 +1,14 @@
 /**
- * Serving a hono application with Deno: HTTPS or plain HTTP, the peer
- * address passed as the hono env, a TLS certificate swap without closing
- * the port, and graceful stop on SIGINT/SIGTERM.
+ * Serving a hono application with Deno: plain HTTP, or HTTPS and PROXY
+ * protocol through the front of ./tls_front.ts, the client address passed as
+ * the hono env, a TLS certificate swap on the same listener, and graceful
+ * stop on SIGINT/SIGTERM.
  *
  * @module
  */
 import { formatHostPort } from "../../src/util/host_port.ts";
+import type { Logger } from "../../src/util/log.ts";
+import { type Front, startFront, type TlsPair } from "./tls_front.ts";
 
 /** What {@linkcode serveApp} serves: anything with hono's `fetch(request, env)`. */
 export interface FetchApp {
@@ -19,9 +22,7 @@ export interface ServeAppOptions {
   hostname: string;
   /** Port; 0 picks a free one. */
   port: number;
-  /** Certificate chain and key, PEM; omit for plain HTTP. */
-  tls?: { cert: string; key: string };
-  /** The client's address for a peer, when a front (PROXY protocol) knows it better. */
+  /** The client's address for a peer, when a front knows it better. */
   clientAddress?: (peer: Deno.NetAddr) => string | undefined;
 }
 
@@ -35,93 +36,115 @@ export interface RunningServer {
   shutdown(): Promise<void>;
   /** Resolves when the server has stopped. */
   finished: Promise<void>;
-  /**
-   * Serves a new certificate and key (HTTPS servers only): a second listener
-   * binds the same port (SO_REUSEPORT), then the first stops accepting and
-   * finishes its requests. The port never closes.
-   */
-  swapTls(tls: { cert: string; key: string }): Promise<void>;
 }
 
 /**
- * Binds `hostname:port` exclusively and lets it go, returning the port: an
- * HTTPS server shares its port (SO_REUSEPORT) only with its own successor,
- * so a second process started on a port already in use still fails.
- */
-function claimPort(hostname: string, port: number): number {
-  const probe = Deno.listen({ hostname, port });
-  const bound = (probe.addr as Deno.NetAddr).port;
-  probe.close();
-  return bound;
-}
-
-/**
- * True when `--unstable-net` is on (its APIs exist only then). Asking for
- * `reusePort` on a TLS listener without it ends the process, so it is
- * checked first.
- */
-function unstableNet(): boolean {
-  return "listenDatagram" in Deno;
-}
-
-/**
- * Starts serving `app`; returns once the socket is bound (throws if it cannot
- * be). HTTPS servers bind with SO_REUSEPORT (`--unstable-net`) so
- * {@linkcode RunningServer.swapTls} never closes the port; without that flag
- * a swap closes and rebinds it (a few milliseconds of refused connections).
+ * Starts serving `app` over plain HTTP with `Deno.serve`; returns once the
+ * socket is bound (throws if it cannot be). The auth service's public
+ * listener is {@linkcode serveService}, which puts this behind a front for
+ * TLS and the PROXY protocol.
  */
 export function serveApp(app: FetchApp, options: ServeAppOptions): RunningServer {
-  const reusePort = options.tls !== undefined && unstableNet();
-  const listen = (port: number, tls: { cert: string; key: string } | undefined) =>
-    Deno.serve({
-      hostname: options.hostname,
-      port,
-      ...(tls ?? {}),
-      ...(reusePort ? { reusePort: true } : {}),
-      // Silences Deno's default "Listening on" line; callers print their own.
-      onListen: () => {},
-    }, (request, info) =>
-      app.fetch(request, {
-        remoteAddr: options.clientAddress?.(info.remoteAddr) ??
-          formatHostPort(info.remoteAddr.hostname, info.remoteAddr.port),
-      }));
-  let server = listen(
-    reusePort ? claimPort(options.hostname, options.port) : options.port,
-    options.tls,
-  );
+  const server = Deno.serve({
+    hostname: options.hostname,
+    port: options.port,
+    // Silences Deno's default "Listening on" line; callers print their own.
+    onListen: () => {},
+  }, (request, info) =>
+    app.fetch(request, {
+      remoteAddr: options.clientAddress?.(info.remoteAddr) ??
+        formatHostPort(info.remoteAddr.hostname, info.remoteAddr.port),
+    }));
   const addr = server.addr;
-  let stopping = false;
-  const { promise: finished, resolve: done } = Promise.withResolvers<void>();
-  // `finished` follows whichever listener is current when the server stops.
-  const follow = (s: Deno.HttpServer) => {
-    s.finished.then(() => {
-      if (s === server && stopping) done();
-    });
+  return {
+    addr,
+    url: `http://${formatHostPort(addr.hostname, addr.port)}`,
+    shutdown: () => server.shutdown(),
+    finished: server.finished,
   };
-  follow(server);
+}
+
+/** Options of {@linkcode serveService}. */
+export interface ServeServiceOptions {
+  /** Public interface. */
+  hostname: string;
+  /** Public port; 0 picks a free one. */
+  port: number;
+  /** Certificate chain and key, PEM; omit for plain HTTP. */
+  tls?: TlsPair;
+  /** Balancer addresses whose connections start with a PROXY protocol v2 header. */
+  proxyFrom?: readonly string[];
+  /** Where the front reports connections it dropped. */
+  log: Logger;
+}
+
+/** The auth service's public server. */
+export interface ServiceServer extends RunningServer {
+  /**
+   * Serves a new certificate and key (HTTPS only) to every connection
+   * accepted from now on, on the same listener: the port never closes and
+   * no connection is reset; open connections keep the certificate they
+   * were accepted with. Throws, serving the old one, if the pair is unusable.
+   */
+  swapTls(tls: TlsPair): void;
+}
+
+/**
+ * Starts the auth service's public server; resolves once it listens. Plain
+ * HTTP with no balancer is {@linkcode serveApp} itself; with TLS or
+ * `proxyFrom`, `Deno.serve` listens on a private loopback port behind the
+ * public front of ./tls_front.ts (TCP_NODELAY, in-place certificate swaps,
+ * PROXY headers), and requests carry the client address the front saw.
+ */
+export async function serveService(
+  app: FetchApp,
+  options: ServeServiceOptions,
+): Promise<ServiceServer> {
+  const proxyFrom = options.proxyFrom ?? [];
+  if (!options.tls && proxyFrom.length === 0) {
+    return {
+      ...serveApp(app, options),
+      swapTls: () => {
+        throw new Error("swapTls: this server serves plain HTTP");
+      },
+    };
+  }
+  let front: Front | undefined;
+  const inner = serveApp(app, {
+    hostname: "127.0.0.1",
+    port: 0,
+    clientAddress: (peer) => front?.clientAddress(peer),
+  });
+  try {
+    front = await startFront({
+      hostname: options.hostname,
+      port: options.port,
+      ...(options.tls ? { tls: options.tls } : {}),
+      balancers: new Set(proxyFrom),
+      target: { hostname: "127.0.0.1", port: inner.addr.port },
+      log: options.log,
+    });
+  } catch (err) {
+    await inner.shutdown();
+    throw err;
+  }
+  const { addr } = front;
+  const started = front;
+  let stopping: Promise<void> | undefined;
   return {
     addr,
     url: `${options.tls ? "https" : "http"}://${formatHostPort(addr.hostname, addr.port)}`,
-    shutdown: async () => {
-      stopping = true;
-      await server.shutdown();
-      done();
-    },
-    finished,
-    swapTls: async (tls) => {
-      if (!options.tls) throw new Error("swapTls: this server serves plain HTTP");
-      if (stopping) return;
-      const old = server;
-      if (reusePort) {
-        server = listen(addr.port, tls);
-        follow(server);
-        await old.shutdown();
-      } else {
-        await old.shutdown();
-        server = listen(addr.port, tls);
-        follow(server);
-      }
-    },
+    // No new connections; Deno.serve finishes the requests in flight and
+    // closes its connections; the front passes their last bytes on and
+    // closes the public side.
+    shutdown: () =>
+      stopping ??= (async () => {
+        started.stopAccepting();
+        await inner.shutdown();
+        await started.drain();
+      })(),
+    finished: inner.finished.then(() => stopping),
+    swapTls: (tls) => started.setTls(tls),
   };
 }
 

@@ -1,187 +1,172 @@
 /**
- * The auth service swaps its TLS certificate during a CA rotation without
- * closing its port (runtime-adapters/deno/serve.ts). Closing the old
- * listener resets the connections the kernel had queued on it, unless
- * `net.ipv4.tcp_migrate_req` is 1. The Deno adapters report such a reset as
- * `CONNECTION_RESET_BEFORE_SEND` (runtime-adapters/deno/fetch_errors.ts, for
- * Deno's fetch and for ./node_https_fetch.ts) and the one request client
- * (src/protocol/http_client.ts) sends again on a new connection.
+ * The auth service swaps its TLS certificate (CA rotation, its own renewal)
+ * on the listener it has (runtime-adapters/deno/serve.ts, tls_front.ts):
+ * new connections get the new certificate, and nothing is closed or reset,
+ * so no request fails, not even without the request client's resend.
  *
- * Each case runs ./_swap_hammer.ts in a network namespace of its own
- * (`unshare -rn`), so it sets `tcp_migrate_req` there whatever the host's
- * value; where namespaces are not allowed it runs on the host, and a case
- * that needs the other value is ignored with the reason. Real processes,
- * real TLS.
+ * A real server process (./_swap_server.ts) swaps between two certificates
+ * from unrelated CAs while connectors send requests: on fresh connections
+ * through Deno's fetch and through ./node_https_fetch.ts, and on one
+ * kept-alive connection. Each request goes through the classifying adapter
+ * alone (no resend), so a reset would be a failure. After each swap a fresh
+ * connection that trusts only the new CA must succeed and one that trusts
+ * only the old CA must fail.
  *
  * @module
  */
+import { z } from "zod";
 import { assert, assertEquals } from "../_assert.ts";
 import { issueServerCert } from "../_openssl_pki.ts";
 import { missingTools } from "../_tools.ts";
+import { classifyingFetchFailures } from "../../runtime-adapters/deno/fetch_errors.ts";
+import { nodeHttpsFetcher } from "../../runtime-adapters/deno/node_https_fetch.ts";
+import { isKeyboundError } from "../../src/errors.ts";
 
 const SWAPS = 20;
-/** Most swaps a case waiting for its first reset makes (a reset comes every few swaps). */
-const MAX_SWAPS = 300;
+const CONNECTORS_PER_TRANSPORT = 3;
 
-function hostMigrate(): string | undefined {
-  try {
-    return Deno.readTextFileSync("/proc/sys/net/ipv4/tcp_migrate_req").trim();
-  } catch {
-    return undefined;
+/** Two unrelated CAs in `dir`/a and `dir`/b, each with a server certificate for 127.0.0.1. */
+async function twoCas(dir: string): Promise<void> {
+  for (const name of ["a", "b"]) {
+    await Deno.mkdir(`${dir}/${name}`);
+    await issueServerCert(`${dir}/${name}`, "IP:127.0.0.1");
   }
 }
 
-/** `unshare` flags for a network namespace (root needs no user namespace for it). */
-const UNSHARE = Deno.uid() === 0 ? "-n" : "-rn";
-
-/** Whether this process may make a network namespace and bring its loopback up. */
-function namespacesAllowed(): boolean {
-  try {
-    return new Deno.Command("unshare", {
-      args: [UNSHARE, "sh", "-c", "ip link set lo up"],
-      stdout: "null",
-      stderr: "null",
-    }).outputSync().success;
-  } catch {
-    return false;
-  }
-}
-
-const NETNS = namespacesAllowed();
-if (!NETNS) {
-  console.warn(
-    "tls_swap_test: no network namespace here (unshare -n, ip); the cases run on the host's " +
-      `net.ipv4.tcp_migrate_req (${hostMigrate()}) and those needing the other value are ignored`,
-  );
-}
-
-/** Why a case needing `tcp_migrate_req` = `value` cannot run here, or undefined. */
-function cannotRun(value: "0" | "1"): string | undefined {
-  const tools = missingTools("openssl");
-  if (tools) return tools;
-  if (NETNS || hostMigrate() === value) return undefined;
-  return `needs a network namespace (unshare -rn, ip) or net.ipv4.tcp_migrate_req=${value}`;
-}
-
-interface Hammered {
-  ok: number;
-  failures: string[];
-  swaps: number;
-  resets: number;
-}
-
-/** Runs ./_swap_hammer.ts with `tcp_migrate_req` = `migrate` and returns what it counted. */
-async function hammer(
-  migrate: "0" | "1",
-  args: { transport: "deno" | "node"; client: "callApi" | "adapter"; untilReset?: boolean },
-): Promise<Hammered> {
-  const dir = await Deno.makeTempDir();
-  try {
-    await issueServerCert(dir, "IP:127.0.0.1");
-    await Deno.rename(`${dir}/server.crt`, `${dir}/a.crt`);
-    await Deno.rename(`${dir}/server.key`, `${dir}/a.key`);
-    await issueServerCert(dir, "IP:127.0.0.1");
-    const run = [
-      Deno.execPath(),
+/** The swapping server child process. */
+async function startSwapServer(dir: string) {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
       "run",
-      "-A",
-      new URL("./_swap_hammer.ts", import.meta.url).pathname,
-      dir,
-      args.transport,
-      args.client,
-      String(args.untilReset ? MAX_SWAPS : SWAPS),
-      ...(args.untilReset ? ["until-reset"] : []),
-    ];
-    const [cmd, ...rest] = NETNS
-      ? [
-        "unshare",
-        UNSHARE,
-        "sh",
-        "-c",
-        'ip link set lo up && echo "$0" >/proc/sys/net/ipv4/tcp_migrate_req && exec "$@"',
-        migrate,
-        ...run,
-      ]
-      : run;
-    const out = await new Deno.Command(cmd, { args: rest, stdout: "piped", stderr: "inherit" })
-      .output();
-    assert(out.success, `the swap hammer exited with ${out.code}`);
-    return JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").at(-1)!);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+      "--allow-read",
+      "--allow-net=127.0.0.1",
+      new URL("./_swap_server.ts", import.meta.url).pathname,
+      `${dir}/a/server.crt`,
+      `${dir}/a/server.key`,
+      `${dir}/b/server.crt`,
+      `${dir}/b/server.key`,
+    ],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = child.stdout.getReader();
+  const writer = child.stdin.getWriter();
+  let buffered = "";
+  const read = async () => {
+    const { value, done } = await reader.read();
+    if (done) throw new Error("the swap server exited");
+    buffered += new TextDecoder().decode(value);
+  };
+  while (!buffered.includes("\n")) await read();
+  const url = buffered.slice(0, buffered.indexOf("\n"));
+  buffered = buffered.slice(buffered.indexOf("\n") + 1);
+  return {
+    url,
+    /** Swaps once and waits until the server says it is done. */
+    async swap() {
+      await writer.write(new Uint8Array([0x73]));
+      while (!buffered.includes(".")) await read();
+      buffered = buffered.slice(buffered.indexOf(".") + 1);
+    },
+    async [Symbol.asyncDispose]() {
+      await writer.close().catch(() => {});
+      reader.releaseLock();
+      await child.stdout.cancel().catch(() => {});
+      try {
+        child.kill();
+      } catch { /* already gone */ }
+      await child.status;
+    },
+  };
 }
 
-const RESET = "CONNECTION_RESET_BEFORE_SEND: ";
+/** Deno's fetch on a new connection trusting `cas`. */
+function freshDeno(cas: string[]): typeof fetch {
+  return async (input, init) => {
+    const c = Deno.createHttpClient({ caCerts: cas, poolMaxIdlePerHost: 0 });
+    try {
+      const res = await fetch(input, { ...init, client: c });
+      return new Response(await res.arrayBuffer(), { status: res.status, headers: res.headers });
+    } finally {
+      c.close();
+    }
+  };
+}
 
 Deno.test({
-  name: "TLS swap: the request client loses no request while the server swaps (Deno's fetch)",
-  ignore: cannotRun("0") !== undefined,
+  name: "TLS swap: under a connection hammer no request fails and new connections get the new CA",
+  ignore: missingTools("openssl") !== undefined,
   async fn() {
-    const { ok, failures, swaps, resets } = await hammer("0", {
-      transport: "deno",
-      client: "callApi",
-      untilReset: true,
-    });
-    assert(resets > 0, `no connection was reset in ${swaps} swaps (${ok} answered)`);
-    assertEquals(failures, [], `${failures.length} requests failed, ${ok} answered`);
-  },
-});
-
-Deno.test({
-  name: "TLS swap: without the resend a reset is CONNECTION_RESET_BEFORE_SEND (Deno's fetch)",
-  ignore: cannotRun("0") !== undefined,
-  async fn() {
-    const { ok, failures, swaps } = await hammer("0", {
-      transport: "deno",
-      client: "adapter",
-      untilReset: true,
-    });
-    assert(failures.length > 0, `no connection was reset in ${swaps} swaps (${ok} answered)`);
-    for (const f of failures) assert(f.startsWith(RESET), f);
-  },
-});
-
-// node:https (exclusive trust's fallback) also meets a second failure at a swap: the old
-// server's graceful shutdown closes a connection whose handshake it finished but whose
-// request it had not read yet. The request was written, so it is not sent again (the adapter
-// passes it through, the request client calls it CONNECTION_FAILED; docs/operations.md); only
-// the resets before the handshake are.
-const HUNG_UP = /^(?:UNCLASSIFIED|CONNECTION_FAILED): .*socket hang up/;
-
-Deno.test({
-  name: "TLS swap: node:https marks a reset before its handshake, not a hang-up after the request",
-  ignore: cannotRun("0") !== undefined,
-  async fn() {
-    const { ok, failures, swaps } = await hammer("0", {
-      transport: "node",
-      client: "adapter",
-      untilReset: true,
-    });
-    assert(failures.some((f) => f.startsWith(RESET)), `no reset in ${swaps} swaps (${ok} ok)`);
-    for (const f of failures) assert(f.startsWith(RESET) || HUNG_UP.test(f), f);
-  },
-});
-
-Deno.test({
-  name: "TLS swap: the request client sends again every reset node:https reports",
-  ignore: cannotRun("0") !== undefined,
-  async fn() {
-    const { ok, failures, swaps, resets } = await hammer("0", {
-      transport: "node",
-      client: "callApi",
-      untilReset: true,
-    });
-    assert(resets > 0, `no connection was reset in ${swaps} swaps (${ok} answered)`);
-    for (const f of failures) assert(HUNG_UP.test(f), f);
-  },
-});
-
-Deno.test({
-  name: "TLS swap: with net.ipv4.tcp_migrate_req=1 no connection is reset at all",
-  ignore: cannotRun("1") !== undefined,
-  async fn() {
-    const { ok, failures } = await hammer("1", { transport: "deno", client: "adapter" });
-    assertEquals(failures, [], `${failures.length} connections failed, ${ok} answered`);
+    const dir = await Deno.makeTempDir();
+    try {
+      await twoCas(dir);
+      const ca = {
+        a: await Deno.readTextFile(`${dir}/a/ca.crt`),
+        b: await Deno.readTextFile(`${dir}/b/ca.crt`),
+      };
+      await using server = await startSwapServer(dir);
+      const viaNode = await nodeHttpsFetcher();
+      const kept = Deno.createHttpClient({ caCerts: [ca.a, ca.b] });
+      const transports: Record<string, typeof fetch> = {
+        deno: freshDeno([ca.a, ca.b]),
+        node: (input, init) => viaNode({ ca: [ca.a, ca.b] })(input, init),
+        "kept-alive": async (input, init) => {
+          const res = await fetch(input, { ...init, client: kept });
+          return new Response(await res.arrayBuffer(), { status: res.status });
+        },
+      };
+      const counts: Record<string, number> = {};
+      const failures: string[] = [];
+      let stop = false;
+      const connector = async (name: string) => {
+        const send = classifyingFetchFailures(transports[name]);
+        while (!stop) {
+          try {
+            const res = await send(new URL(server.url), { method: "POST", body: "{}" });
+            z.object({ ok: z.literal(true) }).parse(await res.json());
+            counts[name] = (counts[name] ?? 0) + 1;
+          } catch (err) {
+            failures.push(
+              `${name}: ${isKeyboundError(err) ? err.code : "UNCLASSIFIED"}: ${err}`.slice(0, 300),
+            );
+          }
+        }
+      };
+      const running = [
+        ...Array.from({ length: CONNECTORS_PER_TRANSPORT }, () => connector("deno")),
+        ...Array.from({ length: CONNECTORS_PER_TRANSPORT }, () => connector("node")),
+        connector("kept-alive"),
+      ];
+      const wrongCa: number[] = [];
+      try {
+        for (let swap = 1; swap <= SWAPS; swap++) {
+          await new Promise((r) => setTimeout(r, 30));
+          await server.swap();
+          // Swap n serves b when n is odd, a when even.
+          const [current, previous] = swap % 2 ? [ca.b, ca.a] : [ca.a, ca.b];
+          const answer = await freshDeno([current])(server.url, { method: "POST", body: "{}" });
+          assertEquals(await answer.json(), { ok: true });
+          const old = await freshDeno([previous])(server.url).then(
+            (r) => r.body?.cancel(),
+            () => 0,
+          );
+          if (old !== 0) wrongCa.push(swap);
+        }
+      } finally {
+        stop = true;
+        await Promise.all(running);
+        kept.close();
+      }
+      assertEquals(wrongCa, [], "swaps after which a new connection still met the old CA");
+      assertEquals(
+        failures,
+        [],
+        `${failures.length} requests failed; answered: ${JSON.stringify(counts)}`,
+      );
+      for (const name of Object.keys(transports)) assert(counts[name] > 0, `no ${name} answer`);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
   },
 });

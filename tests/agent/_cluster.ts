@@ -6,7 +6,7 @@
  * @module
  */
 import { boundKeypairToken } from "../../src/resources/token_rules.ts";
-import { serveApp } from "../../runtime-adapters/deno/serve.ts";
+import { serveService } from "../../runtime-adapters/deno/serve.ts";
 import type { BotInstance, Lock, Token } from "../../src/resources/schemas.ts";
 import {
   bootstrapCluster,
@@ -147,10 +147,11 @@ export async function newCluster(clusterName = "example.com"): Promise<Cluster> 
         dnsNames: ["localhost"],
         ipAddresses: ["127.0.0.1"],
       });
-      const server = serveApp(app, {
+      const server = await serveService(app, {
         hostname: "127.0.0.1",
         port,
         tls: { cert: cert.certPem, key: cert.keyPem },
+        log: silentLogger,
       });
       return {
         url: server.url,

@@ -1,0 +1,273 @@
+/**
+ * The auth service's public listener whenever it serves TLS or reads PROXY
+ * protocol v2 headers: it accepts the connection, reads and strips the PROXY
+ * header (mandatory from a configured balancer address, never read from
+ * anyone else), terminates TLS, and passes the plaintext to the real server,
+ * `Deno.serve` on a private loopback port. The server learns the client's
+ * address by the loopback port the front connected from.
+ *
+ * Why not `Deno.serve`'s own TLS: its sockets have no TCP_NODELAY (Deno
+ * 2.9.6, no option), so an answer written in two pieces waits for the
+ * client's delayed ACK: 44 ms per request over HTTP/1.1, 88 over HTTP/2
+ * (bench/tls_request_latency.ts). Here every accepted socket gets
+ * `setNoDelay(true)` before its first byte. And why `node:tls`: a new
+ * certificate is a new secure context for the connections accepted after it
+ * ({@linkcode Front.setTls}), on the same listener, so a swap neither closes
+ * the port nor resets a connection. Only HTTP/1.1 is offered (ALPN): the
+ * loopback server behind speaks it, and a second protocol would gain a
+ * request/answer exchange nothing.
+ *
+ * @module
+ */
+import { createPrivateKey, X509Certificate } from "node:crypto";
+import net from "node:net";
+import tls from "node:tls";
+import { ConfigError } from "../../src/errors.ts";
+import { parseProxyV2, PROXY_V2_MAX_BYTES } from "../../src/server/proxy_protocol.ts";
+import { formatHostPort } from "../../src/util/host_port.ts";
+import type { Logger } from "../../src/util/log.ts";
+
+/**
+ * Longest time from accepting a connection to handing it to the server
+ * (the PROXY header and the TLS handshake): an unauthenticated peer holds a
+ * socket and a little memory for at most this long before it sends a request.
+ */
+export const SETUP_TIMEOUT_MS = 10_000;
+
+/** Longest wait at shutdown for connections to flush the server's last answers. */
+export const DRAIN_MS = 2_000;
+
+/** A certificate chain and its key, PEM. */
+export interface TlsPair {
+  /** Certificate chain, leaf first. */
+  cert: string;
+  /** Private key of the leaf. */
+  key: string;
+}
+
+/** Options of {@linkcode startFront}. */
+export interface FrontOptions {
+  /** Public interface. */
+  hostname: string;
+  /** Public port (0 picks one). */
+  port: number;
+  /** Terminate TLS with this certificate; omit to pass plain HTTP through. */
+  tls?: TlsPair;
+  /** Balancer addresses (IPs) whose connections must start with a v2 header. */
+  balancers: ReadonlySet<string>;
+  /** Where the real server listens (loopback). */
+  target: { hostname: string; port: number };
+  /** Logger. */
+  log: Logger;
+}
+
+/** A running front. */
+export interface Front {
+  /** The public address actually bound. */
+  addr: Deno.NetAddr;
+  /** The client address for a connection the server saw from `peer`, if it came through here. */
+  clientAddress(peer: Deno.NetAddr): string | undefined;
+  /**
+   * Serves a new certificate to every connection accepted from now on;
+   * connections already open keep theirs. Throws (and keeps the old one)
+   * if the pair does not parse or the key is not the certificate's.
+   */
+  setTls(pair: TlsPair): void;
+  /** Stops accepting; open connections go on. */
+  stopAccepting(): void;
+  /**
+   * Once the server has closed its side of every connection: drops those
+   * still being set up, lets the others flush what the server last wrote
+   * (at most {@linkcode DRAIN_MS}), and closes what remains.
+   */
+  drain(): Promise<void>;
+}
+
+/**
+ * A secure context for `pair`, after checking what `node:tls` in Deno does
+ * not check when it builds one: that the certificate parses and the key is
+ * its key (a mismatch would otherwise surface as every handshake failing).
+ */
+function secureContextOf(pair: TlsPair): tls.SecureContext {
+  let matches: boolean;
+  try {
+    matches = new X509Certificate(pair.cert).checkPrivateKey(createPrivateKey(pair.key));
+  } catch (err) {
+    throw new ConfigError(`TLS certificate or key does not parse: ${(err as Error).message}`);
+  }
+  if (!matches) throw new ConfigError("the TLS key is not the certificate's key");
+  return tls.createSecureContext({ cert: pair.cert, key: pair.key });
+}
+
+/**
+ * Reads exactly `n` bytes from `sock` and no more, so that what follows
+ * (a TLS ClientHello) stays in the socket for the next reader.
+ */
+function readExactly(sock: net.Socket, n: number): Promise<Uint8Array> {
+  return new Promise((resolve, reject) => {
+    const done = () => {
+      sock.off("readable", attempt);
+      sock.off("end", closed);
+      sock.off("close", closed);
+      sock.off("error", reject);
+    };
+    const closed = () => {
+      done();
+      reject(new Error("closed before a whole PROXY protocol header"));
+    };
+    function attempt() {
+      const chunk: Uint8Array | null = sock.read(n);
+      if (chunk === null) return;
+      done();
+      // At the end of the stream read() hands back what is left, which may be less.
+      if (chunk.length < n) reject(new Error("closed before a whole PROXY protocol header"));
+      else resolve(chunk);
+    }
+    sock.on("readable", attempt);
+    sock.on("end", closed);
+    sock.on("close", closed);
+    sock.on("error", reject);
+    attempt();
+  });
+}
+
+/** The client a balancer's header names (its own address for a LOCAL header, a health check). */
+async function readProxyHeader(sock: net.Socket, balancer: string): Promise<string> {
+  const fixed = await readExactly(sock, 16);
+  // Throws on anything that is not a v2 header; null means "the rest follows".
+  const short = parseProxyV2(fixed);
+  const length = short?.length ?? 16 + ((fixed[14] << 8) | fixed[15]);
+  if (length > PROXY_V2_MAX_BYTES) throw new Error("PROXY protocol header too long");
+  const header = short ??
+    parseProxyV2(new Uint8Array([...fixed, ...await readExactly(sock, length - 16)]));
+  if (!header) throw new Error("incomplete PROXY protocol header");
+  return header.command === "proxy"
+    ? formatHostPort(header.source.host, header.source.port)
+    : balancer;
+}
+
+function once(emitter: net.Socket, event: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const ok = () => {
+      emitter.off("error", fail);
+      emitter.off("close", gone);
+      resolve();
+    };
+    const fail = (err: Error) => {
+      emitter.off(event, ok);
+      emitter.off("close", gone);
+      reject(err);
+    };
+    const gone = () => fail(new Error(`closed before ${event}`));
+    emitter.once(event, ok);
+    emitter.once("error", fail);
+    emitter.once("close", gone);
+  });
+}
+
+/** Starts the front; resolves once it listens (rejects if it cannot bind). */
+export async function startFront(o: FrontOptions): Promise<Front> {
+  let context = o.tls ? secureContextOf(o.tls) : undefined;
+  const clients = new Map<number, string>();
+  const open = new Set<net.Socket>();
+  /** Accepted sockets not yet connected to the server (header, handshake). */
+  const settingUp = new Set<net.Socket>();
+  const track = (s: net.Socket) => {
+    open.add(s);
+    s.once("close", () => open.delete(s));
+    // An error always ends in close; without a listener it would be thrown.
+    s.on("error", () => {});
+  };
+
+  const handle = async (raw: net.Socket) => {
+    // Before the first byte: every write of the answer leaves at once.
+    raw.setNoDelay(true);
+    track(raw);
+    settingUp.add(raw);
+    const peerHost = raw.remoteAddress ?? "";
+    const peer = formatHostPort(peerHost, raw.remotePort ?? 0);
+    const timer = setTimeout(() => raw.destroy(), SETUP_TIMEOUT_MS);
+    let stage = "PROXY protocol header";
+    try {
+      const client = o.balancers.has(peerHost) ? await readProxyHeader(raw, peer) : peer;
+      let inner: net.Socket = raw;
+      if (context) {
+        stage = "TLS handshake";
+        inner = new tls.TLSSocket(raw, {
+          isServer: true,
+          secureContext: context,
+          ALPNProtocols: ["http/1.1"],
+        });
+        track(inner);
+        await once(inner, "secure");
+      }
+      clearTimeout(timer);
+      stage = "connection to the server";
+      const upstream = net.connect({ host: o.target.hostname, port: o.target.port });
+      upstream.setNoDelay(true);
+      track(upstream);
+      await once(upstream, "connect");
+      settingUp.delete(raw);
+      const localPort = upstream.localPort!;
+      clients.set(localPort, client);
+      upstream.once("close", () => clients.delete(localPort));
+      // The server closing a connection (idle keep-alive, shutdown) ends the
+      // client's once the answer is flushed (end, not destroy); the client
+      // going away drops the server's side at once.
+      inner.once("close", () => upstream.destroy());
+      upstream.once("close", () => {
+        inner.end();
+        // The pipe paused the client's side when the server's went: read on
+        // (discarding) so the client's own close is seen and the socket freed.
+        inner.resume();
+      });
+      inner.pipe(upstream);
+      upstream.pipe(inner);
+    } catch (err) {
+      clearTimeout(timer);
+      settingUp.delete(raw);
+      raw.destroy();
+      const fields = { peer, error: err instanceof Error ? err.message : String(err) };
+      // A failed handshake is what any scanner produces: not worth an operator's look.
+      if (stage === "TLS handshake") o.log.debug("TLS handshake failed", fields);
+      else o.log.warn(`dropped a connection at the public front (${stage})`, fields);
+    }
+  };
+
+  const server = net.createServer((raw) => void handle(raw));
+  // A connection reset before it was accepted must not end the listener.
+  server.on("error", (err) => o.log.warn("public front listener error", { error: err.message }));
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(o.port, o.hostname, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const bound = server.address() as net.AddressInfo;
+
+  return {
+    addr: { transport: "tcp", hostname: bound.address, port: bound.port },
+    clientAddress(peer) {
+      return peer.hostname === o.target.hostname ? clients.get(peer.port) : undefined;
+    },
+    setTls(pair) {
+      if (!context) throw new Error("setTls: this front passes plain HTTP");
+      context = secureContextOf(pair);
+    },
+    stopAccepting() {
+      // close()'s callback waits for every connection to end: not awaited here.
+      server.close();
+    },
+    async drain() {
+      for (const s of settingUp) s.destroy();
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        Promise.all([...open].map((s) => new Promise((r) => s.once("close", r)))),
+        new Promise((r) => timer = setTimeout(r, DRAIN_MS)),
+      ]);
+      clearTimeout(timer);
+      for (const s of open) s.destroy();
+    },
+  };
+}

@@ -1,0 +1,284 @@
+/**
+ * The auth service's public front (runtime-adapters/deno/tls_front.ts,
+ * through serveService in serve.ts), in this process on loopback with real
+ * TLS: accepted sockets have TCP_NODELAY (read back from the kernel), the
+ * app sees the client's own address, a PROXY header sent in one segment
+ * with the ClientHello is stripped without losing the hello, a swap serves
+ * the new certificate to new connections and keeps open ones, an unusable
+ * pair is refused, and shutdown lets a request in flight finish.
+ *
+ * @module
+ */
+import { assert, assertEquals, assertRejects } from "../_assert.ts";
+import { issueServerCert } from "../_openssl_pki.ts";
+import { missingTools } from "../_tools.ts";
+import { serveService } from "../../runtime-adapters/deno/serve.ts";
+import { PROXY_V2_SIGNATURE } from "../../src/server/proxy_protocol.ts";
+import { isKeyboundError } from "../../src/errors.ts";
+import { silentLogger } from "../../src/util/log.ts";
+
+const NEEDS_OPENSSL = missingTools("openssl");
+
+interface Pki {
+  ca: string;
+  cert: string;
+  key: string;
+}
+
+/** Two unrelated CAs, each with a server certificate for 127.0.0.1. */
+async function twoPkis(): Promise<[Pki, Pki]> {
+  const out: Pki[] = [];
+  for (const name of ["a", "b"]) {
+    const dir = await Deno.makeTempDir({ prefix: `kb-front-${name}-` });
+    try {
+      await issueServerCert(dir, "IP:127.0.0.1");
+      out.push({
+        ca: await Deno.readTextFile(`${dir}/ca.crt`),
+        cert: await Deno.readTextFile(`${dir}/server.crt`),
+        key: await Deno.readTextFile(`${dir}/server.key`),
+      });
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  }
+  return [out[0], out[1]];
+}
+
+/** Answers with the client address the server was given. */
+const echoAddress = {
+  fetch: (_r: Request, env: { remoteAddr?: string }) => Response.json({ addr: env.remoteAddr }),
+};
+
+/** One HTTP/1.1 request on `conn`, read to the end of the answer (the server closes). */
+async function rawRequest(conn: Deno.Conn, extra = ""): Promise<string> {
+  await conn.write(
+    new TextEncoder().encode(`GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n${extra}\r\n`),
+  );
+  let text = "";
+  const buf = new Uint8Array(4096);
+  for (;;) {
+    const n = await conn.read(buf).catch(() => null);
+    if (n === null) break;
+    text += new TextDecoder().decode(buf.subarray(0, n));
+  }
+  return text;
+}
+
+const LINUX_PROC = Deno.build.os === "linux";
+
+/**
+ * TCP_NODELAY of this process's socket from local port `local` to remote
+ * port `remote`, read from the kernel (getsockopt): the socket is found by
+ * its inode in /proc/net/tcp and /proc/self/fd.
+ */
+function noDelayOf(local: number, remote: number): number {
+  const inodes = new Set<string>();
+  for (const table of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    for (const line of Deno.readTextFileSync(table).split("\n").slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length < 10) continue;
+      const port = (a: string) => parseInt(a.split(":")[1], 16);
+      if (port(f[1]) === local && port(f[2]) === remote) inodes.add(f[9]);
+    }
+  }
+  assertEquals(inodes.size, 1, `sockets ${local}->${remote}`);
+  const libc = Deno.dlopen("libc.so.6", {
+    getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
+  });
+  try {
+    for (const entry of Deno.readDirSync("/proc/self/fd")) {
+      let link: string;
+      try {
+        link = Deno.readLinkSync(`/proc/self/fd/${entry.name}`);
+      } catch {
+        continue;
+      }
+      if (!inodes.has(/^socket:\[(\d+)\]$/.exec(link)?.[1] ?? "")) continue;
+      const value = new Int32Array(1);
+      // IPPROTO_TCP = 6, TCP_NODELAY = 1
+      const rc = libc.symbols.getsockopt(Number(entry.name), 6, 1, value, new Uint32Array([4]));
+      assertEquals(rc, 0, "getsockopt");
+      return value[0];
+    }
+  } finally {
+    libc.close();
+  }
+  throw new Error(`no descriptor for the socket ${local}->${remote}`);
+}
+
+Deno.test({
+  name: "TLS front: the accepted socket has TCP_NODELAY (no delayed-ACK wait per answer)",
+  ignore: NEEDS_OPENSSL !== undefined || !LINUX_PROC,
+  async fn() {
+    const [a] = await twoPkis();
+    const server = await serveService(echoAddress, {
+      hostname: "127.0.0.1",
+      port: 0,
+      tls: a,
+      log: silentLogger,
+    });
+    try {
+      using conn = await Deno.connectTls({
+        hostname: "127.0.0.1",
+        port: server.addr.port,
+        caCerts: [a.ca],
+      });
+      await conn.handshake();
+      const client = (conn.localAddr as Deno.NetAddr).port;
+      // Deno.serve's own TLS sockets read 0 here (Deno 2.9.6): each answer's
+      // second write then waited ~40 ms for the client's delayed ACK.
+      assertEquals(noDelayOf(server.addr.port, client), 1);
+      const answer = await rawRequest(conn);
+      assert(answer.startsWith("HTTP/1.1 200"), answer);
+      // The app sees the client's own address, not the front's loopback port.
+      assert(answer.includes(`"addr":"127.0.0.1:${client}"`), answer);
+    } finally {
+      await server.shutdown();
+    }
+  },
+});
+
+/** A v2 PROXY header naming 192.0.2.7:4242 as the client. */
+const PROXY_HEADER = Uint8Array.from([
+  ...PROXY_V2_SIGNATURE,
+  0x21,
+  0x11,
+  0,
+  12,
+  ...[192, 0, 2, 7, 127, 0, 0, 1, 0x10, 0x92, 0x01, 0xbb],
+]);
+
+Deno.test({
+  name: "TLS front: a PROXY header in one segment with the ClientHello is stripped, the hello kept",
+  ignore: NEEDS_OPENSSL !== undefined,
+  async fn() {
+    const [a] = await twoPkis();
+    const server = await serveService(echoAddress, {
+      hostname: "127.0.0.1",
+      port: 0,
+      tls: a,
+      proxyFrom: ["127.0.0.1"],
+      log: silentLogger,
+    });
+    // A balancer in miniature: the client's first bytes (its ClientHello)
+    // go out after the header in a single write.
+    const balancer = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const relaying = (async () => {
+      const down = await balancer.accept();
+      const up = await Deno.connect({ hostname: "127.0.0.1", port: server.addr.port });
+      const first = new Uint8Array(16384);
+      const n = await down.read(first);
+      await up.write(new Uint8Array([...PROXY_HEADER, ...first.subarray(0, n!)]));
+      await Promise.allSettled([
+        down.readable.pipeTo(up.writable),
+        up.readable.pipeTo(down.writable),
+      ]);
+    })();
+    try {
+      const conn = await Deno.connectTls({
+        hostname: "127.0.0.1",
+        port: (balancer.addr as Deno.NetAddr).port,
+        caCerts: [a.ca],
+      });
+      const answer = await rawRequest(conn);
+      conn.close();
+      assert(answer.startsWith("HTTP/1.1 200"), answer);
+      assert(answer.includes(`"addr":"192.0.2.7:4242"`), answer);
+    } finally {
+      balancer.close();
+      await relaying;
+      await server.shutdown();
+    }
+  },
+});
+
+Deno.test({
+  name: "TLS front: a connection from a balancer without a PROXY header is dropped",
+  async fn() {
+    const server = await serveService(echoAddress, {
+      hostname: "127.0.0.1",
+      port: 0,
+      proxyFrom: ["127.0.0.1"],
+      log: silentLogger,
+    });
+    try {
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.addr.port });
+      const answer = await rawRequest(conn);
+      conn.close();
+      assertEquals(answer, "");
+    } finally {
+      await server.shutdown();
+    }
+  },
+});
+
+Deno.test({
+  name: "TLS front: a swap serves new connections the new certificate and keeps open ones",
+  ignore: NEEDS_OPENSSL !== undefined,
+  async fn() {
+    const [a, b] = await twoPkis();
+    const server = await serveService(echoAddress, {
+      hostname: "127.0.0.1",
+      port: 0,
+      tls: a,
+      log: silentLogger,
+    });
+    const trustA = Deno.createHttpClient({ caCerts: [a.ca] });
+    const onlyB = Deno.createHttpClient({ caCerts: [b.ca], poolMaxIdlePerHost: 0 });
+    try {
+      const get = async (client: Deno.HttpClient) => (await fetch(server.url, { client })).json();
+      await get(trustA);
+      await assertRejects(() => get(onlyB));
+      // A key that is not the certificate's is refused, and A is still served.
+      let code: string | undefined;
+      try {
+        server.swapTls({ cert: b.cert, key: a.key });
+      } catch (err) {
+        if (isKeyboundError(err)) code = err.code;
+      }
+      assertEquals(code, "CONFIG_INVALID");
+      await assertRejects(() => get(onlyB));
+
+      server.swapTls(b);
+      // A new connection meets B's certificate; the kept-alive one still answers.
+      assert((await get(onlyB)).addr);
+      assert((await get(trustA)).addr);
+    } finally {
+      trustA.close();
+      onlyB.close();
+      await server.shutdown();
+    }
+  },
+});
+
+Deno.test({
+  name: "TLS front: shutdown lets a request in flight finish, then the port is closed",
+  ignore: NEEDS_OPENSSL !== undefined,
+  async fn() {
+    const [a] = await twoPkis();
+    const { promise: arrived, resolve: arrive } = Promise.withResolvers<void>();
+    const { promise: release, resolve: letGo } = Promise.withResolvers<void>();
+    const server = await serveService({
+      fetch: async () => {
+        arrive();
+        await release;
+        return Response.json({ done: true });
+      },
+    }, { hostname: "127.0.0.1", port: 0, tls: a, log: silentLogger });
+    const client = Deno.createHttpClient({ caCerts: [a.ca] });
+    try {
+      const answer = fetch(server.url, { client }).then((r) => r.json());
+      await arrived;
+      const stopped = server.shutdown();
+      letGo();
+      assertEquals(await answer, { done: true });
+      await stopped;
+      await server.finished;
+      await assertRejects(() =>
+        Deno.connect({ hostname: "127.0.0.1", port: server.addr.port }).then((c) => c.close())
+      );
+    } finally {
+      client.close();
+    }
+  },
+});
