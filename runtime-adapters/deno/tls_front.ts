@@ -235,8 +235,6 @@ export async function startFront(o: FrontOptions): Promise<Front> {
   };
 
   const server = net.createServer((raw) => void handle(raw));
-  // A connection reset before it was accepted must not end the listener.
-  server.on("error", (err) => o.log.warn("public front listener error", { error: err.message }));
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(o.port, o.hostname, () => {
@@ -244,6 +242,8 @@ export async function startFront(o: FrontOptions): Promise<Front> {
       resolve();
     });
   });
+  // Once listening, an error (a passing lack of descriptors) is logged, not thrown.
+  server.on("error", (err) => o.log.warn("public front listener error", { error: err.message }));
   const bound = server.address() as net.AddressInfo;
 
   return {
