@@ -7,7 +7,8 @@
 import { BadParameterError } from "../errors.ts";
 import { algOf, exportSpki, type KeyAlgorithm, sign, verify } from "../crypto/keys.ts";
 import { randomBytes } from "../crypto/random.ts";
-import { bytesEqual, concatBytes, toHex } from "../util/encoding.ts";
+import { bytesEqual, concatBytes, toBase64, toHex } from "../util/encoding.ts";
+import { LruMap } from "../util/lru.ts";
 import {
   DER_TRUE,
   derNamedBits,
@@ -213,24 +214,48 @@ function certTime(d: Date, field: string): Date {
   return t;
 }
 
-/** SHA-1 over the subjectPublicKey BIT STRING contents: RFC 5280 §4.2.1.2 method 1. */
-export async function subjectKeyIdentifier(spkiDer: Uint8Array): Promise<Uint8Array<ArrayBuffer>> {
+/**
+ * SHA-1 over the subjectPublicKey BIT STRING contents: RFC 5280 §4.2.1.2
+ * method 1. Recent results are remembered by key (a digest is a WebCrypto
+ * call, a handoff to another thread), so a caller that knows a key is about
+ * to be certified can start the digest early, off the path of the signature
+ * that waits for it (the join service does while it checks a request).
+ */
+export function subjectKeyIdentifier(spkiDer: Uint8Array): Promise<Uint8Array<ArrayBuffer>> {
   const bad = (what: string): never => {
     throw new BadParameterError(`not a SubjectPublicKeyInfo: ${what}`);
   };
-  const spki = readTlv(spkiDer, 0, spkiDer.length, bad);
-  const parts = spki.tag === TAG.SEQUENCE ? readChildren(spkiDer, spki, bad) : [];
-  const bits = parts[1];
-  if (
-    spki.end !== spkiDer.length || parts.length !== 2 || parts[0].tag !== TAG.SEQUENCE ||
-    bits.tag !== TAG.BIT_STRING || bits.end - bits.content < 2 || spkiDer[bits.content] !== 0
-  ) {
-    bad("unexpected structure");
+  let bits: Uint8Array;
+  try {
+    const spki = readTlv(spkiDer, 0, spkiDer.length, bad);
+    const parts = spki.tag === TAG.SEQUENCE ? readChildren(spkiDer, spki, bad) : [];
+    const bitString = parts[1];
+    if (
+      spki.end !== spkiDer.length || parts.length !== 2 || parts[0].tag !== TAG.SEQUENCE ||
+      bitString.tag !== TAG.BIT_STRING || bitString.end - bitString.content < 2 ||
+      spkiDer[bitString.content] !== 0
+    ) {
+      bad("unexpected structure");
+    }
+    bits = spkiDer.slice(bitString.content + 1, bitString.end);
+  } catch (e) {
+    return Promise.reject(e);
   }
-  return new Uint8Array(
-    await crypto.subtle.digest("SHA-1", spkiDer.slice(bits.content + 1, bits.end)),
-  );
+  const cacheKey = toBase64(bits);
+  let id = keyIdentifiers.get(cacheKey);
+  if (!id) {
+    id = crypto.subtle.digest("SHA-1", bits as Uint8Array<ArrayBuffer>).then((d) =>
+      new Uint8Array(d)
+    );
+    keyIdentifiers.set(cacheKey, id);
+    id.catch(() => keyIdentifiers.delete(cacheKey));
+  }
+  // A copy each time: callers own what they get.
+  return id.then((d) => d.slice());
 }
+
+// Subject key identifiers by key bits (base64); bounded, as keys come from clients.
+const keyIdentifiers = new LruMap<string, Promise<Uint8Array<ArrayBuffer>>>(1024);
 
 /** One Extension, DER; `critical` DEFAULT FALSE is written only when true. */
 function ext(oid: string, critical: boolean, value: Uint8Array): Uint8Array {

@@ -17,7 +17,7 @@ import { parseJson } from "../http.ts";
 import { verifySignedRequest } from "../request_auth.ts";
 import { auditingFailures } from "./failures.ts";
 import { resumeJoin } from "./resume.ts";
-import { beginJoin, continueJoin, type JoinRequestContext, openJoinSession } from "./service.ts";
+import { beginJoin, continueJoin, type JoinRequestContext, prepareContinue } from "./service.ts";
 
 function parseBody<S extends z.ZodType>(
   c: Context<AppEnv>,
@@ -85,13 +85,12 @@ export function joinRoutes(ctx: ServerContext): Hono<AppEnv> {
   });
   r.post("/join/bound-keypair/continue", async (c) => {
     const read = await readBody(c, ContinueRequest);
-    // The session opens while the signature is checked: both are WebCrypto
-    // calls that wait on another thread. Its outcome is looked at only after
-    // the signature's (continueJoin).
-    const session = openJoinSession(ctx, read.body.session);
-    session.catch(() => {});
+    // The session opens, and the work that depends only on it starts, while
+    // the signature is checked: each waits on another thread or on storage.
+    // Their outcomes are looked at only after the signature's (continueJoin).
+    const prepared = prepareContinue(ctx, read.body);
     const rc = await requestContext(ctx, c, read, true);
-    return c.json(await continueJoin(ctx, read.body, rc, session));
+    return c.json(await continueJoin(ctx, read.body, rc, prepared));
   });
   r.post("/join/bound-keypair/resume", async (c) => {
     const read = await readBody(c, ResumeRequest);

@@ -25,10 +25,12 @@ import type {
   JoinResponse,
   StepResponse,
 } from "../../protocol/messages.ts";
-import { certificatesFromPem } from "../../pki/mod.ts";
+import { certificatesFromPem, subjectKeyIdentifier } from "../../pki/mod.ts";
+import { fromPem } from "../../util/encoding.ts";
 import { openSession } from "../../protocol/session.ts";
 import type { SubjectIdentity } from "../../protocol/subject.ts";
-import type { Lock, Token } from "../../resources/schemas.ts";
+import type { Bot, BotInstance, Lock, Token } from "../../resources/schemas.ts";
+import type { Entry } from "../../storage/backend.ts";
 import { readBotInstance } from "../bot_instances.ts";
 import type { ServerContext } from "../context.ts";
 import type { VerifiedIdentity } from "../hono_env.ts";
@@ -50,6 +52,7 @@ import {
   readToken,
   sessionUsed,
   statusOf,
+  type TokenEntry,
   unexpectedBackendState,
 } from "./commit.ts";
 import { challengedKey } from "./challenged_keys.ts";
@@ -283,6 +286,7 @@ async function checkRefreshBinding(
   session: JoinSession,
   identity: VerifiedIdentity | null,
   answer: ContinueRequest["answer"],
+  expectedChash: Promise<string>,
 ): Promise<void> {
   if (!session.refresh) {
     if (identity) {
@@ -306,7 +310,7 @@ async function checkRefreshBinding(
     );
   }
   if (answer.type === "challenge_solution" && session.pending.type === "challenge") {
-    if (identity.chash !== await challengeHash(session.pending.challenge)) {
+    if (identity.chash !== await expectedChash) {
       throw new KeyboundError(
         "UNAUTHENTICATED",
         "signed request chash does not match the challenge being answered",
@@ -347,28 +351,71 @@ function started<T>(p: Promise<T>): Promise<T> {
 }
 
 /**
+ * The work of a `continue` that depends only on its sealed session, begun
+ * as soon as the session opens: while the route checks the request's
+ * signature, the solution's signature is verified, the `chash` the request
+ * must carry is computed and the step's reads go to the backend (each waits
+ * on another thread or on storage). Nothing here is looked at before the
+ * request's signature and binding are checked, and nothing is written.
+ */
+export interface PreparedContinue {
+  /** The opened session (`SESSION_INVALID` if forged, malformed or expired). */
+  session: Promise<JoinSession>;
+  /**
+   * Once the session is open: the solution's verification and the first
+   * round of the step's reads (each wrapped, so awaiting this does not wait
+   * for them), or null unless the answer solves a pending challenge.
+   */
+  started: Promise<{ solved: Promise<void>; reads: Promise<StepReads> } | null>;
+  /** base64url SHA-256 of the pending challenge (refreshes answering one), else "". */
+  chash: Promise<string>;
+}
+
+/** Opens the session of `req` and starts what depends only on it ({@linkcode PreparedContinue}). */
+export function prepareContinue(ctx: ServerContext, req: ContinueRequest): PreparedContinue {
+  const session = started(openJoinSession(ctx, req.session));
+  const answer = req.answer;
+  const solution = (s: JoinSession) =>
+    answer.type === "challenge_solution" && s.pending.type === "challenge" ? s.pending : null;
+  return {
+    session,
+    started: started(session.then((s) => {
+      const pending = solution(s);
+      if (!pending || answer.type !== "challenge_solution") return null;
+      // The certificate this answer may lead to needs its key's identifier.
+      started(subjectKeyIdentifier(fromPem("PUBLIC KEY", s.subject.tls)));
+      return {
+        solved: started(verifySolution(ctx, pending, answer.solution)),
+        reads: started(readStep(ctx, s)),
+      };
+    })),
+    chash: started(session.then((s) => {
+      const pending = solution(s);
+      return pending && s.refresh ? challengeHash(pending.challenge) : "";
+    })),
+  };
+}
+
+/**
  * `POST /v1/join/bound-keypair/continue`: checks an answer and returns the
- * next step or the result. `opened` is the session already being opened
- * ({@linkcode openJoinSession}), so the route can overlap it with the
- * signature check; without it the session is opened here.
+ * next step or the result. `prepared` is the work already begun on its
+ * session ({@linkcode prepareContinue}), so the route can overlap it with the
+ * signature check; without it, it is begun here.
  */
 export async function continueJoin(
   ctx: ServerContext,
   req: ContinueRequest,
   rc: JoinRequestContext,
-  opened: Promise<JoinSession> = openJoinSession(ctx, req.session),
+  prepared: PreparedContinue = prepareContinue(ctx, req),
 ): Promise<JoinResponse> {
   const unknown = { tokenName: "", remoteAddr: rc.remoteAddr };
-  const session = await auditingFailures(ctx, unknown, () => opened);
+  const session = await auditingFailures(ctx, unknown, () => prepared.session);
   const where = { tokenName: session.token, remoteAddr: rc.remoteAddr };
   return auditingFailures(ctx, where, async () => {
     const answer = req.answer;
-    // The solution's signature is checked while the request's binding is
-    // (both wait on WebCrypto); its outcome is looked at only after the binding's.
-    const solved = answer.type === "challenge_solution" && session.pending.type === "challenge"
-      ? started(verifySolution(ctx, session.pending, answer.solution))
-      : null;
-    await checkRefreshBinding(session, rc.identity, answer);
+    // The solution's outcome is looked at only after the request's binding.
+    const begun = await prepared.started;
+    await checkRefreshBinding(session, rc.identity, answer, prepared.chash);
     switch (answer.type) {
       case "giving_up":
         ctx.log.info("join client gave up", {
@@ -380,7 +427,7 @@ export async function continueJoin(
       case "rotation_response":
         return await answerRotation(ctx, session, answer.public_key, where);
       case "challenge_solution":
-        return await answerChallenge(ctx, session, solved, rc, where);
+        return await answerChallenge(ctx, session, begun, rc, where);
     }
   });
 }
@@ -410,16 +457,16 @@ async function answerRotation(
 async function answerChallenge(
   ctx: ServerContext,
   session: JoinSession,
-  solved: Promise<void> | null,
+  begun: Awaited<PreparedContinue["started"]>,
   rc: JoinRequestContext,
   where: FailureContext,
 ): Promise<JoinResponse> {
   const pending = session.pending;
-  if (pending.type !== "challenge" || !solved) {
+  if (pending.type !== "challenge" || !begun) {
     throw unexpectedAnswer("challenge_solution", session);
   }
   try {
-    await solved;
+    await begun.solved;
   } catch (e) {
     const consumes = session.flow !== "refresh" && pending.purpose !== "rotation";
     if (!(e instanceof KeyboundError) || !consumes) throw e;
@@ -434,8 +481,9 @@ async function answerChallenge(
   // A lock derived from this step's reads is committed only if they still
   // hold (`StaleReads` otherwise): then the step reads and decides again.
   for (let round = 1;; round++) {
+    const reads = round === 1 ? begun.reads : readStep(ctx, session);
     try {
-      return await decideOnReads(ctx, session, pending, rc, where);
+      return await decideOnReads(ctx, session, pending, await reads, rc, where);
     } catch (e) {
       if (!(e instanceof StaleReads)) throw e;
       if (round >= MAX_STEP_ROUNDS) {
@@ -464,20 +512,29 @@ async function refusedOrReplayed(
   return await ctx.backend.get(usedSessionKey(session.sid)) ? sessionUsed() : err;
 }
 
-/** One round of a challenge answer's reads and the decision taken on them. */
-async function decideOnReads(
-  ctx: ServerContext,
-  session: JoinSession,
-  pending: PendingChallenge,
-  rc: JoinRequestContext,
-  where: FailureContext,
-): Promise<JoinResponse> {
-  // Proof of possession is done: now the token's state and locks may be
-  // consulted. One round of reads serves the whole step: the used-marker (so
-  // a replayed session is refused before it could trigger a lock twice) and
-  // the bot and instance that `finish` needs. A refresh's locks on the bot
-  // user and instance (docs/protocol.md §2 rule 6, left to us by the signed
-  // request check) come from the same listing as the token's.
+/** What one round of a challenge answer reads. */
+interface StepReads {
+  /** The token. */
+  entry: TokenEntry;
+  /** The lock in force on the token (and, for a refresh, the bot user and instance). */
+  lock: Lock | null;
+  /** The session's used-marker. */
+  used: boolean;
+  /** The token's bot. */
+  bot: Bot | null;
+  /** The refreshing instance (refreshes), else null. */
+  instance: Entry<BotInstance> | null;
+}
+
+/**
+ * One round of reads serves a whole step: the used-marker (so a replayed
+ * session is refused before it could trigger a lock twice) and the bot and
+ * instance that `finish` needs. A refresh's locks on the bot user and
+ * instance (docs/protocol.md §2 rule 6, left to us by the signed request
+ * check) come from the same listing as the token's. On Deno KV the point
+ * reads go out as one batch.
+ */
+async function readStep(ctx: ServerContext, session: JoinSession): Promise<StepReads> {
   const [entry, lock, used, bot, instance] = await Promise.all([
     readToken(ctx, session.token),
     findLockInForce(ctx, {
@@ -492,6 +549,21 @@ async function decideOnReads(
       ? readBotInstance(ctx, session.bot, session.refresh.instance)
       : Promise.resolve(null),
   ]);
+  return { entry, lock, used: used !== null, bot, instance };
+}
+
+/** One round of a challenge answer's reads and the decision taken on them. */
+async function decideOnReads(
+  ctx: ServerContext,
+  session: JoinSession,
+  pending: PendingChallenge,
+  reads: StepReads,
+  rc: JoinRequestContext,
+  where: FailureContext,
+): Promise<JoinResponse> {
+  // Proof of possession is done: only now are the token's state and locks
+  // consulted (the reads may have been taken while it was being checked).
+  const { entry, lock, used, bot, instance } = reads;
   if (used) throw sessionUsed();
   const read: FinishReads = { entry, bot, instance };
   const consumes = session.flow !== "refresh";
