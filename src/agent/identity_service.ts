@@ -12,6 +12,7 @@
  *
  * @module
  */
+import type { KeyAlgorithm } from "../crypto/keys.ts";
 import { randomHex } from "../crypto/random.ts";
 import { isKeyboundError, KeyboundError } from "../errors.ts";
 import type { Logger } from "../util/log.ts";
@@ -73,6 +74,29 @@ export interface IdentityServiceOptions {
    * the next request on (trust/host_trust.ts).
    */
   onHostCas?: (pems: string[]) => void;
+  /**
+   * Algorithm of the certificate key each join generates (default P-256).
+   * Ed25519 makes a refresh cheaper on both sides (the signed `continue` is
+   * an Ed25519 signature and verification instead of P-256's) where the
+   * bot's certificate is used only for Keybound's own signed requests; see
+   * {@linkcode certificateKeyAlgorithmFor}. The stored identity may be of
+   * either algorithm whatever this says: it signs the join that replaces it.
+   */
+  certificateKeyAlgorithm?: KeyAlgorithm;
+}
+
+/**
+ * The certificate key algorithm for a bot with `outputs`: P-256 when an
+ * `identity` output copies the bot's own key and certificates (tsh, tctl and
+ * OpenSSH read them, and third-party TLS stacks get P-256 by default),
+ * Ed25519 otherwise, when only Keybound's signed requests use them.
+ */
+export function certificateKeyAlgorithmFor(
+  outputs: readonly { type: string; credential_ttl?: number }[],
+): KeyAlgorithm {
+  return outputs.some((o) => o.type === "identity" && o.credential_ttl === undefined)
+    ? "ES256"
+    : "EdDSA";
 }
 
 /**
@@ -266,7 +290,8 @@ export class IdentityService {
     }
     const hadJoinState = state.joinState !== null;
     const secret = !state.isStatic && !hadJoinState ? o.registrationSecret : undefined;
-    const subjectKey = await generateStoredKeyPair(o.storage, "ES256");
+    const alg = o.certificateKeyAlgorithm ?? "ES256";
+    const subjectKey = await generateStoredKeyPair(o.storage, alg);
     let solutionSent = false;
     const pendingOf = (
       p: Omit<PendingJoin, "subject_key" | "created_at" | "version" | "token_name">,
@@ -285,7 +310,7 @@ export class IdentityService {
         subjectKey: {
           privateKey: subjectKey.privateKey,
           publicKey: subjectKey.publicKey,
-          alg: "ES256",
+          alg,
         },
         ttlSeconds: Math.max(1, Math.round(o.credentialTtlMs / 1000)),
         ...(secret ? { initialJoinSecret: secret } : {}),

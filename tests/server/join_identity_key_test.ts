@@ -1,0 +1,129 @@
+/**
+ * The bot's certificate key algorithm across an upgrade: a bot whose stored
+ * identity has a P-256 key (what every earlier version stored) refreshes with
+ * it after the agent switches to Ed25519 certificate keys, and the identity
+ * that refresh stores carries the new Ed25519 key; the way back works the
+ * same. Real files in a directory, a real auth app, the agent's own loading
+ * of its stored identity.
+ *
+ * @module
+ */
+import { StoredClientState } from "../../src/agent/client_state.ts";
+import type { Clock } from "../../src/agent/clock.ts";
+import { type BotIdentity, loadIdentity } from "../../src/agent/identity.ts";
+import { certificateKeyAlgorithmFor, IdentityService } from "../../src/agent/identity_service.ts";
+import { joinTransport } from "../../src/agent/join_client.ts";
+import { readText, STORAGE_FILES } from "../../src/agent/storage.ts";
+import { importPkcs8Pem, type KeyAlgorithm } from "../../src/crypto/keys.ts";
+import { readCertificateFields } from "../../src/pki/cert_fields.ts";
+import { fromBase64Url, fromPem } from "../../src/util/encoding.ts";
+import { silentLogger } from "../../src/util/log.ts";
+import { DirectoryStorage } from "../../runtime-adapters/deno/dir_storage.ts";
+import { assert, assertEquals } from "../_assert.ts";
+import { type Cluster, newCluster } from "../agent/_cluster.ts";
+
+const CANONICAL_SPKI_LENGTH: Record<KeyAlgorithm, number> = { ES256: 91, EdDSA: 44 };
+
+/** A tbot-like agent over `dir` whose certificate keys are of `alg` (undefined: the default). */
+async function agentOn(
+  cluster: Cluster,
+  dir: string,
+  alg: KeyAlgorithm | undefined,
+  signedWith: string[],
+  secret?: string,
+): Promise<IdentityService> {
+  const storage = new DirectoryStorage(dir);
+  await storage.init();
+  const clientState = await StoredClientState.load(storage, silentLogger, cluster.now);
+  // Records the `alg` of each signed request's JWS header.
+  const spy = ((input: string | URL | Request, init?: RequestInit) => {
+    const auth = new Headers(init?.headers).get("authorization");
+    if (auth) {
+      const header = JSON.parse(
+        new TextDecoder().decode(fromBase64Url(auth.split(" ")[1].split(".")[0])),
+      );
+      signedWith.push(header.alg);
+    }
+    return cluster.fetch(input, init);
+  }) as typeof fetch;
+  const clock: Clock = { now: cluster.now, sleep: () => Promise.resolve() };
+  return new IdentityService({
+    storage,
+    clientState,
+    tokenName: "example",
+    credentialTtlMs: 3600_000,
+    ...(secret ? { registrationSecret: secret } : {}),
+    ...joinTransport("https://auth.test", spy),
+    clock,
+    log: silentLogger,
+    ...(alg ? { certificateKeyAlgorithm: alg } : {}),
+  }, await loadIdentity(storage, "example", silentLogger));
+}
+
+/** The algorithm of the stored identity: its key file and its certificate's key, which must agree. */
+async function storedAlgorithm(dir: string): Promise<KeyAlgorithm> {
+  const storage = new DirectoryStorage(dir);
+  const key = await importPkcs8Pem((await readText(storage, STORAGE_FILES.key))!);
+  const certPem = (await readText(storage, STORAGE_FILES.tlsCert))!;
+  const der = fromPem("CERTIFICATE", certPem);
+  assertEquals(readCertificateFields(der).spki.length, CANONICAL_SPKI_LENGTH[key.alg]);
+  return key.alg;
+}
+
+Deno.test("a stored P-256 identity refreshes after the switch to Ed25519 certificate keys, and back", async () => {
+  const cluster = await newCluster();
+  const dir = await Deno.makeTempDir({ prefix: "keybound-idkey-" });
+  try {
+    await cluster.createBot("example");
+    const secret = (await cluster.createToken("example", "example"))!;
+    const signed: string[] = [];
+
+    // Before the upgrade: the default stores a P-256 identity.
+    const before = await agentOn(cluster, dir, undefined, signed, secret);
+    const first = await before.renew();
+    assertEquals(await storedAlgorithm(dir), "ES256");
+    const recoveries = (await cluster.token("example")).status!.bound_keypair!.recovery_count;
+
+    // After: a restarted agent that generates Ed25519 keys loads the P-256
+    // identity from its files and refreshes with it.
+    const after = await agentOn(cluster, dir, "EdDSA", signed, secret);
+    assert(after.hasValidIdentity(), "the stored P-256 identity loads as valid");
+    signed.length = 0;
+    const second: BotIdentity = await after.renew();
+    assertEquals(signed, ["ES256"], "the refresh is signed with the stored P-256 key");
+    assertEquals(second.botInstanceId, first.botInstanceId, "a refresh, not a recovery");
+    assertEquals(second.generation, first.generation + 1);
+    assertEquals(await storedAlgorithm(dir), "EdDSA");
+
+    // The next refresh, in a new process again, is signed with the Ed25519 key.
+    signed.length = 0;
+    const third = await (await agentOn(cluster, dir, "EdDSA", signed)).renew();
+    assertEquals(signed, ["EdDSA"]);
+    assertEquals(third.generation, second.generation + 1);
+
+    // Back to P-256 (an identity output that copies the bot's certificate was added).
+    signed.length = 0;
+    const fourth = await (await agentOn(cluster, dir, "ES256", signed)).renew();
+    assertEquals(signed, ["EdDSA"]);
+    assertEquals(fourth.generation, third.generation + 1);
+    assertEquals(await storedAlgorithm(dir), "ES256");
+    assertEquals(fourth.botInstanceId, first.botInstanceId);
+    assertEquals(
+      (await cluster.token("example")).status!.bound_keypair!.recovery_count,
+      recoveries,
+      "no recovery was consumed",
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("certificate key algorithm: P-256 only where an identity output copies the bot's certificate", () => {
+  assertEquals(certificateKeyAlgorithmFor([]), "EdDSA");
+  assertEquals(certificateKeyAlgorithmFor([{ type: "ssh_host" }]), "EdDSA");
+  assertEquals(
+    certificateKeyAlgorithmFor([{ type: "identity", credential_ttl: 3600_000 }]),
+    "EdDSA",
+  );
+  assertEquals(certificateKeyAlgorithmFor([{ type: "ssh_host" }, { type: "identity" }]), "ES256");
+});
