@@ -8,8 +8,8 @@
 import { joinBoundKeypair } from "../src/agent/join_client.ts";
 import type { JoinResult } from "../src/agent/join_types.ts";
 import { AdminApiClient } from "../src/cli/api_client.ts";
-import { generateKeyPair, type KeyPair } from "../src/crypto/keys.ts";
-import { parseAuthorizedKey, toAuthorizedKey } from "../src/crypto/ssh_wire.ts";
+import { generateKeyPair, type KeyAlgorithm, type KeyPair } from "../src/crypto/keys.ts";
+import { toAuthorizedKey } from "../src/crypto/ssh_wire.ts";
 import { certificatesFromPem } from "../src/pki/mod.ts";
 import { parseIdentityFile } from "../src/protocol/identity_file.ts";
 import { spawnAuthService } from "../runtime-adapters/deno/auth_process.ts";
@@ -38,12 +38,32 @@ export interface AuthProcess {
  */
 export async function startAuth(
   dataDir: string,
-  options: { denoFlags?: string[]; cwd?: string; args?: string[]; env?: Record<string, string> } =
-    {},
+  options: {
+    denoFlags?: string[];
+    cwd?: string;
+    args?: string[];
+    env?: Record<string, string>;
+    /** The auth entry point to run (another checkout's, to compare); default this one's. */
+    entry?: string;
+  } = {},
 ): Promise<AuthProcess> {
+  const { entry, ...spawn } = options;
   const auth = await spawnAuthService({
     dataDir,
-    ...options,
+    ...spawn,
+    ...(entry
+      ? {
+        command: [
+          Deno.execPath(),
+          "run",
+          "--unstable-kv",
+          "--unstable-net",
+          "-A",
+          ...(options.denoFlags ?? []),
+          entry,
+        ],
+      }
+      : {}),
     // The benchmark measures joins from one loopback address, far above the
     // per-source rate limit a production service keeps.
     args: [
@@ -80,26 +100,35 @@ interface BenchBot {
   last: JoinResult;
 }
 
-async function rawBlob(line: string): Promise<string> {
-  return (await parseAuthorizedKey(line)).type + " " + line.trim().split(/\s+/)[1];
+/** `TYPE BASE64` of an authorized_keys line (the bench's own keys: no parsing needed). */
+function rawBlob(line: string): string {
+  return line.trim().split(/\s+/).slice(0, 2).join(" ");
 }
 
 function keyStore(bot: Pick<BenchBot, "boundKeys">) {
   return {
-    async findPrivateKey(authorizedKey: string) {
-      return bot.boundKeys.get(await rawBlob(authorizedKey)) ?? null;
+    findPrivateKey(authorizedKey: string) {
+      return Promise.resolve(bot.boundKeys.get(rawBlob(authorizedKey)) ?? null);
     },
     async generateRotationKey() {
       const kp = await generateKeyPair("EdDSA");
       const pub = await toAuthorizedKey(kp.publicKey);
-      bot.boundKeys.set(await rawBlob(pub), kp.privateKey);
+      bot.boundKeys.set(rawBlob(pub), kp.privateKey);
       return pub;
     },
   };
 }
 
-/** Creates `count` bots with tokens and performs their first join (registration secret). */
-export async function onboardBots(auth: AuthProcess, count: number): Promise<BenchBot[]> {
+/**
+ * Creates `count` bots with tokens and performs their first join
+ * (registration secret); `subjectAlg` is the algorithm of their certificate key.
+ */
+export async function onboardBots(
+  auth: AuthProcess,
+  count: number,
+  subjectAlg: KeyAlgorithm = "ES256",
+  prefix = "bench",
+): Promise<BenchBot[]> {
   await auth.admin.put({
     kind: "bot",
     version: "v1",
@@ -108,7 +137,7 @@ export async function onboardBots(auth: AuthProcess, count: number): Promise<Ben
   }, "upsert");
   const bots: BenchBot[] = [];
   for (let i = 0; i < count; i++) {
-    const token = `bench-${i}`;
+    const token = `${prefix}-${i}`;
     const secret = randomHex(16);
     await auth.admin.put({
       kind: "token",
@@ -125,7 +154,7 @@ export async function onboardBots(auth: AuthProcess, count: number): Promise<Ben
       },
     }, "upsert");
     const partial = { boundKeys: new Map<string, CryptoKey>() };
-    const subjectKey = await generateKeyPair("ES256");
+    const subjectKey = await generateKeyPair(subjectAlg);
     const last = await joinBoundKeypair({
       baseUrl: auth.url,
       tokenName: token,
@@ -214,6 +243,12 @@ export async function measureRefreshJoins(
   };
 }
 
+/**
+ * The bench bots' certificate key: tbot's (`certificateKeyAlgorithmFor`)
+ * when no `identity` output copies the bot's certificate.
+ */
+export const BENCH_CERTIFICATE_KEY: KeyAlgorithm = "EdDSA";
+
 /** Keys this section publishes in `BenchRun.values`. */
 export const JOIN_KEYS = {
   rateAt1: "join.rate.1",
@@ -250,14 +285,15 @@ export function joinSection(
 ): BenchSection {
   return {
     id: "join",
-    title: "bound-keypair refresh joins, one auth process, Deno KV, plain HTTP loopback",
+    title:
+      `bound-keypair refresh joins, one auth process, Deno KV, plain HTTP loopback, ${BENCH_CERTIFICATE_KEY} certificate keys`,
     async run(run) {
       const dataDir = `${run.workDir}/auth`;
       await Deno.mkdir(dataDir, { recursive: true, mode: 0o700 });
       const auth = await startAuth(dataDir);
       try {
         run.log(`join: onboarding ${sizes.bots} bots`);
-        const bots = await onboardBots(auth, sizes.bots);
+        const bots = await onboardBots(auth, sizes.bots, BENCH_CERTIFICATE_KEY);
         for (const bot of bots) {
           for (let i = 0; i < sizes.warmup; i++) await refresh(auth, bot);
         }
@@ -272,7 +308,7 @@ export function joinSection(
         if (one.serverCpuMs !== null) run.values.set(JOIN_KEYS.serverCpuAt1, one.serverCpuMs);
         if (many.serverCpuMs !== null) run.values.set(JOIN_KEYS.serverCpuAt50, many.serverCpuMs);
         run.log("join: the crypto floor of one refresh, in this process");
-        const floor = await measureJoinFloor();
+        const floor = await measureJoinFloor(BENCH_CERTIFICATE_KEY);
         run.values.set(JOIN_KEYS.floor, floorTotalMs(floor));
         run.log("join: the transport and storage floor (bare Deno.serve + Deno KV, no crypto)");
         const exchanges: CapturedExchange[] = [];

@@ -10,20 +10,21 @@
  * hit in the verified-certificate cache, which is keyed by its bytes: it is
  * neither verified nor hashed again):
  * - `begin`: seal the join session (AES-256-GCM).
- * - `continue`: open the session; verify the signed request (P-256 ECDSA,
- *   plus SHA-256 of the body and of the challenge); verify the challenge
- *   solution (Ed25519); verify the previous join state (Ed25519); SHA-1 of
- *   the subject key (the certificate's subject key identifier); sign the
- *   X.509 certificate (P-256 user CA); sign the SSH certificate (Ed25519);
- *   sign the new join state (Ed25519); SHA-256 of the issued certificate (the
- *   cache entry of the next refresh).
+ * - `continue`: open the session; verify the signed request (a signature by
+ *   the bot's certificate key: Ed25519 for tbot unless an `identity` output
+ *   copies its certificate, then P-256; plus SHA-256 of the body and of the
+ *   challenge); verify the challenge solution (Ed25519); verify the previous
+ *   join state (Ed25519); SHA-1 of the subject key (the certificate's subject
+ *   key identifier); sign the X.509 certificate (P-256 user CA); sign the SSH
+ *   certificate (Ed25519); sign the new join state (Ed25519); SHA-256 of the
+ *   issued certificate (the cache entry of the next refresh).
  *
  * Key imports (the subject and bound keys arrive as bytes) are left out:
  * they are parsing, which the floor does not grant.
  *
  * @module
  */
-import { generateKeyPair, sign, verify } from "../src/crypto/keys.ts";
+import { generateKeyPair, type KeyAlgorithm, sign, verify } from "../src/crypto/keys.ts";
 import { openSession, sealSession } from "../src/protocol/session.ts";
 
 /** One operation of the floor with its measured CPU cost. */
@@ -57,8 +58,14 @@ async function cpuPerCall(n: number, fn: () => Promise<unknown>): Promise<number
   return (processCpuNs() - t0) / 1e6 / n;
 }
 
-/** Measures the floor; `n` calls per operation. */
-export async function measureJoinFloor(n = 400): Promise<FloorOp[]> {
+/**
+ * Measures the floor; `n` calls per operation. `certificateKey` is the
+ * algorithm of the bot's certificate key, which signs the `continue`.
+ */
+export async function measureJoinFloor(
+  certificateKey: KeyAlgorithm,
+  n = 400,
+): Promise<FloorOp[]> {
   const p256 = await generateKeyPair("ES256");
   const ed = await generateKeyPair("EdDSA");
   const tbs = crypto.getRandomValues(new Uint8Array(600)); // a bot certificate's TBS
@@ -78,8 +85,11 @@ export async function measureJoinFloor(n = 400): Promise<FloorOp[]> {
     pad: "x".repeat(900),
   };
   const sealed = await sealSession(sessionKey, session);
+  const requestVerify: [string, number, () => Promise<unknown>] = certificateKey === "ES256"
+    ? ["P-256 verify (signed continue)", 1, () => verify(p256.publicKey, p256Sig, jws)]
+    : ["Ed25519 verify (signed continue)", 1, () => verify(ed.publicKey, edSig, jws)];
   const ops: [string, number, () => Promise<unknown>][] = [
-    ["P-256 verify (signed continue)", 1, () => verify(p256.publicKey, p256Sig, jws)],
+    requestVerify,
     ["P-256 sign (X.509 certificate)", 1, () => sign(p256.privateKey, tbs)],
     [
       "Ed25519 verify (challenge solution, previous join state)",

@@ -9,7 +9,14 @@
  *
  * @module
  */
-import { cpuSeconds, measureRefreshJoins, onboardBots, refresh, startAuth } from "./join.ts";
+import {
+  BENCH_CERTIFICATE_KEY,
+  cpuSeconds,
+  measureRefreshJoins,
+  onboardBots,
+  refresh,
+  startAuth,
+} from "./join.ts";
 import { fmt } from "./stats.ts";
 
 /** CPU ms (user, system) of each thread of `pid`, keyed by `tid name`. */
@@ -39,7 +46,7 @@ const auth = await startAuth(
   Deno.env.get("NO_PROF") ? {} : { denoFlags: ["--v8-flags=--prof"], cwd: outDir },
 );
 try {
-  const bots = await onboardBots(auth, botCount);
+  const bots = await onboardBots(auth, botCount, BENCH_CERTIFICATE_KEY);
   for (const bot of bots) await refresh(auth, bot);
   const cpu0 = await cpuSeconds(auth.pid);
   const threads0 = await threadCpu(auth.pid);
