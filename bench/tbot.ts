@@ -10,6 +10,7 @@ import { AdminApiClient } from "../src/cli/api_client.ts";
 import { parseIdentityFile } from "../src/protocol/identity_file.ts";
 import { spawnAuthService } from "../runtime-adapters/deno/auth_process.ts";
 import { denoTask } from "../scripts/deno_task.ts";
+import { buildTbotBundle } from "../scripts/tbot_bundle.ts";
 import { median, rssMb } from "./stats.ts";
 
 /** The arguments of `deno task NAME` after `deno`, with absolute paths. */
@@ -153,6 +154,8 @@ export interface TbotBenchResult {
   oneshotMedianMs: number;
   /** Each oneshot's wall time, ms (first = onboarding). */
   oneshotRunsMs: number[];
+  /** Median wall time of the same refresh run from the sources (./entry/tbot.ts), ms. */
+  oneshotSourcesMedianMs: number;
   /** Median wall time of bare `deno run` with the `tbot` task's flags (an empty script), ms. */
   bareMedianMs: number;
   /** Median wall time of a process that only loads tbot's modules (./tbot_modules.ts), same flags, ms. */
@@ -225,6 +228,9 @@ export async function benchTbot(
   const runs = options.oneshotRuns ?? 7;
   const [n1, n2] = options.renewals ?? [100, 1000];
   const interval = options.intervalMs ?? 20;
+  // The task runs tbot from its bundle when one matches the sources: build it,
+  // so the bench measures what `deno task tbot` runs after `deno task tbot-bundle`.
+  await buildTbotBundle();
   const tmp = await Deno.makeTempDir({ prefix: "kb-bench-tbot-" });
   const auth = await startTlsAuth(`${tmp}/auth`);
   try {
@@ -238,6 +244,10 @@ export async function benchTbot(
     const bare: number[] = [];
     const modules: number[] = [];
     const times: number[] = [];
+    const sources: number[] = [];
+    const fromSources = taskArgs("tbot").map((a) =>
+      a.endsWith("/entry/tbot_launch.ts") ? a.replace(/tbot_launch\.ts$/, "tbot.ts") : a
+    );
     const timed = async (args: string[], into: number[]) => {
       const t0 = performance.now();
       const b = await new Deno.Command(Deno.execPath(), { args, env: TBOT_ENV }).output();
@@ -262,6 +272,9 @@ export async function benchTbot(
       }
       await Deno.stat(`${tmp}/oneshot-out/tlscert`);
       times.push(ms);
+      if (i > 0) {
+        await timed([...fromSources, "start", "-c", cfg, "--oneshot"], sources);
+      }
     }
 
     // Daemon: a short renewal interval; sample RSS at n1 and n2 renewals.
@@ -293,6 +306,7 @@ export async function benchTbot(
       return {
         oneshotMedianMs: median(times.slice(1)),
         oneshotRunsMs: times,
+        oneshotSourcesMedianMs: median(sources),
         bareMedianMs: median(bare),
         modulesMedianMs: median(modules),
         modulesRssMb: await heldRssMb([...flags, MODULES, "hold"]),

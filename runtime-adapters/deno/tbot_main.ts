@@ -57,16 +57,15 @@ function hostname(): string {
 
 /**
  * The command that starts this tbot: the compiled binary itself, or
- * `deno run <flags> <entry point>` when run from source.
+ * `deno run <flags> <entry point>` with the entry this process started from
+ * (./entry/tbot_launch.ts for the `tbot` task; it refuses SIGUSR1 first).
+ * Not this module's own URL: run from the bundle, that is a file in dist/.
  */
 function tbotCommand(): string[] {
   const exec = Deno.execPath();
   if (!/^deno(\.exe)?$/.test(basename(exec))) return [exec];
-  return [exec, "run", ...TBOT_DENO_FLAGS, fileURLToPath(TBOT_ENTRY)];
+  return [exec, "run", ...TBOT_DENO_FLAGS, fileURLToPath(Deno.mainModule)];
 }
-
-/** The entry point that runs tbot from source (it refuses SIGUSR1 first). */
-export const TBOT_ENTRY: URL = new URL("./entry/tbot.ts", import.meta.url);
 
 const encoder = new TextEncoder();
 

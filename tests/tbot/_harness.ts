@@ -21,22 +21,30 @@ export interface TbotRun {
   stderr: string;
 }
 
-/** The argv that runs tbot from source. */
-export function tbotArgv(args: string[]): string[] {
-  return ["run", ...TBOT_DENO_FLAGS, TBOT_MAIN, ...args];
+/** The argv that runs tbot from source (or from `entry`, with `denoFlags` added). */
+export function tbotArgv(
+  args: string[],
+  o: Pick<TbotProcessOptions, "entry" | "denoFlags"> = {},
+): string[] {
+  return ["run", ...TBOT_DENO_FLAGS, ...o.denoFlags ?? [], o.entry ?? TBOT_MAIN, ...args];
 }
 
 /** How a tbot process is started. */
 export interface TbotProcessOptions {
   /** Runs tbot under this umask (octal, e.g. `"000"`), through `sh -c 'umask …; exec …'`. */
   umask?: string;
+  /** Entry point instead of {@linkcode TBOT_MAIN} (the `tbot` task's launcher). */
+  entry?: string;
+  /** Deno flags after the `tbot` task's. */
+  denoFlags?: string[];
 }
 
 /** The program and arguments that start tbot with `args`. */
 function tbotCommand(args: string[], o: TbotProcessOptions): [string, string[]] {
-  if (o.umask === undefined) return [Deno.execPath(), tbotArgv(args)];
+  const argv = tbotArgv(args, o);
+  if (o.umask === undefined) return [Deno.execPath(), argv];
   if (!/^[0-7]{3,4}$/.test(o.umask)) throw new Error(`bad umask ${o.umask}`);
-  return ["sh", ["-c", `umask ${o.umask}; exec "$0" "$@"`, Deno.execPath(), ...tbotArgv(args)]];
+  return ["sh", ["-c", `umask ${o.umask}; exec "$0" "$@"`, Deno.execPath(), ...argv]];
 }
 
 /** Environment without the variables tbot reads, so the host's settings do not leak in. */

@@ -1,0 +1,20 @@
+/**
+ * Entry point of the `tbot` task (`bin/tbot`, the systemd unit `tbot install
+ * systemd` writes): runs tbot from the bundle `deno task tbot-bundle` built
+ * when that bundle matches this checkout's sources byte for byte
+ * (../tbot_bundle.ts), else from the sources, as ./tbot.ts does.
+ *
+ * Neither import below names its module literally: Deno loads the module
+ * graph behind a literal `import("…")` at start-up even when it never runs
+ * (+4.5 MiB and ~5 % of a oneshot's CPU), and a bundle replaces that graph.
+ * `deno compile` therefore builds from ./tbot.ts, whose literal import gives
+ * it the graph to embed.
+ *
+ * @module
+ */
+import { runProgram } from "./run.ts";
+import { freshTbotBundle } from "../tbot_bundle.ts";
+
+const SOURCES = new URL("../tbot_main.ts", import.meta.url).href;
+
+await runProgram(async () => await import(await freshTbotBundle() ?? SOURCES));

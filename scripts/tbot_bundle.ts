@@ -1,0 +1,118 @@
+/**
+ * `deno task tbot-bundle`: bundles tbot (runtime-adapters/deno/tbot_main.ts
+ * and everything it imports, split at its dynamic imports) with `deno bundle`
+ * into `dist/tbot-bundle/<fingerprint>/`, and writes the manifest the `tbot`
+ * task's launcher checks (runtime-adapters/deno/tbot_bundle.ts). From a
+ * bundle a oneshot loads a few files instead of ~110 modules of ours, ~200
+ * files of zod, jose and yaml, and yaml through Deno's CommonJS loader
+ * (docs/benchmarks.md, "Session 6: tbotload").
+ *
+ * Earlier builds stay (a running daemon still imports its lazy chunks from
+ * its own directory); `--prune` removes all but the current one. `--check`
+ * only reports whether the bundle matches the sources (exit 1 if not).
+ *
+ * @module
+ */
+import {
+  freshTbotBundle,
+  sourceFingerprint,
+  TBOT_BUNDLE_DIR,
+  TBOT_SOURCE_ROOT,
+  type TbotBundleManifest,
+} from "../runtime-adapters/deno/tbot_bundle.ts";
+
+const ROOT = decodeURIComponent(TBOT_SOURCE_ROOT.pathname);
+const OUT = decodeURIComponent(TBOT_BUNDLE_DIR.pathname);
+const ENTRY = "runtime-adapters/deno/tbot_main.ts";
+
+async function deno(args: string[]): Promise<string> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args,
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!out.success) {
+    throw new Error(`deno ${args[0]} failed:\n${new TextDecoder().decode(out.stderr).trim()}`);
+  }
+  return new TextDecoder().decode(out.stdout);
+}
+
+/**
+ * The sources a bundle of tbot depends on: every local module reachable from
+ * tbot's main module (static and dynamic imports), deno.json and deno.lock.
+ */
+export async function tbotSources(): Promise<string[]> {
+  const info = JSON.parse(await deno(["info", "--json", ENTRY])) as {
+    modules: { specifier: string }[];
+  };
+  const local = info.modules.map((m) => m.specifier).filter((s) => s.startsWith("file:"))
+    .map((s) => decodeURIComponent(new URL(s).pathname));
+  for (const s of local) {
+    if (!s.startsWith(ROOT)) throw new Error(`tbot imports ${s}, outside the repository`);
+  }
+  return [...local.map((s) => s.slice(ROOT.length)), "deno.json", "deno.lock"].sort();
+}
+
+/** Builds the bundle; returns its manifest. */
+export async function buildTbotBundle(): Promise<TbotBundleManifest> {
+  const files = await tbotSources();
+  const fingerprint = await sourceFingerprint(files);
+  const dir = `${OUT}${fingerprint}`;
+  const tmp = `${dir}.tmp-${Deno.pid}`;
+  await Deno.mkdir(OUT, { recursive: true });
+  await deno([
+    "bundle",
+    "--quiet",
+    "--platform",
+    "deno",
+    "--format",
+    "esm",
+    "--code-splitting",
+    "--outdir",
+    tmp,
+    ENTRY,
+  ]);
+  const manifest: TbotBundleManifest = {
+    deno: Deno.version.deno,
+    fingerprint,
+    main: "tbot_main.js",
+    files,
+  };
+  await Deno.stat(`${tmp}/${manifest.main}`);
+  await Deno.remove(dir, { recursive: true }).catch(() => {});
+  await Deno.rename(tmp, dir);
+  // The manifest last, by rename: a launcher sees the old bundle or the whole new one.
+  const next = `${OUT}manifest.json.tmp-${Deno.pid}`;
+  await Deno.writeTextFile(next, JSON.stringify(manifest, null, 2) + "\n");
+  await Deno.rename(next, `${OUT}manifest.json`);
+  return manifest;
+}
+
+async function prune(keep: string): Promise<number> {
+  let n = 0;
+  for await (const e of Deno.readDir(OUT)) {
+    if (e.isDirectory && e.name !== keep) {
+      await Deno.remove(`${OUT}${e.name}`, { recursive: true });
+      n++;
+    }
+  }
+  return n;
+}
+
+if (import.meta.main) {
+  if (Deno.args.includes("--check")) {
+    const fresh = await freshTbotBundle() !== undefined;
+    console.log(
+      fresh
+        ? "the tbot bundle matches the sources"
+        : "no tbot bundle for these sources: deno task tbot-bundle",
+    );
+    Deno.exit(fresh ? 0 : 1);
+  }
+  const manifest = await buildTbotBundle();
+  console.log(`wrote ${OUT}${manifest.fingerprint}/ (${manifest.files.length} sources)`);
+  if (Deno.args.includes("--prune")) {
+    console.log(`removed ${await prune(manifest.fingerprint)} older builds`);
+  }
+}
