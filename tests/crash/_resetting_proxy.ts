@@ -7,6 +7,12 @@
  * request again on a new connection by itself (review5 V1): the server sees
  * the `continue` twice.
  *
+ * {@linkcode startHandshakeResettingProxy} instead resets every other new
+ * connection as soon as the client's first bytes (a TLS ClientHello) arrive,
+ * before relaying anything: what a listener that closes (an instance
+ * restarting, a balancer failing over) does to the connections queued on
+ * it. Not a byte of a request was written, so the client may send again.
+ *
  * @module
  */
 import { connect, createServer, type Server, type Socket } from "node:net";
@@ -140,7 +146,7 @@ export async function startHandshakeResettingProxy(
       relay(client, upstreamPort, track);
       return;
     }
-    // After the ClientHello, as a closing listener's queued connection: the client has
+    // After the ClientHello, as a closed listener's queued connection: the client has
     // written its handshake, never a request.
     client.once("data", () => {
       resets++;

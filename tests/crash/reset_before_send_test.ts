@@ -1,7 +1,7 @@
 /**
- * A connection reset before the request was written (an auth service
- * closing a listener during its certificate swap resets the handshakes
- * queued on it) is sent again by Keybound itself: the request client's
+ * A connection reset before the request was written (a balancer failing
+ * over, an auth instance restarting with handshakes queued on its listener)
+ * is sent again by Keybound itself: the request client's
  * resend (src/protocol/http_client.ts `resendingAfterReset`) for every API
  * call, and the same policy for the pin's unverified first contact. Real
  * auth service process over TLS, real tbot oneshot processes, a TCP proxy

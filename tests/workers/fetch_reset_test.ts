@@ -1,6 +1,6 @@
 /**
  * Why the Worker bot does not resend after a connection reset (docs/security.md,
- * "The certificate swap shares the port"): workerd's `fetch` reports a
+ * "The certificate swap keeps the listener"): workerd's `fetch` reports a
  * reset during the TLS handshake, before any byte of the request, exactly
  * like a reset after the server read the whole request, and like the reset
  * of a reused keep-alive connection — so a reset before the request cannot
