@@ -141,9 +141,9 @@ export class FailedBeforeRequest extends Error {
  * True when the connection was reset while it was being set up (TCP or TLS
  * handshake), before any byte of the request was written: hyper says
  * "client error (Connect)", ./node_https_fetch.ts wraps the error in
- * {@linkcode FailedBeforeRequest}. An auth service swapping its TLS
- * certificate during a CA rotation closes a listener, and the kernel resets
- * connections still queued on it (unless `net.ipv4.tcp_migrate_req` is 1).
+ * {@linkcode FailedBeforeRequest}. A listener that closes (an auth instance
+ * restarting, a balancer failing over) has the kernel reset the connections
+ * still queued on it; the auth service's own certificate swaps reset nothing.
  */
 function resetBeforeRequest(err: unknown): boolean {
   const chain = errorChain(err);
@@ -174,7 +174,7 @@ export function resetBeforeSend(host: string, cause: unknown): KeyboundError {
   return new KeyboundError(
     "CONNECTION_RESET_BEFORE_SEND",
     `the connection to ${host} was reset before the request was sent ` +
-      `(is the server swapping its TLS certificate or restarting?)`,
+      `(is the server restarting, or a balancer failing over?)`,
     { cause },
   );
 }

@@ -51,9 +51,10 @@ export const IgnoredAnswer: z.ZodType<unknown> = z.unknown();
 /**
  * Pauses before each resend of a request whose connection an adapter reports
  * as reset before the request was written (`CONNECTION_RESET_BEFORE_SEND`:
- * an auth service swapping its TLS certificate resets the handshakes queued
- * on its old listener). The server saw nothing, so resending is safe for any
- * method, the signed header included; two resends at most.
+ * an auth instance restarting or a balancer failing over resets the
+ * handshakes queued on a closed listener). The server saw nothing, so
+ * resending is safe for any method, the signed header included; two resends
+ * at most.
  */
 const RESEND_DELAYS_MS = [25, 150];
 
