@@ -74,6 +74,34 @@ Deno.test("cross-signed: every served CA the chain reaches is kept, the leaf's s
   ]);
 });
 
+Deno.test("cross-signed: a first contact reset before its request is made again, twice at most", async () => {
+  const [old, next] = await Promise.all([newCa("old"), newCa("new")]);
+  const { contact } = await contactOf(next, [next], [await crossSign(old, next)]);
+  /** `contact`, failing with `code` the first `failures` times. */
+  const failing = (
+    failures: number,
+    code: "CONNECTION_RESET_BEFORE_SEND" | "CONNECTION_FAILED",
+  ) => {
+    let calls = 0;
+    const f: FirstContact = (url) =>
+      ++calls <= failures ? Promise.reject(new KeyboundError(code, "lost")) : contact(url);
+    return { f, calls: () => calls };
+  };
+  const twice = failing(2, "CONNECTION_RESET_BEFORE_SEND");
+  assertEquals(await learnCrossSignedCa(URL, [old.pem], twice.f, new Date()), [next.pem]);
+  assertEquals(twice.calls(), 3);
+  const thrice = failing(3, "CONNECTION_RESET_BEFORE_SEND");
+  const e = await assertRejects(
+    () => learnCrossSignedCa(URL, [old.pem], thrice.f, new Date()),
+    KeyboundError,
+  );
+  assertEquals([e.code, thrice.calls()], ["CONNECTION_RESET_BEFORE_SEND", 3]);
+  // Any other failure may have reached the server: not made again.
+  const other = failing(1, "CONNECTION_FAILED");
+  await assertRejects(() => learnCrossSignedCa(URL, [old.pem], other.f, new Date()), KeyboundError);
+  assertEquals(other.calls(), 1);
+});
+
 Deno.test("cross-signed: what is refused", async () => {
   const [old, next, attacker] = await Promise.all([newCa("old"), newCa("new"), newCa("evil")]);
   const refuse = async (contact: FirstContact, why: string, code = "TLS_UNTRUSTED") => {
