@@ -21,6 +21,7 @@ import { silentLogger } from "../../src/util/log.ts";
 import { DirectoryStorage } from "../../runtime-adapters/deno/dir_storage.ts";
 import { assert, assertEquals } from "../_assert.ts";
 import { type Cluster, newCluster } from "../agent/_cluster.ts";
+import { runTbot, tbotYaml } from "../tbot/_harness.ts";
 
 const CANONICAL_SPKI_LENGTH: Record<KeyAlgorithm, number> = { ES256: 91, EdDSA: 44 };
 
@@ -126,4 +127,31 @@ Deno.test("certificate key algorithm: P-256 only where an identity output copies
     "EdDSA",
   );
   assertEquals(certificateKeyAlgorithmFor([{ type: "ssh_host" }, { type: "identity" }]), "ES256");
+});
+
+Deno.test("tbot: Ed25519 certificate key without an identity output, P-256 when one copies it", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "keybound-idkey-tbot-" });
+  try {
+    for (const [name, output] of [["bare", undefined], ["copied", `${dir}/out`]] as const) {
+      const cluster = await newCluster();
+      await cluster.createBot("example");
+      const secret = (await cluster.createToken("example", "example"))!;
+      const served = await cluster.serve();
+      try {
+        const config = `${dir}/${name}.yaml`;
+        const storage = `${dir}/${name}`;
+        await Deno.writeTextFile(
+          config,
+          tbotYaml({ address: served.address, storage, pins: [cluster.pin], secret, output }),
+        );
+        const r = await runTbot(["start", "-c", config, "--oneshot"]);
+        assertEquals(r.code, 0, r.stderr);
+        assertEquals(await storedAlgorithm(storage), output ? "ES256" : "EdDSA", name);
+      } finally {
+        await served.stop();
+      }
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

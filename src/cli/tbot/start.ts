@@ -20,7 +20,7 @@ import {
 } from "../../agent/config/schema.ts";
 import { sendHeartbeat } from "../../agent/heartbeat.ts";
 import { loadIdentity } from "../../agent/identity.ts";
-import { IdentityService } from "../../agent/identity_service.ts";
+import { certificateKeyAlgorithmFor, IdentityService } from "../../agent/identity_service.ts";
 import { joinTransport } from "../../agent/join_client.ts";
 import { replayJournal } from "../../agent/journal.ts";
 import { errorText, untilReachable, Wakeup } from "../../agent/runner/mod.ts";
@@ -262,6 +262,7 @@ export async function runStart(
       log,
       metrics,
       onHostCas: (pems) => transport.followHostCas(pems),
+      certificateKeyAlgorithm: certificateKeyAlgorithmFor(config.services),
     }, stored);
 
     if (config.diag_addr) {
