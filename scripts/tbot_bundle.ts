@@ -40,7 +40,8 @@ async function deno(args: string[]): Promise<string> {
 
 /**
  * The sources a bundle of tbot depends on: every local module reachable from
- * tbot's main module (static and dynamic imports), deno.json and deno.lock.
+ * tbot's main module (static and dynamic imports), deno.json and deno.lock,
+ * and this script and the launcher's check (how it was built).
  */
 export async function tbotSources(): Promise<string[]> {
   const info = JSON.parse(await deno(["info", "--json", ENTRY])) as {
@@ -51,7 +52,13 @@ export async function tbotSources(): Promise<string[]> {
   for (const s of local) {
     if (!s.startsWith(ROOT)) throw new Error(`tbot imports ${s}, outside the repository`);
   }
-  return [...local.map((s) => s.slice(ROOT.length)), "deno.json", "deno.lock"].sort();
+  return [
+    ...local.map((s) => s.slice(ROOT.length)),
+    "deno.json",
+    "deno.lock",
+    "scripts/tbot_bundle.ts",
+    "runtime-adapters/deno/tbot_bundle.ts",
+  ].sort();
 }
 
 /** Builds the bundle; returns its manifest. */
@@ -60,28 +67,41 @@ export async function buildTbotBundle(): Promise<TbotBundleManifest> {
   const fingerprint = await sourceFingerprint(files);
   const dir = `${OUT}${fingerprint}`;
   const tmp = `${dir}.tmp-${Deno.pid}`;
-  await Deno.mkdir(OUT, { recursive: true });
-  await deno([
-    "bundle",
-    "--quiet",
-    "--platform",
-    "deno",
-    "--format",
-    "esm",
-    "--code-splitting",
-    "--outdir",
-    tmp,
-    ENTRY,
-  ]);
   const manifest: TbotBundleManifest = {
     deno: Deno.version.deno,
     fingerprint,
     main: "tbot_main.js",
     files,
   };
-  await Deno.stat(`${tmp}/${manifest.main}`);
-  await Deno.remove(dir, { recursive: true }).catch(() => {});
-  await Deno.rename(tmp, dir);
+  await Deno.mkdir(OUT, { recursive: true });
+  // A directory is renamed into place only once complete, and the same sources
+  // bundle to the same files: an existing one is kept, never rewritten under a
+  // daemon that still loads chunks from it.
+  const built = await Deno.stat(`${dir}/${manifest.main}`).then(() => true, (err) => {
+    if (err instanceof Deno.errors.NotFound) return false;
+    throw err;
+  });
+  if (!built) {
+    await deno([
+      "bundle",
+      "--quiet",
+      // Browser conditions: yaml then resolves to its ES module build, not its
+      // CommonJS one, so the bundle needs no `require` shim and Deno never sets
+      // up its CommonJS loader (`node:module`: +19 ms CPU, +9 MiB on its own).
+      "--platform",
+      "browser",
+      "--external",
+      "node:*",
+      "--format",
+      "esm",
+      "--code-splitting",
+      "--outdir",
+      tmp,
+      ENTRY,
+    ]);
+    await Deno.stat(`${tmp}/${manifest.main}`);
+    await Deno.rename(tmp, dir);
+  }
   // The manifest last, by rename: a launcher sees the old bundle or the whole new one.
   const next = `${OUT}manifest.json.tmp-${Deno.pid}`;
   await Deno.writeTextFile(next, JSON.stringify(manifest, null, 2) + "\n");

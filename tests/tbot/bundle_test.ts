@@ -71,6 +71,14 @@ Deno.test("tbot bundle: the tbot task's launcher runs a oneshot from a fresh bun
   );
   assert(manifest.files.includes("src/agent/config/load.ts"), "dynamic imports are sources too");
   assert(manifest.files.includes("deno.lock"));
+  assert(manifest.files.includes("scripts/tbot_bundle.ts"), "how it was built is a source too");
+  // No chunk sets up Deno's CommonJS loader (yaml's ES module build is bundled,
+  // not its CommonJS one): node:module alone costs ~19 ms and ~9 MiB at start.
+  const dir = new URL(`${manifest.fingerprint}/`, TBOT_BUNDLE_DIR);
+  for await (const e of Deno.readDir(dir)) {
+    const text = await Deno.readTextFile(new URL(e.name, dir));
+    assert(!text.includes('"node:module"'), `${e.name} imports node:module`);
+  }
 
   await using bot = await servedBot("tbot-bundle-run-");
   await bot.writeConfig({ storage: `${bot.dir}/bot`, output: `${bot.dir}/out` });
