@@ -59,6 +59,8 @@ export interface FrontOptions {
   target: { hostname: string; port: number };
   /** Logger. */
   log: Logger;
+  /** Overrides {@linkcode SETUP_TIMEOUT_MS} (tests). */
+  setupTimeoutMs?: number;
 }
 
 /** A running front. */
@@ -186,7 +188,7 @@ export async function startFront(o: FrontOptions): Promise<Front> {
     settingUp.add(raw);
     const peerHost = raw.remoteAddress ?? "";
     const peer = formatHostPort(peerHost, raw.remotePort ?? 0);
-    const timer = setTimeout(() => raw.destroy(), SETUP_TIMEOUT_MS);
+    const timer = setTimeout(() => raw.destroy(), o.setupTimeoutMs ?? SETUP_TIMEOUT_MS);
     let stage = "PROXY protocol header";
     try {
       const client = o.balancers.has(peerHost) ? await readProxyHeader(raw, peer) : peer;

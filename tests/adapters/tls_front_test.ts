@@ -5,14 +5,16 @@
  * app sees the client's own address, a PROXY header sent in one segment
  * with the ClientHello is stripped without losing the hello, a swap serves
  * the new certificate to new connections and keeps open ones, an unusable
- * pair is refused, and shutdown lets a request in flight finish.
+ * pair is refused, shutdown lets a request in flight finish, and a peer
+ * that never finishes its handshake or header is closed.
  *
  * @module
  */
 import { assert, assertEquals, assertRejects } from "../_assert.ts";
 import { issueServerCert } from "../_openssl_pki.ts";
 import { missingTools } from "../_tools.ts";
-import { serveService } from "../../runtime-adapters/deno/serve.ts";
+import { serveApp, serveService } from "../../runtime-adapters/deno/serve.ts";
+import { startFront } from "../../runtime-adapters/deno/tls_front.ts";
 import { PROXY_V2_SIGNATURE } from "../../src/server/proxy_protocol.ts";
 import { isKeyboundError } from "../../src/errors.ts";
 import { silentLogger } from "../../src/util/log.ts";
@@ -279,6 +281,39 @@ Deno.test({
       );
     } finally {
       client.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "TLS front: a peer that never finishes its handshake or PROXY header is closed",
+  ignore: NEEDS_OPENSSL !== undefined,
+  async fn() {
+    const [a] = await twoPkis();
+    const inner = serveApp(echoAddress, { hostname: "127.0.0.1", port: 0 });
+    // The real limit is SETUP_TIMEOUT_MS (10 s); shortened so the test waits for the close.
+    const front = await startFront({
+      hostname: "127.0.0.1",
+      port: 0,
+      tls: a,
+      balancers: new Set(["127.0.0.1"]),
+      target: { hostname: "127.0.0.1", port: inner.addr.port },
+      log: silentLogger,
+      setupTimeoutMs: 200,
+    });
+    try {
+      for (const first of [new Uint8Array(), PROXY_HEADER.subarray(0, 20), PROXY_HEADER]) {
+        const conn = await Deno.connect({ hostname: "127.0.0.1", port: front.addr.port });
+        // Nothing, half a header, or a whole header and then no ClientHello.
+        if (first.length) await conn.write(first);
+        const n = await conn.read(new Uint8Array(64)).catch(() => null);
+        assertEquals(n, null, `open after ${first.length} bytes`);
+        conn.close();
+      }
+    } finally {
+      front.stopAccepting();
+      await inner.shutdown();
+      await front.drain();
     }
   },
 });
