@@ -25,10 +25,15 @@ import { argParser } from "./arg_parser.ts";
  * Flags tbot runs with; the same as the `tbot` task in deno.json and the
  * compiled binary. A 1 MB young generation keeps V8 from growing it to
  * 16 MB+ under the renewal loop's steady allocation: ~6 MB less at a oneshot's
- * peak and a flat daemon (docs/benchmarks.md, "tbot").
+ * peak and a flat daemon (docs/benchmarks.md, "tbot"). Without V8's optimizing
+ * tiers (TurboFan, Maglev; the interpreter and the baseline compiler remain) a
+ * daemon holds ~10 MB less after 1,000 renewals and grows a third as much, for
+ * ~5 % more CPU in a 20 ms renewal loop and none measurable in a oneshot:
+ * tbot's heavy work is WebCrypto and I/O, not hot JavaScript
+ * (docs/benchmarks.md, "Session 6: tbotload").
  */
 export const TBOT_DENO_FLAGS = [
-  "--v8-flags=--max-semi-space-size=1",
+  "--v8-flags=--max-semi-space-size=1,--no-opt,--no-maglev",
   "--unstable-kv",
   "--allow-net",
   "--allow-read",
