@@ -114,6 +114,9 @@ async function answerStep(
       await giveUp(p, session, msg);
       throw new KeyboundError("CHALLENGE_FAILED", msg);
     }
+    // The challenge's hash (a refresh signs it) is taken while the solution is signed.
+    const chash = p.identity ? challengeHash(step.challenge) : undefined;
+    chash?.catch(() => {});
     const solution = await solveChallenge(key, step.challenge);
     // A solution is the only answer after which the server may commit: what
     // the client needs to resume must be stored before it leaves.
@@ -124,7 +127,7 @@ async function answerStep(
     });
     return {
       answer: { type: "challenge_solution", solution },
-      ...(p.identity ? { chash: await challengeHash(step.challenge) } : {}),
+      ...(chash ? { chash: await chash } : {}),
     };
   }
   let publicKey: string;

@@ -189,6 +189,25 @@ withHarness("join state: a forged document locks the token", async (h) => {
   await expectJoinStateLock(h, bot, false);
 });
 
+withHarness(
+  "join state: checked against the token as read at continue, not as begin saw it",
+  async (h) => {
+    // The server may verify the join state while it checks the request, with
+    // what `begin` saw; a token whose bot changed in between must be judged on
+    // what it says now (the document names b1, the token now b2).
+    const bot = await onboardedBot(h, "t1", { botName: "b1", limit: 5 });
+    await putBot(h.ctx, "b2");
+    const moving: typeof fetch = async (input, init) => {
+      if (String(input).endsWith("/continue")) {
+        await editToken(h.ctx, "t1", (t) => (t.spec.bot_name = "b2"));
+      }
+      return fetch(input, init);
+    };
+    await rejectsCode(() => bot.join({ fetch: moving }), "JOIN_STATE_INVALID");
+    assertEquals((await listLocks(h.ctx)).length, 1);
+  },
+);
+
 withHarness("join state: a truncated document locks the token", async (h) => {
   const bot = await onboardedBot(h, "t1", { botName: "b1", limit: 5 });
   bot.joinState = bot.joinState!.slice(0, -10);

@@ -362,11 +362,14 @@ export interface PreparedContinue {
   /** The opened session (`SESSION_INVALID` if forged, malformed or expired). */
   session: Promise<JoinSession>;
   /**
-   * Once the session is open: the solution's verification and the first
-   * round of the step's reads (each wrapped, so awaiting this does not wait
+   * Once the session is open: the solution's verification, the first round
+   * of the step's reads and the join state's verification against what
+   * `begin` saw of the token (each wrapped, so awaiting this does not wait
    * for them), or null unless the answer solves a pending challenge.
    */
-  started: Promise<{ solved: Promise<void>; reads: Promise<StepReads> } | null>;
+  started: Promise<
+    { solved: Promise<void>; reads: Promise<StepReads>; joinState: EarlyJoinState | null } | null
+  >;
   /** base64url SHA-256 of the pending challenge (refreshes answering one), else "". */
   chash: Promise<string>;
 }
@@ -387,6 +390,7 @@ export function prepareContinue(ctx: ServerContext, req: ContinueRequest): Prepa
       return {
         solved: started(verifySolution(ctx, pending, answer.solution)),
         reads: started(readStep(ctx, s)),
+        joinState: earlyJoinState(ctx, s),
       };
     })),
     chash: started(session.then((s) => {
@@ -483,7 +487,7 @@ async function answerChallenge(
   for (let round = 1;; round++) {
     const reads = round === 1 ? begun.reads : readStep(ctx, session);
     try {
-      return await decideOnReads(ctx, session, pending, await reads, rc, where);
+      return await decideOnReads(ctx, session, pending, await reads, begun.joinState, rc, where);
     } catch (e) {
       if (!(e instanceof StaleReads)) throw e;
       if (round >= MAX_STEP_ROUNDS) {
@@ -558,6 +562,7 @@ async function decideOnReads(
   session: JoinSession,
   pending: PendingChallenge,
   reads: StepReads,
+  early: EarlyJoinState | null,
   rc: JoinRequestContext,
   where: FailureContext,
 ): Promise<JoinResponse> {
@@ -577,9 +582,73 @@ async function decideOnReads(
     return await finish(ctx, rotated, read, where);
   }
   const proven = { ...session, proven_key: pending.public_key, bound_key: pending.public_key };
-  const checked = await checksAfterProof(ctx, proven, read, lock, rc, where);
+  const checked = await checksAfterProof(ctx, proven, read, lock, rc, where, early);
   if (rotationDue(entry.token, ctx.now())) return await rotationStep(ctx, checked, "rotation");
   return await finish(ctx, checked, read, where);
+}
+
+/** What a join-state verification is run on. */
+interface JoinStateInputs {
+  /** The verification's options. */
+  options: Parameters<typeof verifyJoinState>[0];
+  /** The keys it trusts (and which of them a rotation dropped). */
+  trusted: ReturnType<typeof joinStateKeys>;
+}
+
+function joinStateInputs(
+  ctx: ServerContext,
+  joinState: string,
+  botName: string,
+  expect: { recoverySequence: number; botInstanceId: string },
+): JoinStateInputs {
+  const trusted = joinStateKeys(ctx);
+  return {
+    trusted,
+    options: {
+      joinState,
+      clusterName: ctx.clusterName,
+      botName,
+      trustedKeys: trusted.keys,
+      now: ctx.now(),
+      expect,
+    },
+  };
+}
+
+/**
+ * A join-state verification begun with the session's expectations, before
+ * the token was read (see {@linkcode PreparedContinue}); its outcome is used
+ * only if the verification the reads call for has the same inputs.
+ */
+interface EarlyJoinState {
+  /** What it was run on. */
+  inputs: JoinStateInputs;
+  /** Its outcome. */
+  claims: ReturnType<typeof verifyJoinState>;
+}
+
+/** The session's join state verified against what `begin` saw of the token, or null. */
+function earlyJoinState(ctx: ServerContext, session: JoinSession): EarlyJoinState | null {
+  if (!session.join_state || session.expect.count === 0) return null;
+  const inputs = joinStateInputs(ctx, session.join_state, session.bot, {
+    recoverySequence: session.expect.count,
+    botInstanceId: session.expect.instance,
+  });
+  return { inputs, claims: started(verifyJoinState(inputs.options)) };
+}
+
+/** True if two verifications check the same document the same way (their times aside). */
+function sameJoinStateInputs(a: JoinStateInputs, b: JoinStateInputs): boolean {
+  const x = a.options;
+  const y = b.options;
+  return x.joinState === y.joinState && x.botName === y.botName &&
+    x.clusterName === y.clusterName &&
+    x.expect.recoverySequence === y.expect.recoverySequence &&
+    x.expect.botInstanceId === y.expect.botInstanceId &&
+    x.trustedKeys.length === y.trustedKeys.length &&
+    x.trustedKeys.every((k, i) =>
+      k.kid === y.trustedKeys[i].kid && k.keyPair.publicKey === y.trustedKeys[i].keyPair.publicKey
+    );
 }
 
 /**
@@ -594,6 +663,7 @@ async function checksAfterProof(
   lock: Lock | null,
   rc: JoinRequestContext,
   where: FailureContext,
+  early: EarlyJoinState | null,
 ): Promise<JoinSession> {
   if (session.flow === "onboarding") {
     if (lock) throw lockedError(lock);
@@ -621,18 +691,14 @@ async function checksAfterProof(
       );
     }
     try {
-      const trusted = joinStateKeys(ctx);
-      const claims = await verifyJoinState({
-        joinState: session.join_state,
-        clusterName: ctx.clusterName,
-        botName: token.spec.bot_name,
-        trustedKeys: trusted.keys,
-        now: ctx.now(),
-        expect: {
-          recoverySequence: status.recovery_count,
-          botInstanceId: status.bound_bot_instance_id ?? "",
-        },
+      const inputs = joinStateInputs(ctx, session.join_state, token.spec.bot_name, {
+        recoverySequence: status.recovery_count,
+        botInstanceId: status.bound_bot_instance_id ?? "",
       });
+      const trusted = inputs.trusted;
+      const claims = await (early && sameJoinStateInputs(early.inputs, inputs)
+        ? early.claims
+        : verifyJoinState(inputs.options));
       prevInstance = claims.bot_instance_id;
       if (trusted.dropped.size > 0 && trusted.dropped.has(joinStateKid(session.join_state))) {
         ctx.log.warn("join state signed by a bound_keypair key a rotation dropped; accepted", {
