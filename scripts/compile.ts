@@ -54,8 +54,6 @@ export const COMPILE_TARGETS: readonly CompileTarget[] = [
       // grow the heap toward a limit sized by the machine (docs/security.md).
       "--v8-flags=--max-old-space-size=256,--max-semi-space-size=2",
       "--unstable-kv",
-      // SO_REUSEPORT: the TLS certificate swaps at a host CA rotation without closing the port.
-      "--unstable-net",
       "--allow-net",
       "--allow-read",
       "--allow-write",
