@@ -73,8 +73,6 @@ try {
     await refresh(auth, bot, timedFetch);
     runs.push({ start, end: now(), client: clientSpans });
     clientSpans = null;
-    // Spaced like a quiet machine's refreshes would be, not back to back.
-    await new Promise((r) => setTimeout(r, 2));
   }
   const server = await (await fetch(`${auth.url}/__timeline`)).json() as Span[];
   // Each refresh's spans, keyed by side, name and occurrence.

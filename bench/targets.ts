@@ -44,7 +44,7 @@ export function targetsSection(): BenchSection {
         const why = bare === undefined || floor === undefined ? "" : `; the same two requests, ` +
           `reads and fsync'd commit on a bare Deno.serve + KV take ${fmt(bare, 2)} ms, the ` +
           `server's crypto ${fmt(floor, 2)} ms more (${fmt(bare + floor, 2)} ms) before the ` +
-          `client signs anything (timeline: bench/profile_refresh.ts)`;
+          `client signs anything (timeline of both processes: bench/join_timeline.ts)`;
         rows.push({
           metric: "refresh p50 (1 bot)",
           value: fmt(p50, 2),
