@@ -96,7 +96,7 @@ export function tbotSection(): BenchSection {
           note: `target <= ${RSS_GROWTH_TARGET}${
             growth <= RSS_GROWTH_TARGET
               ? ""
-              : "; in the way: under a 20 ms renewal loop V8 grows its old generation and keeps the pages (committed +6.6 MB for +2 MB live); an idle daemon's memory reducer gives them back, this loop never idles (docs/benchmarks.md, tbot)"
+              : "; in the way: the live JS heap stays ~16 MB (a full GC before each sample, 100 to 1,000 renewals), but under a 20 ms renewal loop V8 keeps the old-generation pages it grows into between full GCs (+5.7 MB of 256 KB pages here); an idle daemon's memory reducer gives them back, this loop never idles; no V8 flag tried gets under 1.05 (docs/benchmarks.md, Session 6: tbotload)"
           }`,
         },
       ];
