@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { type Cluster, newCluster } from "../agent/_cluster.ts";
+import { type Cluster, clusterWithBot } from "../agent/_cluster.ts";
 import { tbotYaml, type YamlOptions } from "./_harness.ts";
 
 /** See the module doc. */
@@ -24,9 +24,7 @@ export interface ServedBot extends AsyncDisposable {
 
 /** Starts the cluster and creates the directory. */
 export async function servedBot(prefix = "keybound-bot-"): Promise<ServedBot> {
-  const cluster = await newCluster();
-  await cluster.createBot("example");
-  const secret = (await cluster.createToken("example", "example"))!;
+  const { cluster, secret } = await clusterWithBot();
   const served = await cluster.serve();
   const dir = await Deno.makeTempDir({ prefix });
   const config = `${dir}/tbot.yaml`;

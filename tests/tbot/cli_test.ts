@@ -1,7 +1,7 @@
 import { DirectoryStorage } from "../../runtime-adapters/deno/dir_storage.ts";
 import { TBOT_VERSION } from "../../src/agent/version.ts";
 import { assert, assertEquals, assertStringIncludes } from "../_assert.ts";
-import { newCluster } from "../agent/_cluster.ts";
+import { clusterWithBot } from "../agent/_cluster.ts";
 import { dirSnapshot, freePort, runTbot, tbotYaml } from "./_harness.ts";
 
 async function tempDir(): Promise<string & AsyncDisposable> {
@@ -148,11 +148,7 @@ Deno.test("cli: a second tbot on the same storage fails with a clear message", a
 Deno.test("cli: a server that answers garbage is a clear error and no key is lost", async () => {
   await using dir = await tempDir();
   // Join once for real so there are keys to lose.
-  const cluster = await newCluster();
-  await cluster.createBot("example");
-  const secret = (await cluster.createToken("example", "example", {
-    recovery: { limit: 5, mode: "standard" },
-  }))!;
+  const { cluster, secret } = await clusterWithBot(5);
   const served = await cluster.serve();
   await Deno.writeTextFile(
     `${dir}/tbot.yaml`,

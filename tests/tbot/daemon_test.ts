@@ -1,6 +1,6 @@
 import { assert, assertEquals, assertStringIncludes } from "../_assert.ts";
 import { waitUntil } from "../_wait.ts";
-import { type Cluster, newCluster } from "../agent/_cluster.ts";
+import { type Cluster, clusterWithBot } from "../agent/_cluster.ts";
 import { runTbot, spawnTbot, type TbotDaemon, tbotYaml } from "./_harness.ts";
 
 async function latestGeneration(cluster: Cluster): Promise<number> {
@@ -17,9 +17,7 @@ async function diagAddr(d: TbotDaemon): Promise<string> {
 }
 
 async function setup() {
-  const cluster = await newCluster();
-  await cluster.createBot("example");
-  const secret = (await cluster.createToken("example", "example"))!;
+  const { cluster, secret } = await clusterWithBot();
   const dir = await Deno.makeTempDir({ prefix: "tbot-daemon-" });
   return { cluster, secret, dir, config: `${dir}/tbot.yaml`, storage: `${dir}/bot` };
 }

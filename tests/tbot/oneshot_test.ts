@@ -1,13 +1,9 @@
 import { assert, assertEquals, assertStringIncludes } from "../_assert.ts";
-import { newCluster } from "../agent/_cluster.ts";
+import { clusterWithBot } from "../agent/_cluster.ts";
 import { dirSnapshot, runTbot, tbotYaml } from "./_harness.ts";
 
 async function setup(limit = 1) {
-  const cluster = await newCluster();
-  await cluster.createBot("example");
-  const secret = (await cluster.createToken("example", "example", {
-    recovery: { limit, mode: "standard" },
-  }))!;
+  const { cluster, secret } = await clusterWithBot(limit);
   const served = await cluster.serve();
   const dir = await Deno.makeTempDir({ prefix: "tbot-oneshot-" });
   const config = `${dir}/tbot.yaml`;

@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertStringIncludes } from "../_assert.ts";
-import { newCluster } from "../agent/_cluster.ts";
+import { clusterWithBot } from "../agent/_cluster.ts";
 import { runTbot, spawnTbot, tbotYaml } from "./_harness.ts";
 import { waitUntil } from "../_wait.ts";
 
@@ -70,9 +70,7 @@ Deno.test({
   async fn() {
     const tag = crypto.randomUUID().slice(0, 6);
     const [reader, member, other, group] = ["kbr", "kbm", "kbo", "kbg"].map((p) => p + tag);
-    const cluster = await newCluster();
-    await cluster.createBot("example");
-    const secret = (await cluster.createToken("example", "example"))!;
+    const { cluster, secret } = await clusterWithBot();
     const dir = await Deno.makeTempDir({ prefix: "tbot-share-" });
     // Others may traverse the test directory: the outputs' own modes decide.
     await Deno.chmod(dir, 0o711);
@@ -147,9 +145,7 @@ Deno.test({
   ignore,
   async fn() {
     const reader = "kbl" + crypto.randomUUID().slice(0, 6);
-    const cluster = await newCluster();
-    await cluster.createBot("example");
-    const secret = (await cluster.createToken("example", "example"))!;
+    const { cluster, secret } = await clusterWithBot();
     const dir = await Deno.makeTempDir({ prefix: "tbot-share-loop-" });
     await Deno.chmod(dir, 0o711);
     const served = await cluster.serve();
@@ -238,9 +234,7 @@ Deno.test({
   async fn() {
     const tag = crypto.randomUUID().slice(0, 6);
     const [member, other, group] = ["kfm", "kfo", "kfg"].map((p) => p + tag);
-    const cluster = await newCluster();
-    await cluster.createBot("example");
-    const secret = (await cluster.createToken("example", "example"))!;
+    const { cluster, secret } = await clusterWithBot();
     const dir = await Deno.makeTempDir({ prefix: "tbot-share-ramfs-" });
     await Deno.chmod(dir, 0o711);
     const mnt = `${dir}/ramfs`;

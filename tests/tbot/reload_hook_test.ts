@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertStringIncludes } from "../_assert.ts";
-import { newCluster } from "../agent/_cluster.ts";
+import { clusterWithBot } from "../agent/_cluster.ts";
 import { runTbot, spawnTbot, tbotYaml } from "./_harness.ts";
 import { ignoreWithout } from "../_tools.ts";
 
@@ -10,9 +10,7 @@ const test = (name: string, fn: () => Promise<void>) =>
 const SERVER = new URL("./_reloading_https_server.ts", import.meta.url).pathname;
 
 async function setup() {
-  const cluster = await newCluster();
-  await cluster.createBot("example");
-  const secret = (await cluster.createToken("example", "example"))!;
+  const { cluster, secret } = await clusterWithBot();
   const dir = await Deno.makeTempDir({ prefix: "tbot-hook-" });
   return { cluster, secret, dir, config: `${dir}/tbot.yaml`, storage: `${dir}/bot` };
 }

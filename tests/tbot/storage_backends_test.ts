@@ -1,13 +1,9 @@
 import { assert, assertEquals, assertStringIncludes } from "../_assert.ts";
-import { newCluster } from "../agent/_cluster.ts";
+import { clusterWithBot } from "../agent/_cluster.ts";
 import { runTbot, tbotYaml } from "./_harness.ts";
 
 async function setup() {
-  const cluster = await newCluster();
-  await cluster.createBot("example");
-  const secret = (await cluster.createToken("example", "example", {
-    recovery: { limit: 1, mode: "standard" },
-  }))!;
+  const { cluster, secret } = await clusterWithBot();
   const served = await cluster.serve();
   const dir = await Deno.makeTempDir({ prefix: "tbot-storage-" });
   return {
