@@ -9,6 +9,8 @@
  *
  * `PROFILE_TIMELINE=1` adds what ran in each 10 ms of the last run;
  * `PROFILE_CALLERS=npm:PACKAGE` the project frames that led into a package.
+ * `PROFILE_SOURCES=1` runs tbot from its sources (`entry/tbot.ts`) instead of
+ * the task's launcher, whose bundle's frames carry no source file names.
  *
  * `deno run -A --unstable-kv bench/profile_tbot.ts [runs] [deno flags...]`
  *
@@ -28,7 +30,9 @@ try {
   const flags = args.slice(0, -1).filter((a) =>
     !(a.startsWith("--v8-flags") && extra.some((e) => e.startsWith("--v8-flags")))
   );
-  const entry = args[args.length - 1];
+  const entry = Deno.env.get("PROFILE_SOURCES")
+    ? args[args.length - 1].replace(/tbot_launch\.ts$/, "tbot.ts")
+    : args[args.length - 1];
   const wall: number[] = [];
   const self = new Map<string, number>();
   // Inclusive time per npm package / node built-in: any frame of the sample's stack.
