@@ -80,16 +80,19 @@ Deno.test("tbot bundle: the tbot task's launcher runs a oneshot from a fresh bun
     assert(!text.includes('"node:module"'), `${e.name} imports node:module`);
   }
 
-  await using bot = await servedBot("tbot-bundle-run-");
-  await bot.writeConfig({ storage: `${bot.dir}/bot`, output: `${bot.dir}/out` });
-  // --no-npm: tbot's sources import zod, jose and yaml from npm and cannot
-  // load without it; the bundle carries them, so this run is the bundle's.
-  const run = await runTbot(["start", "-c", bot.config, "--oneshot"], {}, {
-    entry: LAUNCHER,
-    denoFlags: ["--no-npm"],
-  });
-  assertEquals(run.code, 0, run.stderr);
-  assert((await Deno.readTextFile(`${bot.dir}/out/tlscert`)).includes("BEGIN CERTIFICATE"));
+  // Directory storage, and the Deno KV backend (a chunk of its own, loaded lazily).
+  for (const storageType of ["directory", "deno_kv"] as const) {
+    await using bot = await servedBot("tbot-bundle-run-");
+    await bot.writeConfig({ storage: `${bot.dir}/bot`, storageType, output: `${bot.dir}/out` });
+    // --no-npm: tbot's sources import zod, jose and yaml from npm and cannot
+    // load without it; the bundle carries them, so this run is the bundle's.
+    const run = await runTbot(["start", "-c", bot.config, "--oneshot"], {}, {
+      entry: LAUNCHER,
+      denoFlags: ["--no-npm"],
+    });
+    assertEquals(run.code, 0, `${storageType}: ${run.stderr}`);
+    assert((await Deno.readTextFile(`${bot.dir}/out/tlscert`)).includes("BEGIN CERTIFICATE"));
+  }
   // The same flags on the sources fail: the assertion above can tell them apart.
   const source = await runTbot(["version"], {}, { denoFlags: ["--no-npm"] });
   assertNotEquals(source.code, 0);
