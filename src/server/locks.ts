@@ -80,7 +80,7 @@ export function locksChangedMutation(ctx: ServerContext): Mutation {
 }
 
 /** The parsed locks of a backend as of one version of the marker. */
-interface LockSnapshot {
+export interface LockSnapshot {
   /** Version of {@linkcode LOCKS_CHANGED_KEY} read before the listing; null if absent. */
   version: string | null;
   /** Every well-formed stored lock, expired ones included. */
@@ -95,18 +95,28 @@ const snapshots = new WeakMap<Backend, LockSnapshot>();
  * under; a write racing the listing only makes it newer.
  */
 export async function storedLocks(ctx: ServerContext): Promise<Lock[]> {
+  return (await lockSnapshot(ctx)).locks;
+}
+
+/**
+ * {@linkcode storedLocks} with the marker version they are current for: a
+ * commit derived from the locks that checks this version is refused if any
+ * lock was written since (the join's commit, docs/security.md "Locks").
+ */
+export async function lockSnapshot(ctx: ServerContext): Promise<LockSnapshot> {
   const marker = await ctx.backend.get(LOCKS_CHANGED_KEY);
   const version = marker?.version ?? null;
   const cached = snapshots.get(ctx.backend);
-  if (cached && cached.version === version) return cached.locks;
+  if (cached && cached.version === version) return cached;
   const locks: Lock[] = [];
   for await (const entry of listInPages(ctx.backend, resourcePrefix("lock"))) {
     const parsed = Lock.safeParse(entry.value);
     if (parsed.success) locks.push(parsed.data);
     else ctx.log.warn("ignoring malformed stored lock", { key: entry.key.join("/") });
   }
-  snapshots.set(ctx.backend, { version, locks });
-  return locks;
+  const snapshot = { version, locks };
+  snapshots.set(ctx.backend, snapshot);
+  return snapshot;
 }
 
 /**

@@ -201,6 +201,7 @@ async function commitFixture() {
       });
     },
     resumeUntil: ctx.now().getTime() + 600_000,
+    locksVersion: null,
   };
   const committed: { token?: Token } = {};
   return { ctx, read, plan, committed };

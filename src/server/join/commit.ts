@@ -2,7 +2,9 @@
  * The one atomic commit of a join (docs/protocol.md §4.6): token status,
  * bot instance, the session's used-marker, the resume record (the result,
  * kept so a client that lost the answer can resume, see `resume.ts`) and the
- * audit events, written by a single compare-and-swap on the versions read. When the token or instance
+ * audit events, written by a single compare-and-swap on the versions read
+ * (and the lock-change marker's, so a lock written since the join's lock
+ * check refuses it). When the token or instance
  * changed in between, the commit is rebuilt on the fresh values and retried
  * only if every expectation the join relied on still holds; otherwise the
  * join fails with `UNEXPECTED_BACKEND_STATE`. Of N concurrent recoveries of
@@ -19,7 +21,8 @@ import { toHex } from "../../util/encoding.ts";
 import { type AuditInput, auditMutations } from "../audit.ts";
 import { botInstanceMutation, latestGeneration, readBotInstance } from "../bot_instances.ts";
 import type { ServerContext } from "../context.ts";
-import { CA_REVISION_KEY, resourceKey, usedSessionKey } from "../keys.ts";
+import { CA_REVISION_KEY, LOCKS_CHANGED_KEY, resourceKey, usedSessionKey } from "../keys.ts";
+import { StaleReads } from "./failures.ts";
 import { getResource } from "../resources.ts";
 import { resumeRecordMutation } from "./resume_record.ts";
 
@@ -150,6 +153,13 @@ export interface JoinCommitPlan {
    * (`ctx.cas.revision` before signing): the commit requires it unchanged.
    */
   caRevision: string | null;
+  /**
+   * The locks-changed marker's version the join's lock check was current
+   * for: the commit requires it unchanged, so a lock written after the
+   * step's reads refuses the commit ({@linkcode StaleReads}: the step reads
+   * and decides again, and sees the lock).
+   */
+  locksVersion: string | null;
 }
 
 /**
@@ -187,7 +197,8 @@ export function sessionUsed(): KeyboundError {
  * Commits the join starting from what the caller read. Returns the result
  * (also kept in the token's resume record). Throws `SESSION_INVALID` (session replayed),
  * `UNEXPECTED_BACKEND_STATE` (an expectation no longer holds) or `CONFLICT`
- * (still contended after {@linkcode MAX_COMMIT_ATTEMPTS}).
+ * (still contended after {@linkcode MAX_COMMIT_ATTEMPTS}) or
+ * {@linkcode StaleReads} (a lock was written since the join's lock check).
  */
 export async function commitJoin(
   ctx: ServerContext,
@@ -199,15 +210,17 @@ export async function commitJoin(
   let { token, instance } = read;
   for (let attempt = 0; attempt < MAX_COMMIT_ATTEMPTS; attempt++) {
     if (attempt > 0) {
-      const [freshToken, freshInstance, marker, revision] = await Promise.all([
+      const [freshToken, freshInstance, marker, revision, locksMarker] = await Promise.all([
         readToken(ctx, plan.tokenName),
         plan.instance.kind === "update"
           ? readBotInstance(ctx, plan.botName, plan.instanceId)
           : Promise.resolve(null),
         ctx.backend.get(markerKey),
         ctx.backend.get(CA_REVISION_KEY),
+        ctx.backend.get(LOCKS_CHANGED_KEY),
       ]);
       if (marker !== null) throw sessionUsed();
+      if ((locksMarker?.version ?? null) !== plan.locksVersion) throw new StaleReads();
       if ((revision?.version ?? null) !== plan.caRevision) throw new CaChangedError();
       if (!(await expectationsHold(freshToken.token, plan.expect, plan.consumesRecovery))) {
         throw unexpectedBackendState();
@@ -250,6 +263,7 @@ export async function commitJoin(
         { key: instanceKey, version: instance?.version ?? null },
         { key: markerKey, version: null },
         { key: CA_REVISION_KEY, version: plan.caRevision },
+        { key: LOCKS_CHANGED_KEY, version: plan.locksVersion },
       ],
       mutations,
     });

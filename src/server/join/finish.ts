@@ -22,7 +22,7 @@ import {
   withAuthentication,
 } from "../bot_instances.ts";
 import type { ServerContext } from "../context.ts";
-import { resourceKey, usedSessionKey } from "../keys.ts";
+import { LOCKS_CHANGED_KEY, resourceKey, usedSessionKey } from "../keys.ts";
 import { createLockMutations, generationLockMessage } from "../locks.ts";
 import { refreshCas } from "../rotation/cache.ts";
 import { certificateTtlSeconds, issueBotCertificates, requireBot, trustBundleOf } from "./certs.ts";
@@ -47,16 +47,20 @@ export interface FinishReads {
   bot: Bot | null;
   /** The refreshing instance (refreshes only), null if absent. */
   instance: Entry<BotInstance> | null;
+  /** Version of the locks-changed marker the step's lock check is current for. */
+  locksVersion: string | null;
 }
 
 /**
  * Checks that what a step read is still what is stored: the session's
  * used-marker absent, the token and (refresh) the instance at the versions
- * read. A state change derived from those reads is committed with them.
+ * read, and no lock written since its lock check. A state change derived
+ * from those reads is committed with them.
  */
 export function readChecks(session: JoinSession, read: FinishReads): Check[] {
   return [
     { key: usedSessionKey(session.sid), version: null },
+    { key: LOCKS_CHANGED_KEY, version: read.locksVersion },
     { key: resourceKey("token", session.token), version: read.entry.version },
     ...(session.refresh
       ? [{
@@ -289,6 +293,7 @@ async function finishOnce(
     result: resultOf,
     resumeUntil: resumeUntil(now, certs.expires),
     caRevision,
+    locksVersion: read.locksVersion,
     applyStatus,
     events: (token) => {
       const status = statusOf(token);

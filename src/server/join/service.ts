@@ -42,6 +42,7 @@ import {
   findLockInForce,
   joinStateLockMessage,
   lockedError,
+  lockSnapshot,
   storedLocks,
 } from "../locks.ts";
 import { joinStateKeys } from "../rotation/join_state_keys.ts";
@@ -528,6 +529,8 @@ interface StepReads {
   bot: Bot | null;
   /** The refreshing instance (refreshes), else null. */
   instance: Entry<BotInstance> | null;
+  /** Version of the locks-changed marker `lock` was decided on; the commit checks it. */
+  locksVersion: string | null;
 }
 
 /**
@@ -539,21 +542,28 @@ interface StepReads {
  * reads go out as one batch.
  */
 async function readStep(ctx: ServerContext, session: JoinSession): Promise<StepReads> {
-  const [entry, lock, used, bot, instance] = await Promise.all([
+  const locks = lockSnapshot(ctx);
+  const [entry, lock, used, bot, instance, { version: locksVersion }] = await Promise.all([
     readToken(ctx, session.token),
-    findLockInForce(ctx, {
-      join_token: session.token,
-      ...(session.refresh
-        ? { user: botUserName(session.bot), bot_instance_id: session.refresh.instance }
-        : {}),
-    }),
+    findLockInForce(
+      ctx,
+      {
+        join_token: session.token,
+        ...(session.refresh
+          ? { user: botUserName(session.bot), bot_instance_id: session.refresh.instance }
+          : {}),
+      },
+      undefined,
+      locks.then((s) => s.locks),
+    ),
     ctx.backend.get(usedSessionKey(session.sid)),
     findBot(ctx, session.bot),
     session.refresh
       ? readBotInstance(ctx, session.bot, session.refresh.instance)
       : Promise.resolve(null),
+    locks,
   ]);
-  return { entry, lock, used: used !== null, bot, instance };
+  return { entry, lock, used: used !== null, bot, instance, locksVersion };
 }
 
 /** One round of a challenge answer's reads and the decision taken on them. */
@@ -568,9 +578,9 @@ async function decideOnReads(
 ): Promise<JoinResponse> {
   // Proof of possession is done: only now are the token's state and locks
   // consulted (the reads may have been taken while it was being checked).
-  const { entry, lock, used, bot, instance } = reads;
+  const { entry, lock, used, bot, instance, locksVersion } = reads;
   if (used) throw sessionUsed();
-  const read: FinishReads = { entry, bot, instance };
+  const read: FinishReads = { entry, bot, instance, locksVersion };
   const consumes = session.flow !== "refresh";
   if (!(await expectationsHold(entry.token, session.expect, consumes))) {
     throw await refusedOrReplayed(ctx, session, unexpectedBackendState());
