@@ -12,7 +12,7 @@
  *
  * @module
  */
-import type { KeyAlgorithm } from "../crypto/keys.ts";
+import { algOf, type KeyAlgorithm } from "../crypto/keys.ts";
 import { randomHex } from "../crypto/random.ts";
 import { isKeyboundError, KeyboundError } from "../errors.ts";
 import type { Logger } from "../util/log.ts";
@@ -269,7 +269,24 @@ export class IdentityService {
     }
     const identity = await this.#store(result, subjectKey);
     o.log.info("resumed a join whose answer was lost", this.#fields(identity));
-    return identity;
+    const wanted = o.certificateKeyAlgorithm ?? "ES256";
+    const resumedAlg = algOf(subjectKey.privateKey);
+    if (resumedAlg === wanted) return identity;
+    // The resumed join was begun under another configuration (tbot killed
+    // mid-join, then an identity output that copies the bot's P-256
+    // certificate added): refresh once more, now, with a key of the
+    // configured algorithm, so no output is written from the other one. The
+    // resumed identity is stored first, so this is an ordinary refresh with
+    // its own pending record: a crash during it resumes that refresh (whose
+    // key is of the configured algorithm) and consumes no recovery.
+    o.log.info(
+      "the resumed join's certificate key is not of the configured algorithm; refreshing",
+      {
+        resumed: resumedAlg,
+        configured: wanted,
+      },
+    );
+    return await this.#join(true);
   }
 
   /** One join: a refresh with the current certificate, or a fresh join. */

@@ -19,7 +19,8 @@ import { readCertificateFields } from "../../src/pki/cert_fields.ts";
 import { fromBase64Url, fromPem } from "../../src/util/encoding.ts";
 import { silentLogger } from "../../src/util/log.ts";
 import { DirectoryStorage } from "../../runtime-adapters/deno/dir_storage.ts";
-import { assert, assertEquals } from "../_assert.ts";
+import { assert, assertEquals, assertRejects } from "../_assert.ts";
+import { KeyboundError } from "../../src/errors.ts";
 import { type Cluster, newCluster } from "../agent/_cluster.ts";
 import { runTbot, tbotYaml } from "../tbot/_harness.ts";
 
@@ -32,12 +33,13 @@ async function agentOn(
   alg: KeyAlgorithm | undefined,
   signedWith: string[],
   secret?: string,
+  loseAnswer?: () => boolean,
 ): Promise<IdentityService> {
   const storage = new DirectoryStorage(dir);
   await storage.init();
   const clientState = await StoredClientState.load(storage, silentLogger, cluster.now);
   // Records the `alg` of each signed request's JWS header.
-  const spy = ((input: string | URL | Request, init?: RequestInit) => {
+  const spy = (async (input: string | URL | Request, init?: RequestInit) => {
     const auth = new Headers(init?.headers).get("authorization");
     if (auth) {
       const header = JSON.parse(
@@ -45,7 +47,13 @@ async function agentOn(
       );
       signedWith.push(header.alg);
     }
-    return cluster.fetch(input, init);
+    const res = await cluster.fetch(input, init);
+    // A process killed right after the server committed: the answer never arrives.
+    const path = new URL(input instanceof Request ? input.url : input).pathname;
+    if (path.endsWith("/continue") && res.ok && loseAnswer?.()) {
+      throw new TypeError("connection reset");
+    }
+    return res;
   }) as typeof fetch;
   const clock: Clock = { now: cluster.now, sleep: () => Promise.resolve() };
   return new IdentityService({
@@ -114,6 +122,60 @@ Deno.test("a stored P-256 identity refreshes after the switch to Ed25519 certifi
       recoveries,
       "no recovery was consumed",
     );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a join resumed with a key of another algorithm is refreshed once more before it is used", async () => {
+  const cluster = await newCluster();
+  const dir = await Deno.makeTempDir({ prefix: "keybound-idkey-resume-" });
+  try {
+    await cluster.createBot("example");
+    const secret = (await cluster.createToken("example", "example"))!;
+    const signed: string[] = [];
+    const first = await (await agentOn(cluster, dir, "EdDSA", signed, secret)).renew();
+    const recoveries = (await cluster.token("example")).status!.bound_keypair!.recovery_count;
+    const pending = () => readText(new DirectoryStorage(dir), STORAGE_FILES.pendingJoin);
+
+    // An Ed25519 agent is killed after the server committed its refresh.
+    let lose = 1;
+    const killed = await agentOn(cluster, dir, "EdDSA", signed, undefined, () => lose-- > 0);
+    await assertRejects(() => killed.renew(), KeyboundError);
+    assert(await pending(), "the pending-join record stays");
+
+    // Restarted with an identity output that copies the bot's certificate
+    // (P-256): the resumed identity's Ed25519 key is replaced at once.
+    const p256 = await agentOn(cluster, dir, "ES256", signed);
+    const second = await p256.renew();
+    assertEquals(await storedAlgorithm(dir), "ES256");
+    assertEquals(second.generation, first.generation + 2, "the resumed refresh, then one more");
+    assertEquals(second.botInstanceId, first.botInstanceId);
+    assertEquals(await pending(), null);
+
+    // Killed again, now during that extra refresh (after its commit): the
+    // next start resumes it, and its key is already P-256.
+    lose = 2; // the first lost answer is the Ed25519 refresh's, the second the extra refresh's
+    const twice = await agentOn(cluster, dir, "EdDSA", signed, undefined, () => lose-- > 0);
+    await assertRejects(() => twice.renew(), KeyboundError);
+    const again = await agentOn(cluster, dir, "ES256", signed, undefined, () => lose-- > 0);
+    await assertRejects(() => again.renew(), KeyboundError);
+    assert(await pending(), "the extra refresh's record stays");
+    const third = await (await agentOn(cluster, dir, "ES256", signed)).renew();
+    assertEquals(await storedAlgorithm(dir), "ES256");
+    assertEquals(third.generation, second.generation + 2, "the Ed25519 refresh and the extra one");
+    assertEquals(third.botInstanceId, first.botInstanceId);
+
+    // A resume whose key already matches is not refreshed again, and nothing was locked
+    // or recovered on the way.
+    const fourth = await (await agentOn(cluster, dir, "ES256", signed)).renew();
+    assertEquals(fourth.generation, third.generation + 1);
+    assertEquals(
+      (await cluster.token("example")).status!.bound_keypair!.recovery_count,
+      recoveries,
+      "no recovery was consumed",
+    );
+    assertEquals((await cluster.locks()).length, 0);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
