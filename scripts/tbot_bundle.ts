@@ -7,13 +7,17 @@
  * files of zod, jose and yaml, and yaml through Deno's CommonJS loader
  * (docs/benchmarks.md, "Session 6: tbotload").
  *
- * Earlier builds stay (a running daemon still imports its lazy chunks from
- * its own directory); `--prune` removes all but the current one. `--check`
- * only reports whether the bundle matches the sources (exit 1 if not).
+ * The manifest records each bundle file's SHA-256; the launcher checks them
+ * before it imports anything. Earlier builds stay (a running daemon still
+ * imports its lazy chunks from its own directory); `--prune` removes the
+ * builds that are neither the current one nor in use by a running tbot
+ * (which holds a shared lock on its build's main file). `--check` only
+ * reports whether the bundle matches the sources (exit 1 if not).
  *
  * @module
  */
 import {
+  bundleFileHashes,
   freshTbotBundle,
   sourceFingerprint,
   TBOT_BUNDLE_DIR,
@@ -67,41 +71,56 @@ export async function buildTbotBundle(): Promise<TbotBundleManifest> {
   const fingerprint = await sourceFingerprint(files);
   const dir = `${OUT}${fingerprint}`;
   const tmp = `${dir}.tmp-${Deno.pid}`;
-  const manifest: TbotBundleManifest = {
-    deno: Deno.version.deno,
-    fingerprint,
-    main: "tbot_main.js",
-    files,
-  };
+  const main = "tbot_main.js";
   await Deno.mkdir(OUT, { recursive: true });
   // A directory is renamed into place only once complete, and the same sources
-  // bundle to the same files: an existing one is kept, never rewritten under a
-  // daemon that still loads chunks from it.
-  const built = await Deno.stat(`${dir}/${manifest.main}`).then(() => true, (err) => {
+  // bundle to the same files: an existing one whose files are those of a
+  // fresh build is kept, never rewritten under a daemon that still loads
+  // chunks from it; a damaged one is replaced.
+  await deno([
+    "bundle",
+    "--quiet",
+    // Browser conditions: yaml then resolves to its ES module build, not its
+    // CommonJS one, so the bundle needs no `require` shim and Deno never sets
+    // up its CommonJS loader (`node:module`: +19 ms CPU, +9 MiB on its own).
+    "--platform",
+    "browser",
+    "--external",
+    "node:*",
+    "--format",
+    "esm",
+    "--code-splitting",
+    "--outdir",
+    tmp,
+    ENTRY,
+  ]);
+  const bundle = await bundleFileHashes(
+    new URL(`${fingerprint}.tmp-${Deno.pid}/`, TBOT_BUNDLE_DIR),
+  );
+  if (!bundle || !Object.hasOwn(bundle, main)) throw new Error(`deno bundle wrote no ${main}`);
+  const exists = await Deno.stat(dir).then(() => true, (err) => {
     if (err instanceof Deno.errors.NotFound) return false;
     throw err;
   });
-  if (!built) {
-    await deno([
-      "bundle",
-      "--quiet",
-      // Browser conditions: yaml then resolves to its ES module build, not its
-      // CommonJS one, so the bundle needs no `require` shim and Deno never sets
-      // up its CommonJS loader (`node:module`: +19 ms CPU, +9 MiB on its own).
-      "--platform",
-      "browser",
-      "--external",
-      "node:*",
-      "--format",
-      "esm",
-      "--code-splitting",
-      "--outdir",
-      tmp,
-      ENTRY,
-    ]);
-    await Deno.stat(`${tmp}/${manifest.main}`);
+  const existing = exists
+    ? await bundleFileHashes(new URL(`${fingerprint}/`, TBOT_BUNDLE_DIR))
+    : undefined;
+  if (existing && JSON.stringify(existing) === JSON.stringify(bundle)) {
+    await Deno.remove(tmp, { recursive: true });
+  } else {
+    if (exists) {
+      console.warn(`replacing ${dir}: its files are not those of a fresh build`);
+      await Deno.remove(dir, { recursive: true });
+    }
     await Deno.rename(tmp, dir);
   }
+  const manifest: TbotBundleManifest = {
+    deno: Deno.version.deno,
+    fingerprint,
+    main,
+    files,
+    bundle,
+  };
   // The manifest last, by rename: a launcher sees the old bundle or the whole new one.
   const next = `${OUT}manifest.json.tmp-${Deno.pid}`;
   await Deno.writeTextFile(next, JSON.stringify(manifest, null, 2) + "\n");
@@ -109,15 +128,40 @@ export async function buildTbotBundle(): Promise<TbotBundleManifest> {
   return manifest;
 }
 
-async function prune(keep: string): Promise<number> {
-  let n = 0;
-  for await (const e of Deno.readDir(OUT)) {
-    if (e.isDirectory && e.name !== keep) {
-      await Deno.remove(`${OUT}${e.name}`, { recursive: true });
-      n++;
+/**
+ * Removes the builds in `out` other than `keep` that no running tbot uses (a process
+ * started from a build holds a shared lock on its main file: its lazy chunks
+ * must stay). Returns how many it removed and how many it kept in use.
+ */
+export async function prune(
+  keep: string,
+  main: string,
+  out: string = OUT,
+): Promise<{ removed: number; inUse: number }> {
+  let removed = 0, inUse = 0;
+  for await (const e of Deno.readDir(out)) {
+    if (!e.isDirectory || e.name === keep || !/^[0-9a-f]{64}$/.test(e.name)) continue;
+    const dir = `${out}${e.name}`;
+    // Held exclusively while removing: a launcher that opened the main file
+    // waits, then finds the build gone and runs the sources.
+    let f: Deno.FsFile | undefined;
+    try {
+      f = await Deno.open(`${dir}/${main}`, { read: true });
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err;
+    }
+    try {
+      if (f && !(await f.tryLock(true))) {
+        inUse++;
+        continue;
+      }
+      await Deno.remove(dir, { recursive: true });
+      removed++;
+    } finally {
+      f?.close();
     }
   }
-  return n;
+  return { removed, inUse };
 }
 
 if (import.meta.main) {
@@ -133,6 +177,7 @@ if (import.meta.main) {
   const manifest = await buildTbotBundle();
   console.log(`wrote ${OUT}${manifest.fingerprint}/ (${manifest.files.length} sources)`);
   if (Deno.args.includes("--prune")) {
-    console.log(`removed ${await prune(manifest.fingerprint)} older builds`);
+    const { removed, inUse } = await prune(manifest.fingerprint, manifest.main);
+    console.log(`removed ${removed} older builds; kept ${inUse} in use by a running tbot`);
   }
 }

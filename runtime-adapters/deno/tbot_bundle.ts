@@ -1,13 +1,30 @@
 /**
  * tbot's prebuilt bundle (`deno task tbot-bundle`, scripts/tbot_bundle.ts):
- * where it lives and when it may run. A bundle runs only if it was built from
- * exactly the bytes of this checkout's sources: its manifest lists every
- * local module of tbot's graph plus deno.json and deno.lock (the npm versions),
- * and their SHA-256 fingerprint must match before the launcher imports it.
- * Any difference (an edited file, another Deno) and tbot runs from the
- * sources instead, so a stale bundle is never what runs.
+ * where it lives and when it may run. The launcher imports a bundle only if
  *
- * This module imports nothing: the launcher loads it before tbot's graph.
+ * - its manifest is well-formed (checked field by field here, without zod:
+ *   this module runs before tbot's graph and stays light) and lists at least
+ *   the graph's root module, this check, the build script, deno.json and
+ *   deno.lock — so a manifest with an empty or cut-down list is refused;
+ * - the SHA-256 fingerprint over the Deno version and every listed source
+ *   (path, length, bytes) equals the manifest's: an edited source, another
+ *   Deno, and tbot runs from the sources instead;
+ * - its directory holds exactly the bundle files the manifest names, each
+ *   with the SHA-256 recorded at build time: a truncated, half-copied or
+ *   edited bundle file, or an extra one, and tbot runs from the sources.
+ *
+ * What this does not guarantee: the list of sources is the one `deno info`
+ * gave at build time, and the launcher cannot recompute it cheaply, so a new
+ * module that nothing listed imports is only noticed through the edit of
+ * the listed module that imports it; the bundle files are checked once, at
+ * start, not again when a running daemon imports a lazy chunk; and whoever
+ * can write dist/ can write the manifest too (this guards against damage and
+ * staleness, not against an attacker with write access to the checkout).
+ *
+ * A process running from a bundle holds a shared lock on its main file for
+ * its lifetime, so `deno task tbot-bundle --prune` keeps builds in use.
+ *
+ * This module imports nothing.
  *
  * @module
  */
@@ -17,6 +34,18 @@ export const TBOT_BUNDLE_DIR: URL = new URL("../../dist/tbot-bundle/", import.me
 
 /** The repository root the manifest's paths are relative to. */
 export const TBOT_SOURCE_ROOT: URL = new URL("../../", import.meta.url);
+
+/**
+ * Sources every tbot bundle's manifest must list: the graph's root module,
+ * how the bundle is built and checked, and the npm versions.
+ */
+export const TBOT_REQUIRED_SOURCES: readonly string[] = [
+  "runtime-adapters/deno/tbot_main.ts",
+  "runtime-adapters/deno/tbot_bundle.ts",
+  "scripts/tbot_bundle.ts",
+  "deno.json",
+  "deno.lock",
+];
 
 /** `manifest.json` in {@linkcode TBOT_BUNDLE_DIR}. */
 export interface TbotBundleManifest {
@@ -28,6 +57,40 @@ export interface TbotBundleManifest {
   main: string;
   /** Root-relative paths of the sources the bundle was built from. */
   files: string[];
+  /** Every file of the fingerprint directory (name → SHA-256, hex); `main` among them. */
+  bundle: Record<string, string>;
+}
+
+const HEX64 = /^[0-9a-f]{64}$/;
+const SOURCE_PATH = /^[A-Za-z0-9_@+-][A-Za-z0-9._@+-]*(\/[A-Za-z0-9_@+-][A-Za-z0-9._@+-]*)*$/;
+const BUNDLE_NAME = /^[A-Za-z0-9_-][A-Za-z0-9._-]*$/;
+
+/**
+ * `value` as a manifest if it is one exactly (no other fields, every field
+ * of its type, paths that stay inside the root and the bundle directory, the
+ * required sources listed, `main` among the bundle files); else undefined.
+ */
+export function parseTbotBundleManifest(value: unknown): TbotBundleManifest | undefined {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return undefined;
+  const m = value as Record<string, unknown>;
+  const keys = Object.keys(m).sort().join(",");
+  if (keys !== "bundle,deno,files,fingerprint,main") return undefined;
+  const { deno, fingerprint, main, files, bundle } = m;
+  if (typeof deno !== "string" || typeof fingerprint !== "string" || !HEX64.test(fingerprint)) {
+    return undefined;
+  }
+  if (!Array.isArray(files) || !files.every((f) => typeof f === "string" && SOURCE_PATH.test(f))) {
+    return undefined;
+  }
+  if (new Set(files).size !== files.length) return undefined;
+  if (!TBOT_REQUIRED_SOURCES.every((f) => files.includes(f))) return undefined;
+  if (typeof bundle !== "object" || bundle === null || Array.isArray(bundle)) return undefined;
+  const names = Object.entries(bundle);
+  if (!names.every(([n, h]) => BUNDLE_NAME.test(n) && typeof h === "string" && HEX64.test(h))) {
+    return undefined;
+  }
+  if (typeof main !== "string" || !Object.hasOwn(bundle, main)) return undefined;
+  return { deno, fingerprint, main, files, bundle: bundle as Record<string, string> };
 }
 
 /**
@@ -51,22 +114,53 @@ export async function sourceFingerprint(
     all.set(p, at);
     at += p.length;
   }
-  return new Uint8Array(await crypto.subtle.digest("SHA-256", all)).toHex();
+  return await sha256Hex(all);
 }
 
-/** Reads the manifest in `dir`; undefined when there is no bundle. */
-export function readTbotBundleManifest(dir: URL = TBOT_BUNDLE_DIR): TbotBundleManifest | undefined {
+/** SHA-256 of `bytes`, hex. */
+export async function sha256Hex(bytes: Uint8Array<ArrayBuffer>): Promise<string> {
+  return new Uint8Array(await crypto.subtle.digest("SHA-256", bytes)).toHex();
+}
+
+/**
+ * Name → SHA-256 (hex) of every entry of the directory `dir`; undefined if
+ * it cannot be read or holds anything but plain files.
+ */
+export async function bundleFileHashes(dir: URL): Promise<Record<string, string> | undefined> {
   try {
-    return JSON.parse(Deno.readTextFileSync(new URL("manifest.json", dir)));
+    const hashes: [string, string][] = [];
+    // One file at a time: as fast as all at once here, and only one file's
+    // bytes are held (the whole bundle is ~1.6 MB).
+    for (const e of Deno.readDirSync(dir)) {
+      if (!e.isFile) return undefined;
+      hashes.push([e.name, await sha256Hex(Deno.readFileSync(new URL(e.name, dir)))]);
+    }
+    return Object.fromEntries(hashes.sort(([a], [b]) => a < b ? -1 : 1));
   } catch {
     return undefined;
   }
 }
 
+/** Reads and checks the manifest in `dir`; undefined when there is none or it is malformed. */
+export function readTbotBundleManifest(dir: URL = TBOT_BUNDLE_DIR): TbotBundleManifest | undefined {
+  try {
+    return parseTbotBundleManifest(
+      JSON.parse(Deno.readTextFileSync(new URL("manifest.json", dir))),
+    );
+  } catch {
+    return undefined;
+  }
+}
+
+/** The main file of the build a process runs from, locked (shared) while it lives. */
+let inUse: Deno.FsFile | undefined;
+
 /**
- * The URL of the bundled main module if a bundle exists in `dir` and was
- * built from the sources under `root` as they are now, with this Deno;
- * undefined otherwise.
+ * The URL of the bundled main module if a bundle exists in `dir`, was built
+ * from the sources under `root` as they are now, with this Deno, and its
+ * files are those recorded at build time; undefined otherwise. When it
+ * returns a URL, this process holds a shared lock on that build's main file
+ * until it exits (`--prune` keeps a locked build).
  */
 export async function freshTbotBundle(
   dir: URL = TBOT_BUNDLE_DIR,
@@ -74,12 +168,37 @@ export async function freshTbotBundle(
 ): Promise<string | undefined> {
   const manifest = readTbotBundleManifest(dir);
   if (!manifest || manifest.deno !== Deno.version.deno) return undefined;
-  let fingerprint: string;
+  const build = new URL(`${manifest.fingerprint}/`, dir);
+  const mainUrl = new URL(manifest.main, build);
+  let lock: Deno.FsFile;
   try {
-    fingerprint = await sourceFingerprint(manifest.files, root);
+    // Locked before the files are checked: a prune that removes this build
+    // either finishes first (the check then fails) or finds it locked.
+    lock = await Deno.open(mainUrl, { read: true });
   } catch {
-    return undefined; // a source was removed or renamed since the build
+    return undefined;
   }
-  if (fingerprint !== manifest.fingerprint) return undefined;
-  return new URL(`${fingerprint}/${manifest.main}`, dir).href;
+  try {
+    await lock.lock(false);
+    const [fingerprint, files] = await Promise.all([
+      sourceFingerprint(manifest.files, root).catch(() => undefined),
+      bundleFileHashes(build),
+    ]);
+    if (fingerprint !== manifest.fingerprint || !files || !sameHashes(files, manifest.bundle)) {
+      lock.close();
+      return undefined;
+    }
+  } catch {
+    lock.close();
+    return undefined;
+  }
+  inUse?.close();
+  inUse = lock;
+  return mainUrl.href;
+}
+
+function sameHashes(a: Record<string, string>, b: Record<string, string>): boolean {
+  const ka = Object.keys(a);
+  return ka.length === Object.keys(b).length &&
+    ka.every((k) => Object.hasOwn(b, k) && a[k] === b[k]);
 }

@@ -3,43 +3,60 @@
  * exact sources it was built from, and a real one runs a oneshot against a
  * real auth service.
  */
-import { assert, assertEquals, assertNotEquals } from "../_assert.ts";
+import { assert, assertEquals, assertNotEquals, assertRejects } from "../_assert.ts";
 import { runTbot } from "./_harness.ts";
 import { servedBot } from "./_served_bot.ts";
 import {
+  bundleFileHashes,
   freshTbotBundle,
+  parseTbotBundleManifest,
   sourceFingerprint,
   TBOT_BUNDLE_DIR,
+  TBOT_REQUIRED_SOURCES,
   type TbotBundleManifest,
 } from "../../runtime-adapters/deno/tbot_bundle.ts";
-import { buildTbotBundle } from "../../scripts/tbot_bundle.ts";
+import { buildTbotBundle, prune } from "../../scripts/tbot_bundle.ts";
 
 const LAUNCHER = new URL("../../runtime-adapters/deno/entry/tbot_launch.ts", import.meta.url)
   .pathname;
 
+/** A fake checkout and a fake build of it under `tmp`: sources, bundle files, manifest. */
+async function fakeBuild(tmp: string) {
+  const root = new URL(`file://${tmp}/src/`);
+  const dir = new URL(`file://${tmp}/bundle/`);
+  const files = [...TBOT_REQUIRED_SOURCES, "a.ts", "lib/b.ts"].sort();
+  for (const f of files) {
+    await Deno.mkdir(new URL(".", new URL(f, root)), { recursive: true });
+    await Deno.writeTextFile(new URL(f, root), `// ${f}\n`);
+  }
+  await Deno.writeTextFile(new URL("lib/b.ts", root), "export const b = 2;\n");
+  const fingerprint = await sourceFingerprint(files, root);
+  const build = new URL(`${fingerprint}/`, dir);
+  await Deno.mkdir(build, { recursive: true });
+  await Deno.writeTextFile(new URL("tbot_main.js", build), 'import "./chunk-A.js";\n');
+  await Deno.writeTextFile(new URL("chunk-A.js", build), "export const a = 1;\n");
+  const manifest: TbotBundleManifest = {
+    deno: Deno.version.deno,
+    fingerprint,
+    main: "tbot_main.js",
+    files,
+    bundle: (await bundleFileHashes(build))!,
+  };
+  const writeManifest = (m: unknown) =>
+    Deno.writeTextFile(new URL("manifest.json", dir), JSON.stringify(m));
+  await writeManifest(manifest);
+  return { root, dir, build, files, fingerprint, manifest, writeManifest };
+}
+
 Deno.test("tbot bundle: used only while every source it was built from is unchanged", async () => {
   const tmp = await Deno.makeTempDir({ prefix: "tbot-bundle-" });
   try {
-    const root = new URL(`file://${tmp}/src/`);
-    const dir = new URL(`file://${tmp}/bundle/`);
-    await Deno.mkdir(new URL("lib/", root), { recursive: true });
-    await Deno.mkdir(dir);
-    await Deno.writeTextFile(new URL("a.ts", root), "export const a = 1;\n");
-    await Deno.writeTextFile(new URL("lib/b.ts", root), "export const b = 2;\n");
-    const files = ["a.ts", "lib/b.ts"];
-    const fingerprint = await sourceFingerprint(files, root);
-    const manifest: TbotBundleManifest = {
-      deno: Deno.version.deno,
-      fingerprint,
-      main: "tbot_main.js",
-      files,
-    };
-    const writeManifest = (m: TbotBundleManifest) =>
-      Deno.writeTextFile(new URL("manifest.json", dir), JSON.stringify(m));
-
+    const { root, dir, fingerprint, manifest, writeManifest } = await fakeBuild(tmp);
+    const main = new URL(`${fingerprint}/tbot_main.js`, dir).href;
+    assertEquals(await freshTbotBundle(dir, root), main);
+    await Deno.remove(new URL("manifest.json", dir));
     assertEquals(await freshTbotBundle(dir, root), undefined, "no manifest, no bundle");
     await writeManifest(manifest);
-    const main = new URL(`${fingerprint}/tbot_main.js`, dir).href;
     assertEquals(await freshTbotBundle(dir, root), main);
 
     // One byte of one source differs: the sources run.
@@ -57,6 +74,122 @@ Deno.test("tbot bundle: used only while every source it was built from is unchan
     await writeManifest(manifest);
     await Deno.remove(new URL("a.ts", root));
     assertEquals(await freshTbotBundle(dir, root), undefined);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("tbot bundle: a bundle file edited, cut short, missing or added, and the sources run", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "tbot-bundle-files-" });
+  try {
+    const { root, dir, build } = await fakeBuild(tmp);
+    const main = new URL("tbot_main.js", build).href;
+    assertEquals(await freshTbotBundle(dir, root), main);
+    const chunk = new URL("chunk-A.js", build);
+    const original = await Deno.readTextFile(chunk);
+
+    // A lazily imported chunk edited, truncated (a half-done copy), or removed.
+    await Deno.writeTextFile(chunk, 'console.error("TAMPERED");\n' + original);
+    assertEquals(await freshTbotBundle(dir, root), undefined, "edited");
+    await Deno.writeTextFile(chunk, original.slice(0, 5));
+    assertEquals(await freshTbotBundle(dir, root), undefined, "truncated");
+    await Deno.remove(chunk);
+    assertEquals(await freshTbotBundle(dir, root), undefined, "missing");
+    await Deno.writeTextFile(chunk, original);
+    assertEquals(await freshTbotBundle(dir, root), main);
+
+    // A file the build did not write, or a directory, in the build's directory.
+    await Deno.writeTextFile(new URL("extra.js", build), "");
+    assertEquals(await freshTbotBundle(dir, root), undefined, "extra file");
+    await Deno.remove(new URL("extra.js", build));
+    await Deno.mkdir(new URL("sub", build));
+    assertEquals(await freshTbotBundle(dir, root), undefined, "a directory");
+    await Deno.remove(new URL("sub", build));
+    assertEquals(await freshTbotBundle(dir, root), main);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("tbot bundle: a manifest that is not exactly one is refused, an empty source list included", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "tbot-bundle-manifest-" });
+  try {
+    const { root, dir, manifest, writeManifest } = await fakeBuild(tmp);
+    assert(parseTbotBundleManifest(manifest));
+    const emptyPrint = await sourceFingerprint([], root);
+    const bad: [string, unknown][] = [
+      ["no sources, their fingerprint", { ...manifest, files: [], fingerprint: emptyPrint }],
+      ["the root module left out", {
+        ...manifest,
+        files: manifest.files.filter((f) => f !== "runtime-adapters/deno/tbot_main.ts"),
+      }],
+      ["a source twice", { ...manifest, files: [...manifest.files, "a.ts"] }],
+      ["a source outside the root", { ...manifest, files: [...manifest.files, "../x.ts"] }],
+      ["an absolute source", { ...manifest, files: [...manifest.files, "/etc/passwd"] }],
+      ["a source by URL", { ...manifest, files: [...manifest.files, "https://x/y.ts"] }],
+      ["no bundle hashes", { ...manifest, bundle: undefined }],
+      ["main not among them", { ...manifest, main: "other.js" }],
+      ["a bundle name with a path", {
+        ...manifest,
+        bundle: { ...manifest.bundle, "../a": "0".repeat(64) },
+      }],
+      ["a hash that is not one", {
+        ...manifest,
+        bundle: { ...manifest.bundle, "tbot_main.js": "x" },
+      }],
+      ["a fingerprint that is a path", { ...manifest, fingerprint: "../../x" }],
+      ["another field", { ...manifest, extra: 1 }],
+      ["not an object", [manifest]],
+    ];
+    for (const [what, m] of bad) {
+      assertEquals(parseTbotBundleManifest(m), undefined, what);
+      await writeManifest(m);
+      assertEquals(await freshTbotBundle(dir, root), undefined, what);
+    }
+    await Deno.writeTextFile(new URL("manifest.json", dir), "{");
+    assertEquals(await freshTbotBundle(dir, root), undefined, "not JSON");
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("tbot bundle: --prune keeps a build a running tbot imports from, removes unused ones", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "tbot-bundle-prune-" });
+  try {
+    const { root, dir, fingerprint } = await fakeBuild(tmp);
+    const unused = "f".repeat(64);
+    await Deno.mkdir(new URL(`${unused}/`, dir));
+    await Deno.writeTextFile(new URL(`${unused}/tbot_main.js`, dir), "");
+    const out = decodeURIComponent(dir.pathname);
+
+    // Another process starts from the build the way the launcher does, and stays.
+    const check = new URL("../../runtime-adapters/deno/tbot_bundle.ts", import.meta.url).href;
+    const running = new Deno.Command(Deno.execPath(), {
+      args: [
+        "eval",
+        `const { freshTbotBundle } = await import(${JSON.stringify(check)});
+         console.log(await freshTbotBundle(new URL(${JSON.stringify(dir.href)}), new URL(${
+          JSON.stringify(root.href)
+        })));
+         await Deno.stdin.readable.pipeTo(new WritableStream());`,
+      ],
+      stdin: "piped",
+      stdout: "piped",
+    }).spawn();
+    const lines = running.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    const first = (await lines.read()).value ?? "";
+    assert(first.includes(`${fingerprint}/tbot_main.js`), `it runs from the build: ${first}`);
+
+    // A newer build is current: the one in use stays, the unused one goes.
+    assertEquals(await prune("0".repeat(64), "tbot_main.js", out), { removed: 1, inUse: 1 });
+    assert(await Deno.stat(new URL(`${fingerprint}/chunk-A.js`, dir)), "its chunks are there");
+    await assertRejects(() => Deno.stat(new URL(`${unused}/`, dir)));
+
+    // Once it has exited, the build goes too.
+    await running.stdin.close();
+    await lines.cancel();
+    await running.status;
+    assertEquals(await prune("0".repeat(64), "tbot_main.js", out), { removed: 1, inUse: 0 });
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }
@@ -96,4 +229,20 @@ Deno.test("tbot bundle: the tbot task's launcher runs a oneshot from a fresh bun
   // The same flags on the sources fail: the assertion above can tell them apart.
   const source = await runTbot(["version"], {}, { denoFlags: ["--no-npm"] });
   assertNotEquals(source.code, 0);
+
+  // The real bundle's main file edited: the launcher runs the sources, not it.
+  const mainFile = new URL(manifest.main, dir);
+  const original = await Deno.readFile(mainFile);
+  try {
+    await Deno.writeTextFile(mainFile, 'console.error("TAMPERED BUNDLE RUNS");\n');
+    await Deno.writeFile(mainFile, original, { append: true });
+    assertEquals(await freshTbotBundle(), undefined);
+    const tampered = await runTbot(["version"], {}, { entry: LAUNCHER });
+    assertEquals(tampered.code, 0, tampered.stderr);
+    assert(!tampered.stderr.includes("TAMPERED"), "the edited bundle did not run");
+    assert(tampered.stdout.includes("tbot v"), tampered.stdout);
+  } finally {
+    await Deno.writeFile(mainFile, original);
+  }
+  assert(await freshTbotBundle(), "restored");
 });
