@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { formatHostPort } from "../../src/util/host_port.ts";
+import { canonicalIp, formatHostPort } from "../../src/util/host_port.ts";
 import type { Logger } from "../../src/util/log.ts";
 import { type Front, startFront, type TlsPair } from "./tls_front.ts";
 
@@ -53,7 +53,8 @@ export function serveApp(app: FetchApp, options: ServeAppOptions): RunningServer
   }, (request, info) =>
     app.fetch(request, {
       remoteAddr: options.clientAddress?.(info.remoteAddr) ??
-        formatHostPort(info.remoteAddr.hostname, info.remoteAddr.port),
+        // On [::] an IPv4 client would otherwise be [::ffff:a.b.c.d]:port.
+        formatHostPort(canonicalIp(info.remoteAddr.hostname), info.remoteAddr.port),
     }));
   const addr = server.addr;
   return {

@@ -24,7 +24,7 @@ import net from "node:net";
 import tls from "node:tls";
 import { ConfigError } from "../../src/errors.ts";
 import { parseProxyV2, PROXY_V2_MAX_BYTES } from "../../src/server/proxy_protocol.ts";
-import { formatHostPort } from "../../src/util/host_port.ts";
+import { canonicalIp, formatHostPort } from "../../src/util/host_port.ts";
 import type { Logger } from "../../src/util/log.ts";
 
 /**
@@ -53,7 +53,10 @@ export interface FrontOptions {
   port: number;
   /** Terminate TLS with this certificate; omit to pass plain HTTP through. */
   tls?: TlsPair;
-  /** Balancer addresses (IPs) whose connections must start with a v2 header. */
+  /**
+   * Balancer addresses (IPs, in any spelling `canonicalIp` reads) whose
+   * connections must start with a v2 header.
+   */
   balancers: ReadonlySet<string>;
   /** Where the real server listens (loopback). */
   target: { hostname: string; port: number };
@@ -144,7 +147,7 @@ async function readProxyHeader(sock: net.Socket, balancer: string): Promise<stri
     parseProxyV2(new Uint8Array([...fixed, ...await readExactly(sock, length - 16)]));
   if (!header) throw new Error("incomplete PROXY protocol header");
   return header.command === "proxy"
-    ? formatHostPort(header.source.host, header.source.port)
+    ? formatHostPort(canonicalIp(header.source.host), header.source.port)
     : balancer;
 }
 
@@ -170,6 +173,9 @@ function once(emitter: net.Socket, event: string): Promise<void> {
 /** Starts the front; resolves once it listens (rejects if it cannot bind). */
 export async function startFront(o: FrontOptions): Promise<Front> {
   let context = o.tls ? secureContextOf(o.tls) : undefined;
+  // Compared with peers in canonicalIp's spelling: on a dual-stack listener
+  // ([::]) an IPv4 balancer connects as ::ffff:a.b.c.d.
+  const balancers = new Set([...o.balancers].map(canonicalIp));
   const clients = new Map<number, string>();
   const open = new Set<net.Socket>();
   /** Accepted sockets not yet connected to the server (header, handshake). */
@@ -186,12 +192,12 @@ export async function startFront(o: FrontOptions): Promise<Front> {
     raw.setNoDelay(true);
     track(raw);
     settingUp.add(raw);
-    const peerHost = raw.remoteAddress ?? "";
+    const peerHost = canonicalIp(raw.remoteAddress ?? "");
     const peer = formatHostPort(peerHost, raw.remotePort ?? 0);
     const timer = setTimeout(() => raw.destroy(), o.setupTimeoutMs ?? SETUP_TIMEOUT_MS);
     let stage = "PROXY protocol header";
     try {
-      const client = o.balancers.has(peerHost) ? await readProxyHeader(raw, peer) : peer;
+      const client = balancers.has(peerHost) ? await readProxyHeader(raw, peer) : peer;
       let inner: net.Socket = raw;
       if (context) {
         stage = "TLS handshake";

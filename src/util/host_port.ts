@@ -111,10 +111,48 @@ export function formatHostPort(host: string, port: number): string {
 }
 
 /**
+ * The one spelling of an IP address, for comparing addresses and recording
+ * peers: IP literals as the URL parser canonicalises them (IPv6 lower case
+ * with the longest zero run compressed, IPv4 dotted: `127.1` is `127.0.0.1`),
+ * and an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`, which a dual-stack
+ * listener on `[::]` reports for every IPv4 peer) as the IPv4 address it
+ * is, so an IPv4 client or balancer is one address however the service
+ * listens. Brackets are dropped; a name, or text that is no address, comes
+ * back as given.
+ *
+ * @example
+ * ```ts
+ * import { canonicalIp } from "./host_port.ts";
+ * canonicalIp("::ffff:192.0.2.7"); // "192.0.2.7"
+ * canonicalIp("[2001:DB8::0:1]"); // "2001:db8::1"
+ * ```
+ */
+export function canonicalIp(host: string): string {
+  const h = host.replace(/^\[(.*)\]$/, "$1");
+  const v6 = h.includes(":");
+  // Only IP-literal characters reach the URL parser: it would read a host out of a path or name.
+  if (!(v6 ? /^[0-9A-Fa-f:.]+$/ : /^[0-9A-Fa-fXx.]+$/).test(h)) return host;
+  let canonical: string;
+  try {
+    canonical = new URL(`http://${v6 ? `[${h}]` : h}/`).hostname;
+  } catch {
+    return host;
+  }
+  if (!v6) return /^\d+\.\d+\.\d+\.\d+$/.test(canonical) ? canonical : host;
+  const bare = canonical.slice(1, -1);
+  // The URL parser writes the mapped IPv4 part in hex: ::ffff:c000:207.
+  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(bare);
+  if (!mapped) return bare;
+  const [high, low] = [parseInt(mapped[1], 16), parseInt(mapped[2], 16)];
+  return [high >> 8, high & 255, low >> 8, low & 255].join(".");
+}
+
+/**
  * True if `host` (a name or IP literal, IPv6 with or without brackets) is
- * `localhost` or a loopback address: 127.0.0.0/8 or ::1, in any spelling the
- * URL parser normalises (`0:0:0:0:0:0:0:1`, `127.1`). The one loopback rule
- * of plain-HTTP and listen-address checks.
+ * `localhost` or a loopback address: 127.0.0.0/8 or ::1, in any spelling
+ * {@linkcode canonicalIp} reads (`0:0:0:0:0:0:0:1`, `127.1`,
+ * `::ffff:127.0.0.1`). The one loopback rule of plain-HTTP and
+ * listen-address checks.
  *
  * @example
  * ```ts
@@ -124,14 +162,7 @@ export function formatHostPort(host: string, port: number): string {
  * ```
  */
 export function isLoopbackHost(host: string): boolean {
-  const h = host.toLowerCase().replace(/^\[(.*)\]$/, "$1");
-  if (h === "localhost") return true;
-  if (!/^[0-9a-z.:-]+$/.test(h)) return false;
-  let canonical: string;
-  try {
-    canonical = new URL(`http://${h.includes(":") ? `[${h}]` : h}/`).hostname;
-  } catch {
-    return false;
-  }
-  return canonical === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(canonical);
+  if (host.toLowerCase() === "localhost") return true;
+  const ip = canonicalIp(host);
+  return ip === "::1" || /^127\.\d+\.\d+\.\d+$/.test(ip);
 }

@@ -5,8 +5,9 @@
  * app sees the client's own address, a PROXY header sent in one segment
  * with the ClientHello is stripped without losing the hello, a swap serves
  * the new certificate to new connections and keeps open ones, an unusable
- * pair is refused, shutdown lets a request in flight finish, and a peer
- * that never finishes its handshake or header is closed.
+ * pair is refused, shutdown lets a request in flight finish, a peer that
+ * never finishes its handshake or header is closed, and on a dual-stack
+ * `[::]` listener an IPv4 client or balancer is its IPv4 address.
  *
  * @module
  */
@@ -191,6 +192,87 @@ Deno.test({
       balancer.close();
       await relaying;
       await server.shutdown();
+    }
+  },
+});
+
+/**
+ * Why the dual-stack tests cannot run here, or undefined: they need a
+ * listener on `::` that IPv4 clients reach (an IPv6 stack, bindv6only off).
+ */
+async function noDualStack(): Promise<string | undefined> {
+  try {
+    using listener = Deno.listen({ hostname: "::", port: 0 });
+    using _conn = await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port });
+    using _accepted = await listener.accept();
+    return undefined;
+  } catch (err) {
+    return `no dual-stack listener on [::]: ${(err as Error).message}`;
+  }
+}
+const NO_DUAL_STACK = await noDualStack();
+
+/** A v2 PROXY header over TCP6 naming [::ffff:192.0.2.7]:4242, as a dual-stack balancer may send. */
+const PROXY_HEADER_MAPPED = Uint8Array.from([
+  ...PROXY_V2_SIGNATURE,
+  0x21,
+  0x21,
+  0,
+  36,
+  ...[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 192, 0, 2, 7],
+  ...[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+  ...[0x10, 0x92, 0x01, 0xbb],
+]);
+
+Deno.test({
+  name: "front on [::]: an IPv4 client is 127.0.0.1, not ::ffff:127.0.0.1 (TLS, plain, balancer)",
+  ignore: NEEDS_OPENSSL !== undefined || NO_DUAL_STACK !== undefined,
+  async fn() {
+    const [a] = await twoPkis();
+    // TLS through the front; plain HTTP (Deno.serve itself); plain behind a
+    // balancer configured by its IPv4 address.
+    const tlsServer = await serveService(echoAddress, {
+      hostname: "::",
+      port: 0,
+      tls: a,
+      log: silentLogger,
+    });
+    const plain = await serveService(echoAddress, { hostname: "::", port: 0, log: silentLogger });
+    const balanced = await serveService(echoAddress, {
+      hostname: "::",
+      port: 0,
+      proxyFrom: ["127.0.0.1"],
+      log: silentLogger,
+    });
+    try {
+      const port = (c: Deno.Conn) => (c.localAddr as Deno.NetAddr).port;
+      const viaTls = await Deno.connectTls({
+        hostname: "127.0.0.1",
+        port: tlsServer.addr.port,
+        caCerts: [a.ca],
+      });
+      const tlsAnswer = await rawRequest(viaTls);
+      assert(tlsAnswer.includes(`"addr":"127.0.0.1:${port(viaTls)}"`), tlsAnswer);
+      viaTls.close();
+
+      const viaPlain = await Deno.connect({ hostname: "127.0.0.1", port: plain.addr.port });
+      const plainAnswer = await rawRequest(viaPlain);
+      assert(plainAnswer.includes(`"addr":"127.0.0.1:${port(viaPlain)}"`), plainAnswer);
+      viaPlain.close();
+
+      // The balancer matches as 127.0.0.1, so its headers are read; a header
+      // naming the client as an IPv4-mapped address records the IPv4 one.
+      for (const header of [PROXY_HEADER, PROXY_HEADER_MAPPED]) {
+        const viaBalancer = await Deno.connect({ hostname: "127.0.0.1", port: balanced.addr.port });
+        await viaBalancer.write(header);
+        const answer = await rawRequest(viaBalancer);
+        assert(answer.includes(`"addr":"192.0.2.7:4242"`), answer);
+        viaBalancer.close();
+      }
+    } finally {
+      await tlsServer.shutdown();
+      await plain.shutdown();
+      await balanced.shutdown();
     }
   },
 });

@@ -1,5 +1,6 @@
 import { BadParameterError } from "../../src/errors.ts";
 import {
+  canonicalIp,
   isHostPort,
   isLoopbackHost,
   parseHostPort,
@@ -12,8 +13,24 @@ Deno.test("isLoopbackHost: localhost, 127/8 and ::1 in any spelling; nothing els
     assertEquals(isLoopbackHost(h), true, h);
   }
   assertEquals(isLoopbackHost("0:0:0:0:0:0:0:1"), true);
+  assertEquals(isLoopbackHost("::ffff:127.0.0.1"), true);
   for (const h of ["10.0.0.1", "127.0.0.1.nip.io", "::2", "example.com", "127.0.0.1/x", ""]) {
     assertEquals(isLoopbackHost(h), false, h);
+  }
+});
+
+Deno.test("canonicalIp: one spelling per address; IPv4-mapped IPv6 is the IPv4 address", () => {
+  for (const mapped of ["::ffff:192.0.2.7", "[::FFFF:192.0.2.7]", "0:0:0:0:0:ffff:c000:207"]) {
+    assertEquals(canonicalIp(mapped), "192.0.2.7", mapped);
+  }
+  assertEquals(canonicalIp("2001:DB8:0:0::1"), "2001:db8::1");
+  assertEquals(canonicalIp("[::1]"), "::1");
+  assertEquals(canonicalIp("127.1"), "127.0.0.1");
+  // Not mapped: the NAT64 prefix and the SIIT ::ffff:0:a.b.c.d stay IPv6.
+  assertEquals(canonicalIp("64:ff9b::192.0.2.7"), "64:ff9b::c000:207");
+  assertEquals(canonicalIp("::ffff:0:192.0.2.7"), "::ffff:0:c000:207");
+  for (const asIs of ["203.0.113.9", "example.com", "fe80::1%eth0", "1.2.3.4/x", "not:an:ip"]) {
+    assertEquals(canonicalIp(asIs), asIs);
   }
 });
 

@@ -10,6 +10,7 @@
  *
  * @module
  */
+import { canonicalIp } from "../../util/host_port.ts";
 
 /** Source of requests whose peer address the adapter did not report. */
 export const UNKNOWN_SOURCE = "unknown";
@@ -26,11 +27,14 @@ export const UNKNOWN_SOURCE = "unknown";
  */
 export function sourceAddress(remoteAddr: string | undefined): string {
   if (!remoteAddr) return UNKNOWN_SOURCE;
-  const bracketed = /^\[([^\]]+)\](?::\d+)?$/.exec(remoteAddr);
-  if (bracketed) return ipv6Network(bracketed[1]) ?? remoteAddr;
   const v4 = /^(\d{1,3}(?:\.\d{1,3}){3})(?::\d+)?$/.exec(remoteAddr);
   if (v4) return v4[1];
-  return ipv6Network(remoteAddr) ?? remoteAddr;
+  const host = /^\[([^\]]+)\](?::\d+)?$/.exec(remoteAddr)?.[1] ?? remoteAddr;
+  if (!host.includes(":")) return remoteAddr;
+  const ip = canonicalIp(host);
+  // An IPv4-mapped address (::ffff:a.b.c.d) is that IPv4 host.
+  if (!ip.includes(":")) return ip;
+  return ipv6Network(ip) ?? remoteAddr;
 }
 
 /** `a:b:c:d::/64` for an IPv6 literal, or null if `ip` is not one. */
@@ -39,10 +43,6 @@ function ipv6Network(ip: string): string | null {
   if (!/^[0-9a-f:.]+$/.test(bare) || !bare.includes(":")) return null;
   const groups = expandIpv6(bare);
   if (!groups) return null;
-  // An IPv4-mapped address (::ffff:a.b.c.d) is that IPv4 host.
-  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
-    return [groups[6] >> 8, groups[6] & 255, groups[7] >> 8, groups[7] & 255].join(".");
-  }
   return `${groups.slice(0, 4).map((g) => g.toString(16)).join(":")}::/64`;
 }
 
