@@ -34,6 +34,12 @@ import type { Logger } from "../../src/util/log.ts";
  */
 export const SETUP_TIMEOUT_MS = 10_000;
 
+/**
+ * Longest time the server may keep a connection open after its client ended
+ * or went away (to handle and answer what was already forwarded).
+ */
+export const CLOSE_GRACE_MS = 10_000;
+
 /** Longest wait at shutdown for connections to flush the server's last answers. */
 export const DRAIN_MS = 2_000;
 
@@ -218,18 +224,51 @@ export async function startFront(o: FrontOptions): Promise<Front> {
       settingUp.delete(raw);
       const localPort = upstream.localPort!;
       clients.set(localPort, client);
-      upstream.once("close", () => clients.delete(localPort));
-      // The server closing a connection (idle keep-alive, shutdown) ends the
-      // client's once the answer is flushed (end, not destroy); the client
-      // going away drops the server's side at once.
-      inner.once("close", () => upstream.destroy());
+      let grace: ReturnType<typeof setTimeout> | undefined;
+      let serverClosed = false;
+      // The entry goes only when the server has closed the loopback
+      // connection: by then it has read, and started handling, every request
+      // the front passed it. Deleting it when the client went away instead
+      // let a client that sends its request and closes at once be handled as
+      // 127.0.0.1 (its rate-limit bucket, its audit lines).
       upstream.once("close", () => {
+        serverClosed = true;
+        clearTimeout(grace);
+        clients.delete(localPort);
+        // The server closing a connection (idle keep-alive, shutdown, after
+        // a `connection: close` answer) ends the client's once the answer is
+        // flushed (end, not destroy).
         inner.end();
         // The pipe paused the client's side when the server's went: read on
         // (discarding) so the client's own close is seen and the socket freed.
         inner.resume();
       });
-      inner.pipe(upstream);
+      // A server that keeps the connection after its client ended or went
+      // away is cut CLOSE_GRACE_MS later: no entry (or descriptor) outlives
+      // its client for longer.
+      const bound = () => {
+        if (!serverClosed) grace ??= setTimeout(() => upstream.destroy(), CLOSE_GRACE_MS);
+      };
+      // A client that ends its side (FIN) while a request is outstanding
+      // still gets its answer (HTTP/1.1 allows the half-close): its FIN
+      // waits, since the server (Deno.serve) drops an answer whose request
+      // side has ended. Outstanding: the client's last bytes came after the
+      // server's last. Otherwise the FIN is passed on at once.
+      let outstanding = false;
+      inner.on("data", () => outstanding = true);
+      upstream.on("data", () => outstanding = false);
+      inner.once("end", () => {
+        if (outstanding) bound();
+        else upstream.end();
+      });
+      // A client gone for good ends the server's side, not destroys it: what
+      // was forwarded is still handled, under the client's address.
+      inner.once("close", () => {
+        if (serverClosed) return;
+        upstream.end();
+        bound();
+      });
+      inner.pipe(upstream, { end: false });
       upstream.pipe(inner);
     } catch (err) {
       clearTimeout(timer);
@@ -242,7 +281,9 @@ export async function startFront(o: FrontOptions): Promise<Front> {
     }
   };
 
-  const server = net.createServer((raw) => void handle(raw));
+  // Half-open: a client may end its side after its request (HTTP/1.1 allows
+  // it) and still read the answer.
+  const server = net.createServer({ allowHalfOpen: true }, (raw) => void handle(raw));
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(o.port, o.hostname, () => {

@@ -6,8 +6,10 @@
  * with the ClientHello is stripped without losing the hello, a swap serves
  * the new certificate to new connections and keeps open ones, an unusable
  * pair is refused, shutdown lets a request in flight finish, a peer that
- * never finishes its handshake or header is closed, and on a dual-stack
- * `[::]` listener an IPv4 client or balancer is its IPv4 address.
+ * never finishes its handshake or header is closed, on a dual-stack
+ * `[::]` listener an IPv4 client or balancer is its IPv4 address, a client
+ * that closes right after its request is still handled under its address,
+ * and one that half-closes still gets its answer.
  *
  * @module
  */
@@ -58,6 +60,11 @@ async function rawRequest(conn: Deno.Conn, extra = ""): Promise<string> {
   await conn.write(
     new TextEncoder().encode(`GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n${extra}\r\n`),
   );
+  return await rawRead(conn);
+}
+
+/** Everything `conn` reads until its end. */
+async function rawRead(conn: Deno.Conn): Promise<string> {
   let text = "";
   const buf = new Uint8Array(4096);
   for (;;) {
@@ -407,6 +414,73 @@ Deno.test({
       front.stopAccepting();
       await inner.shutdown();
       await front.drain();
+    }
+  },
+});
+
+Deno.test({
+  name: "front: a client that closes right after its request is handled under its own address",
+  async fn() {
+    const seen: string[] = [];
+    const server = await serveService({
+      fetch: (_r: Request, env: { remoteAddr?: string }) => {
+        seen.push(env.remoteAddr ?? "");
+        return new Response("ok");
+      },
+    }, { hostname: "127.0.0.1", port: 0, proxyFrom: ["127.0.0.1"], log: silentLogger });
+    try {
+      // Before the fix the front forgot the address when the client closed,
+      // and Deno.serve, handling the request already passed on, found only
+      // the loopback peer: every one of these was 127.0.0.1.
+      const rounds = 20;
+      for (let i = 0; i < rounds; i++) {
+        const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.addr.port });
+        await conn.write(
+          new Uint8Array([
+            ...PROXY_HEADER,
+            ...new TextEncoder().encode("GET / HTTP/1.1\r\nhost: x\r\n\r\n"),
+          ]),
+        );
+        conn.close();
+      }
+      await waitUntil(() => seen.length === rounds, `${rounds} requests handled`);
+      assertEquals(seen, Array(rounds).fill("192.0.2.7:4242"));
+    } finally {
+      await server.shutdown();
+    }
+  },
+});
+
+Deno.test({
+  name: "TLS front: a client that half-closes after its request still gets the answer",
+  ignore: NEEDS_OPENSSL !== undefined,
+  async fn() {
+    const [a] = await twoPkis();
+    const server = await serveService({
+      fetch: async (_r: Request, env: { remoteAddr?: string }) => {
+        // The answer comes after the client's close_notify and FIN.
+        await new Promise((r) => setTimeout(r, 50));
+        return Response.json({ addr: env.remoteAddr });
+      },
+    }, { hostname: "127.0.0.1", port: 0, tls: a, log: silentLogger });
+    try {
+      const conn = await Deno.connectTls({
+        hostname: "127.0.0.1",
+        port: server.addr.port,
+        caCerts: [a.ca],
+      });
+      const client = (conn.localAddr as Deno.NetAddr).port;
+      await conn.write(
+        new TextEncoder().encode("GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"),
+      );
+      await conn.closeWrite();
+      // Before the fix the front passed the end on and Deno.serve dropped the answer.
+      const answer = await rawRead(conn);
+      conn.close();
+      assert(answer.startsWith("HTTP/1.1 200"), answer);
+      assert(answer.includes(`"addr":"127.0.0.1:${client}"`), answer);
+    } finally {
+      await server.shutdown();
     }
   },
 });
