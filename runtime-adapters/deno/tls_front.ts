@@ -15,12 +15,16 @@
  * ({@linkcode Front.setTls}), on the same listener, so a swap neither closes
  * the port nor resets a connection. Only HTTP/1.1 is offered (ALPN): the
  * loopback server behind speaks it, and a second protocol would gain a
- * request/answer exchange nothing.
+ * request/answer exchange nothing. Connections are accepted with
+ * `Deno.listen` and handed to `node:tls` as streams ({@linkcode duplexOf}):
+ * it survives a moment without descriptors, which `node:net`'s server does
+ * not.
  *
  * @module
  */
 import { createPrivateKey, X509Certificate } from "node:crypto";
 import net from "node:net";
+import { Duplex } from "node:stream";
 import tls from "node:tls";
 import { ConfigError } from "../../src/errors.ts";
 import { parseProxyV2, PROXY_V2_MAX_BYTES } from "../../src/server/proxy_protocol.ts";
@@ -39,6 +43,22 @@ export const SETUP_TIMEOUT_MS = 10_000;
  * or went away (to handle and answer what was already forwarded).
  */
 export const CLOSE_GRACE_MS = 10_000;
+
+/**
+ * Connections being set up (PROXY header, TLS handshake) at once, in all and
+ * from one source (an IPv4 address or an IPv6 /64; balancers are exempt
+ * from the second): beyond them a new connection is closed at its accept, so
+ * no peer can hold the descriptors and handshake memory of the process.
+ */
+export const SETUP_MAX_TOTAL = 1024;
+/** See {@linkcode SETUP_MAX_TOTAL}. */
+export const SETUP_MAX_PER_SOURCE = 64;
+
+/** First and longest pause of the accept loop after a failed accept (out of descriptors). */
+const ACCEPT_PAUSE_MS = [50, 1_000] as const;
+
+/** A burst of refusals or failed accepts is over after this long without one. */
+const BURST_QUIET_MS = 5_000;
 
 /** Longest wait at shutdown for connections to flush the server's last answers. */
 export const DRAIN_MS = 2_000;
@@ -114,7 +134,7 @@ function secureContextOf(pair: TlsPair): tls.SecureContext {
  * Reads exactly `n` bytes from `sock` and no more, so that what follows
  * (a TLS ClientHello) stays in the socket for the next reader.
  */
-function readExactly(sock: net.Socket, n: number): Promise<Uint8Array> {
+function readExactly(sock: Duplex, n: number): Promise<Uint8Array> {
   return new Promise((resolve, reject) => {
     const done = () => {
       sock.off("readable", attempt);
@@ -143,7 +163,7 @@ function readExactly(sock: net.Socket, n: number): Promise<Uint8Array> {
 }
 
 /** The client a balancer's header names (its own address for a LOCAL header, a health check). */
-async function readProxyHeader(sock: net.Socket, balancer: string): Promise<string> {
+async function readProxyHeader(sock: Duplex, balancer: string): Promise<string> {
   const fixed = await readExactly(sock, 16);
   // Throws on anything that is not a v2 header; null means "the rest follows".
   const short = parseProxyV2(fixed);
@@ -157,7 +177,7 @@ async function readProxyHeader(sock: net.Socket, balancer: string): Promise<stri
     : balancer;
 }
 
-function once(emitter: net.Socket, event: string): Promise<void> {
+function once(emitter: Duplex, event: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const ok = () => {
       emitter.off("error", fail);
@@ -176,35 +196,110 @@ function once(emitter: net.Socket, event: string): Promise<void> {
   });
 }
 
+/**
+ * `conn` as a node stream, for `node:tls` and pipes. Accepting with
+ * `Deno.listen` rather than `node:net`'s server: in Deno 2.9.6 the latter
+ * stops accepting for good, silently, after one accept fails for want of
+ * descriptors (review6 M2). Reads and writes go straight to the connection
+ * (a web-stream bridge, `Duplex.fromWeb`, cost ~65 µs more per TLS
+ * request/answer exchange than node:net, this ~25 µs).
+ */
+function duplexOf(conn: Deno.Conn): Duplex {
+  const buf = new Uint8Array(16_384);
+  return new Duplex({
+    read() {
+      // One buffer per connection (a read is never outstanding twice); what
+      // is pushed is a copy of what was read, usually a few hundred bytes.
+      conn.read(buf).then(
+        (n) => this.push(n === null ? null : buf.slice(0, n)),
+        (err) => this.destroy(err),
+      );
+    },
+    write(chunk: Uint8Array, _encoding, done) {
+      const rest = (at: number) => {
+        // A write may take only part of the chunk.
+        if (at === chunk.length) return done();
+        conn.write(chunk.subarray(at)).then((n) => rest(at + n), done);
+      };
+      rest(0);
+    },
+    final(done) {
+      conn.closeWrite().then(() => done(), done);
+    },
+    destroy(err, done) {
+      try {
+        conn.close();
+      } catch {
+        // Already closed.
+      }
+      done(err);
+    },
+  });
+}
+
+/** Where a peer's connections are counted for {@linkcode SETUP_MAX_PER_SOURCE}. */
+function sourceKey(ip: string): string {
+  // An IPv6 site gets a /64; one host can hold all of it.
+  return ip.includes(":") ? ip.split(":").slice(0, 4).join(":") : ip;
+}
+
 /** Starts the front; resolves once it listens (rejects if it cannot bind). */
+// deno-lint-ignore require-await -- async: a failure to bind or a bad pair is a rejection
 export async function startFront(o: FrontOptions): Promise<Front> {
   let context = o.tls ? secureContextOf(o.tls) : undefined;
   // Compared with peers in canonicalIp's spelling: on a dual-stack listener
   // ([::]) an IPv4 balancer connects as ::ffff:a.b.c.d.
   const balancers = new Set([...o.balancers].map(canonicalIp));
   const clients = new Map<number, string>();
-  const open = new Set<net.Socket>();
-  /** Accepted sockets not yet connected to the server (header, handshake). */
-  const settingUp = new Set<net.Socket>();
-  const track = (s: net.Socket) => {
+  const open = new Set<Duplex>();
+  /** Accepted connections not yet connected to the server (header, handshake). */
+  const settingUp = new Set<Duplex>();
+  /** Of those, how many per source ({@linkcode sourceKey}). */
+  const settingUpFrom = new Map<string, number>();
+  const track = (s: Duplex) => {
     open.add(s);
     s.once("close", () => open.delete(s));
     // An error always ends in close; without a listener it would be thrown.
     s.on("error", () => {});
   };
 
-  const handle = async (raw: net.Socket) => {
+  const handle = async (conn: Deno.TcpConn) => {
     // Before the first byte: every write of the answer leaves at once.
-    raw.setNoDelay(true);
+    conn.setNoDelay(true);
+    const peerHost = canonicalIp(conn.remoteAddr.hostname);
+    const peer = formatHostPort(peerHost, conn.remoteAddr.port);
+    const source = sourceKey(peerHost);
+    const fromSource = settingUpFrom.get(source) ?? 0;
+    if (
+      settingUp.size >= SETUP_MAX_TOTAL ||
+      (!balancers.has(peerHost) && fromSource >= SETUP_MAX_PER_SOURCE)
+    ) {
+      conn.close();
+      refused.note(peer);
+      return;
+    }
+    refused.over();
+    const raw = duplexOf(conn);
     track(raw);
     settingUp.add(raw);
-    const peerHost = canonicalIp(raw.remoteAddress ?? "");
-    const peer = formatHostPort(peerHost, raw.remotePort ?? 0);
+    settingUpFrom.set(source, fromSource + 1);
+    const setUp = () => {
+      if (!settingUp.delete(raw)) return;
+      const left = settingUpFrom.get(source)! - 1;
+      if (left) settingUpFrom.set(source, left);
+      else settingUpFrom.delete(source);
+    };
     const timer = setTimeout(() => raw.destroy(), o.setupTimeoutMs ?? SETUP_TIMEOUT_MS);
     let stage = "PROXY protocol header";
+    // A peer that ends its side before its header or handshake is done will
+    // never finish them: its slot (of SETUP_MAX_PER_SOURCE) is freed now, not
+    // at the timer. (After the handshake its end may follow its request.)
+    raw.once("end", () => {
+      if (settingUp.has(raw) && stage !== "connection to the server") raw.destroy();
+    });
     try {
       const client = balancers.has(peerHost) ? await readProxyHeader(raw, peer) : peer;
-      let inner: net.Socket = raw;
+      let inner: Duplex = raw;
       if (context) {
         stage = "TLS handshake";
         inner = new tls.TLSSocket(raw, {
@@ -221,7 +316,7 @@ export async function startFront(o: FrontOptions): Promise<Front> {
       upstream.setNoDelay(true);
       track(upstream);
       await once(upstream, "connect");
-      settingUp.delete(raw);
+      setUp();
       const localPort = upstream.localPort!;
       clients.set(localPort, client);
       let grace: ReturnType<typeof setTimeout> | undefined;
@@ -272,7 +367,7 @@ export async function startFront(o: FrontOptions): Promise<Front> {
       upstream.pipe(inner);
     } catch (err) {
       clearTimeout(timer);
-      settingUp.delete(raw);
+      setUp();
       raw.destroy();
       const fields = { peer, error: err instanceof Error ? err.message : String(err) };
       // A failed handshake is what any scanner produces: not worth an operator's look.
@@ -281,22 +376,45 @@ export async function startFront(o: FrontOptions): Promise<Front> {
     }
   };
 
-  // Half-open: a client may end its side after its request (HTTP/1.1 allows
-  // it) and still read the answer.
-  const server = net.createServer({ allowHalfOpen: true }, (raw) => void handle(raw));
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(o.port, o.hostname, () => {
-      server.off("error", reject);
-      resolve();
-    });
-  });
-  // Once listening, an error (a passing lack of descriptors) is logged, not thrown.
-  server.on("error", (err) => o.log.warn("public front listener error", { error: err.message }));
-  const bound = server.address() as net.AddressInfo;
+  // Throws at once if the address cannot be bound (a rejection of this async function).
+  const listener = Deno.listen({ hostname: o.hostname, port: o.port });
+  const refused = burstLog(
+    o.log,
+    "refused connections at the public front: too many being set up",
+    `at most ${SETUP_MAX_TOTAL} in all and ${SETUP_MAX_PER_SOURCE} per source`,
+  );
+  const failed = burstLog(
+    o.log,
+    "the public front cannot accept connections (out of descriptors?)",
+    "accepting again",
+  );
+  let stopped = false;
+  const accepting = (async () => {
+    let pause: number = ACCEPT_PAUSE_MS[0];
+    while (!stopped) {
+      let conn: Deno.TcpConn;
+      try {
+        conn = await listener.accept();
+      } catch (err) {
+        if (stopped) return;
+        // Out of descriptors (EMFILE, ENFILE) most likely: the connections
+        // wait in the backlog; pause, growing, and try again.
+        failed.note(err instanceof Error ? err.message : String(err));
+        await new Promise((r) => setTimeout(r, pause));
+        pause = Math.min(pause * 2, ACCEPT_PAUSE_MS[1]);
+        continue;
+      }
+      pause = ACCEPT_PAUSE_MS[0];
+      failed.over();
+      // A client may end its side after its request (HTTP/1.1 allows it)
+      // and still read the answer: the stream is half-open (Duplex's default).
+      void handle(conn);
+    }
+  })();
+  const bound = listener.addr;
 
   return {
-    addr: { transport: "tcp", hostname: bound.address, port: bound.port },
+    addr: bound,
     clientAddress(peer) {
       return peer.hostname === o.target.hostname ? clients.get(peer.port) : undefined;
     },
@@ -305,10 +423,12 @@ export async function startFront(o: FrontOptions): Promise<Front> {
       context = secureContextOf(pair);
     },
     stopAccepting() {
-      // close()'s callback waits for every connection to end: not awaited here.
-      server.close();
+      if (stopped) return;
+      stopped = true;
+      listener.close();
     },
     async drain() {
+      await accepting;
       for (const s of settingUp) s.destroy();
       let timer: ReturnType<typeof setTimeout> | undefined;
       await Promise.race([
@@ -317,6 +437,32 @@ export async function startFront(o: FrontOptions): Promise<Front> {
       ]);
       clearTimeout(timer);
       for (const s of open) s.destroy();
+    },
+  };
+}
+
+/**
+ * A log line for the first of a burst of like events and one when the burst
+ * is over, with how many there were: an operator sees the shortage, the log
+ * does not fill with one line per attempt.
+ */
+function burstLog(log: Logger, first: string, over: string) {
+  let count = 0;
+  let since = 0;
+  let last = 0;
+  return {
+    note(detail: string) {
+      last = Date.now();
+      if (count++ === 0) {
+        since = last;
+        log.warn(first, { detail });
+      }
+    },
+    /** Something went right: ends the burst if none happened for BURST_QUIET_MS. */
+    over() {
+      if (count === 0 || Date.now() - last < BURST_QUIET_MS) return;
+      log.info(`${first}: over, ${over}`, { count, ms: Date.now() - since });
+      count = 0;
     },
   };
 }
