@@ -315,10 +315,7 @@ export async function startFront(o: FrontOptions): Promise<Front> {
       const upstream = net.connect({ host: o.target.hostname, port: o.target.port });
       upstream.setNoDelay(true);
       track(upstream);
-      await once(upstream, "connect");
-      setUp();
-      const localPort = upstream.localPort!;
-      clients.set(localPort, client);
+      let localPort = 0; // 0 until connected
       let grace: ReturnType<typeof setTimeout> | undefined;
       let serverClosed = false;
       // The entry goes only when the server has closed the loopback
@@ -329,7 +326,7 @@ export async function startFront(o: FrontOptions): Promise<Front> {
       upstream.once("close", () => {
         serverClosed = true;
         clearTimeout(grace);
-        clients.delete(localPort);
+        if (localPort) clients.delete(localPort);
         // The server closing a connection (idle keep-alive, shutdown, after
         // a `connection: close` answer) ends the client's once the answer is
         // flushed (end, not destroy).
@@ -350,19 +347,26 @@ export async function startFront(o: FrontOptions): Promise<Front> {
       // side has ended. Outstanding: the client's last bytes came after the
       // server's last. Otherwise the FIN is passed on at once.
       let outstanding = false;
-      inner.on("data", () => outstanding = true);
-      upstream.on("data", () => outstanding = false);
       inner.once("end", () => {
         if (outstanding) bound();
         else upstream.end();
       });
       // A client gone for good ends the server's side, not destroys it: what
-      // was forwarded is still handled, under the client's address.
+      // was forwarded is still handled, under the client's address. Listened
+      // for before the loopback connect: a client that vanishes right after
+      // its handshake closes during it, and unseen, its loopback connection
+      // and the server's side stayed open for good (review6 M4).
       inner.once("close", () => {
         if (serverClosed) return;
         upstream.end();
         bound();
       });
+      await once(upstream, "connect");
+      setUp();
+      localPort = upstream.localPort!;
+      if (!serverClosed) clients.set(localPort, client);
+      inner.on("data", () => outstanding = true);
+      upstream.on("data", () => outstanding = false);
       inner.pipe(upstream, { end: false });
       upstream.pipe(inner);
     } catch (err) {
