@@ -45,6 +45,15 @@ export const SETUP_TIMEOUT_MS = 10_000;
 export const CLOSE_GRACE_MS = 10_000;
 
 /**
+ * Longest time a connection handed to the server may pass no byte either
+ * way: the server (Deno.serve) has no header or idle timeout of its own, so
+ * a client that goes silent after its handshake, or mid-header, would hold 3
+ * descriptors of the process for good. No route streams or long-polls; a
+ * handler silent for this long is cut too.
+ */
+export const IDLE_TIMEOUT_MS = 60_000;
+
+/**
  * Connections being set up (PROXY header, TLS handshake) at once, in all and
  * from one source (an IPv4 address or an IPv6 /64; balancers are exempt
  * from the second): beyond them a new connection is closed at its accept, so
@@ -90,6 +99,8 @@ export interface FrontOptions {
   log: Logger;
   /** Overrides {@linkcode SETUP_TIMEOUT_MS} (tests). */
   setupTimeoutMs?: number;
+  /** Overrides {@linkcode IDLE_TIMEOUT_MS} (tests). */
+  idleTimeoutMs?: number;
 }
 
 /** A running front. */
@@ -365,8 +376,32 @@ export async function startFront(o: FrontOptions): Promise<Front> {
       setUp();
       localPort = upstream.localPort!;
       if (!serverClosed) clients.set(localPort, client);
-      inner.on("data", () => outstanding = true);
-      upstream.on("data", () => outstanding = false);
+      // Silent both ways for the idle limit: both sides are cut. A timer
+      // re-armed for what is left when it fires, not one per chunk.
+      const idleMs = o.idleTimeoutMs ?? IDLE_TIMEOUT_MS;
+      let lastByte = Date.now();
+      let idle: ReturnType<typeof setTimeout> | undefined;
+      const checkIdle = () => {
+        const left = lastByte + idleMs - Date.now();
+        if (left > 0) {
+          idle = setTimeout(checkIdle, left);
+          return;
+        }
+        upstream.destroy();
+        inner.destroy();
+      };
+      idle = setTimeout(checkIdle, idleMs);
+      // Also after the server closed: a client that never closes its side
+      // would otherwise keep its socket.
+      inner.once("close", () => clearTimeout(idle));
+      inner.on("data", () => {
+        outstanding = true;
+        lastByte = Date.now();
+      });
+      upstream.on("data", () => {
+        outstanding = false;
+        lastByte = Date.now();
+      });
       inner.pipe(upstream, { end: false });
       upstream.pipe(inner);
     } catch (err) {

@@ -2,7 +2,9 @@
  * The public front (runtime-adapters/deno/tls_front.ts) gives back what a
  * connection holds however it ends: a client that finishes its TLS
  * handshake and vanishes at once frees its socket, the loopback connection
- * and the server's side (review6 M4: three descriptors each, kept forever).
+ * and the server's side (review6 M4: three descriptors each, kept forever),
+ * and a connection silent both ways past the idle limit is closed, both
+ * sides (review6 S1: held for good before).
  *
  * @module
  */
@@ -86,6 +88,50 @@ Deno.test({
         `descriptors back to ${base} (+4) after ${clients} vanished clients`,
         { timeoutMs: 8_000, intervalMs: 50 },
       );
+    } finally {
+      await stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "front: a connection silent both ways past the idle limit is closed, both sides",
+  ignore: NEEDS_OPENSSL !== undefined || NO_PROC !== undefined,
+  async fn() {
+    // The real limit is IDLE_TIMEOUT_MS (60 s); shortened so the test waits for the close.
+    const { front, stop } = await frontWith({ idleTimeoutMs: 300 });
+    try {
+      const base = descriptors();
+      const silent: tls.TLSSocket[] = [];
+      let closed = 0;
+      for (let i = 0; i < 5; i++) {
+        // Finished handshakes; then nothing, or half a request header.
+        const s = await new Promise<tls.TLSSocket>((resolve) => {
+          const s = tls.connect(
+            { host: "127.0.0.1", port: front.addr.port, rejectUnauthorized: false },
+            () => resolve(s),
+          );
+        });
+        s.on("error", () => {});
+        s.on("close", () => closed++);
+        s.resume();
+        if (i % 2) s.write("GET / HTTP/1.1\r\nhost: x\r\n");
+        silent.push(s);
+      }
+      try {
+        // Before the fix Deno.serve waited for the rest for good.
+        await waitUntil(() => closed === silent.length, "the front closing the silent clients", {
+          timeoutMs: 8_000,
+          intervalMs: 50,
+        });
+        await waitUntil(
+          () => descriptors() <= base + 4,
+          `descriptors back to ${base} (+4) after the idle close`,
+          { timeoutMs: 8_000, intervalMs: 50 },
+        );
+      } finally {
+        for (const s of silent) s.destroy();
+      }
     } finally {
       await stop();
     }
