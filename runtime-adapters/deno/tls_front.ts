@@ -56,8 +56,12 @@ export const IDLE_TIMEOUT_MS = 60_000;
 /**
  * Connections being set up (PROXY header, TLS handshake) at once, in all and
  * from one source (an IPv4 address or an IPv6 /64; balancers are exempt
- * from the second): beyond them a new connection is closed at its accept, so
- * no peer can hold the descriptors and handshake memory of the process.
+ * from the second), so no peer can hold the descriptors and handshake memory
+ * of the process. Over the source's cap a new connection is closed at its
+ * accept. Over the total, the oldest connection in setup of the source
+ * holding the most is closed instead and the new one set up: refusing the
+ * new one let 17 sources holding 64 idle connections each lock every other
+ * client out (review6 M3); now a source can only lose its own slots.
  */
 export const SETUP_MAX_TOTAL = 1024;
 /** See {@linkcode SETUP_MAX_TOTAL}. */
@@ -99,6 +103,8 @@ export interface FrontOptions {
   log: Logger;
   /** Overrides {@linkcode SETUP_TIMEOUT_MS} (tests). */
   setupTimeoutMs?: number;
+  /** Overrides {@linkcode SETUP_MAX_TOTAL} and {@linkcode SETUP_MAX_PER_SOURCE} (tests). */
+  setupMax?: { total: number; perSource: number };
   /** Overrides {@linkcode IDLE_TIMEOUT_MS} (tests). */
   idleTimeoutMs?: number;
 }
@@ -265,8 +271,28 @@ export async function startFront(o: FrontOptions): Promise<Front> {
   const open = new Set<Duplex>();
   /** Accepted connections not yet connected to the server (header, handshake). */
   const settingUp = new Set<Duplex>();
-  /** Of those, how many per source ({@linkcode sourceKey}). */
-  const settingUpFrom = new Map<string, number>();
+  /** The same, per source ({@linkcode sourceKey}), oldest first. */
+  const settingUpFrom = new Map<string, Set<Duplex>>();
+  const maxTotal = o.setupMax?.total ?? SETUP_MAX_TOTAL;
+  const maxPerSource = o.setupMax?.perSource ?? SETUP_MAX_PER_SOURCE;
+  /** Frees `s`'s slot, if it still holds one. */
+  const release = (s: Duplex, source: string) => {
+    if (!settingUp.delete(s)) return;
+    const from = settingUpFrom.get(source)!;
+    from.delete(s);
+    if (!from.size) settingUpFrom.delete(source);
+  };
+  /** Closes the oldest connection in setup of the source that holds the most. */
+  const evict = () => {
+    let most: [string, Set<Duplex>] | undefined;
+    for (const entry of settingUpFrom) if (!most || entry[1].size > most[1].size) most = entry;
+    if (!most) return;
+    const [source, from] = most;
+    const oldest: Duplex = from.values().next().value!;
+    release(oldest, source);
+    oldest.destroy();
+    evicted.note(source);
+  };
   const track = (s: Duplex) => {
     open.add(s);
     s.once("close", () => open.delete(s));
@@ -280,26 +306,20 @@ export async function startFront(o: FrontOptions): Promise<Front> {
     const peerHost = canonicalIp(conn.remoteAddr.hostname);
     const peer = formatHostPort(peerHost, conn.remoteAddr.port);
     const source = sourceKey(peerHost);
-    const fromSource = settingUpFrom.get(source) ?? 0;
-    if (
-      settingUp.size >= SETUP_MAX_TOTAL ||
-      (!balancers.has(peerHost) && fromSource >= SETUP_MAX_PER_SOURCE)
-    ) {
+    const from = settingUpFrom.get(source) ?? new Set<Duplex>();
+    if (!balancers.has(peerHost) && from.size >= maxPerSource) {
       conn.close();
       refused.note(peer);
       return;
     }
     refused.over();
+    if (settingUp.size >= maxTotal) evict();
+    else evicted.over();
     const raw = duplexOf(conn);
     track(raw);
     settingUp.add(raw);
-    settingUpFrom.set(source, fromSource + 1);
-    const setUp = () => {
-      if (!settingUp.delete(raw)) return;
-      const left = settingUpFrom.get(source)! - 1;
-      if (left) settingUpFrom.set(source, left);
-      else settingUpFrom.delete(source);
-    };
+    settingUpFrom.set(source, from.add(raw));
+    const setUp = () => release(raw, source);
     const timer = setTimeout(() => raw.destroy(), o.setupTimeoutMs ?? SETUP_TIMEOUT_MS);
     let stage = "PROXY protocol header";
     // A peer that ends its side before its header or handshake is done will
@@ -419,8 +439,13 @@ export async function startFront(o: FrontOptions): Promise<Front> {
   const listener = Deno.listen({ hostname: o.hostname, port: o.port });
   const refused = burstLog(
     o.log,
-    "refused connections at the public front: too many being set up",
-    `at most ${SETUP_MAX_TOTAL} in all and ${SETUP_MAX_PER_SOURCE} per source`,
+    "refused connections at the public front: too many being set up from one source",
+    `at most ${maxPerSource} per source`,
+  );
+  const evicted = burstLog(
+    o.log,
+    "closed the oldest connections being set up at the public front: too many in all",
+    `at most ${maxTotal} in all`,
   );
   const failed = burstLog(
     o.log,

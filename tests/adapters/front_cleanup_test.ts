@@ -4,11 +4,17 @@
  * handshake and vanishes at once frees its socket, the loopback connection
  * and the server's side (review6 M4: three descriptors each, kept forever),
  * and a connection silent both ways past the idle limit is closed, both
- * sides (review6 S1: held for good before).
+ * sides (review6 S1: held for good before). When idle connections from
+ * several sources fill the cap on connections in setup, a new client from
+ * another source is still served: the oldest connection of the source
+ * holding the most is closed instead (review6 M3: the newcomer was refused,
+ * so 17 addresses locked everyone out); a source at its own cap is refused.
  *
  * @module
  */
+import net from "node:net";
 import tls from "node:tls";
+import { assertEquals } from "../_assert.ts";
 import { issueServerCert } from "../_openssl_pki.ts";
 import { missingTools } from "../_tools.ts";
 import { waitUntil } from "../_wait.ts";
@@ -17,7 +23,8 @@ import { type FrontOptions, startFront } from "../../runtime-adapters/deno/tls_f
 import { silentLogger } from "../../src/util/log.ts";
 
 const NEEDS_OPENSSL = missingTools("openssl");
-const NO_PROC = Deno.build.os === "linux" ? undefined : "counts descriptors in /proc/self/fd";
+// Linux: descriptors counted in /proc/self/fd; sources 127.0.0.2 and up (all of 127/8 is loopback).
+const NO_PROC = Deno.build.os === "linux" ? undefined : "reads /proc/self/fd, binds 127.0.0.2";
 
 /** A server certificate for 127.0.0.1 and its key. */
 async function pair(): Promise<{ cert: string; key: string }> {
@@ -31,6 +38,27 @@ async function pair(): Promise<{ cert: string; key: string }> {
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+}
+
+/** An idle TCP connection to `port` from `from`, once connected. */
+function idleFrom(from: string, port: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ host: "127.0.0.1", port, localAddress: from }, () => resolve(s));
+    s.once("error", reject);
+  });
+}
+
+/** A TLS GET from 127.0.0.1: the status line, or the error. */
+function get(port: number): Promise<string> {
+  return new Promise((resolve) => {
+    let text = "";
+    const s = tls.connect({ host: "127.0.0.1", port, rejectUnauthorized: false }, () => {
+      s.write("GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+    });
+    s.on("data", (d: Uint8Array) => text += new TextDecoder().decode(d));
+    s.on("error", (err: Error) => resolve(`error: ${err.message}`));
+    s.on("close", () => resolve(text.split("\r\n")[0]));
+  });
 }
 
 /** Descriptors this process holds. */
@@ -133,6 +161,41 @@ Deno.test({
         for (const s of silent) s.destroy();
       }
     } finally {
+      await stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "front: idle connections filling the setup cap close their own oldest, not the newcomer",
+  ignore: NEEDS_OPENSSL !== undefined || NO_PROC !== undefined,
+  async fn() {
+    const { front, stop } = await frontWith({ setupMax: { total: 6, perSource: 3 } });
+    const idle: net.Socket[] = [];
+    let closed = 0;
+    try {
+      // Accepted in connect order: all six are counted before the client.
+      for (const from of ["127.0.0.2", "127.0.0.3"]) {
+        for (let i = 0; i < 3; i++) {
+          const s = await idleFrom(from, front.addr.port);
+          s.on("error", () => {});
+          s.on("close", () => closed++);
+          idle.push(s);
+        }
+      }
+      // Before the fix: refused at its accept while the six held their slots.
+      assertEquals(await get(front.addr.port), "HTTP/1.1 200 OK");
+      await waitUntil(() => closed >= 1, "an idle connection closed for the client");
+      // A source at its own cap is still refused at the accept.
+      const fourth = await idleFrom("127.0.0.3", front.addr.port);
+      fourth.on("error", () => {});
+      fourth.resume();
+      let gone = false;
+      fourth.on("close", () => gone = true);
+      await waitUntil(() => gone, "the over-cap connection closed");
+      assertEquals(closed, 1, "idle connections closed");
+    } finally {
+      for (const s of idle) s.destroy();
       await stop();
     }
   },
