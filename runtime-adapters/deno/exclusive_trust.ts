@@ -27,6 +27,16 @@ import { certificateToPem } from "../../src/pki/pem.ts";
 import { issueCertificate, NAME_OIDS } from "../../src/pki/x509.ts";
 import { nodeHttpsFetcher } from "./node_https_fetch.ts";
 
+/**
+ * How long Keybound's own Deno HTTP clients keep an idle kept-alive
+ * connection: half the auth service's idle limit (60 s, IDLE_TIMEOUT_MS in
+ * ./tls_front.ts, not imported: it would put node:tls on tbot's start-up
+ * path). At the limit itself a reused connection can meet the server's
+ * close and the request fails (review7: 7 of 15 requests spaced exactly at
+ * the limit; 0 of 15 with the pool closing first).
+ */
+export const CLIENT_POOL_IDLE_MS = 30_000;
+
 /** The variables Deno reads when it builds the default root store. */
 const STORE_VARIABLES = ["DENO_TLS_CA_STORE", "DENO_CERT", "NODE_EXTRA_CA_CERTS"] as const;
 
@@ -53,7 +63,7 @@ export async function fetchTrustingOnly(): Promise<(caPems: string[]) => typeof 
     return (ca) => viaNode({ ca });
   }
   return (caCerts) => {
-    const client = Deno.createHttpClient({ caCerts });
+    const client = Deno.createHttpClient({ caCerts, poolIdleTimeout: CLIENT_POOL_IDLE_MS });
     return ((input: string | URL | Request, init?: RequestInit) =>
       fetch(input, { ...init, client })) as typeof fetch;
   };

@@ -49,7 +49,9 @@ export const CLOSE_GRACE_MS = 10_000;
  * way: the server (Deno.serve) has no header or idle timeout of its own, so
  * a client that goes silent after its handshake, or mid-header, would hold 3
  * descriptors of the process for good. No route streams or long-polls; a
- * handler silent for this long is cut too.
+ * handler silent for this long is cut too. Keybound's own clients close an
+ * idle pooled connection after half this (CLIENT_POOL_IDLE_MS in
+ * ./exclusive_trust.ts), so they never reuse one just as it is cut.
  */
 export const IDLE_TIMEOUT_MS = 60_000;
 

@@ -24,7 +24,11 @@ import {
   trustsRuntimeRoots,
 } from "../../src/agent/trust/mod.ts";
 import type { AuthTransport, TrustSettings } from "../../src/cli/tbot/platform.ts";
-import { claimEmptyDefaultRoots, fetchTrustingOnly } from "./exclusive_trust.ts";
+import {
+  claimEmptyDefaultRoots,
+  CLIENT_POOL_IDLE_MS,
+  fetchTrustingOnly,
+} from "./exclusive_trust.ts";
 import {
   classifyingFetchFailures,
   FailedBeforeRequest,
@@ -44,7 +48,7 @@ const BOOTSTRAP_MAX_BYTES = 256 * 1024;
 /** A fetch that verifies the server against `caPems` and Deno's default root store. */
 function fetchTrustingAlsoRoots(caPems: string[]): typeof fetch {
   if (caPems.length === 0) return fetch;
-  const client = Deno.createHttpClient({ caCerts: caPems });
+  const client = Deno.createHttpClient({ caCerts: caPems, poolIdleTimeout: CLIENT_POOL_IDLE_MS });
   return ((input: string | URL | Request, init?: RequestInit) =>
     fetch(input, { ...init, client })) as typeof fetch;
 }
