@@ -28,6 +28,7 @@ import { Duplex } from "node:stream";
 import tls from "node:tls";
 import { ConfigError } from "../../src/errors.ts";
 import { parseProxyV2, PROXY_V2_MAX_BYTES } from "../../src/server/proxy_protocol.ts";
+import { sourceAddress } from "../../src/server/rate_limit/source.ts";
 import { canonicalIp, formatHostPort } from "../../src/util/host_port.ts";
 import type { Logger } from "../../src/util/log.ts";
 
@@ -256,12 +257,6 @@ function duplexOf(conn: Deno.Conn): Duplex {
   });
 }
 
-/** Where a peer's connections are counted for {@linkcode SETUP_MAX_PER_SOURCE}. */
-function sourceKey(ip: string): string {
-  // An IPv6 site gets a /64; one host can hold all of it.
-  return ip.includes(":") ? ip.split(":").slice(0, 4).join(":") : ip;
-}
-
 /** Starts the front; resolves once it listens (rejects if it cannot bind). */
 // deno-lint-ignore require-await -- async: a failure to bind or a bad pair is a rejection
 export async function startFront(o: FrontOptions): Promise<Front> {
@@ -273,7 +268,7 @@ export async function startFront(o: FrontOptions): Promise<Front> {
   const open = new Set<Duplex>();
   /** Accepted connections not yet connected to the server (header, handshake). */
   const settingUp = new Set<Duplex>();
-  /** The same, per source ({@linkcode sourceKey}), oldest first. */
+  /** The same, per source (as rate limits count them: an IPv4 address, an IPv6 /64), oldest first. */
   const settingUpFrom = new Map<string, Set<Duplex>>();
   const maxTotal = o.setupMax?.total ?? SETUP_MAX_TOTAL;
   const maxPerSource = o.setupMax?.perSource ?? SETUP_MAX_PER_SOURCE;
@@ -307,7 +302,7 @@ export async function startFront(o: FrontOptions): Promise<Front> {
     conn.setNoDelay(true);
     const peerHost = canonicalIp(conn.remoteAddr.hostname);
     const peer = formatHostPort(peerHost, conn.remoteAddr.port);
-    const source = sourceKey(peerHost);
+    const source = sourceAddress(peerHost);
     const from = settingUpFrom.get(source) ?? new Set<Duplex>();
     if (!balancers.has(peerHost) && from.size >= maxPerSource) {
       conn.close();
