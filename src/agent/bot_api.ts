@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { z } from "zod";
+import type * as z from "zod";
 import { callApi } from "../protocol/http_client.ts";
 import type { BotIdentity } from "./identity.ts";
 

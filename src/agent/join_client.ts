@@ -7,7 +7,7 @@
  * @module
  */
 import { BadServerResponseError, errorMessage, KeyboundError } from "../errors.ts";
-import type { z } from "zod";
+import type * as z from "zod";
 import { callApi } from "../protocol/http_client.ts";
 import { exportSpki } from "../crypto/keys.ts";
 import { toAuthorizedKey } from "../crypto/ssh_wire.ts";

@@ -8,7 +8,7 @@
  * @module
  */
 import { KeyboundError } from "../errors.ts";
-import { z } from "zod";
+import * as z from "zod";
 
 /** Teleport keeps the ten most recent keys. */
 export const MAX_KEY_HISTORY = 10;

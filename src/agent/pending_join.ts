@@ -13,7 +13,7 @@
  * @module
  */
 import { errorMessage } from "../errors.ts";
-import { z } from "zod";
+import * as z from "zod";
 import { importStoredKey, type StoredKeyPair } from "./stored_keys.ts";
 import type { Logger } from "../util/log.ts";
 import { type AgentStorage, readText, STORAGE_FILES, writeText } from "./storage.ts";

@@ -40,7 +40,7 @@ import type {
   ResourceOf,
   Token,
 } from "../resources/schemas.ts";
-import type { z } from "zod";
+import type * as z from "zod";
 import {
   type CreateEnrollmentRequest,
   CreateEnrollmentResponse,

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { z } from "zod";
+import * as z from "zod";
 import { type Kind, type ResourceOf, schemaOf } from "../resources/schemas.ts";
 import { AuditEvent } from "./audit.ts";
 

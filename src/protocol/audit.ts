@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { z } from "zod";
+import * as z from "zod";
 import type { JsonValue } from "../storage/backend.ts";
 
 /** Audit event types Keybound emits. */

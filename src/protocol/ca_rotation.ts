@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { z } from "zod";
+import * as z from "zod";
 
 /** Every CA type, in the order tctl lists them. */
 export const CA_TYPES = ["host", "user", "bound_keypair", "jwt", "spiffe"] as const;

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { z } from "zod";
+import * as z from "zod";
 import { CaStatus } from "./ca_rotation.ts";
 
 /** Wire protocol version `/v1/ping` reports. */

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { z } from "zod";
+import * as z from "zod";
 
 /** Path of the heartbeat endpoint. */
 export const HEARTBEAT_PATH = "/v1/bot/heartbeat";

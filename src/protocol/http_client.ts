@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { z } from "zod";
+import * as z from "zod";
 import { errorFromWire, isKeyboundError, KeyboundError } from "../errors.ts";
 import { formatZodError } from "../util/zod_error.ts";
 import { type RequestSigner, signRequest } from "./signed_request.ts";

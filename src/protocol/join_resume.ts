@@ -14,7 +14,7 @@
  * @module
  */
 import { CompactSign, compactVerify } from "jose";
-import { z } from "zod";
+import * as z from "zod";
 import { algOf } from "../crypto/keys.ts";
 import { sha256 } from "../crypto/random.ts";
 import { KeyboundError } from "../errors.ts";

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { z } from "zod";
+import * as z from "zod";
 
 /** Path of the `begin` call. */
 export const JOIN_BEGIN_PATH = "/v1/join/bound-keypair/begin";

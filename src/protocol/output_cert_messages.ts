@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { z } from "zod";
+import * as z from "zod";
 import { TtlSeconds } from "./workload_messages.ts";
 
 /** `POST`: identity output certificates. */

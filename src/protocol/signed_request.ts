@@ -6,7 +6,7 @@
  * @module
  */
 import { CompactSign } from "jose";
-import { z } from "zod";
+import * as z from "zod";
 import { algOf } from "../crypto/keys.ts";
 import { randomHex, sha256 } from "../crypto/random.ts";
 import { toBase64, toBase64Url, utf8 } from "../util/encoding.ts";

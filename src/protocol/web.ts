@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { z } from "zod";
+import * as z from "zod";
 
 /** `POST`: mint an enrollment code (admin identity file only, never a browser). */
 export const WEB_ENROLLMENTS_PATH = "/v1/web/enrollments";

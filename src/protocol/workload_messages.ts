@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { z } from "zod";
+import * as z from "zod";
 import { parseIpAddress } from "../pki/der.ts";
 
 /** `POST`: an OpenSSH host certificate. */

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { z } from "zod";
+import * as z from "zod";
 import { parseDuration } from "../util/duration.ts";
 import { spiffeTemplateProblem } from "./spiffe_id_template.ts";
 

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { z } from "zod";
+import * as z from "zod";
 import { ConfigError, KeyboundError } from "../errors.ts";
 import { randomBytes } from "../crypto/random.ts";
 import { parseCertificate, spkiPin } from "../pki/mod.ts";

@@ -7,7 +7,7 @@
  * @module
  */
 import type { HeartbeatRequest } from "../protocol/heartbeat_messages.ts";
-import type { z } from "zod";
+import type * as z from "zod";
 import { KeyboundError, NotFoundError } from "../errors.ts";
 import type { Entry, JsonValue, Mutation } from "../storage/backend.ts";
 import type {

@@ -5,7 +5,7 @@
  * @module
  */
 import type { Context } from "hono";
-import type { z } from "zod";
+import type * as z from "zod";
 import { KeyboundError } from "../errors.ts";
 import { firstIssuePath, formatZodError } from "../util/zod_error.ts";
 import { checkJsonLimits, limitError } from "../resources/limits.ts";

@@ -8,7 +8,7 @@
  */
 import { compactVerify, decodeProtectedHeader } from "jose";
 import type { Context, MiddlewareHandler } from "hono";
-import type { z } from "zod";
+import type * as z from "zod";
 import { AccessDeniedError, CaKeyDroppedError, KeyboundError } from "../errors.ts";
 import { parseCertificate } from "../pki/mod.ts";
 import { algOf } from "../crypto/keys.ts";

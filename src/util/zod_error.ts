@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { z } from "zod";
+import type * as z from "zod";
 
 /** A field path: keys and list indexes. */
 export type FieldPath = (string | number)[];
@@ -38,7 +38,7 @@ export function formatPath(path: readonly PropertyKey[]): string {
  *
  * @example
  * ```ts
- * import { z } from "zod";
+ * import * as z from "zod";
  * import { fieldIssue } from "./zod_error.ts";
  * const r = z.strictObject({ a: z.number() }).safeParse({ a: "x" });
  * if (!r.success) fieldIssue(r.error.issues[0]).message; // "expected number, received string"

@@ -14,7 +14,7 @@
  *
  * @module
  */
-import { z } from "zod";
+import * as z from "zod";
 import { assert, assertEquals } from "../_assert.ts";
 import { issueServerCert } from "../_openssl_pki.ts";
 import { missingTools } from "../_tools.ts";

@@ -9,7 +9,7 @@
  * @module
  */
 import "./jitless.ts";
-import { z } from "zod";
+import * as z from "zod";
 import { AdminApiClient } from "../../../src/cli/api_client.ts";
 import { generateKeyPair } from "../../../src/crypto/keys.ts";
 import { type ErrorCode, isKeyboundError, KeyboundError } from "../../../src/errors.ts";

@@ -6,7 +6,7 @@
  * @module
  */
 import { LineCounter, parseDocument } from "yaml";
-import type { z } from "zod";
+import type * as z from "zod";
 import { fieldIssue } from "../../util/zod_error.ts";
 import { yamlErrorText, yamlLineOf } from "../../util/yaml_line.ts";
 import { checkConfig, type TbotConfig, TbotConfigSchema } from "./schema.ts";

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { z } from "zod";
+import * as z from "zod";
 import { parseDuration } from "../../util/duration.ts";
 import { isHostPort, isLoopbackHost, parseServerAddress } from "../../util/host_port.ts";
 

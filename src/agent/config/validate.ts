@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { z } from "zod";
+import type * as z from "zod";
 import { ConfigError } from "../../errors.ts";
 import { parseDuration } from "../../util/duration.ts";
 import { fieldIssue, formatPath } from "../../util/zod_error.ts";

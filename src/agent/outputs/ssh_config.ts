@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { z } from "zod";
+import * as z from "zod";
 import { KeyboundError } from "../../errors.ts";
 import { CaResponse, HOST_CA_PATH } from "../../protocol/discovery.ts";
 import type { BotApi } from "../bot_api.ts";

@@ -13,7 +13,7 @@
  *
  * @module
  */
-import type { z } from "zod";
+import type * as z from "zod";
 import { KeyboundError } from "../../errors.ts";
 import { CaResponse, HOST_CA_PATH } from "../../protocol/discovery.ts";
 import { resendingAfterReset } from "../../protocol/http_client.ts";

@@ -22,7 +22,7 @@ import { errorMessage, isKeyboundError, KeyboundError } from "../../errors.ts";
 import { certificatesFromPem, certificateToPem } from "../../pki/pem.ts";
 import type { TrustBundle } from "../../protocol/messages.ts";
 import { TrustBundleSchema } from "../../protocol/messages.ts";
-import { z } from "zod";
+import * as z from "zod";
 import type { Logger } from "../../util/log.ts";
 import { type AgentStorage, readText, STORAGE_FILES, writeText } from "../storage.ts";
 import { learnCrossSignedCa } from "./cross_signed.ts";

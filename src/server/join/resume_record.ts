@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { z } from "zod";
+import * as z from "zod";
 import { JoinResultSchema } from "../../protocol/messages.ts";
 import type { Entry, JsonValue, Mutation } from "../../storage/backend.ts";
 import type { ServerContext } from "../context.ts";

@@ -6,7 +6,7 @@
  * @module
  */
 import { type Context, Hono } from "hono";
-import type { z } from "zod";
+import type * as z from "zod";
 import { KeyboundError } from "../../errors.ts";
 import { BeginRequest, ContinueRequest } from "../../protocol/messages.ts";
 import { ResumeRequest } from "../../protocol/join_resume.ts";

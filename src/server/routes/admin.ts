@@ -6,7 +6,7 @@
  * @module
  */
 import { type Context, Hono } from "hono";
-import { z } from "zod";
+import * as z from "zod";
 import { BadParameterError, KeyboundError, NotFoundError } from "../../errors.ts";
 import { ALL_KINDS, type Kind } from "../../resources/schemas.ts";
 import { isKind, parseResource } from "../../resources/validate.ts";

@@ -19,7 +19,7 @@ import type {
   EnrollResponse,
   WebBrowser,
 } from "../../protocol/web.ts";
-import { z } from "zod";
+import * as z from "zod";
 import { fromBase64, fromHex, toBase64, toBase64Url, toHex } from "../../util/encoding.ts";
 import { auditMutations } from "../audit.ts";
 import type { ServerContext } from "../context.ts";

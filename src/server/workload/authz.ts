@@ -14,7 +14,7 @@
  *
  * @module
  */
-import { z } from "zod";
+import * as z from "zod";
 import { AccessDeniedError } from "../../errors.ts";
 import type { Role } from "../../resources/schemas.ts";
 import type { ServerContext } from "../context.ts";
