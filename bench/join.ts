@@ -57,7 +57,6 @@ export async function startAuth(
           Deno.execPath(),
           "run",
           "--unstable-kv",
-          "--unstable-net",
           "-A",
           ...(options.denoFlags ?? []),
           entry,
@@ -203,6 +202,29 @@ export async function cpuSeconds(pid: number | "self"): Promise<number | null> {
   }
 }
 
+/**
+ * Milliseconds the threads of a process have spent so far runnable but
+ * without a CPU (the run delay of `/proc/<pid>/task/<tid>/schedstat`, summed
+ * over live threads); null where there is no procfs. On a shared machine
+ * this is the part of a join's latency that other work takes.
+ */
+export async function runnableWaitMs(pid: number | "self"): Promise<number | null> {
+  try {
+    let total = 0;
+    for await (const t of Deno.readDir(`/proc/${pid}/task`)) {
+      try {
+        const stat = await Deno.readTextFile(`/proc/${pid}/task/${t.name}/schedstat`);
+        total += Number(stat.split(" ")[1]) / 1e6;
+      } catch {
+        // the thread ended
+      }
+    }
+    return total;
+  } catch {
+    return null;
+  }
+}
+
 /** Result of {@linkcode measureRefreshJoins}. */
 export interface JoinMeasurement {
   /** Joins per second. */
@@ -215,6 +237,12 @@ export interface JoinMeasurement {
   serverCpuMs: number | null;
   /** Benchmark (client) process CPU per join, ms (null without procfs). */
   clientCpuMs: number | null;
+  /**
+   * Per join, ms the threads of both processes waited runnable for a CPU
+   * ({@linkcode runnableWaitMs}; null without procfs). Threads overlap, so
+   * this is not all on a join's path; near zero on an idle machine.
+   */
+  waitedMs: number | null;
 }
 
 /** Runs `total` refresh joins spread over `bots` with one join in flight per bot. */
@@ -223,7 +251,11 @@ export async function measureRefreshJoins(
   bots: BenchBot[],
   total: number,
 ): Promise<JoinMeasurement> {
-  const [server0, client0] = await Promise.all([cpuSeconds(auth.pid), cpuSeconds("self")]);
+  const [server0, client0, wait0] = await Promise.all([
+    cpuSeconds(auth.pid),
+    cpuSeconds("self"),
+    bothWaited(auth.pid),
+  ]);
   // A bot's joins are sequential (each needs the previous certificate), so
   // worker w always drives bot w.
   const { latencies, wallMs } = await runConcurrent(
@@ -231,7 +263,11 @@ export async function measureRefreshJoins(
     bots.length,
     (_i, worker) => refresh(auth, bots[worker]),
   );
-  const [server1, client1] = await Promise.all([cpuSeconds(auth.pid), cpuSeconds("self")]);
+  const [server1, client1, wait1] = await Promise.all([
+    cpuSeconds(auth.pid),
+    cpuSeconds("self"),
+    bothWaited(auth.pid),
+  ]);
   const perJoin = (a: number | null, b: number | null) =>
     a === null || b === null ? null : (1000 * (b - a)) / total;
   return {
@@ -240,7 +276,14 @@ export async function measureRefreshJoins(
     p99: percentile(latencies, 99),
     serverCpuMs: perJoin(server0, server1),
     clientCpuMs: perJoin(client0, client1),
+    waitedMs: wait0 === null || wait1 === null ? null : (wait1 - wait0) / total,
   };
+}
+
+/** {@linkcode runnableWaitMs} of the auth process plus this one. */
+async function bothWaited(pid: number): Promise<number | null> {
+  const [a, b] = await Promise.all([runnableWaitMs(pid), runnableWaitMs("self")]);
+  return a === null || b === null ? null : a + b;
 }
 
 /**
@@ -351,6 +394,12 @@ export function joinSection(
               value: m.clientCpuMs === null ? "n/a" : fmt(m.clientCpuMs, 2),
               unit: "ms",
               note: "bench process",
+            },
+            {
+              metric: `threads waiting for a CPU per join (${label})`,
+              value: m.waitedMs === null ? "n/a" : fmt(m.waitedMs, 2),
+              unit: "ms",
+              note: "auth + bench processes, schedstat run delay: contention, ~0 when idle",
             },
           );
         }

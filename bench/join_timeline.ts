@@ -18,7 +18,7 @@
  */
 import type { KeyAlgorithm } from "../src/crypto/keys.ts";
 import { BENCH_CERTIFICATE_KEY, onboardBots, refresh, startAuth } from "./join.ts";
-import { fmt, median } from "./stats.ts";
+import { fmt, median, percentile } from "./stats.ts";
 
 interface Span {
   what: string;
@@ -103,9 +103,52 @@ try {
     }
   }
   const totals = runs.map((r) => r.end - r.start);
-  console.log(`${joins} refreshes, subject key ${alg}: p50 ${fmt(median(totals), 2)} ms`);
   console.log(
-    `  start    dur   (medians, ms; spans seen in fewer than half the refreshes left out)`,
+    `${joins} refreshes, subject key ${alg}: p50 ${fmt(median(totals), 2)} ms (p10 ${
+      fmt(percentile(totals, 10), 2)
+    }, p25 ${fmt(percentile(totals, 25), 2)}, p75 ${fmt(percentile(totals, 75), 2)}, p90 ${
+      fmt(percentile(totals, 90), 2)
+    })`,
+  );
+  // Additive phases per refresh (each a difference of two stamps of the same
+  // refresh, so their medians add up to about the median total).
+  const phases = new Map<string, number[]>();
+  const add = (k: string, v: number) => phases.set(k, [...(phases.get(k) ?? []), v]);
+  for (const r of runs) {
+    const c = (what: string) => r.client.find((s) => s.what === what);
+    const srv = (what: string) =>
+      server.find((s) => s.what === what && s.t0 >= r.start && s.t1 <= r.end);
+    const [bh, bb, ch, cb] = ["begin (to headers)", "begin (body read)", "continue (to headers)"]
+      .concat("continue (body read)").map((w) => c(`POST ${w}`));
+    const [sb, sc] = [srv("serve begin"), srv("serve continue")];
+    if (!bh || !bb || !ch || !cb || !sb || !sc) continue;
+    add("client: before begin", bh.t0 - r.start);
+    add("begin: request to handler", sb.t0 - bh.t0);
+    add("begin: handler", sb.t1 - sb.t0);
+    add("begin: handler return to client headers", bh.t1 - sb.t1);
+    add("client: body, solve, sign", ch.t0 - bh.t1);
+    add("continue: request to handler", sc.t0 - ch.t0);
+    add("continue: handler", sc.t1 - sc.t0);
+    add("continue: handler return to client headers", ch.t1 - sc.t1);
+    add("client: body read, result", r.end - ch.t1);
+    // Inside the continue handler: time no recorded span covers (JavaScript
+    // on the main thread, or waiting for it).
+    const inner = server.filter((s) => s.t0 >= sc.t0 && s.t1 <= sc.t1 && s !== sc)
+      .sort((a, b) => a.t0 - b.t0);
+    let covered = 0;
+    let edge = sc.t0;
+    for (const s of inner) {
+      if (s.t1 <= edge) continue;
+      covered += s.t1 - Math.max(s.t0, edge);
+      edge = s.t1;
+    }
+    add("continue handler: in crypto/KV spans", covered);
+    add("continue handler: outside spans (JS, waits)", sc.t1 - sc.t0 - covered);
+  }
+  console.log(`  phase medians (ms):`);
+  for (const [k, v] of phases) console.log(`  ${fmt(median(v), 2).padStart(6)}  ${k}`);
+  console.log(
+    `  start    dur  dur90  (medians and p90 of duration, ms; spans seen in fewer than half the refreshes left out)`,
   );
   const rows = order
     .map((k) => ({ k, ...byKey.get(k)! }))
@@ -113,7 +156,9 @@ try {
     .sort((a, b) => median(a.starts) - median(b.starts));
   for (const e of rows) {
     console.log(
-      `  ${fmt(median(e.starts), 2).padStart(6)} ${fmt(median(e.durs), 2).padStart(6)}  ${e.k}` +
+      `  ${fmt(median(e.starts), 2).padStart(6)} ${fmt(median(e.durs), 2).padStart(6)} ${
+        fmt(percentile(e.durs, 90), 2).padStart(6)
+      }  ${e.k}` +
         (e.starts.length !== runs.length ? `  (${e.starts.length}/${runs.length})` : ""),
     );
   }
