@@ -169,6 +169,7 @@ async function start(config: StartConfig, log: Logger): Promise<void> {
       ...(tls ? { tls } : {}),
       proxyFrom: config.proxyFrom,
       log,
+      front: { ...config.connections, onEvent: (event) => metrics.front(event) },
     });
     const url = server.url;
     const adminIdentityPath = join(config.dataDir, ADMIN_IDENTITY_FILE);

@@ -8,7 +8,7 @@
  */
 import { canonicalIp, formatHostPort } from "../../src/util/host_port.ts";
 import type { Logger } from "../../src/util/log.ts";
-import { type Front, startFront, type TlsPair } from "./tls_front.ts";
+import { type Front, type FrontOptions, startFront, type TlsPair } from "./tls_front.ts";
 
 /** What {@linkcode serveApp} serves: anything with hono's `fetch(request, env)`. */
 export interface FetchApp {
@@ -77,6 +77,8 @@ export interface ServeServiceOptions {
   proxyFrom?: readonly string[];
   /** Where the front reports connections it dropped. */
   log: Logger;
+  /** The front's connection caps (defaults in ./tls_front.ts) and its event counter. */
+  front?: Pick<FrontOptions, "maxConnections" | "maxConnectionsPerSource" | "onEvent">;
 }
 
 /** The auth service's public server. */
@@ -124,6 +126,7 @@ export async function serveService(
       balancers: new Set(proxyFrom),
       target: { hostname: "127.0.0.1", port: inner.addr.port },
       log: options.log,
+      ...options.front,
     });
   } catch (err) {
     await inner.shutdown();

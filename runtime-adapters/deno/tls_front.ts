@@ -18,7 +18,10 @@
  * request/answer exchange nothing. Connections are accepted with
  * `Deno.listen` and handed to `node:tls` as streams ({@linkcode duplexOf}):
  * it survives a moment without descriptors, which `node:net`'s server does
- * not.
+ * not. What one source, and all of them, can hold is capped
+ * ({@linkcode CONNECTIONS_PER_SOURCE}, {@linkcode CONNECTIONS_MAX}); what the
+ * front refuses or closes on its own is reported for the metrics
+ * (src/server/metrics.ts names them).
  *
  * @module
  */
@@ -28,7 +31,9 @@ import { Duplex } from "node:stream";
 import tls from "node:tls";
 import { ConfigError } from "../../src/errors.ts";
 import { parseProxyV2, PROXY_V2_MAX_BYTES } from "../../src/server/proxy_protocol.ts";
+import type { FrontEvent } from "../../src/server/metrics.ts";
 import { sourceAddress } from "../../src/server/rate_limit/source.ts";
+import { SourceSlots } from "../../src/server/rate_limit/source_slots.ts";
 import { canonicalIp, formatHostPort } from "../../src/util/host_port.ts";
 import type { Logger } from "../../src/util/log.ts";
 
@@ -70,6 +75,60 @@ export const SETUP_MAX_TOTAL = 1024;
 /** See {@linkcode SETUP_MAX_TOTAL}. */
 export const SETUP_MAX_PER_SOURCE = 64;
 
+/**
+ * Connections one source may hold at once, in setup or established (the
+ * source is the client a balancer's PROXY header declares, never the
+ * balancer): over it a new connection from the source is closed before its
+ * TLS handshake. A fleet behind one NAT address without a balancer holds one
+ * connection per bot while it talks to the service (Keybound's clients close
+ * an idle pooled connection after 30 s); 512 leaves room for a few thousand
+ * bots renewing through one address at once (docs/operations.md), and
+ * bounds one source to about 512 × 90 KB of the process's memory.
+ * `keybound auth start --max-connections-per-source` sets it.
+ */
+export const CONNECTIONS_PER_SOURCE = 512;
+
+/**
+ * Connections the front holds in all, unless the descriptor limit allows
+ * fewer ({@linkcode defaultMaxConnections}): an idle established connection
+ * costs the process ~90 KB (20 KB of it on the V8 heap, which the auth
+ * service caps at 256 MB) and 3 descriptors. At the cap a new connection
+ * closes the oldest of the source holding the most, as in setup.
+ * `keybound auth start --max-connections` sets it.
+ */
+export const CONNECTIONS_MAX = 4096;
+
+/** Descriptors an established connection holds: the client's socket, both ends of the loopback one. */
+const DESCRIPTORS_PER_CONNECTION = 3;
+/** Descriptors kept for the rest of the process (storage, files, the diagnostics listener, Deno). */
+const DESCRIPTOR_RESERVE = 128;
+
+/**
+ * {@linkcode CONNECTIONS_MAX}, or fewer if the process's descriptor limit
+ * (its soft RLIMIT_NOFILE, read from /proc/self/limits; `nofile` in tests)
+ * cannot hold that many connections and a reserve for everything else: the
+ * front then refuses or evicts before an accept, a storage connection or the
+ * loopback server's accept can fail for want of a descriptor.
+ */
+export function defaultMaxConnections(nofile = descriptorLimit()): number {
+  if (nofile === undefined) return CONNECTIONS_MAX;
+  const reserve = Math.min(DESCRIPTOR_RESERVE, Math.floor(nofile / 4));
+  const fit = Math.floor((nofile - reserve) / DESCRIPTORS_PER_CONNECTION);
+  return Math.max(1, Math.min(CONNECTIONS_MAX, fit));
+}
+
+/** The soft descriptor limit of this process, if the system says (Linux). */
+function descriptorLimit(): number | undefined {
+  try {
+    const line = /^Max open files\s+(\d+|unlimited)/m.exec(
+      Deno.readTextFileSync("/proc/self/limits"),
+    );
+    return line && line[1] !== "unlimited" ? Number(line[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** First and longest pause of the accept loop after a failed accept (out of descriptors). */
 const ACCEPT_PAUSE_MS = [50, 1_000] as const;
 
@@ -110,6 +169,12 @@ export interface FrontOptions {
   setupMax?: { total: number; perSource: number };
   /** Overrides {@linkcode IDLE_TIMEOUT_MS} (tests). */
   idleTimeoutMs?: number;
+  /** Connections one source may hold (default {@linkcode CONNECTIONS_PER_SOURCE}). */
+  maxConnectionsPerSource?: number;
+  /** Connections in all (default {@linkcode defaultMaxConnections}). */
+  maxConnections?: number;
+  /** Told of every connection the front refuses or closes on its own (metrics). */
+  onEvent?: (event: FrontEvent) => void;
 }
 
 /** A running front. */
@@ -266,29 +331,37 @@ export async function startFront(o: FrontOptions): Promise<Front> {
   const balancers = new Set([...o.balancers].map(canonicalIp));
   const clients = new Map<number, string>();
   const open = new Set<Duplex>();
-  /** Accepted connections not yet connected to the server (header, handshake). */
-  const settingUp = new Set<Duplex>();
-  /** The same, per source (as rate limits count them: an IPv4 address, an IPv6 /64), oldest first. */
-  const settingUpFrom = new Map<string, Set<Duplex>>();
+  const report = o.onEvent ?? (() => {});
+  /**
+   * Accepted connections not yet connected to the server (header,
+   * handshake), per peer source (as rate limits count them: an IPv4
+   * address, an IPv6 /64; a balancer's are exempt from its cap).
+   */
+  const settingUp = new SourceSlots<Duplex>();
   const maxTotal = o.setupMax?.total ?? SETUP_MAX_TOTAL;
   const maxPerSource = o.setupMax?.perSource ?? SETUP_MAX_PER_SOURCE;
-  /** Frees `s`'s slot, if it still holds one. */
-  const release = (s: Duplex, source: string) => {
-    if (!settingUp.delete(s)) return;
-    const from = settingUpFrom.get(source)!;
-    from.delete(s);
-    if (!from.size) settingUpFrom.delete(source);
-  };
-  /** Closes the oldest connection in setup of the source that holds the most. */
-  const evict = () => {
-    let most: [string, Set<Duplex>] | undefined;
-    for (const entry of settingUpFrom) if (!most || entry[1].size > most[1].size) most = entry;
-    if (!most) return;
-    const [source, from] = most;
-    const oldest: Duplex = from.values().next().value!;
-    release(oldest, source);
-    oldest.destroy();
-    evicted.note(source);
+  /**
+   * Every connection the front holds, by client source (the PROXY-declared
+   * client's once its header is read), until its socket closes.
+   */
+  const held = new SourceSlots<Duplex>();
+  /** Connections from a balancer whose header (and so source) is not read yet. */
+  let awaitingHeader = 0;
+  const maxHeld = o.maxConnections ?? defaultMaxConnections();
+  const maxHeldPerSource = o.maxConnectionsPerSource ?? CONNECTIONS_PER_SOURCE;
+  /**
+   * How to close each connection, by its accepted socket: all of its parts,
+   * since destroying the accepted socket leaves a TLS socket over it (and the
+   * loopback connection) open.
+   */
+  const cutOf = new WeakMap<Duplex, () => void>();
+  /** Closes the oldest connection of the source that holds the most slots of `slots`. */
+  const evictFrom = (slots: SourceSlots<Duplex>): string | undefined => {
+    const oldest = slots.oldestOfLargest();
+    if (!oldest) return undefined;
+    slots.delete(oldest.item);
+    cutOf.get(oldest.item)!();
+    return oldest.source;
   };
   const track = (s: Duplex) => {
     open.add(s);
@@ -302,22 +375,72 @@ export async function startFront(o: FrontOptions): Promise<Front> {
     conn.setNoDelay(true);
     const peerHost = canonicalIp(conn.remoteAddr.hostname);
     const peer = formatHostPort(peerHost, conn.remoteAddr.port);
-    const source = sourceAddress(peerHost);
-    const from = settingUpFrom.get(source) ?? new Set<Duplex>();
-    if (!balancers.has(peerHost) && from.size >= maxPerSource) {
+    const fromBalancer = balancers.has(peerHost);
+    const peerSource = sourceAddress(peerHost);
+    // Refusals first: a connection about to be refused must not cost another its slot.
+    if (!fromBalancer && held.count(peerSource) >= maxHeldPerSource) {
       conn.close();
+      report("refused_per_source");
+      refusedHeld.note(peerSource);
+      return;
+    }
+    if (!fromBalancer && settingUp.count(peerSource) >= maxPerSource) {
+      conn.close();
+      report("refused_setup_per_source");
       refused.note(peer);
       return;
     }
     refused.over();
-    if (settingUp.size >= maxTotal) evict();
-    else evicted.over();
+    if (held.size + awaitingHeader >= maxHeld) {
+      const from = evictFrom(held);
+      if (from === undefined) {
+        // Every connection held is still waiting for its balancer's header.
+        conn.close();
+        report("refused_total");
+        evictedHeld.note("no source to take a connection from");
+        return;
+      }
+      report("evicted_total");
+      evictedHeld.note(from);
+    } else evictedHeld.over();
+    if (settingUp.size >= maxTotal) {
+      const from = evictFrom(settingUp);
+      if (from !== undefined) {
+        report("evicted_setup");
+        evicted.note(from);
+      }
+    } else evicted.over();
     const raw = duplexOf(conn);
     track(raw);
-    settingUp.add(raw);
-    settingUpFrom.set(source, from.add(raw));
-    const setUp = () => release(raw, source);
-    const timer = setTimeout(() => raw.destroy(), o.setupTimeoutMs ?? SETUP_TIMEOUT_MS);
+    let inner: Duplex = raw;
+    let loopback: net.Socket | undefined;
+    const cut = () => {
+      loopback?.destroy();
+      inner.destroy();
+      raw.destroy();
+    };
+    cutOf.set(raw, cut);
+    settingUp.add(raw, peerSource);
+    // A balancer's connection is counted apart until its header names the source.
+    let awaiting = fromBalancer;
+    if (awaiting) awaitingHeader++;
+    else {
+      held.add(raw, peerSource);
+      refusedHeld.over();
+    }
+    const headerDone = () => {
+      if (awaiting) awaitingHeader--;
+      awaiting = false;
+    };
+    raw.once("close", () => {
+      headerDone();
+      held.delete(raw);
+    });
+    const setUp = () => settingUp.delete(raw);
+    const timer = setTimeout(() => {
+      report("setup_timeout");
+      cut();
+    }, o.setupTimeoutMs ?? SETUP_TIMEOUT_MS);
     let stage = "PROXY protocol header";
     // A peer that ends its side before its header or handshake is done will
     // never finish them: its slot (of SETUP_MAX_PER_SOURCE) is freed now, not
@@ -326,8 +449,24 @@ export async function startFront(o: FrontOptions): Promise<Front> {
       if (settingUp.has(raw) && stage !== "connection to the server") raw.destroy();
     });
     try {
-      const client = balancers.has(peerHost) ? await readProxyHeader(raw, peer) : peer;
-      let inner: Duplex = raw;
+      const client = fromBalancer ? await readProxyHeader(raw, peer) : peer;
+      if (fromBalancer) {
+        headerDone();
+        const source = sourceAddress(client);
+        // Destroyed already (setup timer, eviction): its close frees nothing more.
+        if (raw.destroyed) throw new Error("closed after its PROXY protocol header");
+        if (held.count(source) >= maxHeldPerSource) {
+          // Closed before TLS: the ClientHello is never read.
+          clearTimeout(timer);
+          setUp();
+          raw.destroy();
+          report("refused_per_source");
+          refusedHeld.note(source);
+          return;
+        }
+        held.add(raw, source);
+        refusedHeld.over();
+      }
       if (context) {
         stage = "TLS handshake";
         inner = new tls.TLSSocket(raw, {
@@ -340,7 +479,7 @@ export async function startFront(o: FrontOptions): Promise<Front> {
       }
       clearTimeout(timer);
       stage = "connection to the server";
-      const upstream = net.connect({ host: o.target.hostname, port: o.target.port });
+      const upstream = loopback = net.connect({ host: o.target.hostname, port: o.target.port });
       upstream.setNoDelay(true);
       track(upstream);
       let localPort = 0; // 0 until connected
@@ -404,6 +543,7 @@ export async function startFront(o: FrontOptions): Promise<Front> {
           idle = setTimeout(checkIdle, left);
           return;
         }
+        report("idle_timeout");
         upstream.destroy();
         inner.destroy();
       };
@@ -439,6 +579,17 @@ export async function startFront(o: FrontOptions): Promise<Front> {
     "refused connections at the public front: too many being set up from one source",
     `at most ${maxPerSource} per source`,
   );
+  const refusedHeld = burstLog(
+    o.log,
+    "refused connections at the public front: a source holds its cap of connections",
+    `at most ${maxHeldPerSource} per source`,
+  );
+  const evictedHeld = burstLog(
+    o.log,
+    "closed the oldest connections of the source holding the most at the public front: " +
+      "too many connections in all",
+    `at most ${maxHeld} in all`,
+  );
   const evicted = burstLog(
     o.log,
     "closed the oldest connections being set up at the public front: too many in all",
@@ -460,6 +611,7 @@ export async function startFront(o: FrontOptions): Promise<Front> {
         if (stopped) return;
         // Out of descriptors (EMFILE, ENFILE) most likely: the connections
         // wait in the backlog; pause, growing, and try again.
+        report("accept_failed");
         failed.note(err instanceof Error ? err.message : String(err));
         await new Promise((r) => setTimeout(r, pause));
         pause = Math.min(pause * 2, ACCEPT_PAUSE_MS[1]);
@@ -490,7 +642,7 @@ export async function startFront(o: FrontOptions): Promise<Front> {
     },
     async drain() {
       await accepting;
-      for (const s of settingUp) s.destroy();
+      for (const s of [...settingUp.items()]) s.destroy();
       let timer: ReturnType<typeof setTimeout> | undefined;
       await Promise.race([
         Promise.all([...open].map((s) => new Promise((r) => s.once("close", r)))),

@@ -31,6 +31,36 @@ const SECONDS = exponentialBuckets(0.001, 2, 15); // 1 ms … ~16 s
 /** Bot instances are counted at most this often (a listing of every instance). */
 const INSTANCE_COUNT_TTL_MS = 15_000;
 
+/**
+ * What the public front (the runtime adapter that terminates TLS and reads
+ * PROXY headers) reports, one event per connection it refuses or closes on
+ * its own: the adapter only names the event; the metric names and labels
+ * are here.
+ */
+export const FRONT_EVENTS = {
+  /** Closed before TLS: its source (the PROXY-declared client behind a balancer) holds its cap. */
+  refused_per_source: ["refused", "per_source"],
+  /** Closed at the accept: the process holds its total cap and no source had a slot to give back. */
+  refused_total: ["refused", "total"],
+  /** Closed at the accept: its peer address has its cap of connections in setup. */
+  refused_setup_per_source: ["refused", "setup_per_source"],
+  /** The oldest connection of the source holding the most, closed for a newcomer at the total cap. */
+  evicted_total: ["evicted", "total"],
+  /** The same, among connections in setup, at the cap on connections in setup. */
+  evicted_setup: ["evicted", "setup"],
+  /** No finished PROXY header and TLS handshake within the setup limit. */
+  setup_timeout: ["cut", "setup_timeout"],
+  /** No byte either way for the idle limit. */
+  idle_timeout: ["cut", "idle_timeout"],
+  /** A request (header section and body) not whole within the request deadline. */
+  request_deadline: ["cut", "request_deadline"],
+  /** An accept failed (out of descriptors, most likely). */
+  accept_failed: ["accept_failed", ""],
+} as const;
+
+/** One of {@linkcode FRONT_EVENTS}. */
+export type FrontEvent = keyof typeof FRONT_EVENTS;
+
 interface AuditLike {
   type?: string;
   status?: { success?: boolean };
@@ -117,7 +147,54 @@ export class AuthMetrics {
     "Keys each CA trusts now: 1 in standby, 2 during a rotation.",
     "gauge",
   );
+  /** Connections the public front refused, by reason. */
+  readonly frontRefused = new Metric(
+    "keybound_auth_front_connections_refused_total",
+    "Connections the public front closed before TLS, by reason (per_source: the source's cap " +
+      "of established connections; total: the process's cap; setup_per_source: the peer's cap " +
+      "of connections in setup).",
+    "counter",
+  );
+  /** Connections the public front closed to make room for a newcomer. */
+  readonly frontEvicted = new Metric(
+    "keybound_auth_front_connections_evicted_total",
+    "Connections of the source holding the most that the public front closed for a newcomer, " +
+      "by cap (total: all connections; setup: connections in setup).",
+    "counter",
+  );
+  /** Connections the public front cut for a limit of time. */
+  readonly frontCut = new Metric(
+    "keybound_auth_front_connections_cut_total",
+    "Connections the public front closed for a time limit, by reason (setup_timeout, " +
+      "idle_timeout, request_deadline).",
+    "counter",
+  );
+  /** Failed accepts. */
+  readonly frontAcceptFailures = new Metric(
+    "keybound_auth_front_accept_failures_total",
+    "Accepts of the public listener that failed (out of descriptors, most likely).",
+    "counter",
+  );
   #instancesCountedAt = -Infinity;
+
+  constructor() {
+    // Every series from the start at 0, so a rate() sees the first event.
+    for (const event of Object.keys(FRONT_EVENTS) as FrontEvent[]) this.front(event, 0);
+  }
+
+  /** Counts an event the public front reported (`by` 0 only creates the series). */
+  front(event: FrontEvent, by = 1): void {
+    const [family, reason] = FRONT_EVENTS[event];
+    if (family === "accept_failed") this.frontAcceptFailures.inc({}, by);
+    else {
+      const metric = family === "refused"
+        ? this.frontRefused
+        : family === "evicted"
+        ? this.frontEvicted
+        : this.frontCut;
+      metric.inc({ reason }, by);
+    }
+  }
 
   /** `backend` with its commits and failures measured. */
   meter(backend: Backend): Backend {
@@ -227,6 +304,10 @@ export class AuthMetrics {
       this.caExpiry,
       this.caPhase,
       this.caTrustedKeys,
+      this.frontRefused,
+      this.frontEvicted,
+      this.frontCut,
+      this.frontAcceptFailures,
     ].map((m) => m.render()).join("");
   }
 }

@@ -15,30 +15,14 @@
 import net from "node:net";
 import tls from "node:tls";
 import { assertEquals } from "../_assert.ts";
-import { issueServerCert } from "../_openssl_pki.ts";
 import { missingTools } from "../_tools.ts";
 import { waitUntil } from "../_wait.ts";
-import { serveApp } from "../../runtime-adapters/deno/serve.ts";
-import { type FrontOptions, startFront } from "../../runtime-adapters/deno/tls_front.ts";
-import { silentLogger } from "../../src/util/log.ts";
+import type { FrontOptions } from "../../runtime-adapters/deno/tls_front.ts";
+import { frontWith, serverPair } from "./_front.ts";
 
 const NEEDS_OPENSSL = missingTools("openssl");
 // Linux: descriptors counted in /proc/self/fd; sources 127.0.0.2 and up (all of 127/8 is loopback).
 const NO_PROC = Deno.build.os === "linux" ? undefined : "reads /proc/self/fd, binds 127.0.0.2";
-
-/** A server certificate for 127.0.0.1 and its key. */
-async function pair(): Promise<{ cert: string; key: string }> {
-  const dir = await Deno.makeTempDir({ prefix: "kb-front-cleanup-" });
-  try {
-    await issueServerCert(dir, "IP:127.0.0.1");
-    return {
-      cert: await Deno.readTextFile(`${dir}/server.crt`),
-      key: await Deno.readTextFile(`${dir}/server.key`),
-    };
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
 
 /** An idle TCP connection to `port` from `from`, once connected. */
 function idleFrom(from: string, port: number): Promise<net.Socket> {
@@ -67,35 +51,15 @@ function descriptors(): number {
 }
 
 /** A TLS front in this process before a Deno.serve answering "ok"; `stop` ends both. */
-async function frontWith(extra: Partial<FrontOptions> = {}) {
-  const inner = serveApp({ fetch: () => new Response("ok") }, {
-    hostname: "127.0.0.1",
-    port: 0,
-  });
-  const front = await startFront({
-    hostname: "127.0.0.1",
-    port: 0,
-    tls: await pair(),
-    balancers: new Set(),
-    target: { hostname: "127.0.0.1", port: inner.addr.port },
-    log: silentLogger,
-    ...extra,
-  });
-  return {
-    front,
-    async stop() {
-      front.stopAccepting();
-      await inner.shutdown();
-      await front.drain();
-    },
-  };
+async function tlsFrontWith(extra: Partial<FrontOptions> = {}) {
+  return await frontWith({ tls: await serverPair(), ...extra });
 }
 
 Deno.test({
   name: "front: clients that vanish right after their handshake leave no descriptor behind",
   ignore: NEEDS_OPENSSL !== undefined || NO_PROC !== undefined,
   async fn() {
-    const { front, stop } = await frontWith();
+    const { front, stop } = await tlsFrontWith();
     try {
       const base = descriptors();
       const clients = 40;
@@ -127,7 +91,7 @@ Deno.test({
   ignore: NEEDS_OPENSSL !== undefined || NO_PROC !== undefined,
   async fn() {
     // The real limit is IDLE_TIMEOUT_MS (60 s); shortened so the test waits for the close.
-    const { front, stop } = await frontWith({ idleTimeoutMs: 300 });
+    const { front, stop } = await tlsFrontWith({ idleTimeoutMs: 300 });
     try {
       const base = descriptors();
       const silent: tls.TLSSocket[] = [];
@@ -170,7 +134,7 @@ Deno.test({
   name: "front: idle connections filling the setup cap close their own oldest, not the newcomer",
   ignore: NEEDS_OPENSSL !== undefined || NO_PROC !== undefined,
   async fn() {
-    const { front, stop } = await frontWith({ setupMax: { total: 6, perSource: 3 } });
+    const { front, stop } = await tlsFrontWith({ setupMax: { total: 6, perSource: 3 } });
     const idle: net.Socket[] = [];
     let closed = 0;
     try {

@@ -52,6 +52,9 @@ const front = await startFront({
   target: { hostname: "127.0.0.1", port: inner.addr.port },
   log,
   setupTimeoutMs: 120_000,
+  // No cap on connections held: this test is about descriptors running out
+  // anyway (the default cap, derived from the limit, would evict before).
+  maxConnections: Infinity,
 });
 console.log(JSON.stringify({ port: front.addr.port }));
 `;

@@ -101,6 +101,19 @@ const FLAGS = {
     value: "N",
     help: "requests a source address may send at once (default 200)",
   },
+  "max-connections-per-source": {
+    type: "string",
+    value: "N",
+    help: "connections one source address (IPv6: a /64; behind --proxy-protocol-from, the " +
+      "client the header names) may hold at the TLS front; more are closed before TLS " +
+      "(default 512)",
+  },
+  "max-connections": {
+    type: "string",
+    value: "N",
+    help: "connections the TLS front holds in all; a new one beyond closes the oldest of the " +
+      "source holding the most (default 4096, fewer if the descriptor limit allows fewer)",
+  },
   help: { type: "boolean", short: "h", help: "show help" },
 } as const;
 
@@ -136,6 +149,8 @@ export const AUTH: ProgramSpec<typeof FLAGS> = {
       "web-origin",
       "rate-limit",
       "rate-limit-burst",
+      "max-connections-per-source",
+      "max-connections",
     ],
     required: ["data-dir"],
   }, {
@@ -182,6 +197,11 @@ export interface AuthStartConfig {
   storagePasswordFile?: string;
   /** `--rate-limit` / `--rate-limit-burst` when given; the server's defaults fill the rest. */
   rateLimit: { perSecond?: number; burst?: number };
+  /**
+   * `--max-connections-per-source` / `--max-connections` when given; the
+   * front's defaults fill the rest.
+   */
+  connections: { maxConnectionsPerSource?: number; maxConnections?: number };
 }
 
 /** What `auth admin-identity` runs with. */
@@ -281,8 +301,27 @@ export function parseAuthCommandLine(
         ...positiveNumber("--rate-limit", "perSecond", f.rateLimit),
         ...positiveNumber("--rate-limit-burst", "burst", f.rateLimitBurst),
       },
+      connections: {
+        ...positiveInteger(
+          "--max-connections-per-source",
+          "maxConnectionsPerSource",
+          f.maxConnectionsPerSource,
+        ),
+        ...positiveInteger("--max-connections", "maxConnections", f.maxConnections),
+      },
     },
   };
+}
+
+function positiveInteger<K extends string>(
+  flag: string,
+  key: K,
+  text: string | undefined,
+): Partial<Record<K, number>> {
+  if (text !== undefined && !/^\d+$/.test(text.trim())) {
+    throw new UsageError(`${flag}: expected a positive integer, got "${text}"`);
+  }
+  return positiveNumber(flag, key, text);
 }
 
 function positiveNumber<K extends string>(

@@ -1,0 +1,50 @@
+/**
+ * Shared set-up of the public front's tests: a server certificate for
+ * 127.0.0.1, and a front in this process before a Deno.serve answering "ok".
+ *
+ * @module
+ */
+import { issueServerCert } from "../_openssl_pki.ts";
+import { serveApp } from "../../runtime-adapters/deno/serve.ts";
+import { type FrontOptions, startFront } from "../../runtime-adapters/deno/tls_front.ts";
+import type { FrontEvent } from "../../src/server/metrics.ts";
+import { silentLogger } from "../../src/util/log.ts";
+
+/** A server certificate for 127.0.0.1 and its key (openssl). */
+export async function serverPair(): Promise<{ cert: string; key: string }> {
+  const dir = await Deno.makeTempDir({ prefix: "kb-front-" });
+  try {
+    await issueServerCert(dir, "IP:127.0.0.1");
+    return {
+      cert: await Deno.readTextFile(`${dir}/server.crt`),
+      key: await Deno.readTextFile(`${dir}/server.key`),
+    };
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** A front on 127.0.0.1 before a Deno.serve answering "ok", with the events it reported. */
+export async function frontWith(extra: Partial<FrontOptions> = {}) {
+  const inner = serveApp({ fetch: () => new Response("ok") }, { hostname: "127.0.0.1", port: 0 });
+  const events: FrontEvent[] = [];
+  const front = await startFront({
+    hostname: "127.0.0.1",
+    port: 0,
+    balancers: new Set(),
+    target: { hostname: "127.0.0.1", port: inner.addr.port },
+    log: silentLogger,
+    onEvent: (e) => events.push(e),
+    ...extra,
+  });
+  return {
+    front,
+    events,
+    /** Stops both. */
+    async stop() {
+      front.stopAccepting();
+      await inner.shutdown();
+      await front.drain();
+    },
+  };
+}

@@ -1,0 +1,252 @@
+/**
+ * What one source can hold at the public front
+ * (runtime-adapters/deno/tls_front.ts), with real sockets on loopback
+ * (sources 127.0.0.2 and up: all of 127/8 is loopback on Linux): a source
+ * holding its cap of connections has a new one closed before TLS while
+ * another source is served; behind a balancer the source is the client its
+ * PROXY header names, never the balancer; at the total cap a newcomer closes
+ * the oldest connection of the source holding the most; and in a real auth
+ * process `--max-connections-per-source` sets the cap and a refusal moves
+ * its counter on `/metrics`.
+ *
+ * @module
+ */
+import net from "node:net";
+import tls from "node:tls";
+import { assert, assertEquals, assertThrows } from "../_assert.ts";
+import { missingTools } from "../_tools.ts";
+import { waitUntil } from "../_wait.ts";
+import { argParser } from "../../runtime-adapters/deno/arg_parser.ts";
+import { spawnAuthService } from "../../runtime-adapters/deno/auth_process.ts";
+import { defaultMaxConnections } from "../../runtime-adapters/deno/tls_front.ts";
+import { parseAuthCommandLine } from "../../src/cli/auth/command_line.ts";
+import { UsageError } from "../../src/cli/flags/mod.ts";
+import { PROXY_V2_SIGNATURE } from "../../src/server/proxy_protocol.ts";
+import { frontWith, serverPair } from "./_front.ts";
+
+const NEEDS_OPENSSL = missingTools("openssl");
+const NO_LOOPBACK_8 = Deno.build.os === "linux" ? undefined : "binds 127.0.0.2 (Linux)";
+
+/** A TLS connection from `from` that finishes its handshake, or "closed" if it ends before. */
+function tlsFrom(from: string, port: number): Promise<tls.TLSSocket | "closed"> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: "127.0.0.1", port, localAddress: from });
+    socket.on("error", () => {});
+    const s = tls.connect({ socket, rejectUnauthorized: false }, () => resolve(s));
+    s.on("error", () => {});
+    s.on("close", () => resolve("closed"));
+  });
+}
+
+/**
+ * A TCP connection from `from` that sends `first`; `answer` is its first
+ * bytes back, or "" if it is closed without any.
+ */
+function plainFrom(from: string, port: number, first: Uint8Array): {
+  socket: net.Socket;
+  answer: Promise<string>;
+} {
+  const socket = net.connect({ host: "127.0.0.1", port, localAddress: from }, () => {
+    socket.write(first);
+  });
+  socket.on("error", () => {});
+  const answer = new Promise<string>((resolve) => {
+    socket.once("data", (d: Uint8Array) => resolve(new TextDecoder().decode(d)));
+    socket.once("close", () => resolve(""));
+  });
+  return { socket, answer };
+}
+
+/** A TLS GET from `from`: the status line, or "" if the connection ended without one. */
+async function get(from: string, port: number): Promise<string> {
+  const s = await tlsFrom(from, port);
+  if (s === "closed") return "";
+  let text = "";
+  s.on("data", (d: Uint8Array) => text += new TextDecoder().decode(d));
+  s.write("GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+  await new Promise((r) => s.on("close", r));
+  return text.split("\r\n")[0];
+}
+
+/** A v2 PROXY header (TCP over IPv4) naming `client`:4242. */
+function proxyHeader(client: string): Uint8Array {
+  return Uint8Array.from([
+    ...PROXY_V2_SIGNATURE,
+    0x21,
+    0x11,
+    0,
+    12,
+    ...client.split(".").map(Number),
+    ...[127, 0, 0, 1, 0x10, 0x92, 0x01, 0xbb],
+  ]);
+}
+
+const REQUEST = new TextEncoder().encode("GET / HTTP/1.1\r\nhost: x\r\n\r\n");
+
+Deno.test({
+  name: "front: a source holding its cap of connections is refused before TLS, others are served",
+  ignore: NEEDS_OPENSSL !== undefined || NO_LOOPBACK_8 !== undefined,
+  async fn() {
+    const { front, events, stop } = await frontWith({
+      tls: await serverPair(),
+      maxConnectionsPerSource: 3,
+    });
+    const held: tls.TLSSocket[] = [];
+    try {
+      for (let i = 0; i < 3; i++) {
+        const s = await tlsFrom("127.0.0.2", front.addr.port);
+        assert(s !== "closed", `connection ${i + 1} of 3 served`);
+        held.push(s);
+      }
+      // Before the cap the fourth finished its handshake like the others.
+      assertEquals(await tlsFrom("127.0.0.2", front.addr.port), "closed");
+      assertEquals(events, ["refused_per_source"]);
+      assertEquals(await get("127.0.0.3", front.addr.port), "HTTP/1.1 200 OK");
+      // A slot given back is a slot again.
+      const gone = new Promise((r) => held[0].once("close", r));
+      held.shift()!.destroy();
+      await gone;
+      await waitUntil(async () => await get("127.0.0.2", front.addr.port) !== "", "a slot back");
+    } finally {
+      for (const s of held) s.destroy();
+      await stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "front: behind a balancer the cap counts the client its PROXY header names",
+  ignore: NO_LOOPBACK_8 !== undefined,
+  async fn() {
+    const { front, events, stop } = await frontWith({
+      balancers: new Set(["127.0.0.1"]),
+      maxConnectionsPerSource: 2,
+    });
+    const open: net.Socket[] = [];
+    try {
+      // Two requests for 192.0.2.7 through the balancer, kept alive (answered, not closed).
+      for (let i = 0; i < 2; i++) {
+        const c = plainFrom(
+          "127.0.0.1",
+          front.addr.port,
+          new Uint8Array([
+            ...proxyHeader("192.0.2.7"),
+            ...REQUEST,
+          ]),
+        );
+        open.push(c.socket);
+        assert((await c.answer).startsWith("HTTP/1.1 200"), `request ${i + 1} of 2 served`);
+      }
+      // A third for 192.0.2.7 is closed unanswered; one for 192.0.2.8, from
+      // the same balancer, is served: the balancer itself is no source.
+      const third = plainFrom(
+        "127.0.0.1",
+        front.addr.port,
+        new Uint8Array([
+          ...proxyHeader("192.0.2.7"),
+          ...REQUEST,
+        ]),
+      );
+      open.push(third.socket);
+      // Before the cap it was answered like the others.
+      assertEquals(await third.answer, "");
+      assertEquals(events, ["refused_per_source"]);
+      const other = plainFrom(
+        "127.0.0.1",
+        front.addr.port,
+        new Uint8Array([
+          ...proxyHeader("192.0.2.8"),
+          ...REQUEST,
+        ]),
+      );
+      open.push(other.socket);
+      assert((await other.answer).startsWith("HTTP/1.1 200"), "192.0.2.8 served");
+    } finally {
+      for (const s of open) s.destroy();
+      await stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "front: at the total cap a newcomer closes the oldest connection of the largest source",
+  ignore: NEEDS_OPENSSL !== undefined || NO_LOOPBACK_8 !== undefined,
+  async fn() {
+    const { front, events, stop } = await frontWith({ tls: await serverPair(), maxConnections: 4 });
+    const held: tls.TLSSocket[] = [];
+    const closedFrom: string[] = [];
+    try {
+      for (const from of ["127.0.0.2", "127.0.0.2", "127.0.0.2", "127.0.0.3"]) {
+        const s = await tlsFrom(from, front.addr.port);
+        assert(s !== "closed", `connection from ${from} served`);
+        s.on("close", () => closedFrom.push(from));
+        held.push(s);
+      }
+      // Before the cap nothing was closed; refusing the newcomer instead
+      // would let a few sources lock every other client out.
+      assertEquals(await get("127.0.0.4", front.addr.port), "HTTP/1.1 200 OK");
+      await waitUntil(() => closedFrom.length > 0, "a connection of 127.0.0.2 closed");
+      assertEquals(closedFrom, ["127.0.0.2"]);
+      assertEquals(events, ["evicted_total"]);
+    } finally {
+      for (const s of held) s.destroy();
+      await stop();
+    }
+  },
+});
+
+Deno.test("front: the default total cap leaves descriptors for the rest of the process", () => {
+  // 3 descriptors a connection, 128 kept (a quarter of a small limit).
+  assertEquals(defaultMaxConnections(1024), 298);
+  assertEquals(defaultMaxConnections(64), 16);
+  assertEquals(defaultMaxConnections(1_048_576), 4096);
+  assertEquals(defaultMaxConnections(undefined), 4096);
+});
+
+Deno.test("auth start: --max-connections-per-source and --max-connections take positive integers", () => {
+  const parse = (...flags: string[]) =>
+    parseAuthCommandLine(["start", "--data-dir", "/tmp/x", ...flags], argParser, () => "h");
+  const line = parse("--max-connections-per-source", "900", "--max-connections", "20000");
+  assert(line.kind === "start");
+  assertEquals(line.config.connections, { maxConnectionsPerSource: 900, maxConnections: 20000 });
+  const none = parse();
+  assert(none.kind === "start");
+  assertEquals(none.config.connections, {});
+  for (const bad of ["0", "-1", "1.5", "many", ""]) {
+    assertThrows(() => parse("--max-connections-per-source", bad), UsageError);
+    assertThrows(() => parse("--max-connections", bad), UsageError);
+  }
+});
+
+Deno.test({
+  name: "auth process: a refusal over --max-connections-per-source moves its counter on /metrics",
+  ignore: NO_LOOPBACK_8 !== undefined,
+  async fn() {
+    const dataDir = await Deno.makeTempDir({ prefix: "kb-front-limits-auth-" });
+    const auth = await spawnAuthService({
+      dataDir,
+      args: ["--max-connections-per-source", "2", "--diag-addr", "127.0.0.1:0"],
+    });
+    const held: tls.TLSSocket[] = [];
+    try {
+      const port = Number(new URL(auth.url).port);
+      const refused = async () => {
+        const text = await (await fetch(`${auth.diagUrl}/metrics`)).text();
+        return /^keybound_auth_front_connections_refused_total\{reason="per_source"\} (\d+)$/m
+          .exec(text)?.[1];
+      };
+      assertEquals(await refused(), "0");
+      for (let i = 0; i < 2; i++) {
+        const s = await tlsFrom("127.0.0.2", port);
+        assert(s !== "closed", `connection ${i + 1} of 2 served`);
+        held.push(s);
+      }
+      assertEquals(await tlsFrom("127.0.0.2", port), "closed");
+      assertEquals(await refused(), "1");
+    } finally {
+      for (const s of held) s.destroy();
+      await auth.stop();
+      await Deno.remove(dataDir, { recursive: true });
+    }
+  },
+});
