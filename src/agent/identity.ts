@@ -10,7 +10,7 @@ import { exportSpki } from "../crypto/keys.ts";
 import { sha256, timingSafeEqual } from "../crypto/random.ts";
 import { toAuthorizedKey } from "../crypto/ssh_wire.ts";
 import { BadServerResponseError, errorMessage, KeyboundError } from "../errors.ts";
-import { readCertificateFields } from "../pki/cert_fields.ts";
+import { readCertificateFields, readValidityAndSpki } from "../pki/cert_fields.ts";
 import { certificatesFromPem, certificateToPem } from "../pki/pem.ts";
 import type { JoinResult } from "../protocol/messages.ts";
 import { identityFromSubject } from "../protocol/subject.ts";
@@ -96,7 +96,8 @@ function fromCertificate(certPem: string): {
  * The result is the authenticated answer of the auth service, so the bot,
  * instance and generation come from it and the certificate is not parsed
  * (0.7–1.8 ms with asn1-schema on every renewal): only its validity and SPKI
- * are read, and the SPKI must be byte for byte the key the join sent.
+ * are read (not its subject), and the SPKI must be byte for byte the key the
+ * join sent.
  */
 export async function identityFromJoin(
   result: JoinResult,
@@ -113,7 +114,7 @@ export async function identityFromJoin(
     );
   }
   if (!certDer) throw new BadServerResponseError("the join result has no certificate");
-  const { notBefore, notAfter, spki } = readCertificateFields(certDer);
+  const { notBefore, notAfter, spki } = readValidityAndSpki(certDer);
   if (!timingSafeEqual(spki, await exportSpki(subjectKey.publicKey))) {
     throw new BadServerResponseError(
       "the issued certificate does not carry the public key the join sent",

@@ -10,7 +10,7 @@
 import assert from "node:assert/strict";
 import { exportSpki, generateKeyPair } from "../../src/crypto/keys.ts";
 import { BadServerResponseError, isKeyboundError } from "../../src/errors.ts";
-import { readCertificateFields } from "../../src/pki/cert_fields.ts";
+import { readCertificateFields, readValidityAndSpki } from "../../src/pki/cert_fields.ts";
 import {
   certificatesFromPem,
   certificateToPem,
@@ -33,6 +33,9 @@ function assertSameFields(der: Uint8Array) {
   assert.deepEqual(fields.spki, full.spki);
   assert.deepEqual(fields.subject, full.subject);
   assert.ok(fields.subject.length > 0);
+  // The renewal's walk: the same fields without the subject.
+  const { subject: _subject, ...rest } = fields;
+  assert.deepEqual(readValidityAndSpki(der), rest);
 }
 
 async function openssl(args: string[]): Promise<void> {
@@ -132,7 +135,10 @@ Deno.test("cert fields: what is not a certificate is a BadServerResponseError (i
     new Uint8Array([0x30, 0x81, 0x03, 0x02, 0x01, 0x01]), // BER: long form for a short length
     new Uint8Array([0x30, 0x82, 0x00, 0x03, 0x02, 0x01, 0x01]), // BER: leading zero length byte
   ];
-  for (const b of bad) assert.throws(() => readCertificateFields(b), BadServerResponseError);
+  for (const b of bad) {
+    assert.throws(() => readCertificateFields(b), BadServerResponseError);
+    assert.throws(() => readValidityAndSpki(b), BadServerResponseError);
+  }
 });
 
 Deno.test("identityFromJoin: fields from the result, validity from the certificate, key checked", async () => {
