@@ -17,6 +17,13 @@ export interface StartWorkerOptions {
   bindings?: Record<string, string>;
   /** Directory persisting Durable Object storage across Miniflare instances. */
   persistDir?: string;
+  /**
+   * Service bindings to plain HTTP servers: binding name → `host:port`.
+   * workerd reaches them with its own HTTP client, without the JavaScript
+   * Worker miniflare puts in front of every global `fetch` (its "outbound
+   * interceptor"), as a deployed Worker's bindings and subrequests are.
+   */
+  externalServices?: Record<string, string>;
 }
 
 /** A running Worker; disposing it stops workerd. */
@@ -51,6 +58,11 @@ export async function startWorker(
       ) => [binding, { className, useSQLite: true }]),
     ),
     bindings: options.bindings ?? {},
+    serviceBindings: Object.fromEntries(
+      Object.entries(options.externalServices ?? {}).map((
+        [binding, address],
+      ) => [binding, { external: { address, http: {} } }]),
+    ),
     ...(options.persistDir ? { durableObjectsPersist: options.persistDir } : {}),
   });
   await mf.ready;

@@ -15,7 +15,10 @@
  *   next renewal;
  * - `floorFetch`: the two round trips (`begin`, `continue`) with bodies and
  *   headers of the real sizes to a loopback echo, each answer read and
- *   JSON-parsed.
+ *   JSON-parsed; through the `ECHO` service binding when the bench binds one,
+ *   as the bot reaches the auth service through its `AUTH` binding there
+ *   (`floorFetchGlobal`: the same with the global `fetch`, which miniflare
+ *   routes through a JavaScript Worker of its own).
  *
  * `floor` does all of it in one call, in a renewal's order: the pending
  * record is committed before `continue` leaves (workerd's output gate), so
@@ -115,8 +118,19 @@ export class BenchBot extends BotIdentity {
   }
 
   /** One round trip to `echoUrl` (which answers `?n=` bytes of JSON), its answer parsed. */
-  async #trip(echoUrl: string, body: string, answer: number, authorization?: string) {
-    const res = await fetch(`${echoUrl}?n=${answer}`, {
+  async #trip(
+    echoUrl: string,
+    body: string,
+    answer: number,
+    authorization?: string,
+    global = false,
+  ) {
+    const echo = (this.env as { ECHO?: { fetch: typeof fetch } }).ECHO;
+    // Called unbound either way: workerd rejects a fetch called as another object's method.
+    const send: typeof fetch = echo && !global
+      ? (input, init) => echo.fetch(input, init)
+      : (input, init) => fetch(input, init);
+    const res = await send(`${echoUrl}?n=${answer}`, {
       method: "POST",
       headers: {
         accept: "application/json",
@@ -128,12 +142,12 @@ export class BenchBot extends BotIdentity {
     JSON.parse(await res.text());
   }
 
-  #begin(echoUrl: string): Promise<void> {
-    return this.#trip(echoUrl, BEGIN_BODY, JOIN_SIZES.beginAnswer);
+  #begin(echoUrl: string, global = false): Promise<void> {
+    return this.#trip(echoUrl, BEGIN_BODY, JOIN_SIZES.beginAnswer, undefined, global);
   }
 
-  #continue(echoUrl: string): Promise<void> {
-    return this.#trip(echoUrl, CONTINUE_BODY, JOIN_SIZES.continueAnswer, AUTHORIZATION);
+  #continue(echoUrl: string, global = false): Promise<void> {
+    return this.#trip(echoUrl, CONTINUE_BODY, JOIN_SIZES.continueAnswer, AUTHORIZATION, global);
   }
 
   #writePending(s: FloorState): Promise<void> {
@@ -167,6 +181,12 @@ export class BenchBot extends BotIdentity {
   async floorFetch(echoUrl: string): Promise<void> {
     await this.#begin(echoUrl);
     await this.#continue(echoUrl);
+  }
+
+  /** The same two round trips through the global `fetch` (miniflare's interceptor Worker). */
+  async floorFetchGlobal(echoUrl: string): Promise<void> {
+    await this.#begin(echoUrl, true);
+    await this.#continue(echoUrl, true);
   }
 
   /**
