@@ -26,7 +26,7 @@ import { startLoopbackAuth } from "./_loopback_auth.ts";
 export const TARGET_MS = 3;
 
 /** Every workerd process that is a descendant of this one. */
-async function workerdPids(): Promise<number[]> {
+export async function workerdPids(): Promise<number[]> {
   const children = new Map<number, number[]>();
   const names = new Map<number, string>();
   for await (const e of Deno.readDir("/proc")) {
@@ -53,7 +53,7 @@ async function workerdPids(): Promise<number[]> {
 }
 
 /** CPU nanoseconds used so far by all threads of `pids`. */
-async function cpuNs(pids: number[]): Promise<number> {
+export async function cpuNs(pids: number[]): Promise<number> {
   let total = 0;
   for (const pid of pids) {
     for await (const t of Deno.readDir(`/proc/${pid}/task`)) {
@@ -69,7 +69,8 @@ async function cpuNs(pids: number[]): Promise<number> {
   return total;
 }
 
-const percentile = (sorted: number[], p: number) =>
+/** The `p` quantile (0–1) of ascending `sorted`. */
+export const percentile = (sorted: number[], p: number): number =>
   sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
 
 if (import.meta.main) {
