@@ -240,7 +240,10 @@ export interface JoinMeasurement {
   /**
    * Per join, ms the threads of both processes waited runnable for a CPU
    * ({@linkcode runnableWaitMs}; null without procfs). Threads overlap, so
-   * this is not all on a join's path; near zero on an idle machine.
+   * this is not all on a join's path. It counts other processes' load and
+   * also the two processes' own threads competing for the CPUs (a `continue`
+   * hands up to six operations to other threads at once), so it is not zero
+   * on an idle machine; compare runs by it.
    */
   waitedMs: number | null;
 }
@@ -399,7 +402,8 @@ export function joinSection(
               metric: `threads waiting for a CPU per join (${label})`,
               value: m.waitedMs === null ? "n/a" : fmt(m.waitedMs, 2),
               unit: "ms",
-              note: "auth + bench processes, schedstat run delay: contention, ~0 when idle",
+              note:
+                "auth + bench processes, schedstat run delay: CPU contention, theirs and others'",
             },
           );
         }
