@@ -33,7 +33,9 @@ import { ConfigError } from "../../src/errors.ts";
 import { parseProxyV2, PROXY_V2_MAX_BYTES } from "../../src/server/proxy_protocol.ts";
 import type { FrontEvent } from "../../src/server/metrics.ts";
 import { sourceAddress } from "../../src/server/rate_limit/source.ts";
+import { Http1Framing } from "../../src/server/rate_limit/http1_framing.ts";
 import { SourceSlots } from "../../src/server/rate_limit/source_slots.ts";
+import { concatBytes } from "../../src/util/encoding.ts";
 import { canonicalIp, formatHostPort } from "../../src/util/host_port.ts";
 import type { Logger } from "../../src/util/log.ts";
 
@@ -129,6 +131,16 @@ function descriptorLimit(): number | undefined {
   }
 }
 
+/**
+ * Longest time from a request's first byte to its last (header section and
+ * body): a client trickling its request a byte at a time, each byte
+ * resetting the idle limit, held a connection and the server's buffers for
+ * good. Every Keybound request fits in ~70 KB (bodies are capped at 64 KB),
+ * which takes 10 s only below ~56 kbit/s; the clock stops while the server
+ * is not reading. Not configurable: no client of the service needs longer.
+ */
+export const REQUEST_DEADLINE_MS = 10_000;
+
 /** First and longest pause of the accept loop after a failed accept (out of descriptors). */
 const ACCEPT_PAUSE_MS = [50, 1_000] as const;
 
@@ -169,6 +181,8 @@ export interface FrontOptions {
   setupMax?: { total: number; perSource: number };
   /** Overrides {@linkcode IDLE_TIMEOUT_MS} (tests). */
   idleTimeoutMs?: number;
+  /** Overrides {@linkcode REQUEST_DEADLINE_MS} (tests). */
+  requestDeadlineMs?: number;
   /** Connections one source may hold (default {@linkcode CONNECTIONS_PER_SOURCE}). */
   maxConnectionsPerSource?: number;
   /** Connections in all (default {@linkcode defaultMaxConnections}). */
@@ -320,6 +334,91 @@ function duplexOf(conn: Deno.Conn): Duplex {
       done(err);
     },
   });
+}
+
+/**
+ * Passes the client's plaintext (`inner`) to the server (`upstream`) one
+ * request at a time: the next request is held, and the client no longer
+ * read, until the server has answered the one before (its last answer byte
+ * read from the loopback connection). A client that pipelines requests and
+ * never reads its answers then has at most one answer in flight between the
+ * server and the front, not as many as the loopback's kernel buffers and the
+ * server's write buffer hold (review6 S2). Normal clients do not pipeline;
+ * a pipelining one waits a loopback round trip more per request, which the
+ * server (one request at a time per connection) would make it wait anyway.
+ * Each request must be whole within `deadlineMs` of its first byte (`late`
+ * is called otherwise); the clock stops while the server is not reading.
+ * A request the framing cannot follow is passed on as it is, and its
+ * deadline still runs (the server refuses it and closes); an answer it
+ * cannot follow, or a protocol switch, ends the holding and the deadline.
+ */
+function passRequests(
+  inner: Duplex,
+  upstream: net.Socket,
+  o: { deadlineMs: number; late: () => void },
+): { holding: () => boolean } {
+  const requests = new Http1Framing("request");
+  const answers = new Http1Framing("response", () => requests.method);
+  /** Requests begun (passed on in part or whole) and not answered yet. */
+  let unanswered = 0;
+  /** Bytes read from the client and not passed on yet. */
+  let waiting: Uint8Array | undefined;
+  /** When the request under way began (its first byte was passed on). */
+  let since: number | undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const check = () => {
+    timer = undefined;
+    if (since === undefined || answers.opaque) return;
+    // The server is not reading (it is busy, or its answers wait for the
+    // client): the rest of the request may be in the client's socket.
+    if (upstream.writableNeedDrain) since = Date.now();
+    const left = since + o.deadlineMs - Date.now();
+    if (left > 0) timer = setTimeout(check, left);
+    else o.late();
+  };
+  const pass = () => {
+    if (upstream.destroyed || upstream.writableEnded) {
+      // The server's side is gone: what the client sends now is discarded,
+      // and read on so that its close is seen.
+      waiting = undefined;
+      inner.resume();
+      return;
+    }
+    while (waiting?.length) {
+      const answered = !requests.inMessage && unanswered > 0 && !answers.opaque;
+      if (upstream.writableNeedDrain || answered) {
+        inner.pause();
+        return;
+      }
+      const t = requests.take(waiting);
+      if (t.began) {
+        unanswered++;
+        since = Date.now();
+        timer ??= setTimeout(check, o.deadlineMs);
+      }
+      if (t.n) upstream.write(waiting.subarray(0, t.n));
+      waiting = waiting.subarray(t.n);
+      if (t.ended) since = undefined;
+    }
+    waiting = undefined;
+    if (!upstream.writableNeedDrain) inner.resume();
+  };
+  inner.on("data", (chunk: Uint8Array) => {
+    waiting = waiting?.length ? concatBytes(waiting, chunk) : chunk;
+    pass();
+  });
+  upstream.on("drain", pass);
+  upstream.on("data", (chunk: Uint8Array) => {
+    let rest = chunk;
+    while (rest.length && !answers.opaque) {
+      const t = answers.take(rest);
+      rest = rest.subarray(t.n);
+      if (t.ended && !t.ended.interim) unanswered = Math.max(0, unanswered - 1);
+    }
+    if (unanswered === 0 || answers.opaque) pass();
+  });
+  inner.once("close", () => clearTimeout(timer));
+  return { holding: () => !!waiting?.length };
 }
 
 /** Starts the front; resolves once it listens (rejects if it cannot bind). */
@@ -514,8 +613,10 @@ export async function startFront(o: FrontOptions): Promise<Front> {
       // side has ended. Outstanding: the client's last bytes came after the
       // server's last. Otherwise the FIN is passed on at once.
       let outstanding = false;
+      /** Whether bytes of the client's are read but held back (a request waiting for an answer). */
+      let holding = () => false;
       inner.once("end", () => {
-        if (outstanding) bound();
+        if (outstanding || holding()) bound();
         else upstream.end();
       });
       // A client gone for good ends the server's side, not destroys it: what
@@ -559,7 +660,16 @@ export async function startFront(o: FrontOptions): Promise<Front> {
         outstanding = false;
         lastByte = Date.now();
       });
-      inner.pipe(upstream, { end: false });
+      const requests = passRequests(inner, upstream, {
+        deadlineMs: o.requestDeadlineMs ?? REQUEST_DEADLINE_MS,
+        late: () => {
+          report("request_deadline");
+          late.note(client);
+          upstream.destroy();
+          inner.destroy();
+        },
+      });
+      holding = requests.holding;
       upstream.pipe(inner);
     } catch (err) {
       clearTimeout(timer);
@@ -594,6 +704,13 @@ export async function startFront(o: FrontOptions): Promise<Front> {
     o.log,
     "closed the oldest connections being set up at the public front: too many in all",
     `at most ${maxTotal} in all`,
+  );
+  const late = burstLog(
+    o.log,
+    "closed connections at the public front: a request not whole in time",
+    `at most ${
+      (o.requestDeadlineMs ?? REQUEST_DEADLINE_MS) / 1000
+    } s from a request's first byte to its last`,
   );
   const failed = burstLog(
     o.log,

@@ -10,23 +10,27 @@ import { type FrontOptions, startFront } from "../../runtime-adapters/deno/tls_f
 import type { FrontEvent } from "../../src/server/metrics.ts";
 import { silentLogger } from "../../src/util/log.ts";
 
-/** A server certificate for 127.0.0.1 and its key (openssl). */
-export async function serverPair(): Promise<{ cert: string; key: string }> {
+/** A server certificate for 127.0.0.1, its key and its CA (openssl). */
+export async function serverPair(): Promise<{ cert: string; key: string; ca: string }> {
   const dir = await Deno.makeTempDir({ prefix: "kb-front-" });
   try {
     await issueServerCert(dir, "IP:127.0.0.1");
     return {
       cert: await Deno.readTextFile(`${dir}/server.crt`),
       key: await Deno.readTextFile(`${dir}/server.key`),
+      ca: await Deno.readTextFile(`${dir}/ca.crt`),
     };
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
 }
 
-/** A front on 127.0.0.1 before a Deno.serve answering "ok", with the events it reported. */
-export async function frontWith(extra: Partial<FrontOptions> = {}) {
-  const inner = serveApp({ fetch: () => new Response("ok") }, { hostname: "127.0.0.1", port: 0 });
+/** A front on 127.0.0.1 before a Deno.serve answering with `fetch` ("ok"), with the events it reported. */
+export async function frontWith(
+  extra: Partial<FrontOptions> = {},
+  fetch: (r: Request) => Response | Promise<Response> = () => new Response("ok"),
+) {
+  const inner = serveApp({ fetch }, { hostname: "127.0.0.1", port: 0 });
   const events: FrontEvent[] = [];
   const front = await startFront({
     hostname: "127.0.0.1",

@@ -52,7 +52,8 @@ function descriptors(): number {
 
 /** A TLS front in this process before a Deno.serve answering "ok"; `stop` ends both. */
 async function tlsFrontWith(extra: Partial<FrontOptions> = {}) {
-  return await frontWith({ tls: await serverPair(), ...extra });
+  const { cert, key } = await serverPair();
+  return await frontWith({ tls: { cert, key }, ...extra });
 }
 
 Deno.test({

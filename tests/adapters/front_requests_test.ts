@@ -1,0 +1,168 @@
+/**
+ * Requests through the public front (runtime-adapters/deno/tls_front.ts)
+ * over real TLS on loopback: a client trickling its request a byte at a
+ * time (each byte resetting the idle limit) is cut at the request deadline,
+ * also on a kept-alive connection after a normal request; pipelined requests
+ * with Content-Length and chunked bodies reach Deno.serve whole and in order;
+ * and the server is passed a connection's next request only once it has
+ * answered the one before (at most one answer in flight per connection,
+ * review6 S2).
+ *
+ * @module
+ */
+import { assert, assertEquals } from "../_assert.ts";
+import { missingTools } from "../_tools.ts";
+import { frontWith, serverPair } from "./_front.ts";
+import { startFront } from "../../runtime-adapters/deno/tls_front.ts";
+import { silentLogger } from "../../src/util/log.ts";
+
+const NEEDS_OPENSSL = missingTools("openssl");
+const enc = (s: string) => new TextEncoder().encode(s);
+
+/** A TLS connection to the front (certificates unchecked: the test's own). */
+async function connect(port: number, ca: string): Promise<Deno.TlsConn> {
+  const conn = await Deno.connectTls({ hostname: "127.0.0.1", port, caCerts: [ca] });
+  await conn.handshake();
+  return conn;
+}
+
+/** Reads from `conn` until `done(text)` holds or it ends; the text read. */
+async function readUntil(conn: Deno.Conn, done: (text: string) => boolean): Promise<string> {
+  let text = "";
+  const buf = new Uint8Array(16384);
+  while (!done(text)) {
+    const n = await conn.read(buf).catch(() => null);
+    if (n === null) break;
+    text += new TextDecoder().decode(buf.subarray(0, n));
+  }
+  return text;
+}
+
+Deno.test({
+  name:
+    "front: a request trickled a byte at a time is cut at the deadline, also after a normal one",
+  ignore: NEEDS_OPENSSL !== undefined,
+  async fn() {
+    const { ca, cert, key } = await serverPair();
+    // The real deadline is REQUEST_DEADLINE_MS (10 s); shortened so the test waits for the cut.
+    const { front, events, stop } = await frontWith({ tls: { cert, key }, requestDeadlineMs: 300 });
+    try {
+      for (const first of [false, true]) {
+        const conn = await connect(front.addr.port, ca);
+        if (first) {
+          await conn.write(enc("GET / HTTP/1.1\r\nhost: x\r\n\r\n"));
+          const answer = await readUntil(conn, (t) => t.endsWith("ok"));
+          assert(answer.startsWith("HTTP/1.1 200"), answer);
+        }
+        let closed = false;
+        const reading = readUntil(conn, () => false).then(() => closed = true);
+        // One byte every 20 ms, each well inside the idle limit (60 s), for
+        // ~3 s, ten times the deadline: before the deadline it was never cut.
+        const trickle = "GET / HTTP/1.1\r\nhost: x\r\nx-slow: " + "a".repeat(120);
+        try {
+          for (let i = 0; i < trickle.length && !closed; i++) {
+            await conn.write(enc(trickle[i])).catch(() => closed = true);
+            await new Promise((r) => setTimeout(r, 20));
+          }
+        } finally {
+          conn.close();
+          await reading;
+        }
+        assert(closed, "the trickling client was cut");
+      }
+      assertEquals(events, ["request_deadline", "request_deadline"]);
+    } finally {
+      await stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "front: pipelined requests with Content-Length and chunked bodies arrive whole, in order",
+  ignore: NEEDS_OPENSSL !== undefined,
+  async fn() {
+    const { ca, cert, key } = await serverPair();
+    const { front, stop } = await frontWith(
+      { tls: { cert, key } },
+      async (r) => new Response(`${r.method} ${new URL(r.url).pathname} [${await r.text()}];`),
+    );
+    try {
+      const requests = "GET /1 HTTP/1.1\r\nhost: x\r\n\r\n" +
+        "POST /2 HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\n\r\nhello" +
+        "PUT /3 HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n" +
+        "3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n" +
+        "HEAD /4 HTTP/1.1\r\nhost: x\r\n\r\n" +
+        "POST /5 HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\nconnection: close\r\n\r\nhi";
+      // All at once, then a byte at a time: the framing must not depend on the pieces.
+      for (const step of [requests.length, 1]) {
+        const conn = await connect(front.addr.port, ca);
+        for (let at = 0; at < requests.length; at += step) {
+          await conn.write(enc(requests.slice(at, at + step)));
+        }
+        const answers = await readUntil(conn, () => false);
+        conn.close();
+        const bodies = answers.split("\r\n\r\n").slice(1).map((b) => b.split("HTTP/1.1")[0]);
+        assertEquals(bodies, [
+          "GET /1 [];",
+          "POST /2 [hello];",
+          "PUT /3 [abcde];",
+          // HEAD: the head only (with the length the GET would have).
+          "",
+          "POST /5 [hi];",
+        ], `step ${step}`);
+      }
+    } finally {
+      await stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "front: the server gets a connection's next request only once it answered the one before",
+  ignore: NEEDS_OPENSSL !== undefined,
+  async fn() {
+    const { ca, cert, key } = await serverPair();
+    // A raw server, to see the bytes the front passes and when.
+    const target = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const front = await startFront({
+      hostname: "127.0.0.1",
+      port: 0,
+      tls: { cert, key },
+      balancers: new Set(),
+      target: { hostname: "127.0.0.1", port: target.addr.port },
+      log: silentLogger,
+    });
+    const one = (n: number) => `GET /${n} HTTP/1.1\r\nhost: x\r\n\r\n`;
+    try {
+      const client = await connect(front.addr.port, ca);
+      // Three pipelined requests in one write; the client reads nothing yet.
+      await client.write(enc(one(1) + one(2) + one(3)));
+      const server = await target.accept();
+      let received = "";
+      const buf = new Uint8Array(4096);
+      for (const n of [1, 2, 3]) {
+        while (received.length < one(n).length) {
+          const got = await server.read(buf);
+          assert(got !== null, `request ${n} before the end`);
+          received += new TextDecoder().decode(buf.subarray(0, got));
+        }
+        // Before the change the first read held all three (one write, one record).
+        assertEquals(received, one(n), `only request ${n} before its answer`);
+        received = "";
+        await server.write(enc(`HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n${n}.`));
+      }
+      const answers = await readUntil(client, (t) => t.endsWith("3."));
+      assertEquals(answers.split("\r\n\r\n").slice(1).map((a) => a.slice(0, 2)), [
+        "1.",
+        "2.",
+        "3.",
+      ]);
+      client.close();
+      server.close();
+    } finally {
+      front.stopAccepting();
+      target.close();
+      await front.drain();
+    }
+  },
+});
