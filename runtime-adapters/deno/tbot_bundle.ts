@@ -156,18 +156,35 @@ export function readTbotBundleManifest(dir: URL = TBOT_BUNDLE_DIR): TbotBundleMa
 let inUse: Deno.FsFile | undefined;
 
 /**
- * The URL of the bundled main module if a bundle exists in `dir`, was built
- * from the sources under `root` as they are now, with this Deno, and its
- * files are those recorded at build time; undefined otherwise. When it
- * returns a URL, this process holds a shared lock on that build's main file
- * until it exits (`--prune` keeps a locked build).
+ * Whether the bundle in `dir` may run (see the module's description): the
+ * URL of its main module, or why not (one sentence, for the launcher's log
+ * line: {@linkcode fallbackLogLine}). `missing` says there is no bundle at all
+ * (no manifest), as opposed to one that is refused. When it returns a URL,
+ * this process holds a shared lock on that build's main file until it exits
+ * (`--prune` keeps a locked build).
  */
-export async function freshTbotBundle(
+export async function tbotBundle(
   dir: URL = TBOT_BUNDLE_DIR,
   root: URL = TBOT_SOURCE_ROOT,
-): Promise<string | undefined> {
-  const manifest = readTbotBundleManifest(dir);
-  if (!manifest || manifest.deno !== Deno.version.deno) return undefined;
+): Promise<{ url: string } | { reason: string; missing?: true }> {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(new URL("manifest.json", dir));
+  } catch {
+    return { reason: "no bundle (deno task tbot-bundle builds one)", missing: true };
+  }
+  let manifest: TbotBundleManifest | undefined;
+  try {
+    manifest = parseTbotBundleManifest(JSON.parse(text));
+  } catch {
+    // Not JSON: refused below like any other malformed manifest.
+  }
+  if (!manifest) return { reason: "the bundle's manifest is malformed" };
+  if (manifest.deno !== Deno.version.deno) {
+    return {
+      reason: `the bundle was built by deno ${manifest.deno}, this is ${Deno.version.deno}`,
+    };
+  }
   const build = new URL(`${manifest.fingerprint}/`, dir);
   const mainUrl = new URL(manifest.main, build);
   let lock: Deno.FsFile;
@@ -176,25 +193,77 @@ export async function freshTbotBundle(
     // either finishes first (the check then fails) or finds it locked.
     lock = await Deno.open(mainUrl, { read: true });
   } catch {
-    return undefined;
+    return { reason: "the bundle's main file cannot be opened" };
   }
+  let reason: string | undefined;
   try {
     await lock.lock(false);
     const [fingerprint, files] = await Promise.all([
       sourceFingerprint(manifest.files, root).catch(() => undefined),
       bundleFileHashes(build),
     ]);
-    if (fingerprint !== manifest.fingerprint || !files || !sameHashes(files, manifest.bundle)) {
-      lock.close();
-      return undefined;
+    if (fingerprint === undefined) reason = "a source the bundle was built from cannot be read";
+    else if (fingerprint !== manifest.fingerprint) {
+      reason = "the sources changed since the bundle was built";
+    } else if (!files || !sameHashes(files, manifest.bundle)) {
+      reason = "the bundle's files differ from those it was built with";
     }
   } catch {
+    reason = "the bundle's main file cannot be locked";
+  }
+  if (reason !== undefined) {
     lock.close();
-    return undefined;
+    return { reason };
   }
   inUse?.close();
   inUse = lock;
-  return mainUrl.href;
+  return { url: mainUrl.href };
+}
+
+/**
+ * The URL of the bundled main module if {@linkcode tbotBundle} allows it;
+ * undefined otherwise.
+ */
+export async function freshTbotBundle(
+  dir: URL = TBOT_BUNDLE_DIR,
+  root: URL = TBOT_SOURCE_ROOT,
+): Promise<string | undefined> {
+  const b = await tbotBundle(dir, root);
+  return "url" in b ? b.url : undefined;
+}
+
+/**
+ * The launcher's log line when tbot runs from the sources: shaped like
+ * tbot's own (src/util/log.ts; JSON when `args` ask for `--log-format json`),
+ * level INFO when there is no bundle and WARN when one is refused. Every
+ * character outside printable ASCII in it is escaped (`reason` may quote a
+ * manifest, which is only a file on disk).
+ */
+export function fallbackLogLine(
+  fallback: { reason: string; missing?: true },
+  args: readonly string[],
+  now: Date = new Date(),
+): string {
+  const level = fallback.missing ? "info" : "warn";
+  const msg = "running from the sources, not the bundle";
+  const json = args.some((a, i) =>
+    a === "--log-format=json" || (a === "--log-format" && args[i + 1] === "json")
+  );
+  const line = json
+    ? JSON.stringify({
+      time: now.toISOString(),
+      level,
+      msg,
+      component: "tbot",
+      reason: fallback.reason,
+    })
+    : `${now.toISOString()} ${level.toUpperCase().padEnd(5)} ${msg} component=tbot reason=${
+      JSON.stringify(fallback.reason)
+    }`;
+  return line.replace(
+    /[^\x20-\x7e]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
 }
 
 function sameHashes(a: Record<string, string>, b: Record<string, string>): boolean {

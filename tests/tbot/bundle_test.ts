@@ -8,11 +8,13 @@ import { runTbot } from "./_harness.ts";
 import { servedBot } from "./_served_bot.ts";
 import {
   bundleFileHashes,
+  fallbackLogLine,
   freshTbotBundle,
   parseTbotBundleManifest,
   sourceFingerprint,
   TBOT_BUNDLE_DIR,
   TBOT_REQUIRED_SOURCES,
+  tbotBundle,
   type TbotBundleManifest,
 } from "../../runtime-adapters/deno/tbot_bundle.ts";
 import { buildTbotBundle, prune } from "../../scripts/tbot_bundle.ts";
@@ -74,6 +76,60 @@ Deno.test("tbot bundle: used only while every source it was built from is unchan
     await writeManifest(manifest);
     await Deno.remove(new URL("a.ts", root));
     assertEquals(await freshTbotBundle(dir, root), undefined);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("tbot bundle: the launcher is told why it runs the sources, in one escaped log line", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "tbot-bundle-why-" });
+  try {
+    const { root, dir, build, manifest, writeManifest } = await fakeBuild(tmp);
+    const why = async () => {
+      const b = await tbotBundle(dir, root);
+      return "reason" in b ? b : undefined;
+    };
+    assertEquals(await why(), undefined, "fresh");
+    await Deno.writeTextFile(new URL("lib/b.ts", root), "export const b = 3;\n");
+    assertEquals(await why(), { reason: "the sources changed since the bundle was built" });
+    await Deno.writeTextFile(new URL("lib/b.ts", root), "export const b = 2;\n");
+    await Deno.writeTextFile(new URL("chunk-A.js", build), "export const a = 2;\n");
+    assertEquals(await why(), {
+      reason: "the bundle's files differ from those it was built with",
+    });
+    await Deno.writeTextFile(new URL("chunk-A.js", build), "export const a = 1;\n");
+    assertEquals(await why(), undefined, "restored");
+    await writeManifest({ ...manifest, files: [] });
+    assertEquals(await why(), { reason: "the bundle's manifest is malformed" });
+    await Deno.remove(new URL("manifest.json", dir));
+    const missing = await why();
+    assertEquals(missing?.missing, true, "no bundle at all");
+
+    // The Deno version is whatever the manifest says: its control and
+    // non-ASCII characters reach the line escaped, in text and in JSON.
+    await writeManifest({ ...manifest, deno: "9.9.9\n\u001b[31m\u2028x" });
+    const other = (await why())!;
+    assert(other.reason.includes("deno 9.9.9\n"), other.reason);
+    const at = new Date("2026-12-02T15:00:00Z");
+    const text = fallbackLogLine(other, ["start"], at);
+    assertEquals(
+      text,
+      "2026-12-02T15:00:00.000Z WARN  running from the sources, not the bundle component=tbot " +
+        `reason="the bundle was built by deno 9.9.9\\n\\u001b[31m\\u2028x, this is ${Deno.version.deno}"`,
+    );
+    assert(/^[\x20-\x7e]+$/.test(text), "printable ASCII only");
+    for (const args of [["start", "--log-format=json"], ["start", "--log-format", "json"]]) {
+      const json = fallbackLogLine(other, args, at);
+      assert(/^[\x20-\x7e]+$/.test(json), "printable ASCII only");
+      assertEquals(JSON.parse(json), {
+        time: "2026-12-02T15:00:00.000Z",
+        level: "warn",
+        msg: "running from the sources, not the bundle",
+        component: "tbot",
+        reason: other.reason,
+      });
+    }
+    assert(fallbackLogLine(missing!, [], at).includes(" INFO  running from the sources"));
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }
@@ -224,6 +280,7 @@ Deno.test("tbot bundle: the tbot task's launcher runs a oneshot from a fresh bun
       denoFlags: ["--no-npm"],
     });
     assertEquals(run.code, 0, `${storageType}: ${run.stderr}`);
+    assert(!run.stderr.includes("running from the sources"), run.stderr);
     assert((await Deno.readTextFile(`${bot.dir}/out/tlscert`)).includes("BEGIN CERTIFICATE"));
   }
   // The same flags on the sources fail: the assertion above can tell them apart.
@@ -240,6 +297,13 @@ Deno.test("tbot bundle: the tbot task's launcher runs a oneshot from a fresh bun
     const tampered = await runTbot(["version"], {}, { entry: LAUNCHER });
     assertEquals(tampered.code, 0, tampered.stderr);
     assert(!tampered.stderr.includes("TAMPERED"), "the edited bundle did not run");
+    assert(
+      tampered.stderr.includes(
+        "WARN  running from the sources, not the bundle component=tbot " +
+          `reason="the bundle's files differ from those it was built with"`,
+      ),
+      tampered.stderr,
+    );
     assert(tampered.stdout.includes("tbot v"), tampered.stdout);
   } finally {
     await Deno.writeFile(mainFile, original);

@@ -2,7 +2,8 @@
  * Entry point of the `tbot` task (`bin/tbot`, the systemd unit `tbot install
  * systemd` writes): runs tbot from the bundle `deno task tbot-bundle` built
  * when that bundle matches this checkout's sources byte for byte
- * (../tbot_bundle.ts), else from the sources, as ./tbot.ts does.
+ * (../tbot_bundle.ts), else from the sources, as ./tbot.ts does, after one
+ * log line on standard error that says why.
  *
  * Neither import below names its module literally: Deno loads the module
  * graph behind a literal `import("…")` at start-up even when it never runs
@@ -13,8 +14,13 @@
  * @module
  */
 import { runProgram } from "./run.ts";
-import { freshTbotBundle } from "../tbot_bundle.ts";
+import { fallbackLogLine, tbotBundle } from "../tbot_bundle.ts";
 
 const SOURCES = new URL("../tbot_main.ts", import.meta.url).href;
 
-await runProgram(async () => await import(await freshTbotBundle() ?? SOURCES));
+await runProgram(async () => {
+  const bundle = await tbotBundle();
+  if ("url" in bundle) return await import(bundle.url);
+  console.error(fallbackLogLine(bundle, Deno.args));
+  return await import(SOURCES);
+});
