@@ -30,10 +30,14 @@ import { argParser } from "./arg_parser.ts";
  * daemon holds ~10 MB less after 1,000 renewals and grows a third as much, for
  * ~5 % more CPU in a 20 ms renewal loop and none measurable in a oneshot:
  * tbot's heavy work is WebCrypto and I/O, not hot JavaScript
- * (docs/benchmarks.md, "Session 6: tbotload").
+ * (docs/benchmarks.md, "Session 6: tbotload"). `--expose-gc` gives the
+ * daemon V8's `gc()`, run after a join at most once per 10 s
+ * (src/cli/tbot/heap_release.ts): without it the pages a renewal's garbage
+ * took stay until V8's next full collection, +5–7 MB over 1,000 renewals
+ * (docs/benchmarks.md, "Session 7: tbotrss").
  */
 export const TBOT_DENO_FLAGS = [
-  "--v8-flags=--max-semi-space-size=1,--no-opt,--no-maglev",
+  "--v8-flags=--max-semi-space-size=1,--no-opt,--no-maglev,--expose-gc",
   "--unstable-kv",
   "--allow-net",
   "--allow-read",
@@ -73,6 +77,8 @@ function tbotCommand(): string[] {
 }
 
 const encoder = new TextEncoder();
+
+const gcFunction = (globalThis as { gc?: () => void }).gc;
 
 function writeAll(file: { writeSync(p: Uint8Array): number }, text: string) {
   const bytes = encoder.encode(text);
@@ -127,6 +133,9 @@ export const denoPlatform: TbotPlatform = {
       close: () => server.shutdown(),
     });
   },
+  // V8's `gc`, global only with --expose-gc (TBOT_DENO_FLAGS): a full collection,
+  // which hands the pages it empties back to the operating system.
+  ...(typeof gcFunction === "function" ? { releaseMemory: () => gcFunction!() } : {}),
   onSignals: installSignalHandlers,
   hookProcesses: denoHookProcesses,
   fileSharing: denoFileSharing,

@@ -85,6 +85,12 @@ export interface TbotPlatform {
   createFetch(baseUrl: string, trust: TrustSettings): Promise<AuthTransport>;
   /** Serves the diagnostics app on `addr` (`host:port`). */
   serve(addr: string, handler: (req: Request) => Response | Promise<Response>): Promise<DiagServer>;
+  /**
+   * Gives the heap's free pages back to the operating system now (a full
+   * garbage collection), where the runtime allows it; the daemon calls it
+   * after its joins (./heap_release.ts). Absent: never.
+   */
+  releaseMemory?(): void;
   /** Installs handlers for stop (SIGINT/SIGTERM) and reload (SIGHUP); returns an uninstaller. */
   onSignals(handlers: { stop(signal: string): void; reload(signal: string): void }): () => void;
   /** Runs and signals the processes of `on_renew` reload hooks. */

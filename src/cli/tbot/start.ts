@@ -34,6 +34,7 @@ import type { AgentStorage, ReleaseLock } from "../../agent/storage.ts";
 import { TBOT_VERSION } from "../../agent/version.ts";
 import { ConfigError, inContext } from "../../errors.ts";
 import { reportFailure } from "./failure.ts";
+import { withHeapRelease } from "./heap_release.ts";
 import { flagsFromSources } from "./output_mode.ts";
 import { formatDuration } from "../../util/duration.ts";
 import { createLogger, type LogFormat, type Logger } from "../../util/log.ts";
@@ -257,7 +258,10 @@ export async function runStart(
       tokenName: onboarding.tokenName,
       credentialTtlMs: config.credential_ttl,
       registrationSecret: onboarding.registrationSecret,
-      ...joinTransport(baseUrl, fetchFn),
+      // A daemon gives its heap's free pages back after its joins (./heap_release.ts).
+      ...(config.oneshot
+        ? joinTransport(baseUrl, fetchFn)
+        : withHeapRelease(joinTransport(baseUrl, fetchFn), platform, () => clock.now().getTime())),
       clock,
       log,
       metrics,
