@@ -22,6 +22,7 @@ import { defaultMaxConnections } from "../../runtime-adapters/deno/tls_front.ts"
 import { parseAuthCommandLine } from "../../src/cli/auth/command_line.ts";
 import { UsageError } from "../../src/cli/flags/mod.ts";
 import { PROXY_V2_SIGNATURE } from "../../src/server/proxy_protocol.ts";
+import { createLogger } from "../../src/util/log.ts";
 import { frontWith, serverPair } from "./_front.ts";
 
 const NEEDS_OPENSSL = missingTools("openssl");
@@ -87,9 +88,11 @@ Deno.test({
   name: "front: a source holding its cap of connections is refused before TLS, others are served",
   ignore: NEEDS_OPENSSL !== undefined || NO_LOOPBACK_8 !== undefined,
   async fn() {
+    const lines: string[] = [];
     const { front, events, stop } = await frontWith({
       tls: await serverPair(),
       maxConnectionsPerSource: 3,
+      log: createLogger({ format: "json", write: (l) => lines.push(l) }),
     });
     const held: tls.TLSSocket[] = [];
     try {
@@ -99,8 +102,14 @@ Deno.test({
         held.push(s);
       }
       // Before the cap the fourth finished its handshake like the others.
-      assertEquals(await tlsFrom("127.0.0.2", front.addr.port), "closed");
-      assertEquals(events, ["refused_per_source"]);
+      for (let i = 0; i < 5; i++) {
+        assertEquals(await tlsFrom("127.0.0.2", front.addr.port), "closed");
+      }
+      assertEquals(events, Array(5).fill("refused_per_source"));
+      // One line for the burst, naming the source, not one per connection.
+      const logged = lines.filter((l) => l.includes("holds its cap"));
+      assertEquals(logged.length, 1, lines.join("\n"));
+      assertEquals(JSON.parse(logged[0]).detail, "127.0.0.2");
       assertEquals(await get("127.0.0.3", front.addr.port), "HTTP/1.1 200 OK");
       // A slot given back is a slot again.
       const gone = new Promise((r) => held[0].once("close", r));
