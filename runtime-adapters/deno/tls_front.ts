@@ -496,12 +496,15 @@ export async function startFront(o: FrontOptions): Promise<Front> {
         // Every connection held is still waiting for its balancer's header.
         conn.close();
         report("refused_total");
-        evictedHeld.note("no source to take a connection from");
+        refusedTotal.note(peer);
         return;
       }
       report("evicted_total");
       evictedHeld.note(from);
-    } else evictedHeld.over();
+    } else {
+      evictedHeld.over();
+      refusedTotal.over();
+    }
     if (settingUp.size >= maxTotal) {
       const from = evictFrom(settingUp);
       if (from !== undefined) {
@@ -704,6 +707,11 @@ export async function startFront(o: FrontOptions): Promise<Front> {
     o.log,
     "closed the oldest connections being set up at the public front: too many in all",
     `at most ${maxTotal} in all`,
+  );
+  const refusedTotal = burstLog(
+    o.log,
+    "refused connections at the public front: too many in all, all waiting for a PROXY header",
+    `at most ${maxHeld} in all`,
   );
   const late = burstLog(
     o.log,
