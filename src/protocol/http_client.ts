@@ -14,7 +14,6 @@ import * as z from "zod";
 import { errorFromWire, isKeyboundError, KeyboundError } from "../errors.ts";
 import { formatZodError } from "../util/zod_error.ts";
 import { type RequestSigner, signRequest } from "./signed_request.ts";
-import { wireParse } from "./wire_check.ts";
 
 /** Where the auth service is and how to reach it. */
 export interface ApiTarget {
@@ -170,8 +169,7 @@ export async function callApi<S extends z.ZodType>(
     // Reported below: as the status of an error, or as an answer that is not the schema.
   }
   if (!res.ok) throw errorFromWire(res.status, json);
-  // The schema's own check where zod cannot compile one (Workers): ./wire_check.ts.
-  const parsed = wireParse(call.response, json);
+  const parsed = call.response.safeParse(json);
   if (!parsed.success) {
     throw new KeyboundError(
       "CONNECTION_FAILED",
