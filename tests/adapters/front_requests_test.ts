@@ -6,7 +6,8 @@
  * with Content-Length and chunked bodies reach Deno.serve whole and in order;
  * and the server is passed a connection's next request only once it has
  * answered the one before (at most one answer in flight per connection,
- * review6 S2).
+ * review6 S2), also when the client half-closes behind its pipelined
+ * requests.
  *
  * @module
  */
@@ -163,6 +164,38 @@ Deno.test({
       front.stopAccepting();
       target.close();
       await front.drain();
+    }
+  },
+});
+
+Deno.test({
+  name: "front: pipelined requests followed by a half-close are all answered",
+  ignore: NEEDS_OPENSSL !== undefined,
+  async fn() {
+    const { ca, cert, key } = await serverPair();
+    const { front, stop } = await frontWith(
+      { tls: { cert, key } },
+      (r) => new Response(`${new URL(r.url).pathname};`),
+    );
+    try {
+      const conn = await connect(front.addr.port, ca);
+      // The second request is held in the front until the first is answered,
+      // and the client's FIN comes after both.
+      await conn.write(
+        enc(
+          "GET /1 HTTP/1.1\r\nhost: x\r\n\r\n" +
+            "GET /2 HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+        ),
+      );
+      await conn.closeWrite();
+      const answers = await readUntil(conn, () => false);
+      conn.close();
+      assertEquals(answers.split("\r\n\r\n").slice(1).map((b) => b.split("HTTP/1.1")[0]), [
+        "/1;",
+        "/2;",
+      ]);
+    } finally {
+      await stop();
     }
   },
 });
