@@ -31,7 +31,7 @@ export const COMPILE_TARGETS: readonly CompileTarget[] = [
     name: "tbot",
     entry: "runtime-adapters/deno/entry/tbot.ts",
     flags: [
-      "--v8-flags=--max-semi-space-size=1,--no-opt,--no-maglev,--expose-gc",
+      "--v8-flags=--max-semi-space-size=1,--no-opt,--no-maglev,--lite-mode,--expose-gc",
       "--unstable-kv",
       "--allow-net",
       "--allow-read",

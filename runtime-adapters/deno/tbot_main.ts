@@ -30,14 +30,18 @@ import { argParser } from "./arg_parser.ts";
  * daemon holds ~10 MB less after 1,000 renewals and grows a third as much, for
  * ~5 % more CPU in a 20 ms renewal loop and none measurable in a oneshot:
  * tbot's heavy work is WebCrypto and I/O, not hot JavaScript
- * (docs/benchmarks.md, "Session 6: tbotload"). `--expose-gc` gives the
+ * (docs/benchmarks.md, "Session 6: tbotload"). `--lite-mode` goes one step
+ * further (no compiler at all, lazily allocated feedback; no WebAssembly,
+ * which tbot does not use): ~2.5 MB less in the daemon for ~3–5 % more CPU
+ * in that loop, a oneshot none slower (docs/benchmarks.md, "Session 7:
+ * tbotrss"). `--expose-gc` gives the
  * daemon V8's `gc()`, run after a join at most once per 10 s
  * (src/cli/tbot/heap_release.ts): without it the pages a renewal's garbage
  * took stay until V8's next full collection, +5–7 MB over 1,000 renewals
  * (docs/benchmarks.md, "Session 7: tbotrss").
  */
 export const TBOT_DENO_FLAGS = [
-  "--v8-flags=--max-semi-space-size=1,--no-opt,--no-maglev,--expose-gc",
+  "--v8-flags=--max-semi-space-size=1,--no-opt,--no-maglev,--lite-mode,--expose-gc",
   "--unstable-kv",
   "--allow-net",
   "--allow-read",
