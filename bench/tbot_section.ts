@@ -80,7 +80,7 @@ export function tbotSection(): BenchSection {
                 fmt(r.modulesRssMb, 1)
               } MB (bare deno ${
                 fmt(r.bareRssMb, 1)
-              }); renewing adds V8 heap pages, code and malloc arenas (docs/benchmarks.md, tbot)`
+              }); a daemon that onboarded by CA pin keeps ~5 MB of that first contact (node:tls, the full X.509 parser; a restarted daemon runs ~62-63 MB), and renewing adds the V8 heap it works in (~13 MB live) and the Deno binary's code it runs (docs/benchmarks.md, Session 7: tbotrss)`
           }`,
         },
         {
@@ -96,7 +96,7 @@ export function tbotSection(): BenchSection {
           note: `target <= ${RSS_GROWTH_TARGET}${
             growth <= RSS_GROWTH_TARGET
               ? ""
-              : "; in the way: the live JS heap stays ~16 MB (a full GC before each sample, 100 to 1,000 renewals), but under a 20 ms renewal loop V8 keeps the old-generation pages it grows into between full GCs (+5.7 MB of 256 KB pages here); an idle daemon's memory reducer gives them back, this loop never idles; no V8 flag tried gets under 1.05 (docs/benchmarks.md, Session 6: tbotload)"
+              : "; in the way: V8 keeps the old-generation pages a renewal's garbage took until its next full GC; the daemon runs one after a join at most every 10 s (src/cli/tbot/heap_release.ts): is --expose-gc in the tbot task's V8 flags? (docs/benchmarks.md, Session 7: tbotrss)"
           }`,
         },
       ];
