@@ -199,3 +199,44 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "front: a TLS client that pipelines and never reads is no longer read (review2 M1)",
+  ignore: NEEDS_OPENSSL !== undefined,
+  async fn() {
+    const { ca, cert, key } = await serverPair();
+    // 16 KB answers fill the client's receive buffer after a few hundred.
+    const { front, stop } = await frontWith(
+      { tls: { cert, key } },
+      () => new Response("a".repeat(16384)),
+    );
+    const LIMIT = 48 * 1024 * 1024;
+    try {
+      const conn = await connect(front.addr.port, ca);
+      const block = enc("GET / HTTP/1.1\r\nhost: x\r\n\r\n".repeat(2048));
+      let written = 0;
+      let stalled = false;
+      // Writing stops being taken once the kernel buffers between the client
+      // and a front that stopped reading are full (a few MB). Before the fix
+      // the TLS socket was paused but its connection still read, so all
+      // 48 MB went into the auth process's memory. A write that takes no
+      // bytes for 3 s is the stall (the whole run, unstalled, takes ~1 s).
+      while (written < LIMIT) {
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const stall = new Promise<"stall">((r) => timer = setTimeout(() => r("stall"), 3000));
+        const took = await Promise.race([conn.write(block), stall]);
+        clearTimeout(timer);
+        if (took === "stall") {
+          stalled = true;
+          break;
+        }
+        written += took;
+      }
+      conn.close();
+      assert(stalled, `the front read all ${written} bytes of a client that reads nothing`);
+      assert(written < 24 * 1024 * 1024, `${written} bytes taken before the stall`);
+    } finally {
+      await stop();
+    }
+  },
+});
