@@ -258,10 +258,12 @@ export async function runStart(
       tokenName: onboarding.tokenName,
       credentialTtlMs: config.credential_ttl,
       registrationSecret: onboarding.registrationSecret,
-      // A daemon gives its heap's free pages back after its joins (./heap_release.ts).
+      // A daemon gives its heap's free pages back after its joins (./heap_release.ts),
+      // spaced by a monotonic clock: a wall clock stepped back an hour stopped
+      // the releases for that hour (review2 N3).
       ...(config.oneshot
         ? joinTransport(baseUrl, fetchFn)
-        : withHeapRelease(joinTransport(baseUrl, fetchFn), platform, () => clock.now().getTime())),
+        : withHeapRelease(joinTransport(baseUrl, fetchFn), platform, () => performance.now())),
       clock,
       log,
       metrics,
