@@ -170,8 +170,13 @@ export async function tbotBundle(
   let text: string;
   try {
     text = Deno.readTextFileSync(new URL("manifest.json", dir));
-  } catch {
-    return { reason: "no bundle (deno task tbot-bundle builds one)", missing: true };
+  } catch (err) {
+    // Only an absent manifest is "no bundle"; one that is there but cannot be
+    // read (a directory, no permission) is a bundle refused (review2 N4).
+    if (err instanceof Deno.errors.NotFound) {
+      return { reason: "no bundle (deno task tbot-bundle builds one)", missing: true };
+    }
+    return { reason: "the bundle's manifest cannot be read" };
   }
   let manifest: TbotBundleManifest | undefined;
   try {

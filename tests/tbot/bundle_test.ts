@@ -102,6 +102,10 @@ Deno.test("tbot bundle: the launcher is told why it runs the sources, in one esc
     await writeManifest({ ...manifest, files: [] });
     assertEquals(await why(), { reason: "the bundle's manifest is malformed" });
     await Deno.remove(new URL("manifest.json", dir));
+    // A manifest that is there but cannot be read is refused, not "no bundle" (review2 N4).
+    await Deno.mkdir(new URL("manifest.json", dir));
+    assertEquals(await why(), { reason: "the bundle's manifest cannot be read" });
+    await Deno.remove(new URL("manifest.json", dir));
     const missing = await why();
     assertEquals(missing?.missing, true, "no bundle at all");
 
