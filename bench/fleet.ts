@@ -11,9 +11,9 @@
  *
  * @module
  */
-import { COMPILE_TARGETS } from "../scripts/compile.ts";
 import { ensureFleetSeed, RARE_EVENT_TYPE } from "./fleet_seed.ts";
 import { startAuth } from "./join.ts";
+import { AUTH_V8_FLAGS } from "../runtime-adapters/deno/auth_process.ts";
 import type { BenchRow, BenchSection } from "./report.ts";
 import { fmt, median, rssMb } from "./stats.ts";
 
@@ -41,9 +41,7 @@ export function fleetSection(): BenchSection {
     title: "10,000-bot fleet: first pages of tctl listings against a seeded Deno KV backend",
     async run(run) {
       const seed = await ensureFleetSeed(run.log);
-      const v8 = COMPILE_TARGETS.find((t) => t.name === "keybound-auth")!.flags
-        .filter((f) => f.startsWith("--v8-flags="));
-      const auth = await startAuth(seed.dataDir, { denoFlags: v8 });
+      const auth = await startAuth(seed.dataDir);
       const rows: BenchRow[] = [];
       try {
         const rssStart = rssMb(auth.pid);
@@ -85,9 +83,9 @@ export function fleetSection(): BenchSection {
           value: fmt(rss, 0),
           unit: "MB",
           verdict: rss <= FLEET_RSS_TARGET_MB ? "PASS" : "MISS",
-          note: `${fmt(rssStart, 0)} MB at start; target <= ${FLEET_RSS_TARGET_MB} MB (${
-            v8.join(" ")
-          })`,
+          note: `${
+            fmt(rssStart, 0)
+          } MB at start; target <= ${FLEET_RSS_TARGET_MB} MB (${AUTH_V8_FLAGS})`,
         });
         // The same listings as real tctl processes (the `tctl` task's flags).
         const flags = ["run", "--allow-net", "--allow-read", "--allow-env"];

@@ -8,11 +8,11 @@
  *
  * @module
  */
-import { COMPILE_TARGETS } from "../scripts/compile.ts";
 import { exportSpkiPem } from "../src/crypto/keys.ts";
 import { toAuthorizedKey } from "../src/crypto/ssh_wire.ts";
 import { JOIN_BEGIN_PATH } from "../src/protocol/messages.ts";
 import { onboardBots, startAuth } from "./join.ts";
+import { AUTH_V8_FLAGS } from "../runtime-adapters/deno/auth_process.ts";
 import type { BenchRow, BenchSection } from "./report.ts";
 import { fmt, rssMb, runConcurrent } from "./stats.ts";
 
@@ -25,10 +25,7 @@ export function floodSection(begins = 20_000): BenchSection {
     id: "flood",
     title: `auth RSS under ${begins} valid begins`,
     async run(run) {
-      // The same V8 flags as the shipped auth service.
-      const v8 = COMPILE_TARGETS.find((t) => t.name === "keybound-auth")!.flags
-        .filter((f) => f.startsWith("--v8-flags="));
-      const auth = await startAuth(`${run.workDir}/flood`, { denoFlags: v8 });
+      const auth = await startAuth(`${run.workDir}/flood`);
       try {
         const [bot] = await onboardBots(auth, 1);
         const body = JSON.stringify({
@@ -55,7 +52,7 @@ export function floodSection(begins = 20_000): BenchSection {
             value: fmt(after, 0),
             unit: "MB",
             verdict: after <= FLOOD_RSS_TARGET_MB ? "PASS" : "MISS",
-            note: `target <= ${FLOOD_RSS_TARGET_MB} MB (${v8.join(" ")})`,
+            note: `target <= ${FLOOD_RSS_TARGET_MB} MB (${AUTH_V8_FLAGS})`,
           },
         ];
         return rows;

@@ -12,7 +12,7 @@ import { generateKeyPair, type KeyAlgorithm, type KeyPair } from "../src/crypto/
 import { toAuthorizedKey } from "../src/crypto/ssh_wire.ts";
 import { certificatesFromPem } from "../src/pki/mod.ts";
 import { parseIdentityFile } from "../src/protocol/identity_file.ts";
-import { spawnAuthService } from "../runtime-adapters/deno/auth_process.ts";
+import { AUTH_V8_FLAGS, spawnAuthService } from "../runtime-adapters/deno/auth_process.ts";
 import { randomHex } from "../src/crypto/random.ts";
 import type { BenchRow, BenchSection } from "./report.ts";
 import { floorTotalMs, measureJoinFloor } from "./join_floor.ts";
@@ -58,6 +58,7 @@ export async function startAuth(
           "run",
           "--unstable-kv",
           "-A",
+          AUTH_V8_FLAGS,
           ...(options.denoFlags ?? []),
           entry,
         ],

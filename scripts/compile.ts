@@ -12,6 +12,7 @@
  *
  * @module
  */
+import { AUTH_V8_FLAGS } from "../runtime-adapters/deno/auth_process.ts";
 
 /** One binary to build. */
 export interface CompileTarget {
@@ -50,9 +51,7 @@ export const COMPILE_TARGETS: readonly CompileTarget[] = [
     name: "keybound-auth",
     entry: "runtime-adapters/deno/entry/auth.ts",
     flags: [
-      // An explicit heap budget: V8 otherwise lets a request flood's garbage
-      // grow the heap toward a limit sized by the machine (docs/security.md).
-      "--v8-flags=--max-old-space-size=256,--max-semi-space-size=2",
+      AUTH_V8_FLAGS,
       "--unstable-kv",
       "--allow-net",
       "--allow-read",

@@ -9,6 +9,15 @@
 /** The auth service's entry point (`deno run … AUTH_ENTRY start …`). */
 export const AUTH_ENTRY = new URL("./entry/auth.ts", import.meta.url).pathname;
 
+/**
+ * The V8 flags the auth service ships with (`deno task auth`, the compiled
+ * binary): an explicit heap budget, since V8 otherwise lets a request flood's
+ * garbage grow the heap toward a limit sized by the machine
+ * (docs/security.md). Processes started here get them too, so benchmarks and
+ * tests measure the service as shipped; further `--v8-flags` add to them.
+ */
+export const AUTH_V8_FLAGS = "--v8-flags=--max-old-space-size=256,--max-semi-space-size=2";
+
 /** Options of {@linkcode spawnAuthService}. */
 export interface SpawnAuthOptions {
   /** `--data-dir`. */
@@ -17,7 +26,7 @@ export interface SpawnAuthOptions {
   args?: string[];
   /** `--listen` address (default `127.0.0.1:0`; a restart passes the port it had). */
   listen?: string;
-  /** Deno flags before the script (e.g. `--v8-flags=--prof`). */
+  /** Deno flags before the script, after {@linkcode AUTH_V8_FLAGS} (e.g. `--v8-flags=--prof`). */
   denoFlags?: string[];
   /**
    * The command line to run instead of `deno run … entry/auth.ts` (for
@@ -60,6 +69,7 @@ export async function spawnAuthService(o: SpawnAuthOptions): Promise<AuthService
       "run",
       "--unstable-kv",
       "-A",
+      AUTH_V8_FLAGS,
       ...(o.denoFlags ?? []),
       AUTH_ENTRY,
     ];
