@@ -480,6 +480,19 @@ export async function startFront(o: FrontOptions): Promise<Front> {
     cutOf.get(oldest.item)!();
     return oldest.source;
   };
+  /**
+   * Makes a slot for one more connection among those held: at the total cap
+   * the oldest connection of the source holding the most is closed.
+   */
+  const makeRoom = () => {
+    if (held.size < maxHeld) {
+      evictedHeld.over();
+      return;
+    }
+    const from = evictFrom(held)!;
+    report("evicted_total");
+    evictedHeld.note(from);
+  };
   const track = (s: Duplex) => {
     open.add(s);
     s.once("close", () => open.delete(s));
@@ -508,21 +521,19 @@ export async function startFront(o: FrontOptions): Promise<Front> {
       return;
     }
     refused.over();
-    if (held.size + awaitingHeader >= maxHeld) {
-      const from = evictFrom(held);
-      if (from === undefined) {
-        // Every connection held is still waiting for its balancer's header.
-        conn.close();
-        report("refused_total");
-        refusedTotal.note(peer);
-        return;
-      }
-      report("evicted_total");
-      evictedHeld.note(from);
-    } else {
-      evictedHeld.over();
-      refusedTotal.over();
-    }
+    // A balancer's connection takes its place among those held once its
+    // header names the source and that source is under its cap (below):
+    // decided here, a connection then refused for its source's cap had
+    // first closed another source's oldest (review1 S1). Until then it holds
+    // one descriptor, for at most the setup limit, counted apart; as many as
+    // the total cap waiting at once is a balancer gone wrong.
+    if (!fromBalancer) makeRoom();
+    else if (awaitingHeader >= maxHeld) {
+      conn.close();
+      report("refused_total");
+      refusedTotal.note(peer);
+      return;
+    } else refusedTotal.over();
     if (settingUp.size >= maxTotal) {
       const from = evictFrom(settingUp);
       if (from !== undefined) {
@@ -584,6 +595,7 @@ export async function startFront(o: FrontOptions): Promise<Front> {
           refusedHeld.note(source);
           return;
         }
+        makeRoom();
         held.add(raw, source);
         refusedHeld.over();
       }
@@ -730,7 +742,7 @@ export async function startFront(o: FrontOptions): Promise<Front> {
   );
   const refusedTotal = burstLog(
     o.log,
-    "refused connections at the public front: too many in all, all waiting for a PROXY header",
+    "refused connections at the public front: as many as the total cap waiting for a PROXY header",
     `at most ${maxHeld} in all`,
   );
   const late = burstLog(

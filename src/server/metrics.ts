@@ -40,7 +40,7 @@ const INSTANCE_COUNT_TTL_MS = 15_000;
 export const FRONT_EVENTS = {
   /** Closed before TLS: its source (the PROXY-declared client behind a balancer) holds its cap. */
   refused_per_source: ["refused", "per_source"],
-  /** Closed at the accept: the process holds its total cap and no source had a slot to give back. */
+  /** Closed at the accept: a balancer has as many connections waiting for their PROXY header as the total cap. */
   refused_total: ["refused", "total"],
   /** Closed at the accept: its peer address has its cap of connections in setup. */
   refused_setup_per_source: ["refused", "setup_per_source"],
@@ -151,7 +151,7 @@ export class AuthMetrics {
   readonly frontRefused = new Metric(
     "keybound_auth_front_connections_refused_total",
     "Connections the public front closed before TLS, by reason (per_source: the source's cap " +
-      "of established connections; total: the process's cap; setup_per_source: the peer's cap " +
+      "of established connections; total: the process's cap, all of it waiting for PROXY headers; setup_per_source: the peer's cap " +
       "of connections in setup).",
     "counter",
   );

@@ -178,6 +178,53 @@ Deno.test({
 });
 
 Deno.test({
+  name:
+    "front: behind a balancer, at the total cap, a client over its own cap closes no one else's",
+  ignore: NO_LOOPBACK_8 !== undefined,
+  async fn() {
+    const { front, events, stop } = await frontWith({
+      balancers: new Set(["127.0.0.1"]),
+      maxConnectionsPerSource: 2,
+      maxConnections: 4,
+    });
+    const port = front.addr.port;
+    const open: net.Socket[] = [];
+    /** A request for `client` through the balancer, kept alive: its socket and first answer. */
+    const through = (client: string) => {
+      const c = plainFrom("127.0.0.1", port, new Uint8Array([...proxyHeader(client), ...REQUEST]));
+      open.push(c.socket);
+      return c;
+    };
+    try {
+      // L and X hold 2 each: their own caps, and 4 in all, the total cap.
+      const l1 = through("192.0.2.1");
+      assert((await l1.answer).startsWith("HTTP/1.1 200"), "L1 served");
+      for (const client of ["192.0.2.1", "192.0.2.66", "192.0.2.66"]) {
+        assert((await through(client).answer).startsWith("HTTP/1.1 200"), `${client} served`);
+      }
+      // X over its cap, twice: refused after its header, as a direct peer is at its accept.
+      for (let i = 0; i < 2; i++) assertEquals(await through("192.0.2.66").answer, "");
+      // Before the fix each try first closed L's oldest connection (the total cap is
+      // decided at the accept, before the header names X): L1 gave no second answer.
+      const again = new Promise<string>((resolve) => {
+        if (l1.socket.closed) return resolve("");
+        l1.socket.once("data", (d: Uint8Array) => resolve(new TextDecoder().decode(d)));
+        l1.socket.once("close", () => resolve(""));
+        l1.socket.write(REQUEST);
+      });
+      assert((await again).startsWith("HTTP/1.1 200"), "L1 still open and answered");
+      assertEquals(events, ["refused_per_source", "refused_per_source"]);
+      // A client under its cap still gets a slot at the total cap, after its header.
+      assert((await through("192.0.2.9").answer).startsWith("HTTP/1.1 200"), "Y served");
+      assertEquals(events.at(-1), "evicted_total");
+    } finally {
+      for (const s of open) s.destroy();
+      await stop();
+    }
+  },
+});
+
+Deno.test({
   name: "front: at the total cap a newcomer closes the oldest connection of the largest source",
   ignore: NEEDS_OPENSSL !== undefined || NO_LOOPBACK_8 !== undefined,
   async fn() {
