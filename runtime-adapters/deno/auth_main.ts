@@ -44,6 +44,7 @@ import {
   type StorageConfig,
 } from "./auth_storage.ts";
 import { onStopSignal, serveApp, serveService } from "./serve.ts";
+import { connectionsFit } from "./tls_front.ts";
 import { argParser } from "./arg_parser.ts";
 import { loadConsoleAssets } from "./console_assets.ts";
 
@@ -62,6 +63,7 @@ function parseStartArgs(
   if (line.kind === "help") return { help: line.text, exitCode: line.exitCode };
   if (line.kind === "admin-identity") return { adminIdentity: line.config };
   const c = line.config;
+  checkConnectionsFit(c.connections.maxConnections);
   const tlsFiles = readTlsFiles(c.tlsCertFile, c.tlsKeyFile);
   return {
     ...c,
@@ -69,6 +71,23 @@ function parseStartArgs(
     storage: parseStorageFlags(c.storage, c.storagePasswordFile, c.dataDir),
     webOrigins: c.webOrigins.map((o) => parseWebOrigin(o, "--web-origin")),
   };
+}
+
+/**
+ * Refuses a `--max-connections` the descriptor limit cannot hold: the cap is
+ * there so that a flood meets it before storage, files or the loopback
+ * server's accept fail for want of a descriptor; a cap above the limit would
+ * let it reach them, and a warning at start is easily missed (the shortage
+ * comes later, under load).
+ */
+function checkConnectionsFit(max: number | undefined): void {
+  const fit = connectionsFit();
+  if (max === undefined || fit === undefined || max <= fit) return;
+  throw new UsageError(
+    `--max-connections ${max}: the descriptor limit holds at most ${fit} connections ` +
+      "(3 descriptors each, plus a reserve for the rest of the process); " +
+      "raise LimitNOFILE (ulimit -n) or lower --max-connections",
+  );
 }
 
 function readTlsFiles(

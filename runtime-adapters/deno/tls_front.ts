@@ -113,10 +113,22 @@ const DESCRIPTOR_RESERVE = 128;
  * loopback server's accept can fail for want of a descriptor.
  */
 export function defaultMaxConnections(nofile = descriptorLimit()): number {
-  if (nofile === undefined) return CONNECTIONS_MAX;
+  return Math.min(CONNECTIONS_MAX, fitOf(nofile) ?? CONNECTIONS_MAX);
+}
+
+/**
+ * The most connections the process's descriptor limit holds (3 each, and
+ * the reserve for everything else), if the system says: an explicit
+ * `--max-connections` above it is refused at start (docs/operations.md).
+ */
+export function connectionsFit(nofile = descriptorLimit()): number | undefined {
+  return fitOf(nofile);
+}
+
+function fitOf(nofile: number | undefined): number | undefined {
+  if (nofile === undefined) return undefined;
   const reserve = Math.min(DESCRIPTOR_RESERVE, Math.floor(nofile / 4));
-  const fit = Math.floor((nofile - reserve) / DESCRIPTORS_PER_CONNECTION);
-  return Math.max(1, Math.min(CONNECTIONS_MAX, fit));
+  return Math.max(1, Math.floor((nofile - reserve) / DESCRIPTORS_PER_CONNECTION));
 }
 
 /** The soft descriptor limit of this process, if the system says (Linux). */

@@ -52,3 +52,14 @@ export async function frontWith(
     },
   };
 }
+
+/** Why a child's descriptors cannot be limited here (Linux's prlimit, util-linux), or undefined. */
+export function noPrlimit(): string | undefined {
+  if (Deno.build.os !== "linux") return "prlimit is Linux's";
+  try {
+    new Deno.Command("prlimit", { args: ["--version"], stdout: "null" }).outputSync();
+    return undefined;
+  } catch {
+    return "prlimit (util-linux) is not installed";
+  }
+}

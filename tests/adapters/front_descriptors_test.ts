@@ -11,17 +11,8 @@
 import { assert, assertEquals } from "../_assert.ts";
 import { waitUntil } from "../_wait.ts";
 import { PROXY_V2_SIGNATURE } from "../../src/server/proxy_protocol.ts";
+import { noPrlimit } from "./_front.ts";
 
-/** Linux with prlimit (util-linux): what limits the child's descriptors. */
-function noPrlimit(): string | undefined {
-  if (Deno.build.os !== "linux") return "prlimit is Linux's";
-  try {
-    new Deno.Command("prlimit", { args: ["--version"], stdout: "null" }).outputSync();
-    return undefined;
-  } catch {
-    return "prlimit (util-linux) is not installed";
-  }
-}
 const NO_PRLIMIT = noPrlimit();
 
 /** Descriptors the child may hold: a few dozen above what Deno itself opens. */

@@ -17,15 +17,16 @@ import { assert, assertEquals, assertThrows } from "../_assert.ts";
 import { missingTools } from "../_tools.ts";
 import { waitUntil } from "../_wait.ts";
 import { argParser } from "../../runtime-adapters/deno/arg_parser.ts";
-import { spawnAuthService } from "../../runtime-adapters/deno/auth_process.ts";
-import { defaultMaxConnections } from "../../runtime-adapters/deno/tls_front.ts";
+import { AUTH_ENTRY, spawnAuthService } from "../../runtime-adapters/deno/auth_process.ts";
+import { connectionsFit, defaultMaxConnections } from "../../runtime-adapters/deno/tls_front.ts";
 import { parseAuthCommandLine } from "../../src/cli/auth/command_line.ts";
 import { UsageError } from "../../src/cli/flags/mod.ts";
 import { PROXY_V2_SIGNATURE } from "../../src/server/proxy_protocol.ts";
 import { createLogger } from "../../src/util/log.ts";
-import { frontWith, serverPair } from "./_front.ts";
+import { frontWith, noPrlimit, serverPair } from "./_front.ts";
 
 const NEEDS_OPENSSL = missingTools("openssl");
+const NO_PRLIMIT = noPrlimit();
 const NO_LOOPBACK_8 = Deno.build.os === "linux" ? undefined : "binds 127.0.0.2 (Linux)";
 
 /** A TLS connection from `from` that finishes its handshake, or "closed" if it ends before. */
@@ -257,6 +258,9 @@ Deno.test("front: the default total cap leaves descriptors for the rest of the p
   assertEquals(defaultMaxConnections(64), 16);
   assertEquals(defaultMaxConnections(1_048_576), 4096);
   assertEquals(defaultMaxConnections(undefined), 4096);
+  // What an explicit --max-connections may reach: the fit, above 4096 too.
+  assertEquals(connectionsFit(1024), 298);
+  assertEquals(connectionsFit(1_048_576), 349_482);
 });
 
 Deno.test("auth start: --max-connections-per-source and --max-connections take positive integers", () => {
@@ -268,10 +272,68 @@ Deno.test("auth start: --max-connections-per-source and --max-connections take p
   const none = parse();
   assert(none.kind === "start");
   assertEquals(none.config.connections, {});
-  for (const bad of ["0", "-1", "1.5", "many", ""]) {
+  const big = parse("--max-connections", "9007199254740991");
+  assert(big.kind === "start");
+  assertEquals(big.config.connections.maxConnections, Number.MAX_SAFE_INTEGER);
+  // Beyond 2^53 - 1 a number is rounded: 1e23, or 9007199254740992 for …993.
+  for (const bad of ["0", "-1", "1.5", "many", "", "99999999999999999999999", "9007199254740993"]) {
     assertThrows(() => parse("--max-connections-per-source", bad), UsageError);
     assertThrows(() => parse("--max-connections", bad), UsageError);
   }
+});
+
+Deno.test({
+  name: "auth start: a --max-connections the descriptor limit cannot hold is refused in one line",
+  ignore: NO_PRLIMIT !== undefined,
+  async fn() {
+    const dataDir = await Deno.makeTempDir({ prefix: "kb-front-limits-nofile-" });
+    try {
+      // 256 descriptors hold 64 connections (3 each, 64 kept for the rest).
+      const child = new Deno.Command("prlimit", {
+        args: [
+          "--nofile=256",
+          Deno.execPath(),
+          "run",
+          "-A",
+          "--unstable-kv",
+          AUTH_ENTRY,
+          "start",
+          "--data-dir",
+          dataDir,
+          "--listen",
+          "127.0.0.1:0",
+          "--max-connections",
+          "65",
+        ],
+        stdout: "null",
+        stderr: "piped",
+      }).spawn();
+      // Its first line: the refusal, or (before) the service starting, its
+      // front out of descriptors before its cap; then it is stopped.
+      const lines = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+      let stderr = "";
+      while (!stderr.includes("\n")) {
+        const { value, done } = await lines.read();
+        if (done) break;
+        stderr += value;
+      }
+      const refused = stderr.includes(
+        "--max-connections 65: the descriptor limit holds at most 64",
+      );
+      if (!refused) child.kill();
+      for (;;) {
+        const { value, done } = await lines.read();
+        if (done) break;
+        stderr += value;
+      }
+      const { code } = await child.status;
+      assert(refused, stderr);
+      assertEquals(code, 2, stderr);
+      assertEquals(stderr.trim().split("\n").length, 1, stderr);
+    } finally {
+      await Deno.remove(dataDir, { recursive: true });
+    }
+  },
 });
 
 Deno.test({

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import * as z from "zod";
 import {
   type ArgParser,
   commandHelp,
@@ -313,15 +314,26 @@ export function parseAuthCommandLine(
   };
 }
 
+/**
+ * A count in decimal digits, at least 1 and exactly representable: a value
+ * past 2^53 − 1 would be rounded (9007199254740993 read as …992) or become
+ * 1e23 without a word.
+ */
+const PositiveInteger = z.string().regex(/^\d+$/).transform(Number).pipe(z.int().positive());
+
 function positiveInteger<K extends string>(
   flag: string,
   key: K,
   text: string | undefined,
 ): Partial<Record<K, number>> {
-  if (text !== undefined && !/^\d+$/.test(text.trim())) {
-    throw new UsageError(`${flag}: expected a positive integer, got "${text}"`);
+  if (text === undefined) return {};
+  const parsed = PositiveInteger.safeParse(text.trim());
+  if (!parsed.success) {
+    throw new UsageError(
+      `${flag}: expected a whole number from 1 to ${Number.MAX_SAFE_INTEGER}, got "${text}"`,
+    );
   }
-  return positiveNumber(flag, key, text);
+  return { [key]: parsed.data } as Partial<Record<K, number>>;
 }
 
 function positiveNumber<K extends string>(
