@@ -64,18 +64,21 @@ export const CLOSE_GRACE_MS = 10_000;
 export const IDLE_TIMEOUT_MS = 60_000;
 
 /**
- * Connections being set up (PROXY header, TLS handshake) at once, in all and
- * from one source (an IPv4 address or an IPv6 /64; balancers are exempt
- * from the second), so no peer can hold the descriptors and handshake memory
- * of the process. Over the source's cap a new connection is closed at its
- * accept. Over the total, the oldest connection in setup of the source
- * holding the most is closed instead and the new one set up: refusing the
- * new one let 17 sources holding 64 idle connections each lock every other
- * client out (review6 M3); now a source can only lose its own slots.
+ * Connections being set up (PROXY header, TLS handshake) at once, in all,
+ * so that peers cannot hold the descriptors and handshake memory of the
+ * process. Over it, the oldest connection in setup of the source holding the
+ * most is closed and the new one set up: refusing the new one let 17 sources
+ * holding 64 idle connections each lock every other client out (review6 M3);
+ * a source can only lose its own slots. One source's connections in setup
+ * count against its cap of connections ({@linkcode CONNECTIONS_PER_SOURCE}),
+ * with no smaller cap of their own: 64 refused a NAT'd fleet starting at
+ * once (hundreds of handshakes from one address; the cap of 512 is sized for
+ * them) and bounded no source's handshake CPU (64 handshakes in flight
+ * already keep the front's thread busy); what it bounded, how many of one
+ * source's handshakes another's waits behind, is ~0.2 s at 512
+ * (docs/operations.md).
  */
 export const SETUP_MAX_TOTAL = 1024;
-/** See {@linkcode SETUP_MAX_TOTAL}. */
-export const SETUP_MAX_PER_SOURCE = 64;
 
 /**
  * Connections one source may hold at once, in setup or established (the
@@ -189,8 +192,8 @@ export interface FrontOptions {
   log: Logger;
   /** Overrides {@linkcode SETUP_TIMEOUT_MS} (tests). */
   setupTimeoutMs?: number;
-  /** Overrides {@linkcode SETUP_MAX_TOTAL} and {@linkcode SETUP_MAX_PER_SOURCE} (tests). */
-  setupMax?: { total: number; perSource: number };
+  /** Overrides {@linkcode SETUP_MAX_TOTAL} (tests). */
+  setupMax?: { total: number };
   /** Overrides {@linkcode IDLE_TIMEOUT_MS} (tests). */
   idleTimeoutMs?: number;
   /** Overrides {@linkcode REQUEST_DEADLINE_MS} (tests). */
@@ -464,11 +467,10 @@ export async function startFront(o: FrontOptions): Promise<Front> {
   /**
    * Accepted connections not yet connected to the server (header,
    * handshake), per peer source (as rate limits count them: an IPv4
-   * address, an IPv6 /64; a balancer's are exempt from its cap).
+   * address, an IPv6 /64), so that the total cap takes from the largest.
    */
   const settingUp = new SourceSlots<Duplex>();
   const maxTotal = o.setupMax?.total ?? SETUP_MAX_TOTAL;
-  const maxPerSource = o.setupMax?.perSource ?? SETUP_MAX_PER_SOURCE;
   /**
    * Every connection the front holds, by client source (the PROXY-declared
    * client's once its header is read), until its socket closes.
@@ -526,13 +528,6 @@ export async function startFront(o: FrontOptions): Promise<Front> {
       refusedHeld.note(peerSource);
       return;
     }
-    if (!fromBalancer && settingUp.count(peerSource) >= maxPerSource) {
-      conn.close();
-      report("refused_setup_per_source");
-      refused.note(peer);
-      return;
-    }
-    refused.over();
     // A balancer's connection takes its place among those held once its
     // header names the source and that source is under its cap (below):
     // decided here, a connection then refused for its source's cap had
@@ -586,7 +581,7 @@ export async function startFront(o: FrontOptions): Promise<Front> {
     }, o.setupTimeoutMs ?? SETUP_TIMEOUT_MS);
     let stage = "PROXY protocol header";
     // A peer that ends its side before its header or handshake is done will
-    // never finish them: its slot (of SETUP_MAX_PER_SOURCE) is freed now, not
+    // never finish them: its slots (in setup, of its source) are freed now, not
     // at the timer. (After the handshake its end may follow its request.)
     raw.once("end", () => {
       if (settingUp.has(raw) && stage !== "connection to the server") raw.destroy();
@@ -731,11 +726,6 @@ export async function startFront(o: FrontOptions): Promise<Front> {
 
   // Throws at once if the address cannot be bound (a rejection of this async function).
   const listener = Deno.listen({ hostname: o.hostname, port: o.port });
-  const refused = burstLog(
-    o.log,
-    "refused connections at the public front: too many being set up from one source",
-    `at most ${maxPerSource} per source`,
-  );
   const refusedHeld = burstLog(
     o.log,
     "refused connections at the public front: a source holds its cap of connections",

@@ -42,8 +42,6 @@ export const FRONT_EVENTS = {
   refused_per_source: ["refused", "per_source"],
   /** Closed at the accept: a balancer has as many connections waiting for their PROXY header as the total cap. */
   refused_total: ["refused", "total"],
-  /** Closed at the accept: its peer address has its cap of connections in setup. */
-  refused_setup_per_source: ["refused", "setup_per_source"],
   /** The oldest connection of the source holding the most, closed for a newcomer at the total cap. */
   evicted_total: ["evicted", "total"],
   /** The same, among connections in setup, at the cap on connections in setup. */
@@ -151,8 +149,7 @@ export class AuthMetrics {
   readonly frontRefused = new Metric(
     "keybound_auth_front_connections_refused_total",
     "Connections the public front closed before TLS, by reason (per_source: the source's cap " +
-      "of established connections; total: the process's cap, all of it waiting for PROXY headers; setup_per_source: the peer's cap " +
-      "of connections in setup).",
+      "of established connections; total: the process's cap, all of it waiting for PROXY headers).",
     "counter",
   );
   /** Connections the public front closed to make room for a newcomer. */

@@ -135,7 +135,10 @@ Deno.test({
   name: "front: idle connections filling the setup cap close their own oldest, not the newcomer",
   ignore: NEEDS_OPENSSL !== undefined || NO_PROC !== undefined,
   async fn() {
-    const { front, stop } = await tlsFrontWith({ setupMax: { total: 6, perSource: 3 } });
+    const { front, stop } = await tlsFrontWith({
+      setupMax: { total: 6 },
+      maxConnectionsPerSource: 3,
+    });
     const idle: net.Socket[] = [];
     let closed = 0;
     try {

@@ -125,6 +125,39 @@ Deno.test({
 });
 
 Deno.test({
+  name: "front: one source may have as many connections in setup at once as its cap allows",
+  ignore: NEEDS_OPENSSL !== undefined || NO_LOOPBACK_8 !== undefined,
+  async fn() {
+    // The default caps: hundreds of bots behind one NAT address, starting at once.
+    const { front, events, stop } = await frontWith({ tls: await serverPair() });
+    const waiting: net.Socket[] = [];
+    let served: tls.TLSSocket | "closed" = "closed";
+    try {
+      // 100 connections from one source, accepted in connect order, still
+      // before their ClientHello: in setup when the next one is accepted.
+      for (let i = 0; i < 100; i++) {
+        const s = net.connect({
+          host: "127.0.0.1",
+          port: front.addr.port,
+          localAddress: "127.0.0.2",
+        });
+        s.on("error", () => {});
+        waiting.push(s);
+        await new Promise((r) => s.once("connect", r));
+      }
+      // Before: at most 64 in setup per source; this one was closed at its accept.
+      served = await tlsFrom("127.0.0.2", front.addr.port);
+      assert(served !== "closed", "the 101st handshake finished");
+      assertEquals(events, []);
+    } finally {
+      for (const s of waiting) s.destroy();
+      if (served !== "closed") served.destroy();
+      await stop();
+    }
+  },
+});
+
+Deno.test({
   name: "front: behind a balancer the cap counts the client its PROXY header names",
   ignore: NO_LOOPBACK_8 !== undefined,
   async fn() {
