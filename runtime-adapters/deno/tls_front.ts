@@ -367,9 +367,12 @@ function duplexOf(conn: Deno.Conn): Duplex {
  * server (one request at a time per connection) would make it wait anyway.
  * Each request must be whole within `deadlineMs` of its first byte (`late`
  * is called otherwise); the clock stops while the server is not reading.
- * A request the framing cannot follow is passed on as it is, and its
- * deadline still runs (the server refuses it and closes); an answer it
- * cannot follow, or a protocol switch, ends the holding and the deadline.
+ * A request the framing cannot follow is passed on with what was read
+ * with it, and then the client is read no more: the connection ends once
+ * the server has answered (or refused) it, or at its deadline. Passed
+ * through unheld instead, one such request let every later one through as
+ * before (review2 S1). An answer the framing cannot follow, or a protocol
+ * switch, ends the holding and the deadline.
  */
 function passRequests(
   inner: Duplex,
@@ -386,7 +389,10 @@ function passRequests(
     inner.pause();
     source.pause();
   };
+  /** A request the framing cannot follow was passed on: the client is read no more. */
+  let lost = false;
   const go = () => {
+    if (lost) return;
     inner.resume();
     source.resume();
   };
@@ -429,6 +435,14 @@ function passRequests(
         since = Date.now();
         timer ??= setTimeout(check, o.deadlineMs);
       }
+      if (requests.opaque) {
+        // The server answers or refuses what it is given; nothing after it is read.
+        lost = true;
+        upstream.write(waiting);
+        waiting = undefined;
+        stop();
+        return;
+      }
       if (t.n) upstream.write(waiting.subarray(0, t.n));
       waiting = waiting.subarray(t.n);
       if (t.ended) since = undefined;
@@ -443,12 +457,19 @@ function passRequests(
   upstream.on("drain", pass);
   upstream.on("data", (chunk: Uint8Array) => {
     let rest = chunk;
+    let answered = false;
     while (rest.length && !answers.opaque) {
       const t = answers.take(rest);
       rest = rest.subarray(t.n);
-      if (t.ended && !t.ended.interim) unanswered = Math.max(0, unanswered - 1);
+      if (t.ended && !t.ended.interim) {
+        unanswered = Math.max(0, unanswered - 1);
+        answered = true;
+      }
     }
-    if (unanswered === 0 || answers.opaque) pass();
+    // The answer to a request not followed: the connection ends (after this
+    // chunk has gone on to the client; the server's close ends the client's).
+    if (lost && answered) queueMicrotask(() => upstream.destroy());
+    else if (unanswered === 0 || answers.opaque) pass();
   });
   inner.once("close", () => clearTimeout(timer));
   return { holding: () => !!waiting?.length };

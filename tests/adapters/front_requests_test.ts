@@ -240,3 +240,116 @@ Deno.test({
     }
   },
 });
+
+/** A front with TLS before a raw server, to see the bytes the front passes and when. */
+async function frontBeforeRawServer() {
+  const { ca, cert, key } = await serverPair();
+  const target = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const front = await startFront({
+    hostname: "127.0.0.1",
+    port: 0,
+    tls: { cert, key },
+    balancers: new Set(),
+    target: { hostname: "127.0.0.1", port: target.addr.port },
+    log: silentLogger,
+  });
+  return {
+    client: () => connect(front.addr.port, ca),
+    target,
+    async stop() {
+      front.stopAccepting();
+      target.close();
+      await front.drain();
+    },
+  };
+}
+
+/** Reads `conn` until `done(text)` or its end (a reset is an end); the text, and whether it ended. */
+async function readServer(conn: Deno.Conn, done: (text: string) => boolean) {
+  let text = "";
+  const buf = new Uint8Array(4096);
+  while (!done(text)) {
+    const n = await conn.read(buf).catch(() => null);
+    if (n === null) return { text, ended: true };
+    text += new TextDecoder().decode(buf.subarray(0, n));
+  }
+  return { text, ended: false };
+}
+
+Deno.test({
+  name: "front: a request with a lowercase method is held like any other (review2 S1)",
+  ignore: NEEDS_OPENSSL !== undefined,
+  async fn() {
+    const { client: open, target, stop } = await frontBeforeRawServer();
+    try {
+      const client = await open();
+      const first = "get /1 HTTP/1.1\r\nhost: x\r\n\r\n";
+      await client.write(enc(first + "GET /2 HTTP/1.1\r\nhost: x\r\n\r\n"));
+      const server = await target.accept();
+      // Before: `get` failed the framing, and the connection went unheld: both at once.
+      const seen = await readServer(server, (t) => t.length >= first.length);
+      assertEquals(seen.text, first);
+      await server.write(enc("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n1."));
+      const second = await readServer(server, (t) => t.includes("\r\n\r\n"));
+      assertEquals(second.text, "GET /2 HTTP/1.1\r\nhost: x\r\n\r\n");
+      client.close();
+      server.close();
+    } finally {
+      await stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "front: after a request it cannot follow the client is read no more, and cut once answered",
+  ignore: NEEDS_OPENSSL !== undefined,
+  async fn() {
+    const { client: open, target, stop } = await frontBeforeRawServer();
+    try {
+      const client = await open();
+      // A body the front cannot frame (not chunked last); the server decides.
+      const first = "POST /1 HTTP/1.1\r\nhost: x\r\ntransfer-encoding: gzip\r\n\r\n";
+      await client.write(enc(first));
+      const server = await target.accept();
+      assertEquals((await readServer(server, (t) => t.length >= first.length)).text, first);
+      // Sent once the front has passed the first on; before, it was passed too.
+      await client.write(enc("GET /2 HTTP/1.1\r\nhost: x\r\n\r\n"));
+      await server.write(enc("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n1."));
+      const after = await readServer(server, (t) => t.includes("GET /2"));
+      assertEquals(after, { text: "", ended: true });
+      // The client has its answer, then the end.
+      const answer = await readUntil(client, () => false);
+      assert(answer.startsWith("HTTP/1.1 200 OK") && answer.endsWith("1."), answer);
+      client.close();
+      server.close();
+    } finally {
+      await stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "front: a chunked request with bare-LF lines is cut at the deadline (review2 N1)",
+  ignore: NEEDS_OPENSSL !== undefined,
+  async fn() {
+    const { ca, cert, key } = await serverPair();
+    // Deno.serve never ends such a body; the deadline shortened so the test
+    // waits for the cut, the idle limit far beyond it.
+    const { front, events, stop } = await frontWith(
+      { tls: { cert, key }, requestDeadlineMs: 300, idleTimeoutMs: 30_000 },
+      async (r) => new Response(await r.text().catch(() => "cut")),
+    );
+    try {
+      const conn = await connect(front.addr.port, ca);
+      await conn.write(
+        enc("POST / HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n3\nabc\n0\n\n"),
+      );
+      // Before: the front took the request as whole, so only the idle limit cut it.
+      await readUntil(conn, () => false);
+      conn.close();
+      assertEquals(events, ["request_deadline"]);
+    } finally {
+      await stop();
+    }
+  },
+});

@@ -67,3 +67,49 @@ Deno.test("framing: answers to HEAD, 1xx, 204, chunked and Content-Length ones",
   ends(f, enc("HTTP/1.1 101 Switching Protocols\r\n\r\n"), 1000);
   assert(f.opaque);
 });
+
+Deno.test("framing: what the server takes is followed: token methods, lengths with leading zeros", () => {
+  // Each was a framing error before (review2 S1): the connection went unheld.
+  const cases = [
+    "get /1 HTTP/1.1\r\nhost: x\r\n\r\n",
+    "M-SEARCH * HTTP/1.1\r\nhost: x\r\n\r\n",
+    "POST / HTTP/1.1\r\ncontent-length: 0000000000000003\r\n\r\nabc",
+    "POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n00000000000000003\r\nabc\r\n0\r\n\r\n",
+  ];
+  for (const request of cases) {
+    for (const step of [1, 1000]) {
+      const f = new Http1Framing("request");
+      const text = request + "GET /next HTTP/1.1\r\n\r\n";
+      assertEquals(ends(f, enc(text), step), [`${request.length}`, `${text.length}`], request);
+      assertEquals(f.error, undefined, request);
+    }
+  }
+});
+
+Deno.test("framing: chunk lines ended by a bare LF, and lengths past 2^53 - 1, are not followed", () => {
+  // The server never ends a bare-LF chunked body: taken as ended, it escaped
+  // the request deadline (review2 N1).
+  for (
+    const [request, error] of [
+      [
+        "POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n3\nabc\n0\n\n",
+        "a chunk line not ended by CRLF",
+      ],
+      [
+        "POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\n0\r\n\r\n",
+        "a chunk line not ended by CRLF",
+      ],
+      [
+        "POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\n",
+        "a chunk line not ended by CRLF",
+      ],
+      ["POST / HTTP/1.1\r\ncontent-length: 9007199254740993\r\n\r\n", "bad Content-Length"],
+      ["POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n20000000000000\r\n", "bad chunk size"],
+    ]
+  ) {
+    const f = new Http1Framing("request");
+    assertEquals(ends(f, enc(request), 1000), [], request);
+    assert(f.opaque, request);
+    assertEquals(f.error, error, request);
+  }
+});

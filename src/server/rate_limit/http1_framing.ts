@@ -142,15 +142,20 @@ export class Http1Framing {
           if (this.#line.length > MAX_LINE_BYTES) return this.#fail("chunk line too long", began);
           i = lf === -1 ? chunk.length : lf + 1;
           if (lf === -1) break;
-          const line = String.fromCharCode(...this.#line).replace(/\r$/, "");
+          // CRLF only: the server (hyper) never ends a chunked body whose
+          // lines end in a bare LF, so taking it as ended took the request
+          // out of its deadline, to wait for the idle limit (review2 N1).
+          if (this.#line.at(-1) !== CR) return this.#fail("a chunk line not ended by CRLF", began);
+          const line = String.fromCharCode(...this.#line.slice(0, -1));
           this.#line = [];
           if (s.at === "chunk-end") {
             if (line !== "") return this.#fail("no CRLF after a chunk", began);
             this.#state = { at: "chunk-size" };
           } else if (s.at === "chunk-size") {
-            const size = /^([0-9a-fA-F]{1,15})[ \t]*(;.*)?$/.exec(line);
-            if (!size) return this.#fail("bad chunk size", began);
-            const n = parseInt(size[1], 16);
+            const size = /^([0-9a-fA-F]+)[ \t]*(;.*)?$/.exec(line);
+            const n = size ? parseInt(size[1], 16) : NaN;
+            // Bounded by value, not digits: leading zeros are a size the server reads.
+            if (!Number.isSafeInteger(n)) return this.#fail("bad chunk size", began);
             this.#state = n === 0 ? { at: "trailer" } : { at: "chunk-data", left: n };
           } else if (line === "") {
             this.#state = { at: "idle" };
@@ -220,7 +225,8 @@ export class Http1Framing {
     }
     this.#interim = false;
     if (this.kind === "request") {
-      this.method = /^([A-Z]+) /.exec(start)?.[1];
+      // Any token (RFC 9110 §9.1), as the server takes it: `get`, `M-SEARCH`.
+      this.method = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+) /.exec(start)?.[1];
       if (!this.method) return this.#error("no request line");
     } else {
       const status = /^HTTP\/1\.[01] (\d{3})/.exec(start)?.[1];
@@ -239,8 +245,10 @@ export class Http1Framing {
       return this.kind === "response" ? "until-close" : this.#error("request not chunked last");
     }
     if (length !== undefined) {
-      if (!/^\d{1,15}$/.test(length)) return this.#error("bad Content-Length");
-      return Number(length);
+      // Bounded by value, not digits: leading zeros are a length the server reads.
+      const n = /^\d+$/.test(length) ? Number(length) : NaN;
+      if (!Number.isSafeInteger(n)) return this.#error("bad Content-Length");
+      return n;
     }
     return this.kind === "request" ? "none" : "until-close";
   }
