@@ -378,7 +378,7 @@ function passRequests(
   inner: Duplex,
   source: Duplex,
   upstream: net.Socket,
-  o: { deadlineMs: number; late: () => void },
+  o: { deadlineMs: number; late: () => void; allAnswered: () => void },
 ): { holding: () => boolean } {
   // Over TLS, pausing the TLS socket does not stop it reading its connection
   // (`source`): the records kept coming and piled up inside the TLS layer, so
@@ -470,6 +470,7 @@ function passRequests(
     // chunk has gone on to the client; the server's close ends the client's).
     if (lost && answered) queueMicrotask(() => upstream.destroy());
     else if (unanswered === 0 || answers.opaque) pass();
+    if (answered && unanswered === 0 && !requests.inMessage && !waiting?.length) o.allAnswered();
   });
   inner.once("close", () => clearTimeout(timer));
   return { holding: () => !!waiting?.length };
@@ -673,12 +674,15 @@ export async function startFront(o: FrontOptions): Promise<Front> {
       // A client that ends its side (FIN) while a request is outstanding
       // still gets its answer (HTTP/1.1 allows the half-close): its FIN
       // waits, since the server (Deno.serve) drops an answer whose request
-      // side has ended. Outstanding: the client's last bytes came after the
-      // server's last. Otherwise the FIN is passed on at once.
+      // side has ended, until its last answer is read (allAnswered below).
+      // Outstanding: the client's last bytes came after the server's last.
+      // Otherwise the FIN is passed on at once.
       let outstanding = false;
       /** Whether bytes of the client's are read but held back (a request waiting for an answer). */
       let holding = () => false;
+      let clientEnded = false;
       inner.once("end", () => {
+        clientEnded = true;
         if (outstanding || holding()) bound();
         else upstream.end();
       });
@@ -730,6 +734,12 @@ export async function startFront(o: FrontOptions): Promise<Front> {
           late.note(client);
           upstream.destroy();
           inner.destroy();
+        },
+        // A client that ended its side after its requests has had every
+        // answer: its FIN goes on now, not at the grace limit (review2 N2:
+        // a half-closing client waited CLOSE_GRACE_MS for its close).
+        allAnswered: () => {
+          if (clientEnded && !upstream.writableEnded) upstream.end();
         },
       });
       holding = requests.holding;

@@ -353,3 +353,42 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "front: a client that half-closes after its request has its FIN passed on once answered",
+  ignore: NEEDS_OPENSSL !== undefined,
+  async fn() {
+    const { client: open, target, stop } = await frontBeforeRawServer();
+    try {
+      const request = "GET /1 HTTP/1.1\r\nhost: x\r\n\r\n";
+      const answer = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n1.";
+      const client = await open();
+      await client.write(enc(request));
+      await client.closeWrite();
+      const server = await target.accept();
+      assertEquals((await readServer(server, (t) => t.length >= request.length)).text, request);
+      // The client's FIN waits for the answer (the server would drop it otherwise).
+      let serverSawEnd = false;
+      await server.write(enc(answer));
+      const end = readServer(server, () => false).then((r) => serverSawEnd = r.ended);
+      assertEquals(await readUntil(client, (t) => t.endsWith("1.")), answer);
+      // A whole exchange on another connection, for ordering: the FIN went
+      // on as the answer was read, before the client had it. Before, it was
+      // held until the grace limit (10 s), and the server saw nothing yet.
+      const other = await open();
+      await other.write(enc(request));
+      const server2 = await target.accept();
+      await readServer(server2, (t) => t.length >= request.length);
+      await server2.write(enc(answer));
+      await readUntil(other, (t) => t.endsWith("1."));
+      assert(serverSawEnd, "the server saw the client's FIN after its answer");
+      server.close();
+      await end;
+      client.close();
+      other.close();
+      server2.close();
+    } finally {
+      await stop();
+    }
+  },
+});
