@@ -259,6 +259,41 @@ Deno.test({
 });
 
 Deno.test({
+  name: "front: a balancer's connections waiting for their header are capped apart from those held",
+  ignore: NO_LOOPBACK_8 !== undefined,
+  async fn() {
+    const { front, events, stop } = await frontWith({
+      balancers: new Set(["127.0.0.1"]),
+      maxConnections: 2,
+      setupTimeoutMs: 120_000,
+    });
+    const port = front.addr.port;
+    const open: net.Socket[] = [];
+    try {
+      // Two connections from the balancer that send nothing: as many as the total cap.
+      for (let i = 0; i < 2; i++) {
+        const s = net.connect({ host: "127.0.0.1", port });
+        s.on("error", () => {});
+        open.push(s);
+        await new Promise((r) => s.once("connect", r));
+      }
+      const third = plainFrom("127.0.0.1", port, proxyHeader("192.0.2.7"));
+      open.push(third.socket);
+      assertEquals(await third.answer, "");
+      assertEquals(events, ["refused_total"]);
+      // A direct peer is not locked out by them: they hold no slot of the total yet.
+      const direct = plainFrom("127.0.0.2", port, REQUEST);
+      open.push(direct.socket);
+      assert((await direct.answer).startsWith("HTTP/1.1 200"), "a direct peer served");
+      assertEquals(events, ["refused_total"]);
+    } finally {
+      for (const s of open) s.destroy();
+      await stop();
+    }
+  },
+});
+
+Deno.test({
   name: "front: at the total cap a newcomer closes the oldest connection of the largest source",
   ignore: NEEDS_OPENSSL !== undefined || NO_LOOPBACK_8 !== undefined,
   async fn() {
