@@ -316,22 +316,32 @@ function once(emitter: Duplex, event: string): Promise<void> {
  * stops accepting for good, silently, after one accept fails for want of
  * descriptors (review6 M2). Reads and writes go straight to the connection
  * (a web-stream bridge, `Duplex.fromWeb`, cost ~65 µs more per TLS
- * request/answer exchange than node:net, this ~25 µs).
+ * request/answer exchange than node:net, this ~25 µs). While `hold(true)`,
+ * no read of the connection is issued, whoever asks: Deno's `node:tls`
+ * socket reads the stream under it whether or not it is paused itself, and
+ * its own buffer has no bound (review2 M1, review3 M1).
  */
-function duplexOf(conn: Deno.Conn): Duplex {
+function duplexOf(conn: Deno.Conn): Duplex & { hold(on: boolean): void } {
   // Held for the connection's life (an idle connection always has a read
   // outstanding): 4 KB rather than a TLS record's 16 KB saves ~15 KB of RSS
   // per connection (2,000 idle ones: +141 MB instead of +175 MB); requests
   // are a few hundred bytes to a few KB, a larger record takes a few reads.
   const buf = new Uint8Array(4096);
-  return new Duplex({
+  let held = false;
+  /** A read was asked for while held: issued on release. */
+  let wanted = false;
+  const readInto = (stream: Duplex) => {
+    // One buffer per connection (a read is never outstanding twice); what
+    // is pushed is a copy of what was read, usually a few hundred bytes.
+    conn.read(buf).then(
+      (n) => stream.push(n === null ? null : buf.slice(0, n)),
+      (err) => stream.destroy(err),
+    );
+  };
+  const stream = new Duplex({
     read() {
-      // One buffer per connection (a read is never outstanding twice); what
-      // is pushed is a copy of what was read, usually a few hundred bytes.
-      conn.read(buf).then(
-        (n) => this.push(n === null ? null : buf.slice(0, n)),
-        (err) => this.destroy(err),
-      );
+      if (held) wanted = true;
+      else readInto(this);
     },
     write(chunk: Uint8Array, _encoding, done) {
       const rest = (at: number) => {
@@ -351,6 +361,14 @@ function duplexOf(conn: Deno.Conn): Duplex {
         // Already closed.
       }
       done(err);
+    },
+  });
+  return Object.assign(stream, {
+    hold(on: boolean) {
+      held = on;
+      if (on || !wanted || stream.destroyed) return;
+      wanted = false;
+      readInto(stream);
     },
   });
 }
@@ -376,10 +394,10 @@ function duplexOf(conn: Deno.Conn): Duplex {
  */
 function passRequests(
   inner: Duplex,
-  source: Duplex,
+  source: Duplex & { hold(on: boolean): void },
   upstream: net.Socket,
   o: { deadlineMs: number; late: () => void; allAnswered: () => void },
-): { holding: () => boolean } {
+): { holding: () => boolean; pending: () => boolean | undefined } {
   // Over TLS, pausing the TLS socket does not stop it reading its connection
   // (`source`): the records kept coming and piled up inside the TLS layer, so
   // a client that pipelined and never read grew the process without bound
@@ -388,11 +406,13 @@ function passRequests(
   const stop = () => {
     inner.pause();
     source.pause();
+    source.hold(true);
   };
   /** A request the framing cannot follow was passed on: the client is read no more. */
   let lost = false;
   const go = () => {
     if (lost) return;
+    source.hold(false);
     inner.resume();
     source.resume();
   };
@@ -473,7 +493,14 @@ function passRequests(
     if (answered && unanswered === 0 && !requests.inMessage && !waiting?.length) o.allAnswered();
   });
   inner.once("close", () => clearTimeout(timer));
-  return { holding: () => !!waiting?.length };
+  // Held since the handshake (startFront): read from now on.
+  go();
+  return {
+    holding: () => !!waiting?.length,
+    // Undefined while the answers cannot be followed.
+    pending: () =>
+      answers.opaque ? undefined : unanswered > 0 || requests.inMessage || !!waiting?.length,
+  };
 }
 
 /** Starts the front; resolves once it listens (rejects if it cannot bind). */
@@ -637,6 +664,12 @@ export async function startFront(o: FrontOptions): Promise<Front> {
         });
         track(inner);
         await once(inner, "secure");
+        // Until passRequests holds each request to its answer, no more of
+        // the client is read: the loopback connect takes a while when the
+        // process is busy, and a flood sent right after the handshake was
+        // read whole in the meantime (review3 M1: 8 connections, 4 read
+        // whole, +357 MB).
+        raw.hold(true);
       }
       clearTimeout(timer);
       stage = "connection to the server";
@@ -663,6 +696,7 @@ export async function startFront(o: FrontOptions): Promise<Front> {
         // (discarding) so the client's own close is seen and the socket freed;
         // under TLS its connection was paused too.
         inner.resume();
+        raw.hold(false);
         raw.resume();
       });
       // A server that keeps the connection after its client ended or went
@@ -675,15 +709,24 @@ export async function startFront(o: FrontOptions): Promise<Front> {
       // still gets its answer (HTTP/1.1 allows the half-close): its FIN
       // waits, since the server (Deno.serve) drops an answer whose request
       // side has ended, until its last answer is read (allAnswered below).
-      // Outstanding: the client's last bytes came after the server's last.
-      // Otherwise the FIN is passed on at once.
+      // Pending: see below; while answers are not followed, outstanding: the
+      // client's last bytes came after the server's last. Otherwise the FIN
+      // is passed on at once.
       let outstanding = false;
       /** Whether bytes of the client's are read but held back (a request waiting for an answer). */
       let holding = () => false;
+      /**
+       * Whether a request passed on is not answered yet, or one is under
+       * way or held (review3 M2: `outstanding` was false for a request held
+       * behind an answer, or a body sent before its 100 Continue, and the
+       * FIN went on, losing the answer); undefined while answers are not
+       * followed.
+       */
+      let pending = (): boolean | undefined => undefined;
       let clientEnded = false;
       inner.once("end", () => {
         clientEnded = true;
-        if (outstanding || holding()) bound();
+        if (pending() ?? (outstanding || holding())) bound();
         else upstream.end();
       });
       // A client gone for good ends the server's side, not destroys it: what
@@ -743,6 +786,7 @@ export async function startFront(o: FrontOptions): Promise<Front> {
         },
       });
       holding = requests.holding;
+      pending = requests.pending;
       upstream.pipe(inner);
     } catch (err) {
       clearTimeout(timer);
