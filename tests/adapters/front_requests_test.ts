@@ -437,3 +437,76 @@ Deno.test({
     }
   },
 });
+
+/** A promise and its resolver. */
+function signal() {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => resolve = r);
+  return { promise, resolve };
+}
+
+Deno.test({
+  name: "front: a FIN after pipelined requests waits for the last answer, not only the first",
+  ignore: NEEDS_OPENSSL !== undefined,
+  async fn() {
+    const { ca, cert, key } = await serverPair();
+    const finSent = signal();
+    // /b is answered only after the client's FIN has had time to reach the
+    // front (the delay makes the old loss show; the assertion is on answers).
+    const { front, stop } = await frontWith({ tls: { cert, key } }, async (r) => {
+      const path = new URL(r.url).pathname;
+      if (path === "/b") await finSent.promise.then(() => new Promise((t) => setTimeout(t, 100)));
+      return new Response(`${path};`);
+    });
+    try {
+      const conn = await connect(front.addr.port, ca);
+      await conn.write(enc("GET /a HTTP/1.1\r\nhost: x\r\n\r\nGET /b HTTP/1.1\r\nhost: x\r\n\r\n"));
+      const first = await readUntil(conn, (t) => t.endsWith("/a;"));
+      // /b is passed on now, its answer outstanding; then the client ends its side.
+      await conn.closeWrite();
+      finSent.resolve();
+      const rest = await readUntil(conn, () => false);
+      conn.close();
+      // Before: the FIN went on with /b unanswered and Deno.serve dropped its answer.
+      assertEquals((first + rest).split("\r\n\r\n").slice(1).map((b) => b.split("HTTP/1.1")[0]), [
+        "/a;",
+        "/b;",
+      ]);
+    } finally {
+      await stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "front: a FIN after a 100 Continue waits for the final answer",
+  ignore: NEEDS_OPENSSL !== undefined,
+  async fn() {
+    const { ca, cert, key } = await serverPair();
+    const finSent = signal();
+    const { front, stop } = await frontWith({ tls: { cert, key } }, async (r) => {
+      const body = await r.text();
+      await finSent.promise.then(() => new Promise((t) => setTimeout(t, 100)));
+      return new Response(`got ${body}`);
+    });
+    try {
+      const conn = await connect(front.addr.port, ca);
+      // The body sent at once, without waiting for the 100 (RFC 9110 allows it).
+      await conn.write(
+        enc(
+          "POST /e HTTP/1.1\r\nhost: x\r\nexpect: 100-continue\r\ncontent-length: 3\r\n\r\nabc",
+        ),
+      );
+      const interim = await readUntil(conn, (t) => t.includes("100 Continue\r\n\r\n"));
+      await conn.closeWrite();
+      finSent.resolve();
+      const rest = await readUntil(conn, () => false);
+      conn.close();
+      // Before: the client's bytes came before the server's last (the 100),
+      // so the FIN went on and Deno.serve dropped the final answer.
+      assert((interim + rest).endsWith("got abc"), interim + rest);
+    } finally {
+      await stop();
+    }
+  },
+});
