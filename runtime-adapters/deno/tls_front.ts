@@ -654,6 +654,11 @@ export async function startFront(o: FrontOptions): Promise<Front> {
         makeRoom();
         held.add(raw, source);
         refusedHeld.over();
+        // Its handshake counts for its client from now on: at the setup
+        // total the client holding the most in setup loses its oldest, not
+        // whichever balanced client came first (review3 N3).
+        settingUp.delete(raw);
+        settingUp.add(raw, source);
       }
       if (context) {
         stage = "TLS handshake";

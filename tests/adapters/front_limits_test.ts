@@ -294,6 +294,47 @@ Deno.test({
 });
 
 Deno.test({
+  name: "front: behind a balancer, at the setup total, the client with most in setup loses one",
+  ignore: NEEDS_OPENSSL !== undefined || NO_LOOPBACK_8 !== undefined,
+  async fn() {
+    const { front, events, stop } = await frontWith({
+      tls: await serverPair(),
+      balancers: new Set(["127.0.0.1"]),
+      setupMax: { total: 4 },
+    });
+    const port = front.addr.port;
+    const closed: string[] = [];
+    const open: net.Socket[] = [];
+    /** A connection whose header names `client`, then nothing: in its handshake. */
+    const waiting = async (client: string) => {
+      const s = net.connect({ host: "127.0.0.1", port }, () => s.write(proxyHeader(client)));
+      s.on("error", () => {});
+      s.on("close", () => closed.push(client));
+      open.push(s);
+      await new Promise((r) => s.once("connect", r));
+    };
+    try {
+      // B first, then A twice.
+      await waiting("192.0.2.2");
+      await waiting("192.0.2.1");
+      await waiting("192.0.2.1");
+      // A whole exchange, for ordering: their headers are read by its end.
+      assertEquals(await get("127.0.0.2", port), "HTTP/1.1 200 OK");
+      // A once more: 4 in setup, the total.
+      await waiting("192.0.2.1");
+      assertEquals(await get("127.0.0.3", port), "HTTP/1.1 200 OK");
+      await waitUntil(() => closed.length > 0, "a connection in setup closed");
+      // Before: all four counted as the balancer's, and the oldest, B's, went.
+      assertEquals(closed, ["192.0.2.1"]);
+      assert(events.includes("evicted_setup"), events.join());
+    } finally {
+      for (const s of open) s.destroy();
+      await stop();
+    }
+  },
+});
+
+Deno.test({
   name: "front: at the total cap a newcomer closes the oldest connection of the largest source",
   ignore: NEEDS_OPENSSL !== undefined || NO_LOOPBACK_8 !== undefined,
   async fn() {
