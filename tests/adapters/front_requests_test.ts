@@ -510,3 +510,31 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "front: a stray CRLF after a request begins none, so the client's FIN follows its answer",
+  ignore: NEEDS_OPENSSL !== undefined,
+  async fn() {
+    const { ca, cert, key } = await serverPair();
+    // Short, so that the cut it used to get (request_deadline) comes within the test.
+    const { front, events, stop } = await frontWith(
+      { tls: { cert, key }, requestDeadlineMs: 2000 },
+      async (r) => new Response(await r.text()),
+    );
+    try {
+      const conn = await connect(front.addr.port, ca);
+      await conn.write(enc("POST /p HTTP/1.1\r\nhost: x\r\ncontent-length: 3\r\n\r\nabc\r\n"));
+      const answer = await readUntil(conn, (t) => t.endsWith("abc"));
+      assert(answer.startsWith("HTTP/1.1 200"), answer);
+      await conn.closeWrite();
+      // To the end: the front passes the FIN, the server closes.
+      await readUntil(conn, () => false);
+      conn.close();
+      // Before: the CRLF counted as a request begun, the FIN waited for its
+      // answer, and the deadline cut the connection.
+      assertEquals(events, []);
+    } finally {
+      await stop();
+    }
+  },
+});

@@ -113,3 +113,17 @@ Deno.test("framing: chunk lines ended by a bare LF, and lengths past 2^53 - 1, a
     assertEquals(f.error, error, request);
   }
 });
+
+Deno.test("framing: a stray CRLF between requests begins none; a stream of blank lines does", () => {
+  const f = new Http1Framing("request");
+  const post = enc("POST /p HTTP/1.1\r\ncontent-length: 3\r\n\r\nabc");
+  assertEquals(f.take(post).ended, { interim: false });
+  // RFC 9112 §2.2: a legacy client's extra CRLF after a body.
+  const stray = f.take(enc("\r\n"));
+  assertEquals([stray.n, stray.began, f.inMessage], [2, false, false]);
+  // The next request still begins and ends where it does.
+  assertEquals(ends(f, enc("GET / HTTP/1.1\r\n\r\n"), 1000), ["18"]);
+  // Past two CRLFs, blank lines begin a request (the front's deadline then runs).
+  const many = f.take(enc("\r\n\r\n\r\n"));
+  assertEquals([many.began, f.inMessage], [true, true]);
+});
