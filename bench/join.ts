@@ -204,26 +204,38 @@ export async function cpuSeconds(pid: number | "self"): Promise<number | null> {
 }
 
 /**
- * Milliseconds the threads of a process have spent so far runnable but
- * without a CPU (the run delay of `/proc/<pid>/task/<tid>/schedstat`, summed
- * over live threads); null where there is no procfs. On a shared machine
- * this is the part of a join's latency that other work takes.
+ * Milliseconds each thread of a process has spent so far runnable but
+ * without a CPU (the run delay of `/proc/<pid>/task/<tid>/schedstat`), by
+ * thread id; null where there is no procfs. On a shared machine this is the
+ * part of a join's latency that other work takes.
  */
-export async function runnableWaitMs(pid: number | "self"): Promise<number | null> {
+export async function runnableWaitMs(pid: number | "self"): Promise<Map<string, number> | null> {
   try {
-    let total = 0;
+    const byThread = new Map<string, number>();
     for await (const t of Deno.readDir(`/proc/${pid}/task`)) {
       try {
         const stat = await Deno.readTextFile(`/proc/${pid}/task/${t.name}/schedstat`);
-        total += Number(stat.split(" ")[1]) / 1e6;
+        byThread.set(t.name, Number(stat.split(" ")[1]) / 1e6);
       } catch {
         // the thread ended
       }
     }
-    return total;
+    return byThread;
   } catch {
     return null;
   }
+}
+
+/**
+ * The run delay threads gained from `before` to `after`, summed: a thread
+ * that started in between counts whole, one that ended counts nothing. A
+ * difference of sums instead lost every past wait of a thread that ended
+ * (review1 N3: −14 s when Deno's worker pool shrank).
+ */
+export function waitGained(before: Map<string, number>, after: Map<string, number>): number {
+  let total = 0;
+  for (const [tid, ms] of after) total += ms - (before.get(tid) ?? 0);
+  return total;
 }
 
 /** Result of {@linkcode measureRefreshJoins}. */
@@ -280,14 +292,18 @@ export async function measureRefreshJoins(
     p99: percentile(latencies, 99),
     serverCpuMs: perJoin(server0, server1),
     clientCpuMs: perJoin(client0, client1),
-    waitedMs: wait0 === null || wait1 === null ? null : (wait1 - wait0) / total,
+    waitedMs: wait0 === null || wait1 === null
+      ? null
+      : (waitGained(wait0[0], wait1[0]) + waitGained(wait0[1], wait1[1])) / total,
   };
 }
 
-/** {@linkcode runnableWaitMs} of the auth process plus this one. */
-async function bothWaited(pid: number): Promise<number | null> {
+/** {@linkcode runnableWaitMs} of the auth process and of this one. */
+async function bothWaited(
+  pid: number,
+): Promise<[Map<string, number>, Map<string, number>] | null> {
   const [a, b] = await Promise.all([runnableWaitMs(pid), runnableWaitMs("self")]);
-  return a === null || b === null ? null : a + b;
+  return a === null || b === null ? null : [a, b];
 }
 
 /**
