@@ -78,6 +78,10 @@ Deno.test("flags: every mistake is one line naming the flag or argument", () => 
     usageError(["keys", "add", "k", "--dir", "--verbose"]),
     "--dir: needs a value (--dir DIR)",
   );
+  // A negative number is a value for the flag's own check (review3 N4: "-1" read as a flag).
+  const negative = parse(["keys", "add", "k", "--dir", "-1"]);
+  assert(negative.kind === "run");
+  assertEquals(negative.flags.dir, "-1");
   assertStringIncludes(usageError(["version", "--pin", "p"]), "version: flag --pin");
   assertEquals(usageError(["keys", "add", "k"]), "--dir is required");
   assertEquals(usageError(["keys", "add"]), "usage: demo keys add NAME");

@@ -75,7 +75,8 @@ export function parseCommandLine<T extends FlagTable>(
       values[t.name] = true;
     } else {
       // Without `=`, a value that looks like a flag is a forgotten value (as parseArgs' strict mode).
-      if (t.value === undefined || (!t.inlineValue && /^-./.test(t.value))) {
+      // A negative number is not one (no flag is a digit): its own check says what range it needs.
+      if (t.value === undefined || (!t.inlineValue && /^-\D/.test(t.value))) {
         throw new UsageError(`${flag}: needs a value (${flag} ${spec.value ?? "VALUE"})`);
       }
       values[t.name] = spec.multiple ? [...(values[t.name] as string[] ?? []), t.value] : t.value;
