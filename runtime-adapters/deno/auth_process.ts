@@ -61,28 +61,39 @@ export interface AuthServiceProcess {
   log(): string;
 }
 
+/**
+ * The command line of `auth start` as {@linkcode spawnAuthService} runs it
+ * (program first): for tests that run it themselves, to read its exit and
+ * its first lines, or under a wrapper such as `prlimit`.
+ */
+export function authStartCommand(
+  o: Pick<SpawnAuthOptions, "dataDir" | "args" | "listen" | "denoFlags" | "command">,
+): string[] {
+  return [
+    ...(o.command ??
+      [
+        Deno.execPath(),
+        "run",
+        "--unstable-kv",
+        "-A",
+        AUTH_V8_FLAGS,
+        ...(o.denoFlags ?? []),
+        AUTH_ENTRY,
+      ]),
+    "start",
+    "--data-dir",
+    o.dataDir,
+    "--listen",
+    o.listen ?? "127.0.0.1:0",
+    ...(o.args ?? []),
+  ];
+}
+
 /** Starts `auth start` (on 127.0.0.1, port 0 unless `listen` says) and resolves once it listens. */
 export async function spawnAuthService(o: SpawnAuthOptions): Promise<AuthServiceProcess> {
-  const [program, ...prefix] = o.command ??
-    [
-      Deno.execPath(),
-      "run",
-      "--unstable-kv",
-      "-A",
-      AUTH_V8_FLAGS,
-      ...(o.denoFlags ?? []),
-      AUTH_ENTRY,
-    ];
+  const [program, ...args] = authStartCommand(o);
   const child = new Deno.Command(program, {
-    args: [
-      ...prefix,
-      "start",
-      "--data-dir",
-      o.dataDir,
-      "--listen",
-      o.listen ?? "127.0.0.1:0",
-      ...(o.args ?? []),
-    ],
+    args,
     ...(o.cwd ? { cwd: o.cwd } : {}),
     ...(o.env ? { env: o.env } : {}),
     stdout: "piped",

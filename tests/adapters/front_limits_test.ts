@@ -17,7 +17,7 @@ import { assert, assertEquals, assertThrows } from "../_assert.ts";
 import { missingTools } from "../_tools.ts";
 import { waitUntil } from "../_wait.ts";
 import { argParser } from "../../runtime-adapters/deno/arg_parser.ts";
-import { AUTH_ENTRY, spawnAuthService } from "../../runtime-adapters/deno/auth_process.ts";
+import { authStartCommand, spawnAuthService } from "../../runtime-adapters/deno/auth_process.ts";
 import { connectionsFit, defaultMaxConnections } from "../../runtime-adapters/deno/tls_front.ts";
 import { parseAuthCommandLine } from "../../src/cli/auth/command_line.ts";
 import { UsageError } from "../../src/cli/flags/mod.ts";
@@ -399,21 +399,7 @@ Deno.test({
     try {
       // 256 descriptors hold 64 connections (3 each, 64 kept for the rest).
       const child = new Deno.Command("prlimit", {
-        args: [
-          "--nofile=256",
-          Deno.execPath(),
-          "run",
-          "-A",
-          "--unstable-kv",
-          AUTH_ENTRY,
-          "start",
-          "--data-dir",
-          dataDir,
-          "--listen",
-          "127.0.0.1:0",
-          "--max-connections",
-          "65",
-        ],
+        args: ["--nofile=256", ...authStartCommand({ dataDir, args: ["--max-connections", "65"] })],
         stdout: "null",
         stderr: "piped",
       }).spawn();

@@ -5,26 +5,16 @@
  *
  * @module
  */
-import { AUTH_ENTRY } from "../../runtime-adapters/deno/auth_process.ts";
+import { authStartCommand } from "../../runtime-adapters/deno/auth_process.ts";
 import { fetchUnverified } from "../../runtime-adapters/deno/trust.ts";
 import { certificatesFromPem } from "../../src/pki/mod.ts";
 import { assert, assertEquals } from "../_assert.ts";
 import { issueServerCert } from "../_openssl_pki.ts";
 
 function authCommand(dataDir: string, args: string[]): Deno.Command {
-  return new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      "--unstable-kv",
-      AUTH_ENTRY,
-      "start",
-      "--data-dir",
-      dataDir,
-      "--listen",
-      "127.0.0.1:0",
-      ...args,
-    ],
+  const [program, ...argv] = authStartCommand({ dataDir, args });
+  return new Deno.Command(program, {
+    args: argv,
     stdout: "piped",
     stderr: "piped",
   });

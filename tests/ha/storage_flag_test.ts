@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { AUTH_ENTRY, spawnAuthService } from "../../runtime-adapters/deno/auth_process.ts";
+import { authStartCommand, spawnAuthService } from "../../runtime-adapters/deno/auth_process.ts";
 import { assert, assertEquals } from "../_assert.ts";
 import { PG_PASSWORD, postgresMissing, startPostgres } from "./_postgres.ts";
 import { ignoreUnless } from "../_tools.ts";
@@ -16,19 +16,9 @@ async function authStart(
   args: string[],
   env: Record<string, string> = {},
 ): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      "--unstable-kv",
-      AUTH_ENTRY,
-      "start",
-      "--data-dir",
-      dataDir,
-      "--listen",
-      "127.0.0.1:0",
-      ...args,
-    ],
+  const [program, ...argv] = authStartCommand({ dataDir, args });
+  const out = await new Deno.Command(program, {
+    args: argv,
     env: { PGPASSWORD: "", ...env },
     stdout: "piped",
     stderr: "piped",
