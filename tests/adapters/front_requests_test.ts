@@ -39,6 +39,28 @@ async function readUntil(conn: Deno.Conn, done: (text: string) => boolean): Prom
   return text;
 }
 
+/**
+ * Writes pipelined GETs to `conn` without reading, until `limit` bytes or a
+ * stall (a write that takes nothing for 3 s: the kernel buffers between the
+ * client and a front that no longer reads it are full); the bytes taken.
+ */
+async function floodUntilStall(
+  conn: Deno.Conn,
+  limit: number,
+): Promise<{ written: number; stalled: boolean }> {
+  const block = enc("GET / HTTP/1.1\r\nhost: x\r\n\r\n".repeat(2048));
+  let written = 0;
+  while (written < limit) {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const stall = new Promise<"stall">((r) => timer = setTimeout(() => r("stall"), 3000));
+    const took = await Promise.race([conn.write(block), stall]);
+    clearTimeout(timer);
+    if (took === "stall") return { written, stalled: true };
+    written += took;
+  }
+  return { written, stalled: false };
+}
+
 Deno.test({
   name:
     "front: a request trickled a byte at a time is cut at the deadline, also after a normal one",
@@ -213,25 +235,12 @@ Deno.test({
     const LIMIT = 48 * 1024 * 1024;
     try {
       const conn = await connect(front.addr.port, ca);
-      const block = enc("GET / HTTP/1.1\r\nhost: x\r\n\r\n".repeat(2048));
-      let written = 0;
-      let stalled = false;
       // Writing stops being taken once the kernel buffers between the client
       // and a front that stopped reading are full (a few MB). Before the fix
       // the TLS socket was paused but its connection still read, so all
-      // 48 MB went into the auth process's memory. A write that takes no
-      // bytes for 3 s is the stall (the whole run, unstalled, takes ~1 s).
-      while (written < LIMIT) {
-        let timer: ReturnType<typeof setTimeout> | undefined;
-        const stall = new Promise<"stall">((r) => timer = setTimeout(() => r("stall"), 3000));
-        const took = await Promise.race([conn.write(block), stall]);
-        clearTimeout(timer);
-        if (took === "stall") {
-          stalled = true;
-          break;
-        }
-        written += took;
-      }
+      // 48 MB went into the auth process's memory (the whole run, unstalled,
+      // takes ~1 s).
+      const { written, stalled } = await floodUntilStall(conn, LIMIT);
       conn.close();
       assert(stalled, `the front read all ${written} bytes of a client that reads nothing`);
       assert(written < 24 * 1024 * 1024, `${written} bytes taken before the stall`);
@@ -403,20 +412,6 @@ Deno.test({
       () => new Response("a".repeat(16384)),
     );
     const EACH = 24 * 1024 * 1024;
-    const block = enc("GET / HTTP/1.1\r\nhost: x\r\n\r\n".repeat(2048));
-    /** Writes until EACH or a stall (a write that takes nothing for 3 s); the bytes taken. */
-    const flood = async (conn: Deno.TlsConn) => {
-      let written = 0;
-      while (written < EACH) {
-        let timer: ReturnType<typeof setTimeout> | undefined;
-        const stall = new Promise<"stall">((r) => timer = setTimeout(() => r("stall"), 3000));
-        const took = await Promise.race([conn.write(block), stall]);
-        clearTimeout(timer);
-        if (took === "stall") break;
-        written += took;
-      }
-      return written;
-    };
     const conns: Deno.TlsConn[] = [];
     try {
       // Eight at once, each writing as soon as its own handshake is done,
@@ -427,7 +422,7 @@ Deno.test({
         Array.from({ length: 8 }, async () => {
           const conn = await connect(front.addr.port, ca);
           conns.push(conn);
-          return await flood(conn);
+          return (await floodUntilStall(conn, EACH)).written;
         }),
       );
       for (const w of written) assert(w < EACH / 3, `${written.join(", ")} bytes taken`);
