@@ -430,8 +430,8 @@ function passRequests(
     if (since === undefined || answers.opaque) return;
     // The server is not reading (it is busy, or its answers wait for the
     // client): the rest of the request may be in the client's socket.
-    if (upstream.writableNeedDrain) since = Date.now();
-    const left = since + o.deadlineMs - Date.now();
+    if (upstream.writableNeedDrain) since = performance.now();
+    const left = since + o.deadlineMs - performance.now();
     if (left > 0) timer = setTimeout(check, left);
     else o.late();
   };
@@ -452,7 +452,7 @@ function passRequests(
       const t = requests.take(waiting);
       if (t.began) {
         unanswered++;
-        since = Date.now();
+        since = performance.now();
         timer ??= setTimeout(check, o.deadlineMs);
       }
       if (requests.opaque) {
@@ -751,10 +751,10 @@ export async function startFront(o: FrontOptions): Promise<Front> {
       // Silent both ways for the idle limit: both sides are cut. A timer
       // re-armed for what is left when it fires, not one per chunk.
       const idleMs = o.idleTimeoutMs ?? IDLE_TIMEOUT_MS;
-      let lastByte = Date.now();
+      let lastByte = performance.now();
       let idle: ReturnType<typeof setTimeout> | undefined;
       const checkIdle = () => {
-        const left = lastByte + idleMs - Date.now();
+        const left = lastByte + idleMs - performance.now();
         if (left > 0) {
           idle = setTimeout(checkIdle, left);
           return;
@@ -769,11 +769,11 @@ export async function startFront(o: FrontOptions): Promise<Front> {
       inner.once("close", () => clearTimeout(idle));
       inner.on("data", () => {
         outstanding = true;
-        lastByte = Date.now();
+        lastByte = performance.now();
       });
       upstream.on("data", () => {
         outstanding = false;
-        lastByte = Date.now();
+        lastByte = performance.now();
       });
       const requests = passRequests(inner, raw, upstream, {
         deadlineMs: o.requestDeadlineMs ?? REQUEST_DEADLINE_MS,
@@ -904,7 +904,7 @@ function burstLog(log: Logger, first: string, over: string) {
   let last = 0;
   return {
     note(detail: string) {
-      last = Date.now();
+      last = performance.now();
       if (count++ === 0) {
         since = last;
         log.warn(first, { detail });
@@ -912,8 +912,8 @@ function burstLog(log: Logger, first: string, over: string) {
     },
     /** Something went right: ends the burst if none happened for BURST_QUIET_MS. */
     over() {
-      if (count === 0 || Date.now() - last < BURST_QUIET_MS) return;
-      log.info(`${first}: over, ${over}`, { count, ms: Date.now() - since });
+      if (count === 0 || performance.now() - last < BURST_QUIET_MS) return;
+      log.info(`${first}: over, ${over}`, { count, ms: performance.now() - since });
       count = 0;
     },
   };
