@@ -15,11 +15,10 @@
  *
  * @module
  */
-import { Miniflare } from "miniflare";
 import { toHex } from "../src/util/encoding.ts";
 import type { BotIdentityRpc } from "../runtime-adapters/workers/bot_identity_rpc.ts";
 import type { DurableObjectNamespace } from "../runtime-adapters/workers/types.ts";
-import { bundle, COMPATIBILITY_DATE } from "../tests/workers/_harness.ts";
+import { bundle, startWorker } from "../tests/workers/_harness.ts";
 import { provisionBot } from "../tests/workers/_join_fixture.ts";
 import { startLoopbackAuth } from "../tests/workers/_loopback_auth.ts";
 
@@ -87,13 +86,14 @@ await using script = await bundle(
 const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
 const inspectorPort = (probe.addr as Deno.NetAddr).port;
 probe.close();
-const mf = new Miniflare({
-  modules: true,
-  scriptPath: script.path,
-  modulesRoot: script.path.slice(0, script.path.lastIndexOf("/")),
-  compatibilityDate: COMPATIBILITY_DATE,
+// The bot reaches the auth service through its AUTH binding, as in `deno task
+// bench edge`: a global fetch would go through miniflare's outbound
+// interceptor, a JavaScript Worker a deployed Worker never runs, and its CPU
+// would be profiled as the renewal's.
+await using worker = await startWorker(script.path, {
+  durableObjects: { BOT_IDENTITY: "BotIdentity" },
+  externalServices: { AUTH: new URL(auth.url).host },
   inspectorPort,
-  durableObjects: { BOT_IDENTITY: { className: "BotIdentity", useSQLite: true } },
   bindings: {
     AUTH_SERVER: auth.url,
     TBOT_TOKEN: "profile-bot",
@@ -101,53 +101,48 @@ const mf = new Miniflare({
     TBOT_STORAGE_KEK: toHex(crypto.getRandomValues(new Uint8Array(32))),
   },
 });
-await mf.ready;
-try {
-  const ns = await mf.getDurableObjectNamespace(
-    "BOT_IDENTITY",
-  ) as unknown as DurableObjectNamespace<BotIdentityRpc>;
-  const bot = ns.get(ns.idFromName("profile-bot"));
-  const started = await bot.start();
-  if (started.status !== "healthy") throw new Error(`first join: ${JSON.stringify(started)}`);
-  for (let i = 0; i < 10; i++) await bot.renew(); // warm-up
-  const [target] = await (await fetch(`http://127.0.0.1:${inspectorPort}/json`)).json();
-  const cdp = await devtools(target.webSocketDebuggerUrl);
-  await cdp.call("Profiler.enable");
-  await cdp.call("Profiler.setSamplingInterval", { interval: 100 });
-  await cdp.call("Profiler.start");
-  for (let i = 0; i < renewals; i++) {
-    const r = await bot.renew();
-    if (!r.ok) throw new Error(`renewal failed: ${JSON.stringify(r.error)}`);
-  }
-  const { profile } = await cdp.call<{ profile: { nodes: ProfileNode[]; samples: number[] } }>(
-    "Profiler.stop",
-  );
-  cdp.close();
-  await Deno.writeTextFile(out, JSON.stringify(profile));
-  const hits = new Map<number, number>();
-  for (const id of profile.samples) hits.set(id, (hits.get(id) ?? 0) + 1);
-  const self = new Map<string, number>();
-  for (const n of profile.nodes) {
-    const f = n.callFrame;
-    const name = `${f.functionName || "(anonymous)"} ${f.url.replace(/.*\//, "")}:${f.lineNumber}`;
-    self.set(name, (self.get(name) ?? 0) + (hits.get(n.id) ?? 0));
-  }
-  const total = profile.samples.length;
-  console.log(`${renewals} renewals, ${total} samples; profile: ${out}`);
-  const row = (name: string, n: number) =>
-    console.log(`${String(n).padStart(6)} ${(100 * n / total).toFixed(1).padStart(5)} %  ${name}`);
-  for (const [name, n] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 30)) row(name, n);
-  console.log("\nself time by source module (native calls by name):");
-  const modules = sourceModules(await Deno.readTextFile(script.path));
-  const byModule = new Map<string, number>();
-  for (const n of profile.nodes) {
-    const f = n.callFrame;
-    const key = f.url.endsWith(".js")
-      ? moduleAt(modules, f.lineNumber)
-      : `native ${f.functionName || "(anonymous)"}`;
-    byModule.set(key, (byModule.get(key) ?? 0) + (hits.get(n.id) ?? 0));
-  }
-  for (const [name, n] of [...byModule].sort((a, b) => b[1] - a[1]).slice(0, 30)) row(name, n);
-} finally {
-  await mf.dispose();
+const ns = await worker.mf.getDurableObjectNamespace(
+  "BOT_IDENTITY",
+) as unknown as DurableObjectNamespace<BotIdentityRpc>;
+const bot = ns.get(ns.idFromName("profile-bot"));
+const started = await bot.start();
+if (started.status !== "healthy") throw new Error(`first join: ${JSON.stringify(started)}`);
+for (let i = 0; i < 10; i++) await bot.renew(); // warm-up
+const [target] = await (await fetch(`http://127.0.0.1:${inspectorPort}/json`)).json();
+const cdp = await devtools(target.webSocketDebuggerUrl);
+await cdp.call("Profiler.enable");
+await cdp.call("Profiler.setSamplingInterval", { interval: 100 });
+await cdp.call("Profiler.start");
+for (let i = 0; i < renewals; i++) {
+  const r = await bot.renew();
+  if (!r.ok) throw new Error(`renewal failed: ${JSON.stringify(r.error)}`);
 }
+const { profile } = await cdp.call<{ profile: { nodes: ProfileNode[]; samples: number[] } }>(
+  "Profiler.stop",
+);
+cdp.close();
+await Deno.writeTextFile(out, JSON.stringify(profile));
+const hits = new Map<number, number>();
+for (const id of profile.samples) hits.set(id, (hits.get(id) ?? 0) + 1);
+const self = new Map<string, number>();
+for (const n of profile.nodes) {
+  const f = n.callFrame;
+  const name = `${f.functionName || "(anonymous)"} ${f.url.replace(/.*\//, "")}:${f.lineNumber}`;
+  self.set(name, (self.get(name) ?? 0) + (hits.get(n.id) ?? 0));
+}
+const total = profile.samples.length;
+console.log(`${renewals} renewals, ${total} samples; profile: ${out}`);
+const row = (name: string, n: number) =>
+  console.log(`${String(n).padStart(6)} ${(100 * n / total).toFixed(1).padStart(5)} %  ${name}`);
+for (const [name, n] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 30)) row(name, n);
+console.log("\nself time by source module (native calls by name):");
+const modules = sourceModules(await Deno.readTextFile(script.path));
+const byModule = new Map<string, number>();
+for (const n of profile.nodes) {
+  const f = n.callFrame;
+  const key = f.url.endsWith(".js")
+    ? moduleAt(modules, f.lineNumber)
+    : `native ${f.functionName || "(anonymous)"}`;
+  byModule.set(key, (byModule.get(key) ?? 0) + (hits.get(n.id) ?? 0));
+}
+for (const [name, n] of [...byModule].sort((a, b) => b[1] - a[1]).slice(0, 30)) row(name, n);

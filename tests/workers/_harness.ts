@@ -24,6 +24,8 @@ export interface StartWorkerOptions {
    * interceptor"), as a deployed Worker's bindings and subrequests are.
    */
   externalServices?: Record<string, string>;
+  /** Opens workerd's V8 inspector on this loopback port (profiling). */
+  inspectorPort?: number;
 }
 
 /** A running Worker; disposing it stops workerd. */
@@ -64,6 +66,7 @@ export async function startWorker(
       ) => [binding, { external: { address, http: {} } }]),
     ),
     ...(options.persistDir ? { durableObjectsPersist: options.persistDir } : {}),
+    ...(options.inspectorPort ? { inspectorPort: options.inspectorPort } : {}),
   });
   await mf.ready;
   const stop = () => mf.dispose();
