@@ -16,154 +16,46 @@
  * the port nor resets a connection. Only HTTP/1.1 is offered (ALPN): the
  * loopback server behind speaks it, and a second protocol would gain a
  * request/answer exchange nothing. Connections are accepted with
- * `Deno.listen` and handed to `node:tls` as streams ({@linkcode duplexOf}):
+ * `Deno.listen` and handed to `node:tls` as streams (./tls_front/streams.ts):
  * it survives a moment without descriptors, which `node:net`'s server does
  * not. What one source, and all of them, can hold is capped
  * ({@linkcode CONNECTIONS_PER_SOURCE}, {@linkcode CONNECTIONS_MAX}); what the
  * front refuses or closes on its own is reported for the metrics
- * (src/server/metrics.ts names them).
+ * (src/server/metrics.ts names them). The limits are in
+ * ./tls_front/limits.ts; requests are passed one at a time by
+ * ./tls_front/pass_requests.ts.
  *
  * @module
  */
 import { createPrivateKey, X509Certificate } from "node:crypto";
 import net from "node:net";
-import { Duplex } from "node:stream";
+import type { Duplex } from "node:stream";
 import tls from "node:tls";
 import { ConfigError } from "../../src/errors.ts";
-import { parseProxyV2, PROXY_V2_MAX_BYTES } from "../../src/server/proxy_protocol.ts";
 import type { FrontEvent } from "../../src/server/metrics.ts";
 import { sourceAddress } from "../../src/server/rate_limit/source.ts";
-import { Http1Framing } from "../../src/server/rate_limit/http1_framing.ts";
 import { SourceSlots } from "../../src/server/rate_limit/source_slots.ts";
-import { concatBytes } from "../../src/util/encoding.ts";
 import { canonicalIp, formatHostPort } from "../../src/util/host_port.ts";
 import type { Logger } from "../../src/util/log.ts";
+import { burstLog } from "./tls_front/burst_log.ts";
+import {
+  CLOSE_GRACE_MS,
+  CONNECTIONS_PER_SOURCE,
+  defaultMaxConnections,
+  DRAIN_MS,
+  IDLE_TIMEOUT_MS,
+  REQUEST_DEADLINE_MS,
+  SETUP_MAX_TOTAL,
+  SETUP_TIMEOUT_MS,
+} from "./tls_front/limits.ts";
+import { passRequests } from "./tls_front/pass_requests.ts";
+import { readProxyHeader } from "./tls_front/proxy_header.ts";
+import { duplexOf, once } from "./tls_front/streams.ts";
 
-/**
- * Longest time from accepting a connection to handing it to the server
- * (the PROXY header and the TLS handshake): an unauthenticated peer holds a
- * socket and a little memory for at most this long before it sends a request.
- */
-export const SETUP_TIMEOUT_MS = 10_000;
-
-/**
- * Longest time the server may keep a connection open after its client ended
- * or went away (to handle and answer what was already forwarded).
- */
-export const CLOSE_GRACE_MS = 10_000;
-
-/**
- * Longest time a connection handed to the server may pass no byte either
- * way: the server (Deno.serve) has no header or idle timeout of its own, so
- * a client that goes silent after its handshake, or mid-header, would hold 3
- * descriptors of the process for good. No route streams or long-polls; a
- * handler silent for this long is cut too. Keybound's own clients close an
- * idle pooled connection after half this (CLIENT_POOL_IDLE_MS in
- * ./exclusive_trust.ts), so they never reuse one just as it is cut.
- */
-export const IDLE_TIMEOUT_MS = 60_000;
-
-/**
- * Connections being set up (PROXY header, TLS handshake) at once, in all,
- * so that peers cannot hold the descriptors and handshake memory of the
- * process. Over it, the oldest connection in setup of the source holding the
- * most is closed and the new one set up: refusing the new one let 17 sources
- * holding 64 idle connections each lock every other client out (review6 M3);
- * a source can only lose its own slots. One source's connections in setup
- * count against its cap of connections ({@linkcode CONNECTIONS_PER_SOURCE}),
- * with no smaller cap of their own: 64 refused a NAT'd fleet starting at
- * once (hundreds of handshakes from one address; the cap of 512 is sized for
- * them) and bounded no source's handshake CPU (64 handshakes in flight
- * already keep the front's thread busy); what it bounded, how many of one
- * source's handshakes another's waits behind, is ~0.2 s at 512
- * (docs/operations.md).
- */
-export const SETUP_MAX_TOTAL = 1024;
-
-/**
- * Connections one source may hold at once, in setup or established (the
- * source is the client a balancer's PROXY header declares, never the
- * balancer): over it a new connection from the source is closed before its
- * TLS handshake. A fleet behind one NAT address without a balancer holds one
- * connection per bot while it talks to the service (Keybound's clients close
- * an idle pooled connection after 30 s); 512 leaves room for a few thousand
- * bots renewing through one address at once (docs/operations.md), and
- * bounds one source to about 512 × 70 KB of the process's memory.
- * `keybound auth start --max-connections-per-source` sets it.
- */
-export const CONNECTIONS_PER_SOURCE = 512;
-
-/**
- * Connections the front holds in all, unless the descriptor limit allows
- * fewer ({@linkcode defaultMaxConnections}): an idle established connection
- * costs the process ~70 KB (23 KB of it on the V8 heap, which the auth
- * service caps at 256 MB) and 3 descriptors. At the cap a new connection
- * closes the oldest of the source holding the most, as in setup.
- * `keybound auth start --max-connections` sets it.
- */
-export const CONNECTIONS_MAX = 4096;
-
-/** Descriptors an established connection holds: the client's socket, both ends of the loopback one. */
-const DESCRIPTORS_PER_CONNECTION = 3;
-/** Descriptors kept for the rest of the process (storage, files, the diagnostics listener, Deno). */
-const DESCRIPTOR_RESERVE = 128;
-
-/**
- * {@linkcode CONNECTIONS_MAX}, or fewer if the process's descriptor limit
- * (its soft RLIMIT_NOFILE, read from /proc/self/limits; `nofile` in tests)
- * cannot hold that many connections and a reserve for everything else: the
- * front then refuses or evicts before an accept, a storage connection or the
- * loopback server's accept can fail for want of a descriptor.
- */
-export function defaultMaxConnections(nofile = descriptorLimit()): number {
-  return Math.min(CONNECTIONS_MAX, fitOf(nofile) ?? CONNECTIONS_MAX);
-}
-
-/**
- * The most connections the process's descriptor limit holds (3 each, and
- * the reserve for everything else), if the system says: an explicit
- * `--max-connections` above it is refused at start (docs/operations.md).
- */
-export function connectionsFit(nofile = descriptorLimit()): number | undefined {
-  return fitOf(nofile);
-}
-
-function fitOf(nofile: number | undefined): number | undefined {
-  if (nofile === undefined) return undefined;
-  const reserve = Math.min(DESCRIPTOR_RESERVE, Math.floor(nofile / 4));
-  return Math.max(1, Math.floor((nofile - reserve) / DESCRIPTORS_PER_CONNECTION));
-}
-
-/** The soft descriptor limit of this process, if the system says (Linux). */
-function descriptorLimit(): number | undefined {
-  try {
-    const line = /^Max open files\s+(\d+|unlimited)/m.exec(
-      Deno.readTextFileSync("/proc/self/limits"),
-    );
-    return line && line[1] !== "unlimited" ? Number(line[1]) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * Longest time from a request's first byte to its last (header section and
- * body): a client trickling its request a byte at a time, each byte
- * resetting the idle limit, held a connection and the server's buffers for
- * good. Every Keybound request fits in ~70 KB (bodies are capped at 64 KB),
- * which takes 10 s only below ~56 kbit/s; the clock stops while the server
- * is not reading. Not configurable: no client of the service needs longer.
- */
-export const REQUEST_DEADLINE_MS = 10_000;
+export * from "./tls_front/limits.ts";
 
 /** First and longest pause of the accept loop after a failed accept (out of descriptors). */
 const ACCEPT_PAUSE_MS = [50, 1_000] as const;
-
-/** A burst of refusals or failed accepts is over after this long without one. */
-const BURST_QUIET_MS = 5_000;
-
-/** Longest wait at shutdown for connections to flush the server's last answers. */
-export const DRAIN_MS = 2_000;
 
 /** A certificate chain and its key, PEM. */
 export interface TlsPair {
@@ -242,265 +134,6 @@ function secureContextOf(pair: TlsPair): tls.SecureContext {
   }
   if (!matches) throw new ConfigError("the TLS key is not the certificate's key");
   return tls.createSecureContext({ cert: pair.cert, key: pair.key });
-}
-
-/**
- * Reads exactly `n` bytes from `sock` and no more, so that what follows
- * (a TLS ClientHello) stays in the socket for the next reader.
- */
-function readExactly(sock: Duplex, n: number): Promise<Uint8Array> {
-  return new Promise((resolve, reject) => {
-    const done = () => {
-      sock.off("readable", attempt);
-      sock.off("end", closed);
-      sock.off("close", closed);
-      sock.off("error", reject);
-    };
-    const closed = () => {
-      done();
-      reject(new Error("closed before a whole PROXY protocol header"));
-    };
-    function attempt() {
-      const chunk: Uint8Array | null = sock.read(n);
-      if (chunk === null) return;
-      done();
-      // At the end of the stream read() hands back what is left, which may be less.
-      if (chunk.length < n) reject(new Error("closed before a whole PROXY protocol header"));
-      else resolve(chunk);
-    }
-    sock.on("readable", attempt);
-    sock.on("end", closed);
-    sock.on("close", closed);
-    sock.on("error", reject);
-    attempt();
-  });
-}
-
-/** The client a balancer's header names (its own address for a LOCAL header, a health check). */
-async function readProxyHeader(sock: Duplex, balancer: string): Promise<string> {
-  const fixed = await readExactly(sock, 16);
-  // Throws on anything that is not a v2 header; null means "the rest follows".
-  const short = parseProxyV2(fixed);
-  const length = short?.length ?? 16 + ((fixed[14] << 8) | fixed[15]);
-  if (length > PROXY_V2_MAX_BYTES) throw new Error("PROXY protocol header too long");
-  const header = short ??
-    parseProxyV2(new Uint8Array([...fixed, ...await readExactly(sock, length - 16)]));
-  if (!header) throw new Error("incomplete PROXY protocol header");
-  return header.command === "proxy"
-    ? formatHostPort(canonicalIp(header.source.host), header.source.port)
-    : balancer;
-}
-
-function once(emitter: Duplex, event: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const ok = () => {
-      emitter.off("error", fail);
-      emitter.off("close", gone);
-      resolve();
-    };
-    const fail = (err: Error) => {
-      emitter.off(event, ok);
-      emitter.off("close", gone);
-      reject(err);
-    };
-    const gone = () => fail(new Error(`closed before ${event}`));
-    emitter.once(event, ok);
-    emitter.once("error", fail);
-    emitter.once("close", gone);
-  });
-}
-
-/**
- * `conn` as a node stream, for `node:tls` and pipes. Accepting with
- * `Deno.listen` rather than `node:net`'s server: in Deno 2.9.6 the latter
- * stops accepting for good, silently, after one accept fails for want of
- * descriptors (review6 M2). Reads and writes go straight to the connection
- * (a web-stream bridge, `Duplex.fromWeb`, cost ~65 µs more per TLS
- * request/answer exchange than node:net, this ~25 µs). While `hold(true)`,
- * no read of the connection is issued, whoever asks: Deno's `node:tls`
- * socket reads the stream under it whether or not it is paused itself, and
- * its own buffer has no bound (review2 M1, review3 M1).
- */
-function duplexOf(conn: Deno.Conn): Duplex & { hold(on: boolean): void } {
-  // Held for the connection's life (an idle connection always has a read
-  // outstanding): 4 KB rather than a TLS record's 16 KB saves ~15 KB of RSS
-  // per connection (2,000 idle ones: +141 MB instead of +175 MB); requests
-  // are a few hundred bytes to a few KB, a larger record takes a few reads.
-  const buf = new Uint8Array(4096);
-  let held = false;
-  /** A read was asked for while held: issued on release. */
-  let wanted = false;
-  const readInto = (stream: Duplex) => {
-    // One buffer per connection (a read is never outstanding twice); what
-    // is pushed is a copy of what was read, usually a few hundred bytes.
-    conn.read(buf).then(
-      (n) => stream.push(n === null ? null : buf.slice(0, n)),
-      (err) => stream.destroy(err),
-    );
-  };
-  const stream = new Duplex({
-    read() {
-      if (held) wanted = true;
-      else readInto(this);
-    },
-    write(chunk: Uint8Array, _encoding, done) {
-      const rest = (at: number) => {
-        // A write may take only part of the chunk.
-        if (at === chunk.length) return done();
-        conn.write(chunk.subarray(at)).then((n) => rest(at + n), done);
-      };
-      rest(0);
-    },
-    final(done) {
-      conn.closeWrite().then(() => done(), done);
-    },
-    destroy(err, done) {
-      try {
-        conn.close();
-      } catch {
-        // Already closed.
-      }
-      done(err);
-    },
-  });
-  return Object.assign(stream, {
-    hold(on: boolean) {
-      held = on;
-      if (on || !wanted || stream.destroyed) return;
-      wanted = false;
-      readInto(stream);
-    },
-  });
-}
-
-/**
- * Passes the client's plaintext (`inner`) to the server (`upstream`) one
- * request at a time: the next request is held, and the client no longer
- * read, until the server has answered the one before (its last answer byte
- * read from the loopback connection). A client that pipelines requests and
- * never reads its answers then has at most one answer in flight between the
- * server and the front, not as many as the loopback's kernel buffers and the
- * server's write buffer hold (review6 S2). Normal clients do not pipeline;
- * a pipelining one waits a loopback round trip more per request, which the
- * server (one request at a time per connection) would make it wait anyway.
- * Each request must be whole within `deadlineMs` of its first byte (`late`
- * is called otherwise); the clock stops while the server is not reading.
- * A request the framing cannot follow is passed on with what was read
- * with it, and then the client is read no more: the connection ends once
- * the server has answered (or refused) it, or at its deadline. Passed
- * through unheld instead, one such request let every later one through as
- * before (review2 S1). An answer the framing cannot follow, or a protocol
- * switch, ends the holding and the deadline.
- */
-function passRequests(
-  inner: Duplex,
-  source: Duplex & { hold(on: boolean): void },
-  upstream: net.Socket,
-  o: { deadlineMs: number; late: () => void; allAnswered: () => void },
-): { holding: () => boolean; pending: () => boolean | undefined } {
-  // Over TLS, pausing the TLS socket does not stop it reading its connection
-  // (`source`): the records kept coming and piled up inside the TLS layer, so
-  // a client that pipelined and never read grew the process without bound
-  // (review2 M1: 81 MB sent, +106 MB RSS). Both are paused and resumed
-  // together; without TLS they are the same stream.
-  const stop = () => {
-    inner.pause();
-    source.pause();
-    source.hold(true);
-  };
-  /** A request the framing cannot follow was passed on: the client is read no more. */
-  let lost = false;
-  const go = () => {
-    if (lost) return;
-    source.hold(false);
-    inner.resume();
-    source.resume();
-  };
-  const requests = new Http1Framing("request");
-  const answers = new Http1Framing("response", () => requests.method);
-  /** Requests begun (passed on in part or whole) and not answered yet. */
-  let unanswered = 0;
-  /** Bytes read from the client and not passed on yet. */
-  let waiting: Uint8Array | undefined;
-  /** When the request under way began (its first byte was passed on). */
-  let since: number | undefined;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const check = () => {
-    timer = undefined;
-    if (since === undefined || answers.opaque) return;
-    // The server is not reading (it is busy, or its answers wait for the
-    // client): the rest of the request may be in the client's socket.
-    if (upstream.writableNeedDrain) since = performance.now();
-    const left = since + o.deadlineMs - performance.now();
-    if (left > 0) timer = setTimeout(check, left);
-    else o.late();
-  };
-  const pass = () => {
-    if (upstream.destroyed || upstream.writableEnded) {
-      // The server's side is gone: what the client sends now is discarded,
-      // and read on so that its close is seen.
-      waiting = undefined;
-      go();
-      return;
-    }
-    while (waiting?.length) {
-      const answered = !requests.inMessage && unanswered > 0 && !answers.opaque;
-      if (upstream.writableNeedDrain || answered) {
-        stop();
-        return;
-      }
-      const t = requests.take(waiting);
-      if (t.began) {
-        unanswered++;
-        since = performance.now();
-        timer ??= setTimeout(check, o.deadlineMs);
-      }
-      if (requests.opaque) {
-        // The server answers or refuses what it is given; nothing after it is read.
-        lost = true;
-        upstream.write(waiting);
-        waiting = undefined;
-        stop();
-        return;
-      }
-      if (t.n) upstream.write(waiting.subarray(0, t.n));
-      waiting = waiting.subarray(t.n);
-      if (t.ended) since = undefined;
-    }
-    waiting = undefined;
-    if (!upstream.writableNeedDrain) go();
-  };
-  inner.on("data", (chunk: Uint8Array) => {
-    waiting = waiting?.length ? concatBytes(waiting, chunk) : chunk;
-    pass();
-  });
-  upstream.on("drain", pass);
-  upstream.on("data", (chunk: Uint8Array) => {
-    let rest = chunk;
-    let answered = false;
-    while (rest.length && !answers.opaque) {
-      const t = answers.take(rest);
-      rest = rest.subarray(t.n);
-      if (t.ended && !t.ended.interim) {
-        unanswered = Math.max(0, unanswered - 1);
-        answered = true;
-      }
-    }
-    // The answer to a request not followed: the connection ends (after this
-    // chunk has gone on to the client; the server's close ends the client's).
-    if (lost && answered) queueMicrotask(() => upstream.destroy());
-    else if (unanswered === 0 || answers.opaque) pass();
-    if (answered && unanswered === 0 && !requests.inMessage && !waiting?.length) o.allAnswered();
-  });
-  inner.once("close", () => clearTimeout(timer));
-  // Held since the handshake (startFront): read from now on.
-  go();
-  return {
-    holding: () => !!waiting?.length,
-    // Undefined while the answers cannot be followed.
-    pending: () =>
-      answers.opaque ? undefined : unanswered > 0 || requests.inMessage || !!waiting?.length,
-  };
 }
 
 /** Starts the front; resolves once it listens (rejects if it cannot bind). */
@@ -889,32 +522,6 @@ export async function startFront(o: FrontOptions): Promise<Front> {
       ]);
       clearTimeout(timer);
       for (const s of open) s.destroy();
-    },
-  };
-}
-
-/**
- * A log line for the first of a burst of like events and one when the burst
- * is over, with how many there were: an operator sees the shortage, the log
- * does not fill with one line per attempt.
- */
-function burstLog(log: Logger, first: string, over: string) {
-  let count = 0;
-  let since = 0;
-  let last = 0;
-  return {
-    note(detail: string) {
-      last = performance.now();
-      if (count++ === 0) {
-        since = last;
-        log.warn(first, { detail });
-      }
-    },
-    /** Something went right: ends the burst if none happened for BURST_QUIET_MS. */
-    over() {
-      if (count === 0 || performance.now() - last < BURST_QUIET_MS) return;
-      log.info(`${first}: over, ${over}`, { count, ms: performance.now() - since });
-      count = 0;
     },
   };
 }

@@ -1,0 +1,35 @@
+/**
+ * One log line per burst of like events at the public front.
+ *
+ * @module
+ */
+import type { Logger } from "../../../src/util/log.ts";
+
+/** A burst of refusals or failed accepts is over after this long without one. */
+const BURST_QUIET_MS = 5_000;
+
+/**
+ * A log line for the first of a burst of like events and one when the burst
+ * is over, with how many there were: an operator sees the shortage, the log
+ * does not fill with one line per attempt.
+ */
+export function burstLog(log: Logger, first: string, over: string) {
+  let count = 0;
+  let since = 0;
+  let last = 0;
+  return {
+    note(detail: string) {
+      last = performance.now();
+      if (count++ === 0) {
+        since = last;
+        log.warn(first, { detail });
+      }
+    },
+    /** Something went right: ends the burst if none happened for BURST_QUIET_MS. */
+    over() {
+      if (count === 0 || performance.now() - last < BURST_QUIET_MS) return;
+      log.info(`${first}: over, ${over}`, { count, ms: performance.now() - since });
+      count = 0;
+    },
+  };
+}

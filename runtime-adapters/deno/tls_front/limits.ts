@@ -1,0 +1,129 @@
+/**
+ * The public front's limits: how long a connection may take to be set up, to
+ * send a request, to take an answer, to stay silent, and how many
+ * connections one source and all sources may hold (with the default derived
+ * from the process's descriptor limit). Why each value is what it is:
+ * docs/operations.md and docs/security.md.
+ *
+ * @module
+ */
+
+/**
+ * Longest time from accepting a connection to handing it to the server
+ * (the PROXY header and the TLS handshake): an unauthenticated peer holds a
+ * socket and a little memory for at most this long before it sends a request.
+ */
+export const SETUP_TIMEOUT_MS = 10_000;
+
+/**
+ * Longest time the server may keep a connection open after its client ended
+ * or went away (to handle and answer what was already forwarded).
+ */
+export const CLOSE_GRACE_MS = 10_000;
+
+/**
+ * Longest time a connection handed to the server may pass no byte either
+ * way: the server (Deno.serve) has no header or idle timeout of its own, so
+ * a client that goes silent after its handshake, or mid-header, would hold 3
+ * descriptors of the process for good. No route streams or long-polls; a
+ * handler silent for this long is cut too. Keybound's own clients close an
+ * idle pooled connection after half this (CLIENT_POOL_IDLE_MS in
+ * ./exclusive_trust.ts), so they never reuse one just as it is cut.
+ */
+export const IDLE_TIMEOUT_MS = 60_000;
+
+/**
+ * Connections being set up (PROXY header, TLS handshake) at once, in all,
+ * so that peers cannot hold the descriptors and handshake memory of the
+ * process. Over it, the oldest connection in setup of the source holding the
+ * most is closed and the new one set up: refusing the new one let 17 sources
+ * holding 64 idle connections each lock every other client out (review6 M3);
+ * a source can only lose its own slots. One source's connections in setup
+ * count against its cap of connections ({@linkcode CONNECTIONS_PER_SOURCE}),
+ * with no smaller cap of their own: 64 refused a NAT'd fleet starting at
+ * once (hundreds of handshakes from one address; the cap of 512 is sized for
+ * them) and bounded no source's handshake CPU (64 handshakes in flight
+ * already keep the front's thread busy); what it bounded, how many of one
+ * source's handshakes another's waits behind, is ~0.2 s at 512
+ * (docs/operations.md).
+ */
+export const SETUP_MAX_TOTAL = 1024;
+
+/**
+ * Connections one source may hold at once, in setup or established (the
+ * source is the client a balancer's PROXY header declares, never the
+ * balancer): over it a new connection from the source is closed before its
+ * TLS handshake. A fleet behind one NAT address without a balancer holds one
+ * connection per bot while it talks to the service (Keybound's clients close
+ * an idle pooled connection after 30 s); 512 leaves room for a few thousand
+ * bots renewing through one address at once (docs/operations.md), and
+ * bounds one source to about 512 × 70 KB of the process's memory.
+ * `keybound auth start --max-connections-per-source` sets it.
+ */
+export const CONNECTIONS_PER_SOURCE = 512;
+
+/**
+ * Connections the front holds in all, unless the descriptor limit allows
+ * fewer ({@linkcode defaultMaxConnections}): an idle established connection
+ * costs the process ~70 KB (23 KB of it on the V8 heap, which the auth
+ * service caps at 256 MB) and 3 descriptors. At the cap a new connection
+ * closes the oldest of the source holding the most, as in setup.
+ * `keybound auth start --max-connections` sets it.
+ */
+export const CONNECTIONS_MAX = 4096;
+
+/** Descriptors an established connection holds: the client's socket, both ends of the loopback one. */
+const DESCRIPTORS_PER_CONNECTION = 3;
+/** Descriptors kept for the rest of the process (storage, files, the diagnostics listener, Deno). */
+const DESCRIPTOR_RESERVE = 128;
+
+/**
+ * {@linkcode CONNECTIONS_MAX}, or fewer if the process's descriptor limit
+ * (its soft RLIMIT_NOFILE, read from /proc/self/limits; `nofile` in tests)
+ * cannot hold that many connections and a reserve for everything else: the
+ * front then refuses or evicts before an accept, a storage connection or the
+ * loopback server's accept can fail for want of a descriptor.
+ */
+export function defaultMaxConnections(nofile = descriptorLimit()): number {
+  return Math.min(CONNECTIONS_MAX, fitOf(nofile) ?? CONNECTIONS_MAX);
+}
+
+/**
+ * The most connections the process's descriptor limit holds (3 each, and
+ * the reserve for everything else), if the system says: an explicit
+ * `--max-connections` above it is refused at start (docs/operations.md).
+ */
+export function connectionsFit(nofile = descriptorLimit()): number | undefined {
+  return fitOf(nofile);
+}
+
+function fitOf(nofile: number | undefined): number | undefined {
+  if (nofile === undefined) return undefined;
+  const reserve = Math.min(DESCRIPTOR_RESERVE, Math.floor(nofile / 4));
+  return Math.max(1, Math.floor((nofile - reserve) / DESCRIPTORS_PER_CONNECTION));
+}
+
+/** The soft descriptor limit of this process, if the system says (Linux). */
+function descriptorLimit(): number | undefined {
+  try {
+    const line = /^Max open files\s+(\d+|unlimited)/m.exec(
+      Deno.readTextFileSync("/proc/self/limits"),
+    );
+    return line && line[1] !== "unlimited" ? Number(line[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Longest time from a request's first byte to its last (header section and
+ * body): a client trickling its request a byte at a time, each byte
+ * resetting the idle limit, held a connection and the server's buffers for
+ * good. Every Keybound request fits in ~70 KB (bodies are capped at 64 KB),
+ * which takes 10 s only below ~56 kbit/s; the clock stops while the server
+ * is not reading. Not configurable: no client of the service needs longer.
+ */
+export const REQUEST_DEADLINE_MS = 10_000;
+
+/** Longest wait at shutdown for connections to flush the server's last answers. */
+export const DRAIN_MS = 2_000;
