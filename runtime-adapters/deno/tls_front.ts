@@ -39,6 +39,8 @@ import { canonicalIp, formatHostPort } from "../../src/util/host_port.ts";
 import type { Logger } from "../../src/util/log.ts";
 import { burstLog } from "./tls_front/burst_log.ts";
 import {
+  ANSWER_GRACE_MS,
+  ANSWER_MIN_BYTES_PER_S,
   CLOSE_GRACE_MS,
   CONNECTIONS_PER_SOURCE,
   defaultMaxConnections,
@@ -90,6 +92,8 @@ export interface FrontOptions {
   idleTimeoutMs?: number;
   /** Overrides {@linkcode REQUEST_DEADLINE_MS} (tests). */
   requestDeadlineMs?: number;
+  /** Overrides {@linkcode ANSWER_GRACE_MS} and {@linkcode ANSWER_MIN_BYTES_PER_S} (tests). */
+  answerDeadline?: { graceMs: number; minBytesPerSecond: number };
   /** Connections one source may hold (default {@linkcode CONNECTIONS_PER_SOURCE}). */
   maxConnectionsPerSource?: number;
   /** Connections in all (default {@linkcode defaultMaxConnections}). */
@@ -416,6 +420,13 @@ export async function startFront(o: FrontOptions): Promise<Front> {
           upstream.destroy();
           inner.destroy();
         },
+        answer: answerDeadline,
+        slow: () => {
+          report("answer_deadline");
+          slow.note(sourceAddress(client));
+          upstream.destroy();
+          inner.destroy();
+        },
         // A client that ended its side after its requests has had every
         // answer: its FIN goes on now, not at the grace limit (review2 N2:
         // a half-closing client waited CLOSE_GRACE_MS for its close).
@@ -466,6 +477,15 @@ export async function startFront(o: FrontOptions): Promise<Front> {
     `at most ${
       (o.requestDeadlineMs ?? REQUEST_DEADLINE_MS) / 1000
     } s from a request's first byte to its last`,
+  );
+  const answerDeadline = o.answerDeadline ??
+    { graceMs: ANSWER_GRACE_MS, minBytesPerSecond: ANSWER_MIN_BYTES_PER_S };
+  const slow = burstLog(
+    o.log,
+    "closed connections at the public front: an answer not taken in time",
+    `at most ${answerDeadline.graceMs / 1000} s from an answer's first byte, plus 1 s per ${
+      answerDeadline.minBytesPerSecond / 1024
+    } KB taken`,
   );
   const failed = burstLog(
     o.log,

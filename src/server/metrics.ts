@@ -52,6 +52,8 @@ export const FRONT_EVENTS = {
   idle_timeout: ["cut", "idle_timeout"],
   /** A request (header section and body) not whole within the request deadline. */
   request_deadline: ["cut", "request_deadline"],
+  /** An answer not taken by the client (handed wholly to its socket) within the answer deadline. */
+  answer_deadline: ["cut", "answer_deadline"],
   /** An accept failed (out of descriptors, most likely). */
   accept_failed: ["accept_failed", ""],
 } as const;
@@ -163,7 +165,7 @@ export class AuthMetrics {
   readonly frontCut = new Metric(
     "keybound_auth_front_connections_cut_total",
     "Connections the public front closed for a time limit, by reason (setup_timeout, " +
-      "idle_timeout, request_deadline).",
+      "idle_timeout, request_deadline, answer_deadline).",
     "counter",
   );
   /** Failed accepts. */

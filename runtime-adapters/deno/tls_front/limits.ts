@@ -125,5 +125,27 @@ function descriptorLimit(): number | undefined {
  */
 export const REQUEST_DEADLINE_MS = 10_000;
 
+/**
+ * Time a client has to take an answer (to let the front hand it wholly to
+ * its socket), from the answer's first byte: {@linkcode ANSWER_GRACE_MS}
+ * plus 1 s per {@linkcode ANSWER_MIN_BYTES_PER_S} bytes its socket has taken
+ * since, so a client must drain at that average rate once the grace is
+ * spent. Before, a client that sent a request and then read its answer a
+ * little at a time held the connection, and the answer in the front and
+ * server, for as long as it liked (each byte moved reset the idle limit);
+ * one that read nothing was cut only by the idle limit. An answer that the
+ * socket buffers take whole is taken at once, whatever the client reads:
+ * the limit matters only for answers larger than those buffers (a page of
+ * up to 1,000 listed resources, ~1 MB), and 64 kbit/s, a very slow link,
+ * takes such a page in ~2 minutes, well inside 30 s plus 1 s per 8 KB.
+ * The clock assumes the server writes its answer at once (no route
+ * streams, as for the idle limit). Not configurable, like the request
+ * deadline.
+ */
+export const ANSWER_GRACE_MS = 30_000;
+
+/** The average rate in bytes per second a client must take an answer at, after the grace. */
+export const ANSWER_MIN_BYTES_PER_S = 8 * 1024;
+
 /** Longest wait at shutdown for connections to flush the server's last answers. */
 export const DRAIN_MS = 2_000;

@@ -6,6 +6,7 @@
  */
 import type net from "node:net";
 import type { Duplex } from "node:stream";
+import type { ClientStream } from "./streams.ts";
 import { Http1Framing } from "../../../src/server/rate_limit/http1_framing.ts";
 import { concatBytes } from "../../../src/util/encoding.ts";
 
@@ -25,14 +26,23 @@ import { concatBytes } from "../../../src/util/encoding.ts";
  * with it, and then the client is read no more: the connection ends once
  * the server has answered (or refused) it, or at its deadline. Passed
  * through unheld instead, one such request let every later one through as
- * before (review2 S1). An answer the framing cannot follow, or a protocol
- * switch, ends the holding and the deadline.
+ * before (review2 S1). Each answer must be taken by the client, handed
+ * wholly to its socket, within `answer.graceMs` of its first byte plus 1 s
+ * per `answer.minBytesPerSecond` bytes the socket took since (`slow` is
+ * called otherwise). An answer the framing cannot follow, or a protocol
+ * switch, ends the holding and both deadlines.
  */
 export function passRequests(
   inner: Duplex,
-  source: Duplex & { hold(on: boolean): void },
+  source: ClientStream,
   upstream: net.Socket,
-  o: { deadlineMs: number; late: () => void; allAnswered: () => void },
+  o: {
+    deadlineMs: number;
+    late: () => void;
+    answer: { graceMs: number; minBytesPerSecond: number };
+    slow: () => void;
+    allAnswered: () => void;
+  },
 ): { holding: () => boolean; pending: () => boolean | undefined } {
   // Over TLS, pausing the TLS socket does not stop it reading its connection
   // (`source`): the records kept coming and piled up inside the TLS layer, so
@@ -111,7 +121,38 @@ export function passRequests(
     pass();
   });
   upstream.on("drain", pass);
+  /**
+   * When the answer clock started: an answer's first byte came while the
+   * client had taken everything before it (several answers not taken share
+   * one clock and their bytes); undefined while it does not run.
+   */
+  let answerSince: number | undefined;
+  /** Bytes the client's socket had taken when the clock started. */
+  let takenBefore = 0;
+  let answerTimer: ReturnType<typeof setTimeout> | undefined;
+  /** An answer is under way, or bytes of one are still in the front's buffers. */
+  const untaken = () => answers.inMessage || source.writableLength > 0 || inner.writableLength > 0;
+  const checkAnswer = () => {
+    answerTimer = undefined;
+    if (answerSince === undefined || answers.opaque) return;
+    if (!untaken()) {
+      answerSince = undefined;
+      return;
+    }
+    const allowed = o.answer.graceMs +
+      (source.taken - takenBefore) * 1000 / o.answer.minBytesPerSecond;
+    const left = answerSince + allowed - performance.now();
+    if (left > 0) answerTimer = setTimeout(checkAnswer, left);
+    else o.slow();
+  };
+  // Before the pipe's own listener (installed after this function): the
+  // buffers do not hold this chunk yet.
   upstream.on("data", (chunk: Uint8Array) => {
+    if (answerSince === undefined || !untaken()) {
+      answerSince = performance.now();
+      takenBefore = source.taken;
+    }
+    answerTimer ??= setTimeout(checkAnswer, o.answer.graceMs);
     let rest = chunk;
     let answered = false;
     while (rest.length && !answers.opaque) {
@@ -128,7 +169,10 @@ export function passRequests(
     else if (unanswered === 0 || answers.opaque) pass();
     if (answered && unanswered === 0 && !requests.inMessage && !waiting?.length) o.allAnswered();
   });
-  inner.once("close", () => clearTimeout(timer));
+  inner.once("close", () => {
+    clearTimeout(timer);
+    clearTimeout(answerTimer);
+  });
   // Held since the handshake (startFront): read from now on.
   go();
   return {

@@ -25,6 +25,14 @@ export function once(emitter: Duplex, event: string): Promise<void> {
   });
 }
 
+/** A client connection as {@linkcode duplexOf} makes it. */
+export type ClientStream = Duplex & {
+  /** While true, no read of the connection is issued. */
+  hold(on: boolean): void;
+  /** Bytes written to the connection's socket so far. */
+  readonly taken: number;
+};
+
 /**
  * `conn` as a node stream, for `node:tls` and pipes. Accepting with
  * `Deno.listen` rather than `node:net`'s server: in Deno 2.9.6 the latter
@@ -34,9 +42,11 @@ export function once(emitter: Duplex, event: string): Promise<void> {
  * request/answer exchange than node:net, this ~25 µs). While `hold(true)`,
  * no read of the connection is issued, whoever asks: Deno's `node:tls`
  * socket reads the stream under it whether or not it is paused itself, and
- * its own buffer has no bound (review2 M1, review3 M1).
+ * its own buffer has no bound (review2 M1, review3 M1). `taken` counts the
+ * bytes the connection's socket has accepted from the front (the answer
+ * deadline's measure of a client's progress, ./pass_requests.ts).
  */
-export function duplexOf(conn: Deno.Conn): Duplex & { hold(on: boolean): void } {
+export function duplexOf(conn: Deno.Conn): ClientStream {
   // Held for the connection's life (an idle connection always has a read
   // outstanding): 4 KB rather than a TLS record's 16 KB saves ~15 KB of RSS
   // per connection (2,000 idle ones: +141 MB instead of +175 MB); requests
@@ -45,6 +55,7 @@ export function duplexOf(conn: Deno.Conn): Duplex & { hold(on: boolean): void } 
   let held = false;
   /** A read was asked for while held: issued on release. */
   let wanted = false;
+  let taken = 0;
   const readInto = (stream: Duplex) => {
     // One buffer per connection (a read is never outstanding twice); what
     // is pushed is a copy of what was read, usually a few hundred bytes.
@@ -62,7 +73,10 @@ export function duplexOf(conn: Deno.Conn): Duplex & { hold(on: boolean): void } 
       const rest = (at: number) => {
         // A write may take only part of the chunk.
         if (at === chunk.length) return done();
-        conn.write(chunk.subarray(at)).then((n) => rest(at + n), done);
+        conn.write(chunk.subarray(at)).then((n) => {
+          taken += n;
+          rest(at + n);
+        }, done);
       };
       rest(0);
     },
@@ -78,7 +92,9 @@ export function duplexOf(conn: Deno.Conn): Duplex & { hold(on: boolean): void } 
       done(err);
     },
   });
-  return Object.assign(stream, {
+  // A getter (Object.assign would copy its value once).
+  Object.defineProperty(stream, "taken", { get: () => taken });
+  return Object.assign(stream as Duplex & { readonly taken: number }, {
     hold(on: boolean) {
       held = on;
       if (on || !wanted || stream.destroyed) return;
