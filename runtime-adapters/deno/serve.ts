@@ -78,7 +78,10 @@ export interface ServeServiceOptions {
   /** Where the front reports connections it dropped. */
   log: Logger;
   /** The front's connection caps (defaults in ./tls_front.ts) and its event counter. */
-  front?: Pick<FrontOptions, "maxConnections" | "maxConnectionsPerSource" | "onEvent">;
+  front?: Pick<
+    FrontOptions,
+    "maxConnections" | "maxConnectionsPerSource" | "maxConnectionRatePerSource" | "onEvent"
+  >;
 }
 
 /** The auth service's public server. */

@@ -19,7 +19,8 @@
  * `Deno.listen` and handed to `node:tls` as streams (./tls_front/streams.ts):
  * it survives a moment without descriptors, which `node:net`'s server does
  * not. What one source, and all of them, can hold is capped
- * ({@linkcode CONNECTIONS_PER_SOURCE}, {@linkcode CONNECTIONS_MAX}); what the
+ * ({@linkcode CONNECTIONS_PER_SOURCE}, {@linkcode CONNECTIONS_MAX}), and so
+ * is how fast one source opens them ({@linkcode CONNECTION_RATE_PER_SOURCE}); what the
  * front refuses or closes on its own is reported for the metrics
  * (src/server/metrics.ts names them). The limits are in
  * ./tls_front/limits.ts; requests are passed one at a time by
@@ -35,6 +36,7 @@ import { ConfigError } from "../../src/errors.ts";
 import type { FrontEvent } from "../../src/server/metrics.ts";
 import { sourceAddress } from "../../src/server/rate_limit/source.ts";
 import { SourceSlots } from "../../src/server/rate_limit/source_slots.ts";
+import { TokenBuckets } from "../../src/server/rate_limit/token_bucket.ts";
 import { canonicalIp, formatHostPort } from "../../src/util/host_port.ts";
 import type { Logger } from "../../src/util/log.ts";
 import { burstLog } from "./tls_front/burst_log.ts";
@@ -42,10 +44,13 @@ import {
   ANSWER_GRACE_MS,
   ANSWER_MIN_BYTES_PER_S,
   CLOSE_GRACE_MS,
+  CONNECTION_BURST_SECONDS,
+  CONNECTION_RATE_PER_SOURCE,
   CONNECTIONS_PER_SOURCE,
   defaultMaxConnections,
   DRAIN_MS,
   IDLE_TIMEOUT_MS,
+  RATE_SOURCES_MAX,
   REQUEST_DEADLINE_MS,
   SETUP_MAX_TOTAL,
   SETUP_TIMEOUT_MS,
@@ -98,6 +103,8 @@ export interface FrontOptions {
   maxConnectionsPerSource?: number;
   /** Connections in all (default {@linkcode defaultMaxConnections}). */
   maxConnections?: number;
+  /** New connections one source may open per second (default {@linkcode CONNECTION_RATE_PER_SOURCE}). */
+  maxConnectionRatePerSource?: number;
   /** Told of every connection the front refuses or closes on its own (metrics). */
   onEvent?: (event: FrontEvent) => void;
 }
@@ -200,6 +207,28 @@ export async function startFront(o: FrontOptions): Promise<Front> {
     s.on("error", () => {});
   };
 
+  const ratePerSource = o.maxConnectionRatePerSource ?? CONNECTION_RATE_PER_SOURCE;
+  const rates = new TokenBuckets({
+    perSecond: ratePerSource,
+    burst: ratePerSource * CONNECTION_BURST_SECONDS,
+    maxSources: RATE_SOURCES_MAX,
+  });
+  /**
+   * Takes a token of `source`'s connection rate, or reports the refusal:
+   * asked after the source's cap (a connection refused for it costs no
+   * handshake, and a fleet retrying against the cap must not empty the
+   * bucket), before any handshake.
+   */
+  const underRate = (source: string): boolean => {
+    if (rates.take(source, performance.now()).ok) {
+      refusedRate.over();
+      return true;
+    }
+    report("refused_source_rate");
+    refusedRate.note(source);
+    return false;
+  };
+
   const handle = async (conn: Deno.TcpConn) => {
     // Before the first byte: every write of the answer leaves at once.
     conn.setNoDelay(true);
@@ -212,6 +241,10 @@ export async function startFront(o: FrontOptions): Promise<Front> {
       conn.close();
       report("refused_per_source");
       refusedHeld.note(peerSource);
+      return;
+    }
+    if (!fromBalancer && !underRate(peerSource)) {
+      conn.close();
       return;
     }
     // A balancer's connection takes its place among those held once its
@@ -286,6 +319,12 @@ export async function startFront(o: FrontOptions): Promise<Front> {
           raw.destroy();
           report("refused_per_source");
           refusedHeld.note(source);
+          return;
+        }
+        if (!underRate(source)) {
+          clearTimeout(timer);
+          setUp();
+          raw.destroy();
           return;
         }
         makeRoom();
@@ -454,6 +493,13 @@ export async function startFront(o: FrontOptions): Promise<Front> {
     o.log,
     "refused connections at the public front: a source holds its cap of connections",
     `at most ${maxHeldPerSource} per source`,
+  );
+  const refusedRate = burstLog(
+    o.log,
+    "refused connections at the public front: a source opens connections faster than its rate",
+    `at most ${ratePerSource} a second per source, ${
+      ratePerSource * CONNECTION_BURST_SECONDS
+    } at once`,
   );
   const evictedHeld = burstLog(
     o.log,

@@ -40,6 +40,8 @@ const INSTANCE_COUNT_TTL_MS = 15_000;
 export const FRONT_EVENTS = {
   /** Closed before TLS: its source (the PROXY-declared client behind a balancer) holds its cap. */
   refused_per_source: ["refused", "per_source"],
+  /** Closed before TLS: its source (as for `per_source`) opens connections faster than its rate. */
+  refused_source_rate: ["refused", "source_rate"],
   /** Closed at the accept: a balancer has as many connections waiting for their PROXY header as the total cap. */
   refused_total: ["refused", "total"],
   /** The oldest connection of the source holding the most, closed for a newcomer at the total cap. */
@@ -151,7 +153,8 @@ export class AuthMetrics {
   readonly frontRefused = new Metric(
     "keybound_auth_front_connections_refused_total",
     "Connections the public front closed before TLS, by reason (per_source: the source's cap " +
-      "of established connections; total: the process's cap, all of it waiting for PROXY headers).",
+      "of established connections; source_rate: the source's rate of new connections; total: " +
+      "the process's cap, all of it waiting for PROXY headers).",
     "counter",
   );
   /** Connections the public front closed to make room for a newcomer. */

@@ -125,6 +125,81 @@ Deno.test({
 });
 
 Deno.test({
+  name: "front: a source opening connections faster than its rate is refused before TLS",
+  ignore: NEEDS_OPENSSL !== undefined || NO_LOOPBACK_8 !== undefined,
+  async fn() {
+    const lines: string[] = [];
+    // 2 a second: 4 at once (two seconds' worth), then one every 500 ms.
+    const { front, events, stop } = await frontWith({
+      tls: await serverPair(),
+      maxConnectionRatePerSource: 2,
+      log: createLogger({ format: "json", write: (l) => lines.push(l) }),
+    });
+    try {
+      // Closed by the client at once: the source's cap (512) is never near.
+      for (let i = 0; i < 4; i++) {
+        const s = await tlsFrom("127.0.0.2", front.addr.port);
+        assert(s !== "closed", `connection ${i + 1} of 4 served`);
+        s.destroy();
+      }
+      // The burst is spent (a token comes back every 500 ms; these follow
+      // within a few ms): closed before the handshake. Before the limit, set up.
+      for (let i = 0; i < 3; i++) {
+        assertEquals(await tlsFrom("127.0.0.2", front.addr.port), "closed");
+      }
+      assertEquals(events, Array(3).fill("refused_source_rate"));
+      const logged = lines.filter((l) => l.includes("faster than its rate"));
+      assertEquals(logged.length, 1, lines.join("\n"));
+      assertEquals(JSON.parse(logged[0]).detail, "127.0.0.2");
+      // Another source has its own bucket.
+      assertEquals(await get("127.0.0.3", front.addr.port), "HTTP/1.1 200 OK");
+      // Refilled, the source is served again.
+      await waitUntil(
+        async () => await get("127.0.0.2", front.addr.port) !== "",
+        "a token back",
+        { intervalMs: 100 },
+      );
+    } finally {
+      await stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "front: behind a balancer the connection rate counts the client its PROXY header names",
+  ignore: NO_LOOPBACK_8 !== undefined,
+  async fn() {
+    const { front, events, stop } = await frontWith({
+      balancers: new Set(["127.0.0.1"]),
+      maxConnectionRatePerSource: 1,
+    });
+    const open: net.Socket[] = [];
+    const through = async (client: string) => {
+      const c = plainFrom(
+        "127.0.0.1",
+        front.addr.port,
+        new Uint8Array([...proxyHeader(client), ...REQUEST]),
+      );
+      open.push(c.socket);
+      return await c.answer;
+    };
+    try {
+      // 1 a second, 2 at once, for 192.0.2.7; the third is closed unanswered.
+      for (let i = 0; i < 2; i++) {
+        assert((await through("192.0.2.7")).startsWith("HTTP/1.1 200"), `${i + 1} of 2 served`);
+      }
+      assertEquals(await through("192.0.2.7"), "");
+      assertEquals(events, ["refused_source_rate"]);
+      // The balancer itself is no source: another client through it is served.
+      assert((await through("192.0.2.8")).startsWith("HTTP/1.1 200"), "192.0.2.8 served");
+    } finally {
+      for (const s of open) s.destroy();
+      await stop();
+    }
+  },
+});
+
+Deno.test({
   name: "front: one source may have as many connections in setup at once as its cap allows",
   ignore: NEEDS_OPENSSL !== undefined || NO_LOOPBACK_8 !== undefined,
   async fn() {
@@ -372,12 +447,23 @@ Deno.test("front: the default total cap leaves descriptors for the rest of the p
   assertEquals(connectionsFit(1_048_576), 349_482);
 });
 
-Deno.test("auth start: --max-connections-per-source and --max-connections take positive integers", () => {
+Deno.test("auth start: the front's connection caps and rate take positive integers", () => {
   const parse = (...flags: string[]) =>
     parseAuthCommandLine(["start", "--data-dir", "/tmp/x", ...flags], argParser, () => "h");
-  const line = parse("--max-connections-per-source", "900", "--max-connections", "20000");
+  const line = parse(
+    "--max-connections-per-source",
+    "900",
+    "--max-connections",
+    "20000",
+    "--max-connection-rate-per-source",
+    "50",
+  );
   assert(line.kind === "start");
-  assertEquals(line.config.connections, { maxConnectionsPerSource: 900, maxConnections: 20000 });
+  assertEquals(line.config.connections, {
+    maxConnectionsPerSource: 900,
+    maxConnections: 20000,
+    maxConnectionRatePerSource: 50,
+  });
   const none = parse();
   assert(none.kind === "start");
   assertEquals(none.config.connections, {});
@@ -388,7 +474,14 @@ Deno.test("auth start: --max-connections-per-source and --max-connections take p
   for (const bad of ["0", "-1", "1.5", "many", "", "99999999999999999999999", "9007199254740993"]) {
     assertThrows(() => parse("--max-connections-per-source", bad), UsageError);
     assertThrows(() => parse("--max-connections", bad), UsageError);
+    assertThrows(() => parse("--max-connection-rate-per-source", bad), UsageError);
   }
+  // One line naming the flag.
+  assertThrows(
+    () => parse("--max-connection-rate-per-source", "0"),
+    UsageError,
+    '--max-connection-rate-per-source: expected a whole number from 1 to 9007199254740991, got "0"',
+  );
 });
 
 Deno.test({

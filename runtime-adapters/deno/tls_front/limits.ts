@@ -72,6 +72,40 @@ export const CONNECTIONS_PER_SOURCE = 512;
  */
 export const CONNECTIONS_MAX = 4096;
 
+/**
+ * New connections one source (as for {@linkcode CONNECTIONS_PER_SOURCE})
+ * may open per second on average, and {@linkcode CONNECTION_BURST_SECONDS}
+ * times that at once; over it a new connection is closed before its TLS
+ * handshake. What it bounds is one address's share of the front's thread:
+ * a handshake costs 0.3–0.6 ms of CPU, so one address opening handshakes
+ * without end took all of it (~1,700–3,300 a second); at 500 it takes at
+ * most 15–30%. Why 500 does not trip a NAT'd fleet: 10,000 bots behind one
+ * address starting at once open one connection each (Keybound's clients
+ * keep one pooled connection), the per-source cap lets 512 of them in at a
+ * time, and the service answers 100–280 joins a second per process
+ * (docs/benchmarks.md), so such a fleet needs 35–100 s however it arrives;
+ * the bucket would let its 10,000 connections in within 18 s (1,000 at
+ * once, then 500 a second). Connections refused for the source's cap take
+ * no token: they cost no handshake, and a fleet retrying against the cap
+ * must not empty the bucket. `keybound auth start
+ * --max-connection-rate-per-source` sets it.
+ */
+export const CONNECTION_RATE_PER_SOURCE = 500;
+
+/** A source may open this many seconds' worth of its connection rate at once. */
+export const CONNECTION_BURST_SECONDS = 2;
+
+/**
+ * Sources whose connection rate is tracked at once (~100 bytes each; the
+ * least recently seen are forgotten beyond, and start again with a full
+ * bucket): the set is the peers' to choose (an IPv6 /48 is 65,536 sources).
+ * Forgetting lets no single address past its rate: its own bucket stays
+ * the most recently used while it floods; only an attacker with more
+ * addresses than this gets fresh buckets, and such a one is many sources
+ * whatever is tracked.
+ */
+export const RATE_SOURCES_MAX = 10_000;
+
 /** Descriptors an established connection holds: the client's socket, both ends of the loopback one. */
 const DESCRIPTORS_PER_CONNECTION = 3;
 /** Descriptors kept for the rest of the process (storage, files, the diagnostics listener, Deno). */

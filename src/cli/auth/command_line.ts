@@ -115,6 +115,12 @@ const FLAGS = {
     help: "connections the TLS front holds in all; a new one beyond closes the oldest of the " +
       "source holding the most (default 4096, fewer if the descriptor limit allows fewer)",
   },
+  "max-connection-rate-per-source": {
+    type: "string",
+    value: "N",
+    help: "new connections one source address (as for --max-connections-per-source) may open " +
+      "per second at the TLS front, twice that at once; more are closed before TLS (default 500)",
+  },
   help: { type: "boolean", short: "h", help: "show help" },
 } as const;
 
@@ -152,6 +158,7 @@ export const AUTH: ProgramSpec<typeof FLAGS> = {
       "rate-limit-burst",
       "max-connections-per-source",
       "max-connections",
+      "max-connection-rate-per-source",
     ],
     required: ["data-dir"],
   }, {
@@ -199,10 +206,15 @@ export interface AuthStartConfig {
   /** `--rate-limit` / `--rate-limit-burst` when given; the server's defaults fill the rest. */
   rateLimit: { perSecond?: number; burst?: number };
   /**
-   * `--max-connections-per-source` / `--max-connections` when given; the
-   * front's defaults fill the rest.
+   * `--max-connections-per-source` / `--max-connections` /
+   * `--max-connection-rate-per-source` when given; the front's defaults fill
+   * the rest.
    */
-  connections: { maxConnectionsPerSource?: number; maxConnections?: number };
+  connections: {
+    maxConnectionsPerSource?: number;
+    maxConnections?: number;
+    maxConnectionRatePerSource?: number;
+  };
 }
 
 /** What `auth admin-identity` runs with. */
@@ -299,52 +311,57 @@ export function parseAuthCommandLine(
       storage: f.storage,
       storagePasswordFile: f.storagePasswordFile,
       rateLimit: {
-        ...positiveNumber("--rate-limit", "perSecond", f.rateLimit),
-        ...positiveNumber("--rate-limit-burst", "burst", f.rateLimitBurst),
+        ...positive("number", "--rate-limit", "perSecond", f.rateLimit),
+        ...positive("number", "--rate-limit-burst", "burst", f.rateLimitBurst),
       },
       connections: {
-        ...positiveInteger(
+        ...positive(
+          "integer",
           "--max-connections-per-source",
           "maxConnectionsPerSource",
           f.maxConnectionsPerSource,
         ),
-        ...positiveInteger("--max-connections", "maxConnections", f.maxConnections),
+        ...positive("integer", "--max-connections", "maxConnections", f.maxConnections),
+        ...positive(
+          "integer",
+          "--max-connection-rate-per-source",
+          "maxConnectionRatePerSource",
+          f.maxConnectionRatePerSource,
+        ),
       },
     },
   };
 }
 
-/**
- * A count in decimal digits, at least 1 and exactly representable: a value
- * past 2^53 − 1 would be rounded (9007199254740993 read as …992) or become
- * 1e23 without a word.
- */
-const PositiveInteger = z.string().regex(/^\d+$/).transform(Number).pipe(z.int().positive());
+/** What a numeric flag takes: a zod schema, and its words for the error. */
+const POSITIVE = {
+  /**
+   * A count in decimal digits, at least 1 and exactly representable: a value
+   * past 2^53 − 1 would be rounded (9007199254740993 read as …992) or become
+   * 1e23 without a word.
+   */
+  integer: {
+    schema: z.string().trim().regex(/^\d+$/).transform(Number).pipe(z.int().positive()),
+    expected: `a whole number from 1 to ${Number.MAX_SAFE_INTEGER}`,
+  },
+  /** Any finite number above 0 that `Number` reads (a rate: 0.5 is one every 2 s). */
+  number: {
+    schema: z.string().trim().min(1).transform(Number).pipe(z.number().positive()),
+    expected: "a positive number",
+  },
+};
 
-function positiveInteger<K extends string>(
+/** `{ [key]: value }` for a flag given, `{}` for one not given; a bad value is a {@linkcode UsageError} naming the flag. */
+function positive<K extends string>(
+  kind: keyof typeof POSITIVE,
   flag: string,
   key: K,
   text: string | undefined,
 ): Partial<Record<K, number>> {
   if (text === undefined) return {};
-  const parsed = PositiveInteger.safeParse(text.trim());
+  const parsed = POSITIVE[kind].schema.safeParse(text);
   if (!parsed.success) {
-    throw new UsageError(
-      `${flag}: expected a whole number from 1 to ${Number.MAX_SAFE_INTEGER}, got "${text}"`,
-    );
+    throw new UsageError(`${flag}: expected ${POSITIVE[kind].expected}, got "${text}"`);
   }
   return { [key]: parsed.data } as Partial<Record<K, number>>;
-}
-
-function positiveNumber<K extends string>(
-  flag: string,
-  key: K,
-  text: string | undefined,
-): Partial<Record<K, number>> {
-  if (text === undefined) return {};
-  const n = Number(text);
-  if (text.trim() === "" || !Number.isFinite(n) || n <= 0) {
-    throw new UsageError(`${flag}: expected a positive number, got "${text}"`);
-  }
-  return { [key]: n } as Partial<Record<K, number>>;
 }
