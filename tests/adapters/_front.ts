@@ -4,6 +4,8 @@
  *
  * @module
  */
+import net from "node:net";
+import tls from "node:tls";
 import { issueServerCert } from "../_openssl_pki.ts";
 import { serveApp } from "../../runtime-adapters/deno/serve.ts";
 import { type FrontOptions, startFront } from "../../runtime-adapters/deno/tls_front.ts";
@@ -62,4 +64,26 @@ export function noPrlimit(): string | undefined {
   } catch {
     return "prlimit (util-linux) is not installed";
   }
+}
+
+/** A TLS connection from `from` that finishes its handshake, or "closed" if it ends before. */
+export function tlsFrom(from: string, port: number): Promise<tls.TLSSocket | "closed"> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host: "127.0.0.1", port, localAddress: from });
+    socket.on("error", () => {});
+    const s = tls.connect({ socket, rejectUnauthorized: false }, () => resolve(s));
+    s.on("error", () => {});
+    s.on("close", () => resolve("closed"));
+  });
+}
+
+/** A TLS GET from `from`: the status line, or "" if the connection ended without one. */
+export async function get(from: string, port: number): Promise<string> {
+  const s = await tlsFrom(from, port);
+  if (s === "closed") return "";
+  let text = "";
+  s.on("data", (d: Uint8Array) => text += new TextDecoder().decode(d));
+  s.write("GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+  await new Promise((r) => s.on("close", r));
+  return text.split("\r\n")[0];
 }

@@ -23,22 +23,11 @@ import { parseAuthCommandLine } from "../../src/cli/auth/command_line.ts";
 import { UsageError } from "../../src/cli/flags/mod.ts";
 import { PROXY_V2_SIGNATURE } from "../../src/server/proxy_protocol.ts";
 import { createLogger } from "../../src/util/log.ts";
-import { frontWith, noPrlimit, serverPair } from "./_front.ts";
+import { frontWith, get, noPrlimit, serverPair, tlsFrom } from "./_front.ts";
 
 const NEEDS_OPENSSL = missingTools("openssl");
 const NO_PRLIMIT = noPrlimit();
 const NO_LOOPBACK_8 = Deno.build.os === "linux" ? undefined : "binds 127.0.0.2 (Linux)";
-
-/** A TLS connection from `from` that finishes its handshake, or "closed" if it ends before. */
-function tlsFrom(from: string, port: number): Promise<tls.TLSSocket | "closed"> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host: "127.0.0.1", port, localAddress: from });
-    socket.on("error", () => {});
-    const s = tls.connect({ socket, rejectUnauthorized: false }, () => resolve(s));
-    s.on("error", () => {});
-    s.on("close", () => resolve("closed"));
-  });
-}
 
 /**
  * A TCP connection from `from` that sends `first`; `answer` is its first
@@ -57,17 +46,6 @@ function plainFrom(from: string, port: number, first: Uint8Array): {
     socket.once("close", () => resolve(""));
   });
   return { socket, answer };
-}
-
-/** A TLS GET from `from`: the status line, or "" if the connection ended without one. */
-async function get(from: string, port: number): Promise<string> {
-  const s = await tlsFrom(from, port);
-  if (s === "closed") return "";
-  let text = "";
-  s.on("data", (d: Uint8Array) => text += new TextDecoder().decode(d));
-  s.write("GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
-  await new Promise((r) => s.on("close", r));
-  return text.split("\r\n")[0];
 }
 
 /** A v2 PROXY header (TCP over IPv4) naming `client`:4242. */

@@ -40,7 +40,8 @@ export type ClientStream = Duplex & {
  * descriptors (review6 M2). Reads and writes go straight to the connection
  * (a web-stream bridge, `Duplex.fromWeb`, cost ~65 µs more per TLS
  * request/answer exchange than node:net, this ~25 µs). While `hold(true)`,
- * no read of the connection is issued, whoever asks: Deno's `node:tls`
+ * at most one read of the connection (one buffer) is issued and what it
+ * returns is kept until release, whoever asks for more: Deno's `node:tls`
  * socket reads the stream under it whether or not it is paused itself, and
  * its own buffer has no bound (review2 M1, review3 M1). `taken` counts the
  * bytes the connection's socket has accepted from the front (the answer
@@ -56,18 +57,44 @@ export function duplexOf(conn: Deno.Conn): ClientStream {
   /** A read was asked for while held: issued on release. */
   let wanted = false;
   let taken = 0;
+  /** A read of the connection is outstanding. */
+  let reading = false;
+  /** What a read returned while held (null: the end), pushed on release; undefined: none. */
+  let stash: Uint8Array | null | undefined;
   const readInto = (stream: Duplex) => {
+    reading = true;
     // One buffer per connection (a read is never outstanding twice); what
     // is pushed is a copy of what was read, usually a few hundred bytes.
     conn.read(buf).then(
-      (n) => stream.push(n === null ? null : buf.slice(0, n)),
-      (err) => stream.destroy(err),
+      (n) => {
+        reading = false;
+        const chunk = n === null ? null : buf.slice(0, n);
+        if (held) stash = chunk;
+        else stream.push(chunk);
+      },
+      (err) => {
+        reading = false;
+        stream.destroy(err);
+      },
     );
+  };
+  /**
+   * While held, one read stays outstanding (none more once it returned
+   * something, kept until release: at most one buffer's worth), so that a
+   * peer's reset is seen at once: with none, a held connection saw its
+   * client's reset only when the held answer met it, or at the deadline or
+   * idle limit, and kept its slot of the source's cap until then (review3 N1).
+   */
+  const watch = (stream: Duplex) => {
+    if (!reading && stash === undefined && !stream.destroyed) readInto(stream);
   };
   const stream = new Duplex({
     read() {
-      if (held) wanted = true;
-      else readInto(this);
+      if (held) {
+        wanted = true;
+        watch(this);
+        // A read still outstanding (one issued while held) pushes when it returns.
+      } else if (!reading) readInto(this);
     },
     write(chunk: Uint8Array, _encoding, done) {
       const rest = (at: number) => {
@@ -97,9 +124,17 @@ export function duplexOf(conn: Deno.Conn): ClientStream {
   return Object.assign(stream as Duplex & { readonly taken: number }, {
     hold(on: boolean) {
       held = on;
-      if (on || !wanted || stream.destroyed) return;
-      wanted = false;
-      readInto(stream);
+      if (on) return watch(stream);
+      if (stream.destroyed) return;
+      if (stash !== undefined) {
+        const chunk = stash;
+        stash = undefined;
+        wanted = false;
+        stream.push(chunk);
+      } else if (wanted && !reading) {
+        wanted = false;
+        readInto(stream);
+      }
     },
   });
 }
