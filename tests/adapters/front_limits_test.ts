@@ -12,7 +12,7 @@
  * @module
  */
 import net from "node:net";
-import tls from "node:tls";
+import type tls from "node:tls";
 import { assert, assertEquals, assertThrows } from "../_assert.ts";
 import { missingTools } from "../_tools.ts";
 import { waitUntil } from "../_wait.ts";
