@@ -63,6 +63,12 @@ export const CaKeyStatus = z.strictObject({
   role: z.enum(["signing", "trusted"]),
   /** `sha256:<hex>` of the X.509 CA key's SPKI (the pin). */
   tls_pin: z.string().optional(),
+  /**
+   * User CA: `sha256:<hex>` pin of the key set's Ed25519 X.509 key, which
+   * signs the join certificates of Ed25519 bots (absent for a set made before
+   * that key existed).
+   */
+  tls_ed25519_pin: z.string().optional(),
   /** OpenSSH `SHA256:` fingerprint of the SSH CA key. */
   ssh_fingerprint: z.string().optional(),
   /** JWT key id. */
@@ -112,6 +118,12 @@ export const PublicJwkSchema = z.strictObject({
 export const CaExport = z.strictObject({
   type: CaTypeSchema,
   tls_ca_certs: z.array(z.string()),
+  /**
+   * User CA: the trusted Ed25519 X.509 CA certificates (signing set first),
+   * which verify the join certificates of Ed25519 bots; absent when there are
+   * none. Never part of `tls_ca_certs`, which third-party TLS stacks read.
+   */
+  tls_ed25519_ca_certs: z.array(z.string()).optional(),
   ssh_ca_keys: z.array(z.string()),
   /** JWT keys as a JWK Set (bound_keypair, jwt). */
   jwks: z.strictObject({ keys: z.array(PublicJwkSchema) }),

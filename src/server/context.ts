@@ -44,12 +44,13 @@ export interface JwtCaKey {
 
 /** A key a rotation dropped: public halves only, to recognise what it signed. */
 export interface DroppedCaKey {
-  /** The CA certificate of the dropped X.509 key, PEM. */
-  tlsCertPem?: string;
-  /** Its public key. */
-  tlsPublicKey?: CryptoKey;
-  /** Its subject key identifier, matched against a certificate's authority key identifier. */
-  tlsKeyId?: Uint8Array;
+  /**
+   * The dropped X.509 key: its CA certificate (PEM), public key and subject
+   * key identifier (matched against a certificate's authority key identifier).
+   */
+  tls?: { certPem: string; publicKey: CryptoKey; keyId?: Uint8Array };
+  /** The dropped set's Ed25519 X.509 key (user CA), if it had one; as `tls`. */
+  tlsEd25519?: { certPem: string; publicKey: CryptoKey; keyId?: Uint8Array };
   /** The dropped SSH key, authorized_keys text. */
   sshPublicKey?: string;
   /** The dropped JWT key's id. */
@@ -72,6 +73,17 @@ export interface CertAuthority {
   jwt?: JwtCaKey[];
   /** Every trusted X.509 key, the signing key first. */
   trustedTls: TlsCaKey[];
+  /**
+   * User CA: the signing set's Ed25519 X.509 key, which signs the join
+   * certificates of Ed25519 bots (src/server/join/certs.ts); absent when that
+   * set was made before the key existed (then `tls` signs them).
+   */
+  tlsEd25519?: TlsCaKey;
+  /**
+   * User CA: every trusted Ed25519 X.509 key, the signing set's first. Kept
+   * apart from `trustedTls`, which is what third parties' TLS stacks receive.
+   */
+  trustedTlsEd25519: TlsCaKey[];
   /** Every trusted SSH key, the signing key first. */
   trustedSsh: SshCaKey[];
   /**

@@ -149,6 +149,13 @@ export class AuthMetrics {
     "Keys each CA trusts now: 1 in standby, 2 during a rotation.",
     "gauge",
   );
+  /** Trusted Ed25519 X.509 keys of the user CA (join certificates of Ed25519 bots). */
+  readonly caTrustedEd25519Keys = new Metric(
+    "keybound_auth_ca_trusted_ed25519_x509_keys",
+    "Ed25519 X.509 keys the user CA trusts now (they sign the join certificates of Ed25519 " +
+      "bots): 0 before the first user CA rotation of a cluster created by an older version.",
+    "gauge",
+  );
   /** Connections the public front refused, by reason. */
   readonly frontRefused = new Metric(
     "keybound_auth_front_connections_refused_total",
@@ -292,6 +299,7 @@ export class AuthMetrics {
         Math.max(ca.trustedTls.length, ca.trustedSsh.length, ca.jwt?.length ?? 0),
       );
     }
+    this.caTrustedEd25519Keys.set({ ca: "user" }, ctx.cas.user.trustedTlsEd25519.length);
     // A scrape while the backend is down still answers, with the last count.
     await this.#countInstances(ctx).catch(() => {});
     return [
@@ -306,6 +314,7 @@ export class AuthMetrics {
       this.caExpiry,
       this.caPhase,
       this.caTrustedKeys,
+      this.caTrustedEd25519Keys,
       this.frontRefused,
       this.frontEvicted,
       this.frontCut,

@@ -1,7 +1,7 @@
 /**
  * Client certificates checked against the cluster's user CA (docs/protocol.md
  * §2 rule 1), with a bounded cache of the successful checks. Parsing a
- * certificate and verifying the CA's P-256 signature cost a few milliseconds;
+ * certificate and verifying the CA's signature cost a few milliseconds;
  * a refresh presents the same certificate on `begin` and again on every
  * signed `continue`, and a bot signs its API calls with it for an hour, so
  * each certificate is parsed and verified once per process.
@@ -29,7 +29,7 @@ import {
 } from "../pki/mod.ts";
 import { identityFromSubject, type SubjectIdentity } from "../protocol/subject.ts";
 import { bytesEqual, toBase64, toHex } from "../util/encoding.ts";
-import type { ServerContext, TlsCaKey } from "./context.ts";
+import type { CertAuthority, ServerContext, TlsCaKey } from "./context.ts";
 import type { ParsedCertificateLike } from "./identity_types.ts";
 import { LruMap } from "../util/lru.ts";
 
@@ -88,6 +88,16 @@ function unauthenticated(message: string, cause?: unknown): KeyboundError {
 }
 
 /**
+ * Every user CA key a client certificate may be signed by: the P-256 keys
+ * (every identity) and the Ed25519 keys (the join certificates of Ed25519
+ * bots), each trusted per phase exactly as its key set is. A certificate is
+ * only ever verified by keys of its own signature algorithm.
+ */
+export function trustedClientCaKeys(ca: CertAuthority): TlsCaKey[] {
+  return [...ca.trustedTls, ...ca.trustedTlsEd25519];
+}
+
+/**
  * `CA_KEY_DROPPED` if a user CA key an earlier rotation dropped signed
  * `cert`, else the generic refusal. Only public keys are tried, only on this
  * failure path, and only those whose key identifier matches the
@@ -102,8 +112,8 @@ async function notIssuedError(
 ): Promise<KeyboundError> {
   const aki = cert.authorityKeyId;
   for (const d of ctx.cas.user.dropped) {
-    if (!aki || !d.tlsKeyId || !bytesEqual(aki, d.tlsKeyId)) continue;
-    if (d.tlsPublicKey && await verifyCertificateSignature(cert, d.tlsPublicKey)) {
+    const key = [d.tls, d.tlsEd25519].find((k) => aki && k?.keyId && bytesEqual(aki, k.keyId));
+    if (key && await verifyCertificateSignature(cert, key.publicKey)) {
       return new CaKeyDroppedError(
         `${what}: certificate was issued by a user CA key that a rotation dropped ` +
           `(${d.droppedAt}); join again with the bound key`,
@@ -114,7 +124,8 @@ async function notIssuedError(
 }
 
 /**
- * Checks a client certificate (DER) against every trusted user CA key and
+ * Checks a client certificate (DER) against every trusted user CA key (of
+ * either algorithm: {@linkcode trustedClientCaKeys}) and
  * returns it with its identity. `what` prefixes error messages ("signed
  * request", "certificate"). Throws `CA_KEY_DROPPED` if a key a rotation
  * dropped issued it, `UNAUTHENTICATED` if it does not parse, is a CA, was not
@@ -128,7 +139,7 @@ export async function verifyClientCertificate(
   what: string,
   cache: VerifiedCertificateCache = sharedCache,
 ): Promise<VerifiedCertificate> {
-  const trusted = ctx.cas.user.trustedTls;
+  const trusted = trustedClientCaKeys(ctx.cas.user);
   if (trusted.length === 0) throw new KeyboundError("INTERNAL", "user CA has no X.509 key");
   const bytesKey = toBase64(der);
   const caIds = await Promise.all(trusted.map((k) => keyId(k.keyPair.publicKey)));

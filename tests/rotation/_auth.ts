@@ -72,6 +72,12 @@ export interface RotationAuth extends AsyncDisposable {
   servingPin(): Promise<string>;
   /** A bot on a fresh token `name` (bot `name`, role `workload`), onboarded. */
   onboard(name: string): Promise<RotationBot>;
+  /**
+   * Stops the process, runs `whileStopped` (on its Deno KV file, say), and
+   * starts it again on the same data directory and port: a process with
+   * empty caches.
+   */
+  restart(whileStopped?: () => Promise<void>): Promise<void>;
 }
 
 /** A bot that follows the trust bundle as tbot must. */
@@ -161,11 +167,8 @@ export async function startRotationAuth(
 ): Promise<RotationAuth> {
   const dir = await Deno.makeTempDir({ prefix: "keybound-rotation-" });
   const dataDir = `${dir}/data`;
-  const proc = await spawnAuthService({
-    dataDir,
-    args: ["--cluster-name", "rotation.example", ...(o.args ?? [])],
-    captureLog: true,
-  });
+  const args = ["--cluster-name", "rotation.example", ...(o.args ?? [])];
+  let proc = await spawnAuthService({ dataDir, args, captureLog: true });
   const run = (...args: string[]) =>
     tctl([...args, "--auth-server", proc.addr, "-i", `${dataDir}/admin-identity`]);
   const status = async () => {
@@ -182,7 +185,9 @@ export async function startRotationAuth(
   const seeded = await run("create", `${dir}/seed.yaml`);
   assertEquals(seeded.code, 0, seeded.stderr);
   return {
-    proc,
+    get proc() {
+      return proc;
+    },
     dataDir,
     tctl: run,
     status,
@@ -217,6 +222,12 @@ export async function startRotationAuth(
       assertEquals(r.code, 0, r.stderr);
       await bot.renew();
       return bot;
+    },
+    async restart(whileStopped) {
+      const listen = proc.addr;
+      await proc.stop();
+      await whileStopped?.();
+      proc = await spawnAuthService({ dataDir, args, listen, captureLog: true });
     },
     async [Symbol.asyncDispose]() {
       await proc.stop();

@@ -239,6 +239,8 @@ export class TestBot {
   joinState?: string;
   /** Last result. */
   last?: JoinResult;
+  /** Algorithm of the subject key each join generates (what its certificate certifies). */
+  subjectAlg: KeyAlgorithm = "ES256";
 
   /**
    * @param h harness
@@ -255,7 +257,7 @@ export class TestBot {
   async join(
     o: { secret?: string; recover?: boolean; ttl?: number; fetch?: typeof fetch } = {},
   ): Promise<JoinResult> {
-    const subjectKey = await generateKeyPair("ES256");
+    const subjectKey = await generateKeyPair(this.subjectAlg);
     const result = await joinBoundKeypair({
       baseUrl: this.h.baseUrl,
       ...(o.fetch ? { fetch: o.fetch } : {}),

@@ -25,9 +25,19 @@ const EXPORT_ALIASES: Record<string, { type: CaTypeName; format: ExportFormat }>
   "tls-user": { type: "user", format: "pem" },
 };
 
-/** What `auth export` prints. */
-type ExportFormat = "pem" | "known_hosts" | "authorized_keys" | "jwks";
-const EXPORT_FORMATS: readonly ExportFormat[] = ["pem", "known_hosts", "authorized_keys", "jwks"];
+/**
+ * What `auth export` prints. `ed25519-pem`: the user CA's Ed25519 X.509
+ * certificates (they verify the join certificates of Ed25519 bots), kept
+ * apart from `pem`, which third-party TLS stacks read.
+ */
+type ExportFormat = "pem" | "ed25519-pem" | "known_hosts" | "authorized_keys" | "jwks";
+const EXPORT_FORMATS: readonly ExportFormat[] = [
+  "pem",
+  "ed25519-pem",
+  "known_hosts",
+  "authorized_keys",
+  "jwks",
+];
 
 /** The default export format of each CA type (what its consumers read). */
 const DEFAULT_EXPORT: Record<CaTypeName, ExportFormat> = {
@@ -144,13 +154,13 @@ function nextStep(s: CaStatus): string {
   }
 }
 
-/** `tctl auth export --type=T [--format pem|known_hosts|authorized_keys|jwks]`. */
+/** `tctl auth export --type=T [--format pem|ed25519-pem|known_hosts|authorized_keys|jwks]`. */
 export const authExportCommand: CommandSpec = {
   path: ["auth", "export"],
   args: "",
   arity: [0, 0],
   summary:
-    "print a CA's trusted keys (--type T; --format pem|known_hosts|authorized_keys|jwks); signing key first",
+    "print a CA's trusted keys (--type T; --format pem|ed25519-pem|known_hosts|authorized_keys|jwks); signing key first",
   flags: ["type", "format"],
   async run(ctx, _args, flags) {
     const alias = flags.type === undefined ? undefined : EXPORT_ALIASES[flags.type];
@@ -176,6 +186,9 @@ function exportText(ca: CaExport, format: ExportFormat): string {
     case "pem":
       if (ca.tls_ca_certs.length === 0) none("X.509 certificate");
       return ca.tls_ca_certs.map((p) => p.trimEnd() + "\n").join("");
+    case "ed25519-pem":
+      if (!ca.tls_ed25519_ca_certs?.length) none("Ed25519 X.509 certificate");
+      return ca.tls_ed25519_ca_certs!.map((p) => p.trimEnd() + "\n").join("");
     case "known_hosts":
       if (ca.type !== "host") none("known_hosts form (only the host CA signs host keys)");
       return knownHostsText(ca.ssh_ca_keys);
@@ -213,7 +226,12 @@ export const statusCommand: CommandSpec = {
             i === 0 ? ca.phase : "",
             i === 0 ? ca.mode ?? "" : "",
             k.role + (k.serves_tls ? ",serves-tls" : ""),
-            [k.tls_pin, k.ssh_fingerprint, k.kid && `kid ${k.kid}`].filter(Boolean).join(" "),
+            [
+              k.tls_pin,
+              k.tls_ed25519_pin && `ed25519 ${k.tls_ed25519_pin}`,
+              k.ssh_fingerprint,
+              k.kid && `kid ${k.kid}`,
+            ].filter(Boolean).join(" "),
           ])
         ),
       ),

@@ -6,6 +6,7 @@
  * @module
  */
 import { KeyboundError, NotFoundError } from "../../errors.ts";
+import { algOf } from "../../crypto/keys.ts";
 import { randomUuid } from "../../crypto/random.ts";
 import {
   certificateToPem,
@@ -18,7 +19,7 @@ import type { Bot } from "../../resources/schemas.ts";
 import { parseDuration } from "../../util/duration.ts";
 import { toHex } from "../../util/encoding.ts";
 import type { CaKeys, TrustBundle } from "../../protocol/messages.ts";
-import type { CertAuthority, ServerContext } from "../context.ts";
+import type { CertAuthority, ServerContext, TlsCaKey } from "../context.ts";
 import { getResource } from "../resources.ts";
 import { rememberIssuedCertificate } from "../verified_certs.ts";
 
@@ -106,7 +107,10 @@ export interface BotCertificateRequest {
 export interface IssuedBotCertificates {
   /** X.509 client certificate, PEM. */
   tls_cert: string;
-  /** User CA certificates, PEM: every trusted key, the signing key first. */
+  /**
+   * User CA certificates, PEM: every trusted key of the signing key's
+   * algorithm, the signing key first.
+   */
   tls_ca_certs: string[];
   /** OpenSSH user certificate. */
   ssh_cert: string;
@@ -175,13 +179,34 @@ export interface SignedCertificates {
   remember(): Promise<void>;
 }
 
+/** The user CA X.509 key that signs a certificate, and the CA certificates that verify it. */
+export interface X509Signer {
+  /** The signing key. */
+  key: TlsCaKey;
+  /** Every trusted key of its algorithm, the signing key first (`tls_ca_certs`). */
+  trusted: TlsCaKey[];
+}
+
+/**
+ * The X.509 signer of a join's certificate for subject key `subjectKey`: the
+ * user CA's Ed25519 key for an Ed25519 subject key when the signing key set
+ * has one (an Ed25519 signature costs a fraction of a P-256 one, and only
+ * Keybound verifies a bot's own certificate), else the P-256 key. Every other
+ * certificate, outputs for third-party TLS stacks included, stays P-256.
+ */
+export function joinX509Signer(ca: CertAuthority, subjectKey: CryptoKey): X509Signer | undefined {
+  if (algOf(subjectKey) !== "EdDSA" || !ca.tlsEd25519) return undefined;
+  return { key: ca.tlsEd25519, trusted: ca.trustedTlsEd25519 };
+}
+
 /** {@linkcode issueUserCertificates} without waiting for the cache entry. */
 async function signUserCertificates(
   ctx: ServerContext,
   r: UserCertificateRequest,
+  x509?: X509Signer,
 ): Promise<SignedCertificates> {
   const userCa = ctx.cas.user;
-  const tls = userCa.tls;
+  const tls = x509?.key ?? userCa.tls;
   const ssh = userCa.ssh;
   if (!tls || !ssh) throw new KeyboundError("INTERNAL", "user CA is incomplete");
   const user = botUserName(r.bot.metadata.name);
@@ -223,7 +248,7 @@ async function signUserCertificates(
   return {
     certificates: {
       tls_cert: certificateToPem(certDer),
-      tls_ca_certs: userCa.trustedTls.map((k) => k.certPem),
+      tls_ca_certs: (x509?.trusted ?? userCa.trustedTls).map((k) => k.certPem),
       ssh_cert: sshCert,
       ssh_ca_keys: userCa.trustedSsh.map((k) => k.publicKey),
       expires: notAfter,
@@ -241,8 +266,9 @@ async function signUserCertificates(
 }
 
 /**
- * Signs the X.509 and SSH certificates of a join; the caller makes the
- * verified-certificate entry (`remember`) while it commits.
+ * Signs the X.509 and SSH certificates of a join (the X.509 one by
+ * {@linkcode joinX509Signer}); the caller makes the verified-certificate
+ * entry (`remember`) while it commits.
  */
 export function issueBotCertificates(
   ctx: ServerContext,
@@ -262,5 +288,5 @@ export function issueBotCertificates(
     sshPublicKey: r.sshPublicKey,
     ...(r.sshPublicKeyBlob ? { sshPublicKeyBlob: r.sshPublicKeyBlob } : {}),
     ttlSeconds: r.ttlSeconds,
-  });
+  }, joinX509Signer(ctx.cas.user, r.tlsPublicKey));
 }

@@ -65,11 +65,41 @@ async function storableKey(alg: KeyAlgorithm): Promise<{ keyPair: KeyPair; store
   };
 }
 
+/** Marks the subject of the user CA's Ed25519 X.509 certificate (docs/security.md). */
+export const ED25519_CA_MARKER = "Ed25519";
+
+/** A self-signed CA certificate for a fresh key of `alg`, with its key as stored. */
+async function selfSignedTls(
+  alg: KeyAlgorithm,
+  commonName: string,
+  clusterName: string,
+  ou: string,
+  now: Date,
+): Promise<NonNullable<StoredKeySet["tls"]>> {
+  const key = await storableKey(alg);
+  const certDer = await createSelfSignedCA({
+    subject: [
+      { oid: NAME_OIDS.commonName, value: commonName },
+      { oid: NAME_OIDS.organization, value: clusterName },
+      { oid: NAME_OIDS.organizationalUnit, value: ou },
+    ],
+    keyPair: key.keyPair,
+    notBefore: new Date(now.getTime() - 60_000),
+    notAfter: new Date(now.getTime() + CA_VALIDITY_MS),
+  });
+  return { cert_pem: certificateToPem(certDer), key_pkcs8: key.stored };
+}
+
 /**
  * A fresh key set for a CA type: X.509 (P-256: SVIDs and server certificates
  * go to arbitrary TLS stacks, several refuse Ed25519) plus SSH (Ed25519) for
  * user and host, X.509 only for SPIFFE, one JWT key otherwise (Ed25519 for
  * join states, P-256 for JWT-SVIDs, which JWKS consumers widely support).
+ * The user CA also gets an Ed25519 X.509 key for the join certificates of
+ * Ed25519 bots, which only Keybound verifies: its subject differs from the
+ * P-256 certificate's in the common name (`<cluster> Ed25519`), so a chain
+ * builder never takes one for the other, and keeps OU `user` so identity
+ * files still sort it as a user CA.
  */
 export async function newKeySet(
   type: CaType,
@@ -79,20 +109,13 @@ export async function newKeySet(
   if (type === "bound_keypair" || type === "jwt") {
     return { jwt: { key_pkcs8: (await storableKey(type === "jwt" ? "ES256" : "EdDSA")).stored } };
   }
-  const tlsKey = await storableKey("ES256");
-  const certDer = await createSelfSignedCA({
-    subject: [
-      { oid: NAME_OIDS.commonName, value: clusterName },
-      { oid: NAME_OIDS.organization, value: clusterName },
-      { oid: NAME_OIDS.organizationalUnit, value: OU[type] },
-    ],
-    keyPair: tlsKey.keyPair,
-    notBefore: new Date(now.getTime() - 60_000),
-    notAfter: new Date(now.getTime() + CA_VALIDITY_MS),
-  });
   const set: StoredKeySet = {
-    tls: { cert_pem: certificateToPem(certDer), key_pkcs8: tlsKey.stored },
+    tls: await selfSignedTls("ES256", clusterName, clusterName, OU[type], now),
   };
+  if (type === "user") {
+    const cn = `${clusterName} ${ED25519_CA_MARKER}`;
+    set.tls_ed25519 = await selfSignedTls("EdDSA", cn, clusterName, OU[type], now);
+  }
   if (type !== "spiffe") set.ssh = { key_pkcs8: (await storableKey("EdDSA")).stored };
   return set;
 }
@@ -108,8 +131,10 @@ async function importStored(stored: string, what: string): Promise<KeyPair> {
 async function tlsKeyOf(
   tls: NonNullable<StoredKeySet["tls"]>,
   what: string,
+  alg?: KeyAlgorithm,
 ): Promise<TlsCaKey> {
   const keyPair = await importStored(tls.key_pkcs8, what);
+  if (alg && keyPair.alg !== alg) throw corruptCa(`${what} (X.509 key is not ${alg})`);
   let certDer: Uint8Array;
   try {
     [certDer] = certificatesFromPem(tls.cert_pem);
@@ -120,11 +145,15 @@ async function tlsKeyOf(
   if (!(await verifyCertificateSignature(cert, keyPair.publicKey))) {
     throw corruptCa(`${what} (certificate does not match its key)`);
   }
+  // The verified-certificate cache is keyed by this ID and looks it up for every
+  // trusted key on each request: computed here, no request pays its digest.
+  await keyId(keyPair.publicKey);
   return { certDer, certPem: certificateToPem(certDer), subjectDer: cert.subjectDer, keyPair };
 }
 
 interface LoadedSet {
   tls?: TlsCaKey;
+  tlsEd25519?: TlsCaKey;
   ssh?: SshCaKey;
   jwt?: JwtCaKey;
 }
@@ -132,6 +161,7 @@ interface LoadedSet {
 async function loadSet(set: StoredKeySet, what: string): Promise<LoadedSet> {
   const out: LoadedSet = {};
   if (set.tls) out.tls = await tlsKeyOf(set.tls, what);
+  if (set.tls_ed25519) out.tlsEd25519 = await tlsKeyOf(set.tls_ed25519, what, "EdDSA");
   if (set.ssh) {
     const keyPair = await importStored(set.ssh.key_pkcs8, what);
     out.ssh = { publicKey: await toAuthorizedKey(keyPair.publicKey), keyPair };
@@ -151,6 +181,22 @@ const HALVES: Record<CaType, ("tls" | "ssh" | "jwt")[]> = {
   jwt: ["jwt"],
 };
 
+async function droppedTlsKey(
+  certPem: string,
+  what: string,
+): Promise<NonNullable<DroppedCaKey["tls"]>> {
+  try {
+    const cert = parseCertificate(certificatesFromPem(certPem)[0]);
+    return {
+      certPem,
+      publicKey: await cert.publicKey(),
+      ...(cert.subjectKeyId ? { keyId: cert.subjectKeyId } : {}),
+    };
+  } catch (cause) {
+    throw corruptCa(`${what} (dropped key)`, cause);
+  }
+}
+
 /** Imports a stored (already validated) CA record at backend version `version`. */
 export async function loadCa(
   type: CaType,
@@ -164,20 +210,17 @@ export async function loadCa(
   for (const half of HALVES[type]) {
     if (!active[half] || (stored.additional && !extra[half])) throw corruptCa(what);
   }
+  if (type !== "user" && (active.tlsEd25519 || extra.tlsEd25519)) {
+    throw corruptCa(`${what} (an Ed25519 X.509 key belongs to the user CA only)`);
+  }
   const list = <T>(a: T | undefined, b: T | undefined): T[] =>
     [a, b].filter((x): x is T => x !== undefined);
   const dropped: DroppedCaKey[] = [];
   for (const d of stored.dropped) {
     const entry: DroppedCaKey = { droppedAt: d.dropped_at };
-    if (d.tls_cert_pem) {
-      try {
-        const cert = parseCertificate(certificatesFromPem(d.tls_cert_pem)[0]);
-        entry.tlsCertPem = d.tls_cert_pem;
-        entry.tlsPublicKey = await cert.publicKey();
-        if (cert.subjectKeyId) entry.tlsKeyId = cert.subjectKeyId;
-      } catch (cause) {
-        throw corruptCa(`${what} (dropped key)`, cause);
-      }
+    if (d.tls_cert_pem) entry.tls = await droppedTlsKey(d.tls_cert_pem, what);
+    if (d.tls_ed25519_cert_pem) {
+      entry.tlsEd25519 = await droppedTlsKey(d.tls_ed25519_cert_pem, what);
     }
     if (d.ssh_public_key) entry.sshPublicKey = d.ssh_public_key;
     if (d.jwt_kid) entry.kid = d.jwt_kid;
@@ -197,6 +240,8 @@ export async function loadCa(
     ...(active.ssh ? { ssh: active.ssh } : {}),
     ...(active.jwt ? { jwt: list(active.jwt, extra.jwt) } : {}),
     trustedTls: list(active.tls, extra.tls),
+    ...(active.tlsEd25519 ? { tlsEd25519: active.tlsEd25519 } : {}),
+    trustedTlsEd25519: list(active.tlsEd25519, extra.tlsEd25519),
     trustedSsh: list(active.ssh, extra.ssh),
     // Until update_servers the server keeps the key clients trusted before the rotation.
     ...(active.tls

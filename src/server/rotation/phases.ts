@@ -156,6 +156,7 @@ export async function applyPhaseChange(r: StoredCa, change: PhaseChange): Promis
       const dropped = old
         ? [{
           ...(old.tls ? { tls_cert_pem: old.tls.cert_pem } : {}),
+          ...(old.tls_ed25519 ? { tls_ed25519_cert_pem: old.tls_ed25519.cert_pem } : {}),
           ...(old.ssh ? { ssh_public_key: await sshPublicOf(old.ssh.key_pkcs8) } : {}),
           ...(old.jwt ? await jwtPublicOf(old.jwt.key_pkcs8) : {}),
           dropped_at: iso,

@@ -56,9 +56,17 @@ export const RotationSchema: z.ZodType<Rotation> = z.strictObject({
 
 const StoredKey = z.string().min(1); // base64 PKCS#8
 
+const StoredTlsKey = z.strictObject({ cert_pem: z.string().min(1), key_pkcs8: StoredKey });
+
 /** One key of each half a CA type uses. Private keys rest as base64 PKCS#8. */
 export const StoredKeySet = z.strictObject({
-  tls: z.strictObject({ cert_pem: z.string().min(1), key_pkcs8: StoredKey }).optional(),
+  tls: StoredTlsKey.optional(),
+  /**
+   * User CA only: the Ed25519 X.509 key that signs the join certificates of
+   * Ed25519 bots (docs/security.md). Absent in sets made before it existed:
+   * such a set signs every certificate with `tls`.
+   */
+  tls_ed25519: StoredTlsKey.optional(),
   ssh: z.strictObject({ key_pkcs8: StoredKey }).optional(),
   jwt: z.strictObject({ key_pkcs8: StoredKey }).optional(),
 });
@@ -68,6 +76,8 @@ export type StoredKeySet = z.infer<typeof StoredKeySet>;
 /** A key a rotation dropped: public halves only. */
 export const StoredDroppedKey = z.strictObject({
   tls_cert_pem: z.string().optional(),
+  /** The CA certificate of the dropped set's Ed25519 X.509 key (user CA), if it had one. */
+  tls_ed25519_cert_pem: z.string().optional(),
   ssh_public_key: z.string().optional(),
   jwt_kid: z.string().optional(),
   /** The dropped JWT key's SPKI, base64 (bound_keypair: see docs/security.md). */

@@ -17,17 +17,26 @@ export function tlsPin(key: TlsCaKey): Promise<string> {
   return spkiPin(parseCertificate(key.certDer));
 }
 
+/** How many key sets `ca` trusts: 1 in standby, 2 during a rotation. */
+function trustedKeySets(ca: CertAuthority): number {
+  return Math.max(ca.trustedTls.length, ca.trustedSsh.length, ca.jwt?.length ?? 0);
+}
+
 /** Every trusted key of `ca`, the signing key first. */
 export async function keyStatuses(ca: CertAuthority): Promise<CaKeyStatus[]> {
-  const n = Math.max(ca.trustedTls.length, ca.trustedSsh.length, ca.jwt?.length ?? 0);
+  const n = trustedKeySets(ca);
+  // Index 0 is the signing set, 1 the other; a set may lack the Ed25519 key.
+  const ed25519 = [ca.tlsEd25519, ca.trustedTlsEd25519.find((k) => k !== ca.tlsEd25519)];
   const out: CaKeyStatus[] = [];
   for (let i = 0; i < n; i++) {
     const tls = ca.trustedTls[i];
+    const ed = ed25519[i];
     const ssh = ca.trustedSsh[i];
     const jwt = ca.jwt?.[i];
     out.push({
       role: i === 0 ? "signing" : "trusted",
       ...(tls ? { tls_pin: await tlsPin(tls) } : {}),
+      ...(ed ? { tls_ed25519_pin: await tlsPin(ed) } : {}),
       ...(ssh
         ? { ssh_fingerprint: await sshFingerprint(await publicKeyToSshBlob(ssh.keyPair.publicKey)) }
         : {}),
@@ -61,6 +70,9 @@ export async function caExport(ca: CertAuthority): Promise<CaExport> {
   return {
     type: ca.type,
     tls_ca_certs: ca.trustedTls.map((k) => k.certPem),
+    ...(ca.trustedTlsEd25519.length > 0
+      ? { tls_ed25519_ca_certs: ca.trustedTlsEd25519.map((k) => k.certPem) }
+      : {}),
     ssh_ca_keys: ca.trustedSsh.map((k) => k.publicKey),
     jwks: { keys: ca.jwt ? await jwtKeySet(ca, "sig") : [] },
   };
