@@ -15,7 +15,8 @@
  *   copies its certificate, then P-256; plus SHA-256 of the body and of the
  *   challenge); verify the challenge solution (Ed25519); verify the previous
  *   join state (Ed25519); SHA-1 of the subject key (the certificate's subject
- *   key identifier); sign the X.509 certificate (P-256 user CA); sign the SSH
+ *   key identifier); sign the X.509 certificate (the user CA's Ed25519 key
+ *   for an Ed25519 certificate key, its P-256 key otherwise); sign the SSH
  *   certificate (Ed25519); sign the new join state (Ed25519); SHA-256 of the
  *   issued certificate (the cache entry of the next refresh).
  *
@@ -88,9 +89,13 @@ export async function measureJoinFloor(
   const requestVerify: [string, number, () => Promise<unknown>] = certificateKey === "ES256"
     ? ["P-256 verify (signed continue)", 1, () => verify(p256.publicKey, p256Sig, jws)]
     : ["Ed25519 verify (signed continue)", 1, () => verify(ed.publicKey, edSig, jws)];
+  // The join signs an Ed25519 key's certificate with the user CA's Ed25519 key.
+  const certificateSign: [string, number, () => Promise<unknown>] = certificateKey === "ES256"
+    ? ["P-256 sign (X.509 certificate, P-256 user CA key)", 1, () => sign(p256.privateKey, tbs)]
+    : ["Ed25519 sign (X.509 certificate, Ed25519 user CA key)", 1, () => sign(ed.privateKey, tbs)];
   const ops: [string, number, () => Promise<unknown>][] = [
     requestVerify,
-    ["P-256 sign (X.509 certificate)", 1, () => sign(p256.privateKey, tbs)],
+    certificateSign,
     [
       "Ed25519 verify (challenge solution, previous join state)",
       2,
