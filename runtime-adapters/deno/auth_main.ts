@@ -63,7 +63,7 @@ function parseStartArgs(
   if (line.kind === "help") return { help: line.text, exitCode: line.exitCode };
   if (line.kind === "admin-identity") return { adminIdentity: line.config };
   const c = line.config;
-  checkConnectionsFit(c.connections.maxConnections);
+  checkConnectionsFit(c.connections.maxConnections, c.proxyFrom.length > 0);
   const tlsFiles = readTlsFiles(c.tlsCertFile, c.tlsKeyFile);
   return {
     ...c,
@@ -80,12 +80,13 @@ function parseStartArgs(
  * let it reach them, and a warning at start is easily missed (the shortage
  * comes later, under load).
  */
-function checkConnectionsFit(max: number | undefined): void {
-  const fit = connectionsFit();
+function checkConnectionsFit(max: number | undefined, balanced: boolean): void {
+  const fit = connectionsFit(undefined, balanced);
   if (max === undefined || fit === undefined || max <= fit) return;
   throw new UsageError(
     `--max-connections ${max}: the descriptor limit holds at most ${fit} connections ` +
-      "(3 descriptors each, plus a reserve for the rest of the process); " +
+      "(3 descriptors each, plus a reserve for the rest of the process" +
+      (balanced ? " and for balancer connections waiting for their PROXY header" : "") + "); " +
       "raise LimitNOFILE (ulimit -n) or lower --max-connections",
   );
 }

@@ -43,6 +43,7 @@ import { burstLog } from "./tls_front/burst_log.ts";
 import {
   ANSWER_GRACE_MS,
   ANSWER_MIN_BYTES_PER_S,
+  awaitingHeaderMax,
   CLOSE_GRACE_MS,
   CONNECTION_BURST_SECONDS,
   CONNECTION_RATE_PER_SOURCE,
@@ -171,7 +172,9 @@ export async function startFront(o: FrontOptions): Promise<Front> {
   const held = new SourceSlots<Duplex>();
   /** Connections from a balancer whose header (and so source) is not read yet. */
   let awaitingHeader = 0;
-  const maxHeld = o.maxConnections ?? defaultMaxConnections();
+  const maxHeld = o.maxConnections ?? defaultMaxConnections(undefined, balancers.size > 0);
+  /** Counted apart from `held`, in the descriptor fit (review3 N2). */
+  const maxAwaiting = Math.min(maxHeld, awaitingHeaderMax());
   const maxHeldPerSource = o.maxConnectionsPerSource ?? CONNECTIONS_PER_SOURCE;
   /**
    * How to close each connection, by its accepted socket: all of its parts,
@@ -251,15 +254,15 @@ export async function startFront(o: FrontOptions): Promise<Front> {
     // header names the source and that source is under its cap (below):
     // decided here, a connection then refused for its source's cap had
     // first closed another source's oldest (review1 S1). Until then it holds
-    // one descriptor, for at most the setup limit, counted apart; as many as
-    // the total cap waiting at once is a balancer gone wrong.
+    // one descriptor, for at most the setup limit, counted apart, within
+    // the descriptors the fit sets aside for them (AWAITING_HEADER_MAX).
     if (!fromBalancer) makeRoom();
-    else if (awaitingHeader >= maxHeld) {
+    else if (awaitingHeader >= maxAwaiting) {
       conn.close();
-      report("refused_total");
-      refusedTotal.note(peer);
+      report("refused_awaiting_header");
+      refusedAwaiting.note(peer);
       return;
-    } else refusedTotal.over();
+    } else refusedAwaiting.over();
     if (settingUp.size >= maxTotal) {
       const from = evictFrom(settingUp);
       if (from !== undefined) {
@@ -512,10 +515,11 @@ export async function startFront(o: FrontOptions): Promise<Front> {
     "closed the oldest connections being set up at the public front: too many in all",
     `at most ${maxTotal} in all`,
   );
-  const refusedTotal = burstLog(
+  const refusedAwaiting = burstLog(
     o.log,
-    "refused connections at the public front: as many as the total cap waiting for a PROXY header",
-    `at most ${maxHeld} in all`,
+    "refused connections at the public front: a balancer's connections waiting for their " +
+      "PROXY header are at their cap",
+    `at most ${maxAwaiting} waiting`,
   );
   const late = burstLog(
     o.log,

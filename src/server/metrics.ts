@@ -42,8 +42,8 @@ export const FRONT_EVENTS = {
   refused_per_source: ["refused", "per_source"],
   /** Closed before TLS: its source (as for `per_source`) opens connections faster than its rate. */
   refused_source_rate: ["refused", "source_rate"],
-  /** Closed at the accept: a balancer has as many connections waiting for their PROXY header as the total cap. */
-  refused_total: ["refused", "total"],
+  /** Closed at the accept: a balancer's connections waiting for their PROXY header are at their cap. */
+  refused_awaiting_header: ["refused", "awaiting_header"],
   /** The oldest connection of the source holding the most, closed for a newcomer at the total cap. */
   evicted_total: ["evicted", "total"],
   /** The same, among connections in setup, at the cap on connections in setup. */
@@ -160,8 +160,8 @@ export class AuthMetrics {
   readonly frontRefused = new Metric(
     "keybound_auth_front_connections_refused_total",
     "Connections the public front closed before TLS, by reason (per_source: the source's cap " +
-      "of established connections; source_rate: the source's rate of new connections; total: " +
-      "the process's cap, all of it waiting for PROXY headers).",
+      "of established connections; source_rate: the source's rate of new connections; " +
+      "awaiting_header: a balancer's connections waiting for their PROXY header at their cap).",
     "counter",
   );
   /** Connections the public front closed to make room for a newcomer. */

@@ -8,6 +8,7 @@
  *
  * @module
  */
+import net from "node:net";
 import { assert, assertEquals } from "../_assert.ts";
 import { waitUntil } from "../_wait.ts";
 import { PROXY_V2_SIGNATURE } from "../../src/server/proxy_protocol.ts";
@@ -19,16 +20,17 @@ const NO_PRLIMIT = noPrlimit();
 const NOFILE = 64;
 
 /**
- * The child: a plain front behind which Deno.serve answers "ok". 127.0.0.1 is
- * its balancer, so an idle connection waits for its PROXY header with one
- * descriptor (a client's own would do the same before its TLS handshake);
- * the setup limit is long so that none is closed by it during the test.
+ * The child: a plain front behind which Deno.serve answers "ok", with
+ * `options` of its own. 127.0.0.1 is its balancer, so an idle connection
+ * from it waits for its PROXY header with one descriptor; one from another
+ * address is passed to the server (3 descriptors); the setup limit is long
+ * so that none is closed by it during the test.
  */
-const CHILD = `
+const childSource = (options: string) => `
 import { serveApp } from ${
   JSON.stringify(new URL("../../runtime-adapters/deno/serve.ts", import.meta.url).href)
 };
-import { startFront } from ${
+import { defaultMaxConnections, startFront } from ${
   JSON.stringify(new URL("../../runtime-adapters/deno/tls_front.ts", import.meta.url).href)
 };
 import { createLogger } from ${
@@ -43,11 +45,10 @@ const front = await startFront({
   target: { hostname: "127.0.0.1", port: inner.addr.port },
   log,
   setupTimeoutMs: 120_000,
-  // No cap on connections held: this test is about descriptors running out
-  // anyway (the default cap, derived from the limit, would evict before).
-  maxConnections: Infinity,
+  onEvent: (event) => console.log(JSON.stringify({ event })),
+  ${options}
 });
-console.log(JSON.stringify({ port: front.addr.port }));
+console.log(JSON.stringify({ port: front.addr.port, max: defaultMaxConnections(undefined, true) }));
 `;
 
 /** A v2 PROXY header of a LOCAL connection (a balancer's health check): no address. */
@@ -90,36 +91,27 @@ Deno.test({
   name: "front: after running out of descriptors it logs the shortage and accepts again",
   ignore: NO_PRLIMIT !== undefined,
   async fn() {
-    const child = new Deno.Command("prlimit", {
-      args: [`--nofile=${NOFILE}`, Deno.execPath(), "eval", "--ext=ts", CHILD],
-      stdout: "piped",
-      stderr: "inherit",
-    }).spawn();
-    const lines: string[] = [];
-    const reading = (async () => {
-      let buffered = "";
-      for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
-        buffered += chunk;
-        const parts = buffered.split("\n");
-        buffered = parts.pop()!;
-        lines.push(...parts);
-      }
-    })();
-    const idle: Deno.Conn[] = [];
+    // No cap on connections held: this test is about descriptors running
+    // out anyway (the default cap, derived from the limit, would evict before).
+    const child = spawnChild(NOFILE, "maxConnections: Infinity,");
+    const lines = child.lines;
+    const idle: net.Socket[] = [];
     try {
-      await waitUntil(() => lines.some((l) => l.startsWith('{"port"')), "the child's port", {
-        timeoutMs: 30_000,
-      });
-      const { port } = JSON.parse(lines.find((l) => l.startsWith('{"port"'))!);
+      const { port } = await child.started();
       assert((await request(port)).endsWith("ok"), "served before");
 
-      // Far more connections than descriptors; the rest wait in the backlog.
+      // Far more connections than descriptors, from a direct client (the
+      // balancer's waiting for their header are capped at an eighth of the
+      // limit); the rest wait in the backlog.
       for (let i = 0; i < NOFILE * 2; i++) {
-        idle.push(await Deno.connect({ hostname: "127.0.0.1", port }));
+        const s = net.connect({ host: "127.0.0.1", port, localAddress: "127.0.0.2" });
+        s.on("error", () => {});
+        idle.push(s);
+        await new Promise((r) => s.once("connect", r));
       }
       const shortage = () => lines.filter((l) => l.includes("cannot accept connections"));
       await waitUntil(() => shortage().length > 0, "the shortage in the log");
-      for (const conn of idle.splice(0)) conn.close();
+      for (const s of idle.splice(0)) s.destroy();
 
       let answer = "";
       await waitUntil(async () => (answer = await request(port)).endsWith("ok"), "served after", {
@@ -130,14 +122,97 @@ Deno.test({
       // Once per shortage, not once per failed accept.
       assertEquals(shortage().length, 1, shortage().join("\n"));
     } finally {
-      for (const conn of idle) conn.close();
+      for (const s of idle) s.destroy();
+      await child.stop();
+    }
+  },
+});
+
+/** The child's output lines as they come, and its port and default cap once it printed them. */
+function spawnChild(nofile: number, options: string) {
+  const process = new Deno.Command("prlimit", {
+    args: [`--nofile=${nofile}`, Deno.execPath(), "eval", "--ext=ts", childSource(options)],
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const lines: string[] = [];
+  const reading = (async () => {
+    let buffered = "";
+    for await (const chunk of process.stdout.pipeThrough(new TextDecoderStream())) {
+      buffered += chunk;
+      const parts = buffered.split("\n");
+      buffered = parts.pop()!;
+      lines.push(...parts);
+    }
+  })();
+  return {
+    lines,
+    async started(): Promise<{ port: number; max: number }> {
+      await waitUntil(() => lines.some((l) => l.startsWith('{"port"')), "the child's port", {
+        timeoutMs: 30_000,
+      });
+      return JSON.parse(lines.find((l) => l.startsWith('{"port"'))!);
+    },
+    async stop() {
       try {
-        child.kill("SIGKILL");
+        process.kill("SIGKILL");
       } catch {
         // It has exited (crashed) already.
       }
-      await child.status;
+      await process.status;
       await reading;
+    },
+  };
+}
+
+/** A keep-alive request from `from` (no PROXY header): its status line, or "" if closed first. */
+function directRequest(from: string, port: number, open: net.Socket[]): Promise<string> {
+  return new Promise((resolve) => {
+    const s = net.connect({ host: "127.0.0.1", port, localAddress: from }, () => {
+      s.write("GET / HTTP/1.1\r\nhost: x\r\n\r\n");
+    });
+    open.push(s);
+    s.on("error", () => {});
+    s.once("data", (d: Uint8Array) => resolve(new TextDecoder().decode(d).split("\r\n")[0]));
+    s.once("close", () => resolve(""));
+  });
+}
+
+Deno.test({
+  name:
+    "front: behind a balancer its default cap leaves descriptors for connections awaiting headers",
+  ignore: NO_PRLIMIT !== undefined || Deno.build.os !== "linux",
+  async fn() {
+    const child = spawnChild(256, "");
+    const open: net.Socket[] = [];
+    try {
+      const { port, max } = await child.started();
+      // As many connections held as the default cap (3 descriptors each),
+      // from 8 direct sources, kept alive.
+      for (let i = 0; i < max; i++) {
+        assertEquals(await directRequest(`127.0.0.${2 + i % 8}`, port, open), "HTTP/1.1 200 OK");
+      }
+      // The balancer opens as many more and sends no header (one descriptor each).
+      for (let i = 0; i < max; i++) {
+        const s = net.connect({ host: "127.0.0.1", port });
+        s.on("error", () => {});
+        open.push(s);
+        await new Promise((r) => s.once("connect", r));
+      }
+      // A new client is served (the oldest of a largest source makes room)...
+      await waitUntil(
+        async () => await directRequest("127.0.0.20", port, open) === "HTTP/1.1 200 OK",
+        "a new client served",
+        { intervalMs: 100 },
+      );
+      // ...and no accept failed for want of a descriptor. Before: the waiting
+      // connections were outside the fit (64 held and 64 waiting under 256).
+      const failed = child.lines.filter((l) => l.includes("cannot accept connections"));
+      assertEquals(failed, []);
+      assert(child.lines.some((l) => l.includes("refused_awaiting_header")), "the excess refused");
+    } finally {
+      for (const s of open) s.destroy();
+      await child.stop();
     }
   },
 });

@@ -323,7 +323,7 @@ Deno.test({
     const port = front.addr.port;
     const open: net.Socket[] = [];
     try {
-      // Two connections from the balancer that send nothing: as many as the total cap.
+      // Two connections from the balancer that send nothing: as many as may wait (at most the total cap).
       for (let i = 0; i < 2; i++) {
         const s = net.connect({ host: "127.0.0.1", port });
         s.on("error", () => {});
@@ -333,12 +333,12 @@ Deno.test({
       const third = plainFrom("127.0.0.1", port, proxyHeader("192.0.2.7"));
       open.push(third.socket);
       assertEquals(await third.answer, "");
-      assertEquals(events, ["refused_total"]);
+      assertEquals(events, ["refused_awaiting_header"]);
       // A direct peer is not locked out by them: they hold no slot of the total yet.
       const direct = plainFrom("127.0.0.2", port, REQUEST);
       open.push(direct.socket);
       assert((await direct.answer).startsWith("HTTP/1.1 200"), "a direct peer served");
-      assertEquals(events, ["refused_total"]);
+      assertEquals(events, ["refused_awaiting_header"]);
     } finally {
       for (const s of open) s.destroy();
       await stop();
@@ -423,6 +423,12 @@ Deno.test("front: the default total cap leaves descriptors for the rest of the p
   // What an explicit --max-connections may reach: the fit, above 4096 too.
   assertEquals(connectionsFit(1024), 298);
   assertEquals(connectionsFit(1_048_576), 349_482);
+  // Behind a balancer, an eighth of the limit, at most 1024, kept for
+  // connections waiting for their PROXY header (review3 N2: outside the fit before).
+  assertEquals(defaultMaxConnections(1024, true), 256);
+  assertEquals(defaultMaxConnections(256, true), 53);
+  assertEquals(connectionsFit(1024, true), 256);
+  assertEquals(connectionsFit(1_048_576, true), 349_141);
 });
 
 Deno.test("auth start: the front's connection caps and rate take positive integers", () => {

@@ -112,29 +112,57 @@ const DESCRIPTORS_PER_CONNECTION = 3;
 const DESCRIPTOR_RESERVE = 128;
 
 /**
- * {@linkcode CONNECTIONS_MAX}, or fewer if the process's descriptor limit
- * (its soft RLIMIT_NOFILE, read from /proc/self/limits; `nofile` in tests)
- * cannot hold that many connections and a reserve for everything else: the
- * front then refuses or evicts before an accept, a storage connection or the
- * loopback server's accept can fail for want of a descriptor.
+ * Connections from a balancer waiting for their PROXY header (one
+ * descriptor each) at most, and at most an eighth of the descriptor limit;
+ * beyond, a new one from a balancer is closed at its accept. They are
+ * connections in setup, so {@linkcode SETUP_MAX_TOTAL} bounded them already;
+ * what is new is that they are counted out of the descriptor limit apart
+ * from the connections held when balancers are configured
+ * ({@linkcode defaultMaxConnections}): before, they came on top of it, and at
+ * the default cap the process ran out of descriptors (review3 N2: under a
+ * limit of 256, 64 connections held and 64 waiting failed accepts and the
+ * process's own file opens). Not smaller: a balancer sends its header with
+ * the connection, but a burst of a thousand balanced connections at once has
+ * hundreds accepted before their first read (measured: 128 refused 615 of
+ * 1,000).
  */
-export function defaultMaxConnections(nofile = descriptorLimit()): number {
-  return Math.min(CONNECTIONS_MAX, fitOf(nofile) ?? CONNECTIONS_MAX);
+export const AWAITING_HEADER_MAX = SETUP_MAX_TOTAL;
+
+/** How many balancer connections may wait for their PROXY header under the descriptor limit `nofile`. */
+export function awaitingHeaderMax(nofile = descriptorLimit()): number {
+  return nofile === undefined
+    ? AWAITING_HEADER_MAX
+    : Math.max(1, Math.min(AWAITING_HEADER_MAX, Math.floor(nofile / 8)));
 }
 
 /**
- * The most connections the process's descriptor limit holds (3 each, and
- * the reserve for everything else), if the system says: an explicit
- * `--max-connections` above it is refused at start (docs/operations.md).
+ * {@linkcode CONNECTIONS_MAX}, or fewer if the process's descriptor limit
+ * (its soft RLIMIT_NOFILE, read from /proc/self/limits; `nofile` in tests)
+ * cannot hold that many connections, the balancer connections waiting for
+ * their header if `balanced` ({@linkcode awaitingHeaderMax}) and a reserve
+ * for everything else: the front then refuses or evicts before an accept, a
+ * storage connection or the loopback server's accept can fail for want of
+ * a descriptor.
  */
-export function connectionsFit(nofile = descriptorLimit()): number | undefined {
-  return fitOf(nofile);
+export function defaultMaxConnections(nofile = descriptorLimit(), balanced = false): number {
+  return Math.min(CONNECTIONS_MAX, fitOf(nofile, balanced) ?? CONNECTIONS_MAX);
 }
 
-function fitOf(nofile: number | undefined): number | undefined {
+/**
+ * The most connections the process's descriptor limit holds (3 each, the
+ * waiting balancer connections if `balanced`, and the reserve for
+ * everything else), if the system says: an explicit `--max-connections`
+ * above it is refused at start (docs/operations.md).
+ */
+export function connectionsFit(nofile = descriptorLimit(), balanced = false): number | undefined {
+  return fitOf(nofile, balanced);
+}
+
+function fitOf(nofile: number | undefined, balanced: boolean): number | undefined {
   if (nofile === undefined) return undefined;
   const reserve = Math.min(DESCRIPTOR_RESERVE, Math.floor(nofile / 4));
-  return Math.max(1, Math.floor((nofile - reserve) / DESCRIPTORS_PER_CONNECTION));
+  const waiting = balanced ? awaitingHeaderMax(nofile) : 0;
+  return Math.max(1, Math.floor((nofile - reserve - waiting) / DESCRIPTORS_PER_CONNECTION));
 }
 
 /** The soft descriptor limit of this process, if the system says (Linux). */
