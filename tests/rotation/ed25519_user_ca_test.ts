@@ -83,6 +83,8 @@ Deno.test({
       assertEquals(status.keys[0].tls_pin, await pemPin(p0));
       assertEquals(status.keys[0].tls_ed25519_pin, await pemPin(e0));
       assertEquals((await auth.ca("host")).keys[0].tls_ed25519_pin, undefined);
+      const text = await auth.tctl("status");
+      assert(text.stdout.includes(`ed25519 ${await pemPin(e0)}`), text.stdout);
     });
 
     await t.step("openssl verifies an Ed25519-issued identity with its tls_ca_certs", async () => {

@@ -3,8 +3,9 @@
  * identity has a P-256 key (what every earlier version stored) refreshes with
  * it after the agent switches to Ed25519 certificate keys, and the identity
  * that refresh stores carries the new Ed25519 key; the way back works the
- * same. Real files in a directory, a real auth app, the agent's own loading
- * of its stored identity.
+ * same. Each identity is signed by the user CA key of its key's algorithm
+ * (P-256 or Ed25519). Real files in a directory, a real auth app, the
+ * agent's own loading of its stored identity.
  *
  * @module
  */
@@ -16,6 +17,11 @@ import { joinTransport } from "../../src/agent/join_client.ts";
 import { readText, STORAGE_FILES } from "../../src/agent/storage.ts";
 import { importPkcs8Pem, type KeyAlgorithm } from "../../src/crypto/keys.ts";
 import { readCertificateFields } from "../../src/pki/cert_fields.ts";
+import {
+  certificatesFromPem,
+  parseCertificate,
+  verifyCertificateSignature,
+} from "../../src/pki/mod.ts";
 import { fromBase64Url, fromPem } from "../../src/util/encoding.ts";
 import { silentLogger } from "../../src/util/log.ts";
 import { DirectoryStorage } from "../../runtime-adapters/deno/dir_storage.ts";
@@ -69,13 +75,22 @@ async function agentOn(
   }, await loadIdentity(storage, "example", silentLogger));
 }
 
-/** The algorithm of the stored identity: its key file and its certificate's key, which must agree. */
+/**
+ * The algorithm of the stored identity: its key file and its certificate's
+ * key, which must agree. The user CA key of the same algorithm signed the
+ * certificate (the cluster is new, so its user CA has an Ed25519 X.509 key),
+ * and the stored `tlscacerts` hold the CA certificate that verifies it.
+ */
 async function storedAlgorithm(dir: string): Promise<KeyAlgorithm> {
   const storage = new DirectoryStorage(dir);
   const key = await importPkcs8Pem((await readText(storage, STORAGE_FILES.key))!);
   const certPem = (await readText(storage, STORAGE_FILES.tlsCert))!;
   const der = fromPem("CERTIFICATE", certPem);
   assertEquals(readCertificateFields(der).spki.length, CANONICAL_SPKI_LENGTH[key.alg]);
+  const cert = parseCertificate(der);
+  assertEquals(cert.signatureAlgorithm, key.alg, "signed by the user CA key of its algorithm");
+  const [ca] = certificatesFromPem((await readText(storage, STORAGE_FILES.tlsCaCerts))!);
+  assert(await verifyCertificateSignature(cert, await parseCertificate(ca).publicKey()));
   return key.alg;
 }
 
