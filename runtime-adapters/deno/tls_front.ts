@@ -106,6 +106,8 @@ export interface FrontOptions {
   maxConnections?: number;
   /** New connections one source may open per second (default {@linkcode CONNECTION_RATE_PER_SOURCE}). */
   maxConnectionRatePerSource?: number;
+  /** The clock of the connection-rate buckets, monotonic ms (default `performance.now`; tests). */
+  rateClock?: () => number;
   /** Told of every connection the front refuses or closes on its own (metrics). */
   onEvent?: (event: FrontEvent) => void;
 }
@@ -211,6 +213,7 @@ export async function startFront(o: FrontOptions): Promise<Front> {
   };
 
   const ratePerSource = o.maxConnectionRatePerSource ?? CONNECTION_RATE_PER_SOURCE;
+  const rateClock = o.rateClock ?? (() => performance.now());
   const rates = new TokenBuckets({
     perSecond: ratePerSource,
     burst: ratePerSource * CONNECTION_BURST_SECONDS,
@@ -223,7 +226,7 @@ export async function startFront(o: FrontOptions): Promise<Front> {
    * bucket), before any handshake.
    */
   const underRate = (source: string): boolean => {
-    if (rates.take(source, performance.now()).ok) {
+    if (rates.take(source, rateClock()).ok) {
       refusedRate.over();
       return true;
     }
