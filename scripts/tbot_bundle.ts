@@ -28,6 +28,8 @@ import {
 const ROOT = decodeURIComponent(TBOT_SOURCE_ROOT.pathname);
 const OUT = decodeURIComponent(TBOT_BUNDLE_DIR.pathname);
 const ENTRY = "runtime-adapters/deno/tbot_main.ts";
+/** A program the bundle runs with `deno run`; it imports only `node:` modules. */
+const PROBE = "runtime-adapters/deno/first_contact_probe.ts";
 
 async function deno(args: string[]): Promise<string> {
   const out = await new Deno.Command(Deno.execPath(), {
@@ -94,6 +96,9 @@ export async function buildTbotBundle(): Promise<TbotBundleManifest> {
     tmp,
     ENTRY,
   ]);
+  // The CA pin's first contact runs this file in a process of its own
+  // (runtime-adapters/deno/trust.ts), found beside the chunk that runs it.
+  await Deno.copyFile(`${ROOT}${PROBE}`, `${tmp}/${PROBE.split("/").pop()}`);
   const bundle = await bundleFileHashes(
     new URL(`${fingerprint}.tmp-${Deno.pid}/`, TBOT_BUNDLE_DIR),
   );

@@ -7,7 +7,7 @@
  */
 import { fetchFailure } from "./fetch_errors.ts";
 import { fileURLToPath } from "node:url";
-import { basename, resolve } from "node:path";
+import { resolve } from "node:path";
 import { runTbot } from "../../src/cli/tbot/main.ts";
 import { denoHookProcesses } from "./hook_processes.ts";
 import { denoFileSharing } from "./file_sharing.ts";
@@ -20,6 +20,7 @@ import { writeFileAtomic } from "./fs.ts";
 import { fileErrorMessage } from "./os_error.ts";
 import { installSignalHandlers } from "./signals.ts";
 import { argParser } from "./arg_parser.ts";
+import { denoCliPath } from "./deno_cli.ts";
 
 /**
  * Flags tbot runs with; the same as the `tbot` task in deno.json and the
@@ -75,9 +76,9 @@ function hostname(): string {
  * Not this module's own URL: run from the bundle, that is a file in dist/.
  */
 function tbotCommand(): string[] {
-  const exec = Deno.execPath();
-  if (!/^deno(\.exe)?$/.test(basename(exec))) return [exec];
-  return [exec, "run", ...TBOT_DENO_FLAGS, fileURLToPath(Deno.mainModule)];
+  const deno = denoCliPath();
+  if (!deno) return [Deno.execPath()];
+  return [deno, "run", ...TBOT_DENO_FLAGS, fileURLToPath(Deno.mainModule)];
 }
 
 const encoder = new TextEncoder();

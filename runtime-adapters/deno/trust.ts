@@ -4,15 +4,14 @@
  * pin policy is `src/agent/trust/`.
  *
  * Pins: Deno's `fetch` cannot skip verification for one request, so the
- * first contact goes through `node:tls` with verification off
- * ({@linkcode fetchUnverified}); after the policy has accepted a CA, every
+ * first contact goes through `node:tls` with verification off, in a child
+ * process ({@linkcode fetchUnverified}); after the policy has accepted a CA, every
  * request verifies against the saved host CAs only (./exclusive_trust.ts),
  * as with a CA file. Only the system-roots mode lets Deno's root store vouch
  * for the server too.
  *
  * @module
  */
-import type { TLSSocket } from "node:tls";
 import {
   checkCaFile,
   type FirstContactResult,
@@ -38,12 +37,17 @@ import {
 import { nodeHttpsFetcher } from "./node_https_fetch.ts";
 import { silentLogger } from "../../src/util/log.ts";
 import { KeyboundError } from "../../src/errors.ts";
-import { concatBytes } from "../../src/util/encoding.ts";
+import { fromBase64 } from "../../src/util/encoding.ts";
+import { denoCliPath } from "./deno_cli.ts";
+import { PROBE_TIMEOUT_MS, type ProbeOutcome, probeUnverified } from "./first_contact_probe.ts";
 
-/** Longest wait for the unverified bootstrap connection. */
-const BOOTSTRAP_TIMEOUT_MS = 15_000;
-/** Largest answer accepted on the unverified connection. */
-const BOOTSTRAP_MAX_BYTES = 256 * 1024;
+/**
+ * The probe's program, run by `deno run`: beside this module in the sources,
+ * and beside the bundle's chunks in dist/ (`deno task tbot-bundle` copies it).
+ */
+const PROBE = new URL("./first_contact_probe.ts", import.meta.url);
+/** How long the probe's process may take on top of its own time limit: Deno's start-up. */
+const PROBE_START_MS = 10_000;
 
 /** A fetch that verifies the server against `caPems` and Deno's default root store. */
 function fetchTrustingAlsoRoots(caPems: string[]): typeof fetch {
@@ -53,78 +57,101 @@ function fetchTrustingAlsoRoots(caPems: string[]): typeof fetch {
     fetch(input, { ...init, client })) as typeof fetch;
 }
 
+/** `CONNECTION_FAILED` for the first contact with `baseUrl`. */
+function connectionFailed(baseUrl: string, message: string, cause?: unknown): KeyboundError {
+  return new KeyboundError(
+    "CONNECTION_FAILED",
+    `${baseUrl}: ${message}`,
+    cause === undefined ? undefined : { cause },
+  );
+}
+
+/**
+ * Runs ./first_contact_probe.ts: in a `deno run` child process allowed to
+ * reach only the auth service, so this process never loads `node:tls`; in
+ * a compiled tbot (no `deno` to run it with) in this process.
+ */
+async function runProbe(baseUrl: string, request: string): Promise<ProbeOutcome> {
+  const deno = denoCliPath();
+  if (!deno) return await probeUnverified(baseUrl, request);
+  const fail = (message: string, cause?: unknown) =>
+    connectionFailed(baseUrl, `the first-contact probe failed: ${message}`, cause);
+  let out: Deno.CommandOutput;
+  try {
+    out = await new Deno.Command(deno, {
+      args: [
+        "run",
+        "--no-config",
+        "--no-prompt",
+        `--allow-net=${new URL(baseUrl).host}`,
+        PROBE.href,
+        baseUrl,
+        request,
+      ],
+      env: { DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1" },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      signal: AbortSignal.timeout(PROBE_TIMEOUT_MS + PROBE_START_MS),
+    }).output();
+  } catch (err) {
+    throw fail((err as Error).message, err);
+  }
+  const stdout = new TextDecoder().decode(out.stdout).trim();
+  if (!out.success || !stdout) {
+    const stderr = new TextDecoder().decode(out.stderr).trim().split("\n");
+    throw fail(stderr.find((l) => /error/i.test(l)) ?? stderr.at(-1) ?? `exit ${out.code}`);
+  }
+  try {
+    return JSON.parse(stdout) as ProbeOutcome;
+  } catch (err) {
+    throw fail(`it printed no result (${stdout.slice(0, 80)})`, err);
+  }
+}
+
 /**
  * The first contact of the pin policy: the server's leaf certificate (DER)
- * and the answer to `GET /v1/ca/host`, over a connection that is NOT verified.
+ * and the answer to `GET /v1/ca/host`, over a connection that is NOT
+ * verified (./first_contact_probe.ts, in a process of its own).
  */
 export async function fetchUnverified(baseUrl: string): Promise<FirstContactResult> {
   const url = new URL(baseUrl);
-  const host = url.hostname.replace(/^\[|\]$/g, "");
-  const port = Number(url.port || 443);
-  // node:tls is loaded only for this one bootstrap connection: every other run
-  // (and every refresh) goes through fetch, and the Node layer costs ~50 ms and ~8 MB.
-  const [{ connect }, { isIP }] = await Promise.all([import("node:tls"), import("node:net")]);
-  const socket: TLSSocket = connect({
-    host,
-    port,
-    rejectUnauthorized: false,
-    ALPNProtocols: ["http/1.1"],
-    ...(isIP(host) ? {} : { servername: host }),
-  });
-  return await new Promise((resolve, reject) => {
-    const chunks: Uint8Array[] = [];
-    let size = 0;
-    let leafDer: Uint8Array | undefined;
-    const fail = (message: string, cause?: unknown) => {
-      socket.destroy();
-      reject(new KeyboundError("CONNECTION_FAILED", `${baseUrl}: ${message}`, { cause }));
-    };
-    const timer = setTimeout(
-      () => fail("no answer in time while learning the host CA"),
-      BOOTSTRAP_TIMEOUT_MS,
-    );
-    socket.on("secureConnect", () => {
-      const raw = socket.getPeerCertificate(true)?.raw;
-      if (!raw) return fail("the server presented no TLS certificate");
-      leafDer = new Uint8Array(raw);
-      socket.write(
-        `GET ${HOST_CA_PATH} HTTP/1.1\r\nHost: ${url.host}\r\nAccept: application/json\r\n` +
-          `Connection: close\r\n\r\n`,
-      );
-    });
-    socket.on("data", (c: Uint8Array) => {
-      size += c.length;
-      if (size > BOOTSTRAP_MAX_BYTES) return fail("the answer is too large");
-      chunks.push(new Uint8Array(c));
-    });
-    socket.on("error", (err: Error) => {
-      clearTimeout(timer);
-      // The request is written at secureConnect, so before it (no leaf yet) nothing was
-      // sent: a reset then is one the caller may send again after (src/agent/trust/).
-      const reset = leafDer
+  const outcome = await runProbe(
+    baseUrl,
+    `GET ${HOST_CA_PATH} HTTP/1.1\r\nHost: ${url.host}\r\nAccept: application/json\r\n` +
+      `Connection: close\r\n\r\n`,
+  );
+  const fail = (message: string, cause?: unknown) => connectionFailed(baseUrl, message, cause);
+  if ("leaf" in outcome) {
+    try {
+      return {
+        leafDer: fromBase64(outcome.leaf),
+        ...parseHttpResponse(fromBase64(outcome.answer)),
+      };
+    } catch (err) {
+      throw fail((err as Error).message, err);
+    }
+  }
+  switch (outcome.failure) {
+    case "timeout":
+      throw fail("no answer in time while learning the host CA");
+    case "no_certificate":
+      throw fail("the server presented no TLS certificate");
+    case "too_large":
+      throw fail("the answer is too large");
+    case "ended":
+      // Closed during the handshake: the request was not sent, and may be sent again.
+      throw resetBeforeSend(url.host, new Error("the TLS handshake did not complete"));
+    case "error": {
+      const err = new Error(outcome.message);
+      // Before the request was written, a reset is one the caller may send again after
+      // (src/agent/trust/).
+      const reset = outcome.sent
         ? undefined
         : resetBeforeSendError(new FailedBeforeRequest(err), url.host);
-      if (reset) {
-        socket.destroy();
-        return reject(reset);
-      }
-      fail(`cannot connect: ${err.message}`, err);
-    });
-    socket.on("end", () => {
-      clearTimeout(timer);
-      socket.destroy();
-      // Deno's node:tls reports a reset during the handshake as an end, like a close: either
-      // way the request (written at secureConnect) was not sent, and may be sent again.
-      if (!leafDer) {
-        return reject(resetBeforeSend(url.host, new Error("the TLS handshake did not complete")));
-      }
-      try {
-        resolve({ leafDer, ...parseHttpResponse(concatBytes(...chunks)) });
-      } catch (err) {
-        fail((err as Error).message, err);
-      }
-    });
-  });
+      throw reset ?? fail(`cannot connect: ${err.message}`, err);
+    }
+  }
 }
 
 /**
