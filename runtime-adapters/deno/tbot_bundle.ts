@@ -24,7 +24,8 @@
  * A process running from a bundle holds a shared lock on its main file for
  * its lifetime, so `deno task tbot-bundle --prune` keeps builds in use.
  *
- * This module imports nothing.
+ * This module imports nothing when it loads (tbot's logger only for the
+ * launcher's log line, {@linkcode fallbackLogLine}).
  *
  * @module
  */
@@ -237,38 +238,38 @@ export async function freshTbotBundle(
   return "url" in b ? b.url : undefined;
 }
 
+/** tbot's logger module, loaded only when a line is logged (see {@linkcode fallbackLogLine}). */
+const LOG_MODULE = new URL("../../src/util/log.ts", import.meta.url).href;
+
 /**
- * The launcher's log line when tbot runs from the sources: shaped like
- * tbot's own (src/util/log.ts; JSON when `args` ask for `--log-format json`),
- * level INFO when there is no bundle and WARN when one is refused. Every
- * character outside printable ASCII in it is escaped (`reason` may quote a
- * manifest, which is only a file on disk).
+ * The launcher's log line when tbot runs from the sources, written by tbot's
+ * one logger (src/util/log.ts, which escapes what `reason` may quote from a
+ * manifest, only a file on disk): JSON when `args` ask for `--log-format
+ * json`, level INFO when there is no bundle and WARN when one is refused.
+ * The logger is imported here, on this path only, and not by name: a bundled
+ * start would otherwise load it from the sources beside the bundle's own copy
+ * (+0.9 MiB peak for that module alone).
  */
-export function fallbackLogLine(
+export async function fallbackLogLine(
   fallback: { reason: string; missing?: true },
   args: readonly string[],
   now: Date = new Date(),
-): string {
-  const level = fallback.missing ? "info" : "warn";
-  const msg = "running from the sources, not the bundle";
+): Promise<string> {
+  const { createLogger }: typeof import("../../src/util/log.ts") = await import(LOG_MODULE);
   const json = args.some((a, i) =>
     a === "--log-format=json" || (a === "--log-format" && args[i + 1] === "json")
   );
-  const line = json
-    ? JSON.stringify({
-      time: now.toISOString(),
-      level,
-      msg,
-      component: "tbot",
-      reason: fallback.reason,
-    })
-    : `${now.toISOString()} ${level.toUpperCase().padEnd(5)} ${msg} component=tbot reason=${
-      JSON.stringify(fallback.reason)
-    }`;
-  return line.replace(
-    /[^\x20-\x7e]/g,
-    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
-  );
+  let line = "";
+  const log = createLogger({
+    format: json ? "json" : "text",
+    component: "tbot",
+    write: (l) => line = l,
+    now: () => now,
+  });
+  log[fallback.missing ? "info" : "warn"]("running from the sources, not the bundle", {
+    reason: fallback.reason,
+  });
+  return line;
 }
 
 function sameHashes(a: Record<string, string>, b: Record<string, string>): boolean {

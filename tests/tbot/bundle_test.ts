@@ -115,7 +115,7 @@ Deno.test("tbot bundle: the launcher is told why it runs the sources, in one esc
     const other = (await why())!;
     assert(other.reason.includes("deno 9.9.9\n"), other.reason);
     const at = new Date("2026-12-02T15:00:00Z");
-    const text = fallbackLogLine(other, ["start"], at);
+    const text = await fallbackLogLine(other, ["start"], at);
     assertEquals(
       text,
       "2026-12-02T15:00:00.000Z WARN  running from the sources, not the bundle component=tbot " +
@@ -123,7 +123,7 @@ Deno.test("tbot bundle: the launcher is told why it runs the sources, in one esc
     );
     assert(/^[\x20-\x7e]+$/.test(text), "printable ASCII only");
     for (const args of [["start", "--log-format=json"], ["start", "--log-format", "json"]]) {
-      const json = fallbackLogLine(other, args, at);
+      const json = await fallbackLogLine(other, args, at);
       assert(/^[\x20-\x7e]+$/.test(json), "printable ASCII only");
       assertEquals(JSON.parse(json), {
         time: "2026-12-02T15:00:00.000Z",
@@ -133,7 +133,7 @@ Deno.test("tbot bundle: the launcher is told why it runs the sources, in one esc
         reason: other.reason,
       });
     }
-    assert(fallbackLogLine(missing!, [], at).includes(" INFO  running from the sources"));
+    assert((await fallbackLogLine(missing!, [], at)).includes(" INFO  running from the sources"));
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }

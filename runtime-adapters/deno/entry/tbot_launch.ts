@@ -21,6 +21,6 @@ const SOURCES = new URL("../tbot_main.ts", import.meta.url).href;
 await runProgram(async () => {
   const bundle = await tbotBundle();
   if ("url" in bundle) return await import(bundle.url);
-  console.error(fallbackLogLine(bundle, Deno.args));
+  console.error(await fallbackLogLine(bundle, Deno.args));
   return await import(SOURCES);
 });
