@@ -95,6 +95,20 @@ export function botSubject(b: BotSubjectInput): NameAttribute[] {
   ];
 }
 
+/**
+ * Whether `id` reads as the subject {@linkcode botSubject} builds, the subject
+ * of a join's certificate: CN `bot-<name>`, bot name, instance id,
+ * generation and join token, and neither the `usage` of an output nor the
+ * browser id of a console certificate (the admin subject has none of the bot
+ * attributes). The user CA's Ed25519 key signs nothing else, so request auth
+ * accepts nothing else from it.
+ */
+export function isJoinIdentity(id: SubjectIdentity): boolean {
+  return id.botName !== undefined && id.username === botUserName(id.botName) &&
+    id.botInstanceId !== undefined && id.generation !== undefined &&
+    id.joinToken !== undefined && id.usage === undefined && id.browserId === undefined;
+}
+
 /** Input of {@linkcode outputSubject}. */
 export interface OutputSubjectInput {
   /** Bot name, without the `bot-` prefix. */

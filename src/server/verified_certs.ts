@@ -19,7 +19,7 @@
  * @module
  */
 import { CaKeyDroppedError, KeyboundError } from "../errors.ts";
-import { keyId } from "../crypto/keys.ts";
+import { algOf, keyId } from "../crypto/keys.ts";
 import { sha256 } from "../crypto/random.ts";
 import {
   type NameAttribute,
@@ -27,7 +27,7 @@ import {
   type ParsedCertificate,
   verifyCertificateSignature,
 } from "../pki/mod.ts";
-import { identityFromSubject, type SubjectIdentity } from "../protocol/subject.ts";
+import { identityFromSubject, isJoinIdentity, type SubjectIdentity } from "../protocol/subject.ts";
 import { bytesEqual, toBase64, toHex } from "../util/encoding.ts";
 import type { CertAuthority, ServerContext, TlsCaKey } from "./context.ts";
 import type { ParsedCertificateLike } from "./identity_types.ts";
@@ -87,6 +87,11 @@ function unauthenticated(message: string, cause?: unknown): KeyboundError {
   return new KeyboundError("UNAUTHENTICATED", message, cause ? { cause } : undefined);
 }
 
+/** The refusal of a certificate no trusted user CA key issued (as far as trust goes). */
+function notIssuedByUserCa(what: string, why = ""): KeyboundError {
+  return unauthenticated(`${what}: certificate was not issued by this cluster's user CA${why}`);
+}
+
 /**
  * Every user CA key a client certificate may be signed by: the P-256 keys
  * (every identity) and the Ed25519 keys (the join certificates of Ed25519
@@ -120,7 +125,7 @@ async function notIssuedError(
       );
     }
   }
-  return unauthenticated(`${what}: certificate was not issued by this cluster's user CA`);
+  return notIssuedByUserCa(what);
 }
 
 /**
@@ -129,7 +134,8 @@ async function notIssuedError(
  * returns it with its identity. `what` prefixes error messages ("signed
  * request", "certificate"). Throws `CA_KEY_DROPPED` if a key a rotation
  * dropped issued it, `UNAUTHENTICATED` if it does not parse, is a CA, was not
- * signed by a trusted user CA key, is outside its validity at `now`, or its
+ * signed by a trusted user CA key (or was signed by an Ed25519 one but is not
+ * an Ed25519 bot's join certificate), is outside its validity at `now`, or its
  * subject is not an identity.
  */
 export async function verifyClientCertificate(
@@ -157,23 +163,34 @@ export async function verifyClientCertificate(
   } catch (cause) {
     throw unauthenticated(`${what}: certificate does not parse`, cause);
   }
-  if (cert.isCA) {
-    throw unauthenticated(`${what}: certificate was not issued by this cluster's user CA`);
+  if (cert.isCA) throw notIssuedByUserCa(what);
+  let signer = -1;
+  for (let i = 0; i < trusted.length && signer < 0; i++) {
+    if (await verifyCertificateSignature(cert, trusted[i].keyPair.publicKey)) signer = i;
   }
-  let caId: string | undefined;
-  for (let i = 0; i < trusted.length && caId === undefined; i++) {
-    if (await verifyCertificateSignature(cert, trusted[i].keyPair.publicKey)) caId = caIds[i];
-  }
-  if (caId === undefined) throw await notIssuedError(ctx, cert, what);
+  if (signer < 0) throw await notIssuedError(ctx, cert, what);
   if (now < cert.notBefore || now > cert.notAfter) {
     throw unauthenticated(`${what}: certificate is expired or not yet valid`);
   }
   const identity = identityFromSubject(cert.subject);
   if (typeof identity === "string") throw unauthenticated(`${what}: ${identity}`);
+  const publicKey = await cert.publicKey();
+  // The Ed25519 key signs one thing, the join certificate of an Ed25519 bot
+  // (join/certs.ts, joinX509Signer): trust holds it to that, so a signing bug
+  // that hands it another subject (admin, output, console) or a P-256 subject
+  // key makes certificates that are refused, not identities. Checked before
+  // the cache entry is made, so a hit costs nothing more.
+  if (
+    algOf(trusted[signer].keyPair.publicKey) === "EdDSA" &&
+    (!isJoinIdentity(identity) || algOf(publicKey) !== "EdDSA")
+  ) {
+    throw notIssuedByUserCa(what, " (its Ed25519 key signs only Ed25519 bots' join certificates)");
+  }
+  const caId = caIds[signer];
   const verified: VerifiedCertificate = {
     sha256: toHex(await sha256(der)),
     identity,
-    publicKey: await cert.publicKey(),
+    publicKey,
     cert: { serialHex: cert.serialHex, notBefore: cert.notBefore, notAfter: cert.notAfter },
   };
   cache.set(`${caId}:${bytesKey}`, verified);

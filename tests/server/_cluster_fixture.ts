@@ -11,7 +11,7 @@ import { parseIdentityFile } from "../../src/protocol/identity_file.ts";
 import type { RequestSigner } from "../../src/protocol/signed_request.ts";
 import { botSubject } from "../../src/protocol/subject.ts";
 import { bootstrapCluster } from "../../src/server/bootstrap.ts";
-import type { CertAuthority, ServerContext } from "../../src/server/context.ts";
+import type { CertAuthority, ServerContext, TlsCaKey } from "../../src/server/context.ts";
 import { issueAdminIdentityFile } from "../../src/server/identity.ts";
 import { MemoryBackend } from "../../src/storage/memory.ts";
 import { silentLogger } from "../../src/util/log.ts";
@@ -43,13 +43,16 @@ export async function adminSigner(ctx: ServerContext): Promise<RequestSigner> {
   return { certDer: id.certDer, privateKey: id.privateKey };
 }
 
-/** Issues a client certificate with `subject` from `ca` (default: the cluster's user CA). */
+/**
+ * Issues a client certificate with `subject` from `ca` (default: the cluster's
+ * user CA), signed by its P-256 key or by `issuer`.
+ */
 export async function clientSigner(
   ctx: ServerContext,
   subject: NameAttribute[],
-  options: { ca?: CertAuthority; alg?: "EdDSA" | "ES256"; notAfter?: Date } = {},
+  options: { ca?: CertAuthority; issuer?: TlsCaKey; alg?: "EdDSA" | "ES256"; notAfter?: Date } = {},
 ): Promise<RequestSigner> {
-  const tls = (options.ca ?? ctx.cas.user).tls!;
+  const tls = options.issuer ?? (options.ca ?? ctx.cas.user).tls!;
   const key = await generateKeyPair(options.alg ?? "ES256");
   const now = ctx.now().getTime();
   const certDer = await issueCertificate({
@@ -71,7 +74,12 @@ export async function clientSigner(
 export function botSigner(
   ctx: ServerContext,
   name = "example",
-  options: { instance?: string; generation?: number; alg?: "EdDSA" | "ES256" } = {},
+  options: {
+    instance?: string;
+    generation?: number;
+    alg?: "EdDSA" | "ES256";
+    issuer?: TlsCaKey;
+  } = {},
 ): Promise<RequestSigner> {
   return clientSigner(
     ctx,
@@ -81,6 +89,6 @@ export function botSigner(
       generation: options.generation ?? 3,
       joinToken: `${name}-token`,
     }),
-    { alg: options.alg },
+    { alg: options.alg, issuer: options.issuer },
   );
 }

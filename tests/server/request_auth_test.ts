@@ -2,7 +2,13 @@ import { assert, assertEquals, assertRejects } from "../_assert.ts";
 import { KeyboundError } from "../../src/errors.ts";
 import { Hono } from "hono";
 import { challengeHash, signRequest } from "../../src/protocol/signed_request.ts";
-import { adminSubject } from "../../src/protocol/subject.ts";
+import {
+  adminSubject,
+  botSubject,
+  browserSubject,
+  outputSubject,
+  SUBJECT_OIDS,
+} from "../../src/protocol/subject.ts";
 import type { AppEnv } from "../../src/server/hono_env.ts";
 import { resourceKey, seenRequestKey } from "../../src/server/keys.ts";
 import { locksChangedMutation } from "../../src/server/locks.ts";
@@ -350,4 +356,64 @@ Deno.test("verified-certificate cache: hits, LRU bound, expiry, CA in the key, n
     "UNAUTHENTICATED",
     "expired",
   );
+});
+
+Deno.test("the user CA's Ed25519 key is trusted for Ed25519 bots' join certificates only", async () => {
+  const { ctx } = await newCluster();
+  const ed = ctx.cas.user.tlsEd25519;
+  assert(ed, "a new cluster's user CA has the Ed25519 X.509 key");
+  const cache = new VerifiedCertificateCache();
+  const now = ctx.now();
+  const check = (der: Uint8Array) => verifyClientCertificate(ctx, der, now, "certificate", cache);
+  const join = botSubject({
+    botName: "example",
+    botInstanceId: "i",
+    generation: 1,
+    joinToken: "t",
+  });
+  // What a signing bug could make it sign: each refused as an untrusted issuer's, never cached.
+  const wrong = {
+    admin: await clientSigner(ctx, adminSubject(), { issuer: ed, alg: "EdDSA" }),
+    output: await clientSigner(ctx, outputSubject({ botName: "example", joinToken: "t" }), {
+      issuer: ed,
+      alg: "EdDSA",
+    }),
+    console: await clientSigner(ctx, browserSubject("b1"), { issuer: ed, alg: "EdDSA" }),
+    p256SubjectKey: await botSigner(ctx, "example", { issuer: ed, alg: "ES256" }),
+    joinWithUsage: await clientSigner(
+      ctx,
+      [...join, { oid: SUBJECT_OIDS.usage, value: "output" }],
+      {
+        issuer: ed,
+        alg: "EdDSA",
+      },
+    ),
+    joinWithBrowser: await clientSigner(
+      ctx,
+      [...join, { oid: SUBJECT_OIDS.browserId, value: "b" }],
+      {
+        issuer: ed,
+        alg: "EdDSA",
+      },
+    ),
+  };
+  for (const s of Object.values(wrong)) {
+    await rejectsWith(() => check(s.certDer), "UNAUTHENTICATED", "not issued by this cluster");
+  }
+  assertEquals(cache.size, 0);
+  await rejectsWith(
+    async () =>
+      verify(ctx, await signRequest(wrong.admin, { method: "PUT", path: PATH, body: BODY })),
+    "UNAUTHENTICATED",
+    "user CA",
+  );
+  // The certificate a join makes for an Ed25519 bot is accepted, and remembered.
+  const bot = await botSigner(ctx, "example", { issuer: ed, alg: "EdDSA" });
+  const ok = await check(bot.certDer);
+  assertEquals([ok.identity.botName, ok.identity.generation], ["example", 3]);
+  assertEquals(cache.size, 1);
+  // The same subjects from the P-256 key stay what they were.
+  const admin = await check((await clientSigner(ctx, adminSubject(), { alg: "EdDSA" })).certDer);
+  assertEquals(admin.identity.roles, ["@admin"]);
+  assert(await check((await botSigner(ctx, "example", { alg: "ES256" })).certDer));
 });
