@@ -106,8 +106,11 @@ export interface FrontOptions {
   maxConnections?: number;
   /** New connections one source may open per second (default {@linkcode CONNECTION_RATE_PER_SOURCE}). */
   maxConnectionRatePerSource?: number;
-  /** The clock of the connection-rate buckets, monotonic ms (default `performance.now`; tests). */
-  rateClock?: () => number;
+  /**
+   * The clock of the connection-rate buckets and of the quiet spell that
+   * ends a logged burst, monotonic ms (default `performance.now`; tests).
+   */
+  clock?: () => number;
   /** Told of every connection the front refuses or closes on its own (metrics). */
   onEvent?: (event: FrontEvent) => void;
 }
@@ -213,7 +216,7 @@ export async function startFront(o: FrontOptions): Promise<Front> {
   };
 
   const ratePerSource = o.maxConnectionRatePerSource ?? CONNECTION_RATE_PER_SOURCE;
-  const rateClock = o.rateClock ?? (() => performance.now());
+  const clock = o.clock ?? (() => performance.now());
   const rates = new TokenBuckets({
     perSecond: ratePerSource,
     burst: ratePerSource * CONNECTION_BURST_SECONDS,
@@ -226,7 +229,7 @@ export async function startFront(o: FrontOptions): Promise<Front> {
    * bucket), before any handshake.
    */
   const underRate = (source: string): boolean => {
-    if (rates.take(source, rateClock()).ok) {
+    if (rates.take(source, clock()).ok) {
       refusedRate.over();
       return true;
     }
@@ -318,21 +321,19 @@ export async function startFront(o: FrontOptions): Promise<Front> {
         const source = sourceAddress(client);
         // Destroyed already (setup timer, eviction): its close frees nothing more.
         if (raw.destroyed) throw new Error("closed after its PROXY protocol header");
-        if (held.count(source) >= maxHeldPerSource) {
-          // Closed before TLS: the ClientHello is never read.
+        // Closed before TLS: the ClientHello is never read.
+        const refuse = () => {
           clearTimeout(timer);
           setUp();
           raw.destroy();
+        };
+        if (held.count(source) >= maxHeldPerSource) {
+          refuse();
           report("refused_per_source");
           refusedHeld.note(source);
           return;
         }
-        if (!underRate(source)) {
-          clearTimeout(timer);
-          setUp();
-          raw.destroy();
-          return;
-        }
+        if (!underRate(source)) return refuse();
         makeRoom();
         held.add(raw, source);
         refusedHeld.over();
@@ -461,10 +462,11 @@ export async function startFront(o: FrontOptions): Promise<Front> {
         deadlineMs: o.requestDeadlineMs ?? REQUEST_DEADLINE_MS,
         late: () => {
           report("request_deadline");
-          late.note(client);
+          late.note(sourceAddress(client));
           upstream.destroy();
           inner.destroy();
         },
+        requestInTime: () => late.over(),
         answer: answerDeadline,
         slow: () => {
           report("answer_deadline");
@@ -472,6 +474,7 @@ export async function startFront(o: FrontOptions): Promise<Front> {
           upstream.destroy();
           inner.destroy();
         },
+        answerTaken: () => slow.over(),
         // A client that ended its side after its requests has had every
         // answer: its FIN goes on now, not at the grace limit (review2 N2:
         // a half-closing client waited CLOSE_GRACE_MS for its close).
@@ -499,6 +502,7 @@ export async function startFront(o: FrontOptions): Promise<Front> {
     o.log,
     "refused connections at the public front: a source holds its cap of connections",
     `at most ${maxHeldPerSource} per source`,
+    clock,
   );
   const refusedRate = burstLog(
     o.log,
@@ -506,23 +510,27 @@ export async function startFront(o: FrontOptions): Promise<Front> {
     `at most ${ratePerSource} a second per source, ${
       ratePerSource * CONNECTION_BURST_SECONDS
     } at once`,
+    clock,
   );
   const evictedHeld = burstLog(
     o.log,
     "closed the oldest connections of the source holding the most at the public front: " +
       "too many connections in all",
     `at most ${maxHeld} in all`,
+    clock,
   );
   const evicted = burstLog(
     o.log,
     "closed the oldest connections being set up at the public front: too many in all",
     `at most ${maxTotal} in all`,
+    clock,
   );
   const refusedAwaiting = burstLog(
     o.log,
     "refused connections at the public front: a balancer's connections waiting for their " +
       "PROXY header are at their cap",
     `at most ${maxAwaiting} waiting`,
+    clock,
   );
   const late = burstLog(
     o.log,
@@ -530,6 +538,7 @@ export async function startFront(o: FrontOptions): Promise<Front> {
     `at most ${
       (o.requestDeadlineMs ?? REQUEST_DEADLINE_MS) / 1000
     } s from a request's first byte to its last`,
+    clock,
   );
   const answerDeadline = o.answerDeadline ??
     { graceMs: ANSWER_GRACE_MS, minBytesPerSecond: ANSWER_MIN_BYTES_PER_S };
@@ -539,11 +548,13 @@ export async function startFront(o: FrontOptions): Promise<Front> {
     `at most ${answerDeadline.graceMs / 1000} s from an answer's first byte, plus 1 s per ${
       answerDeadline.minBytesPerSecond / 1024
     } KB taken`,
+    clock,
   );
   const failed = burstLog(
     o.log,
     "the public front cannot accept connections (out of descriptors?)",
     "accepting again",
+    clock,
   );
   let stopped = false;
   const accepting = (async () => {

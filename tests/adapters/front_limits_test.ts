@@ -113,7 +113,7 @@ Deno.test({
     const { front, events, stop } = await frontWith({
       tls: await serverPair(),
       maxConnectionRatePerSource: 2,
-      rateClock: () => now,
+      clock: () => now,
       log: createLogger({ format: "json", write: (l) => lines.push(l) }),
     });
     try {
@@ -151,7 +151,7 @@ Deno.test({
     const { front, events, stop } = await frontWith({
       balancers: new Set(["127.0.0.1"]),
       maxConnectionRatePerSource: 1,
-      rateClock: () => 0,
+      clock: () => 0,
     });
     const open: net.Socket[] = [];
     const through = async (client: string) => {

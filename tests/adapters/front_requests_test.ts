@@ -15,7 +15,7 @@ import { assert, assertEquals } from "../_assert.ts";
 import { missingTools } from "../_tools.ts";
 import { frontWith, serverPair } from "./_front.ts";
 import { startFront } from "../../runtime-adapters/deno/tls_front.ts";
-import { silentLogger } from "../../src/util/log.ts";
+import { createLogger, silentLogger } from "../../src/util/log.ts";
 
 const NEEDS_OPENSSL = missingTools("openssl");
 const enc = (s: string) => new TextEncoder().encode(s);
@@ -331,6 +331,50 @@ Deno.test({
       assert(answer.startsWith("HTTP/1.1 200 OK") && answer.endsWith("1."), answer);
       client.close();
       server.close();
+    } finally {
+      await stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "front: a second burst of request-deadline cuts after a quiet spell is logged again",
+  ignore: NEEDS_OPENSSL !== undefined,
+  async fn() {
+    const { ca, cert, key } = await serverPair();
+    const lines: string[] = [];
+    // The burst log's quiet spell (5 s) on a clock the test moves.
+    let now = 0;
+    const { front, events, stop } = await frontWith({
+      tls: { cert, key },
+      requestDeadlineMs: 300,
+      clock: () => now,
+      log: createLogger({ format: "json", write: (l) => lines.push(l) }),
+    });
+    const first = "closed connections at the public front: a request not whole in time";
+    const logged = () => lines.filter((l) => JSON.parse(l).msg === first);
+    /** A request that never ends: cut at the deadline. */
+    const unfinished = async () => {
+      const conn = await connect(front.addr.port, ca);
+      await conn.write(enc("GET / HTTP/1.1\r\nhost: x\r\n"));
+      await readUntil(conn, () => false);
+      conn.close();
+    };
+    try {
+      await unfinished();
+      assertEquals(logged().length, 1, lines.join("\n"));
+      // Named by its source, as the answer-deadline line names it (not host:port).
+      assertEquals(JSON.parse(logged()[0]).detail, "127.0.0.1");
+      // Quiet for longer than the spell, then a request whole in time: the burst is over.
+      now += 5_001;
+      const conn = await connect(front.addr.port, ca);
+      await conn.write(enc("GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"));
+      assert((await readUntil(conn, () => false)).startsWith("HTTP/1.1 200"));
+      conn.close();
+      // Before: the burst never ended, and this cut was not logged.
+      await unfinished();
+      assertEquals(events, ["request_deadline", "request_deadline"]);
+      assertEquals(logged().length, 2, lines.join("\n"));
     } finally {
       await stop();
     }

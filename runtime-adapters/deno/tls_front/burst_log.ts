@@ -13,13 +13,18 @@ const BURST_QUIET_MS = 5_000;
  * is over, with how many there were: an operator sees the shortage, the log
  * does not fill with one line per attempt.
  */
-export function burstLog(log: Logger, first: string, over: string) {
+export function burstLog(
+  log: Logger,
+  first: string,
+  over: string,
+  clock: () => number = () => performance.now(),
+) {
   let count = 0;
   let since = 0;
   let last = 0;
   return {
     note(detail: string) {
-      last = performance.now();
+      last = clock();
       if (count++ === 0) {
         since = last;
         log.warn(first, { detail });
@@ -27,8 +32,9 @@ export function burstLog(log: Logger, first: string, over: string) {
     },
     /** Something went right: ends the burst if none happened for BURST_QUIET_MS. */
     over() {
-      if (count === 0 || performance.now() - last < BURST_QUIET_MS) return;
-      log.info(`${first}: over, ${over}`, { count, ms: performance.now() - since });
+      const now = clock();
+      if (count === 0 || now - last < BURST_QUIET_MS) return;
+      log.info(`${first}: over, ${over}`, { count, ms: now - since });
       count = 0;
     },
   };

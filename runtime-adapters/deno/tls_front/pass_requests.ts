@@ -39,8 +39,12 @@ export function passRequests(
   o: {
     deadlineMs: number;
     late: () => void;
+    /** A request was whole in time. */
+    requestInTime: () => void;
     answer: { graceMs: number; minBytesPerSecond: number };
     slow: () => void;
+    /** The client took every answer it was sent. */
+    answerTaken: () => void;
     allAnswered: () => void;
   },
 ): { holding: () => boolean; pending: () => boolean | undefined } {
@@ -111,7 +115,10 @@ export function passRequests(
       }
       if (t.n) upstream.write(waiting.subarray(0, t.n));
       waiting = waiting.subarray(t.n);
-      if (t.ended) since = undefined;
+      if (t.ended) {
+        since = undefined;
+        o.requestInTime();
+      }
     }
     waiting = undefined;
     if (!upstream.writableNeedDrain) go();
@@ -137,6 +144,7 @@ export function passRequests(
     if (answerSince === undefined || answers.opaque) return;
     if (!untaken()) {
       answerSince = undefined;
+      o.answerTaken();
       return;
     }
     const allowed = o.answer.graceMs +
@@ -149,6 +157,7 @@ export function passRequests(
   // buffers do not hold this chunk yet.
   upstream.on("data", (chunk: Uint8Array) => {
     if (answerSince === undefined || !untaken()) {
+      if (answerSince !== undefined) o.answerTaken();
       answerSince = performance.now();
       takenBefore = source.taken;
     }
@@ -172,6 +181,8 @@ export function passRequests(
   inner.once("close", () => {
     clearTimeout(timer);
     clearTimeout(answerTimer);
+    // Taken before the clock's timer came (a connection that closes after its answer).
+    if (answerSince !== undefined && !untaken()) o.answerTaken();
   });
   // Held since the handshake (startFront): read from now on.
   go();
