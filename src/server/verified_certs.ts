@@ -6,12 +6,15 @@
  * signed `continue`, and a bot signs its API calls with it for an hour, so
  * each certificate is parsed and verified once per process.
  *
- * The cache key is the ID of the user CA key that verified it and the
- * certificate DER itself (base64): a hit needs no hash, so a steady refresh
- * costs no digest of the certificate it presents (each WebCrypto call is a
- * handoff to another thread, dearer than the lookup). Lookups try the keys
- * trusted now, so once a rotation drops a key its entries are never hit
- * again. Entries
+ * The cache key is the certificate DER itself (base64): a hit needs no hash,
+ * so a steady refresh costs no digest of the certificate it presents (each
+ * WebCrypto call is a handoff to another thread, dearer than the lookup).
+ * The entry names the user CA key that verified it, and a hit counts only
+ * while that key is trusted, so once a rotation drops a key its entries are
+ * never hit again (nor another cluster's, when tests share the cache). One
+ * lookup per request, whichever key signed: keying by CA key ID instead took
+ * a lookup per trusted key tried, and an Ed25519 bot's hit came on the second
+ * in standby, the third during a rotation. Entries
  * are dropped at the certificate's `notAfter`, the validity window is checked
  * on every hit, and failures are never cached. Locks are not part of what is
  * cached: callers check them on every request.
@@ -48,9 +51,17 @@ export interface VerifiedCertificate {
   cert: ParsedCertificateLike;
 }
 
+/** A cache entry: a verified certificate and the ID of the user CA key that verified it. */
+export interface CachedVerification {
+  /** `keyId` of the user CA key whose signature it carries. */
+  caId: string;
+  /** The verification. */
+  verified: VerifiedCertificate;
+}
+
 /** A size-bounded least-recently-used map of verified certificates that drops them at `notAfter`. */
 export class VerifiedCertificateCache {
-  #entries: LruMap<string, VerifiedCertificate>;
+  #entries: LruMap<string, CachedVerification>;
 
   /** @param maxEntries upper bound on remembered certificates */
   constructor(readonly maxEntries: number = VERIFIED_CERT_CACHE_SIZE) {
@@ -58,10 +69,10 @@ export class VerifiedCertificateCache {
   }
 
   /** The entry for `key` if present and not past its `notAfter` at `now`. */
-  get(key: string, now: Date): VerifiedCertificate | undefined {
+  get(key: string, now: Date): CachedVerification | undefined {
     const v = this.#entries.get(key);
     if (!v) return undefined;
-    if (now > v.cert.notAfter) {
+    if (now > v.verified.cert.notAfter) {
       this.#entries.delete(key);
       return undefined;
     }
@@ -69,7 +80,7 @@ export class VerifiedCertificateCache {
   }
 
   /** Remembers a successful verification. */
-  set(key: string, value: VerifiedCertificate): void {
+  set(key: string, value: CachedVerification): void {
     this.#entries.set(key, value);
   }
 
@@ -79,8 +90,8 @@ export class VerifiedCertificateCache {
   }
 }
 
-// One cache per process: keys carry the CA key ID, so several clusters (tests)
-// can share it without seeing each other's certificates as valid.
+// One cache per process: a hit counts only for a CA key trusted now, so several
+// clusters (tests) can share it without seeing each other's certificates as valid.
 const sharedCache = new VerifiedCertificateCache();
 
 function unauthenticated(message: string, cause?: unknown): KeyboundError {
@@ -149,13 +160,12 @@ export async function verifyClientCertificate(
   if (trusted.length === 0) throw new KeyboundError("INTERNAL", "user CA has no X.509 key");
   const bytesKey = toBase64(der);
   const caIds = await Promise.all(trusted.map((k) => keyId(k.keyPair.publicKey)));
-  for (const caId of caIds) {
-    const hit = cache.get(`${caId}:${bytesKey}`, now);
-    if (!hit) continue;
-    if (now < hit.cert.notBefore) {
+  const hit = cache.get(bytesKey, now);
+  if (hit && caIds.includes(hit.caId)) {
+    if (now < hit.verified.cert.notBefore) {
       throw unauthenticated(`${what}: certificate is expired or not yet valid`);
     }
-    return hit;
+    return hit.verified;
   }
   let cert: ParsedCertificate;
   try {
@@ -186,14 +196,13 @@ export async function verifyClientCertificate(
   ) {
     throw notIssuedByUserCa(what, " (its Ed25519 key signs only Ed25519 bots' join certificates)");
   }
-  const caId = caIds[signer];
   const verified: VerifiedCertificate = {
     sha256: toHex(await sha256(der)),
     identity,
     publicKey,
     cert: { serialHex: cert.serialHex, notBefore: cert.notBefore, notAfter: cert.notAfter },
   };
-  cache.set(`${caId}:${bytesKey}`, verified);
+  cache.set(bytesKey, { caId: caIds[signer], verified });
   return verified;
 }
 
@@ -234,14 +243,17 @@ export async function rememberIssuedCertificate(
     sha256(issued.der),
   ]);
   const seconds = (d: Date) => new Date(Math.floor(d.getTime() / 1000) * 1000);
-  cache.set(`${caId}:${toBase64(issued.der)}`, {
-    sha256: toHex(hash),
-    identity,
-    publicKey: issued.publicKey,
-    cert: {
-      serialHex: issued.serialHex,
-      notBefore: seconds(issued.notBefore),
-      notAfter: seconds(issued.notAfter),
+  cache.set(toBase64(issued.der), {
+    caId,
+    verified: {
+      sha256: toHex(hash),
+      identity,
+      publicKey: issued.publicKey,
+      cert: {
+        serialHex: issued.serialHex,
+        notBefore: seconds(issued.notBefore),
+        notAfter: seconds(issued.notAfter),
+      },
     },
   });
 }

@@ -417,3 +417,28 @@ Deno.test("the user CA's Ed25519 key is trusted for Ed25519 bots' join certifica
   assertEquals(admin.identity.roles, ["@admin"]);
   assert(await check((await botSigner(ctx, "example", { alg: "ES256" })).certDer));
 });
+
+Deno.test("verified-certificate cache: one lookup per certificate, whichever user CA key signed it", async () => {
+  const { ctx } = await newCluster();
+  const lookups: string[] = [];
+  class Counting extends VerifiedCertificateCache {
+    override get(key: string, now: Date) {
+      lookups.push(key);
+      return super.get(key, now);
+    }
+  }
+  const cache = new Counting();
+  const now = ctx.now();
+  const ed = ctx.cas.user.tlsEd25519;
+  for (
+    const s of [
+      await botSigner(ctx, "p", { alg: "ES256" }),
+      await botSigner(ctx, "e", { alg: "EdDSA", issuer: ed }),
+    ]
+  ) {
+    const first = await verifyClientCertificate(ctx, s.certDer, now, "certificate", cache);
+    lookups.length = 0;
+    assert(await verifyClientCertificate(ctx, s.certDer, now, "certificate", cache) === first);
+    assertEquals(lookups.length, 1);
+  }
+});
