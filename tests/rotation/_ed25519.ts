@@ -13,12 +13,20 @@ import {
   parseCertificate,
   type ParsedCertificate,
 } from "../../src/pki/mod.ts";
+import { CaResponse } from "../../src/protocol/discovery.ts";
 import type { JoinResult } from "../../src/protocol/messages.ts";
+import {
+  IDENTITY_CERT_PATH,
+  IdentityCertResponse,
+} from "../../src/protocol/output_cert_messages.ts";
+import { signRequest } from "../../src/protocol/signed_request.ts";
+import { exportSpkiPem, generateKeyPair } from "../../src/crypto/keys.ts";
+import { toAuthorizedKey } from "../../src/crypto/ssh_wire.ts";
 import { CA_PREFIX } from "../../src/server/keys.ts";
 import type { JsonValue } from "../../src/storage/backend.ts";
 import type { StoredCa } from "../../src/server/rotation/schema.ts";
 import { assert, assertEquals } from "../_assert.ts";
-import { eventually, issuerOf, type RotationAuth } from "./_auth.ts";
+import { eventually, issuerOf, type RotationAuth, type RotationBot } from "./_auth.ts";
 
 /** A PEM certificate, parsed. */
 export function certOf(pem: string): ParsedCertificate {
@@ -108,4 +116,47 @@ export async function userCaStandby(auth: RotationAuth): Promise<void> {
     10_000,
     "tctl follows the user CA",
   );
+}
+
+/**
+ * Asserts that what third parties read stays P-256, whatever Ed25519 keys are
+ * live: `r`'s trust bundle and `GET /v1/ca/user` list exactly the P-256
+ * certificates tctl exports (signing first), and an output certificate
+ * (`POST /v1/bot/identity-cert`, asked by `bot` for an Ed25519 key) is
+ * signed by the signing P-256 key with that list as its `tls_ca_certs`.
+ */
+export async function assertListsStayP256(
+  auth: RotationAuth,
+  bot: RotationBot,
+  r: JoinResult,
+  what: string,
+): Promise<void> {
+  const p256 = await userCas(auth, "pem");
+  assert(p256.every((pem) => certOf(pem).signatureAlgorithm === "ES256"), what);
+  assertEquals(r.trust_bundle!.user.tls_ca_certs, p256, `${what}: trust bundle`);
+  const served = await bot.fetch(`${auth.proc.url}/v1/ca/user`);
+  assertEquals(CaResponse.parse(await served.json()).tls_ca_certs, p256, `${what}: /v1/ca/user`);
+  const key = await generateKeyPair("EdDSA");
+  const body = JSON.stringify({
+    public_tls_key: await exportSpkiPem(key.publicKey),
+    public_ssh_key: await toAuthorizedKey(key.publicKey),
+  });
+  const res = await bot.fetch(`${auth.proc.url}${IDENTITY_CERT_PATH}`, {
+    method: "POST",
+    headers: {
+      "content-type": "application/json",
+      authorization: await signRequest(bot.identity!, {
+        method: "POST",
+        path: IDENTITY_CERT_PATH,
+        body,
+      }),
+    },
+    body,
+  });
+  const json = await res.json();
+  assertEquals(res.status, 200, JSON.stringify(json));
+  const out = IdentityCertResponse.parse(json).certificates;
+  assertEquals(await issuerOf(certOf(out.tls_cert), p256), p256[0], `${what}: output signer`);
+  assertEquals(certOf(out.tls_cert).signatureAlgorithm, "ES256", `${what}: output algorithm`);
+  assertEquals(out.tls_ca_certs, p256, `${what}: output tls_ca_certs`);
 }

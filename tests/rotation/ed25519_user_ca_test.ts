@@ -21,6 +21,7 @@ import { rejectsCode } from "../server/_join_fixture.ts";
 import { pemPin, type RotationAuth, type RotationBot, startRotationAuth } from "./_auth.ts";
 import {
   assertIssued,
+  assertListsStayP256,
   certOf,
   opensslVerify,
   storeUserCaWithoutEd25519,
@@ -121,7 +122,9 @@ Deno.test({
       assertEquals(ed.length, 2);
       assertEquals(ed[0], e0, "signing key first");
       e1 = ed[1];
-      await assertIssued(await bot.renew(), e0, [e0, e1], "init");
+      const r = await bot.renew();
+      await assertIssued(r, e0, [e0, e1], "init");
+      await assertListsStayP256(auth, bot, r, "init");
       assertEquals((await auth.ca("user")).keys[1].tls_ed25519_pin, await pemPin(e1));
     });
 
@@ -130,7 +133,9 @@ Deno.test({
       async () => {
         await auth.phase("user", "update_clients");
         assertEquals(await userCas(auth, "ed25519-pem"), [e1, e0]);
-        await assertIssued(await bot.renew(), e1, [e1, e0], "update_clients");
+        const r = await bot.renew();
+        await assertIssued(r, e1, [e1, e0], "update_clients");
+        await assertListsStayP256(auth, bot, r, "update_clients");
         await auth.restart();
         await assertIssued(await bot.renew(), e1, [e1, e0], "update_clients after restart");
       },
