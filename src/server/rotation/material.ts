@@ -66,7 +66,7 @@ async function storableKey(alg: KeyAlgorithm): Promise<{ keyPair: KeyPair; store
 }
 
 /** Marks the subject of the user CA's Ed25519 X.509 certificate (docs/security.md). */
-export const ED25519_CA_MARKER = "Ed25519";
+const ED25519_CA_MARKER = "Ed25519";
 
 /** A self-signed CA certificate for a fresh key of `alg`, with its key as stored. */
 async function selfSignedTls(
@@ -128,13 +128,19 @@ async function importStored(stored: string, what: string): Promise<KeyPair> {
   }
 }
 
+/**
+ * A stored X.509 CA key and certificate, imported and checked: the key is of
+ * `alg` (each slot holds one algorithm: `tls` P-256, `tls_ed25519` Ed25519,
+ * so a malformed record cannot put an Ed25519 certificate in the lists third
+ * parties read) and matches its certificate.
+ */
 async function tlsKeyOf(
   tls: NonNullable<StoredKeySet["tls"]>,
   what: string,
-  alg?: KeyAlgorithm,
+  alg: KeyAlgorithm,
 ): Promise<TlsCaKey> {
   const keyPair = await importStored(tls.key_pkcs8, what);
-  if (alg && keyPair.alg !== alg) throw corruptCa(`${what} (X.509 key is not ${alg})`);
+  if (keyPair.alg !== alg) throw corruptCa(`${what} (X.509 key is not ${alg})`);
   let certDer: Uint8Array;
   try {
     [certDer] = certificatesFromPem(tls.cert_pem);
@@ -160,7 +166,7 @@ interface LoadedSet {
 
 async function loadSet(set: StoredKeySet, what: string): Promise<LoadedSet> {
   const out: LoadedSet = {};
-  if (set.tls) out.tls = await tlsKeyOf(set.tls, what);
+  if (set.tls) out.tls = await tlsKeyOf(set.tls, what, "ES256");
   if (set.tls_ed25519) out.tlsEd25519 = await tlsKeyOf(set.tls_ed25519, what, "EdDSA");
   if (set.ssh) {
     const keyPair = await importStored(set.ssh.key_pkcs8, what);
@@ -264,7 +270,7 @@ export async function crossSign(
   next: NonNullable<StoredKeySet["tls"]>,
   what: string,
 ): Promise<string> {
-  const issuer = await tlsKeyOf(previous, what);
+  const issuer = await tlsKeyOf(previous, what, "ES256");
   const subject = parseCertificate(certificatesFromPem(next.cert_pem)[0]);
   const issuerCert = parseCertificate(issuer.certDer);
   const der = await issueCertificate({
