@@ -238,6 +238,19 @@ export async function freshTbotBundle(
   return "url" in b ? b.url : undefined;
 }
 
+/**
+ * What this uses of src/util/log.ts, stated here: even a type-only import
+ * would put that module in the launcher's graph (tests/tbot/startup_imports_test.ts).
+ */
+interface LogModule {
+  createLogger(options: {
+    format: "text" | "json";
+    component: string;
+    write: (line: string) => void;
+    now: () => Date;
+  }): Record<"info" | "warn", (msg: string, fields: Record<string, unknown>) => void>;
+}
+
 /** tbot's logger module, loaded only when a line is logged (see {@linkcode fallbackLogLine}). */
 const LOG_MODULE = new URL("../../src/util/log.ts", import.meta.url).href;
 
@@ -255,7 +268,7 @@ export async function fallbackLogLine(
   args: readonly string[],
   now: Date = new Date(),
 ): Promise<string> {
-  const { createLogger }: typeof import("../../src/util/log.ts") = await import(LOG_MODULE);
+  const { createLogger }: LogModule = await import(LOG_MODULE);
   const json = args.some((a, i) =>
     a === "--log-format=json" || (a === "--log-format" && args[i + 1] === "json")
   );
