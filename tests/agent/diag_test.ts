@@ -9,7 +9,7 @@ function setup() {
   const metrics = new TbotMetrics("0.1.0");
   const app = createDiagApp(readiness, metrics);
   const get = (path: string) => app.fetch(new Request(`http://diag${path}`));
-  return { readiness, metrics, get };
+  return { readiness, metrics, app, get };
 }
 
 Deno.test("diag: /livez is always OK", async () => {
@@ -112,4 +112,17 @@ Deno.test("metrics: label values are escaped and buckets follow Teleport's spaci
     0.937891,
     1.64131,
   ]);
+});
+
+Deno.test("diag: GET and HEAD only; a service name is percent-decoded; a trailing slash is another path", async () => {
+  const s = setup();
+  s.readiness.register("out 1").healthy();
+  assertEquals((await s.get("/readyz/out%201")).status, 200);
+  assertEquals((await s.get("/readyz/")).status, 404);
+  assertEquals((await s.get("/livez/")).status, 404);
+  const head = await s.app.fetch(new Request("http://diag/livez", { method: "HEAD" }));
+  assertEquals(head.status, 200);
+  const post = await s.app.fetch(new Request("http://diag/livez", { method: "POST" }));
+  assertEquals(post.status, 404);
+  assertStringIncludes(await post.text(), "/readyz/{service}");
 });

@@ -272,7 +272,7 @@ export async function runStart(
     }, stored);
 
     if (config.diag_addr) {
-      // hono and the diagnostics routes are loaded only when they are served.
+      // The diagnostics routes are loaded only when they are served.
       const { createDiagApp } = await import("../../agent/diag_app.ts");
       const diag: DiagServer = await platform.serve(
         config.diag_addr,
