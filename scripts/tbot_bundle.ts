@@ -30,6 +30,8 @@ const OUT = decodeURIComponent(TBOT_BUNDLE_DIR.pathname);
 const ENTRY = "runtime-adapters/deno/tbot_main.ts";
 /** A program the bundle runs with `deno run`; it imports only `node:` modules. */
 const PROBE = "runtime-adapters/deno/first_contact_probe.ts";
+/** The `tbot` task's entry point, which imports the bundle. */
+const LAUNCHER = "runtime-adapters/deno/entry/tbot_launch.ts";
 
 async function deno(args: string[]): Promise<string> {
   const out = await new Deno.Command(Deno.execPath(), {
@@ -119,6 +121,13 @@ export async function buildTbotBundle(): Promise<TbotBundleManifest> {
     }
     await Deno.rename(tmp, dir);
   }
+  // Deno analyses a module's imports the first time it loads it (then caches that
+  // in DENO_DIR), and a process that did so for the bundle keeps ~20 MB more for
+  // its lifetime: a daemon first started after a build ran at 83-85 MB instead of
+  // 63-64 (docs/benchmarks.md, "Session 8: tbot"). Done here once instead, for
+  // the bundle's modules and the launcher's; a daemon run with another DENO_DIR
+  // (another user) still pays it on its first start.
+  await deno(["cache", "--no-config", "--quiet", `${dir}/${main}`, LAUNCHER]);
   const manifest: TbotBundleManifest = {
     deno: Deno.version.deno,
     fingerprint,
