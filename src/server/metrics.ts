@@ -24,6 +24,7 @@ import type {
 import { listInPages } from "../storage/backend.ts";
 import type { ServerContext } from "./context.ts";
 import { CA_SET_FIELD } from "./rotation/cache.ts";
+import { trustedKeySets } from "./rotation/status.ts";
 import { CA_TYPES, ROTATION_PHASES } from "../protocol/ca_rotation.ts";
 import { AUDIT_PREFIX, resourcePrefix } from "./keys.ts";
 
@@ -130,12 +131,6 @@ export class AuthMetrics {
     "keybound_auth_backend_errors_total",
     "Storage operations that failed, by error code.",
     "counter",
-  );
-  /** CA expiry. */
-  readonly caExpiry = new Metric(
-    "keybound_auth_ca_expiry_timestamp_seconds",
-    "NotAfter of each X.509 certificate authority, Unix seconds.",
-    "gauge",
   );
   /** Rotation phase of each CA. */
   readonly caPhase = new Metric(
@@ -281,23 +276,38 @@ export class AuthMetrics {
     this.#instancesCountedAt = performance.now();
   }
 
-  /** The exposition text (format 0.0.4). */
-  async render(ctx: ServerContext): Promise<string> {
+  /**
+   * CA expiry, built afresh on each scrape: the user CA's Ed25519 X.509
+   * certificate has a row (`key="ed25519"`) exactly while the key exists, and
+   * a series, once set, cannot be removed from a family.
+   */
+  #caExpiry(ctx: ServerContext): Metric {
+    const m = new Metric(
+      "keybound_auth_ca_expiry_timestamp_seconds",
+      'NotAfter of each X.509 certificate authority, Unix seconds (key="ed25519": the user ' +
+        "CA's Ed25519 X.509 certificate, while it has one).",
+      "gauge",
+    );
+    const notAfter = (der: Uint8Array) => parseCertificate(der).notAfter.getTime() / 1000;
     for (const type of ["user", "host", "spiffe"] as const) {
       const der = ctx.cas[type].tls?.certDer;
-      if (der) {
-        this.caExpiry.set({ ca: type }, parseCertificate(der).notAfter.getTime() / 1000);
-      }
+      if (der) m.set({ ca: type }, notAfter(der));
     }
+    // The signing set's; the other set's while only that one has the key (the first user CA
+    // rotation of a cluster created before the key).
+    const ed = ctx.cas.user.tlsEd25519 ?? ctx.cas.user.trustedTlsEd25519[0];
+    if (ed) m.set({ ca: "user", key: "ed25519" }, notAfter(ed.certDer));
+    return m;
+  }
+
+  /** The exposition text (format 0.0.4). */
+  async render(ctx: ServerContext): Promise<string> {
     for (const type of CA_TYPES) {
       const ca = ctx.cas[CA_SET_FIELD[type]];
       for (const phase of ROTATION_PHASES) {
         this.caPhase.set({ ca: type, phase }, ca.rotation.phase === phase ? 1 : 0);
       }
-      this.caTrustedKeys.set(
-        { ca: type },
-        Math.max(ca.trustedTls.length, ca.trustedSsh.length, ca.jwt?.length ?? 0),
-      );
+      this.caTrustedKeys.set({ ca: type }, trustedKeySets(ca));
     }
     this.caTrustedEd25519Keys.set({ ca: "user" }, ctx.cas.user.trustedTlsEd25519.length);
     // A scrape while the backend is down still answers, with the last count.
@@ -311,7 +321,7 @@ export class AuthMetrics {
       this.commitLatency,
       this.conflicts,
       this.backendErrors,
-      this.caExpiry,
+      this.#caExpiry(ctx),
       this.caPhase,
       this.caTrustedKeys,
       this.caTrustedEd25519Keys,

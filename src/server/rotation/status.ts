@@ -18,7 +18,7 @@ export function tlsPin(key: TlsCaKey): Promise<string> {
 }
 
 /** How many key sets `ca` trusts: 1 in standby, 2 during a rotation. */
-function trustedKeySets(ca: CertAuthority): number {
+export function trustedKeySets(ca: CertAuthority): number {
   return Math.max(ca.trustedTls.length, ca.trustedSsh.length, ca.jwt?.length ?? 0);
 }
 

@@ -1,0 +1,52 @@
+/**
+ * The CA expiry gauge on `/metrics`: one row per X.509 CA certificate, plus
+ * the user CA's Ed25519 X.509 certificate (`key="ed25519"`) exactly while the
+ * key exists.
+ *
+ * @module
+ */
+import { assert, assertEquals } from "../_assert.ts";
+import { parseCertificate } from "../../src/pki/mod.ts";
+import type { ServerContext, TlsCaKey } from "../../src/server/context.ts";
+import { AuthMetrics } from "../../src/server/metrics.ts";
+import { newCluster } from "./_cluster_fixture.ts";
+
+const NAME = "keybound_auth_ca_expiry_timestamp_seconds";
+
+/** The value of the series with exactly `labels`, or undefined. */
+function series(text: string, labels: string): number | undefined {
+  const line = text.split("\n").find((l) => l.startsWith(`${NAME}{${labels}} `));
+  return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(" ") + 1));
+}
+
+const notAfter = (k: TlsCaKey) => parseCertificate(k.certDer).notAfter.getTime() / 1000;
+
+/** `ctx` with the user CA's Ed25519 keys replaced. */
+function withEd25519(ctx: ServerContext, signing: TlsCaKey | undefined, trusted: TlsCaKey[]) {
+  const { tlsEd25519: _, ...user } = ctx.cas.user;
+  return {
+    ...ctx,
+    cas: {
+      ...ctx.cas,
+      user: { ...user, ...(signing ? { tlsEd25519: signing } : {}), trustedTlsEd25519: trusted },
+    },
+  };
+}
+
+Deno.test("CA expiry: a row for the user CA's Ed25519 certificate while the key exists", async () => {
+  const { ctx } = await newCluster();
+  const ed = ctx.cas.user.tlsEd25519;
+  assert(ed);
+  const metrics = new AuthMetrics();
+  let text = await metrics.render(ctx);
+  assertEquals(series(text, 'ca="user"'), notAfter(ctx.cas.user.tls!));
+  assertEquals(series(text, 'ca="host"'), notAfter(ctx.cas.host.tls!));
+  assertEquals(series(text, 'ca="user",key="ed25519"'), notAfter(ed));
+  // A cluster created before the key, in the first rotation's init: only the new set has it.
+  text = await metrics.render(withEd25519(ctx, undefined, [ed]));
+  assertEquals(series(text, 'ca="user",key="ed25519"'), notAfter(ed));
+  // No key (before that rotation, or after its rollback): no row, also on a later scrape.
+  text = await metrics.render(withEd25519(ctx, undefined, []));
+  assertEquals(series(text, 'ca="user",key="ed25519"'), undefined);
+  assertEquals(series(text, 'ca="user"'), notAfter(ctx.cas.user.tls!));
+});
