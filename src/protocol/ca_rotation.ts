@@ -119,9 +119,12 @@ export const CaExport = z.strictObject({
   type: CaTypeSchema,
   tls_ca_certs: z.array(z.string()),
   /**
-   * User CA: the trusted Ed25519 X.509 CA certificates (signing set first),
-   * which verify the join certificates of Ed25519 bots; absent when there are
-   * none. Never part of `tls_ca_certs`, which third-party TLS stacks read.
+   * User CA: the trusted Ed25519 X.509 CA certificates (the signing set's
+   * first when it has one: in the first user CA rotation of a cluster created
+   * before the key, at `init` and after a `rollback`, the only one is the other
+   * set's), which verify the join certificates of Ed25519 bots; absent when
+   * there are none. Never part of `tls_ca_certs`, which third-party TLS
+   * stacks read.
    */
   tls_ed25519_ca_certs: z.array(z.string()).optional(),
   ssh_ca_keys: z.array(z.string()),
