@@ -545,9 +545,11 @@ export async function startFront(o: FrontOptions): Promise<Front> {
   const slow = burstLog(
     o.log,
     "closed connections at the public front: an answer not taken in time",
-    `at most ${answerDeadline.graceMs / 1000} s from an answer's first byte, plus 1 s per ${
+    `at most ${
+      answerDeadline.graceMs / 1000
+    } s from an answer's first wait for room in the socket, plus 1 s per ${
       answerDeadline.minBytesPerSecond / 1024
-    } KB taken`,
+    } KB taken after it`,
     clock,
   );
   const failed = burstLog(

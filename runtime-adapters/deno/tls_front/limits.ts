@@ -189,20 +189,28 @@ export const REQUEST_DEADLINE_MS = 10_000;
 
 /**
  * Time a client has to take an answer (to let the front hand it wholly to
- * its socket), from the answer's first byte: {@linkcode ANSWER_GRACE_MS}
- * plus 1 s per {@linkcode ANSWER_MIN_BYTES_PER_S} bytes its socket has taken
- * since, so a client must drain at that average rate once the grace is
- * spent. Before, a client that sent a request and then read its answer a
- * little at a time held the connection, and the answer in the front and
- * server, for as long as it liked (each byte moved reset the idle limit);
- * one that read nothing was cut only by the idle limit. An answer that the
- * socket buffers take whole is taken at once, whatever the client reads:
- * the limit matters only for answers larger than those buffers (a page of
- * up to 1,000 listed resources, ~1 MB), and 64 kbit/s, a very slow link,
- * takes such a page in ~2 minutes, well inside 30 s plus 1 s per 8 KB.
- * The clock assumes the server writes its answer at once (no route
- * streams, as for the idle limit). Not configurable, like the request
- * deadline.
+ * its socket): {@linkcode ANSWER_GRACE_MS} from the first write of it that
+ * had to wait for room in the socket, plus 1 s per
+ * {@linkcode ANSWER_MIN_BYTES_PER_S} bytes the socket took after that, so a
+ * client must drain at that average rate once the grace is spent. Only
+ * bytes taken once the socket's buffer was full count: they left it because
+ * the client's side took them. Counting every byte the socket accepted gave
+ * a client that read nothing the kernel's send buffer (up to 4 MB,
+ * tcp_wmem's maximum) as progress: 30 s + 3.9 MB / 8 KB/s, ~8 minutes, so
+ * the idle limit (60 s) cut it first, and a trickling reader lasted 8–10
+ * minutes (review-front S3). Before the deadline, a client that read its
+ * answer a little at a time held the connection, and the answer in the
+ * front and server, for as long as it liked (each byte moved reset the idle
+ * limit). An answer the socket buffers take whole never waits and is taken
+ * at once, whatever the client reads: the limit matters only for answers
+ * larger than those buffers (a page of up to 1,000 listed resources, ~1 MB),
+ * and 64 kbit/s, a very slow link, takes such a page in ~2 minutes, well
+ * inside 30 s plus 1 s per 8 KB. The price: progress is seen only when the
+ * kernel lets the front write again, which Linux does once a third of the
+ * send buffer is free, so a reader must free that third within the grace
+ * (for loopback's 4 MB, ~46 KB/s; a slow path's buffer stays small). The
+ * clock assumes the server writes its answer at once (no route streams, as
+ * for the idle limit). Not configurable, like the request deadline.
  */
 export const ANSWER_GRACE_MS = 30_000;
 

@@ -27,10 +27,12 @@ import { concatBytes } from "../../../src/util/encoding.ts";
  * the server has answered (or refused) it, or at its deadline. Passed
  * through unheld instead, one such request let every later one through as
  * before (review2 S1). Each answer must be taken by the client, handed
- * wholly to its socket, within `answer.graceMs` of its first byte plus 1 s
- * per `answer.minBytesPerSecond` bytes the socket took since (`slow` is
- * called otherwise). An answer the framing cannot follow, or a protocol
- * switch, ends the holding and both deadlines.
+ * wholly to its socket, within `answer.graceMs` of the first write of it
+ * that waited for room in the socket, plus 1 s per
+ * `answer.minBytesPerSecond` bytes the socket took after that (`slow` is
+ * called otherwise; ClientStream.taken). Answers not taken share one clock.
+ * An answer the framing cannot follow, or a protocol switch, ends the
+ * holding and both deadlines.
  */
 export function passRequests(
   inner: Duplex,
@@ -134,8 +136,6 @@ export function passRequests(
    * one clock and their bytes); undefined while it does not run.
    */
   let answerSince: number | undefined;
-  /** Bytes the client's socket had taken when the clock started. */
-  let takenBefore = 0;
   let answerTimer: ReturnType<typeof setTimeout> | undefined;
   /** An answer is under way, or bytes of one are still in the front's buffers. */
   const untaken = () => answers.inMessage || source.writableLength > 0 || inner.writableLength > 0;
@@ -147,9 +147,11 @@ export function passRequests(
       o.answerTaken();
       return;
     }
-    const allowed = o.answer.graceMs +
-      (source.taken - takenBefore) * 1000 / o.answer.minBytesPerSecond;
-    const left = answerSince + allowed - performance.now();
+    // Until a write waits for room, the socket takes the answer as fast as
+    // the front hands it on: the time allowed runs from that first wait.
+    const since = source.waitedSince ?? performance.now();
+    const allowed = o.answer.graceMs + source.taken * 1000 / o.answer.minBytesPerSecond;
+    const left = since + allowed - performance.now();
     if (left > 0) answerTimer = setTimeout(checkAnswer, left);
     else o.slow();
   };
@@ -159,9 +161,12 @@ export function passRequests(
     if (answerSince === undefined || !untaken()) {
       if (answerSince !== undefined) o.answerTaken();
       answerSince = performance.now();
-      takenBefore = source.taken;
+      source.countFromWait();
+      // A timer of the clock before may be armed far ahead, for what that
+      // clock's answers were allowed (review-front S2).
+      clearTimeout(answerTimer);
+      answerTimer = setTimeout(checkAnswer, o.answer.graceMs);
     }
-    answerTimer ??= setTimeout(checkAnswer, o.answer.graceMs);
     let rest = chunk;
     let answered = false;
     while (rest.length && !answers.opaque) {

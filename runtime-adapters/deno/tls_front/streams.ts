@@ -25,12 +25,29 @@ export function once(emitter: Duplex, event: string): Promise<void> {
   });
 }
 
+/**
+ * Microtasks after which a write not settled is one that waited for room in
+ * the socket. A write the socket takes at once settles after 2 (Deno 2.9.6:
+ * the write op is polled as it is called), one that must wait only on a
+ * later turn of the event loop, after every queued microtask: which it is
+ * does not depend on timing or load.
+ */
+const WRITE_SETTLE_TICKS = 16;
+
 /** A client connection as {@linkcode duplexOf} makes it. */
 export type ClientStream = Duplex & {
   /** While true, no read of the connection is issued. */
   hold(on: boolean): void;
-  /** Bytes written to the connection's socket so far. */
+  /**
+   * Bytes the client is known to have taken: those its socket accepted from
+   * the front since the first write, after the last {@linkcode ClientStream.countFromWait},
+   * that had to wait for room.
+   */
   readonly taken: number;
+  /** When (performance.now) that write began, or undefined while none has waited. */
+  readonly waitedSince: number | undefined;
+  /** Counts `taken` from 0 again, from the next write that has to wait. */
+  countFromWait(): void;
 };
 
 /**
@@ -44,8 +61,14 @@ export type ClientStream = Duplex & {
  * returns is kept until release, whoever asks for more: Deno's `node:tls`
  * socket reads the stream under it whether or not it is paused itself, and
  * its own buffer has no bound (review2 M1, review3 M1). `taken` counts the
- * bytes the connection's socket has accepted from the front (the answer
- * deadline's measure of a client's progress, ./pass_requests.ts).
+ * bytes the connection's socket accepted from the front once a write had
+ * to wait for room, i.e. once its send buffer was full: what it accepts
+ * from then on left the buffer for the client's side (the answer
+ * deadline's measure of a client's progress, ./pass_requests.ts). Counting
+ * every accepted byte credited a client that read nothing with the whole
+ * buffer, up to 4 MB (review-front S3). The send buffer may still grow
+ * after it first filled (Linux sizes it from the congestion window, up to
+ * tcp_wmem's maximum): that growth counts too.
  */
 export function duplexOf(conn: Deno.Conn): ClientStream {
   // Held for the connection's life (an idle connection always has a read
@@ -57,6 +80,8 @@ export function duplexOf(conn: Deno.Conn): ClientStream {
   /** A read was asked for while held: issued on release. */
   let wanted = false;
   let taken = 0;
+  /** When the first write that waited for room since the last countFromWait began. */
+  let waitedSince: number | undefined;
   /** A read of the connection is outstanding. */
   let reading = false;
   /** What a read returned while held (null: the end), pushed on release; undefined: none. */
@@ -100,10 +125,20 @@ export function duplexOf(conn: Deno.Conn): ClientStream {
       const rest = (at: number) => {
         // A write may take only part of the chunk.
         if (at === chunk.length) return done();
+        let settled = false;
+        const began = performance.now();
         conn.write(chunk.subarray(at)).then((n) => {
-          taken += n;
+          settled = true;
+          if (waitedSince !== undefined) taken += n;
           rest(at + n);
         }, done);
+        let ticks = 0;
+        const tick = () => {
+          if (settled) return;
+          if (++ticks < WRITE_SETTLE_TICKS) queueMicrotask(tick);
+          else waitedSince ??= began;
+        };
+        queueMicrotask(tick);
       };
       rest(0);
     },
@@ -120,8 +155,15 @@ export function duplexOf(conn: Deno.Conn): ClientStream {
     },
   });
   // A getter (Object.assign would copy its value once).
-  Object.defineProperty(stream, "taken", { get: () => taken });
-  return Object.assign(stream as Duplex & { readonly taken: number }, {
+  Object.defineProperties(stream, {
+    taken: { get: () => taken },
+    waitedSince: { get: () => waitedSince },
+  });
+  return Object.assign(stream as Duplex & Pick<ClientStream, "taken" | "waitedSince">, {
+    countFromWait() {
+      taken = 0;
+      waitedSince = undefined;
+    },
     hold(on: boolean) {
       held = on;
       if (on) return watch(stream);
