@@ -133,7 +133,9 @@ export function passRequests(
   /**
    * When the answer clock started: an answer's first byte came while the
    * client had taken everything before it (several answers not taken share
-   * one clock and their bytes); undefined while it does not run.
+   * one clock and their bytes); undefined while it does not run. The time
+   * allowed runs from the clock's first write that waited for room
+   * (`source.waitedSince`), not from this.
    */
   let answerSince: number | undefined;
   let answerTimer: ReturnType<typeof setTimeout> | undefined;

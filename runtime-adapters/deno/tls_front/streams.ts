@@ -6,6 +6,10 @@
  */
 import { Duplex } from "node:stream";
 
+/**
+ * Resolves at `event` of `emitter`; rejects at its error, or at its close
+ * before the event (a handshake or connect that never completes).
+ */
 export function once(emitter: Duplex, event: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const ok = () => {
