@@ -24,6 +24,8 @@ export interface ServeAppOptions {
   port: number;
   /** The client's address for a peer, when a front knows it better. */
   clientAddress?: (peer: Deno.NetAddr) => string | undefined;
+  /** Where a restart of the listener after an accept failure is reported. */
+  log?: Logger;
 }
 
 /** A listening server. */
@@ -38,31 +40,82 @@ export interface RunningServer {
   finished: Promise<void>;
 }
 
+/** Waits between two tries to listen again after `Deno.serve` stopped on its own. */
+const RELISTEN_DELAYS_MS = [0, 50, 100, 250, 500, 1_000];
+
 /**
  * Starts serving `app` over plain HTTP with `Deno.serve`; returns once the
  * socket is bound (throws if it cannot be). The auth service's public
  * listener is {@linkcode serveService}, which puts this behind a front for
  * TLS and the PROXY protocol.
+ *
+ * `Deno.serve` (Deno 2.9) stops listening for good at its first failed
+ * accept, "Too many open files" included: a process briefly out of
+ * descriptors would serve nothing again and exit. So until `shutdown` the
+ * same address is listened on again (the port was freed with the listener),
+ * retrying while it cannot be, and the restart is logged.
  */
 export function serveApp(app: FetchApp, options: ServeAppOptions): RunningServer {
-  const server = Deno.serve({
-    hostname: options.hostname,
-    port: options.port,
-    // Silences Deno's default "Listening on" line; callers print their own.
-    onListen: () => {},
-  }, (request, info) =>
-    app.fetch(request, {
-      remoteAddr: options.clientAddress?.(info.remoteAddr) ??
-        // On [::] an IPv4 client would otherwise be [::ffff:a.b.c.d]:port.
-        formatHostPort(canonicalIp(info.remoteAddr.hostname), info.remoteAddr.port),
-    }));
+  const listen = (port: number) =>
+    Deno.serve({
+      hostname: options.hostname,
+      port,
+      // Silences Deno's default "Listening on" line; callers print their own.
+      onListen: () => {},
+    }, (request, info) =>
+      app.fetch(request, {
+        remoteAddr: options.clientAddress?.(info.remoteAddr) ??
+          // On [::] an IPv4 client would otherwise be [::ffff:a.b.c.d]:port.
+          formatHostPort(canonicalIp(info.remoteAddr.hostname), info.remoteAddr.port),
+      }));
+  let server = listen(options.port);
   const addr = server.addr;
+  let stopping: Promise<void> | undefined;
+  const finished = (async () => {
+    for (;;) {
+      const error = await server.finished.then(() => undefined, (err: unknown) => err);
+      if (stopping || error === undefined) return;
+      options.log?.warn("the HTTP server stopped accepting; listening again", {
+        address: formatHostPort(addr.hostname, addr.port),
+        error: error instanceof Error ? error.message : String(error),
+      });
+      const next = await relisten(
+        () => listen(addr.port),
+        () => stopping !== undefined,
+        options.log,
+      );
+      if (!next) return;
+      server = next;
+      if (stopping) return await server.shutdown();
+    }
+  })();
   return {
     addr,
     url: `http://${formatHostPort(addr.hostname, addr.port)}`,
-    shutdown: () => server.shutdown(),
-    finished: server.finished,
+    shutdown: () => stopping ??= server.shutdown().then(() => finished),
+    finished,
   };
+}
+
+/** Listens again, retrying (delays above, the last repeated); null once `stopped()`. */
+async function relisten(
+  listen: () => Deno.HttpServer<Deno.NetAddr>,
+  stopped: () => boolean,
+  log: Logger | undefined,
+): Promise<Deno.HttpServer<Deno.NetAddr> | null> {
+  for (let attempt = 0;; attempt++) {
+    await new Promise((r) =>
+      setTimeout(r, RELISTEN_DELAYS_MS[Math.min(attempt, RELISTEN_DELAYS_MS.length - 1)])
+    );
+    if (stopped()) return null;
+    try {
+      return listen();
+    } catch (err) {
+      if (attempt === 0) {
+        log?.warn("cannot listen again yet; retrying", { error: (err as Error).message });
+      }
+    }
+  }
 }
 
 /** Options of {@linkcode serveService}. */
@@ -120,6 +173,7 @@ export async function serveService(
     hostname: "127.0.0.1",
     port: 0,
     clientAddress: (peer) => front?.clientAddress(peer),
+    log: options.log,
   });
   try {
     front = await startFront({

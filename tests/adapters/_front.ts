@@ -11,6 +11,7 @@ import { serveApp } from "../../runtime-adapters/deno/serve.ts";
 import { type FrontOptions, startFront } from "../../runtime-adapters/deno/tls_front.ts";
 import type { FrontEvent } from "../../src/server/metrics.ts";
 import { silentLogger } from "../../src/util/log.ts";
+import { waitUntil } from "../_wait.ts";
 
 /** A server certificate for 127.0.0.1, its key and its CA (openssl). */
 export async function serverPair(): Promise<{ cert: string; key: string; ca: string }> {
@@ -64,6 +65,47 @@ export function noPrlimit(): string | undefined {
   } catch {
     return "prlimit (util-linux) is not installed";
   }
+}
+
+/**
+ * `source` run by `deno eval` in a child under `prlimit --nofile=N`: its
+ * output lines as they come, the first JSON line starting with `{"key"`
+ * once printed, and a stop that kills it.
+ */
+export function prlimitChild(nofile: number, source: string) {
+  const process = new Deno.Command("prlimit", {
+    args: [`--nofile=${nofile}`, Deno.execPath(), "eval", "--ext=ts", source],
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const lines: string[] = [];
+  const reading = (async () => {
+    let buffered = "";
+    for await (const chunk of process.stdout.pipeThrough(new TextDecoderStream())) {
+      const parts = (buffered + chunk).split("\n");
+      buffered = parts.pop()!;
+      lines.push(...parts);
+    }
+  })();
+  return {
+    lines,
+    async json<T>(key: string): Promise<T> {
+      const prefix = `{${JSON.stringify(key)}`;
+      await waitUntil(() => lines.some((l) => l.startsWith(prefix)), `the child's ${key}`, {
+        timeoutMs: 30_000,
+      });
+      return JSON.parse(lines.find((l) => l.startsWith(prefix))!);
+    },
+    async stop() {
+      try {
+        process.kill("SIGKILL");
+      } catch {
+        // It has exited (crashed) already.
+      }
+      await process.status;
+      await reading;
+    },
+  };
 }
 
 /** A TLS connection from `from` that finishes its handshake, or "closed" if it ends before. */

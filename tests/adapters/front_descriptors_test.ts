@@ -12,7 +12,7 @@ import net from "node:net";
 import { assert, assertEquals } from "../_assert.ts";
 import { waitUntil } from "../_wait.ts";
 import { PROXY_V2_SIGNATURE } from "../../src/server/proxy_protocol.ts";
-import { noPrlimit } from "./_front.ts";
+import { noPrlimit, prlimitChild } from "./_front.ts";
 
 const NO_PRLIMIT = noPrlimit();
 
@@ -37,7 +37,7 @@ import { createLogger } from ${
   JSON.stringify(new URL("../../src/util/log.ts", import.meta.url).href)
 };
 const log = createLogger({ format: "json", write: (line) => console.log(line) });
-const inner = serveApp({ fetch: () => new Response("ok") }, { hostname: "127.0.0.1", port: 0 });
+const inner = serveApp({ fetch: () => new Response("ok") }, { hostname: "127.0.0.1", port: 0, log });
 const front = await startFront({
   hostname: "127.0.0.1",
   port: 0,
@@ -128,41 +128,10 @@ Deno.test({
   },
 });
 
-/** The child's output lines as they come, and its port and default cap once it printed them. */
+/** The child under `prlimit --nofile=nofile`; `started()` gives its port and default cap. */
 function spawnChild(nofile: number, options: string) {
-  const process = new Deno.Command("prlimit", {
-    args: [`--nofile=${nofile}`, Deno.execPath(), "eval", "--ext=ts", childSource(options)],
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const lines: string[] = [];
-  const reading = (async () => {
-    let buffered = "";
-    for await (const chunk of process.stdout.pipeThrough(new TextDecoderStream())) {
-      buffered += chunk;
-      const parts = buffered.split("\n");
-      buffered = parts.pop()!;
-      lines.push(...parts);
-    }
-  })();
-  return {
-    lines,
-    async started(): Promise<{ port: number; max: number }> {
-      await waitUntil(() => lines.some((l) => l.startsWith('{"port"')), "the child's port", {
-        timeoutMs: 30_000,
-      });
-      return JSON.parse(lines.find((l) => l.startsWith('{"port"'))!);
-    },
-    async stop() {
-      try {
-        process.kill("SIGKILL");
-      } catch {
-        // It has exited (crashed) already.
-      }
-      await process.status;
-      await reading;
-    },
-  };
+  const child = prlimitChild(nofile, childSource(options));
+  return { ...child, started: () => child.json<{ port: number; max: number }>("port") };
 }
 
 /** A keep-alive request from `from` (no PROXY header): its status line, or "" if closed first. */
