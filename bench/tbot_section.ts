@@ -80,7 +80,7 @@ export function tbotSection(): BenchSection {
                 fmt(r.modulesRssMb, 1)
               } MB (bare deno ${
                 fmt(r.bareRssMb, 1)
-              }); a daemon that onboarded by CA pin keeps ~5 MB of that first contact (node:tls, the full X.509 parser; a restarted daemon runs ~62-63 MB), and renewing adds the V8 heap it works in (~13 MB live) and the Deno binary's code it runs (docs/benchmarks.md, Session 7: tbotrss)`
+              }); a daemon that onboarded by CA pin keeps ~1.5-2 MB of that first contact (the full X.509 parser; node:tls runs in a child process), and renewing adds the V8 heap it works in (~10-13 MB) and the Deno binary's code it runs (docs/benchmarks.md, Session 8: tbot)`
           }`,
         },
         {
