@@ -95,18 +95,31 @@ export function botSubject(b: BotSubjectInput): NameAttribute[] {
   ];
 }
 
+/** The attributes {@linkcode botSubject} writes, and only those. */
+const JOIN_SUBJECT_OIDS: ReadonlySet<string> = new Set([
+  SUBJECT_OIDS.commonName,
+  SUBJECT_OIDS.organization,
+  SUBJECT_OIDS.botName,
+  SUBJECT_OIDS.botInstanceId,
+  SUBJECT_OIDS.generation,
+  SUBJECT_OIDS.joinToken,
+]);
+
 /**
- * Whether `id` reads as the subject {@linkcode botSubject} builds, the subject
- * of a join's certificate: CN `bot-<name>`, bot name, instance id,
- * generation and join token, and neither the `usage` of an output nor the
- * browser id of a console certificate (the admin subject has none of the bot
- * attributes). The user CA's Ed25519 key signs nothing else, so request auth
- * accepts nothing else from it.
+ * Whether `attrs` has exactly the shape {@linkcode botSubject} builds, the
+ * subject of a join's certificate: CN `bot-<name>`, bot name, instance id,
+ * generation and join token once each, any number of roles (O), and no other
+ * attribute. An allow-list, not a deny-list of the `usage` of an output and
+ * the browser id of a console certificate: an attribute added later is not a
+ * join's until this says so. The user CA's Ed25519 key signs nothing else,
+ * so request auth accepts nothing else from it.
  */
-export function isJoinIdentity(id: SubjectIdentity): boolean {
-  return id.botName !== undefined && id.username === botUserName(id.botName) &&
-    id.botInstanceId !== undefined && id.generation !== undefined &&
-    id.joinToken !== undefined && id.usage === undefined && id.browserId === undefined;
+export function isJoinSubject(attrs: NameAttribute[]): boolean {
+  if (!attrs.every((a) => JOIN_SUBJECT_OIDS.has(a.oid))) return false;
+  const id = identityFromSubject(attrs);
+  return typeof id !== "string" && id.botName !== undefined &&
+    id.username === botUserName(id.botName) && id.botInstanceId !== undefined &&
+    id.generation !== undefined && id.joinToken !== undefined;
 }
 
 /** Input of {@linkcode outputSubject}. */

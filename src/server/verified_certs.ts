@@ -30,7 +30,7 @@ import {
   type ParsedCertificate,
   verifyCertificateSignature,
 } from "../pki/mod.ts";
-import { identityFromSubject, isJoinIdentity, type SubjectIdentity } from "../protocol/subject.ts";
+import { identityFromSubject, isJoinSubject, type SubjectIdentity } from "../protocol/subject.ts";
 import { bytesEqual, toBase64, toHex } from "../util/encoding.ts";
 import type { CertAuthority, ServerContext, TlsCaKey } from "./context.ts";
 import type { ParsedCertificateLike } from "./identity_types.ts";
@@ -101,6 +101,23 @@ function unauthenticated(message: string, cause?: unknown): KeyboundError {
 /** The refusal of a certificate no trusted user CA key issued (as far as trust goes). */
 function notIssuedByUserCa(what: string, why = ""): KeyboundError {
   return unauthenticated(`${what}: certificate was not issued by this cluster's user CA${why}`);
+}
+
+/**
+ * Whether user CA key `caKey` may sign a client certificate of `subject` for
+ * subject key `subjectKey`: a P-256 key any, the Ed25519 key only the join
+ * certificate of an Ed25519 bot ({@linkcode isJoinSubject} and an Ed25519
+ * subject key: join/certs.ts, joinX509Signer). The one rule for each place
+ * that signs with the key or makes a verified-certificate entry, so a
+ * signing bug that hands the key another subject (admin, output, console)
+ * or a P-256 subject key makes no certificate, and none that is accepted.
+ */
+export function userCaKeyMaySign(
+  caKey: CryptoKey,
+  subject: NameAttribute[],
+  subjectKey: CryptoKey,
+): boolean {
+  return algOf(caKey) !== "EdDSA" || (isJoinSubject(subject) && algOf(subjectKey) === "EdDSA");
 }
 
 /**
@@ -185,15 +202,9 @@ export async function verifyClientCertificate(
   const identity = identityFromSubject(cert.subject);
   if (typeof identity === "string") throw unauthenticated(`${what}: ${identity}`);
   const publicKey = await cert.publicKey();
-  // The Ed25519 key signs one thing, the join certificate of an Ed25519 bot
-  // (join/certs.ts, joinX509Signer): trust holds it to that, so a signing bug
-  // that hands it another subject (admin, output, console) or a P-256 subject
-  // key makes certificates that are refused, not identities. Checked before
-  // the cache entry is made, so a hit costs nothing more.
-  if (
-    algOf(trusted[signer].keyPair.publicKey) === "EdDSA" &&
-    (!isJoinIdentity(identity) || algOf(publicKey) !== "EdDSA")
-  ) {
+  // Trust holds the Ed25519 key to what it may sign. Checked before the cache
+  // entry is made, so a hit costs nothing more.
+  if (!userCaKeyMaySign(trusted[signer].keyPair.publicKey, cert.subject, publicKey)) {
     throw notIssuedByUserCa(what, " (its Ed25519 key signs only Ed25519 bots' join certificates)");
   }
   const verified: VerifiedCertificate = {
@@ -229,7 +240,8 @@ export interface IssuedClientCertificate {
  * verified one: the CA key pair was self-checked when it was first used
  * (CA creation, admin identity), and the entry is keyed by the exact DER
  * that left here. Another auth process, or this one after a restart, simply
- * misses and verifies.
+ * misses and verifies. What {@linkcode userCaKeyMaySign} refuses is not
+ * entered.
  */
 export async function rememberIssuedCertificate(
   ca: TlsCaKey,
@@ -238,6 +250,9 @@ export async function rememberIssuedCertificate(
 ): Promise<void> {
   const identity = identityFromSubject(issued.subject);
   if (typeof identity === "string") return;
+  // What the Ed25519 key may not sign gets no entry: the next request verifies
+  // it and is refused, as in any other process.
+  if (!userCaKeyMaySign(ca.keyPair.publicKey, issued.subject, issued.publicKey)) return;
   const [caId, hash] = await Promise.all([
     keyId(ca.keyPair.publicKey),
     sha256(issued.der),

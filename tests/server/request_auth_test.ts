@@ -15,9 +15,15 @@ import { locksChangedMutation } from "../../src/server/locks.ts";
 import { requireAdmin, requireBot, verifySignedRequest } from "../../src/server/request_auth.ts";
 import type { ServerContext } from "../../src/server/context.ts";
 import {
+  rememberIssuedCertificate,
   VerifiedCertificateCache,
   verifyClientCertificate,
 } from "../../src/server/verified_certs.ts";
+import { generateKeyPair } from "../../src/crypto/keys.ts";
+import { parseCertificate } from "../../src/pki/mod.ts";
+import type { NameAttribute } from "../../src/pki/x509.ts";
+import { issueUserCertificates } from "../../src/server/join/certs.ts";
+import type { Bot } from "../../src/resources/schemas.ts";
 import { fromBase64Url, utf8 } from "../../src/util/encoding.ts";
 import { adminSigner, botSigner, clientSigner, newCluster } from "./_cluster_fixture.ts";
 
@@ -316,7 +322,7 @@ Deno.test("requireAdmin and requireBot: 401 without, 403 for the wrong identity,
   assertEquals([wrong2.status, wrong2.json.error.code], [403, "ACCESS_DENIED"]);
 });
 
-Deno.test("verified-certificate cache: hits, LRU bound, expiry, CA in the key, no failures", async () => {
+Deno.test("verified-certificate cache: hits, LRU bound, expiry, a hit only for a trusted CA key, no failures", async () => {
   const cluster = await newCluster();
   const { ctx } = cluster;
   const cache = new VerifiedCertificateCache(2);
@@ -343,7 +349,8 @@ Deno.test("verified-certificate cache: hits, LRU bound, expiry, CA in the key, n
     "user CA",
   );
   assertEquals(cache.size, before);
-  // The CA key is part of the key: the other cluster does not accept a's cached certificate.
+  // The entry names the CA key that verified it, and a hit counts only while that key is
+  // trusted: the other cluster does not accept a's cached certificate.
   await rejectsWith(
     () => verifyClientCertificate(other.ctx, a.certDer, now, "certificate", cache),
     "UNAUTHENTICATED",
@@ -396,6 +403,11 @@ Deno.test("the user CA's Ed25519 key is trusted for Ed25519 bots' join certifica
         alg: "EdDSA",
       },
     ),
+    // Any attribute botSubject does not write (an OU here), not only the two known today.
+    joinWithOther: await clientSigner(ctx, [...join, { oid: "2.5.4.11", value: "x" }], {
+      issuer: ed,
+      alg: "EdDSA",
+    }),
   };
   for (const s of Object.values(wrong)) {
     await rejectsWith(() => check(s.certDer), "UNAUTHENTICATED", "not issued by this cluster");
@@ -416,6 +428,121 @@ Deno.test("the user CA's Ed25519 key is trusted for Ed25519 bots' join certifica
   const admin = await check((await clientSigner(ctx, adminSubject(), { alg: "EdDSA" })).certDer);
   assertEquals(admin.identity.roles, ["@admin"]);
   assert(await check((await botSigner(ctx, "example", { alg: "ES256" })).certDer));
+});
+
+Deno.test("every subject botSubject writes is a join's to the Ed25519 key", async () => {
+  const { ctx } = await newCluster();
+  const ed = ctx.cas.user.tlsEd25519;
+  const long = "a" + "b".repeat(252);
+  const id = "6f1c2f0e-1111-4222-8333-444455556666";
+  for (
+    const b of [
+      { botName: "@a_b.c:d+e-f", botInstanceId: id, generation: 0, joinToken: "t:+@" },
+      { botName: long, botInstanceId: id, generation: Number.MAX_SAFE_INTEGER, joinToken: long },
+      {
+        botName: "r",
+        botInstanceId: id,
+        generation: 5,
+        joinToken: "t",
+        roles: ["bot-r", "@admin"],
+      },
+      { botName: "r", botInstanceId: id, generation: 5, joinToken: "t", roles: [] },
+    ]
+  ) {
+    const s = await clientSigner(ctx, botSubject(b), { issuer: ed, alg: "EdDSA" });
+    const v = await verifyClientCertificate(
+      ctx,
+      s.certDer,
+      ctx.now(),
+      "certificate",
+      new VerifiedCertificateCache(),
+    );
+    assertEquals([v.identity.botName, v.identity.generation], [b.botName, b.generation]);
+  }
+});
+
+/** What `rememberIssuedCertificate` is told of the certificate `der` it has just signed. */
+async function issued(der: Uint8Array) {
+  const c = parseCertificate(der);
+  return {
+    der,
+    subject: c.subject,
+    publicKey: await c.publicKey(),
+    serialHex: c.serialHex,
+    notBefore: c.notBefore,
+    notAfter: c.notAfter,
+  };
+}
+
+Deno.test("the entry the signer makes obeys the Ed25519 key's limit too: no entry, refused", async () => {
+  const { ctx } = await newCluster();
+  const ed = ctx.cas.user.tlsEd25519;
+  assert(ed);
+  const cache = new VerifiedCertificateCache();
+  const now = ctx.now();
+  const sign = (subject: NameAttribute[], alg: "EdDSA" | "ES256") =>
+    clientSigner(ctx, subject, { issuer: ed, alg });
+  const wrong = [
+    await sign(adminSubject(), "EdDSA"),
+    await sign(outputSubject({ botName: "example", joinToken: "t" }), "EdDSA"),
+    await botSigner(ctx, "example", { issuer: ed, alg: "ES256" }),
+  ];
+  for (const s of wrong) {
+    await rememberIssuedCertificate(ed, await issued(s.certDer), cache);
+    assertEquals(cache.size, 0);
+    await rejectsWith(
+      () => verifyClientCertificate(ctx, s.certDer, now, "certificate", cache),
+      "UNAUTHENTICATED",
+      "not issued by this cluster",
+    );
+  }
+  // A join certificate of an Ed25519 bot is remembered, and the next request hits it.
+  const bot = await botSigner(ctx, "example", { issuer: ed, alg: "EdDSA" });
+  await rememberIssuedCertificate(ed, await issued(bot.certDer), cache);
+  assertEquals(cache.size, 1);
+  const hit = await verifyClientCertificate(ctx, bot.certDer, now, "certificate", cache);
+  assertEquals(hit.identity.generation, 3);
+});
+
+Deno.test("the Ed25519 key signs nothing but an Ed25519 bot's join certificate", async () => {
+  const { ctx } = await newCluster();
+  const ed = ctx.cas.user.tlsEd25519;
+  assert(ed);
+  const signer = { key: ed, trusted: ctx.cas.user.trustedTlsEd25519 };
+  const bot: Bot = {
+    kind: "bot",
+    version: "v1",
+    metadata: { name: "example" },
+    spec: { roles: [], traits: [] },
+  };
+  const ssh = await generateKeyPair("EdDSA");
+  const request = async (subject: NameAttribute[], alg: "EdDSA" | "ES256") => ({
+    bot,
+    subject,
+    tlsPublicKey: (await generateKeyPair(alg)).publicKey,
+    sshPublicKey: ssh.publicKey,
+    ttlSeconds: 600,
+  });
+  const join = botSubject({
+    botName: "example",
+    botInstanceId: "i",
+    generation: 1,
+    joinToken: "t",
+  });
+  for (
+    const [subject, alg] of [
+      [adminSubject(), "EdDSA"],
+      [outputSubject({ botName: "example" }), "EdDSA"],
+      [join, "ES256"],
+    ] as const
+  ) {
+    const r = await request(subject, alg);
+    await rejectsWith(() => issueUserCertificates(ctx, r, signer), "INTERNAL", "Ed25519");
+    // The P-256 key signs them.
+    assert((await issueUserCertificates(ctx, r)).tls_cert);
+  }
+  const ok = await issueUserCertificates(ctx, await request(join, "EdDSA"), signer);
+  assertEquals(ok.tls_ca_certs, signer.trusted.map((k) => k.certPem));
 });
 
 Deno.test("verified-certificate cache: one lookup per certificate, whichever user CA key signed it", async () => {

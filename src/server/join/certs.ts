@@ -21,7 +21,7 @@ import { toHex } from "../../util/encoding.ts";
 import type { CaKeys, TrustBundle } from "../../protocol/messages.ts";
 import type { CertAuthority, ServerContext, TlsCaKey } from "../context.ts";
 import { getResource } from "../resources.ts";
-import { rememberIssuedCertificate } from "../verified_certs.ts";
+import { rememberIssuedCertificate, userCaKeyMaySign } from "../verified_certs.ts";
 
 /** Lifetime when the client asks for none. */
 export const DEFAULT_CERT_TTL_SECONDS = 3600;
@@ -159,14 +159,16 @@ export function botCertificateRoles(bot: Bot): string[] {
 
 /**
  * Issues an X.509 client certificate and an OpenSSH user certificate from the
- * user CA for `r.subject`, with the bot's SSH principals. Certificates whose
- * subject is an identity are remembered as verified (§2).
+ * user CA for `r.subject`, with the bot's SSH principals; the X.509 one by
+ * `x509`'s key (default the P-256 key). Certificates whose subject is an
+ * identity are remembered as verified (§2).
  */
 export async function issueUserCertificates(
   ctx: ServerContext,
   r: UserCertificateRequest,
+  x509?: X509Signer,
 ): Promise<IssuedBotCertificates> {
-  const { certificates, remember } = await signUserCertificates(ctx, r);
+  const { certificates, remember } = await signUserCertificates(ctx, r, x509);
   await remember();
   return certificates;
 }
@@ -209,6 +211,14 @@ async function signUserCertificates(
   const tls = x509?.key ?? userCa.tls;
   const ssh = userCa.ssh;
   if (!tls || !ssh) throw new KeyboundError("INTERNAL", "user CA is incomplete");
+  if (!userCaKeyMaySign(tls.keyPair.publicKey, r.subject, r.tlsPublicKey)) {
+    // Only a bug gets here (joinX509Signer picks the Ed25519 key for joins of Ed25519
+    // keys alone): sign nothing request auth would refuse.
+    throw new KeyboundError(
+      "INTERNAL",
+      "the user CA's Ed25519 X.509 key signs only Ed25519 bots' join certificates",
+    );
+  }
   const user = botUserName(r.bot.metadata.name);
   const now = ctx.now().getTime();
   const notBefore = new Date(now - CERT_BACKDATE_MS);
