@@ -11,7 +11,8 @@
  * WebCrypto call is a handoff to another thread, dearer than the lookup).
  * The entry names the user CA key that verified it, and a hit counts only
  * while that key is trusted, so once a rotation drops a key its entries are
- * never hit again (nor another cluster's, when tests share the cache). One
+ * never hit again (nor another cluster's, when tests share the cache): such
+ * an entry is dropped when looked up, not kept as the most recently used. One
  * lookup per request, whichever key signed: keying by CA key ID instead took
  * a lookup per trusted key tried, and an Ed25519 bot's hit came on the second
  * in standby, the third during a rotation. Entries
@@ -77,6 +78,11 @@ export class VerifiedCertificateCache {
       return undefined;
     }
     return v;
+  }
+
+  /** Forgets the entry for `key`. */
+  delete(key: string): void {
+    this.#entries.delete(key);
   }
 
   /** Remembers a successful verification. */
@@ -184,6 +190,9 @@ export async function verifyClientCertificate(
     }
     return hit.verified;
   }
+  // An entry of a key no longer trusted (a rotation dropped it) is never a hit again: the
+  // lookup just made it the most recently used, so drop it instead of keeping it there.
+  if (hit) cache.delete(bytesKey);
   let cert: ParsedCertificate;
   try {
     cert = parseCertificate(der);

@@ -356,13 +356,35 @@ Deno.test("verified-certificate cache: hits, LRU bound, expiry, a hit only for a
     "UNAUTHENTICATED",
     "user CA",
   );
-  // After notAfter the entry is gone and the certificate is refused as expired.
+  // That lookup dropped a's entry (the next test): a's certificate verifies again, and after
+  // notAfter the entry is gone and the certificate is refused as expired.
+  await verifyClientCertificate(ctx, a.certDer, now, "certificate", cache);
   const late = new Date(now.getTime() + 2 * 3600_000);
   await rejectsWith(
     () => verifyClientCertificate(ctx, a.certDer, late, "certificate", cache),
     "UNAUTHENTICATED",
     "expired",
   );
+});
+
+Deno.test("verified-certificate cache: an entry of a key not trusted is dropped when looked up, not refreshed", async () => {
+  const { ctx } = await newCluster();
+  const other = await newCluster();
+  const cache = new VerifiedCertificateCache(2);
+  const now = ctx.now();
+  const [a, b, c] = await Promise.all(["a", "b", "c"].map((n) => botSigner(ctx, n)));
+  await verifyClientCertificate(ctx, a.certDer, now, "certificate", cache);
+  const vb = await verifyClientCertificate(ctx, b.certDer, now, "certificate", cache);
+  // To the other cluster a's entry names an untrusted key: refused, and the entry is gone.
+  await rejectsWith(
+    () => verifyClientCertificate(other.ctx, a.certDer, now, "certificate", cache),
+    "UNAUTHENTICATED",
+    "user CA",
+  );
+  assertEquals(cache.size, 1);
+  // So c takes a's place, and b, used longer ago than that refused lookup, is still a hit.
+  await verifyClientCertificate(ctx, c.certDer, now, "certificate", cache);
+  assert(await verifyClientCertificate(ctx, b.certDer, now, "certificate", cache) === vb);
 });
 
 Deno.test("the user CA's Ed25519 key is trusted for Ed25519 bots' join certificates only", async () => {
