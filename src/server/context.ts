@@ -22,6 +22,8 @@ export interface TlsCaKey {
   certPem: string;
   /** Its subject Name DER (the issuer of what it signs). */
   subjectDer: Uint8Array;
+  /** Its end of validity, read at load (`/metrics` shows it on every scrape). */
+  notAfter: Date;
   /** The key pair. */
   keyPair: KeyPair;
 }

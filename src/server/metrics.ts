@@ -11,7 +11,6 @@
  */
 import { exponentialBuckets, Metric } from "../util/prometheus.ts";
 import { isKeyboundError } from "../errors.ts";
-import { parseCertificate } from "../pki/mod.ts";
 import type {
   AtomicOperation,
   Backend,
@@ -22,7 +21,7 @@ import type {
   ListOptions,
 } from "../storage/backend.ts";
 import { listInPages } from "../storage/backend.ts";
-import type { ServerContext } from "./context.ts";
+import type { CaSet, ServerContext } from "./context.ts";
 import { CA_SET_FIELD } from "./rotation/cache.ts";
 import { trustedKeySets } from "./rotation/status.ts";
 import { CA_TYPES, ROTATION_PHASES } from "../protocol/ca_rotation.ts";
@@ -279,40 +278,51 @@ export class AuthMetrics {
   /**
    * CA expiry, built afresh on each scrape: the user CA's Ed25519 X.509
    * certificate has a row (`key="ed25519"`) exactly while the key exists, and
-   * a series, once set, cannot be removed from a family.
+   * a series, once set, cannot be removed from a family. `notAfter` was read
+   * when the key was loaded: parsing the certificates took about 1 ms each,
+   * nearly all of a scrape.
    */
-  #caExpiry(ctx: ServerContext): Metric {
+  #caExpiry(cas: CaSet): Metric {
     const m = new Metric(
       "keybound_auth_ca_expiry_timestamp_seconds",
       'NotAfter of each X.509 certificate authority, Unix seconds (key="ed25519": the user ' +
         "CA's Ed25519 X.509 certificate, while it has one).",
       "gauge",
     );
-    const notAfter = (der: Uint8Array) => parseCertificate(der).notAfter.getTime() / 1000;
     for (const type of ["user", "host", "spiffe"] as const) {
-      const der = ctx.cas[type].tls?.certDer;
-      if (der) m.set({ ca: type }, notAfter(der));
+      const key = cas[type].tls;
+      if (key) m.set({ ca: type }, key.notAfter.getTime() / 1000);
     }
     // The signing set's; the other set's while only that one has the key (the first user CA
     // rotation of a cluster created before the key).
-    const ed = ctx.cas.user.tlsEd25519 ?? ctx.cas.user.trustedTlsEd25519[0];
-    if (ed) m.set({ ca: "user", key: "ed25519" }, notAfter(ed.certDer));
+    const ed = cas.user.tlsEd25519 ?? cas.user.trustedTlsEd25519[0];
+    if (ed) m.set({ ca: "user", key: "ed25519" }, ed.notAfter.getTime() / 1000);
     return m;
   }
 
   /** The exposition text (format 0.0.4). */
   async render(ctx: ServerContext): Promise<string> {
+    // Every CA row from one snapshot, rendered before the await below (a rotation may
+    // replace ctx.cas meanwhile, another scrape set these families again).
+    const cas = ctx.cas;
     for (const type of CA_TYPES) {
-      const ca = ctx.cas[CA_SET_FIELD[type]];
+      const ca = cas[CA_SET_FIELD[type]];
       for (const phase of ROTATION_PHASES) {
         this.caPhase.set({ ca: type, phase }, ca.rotation.phase === phase ? 1 : 0);
       }
       this.caTrustedKeys.set({ ca: type }, trustedKeySets(ca));
     }
-    this.caTrustedEd25519Keys.set({ ca: "user" }, ctx.cas.user.trustedTlsEd25519.length);
+    this.caTrustedEd25519Keys.set({ ca: "user" }, cas.user.trustedTlsEd25519.length);
+    const text = (ms: Metric[]) => ms.map((m) => m.render()).join("");
+    const caRows = text([
+      this.#caExpiry(cas),
+      this.caPhase,
+      this.caTrustedKeys,
+      this.caTrustedEd25519Keys,
+    ]);
     // A scrape while the backend is down still answers, with the last count.
     await this.#countInstances(ctx).catch(() => {});
-    return [
+    return text([
       this.joins,
       this.joinLatency,
       this.recoveries,
@@ -321,14 +331,11 @@ export class AuthMetrics {
       this.commitLatency,
       this.conflicts,
       this.backendErrors,
-      this.#caExpiry(ctx),
-      this.caPhase,
-      this.caTrustedKeys,
-      this.caTrustedEd25519Keys,
+    ]) + caRows + text([
       this.frontRefused,
       this.frontEvicted,
       this.frontCut,
       this.frontAcceptFailures,
-    ].map((m) => m.render()).join("");
+    ]);
   }
 }

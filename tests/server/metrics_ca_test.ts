@@ -8,14 +8,15 @@
 import { assert, assertEquals } from "../_assert.ts";
 import { parseCertificate } from "../../src/pki/mod.ts";
 import type { ServerContext, TlsCaKey } from "../../src/server/context.ts";
+import type { Backend } from "../../src/storage/backend.ts";
 import { AuthMetrics } from "../../src/server/metrics.ts";
 import { newCluster } from "./_cluster_fixture.ts";
 
 const NAME = "keybound_auth_ca_expiry_timestamp_seconds";
 
-/** The value of the series with exactly `labels`, or undefined. */
-function series(text: string, labels: string): number | undefined {
-  const line = text.split("\n").find((l) => l.startsWith(`${NAME}{${labels}} `));
+/** The value of the series of family `name` with exactly `labels`, or undefined. */
+function series(text: string, labels: string, name = NAME): number | undefined {
+  const line = text.split("\n").find((l) => l.startsWith(`${name}{${labels}} `));
   return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(" ") + 1));
 }
 
@@ -49,4 +50,34 @@ Deno.test("CA expiry: a row for the user CA's Ed25519 certificate while the key 
   text = await metrics.render(withEd25519(ctx, undefined, []));
   assertEquals(series(text, 'ca="user",key="ed25519"'), undefined);
   assertEquals(series(text, 'ca="user"'), notAfter(ctx.cas.user.tls!));
+});
+
+Deno.test("CA rows: one scrape reads one CA snapshot, whatever replaces it meanwhile", async () => {
+  const { ctx } = await newCluster();
+  const ed = ctx.cas.user.tlsEd25519;
+  assert(ed);
+  const noKey = withEd25519(ctx, undefined, []).cas;
+  const backend = ctx.backend;
+  // The scrape's one storage read (the instance count) sees the CAs replaced, as a reload
+  // (a rollback dropping the key) during the scrape would.
+  const live: ServerContext = { ...ctx };
+  const swapping: Backend = {
+    get: (key) => backend.get(key),
+    list: (prefix, options) => {
+      live.cas = noKey;
+      return backend.list(prefix, options);
+    },
+    commit: (op) => backend.commit(op),
+    close: () => backend.close(),
+  };
+  live.backend = swapping;
+  const metrics = new AuthMetrics();
+  let text = await metrics.render(live);
+  assertEquals(series(text, 'ca="user"', "keybound_auth_ca_trusted_ed25519_x509_keys"), 1);
+  assertEquals(series(text, 'ca="user",key="ed25519"'), notAfter(ed));
+  assertEquals(ed.notAfter.getTime() / 1000, notAfter(ed));
+  // The next scrape reads the new snapshot (the instance count is not read again so soon).
+  text = await metrics.render(live);
+  assertEquals(series(text, 'ca="user"', "keybound_auth_ca_trusted_ed25519_x509_keys"), 0);
+  assertEquals(series(text, 'ca="user",key="ed25519"'), undefined);
 });

@@ -154,7 +154,13 @@ async function tlsKeyOf(
   // The verified-certificate cache is keyed by this ID and looks it up for every
   // trusted key on each request: computed here, no request pays its digest.
   await keyId(keyPair.publicKey);
-  return { certDer, certPem: certificateToPem(certDer), subjectDer: cert.subjectDer, keyPair };
+  return {
+    certDer,
+    certPem: certificateToPem(certDer),
+    subjectDer: cert.subjectDer,
+    notAfter: cert.notAfter,
+    keyPair,
+  };
 }
 
 interface LoadedSet {
