@@ -6,8 +6,12 @@
  * @module
  */
 
-/** The `deno` executable running this process; undefined in a compiled binary. */
+/**
+ * The `deno` executable running this process; undefined in a compiled binary.
+ * Asked of Deno (`Deno.build.standalone`), not read from the executable's
+ * name: a CLI installed as `deno-2.9.6` is still the CLI, and a compiled
+ * binary named `deno` still refuses `run`.
+ */
 export function denoCliPath(): string | undefined {
-  const exec = Deno.execPath();
-  return /(^|[\\/])deno(\.exe)?$/.test(exec) ? exec : undefined;
+  return Deno.build.standalone ? undefined : Deno.execPath();
 }

@@ -46,14 +46,18 @@ export type ProbeOutcome =
     sent: boolean;
   };
 
+/** Where the probe connects for `url`: the host without IPv6 brackets, the port 443 if unsaid. */
+export function probeTarget(url: URL): { host: string; port: number } {
+  return { host: url.hostname.replace(/^\[|\]$/g, ""), port: Number(url.port || 443) };
+}
+
 /**
  * Connects to `baseUrl` without verifying it, sends `request` (the whole
  * HTTP/1.1 request text), and reports what came back.
  */
 export async function probeUnverified(baseUrl: string, request: string): Promise<ProbeOutcome> {
   const url = new URL(baseUrl);
-  const host = url.hostname.replace(/^\[|\]$/g, "");
-  const port = Number(url.port || 443);
+  const { host, port } = probeTarget(url);
   const [{ connect }, { isIP }] = await Promise.all([import("node:tls"), import("node:net")]);
   const socket: TLSSocket = connect({
     host,

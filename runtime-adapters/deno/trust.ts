@@ -35,11 +35,17 @@ import {
   resetBeforeSendError,
 } from "./fetch_errors.ts";
 import { nodeHttpsFetcher } from "./node_https_fetch.ts";
-import { silentLogger } from "../../src/util/log.ts";
+import { type Logger, silentLogger } from "../../src/util/log.ts";
+import * as z from "zod";
 import { KeyboundError } from "../../src/errors.ts";
 import { fromBase64 } from "../../src/util/encoding.ts";
 import { denoCliPath } from "./deno_cli.ts";
-import { PROBE_TIMEOUT_MS, type ProbeOutcome, probeUnverified } from "./first_contact_probe.ts";
+import {
+  PROBE_TIMEOUT_MS,
+  type ProbeOutcome,
+  probeTarget,
+  probeUnverified,
+} from "./first_contact_probe.ts";
 
 /**
  * The probe's program, run by `deno run`: beside this module in the sources,
@@ -48,6 +54,208 @@ import { PROBE_TIMEOUT_MS, type ProbeOutcome, probeUnverified } from "./first_co
 const PROBE = new URL("./first_contact_probe.ts", import.meta.url);
 /** How long the probe's process may take on top of its own time limit: Deno's start-up. */
 const PROBE_START_MS = 10_000;
+/**
+ * The only variables the probe's process gets: where Deno keeps its cache
+ * (and the home or profile directory it finds it from), the temporary
+ * directory and the search path. Not the daemon's whole environment: proxy,
+ * `DENO_*` or `LD_*` settings would change how the unverified connection is
+ * made, and the probe reads no variable itself (it has no env permission).
+ */
+const PROBE_ENV = [
+  "DENO_DIR",
+  "HOME",
+  "XDG_CACHE_HOME",
+  "PATH",
+  "TMPDIR",
+  "USERPROFILE",
+  "LOCALAPPDATA",
+  "SYSTEMROOT",
+];
+
+/** What the probe printed: checked here, as anything read from another process. */
+const probeOutcome = z.union([
+  z.strictObject({ leaf: z.string(), answer: z.string() }),
+  z.strictObject({
+    failure: z.enum(["error", "ended", "no_certificate", "too_large", "timeout"]),
+    message: z.string().optional(),
+    sent: z.boolean(),
+  }),
+]);
+// The probe runs without the project's configuration, so it cannot import zod: its
+// type is stated there, and this pins the two together (either drifting fails the check).
+const _sameOutcome: [ProbeOutcome, z.infer<typeof probeOutcome>] extends
+  [z.infer<typeof probeOutcome>, ProbeOutcome] ? true : never = true;
+
+/**
+ * `deno run`'s network permission for the probe: the auth service's host and
+ * port only, the port written out even when the URL leaves it implicit (a
+ * bare host would allow every port). `hostname` keeps an IPv6 address's
+ * brackets, as `--allow-net` wants them.
+ */
+export function probeNetPermission(baseUrl: string): string {
+  const url = new URL(baseUrl);
+  return `--allow-net=${url.hostname}:${probeTarget(url).port}`;
+}
+
+/** Reads what the probe printed; anything but one {@linkcode ProbeOutcome} is a failure. */
+export function parseProbeOutput(stdout: string): ProbeOutcome | undefined {
+  let json: unknown;
+  try {
+    json = JSON.parse(stdout);
+  } catch {
+    return undefined;
+  }
+  const parsed = probeOutcome.safeParse(json);
+  return parsed.success ? parsed.data : undefined;
+}
+
+/** The variables of {@linkcode PROBE_ENV} this process has and may read. */
+function probeEnv(): Record<string, string> {
+  const env: Record<string, string> = { DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1" };
+  for (const name of PROBE_ENV) {
+    try {
+      const value = Deno.env.get(name);
+      if (value !== undefined) env[name] = value;
+    } catch {
+      // Not allowed to read it (a narrowed --allow-env): Deno does without it.
+    }
+  }
+  return env;
+}
+
+/** How the first contact is made; the defaults are tbot's, the options are for tests. */
+export interface FirstContactOptions {
+  /**
+   * The `deno` executable that runs the probe; `null` for this process (a
+   * compiled tbot, which has no `deno` to run it with). Default: ./deno_cli.ts.
+   */
+  deno?: string | null;
+  /** The probe's program. Default: ./first_contact_probe.ts. */
+  probe?: URL;
+  /** Where the fallback to this process is said (once). */
+  log?: Logger;
+}
+
+/**
+ * The first contact of the pin policy: the server's leaf certificate (DER)
+ * and the answer to `GET /v1/ca/host`, over a connection that is NOT
+ * verified (./first_contact_probe.ts, in a process of its own). Every call
+ * of the returned function is one first contact.
+ */
+export function firstContactVia(
+  options: FirstContactOptions = {},
+): (baseUrl: string) => Promise<FirstContactResult> {
+  const probe = options.probe ?? PROBE;
+  let inProcess = false;
+
+  /**
+   * Runs the probe: in a `deno run` child process allowed to reach only the
+   * auth service, so this process never loads `node:tls`; in this process
+   * when there is no `deno` to run it with, or this process may not start it.
+   */
+  async function runProbe(baseUrl: string, request: string): Promise<ProbeOutcome> {
+    const deno = options.deno === undefined ? denoCliPath() : options.deno ?? undefined;
+    if (!deno || inProcess) return await probeUnverified(baseUrl, request);
+    const fail = (message: string, cause?: unknown) =>
+      connectionFailed(baseUrl, `the first-contact probe failed: ${message}`, cause);
+    const limit = AbortSignal.timeout(PROBE_TIMEOUT_MS + PROBE_START_MS);
+    let out: Deno.CommandOutput;
+    try {
+      out = await new Deno.Command(deno, {
+        args: [
+          "run",
+          "--no-config",
+          "--no-remote",
+          "--no-npm",
+          "--no-prompt",
+          probeNetPermission(baseUrl),
+          probe.href,
+          baseUrl,
+          request,
+        ],
+        // Nothing of the daemon's directory is read (--no-config); this only says so.
+        cwd: new URL(".", probe),
+        clearEnv: true,
+        env: probeEnv(),
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+        signal: limit,
+      }).output();
+    } catch (err) {
+      if (err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.PermissionDenied) {
+        // A narrowed --allow-run (or an executable this user may not run): a setup that
+        // costs this process node:tls's memory, not a network failure.
+        inProcess = true;
+        (options.log ?? silentLogger).info(
+          "the CA pin's first contact runs in this process: it may not start deno",
+          { deno, error: (err as Error).message },
+        );
+        return await probeUnverified(baseUrl, request);
+      }
+      throw fail((err as Error).message, err);
+    }
+    const stdout = new TextDecoder().decode(out.stdout).trim();
+    if (!out.success || !stdout) {
+      const stderr = new TextDecoder().decode(out.stderr).trim().split("\n");
+      const ended = out.signal
+        ? `${
+          limit.aborted ? `killed after ${(PROBE_TIMEOUT_MS + PROBE_START_MS) / 1000} s ` : ""
+        }` +
+          `(${out.signal})`
+        : `exit ${out.code}`;
+      throw fail(stderr.find((l) => /error/i.test(l)) || stderr.at(-1) || ended);
+    }
+    const outcome = parseProbeOutput(stdout);
+    if (!outcome) throw fail(`it printed no result (${stdout.slice(0, 80)})`);
+    return outcome;
+  }
+
+  return async (baseUrl) => {
+    const url = new URL(baseUrl);
+    const outcome = await runProbe(
+      baseUrl,
+      `GET ${HOST_CA_PATH} HTTP/1.1\r\nHost: ${url.host}\r\nAccept: application/json\r\n` +
+        `Connection: close\r\n\r\n`,
+    );
+    const fail = (message: string, cause?: unknown) => connectionFailed(baseUrl, message, cause);
+    if ("leaf" in outcome) {
+      try {
+        return {
+          leafDer: fromBase64(outcome.leaf),
+          ...parseHttpResponse(fromBase64(outcome.answer)),
+        };
+      } catch (err) {
+        throw fail((err as Error).message, err);
+      }
+    }
+    switch (outcome.failure) {
+      case "timeout":
+        throw fail("no answer in time while learning the host CA");
+      case "no_certificate":
+        throw fail("the server presented no TLS certificate");
+      case "too_large":
+        throw fail("the answer is too large");
+      case "ended":
+        // Closed during the handshake: the request was not sent, and may be sent again.
+        throw resetBeforeSend(url.host, new Error("the TLS handshake did not complete"));
+      case "error": {
+        const err = new Error(outcome.message);
+        // Before the request was written, a reset is one the caller may send again after
+        // (src/agent/trust/).
+        const reset = outcome.sent
+          ? undefined
+          : resetBeforeSendError(new FailedBeforeRequest(err), url.host);
+        throw reset ?? fail(`cannot connect: ${err.message}`, err);
+      }
+      default:
+        throw fail(`the first-contact probe printed no known result`);
+    }
+  };
+}
+
+/** tbot's first contact: {@linkcode firstContactVia} with its defaults. */
+export const fetchUnverified: (baseUrl: string) => Promise<FirstContactResult> = firstContactVia();
 
 /** A fetch that verifies the server against `caPems` and Deno's default root store. */
 function fetchTrustingAlsoRoots(caPems: string[]): typeof fetch {
@@ -64,94 +272,6 @@ function connectionFailed(baseUrl: string, message: string, cause?: unknown): Ke
     `${baseUrl}: ${message}`,
     cause === undefined ? undefined : { cause },
   );
-}
-
-/**
- * Runs ./first_contact_probe.ts: in a `deno run` child process allowed to
- * reach only the auth service, so this process never loads `node:tls`; in
- * a compiled tbot (no `deno` to run it with) in this process.
- */
-async function runProbe(baseUrl: string, request: string): Promise<ProbeOutcome> {
-  const deno = denoCliPath();
-  if (!deno) return await probeUnverified(baseUrl, request);
-  const fail = (message: string, cause?: unknown) =>
-    connectionFailed(baseUrl, `the first-contact probe failed: ${message}`, cause);
-  let out: Deno.CommandOutput;
-  try {
-    out = await new Deno.Command(deno, {
-      args: [
-        "run",
-        "--no-config",
-        "--no-prompt",
-        `--allow-net=${new URL(baseUrl).host}`,
-        PROBE.href,
-        baseUrl,
-        request,
-      ],
-      env: { DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1" },
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-      signal: AbortSignal.timeout(PROBE_TIMEOUT_MS + PROBE_START_MS),
-    }).output();
-  } catch (err) {
-    throw fail((err as Error).message, err);
-  }
-  const stdout = new TextDecoder().decode(out.stdout).trim();
-  if (!out.success || !stdout) {
-    const stderr = new TextDecoder().decode(out.stderr).trim().split("\n");
-    throw fail(stderr.find((l) => /error/i.test(l)) ?? stderr.at(-1) ?? `exit ${out.code}`);
-  }
-  try {
-    return JSON.parse(stdout) as ProbeOutcome;
-  } catch (err) {
-    throw fail(`it printed no result (${stdout.slice(0, 80)})`, err);
-  }
-}
-
-/**
- * The first contact of the pin policy: the server's leaf certificate (DER)
- * and the answer to `GET /v1/ca/host`, over a connection that is NOT
- * verified (./first_contact_probe.ts, in a process of its own).
- */
-export async function fetchUnverified(baseUrl: string): Promise<FirstContactResult> {
-  const url = new URL(baseUrl);
-  const outcome = await runProbe(
-    baseUrl,
-    `GET ${HOST_CA_PATH} HTTP/1.1\r\nHost: ${url.host}\r\nAccept: application/json\r\n` +
-      `Connection: close\r\n\r\n`,
-  );
-  const fail = (message: string, cause?: unknown) => connectionFailed(baseUrl, message, cause);
-  if ("leaf" in outcome) {
-    try {
-      return {
-        leafDer: fromBase64(outcome.leaf),
-        ...parseHttpResponse(fromBase64(outcome.answer)),
-      };
-    } catch (err) {
-      throw fail((err as Error).message, err);
-    }
-  }
-  switch (outcome.failure) {
-    case "timeout":
-      throw fail("no answer in time while learning the host CA");
-    case "no_certificate":
-      throw fail("the server presented no TLS certificate");
-    case "too_large":
-      throw fail("the answer is too large");
-    case "ended":
-      // Closed during the handshake: the request was not sent, and may be sent again.
-      throw resetBeforeSend(url.host, new Error("the TLS handshake did not complete"));
-    case "error": {
-      const err = new Error(outcome.message);
-      // Before the request was written, a reset is one the caller may send again after
-      // (src/agent/trust/).
-      const reset = outcome.sent
-        ? undefined
-        : resetBeforeSendError(new FailedBeforeRequest(err), url.host);
-      throw reset ?? fail(`cannot connect: ${err.message}`, err);
-    }
-  }
 }
 
 /**
@@ -192,8 +312,9 @@ export async function createTrustedFetch(
         configured = [pem];
       }
       if (!trust.storage) return fixed(fetchTrusting(configured));
+      const firstContact = firstContactVia({ log: trust.log });
       const saved = trust.mode === "pins"
-        ? await pinnedHostCas(baseUrl, trust.pins, trust.storage, fetchUnverified)
+        ? await pinnedHostCas(baseUrl, trust.pins, trust.storage, firstContact)
         : await readHostCas(trust.storage);
       const hostTrust = new HostTrust({
         baseUrl,
@@ -203,7 +324,7 @@ export async function createTrustedFetch(
         fetchTrusting: (pems) => classifyingFetchFailures(fetchTrusting(pems)),
         // Only trust by pin heals by cross-signature: a CA file or the system roots are the
         // operator's anchor, and the operator moves it.
-        ...(trust.mode === "pins" ? { firstContact: fetchUnverified } : {}),
+        ...(trust.mode === "pins" ? { firstContact } : {}),
         now: () => new Date(),
         log: trust.log ?? silentLogger,
       });

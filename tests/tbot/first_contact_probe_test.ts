@@ -5,7 +5,11 @@
  * child saw comes back as the same answers and errors as before. Real TLS on
  * loopback; the pin policy itself is tested in ./trust_test.ts.
  */
-import { fetchUnverified } from "../../runtime-adapters/deno/trust.ts";
+import {
+  fetchUnverified,
+  firstContactVia,
+  probeNetPermission,
+} from "../../runtime-adapters/deno/trust.ts";
 import { fetchFailure } from "../../runtime-adapters/deno/fetch_errors.ts";
 import { isKeyboundError, KeyboundError } from "../../src/errors.ts";
 import { issueServerCertificate } from "../../src/server/mod.ts";
@@ -33,10 +37,11 @@ async function tlsServer(handler: (req: Request) => Response) {
   };
 }
 
-Deno.test("first contact: the unverified connection is made by a child process, not by tbot's", async () => {
-  await using server = await tlsServer(() => Response.json({ tls_ca_certs: [], ssh_ca_keys: [] }));
-  // A process without network permission: node:tls in it would be refused
-  // (NotCapable); the child gets its own permission for the server only.
+/**
+ * Runs `fetchUnverified(url)` in a process without network permission, on the
+ * `deno` executable `exec`, with `flags`; what it returned, or the process's error.
+ */
+async function fetchUnverifiedWithoutNet(url: string, exec: string, flags: string[] = []) {
   const script = await Deno.makeTempFile({ suffix: ".ts" });
   try {
     await Deno.writeTextFile(
@@ -47,7 +52,7 @@ Deno.test("first contact: the unverified connection is made by a child process, 
         `const r = await fetchUnverified(Deno.args[0]);\n` +
         `console.log(JSON.stringify({ status: r.status, body: r.body, leaf: r.leafDer.length }));\n`,
     );
-    const out = await new Deno.Command(Deno.execPath(), {
+    const out = await new Deno.Command(exec, {
       args: [
         "run",
         "--config",
@@ -55,9 +60,9 @@ Deno.test("first contact: the unverified connection is made by a child process, 
         "--no-prompt",
         "--allow-read",
         "--allow-env",
-        "--allow-run",
+        ...flags,
         script,
-        server.url,
+        url,
       ],
       stdout: "piped",
       stderr: "piped",
@@ -70,6 +75,83 @@ Deno.test("first contact: the unverified connection is made by a child process, 
   } finally {
     await Deno.remove(script);
   }
+}
+
+Deno.test("first contact: the unverified connection is made by a child process, not by tbot's", async () => {
+  await using server = await tlsServer(() => Response.json({ tls_ca_certs: [], ssh_ca_keys: [] }));
+  // A process without network permission: node:tls in it would be refused
+  // (NotCapable); the child gets its own permission for the server only.
+  await fetchUnverifiedWithoutNet(server.url, Deno.execPath(), ["--allow-run"]);
+});
+
+Deno.test("first contact: the deno CLI under another name still runs the probe in a child", async () => {
+  await using server = await tlsServer(() => Response.json({ tls_ca_certs: [], ssh_ca_keys: [] }));
+  const dir = await Deno.makeTempDir();
+  try {
+    const renamed = `${dir}/deno-2.9.6`;
+    try {
+      await Deno.link(Deno.execPath(), renamed);
+    } catch {
+      return; // Another file system than the CLI's: no hard link, nothing to check here.
+    }
+    await fetchUnverifiedWithoutNet(server.url, renamed, ["--allow-run"]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("first contact: without permission to start deno, it is made in this process", async () => {
+  await using server = await tlsServer(() => Response.json({ tls_ca_certs: [], ssh_ca_keys: [] }));
+  // --allow-run for another program only: the child cannot be started, and the
+  // connection is made here (with this process's network permission).
+  await fetchUnverifiedWithoutNet(server.url, Deno.execPath(), [
+    "--allow-run=true",
+    `--allow-net=${new URL(server.url).host}`,
+  ]);
+});
+
+Deno.test("first contact: the probe's network permission is its host and port, port written out", () => {
+  assertEquals(probeNetPermission("https://auth.example.com"), "--allow-net=auth.example.com:443");
+  assertEquals(
+    probeNetPermission("https://auth.example.com:443/"),
+    "--allow-net=auth.example.com:443",
+  );
+  assertEquals(probeNetPermission("https://127.0.0.1:3025"), "--allow-net=127.0.0.1:3025");
+  assertEquals(probeNetPermission("https://[::1]"), "--allow-net=[::1]:443");
+  assertEquals(probeNetPermission("https://[fe80::1]:8443"), "--allow-net=[fe80::1]:8443");
+});
+
+Deno.test("first contact: a probe that prints anything but a result fails with CONNECTION_FAILED", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const cases: [string, string][] = [
+      ["{}", "it printed no result ({})"],
+      ["[1]", "it printed no result ([1])"],
+      ['{"failure":"bogus","sent":false}', "it printed no result"],
+      ['{"leaf":"","answer":"","extra":1}', "it printed no result"],
+      ["not json", "it printed no result (not json)"],
+    ];
+    for (const [i, [printed, expected]] of cases.entries()) {
+      const probe = new URL(`file://${dir}/probe_${i}.ts`);
+      await Deno.writeTextFile(probe, `console.log(${JSON.stringify(printed)});\n`);
+      const err = await assertRejects(
+        () => firstContactVia({ probe })("https://127.0.0.1:1"),
+        KeyboundError,
+      );
+      assert(isKeyboundError(err, "CONNECTION_FAILED"), `${printed}: ${err}`);
+      assert(err.message.includes(expected), `${printed}: ${err.message}`);
+    }
+    // A probe that ends without a word: the message names how it ended.
+    const silent = new URL(`file://${dir}/silent.ts`);
+    await Deno.writeTextFile(silent, "Deno.exit(3);\n");
+    const err = await assertRejects(
+      () => firstContactVia({ probe: silent })("https://127.0.0.1:1"),
+      KeyboundError,
+    );
+    assert(err.message.endsWith("the first-contact probe failed: exit 3"), err.message);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("first contact: the server's certificate and answer come back byte for byte", async () => {
@@ -81,40 +163,47 @@ Deno.test("first contact: the server's certificate and answer come back byte for
   assertEquals(leafDer, certificatesFromPem(server.certPem)[0]);
 });
 
-Deno.test("first contact: failures keep their codes (refused, reset before the request, too large)", async () => {
-  // Nothing listens: CONNECTION_FAILED, with the cause tbot's message names.
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  const refused = await assertRejects(
-    () => fetchUnverified(`https://127.0.0.1:${port}`),
-    KeyboundError,
-  );
-  assert(isKeyboundError(refused, "CONNECTION_FAILED"), String(refused));
-  assertEquals(
-    fetchFailure(refused, `127.0.0.1:${port}`)?.message,
-    `connection refused: nothing is listening at 127.0.0.1:${port}`,
-  );
-
-  // Accepted, then closed before the TLS handshake: the request was never sent.
-  const closing = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const closer = (async () => {
-    for await (const conn of closing) conn.close();
-  })();
-  try {
-    const reset = await assertRejects(
-      () => fetchUnverified(`https://127.0.0.1:${(closing.addr as Deno.NetAddr).port}`),
+for (
+  const [branch, fetchUnverified] of [
+    ["child process", firstContactVia()],
+    ["in this process (a compiled tbot)", firstContactVia({ deno: null })],
+  ] as const
+) {
+  Deno.test(`first contact, ${branch}: failures keep their codes (refused, reset before the request, too large)`, async () => {
+    // Nothing listens: CONNECTION_FAILED, with the cause tbot's message names.
+    const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (l.addr as Deno.NetAddr).port;
+    l.close();
+    const refused = await assertRejects(
+      () => fetchUnverified(`https://127.0.0.1:${port}`),
       KeyboundError,
     );
-    assert(isKeyboundError(reset, "CONNECTION_RESET_BEFORE_SEND"), String(reset));
-  } finally {
-    closing.close();
-    await closer.catch(() => {});
-  }
+    assert(isKeyboundError(refused, "CONNECTION_FAILED"), String(refused));
+    assertEquals(
+      fetchFailure(refused, `127.0.0.1:${port}`)?.message,
+      `connection refused: nothing is listening at 127.0.0.1:${port}`,
+    );
 
-  // An answer over 256 KiB is not read to its end.
-  await using server = await tlsServer(() => new Response("y".repeat(300 * 1024)));
-  const large = await assertRejects(() => fetchUnverified(server.url), KeyboundError);
-  assert(isKeyboundError(large, "CONNECTION_FAILED"), String(large));
-  assert(large.message.endsWith("the answer is too large"), large.message);
-});
+    // Accepted, then closed before the TLS handshake: the request was never sent.
+    const closing = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const closer = (async () => {
+      for await (const conn of closing) conn.close();
+    })();
+    try {
+      const reset = await assertRejects(
+        () => fetchUnverified(`https://127.0.0.1:${(closing.addr as Deno.NetAddr).port}`),
+        KeyboundError,
+      );
+      assert(isKeyboundError(reset, "CONNECTION_RESET_BEFORE_SEND"), String(reset));
+    } finally {
+      closing.close();
+      await closer.catch(() => {});
+    }
+
+    // An answer over 256 KiB is not read to its end.
+    await using server = await tlsServer(() => new Response("y".repeat(300 * 1024)));
+    const large = await assertRejects(() => fetchUnverified(server.url), KeyboundError);
+    assert(isKeyboundError(large, "CONNECTION_FAILED"), String(large));
+    assert(large.message.endsWith("the answer is too large"), large.message);
+  });
+}

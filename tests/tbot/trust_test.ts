@@ -1,4 +1,4 @@
-import { fetchUnverified } from "../../runtime-adapters/deno/trust.ts";
+import { firstContactVia } from "../../runtime-adapters/deno/trust.ts";
 import { learnPinnedCa, parseHttpResponse } from "../../src/agent/trust/mod.ts";
 import { KeyboundError } from "../../src/errors.ts";
 import { assertEquals, assertRejects } from "../_assert.ts";
@@ -23,52 +23,61 @@ Deno.test("trust: HTTP answers read on the unverified connection (length, chunke
   assertEquals(parseHttpResponse(bytes("HTTP/1.0 404 Not Found\r\n\r\nnope")).status, 404);
 });
 
-Deno.test("trust: the pinned CA is learned only if its pin matches and it signed the server's certificate", async () => {
-  const cluster = await newCluster();
-  const other = await newCluster("other.example.com");
-  const served = await cluster.serve();
-  try {
-    assertEquals(
-      await learnPinnedCa(served.url, [cluster.pin], fetchUnverified),
-      cluster.hostCaPem,
-    );
-    assertEquals(
-      await learnPinnedCa(
-        served.url,
-        [cluster.pin.toUpperCase().replace("SHA256", "sha256")],
-        fetchUnverified,
-      ),
-      cluster.hostCaPem,
-    );
-    await assertRejects(
-      () => learnPinnedCa(served.url, [other.pin], fetchUnverified),
-      KeyboundError,
-      "matches none of onboarding.ca_pins",
-    );
-  } finally {
-    await served.stop();
-  }
-});
-
-Deno.test("trust: a pinned CA that did not sign the server's certificate is refused", async () => {
-  const real = await newCluster();
-  const impostor = await newCluster("impostor.example.com");
-  const cert = await issueServerCertificate(impostor.ctx, {
-    dnsNames: [],
-    ipAddresses: ["127.0.0.1"],
+// Both ways of making the first contact: a child process (the deno CLI) and
+// this process (a compiled tbot, or no permission to start deno).
+for (
+  const [branch, fetchUnverified] of [
+    ["child process", firstContactVia()],
+    ["in this process", firstContactVia({ deno: null })],
+  ] as const
+) {
+  Deno.test(`trust (${branch}): the pinned CA is learned only if its pin matches and it signed the server's certificate`, async () => {
+    const cluster = await newCluster();
+    const other = await newCluster("other.example.com");
+    const served = await cluster.serve();
+    try {
+      assertEquals(
+        await learnPinnedCa(served.url, [cluster.pin], fetchUnverified),
+        cluster.hostCaPem,
+      );
+      assertEquals(
+        await learnPinnedCa(
+          served.url,
+          [cluster.pin.toUpperCase().replace("SHA256", "sha256")],
+          fetchUnverified,
+        ),
+        cluster.hostCaPem,
+      );
+      await assertRejects(
+        () => learnPinnedCa(served.url, [other.pin], fetchUnverified),
+        KeyboundError,
+        "matches none of onboarding.ca_pins",
+      );
+    } finally {
+      await served.stop();
+    }
   });
-  // The impostor presents its own leaf but claims the real cluster's host CA.
-  const server = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, cert: cert.certPem, key: cert.keyPem, onListen: () => {} },
-    () => Response.json({ tls_ca_certs: [real.hostCaPem], ssh_ca_keys: [] }),
-  );
-  try {
-    await assertRejects(
-      () => learnPinnedCa(`https://127.0.0.1:${server.addr.port}`, [real.pin], fetchUnverified),
-      KeyboundError,
-      "not issued by the pinned host CA",
+
+  Deno.test(`trust (${branch}): a pinned CA that did not sign the server's certificate is refused`, async () => {
+    const real = await newCluster();
+    const impostor = await newCluster("impostor.example.com");
+    const cert = await issueServerCertificate(impostor.ctx, {
+      dnsNames: [],
+      ipAddresses: ["127.0.0.1"],
+    });
+    // The impostor presents its own leaf but claims the real cluster's host CA.
+    const server = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, cert: cert.certPem, key: cert.keyPem, onListen: () => {} },
+      () => Response.json({ tls_ca_certs: [real.hostCaPem], ssh_ca_keys: [] }),
     );
-  } finally {
-    await server.shutdown();
-  }
-});
+    try {
+      await assertRejects(
+        () => learnPinnedCa(`https://127.0.0.1:${server.addr.port}`, [real.pin], fetchUnverified),
+        KeyboundError,
+        "not issued by the pinned host CA",
+      );
+    } finally {
+      await server.shutdown();
+    }
+  });
+}
