@@ -30,6 +30,8 @@ const OUT = decodeURIComponent(TBOT_BUNDLE_DIR.pathname);
 const ENTRY = "runtime-adapters/deno/tbot_main.ts";
 /** A program the bundle runs with `deno run`; it imports only `node:` modules. */
 const PROBE = "runtime-adapters/deno/first_contact_probe.ts";
+/** The probe's name in the bundle's directory, beside the chunks. */
+const PROBE_FILE = PROBE.split("/").pop()!;
 /** The `tbot` task's entry point, which imports the bundle. */
 const LAUNCHER = "runtime-adapters/deno/entry/tbot_launch.ts";
 
@@ -100,7 +102,7 @@ export async function buildTbotBundle(): Promise<TbotBundleManifest> {
   ]);
   // The CA pin's first contact runs this file in a process of its own
   // (runtime-adapters/deno/trust.ts), found beside the chunk that runs it.
-  await Deno.copyFile(`${ROOT}${PROBE}`, `${tmp}/${PROBE.split("/").pop()}`);
+  await Deno.copyFile(`${ROOT}${PROBE}`, `${tmp}/${PROBE_FILE}`);
   const bundle = await bundleFileHashes(
     new URL(`${fingerprint}.tmp-${Deno.pid}/`, TBOT_BUNDLE_DIR),
   );
@@ -126,8 +128,16 @@ export async function buildTbotBundle(): Promise<TbotBundleManifest> {
   // its lifetime: a daemon first started after a build ran at 83-85 MB instead of
   // 63-64 (docs/benchmarks.md, "Session 8: tbot"). Done here once instead, for
   // the bundle's modules and the launcher's; a daemon run with another DENO_DIR
-  // (another user) still pays it on its first start.
-  await deno(["cache", "--no-config", "--quiet", `${dir}/${main}`, LAUNCHER]);
+  // (another user) still pays it on its first start. The CA pin's first-contact
+  // probe too: its short-lived process then need not transpile it.
+  await deno([
+    "cache",
+    "--no-config",
+    "--quiet",
+    `${dir}/${main}`,
+    `${dir}/${PROBE_FILE}`,
+    LAUNCHER,
+  ]);
   const manifest: TbotBundleManifest = {
     deno: Deno.version.deno,
     fingerprint,
