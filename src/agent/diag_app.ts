@@ -44,6 +44,18 @@ function decodeSegment(s: string): string {
   }
 }
 
+/**
+ * The request's path as sent, without its query: not `new URL(url).pathname`,
+ * which resolves dot segments (`/readyz/../livez` would answer as `/livez`).
+ * Each route is one exact path, as it was under hono.
+ */
+function rawPath(url: string): string {
+  const start = url.indexOf("/", url.indexOf("://") + 3);
+  if (start < 0) return "/";
+  const end = url.slice(start).search(/[?#]/);
+  return end < 0 ? url.slice(start) : url.slice(start, start + end);
+}
+
 /** Builds the diagnostics app. */
 export function createDiagApp(readiness: ReadinessRegistry, metrics: TbotMetrics): DiagApp {
   const route = (path: string): Response => {
@@ -69,7 +81,7 @@ export function createDiagApp(readiness: ReadinessRegistry, metrics: TbotMetrics
   return {
     fetch: (req) =>
       req.method === "GET" || req.method === "HEAD"
-        ? route(new URL(req.url).pathname)
+        ? route(rawPath(req.url))
         : text(NOT_FOUND, 404),
   };
 }

@@ -126,3 +126,27 @@ Deno.test("diag: GET and HEAD only; a service name is percent-decoded; a trailin
   assertEquals(post.status, 404);
   assertStringIncludes(await post.text(), "/readyz/{service}");
 });
+
+Deno.test("diag: a path is matched as sent: dot segments are not resolved, a query is not part of it", async () => {
+  const s = setup();
+  s.readiness.register("out").healthy();
+  // Over a real socket: a Request built in the test would have its URL resolved already.
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, s.app.fetch);
+  const statusOf = async (target: string) => {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.addr.port });
+    await conn.write(
+      new TextEncoder().encode(`GET ${target} HTTP/1.1\r\nHost: d\r\nConnection: close\r\n\r\n`),
+    );
+    const answer = new TextDecoder().decode(await new Response(conn.readable).arrayBuffer());
+    return Number(answer.split(" ")[1]);
+  };
+  try {
+    assertEquals(await statusOf("/readyz/../livez"), 404);
+    assertEquals(await statusOf("/readyz/%2e%2e/livez"), 404);
+    assertEquals(await statusOf("/livez/."), 404);
+    assertEquals(await statusOf("/livez?x=/y"), 200);
+    assertEquals(await statusOf("/readyz/out?verbose=1"), 200);
+  } finally {
+    await server.shutdown();
+  }
+});
