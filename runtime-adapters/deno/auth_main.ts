@@ -215,6 +215,7 @@ async function start(config: StartConfig, log: Logger): Promise<void> {
       ? serveApp(createDiagApp(ctx, metrics), {
         hostname: config.diagAddr.host,
         port: config.diagAddr.port,
+        log,
       })
       : undefined;
     // Listeners go in before the startup lines: whoever reads them may signal at once.

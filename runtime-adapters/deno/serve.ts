@@ -26,6 +26,13 @@ export interface ServeAppOptions {
   clientAddress?: (peer: Deno.NetAddr) => string | undefined;
   /** Where a restart of the listener after an accept failure is reported. */
   log?: Logger;
+  /**
+   * Listen again on a new free port, not the same one, after `Deno.serve`
+   * stopped on its own, and say where: null as soon as it stopped, then the
+   * new address. For a loopback server behind a front: its freed port is
+   * anyone's to take, and the front must never connect there.
+   */
+  moved?: (addr: Deno.NetAddr | null) => void;
 }
 
 /** A listening server. */
@@ -71,22 +78,32 @@ export function serveApp(app: FetchApp, options: ServeAppOptions): RunningServer
   let server = listen(options.port);
   const addr = server.addr;
   let stopping: Promise<void> | undefined;
+  /** Until when a new failure counts as the same shortage: no new warning, no fresh back-off. */
+  let sameShortageUntil = 0;
+  let attempts = 0;
   const finished = (async () => {
     for (;;) {
       const error = await server.finished.then(() => undefined, (err: unknown) => err);
       if (stopping || error === undefined) return;
-      options.log?.warn("the HTTP server stopped accepting; listening again", {
-        address: formatHostPort(addr.hostname, addr.port),
-        error: error instanceof Error ? error.message : String(error),
-      });
+      options.moved?.(null);
+      if (performance.now() >= sameShortageUntil) {
+        attempts = 0;
+        options.log?.warn("the HTTP server stopped accepting; listening again", {
+          address: formatHostPort(addr.hostname, addr.port),
+          error: error instanceof Error ? error.message : String(error),
+        });
+      }
       const next = await relisten(
-        () => listen(addr.port),
+        () => listen(options.moved ? 0 : addr.port),
         () => stopping !== undefined,
-        options.log,
+        attempts,
       );
       if (!next) return;
-      server = next;
+      server = next.server;
+      attempts = next.attempts;
       if (stopping) return await server.shutdown();
+      options.moved?.(server.addr);
+      sameShortageUntil = performance.now() + RELISTEN_DELAYS_MS.at(-1)!;
     }
   })();
   return {
@@ -97,23 +114,24 @@ export function serveApp(app: FetchApp, options: ServeAppOptions): RunningServer
   };
 }
 
-/** Listens again, retrying (delays above, the last repeated); null once `stopped()`. */
+/**
+ * Listens again, retrying (delays above from the `attempts`-th, the last
+ * repeated): the server and the attempts made so far; null once `stopped()`.
+ */
 async function relisten(
   listen: () => Deno.HttpServer<Deno.NetAddr>,
   stopped: () => boolean,
-  log: Logger | undefined,
-): Promise<Deno.HttpServer<Deno.NetAddr> | null> {
-  for (let attempt = 0;; attempt++) {
+  attempts: number,
+): Promise<{ server: Deno.HttpServer<Deno.NetAddr>; attempts: number } | null> {
+  for (;; attempts++) {
     await new Promise((r) =>
-      setTimeout(r, RELISTEN_DELAYS_MS[Math.min(attempt, RELISTEN_DELAYS_MS.length - 1)])
+      setTimeout(r, RELISTEN_DELAYS_MS[Math.min(attempts, RELISTEN_DELAYS_MS.length - 1)])
     );
     if (stopped()) return null;
     try {
-      return listen();
-    } catch (err) {
-      if (attempt === 0) {
-        log?.warn("cannot listen again yet; retrying", { error: (err as Error).message });
-      }
+      return { server: listen(), attempts: attempts + 1 };
+    } catch {
+      // Still short of descriptors: the warning above stands for the whole shortage.
     }
   }
 }
@@ -174,6 +192,7 @@ export async function serveService(
     port: 0,
     clientAddress: (peer) => front?.clientAddress(peer),
     log: options.log,
+    moved: (addr) => front?.setTargetPort(addr?.port ?? null),
   });
   try {
     front = await startFront({

@@ -3,7 +3,9 @@
  * descriptors: `Deno.serve` stops listening for good at its first failed
  * accept, so serveApp listens again on the same address. In a child process
  * under `prlimit --nofile`, idle connections take every descriptor, then go;
- * the server must answer again, and say once that it listened again.
+ * the server must answer again, and say once that it listened again. Behind
+ * the front it listens on a new port, never the freed one: another process
+ * that took that port must not receive the front's (decrypted) traffic.
  *
  * @module
  */
@@ -12,6 +14,39 @@ import { waitUntil } from "../_wait.ts";
 import { noPrlimit, prlimitChild } from "./_front.ts";
 
 const NO_PRLIMIT = noPrlimit();
+
+const libs = `
+import { serveApp } from ${
+  JSON.stringify(new URL("../../runtime-adapters/deno/serve.ts", import.meta.url).href)
+};
+import { startFront } from ${
+  JSON.stringify(new URL("../../runtime-adapters/deno/tls_front.ts", import.meta.url).href)
+};
+import { createLogger } from ${
+  JSON.stringify(new URL("../../src/util/log.ts", import.meta.url).href)
+};
+const log = createLogger({ format: "json", write: (line) => console.log(line) });
+`;
+
+/** The composition of serve.ts's serveService: a front before a loopback server that moves. */
+const frontedSource = `${libs}
+let front;
+const inner = serveApp({ fetch: () => new Response("ok") }, {
+  hostname: "127.0.0.1",
+  port: 0,
+  log,
+  moved: (addr) => front?.setTargetPort(addr?.port ?? null),
+});
+front = await startFront({
+  hostname: "127.0.0.1",
+  port: 0,
+  balancers: new Set(),
+  target: { hostname: "127.0.0.1", port: inner.addr.port },
+  log,
+});
+console.log(JSON.stringify({ port: front.addr.port, inner: inner.addr.port }));
+await inner.finished;
+`;
 
 const childSource = `
 import { serveApp } from ${
@@ -25,6 +60,17 @@ const server = serveApp({ fetch: () => new Response("ok") }, { hostname: "127.0.
 console.log(JSON.stringify({ port: server.addr.port }));
 await server.finished;
 `;
+
+/** Opens connections to `port` until it refuses (its listener is gone) or 120 are open. */
+async function exhaust(port: number, idle: Deno.Conn[]): Promise<void> {
+  for (let i = 0; i < 120; i++) {
+    try {
+      idle.push(await Deno.connect({ hostname: "127.0.0.1", port }));
+    } catch {
+      return;
+    }
+  }
+}
 
 /** One GET, its body, or "" if the connection is refused or no answer comes within 2 s. */
 async function get(port: number): Promise<string> {
@@ -47,13 +93,7 @@ Deno.test({
       const { port } = await child.json<{ port: number }>("port");
       assertEquals(await get(port), "ok", "served before");
       // More connections than the child has descriptors: its accept fails.
-      for (let i = 0; i < 120; i++) {
-        try {
-          idle.push(await Deno.connect({ hostname: "127.0.0.1", port }));
-        } catch {
-          break; // refused: the listener is gone
-        }
-      }
+      await exhaust(port, idle);
       const relistened = () => lines.filter((l) => l.includes("listening again"));
       await waitUntil(() => relistened().length > 0, "the restart in the log");
       for (const c of idle.splice(0)) c.close();
@@ -64,6 +104,47 @@ Deno.test({
       assert(relistened()[0].includes("Too many open files"), relistened()[0]);
     } finally {
       for (const c of idle) c.close();
+      await child.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "serveApp behind the front: it listens again on a new port, never the one it freed",
+  ignore: NO_PRLIMIT !== undefined,
+  async fn() {
+    const child = prlimitChild(60, frontedSource);
+    const idle: Deno.Conn[] = [];
+    const squatted: Deno.Conn[] = [];
+    let squatter: Deno.Listener | undefined;
+    try {
+      const { port, inner } = await child.json<{ port: number; inner: number }>("port");
+      assertEquals(await get(port), "ok", "served before");
+      // The loopback server runs out of descriptors and stops listening...
+      await exhaust(inner, idle);
+      await waitUntil(
+        () => child.lines.some((l) => l.includes("listening again")),
+        "the restart in the log",
+      );
+      // ...and another local process takes its freed port (it could not if
+      // the server had listened there again itself).
+      try {
+        squatter = Deno.listen({ hostname: "127.0.0.1", port: inner });
+      } catch (err) {
+        throw new Error(`the server listened on its freed port again: ${err}`);
+      }
+      (async () => {
+        for await (const c of squatter) squatted.push(c);
+      })().catch(() => {});
+      for (const c of idle.splice(0)) c.close();
+      await waitUntil(async () => (await get(port)) === "ok", "served after", {
+        timeoutMs: 20_000,
+        intervalMs: 100,
+      });
+      assertEquals(squatted.length, 0, "the front connected to the freed port");
+    } finally {
+      for (const c of [...idle, ...squatted]) c.close();
+      squatter?.close();
       await child.stop();
     }
   },
