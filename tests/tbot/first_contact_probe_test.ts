@@ -92,7 +92,8 @@ Deno.test("first contact: the deno CLI under another name still runs the probe i
     try {
       await Deno.link(Deno.execPath(), renamed);
     } catch {
-      return; // Another file system than the CLI's: no hard link, nothing to check here.
+      // Another file system than the CLI's: a copy (~100 MB) is the same program.
+      await Deno.copyFile(Deno.execPath(), renamed);
     }
     await fetchUnverifiedWithoutNet(server.url, renamed, ["--allow-run"]);
   } finally {
