@@ -27,12 +27,13 @@ export interface ServeAppOptions {
   /** Where a restart of the listener after an accept failure is reported. */
   log?: Logger;
   /**
-   * Listen again on a new free port, not the same one, after `Deno.serve`
-   * stopped on its own, and say where: null as soon as it stopped, then the
-   * new address. For a loopback server behind a front: its freed port is
-   * anyone's to take, and the front must never connect there.
+   * Whether to listen again after `Deno.serve` stopped on its own (default
+   * true). False for the loopback server behind the front: its freed port is
+   * anyone's to take before this process could know it was freed, and the
+   * front would pass decrypted requests to whoever took it; `finished`
+   * rejects instead and the process fails closed.
    */
-  moved?: (addr: Deno.NetAddr | null) => void;
+  relisten?: boolean;
 }
 
 /** A listening server. */
@@ -60,7 +61,8 @@ const RELISTEN_DELAYS_MS = [0, 50, 100, 250, 500, 1_000];
  * accept, "Too many open files" included: a process briefly out of
  * descriptors would serve nothing again and exit. So until `shutdown` the
  * same address is listened on again (the port was freed with the listener),
- * retrying while it cannot be, and the restart is logged.
+ * retrying while it cannot be, and the restart is logged; unless `relisten`
+ * is false (the loopback server behind the front: see there).
  */
 export function serveApp(app: FetchApp, options: ServeAppOptions): RunningServer {
   const listen = (port: number) =>
@@ -85,7 +87,7 @@ export function serveApp(app: FetchApp, options: ServeAppOptions): RunningServer
     for (;;) {
       const error = await server.finished.then(() => undefined, (err: unknown) => err);
       if (stopping || error === undefined) return;
-      options.moved?.(null);
+      if (options.relisten === false) throw error;
       if (performance.now() >= sameShortageUntil) {
         attempts = 0;
         options.log?.warn("the HTTP server stopped accepting; listening again", {
@@ -94,7 +96,7 @@ export function serveApp(app: FetchApp, options: ServeAppOptions): RunningServer
         });
       }
       const next = await relisten(
-        () => listen(options.moved ? 0 : addr.port),
+        () => listen(addr.port),
         () => stopping !== undefined,
         attempts,
       );
@@ -102,7 +104,6 @@ export function serveApp(app: FetchApp, options: ServeAppOptions): RunningServer
       server = next.server;
       attempts = next.attempts;
       if (stopping) return await server.shutdown();
-      options.moved?.(server.addr);
       sameShortageUntil = performance.now() + RELISTEN_DELAYS_MS.at(-1)!;
     }
   })();
@@ -192,7 +193,7 @@ export async function serveService(
     port: 0,
     clientAddress: (peer) => front?.clientAddress(peer),
     log: options.log,
-    moved: (addr) => front?.setTargetPort(addr?.port ?? null),
+    relisten: false,
   });
   try {
     front = await startFront({

@@ -115,9 +115,6 @@ export interface FrontOptions {
   onEvent?: (event: FrontEvent) => void;
 }
 
-/** Why a connection is closed unconnected while the server listens nowhere. */
-const SERVER_AWAY = "the server is listening again on a new port";
-
 /** A running front. */
 export interface Front {
   /** The public address actually bound. */
@@ -130,13 +127,6 @@ export interface Front {
    * if the pair does not parse or the key is not the certificate's.
    */
   setTls(pair: TlsPair): void;
-  /**
-   * Points new connections at the server's new loopback port, or with null
-   * closes them unconnected while the server listens nowhere: its freed
-   * port is anyone's to take, and a client's decrypted requests must never
-   * go to another process that took it.
-   */
-  setTargetPort(port: number | null): void;
   /** Stops accepting; open connections go on. */
   stopAccepting(): void;
   /**
@@ -171,8 +161,6 @@ export async function startFront(o: FrontOptions): Promise<Front> {
   // ([::]) an IPv4 balancer connects as ::ffff:a.b.c.d.
   const balancers = new Set([...o.balancers].map(canonicalIp));
   const clients = new Map<number, string>();
-  /** The server's loopback port; null while it listens nowhere ({@linkcode Front.setTargetPort}). */
-  let targetPort: number | null = o.target.port;
   const open = new Set<Duplex>();
   const report = o.onEvent ?? (() => {});
   /**
@@ -373,8 +361,7 @@ export async function startFront(o: FrontOptions): Promise<Front> {
       }
       clearTimeout(timer);
       stage = "connection to the server";
-      if (targetPort === null) throw new Error(SERVER_AWAY);
-      const upstream = loopback = net.connect({ host: o.target.hostname, port: targetPort });
+      const upstream = loopback = net.connect({ host: o.target.hostname, port: o.target.port });
       upstream.setNoDelay(true);
       track(upstream);
       let localPort = 0; // 0 until connected
@@ -505,8 +492,6 @@ export async function startFront(o: FrontOptions): Promise<Front> {
       const fields = { peer, error: err instanceof Error ? err.message : String(err) };
       // A failed handshake is what any scanner produces: not worth an operator's look.
       if (stage === "TLS handshake") o.log.debug("TLS handshake failed", fields);
-      // The server's own restart is logged once, by serve.ts.
-      else if (fields.error === SERVER_AWAY) o.log.debug("server away; connection closed", fields);
       else o.log.warn(`dropped a connection at the public front (${stage})`, fields);
     }
   };
@@ -603,9 +588,6 @@ export async function startFront(o: FrontOptions): Promise<Front> {
     addr: bound,
     clientAddress(peer) {
       return peer.hostname === o.target.hostname ? clients.get(peer.port) : undefined;
-    },
-    setTargetPort(port) {
-      targetPort = port;
     },
     setTls(pair) {
       if (!context) throw new Error("setTls: this front passes plain HTTP");

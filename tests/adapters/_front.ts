@@ -96,6 +96,17 @@ export function prlimitChild(nofile: number, source: string) {
       });
       return JSON.parse(lines.find((l) => l.startsWith(prefix))!);
     },
+    /** Waits (at most 20 s) for the child to exit on its own. */
+    async exited(): Promise<Deno.CommandStatus> {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const status = await Promise.race([
+        process.status,
+        new Promise<null>((r) => timer = setTimeout(() => r(null), 20_000)),
+      ]);
+      clearTimeout(timer);
+      if (status === null) throw new Error("the child did not exit within 20 s");
+      return status;
+    },
     async stop() {
       try {
         process.kill("SIGKILL");

@@ -24,9 +24,10 @@ const NOFILE = 64;
  * `options` of its own. 127.0.0.1 is its balancer, so an idle connection
  * from it waits for its PROXY header with one descriptor; one from another
  * address is passed to the server (3 descriptors); the setup limit is long
- * so that none is closed by it during the test.
+ * so that none is closed by it during the test. With `target`, the server
+ * is that port's (in the test's process), so only the front runs short.
  */
-const childSource = (options: string) => `
+const childSource = (options: string, target?: number) => `
 import { serveApp } from ${
   JSON.stringify(new URL("../../runtime-adapters/deno/serve.ts", import.meta.url).href)
 };
@@ -37,12 +38,13 @@ import { createLogger } from ${
   JSON.stringify(new URL("../../src/util/log.ts", import.meta.url).href)
 };
 const log = createLogger({ format: "json", write: (line) => console.log(line) });
-const inner = serveApp({ fetch: () => new Response("ok") }, { hostname: "127.0.0.1", port: 0, log });
+const targetPort = ${target ?? 0} ||
+  serveApp({ fetch: () => new Response("ok") }, { hostname: "127.0.0.1", port: 0, log }).addr.port;
 const front = await startFront({
   hostname: "127.0.0.1",
   port: 0,
   balancers: new Set(["127.0.0.1"]),
-  target: { hostname: "127.0.0.1", port: inner.addr.port },
+  target: { hostname: "127.0.0.1", port: targetPort },
   log,
   setupTimeoutMs: 120_000,
   onEvent: (event) => console.log(JSON.stringify({ event })),
@@ -93,7 +95,14 @@ Deno.test({
   async fn() {
     // No cap on connections held: this test is about descriptors running
     // out anyway (the default cap, derived from the limit, would evict before).
-    const child = spawnChild(NOFILE, "maxConnections: Infinity,");
+    // The server runs here: out of descriptors, Deno.serve stops for good
+    // (behind the front it is not listened again: serve.ts), and this test
+    // is about the front's own accepts.
+    const server = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen() {} },
+      () => new Response("ok"),
+    );
+    const child = spawnChild(NOFILE, "maxConnections: Infinity,", server.addr.port);
     const lines = child.lines;
     const idle: net.Socket[] = [];
     try {
@@ -124,13 +133,14 @@ Deno.test({
     } finally {
       for (const s of idle) s.destroy();
       await child.stop();
+      await server.shutdown();
     }
   },
 });
 
 /** The child under `prlimit --nofile=nofile`; `started()` gives its port and default cap. */
-function spawnChild(nofile: number, options: string) {
-  const child = prlimitChild(nofile, childSource(options));
+function spawnChild(nofile: number, options: string, target?: number) {
+  const child = prlimitChild(nofile, childSource(options, target));
   return { ...child, started: () => child.json<{ port: number; max: number }>("port") };
 }
 
