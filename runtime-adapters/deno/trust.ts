@@ -151,7 +151,8 @@ export function firstContactVia(
   /**
    * Runs the probe: in a `deno run` child process allowed to reach only the
    * auth service, so this process never loads `node:tls`; in this process
-   * when there is no `deno` to run it with, or this process may not start it.
+   * when there is no `deno` to run it with, or the child cannot be started
+   * (from then on, without trying again).
    */
   async function runProbe(baseUrl: string, request: string): Promise<ProbeOutcome> {
     const deno = options.deno === undefined ? denoCliPath() : options.deno ?? undefined;
@@ -173,8 +174,8 @@ export function firstContactVia(
           baseUrl,
           request,
         ],
-        // Nothing of the daemon's directory is read (--no-config); this only says so.
-        cwd: new URL(".", probe),
+        // No cwd of its own: a relative DENO_DIR must name the cache it names here,
+        // not a directory beside the probe (which would change a bundle's files).
         clearEnv: true,
         env: probeEnv(),
         stdin: "null",
@@ -183,17 +184,17 @@ export function firstContactVia(
         signal: limit,
       }).output();
     } catch (err) {
-      if (err instanceof Deno.errors.NotCapable || err instanceof Deno.errors.PermissionDenied) {
-        // A narrowed --allow-run (or an executable this user may not run): a setup that
-        // costs this process node:tls's memory, not a network failure.
-        inProcess = true;
-        (options.log ?? silentLogger).info(
-          "the CA pin's first contact runs in this process: it may not start deno",
-          { deno, error: (err as Error).message },
-        );
-        return await probeUnverified(baseUrl, request);
-      }
-      throw fail((err as Error).message, err);
+      // Only starting the child can throw here (the time limit ends it with a signal),
+      // before anything is sent, so nothing a server does leads here. A narrowed
+      // --allow-run, an executable this user may not run, or one replaced since this
+      // process started (an upgrade in place: execPath() is then "<path> (deleted)"):
+      // a setup that costs this process node:tls's memory, not a network failure.
+      inProcess = true;
+      (options.log ?? silentLogger).info(
+        "the CA pin's first contact runs in this process: it could not start deno",
+        { deno, error: (err as Error).message },
+      );
+      return await probeUnverified(baseUrl, request);
     }
     const stdout = new TextDecoder().decode(out.stdout).trim();
     if (!out.success || !stdout) {

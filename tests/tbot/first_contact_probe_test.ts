@@ -37,20 +37,47 @@ async function tlsServer(handler: (req: Request) => Response) {
   };
 }
 
+/** How {@linkcode firstContactsIn} runs its process. */
+interface ContactsOptions {
+  /** Permission flags besides --allow-read and --allow-env. */
+  flags?: string[];
+  /** How many first contacts, through one `firstContactVia`. */
+  contacts?: number;
+  /** Code run just before the second contact. */
+  beforeSecond?: string;
+  /** The probe's program (`firstContactVia`'s default when absent). */
+  probe?: URL;
+  /** The process's working directory and extra variables. */
+  cwd?: string;
+  env?: Record<string, string>;
+}
+
 /**
- * Runs `fetchUnverified(url)` in a process without network permission, on the
- * `deno` executable `exec`, with `flags`; what it returned, or the process's error.
+ * Makes first contacts with `url` in a process without network permission
+ * (unless `flags` give it), on the `deno` executable `exec`; checks each
+ * answer and returns the `info` lines logged (message and the `deno` field).
  */
-async function fetchUnverifiedWithoutNet(url: string, exec: string, flags: string[] = []) {
+async function firstContactsIn(url: string, exec: string, options: ContactsOptions = {}) {
+  const { flags = [], contacts = 1, beforeSecond = "", probe, cwd, env } = options;
   const script = await Deno.makeTempFile({ suffix: ".ts" });
   try {
     await Deno.writeTextFile(
       script,
-      `import { fetchUnverified } from ${
+      `import { firstContactVia } from ${
         JSON.stringify(new URL("runtime-adapters/deno/trust.ts", ROOT).href)
       };\n` +
-        `const r = await fetchUnverified(Deno.args[0]);\n` +
-        `console.log(JSON.stringify({ status: r.status, body: r.body, leaf: r.leafDer.length }));\n`,
+        `const infos: unknown[] = [];\n` +
+        `const contact = firstContactVia({ probe: ${
+          probe ? `new URL(${JSON.stringify(probe.href)})` : "undefined"
+        }, log: { debug() {}, warn() {}, error() {}, ` +
+        `info: (msg: string, f?: Record<string, unknown>) => infos.push([msg, f?.deno]) } });\n` +
+        `const seen = [];\n` +
+        `for (let i = 0; i < ${contacts}; i++) {\n` +
+        `  if (i === 1) { ${beforeSecond} }\n` +
+        `  const r = await contact(Deno.args[0]);\n` +
+        `  seen.push({ status: r.status, body: r.body, leaf: r.leafDer.length });\n` +
+        `}\n` +
+        `console.log(JSON.stringify({ seen, infos }));\n`,
     );
     const out = await new Deno.Command(exec, {
       args: [
@@ -64,16 +91,32 @@ async function fetchUnverifiedWithoutNet(url: string, exec: string, flags: strin
         script,
         url,
       ],
+      cwd,
+      env,
       stdout: "piped",
       stderr: "piped",
     }).output();
     assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
-    const seen = JSON.parse(new TextDecoder().decode(out.stdout));
-    assertEquals(seen.status, 200);
-    assertEquals(JSON.parse(seen.body), { tls_ca_certs: [], ssh_ca_keys: [] });
-    assert(seen.leaf > 100, `a DER certificate: ${seen.leaf} bytes`);
+    const { seen, infos } = JSON.parse(new TextDecoder().decode(out.stdout));
+    assertEquals(seen.length, contacts);
+    for (const answer of seen) {
+      assertEquals(answer.status, 200);
+      assertEquals(JSON.parse(answer.body), { tls_ca_certs: [], ssh_ca_keys: [] });
+      assert(answer.leaf > 100, `a DER certificate: ${answer.leaf} bytes`);
+    }
+    return infos as [string, string][];
   } finally {
     await Deno.remove(script);
+  }
+}
+
+/** A link to (or, on another file system, a copy of) this `deno` executable at `path`. */
+async function denoAt(path: string) {
+  try {
+    await Deno.link(Deno.execPath(), path);
+  } catch {
+    // Another file system than the CLI's: a copy (~100 MB) is the same program.
+    await Deno.copyFile(Deno.execPath(), path);
   }
 }
 
@@ -81,7 +124,8 @@ Deno.test("first contact: the unverified connection is made by a child process, 
   await using server = await tlsServer(() => Response.json({ tls_ca_certs: [], ssh_ca_keys: [] }));
   // A process without network permission: node:tls in it would be refused
   // (NotCapable); the child gets its own permission for the server only.
-  await fetchUnverifiedWithoutNet(server.url, Deno.execPath(), ["--allow-run"]);
+  const infos = await firstContactsIn(server.url, Deno.execPath(), { flags: ["--allow-run"] });
+  assertEquals(infos, []);
 });
 
 Deno.test("first contact: the deno CLI under another name still runs the probe in a child", async () => {
@@ -89,26 +133,75 @@ Deno.test("first contact: the deno CLI under another name still runs the probe i
   const dir = await Deno.makeTempDir();
   try {
     const renamed = `${dir}/deno-2.9.6`;
-    try {
-      await Deno.link(Deno.execPath(), renamed);
-    } catch {
-      // Another file system than the CLI's: a copy (~100 MB) is the same program.
-      await Deno.copyFile(Deno.execPath(), renamed);
-    }
-    await fetchUnverifiedWithoutNet(server.url, renamed, ["--allow-run"]);
+    await denoAt(renamed);
+    assertEquals(await firstContactsIn(server.url, renamed, { flags: ["--allow-run"] }), []);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
 });
 
-Deno.test("first contact: without permission to start deno, it is made in this process", async () => {
+Deno.test("first contact: without permission to start deno, it is made in this process, said once", async () => {
   await using server = await tlsServer(() => Response.json({ tls_ca_certs: [], ssh_ca_keys: [] }));
   // --allow-run for another program only: the child cannot be started, and the
-  // connection is made here (with this process's network permission).
-  await fetchUnverifiedWithoutNet(server.url, Deno.execPath(), [
-    "--allow-run=true",
-    `--allow-net=${new URL(server.url).host}`,
-  ]);
+  // connection is made here (with this process's network permission); the
+  // second contact does not try the child again.
+  const infos = await firstContactsIn(server.url, Deno.execPath(), {
+    flags: ["--allow-run=true", `--allow-net=${new URL(server.url).host}`],
+    contacts: 2,
+  });
+  assertEquals(infos.length, 1, JSON.stringify(infos));
+});
+
+Deno.test("first contact: after deno is replaced in place (an upgrade), it is made in this process", async () => {
+  await using server = await tlsServer(() => Response.json({ tls_ca_certs: [], ssh_ca_keys: [] }));
+  const dir = await Deno.makeTempDir();
+  try {
+    // The running executable renamed over, as `deno upgrade` and package managers
+    // do: Deno.execPath() is then "<path> (deleted)", which cannot be started.
+    const deno = `${dir}/deno`;
+    await denoAt(deno);
+    const infos = await firstContactsIn(server.url, deno, {
+      flags: ["--allow-run", `--allow-write=${dir}`, `--allow-net=${new URL(server.url).host}`],
+      contacts: 3,
+      beforeSecond: `Deno.copyFileSync(${JSON.stringify(Deno.execPath())}, ${
+        JSON.stringify(`${deno}.new`)
+      }); Deno.renameSync(${JSON.stringify(`${deno}.new`)}, ${JSON.stringify(deno)});`,
+    });
+    // The first contact was the child's; the second fell back, the third did not try again.
+    assertEquals(infos.map(([, path]) => path), [`${deno} (deleted)`]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("first contact: a relative DENO_DIR leaves the probe's directory as it was", async () => {
+  await using server = await tlsServer(() => Response.json({ tls_ca_certs: [], ssh_ca_keys: [] }));
+  const dir = await Deno.makeTempDir();
+  try {
+    // The probe in a directory of its own, as in a bundle (whose files are checked).
+    await Deno.mkdir(`${dir}/probe`);
+    const probe = new URL(`file://${dir}/probe/first_contact_probe.ts`);
+    await Deno.copyFile(new URL("runtime-adapters/deno/first_contact_probe.ts", ROOT), probe);
+    // DENO_DIR=cache in ${dir}/work: this machine's cache, named relatively.
+    const info = await new Deno.Command(Deno.execPath(), { args: ["info", "--json"] }).output();
+    await Deno.mkdir(`${dir}/work`);
+    await Deno.symlink(
+      JSON.parse(new TextDecoder().decode(info.stdout)).denoDir,
+      `${dir}/work/cache`,
+    );
+    await firstContactsIn(server.url, Deno.execPath(), {
+      flags: ["--allow-run"],
+      probe,
+      cwd: `${dir}/work`,
+      env: { DENO_DIR: "cache" },
+    });
+    assertEquals(
+      (await Array.fromAsync(Deno.readDir(`${dir}/probe`))).map((e) => e.name),
+      ["first_contact_probe.ts"],
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("first contact: the probe's network permission is its host and port, port written out", () => {
