@@ -57,8 +57,12 @@ export const RotateRequest = z.strictObject({
 /** A rotate request. */
 export type RotateRequest = z.infer<typeof RotateRequest>;
 
-/** One key of a CA as `tctl status` shows it. */
-export const CaKeyStatus = z.strictObject({
+/**
+ * One key of a CA as `tctl status` shows it. This and the other answer-only
+ * schemas below are `z.object`, not strict: a client drops the fields a newer
+ * server added instead of failing (docs/protocol.md §1.7).
+ */
+export const CaKeyStatus = z.object({
   /** `signing`: signs now; `trusted`: verifies only. */
   role: z.enum(["signing", "trusted"]),
   /** `sha256:<hex>` of the X.509 CA key's SPKI (the pin). */
@@ -79,8 +83,8 @@ export const CaKeyStatus = z.strictObject({
 /** A key's status. */
 export type CaKeyStatus = z.infer<typeof CaKeyStatus>;
 
-/** The rotation status of one CA. */
-export const CaStatus = z.strictObject({
+/** The rotation status of one CA (an answer only). */
+export const CaStatus = z.object({
   type: CaTypeSchema,
   phase: RotationPhaseSchema,
   mode: RotationModeSchema.optional(),
@@ -88,7 +92,7 @@ export const CaStatus = z.strictObject({
   started: z.string().optional(),
   grace_period_s: z.number().optional(),
   phase_changed_at: z.string().optional(),
-  schedule: z.strictObject({
+  schedule: z.object({
     update_clients: z.string(),
     update_servers: z.string(),
     standby: z.string(),
@@ -102,8 +106,8 @@ export const CaStatus = z.strictObject({
 /** A CA's status. */
 export type CaStatus = z.infer<typeof CaStatus>;
 
-/** A public JWK as the server publishes it. */
-export const PublicJwkSchema = z.strictObject({
+/** A public JWK as the server publishes it (an answer only). */
+export const PublicJwkSchema = z.object({
   kty: z.string(),
   crv: z.string(),
   x: z.string(),
@@ -114,8 +118,11 @@ export const PublicJwkSchema = z.strictObject({
   x5c: z.array(z.string()).optional(),
 });
 
-/** `GET /v1/cas/{type}`: every trusted key of a CA in each format it has, signing key first. */
-export const CaExport = z.strictObject({
+/**
+ * `GET /v1/cas/{type}`: every trusted key of a CA in each format it has,
+ * signing key first (an answer only).
+ */
+export const CaExport = z.object({
   type: CaTypeSchema,
   tls_ca_certs: z.array(z.string()),
   /**
@@ -129,7 +136,7 @@ export const CaExport = z.strictObject({
   tls_ed25519_ca_certs: z.array(z.string()).optional(),
   ssh_ca_keys: z.array(z.string()),
   /** JWT keys as a JWK Set (bound_keypair, jwt). */
-  jwks: z.strictObject({ keys: z.array(PublicJwkSchema) }),
+  jwks: z.object({ keys: z.array(PublicJwkSchema) }),
 });
 /** A CA export. */
 export type CaExport = z.infer<typeof CaExport>;

@@ -6,7 +6,7 @@
  */
 import { spawnAuthService } from "../../runtime-adapters/deno/auth_process.ts";
 import { DenoKvBackend } from "../../runtime-adapters/deno/kv_backend.ts";
-import { serveApp } from "../../runtime-adapters/deno/serve.ts";
+import { type FetchApp, serveApp } from "../../runtime-adapters/deno/serve.ts";
 import {
   type AppOptions,
   bootstrapCluster,
@@ -92,6 +92,8 @@ export interface InProcessAuthOptions {
   wrap?: (backend: Backend) => Backend;
   /** Options of the app. */
   app?: AppOptions;
+  /** Wraps the served app (say, to change its answers as a newer server would). */
+  around?: (app: FetchApp) => FetchApp;
 }
 
 /** Serves `createApp(ctx)` over HTTP on 127.0.0.1 port 0 with a Deno KV file in a temp dir. */
@@ -108,7 +110,11 @@ export async function startInProcessAuth(
   });
   const identity = `${dir}/admin-identity`;
   await Deno.writeTextFile(identity, await issueAdminIdentityFile(ctx), { mode: 0o600 });
-  const server = serveApp(createApp(ctx, options.app), { hostname: "127.0.0.1", port: 0 });
+  const app = createApp(ctx, options.app);
+  const server = serveApp(options.around ? options.around(app) : app, {
+    hostname: "127.0.0.1",
+    port: 0,
+  });
   return {
     url: server.url,
     identity,
