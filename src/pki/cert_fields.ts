@@ -13,11 +13,20 @@
  *
  * @module
  */
+import type { KeyAlgorithm } from "../crypto/keys.ts";
 import { sha256 } from "../crypto/random.ts";
-import { BadServerResponseError } from "../errors.ts";
-import { toHex } from "../util/encoding.ts";
-import { readChildren, readNameAttributes, readTlv, type Tlv } from "./der_reader.ts";
-import type { NameAttribute } from "./x509.ts";
+import { BadParameterError, BadServerResponseError } from "../errors.ts";
+import { bytesEqual, toHex } from "../util/encoding.ts";
+import { ecdsaDerToRaw } from "./der.ts";
+import {
+  decodeOid,
+  type DerFailure,
+  readChildren,
+  readNameAttributes,
+  readTlv,
+  type Tlv,
+} from "./der_reader.ts";
+import { type NameAttribute, SIGNATURE_OIDS } from "./x509.ts";
 
 /** What {@linkcode readCertificateFields} returns. */
 export interface CertificateFields {
@@ -64,26 +73,40 @@ function readTime(der: Uint8Array, t: Tlv): Date {
   return d;
 }
 
-/** The validity times, the subject and the SPKI of a DER certificate, as TLVs. */
-function tbsFields(der: Uint8Array): { times: Tlv[]; subject: Tlv; spki: Tlv } {
-  const cert = readTlv(der, 0, der.length, malformed);
-  if (cert.tag !== SEQUENCE || cert.end !== der.length) malformed("not one DER SEQUENCE");
-  const [tbs, sigAlg, sig, ...extra] = readChildren(der, cert, malformed);
+/** The parts of a DER certificate the agent reads, as TLVs; `fail` on any other shape. */
+interface CertificateTlvs {
+  /** TBSCertificate. */
+  tbs: Tlv;
+  /** The outer signatureAlgorithm. */
+  sigAlg: Tlv;
+  /** The signature BIT STRING. */
+  sig: Tlv;
+  /** TBSCertificate's own signature algorithm. */
+  tbsSigAlg: Tlv;
+  times: Tlv[];
+  subject: Tlv;
+  spki: Tlv;
+}
+
+function tbsFields(der: Uint8Array, fail: DerFailure = malformed): CertificateTlvs {
+  const cert = readTlv(der, 0, der.length, fail);
+  if (cert.tag !== SEQUENCE || cert.end !== der.length) fail("not one DER SEQUENCE");
+  const [tbs, sigAlg, sig, ...extra] = readChildren(der, cert, fail);
   if (tbs?.tag !== SEQUENCE || sigAlg?.tag !== SEQUENCE || sig?.tag !== 0x03 || extra.length) {
-    malformed("not a certificate");
+    fail("not a certificate");
   }
-  let fields = readChildren(der, tbs, malformed);
+  let fields = readChildren(der, tbs, fail);
   if (fields[0]?.tag === 0xa0) fields = fields.slice(1); // [0] version
   const [serial, signature, issuer, validity, subject, spki] = fields;
   if (
     serial?.tag !== 0x02 ||
     [signature, issuer, validity, subject, spki].some((f) => f?.tag !== SEQUENCE)
   ) {
-    malformed("unexpected TBSCertificate field");
+    fail("unexpected TBSCertificate field");
   }
-  const times = readChildren(der, validity, malformed);
-  if (times.length !== 2) malformed("bad validity");
-  return { times, subject, spki };
+  const times = readChildren(der, validity, fail);
+  if (times.length !== 2) fail("bad validity");
+  return { tbs, sigAlg, sig, tbsSigAlg: signature, times, subject, spki };
 }
 
 /**
@@ -113,6 +136,65 @@ export function readValidityAndSpki(der: Uint8Array): Omit<CertificateFields, "s
   return {
     notBefore: readTime(der, f.times[0]),
     notAfter: readTime(der, f.times[1]),
+    spki: der.slice(f.spki.start, f.spki.end),
+  };
+}
+
+/** What {@linkcode readSignedParts} returns: what checking a certificate's signature needs. */
+export interface SignedParts {
+  /** The signed TBSCertificate DER (a copy). */
+  tbs: Uint8Array;
+  /** The signature algorithm. */
+  signatureAlgorithm: KeyAlgorithm;
+  /** Raw signature: 64 bytes for Ed25519, `r||s` for ECDSA P-256. */
+  signature: Uint8Array;
+  /** SubjectPublicKeyInfo DER (a copy). */
+  spki: Uint8Array;
+}
+
+function badCertificate(what: string): never {
+  throw new BadParameterError(`malformed certificate: ${what}`);
+}
+
+/**
+ * The signed bytes, signature algorithm, signature and SPKI of a DER
+ * certificate: what the CA pin's first contact checks (the pinned CA's SPKI,
+ * and that it signed the server's leaf) without loading the full parser for
+ * the life of the daemon. The same rules as `parseCertificate`: Ed25519 or
+ * ECDSA P-256/SHA-256 only, algorithm parameters absent (RFC 8410 §3,
+ * RFC 5758 §3.2), the TBSCertificate's algorithm equal to the outer one
+ * (RFC 5280 §4.1.1.2), a strict DER ECDSA signature. Throws
+ * `BadParameterError` (as `parseCertificate` does) for anything else.
+ */
+export function readSignedParts(der: Uint8Array): SignedParts {
+  const f = tbsFields(der, badCertificate);
+  const alg = readChildren(der, f.sigAlg, badCertificate);
+  if (alg.length !== 1 || alg[0].tag !== 0x06) {
+    badCertificate("signature algorithm has parameters");
+  }
+  if (
+    !bytesEqual(
+      der.subarray(f.sigAlg.start, f.sigAlg.end),
+      der.subarray(f.tbsSigAlg.start, f.tbsSigAlg.end),
+    )
+  ) {
+    badCertificate("signature algorithm identifiers are inconsistent");
+  }
+  const oid = decodeOid(der.subarray(alg[0].content, alg[0].end), badCertificate);
+  const signatureAlgorithm =
+    (Object.keys(SIGNATURE_OIDS) as KeyAlgorithm[]).find((a) => SIGNATURE_OIDS[a] === oid) ??
+      badCertificate(`unsupported signature algorithm ${oid}`);
+  // BIT STRING: an unused-bits octet (0: a signature is whole octets), then the bits.
+  if (f.sig.content === f.sig.end || der[f.sig.content] !== 0) badCertificate("bad signature");
+  const bits = der.subarray(f.sig.content + 1, f.sig.end);
+  let signature: Uint8Array;
+  if (signatureAlgorithm === "ES256") signature = ecdsaDerToRaw(bits);
+  else if (bits.length === 64) signature = bits.slice();
+  else badCertificate("Ed25519 signature must be 64 bytes");
+  return {
+    tbs: der.slice(f.tbs.start, f.tbs.end),
+    signatureAlgorithm,
+    signature,
     spki: der.slice(f.spki.start, f.spki.end),
   };
 }

@@ -81,3 +81,24 @@ for (
     }
   });
 }
+
+// The pin's check reads the certificates with the DER walk: the full X.509 parser (a CommonJS
+// library) would stay resident for the daemon's life, ~1.5 MB (docs/benchmarks.md, "Session 8:
+// tbot"). Only the cross-signature rule of a CA rotation, a rare path, still loads it.
+Deno.test("trust: the CA pin's check does not load the full X.509 parser", async () => {
+  const root = new URL("../../", import.meta.url).pathname;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["info", "--json", `${root}src/agent/trust/pinned_ca.ts`],
+    cwd: root,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assertEquals(out.code, 0, new TextDecoder().decode(out.stderr));
+  const graph: {
+    modules: { specifier: string; dependencies?: { specifier: string }[] }[];
+  } = JSON.parse(new TextDecoder().decode(out.stdout));
+  const importers = graph.modules
+    .filter((m) => m.dependencies?.some((d) => d.specifier.endsWith("/x509_parse.ts")))
+    .map((m) => m.specifier.slice(m.specifier.indexOf("/src/")));
+  assertEquals(importers, ["/src/agent/trust/cross_signed.ts"]);
+});

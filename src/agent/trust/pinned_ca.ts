@@ -12,10 +12,11 @@
  * @module
  */
 import type * as z from "zod";
+import { algOf, importSpki, verify } from "../../crypto/keys.ts";
 import { KeyboundError } from "../../errors.ts";
 import { CaResponse, HOST_CA_PATH } from "../../protocol/discovery.ts";
 import { resendingAfterReset } from "../../protocol/http_client.ts";
-import { readCertificateFields, spkiPin } from "../../pki/cert_fields.ts";
+import { readCertificateFields, readSignedParts, spkiPin } from "../../pki/cert_fields.ts";
 import { certificatesFromPem, certificateToPem } from "../../pki/pem.ts";
 import { writeFilesTogether } from "../journal.ts";
 import { type AgentStorage, readText, STORAGE_FILES, writeText } from "../storage.ts";
@@ -83,21 +84,22 @@ export async function learnPinnedCa(
         "is this a Keybound auth service?",
     );
   }
-  // The full parser (a CommonJS library) only for this first contact: later runs start
-  // from the saved CAs and never load it.
-  const { parseCertificate, verifyCertificateSignature } = await import(
-    "../../pki/x509_parse.ts"
-  );
-  const leaf = parseCertificate(leafDer);
+  // The DER walk, not the full parser (a CommonJS library that would stay resident for the
+  // daemon's life, ~1.5 MB): the check needs only the leaf's signed parts and the CAs' SPKIs.
+  const leaf = readSignedParts(leafDer);
   const wanted = new Set(pins.map((p) => p.toLowerCase()));
   const seen: string[] = [];
   for (const pem of reply.tls_ca_certs) {
     for (const der of certificatesFromPem(pem)) {
-      const ca = parseCertificate(der);
+      const ca = readSignedParts(der);
       const pin = await spkiPin(ca);
       seen.push(pin);
       if (!wanted.has(pin)) continue;
-      if (!await verifyCertificateSignature(leaf, await ca.publicKey())) {
+      const key = await importSpki(ca.spki);
+      if (
+        algOf(key) !== leaf.signatureAlgorithm ||
+        !await verify(key, leaf.signature, leaf.tbs)
+      ) {
         throw new KeyboundError(
           "TLS_UNTRUSTED",
           `${baseUrl}: the server's TLS certificate was not issued by the pinned host CA; ` +
