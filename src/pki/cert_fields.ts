@@ -160,7 +160,8 @@ function badCertificate(what: string): never {
  * The signed bytes, signature algorithm, signature and SPKI of a DER
  * certificate: what the CA pin's first contact checks (the pinned CA's SPKI,
  * and that it signed the server's leaf) without loading the full parser for
- * the life of the daemon. The same rules as `parseCertificate`: Ed25519 or
+ * the life of the daemon. Not a certificate validator: extensions, version
+ * and times are not decoded. The same signature rules as `parseCertificate`: Ed25519 or
  * ECDSA P-256/SHA-256 only, algorithm parameters absent (RFC 8410 §3,
  * RFC 5758 §3.2), the TBSCertificate's algorithm equal to the outer one
  * (RFC 5280 §4.1.1.2), a strict DER ECDSA signature. Throws

@@ -4,6 +4,7 @@ import { KeyboundError } from "../../src/errors.ts";
 import { assertEquals, assertRejects } from "../_assert.ts";
 import { newCluster } from "../agent/_cluster.ts";
 import { issueServerCertificate } from "../../src/server/mod.ts";
+import { certificatesFromPem, certificateToPem } from "../../src/pki/pem.ts";
 
 const bytes = (s: string) => new TextEncoder().encode(s);
 
@@ -75,6 +76,36 @@ for (
         () => learnPinnedCa(`https://127.0.0.1:${server.addr.port}`, [real.pin], fetchUnverified),
         KeyboundError,
         "not issued by the pinned host CA",
+      );
+    } finally {
+      await server.shutdown();
+    }
+  });
+
+  Deno.test(`trust (${branch}): a pinned CA certificate not signed by its own key is not saved`, async () => {
+    const cluster = await newCluster();
+    const cert = await issueServerCertificate(cluster.ctx, {
+      dnsNames: [],
+      ipAddresses: ["127.0.0.1"],
+    });
+    // The pinned key and the real leaf, in a certificate someone on the path altered (one
+    // letter of its subject): the TLS stack would later refuse it as a trust root, or
+    // trust it under a name its key never signed.
+    const der = certificatesFromPem(cluster.hostCaPem)[0];
+    const name = new TextEncoder().encode("example.com");
+    const at = der.findIndex((_, i) => name.every((b, j) => der[i + j] === b));
+    if (at < 0) throw new Error("the cluster name is not in its host CA certificate");
+    der[at] ^= 0x01;
+    const server = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, cert: cert.certPem, key: cert.keyPem, onListen: () => {} },
+      () => Response.json({ tls_ca_certs: [certificateToPem(der)], ssh_ca_keys: [] }),
+    );
+    try {
+      await assertRejects(
+        () =>
+          learnPinnedCa(`https://127.0.0.1:${server.addr.port}`, [cluster.pin], fetchUnverified),
+        KeyboundError,
+        "not signed by its own key",
       );
     } finally {
       await server.shutdown();

@@ -106,6 +106,18 @@ export async function learnPinnedCa(
             "refusing to connect",
         );
       }
+      // The certificate is saved as the trust root of every later connection: every byte
+      // of it must come from whoever holds the pinned key (host CA certificates are
+      // self-signed). Otherwise anyone on the path could hand over the pinned key in a
+      // certificate the TLS stack refuses later (a bad extension, another subject), and
+      // the bot would be stuck on the saved file until someone deletes it.
+      if (algOf(key) !== ca.signatureAlgorithm || !await verify(key, ca.signature, ca.tbs)) {
+        throw new KeyboundError(
+          "TLS_UNTRUSTED",
+          `${baseUrl}: the pinned host CA's certificate is not signed by its own key; ` +
+            "refusing to save it",
+        );
+      }
       return certificateToPem(der);
     }
   }
