@@ -82,6 +82,33 @@ for (
     }
   });
 
+  Deno.test(`trust (${branch}): with two pins, the pinned CA that signed the leaf is learned whatever the order`, async () => {
+    // A rotation's update_clients: the server lists [new, old] while its leaf still
+    // comes from the old key, and the bot pins both.
+    const old = await newCluster();
+    const next = await newCluster("next.example.com");
+    const cert = await issueServerCertificate(old.ctx, {
+      dnsNames: [],
+      ipAddresses: ["127.0.0.1"],
+    });
+    const server = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, cert: cert.certPem, key: cert.keyPem, onListen: () => {} },
+      () => Response.json({ tls_ca_certs: [next.hostCaPem, old.hostCaPem], ssh_ca_keys: [] }),
+    );
+    try {
+      assertEquals(
+        await learnPinnedCa(
+          `https://127.0.0.1:${server.addr.port}`,
+          [old.pin, next.pin],
+          fetchUnverified,
+        ),
+        old.hostCaPem,
+      );
+    } finally {
+      await server.shutdown();
+    }
+  });
+
   Deno.test(`trust (${branch}): a pinned CA certificate not signed by its own key is not saved`, async () => {
     const cluster = await newCluster();
     const cert = await issueServerCertificate(cluster.ctx, {
@@ -89,11 +116,11 @@ for (
       ipAddresses: ["127.0.0.1"],
     });
     // The pinned key and the real leaf, in a certificate someone on the path altered (one
-    // letter of its subject): the TLS stack would later refuse it as a trust root, or
-    // trust it under a name its key never signed.
+    // letter of its subject, which then no longer names the leaf's issuer): the TLS
+    // stack would refuse it as the trust root of every later connection.
     const der = certificatesFromPem(cluster.hostCaPem)[0];
     const name = new TextEncoder().encode("example.com");
-    const at = der.findIndex((_, i) => name.every((b, j) => der[i + j] === b));
+    const at = der.findLastIndex((_, i) => name.every((b, j) => der[i + j] === b));
     if (at < 0) throw new Error("the cluster name is not in its host CA certificate");
     der[at] ^= 0x01;
     const server = Deno.serve(

@@ -4,8 +4,8 @@
  * verified, so the runtime supplies a {@linkcode FirstContact}: one TLS
  * connection with verification off that reports the server's leaf
  * certificate and the raw answer to `GET /v1/ca/host`. A CA from that answer
- * is accepted only if its SPKI hash equals a pin AND its key signed the
- * leaf; it is saved to storage (`host_ca.pem`) so later runs start from it
+ * is accepted only if its SPKI hash equals a pin, its key signed the leaf
+ * AND its own certificate (host CAs are self-signed); it is saved to storage (`host_ca.pem`) so later runs start from it
  * and skip the unverified step. Join results then move that trust across CA
  * rotations (`host_trust.ts`).
  *
@@ -16,7 +16,12 @@ import { algOf, importSpki, verify } from "../../crypto/keys.ts";
 import { KeyboundError } from "../../errors.ts";
 import { CaResponse, HOST_CA_PATH } from "../../protocol/discovery.ts";
 import { resendingAfterReset } from "../../protocol/http_client.ts";
-import { readCertificateFields, readSignedParts, spkiPin } from "../../pki/cert_fields.ts";
+import {
+  readCertificateFields,
+  readSignedParts,
+  type SignedParts,
+  spkiPin,
+} from "../../pki/cert_fields.ts";
 import { certificatesFromPem, certificateToPem } from "../../pki/pem.ts";
 import { writeFilesTogether } from "../journal.ts";
 import { type AgentStorage, readText, STORAGE_FILES, writeText } from "../storage.ts";
@@ -49,7 +54,9 @@ const HostCaTls = CaResponse.pick({ tls_ca_certs: true });
 
 /**
  * Learns the host CA over the unverified first contact and accepts it only
- * if its SPKI pin is in `pins` and it signed the server's certificate.
+ * if its SPKI pin is in `pins`, it signed the server's certificate and its
+ * own (every pinned CA listed is tried: during a rotation the server lists
+ * two, and a bot may pin both).
  * Returns the CA's PEM. A server that fails the pin is `TLS_UNTRUSTED` (a
  * security failure, which a daemon does not retry); one that answers no host
  * CA is `CONNECTION_FAILED`.
@@ -89,6 +96,7 @@ export async function learnPinnedCa(
   const leaf = readSignedParts(leafDer);
   const wanted = new Set(pins.map((p) => p.toLowerCase()));
   const seen: string[] = [];
+  let refusal: string | undefined;
   for (const pem of reply.tls_ca_certs) {
     for (const der of certificatesFromPem(pem)) {
       const ca = readSignedParts(der);
@@ -96,30 +104,24 @@ export async function learnPinnedCa(
       seen.push(pin);
       if (!wanted.has(pin)) continue;
       const key = await importSpki(ca.spki);
-      if (
-        algOf(key) !== leaf.signatureAlgorithm ||
-        !await verify(key, leaf.signature, leaf.tbs)
-      ) {
-        throw new KeyboundError(
-          "TLS_UNTRUSTED",
-          `${baseUrl}: the server's TLS certificate was not issued by the pinned host CA; ` +
-            "refusing to connect",
-        );
+      if (!await signedBy(key, leaf)) {
+        refusal ??= "the server's TLS certificate was not issued by the pinned host CA";
+        continue;
       }
-      // The certificate is saved as the trust root of every later connection: every byte
-      // of it must come from whoever holds the pinned key (host CA certificates are
-      // self-signed). Otherwise anyone on the path could hand over the pinned key in a
-      // certificate the TLS stack refuses later (a bad extension, another subject), and
-      // the bot would be stuck on the saved file until someone deletes it.
-      if (algOf(key) !== ca.signatureAlgorithm || !await verify(key, ca.signature, ca.tbs)) {
-        throw new KeyboundError(
-          "TLS_UNTRUSTED",
-          `${baseUrl}: the pinned host CA's certificate is not signed by its own key; ` +
-            "refusing to save it",
-        );
+      // The certificate is saved as the trust root of every later connection: all of
+      // its signed bytes must come from whoever holds the pinned key. Otherwise anyone
+      // on the path could hand over the pinned key in a certificate the TLS stack
+      // refuses later (a bad extension, another subject), and the bot would be stuck on
+      // the saved file until someone deletes it.
+      if (!await signedBy(key, ca)) {
+        refusal = "the pinned host CA's certificate is not signed by its own key";
+        continue;
       }
       return certificateToPem(der);
     }
+  }
+  if (refusal) {
+    throw new KeyboundError("TLS_UNTRUSTED", `${baseUrl}: ${refusal}; refusing to connect`);
   }
   throw new KeyboundError(
     "TLS_UNTRUSTED",
@@ -196,4 +198,10 @@ export function checkCaFile(pem: string, path: string): void {
       { cause },
     );
   }
+}
+
+/** Whether `key` made the signature of `parts` (a certificate's signed parts). */
+async function signedBy(key: CryptoKey, parts: SignedParts): Promise<boolean> {
+  return algOf(key) === parts.signatureAlgorithm &&
+    await verify(key, parts.signature, parts.tbs);
 }
