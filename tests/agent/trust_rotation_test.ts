@@ -21,6 +21,7 @@ import {
   trustBundleFiles,
 } from "../../src/agent/trust/mod.ts";
 import { writeFilesTogether } from "../../src/agent/journal.ts";
+import { certificatesFromPem, certificateToPem } from "../../src/pki/pem.ts";
 import { KeyboundError } from "../../src/errors.ts";
 import { silentLogger } from "../../src/util/log.ts";
 import { assertEquals, assertRejects, assertStringIncludes } from "../_assert.ts";
@@ -72,6 +73,20 @@ Deno.test("cross-signed: every served CA the chain reaches is kept, the leaf's s
     next.pem,
     old.pem,
   ]);
+});
+
+Deno.test("cross-signed: a served CA with a trusted key but not signed by it is not kept", async () => {
+  const old = await newCa("old-host-ca");
+  // The trusted key in a certificate someone on the path altered (one letter of its
+  // subject): not signed by that key, so not saved as a trust root.
+  const der = certificatesFromPem(old.pem)[0];
+  const name = new TextEncoder().encode("old-host-ca");
+  const at = der.findLastIndex((_, i) => name.every((b, j) => der[i + j] === b));
+  if (at < 0) throw new Error("the CA's name is not in its certificate");
+  der[at] ^= 0x01;
+  const altered = { ...old, pem: certificateToPem(der) };
+  const { contact } = await contactOf(old, [altered, old]);
+  assertEquals(await learnCrossSignedCa(URL, [old.pem], contact, new Date()), [old.pem]);
 });
 
 Deno.test("cross-signed: a first contact reset before its request is made again, twice at most", async () => {

@@ -131,6 +131,9 @@ export async function learnCrossSignedCa(
   const accepted: string[] = [];
   for (const ca of parseAll(x509, reply.tls_ca_certs)) {
     if (!ca.isCA || !trustedKeys.has(keyId(ca))) continue;
+    // Saved as a trust root: every signed byte must come from the key's holder (host CA
+    // certificates are self-signed), not only the key, as for the pin (pinned_ca.ts).
+    if (!await x509.verifyCertificateSignature(ca, await ca.publicKey())) continue;
     const pem = certificateToPem(ca.der);
     if (accepted.includes(pem)) continue;
     if (!signer && await x509.verifyCertificateSignature(leaf, await ca.publicKey())) signer = pem;
