@@ -15,11 +15,10 @@
  *
  * @module
  */
-import { toHex } from "../src/util/encoding.ts";
 import type { BotIdentityRpc } from "../runtime-adapters/workers/bot_identity_rpc.ts";
 import type { DurableObjectNamespace } from "../runtime-adapters/workers/types.ts";
 import { bundle, startWorker } from "../tests/workers/_harness.ts";
-import { provisionBot } from "../tests/workers/_join_fixture.ts";
+import { botWorkerOptions, provisionBot } from "../tests/workers/_join_fixture.ts";
 import { startLoopbackAuth } from "../tests/workers/_loopback_auth.ts";
 
 interface ProfileNode {
@@ -90,17 +89,10 @@ probe.close();
 // bench edge`: a global fetch would go through miniflare's outbound
 // interceptor, a JavaScript Worker a deployed Worker never runs, and its CPU
 // would be profiled as the renewal's.
-await using worker = await startWorker(script.path, {
-  durableObjects: { BOT_IDENTITY: "BotIdentity" },
-  externalServices: { AUTH: new URL(auth.url).host },
-  inspectorPort,
-  bindings: {
-    AUTH_SERVER: auth.url,
-    TBOT_TOKEN: "profile-bot",
-    TBOT_REGISTRATION_SECRET: secret,
-    TBOT_STORAGE_KEK: toHex(crypto.getRandomValues(new Uint8Array(32))),
-  },
-});
+await using worker = await startWorker(
+  script.path,
+  botWorkerOptions(auth.url, "profile-bot", secret, "BotIdentity", { inspectorPort }),
+);
 const ns = await worker.mf.getDurableObjectNamespace(
   "BOT_IDENTITY",
 ) as unknown as DurableObjectNamespace<BotIdentityRpc>;

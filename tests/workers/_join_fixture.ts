@@ -8,6 +8,8 @@
 import { boundKeypairToken } from "../../src/resources/token_rules.ts";
 import type { AdminApi } from "../../src/cli/api_client.ts";
 import { Bot, Role, Token, WorkloadIdentity } from "../../src/resources/schemas.ts";
+import { toHex } from "../../src/util/encoding.ts";
+import type { StartWorkerOptions } from "./_harness.ts";
 
 /**
  * Creates bot `name` with `roles` and token `name` (registration secret,
@@ -35,6 +37,33 @@ export async function provisionBot(
   const secret = (item as Token).status?.bound_keypair?.registration_secret;
   if (!secret) throw new Error("the created token has no registration secret");
   return secret;
+}
+
+/**
+ * How the benches start the bot Worker: class `className` as its
+ * `BOT_IDENTITY` object, token `token` with `secret`, a fresh storage KEK, and
+ * the auth service at `authUrl` reached through the bot's `AUTH` binding
+ * (workerd's own HTTP client, as a deployed Worker's: a global fetch would go
+ * through miniflare's interceptor Worker). `extra` adds to it.
+ */
+export function botWorkerOptions(
+  authUrl: string,
+  token: string,
+  secret: string,
+  className = "BenchBot",
+  extra: StartWorkerOptions = {},
+): StartWorkerOptions {
+  return {
+    ...extra,
+    durableObjects: { BOT_IDENTITY: className },
+    externalServices: { AUTH: new URL(authUrl).host, ...extra.externalServices },
+    bindings: {
+      AUTH_SERVER: authUrl,
+      TBOT_TOKEN: token,
+      TBOT_REGISTRATION_SECRET: secret,
+      TBOT_STORAGE_KEK: toHex(crypto.getRandomValues(new Uint8Array(32))),
+    },
+  };
 }
 
 /** The role that lets a bot use every workload identity. */

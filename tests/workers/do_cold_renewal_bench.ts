@@ -18,11 +18,10 @@
  *
  * @module
  */
-import { toHex } from "../../src/util/encoding.ts";
 import type { BotIdentityRpc } from "../../runtime-adapters/workers/bot_identity_rpc.ts";
 import type { DurableObjectNamespace } from "../../runtime-adapters/workers/types.ts";
-import { bundle, startWorker, type StartWorkerOptions } from "./_harness.ts";
-import { provisionBot } from "./_join_fixture.ts";
+import { bundle, startWorker } from "./_harness.ts";
+import { botWorkerOptions, provisionBot } from "./_join_fixture.ts";
 import { startLoopbackAuth } from "./_loopback_auth.ts";
 import { cpuNs, percentile, workerdPids } from "./do_renewal_bench.ts";
 
@@ -47,17 +46,8 @@ if (import.meta.main) {
   const secret = await provisionBot(auth.api, "cold-bot");
   await using script = await bundle(new URL("./renewal_floor_worker.ts", import.meta.url));
   const persistDir = await Deno.makeTempDir({ prefix: "keybound-do-cold-" });
-  const options: StartWorkerOptions = {
-    durableObjects: { BOT_IDENTITY: "BenchBot" },
-    externalServices: { AUTH: new URL(auth.url).host },
-    persistDir,
-    bindings: {
-      AUTH_SERVER: auth.url,
-      TBOT_TOKEN: "cold-bot",
-      TBOT_REGISTRATION_SECRET: secret,
-      TBOT_STORAGE_KEK: toHex(crypto.getRandomValues(new Uint8Array(32))),
-    },
-  };
+  // One KEK for every restart: the same sealed state is loaded each time.
+  const options = botWorkerOptions(auth.url, "cold-bot", secret, "BenchBot", { persistDir });
   /** Starts workerd on the persisted storage: the bot and the new process's pids. */
   const start = async () => {
     const before = new Set(await workerdPids());

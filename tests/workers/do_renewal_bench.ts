@@ -14,12 +14,11 @@
  *
  * @module
  */
-import { toHex } from "../../src/util/encoding.ts";
 import type { BotIdentityRpc } from "../../runtime-adapters/workers/bot_identity_rpc.ts";
 import type { BenchBot } from "./renewal_floor_worker.ts";
 import type { DurableObjectNamespace } from "../../runtime-adapters/workers/types.ts";
 import { bundle, startWorker } from "./_harness.ts";
-import { provisionBot } from "./_join_fixture.ts";
+import { botWorkerOptions, provisionBot } from "./_join_fixture.ts";
 import { startLoopbackAuth } from "./_loopback_auth.ts";
 
 /** Target (issue #13): net median CPU per renewal. */
@@ -91,24 +90,17 @@ if (import.meta.main) {
     );
   });
   const echoUrl = `http://127.0.0.1:${echo.addr.port}/`;
-  await using worker = await startWorker(script.path, {
-    durableObjects: { BOT_IDENTITY: "BenchBot" },
-    // The bot reaches the auth service through its AUTH binding (a supported
-    // configuration: bot_config.ts), and the floor the echo through ECHO, both
-    // with workerd's own HTTP client: miniflare routes every global fetch
-    // through a JavaScript Worker of its own (its outbound interceptor), CPU
-    // a deployed Worker never spends. `fetch_global` below measures it.
-    externalServices: {
-      AUTH: new URL(auth.url).host,
-      ECHO: `127.0.0.1:${echo.addr.port}`,
-    },
-    bindings: {
-      AUTH_SERVER: auth.url,
-      TBOT_TOKEN: "bench-bot",
-      TBOT_REGISTRATION_SECRET: secret,
-      TBOT_STORAGE_KEK: toHex(crypto.getRandomValues(new Uint8Array(32))),
-    },
-  });
+  // The floor reaches the echo through ECHO, as the bot reaches the auth
+  // service through AUTH, with workerd's own HTTP client: miniflare routes
+  // every global fetch through a JavaScript Worker of its own (its outbound
+  // interceptor), CPU a deployed Worker never spends. `fetch_global` below
+  // measures it.
+  await using worker = await startWorker(
+    script.path,
+    botWorkerOptions(auth.url, "bench-bot", secret, "BenchBot", {
+      externalServices: { ECHO: `127.0.0.1:${echo.addr.port}` },
+    }),
+  );
   const ns = await worker.mf.getDurableObjectNamespace(
     "BOT_IDENTITY",
   ) as unknown as DurableObjectNamespace<BotIdentityRpc & Omit<BenchBot, keyof BotIdentityRpc>>;

@@ -17,13 +17,12 @@
  *
  * @module
  */
-import { toHex } from "../../src/util/encoding.ts";
 import { bundleWorker } from "../../runtime-adapters/workers/build.ts";
 import type { BotIdentityRpc } from "../../runtime-adapters/workers/bot_identity_rpc.ts";
 import type { DurableObjectNamespace } from "../../runtime-adapters/workers/types.ts";
 import { cpuNs, percentile, workerdPids } from "./do_renewal_bench.ts";
 import { startWorker } from "./_harness.ts";
-import { provisionBot } from "./_join_fixture.ts";
+import { botWorkerOptions, provisionBot } from "./_join_fixture.ts";
 import { startLoopbackAuth } from "./_loopback_auth.ts";
 
 type Bot = BotIdentityRpc & { ping(): Promise<void> };
@@ -45,16 +44,7 @@ if (import.meta.main) {
     );
     const before = new Set(await workerdPids());
     const worker = stack.use(
-      await startWorker(script.path, {
-        durableObjects: { BOT_IDENTITY: "BenchBot" },
-        externalServices: { AUTH: new URL(auth.url).host },
-        bindings: {
-          AUTH_SERVER: auth.url,
-          TBOT_TOKEN: token,
-          TBOT_REGISTRATION_SECRET: secret,
-          TBOT_STORAGE_KEK: toHex(crypto.getRandomValues(new Uint8Array(32))),
-        },
-      }),
+      await startWorker(script.path, botWorkerOptions(auth.url, token, secret)),
     );
     const pids = (await workerdPids()).filter((p) => !before.has(p));
     const ns = await worker.mf.getDurableObjectNamespace(
