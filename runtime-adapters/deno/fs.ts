@@ -89,6 +89,36 @@ export async function ensureDir(path: string, mode = 0o700): Promise<void> {
   await Deno.chmod(path, mode);
 }
 
+/** True for the error SQLite gives while another connection holds the database's write lock. */
+function isDatabaseLocked(err: unknown): boolean {
+  return err instanceof Error && /database is locked/i.test(err.message);
+}
+
+/** Attempts of an open or commit that keeps finding the database locked: about 2 s in all. */
+const LOCKED_ATTEMPTS = 20;
+
+/**
+ * Runs `fn` again, with a growing jittered pause, while it fails because
+ * another process holds the database's write lock (two auth processes on one
+ * data directory: both create the schema of a new database, then both commit).
+ * An attempt that fails so did not apply anything, so a retry is safe.
+ *
+ * @example
+ * ```ts ignore
+ * const kv = await retryWhileLocked(() => Deno.openKv("/var/lib/keybound/auth.kv"));
+ * ```
+ */
+export async function retryWhileLocked<T>(fn: () => Promise<T>): Promise<T> {
+  for (let attempt = 1;; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!isDatabaseLocked(err) || attempt >= LOCKED_ATTEMPTS) throw err;
+      await new Promise((r) => setTimeout(r, attempt * 10 + Math.random() * 10));
+    }
+  }
+}
+
 /** Files SQLite keeps beside a database: Deno KV runs in WAL mode. */
 const SQLITE_COMPANIONS = ["-wal", "-shm", "-journal"];
 
@@ -115,7 +145,8 @@ export async function openPrivateKv(path: string): Promise<Deno.Kv> {
   const file = await Deno.open(path, { write: true, create: true, mode: 0o600 });
   file.close();
   await Deno.chmod(path, 0o600);
-  const kv = await Deno.openKv(path);
+  // Opening a new database creates its schema, which takes the write lock.
+  const kv = await retryWhileLocked(() => Deno.openKv(path));
   try {
     for (const suffix of SQLITE_COMPANIONS) {
       await Deno.chmod(path + suffix, 0o600).catch((err) => {

@@ -15,14 +15,8 @@ import {
   type Key,
   type ListOptions,
 } from "../../src/storage/backend.ts";
-import { openPrivateKv } from "./fs.ts";
-
-/** Attempts of a commit that keeps finding the database locked by another connection. */
-const LOCKED_RETRIES = 20;
-
-function isDatabaseLocked(err: unknown): boolean {
-  return err instanceof Error && /database is locked/i.test(err.message);
-}
+import { inContext } from "../../src/errors.ts";
+import { openPrivateKv, retryWhileLocked } from "./fs.ts";
 
 /**
  * Deno KV deletes expired entries lazily, so an entry written with an expiry
@@ -73,8 +67,12 @@ export class DenoKvBackend implements Backend {
   }
 
   /** Opens (or creates) the KV database at `path`, 0600 with its companions; omit for in-memory. */
-  static async open(path?: string): Promise<DenoKvBackend> {
-    return new DenoKvBackend(await openPrivateKv(path ?? ":memory:"));
+  static async open(path = ":memory:"): Promise<DenoKvBackend> {
+    try {
+      return new DenoKvBackend(await openPrivateKv(path));
+    } catch (err) {
+      throw inContext(`cannot open the Deno KV database "${path}"`, err, "STORAGE_ERROR");
+    }
   }
 
   async get<T = JsonValue>(key: Key): Promise<Entry<T> | null> {
@@ -145,19 +143,14 @@ export class DenoKvBackend implements Backend {
   async commit(op: AtomicOperation): Promise<CommitResult> {
     // Another connection writing to the same file (a second auth process) makes
     // SQLite answer "database is locked"; such a commit did not apply, so retry it.
-    for (let attempt = 1;; attempt++) {
-      try {
-        const r = await this.#commitOnce(op);
-        if (r.ok) return r;
-        // An absent-check fails on an expired entry KV has not deleted yet; check
-        // against that entry's real version instead, which is still atomic.
-        const retry = await this.#expiredAsAbsent(op);
-        return retry ? await this.#commitOnce(retry) : r;
-      } catch (err) {
-        if (!isDatabaseLocked(err) || attempt >= LOCKED_RETRIES) throw err;
-        await new Promise((r) => setTimeout(r, attempt * 10 + Math.random() * 10));
-      }
-    }
+    return await retryWhileLocked(async () => {
+      const r = await this.#commitOnce(op);
+      if (r.ok) return r;
+      // An absent-check fails on an expired entry KV has not deleted yet; check
+      // against that entry's real version instead, which is still atomic.
+      const retry = await this.#expiredAsAbsent(op);
+      return retry ? await this.#commitOnce(retry) : r;
+    });
   }
 
   async #expiredAsAbsent(op: AtomicOperation): Promise<AtomicOperation | null> {

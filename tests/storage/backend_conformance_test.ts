@@ -7,7 +7,8 @@
  */
 import { MemoryBackend } from "../../src/storage/memory.ts";
 import { DenoKvBackend } from "../../runtime-adapters/deno/kv_backend.ts";
-import { assert } from "../_assert.ts";
+import { assert, assertEquals, assertRejects } from "../_assert.ts";
+import { KeyboundError } from "../../src/errors.ts";
 import { bundle, startWorker } from "../workers/_harness.ts";
 import { reportResults as report } from "./_report.ts";
 import {
@@ -36,6 +37,18 @@ Deno.test("backend conformance: DenoKvBackend on a file", async (t) => {
     await conform(t, () => DenoKvBackend.open(`${dir}/state-${n++}.sqlite`), {
       exactExpiry: true,
     });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("DenoKvBackend.open that fails names the file and has code STORAGE_ERROR", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "keybound-kv-" });
+  try {
+    await Deno.writeTextFile(`${dir}/file`, "");
+    const err = await assertRejects(() => DenoKvBackend.open(`${dir}/file/auth.kv`), KeyboundError);
+    assertEquals(err.code, "STORAGE_ERROR");
+    assert(err.message.startsWith(`cannot open the Deno KV database "${dir}/file/auth.kv": `));
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
