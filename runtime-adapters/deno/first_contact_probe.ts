@@ -24,6 +24,13 @@ import type { TLSSocket } from "node:tls";
 export const PROBE_TIMEOUT_MS = 15_000;
 /** Largest answer accepted on the unverified connection, bytes. */
 export const PROBE_MAX_BYTES = 256 * 1024;
+/**
+ * Largest leaf certificate accepted, bytes: Deno's TLS (rustls) takes no
+ * handshake message over 64 KiB, the whole certificate chain included, and a
+ * host certificate is under 1 KiB. Checked here as well, so the longest line
+ * this program prints follows from its own limits (./trust.ts reads no more).
+ */
+export const PROBE_MAX_LEAF_BYTES = 64 * 1024;
 
 /** What the probe saw, as printed (byte strings in base64). */
 export type ProbeOutcome =
@@ -85,6 +92,7 @@ export async function probeUnverified(baseUrl: string, request: string): Promise
     socket.on("secureConnect", () => {
       const raw = socket.getPeerCertificate(true)?.raw;
       if (!raw) return finish({ failure: "no_certificate", sent: false });
+      if (raw.length > PROBE_MAX_LEAF_BYTES) return finish({ failure: "too_large", sent: false });
       leaf = new Uint8Array(raw);
       socket.write(request);
     });

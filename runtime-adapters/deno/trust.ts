@@ -38,7 +38,7 @@ import { nodeHttpsFetcher } from "./node_https_fetch.ts";
 import { type Logger, silentLogger } from "../../src/util/log.ts";
 import * as z from "zod";
 import { KeyboundError } from "../../src/errors.ts";
-import { fromBase64 } from "../../src/util/encoding.ts";
+import { concatBytes, fromBase64 } from "../../src/util/encoding.ts";
 import { denoCliPath } from "./deno_cli.ts";
 import {
   PROBE_TIMEOUT_MS,
@@ -71,6 +71,43 @@ const PROBE_ENV = [
   "LOCALAPPDATA",
   "SYSTEMROOT",
 ];
+
+/**
+ * The most read of the probe's standard output, bytes. The longest line a
+ * probe within its own limits prints is a leaf of `PROBE_MAX_LEAF_BYTES` and
+ * an answer of `PROBE_MAX_BYTES`, both in base64 (4/3), with the JSON around
+ * them: 436,936 bytes (a failure line is a socket error's message, far
+ * shorter). 512 KiB leaves 20 % over that; a real host CA answer is a few KiB.
+ */
+export const PROBE_STDOUT_MAX_BYTES = 512 * 1024;
+/**
+ * The most read of the probe's standard error, bytes: Deno writes an uncaught
+ * error's stack there (~1 KiB) and the probe nothing else.
+ */
+export const PROBE_STDERR_MAX_BYTES = 64 * 1024;
+
+/**
+ * Reads `stream` to its end, or until more than `max` bytes came, then calls
+ * `over` (which ends the writer) and stops reading.
+ */
+async function readAtMost(
+  stream: ReadableStream<Uint8Array>,
+  max: number,
+  over: () => void,
+): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  // Leaving the loop early cancels the stream: the pipe is closed, not drained.
+  for await (const chunk of stream) {
+    size += chunk.length;
+    if (size > max) {
+      over();
+      break;
+    }
+    chunks.push(chunk);
+  }
+  return concatBytes(...chunks);
+}
 
 /** What the probe printed: checked here, as anything read from another process. */
 const probeOutcome = z.union([
@@ -160,9 +197,9 @@ export function firstContactVia(
     const fail = (message: string, cause?: unknown) =>
       connectionFailed(baseUrl, `the first-contact probe failed: ${message}`, cause);
     const limit = AbortSignal.timeout(PROBE_TIMEOUT_MS + PROBE_START_MS);
-    let out: Deno.CommandOutput;
+    let child: Deno.ChildProcess;
     try {
-      out = await new Deno.Command(deno, {
+      child = new Deno.Command(deno, {
         args: [
           "run",
           "--no-config",
@@ -182,7 +219,7 @@ export function firstContactVia(
         stdout: "piped",
         stderr: "piped",
         signal: limit,
-      }).output();
+      }).spawn();
     } catch (err) {
       // Only starting the child can throw here (the time limit ends it with a signal),
       // before anything is sent, so nothing a server does leads here. A narrowed
@@ -196,15 +233,37 @@ export function firstContactVia(
       );
       return await probeUnverified(baseUrl, request);
     }
-    const stdout = new TextDecoder().decode(out.stdout).trim();
-    if (!out.success || !stdout) {
-      const stderr = new TextDecoder().decode(out.stderr).trim().split("\n");
-      const ended = out.signal
+    // Read up to a bound each: a child that writes more is killed, not buffered.
+    let overflow: "stdout" | "stderr" | undefined;
+    const over = (stream: "stdout" | "stderr") => () => {
+      overflow ??= stream;
+      try {
+        child.kill("SIGKILL");
+      } catch { /* exited meanwhile */ }
+    };
+    const [outBytes, errBytes, status] = await Promise.all([
+      readAtMost(child.stdout, PROBE_STDOUT_MAX_BYTES, over("stdout")),
+      readAtMost(child.stderr, PROBE_STDERR_MAX_BYTES, over("stderr")),
+      child.status,
+    ]);
+    if (overflow) {
+      const bound = overflow === "stdout" ? PROBE_STDOUT_MAX_BYTES : PROBE_STDERR_MAX_BYTES;
+      throw new KeyboundError(
+        "CONNECTION_FAILED",
+        `${baseUrl}: the first-contact probe failed: it wrote more than ${bound} bytes to ` +
+          `its standard ${overflow === "stdout" ? "output" : "error"} and was killed`,
+        { details: { probe_output_too_large: overflow, limit_bytes: bound } },
+      );
+    }
+    const stdout = new TextDecoder().decode(outBytes).trim();
+    if (!status.success || !stdout) {
+      const stderr = new TextDecoder().decode(errBytes).trim().split("\n");
+      const ended = status.signal
         ? `${
           limit.aborted ? `killed after ${(PROBE_TIMEOUT_MS + PROBE_START_MS) / 1000} s ` : ""
         }` +
-          `(${out.signal})`
-        : `exit ${out.code}`;
+          `(${status.signal})`
+        : `exit ${status.code}`;
       throw fail(stderr.find((l) => /error/i.test(l)) || stderr.at(-1) || ended);
     }
     const outcome = parseProbeOutput(stdout);

@@ -8,8 +8,14 @@
 import {
   fetchUnverified,
   firstContactVia,
+  PROBE_STDERR_MAX_BYTES,
+  PROBE_STDOUT_MAX_BYTES,
   probeNetPermission,
 } from "../../runtime-adapters/deno/trust.ts";
+import {
+  PROBE_MAX_BYTES,
+  PROBE_MAX_LEAF_BYTES,
+} from "../../runtime-adapters/deno/first_contact_probe.ts";
 import { fetchFailure } from "../../runtime-adapters/deno/fetch_errors.ts";
 import { isKeyboundError, KeyboundError } from "../../src/errors.ts";
 import { issueServerCertificate } from "../../src/server/mod.ts";
@@ -246,6 +252,63 @@ Deno.test("first contact: a probe that prints anything but a result fails with C
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("first contact: a probe that writes more than its bound is killed, CONNECTION_FAILED", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    // A well-formed result over the bound (an answer of 600 KB, which the real probe
+    // refuses to read), and two writers that never stop: none is read to its end.
+    const http = `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\r\n` +
+      JSON.stringify({ tls_ca_certs: ["x".repeat(600_000)], ssh_ca_keys: [] });
+    const cases: [string, string, number][] = [
+      [
+        `console.log(${
+          JSON.stringify(JSON.stringify({ leaf: btoa("x"), answer: btoa(http) }))
+        });\n`,
+        "stdout",
+        PROBE_STDOUT_MAX_BYTES,
+      ],
+      [
+        "const b = new Uint8Array(65536).fill(65); for (;;) Deno.stdout.writeSync(b);\n",
+        "stdout",
+        PROBE_STDOUT_MAX_BYTES,
+      ],
+      [
+        "const b = new Uint8Array(4096).fill(65); for (;;) Deno.stderr.writeSync(b);\n",
+        "stderr",
+        PROBE_STDERR_MAX_BYTES,
+      ],
+    ];
+    for (const [i, [program, stream, bound]] of cases.entries()) {
+      const probe = new URL(`file://${dir}/probe_${i}.ts`);
+      await Deno.writeTextFile(probe, program);
+      const err = await assertRejects(
+        () => firstContactVia({ probe })("https://127.0.0.1:1"),
+        KeyboundError,
+      );
+      assert(isKeyboundError(err, "CONNECTION_FAILED"), `${i}: ${err}`);
+      assertEquals(err.details, { probe_output_too_large: stream, limit_bytes: bound });
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("first contact: the probe's longest result fits the bound its parent reads", async () => {
+  // What the probe prints at its own limits: a leaf and an answer at their maximum.
+  const b64 = (n: number) => 4 * Math.ceil(n / 3);
+  const longest = JSON.stringify({
+    leaf: "A".repeat(b64(PROBE_MAX_LEAF_BYTES)),
+    answer: "A".repeat(b64(PROBE_MAX_BYTES)),
+  }) + "\n";
+  assert(longest.length < PROBE_STDOUT_MAX_BYTES, `${longest.length}`);
+  // And through a real child: an answer just under the probe's limit comes back whole.
+  const body = "z".repeat(PROBE_MAX_BYTES - 1024);
+  await using server = await tlsServer(() => new Response(body));
+  const { status, body: read } = await fetchUnverified(server.url);
+  assertEquals(status, 200);
+  assertEquals(read, body);
 });
 
 Deno.test("first contact: the server's certificate and answer come back byte for byte", async () => {
