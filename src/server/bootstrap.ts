@@ -13,11 +13,17 @@ import { parseCertificate, spkiPin } from "../pki/mod.ts";
 import type { JsonValue, Mutation } from "../storage/backend.ts";
 import type { Backend } from "../storage/backend.ts";
 import { fromBase64, toBase64 } from "../util/encoding.ts";
-import type { Logger } from "../util/log.ts";
+import { escapeLogText, type Logger } from "../util/log.ts";
 import type { CaSet, CaType, CertAuthority, ServerContext } from "./context.ts";
 import { CA_REVISION_KEY, caKey, CLUSTER_META, JOIN_SESSION_KEY } from "./keys.ts";
 import { readCaSet } from "./rotation/cache.ts";
-import { CA_VALIDITY_MS, corruptCa, newKeySet } from "./rotation/material.ts";
+import {
+  CA_VALIDITY_MS,
+  corruptCa,
+  MAX_NEW_CLUSTER_NAME,
+  newKeySet,
+  X509_NAME_UPPER_BOUND,
+} from "./rotation/material.ts";
 import { CA_TYPES, type StoredCa, type StoredKeySet } from "./rotation/schema.ts";
 
 /** Validity of CA certificates. */
@@ -39,13 +45,38 @@ const ClusterMeta = z.object({ cluster_name: z.string(), created_at: z.string() 
 
 const SessionKeyRecord = z.object({ aes256_gcm_key: z.string() });
 
-const CLUSTER_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/;
+/**
+ * A cluster name: what an existing cluster may be called. Clusters created
+ * before {@linkcode NewClusterName} bounded the length keep their longer
+ * names (the name is in every identity the cluster issued; it cannot change).
+ */
+export const ClusterName = z.string().regex(
+  /^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/,
+  'use 1-253 letters, digits, ".", "_" or "-", starting with a letter or digit',
+);
 
-/** Throws `ConfigError` unless `name` is a usable cluster name. */
-export function validateClusterName(name: string): void {
-  if (!CLUSTER_NAME_RE.test(name)) {
+/**
+ * The name of a cluster being created: also short enough that its CA
+ * certificates' subjects stay within X.509's bound (docs/operations.md,
+ * "Cluster name").
+ */
+export const NewClusterName = ClusterName.max(
+  MAX_NEW_CLUSTER_NAME,
+  `a new cluster's name is at most ${MAX_NEW_CLUSTER_NAME} characters (its CA certificates' ` +
+    `common name, which X.509 bounds at ${X509_NAME_UPPER_BOUND}, is the name plus " Ed25519")`,
+);
+
+/**
+ * Throws `ConfigError` unless `name` is a usable cluster name: for a cluster
+ * being created if `creating` ({@linkcode NewClusterName}), else for an
+ * existing one ({@linkcode ClusterName}).
+ */
+export function validateClusterName(name: string, creating = false): void {
+  const r = (creating ? NewClusterName : ClusterName).safeParse(name);
+  if (!r.success) {
+    const what = escapeLogText(name.length > 80 ? `${name.slice(0, 80)}…` : name);
     throw new ConfigError(
-      `invalid cluster name "${name}": use 1-253 letters, digits, ".", "_" or "-", starting with a letter or digit`,
+      `invalid cluster name "${what}" (${name.length} characters): ${r.error.issues[0].message}`,
     );
   }
 }
@@ -124,6 +155,7 @@ export async function bootstrapCluster(
   validateClusterName(options.clusterName);
   let meta = await backend.get(CLUSTER_META);
   if (meta === null) {
+    validateClusterName(options.clusterName, true);
     const mutations = await generateCluster(options.clusterName, now());
     const r = await backend.commit({ checks: [{ key: CLUSTER_META, version: null }], mutations });
     if (r.ok) options.log.info("created cluster", { cluster: options.clusterName });
@@ -136,6 +168,16 @@ export async function bootstrapCluster(
     throw new ConfigError(
       `this data directory holds cluster "${m.data.cluster_name}", not "${options.clusterName}": start with --cluster-name ${m.data.cluster_name} or use another data directory`,
     );
+  }
+  if (m.data.cluster_name.length > MAX_NEW_CLUSTER_NAME) {
+    // Created before the bound: it keeps working (OpenSSL parses and verifies such certificates;
+    // pyca/cryptography warns), and its next CA key sets carry the same subjects.
+    options.log.warn("the cluster name is longer than a new cluster's may be", {
+      length: m.data.cluster_name.length,
+      max: MAX_NEW_CLUSTER_NAME,
+      why: `CA certificate common names exceed X.509's ${X509_NAME_UPPER_BOUND} characters; ` +
+        "strict X.509 parsers may refuse them (docs/operations.md, Cluster name)",
+    });
   }
   const ctx: ServerContext = {
     backend,

@@ -187,6 +187,22 @@ async function failing(args: string[]): Promise<{ code: number; stderr: string }
   return { code: out.code, stderr: new TextDecoder().decode(out.stderr) };
 }
 
+Deno.test("auth start refuses a new cluster's name longer than X.509's common name allows", async () => {
+  const dir = await Deno.makeTempDir();
+  const name = "n".repeat(49) + ".example"; // 57 characters
+  const tooLong = await failing(["start", "--data-dir", `${dir}/d`, "--cluster-name", name]);
+  assertEquals(tooLong.code, 1);
+  assertEquals(tooLong.stderr.split("\n").filter((l) => l.startsWith("auth: error")), [
+    `auth: error [CONFIG_INVALID]: invalid cluster name "${name}" (57 characters): ` +
+    `a new cluster's name is at most 56 characters (its CA certificates' common name, which ` +
+    `X.509 bounds at 64, is the name plus " Ed25519")`,
+  ]);
+  // Refused before anything was stored: the same directory takes a valid name afterwards.
+  const r = await startAuth(`${dir}/d`, ["--cluster-name", name.slice(1)]);
+  assertEquals((await stop(r)).code, 0);
+  await Deno.remove(dir, { recursive: true });
+});
+
 Deno.test("auth flag errors: one clear line and a non-zero exit", async () => {
   const dir = await Deno.makeTempDir();
   const insecure = await failing([

@@ -1,15 +1,25 @@
-import { assert, assertEquals, assertNotEquals, assertRejects } from "../_assert.ts";
+import {
+  assert,
+  assertEquals,
+  assertNotEquals,
+  assertRejects,
+  assertStringIncludes,
+} from "../_assert.ts";
 import { algOf, keyId } from "../../src/crypto/keys.ts";
 import { parseAuthorizedKey } from "../../src/crypto/ssh_wire.ts";
 import { ConfigError, KeyboundError } from "../../src/errors.ts";
 import { NAME_OIDS, parseCertificate, spkiPin } from "../../src/pki/mod.ts";
 import { bootstrapCluster, CA_VALIDITY_MS, caPin } from "../../src/server/bootstrap.ts";
 import type { ServerContext } from "../../src/server/context.ts";
+import { issueAdminIdentity, issueServerCertificate } from "../../src/server/identity.ts";
 import { caKey, CLUSTER_META } from "../../src/server/keys.ts";
+import { MAX_NEW_CLUSTER_NAME, X509_NAME_UPPER_BOUND } from "../../src/server/rotation/material.ts";
+import { rotateCa } from "../../src/server/rotation/rotate.ts";
 import { MemoryBackend } from "../../src/storage/memory.ts";
 import type { Backend } from "../../src/storage/backend.ts";
 import { createLogger, silentLogger } from "../../src/util/log.ts";
 import { DenoKvBackend } from "../../runtime-adapters/deno/kv_backend.ts";
+import { ignoreWithout } from "../_tools.ts";
 
 const opts = (clusterName = "example.com") => ({
   clusterName,
@@ -144,6 +154,114 @@ Deno.test("invalid cluster names are rejected before anything is stored", async 
     await assertRejects(() => bootstrapCluster(backend, opts(bad)), ConfigError, "cluster name");
   }
   assertEquals(await backend.get(CLUSTER_META), null);
+});
+
+/** A name of `n` characters the character rule accepts. */
+const nameOf = (n: number) => "c".repeat(n - ".example".length) + ".example";
+
+Deno.test("a new cluster's name is at most 56 characters: every CA subject fits X.509's 64", async () => {
+  const backend = new MemoryBackend();
+  const err = await assertRejects(
+    () => bootstrapCluster(backend, opts(nameOf(MAX_NEW_CLUSTER_NAME + 1))),
+    ConfigError,
+  );
+  assertEquals(err.code, "CONFIG_INVALID");
+  assertStringIncludes(err.message, "invalid cluster name");
+  assertStringIncludes(err.message, "(57 characters): a new cluster's name is at most 56");
+  assert(!err.message.includes("\n"), err.message);
+  assertEquals(await backend.get(CLUSTER_META), null);
+
+  const ctx = await bootstrapCluster(backend, opts(nameOf(MAX_NEW_CLUSTER_NAME)));
+  const caCerts = [
+    ...["host", "user", "spiffe"].map((t) => ctx.cas[t as "host"].tls!.certDer),
+    ctx.cas.user.tlsEd25519!.certDer,
+  ];
+  const names = caCerts.flatMap((der) => parseCertificate(der).subject);
+  assertEquals(names.length, 12);
+  assertEquals(
+    names.filter((a) => a.value.length > X509_NAME_UPPER_BOUND),
+    [],
+    "every attribute within ub-common-name / ub-organization-name",
+  );
+  assertEquals(
+    Math.max(...names.map((a) => a.value.length)),
+    X509_NAME_UPPER_BOUND,
+    "the bound is used up by the Ed25519 CA's common name",
+  );
+});
+
+Deno.test({
+  name: "a cluster created with a longer name before the bound still starts, rotates and verifies",
+  ignore: ignoreWithout("CA certificates checked by openssl", "openssl"),
+  fn: async () => {
+    const dir = await Deno.makeTempDir();
+    const path = `${dir}/keybound.kv`;
+    const long = nameOf(100);
+    // What an older version stored: the cluster record with the long name (its CA subjects
+    // follow at the next rotation of each CA, below).
+    let backend: Backend = await DenoKvBackend.open(path);
+    await bootstrapCluster(backend, opts("old.example"));
+    const meta = await backend.get<{ created_at: string }>(CLUSTER_META);
+    await backend.commit({
+      checks: [],
+      mutations: [{
+        type: "set",
+        key: CLUSTER_META,
+        value: { cluster_name: long, created_at: meta!.value.created_at },
+      }],
+    });
+    await backend.close();
+
+    backend = await DenoKvBackend.open(path);
+    const lines: string[] = [];
+    const log = createLogger({ write: (l) => lines.push(l) });
+    const ctx = await bootstrapCluster(backend, { ...opts(long), log });
+    assertEquals(ctx.clusterName, long);
+    const warned = lines.filter((l) => l.includes("longer than a new cluster's may be"));
+    assertEquals(warned.length, 1, lines.join("\n"));
+    assertStringIncludes(warned[0], "length=100");
+    for (const type of ["host", "user"] as const) {
+      for (const phase of ["init", "update_clients", "update_servers", "standby"] as const) {
+        await rotateCa(ctx, type, { mode: "manual", phase }, { user: "admin" });
+      }
+    }
+    const userCa = ctx.cas.user.tls!;
+    assertEquals(parseCertificate(userCa.certDer).subject[0].value, long);
+    assertEquals(
+      parseCertificate(ctx.cas.user.tlsEd25519!.certDer).subject[0].value,
+      `${long} Ed25519`,
+    );
+    // OpenSSL 3 parses and verifies certificates whose names exceed the bound, even with
+    // -x509_strict: the CA certificates and what they issue keep working.
+    const admin = await issueAdminIdentity(ctx);
+    const server = await issueServerCertificate(ctx, { dnsNames: ["auth.test"], ipAddresses: [] });
+    const files = {
+      userCa: userCa.certPem,
+      hostCa: ctx.cas.host.tls!.certPem,
+      edCa: ctx.cas.user.tlsEd25519!.certPem,
+      admin: admin.certPem,
+      server: server.certPem,
+    };
+    for (const [name, pem] of Object.entries(files)) {
+      await Deno.writeTextFile(`${dir}/${name}.pem`, pem);
+    }
+    const verify = async (ca: string, leaf: string) => {
+      const out = await new Deno.Command("openssl", {
+        args: ["verify", "-x509_strict", "-CAfile", `${dir}/${ca}.pem`, `${dir}/${leaf}.pem`],
+      }).output();
+      return new TextDecoder().decode(out.stdout).trim() + new TextDecoder().decode(out.stderr);
+    };
+    assertEquals(await verify("userCa", "admin"), `${dir}/admin.pem: OK`);
+    assertEquals(await verify("hostCa", "server"), `${dir}/server.pem: OK`);
+    assertEquals(await verify("edCa", "edCa"), `${dir}/edCa.pem: OK`);
+    await backend.close();
+
+    // A restart with the stored name works as before.
+    backend = await DenoKvBackend.open(path);
+    assertEquals((await bootstrapCluster(backend, opts(long))).clusterName, long);
+    await backend.close();
+    await Deno.remove(dir, { recursive: true });
+  },
 });
 
 Deno.test("a corrupted CA record fails with STORAGE_ERROR, not a crash", async () => {

@@ -68,6 +68,19 @@ async function storableKey(alg: KeyAlgorithm): Promise<{ keyPair: KeyPair; store
 /** Marks the subject of the user CA's Ed25519 X.509 certificate (docs/security.md). */
 const ED25519_CA_MARKER = "Ed25519";
 
+/**
+ * X.509's upper bound on a common name and an organization name, in
+ * characters (RFC 5280 ub-common-name, ub-organization-name).
+ */
+export const X509_NAME_UPPER_BOUND = 64;
+
+/**
+ * The longest name a new cluster may take: the CA certificates carry it as
+ * their organization and common name, the user CA's Ed25519 one with
+ * ` Ed25519` appended, and each must stay within X.509's bound.
+ */
+export const MAX_NEW_CLUSTER_NAME = X509_NAME_UPPER_BOUND - ` ${ED25519_CA_MARKER}`.length;
+
 /** A self-signed CA certificate for a fresh key of `alg`, with its key as stored. */
 async function selfSignedTls(
   alg: KeyAlgorithm,
