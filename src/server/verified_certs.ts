@@ -136,13 +136,21 @@ export function trustedClientCaKeys(ca: CertAuthority): TlsCaKey[] {
   return [...ca.trustedTls, ...ca.trustedTlsEd25519];
 }
 
+/** The refusal of a certificate an Ed25519 user CA key signed but may not have signed. */
+function notMaySign(what: string): KeyboundError {
+  return notIssuedByUserCa(what, " (its Ed25519 key signs only Ed25519 bots' join certificates)");
+}
+
 /**
  * `CA_KEY_DROPPED` if a user CA key an earlier rotation dropped signed
  * `cert`, else the generic refusal. Only public keys are tried, only on this
  * failure path, and only those whose key identifier matches the
  * certificate's authority key identifier (so a forged certificate costs at
  * most one extra signature check; one without an authority key identifier
- * costs none: every certificate the cluster issues carries one).
+ * costs none: every certificate the cluster issues carries one). What a
+ * dropped Ed25519 key may not have signed ({@linkcode userCaKeyMaySign}) is
+ * refused as when that key was trusted: it never was an identity of this
+ * cluster, so no "join again" answer (nor the rate limit's allowance for one).
  */
 async function notIssuedError(
   ctx: ServerContext,
@@ -153,6 +161,7 @@ async function notIssuedError(
   for (const d of ctx.cas.user.dropped) {
     const key = [d.tls, d.tlsEd25519].find((k) => aki && k?.keyId && bytesEqual(aki, k.keyId));
     if (key && await verifyCertificateSignature(cert, key.publicKey)) {
+      if (!await droppedKeyMaySign(key.publicKey, cert)) return notMaySign(what);
       return new CaKeyDroppedError(
         `${what}: certificate was issued by a user CA key that a rotation dropped ` +
           `(${d.droppedAt}); join again with the bound key`,
@@ -160,6 +169,19 @@ async function notIssuedError(
     }
   }
   return notIssuedByUserCa(what);
+}
+
+/** {@linkcode userCaKeyMaySign} for a certificate whose subject key may not even import. */
+async function droppedKeyMaySign(caKey: CryptoKey, cert: ParsedCertificate): Promise<boolean> {
+  // A P-256 key may sign any subject: no subject key to import.
+  if (algOf(caKey) !== "EdDSA") return true;
+  let subjectKey: CryptoKey;
+  try {
+    subjectKey = await cert.publicKey();
+  } catch {
+    return false;
+  }
+  return userCaKeyMaySign(caKey, cert.subject, subjectKey);
 }
 
 /**
@@ -214,7 +236,7 @@ export async function verifyClientCertificate(
   // Trust holds the Ed25519 key to what it may sign. Checked before the cache
   // entry is made, so a hit costs nothing more.
   if (!userCaKeyMaySign(trusted[signer].keyPair.publicKey, cert.subject, publicKey)) {
-    throw notIssuedByUserCa(what, " (its Ed25519 key signs only Ed25519 bots' join certificates)");
+    throw notMaySign(what);
   }
   const verified: VerifiedCertificate = {
     sha256: toHex(await sha256(der)),

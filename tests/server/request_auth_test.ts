@@ -1,4 +1,4 @@
-import { assert, assertEquals, assertRejects } from "../_assert.ts";
+import { assert, assertEquals, assertRejects, assertStringIncludes } from "../_assert.ts";
 import { KeyboundError } from "../../src/errors.ts";
 import { Hono } from "hono";
 import { challengeHash, signRequest } from "../../src/protocol/signed_request.ts";
@@ -13,7 +13,8 @@ import type { AppEnv } from "../../src/server/hono_env.ts";
 import { resourceKey, seenRequestKey } from "../../src/server/keys.ts";
 import { locksChangedMutation } from "../../src/server/locks.ts";
 import { requireAdmin, requireBot, verifySignedRequest } from "../../src/server/request_auth.ts";
-import type { ServerContext } from "../../src/server/context.ts";
+import type { ServerContext, TlsCaKey } from "../../src/server/context.ts";
+import { rotateCa } from "../../src/server/rotation/rotate.ts";
 import {
   rememberIssuedCertificate,
   VerifiedCertificateCache,
@@ -387,21 +388,18 @@ Deno.test("verified-certificate cache: an entry of a key not trusted is dropped 
   assert(await verifyClientCertificate(ctx, b.certDer, now, "certificate", cache) === vb);
 });
 
-Deno.test("the user CA's Ed25519 key is trusted for Ed25519 bots' join certificates only", async () => {
-  const { ctx } = await newCluster();
-  const ed = ctx.cas.user.tlsEd25519;
-  assert(ed, "a new cluster's user CA has the Ed25519 X.509 key");
-  const cache = new VerifiedCertificateCache();
-  const now = ctx.now();
-  const check = (der: Uint8Array) => verifyClientCertificate(ctx, der, now, "certificate", cache);
+/**
+ * Certificates the user CA's Ed25519 key `ed` may not sign, each with its
+ * own key: what a signing bug could make it sign.
+ */
+async function ed25519Misuses(ctx: ServerContext, ed: TlsCaKey) {
   const join = botSubject({
     botName: "example",
     botInstanceId: "i",
     generation: 1,
     joinToken: "t",
   });
-  // What a signing bug could make it sign: each refused as an untrusted issuer's, never cached.
-  const wrong = {
+  return {
     admin: await clientSigner(ctx, adminSubject(), { issuer: ed, alg: "EdDSA" }),
     output: await clientSigner(ctx, outputSubject({ botName: "example", joinToken: "t" }), {
       issuer: ed,
@@ -431,6 +429,17 @@ Deno.test("the user CA's Ed25519 key is trusted for Ed25519 bots' join certifica
       alg: "EdDSA",
     }),
   };
+}
+
+Deno.test("the user CA's Ed25519 key is trusted for Ed25519 bots' join certificates only", async () => {
+  const { ctx } = await newCluster();
+  const ed = ctx.cas.user.tlsEd25519;
+  assert(ed, "a new cluster's user CA has the Ed25519 X.509 key");
+  const cache = new VerifiedCertificateCache();
+  const now = ctx.now();
+  const check = (der: Uint8Array) => verifyClientCertificate(ctx, der, now, "certificate", cache);
+  // What a signing bug could make it sign: each refused as an untrusted issuer's, never cached.
+  const wrong = await ed25519Misuses(ctx, ed);
   for (const s of Object.values(wrong)) {
     await rejectsWith(() => check(s.certDer), "UNAUTHENTICATED", "not issued by this cluster");
   }
@@ -450,6 +459,44 @@ Deno.test("the user CA's Ed25519 key is trusted for Ed25519 bots' join certifica
   const admin = await check((await clientSigner(ctx, adminSubject(), { alg: "EdDSA" })).certDer);
   assertEquals(admin.identity.roles, ["@admin"]);
   assert(await check((await botSigner(ctx, "example", { alg: "ES256" })).certDer));
+});
+
+Deno.test("a dropped Ed25519 key: CA_KEY_DROPPED for its join certificates, the trusted key's refusal for the rest", async () => {
+  const { ctx } = await newCluster();
+  const ed = ctx.cas.user.tlsEd25519!;
+  const wrong = await ed25519Misuses(ctx, ed);
+  const bot = await botSigner(ctx, "example", { issuer: ed, alg: "EdDSA" });
+  const cache = new VerifiedCertificateCache();
+  const check = (der: Uint8Array) =>
+    verifyClientCertificate(ctx, der, ctx.now(), "certificate", cache);
+  // Warm: the join certificate is in the cache under the key that is about to be dropped.
+  assert(await check(bot.certDer));
+  for (const phase of ["init", "update_clients", "update_servers", "standby"] as const) {
+    await rotateCa(ctx, "user", { mode: "manual", phase }, { user: "admin" });
+  }
+  assertEquals(ctx.cas.user.dropped.filter((d) => d.tlsEd25519).length, 1);
+  assert(!ctx.cas.user.trustedTlsEd25519.some((k) => k.certPem === ed.certPem));
+
+  // What the key may sign, and did: the bot must join again.
+  await rejectsWith(() => check(bot.certDer), "CA_KEY_DROPPED", "a rotation dropped");
+  await rejectsWith(
+    async () => verify(ctx, await signRequest(bot, { method: "PUT", path: PATH, body: BODY })),
+    "CA_KEY_DROPPED",
+    "join again",
+  );
+  // What it may never sign: the same refusal as while it was trusted, whatever the subject.
+  for (const [name, s] of Object.entries(wrong)) {
+    const err = await assertRejects(() => check(s.certDer), KeyboundError);
+    assertEquals([name, err.code], [name, "UNAUTHENTICATED"]);
+    assertStringIncludes(err.message, "its Ed25519 key signs only Ed25519 bots' join certificates");
+  }
+  await rejectsWith(
+    async () =>
+      verify(ctx, await signRequest(wrong.admin, { method: "PUT", path: PATH, body: BODY })),
+    "UNAUTHENTICATED",
+    "not issued by this cluster",
+  );
+  assertEquals(cache.size, 0);
 });
 
 Deno.test("every subject botSubject writes is a join's to the Ed25519 key", async () => {
