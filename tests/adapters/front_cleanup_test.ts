@@ -17,7 +17,9 @@ import tls from "node:tls";
 import { assertEquals } from "../_assert.ts";
 import { missingTools } from "../_tools.ts";
 import { waitUntil } from "../_wait.ts";
-import type { FrontOptions } from "../../runtime-adapters/deno/tls_front.ts";
+import { type FrontOptions, startFront } from "../../runtime-adapters/deno/tls_front.ts";
+import { formatHostPort } from "../../src/util/host_port.ts";
+import { silentLogger } from "../../src/util/log.ts";
 import { frontWith, get as getFrom, serverPair } from "./_front.ts";
 
 const NEEDS_OPENSSL = missingTools("openssl");
@@ -210,5 +212,86 @@ Deno.test({
       socket.destroy();
       await stop();
     }
+  },
+});
+
+/**
+ * A client that resets once its request is passed on, before the answer:
+ * the server (a raw loopback listener, so that it answers after the front's
+ * FIN, which Deno.serve would not) then writes half an answer and closes.
+ * The front must read that to its end, see the close and forget the
+ * connection, and arm no answer clock for it. Before: the pipe's unpipe at
+ * the client's close paused the loopback connection, so the server's close
+ * went unseen until the grace limit (10 s; here 10 min) and the entry, its
+ * 2 descriptors and the grace timer stayed. A clock armed after the close
+ * (rereview-front N3, reachable once the answer is read) is a timer this
+ * test's op sanitizer (turned on) reports as leaked: the front's drain does not clear it.
+ */
+async function resetBeforeAnswer(tlsPair: { cert: string; key: string } | undefined) {
+  const target = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const front = await startFront({
+    hostname: "127.0.0.1",
+    port: 0,
+    ...(tlsPair ? { tls: tlsPair } : {}),
+    balancers: new Set(),
+    target: { hostname: "127.0.0.1", port: target.addr.port },
+    log: silentLogger,
+    closeGraceMs: 600_000,
+  });
+  const socket = net.connect({ host: "127.0.0.1", port: front.addr.port });
+  socket.on("error", () => {});
+  let server: Deno.Conn | undefined;
+  try {
+    const client = tlsPair ? tls.connect({ socket, rejectUnauthorized: false }) : socket;
+    client.on("error", () => {});
+    await new Promise((r) => client.once(tlsPair ? "secureConnect" : "connect", r));
+    client.write("GET / HTTP/1.1\r\nhost: x\r\n\r\n");
+    server = await target.accept();
+    const buf = new Uint8Array(4096);
+    let request = "";
+    while (!request.endsWith("\r\n\r\n")) {
+      const n = await server.read(buf);
+      if (n === null) throw new Error("the front closed before the request");
+      request += new TextDecoder().decode(buf.subarray(0, n));
+    }
+    const peer = server.remoteAddr as Deno.NetAddr;
+    assertEquals(front.clientAddress(peer), formatHostPort("127.0.0.1", socket.localPort!));
+    socket.resetAndDestroy();
+    // The front passes the client's close on as its FIN.
+    while (await server.read(buf) !== null);
+    await server.write(
+      new TextEncoder().encode("HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nhalf"),
+    );
+    server.close();
+    server = undefined;
+    await waitUntil(
+      () => front.clientAddress(peer) === undefined,
+      "the loopback connection closed",
+    );
+  } finally {
+    socket.destroy();
+    server?.close();
+    front.stopAccepting();
+    await front.drain();
+    target.close();
+  }
+}
+
+// The op sanitizer is off by default in Deno 2.9.6: on here, it fails the
+// test on a timer still armed when it ends.
+Deno.test({
+  name: "front: a client reset before its answer frees the loopback side once the server closes",
+  sanitizeOps: true,
+  fn: () => resetBeforeAnswer(undefined),
+});
+
+Deno.test({
+  name:
+    "front: a TLS client reset before its answer frees the loopback side once the server closes",
+  ignore: NEEDS_OPENSSL !== undefined,
+  sanitizeOps: true,
+  async fn() {
+    const { cert, key } = await serverPair();
+    await resetBeforeAnswer({ cert, key });
   },
 });

@@ -79,7 +79,7 @@ export function passRequests(
   let timer: ReturnType<typeof setTimeout> | undefined;
   const check = () => {
     timer = undefined;
-    if (since === undefined || answers.opaque) return;
+    if (since === undefined || answers.opaque || inner.destroyed) return;
     // The server is not reading (it is busy, or its answers wait for the
     // client): the rest of the request may be in the client's socket.
     if (upstream.writableNeedDrain) since = performance.now();
@@ -143,7 +143,7 @@ export function passRequests(
   const untaken = () => answers.inMessage || source.writableLength > 0 || inner.writableLength > 0;
   const checkAnswer = () => {
     answerTimer = undefined;
-    if (answerSince === undefined || answers.opaque) return;
+    if (answerSince === undefined || answers.opaque || inner.destroyed) return;
     if (!untaken()) {
       answerSince = undefined;
       o.answerTaken();
@@ -160,6 +160,9 @@ export function passRequests(
   // Before the pipe's own listener (installed after this function): the
   // buffers do not hold this chunk yet.
   upstream.on("data", (chunk: Uint8Array) => {
+    // The client is gone: its close cleared the clocks, and nothing may arm
+    // them again (the front reads the rest of the server's answer to discard it).
+    if (inner.destroyed) return;
     if (answerSince === undefined || !untaken()) {
       if (answerSince !== undefined) o.answerTaken();
       answerSince = performance.now();
