@@ -9,17 +9,15 @@
  *
  * @module
  */
+import { readEnv } from "./permissions.ts";
 
 const PROJECT_ROOT = new URL("../..", import.meta.url).pathname.replace(/\/$/, "");
 
 /** Changes to the directory `deno task` was invoked from, if any. */
 export function useInvocationDirectory(): void {
-  let dir: string | undefined;
-  try {
-    dir = Deno.env.get("INIT_CWD");
-  } catch {
-    return; // no --allow-env: not run through the task, nothing to undo
-  }
+  // Not readable (a narrowed --allow-env, or none): not run through the task, nothing
+  // to undo. Asked first, so a terminal is not prompted (./permissions.ts).
+  const dir = readEnv("INIT_CWD");
   if (!dir || Deno.cwd().replace(/\/$/, "") !== PROJECT_ROOT) return;
   Deno.chdir(dir);
 }

@@ -26,6 +26,7 @@ import { generateStorableKeyPair } from "../../src/crypto/keys.ts";
 import { certificateToPem } from "../../src/pki/pem.ts";
 import { issueCertificate, NAME_OIDS } from "../../src/pki/x509.ts";
 import { nodeHttpsFetcher } from "./node_https_fetch.ts";
+import { granted } from "./permissions.ts";
 
 /**
  * How long Keybound's own Deno HTTP clients keep an idle kept-alive
@@ -87,6 +88,9 @@ export function claimEmptyDefaultRoots(): Promise<boolean> {
 }
 
 async function claimOnce(): Promise<boolean> {
+  // The variables are read and set below: outside a narrowed --allow-env that would
+  // prompt on a terminal (./permissions.ts), so such a process takes the other way.
+  if (!STORE_VARIABLES.every((variable) => granted({ name: "env", variable }))) return false;
   const probe = await probeCertificate();
   const saved = STORE_VARIABLES.map((name) => [name, Deno.env.get(name)] as const);
   try {

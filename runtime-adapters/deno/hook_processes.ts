@@ -7,6 +7,17 @@
  * @module
  */
 import { HOOK_OUTPUT_TAIL, type HookExit, type HookProcesses } from "../../src/agent/hooks/mod.ts";
+import { KeyboundError } from "../../src/errors.ts";
+import { missingPermission } from "./permissions.ts";
+
+/**
+ * Refuses, with `HOOK_FAILED` naming the flag, what this process may not do
+ * yet: on a terminal Deno would otherwise prompt and wait (./permissions.ts).
+ */
+function requirePermission(permission: Deno.PermissionDescriptor): void {
+  const missing = missingPermission(permission);
+  if (missing) throw new KeyboundError("HOOK_FAILED", missing);
+}
 
 /**
  * How long the output streams may stay open after the hook exits: a
@@ -44,6 +55,7 @@ function tailOf(stream: ReadableStream<Uint8Array>) {
 export const denoHookProcesses: HookProcesses = {
   async run(argv, env, timeoutMs): Promise<HookExit> {
     const [program, ...args] = argv;
+    requirePermission({ name: "run", command: program });
     const child = new Deno.Command(program, {
       args,
       env,
@@ -83,6 +95,7 @@ export const denoHookProcesses: HookProcesses = {
   },
   readPidFile: async (path) => {
     // Read through one open file, so the owner and mode checked are the text's.
+    requirePermission({ name: "sys", kind: "uid" });
     using file = await Deno.open(path, { read: true });
     const info = await file.stat();
     // A PID file is a few digits: more than this is not one, and parsing says so.
@@ -91,5 +104,8 @@ export const denoHookProcesses: HookProcesses = {
     const text = new TextDecoder().decode(buf.subarray(0, n ?? 0));
     return { text, uid: info.uid, mode: info.mode, selfUid: Deno.uid() };
   },
-  kill: (pid, signal) => Deno.kill(pid, `SIG${signal}`),
+  kill: (pid, signal) => {
+    requirePermission({ name: "run" });
+    Deno.kill(pid, `SIG${signal}`);
+  },
 };

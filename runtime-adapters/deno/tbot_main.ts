@@ -21,6 +21,8 @@ import { fileErrorMessage } from "./os_error.ts";
 import { installSignalHandlers } from "./signals.ts";
 import { argParser } from "./arg_parser.ts";
 import { denoCliPath } from "./deno_cli.ts";
+import { granted, guardNodeEnv, readEnv } from "./permissions.ts";
+import process from "node:process";
 
 /**
  * Flags tbot runs with; the same as the `tbot` task in deno.json and the
@@ -53,6 +55,10 @@ export const TBOT_DENO_FLAGS = [
   "--allow-run",
 ];
 
+// Before any npm package runs: under a narrowed --allow-env, the variables they read
+// would prompt a terminal (./permissions.ts).
+guardNodeEnv(process);
+
 async function readTextFile(path: string): Promise<string> {
   try {
     return await Deno.readTextFile(path);
@@ -62,6 +68,8 @@ async function readTextFile(path: string): Promise<string> {
 }
 
 function hostname(): string {
+  // Asked first: outside a narrowed --allow-sys, a terminal would be prompted.
+  if (!granted({ name: "sys", kind: "hostname" })) return "unknown";
   try {
     return Deno.hostname();
   } catch {
@@ -93,7 +101,8 @@ function writeAll(file: { writeSync(p: Uint8Array): number }, text: string) {
 
 /** The Deno implementation of {@linkcode TbotPlatform}. */
 export const denoPlatform: TbotPlatform = {
-  env: (name) => Deno.env.get(name),
+  // A variable outside a narrowed --allow-env is absent, never a prompt (./permissions.ts).
+  env: readEnv,
   readTextFile,
   writeTextFile: (path, text, mode) =>
     writeFileAtomic(path, text, { mode }).catch((err) => {

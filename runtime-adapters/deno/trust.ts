@@ -40,6 +40,7 @@ import * as z from "zod";
 import { KeyboundError } from "../../src/errors.ts";
 import { concatBytes, fromBase64 } from "../../src/util/encoding.ts";
 import { denoCliPath } from "./deno_cli.ts";
+import { granted, readEnv } from "./permissions.ts";
 import {
   PROBE_TIMEOUT_MS,
   type ProbeOutcome,
@@ -146,16 +147,15 @@ export function parseProbeOutput(stdout: string): ProbeOutcome | undefined {
   return parsed.success ? parsed.data : undefined;
 }
 
-/** The variables of {@linkcode PROBE_ENV} this process has and may read. */
+/**
+ * The variables of {@linkcode PROBE_ENV} this process has and may read; one
+ * outside a narrowed --allow-env is left out (Deno does without it).
+ */
 function probeEnv(): Record<string, string> {
   const env: Record<string, string> = { DENO_NO_UPDATE_CHECK: "1", NO_COLOR: "1" };
   for (const name of PROBE_ENV) {
-    try {
-      const value = Deno.env.get(name);
-      if (value !== undefined) env[name] = value;
-    } catch {
-      // Not allowed to read it (a narrowed --allow-env): Deno does without it.
-    }
+    const value = readEnv(name);
+    if (value !== undefined) env[name] = value;
   }
   return env;
 }
@@ -194,6 +194,18 @@ export function firstContactVia(
   async function runProbe(baseUrl: string, request: string): Promise<ProbeOutcome> {
     const deno = options.deno === undefined ? denoCliPath() : options.deno ?? undefined;
     if (!deno || inProcess) return await probeUnverified(baseUrl, request);
+    const inThisProcess = async (why: string) => {
+      inProcess = true;
+      (options.log ?? silentLogger).info(
+        "the CA pin's first contact runs in this process: it could not start deno",
+        { deno, error: why },
+      );
+      return await probeUnverified(baseUrl, request);
+    };
+    // Asked first: starting a program outside a narrowed --allow-run prompts on a terminal.
+    if (!granted({ name: "run", command: deno })) {
+      return await inThisProcess("its --allow-run does not name deno");
+    }
     const fail = (message: string, cause?: unknown) =>
       connectionFailed(baseUrl, `the first-contact probe failed: ${message}`, cause);
     const limit = AbortSignal.timeout(PROBE_TIMEOUT_MS + PROBE_START_MS);
@@ -226,12 +238,7 @@ export function firstContactVia(
       // --allow-run, an executable this user may not run, or one replaced since this
       // process started (an upgrade in place: execPath() is then "<path> (deleted)"):
       // a setup that costs this process node:tls's memory, not a network failure.
-      inProcess = true;
-      (options.log ?? silentLogger).info(
-        "the CA pin's first contact runs in this process: it could not start deno",
-        { deno, error: (err as Error).message },
-      );
-      return await probeUnverified(baseUrl, request);
+      return await inThisProcess((err as Error).message);
     }
     // Read up to a bound each: a child that writes more is killed, not buffered.
     let overflow: "stdout" | "stderr" | undefined;

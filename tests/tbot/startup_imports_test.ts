@@ -83,6 +83,7 @@ Deno.test("the tbot task's launcher loads only itself, the SIGUSR1 guard and the
     "runtime-adapters/deno/entry/inspector_guard.ts",
     "runtime-adapters/deno/entry/run.ts",
     "runtime-adapters/deno/entry/tbot_launch.ts",
+    "runtime-adapters/deno/permissions.ts",
     "runtime-adapters/deno/tbot_bundle.ts",
   ]);
 });

@@ -1,0 +1,74 @@
+/**
+ * What tbot may do without asking anyone. Run on a terminal with a narrowed
+ * permission (`--allow-env=HOME`, `--allow-run=/usr/sbin/nginx`, …), Deno
+ * answers a call outside it with an interactive prompt and waits, one prompt
+ * per variable or program; a daemon must never wait for a prompt. Deno's
+ * `permissions.querySync` never prompts, so tbot asks it first and treats
+ * anything but "granted" as not allowed: a variable it may not read is
+ * absent, a program it may not start or a signal it may not send is an error
+ * naming the flag that is missing. Imports nothing.
+ *
+ * @module
+ */
+
+/** Whether this process holds `permission` already (never prompts). */
+export function granted(permission: Deno.PermissionDescriptor): boolean {
+  return Deno.permissions.querySync(permission).state === "granted";
+}
+
+/** Variable `name`; undefined when it is unset or this process may not read it. */
+export function readEnv(name: string): string | undefined {
+  return granted({ name: "env", variable: name }) ? Deno.env.get(name) : undefined;
+}
+
+/** Why `permission` is missing, naming the flag that would grant it; undefined if granted. */
+export function missingPermission(permission: Deno.PermissionDescriptor): string | undefined {
+  if (granted(permission)) return undefined;
+  switch (permission.name) {
+    case "run":
+      return permission.command === undefined
+        ? "tbot may not send signals: it runs without --allow-run for every program"
+        : `tbot may not start ${permission.command}: its --allow-run does not name it`;
+    case "sys":
+      return `tbot may not read the system's ${permission.kind}: its --allow-sys does not name it`;
+    default:
+      return `tbot lacks the ${permission.name} permission it needs here`;
+  }
+}
+
+/** Node's `process`, as far as {@linkcode guardNodeEnv} uses it. */
+export interface NodeProcess {
+  /** The environment as Node's APIs and npm packages read it. */
+  env: Record<string, string | undefined>;
+}
+
+/**
+ * Makes `process.env` answer as {@linkcode readEnv} does, when this process
+ * may not read every variable: npm packages read variables of their own
+ * (`yaml` reads `LOG_TOKENS` for every token it parses), and Deno's
+ * `process.env` would prompt for each outside a narrowed --allow-env. A
+ * variable this process may not read is absent; listing the variables gives
+ * none, since which are readable cannot be listed. With the whole --allow-env
+ * nothing changes.
+ */
+export function guardNodeEnv(process: NodeProcess): void {
+  if (granted({ name: "env" })) return;
+  const real = process.env;
+  const readable = (name: string | symbol): name is string =>
+    typeof name === "string" && granted({ name: "env", variable: name });
+  // The target is an empty object, not `real`: the language's checks of a proxy's
+  // answers read the target's own properties, which on Deno's env would prompt.
+  process.env = new Proxy({}, {
+    get: (_, name) => readable(name) ? real[name] : undefined,
+    has: (_, name) => readable(name) && real[name] !== undefined,
+    set: (_, name, value) => readable(name) && Reflect.set(real, name, value),
+    deleteProperty: (_, name) => readable(name) && Reflect.deleteProperty(real, name),
+    ownKeys: () => [],
+    getOwnPropertyDescriptor: (_, name) => {
+      const value = readable(name) ? real[name] : undefined;
+      return value === undefined
+        ? undefined
+        : { value, writable: true, enumerable: true, configurable: true };
+    },
+  });
+}
