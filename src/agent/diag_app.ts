@@ -56,6 +56,20 @@ function rawPath(url: string): string {
   return end < 0 ? url.slice(start) : url.slice(start, start + end);
 }
 
+/**
+ * `path` with its percent-encoded unreserved characters (letters, digits,
+ * `-._~`) decoded, as RFC 3986 §6.2.2.2 normalises them: `/%6Civez` is
+ * `/livez`, as under hono (which decoded with `decodeURI`). Reserved ones stay
+ * encoded (`%2F` is not a separator), and the dot segments this can spell
+ * (`/readyz/%2E%2E/livez`) are not resolved, as none is.
+ */
+function decodeUnreserved(path: string): string {
+  return path.replace(/%([0-9A-Fa-f]{2})/g, (escape, hex: string) => {
+    const c = String.fromCharCode(parseInt(hex, 16));
+    return /[A-Za-z0-9\-._~]/.test(c) ? c : escape;
+  });
+}
+
 /** Builds the diagnostics app. */
 export function createDiagApp(readiness: ReadinessRegistry, metrics: TbotMetrics): DiagApp {
   const route = (path: string): Response => {
@@ -81,7 +95,7 @@ export function createDiagApp(readiness: ReadinessRegistry, metrics: TbotMetrics
   return {
     fetch: (req) =>
       req.method === "GET" || req.method === "HEAD"
-        ? route(rawPath(req.url))
+        ? route(decodeUnreserved(rawPath(req.url)))
         : text(NOT_FOUND, 404),
   };
 }

@@ -127,10 +127,11 @@ Deno.test("diag: GET and HEAD only; a service name is percent-decoded; a trailin
   assertStringIncludes(await post.text(), "/readyz/{service}");
 });
 
-Deno.test("diag: a path is matched as sent: dot segments are not resolved, a query is not part of it", async () => {
-  const s = setup();
-  s.readiness.register("out").healthy();
-  // Over a real socket: a Request built in the test would have its URL resolved already.
+/**
+ * A diagnostics app over a real socket on loopback (a Request built in the test
+ * would have its URL resolved already): the status of a raw request target.
+ */
+function servedOverSocket(s: ReturnType<typeof setup>) {
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, s.app.fetch);
   const statusOf = async (target: string) => {
     const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.addr.port });
@@ -140,13 +141,39 @@ Deno.test("diag: a path is matched as sent: dot segments are not resolved, a que
     const answer = new TextDecoder().decode(await new Response(conn.readable).arrayBuffer());
     return Number(answer.split(" ")[1]);
   };
-  try {
-    assertEquals(await statusOf("/readyz/../livez"), 404);
-    assertEquals(await statusOf("/readyz/%2e%2e/livez"), 404);
-    assertEquals(await statusOf("/livez/."), 404);
-    assertEquals(await statusOf("/livez?x=/y"), 200);
-    assertEquals(await statusOf("/readyz/out?verbose=1"), 200);
-  } finally {
-    await server.shutdown();
-  }
+  return { statusOf, [Symbol.asyncDispose]: () => server.shutdown() };
+}
+
+Deno.test("diag: a path is matched as sent: dot segments are not resolved, a query is not part of it", async () => {
+  const s = setup();
+  s.readiness.register("out").healthy();
+  await using served = servedOverSocket(s);
+  const { statusOf } = served;
+  assertEquals(await statusOf("/readyz/../livez"), 404);
+  assertEquals(await statusOf("/readyz/%2e%2e/livez"), 404);
+  assertEquals(await statusOf("/livez/."), 404);
+  assertEquals(await statusOf("/livez?x=/y"), 200);
+  assertEquals(await statusOf("/readyz/out?verbose=1"), 200);
+});
+
+Deno.test("diag: percent-encoded unreserved characters are the characters (as under hono); reserved ones are not", async () => {
+  const s = setup();
+  s.readiness.register("out").healthy();
+  await using served = servedOverSocket(s);
+  const { statusOf } = served;
+  // Letters, digits and -._~ spelled with %XX, either case (RFC 3986 §6.2.2.2).
+  assertEquals(await statusOf("/%6Civez"), 200);
+  assertEquals(await statusOf("/%6c%69%76%65%7A"), 200);
+  assertEquals(await statusOf("/metric%73"), 200);
+  assertEquals(await statusOf("/%72eadyz"), 200);
+  assertEquals(await statusOf("/readyz/%6Fut"), 200);
+  assertEquals(await statusOf("/readyz/%6Fu"), 404);
+  // Dot segments spelled so are not resolved, a reserved %2F is not a separator, and
+  // what is not an escape stays as sent.
+  assertEquals(await statusOf("/readyz/%2E%2E/livez"), 404);
+  assertEquals(await statusOf("/readyz%2F..%2Flivez"), 404);
+  assertEquals(await statusOf("/%2Flivez"), 404);
+  assertEquals(await statusOf("/livez%2F"), 404);
+  assertEquals(await statusOf("/livez%"), 404);
+  assertEquals(await statusOf("/%6livez"), 404);
 });
