@@ -515,12 +515,14 @@ export async function startFront(o: FrontOptions): Promise<Front> {
   const listener = Deno.listen({ hostname: o.hostname, port: o.port });
   const refusedHeld = burstLog(
     o.log,
+    "refused_per_source",
     "refused connections at the public front: a source holds its cap of connections",
     `at most ${maxHeldPerSource} per source`,
     clock,
   );
   const refusedRate = burstLog(
     o.log,
+    "refused_source_rate",
     "refused connections at the public front: a source opens connections faster than its rate",
     `at most ${ratePerSource} a second per source, ${
       ratePerSource * CONNECTION_BURST_SECONDS
@@ -529,6 +531,7 @@ export async function startFront(o: FrontOptions): Promise<Front> {
   );
   const evictedHeld = burstLog(
     o.log,
+    "evicted_total",
     "closed the oldest connections of the source holding the most at the public front: " +
       "too many connections in all",
     `at most ${maxHeld} in all`,
@@ -536,12 +539,14 @@ export async function startFront(o: FrontOptions): Promise<Front> {
   );
   const evicted = burstLog(
     o.log,
+    "evicted_setup",
     "closed the oldest connections being set up at the public front: too many in all",
     `at most ${maxTotal} in all`,
     clock,
   );
   const refusedAwaiting = burstLog(
     o.log,
+    "refused_awaiting_header",
     "refused connections at the public front: a balancer's connections waiting for their " +
       "PROXY header are at their cap",
     `at most ${maxAwaiting} waiting`,
@@ -549,6 +554,7 @@ export async function startFront(o: FrontOptions): Promise<Front> {
   );
   const late = burstLog(
     o.log,
+    "request_deadline",
     "closed connections at the public front: a request not whole in time",
     `at most ${
       (o.requestDeadlineMs ?? REQUEST_DEADLINE_MS) / 1000
@@ -559,6 +565,7 @@ export async function startFront(o: FrontOptions): Promise<Front> {
     { graceMs: ANSWER_GRACE_MS, minBytesPerSecond: ANSWER_MIN_BYTES_PER_S };
   const slow = burstLog(
     o.log,
+    "answer_deadline",
     "closed connections at the public front: an answer not taken in time",
     `at most ${
       answerDeadline.graceMs / 1000
@@ -569,6 +576,7 @@ export async function startFront(o: FrontOptions): Promise<Front> {
   );
   const failed = burstLog(
     o.log,
+    "accept_failed",
     "the public front cannot accept connections (out of descriptors?)",
     "accepting again",
     clock,

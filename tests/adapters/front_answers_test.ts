@@ -68,6 +68,8 @@ Deno.test({
       const logged = lines.filter((l) => l.includes("an answer not taken in time"));
       assertEquals(logged.length, 1, lines.join("\n"));
       assertEquals(JSON.parse(logged[0]).detail, "127.0.0.1");
+      // Told apart from a request-deadline cut by a stable field, not by the prose.
+      assertEquals(JSON.parse(logged[0]).reason, "answer_deadline");
       // The cut connection ends for the client too (after what its buffers hold).
       const read = await readAll(conns[0]);
       assert(read < LARGE, `read ${read} of ${LARGE}`);
@@ -105,6 +107,7 @@ Deno.test({
       assertEquals(await get("127.0.0.1", front.addr.port), "HTTP/1.1 200 OK");
       const over = (l: string) => JSON.parse(l).msg.startsWith(`${first}: over`);
       await waitUntil(() => lines.some(over), "the over line");
+      assertEquals(JSON.parse(lines.find(over)!).reason, "answer_deadline");
       // Before: count was never reset, and this cut was not logged.
       conns.push(await stall(front.addr.port, ca, "/large"));
       await waitUntil(() => cuts(events) === 2, "the second cut", { timeoutMs: 20_000 });

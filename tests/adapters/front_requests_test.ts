@@ -365,12 +365,16 @@ Deno.test({
       assertEquals(logged().length, 1, lines.join("\n"));
       // Named by its source, as the answer-deadline line names it (not host:port).
       assertEquals(JSON.parse(logged()[0]).detail, "127.0.0.1");
+      // Told apart from an answer-deadline cut by a stable field, not by the prose.
+      assertEquals(JSON.parse(logged()[0]).reason, "request_deadline");
       // Quiet for longer than the spell, then a request whole in time: the burst is over.
       now += 5_001;
       const conn = await connect(front.addr.port, ca);
       await conn.write(enc("GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"));
       assert((await readUntil(conn, () => false)).startsWith("HTTP/1.1 200"));
       conn.close();
+      const over = lines.find((l) => JSON.parse(l).msg.startsWith(`${first}: over`));
+      assertEquals(JSON.parse(over ?? "{}").reason, "request_deadline");
       // Before: the burst never ended, and this cut was not logged.
       await unfinished();
       assertEquals(events, ["request_deadline", "request_deadline"]);
