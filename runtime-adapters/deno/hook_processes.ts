@@ -6,9 +6,14 @@
  *
  * @module
  */
-import { HOOK_OUTPUT_TAIL, type HookExit, type HookProcesses } from "../../src/agent/hooks/mod.ts";
+import {
+  HOOK_OUTPUT_TAIL,
+  HOOK_PATH,
+  type HookExit,
+  type HookProcesses,
+} from "../../src/agent/hooks/mod.ts";
 import { KeyboundError } from "../../src/errors.ts";
-import { missingPermission } from "./permissions.ts";
+import { granted, missingPermission } from "./permissions.ts";
 
 /**
  * Refuses, with `HOOK_FAILED` naming the flag, what this process may not do
@@ -55,7 +60,15 @@ function tailOf(stream: ReadableStream<Uint8Array>) {
 export const denoHookProcesses: HookProcesses = {
   async run(argv, env, timeoutMs): Promise<HookExit> {
     const [program, ...args] = argv;
-    requirePermission({ name: "run", command: program });
+    // Deno finds a bare name on the PATH the hook gets (HOOK_PATH), the query on this
+    // process's own: asked for each place the hook's PATH could find it, so a hook
+    // allowed by its full path is not refused when this process's PATH lacks its directory.
+    const places = program.includes("/")
+      ? []
+      : HOOK_PATH.split(":").map((dir) => `${dir}/${program}`);
+    if (!places.some((command) => granted({ name: "run", command }))) {
+      requirePermission({ name: "run", command: program });
+    }
     const child = new Deno.Command(program, {
       args,
       env,

@@ -94,20 +94,21 @@ Deno.test({
         "outputs: []",
         [
           "outputs:",
-          ...output("allowed", ["exec: [sh, -c, 'exit 0']"]),
-          ...output("unlisted", ['exec: ["true"]']),
+          ...output("allowed", ['exec: ["true"]']),
+          ...output("unlisted", ['exec: ["false"]']),
           ...output("signalled", ["signal: HUP", `pid_file: ${pidFile}`]),
         ].join("\n"),
       );
       await Deno.writeTextFile(bot.config, yaml);
 
       // tbot's own flags with --allow-env, --allow-run and --allow-sys narrowed; variables
-      // tbot reads (TBOT_*) set but not allowed, so reading one would prompt.
+      // tbot reads (TBOT_*) set but not allowed, so reading one would prompt; the hook
+      // program allowed by its full path only.
       const flags = TBOT_DENO_FLAGS.map((f) =>
         f === "--allow-env"
           ? "--allow-env=HOME"
           : f === "--allow-run"
-          ? `--allow-run=sh${denoAllowed ? `,${Deno.execPath()}` : ""}`
+          ? `--allow-run=/usr/bin/true${denoAllowed ? `,${Deno.execPath()}` : ""}`
           : f.startsWith("--allow-sys")
           ? "--allow-sys=uid"
           : f
@@ -115,6 +116,8 @@ Deno.test({
       const run = await onTerminal(
         [
           "env",
+          // A search path without /usr/bin: the allowed hook is found on the hooks' own.
+          "PATH=/nonexistent",
           "TBOT_DEBUG=1",
           `TBOT_CONFIG_PATH=${bot.dir}/missing.yaml`,
           Deno.execPath(),
@@ -139,7 +142,7 @@ Deno.test({
       );
       assert(/reload hook ran .*service=allowed/.test(run.shown), run.shown);
       assert(
-        /reload hook failed.*service=unlisted.*tbot may not start true: its --allow-run does not name it \(HOOK_FAILED\)/
+        /reload hook failed.*service=unlisted.*tbot may not start false: its --allow-run does not name it \(HOOK_FAILED\)/
           .test(run.shown),
         run.shown,
       );
