@@ -7,8 +7,12 @@
  */
 import type { FileSharing } from "../../src/agent/sharing/mod.ts";
 import { HOOK_PATH } from "../../src/agent/hooks/mod.ts";
+import { missingRunPermission } from "./permissions.ts";
 
 async function run(program: string, args: string[]): Promise<{ ok: boolean; stderr: string }> {
+  // Asked first: outside a narrowed --allow-run, a terminal would be prompted (./permissions.ts).
+  const missing = missingRunPermission(program, HOOK_PATH);
+  if (missing) throw new Error(missing);
   const out = await new Deno.Command(program, {
     args,
     env: { PATH: HOOK_PATH, LC_ALL: "C" },

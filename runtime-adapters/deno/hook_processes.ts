@@ -13,14 +13,14 @@ import {
   type HookProcesses,
 } from "../../src/agent/hooks/mod.ts";
 import { KeyboundError } from "../../src/errors.ts";
-import { granted, missingPermission } from "./permissions.ts";
+import { missingPermission, missingRunPermission } from "./permissions.ts";
 
 /**
  * Refuses, with `HOOK_FAILED` naming the flag, what this process may not do
- * yet: on a terminal Deno would otherwise prompt and wait (./permissions.ts).
+ * yet (`missing` says what): on a terminal Deno would otherwise prompt and
+ * wait (./permissions.ts).
  */
-function requirePermission(permission: Deno.PermissionDescriptor): void {
-  const missing = missingPermission(permission);
+function refuseIf(missing: string | undefined): void {
   if (missing) throw new KeyboundError("HOOK_FAILED", missing);
 }
 
@@ -60,15 +60,7 @@ function tailOf(stream: ReadableStream<Uint8Array>) {
 export const denoHookProcesses: HookProcesses = {
   async run(argv, env, timeoutMs): Promise<HookExit> {
     const [program, ...args] = argv;
-    // Deno finds a bare name on the PATH the hook gets (HOOK_PATH), the query on this
-    // process's own: asked for each place the hook's PATH could find it, so a hook
-    // allowed by its full path is not refused when this process's PATH lacks its directory.
-    const places = program.includes("/")
-      ? []
-      : HOOK_PATH.split(":").map((dir) => `${dir}/${program}`);
-    if (!places.some((command) => granted({ name: "run", command }))) {
-      requirePermission({ name: "run", command: program });
-    }
+    refuseIf(missingRunPermission(program, HOOK_PATH));
     const child = new Deno.Command(program, {
       args,
       env,
@@ -108,7 +100,7 @@ export const denoHookProcesses: HookProcesses = {
   },
   readPidFile: async (path) => {
     // Read through one open file, so the owner and mode checked are the text's.
-    requirePermission({ name: "sys", kind: "uid" });
+    refuseIf(missingPermission({ name: "sys", kind: "uid" }));
     using file = await Deno.open(path, { read: true });
     const info = await file.stat();
     // A PID file is a few digits: more than this is not one, and parsing says so.
@@ -118,7 +110,7 @@ export const denoHookProcesses: HookProcesses = {
     return { text, uid: info.uid, mode: info.mode, selfUid: Deno.uid() };
   },
   kill: (pid, signal) => {
-    requirePermission({ name: "run" });
+    refuseIf(missingPermission({ name: "run" }));
     Deno.kill(pid, `SIG${signal}`);
   },
 };

@@ -36,6 +36,21 @@ export function missingPermission(permission: Deno.PermissionDescriptor): string
   }
 }
 
+/**
+ * Why this process may not start `program` for a child whose `PATH` is
+ * `childPath`; undefined if it may. Deno finds a bare name on the `PATH` the
+ * child gets, the query on this process's own: each place `childPath` could
+ * find it is asked too, so a program allowed by its full path is not refused
+ * when this process's `PATH` lacks its directory.
+ */
+export function missingRunPermission(program: string, childPath: string): string | undefined {
+  const places = program.includes("/")
+    ? []
+    : childPath.split(":").filter((dir) => dir !== "").map((dir) => `${dir}/${program}`);
+  if (places.some((command) => granted({ name: "run", command }))) return undefined;
+  return missingPermission({ name: "run", command: program });
+}
+
 /** Node's `process`, as far as {@linkcode guardNodeEnv} uses it. */
 export interface NodeProcess {
   /** The environment as Node's APIs and npm packages read it. */

@@ -65,76 +65,81 @@ async function onTerminal(argv: string[], cwd: string) {
 
 Deno.test({
   name: "narrowed permissions on a terminal: tbot asks nothing, reads no variable it may not, " +
-    "and names the missing flag of a hook",
+    "and names the missing flag of a hook or of sharing",
   ignore: ignoreUnless("narrowed permissions test", noScript()),
 }, async () => {
   await using bot = await servedBot("tbot-narrowed-");
   const sleeper = new Deno.Command("sleep", { args: ["600"], stdin: "null" }).spawn();
+  const storage = `${bot.dir}/bot`;
+  const pidFile = `${bot.dir}/server.pid`;
+  const output = (name: string, onRenew: string[], readers?: string) => [
+    "  - type: identity",
+    `    name: ${name}`,
+    "    destination:",
+    "      type: directory",
+    `      path: ${storage}-${name}`,
+    ...(readers ? [`      readers: ${readers}`] : []),
+    "    on_renew:",
+    ...onRenew.map((l) => `      ${l}`),
+  ];
+  /**
+   * Runs tbot --oneshot on a terminal with `outputs`, under tbot's own flags with
+   * --allow-env, --allow-run and --allow-sys narrowed: the variables tbot reads
+   * (TBOT_*) set but not allowed, so reading one would prompt; /usr/bin/true (and
+   * deno when `denoAllowed`) the only programs, by full path, and tbot's own PATH
+   * without /usr/bin. The learned host CA is forgotten first, so each run makes
+   * the pin's first contact.
+   */
+  const runWith = async (outputs: string[], denoAllowed: boolean) => {
+    await Deno.remove(`${storage}/host_ca.pem`).catch(() => {});
+    await Deno.remove(`${storage}/host_ca_pins`).catch(() => {});
+    await bot.writeConfig({ storage });
+    const yaml = (await Deno.readTextFile(bot.config))
+      .replace("outputs: []", ["outputs:", ...outputs].join("\n"));
+    await Deno.writeTextFile(bot.config, yaml);
+    const flags = TBOT_DENO_FLAGS.map((f) =>
+      f === "--allow-env"
+        ? "--allow-env=HOME"
+        : f === "--allow-run"
+        ? `--allow-run=/usr/bin/true${denoAllowed ? `,${Deno.execPath()}` : ""}`
+        : f.startsWith("--allow-sys")
+        ? "--allow-sys=uid"
+        : f
+    );
+    const run = await onTerminal(
+      [
+        "env",
+        "PATH=/nonexistent",
+        "TBOT_DEBUG=1",
+        `TBOT_CONFIG_PATH=${bot.dir}/missing.yaml`,
+        Deno.execPath(),
+        "run",
+        ...flags,
+        TBOT_MAIN,
+        "start",
+        "-c",
+        bot.config,
+        "--oneshot",
+      ],
+      bot.dir,
+    );
+    assert(!run.prompted, `Deno prompted:\n${run.shown}`);
+    // TBOT_DEBUG was not readable: no debug lines.
+    assert(!run.shown.includes(" DEBUG "), run.shown);
+    return run;
+  };
   try {
-    const pidFile = `${bot.dir}/server.pid`;
     await Deno.writeTextFile(pidFile, `${sleeper.pid}\n`);
     // With deno allowed, the pin's first contact runs in a child (given only the
-    // variables it may read); without, in tbot's process: the learned host CA is
-    // forgotten in between, so the second run makes its first contact again.
-    const storage = `${bot.dir}/bot`;
+    // variables it may read); without, in tbot's process.
     for (const denoAllowed of [true, false]) {
-      await Deno.remove(`${storage}/host_ca.pem`).catch(() => {});
-      await Deno.remove(`${storage}/host_ca_pins`).catch(() => {});
-      await bot.writeConfig({ storage });
-      const output = (name: string, onRenew: string[]) => [
-        "  - type: identity",
-        `    name: ${name}`,
-        "    destination:",
-        "      type: directory",
-        `      path: ${storage}-${name}`,
-        "    on_renew:",
-        ...onRenew.map((l) => `      ${l}`),
-      ];
-      const yaml = (await Deno.readTextFile(bot.config)).replace(
-        "outputs: []",
-        [
-          "outputs:",
-          ...output("allowed", ['exec: ["true"]']),
-          ...output("unlisted", ['exec: ["false"]']),
-          ...output("signalled", ["signal: HUP", `pid_file: ${pidFile}`]),
-        ].join("\n"),
-      );
-      await Deno.writeTextFile(bot.config, yaml);
-
-      // tbot's own flags with --allow-env, --allow-run and --allow-sys narrowed; variables
-      // tbot reads (TBOT_*) set but not allowed, so reading one would prompt; the hook
-      // program allowed by its full path only.
-      const flags = TBOT_DENO_FLAGS.map((f) =>
-        f === "--allow-env"
-          ? "--allow-env=HOME"
-          : f === "--allow-run"
-          ? `--allow-run=/usr/bin/true${denoAllowed ? `,${Deno.execPath()}` : ""}`
-          : f.startsWith("--allow-sys")
-          ? "--allow-sys=uid"
-          : f
-      );
-      const run = await onTerminal(
-        [
-          "env",
-          // A search path without /usr/bin: the allowed hook is found on the hooks' own.
-          "PATH=/nonexistent",
-          "TBOT_DEBUG=1",
-          `TBOT_CONFIG_PATH=${bot.dir}/missing.yaml`,
-          Deno.execPath(),
-          "run",
-          ...flags,
-          TBOT_MAIN,
-          "start",
-          "-c",
-          bot.config,
-          "--oneshot",
-        ],
-        bot.dir,
-      );
-      assert(!run.prompted, `Deno prompted:\n${run.shown}`);
+      const run = await runWith([
+        // Allowed by its full path only, found on the hooks' own search path.
+        ...output("allowed", ['exec: ["true"]']),
+        ...output("unlisted", ['exec: ["false"]']),
+        ...output("signalled", ["signal: HUP", `pid_file: ${pidFile}`]),
+      ], denoAllowed);
       assertEquals(run.code, 0, run.shown);
-      // TBOT_DEBUG was not readable: no debug lines.
-      assert(!run.shown.includes(" DEBUG "), run.shown);
       assertEquals(
         run.shown.includes("the CA pin's first contact runs in this process"),
         !denoAllowed,
@@ -152,6 +157,17 @@ Deno.test({
       );
       assert(await Deno.stat(`${storage}-allowed/tlscert`), "the outputs were written");
     }
+    // Sharing an output starts setfacl (or chgrp), neither allowed: refused at start.
+    const shared = await runWith(
+      output("shared", ['exec: ["true"]'], "[{group: root}]"),
+      true,
+    );
+    assertEquals(shared.code, 1, shared.shown);
+    assert(
+      /cannot share output "shared".*tbot may not start setfacl: its --allow-run does not name it \(SHARING_FAILED\)/
+        .test(shared.shown),
+      shared.shown,
+    );
   } finally {
     sleeper.kill("SIGKILL");
     await sleeper.status;
