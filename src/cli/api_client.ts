@@ -15,6 +15,8 @@ import {
   PUT_RESOURCES_PATH,
   putResourceResponse,
   putResourcesResponse,
+  RawResourceResponse,
+  resourceForUpdate,
   type ResourceList,
   resourceListResponse,
   resourcePath,
@@ -67,8 +69,16 @@ export interface AdminApi {
   >;
   /** One page of the resources of a kind, in name order. */
   listPage<K extends Kind>(kind: K, query?: ResourceQuery): Promise<ResourceList<K>>;
-  /** One resource (`bot/id` for bot instances); `NOT_FOUND` if absent. */
-  get<K extends Kind>(kind: K, name: string): Promise<ResourceOf<K>>;
+  /**
+   * One resource (`bot/id` for bot instances); `NOT_FOUND` if absent. With
+   * `forUpdate` (a read-modify-write), a field this client does not know is
+   * `NOT_IMPLEMENTED` instead of dropped, so the write cannot delete it.
+   */
+  get<K extends Kind>(
+    kind: K,
+    name: string,
+    options?: { forUpdate?: boolean },
+  ): Promise<ResourceOf<K>>;
   /** Creates (or with `upsert` overwrites) a resource. */
   put<R extends CreatableResource>(
     resource: R,
@@ -159,8 +169,16 @@ export class AdminApiClient implements AdminApi {
   }
 
   /** `GET /v1/resources/{kind}/{name}`. */
-  async get<K extends Kind>(kind: K, name: string): Promise<ResourceOf<K>> {
+  async get<K extends Kind>(
+    kind: K,
+    name: string,
+    options: { forUpdate?: boolean } = {},
+  ): Promise<ResourceOf<K>> {
     const path = resourcePath(kind, name);
+    if (options.forUpdate) {
+      const raw = await this.#call({ method: "GET", path, response: RawResourceResponse });
+      return resourceForUpdate(kind, raw.item);
+    }
     return (await this.#call({ method: "GET", path, response: resourceResponse(kind) })).item;
   }
 

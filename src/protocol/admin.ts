@@ -1,12 +1,16 @@
 /**
  * Wire messages of the admin API (docs/protocol.md §5): resource listing,
  * reading, writing and deletion, token rotation and the audit log. Every
- * resource in an answer is validated against its kind's schema.
+ * resource in an answer is validated against its kind's schema, dropping the
+ * fields this client does not know (§1.7).
  *
  * @module
  */
 import * as z from "zod";
 import { type Kind, type ResourceOf, schemaOf } from "../resources/schemas.ts";
+import { KeyboundError } from "../errors.ts";
+import { formatZodError } from "../util/zod_error.ts";
+import { answerSchema } from "./answer_schema.ts";
 import { AuditEvent } from "./audit.ts";
 
 /** Path of the resources of `kind`, or of one (bot instances as `bot/id`, each part encoded). */
@@ -27,11 +31,52 @@ export const AUDIT_PATH = "/v1/audit";
 /** The largest `limit` of one page of a listing (resources and audit), the wire contract. */
 export const MAX_LIST_PAGE = 1000;
 
+const answerSchemas = new Map<Kind, z.ZodType>();
+
+/**
+ * A resource of `kind` in an answer: its schema (which also checks requests
+ * and storage, strictly), dropping at every depth the fields this client does
+ * not know (§1.7). Made once per kind.
+ */
+function resourceAnswer<K extends Kind>(kind: K): z.ZodType<ResourceOf<K>> {
+  let schema = answerSchemas.get(kind);
+  if (!schema) answerSchemas.set(kind, schema = answerSchema(schemaOf(kind)));
+  return schema as z.ZodType<ResourceOf<K>>;
+}
+
+/**
+ * A resource read to be written back (`tctl edit`, `tctl bots update`):
+ * dropping a field this client does not know would delete it from the
+ * server's copy with the write, so such a field is refused instead
+ * (`NOT_IMPLEMENTED`, naming it: upgrade the client to change the resource).
+ * An answer that is not a resource at all is `CONNECTION_FAILED`, as any
+ * unexpected answer.
+ */
+export function resourceForUpdate<K extends Kind>(kind: K, value: unknown): ResourceOf<K> {
+  const strict = schemaOf(kind).safeParse(value);
+  if (strict.success) return strict.data;
+  const unknown = strict.error.issues.flatMap((i) =>
+    i.code === "unrecognized_keys" ? i.keys.map((k) => [...i.path, k].join(".")) : []
+  );
+  if (unknown.length > 0 && resourceAnswer(kind).safeParse(value).success) {
+    throw new KeyboundError(
+      "NOT_IMPLEMENTED",
+      `the server's ${kind} has fields this client does not know (` +
+        `${unknown.slice(0, 3).join(", ")}${unknown.length > 3 ? ", …" : ""}); ` +
+        "writing it back would drop them: upgrade this client to change it",
+    );
+  }
+  throw new KeyboundError(
+    "CONNECTION_FAILED",
+    `unexpected ${kind} from the server: ${formatZodError(strict.error)}`,
+  );
+}
+
 /** `GET /v1/resources/{kind}`: one page of the live resources of a kind, in name order. */
 export function resourceListResponse<K extends Kind>(
   kind: K,
 ): z.ZodType<{ items: ResourceOf<K>[]; next?: string }> {
-  return z.object({ items: z.array(schemaOf(kind)), next: z.string().optional() });
+  return z.object({ items: z.array(resourceAnswer(kind)), next: z.string().optional() });
 }
 
 /** `GET /v1/resources/{kind}` query: a page size, the previous page's cursor, a bot's instances. */
@@ -52,9 +97,15 @@ export interface ResourceList<K extends Kind> {
   next?: string;
 }
 
+/**
+ * `GET /v1/resources/{kind}/{name}` read to be written back: the resource as
+ * sent, for {@linkcode resourceForUpdate}.
+ */
+export const RawResourceResponse: z.ZodType<{ item: unknown }> = z.object({ item: z.unknown() });
+
 /** `GET /v1/resources/{kind}/{name}` and `POST /v1/tokens/{name}/rotate`: one resource. */
 export function resourceResponse<K extends Kind>(kind: K): z.ZodType<{ item: ResourceOf<K> }> {
-  return z.object({ item: schemaOf(kind) });
+  return z.object({ item: resourceAnswer(kind) });
 }
 
 /** `PUT /v1/resources/{kind}/{name}` request body. */
@@ -69,7 +120,7 @@ export type PutResourceRequest = z.infer<typeof PutResourceRequest>;
 export function putResourceResponse<K extends Kind>(
   kind: K,
 ): z.ZodType<{ item: ResourceOf<K>; created?: boolean }> {
-  return z.object({ item: schemaOf(kind), created: z.boolean().optional() });
+  return z.object({ item: resourceAnswer(kind), created: z.boolean().optional() });
 }
 
 /** Path of `POST /v1/resources`: several resources written in one compare-and-swap. */
@@ -79,7 +130,7 @@ export const PUT_RESOURCES_PATH = "/v1/resources";
 export function putResourcesResponse(
   kinds: readonly Kind[],
 ): z.ZodType<{ items: ResourceOf<Kind>[]; created: boolean[] }> {
-  const items = z.tuple(kinds.map((k) => schemaOf(k)) as [z.ZodType, ...z.ZodType[]]);
+  const items = z.tuple(kinds.map((k) => resourceAnswer(k)) as [z.ZodType, ...z.ZodType[]]);
   return z.object({ items, created: z.array(z.boolean()) }) as unknown as z.ZodType<
     { items: ResourceOf<Kind>[]; created: boolean[] }
   >;

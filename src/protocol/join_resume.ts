@@ -19,6 +19,7 @@ import { algOf } from "../crypto/keys.ts";
 import { sha256 } from "../crypto/random.ts";
 import { KeyboundError } from "../errors.ts";
 import { fromUtf8, toHex, utf8 } from "../util/encoding.ts";
+import { answerSchema } from "./answer_schema.ts";
 import { JoinResultSchema } from "./messages.ts";
 
 /** Path of the `resume` call. */
@@ -44,8 +45,11 @@ export const ResumeRequest = z.strictObject({
 /** A `resume` request. */
 export type ResumeRequest = z.infer<typeof ResumeRequest>;
 
-/** The answer of a successful resume: the committed result, once. */
-export const ResumeResponse = z.strictObject({ result: JoinResultSchema });
+/**
+ * The answer of a successful resume: the committed result, once. Clients drop
+ * fields they do not know (§1.7); the stored record keeps the strict schema.
+ */
+export const ResumeResponse = answerSchema(z.strictObject({ result: JoinResultSchema }));
 /** A resume response. */
 export type ResumeResponse = z.infer<typeof ResumeResponse>;
 

@@ -6,6 +6,7 @@
  * @module
  */
 import * as z from "zod";
+import { answerSchema } from "./answer_schema.ts";
 
 /** Path of the `begin` call. */
 export const JOIN_BEGIN_PATH = "/v1/join/bound-keypair/begin";
@@ -175,13 +176,18 @@ export const JoinResultSchema: z.ZodType<JoinResult> = z.strictObject({
   }),
 });
 
+// The answers below are what clients parse: built from the strict schemas above (the join
+// result is also the stored resume record's), they drop the fields a newer server adds (§1.7).
+
 /** A response carrying the next step. */
-export const StepResponse = z.strictObject({ session: z.string(), step: JoinStep });
+export const StepResponse = answerSchema(z.strictObject({ session: z.string(), step: JoinStep }));
 /** A step response. */
 export type StepResponse = z.infer<typeof StepResponse>;
 
 /** The final response: the result, or `null` after `giving_up`. */
-export const ResultResponse = z.strictObject({ result: JoinResultSchema.nullable() });
+export const ResultResponse = answerSchema(
+  z.strictObject({ result: JoinResultSchema.nullable() }),
+);
 /** A result response. */
 export type ResultResponse = z.infer<typeof ResultResponse>;
 

@@ -16,6 +16,7 @@ import { certificatesFromPem } from "../../src/pki/mod.ts";
 import type { JoinResult } from "../../src/protocol/messages.ts";
 import type { Bot, Lock, Role, Token } from "../../src/resources/schemas.ts";
 import { type AppOptions, createApp } from "../../src/server/app.ts";
+import type { FetchApp } from "../../runtime-adapters/deno/serve.ts";
 import { type AuditEvent, type AuditEventType, listAudit } from "../../src/server/audit.ts";
 import { bootstrapCluster } from "../../src/server/bootstrap.ts";
 import type { ServerContext } from "../../src/server/context.ts";
@@ -54,12 +55,16 @@ export interface Harness {
   close(): Promise<void>;
 }
 
+/** Wraps the served app (say, to change its answers as a newer server would). */
+type Around = (app: FetchApp) => FetchApp;
+
 async function serve(
   backend: Backend,
   path: string,
   dir: string,
   clock: Clock,
   options: AppOptions = {},
+  around: Around = (app) => app,
 ): Promise<Harness> {
   const ctx = await bootstrapCluster(backend, {
     clusterName: "join.test",
@@ -67,7 +72,7 @@ async function serve(
     version: "0.0.0-test",
     now: () => clock.t,
   });
-  const app = createApp(ctx, options);
+  const app = around(createApp(ctx, options));
   const server = Deno.serve(
     { port: 0, hostname: "127.0.0.1", onListen: () => {} },
     (req, info) => app.fetch(req, { remoteAddr: (info.remoteAddr as Deno.NetAddr).hostname }),
@@ -88,7 +93,7 @@ async function serve(
     stop,
     restart: async () => {
       await stop();
-      return serve(await openTestBackend(path), path, dir, clock, options);
+      return serve(await openTestBackend(path), path, dir, clock, options, around);
     },
     close: async () => {
       await stop();
@@ -97,11 +102,17 @@ async function serve(
   };
 }
 
-/** Starts an auth service over a fresh KV file (`options`: the app's, e.g. a rate limit). */
-export async function startHarness(options: AppOptions = {}): Promise<Harness> {
+/**
+ * Starts an auth service over a fresh KV file (`options`: the app's, e.g. a
+ * rate limit; `around` wraps the app it serves).
+ */
+export async function startHarness(
+  options: AppOptions = {},
+  around?: Around,
+): Promise<Harness> {
   const dir = await Deno.makeTempDir({ prefix: "keybound-join-" });
   const path = `${dir}/auth.kv`;
-  return serve(await openTestBackend(path), path, dir, new Clock(), options);
+  return serve(await openTestBackend(path), path, dir, new Clock(), options, around);
 }
 
 /** A second auth process on the same KV file (same cluster, own port); stop it with `stop`. */

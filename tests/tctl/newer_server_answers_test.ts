@@ -3,46 +3,24 @@
  * a newer auth service whose answers carry fields it does not know reads the
  * fields it knows and drops the rest, so an additive answer change does not
  * break older clients. The server is the real app; a wrapper in front of it
- * adds an unknown field to every object of the CA status and export answers,
- * as a newer server would.
+ * adds an unknown field to every object of the status, CA and resource
+ * answers, as a newer server would. A resource read to be written back is
+ * the exception: dropping a field would delete it, so tctl refuses instead.
  *
  * @module
  */
 import { assert, assertEquals, assertStringIncludes } from "../_assert.ts";
-import type { FetchApp } from "../../runtime-adapters/deno/serve.ts";
-import { startInProcessAuth, tctl } from "./_harness.ts";
-
-const FUTURE = "future_field_of_a_newer_server";
-
-/** `value` with `FUTURE` added to every object in it, at every depth. */
-function withFutureFields(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(withFutureFields);
-  if (value === null || typeof value !== "object") return value;
-  const out: Record<string, unknown> = { [FUTURE]: { added: "later" } };
-  for (const [k, v] of Object.entries(value)) out[k] = withFutureFields(v);
-  return out;
-}
-
-/** Serves `app`, adding future fields to the JSON answers of the status and CA admin calls. */
-function newerServer(app: FetchApp): FetchApp {
-  return {
-    async fetch(request, env) {
-      const res = await app.fetch(request, env);
-      const path = new URL(request.url).pathname;
-      if (!res.ok || !(path === "/v1/status" || path.startsWith("/v1/cas/"))) return res;
-      const body = withFutureFields(await res.json());
-      return new Response(JSON.stringify(body), { status: res.status, headers: res.headers });
-    },
-  };
-}
+import { joinBoundKeypair } from "../../src/agent/join_client.ts";
+import { generateKeyPair } from "../../src/crypto/keys.ts";
+import { MemoryKeyStore } from "../_key_store.ts";
+import { FUTURE, newerServer } from "../protocol/_newer_server.ts";
+import { type RunResult, startInProcessAuth, tctl } from "./_harness.ts";
 
 Deno.test("tctl status and auth export read a newer server's answers with unknown fields", async () => {
-  let seen = 0;
+  let newer: ReturnType<typeof newerServer> | undefined;
   const auth = await startInProcessAuth({
-    around: (app) => {
-      const newer = newerServer(app);
-      return { fetch: (request, env) => (seen++, newer.fetch(request, env)) };
-    },
+    around: (app) =>
+      newer = newerServer(app, (path) => path === "/v1/status" || path.startsWith("/v1/cas/")),
   });
   const conn = ["--auth-server", auth.url, "-i", auth.identity];
   try {
@@ -72,7 +50,92 @@ Deno.test("tctl status and auth export read a newer server's answers with unknow
     const jwks = await exported("--type=jwt", "--format", "jwks");
     assert(JSON.parse(jwks).keys.length > 0, jwks);
     assert(!jwks.includes(FUTURE), jwks);
-    assert(seen >= 5);
+    assertEquals(newer!.changed, 6);
+  } finally {
+    await auth.stop();
+  }
+});
+
+function ok(r: RunResult): string {
+  assertEquals(r.code, 0, r.stderr);
+  return r.stdout;
+}
+
+Deno.test("tctl reads a newer server's resources with unknown fields, and refuses to write one back", async () => {
+  let newer: ReturnType<typeof newerServer> | undefined;
+  const auth = await startInProcessAuth({
+    around: (app) =>
+      newer = newerServer(
+        app,
+        (path) => path.startsWith("/v1/resources") || path.startsWith("/v1/tokens/"),
+      ),
+  });
+  const conn = ["--auth-server", auth.url, "-i", auth.identity];
+  const json = async (...args: string[]) => {
+    const out = ok(await tctl([...args, "--format", "json", ...conn]));
+    assert(!out.includes(FUTURE), out);
+    return JSON.parse(out);
+  };
+  try {
+    // Writes whose answers carry the resources written (POST /v1/resources, PUT, token rotation).
+    assertStringIncludes(ok(await tctl(["bots", "add", "web", ...conn])), "web");
+    const keys = new MemoryKeyStore();
+    const key = await keys.add("EdDSA");
+    ok(await tctl(["bots", "add", "edge", "--initial-public-key", key, ...conn]));
+    ok(await tctl(["lock", "--join-token", "web", "--ttl", "1h", "--message", "m", ...conn]));
+    ok(await tctl(["bound-keypair", "rotate", "web", ...conn]));
+    // A real join makes a bot instance.
+    const joined = await joinBoundKeypair({
+      baseUrl: auth.url,
+      tokenName: "edge",
+      subjectKey: await generateKeyPair("EdDSA"),
+      ttlSeconds: 3600,
+      keyStore: keys,
+    });
+
+    // Reads, each kind, listed and one by one: the known fields, nothing else.
+    const [bot] = await json("get", "bot/web");
+    assertEquals([bot.kind, bot.metadata.name, bot.spec.roles], ["bot", "web", []]);
+    const [token] = await json("get", "token/web");
+    assert(token.spec.bound_keypair.rotate_after, "rotate_after set by the rotation");
+    assertEquals((await json("bots", "ls")).map((b: typeof bot) => b.metadata.name), [
+      "edge",
+      "web",
+    ]);
+    assertEquals((await json("tokens", "ls")).length, 2);
+    assertEquals((await json("locks", "ls")).length, 1);
+    const instances = await json("bots", "instances", "ls");
+    assertEquals(instances.length, 1);
+    const ref = `edge/${joined.bot_instance_id}`;
+    assertStringIncludes(ok(await tctl(["bots", "instances", "show", ref, ...conn])), "edge");
+    const yaml = ok(await tctl(["get", "token", "--format", "yaml", ...conn]));
+    assert(yaml.includes("kind: token") && !yaml.includes(FUTURE), yaml);
+
+    // Read-modify-write: the write would drop the field from the server's copy, so it is refused.
+    const refused = (r: RunResult, kind: string) => {
+      assertEquals(r.code, 1, r.stderr);
+      assertStringIncludes(r.stderr, "[NOT_IMPLEMENTED]");
+      assertStringIncludes(r.stderr, `the server's ${kind} has fields this client does not know`);
+      assertStringIncludes(r.stderr, FUTURE);
+      assertStringIncludes(r.stderr, "upgrade this client to change it");
+    };
+    const before = newer!.changed;
+    refused(await tctl(["bots", "update", "web", "--max-session-ttl", "2h", ...conn]), "bot");
+    const editor = `${await Deno.makeTempDir()}/raise.sh`;
+    await Deno.writeTextFile(editor, `#!/bin/sh\nsed -i 's/limit: 1$/limit: 5/' "$1"\n`, {
+      mode: 0o755,
+    });
+    refused(
+      await tctl(["edit", "token/web", ...conn], { env: { EDITOR: editor, VISUAL: "" } }),
+      "token",
+    );
+    assertEquals(newer!.changed, before + 2, "each read once, nothing written");
+    assertEquals((await json("get", "bot/web"))[0].spec.max_session_ttl, bot.spec.max_session_ttl);
+    assertEquals(
+      (await json("get", "token/web"))[0].spec.bound_keypair.recovery,
+      token.spec.bound_keypair.recovery,
+    );
+    await Deno.remove(editor.slice(0, editor.lastIndexOf("/")), { recursive: true });
   } finally {
     await auth.stop();
   }

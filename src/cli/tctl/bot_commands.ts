@@ -211,7 +211,7 @@ export const botsUpdateCommand: CommandSpec = {
     const api = await ctx.api();
     const newRoles = listValues(addRoles ?? setRoles);
     await assertRolesExist(api, newRoles, addRoles !== undefined ? "--add-roles" : "--set-roles");
-    const bot = await api.get("bot", name);
+    const bot = await api.get("bot", name, { forUpdate: true });
     const roles = setRoles !== undefined
       ? newRoles
       : [...new Set([...bot.spec.roles, ...newRoles])];

@@ -36,7 +36,7 @@ export const editCommand: CommandSpec = {
     const kind = ref.kind as keyof typeof CREATABLE_KINDS;
     const label = `${kind} "${ref.name}"`;
     const api = await ctx.api();
-    const current = await api.get(kind, ref.name) as CreatableResource;
+    const current = await api.get(kind, ref.name, { forUpdate: true }) as CreatableResource;
     const original = formatResourcesYaml([current]);
     const edit = await ctx.editText(original);
     const keep = (why: string, code: KeyboundError["code"] = "BAD_PARAMETER"): never => {
