@@ -75,8 +75,10 @@ export function validateClusterName(name: string, creating = false): void {
   const r = (creating ? NewClusterName : ClusterName).safeParse(name);
   if (!r.success) {
     const what = escapeLogText(name.length > 80 ? `${name.slice(0, 80)}…` : name);
+    // Says where the name comes from: it may be the host's name, which the operator never typed.
     throw new ConfigError(
-      `invalid cluster name "${what}" (${name.length} characters): ${r.error.issues[0].message}`,
+      `invalid cluster name "${what}" (${name.length} characters): ${r.error.issues[0].message}; ` +
+        "set it with --cluster-name (default: the host name), or CLUSTER_NAME on Workers",
     );
   }
 }

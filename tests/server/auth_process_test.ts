@@ -195,7 +195,8 @@ Deno.test("auth start refuses a new cluster's name longer than X.509's common na
   assertEquals(tooLong.stderr.split("\n").filter((l) => l.startsWith("auth: error")), [
     `auth: error [CONFIG_INVALID]: invalid cluster name "${name}" (57 characters): ` +
     `a new cluster's name is at most 56 characters (its CA certificates' common name, which ` +
-    `X.509 bounds at 64, is the name plus " Ed25519")`,
+    `X.509 bounds at 64, is the name plus " Ed25519"); set it with --cluster-name (default: the ` +
+    `host name), or CLUSTER_NAME on Workers`,
   ]);
   // Refused before anything was stored: the same directory takes a valid name afterwards.
   const r = await startAuth(`${dir}/d`, ["--cluster-name", name.slice(1)]);
