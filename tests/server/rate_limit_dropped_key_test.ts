@@ -17,7 +17,8 @@ import { createApp } from "../../src/server/app.ts";
 import { rotateCa } from "../../src/server/rotation/rotate.ts";
 import type { AtomicOperation } from "../../src/storage/backend.ts";
 import { assertEquals } from "../_assert.ts";
-import { adminSigner, newCluster } from "./_cluster_fixture.ts";
+import { adminSubject } from "../../src/protocol/subject.ts";
+import { adminSigner, botSigner, clientSigner, newCluster } from "./_cluster_fixture.ts";
 
 const admin = { user: "admin" };
 
@@ -26,6 +27,11 @@ Deno.test("rate limit: CA_KEY_DROPPED is free a few times for a live certificate
   // Ten bots' certificates (admin identities: each its own key), all from the old key.
   const fleet: RequestSigner[] = [];
   for (let i = 0; i < 10; i++) fleet.push(await adminSigner(ctx));
+  // From the user CA's Ed25519 key: an Ed25519 bot's join certificate (what it signs), and an
+  // admin certificate (what it may never sign).
+  const ed = ctx.cas.user.tlsEd25519!;
+  const edBot = await botSigner(ctx, "example", { issuer: ed, alg: "EdDSA" });
+  const edAdmin = await clientSigner(ctx, adminSubject(), { issuer: ed, alg: "EdDSA" });
   for (const phase of ["init", "update_clients", "update_servers", "standby"] as const) {
     await rotateCa(ctx, "user", { mode: "manual", phase }, admin);
   }
@@ -70,6 +76,16 @@ Deno.test("rate limit: CA_KEY_DROPPED is free a few times for a live certificate
   };
   assertEquals(await series("198.51.100.3", copied, 5), [...Array(3).fill(DROPPED), "429", "429"]);
 
+  // The dropped Ed25519 key's join certificate is a live bot's: free like the P-256 ones.
+  assertEquals(await series("198.51.100.5", edBot, 5), Array(5).fill(DROPPED));
+  // What that key could never have signed is no bot of this cluster: refused as an untrusted
+  // issuer's certificate and charged like any failed credential.
+  assertEquals(await series("198.51.100.6", edAdmin, 5), [
+    ...Array(3).fill("UNAUTHENTICATED"),
+    "429",
+    "429",
+  ]);
+
   // An expired certificate, signed with its own key: charged.
   now = new Date(parseCertificate(fleet[2].certDer).notAfter.getTime() + 86_400_000);
   setNow(now);
@@ -78,5 +94,6 @@ Deno.test("rate limit: CA_KEY_DROPPED is free a few times for a live certificate
     "429",
     "429",
   ]);
+
   assertEquals(commits, 0);
 });
