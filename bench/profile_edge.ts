@@ -11,7 +11,13 @@
  * workerd freezes its clocks while a request runs, so the profile's sample
  * times are meaningless; the shares of the samples are what to read.
  *
- * `deno run -A --unstable-kv bench/profile_edge.ts [renewals] [out.cpuprofile]`
+ * `--cold` profiles instead the first renewal after each of `renewals`
+ * restarts of workerd on the same stored state (an object evicted between
+ * renewals; `tests/workers/do_cold_renewal_bench.ts` measures its CPU): the
+ * profiler runs from before the object wakes to the end of that renewal.
+ * The profile file is then the last round's.
+ *
+ * `deno run -A --unstable-kv bench/profile_edge.ts [--cold] [renewals] [out.cpuprofile]`
  *
  * @module
  */
@@ -24,6 +30,11 @@ import { startLoopbackAuth } from "../tests/workers/_loopback_auth.ts";
 interface ProfileNode {
   id: number;
   callFrame: { functionName: string; url: string; lineNumber: number };
+}
+
+interface Profile {
+  nodes: ProfileNode[];
+  samples: number[];
 }
 
 /** A CDP client over one WebSocket: `call` sends a method and resolves with its result. */
@@ -72,8 +83,10 @@ function moduleAt(modules: { line: number; name: string }[], line: number): stri
   return name;
 }
 
-const renewals = Number(Deno.args[0] ?? 150);
-const out = Deno.args[1] ?? (await Deno.makeTempFile({ suffix: ".cpuprofile" }));
+const cold = Deno.args[0] === "--cold";
+const args = cold ? Deno.args.slice(1) : Deno.args;
+const renewals = Number(args[0] ?? (cold ? 8 : 150));
+const out = args[1] ?? (await Deno.makeTempFile({ suffix: ".cpuprofile" }));
 // The limiter is not what is profiled: hundreds of renewals must not turn into retries.
 await using auth = await startLoopbackAuth("edge.example", {
   app: { rateLimit: { perSecond: 1e6, burst: 1e6 } },
@@ -85,56 +98,101 @@ await using script = await bundle(
 const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
 const inspectorPort = (probe.addr as Deno.NetAddr).port;
 probe.close();
+const persistDir = cold ? await Deno.makeTempDir({ prefix: "keybound-profile-cold-" }) : undefined;
 // The bot reaches the auth service through its AUTH binding, as in `deno task
 // bench edge`: a global fetch would go through miniflare's outbound
 // interceptor, a JavaScript Worker a deployed Worker never runs, and its CPU
-// would be profiled as the renewal's.
-await using worker = await startWorker(
-  script.path,
-  botWorkerOptions(auth.url, "profile-bot", secret, "BotIdentity", { inspectorPort }),
-);
-const ns = await worker.mf.getDurableObjectNamespace(
-  "BOT_IDENTITY",
-) as unknown as DurableObjectNamespace<BotIdentityRpc>;
-const bot = ns.get(ns.idFromName("profile-bot"));
-const started = await bot.start();
-if (started.status !== "healthy") throw new Error(`first join: ${JSON.stringify(started)}`);
-for (let i = 0; i < 10; i++) await bot.renew(); // warm-up
-const [target] = await (await fetch(`http://127.0.0.1:${inspectorPort}/json`)).json();
-const cdp = await devtools(target.webSocketDebuggerUrl);
-await cdp.call("Profiler.enable");
-await cdp.call("Profiler.setSamplingInterval", { interval: 100 });
-await cdp.call("Profiler.start");
-for (let i = 0; i < renewals; i++) {
+// would be profiled as the renewal's. One KEK for every restart (--cold).
+const options = botWorkerOptions(auth.url, "profile-bot", secret, "BotIdentity", {
+  inspectorPort,
+  ...(persistDir ? { persistDir } : {}),
+});
+/** Starts workerd: the bot's stub and a CDP client on its isolate. */
+async function start() {
+  const worker = await startWorker(script.path, options);
+  const ns = await worker.mf.getDurableObjectNamespace(
+    "BOT_IDENTITY",
+  ) as unknown as DurableObjectNamespace<BotIdentityRpc>;
+  const [target] = await (await fetch(`http://127.0.0.1:${inspectorPort}/json`)).json();
+  const cdp = await devtools(target.webSocketDebuggerUrl);
+  await cdp.call("Profiler.enable");
+  await cdp.call("Profiler.setSamplingInterval", { interval: cold ? 50 : 100 });
+  return { worker, cdp, bot: ns.get(ns.idFromName("profile-bot")) };
+}
+/** Profiles `work` on `cdp`'s isolate. */
+async function profiled(cdp: Awaited<ReturnType<typeof devtools>>, work: () => Promise<void>) {
+  await cdp.call("Profiler.start");
+  await work();
+  const { profile } = await cdp.call<{ profile: Profile }>("Profiler.stop");
+  return profile;
+}
+const renew = async (bot: BotIdentityRpc) => {
   const r = await bot.renew();
   if (!r.ok) throw new Error(`renewal failed: ${JSON.stringify(r.error)}`);
+};
+const profiles: Profile[] = [];
+try {
+  const first = await start();
+  try {
+    const started = await first.bot.start();
+    if (started.status !== "healthy") throw new Error(`first join: ${JSON.stringify(started)}`);
+    if (!cold) {
+      for (let i = 0; i < 10; i++) await renew(first.bot); // warm-up
+      profiles.push(
+        await profiled(first.cdp, async () => {
+          for (let i = 0; i < renewals; i++) await renew(first.bot);
+        }),
+      );
+    }
+  } finally {
+    first.cdp.close();
+    await first.worker.stop();
+  }
+  for (let i = 0; cold && i < renewals; i++) {
+    const { worker, cdp, bot } = await start();
+    try {
+      profiles.push(await profiled(cdp, () => renew(bot)));
+    } finally {
+      cdp.close();
+      await worker.stop();
+    }
+  }
+} finally {
+  if (persistDir) await Deno.remove(persistDir, { recursive: true });
 }
-const { profile } = await cdp.call<{ profile: { nodes: ProfileNode[]; samples: number[] } }>(
-  "Profiler.stop",
+await Deno.writeTextFile(out, JSON.stringify(profiles[profiles.length - 1]));
+/** Samples per key over every profile (`key` names a node, null: not counted). */
+function tally(key: (f: ProfileNode["callFrame"]) => string): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const profile of profiles) {
+    const hits = new Map<number, number>();
+    for (const id of profile.samples) hits.set(id, (hits.get(id) ?? 0) + 1);
+    for (const n of profile.nodes) {
+      const k = key(n.callFrame);
+      counts.set(k, (counts.get(k) ?? 0) + (hits.get(n.id) ?? 0));
+    }
+  }
+  return counts;
+}
+const total = profiles.reduce((sum, p) => sum + p.samples.length, 0);
+console.log(
+  `${cold ? `first renewal after each of ${renewals} restarts` : `${renewals} renewals`}, ` +
+    `${total} samples; profile: ${out}`,
 );
-cdp.close();
-await Deno.writeTextFile(out, JSON.stringify(profile));
-const hits = new Map<number, number>();
-for (const id of profile.samples) hits.set(id, (hits.get(id) ?? 0) + 1);
-const self = new Map<string, number>();
-for (const n of profile.nodes) {
-  const f = n.callFrame;
-  const name = `${f.functionName || "(anonymous)"} ${f.url.replace(/.*\//, "")}:${f.lineNumber}`;
-  self.set(name, (self.get(name) ?? 0) + (hits.get(n.id) ?? 0));
-}
-const total = profile.samples.length;
-console.log(`${renewals} renewals, ${total} samples; profile: ${out}`);
 const row = (name: string, n: number) =>
   console.log(`${String(n).padStart(6)} ${(100 * n / total).toFixed(1).padStart(5)} %  ${name}`);
-for (const [name, n] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 30)) row(name, n);
+const top = (counts: Map<string, number>) => {
+  for (const [name, n] of [...counts].sort((a, b) => b[1] - a[1]).slice(0, 30)) row(name, n);
+};
+top(
+  tally((f) => `${f.functionName || "(anonymous)"} ${f.url.replace(/.*\//, "")}:${f.lineNumber}`),
+);
 console.log("\nself time by source module (native calls by name):");
 const modules = sourceModules(await Deno.readTextFile(script.path));
-const byModule = new Map<string, number>();
-for (const n of profile.nodes) {
-  const f = n.callFrame;
-  const key = f.url.endsWith(".js")
-    ? moduleAt(modules, f.lineNumber)
-    : `native ${f.functionName || "(anonymous)"}`;
-  byModule.set(key, (byModule.get(key) ?? 0) + (hits.get(n.id) ?? 0));
-}
-for (const [name, n] of [...byModule].sort((a, b) => b[1] - a[1]).slice(0, 30)) row(name, n);
+top(
+  tally((f) =>
+    f.url.endsWith(".js")
+      ? moduleAt(modules, f.lineNumber)
+      : `native ${f.functionName || "(anonymous)"}`
+  ),
+);
