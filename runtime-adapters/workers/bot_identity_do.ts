@@ -19,7 +19,7 @@ import { joinTransport } from "../../src/agent/join_client.ts";
 import { replayJournal } from "../../src/agent/journal.ts";
 import { describeJoinFailure } from "../../src/agent/refusal.ts";
 import { BotRunner, type IdentitySource } from "../../src/agent/runner/mod.ts";
-import { parseKek, SealedStorage } from "../../src/agent/sealed_keys.ts";
+import { type Kek, parseKek, SealedStorage } from "../../src/agent/sealed_keys.ts";
 import { isKeyboundError, KeyboundError } from "../../src/errors.ts";
 import { createLogger, type Logger } from "../../src/util/log.ts";
 import { type BotConfig, botConfig, type BotEnv } from "./bot_config.ts";
@@ -105,7 +105,19 @@ export class BotIdentity extends DurableObject<BotEnv> implements BotIdentityRpc
     const kek = this.env.TBOT_STORAGE_KEK
       ? await parseKek(this.env.TBOT_STORAGE_KEK, "the TBOT_STORAGE_KEK secret")
       : null;
-    const storage = new SealedStorage(new DoAgentStorage(this.ctx.storage), {
+    const files = new DoAgentStorage(this.ctx.storage);
+    // The state is about a dozen files: one storage call reads them all (this
+    // runs inside blockConcurrencyWhile, so nothing else touches them meanwhile).
+    const release = await files.preload();
+    try {
+      return await this.#loadFrom(files, config, kek);
+    } finally {
+      release();
+    }
+  }
+
+  async #loadFrom(files: DoAgentStorage, config: BotConfig, kek: Kek | null): Promise<Loaded> {
+    const storage = new SealedStorage(files, {
       kek,
       context: `bot-object:${this.ctx.id.toString()}\u0000token:${config.tokenName}`,
       log: this.#log,

@@ -5,6 +5,10 @@
  * platform commits writes issued with no `await` between them together), so a
  * renewal's group write needs no journal (src/agent/journal.ts).
  *
+ * Waking the object reads about a dozen of these files one after another;
+ * {@linkcode DoAgentStorage.preload} reads them all in one storage call
+ * instead and serves those reads from that copy.
+ *
  * Locking: the platform runs at most one instance of a Durable Object at a
  * time, so the exclusive lock only has to stop two users inside that
  * instance; it is held in memory and dies with the instance, so an evicted
@@ -34,6 +38,8 @@ export class DoAgentStorage implements AgentStorage {
   readonly persistent = true;
   #storage: DurableObjectStorage;
   #prefix: string;
+  /** Every file as one `list` read it (name → bytes), until a write or `release`; else null. */
+  #copy: Map<string, Uint8Array> | null = null;
 
   /**
    * @param storage the object's `ctx.storage`
@@ -52,24 +58,47 @@ export class DoAgentStorage implements AgentStorage {
     return Promise.resolve();
   }
 
+  /**
+   * Reads every file in one storage call and answers reads from that copy
+   * until the returned function is called or this storage writes or deletes
+   * anything (each drops the copy). Only this object's instance writes its
+   * storage, so the copy is what a read would return; call it where nothing
+   * else can run meanwhile (the object's constructor, inside
+   * `blockConcurrencyWhile`) and release it when done.
+   */
+  async preload(): Promise<() => void> {
+    const entries = await this.#storage.list<Uint8Array>({ prefix: this.#prefix });
+    const copy = new Map<string, Uint8Array>();
+    for (const [key, value] of entries) copy.set(key.slice(this.#prefix.length), value);
+    this.#copy = copy;
+    return () => {
+      if (this.#copy === copy) this.#copy = null;
+    };
+  }
+
   async read(name: string): Promise<Uint8Array | null> {
     checkName(name);
-    const v = await this.#storage.get<Uint8Array>(this.#prefix + name);
+    const v = this.#copy
+      ? this.#copy.get(name)
+      : await this.#storage.get<Uint8Array>(this.#prefix + name);
     return v === undefined ? null : new Uint8Array(v);
   }
 
   async write(name: string, data: Uint8Array | string): Promise<void> {
     checkName(name);
+    this.#copy = null;
     const bytes = typeof data === "string" ? utf8(data) : new Uint8Array(data);
     await this.#storage.put({ [this.#prefix + name]: bytes });
   }
 
   async delete(name: string): Promise<void> {
     checkName(name);
+    this.#copy = null;
     await this.#storage.delete([this.#prefix + name]);
   }
 
   readonly writeGroup = async (files: Record<string, Uint8Array | string | null>) => {
+    this.#copy = null;
     const puts: Record<string, Uint8Array> = {};
     const deletes: string[] = [];
     for (const [name, data] of Object.entries(files)) {

@@ -143,7 +143,13 @@ export class StoredClientState implements ClientState {
     const history: LoadedBoundKey[] = [];
     for (const entry of await readHistory(storage, log)) {
       try {
-        history.push(await loadKey(storage, entry.private_key, entry.time));
+        // The active key is usually also the history's newest entry: the same
+        // text is the same key, so it is not imported twice.
+        history.push(
+          active && entry.private_key.trim() === activePem
+            ? { ...active, time: entry.time }
+            : await loadKey(storage, entry.private_key, entry.time),
+        );
       } catch {
         log.warn("skipping an unreadable entry of the bound key history", {
           file: STORAGE_FILES.keyHistory,

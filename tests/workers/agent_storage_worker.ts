@@ -1,7 +1,9 @@
 /**
  * Test Worker: runs the agent-storage conformance checks inside a Durable
  * Object in workerd, against DoAgentStorage on real (SQLite-backed) DO
- * storage, and answers with the results as JSON.
+ * storage, and answers with the results as JSON. With `?preloaded`, every
+ * storage the checks get has read its files in one call first
+ * (`DoAgentStorage.preload`, as the bot does at wake): it must behave the same.
  *
  * @module
  */
@@ -13,30 +15,38 @@ import { runAgentStorageConformance } from "../storage/agent_storage_conformance
 
 /** Hosts the checks; each location is a fresh key prefix in this object's storage. */
 export class AgentStorageHost extends DurableObject<unknown> {
-  /** Runs the suite. */
-  async conformance(): Promise<CaseResult[]> {
+  /** Runs the suite; `preloaded`: on storages that preloaded their files (never released). */
+  async conformance(preloaded = false): Promise<CaseResult[]> {
     let n = 0;
-    return await runAgentStorageConformance(() => {
+    const open = async (prefix: string) => {
+      const storage = new DoAgentStorage(this.ctx.storage, prefix);
+      if (preloaded) await storage.preload();
+      return storage;
+    };
+    return await runAgentStorageConformance(async () => {
       const prefix = `case-${n++}/`;
-      return Promise.resolve({
-        storage: new DoAgentStorage(this.ctx.storage, prefix),
-        reopen: () => Promise.resolve(new DoAgentStorage(this.ctx.storage, prefix)),
+      return {
+        storage: await open(prefix),
+        reopen: () => open(prefix),
         dispose: async () => {
           const keys = [...(await this.ctx.storage.list({ prefix })).keys()];
           if (keys.length) await this.ctx.storage.delete(keys);
         },
-      });
+      };
     }, { persistent: true, exclusiveLock: true });
   }
 }
 
 interface Env {
-  AGENT_STORAGE_HOST: DurableObjectNamespace<{ conformance(): Promise<CaseResult[]> }>;
+  AGENT_STORAGE_HOST: DurableObjectNamespace<
+    { conformance(preloaded?: boolean): Promise<CaseResult[]> }
+  >;
 }
 
 export default {
-  async fetch(_request: Request, env: Env): Promise<Response> {
+  async fetch(request: Request, env: Env): Promise<Response> {
     const ns = env.AGENT_STORAGE_HOST;
-    return Response.json(await ns.get(ns.newUniqueId()).conformance());
+    const preloaded = new URL(request.url).searchParams.has("preloaded");
+    return Response.json(await ns.get(ns.newUniqueId()).conformance(preloaded));
   },
 };
