@@ -182,7 +182,7 @@ async function start(config: StartConfig, log: Logger): Promise<void> {
       ...(consoleAssets ? { consoleAssets } : {}),
     });
     // With TLS or behind a PROXY protocol balancer, Deno.serve listens on a
-    // private loopback port behind a front on --listen (see tls_front.ts).
+    // Unix socket in a private directory behind a front on --listen (see serve.ts).
     const server = await serveService({ fetch: metrics.timeRequests(app.fetch) }, {
       hostname: config.listen.host,
       port: config.listen.port,

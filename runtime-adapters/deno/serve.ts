@@ -8,7 +8,14 @@
  */
 import { canonicalIp, formatHostPort } from "../../src/util/host_port.ts";
 import type { Logger } from "../../src/util/log.ts";
-import { type Front, type FrontOptions, startFront, type TlsPair } from "./tls_front.ts";
+import { join } from "node:path";
+import {
+  type Front,
+  FRONT_CLIENT_HEADER,
+  type FrontOptions,
+  startFront,
+  type TlsPair,
+} from "./tls_front.ts";
 
 /** What {@linkcode serveApp} serves: anything with hono's `fetch(request, env)`. */
 export interface FetchApp {
@@ -22,18 +29,8 @@ export interface ServeAppOptions {
   hostname: string;
   /** Port; 0 picks a free one. */
   port: number;
-  /** The client's address for a peer, when a front knows it better. */
-  clientAddress?: (peer: Deno.NetAddr) => string | undefined;
   /** Where a restart of the listener after an accept failure is reported. */
   log?: Logger;
-  /**
-   * Whether to listen again after `Deno.serve` stopped on its own (default
-   * true). False for the loopback server behind the front: its freed port is
-   * anyone's to take before this process could know it was freed, and the
-   * front would pass decrypted requests to whoever took it; `finished`
-   * rejects instead and the process fails closed.
-   */
-  relisten?: boolean;
 }
 
 /** A listening server. */
@@ -61,11 +58,11 @@ const RELISTEN_DELAYS_MS = [0, 50, 100, 250, 500, 1_000];
  * accept, "Too many open files" included: a process briefly out of
  * descriptors would serve nothing again and exit. So until `shutdown` the
  * same address is listened on again (the port was freed with the listener),
- * retrying while it cannot be, and the restart is logged; unless `relisten`
- * is false (the loopback server behind the front: see there).
+ * retrying while it cannot be, and the restart is logged.
  */
 export function serveApp(app: FetchApp, options: ServeAppOptions): RunningServer {
-  const listen = (port: number) =>
+  let port = options.port;
+  const served = keepServing(() =>
     Deno.serve({
       hostname: options.hostname,
       port,
@@ -73,11 +70,24 @@ export function serveApp(app: FetchApp, options: ServeAppOptions): RunningServer
       onListen: () => {},
     }, (request, info) =>
       app.fetch(request, {
-        remoteAddr: options.clientAddress?.(info.remoteAddr) ??
-          // On [::] an IPv4 client would otherwise be [::ffff:a.b.c.d]:port.
-          formatHostPort(canonicalIp(info.remoteAddr.hostname), info.remoteAddr.port),
-      }));
-  let server = listen(options.port);
+        // On [::] an IPv4 client would otherwise be [::ffff:a.b.c.d]:port.
+        remoteAddr: formatHostPort(canonicalIp(info.remoteAddr.hostname), info.remoteAddr.port),
+      })), options.log);
+  const addr = served.addr;
+  port = addr.port;
+  return { ...served, url: `http://${formatHostPort(addr.hostname, addr.port)}` };
+}
+
+/**
+ * Runs the server `listen` starts, and starts it again (after a wait,
+ * retrying while it cannot) whenever it stops on its own, until `shutdown`;
+ * one warning per shortage.
+ */
+function keepServing<A extends Deno.NetAddr | Deno.UnixAddr>(
+  listen: () => Deno.HttpServer<A>,
+  log: Logger | undefined,
+): Omit<RunningServer, "addr" | "url"> & { addr: A } {
+  let server = listen();
   const addr = server.addr;
   let stopping: Promise<void> | undefined;
   /** Until when a new failure counts as the same shortage: no new warning, no fresh back-off. */
@@ -87,19 +97,14 @@ export function serveApp(app: FetchApp, options: ServeAppOptions): RunningServer
     for (;;) {
       const error = await server.finished.then(() => undefined, (err: unknown) => err);
       if (stopping || error === undefined) return;
-      if (options.relisten === false) throw error;
       if (performance.now() >= sameShortageUntil) {
         attempts = 0;
-        options.log?.warn("the HTTP server stopped accepting; listening again", {
-          address: formatHostPort(addr.hostname, addr.port),
+        log?.warn("the HTTP server stopped accepting; listening again", {
+          address: "path" in addr ? addr.path : formatHostPort(addr.hostname, addr.port),
           error: error instanceof Error ? error.message : String(error),
         });
       }
-      const next = await relisten(
-        () => listen(addr.port),
-        () => stopping !== undefined,
-        attempts,
-      );
+      const next = await relisten(listen, () => stopping !== undefined, attempts);
       if (!next) return;
       server = next.server;
       attempts = next.attempts;
@@ -109,7 +114,6 @@ export function serveApp(app: FetchApp, options: ServeAppOptions): RunningServer
   })();
   return {
     addr,
-    url: `http://${formatHostPort(addr.hostname, addr.port)}`,
     shutdown: () => stopping ??= server.shutdown().then(() => finished),
     finished,
   };
@@ -119,11 +123,11 @@ export function serveApp(app: FetchApp, options: ServeAppOptions): RunningServer
  * Listens again, retrying (delays above from the `attempts`-th, the last
  * repeated): the server and the attempts made so far; null once `stopped()`.
  */
-async function relisten(
-  listen: () => Deno.HttpServer<Deno.NetAddr>,
+async function relisten<A extends Deno.NetAddr | Deno.UnixAddr>(
+  listen: () => Deno.HttpServer<A>,
   stopped: () => boolean,
   attempts: number,
-): Promise<{ server: Deno.HttpServer<Deno.NetAddr>; attempts: number } | null> {
+): Promise<{ server: Deno.HttpServer<A>; attempts: number } | null> {
   for (;; attempts++) {
     await new Promise((r) =>
       setTimeout(r, RELISTEN_DELAYS_MS[Math.min(attempts, RELISTEN_DELAYS_MS.length - 1)])
@@ -149,6 +153,12 @@ export interface ServeServiceOptions {
   proxyFrom?: readonly string[];
   /** Where the front reports connections it dropped. */
   log: Logger;
+  /**
+   * Where the private directory of the server behind the front is made
+   * (default: the system's temporary directory); a Unix socket's path may
+   * not exceed 107 bytes.
+   */
+  socketParent?: string;
   /** The front's connection caps (defaults in ./tls_front.ts) and its event counter. */
   front?: Pick<
     FrontOptions,
@@ -170,9 +180,30 @@ export interface ServiceServer extends RunningServer {
 /**
  * Starts the auth service's public server; resolves once it listens. Plain
  * HTTP with no balancer is {@linkcode serveApp} itself; with TLS or
- * `proxyFrom`, `Deno.serve` listens on a private loopback port behind the
- * public front of ./tls_front.ts (TCP_NODELAY, in-place certificate swaps,
- * PROXY headers), and requests carry the client address the front saw.
+ * `proxyFrom`, `Deno.serve` listens on a Unix socket in a private directory
+ * behind the public front of ./tls_front.ts (TCP_NODELAY, in-place
+ * certificate swaps, PROXY headers), and requests carry the client address
+ * the front saw.
+ *
+ * Why a Unix socket in a directory only this process's user can enter,
+ * rather than a loopback port: `Deno.serve` stops for good when an accept
+ * fails (out of descriptors), and its freed loopback port was anyone's to
+ * take before this process could know it was freed: the front would have
+ * passed decrypted requests, bearer tokens included, to whoever took it
+ * (rereview-front M1, final-review M1 of session 8), so the server failed
+ * closed and the process exited. No other user can bind or connect in the
+ * directory, so the server now listens again on the same path.
+ *
+ * The client address travels with each request: the front adds a header
+ * line after the request line ({@linkcode FRONT_CLIENT_HEADER}) with a
+ * random token of the connection, which only it can turn into the address
+ * (a client sending the header itself names no connection); a request
+ * without a known token (bytes passed after a request the front could not
+ * follow) is refused. Over loopback TCP the front's source port named the
+ * connection; a Unix socket's peer has no name. The header is left on the
+ * request (an incoming request's headers cannot be changed, and a copy
+ * without it cost ~37 µs per request): a token is worth nothing once its
+ * connection is gone and only ever named that connection's own client.
  */
 export async function serveService(
   app: FetchApp,
@@ -187,26 +218,38 @@ export async function serveService(
       },
     };
   }
+  const dir = await privateDir(options.socketParent);
+  const path = join(dir, "http.sock");
   let front: Front | undefined;
-  const inner = serveApp(app, {
-    hostname: "127.0.0.1",
-    port: 0,
-    clientAddress: (peer) => front?.clientAddress(peer),
-    log: options.log,
-    relisten: false,
-  });
+  const inner = keepServing(() => {
+    // Left by the server that stopped (or by nothing: the directory is new
+    // and only this user's): the path must be free to listen on again.
+    try {
+      Deno.removeSync(path);
+    } catch {
+      // Not there.
+    }
+    return Deno.serve({ path, onListen: () => {} }, (request) => {
+      const remoteAddr = front && taggedClient(request, front);
+      if (remoteAddr === undefined) return new Response("Bad Request\n", { status: 400 });
+      return app.fetch(request, { remoteAddr });
+    });
+  }, options.log);
+  const removeDir = () => Deno.remove(dir, { recursive: true }).catch(() => {});
   try {
     front = await startFront({
       hostname: options.hostname,
       port: options.port,
       ...(options.tls ? { tls: options.tls } : {}),
       balancers: new Set(proxyFrom),
-      target: { hostname: "127.0.0.1", port: inner.addr.port },
+      target: { path },
+      tagRequests: true,
       log: options.log,
       ...options.front,
     });
   } catch (err) {
     await inner.shutdown();
+    await removeDir();
     throw err;
   }
   const { addr } = front;
@@ -223,10 +266,38 @@ export async function serveService(
         started.stopAccepting();
         await inner.shutdown();
         await started.drain();
+        await removeDir();
       })(),
     finished: inner.finished.then(() => stopping),
     swapTls: (tls) => started.setTls(tls),
   };
+}
+
+/**
+ * A new directory for the server's socket in `parent` (default: the
+ * system's temporary directory), a fresh random name so that what a killed
+ * process left behind never stands in the way, mode 0700 by chmod whatever
+ * the umask: only this user may bind or connect in it.
+ */
+async function privateDir(parent: string | undefined): Promise<string> {
+  const dir = await Deno.makeTempDir({ ...(parent ? { dir: parent } : {}), prefix: "keybound-" });
+  await Deno.chmod(dir, 0o700);
+  return dir;
+}
+
+/**
+ * The client address of the connection whose token `request` carries;
+ * undefined if none of its values is a live token. A client may send the
+ * header too: its values are joined with the front's (", ").
+ */
+function taggedClient(request: Request, front: Front): string | undefined {
+  const values = request.headers.get(FRONT_CLIENT_HEADER);
+  if (values === null) return undefined;
+  for (const value of values.split(", ")) {
+    const client = front.clientOf(value);
+    if (client !== undefined) return client;
+  }
+  return undefined;
 }
 
 const STOP_SIGNALS: Deno.Signal[] = ["SIGINT", "SIGTERM"];

@@ -3,8 +3,10 @@
  * protocol v2 headers: it accepts the connection, reads and strips the PROXY
  * header (mandatory from a configured balancer address, never read from
  * anyone else), terminates TLS, and passes the plaintext to the real server,
- * `Deno.serve` on a private loopback port. The server learns the client's
- * address by the loopback port the front connected from.
+ * `Deno.serve` on a Unix socket in a private directory (../serve.ts). The
+ * server learns the client's address from a header line the front adds to
+ * each request ({@linkcode FRONT_CLIENT_HEADER}): a random token of the
+ * connection, which {@linkcode Front.clientOf} turns into the address.
  *
  * Why not `Deno.serve`'s own TLS: its sockets have no TCP_NODELAY (Deno
  * 2.9.6, no option), so an answer written in two pieces waits for the
@@ -62,6 +64,24 @@ import { duplexOf, once } from "./tls_front/streams.ts";
 
 export * from "./tls_front/limits.ts";
 
+/**
+ * The header line the front adds to each request after its start line when
+ * asked to ({@linkcode FrontOptions.tagRequests}), its value a random token
+ * of the connection: the server behind it, on a Unix socket, has no other
+ * way to know whose request it is (a Unix socket's peer has no name).
+ */
+export const FRONT_CLIENT_HEADER = "keybound-front-client";
+
+const encoder = new TextEncoder();
+
+/** 128 random bits, hex: a connection's token, which no client can guess. */
+function newToken(): string {
+  return Array.from(
+    crypto.getRandomValues(new Uint8Array(16)),
+    (b) => b.toString(16).padStart(2, "0"),
+  ).join("");
+}
+
 /** First and longest pause of the accept loop after a failed accept (out of descriptors). */
 const ACCEPT_PAUSE_MS = [50, 1_000] as const;
 
@@ -86,8 +106,15 @@ export interface FrontOptions {
    * connections must start with a v2 header.
    */
   balancers: ReadonlySet<string>;
-  /** Where the real server listens (loopback). */
-  target: { hostname: string; port: number };
+  /** Where the real server listens: a Unix socket's path (serve.ts), or a loopback port (tests). */
+  target: { path: string } | { hostname: string; port: number };
+  /**
+   * Whether each request is passed with a {@linkcode FRONT_CLIENT_HEADER}
+   * line after its start line, the connection's token: {@linkcode Front.clientOf}
+   * gives its client's address (host:port, the PROXY-declared client's
+   * behind a balancer).
+   */
+  tagRequests?: boolean;
   /** Logger. */
   log: Logger;
   /** Overrides {@linkcode SETUP_TIMEOUT_MS} (tests). */
@@ -121,8 +148,12 @@ export interface FrontOptions {
 export interface Front {
   /** The public address actually bound. */
   addr: Deno.NetAddr;
-  /** The client address for a connection the server saw from `peer`, if it came through here. */
-  clientAddress(peer: Deno.NetAddr): string | undefined;
+  /**
+   * The client address of the connection whose token is `token`, until the
+   * server has closed its side of it (it has then read, and started
+   * handling, every request passed on); undefined for any other string.
+   */
+  clientOf(token: string): string | undefined;
   /**
    * Serves a new certificate to every connection accepted from now on;
    * connections already open keep theirs. Throws (and keeps the old one)
@@ -162,8 +193,9 @@ export async function startFront(o: FrontOptions): Promise<Front> {
   // Compared with peers in canonicalIp's spelling: on a dual-stack listener
   // ([::]) an IPv4 balancer connects as ::ffff:a.b.c.d.
   const balancers = new Set([...o.balancers].map(canonicalIp));
-  const clients = new Map<number, string>();
   const open = new Set<Duplex>();
+  /** Each open connection's token → its client (tagRequests). */
+  const clients = new Map<string, string>();
   const report = o.onEvent ?? (() => {});
   /**
    * Accepted connections not yet connected to the server (header,
@@ -363,21 +395,25 @@ export async function startFront(o: FrontOptions): Promise<Front> {
       }
       clearTimeout(timer);
       stage = "connection to the server";
-      const upstream = loopback = net.connect({ host: o.target.hostname, port: o.target.port });
-      upstream.setNoDelay(true);
+      const upstream = loopback = net.connect(
+        "path" in o.target
+          ? { path: o.target.path }
+          : { host: o.target.hostname, port: o.target.port },
+      );
+      if (!("path" in o.target)) upstream.setNoDelay(true);
       track(upstream);
-      let localPort = 0; // 0 until connected
       let grace: ReturnType<typeof setTimeout> | undefined;
       let serverClosed = false;
-      // The entry goes only when the server has closed the loopback
-      // connection: by then it has read, and started handling, every request
-      // the front passed it. Deleting it when the client went away instead
-      // let a client that sends its request and closes at once be handled as
-      // 127.0.0.1 (its rate-limit bucket, its audit lines).
+      // The token is forgotten only when the server has closed its side:
+      // by then it has read, and started handling, every request passed on.
+      // Forgetting the client when it went away instead had a client that
+      // sends its request and closes at once handled under no address.
+      const token = o.tagRequests ? newToken() : undefined;
+      if (token) clients.set(token, client);
       upstream.once("close", () => {
         serverClosed = true;
         clearTimeout(grace);
-        if (localPort) clients.delete(localPort);
+        if (token) clients.delete(token);
         // The server closing a connection (idle keep-alive, shutdown, after
         // a `connection: close` answer) ends the client's once the answer is
         // flushed (end, not destroy).
@@ -439,8 +475,6 @@ export async function startFront(o: FrontOptions): Promise<Front> {
       });
       await once(upstream, "connect");
       setUp();
-      localPort = upstream.localPort!;
-      if (!serverClosed) clients.set(localPort, client);
       // Silent both ways for the idle limit: both sides are cut. A timer
       // re-armed for what is left when it fires, not one per chunk.
       const idleMs = o.idleTimeoutMs ?? IDLE_TIMEOUT_MS;
@@ -472,6 +506,7 @@ export async function startFront(o: FrontOptions): Promise<Front> {
         lastByte = performance.now();
       });
       const requests = passRequests(inner, raw, upstream, {
+        ...(token ? { tag: encoder.encode(`${FRONT_CLIENT_HEADER}: ${token}\r\n`) } : {}),
         deadlineMs: o.requestDeadlineMs ?? REQUEST_DEADLINE_MS,
         late: () => {
           report("request_deadline");
@@ -609,9 +644,7 @@ export async function startFront(o: FrontOptions): Promise<Front> {
 
   return {
     addr: bound,
-    clientAddress(peer) {
-      return peer.hostname === o.target.hostname ? clients.get(peer.port) : undefined;
-    },
+    clientOf: (token) => clients.get(token),
     setTls(pair) {
       if (!context) throw new Error("setTls: this front passes plain HTTP");
       context = secureContextOf(pair);

@@ -24,10 +24,9 @@ const NOFILE = 64;
  * `options` of its own. 127.0.0.1 is its balancer, so an idle connection
  * from it waits for its PROXY header with one descriptor; one from another
  * address is passed to the server (3 descriptors); the setup limit is long
- * so that none is closed by it during the test. With `target`, the server
- * is that port's (in the test's process), so only the front runs short.
+ * so that none is closed by it during the test.
  */
-const childSource = (options: string, target?: number) => `
+const childSource = (options: string) => `
 import { serveApp } from ${
   JSON.stringify(new URL("../../runtime-adapters/deno/serve.ts", import.meta.url).href)
 };
@@ -38,7 +37,7 @@ import { createLogger } from ${
   JSON.stringify(new URL("../../src/util/log.ts", import.meta.url).href)
 };
 const log = createLogger({ format: "json", write: (line) => console.log(line) });
-const targetPort = ${target ?? 0} ||
+const targetPort =
   serveApp({ fetch: () => new Response("ok") }, { hostname: "127.0.0.1", port: 0, log }).addr.port;
 const front = await startFront({
   hostname: "127.0.0.1",
@@ -89,24 +88,44 @@ async function request(port: number): Promise<string> {
   return text;
 }
 
+/**
+ * The auth service's composition (serve.ts's serveService): the front
+ * before Deno.serve on a Unix socket in a private directory, both in the
+ * child, as in the auth process. Out of descriptors, Deno.serve stops for
+ * good at its first failed accept: it then listens again on its socket
+ * (before session 10, on a loopback port, it could not safely, and the
+ * process failed closed, which made this test flaky while it ran here).
+ */
+const servedSource = `
+import { serveService } from ${
+  JSON.stringify(new URL("../../runtime-adapters/deno/serve.ts", import.meta.url).href)
+};
+import { createLogger } from ${
+  JSON.stringify(new URL("../../src/util/log.ts", import.meta.url).href)
+};
+const log = createLogger({ format: "json", write: (line) => console.log(line) });
+const server = await serveService({ fetch: () => new Response("ok") }, {
+  hostname: "127.0.0.1",
+  port: 0,
+  proxyFrom: ["127.0.0.1"],
+  log,
+  front: { maxConnections: Infinity, onEvent: (event) => console.log(JSON.stringify({ event })) },
+});
+console.log(JSON.stringify({ port: server.addr.port }));
+await server.finished;
+`;
+
 Deno.test({
-  name: "front: after running out of descriptors it logs the shortage and accepts again",
+  name: "front: after running out of descriptors it logs the shortage and serves again",
   ignore: NO_PRLIMIT !== undefined,
   async fn() {
     // No cap on connections held: this test is about descriptors running
     // out anyway (the default cap, derived from the limit, would evict before).
-    // The server runs here: out of descriptors, Deno.serve stops for good
-    // (behind the front it is not listened again: serve.ts), and this test
-    // is about the front's own accepts.
-    const server = Deno.serve(
-      { hostname: "127.0.0.1", port: 0, onListen() {} },
-      () => new Response("ok"),
-    );
-    const child = spawnChild(NOFILE, "maxConnections: Infinity,", server.addr.port);
+    const child = prlimitChild(NOFILE, servedSource);
     const lines = child.lines;
     const idle: net.Socket[] = [];
     try {
-      const { port } = await child.started();
+      const { port } = await child.json<{ port: number }>("port");
       assert((await request(port)).endsWith("ok"), "served before");
 
       // Far more connections than descriptors, from a direct client (the
@@ -133,14 +152,13 @@ Deno.test({
     } finally {
       for (const s of idle) s.destroy();
       await child.stop();
-      await server.shutdown();
     }
   },
 });
 
 /** The child under `prlimit --nofile=nofile`; `started()` gives its port and default cap. */
-function spawnChild(nofile: number, options: string, target?: number) {
-  const child = prlimitChild(nofile, childSource(options, target));
+function spawnChild(nofile: number, options: string) {
+  const child = prlimitChild(nofile, childSource(options));
   return { ...child, started: () => child.json<{ port: number; max: number }>("port") };
 }
 

@@ -3,9 +3,10 @@
  * descriptors: `Deno.serve` stops listening for good at its first failed
  * accept, so serveApp listens again on the same address. In a child process
  * under `prlimit --nofile`, idle connections take every descriptor, then go;
- * the server must answer again, and say once that it listened again. Behind
- * the front it does not: another process could take the freed port before
- * this one knows it was freed, and receive the front's decrypted traffic.
+ * the server must answer again, and say once that it listened again; behind
+ * the front too, where it listens on a Unix socket in a private directory
+ * (a freed loopback port could be taken by another process before this one
+ * knew it was freed, and receive the front's decrypted traffic).
  *
  * @module
  */
@@ -15,36 +16,24 @@ import { noPrlimit, prlimitChild } from "./_front.ts";
 
 const NO_PRLIMIT = noPrlimit();
 
-const libs = `
-import { serveApp } from ${
+/** serve.ts's serveService: the front before Deno.serve on a Unix socket in a private directory in PARENT. */
+const frontedSource = (parent: string) => `
+import { serveService } from ${
   JSON.stringify(new URL("../../runtime-adapters/deno/serve.ts", import.meta.url).href)
-};
-import { startFront } from ${
-  JSON.stringify(new URL("../../runtime-adapters/deno/tls_front.ts", import.meta.url).href)
 };
 import { createLogger } from ${
   JSON.stringify(new URL("../../src/util/log.ts", import.meta.url).href)
 };
 const log = createLogger({ format: "json", write: (line) => console.log(line) });
-`;
-
-/** The composition of serve.ts's serveService: a front before a loopback server that moves. */
-const frontedSource = `${libs}
-const inner = serveApp({ fetch: () => new Response("ok") }, {
+const server = await serveService({ fetch: () => new Response("ok") }, {
   hostname: "127.0.0.1",
   port: 0,
-  log,
-  relisten: false,
-});
-const front = await startFront({
-  hostname: "127.0.0.1",
-  port: 0,
-  balancers: new Set(),
-  target: { hostname: "127.0.0.1", port: inner.addr.port },
+  proxyFrom: ["127.0.0.2"],
+  socketParent: ${JSON.stringify(parent)},
   log,
 });
-console.log(JSON.stringify({ port: front.addr.port, inner: inner.addr.port }));
-await inner.finished;
+console.log(JSON.stringify({ port: server.addr.port }));
+await server.finished;
 `;
 
 const childSource = `
@@ -109,25 +98,42 @@ Deno.test({
 });
 
 Deno.test({
-  name: "serveApp behind the front: out of descriptors it fails closed, never listening again",
+  name: "serveService: out of descriptors the server behind the front listens again on its socket",
   ignore: NO_PRLIMIT !== undefined,
   async fn() {
-    const child = prlimitChild(60, frontedSource);
+    const parent = await Deno.makeTempDir({ prefix: "kb-serve-" });
+    const child = prlimitChild(60, frontedSource(parent));
     const idle: Deno.Conn[] = [];
     try {
-      const { port, inner } = await child.json<{ port: number; inner: number }>("port");
+      const { port } = await child.json<{ port: number }>("port");
       assertEquals(await get(port), "ok", "served before");
-      // The loopback server runs out of descriptors: its freed port could be
-      // taken by another local process before this one knows it was freed,
-      // so the process ends instead of listening on any port again.
-      await exhaust(inner, idle);
+      const [dir] = [...Deno.readDirSync(parent)].map((e) => `${parent}/${e.name}`);
+      // Only its user may enter, whatever the umask (0022 here).
+      assertEquals(Deno.statSync(dir).mode! & 0o777, 0o700);
+      // Connections to the server's own socket (this test runs as its user)
+      // until its accept fails: Deno.serve stops for good then. Before
+      // session 10 it was on a loopback port, which another process could
+      // take once freed, so the process exited instead (fail closed).
+      const path = `${dir}/http.sock`;
+      for (let i = 0; i < 120; i++) {
+        try {
+          idle.push(await Deno.connect({ transport: "unix", path }));
+        } catch {
+          break;
+        }
+      }
+      const relistened = () => child.lines.filter((l) => l.includes("listening again"));
+      await waitUntil(() => relistened().length > 0, "the restart in the log");
+      assert(relistened()[0].includes(path), relistened()[0]);
       for (const c of idle.splice(0)) c.close();
-      const status = await child.exited();
-      assertEquals(status.success, false, "the process went on");
-      assertEquals(child.lines.filter((l) => l.includes("listening again")), []);
+      await waitUntil(async () => (await get(port)) === "ok", "served after", {
+        timeoutMs: 20_000,
+        intervalMs: 100,
+      });
     } finally {
       for (const c of idle) c.close();
       await child.stop();
+      await Deno.remove(parent, { recursive: true });
     }
   },
 });

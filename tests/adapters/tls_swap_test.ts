@@ -39,7 +39,10 @@ async function startSwapServer(dir: string) {
     args: [
       "run",
       "--allow-read",
-      "--allow-net=127.0.0.1",
+      // The server behind the front listens on a Unix socket in a private
+      // directory it makes in TMPDIR (the front connects to it: net access).
+      "--allow-write",
+      "--allow-net",
       new URL("./_swap_server.ts", import.meta.url).pathname,
       `${dir}/a/server.crt`,
       `${dir}/a/server.key`,

@@ -10,6 +10,9 @@ import type { ClientStream } from "./streams.ts";
 import { Http1Framing } from "../../../src/server/rate_limit/http1_framing.ts";
 import { concatBytes } from "../../../src/util/encoding.ts";
 
+const CR = 13;
+const LF = 10;
+
 /**
  * Passes the client's plaintext (`inner`) to the server (`upstream`) one
  * request at a time: the next request is held, and the client no longer
@@ -39,6 +42,8 @@ export function passRequests(
   source: ClientStream,
   upstream: net.Socket,
   o: {
+    /** A header line to add after each request's start line (the client's address). */
+    tag?: Uint8Array;
     deadlineMs: number;
     late: () => void;
     /** A request was whole in time. */
@@ -77,6 +82,22 @@ export function passRequests(
   /** When the request under way began (its first byte was passed on). */
   let since: number | undefined;
   let timer: ReturnType<typeof setTimeout> | undefined;
+  /** The start line of the request under way is not wholly passed on yet (o.tag goes after it). */
+  let inStartLine = false;
+  /** Passes `bytes` (a piece `take` returned, `began` its) on, with o.tag after the start line. */
+  const forward = (bytes: Uint8Array, began: boolean) => {
+    if (!o.tag) return void upstream.write(bytes);
+    let from = 0;
+    if (began) {
+      inStartLine = true;
+      // Blank lines before a request begin none (the start line's first byte is neither).
+      while (bytes[from] === CR || bytes[from] === LF) from++;
+    }
+    const lf = inStartLine ? bytes.indexOf(LF, from) : -1;
+    if (lf < 0) return void upstream.write(bytes);
+    inStartLine = false;
+    upstream.write(concatBytes(bytes.subarray(0, lf + 1), o.tag, bytes.subarray(lf + 1)));
+  };
   const check = () => {
     timer = undefined;
     if (since === undefined || answers.opaque || inner.destroyed) return;
@@ -110,12 +131,12 @@ export function passRequests(
       if (requests.opaque) {
         // The server answers or refuses what it is given; nothing after it is read.
         lost = true;
-        upstream.write(waiting);
+        forward(waiting, t.began);
         waiting = undefined;
         stop();
         return;
       }
-      if (t.n) upstream.write(waiting.subarray(0, t.n));
+      if (t.n) forward(waiting.subarray(0, t.n), t.began);
       waiting = waiting.subarray(t.n);
       if (t.ended) {
         since = undefined;
