@@ -474,6 +474,7 @@ export async function startFront(o: FrontOptions): Promise<Front> {
         upstream.resume();
       });
       await once(upstream, "connect");
+      unreachable.over();
       setUp();
       // Silent both ways for the idle limit: both sides are cut. A timer
       // re-armed for what is left when it fires, not one per chunk.
@@ -542,6 +543,7 @@ export async function startFront(o: FrontOptions): Promise<Front> {
       const fields = { peer, error: err instanceof Error ? err.message : String(err) };
       // A failed handshake is what any scanner produces: not worth an operator's look.
       if (stage === "TLS handshake") o.log.debug("TLS handshake failed", fields);
+      else if (stage === "connection to the server") unreachable.note(fields.error);
       else o.log.warn(`dropped a connection at the public front (${stage})`, fields);
     }
   };
@@ -607,6 +609,16 @@ export async function startFront(o: FrontOptions): Promise<Front> {
     } s from an answer's first wait for room in the socket, plus 1 s per ${
       answerDeadline.minBytesPerSecond / 1024
     } KB taken after it`,
+    clock,
+  );
+  // While the server listens again after a descriptor shortage (serve.ts),
+  // every connection in the gap fails so: one line per connection was
+  // routine (rereview-front N4 of session 8).
+  const unreachable = burstLog(
+    o.log,
+    "server_unreachable",
+    "dropped connections at the public front: the server behind it cannot be reached",
+    "reached again",
     clock,
   );
   const failed = burstLog(

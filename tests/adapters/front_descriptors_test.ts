@@ -149,6 +149,12 @@ Deno.test({
       assert(answer.startsWith("HTTP/1.1 200"), answer);
       // Once per shortage, not once per failed accept.
       assertEquals(shortage().length, 1, shortage().join("\n"));
+      // Connections that could not reach the server meanwhile: once per burst
+      // too (was one line each, ~100 in this test), with a stable reason.
+      const unreachable = lines.filter((l) => l.includes("at the public front: the server behind"));
+      assert(unreachable.length <= 1, unreachable.join("\n"));
+      assert(unreachable.every((l) => JSON.parse(l).reason === "server_unreachable"));
+      assertEquals(lines.filter((l) => l.includes("(connection to the server)")), []);
     } finally {
       for (const s of idle) s.destroy();
       await child.stop();

@@ -18,7 +18,8 @@ const BURST_QUIET_MS = 5_000;
  */
 export function burstLog(
   log: Logger,
-  reason: FrontEvent,
+  // server_unreachable: logged only, no counter of its own.
+  reason: FrontEvent | "server_unreachable",
   first: string,
   over: string,
   clock: () => number = () => performance.now(),
