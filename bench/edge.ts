@@ -43,6 +43,7 @@ interface ColdSummary {
   warm: Spread;
   wake: Spread;
   after_wake: Spread;
+  first_rpc: Spread;
 }
 
 /** The Durable Object renewal section. */
@@ -94,14 +95,14 @@ export function edgeSection(renewals = 60): BenchSection {
             `baseline before session 5: ${fmt(r.readiness_median_ms, 2)} ms)`,
         },
       ];
-      run.log(`edge: ${COLD_ROUNDS} × 2 renewals right after workerd started`);
+      run.log(`edge: ${COLD_ROUNDS} × 3 workerd restarts (cold renewal, wake, first call)`);
       rows.push(...coldRows(await runScript<ColdSummary>("do_cold_renewal_bench.ts", COLD_ROUNDS)));
       return rows;
     },
   };
 }
 
-/** Rounds of the cold renewal bench: each restarts workerd twice (~0.7 s each). */
+/** Rounds of the cold renewal bench: each restarts workerd three times (~0.7 s each). */
 const COLD_ROUNDS = 8;
 
 /** Runs a workerd bench script (tests/workers/) and returns its JSON summary line. */
@@ -137,6 +138,10 @@ function coldRows(c: ColdSummary | { failed: string }): BenchRow[] {
       `between renewals; the Workers free plan allows 10 ms per invocation): waking the object ` +
       `(constructor, sealed state load) ${fmt(c.wake.median_ms, 2)} ms, then its first renewal ` +
       `${fmt(c.after_wake.median_ms, 2)} ms (nothing compiled yet), the second ` +
-      `${fmt(c.warm.median_ms, 2)} ms`,
+      `${fmt(c.warm.median_ms, 2)} ms; of the gross, the first call to an object that does ` +
+      `nothing in a fresh workerd (miniflare's proxy, creating an object) ` +
+      `${fmt(c.first_rpc.median_ms, 2)} ms; no target: most of the rest is first-time work, a ` +
+      `third of it V8 compiling functions at their first call (docs/benchmarks.md, Session 10: ` +
+      `edge)`,
   }];
 }

@@ -10,7 +10,10 @@
  * service) and renews again (`warm`), or first wakes the object with an
  * empty RPC (`wake`: the object's constructor and state load, plus the
  * harness's first RPC through miniflare's proxy) and then renews
- * (`after_wake`). CPU is measured from outside as in do_renewal_bench.ts;
+ * (`after_wake`), or calls an object that does nothing (`first_rpc`: the
+ * harness's and the platform's share of a first call in a fresh workerd,
+ * miniflare's proxy Worker and the object's creation, included in `cold` and
+ * `wake`). CPU is measured from outside as in do_renewal_bench.ts;
  * workerd's own start (module evaluation included) is not counted: on
  * Cloudflare it is not part of the alarm's invocation either.
  *
@@ -26,6 +29,7 @@ import { startLoopbackAuth } from "./_loopback_auth.ts";
 import { cpuNs, percentile, workerdPids } from "./do_renewal_bench.ts";
 
 type Bot = BotIdentityRpc & { ping(): Promise<void> };
+type Empty = { ping(): Promise<void> };
 
 /** CPU milliseconds `pids` spent on `call`. */
 async function cpuOf(pids: number[], call: () => Promise<unknown>): Promise<number> {
@@ -47,7 +51,8 @@ if (import.meta.main) {
   await using script = await bundle(new URL("./renewal_floor_worker.ts", import.meta.url));
   const persistDir = await Deno.makeTempDir({ prefix: "keybound-do-cold-" });
   // One KEK for every restart: the same sealed state is loaded each time.
-  const options = botWorkerOptions(auth.url, "cold-bot", secret, "BenchBot", { persistDir });
+  const bot = botWorkerOptions(auth.url, "cold-bot", secret, "BenchBot", { persistDir });
+  const options = { ...bot, durableObjects: { ...bot.durableObjects, EMPTY: "EmptyObject" } };
   /** Starts workerd on the persisted storage: the bot and the new process's pids. */
   const start = async () => {
     const before = new Set(await workerdPids());
@@ -57,13 +62,22 @@ if (import.meta.main) {
     const ns = await worker.mf.getDurableObjectNamespace(
       "BOT_IDENTITY",
     ) as unknown as DurableObjectNamespace<Bot>;
-    return { worker, pids, bot: ns.get(ns.idFromName("cold-bot")) };
+    const empty = await worker.mf.getDurableObjectNamespace(
+      "EMPTY",
+    ) as unknown as DurableObjectNamespace<Empty>;
+    return {
+      worker,
+      pids,
+      bot: ns.get(ns.idFromName("cold-bot")),
+      empty: empty.get(empty.idFromName("empty")),
+    };
   };
-  const samples: Record<"cold" | "warm" | "wake" | "after_wake", number[]> = {
+  const samples: Record<"cold" | "warm" | "wake" | "after_wake" | "first_rpc", number[]> = {
     cold: [],
     warm: [],
     wake: [],
     after_wake: [],
+    first_rpc: [],
   };
   try {
     {
@@ -85,6 +99,11 @@ if (import.meta.main) {
         samples.wake.push(await cpuOf(pids, () => bot.ping()));
         samples.after_wake.push(await cpuOf(pids, () => bot.renew()));
       }
+      {
+        const { worker, pids, empty } = await start();
+        await using _ = worker;
+        samples.first_rpc.push(await cpuOf(pids, () => empty.ping()));
+      }
     }
   } finally {
     await Deno.remove(persistDir, { recursive: true });
@@ -101,5 +120,6 @@ if (import.meta.main) {
     warm: summary(samples.warm),
     wake: summary(samples.wake),
     after_wake: summary(samples.after_wake),
+    first_rpc: summary(samples.first_rpc),
   }));
 }

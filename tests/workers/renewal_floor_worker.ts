@@ -37,6 +37,7 @@ import { silentLogger } from "../../src/util/log.ts";
 import { fromUtf8, utf8 } from "../../src/util/encoding.ts";
 import { BotIdentity } from "../../runtime-adapters/workers/bot_identity_do.ts";
 import { DoAgentStorage } from "../../runtime-adapters/workers/do_agent_storage.ts";
+import { DurableObject } from "../../runtime-adapters/workers/durable_object.ts";
 
 export { default } from "../../runtime-adapters/workers/bot_worker.ts";
 
@@ -209,5 +210,17 @@ export class BenchBot extends BotIdentity {
     await this.#signRequest(s);
     await this.#continue(echoUrl);
     await this.#storeResult(s);
+  }
+}
+
+/**
+ * An object that does nothing (do_cold_renewal_bench.ts): the first RPC to it
+ * in a fresh workerd is the harness's and the platform's share of a first
+ * call (miniflare's proxy Worker, creating an object), with none of the bot.
+ */
+export class EmptyObject extends DurableObject<unknown> {
+  /** Does nothing. */
+  ping(): Promise<void> {
+    return Promise.resolve();
   }
 }
