@@ -25,7 +25,11 @@ import {
   startCaWatcher,
 } from "../../src/server/mod.ts";
 import { certificatesFromPem } from "../../src/pki/mod.ts";
-import { ADMIN_IDENTITY_FILE, AUTH_SERVER_FILE } from "../../src/cli/auth/data_dir.ts";
+import {
+  ADMIN_IDENTITY_FILE,
+  AUTH_SERVER_FILE,
+  FRONT_SOCKET_DIR,
+} from "../../src/cli/auth/data_dir.ts";
 import { errorLineOf } from "../../src/cli/error_line.ts";
 import {
   AUTH,
@@ -188,6 +192,7 @@ async function start(config: StartConfig, log: Logger): Promise<void> {
       port: config.listen.port,
       ...(tls ? { tls } : {}),
       proxyFrom: config.proxyFrom,
+      socketDir: join(config.dataDir, FRONT_SOCKET_DIR),
       log,
       front: { ...config.connections, onEvent: (event) => metrics.front(event) },
     });

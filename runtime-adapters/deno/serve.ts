@@ -9,6 +9,8 @@
 import { canonicalIp, formatHostPort } from "../../src/util/host_port.ts";
 import type { Logger } from "../../src/util/log.ts";
 import { join } from "node:path";
+import { ConfigError } from "../../src/errors.ts";
+import { ensureDir } from "./fs.ts";
 import {
   type Front,
   FRONT_CLIENT_HEADER,
@@ -154,11 +156,13 @@ export interface ServeServiceOptions {
   /** Where the front reports connections it dropped. */
   log: Logger;
   /**
-   * Where the private directory of the server behind the front is made
-   * (default: the system's temporary directory); a Unix socket's path may
-   * not exceed 107 bytes.
+   * The private directory of the server behind the front (the auth service:
+   * its data directory's `front`), its socket `PID.sock`: made if missing,
+   * 0700 whatever the umask, removed at shutdown once empty. Default, or if
+   * the socket's path would be too long (over {@linkcode SOCKET_PATH_MAX}
+   * bytes): a new one in the system's temporary directory.
    */
-  socketParent?: string;
+  socketDir?: string;
   /** The front's connection caps (defaults in ./tls_front.ts) and its event counter. */
   front?: Pick<
     FrontOptions,
@@ -218,8 +222,7 @@ export async function serveService(
       },
     };
   }
-  const dir = await privateDir(options.socketParent);
-  const path = join(dir, "http.sock");
+  const { dir, path } = await privateSocket(options.socketDir, options.log);
   let front: Front | undefined;
   const inner = keepServing(() => {
     // Left by the server that stopped (or by nothing: the directory is new
@@ -235,7 +238,13 @@ export async function serveService(
       return app.fetch(request, { remoteAddr });
     });
   }, options.log);
-  const removeDir = () => Deno.remove(dir, { recursive: true }).catch(() => {});
+  // Not recursively: only what this server made goes (Deno.serve removes
+  // its socket as it stops, but not one it lost to a failed accept), and
+  // the directory only once no other process's socket is in it.
+  const removeDir = async () => {
+    await Deno.remove(path).catch(() => {});
+    await Deno.remove(dir).catch(() => {});
+  };
   try {
     front = await startFront({
       hostname: options.hostname,
@@ -273,16 +282,69 @@ export async function serveService(
   };
 }
 
+/** Longest path of a Unix socket, in bytes (Linux's sun_path holds 108 with the NUL). */
+export const SOCKET_PATH_MAX = 107;
+
 /**
- * A new directory for the server's socket in `parent` (default: the
- * system's temporary directory), a fresh random name so that what a killed
- * process left behind never stands in the way, mode 0700 by chmod whatever
- * the umask: only this user may bind or connect in it.
+ * A socket older than this that no server answers on is a killed process's
+ * leftover. Younger, it may be one another process has bound and is about
+ * to listen on (two auth processes may share a data directory).
  */
-async function privateDir(parent: string | undefined): Promise<string> {
-  const dir = await Deno.makeTempDir({ ...(parent ? { dir: parent } : {}), prefix: "keybound-" });
+const STALE_SOCKET_MS = 10_000;
+
+/**
+ * Where the server behind the front listens: `PID.sock` in `wanted`, made
+ * 0700 whatever the umask (only this user may bind or connect in it; several
+ * processes may share it, each with its own socket), after removing what
+ * killed processes left there; or, without `wanted` or if the socket's path
+ * would be too long, `http.sock` in a new directory in the system's
+ * temporary directory (a fresh random name: nothing left behind stands in
+ * its way).
+ */
+async function privateSocket(
+  wanted: string | undefined,
+  log: Logger,
+): Promise<{ dir: string; path: string }> {
+  if (wanted !== undefined) {
+    const path = join(wanted, `${Deno.pid}.sock`);
+    if (new TextEncoder().encode(path).length <= SOCKET_PATH_MAX) {
+      await ensureDir(wanted, 0o700);
+      await Deno.chmod(wanted, 0o700);
+      // Its own path taken by a live server: a process with the same PID
+      // elsewhere (another container) on this directory.
+      if (await answers(path)) {
+        throw new ConfigError(
+          `another process serves on ${path} (an auth process with the same data directory?)`,
+        );
+      }
+      for await (const entry of Deno.readDir(wanted)) {
+        const other = join(wanted, entry.name);
+        if (other === path || !entry.name.endsWith(".sock")) continue;
+        const info = await Deno.lstat(other).catch(() => undefined);
+        const age = Date.now() - (info?.mtime?.getTime() ?? Date.now());
+        if (info?.isSocket && age > STALE_SOCKET_MS && !(await answers(other))) {
+          await Deno.remove(other).catch(() => {});
+        }
+      }
+      return { dir: wanted, path };
+    }
+    log.info("socket path too long; the server behind the front listens in a temporary directory", {
+      path,
+    });
+  }
+  const dir = await Deno.makeTempDir({ prefix: "keybound-" });
   await Deno.chmod(dir, 0o700);
-  return dir;
+  return { dir, path: join(dir, "http.sock") };
+}
+
+/** Whether a server accepts a connection on the Unix socket `path`. */
+async function answers(path: string): Promise<boolean> {
+  try {
+    (await Deno.connect({ transport: "unix", path })).close();
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /**

@@ -96,7 +96,7 @@ async function request(port: number): Promise<string> {
  * (before session 10, on a loopback port, it could not safely, and the
  * process failed closed, which made this test flaky while it ran here).
  */
-const servedSource = `
+const servedSource = (dir: string) => `
 import { serveService } from ${
   JSON.stringify(new URL("../../runtime-adapters/deno/serve.ts", import.meta.url).href)
 };
@@ -108,6 +108,7 @@ const server = await serveService({ fetch: () => new Response("ok") }, {
   hostname: "127.0.0.1",
   port: 0,
   proxyFrom: ["127.0.0.1"],
+  socketDir: ${JSON.stringify(dir)},
   log,
   front: { maxConnections: Infinity, onEvent: (event) => console.log(JSON.stringify({ event })) },
 });
@@ -121,7 +122,10 @@ Deno.test({
   async fn() {
     // No cap on connections held: this test is about descriptors running
     // out anyway (the default cap, derived from the limit, would evict before).
-    const child = prlimitChild(NOFILE, servedSource);
+    // Its own directory for the socket: the child is killed, and what it
+    // leaves goes with this one.
+    const parent = await Deno.makeTempDir({ prefix: "kb-front-" });
+    const child = prlimitChild(NOFILE, servedSource(`${parent}/front`));
     const lines = child.lines;
     const idle: net.Socket[] = [];
     try {
@@ -158,6 +162,7 @@ Deno.test({
     } finally {
       for (const s of idle) s.destroy();
       await child.stop();
+      await Deno.remove(parent, { recursive: true });
     }
   },
 });

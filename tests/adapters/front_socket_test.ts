@@ -41,11 +41,11 @@ Deno.test({
       hostname: "127.0.0.1",
       port: 0,
       tls: { cert, key },
-      socketParent: parent,
+      socketDir: `${parent}/front`,
       log: silentLogger,
     });
+    const dir = `${parent}/front`;
     try {
-      const [dir] = [...Deno.readDirSync(parent)].map((e) => `${parent}/${e.name}`);
       assertEquals(Deno.statSync(dir).mode! & 0o777, 0o700);
       // Before the front's line and after it: a guessed token, an address, nothing.
       for (const forged of ["00112233445566778899aabbccddeeff", "192.0.2.9:1", ""]) {
@@ -65,7 +65,7 @@ Deno.test({
         assertEquals(JSON.parse(answer.split("\r\n\r\n")[1]), { addr: client });
       }
       // Straight to the socket (this user may), with no line from the front.
-      const direct = await Deno.connect({ transport: "unix", path: `${dir}/http.sock` });
+      const direct = await Deno.connect({ transport: "unix", path: `${dir}/${Deno.pid}.sock` });
       await direct.write(enc(
         `GET / HTTP/1.1\r\nhost: x\r\n${FRONT_CLIENT_HEADER}: x 192.0.2.9:1\r\nconnection: close\r\n\r\n`,
       ));
@@ -81,39 +81,113 @@ Deno.test({
   },
 });
 
+/** A child serving "ok" through serveService with its socket in DIR, under `umask`: prints its port. */
+function child(dir: string, umask = "0022") {
+  const source = `
+import { serveService } from ${
+    JSON.stringify(new URL("../../runtime-adapters/deno/serve.ts", import.meta.url).href)
+  };
+import { silentLogger } from ${
+    JSON.stringify(new URL("../../src/util/log.ts", import.meta.url).href)
+  };
+const server = await serveService({ fetch: () => new Response("ok") }, {
+  hostname: "127.0.0.1", port: 0, proxyFrom: ["127.0.0.2"], socketDir: ${JSON.stringify(dir)},
+  log: silentLogger,
+});
+console.log(JSON.stringify({ port: server.addr.port }));
+await server.finished;
+`;
+  return new Deno.Command("sh", {
+    args: ["-c", `umask ${umask} && exec "$0" eval --ext=ts "$1"`, Deno.execPath(), source],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+}
+
+/** The port the child printed, or its error output if it exited first. */
+async function portOf(process: Deno.ChildProcess): Promise<number | string> {
+  const reader = process.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  while (!text.includes("\n")) {
+    const { value, done } = await reader.read();
+    if (done) {
+      const status = await process.status;
+      const err = await new Response(process.stderr).text();
+      return `exited ${status.code}: ${err}`;
+    }
+    text += value;
+  }
+  reader.releaseLock();
+  return JSON.parse(text).port;
+}
+
+async function get(port: number): Promise<string> {
+  return await (await fetch(`http://127.0.0.1:${port}/`)).text();
+}
+
 Deno.test({
   name: "serveService: the socket's directory is 0700 under a umask that would leave it unusable",
   ignore: Deno.build.os === "windows",
   async fn() {
     const parent = await Deno.makeTempDir({ prefix: "kb-socket-" });
-    const source = `
-import { serveService } from ${
-      JSON.stringify(new URL("../../runtime-adapters/deno/serve.ts", import.meta.url).href)
-    };
-import { silentLogger } from ${
-      JSON.stringify(new URL("../../src/util/log.ts", import.meta.url).href)
-    };
-const server = await serveService({ fetch: () => new Response("ok") }, {
-  hostname: "127.0.0.1", port: 0, proxyFrom: ["127.0.0.2"], socketParent: ${JSON.stringify(parent)},
-  log: silentLogger,
-});
-const [dir] = [...Deno.readDirSync(${JSON.stringify(parent)})];
-const mode = Deno.statSync(${JSON.stringify(parent)} + "/" + dir.name).mode & 0o777;
-const body = await (await fetch("http://127.0.0.1:" + server.addr.port + "/")).text();
-console.log(JSON.stringify({ mode: mode.toString(8), body }));
-await server.shutdown();
-`;
+    // 0277: a directory made 0700 would be 0500, where no socket can be made.
+    const p = child(`${parent}/front`, "0277");
     try {
-      // 0277: mkdtemp's 0700 would become 0500, where no socket can be made.
-      const out = await new Deno.Command("sh", {
-        args: ["-c", 'umask 0277 && exec "$0" eval --ext=ts "$1"', Deno.execPath(), source],
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      const text = new TextDecoder().decode(out.stdout);
-      assert(out.success, new TextDecoder().decode(out.stderr));
-      assertEquals(JSON.parse(text), { mode: "700", body: "ok" });
+      const port = await portOf(p);
+      assert(typeof port === "number", String(port));
+      assertEquals(Deno.statSync(`${parent}/front`).mode! & 0o777, 0o700);
+      assertEquals(await get(port), "ok");
     } finally {
+      p.kill("SIGKILL");
+      await p.status;
+      await p.stderr.cancel();
+      await Deno.remove(parent, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "serveService: processes share the socket directory; a killed one's socket is swept",
+  ignore: Deno.build.os === "windows",
+  async fn() {
+    const parent = await Deno.makeTempDir({ prefix: "kb-socket-" });
+    const dir = `${parent}/front`;
+    const started: Deno.ChildProcess[] = [];
+    const sockets = () => [...Deno.readDirSync(dir)].map((e) => e.name).sort();
+    const start = async () => {
+      const p = child(dir);
+      started.push(p);
+      const port = await portOf(p);
+      assert(typeof port === "number", String(port));
+      return { p, port, socket: `${p.pid}.sock` };
+    };
+    try {
+      const first = await start();
+      // Two auth processes may share a data directory: each its own socket.
+      const second = await start();
+      assertEquals(await get(first.port), "ok");
+      assertEquals(await get(second.port), "ok");
+      first.p.kill("SIGKILL");
+      await first.p.status;
+      // Killed: its socket stays behind. Made old, as a leftover is; the
+      // live one too, which must stay.
+      const old = new Date(Date.now() - 60_000);
+      for (const name of sockets()) await Deno.utime(`${dir}/${name}`, old, old);
+      const third = await start();
+      assertEquals(await get(third.port), "ok");
+      assertEquals(sockets(), [second.socket, third.socket].sort());
+      assertEquals(await get(second.port), "ok");
+    } finally {
+      for (const p of started) {
+        try {
+          p.kill("SIGKILL");
+        } catch {
+          // Exited.
+        }
+        await p.status;
+        await p.stdout.cancel().catch(() => {});
+        await p.stderr.cancel().catch(() => {});
+      }
       await Deno.remove(parent, { recursive: true });
     }
   },

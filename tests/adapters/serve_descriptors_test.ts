@@ -16,8 +16,8 @@ import { noPrlimit, prlimitChild } from "./_front.ts";
 
 const NO_PRLIMIT = noPrlimit();
 
-/** serve.ts's serveService: the front before Deno.serve on a Unix socket in a private directory in PARENT. */
-const frontedSource = (parent: string) => `
+/** serve.ts's serveService: the front before Deno.serve on a Unix socket in DIR. */
+const frontedSource = (dir: string) => `
 import { serveService } from ${
   JSON.stringify(new URL("../../runtime-adapters/deno/serve.ts", import.meta.url).href)
 };
@@ -29,7 +29,7 @@ const server = await serveService({ fetch: () => new Response("ok") }, {
   hostname: "127.0.0.1",
   port: 0,
   proxyFrom: ["127.0.0.2"],
-  socketParent: ${JSON.stringify(parent)},
+  socketDir: ${JSON.stringify(dir)},
   log,
 });
 console.log(JSON.stringify({ port: server.addr.port }));
@@ -102,19 +102,20 @@ Deno.test({
   ignore: NO_PRLIMIT !== undefined,
   async fn() {
     const parent = await Deno.makeTempDir({ prefix: "kb-serve-" });
-    const child = prlimitChild(60, frontedSource(parent));
+    const dir = `${parent}/front`;
+    const child = prlimitChild(60, frontedSource(dir));
     const idle: Deno.Conn[] = [];
     try {
       const { port } = await child.json<{ port: number }>("port");
       assertEquals(await get(port), "ok", "served before");
-      const [dir] = [...Deno.readDirSync(parent)].map((e) => `${parent}/${e.name}`);
       // Only its user may enter, whatever the umask (0022 here).
       assertEquals(Deno.statSync(dir).mode! & 0o777, 0o700);
       // Connections to the server's own socket (this test runs as its user)
       // until its accept fails: Deno.serve stops for good then. Before
       // session 10 it was on a loopback port, which another process could
       // take once freed, so the process exited instead (fail closed).
-      const path = `${dir}/http.sock`;
+      // The child's socket, PID.sock, the only one there.
+      const [path] = [...Deno.readDirSync(dir)].map((e) => `${dir}/${e.name}`);
       for (let i = 0; i < 120; i++) {
         try {
           idle.push(await Deno.connect({ transport: "unix", path }));

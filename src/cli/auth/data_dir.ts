@@ -15,6 +15,13 @@ export const ADMIN_IDENTITY_FILE = "admin-identity";
  */
 export const AUTH_SERVER_FILE = "auth-server";
 
+/**
+ * The private directory of the HTTP server behind the TLS front: its Unix
+ * socket, `PID.sock`, while the service runs (one per auth process using
+ * the data directory).
+ */
+export const FRONT_SOCKET_DIR = "front";
+
 /** `DIR/FILE`, whatever slashes `dir` ends with. */
 export function dataDirFile(dir: string, file: string): string {
   return `${dir.replace(/\/+$/, "")}/${file}`;
