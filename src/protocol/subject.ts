@@ -26,6 +26,22 @@ export const SUBJECT_OIDS = {
   browserId: "1.3.9999.2.23",
 } as const;
 
+/**
+ * X.509's upper bound on a common name and an organization name, in
+ * characters (RFC 5280 ub-common-name, ub-organization-name): every name
+ * Keybound puts in a subject's CN or O must fit.
+ */
+export const X509_NAME_UPPER_BOUND = 64;
+
+/** What a bot's user name puts before its name (see {@linkcode botUserName}). */
+const BOT_USER_PREFIX = "bot-";
+
+/**
+ * The longest name a new bot may take: its certificates' common name (and
+ * its own role, an organization) is `bot-<name>`, within X.509's bound.
+ */
+export const MAX_NEW_BOT_NAME = X509_NAME_UPPER_BOUND - BOT_USER_PREFIX.length;
+
 /** The `usage` of certificates issued for `identity` outputs: never a bot identity. */
 export const OUTPUT_CERT_USAGE = "output";
 
@@ -79,7 +95,7 @@ export interface BotSubjectInput {
  * ```
  */
 export function botUserName(name: string): string {
-  return `bot-${name}`;
+  return `${BOT_USER_PREFIX}${name}`;
 }
 
 /** The subject of a bot certificate. */

@@ -8,6 +8,7 @@
  */
 import * as z from "zod";
 import { parseDuration } from "../util/duration.ts";
+import { MAX_NEW_BOT_NAME, X509_NAME_UPPER_BOUND } from "../protocol/subject.ts";
 import { spiffeTemplateProblem } from "./spiffe_id_template.ts";
 
 /** RFC 3339 timestamp with an offset or `Z`. */
@@ -27,6 +28,30 @@ export const Duration = z.string().refine((s) => {
 export const ResourceName = z.string().min(1).max(253).regex(
   /^[A-Za-z0-9@_.:-][A-Za-z0-9@_.:+-]*$/,
   "must contain only letters, digits and @ _ . : + -",
+);
+
+/**
+ * The name of a bot being created: short enough that its certificates' common
+ * name, `bot-<name>`, stays within X.509's bound. Only new names are held to
+ * it (./validate.ts, `certificateNameIssue`): a bot stored earlier with a
+ * longer name stays readable and keeps joining (docs/operations.md, "Bot and
+ * role names").
+ */
+export const NewBotName = ResourceName.max(
+  MAX_NEW_BOT_NAME,
+  `a new bot's name is at most ${MAX_NEW_BOT_NAME} characters (its certificates' common name ` +
+    `is "bot-" and the name, and X.509 bounds a common name at ${X509_NAME_UPPER_BOUND})`,
+);
+
+/**
+ * A role name a bot's certificates can carry: each role is an organization
+ * attribute of their subject, which X.509 bounds. Held to it: a new role's
+ * name, and a role a write adds to a bot.
+ */
+export const CertificateRoleName = z.string().max(
+  X509_NAME_UPPER_BOUND,
+  `a role a bot carries is at most ${X509_NAME_UPPER_BOUND} characters (its certificates ` +
+    `carry each role as an organization name, which X.509 bounds at ${X509_NAME_UPPER_BOUND})`,
 );
 
 /** `metadata` common to every resource. */

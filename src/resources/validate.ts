@@ -8,13 +8,16 @@
 import { checkJsonLimits } from "./limits.ts";
 import { BadParameterError } from "../errors.ts";
 import { fieldIssue, formatPath } from "../util/zod_error.ts";
+import type * as z from "zod";
 import {
   ALL_KINDS,
   type AnyResource,
+  CertificateRoleName,
   CREATABLE_KINDS,
   type CreatableKind,
   type CreatableResource,
   type Kind,
+  NewBotName,
   type ResourceOf,
   schemaOf,
 } from "./schemas.ts";
@@ -112,4 +115,51 @@ export function parseResource(raw: unknown, allowed?: readonly Kind[]): AnyResou
 export function parseResourceOf<K extends Kind>(kind: K, raw: unknown): ResourceOf<K> {
   // validateResource accepted only `kind`, so the value matched that kind's schema.
   return parseResource(raw, [kind]) as ResourceOf<K>;
+}
+
+/** The issue of `schema` with `value` at `path`, the value's length in front; null if it passes. */
+function lengthIssue(
+  schema: z.ZodType<string>,
+  value: string,
+  path: (string | number)[],
+): ResourceIssue | null {
+  const r = schema.safeParse(value);
+  return r.success
+    ? null
+    : { path, message: `${value.length} characters: ${r.error.issues[0].message}` };
+}
+
+/**
+ * Where a write would put a name into certificate subjects past X.509's bound
+ * (schemas.ts: `NewBotName`, `CertificateRoleName`), given what is stored
+ * under its name now (`existing`, null when the write creates it); null when
+ * nothing does. Only what the write brings in is held to the bound: a bot or
+ * role stored earlier with a longer name, and a role a bot already carries,
+ * can still be written back (docs/operations.md, "Bot and role names").
+ */
+export function certificateNameIssue(
+  incoming: CreatableResource,
+  existing: CreatableResource | null,
+): ResourceIssue | null {
+  switch (incoming.kind) {
+    case "bot": {
+      if (!existing) {
+        const issue = lengthIssue(NewBotName, incoming.metadata.name, ["metadata", "name"]);
+        if (issue) return issue;
+      }
+      const kept = new Set(existing?.kind === "bot" ? existing.spec.roles : []);
+      for (const [i, role] of incoming.spec.roles.entries()) {
+        if (kept.has(role)) continue;
+        const issue = lengthIssue(CertificateRoleName, role, ["spec", "roles", i]);
+        if (issue) return issue;
+      }
+      return null;
+    }
+    case "role":
+      return existing
+        ? null
+        : lengthIssue(CertificateRoleName, incoming.metadata.name, ["metadata", "name"]);
+    default:
+      return null;
+  }
 }

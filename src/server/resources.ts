@@ -27,7 +27,13 @@ import {
   schemaOf,
   type Token,
 } from "../resources/schemas.ts";
-import type { AnyResource, CreatableResource } from "../resources/validate.ts";
+import {
+  type AnyResource,
+  certificateNameIssue,
+  type CreatableResource,
+  formatIssue,
+} from "../resources/validate.ts";
+import { formatPath } from "../util/zod_error.ts";
 import { prepareTokenForWrite, type SecretGenerator } from "../resources/token_rules.ts";
 import { type AuditInput, auditMutations } from "./audit.ts";
 import type { ServerContext } from "./context.ts";
@@ -327,6 +333,15 @@ async function planWrite(
       `${kind} "${name}" changed since revision ${revision} was read; ` +
         "fetch it again, or remove metadata.revision to overwrite it",
     );
+  }
+  const tooLong = certificateNameIssue(
+    incoming,
+    (existing?.resource ?? null) as CreatableResource | null,
+  );
+  if (tooLong) {
+    throw new BadParameterError(formatIssue(tooLong), {
+      details: { path: formatPath(tooLong.path) },
+    });
   }
   const resource = await prepare(ctx, incoming, existing, actor, generateSecret);
   const expires = resource.metadata.expires;

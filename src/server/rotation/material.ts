@@ -25,6 +25,7 @@ import {
   verifyCertificateSignature,
 } from "../../pki/mod.ts";
 import { HOST_CA_OU, USER_CA_OU } from "../../protocol/identity_file.ts";
+import { X509_NAME_UPPER_BOUND } from "../../protocol/subject.ts";
 import { fromBase64, fromPem, toBase64 } from "../../util/encoding.ts";
 import type {
   CaType,
@@ -68,11 +69,7 @@ async function storableKey(alg: KeyAlgorithm): Promise<{ keyPair: KeyPair; store
 /** Marks the subject of the user CA's Ed25519 X.509 certificate (docs/security.md). */
 const ED25519_CA_MARKER = "Ed25519";
 
-/**
- * X.509's upper bound on a common name and an organization name, in
- * characters (RFC 5280 ub-common-name, ub-organization-name).
- */
-export const X509_NAME_UPPER_BOUND = 64;
+export { X509_NAME_UPPER_BOUND };
 
 /**
  * The longest name a new cluster may take: the CA certificates carry it as

@@ -1,0 +1,138 @@
+/**
+ * Names that go into bot certificate subjects against X.509's bound (64
+ * characters for a common name and an organization name): the admin write
+ * refuses a new bot or role whose name could not fit, a bot at the bound gets
+ * a certificate openssl reads with a 64-character CN, and a bot stored with a
+ * longer name before the bound keeps working.
+ *
+ * @module
+ */
+import { assert, assertEquals, assertStringIncludes } from "../_assert.ts";
+import { ignoreWithout } from "../_tools.ts";
+import { certificatesFromPem, certificateToPem } from "../../src/pki/mod.ts";
+import type { JoinResult } from "../../src/protocol/messages.ts";
+import { MAX_NEW_BOT_NAME, X509_NAME_UPPER_BOUND } from "../../src/protocol/subject.ts";
+import type { Bot, Role } from "../../src/resources/schemas.ts";
+import { getResource, putResource } from "../../src/server/resources.ts";
+import type { ServerContext } from "../../src/server/context.ts";
+import { type Harness, onboardedBot, putBot, rejectsCode, startHarness } from "./_join_fixture.ts";
+
+const actor = { user: "admin" };
+
+function bot(name: string, roles: string[] = []): Bot {
+  return { kind: "bot", version: "v1", metadata: { name }, spec: { roles, traits: [] } };
+}
+
+function role(name: string): Role {
+  return { kind: "role", version: "v7", metadata: { name }, spec: {} };
+}
+
+/** A name of `n` characters. */
+const nameOf = (n: number, c = "n") => c.repeat(n);
+
+/** The subject's attributes as openssl prints them, one `type=value` per line. */
+async function opensslSubject(dir: string, result: JoinResult): Promise<[string, string][]> {
+  const path = `${dir}/leaf.pem`;
+  await Deno.writeTextFile(path, result.certificates.tls_cert);
+  const out = await new Deno.Command("openssl", {
+    args: ["x509", "-in", path, "-noout", "-subject", "-nameopt", "sep_multiline,sname,utf8"],
+  }).output();
+  assert(out.success, new TextDecoder().decode(out.stderr));
+  return new TextDecoder().decode(out.stdout).split("\n").slice(1).filter((l) => l.trim())
+    .map((l) => {
+      const at = l.indexOf("=");
+      return [l.slice(0, at).trim(), l.slice(at + 1)];
+    });
+}
+
+/** openssl's `verify -x509_strict` of the join's certificate under the CAs it came with. */
+async function opensslVerify(dir: string, result: JoinResult): Promise<string> {
+  await Deno.writeTextFile(`${dir}/leaf.pem`, result.certificates.tls_cert);
+  await Deno.writeTextFile(
+    `${dir}/ca.pem`,
+    result.certificates.tls_ca_certs.flatMap(certificatesFromPem).map(certificateToPem).join(""),
+  );
+  const out = await new Deno.Command("openssl", {
+    args: ["verify", "-x509_strict", "-CAfile", `${dir}/ca.pem`, `${dir}/leaf.pem`],
+  }).output();
+  return new TextDecoder().decode(out.stdout).trim() + new TextDecoder().decode(out.stderr);
+}
+
+async function withHarness(fn: (h: Harness, dir: string) => Promise<void>) {
+  const h = await startHarness();
+  const dir = await Deno.makeTempDir();
+  try {
+    await fn(h, dir);
+  } finally {
+    await h.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+function refused(ctx: ServerContext, r: Bot | Role, mode: "create" | "upsert" = "create") {
+  return rejectsCode(() => putResource(ctx, r, mode, actor), "BAD_PARAMETER");
+}
+
+Deno.test({
+  name: "a new bot or role whose name cannot fit its certificates' subject is refused",
+  ignore: ignoreWithout("bot certificates read by openssl", "openssl"),
+  fn: () =>
+    withHarness(async (h, dir) => {
+      assertEquals(MAX_NEW_BOT_NAME, 60);
+      const e = await refused(h.ctx, bot(nameOf(MAX_NEW_BOT_NAME + 1)));
+      assertEquals(e.details?.path, "metadata.name");
+      assertEquals(
+        e.message,
+        "metadata.name: 61 characters: a new bot's name is at most 60 characters (its " +
+          `certificates' common name is "bot-" and the name, and X.509 bounds a common name at 64)`,
+      );
+      assertEquals(await getResource(h.ctx, "bot", nameOf(61)), null, "nothing stored");
+      const r = await refused(h.ctx, role(nameOf(X509_NAME_UPPER_BOUND + 1, "r")));
+      assertEquals(r.details?.path, "metadata.name");
+      assertStringIncludes(r.message, "65 characters: a role a bot carries is at most 64");
+
+      // At the bound: both are accepted, and openssl reads 64-character CN and O.
+      const role64 = nameOf(X509_NAME_UPPER_BOUND, "r");
+      await putResource(h.ctx, role(role64), "create", actor);
+      const name60 = nameOf(MAX_NEW_BOT_NAME);
+      await putResource(h.ctx, bot(name60, [role64]), "create", actor);
+      // A role that does not fit, added to an existing bot, is refused too.
+      const added = await refused(h.ctx, bot(name60, [role64, nameOf(65, "x")]), "upsert");
+      assertEquals(added.details?.path, "spec.roles[1]");
+
+      const b = await onboardedBot(h, "tok", { botName: name60 });
+      const subject = await opensslSubject(dir, b.last!);
+      assertEquals(subject.filter(([t]) => t === "CN"), [["CN", `bot-${name60}`]]);
+      assertEquals(subject.filter(([t]) => t === "O"), [["O", `bot-${name60}`], ["O", role64]]);
+      for (const [t, v] of subject) {
+        if (t === "CN" || t === "O") assertEquals(v.length, X509_NAME_UPPER_BOUND, t);
+      }
+      assertEquals(await opensslVerify(dir, b.last!), `${dir}/leaf.pem: OK`);
+    }),
+});
+
+Deno.test({
+  name: "a bot stored with a longer name before the bound is readable, writable and joins",
+  ignore: ignoreWithout("bot certificates read by openssl", "openssl"),
+  fn: () =>
+    withHarness(async (h, dir) => {
+      // What an older version could store: a 253-character bot carrying a 100-character role.
+      const long = nameOf(253);
+      const longRole = nameOf(100, "r");
+      await putBot(h.ctx, long, { roles: [longRole] });
+      assertEquals((await getResource(h.ctx, "bot", long))?.resource.spec.roles, [longRole]);
+      // Written back with what it carries, plus a role that fits: accepted.
+      await putResource(h.ctx, bot(long, [longRole, "ops"]), "upsert", actor);
+      await refused(h.ctx, bot(long, [longRole, nameOf(65, "x")]), "upsert");
+
+      // Its joins go on: onboarding, then a refresh that authenticates with the 257-character
+      // CN. openssl reads and verifies the certificate (3.0 does not check the bound).
+      const b = await onboardedBot(h, "tok", { botName: long });
+      const cn = `bot-${long}`;
+      assertEquals((await b.join()).bot_name, long);
+      const subject = await opensslSubject(dir, b.last!);
+      assertEquals(subject.find(([t]) => t === "CN"), ["CN", cn]);
+      assertEquals(subject.filter(([t]) => t === "O").map(([, v]) => v), [cn, longRole, "ops"]);
+      assertEquals(await opensslVerify(dir, b.last!), `${dir}/leaf.pem: OK`);
+    }),
+});
