@@ -7,13 +7,14 @@
  * budget, and loading the CommonJS library costs tbot ~40 ms and ~15 MB.
  *
  * This reads structure, not trust: the caller checks what it read (the SPKI
- * against the key it holds or sent). Certificates trusted for anything (a CA,
- * a signature to verify) go through {@linkcode parseCertificate} in
- * ./x509_parse.ts.
+ * against the key it holds or sent, a signature with {@linkcode signedBy}).
+ * tbot's trust decisions (the CA pin's first contact, the cross-signed heal)
+ * read what they need here too, so a daemon never keeps the full parser
+ * loaded; the server and tctl use `parseCertificate` (./x509_parse.ts).
  *
  * @module
  */
-import type { KeyAlgorithm } from "../crypto/keys.ts";
+import { algOf, type KeyAlgorithm, verify } from "../crypto/keys.ts";
 import { sha256 } from "../crypto/random.ts";
 import { BadParameterError, BadServerResponseError } from "../errors.ts";
 import { bytesEqual, toHex } from "../util/encoding.ts";
@@ -86,6 +87,10 @@ interface CertificateTlvs {
   times: Tlv[];
   subject: Tlv;
   spki: Tlv;
+  /** The `[0]` version, when written (absent: v1). */
+  version?: Tlv;
+  /** What follows the SPKI: the unique identifiers and `[3]` extensions, unchecked. */
+  rest: Tlv[];
 }
 
 function tbsFields(der: Uint8Array, fail: DerFailure = malformed): CertificateTlvs {
@@ -96,8 +101,9 @@ function tbsFields(der: Uint8Array, fail: DerFailure = malformed): CertificateTl
     fail("not a certificate");
   }
   let fields = readChildren(der, tbs, fail);
-  if (fields[0]?.tag === 0xa0) fields = fields.slice(1); // [0] version
-  const [serial, signature, issuer, validity, subject, spki] = fields;
+  const version = fields[0]?.tag === 0xa0 ? fields[0] : undefined;
+  if (version) fields = fields.slice(1);
+  const [serial, signature, issuer, validity, subject, spki, ...rest] = fields;
   if (
     serial?.tag !== 0x02 ||
     [signature, issuer, validity, subject, spki].some((f) => f?.tag !== SEQUENCE)
@@ -106,7 +112,17 @@ function tbsFields(der: Uint8Array, fail: DerFailure = malformed): CertificateTl
   }
   const times = readChildren(der, validity, fail);
   if (times.length !== 2) fail("bad validity");
-  return { tbs, sigAlg, sig, tbsSigAlg: signature, times, subject, spki };
+  return {
+    tbs,
+    sigAlg,
+    sig,
+    tbsSigAlg: signature,
+    times,
+    subject,
+    spki,
+    ...(version ? { version } : {}),
+    rest,
+  };
 }
 
 /**
@@ -168,7 +184,10 @@ function badCertificate(what: string): never {
  * `BadParameterError` (as `parseCertificate` does) for anything else.
  */
 export function readSignedParts(der: Uint8Array): SignedParts {
-  const f = tbsFields(der, badCertificate);
+  return signedParts(der, tbsFields(der, badCertificate));
+}
+
+function signedParts(der: Uint8Array, f: CertificateTlvs): SignedParts {
   const alg = readChildren(der, f.sigAlg, badCertificate);
   if (alg.length !== 1 || alg[0].tag !== 0x06) {
     badCertificate("signature algorithm has parameters");
@@ -197,6 +216,134 @@ export function readSignedParts(der: Uint8Array): SignedParts {
     signatureAlgorithm,
     signature,
     spki: der.slice(f.spki.start, f.spki.end),
+  };
+}
+
+/** Whether `key` made the signature of `parts` (false when its algorithm is not the signature's). */
+export async function signedBy(key: CryptoKey, parts: SignedParts): Promise<boolean> {
+  return algOf(key) === parts.signatureAlgorithm &&
+    await verify(key, parts.signature, parts.tbs);
+}
+
+/** What {@linkcode readCaCandidate} returns. */
+export interface CaCandidate extends SignedParts {
+  /** Start of validity. */
+  notBefore: Date;
+  /** End of validity. */
+  notAfter: Date;
+  /** basicConstraints cA (false when the extension or the flag is absent). */
+  isCA: boolean;
+}
+
+const BOOLEAN = 0x01;
+const INTEGER = 0x02;
+const OCTET_STRING = 0x04;
+const OID_BASIC_CONSTRAINTS = "2.5.29.19";
+
+/** A DER BOOLEAN's value: one octet, 0x00 or 0xFF (X.690 §11.1). */
+function readBoolean(der: Uint8Array, t: Tlv): boolean {
+  if (t.end - t.content !== 1 || (der[t.content] !== 0 && der[t.content] !== 0xff)) {
+    badCertificate("bad BOOLEAN");
+  }
+  return der[t.content] === 0xff;
+}
+
+/**
+ * basicConstraints (RFC 5280 §4.2.1.9): SEQUENCE { cA BOOLEAN DEFAULT FALSE,
+ * pathLenConstraint INTEGER (0..MAX) OPTIONAL }, strict DER (a written
+ * FALSE is a DEFAULT written out, refused).
+ */
+function readBasicConstraintsCa(der: Uint8Array, value: Tlv): boolean {
+  const bc = readTlv(der, value.content, value.end, badCertificate);
+  if (bc.tag !== SEQUENCE || bc.end !== value.end) badCertificate("bad basicConstraints");
+  const parts = readChildren(der, bc, badCertificate);
+  let isCA = false;
+  if (parts[0]?.tag === BOOLEAN) {
+    isCA = readBoolean(der, parts.shift()!);
+    if (!isCA) badCertificate("basicConstraints cA FALSE written out");
+  }
+  if (parts.length > 0) {
+    const pathLen = parts.shift()!;
+    const n = pathLen.end - pathLen.content;
+    if (
+      pathLen.tag !== INTEGER || n === 0 || der[pathLen.content] & 0x80 ||
+      (n > 1 && der[pathLen.content] === 0 && !(der[pathLen.content + 1] & 0x80))
+    ) {
+      badCertificate("bad basicConstraints pathLenConstraint");
+    }
+  }
+  if (parts.length > 0) badCertificate("bad basicConstraints");
+  return isCA;
+}
+
+/**
+ * basicConstraints cA from what follows a TBSCertificate's SPKI: optional
+ * `[1]`/`[2]` unique identifiers, then optional `[3]` extensions, only in a
+ * v3 certificate, each Extension a strict DER SEQUENCE { OID, critical
+ * BOOLEAN DEFAULT FALSE, OCTET STRING }, no extension twice (as the full
+ * parser refuses). Other extensions are walked, not decoded.
+ */
+function caFlag(der: Uint8Array, f: CertificateTlvs): boolean {
+  let rest = f.rest;
+  if (rest[0]?.tag === 0x81) rest = rest.slice(1); // [1] issuerUniqueID
+  if (rest[0]?.tag === 0x82) rest = rest.slice(1); // [2] subjectUniqueID
+  if (rest.length === 0) return false;
+  const [exts, ...extra] = rest;
+  if (exts.tag !== 0xa3 || extra.length) badCertificate("unexpected TBSCertificate field");
+  const v = f.version ? readChildren(der, f.version, badCertificate) : [];
+  if (
+    v.length !== 1 || v[0].tag !== INTEGER || v[0].end - v[0].content !== 1 ||
+    der[v[0].content] !== 2
+  ) {
+    badCertificate("certificate has extensions but is not version 3");
+  }
+  const [list, ...more] = readChildren(der, exts, badCertificate);
+  if (list?.tag !== SEQUENCE || more.length) badCertificate("bad extensions");
+  const seen = new Set<string>();
+  let isCA = false;
+  for (const ext of readChildren(der, list, badCertificate)) {
+    const parts = ext.tag === SEQUENCE ? readChildren(der, ext, badCertificate) : [];
+    const [id, ...tail] = parts;
+    if (tail[0]?.tag === BOOLEAN && !readBoolean(der, tail.shift()!)) {
+      badCertificate("extension critical FALSE written out");
+    }
+    if (id?.tag !== 0x06 || tail.length !== 1 || tail[0].tag !== OCTET_STRING) {
+      badCertificate("bad extension");
+    }
+    const oid = decodeOid(der.subarray(id.content, id.end), badCertificate);
+    if (seen.has(oid)) badCertificate(`duplicate certificate extension ${oid}`);
+    seen.add(oid);
+    if (oid === OID_BASIC_CONSTRAINTS) isCA = readBasicConstraintsCa(der, tail[0]);
+  }
+  return isCA;
+}
+
+/**
+ * {@linkcode readSignedParts} plus the validity and the basicConstraints cA
+ * flag: what the cross-signed heal (src/agent/trust/cross_signed.ts) reads of
+ * the CA certificates it may trust, without loading the full parser into a
+ * daemon that healed. The extensions are walked strictly (see `caFlag`); a
+ * malformed one, or one present twice, is refused with `BadParameterError`,
+ * as `parseCertificate` refuses it. Only basicConstraints is decoded: a
+ * certificate whose other extensions' contents are malformed reads here and
+ * not there; what matters of it is still checked by its signature.
+ */
+export function readCaCandidate(der: Uint8Array): CaCandidate {
+  const f = tbsFields(der, badCertificate);
+  const parts = signedParts(der, f);
+  // A bad time is this parse's refusal too: BadParameterError, not the renewal path's error.
+  const time = (t: Tlv) => {
+    try {
+      return readTime(der, t);
+    } catch {
+      return badCertificate("bad validity time");
+    }
+  };
+  return {
+    ...parts,
+    notBefore: time(f.times[0]),
+    notAfter: time(f.times[1]),
+    isCA: caFlag(der, f),
   };
 }
 

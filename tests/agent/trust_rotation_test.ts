@@ -22,9 +22,18 @@ import {
 } from "../../src/agent/trust/mod.ts";
 import { writeFilesTogether } from "../../src/agent/journal.ts";
 import { certificatesFromPem, certificateToPem } from "../../src/pki/pem.ts";
+import {
+  issueCertificate,
+  NAME_OIDS,
+  parseCertificate,
+  verifyCertificateSignature,
+} from "../../src/pki/mod.ts";
+import { derSequence, derTlv, ecdsaRawToDer } from "../../src/pki/der.ts";
+import { decodeOid, readChildren, readTlv } from "../../src/pki/der_reader.ts";
+import { sign } from "../../src/crypto/keys.ts";
 import { KeyboundError } from "../../src/errors.ts";
 import { silentLogger } from "../../src/util/log.ts";
-import { assertEquals, assertRejects, assertStringIncludes } from "../_assert.ts";
+import { assert, assertEquals, assertRejects, assertStringIncludes } from "../_assert.ts";
 import { crossSign, newCa, serverLeaf, type TestCa } from "./_host_cas.ts";
 
 const URL = "https://127.0.0.1:3025";
@@ -359,4 +368,84 @@ Deno.test("HostTrust: no cross-signed heal once the saved CAs were confirmed too
   const recent = await storageConfirmed(86400_000);
   assertEquals(await (await sleeper(recent).fetch(URL)).text(), "ok");
   assertEquals(count(), 1);
+});
+
+/** `pem` without its extension `dropOid` (dotted), re-signed by `issuer`. */
+async function resignedWithout(pem: string, issuer: TestCa, dropOid: string): Promise<string> {
+  const fail = (what: string): never => {
+    throw new Error(what);
+  };
+  const der = certificatesFromPem(pem)[0];
+  const [tbs, alg] = readChildren(der, readTlv(der, 0, der.length, fail), fail);
+  const fields = readChildren(der, tbs, fail);
+  const last = fields[fields.length - 1];
+  assertEquals(last.tag, 0xa3);
+  const [list] = readChildren(der, last, fail);
+  const exts = readChildren(der, list, fail).filter((e) => {
+    const [id] = readChildren(der, e, fail);
+    return decodeOid(der.subarray(id.content, id.end), fail) !== dropOid;
+  }).map((e) => der.subarray(e.start, e.end));
+  const newTbs = derSequence(
+    ...fields.slice(0, -1).map((f) => der.subarray(f.start, f.end)),
+    derTlv(0xa3, derSequence(...exts)),
+  );
+  const sig = ecdsaRawToDer(await sign(issuer.keyPair.privateKey, newTbs));
+  return certificateToPem(derSequence(
+    newTbs,
+    der.subarray(alg.start, alg.end),
+    derTlv(0x03, new Uint8Array([0, ...sig])),
+  ));
+}
+
+// The heal reads cA with the DER walk of src/pki/cert_fields.ts, not the full parser: a
+// certificate that is not a CA must not carry trust over, whichever way it says so.
+Deno.test("cross-signed: a certificate without cA TRUE is not a CA, cross-signed or served", async () => {
+  const [old, next] = await Promise.all([newCa("old"), newCa("new")]);
+  const refuse = async (contact: FirstContact, why: string) => {
+    const e = await assertRejects(
+      () => learnCrossSignedCa(URL, [old.pem], contact, new Date()),
+      KeyboundError,
+    );
+    assertEquals(e.code, "TLS_UNTRUSTED", why);
+  };
+  const BC = "2.5.29.19";
+  // Issued by the trusted key for the new key, valid, but cA FALSE (Keybound's leaf form:
+  // basicConstraints critical, an empty SEQUENCE), or without basicConstraints at all.
+  const leafForm = certificateToPem(
+    await issueCertificate({
+      issuer: {
+        subject: parseCertificate(certificatesFromPem(old.pem)[0]).subjectDer,
+        privateKey: old.keyPair.privateKey,
+        publicKey: old.keyPair.publicKey,
+      },
+      subject: [{ oid: NAME_OIDS.commonName, value: next.name }],
+      publicKey: next.keyPair.publicKey,
+      notBefore: new Date(Date.now() - 60_000),
+      notAfter: new Date(Date.now() + 86400_000),
+    }),
+  );
+  assertEquals(parseCertificate(certificatesFromPem(leafForm)[0]).isCA, false);
+  await refuse((await contactOf(next, [next], [leafForm])).contact, "cA FALSE");
+  const noBc = await resignedWithout(await crossSign(old, next), old, BC);
+  const parsed = parseCertificate(certificatesFromPem(noBc)[0]);
+  assertEquals(parsed.isCA, false);
+  assert(await verifyCertificateSignature(parsed, old.keyPair.publicKey), "re-signed by old");
+  await refuse((await contactOf(next, [next], [noBc])).contact, "no basicConstraints");
+  // The same certificate with cA TRUE is accepted: the two above fail on cA alone.
+  const withCa = await resignedWithout(await crossSign(old, next), old, "2.5.29.15");
+  assertEquals(
+    await learnCrossSignedCa(
+      URL,
+      [old.pem],
+      (await contactOf(next, [next], [withCa])).contact,
+      new Date(),
+    ),
+    [next.pem],
+  );
+  // A served "CA" that is the trusted key's certificate without cA TRUE is not kept either.
+  const oldNoCa = await resignedWithout(old.pem, old, BC);
+  await refuse(
+    (await contactOf(old, [{ ...old, pem: oldNoCa }])).contact,
+    "a served certificate of a trusted key without cA",
+  );
 });

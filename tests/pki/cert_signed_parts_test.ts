@@ -11,71 +11,24 @@ import { BadParameterError } from "../../src/errors.ts";
 import { readSignedParts } from "../../src/pki/cert_fields.ts";
 import { derOid, derSequence, derTlv } from "../../src/pki/der.ts";
 import { readChildren, readTlv } from "../../src/pki/der_reader.ts";
-import {
-  certificatesFromPem,
-  parseCertificate,
-  SIGNATURE_OIDS,
-  verifyCertificateSignature,
-} from "../../src/pki/mod.ts";
+import { parseCertificate, SIGNATURE_OIDS, verifyCertificateSignature } from "../../src/pki/mod.ts";
 import { ignoreWithout } from "../_tools.ts";
+import { opensslIssue, type OpensslKeyKind, opensslRequest } from "./_openssl.ts";
 
 const ignore = ignoreWithout("signed parts checked on openssl certificates", "openssl");
 
-async function openssl(dir: string, args: string[]): Promise<void> {
-  const out = await new Deno.Command("openssl", { args, cwd: dir, stdout: "null", stderr: "piped" })
-    .output();
-  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
-}
-
 /** A CA of `kind` ("ec" P-256 or "ed25519") and a leaf it signed, by openssl; DER. */
-async function opensslChain(kind: "ec" | "ed25519"): Promise<{ ca: Uint8Array; leaf: Uint8Array }> {
+async function opensslChain(kind: OpensslKeyKind): Promise<{ ca: Uint8Array; leaf: Uint8Array }> {
   const dir = await Deno.makeTempDir();
   try {
-    const key = kind === "ec"
-      ? ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"]
-      : ["-newkey", "ed25519"];
-    await openssl(dir, [
-      "req",
-      "-x509",
-      ...key,
-      "-nodes",
-      "-keyout",
-      "ca.key",
-      "-out",
-      "ca.pem",
-      "-days",
-      "2",
-      "-subj",
-      "/CN=pin CA",
-    ]);
-    await openssl(dir, [
-      "req",
-      ...key,
-      "-nodes",
-      "-keyout",
-      "leaf.key",
-      "-out",
-      "leaf.csr",
-      "-subj",
-      "/CN=leaf",
-    ]);
-    await openssl(dir, [
-      "x509",
-      "-req",
-      "-in",
-      "leaf.csr",
-      "-CA",
-      "ca.pem",
-      "-CAkey",
-      "ca.key",
-      "-days",
-      "1",
-      "-out",
-      "leaf.pem",
-    ]);
-    const read = async (f: string) =>
-      certificatesFromPem(await Deno.readTextFile(`${dir}/${f}`))[0];
-    return { ca: await read("ca.pem"), leaf: await read("leaf.pem") };
+    await opensslRequest(dir, "ca", kind, "pin CA");
+    const ca = await opensslIssue(dir, "ca", {
+      ca: null,
+      days: 2,
+      ext: "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign\n",
+    });
+    await opensslRequest(dir, "leaf", kind, "leaf");
+    return { ca, leaf: await opensslIssue(dir, "leaf", { ca: "ca", days: 1 }) };
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

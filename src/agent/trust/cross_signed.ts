@@ -14,23 +14,38 @@
  * @module
  */
 import type * as z from "zod";
+import { importSpki } from "../../crypto/keys.ts";
 import { KeyboundError } from "../../errors.ts";
 import { CaResponse, HOST_CA_PATH } from "../../protocol/discovery.ts";
 import { resendingAfterReset } from "../../protocol/http_client.ts";
+import {
+  type CaCandidate,
+  readCaCandidate,
+  readSignedParts,
+  signedBy,
+} from "../../pki/cert_fields.ts";
 import { certificatesFromPem, certificateToPem } from "../../pki/pem.ts";
-import type { ParsedCertificate } from "../../pki/x509_parse.ts";
 import { toHex } from "../../util/encoding.ts";
 import type { FirstContact } from "./pinned_ca.ts";
 
 /** The part of the `/v1/ca/host` answer the cross-signature check reads. */
 const HostCaChain = CaResponse.pick({ tls_ca_certs: true, cross_signed: true });
 
-/** The full certificate parser, loaded on this rare path only (a CommonJS library). */
-type Parser = typeof import("../../pki/x509_parse.ts");
+/**
+ * A certificate of the answer as this check reads it: the DER walk of
+ * ../../pki/cert_fields.ts, not the full parser (a CommonJS library that would
+ * stay resident for the daemon's life once it healed).
+ */
+interface Candidate extends CaCandidate {
+  /** The whole certificate, DER. */
+  der: Uint8Array;
+  /** Its subject key, imported once. */
+  publicKey(): Promise<CryptoKey>;
+}
 
-/** Parses every certificate of a PEM list; one that does not parse is skipped. */
-function parseAll(x509: Parser, pems: string[]): ParsedCertificate[] {
-  const out: ParsedCertificate[] = [];
+/** Reads every certificate of a PEM list; one that does not read is skipped. */
+function readAll(pems: string[]): Candidate[] {
+  const out: Candidate[] = [];
   for (const pem of pems) {
     let ders: Uint8Array[];
     try {
@@ -40,7 +55,9 @@ function parseAll(x509: Parser, pems: string[]): ParsedCertificate[] {
     }
     for (const der of ders) {
       try {
-        out.push(x509.parseCertificate(der));
+        const c = readCaCandidate(der);
+        let key: Promise<CryptoKey> | undefined;
+        out.push({ ...c, der, publicKey: () => key ??= importSpki(c.spki) });
       } catch {
         // not a certificate: ignored, like any other unusable entry of the answer
       }
@@ -49,7 +66,7 @@ function parseAll(x509: Parser, pems: string[]): ParsedCertificate[] {
   return out;
 }
 
-const keyId = (c: ParsedCertificate) => toHex(c.spki);
+const keyId = (c: Candidate) => toHex(c.spki);
 
 /**
  * The keys trusted after following `crossSigned` from `trusted`: a
@@ -58,21 +75,20 @@ const keyId = (c: ParsedCertificate) => toHex(c.spki);
  * set. Repeats until nothing changes, so old → mid → new works.
  */
 async function followCrossSignatures(
-  x509: Parser,
-  trusted: ParsedCertificate[],
-  crossSigned: ParsedCertificate[],
+  trusted: Candidate[],
+  crossSigned: Candidate[],
   now: Date,
-): Promise<Map<string, ParsedCertificate>> {
+): Promise<Map<string, Candidate>> {
   const keys = new Map(trusted.map((c) => [keyId(c), c] as const));
   let pending = crossSigned.filter((x) => x.isCA && now >= x.notBefore && now < x.notAfter);
   for (let grew = true; grew;) {
     grew = false;
-    const left: ParsedCertificate[] = [];
+    const left: Candidate[] = [];
     for (const x of pending) {
       if (keys.has(keyId(x))) continue;
       let signedByTrusted = false;
       for (const issuer of keys.values()) {
-        if (await x509.verifyCertificateSignature(x, await issuer.publicKey())) {
+        if (await signedBy(await issuer.publicKey(), x)) {
           signedByTrusted = true;
           break;
         }
@@ -119,24 +135,22 @@ export async function learnCrossSignedCa(
       `${baseUrl}${HOST_CA_PATH} did not answer with host CA certificates (HTTP ${status})`,
     );
   }
-  const x509 = await import("../../pki/x509_parse.ts");
-  const leaf = x509.parseCertificate(leafDer);
+  const leaf = readSignedParts(leafDer);
   const trustedKeys = await followCrossSignatures(
-    x509,
-    parseAll(x509, trustedPems),
-    parseAll(x509, reply.cross_signed ?? []),
+    readAll(trustedPems),
+    readAll(reply.cross_signed ?? []),
     now,
   );
   let signer: string | undefined;
   const accepted: string[] = [];
-  for (const ca of parseAll(x509, reply.tls_ca_certs)) {
+  for (const ca of readAll(reply.tls_ca_certs)) {
     if (!ca.isCA || !trustedKeys.has(keyId(ca))) continue;
     // Saved as a trust root: every signed byte must come from the key's holder (host CA
     // certificates are self-signed), not only the key, as for the pin (pinned_ca.ts).
-    if (!await x509.verifyCertificateSignature(ca, await ca.publicKey())) continue;
+    if (!await signedBy(await ca.publicKey(), ca)) continue;
     const pem = certificateToPem(ca.der);
     if (accepted.includes(pem)) continue;
-    if (!signer && await x509.verifyCertificateSignature(leaf, await ca.publicKey())) signer = pem;
+    if (!signer && await signedBy(await ca.publicKey(), leaf)) signer = pem;
     else accepted.push(pem);
   }
   if (!signer) {

@@ -12,14 +12,14 @@
  * @module
  */
 import type * as z from "zod";
-import { algOf, importSpki, verify } from "../../crypto/keys.ts";
+import { importSpki } from "../../crypto/keys.ts";
 import { KeyboundError } from "../../errors.ts";
 import { CaResponse, HOST_CA_PATH } from "../../protocol/discovery.ts";
 import { resendingAfterReset } from "../../protocol/http_client.ts";
 import {
   readCertificateFields,
   readSignedParts,
-  type SignedParts,
+  signedBy,
   spkiPin,
 } from "../../pki/cert_fields.ts";
 import { certificatesFromPem, certificateToPem } from "../../pki/pem.ts";
@@ -198,10 +198,4 @@ export function checkCaFile(pem: string, path: string): void {
       { cause },
     );
   }
-}
-
-/** Whether `key` made the signature of `parts` (a certificate's signed parts). */
-async function signedBy(key: CryptoKey, parts: SignedParts): Promise<boolean> {
-  return algOf(key) === parts.signatureAlgorithm &&
-    await verify(key, parts.signature, parts.tbs);
 }
