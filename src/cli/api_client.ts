@@ -15,7 +15,9 @@ import {
   PUT_RESOURCES_PATH,
   putResourceResponse,
   putResourcesResponse,
+  RawResourceListResponse,
   RawResourceResponse,
+  resourceAsSent,
   resourceForUpdate,
   type ResourceList,
   resourceListResponse,
@@ -63,21 +65,28 @@ export interface AdminApi {
   readonly baseUrl: string;
   /** Cluster name, version and CA pins. */
   status(): Promise<ClusterStatus>;
-  /** Every resource of a kind, read page by page (for exports such as `tctl get KIND`). */
-  list<K extends Kind>(kind: K, query?: Omit<ResourceQuery, "after" | "limit">): Promise<
-    ResourceOf<K>[]
-  >;
+  /**
+   * Every resource of a kind, read page by page (for exports such as `tctl
+   * get KIND`). With `asSent`, each as the server sent it (see `get`).
+   */
+  list<K extends Kind>(
+    kind: K,
+    query?: Omit<ResourceQuery, "after" | "limit">,
+    options?: { asSent?: boolean },
+  ): Promise<ResourceOf<K>[]>;
   /** One page of the resources of a kind, in name order. */
   listPage<K extends Kind>(kind: K, query?: ResourceQuery): Promise<ResourceList<K>>;
   /**
    * One resource (`bot/id` for bot instances); `NOT_FOUND` if absent. With
    * `forUpdate` (a read-modify-write), a field this client does not know is
-   * `NOT_IMPLEMENTED` instead of dropped, so the write cannot delete it.
+   * `NOT_IMPLEMENTED` instead of dropped, so the write cannot delete it. With
+   * `asSent` (printed for an operator to write back), it is kept as sent, so
+   * the write refuses it instead of deleting it. Otherwise it is dropped.
    */
   get<K extends Kind>(
     kind: K,
     name: string,
-    options?: { forUpdate?: boolean },
+    options?: { forUpdate?: boolean; asSent?: boolean },
   ): Promise<ResourceOf<K>>;
   /** Creates (or with `upsert` overwrites) a resource. */
   put<R extends CreatableResource>(
@@ -151,12 +160,22 @@ export class AdminApiClient implements AdminApi {
   async list<K extends Kind>(
     kind: K,
     query: Omit<ResourceQuery, "after" | "limit"> = {},
+    options: { asSent?: boolean } = {},
   ): Promise<ResourceOf<K>[]> {
     const items: ResourceOf<K>[] = [];
     let after: string | undefined;
     do {
-      const page = await this.listPage(kind, { ...query, limit: MAX_LIST_PAGE, after });
-      items.push(...page.items);
+      const pageQuery = { ...query, limit: MAX_LIST_PAGE, after };
+      const page = options.asSent
+        ? await this.#call({
+          method: "GET",
+          path: withQuery(resourcePath(kind), pageQuery),
+          response: RawResourceListResponse,
+        })
+        : await this.listPage(kind, pageQuery);
+      for (const item of page.items) {
+        items.push(options.asSent ? resourceAsSent(kind, item) : item as ResourceOf<K>);
+      }
       after = page.next;
     } while (after !== undefined);
     return items;
@@ -172,12 +191,12 @@ export class AdminApiClient implements AdminApi {
   async get<K extends Kind>(
     kind: K,
     name: string,
-    options: { forUpdate?: boolean } = {},
+    options: { forUpdate?: boolean; asSent?: boolean } = {},
   ): Promise<ResourceOf<K>> {
     const path = resourcePath(kind, name);
-    if (options.forUpdate) {
+    if (options.forUpdate || options.asSent) {
       const raw = await this.#call({ method: "GET", path, response: RawResourceResponse });
-      return resourceForUpdate(kind, raw.item);
+      return options.forUpdate ? resourceForUpdate(kind, raw.item) : resourceAsSent(kind, raw.item);
     }
     return (await this.#call({ method: "GET", path, response: resourceResponse(kind) })).item;
   }

@@ -72,6 +72,31 @@ export function resourceForUpdate<K extends Kind>(kind: K, value: unknown): Reso
   );
 }
 
+/**
+ * A resource to be printed for writing back by hand (`tctl get` as YAML or
+ * JSON, then `tctl create -f`): checked like any answer (every field this
+ * client knows, with its type and bounds), then returned as the server sent
+ * it, fields this client does not know included. Dropping them from the
+ * printout would delete them from the server's copy at the `create -f`;
+ * printed, they reach `create -f`, which refuses a field it does not know.
+ */
+export function resourceAsSent<K extends Kind>(kind: K, value: unknown): ResourceOf<K> {
+  const checked = resourceAnswer(kind).safeParse(value);
+  if (!checked.success) {
+    throw new KeyboundError(
+      "CONNECTION_FAILED",
+      `unexpected ${kind} from the server: ${formatZodError(checked.error)}`,
+    );
+  }
+  return value as ResourceOf<K>;
+}
+
+/** `GET /v1/resources/{kind}` read as sent, each item for {@linkcode resourceAsSent}. */
+export const RawResourceListResponse: z.ZodType<{ items: unknown[]; next?: string }> = z.object({
+  items: z.array(z.unknown()),
+  next: z.string().optional(),
+});
+
 /** `GET /v1/resources/{kind}`: one page of the live resources of a kind, in name order. */
 export function resourceListResponse<K extends Kind>(
   kind: K,
@@ -99,7 +124,7 @@ export interface ResourceList<K extends Kind> {
 
 /**
  * `GET /v1/resources/{kind}/{name}` read to be written back: the resource as
- * sent, for {@linkcode resourceForUpdate}.
+ * sent, for {@linkcode resourceForUpdate} or {@linkcode resourceAsSent}.
  */
 export const RawResourceResponse: z.ZodType<{ item: unknown }> = z.object({ item: z.unknown() });
 

@@ -5,7 +5,9 @@
  * break older clients. The server is the real app; a wrapper in front of it
  * adds an unknown field to every object of the status, CA and resource
  * answers, as a newer server would. A resource read to be written back is
- * the exception: dropping a field would delete it, so tctl refuses instead.
+ * the exception: dropping a field would delete it, so tctl refuses instead
+ * (`edit`, `bots update`), or prints it as sent (`get` as YAML or JSON), so
+ * that `create -f` of that output refuses it rather than deleting it.
  *
  * @module
  */
@@ -71,9 +73,10 @@ Deno.test("tctl reads a newer server's resources with unknown fields, and refuse
       ),
   });
   const conn = ["--auth-server", auth.url, "-i", auth.identity];
+  // `get` prints the resources as sent (the field included), the others what they know.
   const json = async (...args: string[]) => {
     const out = ok(await tctl([...args, "--format", "json", ...conn]));
-    assert(!out.includes(FUTURE), out);
+    assertEquals(out.includes(FUTURE), args[0] === "get", out);
     return JSON.parse(out);
   };
   try {
@@ -109,7 +112,9 @@ Deno.test("tctl reads a newer server's resources with unknown fields, and refuse
     const ref = `edge/${joined.bot_instance_id}`;
     assertStringIncludes(ok(await tctl(["bots", "instances", "show", ref, ...conn])), "edge");
     const yaml = ok(await tctl(["get", "token", "--format", "yaml", ...conn]));
-    assert(yaml.includes("kind: token") && !yaml.includes(FUTURE), yaml);
+    assert(yaml.includes("kind: token") && yaml.includes(FUTURE), yaml);
+    const table = ok(await tctl(["get", "token", "--format", "text", ...conn]));
+    assert(table.includes("web") && !table.includes(FUTURE), table);
 
     // Read-modify-write: the write would drop the field from the server's copy, so it is refused.
     const refused = (r: RunResult, kind: string) => {
@@ -129,7 +134,22 @@ Deno.test("tctl reads a newer server's resources with unknown fields, and refuse
       await tctl(["edit", "token/web", ...conn], { env: { EDITOR: editor, VISUAL: "" } }),
       "token",
     );
-    assertEquals(newer!.changed, before + 2, "each read once, nothing written");
+    // The round trip docs/deployment.md gives (get, edit, create -f): the
+    // printout keeps the field, so create -f refuses it instead of deleting it.
+    const dir = await Deno.makeTempDir();
+    const file = `${dir}/token.yaml`;
+    const printed = ok(await tctl(["get", "token/web", ...conn]));
+    assertStringIncludes(printed, `${FUTURE}:`);
+    await Deno.writeTextFile(file, printed.replace(/limit: 1$/m, "limit: 5"));
+    const written = await tctl(["create", "-f", file, ...conn]);
+    assertEquals(written.code, 1, written.stdout);
+    assertStringIncludes(
+      written.stderr,
+      `${file}: document 1: metadata.${FUTURE}: unknown field "${FUTURE}"`,
+    );
+    assertEquals(written.stdout, "");
+    await Deno.remove(dir, { recursive: true });
+    assertEquals(newer!.changed, before + 3, "each read once, nothing written");
     assertEquals((await json("get", "bot/web"))[0].spec.max_session_ttl, bot.spec.max_session_ttl);
     assertEquals(
       (await json("get", "token/web"))[0].spec.bound_keypair.recovery,

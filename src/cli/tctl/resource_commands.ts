@@ -59,14 +59,20 @@ export const getCommand: CommandSpec = {
     const format = outputFormat(flags, ["yaml", "json", "text"], "yaml");
     const ref = parseResourceRef(refText);
     const api = await ctx.api();
+    // YAML and JSON are what an operator edits and writes back with `create
+    // -f` (docs/deployment.md): printed as the server sent them, so a field
+    // this tctl does not know reaches `create -f`, which refuses it, instead
+    // of being dropped here and deleted from the server's copy by the write.
+    // The table shows the fields it knows.
+    const asSent = format !== "text";
     let items: AnyResource[];
     if (ref.kind === "bot_instance" && ref.name !== undefined && !ref.name.includes("/")) {
       // `bot_instance/BOT`: every instance of one bot.
-      items = await api.list("bot_instance", { bot: ref.name });
+      items = await api.list("bot_instance", { bot: ref.name }, { asSent });
     } else {
       items = ref.name === undefined
-        ? await api.list(ref.kind)
-        : [await api.get(ref.kind, ref.name)];
+        ? await api.list(ref.kind, {}, { asSent })
+        : [await api.get(ref.kind, ref.name, { asSent })];
     }
     if (format === "json") ctx.out(formatResourcesJson(items));
     else if (format === "yaml") ctx.out(formatResourcesYaml(items));
