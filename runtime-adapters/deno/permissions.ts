@@ -5,7 +5,7 @@
  * per variable or program; a daemon must never wait for a prompt. Deno's
  * `permissions.querySync` never prompts, so tbot asks it first and treats
  * anything but "granted" as not allowed: a variable it may not read is
- * absent, a program it may not start or a signal it may not send is an error
+ * absent (unless it decides security: see `TbotPlatform.unreadableEnv`), a program it may not start or a signal it may not send is an error
  * naming the flag that is missing. Imports nothing.
  *
  * @module
@@ -29,6 +29,10 @@ export function missingPermission(permission: Deno.PermissionDescriptor): string
       return permission.command === undefined
         ? "tbot may not send signals: it runs without --allow-run for every program"
         : `tbot may not start ${permission.command}: its --allow-run does not name it`;
+    case "env":
+      return permission.variable === undefined
+        ? "tbot may not read the environment: it runs without --allow-env"
+        : `tbot may not read ${permission.variable}: its --allow-env does not name it`;
     case "sys":
       return `tbot may not read the system's ${permission.kind}: its --allow-sys does not name it`;
     default:

@@ -127,7 +127,8 @@ export interface KekSources {
 /**
  * The configured KEK, or null when none is: a file (`kekPath`, else
  * `TBOT_STORAGE_KEK_PATH`) wins over the `TBOT_STORAGE_KEK` variable. Throws
- * `ConfigError` naming the source when it is not a 32-byte key.
+ * `ConfigError` naming the source when it is not a 32-byte key. `env` must
+ * throw for a variable it may not read: "unset" would store keys unencrypted.
  */
 export async function loadKek(sources: KekSources): Promise<Kek | null> {
   const path = sources.kekPath ?? sources.env(ENV_STORAGE_KEK_PATH);
@@ -278,7 +279,7 @@ export class SealedStorage implements AgentStorage {
     if (!kek) {
       throw new KeyboundError(
         "STORAGE_ERROR",
-        `${where} is sealed with a key-encryption key (id ${kekId}) but none is configured; it was left untouched`,
+        `${where} is sealed with a key-encryption key (id ${kekId}) but none is configured (storage.kek_path, ${ENV_STORAGE_KEK_PATH} or ${ENV_STORAGE_KEK}); it was left untouched`,
       );
     }
     if (kekId !== kek.id) {

@@ -2,14 +2,24 @@
  * tbot run on a terminal with narrowed permissions never waits on one of
  * Deno's permission prompts (runtime-adapters/deno/permissions.ts): a
  * variable outside `--allow-env` is absent, a program outside `--allow-run`
- * is an error naming the flag. A real tbot under a pseudo-terminal
- * (`script`, util-linux), a real cluster over HTTPS on loopback.
+ * is an error naming the flag. A variable that decides security (the KEK's,
+ * the credentials', the configuration's) outside `--allow-env` stops tbot
+ * instead. A real tbot (under a pseudo-terminal: `script`, util-linux), a
+ * real cluster over HTTPS on loopback.
  */
 import { assert, assertEquals } from "../_assert.ts";
 import { TBOT_DENO_FLAGS } from "../../runtime-adapters/deno/tbot_main.ts";
 import { servedBot } from "./_served_bot.ts";
 import { TBOT_MAIN } from "./_harness.ts";
 import { ignoreUnless } from "../_tools.ts";
+
+/** The variables tbot must read when set, other than the configuration's (-c is given). */
+const SECURITY_VARIABLES = [
+  "TBOT_STORAGE_KEK",
+  "TBOT_STORAGE_KEK_PATH",
+  "TBOT_BOUND_KEYPAIR_STATIC_KEY",
+  "TBOT_REGISTRATION_SECRET",
+];
 
 /** Deno's prompt, as it writes it on the terminal. */
 const PROMPT = "Deno requests";
@@ -85,7 +95,8 @@ Deno.test({
   /**
    * Runs tbot --oneshot on a terminal with `outputs`, under tbot's own flags with
    * --allow-env, --allow-run and --allow-sys narrowed: the variables tbot reads
-   * (TBOT_*) set but not allowed, so reading one would prompt; /usr/bin/true (and
+   * (TBOT_*) set but not allowed (those that decide security allowed and unset),
+   * so reading one would prompt; /usr/bin/true (and
    * deno when `denoAllowed`) the only programs, by full path, and tbot's own PATH
    * without /usr/bin. The learned host CA is forgotten first, so each run makes
    * the pin's first contact.
@@ -99,7 +110,7 @@ Deno.test({
     await Deno.writeTextFile(bot.config, yaml);
     const flags = TBOT_DENO_FLAGS.map((f) =>
       f === "--allow-env"
-        ? "--allow-env=HOME"
+        ? `--allow-env=HOME,${SECURITY_VARIABLES.join(",")}`
         : f === "--allow-run"
         ? `--allow-run=/usr/bin/true${denoAllowed ? `,${Deno.execPath()}` : ""}`
         : f.startsWith("--allow-sys")
@@ -172,4 +183,72 @@ Deno.test({
     sleeper.kill("SIGKILL");
     await sleeper.status;
   }
+});
+
+Deno.test("a KEK variable outside a narrowed --allow-env stops tbot: no key is written unencrypted", async () => {
+  await using bot = await servedBot("tbot-narrowed-kek-");
+  const storage = `${bot.dir}/bot`;
+  await bot.writeConfig({ storage });
+  const kek = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+  /** tbot --oneshot under a service manager (no terminal), `allowEnv` its --allow-env. */
+  const run = async (allowEnv: string, args = ["-c", bot.config], env = {}) => {
+    const flags = TBOT_DENO_FLAGS.map((f) => f === "--allow-env" ? allowEnv : f);
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", ...flags, TBOT_MAIN, "start", ...args, "--oneshot"],
+      cwd: bot.dir,
+      env: { TBOT_STORAGE_KEK: kek, NO_COLOR: "1", ...env },
+      stdin: "null",
+    }).output();
+    return { code: out.code, log: new TextDecoder().decode(out.stderr) };
+  };
+  const exists = (path: string) => Deno.stat(path).then(() => true, () => false);
+  const refused = (log: string, variable: string) =>
+    new RegExp(
+      `tbot may not read ${variable}: its --allow-env does not name it, and it decides ` +
+        `whether private keys are sealed: allow TBOT_STORAGE_KEK,TBOT_STORAGE_KEK_PATH ` +
+        `\\(--allow-env=TBOT_STORAGE_KEK,TBOT_STORAGE_KEK_PATH,…; they may stay unset\\) ` +
+        `or set storage.kek_path .*code=CONFIG_INVALID`,
+    ).test(log);
+
+  // The first join: refused before anything is written (it used to write id_bkp in PEM).
+  const narrowed = `--allow-env=HOME,TBOT_BOUND_KEYPAIR_STATIC_KEY,TBOT_REGISTRATION_SECRET`;
+  const first = await run(narrowed);
+  assertEquals(first.code, 1, first.log);
+  assert(refused(first.log, "TBOT_STORAGE_KEK_PATH"), first.log);
+  assert(!await exists(`${storage}/id_bkp`), "no key was written");
+  // The variable itself hidden, its path allowed (and unset): named too.
+  const second = await run(`${narrowed},TBOT_STORAGE_KEK_PATH`);
+  assertEquals(second.code, 1, second.log);
+  assert(refused(second.log, "TBOT_STORAGE_KEK"), second.log);
+  assert(!await exists(`${storage}/id_bkp`), "no key was written");
+
+  // Allowed: joins and seals.
+  const sealed = await run(`${narrowed},TBOT_STORAGE_KEK,TBOT_STORAGE_KEK_PATH`);
+  assertEquals(sealed.code, 0, sealed.log);
+  const idBkp = await Deno.readTextFile(`${storage}/id_bkp`);
+  assert(idBkp.startsWith("KEYBOUND-SEALED-V1 "), idBkp.slice(0, 30));
+
+  // Already sealed, then hidden: the same refusal (not "none is configured"), storage untouched.
+  const again = await run(narrowed);
+  assertEquals(again.code, 1, again.log);
+  assert(refused(again.log, "TBOT_STORAGE_KEK_PATH"), again.log);
+  assert(!again.log.includes("none is configured"), again.log);
+  assertEquals(await Deno.readTextFile(`${storage}/id_bkp`), idBkp);
+
+  // storage.kek_path needs neither variable.
+  await Deno.writeTextFile(`${bot.dir}/kek`, kek);
+  await bot.writeConfig({ storage, kekPath: `${bot.dir}/kek` });
+  const byPath = await run(narrowed);
+  assertEquals(byPath.code, 0, byPath.log);
+
+  // No -c: the configuration's variables decide what tbot trusts; hidden, they stop it.
+  const noConfig = await run(`${narrowed},TBOT_STORAGE_KEK,TBOT_STORAGE_KEK_PATH`, [], {
+    TBOT_CONFIG_PATH: bot.config,
+  });
+  assertEquals(noConfig.code, 1, noConfig.log);
+  assert(
+    /tbot may not read TBOT_CONFIG_PATH: its --allow-env does not name it.*code=CONFIG_INVALID/
+      .test(noConfig.log),
+    noConfig.log,
+  );
 });

@@ -11,12 +11,23 @@ import type { TbotConfig } from "../../agent/config/schema.ts";
 import { ConfigError } from "../../errors.ts";
 import { fromBase64, fromUtf8 } from "../../util/encoding.ts";
 import type { Logger } from "../../util/log.ts";
-import type { TbotPlatform } from "./platform.ts";
+import { securityEnv, type SecurityVariable, type TbotPlatform } from "./platform.ts";
 
 /** Environment variable holding a registration secret. */
 export const ENV_REGISTRATION_SECRET = "TBOT_REGISTRATION_SECRET";
 /** Environment variable holding base64 of a static private key PEM. */
 export const ENV_STATIC_KEY = "TBOT_BOUND_KEYPAIR_STATIC_KEY";
+
+/**
+ * The onboarding credentials' variables: one outside a narrowed --allow-env
+ * taken for unset would silently swap the key that proves the bot (the one
+ * in storage, or a new one) or drop the secret.
+ */
+const CREDENTIAL_VARIABLES: SecurityVariable = {
+  decides: "which credential the bot joins with",
+  allow: [ENV_STATIC_KEY, ENV_REGISTRATION_SECRET],
+  instead: "set onboarding.bound_keypair.static_private_key_path / registration_secret_path",
+};
 
 /** Secrets and names the join needs, resolved. Never log these. */
 export interface ResolvedOnboarding {
@@ -31,7 +42,7 @@ export interface ResolvedOnboarding {
 /** Resolves token, registration secret and static key. */
 export async function resolveOnboarding(
   config: TbotConfig,
-  platform: Pick<TbotPlatform, "env" | "readTextFile">,
+  platform: Pick<TbotPlatform, "env" | "unreadableEnv" | "readTextFile">,
   log: Logger,
 ): Promise<ResolvedOnboarding> {
   const bk = config.onboarding.bound_keypair;
@@ -43,6 +54,7 @@ export async function resolveOnboarding(
     }
   }
 
+  // Read only to warn that it is ignored: unreadable is as good as unset there.
   const envSecret = platform.env(ENV_REGISTRATION_SECRET) || undefined;
   let registrationSecret: string | undefined;
   if (bk.registration_secret_path) {
@@ -59,14 +71,15 @@ export async function resolveOnboarding(
     if (envSecret) log.warn(`${ENV_REGISTRATION_SECRET} is ignored: registration_secret is set`);
     registrationSecret = bk.registration_secret;
   } else {
-    registrationSecret = envSecret;
+    registrationSecret = securityEnv(platform, ENV_REGISTRATION_SECRET, CREDENTIAL_VARIABLES) ||
+      undefined;
   }
 
   let staticKeyPem: string | undefined;
   if (bk.static_private_key_path) {
     staticKeyPem = await platform.readTextFile(bk.static_private_key_path);
   } else {
-    const envKey = platform.env(ENV_STATIC_KEY);
+    const envKey = securityEnv(platform, ENV_STATIC_KEY, CREDENTIAL_VARIABLES);
     if (envKey) {
       try {
         staticKeyPem = fromUtf8(fromBase64(envKey));

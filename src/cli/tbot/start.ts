@@ -28,7 +28,12 @@ import { MemoryStorage } from "../../agent/memory_storage.ts";
 import { TbotMetrics } from "../../agent/metrics.ts";
 import { createOutputs } from "../../agent/outputs/mod.ts";
 import { ReadinessRegistry } from "../../agent/readiness.ts";
-import { loadKek, sealIfPersistent } from "../../agent/sealed_keys.ts";
+import {
+  ENV_STORAGE_KEK,
+  ENV_STORAGE_KEK_PATH,
+  loadKek,
+  sealIfPersistent,
+} from "../../agent/sealed_keys.ts";
 import { traceFetch, traceStorage } from "../../agent/debug_trace.ts";
 import type { AgentStorage, ReleaseLock } from "../../agent/storage.ts";
 import { TBOT_VERSION } from "../../agent/version.ts";
@@ -40,7 +45,13 @@ import { formatDuration } from "../../util/duration.ts";
 import { createLogger, type LogFormat, type Logger } from "../../util/log.ts";
 import { logFormatOf } from "./log_format.ts";
 import { resolveOnboarding } from "./onboarding.ts";
-import type { DiagServer, TbotPlatform, TrustSettings } from "./platform.ts";
+import {
+  type DiagServer,
+  securityEnv,
+  type SecurityVariable,
+  type TbotPlatform,
+  type TrustSettings,
+} from "./platform.ts";
 import { applyStartFlags, configFromFlags, type StartFlags } from "./start_flags.ts";
 import { trustFor } from "./trust_settings.ts";
 
@@ -59,6 +70,20 @@ export interface StartSeams {
   signal?: AbortSignal;
 }
 
+/** The KEK's variables: outside a narrowed --allow-env, keys would rest unencrypted. */
+const KEK_VARIABLES: SecurityVariable = {
+  decides: "whether private keys are sealed",
+  allow: [ENV_STORAGE_KEK, ENV_STORAGE_KEK_PATH],
+  instead: "set storage.kek_path",
+};
+
+/** The configuration's variables, when no -c is given. */
+const CONFIG_VARIABLES: SecurityVariable = {
+  decides: "which configuration (auth server, CA pins) tbot trusts",
+  allow: [ENV_CONFIG_PATH, ENV_CONFIG],
+  instead: "pass -c FILE",
+};
+
 /** Reads the config file (if any) and applies the flags. */
 export async function loadStartConfig(
   flags: StartFlags,
@@ -66,8 +91,9 @@ export async function loadStartConfig(
   log: Logger,
 ): Promise<TbotConfig> {
   flags = await flagsFromSources(flags, platform, log);
-  const path = flags.config ?? platform.env(ENV_CONFIG_PATH);
-  const inline = path ? undefined : platform.env(ENV_CONFIG);
+  // Unreadable is never "unset": the other source (or flags alone) would be trusted instead.
+  const path = flags.config ?? securityEnv(platform, ENV_CONFIG_PATH, CONFIG_VARIABLES);
+  const inline = path ? undefined : securityEnv(platform, ENV_CONFIG, CONFIG_VARIABLES);
   if (!path && !inline) return configFromFlags(flags, log);
   // The YAML parser (a CommonJS package: ~30 ms and ~6 MB at start) only for a config file.
   const { parseConfig } = await import("../../agent/config/load.ts");
@@ -187,7 +213,10 @@ export async function runStart(
       traceStorage(await openStorage(config.storage, platform, cleanups), log),
       {
         kek: await loadKek({
-          env: platform.env,
+          // Never "unset" when unreadable: keys would rest unencrypted. Memory is never sealed.
+          env: config.storage.type === "memory"
+            ? platform.env
+            : (name) => securityEnv(platform, name, KEK_VARIABLES),
           readTextFile: platform.readTextFile,
           kekPath: config.storage.type === "memory" ? undefined : config.storage.kek_path,
         }),
