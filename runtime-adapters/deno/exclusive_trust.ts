@@ -91,6 +91,9 @@ async function claimOnce(): Promise<boolean> {
   // The variables are read and set below: outside a narrowed --allow-env that would
   // prompt on a terminal (./permissions.ts), so such a process takes the other way.
   if (!STORE_VARIABLES.every((variable) => granted({ name: "env", variable }))) return false;
+  // The proof listens on 127.0.0.1:0 and connects to the port it got: outside a narrowed
+  // --allow-net either would prompt a terminal, so such a process takes the other way too.
+  if (!granted({ name: "net", host: "127.0.0.1" })) return false;
   const probe = await probeCertificate();
   const saved = STORE_VARIABLES.map((name) => [name, Deno.env.get(name)] as const);
   try {

@@ -33,6 +33,10 @@ export function missingPermission(permission: Deno.PermissionDescriptor): string
       return permission.variable === undefined
         ? "tbot may not read the environment: it runs without --allow-env"
         : `tbot may not read ${permission.variable}: its --allow-env does not name it`;
+    case "net":
+      return `tbot may not use ${
+        permission.host ?? "the network"
+      }: its --allow-net does not name it`;
     case "sys":
       return `tbot may not read the system's ${permission.kind}: its --allow-sys does not name it`;
     default:

@@ -142,6 +142,13 @@ export const denoPlatform: TbotPlatform = {
   },
   serve: (addr, handler) => {
     const hp = parseHostPort(addr, "diag_addr");
+    // Asked first: outside a narrowed --allow-net, listening would prompt a terminal.
+    const missing = missingPermission({ name: "net", host: formatHostPort(hp.host, hp.port) });
+    if (missing) {
+      throw new ConfigError(`diag_addr ${addr}: ${missing}`, {
+        details: { permission: "net", host: formatHostPort(hp.host, hp.port) },
+      });
+    }
     const server = Deno.serve({ hostname: hp.host, port: hp.port, onListen: () => {} }, handler);
     return Promise.resolve({
       addr: formatHostPort(server.addr.hostname, server.addr.port),

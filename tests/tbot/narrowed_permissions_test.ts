@@ -32,6 +32,17 @@ function noScript(): string | undefined {
   return "needs /usr/bin/script for a pseudo-terminal (apt-get install bsdutils)";
 }
 
+/** The command line of `tbot start ...args --oneshot` under Deno `flags`. */
+const tbotOneshot = (flags: string[], args: string[]) => [
+  Deno.execPath(),
+  "run",
+  ...flags,
+  TBOT_MAIN,
+  "start",
+  ...args,
+  "--oneshot",
+];
+
 /** `argv` as one `sh` command line. */
 const shellLine = (argv: string[]) => argv.map((a) => `'${a.replaceAll("'", `'\\''`)}'`).join(" ");
 
@@ -123,14 +134,7 @@ Deno.test({
         "PATH=/nonexistent",
         "TBOT_DEBUG=1",
         `TBOT_CONFIG_PATH=${bot.dir}/missing.yaml`,
-        Deno.execPath(),
-        "run",
-        ...flags,
-        TBOT_MAIN,
-        "start",
-        "-c",
-        bot.config,
-        "--oneshot",
+        ...tbotOneshot(flags, ["-c", bot.config]),
       ],
       bot.dir,
     );
@@ -193,8 +197,9 @@ Deno.test("a KEK variable outside a narrowed --allow-env stops tbot: no key is w
   /** tbot --oneshot under a service manager (no terminal), `allowEnv` its --allow-env. */
   const run = async (allowEnv: string, args = ["-c", bot.config], env = {}) => {
     const flags = TBOT_DENO_FLAGS.map((f) => f === "--allow-env" ? allowEnv : f);
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: ["run", ...flags, TBOT_MAIN, "start", ...args, "--oneshot"],
+    const [deno, ...argv] = tbotOneshot(flags, args);
+    const out = await new Deno.Command(deno, {
+      args: argv,
       cwd: bot.dir,
       env: { TBOT_STORAGE_KEK: kek, NO_COLOR: "1", ...env },
       stdin: "null",
@@ -250,5 +255,52 @@ Deno.test("a KEK variable outside a narrowed --allow-env stops tbot: no key is w
     /tbot may not read TBOT_CONFIG_PATH: its --allow-env does not name it.*code=CONFIG_INVALID/
       .test(noConfig.log),
     noConfig.log,
+  );
+});
+
+Deno.test({
+  name:
+    "a narrowed --allow-net on a terminal: tbot asks nothing; a diag_addr outside it is an error",
+  ignore: ignoreUnless("narrowed permissions test", noScript()),
+}, async () => {
+  await using bot = await servedBot("tbot-narrowed-net-");
+  const storage = `${bot.dir}/bot`;
+  await bot.writeConfig({ storage });
+  const yaml = await Deno.readTextFile(bot.config);
+  const auth = /auth_server: (\S+)/.exec(yaml)![1];
+  /** tbot --oneshot on a terminal, allowed to reach its auth server only. */
+  const run = (denoAllowed: boolean) =>
+    onTerminal(
+      tbotOneshot(
+        TBOT_DENO_FLAGS.map((f) =>
+          f === "--allow-net"
+            ? `--allow-net=${auth}`
+            : f === "--allow-run" && !denoAllowed
+            ? "--allow-run=/usr/bin/true"
+            : f
+        ),
+        ["-c", bot.config],
+      ),
+      bot.dir,
+    );
+  // The root-store proof (a listener on 127.0.0.1:0) is skipped, with the pin's first
+  // contact in a child or in this process; the join still trusts the learned CA only.
+  for (const denoAllowed of [true, false]) {
+    // The learned host CA forgotten: each run makes the pin's first contact.
+    await Deno.remove(`${storage}/host_ca.pem`).catch(() => {});
+    await Deno.remove(`${storage}/host_ca_pins`).catch(() => {});
+    const joined = await run(denoAllowed);
+    assert(!joined.prompted, `Deno prompted:\n${joined.shown}`);
+    assertEquals(joined.code, 0, joined.shown);
+    assert(await Deno.stat(`${storage}/host_ca.pem`), "the host CA was learned");
+  }
+  await Deno.writeTextFile(bot.config, `${yaml}\ndiag_addr: 127.0.0.1:0\n`);
+  const diag = await run(true);
+  assert(!diag.prompted, `Deno prompted:\n${diag.shown}`);
+  assertEquals(diag.code, 1, diag.shown);
+  assert(
+    /diag_addr 127\.0\.0\.1:0: tbot may not use 127\.0\.0\.1:0: its --allow-net does not name it.*code=CONFIG_INVALID/
+      .test(diag.shown),
+    diag.shown,
   );
 });
