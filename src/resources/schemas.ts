@@ -54,6 +54,27 @@ export const CertificateRoleName = z.string().max(
     `carry each role as an organization name, which X.509 bounds at ${X509_NAME_UPPER_BOUND})`,
 );
 
+/**
+ * The most principals OpenSSH reads in one certificate (its
+ * SSHKEY_CERT_MAX_PRINCIPALS: OpenSSH 9.2 refuses a 257th as "invalid
+ * format", so sshd and ssh cannot use the certificate at all). A bot's
+ * principals are the logins of its roles and of its `logins` trait
+ * (src/server/join/certs.ts, `botLogins`); entries with `{{` are templates,
+ * never principals.
+ */
+export const SSH_CERT_MAX_PRINCIPALS = 256;
+
+/**
+ * The logins one role or one bot's `logins` trait may grant: no more distinct
+ * ones than one SSH certificate can carry. Held to it where a write changes
+ * them (./validate.ts, `certificateNameIssue`).
+ */
+export const CertificateLogins = z.array(z.string()).refine(
+  (logins) => new Set(logins.filter((l) => !l.includes("{{"))).size <= SSH_CERT_MAX_PRINCIPALS,
+  `at most ${SSH_CERT_MAX_PRINCIPALS} distinct logins (each is a principal of the bot's SSH ` +
+    `certificates, and OpenSSH reads a certificate with at most ${SSH_CERT_MAX_PRINCIPALS})`,
+);
+
 /** `metadata` common to every resource. */
 export const Metadata = z.strictObject({
   name: ResourceName,

@@ -12,6 +12,7 @@ import type * as z from "zod";
 import {
   ALL_KINDS,
   type AnyResource,
+  CertificateLogins,
   CertificateRoleName,
   CREATABLE_KINDS,
   type CreatableKind,
@@ -130,12 +131,38 @@ function lengthIssue(
 }
 
 /**
+ * The issue of {@linkcode CertificateLogins} with `logins` at `path` when they
+ * differ from `stored` (what the resource holds now); null if they pass or
+ * are unchanged, so a resource stored earlier with more can be written back.
+ */
+function loginsIssue(
+  logins: string[],
+  stored: string[] | undefined,
+  path: (string | number)[],
+): ResourceIssue | null {
+  if (stored && logins.length === stored.length && logins.every((l, i) => l === stored[i])) {
+    return null;
+  }
+  const r = CertificateLogins.safeParse(logins);
+  if (r.success) return null;
+  const distinct = new Set(logins.filter((l) => !l.includes("{{"))).size;
+  return { path, message: `${distinct} distinct logins: ${r.error.issues[0].message}` };
+}
+
+/** The values of a bot's `logins` trait(s). */
+function loginTraits(bot: CreatableResource & { kind: "bot" }): string[] {
+  return bot.spec.traits.filter((t) => t.name === "logins").flatMap((t) => t.values);
+}
+
+/**
  * Where a write would put a name into certificate subjects past X.509's bound
  * (schemas.ts: `NewBotName`, `CertificateRoleName`), given what is stored
  * under its name now (`existing`, null when the write creates it); null when
- * nothing does. Only what the write brings in is held to the bound: a bot or
- * role stored earlier with a longer name, and a role a bot already carries,
- * can still be written back (docs/operations.md, "Bot and role names").
+ * nothing does; likewise a role or a bot's `logins` trait granting more
+ * logins than one SSH certificate carries. Only what the write brings in is
+ * held to the bounds: a bot or role stored earlier with a longer name, a role
+ * a bot already carries and logins as stored can still be written back
+ * (docs/operations.md, "Bot and role names").
  */
 export function certificateNameIssue(
   incoming: CreatableResource,
@@ -147,18 +174,27 @@ export function certificateNameIssue(
         const issue = lengthIssue(NewBotName, incoming.metadata.name, ["metadata", "name"]);
         if (issue) return issue;
       }
-      const kept = new Set(existing?.kind === "bot" ? existing.spec.roles : []);
+      const stored = existing?.kind === "bot" ? existing : null;
+      const kept = new Set(stored?.spec.roles ?? []);
       for (const [i, role] of incoming.spec.roles.entries()) {
         if (kept.has(role)) continue;
         const issue = lengthIssue(CertificateRoleName, role, ["spec", "roles", i]);
         if (issue) return issue;
       }
-      return null;
+      return loginsIssue(
+        loginTraits(incoming),
+        stored ? loginTraits(stored) : undefined,
+        ["spec", "traits"],
+      );
     }
-    case "role":
-      return existing
+    case "role": {
+      const issue = existing
         ? null
         : lengthIssue(CertificateRoleName, incoming.metadata.name, ["metadata", "name"]);
+      const stored = existing?.kind === "role" ? existing.spec.allow?.logins ?? [] : undefined;
+      return issue ??
+        loginsIssue(incoming.spec.allow?.logins ?? [], stored, ["spec", "allow", "logins"]);
+    }
     default:
       return null;
   }

@@ -12,10 +12,18 @@ import { ignoreWithout } from "../_tools.ts";
 import { certificatesFromPem, certificateToPem } from "../../src/pki/mod.ts";
 import type { JoinResult } from "../../src/protocol/messages.ts";
 import { MAX_NEW_BOT_NAME, X509_NAME_UPPER_BOUND } from "../../src/protocol/subject.ts";
-import type { Bot, Role } from "../../src/resources/schemas.ts";
+import { type Bot, type Role, SSH_CERT_MAX_PRINCIPALS } from "../../src/resources/schemas.ts";
+import { createLogger } from "../../src/util/log.ts";
 import { getResource, putResource } from "../../src/server/resources.ts";
 import type { ServerContext } from "../../src/server/context.ts";
-import { type Harness, onboardedBot, putBot, rejectsCode, startHarness } from "./_join_fixture.ts";
+import {
+  type Harness,
+  onboardedBot,
+  putBot,
+  putResource as putStored,
+  rejectsCode,
+  startHarness,
+} from "./_join_fixture.ts";
 
 const actor = { user: "admin" };
 
@@ -23,8 +31,13 @@ function bot(name: string, roles: string[] = []): Bot {
   return { kind: "bot", version: "v1", metadata: { name }, spec: { roles, traits: [] } };
 }
 
-function role(name: string): Role {
-  return { kind: "role", version: "v7", metadata: { name }, spec: {} };
+function role(name: string, logins?: string[]): Role {
+  return {
+    kind: "role",
+    version: "v7",
+    metadata: { name },
+    spec: logins ? { allow: { logins } } : {},
+  };
 }
 
 /** A name of `n` characters. */
@@ -134,5 +147,69 @@ Deno.test({
       assertEquals(subject.find(([t]) => t === "CN"), ["CN", cn]);
       assertEquals(subject.filter(([t]) => t === "O").map(([, v]) => v), [cn, longRole, "ops"]);
       assertEquals(await opensslVerify(dir, b.last!), `${dir}/leaf.pem: OK`);
+    }),
+});
+
+/** `n` distinct logins starting with `prefix`. */
+const loginsOf = (n: number, prefix: string) =>
+  Array.from({ length: n }, (_, i) => `${prefix}${i}`);
+
+/** What `ssh-keygen -L` says of an SSH certificate line. */
+async function sshKeygenReads(dir: string, cert: string): Promise<string> {
+  await Deno.writeTextFile(`${dir}/id-cert.pub`, cert + "\n");
+  const out = await new Deno.Command("ssh-keygen", { args: ["-L", "-f", `${dir}/id-cert.pub`] })
+    .output();
+  return out.success ? "ok" : new TextDecoder().decode(out.stderr).trim();
+}
+
+Deno.test({
+  name: "logins past what one SSH certificate carries are refused where a write brings them in",
+  ignore: ignoreWithout("bot SSH certificates read by OpenSSH", "ssh-keygen"),
+  fn: () =>
+    withHarness(async (h, dir) => {
+      assertEquals(SSH_CERT_MAX_PRINCIPALS, 256);
+      const e = await refused(h.ctx, role("many", loginsOf(257, "u")));
+      assertEquals(e.details?.path, "spec.allow.logins");
+      assertEquals(
+        e.message,
+        "spec.allow.logins: 257 distinct logins: at most 256 distinct logins (each is a principal " +
+          "of the bot's SSH certificates, and OpenSSH reads a certificate with at most 256)",
+      );
+      // Templates are not principals, repeats count once.
+      const full = [...loginsOf(256, "u"), "u0", "{{internal.logins}}"];
+      await putResource(h.ctx, role("full", full), "create", actor);
+      const traits = [{ name: "logins", values: loginsOf(257, "t") }];
+      const b = await refused(h.ctx, { ...bot("b"), spec: { roles: [], traits } });
+      assertEquals(b.details?.path, "spec.traits");
+
+      // A role stored earlier with more is written back as it is; a change to it is held.
+      await putStored(h.ctx, "role", role("old", loginsOf(300, "o")));
+      await putResource(h.ctx, { ...role("old", loginsOf(300, "o")) }, "upsert", actor);
+      await refused(h.ctx, role("old", loginsOf(301, "o")), "upsert");
+
+      // Two roles within the bound each, 400 together: the join goes on (its X.509 identity
+      // is unaffected) with a warning, and OpenSSH cannot read that SSH certificate.
+      const lines: string[] = [];
+      h.ctx.log = createLogger({ write: (l) => lines.push(l) });
+      await putResource(h.ctx, role("a", loginsOf(200, "a")), "create", actor);
+      await putResource(h.ctx, role("c", loginsOf(200, "c")), "create", actor);
+      await putResource(h.ctx, bot("wide", ["a", "c"]), "create", actor);
+      const wide = await onboardedBot(h, "tok-wide", { botName: "wide" });
+      assertEquals(
+        lines.filter((l) => l.includes("more principals than OpenSSH reads")).length,
+        1,
+        lines.join("\n"),
+      );
+      assertStringIncludes(lines.join("\n"), "principals=400");
+      assertStringIncludes(
+        await sshKeygenReads(dir, wide.last!.certificates.ssh_cert),
+        "invalid format",
+      );
+      // At the bound, OpenSSH reads it, and nothing is logged.
+      lines.length = 0;
+      await putResource(h.ctx, bot("fits", ["full"]), "create", actor);
+      const fits = await onboardedBot(h, "tok-fits", { botName: "fits" });
+      assertEquals(await sshKeygenReads(dir, fits.last!.certificates.ssh_cert), "ok");
+      assertEquals(lines.filter((l) => l.includes("principals")), []);
     }),
 });

@@ -15,7 +15,7 @@ import {
   randomSerial,
 } from "../../pki/mod.ts";
 import { botSubject, botUserName, type NameAttribute } from "../../protocol/subject.ts";
-import type { Bot } from "../../resources/schemas.ts";
+import { type Bot, SSH_CERT_MAX_PRINCIPALS } from "../../resources/schemas.ts";
 import { parseDuration } from "../../util/duration.ts";
 import { toHex } from "../../util/encoding.ts";
 import type { CaKeys, TrustBundle } from "../../protocol/messages.ts";
@@ -226,6 +226,14 @@ async function signUserCertificates(
   const logins = await botLogins(ctx, r.bot);
   // An empty principal list means "any user" to sshd; Teleport uses a placeholder instead.
   const principals = logins.length > 0 ? logins : [`-teleport-nologin-${randomUuid()}`];
+  if (principals.length > SSH_CERT_MAX_PRINCIPALS) {
+    // Roles written before the bound, or several roles together: each write was within it.
+    ctx.log.warn("the bot's SSH certificate has more principals than OpenSSH reads", {
+      bot: r.bot.metadata.name,
+      principals: principals.length,
+      max: SSH_CERT_MAX_PRINCIPALS,
+    });
+  }
   const subject = r.subject;
   const serial = randomSerial();
   const [certDer, sshCert] = await Promise.all([
