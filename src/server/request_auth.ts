@@ -29,7 +29,7 @@ import { fromBase64, fromUtf8, toHex } from "../util/encoding.ts";
 import type { ServerContext } from "./context.ts";
 import type { AppEnv, VerifiedIdentity } from "./hono_env.ts";
 import { seenRequestKey } from "./keys.ts";
-import { verifyClientCertificate } from "./verified_certs.ts";
+import { notAnIdentity, verifyClientCertificate } from "./verified_certs.ts";
 import { assertBrowserEnrolled } from "./web/browsers.ts";
 
 /** Largest accepted `|now − iat|`, seconds. */
@@ -127,11 +127,7 @@ export async function verifySignedRequest(
   const claims = await verifiedClaims({ jws, header, req, now }, publicKey);
   const subject = verified.identity;
   // Output certificates share the bot's name but must never act as its identity.
-  if (subject.usage !== undefined) {
-    throw new AccessDeniedError(
-      `signed request: a certificate with usage "${subject.usage}" is not an identity`,
-    );
-  }
+  if (subject.usage !== undefined) throw notAnIdentity("signed request", subject.usage);
   if (!options.callerChecksLocks) {
     await assertNotLocked(ctx, {
       user: subject.username,

@@ -22,7 +22,7 @@
  *
  * @module
  */
-import { CaKeyDroppedError, KeyboundError } from "../errors.ts";
+import { AccessDeniedError, CaKeyDroppedError, KeyboundError } from "../errors.ts";
 import { algOf, keyId } from "../crypto/keys.ts";
 import { sha256 } from "../crypto/random.ts";
 import {
@@ -142,6 +142,14 @@ function notMaySign(what: string): KeyboundError {
 }
 
 /**
+ * The refusal of a certificate whose subject carries a `usage` (an output
+ * certificate): it names the bot but must never act as its identity.
+ */
+export function notAnIdentity(what: string, usage: string): AccessDeniedError {
+  return new AccessDeniedError(`${what}: a certificate with usage "${usage}" is not an identity`);
+}
+
+/**
  * `CA_KEY_DROPPED` if a user CA key an earlier rotation dropped signed
  * `cert`, else the generic refusal. Only public keys are tried, only on this
  * failure path, and only those whose key identifier matches the
@@ -151,6 +159,10 @@ function notMaySign(what: string): KeyboundError {
  * dropped Ed25519 key may not have signed ({@linkcode userCaKeyMaySign}) is
  * refused as when that key was trusted: it never was an identity of this
  * cluster, so no "join again" answer (nor the rate limit's allowance for one).
+ * Likewise a subject the trusted path refuses whatever key signed it (no
+ * identity in it, or an output certificate's `usage`): that refusal, charged
+ * by the rate limit like any failed credential, since such a certificate
+ * never was an identity that could join again.
  */
 async function notIssuedError(
   ctx: ServerContext,
@@ -162,6 +174,9 @@ async function notIssuedError(
     const key = [d.tls, d.tlsEd25519].find((k) => aki && k?.keyId && bytesEqual(aki, k.keyId));
     if (key && await verifyCertificateSignature(cert, key.publicKey)) {
       if (!await droppedKeyMaySign(key.publicKey, cert)) return notMaySign(what);
+      const identity = identityFromSubject(cert.subject);
+      if (typeof identity === "string") return unauthenticated(`${what}: ${identity}`);
+      if (identity.usage !== undefined) return notAnIdentity(what, identity.usage);
       return new CaKeyDroppedError(
         `${what}: certificate was issued by a user CA key that a rotation dropped ` +
           `(${d.droppedAt}); join again with the bound key`,
@@ -189,7 +204,9 @@ async function droppedKeyMaySign(caKey: CryptoKey, cert: ParsedCertificate): Pro
  * either algorithm: {@linkcode trustedClientCaKeys}) and
  * returns it with its identity. `what` prefixes error messages ("signed
  * request", "certificate"). Throws `CA_KEY_DROPPED` if a key a rotation
- * dropped issued it, `UNAUTHENTICATED` if it does not parse, is a CA, was not
+ * dropped issued it and its subject is an identity the trusted path would
+ * take (callers refuse a `usage` once trusted: the dropped path refuses it
+ * with {@linkcode notAnIdentity}), `UNAUTHENTICATED` if it does not parse, is a CA, was not
  * signed by a trusted user CA key (or was signed by an Ed25519 one but is not
  * an Ed25519 bot's join certificate), is outside its validity at `now`, or its
  * subject is not an identity.

@@ -6,7 +6,9 @@
  * same answer to a copied certificate signed with another key, to an
  * expired certificate, or past the per-certificate allowance is charged, so
  * the path stays bounded even for whoever holds an old certificate and key;
- * and a refusal stores nothing.
+ * and a refusal stores nothing. A certificate that never was an identity
+ * (an output certificate, a subject without a common name) gets the trusted
+ * path's refusal from a dropped key too, charged (review-ca S1).
  *
  * @module
  */
@@ -17,7 +19,7 @@ import { createApp } from "../../src/server/app.ts";
 import { rotateCa } from "../../src/server/rotation/rotate.ts";
 import type { AtomicOperation } from "../../src/storage/backend.ts";
 import { assertEquals } from "../_assert.ts";
-import { adminSubject } from "../../src/protocol/subject.ts";
+import { adminSubject, outputSubject, SUBJECT_OIDS } from "../../src/protocol/subject.ts";
 import { adminSigner, botSigner, clientSigner, newCluster } from "./_cluster_fixture.ts";
 
 const admin = { user: "admin" };
@@ -32,6 +34,23 @@ Deno.test("rate limit: CA_KEY_DROPPED is free a few times for a live certificate
   const ed = ctx.cas.user.tlsEd25519!;
   const edBot = await botSigner(ctx, "example", { issuer: ed, alg: "EdDSA" });
   const edAdmin = await clientSigner(ctx, adminSubject(), { issuer: ed, alg: "EdDSA" });
+  // From the P-256 key, which signs any subject: an output certificate and a subject without a
+  // common name, neither of which the trusted path takes as an identity.
+  const output = await clientSigner(ctx, outputSubject({ botName: "example", joinToken: "t" }));
+  const noCn = await clientSigner(ctx, [{ oid: SUBJECT_OIDS.organization, value: "@admin" }]);
+  // The whole answer (status, code, message), from an app without a limit worth reaching.
+  const answerOf = async (signer: RequestSigner, at: Date) => {
+    const authorization = await signRequest(signer, { method: "GET", path: "/v1/status", now: at });
+    const res = await createApp(ctx).fetch(
+      new Request("http://auth.test/v1/status", { headers: { authorization } }),
+      { remoteAddr: "192.0.2.1:4000" },
+    );
+    return [res.status, (await res.json()).error];
+  };
+  const trustedOutput = await answerOf(output, new Date());
+  const trustedNoCn = await answerOf(noCn, new Date());
+  assertEquals(trustedOutput[0], 403);
+  assertEquals(trustedNoCn[0], 401);
   for (const phase of ["init", "update_clients", "update_servers", "standby"] as const) {
     await rotateCa(ctx, "user", { mode: "manual", phase }, admin);
   }
@@ -85,6 +104,18 @@ Deno.test("rate limit: CA_KEY_DROPPED is free a few times for a live certificate
     "429",
     "429",
   ]);
+
+  // What the trusted path refuses whatever key signed it gets that refusal from a dropped key,
+  // charged: an output certificate is no identity, nor a subject without a common name.
+  const output403 = Array(3).fill("ACCESS_DENIED");
+  assertEquals(await series("198.51.100.7", output, 5), [...output403, "429", "429"]);
+  assertEquals(await series("198.51.100.8", noCn, 5), [
+    ...Array(3).fill("UNAUTHENTICATED"),
+    "429",
+    "429",
+  ]);
+  assertEquals(await answerOf(output, now), trustedOutput, "the trusted path's answer");
+  assertEquals(await answerOf(noCn, now), trustedNoCn, "the trusted path's answer");
 
   // An expired certificate, signed with its own key: charged.
   now = new Date(parseCertificate(fleet[2].certDer).notAfter.getTime() + 86_400_000);
