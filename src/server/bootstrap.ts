@@ -66,19 +66,25 @@ export const NewClusterName = ClusterName.max(
     `common name, which X.509 bounds at ${X509_NAME_UPPER_BOUND}, is the name plus " Ed25519")`,
 );
 
+/** Where the name comes from: it may be the host's name, which the operator never typed. */
+const SET_CLUSTER_NAME =
+  "set it with --cluster-name (default: the host name), or CLUSTER_NAME on Workers";
+
 /**
  * Throws `ConfigError` unless `name` is a usable cluster name: for a cluster
  * being created if `creating` ({@linkcode NewClusterName}), else for an
- * existing one ({@linkcode ClusterName}).
+ * existing one ({@linkcode ClusterName}). Not a string at all is its own
+ * refusal: a Worker's bindings are not checked against its types, so an
+ * unset `CLUSTER_NAME` arrives here as `undefined`.
  */
-export function validateClusterName(name: string, creating = false): void {
+export function validateClusterName(name: unknown, creating = false): void {
+  if (typeof name !== "string") throw new ConfigError(`no cluster name: ${SET_CLUSTER_NAME}`);
   const r = (creating ? NewClusterName : ClusterName).safeParse(name);
   if (!r.success) {
     const what = escapeLogText(name.length > 80 ? `${name.slice(0, 80)}…` : name);
-    // Says where the name comes from: it may be the host's name, which the operator never typed.
     throw new ConfigError(
       `invalid cluster name "${what}" (${name.length} characters): ${r.error.issues[0].message}; ` +
-        "set it with --cluster-name (default: the host name), or CLUSTER_NAME on Workers",
+        SET_CLUSTER_NAME,
     );
   }
 }

@@ -119,17 +119,23 @@ Deno.test("auth service as a Worker: ping, admin bootstrap, first join and refre
   });
 });
 
-Deno.test("auth service as a Worker: a bad CLUSTER_NAME is a JSON error, not a crash", async () => {
+Deno.test("auth service as a Worker: a bad or missing CLUSTER_NAME is a JSON error, not a crash", async () => {
   await using script = await bundle(
     new URL("../../runtime-adapters/workers/auth_worker.ts", import.meta.url),
   );
-  await using worker = await startWorker(script.path, {
-    durableObjects: { CLUSTER_STATE: "ClusterState" },
-    bindings: { CLUSTER_NAME: "not a valid name!" },
-  });
-  const res = await worker.fetch("/v1/ping");
-  const body = await res.json();
-  assertEquals(res.status, 400);
-  assertEquals(body.error.code, "CONFIG_INVALID");
-  assert(body.error.message.includes("invalid cluster name"), body.error.message);
+  // No CLUSTER_NAME binding at all was a TypeError and a 500 INTERNAL (review-ca S2).
+  const cases: [Record<string, string>, string][] = [
+    [{ CLUSTER_NAME: "not a valid name!" }, "invalid cluster name"],
+    [{}, "no cluster name: set it with --cluster-name (default: the host name), or CLUSTER_NAME"],
+  ];
+  for (const [bindings, message] of cases) {
+    await using worker = await startWorker(script.path, {
+      durableObjects: { CLUSTER_STATE: "ClusterState" },
+      bindings,
+    });
+    const res = await worker.fetch("/v1/ping");
+    const body = await res.json();
+    assertEquals([res.status, body.error.code], [400, "CONFIG_INVALID"], body.error.message);
+    assert(body.error.message.includes(message), body.error.message);
+  }
 });
