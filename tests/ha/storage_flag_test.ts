@@ -137,8 +137,10 @@ Deno.test({
           ],
         });
         try {
+          // No Deno KV file: the state is in PostgreSQL ("front" holds the socket
+          // of the server behind the TLS front).
           const files = [...Deno.readDirSync(data)].map((e) => e.name).sort();
-          assertEquals(files, ["admin-identity", "auth-server"]);
+          assertEquals(files, ["admin-identity", "auth-server", "front"]);
           const stored = await pg.psql("kb", "SELECT count(*) FROM keybound_kv");
           assert(Number(stored.trim()) >= 6, `cluster state not in PostgreSQL: ${stored}`);
         } finally {
