@@ -7,13 +7,14 @@
  */
 import type { FileSharing } from "../../src/agent/sharing/mod.ts";
 import { HOOK_PATH } from "../../src/agent/hooks/mod.ts";
-import { missingRunPermission } from "./permissions.ts";
+import { programToRun } from "./permissions.ts";
 
 async function run(program: string, args: string[]): Promise<{ ok: boolean; stderr: string }> {
-  // Asked first: outside a narrowed --allow-run, a terminal would be prompted (./permissions.ts).
-  const missing = missingRunPermission(program, HOOK_PATH);
+  // Found once and asked first: outside a narrowed --allow-run, a terminal would be
+  // prompted (./permissions.ts). Not found: NotFound, as from Deno.Command.
+  const { command, missing } = programToRun(program, HOOK_PATH);
   if (missing) throw new Error(missing);
-  const out = await new Deno.Command(program, {
+  const out = await new Deno.Command(command, {
     args,
     env: { PATH: HOOK_PATH, LC_ALL: "C" },
     clearEnv: true,

@@ -13,7 +13,7 @@ import {
   type HookProcesses,
 } from "../../src/agent/hooks/mod.ts";
 import { KeyboundError } from "../../src/errors.ts";
-import { missingPermission, missingRunPermission } from "./permissions.ts";
+import { missingPermission, programToRun } from "./permissions.ts";
 
 /**
  * Refuses, with `HOOK_FAILED` naming the flag, what this process may not do
@@ -60,8 +60,11 @@ function tailOf(stream: ReadableStream<Uint8Array>) {
 export const denoHookProcesses: HookProcesses = {
   async run(argv, env, timeoutMs): Promise<HookExit> {
     const [program, ...args] = argv;
-    refuseIf(missingRunPermission(program, HOOK_PATH));
-    const child = new Deno.Command(program, {
+    // The program is found on the hook's own PATH (`env.PATH` is HOOK_PATH), once: the
+    // place checked is the place started (./permissions.ts).
+    const { command, missing } = programToRun(program, env.PATH ?? HOOK_PATH);
+    refuseIf(missing);
+    const child = new Deno.Command(command, {
       args,
       env,
       clearEnv: true,

@@ -5,8 +5,9 @@
  * per variable or program; a daemon must never wait for a prompt. Deno's
  * `permissions.querySync` never prompts, so tbot asks it first and treats
  * anything but "granted" as not allowed: a variable it may not read is
- * absent (unless it decides security: see `TbotPlatform.unreadableEnv`), a program it may not start or a signal it may not send is an error
- * naming the flag that is missing. Imports nothing.
+ * absent (unless it decides security: see `TbotPlatform.unreadableEnv`), a
+ * program it may not start or a signal it may not send is an error naming
+ * the flag that is missing. Imports nothing.
  *
  * @module
  */
@@ -44,19 +45,49 @@ export function missingPermission(permission: Deno.PermissionDescriptor): string
   }
 }
 
+/** What {@linkcode programToRun} found. */
+export interface ProgramToRun {
+  /** What to start: `program` itself when it holds a `/`, else its full path. */
+  command: string;
+  /** Why this process may not start it, naming the flag; undefined if it may. */
+  missing?: string;
+}
+
 /**
- * Why this process may not start `program` for a child whose `PATH` is
- * `childPath`; undefined if it may. Deno finds a bare name on the `PATH` the
- * child gets, the query on this process's own: each place `childPath` could
- * find it is asked too, so a program allowed by its full path is not refused
- * when this process's `PATH` lacks its directory.
+ * The program a child whose `PATH` is `childPath` would start for `program`,
+ * found once the way Deno finds it (the first place on that `PATH` holding an
+ * executable file), and whether this process may start it. Start `command`,
+ * never `program`: Deno checks --allow-run against the literal path it
+ * starts, so a check of any other place (a later one on the `PATH`, or a
+ * place on this process's own `PATH`) would let the start prompt a terminal
+ * (`--allow-run=/bin/tr` on a merged-/usr system, where /usr/bin/tr comes
+ * first). Looking needs --allow-read of each place looked at, asked first
+ * too. Throws `Deno.errors.NotFound` when no place holds it.
  */
-export function missingRunPermission(program: string, childPath: string): string | undefined {
-  const places = program.includes("/")
-    ? []
-    : childPath.split(":").filter((dir) => dir !== "").map((dir) => `${dir}/${program}`);
-  if (places.some((command) => granted({ name: "run", command }))) return undefined;
-  return missingPermission({ name: "run", command: program });
+export function programToRun(program: string, childPath: string): ProgramToRun {
+  if (program.includes("/")) {
+    return { command: program, missing: missingPermission({ name: "run", command: program }) };
+  }
+  for (const dir of childPath.split(":")) {
+    if (dir === "") continue;
+    const place = `${dir}/${program}`;
+    if (!granted({ name: "read", path: place })) {
+      return {
+        command: place,
+        missing: `tbot may not look for ${program} at ${place}: its --allow-read does not ` +
+          `name it (or give the program's full path)`,
+      };
+    }
+    let info: Deno.FileInfo;
+    try {
+      info = Deno.statSync(place);
+    } catch {
+      continue;
+    }
+    if (!info.isFile || ((info.mode ?? 0) & 0o111) === 0) continue;
+    return { command: place, missing: missingPermission({ name: "run", command: place }) };
+  }
+  throw new Deno.errors.NotFound(`${program} is not on ${childPath}`);
 }
 
 /** Node's `process`, as far as {@linkcode guardNodeEnv} uses it. */

@@ -162,7 +162,7 @@ Deno.test({
       );
       assert(/reload hook ran .*service=allowed/.test(run.shown), run.shown);
       assert(
-        /reload hook failed.*service=unlisted.*tbot may not start false: its --allow-run does not name it \(HOOK_FAILED\)/
+        /reload hook failed.*service=unlisted.*tbot may not start \/usr\/bin\/false: its --allow-run does not name it \(HOOK_FAILED\)/
           .test(run.shown),
         run.shown,
       );
@@ -179,7 +179,7 @@ Deno.test({
     );
     assertEquals(shared.code, 1, shared.shown);
     assert(
-      /cannot share output "shared".*tbot may not start setfacl: its --allow-run does not name it \(SHARING_FAILED\)/
+      /cannot share output "shared".*tbot may not start \/usr\/bin\/setfacl: its --allow-run does not name it \(SHARING_FAILED\)/
         .test(shared.shown),
       shared.shown,
     );
@@ -303,4 +303,59 @@ Deno.test({
       .test(diag.shown),
     diag.shown,
   );
+});
+
+/** Why /bin and /usr/bin do not both hold `true` and `setfacl` (a merged /usr), or undefined. */
+function noMergedUsr(): string | undefined {
+  for (const place of ["/bin/true", "/usr/bin/true", "/bin/setfacl", "/usr/bin/setfacl"]) {
+    try {
+      Deno.statSync(place);
+    } catch {
+      return `needs ${place} (a merged /usr with the acl package)`;
+    }
+  }
+  return noScript();
+}
+
+Deno.test({
+  name: "a hook or sharing program is checked where it is started: the first place on the " +
+    "hooks' PATH, whatever tbot's own PATH or a later place allows",
+  ignore: ignoreUnless("narrowed permissions test", noMergedUsr()),
+}, async () => {
+  const dir = await Deno.makeTempDir({ prefix: "tbot-run-check-" });
+  try {
+    // A `true` of tbot's own PATH that shadows the hooks' /usr/bin/true.
+    await Deno.mkdir(`${dir}/bin`);
+    await Deno.writeTextFile(`${dir}/bin/true`, "#!/bin/sh\n", { mode: 0o755 });
+    await Deno.writeTextFile(`${dir}/shared`, "");
+    const start = (allowRun: string, kind: string, target: string, path = "/usr/bin:/bin") =>
+      onTerminal([
+        "env",
+        `PATH=${path}`,
+        Deno.execPath(),
+        "run",
+        "--allow-read",
+        "--allow-env",
+        `--allow-run=${allowRun}`,
+        new URL("./_start_program.ts", import.meta.url).pathname,
+        kind,
+        target,
+      ], dir);
+    const cases: [string, string, string, string | undefined, string][] = [
+      // /bin/true is allowed, but /usr/bin comes first on the hooks' PATH.
+      ["/bin/true", "hook", "true", undefined, "tbot may not start /usr/bin/true: its --allow-run"],
+      // "true" is allowed as tbot's PATH finds it (dir/bin/true), not as the hook does.
+      ["true", "hook", "true", `${dir}/bin:/usr/bin`, "tbot may not start /usr/bin/true:"],
+      ["/bin/setfacl", "share", `${dir}/shared`, undefined, "tbot may not start /usr/bin/setfacl:"],
+      ["/usr/bin/true", "hook", "true", undefined, "RESULT ran"],
+      ["/usr/bin/setfacl", "share", `${dir}/shared`, undefined, "RESULT ran"],
+    ];
+    for (const [allowRun, kind, target, path, expected] of cases) {
+      const run = await start(allowRun, kind, target, path);
+      assert(!run.prompted, `--allow-run=${allowRun} ${kind}: Deno prompted:\n${run.shown}`);
+      assert(run.shown.includes(expected), `--allow-run=${allowRun} ${kind}:\n${run.shown}`);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
