@@ -13,7 +13,7 @@ import { parseCertificate, spkiPin } from "../pki/mod.ts";
 import type { JsonValue, Mutation } from "../storage/backend.ts";
 import type { Backend } from "../storage/backend.ts";
 import { fromBase64, toBase64 } from "../util/encoding.ts";
-import { escapeLogText, type Logger } from "../util/log.ts";
+import { type Logger, quoteLogText } from "../util/log.ts";
 import type { CaSet, CaType, CertAuthority, ServerContext } from "./context.ts";
 import { CA_REVISION_KEY, caKey, CLUSTER_META, JOIN_SESSION_KEY } from "./keys.ts";
 import { readCaSet } from "./rotation/cache.ts";
@@ -81,10 +81,12 @@ export function validateClusterName(name: unknown, creating = false): void {
   if (typeof name !== "string") throw new ConfigError(`no cluster name: ${SET_CLUSTER_NAME}`);
   const r = (creating ? NewClusterName : ClusterName).safeParse(name);
   if (!r.success) {
-    const what = escapeLogText(name.length > 80 ? `${name.slice(0, 80)}…` : name);
+    // Quoted as a JSON string (a quote or newline in the name cannot pass for the end of it);
+    // a long name is cut, the ellipsis outside the quotes and the length its own.
+    const what = quoteLogText(name.slice(0, 80)) + (name.length > 80 ? "…" : "");
+    const length = `${name.length} character${name.length === 1 ? "" : "s"}`;
     throw new ConfigError(
-      `invalid cluster name "${what}" (${name.length} characters): ${r.error.issues[0].message}; ` +
-        SET_CLUSTER_NAME,
+      `invalid cluster name ${what} (${length}): ${r.error.issues[0].message}; ${SET_CLUSTER_NAME}`,
     );
   }
 }

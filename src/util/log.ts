@@ -78,8 +78,17 @@ export function escapeLogText(s: string): string {
 /** Values printed without quotes: printable ASCII other than space, `"`, `=` and `\`. */
 const BARE = /^[!#-<>-\[\]-~]+$/;
 
-/** A JSON string literal that also escapes what JSON leaves raw (DEL, C1, U+2028, bidi …). */
-function quote(s: string): string {
+/**
+ * A JSON string literal that also escapes what JSON leaves raw (DEL, C1,
+ * U+2028, bidi …): a value quoted inside a message or a log field, readable
+ * back exactly (`JSON.parse`) whatever it holds, quotes and backslashes too.
+ *
+ * @example
+ * ```ts
+ * quoteLogText('a "b"\n') // => '"a \\"b\\"\\n"'
+ * ```
+ */
+export function quoteLogText(s: string): string {
   return JSON.stringify(s).replace(UNSAFE, escapeChar);
 }
 
@@ -97,7 +106,7 @@ function toText(v: unknown): string {
 /** One `key=value` word: bare when safe, else a quoted, escaped string. */
 function textField(key: string, v: unknown): string {
   const s = toText(v);
-  return `${BARE.test(key) ? key : quote(key)}=${BARE.test(s) ? s : quote(s)}`;
+  return `${BARE.test(key) ? key : quoteLogText(key)}=${BARE.test(s) ? s : quoteLogText(s)}`;
 }
 
 function jsonValue(v: unknown): unknown {

@@ -198,6 +198,16 @@ Deno.test("auth start refuses a new cluster's name longer than X.509's common na
     `X.509 bounds at 64, is the name plus " Ed25519"); set it with --cluster-name (default: the ` +
     `host name), or CLUSTER_NAME on Workers`,
   ]);
+  // Any name is quoted as a JSON string (escaped once more by the one-line error rule), so its
+  // own quotes cannot pass for the end of it; one character is "1 character" (review-ca N1).
+  const quote = await failing(["start", "--data-dir", `${dir}/d`, "--cluster-name", '"']);
+  assertEquals(quote.code, 1);
+  assertEquals(
+    quote.stderr.split("\n").find((l) => l.startsWith("auth: error")),
+    'auth: error [CONFIG_INVALID]: invalid cluster name "\\\\"" (1 character): use 1-253 ' +
+      'letters, digits, ".", "_" or "-", starting with a letter or digit; set it with ' +
+      "--cluster-name (default: the host name), or CLUSTER_NAME on Workers",
+  );
   // Refused before anything was stored: the same directory takes a valid name afterwards.
   const r = await startAuth(`${dir}/d`, ["--cluster-name", name.slice(1)]);
   assertEquals((await stop(r)).code, 0);

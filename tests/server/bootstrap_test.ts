@@ -156,6 +156,32 @@ Deno.test("invalid cluster names are rejected before anything is stored", async 
   assertEquals(await backend.get(CLUSTER_META), null);
 });
 
+Deno.test("the invalid cluster name refusal quotes the name so it reads back exactly", async () => {
+  const backend = new MemoryBackend();
+  const refusal = async (name: string) =>
+    (await assertRejects(() => bootstrapCluster(backend, opts(name)), ConfigError)).message;
+  // A quote, a newline, an escape sequence, a backslash: each escaped inside one JSON string, so
+  // the name's own quotes cannot pass for its end (review-ca N1: "ev\nil "x" …" before).
+  for (const name of ['"', 'ev\nil "x" \u001b[31mred', "a\\b c", "\u202eevil"]) {
+    const message = await refusal(name);
+    const quoted = /^invalid cluster name ("(?:[^"\\]|\\.)*") \((\d+) characters?\): /.exec(
+      message,
+    );
+    assert(quoted, message);
+    assertEquals(JSON.parse(quoted[1]), name);
+    assertEquals(Number(quoted[2]), name.length);
+    // deno-lint-ignore no-control-regex -- no raw control character may reach the message
+    assert(!/[\u0000-\u001f\u007f\u202e]/.test(message), message);
+  }
+  assertStringIncludes(await refusal('"'), 'invalid cluster name "\\"" (1 character): use 1-253');
+  // A long name is cut at 80 characters, the ellipsis outside the quotes.
+  assertStringIncludes(
+    await refusal("x y".repeat(100)),
+    `"${"x y".repeat(27).slice(0, 80)}"… (300 characters)`,
+  );
+  assertEquals(await backend.get(CLUSTER_META), null);
+});
+
 /** A name of `n` characters the character rule accepts. */
 const nameOf = (n: number) => "c".repeat(n - ".example".length) + ".example";
 
