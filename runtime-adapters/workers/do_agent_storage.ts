@@ -40,6 +40,11 @@ export class DoAgentStorage implements AgentStorage {
   #prefix: string;
   /** Every file as one `list` read it (name → bytes), until a write or `release`; else null. */
   #copy: Map<string, Uint8Array> | null = null;
+  /**
+   * Writes and deletes issued so far: a `preload` whose read overlapped one
+   * keeps no copy, since its snapshot may be older than that change.
+   */
+  #changes = 0;
 
   /**
    * @param storage the object's `ctx.storage`
@@ -61,16 +66,20 @@ export class DoAgentStorage implements AgentStorage {
   /**
    * Reads every file in one storage call and answers reads from that copy
    * until the returned function is called or this storage writes or deletes
-   * anything (each drops the copy). Only this object's instance writes its
+   * anything (each drops the copy; one issued while the read runs means no
+   * copy is kept). Only this object's instance writes its
    * storage, so the copy is what a read would return; call it where nothing
    * else can run meanwhile (the object's constructor, inside
    * `blockConcurrencyWhile`) and release it when done.
    */
   async preload(): Promise<() => void> {
+    const changes = this.#changes;
     const entries = await this.#storage.list<Uint8Array>({ prefix: this.#prefix });
     const copy = new Map<string, Uint8Array>();
     for (const [key, value] of entries) copy.set(key.slice(this.#prefix.length), value);
-    this.#copy = copy;
+    // A change issued while `list` ran already dropped the copy there was; keeping this
+    // one would hide it. Reads then go to storage, which has it.
+    if (this.#changes === changes) this.#copy = copy;
     return () => {
       if (this.#copy === copy) this.#copy = null;
     };
@@ -86,19 +95,19 @@ export class DoAgentStorage implements AgentStorage {
 
   async write(name: string, data: Uint8Array | string): Promise<void> {
     checkName(name);
-    this.#copy = null;
+    this.#dropCopy();
     const bytes = typeof data === "string" ? utf8(data) : new Uint8Array(data);
     await this.#storage.put({ [this.#prefix + name]: bytes });
   }
 
   async delete(name: string): Promise<void> {
     checkName(name);
-    this.#copy = null;
+    this.#dropCopy();
     await this.#storage.delete([this.#prefix + name]);
   }
 
   readonly writeGroup = async (files: Record<string, Uint8Array | string | null>) => {
-    this.#copy = null;
+    this.#dropCopy();
     const puts: Record<string, Uint8Array> = {};
     const deletes: string[] = [];
     for (const [name, data] of Object.entries(files)) {
@@ -112,6 +121,12 @@ export class DoAgentStorage implements AgentStorage {
       deletes.length > 0 ? this.#storage.delete(deletes) : undefined,
     ]);
   };
+
+  /** Before any change is issued: the copy no longer matches storage. */
+  #dropCopy(): void {
+    this.#changes++;
+    this.#copy = null;
+  }
 
   async list(): Promise<string[]> {
     const entries = await this.#storage.list({ prefix: this.#prefix });
