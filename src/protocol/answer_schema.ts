@@ -67,6 +67,12 @@ function cloneWith(s: z.ZodType, changes: Record<string, unknown>): z.ZodType {
   return s.clone(def as typeof s._zod.def);
 }
 
+/** The definition under any wrappers (optional, nullable, default …). */
+function unwrapped(s: z.ZodType): Def {
+  const def = defOf(s);
+  return WRAPPERS.has(def.type) ? unwrapped(def.innerType as z.ZodType) : def;
+}
+
 function tolerant(s: z.ZodType): z.ZodType {
   const def = defOf(s);
   const inner = (key: string) => tolerant(def[key] as z.ZodType);
@@ -87,8 +93,18 @@ function tolerant(s: z.ZodType): z.ZodType {
     }
     case "array":
       return cloneWith(s, { element: inner("element") });
-    case "union":
+    case "union": {
+      // Options that drop unknown fields are no longer disjoint by their fields: an answer
+      // carrying another option's fields too matches the first that fits, silently. Only a
+      // discriminator (a literal per option) keeps the choice the server's.
+      const objects = (def.options as z.ZodType[]).filter((o) => unwrapped(o).type === "object");
+      if (objects.length > 1 && def.discriminator === undefined) {
+        throw new Error(
+          "answerSchema: a union of objects needs a discriminator (z.discriminatedUnion)",
+        );
+      }
       return cloneWith(s, { options: each("options") });
+    }
     case "record":
       return cloneWith(s, { valueType: inner("valueType") });
     case "pipe":
@@ -107,6 +123,8 @@ function tolerant(s: z.ZodType): z.ZodType {
  * `schema` for parsing an answer: every object in it, at any depth, drops
  * unknown fields instead of refusing them; everything else (types, bounds,
  * refinements, defaults) is unchanged. Build it once, where the schema is.
+ * Throws there for a schema it cannot make safely tolerant: a kind it has no
+ * rule for, or a union of objects without a discriminator.
  *
  * @example Strict for storage, tolerant for the answer
  * ```ts

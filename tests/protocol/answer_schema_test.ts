@@ -6,7 +6,7 @@
 import * as z from "zod";
 import { assert, assertEquals, assertThrows } from "../_assert.ts";
 import { answerSchema } from "../../src/protocol/answer_schema.ts";
-import { JoinResponse, JoinResultSchema } from "../../src/protocol/messages.ts";
+import { JoinResultSchema, ResultResponse, StepResponse } from "../../src/protocol/messages.ts";
 import { ResumeResponse } from "../../src/protocol/join_resume.ts";
 import { ALL_KINDS, schemaOf } from "../../src/resources/schemas.ts";
 import { FUTURE, withFutureFields } from "./_newer_server.ts";
@@ -69,10 +69,33 @@ Deno.test("answerSchema: types, bounds, refinements and per-parse defaults are k
 
 Deno.test("answerSchema: every resource kind and join answer has a rule; an unknown kind fails at once", () => {
   for (const kind of ALL_KINDS) answerSchema(schemaOf(kind));
-  for (const s of [JoinResponse, ResumeResponse, JoinResultSchema]) answerSchema(s);
+  for (const s of [StepResponse, ResultResponse, ResumeResponse, JoinResultSchema]) {
+    answerSchema(s);
+  }
   assertThrows(
     () => answerSchema(z.strictObject({ later: z.lazy(() => z.string()) })),
     Error,
     'no rule for a "lazy" schema',
   );
+});
+
+Deno.test("answerSchema: a union of objects without a discriminator fails where it is made", () => {
+  // Tolerant, { a, b } would match the first option and lose b without a word (review-ca N3).
+  const ambiguous = z.union([
+    z.strictObject({ a: z.string() }),
+    z.strictObject({ a: z.string(), b: z.string() }).optional(),
+  ]);
+  assertThrows(() => answerSchema(ambiguous), Error, "a union of objects needs a discriminator");
+  assertThrows(() => answerSchema(z.strictObject({ inner: z.array(ambiguous) })), Error);
+  // A discriminated union, or one object beside other types, stays as it was.
+  answerSchema(z.union([z.strictObject({ a: z.string() }), z.string(), z.null()]));
+  const tagged = answerSchema(z.discriminatedUnion("type", [
+    z.strictObject({ type: z.literal("a"), a: z.string() }),
+    z.strictObject({ type: z.literal("b"), a: z.string(), b: z.string() }),
+  ]));
+  assertEquals(tagged.parse({ type: "b", a: "x", b: "y", later: 1 }), {
+    type: "b",
+    a: "x",
+    b: "y",
+  });
 });
