@@ -62,9 +62,14 @@ export interface ProgramToRun {
  * place on this process's own `PATH`) would let the start prompt a terminal
  * (`--allow-run=/bin/tr` on a merged-/usr system, where /usr/bin/tr comes
  * first). Looking needs --allow-read of each place looked at, asked first
- * too. Throws `Deno.errors.NotFound` when no place holds it.
+ * too. With the whole --allow-run, `command` is `program` and Deno finds it.
+ * Throws `Deno.errors.NotFound` when no place holds it.
  */
 export function programToRun(program: string, childPath: string): ProgramToRun {
+  // With the whole --allow-run no start can prompt: Deno finds the program
+  // itself, as it always did, without --allow-read of each place and with its
+  // own test of who may execute it.
+  if (granted({ name: "run" })) return { command: program };
   if (program.includes("/")) {
     return { command: program, missing: missingPermission({ name: "run", command: program }) };
   }

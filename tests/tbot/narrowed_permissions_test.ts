@@ -328,15 +328,21 @@ Deno.test({
     await Deno.mkdir(`${dir}/bin`);
     await Deno.writeTextFile(`${dir}/bin/true`, "#!/bin/sh\n", { mode: 0o755 });
     await Deno.writeTextFile(`${dir}/shared`, "");
-    const start = (allowRun: string, kind: string, target: string, path = "/usr/bin:/bin") =>
+    const start = (
+      allowRun: string,
+      kind: string,
+      target: string,
+      path = "/usr/bin:/bin",
+      allowRead = "--allow-read",
+    ) =>
       onTerminal([
         "env",
         `PATH=${path}`,
         Deno.execPath(),
         "run",
-        "--allow-read",
+        allowRead,
         "--allow-env",
-        `--allow-run=${allowRun}`,
+        allowRun === "" ? "--allow-run" : `--allow-run=${allowRun}`,
         new URL("./_start_program.ts", import.meta.url).pathname,
         kind,
         target,
@@ -354,6 +360,13 @@ Deno.test({
       const run = await start(allowRun, kind, target, path);
       assert(!run.prompted, `--allow-run=${allowRun} ${kind}: Deno prompted:\n${run.shown}`);
       assert(run.shown.includes(expected), `--allow-run=${allowRun} ${kind}:\n${run.shown}`);
+    }
+    // The whole --allow-run and a narrowed --allow-read (review-nt M1): Deno finds the
+    // program as it always did; nothing asks to read the places on the PATH.
+    for (const [kind, target] of [["hook", "true"], ["share", `${dir}/shared`]]) {
+      const run = await start("", kind, target, undefined, `--allow-read=${dir}`);
+      assert(!run.prompted, `--allow-run, narrowed --allow-read, ${kind}: Deno prompted`);
+      assert(run.shown.includes("RESULT ran"), `whole --allow-run ${kind}:\n${run.shown}`);
     }
   } finally {
     await Deno.remove(dir, { recursive: true });
