@@ -80,7 +80,7 @@ export function tbotSection(): BenchSection {
                 fmt(r.modulesRssMb, 1)
               } MB (bare deno ${
                 fmt(r.bareRssMb, 1)
-              }); a daemon that onboarded by CA pin keeps ~1.5-2 MB of that first contact (the full X.509 parser; node:tls runs in a child process), and renewing adds the V8 heap it works in (~10-13 MB) and the Deno binary's code it runs (docs/benchmarks.md, Session 8: tbot)`
+              }); renewing adds the V8 heap it works in (~10-13 MB), malloc (~5-6 MB) and the Deno binary's code it runs (TLS, HTTP, WebCrypto: ~7 MB); the CA pin's first contact runs in a child process and no longer loads the full X.509 parser (docs/benchmarks.md, Session 8: tbot)`
           }`,
         },
         {
