@@ -16,6 +16,11 @@ import { type AnyResource, formatIssue, validateResource } from "./validate.ts";
 export interface ParsedDocument {
   /** 1-based position of the document in the file (empty documents count too). */
   index: number;
+  /**
+   * 1-based position in the document's top-level list, when the document is a
+   * list of resources (what `tctl get --format json` prints).
+   */
+  item?: number;
   /** 1-based line where the document starts. */
   line: number;
   /** The validated resource. */
@@ -31,8 +36,12 @@ export interface ParseYamlOptions {
 /**
  * Parses a (multi-document) YAML text into validated resources. `fileName`
  * only labels errors. Empty documents (a trailing `---`, comments only) are
- * skipped. Throws `BadParameterError` like
- * `token.yaml: document 2: spec.bound_keypair.recovery.limit: expected number, received string (line 14)`.
+ * skipped. A document that is a list (JSON is YAML, and `tctl get --format
+ * json` prints a JSON array, even of one resource) holds one resource per
+ * item, so what `get` prints in either format can be written back. Throws
+ * `BadParameterError` like
+ * `token.yaml: document 2: spec.bound_keypair.recovery.limit: expected number, received string (line 14)`
+ * or, for a list, `tokens.json: document 1, item 3: metadata.x: unknown field "x" (line 9)`.
  */
 export function parseResourceYaml(
   text: string,
@@ -60,16 +69,36 @@ export function parseResourceYaml(
     }
     const value = doc.toJS({ maxAliasCount: 100 });
     if (value === null || value === undefined) continue;
-    const r = validateResource(value, options.kinds);
-    const startLine = doc.range ? lines.linePos(doc.range[0]).line : 1;
-    if (!r.ok) {
-      const line = yamlLineOf(doc, r.issue.path, lines);
-      throw new BadParameterError(
-        `${where}: ${formatIssue(r.issue)}${line ? ` (line ${line})` : ""}`,
-        { details: { file: fileName, document: index, path: r.issue.path.join(".") } },
-      );
+    const items: [unknown, number | undefined][] = Array.isArray(value)
+      ? value.map((v, j) => [v, j + 1])
+      : [[value, undefined]];
+    for (const [raw, item] of items) {
+      // Paths into the YAML tree: a list item's fields sit under its index.
+      const at = (path: readonly (string | number)[]) => item ? [item - 1, ...path] : path;
+      const r = validateResource(raw, options.kinds);
+      if (!r.ok) {
+        const line = yamlLineOf(doc, at(r.issue.path), lines);
+        throw new BadParameterError(
+          `${where}${item ? `, item ${item}` : ""}: ${formatIssue(r.issue)}${
+            line ? ` (line ${line})` : ""
+          }`,
+          {
+            details: {
+              file: fileName,
+              document: index,
+              ...(item ? { item } : {}),
+              path: r.issue.path.join("."),
+            },
+          },
+        );
+      }
+      const line = item
+        ? yamlLineOf(doc, [item - 1], lines) ?? 1
+        : doc.range
+        ? lines.linePos(doc.range[0]).line
+        : 1;
+      out.push({ index, ...(item ? { item } : {}), line, resource: r.resource });
     }
-    out.push({ index, line: startLine, resource: r.resource });
   }
   if (out.length === 0) throw new BadParameterError(`${fileName}: no resources found`);
   return out;

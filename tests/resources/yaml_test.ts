@@ -80,7 +80,12 @@ Deno.test("unknown and read-only kinds are refused naming the kind field", () =>
     parseError("version: v1\nmetadata: {name: x}\n"),
     "document 1: kind: required field is missing",
   );
-  assertStringIncludes(parseError("- a\n- b\n"), "document 1: (root): expected a resource");
+  // A list holds one resource per item (what `tctl get --format json` prints).
+  assertStringIncludes(
+    parseError("- a\n- b\n"),
+    "document 1, item 1: (root): expected a resource",
+  );
+  assertStringIncludes(parseError("[]\n"), "no resources found");
 });
 
 Deno.test("YAML syntax errors include the line", () => {

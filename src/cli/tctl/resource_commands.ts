@@ -19,7 +19,8 @@ export const createCommand: CommandSpec = {
   path: ["create"],
   args: "FILE",
   arity: [1, 1],
-  summary: "create resources from a YAML file (- for stdin); -f overwrites existing ones",
+  summary:
+    "create resources from a file as tctl get prints it, YAML or JSON (- for stdin); -f overwrites existing ones",
   flags: ["force"],
   async run(ctx, [file], flags) {
     const label = file === "-" ? "stdin" : file;
@@ -40,7 +41,8 @@ export const createCommand: CommandSpec = {
         ({ created } = await api.put(resource, mode));
       } catch (e) {
         const exists = (e as { code?: string }).code === "ALREADY_EXISTS";
-        withContext(`${label}: document ${doc.index}`, e, exists ? " (use -f to overwrite)" : "");
+        const where = `document ${doc.index}${doc.item ? `, item ${doc.item}` : ""}`;
+        withContext(`${label}: ${where}`, e, exists ? " (use -f to overwrite)" : "");
       }
       const verb = created ? "created" : "updated";
       ctx.out(`${resource.kind} "${resource.metadata.name}" has been ${verb}\n`);
