@@ -191,7 +191,18 @@ export const ResultResponse = answerSchema(
 /** A result response. */
 export type ResultResponse = z.infer<typeof ResultResponse>;
 
-/** Any successful response of `begin` or `continue`. */
-export const JoinResponse = z.union([StepResponse, ResultResponse]);
+/**
+ * Any successful response of `begin` or `continue`: exactly one of `step` and
+ * `result`. Its two options drop fields they do not know (§1.7), so they no
+ * longer exclude each other by their fields: an answer carrying both would
+ * parse as whichever comes first, and a client would answer a step of a join
+ * the server says is over. So the keys are checked on the answer as sent,
+ * before either option drops anything (`answerSchema` refuses such a union
+ * for the same reason; this one has no `type` to discriminate on).
+ */
+export const JoinResponse = z.looseObject({}).refine(
+  (answer) => ("step" in answer) !== ("result" in answer),
+  { message: "expected exactly one of step and result" },
+).pipe(z.union([StepResponse, ResultResponse]));
 /** A join response. */
 export type JoinResponse = z.infer<typeof JoinResponse>;
