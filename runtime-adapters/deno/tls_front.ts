@@ -85,6 +85,13 @@ function newToken(): string {
 /** First and longest pause of the accept loop after a failed accept (out of descriptors). */
 const ACCEPT_PAUSE_MS = [50, 1_000] as const;
 
+/** An accept error that is one queued connection's loss, not a shortage. */
+function lostBeforeAccept(err: unknown): boolean {
+  return err instanceof Deno.errors.NotConnected ||
+    err instanceof Deno.errors.ConnectionReset ||
+    err instanceof Deno.errors.ConnectionAborted;
+}
+
 /** A certificate chain and its key, PEM. */
 export interface TlsPair {
   /** Certificate chain, leaf first. */
@@ -637,6 +644,12 @@ export async function startFront(o: FrontOptions): Promise<Front> {
         conn = await listener.accept();
       } catch (err) {
         if (stopped) return;
+        // A queued connection whose peer reset it before the accept: Deno
+        // 2.9.6 throws NotConnected (ENOTCONN) for it. It is that one
+        // connection's loss, not a shortage: take the next at once. Pausing
+        // here let a few dozen resets a second keep the backlog full and the
+        // port dark for minutes (review-front M1).
+        if (lostBeforeAccept(err)) continue;
         // Out of descriptors (EMFILE, ENFILE) most likely: the connections
         // wait in the backlog; pause, growing, and try again.
         report("accept_failed");

@@ -140,3 +140,14 @@ export async function get(from: string, port: number): Promise<string> {
   await new Promise((r) => s.on("close", r));
   return text.split("\r\n")[0];
 }
+
+/** Everything `conn` reads until its end (a failed read ends it too). */
+export async function readToEnd(conn: Deno.Conn): Promise<string> {
+  let text = "";
+  const buf = new Uint8Array(4096);
+  for (;;) {
+    const n = await conn.read(buf).catch(() => null);
+    if (n === null) return text;
+    text += new TextDecoder().decode(buf.subarray(0, n));
+  }
+}

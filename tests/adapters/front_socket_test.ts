@@ -10,24 +10,13 @@
  */
 import { assert, assertEquals } from "../_assert.ts";
 import { missingTools } from "../_tools.ts";
-import { serverPair } from "./_front.ts";
+import { readToEnd, serverPair } from "./_front.ts";
 import { serveService } from "../../runtime-adapters/deno/serve.ts";
 import { FRONT_CLIENT_HEADER } from "../../runtime-adapters/deno/tls_front.ts";
 import { silentLogger } from "../../src/util/log.ts";
 
 const NEEDS_OPENSSL = missingTools("openssl");
 const enc = (s: string) => new TextEncoder().encode(s);
-
-/** Everything `conn` reads until its end. */
-async function readAll(conn: Deno.Conn): Promise<string> {
-  let text = "";
-  const buf = new Uint8Array(4096);
-  for (;;) {
-    const n = await conn.read(buf).catch(() => null);
-    if (n === null) return text;
-    text += new TextDecoder().decode(buf.subarray(0, n));
-  }
-}
 
 Deno.test({
   name: "serveService: a client's own client-token header passes for no one",
@@ -59,7 +48,7 @@ Deno.test({
           `GET / HTTP/1.1\r\n${FRONT_CLIENT_HEADER}: ${forged}\r\nhost: x\r\n` +
             `${FRONT_CLIENT_HEADER}: ${forged}\r\nconnection: close\r\n\r\n`,
         ));
-        const answer = await readAll(conn);
+        const answer = await readToEnd(conn);
         conn.close();
         assert(answer.startsWith("HTTP/1.1 200"), answer);
         assertEquals(JSON.parse(answer.split("\r\n\r\n")[1]), { addr: client });
@@ -69,7 +58,7 @@ Deno.test({
       await direct.write(enc(
         `GET / HTTP/1.1\r\nhost: x\r\n${FRONT_CLIENT_HEADER}: x 192.0.2.9:1\r\nconnection: close\r\n\r\n`,
       ));
-      const refused = await readAll(direct);
+      const refused = await readToEnd(direct);
       direct.close();
       assert(refused.startsWith("HTTP/1.1 400"), refused);
     } finally {

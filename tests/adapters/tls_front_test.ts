@@ -17,6 +17,7 @@ import { assert, assertEquals, assertRejects } from "../_assert.ts";
 import { issueServerCert } from "../_openssl_pki.ts";
 import { missingTools } from "../_tools.ts";
 import { waitUntil } from "../_wait.ts";
+import { readToEnd } from "./_front.ts";
 import { serveApp, serveService } from "../../runtime-adapters/deno/serve.ts";
 import { startFront } from "../../runtime-adapters/deno/tls_front.ts";
 import { PROXY_V2_SIGNATURE } from "../../src/server/proxy_protocol.ts";
@@ -60,19 +61,7 @@ async function rawRequest(conn: Deno.Conn, extra = ""): Promise<string> {
   await conn.write(
     new TextEncoder().encode(`GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n${extra}\r\n`),
   );
-  return await rawRead(conn);
-}
-
-/** Everything `conn` reads until its end. */
-async function rawRead(conn: Deno.Conn): Promise<string> {
-  let text = "";
-  const buf = new Uint8Array(4096);
-  for (;;) {
-    const n = await conn.read(buf).catch(() => null);
-    if (n === null) break;
-    text += new TextDecoder().decode(buf.subarray(0, n));
-  }
-  return text;
+  return await readToEnd(conn);
 }
 
 const LINUX_PROC = Deno.build.os === "linux";
@@ -475,7 +464,7 @@ Deno.test({
       );
       await conn.closeWrite();
       // Before the fix the front passed the end on and Deno.serve dropped the answer.
-      const answer = await rawRead(conn);
+      const answer = await readToEnd(conn);
       conn.close();
       assert(answer.startsWith("HTTP/1.1 200"), answer);
       assert(answer.includes(`"addr":"127.0.0.1:${client}"`), answer);
