@@ -8,10 +8,12 @@
  * @module
  */
 import { join } from "node:path";
+import process from "node:process";
 import { KV_FILE } from "../../src/cli/auth/data_dir.ts";
 import { ConfigError } from "../../src/errors.ts";
 import type { Backend } from "../../src/storage/backend.ts";
 import { DenoKvBackend } from "./kv_backend.ts";
+import { granted, guardNodeEnv } from "./permissions.ts";
 import { PostgresBackend } from "./postgres/backend.ts";
 import { isPostgresUrl, parsePostgresUrl, type PostgresLocation } from "./postgres/url.ts";
 
@@ -52,7 +54,18 @@ export function parseStorageFlags(
 async function readPassword(config: StorageConfig & { kind: "postgres" }): Promise<
   string | undefined
 > {
-  if (config.passwordFile === undefined) return Deno.env.get("PGPASSWORD");
+  if (config.passwordFile === undefined) {
+    // Outside a narrowed --allow-env, reading PGPASSWORD would prompt on a
+    // terminal (the service would wait on it) or throw; read as absent, it
+    // would end in a baffling "password authentication failed". Say why.
+    if (!granted({ name: "env", variable: "PGPASSWORD" })) {
+      throw new ConfigError(
+        "--storage postgres://…: may not read PGPASSWORD: --allow-env does not name it " +
+          "(add PGPASSWORD to --allow-env, or use --storage-password-file)",
+      );
+    }
+    return Deno.env.get("PGPASSWORD");
+  }
   let text: string;
   try {
     text = await Deno.readTextFile(config.passwordFile);
@@ -73,6 +86,11 @@ async function readPassword(config: StorageConfig & { kind: "postgres" }): Promi
 /** Opens the configured backend, ready for `bootstrapCluster`. */
 export async function openStorage(config: StorageConfig): Promise<Backend> {
   if (config.kind === "postgres") {
+    // postgres.js reads a PG* variable through process.env for each option it
+    // is not given (PGAPPNAME, PGSSLNEGOTIATION, …, PGPASSWORD when there is
+    // none): outside a narrowed --allow-env each would prompt a terminal.
+    // Guarded, one it may not read is absent, as for tbot.
+    guardNodeEnv(process);
     return await PostgresBackend.open({
       location: config.location,
       password: await readPassword(config),

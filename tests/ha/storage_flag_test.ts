@@ -6,7 +6,12 @@
  *
  * @module
  */
-import { authStartCommand, spawnAuthService } from "../../runtime-adapters/deno/auth_process.ts";
+import {
+  AUTH_ENTRY,
+  AUTH_V8_FLAGS,
+  authStartCommand,
+  spawnAuthService,
+} from "../../runtime-adapters/deno/auth_process.ts";
 import { assert, assertEquals } from "../_assert.ts";
 import { PG_PASSWORD, postgresMissing, startPostgres } from "./_postgres.ts";
 import { ignoreUnless } from "../_tools.ts";
@@ -15,11 +20,13 @@ async function authStart(
   dataDir: string,
   args: string[],
   env: Record<string, string> = {},
+  command?: string[],
 ): Promise<{ code: number; stdout: string; stderr: string }> {
-  const [program, ...argv] = authStartCommand({ dataDir, args });
+  const [program, ...argv] = authStartCommand({ dataDir, args, ...(command ? { command } : {}) });
   const out = await new Deno.Command(program, {
     args: argv,
     env: { PGPASSWORD: "", ...env },
+    stdin: "null",
     stdout: "piped",
     stderr: "piped",
     signal: AbortSignal.timeout(30_000),
@@ -147,6 +154,86 @@ Deno.test({
           assertEquals(await auth.stop(), 0);
         }
       });
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+/**
+ * `auth start` under a narrowed --allow-env, stdin not a terminal:
+ * `--no-prompt` turns what would prompt a terminal into an error, so a
+ * refusal here is one a daemon on a terminal would have waited on.
+ */
+function narrowedEnv(variables: string): string[] {
+  return [
+    Deno.execPath(),
+    "run",
+    "--unstable-kv",
+    "--allow-read",
+    "--allow-write",
+    "--allow-net",
+    "--allow-sys",
+    `--allow-env=${variables}`,
+    "--no-prompt",
+    AUTH_V8_FLAGS,
+    AUTH_ENTRY,
+  ];
+}
+
+Deno.test("auth start --storage postgres:// outside a narrowed --allow-env's PGPASSWORD: one clear line", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "keybound-storage-env-" });
+  try {
+    // Nothing listens on port 1: the refusal comes before any connection.
+    const r = await authStart(
+      `${dir}/data`,
+      ["--storage", "postgres://keybound@127.0.0.1:1/kb"],
+      { PGPASSWORD: PG_PASSWORD },
+      narrowedEnv("NO_COLOR"),
+    );
+    assertEquals(r.code, 1, r.stderr);
+    assertEquals(
+      r.stderr,
+      "auth: error [CONFIG_INVALID]: --storage postgres://…: may not read PGPASSWORD: " +
+        "--allow-env does not name it (add PGPASSWORD to --allow-env, or use " +
+        "--storage-password-file)\n",
+    );
+    assertEquals(r.stdout, "");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test({
+  name: "auth start --storage postgres:// serves under a narrowed --allow-env, never prompting",
+  ignore: ignoreUnless("PostgreSQL tests", postgresMissing),
+  async fn(t) {
+    await using pg = await startPostgres();
+    await pg.createDatabase("kb");
+    const dir = await Deno.makeTempDir({ prefix: "keybound-storage-env-" });
+    try {
+      const pwFile = `${dir}/pw`;
+      await Deno.writeTextFile(pwFile, `${PG_PASSWORD}\n`, { mode: 0o600 });
+      // postgres.js reads PG* variables of its own (PGAPPNAME, PGSSLNEGOTIATION…):
+      // outside the narrowed --allow-env they are absent, not a prompt.
+      const cases: [string, string, string[]][] = [
+        ["PGPASSWORD named", "PGPASSWORD", []],
+        ["a password file, PGPASSWORD not named", "NO_COLOR", ["--storage-password-file", pwFile]],
+      ];
+      for (const [name, variables, args] of cases) {
+        await t.step(name, async () => {
+          const auth = await spawnAuthService({
+            dataDir: `${dir}/${name.replaceAll(" ", "-")}`,
+            command: narrowedEnv(variables),
+            args: ["--cluster-name", "pg.example", "--storage", pg.url("kb"), ...args],
+            env: { PGPASSWORD: PG_PASSWORD },
+            captureLog: true,
+          });
+          assertEquals(await auth.stop(), 0);
+        });
+      }
+      const stored = await pg.psql("kb", "SELECT count(*) FROM keybound_kv");
+      assert(Number(stored.trim()) >= 6, `cluster state not in PostgreSQL: ${stored}`);
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
