@@ -2,11 +2,13 @@
  * The real tctl against the real admin API: `tctl bots add` and `tctl create`
  * refuse a bot or role name that cannot fit a certificate subject (X.509
  * bounds CN and O at 64 characters) with one line naming the field and the
- * limit, and create nothing.
+ * limit, and create nothing. A role stored with more logins than one SSH
+ * certificate carries is written back only unchanged (docs/operations.md).
  *
  * @module
  */
 import { assertEquals, assertStringIncludes } from "../_assert.ts";
+import { putResource as putStored } from "../server/_join_fixture.ts";
 import { startInProcessAuth, tctl } from "./_harness.ts";
 
 Deno.test("tctl bots add and tctl create refuse names past X.509's bound, in one line", async () => {
@@ -46,6 +48,45 @@ Deno.test("tctl bots add and tctl create refuse names past X.509's bound, in one
     const ok = await tctl(["bots", "add", "b".repeat(60), ...conn]);
     assertEquals(ok.code, 0, ok.stderr);
     assertEquals(await names("bots"), ["b".repeat(60)]);
+  } finally {
+    await auth.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a role stored with more than 256 logins is written back only unchanged, or cut to 256", async () => {
+  const auth = await startInProcessAuth();
+  const conn = ["--auth-server", auth.url, "-i", auth.identity];
+  const dir = await Deno.makeTempDir();
+  const logins = Array.from({ length: 300 }, (_, i) => `o${i}`);
+  // Stored before the bound: written straight to the backend, as an older version would have.
+  await putStored(auth.ctx, "role", {
+    kind: "role",
+    version: "v7",
+    metadata: { name: "old" },
+    spec: { allow: { logins } },
+  });
+  const write = async (change: (l: string[]) => string[]) => {
+    const got = await tctl(["get", "role/old", "--format", "json", ...conn]);
+    assertEquals(got.code, 0, got.stderr);
+    const [role] = JSON.parse(got.stdout);
+    role.spec.allow.logins = change(role.spec.allow.logins);
+    await Deno.writeTextFile(`${dir}/role.json`, JSON.stringify([role]));
+    return await tctl(["create", "-f", `${dir}/role.json`, ...conn]);
+  };
+  const refused = (r: { code: number; stderr: string }, count: number) => {
+    assertEquals(r.code, 1, r.stderr);
+    assertStringIncludes(
+      r.stderr,
+      `spec.allow.logins: ${count} distinct logins: at most 256 distinct logins`,
+    );
+  };
+  try {
+    assertEquals((await write((l) => l)).code, 0, "unchanged: written back");
+    refused(await write((l) => l.slice(0, 299)), 299);
+    refused(await write((l) => [...l].reverse()), 300);
+    const cut = await write((l) => l.slice(0, 256));
+    assertEquals(cut.code, 0, cut.stderr);
   } finally {
     await auth.stop();
     await Deno.remove(dir, { recursive: true });
