@@ -10,6 +10,7 @@ import { canonicalIp, formatHostPort } from "../../src/util/host_port.ts";
 import type { Logger } from "../../src/util/log.ts";
 import { join } from "node:path";
 import { ConfigError } from "../../src/errors.ts";
+import { toHex } from "../../src/util/encoding.ts";
 import { ensureDir } from "./fs.ts";
 import {
   type Front,
@@ -88,17 +89,30 @@ export function serveApp(app: FetchApp, options: ServeAppOptions): RunningServer
 function keepServing<A extends Deno.NetAddr | Deno.UnixAddr>(
   listen: () => Deno.HttpServer<A>,
   log: Logger | undefined,
-): Omit<RunningServer, "addr" | "url"> & { addr: A } {
+): Omit<RunningServer, "addr" | "url"> & { addr: A; replace(): boolean } {
   let server = listen();
   const addr = server.addr;
   let stopping: Promise<void> | undefined;
+  /** Whether a server listens (false in the gap while it listens again). */
+  let listening = true;
   /** Until when a new failure counts as the same shortage: no new warning, no fresh back-off. */
   let sameShortageUntil = 0;
   let attempts = 0;
+  /** Servers replaced (below), still finishing what they hold; shut down with the last. */
+  const retired: Deno.HttpServer<A>[] = [];
+  let replaced = Promise.withResolvers<void>();
   const finished = (async () => {
     for (;;) {
-      const error = await server.finished.then(() => undefined, (err: unknown) => err);
-      if (stopping || error === undefined) return;
+      const current = server;
+      const error = await Promise.race([
+        current.finished.then(() => undefined, (err: unknown) => err),
+        replaced.promise,
+      ]);
+      if (stopping) return;
+      // Replaced: the new one is watched now.
+      if (current !== server) continue;
+      if (error === undefined) return;
+      listening = false;
       if (performance.now() >= sameShortageUntil) {
         attempts = 0;
         log?.warn("the HTTP server stopped accepting; listening again", {
@@ -109,6 +123,7 @@ function keepServing<A extends Deno.NetAddr | Deno.UnixAddr>(
       const next = await relisten(listen, () => stopping !== undefined, attempts);
       if (!next) return;
       server = next.server;
+      listening = true;
       attempts = next.attempts;
       if (stopping) return await server.shutdown();
       sameShortageUntil = performance.now() + RELISTEN_DELAYS_MS.at(-1)!;
@@ -116,8 +131,30 @@ function keepServing<A extends Deno.NetAddr | Deno.UnixAddr>(
   })();
   return {
     addr,
-    shutdown: () => stopping ??= server.shutdown().then(() => finished),
+    shutdown: () =>
+      stopping ??= Promise.all([server, ...retired].map((s) => s.shutdown())).then(() => finished),
     finished,
+    // A new server at once; the old one is left to finish what it holds and
+    // shut down with the last: a Deno.serve on a Unix socket unlinks its
+    // path as it stops, some time after shutdown() is called, which would
+    // unlink the new socket. In the gap of a listen-again the coming server
+    // is the new one already.
+    replace() {
+      if (stopping || !listening) return false;
+      const old = server;
+      try {
+        server = listen();
+      } catch (err) {
+        log?.warn("the HTTP server lost its socket and cannot listen again yet", {
+          error: err instanceof Error ? err.message : String(err),
+        });
+        return false;
+      }
+      retired.push(old);
+      replaced.resolve();
+      replaced = Promise.withResolvers<void>();
+      return true;
+    },
   };
 }
 
@@ -157,7 +194,7 @@ export interface ServeServiceOptions {
   log: Logger;
   /**
    * The private directory of the server behind the front (the auth service:
-   * its data directory's `front`), its socket `PID.sock`: made if missing,
+   * its data directory's `front`), its socket `PID-RANDOM.sock`: made if missing,
    * 0700 whatever the umask, removed at shutdown once empty. Default, or if
    * the socket's path would be too long (over {@linkcode SOCKET_PATH_MAX}
    * bytes): a new one in the system's temporary directory.
@@ -222,27 +259,56 @@ export async function serveService(
       },
     };
   }
-  const { dir, path } = await privateSocket(options.socketDir, options.log);
+  const { dir, path, lock } = await privateSocket(options.socketDir, options.log);
   let front: Front | undefined;
+  /** The inode of the socket this process bound last: another at the path is not its own. */
+  let bound: number | null = null;
   const inner = keepServing(() => {
-    // Left by the server that stopped (or by nothing: the directory is new
-    // and only this user's): the path must be free to listen on again.
+    // Left by the server that stopped (or by nothing: the name is this
+    // process's alone): the path must be free to listen on again.
     try {
       Deno.removeSync(path);
     } catch {
       // Not there.
     }
-    return Deno.serve({ path, onListen: () => {} }, (request) => {
+    const server = Deno.serve({ path, onListen: () => {} }, (request) => {
       const remoteAddr = front && taggedClient(request, front);
       if (remoteAddr === undefined) return new Response("Bad Request\n", { status: 400 });
       return app.fetch(request, { remoteAddr });
     });
+    bound = Deno.lstatSync(path).ino;
+    return server;
   }, options.log);
+  // The socket deleted under a live server (an operator's rm, a cleaner, a
+  // restore): Deno.serve listens on the unlinked inode and never fails,
+  // so without this every connection would fail for the process's life
+  // (review-front S1). Only when the path no longer holds this process's
+  // socket: a refused connect in a listen-again gap heals on its own.
+  const heal = (err: unknown) => {
+    const code = (err as { code?: string } | null)?.code;
+    if (code !== "ENOENT" && code !== "ECONNREFUSED") return;
+    let ino: number | null | undefined;
+    try {
+      ino = Deno.lstatSync(path).ino;
+    } catch {
+      ino = undefined;
+    }
+    if (ino === bound || !inner.replace()) return;
+    options.log.warn("the socket of the server behind the front was gone; listening again", {
+      path,
+    });
+  };
   // Not recursively: only what this server made goes (Deno.serve removes
   // its socket as it stops, but not one it lost to a failed accept), and
-  // the directory only once no other process's socket is in it.
+  // the directory only once no other process's socket is in it. The lock
+  // file last: while it is held, no other start takes the socket for a
+  // dead process's.
   const removeDir = async () => {
     await Deno.remove(path).catch(() => {});
+    if (lock) {
+      await Deno.remove(lock.path).catch(() => {});
+      lock.file.close();
+    }
     await Deno.remove(dir).catch(() => {});
   };
   try {
@@ -255,6 +321,7 @@ export async function serveService(
       tagRequests: true,
       log: options.log,
       ...options.front,
+      onUnreachable: heal,
     });
   } catch (err) {
     await inner.shutdown();
@@ -286,47 +353,49 @@ export async function serveService(
 export const SOCKET_PATH_MAX = 107;
 
 /**
- * A socket older than this that no server answers on is a killed process's
- * leftover. Younger, it may be one another process has bound and is about
- * to listen on (two auth processes may share a data directory).
+ * A lock file younger than this is not swept even if its lock is free: its
+ * process may have made it and not locked it yet.
  */
-const STALE_SOCKET_MS = 10_000;
+const LOCK_SETTLE_MS = 10_000;
 
 /**
- * Where the server behind the front listens: `PID.sock` in `wanted`, made
- * 0700 whatever the umask (only this user may bind or connect in it; several
- * processes may share it, each with its own socket), after removing what
- * killed processes left there; or, without `wanted` or if the socket's path
- * would be too long, `http.sock` in a new directory in the system's
- * temporary directory (a fresh random name: nothing left behind stands in
- * its way).
+ * Where the server behind the front listens: `PID-RANDOM.sock` in `wanted`,
+ * made 0700 whatever the umask (only this user may bind or connect in it;
+ * several processes may share it, each with its own socket: the random part
+ * keeps apart processes that are each PID 1 in their own container), with
+ * `PID-RANDOM.lock` beside it, which this process holds locked for its life;
+ * or, without `wanted` or if the socket's path would be too long,
+ * `http.sock` in a new directory in the system's temporary directory (a
+ * fresh random name: nothing left behind stands in its way).
+ *
+ * A start removes the socket and lock file of a process that is provably
+ * gone: its lock file's lock could be taken (the kernel frees it when its
+ * holder dies, SIGKILL included). Never on a failed connect: a live process
+ * whose backlog is full, that is paused, or on another host sharing the
+ * directory does not answer either, and lost its socket for good
+ * (review-front S1). A socket without a lock file (one of an older version,
+ * or of a process killed during its shutdown) is left alone.
  */
 async function privateSocket(
   wanted: string | undefined,
   log: Logger,
-): Promise<{ dir: string; path: string }> {
+): Promise<{ dir: string; path: string; lock?: { path: string; file: Deno.FsFile } }> {
   if (wanted !== undefined) {
-    const path = join(wanted, `${Deno.pid}.sock`);
+    const name = `${Deno.pid}-${toHex(crypto.getRandomValues(new Uint8Array(8)))}`;
+    const path = join(wanted, `${name}.sock`);
     if (new TextEncoder().encode(path).length <= SOCKET_PATH_MAX) {
       await ensureDir(wanted, 0o700);
       await Deno.chmod(wanted, 0o700);
-      // Its own path taken by a live server: a process with the same PID
-      // elsewhere (another container) on this directory.
-      if (await answers(path)) {
-        throw new ConfigError(
-          `another process serves on ${path} (an auth process with the same data directory?)`,
-        );
+      await sweepDead(wanted);
+      const lockPath = join(wanted, `${name}.lock`);
+      const file = await Deno.open(lockPath, { write: true, createNew: true, mode: 0o600 });
+      // A filesystem without locks (an NFS mount with nolock) throws: the
+      // socket is then never swept, which is safe.
+      if (!(await file.tryLock(true).catch(() => true))) {
+        file.close();
+        throw new ConfigError(`cannot lock ${lockPath}, a file this process just made`);
       }
-      for await (const entry of Deno.readDir(wanted)) {
-        const other = join(wanted, entry.name);
-        if (other === path || !entry.name.endsWith(".sock")) continue;
-        const info = await Deno.lstat(other).catch(() => undefined);
-        const age = Date.now() - (info?.mtime?.getTime() ?? Date.now());
-        if (info?.isSocket && age > STALE_SOCKET_MS && !(await answers(other))) {
-          await Deno.remove(other).catch(() => {});
-        }
-      }
-      return { dir: wanted, path };
+      return { dir: wanted, path, lock: { path: lockPath, file } };
     }
     log.info("socket path too long; the server behind the front listens in a temporary directory", {
       path,
@@ -337,13 +406,30 @@ async function privateSocket(
   return { dir, path: join(dir, "http.sock") };
 }
 
-/** Whether a server accepts a connection on the Unix socket `path`. */
-async function answers(path: string): Promise<boolean> {
-  try {
-    (await Deno.connect({ transport: "unix", path })).close();
-    return true;
-  } catch {
-    return false;
+/** Removes the sockets and lock files in `dir` of processes that are gone (see privateSocket). */
+async function sweepDead(dir: string): Promise<void> {
+  for await (const entry of Deno.readDir(dir)) {
+    if (!entry.isFile || !entry.name.endsWith(".lock")) continue;
+    const lockPath = join(dir, entry.name);
+    const info = await Deno.lstat(lockPath).catch(() => undefined);
+    if (!info?.isFile || Date.now() - (info.mtime?.getTime() ?? Date.now()) < LOCK_SETTLE_MS) {
+      continue;
+    }
+    let file: Deno.FsFile;
+    try {
+      file = await Deno.open(lockPath, { read: true, write: true });
+    } catch {
+      continue; // Removed meanwhile by its process, or by another start.
+    }
+    try {
+      // Its process lives (or the filesystem has no locks: nothing is proven).
+      if (!(await file.tryLock(true).catch(() => false))) continue;
+      await Deno.remove(join(dir, `${entry.name.slice(0, -".lock".length)}.sock`))
+        .catch(() => {});
+      await Deno.remove(lockPath).catch(() => {});
+    } finally {
+      file.close();
+    }
   }
 }
 

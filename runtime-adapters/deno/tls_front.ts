@@ -149,6 +149,8 @@ export interface FrontOptions {
   clock?: () => number;
   /** Told of every connection the front refuses or closes on its own (metrics). */
   onEvent?: (event: FrontEvent) => void;
+  /** Told of each failed connect to the server behind the front, with its error (serve.ts heals on it). */
+  onUnreachable?: (err: unknown) => void;
 }
 
 /** A running front. */
@@ -550,8 +552,10 @@ export async function startFront(o: FrontOptions): Promise<Front> {
       const fields = { peer, error: err instanceof Error ? err.message : String(err) };
       // A failed handshake is what any scanner produces: not worth an operator's look.
       if (stage === "TLS handshake") o.log.debug("TLS handshake failed", fields);
-      else if (stage === "connection to the server") unreachable.note(fields.error);
-      else o.log.warn(`dropped a connection at the public front (${stage})`, fields);
+      else if (stage === "connection to the server") {
+        unreachable.note(fields.error);
+        o.onUnreachable?.(err);
+      } else o.log.warn(`dropped a connection at the public front (${stage})`, fields);
     }
   };
 

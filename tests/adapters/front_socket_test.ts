@@ -54,7 +54,8 @@ Deno.test({
         assertEquals(JSON.parse(answer.split("\r\n\r\n")[1]), { addr: client });
       }
       // Straight to the socket (this user may), with no line from the front.
-      const direct = await Deno.connect({ transport: "unix", path: `${dir}/${Deno.pid}.sock` });
+      const [socket] = [...Deno.readDirSync(dir)].filter((e) => e.name.endsWith(".sock"));
+      const direct = await Deno.connect({ transport: "unix", path: `${dir}/${socket.name}` });
       await direct.write(enc(
         `GET / HTTP/1.1\r\nhost: x\r\n${FRONT_CLIENT_HEADER}: x 192.0.2.9:1\r\nconnection: close\r\n\r\n`,
       ));
@@ -142,13 +143,12 @@ Deno.test({
     const parent = await Deno.makeTempDir({ prefix: "kb-socket-" });
     const dir = `${parent}/front`;
     const started: Deno.ChildProcess[] = [];
-    const sockets = () => [...Deno.readDirSync(dir)].map((e) => e.name).sort();
     const start = async () => {
       const p = child(dir);
       started.push(p);
       const port = await portOf(p);
       assert(typeof port === "number", String(port));
-      return { p, port, socket: `${p.pid}.sock` };
+      return { p, port, files: filesOf(dir, p.pid) };
     };
     try {
       const first = await start();
@@ -158,26 +158,156 @@ Deno.test({
       assertEquals(await get(second.port), "ok");
       first.p.kill("SIGKILL");
       await first.p.status;
-      // Killed: its socket stays behind. Made old, as a leftover is; the
-      // live one too, which must stay.
-      const old = new Date(Date.now() - 60_000);
-      for (const name of sockets()) await Deno.utime(`${dir}/${name}`, old, old);
+      // Killed: its socket and lock file stay behind. Made old, as a
+      // leftover is; the live one's too, which must stay.
+      ageAll(dir);
       const third = await start();
       assertEquals(await get(third.port), "ok");
-      assertEquals(sockets(), [second.socket, third.socket].sort());
+      assertEquals(filesIn(dir), [...second.files, ...filesOf(dir, third.p.pid)].sort());
       assertEquals(await get(second.port), "ok");
     } finally {
-      for (const p of started) {
-        try {
-          p.kill("SIGKILL");
-        } catch {
-          // Exited.
-        }
-        await p.status;
-        await p.stdout.cancel().catch(() => {});
-        await p.stderr.cancel().catch(() => {});
-      }
+      await stopAll(started);
       await Deno.remove(parent, { recursive: true });
     }
   },
+});
+
+/** The names in `dir`, sorted. */
+function filesIn(dir: string): string[] {
+  return [...Deno.readDirSync(dir)].map((e) => e.name).sort();
+}
+
+/** The socket and lock file of process `pid` in `dir` (one of each, checked). */
+function filesOf(dir: string, pid: number): string[] {
+  const own = filesIn(dir).filter((n) => n.startsWith(`${pid}-`));
+  assertEquals(own.map((n) => n.slice(n.lastIndexOf("."))), [".lock", ".sock"]);
+  return own;
+}
+
+/** Dates everything in `dir` a minute back, as a leftover's would be. */
+function ageAll(dir: string) {
+  const old = new Date(Date.now() - 60_000);
+  for (const name of filesIn(dir)) Deno.utimeSync(`${dir}/${name}`, old, old);
+}
+
+async function stopAll(started: Deno.ChildProcess[]) {
+  for (const p of started) {
+    try {
+      p.kill("SIGCONT");
+      p.kill("SIGKILL");
+    } catch {
+      // Exited.
+    }
+    await p.status;
+    await p.stdout.cancel().catch(() => {});
+    await p.stderr.cancel().catch(() => {});
+  }
+}
+
+Deno.test({
+  name:
+    "serveService: a live process that does not answer on its socket keeps it (review-front S1)",
+  ignore: Deno.build.os !== "linux",
+  async fn() {
+    const parent = await Deno.makeTempDir({ prefix: "kb-socket-" });
+    const dir = `${parent}/front`;
+    const started: Deno.ChildProcess[] = [];
+    const fillers: Deno.Conn[] = [];
+    try {
+      const p = child(dir);
+      started.push(p);
+      const port = await portOf(p);
+      assert(typeof port === "number", String(port));
+      const files = filesOf(dir, p.pid);
+      // Paused, its socket's backlog full: a connect fails, as it does for a
+      // busy process or one on another host sharing the directory.
+      p.kill("SIGSTOP");
+      const socket = `${dir}/${files.find((n) => n.endsWith(".sock"))}`;
+      for (let i = 0; i < 10_000; i++) {
+        try {
+          fillers.push(await Deno.connect({ transport: "unix", path: socket }));
+        } catch {
+          break;
+        }
+      }
+      assert(fillers.length < 10_000, "the backlog never filled");
+      ageAll(dir);
+      const other = child(dir);
+      started.push(other);
+      const otherPort = await portOf(other);
+      assert(typeof otherPort === "number", String(otherPort));
+      assertEquals(filesIn(dir), [...files, ...filesOf(dir, other.pid)].sort());
+      for (const c of fillers.splice(0)) c.close();
+      p.kill("SIGCONT");
+      assertEquals(await get(port), "ok");
+    } finally {
+      for (const c of fillers) c.close();
+      await stopAll(started);
+      await Deno.remove(parent, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "serveService: its socket deleted, the server listens at its path again (review-front S1)",
+  ignore: Deno.build.os === "windows",
+  async fn() {
+    const parent = await Deno.makeTempDir({ prefix: "kb-socket-" });
+    const dir = `${parent}/front`;
+    const started: Deno.ChildProcess[] = [];
+    try {
+      const p = child(dir);
+      started.push(p);
+      const port = await portOf(p);
+      assert(typeof port === "number", String(port));
+      const [lock, socket] = filesOf(dir, p.pid);
+      assertEquals(await get(port), "ok");
+      await Deno.remove(`${dir}/${socket}`);
+      // The first new connection finds the socket gone (and is dropped);
+      // the server listens again, and the next is served.
+      const fresh = async () => {
+        const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+        await conn.write(enc("GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"));
+        const answer = await readToEnd(conn);
+        conn.close();
+        return answer.split("\r\n")[0];
+      };
+      assertEquals(await fresh(), "");
+      assertEquals(await fresh(), "HTTP/1.1 200 OK");
+      assertEquals(filesIn(dir), [lock, socket]);
+    } finally {
+      await stopAll(started);
+      await Deno.remove(parent, { recursive: true });
+    }
+  },
+});
+
+Deno.test("serveService: two servers of one process (one PID) share a socket directory (review-front S2)", async () => {
+  const parent = await Deno.makeTempDir({ prefix: "kb-socket-" });
+  const dir = `${parent}/front`;
+  const serve = () =>
+    serveService({ fetch: () => new Response("ok") }, {
+      hostname: "127.0.0.1",
+      port: 0,
+      proxyFrom: ["127.0.0.2"],
+      socketDir: dir,
+      log: silentLogger,
+    });
+  // Containers on one volume are each PID 1: the same PID, two processes.
+  const first = await serve();
+  try {
+    const second = await serve();
+    try {
+      assertEquals(await get(first.addr.port), "ok");
+      assertEquals(await get(second.addr.port), "ok");
+      assertEquals(filesIn(dir).length, 4);
+    } finally {
+      await second.shutdown();
+    }
+    assertEquals(await get(first.addr.port), "ok");
+  } finally {
+    await first.shutdown();
+  }
+  assertEquals([...Deno.readDirSync(parent)], []);
+  await Deno.remove(parent);
 });

@@ -114,8 +114,9 @@ Deno.test({
       // until its accept fails: Deno.serve stops for good then. Before
       // session 10 it was on a loopback port, which another process could
       // take once freed, so the process exited instead (fail closed).
-      // The child's socket, PID.sock, the only one there.
-      const [path] = [...Deno.readDirSync(dir)].map((e) => `${dir}/${e.name}`);
+      // The child's socket, PID-RANDOM.sock, the only one there (beside its lock file).
+      const [path] = [...Deno.readDirSync(dir)].filter((e) => e.name.endsWith(".sock"))
+        .map((e) => `${dir}/${e.name}`);
       for (let i = 0; i < 120; i++) {
         try {
           idle.push(await Deno.connect({ transport: "unix", path }));

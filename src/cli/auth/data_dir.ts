@@ -17,8 +17,8 @@ export const AUTH_SERVER_FILE = "auth-server";
 
 /**
  * The private directory of the HTTP server behind the TLS front: its Unix
- * socket, `PID.sock`, while the service runs (one per auth process using
- * the data directory).
+ * socket, `PID-RANDOM.sock`, and its lock file, `PID-RANDOM.lock`, while
+ * the service runs (one pair per auth process using the data directory).
  */
 export const FRONT_SOCKET_DIR = "front";
 
