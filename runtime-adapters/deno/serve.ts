@@ -238,9 +238,8 @@ export interface ServiceServer extends RunningServer {
  * The client address travels with each request: the front adds a header
  * line after the request line ({@linkcode FRONT_CLIENT_HEADER}) with a
  * random token of the connection, which only it can turn into the address
- * (a client sending the header itself names no connection); a request
- * without a known token (bytes passed after a request the front could not
- * follow) is refused. Over loopback TCP the front's source port named the
+ * (a request whose client sent the header too is refused); a request
+ * without a known token (a local process of the same user) is refused. Over loopback TCP the front's source port named the
  * connection; a Unix socket's peer has no name. The header is left on the
  * request (an incoming request's headers cannot be changed, and a copy
  * without it cost ~37 µs per request): a token is worth nothing once its
@@ -435,17 +434,17 @@ async function sweepDead(dir: string): Promise<void> {
 
 /**
  * The client address of the connection whose token `request` carries;
- * undefined if none of its values is a live token. A client may send the
- * header too: its values are joined with the front's (", ").
+ * undefined (the request is refused) unless the header has exactly one
+ * value and it is a live token. The front adds one line per request; a
+ * second value (instances are joined with ", ") is the client's own, which
+ * no legitimate client sends: taking the first live one honoured a token
+ * a client had learned, on a request that reached the server untagged
+ * (review-front S3).
  */
 function taggedClient(request: Request, front: Front): string | undefined {
-  const values = request.headers.get(FRONT_CLIENT_HEADER);
-  if (values === null) return undefined;
-  for (const value of values.split(", ")) {
-    const client = front.clientOf(value);
-    if (client !== undefined) return client;
-  }
-  return undefined;
+  const value = request.headers.get(FRONT_CLIENT_HEADER);
+  if (value === null || value.includes(",")) return undefined;
+  return front.clientOf(value);
 }
 
 const STOP_SIGNALS: Deno.Signal[] = ["SIGINT", "SIGTERM"];

@@ -36,20 +36,25 @@ Deno.test({
     const dir = `${parent}/front`;
     try {
       assertEquals(Deno.statSync(dir).mode! & 0o777, 0o700);
-      // Before the front's line and after it: a guessed token, an address, nothing.
-      for (const forged of ["00112233445566778899aabbccddeeff", "192.0.2.9:1", ""]) {
+      // Before the front's line and after it: a guessed token, an address,
+      // nothing; none names a client, and a second value is refused whatever it is.
+      for (const forged of [undefined, "00112233445566778899aabbccddeeff", "192.0.2.9:1", ""]) {
         const conn = await Deno.connectTls({
           hostname: "127.0.0.1",
           port: server.addr.port,
           caCerts: [ca],
         });
         const client = `127.0.0.1:${(conn.localAddr as Deno.NetAddr).port}`;
-        await conn.write(enc(
-          `GET / HTTP/1.1\r\n${FRONT_CLIENT_HEADER}: ${forged}\r\nhost: x\r\n` +
-            `${FRONT_CLIENT_HEADER}: ${forged}\r\nconnection: close\r\n\r\n`,
-        ));
+        const own = forged === undefined ? "" : `${FRONT_CLIENT_HEADER}: ${forged}\r\n`;
+        await conn.write(
+          enc(`GET / HTTP/1.1\r\n${own}host: x\r\n${own}connection: close\r\n\r\n`),
+        );
         const answer = await readToEnd(conn);
         conn.close();
+        if (forged !== undefined) {
+          assert(answer.startsWith("HTTP/1.1 400"), answer);
+          continue;
+        }
         assert(answer.startsWith("HTTP/1.1 200"), answer);
         assertEquals(JSON.parse(answer.split("\r\n\r\n")[1]), { addr: client });
       }
@@ -310,4 +315,56 @@ Deno.test("serveService: two servers of one process (one PID) share a socket dir
   }
   assertEquals([...Deno.readDirSync(parent)], []);
   await Deno.remove(parent);
+});
+
+Deno.test("serveService: a request the front cannot follow passes nothing behind it to the server (review-front S3)", async () => {
+  const parent = await Deno.makeTempDir({ prefix: "kb-socket-" });
+  const seen: string[] = [];
+  // Echoes the token, standing in for a leak of it.
+  const server = await serveService({
+    fetch: (r: Request, env: { remoteAddr?: string }) => {
+      const path = new URL(r.url).pathname;
+      seen.push(`${path} ${env.remoteAddr}`);
+      return Response.json({ tag: r.headers.get(FRONT_CLIENT_HEADER) });
+    },
+  }, {
+    hostname: "127.0.0.1",
+    port: 0,
+    // Front mode without TLS, so the bytes are the test's own.
+    proxyFrom: ["192.0.2.77"],
+    socketDir: `${parent}/front`,
+    log: silentLogger,
+  });
+  const port = server.addr.port;
+  try {
+    // The victim's connection, kept open (its token lives while it does).
+    const victim = await Deno.connect({ hostname: "127.0.0.1", port });
+    const victimAddr = `127.0.0.1:${(victim.localAddr as Deno.NetAddr).port}`;
+    await victim.write(enc("GET /victim HTTP/1.1\r\nhost: x\r\n\r\n"));
+    const buf = new Uint8Array(4096);
+    const n = await victim.read(buf);
+    const { tag } = JSON.parse(new TextDecoder().decode(buf.subarray(0, n!)).split("\r\n\r\n")[1]);
+    // Two Content-Lengths ("0" and "00"): the front's framing cannot follow
+    // it, Deno.serve takes it; the request behind it in the same write
+    // carries the victim's token, with no front line of its own.
+    const attacker = await Deno.connect({ hostname: "127.0.0.1", port });
+    await attacker.write(enc(
+      "POST /a HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\ncontent-length: 00\r\n\r\n" +
+        `GET /smuggled HTTP/1.1\r\nhost: x\r\n${FRONT_CLIENT_HEADER}: ${tag}\r\n` +
+        "connection: close\r\n\r\n",
+    ));
+    const answer = await readToEnd(attacker);
+    attacker.close();
+    // Before: 200 twice, /smuggled handled under the victim's address.
+    assertEquals(answer.split("\r\n")[0], "HTTP/1.1 400 Bad Request");
+    assertEquals(answer.match(/HTTP\/1\.1 /g)?.length, 1, answer);
+    // The victim's connection still serves, under its own address.
+    await victim.write(enc("GET /again HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"));
+    assert((await readToEnd(victim)).startsWith("HTTP/1.1 200"));
+    victim.close();
+    assertEquals(seen, [`/victim ${victimAddr}`, `/again ${victimAddr}`]);
+  } finally {
+    await server.shutdown();
+    await Deno.remove(parent, { recursive: true });
+  }
 });

@@ -13,6 +13,11 @@ import { concatBytes } from "../../../src/util/encoding.ts";
 const CR = 13;
 const LF = 10;
 
+/** The front's answer to a request it cannot follow; the connection then ends. */
+const REFUSED = new TextEncoder().encode(
+  "HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+);
+
 /**
  * Passes the client's plaintext (`inner`) to the server (`upstream`) one
  * request at a time: the next request is held, and the client no longer
@@ -25,11 +30,12 @@ const LF = 10;
  * server (one request at a time per connection) would make it wait anyway.
  * Each request must be whole within `deadlineMs` of its first byte (`late`
  * is called otherwise); the clock stops while the server is not reading.
- * A request the framing cannot follow is passed on with what was read
- * with it, and then the client is read no more: the connection ends once
- * the server has answered (or refused) it, or at its deadline. Passed
- * through unheld instead, one such request let every later one through as
- * before (review2 S1). Each answer must be taken by the client, handed
+ * A request the framing cannot follow is not passed on, and the client is
+ * read no more: the front answers 400 (or, if part of the request went on
+ * already, cuts) and the connection ends. Passed through unheld, one such
+ * request let every later one through as before (review2 S1); passed on
+ * with what was read with it, the pipelined requests in that read reached
+ * the server untagged (review-front S3). Each answer must be taken by the client, handed
  * wholly to its socket, within `answer.graceMs` of the first write of it
  * that waited for room in the socket, plus 1 s per
  * `answer.minBytesPerSecond` bytes the socket took after that (`slow` is
@@ -129,11 +135,22 @@ export function passRequests(
         timer ??= setTimeout(check, o.deadlineMs);
       }
       if (requests.opaque) {
-        // The server answers or refuses what it is given; nothing after it is read.
+        // Not one byte more goes to the server, nor is read: what was read
+        // with it may hold pipelined requests the framing cannot place, and
+        // passed on they reached the server with no tag of the front, with
+        // whatever client token they carried (review-front S3). Refused
+        // here if nothing of it went on (no answer to it can have begun);
+        // otherwise cut. Either way the server's side ends, and with it the
+        // client's.
         lost = true;
-        forward(waiting, t.began);
         waiting = undefined;
+        since = undefined;
         stop();
+        if (t.began) {
+          unanswered--;
+          inner.write(REFUSED);
+        }
+        upstream.destroy();
         return;
       }
       if (t.n) forward(waiting.subarray(0, t.n), t.began);
