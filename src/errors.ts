@@ -238,9 +238,10 @@ export class ServerError extends KeyboundError {
    * Creates the error.
    * @param code the server's stable code
    * @param message the server's message
+   * @param details the server's structured detail (for example which item of a batch it refused)
    */
-  constructor(code: ErrorCode, message: string) {
-    super(code, message);
+  constructor(code: ErrorCode, message: string, details?: Record<string, unknown>) {
+    super(code, message, details ? { details } : {});
     this.name = "ServerError";
   }
 }
@@ -281,9 +282,13 @@ export function isKeyboundError(err: unknown, code?: ErrorCode): err is Keybound
  * the same codes as the server raised. The one decoder of the wire format.
  */
 export function errorFromWire(status: number, body: unknown): KeyboundError {
-  const e = (body as { error?: { code?: unknown; message?: unknown } } | null)?.error;
+  const e = (body as { error?: { code?: unknown; message?: unknown; details?: unknown } } | null)
+    ?.error;
   if (e && typeof e.code === "string" && e.code in ERROR_CODES && typeof e.message === "string") {
-    return new ServerError(e.code as ErrorCode, e.message);
+    const details = e.details !== null && typeof e.details === "object" && !Array.isArray(e.details)
+      ? e.details as Record<string, unknown>
+      : undefined;
+    return new ServerError(e.code as ErrorCode, e.message, details);
   }
   return new KeyboundError(
     status >= 500 ? "CONNECTION_FAILED" : "BAD_REQUEST",

@@ -94,7 +94,10 @@ export interface AdminApi {
     mode: "create" | "upsert",
   ): Promise<{ item: ResourceOf<R["kind"]>; created: boolean }>;
   /** Creates (or overwrites) several resources in one compare-and-swap, or none of them. */
-  putAll(resources: CreatableResource[], mode: "create" | "upsert"): Promise<ResourceOf<Kind>[]>;
+  putAll(
+    resources: CreatableResource[],
+    mode: "create" | "upsert",
+  ): Promise<{ items: ResourceOf<Kind>[]; created: boolean[] }>;
   /** Deletes a resource. */
   delete(kind: Kind, name: string): Promise<void>;
   /** Sets a token's `rotate_after` to now. */
@@ -220,14 +223,13 @@ export class AdminApiClient implements AdminApi {
   async putAll(
     resources: CreatableResource[],
     mode: "create" | "upsert",
-  ): Promise<ResourceOf<Kind>[]> {
-    const r = await this.#call({
+  ): Promise<{ items: ResourceOf<Kind>[]; created: boolean[] }> {
+    return await this.#call({
       method: "POST",
       path: PUT_RESOURCES_PATH,
       body: { resources, mode },
       response: putResourcesResponse(resources.map((x) => x.kind)),
     });
-    return r.items;
   }
 
   /** `DELETE /v1/resources/{kind}/{name}`. */

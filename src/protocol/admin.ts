@@ -151,6 +151,9 @@ export function putResourceResponse<K extends Kind>(
 /** Path of `POST /v1/resources`: several resources written in one compare-and-swap. */
 export const PUT_RESOURCES_PATH = "/v1/resources";
 
+/** Most resources one `POST /v1/resources` writes together (one compare-and-swap). */
+export const MAX_PUT_RESOURCES = 16;
+
 /** `POST /v1/resources` answer: the stored resources, in request order, each checked by kind. */
 export function putResourcesResponse(
   kinds: readonly Kind[],

@@ -55,6 +55,7 @@ export function parseResourceYaml(
     throw new BadParameterError(`${fileName}: no resources found`);
   }
   const out: ParsedDocument[] = [];
+  const seen = new Map<string, ParsedDocument>();
   for (const [i, doc] of docs.entries()) {
     const index = i + 1;
     const where = `${fileName}: document ${index}`;
@@ -97,11 +98,36 @@ export function parseResourceYaml(
         : doc.range
         ? lines.linePos(doc.range[0]).line
         : 1;
-      out.push({ index, ...(item ? { item } : {}), line, resource: r.resource });
+      const parsed: ParsedDocument = {
+        index,
+        ...(item ? { item } : {}),
+        line,
+        resource: r.resource,
+      };
+      // One file is one write (tctl create -f): the same resource twice would
+      // be written twice, the last copy silently winning.
+      const id = `${r.resource.kind}/${r.resource.metadata.name}`;
+      const first = seen.get(id);
+      if (first) {
+        throw new BadParameterError(
+          `${fileName}: ${
+            documentLabel(parsed)
+          }: ${r.resource.kind} "${r.resource.metadata.name}" ` +
+            `already appears in ${documentLabel(first)} (line ${line})`,
+          { details: { file: fileName, document: index, ...(item ? { item } : {}) } },
+        );
+      }
+      seen.set(id, parsed);
+      out.push(parsed);
     }
   }
   if (out.length === 0) throw new BadParameterError(`${fileName}: no resources found`);
   return out;
+}
+
+/** Where a resource sits in its file: `document 2` or `document 1, item 3`. */
+export function documentLabel(doc: Pick<ParsedDocument, "index" | "item">): string {
+  return `document ${doc.index}${doc.item ? `, item ${doc.item}` : ""}`;
 }
 
 /** YAML documents separated by `---`, as `tctl get` prints them. */

@@ -389,7 +389,21 @@ export async function putResources(
   });
   for (let attempt = 0; attempt < MAX_WRITE_ATTEMPTS; attempt++) {
     const plans: WritePlan[] = [];
-    for (const r of incoming) plans.push(await planWrite(ctx, r, mode, actor, generateSecret));
+    for (const [i, r] of incoming.entries()) {
+      try {
+        plans.push(await planWrite(ctx, r, mode, actor, generateSecret));
+      } catch (err) {
+        // Which item was refused, for a client that sent a file's worth (tctl
+        // create -f names the document and item from it); same code and words.
+        if (!(err instanceof KeyboundError) || incoming.length === 1) throw err;
+        const inner = err.details?.path;
+        const path = `resources[${i}]${typeof inner === "string" ? `.${inner}` : ""}`;
+        throw new KeyboundError(err.code, err.message, {
+          cause: err,
+          details: { ...err.details, path },
+        });
+      }
+    }
     const r = await ctx.backend.commit({
       checks: plans.map((p) => p.check),
       mutations: plans.flatMap((p) => p.mutations),

@@ -131,7 +131,10 @@ export const botsAddCommand: CommandSpec = {
     await assertRolesExist(api, bot.spec.roles);
     await assertTokenAbsent(api, name);
     // Both or neither: the server validates both, then commits them together.
-    const [createdBot, createdToken] = await api.putAll([bot, token], "create") as [Bot, Token];
+    const [createdBot, createdToken] = (await api.putAll([bot, token], "create")).items as [
+      Bot,
+      Token,
+    ];
     if (format === "json") {
       return ctx.out(JSON.stringify({ bot: createdBot, token: createdToken }, null, 4) + "\n");
     }

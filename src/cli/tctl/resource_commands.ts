@@ -3,9 +3,12 @@
  *
  * @module
  */
-import { errorMessage } from "../../errors.ts";
+import { errorMessage, ServerError } from "../../errors.ts";
+import { MAX_PUT_RESOURCES } from "../../protocol/admin.ts";
+import { MAX_BODY_BYTES } from "../../server/http.ts";
 import type { AnyResource, CreatableResource } from "../../resources/validate.ts";
 import {
+  documentLabel,
   formatResourcesJson,
   formatResourcesYaml,
   parseResourceYaml,
@@ -30,22 +33,45 @@ export const createCommand: CommandSpec = {
     } catch (e) {
       throw new UsageError(`cannot read ${label}: ${errorMessage(e)}`);
     }
-    // Every document is validated before the first one is sent.
+    // Every document is validated here, then the whole file is one write
+    // (POST /v1/resources, one compare-and-swap): a refusal of any item by
+    // the server leaves nothing written, never the items before it.
     const docs = parseResourceYaml(text, label);
-    const api = await ctx.api();
+    const resources = docs.map((d) => d.resource as CreatableResource);
     const mode = flags.force ? "upsert" : "create";
-    for (const doc of docs) {
-      const resource = doc.resource as CreatableResource;
-      let created: boolean;
-      try {
-        ({ created } = await api.put(resource, mode));
-      } catch (e) {
-        const exists = (e as { code?: string }).code === "ALREADY_EXISTS";
-        const where = `document ${doc.index}${doc.item ? `, item ${doc.item}` : ""}`;
-        withContext(`${label}: ${where}`, e, exists ? " (use -f to overwrite)" : "");
-      }
-      const verb = created ? "created" : "updated";
-      ctx.out(`${resource.kind} "${resource.metadata.name}" has been ${verb}\n`);
+    if (resources.length > MAX_PUT_RESOURCES) {
+      throw new UsageError(
+        `${label}: ${resources.length} resources, more than the ${MAX_PUT_RESOURCES} ` +
+          "one create writes together; split the file (nothing was written)",
+      );
+    }
+    const bytes = new TextEncoder().encode(JSON.stringify({ resources, mode })).length;
+    if (bytes > MAX_BODY_BYTES) {
+      throw new UsageError(
+        `${label}: the request would be ${bytes} bytes, more than the auth service's ` +
+          `${MAX_BODY_BYTES}-byte request limit; split the file (nothing was written)`,
+      );
+    }
+    const api = await ctx.api();
+    let created: boolean[];
+    try {
+      ({ created } = await api.putAll(resources, mode));
+    } catch (e) {
+      // A refusal by the server (4xx) is before its one commit: nothing was
+      // written. Which item it refused comes as details.path `resources[i]...`.
+      if (!(e instanceof ServerError) || e.status >= 500) throw e;
+      const at = /^resources\[(\d+)\]/.exec(String(e.details?.path ?? ""));
+      const doc = at ? docs[Number(at[1])] : docs.length === 1 ? docs[0] : undefined;
+      const exists = e.code === "ALREADY_EXISTS" ? " (use -f to overwrite)" : "";
+      withContext(
+        doc ? `${label}: ${documentLabel(doc)}` : label,
+        e,
+        `${exists}; nothing was written`,
+      );
+    }
+    for (const [i, r] of resources.entries()) {
+      const verb = created[i] ? "created" : "updated";
+      ctx.out(`${r.kind} "${r.metadata.name}" has been ${verb}\n`);
     }
   },
 };

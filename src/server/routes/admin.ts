@@ -15,6 +15,7 @@ import { AUDIT_EVENT_TYPES, isAuditEventType, listAudit, MAX_AUDIT_PAGE } from "
 import type { ServerContext } from "../context.ts";
 import type { AppEnv } from "../hono_env.ts";
 import { readJson } from "../http.ts";
+import { MAX_PUT_RESOURCES } from "../../protocol/admin.ts";
 import { requireAdmin } from "../request_auth.ts";
 import {
   type Actor,
@@ -35,12 +36,9 @@ const PutBody = z.strictObject({
   mode: z.enum(["create", "upsert"]).default("create"),
 });
 
-/** Most resources one `POST /v1/resources` writes together. */
-const MAX_BATCH = 16;
-
 /** Body of `POST /v1/resources`: resources written in one compare-and-swap. */
 const PutManyBody = z.strictObject({
-  resources: z.array(z.unknown()).min(1).max(MAX_BATCH),
+  resources: z.array(z.unknown()).min(1).max(MAX_PUT_RESOURCES),
   mode: z.enum(["create", "upsert"]).default("create"),
 });
 
