@@ -6,8 +6,9 @@
  *
  * @module
  */
-import { LineCounter, parseAllDocuments, stringify } from "yaml";
+import { Document, LineCounter, parseAllDocuments, Scalar, visit } from "yaml";
 import { BadParameterError } from "../errors.ts";
+import { escapeUnsafeInQuoted, hasUnsafeText } from "../util/log.ts";
 import { yamlErrorText, yamlLineOf } from "../util/yaml_line.ts";
 import type { Kind } from "./schemas.ts";
 import { type AnyResource, formatIssue, validateResource } from "./validate.ts";
@@ -130,12 +131,30 @@ export function documentLabel(doc: Pick<ParsedDocument, "index" | "item">): stri
   return `document ${doc.index}${doc.item ? `, item ${doc.item}` : ""}`;
 }
 
-/** YAML documents separated by `---`, as `tctl get` prints them. */
+/**
+ * YAML documents separated by `---`, as `tctl get` prints them. A key or
+ * string holding a control, bidi or other unsafe character (the log rule,
+ * src/util/log.ts) is double-quoted with the character escaped, so a
+ * terminal never gets it raw and the text still reads back as the same value.
+ */
 export function formatResourcesYaml(resources: readonly unknown[]): string {
-  return resources.map((r) => stringify(r, { lineWidth: 0 })).join("---\n");
+  return resources.map((r) => {
+    const doc = new Document(r);
+    visit(doc, {
+      Scalar(_key, node) {
+        if (typeof node.value === "string" && hasUnsafeText(node.value)) {
+          node.type = Scalar.QUOTE_DOUBLE;
+        }
+      },
+    });
+    return escapeUnsafeInQuoted(doc.toString({ lineWidth: 0 }));
+  }).join("---\n");
 }
 
-/** A JSON array (always an array, even for one resource), as `tctl get --format=json` prints it. */
+/**
+ * A JSON array (always an array, even for one resource), as `tctl get
+ * --format=json` prints it; unsafe characters in strings as `\uXXXX`.
+ */
 export function formatResourcesJson(resources: readonly unknown[]): string {
-  return JSON.stringify(resources, null, 4) + "\n";
+  return escapeUnsafeInQuoted(JSON.stringify(resources, null, 4)) + "\n";
 }

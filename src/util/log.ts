@@ -75,6 +75,22 @@ export function escapeLogText(s: string): string {
   return s.replace(/\\/g, "\\\\").replace(UNSAFE, escapeChar);
 }
 
+/** Whether `s` holds a character that {@linkcode escapeLogText} escapes, newline aside. */
+export function hasUnsafeText(s: string): boolean {
+  return s.replaceAll("\n", "").search(UNSAFE) !== -1;
+}
+
+/**
+ * A JSON text, or a YAML one whose strings holding such characters are
+ * double-quoted, with every unsafe character but newline written as an escape
+ * (`\r`, `\t`, `\uXXXX`). Raw, they can only sit inside those strings, where
+ * both formats read the escape back as the same character; newlines stay,
+ * they lay the document out.
+ */
+export function escapeUnsafeInQuoted(text: string): string {
+  return text.replace(UNSAFE, (c) => c === "\n" ? c : escapeChar(c));
+}
+
 /** Values printed without quotes: printable ASCII other than space, `"`, `=` and `\`. */
 const BARE = /^[!#-<>-\[\]-~]+$/;
 
