@@ -12,7 +12,7 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { type ErrorCode, KeyboundError } from "../errors.ts";
 import type { ServerContext } from "./context.ts";
 import type { AppEnv } from "./hono_env.ts";
-import { MAX_BODY_BYTES } from "./http.ts";
+import { MAX_BODY_BYTES } from "../protocol/body_limit.ts";
 import { joinRoutes } from "./join/routes.ts";
 import { adminRoutes } from "./routes/admin.ts";
 import { botRoutes } from "./routes/bot.ts";

@@ -10,9 +10,6 @@ import { KeyboundError } from "../errors.ts";
 import { firstIssuePath, formatZodError } from "../util/zod_error.ts";
 import { checkJsonLimits, limitError } from "../resources/limits.ts";
 
-/** Maximum request body in bytes (docs/protocol.md §1.1). */
-export const MAX_BODY_BYTES = 64 * 1024;
-
 /** Parses the request body as JSON and validates it; throws 400s with the field path. */
 export async function readJson<S extends z.ZodType>(c: Context, schema: S): Promise<z.infer<S>> {
   let text: string;

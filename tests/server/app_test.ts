@@ -5,7 +5,7 @@ import { signRequest } from "../../src/protocol/signed_request.ts";
 import { createApp } from "../../src/server/app.ts";
 import { caPin } from "../../src/server/bootstrap.ts";
 import type { ServerContext } from "../../src/server/context.ts";
-import { MAX_BODY_BYTES } from "../../src/server/http.ts";
+import { MAX_BODY_BYTES } from "../../src/protocol/body_limit.ts";
 import { createLogger } from "../../src/util/log.ts";
 import { adminSigner, botSigner, newCluster } from "./_cluster_fixture.ts";
 

@@ -64,7 +64,7 @@ test("seed guide: tctl status, create bot.yaml, create -f token-example.yaml, ge
     assertEquals(dup.stdout, "");
     assertEquals(
       dup.stderr,
-      'tctl: error [ALREADY_EXISTS]: bot.yaml: document 1: bot "example" already exists (use -f to overwrite)\n',
+      'tctl: error [ALREADY_EXISTS]: bot.yaml: document 1: bot "example" already exists (use -f to overwrite); nothing was written\n',
     );
   } finally {
     await auth.stop();

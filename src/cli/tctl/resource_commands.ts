@@ -5,7 +5,7 @@
  */
 import { errorMessage, ServerError } from "../../errors.ts";
 import { MAX_PUT_RESOURCES } from "../../protocol/admin.ts";
-import { MAX_BODY_BYTES } from "../../server/http.ts";
+import { MAX_BODY_BYTES } from "../../protocol/body_limit.ts";
 import type { AnyResource, CreatableResource } from "../../resources/validate.ts";
 import {
   documentLabel,
