@@ -337,6 +337,38 @@ Deno.test({
 });
 
 Deno.test({
+  name: "front: its 400 comes after the answer to an earlier pipelined request (review-ff SF1)",
+  ignore: NEEDS_OPENSSL !== undefined,
+  async fn() {
+    const { client: open, target, stop } = await frontBeforeRawServer();
+    try {
+      const client = await open();
+      // A good GET, and pipelined behind it in the same write a request the
+      // front cannot follow (two Content-Length spellings).
+      const first = "GET /1 HTTP/1.1\r\nhost: x\r\n\r\n";
+      await client.write(enc(
+        first + "POST /b HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\ncontent-length: 00\r\n\r\n",
+      ));
+      const server = await target.accept();
+      const seen = await readServer(server, (t) => t.length >= first.length);
+      assertEquals(seen.text, first);
+      await server.write(enc("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n1."));
+      // Before: the 400 was written ahead of the chunk carrying the 200.
+      const answer = await readUntil(client, () => false);
+      assertEquals(
+        answer,
+        "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n1." +
+          "HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+      );
+      client.close();
+      server.close();
+    } finally {
+      await stop();
+    }
+  },
+});
+
+Deno.test({
   name: "front: a second burst of request-deadline cuts after a quiet spell is logged again",
   ignore: NEEDS_OPENSSL !== undefined,
   async fn() {

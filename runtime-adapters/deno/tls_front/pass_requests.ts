@@ -146,11 +146,16 @@ export function passRequests(
         waiting = undefined;
         since = undefined;
         stop();
-        if (t.began) {
-          unanswered--;
-          inner.write(REFUSED);
-        }
-        upstream.destroy();
+        if (t.began) unanswered--;
+        // A microtask later: called from the upstream `data` handler, the
+        // chunk ending the answer to an earlier request has not gone on to
+        // the client yet (the pipe's listener runs after), and the 400 must
+        // follow it (review-ff SF1).
+        const refuse = t.began;
+        queueMicrotask(() => {
+          if (refuse && !inner.destroyed) inner.write(REFUSED);
+          upstream.destroy();
+        });
         return;
       }
       if (t.n) forward(waiting.subarray(0, t.n), t.began);
