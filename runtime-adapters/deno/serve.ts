@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { ConfigError } from "../../src/errors.ts";
 import { toHex } from "../../src/util/encoding.ts";
 import { ensureDir } from "./fs.ts";
+import { burstLog } from "./tls_front/burst_log.ts";
 import {
   type Front,
   FRONT_CLIENT_HEADER,
@@ -139,17 +140,11 @@ function keepServing<A extends Deno.NetAddr | Deno.UnixAddr>(
     // path as it stops, some time after shutdown() is called, which would
     // unlink the new socket. In the gap of a listen-again the coming server
     // is the new one already.
+    // Throws what listening threw (the caller logs it, once per burst).
     replace() {
       if (stopping || !listening) return false;
       const old = server;
-      try {
-        server = listen();
-      } catch (err) {
-        log?.warn("the HTTP server lost its socket and cannot listen again yet", {
-          error: err instanceof Error ? err.message : String(err),
-        });
-        return false;
-      }
+      server = listen();
       retired.push(old);
       replaced.resolve();
       replaced = Promise.withResolvers<void>();
@@ -283,20 +278,57 @@ export async function serveService(
   // so without this every connection would fail for the process's life
   // (review-front S1). Only when the path no longer holds this process's
   // socket: a refused connect in a listen-again gap heals on its own.
+  // A heal that fails (its directory cannot be made again, say) would
+  // otherwise log one line per connection: a rate remote peers set (review-ff SF3).
+  const cannotListen = burstLog(
+    options.log,
+    "server_unreachable",
+    "the HTTP server lost its socket and cannot listen again yet",
+    "listening again",
+  );
+  // Synchronous (a rare path): the server listens again before the next
+  // connection tries it.
   const heal = (err: unknown) => {
     const code = (err as { code?: string } | null)?.code;
     if (code !== "ENOENT" && code !== "ECONNREFUSED") return;
-    let ino: number | null | undefined;
     try {
-      ino = Deno.lstatSync(path).ino;
-    } catch {
-      ino = undefined;
+      let ino: number | null | undefined;
+      try {
+        ino = Deno.lstatSync(path).ino;
+      } catch {
+        ino = undefined;
+      }
+      if (ino === bound) return;
+      // The whole directory may be gone (rm -rf, a temp cleaner): made
+      // again 0700 whatever the umask, with this process's lock file, so
+      // that the socket is private and a start's sweep leaves it alone.
+      Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
+      Deno.chmodSync(dir, 0o700);
+      if (lock) {
+        try {
+          const file = Deno.openSync(lock.path, { write: true, createNew: true, mode: 0o600 });
+          try {
+            file.tryLockSync(true);
+          } catch {
+            // A filesystem without locks: never swept, which is safe.
+          }
+          lock.file.close();
+          lock.file = file;
+        } catch (err) {
+          // Still there (only the socket went): this process holds it.
+          if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
+        }
+      }
+      if (!inner.replace()) return;
+      cannotListen.over();
+      options.log.warn("the socket of the server behind the front was gone; listening again", {
+        path,
+      });
+    } catch (err) {
+      cannotListen.note(err instanceof Error ? err.message : String(err));
     }
-    if (ino === bound || !inner.replace()) return;
-    options.log.warn("the socket of the server behind the front was gone; listening again", {
-      path,
-    });
   };
+
   // Not recursively: only what this server made goes (Deno.serve removes
   // its socket as it stops, but not one it lost to a failed accept), and
   // the directory only once no other process's socket is in it. The lock

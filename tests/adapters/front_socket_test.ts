@@ -13,7 +13,7 @@ import { missingTools } from "../_tools.ts";
 import { readToEnd, serverPair } from "./_front.ts";
 import { serveService } from "../../runtime-adapters/deno/serve.ts";
 import { FRONT_CLIENT_HEADER } from "../../runtime-adapters/deno/tls_front.ts";
-import { silentLogger } from "../../src/util/log.ts";
+import { createLogger, silentLogger } from "../../src/util/log.ts";
 
 const NEEDS_OPENSSL = missingTools("openssl");
 const enc = (s: string) => new TextEncoder().encode(s);
@@ -282,6 +282,49 @@ Deno.test({
       assertEquals(filesIn(dir), [lock, socket]);
     } finally {
       await stopAll(started);
+      await Deno.remove(parent, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "serveService: its whole socket directory deleted, it is made again 0700 with the lock file; one log line a burst (review-ff SF3)",
+  ignore: Deno.build.os === "windows",
+  async fn() {
+    const parent = await Deno.makeTempDir({ prefix: "kb-socket-" });
+    const dir = `${parent}/front`;
+    const lines: string[] = [];
+    const server = await serveService({ fetch: () => new Response("ok") }, {
+      hostname: "127.0.0.1",
+      port: 0,
+      proxyFrom: ["127.0.0.2"],
+      socketDir: dir,
+      log: createLogger({ format: "json", write: (l) => lines.push(l) }),
+    });
+    try {
+      const port = server.addr.port;
+      const names = filesIn(dir);
+      assertEquals(await get(port), "ok");
+      await Deno.remove(dir, { recursive: true });
+      const fresh = async () => {
+        const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+        await conn.write(enc("GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"));
+        const answer = await readToEnd(conn);
+        conn.close();
+        return answer.split("\r\n")[0];
+      };
+      // Before: no heal (the bind failed in the missing directory), every
+      // connection dropped, and one WARN line each.
+      const answers: string[] = [];
+      for (let i = 0; i < 20; i++) answers.push(await fresh());
+      assertEquals(answers.at(-1), "HTTP/1.1 200 OK");
+      assertEquals(Deno.statSync(dir).mode! & 0o777, 0o700);
+      assertEquals(filesIn(dir), names);
+      const warned = lines.filter((l) => JSON.parse(l).level === "warn");
+      assert(warned.length <= 3, warned.join("\n"));
+    } finally {
+      await server.shutdown();
       await Deno.remove(parent, { recursive: true });
     }
   },
