@@ -99,8 +99,8 @@ function keepServing<A extends Deno.NetAddr | Deno.UnixAddr>(
   /** Until when a new failure counts as the same shortage: no new warning, no fresh back-off. */
   let sameShortageUntil = 0;
   let attempts = 0;
-  /** Servers replaced (below), still finishing what they hold; shut down with the last. */
-  const retired: Deno.HttpServer<A>[] = [];
+  /** Shutdowns of servers replaced (below), still finishing what they hold. */
+  const retiring = new Set<Promise<void>>();
   let replaced = Promise.withResolvers<void>();
   const finished = (async () => {
     for (;;) {
@@ -132,20 +132,22 @@ function keepServing<A extends Deno.NetAddr | Deno.UnixAddr>(
   })();
   return {
     addr,
-    shutdown: () =>
-      stopping ??= Promise.all([server, ...retired].map((s) => s.shutdown())).then(() => finished),
+    shutdown: () => stopping ??= Promise.all([server.shutdown(), ...retiring]).then(() => finished),
     finished,
-    // A new server at once; the old one is left to finish what it holds and
-    // shut down with the last: a Deno.serve on a Unix socket unlinks its
-    // path as it stops, some time after shutdown() is called, which would
-    // unlink the new socket. In the gap of a listen-again the coming server
-    // is the new one already.
+    // A new server at once; the old one finishes what it holds and stops.
+    // `listen` must bind a new path: a Deno.serve on a Unix socket unlinks
+    // its path as it stops, some time after shutdown() is called, which
+    // would unlink a new socket at the same path. Kept until process
+    // shutdown instead, each replaced server held a listener and a
+    // descriptor for the process's life (review-ff SF2). In the gap of a
+    // listen-again the coming server is the new one already.
     // Throws what listening threw (the caller logs it, once per burst).
     replace() {
       if (stopping || !listening) return false;
       const old = server;
       server = listen();
-      retired.push(old);
+      const done = old.shutdown().catch(() => {}).finally(() => retiring.delete(done));
+      retiring.add(done);
       replaced.resolve();
       replaced = Promise.withResolvers<void>();
       return true;
@@ -253,11 +255,19 @@ export async function serveService(
       },
     };
   }
-  const { dir, path, lock } = await privateSocket(options.socketDir, options.log);
+  const { dir, path: firstPath, lock } = await privateSocket(options.socketDir, options.log);
+  /**
+   * Where the server listens now, read by the front at each connect: a heal
+   * listens at `NAME.GEN.sock` beside `NAME.sock`, so the server it
+   * replaces can stop at once (its unlink hits only its own path).
+   */
+  const target = { path: firstPath };
+  let generation = 0;
   let front: Front | undefined;
   /** The inode of the socket this process bound last: another at the path is not its own. */
   let bound: number | null = null;
   const inner = keepServing(() => {
+    const path = target.path;
     // Left by the server that stopped (or by nothing: the name is this
     // process's alone): the path must be free to listen on again.
     try {
@@ -294,7 +304,7 @@ export async function serveService(
     try {
       let ino: number | null | undefined;
       try {
-        ino = Deno.lstatSync(path).ino;
+        ino = Deno.lstatSync(target.path).ino;
       } catch {
         ino = undefined;
       }
@@ -319,10 +329,18 @@ export async function serveService(
           if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
         }
       }
-      if (!inner.replace()) return;
+      const before = target.path;
+      target.path = firstPath.replace(/\.sock$/, `.${++generation}.sock`);
+      let replaced = false;
+      try {
+        replaced = inner.replace();
+      } finally {
+        if (!replaced) target.path = before;
+      }
+      if (!replaced) return;
       cannotListen.over();
       options.log.warn("the socket of the server behind the front was gone; listening again", {
-        path,
+        path: target.path,
       });
     } catch (err) {
       cannotListen.note(err instanceof Error ? err.message : String(err));
@@ -335,7 +353,7 @@ export async function serveService(
   // file last: while it is held, no other start takes the socket for a
   // dead process's.
   const removeDir = async () => {
-    await Deno.remove(path).catch(() => {});
+    await Deno.remove(target.path).catch(() => {});
     if (lock) {
       await Deno.remove(lock.path).catch(() => {});
       lock.file.close();
@@ -348,7 +366,8 @@ export async function serveService(
       port: options.port,
       ...(options.tls ? { tls: options.tls } : {}),
       balancers: new Set(proxyFrom),
-      target: { path },
+      // The object itself: a heal changes its path.
+      target,
       tagRequests: true,
       log: options.log,
       ...options.front,
@@ -414,7 +433,8 @@ async function privateSocket(
   if (wanted !== undefined) {
     const name = `${Deno.pid}-${toHex(crypto.getRandomValues(new Uint8Array(8)))}`;
     const path = join(wanted, `${name}.sock`);
-    if (new TextEncoder().encode(path).length <= SOCKET_PATH_MAX) {
+    // Room for a heal's generation (`.N`, serveService) up to a million.
+    if (new TextEncoder().encode(path).length + ".999999".length <= SOCKET_PATH_MAX) {
       await ensureDir(wanted, 0o700);
       await Deno.chmod(wanted, 0o700);
       await sweepDead(wanted);
@@ -439,7 +459,10 @@ async function privateSocket(
 
 /** Removes the sockets and lock files in `dir` of processes that are gone (see privateSocket). */
 async function sweepDead(dir: string): Promise<void> {
-  for await (const entry of Deno.readDir(dir)) {
+  const entries = [];
+  for await (const entry of Deno.readDir(dir)) entries.push(entry);
+  const names = entries.map((e) => e.name);
+  for (const entry of entries) {
     if (!entry.isFile || !entry.name.endsWith(".lock")) continue;
     const lockPath = join(dir, entry.name);
     const info = await Deno.lstat(lockPath).catch(() => undefined);
@@ -455,8 +478,16 @@ async function sweepDead(dir: string): Promise<void> {
     try {
       // Its process lives (or the filesystem has no locks: nothing is proven).
       if (!(await file.tryLock(true).catch(() => false))) continue;
-      await Deno.remove(join(dir, `${entry.name.slice(0, -".lock".length)}.sock`))
-        .catch(() => {});
+      // NAME.sock, and NAME.GEN.sock of its heals.
+      const name = entry.name.slice(0, -".lock".length);
+      for (const n of names) {
+        if (
+          n === `${name}.sock` ||
+          /^\.\d+\.sock$/.test(n.startsWith(name) ? n.slice(name.length) : "")
+        ) {
+          await Deno.remove(join(dir, n)).catch(() => {});
+        }
+      }
       await Deno.remove(lockPath).catch(() => {});
     } finally {
       file.close();

@@ -163,8 +163,11 @@ Deno.test({
       assertEquals(await get(second.port), "ok");
       first.p.kill("SIGKILL");
       await first.p.status;
-      // Killed: its socket and lock file stay behind. Made old, as a
-      // leftover is; the live one's too, which must stay.
+      // Killed: its socket and lock file stay behind, and a heal's
+      // generation socket (review-ff SF2) stands for one it had. Made old,
+      // as a leftover is; the live one's too, which must stay.
+      const [, firstSocket] = first.files;
+      Deno.writeFileSync(`${dir}/${firstSocket.replace(/\.sock$/, ".3.sock")}`, new Uint8Array());
       ageAll(dir);
       const third = await start();
       assertEquals(await get(third.port), "ok");
@@ -279,7 +282,8 @@ Deno.test({
       };
       assertEquals(await fresh(), "");
       assertEquals(await fresh(), "HTTP/1.1 200 OK");
-      assertEquals(filesIn(dir), [lock, socket]);
+      // The next generation's name (review-ff SF2), beside the same lock file.
+      assertEquals(filesIn(dir), [socket.replace(/\.sock$/, ".1.sock"), lock]);
     } finally {
       await stopAll(started);
       await Deno.remove(parent, { recursive: true });
@@ -320,9 +324,51 @@ Deno.test({
       for (let i = 0; i < 20; i++) answers.push(await fresh());
       assertEquals(answers.at(-1), "HTTP/1.1 200 OK");
       assertEquals(Deno.statSync(dir).mode! & 0o777, 0o700);
-      assertEquals(filesIn(dir), names);
+      assertEquals(filesIn(dir), [names[1].replace(/\.sock$/, ".1.sock"), names[0]]);
       const warned = lines.filter((l) => JSON.parse(l).level === "warn");
       assert(warned.length <= 3, warned.join("\n"));
+    } finally {
+      await server.shutdown();
+      await Deno.remove(parent, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "serveService: heals do not keep the servers they replace (review-ff SF2)",
+  ignore: Deno.build.os !== "linux",
+  async fn() {
+    const parent = await Deno.makeTempDir({ prefix: "kb-socket-" });
+    const dir = `${parent}/front`;
+    const server = await serveService({ fetch: () => new Response("ok") }, {
+      hostname: "127.0.0.1",
+      port: 0,
+      proxyFrom: ["127.0.0.2"],
+      socketDir: dir,
+      log: silentLogger,
+    });
+    const descriptors = () => [...Deno.readDirSync("/proc/self/fd")].length;
+    try {
+      const port = server.addr.port;
+      /** Deletes the socket; connects until one is served (the heal's generation). */
+      const round = async () => {
+        const socket = filesIn(dir).find((n) => n.endsWith(".sock"))!;
+        await Deno.remove(`${dir}/${socket}`);
+        for (let i = 0; i < 5; i++) {
+          const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+          await conn.write(enc("GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"));
+          const answer = await readToEnd(conn);
+          conn.close();
+          if (answer.startsWith("HTTP/1.1 200")) return;
+        }
+        throw new Error("not served after the socket was deleted");
+      };
+      await round();
+      const before = descriptors();
+      for (let i = 0; i < 12; i++) await round();
+      // Before: one more listener (and descriptor) per heal, +12 here.
+      const grown = descriptors() - before;
+      assert(grown < 4, `descriptors grew by ${grown} over 12 heals`);
     } finally {
       await server.shutdown();
       await Deno.remove(parent, { recursive: true });
