@@ -440,8 +440,10 @@ async function privateSocket(
       await sweepDead(wanted);
       const lockPath = join(wanted, `${name}.lock`);
       const file = await Deno.open(lockPath, { write: true, createNew: true, mode: 0o600 });
-      // A filesystem without locks (an NFS mount with nolock) throws: the
-      // socket is then never swept, which is safe.
+      // Where locking fails the start stops here. An NFS mount with host-local
+      // locks (nolock, local_lock=flock) does not fail: another host sharing
+      // the directory could then take this lock and sweep a live socket, which
+      // the heal recovers (docs/operations.md).
       if (!(await file.tryLock(true).catch(() => true))) {
         file.close();
         throw new ConfigError(`cannot lock ${lockPath}, a file this process just made`);
