@@ -72,6 +72,31 @@ export function noPrlimit(): string | undefined {
  * output lines as they come, the first JSON line starting with `{"key"`
  * once printed, and a stop that kills it.
  */
+/**
+ * Source of a child running serve.ts's serveService (the front before
+ * Deno.serve on a Unix socket in `dir`, answering "ok"), trusting PROXY
+ * headers from `proxyFrom`, with `front` as extra front options (source
+ * text). Prints `{"port": N}` once listening, JSON log lines after.
+ */
+export const servedChildSource = (dir: string, proxyFrom: string, front = "") => `
+import { serveService } from ${
+  JSON.stringify(new URL("../../runtime-adapters/deno/serve.ts", import.meta.url).href)
+};
+import { createLogger } from ${
+  JSON.stringify(new URL("../../src/util/log.ts", import.meta.url).href)
+};
+const log = createLogger({ format: "json", write: (line) => console.log(line) });
+const server = await serveService({ fetch: () => new Response("ok") }, {
+  hostname: "127.0.0.1",
+  port: 0,
+  proxyFrom: [${JSON.stringify(proxyFrom)}],
+  socketDir: ${JSON.stringify(dir)},
+  log,${front === "" ? "" : `\n  front: ${front},`}
+});
+console.log(JSON.stringify({ port: server.addr.port }));
+await server.finished;
+`;
+
 export function prlimitChild(nofile: number, source: string) {
   const process = new Deno.Command("prlimit", {
     args: [`--nofile=${nofile}`, Deno.execPath(), "eval", "--ext=ts", source],

@@ -12,7 +12,7 @@ import net from "node:net";
 import { assert, assertEquals } from "../_assert.ts";
 import { waitUntil } from "../_wait.ts";
 import { PROXY_V2_SIGNATURE } from "../../src/server/proxy_protocol.ts";
-import { noPrlimit, prlimitChild } from "./_front.ts";
+import { noPrlimit, prlimitChild, servedChildSource } from "./_front.ts";
 
 const NO_PRLIMIT = noPrlimit();
 
@@ -96,25 +96,12 @@ async function request(port: number): Promise<string> {
  * (before session 10, on a loopback port, it could not safely, and the
  * process failed closed, which made this test flaky while it ran here).
  */
-const servedSource = (dir: string) => `
-import { serveService } from ${
-  JSON.stringify(new URL("../../runtime-adapters/deno/serve.ts", import.meta.url).href)
-};
-import { createLogger } from ${
-  JSON.stringify(new URL("../../src/util/log.ts", import.meta.url).href)
-};
-const log = createLogger({ format: "json", write: (line) => console.log(line) });
-const server = await serveService({ fetch: () => new Response("ok") }, {
-  hostname: "127.0.0.1",
-  port: 0,
-  proxyFrom: ["127.0.0.1"],
-  socketDir: ${JSON.stringify(dir)},
-  log,
-  front: { maxConnections: Infinity, onEvent: (event) => console.log(JSON.stringify({ event })) },
-});
-console.log(JSON.stringify({ port: server.addr.port }));
-await server.finished;
-`;
+const servedSource = (dir: string) =>
+  servedChildSource(
+    dir,
+    "127.0.0.1",
+    "{ maxConnections: Infinity, onEvent: (event) => console.log(JSON.stringify({ event })) }",
+  );
 
 Deno.test({
   name: "front: after running out of descriptors it logs the shortage and serves again",

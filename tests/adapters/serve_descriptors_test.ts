@@ -12,29 +12,9 @@
  */
 import { assert, assertEquals } from "../_assert.ts";
 import { waitUntil } from "../_wait.ts";
-import { noPrlimit, prlimitChild } from "./_front.ts";
+import { noPrlimit, prlimitChild, servedChildSource } from "./_front.ts";
 
 const NO_PRLIMIT = noPrlimit();
-
-/** serve.ts's serveService: the front before Deno.serve on a Unix socket in DIR. */
-const frontedSource = (dir: string) => `
-import { serveService } from ${
-  JSON.stringify(new URL("../../runtime-adapters/deno/serve.ts", import.meta.url).href)
-};
-import { createLogger } from ${
-  JSON.stringify(new URL("../../src/util/log.ts", import.meta.url).href)
-};
-const log = createLogger({ format: "json", write: (line) => console.log(line) });
-const server = await serveService({ fetch: () => new Response("ok") }, {
-  hostname: "127.0.0.1",
-  port: 0,
-  proxyFrom: ["127.0.0.2"],
-  socketDir: ${JSON.stringify(dir)},
-  log,
-});
-console.log(JSON.stringify({ port: server.addr.port }));
-await server.finished;
-`;
 
 const childSource = `
 import { serveApp } from ${
@@ -103,7 +83,7 @@ Deno.test({
   async fn() {
     const parent = await Deno.makeTempDir({ prefix: "kb-serve-" });
     const dir = `${parent}/front`;
-    const child = prlimitChild(60, frontedSource(dir));
+    const child = prlimitChild(60, servedChildSource(dir, "127.0.0.2"));
     const idle: Deno.Conn[] = [];
     try {
       const { port } = await child.json<{ port: number }>("port");
