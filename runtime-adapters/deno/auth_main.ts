@@ -23,6 +23,7 @@ import {
   type ServerContext,
   servingKeyChanged,
   startCaWatcher,
+  validateClusterName,
 } from "../../src/server/mod.ts";
 import { certificatesFromPem } from "../../src/pki/mod.ts";
 import {
@@ -43,6 +44,7 @@ import { createLogger, type Logger } from "../../src/util/log.ts";
 import { ensureDir, writeFileAtomic } from "./fs.ts";
 import {
   describeStorage,
+  isNewKvFile,
   openStorage,
   parseStorageFlags,
   type StorageConfig,
@@ -138,8 +140,18 @@ async function ensureAdminIdentity(ctx: ServerContext, path: string, log: Logger
 }
 
 async function start(config: StartConfig, log: Logger): Promise<void> {
-  await ensureDir(config.dataDir, 0o700);
-  await Deno.chmod(config.dataDir, 0o700);
+  // The name is checked before anything is written (review-ca N2): the rules
+  // for any cluster always, and a new cluster's where the start would create
+  // one, a Deno KV file not there yet. Whether a PostgreSQL database holds a
+  // cluster is known only once connected: there bootstrapCluster checks it
+  // before storing anything, and the data directory is made after that.
+  validateClusterName(config.clusterName);
+  if (await isNewKvFile(config.storage)) validateClusterName(config.clusterName, true);
+  const makeDataDir = async () => {
+    await ensureDir(config.dataDir, 0o700);
+    await Deno.chmod(config.dataDir, 0o700);
+  };
+  if (config.storage.kind === "kv") await makeDataDir();
   const metrics = new AuthMetrics();
   const backend = metrics.meter(await openStorage(config.storage));
   log.info("storage open", { storage: describeStorage(config.storage) });
@@ -149,6 +161,7 @@ async function start(config: StartConfig, log: Logger): Promise<void> {
       log,
       version: denoJson.version,
     });
+    if (config.storage.kind === "postgres") await makeDataDir();
     await ensureAdminIdentity(ctx, join(config.dataDir, ADMIN_IDENTITY_FILE), log);
 
     // The server certificate is issued afresh at every start, at every host

@@ -100,6 +100,19 @@ export async function openStorage(config: StorageConfig): Promise<Backend> {
   return await DenoKvBackend.open(config.path);
 }
 
+/**
+ * True if the storage is a Deno KV file that does not exist yet: a start on
+ * it creates a new cluster, so the new cluster's name rules apply before the
+ * file (or the data directory holding it) is made.
+ */
+export async function isNewKvFile(config: StorageConfig): Promise<boolean> {
+  if (config.kind !== "kv") return false;
+  return await Deno.stat(config.path).then(() => false, (err) => {
+    if (err instanceof Deno.errors.NotFound) return true;
+    throw err;
+  });
+}
+
 /** How the storage is described in logs: never a password. */
 export function describeStorage(config: StorageConfig): string {
   return config.kind === "kv" ? `deno kv ${config.path}` : `postgres ${config.location.display}`;

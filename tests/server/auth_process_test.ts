@@ -5,7 +5,9 @@
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "../_assert.ts";
 import { parseIdentityFile } from "../../src/protocol/identity_file.ts";
 import { signRequest } from "../../src/protocol/signed_request.ts";
+import { bootstrapCluster } from "../../src/server/bootstrap.ts";
 import { CLUSTER_META } from "../../src/server/keys.ts";
+import { silentLogger } from "../../src/util/log.ts";
 import { DenoKvBackend } from "../../runtime-adapters/deno/kv_backend.ts";
 import { ignoreWithout } from "../_tools.ts";
 
@@ -208,9 +210,38 @@ Deno.test("auth start refuses a new cluster's name longer than X.509's common na
       'letters, digits, ".", "_" or "-", starting with a letter or digit; set it with ' +
       "--cluster-name (default: the host name), or CLUSTER_NAME on Workers",
   );
-  // Refused before anything was stored: the same directory takes a valid name afterwards.
+  // Refused before anything was written: neither the data directory nor a Deno KV file was
+  // made (review-ca N2), and the same directory takes a valid name afterwards.
+  assertEquals(await Array.fromAsync(Deno.readDir(dir)), []);
   const r = await startAuth(`${dir}/d`, ["--cluster-name", name.slice(1)]);
   assertEquals((await stop(r)).code, 0);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("auth start keeps a stored cluster whose name is longer than a new one's may be", async () => {
+  const dir = await Deno.makeTempDir();
+  const long = "l".repeat(92) + ".example"; // 100 characters
+  // What an older version stored: the cluster record under the long name.
+  const backend = await DenoKvBackend.open(`${dir}/keybound.kv`);
+  await bootstrapCluster(backend, { clusterName: "old", log: silentLogger, version: "0" });
+  const meta = await backend.get<{ created_at: string }>(CLUSTER_META);
+  await backend.commit({
+    checks: [],
+    mutations: [{
+      type: "set",
+      key: CLUSTER_META,
+      value: { cluster_name: long, created_at: meta!.value.created_at },
+    }],
+  });
+  await backend.close();
+  // The file is there, so the start is no new cluster's: only the rule for any name applies.
+  const r = await startAuth(dir, ["--cluster-name", long]);
+  assertEquals((await stop(r)).code, 0);
+  assertStringIncludes(await r.stderr, "the cluster name is longer than a new cluster's may be");
+  // A name no cluster may have is refused before the file is opened, whatever it holds.
+  const bad = await failing(["start", "--data-dir", dir, "--cluster-name", "a/b"]);
+  assertEquals(bad.code, 1);
+  assertStringIncludes(bad.stderr, 'auth: error [CONFIG_INVALID]: invalid cluster name "a/b"');
   await Deno.remove(dir, { recursive: true });
 });
 
