@@ -8,7 +8,9 @@
  * the path stays bounded even for whoever holds an old certificate and key;
  * and a refusal stores nothing. A certificate that never was an identity
  * (an output certificate, a subject without a common name) gets the trusted
- * path's refusal from a dropped key too, charged (review-ca S1).
+ * path's refusal from a dropped key too, charged (review-ca S1). Whoever
+ * holds the dropped key itself can mint certificates without end: the free
+ * answers have a ceiling per source too (review-ca N5).
  *
  * @module
  */
@@ -19,6 +21,10 @@ import { createApp } from "../../src/server/app.ts";
 import { rotateCa } from "../../src/server/rotation/rotate.ts";
 import type { AtomicOperation } from "../../src/storage/backend.ts";
 import { assertEquals } from "../_assert.ts";
+import { bootstrapCluster } from "../../src/server/bootstrap.ts";
+import { silentLogger } from "../../src/util/log.ts";
+import { DenoKvBackend } from "../../runtime-adapters/deno/kv_backend.ts";
+import { serveApp } from "../../runtime-adapters/deno/serve.ts";
 import { adminSubject, outputSubject, SUBJECT_OIDS } from "../../src/protocol/subject.ts";
 import { adminSigner, botSigner, clientSigner, newCluster } from "./_cluster_fixture.ts";
 
@@ -127,4 +133,42 @@ Deno.test("rate limit: CA_KEY_DROPPED is free a few times for a live certificate
   ]);
 
   assertEquals(commits, 0);
+});
+
+Deno.test("rate limit: fresh certificates from a dropped key get free CA_KEY_DROPPED answers up to a ceiling per source", async () => {
+  const dir = await Deno.makeTempDir();
+  const backend = await DenoKvBackend.open(`${dir}/keybound.kv`);
+  const ctx = await bootstrapCluster(backend, {
+    clusterName: "dropped-ceiling.example",
+    log: silentLogger,
+    version: "0.0.0-test",
+  });
+  // Certificates minted with the user CA's key before it is dropped: what its holder can make
+  // after the rotation without end, each signed with its own key, so each a "live bot".
+  const minted: RequestSigner[] = [];
+  for (let i = 0; i < 40; i++) minted.push(await adminSigner(ctx));
+  for (const phase of ["init", "update_clients", "update_servers", "standby"] as const) {
+    await rotateCa(ctx, "user", { mode: "manual", phase }, admin);
+  }
+  // Burst 3: the source's ceiling of free answers is ten bursts, 30.
+  const app = createApp(ctx, { rateLimit: { perSecond: 0.001, burst: 3 } });
+  const server = serveApp(app, { hostname: "127.0.0.1", port: 0 });
+  try {
+    const answers: string[] = [];
+    for (const signer of minted) {
+      const authorization = await signRequest(signer, { method: "GET", path: "/v1/status" });
+      const res = await fetch(`${server.url}/v1/status`, { headers: { authorization } });
+      const body = await res.json();
+      answers.push(res.status === 429 ? "429" : body.error?.code);
+    }
+    assertEquals(answers, [
+      ...Array(30).fill("CA_KEY_DROPPED"), // free: one each, up to the source's ceiling
+      ...Array(3).fill("CA_KEY_DROPPED"), // charged: the source's burst
+      ...Array(7).fill("429"),
+    ]);
+  } finally {
+    await server.shutdown();
+    await backend.close();
+    await Deno.remove(dir, { recursive: true });
+  }
 });

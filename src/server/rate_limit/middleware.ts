@@ -8,11 +8,11 @@
  * if it fails (any 4xx or 5xx answer), so a fleet renewing through one NAT or
  * load balancer address is not charged for its own traffic, while a junk
  * `Authorization` header buys nothing: whatever route answers it, a failure
- * is charged. One failure is not, a few times per certificate:
- * `CA_KEY_DROPPED` for a live certificate and a request signed with its own
- * key, a genuine bot of this cluster that missed a rotation (a fleet behind
- * one address meets it together after a user CA rotation, and must not be
- * locked out by 429s while it recovers).
+ * is charged. One failure is not, a few times per certificate and up to a
+ * ceiling per source: `CA_KEY_DROPPED` for a live certificate and a request
+ * signed with its own key, a genuine bot of this cluster that missed a
+ * rotation (a fleet behind one address meets it together after a user CA
+ * rotation, and must not be locked out by 429s while it recovers).
  *
  * A refused request is answered `429 RATE_LIMITED` with `Retry-After`
  * before anything is parsed, stored or logged.
@@ -40,6 +40,14 @@ const FREE_DROPPED_ANSWERS = 5;
 const FREE_DROPPED_WINDOW_S = 600;
 /** Certificates tracked for it (least recently used evicted, like the sources). */
 const FREE_DROPPED_CERTIFICATES = 10_000;
+/**
+ * Uncharged `CA_KEY_DROPPED` answers per source at once, as a multiple of the
+ * source's burst, regained at the source's rate: a fleet of 2,000 bots behind
+ * one address (default burst 200) meets no charged one, while whoever holds a
+ * dropped CA key, and so can mint certificates without end, gets at most that
+ * many and then the source's own rate again (review-ca N5).
+ */
+const FREE_DROPPED_BURSTS_PER_SOURCE = 10;
 
 function refusal(c: Context<AppEnv>, result: TakeResult & { ok: false }): Response {
   const err = new KeyboundError(
@@ -64,15 +72,20 @@ export function rateLimiter(
   // A CA_KEY_DROPPED refusal of a live certificate signed with its own key (a bot of this cluster
   // that missed a rotation, request_auth.ts) is not charged to its source, a few times per
   // certificate: a fleet behind one address recovering together meets no 429s, and even the
-  // holder of such a certificate gets a bounded number of free answers.
+  // holder of such a certificate gets a bounded number of free answers. Certificates are free to
+  // mint for whoever holds the dropped key itself, so the source has a ceiling too.
   const freeDropped = new TokenBuckets({
     perSecond: FREE_DROPPED_ANSWERS / FREE_DROPPED_WINDOW_S,
     burst: FREE_DROPPED_ANSWERS,
     maxSources: FREE_DROPPED_CERTIFICATES,
   });
-  const uncharged = (err: unknown) =>
+  const freeDroppedBySource = new TokenBuckets({
+    ...config,
+    burst: config.burst * FREE_DROPPED_BURSTS_PER_SOURCE,
+  });
+  const uncharged = (err: unknown, source: string) =>
     err instanceof CaKeyDroppedError && err.provenHolder !== undefined &&
-    freeDropped.take(err.provenHolder, now()).ok;
+    freeDropped.take(err.provenHolder, now()).ok && freeDroppedBySource.take(source, now()).ok;
   return async (c, next) => {
     const source = sourceAddress(c.env?.remoteAddr);
     const path = new URL(c.req.url).pathname;
@@ -84,6 +97,6 @@ export function rateLimiter(
     const exhausted = buckets.peek(source, now());
     if (!exhausted.ok) return refusal(c, exhausted);
     await next();
-    if (c.res.status >= 400 && !uncharged(c.error)) buckets.take(source, now());
+    if (c.res.status >= 400 && !uncharged(c.error, source)) buckets.take(source, now());
   };
 }
