@@ -4,13 +4,23 @@
  *
  * @module
  */
-import { KeyboundError } from "../../src/errors.ts";
+import { ConfigError, KeyboundError } from "../../src/errors.ts";
 import type { EditSession } from "../../src/cli/tctl/context.ts";
+import { decidingEnv, type EnvReader } from "../../src/cli/env.ts";
 import { writeFileAtomic } from "./fs.ts";
+import { envReader, missingPermission, readEnv } from "./permissions.ts";
 
-/** The editor command line: `$VISUAL`, else `$EDITOR`, else `vi`. */
-export function editorCommand(env: { get(name: string): string | undefined } = Deno.env): string {
-  return env.get("VISUAL") || env.get("EDITOR") || "vi";
+/** The shell that runs the editor's command line, by full path: --allow-run names it so. */
+const SHELL = "/bin/sh";
+
+/**
+ * The editor command line: `$VISUAL`, else `$EDITOR`, else `vi`. A variable
+ * this process may not read (a narrowed --allow-env) is refused by name, not
+ * taken for unset: that would open another editor than the admin's.
+ */
+export function editorCommand(reader: EnvReader = envReader("tctl")): string {
+  const about = { decides: "which editor tctl edit opens", allow: ["VISUAL", "EDITOR"] };
+  return decidingEnv(reader, "VISUAL", about) || decidingEnv(reader, "EDITOR", about) || "vi";
 }
 
 /**
@@ -19,12 +29,21 @@ export function editorCommand(env: { get(name: string): string | undefined } = D
  * (so `EDITOR="code --wait"` works) and reads it back.
  */
 export async function editInEditor(text: string): Promise<EditSession> {
-  const dir = await Deno.makeTempDir({ prefix: "tctl-edit-" });
+  const editor = editorCommand();
+  // Asked first, before anything is written: outside a narrowed --allow-write or
+  // --allow-run (or without them, as tctl's task runs), Deno would prompt a terminal.
+  // TMPDIR unreadable: the system's, where Deno would put it without TMPDIR.
+  const tmp = readEnv("TMPDIR") || "/tmp";
+  const missing = missingPermission({ name: "write", path: tmp }, "tctl") ??
+    missingPermission({ name: "run", command: SHELL }, "tctl");
+  if (missing !== undefined) {
+    throw new ConfigError(`tctl edit: ${missing}; nothing was changed`);
+  }
+  const dir = await Deno.makeTempDir({ dir: tmp, prefix: "tctl-edit-" });
   await Deno.chmod(dir, 0o700);
   const path = `${dir}/resource.yaml`;
   await writeFileAtomic(path, text, { mode: 0o600 });
-  const editor = editorCommand();
-  const status = await new Deno.Command("sh", {
+  const status = await new Deno.Command(SHELL, {
     args: ["-c", `${editor} "$1"`, "sh", path],
     stdin: "inherit",
     stdout: "inherit",

@@ -1,13 +1,14 @@
 /**
- * What tbot may do without asking anyone. Run on a terminal with a narrowed
- * permission (`--allow-env=HOME`, `--allow-run=/usr/sbin/nginx`, …), Deno
- * answers a call outside it with an interactive prompt and waits, one prompt
- * per variable or program; a daemon must never wait for a prompt. Deno's
- * `permissions.querySync` never prompts, so tbot asks it first and treats
- * anything but "granted" as not allowed: a variable it may not read is
- * absent (unless it decides security: see `TbotPlatform.unreadableEnv`), a
- * program it may not start or a signal it may not send is an error naming
- * the flag that is missing. Imports nothing.
+ * What tbot and tctl may do without asking anyone. Run on a terminal with a
+ * narrowed permission (`--allow-env=HOME`, `--allow-run=/usr/sbin/nginx`, …),
+ * Deno answers a call outside it with an interactive prompt and waits, one
+ * prompt per variable or program; a daemon must never wait for a prompt, and
+ * a prompt in the middle of a tctl command is one more thing to get wrong.
+ * Deno's `permissions.querySync` never prompts, so both ask it first and
+ * treat anything but "granted" as not allowed: a variable they may not read
+ * is absent (unless it decides something: see `decidingEnv` in
+ * src/cli/env.ts), a program they may not start or a signal they may not
+ * send is an error naming the flag that is missing. Imports nothing.
  *
  * @module
  */
@@ -22,27 +23,51 @@ export function readEnv(name: string): string | undefined {
   return granted({ name: "env", variable: name }) ? Deno.env.get(name) : undefined;
 }
 
-/** Why `permission` is missing, naming the flag that would grant it; undefined if granted. */
-export function missingPermission(permission: Deno.PermissionDescriptor): string | undefined {
+/**
+ * Why `permission` is missing, naming `program` (the one asking) and the flag
+ * that would grant it; undefined if granted.
+ */
+export function missingPermission(
+  permission: Deno.PermissionDescriptor,
+  program = "tbot",
+): string | undefined {
   if (granted(permission)) return undefined;
   switch (permission.name) {
     case "run":
       return permission.command === undefined
-        ? "tbot may not send signals: it runs without --allow-run for every program"
-        : `tbot may not start ${permission.command}: its --allow-run does not name it`;
+        ? `${program} may not send signals: it runs without --allow-run for every program`
+        : `${program} may not start ${permission.command}: its --allow-run does not name it`;
     case "env":
       return permission.variable === undefined
-        ? "tbot may not read the environment: it runs without --allow-env"
-        : `tbot may not read ${permission.variable}: its --allow-env does not name it`;
+        ? `${program} may not read the environment: it runs without --allow-env`
+        : `${program} may not read ${permission.variable}: its --allow-env does not name it`;
     case "net":
-      return `tbot may not use ${
+      return `${program} may not use ${
         permission.host ?? "the network"
       }: its --allow-net does not name it`;
+    case "write":
+      return `${program} may not write ${
+        permission.path ?? "files"
+      }: its --allow-write does not name it`;
     case "sys":
-      return `tbot may not read the system's ${permission.kind}: its --allow-sys does not name it`;
+      return `${program} may not read the system's ${permission.kind}: its --allow-sys does not name it`;
     default:
-      return `tbot lacks the ${permission.name} permission it needs here`;
+      return `${program} lacks the ${permission.name} permission it needs here`;
   }
+}
+
+/**
+ * How `program` reads its environment (src/cli/env.ts): a variable outside a
+ * narrowed --allow-env is absent, and why is said on asking.
+ */
+export function envReader(program: string): {
+  env(name: string): string | undefined;
+  unreadableEnv(name: string): string | undefined;
+} {
+  return {
+    env: readEnv,
+    unreadableEnv: (variable) => missingPermission({ name: "env", variable }, program),
+  };
 }
 
 /** What {@linkcode programToRun} found. */

@@ -21,7 +21,7 @@ import { fileErrorMessage } from "./os_error.ts";
 import { installSignalHandlers } from "./signals.ts";
 import { argParser } from "./arg_parser.ts";
 import { denoCliPath } from "./deno_cli.ts";
-import { granted, guardNodeEnv, missingPermission, readEnv } from "./permissions.ts";
+import { envReader, granted, guardNodeEnv, missingPermission } from "./permissions.ts";
 import process from "node:process";
 
 /**
@@ -102,8 +102,7 @@ function writeAll(file: { writeSync(p: Uint8Array): number }, text: string) {
 /** The Deno implementation of {@linkcode TbotPlatform}. */
 export const denoPlatform: TbotPlatform = {
   // A variable outside a narrowed --allow-env is absent, never a prompt (./permissions.ts).
-  env: readEnv,
-  unreadableEnv: (variable) => missingPermission({ name: "env", variable }),
+  ...envReader("tbot"),
   readTextFile,
   writeTextFile: (path, text, mode) =>
     writeFileAtomic(path, text, { mode }).catch((err) => {

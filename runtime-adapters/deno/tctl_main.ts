@@ -21,6 +21,12 @@ import { parseIdentityFile } from "../../src/protocol/identity_file.ts";
 import { createTctlFetch } from "./tctl_transport.ts";
 import { argParser } from "./arg_parser.ts";
 import { fileErrorMessage, osErrorReason } from "./os_error.ts";
+import { envReader, guardNodeEnv } from "./permissions.ts";
+import process from "node:process";
+
+// Under a narrowed --allow-env, a variable read by an npm package (`yaml` reads
+// LOG_TOKENS) would prompt a terminal; tctl's own are read through envReader.
+guardNodeEnv(process);
 
 async function readText(path: string): Promise<string> {
   if (path === "-") return await new Response(Deno.stdin.readable).text();
@@ -38,7 +44,8 @@ function writeStdout(text: string): void {
 
 async function openApi(flags: TctlFlags): Promise<AdminApiClient> {
   const settings = await resolveConnection(flags, {
-    env: (name) => Deno.env.get(name),
+    // Outside a narrowed --allow-env: refused by name, never a prompt (./permissions.ts).
+    ...envReader("tctl"),
     readTextFile: (path) =>
       Deno.readTextFile(path).catch((err) => {
         throw new Error(osErrorReason(err), { cause: err });

@@ -12,6 +12,7 @@ import { TBOT_DENO_FLAGS } from "../../runtime-adapters/deno/tbot_main.ts";
 import { servedBot } from "./_served_bot.ts";
 import { TBOT_MAIN } from "./_harness.ts";
 import { ignoreUnless } from "../_tools.ts";
+import { noScript, onTerminal } from "../cli/_terminal.ts";
 
 /** The variables tbot must read when set, other than the configuration's (-c is given). */
 const SECURITY_VARIABLES = [
@@ -20,17 +21,6 @@ const SECURITY_VARIABLES = [
   "TBOT_BOUND_KEYPAIR_STATIC_KEY",
   "TBOT_REGISTRATION_SECRET",
 ];
-
-/** Deno's prompt, as it writes it on the terminal. */
-const PROMPT = "Deno requests";
-
-/** Why `script` cannot run here, or undefined. */
-function noScript(): string | undefined {
-  try {
-    if (Deno.statSync("/usr/bin/script").isFile) return undefined;
-  } catch { /* below */ }
-  return "needs /usr/bin/script for a pseudo-terminal (apt-get install bsdutils)";
-}
 
 /** The command line of `tbot start ...args --oneshot` under Deno `flags`. */
 const tbotOneshot = (flags: string[], args: string[]) => [
@@ -42,47 +32,6 @@ const tbotOneshot = (flags: string[], args: string[]) => [
   ...args,
   "--oneshot",
 ];
-
-/** `argv` as one `sh` command line. */
-const shellLine = (argv: string[]) => argv.map((a) => `'${a.replaceAll("'", `'\\''`)}'`).join(" ");
-
-/**
- * Runs `argv` on a pseudo-terminal; returns what the terminal showed and the
- * exit code, or, as soon as Deno prompts, what it showed up to the prompt
- * (the process is killed: it would wait for an answer for ever).
- */
-async function onTerminal(argv: string[], cwd: string) {
-  const env: Record<string, string> = { NO_COLOR: "1", TERM: "dumb" };
-  for (const name of ["PATH", "HOME", "DENO_DIR"]) {
-    const value = Deno.env.get(name);
-    if (value !== undefined) env[name] = value;
-  }
-  const child = new Deno.Command("/usr/bin/script", {
-    args: ["-qec", shellLine(argv), "/dev/null"],
-    cwd,
-    clearEnv: true,
-    env,
-    // Held open and never written: an answer to a prompt can only come from here.
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let shown = "";
-  let prompted = false;
-  for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
-    shown += chunk;
-    if (shown.includes(PROMPT)) {
-      prompted = true;
-      // The terminal goes with it: its prompt reads end of input, a denial.
-      child.kill("SIGKILL");
-      break;
-    }
-  }
-  await child.stdin.close().catch(() => {});
-  await child.stderr.cancel();
-  const status = await child.status;
-  return { shown, prompted, code: status.code };
-}
 
 Deno.test({
   name: "narrowed permissions on a terminal: tbot asks nothing, reads no variable it may not, " +

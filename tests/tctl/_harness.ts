@@ -18,7 +18,8 @@ import type { Backend } from "../../src/storage/backend.ts";
 import { silentLogger } from "../../src/util/log.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
-const TCTL = `${ROOT}runtime-adapters/deno/entry/tctl.ts`;
+/** tctl's entry point. */
+export const TCTL = `${ROOT}runtime-adapters/deno/entry/tctl.ts`;
 
 /** A running auth service subprocess. */
 export interface AuthProcess {

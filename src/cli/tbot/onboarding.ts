@@ -11,7 +11,8 @@ import type { TbotConfig } from "../../agent/config/schema.ts";
 import { ConfigError } from "../../errors.ts";
 import { fromBase64, fromUtf8 } from "../../util/encoding.ts";
 import type { Logger } from "../../util/log.ts";
-import { securityEnv, type SecurityVariable, type TbotPlatform } from "./platform.ts";
+import { decidingEnv, type DecidingVariable } from "../env.ts";
+import type { TbotPlatform } from "./platform.ts";
 
 /** Environment variable holding a registration secret. */
 export const ENV_REGISTRATION_SECRET = "TBOT_REGISTRATION_SECRET";
@@ -23,7 +24,7 @@ export const ENV_STATIC_KEY = "TBOT_BOUND_KEYPAIR_STATIC_KEY";
  * taken for unset would silently swap the key that proves the bot (the one
  * in storage, or a new one) or drop the secret.
  */
-const CREDENTIAL_VARIABLES: SecurityVariable = {
+const CREDENTIAL_VARIABLES: DecidingVariable = {
   decides: "which credential the bot joins with",
   allow: [ENV_STATIC_KEY, ENV_REGISTRATION_SECRET],
   instead: "set onboarding.bound_keypair.static_private_key_path / registration_secret_path",
@@ -71,7 +72,7 @@ export async function resolveOnboarding(
     if (envSecret) log.warn(`${ENV_REGISTRATION_SECRET} is ignored: registration_secret is set`);
     registrationSecret = bk.registration_secret;
   } else {
-    registrationSecret = securityEnv(platform, ENV_REGISTRATION_SECRET, CREDENTIAL_VARIABLES) ||
+    registrationSecret = decidingEnv(platform, ENV_REGISTRATION_SECRET, CREDENTIAL_VARIABLES) ||
       undefined;
   }
 
@@ -79,7 +80,7 @@ export async function resolveOnboarding(
   if (bk.static_private_key_path) {
     staticKeyPem = await platform.readTextFile(bk.static_private_key_path);
   } else {
-    const envKey = securityEnv(platform, ENV_STATIC_KEY, CREDENTIAL_VARIABLES);
+    const envKey = decidingEnv(platform, ENV_STATIC_KEY, CREDENTIAL_VARIABLES);
     if (envKey) {
       try {
         staticKeyPem = fromUtf8(fromBase64(envKey));

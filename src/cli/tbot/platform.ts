@@ -11,7 +11,7 @@ import type { FileSharing } from "../../agent/sharing/mod.ts";
 import type { DestinationOptions } from "../../agent/outputs/mod.ts";
 import type { AgentStorage } from "../../agent/storage.ts";
 import type { Logger } from "../../util/log.ts";
-import { ConfigError } from "../../errors.ts";
+import type { EnvReader } from "../env.ts";
 
 /** How the agent decides to trust the auth service's TLS certificate. */
 export type TrustSettings =
@@ -64,15 +64,7 @@ export interface ClosableStorage {
 }
 
 /** Runtime services for the tbot commands. */
-export interface TbotPlatform {
-  /** An environment variable; undefined when unset or when this process may not read it. */
-  env(name: string): string | undefined;
-  /**
-   * Why this process may not read variable `name`, naming what would let it;
-   * undefined when it may. See {@linkcode securityEnv}. Absent: every
-   * variable is readable.
-   */
-  unreadableEnv?(name: string): string | undefined;
+export interface TbotPlatform extends EnvReader {
   /** Reads a text file; throws a `KeyboundError` naming the path when it cannot. */
   readTextFile(path: string): Promise<string>;
   /** Writes a text file atomically with `mode`, creating no directories. */
@@ -114,35 +106,4 @@ export interface TbotPlatform {
   stdout(text: string): void;
   /** Writes one log line to standard error. */
   stderr(line: string): void;
-}
-
-/** What {@linkcode securityEnv} says about a variable. */
-export interface SecurityVariable {
-  /** What it decides, e.g. "whether private keys are sealed". */
-  decides: string;
-  /** The variables to allow together with it (they may stay unset). */
-  allow: readonly string[];
-  /** The other way to configure it, e.g. "set storage.kek_path". */
-  instead: string;
-}
-
-/**
- * Variable `name`, for a variable whose absence weakens security or changes
- * which credential or configuration is trusted: one this process may not
- * read is an error (`CONFIG_INVALID`, `details.env_not_readable`) naming it
- * and the flag, never "unset".
- */
-export function securityEnv(
-  platform: Pick<TbotPlatform, "env" | "unreadableEnv">,
-  name: string,
-  about: SecurityVariable,
-): string | undefined {
-  const why = platform.unreadableEnv?.(name);
-  if (why === undefined) return platform.env(name);
-  const names = about.allow.join(",");
-  throw new ConfigError(
-    `${why}, and it decides ${about.decides}: allow ${names} ` +
-      `(--allow-env=${names},…; they may stay unset) or ${about.instead}`,
-    { details: { env_not_readable: name } },
-  );
 }

@@ -45,13 +45,8 @@ import { formatDuration } from "../../util/duration.ts";
 import { createLogger, type LogFormat, type Logger } from "../../util/log.ts";
 import { logFormatOf } from "./log_format.ts";
 import { resolveOnboarding } from "./onboarding.ts";
-import {
-  type DiagServer,
-  securityEnv,
-  type SecurityVariable,
-  type TbotPlatform,
-  type TrustSettings,
-} from "./platform.ts";
+import { decidingEnv, type DecidingVariable } from "../env.ts";
+import type { DiagServer, TbotPlatform, TrustSettings } from "./platform.ts";
 import { applyStartFlags, configFromFlags, type StartFlags } from "./start_flags.ts";
 import { trustFor } from "./trust_settings.ts";
 
@@ -71,14 +66,14 @@ export interface StartSeams {
 }
 
 /** The KEK's variables: outside a narrowed --allow-env, keys would rest unencrypted. */
-const KEK_VARIABLES: SecurityVariable = {
+const KEK_VARIABLES: DecidingVariable = {
   decides: "whether private keys are sealed",
   allow: [ENV_STORAGE_KEK, ENV_STORAGE_KEK_PATH],
   instead: "set storage.kek_path",
 };
 
 /** The configuration's variables, when no -c is given. */
-const CONFIG_VARIABLES: SecurityVariable = {
+const CONFIG_VARIABLES: DecidingVariable = {
   decides: "which configuration (auth server, CA pins) tbot trusts",
   allow: [ENV_CONFIG_PATH, ENV_CONFIG],
   instead: "pass -c FILE",
@@ -92,8 +87,8 @@ export async function loadStartConfig(
 ): Promise<TbotConfig> {
   flags = await flagsFromSources(flags, platform, log);
   // Unreadable is never "unset": the other source (or flags alone) would be trusted instead.
-  const path = flags.config ?? securityEnv(platform, ENV_CONFIG_PATH, CONFIG_VARIABLES);
-  const inline = path ? undefined : securityEnv(platform, ENV_CONFIG, CONFIG_VARIABLES);
+  const path = flags.config ?? decidingEnv(platform, ENV_CONFIG_PATH, CONFIG_VARIABLES);
+  const inline = path ? undefined : decidingEnv(platform, ENV_CONFIG, CONFIG_VARIABLES);
   if (!path && !inline) return configFromFlags(flags, log);
   // The YAML parser (a CommonJS package: ~30 ms and ~6 MB at start) only for a config file.
   const { parseConfig } = await import("../../agent/config/load.ts");
@@ -216,7 +211,7 @@ export async function runStart(
           // Never "unset" when unreadable: keys would rest unencrypted. Memory is never sealed.
           env: config.storage.type === "memory"
             ? platform.env
-            : (name) => securityEnv(platform, name, KEK_VARIABLES),
+            : (name) => decidingEnv(platform, name, KEK_VARIABLES),
           readTextFile: platform.readTextFile,
           kekPath: config.storage.type === "memory" ? undefined : config.storage.kek_path,
         }),

@@ -4,11 +4,14 @@
  * variables TELEPORT_AUTH_SERVER and TELEPORT_IDENTITY_FILE, in that order;
  * which CAs besides the identity file's host CAs vouch for the service:
  * `--ca-path` or TELEPORT_CA_PATH (an operator PKI's CA, for a service
- * started with `--tls-cert-file`).
+ * started with `--tls-cert-file`). A variable tctl may not read (outside a
+ * narrowed `--allow-env`) is refused by name when it is consulted, never
+ * taken for unset: that would pick another server, identity or trust.
  *
  * @module
  */
 import { BadParameterError, errorMessage } from "../../errors.ts";
+import { decidingEnv, type EnvReader } from "../env.ts";
 import { certificatesFromPem, parseCertificate } from "../../pki/mod.ts";
 import { UsageError } from "./command.ts";
 import { formatHostPort, isLoopbackHost, parseServerAddress } from "../../util/host_port.ts";
@@ -31,9 +34,7 @@ export interface ConnectionSettings {
 }
 
 /** What {@linkcode resolveConnection} reads from its environment. */
-export interface ConnectionEnvironment {
-  /** An environment variable, or undefined. */
-  env(name: string): string | undefined;
+export interface ConnectionEnvironment extends EnvReader {
   /** Reads a text file; throws (saying why, in a few words) if it cannot. */
   readTextFile(path: string): Promise<string>;
 }
@@ -51,6 +52,19 @@ export function authServerUrl(address: string, what = "--auth-server"): string {
     );
   }
   return `${a.scheme}//${formatHostPort(a.hostname, a.port)}`;
+}
+
+/** tctl's connection variables: allowed together, each may stay unset. */
+const CONNECTION_VARIABLES = ["TELEPORT_AUTH_SERVER", "TELEPORT_IDENTITY_FILE", "TELEPORT_CA_PATH"];
+
+/** Variable `name` of {@linkcode CONNECTION_VARIABLES}, which decides `decides` unless `instead`. */
+function connectionEnv(
+  environment: EnvReader,
+  name: string,
+  decides: string,
+  instead: string,
+): string | undefined {
+  return decidingEnv(environment, name, { decides, allow: CONNECTION_VARIABLES, instead });
 }
 
 /** Resolves where to connect and which identity file to use; throws naming what is missing. */
@@ -73,7 +87,12 @@ export async function resolveConnection(
     what = path;
   }
   if (address === undefined) {
-    address = environment.env("TELEPORT_AUTH_SERVER");
+    address = connectionEnv(
+      environment,
+      "TELEPORT_AUTH_SERVER",
+      "which auth service tctl talks to",
+      "pass --auth-server HOST:PORT or --data-dir DIR",
+    );
     what = "TELEPORT_AUTH_SERVER";
   }
   if (!address) {
@@ -83,13 +102,24 @@ export async function resolveConnection(
   }
   const identityPath = flags.identity ??
     (dataDir !== undefined ? dataDirFile(dataDir, ADMIN_IDENTITY_FILE) : undefined) ??
-    environment.env("TELEPORT_IDENTITY_FILE");
+    connectionEnv(
+      environment,
+      "TELEPORT_IDENTITY_FILE",
+      "whose identity tctl acts with",
+      "pass -i/--identity FILE or --data-dir DIR",
+    );
   if (!identityPath) {
     throw new BadParameterError(
       "no identity: pass -i/--identity FILE, --data-dir DIR, or set TELEPORT_IDENTITY_FILE",
     );
   }
-  const caPath = flags.caPath ?? environment.env("TELEPORT_CA_PATH");
+  const caPath = flags.caPath ??
+    connectionEnv(
+      environment,
+      "TELEPORT_CA_PATH",
+      "which CAs tctl trusts for the auth service",
+      "pass --ca-path FILE",
+    );
   const caWhat = flags.caPath !== undefined ? "--ca-path" : "TELEPORT_CA_PATH";
   if (caPath && flags.insecure) {
     throw new UsageError(`${caWhat} cannot be combined with --insecure`);
