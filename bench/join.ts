@@ -16,7 +16,13 @@ import { AUTH_V8_FLAGS, spawnAuthService } from "../runtime-adapters/deno/auth_p
 import { randomHex } from "../src/crypto/random.ts";
 import type { BenchRow, BenchSection } from "./report.ts";
 import { floorTotalMs, measureJoinFloor } from "./join_floor.ts";
-import { type CapturedExchange, capturingFetch, measureTransportFloor } from "./join_transport.ts";
+import {
+  type CapturedExchange,
+  capturingFetch,
+  type FloorServer,
+  measureTransportFloor,
+  startFloorServer,
+} from "./join_transport.ts";
 import { fmt, percentile, runConcurrent } from "./stats.ts";
 
 /** A running auth process. */
@@ -261,41 +267,104 @@ export interface JoinMeasurement {
   waitedMs: number | null;
 }
 
+/** Raw totals of one block of refreshes, so blocks can be pooled. */
+interface JoinBlock {
+  /** Per refresh, ms. */
+  latencies: number[];
+  /** Wall time of the block, ms. */
+  wallMs: number;
+  /** Server process CPU, ms (null without procfs). */
+  serverMs: number | null;
+  /** This process's CPU, ms (null without procfs). */
+  clientMs: number | null;
+  /** Run delay gained by both processes' threads, ms (null without procfs). */
+  waitedMs: number | null;
+}
+
+/** Runs `total` refreshes, `inFlight` at once (`fn(worker)`), against server process `pid`. */
+async function measureBlock(
+  pid: number,
+  total: number,
+  inFlight: number,
+  fn: (worker: number) => Promise<void>,
+  serverCpu: () => Promise<number | null> = () => cpuSeconds(pid),
+): Promise<JoinBlock> {
+  const [server0, client0, wait0] = await Promise.all([
+    serverCpu(),
+    cpuSeconds("self"),
+    bothWaited(pid),
+  ]);
+  const { latencies, wallMs } = await runConcurrent(total, inFlight, (_i, worker) => fn(worker));
+  const [server1, client1, wait1] = await Promise.all([
+    serverCpu(),
+    cpuSeconds("self"),
+    bothWaited(pid),
+  ]);
+  const spent = (a: number | null, b: number | null) =>
+    a === null || b === null ? null : 1000 * (b - a);
+  return {
+    latencies,
+    wallMs,
+    serverMs: spent(server0, server1),
+    clientMs: spent(client0, client1),
+    waitedMs: wait0 === null || wait1 === null
+      ? null
+      : waitGained(wait0[0], wait1[0]) + waitGained(wait0[1], wait1[1]),
+  };
+}
+
+/** Pools blocks into one measurement. */
+function pooled(blocks: JoinBlock[]): JoinMeasurement {
+  const latencies = blocks.flatMap((b) => b.latencies);
+  const total = latencies.length;
+  const sum = (pick: (b: JoinBlock) => number | null) =>
+    blocks.some((b) => pick(b) === null) ? null : blocks.reduce((s, b) => s + pick(b)!, 0) / total;
+  return {
+    rate: total / (blocks.reduce((s, b) => s + b.wallMs, 0) / 1000),
+    p50: percentile(latencies, 50),
+    p99: percentile(latencies, 99),
+    serverCpuMs: sum((b) => b.serverMs),
+    clientCpuMs: sum((b) => b.clientMs),
+    waitedMs: sum((b) => b.waitedMs),
+  };
+}
+
 /** Runs `total` refresh joins spread over `bots` with one join in flight per bot. */
 export async function measureRefreshJoins(
   auth: AuthProcess,
   bots: BenchBot[],
   total: number,
 ): Promise<JoinMeasurement> {
-  const [server0, client0, wait0] = await Promise.all([
-    cpuSeconds(auth.pid),
-    cpuSeconds("self"),
-    bothWaited(auth.pid),
-  ]);
   // A bot's joins are sequential (each needs the previous certificate), so
   // worker w always drives bot w.
-  const { latencies, wallMs } = await runConcurrent(
-    total,
-    bots.length,
-    (_i, worker) => refresh(auth, bots[worker]),
-  );
-  const [server1, client1, wait1] = await Promise.all([
-    cpuSeconds(auth.pid),
-    cpuSeconds("self"),
-    bothWaited(auth.pid),
+  return pooled([
+    await measureBlock(auth.pid, total, bots.length, (worker) => refresh(auth, bots[worker])),
   ]);
-  const perJoin = (a: number | null, b: number | null) =>
-    a === null || b === null ? null : (1000 * (b - a)) / total;
-  return {
-    rate: total / (wallMs / 1000),
-    p50: percentile(latencies, 50),
-    p99: percentile(latencies, 99),
-    serverCpuMs: perJoin(server0, server1),
-    clientCpuMs: perJoin(client0, client1),
-    waitedMs: wait0 === null || wait1 === null
-      ? null
-      : (waitGained(wait0[0], wait1[0]) + waitGained(wait0[1], wait1[1])) / total,
-  };
+}
+
+/**
+ * `total` refreshes of one bot against the auth service and as many against
+ * the protocol floor (`floor`, bench/join_transport.ts), in alternating
+ * blocks of `block` (A B B A ...), so the machine's load weighs on both alike.
+ */
+export async function measureBesideFloor(
+  auth: AuthProcess,
+  bot: BenchBot,
+  floor: FloorServer,
+  total: number,
+  block = 50,
+): Promise<{ join: JoinMeasurement; floor: JoinMeasurement }> {
+  const joins: JoinBlock[] = [];
+  const floors: JoinBlock[] = [];
+  const a = async (n: number) =>
+    joins.push(await measureBlock(auth.pid, n, 1, () => refresh(auth, bot)));
+  const b = async (n: number) =>
+    floors.push(await measureBlock(floor.pid, n, 1, () => floor.refresh(0), floor.cpuSeconds));
+  for (let done = 0, i = 0; done < total; done += block, i++) {
+    const n = Math.min(block, total - done);
+    for (const step of i % 2 === 0 ? [a, b] : [b, a]) await step(n);
+  }
+  return { join: pooled(joins), floor: pooled(floors) };
 }
 
 /** {@linkcode runnableWaitMs} of the auth process and of this one. */
@@ -324,6 +393,8 @@ export const JOIN_KEYS = {
   transportAt1: "join.transport_cpu.1",
   transportAt50: "join.transport_cpu.50",
   transportP50At1: "join.transport_p50.1",
+  protocolP50At1: "join.protocol_p50.1",
+  protocolCpuAt1: "join.protocol_cpu.1",
 } as const;
 
 /** Sizes of {@linkcode joinSection}. */
@@ -360,8 +431,25 @@ export function joinSection(
         for (const bot of bots) {
           for (let i = 0; i < sizes.warmup; i++) await refresh(auth, bot);
         }
-        run.log(`join: ${sizes.single} refreshes from 1 bot`);
-        const one = await measureRefreshJoins(auth, bots.slice(0, 1), sizes.single);
+        // One refresh recorded: the floors replay its requests, of the real sizes.
+        const exchanges: CapturedExchange[] = [];
+        await refresh(auth, bots[0], capturingFetch(exchanges));
+        run.log(
+          `join: ${sizes.single} refreshes from 1 bot, alternating blocks with the protocol floor`,
+        );
+        const protocolServer = await startFloorServer(exchanges, run.workDir, true);
+        let one: JoinMeasurement;
+        let protocol: JoinMeasurement;
+        try {
+          ({ join: one, floor: protocol } = await measureBesideFloor(
+            auth,
+            bots[0],
+            protocolServer,
+            sizes.single,
+          ));
+        } finally {
+          await protocolServer.stop();
+        }
         run.log(`join: ${sizes.concurrent} refreshes from ${sizes.bots} bots`);
         const many = await measureRefreshJoins(auth, bots, sizes.concurrent);
         run.values.set(JOIN_KEYS.rateAt1, one.rate);
@@ -374,8 +462,6 @@ export function joinSection(
         const floor = await measureJoinFloor(BENCH_CERTIFICATE_KEY);
         run.values.set(JOIN_KEYS.floor, floorTotalMs(floor));
         run.log("join: the transport and storage floor (bare Deno.serve + Deno KV, no crypto)");
-        const exchanges: CapturedExchange[] = [];
-        await refresh(auth, bots[0], capturingFetch(exchanges));
         const transport = [
           ["1 in flight", await measureTransportFloor(exchanges, run.workDir, sizes.single, 1)],
           [
@@ -386,6 +472,10 @@ export function joinSection(
         run.values.set(JOIN_KEYS.transportAt1, transport[0][1].cpuMs);
         run.values.set(JOIN_KEYS.transportAt50, transport[1][1].cpuMs);
         run.values.set(JOIN_KEYS.transportP50At1, transport[0][1].p50);
+        run.values.set(JOIN_KEYS.protocolP50At1, protocol.p50);
+        if (protocol.serverCpuMs !== null) {
+          run.values.set(JOIN_KEYS.protocolCpuAt1, protocol.serverCpuMs);
+        }
         const rows: BenchRow[] = [];
         for (
           const [label, m, n] of [["1 bot", one, sizes.single], [
@@ -438,6 +528,39 @@ export function joinSection(
           unit: "ms CPU",
           note: "the server's crypto for one refresh, measured in this process",
         });
+        rows.push(
+          {
+            metric: "protocol floor: refresh p50 (1 bot)",
+            value: fmt(protocol.p50, 2),
+            unit: "ms",
+            note: `bare Deno.serve + Deno KV replaying the refresh's two requests with both ` +
+              `sides' WebCrypto calls (server: seal; open, body hash, request verify, chash, ` +
+              `solution and join-state verify, X.509/SSH/join-state signs, issued cert hash; ` +
+              `client: chash, solution sign, body hash, request sign), the handler's ` +
+              `parallelism; no hono/zod/Keybound logic. Blocks of 50 alternating with the ` +
+              `refreshes above (p50 ${fmt(one.p50, 2)} ms, ${fmt(one.p50 / protocol.p50, 2)}x)`,
+          },
+        );
+        const ms = (v: number | null) => v === null ? "n/a" : fmt(v, 2);
+        for (
+          const [what, unit, pick, real] of [
+            ["server CPU", "ms CPU", (m: JoinMeasurement) => m.serverCpuMs, "the auth process"],
+            ["client CPU", "ms CPU", (m: JoinMeasurement) => m.clientCpuMs, "the real client"],
+            [
+              "threads waiting for a CPU",
+              "ms",
+              (m: JoinMeasurement) => m.waitedMs,
+              "the real join (floor server + bench processes here)",
+            ],
+          ] as const
+        ) {
+          rows.push({
+            metric: `protocol floor: ${what} per refresh (1 bot)`,
+            value: ms(pick(protocol)),
+            unit,
+            note: `the same blocks; ${real}: ${ms(pick(one))} ms`,
+          });
+        }
         for (const [label, t] of transport) {
           rows.push({
             metric: `transport+storage floor per refresh (${label})`,
