@@ -653,7 +653,10 @@ export async function startFront(o: FrontOptions): Promise<Front> {
         // connection's loss, not a shortage: take the next at once. Pausing
         // here let a few dozen resets a second keep the backlog full and the
         // port dark for minutes (review-front M1).
-        if (lostBeforeAccept(err)) continue;
+        if (lostBeforeAccept(err)) {
+          report("reset_at_accept");
+          continue;
+        }
         // Out of descriptors (EMFILE, ENFILE) most likely: the connections
         // wait in the backlog; pause, growing, and try again.
         report("accept_failed");

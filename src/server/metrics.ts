@@ -56,6 +56,12 @@ export const FRONT_EVENTS = {
   request_deadline: ["cut", "request_deadline"],
   /** An answer not taken by the client (handed wholly to its socket) within the answer deadline. */
   answer_deadline: ["cut", "answer_deadline"],
+  /**
+   * A connection its client reset while it waited in the listen queue: the
+   * accept fails for it (Deno 2.9.6: NotConnected), and the front takes the
+   * next at once. The client's doing, not a shortage.
+   */
+  reset_at_accept: ["lost", "reset_at_accept"],
   /** An accept failed (out of descriptors, most likely). */
   accept_failed: ["accept_failed", ""],
 } as const;
@@ -172,6 +178,13 @@ export class AuthMetrics {
       "idle_timeout, request_deadline, answer_deadline).",
     "counter",
   );
+  /** Connections lost before the public front could take them. */
+  readonly frontLost = new Metric(
+    "keybound_auth_front_connections_lost_total",
+    "Connections lost before the public front could serve them, by reason (reset_at_accept: " +
+      "the client reset it while it waited in the listen queue; not a descriptor shortage).",
+    "counter",
+  );
   /** Failed accepts. */
   readonly frontAcceptFailures = new Metric(
     "keybound_auth_front_accept_failures_total",
@@ -194,6 +207,8 @@ export class AuthMetrics {
         ? this.frontRefused
         : family === "evicted"
         ? this.frontEvicted
+        : family === "lost"
+        ? this.frontLost
         : this.frontCut;
       metric.inc({ reason }, by);
     }
@@ -335,6 +350,7 @@ export class AuthMetrics {
       this.frontRefused,
       this.frontEvicted,
       this.frontCut,
+      this.frontLost,
       this.frontAcceptFailures,
     ]);
   }

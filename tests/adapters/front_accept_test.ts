@@ -5,7 +5,8 @@
  * loop up to 1 s a time, so a few hundred resets kept the port dark for
  * minutes. Real sockets on 127.0.0.1: the front of serveService (plain HTTP,
  * front mode through `proxyFrom`) and clients that reset (SO_LINGER 0,
- * through node:net's resetAndDestroy) before sending a byte.
+ * through node:net's resetAndDestroy) before sending a byte. Each such loss
+ * is counted on `/metrics` under its own reason, `reset_at_accept`.
  *
  * @module
  */
@@ -13,6 +14,8 @@ import net from "node:net";
 import { assert, assertEquals } from "../_assert.ts";
 import { readToEnd } from "./_front.ts";
 import { serveService } from "../../runtime-adapters/deno/serve.ts";
+import { spawnAuthService } from "../../runtime-adapters/deno/auth_process.ts";
+import { waitUntil } from "../_wait.ts";
 import type { FrontEvent } from "../../src/server/metrics.ts";
 import { silentLogger } from "../../src/util/log.ts";
 
@@ -84,5 +87,35 @@ Deno.test("front: connections reset before their accept do not stop the port (re
   } finally {
     await server.shutdown();
     await Deno.remove(parent, { recursive: true });
+  }
+});
+
+Deno.test("auth process: connections reset in the listen queue count as lost reset_at_accept on /metrics", async () => {
+  const dataDir = await Deno.makeTempDir({ prefix: "kb-accept-auth-" });
+  const auth = await spawnAuthService({ dataDir, args: ["--diag-addr", "127.0.0.1:0"] });
+  const port = Number(new URL(auth.url).port);
+  const counters = async () => {
+    const text = await (await fetch(`${auth.diagUrl}/metrics`)).text();
+    const of = (re: RegExp) => re.exec(text)?.[1];
+    return {
+      lost: of(/^keybound_auth_front_connections_lost_total\{reason="reset_at_accept"\} (\d+)$/m),
+      failed: of(/^keybound_auth_front_accept_failures_total (\d+)$/m),
+    };
+  };
+  try {
+    assertEquals(await counters(), { lost: "0", failed: "0" });
+    // Stopped, the process accepts nothing: the kernel completes each handshake into the listen
+    // queue, and the client resets it there. Resumed, each of its accepts fails so.
+    Deno.kill(auth.pid, "SIGSTOP");
+    try {
+      for (let i = 0; i < 20; i++) await resetOne(port);
+    } finally {
+      Deno.kill(auth.pid, "SIGCONT");
+    }
+    await waitUntil(async () => (await counters()).lost === "20", "20 resets counted");
+    assertEquals(await counters(), { lost: "20", failed: "0" });
+  } finally {
+    await auth.stop();
+    await Deno.remove(dataDir, { recursive: true });
   }
 });
