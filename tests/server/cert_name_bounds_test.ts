@@ -140,6 +140,8 @@ Deno.test({
 
       // Its joins go on: onboarding, then a refresh that authenticates with the 257-character
       // CN. openssl reads and verifies the certificate (3.0 does not check the bound).
+      const lines: string[] = [];
+      h.ctx.log = createLogger({ write: (l) => lines.push(l) });
       const b = await onboardedBot(h, "tok", { botName: long });
       const cn = `bot-${long}`;
       assertEquals((await b.join()).bot_name, long);
@@ -147,6 +149,19 @@ Deno.test({
       assertEquals(subject.find(([t]) => t === "CN"), ["CN", cn]);
       assertEquals(subject.filter(([t]) => t === "O").map(([, v]) => v), [cn, longRole, "ops"]);
       assertEquals(await opensslVerify(dir, b.last!), `${dir}/leaf.pem: OK`);
+
+      // The operator is told once per name, not at each of its renewals: the bot's name and
+      // the long role (another bot carrying that role adds no line for it), never the role that
+      // fits.
+      await putBot(h.ctx, "other", { roles: [longRole] });
+      await (await onboardedBot(h, "tok-other", { botName: "other" })).join();
+      await b.join();
+      const warned = lines.filter((l) => l.includes("is longer than"));
+      assertEquals(warned.length, 2, lines.join("\n"));
+      assertStringIncludes(warned[0], "a stored bot's name is longer than a new bot's may be");
+      assertStringIncludes(warned[0], `bot=${long} length=253 max=60`);
+      assertStringIncludes(warned[1], "a stored role's name is longer than a certificate carries");
+      assertStringIncludes(warned[1], `role=${longRole} length=100 max=64 bot=${long}`);
     }),
 });
 
@@ -195,6 +210,7 @@ Deno.test({
       await putResource(h.ctx, role("c", loginsOf(200, "c")), "create", actor);
       await putResource(h.ctx, bot("wide", ["a", "c"]), "create", actor);
       const wide = await onboardedBot(h, "tok-wide", { botName: "wide" });
+      await wide.join(); // a renewal: told once per bot and count, not at each issuance
       assertEquals(
         lines.filter((l) => l.includes("more principals than OpenSSH reads")).length,
         1,

@@ -15,11 +15,12 @@ import {
   randomSerial,
 } from "../../pki/mod.ts";
 import { botSubject, botUserName, type NameAttribute } from "../../protocol/subject.ts";
-import { type Bot, SSH_CERT_MAX_PRINCIPALS } from "../../resources/schemas.ts";
+import type { Bot } from "../../resources/schemas.ts";
 import { parseDuration } from "../../util/duration.ts";
 import { toHex } from "../../util/encoding.ts";
 import type { CaKeys, TrustBundle } from "../../protocol/messages.ts";
 import type { CertAuthority, ServerContext, TlsCaKey } from "../context.ts";
+import { warnNamesOverBounds } from "../name_bounds.ts";
 import { getResource } from "../resources.ts";
 import { rememberIssuedCertificate, userCaKeyMaySign } from "../verified_certs.ts";
 
@@ -226,14 +227,9 @@ async function signUserCertificates(
   const logins = await botLogins(ctx, r.bot);
   // An empty principal list means "any user" to sshd; Teleport uses a placeholder instead.
   const principals = logins.length > 0 ? logins : [`-teleport-nologin-${randomUuid()}`];
-  if (principals.length > SSH_CERT_MAX_PRINCIPALS) {
-    // Roles written before the bound, or several roles together: each write was within it.
-    ctx.log.warn("the bot's SSH certificate has more principals than OpenSSH reads", {
-      bot: r.bot.metadata.name,
-      principals: principals.length,
-      max: SSH_CERT_MAX_PRINCIPALS,
-    });
-  }
+  // Names stored before their bounds, and roles that together grant more logins than OpenSSH
+  // reads (each write was within it): issued all the same, told once per name.
+  warnNamesOverBounds(ctx.log, r.bot, principals.length);
   const subject = r.subject;
   const serial = randomSerial();
   const [certDer, sshCert] = await Promise.all([
