@@ -9,7 +9,7 @@
 import * as z from "zod";
 import { type Kind, type ResourceOf, schemaOf } from "../resources/schemas.ts";
 import { KeyboundError } from "../errors.ts";
-import { formatZodError } from "../util/zod_error.ts";
+import { unexpectedAnswer } from "./http_client.ts";
 import { answerSchema } from "./answer_schema.ts";
 import { AuditEvent } from "./audit.ts";
 
@@ -66,10 +66,7 @@ export function resourceForUpdate<K extends Kind>(kind: K, value: unknown): Reso
         "writing it back would drop them: upgrade this client to change it",
     );
   }
-  throw new KeyboundError(
-    "CONNECTION_FAILED",
-    `unexpected ${kind} from the server: ${formatZodError(strict.error)}`,
-  );
+  throw unexpectedAnswer(kind, strict.error);
 }
 
 /**
@@ -83,10 +80,7 @@ export function resourceForUpdate<K extends Kind>(kind: K, value: unknown): Reso
 export function resourceAsSent<K extends Kind>(kind: K, value: unknown): ResourceOf<K> {
   const checked = resourceAnswer(kind).safeParse(value);
   if (!checked.success) {
-    throw new KeyboundError(
-      "CONNECTION_FAILED",
-      `unexpected ${kind} from the server: ${formatZodError(checked.error)}`,
-    );
+    throw unexpectedAnswer(kind, checked.error);
   }
   return value as ResourceOf<K>;
 }

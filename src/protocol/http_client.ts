@@ -7,12 +7,16 @@
  * the connection was reset before the request was written, rebuilds the
  * server's error with its stable code (`{"error":{"code","message"}}`), and
  * validates every answer against its wire schema, so all of them fail alike.
+ * A 2xx answer it cannot use is `CONNECTION_FAILED` marked in `details` (see
+ * {@linkcode UnexpectedAnswerDetails}), so a CLI can say what it is: not
+ * JSON (something else answered at that address), or JSON that does not
+ * match (a client and a server of different versions).
  *
  * @module
  */
 import * as z from "zod";
 import { errorFromWire, isKeyboundError, KeyboundError } from "../errors.ts";
-import { formatZodError } from "../util/zod_error.ts";
+import { firstIssuePath, formatZodError } from "../util/zod_error.ts";
 import { type RequestSigner, signRequest } from "./signed_request.ts";
 
 /** Where the auth service is and how to reach it. */
@@ -43,6 +47,39 @@ export interface ApiCall<S extends z.ZodType> {
   response: S;
   /** What the answer is, for the error when it does not match (default: `answer to PATH`). */
   what?: string;
+}
+
+/**
+ * `details` of the `CONNECTION_FAILED` for a 2xx answer {@linkcode callApi}
+ * cannot use; exactly one of the two is set. A CLI tells the cases apart by
+ * these, never by the message.
+ */
+export interface UnexpectedAnswerDetails {
+  /** The answer is not JSON (or empty): whatever answered is probably not the auth service. */
+  answer_not_json?: true;
+  /**
+   * The answer is JSON but not the wire schema: the first field that failed
+   * (`certs.tls`, `(root)`), as `details.path` names fields. The client and
+   * the auth service are probably of different versions.
+   */
+  answer_schema_mismatch?: string;
+}
+
+/**
+ * The error for a JSON answer (`what`: "answer to GET /v1/status", "token")
+ * that does not match its wire schema: `CONNECTION_FAILED` naming the first
+ * field that failed, in the message and in `details.answer_schema_mismatch`.
+ * The one way to report it, here and where an answer is checked again
+ * after {@linkcode callApi} (src/protocol/admin.ts).
+ */
+export function unexpectedAnswer(what: string, error: z.ZodError): KeyboundError {
+  return new KeyboundError(
+    "CONNECTION_FAILED",
+    `unexpected ${what} from the server: ${formatZodError(error)}`,
+    {
+      details: { answer_schema_mismatch: firstIssuePath(error) } satisfies UnexpectedAnswerDetails,
+    },
+  );
 }
 
 /** An answer the caller does not read (heartbeats, deletes): any JSON is fine. */
@@ -163,18 +200,22 @@ export async function callApi<S extends z.ZodType>(
     );
   }
   let json: unknown = null;
+  let isJson = false;
   try {
     json = raw ? JSON.parse(raw) : null;
+    isJson = raw !== "";
   } catch {
     // Reported below: as the status of an error, or as an answer that is not the schema.
   }
   if (!res.ok) throw errorFromWire(res.status, json);
   const parsed = call.response.safeParse(json);
   if (!parsed.success) {
+    const what = call.what ?? `answer to ${call.method} ${url.pathname}`;
+    if (isJson) throw unexpectedAnswer(what, parsed.error);
     throw new KeyboundError(
       "CONNECTION_FAILED",
-      `unexpected ${call.what ?? `answer to ${call.method} ${url.pathname}`} from the server: ` +
-        formatZodError(parsed.error),
+      `unexpected ${what} from the server: the answer is not JSON`,
+      { details: { answer_not_json: true } satisfies UnexpectedAnswerDetails },
     );
   }
   return parsed.data;
