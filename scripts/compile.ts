@@ -45,7 +45,8 @@ export const COMPILE_TARGETS: readonly CompileTarget[] = [
   {
     name: "tctl",
     entry: "runtime-adapters/deno/entry/tctl.ts",
-    flags: ["--allow-net", "--allow-read", "--allow-env"],
+    // --allow-write and --allow-run: `tctl edit` writes a private temp file and runs the editor.
+    flags: ["--allow-net", "--allow-read", "--allow-env", "--allow-write", "--allow-run"],
   },
   {
     name: "keybound-auth",

@@ -1,6 +1,6 @@
 /**
  * tctl run on a terminal under a narrowed `--allow-env` (or without
- * `--allow-write` / `--allow-run`, as its task runs) never waits on one of
+ * `--allow-write` / `--allow-run`) never waits on one of
  * Deno's permission prompts: a variable it would consult but may not read is
  * refused by name (CONFIG_INVALID, naming the flag), never taken for unset,
  * and `tctl edit` names the flag it lacks before writing anything. A real
@@ -81,16 +81,16 @@ Deno.test({
           mode: 0o755,
         },
       );
-      // As the tctl task runs: no --allow-write, no --allow-run.
-      const taskFlags = await run([`--allow-env=${CONNECTION},VISUAL,EDITOR`], [
+      // Without --allow-write and --allow-run (as the tctl task ran before session 11).
+      const noWrite = await run([`--allow-env=${CONNECTION},VISUAL,EDITOR`], [
         "edit",
         "role/narrow",
       ], {
         EDITOR: editor,
       });
-      assertEquals(taskFlags.code, 1, taskFlags.shown);
+      assertEquals(noWrite.code, 1, noWrite.shown);
       assertMatch(
-        taskFlags.shown,
+        noWrite.shown,
         /tctl: error \[CONFIG_INVALID\]: tctl edit: tctl may not write \/tmp: its --allow-write does not name it; nothing was changed/,
       );
       const noRun = await run(
@@ -118,6 +118,13 @@ Deno.test({
       });
       assertEquals(edited.code, 0, edited.shown);
       assertMatch(edited.shown, /role "narrow" has been updated/);
+      // The tctl task's own flags (and the compiled tctl's: tests/conformance/compile_test.ts).
+      const task = JSON.parse(await Deno.readTextFile(new URL("../../deno.json", import.meta.url)))
+        .tasks.tctl as string;
+      const taskFlags = task.split(/\s+/).filter((w) => w.startsWith("--"));
+      const asTask = await run(taskFlags, ["edit", "role/narrow"], { EDITOR: editor });
+      assertEquals(asTask.code, 0, asTask.shown);
+      assertMatch(asTask.shown, /role "narrow" (has been updated|unchanged)/);
     });
   } finally {
     await auth.stop();
