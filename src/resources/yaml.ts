@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { Document, LineCounter, parseAllDocuments, Scalar, visit } from "yaml";
+import { Document, isCollection, LineCounter, parseAllDocuments, Scalar, visit } from "yaml";
 import { BadParameterError } from "../errors.ts";
 import { escapeUnsafeInQuoted, hasUnsafeText } from "../util/log.ts";
 import { yamlErrorText, yamlLineOf } from "../util/yaml_line.ts";
@@ -42,7 +42,10 @@ export interface ParseYamlOptions {
  * item, so what `get` prints in either format can be written back. Throws
  * `BadParameterError` like
  * `token.yaml: document 2: spec.bound_keypair.recovery.limit: expected number, received string (line 14)`
- * or, for a list, `tokens.json: document 1, item 3: metadata.x: unknown field "x" (line 9)`.
+ * or, for a list, `tokens.json: document 1, item 3: metadata.x: unknown field "x" (line 9)`;
+ * a syntax error names the line and column, and JSON for a document that is
+ * one `{…}` or `[…]` (`tokens.json: document 1: invalid JSON at line 4,
+ * column 16: …`), else YAML.
  */
 export function parseResourceYaml(
   text: string,
@@ -63,10 +66,14 @@ export function parseResourceYaml(
     const err = doc.errors[0];
     if (err) {
       const pos = lines.linePos(err.pos[0]);
+      // JSON is YAML and is read as such; a document that is one `{…}` or `[…]` is
+      // called JSON, so a broken `tctl get --format json` file is not called YAML.
+      const syntax = isCollection(doc.contents) && doc.contents.flow ? "JSON" : "YAML";
       throw new BadParameterError(
-        `${where}: invalid YAML at line ${pos.line}, column ${pos.col}: ${
+        `${where}: invalid ${syntax} at line ${pos.line}, column ${pos.col}: ${
           yamlErrorText(err.message)
         }`,
+        { details: { file: fileName, document: index, line: pos.line, column: pos.col } },
       );
     }
     const value = doc.toJS({ maxAliasCount: 100 });

@@ -97,6 +97,23 @@ Deno.test("YAML syntax errors include the line", () => {
   assert(line >= botLines + 3 && line <= botLines + 5, msg);
 });
 
+Deno.test("a JSON syntax error is called JSON, with line and column; YAML stays YAML", () => {
+  const json = '[\n  {\n    "kind": "role",\n    "version": "v7"\n    "metadata": {}\n  }\n]\n';
+  const err = assertThrows(() => parseResourceYaml(json, "roles.json"), BadParameterError);
+  assertEquals(
+    err.message,
+    "roles.json: document 1: invalid JSON at line 5, column 5: Missing , between flow map items",
+  );
+  assertEquals(err.details, { file: "roles.json", document: 1, line: 5, column: 5 });
+  // Each document decides: a JSON document after a YAML one.
+  const mixed = `${SEED_BOT_YAML}---\n{"kind": "role",, "version": "v7"}\n`;
+  assertStringIncludes(parseError(mixed), "token.yaml: document 2: invalid JSON at line");
+  assertStringIncludes(
+    parseError("kind: role\nmetadata: {name: a\n"),
+    "token.yaml: document 1: invalid YAML at line 3, column 1: ",
+  );
+});
+
 Deno.test("an empty file is refused", () => {
   assertStringIncludes(parseError("", "empty.yaml"), "empty.yaml: no resources found");
   assertStringIncludes(parseError("# nothing\n", "empty.yaml"), "empty.yaml: no resources found");

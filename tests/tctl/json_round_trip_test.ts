@@ -2,11 +2,12 @@
  * `tctl get --format json` prints what `tctl create -f` writes back, as YAML
  * does (review-ca N6): a JSON array, of one resource or many, with every
  * item checked before the first write, a bad item named by document, item,
- * field and line, and a field from a newer server refused by name.
+ * field and line, a field from a newer server refused by name, and broken
+ * JSON called JSON, with its line and column.
  *
  * @module
  */
-import { assertEquals, assertStringIncludes } from "../_assert.ts";
+import { assertEquals, assertMatch, assertStringIncludes } from "../_assert.ts";
 import { FUTURE, newerServer } from "../protocol/_newer_server.ts";
 import { type RunResult, startInProcessAuth, tctl } from "./_harness.ts";
 
@@ -66,6 +67,23 @@ Deno.test("tctl create -f writes back what tctl get --format json printed, one o
     assertEquals(
       refused.stderr.trim(),
       `tctl: error [BAD_PARAMETER]: ${bad}: document 1, item 2: spec.bound_keypair.recovery.limit: expected number, received string (line ${line})`,
+    );
+    assertEquals(await limits(), { api: 7, web: 7 });
+
+    // Broken JSON (the edit dropped a comma): called JSON, not YAML, with line and column.
+    const broken = `${dir}/broken.json`;
+    const lines = all.split("\n");
+    const at = lines.findIndex((l) => l.includes('"limit"'));
+    lines[at] = lines[at].replace(/,$/, "");
+    await Deno.writeTextFile(broken, lines.join("\n"));
+    const syntax = await tctl(["create", "-f", broken, ...conn]);
+    assertEquals(syntax.code, 1, syntax.stdout);
+    assertMatch(
+      syntax.stderr.trim(),
+      new RegExp(
+        `^tctl: error \\[BAD_PARAMETER\\]: ${broken}: document 1: invalid JSON at line ` +
+          `${at + 1}, column \\d+: `,
+      ),
     );
     assertEquals(await limits(), { api: 7, web: 7 });
   } finally {
