@@ -8,7 +8,7 @@
  */
 import { canonicalIp, formatHostPort } from "../../src/util/host_port.ts";
 import type { Logger } from "../../src/util/log.ts";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { ConfigError } from "../../src/errors.ts";
 import { toHex } from "../../src/util/encoding.ts";
 import { ensureDir } from "./fs.ts";
@@ -313,21 +313,21 @@ export async function serveService(
       // again 0700 whatever the umask, with this process's lock file, so
       // that the socket is private and a start's sweep leaves it alone.
       Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
+      // A link put in its place is not followed (review-front N2).
+      if (Deno.lstatSync(dir).isSymlink) throw new Error(`${dir} is a symbolic link`);
       Deno.chmodSync(dir, 0o700);
-      if (lock) {
+      try {
+        const file = Deno.openSync(lock.path, { write: true, createNew: true, mode: 0o600 });
         try {
-          const file = Deno.openSync(lock.path, { write: true, createNew: true, mode: 0o600 });
-          try {
-            file.tryLockSync(true);
-          } catch {
-            // A filesystem without locks: never swept, which is safe.
-          }
-          lock.file.close();
-          lock.file = file;
-        } catch (err) {
-          // Still there (only the socket went): this process holds it.
-          if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
+          file.tryLockSync(true);
+        } catch {
+          // A filesystem without locks: never swept, which is safe.
         }
+        lock.file.close();
+        lock.file = file;
+      } catch (err) {
+        // Still there (only the socket went): this process holds it.
+        if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
       }
       const before = target.path;
       target.path = firstPath.replace(/\.sock$/, `.${++generation}.sock`);
@@ -354,10 +354,8 @@ export async function serveService(
   // dead process's.
   const removeDir = async () => {
     await Deno.remove(target.path).catch(() => {});
-    if (lock) {
-      await Deno.remove(lock.path).catch(() => {});
-      lock.file.close();
-    }
+    await Deno.remove(lock.path).catch(() => {});
+    lock.file.close();
     await Deno.remove(dir).catch(() => {});
   };
   try {
@@ -409,54 +407,114 @@ export const SOCKET_PATH_MAX = 107;
 const LOCK_SETTLE_MS = 10_000;
 
 /**
+ * Prefix of the directories the fallback makes in the system's temporary
+ * directory; those of older versions began `keybound-` too (swept alike).
+ */
+const TEMP_DIR_PREFIX = "keybound-front-";
+
+/** What a fallback directory holds: its socket, a heal's, and the lock file. */
+const TEMP_DIR_FILE = /^http(\.\d+)?\.(sock|lock)$/;
+
+/**
  * Where the server behind the front listens: `PID-RANDOM.sock` in `wanted`,
  * made 0700 whatever the umask (only this user may bind or connect in it;
  * several processes may share it, each with its own socket: the random part
  * keeps apart processes that are each PID 1 in their own container), with
  * `PID-RANDOM.lock` beside it, which this process holds locked for its life;
  * or, without `wanted` or if the socket's path would be too long,
- * `http.sock` in a new directory in the system's temporary directory (a
- * fresh random name: nothing left behind stands in its way).
+ * `http.sock` and its `http.lock` in a new directory in the system's
+ * temporary directory (a fresh random name: nothing left behind stands in
+ * its way). `wanted` must not be a symbolic link: one planted there would
+ * take the socket, and the sweep, into the directory it names
+ * (review-front N2).
  *
  * A start removes the socket and lock file of a process that is provably
  * gone: its lock file's lock could be taken (the kernel frees it when its
- * holder dies, SIGKILL included). Never on a failed connect: a live process
- * whose backlog is full, that is paused, or on another host sharing the
- * directory does not answer either, and lost its socket for good
- * (review-front S1). A socket without a lock file (one of an older version,
- * or of a process killed during its shutdown) is left alone.
+ * holder dies, SIGKILL included). Never because a connect failed: a live
+ * process whose backlog is full, that is paused, or on another host sharing
+ * the directory does not answer either, and lost its socket for good
+ * (review-front S1). A socket without a lock file is of a version before
+ * lock files (or of a process killed during its shutdown): it is removed
+ * only if a connect is refused, which on a Unix socket means nothing
+ * listens on it (a full backlog is EAGAIN, not a refusal). A fallback start
+ * also sweeps the temporary directory's fallback directories of this user
+ * that way, then removes each one left empty.
  */
 async function privateSocket(
   wanted: string | undefined,
   log: Logger,
-): Promise<{ dir: string; path: string; lock?: { path: string; file: Deno.FsFile } }> {
+): Promise<{ dir: string; path: string; lock: { path: string; file: Deno.FsFile } }> {
   if (wanted !== undefined) {
     const name = `${Deno.pid}-${toHex(crypto.getRandomValues(new Uint8Array(8)))}`;
     const path = join(wanted, `${name}.sock`);
     // Room for a heal's generation (`.N`, serveService) up to a million.
     if (new TextEncoder().encode(path).length + ".999999".length <= SOCKET_PATH_MAX) {
+      const info = await Deno.lstat(wanted).catch((err) => {
+        if (err instanceof Deno.errors.NotFound) return undefined;
+        throw err;
+      });
+      if (info?.isSymlink) {
+        throw new ConfigError(
+          `${wanted} is a symbolic link: the directory of the server behind the TLS front ` +
+            "(front in --data-dir) must be a directory of its own; remove the link, and the " +
+            "next start makes the directory (0700)",
+        );
+      }
       await ensureDir(wanted, 0o700);
       await Deno.chmod(wanted, 0o700);
       await sweepDead(wanted);
-      const lockPath = join(wanted, `${name}.lock`);
-      const file = await Deno.open(lockPath, { write: true, createNew: true, mode: 0o600 });
-      // Where locking fails the start stops here. An NFS mount with host-local
-      // locks (nolock, local_lock=flock) does not fail: another host sharing
-      // the directory could then take this lock and sweep a live socket, which
-      // the heal recovers (docs/operations.md).
-      if (!(await file.tryLock(true).catch(() => true))) {
-        file.close();
-        throw new ConfigError(`cannot lock ${lockPath}, a file this process just made`);
-      }
-      return { dir: wanted, path, lock: { path: lockPath, file } };
+      return { dir: wanted, path, lock: await holdLock(join(wanted, `${name}.lock`)) };
     }
     log.info("socket path too long; the server behind the front listens in a temporary directory", {
       path,
     });
   }
-  const dir = await Deno.makeTempDir({ prefix: "keybound-" });
+  const dir = await Deno.makeTempDir({ prefix: TEMP_DIR_PREFIX });
   await Deno.chmod(dir, 0o700);
-  return { dir, path: join(dir, "http.sock") };
+  // Locked before the socket is made, as in `wanted`: a sweep never meets this socket without it.
+  const lock = await holdLock(join(dir, "http.lock"));
+  await sweepTempDirs(dirname(dir), dir);
+  return { dir, path: join(dir, "http.sock"), lock };
+}
+
+/** Makes `path` and holds it locked (exclusive) for the process's life. */
+async function holdLock(path: string): Promise<{ path: string; file: Deno.FsFile }> {
+  const file = await Deno.open(path, { write: true, createNew: true, mode: 0o600 });
+  // Where locking fails the start stops here. An NFS mount with host-local
+  // locks (nolock, local_lock=flock) does not fail: another host sharing
+  // the directory could then take this lock and sweep a live socket, which
+  // the heal recovers (docs/operations.md).
+  if (!(await file.tryLock(true).catch(() => true))) {
+    file.close();
+    throw new ConfigError(`cannot lock ${path}, a file this process just made`);
+  }
+  return { path, file };
+}
+
+/**
+ * Sweeps the fallback directories in `root` (the temporary directory) that
+ * belong to the user that owns `own` (this start's) and hold nothing but a
+ * fallback's files, as {@linkcode sweepDead} does, and removes each one
+ * left empty. A killed process's directory stayed there for good.
+ */
+async function sweepTempDirs(root: string, own: string): Promise<void> {
+  const uid = (await Deno.lstat(own)).uid;
+  for await (const entry of Deno.readDir(root)) {
+    if (!entry.isDirectory || !entry.name.startsWith("keybound-")) continue;
+    const dir = join(root, entry.name);
+    if (dir === own) continue;
+    try {
+      const info = await Deno.lstat(dir);
+      if (!info.isDirectory || info.uid !== uid) continue;
+      const names = (await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name);
+      // Empty: a start between making it and its lock file. Other files: not a fallback's.
+      if (names.length === 0 || !names.every((n) => TEMP_DIR_FILE.test(n))) continue;
+      await sweepDead(dir);
+      await Deno.remove(dir); // Only once empty: a live process's files stay.
+    } catch {
+      // Another user's, removed meanwhile, or not empty.
+    }
+  }
 }
 
 /** Removes the sockets and lock files in `dir` of processes that are gone (see privateSocket). */
@@ -483,17 +541,39 @@ async function sweepDead(dir: string): Promise<void> {
       // NAME.sock, and NAME.GEN.sock of its heals.
       const name = entry.name.slice(0, -".lock".length);
       for (const n of names) {
-        if (
-          n === `${name}.sock` ||
-          /^\.\d+\.sock$/.test(n.startsWith(name) ? n.slice(name.length) : "")
-        ) {
-          await Deno.remove(join(dir, n)).catch(() => {});
-        }
+        if (socketBase(n) === name) await Deno.remove(join(dir, n)).catch(() => {});
       }
       await Deno.remove(lockPath).catch(() => {});
     } finally {
       file.close();
     }
+  }
+  // Sockets without a lock file (see privateSocket): a process makes its lock file before its
+  // socket, so a socket listed without one is of an older version, or its lock was just made.
+  for (const n of names) {
+    const base = socketBase(n);
+    if (base === undefined || names.includes(`${base}.lock`)) continue;
+    const path = join(dir, n);
+    const info = await Deno.lstat(path).catch(() => undefined);
+    if (!info?.isSocket || Date.now() - (info.mtime?.getTime() ?? Date.now()) < LOCK_SETTLE_MS) {
+      continue;
+    }
+    if (await refusesConnect(path)) await Deno.remove(path).catch(() => {});
+  }
+}
+
+/** `NAME` of `NAME.sock` or `NAME.GEN.sock` (a heal's); undefined for any other name. */
+function socketBase(name: string): string | undefined {
+  return /^(.+?)(\.\d+)?\.sock$/.exec(name)?.[1];
+}
+
+/** True if a connect to the Unix socket at `path` is refused: nothing listens on it. */
+async function refusesConnect(path: string): Promise<boolean> {
+  try {
+    (await Deno.connect({ transport: "unix", path })).close();
+    return false;
+  } catch (err) {
+    return err instanceof Deno.errors.ConnectionRefused;
   }
 }
 

@@ -76,8 +76,12 @@ Deno.test({
   },
 });
 
-/** A child serving "ok" through serveService with its socket in DIR, under `umask`: prints its port. */
-function child(dir: string, umask = "0022") {
+/**
+ * A child serving "ok" through serveService with its socket in DIR (none: the
+ * fallback in the temporary directory, TMPDIR in `env`), under `umask`:
+ * prints its port.
+ */
+function child(dir: string | undefined, umask = "0022", env: Record<string, string> = {}) {
   const source = `
 import { serveService } from ${
     JSON.stringify(new URL("../../runtime-adapters/deno/serve.ts", import.meta.url).href)
@@ -86,7 +90,9 @@ import { silentLogger } from ${
     JSON.stringify(new URL("../../src/util/log.ts", import.meta.url).href)
   };
 const server = await serveService({ fetch: () => new Response("ok") }, {
-  hostname: "127.0.0.1", port: 0, proxyFrom: ["127.0.0.2"], socketDir: ${JSON.stringify(dir)},
+  hostname: "127.0.0.1", port: 0, proxyFrom: ["127.0.0.2"], socketDir: ${
+    dir === undefined ? "undefined" : JSON.stringify(dir)
+  },
   log: silentLogger,
 });
 console.log(JSON.stringify({ port: server.addr.port }));
@@ -94,6 +100,7 @@ await server.finished;
 `;
   return new Deno.Command("sh", {
     args: ["-c", `umask ${umask} && exec "$0" eval --ext=ts "$1"`, Deno.execPath(), source],
+    env,
     stdout: "piped",
     stderr: "piped",
   }).spawn();
@@ -456,4 +463,146 @@ Deno.test("serveService: a request the front cannot follow passes nothing behind
     await server.shutdown();
     await Deno.remove(parent, { recursive: true });
   }
+});
+
+/** A Unix socket left at `path` by a process killed while it listened: nothing listens on it. */
+async function deadSocket(path: string): Promise<void> {
+  const p = new Deno.Command(Deno.execPath(), {
+    args: [
+      "eval",
+      `Deno.listen({ transport: "unix", path: ${JSON.stringify(path)} }); console.log("up");` +
+      " await new Promise(() => {});",
+    ],
+    stdout: "piped",
+  }).spawn();
+  const reader = p.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  while (!(await reader.read()).value?.includes("up"));
+  p.kill("SIGKILL");
+  await p.status;
+  await reader.cancel();
+}
+
+Deno.test({
+  name:
+    "serveService: sockets without a lock file (before lock files) are swept only if nothing listens on them",
+  ignore: Deno.build.os !== "linux",
+  async fn() {
+    const parent = await Deno.makeTempDir({ prefix: "kb-socket-" });
+    const dir = `${parent}/front`;
+    await Deno.mkdir(dir, { mode: 0o700 });
+    // What a version before lock files left: PID.sock, one of a killed process and one live.
+    await deadSocket(`${dir}/4242.sock`);
+    const live = Deno.listen({ transport: "unix", path: `${dir}/4343.sock` });
+    const started: Deno.ChildProcess[] = [];
+    const fillers: Deno.Conn[] = [];
+    try {
+      // The live one with its backlog full, as a busy or paused process's: a connect is not
+      // refused then (EAGAIN), so it is no proof.
+      for (let i = 0; i < 10_000; i++) {
+        try {
+          fillers.push(await Deno.connect({ transport: "unix", path: `${dir}/4343.sock` }));
+        } catch {
+          break;
+        }
+      }
+      assert(fillers.length < 10_000, "the backlog never filled");
+      ageAll(dir);
+      const p = child(dir);
+      started.push(p);
+      const port = await portOf(p);
+      assert(typeof port === "number", String(port));
+      // Before: the dead one stayed for good.
+      assertEquals(filesIn(dir), ["4343.sock", ...filesOf(dir, p.pid)].sort());
+      assertEquals(await get(port), "ok");
+    } finally {
+      for (const c of fillers) c.close();
+      live.close();
+      await stopAll(started);
+      await Deno.remove(parent, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "serveService: a killed process's temporary socket directory is swept by the next start",
+  ignore: Deno.build.os !== "linux",
+  async fn() {
+    // The fallback's temporary directory, this test's own.
+    const tmp = await Deno.makeTempDir({ prefix: "kb-socket-tmp-" });
+    const env = { TMPDIR: tmp };
+    const started: Deno.ChildProcess[] = [];
+    const start = async () => {
+      const p = child(undefined, "0022", env);
+      started.push(p);
+      const port = await portOf(p);
+      assert(typeof port === "number", String(port));
+      return { p, port };
+    };
+    // Before lock files, a fallback directory held only http.sock: one dead, one live.
+    await Deno.mkdir(`${tmp}/keybound-Ab12Cd`, { mode: 0o700 });
+    await deadSocket(`${tmp}/keybound-Ab12Cd/http.sock`);
+    await Deno.mkdir(`${tmp}/keybound-Ef34Gh`, { mode: 0o700 });
+    const live = Deno.listen({ transport: "unix", path: `${tmp}/keybound-Ef34Gh/http.sock` });
+    // Not a fallback's: something else is in it.
+    await Deno.mkdir(`${tmp}/keybound-other`, { mode: 0o700 });
+    await deadSocket(`${tmp}/keybound-other/http.sock`);
+    await Deno.writeTextFile(`${tmp}/keybound-other/notes`, "");
+    try {
+      const killed = await start();
+      const alive = await start();
+      const dirs = () => filesIn(tmp).filter((n) => n.startsWith("keybound-front-"));
+      const [first, second] = dirs();
+      assertEquals(filesIn(`${tmp}/${first}`), ["http.lock", "http.sock"]);
+      killed.p.kill("SIGKILL");
+      await killed.p.status;
+      for (const d of [...dirs(), "keybound-Ab12Cd", "keybound-Ef34Gh", "keybound-other"]) {
+        ageAll(`${tmp}/${d}`);
+      }
+      assert(first !== second, "two fresh names");
+      const before = dirs();
+      const third = await start();
+      // Before: every killed process's directory stayed in /tmp for good.
+      const after = dirs();
+      assertEquals(after.length, 2, `${before} -> ${after}`);
+      assertEquals(
+        filesIn(tmp).filter((n) => !n.startsWith("keybound-front-")),
+        ["keybound-Ef34Gh", "keybound-other"],
+      );
+      assertEquals(await get(alive.port), "ok");
+      assertEquals(await get(third.port), "ok");
+    } finally {
+      live.close();
+      await stopAll(started);
+      await Deno.remove(tmp, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "serveService: a symbolic link in place of the socket directory is refused (review-front N2)",
+  ignore: Deno.build.os === "windows",
+  async fn() {
+    const parent = await Deno.makeTempDir({ prefix: "kb-socket-" });
+    // Planted by the same user: the link would take the socket and the sweep elsewhere.
+    await Deno.mkdir(`${parent}/elsewhere`);
+    await Deno.symlink(`${parent}/elsewhere`, `${parent}/front`);
+    const p = child(`${parent}/front`);
+    try {
+      const exit = await portOf(p);
+      assert(typeof exit === "string", "started through the link");
+      assert(
+        exit.includes(
+          `${parent}/front is a symbolic link: the directory of the server behind the TLS front ` +
+            "(front in --data-dir) must be a directory of its own; remove the link, and the next " +
+            "start makes the directory (0700)",
+        ),
+        exit,
+      );
+      assertEquals(filesIn(`${parent}/elsewhere`), []);
+    } finally {
+      await stopAll([p]);
+      await Deno.remove(parent, { recursive: true });
+    }
+  },
 });
