@@ -606,3 +606,47 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "serveService: a heal does not follow a symbolic link put in place of its directory",
+  ignore: Deno.build.os === "windows",
+  async fn() {
+    const parent = await Deno.makeTempDir({ prefix: "kb-socket-" });
+    const dir = `${parent}/front`;
+    const lines: string[] = [];
+    const server = await serveService({ fetch: () => new Response("ok") }, {
+      hostname: "127.0.0.1",
+      port: 0,
+      proxyFrom: ["127.0.0.2"],
+      socketDir: dir,
+      log: createLogger({ format: "json", write: (l) => lines.push(l) }),
+    });
+    try {
+      const port = server.addr.port;
+      assertEquals(await get(port), "ok");
+      await Deno.remove(dir, { recursive: true });
+      await Deno.mkdir(`${parent}/elsewhere`);
+      await Deno.symlink(`${parent}/elsewhere`, dir);
+      const fresh = async () => {
+        const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+        await conn.write(enc("GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"));
+        const answer = await readToEnd(conn);
+        conn.close();
+        return answer.split("\r\n")[0];
+      };
+      for (let i = 0; i < 3; i++) assertEquals(await fresh(), "");
+      // Before: the heal made its lock file and socket in the link's target, and served.
+      assertEquals(filesIn(`${parent}/elsewhere`), []);
+      const failed = lines.map((l) => JSON.parse(l)).filter((l) =>
+        l.reason === "server_unreachable"
+      );
+      assert(
+        failed.some((l) => JSON.stringify(l).includes("is a symbolic link")),
+        lines.join("\n"),
+      );
+    } finally {
+      await server.shutdown();
+      await Deno.remove(parent, { recursive: true });
+    }
+  },
+});
