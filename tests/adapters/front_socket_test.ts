@@ -470,8 +470,9 @@ async function deadSocket(path: string): Promise<void> {
   const p = new Deno.Command(Deno.execPath(), {
     args: [
       "eval",
-      `Deno.listen({ transport: "unix", path: ${JSON.stringify(path)} }); console.log("up");` +
-      " await new Promise(() => {});",
+      // A timer keeps it alive: a listener alone does not, and an exit would unlink the socket.
+      `const l = Deno.listen({ transport: "unix", path: ${JSON.stringify(path)} });` +
+      ' console.log("up"); setInterval(() => l, 1000);',
     ],
     stdout: "piped",
   }).spawn();
@@ -480,6 +481,7 @@ async function deadSocket(path: string): Promise<void> {
   p.kill("SIGKILL");
   await p.status;
   await reader.cancel();
+  assert(Deno.lstatSync(path).isSocket, `${path} left behind`);
 }
 
 Deno.test({
