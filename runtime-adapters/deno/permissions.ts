@@ -8,7 +8,8 @@
  * treat anything but "granted" as not allowed: a variable they may not read
  * is absent (unless it decides something: see `decidingEnv` in
  * src/cli/env.ts), a program they may not start or a signal they may not
- * send is an error naming the flag that is missing. Imports nothing.
+ * send is an error naming the flag that is missing. Imports nothing (the
+ * `tbot` task's launcher loads it: tests/tbot/startup_imports_test.ts).
  *
  * @module
  */
@@ -16,6 +17,17 @@
 /** Whether this process holds `permission` already (never prompts). */
 export function granted(permission: Deno.PermissionDescriptor): boolean {
   return Deno.permissions.querySync(permission).state === "granted";
+}
+
+/**
+ * Whether this process holds all of `permission` (never prompts): granted,
+ * and no `--deny-*` flag takes a part of it back. `--allow-env
+ * --deny-env=X` grants `{name: "env"}` "partially": reading X would fail
+ * with Deno's own message, so every variable must be asked about one by one.
+ */
+export function wholly(permission: Deno.PermissionDescriptor): boolean {
+  const status = Deno.permissions.querySync(permission);
+  return status.state === "granted" && !status.partial;
 }
 
 /** Variable `name`; undefined when it is unset or this process may not read it. */
@@ -31,28 +43,31 @@ export function missingPermission(
   permission: Deno.PermissionDescriptor,
   program = "tbot",
 ): string | undefined {
-  if (granted(permission)) return undefined;
+  const { state } = Deno.permissions.querySync(permission);
+  if (state === "granted") return undefined;
+  // Denied: a --deny-* flag names it (tbot and tctl never prompt, so no answer did);
+  // else the --allow-* flag is narrowed without it.
+  const denied = state === "denied";
+  const flag = `--${denied ? "deny" : "allow"}-${permission.name}`;
+  const whole = denied ? `it runs with ${flag}` : `it runs without ${flag}`;
+  const names = denied ? `its ${flag} names it` : `its ${flag} does not name it`;
   switch (permission.name) {
     case "run":
       return permission.command === undefined
-        ? `${program} may not send signals: it runs without --allow-run for every program`
-        : `${program} may not start ${permission.command}: its --allow-run does not name it`;
+        ? `${program} may not send signals: ${whole}${denied ? "" : " for every program"}`
+        : `${program} may not start ${permission.command}: ${names}`;
     case "env":
       return permission.variable === undefined
-        ? `${program} may not read the environment: it runs without --allow-env`
-        : `${program} may not read ${permission.variable}: its --allow-env does not name it`;
+        ? `${program} may not read the environment: ${whole}`
+        : `${program} may not read ${permission.variable}: ${names}`;
     case "net":
-      return `${program} may not use ${
-        permission.host ?? "the network"
-      }: its --allow-net does not name it`;
+      return `${program} may not use ${permission.host ?? "the network"}: ${names}`;
     case "write":
-      return `${program} may not write ${
-        permission.path ?? "files"
-      }: its --allow-write does not name it`;
+      return `${program} may not write ${permission.path ?? "files"}: ${names}`;
     case "sys":
-      return `${program} may not read the system's ${permission.kind}: its --allow-sys does not name it`;
+      return `${program} may not read the system's ${permission.kind}: ${names}`;
     default:
-      return `${program} lacks the ${permission.name} permission it needs here`;
+      return `${program} lacks the ${permission.name} permission it needs here (${flag})`;
   }
 }
 
@@ -94,7 +109,9 @@ export function programToRun(program: string, childPath: string): ProgramToRun {
   // With the whole --allow-run no start can prompt: Deno finds the program
   // itself, as it always did, without --allow-read of each place and with its
   // own test of who may execute it.
-  if (granted({ name: "run" })) return { command: program };
+  // A --deny-run of some programs takes this way too: Deno's own refusal would not
+  // say which hook or output needed the program.
+  if (wholly({ name: "run" })) return { command: program };
   if (program.includes("/")) {
     return { command: program, missing: missingPermission({ name: "run", command: program }) };
   }
@@ -114,10 +131,51 @@ export function programToRun(program: string, childPath: string): ProgramToRun {
     } catch {
       continue;
     }
-    if (!info.isFile || ((info.mode ?? 0) & 0o111) === 0) continue;
+    if (!info.isFile || !mayExecute(info)) continue;
     return { command: place, missing: missingPermission({ name: "run", command: place }) };
   }
   throw new Deno.errors.NotFound(`${program} is not on ${childPath}`);
+}
+
+/** This process's user and groups, for {@linkcode mayExecute}; read once. */
+let identity: { uid: number; gids: Set<number> } | null | undefined;
+
+/**
+ * This process's user and groups (the primary and the supplementary ones),
+ * or null without --allow-sys=uid and gid. Deno has no API for the
+ * supplementary groups and refuses to read /proc/self/status without
+ * --allow-all; Node's `process.getgroups` (a `getgroups(2)`) needs
+ * --allow-sys=gid only.
+ */
+function processIdentity(): { uid: number; gids: Set<number> } | null {
+  if (identity !== undefined) return identity;
+  if (!granted({ name: "sys", kind: "uid" }) || !granted({ name: "sys", kind: "gid" })) {
+    return identity = null;
+  }
+  // Node's `process` as Deno 2's global, not an import of node:process: this module
+  // is in the launcher's minimal graph.
+  const node = (globalThis as { process?: { getgroups?: () => number[] } }).process;
+  const gids = new Set<number>([Deno.gid() ?? -1, ...(node?.getgroups?.() ?? [])]);
+  return identity = { uid: Deno.uid() ?? -1, gids };
+}
+
+/**
+ * Whether this user may execute the file `info` describes, as `access(2)`
+ * decides (and Deno's own search of the PATH): root if any execute bit is
+ * set; the owner by the owner's bit alone; a member of the file's group by
+ * the group's bit; anyone else by the others' bit. Not any execute bit: a
+ * file only others may execute is passed over by Deno, so a check of it
+ * would name a place Deno never starts. Without --allow-sys=uid,gid: any
+ * execute bit, the best that can be told.
+ */
+function mayExecute(info: Deno.FileInfo): boolean {
+  const mode = info.mode ?? 0;
+  if ((mode & 0o111) === 0) return false;
+  const me = processIdentity();
+  if (me === null || me.uid === 0) return true;
+  if (info.uid === me.uid) return (mode & 0o100) !== 0;
+  if (info.gid !== null && me.gids.has(info.gid)) return (mode & 0o010) !== 0;
+  return (mode & 0o001) !== 0;
 }
 
 /** Node's `process`, as far as {@linkcode guardNodeEnv} uses it. */
@@ -136,7 +194,7 @@ export interface NodeProcess {
  * nothing changes.
  */
 export function guardNodeEnv(process: NodeProcess): void {
-  if (granted({ name: "env" })) return;
+  if (wholly({ name: "env" })) return;
   const real = process.env;
   const readable = (name: string | symbol): name is string =>
     typeof name === "string" && granted({ name: "env", variable: name });

@@ -321,3 +321,91 @@ Deno.test({
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test({
+  name: "--deny-run, --deny-env and a missing --allow-sys=uid on a terminal: tbot asks nothing " +
+    "and names what is denied and what needs it",
+  ignore: ignoreUnless("narrowed permissions test", noScript()),
+}, async () => {
+  await using bot = await servedBot("tbot-denied-");
+  const sleeper = new Deno.Command("sleep", { args: ["600"], stdin: "null" }).spawn();
+  const storage = `${bot.dir}/bot`;
+  const pidFile = `${bot.dir}/server.pid`;
+  /** tbot --oneshot on a terminal with `outputs`, its flags changed by `flags`. */
+  const run = async (outputs: string[], flags: (f: string[]) => string[]) => {
+    await bot.writeConfig({ storage });
+    const yaml = (await Deno.readTextFile(bot.config))
+      .replace("outputs: []", ["outputs:", ...outputs].join("\n"));
+    await Deno.writeTextFile(bot.config, yaml);
+    const r = await onTerminal(tbotOneshot(flags(TBOT_DENO_FLAGS), ["-c", bot.config]), bot.dir);
+    assert(!r.prompted, `Deno prompted:\n${r.shown}`);
+    // Deno's own words never reach the operator.
+    assert(!r.shown.includes("Requires "), r.shown);
+    return r;
+  };
+  const output = (name: string, lines: string[], readers?: string) => [
+    "  - type: identity",
+    `    name: ${name}`,
+    "    destination:",
+    "      type: directory",
+    `      path: ${storage}-${name}`,
+    ...(readers ? [`      readers: ${readers}`] : []),
+    ...lines.map((l) => `    ${l}`),
+  ];
+  try {
+    await Deno.writeTextFile(pidFile, `${sleeper.pid}\n`);
+    // A denied program fails its hook by name; others run. The YAML parser's LOG_TOKENS,
+    // denied, reads as unset (Deno refused the parse itself before).
+    const denied = await run([
+      ...output("denied", ["on_renew:", '  exec: ["false"]']),
+      ...output("allowed", ["on_renew:", '  exec: ["true"]']),
+    ], (f) => [...f, "--deny-run=/usr/bin/false", "--deny-env=LOG_TOKENS"]);
+    assertEquals(denied.code, 0, denied.shown);
+    assert(
+      /reload hook failed.*service=denied.*tbot may not start \/usr\/bin\/false: its --deny-run names it \(HOOK_FAILED\)/
+        .test(denied.shown),
+      denied.shown,
+    );
+    assert(/reload hook ran .*service=allowed/.test(denied.shown), denied.shown);
+
+    // A denied variable that decides security stops tbot, naming --deny-env.
+    const kek = await run([], (f) => [...f, "--deny-env=TBOT_STORAGE_KEK"]);
+    assertEquals(kek.code, 1, kek.shown);
+    assert(
+      /tbot may not read TBOT_STORAGE_KEK: its --deny-env names it, and it decides whether private keys are sealed.*code=CONFIG_INVALID/
+        .test(kek.shown),
+      kek.shown,
+    );
+
+    // Sharing's setfacl denied: refused at start, naming it and the output.
+    if (!noMergedUsr()) {
+      const shared = await run(
+        output("shared", [], "[{group: root}]"),
+        (f) => [...f, "--deny-run=/usr/bin/setfacl"],
+      );
+      assertEquals(shared.code, 1, shared.shown);
+      assert(
+        /cannot share output "shared".*tbot may not start \/usr\/bin\/setfacl: its --deny-run names it \(SHARING_FAILED\)/
+          .test(shared.shown),
+        shared.shown,
+      );
+    }
+
+    // A PID file's owner is checked against this user: without --allow-sys=uid the
+    // signal hook fails by name (Deno would prompt for the uid).
+    const noUid = await run(
+      output("signalled", ["on_renew:", "  signal: HUP", `  pid_file: ${pidFile}`]),
+      (f) => f.map((x) => x.startsWith("--allow-sys") ? "--allow-sys=hostname,osRelease,gid" : x),
+    );
+    assertEquals(noUid.code, 0, noUid.shown);
+    assert(
+      /reload hook failed.*service=signalled.*tbot may not read the system's uid: its --allow-sys does not name it \(HOOK_FAILED\)/
+        .test(noUid.shown),
+      noUid.shown,
+    );
+    assertEquals(await Deno.readTextFile(pidFile), `${sleeper.pid}\n`);
+  } finally {
+    sleeper.kill("SIGKILL");
+    await sleeper.status;
+  }
+});
