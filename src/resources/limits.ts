@@ -67,36 +67,59 @@ export function checkJsonLimits(
   value: unknown,
   limits: JsonLimits = JSON_LIMITS,
 ): LimitIssue | null {
-  const stack: { value: unknown; path: (string | number)[] }[] = [{ value, path: [] }];
+  // Each node seen gets an index: its value, its parent's index, its key and
+  // its depth. The path is rebuilt from the parents only for the issue
+  // returned: copying it at every node made this walk the largest allocator
+  // of a refresh join (it runs on every body and stored resource).
+  const values: unknown[] = [value];
+  const stack: number[] = [0];
+  const parents: number[] = [-1];
+  const keys: (string | number)[] = [""];
+  const depths: number[] = [0];
+  // Numbers, booleans and null break no limit: they get no node.
+  const visit = (v: unknown, parent: number, key: string | number) => {
+    if (typeof v !== "string" && (v === null || typeof v !== "object")) return;
+    values.push(v);
+    parents.push(parent);
+    keys.push(key);
+    depths.push(depths[parent] + 1);
+    stack.push(values.length - 1);
+  };
+  const issue = (node: number, message: string): LimitIssue => {
+    const path: (string | number)[] = [];
+    for (let i = node; i > 0; i = parents[i]) path.push(keys[i]);
+    return { path: path.reverse(), message };
+  };
   while (stack.length > 0) {
-    const { value: v, path } = stack.pop()!;
+    const node = stack.pop()!;
+    const v = values[node];
     if (typeof v === "string") {
       if (v.length > limits.maxStringLength) {
-        return { path, message: `string longer than ${limits.maxStringLength} characters` };
+        return issue(node, `string longer than ${limits.maxStringLength} characters`);
       }
       continue;
     }
-    if (v === null || typeof v !== "object") continue;
-    if (path.length + 1 > limits.maxDepth) {
-      return { path, message: `nested deeper than ${limits.maxDepth} levels` };
+    if (v === null || typeof v !== "object") continue; // the root only
+    if (depths[node] + 1 > limits.maxDepth) {
+      return issue(node, `nested deeper than ${limits.maxDepth} levels`);
     }
     if (Array.isArray(v)) {
       if (v.length > limits.maxArrayLength) {
-        return { path, message: `array longer than ${limits.maxArrayLength} elements` };
+        return issue(node, `array longer than ${limits.maxArrayLength} elements`);
       }
-      for (let i = v.length - 1; i >= 0; i--) stack.push({ value: v[i], path: [...path, i] });
+      for (let i = v.length - 1; i >= 0; i--) visit(v[i], node, i);
       continue;
     }
-    const keys = Object.keys(v);
-    if (keys.length > limits.maxObjectKeys) {
-      return { path, message: `object with more than ${limits.maxObjectKeys} keys` };
+    const names = Object.keys(v);
+    if (names.length > limits.maxObjectKeys) {
+      return issue(node, `object with more than ${limits.maxObjectKeys} keys`);
     }
-    for (let i = keys.length - 1; i >= 0; i--) {
-      const key = keys[i];
+    for (let i = names.length - 1; i >= 0; i--) {
+      const key = names[i];
       if (key.length > limits.maxStringLength) {
-        return { path, message: `key longer than ${limits.maxStringLength} characters` };
+        return issue(node, `key longer than ${limits.maxStringLength} characters`);
       }
-      stack.push({ value: (v as Record<string, unknown>)[key], path: [...path, key] });
+      visit((v as Record<string, unknown>)[key], node, key);
     }
   }
   return null;

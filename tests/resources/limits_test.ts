@@ -40,6 +40,27 @@ Deno.test("checkJsonLimits measures without recursing and names the first offend
   const wide = Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`k${i}`, i]));
   assertEquals(checkJsonLimits({ w: wide })?.message, "object with more than 256 keys");
   assertEquals(checkJsonLimits({ spec: nested(20), s: "x".repeat(16_384) }), null);
+  for (const leaf of [null, 1, true, "s"]) assertEquals(checkJsonLimits(leaf), null);
+  assertEquals(checkJsonLimits("x".repeat(20_000))?.path, []);
+});
+
+Deno.test("checkJsonLimits reports the first offender in document order, with its whole path", () => {
+  const doc = {
+    a: [{ n: 1, ok: "x", b: [null, true, { ["k".repeat(20_000)]: 1 }] }],
+    c: { d: [0, "y".repeat(20_000)] },
+    e: Array(1001).fill(0),
+  };
+  assertEquals(checkJsonLimits(doc), {
+    path: ["a", 0, "b", 2],
+    message: "key longer than 16384 characters",
+  });
+  delete (doc.a[0].b[2] as Record<string, unknown>)["k".repeat(20_000)];
+  assertEquals(checkJsonLimits(doc), {
+    path: ["c", "d", 1],
+    message: "string longer than 16384 characters",
+  });
+  doc.c.d.pop();
+  assertEquals(checkJsonLimits(doc), { path: ["e"], message: "array longer than 1000 elements" });
 });
 
 Deno.test("a 10,000-deep role is a 400 naming the field; nothing stored; tctl get works", async () => {
