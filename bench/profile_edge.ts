@@ -5,8 +5,14 @@
  * Chrome DevTools Protocol while `renewals` renewals run against a loopback
  * auth service, and prints the functions with the most samples (self time)
  * and by source module of the bundle (npm packages by name), and the
- * profile file's path (open it in Chrome DevTools). The renewal's floor is
- * measured by `deno task bench edge` (tests/workers/renewal_floor_worker.ts).
+ * profile file's path (open it in Chrome DevTools), then the bundle's
+ * functions by inclusive time (a function with what it calls: where the
+ * renewal's own code spends, when self time is spread over small helpers;
+ * an async function's continuations start stacks of their own, so its
+ * callers count only what it runs before its first `await`).
+ * The renewal's floor is measured by `deno task bench edge`
+ * (tests/workers/renewal_floor_worker.ts); `bench/profile_edge_native.ts`
+ * profiles the whole workerd process, outside JavaScript too.
  *
  * workerd freezes its clocks while a request runs, so the profile's sample
  * times are meaningless; the shares of the samples are what to read.
@@ -30,6 +36,7 @@ import { startLoopbackAuth } from "../tests/workers/_loopback_auth.ts";
 interface ProfileNode {
   id: number;
   callFrame: { functionName: string; url: string; lineNumber: number };
+  children?: number[];
 }
 
 interface Profile {
@@ -196,3 +203,25 @@ top(
       : `native ${f.functionName || "(anonymous)"}`
   ),
 );
+/** Samples under each of the bundle's functions, each counted once per sample (recursion). */
+function inclusive(): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const profile of profiles) {
+    const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+    const parent = new Map<number, number>();
+    for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+    for (const leaf of profile.samples) {
+      const seen = new Set<string>();
+      for (let id: number | undefined = leaf; id !== undefined; id = parent.get(id)) {
+        const f = byId.get(id)!.callFrame;
+        if (!f.url.endsWith(".js")) continue;
+        const k = `${f.functionName || "(anonymous)"} ${f.url.replace(/.*\//, "")}:${f.lineNumber}`;
+        if (!seen.has(k)) counts.set(k, (counts.get(k) ?? 0) + 1);
+        seen.add(k);
+      }
+    }
+  }
+  return counts;
+}
+console.log("\ninclusive time of the bundle's functions:");
+top(inclusive());

@@ -72,14 +72,34 @@ export async function cpuNs(pids: number[]): Promise<number> {
 export const percentile = (sorted: number[], p: number): number =>
   sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
 
-if (import.meta.main) {
-  const renewals = Number(Deno.args[0] ?? 60);
+/** The bench's bot with its floor methods, as its RPC stub types it. */
+export type BenchBotStub = BotIdentityRpc & Omit<BenchBot, keyof BotIdentityRpc>;
+
+/** A running bench: the bot (joined once), the floor's echo URL, the workerd processes. */
+export interface FloorBench extends AsyncDisposable {
+  /** The bench bot (`BenchBot` in tests/workers/renewal_floor_worker.ts). */
+  bot: BenchBotStub;
+  /** Where the floor's round trips go (`bot.floor(echoUrl)`). */
+  echoUrl: string;
+  /** The workerd processes running the bot. */
+  pids: number[];
+}
+
+/**
+ * Starts what the bench measures: a loopback auth service (its limiter
+ * lifted), an echo for the floor's round trips, and the bench bot in
+ * workerd, joined once. `bench/profile_edge.ts --native` profiles the same.
+ */
+export async function startFloorBench(token = "bench-bot"): Promise<FloorBench> {
+  await using stack = new AsyncDisposableStack();
   // The limiter is not what is measured: a long run must not turn renewals into retries.
-  await using auth = await startLoopbackAuth("edge.example", {
-    app: { rateLimit: { perSecond: 1e6, burst: 1e6 } },
-  });
-  const secret = await provisionBot(auth.api, "bench-bot");
-  await using script = await bundle(new URL("./renewal_floor_worker.ts", import.meta.url));
+  const auth = stack.use(
+    await startLoopbackAuth("edge.example", {
+      app: { rateLimit: { perSecond: 1e6, burst: 1e6 } },
+    }),
+  );
+  const secret = await provisionBot(auth.api, token);
+  const script = stack.use(await bundle(new URL("./renewal_floor_worker.ts", import.meta.url)));
   // The floor's round trips go to this echo: answers of `?n=` bytes of JSON.
   const echo = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
     const n = Number(new URL(req.url).searchParams.get("n") ?? 2);
@@ -89,28 +109,40 @@ if (import.meta.main) {
       })
     );
   });
+  stack.defer(() => echo.shutdown());
   const echoUrl = `http://127.0.0.1:${echo.addr.port}/`;
   // The floor reaches the echo through ECHO, as the bot reaches the auth
   // service through AUTH, with workerd's own HTTP client: miniflare routes
   // every global fetch through a JavaScript Worker of its own (its outbound
-  // interceptor), CPU a deployed Worker never spends. `fetch_global` below
-  // measures it.
-  await using worker = await startWorker(
-    script.path,
-    botWorkerOptions(auth.url, "bench-bot", secret, "BenchBot", {
-      externalServices: { ECHO: `127.0.0.1:${echo.addr.port}` },
-    }),
+  // interceptor), CPU a deployed Worker never spends. The bench's
+  // `fetch_global_net_median_ms` measures that path.
+  const before = new Set(await workerdPids());
+  const worker = stack.use(
+    await startWorker(
+      script.path,
+      botWorkerOptions(auth.url, token, secret, "BenchBot", {
+        externalServices: { ECHO: `127.0.0.1:${echo.addr.port}` },
+      }),
+    ),
   );
+  const pids = (await workerdPids()).filter((p) => !before.has(p));
+  if (pids.length === 0) throw new Error("no workerd process found under this one");
   const ns = await worker.mf.getDurableObjectNamespace(
     "BOT_IDENTITY",
-  ) as unknown as DurableObjectNamespace<BotIdentityRpc & Omit<BenchBot, keyof BotIdentityRpc>>;
-  const bot = ns.get(ns.idFromName("bench-bot"));
+  ) as unknown as DurableObjectNamespace<BenchBotStub>;
+  const bot = ns.get(ns.idFromName(token));
   const started = await bot.start();
   if (started.status !== "healthy") {
     throw new Error(`first join failed: ${JSON.stringify(started)}`);
   }
-  const pids = await workerdPids();
-  if (pids.length === 0) throw new Error("no workerd process found under this one");
+  const resources = stack.move();
+  return { bot, echoUrl, pids, [Symbol.asyncDispose]: () => resources.disposeAsync() };
+}
+
+if (import.meta.main) {
+  const renewals = Number(Deno.args[0] ?? 60);
+  await using bench = await startFloorBench();
+  const { bot, echoUrl, pids } = bench;
   for (let i = 0; i < 5; i++) { // warm-up: JIT, connections
     await bot.renew();
     await bot.floor(echoUrl);
@@ -147,7 +179,6 @@ if (import.meta.main) {
   for (const samples of Object.values(cpu)) samples.sort((a, b) => a - b);
   const renewalsCpu = cpu.renewal;
   const baselineCpu = cpu.baseline;
-  await echo.shutdown();
   const median = percentile(renewalsCpu, 0.5);
   const baseline = percentile(baselineCpu, 0.5);
   const net = median - baseline;
