@@ -68,9 +68,10 @@ export function edgeSection(renewals = 60): BenchSection {
             `service through the bot's AUTH binding (workerd's HTTP client, not miniflare's ` +
             `interceptor Worker)` + (pass ? "" : (
               `; the floor below is ${fmt(floor, 2)} ms of it; the other ` +
-              `${fmt(r.net_median_ms - floor, 2)} ms is JavaScript that runs a few times per ` +
-              `renewal, mostly unoptimised (jose, JSON, the join client, the runner, the log ` +
-              `line), no item above ~0.15 ms (docs/benchmarks.md, Session 7: edge)`
+              `${fmt(r.net_median_ms - floor, 2)} ms is JavaScript that runs once per ` +
+              `renewal, still warming up, and the runtime work it drives (promises, V8 API, ` +
+              `allocation, HTTP objects): spread over the join and HTTP clients, zod, jose, ` +
+              `the log line, no item above ~0.15 ms (docs/benchmarks.md, Session 11: edge)`
             )),
         },
         {
