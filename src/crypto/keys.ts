@@ -163,7 +163,7 @@ export async function importSpki(der: Uint8Array): Promise<CryptoKey> {
       "verify",
     ]);
     // What exporting the key would give: spare callers that export it again.
-    exportedSpki.set(key, bytes);
+    exportedSpki.set(key, Promise.resolve(bytes));
     return key;
   }
   // ES256 first: workerd's Ed25519 import accepts EC keys (see importPkcs8).
@@ -208,15 +208,18 @@ export function importSpkiPem(pem: string): Promise<CryptoKey> {
 export async function exportSpki(publicKey: CryptoKey): Promise<Uint8Array<ArrayBuffer>> {
   let spki = exportedSpki.get(publicKey);
   if (!spki) {
-    spki = new Uint8Array(await crypto.subtle.exportKey("spki", publicKey));
+    spki = crypto.subtle.exportKey("spki", publicKey).then((der) => new Uint8Array(der));
     exportedSpki.set(publicKey, spki);
+    spki.catch(() => exportedSpki.delete(publicKey));
   }
-  return spki.slice();
+  return (await spki).slice();
 }
 
 // A public key never changes, and a P-256 export costs ~0.3-0.5 ms: an agent
 // exports its new subject key to send it and again to check the certificate.
-const exportedSpki = new WeakMap<CryptoKey, Uint8Array<ArrayBuffer>>();
+// The export in progress is what is remembered, so calls made together (a
+// join's SPKI and SSH forms of its new key) share one.
+const exportedSpki = new WeakMap<CryptoKey, Promise<Uint8Array<ArrayBuffer>>>();
 
 /** The public key as PEM "PUBLIC KEY". */
 export async function exportSpkiPem(publicKey: CryptoKey): Promise<string> {
