@@ -6,6 +6,7 @@
  * @module
  */
 import { type ErrorCode, isKeyboundError } from "../errors.ts";
+import type { UnexpectedAnswerDetails } from "../protocol/http_client.ts";
 
 /** Facts the advice may mention. */
 export interface RefusalContext {
@@ -17,7 +18,11 @@ export interface RefusalContext {
   staticKey: boolean;
 }
 
-function advice(code: ErrorCode, c: RefusalContext): string | undefined {
+function advice(
+  code: ErrorCode,
+  c: RefusalContext,
+  details: Record<string, unknown> = {},
+): string | undefined {
   const token = `token/${c.tokenName}`;
   switch (code) {
     case "NO_RECOVERIES_REMAINING":
@@ -69,8 +74,21 @@ function advice(code: ErrorCode, c: RefusalContext): string | undefined {
         `cannot use; the bot keeps its keys and retries (a committed join is resumed, not ` +
         `repeated); check that tbot and the auth service are of matching versions`;
     case "CONNECTION_FAILED":
-    case "CONNECTION_RESET_BEFORE_SEND":
+    case "CONNECTION_RESET_BEFORE_SEND": {
+      // An answer came, but not one this bot can use: told apart by details, not words.
+      const answer: UnexpectedAnswerDetails = details;
+      if (typeof answer.answer_schema_mismatch === "string") {
+        return `the auth service at ${c.server} answered, but its field ` +
+          `${answer.answer_schema_mismatch} is not what this tbot reads: tbot and the auth ` +
+          `service are of different versions; upgrade the older one (the bot keeps its keys ` +
+          `and retries)`;
+      }
+      if (answer.answer_not_json === true) {
+        return `something answered at ${c.server}, but not with JSON: check that auth_server ` +
+          `names the auth service, not a proxy or another service`;
+      }
       return `check that the auth service at ${c.server} is running and reachable`;
+    }
     default:
       return undefined;
   }
@@ -83,7 +101,7 @@ export function describeJoinFailure(err: unknown, c: RefusalContext): string {
     return `cannot join via ${c.server}: ${msg}; check that the auth service is running and reachable`;
   }
   const message = err.message;
-  const tip = advice(err.code, c);
+  const tip = advice(err.code, c, err.details);
   const verb = err.status === 401 || err.status === 403 ? "join refused" : "join failed";
   return `${verb}: ${message} (${err.code})${tip ? `; ${tip}` : ""}`;
 }
