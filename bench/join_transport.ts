@@ -169,13 +169,15 @@ export interface FloorServer {
 /**
  * Starts the floor server (`bench/join_transport_server.ts`) replaying the
  * captured refresh: the transport and storage floor, or with `withCrypto` the
- * protocol floor (both sides' WebCrypto calls too). It runs with the auth
- * service's V8 flags. Warmed up with 50 refreshes.
+ * protocol floor (both sides' WebCrypto calls too), its requests sent with
+ * `fetchFn`. It runs with the auth service's V8 flags. Warmed up with 50
+ * refreshes.
  */
 export async function startFloorServer(
   exchanges: CapturedExchange[],
   workDir: string,
   withCrypto: boolean,
+  fetchFn: typeof fetch = fetch,
 ): Promise<FloorServer> {
   const { begin, cont } = beginAndContinue(exchanges);
   const dir = await Deno.makeTempDir({ dir: workDir, prefix: "transport-" });
@@ -214,7 +216,7 @@ export async function startFloorServer(
     await reader.cancel();
     const base = `http://127.0.0.1:${/port (\d+)/.exec(banner)![1]}/v1/join/bound-keypair`;
     const post = async (e: CapturedExchange, bot: number) => {
-      const res = await fetch(`${base}/${e.step}?bot=${bot}`, {
+      const res = await fetchFn(`${base}/${e.step}?bot=${bot}`, {
         method: "POST",
         headers: e.headers,
         body: e.body,
