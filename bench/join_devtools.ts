@@ -1,6 +1,7 @@
 /**
  * A Chrome DevTools Protocol client over one WebSocket, for the dev tools
- * that profile a V8 isolate through its inspector (`bench/join_inspect.ts`).
+ * that profile a V8 isolate through its inspector (`bench/join_inspect.ts`,
+ * `bench/profile_edge.ts`).
  *
  * @module
  */

@@ -32,6 +32,7 @@ import type { DurableObjectNamespace } from "../runtime-adapters/workers/types.t
 import { bundle, startWorker } from "../tests/workers/_harness.ts";
 import { botWorkerOptions, provisionBot } from "../tests/workers/_join_fixture.ts";
 import { startLoopbackAuth } from "../tests/workers/_loopback_auth.ts";
+import { devtools } from "./join_devtools.ts";
 
 interface ProfileNode {
   id: number;
@@ -42,27 +43,6 @@ interface ProfileNode {
 interface Profile {
   nodes: ProfileNode[];
   samples: number[];
-}
-
-/** A CDP client over one WebSocket: `call` sends a method and resolves with its result. */
-async function devtools(url: string) {
-  const ws = new WebSocket(url);
-  await new Promise((opened) => ws.onopen = opened);
-  let next = 0;
-  const pending = new Map<number, (result: unknown) => void>();
-  ws.onmessage = (e) => {
-    const m = JSON.parse(e.data);
-    pending.get(m.id)?.(m.result);
-    pending.delete(m.id);
-  };
-  return {
-    call: <T>(method: string, params = {}) =>
-      new Promise<T>((done) => {
-        pending.set(++next, done as (result: unknown) => void);
-        ws.send(JSON.stringify({ id: next, method, params }));
-      }),
-    close: () => ws.close(),
-  };
 }
 
 /**
