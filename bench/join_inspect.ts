@@ -7,7 +7,9 @@
  *
  * - `cpu`: sampling profiler at 100 µs; prints self time per refresh by
  *   module (zod, jose, hono, `ext:` for Deno's own JavaScript, each file of
- *   ours) and by function. The profiler's own cost inflates every figure.
+ *   ours) and by function, and inclusive time per function (its callees' in
+ *   the same synchronous stack: what follows an await is not counted). The
+ *   profiler's own cost inflates every figure.
  * - `heap`: sampling heap profiler (every 512 bytes, objects collected since
  *   included); prints bytes allocated per refresh by function, self and
  *   inclusive of callees (ours and dependencies').
@@ -67,7 +69,7 @@ function show(title: string, m: Map<string, number>, top: number, scale: number,
 
 /** A sampling CPU profile as the inspector returns it. */
 interface CpuProfile {
-  nodes: { id: number; callFrame: CallFrame }[];
+  nodes: { id: number; callFrame: CallFrame; children?: number[] }[];
   samples: number[];
   timeDeltas: number[];
 }
@@ -114,8 +116,28 @@ try {
       add(byModule, moduleOf(f), us);
       add(byFunction, frameName(f), us);
     });
+    // Inclusive time of each function of ours or of a dependency: its samples
+    // and its callees' (within one synchronous stack: an await starts anew).
+    const selfOf = new Map<number, number>();
+    profile.samples.forEach((node, i) =>
+      selfOf.set(node, (selfOf.get(node) ?? 0) + (profile.timeDeltas[i] ?? 0))
+    );
+    const children = new Map(profile.nodes.map((n) => [n.id, n.children ?? []]));
+    const inclusive = new Map<string, number>();
+    const walk = (id: number, callers: Set<string>): number => {
+      const f = frames.get(id)!;
+      const mine = new Set(callers);
+      const named = f.url && !f.url.startsWith("ext:") ? frameName(f) : null;
+      if (named) mine.add(named);
+      let total = selfOf.get(id) ?? 0;
+      for (const c of children.get(id)!) total += walk(c, mine);
+      if (named && !callers.has(named)) add(inclusive, named, total);
+      return total;
+    };
+    walk(profile.nodes[0].id, new Set());
     show(`${joins} refreshes; CPU self time per refresh by module:`, byModule, 30, 1000, "ms");
     show("by function:", byFunction, 40, 1000, "ms");
+    show("inclusive (our code and dependencies):", inclusive, 60, 1000, "ms");
   } else {
     await v8.call("HeapProfiler.enable");
     await v8.call("HeapProfiler.startSampling", {
