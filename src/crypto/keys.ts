@@ -10,7 +10,8 @@
  * @module
  */
 import { BadParameterError } from "../errors.ts";
-import { bytesEqual, fromHex, fromPem, toBase64Url, toPem } from "../util/encoding.ts";
+import { bytesEqual, fromHex, fromPem, toBase64, toBase64Url, toPem } from "../util/encoding.ts";
+import { LruMap } from "../util/lru.ts";
 import { sha256 } from "./random.ts";
 
 /** Signature algorithms (JWS names) Keybound accepts. */
@@ -154,17 +155,34 @@ export function canonicalSpkiLayout(
   );
 }
 
+/**
+ * Public keys imported from canonical SPKIs, by the SPKI's bytes (base64).
+ * A join imports its subject key three times (`begin` from its SPKI and its
+ * SSH form, `continue` again for the certificates): one import serves all
+ * three, and the key's export and ID, remembered per key object, with it. A
+ * CryptoKey never changes and every import here makes the same kind
+ * (extractable, "verify"), so sharing one is sharing a value. Bounded: the
+ * bytes come from clients.
+ */
+const importedSpki = new LruMap<string, Promise<CryptoKey>>(1024);
+
 /** Imports a SubjectPublicKeyInfo (DER) public key of either algorithm. */
 export async function importSpki(der: Uint8Array): Promise<CryptoKey> {
   const bytes = new Uint8Array(der) as Uint8Array<ArrayBuffer>;
   const canonical = canonicalSpkiLayout(bytes);
   if (canonical) {
-    const key = await crypto.subtle.importKey("spki", bytes, importParams(canonical.alg), true, [
-      "verify",
-    ]);
-    // What exporting the key would give: spare callers that export it again.
-    exportedSpki.set(key, Promise.resolve(bytes));
-    return key;
+    const id = toBase64(bytes);
+    let key = importedSpki.get(id);
+    if (!key) {
+      key = crypto.subtle.importKey("spki", bytes, importParams(canonical.alg), true, ["verify"]);
+      importedSpki.set(id, key);
+      key.then(
+        // What exporting the key would give: spare callers that export it again.
+        (k) => exportedSpki.set(k, Promise.resolve(bytes)),
+        () => importedSpki.delete(id),
+      );
+    }
+    return await key;
   }
   // ES256 first: workerd's Ed25519 import accepts EC keys (see importPkcs8).
   for (const alg of ["ES256", "EdDSA"] as const) {

@@ -1,12 +1,14 @@
 /**
  * `exportSpki` remembers a key's export, including one still in progress:
  * a join exports its new subject key's SPKI and SSH forms together
- * (src/agent/join_client.ts), and they share one WebCrypto export.
+ * (src/agent/join_client.ts), and they share one WebCrypto export. The
+ * server imports that key from both forms at `begin` and again at
+ * `continue`: `importSpki` makes one import serve them, keyed by the bytes.
  *
  * @module
  */
-import { exportSpki, generateKeyPair } from "../../src/crypto/keys.ts";
-import { toAuthorizedKey } from "../../src/crypto/ssh_wire.ts";
+import { exportSpki, generateKeyPair, importSpki, sign, verify } from "../../src/crypto/keys.ts";
+import { parseAuthorizedKey, toAuthorizedKey } from "../../src/crypto/ssh_wire.ts";
 import { assert, assertEquals } from "../_assert.ts";
 
 Deno.test("exports made together of one new key share one WebCrypto export", async () => {
@@ -37,5 +39,38 @@ Deno.test("exports made together of one new key share one WebCrypto export", asy
     }
   } finally {
     subtle.exportKey = original;
+  }
+});
+
+Deno.test("one import serves a key's SPKI and SSH forms, and only those bytes", async () => {
+  const subtle = crypto.subtle as unknown as { importKey: (...a: unknown[]) => Promise<unknown> };
+  const original = subtle.importKey;
+  let calls = 0;
+  subtle.importKey = (...args: unknown[]) => {
+    calls++;
+    return original.apply(crypto.subtle, args);
+  };
+  try {
+    for (const alg of ["EdDSA", "ES256"] as const) {
+      const pair = await generateKeyPair(alg);
+      const spki = await exportSpki(pair.publicKey);
+      const line = await toAuthorizedKey(pair.publicKey);
+      calls = 0;
+      // A join's begin (both forms at once), then its continue (the SSH form).
+      const [fromSpki, fromSsh] = await Promise.all([importSpki(spki), parseAuthorizedKey(line)]);
+      const again = (await parseAuthorizedKey(line)).key;
+      assertEquals(calls, 1, alg);
+      assert(fromSpki === fromSsh.key && fromSsh.key === again, alg);
+      const data = new Uint8Array([1, 2, 3]);
+      assert(await verify(fromSpki, await sign(pair.privateKey, data), data), alg);
+      // Another key's bytes get their own import and their own key.
+      const other = await generateKeyPair(alg);
+      const otherKey = await importSpki(await exportSpki(other.publicKey));
+      assertEquals(calls, 2, alg);
+      assert(otherKey !== fromSpki, alg);
+      assertEquals(await exportSpki(otherKey), await exportSpki(other.publicKey));
+    }
+  } finally {
+    subtle.importKey = original;
   }
 });
