@@ -172,3 +172,33 @@ Deno.test("rate limit: fresh certificates from a dropped key get free CA_KEY_DRO
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("rate limit: an answer the source's ceiling charges leaves the certificate's own allowance whole", async () => {
+  const { ctx } = await newCluster("dropped-both.example");
+  const minted: RequestSigner[] = [];
+  for (let i = 0; i < 31; i++) minted.push(await adminSigner(ctx));
+  for (const phase of ["init", "update_clients", "update_servers", "standby"] as const) {
+    await rotateCa(ctx, "user", { mode: "manual", phase }, admin);
+  }
+  // Burst 3: each source's ceiling is 30 free answers; a certificate's allowance is 5.
+  const app = createApp(ctx, { rateLimit: { perSecond: 0.001, burst: 3 } });
+  const answer = async (signer: RequestSigner, remoteAddr: string) => {
+    const authorization = await signRequest(signer, { method: "GET", path: "/v1/status" });
+    const res = await app.fetch(
+      new Request("http://auth.test/v1/status", { headers: { authorization } }),
+      { remoteAddr },
+    );
+    const body = await res.json();
+    return res.status === 429 ? "429" : body.error?.code;
+  };
+  // Source A spends its ceiling on 30 certificates, then `last` is charged there three times.
+  for (const signer of minted.slice(0, 30)) await answer(signer, "192.0.2.10:1");
+  const last = minted[30];
+  const atA: string[] = [];
+  for (let i = 0; i < 4; i++) atA.push(await answer(last, "192.0.2.10:1"));
+  assertEquals(atA, [...Array(3).fill("CA_KEY_DROPPED"), "429"], "charged at A");
+  // From source B, `last` still has its 5 free answers, then B's burst of 3 is charged.
+  const atB: string[] = [];
+  for (let i = 0; i < 9; i++) atB.push(await answer(last, "198.51.100.10:1"));
+  assertEquals(atB, [...Array(8).fill("CA_KEY_DROPPED"), "429"], "the certificate's allowance");
+});

@@ -42,8 +42,9 @@ const FREE_DROPPED_WINDOW_S = 600;
 const FREE_DROPPED_CERTIFICATES = 10_000;
 /**
  * Uncharged `CA_KEY_DROPPED` answers per source at once, as a multiple of the
- * source's burst, regained at the source's rate: a fleet of 2,000 bots behind
- * one address (default burst 200) meets no charged one, while whoever holds a
+ * source's burst, regained at the source's rate: 2,000 answers at once behind
+ * one address (default burst 200), a fleet of 1,000–2,000 bots at one or two each, meet no
+ * charged one, while whoever holds a
  * dropped CA key, and so can mint certificates without end, gets at most that
  * many and then the source's own rate again (review-ca N5).
  */
@@ -83,9 +84,17 @@ export function rateLimiter(
     ...config,
     burst: config.burst * FREE_DROPPED_BURSTS_PER_SOURCE,
   });
-  const uncharged = (err: unknown, source: string) =>
-    err instanceof CaKeyDroppedError && err.provenHolder !== undefined &&
-    freeDropped.take(err.provenHolder, now()).ok && freeDroppedBySource.take(source, now()).ok;
+  // Both allowances are looked at before either is spent: an answer the source's ceiling charges
+  // must not also use up the certificate's own allowance (review-so S2).
+  const uncharged = (err: unknown, source: string) => {
+    if (!(err instanceof CaKeyDroppedError) || err.provenHolder === undefined) return false;
+    const at = now();
+    if (!freeDropped.peek(err.provenHolder, at).ok) return false;
+    if (!freeDroppedBySource.peek(source, at).ok) return false;
+    freeDropped.take(err.provenHolder, at);
+    freeDroppedBySource.take(source, at);
+    return true;
+  };
   return async (c, next) => {
     const source = sourceAddress(c.env?.remoteAddr);
     const path = new URL(c.req.url).pathname;
