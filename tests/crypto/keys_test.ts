@@ -11,66 +11,67 @@ import { exportSpki, generateKeyPair, importSpki, sign, verify } from "../../src
 import { parseAuthorizedKey, toAuthorizedKey } from "../../src/crypto/ssh_wire.ts";
 import { assert, assertEquals } from "../_assert.ts";
 
-Deno.test("exports made together of one new key share one WebCrypto export", async () => {
-  const subtle = crypto.subtle as unknown as { exportKey: (...a: unknown[]) => Promise<unknown> };
-  const original = subtle.exportKey;
-  let calls = 0;
-  subtle.exportKey = (...args: unknown[]) => {
-    calls++;
+/** Runs `fn` with `crypto.subtle[method]` counted; `fn` reads and resets the count. */
+async function counting(
+  method: "exportKey" | "importKey",
+  fn: (count: { calls: number }) => Promise<void>,
+): Promise<void> {
+  const subtle = crypto.subtle as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>;
+  const original = subtle[method];
+  const count = { calls: 0 };
+  subtle[method] = (...args: unknown[]) => {
+    count.calls++;
     return original.apply(crypto.subtle, args);
   };
   try {
+    await fn(count);
+  } finally {
+    subtle[method] = original;
+  }
+}
+
+Deno.test("exports made together of one new key share one WebCrypto export", async () => {
+  await counting("exportKey", async (count) => {
     for (const alg of ["EdDSA", "ES256"] as const) {
-      calls = 0;
+      count.calls = 0;
       const { publicKey } = await generateKeyPair(alg);
       const [a, b, ssh] = await Promise.all([
         exportSpki(publicKey),
         exportSpki(publicKey),
         toAuthorizedKey(publicKey),
       ]);
-      assertEquals(calls, 1, alg);
+      assertEquals(count.calls, 1, alg);
       assertEquals(a, b);
       // Each caller owns its copy.
       assert(a !== b);
       a.fill(0);
       assertEquals(await exportSpki(publicKey), b);
       assertEquals(ssh.split(" ")[0], alg === "EdDSA" ? "ssh-ed25519" : "ecdsa-sha2-nistp256");
-      assertEquals(calls, 1, alg);
+      assertEquals(count.calls, 1, alg);
     }
-  } finally {
-    subtle.exportKey = original;
-  }
+  });
 });
 
 Deno.test("one import serves a key's SPKI and SSH forms, and only those bytes", async () => {
-  const subtle = crypto.subtle as unknown as { importKey: (...a: unknown[]) => Promise<unknown> };
-  const original = subtle.importKey;
-  let calls = 0;
-  subtle.importKey = (...args: unknown[]) => {
-    calls++;
-    return original.apply(crypto.subtle, args);
-  };
-  try {
+  await counting("importKey", async (count) => {
     for (const alg of ["EdDSA", "ES256"] as const) {
       const pair = await generateKeyPair(alg);
       const spki = await exportSpki(pair.publicKey);
       const line = await toAuthorizedKey(pair.publicKey);
-      calls = 0;
+      count.calls = 0;
       // A join's begin (both forms at once), then its continue (the SSH form).
       const [fromSpki, fromSsh] = await Promise.all([importSpki(spki), parseAuthorizedKey(line)]);
       const again = (await parseAuthorizedKey(line)).key;
-      assertEquals(calls, 1, alg);
+      assertEquals(count.calls, 1, alg);
       assert(fromSpki === fromSsh.key && fromSsh.key === again, alg);
       const data = new Uint8Array([1, 2, 3]);
       assert(await verify(fromSpki, await sign(pair.privateKey, data), data), alg);
       // Another key's bytes get their own import and their own key.
       const other = await generateKeyPair(alg);
       const otherKey = await importSpki(await exportSpki(other.publicKey));
-      assertEquals(calls, 2, alg);
+      assertEquals(count.calls, 2, alg);
       assert(otherKey !== fromSpki, alg);
       assertEquals(await exportSpki(otherKey), await exportSpki(other.publicKey));
     }
-  } finally {
-    subtle.importKey = original;
-  }
+  });
 });
