@@ -62,8 +62,9 @@ export function missingPermission(
         : `${program} may not read ${permission.variable}: ${names}`;
     case "net":
       return `${program} may not use ${permission.host ?? "the network"}: ${names}`;
+    case "read":
     case "write":
-      return `${program} may not write ${permission.path ?? "files"}: ${names}`;
+      return `${program} may not ${permission.name} ${permission.path ?? "files"}: ${names}`;
     case "sys":
       return `${program} may not read the system's ${permission.kind}: ${names}`;
     default:

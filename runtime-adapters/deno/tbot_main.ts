@@ -103,6 +103,8 @@ function writeAll(file: { writeSync(p: Uint8Array): number }, text: string) {
 export const denoPlatform: TbotPlatform = {
   // A variable outside a narrowed --allow-env is absent, never a prompt (./permissions.ts).
   ...envReader("tbot"),
+  // Asked first: a file outside a narrowed --allow-read/--allow-write would prompt a terminal.
+  missingFileAccess: (path, access) => missingPermission({ name: access, path }),
   readTextFile,
   writeTextFile: (path, text, mode) =>
     writeFileAtomic(path, text, { mode }).catch((err) => {

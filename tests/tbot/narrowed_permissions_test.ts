@@ -409,3 +409,113 @@ Deno.test({
     await sleeper.status;
   }
 });
+
+Deno.test({
+  name: "a narrowed --allow-read or --allow-write on a terminal: tbot asks nothing; a path " +
+    "outside them stops it at start, naming the path, its field and the flag",
+  ignore: ignoreUnless("narrowed permissions test", noScript()),
+}, async () => {
+  await using bot = await servedBot("tbot-narrowed-fs-");
+  const sleeper = new Deno.Command("sleep", { args: ["600"], stdin: "null" }).spawn();
+  const storage = `${bot.dir}/bot`;
+  const out = `${bot.dir}/out`;
+  const serverPid = `${bot.dir}/server.pid`;
+  const run_ = `${bot.dir}/run`;
+  const tbotPid = `${run_}/tbot.pid`;
+  const exists = (path: string) => Deno.stat(path).then(() => true, () => false);
+  await bot.writeConfig({ storage });
+  await Deno.writeTextFile(
+    bot.config,
+    (await Deno.readTextFile(bot.config)).replace(
+      "outputs: []",
+      [
+        "outputs:",
+        "  - type: identity",
+        "    destination:",
+        "      type: directory",
+        `      path: ${out}`,
+        "    on_renew:",
+        "      signal: HUP",
+        `      pid_file: ${serverPid}`,
+      ].join("\n"),
+    ),
+  );
+  const reads = [bot.config, storage, out, serverPid, run_];
+  const writes = [storage, out, run_];
+  /** tbot --oneshot on a terminal, allowed to read `read` and write `write` only. */
+  const run = async (read: string[], write: string[], extra: string[] = []) => {
+    const flags = TBOT_DENO_FLAGS.map((f) =>
+      f === "--allow-read"
+        ? `--allow-read=${read.join(",")}`
+        : f === "--allow-write"
+        ? `--allow-write=${write.join(",")}`
+        : f
+    );
+    const r = await onTerminal(
+      tbotOneshot([...flags, ...extra], ["-c", bot.config, "--pid-file", tbotPid]),
+      bot.dir,
+    );
+    assert(!r.prompted, `Deno prompted:\n${r.shown}`);
+    assert(!r.shown.includes("Requires "), r.shown);
+    return r;
+  };
+  const without = (list: string[], path: string) => list.filter((p) => p !== path);
+  /** A refused start: one CONFIG_INVALID line naming `field`, and nothing written. */
+  const refused = async (r: { code: number; shown: string }, field: string, says: string) => {
+    assertEquals(r.code, 1, r.shown);
+    assert(
+      new RegExp(`${field}: tbot may ${says}.*CONFIG_INVALID`).test(r.shown),
+      `${field}:\n${r.shown}`,
+    );
+    assert(!await exists(storage), `nothing was written:\n${r.shown}`);
+    assert(!await exists(tbotPid), "no pid file");
+  };
+  try {
+    await Deno.writeTextFile(serverPid, `${sleeper.pid}\n`);
+    await Deno.mkdir(run_);
+    const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+    await refused(
+      await run(reads, without(writes, out)),
+      esc("services[0].destination.path"),
+      `not write ${esc(out)}: its --allow-write does not name it`,
+    );
+    await refused(
+      await run(reads, writes, [`--deny-write=${out}`]),
+      esc("services[0].destination.path"),
+      `not write ${esc(out)}: its --deny-write names it`,
+    );
+    // Written atomically: a new file in its directory, renamed over it.
+    await refused(
+      await run(reads, [...without(writes, run_), tbotPid]),
+      `--pid-file ${esc(tbotPid)} \\(written through its directory\\)`,
+      `not write ${esc(run_)}: its --allow-write does not name it`,
+    );
+    await refused(
+      await run(without(reads, serverPid), writes),
+      esc("services[0].on_renew.pid_file"),
+      `not read ${esc(serverPid)}: its --allow-read does not name it`,
+    );
+    await refused(
+      await run(without(reads, storage), writes),
+      "storage.path",
+      `not read ${esc(storage)}: its --allow-read does not name it`,
+    );
+    await refused(
+      await run(without(reads, bot.config), writes),
+      "-c",
+      `not read ${esc(bot.config)}: its --allow-read does not name it`,
+    );
+    // Everything it uses allowed: it joins, writes the output and runs the hook, asking nothing.
+    const joined = await run(reads, writes);
+    assertEquals(joined.code, 0, joined.shown);
+    assert(await exists(`${out}/tlscert`), joined.shown);
+    assert(!await exists(tbotPid), "the pid file is removed at exit");
+    // The signal hook read its pid file and signalled.
+    assertEquals((await sleeper.status).signal, "SIGHUP", joined.shown);
+  } finally {
+    try {
+      sleeper.kill("SIGKILL");
+    } catch { /* signalled by the hook */ }
+    await sleeper.status;
+  }
+});

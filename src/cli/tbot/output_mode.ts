@@ -12,6 +12,7 @@ import { flagValue, UsageError } from "../flags/mod.ts";
 import { parseJoinUri } from "../../agent/config/join_uri.ts";
 import type { OutputMode, TbotFlags } from "./flags.ts";
 import type { TbotPlatform } from "./platform.ts";
+import { checkFileAccess } from "./file_access.ts";
 import type { Logger } from "../../util/log.ts";
 
 /** Which flag sets each field of a mode's output (most specific path first), for errors. */
@@ -195,7 +196,7 @@ export function flagsWithEnv<F extends TbotFlags>(
  */
 export async function flagsFromSources<F extends TbotFlags>(
   f: F,
-  platform: Pick<TbotPlatform, "env" | "readTextFile">,
+  platform: Pick<TbotPlatform, "env" | "readTextFile" | "missingFileAccess">,
   log?: Logger,
 ): Promise<F> {
   const out = flagsWithEnv(f, platform.env);
@@ -204,6 +205,7 @@ export async function flagsFromSources<F extends TbotFlags>(
   // Errors name where the URI came from (never the URI: it may hold the secret).
   let source = f.joinUri === undefined ? FLAG_ENV.joinUri : "--join-uri";
   if (given.startsWith("/")) {
+    checkFileAccess([{ path: given, access: "read", field: source }], platform);
     out.joinUri = (await platform.readTextFile(given)).trim();
     if (!out.joinUri) throw new UsageError(`${source}: the file ${given} is empty`);
     source = `${source} (${given})`;

@@ -63,8 +63,17 @@ export interface ClosableStorage {
   close(): void;
 }
 
+/** What tbot does with a file: reads it, or writes (creates, replaces, removes) it. */
+export type FileAccess = "read" | "write";
+
 /** Runtime services for the tbot commands. */
 export interface TbotPlatform extends EnvReader {
+  /**
+   * Why this process may not `access` `path` (a file, or a directory and all
+   * below it), naming the flag that would allow it; undefined when it may.
+   * Never asks anyone (./file_access.ts). Absent: every path is allowed.
+   */
+  missingFileAccess?(path: string, access: FileAccess): string | undefined;
   /** Reads a text file; throws a `KeyboundError` naming the path when it cannot. */
   readTextFile(path: string): Promise<string>;
   /** Writes a text file atomically with `mode`, creating no directories. */

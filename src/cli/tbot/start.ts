@@ -39,6 +39,7 @@ import type { AgentStorage, ReleaseLock } from "../../agent/storage.ts";
 import { TBOT_VERSION } from "../../agent/version.ts";
 import { ConfigError, inContext } from "../../errors.ts";
 import { reportFailure } from "./failure.ts";
+import { checkFileAccess, pathsOf } from "./file_access.ts";
 import { withHeapRelease } from "./heap_release.ts";
 import { flagsFromSources } from "./output_mode.ts";
 import { formatDuration } from "../../util/duration.ts";
@@ -90,6 +91,11 @@ export async function loadStartConfig(
   const path = flags.config ?? decidingEnv(platform, ENV_CONFIG_PATH, CONFIG_VARIABLES);
   const inline = path ? undefined : decidingEnv(platform, ENV_CONFIG, CONFIG_VARIABLES);
   if (!path && !inline) return configFromFlags(flags, log);
+  if (path) {
+    checkFileAccess([
+      { path, access: "read", field: flags.config === undefined ? ENV_CONFIG_PATH : "-c" },
+    ], platform);
+  }
   // The YAML parser (a CommonJS package: ~30 ms and ~6 MB at start) only for a config file.
   const { parseConfig } = await import("../../agent/config/load.ts");
   const config = path
@@ -183,6 +189,9 @@ export async function runStart(
   try {
     log = makeLog(logFormatOf(flags.logFormat), !!flags.debug);
     const config = await loadStartConfig(flags, platform, log);
+    // Before anything is read or written: a path outside a narrowed permission is a
+    // configuration error, never a prompt or a bot stopped half-way.
+    checkFileAccess(pathsOf(config, flags.pidFile, platform.env), platform);
     if (config.debug) log = makeLog(logFormatOf(flags.logFormat), true);
     if (!config.oneshot && config.credential_ttl < config.renewal_interval) {
       log.warn(
