@@ -13,7 +13,8 @@ import { KV_FILE } from "../../src/cli/auth/data_dir.ts";
 import { ConfigError } from "../../src/errors.ts";
 import type { Backend } from "../../src/storage/backend.ts";
 import { DenoKvBackend } from "./kv_backend.ts";
-import { granted, guardNodeEnv } from "./permissions.ts";
+import { envReader, guardNodeEnv } from "./permissions.ts";
+import { decidingEnv } from "../../src/cli/env.ts";
 import { PostgresBackend } from "./postgres/backend.ts";
 import { isPostgresUrl, parsePostgresUrl, type PostgresLocation } from "./postgres/url.ts";
 
@@ -55,16 +56,14 @@ async function readPassword(config: StorageConfig & { kind: "postgres" }): Promi
   string | undefined
 > {
   if (config.passwordFile === undefined) {
-    // Outside a narrowed --allow-env, reading PGPASSWORD would prompt on a
-    // terminal (the service would wait on it) or throw; read as absent, it
-    // would end in a baffling "password authentication failed". Say why.
-    if (!granted({ name: "env", variable: "PGPASSWORD" })) {
-      throw new ConfigError(
-        "--storage postgres://…: may not read PGPASSWORD: --allow-env does not name it " +
-          "(add PGPASSWORD to --allow-env, or use --storage-password-file)",
-      );
-    }
-    return Deno.env.get("PGPASSWORD");
+    // Outside a narrowed --allow-env (or named by --deny-env), reading PGPASSWORD
+    // would prompt on a terminal (the service would wait on it) or throw; read as
+    // absent, it would end in a baffling "password authentication failed". Say why.
+    return decidingEnv(envReader("auth"), "PGPASSWORD", {
+      decides: "the password of the PostgreSQL login (--storage postgres://…)",
+      allow: ["PGPASSWORD"],
+      instead: "use --storage-password-file",
+    });
   }
   let text: string;
   try {

@@ -30,6 +30,11 @@ export function wholly(permission: Deno.PermissionDescriptor): boolean {
   return status.state === "granted" && !status.partial;
 }
 
+/** Whether a `--deny-*` flag names `permission` (never prompts): no allow can then grant it. */
+export function denied(permission: Deno.PermissionDescriptor): boolean {
+  return Deno.permissions.querySync(permission).state === "denied";
+}
+
 /** Variable `name`; undefined when it is unset or this process may not read it. */
 export function readEnv(name: string): string | undefined {
   return granted({ name: "env", variable: name }) ? Deno.env.get(name) : undefined;
@@ -78,11 +83,15 @@ export function missingPermission(
  */
 export function envReader(program: string): {
   env(name: string): string | undefined;
-  unreadableEnv(name: string): string | undefined;
+  unreadableEnv(name: string): { why: string; denied: boolean } | undefined;
 } {
   return {
     env: readEnv,
-    unreadableEnv: (variable) => missingPermission({ name: "env", variable }, program),
+    unreadableEnv: (variable) => {
+      const why = missingPermission({ name: "env", variable }, program);
+      if (why === undefined) return undefined;
+      return { why, denied: denied({ name: "env", variable }) };
+    },
   };
 }
 
@@ -162,7 +171,8 @@ function processIdentity(): { uid: number; gids: Set<number> } | null {
 
 /**
  * Whether this user may execute the file `info` describes, as `access(2)`
- * decides (and Deno's own search of the PATH): root if any execute bit is
+ * decides from the mode bits (and Deno's own search of the PATH; neither
+ * sees a POSIX ACL or a `noexec` mount here): root if any execute bit is
  * set; the owner by the owner's bit alone; a member of the file's group by
  * the group's bit; anyone else by the others' bit. Not any execute bit: a
  * file only others may execute is passed over by Deno, so a check of it

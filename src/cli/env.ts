@@ -14,11 +14,20 @@ export interface EnvReader {
   /** An environment variable; undefined when unset or when this process may not read it. */
   env(name: string): string | undefined;
   /**
-   * Why this process may not read variable `name`, naming what would let it;
-   * undefined when it may. See {@linkcode decidingEnv}. Absent: every
-   * variable is readable.
+   * Why this process may not read variable `name` (`why`, naming the flag),
+   * and whether a flag denies it outright (`denied`: no allow-list can then
+   * let it); undefined when it may. See {@linkcode decidingEnv}. Absent:
+   * every variable is readable.
    */
-  unreadableEnv?(name: string): string | undefined;
+  unreadableEnv?(name: string): UnreadableEnv | undefined;
+}
+
+/** Why a variable may not be read: {@linkcode EnvReader.unreadableEnv}. */
+export interface UnreadableEnv {
+  /** "tbot may not read X: its --allow-env does not name it". */
+  why: string;
+  /** A deny flag names it (`--deny-env=X`): it overrides every allow. */
+  denied: boolean;
 }
 
 /** What {@linkcode decidingEnv} says about a variable. */
@@ -42,12 +51,17 @@ export function decidingEnv(
   name: string,
   about: DecidingVariable,
 ): string | undefined {
-  const why = reader.unreadableEnv?.(name);
-  if (why === undefined) return reader.env(name);
+  const unreadable = reader.unreadableEnv?.(name);
+  if (unreadable === undefined) return reader.env(name);
   const names = about.allow.join(",");
+  // A deny wins over every allow: only taking it out of the deny flag helps.
+  const remedy = unreadable.denied
+    ? `take ${name} out of --deny-env`
+    : `allow ${names} (--allow-env=${names},…; ${
+      about.allow.length > 1 ? "they" : "it"
+    } may stay unset)`;
   throw new ConfigError(
-    `${why}, and it decides ${about.decides}: allow ${names} ` +
-      `(--allow-env=${names},…; they may stay unset)` +
+    `${unreadable.why}, and it decides ${about.decides}: ${remedy}` +
       (about.instead === undefined ? "" : ` or ${about.instead}`),
     { details: { env_not_readable: name } },
   );

@@ -192,13 +192,32 @@ Deno.test("auth start --storage postgres:// outside a narrowed --allow-env's PGP
       narrowedEnv("NO_COLOR"),
     );
     assertEquals(r.code, 1, r.stderr);
+    const refusal = (why: string, remedy: string) =>
+      `auth: error [CONFIG_INVALID]: auth may not read PGPASSWORD: ${why}, and it decides ` +
+      `the password of the PostgreSQL login (--storage postgres://…): ${remedy} or use ` +
+      "--storage-password-file\n";
     assertEquals(
       r.stderr,
-      "auth: error [CONFIG_INVALID]: --storage postgres://…: may not read PGPASSWORD: " +
-        "--allow-env does not name it (add PGPASSWORD to --allow-env, or use " +
-        "--storage-password-file)\n",
+      refusal(
+        "its --allow-env does not name it",
+        "allow PGPASSWORD (--allow-env=PGPASSWORD,…; it may stay unset)",
+      ),
     );
     assertEquals(r.stdout, "");
+    // Denied: no --allow-env could let it; the line says which flag to change.
+    const denied = await authStart(
+      `${dir}/data`,
+      ["--storage", "postgres://keybound@127.0.0.1:1/kb"],
+      { PGPASSWORD: PG_PASSWORD },
+      // Named by both: the deny wins.
+      narrowedEnv("NO_COLOR,PGPASSWORD")
+        .flatMap((f) => f === "--no-prompt" ? [f, "--deny-env=PGPASSWORD"] : [f]),
+    );
+    assertEquals(denied.code, 1, denied.stderr);
+    assertEquals(
+      denied.stderr,
+      refusal("its --deny-env names it", "take PGPASSWORD out of --deny-env"),
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -372,7 +372,7 @@ Deno.test({
     const kek = await run([], (f) => [...f, "--deny-env=TBOT_STORAGE_KEK"]);
     assertEquals(kek.code, 1, kek.shown);
     assert(
-      /tbot may not read TBOT_STORAGE_KEK: its --deny-env names it, and it decides whether private keys are sealed.*code=CONFIG_INVALID/
+      /tbot may not read TBOT_STORAGE_KEK: its --deny-env names it, and it decides whether private keys are sealed: take TBOT_STORAGE_KEK out of --deny-env or set storage.kek_path .*code=CONFIG_INVALID/
         .test(kek.shown),
       kek.shown,
     );
