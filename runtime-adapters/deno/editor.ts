@@ -30,11 +30,14 @@ export function editorCommand(reader: EnvReader = envReader("tctl")): string {
  */
 export async function editInEditor(text: string): Promise<EditSession> {
   const editor = editorCommand();
-  // Asked first, before anything is written: outside a narrowed --allow-write or
-  // --allow-run (or without them, as tctl's task runs), Deno would prompt a terminal.
-  // TMPDIR unreadable: the system's, where Deno would put it without TMPDIR.
+  // Asked first, before anything is written: outside a narrowed --allow-read,
+  // --allow-write or --allow-run, Deno would prompt a terminal, with the resource's
+  // text already in a temp file (the atomic write's rename and the read back need
+  // --allow-read of it). TMPDIR unreadable: the system's, where Deno would put it
+  // without TMPDIR.
   const tmp = readEnv("TMPDIR") || "/tmp";
   const missing = missingPermission({ name: "write", path: tmp }, "tctl") ??
+    missingPermission({ name: "read", path: tmp }, "tctl") ??
     missingPermission({ name: "run", command: SHELL }, "tctl");
   if (missing !== undefined) {
     throw new ConfigError(`tctl edit: ${missing}; nothing was changed`);

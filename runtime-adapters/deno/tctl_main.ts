@@ -20,20 +20,30 @@ import {
 import { parseIdentityFile } from "../../src/protocol/identity_file.ts";
 import { createTctlFetch } from "./tctl_transport.ts";
 import { argParser } from "./arg_parser.ts";
-import { fileErrorMessage, osErrorReason } from "./os_error.ts";
-import { envReader, guardNodeEnv } from "./permissions.ts";
+import { osErrorReason } from "./os_error.ts";
+import { envReader, guardNodeEnv, missingPermission } from "./permissions.ts";
 import process from "node:process";
 
 // Under a narrowed --allow-env, a variable read by an npm package (`yaml` reads
 // LOG_TOKENS) would prompt a terminal; tctl's own are read through envReader.
 guardNodeEnv(process);
 
-async function readText(path: string): Promise<string> {
-  if (path === "-") return await new Response(Deno.stdin.readable).text();
-  // The command names the file; the error says only why.
+/**
+ * A file's text; the command names the file, the error says only why. Asked
+ * first: outside a narrowed --allow-read, Deno would prompt a terminal.
+ */
+async function readFileText(path: string): Promise<string> {
+  const missing = missingPermission({ name: "read", path }, "tctl");
+  if (missing !== undefined) throw new Error(missing);
   return await Deno.readTextFile(path).catch((err) => {
     throw new Error(osErrorReason(err), { cause: err });
   });
+}
+
+/** `create`'s FILE: a file, or `-` for standard input. */
+async function readText(path: string): Promise<string> {
+  if (path === "-") return await new Response(Deno.stdin.readable).text();
+  return await readFileText(path);
 }
 
 function writeStdout(text: string): void {
@@ -46,19 +56,16 @@ async function openApi(flags: TctlFlags): Promise<AdminApiClient> {
   const settings = await resolveConnection(flags, {
     // Outside a narrowed --allow-env: refused by name, never a prompt (./permissions.ts).
     ...envReader("tctl"),
-    readTextFile: (path) =>
-      Deno.readTextFile(path).catch((err) => {
-        throw new Error(osErrorReason(err), { cause: err });
-      }),
+    readTextFile: readFileText,
   });
   let text: string;
   try {
-    text = await Deno.readTextFile(settings.identityPath);
+    text = await readFileText(settings.identityPath);
   } catch (err) {
     throw new KeyboundError(
       "BAD_PARAMETER",
-      fileErrorMessage("read identity file", settings.identityPath, err),
-      { cause: err },
+      `cannot read identity file ${settings.identityPath}: ${(err as Error).message}`,
+      { cause: (err as Error).cause ?? err },
     );
   }
   const identity = await parseIdentityFile(text);

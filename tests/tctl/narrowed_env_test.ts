@@ -131,3 +131,82 @@ Deno.test({
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test({
+  name: "narrowed --allow-read on a terminal: tctl asks nothing and names the file it may not read",
+  ignore: ignoreUnless("narrowed permissions test", noScript()),
+}, async () => {
+  const auth = await startInProcessAuth();
+  const dir = await Deno.makeTempDir({ prefix: "tctl-narrowed-read-" });
+  const tmp = `${dir}/tmp`;
+  const role = `${dir}/role.yaml`;
+  const editor = `${dir}/editor.sh`;
+  /** tctl `args` on a terminal, allowed to read `reads` only. */
+  const run = async (reads: string[], args: string[]) => {
+    const r = await onTerminal([
+      "env",
+      `EDITOR=${editor}`,
+      `TMPDIR=${tmp}`,
+      Deno.execPath(),
+      "run",
+      "--allow-net",
+      `--allow-read=${reads.join(",")}`,
+      `--allow-env=${CONNECTION},VISUAL,EDITOR,TMPDIR`,
+      "--allow-write",
+      "--allow-run=/bin/sh",
+      TCTL,
+      "--auth-server",
+      auth.url,
+      "-i",
+      auth.identity,
+      ...args,
+    ], dir);
+    assert(!r.prompted, `Deno prompted:\n${r.shown}`);
+    return r;
+  };
+  try {
+    await Deno.mkdir(tmp);
+    await Deno.writeTextFile(
+      role,
+      "kind: role\nversion: v7\nmetadata:\n  name: narrow\nspec: {}\n",
+    );
+    await Deno.writeTextFile(
+      editor,
+      `#!/bin/sh\nsed -i 's/spec: {}/spec: {allow: {logins: [x]}}/' "$1"\n`,
+      { mode: 0o755 },
+    );
+    const identity = await run([role], ["status"]);
+    assertEquals(identity.code, 1, identity.shown);
+    assertMatch(
+      identity.shown,
+      new RegExp(
+        `cannot read identity file ${auth.identity}: tctl may not read ${auth.identity}: its --allow-read does not name it`,
+      ),
+    );
+    const create = await run([auth.identity], ["create", role]);
+    assertEquals(create.code, 2, create.shown);
+    assertMatch(
+      create.shown,
+      new RegExp(
+        `cannot read ${role}: tctl may not read ${role}: its --allow-read does not name it`,
+      ),
+    );
+    assertEquals((await run([auth.identity, role], ["create", role])).code, 0);
+    // The temp directory unreadable: refused before the resource is written there.
+    const edit = await run([auth.identity], ["edit", "role/narrow"]);
+    assertEquals(edit.code, 1, edit.shown);
+    assertMatch(
+      edit.shown,
+      new RegExp(
+        `tctl edit: tctl may not read ${tmp}: its --allow-read does not name it; nothing was changed`,
+      ),
+    );
+    assertEquals([...Deno.readDirSync(tmp)], [], "nothing was left in the temp directory");
+    const edited = await run([auth.identity, tmp], ["edit", "role/narrow"]);
+    assertEquals(edited.code, 0, edited.shown);
+    assertMatch(edited.shown, /role "narrow" has been updated/);
+  } finally {
+    await auth.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -79,9 +79,12 @@ export async function resolveConnection(
     const path = dataDirFile(dataDir, AUTH_SERVER_FILE);
     try {
       address = (await environment.readTextFile(path)).trim();
-    } catch {
+    } catch (cause) {
+      // Why, too: "tctl may not read …: its --allow-read does not name it" is no missing file.
       throw new BadParameterError(
-        `cannot read ${path} (the auth service writes it at start); pass --auth-server HOST:PORT`,
+        `cannot read ${path}: ${errorMessage(cause)} (the auth service writes it at start); ` +
+          "pass --auth-server HOST:PORT",
+        { cause },
       );
     }
     what = path;
