@@ -10,6 +10,7 @@
  */
 import { BadParameterError } from "../errors.ts";
 import { concatBytes } from "../util/encoding.ts";
+import { LruMap } from "../util/lru.ts";
 
 /** Byte width of a P-256 scalar: WebCrypto's `r||s` is twice this. */
 export const P256_SCALAR_BYTES = 32;
@@ -58,8 +59,25 @@ export function derUnsigned(value: Uint8Array | number): Uint8Array<ArrayBuffer>
   return derTlv(TAG.INTEGER, minimalUnsigned(value));
 }
 
+/**
+ * Encoded OIDs by dotted form. A certificate's subject and extensions name
+ * the same few OIDs on every issuance, and encoding one goes through BigInt
+ * arithmetic; bounded, as a subject's attribute types come from callers.
+ */
+const encodedOids = new LruMap<string, Uint8Array<ArrayBuffer>>(256);
+
 /** An OBJECT IDENTIFIER from its dotted form (at least two arcs, first 0–2). */
 export function derOid(dotted: string): Uint8Array<ArrayBuffer> {
+  let der = encodedOids.get(dotted);
+  if (!der) {
+    der = encodeOid(dotted);
+    encodedOids.set(dotted, der);
+  }
+  // A copy: callers own what they get.
+  return der.slice();
+}
+
+function encodeOid(dotted: string): Uint8Array<ArrayBuffer> {
   const arcs = dotted.split(".").map((a) => BigInt(a));
   const out: number[] = [];
   const base128 = (n: bigint) => {
