@@ -35,7 +35,12 @@ Deno.test("pathsOf names every file tbot start reads or writes, with its field",
     }],
   });
   assertEquals(pathsOf(c, "tbot.pid", () => undefined), [
-    { path: "/var/lib/tbot/bot.kv", access: "read_write", field: "storage.path" },
+    {
+      path: "/var/lib/tbot",
+      access: "read_write",
+      field: "storage.path",
+      file: "/var/lib/tbot/bot.kv",
+    },
     { path: "/etc/tbot/kek", access: "read", field: "storage.kek_path" },
     { path: "/etc/tbot/token", access: "read", field: "onboarding.token" },
     {

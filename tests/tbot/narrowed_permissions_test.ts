@@ -512,6 +512,33 @@ Deno.test({
     assert(!await exists(tbotPid), "the pid file is removed at exit");
     // The signal hook read its pid file and signalled.
     assertEquals((await sleeper.status).signal, "SIGHUP", joined.shown);
+
+    // A Deno KV file: its journals are made and restricted beside it, so its directory.
+    const kvDir = `${bot.dir}/kv`;
+    const kv = `${kvDir}/bot.kv`;
+    const config = await Deno.readTextFile(bot.config);
+    await Deno.writeTextFile(
+      bot.config,
+      config.replace(`  type: directory\n  path: ${storage}`, `  type: deno_kv\n  path: ${kv}`)
+        .replace(/ {4}on_renew:\n.*\n.*\n/, ""),
+    );
+    const kvReads = [...without(reads, storage), kvDir];
+    const kvWrites = [...without(writes, storage), kvDir];
+    const fileOnly = await run([...without(kvReads, kvDir), kv], [...without(kvWrites, kvDir), kv]);
+    assertEquals(fileOnly.code, 1, fileOnly.shown);
+    assert(
+      new RegExp(
+        `storage\\.path ${esc(kv)} \\(written through its directory\\): tbot may not read ` +
+          `${esc(kvDir)}: its --allow-read does not name it.*CONFIG_INVALID`,
+      ).test(fileOnly.shown),
+      fileOnly.shown,
+    );
+    assert(!await exists(kvDir), "nothing was written");
+    // Opened and used, asking nothing; the join is then refused, as it should be: the
+    // token is bound to the key the directory storage above holds, not this new one.
+    const onKv = await run(kvReads, kvWrites);
+    assert(await exists(kv), onKv.shown);
+    assert(/join refused.*code=CHALLENGE_FAILED/.test(onKv.shown), onKv.shown);
   } finally {
     try {
       sleeper.kill("SIGKILL");

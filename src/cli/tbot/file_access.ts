@@ -26,7 +26,7 @@ export interface PathUse {
   /**
    * The file the field names, when `path` is its directory: a file written
    * atomically is a new file there, renamed over it, and the directory is
-   * read to flush the rename.
+   * read to flush the rename; a database keeps its journals there.
    */
   file?: string;
 }
@@ -52,8 +52,18 @@ export function pathsOf(
 ): PathUse[] {
   const uses: PathUse[] = [];
   const storage = config.storage;
-  if (storage.type !== "memory") {
+  if (storage.type === "directory") {
     uses.push({ path: storage.path, access: "read_write", field: "storage.path" });
+  } else if (storage.type === "deno_kv" && storage.path !== ":memory:") {
+    // The database's journal files (-wal, -shm) are made and restricted beside it.
+    uses.push({
+      path: directoryOf(storage.path),
+      access: "read_write",
+      field: "storage.path",
+      file: storage.path,
+    });
+  }
+  if (storage.type !== "memory") {
     // The variable is read only without storage.kek_path (unreadable: src/cli/env.ts says so).
     const kek = storage.kek_path === undefined
       ? { path: env(ENV_STORAGE_KEK_PATH), field: ENV_STORAGE_KEK_PATH }
