@@ -164,6 +164,15 @@ export interface Front {
    */
   clientOf(token: string): string | undefined;
   /**
+   * Calls `fn` once the client of the connection whose token is `token` has
+   * gone (its socket closed: no answer can reach it), at once if it has;
+   * never for an unknown token. Returns what cancels the call. The server
+   * answers a request whose client has gone at once (serve.ts), so that it
+   * closes its side of the connection then, not when a slow handler ends
+   * (review-front N1).
+   */
+  onClientGone(token: string, fn: () => void): () => void;
+  /**
    * Serves a new certificate to every connection accepted from now on;
    * connections already open keep theirs. Throws (and keeps the old one)
    * if the pair does not parse or the key is not the certificate's.
@@ -195,6 +204,24 @@ function secureContextOf(pair: TlsPair): tls.SecureContext {
   return tls.createSecureContext({ cert: pair.cert, key: pair.key });
 }
 
+/** A connection passed on with a token (tagRequests). */
+interface Tagged {
+  /** Its client's address. */
+  client: string;
+  /** Whether the client's socket has closed. */
+  gone: boolean;
+  /** Told when it closes ({@linkcode Front.onClientGone}); made on first use. */
+  waiting: Set<() => void> | undefined;
+}
+
+/** Marks `entry`'s client gone and tells those waiting for it. */
+function leave(entry: Tagged): void {
+  entry.gone = true;
+  const waiting = entry.waiting;
+  entry.waiting = undefined;
+  if (waiting) { for (const fn of waiting) fn(); }
+}
+
 /** Starts the front; resolves once it listens (rejects if it cannot bind). */
 // deno-lint-ignore require-await -- async: a failure to bind or a bad pair is a rejection
 export async function startFront(o: FrontOptions): Promise<Front> {
@@ -204,7 +231,7 @@ export async function startFront(o: FrontOptions): Promise<Front> {
   const balancers = new Set([...o.balancers].map(canonicalIp));
   const open = new Set<Duplex>();
   /** Each open connection's token → its client (tagRequests). */
-  const clients = new Map<string, string>();
+  const clients = new Map<string, Tagged>();
   const report = o.onEvent ?? (() => {});
   /**
    * Accepted connections not yet connected to the server (header,
@@ -215,7 +242,13 @@ export async function startFront(o: FrontOptions): Promise<Front> {
   const maxTotal = o.setupMax?.total ?? SETUP_MAX_TOTAL;
   /**
    * Every connection the front holds, by client source (the PROXY-declared
-   * client's once its header is read), until its socket closes.
+   * client's once its header is read), until its socket and its loopback
+   * connection have both closed: a client gone while the server still
+   * handles its request leaves that connection's 2 descriptors (and the
+   * server's work) behind, which counted against no cap when the slot went
+   * with the client's socket (review-front N1: with a handler waiting on
+   * storage, a source resetting its connections held about its connection
+   * rate × the handler's time × 2 descriptors beyond its cap).
    */
   const held = new SourceSlots<Duplex>();
   /** Connections from a balancer whose header (and so source) is not read yet. */
@@ -341,9 +374,17 @@ export async function startFront(o: FrontOptions): Promise<Front> {
       if (awaiting) awaitingHeader--;
       awaiting = false;
     };
+    /** Whether the client's socket has closed. */
+    let clientClosed = false;
+    /** The loopback connection while it is open (it holds the slot too). */
+    let loopbackOpen = false;
+    /** The connection's token and client, once it is passed on (tagRequests). */
+    let tagged: Tagged | undefined;
     raw.once("close", () => {
+      clientClosed = true;
       headerDone();
-      held.delete(raw);
+      if (!loopbackOpen) held.delete(raw);
+      if (tagged) leave(tagged);
     });
     const setUp = () => settingUp.delete(raw);
     const timer = setTimeout(() => {
@@ -411,6 +452,7 @@ export async function startFront(o: FrontOptions): Promise<Front> {
       );
       if (!("path" in o.target)) upstream.setNoDelay(true);
       track(upstream);
+      loopbackOpen = true;
       let grace: ReturnType<typeof setTimeout> | undefined;
       let serverClosed = false;
       // The token is forgotten only when the server has closed its side:
@@ -418,8 +460,13 @@ export async function startFront(o: FrontOptions): Promise<Front> {
       // Forgetting the client when it went away instead had a client that
       // sends its request and closes at once handled under no address.
       const token = o.tagRequests ? newToken() : undefined;
-      if (token) clients.set(token, client);
+      if (token) {
+        tagged = { client, gone: clientClosed, waiting: undefined };
+        clients.set(token, tagged);
+      }
       upstream.once("close", () => {
+        loopbackOpen = false;
+        if (clientClosed) held.delete(raw);
         serverClosed = true;
         clearTimeout(grace);
         if (token) clients.delete(token);
@@ -676,7 +723,18 @@ export async function startFront(o: FrontOptions): Promise<Front> {
 
   return {
     addr: bound,
-    clientOf: (token) => clients.get(token),
+    clientOf: (token) => clients.get(token)?.client,
+    onClientGone(token, fn) {
+      const entry = clients.get(token);
+      if (!entry) return () => {};
+      if (entry.gone) {
+        fn();
+        return () => {};
+      }
+      const waiting = entry.waiting ??= new Set();
+      waiting.add(fn);
+      return () => waiting.delete(fn);
+    },
     setTls(pair) {
       if (!context) throw new Error("setTls: this front passes plain HTTP");
       context = secureContextOf(pair);

@@ -9,6 +9,10 @@
  * another source is still served: the oldest connection of the source
  * holding the most is closed instead (review6 M3: the newcomer was refused,
  * so 17 addresses locked everyone out); a source at its own cap is refused.
+ * A client gone while a slow handler waits has its server side closed at
+ * once, and until it is, its connection counts against its source's cap
+ * (review-front N1: 2 descriptors per reset, outside every cap, for the
+ * handler's whole wait).
  *
  * @module
  */
@@ -22,6 +26,11 @@ import {
   type FrontOptions,
   startFront,
 } from "../../runtime-adapters/deno/tls_front.ts";
+import {
+  type FetchApp,
+  serveService,
+  type ServeServiceOptions,
+} from "../../runtime-adapters/deno/serve.ts";
 import { formatHostPort } from "../../src/util/host_port.ts";
 import { silentLogger } from "../../src/util/log.ts";
 import { frontWith, get as getFrom, serverPair } from "./_front.ts";
@@ -60,6 +69,31 @@ function descriptors(): number {
 async function tlsFrontWith(extra: Partial<FrontOptions> = {}) {
   const { cert, key } = await serverPair();
   return await frontWith({ tls: { cert, key }, ...extra });
+}
+
+/**
+ * serveService over TLS in this process before `fetch`, its socket in a
+ * temporary directory (the real composition: a tagged front before
+ * Deno.serve on a Unix socket); `stop` ends it and removes the directory.
+ */
+async function tlsService(fetch: FetchApp["fetch"], front?: ServeServiceOptions["front"]) {
+  const { cert, key } = await serverPair();
+  const dir = await Deno.makeTempDir({ prefix: "kb-front-" });
+  const server = await serveService({ fetch }, {
+    hostname: "127.0.0.1",
+    port: 0,
+    tls: { cert, key },
+    socketDir: `${dir}/front`,
+    log: silentLogger,
+    ...(front ? { front } : {}),
+  });
+  return {
+    server,
+    async stop() {
+      await server.shutdown();
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
 }
 
 Deno.test({
@@ -179,20 +213,18 @@ Deno.test({
   name: "front: a client reset while its next request is held frees its slot at once",
   ignore: NEEDS_OPENSSL !== undefined || NO_PROC !== undefined,
   async fn() {
-    const { cert, key } = await serverPair();
     let release = () => {};
     const released = new Promise<void>((r) => release = r);
     // /a is answered only at the end of the test: /b waits in the front.
-    const { front, stop } = await frontWith(
-      { tls: { cert, key }, maxConnectionsPerSource: 1 },
-      async (r) => {
-        if (new URL(r.url).pathname === "/a") await released;
-        return new Response("ok");
-      },
-    );
+    // The real composition: the slot stays until the server closes its side
+    // too (review-front N1), which Deno.serve does once its client has gone.
+    const { server, stop } = await tlsService(async (r) => {
+      if (new URL(r.url).pathname === "/a") await released;
+      return new Response("ok");
+    }, { maxConnectionsPerSource: 1 });
     const socket = net.connect({
       host: "127.0.0.1",
-      port: front.addr.port,
+      port: server.addr.port,
       localAddress: "127.0.0.2",
     });
     socket.on("error", () => {});
@@ -207,7 +239,7 @@ Deno.test({
       // The source's one slot comes back: before, only when /a's answer
       // met the reset (here never) or at the idle limit (60 s).
       await waitUntil(
-        async () => await getFrom("127.0.0.2", front.addr.port) === "HTTP/1.1 200 OK",
+        async () => await getFrom("127.0.0.2", server.addr.port) === "HTTP/1.1 200 OK",
         "the source's slot back",
         { intervalMs: 100 },
       );
@@ -305,5 +337,119 @@ Deno.test({
   async fn() {
     const { cert, key } = await serverPair();
     await resetBeforeAnswer({ cert, key });
+  },
+});
+
+/**
+ * A TLS connection from `from` that sends a GET of `path`, waits until the
+ * server has it (`entered` grows past what it was), then resets.
+ */
+async function sendThenReset(port: number, from: string, entered: () => number) {
+  const socket = net.connect({ host: "127.0.0.1", port, localAddress: from });
+  socket.on("error", () => {});
+  const s = tls.connect({ socket, rejectUnauthorized: false });
+  s.on("error", () => {});
+  await new Promise((r) => s.once("secureConnect", r));
+  const before = entered();
+  s.write("GET / HTTP/1.1\r\nhost: x\r\n\r\n");
+  await waitUntil(() => entered() > before, "the request in the handler");
+  socket.resetAndDestroy();
+}
+
+Deno.test({
+  name:
+    "serveService: clients reset while a slow handler waits leave no descriptor behind (review-front N1)",
+  ignore: NEEDS_OPENSSL !== undefined || NO_PROC !== undefined,
+  async fn() {
+    let release = () => {};
+    const released = new Promise<void>((r) => release = r);
+    let entered = 0;
+    // A handler waiting on its storage (PostgreSQL slow or down) until the test ends.
+    const { server, stop } = await tlsService(async () => {
+      entered++;
+      await released;
+      return new Response("ok");
+    });
+    try {
+      const base = descriptors();
+      const clients = 20;
+      for (let i = 0; i < clients; i++) {
+        await sendThenReset(server.addr.port, "127.0.0.2", () => entered);
+      }
+      // Before: base + 2 per client (the loopback connection's two ends:
+      // Deno.serve keeps its side until the handler returns) for as long as
+      // the handler waits, outside every cap.
+      await waitUntil(
+        () => descriptors() <= base + 4,
+        `descriptors back to ${base} (+4) after ${clients} resets`,
+        { timeoutMs: 8_000, intervalMs: 50 },
+      );
+      assertEquals(entered, clients, "requests handled");
+    } finally {
+      release();
+      await stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "front: a reset client's connection counts against its source until the server closes its side (review-front N1)",
+  ignore: NO_PROC !== undefined,
+  sanitizeOps: true,
+  async fn() {
+    // A server that keeps its side after the client's FIN (Deno.serve does
+    // while its handler runs): a raw listener on a Unix socket, as serve.ts's.
+    const dir = await Deno.makeTempDir({ prefix: "kb-front-" });
+    const path = `${dir}/http.sock`;
+    const target = Deno.listen({ transport: "unix", path });
+    const events: string[] = [];
+    const front = await startFront({
+      hostname: "127.0.0.1",
+      port: 0,
+      balancers: new Set(),
+      target: { path },
+      log: silentLogger,
+      maxConnectionsPerSource: 2,
+      closeGraceMs: 600_000,
+      onEvent: (e) => events.push(e),
+    });
+    const accepted: Deno.Conn[] = [];
+    const accepting = (async () => {
+      for await (const conn of target) accepted.push(conn);
+    })();
+    /** A plain connection from 127.0.0.2 that sends a request; whether the server got it. */
+    const attempt = async (reset: boolean) => {
+      const socket = await idleFrom("127.0.0.2", front.addr.port);
+      socket.on("error", () => {});
+      let closed = false;
+      socket.on("close", () => closed = true);
+      const before = accepted.length;
+      socket.write("GET / HTTP/1.1\r\nhost: x\r\n\r\n");
+      await waitUntil(() => accepted.length > before || closed, "passed on or closed");
+      if (reset) socket.resetAndDestroy();
+      else socket.destroy();
+      return accepted.length > before;
+    };
+    try {
+      assertEquals([await attempt(true), await attempt(true)], [true, true]);
+      // Both clients are gone, their server sides live on: the source's cap
+      // is reached. Before: the slots went with the clients, and every
+      // further connection was passed on.
+      assertEquals(await attempt(true), false);
+      assertEquals(events, ["refused_per_source"]);
+      // The server closes one: its slot is back.
+      accepted[0].close();
+      await waitUntil(async () => await attempt(true), "a connection passed on again", {
+        intervalMs: 50,
+      });
+    } finally {
+      front.stopAccepting();
+      for (const c of accepted.slice(1)) c.close();
+      target.close();
+      await accepting;
+      await front.drain();
+      await Deno.remove(dir, { recursive: true });
+    }
   },
 });

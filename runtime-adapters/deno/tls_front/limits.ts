@@ -106,7 +106,11 @@ export const CONNECTION_BURST_SECONDS = 2;
  */
 export const RATE_SOURCES_MAX = 10_000;
 
-/** Descriptors an established connection holds: the client's socket, both ends of the loopback one. */
+/**
+ * Descriptors an established connection holds: the client's socket, both
+ * ends of the loopback one (a connection whose client has gone keeps its
+ * slot, with the last 2, until the server closes its side: review-front N1).
+ */
 const DESCRIPTORS_PER_CONNECTION = 3;
 /** Descriptors kept for the rest of the process (storage, files, the diagnostics listener, Deno). */
 const DESCRIPTOR_RESERVE = 128;
