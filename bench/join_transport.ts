@@ -158,6 +158,12 @@ async function clientCrypto(plan: CryptoPlan, continueBody: string): Promise<() 
 export interface FloorServer {
   /** One refresh of bot `bot` (its two requests, and with crypto the client's share). */
   refresh(bot: number): Promise<void>;
+  /**
+   * With crypto, an estimate of a one-round-trip refresh's floor: the
+   * client's calls, then the `continue` alone (no `begin`; the server still
+   * opens a session and hashes a challenge, so it is a little high).
+   */
+  oneTrip(bot: number): Promise<void>;
   /** The server's process id. */
   pid: number;
   /** The server process's CPU seconds so far (null without procfs). */
@@ -236,7 +242,12 @@ export async function startFloorServer(
       }
     };
     for (let i = 0; i < 50; i++) await refresh(i);
-    return { refresh, pid: child.pid, cpuSeconds: () => cpuSeconds(child.pid), stop };
+    const oneTrip = async (bot: number) => {
+      if (!between) throw new Error("a one-round-trip floor needs the crypto plan");
+      await between();
+      JSON.parse(await post(cont, bot));
+    };
+    return { refresh, oneTrip, pid: child.pid, cpuSeconds: () => cpuSeconds(child.pid), stop };
   } catch (e) {
     await stop();
     throw e;

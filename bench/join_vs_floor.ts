@@ -3,7 +3,8 @@
  * part of `deno task bench`): a real `auth start` process and the protocol
  * floor server (`bench/join_transport.ts`, replaying one captured refresh of
  * the same bot with both sides' WebCrypto calls), refreshed in alternating
- * blocks (A B B A …) so the machine's load weighs on both alike. Prints, per
+ * blocks (A B C C B A …) so the machine's load weighs on all alike; C is the
+ * one-round-trip estimate (`FloorServer.oneTrip`). Prints, per
  * refresh, each process's CPU by thread name (the auth service or the floor
  * server, and this process as their client) and the medians of each request
  * and of the client's time around them.
@@ -41,9 +42,10 @@ const times = new Map<string, number[]>();
 const record = (label: string, ms: number) => times.set(label, [...times.get(label) ?? [], ms]);
 let lastAnswer = 0;
 
-/** A `fetch` that records each request's time and the client's time before it, under `side`. */
-function timed(side: string): typeof fetch {
+/** A `fetch` that records each request's time and the client's time before it, under `side()`. */
+function timed(sideOf: () => string): typeof fetch {
   return async (input, init) => {
+    const side = sideOf();
     const step = new URL(String(input)).pathname.split("/").pop()!;
     const t0 = performance.now();
     record(`${side}: client before ${step}`, t0 - lastAnswer);
@@ -62,18 +64,29 @@ try {
   for (let i = 0; i < 50; i++) await refresh(auth, bot);
   const exchanges: CapturedExchange[] = [];
   await refresh(auth, bot, capturingFetch(exchanges));
-  const floor = await startFloorServer(exchanges, dir, true, timed("floor"));
+  // The floor server serves two sides: its requests are recorded under the one running.
+  let floorSide = "floor";
+  const floor = await startFloorServer(exchanges, dir, true, timed(() => floorSide));
   try {
     const sides = {
-      join: { pid: auth.pid, run: () => refresh(auth, bot, timed("join")) },
+      join: { pid: auth.pid, run: () => refresh(auth, bot, timed(() => "join")) },
       floor: { pid: floor.pid, run: () => floor.refresh(0) },
+      "one-trip floor": { pid: floor.pid, run: () => floor.oneTrip(0) },
     };
-    const server = { join: new Map() as ByName, floor: new Map() as ByName };
-    const client = { join: new Map() as ByName, floor: new Map() as ByName };
+    const server = { join: new Map(), floor: new Map(), "one-trip floor": new Map() } as Record<
+      keyof typeof sides,
+      ByName
+    >;
+    const client = { join: new Map(), floor: new Map(), "one-trip floor": new Map() } as Record<
+      keyof typeof sides,
+      ByName
+    >;
     times.clear();
     for (let b = 0; b < blocks; b++) {
-      for (const side of b % 2 ? ["floor", "join"] as const : ["join", "floor"] as const) {
+      const order = ["join", "floor", "one-trip floor"] as const;
+      for (const side of b % 2 ? [...order].reverse() : order) {
         const { pid, run } = sides[side];
+        if (side !== "join") floorSide = side;
         const [s0, c0] = await Promise.all([threadCpu(pid), threadCpu("self")]);
         for (let i = 0; i < size; i++) {
           const t0 = performance.now();
