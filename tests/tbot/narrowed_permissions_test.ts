@@ -546,3 +546,82 @@ Deno.test({
     await sleeper.status;
   }
 });
+
+Deno.test({
+  name: "configure -o, install systemd and keypair create under a narrowed --allow-read or " +
+    "--allow-write on a terminal: a file outside them is refused by name, never prompted for",
+  ignore: ignoreUnless("narrowed permissions test", noScript()),
+}, async () => {
+  const dir = await Deno.makeTempDir({ prefix: "tbot-narrowed-cmds-" });
+  const yes = `${dir}/yes`;
+  const no = `${dir}/no`;
+  /** `tbot args` on a terminal, allowed to read and write `yes` only. */
+  const tbot = async (args: string[]) => {
+    const flags = TBOT_DENO_FLAGS.map((f) =>
+      f === "--allow-read"
+        ? `--allow-read=${yes}`
+        : f === "--allow-write"
+        ? `--allow-write=${yes}`
+        : f
+    );
+    const r = await onTerminal([Deno.execPath(), "run", ...flags, TBOT_MAIN, ...args], dir);
+    assert(!r.prompted, `${args.join(" ")}: Deno prompted:\n${r.shown}`);
+    assert(!r.shown.includes("Requires "), r.shown);
+    return r;
+  };
+  const refused = (r: { code: number; shown: string }, line: string) => {
+    assertEquals(r.code, 1, r.shown);
+    assert(r.shown.includes(line) && r.shown.includes("CONFIG_INVALID"), `${line}:\n${r.shown}`);
+  };
+  try {
+    await Deno.mkdir(yes);
+    await Deno.mkdir(no);
+    const configure = [
+      "configure",
+      "identity",
+      "--destination",
+      `${yes}/out`,
+      "--storage",
+      `${yes}/bot`,
+      "--auth-server",
+      "127.0.0.1:7",
+      "--token",
+      "t",
+      "-o",
+    ];
+    const notRead = `tbot may not read ${no}: its --allow-read does not name it`;
+    refused(
+      await tbot([...configure, `${no}/tbot.yaml`]),
+      `--output ${no}/tbot.yaml (written through its directory): ${notRead}`,
+    );
+    assertEquals((await tbot([...configure, `${yes}/tbot.yaml`])).code, 0);
+    const install = ["install", "systemd", "--write", "--systemd-directory"];
+    refused(
+      await tbot([...install, no, "-c", `${yes}/tbot.yaml`]),
+      `--systemd-directory ${no}/tbot.service (written through its directory): ${notRead}`,
+    );
+    refused(
+      await tbot([...install, yes, "-c", `${no}/tbot.yaml`]),
+      `-c: tbot may not read ${no}/tbot.yaml: its --allow-read does not name it`,
+    );
+    refused(
+      await tbot(["keypair", "create", "--proxy-server", "127.0.0.1:1", "--storage", `${no}/bot`]),
+      `--storage: tbot may not read ${no}/bot: its --allow-read does not name it`,
+    );
+    refused(
+      await tbot([
+        "keypair",
+        "create",
+        "--proxy-server",
+        "127.0.0.1:1",
+        "--static",
+        "--static-key-path",
+        `${no}/key`,
+      ]),
+      `--static-key-path ${no}/key (written through its directory): ${notRead}`,
+    );
+    assertEquals([...Deno.readDirSync(no)], [], "nothing was written");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -13,6 +13,7 @@ import type { Logger } from "../../util/log.ts";
 import type { OutputMode } from "./flags.ts";
 import { flagsFromSources } from "./output_mode.ts";
 import type { TbotPlatform } from "./platform.ts";
+import { checkFileAccess, writtenFile } from "./file_access.ts";
 import { configFromFlags, type StartFlags } from "./start_flags.ts";
 
 /** The first line of a generated file, as in Teleport. */
@@ -87,6 +88,8 @@ export async function runConfigure(
     platform.stdout(text);
     return 0;
   }
+  // Asked first: outside a narrowed --allow-write, Deno would prompt a terminal.
+  checkFileAccess([writtenFile(flags.output, "--output")], platform);
   await platform.writeTextFile(flags.output, text, 0o600);
   log.info("wrote the configuration", { path: flags.output });
   return 0;

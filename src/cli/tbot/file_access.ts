@@ -31,6 +31,14 @@ export interface PathUse {
   file?: string;
 }
 
+/**
+ * The use of `file`, written atomically (and perhaps read first), that
+ * `field` names: its directory, read and written.
+ */
+export function writtenFile(file: string, field: string): PathUse {
+  return { path: directoryOf(file), access: "read_write", field, file };
+}
+
 /** The directory holding `file` (`.` for a bare name). */
 function directoryOf(file: string): string {
   const slash = file.replace(/\/+$/, "").lastIndexOf("/");
@@ -93,14 +101,7 @@ export function pathsOf(
       uses.push({ path: hook.pid_file, access: "read", field: `services[${i}].on_renew.pid_file` });
     }
   });
-  if (pidFile !== undefined) {
-    uses.push({
-      path: directoryOf(pidFile),
-      access: "read_write",
-      field: "--pid-file",
-      file: pidFile,
-    });
-  }
+  if (pidFile !== undefined) uses.push(writtenFile(pidFile, "--pid-file"));
   return uses;
 }
 

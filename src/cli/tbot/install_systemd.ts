@@ -11,6 +11,7 @@ import { UsageError } from "../flags/mod.ts";
 import type { Logger } from "../../util/log.ts";
 import type { TbotFlags } from "./flags.ts";
 import type { TbotPlatform } from "./platform.ts";
+import { checkFileAccess, writtenFile } from "./file_access.ts";
 import { ENV_CONFIG_PATH } from "./start.ts";
 import { defaultPidFile, renderSystemdUnit } from "./systemd_unit.ts";
 
@@ -34,6 +35,10 @@ export async function runInstallSystemd(
     throw new UsageError(`--group: "${group}" is not a valid group name`);
   }
   const configPath = platform.absolutePath(config);
+  // Asked first: outside a narrowed --allow-read, Deno would prompt a terminal.
+  checkFileAccess([
+    { path: configPath, access: "read", field: f.config === undefined ? ENV_CONFIG_PATH : "-c" },
+  ], platform);
   // A unit pointing at a broken config would only fail later, in a restart loop.
   parseConfig(await platform.readTextFile(configPath), configPath);
 
@@ -54,6 +59,7 @@ export async function runInstallSystemd(
     );
     return 0;
   }
+  checkFileAccess([writtenFile(path, "--systemd-directory")], platform);
   let existing: string | null = null;
   try {
     existing = await platform.readTextFile(path);

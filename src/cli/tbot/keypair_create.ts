@@ -22,6 +22,7 @@ import { toBase64, utf8 } from "../../util/encoding.ts";
 import type { Logger } from "../../util/log.ts";
 import type { TbotFlags } from "./flags.ts";
 import type { TbotPlatform, TrustSettings } from "./platform.ts";
+import { checkFileAccess, writtenFile } from "./file_access.ts";
 import { trustFor } from "./trust_settings.ts";
 import { flagsFromSources } from "./output_mode.ts";
 import {
@@ -129,6 +130,11 @@ export async function runKeypairCreate(
   if (format !== "text" && format !== "json") {
     throw new UsageError(`--format: must be "text" or "json", not "${format}"`);
   }
+  // Asked first, before the server is contacted: outside a narrowed --allow-read or
+  // --allow-write, Deno would prompt a terminal.
+  if (f.static && f.staticKeyPath) {
+    checkFileAccess([writtenFile(f.staticKeyPath, "--static-key-path")], platform);
+  }
   // The address as `tbot start` reads it: either flag, the environment, or a joining URI.
   const server = serverFromFlags(withJoinUri(await flagsFromSources(f, platform, log)));
   if (!server) throw new UsageError(NO_SERVER_FLAG);
@@ -151,6 +157,7 @@ export async function runKeypairCreate(
     if (dest.type !== "directory") {
       throw new UsageError("--storage: a bound keypair must be kept in a persistent directory");
     }
+    checkFileAccess([{ path: dest.path, access: "read_write", field: "--storage" }], platform);
     const storage = platform.openDirectory(dest.path);
     await storage.init();
     const release = await storage.tryLock();
