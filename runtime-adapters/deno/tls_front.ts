@@ -445,14 +445,46 @@ export async function startFront(o: FrontOptions): Promise<Front> {
       }
       clearTimeout(timer);
       stage = "connection to the server";
-      const upstream = loopback = net.connect(
-        "path" in o.target
+      /** Whether the loopback connection has connected (then it is never tried again). */
+      let connected = false;
+      let retried = false;
+      /**
+       * A loopback connection to where the server listens now. One that
+       * fails to connect because the server's socket was gone, and whose
+       * failure moved the server (serve.ts heals it, synchronously, in
+       * onUnreachable), is tried once more at the new path: the connection
+       * that found the socket gone was dropped before, its client getting a
+       * close after its handshake (review-ff N5). Only before anything was
+       * written to it (no byte, no FIN: passRequests starts after the
+       * connect) and while the client is there; the client's listeners
+       * below, attached before the first connect (review6 M4), act on
+       * whichever attempt is current.
+       */
+      const connect = (): net.Socket => {
+        const to = "path" in o.target
           ? { path: o.target.path }
-          : { host: o.target.hostname, port: o.target.port },
-      );
-      if (!("path" in o.target)) upstream.setNoDelay(true);
-      track(upstream);
-      loopbackOpen = true;
+          : { host: o.target.hostname, port: o.target.port };
+        const s = loopback = net.connect(to);
+        if (!("path" in to)) s.setNoDelay(true);
+        track(s);
+        loopbackOpen = true;
+        // Before once()'s listener (below): the retry is in place before
+        // this attempt's close, which then finds itself replaced.
+        s.once("error", (err) => {
+          if (connected) return;
+          o.onUnreachable?.(err);
+          const moved = "path" in to && "path" in o.target && o.target.path !== to.path;
+          if (!moved || retried || serverClosed || clientClosed || inner.destroyed) return;
+          if (s.writableEnded) return;
+          retried = true;
+          upstream = connect();
+        });
+        s.once("close", () => {
+          if (s === upstream) closed();
+        });
+        return s;
+      };
+      let upstream = connect();
       let grace: ReturnType<typeof setTimeout> | undefined;
       let serverClosed = false;
       // The token is forgotten only when the server has closed its side:
@@ -464,7 +496,8 @@ export async function startFront(o: FrontOptions): Promise<Front> {
         tagged = { client, gone: clientClosed, waiting: undefined };
         clients.set(token, tagged);
       }
-      upstream.once("close", () => {
+      /** The current loopback connection's close (a replaced attempt's is not). */
+      const closed = () => {
         loopbackOpen = false;
         if (clientClosed) held.delete(raw);
         serverClosed = true;
@@ -480,7 +513,7 @@ export async function startFront(o: FrontOptions): Promise<Front> {
         inner.resume();
         raw.hold(false);
         raw.resume();
-      });
+      };
       // A server that keeps the connection after its client ended or went
       // away is cut CLOSE_GRACE_MS later: no entry (or descriptor) outlives
       // its client for longer.
@@ -529,7 +562,17 @@ export async function startFront(o: FrontOptions): Promise<Front> {
         upstream.unpipe(inner);
         upstream.resume();
       });
-      await once(upstream, "connect");
+      for (;;) {
+        const attempt = upstream;
+        try {
+          await once(attempt, "connect");
+          break;
+        } catch (err) {
+          // Replaced by its retry: wait for that one.
+          if (attempt === upstream) throw err;
+        }
+      }
+      connected = true;
       unreachable.over();
       setUp();
       // Silent both ways for the idle limit: both sides are cut. A timer
@@ -599,10 +642,9 @@ export async function startFront(o: FrontOptions): Promise<Front> {
       const fields = { peer, error: err instanceof Error ? err.message : String(err) };
       // A failed handshake is what any scanner produces: not worth an operator's look.
       if (stage === "TLS handshake") o.log.debug("TLS handshake failed", fields);
-      else if (stage === "connection to the server") {
-        unreachable.note(fields.error);
-        o.onUnreachable?.(err);
-      } else o.log.warn(`dropped a connection at the public front (${stage})`, fields);
+      // (o.onUnreachable was told at the connect's error.)
+      else if (stage === "connection to the server") unreachable.note(fields.error);
+      else o.log.warn(`dropped a connection at the public front (${stage})`, fields);
     }
   };
 
