@@ -16,7 +16,7 @@
  */
 import * as z from "zod";
 import { errorFromWire, isKeyboundError, KeyboundError } from "../errors.ts";
-import { fieldIssue, formatFieldIssue, formatPath } from "../util/zod_error.ts";
+import { firstIssuePath, formatZodError } from "../util/zod_error.ts";
 import { type RequestSigner, signRequest } from "./signed_request.ts";
 
 /** Where the auth service is and how to reach it. */
@@ -73,27 +73,14 @@ export interface UnexpectedAnswerDetails {
  * after {@linkcode callApi} (src/protocol/admin.ts).
  */
 export function unexpectedAnswer(what: string, error: z.ZodError): KeyboundError {
-  const issue = fieldIssue(furthestIssue(error.issues[0]), { zodWording: true });
-  const details: UnexpectedAnswerDetails = { answer_schema_mismatch: formatPath(issue.path) };
+  // A union none of whose options matched names the field of the option that got
+  // furthest (step.type of a join answer's unknown step), as the server's errors do.
+  const details: UnexpectedAnswerDetails = { answer_schema_mismatch: firstIssuePath(error) };
   return new KeyboundError(
     "CONNECTION_FAILED",
-    `unexpected ${what} from the server: ${formatFieldIssue(issue)}`,
+    `unexpected ${what} from the server: ${formatZodError(error)}`,
     { details: { ...details } },
   );
-}
-
-/**
- * `issue`, or for a union none of whose options matched (zod names no field
- * then: "(root): Invalid input"), the issue of the option that got furthest
- * into the answer, its path made whole: for a join answer with a step of an
- * unknown type, `step.type`, not the missing `result` of the other option.
- */
-function furthestIssue(issue: z.core.$ZodIssue): z.core.$ZodIssue {
-  if (issue.code !== "invalid_union") return issue;
-  const options = issue.errors.map((option) => option[0]).filter((i) => i !== undefined);
-  if (options.length === 0) return issue;
-  const furthest = options.reduce((a, b) => b.path.length > a.path.length ? b : a);
-  return furthestIssue({ ...furthest, path: [...issue.path, ...furthest.path] });
 }
 
 /** An answer the caller does not read (heartbeats, deletes): any JSON is fine. */

@@ -68,14 +68,52 @@ export function formatFieldIssue(issue: FieldIssue): string {
   return `${formatPath(issue.shownPath)}: ${issue.message}`;
 }
 
-/** `path: message` for the first issue (or each issue, joined by "; "). */
-export function formatZodError(err: z.ZodError, all = false): string {
-  const issues = all ? err.issues : err.issues.slice(0, 1);
-  return issues.map((i) => formatFieldIssue(fieldIssue(i, { zodWording: true }))).join("; ");
+/**
+ * `issue`, or for a union none of whose options matched (zod names no field
+ * then: "(root): Invalid input"), the issue of the option that got furthest
+ * into the value (the longest path, unions within an option followed), its
+ * path made whole: for a join answer with a step of an unknown type,
+ * `step.type`, not the missing `result` of the other option. The one rule
+ * for both sides of the wire: the server's `BAD_PARAMETER` and the client's
+ * unusable answer (src/protocol/http_client.ts) name the same field.
+ *
+ * @example
+ * ```ts
+ * import * as z from "zod";
+ * import { furthestIssue } from "./zod_error.ts";
+ * const answer = z.union([
+ *   z.object({ result: z.string() }),
+ *   z.object({ step: z.object({ type: z.literal("challenge") }) }),
+ * ]);
+ * const r = answer.safeParse({ step: { type: "other" } });
+ * if (!r.success) furthestIssue(r.error.issues[0]).path; // ["step", "type"]
+ * ```
+ */
+export function furthestIssue(issue: z.core.$ZodIssue): z.core.$ZodIssue {
+  if (issue.code !== "invalid_union") return issue;
+  // Each option's own furthest first (a union within an option reaches deeper than
+  // its own place); on a tie, the earlier option.
+  const options = issue.errors.flatMap((option) => option[0] ? [furthestIssue(option[0])] : []);
+  if (options.length === 0) return issue;
+  const furthest = options.reduce((a, b) => b.path.length > a.path.length ? b : a);
+  return { ...furthest, path: [...issue.path, ...furthest.path] };
 }
 
-/** The path of the first issue, for `details.path`. */
+/**
+ * `path: message` for the first issue (or each issue, joined by "; "), a
+ * union's as {@linkcode furthestIssue} finds it.
+ */
+export function formatZodError(err: z.ZodError, all = false): string {
+  const issues = all ? err.issues : err.issues.slice(0, 1);
+  return issues.map((i) => formatFieldIssue(fieldIssue(furthestIssue(i), { zodWording: true })))
+    .join("; ");
+}
+
+/**
+ * The path of the first issue, for `details.path`, a union's as
+ * {@linkcode furthestIssue} finds it (the field {@linkcode formatZodError} names).
+ */
 export function firstIssuePath(err: z.ZodError): string {
   const i = err.issues[0];
-  return i ? formatPath(fieldIssue(i).path) : "(root)";
+  return i ? formatPath(fieldIssue(furthestIssue(i)).path) : "(root)";
 }
