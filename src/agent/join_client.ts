@@ -40,33 +40,52 @@ const MAX_STEPS = 8;
  * POSTs a join message. `continue` calls of a refresh are signed with the
  * current certificate (with `chash` when answering a challenge); `begin`
  * carries the certificate in its body instead and is not signed, which saves
- * a signature on the client and a verification on the server.
+ * a signature on the client and a verification on the server. With `stored`
+ * the request is built and signed at once but sent only once `stored` has
+ * resolved; if it rejects, nothing is sent and its error is thrown.
  */
 function post(
   p: JoinParams,
   path: string,
   body: BeginRequest | ContinueRequest,
   chash?: string,
+  stored?: Promise<void>,
 ): Promise<JoinResponse> {
-  return postJson(p, path, body, JoinResponse, chash);
+  return postJson(p, path, body, JoinResponse, chash, stored);
 }
 
-function postJson<T>(
+async function postJson<T>(
   p: Pick<JoinParams, "baseUrl" | "fetch" | "identity">,
   path: string,
   body: BeginRequest | ContinueRequest | ResumeRequest,
   schema: z.ZodType<T>,
   chash?: string,
+  stored?: Promise<void>,
 ): Promise<T> {
   const signed = p.identity && path === JOIN_CONTINUE_PATH;
-  return callApi({ baseUrl: p.baseUrl, fetch: p.fetch ?? fetch }, {
-    method: "POST",
-    path,
-    body,
-    response: schema,
-    what: "join response",
-    ...(signed ? { signer: p.identity, ...(chash !== undefined ? { chash } : {}) } : {}),
-  });
+  const send = p.fetch ?? fetch;
+  let storeFailed: { error: unknown } | undefined;
+  const gated: typeof fetch = (input, init) =>
+    stored!.then(() => send(input, init), (error) => {
+      storeFailed = { error };
+      throw error;
+    });
+  try {
+    return await callApi({ baseUrl: p.baseUrl, fetch: stored ? gated : send }, {
+      method: "POST",
+      path,
+      body,
+      response: schema,
+      what: "join response",
+      ...(signed ? { signer: p.identity, ...(chash !== undefined ? { chash } : {}) } : {}),
+    });
+  } catch (e) {
+    // Settled before the caller sees the failure, so it never races a store still under way
+    // (a caller deletes the pending record after a refusal).
+    await stored?.catch(() => {});
+    if (storeFailed) throw storeFailed.error;
+    throw e;
+  }
 }
 
 /**
@@ -106,7 +125,7 @@ async function answerStep(
   p: JoinParams,
   session: string,
   step: JoinStep,
-): Promise<{ answer: ContinueRequest["answer"]; chash?: string }> {
+): Promise<{ answer: ContinueRequest["answer"]; chash?: string; stored?: Promise<void> }> {
   if (step.type === "challenge") {
     const key = await p.keyStore.findPrivateKey(step.public_key);
     if (!key) {
@@ -114,21 +133,30 @@ async function answerStep(
       await giveUp(p, session, msg);
       throw new KeyboundError("CHALLENGE_FAILED", msg);
     }
-    // The challenge's hash (a refresh signs it) is taken while the solution is signed.
-    const chash = p.identity ? challengeHash(step.challenge) : undefined;
-    chash?.catch(() => {});
-    const solution = await solveChallenge(key, step.challenge);
-    // A solution is the only answer after which the server may commit: what
-    // the client needs to resume must be stored before it leaves.
-    await p.beforeCommit?.({
+    // A solution is the only answer after which the server may commit: what the client needs
+    // to resume must be stored before it leaves. Storing it (a file write in tbot) runs while
+    // the solution and the request are signed; only the send waits for it.
+    const stored = p.beforeCommit?.({
       session,
       boundPublicKey: step.public_key.trim(),
       clusterName: challengeAudience(step.challenge),
     });
-    return {
-      answer: { type: "challenge_solution", solution },
-      ...(chash ? { chash: await chash } : {}),
-    };
+    stored?.catch(() => {});
+    try {
+      // The challenge's hash (a refresh signs it) is taken while the solution is signed.
+      const [solution, chash] = await Promise.all([
+        solveChallenge(key, step.challenge),
+        p.identity ? challengeHash(step.challenge) : undefined,
+      ]);
+      return {
+        answer: { type: "challenge_solution", solution },
+        ...(chash ? { chash } : {}),
+        ...(stored ? { stored } : {}),
+      };
+    } catch (e) {
+      await stored?.catch(() => {});
+      throw e;
+    }
   }
   let publicKey: string;
   try {
@@ -186,8 +214,14 @@ export async function joinBoundKeypair(p: JoinParams): Promise<JoinResult> {
       if (!response.result) throw new BadServerResponseError("the server ended the join");
       return response.result;
     }
-    const { answer, chash } = await answerStep(p, response.session, response.step);
-    response = await post(p, JOIN_CONTINUE_PATH, { session: response.session, answer }, chash);
+    const { answer, chash, stored } = await answerStep(p, response.session, response.step);
+    response = await post(
+      p,
+      JOIN_CONTINUE_PATH,
+      { session: response.session, answer },
+      chash,
+      stored,
+    );
   }
   throw new BadServerResponseError(`the server asked for more than ${MAX_STEPS} join steps`);
 }
