@@ -625,3 +625,36 @@ Deno.test({
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test({
+  name: "the tbot task's launcher under a narrowed --allow-read on a terminal: one line naming " +
+    "the checkout it must read, never a prompt",
+  ignore: ignoreUnless("narrowed permissions test", noScript()),
+}, async () => {
+  const root = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");
+  const launcher = `${root}/runtime-adapters/deno/entry/tbot_launch.ts`;
+  const dir = await Deno.makeTempDir({ prefix: "tbot-narrowed-launch-" });
+  /** `tbot version` through the launcher, allowed to read `reads` only. */
+  const run = async (reads: string) => {
+    const flags = TBOT_DENO_FLAGS.map((f) => f === "--allow-read" ? `--allow-read=${reads}` : f);
+    const r = await onTerminal([Deno.execPath(), "run", ...flags, launcher, "version"], dir);
+    assert(!r.prompted, `Deno prompted:\n${r.shown}`);
+    return r;
+  };
+  try {
+    const narrowed = await run(dir);
+    assertEquals(narrowed.code, 1, narrowed.shown);
+    assert(
+      narrowed.shown.includes(
+        `tbot: error [CONFIG_INVALID]: tbot may not read ${root}: its --allow-read does not ` +
+          `name it (the tbot task's launcher loads tbot from there)`,
+      ),
+      narrowed.shown,
+    );
+    const withCheckout = await run(`${dir},${root}`);
+    assertEquals(withCheckout.code, 0, withCheckout.shown);
+    assert(withCheckout.shown.includes("tbot v"), withCheckout.shown);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -14,9 +14,31 @@
  * @module
  */
 import { runProgram } from "./run.ts";
-import { fallbackLogLine, tbotBundle } from "../tbot_bundle.ts";
+import { fallbackLogLine, TBOT_SOURCE_ROOT, tbotBundle } from "../tbot_bundle.ts";
+import { missingPermission } from "../permissions.ts";
 
 const SOURCES = new URL("../tbot_main.ts", import.meta.url).href;
+
+/**
+ * Why this launcher cannot run under a narrowed --allow-read, or undefined:
+ * it loads tbot (the bundle, else the sources) and checks the bundle by
+ * imports and reads below the checkout, none of them named literally, and
+ * Deno asks --allow-read for each (a terminal would be prompted). Asked
+ * first (../permissions.ts); ./tbot.ts needs no read of its own.
+ */
+function unreadableCheckout(): string | undefined {
+  const root = decodeURIComponent(TBOT_SOURCE_ROOT.pathname).replace(/\/$/, "");
+  const missing = missingPermission({ name: "read", path: root });
+  return missing &&
+    `${missing} (the tbot task's launcher loads tbot from there): add ${root} to ` +
+      "--allow-read, or start runtime-adapters/deno/entry/tbot.ts";
+}
+
+const unreadable = unreadableCheckout();
+if (unreadable) {
+  console.error(`tbot: error [CONFIG_INVALID]: ${unreadable}`);
+  Deno.exit(1);
+}
 
 await runProgram(async () => {
   const bundle = await tbotBundle();
