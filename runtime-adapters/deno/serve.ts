@@ -600,13 +600,18 @@ function liveToken(request: Request, front: Front): string | undefined {
  * the client's close on, so a handler waiting on a slow or unreachable
  * storage backend kept 2 descriptors per client reset for its whole wait
  * (review-front N1: 20 resets against a waiting handler, +40 descriptors).
- * The app's work goes on to its end (what was forwarded is still handled);
- * only the connection is let go. Not `request.signal`: reading it cost ~40
+ * The app's work goes on to its end (what was forwarded is still handled),
+ * holding the connection's slot of its source's cap until then
+ * (`Front.keepSlot`): only the connection is let go. Not `request.signal`: reading it cost ~40
  * µs per request (Deno 2.9.6) and prints a warning; this costs ~2-4 µs.
  */
 function whileThere(answer: Promise<Response>, front: Front, token: string): Promise<Response> {
   return new Promise((resolve, reject) => {
-    const forget = front.onClientGone(token, () => resolve(new Response(null, { status: 503 })));
+    const forget = front.onClientGone(token, () => {
+      const done = front.keepSlot(token);
+      answer.then(done, done);
+      resolve(new Response(null, { status: 503 }));
+    });
     answer.then((r) => {
       forget();
       resolve(r);

@@ -173,6 +173,15 @@ export interface Front {
    */
   onClientGone(token: string, fn: () => void): () => void;
   /**
+   * Keeps the slot of the connection whose token is `token` (of its
+   * source's cap and of the total) until the returned function is called,
+   * also once its client and the server's side are gone: serve.ts keeps it
+   * for a request still being handled when its client has gone, so that
+   * the work a source leaves behind counts against its cap as its
+   * connection did. A no-op for an unknown token.
+   */
+  keepSlot(token: string): () => void;
+  /**
    * Serves a new certificate to every connection accepted from now on;
    * connections already open keep theirs. Throws (and keeps the old one)
    * if the pair does not parse or the key is not the certificate's.
@@ -212,6 +221,8 @@ interface Tagged {
   gone: boolean;
   /** Told when it closes ({@linkcode Front.onClientGone}); made on first use. */
   waiting: Set<() => void> | undefined;
+  /** {@linkcode Front.keepSlot} for this connection. */
+  keep(): () => void;
 }
 
 /** Marks `entry`'s client gone and tells those waiting for it. */
@@ -378,12 +389,18 @@ export async function startFront(o: FrontOptions): Promise<Front> {
     let clientClosed = false;
     /** The loopback connection while it is open (it holds the slot too). */
     let loopbackOpen = false;
+    /** Requests the server still handles after the client went ({@linkcode Front.keepSlot}). */
+    let working = 0;
     /** The connection's token and client, once it is passed on (tagRequests). */
     let tagged: Tagged | undefined;
+    /** Frees the connection's slot once nothing of it is left. */
+    const release = () => {
+      if (clientClosed && !loopbackOpen && working === 0) held.delete(raw);
+    };
     raw.once("close", () => {
       clientClosed = true;
       headerDone();
-      if (!loopbackOpen) held.delete(raw);
+      release();
       if (tagged) leave(tagged);
     });
     const setUp = () => settingUp.delete(raw);
@@ -493,13 +510,27 @@ export async function startFront(o: FrontOptions): Promise<Front> {
       // sends its request and closes at once handled under no address.
       const token = o.tagRequests ? newToken() : undefined;
       if (token) {
-        tagged = { client, gone: clientClosed, waiting: undefined };
+        tagged = {
+          client,
+          gone: clientClosed,
+          waiting: undefined,
+          keep() {
+            working++;
+            let done = false;
+            return () => {
+              if (done) return;
+              done = true;
+              working--;
+              release();
+            };
+          },
+        };
         clients.set(token, tagged);
       }
       /** The current loopback connection's close (a replaced attempt's is not). */
       const closed = () => {
         loopbackOpen = false;
-        if (clientClosed) held.delete(raw);
+        release();
         serverClosed = true;
         clearTimeout(grace);
         if (token) clients.delete(token);
@@ -766,6 +797,7 @@ export async function startFront(o: FrontOptions): Promise<Front> {
   return {
     addr: bound,
     clientOf: (token) => clients.get(token)?.client,
+    keepSlot: (token) => clients.get(token)?.keep() ?? (() => {}),
     onClientGone(token, fn) {
       const entry = clients.get(token);
       if (!entry) return () => {};

@@ -145,11 +145,20 @@ export function prlimitChild(nofile: number, source: string) {
 }
 
 /** A TLS connection from `from` that finishes its handshake, or "closed" if it ends before. */
-export function tlsFrom(from: string, port: number): Promise<tls.TLSSocket | "closed"> {
+export async function tlsFrom(from: string, port: number): Promise<tls.TLSSocket | "closed"> {
+  const c = await tlsWithSocket(from, port);
+  return c === "closed" ? c : c.tls;
+}
+
+/** {@linkcode tlsFrom}, with the TCP socket under it (to reset it). */
+export function tlsWithSocket(
+  from: string,
+  port: number,
+): Promise<{ tls: tls.TLSSocket; socket: net.Socket } | "closed"> {
   return new Promise((resolve) => {
     const socket = net.connect({ host: "127.0.0.1", port, localAddress: from });
     socket.on("error", () => {});
-    const s = tls.connect({ socket, rejectUnauthorized: false }, () => resolve(s));
+    const s = tls.connect({ socket, rejectUnauthorized: false }, () => resolve({ tls: s, socket }));
     s.on("error", () => {});
     s.on("close", () => resolve("closed"));
   });

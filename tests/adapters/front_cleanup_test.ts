@@ -33,7 +33,7 @@ import {
 } from "../../runtime-adapters/deno/serve.ts";
 import { formatHostPort } from "../../src/util/host_port.ts";
 import { silentLogger } from "../../src/util/log.ts";
-import { frontWith, get as getFrom, serverPair } from "./_front.ts";
+import { frontWith, get as getFrom, serverPair, tlsWithSocket } from "./_front.ts";
 
 const NEEDS_OPENSSL = missingTools("openssl");
 // Linux: descriptors counted in /proc/self/fd; sources 127.0.0.2 and up (all of 127/8 is loopback).
@@ -210,18 +210,18 @@ Deno.test({
 });
 
 Deno.test({
-  name: "front: a client reset while its next request is held frees its slot at once",
+  name:
+    "front: a client reset while its next request is held is seen at once; its slot comes back with the work",
   ignore: NEEDS_OPENSSL !== undefined || NO_PROC !== undefined,
   async fn() {
     let release = () => {};
     const released = new Promise<void>((r) => release = r);
-    // /a is answered only at the end of the test: /b waits in the front.
-    // The real composition: the slot stays until the server closes its side
-    // too (review-front N1), which Deno.serve does once its client has gone.
+    // /a is answered once released: /b waits in the front until then.
     const { server, stop } = await tlsService(async (r) => {
       if (new URL(r.url).pathname === "/a") await released;
       return new Response("ok");
     }, { maxConnectionsPerSource: 1 });
+    const base = descriptors();
     const socket = net.connect({
       host: "127.0.0.1",
       port: server.addr.port,
@@ -236,8 +236,15 @@ Deno.test({
       // The front has /a passed on and /b held before the reset.
       await new Promise((r) => setTimeout(r, 200));
       socket.resetAndDestroy();
-      // The source's one slot comes back: before, only when /a's answer
-      // met the reset (here never) or at the idle limit (60 s).
+      // The reset is seen while /a waits: the client's socket and the
+      // loopback connection close. Before (review3 N1), only when /a's
+      // answer met the reset, or at the idle limit (60 s): 3 descriptors.
+      await waitUntil(() => descriptors() <= base + 1, `descriptors back to ${base} (+1)`, {
+        intervalMs: 50,
+      });
+      // /a's work keeps the source's one slot (review-front N1) until it ends.
+      assertEquals(await getFrom("127.0.0.2", server.addr.port), "");
+      release();
       await waitUntil(
         async () => await getFrom("127.0.0.2", server.addr.port) === "HTTP/1.1 200 OK",
         "the source's slot back",
@@ -341,19 +348,43 @@ Deno.test({
 });
 
 /**
- * A TLS connection from `from` that sends a GET of `path`, waits until the
- * server has it (`entered` grows past what it was), then resets.
+ * A TLS connection from `from` that sends a GET, waits until the server has
+ * it (`entered` grows past what it was), then resets; false if the front
+ * closed it before its handshake (refused).
  */
 async function sendThenReset(port: number, from: string, entered: () => number) {
-  const socket = net.connect({ host: "127.0.0.1", port, localAddress: from });
-  socket.on("error", () => {});
-  const s = tls.connect({ socket, rejectUnauthorized: false });
-  s.on("error", () => {});
-  await new Promise((r) => s.once("secureConnect", r));
+  const c = await tlsWithSocket(from, port);
+  if (c === "closed") return false;
   const before = entered();
-  s.write("GET / HTTP/1.1\r\nhost: x\r\n\r\n");
+  c.tls.write("GET / HTTP/1.1\r\nhost: x\r\n\r\n");
   await waitUntil(() => entered() > before, "the request in the handler");
-  socket.resetAndDestroy();
+  c.socket.resetAndDestroy();
+  return true;
+}
+
+/**
+ * {@linkcode tlsService} whose handler waits, as on a slow or unreachable
+ * storage backend (PostgreSQL), until `release`; `entered` counts requests
+ * that reached it.
+ */
+async function waitingService(front?: ServeServiceOptions["front"]) {
+  let release = () => {};
+  const released = new Promise<void>((r) => release = r);
+  let entered = 0;
+  const service = await tlsService(async () => {
+    entered++;
+    await released;
+    return new Response("ok");
+  }, front);
+  return {
+    ...service,
+    entered: () => entered,
+    release: () => release(),
+    async stop() {
+      release();
+      await service.stop();
+    },
+  };
 }
 
 Deno.test({
@@ -361,20 +392,12 @@ Deno.test({
     "serveService: clients reset while a slow handler waits leave no descriptor behind (review-front N1)",
   ignore: NEEDS_OPENSSL !== undefined || NO_PROC !== undefined,
   async fn() {
-    let release = () => {};
-    const released = new Promise<void>((r) => release = r);
-    let entered = 0;
-    // A handler waiting on its storage (PostgreSQL slow or down) until the test ends.
-    const { server, stop } = await tlsService(async () => {
-      entered++;
-      await released;
-      return new Response("ok");
-    });
+    const { server, entered, stop } = await waitingService();
     try {
       const base = descriptors();
       const clients = 20;
       for (let i = 0; i < clients; i++) {
-        await sendThenReset(server.addr.port, "127.0.0.2", () => entered);
+        await sendThenReset(server.addr.port, "127.0.0.2", entered);
       }
       // Before: base + 2 per client (the loopback connection's two ends:
       // Deno.serve keeps its side until the handler returns) for as long as
@@ -384,9 +407,38 @@ Deno.test({
         `descriptors back to ${base} (+4) after ${clients} resets`,
         { timeoutMs: 8_000, intervalMs: 50 },
       );
-      assertEquals(entered, clients, "requests handled");
+      assertEquals(entered(), clients, "requests handled");
     } finally {
+      await stop();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "serveService: a request still handled after its client reset keeps its slot of the source's cap (review-front N1)",
+  ignore: NEEDS_OPENSSL !== undefined || NO_PROC !== undefined,
+  async fn() {
+    const { server, entered, release, stop } = await waitingService({
+      maxConnectionsPerSource: 4,
+    });
+    try {
+      const passed: boolean[] = [];
+      for (let i = 0; i < 12; i++) {
+        passed.push(await sendThenReset(server.addr.port, "127.0.0.2", entered));
+      }
+      // The server let each connection go at its reset, but the work each
+      // left counts as its connection did: 4, then refusals. Before: every
+      // one was passed on, a source's waiting requests bounded by no cap.
+      assertEquals(passed, [...Array(4).fill(true), ...Array(8).fill(false)]);
+      assertEquals(entered(), 4);
       release();
+      await waitUntil(
+        async () => await getFrom("127.0.0.2", server.addr.port) === "HTTP/1.1 200 OK",
+        "the source's slots back once the work is done",
+        { intervalMs: 50 },
+      );
+    } finally {
       await stop();
     }
   },
