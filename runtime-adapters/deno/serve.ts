@@ -262,6 +262,12 @@ export async function serveService(
    * replaces can stop at once (its unlink hits only its own path).
    */
   const target = { path: firstPath };
+  /**
+   * Work of requests whose clients have gone, let go by their connections
+   * (whileThere): awaited at shutdown as Deno.serve awaits its handlers, so
+   * that the process closes its storage only after it.
+   */
+  const leftBehind = new Set<Promise<void>>();
   let generation = 0;
   let front: Front | undefined;
   /** The inode of the socket this process bound last: another at the path is not its own. */
@@ -279,7 +285,7 @@ export async function serveService(
       const token = front && liveToken(request, front);
       if (token === undefined) return new Response("Bad Request\n", { status: 400 });
       const answer = app.fetch(request, { remoteAddr: front!.clientOf(token) });
-      return answer instanceof Response ? answer : whileThere(answer, front!, token);
+      return answer instanceof Response ? answer : whileThere(answer, front!, token, leftBehind);
     });
     bound = Deno.lstatSync(path).ino;
     return server;
@@ -390,6 +396,7 @@ export async function serveService(
       stopping ??= (async () => {
         started.stopAccepting();
         await inner.shutdown();
+        await Promise.all(leftBehind);
         await started.drain();
         await removeDir();
       })(),
@@ -602,14 +609,24 @@ function liveToken(request: Request, front: Front): string | undefined {
  * (review-front N1: 20 resets against a waiting handler, +40 descriptors).
  * The app's work goes on to its end (what was forwarded is still handled),
  * holding the connection's slot of its source's cap until then
- * (`Front.keepSlot`): only the connection is let go. Not `request.signal`: reading it cost ~40
+ * (`Front.keepSlot`), and shutdown waits for it (`leftBehind`): only the
+ * connection is let go. Not `request.signal`: reading it cost ~40
  * µs per request (Deno 2.9.6) and prints a warning; this costs ~2-4 µs.
  */
-function whileThere(answer: Promise<Response>, front: Front, token: string): Promise<Response> {
+function whileThere(
+  answer: Promise<Response>,
+  front: Front,
+  token: string,
+  leftBehind: Set<Promise<void>>,
+): Promise<Response> {
   return new Promise((resolve, reject) => {
     const forget = front.onClientGone(token, () => {
       const done = front.keepSlot(token);
-      answer.then(done, done);
+      const work: Promise<void> = answer.then(() => {}, () => {}).then(() => {
+        done();
+        leftBehind.delete(work);
+      });
+      leftBehind.add(work);
       resolve(new Response(null, { status: 503 }));
     });
     answer.then((r) => {

@@ -18,7 +18,7 @@
  */
 import net from "node:net";
 import tls from "node:tls";
-import { assertEquals } from "../_assert.ts";
+import { assert, assertEquals } from "../_assert.ts";
 import { missingTools } from "../_tools.ts";
 import { waitUntil } from "../_wait.ts";
 import {
@@ -365,20 +365,23 @@ async function sendThenReset(port: number, from: string, entered: () => number) 
 /**
  * {@linkcode tlsService} whose handler waits, as on a slow or unreachable
  * storage backend (PostgreSQL), until `release`; `entered` counts requests
- * that reached it.
+ * that reached it, `finished` those whose handler returned.
  */
 async function waitingService(front?: ServeServiceOptions["front"]) {
   let release = () => {};
   const released = new Promise<void>((r) => release = r);
   let entered = 0;
+  let finished = 0;
   const service = await tlsService(async () => {
     entered++;
     await released;
+    finished++;
     return new Response("ok");
   }, front);
   return {
     ...service,
     entered: () => entered,
+    finished: () => finished,
     release: () => release(),
     async stop() {
       release();
@@ -438,6 +441,26 @@ Deno.test({
         "the source's slots back once the work is done",
         { intervalMs: 50 },
       );
+    } finally {
+      await stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "serveService: shutdown waits for the work of a request whose client has gone",
+  ignore: NEEDS_OPENSSL !== undefined || NO_PROC !== undefined,
+  async fn() {
+    const { server, entered, finished, release, stop } = await waitingService();
+    try {
+      assert(await sendThenReset(server.addr.port, "127.0.0.2", entered));
+      const stopped = server.shutdown().then(() => finished());
+      // Time for a shutdown that does not wait to end before the work does.
+      await new Promise((r) => setTimeout(r, 300));
+      release();
+      // Before: Deno.serve had let the request go (its client gone), so its
+      // shutdown did not wait, and the process closed its storage under it.
+      assertEquals(await stopped, 1, "handlers finished when shutdown resolved");
     } finally {
       await stop();
     }
