@@ -85,6 +85,13 @@ export interface PostgresServer extends AsyncDisposable {
   createDatabase(name: string): Promise<void>;
   /** Runs SQL in database `db` as the fixture's superuser; returns psql's output. */
   psql(db: string, sql: string): Promise<string>;
+  /**
+   * Takes ACCESS EXCLUSIVE locks on `tables` in database `db` in a psql
+   * session of the superuser that keeps its transaction open, so every
+   * statement reading them waits; resolves once they are held. Disposing
+   * ends the session (so does stopping the server).
+   */
+  lock(db: string, tables: string[]): Promise<AsyncDisposable>;
   /** Stops the server (fast shutdown); data is kept. */
   stop(): Promise<void>;
   /** Starts it again on the same port. */
@@ -176,21 +183,50 @@ export async function startPostgres(o: PostgresOptions = {}): Promise<PostgresSe
   }
   const stop = () => run([`${BIN_DIR}/pg_ctl`, "-D", data, "-m", "fast", "-w", "stop"], "stop");
   let running = true;
-  const psql = (db: string, sql: string) =>
-    run([
-      `${BIN_DIR}/psql`,
-      "-h",
-      dir,
-      "-p",
-      String(port),
-      "-U",
-      PG_USER,
-      "-d",
-      db,
-      "-qAtX",
-      "-c",
-      sql,
-    ], "psql");
+  const psqlArgs = (db: string) => [
+    `${BIN_DIR}/psql`,
+    "-h",
+    dir,
+    "-p",
+    String(port),
+    "-U",
+    PG_USER,
+    "-d",
+    db,
+    "-qAtX",
+  ];
+  const psql = (db: string, sql: string) => run([...psqlArgs(db), "-c", sql], "psql");
+  const lock = async (db: string, tables: string[]): Promise<AsyncDisposable> => {
+    const [program, ...args] = IS_ROOT
+      ? ["runuser", "-u", RUN_AS, "--", ...psqlArgs(db)]
+      : psqlArgs(db);
+    const child = new Deno.Command(program, {
+      args,
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "null",
+    }).spawn();
+    const input = child.stdin.getWriter();
+    const output = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    const end = async () => {
+      await input.close().catch(() => {});
+      await output.cancel().catch(() => {});
+      await child.status;
+    };
+    await input.write(new TextEncoder().encode(
+      `BEGIN; LOCK TABLE ${tables.join(", ")} IN ACCESS EXCLUSIVE MODE; SELECT 'held';\n`,
+    ));
+    let said = "";
+    while (!said.includes("held")) {
+      const { value, done } = await output.read();
+      if (done) {
+        await end();
+        throw new Error(`psql could not lock ${tables.join(", ")}`);
+      }
+      said += value;
+    }
+    return { [Symbol.asyncDispose]: end };
+  };
   return {
     port,
     url: (db) => `postgres://${PG_USER}@127.0.0.1:${port}/${db}?sslmode=disable`,
@@ -206,6 +242,7 @@ export async function startPostgres(o: PostgresOptions = {}): Promise<PostgresSe
       }
       : {}),
     psql,
+    lock,
     async createDatabase(name) {
       if (!/^[A-Za-z0-9_]+$/.test(name)) throw new Error(`bad database name ${name}`);
       await psql("postgres", `CREATE DATABASE ${name}`);

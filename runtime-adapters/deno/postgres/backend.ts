@@ -153,6 +153,14 @@ export class PostgresBackend implements Backend {
         backoff: (failures: number) =>
           Math.min(0.05 * 2 ** failures, 1) * (0.5 + Math.random() / 2),
         idle_timeout: 60,
+        // Never fetch the server's array types. The driver (postgres 3.4.9) runs that fetch
+        // on every new connection from an async function nothing awaits (fetchArrayTypes in
+        // its connection.js): when the connection dies while the fetch is in flight
+        // (PostgreSQL stopped or restarted, a failover, pg_terminate_backend), its promise
+        // rejects with the socket's error (ECONNRESET, ECONNREFUSED) unhandled, and an
+        // unhandled rejection ends the auth process. Nothing here needs the types: lists
+        // travel as JSON text and no result column is an array.
+        fetch_types: false,
         connection: { application_name: "keybound-auth", ...session },
         onnotice: () => {},
       });
