@@ -10,7 +10,9 @@
  * Then the narrow window the first test only hits by chance (a CI run on a
  * loaded machine did): PostgreSQL stopping while connections are still
  * starting up. Locks held by another session keep every new connection's
- * first statement waiting, so the stop always lands there.
+ * first statement waiting, so the stop always lands there: on the backend
+ * alone, then on a real `auth start --storage postgres://…` process serving
+ * joins, which must keep running and serve joins once PostgreSQL is back.
  *
  * @module
  */
@@ -21,7 +23,9 @@ import type { KeyboundError } from "../../src/errors.ts";
 import { assert, assertEquals } from "../_assert.ts";
 import { ignoreUnless } from "../_tools.ts";
 import { waitUntil } from "../_wait.ts";
-import { PG_PASSWORD, postgresMissing, startPostgres } from "./_postgres.ts";
+import { PG_PASSWORD, postgresMissing, type PostgresServer, startPostgres } from "./_postgres.ts";
+import { putBot, putToken, TestBot } from "../server/_join_fixture.ts";
+import { freshConnectionFetch, harnessOf, hostCaPem, startHaCluster } from "./_cluster.ts";
 
 const WRITERS = 16;
 
@@ -106,6 +110,22 @@ Deno.test({
   },
 });
 
+/** Resolves once at least `n` sessions of auth instances wait on a lock. */
+function lockWaiters(pg: PostgresServer, n: number): Promise<void> {
+  return waitUntil(
+    async () => {
+      const waiting = await pg.psql(
+        "postgres",
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'keybound-auth' " +
+          "AND wait_event_type = 'Lock'",
+      );
+      return Number(waiting.trim()) >= n;
+    },
+    `${n} connections of auth to wait on the locks`,
+    { timeoutMs: 60_000, intervalMs: 50 },
+  );
+}
+
 Deno.test({
   name: "PostgresBackend: PostgreSQL stopped while connections start up: nothing rejects unhandled",
   ignore: ignoreUnless("PostgreSQL tests", postgresMissing),
@@ -138,18 +158,7 @@ Deno.test({
               (err) => (err as KeyboundError).code ?? String(err),
             ),
         );
-        await waitUntil(
-          async () => {
-            const waiting = await pg.psql(
-              "postgres",
-              "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'keybound-auth' " +
-                "AND wait_event_type = 'Lock'",
-            );
-            return Number(waiting.trim()) >= reads.length;
-          },
-          "every read's connection to wait on the locks",
-          { timeoutMs: 60_000, intervalMs: 50 },
-        );
+        await lockWaiters(pg, reads.length);
         await pg.stop(); // ends the lock's session too
         await lock[Symbol.asyncDispose]();
         assertEquals(await Promise.all(reads), reads.map(() => "BACKEND_UNAVAILABLE"));
@@ -166,5 +175,51 @@ Deno.test({
     } finally {
       globalThis.removeEventListener("unhandledrejection", collect);
     }
+  },
+});
+
+Deno.test({
+  name: "auth start --storage postgres://: PostgreSQL stopped while connections start up, " +
+    "under joins: the process keeps serving",
+  ignore: ignoreUnless("PostgreSQL tests", postgresMissing),
+  sanitizeResources: false,
+  async fn() {
+    await using c = await startHaCluster({ instances: 1, haproxy: false });
+    const [inst] = c.instances;
+    let exitCode: number | undefined;
+    inst.proc.exited.then((code) => (exitCode = code));
+    const f = freshConnectionFetch(hostCaPem(c));
+    const bots: TestBot[] = [];
+    for (let i = 0; i < 12; i++) {
+      await putBot(c.ctx, `b${i}`);
+      const bot = new TestBot(harnessOf(c), `t${i}`);
+      const pub = await bot.keys.add("EdDSA");
+      await putToken(c.ctx, `t${i}`, { botName: `b${i}`, limit: 100, initialPublicKey: pub });
+      bots.push(bot);
+    }
+    // The joins' reads wait on the locks, so the instance's pools open new connections, and
+    // PostgreSQL stops while every one of them is starting up or in its first statement.
+    const lock = await c.pg.lock("keybound", ["pg_catalog.pg_type", KV_TABLE]);
+    const joins = bots.map((b) =>
+      b.join({ fetch: f }).then(() => "ok", (err) => (err as KeyboundError).code ?? String(err))
+    );
+    await lockWaiters(c.pg, 8);
+    await c.pg.stop();
+    await lock[Symbol.asyncDispose]();
+    const cut = await Promise.all(joins);
+    assert(
+      cut.every((code) => code === "BACKEND_UNAVAILABLE"),
+      `${cut.join(",")}; the auth process said: ${inst.proc.log().slice(-600)}`,
+    );
+    await c.pg.start();
+    // Every bot onboards now: the instance that served the cut joins serves these.
+    for (const bot of bots) {
+      await waitUntil(
+        () => bot.join({ fetch: f }).then(() => true, () => false),
+        `${bot.tokenName} to join after the restart`,
+        { timeoutMs: 60_000, intervalMs: 100 },
+      );
+    }
+    assertEquals(exitCode, undefined, `the auth process exited: ${inst.proc.log()}`);
   },
 });
