@@ -21,7 +21,10 @@
  * leaves (`beforeCommit`: a file written and renamed, as tbot does).
  *
  * Prints each side's median wall time per refresh and main-thread CPU per
- * refresh, and the median of the per-pair ratios `this / other`.
+ * refresh, the medians of its phases (the client's time before `begin`,
+ * between the answer of `begin` and the `continue`, and after that answer;
+ * each request to its answer read), and the median of the per-pair ratios
+ * `this / other`.
  *
  * `deno run -A --unstable-kv bench/join_client.ts http|replay[+store] [other join_client.ts|-] [blocks] [block size]`
  *
@@ -68,17 +71,32 @@ try {
 } finally {
   await auth.stop();
 }
+/** When each request of the current refresh left and its answer was read, in order. */
+let marks: number[] = [];
+/** `send`, marking each request's start and the end of its answer's body (read here, for every side alike). */
+const timed = (send: typeof fetch): typeof fetch => async (input, init) => {
+  marks.push(performance.now());
+  const res = await send(input, init);
+  const body = await res.arrayBuffer();
+  marks.push(performance.now());
+  return new Response(body, { status: res.status, headers: res.headers });
+};
 // The floor server answers by the path's last segment; its origin is learnt from its warm-up.
 let floorOrigin = "";
 const floor = mode === "http"
-  ? await startFloorServer(exchanges, dir, true, (input, init) => {
-    floorOrigin = new URL(String(input)).origin;
-    return fetch(input, init);
-  })
+  ? await startFloorServer(
+    exchanges,
+    dir,
+    true,
+    timed((input, init) => {
+      floorOrigin = new URL(String(input)).origin;
+      return fetch(input, init);
+    }),
+  )
   : null;
 const params: JoinParams = {
   baseUrl: floor ? floorOrigin : auth.url,
-  ...(floor ? {} : { fetch: replayingFetch(exchanges) }),
+  fetch: timed(floor ? fetch : replayingFetch(exchanges)),
   tokenName: bot.token,
   subjectKey: bot.subjectKey,
   ttlSeconds: 3600,
@@ -87,7 +105,6 @@ const params: JoinParams = {
     certDer: certificatesFromPem(bot.last.certificates.tls_cert)[0],
     privateKey: bot.subjectKey.privateKey,
   },
-  // The bench never rotates: the one bound key answers every challenge.
   // `+store`: what tbot does before its solution leaves, an atomic write of the pending record.
   ...(store
     ? {
@@ -97,6 +114,7 @@ const params: JoinParams = {
       },
     }
     : {}),
+  // The bench never rotates: the one bound key answers every challenge.
   keyStore: {
     findPrivateKey: () => Promise.resolve([...bot.boundKeys.values()][0]),
     generateRotationKey: () => Promise.reject(new Error("the bench does not rotate")),
@@ -117,6 +135,8 @@ const cpu = new Map<string, number[]>();
 const gc = new Map<string, number[]>();
 const crypto = new Map<string, number[]>();
 const blockMedians = new Map<string, number[]>();
+/** Per side and phase of a refresh (the client's parts and each request to its answer read), ms. */
+const phases = new Map<string, number[]>();
 const push = (m: Map<string, number[]>, k: string, v: number) => m.set(k, [...m.get(k) ?? [], v]);
 for (const run of sides.values()) for (let i = 0; i < 200; i++) await run();
 const names = [...sides.keys()];
@@ -127,8 +147,16 @@ for (let b = 0; b < blocks; b++) {
     const times: number[] = [];
     for (let i = 0; i < size; i++) {
       const t0 = performance.now();
+      marks = [];
       await run();
-      times.push(performance.now() - t0);
+      const end = performance.now();
+      times.push(end - t0);
+      const [s1, a1, s2, a2] = marks;
+      push(phases, `${name}: before begin`, s1 - t0);
+      push(phases, `${name}: begin`, a1 - s1);
+      push(phases, `${name}: between`, s2 - a1);
+      push(phases, `${name}: continue`, a2 - s2);
+      push(phases, `${name}: after the answer`, end - a2);
     }
     const threads = byThreadName(c0, await threadCpu("self"));
     let mainCpu = 0, helpers = 0, pool = 0;
@@ -152,6 +180,13 @@ for (const name of names) {
     } ms  V8 helpers ${fmt(median(gc.get(name)!), 3)} ms  tokio (WebCrypto) ${
       fmt(median(crypto.get(name)!), 3)
     } ms per refresh`,
+  );
+}
+for (const phase of ["before begin", "begin", "between", "continue", "after the answer"]) {
+  console.log(
+    `  ${phase.padEnd(17)} ${
+      names.map((n) => `${n} ${fmt(median(phases.get(`${n}: ${phase}`)!), 3)}`).join("  ")
+    } ms p50`,
   );
 }
 if (otherPath) {

@@ -53,9 +53,23 @@ export interface BotIdentity {
   generation: number;
 }
 
+/**
+ * The last token name hashed, and its hash: an agent has one token and
+ * stores its hash with every renewal's files, where a WebCrypto digest (a
+ * round trip to WebCrypto's threads) would wait on the renewal's path.
+ */
+let lastTokenHash: { tokenName: string; hash: Promise<string> } | undefined;
+
 /** Hex SHA-256 of the token name, as stored in `tokenhash`. */
-export async function tokenHash(tokenName: string): Promise<string> {
-  return toHex(await sha256(tokenName));
+export function tokenHash(tokenName: string): Promise<string> {
+  if (lastTokenHash?.tokenName !== tokenName) {
+    const hash = sha256(tokenName).then(toHex);
+    lastTokenHash = { tokenName, hash };
+    hash.catch(() => {
+      if (lastTokenHash?.hash === hash) lastTokenHash = undefined;
+    });
+  }
+  return lastTokenHash.hash;
 }
 
 function fromCertificate(certPem: string): {
