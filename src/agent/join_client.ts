@@ -40,52 +40,33 @@ const MAX_STEPS = 8;
  * POSTs a join message. `continue` calls of a refresh are signed with the
  * current certificate (with `chash` when answering a challenge); `begin`
  * carries the certificate in its body instead and is not signed, which saves
- * a signature on the client and a verification on the server. With `stored`
- * the request is built and signed at once but sent only once `stored` has
- * resolved; if it rejects, nothing is sent and its error is thrown.
+ * a signature on the client and a verification on the server.
  */
 function post(
   p: JoinParams,
   path: string,
   body: BeginRequest | ContinueRequest,
   chash?: string,
-  stored?: Promise<void>,
 ): Promise<JoinResponse> {
-  return postJson(p, path, body, JoinResponse, chash, stored);
+  return postJson(p, path, body, JoinResponse, chash);
 }
 
-async function postJson<T>(
+function postJson<T>(
   p: Pick<JoinParams, "baseUrl" | "fetch" | "identity">,
   path: string,
   body: BeginRequest | ContinueRequest | ResumeRequest,
   schema: z.ZodType<T>,
   chash?: string,
-  stored?: Promise<void>,
 ): Promise<T> {
   const signed = p.identity && path === JOIN_CONTINUE_PATH;
-  const send = p.fetch ?? fetch;
-  let storeFailed: { error: unknown } | undefined;
-  const gated: typeof fetch = (input, init) =>
-    stored!.then(() => send(input, init), (error) => {
-      storeFailed = { error };
-      throw error;
-    });
-  try {
-    return await callApi({ baseUrl: p.baseUrl, fetch: stored ? gated : send }, {
-      method: "POST",
-      path,
-      body,
-      response: schema,
-      what: "join response",
-      ...(signed ? { signer: p.identity, ...(chash !== undefined ? { chash } : {}) } : {}),
-    });
-  } catch (e) {
-    // Settled before the caller sees the failure, so it never races a store still under way
-    // (a caller deletes the pending record after a refusal).
-    await stored?.catch(() => {});
-    if (storeFailed) throw storeFailed.error;
-    throw e;
-  }
+  return callApi({ baseUrl: p.baseUrl, fetch: p.fetch ?? fetch }, {
+    method: "POST",
+    path,
+    body,
+    response: schema,
+    what: "join response",
+    ...(signed ? { signer: p.identity, ...(chash !== undefined ? { chash } : {}) } : {}),
+  });
 }
 
 /**
@@ -125,7 +106,7 @@ async function answerStep(
   p: JoinParams,
   session: string,
   step: JoinStep,
-): Promise<{ answer: ContinueRequest["answer"]; chash?: string; stored?: Promise<void> }> {
+): Promise<{ answer: ContinueRequest["answer"]; chash?: string }> {
   if (step.type === "challenge") {
     const key = await p.keyStore.findPrivateKey(step.public_key);
     if (!key) {
@@ -135,28 +116,29 @@ async function answerStep(
     }
     // A solution is the only answer after which the server may commit: what the client needs
     // to resume must be stored before it leaves. Storing it (a file write in tbot) runs while
-    // the solution and the request are signed; only the send waits for it.
+    // the solution and the challenge's hash are made. The request is signed only once it is
+    // stored: its `iat` must not age by a slow store (the server allows 60 s of skew).
     const stored = p.beforeCommit?.({
       session,
       boundPublicKey: step.public_key.trim(),
       clusterName: challengeAudience(step.challenge),
     });
     stored?.catch(() => {});
+    let solution: string;
+    let chash: string | undefined;
     try {
       // The challenge's hash (a refresh signs it) is taken while the solution is signed.
-      const [solution, chash] = await Promise.all([
+      [solution, chash] = await Promise.all([
         solveChallenge(key, step.challenge),
         p.identity ? challengeHash(step.challenge) : undefined,
       ]);
-      return {
-        answer: { type: "challenge_solution", solution },
-        ...(chash ? { chash } : {}),
-        ...(stored ? { stored } : {}),
-      };
     } catch (e) {
+      // Settled first, so a caller that deletes the record after a failure never races it.
       await stored?.catch(() => {});
       throw e;
     }
+    await stored;
+    return { answer: { type: "challenge_solution", solution }, ...(chash ? { chash } : {}) };
   }
   let publicKey: string;
   try {
@@ -214,14 +196,8 @@ export async function joinBoundKeypair(p: JoinParams): Promise<JoinResult> {
       if (!response.result) throw new BadServerResponseError("the server ended the join");
       return response.result;
     }
-    const { answer, chash, stored } = await answerStep(p, response.session, response.step);
-    response = await post(
-      p,
-      JOIN_CONTINUE_PATH,
-      { session: response.session, answer },
-      chash,
-      stored,
-    );
+    const { answer, chash } = await answerStep(p, response.session, response.step);
+    response = await post(p, JOIN_CONTINUE_PATH, { session: response.session, answer }, chash);
   }
   throw new BadServerResponseError(`the server asked for more than ${MAX_STEPS} join steps`);
 }

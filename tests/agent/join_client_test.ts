@@ -2,22 +2,27 @@
  * The join client stores what a resume needs (`beforeCommit`, the pending
  * join record in tbot) while it signs the solution and the request, but sends
  * the solution only once that is stored; a store that fails sends nothing and
- * is the error the caller sees. Against the real app (in process), a bot
+ * is the error the caller sees. The signed request is signed once the record
+ * is stored, so a slow store cannot age its `iat`. Against the real app (in process), a bot
  * with a preregistered key (its first join answers a challenge).
  *
  * @module
  */
 import { joinBoundKeypair } from "../../src/agent/join_client.ts";
+import type { JoinParams } from "../../src/agent/join_types.ts";
 import { generateKeyPair } from "../../src/crypto/keys.ts";
+import { certificatesFromPem } from "../../src/pki/mod.ts";
+import { fromBase64Url, fromUtf8 } from "../../src/util/encoding.ts";
 import { JOIN_CONTINUE_PATH } from "../../src/protocol/messages.ts";
-import { assertEquals, assertRejects } from "../_assert.ts";
+import { assert, assertEquals, assertRejects } from "../_assert.ts";
 import { MemoryKeyStore } from "../_key_store.ts";
 import { newCluster } from "./_cluster.ts";
 
+/** What every join of these tests shares. */
+type JoinBase = Pick<JoinParams, "baseUrl" | "fetch" | "tokenName" | "ttlSeconds" | "keyStore">;
+
 async function withBot(
-  run: (
-    o: { url: string; keys: MemoryKeyStore; sent: string[]; fetch: typeof globalThis.fetch },
-  ) => Promise<void>,
+  run: (o: { base: JoinBase; sent: string[]; fetch: typeof globalThis.fetch }) => Promise<void>,
 ) {
   const cluster = await newCluster();
   await cluster.createBot("edge");
@@ -31,18 +36,20 @@ async function withBot(
     sent.push(`send ${new URL(String(input)).pathname}`);
     return cluster.fetch(input, init);
   };
-  await run({ url: "http://auth.invalid", keys, sent, fetch });
+  const base = {
+    baseUrl: "http://auth.invalid",
+    tokenName: "edge",
+    ttlSeconds: 3600,
+    keyStore: keys,
+  };
+  await run({ base: { ...base, fetch }, sent, fetch });
 }
 
 Deno.test("the solution leaves only once the pending record is stored", async () => {
-  await withBot(async ({ url, keys, sent, fetch }) => {
+  await withBot(async ({ base, sent }) => {
     const result = await joinBoundKeypair({
-      baseUrl: url,
-      fetch,
-      tokenName: "edge",
+      ...base,
       subjectKey: await generateKeyPair("EdDSA"),
-      ttlSeconds: 3600,
-      keyStore: keys,
       beforeCommit: async () => {
         sent.push("store started");
         // A slow store (a file write and its fsync): the join must wait for it.
@@ -56,17 +63,13 @@ Deno.test("the solution leaves only once the pending record is stored", async ()
 });
 
 Deno.test("a pending record that cannot be stored: nothing is sent, and its error is thrown", async () => {
-  await withBot(async ({ url, keys, sent, fetch }) => {
+  await withBot(async ({ base, sent }) => {
     const failure = new Error("disk full");
     const subjectKey = await generateKeyPair("EdDSA");
     const err = await assertRejects(() =>
       joinBoundKeypair({
-        baseUrl: url,
-        fetch,
-        tokenName: "edge",
+        ...base,
         subjectKey,
-        ttlSeconds: 3600,
-        keyStore: keys,
         beforeCommit: async () => {
           await new Promise((r) => setTimeout(r, 20));
           throw failure;
@@ -75,5 +78,38 @@ Deno.test("a pending record that cannot be stored: nothing is sent, and its erro
     );
     assertEquals(err, failure);
     assertEquals(sent.length, 1, `only the begin was sent: ${sent}`);
+  });
+});
+
+Deno.test("a refresh's continue is signed after the pending record is stored", async () => {
+  await withBot(async ({ base, fetch }) => {
+    const subjectKey = await generateKeyPair("EdDSA");
+    const first = await joinBoundKeypair({
+      ...base,
+      subjectKey,
+    });
+    let storedAt = 0;
+    let iat = 0;
+    const result = await joinBoundKeypair({
+      ...base,
+      fetch: (input, init) => {
+        const auth = new Headers(init?.headers).get("authorization");
+        if (auth) iat = JSON.parse(fromUtf8(fromBase64Url(auth.split(".")[1]))).iat;
+        return fetch(input, init);
+      },
+      subjectKey,
+      previousJoinState: first.bound_keypair.join_state,
+      identity: {
+        certDer: certificatesFromPem(first.certificates.tls_cert)[0],
+        privateKey: subjectKey.privateKey,
+      },
+      beforeCommit: async () => {
+        // Longer than a second: a request signed before the store ends has an older `iat`.
+        await new Promise((r) => setTimeout(r, 1100));
+        storedAt = Math.floor(Date.now() / 1000);
+      },
+    });
+    assertEquals(result.generation, first.generation + 1);
+    assert(iat >= storedAt, `iat ${iat} is before the store ended (${storedAt})`);
   });
 });
