@@ -12,6 +12,7 @@
 import { BadParameterError } from "../errors.ts";
 import { bytesEqual, fromHex, fromPem, toBase64, toBase64Url, toPem } from "../util/encoding.ts";
 import { LruMap } from "../util/lru.ts";
+import { onP256Curve } from "./p256_point.ts";
 import { sha256 } from "./random.ts";
 
 /** Signature algorithms (JWS names) Keybound accepts. */
@@ -170,6 +171,9 @@ const importedSpki = new LruMap<string, Promise<CryptoKey>>(1024);
 export async function importSpki(der: Uint8Array): Promise<CryptoKey> {
   const bytes = new Uint8Array(der) as Uint8Array<ArrayBuffer>;
   const canonical = canonicalSpkiLayout(bytes);
+  if (canonical?.alg === "ES256" && !onP256Curve(bytes.subarray(canonical.prefix.length))) {
+    throw offCurve();
+  }
   if (canonical) {
     const id = toBase64(bytes);
     let key = importedSpki.get(id);
@@ -186,13 +190,23 @@ export async function importSpki(der: Uint8Array): Promise<CryptoKey> {
   }
   // ES256 first: workerd's Ed25519 import accepts EC keys (see importPkcs8).
   for (const alg of ["ES256", "EdDSA"] as const) {
+    let key: CryptoKey;
     try {
-      return await crypto.subtle.importKey("spki", bytes, importParams(alg), true, ["verify"]);
+      key = await crypto.subtle.importKey("spki", bytes, importParams(alg), true, ["verify"]);
     } catch {
-      // try the next algorithm
+      continue; // try the next algorithm
     }
+    if (alg === "ES256") {
+      const point = new Uint8Array(await crypto.subtle.exportKey("raw", key));
+      if (!onP256Curve(point)) throw offCurve();
+    }
+    return key;
   }
   throw new BadParameterError("public key is not an Ed25519 or ECDSA P-256 key");
+}
+
+function offCurve(): BadParameterError {
+  return new BadParameterError("public key is not a point on the P-256 curve");
 }
 
 /**

@@ -9,7 +9,10 @@
  */
 import { exportSpki, generateKeyPair, importSpki, sign, verify } from "../../src/crypto/keys.ts";
 import { parseAuthorizedKey, toAuthorizedKey } from "../../src/crypto/ssh_wire.ts";
-import { assert, assertEquals } from "../_assert.ts";
+import { onP256Curve } from "../../src/crypto/p256_point.ts";
+import { BadParameterError } from "../../src/errors.ts";
+import { fromBase64, toBase64 } from "../../src/util/encoding.ts";
+import { assert, assertEquals, assertRejects } from "../_assert.ts";
 
 /** Runs `fn` with `crypto.subtle[method]` counted; `fn` reads and resets the count. */
 async function counting(
@@ -74,4 +77,26 @@ Deno.test("one import serves a key's SPKI and SSH forms, and only those bytes", 
       assertEquals(await exportSpki(otherKey), await exportSpki(other.publicKey));
     }
   });
+});
+
+Deno.test("a P-256 public key off the curve is refused at import, not when it verifies", async () => {
+  for (let i = 0; i < 8; i++) {
+    const spki = await exportSpki((await generateKeyPair("ES256")).publicKey);
+    assert(onP256Curve(spki.subarray(spki.length - 65)), "a generated key is on the curve");
+    const bad = spki.slice();
+    bad[bad.length - 1] ^= 1; // y changed: off the curve
+    await assertRejects(() => importSpki(bad), BadParameterError, "not a point on the P-256 curve");
+    // The SSH form reaches the same import.
+    const ssh = await toAuthorizedKey(await importSpki(spki));
+    const blob = fromBase64(ssh.split(" ")[1]);
+    blob[blob.length - 1] ^= 1;
+    await assertRejects(
+      () => parseAuthorizedKey(`ecdsa-sha2-nistp256 ${toBase64(blob)}`),
+      BadParameterError,
+    );
+  }
+  // A coordinate at or above the field prime is refused whatever the equation says.
+  const tooLarge = new Uint8Array(65).fill(0xff);
+  tooLarge[0] = 0x04;
+  assertEquals(onP256Curve(tooLarge), false);
 });
