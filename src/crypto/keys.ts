@@ -74,6 +74,9 @@ export async function generateStorableKeyPair(
     "sign",
     "verify",
   ]) as CryptoKeyPair;
+  // A join sends this key's SPKI next (an agent's new certificate key): exported while the
+  // private key is exported and re-imported, it is ready when the join asks (exportSpki keeps it).
+  exportSpki(kp.publicKey).catch(() => {});
   const der = new Uint8Array(await crypto.subtle.exportKey("pkcs8", kp.privateKey));
   const privateKey = await crypto.subtle.importKey("pkcs8", der, importParams(alg), false, [
     "sign",

@@ -10,7 +10,10 @@
  */
 import { joinBoundKeypair } from "../../src/agent/join_client.ts";
 import type { JoinParams } from "../../src/agent/join_types.ts";
-import { generateKeyPair } from "../../src/crypto/keys.ts";
+import { exportSpki, generateKeyPair } from "../../src/crypto/keys.ts";
+import { toAuthorizedKey } from "../../src/crypto/ssh_wire.ts";
+import { MemoryStorage } from "../../src/agent/memory_storage.ts";
+import { generateStoredKeyPair } from "../../src/agent/stored_keys.ts";
 import { certificatesFromPem } from "../../src/pki/mod.ts";
 import { fromBase64Url, fromUtf8 } from "../../src/util/encoding.ts";
 import { JOIN_CONTINUE_PATH } from "../../src/protocol/messages.ts";
@@ -112,4 +115,44 @@ Deno.test("a refresh's continue is signed after the pending record is stored", a
     assertEquals(result.generation, first.generation + 1);
     assert(iat >= storedAt, `iat ${iat} is before the store ended (${storedAt})`);
   });
+});
+
+Deno.test("an agent's new certificate key: its SPKI, which the join sends, is exported while it is stored", async () => {
+  const exportKey = crypto.subtle.exportKey;
+  let spkiExports = 0;
+  // Counts the real exports (the spy calls through).
+  const real = exportKey as (format: string, key: CryptoKey) => Promise<unknown>;
+  crypto.subtle.exportKey = ((format: string, key: CryptoKey) => {
+    if (format === "spki") spkiExports++;
+    return real.call(crypto.subtle, format, key);
+  }) as typeof exportKey;
+  try {
+    const key = await generateStoredKeyPair(new MemoryStorage(), "ES256");
+    assertEquals(spkiExports, 1, "exported while the key was made");
+    // What the join's begin sends of it.
+    await Promise.all([exportSpki(key.publicKey), toAuthorizedKey(key.publicKey)]);
+    assertEquals(spkiExports, 1, "the join's forms need no export of their own");
+  } finally {
+    crypto.subtle.exportKey = exportKey;
+  }
+});
+
+Deno.test("a failed early export of the new key's SPKI is not kept: the join's export tries again", async () => {
+  const exportKey = crypto.subtle.exportKey;
+  const real = exportKey as (format: string, key: CryptoKey) => Promise<unknown>;
+  let failNext = true;
+  crypto.subtle.exportKey = ((format: string, key: CryptoKey) => {
+    if (format === "spki" && failNext) {
+      failNext = false;
+      return Promise.reject(new Error("export failed"));
+    }
+    return real.call(crypto.subtle, format, key);
+  }) as typeof exportKey;
+  try {
+    const key = await generateStoredKeyPair(new MemoryStorage(), "ES256");
+    assertEquals(failNext, false, "the early export was tried");
+    assertEquals((await exportSpki(key.publicKey)).length, 91, "a P-256 SPKI, exported again");
+  } finally {
+    crypto.subtle.exportKey = exportKey;
+  }
 });
