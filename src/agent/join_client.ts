@@ -124,20 +124,20 @@ async function answerStep(
       clusterName: challengeAudience(step.challenge),
     });
     stored?.catch(() => {});
+    // The challenge's hash (a refresh signs it) is taken while the solution is signed.
+    const hashed = p.identity ? challengeHash(step.challenge) : undefined;
+    hashed?.catch(() => {});
     let solution: string;
     let chash: string | undefined;
     try {
-      // The challenge's hash (a refresh signs it) is taken while the solution is signed.
-      [solution, chash] = await Promise.all([
-        solveChallenge(key, step.challenge),
-        p.identity ? challengeHash(step.challenge) : undefined,
-      ]);
+      solution = await solveChallenge(key, step.challenge);
+      chash = await hashed;
     } catch (e) {
       // Settled first, so a caller that deletes the record after a failure never races it.
       await stored?.catch(() => {});
       throw e;
     }
-    await stored;
+    if (stored) await stored;
     return { answer: { type: "challenge_solution", solution }, ...(chash ? { chash } : {}) };
   }
   let publicKey: string;
