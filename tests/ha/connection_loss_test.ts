@@ -14,6 +14,10 @@
  * alone, then on a real `auth start --storage postgres://…` process serving
  * joins, which must keep running and serve joins once PostgreSQL is back.
  *
+ * Last, PostgreSQL behind HAProxy (TCP mode), which accepts a connection
+ * and closes it without a word while its server is down: a request then
+ * fails with BACKEND_UNAVAILABLE instead of waiting for the server.
+ *
  * @module
  */
 import { PostgresBackend } from "../../runtime-adapters/deno/postgres/backend.ts";
@@ -25,7 +29,15 @@ import { ignoreUnless } from "../_tools.ts";
 import { waitUntil } from "../_wait.ts";
 import { PG_PASSWORD, postgresMissing, type PostgresServer, startPostgres } from "./_postgres.ts";
 import { putBot, putToken, TestBot } from "../server/_join_fixture.ts";
-import { freshConnectionFetch, harnessOf, hostCaPem, startHaCluster } from "./_cluster.ts";
+import {
+  freshConnectionFetch,
+  haMissing,
+  harnessOf,
+  hostCaPem,
+  startHaCluster,
+} from "./_cluster.ts";
+import { startHaproxy } from "./_haproxy.ts";
+import { freePort } from "../tbot/_harness.ts";
 
 const WRITERS = 16;
 
@@ -221,5 +233,50 @@ Deno.test({
       );
     }
     assertEquals(exitCode, undefined, `the auth process exited: ${inst.proc.log()}`);
+  },
+});
+
+Deno.test({
+  name: "PostgresBackend behind HAProxy: while PostgreSQL is down a read fails, then reads resume",
+  ignore: ignoreUnless("HA tests", haMissing(postgresMissing)),
+  async fn() {
+    await using pg = await startPostgres();
+    await pg.createDatabase("kb");
+    const dir = await Deno.makeTempDir({ prefix: "keybound-pg-lb-" });
+    const lb = await startHaproxy(dir, freePort(), [{ name: "pg", addr: `127.0.0.1:${pg.port}` }]);
+    try {
+      const backend = await PostgresBackend.open({
+        location: parsePostgresUrl(`postgres://keybound@${lb.address}/kb?sslmode=disable`),
+        password: PG_PASSWORD,
+      });
+      try {
+        await backend.get(["k"]);
+        await pg.stop();
+        // HAProxy accepts each new connection and closes it (its server refuses). Before, the
+        // driver reconnected at once for the waiting read, hundreds of times a second, and the
+        // read waited for the server's return: this bound is that test's failure, not a speed.
+        const read = backend.get(["k"]).then(
+          () => "ok",
+          (err) => (err as KeyboundError).code ?? String(err),
+        );
+        let settled: string | undefined;
+        read.then((code) => (settled = code));
+        await waitUntil(() => settled !== undefined, "the read while PostgreSQL is down to end", {
+          timeoutMs: 30_000,
+          intervalMs: 50,
+        }).finally(() => pg.start());
+        assertEquals(settled, "BACKEND_UNAVAILABLE");
+        await waitUntil(
+          () => backend.get(["k"]).then(() => true, () => false),
+          "a read after the restart",
+          { timeoutMs: 60_000, intervalMs: 50 },
+        );
+      } finally {
+        await backend.close();
+      }
+    } finally {
+      await lb.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
   },
 });

@@ -25,6 +25,7 @@
  * @module
  */
 import postgres, { type Sql } from "postgres";
+import { Socket } from "node:net";
 import { checkServerIdentity } from "node:tls";
 import { Buffer } from "node:buffer";
 import {
@@ -95,6 +96,31 @@ async function tlsOption(loc: PostgresLocation): Promise<postgres.Options<never>
   }
 }
 
+/**
+ * The driver's TCP connection to `host:port`, connecting, whose peer closing
+ * it is an error. postgres 3.4.9 treats a close without an error before the
+ * server's start-up answer (a listener that accepts and closes at once: a
+ * TCP balancer with no server up can) by reconnecting at once for the
+ * pending query, without backoff and without end: the request waited forever
+ * while its connection reconnected hundreds of times a second. As an error,
+ * the close fails the pending query (BACKEND_UNAVAILABLE) and the next
+ * attempt waits out the backoff. Other closes (PostgreSQL ending a session,
+ * the driver's own Terminate) only change the error a query already cut
+ * gets, or nothing.
+ */
+function connectingSocket(host: string, port: number): Socket {
+  const socket = new Socket();
+  // The driver's connection errors name the address from these.
+  Object.assign(socket, { host, port });
+  socket.once("end", () => {
+    socket.destroy(
+      Object.assign(new Error(`${host}:${port} closed the connection`), { code: "ECONNRESET" }),
+    );
+  });
+  socket.connect(port, host);
+  return socket;
+}
+
 function hex(key: Key): string {
   return Buffer.from(encodeKey(key)).toString("hex");
 }
@@ -161,6 +187,8 @@ export class PostgresBackend implements Backend {
         // unhandled rejection ends the auth process. Nothing here needs the types: lists
         // travel as JSON text and no result column is an array.
         fetch_types: false,
+        // Read by the driver (connection.js createSocket) but missing from its types.
+        ...({ socket: () => connectingSocket(loc.host, loc.port) } as object),
         connection: { application_name: "keybound-auth", ...session },
         onnotice: () => {},
       });
