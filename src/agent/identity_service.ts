@@ -309,7 +309,9 @@ export class IdentityService {
     const secret = !state.isStatic && !hadJoinState ? o.registrationSecret : undefined;
     const alg = o.certificateKeyAlgorithm ?? "ES256";
     const subjectKey = await generateStoredKeyPair(o.storage, alg);
-    let solutionSent = false;
+    // Set once the pending record is being stored: from then on a solution may leave (the
+    // join client stores it beside signing the solution and sends only once it is stored).
+    let pendingStored = false;
     const pendingOf = (
       p: Omit<PendingJoin, "subject_key" | "created_at" | "version" | "token_name">,
     ) =>
@@ -337,7 +339,7 @@ export class IdentityService {
           : {}),
         keyStore: state,
         beforeCommit: (p) => {
-          solutionSent = true;
+          pendingStored = true;
           return pendingOf({
             session: p.session,
             bound_public_key: p.boundPublicKey,
@@ -347,7 +349,7 @@ export class IdentityService {
       });
     } catch (e) {
       if (!isKeyboundError(e)) throw e;
-      if (solutionSent && COPY_MAY_HAVE_COMMITTED.has(e.code)) {
+      if (pendingStored && COPY_MAY_HAVE_COMMITTED.has(e.code)) {
         // Once per join; if the resume fails, the normal retry takes over.
         o.log.info("a copy of this join may have committed; resuming it", { code: e.code });
         const resumed = await this.#resumePending();
