@@ -122,6 +122,20 @@ Deno.test({
   },
 });
 
+/** "ok", or the code of the error `p` rejects with. */
+function outcome(p: Promise<unknown>): Promise<string> {
+  return p.then(() => "ok", (err) => (err as KeyboundError).code ?? String(err));
+}
+
+/** Resolves once a read on `backend` succeeds (PostgreSQL is back). */
+function readsResume(backend: PostgresBackend): Promise<void> {
+  return waitUntil(
+    () => backend.get(["k"]).then(() => true, () => false),
+    "a read after the restart",
+    { timeoutMs: 60_000, intervalMs: 50 },
+  );
+}
+
 /** Resolves once at least `n` sessions of auth instances wait on a lock. */
 function lockWaiters(pg: PostgresServer, n: number): Promise<void> {
   return waitUntil(
@@ -162,24 +176,13 @@ Deno.test({
         // postgres 3.4.9 reads pg_type on each new connection before the first query (unless
         // told not to); our reads wait on the table. Either way every connection waits.
         const lock = await pg.lock("kb", ["pg_catalog.pg_type", KV_TABLE]);
-        const reads = Array.from(
-          { length: 8 },
-          (_, i) =>
-            backend.get(["k", String(i)]).then(
-              () => "ok",
-              (err) => (err as KeyboundError).code ?? String(err),
-            ),
-        );
+        const reads = Array.from({ length: 8 }, (_, i) => outcome(backend.get(["k", String(i)])));
         await lockWaiters(pg, reads.length);
         await pg.stop(); // ends the lock's session too
         await lock[Symbol.asyncDispose]();
         assertEquals(await Promise.all(reads), reads.map(() => "BACKEND_UNAVAILABLE"));
         await pg.start();
-        await waitUntil(
-          () => backend.get(["k"]).then(() => true, () => false),
-          "a read after the restart",
-          { timeoutMs: 60_000, intervalMs: 50 },
-        );
+        await readsResume(backend);
       } finally {
         await backend.close();
       }
@@ -212,9 +215,7 @@ Deno.test({
     // The joins' reads wait on the locks, so the instance's pools open new connections, and
     // PostgreSQL stops while every one of them is starting up or in its first statement.
     const lock = await c.pg.lock("keybound", ["pg_catalog.pg_type", KV_TABLE]);
-    const joins = bots.map((b) =>
-      b.join({ fetch: f }).then(() => "ok", (err) => (err as KeyboundError).code ?? String(err))
-    );
+    const joins = bots.map((b) => outcome(b.join({ fetch: f })));
     await lockWaiters(c.pg, 8);
     await c.pg.stop();
     await lock[Symbol.asyncDispose]();
@@ -255,22 +256,14 @@ Deno.test({
         // HAProxy accepts each new connection and closes it (its server refuses). Before, the
         // driver reconnected at once for the waiting read, hundreds of times a second, and the
         // read waited for the server's return: this bound is that test's failure, not a speed.
-        const read = backend.get(["k"]).then(
-          () => "ok",
-          (err) => (err as KeyboundError).code ?? String(err),
-        );
         let settled: string | undefined;
-        read.then((code) => (settled = code));
+        outcome(backend.get(["k"])).then((code) => (settled = code));
         await waitUntil(() => settled !== undefined, "the read while PostgreSQL is down to end", {
           timeoutMs: 30_000,
           intervalMs: 50,
         }).finally(() => pg.start());
         assertEquals(settled, "BACKEND_UNAVAILABLE");
-        await waitUntil(
-          () => backend.get(["k"]).then(() => true, () => false),
-          "a read after the restart",
-          { timeoutMs: 60_000, intervalMs: 50 },
-        );
+        await readsResume(backend);
       } finally {
         await backend.close();
       }
