@@ -255,7 +255,8 @@ export async function serveService(
       },
     };
   }
-  const { dir, path: firstPath, lock } = await privateSocket(options.socketDir, options.log);
+  const place = await privateSocket(options.socketDir, options.log);
+  const firstPath = join(place.dir, `${place.base}.sock`);
   /**
    * Where the server listens now, read by the front at each connect: a heal
    * listens at `NAME.GEN.sock` beside `NAME.sock`, so the server it
@@ -316,28 +317,11 @@ export async function serveService(
         ino = undefined;
       }
       if (ino === bound) return;
-      // The whole directory may be gone (rm -rf, a temp cleaner): made
-      // again 0700 whatever the umask, with this process's lock file, so
-      // that the socket is private and a start's sweep leaves it alone.
-      Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
-      // A link put in its place is not followed (review-front N2).
-      if (Deno.lstatSync(dir).isSymlink) throw new Error(`${dir} is a symbolic link`);
-      Deno.chmodSync(dir, 0o700);
-      try {
-        const file = Deno.openSync(lock.path, { write: true, createNew: true, mode: 0o600 });
-        try {
-          file.tryLockSync(true);
-        } catch {
-          // A filesystem without locks: never swept, which is safe.
-        }
-        lock.file.close();
-        lock.file = file;
-      } catch (err) {
-        // Still there (only the socket went): this process holds it.
-        if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
-      }
+      // The whole directory may be gone (rm -rf, a temp cleaner), or be
+      // another one at its name: never used unless this process made it (review-so M1).
+      reclaimDir(place, options.log);
       const before = target.path;
-      target.path = firstPath.replace(/\.sock$/, `.${++generation}.sock`);
+      target.path = join(place.dir, `${place.base}.${++generation}.sock`);
       let replaced = false;
       try {
         replaced = inner.replace();
@@ -361,9 +345,9 @@ export async function serveService(
   // dead process's.
   const removeDir = async () => {
     await Deno.remove(target.path).catch(() => {});
-    await Deno.remove(lock.path).catch(() => {});
-    lock.file.close();
-    await Deno.remove(dir).catch(() => {});
+    await Deno.remove(place.lock.path).catch(() => {});
+    place.lock.file.close();
+    await Deno.remove(place.dir).catch(() => {});
   };
   try {
     front = await startFront({
@@ -448,10 +432,7 @@ const TEMP_DIR_FILE = /^http(\.\d+)?\.(sock|lock)$/;
  * also sweeps the temporary directory's fallback directories of this user
  * that way, then removes each one left empty.
  */
-async function privateSocket(
-  wanted: string | undefined,
-  log: Logger,
-): Promise<{ dir: string; path: string; lock: { path: string; file: Deno.FsFile } }> {
+async function privateSocket(wanted: string | undefined, log: Logger): Promise<SocketPlace> {
   if (wanted !== undefined) {
     const name = `${Deno.pid}-${toHex(crypto.getRandomValues(new Uint8Array(8)))}`;
     const path = join(wanted, `${name}.sock`);
@@ -471,49 +452,184 @@ async function privateSocket(
       await ensureDir(wanted, 0o700);
       await Deno.chmod(wanted, 0o700);
       await sweepDead(wanted);
-      return { dir: wanted, path, lock: await holdLock(join(wanted, `${name}.lock`)) };
+      return takeDir(wanted, name, false);
     }
     log.info("socket path too long; the server behind the front listens in a temporary directory", {
       path,
     });
   }
-  const dir = await Deno.makeTempDir({ prefix: TEMP_DIR_PREFIX });
-  await Deno.chmod(dir, 0o700);
-  // Locked before the socket is made, as in `wanted`: a sweep never meets this socket without it.
-  const lock = await holdLock(join(dir, "http.lock"));
-  await sweepTempDirs(dirname(dir), dir);
-  return { dir, path: join(dir, "http.sock"), lock };
+  const place = freshTempDir(undefined);
+  // Cleanup only: it never stops a start (review-so M2).
+  await sweepTempDirs(dirname(place.dir), place, log);
+  return place;
 }
 
-/** Makes `path` and holds it locked (exclusive) for the process's life. */
-async function holdLock(path: string): Promise<{ path: string; file: Deno.FsFile }> {
-  const file = await Deno.open(path, { write: true, createNew: true, mode: 0o600 });
-  // Where locking fails the start stops here. An NFS mount with host-local
+/**
+ * Where the server behind the front listens: `BASE.sock` (a heal's
+ * `BASE.GEN.sock`) and `BASE.lock` in `dir`, and what identifies `dir` as
+ * the directory this process made (or, in --data-dir, took at its start)
+ * and made 0700: a heal uses nothing else found at that name.
+ */
+interface SocketPlace {
+  dir: string;
+  base: string;
+  lock: { path: string; file: Deno.FsFile };
+  dev: number;
+  ino: number;
+  uid: number;
+  /** In the system's temporary directory, under a name anyone can read and take if it goes. */
+  temp: boolean;
+}
+
+/**
+ * Makes `dir` (this process's own) 0700, records it and holds
+ * `BASE.lock` in it. Synchronous: a heal runs inside the front's connect.
+ */
+function takeDir(dir: string, base: string, temp: boolean): SocketPlace {
+  Deno.chmodSync(dir, 0o700);
+  const info = Deno.lstatSync(dir);
+  const lock = holdLock(join(dir, `${base}.lock`));
+  return { dir, base, lock, dev: info.dev, ino: info.ino!, uid: info.uid!, temp };
+}
+
+/**
+ * A new directory of a random name in `root` (the system's temporary
+ * directory by default), with `http.lock`; removed again if it cannot be
+ * made private and locked (review-so M2: each failed start left one).
+ */
+function freshTempDir(root: string | undefined): SocketPlace {
+  const dir = Deno.makeTempDirSync({ prefix: TEMP_DIR_PREFIX, ...(root ? { dir: root } : {}) });
+  try {
+    // Locked before the socket is made: a sweep never meets this socket without it.
+    return takeDir(dir, "http", true);
+  } catch (err) {
+    try {
+      Deno.removeSync(dir);
+    } catch {
+      // Not empty only if something else made a file in it: left as it is.
+    }
+    throw err;
+  }
+}
+
+/**
+ * Before a heal listens again: `place`'s directory if it is still the one
+ * this process made (same device and inode, same owner: 0700 again if its
+ * mode changed, the lock file made again if it went), else a new one
+ * (review-so M1). A directory found at the name is never used: in the
+ * temporary directory the name is readable by all, and another user who
+ * made the directory there could move the socket aside and bind their own
+ * (getting the decrypted requests), or, not being ours, it could not be
+ * made private. In --data-dir a name that is free again is made again
+ * (non-recursive: it fails if another process made it meanwhile);
+ * otherwise the new directory is a fresh one in the temporary directory.
+ * Throws if no directory can be had (the heal logs it and retries at the
+ * next connection).
+ */
+function reclaimDir(place: SocketPlace, log: Logger): void {
+  let info: Deno.FileInfo | undefined;
+  try {
+    info = Deno.lstatSync(place.dir);
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  }
+  if (
+    info?.isDirectory && info.dev === place.dev && info.ino === place.ino &&
+    info.uid === place.uid
+  ) {
+    if ((info.mode! & 0o777) !== 0o700) Deno.chmodSync(place.dir, 0o700);
+    try {
+      const lock = holdLock(place.lock.path);
+      place.lock.file.close();
+      place.lock = lock;
+    } catch (err) {
+      // Still there (only the socket went): this process holds it.
+      if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
+    }
+    return;
+  }
+  let next: SocketPlace | undefined;
+  if (info === undefined && !place.temp) {
+    Deno.mkdirSync(dirname(place.dir), { recursive: true, mode: 0o700 });
+    try {
+      Deno.mkdirSync(place.dir, { mode: 0o700 });
+      next = takeDir(place.dir, place.base, false);
+    } catch (err) {
+      if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
+    }
+  }
+  if (next === undefined) {
+    next = freshTempDir(place.temp ? dirname(place.dir) : undefined);
+    log.warn("the directory of the server behind the front was replaced; listening in a new one", {
+      was: place.dir,
+      dir: next.dir,
+    });
+  }
+  place.lock.file.close();
+  Object.assign(place, next);
+}
+
+/**
+ * Makes `path` and holds it locked (exclusive) for the process's life;
+ * a lock that another process holds already is an error, and the file
+ * goes (review-so N3: a heal took `false` for a lock).
+ */
+function holdLock(path: string): { path: string; file: Deno.FsFile } {
+  const file = Deno.openSync(path, { write: true, createNew: true, mode: 0o600 });
+  // Where locking fails (throws) the file is kept unlocked. An NFS mount with host-local
   // locks (nolock, local_lock=flock) does not fail: another host sharing
   // the directory could then take this lock and sweep a live socket, which
   // the heal recovers (docs/operations.md).
-  if (!(await file.tryLock(true).catch(() => true))) {
+  let locked: boolean;
+  try {
+    locked = file.tryLockSync(true);
+  } catch {
+    locked = true;
+  }
+  if (!locked) {
     file.close();
+    try {
+      Deno.removeSync(path);
+    } catch {
+      // Gone already.
+    }
     throw new ConfigError(`cannot lock ${path}, a file this process just made`);
   }
   return { path, file };
 }
 
+/** Set once a sweep could not list the temporary directory: said once per process. */
+let sweepRefusedSaid = false;
+
 /**
  * Sweeps the fallback directories in `root` (the temporary directory) that
- * belong to the user that owns `own` (this start's) and hold nothing but a
- * fallback's files, as {@linkcode sweepDead} does, and removes each one
- * left empty. A killed process's directory stayed there for good.
+ * belong to `own`'s user (this start's) and hold nothing but a fallback's
+ * files, as {@linkcode sweepDead} does, and removes each one left empty. A
+ * killed process's directory stayed there for good. Never fails: a
+ * temporary directory this user may write but not list (mode 1733) failed
+ * every start (review-so M2).
  */
-async function sweepTempDirs(root: string, own: string): Promise<void> {
-  const uid = (await Deno.lstat(own)).uid;
-  for await (const entry of Deno.readDir(root)) {
+async function sweepTempDirs(root: string, own: SocketPlace, log: Logger): Promise<void> {
+  let entries: Deno.DirEntry[];
+  try {
+    entries = await Array.fromAsync(Deno.readDir(root));
+  } catch (err) {
+    if (!sweepRefusedSaid) {
+      sweepRefusedSaid = true;
+      log.info("cannot list the temporary directory: dead fallback directories stay in it", {
+        dir: root,
+        error: err instanceof Error ? err.message : String(err),
+      });
+    }
+    return;
+  }
+  for (const entry of entries) {
     if (!entry.isDirectory || !entry.name.startsWith("keybound-")) continue;
     const dir = join(root, entry.name);
-    if (dir === own) continue;
+    if (dir === own.dir) continue;
     try {
       const info = await Deno.lstat(dir);
-      if (!info.isDirectory || info.uid !== uid) continue;
+      if (!info.isDirectory || info.uid !== own.uid) continue;
       const names = (await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name);
       // Empty: a start between making it and its lock file. Other files: not a fallback's.
       if (names.length === 0 || !names.every((n) => TEMP_DIR_FILE.test(n))) continue;

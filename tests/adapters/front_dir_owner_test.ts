@@ -1,0 +1,217 @@
+/**
+ * The front's socket directory in the temporary directory (the fallback),
+ * against another user (review-so M1, M2): real serveService processes,
+ * run as root or as another user through `setpriv`, the other user's
+ * directory made by `setpriv` too, requests over loopback TCP.
+ */
+import { assert, assertEquals } from "../_assert.ts";
+import { ignoreUnless } from "../_tools.ts";
+
+const NOBODY = 65534;
+/** A second user, not the child's. */
+const OTHER = 1;
+
+/** Why these tests cannot run here, or undefined. */
+function cannotRun(): string | undefined {
+  if (Deno.build.os !== "linux") return "needs Linux";
+  if (Deno.uid() !== 0) return "needs root, to run processes as other users";
+  try {
+    Deno.statSync("/usr/bin/setpriv");
+  } catch {
+    return "needs /usr/bin/setpriv (util-linux)";
+  }
+  return undefined;
+}
+const ignore = ignoreUnless("front socket directory owner tests", cannotRun());
+
+/** As `uid` (and its gid), no supplementary groups. */
+function asUser(uid: number): string[] {
+  return ["/usr/bin/setpriv", `--reuid=${uid}`, `--regid=${uid}`, "--clear-groups"];
+}
+
+/** A bundle of _front_dir_child.ts and a module cache, readable by any user; removed by `close`. */
+async function workspace() {
+  const dir = await Deno.makeTempDir({ prefix: "kb-front-owner-" });
+  await Deno.chmod(dir, 0o755);
+  const bundle = `${dir}/child.js`;
+  const built = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "bundle",
+      "--platform",
+      "deno",
+      new URL("./_front_dir_child.ts", import.meta.url).pathname,
+      "-o",
+      bundle,
+    ],
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  assertEquals(built.code, 0, new TextDecoder().decode(built.stderr));
+  await Deno.mkdir(`${dir}/cache`, { mode: 0o777 });
+  await Deno.chmod(`${dir}/cache`, 0o777);
+  /** A temporary directory for the child: `mode` (1777 as /tmp; 1733 listable by root only). */
+  const tmp = async (name: string, mode: number) => {
+    const path = `${dir}/${name}`;
+    await Deno.mkdir(path);
+    await Deno.chmod(path, mode);
+    return path;
+  };
+  /** The child with TMPDIR `tmpdir`, as `uid` (undefined: this user). */
+  const child = (tmpdir: string, uid?: number) =>
+    new Deno.Command(uid === undefined ? Deno.execPath() : "/usr/bin/setpriv", {
+      args: [
+        ...(uid === undefined ? [] : [...asUser(uid).slice(1), Deno.execPath()]),
+        "run",
+        "--no-config",
+        "--no-prompt",
+        "-A",
+        bundle,
+      ],
+      cwd: dir,
+      clearEnv: true,
+      env: { DENO_DIR: `${dir}/cache`, HOME: dir, NO_COLOR: "1", TMPDIR: tmpdir },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+  const close = () => Deno.remove(dir, { recursive: true });
+  return { dir, tmp, child, close };
+}
+
+/** The port the child printed, or its error output if it exited first. */
+async function portOf(p: Deno.ChildProcess): Promise<number | string> {
+  const reader = p.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  while (!text.includes("\n")) {
+    const { value, done } = await reader.read();
+    if (done) {
+      const status = await p.status;
+      return `exited ${status.code}: ${await new Response(p.stderr).text()}`;
+    }
+    text += value;
+  }
+  reader.releaseLock();
+  return JSON.parse(text).port;
+}
+
+const stopped = new WeakMap<Deno.ChildProcess, Promise<string>>();
+
+/** Stops the child (SIGTERM) and returns its log; once. */
+function stop(p: Deno.ChildProcess): Promise<string> {
+  let log = stopped.get(p);
+  if (log === undefined) {
+    try {
+      p.kill("SIGTERM");
+    } catch {
+      // Exited already.
+    }
+    // Read already (by portOf) if it exited before printing its port.
+    const text = p.stderr.locked ? Promise.resolve("") : new Response(p.stderr).text();
+    log = Promise.all([p.status, text]).then(([, t]) => t);
+    stopped.set(p, log);
+  }
+  return log;
+}
+
+/** The answer's body, or "" when the connection is dropped. */
+async function get(port: number): Promise<string> {
+  try {
+    const res = await fetch(`http://127.0.0.1:${port}/`, { headers: { connection: "close" } });
+    return await res.text();
+  } catch {
+    return "";
+  }
+}
+
+async function run(cmd: string[]): Promise<void> {
+  const out = await new Deno.Command(cmd[0], { args: cmd.slice(1), stderr: "piped" }).output();
+  assertEquals(out.code, 0, `${cmd.join(" ")}: ${new TextDecoder().decode(out.stderr)}`);
+}
+
+function fallbackDirs(tmp: string): string[] {
+  return [...Deno.readDirSync(tmp)].map((e) => e.name).filter((n) =>
+    n.startsWith("keybound-front-")
+  ).sort();
+}
+
+/**
+ * The fallback directory deleted (a temp cleaner), and another user makes
+ * one at its name before the heal: the heal listens in a new directory of
+ * its own and leaves the other user's empty.
+ */
+async function takenOver(serverUid: number | undefined, otherUid: number, otherMode: string) {
+  const ws = await workspace();
+  const tmp = await ws.tmp("tmp", 0o1777);
+  const p = ws.child(tmp, serverUid);
+  try {
+    const port = await portOf(p);
+    assert(typeof port === "number", String(port));
+    assertEquals(await get(port), "ok");
+    const [mine] = fallbackDirs(tmp);
+    await Deno.remove(`${tmp}/${mine}`, { recursive: true });
+    await run([...asUser(otherUid), "mkdir", "-m", otherMode, `${tmp}/${mine}`]);
+    // The connection that finds the socket gone may be dropped; the next ones are served.
+    await get(port);
+    // Before (other user's directory, server not root): chmod failed with EPERM at each
+    // connection, and every request was dropped for good.
+    for (let i = 0; i < 3; i++) assertEquals(await get(port), "ok");
+    // Before (server root): it listened (and made its lock file) in the other user's directory,
+    // who could move its socket aside and bind their own.
+    assertEquals([...Deno.readDirSync(`${tmp}/${mine}`)].map((e) => e.name), []);
+    assertEquals(Deno.lstatSync(`${tmp}/${mine}`).uid, otherUid);
+    const now = fallbackDirs(tmp).filter((n) => n !== mine);
+    assertEquals(now.length, 1, String(now));
+    const info = Deno.lstatSync(`${tmp}/${now[0]}`);
+    assertEquals([info.uid, info.mode! & 0o777], [serverUid ?? Deno.uid(), 0o700]);
+    assertEquals(
+      [...Deno.readDirSync(`${tmp}/${now[0]}`)].map((e) => e.name).sort(),
+      ["http.1.sock", "http.lock"],
+    );
+    const log = await stop(p);
+    assert(log.includes("listening in a new one"), log);
+    // Shutdown removes the new directory; the other user's stays theirs.
+    assertEquals(fallbackDirs(tmp), [mine]);
+  } finally {
+    await stop(p);
+    await ws.close();
+  }
+}
+
+Deno.test({
+  name:
+    "serveService as root: a heal does not listen in a fallback directory another user made at its name (review-so M1)",
+  ignore,
+  fn: () => takenOver(undefined, NOBODY, "0777"),
+});
+
+Deno.test({
+  name:
+    "serveService as a user: a heal is not stopped for good by a fallback directory another user made at its name (review-so M1)",
+  ignore,
+  fn: () => takenOver(NOBODY, OTHER, "0755"),
+});
+
+Deno.test({
+  name:
+    "serveService: a fallback start in a temporary directory it may write but not list (1733) serves, and leaves nothing at its stop (review-so M2)",
+  ignore,
+  async fn() {
+    const ws = await workspace();
+    const tmp = await ws.tmp("hard", 0o1733);
+    const p = ws.child(tmp, NOBODY);
+    try {
+      // Before: PermissionDenied from the sweep's readdir, exit 1, and a directory with
+      // http.lock left behind at each try.
+      const port = await portOf(p);
+      assert(typeof port === "number", String(port));
+      assertEquals(await get(port), "ok");
+      assertEquals(fallbackDirs(tmp).length, 1);
+      const log = await stop(p);
+      assertEquals(log.split("cannot list the temporary directory").length, 2, log);
+      assertEquals(fallbackDirs(tmp), []);
+    } finally {
+      await stop(p);
+      await ws.close();
+    }
+  },
+});
