@@ -98,23 +98,28 @@ async function tlsOption(loc: PostgresLocation): Promise<postgres.Options<never>
 
 /**
  * The driver's TCP connection to `host:port`, connecting, whose peer closing
- * it is an error. postgres 3.4.9 treats a close without an error before the
- * server's start-up answer (a listener that accepts and closes at once: a
- * TCP balancer with no server up can) by reconnecting at once for the
- * pending query, without backoff and without end: the request waited forever
- * while its connection reconnected hundreds of times a second. As an error,
- * the close fails the pending query (BACKEND_UNAVAILABLE) and the next
- * attempt waits out the backoff. Other closes (PostgreSQL ending a session,
- * the driver's own Terminate) only change the error a query already cut
- * gets, or nothing.
+ * it before sending a byte is an error. postgres 3.4.9 treats a close
+ * without an error before the server's start-up answer (a listener that
+ * accepts and closes at once: HAProxy in TCP mode while its server is down)
+ * by reconnecting at once for the pending query, without backoff and
+ * without end: the request waited for the server while its connection
+ * reconnected hundreds of times a second. As an error, the close fails the
+ * pending query (BACKEND_UNAVAILABLE) and the next attempt waits out the
+ * backoff. PostgreSQL itself always answers first (its start-up messages, or
+ * an error when it is shutting down), so its own closes are left alone.
  */
 function connectingSocket(host: string, port: number): Socket {
   const socket = new Socket();
   // The driver's connection errors name the address from these.
   Object.assign(socket, { host, port });
+  let heard = false;
+  socket.once("data", () => (heard = true));
   socket.once("end", () => {
+    if (heard) return;
     socket.destroy(
-      Object.assign(new Error(`${host}:${port} closed the connection`), { code: "ECONNRESET" }),
+      Object.assign(new Error(`${host}:${port} closed the connection before answering`), {
+        code: "ECONNRESET",
+      }),
     );
   });
   socket.connect(port, host);
