@@ -200,8 +200,11 @@ export async function importSpki(der: Uint8Array): Promise<CryptoKey> {
       continue; // try the next algorithm
     }
     if (alg === "ES256") {
-      const point = new Uint8Array(await crypto.subtle.exportKey("raw", key));
-      if (!onP256Curve(point)) throw offCurve();
+      const point = await crypto.subtle.exportKey("raw", key).then(
+        (raw) => new Uint8Array(raw),
+        () => undefined,
+      );
+      if (!point || !onP256Curve(point)) throw offCurve();
     }
     return key;
   }
