@@ -90,6 +90,7 @@ export async function openStorage(config: StorageConfig): Promise<Backend> {
     // none): outside a narrowed --allow-env each would prompt a terminal.
     // Guarded, one it may not read is absent, as for tbot.
     guardNodeEnv(process);
+    refuseSessionAttrs();
     return await PostgresBackend.open({
       location: config.location,
       password: await readPassword(config),
@@ -97,6 +98,26 @@ export async function openStorage(config: StorageConfig): Promise<Backend> {
   }
   // The file and its SQLite companions hold CA keys: DenoKvBackend makes them 0600.
   return await DenoKvBackend.open(config.path);
+}
+
+/**
+ * postgres.js takes `PGTARGETSESSIONATTRS` when no option says otherwise, and
+ * no option can switch it off. Set, the driver checks each new connection to
+ * a PostgreSQL 13 or older with a query nothing awaits: if the server stops
+ * during it, the rejection is unhandled and the auth process exits. `--storage`
+ * names one server, so the check would choose nothing: refuse the variable
+ * rather than run with it. One this process may not read is hidden from the
+ * driver by {@linkcode guardNodeEnv}.
+ */
+function refuseSessionAttrs(): void {
+  const name = "PGTARGETSESSIONATTRS";
+  const reader = envReader("auth");
+  if (reader.unreadableEnv(name) !== undefined || reader.env(name) === undefined) return;
+  throw new ConfigError(
+    `${name} is set: --storage postgres://… names one server and Keybound does not support ` +
+      `choosing sessions by attributes; unset ${name} for the auth service`,
+    { details: { env: name } },
+  );
 }
 
 /**

@@ -99,6 +99,13 @@ Deno.test({
           /^auth: error \[[A-Z_]+\]: --storage: unsupported URL scheme/,
         ],
         [
+          "PGTARGETSESSIONATTRS set",
+          ["--storage", pg.url("kb")],
+          { PGPASSWORD: PG_PASSWORD, PGTARGETSESSIONATTRS: "read-write" },
+          1,
+          /^auth: error \[CONFIG_INVALID\]: PGTARGETSESSIONATTRS is set: /,
+        ],
+        [
           "no database",
           ["--storage", "postgres://keybound@127.0.0.1:5432"],
           {},
