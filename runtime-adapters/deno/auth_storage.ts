@@ -59,7 +59,11 @@ async function readPassword(config: StorageConfig & { kind: "postgres" }): Promi
     // Outside a narrowed --allow-env (or named by --deny-env), reading PGPASSWORD
     // would prompt on a terminal (the service would wait on it) or throw; read as
     // absent, it would end in a baffling "password authentication failed". Say why.
-    return decidingEnv(envReader("auth"), "PGPASSWORD", {
+    const reader = envReader("auth");
+    // A deny is deliberate, unlike a variable a narrowed --allow-env leaves out: the login goes
+    // without a password (trust, peer or certificate authentication), as if it were unset.
+    if (reader.unreadableEnv("PGPASSWORD")?.denied) return undefined;
+    return decidingEnv(reader, "PGPASSWORD", {
       decides: "the password of the PostgreSQL login (--storage postgres://…)",
       allow: ["PGPASSWORD"],
       instead: "use --storage-password-file",
