@@ -174,13 +174,14 @@ const importedSpki = new LruMap<string, Promise<CryptoKey>>(1024);
 export async function importSpki(der: Uint8Array): Promise<CryptoKey> {
   const bytes = new Uint8Array(der) as Uint8Array<ArrayBuffer>;
   const canonical = canonicalSpkiLayout(bytes);
-  if (canonical?.alg === "ES256" && !onP256Curve(bytes.subarray(canonical.prefix.length))) {
-    throw offCurve();
-  }
   if (canonical) {
     const id = toBase64(bytes);
     let key = importedSpki.get(id);
     if (!key) {
+      // Checked before it is kept: a cached key is a point on the curve.
+      if (canonical.alg === "ES256" && !onP256Curve(bytes.subarray(canonical.prefix.length))) {
+        throw offCurve();
+      }
       key = crypto.subtle.importKey("spki", bytes, importParams(canonical.alg), true, ["verify"]);
       importedSpki.set(id, key);
       key.then(
