@@ -5,6 +5,7 @@
  * directory made by `setpriv` too, requests over loopback TCP.
  */
 import { assert, assertEquals } from "../_assert.ts";
+import { bundleForUser } from "../_bundle.ts";
 import { ignoreUnless } from "../_tools.ts";
 
 const NOBODY = 65534;
@@ -32,23 +33,11 @@ function asUser(uid: number): string[] {
 /** A bundle of _front_dir_child.ts and a module cache, readable by any user; removed by `close`. */
 async function workspace() {
   const dir = await Deno.makeTempDir({ prefix: "kb-front-owner-" });
-  await Deno.chmod(dir, 0o755);
-  const bundle = `${dir}/child.js`;
-  const built = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "bundle",
-      "--platform",
-      "deno",
-      new URL("./_front_dir_child.ts", import.meta.url).pathname,
-      "-o",
-      bundle,
-    ],
-    stdout: "null",
-    stderr: "piped",
-  }).output();
-  assertEquals(built.code, 0, new TextDecoder().decode(built.stderr));
-  await Deno.mkdir(`${dir}/cache`, { mode: 0o777 });
-  await Deno.chmod(`${dir}/cache`, 0o777);
+  const { bundle, cache } = await bundleForUser(
+    new URL("./_front_dir_child.ts", import.meta.url),
+    dir,
+    NOBODY,
+  );
   /** A temporary directory for the child: `mode` (1777 as /tmp; 1733 listable by root only). */
   const tmp = async (name: string, mode: number) => {
     const path = `${dir}/${name}`;
@@ -69,7 +58,7 @@ async function workspace() {
       ],
       cwd: dir,
       clearEnv: true,
-      env: { DENO_DIR: `${dir}/cache`, HOME: dir, NO_COLOR: "1", TMPDIR: tmpdir },
+      env: { DENO_DIR: cache, HOME: dir, NO_COLOR: "1", TMPDIR: tmpdir },
       stdin: "null",
       stdout: "piped",
       stderr: "piped",

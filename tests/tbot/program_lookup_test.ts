@@ -8,6 +8,7 @@
  * difference), checked against the program Deno itself starts.
  */
 import { assertEquals } from "../_assert.ts";
+import { bundleForUser } from "../_bundle.ts";
 import { ignoreUnless } from "../_tools.ts";
 
 const NOBODY = 65534;
@@ -30,24 +31,11 @@ Deno.test({
 }, async () => {
   const dir = await Deno.makeTempDir({ prefix: "tbot-lookup-" });
   try {
-    await Deno.chmod(dir, 0o755);
-    // A bundle: the other user cannot read this user's module cache.
-    const bundle = `${dir}/lookup.js`;
-    const built = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "bundle",
-        "--platform",
-        "deno",
-        new URL("./_program_lookup.ts", import.meta.url).pathname,
-        "-o",
-        bundle,
-      ],
-      stdout: "null",
-      stderr: "piped",
-    }).output();
-    assertEquals(built.code, 0, new TextDecoder().decode(built.stderr));
-    await Deno.mkdir(`${dir}/cache`);
-    await Deno.chown(`${dir}/cache`, NOBODY, NOBODY);
+    const { bundle, cache } = await bundleForUser(
+      new URL("./_program_lookup.ts", import.meta.url),
+      dir,
+      NOBODY,
+    );
     /** `prog` in `dir/name`, owned by `uid`:`gid` with `mode`; it prints its place. */
     const prog = async (name: string, uid: number, gid: number, mode: number) => {
       await Deno.mkdir(`${dir}/${name}`, { mode: 0o755 });
@@ -85,7 +73,7 @@ Deno.test({
         ],
         cwd: dir,
         clearEnv: true,
-        env: { DENO_DIR: `${dir}/cache`, HOME: dir, NO_COLOR: "1" },
+        env: { DENO_DIR: cache, HOME: dir, NO_COLOR: "1" },
         stdin: "null",
       }).output();
       const text = new TextDecoder().decode(out.stdout).trim();
