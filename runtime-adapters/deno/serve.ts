@@ -273,24 +273,26 @@ export async function serveService(
   let front: Front | undefined;
   /** The inode of the socket this process bound last: another at the path is not its own. */
   let bound: number | null = null;
-  const inner = keepServing(() => {
-    const path = target.path;
-    // Left by the server that stopped (or by nothing: the name is this
-    // process's alone): the path must be free to listen on again.
-    try {
-      Deno.removeSync(path);
-    } catch {
-      // Not there.
-    }
-    const server = Deno.serve({ path, onListen: () => {} }, (request) => {
-      const token = front && liveToken(request, front);
-      if (token === undefined) return new Response("Bad Request\n", { status: 400 });
-      const answer = app.fetch(request, { remoteAddr: front!.clientOf(token) });
-      return answer instanceof Response ? answer : whileThere(answer, front!, token, leftBehind);
-    });
-    bound = Deno.lstatSync(path).ino;
-    return server;
-  }, options.log);
+  // Until the front is up, a failure removes what privateSocket made (review-so M2).
+  const inner = orRelease(place, () =>
+    keepServing(() => {
+      const path = target.path;
+      // Left by the server that stopped (or by nothing: the name is this
+      // process's alone): the path must be free to listen on again.
+      try {
+        Deno.removeSync(path);
+      } catch {
+        // Not there.
+      }
+      const server = Deno.serve({ path, onListen: () => {} }, (request) => {
+        const token = front && liveToken(request, front);
+        if (token === undefined) return new Response("Bad Request\n", { status: 400 });
+        const answer = app.fetch(request, { remoteAddr: front!.clientOf(token) });
+        return answer instanceof Response ? answer : whileThere(answer, front!, token, leftBehind);
+      });
+      bound = Deno.lstatSync(path).ino;
+      return server;
+    }, options.log));
   // The socket deleted under a live server (an operator's rm, a cleaner, a
   // restore): Deno.serve listens on the unlinked inode and never fails,
   // so without this every connection would fail for the process's life
@@ -343,12 +345,7 @@ export async function serveService(
   // the directory only once no other process's socket is in it. The lock
   // file last: while it is held, no other start takes the socket for a
   // dead process's.
-  const removeDir = async () => {
-    await Deno.remove(target.path).catch(() => {});
-    await Deno.remove(place.lock.path).catch(() => {});
-    place.lock.file.close();
-    await Deno.remove(place.dir).catch(() => {});
-  };
+  const removeDir = () => releasePlace(place, target.path);
   try {
     front = await startFront({
       hostname: options.hostname,
@@ -567,6 +564,37 @@ function reclaimDir(place: SocketPlace, log: Logger): void {
   }
   place.lock.file.close();
   Object.assign(place, next);
+}
+
+/**
+ * Removes `socket`, then `place`'s lock file, then its directory (only if
+ * empty: another process's socket may be in it). The lock file last: while
+ * it is held, no other start takes the socket for a dead process's.
+ */
+function releasePlace(place: SocketPlace, socket: string): void {
+  for (const path of [socket, place.lock.path]) {
+    try {
+      Deno.removeSync(path);
+    } catch {
+      // Not there.
+    }
+  }
+  place.lock.file.close();
+  try {
+    Deno.removeSync(place.dir);
+  } catch {
+    // Not empty, or gone.
+  }
+}
+
+/** `start()`; if it throws, what `place` holds is released first: a failed start leaves nothing. */
+function orRelease<T>(place: SocketPlace, start: () => T): T {
+  try {
+    return start();
+  } catch (err) {
+    releasePlace(place, join(place.dir, `${place.base}.sock`));
+    throw err;
+  }
 }
 
 /**
