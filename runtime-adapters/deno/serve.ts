@@ -262,7 +262,7 @@ export async function serveService(
    * listens at `NAME.GEN.sock` beside `NAME.sock`, so the server it
    * replaces can stop at once (its unlink hits only its own path).
    */
-  const target = { path: firstPath };
+  let socketPath = firstPath;
   /**
    * Work of requests whose clients have gone, let go by their connections
    * (whileThere): awaited at shutdown as Deno.serve awaits its handlers, so
@@ -271,12 +271,12 @@ export async function serveService(
   const leftBehind = new Set<Promise<void>>();
   let generation = 0;
   let front: Front | undefined;
-  /** The inode of the socket this process bound last: another at the path is not its own. */
-  let bound: number | null = null;
+  /** The socket this process bound last (inode, owner): another at the path is not its own. */
+  let bound: { ino: number; uid: number } | null = null;
   // Until the front is up, a failure removes what privateSocket made (review-so M2).
   const inner = orRelease(place, () =>
     keepServing(() => {
-      const path = target.path;
+      const path = socketPath;
       // Left by the server that stopped (or by nothing: the name is this
       // process's alone): the path must be free to listen on again.
       try {
@@ -290,7 +290,8 @@ export async function serveService(
         const answer = app.fetch(request, { remoteAddr: front!.clientOf(token) });
         return answer instanceof Response ? answer : whileThere(answer, front!, token, leftBehind);
       });
-      bound = Deno.lstatSync(path).ino;
+      const info = Deno.lstatSync(path);
+      bound = { ino: info.ino!, uid: info.uid! };
       return server;
     }, options.log));
   // The socket deleted under a live server (an operator's rm, a cleaner, a
@@ -306,38 +307,70 @@ export async function serveService(
     "the HTTP server lost its socket and cannot listen again yet",
     "listening again",
   );
-  // Synchronous (a rare path): the server listens again before the next
-  // connection tries it.
-  const heal = (err: unknown) => {
-    const code = (err as { code?: string } | null)?.code;
-    if (code !== "ENOENT" && code !== "ECONNREFUSED") return;
+  /**
+   * Whether the socket path still leads to this process's server: its
+   * directory is the one recorded (lstat: a directory, same device, inode
+   * and owner, mode 0700) and the socket there is the one it bound. Asked
+   * before every connect (review-3 MUST-FIX 1): a temp cleaner may delete
+   * the fallback directory, and another user make one at its readable name
+   * and bind their own socket there; a connect by path would then succeed
+   * into it, and no heal (which runs on a failed connect) would ever run.
+   * Two lstat per connection: about 7 µs, a tenth of the Unix connect
+   * itself (measured, session 11, 2 loaded cores). A directory deleted and
+   * made again between this check and the connect still gets the
+   * connection (docs/security.md).
+   */
+  const intact = (): boolean => {
     try {
-      let ino: number | null | undefined;
-      try {
-        ino = Deno.lstatSync(target.path).ino;
-      } catch {
-        ino = undefined;
-      }
-      if (ino === bound) return;
+      const dir = Deno.lstatSync(place.dir);
+      if (
+        !dir.isDirectory || dir.dev !== place.dev || dir.ino !== place.ino ||
+        dir.uid !== place.uid || (dir.mode! & 0o777) !== 0o700
+      ) return false;
+      const socket = Deno.lstatSync(socketPath);
+      return socket.ino === bound?.ino && socket.uid === bound.uid;
+    } catch {
+      return false;
+    }
+  };
+  // Synchronous (a rare path): the server listens again before the next
+  // connection tries it. False if it could not (logged by cannotListen).
+  const listenAgain = (): boolean => {
+    try {
       // The whole directory may be gone (rm -rf, a temp cleaner), or be
       // another one at its name: never used unless this process made it (review-so M1).
       reclaimDir(place, options.log);
-      const before = target.path;
-      target.path = join(place.dir, `${place.base}.${++generation}.sock`);
-      let replaced = false;
-      try {
-        replaced = inner.replace();
-      } finally {
-        if (!replaced) target.path = before;
-      }
-      if (!replaced) return;
+      // Inside `place`'s directory as it is now, even if listening fails:
+      // never back in the one it left, which may be another user's (review-3 MUST-FIX 1).
+      socketPath = join(place.dir, `${place.base}.${++generation}.sock`);
+      if (!inner.replace()) return false;
       cannotListen.over();
       options.log.warn("the socket of the server behind the front was gone; listening again", {
-        path: target.path,
+        path: socketPath,
       });
+      return true;
     } catch (err) {
       cannotListen.note(err instanceof Error ? err.message : String(err));
+      return false;
     }
+  };
+  const heal = (err: unknown) => {
+    const code = (err as { code?: string } | null)?.code;
+    if (code !== "ENOENT" && code !== "ECONNREFUSED") return;
+    // Still there: a refused connect in a listen-again gap heals on its own.
+    if (intact()) return;
+    listenAgain();
+  };
+  /**
+   * What the front connects to, read at each connect: the socket if
+   * intact(), else where a heal listens now; if no heal could listen, a
+   * path that resolves for no one (under a file, ENOTDIR), so that a
+   * connection fails rather than reach a socket this process did not bind.
+   */
+  const target = {
+    get path(): string {
+      return intact() || listenAgain() ? socketPath : UNREACHABLE_PATH;
+    },
   };
 
   // Not recursively: only what this server made goes (Deno.serve removes
@@ -345,7 +378,7 @@ export async function serveService(
   // the directory only once no other process's socket is in it. The lock
   // file last: while it is held, no other start takes the socket for a
   // dead process's.
-  const removeDir = () => releasePlace(place, target.path);
+  const removeDir = () => releasePlace(place, socketPath);
   try {
     front = await startFront({
       hostname: options.hostname,
@@ -385,6 +418,9 @@ export async function serveService(
     swapTls: (tls) => started.setTls(tls),
   };
 }
+
+/** A socket path no connect reaches, for anyone: a name under a file (ENOTDIR). */
+const UNREACHABLE_PATH = "/dev/null/keybound-front";
 
 /** Longest path of a Unix socket, in bytes (Linux's sun_path holds 108 with the NUL). */
 export const SOCKET_PATH_MAX = 107;

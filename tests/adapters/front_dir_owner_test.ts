@@ -63,8 +63,53 @@ async function workspace() {
       stdout: "piped",
       stderr: "piped",
     }).spawn();
+  /**
+   * As `uid`, a process that listens at `path` (a Unix socket), writes
+   * `got N` to its stdout for each connection it accepts (N bytes read)
+   * and answers `nobody`; it has printed `ready` once it listens.
+   */
+  const listener = async (uid: number, path: string) => {
+    const code = `const l = Deno.listen({ transport: "unix", path: ${JSON.stringify(path)} });
+      console.log("ready");
+      for await (const c of l) {
+        const n = await c.read(new Uint8Array(65536));
+        console.log("got", n);
+        await c.write(new TextEncoder().encode(
+          "HTTP/1.1 200 OK\\r\\ncontent-length: 6\\r\\nconnection: close\\r\\n\\r\\nnobody",
+        ));
+        c.close();
+      }`;
+    const p = new Deno.Command("/usr/bin/setpriv", {
+      args: [...asUser(uid).slice(1), Deno.execPath(), "eval", "--no-config", code],
+      cwd: dir,
+      clearEnv: true,
+      env: { DENO_DIR: cache, HOME: dir, NO_COLOR: "1" },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const lines = p.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let out = "";
+    while (!out.includes("ready\n")) {
+      const { value, done } = await lines.read();
+      if (done) throw new Error(`listener exited: ${await new Response(p.stderr).text()}`);
+      out += value;
+    }
+    /** Stops it; what it printed after `ready`. */
+    const stopListener = async () => {
+      p.kill("SIGTERM");
+      await Promise.all([p.status, p.stderr.cancel()]);
+      for (;;) {
+        const { value, done } = await lines.read();
+        if (done) break;
+        out += value;
+      }
+      return out.slice(out.indexOf("ready\n") + "ready\n".length);
+    };
+    return stopListener;
+  };
   const close = () => Deno.remove(dir, { recursive: true });
-  return { dir, tmp, child, close };
+  return { dir, tmp, child, listener, close };
 }
 
 /** The port the child printed, or its error output if it exited first. */
@@ -199,6 +244,40 @@ Deno.test({
       assertEquals(log.split("cannot list the temporary directory").length, 2, log);
       assertEquals(fallbackDirs(tmp), []);
     } finally {
+      await stop(p);
+      await ws.close();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "serveService as root: the front does not connect into a socket another user bound in a fallback directory made again at its name (review-3 MUST-FIX 1)",
+  ignore,
+  async fn() {
+    const ws = await workspace();
+    const tmp = await ws.tmp("tmp", 0o1777);
+    const p = ws.child(tmp);
+    let stopListener: (() => Promise<string>) | undefined;
+    try {
+      const port = await portOf(p);
+      assert(typeof port === "number", String(port));
+      assertEquals(await get(port), "ok");
+      const [mine] = fallbackDirs(tmp);
+      // A temp cleaner deletes it; the other user makes it again and binds http.sock in it.
+      await Deno.remove(`${tmp}/${mine}`, { recursive: true });
+      await run([...asUser(NOBODY), "mkdir", "-m", "0755", `${tmp}/${mine}`]);
+      stopListener = await ws.listener(NOBODY, `${tmp}/${mine}/http.sock`);
+      // Before: the connect by path succeeded into their socket and no heal ran: `nobody`,
+      // their process holding the request with its client token.
+      for (let i = 0; i < 3; i++) assertEquals(await get(port), "ok");
+      const got = await stopListener();
+      stopListener = undefined;
+      assertEquals(got, "");
+      const log = await stop(p);
+      assert(log.includes("listening in a new one"), log);
+    } finally {
+      await stopListener?.();
       await stop(p);
       await ws.close();
     }
