@@ -608,6 +608,11 @@ function reclaimDir(place: SocketPlace, log: Logger): void {
  * it is held, no other start takes the socket for a dead process's.
  */
 function releasePlace(place: SocketPlace, socket: string): void {
+  place.lock.file.close();
+  // Only inside the directory this process made: another one at its name (a link planted after a
+  // temp cleaner removed ours) is not ours to empty (review-3 MUST-FIX 2). Deno's listener still
+  // removes its socket file by path when it closes, which this cannot stop (docs/security.md).
+  if (!isPlaceDir(place)) return;
   for (const path of [socket, place.lock.path]) {
     try {
       Deno.removeSync(path);
@@ -615,11 +620,21 @@ function releasePlace(place: SocketPlace, socket: string): void {
       // Not there.
     }
   }
-  place.lock.file.close();
   try {
     Deno.removeSync(place.dir);
   } catch {
     // Not empty, or gone.
+  }
+}
+
+/** Whether `place.dir` is still the directory this process made (not following a link). */
+function isPlaceDir(place: SocketPlace): boolean {
+  try {
+    const info = Deno.lstatSync(place.dir);
+    return info.isDirectory && info.dev === place.dev && info.ino === place.ino &&
+      info.uid === place.uid;
+  } catch {
+    return false;
   }
 }
 

@@ -667,6 +667,37 @@ Deno.test({
 });
 
 Deno.test({
+  name: "serveService: shutdown empties no directory but its own: a link at its name is left alone",
+  ignore: Deno.build.os === "windows",
+  async fn() {
+    const parent = await Deno.makeTempDir({ prefix: "kb-socket-" });
+    const dir = `${parent}/front`;
+    const server = await serveService({ fetch: () => new Response("ok") }, {
+      hostname: "127.0.0.1",
+      port: 0,
+      proxyFrom: ["127.0.0.2"],
+      socketDir: dir,
+      log: silentLogger,
+    });
+    try {
+      const lock = filesIn(dir).find((f) => f.endsWith(".lock"))!;
+      // A temp cleaner removed the directory, and someone put a link at its name to a directory
+      // holding a file of the lock file's name.
+      await Deno.rename(dir, `${parent}/gone`);
+      await Deno.mkdir(`${parent}/elsewhere`);
+      await Deno.writeTextFile(`${parent}/elsewhere/${lock}`, "theirs");
+      await Deno.symlink(`${parent}/elsewhere`, dir);
+      await server.shutdown();
+      // Before: removed through the link.
+      assertEquals(await Deno.readTextFile(`${parent}/elsewhere/${lock}`), "theirs");
+    } finally {
+      await server.shutdown();
+      await Deno.remove(parent, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
   name:
     "serveService: a heal does not follow a symbolic link put in place of its directory: it listens in a new one",
   ignore: Deno.build.os === "windows",
