@@ -21,10 +21,11 @@ export async function waitUntil(
   o: WaitOptions = {},
 ): Promise<void> {
   const interval = o.intervalMs ?? 5;
-  const deadline = Date.now() + (o.timeoutMs ?? 10_000);
+  // Monotonic: the wall clock here has stepped 32 s forward in the middle of a test.
+  const deadline = performance.now() + (o.timeoutMs ?? 10_000);
   while (true) {
     if (await cond()) return;
-    if (Date.now() >= deadline) throw new Error(`gave up waiting for ${what}`);
+    if (performance.now() >= deadline) throw new Error(`gave up waiting for ${what}`);
     await new Promise((r) => setTimeout(r, interval));
   }
 }

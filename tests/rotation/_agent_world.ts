@@ -292,6 +292,20 @@ export async function rotationWorldOn<A extends AuthEndpoint>(
     async start(bot) {
       bot.daemon = spawnTbot(["start", "-c", bot.config]);
       await bot.daemon.waitForLog(/renewed the bot identity|joined the cluster|recovered/);
+      // The join is logged before the outputs are written: a step reading a workload output at
+      // once found none under load (CI rehearsal, session 11).
+      const workload = bot.workload;
+      if (workload) {
+        const files = [`${workload.x509}/svid.pem`, `${workload.x509}/svid_bundle.pem`];
+        files.push(`${workload.jwt}/jwt_svid`);
+        await waitUntil(
+          async () =>
+            (await Promise.all(files.map((f) => Deno.stat(f).then(() => true, () => false))))
+              .every(Boolean),
+          `${bot.name}'s workload outputs`,
+          { timeoutMs: 30_000, intervalMs: 50 },
+        );
+      }
     },
     async stop(bot) {
       const d = bot.daemon;
