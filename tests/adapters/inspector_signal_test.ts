@@ -107,8 +107,8 @@ function inspectorOwner(pid: number): "ours" | "foreign" | "unknown" {
  */
 async function inspectorConnections(pid: number, ms: number): Promise<number> {
   let accepted = 0;
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
+  const end = performance.now() + ms;
+  while (performance.now() < end) {
     try {
       const conn = await Deno.connect({ hostname: "127.0.0.1", port: INSPECTOR_PORT });
       if (inspectorOwner(pid) !== "foreign") accepted++;

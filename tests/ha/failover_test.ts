@@ -31,9 +31,9 @@ const renewals = (d: TbotDaemon) => d.log().match(RENEWED)?.length ?? 0;
 
 // Generous bounds: on a loaded 2-core machine 20 daemons take several times longer than idle.
 async function until(cond: () => boolean | Promise<boolean>, what: string, ms = 240_000) {
-  const end = Date.now() + ms;
+  const end = performance.now() + ms;
   while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`gave up waiting for ${what}`);
+    if (performance.now() > end) throw new Error(`gave up waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 200));
   }
 }

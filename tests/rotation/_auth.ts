@@ -154,9 +154,9 @@ export async function issuerOf(
 
 /** Polls `fn` every 100 ms until it returns true, for at most `ms`. */
 export async function eventually(fn: () => Promise<boolean>, ms = 15_000, what = "condition") {
-  const end = Date.now() + ms;
+  const end = performance.now() + ms;
   while (!(await fn())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    if (performance.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
