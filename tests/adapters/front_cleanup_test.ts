@@ -65,6 +65,32 @@ function descriptors(): number {
   return [...Deno.readDirSync("/proc/self/fd")].length;
 }
 
+/**
+ * TCP sockets this process holds on `port` (either end, the listener
+ * included). `deno test --parallel` runs other test files in this same
+ * process, so a count of every descriptor moves with theirs; these are
+ * only the front's and its clients'.
+ */
+function socketsOnPort(port: number): number {
+  const held = new Set<string>();
+  for (const e of Deno.readDirSync("/proc/self/fd")) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(Deno.readLinkSync(`/proc/self/fd/${e.name}`));
+      if (m) held.add(m[1]);
+    } catch { /* closed meanwhile */ }
+  }
+  let n = 0;
+  for (const table of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    for (const line of Deno.readTextFileSync(table).split("\n").slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length < 10) continue;
+      const ports = [f[1], f[2]].map((a) => parseInt(a.split(":")[1], 16));
+      if (ports.includes(port) && held.has(f[9])) n++;
+    }
+  }
+  return n;
+}
+
 /** A TLS front in this process before a Deno.serve answering "ok"; `stop` ends both. */
 async function tlsFrontWith(extra: Partial<FrontOptions> = {}) {
   const { cert, key } = await serverPair();
@@ -286,7 +312,7 @@ async function resetBeforeAnswer(tlsPair: { cert: string; key: string } | undefi
     log: silentLogger,
     closeGraceMs: 600_000,
   });
-  const base = descriptors();
+  const base = socketsOnPort(front.addr.port);
   const socket = net.connect({ host: "127.0.0.1", port: front.addr.port });
   socket.on("error", () => {});
   let server: Deno.Conn | undefined;
@@ -316,7 +342,10 @@ async function resetBeforeAnswer(tlsPair: { cert: string; key: string } | undefi
     server.close();
     server = undefined;
     await waitUntil(() => front.clientOf(token) === undefined, "the token forgotten");
-    await waitUntil(() => descriptors() <= base, `descriptors back to ${base}`);
+    await waitUntil(
+      () => socketsOnPort(front.addr.port) <= base,
+      `sockets on the front's port back to ${base}`,
+    );
   } finally {
     socket.destroy();
     server?.close();
