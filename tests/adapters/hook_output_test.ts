@@ -102,7 +102,9 @@ Deno.test("signal hook: a PID file group or others can write, or another user ow
     await Deno.chmod(pidFile, 0o644);
     assertStringIncludes(await signal(), "signal=SIGHUP");
     const end = performance.now() + 5_000;
-    while ((await got()) === 0 && performance.now() < end) await new Promise((r) => setTimeout(r, 50));
+    while ((await got()) === 0 && performance.now() < end) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
     assert((await got()) > 0, "the process got its HUP");
   } finally {
     child.kill("SIGKILL");
