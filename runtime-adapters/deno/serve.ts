@@ -323,10 +323,7 @@ export async function serveService(
   const intact = (): boolean => {
     try {
       const dir = Deno.lstatSync(place.dir);
-      if (
-        !dir.isDirectory || dir.dev !== place.dev || dir.ino !== place.ino ||
-        dir.uid !== place.uid || (dir.mode! & 0o777) !== 0o700
-      ) return false;
+      if (!isPlace(dir, place) || (dir.mode! & 0o777) !== 0o700) return false;
       const socket = Deno.lstatSync(socketPath);
       return socket.ino === bound?.ino && socket.uid === bound.uid;
     } catch {
@@ -566,10 +563,7 @@ function reclaimDir(place: SocketPlace, log: Logger): void {
   } catch (err) {
     if (!(err instanceof Deno.errors.NotFound)) throw err;
   }
-  if (
-    info?.isDirectory && info.dev === place.dev && info.ino === place.ino &&
-    info.uid === place.uid
-  ) {
+  if (info && isPlace(info, place)) {
     if ((info.mode! & 0o777) !== 0o700) Deno.chmodSync(place.dir, 0o700);
     try {
       const lock = holdLock(place.lock.path);
@@ -627,12 +621,16 @@ function releasePlace(place: SocketPlace, socket: string): void {
   }
 }
 
-/** Whether `place.dir` is still the directory this process made (not following a link). */
+/** Whether `info` (an lstat, not following links) is the directory `place` recorded. */
+function isPlace(info: Deno.FileInfo, place: SocketPlace): boolean {
+  return info.isDirectory && info.dev === place.dev && info.ino === place.ino &&
+    info.uid === place.uid;
+}
+
+/** Whether `place.dir` is still the directory this process made. */
 function isPlaceDir(place: SocketPlace): boolean {
   try {
-    const info = Deno.lstatSync(place.dir);
-    return info.isDirectory && info.dev === place.dev && info.ino === place.ino &&
-      info.uid === place.uid;
+    return isPlace(Deno.lstatSync(place.dir), place);
   } catch {
     return false;
   }
