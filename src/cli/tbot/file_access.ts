@@ -64,12 +64,7 @@ export function pathsOf(
     uses.push({ path: storage.path, access: "read_write", field: "storage.path" });
   } else if (storage.type === "deno_kv" && storage.path !== ":memory:") {
     // The database's journal files (-wal, -shm) are made and restricted beside it.
-    uses.push({
-      path: directoryOf(storage.path),
-      access: "read_write",
-      field: "storage.path",
-      file: storage.path,
-    });
+    uses.push(writtenFile(storage.path, "storage.path"));
   }
   if (storage.type !== "memory") {
     // The variable is read only without storage.kek_path (unreadable: src/cli/env.ts says so).
