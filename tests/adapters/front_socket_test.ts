@@ -16,7 +16,7 @@ import { waitUntil } from "../_wait.ts";
 import { readToEnd, serverPair } from "./_front.ts";
 import { serveService } from "../../runtime-adapters/deno/serve.ts";
 import { FRONT_CLIENT_HEADER } from "../../runtime-adapters/deno/tls_front.ts";
-import { createLogger, silentLogger } from "../../src/util/log.ts";
+import { createLogger, type Logger, silentLogger } from "../../src/util/log.ts";
 
 const NEEDS_OPENSSL = missingTools("openssl");
 const enc = (s: string) => new TextEncoder().encode(s);
@@ -191,6 +191,17 @@ Deno.test({
 });
 
 /** The names in `dir`, sorted. */
+/** serveService answering "ok" behind a front that trusts PROXY from 127.0.0.2, its socket in `dir`. */
+function serveOk(dir: string, log: Logger = silentLogger) {
+  return serveService({ fetch: () => new Response("ok") }, {
+    hostname: "127.0.0.1",
+    port: 0,
+    proxyFrom: ["127.0.0.2"],
+    socketDir: dir,
+    log,
+  });
+}
+
 function filesIn(dir: string): string[] {
   return [...Deno.readDirSync(dir)].map((e) => e.name).sort();
 }
@@ -311,13 +322,10 @@ Deno.test({
     const parent = await Deno.makeTempDir({ prefix: "kb-socket-" });
     const dir = `${parent}/front`;
     const lines: string[] = [];
-    const server = await serveService({ fetch: () => new Response("ok") }, {
-      hostname: "127.0.0.1",
-      port: 0,
-      proxyFrom: ["127.0.0.2"],
-      socketDir: dir,
-      log: createLogger({ format: "json", write: (l) => lines.push(l) }),
-    });
+    const server = await serveOk(
+      dir,
+      createLogger({ format: "json", write: (l) => lines.push(l) }),
+    );
     try {
       const port = server.addr.port;
       const names = filesIn(dir);
@@ -354,13 +362,7 @@ Deno.test({
   async fn() {
     const parent = await Deno.makeTempDir({ prefix: "kb-socket-" });
     const dir = `${parent}/front`;
-    const server = await serveService({ fetch: () => new Response("ok") }, {
-      hostname: "127.0.0.1",
-      port: 0,
-      proxyFrom: ["127.0.0.2"],
-      socketDir: dir,
-      log: silentLogger,
-    });
+    const server = await serveOk(dir);
     const descriptors = () => [...Deno.readDirSync("/proc/self/fd")].length;
     try {
       const port = server.addr.port;
@@ -672,13 +674,7 @@ Deno.test({
   async fn() {
     const parent = await Deno.makeTempDir({ prefix: "kb-socket-" });
     const dir = `${parent}/front`;
-    const server = await serveService({ fetch: () => new Response("ok") }, {
-      hostname: "127.0.0.1",
-      port: 0,
-      proxyFrom: ["127.0.0.2"],
-      socketDir: dir,
-      log: silentLogger,
-    });
+    const server = await serveOk(dir);
     try {
       const lock = filesIn(dir).find((f) => f.endsWith(".lock"))!;
       // A temp cleaner removed the directory, and someone put a link at its name to a directory
@@ -705,13 +701,10 @@ Deno.test({
     const parent = await Deno.makeTempDir({ prefix: "kb-socket-" });
     const dir = `${parent}/front`;
     const lines: string[] = [];
-    const server = await serveService({ fetch: () => new Response("ok") }, {
-      hostname: "127.0.0.1",
-      port: 0,
-      proxyFrom: ["127.0.0.2"],
-      socketDir: dir,
-      log: createLogger({ format: "json", write: (l) => lines.push(l) }),
-    });
+    const server = await serveOk(
+      dir,
+      createLogger({ format: "json", write: (l) => lines.push(l) }),
+    );
     try {
       const port = server.addr.port;
       assertEquals(await get(port), "ok");
