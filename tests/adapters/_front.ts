@@ -7,10 +7,15 @@
 import net from "node:net";
 import tls from "node:tls";
 import { issueServerCert } from "../_openssl_pki.ts";
-import { serveApp } from "../../runtime-adapters/deno/serve.ts";
+import {
+  type FetchApp,
+  serveApp,
+  serveService,
+  type ServeServiceOptions,
+} from "../../runtime-adapters/deno/serve.ts";
 import { type FrontOptions, startFront } from "../../runtime-adapters/deno/tls_front.ts";
 import type { FrontEvent } from "../../src/server/metrics.ts";
-import { silentLogger } from "../../src/util/log.ts";
+import { type Logger, silentLogger } from "../../src/util/log.ts";
 import { waitUntil } from "../_wait.ts";
 
 /** A server certificate for 127.0.0.1, its key and its CA (openssl). */
@@ -184,4 +189,94 @@ export async function readToEnd(conn: Deno.Conn): Promise<string> {
     if (n === null) return text;
     text += new TextDecoder().decode(buf.subarray(0, n));
   }
+}
+
+/** A TLS front in this process before a Deno.serve answering "ok"; `stop` ends both. */
+export async function tlsFrontWith(extra: Partial<FrontOptions> = {}) {
+  const { cert, key } = await serverPair();
+  return await frontWith({ tls: { cert, key }, ...extra });
+}
+
+/**
+ * serveService over TLS in this process before `fetch`, its socket in a
+ * temporary directory (the real composition: a tagged front before
+ * Deno.serve on a Unix socket); `stop` ends it and removes the directory.
+ */
+export async function tlsService(fetch: FetchApp["fetch"], front?: ServeServiceOptions["front"]) {
+  const { cert, key } = await serverPair();
+  const dir = await Deno.makeTempDir({ prefix: "kb-front-" });
+  const server = await serveService({ fetch }, {
+    hostname: "127.0.0.1",
+    port: 0,
+    tls: { cert, key },
+    socketDir: `${dir}/front`,
+    log: silentLogger,
+    ...(front ? { front } : {}),
+  });
+  return {
+    server,
+    async stop() {
+      await server.shutdown();
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
+
+/**
+ * A TLS connection from `from` that sends a GET, waits until the server has
+ * it (`entered` grows past what it was), then resets; false if the front
+ * closed it before its handshake (refused).
+ */
+export async function sendThenReset(port: number, from: string, entered: () => number) {
+  const c = await tlsWithSocket(from, port);
+  if (c === "closed") return false;
+  const before = entered();
+  c.tls.write("GET / HTTP/1.1\r\nhost: x\r\n\r\n");
+  await waitUntil(() => entered() > before, "the request in the handler");
+  c.socket.resetAndDestroy();
+  return true;
+}
+
+/**
+ * {@linkcode tlsService} whose handler waits, as on a slow or unreachable
+ * storage backend (PostgreSQL), until `release`; `entered` counts requests
+ * that reached it, `finished` those whose handler returned.
+ */
+export async function waitingService(front?: ServeServiceOptions["front"]) {
+  let release = () => {};
+  const released = new Promise<void>((r) => release = r);
+  let entered = 0;
+  let finished = 0;
+  const service = await tlsService(async () => {
+    entered++;
+    await released;
+    finished++;
+    return new Response("ok");
+  }, front);
+  return {
+    ...service,
+    entered: () => entered,
+    finished: () => finished,
+    release: () => release(),
+    async stop() {
+      release();
+      await service.stop();
+    },
+  };
+}
+
+/** serveService answering "ok" behind a front that trusts PROXY from 127.0.0.2, its socket in `dir`. */
+export function serveOk(dir: string, log: Logger = silentLogger) {
+  return serveService({ fetch: () => new Response("ok") }, {
+    hostname: "127.0.0.1",
+    port: 0,
+    proxyFrom: ["127.0.0.2"],
+    socketDir: dir,
+    log,
+  });
+}
+
+/** The names in `dir`, sorted. */
+export function filesIn(dir: string): string[] {
+  return [...Deno.readDirSync(dir)].map((e) => e.name).sort();
 }

@@ -21,19 +21,16 @@ import tls from "node:tls";
 import { assert, assertEquals } from "../_assert.ts";
 import { missingTools } from "../_tools.ts";
 import { waitUntil } from "../_wait.ts";
-import {
-  FRONT_CLIENT_HEADER,
-  type FrontOptions,
-  startFront,
-} from "../../runtime-adapters/deno/tls_front.ts";
-import {
-  type FetchApp,
-  serveService,
-  type ServeServiceOptions,
-} from "../../runtime-adapters/deno/serve.ts";
+import { FRONT_CLIENT_HEADER, startFront } from "../../runtime-adapters/deno/tls_front.ts";
 import { formatHostPort } from "../../src/util/host_port.ts";
 import { silentLogger } from "../../src/util/log.ts";
-import { frontWith, get as getFrom, serverPair, tlsWithSocket } from "./_front.ts";
+import {
+  get as getFrom,
+  sendThenReset,
+  serverPair,
+  tlsFrontWith,
+  waitingService,
+} from "./_front.ts";
 
 const NEEDS_OPENSSL = missingTools("openssl");
 // Linux: descriptors counted in /proc/self/fd; sources 127.0.0.2 and up (all of 127/8 is loopback).
@@ -58,11 +55,6 @@ function get(port: number): Promise<string> {
     s.on("error", (err: Error) => resolve(`error: ${err.message}`));
     s.on("close", () => resolve(text.split("\r\n")[0]));
   });
-}
-
-/** Descriptors this process holds. */
-function descriptors(): number {
-  return [...Deno.readDirSync("/proc/self/fd")].length;
 }
 
 /**
@@ -90,112 +82,6 @@ function socketsOnPort(port: number): number {
   }
   return n;
 }
-
-/** A TLS front in this process before a Deno.serve answering "ok"; `stop` ends both. */
-async function tlsFrontWith(extra: Partial<FrontOptions> = {}) {
-  const { cert, key } = await serverPair();
-  return await frontWith({ tls: { cert, key }, ...extra });
-}
-
-/**
- * serveService over TLS in this process before `fetch`, its socket in a
- * temporary directory (the real composition: a tagged front before
- * Deno.serve on a Unix socket); `stop` ends it and removes the directory.
- */
-async function tlsService(fetch: FetchApp["fetch"], front?: ServeServiceOptions["front"]) {
-  const { cert, key } = await serverPair();
-  const dir = await Deno.makeTempDir({ prefix: "kb-front-" });
-  const server = await serveService({ fetch }, {
-    hostname: "127.0.0.1",
-    port: 0,
-    tls: { cert, key },
-    socketDir: `${dir}/front`,
-    log: silentLogger,
-    ...(front ? { front } : {}),
-  });
-  return {
-    server,
-    async stop() {
-      await server.shutdown();
-      await Deno.remove(dir, { recursive: true });
-    },
-  };
-}
-
-Deno.test({
-  name: "front: clients that vanish right after their handshake leave no descriptor behind",
-  ignore: NEEDS_OPENSSL !== undefined || NO_PROC !== undefined,
-  async fn() {
-    const { front, stop } = await tlsFrontWith();
-    try {
-      const base = descriptors();
-      const clients = 40;
-      for (let i = 0; i < clients; i++) {
-        await new Promise<void>((resolve) => {
-          const s = tls.connect(
-            { host: "127.0.0.1", port: front.addr.port, rejectUnauthorized: false },
-            () => s.destroy(),
-          );
-          s.on("error", () => {});
-          s.on("close", () => resolve());
-        });
-      }
-      // Before the fix: base + 3 per client, for good (the server's side
-      // waited for a request that never came, nothing ended it).
-      await waitUntil(
-        () => descriptors() <= base + 4,
-        `descriptors back to ${base} (+4) after ${clients} vanished clients`,
-        { timeoutMs: 8_000, intervalMs: 50 },
-      );
-    } finally {
-      await stop();
-    }
-  },
-});
-
-Deno.test({
-  name: "front: a connection silent both ways past the idle limit is closed, both sides",
-  ignore: NEEDS_OPENSSL !== undefined || NO_PROC !== undefined,
-  async fn() {
-    // The real limit is IDLE_TIMEOUT_MS (60 s); shortened so the test waits for the close.
-    const { front, stop } = await tlsFrontWith({ idleTimeoutMs: 300 });
-    try {
-      const base = descriptors();
-      const silent: tls.TLSSocket[] = [];
-      let closed = 0;
-      for (let i = 0; i < 5; i++) {
-        // Finished handshakes; then nothing, or half a request header.
-        const s = await new Promise<tls.TLSSocket>((resolve) => {
-          const s = tls.connect(
-            { host: "127.0.0.1", port: front.addr.port, rejectUnauthorized: false },
-            () => resolve(s),
-          );
-        });
-        s.on("error", () => {});
-        s.on("close", () => closed++);
-        s.resume();
-        if (i % 2) s.write("GET / HTTP/1.1\r\nhost: x\r\n");
-        silent.push(s);
-      }
-      try {
-        // Before the fix Deno.serve waited for the rest for good.
-        await waitUntil(() => closed === silent.length, "the front closing the silent clients", {
-          timeoutMs: 8_000,
-          intervalMs: 50,
-        });
-        await waitUntil(
-          () => descriptors() <= base + 4,
-          `descriptors back to ${base} (+4) after the idle close`,
-          { timeoutMs: 8_000, intervalMs: 50 },
-        );
-      } finally {
-        for (const s of silent) s.destroy();
-      }
-    } finally {
-      await stop();
-    }
-  },
-});
 
 Deno.test({
   name: "front: idle connections filling the setup cap close their own oldest, not the newcomer",
@@ -230,55 +116,6 @@ Deno.test({
       assertEquals(closed, 1, "idle connections closed");
     } finally {
       for (const s of idle) s.destroy();
-      await stop();
-    }
-  },
-});
-
-Deno.test({
-  name:
-    "front: a client reset while its next request is held is seen at once; its slot comes back with the work",
-  ignore: NEEDS_OPENSSL !== undefined || NO_PROC !== undefined,
-  async fn() {
-    let release = () => {};
-    const released = new Promise<void>((r) => release = r);
-    // /a is answered once released: /b waits in the front until then.
-    const { server, stop } = await tlsService(async (r) => {
-      if (new URL(r.url).pathname === "/a") await released;
-      return new Response("ok");
-    }, { maxConnectionsPerSource: 1 });
-    const base = descriptors();
-    const socket = net.connect({
-      host: "127.0.0.1",
-      port: server.addr.port,
-      localAddress: "127.0.0.2",
-    });
-    socket.on("error", () => {});
-    try {
-      const s = tls.connect({ socket, rejectUnauthorized: false });
-      s.on("error", () => {});
-      await new Promise((r) => s.once("secureConnect", r));
-      s.write("GET /a HTTP/1.1\r\nhost: x\r\n\r\nGET /b HTTP/1.1\r\nhost: x\r\n\r\n");
-      // The front has /a passed on and /b held before the reset.
-      await new Promise((r) => setTimeout(r, 200));
-      socket.resetAndDestroy();
-      // The reset is seen while /a waits: the client's socket and the
-      // loopback connection close. Before (review3 N1), only when /a's
-      // answer met the reset, or at the idle limit (60 s): 3 descriptors.
-      await waitUntil(() => descriptors() <= base + 1, `descriptors back to ${base} (+1)`, {
-        intervalMs: 50,
-      });
-      // /a's work keeps the source's one slot (review-front N1) until it ends.
-      assertEquals(await getFrom("127.0.0.2", server.addr.port), "");
-      release();
-      await waitUntil(
-        async () => await getFrom("127.0.0.2", server.addr.port) === "HTTP/1.1 200 OK",
-        "the source's slot back",
-        { intervalMs: 100 },
-      );
-    } finally {
-      release();
-      socket.destroy();
       await stop();
     }
   },
@@ -373,76 +210,6 @@ Deno.test({
   async fn() {
     const { cert, key } = await serverPair();
     await resetBeforeAnswer({ cert, key });
-  },
-});
-
-/**
- * A TLS connection from `from` that sends a GET, waits until the server has
- * it (`entered` grows past what it was), then resets; false if the front
- * closed it before its handshake (refused).
- */
-async function sendThenReset(port: number, from: string, entered: () => number) {
-  const c = await tlsWithSocket(from, port);
-  if (c === "closed") return false;
-  const before = entered();
-  c.tls.write("GET / HTTP/1.1\r\nhost: x\r\n\r\n");
-  await waitUntil(() => entered() > before, "the request in the handler");
-  c.socket.resetAndDestroy();
-  return true;
-}
-
-/**
- * {@linkcode tlsService} whose handler waits, as on a slow or unreachable
- * storage backend (PostgreSQL), until `release`; `entered` counts requests
- * that reached it, `finished` those whose handler returned.
- */
-async function waitingService(front?: ServeServiceOptions["front"]) {
-  let release = () => {};
-  const released = new Promise<void>((r) => release = r);
-  let entered = 0;
-  let finished = 0;
-  const service = await tlsService(async () => {
-    entered++;
-    await released;
-    finished++;
-    return new Response("ok");
-  }, front);
-  return {
-    ...service,
-    entered: () => entered,
-    finished: () => finished,
-    release: () => release(),
-    async stop() {
-      release();
-      await service.stop();
-    },
-  };
-}
-
-Deno.test({
-  name:
-    "serveService: clients reset while a slow handler waits leave no descriptor behind (review-front N1)",
-  ignore: NEEDS_OPENSSL !== undefined || NO_PROC !== undefined,
-  async fn() {
-    const { server, entered, stop } = await waitingService();
-    try {
-      const base = descriptors();
-      const clients = 20;
-      for (let i = 0; i < clients; i++) {
-        await sendThenReset(server.addr.port, "127.0.0.2", entered);
-      }
-      // Before: base + 2 per client (the loopback connection's two ends:
-      // Deno.serve keeps its side until the handler returns) for as long as
-      // the handler waits, outside every cap.
-      await waitUntil(
-        () => descriptors() <= base + 4,
-        `descriptors back to ${base} (+4) after ${clients} resets`,
-        { timeoutMs: 8_000, intervalMs: 50 },
-      );
-      assertEquals(entered(), clients, "requests handled");
-    } finally {
-      await stop();
-    }
   },
 });
 

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { assert } from "../_assert.ts";
+import { runTestFiles } from "../_child_suite.ts";
 import { TEST_BACKEND_ENV } from "./_test_backend.ts";
 
 const SUITE = [
@@ -16,17 +16,10 @@ const SUITE = [
 ];
 
 Deno.test("server join integration tests pass on Durable Object storage in workerd", async () => {
-  const root = decodeURIComponent(new URL("../../", import.meta.url).pathname);
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["test", "-A", "--unstable-kv", "--no-check", ...SUITE],
-    cwd: root,
-    env: { [TEST_BACKEND_ENV]: "durable_object", NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
-  const summary = text.split("\n").find((l) => /^(ok|FAILED) \| \d+ passed/.test(l)) ?? "";
-  assert(out.success, `the server suite failed on Durable Object storage:\n${text.slice(-4000)}`);
-  assert(/\| 0 failed/.test(summary) && !/\| 0 passed/.test(summary), `summary: ${summary}`);
+  const summary = await runTestFiles(
+    SUITE,
+    "the server suite on Durable Object storage",
+    { [TEST_BACKEND_ENV]: "durable_object" },
+  );
   console.log(`  ${summary}`);
 });
