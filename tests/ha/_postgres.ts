@@ -11,6 +11,9 @@
  */
 import { freePort } from "../tbot/_harness.ts";
 import { issueServerCert } from "../_openssl_pki.ts";
+import type { Sql } from "postgres";
+import { openPool } from "../../runtime-adapters/deno/postgres/pool.ts";
+import { waitUntil } from "../_wait.ts";
 
 const PG_ROOT = "/usr/lib/postgresql";
 const RUN_AS = "postgres";
@@ -19,6 +22,8 @@ const RUN_AS = "postgres";
 export const PG_USER = "keybound";
 /** Password of {@linkcode PG_USER} (scram-sha-256 over TCP). */
 export const PG_PASSWORD = "fixture-secret-not-for-production";
+/** The `application_name` of {@linkcode PostgresServer.client}'s connections. */
+export const TEST_APPLICATION = "keybound-test";
 
 /** Directory of the newest installed PostgreSQL's binaries, or null. */
 function findBinDir(): string | null {
@@ -83,6 +88,12 @@ export interface PostgresServer extends AsyncDisposable {
   url(db: string): string;
   /** Creates an empty database named `name` (letters, digits, `_`). */
   createDatabase(name: string): Promise<void>;
+  /**
+   * A driver client of database `db` as {@linkcode PG_USER}, built as the
+   * backend builds its pools (never `postgres()` directly: see pool.ts), its
+   * sessions named {@linkcode TEST_APPLICATION}. The caller ends it.
+   */
+  client(db: string, o?: { max?: number }): Sql;
   /** Runs SQL in database `db` as the fixture's superuser; returns psql's output. */
   psql(db: string, sql: string): Promise<string>;
   /**
@@ -241,6 +252,16 @@ export async function startPostgres(o: PostgresOptions = {}): Promise<PostgresSe
         },
       }
       : {}),
+    client: (db, c = {}) =>
+      openPool({
+        host: "127.0.0.1",
+        port,
+        database: db,
+        user: PG_USER,
+        password: PG_PASSWORD,
+        max: c.max ?? 1,
+        session: { application_name: TEST_APPLICATION },
+      }),
     psql,
     lock,
     async createDatabase(name) {
@@ -264,5 +285,43 @@ export async function startPostgres(o: PostgresOptions = {}): Promise<PostgresSe
         await Deno.remove(dir, { recursive: true });
       }
     },
+  };
+}
+
+/** Resolves once at least `n` sessions named `application` wait on a lock. */
+export function lockWaiters(
+  pg: PostgresServer,
+  n: number,
+  application = "keybound-auth",
+): Promise<void> {
+  return waitUntil(
+    async () => {
+      const waiting = await pg.psql(
+        "postgres",
+        `SELECT count(*) FROM pg_stat_activity WHERE application_name = '${application}' ` +
+          "AND wait_event_type = 'Lock'",
+      );
+      return Number(waiting.trim()) >= n;
+    },
+    `${n} connections of ${application} to wait on the locks`,
+    { timeoutMs: 60_000, intervalMs: 50 },
+  );
+}
+
+/**
+ * Collects unhandled promise rejections while in scope (`using`): one would
+ * end an auth process, and in a test it fails whichever test runs next; the
+ * test that caused it names them instead.
+ */
+export function collectUnhandled(): { reasons: string[] } & Disposable {
+  const reasons: string[] = [];
+  const collect = (e: PromiseRejectionEvent) => {
+    e.preventDefault();
+    reasons.push(String((e.reason as Error)?.stack ?? e.reason));
+  };
+  globalThis.addEventListener("unhandledrejection", collect);
+  return {
+    reasons,
+    [Symbol.dispose]: () => globalThis.removeEventListener("unhandledrejection", collect),
   };
 }

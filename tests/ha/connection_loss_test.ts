@@ -27,7 +27,13 @@ import type { KeyboundError } from "../../src/errors.ts";
 import { assert, assertEquals } from "../_assert.ts";
 import { ignoreUnless } from "../_tools.ts";
 import { waitUntil } from "../_wait.ts";
-import { PG_PASSWORD, postgresMissing, type PostgresServer, startPostgres } from "./_postgres.ts";
+import {
+  collectUnhandled,
+  lockWaiters,
+  PG_PASSWORD,
+  postgresMissing,
+  startPostgres,
+} from "./_postgres.ts";
 import { putBot, putToken, TestBot } from "../server/_join_fixture.ts";
 import {
   freshConnectionFetch,
@@ -136,60 +142,34 @@ function readsResume(backend: PostgresBackend): Promise<void> {
   );
 }
 
-/** Resolves once at least `n` sessions of auth instances wait on a lock. */
-function lockWaiters(pg: PostgresServer, n: number): Promise<void> {
-  return waitUntil(
-    async () => {
-      const waiting = await pg.psql(
-        "postgres",
-        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'keybound-auth' " +
-          "AND wait_event_type = 'Lock'",
-      );
-      return Number(waiting.trim()) >= n;
-    },
-    `${n} connections of auth to wait on the locks`,
-    { timeoutMs: 60_000, intervalMs: 50 },
-  );
-}
-
 Deno.test({
   name: "PostgresBackend: PostgreSQL stopped while connections start up: nothing rejects unhandled",
   ignore: ignoreUnless("PostgreSQL tests", postgresMissing),
   async fn() {
-    // An unhandled rejection would end the auth process (it has no handler for one): collected
-    // here to name it, instead of the runner's failure blamed on whichever test runs next.
-    const unhandled: string[] = [];
-    const collect = (e: PromiseRejectionEvent) => {
-      e.preventDefault();
-      unhandled.push(String((e.reason as Error)?.stack ?? e.reason));
-    };
-    globalThis.addEventListener("unhandledrejection", collect);
+    // An unhandled rejection would end the auth process (it has no handler for one).
+    using unhandled = collectUnhandled();
+    await using pg = await startPostgres();
+    await pg.createDatabase("kb");
+    // open() leaves one connection of the read pool; the rest start on demand.
+    const backend = await PostgresBackend.open({
+      location: parsePostgresUrl(pg.url("kb")),
+      password: PG_PASSWORD,
+    });
     try {
-      await using pg = await startPostgres();
-      await pg.createDatabase("kb");
-      // open() leaves one connection of the read pool; the rest start on demand.
-      const backend = await PostgresBackend.open({
-        location: parsePostgresUrl(pg.url("kb")),
-        password: PG_PASSWORD,
-      });
-      try {
-        // postgres 3.4.9 reads pg_type on each new connection before the first query (unless
-        // told not to); our reads wait on the table. Either way every connection waits.
-        const lock = await pg.lock("kb", ["pg_catalog.pg_type", KV_TABLE]);
-        const reads = Array.from({ length: 8 }, (_, i) => outcome(backend.get(["k", String(i)])));
-        await lockWaiters(pg, reads.length);
-        await pg.stop(); // ends the lock's session too
-        await lock[Symbol.asyncDispose]();
-        assertEquals(await Promise.all(reads), reads.map(() => "BACKEND_UNAVAILABLE"));
-        await pg.start();
-        await readsResume(backend);
-      } finally {
-        await backend.close();
-      }
-      assertEquals(unhandled, []);
+      // postgres 3.4.9 reads pg_type on each new connection before the first query (unless
+      // told not to); our reads wait on the table. Either way every connection waits.
+      const lock = await pg.lock("kb", ["pg_catalog.pg_type", KV_TABLE]);
+      const reads = Array.from({ length: 8 }, (_, i) => outcome(backend.get(["k", String(i)])));
+      await lockWaiters(pg, reads.length);
+      await pg.stop(); // ends the lock's session too
+      await lock[Symbol.asyncDispose]();
+      assertEquals(await Promise.all(reads), reads.map(() => "BACKEND_UNAVAILABLE"));
+      await pg.start();
+      await readsResume(backend);
     } finally {
-      globalThis.removeEventListener("unhandledrejection", collect);
+      await backend.close();
     }
+    assertEquals(unhandled.reasons, []);
   },
 });
 

@@ -7,7 +7,6 @@
  *
  * @module
  */
-import postgres from "postgres";
 import { PostgresBackend } from "../../runtime-adapters/deno/postgres/backend.ts";
 import {
   migrate,
@@ -19,7 +18,7 @@ import { KeyboundError } from "../../src/errors.ts";
 import { assert, assertEquals } from "../_assert.ts";
 import { ignoreUnless } from "../_tools.ts";
 import { waitUntil } from "../_wait.ts";
-import { PG_PASSWORD, PG_USER, postgresMissing, startPostgres } from "../ha/_postgres.ts";
+import { PG_PASSWORD, postgresMissing, startPostgres } from "../ha/_postgres.ts";
 
 const ignore = ignoreUnless("PostgreSQL tests", postgresMissing);
 
@@ -32,15 +31,7 @@ Deno.test({
     await pg.createDatabase("mig");
     const location = parsePostgresUrl(pg.url("mig"));
     // Another session holds the migration lock, so the start waits inside its migration.
-    const holder = postgres({
-      host: "127.0.0.1",
-      port: pg.port,
-      database: "mig",
-      username: PG_USER,
-      password: PG_PASSWORD,
-      max: 1,
-      onnotice: () => {},
-    });
+    const holder = pg.client("mig");
     try {
       await holder`SELECT pg_advisory_lock(${MIGRATION_LOCK})`;
       const starting = PostgresBackend.open({ location, password: PG_PASSWORD })
@@ -90,16 +81,7 @@ Deno.test({
     await using pg = await startPostgres();
     await pg.createDatabase("ser");
     await pg.psql("ser", "ALTER DATABASE ser SET default_transaction_isolation TO 'serializable'");
-    const connect = () =>
-      postgres({
-        host: "127.0.0.1",
-        port: pg.port,
-        database: "ser",
-        username: PG_USER,
-        password: PG_PASSWORD,
-        max: 1,
-        onnotice: () => {},
-      });
+    const connect = () => pg.client("ser");
     const holder = connect();
     const starts = [connect(), connect(), connect()];
     try {

@@ -24,8 +24,7 @@
  *
  * @module
  */
-import postgres, { type Sql } from "postgres";
-import { Socket } from "node:net";
+import type { Sql } from "postgres";
 import { checkServerIdentity } from "node:tls";
 import { Buffer } from "node:buffer";
 import {
@@ -47,6 +46,7 @@ import {
   toStartupError,
 } from "./errors.ts";
 import { KV_TABLE, migrate } from "./schema.ts";
+import { openPool, type PoolOptions } from "./pool.ts";
 import type { PostgresLocation } from "./url.ts";
 
 /** Attempts of a commit that keeps losing serialization races. */
@@ -72,7 +72,7 @@ export interface PostgresBackendOptions {
   connectTimeoutSeconds?: number;
 }
 
-async function tlsOption(loc: PostgresLocation): Promise<postgres.Options<never>["ssl"]> {
+async function tlsOption(loc: PostgresLocation): Promise<PoolOptions["ssl"]> {
   switch (loc.sslmode) {
     case "disable":
     case "allow": // libpq's first attempt under "allow" is without TLS
@@ -94,36 +94,6 @@ async function tlsOption(loc: PostgresLocation): Promise<postgres.Options<never>
       };
     }
   }
-}
-
-/**
- * The driver's TCP connection to `host:port`, connecting, whose peer closing
- * it before sending a byte is an error. postgres 3.4.9 treats a close
- * without an error before the server's start-up answer (a listener that
- * accepts and closes at once: HAProxy in TCP mode while its server is down)
- * by reconnecting at once for the pending query, without backoff and
- * without end: the request waited for the server while its connection
- * reconnected hundreds of times a second. As an error, the close fails the
- * pending query (BACKEND_UNAVAILABLE) and the next attempt waits out the
- * backoff. PostgreSQL itself always answers first (its start-up messages, or
- * an error when it is shutting down), so its own closes are left alone.
- */
-function connectingSocket(host: string, port: number): Socket {
-  const socket = new Socket();
-  // The driver's connection errors name the address from these.
-  Object.assign(socket, { host, port });
-  let heard = false;
-  socket.once("data", () => (heard = true));
-  socket.once("end", () => {
-    if (heard) return;
-    socket.destroy(
-      Object.assign(new Error(`${host}:${port} closed the connection before answering`), {
-        code: "ECONNRESET",
-      }),
-    );
-  });
-  socket.connect(port, host);
-  return socket;
 }
 
 function hex(key: Key): string {
@@ -169,33 +139,16 @@ export class PostgresBackend implements Backend {
       );
     }
     const pool = (session: Record<string, string>) =>
-      postgres({
+      openPool({
         host: loc.host,
         port: loc.port,
         database: loc.database,
-        username: loc.user,
+        user: loc.user,
         ...(o.password !== undefined ? { password: o.password } : {}),
         ssl,
-        max: o.maxConnections ?? 10,
-        connect_timeout: o.connectTimeoutSeconds ?? 5,
-        // Seconds before a connection that failed is tried again. The driver's default grows
-        // to 20 s across the pool during an outage, so requests waited up to 20 s after the
-        // database was back; capped at 1 s (at most 20 connections per instance retry).
-        backoff: (failures: number) =>
-          Math.min(0.05 * 2 ** failures, 1) * (0.5 + Math.random() / 2),
-        idle_timeout: 60,
-        // Never fetch the server's array types. The driver (postgres 3.4.9) runs that fetch
-        // on every new connection from an async function nothing awaits (fetchArrayTypes in
-        // its connection.js): when the connection dies while the fetch is in flight
-        // (PostgreSQL stopped or restarted, a failover, pg_terminate_backend), its promise
-        // rejects with the socket's error (ECONNRESET, ECONNREFUSED) unhandled, and an
-        // unhandled rejection ends the auth process. Nothing here needs the types: lists
-        // travel as JSON text and no result column is an array.
-        fetch_types: false,
-        // Read by the driver (connection.js createSocket) but missing from its types.
-        ...({ socket: () => connectingSocket(loc.host, loc.port) } as object),
-        connection: { application_name: "keybound-auth", ...session },
-        onnotice: () => {},
+        max: o.maxConnections,
+        connectTimeoutSeconds: o.connectTimeoutSeconds,
+        session: { application_name: "keybound-auth", ...session },
       });
     const sql = pool({});
     const tx = pool({ default_transaction_isolation: "serializable" });
