@@ -4,6 +4,14 @@
  * directory, and everything removed afterwards. initdb refuses to run as
  * root, so under root the server runs as the `postgres` system user.
  *
+ * pg_ctl detaches the server, so a test process that dies without disposing
+ * it (SIGKILL, a crash, a CI job cancelled) would leave it running. A
+ * watchdog shell, started beside each server in a session of its own, reads
+ * its stdin until the test process's end of the pipe closes — however that
+ * process ends — then stops the server and removes its directory. And the
+ * first start in a process sweeps what a watchdog could not: directories
+ * whose `owner` file names a process that is gone.
+ *
  * A missing server is a reason to ignore the tests that need it, except in
  * CI (`CI=true`), where `.ci/run` installs it and its absence is a failure.
  *
@@ -17,6 +25,43 @@ import { waitUntil } from "../_wait.ts";
 
 const PG_ROOT = "/usr/lib/postgresql";
 const RUN_AS = "postgres";
+/** Prefix of the fixture's temporary directories (the sweep recognises them by it). */
+const DIR_PREFIX = "keybound-pg-";
+/** The file in a fixture directory naming the test process: {@linkcode processIdentity}. */
+const OWNER_FILE = "owner";
+/** A directory without an owner file (made before there was one) counts as left after this. */
+const OWNERLESS_AGE_MS = 3_600_000;
+
+/**
+ * sh: stops the server whose data directory is `$1/data`, if one runs (the
+ * pid file's process must be a postgres started on that directory: a stale
+ * file's pid may belong to anything by now), then removes `$1`. SIGQUIT is
+ * PostgreSQL's immediate shutdown; SIGKILL after 30 s.
+ */
+const STOP_AND_REMOVE = `
+pid=$(head -n 1 "$1/data/postmaster.pid" 2>/dev/null)
+if [ -n "$pid" ] && tr '\\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "-D $1/data "; then
+  kill -QUIT "$pid"
+  i=0
+  while kill -0 "$pid" 2>/dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+  kill -KILL "$pid" 2>/dev/null
+fi
+rm -rf -- "$1"
+`;
+
+/**
+ * `<pid> <start time>` of a running process, or undefined: with the start
+ * time (clock ticks after boot, field 22 of /proc/PID/stat) it names one
+ * process even once its pid is reused.
+ */
+export function processIdentity(pid: number): string | undefined {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    return `${pid} ${stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19]}`;
+  } catch {
+    return undefined;
+  }
+}
 
 /** The role the fixture creates; its password is {@linkcode PG_PASSWORD}. */
 export const PG_USER = "keybound";
@@ -107,6 +152,12 @@ export interface PostgresServer extends AsyncDisposable {
   stop(): Promise<void>;
   /** Starts it again on the same port. */
   start(): Promise<void>;
+  /** The fixture's directory (data, socket, log). */
+  dir: string;
+  /** Pid of the watchdog that stops the server if this process ends without disposing it. */
+  watchdogPid: number;
+  /** Pid of the running server (postmaster), or undefined while it is stopped. */
+  serverPid(): number | undefined;
   /** Stops the server and removes its directory. */
   [Symbol.asyncDispose](): Promise<void>;
 }
@@ -117,10 +168,96 @@ export interface PostgresOptions {
   tls?: boolean;
 }
 
+/** The uid fixture directories belong to (the server's user). */
+async function serverUid(): Promise<number> {
+  return IS_ROOT ? Number(await run(["id", "-u"], "id -u")) : Deno.uid()!;
+}
+
+/** The pid in `dir`'s postmaster.pid if that process runs postgres on `dir`'s data. */
+function runningServer(dir: string): number | undefined {
+  try {
+    const pid = Number(Deno.readTextFileSync(`${dir}/data/postmaster.pid`).split("\n")[0]);
+    const cmdline = Deno.readTextFileSync(`/proc/${pid}/cmdline`).split("\0");
+    const d = cmdline.indexOf("-D");
+    return d >= 0 && cmdline[d + 1] === `${dir}/data` ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function stopAndRemove(dir: string): Promise<void> {
+  await new Deno.Command("sh", { args: ["-c", STOP_AND_REMOVE, "sh", dir] }).output();
+}
+
+/**
+ * Stops and removes what earlier test processes left in `tmp` (default: the
+ * directory Deno makes temporary directories in): each fixture directory
+ * (name prefix, a real directory of the server's user) whose owner file
+ * names a process that is gone; one without an owner file only when no
+ * server runs in it and it is over an hour old (its process may still live).
+ * Returns the directories removed.
+ */
+export async function sweepOrphans(tmp?: string): Promise<string[]> {
+  const parent = tmp ?? tmpParent ?? "/tmp";
+  const uid = await serverUid();
+  const removed: string[] = [];
+  let entries: Deno.DirEntry[];
+  try {
+    entries = [...Deno.readDirSync(parent)];
+  } catch {
+    return removed;
+  }
+  for (const e of entries) {
+    if (!e.name.startsWith(DIR_PREFIX) || !e.isDirectory) continue;
+    const dir = `${parent}/${e.name}`;
+    try {
+      const st = Deno.lstatSync(dir);
+      if (!st.isDirectory || (st.uid !== uid && st.uid !== Deno.uid())) continue;
+      let owner: string | undefined;
+      try {
+        owner = Deno.readTextFileSync(`${dir}/${OWNER_FILE}`).trim();
+      } catch { /* none */ }
+      if (owner !== undefined) {
+        if (processIdentity(Number(owner.split(" ")[0])) === owner) continue;
+      } else {
+        const age = Date.now() - (st.mtime?.getTime() ?? Date.now());
+        if (age < OWNERLESS_AGE_MS || runningServer(dir) !== undefined) continue;
+      }
+      await stopAndRemove(dir);
+      removed.push(dir);
+    } catch { /* gone meanwhile, or not ours to read */ }
+  }
+  return removed;
+}
+
+/** Where this process's fixture directories go, learnt from the first one. */
+let tmpParent: string | undefined;
+let swept: Promise<unknown> | undefined;
+
+/**
+ * The watchdog of the server in `dir`: a shell in a session of its own
+ * (a terminal's Ctrl-C or a signal to the test's process group does not
+ * reach it), ignoring hangups, that waits for end of file on its stdin and
+ * then stops the server and removes `dir`. Nothing but this process holds
+ * the pipe's other end, so the end of file comes when this process closes
+ * it or exits in any way.
+ */
+function startWatchdog(dir: string): Deno.ChildProcess {
+  return new Deno.Command("setsid", {
+    args: ["sh", "-c", `trap '' HUP INT TERM; cat >/dev/null; ${STOP_AND_REMOVE}`, "sh", dir],
+    stdin: "piped",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+}
+
 /** Starts a fresh PostgreSQL server. */
 export async function startPostgres(o: PostgresOptions = {}): Promise<PostgresServer> {
   if (BIN_DIR === null || postgresMissing) throw new Error(postgresMissing);
-  const dir = await Deno.makeTempDir({ prefix: "keybound-pg-" });
+  const dir = await Deno.makeTempDir({ prefix: DIR_PREFIX });
+  await Deno.writeTextFile(`${dir}/${OWNER_FILE}`, `${processIdentity(Deno.pid)}\n`);
+  tmpParent ??= dir.slice(0, dir.lastIndexOf("/"));
+  await (swept ??= sweepOrphans().catch(() => {}));
   const data = `${dir}/data`;
   const tlsDir = o.tls ? `${dir}/tls` : undefined;
   let owner: { uid: number; gid: number } | undefined;
@@ -130,35 +267,6 @@ export async function startPostgres(o: PostgresOptions = {}): Promise<PostgresSe
       await Deno.chown(`${tlsDir}/${f}`, owner.uid, owner.gid);
     }
   };
-  if (tlsDir) {
-    await Deno.mkdir(tlsDir, { mode: 0o755 });
-    await issueServerCert(tlsDir, "IP:127.0.0.1");
-  }
-  const pwFile = `${dir}/pwfile`;
-  await Deno.writeTextFile(pwFile, PG_PASSWORD + "\n");
-  if (IS_ROOT) {
-    const uid = Number(await run(["id", "-u"], "id -u"));
-    const gid = Number(await run(["id", "-g"], "id -g"));
-    await Deno.chown(dir, uid, gid);
-    owner = { uid, gid };
-    await chownTls();
-    await Deno.chown(pwFile, uid, gid);
-  }
-  await Deno.chmod(dir, 0o700);
-  await run([
-    `${BIN_DIR}/initdb`,
-    "-D",
-    data,
-    "-U",
-    PG_USER,
-    `--pwfile=${pwFile}`,
-    "--auth-host=scram-sha-256",
-    "--auth-local=trust",
-    "--encoding=UTF8",
-    "--locale=C",
-    "--no-sync",
-  ], "initdb");
-  await Deno.remove(pwFile);
   let port = 0;
   const start = async () => {
     await run([
@@ -179,18 +287,54 @@ export async function startPostgres(o: PostgresOptions = {}): Promise<PostgresSe
       "start",
     ], "pg_ctl start");
   };
-  for (let attempt = 1;; attempt++) {
-    port = freePort();
-    try {
-      await start();
-      break;
-    } catch (err) {
-      // Another process may have taken the port between probe and start.
-      if (attempt >= 3) {
-        await Deno.remove(dir, { recursive: true }).catch(() => {});
-        throw err;
+  const watchdog = startWatchdog(dir);
+  const endWatchdog = async () => {
+    await watchdog.stdin.close().catch(() => {});
+    await watchdog.status;
+  };
+  try {
+    if (tlsDir) {
+      await Deno.mkdir(tlsDir, { mode: 0o755 });
+      await issueServerCert(tlsDir, "IP:127.0.0.1");
+    }
+    const pwFile = `${dir}/pwfile`;
+    await Deno.writeTextFile(pwFile, PG_PASSWORD + "\n");
+    if (IS_ROOT) {
+      const uid = await serverUid();
+      const gid = Number(await run(["id", "-g"], "id -g"));
+      await Deno.chown(dir, uid, gid);
+      owner = { uid, gid };
+      await chownTls();
+      await Deno.chown(pwFile, uid, gid);
+    }
+    await Deno.chmod(dir, 0o700);
+    await run([
+      `${BIN_DIR}/initdb`,
+      "-D",
+      data,
+      "-U",
+      PG_USER,
+      `--pwfile=${pwFile}`,
+      "--auth-host=scram-sha-256",
+      "--auth-local=trust",
+      "--encoding=UTF8",
+      "--locale=C",
+      "--no-sync",
+    ], "initdb");
+    await Deno.remove(pwFile);
+    for (let attempt = 1;; attempt++) {
+      port = freePort();
+      try {
+        await start();
+        break;
+      } catch (err) {
+        // Another process may have taken the port between probe and start.
+        if (attempt >= 3) throw err;
       }
     }
+  } catch (err) {
+    await endWatchdog(); // stops what started, removes the directory
+    throw err;
   }
   const stop = () => run([`${BIN_DIR}/pg_ctl`, "-D", data, "-m", "fast", "-w", "stop"], "stop");
   let running = true;
@@ -276,13 +420,16 @@ export async function startPostgres(o: PostgresOptions = {}): Promise<PostgresSe
       await start();
       running = true;
     },
+    dir,
+    watchdogPid: watchdog.pid,
+    serverPid: () => runningServer(dir),
     async [Symbol.asyncDispose]() {
       try {
         if (running) {
           await run([`${BIN_DIR}/pg_ctl`, "-D", data, "-m", "immediate", "-w", "stop"], "stop");
         }
       } finally {
-        await Deno.remove(dir, { recursive: true });
+        await endWatchdog(); // removes the directory
       }
     },
   };
