@@ -13,6 +13,7 @@ import { botUserName } from "../protocol/subject.ts";
 import { checkJsonLimits } from "../resources/limits.ts";
 import { AlreadyExistsError, BadParameterError, KeyboundError, NotFoundError } from "../errors.ts";
 import {
+  type Backend,
   type Check,
   type Entry,
   isStrictlyUnder,
@@ -33,6 +34,7 @@ import {
   type CreatableResource,
   formatIssue,
 } from "../resources/validate.ts";
+import { LruMap } from "../util/lru.ts";
 import { formatPath } from "../util/zod_error.ts";
 import { prepareTokenForWrite, type SecretGenerator } from "../resources/token_rules.ts";
 import { type AuditInput, auditMutations } from "./audit.ts";
@@ -98,22 +100,123 @@ function isExpired(resource: AnyResource, now: Date): boolean {
   return expires !== undefined && Date.parse(expires) <= now.getTime();
 }
 
-/** Parses a stored entry against its kind's schema; null if malformed (logged) or expired. */
-function liveEntry<K extends Kind>(
+/** What validating one stored value gave: the resource, or null when malformed. */
+interface Validated {
+  /** The kind it was validated as. */
+  kind: Kind;
+  /** The stored value as read, compared with later reads. */
+  raw: unknown;
+  /** The schema's output, deep-frozen; null if the value failed the limits or the schema. */
+  resource: AnyResource | null;
+}
+
+/** Validated stored values kept per backend (bot instances are the largest, ~3 KB each). */
+const VALIDATED_ENTRIES = 512;
+
+/**
+ * The last validated value of each recently read key, per backend object.
+ * Per backend because two backends in one process (tests, a migration) may
+ * hold different values under one key.
+ */
+const validatedByBackend = new WeakMap<Backend, LruMap<string, Validated>>();
+
+/**
+ * True if `a` and `b` are the same JSON document: same keys (in any order:
+ * PostgreSQL's jsonb reorders them) and the same primitives. Values that are
+ * not plain objects, arrays or primitives are never equal, so they are
+ * always validated afresh.
+ */
+function sameJson(a: unknown, b: unknown): boolean {
+  if (Object.is(a, b)) return typeof a !== "object" || a === null || isPlain(a);
+  if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return false;
+  if (Array.isArray(a)) {
+    if (!Array.isArray(b) || a.length !== b.length) return false;
+    for (let i = 0; i < a.length; i++) if (!sameJson(a[i], b[i])) return false;
+    return true;
+  }
+  if (Array.isArray(b) || !isPlain(a) || !isPlain(b)) return false;
+  const ao = a as Record<string, unknown>;
+  const bo = b as Record<string, unknown>;
+  let n = 0;
+  for (const k in ao) {
+    if (!Object.hasOwn(ao, k) || !Object.hasOwn(bo, k) || !sameJson(ao[k], bo[k])) return false;
+    n++;
+  }
+  for (const k in bo) if (Object.hasOwn(bo, k)) n--;
+  return n === 0;
+}
+
+function isPlain(v: object): boolean {
+  const proto = Object.getPrototypeOf(v);
+  return proto === Object.prototype || proto === Array.prototype || proto === null;
+}
+
+/** Freezes `v` and everything in it: a cached resource is shared by every reader. */
+function deepFreeze<T>(v: T): T {
+  if (typeof v === "object" && v !== null && !Object.isFrozen(v)) {
+    Object.freeze(v);
+    for (const child of Object.values(v)) deepFreeze(child);
+  }
+  return v;
+}
+
+/**
+ * The stored value validated against its kind's schema (the limits walk,
+ * then zod), or null if it fails either. The JSON limits and the schema
+ * depend on the value alone, so a value equal to the last one validated for
+ * its key gets that result again: the join reads the same token, bot and
+ * roles several times per refresh, and they change far less often than they
+ * are read. Equality of the values, not of backend versions, decides: a
+ * version says nothing once a restored Durable Object or KV file hands out
+ * numbers again. Comparing costs about what the limits walk alone did.
+ *
+ * What is returned may be shared with every other reader of the value, so
+ * it is frozen: a caller that changes a resource builds a new object (they
+ * all do, with spreads), and one that tried to change it in place would
+ * throw instead of changing other readers' copies. `remember` is false for
+ * listings, so a page of a thousand rows does not push out the join's
+ * entries.
+ */
+function validatedValue<K extends Kind>(
   ctx: ServerContext,
   kind: K,
-  entry: Entry<unknown> | null,
-): StoredResource<ResourceOf<K>> | null {
-  if (!entry) return null;
+  entry: Entry<unknown>,
+  remember: boolean,
+): ResourceOf<K> | null {
+  let cache = validatedByBackend.get(ctx.backend);
+  const id = remember ? entry.key.join("\u0000") : "";
+  const hit = remember ? cache?.get(id) : undefined;
+  if (hit && hit.kind === kind && sameJson(hit.raw, entry.value)) {
+    return hit.resource as ResourceOf<K> | null;
+  }
   // A value past the limits (stored before they existed) is skipped, not parsed.
   const parsed = checkJsonLimits(entry.value) === null
     ? schemaOf(kind).safeParse(entry.value)
     : { success: false as const };
-  if (!parsed.success) {
+  const resource = parsed.success ? deepFreeze(parsed.data) : null;
+  if (remember) {
+    if (!cache) validatedByBackend.set(ctx.backend, cache = new LruMap(VALIDATED_ENTRIES));
+    cache.set(id, { kind, raw: entry.value, resource });
+  }
+  return resource;
+}
+
+/**
+ * A stored entry validated against its kind's schema; null if malformed
+ * (logged) or expired. Point reads `remember` the validation for the next read.
+ */
+function liveEntry<K extends Kind>(
+  ctx: ServerContext,
+  kind: K,
+  entry: Entry<unknown> | null,
+  remember = true,
+): StoredResource<ResourceOf<K>> | null {
+  if (!entry) return null;
+  const resource = validatedValue(ctx, kind, entry, remember);
+  if (!resource) {
     ctx.log.warn("ignoring malformed stored resource", { kind, key: entry.key.join("/") });
     return null;
   }
-  const resource = parsed.data;
   if (isExpired(resource, ctx.now())) return null;
   return { resource, version: entry.version };
 }
@@ -206,7 +309,7 @@ export async function listResources<K extends Kind>(
   const page = entries.slice(0, limit);
   const items: StoredResource<ResourceOf<K>>[] = [];
   for (const e of page) {
-    const live = liveEntry(ctx, kind, e);
+    const live = liveEntry(ctx, kind, e, false);
     if (live) items.push(live);
   }
   if (entries.length <= limit) return { items };

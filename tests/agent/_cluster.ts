@@ -125,7 +125,8 @@ export async function newCluster(clusterName = "example.com"): Promise<Cluster> 
       return t.resource as Token;
     },
     async setRecoveryLimit(name, limit) {
-      const t = await cluster.token(name);
+      // A copy: what a read returns is shared with other readers, and frozen.
+      const t = structuredClone(await cluster.token(name));
       t.spec.bound_keypair.recovery.limit = limit;
       delete t.status;
       await putResource(ctx, t, "upsert", ADMIN);

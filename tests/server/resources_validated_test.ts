@@ -1,0 +1,143 @@
+/**
+ * Stored resources are validated once per stored value (src/server/resources.ts):
+ * a point read returns the validated resource of the last read when the value
+ * is the same. These tests write through another backend object on the same
+ * store (another auth process), or swap the store under one backend object (a
+ * restored backup that hands out versions again), and expect the next read to
+ * see the new value, never the one validated before.
+ */
+import { assert, assertEquals, assertStrictEquals, assertThrows } from "../_assert.ts";
+import { DenoKvBackend } from "../../runtime-adapters/deno/kv_backend.ts";
+import { PostgresBackend } from "../../runtime-adapters/deno/postgres/backend.ts";
+import { parsePostgresUrl } from "../../runtime-adapters/deno/postgres/url.ts";
+import type { Bot } from "../../src/resources/schemas.ts";
+import type { ServerContext } from "../../src/server/context.ts";
+import { resourceKey } from "../../src/server/keys.ts";
+import {
+  deleteResource,
+  getResource,
+  listResources,
+  putResource,
+} from "../../src/server/resources.ts";
+import type { Backend, Entry, JsonValue, Key } from "../../src/storage/backend.ts";
+import { MemoryBackend } from "../../src/storage/memory.ts";
+import { CountingBackend } from "../storage/_counting_backend.ts";
+import { ignoreUnless } from "../_tools.ts";
+import { PG_PASSWORD, postgresMissing, startPostgres } from "../ha/_postgres.ts";
+import { newCluster } from "./_cluster_fixture.ts";
+
+const ADMIN = { user: "admin" };
+
+function bot(roles: string[]): Bot {
+  return { kind: "bot", version: "v1", metadata: { name: "b1" }, spec: { roles, traits: [] } };
+}
+
+async function roles(ctx: ServerContext): Promise<string[] | null> {
+  return (await getResource(ctx, "bot", "b1"))?.resource.spec.roles ?? null;
+}
+
+/** `a` reads what `b` (another backend object on the same store) writes, each time. */
+async function seesOtherWrites(a: ServerContext, b: ServerContext): Promise<void> {
+  await putResource(b, bot(["r1"]), "create", ADMIN);
+  assertEquals(await roles(a), ["r1"]);
+  assertEquals(await roles(a), ["r1"]); // from the validated entry
+  await putResource(b, bot(["r2"]), "upsert", ADMIN);
+  assertEquals(await roles(a), ["r2"]);
+  await deleteResource(b, "bot", "b1", ADMIN);
+  assertEquals(await roles(a), null);
+  await putResource(b, bot(["r3"]), "create", ADMIN);
+  assertEquals(await roles(a), ["r3"]);
+  // Written past the schema by hand (no validation on this path): refused.
+  const r = await b.backend.commit({
+    checks: [],
+    mutations: [{
+      type: "set",
+      key: resourceKey("bot", "b1"),
+      value: { ...bot(["r3"]), spec: { roles: "r3" } } as unknown as JsonValue,
+    }],
+  });
+  assert(r.ok);
+  assertEquals(await roles(a), null);
+}
+
+Deno.test("validated resources: a write by another process on the same Deno KV file is seen", async () => {
+  const { ctx } = await newCluster();
+  const dir = await Deno.makeTempDir();
+  const kvA = await DenoKvBackend.open(`${dir}/keybound.kv`);
+  const kvB = await DenoKvBackend.open(`${dir}/keybound.kv`);
+  try {
+    await seesOtherWrites({ ...ctx, backend: kvA }, { ...ctx, backend: kvB });
+  } finally {
+    await kvA.close();
+    await kvB.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test({
+  name: "validated resources: a write by another process on the same PostgreSQL database is seen",
+  ignore: ignoreUnless("PostgreSQL tests", postgresMissing),
+  async fn() {
+    const { ctx } = await newCluster();
+    await using pg = await startPostgres();
+    await pg.createDatabase("kb");
+    const open = () =>
+      PostgresBackend.open({ location: parsePostgresUrl(pg.url("kb")), password: PG_PASSWORD });
+    const [a, b] = [await open(), await open()];
+    try {
+      await seesOtherWrites({ ...ctx, backend: a }, { ...ctx, backend: b });
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  },
+});
+
+/** One backend object whose reads come from a store that can be replaced, as a restore does. */
+class Restorable extends CountingBackend {
+  constructor(public store: Backend) {
+    super(store);
+  }
+  override get<T = JsonValue>(key: Key): Promise<Entry<T> | null> {
+    return this.store.get<T>(key);
+  }
+}
+
+Deno.test("validated resources: a version handed out again after a restore does not bring back the old value", async () => {
+  const { ctx } = await newCluster();
+  const write = async (store: Backend, value: Bot) => {
+    const key = resourceKey("bot", "b1");
+    assert(
+      (await store.commit({ checks: [], mutations: [{ type: "set", key, value } as never] })).ok,
+    );
+    return (await store.get(key))!.version;
+  };
+  // The same key at the same version, with different values: what a
+  // Durable Object or KV file restored to an earlier point hands out.
+  const before = new MemoryBackend();
+  const restored = new MemoryBackend();
+  assertEquals(await write(before, bot(["r1"])), await write(restored, bot(["r2"])));
+  const backend = new Restorable(before);
+  const c = { ...ctx, backend };
+  assertEquals(await roles(c), ["r1"]);
+  backend.store = restored;
+  assertEquals(await roles(c), ["r2"]);
+});
+
+Deno.test("validated resources: an unchanged value is validated once, and shared frozen", async () => {
+  const { ctx } = await newCluster();
+  await putResource(ctx, bot(["r1"]), "create", ADMIN);
+  const first = (await getResource(ctx, "bot", "b1"))!;
+  const second = (await getResource(ctx, "bot", "b1"))!;
+  assertStrictEquals(second.resource, first.resource);
+  assertEquals(second.version, first.version);
+  // A reader that changed it would change every other reader's copy.
+  assertThrows(() => first.resource.spec.roles.push("admin"), TypeError);
+  assertThrows(() => {
+    (first.resource.metadata as { name: string }).name = "other";
+  }, TypeError);
+  assertEquals(await roles(ctx), ["r1"]);
+  // Listings validate their rows without keeping them, and return the same content.
+  const page = await listResources(ctx, "bot");
+  assertEquals(page.items.map((i) => i.resource), [first.resource]);
+});
