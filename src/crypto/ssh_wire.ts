@@ -5,29 +5,46 @@
  * @module
  */
 import { BadParameterError } from "../errors.ts";
-import { concatBytes, fromBase64, fromUtf8, toBase64, utf8 } from "../util/encoding.ts";
+import { fromBase64, fromUtf8, toBase64, utf8 } from "../util/encoding.ts";
 import { algOf, exportSpki, importPublicKeyBits } from "./keys.ts";
 
 /** SSH key type names Keybound supports. */
 export type SshKeyType = "ssh-ed25519" | "ecdsa-sha2-nistp256";
 
-/** Builds SSH wire-format messages. */
+/**
+ * Builds SSH wire-format messages into one growing buffer (a certificate is
+ * some thirty fields: a small array for each and a concatenation at the end
+ * cost more than the fields).
+ */
 export class SshWriter {
-  #parts: Uint8Array[] = [];
+  #buf = new Uint8Array(256);
+  #view = new DataView(this.#buf.buffer);
+  #length = 0;
+
+  /** Room for `n` more bytes. */
+  #reserve(n: number): number {
+    const at = this.#length;
+    if (at + n > this.#buf.length) {
+      const grown = new Uint8Array(Math.max(this.#buf.length * 2, at + n));
+      grown.set(this.#buf.subarray(0, at));
+      this.#buf = grown;
+      this.#view = new DataView(grown.buffer);
+    }
+    this.#length = at + n;
+    return at;
+  }
 
   /** Appends a `uint32`. */
   uint32(n: number): this {
-    const b = new Uint8Array(4);
-    new DataView(b.buffer).setUint32(0, n >>> 0);
-    this.#parts.push(b);
+    const at = this.#reserve(4); // first: it may replace the buffer
+    this.#view.setUint32(at, n >>> 0);
     return this;
   }
 
   /** Appends a `uint64` (from a bigint or a safe integer). */
   uint64(n: bigint | number): this {
-    const b = new Uint8Array(8);
-    new DataView(b.buffer).setBigUint64(0, BigInt(n));
-    this.#parts.push(b);
+    const at = this.#reserve(8);
+    this.#view.setBigUint64(at, BigInt(n));
     return this;
   }
 
@@ -35,28 +52,34 @@ export class SshWriter {
   string(s: Uint8Array | string): this {
     const b = typeof s === "string" ? utf8(s) : s;
     this.uint32(b.length);
-    this.#parts.push(b);
-    return this;
+    return this.raw(b);
   }
 
   /** Appends an `mpint` from unsigned big-endian bytes. */
   mpint(unsigned: Uint8Array): this {
     let i = 0;
     while (i < unsigned.length && unsigned[i] === 0) i++;
-    let v = unsigned.subarray(i);
-    if (v.length > 0 && v[0] & 0x80) v = concatBytes(new Uint8Array([0]), v);
-    return this.string(v);
+    const v = unsigned.subarray(i);
+    // A set top bit would read as negative: one zero byte in front.
+    const pad = v.length > 0 && v[0] & 0x80 ? 1 : 0;
+    this.uint32(v.length + pad);
+    if (pad) {
+      const at = this.#reserve(1);
+      this.#buf[at] = 0;
+    }
+    return this.raw(v);
   }
 
   /** Appends raw bytes with no length prefix. */
   raw(b: Uint8Array): this {
-    this.#parts.push(b);
+    const at = this.#reserve(b.length);
+    this.#buf.set(b, at);
     return this;
   }
 
-  /** The bytes written so far. */
+  /** The bytes written so far (a copy). */
   bytes(): Uint8Array<ArrayBuffer> {
-    return concatBytes(...this.#parts);
+    return this.#buf.slice(0, this.#length);
   }
 }
 

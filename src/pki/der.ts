@@ -9,22 +9,39 @@
  * @module
  */
 import { BadParameterError } from "../errors.ts";
-import { concatBytes } from "../util/encoding.ts";
+import { concatBytes, utf8 } from "../util/encoding.ts";
 import { LruMap } from "../util/lru.ts";
 
 /** Byte width of a P-256 scalar: WebCrypto's `r||s` is twice this. */
 export const P256_SCALAR_BYTES = 32;
 
-function derLength(n: number): Uint8Array {
-  if (n < 0x80) return new Uint8Array([n]);
-  const bytes: number[] = [];
-  for (let v = n; v > 0; v = Math.floor(v / 256)) bytes.unshift(v & 0xff);
-  return new Uint8Array([0x80 | bytes.length, ...bytes]);
-}
-
-/** Encodes one DER element with the given single-byte tag. */
-export function derTlv(tag: number, content: Uint8Array): Uint8Array<ArrayBuffer> {
-  return concatBytes(new Uint8Array([tag]), derLength(content.length), content);
+/**
+ * Encodes one DER element with the given single-byte tag; its content is
+ * `parts` in order. One allocation: the header is written in front of the
+ * parts, not concatenated with them (a certificate nests some fifty of these).
+ */
+export function derTlv(tag: number, ...parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
+  let length = 0;
+  for (const p of parts) length += p.length;
+  // X.690 §8.1.3: short form below 128, else 0x80 | n followed by n bytes.
+  let lengthBytes = 0;
+  if (length >= 0x80) { for (let v = length; v > 0; v = Math.floor(v / 256)) lengthBytes++; }
+  const out = new Uint8Array(2 + lengthBytes + length);
+  out[0] = tag;
+  if (length < 0x80) {
+    out[1] = length;
+  } else {
+    out[1] = 0x80 | lengthBytes;
+    for (let i = lengthBytes, v = length; i > 0; i--, v = Math.floor(v / 256)) {
+      out[1 + i] = v & 0xff;
+    }
+  }
+  let off = 2 + lengthBytes;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
+  return out;
 }
 
 /** DER tags Keybound writes. */
@@ -43,7 +60,7 @@ export const TAG = {
 
 /** A SEQUENCE of already-encoded elements. */
 export function derSequence(...elements: Uint8Array[]): Uint8Array<ArrayBuffer> {
-  return derTlv(TAG.SEQUENCE, concatBytes(...elements));
+  return derTlv(TAG.SEQUENCE, ...elements);
 }
 
 /** DER BOOLEAN TRUE (FALSE is never written: X.509's booleans default to it). */
@@ -92,7 +109,7 @@ function encodeOid(dotted: string): Uint8Array<ArrayBuffer> {
 
 /** A UTF8String. */
 export function derUtf8(text: string): Uint8Array<ArrayBuffer> {
-  return derTlv(TAG.UTF8_STRING, new TextEncoder().encode(text));
+  return derTlv(TAG.UTF8_STRING, utf8(text));
 }
 
 /** An OCTET STRING. */
@@ -124,7 +141,7 @@ export function derTime(date: Date): Uint8Array<ArrayBuffer> {
     two(date.getUTCMinutes()) + two(date.getUTCSeconds()) + "Z";
   const utc = year >= 1950 && year <= 2049;
   const text = (utc ? two(year % 100) : String(year).padStart(4, "0")) + rest;
-  return derTlv(utc ? TAG.UTC_TIME : TAG.GENERALIZED_TIME, new TextEncoder().encode(text));
+  return derTlv(utc ? TAG.UTC_TIME : TAG.GENERALIZED_TIME, utf8(text));
 }
 
 /** Strips leading zeros, then adds one back if the top bit would make the value negative. */
@@ -153,7 +170,7 @@ export function ecdsaRawToDer(raw: Uint8Array): Uint8Array<ArrayBuffer> {
   }
   const r = derTlv(0x02, minimalUnsigned(raw.subarray(0, P256_SCALAR_BYTES)));
   const s = derTlv(0x02, minimalUnsigned(raw.subarray(P256_SCALAR_BYTES)));
-  return derTlv(0x30, concatBytes(r, s)) as Uint8Array<ArrayBuffer>;
+  return derTlv(0x30, r, s);
 }
 
 /**

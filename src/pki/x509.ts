@@ -7,7 +7,7 @@
 import { BadParameterError } from "../errors.ts";
 import { algOf, exportSpki, type KeyAlgorithm, sign, verify } from "../crypto/keys.ts";
 import { randomBytes } from "../crypto/random.ts";
-import { bytesEqual, concatBytes, toBase64, toHex } from "../util/encoding.ts";
+import { bytesEqual, toBase64, toHex } from "../util/encoding.ts";
 import { LruMap } from "../util/lru.ts";
 import {
   DER_TRUE,
@@ -297,6 +297,8 @@ const ALGORITHM_DER: Readonly<Record<KeyAlgorithm, Uint8Array>> = {
 
 /** `[0] EXPLICIT Version v3` (v3 is INTEGER 2). */
 const VERSION_V3_DER = new Uint8Array([0xa0, 0x03, 0x02, 0x01, 0x02]);
+/** The unused-bits octet of a signature's BIT STRING (whole bytes). */
+const BIT_STRING_NO_UNUSED_BITS = new Uint8Array([0]);
 
 /** GeneralNames (RFC 5280 §4.2.1.6): dNSName [2], iPAddress [7], URI [6], all IMPLICIT. */
 function sanNames(o: IssueCertificateOptions): Uint8Array[] {
@@ -426,16 +428,14 @@ export async function issueCertificate(
   // are constant, and the subject SPKI is DER straight from WebCrypto.
   const tbs = derTlv(
     0x30,
-    concatBytes(
-      VERSION_V3_DER,
-      derTlv(0x02, serialInteger(o.serial)),
-      algorithm,
-      issuerName,
-      derSequence(derTime(notBefore), derTime(notAfter)),
-      subjectName,
-      subjectSpki,
-      derTlv(0xa3, derTlv(0x30, concatBytes(...extensions))),
-    ),
+    VERSION_V3_DER,
+    derTlv(0x02, serialInteger(o.serial)),
+    algorithm,
+    issuerName,
+    derSequence(derTime(notBefore), derTime(notAfter)),
+    subjectName,
+    subjectSpki,
+    derTlv(0xa3, derTlv(0x30, ...extensions)),
   );
 
   const rawSig = await sign(o.issuer.privateKey, tbs);
@@ -444,10 +444,7 @@ export async function issueCertificate(
   }
   const sigValue = sigAlg === "ES256" ? ecdsaRawToDer(rawSig) : rawSig;
   // Assembled by hand so the signed TBS bytes are exactly the embedded ones.
-  return derTlv(
-    0x30,
-    concatBytes(tbs, algorithm, derTlv(0x03, concatBytes(new Uint8Array([0]), sigValue))),
-  );
+  return derTlv(0x30, tbs, algorithm, derTlv(0x03, BIT_STRING_NO_UNUSED_BITS, sigValue));
 }
 
 /** Options for {@linkcode createSelfSignedCA}. */
