@@ -49,7 +49,7 @@ import {
   parseStorageFlags,
   type StorageConfig,
 } from "./auth_storage.ts";
-import { onStopSignal, serveApp, serveService } from "./serve.ts";
+import { checkSocketDir, onStopSignal, serveApp, serveService } from "./serve.ts";
 import { connectionsFit } from "./tls_front.ts";
 import { argParser } from "./arg_parser.ts";
 import { loadConsoleAssets } from "./console_assets.ts";
@@ -146,6 +146,11 @@ async function start(config: StartConfig, log: Logger): Promise<void> {
   // cluster is known only once connected: there bootstrapCluster checks it
   // before storing anything, and the data directory is made after that.
   validateClusterName(config.clusterName);
+  // Where the server behind the TLS front may put its socket, likewise: a
+  // data directory whose path is too long for it, with no runtime directory
+  // to use instead, stops the start before the cluster is made.
+  const socketDir = join(config.dataDir, FRONT_SOCKET_DIR);
+  if (!config.insecureNoTls || config.proxyFrom.length > 0) await checkSocketDir(socketDir);
   if (await isNewKvFile(config.storage)) validateClusterName(config.clusterName, true);
   const makeDataDir = async () => {
     await ensureDir(config.dataDir, 0o700);
@@ -205,7 +210,7 @@ async function start(config: StartConfig, log: Logger): Promise<void> {
       port: config.listen.port,
       ...(tls ? { tls } : {}),
       proxyFrom: config.proxyFrom,
-      socketDir: join(config.dataDir, FRONT_SOCKET_DIR),
+      socketDir,
       log,
       front: { ...config.connections, onEvent: (event) => metrics.front(event) },
     });

@@ -8,10 +8,20 @@
  */
 import { canonicalIp, formatHostPort } from "../../src/util/host_port.ts";
 import type { Logger } from "../../src/util/log.ts";
-import { dirname, join } from "node:path";
+import { dirname, isAbsolute, join, resolve } from "node:path";
 import { ConfigError } from "../../src/errors.ts";
 import { toHex } from "../../src/util/encoding.ts";
+import {
+  type DirFacts,
+  frontDirRefused,
+  privateDirFault,
+  ROOT_RUNTIME_DIR,
+  runtimeSocketDirName,
+  SOCKET_PATH_MAX,
+  socketDirFits,
+} from "../../src/cli/auth/front_dir.ts";
 import { ensureDir } from "./fs.ts";
+import { granted, readEnv } from "./permissions.ts";
 import { burstLog } from "./tls_front/burst_log.ts";
 import {
   type Front,
@@ -192,16 +202,39 @@ export interface ServeServiceOptions {
   /**
    * The private directory of the server behind the front (the auth service:
    * its data directory's `front`), its socket `PID-RANDOM.sock`: made if missing,
-   * 0700 whatever the umask, removed at shutdown once empty. Default, or if
-   * the socket's path would be too long (over {@linkcode SOCKET_PATH_MAX}
-   * bytes): a new one in the system's temporary directory.
+   * 0700 whatever the umask, removed at shutdown once empty; its parent must
+   * be a directory of this user that no other user may write. If a socket
+   * there could be too long (over 107 bytes), a directory in
+   * {@linkcode ServeServiceOptions.runtimeDir} instead, or for root in
+   * `/run/keybound`; else the start is refused (src/cli/auth/front_dir.ts).
    */
-  socketDir?: string;
+  socketDir: string;
+  /**
+   * The runtime directory for a `socketDir` too long: default
+   * `$XDG_RUNTIME_DIR`; given as undefined, none (root's `/run/keybound`).
+   */
+  runtimeDir?: string;
   /** The front's connection caps (defaults in ./tls_front.ts) and its event counter. */
   front?: Pick<
     FrontOptions,
     "maxConnections" | "maxConnectionsPerSource" | "maxConnectionRatePerSource" | "onEvent"
   >;
+}
+
+/**
+ * Throws the refusal {@linkcode serveService} would meet for `socketDir` (a
+ * ConfigError naming the fix) when it is too long to hold the socket and no
+ * runtime directory can: the auth service asks before it opens or writes
+ * anything. The runtime directory's place is taken and released again; a
+ * `socketDir` that fits is left to serveService.
+ */
+export async function checkSocketDir(
+  socketDir: string,
+  runtimeDir: string | undefined = readEnv("XDG_RUNTIME_DIR"),
+): Promise<void> {
+  if (socketDirFits(socketDir)) return;
+  const place = await privateSocket(socketDir, runtimeDir);
+  releasePlace(place, join(place.dir, `${place.base}.sock`));
 }
 
 /** The auth service's public server. */
@@ -255,7 +288,10 @@ export async function serveService(
       },
     };
   }
-  const place = await privateSocket(options.socketDir, options.log);
+  const place = await privateSocket(
+    options.socketDir,
+    "runtimeDir" in options ? options.runtimeDir : readEnv("XDG_RUNTIME_DIR"),
+  );
   const firstPath = join(place.dir, `${place.base}.sock`);
   /**
    * Where the server listens now, read by the front at each connect: a heal
@@ -311,14 +347,12 @@ export async function serveService(
    * Whether the socket path still leads to this process's server: its
    * directory is the one recorded (lstat: a directory, same device, inode
    * and owner, mode 0700) and the socket there is the one it bound. Asked
-   * before every connect (review-3 MUST-FIX 1): a temp cleaner may delete
-   * the fallback directory, and another user make one at its readable name
-   * and bind their own socket there; a connect by path would then succeed
-   * into it, and no heal (which runs on a failed connect) would ever run.
-   * Two lstat per connection: about 7 µs, a tenth of the Unix connect
-   * itself (measured, session 11, 2 loaded cores). A directory deleted and
-   * made again between this check and the connect still gets the
-   * connection (docs/security.md).
+   * when a connect fails: a refused connect in a listen-again gap heals on
+   * its own. Not before each connect (review-3 MUST-FIX 1 did, two lstat,
+   * ~7 µs): since the temporary directory's fallback went (session 12) the
+   * socket's directory and its parent are this user's and no other user
+   * may write them, so no one else can put a directory or a socket at the
+   * path the front connects to (docs/security.md).
    */
   const intact = (): boolean => {
     try {
@@ -334,11 +368,9 @@ export async function serveService(
   // connection tries it. False if it could not (logged by cannotListen).
   const listenAgain = (): boolean => {
     try {
-      // The whole directory may be gone (rm -rf, a temp cleaner), or be
-      // another one at its name: never used unless this process made it (review-so M1).
+      // The whole directory may be gone (rm -rf, a cleaner), or be another
+      // one at its name: never used unless this user's, in its parent (review-so M1).
       reclaimDir(place, options.log);
-      // Inside `place`'s directory as it is now, even if listening fails:
-      // never back in the one it left, which may be another user's (review-3 MUST-FIX 1).
       socketPath = join(place.dir, `${place.base}.${++generation}.sock`);
       if (!inner.replace()) return false;
       cannotListen.over();
@@ -358,15 +390,10 @@ export async function serveService(
     if (intact()) return;
     listenAgain();
   };
-  /**
-   * What the front connects to, read at each connect: the socket if
-   * intact(), else where a heal listens now; if no heal could listen, a
-   * path that resolves for no one (under a file, ENOTDIR), so that a
-   * connection fails rather than reach a socket this process did not bind.
-   */
+  /** What the front connects to, read at each connect: a heal changes it. */
   const target = {
     get path(): string {
-      return intact() || listenAgain() ? socketPath : UNREACHABLE_PATH;
+      return socketPath;
     },
   };
 
@@ -416,12 +443,6 @@ export async function serveService(
   };
 }
 
-/** A socket path no connect reaches, for anyone: a name under a file (ENOTDIR). */
-const UNREACHABLE_PATH = "/dev/null/keybound-front";
-
-/** Longest path of a Unix socket, in bytes (Linux's sun_path holds 108 with the NUL). */
-export const SOCKET_PATH_MAX = 107;
-
 /**
  * A lock file younger than this is not swept even if its lock is free: its
  * process may have made it and not locked it yet.
@@ -429,26 +450,22 @@ export const SOCKET_PATH_MAX = 107;
 const LOCK_SETTLE_MS = 10_000;
 
 /**
- * Prefix of the directories the fallback makes in the system's temporary
- * directory; those of older versions began `keybound-` too (swept alike).
- */
-const TEMP_DIR_PREFIX = "keybound-front-";
-
-/** What a fallback directory holds: its socket, a heal's, and the lock file. */
-const TEMP_DIR_FILE = /^http(\.\d+)?\.(sock|lock)$/;
-
-/**
- * Where the server behind the front listens: `PID-RANDOM.sock` in `wanted`,
- * made 0700 whatever the umask (only this user may bind or connect in it;
- * several processes may share it, each with its own socket: the random part
- * keeps apart processes that are each PID 1 in their own container), with
- * `PID-RANDOM.lock` beside it, which this process holds locked for its life;
- * or, without `wanted` or if the socket's path would be too long,
- * `http.sock` and its `http.lock` in a new directory in the system's
- * temporary directory (a fresh random name: nothing left behind stands in
- * its way). `wanted` must not be a symbolic link: one planted there would
- * take the socket, and the sweep, into the directory it names
- * (review-front N2).
+ * Where the server behind the front listens: `PID-RANDOM.sock` in `wanted`
+ * (the auth service's `front` in its data directory), or, if a socket there
+ * could have a path over {@linkcode SOCKET_PATH_MAX} bytes, in a directory
+ * of the runtime directory (see {@linkcode runtimeSocketDir}); never in a
+ * directory other users may write (docs/security.md). The directory is made
+ * 0700 whatever the umask (only this user may bind or connect in it; several
+ * processes may share it, each with its own socket: the random part keeps
+ * apart processes that are each PID 1 in their own container, and no other
+ * user can read it to aim at the socket); `PID-RANDOM.lock` beside the
+ * socket is held locked for the process's life. `wanted` must not be a
+ * symbolic link: one planted there would take the socket, and the sweep,
+ * into the directory it names (review-front N2). The directory must be this
+ * user's, and so must its parent, which no one else may write: otherwise
+ * another user could move the socket aside and bind their own, getting the
+ * decrypted requests (a root start in a data directory another user owns
+ * was such a case until session 12).
  *
  * A start removes the socket and lock file of a process that is provably
  * gone: its lock file's lock could be taken (the kernel frees it when its
@@ -458,46 +475,126 @@ const TEMP_DIR_FILE = /^http(\.\d+)?\.(sock|lock)$/;
  * (review-front S1). A socket without a lock file is of a version before
  * lock files (or of a process killed during its shutdown): it is removed
  * only if a connect is refused, which on a Unix socket means nothing
- * listens on it (a full backlog is EAGAIN, not a refusal). A fallback start
- * also sweeps the temporary directory's fallback directories of this user
- * that way, then removes each one left empty.
+ * listens on it (a full backlog is EAGAIN, not a refusal).
  */
-async function privateSocket(wanted: string | undefined, log: Logger): Promise<SocketPlace> {
-  if (wanted !== undefined) {
-    const name = `${Deno.pid}-${toHex(crypto.getRandomValues(new Uint8Array(8)))}`;
-    const path = join(wanted, `${name}.sock`);
-    // Room for a heal's generation (`.N`, serveService) up to a million.
-    if (new TextEncoder().encode(path).length + ".999999".length <= SOCKET_PATH_MAX) {
-      const info = await Deno.lstat(wanted).catch((err) => {
-        if (err instanceof Deno.errors.NotFound) return undefined;
-        throw err;
-      });
-      if (info?.isSymlink) {
-        throw new ConfigError(
-          `${wanted} is a symbolic link: the directory of the server behind the TLS front ` +
-            "(front in --data-dir) must be a directory of its own; remove the link, and the " +
-            "next start makes the directory (0700)",
-        );
-      }
-      await ensureDir(wanted, 0o700);
-      await Deno.chmod(wanted, 0o700);
-      await sweepDead(wanted);
-      return takeDir(wanted, name, false);
+async function privateSocket(wanted: string, runtimeDir: string | undefined): Promise<SocketPlace> {
+  const base = `${Deno.pid}-${toHex(crypto.getRandomValues(new Uint8Array(8)))}`;
+  let dir = wanted;
+  let refuse = (fault: string) =>
+    new ConfigError(
+      `${dirname(wanted)}, which holds ${wanted} (the directory of the server behind the TLS ` +
+        `front), must be a directory of this user that no other user may write: ${fault}`,
+    );
+  let denied = () => refuse("this process may not make it private (chmod 0700)");
+  if (socketDirFits(wanted)) {
+    if ((await lstatOrNone(wanted))?.isSymlink) {
+      throw new ConfigError(
+        `${wanted} is a symbolic link: the directory of the server behind the TLS front ` +
+          "(front in --data-dir) must be a directory of its own; remove the link, and the " +
+          "next start makes the directory (0700)",
+      );
     }
-    log.info("socket path too long; the server behind the front listens in a temporary directory", {
-      path,
-    });
+    await ensureDir(wanted, 0o700);
+  } else {
+    ({ dir, refuse, denied } = await runtimeSocketDir(wanted, runtimeDir));
   }
-  const place = freshTempDir(undefined);
-  // Cleanup only: it never stops a start (review-so M2).
-  await sweepTempDirs(dirname(place.dir), place, log);
+  let place: SocketPlace;
+  try {
+    place = takeDir(dir, base);
+  } catch (err) {
+    // Not this user's to chmod.
+    if (err instanceof Deno.errors.PermissionDenied) throw denied();
+    throw err;
+  }
+  // Only now is this process's uid known (the lock file's owner): auth may not ask Deno for it.
+  const fault = privateDirFault(lstatOrNone(dirname(dir)), { uid: place.uid }) ??
+    privateDirFault(lstatOrNone(dir), { uid: place.uid });
+  if (fault !== undefined) {
+    releasePlace(place, join(dir, `${base}.sock`));
+    throw refuse(fault);
+  }
+  await sweepDead(dir);
   return place;
+}
+
+/** `lstat` of `path` (not following a link); undefined if nothing is there. */
+function lstatOrNone(path: string): (Deno.FileInfo & DirFacts) | undefined {
+  try {
+    const info = Deno.lstatSync(path);
+    return { ...info, mode: info.mode ?? 0, uid: info.uid ?? -1 };
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return undefined;
+    throw err;
+  }
+}
+
+/**
+ * The socket's directory when `wanted` is too long for it:
+ * `$XDG_RUNTIME_DIR/keybound-HASH` (`runtimeDir`, which must be a directory,
+ * not a link, mode 0700, of this user: the XDG Base Directory
+ * specification's rules), or for root without it `/run/keybound/HASH`;
+ * made 0700 if missing, checked, and the refusal to throw if what only the
+ * lock file's owner tells (this process's uid) does not fit. Anything else
+ * refuses the start: a directory other users may write is never used (the
+ * temporary directory was, until session 12: review-3 MUST-FIX 1 and 2).
+ */
+async function runtimeSocketDir(
+  wanted: string,
+  runtimeDir: string | undefined,
+): Promise<{ dir: string; refuse: (fault: string) => ConfigError; denied: () => ConfigError }> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(resolve(wanted)));
+  const hash = toHex(new Uint8Array(digest));
+  let parent: string;
+  let refuse: (fault: string) => ConfigError;
+  /** Not allowed here: this process is not root (or may not write there). */
+  let notMine: () => ConfigError;
+  if (runtimeDir !== undefined && runtimeDir !== "") {
+    refuse = (fault) => frontDirRefused(wanted, { kind: "runtime-dir", dir: runtimeDir, fault });
+    notMine = () => refuse("this process may not make a directory in it");
+    if (!isAbsolute(runtimeDir)) throw refuse("it is not an absolute path");
+    const fault = privateDirFault(lstatOrNone(runtimeDir), { exact: true });
+    if (fault !== undefined) throw refuse(fault);
+    parent = runtimeDir;
+  } else {
+    refuse = (fault) => frontDirRefused(wanted, { kind: "root-dir", fault });
+    notMine = () => frontDirRefused(wanted, { kind: "no-runtime-dir" });
+    parent = ROOT_RUNTIME_DIR;
+    if (!granted({ name: "write", path: parent })) throw notMine();
+    makeDir(parent, notMine, refuse);
+    const fault = privateDirFault(lstatOrNone(parent));
+    if (fault !== undefined) throw refuse(fault);
+  }
+  const dir = join(parent, runtimeSocketDirName(hash, parent));
+  if (!socketDirFits(dir)) {
+    throw refuse(`a socket in ${dir} would be longer than ${SOCKET_PATH_MAX} bytes`);
+  }
+  makeDir(dir, notMine, refuse);
+  const fault = privateDirFault(lstatOrNone(dir));
+  if (fault !== undefined) throw refuse(`${dir}: ${fault}`);
+  return { dir, refuse, denied: notMine };
+}
+
+/** `mkdir` 0700 of `dir` if missing; a refusal if it may not be made. */
+function makeDir(
+  dir: string,
+  notMine: () => ConfigError,
+  refuse: (fault: string) => ConfigError,
+): void {
+  try {
+    Deno.mkdirSync(dir, { mode: 0o700 });
+  } catch (err) {
+    if (err instanceof Deno.errors.AlreadyExists) return;
+    if (err instanceof Deno.errors.PermissionDenied || err instanceof Deno.errors.NotCapable) {
+      throw notMine();
+    }
+    throw refuse(err instanceof Error ? err.message : String(err));
+  }
 }
 
 /**
  * Where the server behind the front listens: `BASE.sock` (a heal's
  * `BASE.GEN.sock`) and `BASE.lock` in `dir`, and what identifies `dir` as
- * the directory this process made (or, in --data-dir, took at its start)
+ * the directory this process took at its start (or made again at a heal)
  * and made 0700: a heal uses nothing else found at that name.
  */
 interface SocketPlace {
@@ -506,65 +603,39 @@ interface SocketPlace {
   lock: { path: string; file: Deno.FsFile };
   dev: number;
   ino: number;
+  /** This process's uid: the owner of the lock file it made. */
   uid: number;
-  /** In the system's temporary directory, under a name anyone can read and take if it goes. */
-  temp: boolean;
 }
 
 /**
- * Makes `dir` (this process's own) 0700, records it and holds
- * `BASE.lock` in it. Synchronous: a heal runs inside the front's connect.
+ * Makes `dir` 0700, records it and holds `BASE.lock` in it. Synchronous: a
+ * heal runs inside the front's connect.
  */
-function takeDir(dir: string, base: string, temp: boolean): SocketPlace {
+function takeDir(dir: string, base: string): SocketPlace {
   Deno.chmodSync(dir, 0o700);
   const info = Deno.lstatSync(dir);
   const lock = holdLock(join(dir, `${base}.lock`));
-  return { dir, base, lock, dev: info.dev, ino: info.ino!, uid: info.uid!, temp };
-}
-
-/**
- * A new directory of a random name in `root` (the system's temporary
- * directory by default), with `http.lock`; removed again if it cannot be
- * made private and locked (review-so M2: each failed start left one).
- */
-function freshTempDir(root: string | undefined): SocketPlace {
-  const dir = Deno.makeTempDirSync({ prefix: TEMP_DIR_PREFIX, ...(root ? { dir: root } : {}) });
-  try {
-    // Locked before the socket is made: a sweep never meets this socket without it.
-    return takeDir(dir, "http", true);
-  } catch (err) {
-    try {
-      Deno.removeSync(dir);
-    } catch {
-      // Not empty only if something else made a file in it: left as it is.
-    }
-    throw err;
-  }
+  const uid = lock.file.statSync().uid!;
+  return { dir, base, lock, dev: info.dev, ino: info.ino!, uid };
 }
 
 /**
  * Before a heal listens again: `place`'s directory if it is still the one
- * this process made (same device and inode, same owner: 0700 again if its
- * mode changed, the lock file made again if it went), else a new one
- * (review-so M1). A directory found at the name is never used: in the
- * temporary directory the name is readable by all, and another user who
- * made the directory there could move the socket aside and bind their own
- * (getting the decrypted requests), or, not being ours, it could not be
- * made private. In --data-dir a name that is free again is made again
- * (non-recursive: it fails if another process made it meanwhile);
- * otherwise the new directory is a fresh one in the temporary directory.
- * Throws if no directory can be had (the heal logs it and retries at the
- * next connection).
+ * this process took (same device and inode, same owner: 0700 again if its
+ * mode changed, the lock file made again if it went); else, if its parent
+ * is still a directory of this user that no other user may write, the
+ * directory made again (a plain `mkdir`, which fails if something else made
+ * it meanwhile) or, found there, a directory of this user (put back by a
+ * restore, say: only this user or root could have), made 0700. Anything
+ * else (a link, another user's directory, a parent replaced) throws: the
+ * heal logs it and tries again at the next connection. The name is never
+ * followed anywhere else (review-so M1; the fresh temporary directory it
+ * once moved to is gone with the fallback).
  */
 function reclaimDir(place: SocketPlace, log: Logger): void {
-  let info: Deno.FileInfo | undefined;
-  try {
-    info = Deno.lstatSync(place.dir);
-  } catch (err) {
-    if (!(err instanceof Deno.errors.NotFound)) throw err;
-  }
+  const info = lstatOrNone(place.dir);
   if (info && isPlace(info, place)) {
-    if ((info.mode! & 0o777) !== 0o700) Deno.chmodSync(place.dir, 0o700);
+    if ((info.mode & 0o777) !== 0o700) Deno.chmodSync(place.dir, 0o700);
     try {
       const lock = holdLock(place.lock.path);
       place.lock.file.close();
@@ -575,23 +646,23 @@ function reclaimDir(place: SocketPlace, log: Logger): void {
     }
     return;
   }
-  let next: SocketPlace | undefined;
-  if (info === undefined && !place.temp) {
-    Deno.mkdirSync(dirname(place.dir), { recursive: true, mode: 0o700 });
-    try {
-      Deno.mkdirSync(place.dir, { mode: 0o700 });
-      next = takeDir(place.dir, place.base, false);
-    } catch (err) {
-      if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
-    }
+  const parent = dirname(place.dir);
+  const parentFault = privateDirFault(lstatOrNone(parent), { uid: place.uid });
+  if (parentFault !== undefined) {
+    throw new ConfigError(`not listening in ${parent} again: ${parentFault}`);
   }
-  if (next === undefined) {
-    next = freshTempDir(place.temp ? dirname(place.dir) : undefined);
-    log.warn("the directory of the server behind the front was replaced; listening in a new one", {
-      was: place.dir,
-      dir: next.dir,
+  if (info === undefined) {
+    Deno.mkdirSync(place.dir, { mode: 0o700 });
+  } else {
+    const fault = info.isDirectory && !info.isSymlink && info.uid === place.uid
+      ? undefined
+      : privateDirFault(info, { uid: place.uid }) ?? "it is not the directory this process made";
+    if (fault !== undefined) throw new ConfigError(`not listening in ${place.dir}: ${fault}`);
+    log.warn("the directory of the server behind the front was replaced; listening in it", {
+      dir: place.dir,
     });
   }
+  const next = takeDir(place.dir, place.base);
   place.lock.file.close();
   Object.assign(place, next);
 }
@@ -603,9 +674,8 @@ function reclaimDir(place: SocketPlace, log: Logger): void {
  */
 function releasePlace(place: SocketPlace, socket: string): void {
   place.lock.file.close();
-  // Only inside the directory this process made: another one at its name (a link planted after a
-  // temp cleaner removed ours) is not ours to empty (review-3 MUST-FIX 2). Deno's listener still
-  // removes its socket file by path when it closes, which this cannot stop (docs/security.md).
+  // Only inside the directory this process took: anything else at its name is not its to empty
+  // (review-3 MUST-FIX 2).
   if (!isPlaceDir(place)) return;
   for (const path of [socket, place.lock.path]) {
     try {
@@ -627,7 +697,7 @@ function isPlace(info: Deno.FileInfo, place: SocketPlace): boolean {
     info.uid === place.uid;
 }
 
-/** Whether `place.dir` is still the directory this process made. */
+/** Whether `place.dir` is still the directory this process took. */
 function isPlaceDir(place: SocketPlace): boolean {
   try {
     return isPlace(Deno.lstatSync(place.dir), place);
@@ -673,49 +743,6 @@ function holdLock(path: string): { path: string; file: Deno.FsFile } {
     throw new ConfigError(`cannot lock ${path}, a file this process just made`);
   }
   return { path, file };
-}
-
-/** Set once a sweep could not list the temporary directory: said once per process. */
-let sweepRefusedSaid = false;
-
-/**
- * Sweeps the fallback directories in `root` (the temporary directory) that
- * belong to `own`'s user (this start's) and hold nothing but a fallback's
- * files, as {@linkcode sweepDead} does, and removes each one left empty. A
- * killed process's directory stayed there for good. Never fails: a
- * temporary directory this user may write but not list (mode 1733) failed
- * every start (review-so M2).
- */
-async function sweepTempDirs(root: string, own: SocketPlace, log: Logger): Promise<void> {
-  let entries: Deno.DirEntry[];
-  try {
-    entries = await Array.fromAsync(Deno.readDir(root));
-  } catch (err) {
-    if (!sweepRefusedSaid) {
-      sweepRefusedSaid = true;
-      log.info("cannot list the temporary directory: dead fallback directories stay in it", {
-        dir: root,
-        error: err instanceof Error ? err.message : String(err),
-      });
-    }
-    return;
-  }
-  for (const entry of entries) {
-    if (!entry.isDirectory || !entry.name.startsWith("keybound-")) continue;
-    const dir = join(root, entry.name);
-    if (dir === own.dir) continue;
-    try {
-      const info = await Deno.lstat(dir);
-      if (!info.isDirectory || info.uid !== own.uid) continue;
-      const names = (await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name);
-      // Empty: a start between making it and its lock file. Other files: not a fallback's.
-      if (names.length === 0 || !names.every((n) => TEMP_DIR_FILE.test(n))) continue;
-      await sweepDead(dir);
-      await Deno.remove(dir); // Only once empty: a live process's files stay.
-    } catch {
-      // Another user's, removed meanwhile, or not empty.
-    }
-  }
 }
 
 /** Removes the sockets and lock files in `dir` of processes that are gone (see privateSocket). */

@@ -276,6 +276,22 @@ export function serveOk(dir: string, log: Logger = silentLogger) {
   });
 }
 
+/** The `front` directory {@linkcode anySocketDir} gives: one per process. */
+let sharedSocketDir: string | undefined;
+
+/**
+ * A socket directory for serveService in tests that do not look at it: a
+ * `front` in a private directory of this process's own, removed when the
+ * process exits (servers of one process share it, as auth processes share
+ * their data directory's).
+ */
+export function anySocketDir(): string {
+  if (sharedSocketDir !== undefined) return sharedSocketDir;
+  const parent = Deno.makeTempDirSync({ prefix: "kb-front-any-" });
+  globalThis.addEventListener("unload", () => Deno.removeSync(parent, { recursive: true }));
+  return sharedSocketDir = `${parent}/front`;
+}
+
 /** The names in `dir`, sorted. */
 export function filesIn(dir: string): string[] {
   return [...Deno.readDirSync(dir)].map((e) => e.name).sort();

@@ -10,6 +10,7 @@
  */
 import { serveService } from "../../runtime-adapters/deno/serve.ts";
 import { silentLogger } from "../../src/util/log.ts";
+import { anySocketDir } from "./_front.ts";
 
 const [c1, k1, c2, k2] = Deno.args;
 const pairs = [
@@ -20,6 +21,7 @@ const server = await serveService({ fetch: () => Response.json({ ok: true }) }, 
   hostname: "127.0.0.1",
   port: 0,
   tls: pairs[0],
+  socketDir: anySocketDir(),
   log: silentLogger,
 });
 const out = new TextEncoder();

@@ -17,7 +17,7 @@ import { assert, assertEquals, assertRejects } from "../_assert.ts";
 import { issueServerCert } from "../_openssl_pki.ts";
 import { missingTools } from "../_tools.ts";
 import { waitUntil } from "../_wait.ts";
-import { readToEnd } from "./_front.ts";
+import { anySocketDir, readToEnd } from "./_front.ts";
 import { serveApp, serveService } from "../../runtime-adapters/deno/serve.ts";
 import { startFront } from "../../runtime-adapters/deno/tls_front.ts";
 import { PROXY_V2_SIGNATURE } from "../../src/server/proxy_protocol.ts";
@@ -112,6 +112,7 @@ Deno.test({
   async fn() {
     const [a] = await twoPkis();
     const server = await serveService(echoAddress, {
+      socketDir: anySocketDir(),
       hostname: "127.0.0.1",
       port: 0,
       tls: a,
@@ -154,6 +155,7 @@ Deno.test({
   async fn() {
     const [a] = await twoPkis();
     const server = await serveService(echoAddress, {
+      socketDir: anySocketDir(),
       hostname: "127.0.0.1",
       port: 0,
       tls: a,
@@ -228,13 +230,20 @@ Deno.test({
     // TLS through the front; plain HTTP (Deno.serve itself); plain behind a
     // balancer configured by its IPv4 address.
     const tlsServer = await serveService(echoAddress, {
+      socketDir: anySocketDir(),
       hostname: "::",
       port: 0,
       tls: a,
       log: silentLogger,
     });
-    const plain = await serveService(echoAddress, { hostname: "::", port: 0, log: silentLogger });
+    const plain = await serveService(echoAddress, {
+      socketDir: anySocketDir(),
+      hostname: "::",
+      port: 0,
+      log: silentLogger,
+    });
     const balanced = await serveService(echoAddress, {
+      socketDir: anySocketDir(),
       hostname: "::",
       port: 0,
       proxyFrom: ["127.0.0.1"],
@@ -277,6 +286,7 @@ Deno.test({
   name: "TLS front: a connection from a balancer without a PROXY header is dropped",
   async fn() {
     const server = await serveService(echoAddress, {
+      socketDir: anySocketDir(),
       hostname: "127.0.0.1",
       port: 0,
       proxyFrom: ["127.0.0.1"],
@@ -299,6 +309,7 @@ Deno.test({
   async fn() {
     const [a, b] = await twoPkis();
     const server = await serveService(echoAddress, {
+      socketDir: anySocketDir(),
       hostname: "127.0.0.1",
       port: 0,
       tls: a,
@@ -345,7 +356,7 @@ Deno.test({
         await release;
         return Response.json({ done: true });
       },
-    }, { hostname: "127.0.0.1", port: 0, tls: a, log: silentLogger });
+    }, { socketDir: anySocketDir(), hostname: "127.0.0.1", port: 0, tls: a, log: silentLogger });
     const client = Deno.createHttpClient({ caCerts: [a.ca] });
     try {
       const answer = fetch(server.url, { client }).then((r) => r.json());
@@ -416,7 +427,13 @@ Deno.test({
         seen.push(env.remoteAddr ?? "");
         return new Response("ok");
       },
-    }, { hostname: "127.0.0.1", port: 0, proxyFrom: ["127.0.0.1"], log: silentLogger });
+    }, {
+      socketDir: anySocketDir(),
+      hostname: "127.0.0.1",
+      port: 0,
+      proxyFrom: ["127.0.0.1"],
+      log: silentLogger,
+    });
     try {
       // Before the fix the front forgot the address when the client closed,
       // and Deno.serve, handling the request already passed on, found only
@@ -451,7 +468,7 @@ Deno.test({
         await new Promise((r) => setTimeout(r, 50));
         return Response.json({ addr: env.remoteAddr });
       },
-    }, { hostname: "127.0.0.1", port: 0, tls: a, log: silentLogger });
+    }, { socketDir: anySocketDir(), hostname: "127.0.0.1", port: 0, tls: a, log: silentLogger });
     try {
       const conn = await Deno.connectTls({
         hostname: "127.0.0.1",

@@ -1,0 +1,128 @@
+/**
+ * Where the auth service's HTTP server behind the TLS front listens: a Unix
+ * socket in `front` in the data directory when its path fits, else in a
+ * directory of this user's runtime directory (`$XDG_RUNTIME_DIR`, or
+ * `/run/keybound` for root), never in a directory other users may write
+ * (docs/security.md). The rules and the refusal; the adapter
+ * (runtime-adapters/deno/serve.ts) looks at the file system and makes the
+ * directories.
+ *
+ * @module
+ */
+import { ConfigError } from "../../errors.ts";
+import { FRONT_SOCKET_DIR } from "./data_dir.ts";
+
+/** Longest path of a Unix socket, in bytes (Linux's sun_path holds 108 with the NUL). */
+export const SOCKET_PATH_MAX = 107;
+
+/**
+ * The longest name the server's socket gets: `PID-RANDOM.GEN.sock`, PID up
+ * to 7 digits (Linux's pid_max is at most 4194304), RANDOM 16 hex digits, a
+ * heal's GEN up to 6 digits. Counted at its longest so that one data
+ * directory gets the same place at every start, whatever the PID.
+ */
+export const SOCKET_NAME_MAX = "4194304-0123456789abcdef.999999.sock".length;
+
+/** Longest path of the socket's directory, in bytes. */
+export const SOCKET_DIR_MAX = SOCKET_PATH_MAX - "/".length - SOCKET_NAME_MAX;
+
+/** Longest `--data-dir` (as the service joins it with `front`) whose `front` holds the socket. */
+export const DATA_DIR_MAX = SOCKET_DIR_MAX - `/${FRONT_SOCKET_DIR}`.length;
+
+/** The runtime directory root uses when XDG_RUNTIME_DIR is unset. */
+export const ROOT_RUNTIME_DIR = "/run/keybound";
+
+/** Length of `s` in bytes (UTF-8), as the kernel counts a socket's path. */
+export function byteLength(s: string): number {
+  return new TextEncoder().encode(s).length;
+}
+
+/** Whether a socket of the server (at its longest name) fits in directory `dir`. */
+export function socketDirFits(dir: string): boolean {
+  return byteLength(dir) <= SOCKET_DIR_MAX;
+}
+
+/**
+ * The socket directory's name in a runtime directory, for the data
+ * directory whose `front` is too long: the first 16 hex digits of the
+ * SHA-256 of `front`'s absolute path (`hashHex`), so that each data
+ * directory has its own (its processes' sweep of dead sockets stays among
+ * them) and finds it again at every start; `keybound-` before it in
+ * XDG_RUNTIME_DIR, which other programs share.
+ */
+export function runtimeSocketDirName(hashHex: string, parent: string): string {
+  const key = hashHex.slice(0, 16);
+  return parent === ROOT_RUNTIME_DIR ? key : `keybound-${key}`;
+}
+
+/** What an `lstat` (not following links) tells of a directory. */
+export interface DirFacts {
+  isDirectory: boolean;
+  isSymlink: boolean;
+  /** Permission bits and more (`st_mode`). */
+  mode: number;
+  uid: number;
+}
+
+/**
+ * Why `info` (its `lstat`) is not a directory that only user `uid` may
+ * write (for XDG_RUNTIME_DIR, `exact`: mode 0700 as the XDG Base Directory
+ * specification requires, so that no one else may enter it either);
+ * undefined if it is. Without `uid` (this process's is learnt from the lock
+ * file it makes) the owner is not checked.
+ */
+export function privateDirFault(
+  info: DirFacts | undefined,
+  options: { uid?: number; exact?: boolean } = {},
+): string | undefined {
+  if (info === undefined) return "it does not exist";
+  if (info.isSymlink) return "it is a symbolic link";
+  if (!info.isDirectory) return "it is not a directory";
+  const mode = info.mode & 0o777;
+  if (options.exact ? mode !== 0o700 : (mode & 0o022) !== 0) {
+    return `its mode is ${mode.toString(8).padStart(4, "0")}, not 0700`;
+  }
+  if (options.uid !== undefined && info.uid !== options.uid) {
+    return `it is owned by uid ${info.uid}, not by this process's uid ${options.uid}`;
+  }
+  return undefined;
+}
+
+/** What a refusal of the socket's place is about. */
+export type FrontDirRefusal =
+  | { kind: "no-runtime-dir" }
+  | { kind: "runtime-dir"; dir: string; fault: string }
+  | { kind: "root-dir"; fault: string };
+
+/**
+ * The one line that stops a start whose socket has no safe place: the data
+ * directory's `front` (`socketDir`) too long, and no usable runtime
+ * directory. Names `--data-dir`, its length, the limit and the fixes.
+ */
+export function frontDirRefused(socketDir: string, why: FrontDirRefusal): ConfigError {
+  const dataDir = socketDir.slice(0, -`/${FRONT_SOCKET_DIR}`.length) || socketDir;
+  const length = `--data-dir ${dataDir} is ${byteLength(dataDir)} bytes, over the ` +
+    `${DATA_DIR_MAX} that leave room in its ${FRONT_SOCKET_DIR} directory for the Unix socket ` +
+    "of the server behind the TLS front";
+  const fix = "use a shorter --data-dir, or set XDG_RUNTIME_DIR to a directory of this user " +
+    "(mode 0700) to hold the socket";
+  const details = { socket_dir: socketDir, data_dir_bytes: byteLength(dataDir) };
+  switch (why.kind) {
+    case "no-runtime-dir":
+      return new ConfigError(
+        `${length}; XDG_RUNTIME_DIR is not set, and only root may use ${ROOT_RUNTIME_DIR}: ${fix}`,
+        { details },
+      );
+    case "runtime-dir":
+      return new ConfigError(
+        `${length}, and XDG_RUNTIME_DIR ${why.dir} cannot hold it: ${why.fault}: ${fix}`,
+        { details: { ...details, runtime_dir: why.dir } },
+      );
+    case "root-dir":
+      return new ConfigError(
+        `${length}, XDG_RUNTIME_DIR is not set, and ${ROOT_RUNTIME_DIR} cannot hold it: ` +
+          `${why.fault}: ${fix}`,
+        { details: { ...details, runtime_dir: ROOT_RUNTIME_DIR } },
+      );
+  }
+}

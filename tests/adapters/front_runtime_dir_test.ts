@@ -1,0 +1,417 @@
+/**
+ * Where the server behind the TLS front listens when the data directory's
+ * `front` is too long for a Unix socket: a directory of XDG_RUNTIME_DIR (a
+ * directory of this user, mode 0700), or for root one of /run/keybound;
+ * never the shared temporary directory (its fallback there cost three
+ * must-fix findings, review-3 MUST-FIX 1 and 2, review-so M1). Anything else
+ * refuses the start with one line. serveService in this process, and the
+ * real `auth start` process (as root, and as another user through
+ * `setpriv`).
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { assert, assertEquals, assertMatch, assertStringIncludes } from "../_assert.ts";
+import { bundleForUser } from "../_bundle.ts";
+import { ignoreUnless } from "../_tools.ts";
+import { filesIn } from "./_front.ts";
+import { serveService } from "../../runtime-adapters/deno/serve.ts";
+import { authStartCommand, spawnAuthService } from "../../runtime-adapters/deno/auth_process.ts";
+import { isKeyboundError } from "../../src/errors.ts";
+import { DATA_DIR_MAX, socketDirFits } from "../../src/cli/auth/front_dir.ts";
+import { silentLogger } from "../../src/util/log.ts";
+
+const NOBODY = 65534;
+const AUTH_ENTRY = new URL("../../runtime-adapters/deno/entry/auth.ts", import.meta.url);
+
+/** Linux only (sockets in directories, owners). */
+const ignore = Deno.build.os !== "linux";
+
+/** Root and setpriv, to make another user's directory or run a process as another user. */
+function cannotActAsOthers(): string | undefined {
+  if (Deno.build.os !== "linux") return "needs Linux";
+  if (Deno.uid() !== 0) return "needs root, to act as another user";
+  try {
+    Deno.statSync("/usr/bin/setpriv");
+  } catch {
+    return "needs /usr/bin/setpriv (util-linux)";
+  }
+  return undefined;
+}
+
+/**
+ * A fresh private directory with `run` (a runtime directory, 0700) in it
+ * and the path of a data directory whose `front` is too long for a socket
+ * (`data`, not made).
+ */
+async function workspace() {
+  const dir = await Deno.makeTempDir({ prefix: "kb-front-run-" });
+  const run = join(dir, "run");
+  await Deno.mkdir(run);
+  await Deno.chmod(run, 0o700);
+  const data = join(dir, "d".repeat(DATA_DIR_MAX + 1 - dir.length - 1));
+  assertEquals(new TextEncoder().encode(data).length, DATA_DIR_MAX + 1);
+  return { dir, run, data, close: () => Deno.remove(dir, { recursive: true }) };
+}
+
+/** serveService answering "ok" behind a PROXY-trusting front, its socket for `data`. */
+function serve(data: string, runtimeDir: string | undefined) {
+  return serveService({ fetch: () => new Response("ok") }, {
+    hostname: "127.0.0.1",
+    port: 0,
+    proxyFrom: ["127.0.0.2"],
+    socketDir: `${data}/front`,
+    runtimeDir,
+    log: silentLogger,
+  });
+}
+
+/** What serveService threw (a start that should be refused). */
+async function refusal(start: Promise<{ shutdown(): Promise<void> }>): Promise<Error> {
+  try {
+    const server = await start;
+    await server.shutdown();
+  } catch (err) {
+    return err as Error;
+  }
+  throw new Error("started");
+}
+
+async function get(port: number): Promise<string> {
+  return await (await fetch(`http://127.0.0.1:${port}/`)).text();
+}
+
+Deno.test({
+  name:
+    "serveService: a data directory too long for the socket listens in XDG_RUNTIME_DIR/keybound-HASH, the same at each start, removed at shutdown",
+  ignore,
+  async fn() {
+    const ws = await workspace();
+    try {
+      const server = await serve(ws.data, ws.run);
+      let first: string;
+      try {
+        assertEquals(await get(server.addr.port), "ok");
+        const names = filesIn(ws.run);
+        assertEquals(names.length, 1);
+        first = names[0];
+        assertMatch(first, /^keybound-[0-9a-f]{16}$/);
+        assertEquals(Deno.lstatSync(join(ws.run, first)).mode! & 0o777, 0o700);
+        assertEquals(filesIn(join(ws.run, first)).map((n) => n.replace(/^.*\./, "")), [
+          "lock",
+          "sock",
+        ]);
+      } finally {
+        await server.shutdown();
+      }
+      assertEquals(filesIn(ws.run), []);
+      // Nothing in the data directory's place, nor in the temporary directory's.
+      assertEquals(filesIn(ws.dir), ["run"]);
+      const again = await serve(ws.data, ws.run);
+      try {
+        assertEquals(filesIn(ws.run), [first]);
+      } finally {
+        await again.shutdown();
+      }
+    } finally {
+      await ws.close();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "serveService: XDG_RUNTIME_DIR of mode 0777, a symbolic link or not absolute is refused, and nothing is made in it",
+  ignore,
+  async fn() {
+    const ws = await workspace();
+    try {
+      await Deno.chmod(ws.run, 0o777);
+      const open = await refusal(serve(ws.data, ws.run));
+      assert(isKeyboundError(open) && open.code === "CONFIG_INVALID", String(open));
+      assertStringIncludes(
+        open.message,
+        `XDG_RUNTIME_DIR ${ws.run} cannot hold it: its mode is 0777, not 0700`,
+      );
+      assertEquals(filesIn(ws.run), []);
+      await Deno.chmod(ws.run, 0o700);
+      await Deno.symlink(ws.run, join(ws.dir, "link"));
+      const linked = await refusal(serve(ws.data, join(ws.dir, "link")));
+      assertStringIncludes(linked.message, "it is a symbolic link");
+      const relative = await refusal(serve(ws.data, "run"));
+      assertStringIncludes(relative.message, "it is not an absolute path");
+      assertEquals(filesIn(ws.run), []);
+    } finally {
+      await ws.close();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "serveService as root: XDG_RUNTIME_DIR of another user is refused, and what the start made in it is removed",
+  ignore: ignoreUnless("runtime directory owner test", cannotActAsOthers()),
+  async fn() {
+    const ws = await workspace();
+    try {
+      await Deno.chown(ws.run, NOBODY, NOBODY);
+      const err = await refusal(serve(ws.data, ws.run));
+      assertStringIncludes(
+        err.message,
+        `it is owned by uid ${NOBODY}, not by this process's uid 0`,
+      );
+      // Root could make its directory there, but that user could then move its socket aside.
+      assertEquals(filesIn(ws.run), []);
+    } finally {
+      await ws.close();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "serveService as root without XDG_RUNTIME_DIR: the socket is in /run/keybound/HASH, removed at shutdown",
+  ignore: ignoreUnless("/run/keybound test", Deno.uid() === 0 ? undefined : "needs root"),
+  async fn() {
+    const ws = await workspace();
+    const before = new Set(existing("/run/keybound"));
+    try {
+      const server = await serve(ws.data, undefined);
+      try {
+        assertEquals(await get(server.addr.port), "ok");
+        const made = existing("/run/keybound").filter((n) => !before.has(n));
+        assertEquals(made.length, 1, made.join(" "));
+        assertMatch(made[0], /^[0-9a-f]{16}$/);
+        const info = Deno.lstatSync(`/run/keybound/${made[0]}`);
+        assertEquals([info.uid, info.mode! & 0o777], [0, 0o700]);
+        assertEquals(Deno.lstatSync("/run/keybound").mode! & 0o077, 0);
+      } finally {
+        await server.shutdown();
+      }
+      assertEquals(existing("/run/keybound").filter((n) => !before.has(n)), []);
+      assertEquals(filesIn(ws.dir), ["run"]);
+    } finally {
+      await ws.close();
+    }
+  },
+});
+
+/** The names in `dir`, none if it is missing. */
+function existing(dir: string): string[] {
+  try {
+    return filesIn(dir);
+  } catch {
+    return [];
+  }
+}
+
+Deno.test({
+  name:
+    "serveService: the runtime directory's socket directory deleted, it is made again and the connection served",
+  ignore,
+  async fn() {
+    const ws = await workspace();
+    const server = await serve(ws.data, ws.run);
+    try {
+      const [name] = filesIn(ws.run);
+      await Deno.remove(join(ws.run, name), { recursive: true });
+      assertEquals(await get(server.addr.port), "ok");
+      assertEquals(filesIn(ws.run), [name]);
+      assertEquals(Deno.lstatSync(join(ws.run, name)).mode! & 0o777, 0o700);
+    } finally {
+      await server.shutdown();
+      await ws.close();
+    }
+  },
+});
+
+/**
+ * Runs `command` (an `auth start`) to its exit: its code and stderr. One
+ * that starts serving instead (prints its URL) is stopped and fails the test.
+ */
+async function exitOf(command: Deno.Command): Promise<{ code: number; stderr: string }> {
+  const p = command.spawn();
+  const stderr = new Response(p.stderr).text();
+  let out = "";
+  for await (const chunk of p.stdout.pipeThrough(new TextDecoderStream())) {
+    out += chunk;
+    if (out.includes("listening on")) p.kill("SIGKILL");
+  }
+  const { code } = await p.status;
+  assert(!out.includes("listening on"), `it started: ${out}`);
+  return { code, stderr: await stderr };
+}
+
+/** `auth start` for `data` with `env` added: its exit code and stderr. */
+function refusedStart(data: string, env: Record<string, string>) {
+  const [program, ...args] = authStartCommand({ dataDir: data });
+  return exitOf(
+    new Deno.Command(program, {
+      args,
+      env: { NO_COLOR: "1", ...env },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }),
+  );
+}
+
+Deno.test({
+  name:
+    "auth start: a --data-dir too long for the front's socket serves with XDG_RUNTIME_DIR set to a private directory",
+  ignore,
+  async fn() {
+    const ws = await workspace();
+    const auth = await spawnAuthService({
+      dataDir: ws.data,
+      // A front in plain HTTP: a PROXY protocol balancer's, as TLS does.
+      args: ["--insecure-no-tls", "--proxy-protocol-from", "127.0.0.2"],
+      env: { XDG_RUNTIME_DIR: ws.run },
+    });
+    try {
+      const ping = await fetch(`${auth.url}/v1/ping`);
+      assertEquals(ping.status, 200);
+      await ping.body?.cancel();
+      const [name] = filesIn(ws.run);
+      assertMatch(name, /^keybound-[0-9a-f]{16}$/);
+      assertEquals(filesIn(join(ws.run, name)).filter((n) => n.endsWith(".sock")).length, 1);
+      // No front in the data directory: its socket could not be reached there.
+      assert(!filesIn(ws.data).includes("front"), filesIn(ws.data).join(" "));
+    } finally {
+      assertEquals(await auth.stop(), 0);
+    }
+    assertEquals(filesIn(ws.run), []);
+    await ws.close();
+  },
+});
+
+Deno.test({
+  name:
+    "auth start: XDG_RUNTIME_DIR of mode 0777 or of another user refuses the start in one line, before the cluster is made",
+  ignore: ignoreUnless("runtime directory owner test", cannotActAsOthers()),
+  async fn() {
+    const ws = await workspace();
+    try {
+      await Deno.chmod(ws.run, 0o777);
+      const open = await refusedStart(ws.data, { XDG_RUNTIME_DIR: ws.run });
+      assertEquals(open.code, 1, open.stderr);
+      assertEquals(
+        open.stderr,
+        `auth: error [CONFIG_INVALID]: --data-dir ${ws.data} is ${
+          DATA_DIR_MAX + 1
+        } bytes, over the ${DATA_DIR_MAX} that leave room in its front directory for the Unix ` +
+          `socket of the server behind the TLS front, and XDG_RUNTIME_DIR ${ws.run} cannot hold ` +
+          "it: its mode is 0777, not 0700: use a shorter --data-dir, or set XDG_RUNTIME_DIR to a " +
+          "directory of this user (mode 0700) to hold the socket\n",
+      );
+      await Deno.chmod(ws.run, 0o700);
+      await Deno.chown(ws.run, NOBODY, NOBODY);
+      const theirs = await refusedStart(ws.data, { XDG_RUNTIME_DIR: ws.run });
+      assertEquals(theirs.code, 1, theirs.stderr);
+      assertEquals(theirs.stderr.split("\n").length, 2, theirs.stderr);
+      assertStringIncludes(
+        theirs.stderr,
+        `it is owned by uid ${NOBODY}, not by this process's uid 0`,
+      );
+      // Refused before anything was written: no data directory, no cluster.
+      assertEquals(filesIn(ws.dir), ["run"]);
+      assertEquals(filesIn(ws.run), []);
+    } finally {
+      await ws.close();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "auth start as a user: a --data-dir too long for the front's socket, without XDG_RUNTIME_DIR, refuses the start in one line",
+  ignore: ignoreUnless("auth as another user", cannotActAsOthers()),
+  async fn() {
+    const ws = await workspace();
+    try {
+      const { bundle, cache } = await bundleForUser(AUTH_ENTRY, ws.dir, NOBODY);
+      // The data directory's parent is this user's: the user may make theirs in it.
+      await Deno.chown(ws.dir, NOBODY, NOBODY);
+      const out = await exitOf(
+        new Deno.Command("/usr/bin/setpriv", {
+          args: [
+            `--reuid=${NOBODY}`,
+            `--regid=${NOBODY}`,
+            "--clear-groups",
+            ...authStartCommand({
+              dataDir: ws.data,
+              command: [Deno.execPath(), "run", "--no-config", "--unstable-kv", "-A", bundle],
+            }),
+          ],
+          cwd: ws.dir,
+          clearEnv: true,
+          env: { DENO_DIR: cache, HOME: ws.dir, NO_COLOR: "1" },
+          stdin: "null",
+          stdout: "piped",
+          stderr: "piped",
+        }),
+      );
+      const stderr = out.stderr;
+      assertEquals(out.code, 1, stderr);
+      assertEquals(
+        stderr,
+        `auth: error [CONFIG_INVALID]: --data-dir ${ws.data} is ${
+          DATA_DIR_MAX + 1
+        } bytes, over the ${DATA_DIR_MAX} that leave room in its front directory for the Unix ` +
+          "socket of the server behind the TLS front; XDG_RUNTIME_DIR is not set, and only root " +
+          "may use /run/keybound: use a shorter --data-dir, or set XDG_RUNTIME_DIR to a " +
+          "directory of this user (mode 0700) to hold the socket\n",
+      );
+      // Before session 12: it served from a directory in /tmp. Nothing written now.
+      assert(!filesIn(ws.dir).includes(ws.data.split("/").pop()!), filesIn(ws.dir).join(" "));
+    } finally {
+      await ws.close();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "serveService: a socket directory whose parent other users may write, or (root) another user's, is refused",
+  ignore,
+  async fn() {
+    const ws = await workspace();
+    try {
+      const socketDir = join(ws.dir, "front");
+      await Deno.chmod(ws.dir, 0o777);
+      const open = await refusal(serve(ws.dir, undefined));
+      assert(isKeyboundError(open) && open.code === "CONFIG_INVALID", String(open));
+      assertStringIncludes(
+        open.message,
+        `${ws.dir}, which holds ${socketDir} (the directory of the server behind the TLS front), ` +
+          "must be a directory of this user that no other user may write: its mode is 0777, not 0700",
+      );
+      // What the start made is gone again.
+      assertEquals(filesIn(ws.dir), ["run"]);
+      if (cannotActAsOthers() !== undefined) return;
+      // Root in a data directory another user owns: that user could move the socket aside.
+      await Deno.chmod(ws.dir, 0o700);
+      await Deno.chown(ws.dir, NOBODY, NOBODY);
+      const theirs = await refusal(serve(ws.dir, undefined));
+      assertStringIncludes(
+        theirs.message,
+        `it is owned by uid ${NOBODY}, not by this process's uid 0`,
+      );
+      assertEquals(filesIn(ws.dir), ["run"]);
+    } finally {
+      await ws.close();
+    }
+  },
+});
+
+Deno.test("front_dir: a --data-dir of 64 bytes holds the socket in its front, 65 do not (docs/operations.md)", () => {
+  assertEquals(DATA_DIR_MAX, 64);
+  const at = (n: number) => `/${"d".repeat(n - 1)}/front`;
+  assert(socketDirFits(at(64)));
+  assert(!socketDirFits(at(65)));
+  // The longest socket name, with a heal's generation, at the longest directory: 107 bytes.
+  assertEquals(
+    new TextEncoder().encode(`${at(64)}/4194304-0123456789abcdef.999999.sock`).length,
+    107,
+  );
+});
