@@ -64,13 +64,27 @@ try {
   };
 
   const keybound = async () => {
+    // The socket of the server behind the front, in a private directory of its own.
+    const sockets = await Deno.makeTempDir({ prefix: "kb-bench-front-" });
     const s = await serveService({
       fetch: async (r) => {
         await r.arrayBuffer();
         return new Response(answer, { headers: { "content-type": "application/json" } });
       },
-    }, { hostname: "127.0.0.1", port: 0, tls: { cert, key }, log: silentLogger });
-    return { port: s.addr.port, close: () => s.shutdown() };
+    }, {
+      hostname: "127.0.0.1",
+      port: 0,
+      tls: { cert, key },
+      socketDir: `${sockets}/front`,
+      log: silentLogger,
+    });
+    return {
+      port: s.addr.port,
+      close: async () => {
+        await s.shutdown();
+        await Deno.remove(sockets, { recursive: true });
+      },
+    };
   };
 
   const cases: [

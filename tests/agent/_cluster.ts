@@ -148,17 +148,23 @@ export async function newCluster(clusterName = "example.com"): Promise<Cluster> 
         dnsNames: ["localhost"],
         ipAddresses: ["127.0.0.1"],
       });
+      // The socket of the server behind the front, in a private directory of its own.
+      const sockets = await Deno.makeTempDir({ prefix: "kb-cluster-front-" });
       const server = await serveService(app, {
         hostname: "127.0.0.1",
         port,
         tls: { cert: cert.certPem, key: cert.keyPem },
+        socketDir: `${sockets}/front`,
         log: silentLogger,
       });
       return {
         url: server.url,
         address: `127.0.0.1:${server.addr.port}`,
         port: server.addr.port,
-        stop: () => server.shutdown(),
+        stop: async () => {
+          await server.shutdown();
+          await Deno.remove(sockets, { recursive: true });
+        },
       };
     },
   };
