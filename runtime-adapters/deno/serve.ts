@@ -21,7 +21,7 @@ import {
   socketDirFits,
 } from "../../src/cli/auth/front_dir.ts";
 import { ensureDir } from "./fs.ts";
-import { granted, readEnv } from "./permissions.ts";
+import { missingPermission, readEnv } from "./permissions.ts";
 import { burstLog } from "./tls_front/burst_log.ts";
 import {
   type Front,
@@ -559,7 +559,9 @@ async function runtimeSocketDir(
     refuse = (fault) => frontDirRefused(wanted, { kind: "root-dir", fault });
     notMine = () => frontDirRefused(wanted, { kind: "no-runtime-dir" });
     parent = ROOT_RUNTIME_DIR;
-    if (!granted({ name: "write", path: parent })) throw notMine();
+    // A prompt (or an uncaught NotCapable) under a narrowed --allow-write: this process's own line.
+    const unwritable = missingPermission({ name: "write", path: parent }, "auth");
+    if (unwritable !== undefined) throw refuse(unwritable);
     makeDir(parent, notMine, refuse);
     const fault = privateDirFault(lstatOrNone(parent));
     if (fault !== undefined) throw refuse(fault);

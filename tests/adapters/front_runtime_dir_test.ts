@@ -14,12 +14,12 @@ import { join } from "node:path";
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "../_assert.ts";
 import { bundleForUser } from "../_bundle.ts";
 import { ignoreUnless } from "../_tools.ts";
-import { filesIn } from "./_front.ts";
+import { filesIn, readToEnd } from "./_front.ts";
 import { serveService } from "../../runtime-adapters/deno/serve.ts";
 import { authStartCommand, spawnAuthService } from "../../runtime-adapters/deno/auth_process.ts";
 import { isKeyboundError } from "../../src/errors.ts";
 import { DATA_DIR_MAX, socketDirFits } from "../../src/cli/auth/front_dir.ts";
-import { silentLogger } from "../../src/util/log.ts";
+import { createLogger, silentLogger } from "../../src/util/log.ts";
 
 const NOBODY = 65534;
 const AUTH_ENTRY = new URL("../../runtime-adapters/deno/entry/auth.ts", import.meta.url);
@@ -414,4 +414,108 @@ Deno.test("front_dir: a --data-dir of 64 bytes holds the socket in its front, 65
     new TextEncoder().encode(`${at(64)}/4194304-0123456789abcdef.999999.sock`).length,
     107,
   );
+});
+
+/** The status line of a GET on a new connection to `port`; "" if the connection is dropped. */
+async function statusOnNewConnection(port: number): Promise<string> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  await conn.write(
+    new TextEncoder().encode("GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"),
+  );
+  const answer = await readToEnd(conn);
+  conn.close();
+  return answer.split("\r\n")[0];
+}
+
+Deno.test({
+  name:
+    "serveService as root: its data directory deleted and made again by another user, a heal does not listen in it",
+  ignore: ignoreUnless("socket directory owner test", cannotActAsOthers()),
+  async fn() {
+    const ws = await workspace();
+    const data = join(ws.dir, "data");
+    await Deno.mkdir(data, { mode: 0o700 });
+    const lines: string[] = [];
+    const server = await serveService({ fetch: () => new Response("ok") }, {
+      hostname: "127.0.0.1",
+      port: 0,
+      proxyFrom: ["127.0.0.2"],
+      socketDir: `${data}/front`,
+      log: createLogger({ format: "json", write: (l) => lines.push(l) }),
+    });
+    try {
+      const port = server.addr.port;
+      assertEquals(await statusOnNewConnection(port), "HTTP/1.1 200 OK");
+      // Gone whole (only root could, here), and another user makes a directory at its name that
+      // anyone may write.
+      await Deno.remove(data, { recursive: true });
+      await Deno.mkdir(data);
+      await Deno.chmod(data, 0o777);
+      await Deno.chown(data, NOBODY, NOBODY);
+      for (let i = 0; i < 3; i++) assertEquals(await statusOnNewConnection(port), "");
+      // Before session 12: `front` made again in it, where that user could move the socket aside.
+      assertEquals(filesIn(data), []);
+      const failed = lines.map((l) => JSON.parse(l)).filter((l) =>
+        l.msg.includes("cannot listen again")
+      );
+      assertEquals(failed.length, 1, lines.join("\n"));
+      assertEquals(
+        failed[0].detail,
+        `not listening in ${data} again: its mode is 0777, not 0700`,
+      );
+      await Deno.chmod(data, 0o700);
+      assertEquals(await statusOnNewConnection(port), "");
+      assertEquals(filesIn(data), []);
+      // This user's and private again: the next connection heals and is served.
+      await Deno.chown(data, 0, 0);
+      assertEquals(await statusOnNewConnection(port), "HTTP/1.1 200 OK");
+      assertEquals(filesIn(data), ["front"]);
+    } finally {
+      await server.shutdown();
+      await ws.close();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "auth start under a --allow-write without /run/keybound: a --data-dir too long for the socket is refused in one line naming the permission",
+  ignore: ignoreUnless("auth as root", Deno.uid() === 0 ? undefined : "needs root"),
+  async fn() {
+    const ws = await workspace();
+    try {
+      const out = await exitOf(
+        new Deno.Command(Deno.execPath(), {
+          args: authStartCommand({
+            dataDir: ws.data,
+            command: [
+              Deno.execPath(),
+              "run",
+              "--unstable-kv",
+              "--allow-net",
+              "--allow-read",
+              `--allow-write=${ws.dir}`,
+              "--allow-env",
+              "--allow-sys=hostname",
+              AUTH_ENTRY.pathname,
+            ],
+          }).slice(1),
+          env: { NO_COLOR: "1", XDG_RUNTIME_DIR: "" },
+          stdin: "null",
+          stdout: "piped",
+          stderr: "piped",
+        }),
+      );
+      assertEquals(out.code, 1, out.stderr);
+      assertEquals(out.stderr.split("\n").length, 2, out.stderr);
+      assertStringIncludes(
+        out.stderr,
+        "XDG_RUNTIME_DIR is not set, and /run/keybound cannot hold it: auth may not write " +
+          "/run/keybound: its --allow-write does not name it",
+      );
+      assertEquals(filesIn(ws.dir), ["run"]);
+    } finally {
+      await ws.close();
+    }
+  },
 });
