@@ -196,7 +196,15 @@ export function browserSubject(id: string): NameAttribute[] {
  * repeated bot attributes, non-decimal generation).
  */
 export function identityFromSubject(attrs: NameAttribute[]): SubjectIdentity | string {
-  const all = (oid: string) => attrs.filter((a) => a.oid === oid).map((a) => a.value);
+  // One pass over the attributes, not one per OID asked about (every
+  // request's certificate and every issued one goes through here).
+  const byOid = new Map<string, string[]>();
+  for (const a of attrs) {
+    const values = byOid.get(a.oid);
+    if (values) values.push(a.value);
+    else byOid.set(a.oid, [a.value]);
+  }
+  const all = (oid: string) => byOid.get(oid) ?? [];
   const single = (oid: string, what: string): string | undefined | { error: string } => {
     const v = all(oid);
     return v.length > 1 ? { error: `certificate subject has more than one ${what}` } : v[0];
