@@ -4,15 +4,15 @@
  * URL, then swaps between the certificates given as arguments once per byte
  * read on stdin, answering each swap with one byte when it is done.
  *
- * Arguments: CERT1 KEY1 CERT2 KEY2 (PEM files).
+ * Arguments: CERT1 KEY1 CERT2 KEY2 (PEM files), and the socket directory of
+ * the server behind the front (the test removes it: this process is killed).
  *
  * @module
  */
 import { serveService } from "../../runtime-adapters/deno/serve.ts";
 import { silentLogger } from "../../src/util/log.ts";
-import { anySocketDir } from "./_front.ts";
 
-const [c1, k1, c2, k2] = Deno.args;
+const [c1, k1, c2, k2, socketDir] = Deno.args;
 const pairs = [
   { cert: Deno.readTextFileSync(c1), key: Deno.readTextFileSync(k1) },
   { cert: Deno.readTextFileSync(c2), key: Deno.readTextFileSync(k2) },
@@ -21,7 +21,7 @@ const server = await serveService({ fetch: () => Response.json({ ok: true }) }, 
   hostname: "127.0.0.1",
   port: 0,
   tls: pairs[0],
-  socketDir: anySocketDir(),
+  socketDir,
   log: silentLogger,
 });
 const out = new TextEncoder();

@@ -39,8 +39,8 @@ async function startSwapServer(dir: string) {
     args: [
       "run",
       "--allow-read",
-      // The server behind the front listens on a Unix socket in a private
-      // directory it makes in TMPDIR (the front connects to it: net access).
+      // The server behind the front listens on a Unix socket in DIR/front,
+      // which it makes (the front connects to it: net access).
       "--allow-write",
       "--allow-net",
       new URL("./_swap_server.ts", import.meta.url).pathname,
@@ -48,6 +48,7 @@ async function startSwapServer(dir: string) {
       `${dir}/a/server.key`,
       `${dir}/b/server.crt`,
       `${dir}/b/server.key`,
+      `${dir}/front`,
     ],
     stdin: "piped",
     stdout: "piped",
