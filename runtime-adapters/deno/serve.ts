@@ -485,7 +485,12 @@ async function privateSocket(wanted: string, runtimeDir: string | undefined): Pr
       `${dirname(wanted)}, which holds ${wanted} (the directory of the server behind the TLS ` +
         `front), must be a directory of this user that no other user may write: ${fault}`,
     );
-  let denied = () => refuse("this process may not make it private (chmod 0700)");
+  let denied = () =>
+    new ConfigError(
+      `${wanted}, the directory of the server behind the TLS front, is not this user's: ` +
+        "this process may not make it private (chmod 0700); remove it, and the next start " +
+        "makes it",
+    );
   if (socketDirFits(wanted)) {
     if ((await lstatOrNone(wanted))?.isSymlink) {
       throw new ConfigError(
@@ -507,11 +512,17 @@ async function privateSocket(wanted: string, runtimeDir: string | undefined): Pr
     throw err;
   }
   // Only now is this process's uid known (the lock file's owner): auth may not ask Deno for it.
-  const fault = privateDirFault(lstatOrNone(dirname(dir)), { uid: place.uid }) ??
-    privateDirFault(lstatOrNone(dir), { uid: place.uid });
-  if (fault !== undefined) {
+  const parentFault = privateDirFault(lstatOrNone(dirname(dir)), { uid: place.uid });
+  const dirFault = privateDirFault(lstatOrNone(dir), { uid: place.uid });
+  if (parentFault !== undefined || dirFault !== undefined) {
     releasePlace(place, join(dir, `${base}.sock`));
-    throw refuse(fault);
+    if (parentFault !== undefined) throw refuse(parentFault);
+    throw dir === wanted
+      ? new ConfigError(
+        `${wanted}, the directory of the server behind the TLS front, must be this user's: ` +
+          dirFault,
+      )
+      : refuse(`${dir}: ${dirFault}`);
   }
   await sweepDead(dir);
   return place;

@@ -398,6 +398,16 @@ Deno.test({
         `it is owned by uid ${NOBODY}, not by this process's uid 0`,
       );
       assertEquals(filesIn(ws.dir), ["run"]);
+      // Root, and a front of another user's in its own data directory.
+      await Deno.chown(ws.dir, 0, 0);
+      await Deno.mkdir(socketDir, { mode: 0o700 });
+      await Deno.chown(socketDir, NOBODY, NOBODY);
+      const front = await refusal(serve(ws.dir, undefined));
+      assertEquals(
+        front.message,
+        `${socketDir}, the directory of the server behind the TLS front, must be this user's: ` +
+          `it is owned by uid ${NOBODY}, not by this process's uid 0`,
+      );
     } finally {
       await ws.close();
     }
