@@ -19,7 +19,12 @@ import { type HostPort, isLoopbackHost, parseHostPort } from "../../util/host_po
 import { parseDuration } from "../../util/duration.ts";
 
 const FLAGS = {
-  "data-dir": { type: "string", value: "DIR", help: "state directory (required; created 0700)" },
+  "data-dir": {
+    type: "string",
+    value: "DIR",
+    help:
+      "state directory (required; created 0700; a path over 64 bytes needs XDG_RUNTIME_DIR or root)",
+  },
   listen: {
     type: "string",
     value: "HOST:PORT",
