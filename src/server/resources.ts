@@ -175,7 +175,7 @@ function deepFreeze<T>(v: T): T {
  * all do, with spreads), and one that tried to change it in place would
  * throw instead of changing other readers' copies. `remember` is false for
  * listings, so a page of a thousand rows does not push out the join's
- * entries.
+ * entries (nor pays for freezing what nobody shares).
  */
 function validatedValue<K extends Kind>(
   ctx: ServerContext,
@@ -193,7 +193,8 @@ function validatedValue<K extends Kind>(
   const parsed = checkJsonLimits(entry.value) === null
     ? schemaOf(kind).safeParse(entry.value)
     : { success: false as const };
-  const resource = parsed.success ? deepFreeze(parsed.data) : null;
+  // Only a kept result is shared; a listing's rows are each reader's own.
+  const resource = parsed.success ? (remember ? deepFreeze(parsed.data) : parsed.data) : null;
   if (remember) {
     if (!cache) validatedByBackend.set(ctx.backend, cache = new LruMap(VALIDATED_ENTRIES));
     cache.set(id, { kind, raw: entry.value, resource });
