@@ -158,7 +158,7 @@ async function start(config: StartConfig, log: Logger): Promise<void> {
   };
   if (config.storage.kind === "kv") await makeDataDir();
   const metrics = new AuthMetrics();
-  const backend = metrics.meter(await openStorage(config.storage));
+  const backend = metrics.meter(await openStorage(config.storage, log));
   log.info("storage open", { storage: describeStorage(config.storage) });
   try {
     const ctx = await bootstrapCluster(backend, {

@@ -12,6 +12,7 @@ import process from "node:process";
 import { KV_FILE } from "../../src/cli/auth/data_dir.ts";
 import { ConfigError } from "../../src/errors.ts";
 import type { Backend } from "../../src/storage/backend.ts";
+import type { Logger } from "../../src/util/log.ts";
 import { DenoKvBackend } from "./kv_backend.ts";
 import { envReader, guardNodeEnv } from "./permissions.ts";
 import { decidingEnv } from "../../src/cli/env.ts";
@@ -86,8 +87,11 @@ async function readPassword(config: StorageConfig & { kind: "postgres" }): Promi
   return password;
 }
 
-/** Opens the configured backend, ready for `bootstrapCluster`. */
-export async function openStorage(config: StorageConfig): Promise<Backend> {
+/**
+ * Opens the configured backend, ready for `bootstrapCluster`. `log` gets
+ * what the backend says while serving (PostgreSQL connection trouble).
+ */
+export async function openStorage(config: StorageConfig, log?: Logger): Promise<Backend> {
   if (config.kind === "postgres") {
     // postgres.js reads a PG* variable through process.env for each option it
     // is not given (PGAPPNAME, PGSSLNEGOTIATION, …, PGPASSWORD when there is
@@ -98,6 +102,7 @@ export async function openStorage(config: StorageConfig): Promise<Backend> {
     return await PostgresBackend.open({
       location: config.location,
       password: await readPassword(config),
+      ...(log ? { log } : {}),
     });
   }
   // The file and its SQLite companions hold CA keys: DenoKvBackend makes them 0600.

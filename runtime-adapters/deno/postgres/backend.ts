@@ -46,7 +46,8 @@ import {
   toStartupError,
 } from "./errors.ts";
 import { KV_TABLE, migrate } from "./schema.ts";
-import { openPool, type PoolOptions } from "./pool.ts";
+import { ConnectBackoff, openPool, type PoolOptions } from "./pool.ts";
+import { createLogger, type Logger } from "../../../src/util/log.ts";
 import type { PostgresLocation } from "./url.ts";
 
 /** Attempts of a commit that keeps losing serialization races. */
@@ -70,6 +71,8 @@ export interface PostgresBackendOptions {
   maxConnections?: number;
   /** Seconds to wait for a connection (default 5). */
   connectTimeoutSeconds?: number;
+  /** Where connection trouble is said (default: text lines on stderr). */
+  log?: Logger;
 }
 
 async function tlsOption(loc: PostgresLocation): Promise<PoolOptions["ssl"]> {
@@ -114,11 +117,13 @@ export class PostgresBackend implements Backend {
   #where: string;
   #sweep: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
+  #connects: ConnectBackoff;
 
-  private constructor(sql: Sql, tx: Sql, where: string) {
+  private constructor(sql: Sql, tx: Sql, where: string, connects: ConnectBackoff) {
     this.#sql = sql;
     this.#tx = tx;
     this.#where = where;
+    this.#connects = connects;
   }
 
   /**
@@ -138,6 +143,10 @@ export class PostgresBackend implements Backend {
         loc.user,
       );
     }
+    const connects = new ConnectBackoff(
+      loc.display,
+      o.log ?? createLogger({ component: "storage" }),
+    );
     const pool = (session: Record<string, string>) =>
       openPool({
         host: loc.host,
@@ -149,6 +158,7 @@ export class PostgresBackend implements Backend {
         max: o.maxConnections,
         connectTimeoutSeconds: o.connectTimeoutSeconds,
         session: { application_name: "keybound-auth", ...session },
+        connects,
       });
     const sql = pool({});
     const tx = pool({ default_transaction_isolation: "serializable" });
@@ -158,11 +168,12 @@ export class PostgresBackend implements Backend {
         "SELECT current_setting('transaction_isolation') AS level",
       );
       if (level !== "serializable") throw notSerializable(loc.display);
+      connects.succeeded();
     } catch (err) {
       await Promise.all([sql, tx].map((p) => p.end({ timeout: 1 }).catch(() => {})));
       throw toStartupError(err, loc.display, loc.user);
     }
-    const backend = new PostgresBackend(sql, tx, loc.display);
+    const backend = new PostgresBackend(sql, tx, loc.display, connects);
     backend.#scheduleSweep();
     return backend;
   }
@@ -174,7 +185,9 @@ export class PostgresBackend implements Backend {
   async #run<T>(f: () => Promise<T>): Promise<T> {
     this.#open();
     try {
-      return await f();
+      const result = await f();
+      this.#connects.succeeded();
+      return result;
     } catch (err) {
       throw toBackendError(err, this.#where);
     }

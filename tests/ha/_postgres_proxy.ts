@@ -1,0 +1,111 @@
+/**
+ * A TCP proxy on 127.0.0.1 in front of a PostgreSQL fixture that can turn,
+ * for the connections it accepts next, into a server that closes them
+ * without a word: right after completing the TLS handshake, or after
+ * refusing TLS and reading the start-up message. It counts the connections
+ * it accepts.
+ *
+ * @module
+ */
+
+/** What the proxy does with a connection it accepts. */
+export type ProxyMode = "forward" | "close after TLS" | "close after refusing TLS";
+
+/** A running {@linkcode startPostgresProxy}. */
+export interface PostgresProxy extends AsyncDisposable {
+  port: number;
+  /** Applies to connections accepted from now on. */
+  mode: ProxyMode;
+  /** Connections accepted so far. */
+  readonly connects: number;
+}
+
+async function readExactly(conn: Deno.Conn, n: number): Promise<Uint8Array> {
+  const buf = new Uint8Array(n);
+  for (let got = 0; got < n;) {
+    const r = await conn.read(buf.subarray(got));
+    if (r === null) throw new Error("closed");
+    got += r;
+  }
+  return buf;
+}
+
+/** One length-prefixed start-up packet (SSLRequest or StartupMessage). */
+async function readPacket(conn: Deno.Conn): Promise<void> {
+  const head = await readExactly(conn, 4);
+  await readExactly(conn, new DataView(head.buffer).getUint32(0) - 4);
+}
+
+/**
+ * Starts the proxy to PostgreSQL on `target`. `tlsDir` holds the
+ * `server.crt` and `server.key` it completes TLS handshakes with.
+ */
+export function startPostgresProxy(target: number, tlsDir: string): PostgresProxy {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  // Completes each handshake, then closes: what a connection closing after TLS reaches.
+  const tls = Deno.listenTls({
+    hostname: "127.0.0.1",
+    port: 0,
+    cert: Deno.readTextFileSync(`${tlsDir}/server.crt`),
+    key: Deno.readTextFileSync(`${tlsDir}/server.key`),
+  });
+  const conns = new Set<Deno.Conn>();
+  const tasks = new Set<Promise<void>>();
+  const track = (conn: Deno.Conn, work: () => Promise<void>) => {
+    conns.add(conn);
+    const task = work().catch(() => {}).finally(() => {
+      conns.delete(conn);
+      try {
+        conn.close();
+      } catch { /* closed */ }
+    });
+    tasks.add(task);
+    task.finally(() => tasks.delete(task));
+  };
+  const pipe = async (a: Deno.Conn, b: Deno.Conn) => {
+    conns.add(b);
+    await Promise.allSettled([a.readable.pipeTo(b.writable), b.readable.pipeTo(a.writable)]);
+    conns.delete(b);
+  };
+  const proxy = {
+    port: (listener.addr as Deno.NetAddr).port,
+    mode: "forward" as ProxyMode,
+    connects: 0,
+    async [Symbol.asyncDispose]() {
+      listener.close();
+      tls.close();
+      for (const c of conns) {
+        try {
+          c.close();
+        } catch { /* closed */ }
+      }
+      await Promise.allSettled([accepting, handshaking, ...tasks]);
+    },
+  };
+  const accepting = (async () => {
+    for await (const conn of listener) {
+      proxy.connects++;
+      const mode = proxy.mode;
+      track(conn, async () => {
+        if (mode === "forward") {
+          return await pipe(conn, await Deno.connect({ hostname: "127.0.0.1", port: target }));
+        }
+        await readPacket(conn); // the client's SSLRequest
+        if (mode === "close after refusing TLS") {
+          await conn.write(new TextEncoder().encode("N"));
+          await readPacket(conn); // its StartupMessage
+          return;
+        }
+        await conn.write(new TextEncoder().encode("S"));
+        const port = (tls.addr as Deno.NetAddr).port;
+        await pipe(conn, await Deno.connect({ hostname: "127.0.0.1", port }));
+      });
+    }
+  })().catch(() => {});
+  const handshaking = (async () => {
+    for await (const conn of tls) {
+      track(conn, () => conn.handshake().then(() => {}));
+    }
+  })().catch(() => {});
+  return proxy;
+}
