@@ -128,18 +128,30 @@ function keyStore(bot: Pick<BenchBot, "boundKeys">) {
 /**
  * Creates `count` bots with tokens and performs their first join
  * (registration secret); `subjectAlg` is the algorithm of their certificate key.
+ * With `roles`, the bots' bot has that many roles (each allowing one login),
+ * which a join reads for its SSH principals; the bench's bots have none.
  */
 export async function onboardBots(
   auth: AuthProcess,
   count: number,
   subjectAlg: KeyAlgorithm = "ES256",
   prefix = "bench",
+  roles = 0,
 ): Promise<BenchBot[]> {
+  const roleNames = Array.from({ length: roles }, (_, i) => `bench-role-${i}`);
+  for (const [i, name] of roleNames.entries()) {
+    await auth.admin.put({
+      kind: "role",
+      version: "v7",
+      metadata: { name },
+      spec: { allow: { logins: [`login-${i}`] } },
+    }, "upsert");
+  }
   await auth.admin.put({
     kind: "bot",
     version: "v1",
     metadata: { name: "bench" },
-    spec: { roles: [], traits: [] },
+    spec: { roles: roleNames, traits: [] },
   }, "upsert");
   const bots: BenchBot[] = [];
   for (let i = 0; i < count; i++) {

@@ -6,7 +6,8 @@
  * auth CPU ratio (B/A), with their medians. Run it twice with the checkouts
  * swapped: the slot's own bias (an A/A reads 1.04–1.09 here) then cancels.
  *
- * `deno run -A --unstable-kv bench/join_ab.ts <checkout A> <checkout B> [pairs] [block size]`
+ * `deno run -A --unstable-kv bench/join_ab.ts <checkout A> <checkout B> [pairs] [block size] [roles]`
+ * (`roles`: the bot's number of roles, which a join reads; the bench's bots have none).
  *
  * @module
  */
@@ -15,17 +16,18 @@ import { fmt, median } from "./stats.ts";
 
 const [checkoutA, checkoutB] = Deno.args;
 if (!checkoutA || !checkoutB) {
-  throw new Error("usage: join_ab.ts <checkout A> <checkout B> [pairs] [block size]");
+  throw new Error("usage: join_ab.ts <checkout A> <checkout B> [pairs] [block size] [roles]");
 }
 const pairs = Number(Deno.args[2] ?? 20);
 const size = Number(Deno.args[3] ?? 50);
+const roles = Number(Deno.args[4] ?? 0);
 
 const dir = await Deno.makeTempDir({ prefix: "keybound-join-ab-" });
 const sides = await Promise.all([checkoutA, checkoutB].map(async (checkout, i) => {
   const auth = await startAuth(`${dir}/${i}`, {
     entry: `${checkout}/runtime-adapters/deno/entry/auth.ts`,
   });
-  const [bot] = await onboardBots(auth, 1, BENCH_CERTIFICATE_KEY);
+  const [bot] = await onboardBots(auth, 1, BENCH_CERTIFICATE_KEY, "bench", roles);
   // Warm-up: the JIT and the caches of both, before any block counts.
   for (let j = 0; j < 100; j++) await refresh(auth, bot);
   return { auth, bot, p50: [] as number[], cpu: [] as number[] };
