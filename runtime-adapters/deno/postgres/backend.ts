@@ -161,7 +161,13 @@ export class PostgresBackend implements Backend {
         connects,
       });
     const sql = pool({});
-    const tx = pool({ default_transaction_isolation: "serializable" });
+    // A commit is answered only once it is durable, whatever the server's default: with
+    // synchronous_commit=off (a server tuned for speed) PostgreSQL answers before the WAL is
+    // written, and a crash loses commits the auth service already acted on. A lost join commit
+    // leaves a bot holding a certificate newer than the stored one, taken for a stolen
+    // identity: GENERATION_MISMATCH, its token locked. "on" also waits for synchronous
+    // standbys if the server names any (this service reads from the primary only).
+    const tx = pool({ default_transaction_isolation: "serializable", synchronous_commit: "on" });
     try {
       await migrate(sql);
       const [{ level }] = await tx.unsafe<{ level: string }[]>(
