@@ -8,6 +8,17 @@
  * `transactionSync`, with no `await` in between, so no other request can
  * interleave and a throw rolls everything back.
  *
+ * Versions: each commit's writes get one random UUID (122 random bits), as
+ * PostgreSQL's do, never a counter kept in this object's SQLite: a
+ * point-in-time restore winds that SQLite back while the auth Workers'
+ * isolates keep their caches (lock set, CAs: filed by version) and clients
+ * keep the versions they read, so a counter would hand out a version seen
+ * before the restore for other content, and a stale cache would be trusted
+ * or a stale compare-and-swap accepted. Rows written before this (an
+ * INTEGER counter in the same column) keep that version and compare as its
+ * decimal text: the counter no longer moves, so those versions were each
+ * handed out by one commit and never come back with other content.
+ *
  * @module
  */
 import {
@@ -19,10 +30,15 @@ import {
   type Key,
   type ListOptions,
 } from "../../src/storage/backend.ts";
+import { randomUuid } from "../../src/crypto/random.ts";
 import { DurableObject } from "./durable_object.ts";
 import { decodeSqlKey, encodeSqlKey, sqlPrefixRange } from "./sql_key.ts";
 import type { DurableObjectState } from "./types.ts";
 
+// `version` keeps its INTEGER declaration (SQLite cannot change a column's
+// type in place): a UUID is never a numeric literal, so the column's affinity
+// stores it as TEXT unchanged, while rows from before hold their counter as an
+// INTEGER. kb_meta held that counter; it is no longer read or written.
 const SCHEMA = [
   `CREATE TABLE IF NOT EXISTS kb_entries (
      key TEXT PRIMARY KEY,
@@ -32,10 +48,12 @@ const SCHEMA = [
    )`,
   `CREATE INDEX IF NOT EXISTS kb_entries_expiry ON kb_entries (expires_at)
      WHERE expires_at IS NOT NULL`,
-  `CREATE TABLE IF NOT EXISTS kb_meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL)`,
 ];
 
-type Row = { key: string; value: string; version: number };
+/** A stored version: a UUID (TEXT), or a counter (INTEGER) from before UUIDs. */
+type StoredVersion = string | number;
+
+type Row = { key: string; value: string; version: StoredVersion };
 
 /** The RPC surface of {@linkcode ClusterState}, as seen through a stub. */
 export interface ClusterStateRpc {
@@ -117,17 +135,14 @@ export class ClusterState extends DurableObject<unknown> {
       const now = Date.now();
       sql.exec(`DELETE FROM kb_entries WHERE expires_at <= ?`, now);
       for (const c of op.checks) {
-        const row = sql.exec<{ version: number }>(
+        const row = sql.exec<{ version: StoredVersion }>(
           `SELECT version FROM kb_entries WHERE key = ?`,
           encodeSqlKey(c.key),
         ).toArray()[0];
         if ((row ? String(row.version) : null) !== c.version) return { ok: false };
       }
       if (op.mutations.length === 0) return { ok: true };
-      const version = sql.exec<{ value: number }>(
-        `INSERT INTO kb_meta (name, value) VALUES ('version', 1)
-           ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value`,
-      ).one().value;
+      const version = randomUuid();
       for (const m of op.mutations) {
         if (m.type === "delete") {
           sql.exec(`DELETE FROM kb_entries WHERE key = ?`, encodeSqlKey(m.key));

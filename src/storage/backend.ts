@@ -27,7 +27,18 @@ export interface Entry<T = JsonValue> {
   key: Key;
   /** The value. */
   value: T;
-  /** Opaque version, compared for equality only. */
+  /**
+   * Opaque version, compared for equality only: no order, no format (one
+   * backend's versions may differ in shape, as the Durable Object's counter
+   * versions from before its UUIDs do). A version is never handed out again
+   * with other content, not even after the store is restored under running
+   * servers, because caches (the lock set, the CAs) and compare-and-swap
+   * trust a version they saw: a backend whose store can be restored that way
+   * (PostgreSQL, a Durable Object's point-in-time recovery) draws a random
+   * version per commit instead of counting commits in the store. Deno KV's
+   * versionstamps and memory's counter belong to one process's store, which
+   * is only restored with that process stopped.
+   */
   version: string;
 }
 
