@@ -16,6 +16,9 @@ import type { Miniflare } from "miniflare";
 import { assert, assertEquals, assertNotEquals } from "../_assert.ts";
 import { bootstrapCluster } from "../../src/server/bootstrap.ts";
 import { createLockMutations, findLockInForce } from "../../src/server/locks.ts";
+import { caOf, refreshCas } from "../../src/server/rotation/cache.ts";
+import { rotateCa } from "../../src/server/rotation/rotate.ts";
+import { caExport } from "../../src/server/rotation/status.ts";
 import { silentLogger } from "../../src/util/log.ts";
 import type { ClusterStateRpc } from "../../runtime-adapters/workers/cluster_state_do.ts";
 import { CLUSTER_STATE_OBJECT_NAME, DoBackend } from "../../runtime-adapters/workers/do_backend.ts";
@@ -157,6 +160,28 @@ Deno.test("ClusterState restore: a lock created after a restore is seen by a loc
     "the lock written after the restore was missed",
   );
   assertEquals(await findLockInForce(ctx, { join_token: "t1" }), null);
+});
+
+Deno.test("ClusterState restore: an instance holding CAs from before a restore loads those rotated after it", async () => {
+  await using script = await bundle(WORKER);
+  await using object = await RestorableObject.start(script.path);
+  const options = { clusterName: "pitr.example.com", log: silentLogger, version: "0.0.0-test" };
+  const ctx = await bootstrapCluster(object.backend, options);
+  const restorePoint = await object.snapshot();
+  const admin = { user: "admin" };
+  // This instance starts a rotation: it holds the new key set, filed by version.
+  await rotateCa(ctx, "user", { mode: "manual", phase: "init" }, admin);
+
+  await object.restore(restorePoint);
+  // Another instance, started after the restore, starts a rotation with other new keys.
+  const other = await bootstrapCluster(new DoBackend(() => object.stub), options);
+  await rotateCa(other, "user", { mode: "manual", phase: "init" }, admin);
+  await refreshCas(ctx, 0);
+  assertEquals(
+    await caExport(caOf(ctx, "user")),
+    await caExport(caOf(other, "user")),
+    "the instance kept the user CA keys the restore removed",
+  );
 });
 
 Deno.test("ClusterState: rows stored with a counter version still read and compare-and-swap", async () => {
