@@ -3,7 +3,8 @@
  * for the connections it accepts next, into a server that closes them
  * without a word: right after completing the TLS handshake, or after
  * refusing TLS and reading the start-up message. It counts the connections
- * it accepts.
+ * it accepts, and can lose one answer of the server: the connection cut
+ * after PostgreSQL did the work, before the client heard of it.
  *
  * @module
  */
@@ -18,6 +19,12 @@ export interface PostgresProxy extends AsyncDisposable {
   mode: ProxyMode;
   /** Connections accepted so far. */
   readonly connects: number;
+  /**
+   * The next answer of PostgreSQL that completes a statement, on any
+   * forwarded connection, is dropped and that connection closed: the
+   * statement ran, its client never hears.
+   */
+  cutNextAnswer(): void;
 }
 
 async function readExactly(conn: Deno.Conn, n: number): Promise<Uint8Array> {
@@ -36,19 +43,32 @@ async function readPacket(conn: Deno.Conn): Promise<void> {
   await readExactly(conn, new DataView(head.buffer).getUint32(0) - 4);
 }
 
+/** Whether `chunk` holds a CommandComplete ('C'): the end of a statement's answer. */
+function completes(chunk: Uint8Array): boolean {
+  const view = new DataView(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  for (let at = 0; at + 5 <= chunk.length; at += 1 + view.getUint32(at + 1)) {
+    if (chunk[at] === 0x43) return true;
+  }
+  return false;
+}
+
 /**
  * Starts the proxy to PostgreSQL on `target`. `tlsDir` holds the
- * `server.crt` and `server.key` it completes TLS handshakes with.
+ * `server.crt` and `server.key` it completes TLS handshakes with ("close
+ * after TLS" needs it).
  */
-export function startPostgresProxy(target: number, tlsDir: string): PostgresProxy {
+export function startPostgresProxy(target: number, tlsDir?: string): PostgresProxy {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   // Completes each handshake, then closes: what a connection closing after TLS reaches.
-  const tls = Deno.listenTls({
-    hostname: "127.0.0.1",
-    port: 0,
-    cert: Deno.readTextFileSync(`${tlsDir}/server.crt`),
-    key: Deno.readTextFileSync(`${tlsDir}/server.key`),
-  });
+  const tls = tlsDir
+    ? Deno.listenTls({
+      hostname: "127.0.0.1",
+      port: 0,
+      cert: Deno.readTextFileSync(`${tlsDir}/server.crt`),
+      key: Deno.readTextFileSync(`${tlsDir}/server.key`),
+    })
+    : undefined;
+  let cut = false;
   const conns = new Set<Deno.Conn>();
   const tasks = new Set<Promise<void>>();
   const track = (conn: Deno.Conn, work: () => Promise<void>) => {
@@ -64,16 +84,34 @@ export function startPostgresProxy(target: number, tlsDir: string): PostgresProx
   };
   const pipe = async (a: Deno.Conn, b: Deno.Conn) => {
     conns.add(b);
-    await Promise.allSettled([a.readable.pipeTo(b.writable), b.readable.pipeTo(a.writable)]);
+    const answers = async () => {
+      const w = a.writable.getWriter();
+      for await (const chunk of b.readable) {
+        if (cut && completes(chunk)) {
+          cut = false;
+          return;
+        }
+        await w.write(chunk);
+      }
+    };
+    // Either way ends the pair; the other direction ends when its connection is closed.
+    await Promise.race([
+      a.readable.pipeTo(b.writable).catch(() => {}),
+      answers().catch(() => {}),
+    ]);
+    try {
+      b.close();
+    } catch { /* closed */ }
     conns.delete(b);
   };
   const proxy = {
     port: (listener.addr as Deno.NetAddr).port,
     mode: "forward" as ProxyMode,
     connects: 0,
+    cutNextAnswer: () => (cut = true),
     async [Symbol.asyncDispose]() {
       listener.close();
-      tls.close();
+      tls?.close();
       for (const c of conns) {
         try {
           c.close();
@@ -96,6 +134,7 @@ export function startPostgresProxy(target: number, tlsDir: string): PostgresProx
           await readPacket(conn); // its StartupMessage
           return;
         }
+        if (!tls) throw new Error("close after TLS: the proxy has no certificate");
         await conn.write(new TextEncoder().encode("S"));
         const port = (tls.addr as Deno.NetAddr).port;
         await pipe(conn, await Deno.connect({ hostname: "127.0.0.1", port }));
@@ -103,7 +142,7 @@ export function startPostgresProxy(target: number, tlsDir: string): PostgresProx
     }
   })().catch(() => {});
   const handshaking = (async () => {
-    for await (const conn of tls) {
+    for await (const conn of tls ?? []) {
       track(conn, () => conn.handshake().then(() => {}));
     }
   })().catch(() => {});

@@ -20,6 +20,7 @@ import { waitUntil } from "../_wait.ts";
 import { PG_PASSWORD, postgresMissing, type PostgresServer, startPostgres } from "./_postgres.ts";
 import { putBot, putToken, TestBot } from "../server/_join_fixture.ts";
 import { freshConnectionFetch, harnessOf, hostCaPem, startHaCluster } from "./_cluster.ts";
+import { startPostgresProxy } from "./_postgres_proxy.ts";
 
 const ignore = ignoreUnless("PostgreSQL tests", postgresMissing);
 
@@ -135,5 +136,45 @@ Deno.test({
       );
     }
     assertEquals(exitCode, undefined, `the auth process exited: ${inst.proc.log()}`);
+  },
+});
+
+Deno.test({
+  name: "PostgresBackend: a commit whose answer is lost after PostgreSQL applied it is answered ok",
+  ignore,
+  async fn() {
+    await using pg = await startPostgres();
+    await pg.createDatabase("kb");
+    await using proxy = startPostgresProxy(pg.port);
+    const backend = await PostgresBackend.open({
+      location: parsePostgresUrl(`postgres://keybound@127.0.0.1:${proxy.port}/kb?sslmode=disable`),
+      password: PG_PASSWORD,
+    });
+    try {
+      const key = ["gen"];
+      assert(
+        (await backend.commit({ checks: [], mutations: [{ type: "set", key, value: 1 }] })).ok,
+      );
+      const held = await backend.get(key);
+      proxy.cutNextAnswer();
+      // Before: BACKEND_UNAVAILABLE, though the value was written (a renewal retried with
+      // generation 1 would then meet 2).
+      const r = await backend.commit({
+        checks: [{ key, version: held!.version }],
+        mutations: [{ type: "set", key, value: 2 }],
+      });
+      assertEquals(r, { ok: true });
+      assertEquals((await backend.get(key))?.value, 2);
+      // A commit whose checks failed wrote nothing: its lost answer stays BACKEND_UNAVAILABLE.
+      proxy.cutNextAnswer();
+      const stale = await backend.commit({
+        checks: [{ key, version: held!.version }],
+        mutations: [{ type: "set", key, value: 3 }],
+      }).then((x) => JSON.stringify(x), (err) => (err as KeyboundError).code);
+      assertEquals(stale, "BACKEND_UNAVAILABLE");
+      assertEquals((await backend.get(key))?.value, 2);
+    } finally {
+      await backend.close();
+    }
   },
 });

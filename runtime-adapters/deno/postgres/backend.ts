@@ -40,6 +40,7 @@ import {
 import { decodeKey, encodeKey, prefixRange } from "./key_codec.ts";
 import {
   errorCode,
+  isUnavailable,
   notSerializable,
   RETRY_SQLSTATES,
   toBackendError,
@@ -244,6 +245,7 @@ export class PostgresBackend implements Backend {
     const checks = op.checks.map((c) => ({ key: hex(c.key), version: c.version }));
     return this.#run(async () => {
       for (let attempt = 1;; attempt++) {
+        const version = crypto.randomUUID();
         try {
           // The checks, then the mutations only if every check held: one statement, so one
           // serializable transaction (the deleted and written CTEs run whether or not the
@@ -294,7 +296,7 @@ export class PostgresBackend implements Backend {
                   ? Math.ceil(m.expiresAt)
                   : null,
               }))),
-              crypto.randomUUID(),
+              version,
             ],
           );
           // The statement is one compare-and-swap only at SERIALIZABLE (under read committed
@@ -303,6 +305,15 @@ export class PostgresBackend implements Backend {
           if (!row.isolated) throw notSerializable(this.#where);
           return row.ok ? { ok: true as const } : { ok: false as const };
         } catch (err) {
+          // A connection lost after the statement went out: PostgreSQL may have committed it and
+          // only the answer was lost (a crash or restart in that instant). Answered
+          // BACKEND_UNAVAILABLE, a renewal's bot would try again with what it held before and
+          // meet the generation just written: GENERATION_MISMATCH, its token locked. The
+          // version is this attempt's own: found, the commit applied. Not found (or not
+          // readable), nothing changes: BACKEND_UNAVAILABLE as before.
+          if (sets.length > 0 && isUnavailable(err) && await this.#wrote(sets[0][0], version)) {
+            return { ok: true as const };
+          }
           const code = errorCode(err);
           if (code === undefined || !RETRY_SQLSTATES.has(code) || attempt >= COMMIT_ATTEMPTS) {
             throw err;
@@ -312,6 +323,19 @@ export class PostgresBackend implements Backend {
         }
       }
     });
+  }
+
+  /** Whether `key` holds `version` now; false when that cannot be read either. */
+  async #wrote(key: string, version: string): Promise<boolean> {
+    try {
+      const rows = await this.#sql.unsafe(
+        `SELECT 1 FROM ${KV_TABLE} WHERE key = decode($1, 'hex') AND version = $2::uuid`,
+        [key, version],
+      );
+      return rows.length > 0;
+    } catch {
+      return false;
+    }
   }
 
   #scheduleSweep(): void {

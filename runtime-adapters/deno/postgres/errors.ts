@@ -36,7 +36,8 @@ export function errorCode(err: unknown): string | undefined {
   return typeof code === "string" ? code : undefined;
 }
 
-function isUnavailable(err: unknown): boolean {
+/** Whether `err` is a connection that could not be made or was lost, or a server going away. */
+export function isUnavailable(err: unknown): boolean {
   const code = errorCode(err);
   if (code === undefined) {
     // Deno's socket errors carry the reason in the class name only.
