@@ -95,7 +95,7 @@ export const Bot = z.strictObject({
     traits: z.array(z.strictObject({ name: z.string().min(1), values: z.array(z.string()) }))
       .default([]),
     max_session_ttl: Duration.optional(),
-  }).default({ roles: [], traits: [] }),
+  }).default(() => ({ roles: [], traits: [] })),
   status: z.strictObject({
     user_name: z.string().optional(),
     role_name: z.string().optional(),

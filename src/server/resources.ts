@@ -100,18 +100,50 @@ function isExpired(resource: AnyResource, now: Date): boolean {
   return expires !== undefined && Date.parse(expires) <= now.getTime();
 }
 
-/** What validating one stored value gave: the resource, or null when malformed. */
+/** A stored value that passed validation, kept for the next read of its key. */
 interface Validated {
   /** The kind it was validated as. */
   kind: Kind;
   /** The stored value as read, compared with later reads. */
   raw: unknown;
-  /** The schema's output, deep-frozen; null if the value failed the limits or the schema. */
-  resource: AnyResource | null;
+  /** The schema's output, deep-frozen. */
+  resource: AnyResource;
 }
 
-/** Validated stored values kept per backend (bot instances are the largest, ~3 KB each). */
-const VALIDATED_ENTRIES = 512;
+/** Validated stored values kept per backend. */
+const VALIDATED_ENTRIES = 256;
+
+/**
+ * The largest value kept, in objects, arrays and strings, and in string
+ * characters. A bot instance, the largest the join reads, has about 100
+ * nodes and 3,000 characters; a role's pass-through rules may legally hold
+ * 19,000 empty objects, which kept twice (raw and validated) in every entry
+ * filled a 256 MB heap (review-join M1). Bounded so, an entry costs at most
+ * about 70 KB, and the cache about 18 MB.
+ */
+const KEPT_MAX_NODES = 256;
+const KEPT_MAX_CHARS = 8_192;
+
+/** True if `value` is within {@linkcode KEPT_MAX_NODES} and {@linkcode KEPT_MAX_CHARS}; stops early. */
+function smallEnoughToKeep(value: unknown): boolean {
+  const stack: unknown[] = [value];
+  let nodes = 0;
+  let chars = 0;
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (typeof v === "string") {
+      chars += v.length;
+    } else if (typeof v === "object" && v !== null) {
+      for (const k in v) {
+        if (!Object.hasOwn(v, k)) continue;
+        chars += k.length;
+        stack.push((v as Record<string, unknown>)[k]);
+      }
+    } else continue;
+    if (++nodes > KEPT_MAX_NODES || chars > KEPT_MAX_CHARS) return false;
+  }
+  return true;
+}
 
 /**
  * The last validated value of each recently read key, per backend object.
@@ -175,7 +207,9 @@ function deepFreeze<T>(v: T): T {
  * all do, with spreads), and one that tried to change it in place would
  * throw instead of changing other readers' copies. `remember` is false for
  * listings, so a page of a thousand rows does not push out the join's
- * entries (nor pays for freezing what nobody shares).
+ * entries (nor pays for freezing what nobody shares). Only values that pass
+ * and are small ({@linkcode smallEnoughToKeep}) are kept; the others are
+ * validated at every read, as before, and are each reader's own.
  */
 function validatedValue<K extends Kind>(
   ctx: ServerContext,
@@ -187,18 +221,26 @@ function validatedValue<K extends Kind>(
   const id = remember ? entry.key.join("\u0000") : "";
   const hit = remember ? cache?.get(id) : undefined;
   if (hit && hit.kind === kind && sameJson(hit.raw, entry.value)) {
-    return hit.resource as ResourceOf<K> | null;
+    return hit.resource as ResourceOf<K>;
   }
   // A value past the limits (stored before they existed) is skipped, not parsed.
   const parsed = checkJsonLimits(entry.value) === null
     ? schemaOf(kind).safeParse(entry.value)
     : { success: false as const };
-  // Only a kept result is shared; a listing's rows are each reader's own.
-  const resource = parsed.success ? (remember ? deepFreeze(parsed.data) : parsed.data) : null;
-  if (remember) {
-    if (!cache) validatedByBackend.set(ctx.backend, cache = new LruMap(VALIDATED_ENTRIES));
-    cache.set(id, { kind, raw: entry.value, resource });
+  if (!parsed.success) {
+    // Not kept: a malformed value may be deeper than sameJson's recursion
+    // may go (review-join S1), and it is rare; it is checked again each read.
+    if (hit) cache!.delete(id);
+    return null;
   }
+  // Only a kept result is shared; a listing's rows are each reader's own.
+  if (!remember || !smallEnoughToKeep(entry.value)) {
+    if (hit) cache!.delete(id);
+    return parsed.data;
+  }
+  const resource = deepFreeze(parsed.data);
+  if (!cache) validatedByBackend.set(ctx.backend, cache = new LruMap(VALIDATED_ENTRIES));
+  cache.set(id, { kind, raw: entry.value, resource });
   return resource;
 }
 

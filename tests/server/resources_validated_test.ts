@@ -141,3 +141,35 @@ Deno.test("validated resources: an unchanged value is validated once, and shared
   const page = await listResources(ctx, "bot");
   assertEquals(page.items.map((i) => i.resource), [first.resource]);
 });
+
+Deno.test("validated resources: a large value is validated at every read, not kept (review-join M1)", async () => {
+  const { ctx } = await newCluster();
+  // A legal role: its rules pass through, so 19 arrays of 1,000 empty objects
+  // (57 KB, inside the body and JSON limits) are kept as they are. Kept twice
+  // per entry, 200 of them filled auth's 256 MB heap.
+  const spec: Record<string, unknown> = { allow: { logins: ["x"] } };
+  for (let k = 0; k < 19; k++) spec[`f${k}`] = Array.from({ length: 1000 }, () => ({}));
+  const role = { kind: "role", version: "v7", metadata: { name: "big" }, spec };
+  await putResource(ctx, role as never, "create", ADMIN);
+  const first = (await getResource(ctx, "role", "big"))!;
+  const second = (await getResource(ctx, "role", "big"))!;
+  assert(first.resource !== second.resource, "a large value was kept");
+  assert(!Object.isFrozen(first.resource), "a value not kept is the reader's own");
+  assertEquals(second.resource, first.resource);
+});
+
+Deno.test("validated resources: a deep malformed value is skipped at every read, never a RangeError (review-join S1)", async () => {
+  // PostgreSQL hands out a fresh JSON.parse of the stored text at every read
+  // (JSON.parse is not recursive); a failing value kept for comparison made
+  // the second read recurse past the stack.
+  const depth = 100_000;
+  const text = `{"kind":"role","version":"v7","metadata":{"name":"r"},"spec":{"allow":{"x":${
+    "[".repeat(depth)
+  }1${"]".repeat(depth)}}}}`;
+  const { ctx } = await newCluster();
+  const backend = Object.create(ctx.backend) as Backend;
+  backend.get = <T>(key: Key) =>
+    Promise.resolve({ key, value: JSON.parse(text) as T, version: "1" } as Entry<T>);
+  const c = { ...ctx, backend };
+  for (let i = 1; i <= 3; i++) assertEquals(await getResource(c, "role", "r"), null, `read ${i}`);
+});
