@@ -10,7 +10,12 @@
  */
 
 /** What the proxy does with a connection it accepts. */
-export type ProxyMode = "forward" | "close after TLS" | "close after refusing TLS";
+export type ProxyMode =
+  | "forward"
+  | "close after TLS"
+  | "close after refusing TLS"
+  /** Accepts and closes at once: a port whose server is gone (a balancer in front of it). */
+  | "close at once";
 
 /** A running {@linkcode startPostgresProxy}. */
 export interface PostgresProxy extends AsyncDisposable {
@@ -25,6 +30,14 @@ export interface PostgresProxy extends AsyncDisposable {
    * statement ran, its client never hears.
    */
   cutNextAnswer(): void;
+  /**
+   * As {@linkcode cutNextAnswer}, and with it every forwarded connection is
+   * closed and the mode becomes "close at once": PostgreSQL crashing right
+   * after a statement ran.
+   */
+  crashOnNextAnswer(): void;
+  /** Connections closed at once ("close at once") so far. */
+  readonly refused: number;
 }
 
 async function readExactly(conn: Deno.Conn, n: number): Promise<Uint8Array> {
@@ -69,6 +82,7 @@ export function startPostgresProxy(target: number, tlsDir?: string): PostgresPro
     })
     : undefined;
   let cut = false;
+  let crash = false;
   const conns = new Set<Deno.Conn>();
   const tasks = new Set<Promise<void>>();
   const track = (conn: Deno.Conn, work: () => Promise<void>) => {
@@ -87,8 +101,16 @@ export function startPostgresProxy(target: number, tlsDir?: string): PostgresPro
     const answers = async () => {
       const w = a.writable.getWriter();
       for await (const chunk of b.readable) {
-        if (cut && completes(chunk)) {
-          cut = false;
+        if ((cut || crash) && completes(chunk)) {
+          if (crash) {
+            proxy.mode = "close at once";
+            for (const c of conns) {
+              try {
+                c.close();
+              } catch { /* closed */ }
+            }
+          }
+          cut = crash = false;
           return;
         }
         await w.write(chunk);
@@ -108,7 +130,9 @@ export function startPostgresProxy(target: number, tlsDir?: string): PostgresPro
     port: (listener.addr as Deno.NetAddr).port,
     mode: "forward" as ProxyMode,
     connects: 0,
+    refused: 0,
     cutNextAnswer: () => (cut = true),
+    crashOnNextAnswer: () => (crash = true),
     async [Symbol.asyncDispose]() {
       listener.close();
       tls?.close();
@@ -124,7 +148,9 @@ export function startPostgresProxy(target: number, tlsDir?: string): PostgresPro
     for await (const conn of listener) {
       proxy.connects++;
       const mode = proxy.mode;
+      if (mode === "close at once") proxy.refused++;
       track(conn, async () => {
+        if (mode === "close at once") return;
         if (mode === "forward") {
           return await pipe(conn, await Deno.connect({ hostname: "127.0.0.1", port: target }));
         }

@@ -173,6 +173,18 @@ Deno.test({
       }).then((x) => JSON.stringify(x), (err) => (err as KeyboundError).code);
       assertEquals(stale, "BACKEND_UNAVAILABLE");
       assertEquals((await backend.get(key))?.value, 2);
+      // Every connection lost with the answer, and the server refusing for a while (a crash
+      // and its recovery): the commit waits to read its version back.
+      const now = await backend.get(key);
+      proxy.crashOnNextAnswer();
+      const committing = backend.commit({
+        checks: [{ key, version: now!.version }],
+        mutations: [{ type: "set", key, value: 4 }],
+      }).then((x) => JSON.stringify(x), (err) => (err as KeyboundError).code);
+      await waitUntil(() => proxy.refused >= 2, "the read-back to be refused twice");
+      proxy.mode = "forward";
+      assertEquals(await committing, JSON.stringify({ ok: true }));
+      assertEquals((await backend.get(key))?.value, 4);
     } finally {
       await backend.close();
     }

@@ -55,6 +55,11 @@ import type { PostgresLocation } from "./url.ts";
 const COMMIT_ATTEMPTS = 60;
 /** Rows deleted per expiry sweep transaction. */
 const SWEEP_BATCH = 500;
+/**
+ * How long a commit whose connection was lost waits for the database to say
+ * whether it applied (a crash's recovery), before it fails unanswered.
+ */
+const READ_BACK_MS = 3_000;
 /** Mean period of the expiry sweep; each instance adds jitter. */
 const SWEEP_PERIOD_MS = 60_000;
 
@@ -325,16 +330,26 @@ export class PostgresBackend implements Backend {
     });
   }
 
-  /** Whether `key` holds `version` now; false when that cannot be read either. */
+  /**
+   * Whether `key` holds `version`. Read again while the database cannot
+   * answer (it crashed with the commit's connection and is recovering), for
+   * at most {@linkcode READ_BACK_MS}; false if it still cannot.
+   */
   async #wrote(key: string, version: string): Promise<boolean> {
-    try {
-      const rows = await this.#sql.unsafe(
-        `SELECT 1 FROM ${KV_TABLE} WHERE key = decode($1, 'hex') AND version = $2::uuid`,
-        [key, version],
-      );
-      return rows.length > 0;
-    } catch {
-      return false;
+    const deadline = performance.now() + READ_BACK_MS;
+    for (let pause = 50;; pause = Math.min(pause * 2, 500)) {
+      try {
+        const rows = await this.#sql.unsafe(
+          `SELECT 1 FROM ${KV_TABLE} WHERE key = decode($1, 'hex') AND version = $2::uuid`,
+          [key, version],
+        );
+        return rows.length > 0;
+      } catch (err) {
+        if (!isUnavailable(err) || this.#closed || performance.now() + pause > deadline) {
+          return false;
+        }
+        await new Promise((r) => setTimeout(r, pause));
+      }
     }
   }
 
