@@ -58,7 +58,8 @@ export const COMPILE_TARGETS: readonly CompileTarget[] = [
       "--allow-read",
       "--allow-write",
       "--allow-env",
-      "--allow-sys=hostname",
+      // uid: the owner checks of the directories on the front's socket path (serve.ts).
+      "--allow-sys=hostname,uid",
     ],
     // The fleet console's pages, served under /web/ (runtime-adapters/deno/console_assets.ts).
     include: ["runtime-adapters/browser/console/"],

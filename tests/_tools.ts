@@ -68,3 +68,19 @@ export function ignoreUnless(what: string, problem: string | undefined): boolean
 }
 
 const warned = new Set<string>();
+
+/**
+ * Why tests that act as another user cannot run here, or undefined: they
+ * need Linux, root (to make files of other users) and setpriv (util-linux,
+ * to run a process as one).
+ */
+export function cannotActAsOthers(): string | undefined {
+  if (Deno.build.os !== "linux") return "needs Linux";
+  if (Deno.uid() !== 0) return "needs root, to make files of other users and run as one";
+  try {
+    Deno.statSync("/usr/bin/setpriv");
+  } catch {
+    return "needs /usr/bin/setpriv (util-linux)";
+  }
+  return undefined;
+}

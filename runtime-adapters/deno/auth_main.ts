@@ -49,7 +49,7 @@ import {
   parseStorageFlags,
   type StorageConfig,
 } from "./auth_storage.ts";
-import { checkSocketDir, onStopSignal, serveApp, serveService } from "./serve.ts";
+import { checkSocketDir, onStopSignal, realPathSoFar, serveApp, serveService } from "./serve.ts";
 import { connectionsFit } from "./tls_front.ts";
 import { argParser } from "./arg_parser.ts";
 import { loadConsoleAssets } from "./console_assets.ts";
@@ -149,12 +149,17 @@ async function start(config: StartConfig, log: Logger): Promise<void> {
   // Where the server behind the TLS front may put its socket, likewise: a
   // data directory whose path is too long for it, with no runtime directory
   // to use instead, stops the start before the cluster is made.
-  const socketDir = join(config.dataDir, FRONT_SOCKET_DIR);
+  // A --data-dir that is a link (systemd's StateDirectory with DynamicUser:
+  // /var/lib/NAME -> private/NAME) is used by its real path from here on:
+  // the socket's checks walk the directories themselves (review-front M2).
+  // They come before the data directory is made or changed (review-front S1).
+  const dataDir = realPathSoFar(config.dataDir);
+  const socketDir = join(dataDir, FRONT_SOCKET_DIR);
   if (!config.insecureNoTls || config.proxyFrom.length > 0) await checkSocketDir(socketDir);
   if (await isNewKvFile(config.storage)) validateClusterName(config.clusterName, true);
   const makeDataDir = async () => {
-    await ensureDir(config.dataDir, 0o700);
-    await Deno.chmod(config.dataDir, 0o700);
+    await ensureDir(dataDir, 0o700);
+    await Deno.chmod(dataDir, 0o700);
   };
   if (config.storage.kind === "kv") await makeDataDir();
   const metrics = new AuthMetrics();
@@ -167,7 +172,7 @@ async function start(config: StartConfig, log: Logger): Promise<void> {
       version: denoJson.version,
     });
     if (config.storage.kind === "postgres") await makeDataDir();
-    await ensureAdminIdentity(ctx, join(config.dataDir, ADMIN_IDENTITY_FILE), log);
+    await ensureAdminIdentity(ctx, join(dataDir, ADMIN_IDENTITY_FILE), log);
 
     // The server certificate is issued afresh at every start, at every host
     // CA phase that changes the serving key and at two thirds of its lifetime,
@@ -215,7 +220,7 @@ async function start(config: StartConfig, log: Logger): Promise<void> {
       front: { ...config.connections, onEvent: (event) => metrics.front(event) },
     });
     const url = server.url;
-    const adminIdentityPath = join(config.dataDir, ADMIN_IDENTITY_FILE);
+    const adminIdentityPath = join(dataDir, ADMIN_IDENTITY_FILE);
     const watcher = startCaWatcher(ctx, {
       onChange: async (previous) => {
         if (own && servingKeyChanged(previous, ctx.cas)) {
@@ -248,7 +253,7 @@ async function start(config: StartConfig, log: Logger): Promise<void> {
       server.shutdown();
       diag?.shutdown();
     });
-    await writeFileAtomic(join(config.dataDir, AUTH_SERVER_FILE), `${url}\n`, {
+    await writeFileAtomic(join(dataDir, AUTH_SERVER_FILE), `${url}\n`, {
       mode: 0o600,
     });
     if (diag) console.log(`Keybound auth diagnostics listening on ${diag.url}`);

@@ -8,12 +8,14 @@
  */
 import { canonicalIp, formatHostPort } from "../../src/util/host_port.ts";
 import type { Logger } from "../../src/util/log.ts";
-import { dirname, isAbsolute, join, resolve } from "node:path";
+import { basename, dirname, isAbsolute, join, resolve } from "node:path";
 import { ConfigError } from "../../src/errors.ts";
 import { toHex } from "../../src/util/encoding.ts";
 import {
   type DirFacts,
   frontDirRefused,
+  frontPathRefused,
+  pathComponentFault,
   privateDirFault,
   ROOT_RUNTIME_DIR,
   runtimeSocketDirName,
@@ -202,8 +204,9 @@ export interface ServeServiceOptions {
   /**
    * The private directory of the server behind the front (the auth service:
    * its data directory's `front`), its socket `PID-RANDOM.sock`: made if missing,
-   * 0700 whatever the umask, removed at shutdown once empty; its parent must
-   * be a directory of this user that no other user may write. If a socket
+   * 0700 whatever the umask, removed at shutdown once empty; every directory
+   * above it, up to `/`, must be one only root or this user may change (its
+   * parent's links resolved first; docs/security.md). If a socket
    * there could be too long (over 107 bytes), a directory in
    * {@linkcode ServeServiceOptions.runtimeDir} instead, or for root in
    * `/run/keybound`; else the start is refused (src/cli/auth/front_dir.ts).
@@ -223,18 +226,115 @@ export interface ServeServiceOptions {
 
 /**
  * Throws the refusal {@linkcode serveService} would meet for `socketDir` (a
- * ConfigError naming the fix) when it is too long to hold the socket and no
- * runtime directory can: the auth service asks before it opens or writes
- * anything. The runtime directory's place is taken and released again; a
- * `socketDir` that fits is left to serveService.
+ * ConfigError naming the fix): the auth service asks before it makes, opens
+ * or writes anything in its data directory (review-front S1). For a
+ * `socketDir` that fits, the directories on its path up to `/` (those that
+ * exist) and `socketDir` itself if it exists are checked; for one too long,
+ * the runtime directory's place is taken and released again.
  */
 export async function checkSocketDir(
   socketDir: string,
   runtimeDir: string | undefined = readEnv("XDG_RUNTIME_DIR"),
 ): Promise<void> {
-  if (socketDirFits(socketDir)) return;
+  const uid = processUid();
+  const wanted = realSocketDir(socketDir);
+  if (socketDirFits(wanted)) return checkFrontPath(wanted, uid);
   const place = await privateSocket(socketDir, runtimeDir);
   releasePlace(place, join(place.dir, `${place.base}.sock`));
+}
+
+/**
+ * This process's uid, which every check of the socket's path needs before
+ * anything is made or changed (review-front S2: learnt from a lock file's
+ * owner, it came after a chmod through a name another user could swap).
+ * `Deno.uid()` needs `--allow-sys=uid`; without it, auth's own line naming
+ * the permission, not Deno's prompt or error.
+ */
+function processUid(): number {
+  const missing = missingPermission({ name: "sys", kind: "uid" }, "auth");
+  if (missing !== undefined) {
+    throw new ConfigError(
+      `${missing}: add uid to --allow-sys; auth checks who owns each directory on the path ` +
+        "of the socket of the server behind its TLS front",
+    );
+  }
+  return Deno.uid() ?? -1;
+}
+
+/**
+ * The real path of `path`, links resolved, as far as it exists; the part
+ * not made yet appended as given. A --data-dir may be a link (systemd's
+ * StateDirectory with DynamicUser: /var/lib/NAME -> private/NAME; a disk
+ * moved and linked): the checks walk, and the service uses, the directories
+ * themselves (review-front M2).
+ */
+export function realPathSoFar(path: string): string {
+  const rest: string[] = [];
+  for (let at = resolve(path);;) {
+    try {
+      return join(Deno.realPathSync(at), ...rest);
+    } catch (err) {
+      const up = dirname(at);
+      if (!(err instanceof Deno.errors.NotFound) || up === at) throw err;
+      rest.unshift(basename(at));
+      at = up;
+    }
+  }
+}
+
+/** `socketDir` with its parent's real path: `socketDir` itself must not be a link. */
+function realSocketDir(socketDir: string): string {
+  return join(realPathSoFar(dirname(resolve(socketDir))), basename(socketDir));
+}
+
+/**
+ * The first directory from `dir` (a real path) up to `/` that lets another
+ * user than root and `uid` change what lies below it, and why
+ * ({@linkcode pathComponentFault}); undefined if none. Components not made
+ * yet are skipped: whoever makes them is checked by the next walk.
+ */
+function pathFault(dir: string, uid: number): { component: string; fault: string } | undefined {
+  for (let at = dir;; at = dirname(at)) {
+    const info = lstatOrNone(at);
+    const fault = info && pathComponentFault(info, uid);
+    if (fault !== undefined) return { component: at, fault };
+    if (dirname(at) === at) return undefined;
+  }
+}
+
+/**
+ * Throws unless the data directory holding `wanted` (its `front`, a real
+ * path) and every directory above it may be changed only by root or `uid`,
+ * and `wanted`, if there, is a directory (not a link) of `uid`'s.
+ */
+function checkFrontPath(wanted: string, uid: number): void {
+  const data = dirname(wanted);
+  const bad = pathFault(data, uid);
+  if (bad) throw frontPathRefused("--data-dir", data, bad.component, bad.fault);
+  const info = lstatOrNone(wanted);
+  if (info?.isSymlink) {
+    throw new ConfigError(
+      `${wanted} is a symbolic link: the directory of the server behind the TLS front ` +
+        `(front in --data-dir ${data}) must be a directory of its own; remove the link, and ` +
+        "the next start makes the directory (0700)",
+    );
+  }
+  const fault = info && ownerFault(info, uid);
+  if (fault !== undefined) throw frontDirNotMine(wanted, fault);
+}
+
+/** Why `info` (an lstat) is not a directory of `uid`'s, whatever its mode; undefined if it is. */
+function ownerFault(info: DirFacts | undefined, uid: number): string | undefined {
+  return privateDirFault(info && { ...info, mode: 0o700 }, { uid });
+}
+
+/** The refusal of `wanted` (a data directory's `front`) that is not this user's directory. */
+function frontDirNotMine(wanted: string, fault: string): ConfigError {
+  return new ConfigError(
+    `${wanted}, the directory of the server behind the TLS front (front in --data-dir ` +
+      `${dirname(wanted)}), must be this user's: ${fault}: remove it, and the next start ` +
+      "makes it",
+  );
 }
 
 /** The auth service's public server. */
@@ -350,9 +450,10 @@ export async function serveService(
    * when a connect fails: a refused connect in a listen-again gap heals on
    * its own. Not before each connect (review-3 MUST-FIX 1 did, two lstat,
    * ~7 µs): since the temporary directory's fallback went (session 12) the
-   * socket's directory and its parent are this user's and no other user
-   * may write them, so no one else can put a directory or a socket at the
-   * path the front connects to (docs/security.md).
+   * socket's directory is this user's and every directory above it may be
+   * changed only by root or this user (checked at the start and at each
+   * heal), so no one else can put a directory or a socket at the path the
+   * front connects to (docs/security.md).
    */
   const intact = (): boolean => {
     try {
@@ -461,11 +562,13 @@ const LOCK_SETTLE_MS = 10_000;
  * user can read it to aim at the socket); `PID-RANDOM.lock` beside the
  * socket is held locked for the process's life. `wanted` must not be a
  * symbolic link: one planted there would take the socket, and the sweep,
- * into the directory it names (review-front N2). The directory must be this
- * user's, and so must its parent, which no one else may write: otherwise
- * another user could move the socket aside and bind their own, getting the
- * decrypted requests (a root start in a data directory another user owns
- * was such a case until session 12).
+ * into the directory it names (review-front N2); its parent's links are
+ * resolved (a --data-dir that is a link, review-front M2). The directory
+ * must be this user's, and every directory above it, up to `/`, one only
+ * root or this user may change ({@linkcode pathComponentFault}), checked
+ * before anything is made: otherwise another user could move the data
+ * directory aside and bind their own socket at the path, getting the
+ * decrypted requests (review-front M1).
  *
  * A start removes the socket and lock file of a process that is provably
  * gone: its lock file's lock could be taken (the kernel frees it when its
@@ -477,14 +580,12 @@ const LOCK_SETTLE_MS = 10_000;
  * only if a connect is refused, which on a Unix socket means nothing
  * listens on it (a full backlog is EAGAIN, not a refusal).
  */
-async function privateSocket(wanted: string, runtimeDir: string | undefined): Promise<SocketPlace> {
+async function privateSocket(given: string, runtimeDir: string | undefined): Promise<SocketPlace> {
+  const uid = processUid();
+  const wanted = realSocketDir(given);
   const base = `${Deno.pid}-${toHex(crypto.getRandomValues(new Uint8Array(8)))}`;
   let dir = wanted;
-  let refuse = (fault: string) =>
-    new ConfigError(
-      `${dirname(wanted)}, which holds ${wanted} (the directory of the server behind the TLS ` +
-        `front), must be a directory of this user that no other user may write: ${fault}`,
-    );
+  let refuse = (fault: string) => frontDirNotMine(wanted, fault);
   let denied = () =>
     new ConfigError(
       `${wanted}, the directory of the server behind the TLS front, is not this user's: ` +
@@ -492,38 +593,15 @@ async function privateSocket(wanted: string, runtimeDir: string | undefined): Pr
         "makes it",
     );
   if (socketDirFits(wanted)) {
-    if ((await lstatOrNone(wanted))?.isSymlink) {
-      throw new ConfigError(
-        `${wanted} is a symbolic link: the directory of the server behind the TLS front ` +
-          "(front in --data-dir) must be a directory of its own; remove the link, and the " +
-          "next start makes the directory (0700)",
-      );
-    }
+    // Before anything is made (review-front S1), and again on what ensureDir made or found:
+    // another user may have made a missing part first, in a sticky directory.
+    checkFrontPath(wanted, uid);
     await ensureDir(wanted, 0o700);
+    checkFrontPath(wanted, uid);
   } else {
-    ({ dir, refuse, denied } = await runtimeSocketDir(wanted, runtimeDir));
+    ({ dir, refuse, denied } = await runtimeSocketDir(wanted, runtimeDir, uid));
   }
-  let place: SocketPlace;
-  try {
-    place = takeDir(dir, base);
-  } catch (err) {
-    // Not this user's to chmod.
-    if (err instanceof Deno.errors.PermissionDenied) throw denied();
-    throw err;
-  }
-  // Only now is this process's uid known (the lock file's owner): auth may not ask Deno for it.
-  const parentFault = privateDirFault(lstatOrNone(dirname(dir)), { uid: place.uid });
-  const dirFault = privateDirFault(lstatOrNone(dir), { uid: place.uid });
-  if (parentFault !== undefined || dirFault !== undefined) {
-    releasePlace(place, join(dir, `${base}.sock`));
-    if (parentFault !== undefined) throw refuse(parentFault);
-    throw dir === wanted
-      ? new ConfigError(
-        `${wanted}, the directory of the server behind the TLS front, must be this user's: ` +
-          dirFault,
-      )
-      : refuse(`${dir}: ${dirFault}`);
-  }
+  const place = takeDir(dir, base, uid, refuse, denied);
   await sweepDead(dir);
   return place;
 }
@@ -544,16 +622,18 @@ function lstatOrNone(path: string): (Deno.FileInfo & DirFacts) | undefined {
  * `$XDG_RUNTIME_DIR/keybound-HASH` (`runtimeDir`, which must be a directory,
  * not a link, mode 0700, of this user: the XDG Base Directory
  * specification's rules), or for root without it `/run/keybound/HASH`;
- * made 0700 if missing, checked, and the refusal to throw if what only the
- * lock file's owner tells (this process's uid) does not fit. Anything else
- * refuses the start: a directory other users may write is never used (the
- * temporary directory was, until session 12: review-3 MUST-FIX 1 and 2).
+ * every directory above checked ({@linkcode pathFault}) before anything is
+ * made, then made 0700 if missing; and the refusal to throw if takeDir
+ * finds the directory is not `uid`'s. Anything else refuses the start: a
+ * directory other users may change is never used (the temporary directory
+ * was, until session 12: review-3 MUST-FIX 1 and 2).
  */
 async function runtimeSocketDir(
   wanted: string,
   runtimeDir: string | undefined,
+  uid: number,
 ): Promise<{ dir: string; refuse: (fault: string) => ConfigError; denied: () => ConfigError }> {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(resolve(wanted)));
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(wanted));
   const hash = toHex(new Uint8Array(digest));
   let parent: string;
   let refuse: (fault: string) => ConfigError;
@@ -563,18 +643,26 @@ async function runtimeSocketDir(
     refuse = (fault) => frontDirRefused(wanted, { kind: "runtime-dir", dir: runtimeDir, fault });
     notMine = () => refuse("this process may not make a directory in it");
     if (!isAbsolute(runtimeDir)) throw refuse("it is not an absolute path");
-    const fault = privateDirFault(lstatOrNone(runtimeDir), { exact: true });
+    // The owner too, before anything is made in it (review-front S2).
+    const fault = privateDirFault(lstatOrNone(runtimeDir), { exact: true, uid });
     if (fault !== undefined) throw refuse(fault);
-    parent = runtimeDir;
+    // Not a link itself (above); links above it resolved, and every directory up to / checked.
+    parent = Deno.realPathSync(runtimeDir);
+    const bad = pathFault(parent, uid);
+    if (bad) throw frontPathRefused("XDG_RUNTIME_DIR", runtimeDir, bad.component, bad.fault);
   } else {
     refuse = (fault) => frontDirRefused(wanted, { kind: "root-dir", fault });
     notMine = () => frontDirRefused(wanted, { kind: "no-runtime-dir" });
-    parent = ROOT_RUNTIME_DIR;
+    if (uid !== 0) throw notMine();
     // A prompt (or an uncaught NotCapable) under a narrowed --allow-write: this process's own line.
-    const unwritable = missingPermission({ name: "write", path: parent }, "auth");
+    const unwritable = missingPermission({ name: "write", path: ROOT_RUNTIME_DIR }, "auth");
     if (unwritable !== undefined) throw refuse(unwritable);
+    const above = realPathSoFar(dirname(ROOT_RUNTIME_DIR));
+    const bad = pathFault(above, uid);
+    if (bad) throw frontPathRefused(ROOT_RUNTIME_DIR, above, bad.component, bad.fault);
+    parent = join(above, basename(ROOT_RUNTIME_DIR));
     makeDir(parent, notMine, refuse);
-    const fault = privateDirFault(lstatOrNone(parent));
+    const fault = privateDirFault(lstatOrNone(parent), { uid });
     if (fault !== undefined) throw refuse(fault);
   }
   const dir = join(parent, runtimeSocketDirName(hash, parent));
@@ -582,9 +670,7 @@ async function runtimeSocketDir(
     throw refuse(`a socket in ${dir} would be longer than ${SOCKET_PATH_MAX} bytes`);
   }
   makeDir(dir, notMine, refuse);
-  const fault = privateDirFault(lstatOrNone(dir));
-  if (fault !== undefined) throw refuse(`${dir}: ${fault}`);
-  return { dir, refuse, denied: notMine };
+  return { dir, refuse: (fault) => refuse(`${dir}: ${fault}`), denied: notMine };
 }
 
 /** `mkdir` 0700 of `dir` if missing; a refusal if it may not be made. */
@@ -621,14 +707,29 @@ interface SocketPlace {
 }
 
 /**
- * Makes `dir` 0700, records it and holds `BASE.lock` in it. Synchronous: a
- * heal runs inside the front's connect.
+ * Makes `dir` 0700, records it and holds `BASE.lock` in it. Its owner is
+ * checked before the chmod (`refuse`; `denied` when this user may not
+ * chmod it): only root or `uid` may change its parent (checked by the
+ * caller), so the name cannot be swapped in between (review-front S2).
+ * Synchronous: a heal runs inside the front's connect.
  */
-function takeDir(dir: string, base: string): SocketPlace {
-  Deno.chmodSync(dir, 0o700);
+function takeDir(
+  dir: string,
+  base: string,
+  uid: number,
+  refuse: (fault: string) => ConfigError,
+  denied: () => ConfigError,
+): SocketPlace {
+  const fault = ownerFault(lstatOrNone(dir), uid);
+  if (fault !== undefined) throw refuse(fault);
+  try {
+    Deno.chmodSync(dir, 0o700);
+  } catch (err) {
+    if (err instanceof Deno.errors.PermissionDenied) throw denied();
+    throw err;
+  }
   const info = Deno.lstatSync(dir);
   const lock = holdLock(join(dir, `${base}.lock`));
-  const uid = lock.file.statSync().uid!;
   return { dir, base, lock, dev: info.dev, ino: info.ino!, uid };
 }
 
@@ -646,6 +747,15 @@ function takeDir(dir: string, base: string): SocketPlace {
  * once moved to is gone with the fallback).
  */
 function reclaimDir(place: SocketPlace, log: Logger): void {
+  // The walk of the start, again, at every heal: the directories above may have changed since.
+  const parent = dirname(place.dir);
+  const bad = pathFault(parent, place.uid);
+  if (bad !== undefined) {
+    throw new ConfigError(
+      `not listening in ${parent} again: ${bad.component === parent ? "" : `${bad.component}: `}` +
+        bad.fault,
+    );
+  }
   const info = lstatOrNone(place.dir);
   if (info && isPlace(info, place)) {
     if ((info.mode & 0o777) !== 0o700) Deno.chmodSync(place.dir, 0o700);
@@ -659,23 +769,22 @@ function reclaimDir(place: SocketPlace, log: Logger): void {
     }
     return;
   }
-  const parent = dirname(place.dir);
-  const parentFault = privateDirFault(lstatOrNone(parent), { uid: place.uid });
-  if (parentFault !== undefined) {
-    throw new ConfigError(`not listening in ${parent} again: ${parentFault}`);
-  }
   if (info === undefined) {
     Deno.mkdirSync(place.dir, { mode: 0o700 });
   } else {
-    const fault = info.isDirectory && !info.isSymlink && info.uid === place.uid
-      ? undefined
-      : privateDirFault(info, { uid: place.uid }) ?? "it is not the directory this process made";
+    const fault = ownerFault(info, place.uid);
     if (fault !== undefined) throw new ConfigError(`not listening in ${place.dir}: ${fault}`);
     log.warn("the directory of the server behind the front was replaced; listening in it", {
       dir: place.dir,
     });
   }
-  const next = takeDir(place.dir, place.base);
+  const next = takeDir(
+    place.dir,
+    place.base,
+    place.uid,
+    (fault) => new ConfigError(`not listening in ${place.dir}: ${fault}`),
+    () => new ConfigError(`not listening in ${place.dir}: this process may not chmod it 0700`),
+  );
   place.lock.file.close();
   Object.assign(place, next);
 }

@@ -17,6 +17,8 @@ import { type FrontOptions, startFront } from "../../runtime-adapters/deno/tls_f
 import type { FrontEvent } from "../../src/server/metrics.ts";
 import { type Logger, silentLogger } from "../../src/util/log.ts";
 import { waitUntil } from "../_wait.ts";
+import { assert } from "../_assert.ts";
+import { authStartCommand } from "../../runtime-adapters/deno/auth_process.ts";
 
 /** A server certificate for 127.0.0.1, its key and its CA (openssl). */
 export async function serverPair(): Promise<{ cert: string; key: string; ca: string }> {
@@ -295,4 +297,69 @@ export function anySocketDir(): string {
 /** The names in `dir`, sorted. */
 export function filesIn(dir: string): string[] {
   return [...Deno.readDirSync(dir)].map((e) => e.name).sort();
+}
+
+/**
+ * Runs `command` (an `auth start`) to its exit: its code and stderr. One
+ * that starts serving instead (prints its URL) is stopped and fails the test.
+ */
+export async function exitOf(command: Deno.Command): Promise<{ code: number; stderr: string }> {
+  const p = command.spawn();
+  const stderr = new Response(p.stderr).text();
+  let out = "";
+  for await (const chunk of p.stdout.pipeThrough(new TextDecoderStream())) {
+    out += chunk;
+    if (out.includes("listening on")) p.kill("SIGKILL");
+  }
+  const { code } = await p.status;
+  assert(!out.includes("listening on"), `it started: ${out}`);
+  return { code, stderr: await stderr };
+}
+
+/** `auth start` for `data` with `env` added: its exit code and stderr. */
+export function refusedStart(data: string, env: Record<string, string>) {
+  const [program, ...args] = authStartCommand({ dataDir: data });
+  return exitOf(
+    new Deno.Command(program, {
+      args,
+      env: { NO_COLOR: "1", ...env },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }),
+  );
+}
+
+/**
+ * `auth start` for `data` with the auth task's permissions but `write`
+ * (`--allow-write…`) and `sys` (`--allow-sys…`) as given, `env` added: its
+ * exit code and stderr.
+ */
+export function narrowedStart(
+  data: string,
+  { write, sys }: { write: string; sys: string },
+  env: Record<string, string> = {},
+) {
+  return exitOf(
+    new Deno.Command(Deno.execPath(), {
+      args: authStartCommand({
+        dataDir: data,
+        command: [
+          Deno.execPath(),
+          "run",
+          "--unstable-kv",
+          "--allow-net",
+          "--allow-read",
+          write,
+          "--allow-env",
+          sys,
+          new URL("../../runtime-adapters/deno/entry/auth.ts", import.meta.url).pathname,
+        ],
+      }).slice(1),
+      env: { NO_COLOR: "1", ...env },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }),
+  );
 }

@@ -13,8 +13,8 @@
 import { join } from "node:path";
 import { assert, assertEquals, assertMatch, assertStringIncludes } from "../_assert.ts";
 import { bundleForUser } from "../_bundle.ts";
-import { ignoreUnless } from "../_tools.ts";
-import { filesIn, readToEnd } from "./_front.ts";
+import { cannotActAsOthers, ignoreUnless } from "../_tools.ts";
+import { exitOf, filesIn, narrowedStart, readToEnd, refusedStart } from "./_front.ts";
 import { serveService } from "../../runtime-adapters/deno/serve.ts";
 import { authStartCommand, spawnAuthService } from "../../runtime-adapters/deno/auth_process.ts";
 import { isKeyboundError } from "../../src/errors.ts";
@@ -26,18 +26,6 @@ const AUTH_ENTRY = new URL("../../runtime-adapters/deno/entry/auth.ts", import.m
 
 /** Linux only (sockets in directories, owners). */
 const ignore = Deno.build.os !== "linux";
-
-/** Root and setpriv, to make another user's directory or run a process as another user. */
-function cannotActAsOthers(): string | undefined {
-  if (Deno.build.os !== "linux") return "needs Linux";
-  if (Deno.uid() !== 0) return "needs root, to act as another user";
-  try {
-    Deno.statSync("/usr/bin/setpriv");
-  } catch {
-    return "needs /usr/bin/setpriv (util-linux)";
-  }
-  return undefined;
-}
 
 /**
  * A fresh private directory with `run` (a runtime directory, 0700) in it
@@ -225,37 +213,6 @@ Deno.test({
   },
 });
 
-/**
- * Runs `command` (an `auth start`) to its exit: its code and stderr. One
- * that starts serving instead (prints its URL) is stopped and fails the test.
- */
-async function exitOf(command: Deno.Command): Promise<{ code: number; stderr: string }> {
-  const p = command.spawn();
-  const stderr = new Response(p.stderr).text();
-  let out = "";
-  for await (const chunk of p.stdout.pipeThrough(new TextDecoderStream())) {
-    out += chunk;
-    if (out.includes("listening on")) p.kill("SIGKILL");
-  }
-  const { code } = await p.status;
-  assert(!out.includes("listening on"), `it started: ${out}`);
-  return { code, stderr: await stderr };
-}
-
-/** `auth start` for `data` with `env` added: its exit code and stderr. */
-function refusedStart(data: string, env: Record<string, string>) {
-  const [program, ...args] = authStartCommand({ dataDir: data });
-  return exitOf(
-    new Deno.Command(program, {
-      args,
-      env: { NO_COLOR: "1", ...env },
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }),
-  );
-}
-
 Deno.test({
   name:
     "auth start: a --data-dir too long for the front's socket serves with XDG_RUNTIME_DIR set to a private directory",
@@ -381,10 +338,12 @@ Deno.test({
       await Deno.chmod(ws.dir, 0o777);
       const open = await refusal(serve(ws.dir, undefined));
       assert(isKeyboundError(open) && open.code === "CONFIG_INVALID", String(open));
-      assertStringIncludes(
+      assertEquals(
         open.message,
-        `${ws.dir}, which holds ${socketDir} (the directory of the server behind the TLS front), ` +
-          "must be a directory of this user that no other user may write: its mode is 0777, not 0700",
+        `--data-dir ${ws.dir} must be a directory that only root or this user may change, ` +
+          "since the Unix socket of the server behind the TLS front lies below it: its mode is " +
+          "0777: other users may write it, and it is not sticky: use a --data-dir whose " +
+          "directories, up to /, only root or this user may write (or fix the owner or mode named)",
       );
       // What the start made is gone again.
       assertEquals(filesIn(ws.dir), ["run"]);
@@ -395,7 +354,7 @@ Deno.test({
       const theirs = await refusal(serve(ws.dir, undefined));
       assertStringIncludes(
         theirs.message,
-        `it is owned by uid ${NOBODY}, not by this process's uid 0`,
+        `it is owned by uid ${NOBODY}, not by root or this process's uid 0`,
       );
       assertEquals(filesIn(ws.dir), ["run"]);
       // Root, and a front of another user's in its own data directory.
@@ -405,8 +364,9 @@ Deno.test({
       const front = await refusal(serve(ws.dir, undefined));
       assertEquals(
         front.message,
-        `${socketDir}, the directory of the server behind the TLS front, must be this user's: ` +
-          `it is owned by uid ${NOBODY}, not by this process's uid 0`,
+        `${socketDir}, the directory of the server behind the TLS front (front in --data-dir ` +
+          `${ws.dir}), must be this user's: it is owned by uid ${NOBODY}, not by this ` +
+          "process's uid 0: remove it, and the next start makes it",
       );
     } finally {
       await ws.close();
@@ -471,7 +431,8 @@ Deno.test({
       assertEquals(failed.length, 1, lines.join("\n"));
       assertEquals(
         failed[0].detail,
-        `not listening in ${data} again: its mode is 0777, not 0700`,
+        `not listening in ${data} again: it is owned by uid ${NOBODY}, not by root or this ` +
+          "process's uid 0",
       );
       await Deno.chmod(data, 0o700);
       assertEquals(await statusOnNewConnection(port), "");
@@ -494,27 +455,10 @@ Deno.test({
   async fn() {
     const ws = await workspace();
     try {
-      const out = await exitOf(
-        new Deno.Command(Deno.execPath(), {
-          args: authStartCommand({
-            dataDir: ws.data,
-            command: [
-              Deno.execPath(),
-              "run",
-              "--unstable-kv",
-              "--allow-net",
-              "--allow-read",
-              `--allow-write=${ws.dir}`,
-              "--allow-env",
-              "--allow-sys=hostname",
-              AUTH_ENTRY.pathname,
-            ],
-          }).slice(1),
-          env: { NO_COLOR: "1", XDG_RUNTIME_DIR: "" },
-          stdin: "null",
-          stdout: "piped",
-          stderr: "piped",
-        }),
+      const out = await narrowedStart(
+        ws.data,
+        { write: `--allow-write=${ws.dir}`, sys: "--allow-sys=hostname,uid" },
+        { XDG_RUNTIME_DIR: "" },
       );
       assertEquals(out.code, 1, out.stderr);
       assertEquals(out.stderr.split("\n").length, 2, out.stderr);

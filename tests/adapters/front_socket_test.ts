@@ -488,8 +488,8 @@ Deno.test({
       assert(
         exit.includes(
           `${parent}/front is a symbolic link: the directory of the server behind the TLS front ` +
-            "(front in --data-dir) must be a directory of its own; remove the link, and the next " +
-            "start makes the directory (0700)",
+            `(front in --data-dir ${parent}) must be a directory of its own; remove the link, ` +
+            "and the next start makes the directory (0700)",
         ),
         exit,
       );

@@ -43,6 +43,8 @@ async function startSwapServer(dir: string) {
       // which it makes (the front connects to it: net access).
       "--allow-write",
       "--allow-net",
+      // uid: the owner checks of the socket's path.
+      "--allow-sys=uid",
       new URL("./_swap_server.ts", import.meta.url).pathname,
       `${dir}/a/server.crt`,
       `${dir}/a/server.key`,

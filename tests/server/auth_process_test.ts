@@ -23,7 +23,7 @@ const PERMS = [
   "--allow-read",
   "--allow-write",
   "--allow-env",
-  "--allow-sys=hostname",
+  "--allow-sys=hostname,uid",
 ];
 
 interface Running {

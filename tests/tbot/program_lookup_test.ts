@@ -9,25 +9,14 @@
  */
 import { assertEquals } from "../_assert.ts";
 import { bundleForUser } from "../_bundle.ts";
-import { ignoreUnless } from "../_tools.ts";
+import { cannotActAsOthers, ignoreUnless } from "../_tools.ts";
 
 const NOBODY = 65534;
 const GROUP = 4242;
 
-/** Why this test cannot run here, or undefined. */
-function cannotRun(): string | undefined {
-  if (Deno.uid() !== 0) return "needs root, to make files of other users and run as one";
-  try {
-    Deno.statSync("/usr/bin/setpriv");
-  } catch {
-    return "needs /usr/bin/setpriv (util-linux)";
-  }
-  return undefined;
-}
-
 Deno.test({
   name: "a narrowed --allow-run: the program is the first place this user may execute, as Deno's",
-  ignore: ignoreUnless("program lookup test", cannotRun()),
+  ignore: ignoreUnless("program lookup test", cannotActAsOthers()),
 }, async () => {
   const dir = await Deno.makeTempDir({ prefix: "tbot-lookup-" });
   try {

@@ -68,12 +68,11 @@ export interface DirFacts {
  * Why `info` (its `lstat`) is not a directory that only user `uid` may
  * write (for XDG_RUNTIME_DIR, `exact`: mode 0700 as the XDG Base Directory
  * specification requires, so that no one else may enter it either);
- * undefined if it is. Without `uid` (this process's is learnt from the lock
- * file it makes) the owner is not checked.
+ * undefined if it is.
  */
 export function privateDirFault(
   info: DirFacts | undefined,
-  options: { uid?: number; exact?: boolean } = {},
+  options: { uid: number; exact?: boolean },
 ): string | undefined {
   if (info === undefined) return "it does not exist";
   if (info.isSymlink) return "it is a symbolic link";
@@ -82,10 +81,65 @@ export function privateDirFault(
   if (options.exact ? mode !== 0o700 : (mode & 0o022) !== 0) {
     return `its mode is ${mode.toString(8).padStart(4, "0")}, not 0700`;
   }
-  if (options.uid !== undefined && info.uid !== options.uid) {
+  if (info.uid !== options.uid) {
     return `it is owned by uid ${info.uid}, not by this process's uid ${options.uid}`;
   }
   return undefined;
+}
+
+/**
+ * Why `info` (an `lstat`), a directory on the path from the socket's
+ * directory up to `/`, lets a user other than root and `uid` change what
+ * lies below it; undefined if it does not. OpenSSH's rule for the paths of
+ * its keys (StrictModes): owned by root or by `uid`, and not writable by
+ * group or others, unless sticky (/tmp: there only an entry's owner or root
+ * may rename or delete it, and the entry below, checked in turn, must be
+ * root's or `uid`'s). Otherwise another user could move our data directory
+ * aside, make their own at its name and bind a socket at the path the front
+ * connects to, taking decrypted requests (review-front M1).
+ */
+export function pathComponentFault(info: DirFacts, uid: number): string | undefined {
+  if (info.isSymlink) return "it is a symbolic link";
+  if (!info.isDirectory) return "it is not a directory";
+  if (info.uid !== 0 && info.uid !== uid) {
+    return `it is owned by uid ${info.uid}, not by root or this process's uid ${uid}`;
+  }
+  const mode = info.mode & 0o7777;
+  if ((mode & 0o022) !== 0 && (mode & 0o1000) === 0) {
+    return `its mode is ${mode.toString(8).padStart(4, "0")}: ` +
+      `${(mode & 0o002) !== 0 ? "other users" : "its group"} may write it, and it is not sticky`;
+  }
+  return undefined;
+}
+
+/** Which setting chose a directory on the socket's path, for a refusal to name. */
+export type FrontPathSetting = "--data-dir" | "XDG_RUNTIME_DIR" | typeof ROOT_RUNTIME_DIR;
+
+/**
+ * The one line that stops a start (or a heal) whose socket's path runs
+ * through `component`, a directory another user could change (`fault`):
+ * names the setting and its value, the component, why, and the fix.
+ */
+export function frontPathRefused(
+  setting: FrontPathSetting,
+  value: string,
+  component: string,
+  fault: string,
+): ConfigError {
+  const subject = setting === ROOT_RUNTIME_DIR ? setting : `${setting} ${value}`;
+  const at = component === value ? "" : `: ${component}, on its path,`;
+  const fix = setting === "--data-dir"
+    ? "use a --data-dir whose directories, up to /, only root or this user may write " +
+      "(or fix the owner or mode named)"
+    : setting === "XDG_RUNTIME_DIR"
+    ? "set XDG_RUNTIME_DIR to a directory whose directories, up to /, only root or this " +
+      "user may write (or fix the owner or mode named)"
+    : "fix the owner or mode named";
+  return new ConfigError(
+    `${subject}${at} must be a directory that only root or this user may change, since the ` +
+      `Unix socket of the server behind the TLS front lies below it: ${fault}: ${fix}`,
+    { details: { setting, value, component } },
+  );
 }
 
 /** What a refusal of the socket's place is about. */

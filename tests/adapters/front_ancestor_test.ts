@@ -1,0 +1,285 @@
+/**
+ * Every directory on the path of the front's socket, up to `/`, may be
+ * changed only by root or the service's user (OpenSSH's StrictModes rule;
+ * review-front M1, M2, S1 of session 12): a data directory under a
+ * directory another user may write or owns is refused before anything is
+ * made or written, a `--data-dir` that is a link is served from its real
+ * path, one under the sticky /tmp is served. serveService in this process,
+ * and the real `auth start` process; the attack run for real as `nobody`
+ * (setpriv, python3).
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { assert, assertEquals } from "../_assert.ts";
+import { cannotActAsOthers, ignoreUnless } from "../_tools.ts";
+import { filesIn, narrowedStart, refusedStart } from "./_front.ts";
+import { serveService } from "../../runtime-adapters/deno/serve.ts";
+import { spawnAuthService } from "../../runtime-adapters/deno/auth_process.ts";
+import { silentLogger } from "../../src/util/log.ts";
+
+const NOBODY = 65534;
+
+/** A front in plain HTTP (a PROXY protocol balancer's), with its socket as TLS has it. */
+const FRONT_PLAIN = ["--insecure-no-tls", "--proxy-protocol-from", "127.0.0.2"];
+
+/** Linux only (owners, modes, Unix sockets). */
+const ignore = Deno.build.os !== "linux";
+
+/** Root, setpriv and python3: the attacker is a real process of `nobody`. */
+function cannotAttack(): string | undefined {
+  const problem = cannotActAsOthers();
+  if (problem !== undefined) return problem;
+  try {
+    Deno.statSync("/usr/bin/python3");
+  } catch {
+    return "needs /usr/bin/python3";
+  }
+  return undefined;
+}
+
+/**
+ * review-front M1, as `nobody`: finds the front's socket in /proc/net/unix,
+ * moves the data directory aside, makes its own at the name and binds at
+ * the same path; prints "bound", then the first request it receives.
+ */
+const HIJACK = `
+import os, socket, sys
+victim, marker = sys.argv[1], sys.argv[2]
+path = [l.split()[-1] for l in open('/proc/net/unix') if marker in l and l.rstrip().endswith('.sock')][0]
+os.rename(victim, victim + '.moved')
+os.makedirs(os.path.dirname(path))
+s = socket.socket(socket.AF_UNIX)
+s.bind(path)
+s.listen()
+print('bound', flush=True)
+c, _ = s.accept()
+data = c.recv(65536)
+c.sendall(b'HTTP/1.1 200 OK\\r\\ncontent-length: 9\\r\\nconnection: close\\r\\n\\r\\nhijacked\\n')
+c.close()
+print(data.decode(errors='replace'), flush=True)
+`;
+
+/** serveService answering "ok" behind a PROXY-trusting front, its socket in `data`/front. */
+function serve(data: string) {
+  return serveService({ fetch: () => new Response("ok") }, {
+    hostname: "127.0.0.1",
+    port: 0,
+    proxyFrom: ["127.0.0.2"],
+    socketDir: join(data, "front"),
+    log: silentLogger,
+  });
+}
+
+/** The one line refusing `--data-dir data` for `component` (its `fault`), as auth prints it. */
+function refusedLine(data: string, component: string, fault: string): string {
+  return `auth: error [CONFIG_INVALID]: --data-dir ${data}: ${component}, on its path, must be ` +
+    "a directory that only root or this user may change, since the Unix socket of the server " +
+    `behind the TLS front lies below it: ${fault}: use a --data-dir whose directories, up to /, ` +
+    "only root or this user may write (or fix the owner or mode named)\n";
+}
+
+Deno.test({
+  name:
+    "serveService: a data directory whose parent another user may write is refused, and that user never gets the front's connections",
+  ignore: ignoreUnless("front ancestor attack test", cannotAttack()),
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "kb-front-anc-" });
+    await Deno.chmod(dir, 0o755);
+    const shared = join(dir, "shared");
+    await Deno.mkdir(shared);
+    await Deno.chmod(shared, 0o777);
+    const data = join(shared, "kb");
+    await Deno.mkdir(data, { mode: 0o700 });
+    await Deno.writeTextFile(join(dir, "hijack.py"), HIJACK);
+    let server;
+    try {
+      server = await serve(data);
+    } catch (err) {
+      // Refused before anything was made in the data directory.
+      assert(String(err).includes(`${shared}, on its path,`), String(err));
+      assertEquals(filesIn(data), []);
+      await Deno.remove(dir, { recursive: true });
+      return;
+    }
+    // Only on a regression: run the attack, to show what the refusal prevents.
+    const attacker = new Deno.Command("/usr/bin/setpriv", {
+      args: [
+        `--reuid=${NOBODY}`,
+        `--regid=${NOBODY}`,
+        "--clear-groups",
+        "/usr/bin/python3",
+        join(dir, "hijack.py"),
+        data,
+        `${data}/front/`,
+      ],
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    const lines = attacker.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    try {
+      assertEquals((await lines.read()).value?.trim(), "bound");
+      const answer = await (await fetch(`http://127.0.0.1:${server.addr.port}/`, {
+        headers: { authorization: "Bearer SECRET" },
+      })).text();
+      assertEquals(answer, "ok", "the front passed the request to another user's socket");
+    } finally {
+      try {
+        attacker.kill();
+      } catch { /* gone */ }
+      await attacker.status;
+      await lines.cancel();
+      await server.shutdown();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "serveService: a data directory given through a symbolic link of this user's (systemd StateDirectory with DynamicUser, a moved disk) is served from its real path",
+  ignore,
+  async fn() {
+    // review-front M2: the lstat of the given path refused the link itself.
+    const dir = await Deno.makeTempDir({ prefix: "kb-front-anc-" });
+    try {
+      await Deno.mkdir(join(dir, "real"), { mode: 0o700 });
+      await Deno.symlink(join(dir, "real"), join(dir, "kb"));
+      const server = await serve(join(dir, "kb"));
+      try {
+        assertEquals(await (await fetch(`http://127.0.0.1:${server.addr.port}/`)).text(), "ok");
+        assertEquals(filesIn(join(dir, "real")), ["front"]);
+      } finally {
+        await server.shutdown();
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "auth start: a --data-dir that is a symbolic link serves, its files in the directory it names",
+  ignore,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "kb-front-anc-" });
+    try {
+      const real = join(dir, "private", "kb");
+      await Deno.mkdir(real, { recursive: true, mode: 0o700 });
+      await Deno.symlink("private/kb", join(dir, "kb"));
+      const auth = await spawnAuthService({ dataDir: join(dir, "kb"), args: FRONT_PLAIN });
+      try {
+        const ping = await fetch(`${auth.url}/v1/ping`);
+        assertEquals(ping.status, 200);
+        await ping.body?.cancel();
+        const files = filesIn(real);
+        for (const f of ["admin-identity", "front", "keybound.kv"]) {
+          assert(files.includes(f), files.join(" "));
+        }
+      } finally {
+        assertEquals(await auth.stop(), 0);
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "auth start: a --data-dir under a directory others may write (0777, not sticky) or another user owns is refused in one line before anything is made or written",
+  ignore,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "kb-front-anc-" });
+    try {
+      const shared = join(dir, "shared");
+      await Deno.mkdir(shared);
+      await Deno.chmod(shared, 0o777);
+      // Not made yet: the start must not make it.
+      const fresh = join(shared, "kb");
+      const first = await refusedStart(fresh, {});
+      assertEquals(first.code, 1, first.stderr);
+      assertEquals(
+        first.stderr,
+        refusedLine(
+          fresh,
+          shared,
+          "its mode is 0777: other users may write it, and it is not sticky",
+        ),
+      );
+      assertEquals(filesIn(shared), []);
+      // There already: nothing written in it, its mode left alone.
+      await Deno.mkdir(fresh, { mode: 0o750 });
+      await Deno.chmod(fresh, 0o750);
+      assertEquals((await refusedStart(fresh, {})).code, 1);
+      assertEquals(filesIn(fresh), []);
+      assertEquals((await Deno.stat(fresh)).mode! & 0o777, 0o750);
+      if (cannotActAsOthers() !== undefined) return;
+      // review-front S1: root on a data directory another user owns, refused before its
+      // chmod and before the cluster is written in it.
+      await Deno.chmod(shared, 0o755);
+      await Deno.chown(fresh, NOBODY, NOBODY);
+      const theirs = await refusedStart(fresh, {});
+      assertEquals(theirs.code, 1, theirs.stderr);
+      assertEquals(
+        theirs.stderr,
+        refusedLine(
+          fresh,
+          fresh,
+          `it is owned by uid ${NOBODY}, not by root or this process's uid 0`,
+        )
+          .replace(`${fresh}: ${fresh}, on its path,`, fresh),
+      );
+      assertEquals(filesIn(fresh), []);
+      assertEquals((await Deno.stat(fresh)).mode! & 0o777, 0o750);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "auth start: a --data-dir right in the sticky /tmp (root's, 1777) serves",
+  ignore: ignore || ((Deno.statSync("/tmp").mode ?? 0) & 0o1777) !== 0o1777,
+  async fn() {
+    const data = `/tmp/kb-front-sticky-${crypto.randomUUID().slice(0, 8)}`;
+    try {
+      const auth = await spawnAuthService({ dataDir: data, args: FRONT_PLAIN });
+      try {
+        const ping = await fetch(`${auth.url}/v1/ping`);
+        assertEquals(ping.status, 200);
+        await ping.body?.cancel();
+      } finally {
+        assertEquals(await auth.stop(), 0);
+      }
+    } finally {
+      await Deno.remove(data, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "auth start under an --allow-sys without uid: one line naming the permission, nothing made",
+  ignore,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "kb-front-anc-" });
+    try {
+      const data = join(dir, "kb");
+      const out = await narrowedStart(data, {
+        write: "--allow-write",
+        sys: "--allow-sys=hostname",
+      });
+      assertEquals(out.code, 1, out.stderr);
+      assertEquals(
+        out.stderr,
+        "auth: error [CONFIG_INVALID]: auth may not read the system's uid: its --allow-sys " +
+          "does not name it: add uid to --allow-sys; auth checks who owns each directory on " +
+          "the path of the socket of the server behind its TLS front\n",
+      );
+      assertEquals(filesIn(dir), []);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
