@@ -41,6 +41,7 @@ import { decodeKey, encodeKey, prefixRange } from "./key_codec.ts";
 import {
   errorCode,
   isUnavailable,
+  neverSent,
   notSerializable,
   RETRY_SQLSTATES,
   toBackendError,
@@ -316,7 +317,10 @@ export class PostgresBackend implements Backend {
           // meet the generation just written: GENERATION_MISMATCH, its token locked. The
           // version is this attempt's own: found, the commit applied. Not found (or not
           // readable), nothing changes: BACKEND_UNAVAILABLE as before.
-          if (sets.length > 0 && isUnavailable(err) && await this.#wrote(sets[0][0], version)) {
+          if (
+            sets.length > 0 && isUnavailable(err) && !neverSent(err) &&
+            await this.#wrote(sets[0][0], version)
+          ) {
             return { ok: true as const };
           }
           const code = errorCode(err);

@@ -30,6 +30,34 @@ const UNAVAILABLE_CODES = new Set([
   "CONNECTION_ENDED",
 ]);
 
+/**
+ * Codes of a connection that was never made (refused, not found, timed out
+ * connecting, or PostgreSQL refusing new sessions): a statement waiting for
+ * it was never sent.
+ */
+const NEVER_CONNECTED_CODES = new Set([
+  "ECONNREFUSED",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "CONNECT_TIMEOUT",
+  "57P03",
+  "53300",
+]);
+
+/**
+ * Whether the statement that failed with `err` was certainly never sent:
+ * its connection was never made. Otherwise (a connection lost or reset
+ * under it, the server ending the session) PostgreSQL may have run it.
+ */
+export function neverSent(err: unknown): boolean {
+  const code = errorCode(err);
+  return code === undefined
+    ? err instanceof Deno.errors.ConnectionRefused
+    : NEVER_CONNECTED_CODES.has(code);
+}
+
 /** The `code` of a driver or socket error (a SQLSTATE for server errors). */
 export function errorCode(err: unknown): string | undefined {
   const code = (err as { code?: unknown } | null)?.code;
