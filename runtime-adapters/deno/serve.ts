@@ -447,13 +447,17 @@ export async function serveService(
    * Whether the socket path still leads to this process's server: its
    * directory is the one recorded (lstat: a directory, same device, inode
    * and owner, mode 0700) and the socket there is the one it bound. Asked
+   * before each connect (two lstat, ~7 µs, under 1% of a connection), as
+   * defence in depth: the walk of the path (at the start and at each heal)
+   * keeps other users from changing it, but only while root and this user
+   * keep the directories above as they were; one loosened after the start
+   * (a chmod 0777, a chown), or a data directory in the sticky /tmp deleted
+   * whole by root's cleaner, would otherwise let another user put their own
+   * socket at the path, and a connect to it succeeds, so no heal would ever
+   * run (review-front M1 showed the attack once the check had gone). And
    * when a connect fails: a refused connect in a listen-again gap heals on
-   * its own. Not before each connect (review-3 MUST-FIX 1 did, two lstat,
-   * ~7 µs): since the temporary directory's fallback went (session 12) the
-   * socket's directory is this user's and every directory above it may be
-   * changed only by root or this user (checked at the start and at each
-   * heal), so no one else can put a directory or a socket at the path the
-   * front connects to (docs/security.md).
+   * its own. A change between the check and the connect, microseconds,
+   * still gets that connection (docs/security.md).
    */
   const intact = (): boolean => {
     try {
@@ -472,8 +476,21 @@ export async function serveService(
       // The whole directory may be gone (rm -rf, a cleaner), or be another
       // one at its name: never used unless this user's, in its parent (review-so M1).
       reclaimDir(place, options.log);
+      const before = socketPath;
       socketPath = join(place.dir, `${place.base}.${++generation}.sock`);
-      if (!inner.replace()) return false;
+      let replaced = false;
+      try {
+        replaced = inner.replace();
+      } finally {
+        // Not listening there: the next try takes the same name (a name's GEN stays within
+        // SOCKET_NAME_MAX however many connections meet a listen-again gap), and until
+        // then target.path leads nowhere unless intact().
+        if (!replaced) {
+          socketPath = before;
+          generation--;
+        }
+      }
+      if (!replaced) return false;
       cannotListen.over();
       options.log.warn("the socket of the server behind the front was gone; listening again", {
         path: socketPath,
@@ -491,10 +508,16 @@ export async function serveService(
     if (intact()) return;
     listenAgain();
   };
-  /** What the front connects to, read at each connect: a heal changes it. */
+  /**
+   * What the front connects to, read at each connect: the socket if
+   * intact(), else where a heal listens now; if no heal could listen, a
+   * path that resolves for no one (under a file: ENOTDIR, which starts no
+   * heal), so that the connection fails rather than reach a socket this
+   * process did not bind. The next connection checks and heals again.
+   */
   const target = {
     get path(): string {
-      return socketPath;
+      return intact() || listenAgain() ? socketPath : UNREACHABLE_PATH;
     },
   };
 
@@ -543,6 +566,9 @@ export async function serveService(
     swapTls: (tls) => started.setTls(tls),
   };
 }
+
+/** A path no socket can be at: connecting to it fails with ENOTDIR (/dev/null is not a directory). */
+const UNREACHABLE_PATH = "/dev/null/keybound-front-unreachable.sock";
 
 /**
  * A lock file younger than this is not swept even if its lock is free: its

@@ -79,30 +79,57 @@ function refusedLine(data: string, component: string, fault: string): string {
     "only root or this user may write (or fix the owner or mode named)\n";
 }
 
+/** DIR (0755) / shared (`mode`) / kb (0700, the data directory), and the attacker's script in DIR. */
+async function scene(mode: number) {
+  const dir = await Deno.makeTempDir({ prefix: "kb-front-anc-" });
+  await Deno.chmod(dir, 0o755);
+  const shared = join(dir, "shared");
+  await Deno.mkdir(shared);
+  await Deno.chmod(shared, mode);
+  const data = join(shared, "kb");
+  await Deno.mkdir(data, { mode: 0o700 });
+  await Deno.writeTextFile(join(dir, "hijack.py"), HIJACK);
+  return { dir, shared, data };
+}
+
 Deno.test({
   name:
-    "serveService: a data directory whose parent another user may write is refused, and that user never gets the front's connections",
+    "serveService: a data directory whose parent another user may write is refused before anything is made in it",
+  ignore,
+  async fn() {
+    // review-front M1: a start here let nobody take the front's connections (the test below).
+    const { dir, shared, data } = await scene(0o777);
+    try {
+      const err = await serve(data).then(async (server) => {
+        await server.shutdown();
+        return undefined;
+      }, (e: Error) => e);
+      assert(err !== undefined, "started");
+      assertEquals(
+        err.message,
+        `--data-dir ${data}: ${shared}, on its path, must be a directory that only root or this ` +
+          "user may change, since the Unix socket of the server behind the TLS front lies below " +
+          "it: its mode is 0777: other users may write it, and it is not sticky: use a " +
+          "--data-dir whose directories, up to /, only root or this user may write (or fix the " +
+          "owner or mode named)",
+      );
+      assertEquals(filesIn(data), []);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "serveService: a directory above the data directory loosened after the start (0777): another user's socket at the path never gets a connection",
   ignore: ignoreUnless("front ancestor attack test", cannotAttack()),
   async fn() {
-    const dir = await Deno.makeTempDir({ prefix: "kb-front-anc-" });
-    await Deno.chmod(dir, 0o755);
-    const shared = join(dir, "shared");
-    await Deno.mkdir(shared);
+    // The walk at the start holds only while root and this user keep the path as it was: the
+    // check before each connect sees the directory replaced and the heal refuses the new one.
+    const { dir, shared, data } = await scene(0o755);
+    const server = await serve(data);
     await Deno.chmod(shared, 0o777);
-    const data = join(shared, "kb");
-    await Deno.mkdir(data, { mode: 0o700 });
-    await Deno.writeTextFile(join(dir, "hijack.py"), HIJACK);
-    let server;
-    try {
-      server = await serve(data);
-    } catch (err) {
-      // Refused before anything was made in the data directory.
-      assert(String(err).includes(`${shared}, on its path,`), String(err));
-      assertEquals(filesIn(data), []);
-      await Deno.remove(dir, { recursive: true });
-      return;
-    }
-    // Only on a regression: run the attack, to show what the refusal prevents.
     const attacker = new Deno.Command("/usr/bin/setpriv", {
       args: [
         `--reuid=${NOBODY}`,
@@ -117,21 +144,28 @@ Deno.test({
       stderr: "inherit",
     }).spawn();
     const lines = attacker.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let rest = "";
     try {
-      assertEquals((await lines.read()).value?.trim(), "bound");
-      const answer = await (await fetch(`http://127.0.0.1:${server.addr.port}/`, {
-        headers: { authorization: "Bearer SECRET" },
-      })).text();
-      assertEquals(answer, "ok", "the front passed the request to another user's socket");
+      assertEquals((await lines.read()).value, "bound\n");
+      const port = server.addr.port;
+      // Dropped (the heal refuses nobody's directory), never passed to their socket.
+      for (let i = 0; i < 3; i++) {
+        const answer = await fetch(`http://127.0.0.1:${port}/`, {
+          headers: { authorization: "Bearer SECRET" },
+        }).then((r) => r.text(), () => "dropped");
+        assertEquals(answer, "dropped");
+      }
     } finally {
       try {
         attacker.kill();
       } catch { /* gone */ }
+      for (let r = await lines.read(); !r.done; r = await lines.read()) rest += r.value;
       await attacker.status;
-      await lines.cancel();
       await server.shutdown();
-      await Deno.remove(dir, { recursive: true });
     }
+    // Bound at the path, and received nothing.
+    assertEquals(rest, "");
+    await Deno.remove(dir, { recursive: true });
   },
 });
 
