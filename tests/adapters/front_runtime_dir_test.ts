@@ -18,7 +18,8 @@ import { exitOf, filesIn, narrowedStart, readToEnd, refusedStart } from "./_fron
 import { serveService } from "../../runtime-adapters/deno/serve.ts";
 import { authStartCommand, spawnAuthService } from "../../runtime-adapters/deno/auth_process.ts";
 import { isKeyboundError } from "../../src/errors.ts";
-import { DATA_DIR_MAX, socketDirFits } from "../../src/cli/auth/front_dir.ts";
+import { DATA_DIR_MAX, runtimeSocketDirName, socketDirFits } from "../../src/cli/auth/front_dir.ts";
+import { toHex } from "../../src/util/encoding.ts";
 import { createLogger, silentLogger } from "../../src/util/log.ts";
 
 const NOBODY = 65534;
@@ -137,7 +138,7 @@ Deno.test({
 
 Deno.test({
   name:
-    "serveService as root: XDG_RUNTIME_DIR of another user is refused, and what the start made in it is removed",
+    "serveService as root: XDG_RUNTIME_DIR of another user is refused before anything in it is made or changed",
   ignore: ignoreUnless("runtime directory owner test", cannotActAsOthers()),
   async fn() {
     const ws = await workspace();
@@ -150,6 +151,19 @@ Deno.test({
       );
       // Root could make its directory there, but that user could then move its socket aside.
       assertEquals(filesIn(ws.run), []);
+      // That user's directory at the socket directory's name (or, swapped in a loop, a link to
+      // any directory: review-front S2) is neither chmod'ed nor given root's lock file: the
+      // owner of XDG_RUNTIME_DIR is known to be wrong before the name is looked at.
+      const digest = await crypto.subtle.digest(
+        "SHA-256",
+        new TextEncoder().encode(`${ws.data}/front`),
+      );
+      const theirs = join(ws.run, runtimeSocketDirName(toHex(new Uint8Array(digest)), ws.run));
+      await Deno.mkdir(theirs);
+      await Deno.chmod(theirs, 0o755);
+      await Deno.chown(theirs, NOBODY, NOBODY);
+      await refusal(serve(ws.data, ws.run));
+      assertEquals([Deno.lstatSync(theirs).mode! & 0o777, filesIn(theirs)], [0o755, []]);
     } finally {
       await ws.close();
     }
