@@ -30,6 +30,7 @@ import {
   ADMIN_IDENTITY_FILE,
   AUTH_SERVER_FILE,
   FRONT_SOCKET_DIR,
+  KV_FILE,
 } from "../../src/cli/auth/data_dir.ts";
 import { errorLineOf } from "../../src/cli/error_line.ts";
 import {
@@ -154,24 +155,29 @@ async function start(config: StartConfig, log: Logger): Promise<void> {
   // the socket's checks walk the directories themselves (review-front M2).
   // They come before the data directory is made or changed (review-front S1).
   const dataDir = realPathSoFar(config.dataDir);
+  // The KV file too: opened through the link, it could be another file than the one checked.
+  const storage: StorageConfig =
+    config.storage.kind === "kv" && config.storage.path === join(config.dataDir, KV_FILE)
+      ? { kind: "kv", path: join(dataDir, KV_FILE) }
+      : config.storage;
   const socketDir = join(dataDir, FRONT_SOCKET_DIR);
   if (!config.insecureNoTls || config.proxyFrom.length > 0) await checkSocketDir(socketDir);
-  if (await isNewKvFile(config.storage)) validateClusterName(config.clusterName, true);
+  if (await isNewKvFile(storage)) validateClusterName(config.clusterName, true);
   const makeDataDir = async () => {
     await ensureDir(dataDir, 0o700);
     await Deno.chmod(dataDir, 0o700);
   };
-  if (config.storage.kind === "kv") await makeDataDir();
+  if (storage.kind === "kv") await makeDataDir();
   const metrics = new AuthMetrics();
-  const backend = metrics.meter(await openStorage(config.storage, log));
-  log.info("storage open", { storage: describeStorage(config.storage) });
+  const backend = metrics.meter(await openStorage(storage, log));
+  log.info("storage open", { storage: describeStorage(storage) });
   try {
     const ctx = await bootstrapCluster(backend, {
       clusterName: config.clusterName,
       log,
       version: denoJson.version,
     });
-    if (config.storage.kind === "postgres") await makeDataDir();
+    if (storage.kind === "postgres") await makeDataDir();
     await ensureAdminIdentity(ctx, join(dataDir, ADMIN_IDENTITY_FILE), log);
 
     // The server certificate is issued afresh at every start, at every host
