@@ -311,12 +311,11 @@ export class PostgresBackend implements Backend {
           if (!row.isolated) throw notSerializable(this.#where);
           return row.ok ? { ok: true as const } : { ok: false as const };
         } catch (err) {
-          // A connection lost after the statement went out: PostgreSQL may have committed it and
-          // only the answer was lost (a crash or restart in that instant). Answered
-          // BACKEND_UNAVAILABLE, a renewal's bot would try again with what it held before and
-          // meet the generation just written: GENERATION_MISMATCH, its token locked. The
-          // version is this attempt's own: found, the commit applied. Not found (or not
-          // readable), nothing changes: BACKEND_UNAVAILABLE as before.
+          // A connection lost after the statement may have gone out: PostgreSQL may have
+          // committed it and only the answer was lost (a crash or restart in that instant). The
+          // version is this attempt's own: found durably, the commit applied and is answered as
+          // such. Not found (or not confirmed in time): BACKEND_UNAVAILABLE, outcome unknown
+          // (tbot keeps its pending join and resumes it, docs/protocol.md §4.9).
           if (
             sets.length > 0 && isUnavailable(err) && !neverSent(err) &&
             await this.#wrote(sets[0][0], version)
@@ -335,24 +334,43 @@ export class PostgresBackend implements Backend {
   }
 
   /**
-   * Whether `key` holds `version`. Read again while the database cannot
-   * answer (it crashed with the commit's connection and is recovering), for
-   * at most {@linkcode READ_BACK_MS}; false if it still cannot.
+   * Whether `key` holds `version` durably: a write that changes nothing (the
+   * same version again), on the commit pool, for at most
+   * {@linkcode READ_BACK_MS}; false if it cannot say by then. A read would not
+   * do: a commit whose session ended while it waited for a synchronous
+   * standby ("committed locally, but might not have been replicated") is
+   * visible on the primary, and a failover to that standby loses it; an old
+   * primary restarted as a readable replica answers reads too. This write
+   * fails on a standby (25006), and its own commit, later in the WAL than the
+   * one looked for, returns only once that WAL is flushed and confirmed by
+   * every synchronous standby the server waits for. Tried again while the
+   * database cannot answer (it crashed with the commit's connection and is
+   * recovering). A concurrent commit of the key can fail it (40001): false,
+   * the answer that never claims a write that may be lost.
    */
   async #wrote(key: string, version: string): Promise<boolean> {
     const deadline = performance.now() + READ_BACK_MS;
     for (let pause = 50;; pause = Math.min(pause * 2, 500)) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
       try {
-        const rows = await this.#sql.unsafe(
-          `SELECT 1 FROM ${KV_TABLE} WHERE key = decode($1, 'hex') AND version = $2::uuid`,
-          [key, version],
-        );
-        return rows.length > 0;
+        // Raced against the deadline: the write waits for a standby that may never confirm.
+        return await Promise.race([
+          this.#tx.unsafe(
+            `UPDATE ${KV_TABLE} SET version = version
+             WHERE key = decode($1, 'hex') AND version = $2::uuid`,
+            [key, version],
+          ).then((r) => r.count > 0),
+          new Promise<boolean>((resolve) => {
+            timer = setTimeout(() => resolve(false), Math.max(0, deadline - performance.now()));
+          }),
+        ]);
       } catch (err) {
         if (!isUnavailable(err) || this.#closed || performance.now() + pause > deadline) {
           return false;
         }
         await new Promise((r) => setTimeout(r, pause));
+      } finally {
+        clearTimeout(timer);
       }
     }
   }

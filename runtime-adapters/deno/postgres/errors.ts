@@ -47,11 +47,20 @@ const NEVER_CONNECTED_CODES = new Set([
 ]);
 
 /**
+ * The mark of an error made for a connection that failed before the
+ * server's ready message (pool.ts): its code is a reset's (ECONNRESET,
+ * unavailable), yet no statement went out on it.
+ */
+export const NEVER_SENT = Symbol("keybound.postgres.neverSent");
+
+/**
  * Whether the statement that failed with `err` was certainly never sent:
- * its connection was never made. Otherwise (a connection lost or reset
- * under it, the server ending the session) PostgreSQL may have run it.
+ * its connection was never made, or failed before the server was ready.
+ * Otherwise (a connection lost or reset under it, the server ending the
+ * session) PostgreSQL may have run it.
  */
 export function neverSent(err: unknown): boolean {
+  if ((err as { [NEVER_SENT]?: unknown } | null)?.[NEVER_SENT] === true) return true;
   const code = errorCode(err);
   return code === undefined
     ? err instanceof Deno.errors.ConnectionRefused

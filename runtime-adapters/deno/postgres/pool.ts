@@ -10,6 +10,7 @@
 import postgres, { type Sql } from "postgres";
 import { Socket } from "node:net";
 import type { Logger } from "../../../src/util/log.ts";
+import { NEVER_SENT } from "./errors.ts";
 
 /** Options of {@linkcode openPool}. */
 export interface PoolOptions {
@@ -57,9 +58,15 @@ function connectingSocket(host: string, port: number): Socket {
   return socket;
 }
 
-/** A connection the server closed before it was of use: the code of a reset one. */
+/**
+ * A connection the server closed before it was of use: the code of a reset
+ * one (unavailable), marked never sent ({@linkcode NEVER_SENT}). Both makers
+ * of it fail the connection before the server's first byte, so before its
+ * ready message, and the driver sends a statement only after that: whatever
+ * waited for this connection never reached the server.
+ */
 function closedEarly(message: string): Error {
-  return Object.assign(new Error(message), { code: "ECONNRESET" });
+  return Object.assign(new Error(message), { code: "ECONNRESET", [NEVER_SENT]: true });
 }
 
 /** Every this many silent closes in a row, the next connect fails its query instead. */

@@ -1,0 +1,102 @@
+/**
+ * What the PostgreSQL backend answers for a commit whose answer it did not get (review-pg,
+ * session 12; both tests failed before the fix).
+ *
+ * 1. The session ended while the commit waited for its synchronous standby: PostgreSQL keeps
+ *    it "committed locally, but might not have been replicated to the standby". A read finds
+ *    it, yet a failover to that standby loses it: the answer must stay BACKEND_UNAVAILABLE
+ *    (it was `{ok: true}` while the read-back was a read).
+ * 2. A commit through a listener that closes before answering (a balancer whose server is
+ *    down) was never sent: no read-back (it was read back for 3 s: 9 connects, ~2.8 s).
+ */
+import { PostgresBackend } from "../../runtime-adapters/deno/postgres/backend.ts";
+import { parsePostgresUrl } from "../../runtime-adapters/deno/postgres/url.ts";
+import type { KeyboundError } from "../../src/errors.ts";
+import { assert, assertEquals } from "../_assert.ts";
+import { ignoreUnless } from "../_tools.ts";
+import { waitUntil } from "../_wait.ts";
+import { PG_PASSWORD, postgresMissing, startPostgres } from "./_postgres.ts";
+import { startPostgresProxy } from "./_postgres_proxy.ts";
+
+const ignore = ignoreUnless("PostgreSQL tests", postgresMissing);
+const outcome = (p: Promise<unknown>) =>
+  p.then((x) => JSON.stringify(x), (e) => (e as KeyboundError).code ?? String(e));
+
+Deno.test({
+  name: "PostgresBackend: a commit not confirmed by the synchronous standby is never answered ok",
+  ignore,
+  async fn() {
+    await using pg = await startPostgres();
+    await pg.createDatabase("kb");
+    const backend = await PostgresBackend.open({
+      location: parsePostgresUrl(pg.url("kb")),
+      password: PG_PASSWORD,
+    });
+    try {
+      const key = ["gen"];
+      await backend.commit({ checks: [], mutations: [{ type: "set", key, value: 1 }] });
+      const held = await backend.get(key);
+      // A synchronous standby that has not confirmed (here: none connected).
+      await pg.psql("postgres", "ALTER SYSTEM SET synchronous_standby_names = 'standby1'");
+      await pg.psql("postgres", "SELECT pg_reload_conf()");
+      const committing = outcome(backend.commit({
+        checks: [{ key, version: held!.version }],
+        mutations: [{ type: "set", key, value: 2 }],
+      }));
+      const waiting = async () =>
+        (await pg.psql(
+          "postgres",
+          "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'",
+        )).trim() === "1";
+      await waitUntil(waiting, "the commit to wait for its standby", { timeoutMs: 30_000 });
+      // The session ends while it waits (pg_terminate_backend; a fast shutdown the same).
+      await pg.psql(
+        "postgres",
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event = 'SyncRep'",
+      );
+      const r = await committing;
+      const log = await Deno.readTextFile(`${pg.dir}/server.log`);
+      assert(log.includes("might not have been replicated to the standby"), "PostgreSQL warned");
+      // A failover to that standby loses the commit: answered ok, the bot holds a certificate
+      // the new primary never stored (GENERATION_MISMATCH, its token locked).
+      assertEquals(r, "BACKEND_UNAVAILABLE");
+    } finally {
+      await backend.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "PostgresBackend: a commit whose connection closed before the server answered " +
+    "(never sent) is not read back",
+  ignore,
+  async fn() {
+    await using pg = await startPostgres();
+    await pg.createDatabase("kb");
+    await using proxy = startPostgresProxy(pg.port);
+    const backend = await PostgresBackend.open({
+      location: parsePostgresUrl(`postgres://keybound@127.0.0.1:${proxy.port}/kb?sslmode=disable`),
+      password: PG_PASSWORD,
+    });
+    try {
+      await backend.commit({ checks: [], mutations: [{ type: "set", key: ["k"], value: 1 }] });
+      await pg.psql(
+        "postgres",
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity " +
+          "WHERE application_name = 'keybound-auth'",
+      );
+      proxy.mode = "close at once";
+      const before = proxy.connects;
+      const r = await outcome(
+        backend.commit({ checks: [], mutations: [{ type: "set", key: ["k"], value: 2 }] }),
+      );
+      assertEquals(r, "BACKEND_UNAVAILABLE");
+      const made = proxy.connects - before;
+      // HEAD: 10 (the read-back's connects for 3 s); before c3a9612: 1.
+      assert(made <= 2, `${made} connects for one commit that was never sent`);
+    } finally {
+      proxy.mode = "forward";
+      await backend.close();
+    }
+  },
+});
