@@ -40,11 +40,14 @@ const OWNERLESS_AGE_MS = 3_600_000;
  */
 const STOP_AND_REMOVE = `
 pid=$(head -n 1 "$1/data/postmaster.pid" 2>/dev/null)
-if [ -n "$pid" ] && tr '\\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "-D $1/data "; then
+ours() { tr '\\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "-D $1/data "; }
+if [ -n "$pid" ] && ours "$1"; then
   kill -QUIT "$pid"
   i=0
   while kill -0 "$pid" 2>/dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
-  kill -KILL "$pid" 2>/dev/null
+  # Only if it outlived the wait, and only if the pid is still that server's: once it is
+  # gone the pid may be reused by any process (tests run as root).
+  if [ $i -ge 300 ] && ours "$1"; then kill -KILL "$pid" 2>/dev/null; fi
 fi
 rm -rf -- "$1"
 `;
