@@ -81,3 +81,23 @@ Deno.test("CA rows: one scrape reads one CA snapshot, whatever replaces it meanw
   assertEquals(series(text, 'ca="user"', "keybound_auth_ca_trusted_ed25519_x509_keys"), 0);
   assertEquals(series(text, 'ca="user",key="ed25519"'), undefined);
 });
+
+Deno.test("backend metrics: a commit whose check fails is counted as a conflict, not as ok", async () => {
+  const { ctx } = await newCluster();
+  const metrics = new AuthMetrics();
+  const backend = metrics.meter(ctx.backend);
+  const key = ["metrics-test", "k"];
+  assert((await backend.commit({ checks: [], mutations: [{ type: "set", key, value: 1 }] })).ok);
+  // A check on a version the key no longer has: the compare-and-swap a racing loser makes.
+  const stale = await backend.commit({
+    checks: [{ key, version: "not-its-version" }],
+    mutations: [{ type: "set", key, value: 2 }],
+  });
+  assert(!stale.ok);
+  const text = await metrics.render({ ...ctx, backend });
+  assert(text.split("\n").includes("keybound_auth_backend_commit_conflicts_total 1"), text);
+  assertEquals(
+    series(text, 'result="ok"', "keybound_auth_backend_commit_duration_seconds_count"),
+    1,
+  );
+});
