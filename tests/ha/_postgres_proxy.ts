@@ -38,6 +38,8 @@ export interface PostgresProxy extends AsyncDisposable {
   crashOnNextAnswer(): void;
   /** Connections closed at once ("close at once") so far. */
   readonly refused: number;
+  /** Connections open now, clients' and PostgreSQL's. */
+  readonly open: number;
 }
 
 async function readExactly(conn: Deno.Conn, n: number): Promise<Uint8Array> {
@@ -131,6 +133,9 @@ export function startPostgresProxy(target: number, tlsDir?: string): PostgresPro
     mode: "forward" as ProxyMode,
     connects: 0,
     refused: 0,
+    get open() {
+      return conns.size;
+    },
     cutNextAnswer: () => (cut = true),
     crashOnNextAnswer: () => (crash = true),
     async [Symbol.asyncDispose]() {

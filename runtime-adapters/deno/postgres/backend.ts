@@ -64,6 +64,24 @@ const READ_BACK_MS = 3_000;
 /** Mean period of the expiry sweep; each instance adds jitter. */
 const SWEEP_PERIOD_MS = 60_000;
 
+/**
+ * SQL evaluated in each write's transaction, before its commit: raises this
+ * transaction's `synchronous_commit` to `on` when it is `off`, and leaves any
+ * other level as the operator set it. With `off` (a server tuned for speed)
+ * PostgreSQL answers a commit before its WAL is flushed, and a crash loses
+ * commits the auth service already acted on: a lost join commit leaves a bot
+ * holding a certificate newer than the stored one, taken for a stolen
+ * identity (GENERATION_MISMATCH, its token locked). `local` (chosen so that
+ * commits do not wait for a synchronous standby; with that standby down, `on`
+ * would hang every commit), `remote_write`, `on` and `remote_apply` all flush
+ * locally first and are kept. Transaction-local (`set_config(…, true)`, as
+ * `SET LOCAL`): PostgreSQL reads the setting when it commits, so it follows
+ * the server's setting as it is now (a reload, a role's or database's own),
+ * with no extra round trip.
+ */
+const DURABLE_COMMIT = `CASE WHEN current_setting('synchronous_commit') = 'off'
+  THEN set_config('synchronous_commit', 'on', true) END`;
+
 /** The database clock in epoch milliseconds, as SQL. */
 const NOW_MS = "floor(extract(epoch from now()) * 1000)::bigint";
 const LIVE = `(expires_at IS NULL OR expires_at > ${NOW_MS})`;
@@ -168,13 +186,9 @@ export class PostgresBackend implements Backend {
         connects,
       });
     const sql = pool({});
-    // A commit is answered only once it is durable, whatever the server's default: with
-    // synchronous_commit=off (a server tuned for speed) PostgreSQL answers before the WAL is
-    // written, and a crash loses commits the auth service already acted on. A lost join commit
-    // leaves a bot holding a certificate newer than the stored one, taken for a stolen
-    // identity: GENERATION_MISMATCH, its token locked. "on" also waits for synchronous
-    // standbys if the server names any (this service reads from the primary only).
-    const tx = pool({ default_transaction_isolation: "serializable", synchronous_commit: "on" });
+    // Commits are made durable per transaction (DURABLE_COMMIT), not by a startup parameter,
+    // which would override every level the server has, `local` and `remote_apply` too.
+    const tx = pool({ default_transaction_isolation: "serializable" });
     try {
       await migrate(sql);
       const [{ level }] = await tx.unsafe<{ level: string }[]>(
@@ -291,7 +305,7 @@ export class PostgresBackend implements Backend {
                  version = excluded.version, expires_at = excluded.expires_at
                RETURNING 1
              )
-             SELECT ok, isolated FROM verdict`,
+             SELECT ok, isolated, ${DURABLE_COMMIT} AS durable FROM verdict`,
             [
               JSON.stringify(checks),
               JSON.stringify(deletes),
@@ -342,8 +356,9 @@ export class PostgresBackend implements Backend {
    * visible on the primary, and a failover to that standby loses it; an old
    * primary restarted as a readable replica answers reads too. This write
    * fails on a standby (25006), and its own commit, later in the WAL than the
-   * one looked for, returns only once that WAL is flushed and confirmed by
-   * every synchronous standby the server waits for. Tried again while the
+   * one looked for, returns only once that WAL is as durable as a commit's
+   * ({@linkcode DURABLE_COMMIT}): flushed, and confirmed by the synchronous
+   * standbys unless the server's level is `local`. Tried again while the
    * database cannot answer (it crashed with the commit's connection and is
    * recovering). A concurrent commit of the key can fail it (40001): false,
    * the answer that never claims a write that may be lost.
@@ -357,7 +372,7 @@ export class PostgresBackend implements Backend {
         return await Promise.race([
           this.#tx.unsafe(
             `UPDATE ${KV_TABLE} SET version = version
-             WHERE key = decode($1, 'hex') AND version = $2::uuid`,
+             WHERE key = decode($1, 'hex') AND version = $2::uuid RETURNING ${DURABLE_COMMIT}`,
             [key, version],
           ).then((r) => r.count > 0),
           new Promise<boolean>((resolve) => {

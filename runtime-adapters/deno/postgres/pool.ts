@@ -50,6 +50,14 @@ function connectingSocket(host: string, port: number): Socket {
   Object.assign(socket, { host, port });
   let heard = false;
   socket.once("data", () => (heard = true));
+  // Any failure before the server's first byte (a reset: a listener closing with the start-up
+  // message unread sends one) came before its ready message: nothing was sent on it. This
+  // listener is older than the driver's, so the driver passes on the marked error.
+  socket.once("error", (err: unknown) => {
+    if (!heard && typeof err === "object" && err !== null) {
+      Object.assign(err, { [NEVER_SENT]: true });
+    }
+  });
   socket.once("end", () => {
     if (heard) return;
     socket.destroy(closedEarly(`${host}:${port} closed the connection before answering`));
