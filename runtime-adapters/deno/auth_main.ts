@@ -42,7 +42,7 @@ import {
 import { adminIdentity } from "./auth_admin_identity.ts";
 import { UsageError } from "../../src/cli/flags/mod.ts";
 import { createLogger, type Logger } from "../../src/util/log.ts";
-import { ensureDir, writeFileAtomic } from "./fs.ts";
+import { writeFileAtomic } from "./fs.ts";
 import {
   describeStorage,
   isNewKvFile,
@@ -50,7 +50,14 @@ import {
   parseStorageFlags,
   type StorageConfig,
 } from "./auth_storage.ts";
-import { checkSocketDir, onStopSignal, realPathSoFar, serveApp, serveService } from "./serve.ts";
+import {
+  checkDataDir,
+  checkSocketDir,
+  onStopSignal,
+  serveApp,
+  serveService,
+  takeDataDir,
+} from "./serve.ts";
 import { connectionsFit } from "./tls_front.ts";
 import { argParser } from "./arg_parser.ts";
 import { loadConsoleAssets } from "./console_assets.ts";
@@ -151,10 +158,12 @@ async function start(config: StartConfig, log: Logger): Promise<void> {
   // data directory whose path is too long for it, with no runtime directory
   // to use instead, stops the start before the cluster is made.
   // A --data-dir that is a link (systemd's StateDirectory with DynamicUser:
-  // /var/lib/NAME -> private/NAME) is used by its real path from here on:
-  // the socket's checks walk the directories themselves (review-front M2).
-  // They come before the data directory is made or changed (review-front S1).
-  const dataDir = realPathSoFar(config.dataDir);
+  // /var/lib/NAME -> private/NAME) is used by its real path from here on,
+  // its links followed only if root's or this user's (review-front2 S1).
+  // The data directory is checked at every start, TLS or not, wherever the
+  // front's socket goes: it holds the CA keys (review-front2 M1). Checks
+  // come before the data directory is made or changed (review-front S1).
+  const dataDir = checkDataDir(config.dataDir);
   // The KV file too: opened through the link, it could be another file than the one checked.
   const storage: StorageConfig =
     config.storage.kind === "kv" && config.storage.path === join(config.dataDir, KV_FILE)
@@ -163,10 +172,9 @@ async function start(config: StartConfig, log: Logger): Promise<void> {
   const socketDir = join(dataDir, FRONT_SOCKET_DIR);
   if (!config.insecureNoTls || config.proxyFrom.length > 0) await checkSocketDir(socketDir);
   if (await isNewKvFile(storage)) validateClusterName(config.clusterName, true);
-  const makeDataDir = async () => {
-    await ensureDir(dataDir, 0o700);
-    await Deno.chmod(dataDir, 0o700);
-  };
+  // Made without following a link, walked again, and only then chmod'ed and written
+  // (review-front2 M2: a directory another user made first in /tmp got root's cluster).
+  const makeDataDir = () => takeDataDir(config.dataDir, dataDir);
   if (storage.kind === "kv") await makeDataDir();
   const metrics = new AuthMetrics();
   const backend = metrics.meter(await openStorage(storage, log));

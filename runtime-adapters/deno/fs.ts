@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 
 /** Options of {@linkcode writeFileAtomic}. */
 export interface WriteFileAtomicOptions {
@@ -87,6 +87,55 @@ export async function ensureDir(path: string, mode = 0o700): Promise<void> {
   }
   await Deno.mkdir(path, { recursive: true, mode });
   await Deno.chmod(path, mode);
+}
+
+/** Links one resolution may follow before it stops, as the kernel's ELOOP limit. */
+const MAX_LINKS = 40;
+
+/**
+ * The real path of `path`, links resolved, as far as it exists; the part
+ * not made yet appended as given. Resolved one component at a time, so that
+ * every link on the way (in `path` and in the links' targets) is shown to
+ * `follow` (its path and its `lstat`) before it is followed: `follow` throws
+ * to refuse it. A --data-dir may be a link (systemd's StateDirectory with
+ * DynamicUser: /var/lib/NAME -> private/NAME; a disk moved and linked), but
+ * another user's link must not send root into a directory of their choice
+ * (review-front2 S1): `Deno.realPath` follows any link.
+ */
+export function realPathSoFar(
+  path: string,
+  follow: (link: string, info: Deno.FileInfo) => void = () => {},
+): string {
+  const todo = resolve(path).split("/").filter((part) => part !== "");
+  let at = "/";
+  let links = 0;
+  while (todo.length > 0) {
+    const name = todo.shift()!;
+    if (name === ".") continue;
+    // `at` is a real directory here, so its parent is what the kernel's ".." names.
+    if (name === "..") {
+      at = dirname(at);
+      continue;
+    }
+    const next = join(at, name);
+    let info: Deno.FileInfo;
+    try {
+      info = Deno.lstatSync(next);
+    } catch (err) {
+      if (err instanceof Deno.errors.NotFound) return join(next, ...todo);
+      throw err;
+    }
+    if (!info.isSymlink) {
+      at = next;
+      continue;
+    }
+    if (++links > MAX_LINKS) throw new Error(`${path}: too many levels of symbolic links`);
+    follow(next, info);
+    const target = Deno.readLinkSync(next);
+    todo.unshift(...target.split("/").filter((part) => part !== ""));
+    if (target.startsWith("/")) at = "/";
+  }
+  return at;
 }
 
 /** True for the error SQLite gives while another connection holds the database's write lock. */

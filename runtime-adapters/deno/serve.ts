@@ -15,6 +15,7 @@ import {
   type DirFacts,
   frontDirRefused,
   frontPathRefused,
+  type FrontPathSetting,
   pathComponentFault,
   privateDirFault,
   ROOT_RUNTIME_DIR,
@@ -22,7 +23,7 @@ import {
   SOCKET_PATH_MAX,
   socketDirFits,
 } from "../../src/cli/auth/front_dir.ts";
-import { ensureDir } from "./fs.ts";
+import { ensureDir, realPathSoFar } from "./fs.ts";
 import { missingPermission, readEnv } from "./permissions.ts";
 import { burstLog } from "./tls_front/burst_log.ts";
 import {
@@ -230,17 +231,78 @@ export interface ServeServiceOptions {
  * or writes anything in its data directory (review-front S1). For a
  * `socketDir` that fits, the directories on its path up to `/` (those that
  * exist) and `socketDir` itself if it exists are checked; for one too long,
- * the runtime directory's place is taken and released again.
+ * the runtime directory's place is taken and released again. The data
+ * directory's own checks, whatever the socket's place, are
+ * {@linkcode checkDataDir}'s and {@linkcode takeDataDir}'s.
  */
 export async function checkSocketDir(
   socketDir: string,
   runtimeDir: string | undefined = readEnv("XDG_RUNTIME_DIR"),
 ): Promise<void> {
   const uid = processUid();
-  const wanted = realSocketDir(socketDir);
+  const wanted = realSocketDir(socketDir, uid);
   if (socketDirFits(wanted)) return checkFrontPath(wanted, uid);
   const place = await privateSocket(socketDir, runtimeDir);
   releasePlace(place, join(place.dir, `${place.base}.sock`));
+}
+
+/**
+ * The auth service's data directory by its real path (links of root's or
+ * this user's resolved), once checked as far as it exists: every directory
+ * on its path up to `/` only root or this user may change, and the data
+ * directory, if there, this user's. Asked at every start, whatever the TLS
+ * mode and wherever the front's socket goes: the data directory holds the
+ * cluster, CA private keys included, and the admin identity (review-front2
+ * M1: a data directory of another user's got root's cluster). Makes,
+ * changes and opens nothing: see {@linkcode takeDataDir}.
+ */
+export function checkDataDir(dataDir: string): string {
+  const uid = processUid();
+  const real = realPath(dataDir, uid);
+  checkDataPath(dataDir, real, uid, false);
+  return real;
+}
+
+/**
+ * Makes the data directory `real` ({@linkcode checkDataDir}'s answer) if
+ * missing, checks it, and only then makes it private (0700). Each missing
+ * directory is made by `mkdir` alone, which follows no link and accepts
+ * nothing already there; the whole path is then walked again by `lstat`,
+ * every component now required, and the data directory must be this
+ * user's. So a directory another user made at the name first, in a sticky
+ * directory like /tmp, is refused before root chmods or writes anything in
+ * it (review-front2 M2: ensureDir's recursive mkdir took it, chmod and
+ * all). After the walk no one but root or this user can move the data
+ * directory or anything above it, so the chmod by name reaches it.
+ */
+export async function takeDataDir(given: string, real: string): Promise<void> {
+  const uid = processUid();
+  const missing: string[] = [];
+  for (let at = real; lstatOrNone(at) === undefined; at = dirname(at)) missing.unshift(at);
+  for (const dir of missing) {
+    try {
+      await Deno.mkdir(dir, { mode: 0o700 });
+    } catch (err) {
+      // Someone else's, made meanwhile: the walk below judges it.
+      if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
+    }
+  }
+  checkDataPath(given, real, uid, true);
+  await Deno.chmod(real, 0o700);
+}
+
+/**
+ * Throws unless every directory from `real` up to `/` may be changed only by
+ * root or `uid` ({@linkcode pathComponentFault}) and `real` is `uid`'s;
+ * components not there yet are skipped unless `made`.
+ */
+function checkDataPath(given: string, real: string, uid: number, made: boolean): void {
+  const bad = pathFault(real, uid, made);
+  if (bad) throw frontPathRefused("--data-dir", real, bad.component, bad.fault);
+  const info = lstatOrNone(real);
+  if (info === undefined) return;
+  const fault = ownerFault(info, uid);
+  if (fault !== undefined) throw dataDirNotMine(given, real, fault);
 }
 
 /**
@@ -255,48 +317,56 @@ function processUid(): number {
   if (missing !== undefined) {
     throw new ConfigError(
       `${missing}: add uid to --allow-sys; auth checks who owns each directory on the path ` +
-        "of the socket of the server behind its TLS front",
+        "of its data directory and of the socket of the server behind its TLS front",
     );
   }
   return Deno.uid() ?? -1;
 }
 
 /**
- * The real path of `path`, links resolved, as far as it exists; the part
- * not made yet appended as given. A --data-dir may be a link (systemd's
- * StateDirectory with DynamicUser: /var/lib/NAME -> private/NAME; a disk
- * moved and linked): the checks walk, and the service uses, the directories
- * themselves (review-front M2).
+ * {@linkcode realPathSoFar}, following only links of root's or `uid`'s, as
+ * Linux's protected_symlinks does in sticky directories, but everywhere
+ * (that protection is often off, and misses group-writable sticky
+ * directories): another user's link would send the service into a
+ * directory of their choice, /etc say, to chmod and write there
+ * (review-front2 S1).
  */
-export function realPathSoFar(path: string): string {
-  const rest: string[] = [];
-  for (let at = resolve(path);;) {
-    try {
-      return join(Deno.realPathSync(at), ...rest);
-    } catch (err) {
-      const up = dirname(at);
-      if (!(err instanceof Deno.errors.NotFound) || up === at) throw err;
-      rest.unshift(basename(at));
-      at = up;
-    }
-  }
+function realPath(path: string, uid: number, setting: FrontPathSetting = "--data-dir"): string {
+  return realPathSoFar(path, (link, info) => {
+    const owner = info.uid ?? -1;
+    if (owner === 0 || owner === uid) return;
+    // As frontPathRefused: /run/keybound's names the directory above, /run itself included.
+    const subject = setting === ROOT_RUNTIME_DIR ? setting : `${setting} ${path}`;
+    const at = link === path && setting !== ROOT_RUNTIME_DIR ? "" : `: ${link}, on its path,`;
+    throw new ConfigError(
+      `${subject}${at} is a symbolic link of uid ${owner}, not of root or this ` +
+        `process's uid ${uid}: auth follows only links root or this user made; use the ` +
+        "directory it names, or a link of root's or this user's",
+      { details: { setting, value: path, component: link, owner } },
+    );
+  });
 }
 
 /** `socketDir` with its parent's real path: `socketDir` itself must not be a link. */
-function realSocketDir(socketDir: string): string {
-  return join(realPathSoFar(dirname(resolve(socketDir))), basename(socketDir));
+function realSocketDir(socketDir: string, uid: number): string {
+  return join(realPath(dirname(resolve(socketDir)), uid), basename(socketDir));
 }
 
 /**
  * The first directory from `dir` (a real path) up to `/` that lets another
  * user than root and `uid` change what lies below it, and why
  * ({@linkcode pathComponentFault}); undefined if none. Components not made
- * yet are skipped: whoever makes them is checked by the next walk.
+ * yet are skipped unless `all`: whoever makes them is checked by the next
+ * walk (the data directory's in {@linkcode takeDataDir}).
  */
-function pathFault(dir: string, uid: number): { component: string; fault: string } | undefined {
+function pathFault(
+  dir: string,
+  uid: number,
+  all = false,
+): { component: string; fault: string } | undefined {
   for (let at = dir;; at = dirname(at)) {
     const info = lstatOrNone(at);
-    const fault = info && pathComponentFault(info, uid);
+    const fault = info ? pathComponentFault(info, uid) : all ? "it does not exist" : undefined;
     if (fault !== undefined) return { component: at, fault };
     if (dirname(at) === at) return undefined;
   }
@@ -326,6 +396,16 @@ function checkFrontPath(wanted: string, uid: number): void {
 /** Why `info` (an lstat) is not a directory of `uid`'s, whatever its mode; undefined if it is. */
 function ownerFault(info: DirFacts | undefined, uid: number): string | undefined {
   return privateDirFault(info && { ...info, mode: 0o700 }, { uid });
+}
+
+/** The refusal of a data directory (`real`, given as `given`) that is not this user's. */
+function dataDirNotMine(given: string, real: string, fault: string): ConfigError {
+  const at = given === real ? "" : ` (${real})`;
+  return new ConfigError(
+    `--data-dir ${given}${at} must be this user's directory, since it holds the cluster's CA ` +
+      `keys: ${fault}: use a directory of this user's (or chown it, if it is yours to give)`,
+    { details: { setting: "--data-dir", value: given, component: real } },
+  );
 }
 
 /** The refusal of `wanted` (a data directory's `front`) that is not this user's directory. */
@@ -511,13 +591,14 @@ export async function serveService(
   /**
    * What the front connects to, read at each connect: the socket if
    * intact(), else where a heal listens now; if no heal could listen, a
-   * path that resolves for no one (under a file: ENOTDIR, which starts no
-   * heal), so that the connection fails rather than reach a socket this
-   * process did not bind. The next connection checks and heals again.
+   * path too long to be a socket's ({@linkcode UNREACHABLE_NAME}), so that
+   * the connection fails rather than reach a socket this process did not
+   * bind. The next connection checks and heals again.
    */
+  const unreachablePath = join(place.dir, UNREACHABLE_NAME);
   const target = {
     get path(): string {
-      return intact() || listenAgain() ? socketPath : UNREACHABLE_PATH;
+      return intact() || listenAgain() ? socketPath : unreachablePath;
     },
   };
 
@@ -567,8 +648,18 @@ export async function serveService(
   };
 }
 
-/** A path no socket can be at: connecting to it fails with ENOTDIR (/dev/null is not a directory). */
-const UNREACHABLE_PATH = "/dev/null/keybound-front-unreachable.sock";
+/**
+ * A name no socket can have: longer than a socket's path may be, so that a
+ * connect to it in the socket's directory fails with EINVAL (which starts no
+ * heal) before the kernel looks anything up. Not a path under a file
+ * (ENOTDIR): the connect is refused exactly when the directory may be
+ * another user's, who could put a directory with a socket at any name in it;
+ * nor under /dev/null: Deno guards /dev, and the front logged "Requires all
+ * access … run again with the --allow-all flag" under the task's own flags
+ * (review-front2 S2). In the socket's directory it is within any
+ * --allow-write the server's own socket needs.
+ */
+const UNREACHABLE_NAME = `unreachable-${"x".repeat(SOCKET_PATH_MAX)}.sock`;
 
 /**
  * A lock file younger than this is not swept even if its lock is free: its
@@ -608,7 +699,7 @@ const LOCK_SETTLE_MS = 10_000;
  */
 async function privateSocket(given: string, runtimeDir: string | undefined): Promise<SocketPlace> {
   const uid = processUid();
-  const wanted = realSocketDir(given);
+  const wanted = realSocketDir(given, uid);
   const base = `${Deno.pid}-${toHex(crypto.getRandomValues(new Uint8Array(8)))}`;
   let dir = wanted;
   let refuse = (fault: string) => frontDirNotMine(wanted, fault);
@@ -673,7 +764,7 @@ async function runtimeSocketDir(
     const fault = privateDirFault(lstatOrNone(runtimeDir), { exact: true, uid });
     if (fault !== undefined) throw refuse(fault);
     // Not a link itself (above); links above it resolved, and every directory up to / checked.
-    parent = Deno.realPathSync(runtimeDir);
+    parent = realPath(runtimeDir, uid, "XDG_RUNTIME_DIR");
     const bad = pathFault(parent, uid);
     if (bad) throw frontPathRefused("XDG_RUNTIME_DIR", runtimeDir, bad.component, bad.fault);
   } else {
@@ -683,7 +774,7 @@ async function runtimeSocketDir(
     // A prompt (or an uncaught NotCapable) under a narrowed --allow-write: this process's own line.
     const unwritable = missingPermission({ name: "write", path: ROOT_RUNTIME_DIR }, "auth");
     if (unwritable !== undefined) throw refuse(unwritable);
-    const above = realPathSoFar(dirname(ROOT_RUNTIME_DIR));
+    const above = realPath(dirname(ROOT_RUNTIME_DIR), uid, ROOT_RUNTIME_DIR);
     const bad = pathFault(above, uid);
     if (bad) throw frontPathRefused(ROOT_RUNTIME_DIR, above, bad.component, bad.fault);
     parent = join(above, basename(ROOT_RUNTIME_DIR));

@@ -19,6 +19,7 @@ import { type Logger, silentLogger } from "../../src/util/log.ts";
 import { waitUntil } from "../_wait.ts";
 import { assert } from "../_assert.ts";
 import { authStartCommand } from "../../runtime-adapters/deno/auth_process.ts";
+import { cannotActAsOthers } from "../_tools.ts";
 
 /** A server certificate for 127.0.0.1, its key and its CA (openssl). */
 export async function serverPair(): Promise<{ cert: string; key: string; ca: string }> {
@@ -316,9 +317,32 @@ export async function exitOf(command: Deno.Command): Promise<{ code: number; std
   return { code, stderr: await stderr };
 }
 
-/** `auth start` for `data` with `env` added: its exit code and stderr. */
-export function refusedStart(data: string, env: Record<string, string>) {
-  const [program, ...args] = authStartCommand({ dataDir: data });
+/** The uid the attack tests act as. */
+export const NOBODY = 65534;
+
+/** Why the attack tests cannot run here: they need root, setpriv and python3 (the attacker's). */
+export function cannotAttack(): string | undefined {
+  const problem = cannotActAsOthers();
+  if (problem !== undefined) return problem;
+  try {
+    Deno.statSync("/usr/bin/python3");
+  } catch {
+    return "needs /usr/bin/python3";
+  }
+  return undefined;
+}
+
+/** `args` (a program and its arguments) run as `nobody`, with no supplementary groups. */
+export function asNobody(args: string[], options: Omit<Deno.CommandOptions, "args"> = {}) {
+  return new Deno.Command("/usr/bin/setpriv", {
+    ...options,
+    args: [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, "--clear-groups", ...args],
+  });
+}
+
+/** `auth start` for `data` with `env` (and `extra` flags) added: its exit code and stderr. */
+export function refusedStart(data: string, env: Record<string, string>, extra: string[] = []) {
+  const [program, ...args] = authStartCommand({ dataDir: data, args: extra });
   return exitOf(
     new Deno.Command(program, {
       args,

@@ -355,8 +355,8 @@ Deno.test({
       assertEquals(
         open.message,
         `--data-dir ${ws.dir} must be a directory that only root or this user may change, ` +
-          "since the Unix socket of the server behind the TLS front lies below it: its mode is " +
-          "0777: other users may write it, and it is not sticky: use a --data-dir whose " +
+          "since it holds the cluster's CA keys and the Unix socket of the server behind the " +
+          "TLS front lies below it: its mode is 0777: other users may write it, and it is not sticky: use a --data-dir whose " +
           "directories, up to /, only root or this user may write (or fix the owner or mode named)",
       );
       // What the start made is gone again.

@@ -88,15 +88,17 @@ export function privateDirFault(
 }
 
 /**
- * Why `info` (an `lstat`), a directory on the path from the socket's
- * directory up to `/`, lets a user other than root and `uid` change what
+ * Why `info` (an `lstat`), a directory on the path from the data (or the
+ * socket's) directory up to `/`, lets a user other than root and `uid` change what
  * lies below it; undefined if it does not. OpenSSH's rule for the paths of
  * its keys (StrictModes): owned by root or by `uid`, and not writable by
  * group or others, unless sticky (/tmp: there only an entry's owner or root
  * may rename or delete it, and the entry below, checked in turn, must be
  * root's or `uid`'s). Otherwise another user could move our data directory
  * aside, make their own at its name and bind a socket at the path the front
- * connects to, taking decrypted requests (review-front M1).
+ * connects to, taking decrypted requests (review-front M1), or read the CA
+ * keys in it. An ACL entry's write shows here too: it is capped by the
+ * ACL's mask, which `st_mode` holds as the group bits.
  */
 export function pathComponentFault(info: DirFacts, uid: number): string | undefined {
   if (info.isSymlink) return "it is a symbolic link";
@@ -107,7 +109,9 @@ export function pathComponentFault(info: DirFacts, uid: number): string | undefi
   const mode = info.mode & 0o7777;
   if ((mode & 0o022) !== 0 && (mode & 0o1000) === 0) {
     return `its mode is ${mode.toString(8).padStart(4, "0")}: ` +
-      `${(mode & 0o002) !== 0 ? "other users" : "its group"} may write it, and it is not sticky`;
+      `${
+        (mode & 0o002) !== 0 ? "other users" : "its group or an ACL entry (see getfacl)"
+      } may write it, and it is not sticky`;
   }
   return undefined;
 }
@@ -127,7 +131,14 @@ export function frontPathRefused(
   fault: string,
 ): ConfigError {
   const subject = setting === ROOT_RUNTIME_DIR ? setting : `${setting} ${value}`;
-  const at = component === value ? "" : `: ${component}, on its path,`;
+  // /run/keybound's refusal names the directory above at fault, /run itself included.
+  const at = component === value && setting !== ROOT_RUNTIME_DIR
+    ? ""
+    : `: ${component}, on its path,`;
+  const why = setting === "--data-dir"
+    ? "since it holds the cluster's CA keys and the Unix socket of the server behind the TLS " +
+      "front lies below it"
+    : "since the Unix socket of the server behind the TLS front lies below it";
   const fix = setting === "--data-dir"
     ? "use a --data-dir whose directories, up to /, only root or this user may write " +
       "(or fix the owner or mode named)"
@@ -136,8 +147,8 @@ export function frontPathRefused(
       "user may write (or fix the owner or mode named)"
     : "fix the owner or mode named";
   return new ConfigError(
-    `${subject}${at} must be a directory that only root or this user may change, since the ` +
-      `Unix socket of the server behind the TLS front lies below it: ${fault}: ${fix}`,
+    `${subject}${at} must be a directory that only root or this user may change, ${why}: ` +
+      `${fault}: ${fix}`,
     { details: { setting, value, component } },
   );
 }
