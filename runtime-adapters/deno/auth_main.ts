@@ -53,6 +53,7 @@ import {
 import {
   checkDataDir,
   checkSocketDir,
+  checkStorageFile,
   onStopSignal,
   serveApp,
   serveService,
@@ -165,10 +166,12 @@ async function start(config: StartConfig, log: Logger): Promise<void> {
   // come before the data directory is made or changed (review-front S1).
   const dataDir = checkDataDir(config.dataDir);
   // The KV file too: opened through the link, it could be another file than the one checked.
-  const storage: StorageConfig =
-    config.storage.kind === "kv" && config.storage.path === join(config.dataDir, KV_FILE)
-      ? { kind: "kv", path: join(dataDir, KV_FILE) }
-      : config.storage;
+  // A KV file named by --storage holds the CA keys too: checked the same way.
+  const storage: StorageConfig = config.storage.kind !== "kv"
+    ? config.storage
+    : config.storage.path === join(config.dataDir, KV_FILE)
+    ? { kind: "kv", path: join(dataDir, KV_FILE) }
+    : { kind: "kv", path: checkStorageFile(config.storage.path) };
   const socketDir = join(dataDir, FRONT_SOCKET_DIR);
   if (!config.insecureNoTls || config.proxyFrom.length > 0) await checkSocketDir(socketDir);
   if (await isNewKvFile(storage)) validateClusterName(config.clusterName, true);

@@ -264,6 +264,38 @@ export function checkDataDir(dataDir: string): string {
 }
 
 /**
+ * The real path of the Deno KV file `--storage` names, checked as the data
+ * directory is: it holds the cluster's CA keys wherever it lies, so every
+ * directory above it may be changed only by root or this user (all of them
+ * there already: the file is made in an existing directory), links on its
+ * path are followed only if root's or this user's, and the file, if there,
+ * is a regular file of this user's. Opened by this path, not the one given.
+ */
+export function checkStorageFile(path: string): string {
+  const uid = processUid();
+  const real = realPath(resolve(path), uid, "--storage");
+  const bad = pathFault(dirname(real), uid, true);
+  if (bad) throw frontPathRefused("--storage", path, bad.component, bad.fault);
+  const info = lstatOrNone(real);
+  const fault = info === undefined
+    ? undefined
+    : !info.isFile
+    ? "it is not a regular file"
+    : info.uid !== uid
+    ? `it is owned by uid ${info.uid}, not by this process's uid ${uid}`
+    : undefined;
+  if (fault !== undefined) {
+    const at = real === path ? "" : ` (${real})`;
+    throw new ConfigError(
+      `--storage ${path}${at} must be this user's file, since it holds the cluster's CA keys: ` +
+        `${fault}: use a file of this user's (or chown it, if it is yours to give)`,
+      { details: { setting: "--storage", value: path, component: real } },
+    );
+  }
+  return real;
+}
+
+/**
  * Makes the data directory `real` ({@linkcode checkDataDir}'s answer) if
  * missing, checks it, and only then makes it private (0700). Each missing
  * directory is made by `mkdir` alone, which follows no link and accepts

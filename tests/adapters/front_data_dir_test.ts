@@ -228,3 +228,84 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "auth start --storage FILE: a KV file below a directory another user owns, or a file of theirs, is refused in one line before it is opened",
+  ignore: ignoreUnless("files of nobody's", cannotAttack()),
+  async fn() {
+    // The KV file holds the CA keys wherever --storage puts it: checked as the data directory is.
+    const dir = await Deno.makeTempDir({ prefix: "kb-storage-" });
+    try {
+      await Deno.chmod(dir, 0o755);
+      const theirs = await theirDataDir(join(dir, "theirs"));
+      const root = join(dir, "root");
+      await Deno.mkdir(root, { mode: 0o755 });
+      const planted = join(root, "state.kv");
+      await Deno.writeFile(planted, new Uint8Array());
+      await Deno.chmod(planted, 0o666);
+      await Deno.chown(planted, NOBODY, NOBODY);
+      const data = join(dir, "data");
+      const start = (kv: string) => refusedStart(data, {}, ["--insecure-no-tls", "--storage", kv]);
+      assertEquals(
+        {
+          below: await start(theirs.kv),
+          file: await start(planted),
+          theirs: await leftOf(theirs),
+          planted: (await Deno.stat(planted)).size,
+          dataMade: filesIn(dir).includes("data"),
+        },
+        {
+          below: {
+            code: 1,
+            stderr: `auth: error [CONFIG_INVALID]: --storage ${theirs.kv}: ${theirs.data}, on ` +
+              "its path, must be a directory that only root or this user may change, since the " +
+              `Deno KV file below it holds the cluster's CA keys: it is owned by uid ${NOBODY}, ` +
+              "not by root or this process's uid 0: use a --storage whose directories, up to /, " +
+              "only root or this user may write (or fix the owner or mode named)\n",
+          },
+          file: {
+            code: 1,
+            stderr: `auth: error [CONFIG_INVALID]: --storage ${planted} must be this user's ` +
+              `file, since it holds the cluster's CA keys: it is owned by uid ${NOBODY}, not by ` +
+              "this process's uid 0: use a file of this user's (or chown it, if it is yours to " +
+              "give)\n",
+          },
+          theirs: UNTOUCHED,
+          planted: 0,
+          dataMade: false,
+        },
+      );
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "auth start --storage FILE: a KV file of this user's, named through a link of its own, serves",
+  ignore: Deno.build.os !== "linux",
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "kb-storage-" });
+    try {
+      await Deno.mkdir(join(dir, "state"));
+      await Deno.symlink(join(dir, "state"), join(dir, "link"));
+      const auth = await spawnAuthService({
+        dataDir: join(dir, "data"),
+        args: ["--insecure-no-tls", "--storage", join(dir, "link", "cluster.kv")],
+      });
+      try {
+        const ping = await fetch(`${auth.url}/v1/ping`);
+        assertEquals(ping.status, 200);
+        await ping.body?.cancel();
+      } finally {
+        assertEquals(await auth.stop(), 0);
+      }
+      // Opened by its real path: the file is in the directory the link names.
+      assertEquals(filesIn(join(dir, "state")).includes("cluster.kv"), true);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});

@@ -117,7 +117,11 @@ export function pathComponentFault(info: DirFacts, uid: number): string | undefi
 }
 
 /** Which setting chose a directory on the socket's path, for a refusal to name. */
-export type FrontPathSetting = "--data-dir" | "XDG_RUNTIME_DIR" | typeof ROOT_RUNTIME_DIR;
+export type FrontPathSetting =
+  | "--data-dir"
+  | "--storage"
+  | "XDG_RUNTIME_DIR"
+  | typeof ROOT_RUNTIME_DIR;
 
 /**
  * The one line that stops a start (or a heal) whose socket's path runs
@@ -138,9 +142,11 @@ export function frontPathRefused(
   const why = setting === "--data-dir"
     ? "since it holds the cluster's CA keys and the Unix socket of the server behind the TLS " +
       "front lies below it"
+    : setting === "--storage"
+    ? "since the Deno KV file below it holds the cluster's CA keys"
     : "since the Unix socket of the server behind the TLS front lies below it";
-  const fix = setting === "--data-dir"
-    ? "use a --data-dir whose directories, up to /, only root or this user may write " +
+  const fix = setting === "--data-dir" || setting === "--storage"
+    ? `use a ${setting} whose directories, up to /, only root or this user may write ` +
       "(or fix the owner or mode named)"
     : setting === "XDG_RUNTIME_DIR"
     ? "set XDG_RUNTIME_DIR to a directory whose directories, up to /, only root or this " +
