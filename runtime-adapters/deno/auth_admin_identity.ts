@@ -12,17 +12,26 @@ import { join } from "node:path";
 import denoJson from "../../deno.json" with { type: "json" };
 import { AUTH, type AuthAdminIdentityConfig } from "../../src/cli/auth/command_line.ts";
 import { errorLineOf } from "../../src/cli/error_line.ts";
-import { ADMIN_IDENTITY_FILE } from "../../src/cli/auth/data_dir.ts";
+import { ADMIN_IDENTITY_FILE, KV_FILE } from "../../src/cli/auth/data_dir.ts";
 import { ConfigError } from "../../src/errors.ts";
 import { loadExistingCluster, recoverAdmin } from "../../src/server/admin_recovery.ts";
 import { createLogger } from "../../src/util/log.ts";
 import { openStorage, parseStorageFlags } from "./auth_storage.ts";
 import { writeFileAtomic } from "./fs.ts";
+import { checkDataDir, checkStorageFile } from "./serve.ts";
 
 /** Runs the break-glass; returns the exit code. */
 export async function adminIdentity(config: AuthAdminIdentityConfig): Promise<number> {
   try {
-    const storage = parseStorageFlags(config.storage, config.storagePasswordFile, config.dataDir);
+    // The same checks as a start's (review-front3 S3): this writes an admin
+    // credential into the data directory and opens the CA keys' file.
+    const dataDir = checkDataDir(config.dataDir);
+    const given = parseStorageFlags(config.storage, config.storagePasswordFile, config.dataDir);
+    const storage = given.kind !== "kv"
+      ? given
+      : given.path === join(config.dataDir, KV_FILE)
+      ? { kind: "kv" as const, path: join(dataDir, KV_FILE) }
+      : { kind: "kv" as const, path: checkStorageFile(given.path) };
     if (storage.kind === "kv" && !(await exists(storage.path))) {
       throw new ConfigError(`no cluster state at ${storage.path} (check --data-dir and --storage)`);
     }
@@ -33,7 +42,7 @@ export async function adminIdentity(config: AuthAdminIdentityConfig): Promise<nu
         version: denoJson.version,
       });
       const { identityFile, liftedLocks } = await recoverAdmin(ctx);
-      const path = join(config.dataDir, ADMIN_IDENTITY_FILE);
+      const path = join(dataDir, ADMIN_IDENTITY_FILE);
       await writeFileAtomic(path, identityFile, { mode: 0o600 });
       console.log(`wrote a fresh admin identity to ${path}`);
       console.log(

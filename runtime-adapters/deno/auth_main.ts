@@ -166,19 +166,28 @@ async function start(config: StartConfig, log: Logger): Promise<void> {
   // come before the data directory is made or changed (review-front S1).
   const dataDir = checkDataDir(config.dataDir);
   // The KV file too: opened through the link, it could be another file than the one checked.
-  // A KV file named by --storage holds the CA keys too: checked the same way.
-  const storage: StorageConfig = config.storage.kind !== "kv"
+  // A KV file named by --storage holds the CA keys too: checked the same way,
+  // now as far as it exists, and again in full once the data directory is
+  // made (it may lie inside).
+  const named = config.storage.kind === "kv" &&
+      config.storage.path !== join(config.dataDir, KV_FILE)
+    ? config.storage.path
+    : undefined;
+  let storage: StorageConfig = config.storage.kind !== "kv"
     ? config.storage
-    : config.storage.path === join(config.dataDir, KV_FILE)
+    : named === undefined
     ? { kind: "kv", path: join(dataDir, KV_FILE) }
-    : { kind: "kv", path: checkStorageFile(config.storage.path) };
+    : { kind: "kv", path: checkStorageFile(named, false) };
   const socketDir = join(dataDir, FRONT_SOCKET_DIR);
   if (!config.insecureNoTls || config.proxyFrom.length > 0) await checkSocketDir(socketDir);
   if (await isNewKvFile(storage)) validateClusterName(config.clusterName, true);
   // Made without following a link, walked again, and only then chmod'ed and written
   // (review-front2 M2: a directory another user made first in /tmp got root's cluster).
   const makeDataDir = () => takeDataDir(config.dataDir, dataDir);
-  if (storage.kind === "kv") await makeDataDir();
+  if (storage.kind === "kv") {
+    await makeDataDir();
+    if (named !== undefined) storage = { kind: "kv", path: checkStorageFile(named) };
+  }
   const metrics = new AuthMetrics();
   const backend = metrics.meter(await openStorage(storage, log));
   log.info("storage open", { storage: describeStorage(storage) });

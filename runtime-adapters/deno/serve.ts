@@ -266,16 +266,32 @@ export function checkDataDir(dataDir: string): string {
 /**
  * The real path of the Deno KV file `--storage` names, checked as the data
  * directory is: it holds the cluster's CA keys wherever it lies, so every
- * directory above it may be changed only by root or this user (all of them
- * there already: the file is made in an existing directory), links on its
- * path are followed only if root's or this user's, and the file, if there,
- * is a regular file of this user's. Opened by this path, not the one given.
+ * directory above it may be changed only by root or this user, links on its
+ * path are followed only if root's or this user's, its own directory may
+ * not be written by anyone else even if sticky (SQLite opens FILE-wal and
+ * FILE-shm in it by name: review-front3 M1), and the file, if there, is a
+ * regular file of this user's. Opened by this path, not the one given.
+ * `made`: every directory must be there (the check just before the open);
+ * else missing ones are skipped (a --storage inside a data directory the
+ * start is about to make). `:memory:` is Deno KV's store without a file.
  */
-export function checkStorageFile(path: string): string {
+export function checkStorageFile(path: string, made = true): string {
+  if (path === ":memory:") return path;
   const uid = processUid();
   const real = realPath(resolve(path), uid, "--storage");
-  const bad = pathFault(dirname(real), uid, true);
+  const dir = dirname(real);
+  const dirInfo = lstatOrNone(dir);
+  if (made && dirInfo === undefined) {
+    throw new ConfigError(
+      `--storage ${path}: its directory ${dir} does not exist: make it (mode 0700), or name a ` +
+        "file in a directory that does",
+      { details: { setting: "--storage", value: path, component: dir } },
+    );
+  }
+  const bad = pathFault(dir, uid, made);
   if (bad) throw frontPathRefused("--storage", path, bad.component, bad.fault);
+  const shared = dirInfo && openedByNameFault(dirInfo);
+  if (shared) throw frontPathRefused("--storage", path, dir, shared);
   const info = lstatOrNone(real);
   const fault = info === undefined
     ? undefined
@@ -296,6 +312,22 @@ export function checkStorageFile(path: string): string {
 }
 
 /**
+ * Why files may not be opened by name in the directory `info` describes:
+ * anyone but its owner may make entries in it. The sticky bit, enough for
+ * the directories above (it stops others renaming what is checked below
+ * them), does not stop another user planting `keybound.kv-wal` or
+ * `keybound.kv` there first (review-front3 M1, M2: a 1777 data directory or
+ * --storage directory gave that user the CA keys).
+ */
+function openedByNameFault(info: DirFacts): string | undefined {
+  const mode = info.mode & 0o7777;
+  if ((mode & 0o022) === 0) return undefined;
+  return `its mode is ${mode.toString(8).padStart(4, "0")}: ` +
+    `${(mode & 0o002) !== 0 ? "other users" : "its group or an ACL entry (see getfacl)"} ` +
+    "may make files in it, sticky or not, and the cluster's files are opened in it by name";
+}
+
+/**
  * Makes the data directory `real` ({@linkcode checkDataDir}'s answer) if
  * missing, checks it, and only then makes it private (0700). Each missing
  * directory is made by `mkdir` alone, which follows no link and accepts
@@ -312,6 +344,12 @@ export async function takeDataDir(given: string, real: string): Promise<void> {
   const missing: string[] = [];
   for (let at = real; lstatOrNone(at) === undefined; at = dirname(at)) missing.unshift(at);
   for (const dir of missing) {
+    // The parent by lstat first: a link another user put there since
+    // checkDataDir would have mkdir make root's directory where it points
+    // (review-front3 S1).
+    const parent = lstatOrNone(dirname(dir));
+    const above = parent ? pathComponentFault(parent, uid) : "it does not exist";
+    if (above !== undefined) throw frontPathRefused("--data-dir", given, dirname(dir), above);
     try {
       await Deno.mkdir(dir, { mode: 0o700 });
     } catch (err) {
@@ -335,6 +373,9 @@ function checkDataPath(given: string, real: string, uid: number, made: boolean):
   if (info === undefined) return;
   const fault = ownerFault(info, uid);
   if (fault !== undefined) throw dataDirNotMine(given, real, fault);
+  // Its 0700 comes after this check: what others planted in it meanwhile would stay.
+  const shared = openedByNameFault(info);
+  if (shared !== undefined) throw frontPathRefused("--data-dir", given, real, shared);
 }
 
 /**

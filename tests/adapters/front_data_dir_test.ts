@@ -15,6 +15,7 @@ import { assertEquals } from "../_assert.ts";
 import { ignoreUnless } from "../_tools.ts";
 import { asNobody, cannotAttack, filesIn, NOBODY, refusedStart } from "./_front.ts";
 import { authStartCommand, spawnAuthService } from "../../runtime-adapters/deno/auth_process.ts";
+import { checkDataDir, takeDataDir } from "../../runtime-adapters/deno/serve.ts";
 
 /** Runs `auth start` (TLS) for `data` until it listens (then SIGTERM) or exits; its exit code. */
 async function startOnce(data: string): Promise<number> {
@@ -304,6 +305,191 @@ Deno.test({
       }
       // Opened by its real path: the file is in the directory the link names.
       assertEquals(filesIn(join(dir, "state")).includes("cluster.kv"), true);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+/** As nobody: makes each file named in argv[1:] (0666) and holds it open; on a stdin line, says whether any now holds the cluster's rows. */
+const PLANT = `
+import os, sys
+fds = []
+for p in sys.argv[1:]:
+    fd = os.open(p, os.O_CREAT | os.O_RDWR | os.O_EXCL, 0o666); os.fchmod(fd, 0o666); fds.append(fd)
+print("planted", flush=True)
+sys.stdin.readline()
+print(any(b"key_pkcs8" in os.pread(fd, 1 << 22, 0) for fd in fds), flush=True)
+`;
+
+/** Plants `files` as nobody, runs `auth start` with `flags` to its exit (SIGTERM once it listens); whether it served and whether nobody read the cluster through its planted files. */
+async function plantThenStart(files: string[], flags: string[]) {
+  const nobody = asNobody(["/usr/bin/python3", "-c", PLANT, ...files], {
+    stdin: "piped",
+    stdout: "piped",
+  }).spawn();
+  const lines = nobody.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let said = "";
+  while (!said.includes("planted\n")) said += (await lines.read()).value ?? "";
+  const [program, ...args] = authStartCommand({ dataDir: flags[0], args: flags.slice(1) });
+  const p = new Deno.Command(program, {
+    args,
+    env: { NO_COLOR: "1" },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  let out = "";
+  for await (const chunk of p.stdout.pipeThrough(new TextDecoderStream())) {
+    out += chunk;
+    if (out.includes("listening on")) p.kill("SIGTERM");
+  }
+  await p.status;
+  const w = nobody.stdin.getWriter();
+  await w.write(new TextEncoder().encode("go\n"));
+  await w.close();
+  said = "";
+  for (;;) {
+    const { value, done } = await lines.read();
+    if (done) break;
+    said += value;
+  }
+  await nobody.status;
+  return { served: out.includes("listening on"), nobodyReadTheCluster: said.trim() === "True" };
+}
+
+Deno.test({
+  name:
+    "auth start --storage FILE in a sticky directory: a FILE-wal another user planted there first does not get the cluster (review-front3 M1)",
+  ignore: ignoreUnless("files of nobody's", cannotAttack()),
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "kb-rf3-side-" });
+    try {
+      await Deno.chmod(dir, 0o755);
+      const sticky = join(dir, "st");
+      await Deno.mkdir(sticky);
+      await Deno.chmod(sticky, 0o1777); // as /tmp: passes pathComponentFault
+      const kv = join(sticky, "cluster.kv");
+      const got = await plantThenStart([`${kv}-wal`], [
+        join(dir, "data"),
+        "--insecure-no-tls",
+        "--storage",
+        kv,
+      ]);
+      // Refusing the start, or a KV whose companions nobody can have opened, both pass.
+      assertEquals(got.nobodyReadTheCluster, false);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "auth start: a --data-dir that is itself a sticky 1777 directory (as /tmp) is neither chmod'ed nor used with the files another user planted in it (review-front3 M2)",
+  ignore: ignoreUnless("files of nobody's", cannotAttack()),
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "kb-rf3-sdd-" });
+    try {
+      await Deno.chmod(dir, 0o755);
+      const data = join(dir, "tmp");
+      await Deno.mkdir(data);
+      await Deno.chmod(data, 0o1777);
+      const got = await plantThenStart([join(data, "keybound.kv"), join(data, "keybound.kv-wal")], [
+        data,
+        "--insecure-no-tls",
+      ]);
+      assertEquals({ ...got, mode: (await Deno.stat(data)).mode! & 0o7777 }, {
+        served: false,
+        nobodyReadTheCluster: false,
+        mode: 0o1777,
+      });
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "takeDataDir makes nothing through another user's link put at a missing component after checkDataDir (review-front3 S1)",
+  ignore: ignoreUnless("a link of nobody's", cannotAttack()),
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "kb-rf3-mk-" });
+    try {
+      await Deno.chmod(dir, 0o755);
+      const sticky = join(dir, "t");
+      const victim = join(dir, "etc"); // root's, 0755: stands for /etc
+      await Deno.mkdir(sticky);
+      await Deno.chmod(sticky, 0o1777);
+      await Deno.mkdir(victim);
+      await Deno.chmod(victim, 0o755);
+      const given = join(sticky, "kb", "data");
+      const real = checkDataDir(given); // t/kb is missing here: nothing to judge yet
+      // nobody, between the check and the make (a race in life; here in order):
+      const ln = await asNobody(["/bin/ln", "-s", victim, join(sticky, "kb")]).output();
+      assertEquals(ln.code, 0);
+      const refused = await takeDataDir(given, real).then(() => false, () => true);
+      assertEquals({ refused, inVictim: filesIn(victim) }, { refused: true, inVictim: [] });
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "auth start: a first start with --storage inside the --data-dir it makes serves (review-front3 S2)",
+  ignore: Deno.build.os !== "linux",
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "kb-rf3-inside-" });
+    try {
+      const data = join(dir, "data");
+      const auth = await spawnAuthService({
+        dataDir: data,
+        args: ["--insecure-no-tls", "--storage", join(data, "cluster.kv")],
+      });
+      try {
+        const ping = await fetch(`${auth.url}/v1/ping`);
+        assertEquals(ping.status, 200);
+        await ping.body?.cancel();
+      } finally {
+        assertEquals(await auth.stop(), 0);
+      }
+      assertEquals(filesIn(data).includes("cluster.kv"), true);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "auth admin-identity: a --data-dir another user owns is refused in one line, nothing opened or written (review-front3 S3)",
+  ignore: ignoreUnless("a data directory of nobody's", cannotAttack()),
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "kb-rf3-admin-" });
+    try {
+      const theirs = await theirDataDir(dir);
+      const [program, ...start] = authStartCommand({ dataDir: theirs.data });
+      const args = [
+        ...start.slice(0, start.indexOf("start")),
+        "admin-identity",
+        "--data-dir",
+        theirs.data,
+      ];
+      const out = await new Deno.Command(program, {
+        args,
+        env: { NO_COLOR: "1" },
+        stdout: "null",
+        stderr: "piped",
+      }).output();
+      const stderr = new TextDecoder().decode(out.stderr);
+      assertEquals({ code: out.code, lines: stderr.split("\n").length, ...await leftOf(theirs) }, {
+        code: 1,
+        lines: 2,
+        ...UNTOUCHED,
+      });
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
