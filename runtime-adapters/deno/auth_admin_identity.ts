@@ -18,7 +18,7 @@ import { loadExistingCluster, recoverAdmin } from "../../src/server/admin_recove
 import { createLogger } from "../../src/util/log.ts";
 import { openStorage, parseStorageFlags } from "./auth_storage.ts";
 import { writeFileAtomic } from "./fs.ts";
-import { checkDataDir, checkStorageFile } from "./serve.ts";
+import { checkDataDir, checkStorageFile, takeDataDir } from "./serve.ts";
 
 /** Runs the break-glass; returns the exit code. */
 export async function adminIdentity(config: AuthAdminIdentityConfig): Promise<number> {
@@ -35,6 +35,11 @@ export async function adminIdentity(config: AuthAdminIdentityConfig): Promise<nu
     if (storage.kind === "kv" && !(await exists(storage.path))) {
       throw new ConfigError(`no cluster state at ${storage.path} (check --data-dir and --storage)`);
     }
+    // Made or taken as a start does, before anything is opened or written: a
+    // data directory another user made at the name while the cluster was
+    // open got the fresh admin identity (review-front4 M1), and a missing one
+    // failed the write after the recovery was committed (S1).
+    await takeDataDir(config.dataDir, dataDir);
     const backend = await openStorage(storage);
     try {
       const ctx = await loadExistingCluster(backend, {

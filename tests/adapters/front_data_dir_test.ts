@@ -471,25 +471,119 @@ Deno.test({
     const dir = await Deno.makeTempDir({ prefix: "kb-rf3-admin-" });
     try {
       const theirs = await theirDataDir(dir);
-      const [program, ...start] = authStartCommand({ dataDir: theirs.data });
-      const args = [
-        ...start.slice(0, start.indexOf("start")),
-        "admin-identity",
-        "--data-dir",
-        theirs.data,
-      ];
-      const out = await new Deno.Command(program, {
-        args,
-        env: { NO_COLOR: "1" },
-        stdout: "null",
-        stderr: "piped",
-      }).output();
+      const out = await authCommand(theirs.data, ["admin-identity", "--data-dir", theirs.data])
+        .output();
       const stderr = new TextDecoder().decode(out.stderr);
       assertEquals({ code: out.code, lines: stderr.split("\n").length, ...await leftOf(theirs) }, {
         code: 1,
         lines: 2,
         ...UNTOUCHED,
       });
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+/** Runs a command built from `auth start`'s for `data` with `sub` and `rest` in place of start's. */
+function authCommand(data: string, sub: string[]): Deno.Command {
+  const [program, ...start] = authStartCommand({ dataDir: data });
+  return new Deno.Command(program, {
+    args: [...start.slice(0, start.indexOf("start")), ...sub],
+    env: { NO_COLOR: "1" },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  });
+}
+
+/** A cluster in `kv` (a Deno KV file): one `auth start --insecure-no-tls` until it listens. */
+async function seed(data: string, kv: string): Promise<void> {
+  const [program, ...args] = authStartCommand({
+    dataDir: data,
+    args: ["--storage", kv, "--insecure-no-tls", "--cluster-name", "rf4.example.com"],
+  });
+  const p = new Deno.Command(program, {
+    args,
+    env: { NO_COLOR: "1" },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  let out = "";
+  for await (const chunk of p.stdout.pipeThrough(new TextDecoderStream())) {
+    out += chunk;
+    if (out.includes("listening on")) p.kill("SIGTERM");
+  }
+  await p.status;
+  assertEquals(Deno.lstatSync(kv).isFile, true);
+}
+
+/** As nobody: waits until root opens argv[1] (inotify IN_OPEN on its directory), then makes argv[2] 0777. */
+const MAKE_ON_OPEN = `
+import ctypes, os, struct, sys, time
+kv, d = sys.argv[1], sys.argv[2]
+libc = ctypes.CDLL("libc.so.6", use_errno=True)
+fd = libc.inotify_init()
+libc.inotify_add_watch(fd, os.path.dirname(kv).encode(), 0x20)
+print("watching", flush=True)
+seen = False
+while not seen:
+    buf = os.read(fd, 4096); i = 0
+    while i < len(buf):
+        wd, mask, cookie, n = struct.unpack_from("iIII", buf, i)
+        name = buf[i + 16:i + 16 + n].rstrip(b"\\0").decode(); i += 16 + n
+        if name == os.path.basename(kv): seen = True
+try:
+    os.mkdir(d); os.chmod(d, 0o777); print("made", flush=True)
+    for _ in range(500):
+        if os.path.exists(d + "/admin-identity"): break
+        time.sleep(0.01)
+except OSError as e:
+    print("not made", e.errno)
+`;
+
+Deno.test({
+  name:
+    "auth admin-identity: a --data-dir another user makes while the cluster is open gets no admin identity (review-front4 M1)",
+  ignore: ignoreUnless("nobody's process", cannotAttack()),
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "kb-rf4-admin-" });
+    try {
+      await Deno.chmod(dir, 0o755);
+      const sticky = join(dir, "tmp");
+      await Deno.mkdir(sticky);
+      await Deno.chmod(sticky, 0o1777); // stands for /tmp
+      const kvDir = join(dir, "kv");
+      await Deno.mkdir(kvDir);
+      await Deno.chmod(kvDir, 0o755);
+      const kv = join(kvDir, "keybound.kv");
+      await seed(join(dir, "d0"), kv);
+      const data = join(sticky, "kb");
+      const nobody = asNobody(["/usr/bin/python3", "-c", MAKE_ON_OPEN, kv, data], {
+        stdout: "piped",
+        stderr: "null",
+      }).spawn();
+      // Root starts once nobody watches.
+      const reader = nobody.stdout.pipeThrough(new TextDecoderStream()).getReader();
+      let saw = (await reader.read()).value ?? "";
+      const out = await authCommand(data, ["admin-identity", "--data-dir", data, "--storage", kv])
+        .output();
+      for (let r = await reader.read(); !r.done; r = await reader.read()) saw += r.value;
+      await nobody.status;
+      const info = Deno.lstatSync(data);
+      const written = (() => {
+        try {
+          Deno.lstatSync(join(data, "admin-identity"));
+          return true;
+        } catch {
+          return false;
+        }
+      })();
+      // Either refused, or written into a directory of root's that nobody could make.
+      assertEquals({ identityInNobodysDir: written && info.uid === NOBODY }, {
+        identityInNobodysDir: false,
+      }, `${saw} ${new TextDecoder().decode(out.stderr)}`);
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
