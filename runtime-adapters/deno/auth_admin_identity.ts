@@ -18,7 +18,7 @@ import { loadExistingCluster, recoverAdmin } from "../../src/server/admin_recove
 import { createLogger } from "../../src/util/log.ts";
 import { openStorage, parseStorageFlags } from "./auth_storage.ts";
 import { writeFileAtomic } from "./fs.ts";
-import { checkDataDir, checkStorageFile, takeDataDir } from "./serve.ts";
+import { checkDataDir, checkStorageFile, takeDataDir } from "./data_dir_checks.ts";
 
 /** Runs the break-glass; returns the exit code. */
 export async function adminIdentity(config: AuthAdminIdentityConfig): Promise<number> {

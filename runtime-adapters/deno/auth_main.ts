@@ -50,15 +50,8 @@ import {
   parseStorageFlags,
   type StorageConfig,
 } from "./auth_storage.ts";
-import {
-  checkDataDir,
-  checkSocketDir,
-  checkStorageFile,
-  onStopSignal,
-  serveApp,
-  serveService,
-  takeDataDir,
-} from "./serve.ts";
+import { checkSocketDir, onStopSignal, serveApp, serveService } from "./serve.ts";
+import { checkDataDir, checkStorageFile, takeDataDir } from "./data_dir_checks.ts";
 import { connectionsFit } from "./tls_front.ts";
 import { argParser } from "./arg_parser.ts";
 import { loadConsoleAssets } from "./console_assets.ts";

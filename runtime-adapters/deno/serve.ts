@@ -12,19 +12,17 @@ import { basename, dirname, isAbsolute, join, resolve } from "node:path";
 import { ConfigError } from "../../src/errors.ts";
 import { toHex } from "../../src/util/encoding.ts";
 import {
-  type DirFacts,
   frontDirRefused,
   frontPathRefused,
-  type FrontPathSetting,
-  pathComponentFault,
   privateDirFault,
   ROOT_RUNTIME_DIR,
   runtimeSocketDirName,
   SOCKET_PATH_MAX,
   socketDirFits,
 } from "../../src/cli/auth/front_dir.ts";
-import { ensureDir, realPathSoFar } from "./fs.ts";
+import { ensureDir } from "./fs.ts";
 import { missingPermission, readEnv } from "./permissions.ts";
+import { lstatOrNone, ownerFault, pathFault, processUid, realPath } from "./data_dir_checks.ts";
 import { burstLog } from "./tls_front/burst_log.ts";
 import {
   type Front,
@@ -246,203 +244,9 @@ export async function checkSocketDir(
   releasePlace(place, join(place.dir, `${place.base}.sock`));
 }
 
-/**
- * The auth service's data directory by its real path (links of root's or
- * this user's resolved), once checked as far as it exists: every directory
- * on its path up to `/` only root or this user may change, and the data
- * directory, if there, this user's. Asked at every start, whatever the TLS
- * mode and wherever the front's socket goes: the data directory holds the
- * cluster, CA private keys included, and the admin identity (review-front2
- * M1: a data directory of another user's got root's cluster). Makes,
- * changes and opens nothing: see {@linkcode takeDataDir}.
- */
-export function checkDataDir(dataDir: string): string {
-  const uid = processUid();
-  const real = realPath(dataDir, uid);
-  checkDataPath(dataDir, real, uid, false);
-  return real;
-}
-
-/**
- * The real path of the Deno KV file `--storage` names, checked as the data
- * directory is: it holds the cluster's CA keys wherever it lies, so every
- * directory above it may be changed only by root or this user, links on its
- * path are followed only if root's or this user's, its own directory may
- * not be written by anyone else even if sticky (SQLite opens FILE-wal and
- * FILE-shm in it by name: review-front3 M1), and the file, if there, is a
- * regular file of this user's. Opened by this path, not the one given.
- * `made`: every directory must be there (the check just before the open);
- * else missing ones are skipped (a --storage inside a data directory the
- * start is about to make). `:memory:` is Deno KV's store without a file.
- */
-export function checkStorageFile(path: string, made = true): string {
-  if (path === ":memory:") return path;
-  const uid = processUid();
-  const real = realPath(resolve(path), uid, "--storage");
-  const dir = dirname(real);
-  const dirInfo = lstatOrNone(dir);
-  if (made && dirInfo === undefined) {
-    throw new ConfigError(
-      `--storage ${path}: its directory ${dir} does not exist: make it (mode 0700), or name a ` +
-        "file in a directory that does",
-      { details: { setting: "--storage", value: path, component: dir } },
-    );
-  }
-  const bad = pathFault(dir, uid, made);
-  if (bad) throw frontPathRefused("--storage", path, bad.component, bad.fault);
-  const shared = dirInfo && openedByNameFault(dirInfo);
-  if (shared) throw frontPathRefused("--storage", path, dir, shared);
-  const info = lstatOrNone(real);
-  const fault = info === undefined
-    ? undefined
-    : !info.isFile
-    ? "it is not a regular file"
-    : info.uid !== uid
-    ? `it is owned by uid ${info.uid}, not by this process's uid ${uid}`
-    : undefined;
-  if (fault !== undefined) {
-    const at = real === path ? "" : ` (${real})`;
-    throw new ConfigError(
-      `--storage ${path}${at} must be this user's file, since it holds the cluster's CA keys: ` +
-        `${fault}: use a file of this user's (or chown it, if it is yours to give)`,
-      { details: { setting: "--storage", value: path, component: real } },
-    );
-  }
-  return real;
-}
-
-/**
- * Why files may not be opened by name in the directory `info` describes:
- * anyone but its owner may make entries in it. The sticky bit, enough for
- * the directories above (it stops others renaming what is checked below
- * them), does not stop another user planting `keybound.kv-wal` or
- * `keybound.kv` there first (review-front3 M1, M2: a 1777 data directory or
- * --storage directory gave that user the CA keys).
- */
-function openedByNameFault(info: DirFacts): string | undefined {
-  const mode = info.mode & 0o7777;
-  if ((mode & 0o022) === 0) return undefined;
-  return `its mode is ${mode.toString(8).padStart(4, "0")}: ` +
-    `${(mode & 0o002) !== 0 ? "other users" : "its group or an ACL entry (see getfacl)"} ` +
-    "may make files in it, sticky or not, and the cluster's files are opened in it by name";
-}
-
-/**
- * Makes the data directory `real` ({@linkcode checkDataDir}'s answer) if
- * missing, checks it, and only then makes it private (0700). Each missing
- * directory is made by `mkdir` alone, which follows no link and accepts
- * nothing already there; the whole path is then walked again by `lstat`,
- * every component now required, and the data directory must be this
- * user's. So a directory another user made at the name first, in a sticky
- * directory like /tmp, is refused before root chmods or writes anything in
- * it (review-front2 M2: ensureDir's recursive mkdir took it, chmod and
- * all). After the walk no one but root or this user can move the data
- * directory or anything above it, so the chmod by name reaches it.
- */
-export async function takeDataDir(given: string, real: string): Promise<void> {
-  const uid = processUid();
-  const missing: string[] = [];
-  for (let at = real; lstatOrNone(at) === undefined; at = dirname(at)) missing.unshift(at);
-  for (const dir of missing) {
-    // The parent by lstat first: a link another user put there since
-    // checkDataDir would have mkdir make root's directory where it points
-    // (review-front3 S1).
-    const parent = lstatOrNone(dirname(dir));
-    const above = parent ? pathComponentFault(parent, uid) : "it does not exist";
-    if (above !== undefined) throw frontPathRefused("--data-dir", given, dirname(dir), above);
-    try {
-      await Deno.mkdir(dir, { mode: 0o700 });
-    } catch (err) {
-      // Someone else's, made meanwhile: the walk below judges it.
-      if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
-    }
-  }
-  checkDataPath(given, real, uid, true);
-  await Deno.chmod(real, 0o700);
-}
-
-/**
- * Throws unless every directory from `real` up to `/` may be changed only by
- * root or `uid` ({@linkcode pathComponentFault}) and `real` is `uid`'s;
- * components not there yet are skipped unless `made`.
- */
-function checkDataPath(given: string, real: string, uid: number, made: boolean): void {
-  const bad = pathFault(real, uid, made);
-  if (bad) throw frontPathRefused("--data-dir", real, bad.component, bad.fault);
-  const info = lstatOrNone(real);
-  if (info === undefined) return;
-  const fault = ownerFault(info, uid);
-  if (fault !== undefined) throw dataDirNotMine(given, real, fault);
-  // Its 0700 comes after this check: what others planted in it meanwhile would stay.
-  const shared = openedByNameFault(info);
-  if (shared !== undefined) throw frontPathRefused("--data-dir", given, real, shared);
-}
-
-/**
- * This process's uid, which every check of the socket's path needs before
- * anything is made or changed (review-front S2: learnt from a lock file's
- * owner, it came after a chmod through a name another user could swap).
- * `Deno.uid()` needs `--allow-sys=uid`; without it, auth's own line naming
- * the permission, not Deno's prompt or error.
- */
-function processUid(): number {
-  const missing = missingPermission({ name: "sys", kind: "uid" }, "auth");
-  if (missing !== undefined) {
-    throw new ConfigError(
-      `${missing}: add uid to --allow-sys; auth checks who owns each directory on the path ` +
-        "of its data directory and of the socket of the server behind its TLS front",
-    );
-  }
-  return Deno.uid() ?? -1;
-}
-
-/**
- * {@linkcode realPathSoFar}, following only links of root's or `uid`'s, as
- * Linux's protected_symlinks does in sticky directories, but everywhere
- * (that protection is often off, and misses group-writable sticky
- * directories): another user's link would send the service into a
- * directory of their choice, /etc say, to chmod and write there
- * (review-front2 S1).
- */
-function realPath(path: string, uid: number, setting: FrontPathSetting = "--data-dir"): string {
-  return realPathSoFar(path, (link, info) => {
-    const owner = info.uid ?? -1;
-    if (owner === 0 || owner === uid) return;
-    // As frontPathRefused: /run/keybound's names the directory above, /run itself included.
-    const subject = setting === ROOT_RUNTIME_DIR ? setting : `${setting} ${path}`;
-    const at = link === path && setting !== ROOT_RUNTIME_DIR ? "" : `: ${link}, on its path,`;
-    throw new ConfigError(
-      `${subject}${at} is a symbolic link of uid ${owner}, not of root or this ` +
-        `process's uid ${uid}: auth follows only links root or this user made; use the ` +
-        "directory it names, or a link of root's or this user's",
-      { details: { setting, value: path, component: link, owner } },
-    );
-  });
-}
-
 /** `socketDir` with its parent's real path: `socketDir` itself must not be a link. */
 function realSocketDir(socketDir: string, uid: number): string {
   return join(realPath(dirname(resolve(socketDir)), uid), basename(socketDir));
-}
-
-/**
- * The first directory from `dir` (a real path) up to `/` that lets another
- * user than root and `uid` change what lies below it, and why
- * ({@linkcode pathComponentFault}); undefined if none. Components not made
- * yet are skipped unless `all`: whoever makes them is checked by the next
- * walk (the data directory's in {@linkcode takeDataDir}).
- */
-function pathFault(
-  dir: string,
-  uid: number,
-  all = false,
-): { component: string; fault: string } | undefined {
-  for (let at = dir;; at = dirname(at)) {
-    const info = lstatOrNone(at);
-    const fault = info ? pathComponentFault(info, uid) : all ? "it does not exist" : undefined;
-    if (fault !== undefined) return { component: at, fault };
-    if (dirname(at) === at) return undefined;
-  }
 }
 
 /**
@@ -464,21 +268,6 @@ function checkFrontPath(wanted: string, uid: number): void {
   }
   const fault = info && ownerFault(info, uid);
   if (fault !== undefined) throw frontDirNotMine(wanted, fault);
-}
-
-/** Why `info` (an lstat) is not a directory of `uid`'s, whatever its mode; undefined if it is. */
-function ownerFault(info: DirFacts | undefined, uid: number): string | undefined {
-  return privateDirFault(info && { ...info, mode: 0o700 }, { uid });
-}
-
-/** The refusal of a data directory (`real`, given as `given`) that is not this user's. */
-function dataDirNotMine(given: string, real: string, fault: string): ConfigError {
-  const at = given === real ? "" : ` (${real})`;
-  return new ConfigError(
-    `--data-dir ${given}${at} must be this user's directory, since it holds the cluster's CA ` +
-      `keys: ${fault}: use a directory of this user's (or chown it, if it is yours to give)`,
-    { details: { setting: "--data-dir", value: given, component: real } },
-  );
 }
 
 /** The refusal of `wanted` (a data directory's `front`) that is not this user's directory. */
@@ -794,17 +583,6 @@ async function privateSocket(given: string, runtimeDir: string | undefined): Pro
   const place = takeDir(dir, base, uid, refuse, denied);
   await sweepDead(dir);
   return place;
-}
-
-/** `lstat` of `path` (not following a link); undefined if nothing is there. */
-function lstatOrNone(path: string): (Deno.FileInfo & DirFacts) | undefined {
-  try {
-    const info = Deno.lstatSync(path);
-    return { ...info, mode: info.mode ?? 0, uid: info.uid ?? -1 };
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return undefined;
-    throw err;
-  }
 }
 
 /**

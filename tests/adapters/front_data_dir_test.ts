@@ -15,7 +15,7 @@ import { assertEquals } from "../_assert.ts";
 import { ignoreUnless } from "../_tools.ts";
 import { asNobody, cannotAttack, filesIn, NOBODY, refusedStart } from "./_front.ts";
 import { authStartCommand, spawnAuthService } from "../../runtime-adapters/deno/auth_process.ts";
-import { checkDataDir, takeDataDir } from "../../runtime-adapters/deno/serve.ts";
+import { checkDataDir, takeDataDir } from "../../runtime-adapters/deno/data_dir_checks.ts";
 
 /** Runs `auth start` (TLS) for `data` until it listens (then SIGTERM) or exits; its exit code. */
 async function startOnce(data: string): Promise<number> {
