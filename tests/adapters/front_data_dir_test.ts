@@ -17,11 +17,14 @@ import { asNobody, cannotAttack, filesIn, NOBODY, refusedStart } from "./_front.
 import { authStartCommand, spawnAuthService } from "../../runtime-adapters/deno/auth_process.ts";
 import { checkDataDir, takeDataDir } from "../../runtime-adapters/deno/data_dir_checks.ts";
 
-/** Runs `auth start` (TLS) for `data` until it listens (then SIGTERM) or exits; its exit code. */
-async function startOnce(data: string): Promise<number> {
-  const [program, ...args] = authStartCommand({ dataDir: data });
+/**
+ * Runs `auth start` (TLS unless `args` say otherwise) for `data` until it
+ * listens (then SIGTERM) or exits: its exit code, and whether it served.
+ */
+async function startOnce(data: string, args: string[] = []) {
+  const [program, ...rest] = authStartCommand({ dataDir: data, args });
   const p = new Deno.Command(program, {
-    args,
+    args: rest,
     env: { NO_COLOR: "1" },
     stdin: "null",
     stdout: "piped",
@@ -32,7 +35,7 @@ async function startOnce(data: string): Promise<number> {
     out += chunk;
     if (out.includes("listening on")) p.kill("SIGTERM");
   }
-  return (await p.status).code;
+  return { code: (await p.status).code, served: out.includes("listening on") };
 }
 
 /** As nobody: makes and removes its own directory at argv[1] until root chmods one (then keeps it). */
@@ -331,20 +334,7 @@ async function plantThenStart(files: string[], flags: string[]) {
   const lines = nobody.stdout.pipeThrough(new TextDecoderStream()).getReader();
   let said = "";
   while (!said.includes("planted\n")) said += (await lines.read()).value ?? "";
-  const [program, ...args] = authStartCommand({ dataDir: flags[0], args: flags.slice(1) });
-  const p = new Deno.Command(program, {
-    args,
-    env: { NO_COLOR: "1" },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "null",
-  }).spawn();
-  let out = "";
-  for await (const chunk of p.stdout.pipeThrough(new TextDecoderStream())) {
-    out += chunk;
-    if (out.includes("listening on")) p.kill("SIGTERM");
-  }
-  await p.status;
+  const { served } = await startOnce(flags[0], flags.slice(1));
   const w = nobody.stdin.getWriter();
   await w.write(new TextEncoder().encode("go\n"));
   await w.close();
@@ -355,7 +345,7 @@ async function plantThenStart(files: string[], flags: string[]) {
     said += value;
   }
   await nobody.status;
-  return { served: out.includes("listening on"), nobodyReadTheCluster: said.trim() === "True" };
+  return { served, nobodyReadTheCluster: said.trim() === "True" };
 }
 
 Deno.test({
@@ -499,23 +489,13 @@ function authCommand(data: string, sub: string[]): Deno.Command {
 
 /** A cluster in `kv` (a Deno KV file): one `auth start --insecure-no-tls` until it listens. */
 async function seed(data: string, kv: string): Promise<void> {
-  const [program, ...args] = authStartCommand({
-    dataDir: data,
-    args: ["--storage", kv, "--insecure-no-tls", "--cluster-name", "rf4.example.com"],
-  });
-  const p = new Deno.Command(program, {
-    args,
-    env: { NO_COLOR: "1" },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "null",
-  }).spawn();
-  let out = "";
-  for await (const chunk of p.stdout.pipeThrough(new TextDecoderStream())) {
-    out += chunk;
-    if (out.includes("listening on")) p.kill("SIGTERM");
-  }
-  await p.status;
+  await startOnce(data, [
+    "--storage",
+    kv,
+    "--insecure-no-tls",
+    "--cluster-name",
+    "rf4.example.com",
+  ]);
   assertEquals(Deno.lstatSync(kv).isFile, true);
 }
 
