@@ -18,6 +18,7 @@ import {
   type DirFacts,
   frontPathRefused,
   type FrontPathSetting,
+  openedByNameFault,
   pathComponentFault,
   privateDirFault,
   ROOT_RUNTIME_DIR,
@@ -88,22 +89,6 @@ export function checkStorageFile(path: string, made = true): string {
     );
   }
   return real;
-}
-
-/**
- * Why files may not be opened by name in the directory `info` describes:
- * anyone but its owner may make entries in it. The sticky bit, enough for
- * the directories above (it stops others renaming what is checked below
- * them), does not stop another user planting `keybound.kv-wal` or
- * `keybound.kv` there first (review-front3 M1, M2: a 1777 data directory or
- * --storage directory gave that user the CA keys).
- */
-function openedByNameFault(info: DirFacts): string | undefined {
-  const mode = info.mode & 0o7777;
-  if ((mode & 0o022) === 0) return undefined;
-  return `its mode is ${mode.toString(8).padStart(4, "0")}: ` +
-    `${(mode & 0o002) !== 0 ? "other users" : "its group or an ACL entry (see getfacl)"} ` +
-    "may make files in it, sticky or not, and the cluster's files are opened in it by name";
 }
 
 /**

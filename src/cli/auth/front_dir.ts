@@ -108,12 +108,31 @@ export function pathComponentFault(info: DirFacts, uid: number): string | undefi
   }
   const mode = info.mode & 0o7777;
   if ((mode & 0o022) !== 0 && (mode & 0o1000) === 0) {
-    return `its mode is ${mode.toString(8).padStart(4, "0")}: ` +
-      `${
-        (mode & 0o002) !== 0 ? "other users" : "its group or an ACL entry (see getfacl)"
-      } may write it, and it is not sticky`;
+    return `${modeAndWriters(mode)} may write it, and it is not sticky`;
   }
   return undefined;
+}
+
+/**
+ * Why files may not be opened by name in the directory `info` describes
+ * (the data directory, a `--storage` file's): anyone but its owner may make
+ * entries in it. The sticky bit, enough for the directories above (it stops
+ * others renaming what is checked below them), does not stop another user
+ * planting `keybound.kv-wal` or `keybound.kv` there first (review-front3 M1,
+ * M2: a 1777 data directory or --storage directory gave that user the CA
+ * keys). Undefined if no one else may.
+ */
+export function openedByNameFault(info: DirFacts): string | undefined {
+  const mode = info.mode & 0o7777;
+  if ((mode & 0o022) === 0) return undefined;
+  return `${modeAndWriters(mode)} may make files in it, sticky or not, and the cluster's ` +
+    "files are opened in it by name";
+}
+
+/** "its mode is NNNN: WHO", naming who besides the owner may write a directory of `mode`. */
+function modeAndWriters(mode: number): string {
+  const who = (mode & 0o002) !== 0 ? "other users" : "its group or an ACL entry (see getfacl)";
+  return `its mode is ${mode.toString(8).padStart(4, "0")}: ${who}`;
 }
 
 /** Which setting chose a directory on the socket's path, for a refusal to name. */
