@@ -160,8 +160,9 @@ async function start(config: StartConfig, log: Logger): Promise<void> {
   const dataDir = checkDataDir(config.dataDir);
   // The KV file too: opened through the link, it could be another file than the one checked.
   // A KV file named by --storage holds the CA keys too: checked the same way,
-  // now as far as it exists, and again in full once the data directory is
-  // made (it may lie inside).
+  // in full now (a refused start leaves nothing made), unless it lies right
+  // in the data directory the start makes: then as far as it exists, and in
+  // full again once the data directory is made.
   const named = config.storage.kind === "kv" &&
       config.storage.path !== join(config.dataDir, KV_FILE)
     ? config.storage.path
@@ -170,7 +171,7 @@ async function start(config: StartConfig, log: Logger): Promise<void> {
     ? config.storage
     : named === undefined
     ? { kind: "kv", path: join(dataDir, KV_FILE) }
-    : { kind: "kv", path: checkStorageFile(named, false) };
+    : { kind: "kv", path: checkStorageFile(named, dataDir) };
   const socketDir = join(dataDir, FRONT_SOCKET_DIR);
   if (!config.insecureNoTls || config.proxyFrom.length > 0) await checkSocketDir(socketDir);
   if (await isNewKvFile(storage)) validateClusterName(config.clusterName, true);

@@ -51,16 +51,21 @@ export function checkDataDir(dataDir: string): string {
  * not be written by anyone else even if sticky (SQLite opens FILE-wal and
  * FILE-shm in it by name: review-front3 M1), and the file, if there, is a
  * regular file of this user's. Opened by this path, not the one given.
- * `made`: every directory must be there (the check just before the open);
- * else missing ones are skipped (a --storage inside a data directory the
- * start is about to make). `:memory:` is Deno KV's store without a file.
+ * Every directory must be there, unless the file's own directory is
+ * `dataDir`, the data directory (its real path) the start is about to make:
+ * then the missing ones are skipped, and this is asked again once it is
+ * made. So a start this refuses has made nothing yet (a --storage in a
+ * missing directory elsewhere was refused only after the data directory
+ * had been made: review-front4's note). `:memory:` is Deno KV's store
+ * without a file.
  */
-export function checkStorageFile(path: string, made = true): string {
+export function checkStorageFile(path: string, dataDir?: string): string {
   if (path === ":memory:") return path;
   const uid = processUid();
   const real = realPath(resolve(path), uid, "--storage");
   const dir = dirname(real);
   const dirInfo = lstatOrNone(dir);
+  const made = dir !== dataDir;
   if (made && dirInfo === undefined) {
     throw new ConfigError(
       `--storage ${path}: its directory ${dir} does not exist: make it (mode 0700), or name a ` +

@@ -455,6 +455,31 @@ Deno.test({
 
 Deno.test({
   name:
+    "auth start --storage FILE in a missing directory: refused in one line before the data directory is made",
+  ignore: Deno.build.os !== "linux",
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "kb-storage-none-" });
+    try {
+      const data = join(dir, "data");
+      // Outside the data directory, and inside it below a directory the start does not make.
+      for (const kv of [join(dir, "none", "kb.kv"), join(data, "none", "kb.kv")]) {
+        const out = await refusedStart(data, {}, ["--insecure-no-tls", "--storage", kv]);
+        assertEquals({ ...out, left: filesIn(dir) }, {
+          code: 1,
+          stderr: `auth: error [CONFIG_INVALID]: --storage ${kv}: its directory ` +
+            `${join(kv, "..")} does not exist: make it (mode 0700), or name a file in a ` +
+            "directory that does\n",
+          left: [],
+        });
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
     "auth admin-identity: a --data-dir another user owns is refused in one line, nothing opened or written (review-front3 S3)",
   ignore: ignoreUnless("a data directory of nobody's", cannotAttack()),
   async fn() {
