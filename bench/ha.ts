@@ -8,10 +8,8 @@
  *
  * @module
  */
-import { PostgresBackend } from "../runtime-adapters/deno/postgres/backend.ts";
-import { parsePostgresUrl } from "../runtime-adapters/deno/postgres/url.ts";
 import { HAPROXY, startHaproxy } from "../tests/ha/_haproxy.ts";
-import { PG_PASSWORD, postgresMissing, startPostgres } from "../tests/ha/_postgres.ts";
+import { openBackend, PG_PASSWORD, postgresMissing, startPostgres } from "../tests/ha/_postgres.ts";
 import { freePort } from "../tests/tbot/_harness.ts";
 import {
   type AuthProcess,
@@ -38,7 +36,7 @@ export interface HaSizes {
 
 /** Commits/s of `writers` workers, each compare-and-swapping its own key. */
 async function casCeiling(url: string, writers: number, ms: number): Promise<number> {
-  const b = await PostgresBackend.open({ location: parsePostgresUrl(url), password: PG_PASSWORD });
+  const b = await openBackend(url);
   try {
     let done = 0;
     const end = performance.now() + ms;

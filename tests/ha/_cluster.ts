@@ -11,12 +11,12 @@ import {
   type AuthServiceProcess,
   spawnAuthService,
 } from "../../runtime-adapters/deno/auth_process.ts";
-import { PostgresBackend } from "../../runtime-adapters/deno/postgres/backend.ts";
-import { parsePostgresUrl } from "../../runtime-adapters/deno/postgres/url.ts";
 import { bootstrapCluster, type ServerContext } from "../../src/server/mod.ts";
 import { PROXY_V2_SIGNATURE } from "../../src/server/proxy_protocol.ts";
 import { silentLogger } from "../../src/util/log.ts";
-import type { Harness } from "../server/_join_fixture.ts";
+import { type Harness, putBot, putToken, TestBot } from "../server/_join_fixture.ts";
+import { assertEquals } from "../_assert.ts";
+import { waitUntil } from "../_wait.ts";
 import { freePort } from "../tbot/_harness.ts";
 import { HAPROXY, type Haproxy, startHaproxy } from "./_haproxy.ts";
 import { PG_PASSWORD, type PostgresServer, startPostgres } from "./_postgres.ts";
@@ -143,10 +143,7 @@ export async function startHaCluster(o: HaOptions = {}): Promise<HaCluster> {
       cleanup.push(() => lb!.stop());
       address = lb.address;
     }
-    const backend = await PostgresBackend.open({
-      location: parsePostgresUrl(storage),
-      password: PG_PASSWORD,
-    });
+    const backend = await pg.backend("keybound");
     cleanup.push(() => backend.close());
     const ctx = await bootstrapCluster(backend, {
       clusterName: CLUSTER,
@@ -287,4 +284,64 @@ export function instanceLogTails(c: HaCluster, lines = 40): string {
     const tail = (i.earlierLog + i.proc.log()).trimEnd().split("\n").slice(-lines).join("\n");
     return `--- auth instance ${i.index}${i.alive ? "" : " (down)"} ---\n${tail}`;
   }).join("\n");
+}
+
+/** What {@linkcode startBotCluster} started; disposing stops it. */
+export interface BotCluster extends AsyncDisposable {
+  c: HaCluster;
+  /** The one auth process. */
+  inst: Instance;
+  /** Enrolled, not joined yet. */
+  bots: TestBot[];
+  /** A new connection per request, trusting the host CA. */
+  fetch: typeof fetch;
+  /**
+   * Each bot joins (tried again for up to 60 s: `after` names what it
+   * follows), then the auth process must still be running.
+   */
+  everyBotJoins(after: string): Promise<void>;
+}
+
+/**
+ * One auth process on PostgreSQL (no HAProxy) and `n` bots (`b0`…, tokens
+ * `t0`… good for 100 joins, one EdDSA key each), for tests that break
+ * PostgreSQL under their joins: the process must outlive that and serve
+ * every bot after.
+ */
+export async function startBotCluster(n = 12): Promise<BotCluster> {
+  const c = await startHaCluster({ instances: 1, haproxy: false });
+  try {
+    const [inst] = c.instances;
+    let exitCode: number | undefined;
+    inst.proc.exited.then((code) => (exitCode = code));
+    const f = freshConnectionFetch(hostCaPem(c));
+    const bots: TestBot[] = [];
+    for (let i = 0; i < n; i++) {
+      await putBot(c.ctx, `b${i}`);
+      const bot = new TestBot(harnessOf(c), `t${i}`);
+      const pub = await bot.keys.add("EdDSA");
+      await putToken(c.ctx, `t${i}`, { botName: `b${i}`, limit: 100, initialPublicKey: pub });
+      bots.push(bot);
+    }
+    return {
+      c,
+      inst,
+      bots,
+      fetch: f,
+      async everyBotJoins(after) {
+        for (const bot of bots) {
+          await waitUntil(
+            () => bot.join({ fetch: f }).then(() => true, () => false),
+            `${bot.tokenName} to join after ${after}`,
+            { timeoutMs: 60_000, intervalMs: 100 },
+          );
+        }
+        assertEquals(exitCode, undefined, `the auth process exited: ${inst.proc.log()}`);
+      },
+      [Symbol.asyncDispose]: () => c[Symbol.asyncDispose](),
+    };
+  } catch (err) {
+    await c[Symbol.asyncDispose]();
+    throw err;
+  }
 }

@@ -21,6 +21,9 @@ import { freePort } from "../tbot/_harness.ts";
 import { issueServerCert } from "../_openssl_pki.ts";
 import type { Sql } from "postgres";
 import { openPool } from "../../runtime-adapters/deno/postgres/pool.ts";
+import { PostgresBackend } from "../../runtime-adapters/deno/postgres/backend.ts";
+import { parsePostgresUrl } from "../../runtime-adapters/deno/postgres/url.ts";
+import type { Logger } from "../../src/util/log.ts";
 import { waitUntil } from "../_wait.ts";
 
 const PG_ROOT = "/usr/lib/postgresql";
@@ -142,6 +145,13 @@ export interface PostgresServer extends AsyncDisposable {
    * sessions named {@linkcode TEST_APPLICATION}. The caller ends it.
    */
   client(db: string, o?: { max?: number }): Sql;
+  /**
+   * A {@linkcode PostgresBackend} on database `db` as {@linkcode PG_USER}
+   * (see {@linkcode openBackend}); `port` reaches it through something
+   * listening on 127.0.0.1 in front of this server (a proxy). The caller
+   * closes it (`await using` does).
+   */
+  backend(db: string, o?: BackendOptions): Promise<PostgresBackend>;
   /** Runs SQL in database `db` as the fixture's superuser; returns psql's output. */
   psql(db: string, sql: string): Promise<string>;
   /**
@@ -163,6 +173,33 @@ export interface PostgresServer extends AsyncDisposable {
   serverPid(): number | undefined;
   /** Stops the server and removes its directory. */
   [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** Options of {@linkcode PostgresServer.backend}. */
+export interface BackendOptions {
+  /** The port on 127.0.0.1 to connect to (default: the server's own). */
+  port?: number;
+  /** The URL's sslmode (default `disable`). */
+  sslmode?: string;
+  /** Default {@linkcode PG_PASSWORD}. */
+  password?: string;
+  /** Where the backend says connection trouble. */
+  log?: Logger;
+}
+
+/**
+ * The one way a test or bench opens a {@linkcode PostgresBackend}: on the
+ * `postgres://` `url`, with the fixture's password unless told otherwise.
+ */
+export function openBackend(
+  url: string,
+  o: { password?: string; log?: Logger } = {},
+): Promise<PostgresBackend> {
+  return PostgresBackend.open({
+    location: parsePostgresUrl(url),
+    password: o.password ?? PG_PASSWORD,
+    ...(o.log ? { log: o.log } : {}),
+  });
 }
 
 /** Options of {@linkcode startPostgres}. */
@@ -409,6 +446,11 @@ export async function startPostgres(o: PostgresOptions = {}): Promise<PostgresSe
         max: c.max ?? 1,
         session: { application_name: TEST_APPLICATION },
       }),
+    backend: (db, b = {}) =>
+      openBackend(
+        `postgres://${PG_USER}@127.0.0.1:${b.port ?? port}/${db}?sslmode=${b.sslmode ?? "disable"}`,
+        b,
+      ),
     psql,
     lock,
     async createDatabase(name) {

@@ -8,6 +8,8 @@
  *
  * @module
  */
+import type { PostgresBackend } from "../../runtime-adapters/deno/postgres/backend.ts";
+import { type PostgresServer, startPostgres } from "./_postgres.ts";
 
 /** What the proxy does with a connection it accepts. */
 export type ProxyMode =
@@ -178,4 +180,23 @@ export function startPostgresProxy(target: number, tlsDir?: string): PostgresPro
     }
   })().catch(() => {});
   return proxy;
+}
+
+/** What {@linkcode proxiedBackend} started; disposing ends all three. */
+export interface ProxiedBackend extends AsyncDisposable {
+  pg: PostgresServer;
+  proxy: PostgresProxy;
+  /** On database `kb`, through {@linkcode proxy}. */
+  backend: PostgresBackend;
+}
+
+/** A fresh PostgreSQL with a database `kb`, this proxy in front, and a backend through it. */
+export async function proxiedBackend(): Promise<ProxiedBackend> {
+  await using stack = new AsyncDisposableStack();
+  const pg = stack.use(await startPostgres());
+  await pg.createDatabase("kb");
+  const proxy = stack.use(startPostgresProxy(pg.port));
+  const backend = stack.use(await pg.backend("kb", { port: proxy.port }));
+  const all = stack.move();
+  return { pg, proxy, backend, [Symbol.asyncDispose]: () => all.disposeAsync() };
 }

@@ -20,9 +20,8 @@
  *
  * @module
  */
-import { PostgresBackend } from "../../runtime-adapters/deno/postgres/backend.ts";
+import type { PostgresBackend } from "../../runtime-adapters/deno/postgres/backend.ts";
 import { KV_TABLE } from "../../runtime-adapters/deno/postgres/schema.ts";
-import { parsePostgresUrl } from "../../runtime-adapters/deno/postgres/url.ts";
 import type { KeyboundError } from "../../src/errors.ts";
 import { assert, assertEquals } from "../_assert.ts";
 import { ignoreUnless } from "../_tools.ts";
@@ -30,18 +29,11 @@ import { waitUntil } from "../_wait.ts";
 import {
   collectUnhandled,
   lockWaiters,
-  PG_PASSWORD,
+  openBackend,
   postgresMissing,
   startPostgres,
 } from "./_postgres.ts";
-import { putBot, putToken, TestBot } from "../server/_join_fixture.ts";
-import {
-  freshConnectionFetch,
-  haMissing,
-  harnessOf,
-  hostCaPem,
-  startHaCluster,
-} from "./_cluster.ts";
+import { haMissing, startBotCluster } from "./_cluster.ts";
 import { startHaproxy } from "./_haproxy.ts";
 import { freePort } from "../tbot/_harness.ts";
 
@@ -53,10 +45,7 @@ Deno.test({
   async fn(t) {
     await using pg = await startPostgres();
     await pg.createDatabase("kb");
-    const backend = await PostgresBackend.open({
-      location: parsePostgresUrl(pg.url("kb")),
-      password: PG_PASSWORD,
-    });
+    const backend = await pg.backend("kb");
     const outcomes: Record<string, number> = { ok: 0 };
     const oks = Array.from({ length: WRITERS }, () => 0);
     let stop = false;
@@ -151,10 +140,7 @@ Deno.test({
     await using pg = await startPostgres();
     await pg.createDatabase("kb");
     // open() leaves one connection of the read pool; the rest start on demand.
-    const backend = await PostgresBackend.open({
-      location: parsePostgresUrl(pg.url("kb")),
-      password: PG_PASSWORD,
-    });
+    const backend = await pg.backend("kb");
     try {
       // postgres 3.4.9 reads pg_type on each new connection before the first query (unless
       // told not to); our reads wait on the table. Either way every connection waits.
@@ -179,19 +165,8 @@ Deno.test({
   ignore: ignoreUnless("PostgreSQL tests", postgresMissing),
   sanitizeResources: false,
   async fn() {
-    await using c = await startHaCluster({ instances: 1, haproxy: false });
-    const [inst] = c.instances;
-    let exitCode: number | undefined;
-    inst.proc.exited.then((code) => (exitCode = code));
-    const f = freshConnectionFetch(hostCaPem(c));
-    const bots: TestBot[] = [];
-    for (let i = 0; i < 12; i++) {
-      await putBot(c.ctx, `b${i}`);
-      const bot = new TestBot(harnessOf(c), `t${i}`);
-      const pub = await bot.keys.add("EdDSA");
-      await putToken(c.ctx, `t${i}`, { botName: `b${i}`, limit: 100, initialPublicKey: pub });
-      bots.push(bot);
-    }
+    await using setup = await startBotCluster();
+    const { c, inst, bots, fetch: f } = setup;
     // The joins' reads wait on the locks, so the instance's pools open new connections, and
     // PostgreSQL stops while every one of them is starting up or in its first statement.
     const lock = await c.pg.lock("keybound", ["pg_catalog.pg_type", KV_TABLE]);
@@ -206,14 +181,7 @@ Deno.test({
     );
     await c.pg.start();
     // Every bot onboards now: the instance that served the cut joins serves these.
-    for (const bot of bots) {
-      await waitUntil(
-        () => bot.join({ fetch: f }).then(() => true, () => false),
-        `${bot.tokenName} to join after the restart`,
-        { timeoutMs: 60_000, intervalMs: 100 },
-      );
-    }
-    assertEquals(exitCode, undefined, `the auth process exited: ${inst.proc.log()}`);
+    await setup.everyBotJoins("the restart");
   },
 });
 
@@ -226,10 +194,7 @@ Deno.test({
     const dir = await Deno.makeTempDir({ prefix: "keybound-pg-lb-" });
     const lb = await startHaproxy(dir, freePort(), [{ name: "pg", addr: `127.0.0.1:${pg.port}` }]);
     try {
-      const backend = await PostgresBackend.open({
-        location: parsePostgresUrl(`postgres://keybound@${lb.address}/kb?sslmode=disable`),
-        password: PG_PASSWORD,
-      });
+      const backend = await openBackend(`postgres://keybound@${lb.address}/kb?sslmode=disable`);
       try {
         await backend.get(["k"]);
         await pg.stop();

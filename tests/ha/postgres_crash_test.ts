@@ -11,16 +11,13 @@
  *
  * @module
  */
-import { PostgresBackend } from "../../runtime-adapters/deno/postgres/backend.ts";
-import { parsePostgresUrl } from "../../runtime-adapters/deno/postgres/url.ts";
 import type { KeyboundError } from "../../src/errors.ts";
 import { assert, assertEquals } from "../_assert.ts";
 import { ignoreUnless } from "../_tools.ts";
 import { waitUntil } from "../_wait.ts";
-import { PG_PASSWORD, postgresMissing, type PostgresServer, startPostgres } from "./_postgres.ts";
-import { putBot, putToken, TestBot } from "../server/_join_fixture.ts";
-import { freshConnectionFetch, harnessOf, hostCaPem, startHaCluster } from "./_cluster.ts";
-import { startPostgresProxy } from "./_postgres_proxy.ts";
+import { postgresMissing, type PostgresServer, startPostgres } from "./_postgres.ts";
+import { startBotCluster } from "./_cluster.ts";
+import { proxiedBackend } from "./_postgres_proxy.ts";
 
 const ignore = ignoreUnless("PostgreSQL tests", postgresMissing);
 
@@ -45,29 +42,22 @@ Deno.test({
     await pg.psql("postgres", "ALTER SYSTEM SET wal_writer_delay = '10s'");
     await pg.psql("postgres", "SELECT pg_reload_conf()");
     assertEquals((await pg.psql("kb", "SHOW synchronous_commit")).trim(), "off");
-    const backend = await PostgresBackend.open({
-      location: parsePostgresUrl(pg.url("kb")),
-      password: PG_PASSWORD,
-    });
-    try {
-      for (let i = 0; i < 20; i++) {
-        const r = await backend.commit({
-          checks: [],
-          mutations: [{ type: "set", key: ["k", String(i).padStart(2, "0")], value: i }],
-        });
-        assert(r.ok);
-      }
-      await crash(pg);
-      await waitUntil(
-        () => backend.get(["k", "00"]).then(() => true, () => false),
-        "a read after the crash",
-        { timeoutMs: 60_000, intervalMs: 50 },
-      );
-      const kept = await backend.list(["k"]);
-      assertEquals(kept.map((e) => e.value), Array.from({ length: 20 }, (_, i) => i));
-    } finally {
-      await backend.close();
+    await using backend = await pg.backend("kb");
+    for (let i = 0; i < 20; i++) {
+      const r = await backend.commit({
+        checks: [],
+        mutations: [{ type: "set", key: ["k", String(i).padStart(2, "0")], value: i }],
+      });
+      assert(r.ok);
     }
+    await crash(pg);
+    await waitUntil(
+      () => backend.get(["k", "00"]).then(() => true, () => false),
+      "a read after the crash",
+      { timeoutMs: 60_000, intervalMs: 50 },
+    );
+    const kept = await backend.list(["k"]);
+    assertEquals(kept.map((e) => e.value), Array.from({ length: 20 }, (_, i) => i));
   },
 });
 
@@ -77,20 +67,9 @@ Deno.test({
   ignore,
   sanitizeResources: false,
   async fn() {
-    await using c = await startHaCluster({ instances: 1, haproxy: false });
-    const [inst] = c.instances;
-    let exitCode: number | undefined;
-    inst.proc.exited.then((code) => (exitCode = code));
-    const f = freshConnectionFetch(hostCaPem(c));
-    const bots: TestBot[] = [];
-    for (let i = 0; i < 12; i++) {
-      await putBot(c.ctx, `b${i}`);
-      const bot = new TestBot(harnessOf(c), `t${i}`);
-      const pub = await bot.keys.add("EdDSA");
-      await putToken(c.ctx, `t${i}`, { botName: `b${i}`, limit: 100, initialPublicKey: pub });
-      await bot.join({ fetch: f });
-      bots.push(bot);
-    }
+    await using setup = await startBotCluster();
+    const { c, bots, fetch: f } = setup;
+    for (const bot of bots) await bot.join({ fetch: f });
     const failures: Record<string, number> = {};
     let joined = 0;
     let stop = false;
@@ -128,14 +107,7 @@ Deno.test({
       JSON.stringify(failures),
     );
     assert((failures.BACKEND_UNAVAILABLE ?? 0) > 0, `no join was cut: ${JSON.stringify(failures)}`);
-    for (const bot of bots) {
-      await waitUntil(
-        () => bot.join({ fetch: f }).then(() => true, () => false),
-        `${bot.tokenName} to join after the crashes`,
-        { timeoutMs: 60_000, intervalMs: 100 },
-      );
-    }
-    assertEquals(exitCode, undefined, `the auth process exited: ${inst.proc.log()}`);
+    await setup.everyBotJoins("the crashes");
   },
 });
 
@@ -143,50 +115,41 @@ Deno.test({
   name: "PostgresBackend: a commit whose answer is lost after PostgreSQL applied it is answered ok",
   ignore,
   async fn() {
-    await using pg = await startPostgres();
-    await pg.createDatabase("kb");
-    await using proxy = startPostgresProxy(pg.port);
-    const backend = await PostgresBackend.open({
-      location: parsePostgresUrl(`postgres://keybound@127.0.0.1:${proxy.port}/kb?sslmode=disable`),
-      password: PG_PASSWORD,
+    await using setup = await proxiedBackend();
+    const { proxy, backend } = setup;
+    const key = ["gen"];
+    assert(
+      (await backend.commit({ checks: [], mutations: [{ type: "set", key, value: 1 }] })).ok,
+    );
+    const held = await backend.get(key);
+    proxy.cutNextAnswer();
+    // Before: BACKEND_UNAVAILABLE, though the value was written (a renewal retried with
+    // generation 1 would then meet 2).
+    const r = await backend.commit({
+      checks: [{ key, version: held!.version }],
+      mutations: [{ type: "set", key, value: 2 }],
     });
-    try {
-      const key = ["gen"];
-      assert(
-        (await backend.commit({ checks: [], mutations: [{ type: "set", key, value: 1 }] })).ok,
-      );
-      const held = await backend.get(key);
-      proxy.cutNextAnswer();
-      // Before: BACKEND_UNAVAILABLE, though the value was written (a renewal retried with
-      // generation 1 would then meet 2).
-      const r = await backend.commit({
-        checks: [{ key, version: held!.version }],
-        mutations: [{ type: "set", key, value: 2 }],
-      });
-      assertEquals(r, { ok: true });
-      assertEquals((await backend.get(key))?.value, 2);
-      // A commit whose checks failed wrote nothing: its lost answer stays BACKEND_UNAVAILABLE.
-      proxy.cutNextAnswer();
-      const stale = await backend.commit({
-        checks: [{ key, version: held!.version }],
-        mutations: [{ type: "set", key, value: 3 }],
-      }).then((x) => JSON.stringify(x), (err) => (err as KeyboundError).code);
-      assertEquals(stale, "BACKEND_UNAVAILABLE");
-      assertEquals((await backend.get(key))?.value, 2);
-      // Every connection lost with the answer, and the server refusing for a while (a crash
-      // and its recovery): the commit waits to read its version back.
-      const now = await backend.get(key);
-      proxy.crashOnNextAnswer();
-      const committing = backend.commit({
-        checks: [{ key, version: now!.version }],
-        mutations: [{ type: "set", key, value: 4 }],
-      }).then((x) => JSON.stringify(x), (err) => (err as KeyboundError).code);
-      await waitUntil(() => proxy.refused >= 2, "the read-back to be refused twice");
-      proxy.mode = "forward";
-      assertEquals(await committing, JSON.stringify({ ok: true }));
-      assertEquals((await backend.get(key))?.value, 4);
-    } finally {
-      await backend.close();
-    }
+    assertEquals(r, { ok: true });
+    assertEquals((await backend.get(key))?.value, 2);
+    // A commit whose checks failed wrote nothing: its lost answer stays BACKEND_UNAVAILABLE.
+    proxy.cutNextAnswer();
+    const stale = await backend.commit({
+      checks: [{ key, version: held!.version }],
+      mutations: [{ type: "set", key, value: 3 }],
+    }).then((x) => JSON.stringify(x), (err) => (err as KeyboundError).code);
+    assertEquals(stale, "BACKEND_UNAVAILABLE");
+    assertEquals((await backend.get(key))?.value, 2);
+    // Every connection lost with the answer, and the server refusing for a while (a crash
+    // and its recovery): the commit waits to read its version back.
+    const now = await backend.get(key);
+    proxy.crashOnNextAnswer();
+    const committing = backend.commit({
+      checks: [{ key, version: now!.version }],
+      mutations: [{ type: "set", key, value: 4 }],
+    }).then((x) => JSON.stringify(x), (err) => (err as KeyboundError).code);
+    await waitUntil(() => proxy.refused >= 2, "the read-back to be refused twice");
+    proxy.mode = "forward";
+    assertEquals(await committing, JSON.stringify({ ok: true }));
+    assertEquals((await backend.get(key))?.value, 4);
   },
 });

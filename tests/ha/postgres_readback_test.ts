@@ -9,14 +9,12 @@
  * 2. A commit through a listener that closes before answering (a balancer whose server is
  *    down) was never sent: no read-back (it was read back for 3 s: 9 connects, ~2.8 s).
  */
-import { PostgresBackend } from "../../runtime-adapters/deno/postgres/backend.ts";
-import { parsePostgresUrl } from "../../runtime-adapters/deno/postgres/url.ts";
 import type { KeyboundError } from "../../src/errors.ts";
 import { assert, assertEquals } from "../_assert.ts";
 import { ignoreUnless } from "../_tools.ts";
 import { waitUntil } from "../_wait.ts";
-import { PG_PASSWORD, postgresMissing, startPostgres } from "./_postgres.ts";
-import { startPostgresProxy } from "./_postgres_proxy.ts";
+import { postgresMissing, startPostgres } from "./_postgres.ts";
+import { proxiedBackend } from "./_postgres_proxy.ts";
 
 const ignore = ignoreUnless("PostgreSQL tests", postgresMissing);
 const outcome = (p: Promise<unknown>) =>
@@ -28,41 +26,34 @@ Deno.test({
   async fn() {
     await using pg = await startPostgres();
     await pg.createDatabase("kb");
-    const backend = await PostgresBackend.open({
-      location: parsePostgresUrl(pg.url("kb")),
-      password: PG_PASSWORD,
-    });
-    try {
-      const key = ["gen"];
-      await backend.commit({ checks: [], mutations: [{ type: "set", key, value: 1 }] });
-      const held = await backend.get(key);
-      // A synchronous standby that has not confirmed (here: none connected).
-      await pg.psql("postgres", "ALTER SYSTEM SET synchronous_standby_names = 'standby1'");
-      await pg.psql("postgres", "SELECT pg_reload_conf()");
-      const committing = outcome(backend.commit({
-        checks: [{ key, version: held!.version }],
-        mutations: [{ type: "set", key, value: 2 }],
-      }));
-      const waiting = async () =>
-        (await pg.psql(
-          "postgres",
-          "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'",
-        )).trim() === "1";
-      await waitUntil(waiting, "the commit to wait for its standby", { timeoutMs: 30_000 });
-      // The session ends while it waits (pg_terminate_backend; a fast shutdown the same).
-      await pg.psql(
+    await using backend = await pg.backend("kb");
+    const key = ["gen"];
+    await backend.commit({ checks: [], mutations: [{ type: "set", key, value: 1 }] });
+    const held = await backend.get(key);
+    // A synchronous standby that has not confirmed (here: none connected).
+    await pg.psql("postgres", "ALTER SYSTEM SET synchronous_standby_names = 'standby1'");
+    await pg.psql("postgres", "SELECT pg_reload_conf()");
+    const committing = outcome(backend.commit({
+      checks: [{ key, version: held!.version }],
+      mutations: [{ type: "set", key, value: 2 }],
+    }));
+    const waiting = async () =>
+      (await pg.psql(
         "postgres",
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event = 'SyncRep'",
-      );
-      const r = await committing;
-      const log = await Deno.readTextFile(`${pg.dir}/server.log`);
-      assert(log.includes("might not have been replicated to the standby"), "PostgreSQL warned");
-      // A failover to that standby loses the commit: answered ok, the bot holds a certificate
-      // the new primary never stored (GENERATION_MISMATCH, its token locked).
-      assertEquals(r, "BACKEND_UNAVAILABLE");
-    } finally {
-      await backend.close();
-    }
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'",
+      )).trim() === "1";
+    await waitUntil(waiting, "the commit to wait for its standby", { timeoutMs: 30_000 });
+    // The session ends while it waits (pg_terminate_backend; a fast shutdown the same).
+    await pg.psql(
+      "postgres",
+      "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event = 'SyncRep'",
+    );
+    const r = await committing;
+    const log = await Deno.readTextFile(`${pg.dir}/server.log`);
+    assert(log.includes("might not have been replicated to the standby"), "PostgreSQL warned");
+    // A failover to that standby loses the commit: answered ok, the bot holds a certificate
+    // the new primary never stored (GENERATION_MISMATCH, its token locked).
+    assertEquals(r, "BACKEND_UNAVAILABLE");
   },
 });
 
@@ -71,13 +62,8 @@ Deno.test({
     "(never sent) is not read back",
   ignore,
   async fn() {
-    await using pg = await startPostgres();
-    await pg.createDatabase("kb");
-    await using proxy = startPostgresProxy(pg.port);
-    const backend = await PostgresBackend.open({
-      location: parsePostgresUrl(`postgres://keybound@127.0.0.1:${proxy.port}/kb?sslmode=disable`),
-      password: PG_PASSWORD,
-    });
+    await using setup = await proxiedBackend();
+    const { pg, proxy, backend } = setup;
     try {
       await backend.commit({ checks: [], mutations: [{ type: "set", key: ["k"], value: 1 }] });
       await pg.psql(
@@ -106,7 +92,6 @@ Deno.test({
       assert(made <= 2, `${made} connects for one commit that was never sent`);
     } finally {
       proxy.mode = "forward";
-      await backend.close();
     }
   },
 });

@@ -10,14 +10,13 @@
  *
  * @module
  */
-import { PostgresBackend } from "../../runtime-adapters/deno/postgres/backend.ts";
-import { parsePostgresUrl } from "../../runtime-adapters/deno/postgres/url.ts";
+import type { PostgresBackend } from "../../runtime-adapters/deno/postgres/backend.ts";
 import type { KeyboundError } from "../../src/errors.ts";
 import { createLogger } from "../../src/util/log.ts";
 import { assert, assertEquals } from "../_assert.ts";
 import { ignoreUnless } from "../_tools.ts";
 import { waitUntil } from "../_wait.ts";
-import { PG_PASSWORD, postgresMissing, type PostgresServer, startPostgres } from "./_postgres.ts";
+import { postgresMissing, type PostgresServer, startPostgres } from "./_postgres.ts";
 import { type PostgresProxy, type ProxyMode, startPostgresProxy } from "./_postgres_proxy.ts";
 
 /** "ok" or the error code of a read, once it ends; the bound is the failure of a read that hangs. */
@@ -83,11 +82,9 @@ Deno.test({
       await t.step(`${mode} (sslmode=${sslmode})`, async () => {
         const lines: string[] = [];
         proxy.mode = "forward";
-        const backend = await PostgresBackend.open({
-          location: parsePostgresUrl(
-            `postgres://keybound@127.0.0.1:${proxy.port}/kb?sslmode=${sslmode}`,
-          ),
-          password: PG_PASSWORD,
+        const backend = await pg.backend("kb", {
+          port: proxy.port,
+          sslmode,
           log: createLogger({ write: (l) => lines.push(l) }),
         });
         try {
@@ -108,13 +105,10 @@ Deno.test({
     await t.step("PostgreSQL refusing the login is no silent close", async () => {
       const lines: string[] = [];
       proxy.mode = "forward";
-      const location = parsePostgresUrl(
-        `postgres://keybound@127.0.0.1:${proxy.port}/kb?sslmode=disable`,
-      );
       const log = createLogger({ write: (l) => lines.push(l) });
       // Twice: the first refusal's close is judged after the driver handled it, by the second's.
       for (let i = 0; i < 2; i++) {
-        const refused = await PostgresBackend.open({ location, password: "wrong", log })
+        const refused = await pg.backend("kb", { port: proxy.port, password: "wrong", log })
           .then(() => "opened", (err) => (err as KeyboundError).code);
         assertEquals(refused, "CONFIG_INVALID");
       }

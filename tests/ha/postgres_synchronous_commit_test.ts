@@ -4,12 +4,10 @@
  * synchronous standby that never confirms (none connected) shows which level a commit ran at:
  * `on` waits for it (wait event SyncRep), `local` does not.
  */
-import { PostgresBackend } from "../../runtime-adapters/deno/postgres/backend.ts";
-import { parsePostgresUrl } from "../../runtime-adapters/deno/postgres/url.ts";
 import { assertEquals } from "../_assert.ts";
 import { ignoreUnless } from "../_tools.ts";
 import { waitUntil } from "../_wait.ts";
-import { PG_PASSWORD, postgresMissing, type PostgresServer, startPostgres } from "./_postgres.ts";
+import { postgresMissing, type PostgresServer, startPostgres } from "./_postgres.ts";
 
 const ignore = ignoreUnless("PostgreSQL tests", postgresMissing);
 
@@ -23,77 +21,53 @@ async function syncRepWaiters(pg: PostgresServer): Promise<number> {
   );
 }
 
-/**
- * A backend on database `kb` whose synchronous_commit is `level`, on a server whose
- * synchronous standby `standby1` is named but never connects.
- */
-async function withAbsentStandby(pg: PostgresServer, level: string): Promise<PostgresBackend> {
-  await pg.createDatabase("kb");
-  // The database's own default (the fixture's command line sets `off`, which ALTER SYSTEM
-  // does not override), before any session of the backend starts.
-  await pg.psql("postgres", `ALTER DATABASE kb SET synchronous_commit = '${level}'`);
-  await pg.psql("postgres", "ALTER SYSTEM SET synchronous_standby_names = 'standby1'");
-  await pg.psql("postgres", "SELECT pg_reload_conf()");
-  return await PostgresBackend.open({
-    location: parsePostgresUrl(pg.url("kb")),
-    password: PG_PASSWORD,
+/** The synchronous_commit levels a server may have, and whether a commit then waits for its standby. */
+const LEVELS: { level: string; waits: boolean; why: string }[] = [
+  // Raised to `on` (a startup parameter did that), the commit waited for the standby for ever.
+  { level: "local", waits: false, why: "is kept: commits do not wait for" },
+  // Left at `off`, the commit returns without waiting (nor flushing its WAL).
+  { level: "off", waits: true, why: "is raised to on: commits wait for" },
+];
+
+for (const { level, waits, why } of LEVELS) {
+  Deno.test({
+    name:
+      `PostgresBackend: server synchronous_commit=${level} ${why} an absent synchronous standby`,
+    ignore,
+    async fn() {
+      await using pg = await startPostgres();
+      await pg.createDatabase("kb");
+      // The database's own default (the fixture's command line sets `off`, which ALTER SYSTEM
+      // does not override), before any session of the backend starts. A synchronous standby
+      // `standby1` is named but never connects.
+      await pg.psql("postgres", `ALTER DATABASE kb SET synchronous_commit = '${level}'`);
+      const standby = async (names: string) => {
+        await pg.psql("postgres", `ALTER SYSTEM SET synchronous_standby_names = '${names}'`);
+        await pg.psql("postgres", "SELECT pg_reload_conf()");
+      };
+      await standby("standby1");
+      await using backend = await pg.backend("kb");
+      try {
+        let settled = false;
+        const committing = backend.commit({
+          checks: [],
+          mutations: [{ type: "set", key: ["k"], value: 1 }],
+        }).finally(() => (settled = true));
+        await waitUntil(
+          async () => settled || await syncRepWaiters(pg) > 0,
+          "the commit to end or wait",
+        );
+        assertEquals(
+          { settled, waiting: await syncRepWaiters(pg) > 0 },
+          { settled: !waits, waiting: waits },
+        );
+        // No standby named any more: a waiting commit is released.
+        await standby("");
+        assertEquals(await committing, { ok: true });
+        assertEquals((await backend.get(["k"]))?.value, 1);
+      } finally {
+        await standby("");
+      }
+    },
   });
 }
-
-Deno.test({
-  name: "PostgresBackend: server synchronous_commit=local is kept: commits do not wait for an " +
-    "absent synchronous standby",
-  ignore,
-  async fn() {
-    await using pg = await startPostgres();
-    const backend = await withAbsentStandby(pg, "local");
-    try {
-      let settled = false;
-      const committing = backend.commit({
-        checks: [],
-        mutations: [{ type: "set", key: ["k"], value: 1 }],
-      }).finally(() => (settled = true));
-      // Raised to `on` (a startup parameter did that), the commit waits for the standby for ever.
-      await waitUntil(
-        async () => settled || await syncRepWaiters(pg) > 0,
-        "the commit to end or wait",
-      );
-      assertEquals(await syncRepWaiters(pg), 0);
-      assertEquals(await committing, { ok: true });
-    } finally {
-      await pg.psql("postgres", "ALTER SYSTEM SET synchronous_standby_names = ''");
-      await pg.psql("postgres", "SELECT pg_reload_conf()");
-      await backend.close();
-    }
-  },
-});
-
-Deno.test({
-  name: "PostgresBackend: server synchronous_commit=off is raised to on: commits wait for the " +
-    "synchronous standby",
-  ignore,
-  async fn() {
-    await using pg = await startPostgres();
-    const backend = await withAbsentStandby(pg, "off");
-    try {
-      let settled = false;
-      const committing = backend.commit({
-        checks: [],
-        mutations: [{ type: "set", key: ["k"], value: 1 }],
-      }).finally(() => (settled = true));
-      // Left at `off`, the commit returns without waiting (nor flushing its WAL).
-      await waitUntil(
-        async () => settled || await syncRepWaiters(pg) > 0,
-        "the commit to end or wait",
-      );
-      assertEquals(settled, false, "the commit did not wait for the standby");
-      // No standby named any more: the waiting commit is released.
-      await pg.psql("postgres", "ALTER SYSTEM SET synchronous_standby_names = ''");
-      await pg.psql("postgres", "SELECT pg_reload_conf()");
-      assertEquals(await committing, { ok: true });
-      assertEquals((await backend.get(["k"]))?.value, 1);
-    } finally {
-      await backend.close();
-    }
-  },
-});

@@ -5,20 +5,14 @@
  *
  * @module
  */
-import { PostgresBackend } from "../../runtime-adapters/deno/postgres/backend.ts";
-import { parsePostgresUrl } from "../../runtime-adapters/deno/postgres/url.ts";
 import { KeyboundError } from "../../src/errors.ts";
 import { assert, assertEquals } from "../_assert.ts";
-import { PG_PASSWORD, postgresMissing, startPostgres } from "../ha/_postgres.ts";
+import { openBackend, postgresMissing, startPostgres } from "../ha/_postgres.ts";
 import { reportResults as report } from "./_report.ts";
 import { runBackendConformance } from "./backend_conformance.ts";
 import { ignoreUnless } from "../_tools.ts";
 
 const ignore = ignoreUnless("PostgreSQL tests", postgresMissing);
-
-function openDb(url: string, password = PG_PASSWORD): Promise<PostgresBackend> {
-  return PostgresBackend.open({ location: parsePostgresUrl(url), password });
-}
 
 async function refusal(p: Promise<unknown>): Promise<KeyboundError> {
   try {
@@ -41,7 +35,7 @@ Deno.test({
       await runBackendConformance(async () => {
         const db = `conf_${n++}`;
         await pg.createDatabase(db);
-        return await openDb(pg.url(db));
+        return await pg.backend(db);
       }, { exactExpiry: true }),
     );
   },
@@ -56,12 +50,12 @@ Deno.test({
     const url = pg.url("kb");
 
     await t.step("several openers at once create the schema once", async () => {
-      const all = await Promise.all(Array.from({ length: 5 }, () => openDb(url)));
+      const all = await Promise.all(Array.from({ length: 5 }, () => openBackend(url)));
       for (const b of all) await b.close();
     });
 
     await t.step("expired rows are swept, live ones kept", async () => {
-      const b = await openDb(url);
+      const b = await openBackend(url);
       try {
         const r = await b.commit({
           checks: [],
@@ -81,7 +75,7 @@ Deno.test({
     await t.step("write skew on absent keys: two crossed commits never both apply", async () => {
       // A checks k1 absent and writes k2; B checks k2 absent and writes k1. Only
       // serializable isolation refuses one of them (read committed lets both through).
-      const b = await openDb(url);
+      const b = await openBackend(url);
       try {
         for (let round = 0; round < 40; round++) {
           const [k1, k2] = [["skew", `${round}a`], ["skew", `${round}b`]];
@@ -100,14 +94,14 @@ Deno.test({
     });
 
     await t.step("a wrong password is one clear line", async () => {
-      const err = await refusal(openDb(url, "wrong"));
+      const err = await refusal(openBackend(url, { password: "wrong" }));
       assertEquals(err.code, "CONFIG_INVALID");
       assert(/refused user "keybound"/.test(err.message), err.message);
       assert(!err.message.includes("wrong"), "the password must not be echoed");
     });
 
     await t.step("an unknown database is named", async () => {
-      const err = await refusal(openDb(pg.url("nope")));
+      const err = await refusal(openBackend(pg.url("nope")));
       assert(/database "nope" does not exist/.test(err.message), err.message);
     });
 
@@ -115,21 +109,21 @@ Deno.test({
       const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
       const port = (l.addr as Deno.NetAddr).port;
       l.close();
-      const err = await refusal(openDb(`postgres://keybound@127.0.0.1:${port}/kb`));
+      const err = await refusal(openBackend(`postgres://keybound@127.0.0.1:${port}/kb`));
       assertEquals(err.code, "BACKEND_UNAVAILABLE");
       assert(err.message.includes(`127.0.0.1:${port}/kb`), err.message);
     });
 
     await t.step("sslmode=require against a server without TLS is refused", async () => {
-      const err = await refusal(openDb(url.replace("sslmode=disable", "sslmode=require")));
+      const err = await refusal(openBackend(url.replace("sslmode=disable", "sslmode=require")));
       assert(err.message.startsWith("storage:"), err.message);
     });
 
     await t.step("a newer schema than the code knows is refused", async () => {
-      await (await openDb(url)).close();
+      await (await openBackend(url)).close();
       // As if a later Keybound had migrated this database.
       await pg.psql("kb", "INSERT INTO keybound_schema (version) VALUES (999)");
-      const err = await refusal(openDb(url));
+      const err = await refusal(openBackend(url));
       assertEquals(err.code, "CONFIG_INVALID");
       assert(/schema is version 999, newer than/.test(err.message), err.message);
     });
@@ -144,13 +138,13 @@ Deno.test({
     await pg.createDatabase("kb");
     const base = pg.url("kb").replace("?sslmode=disable", "");
     const ca = `${pg.tlsDir}/ca.crt`;
-    const works = async (query: string) => (await openDb(`${base}?${query}`)).close();
+    const works = async (query: string) => (await openBackend(`${base}?${query}`)).close();
 
     await t.step("require, and verify-full with the server's CA (IP SAN)", async () => {
       await works("sslmode=require");
       await works(`sslmode=verify-full&sslrootcert=${ca}`);
       // The server really spoke TLS to us.
-      const b = await openDb(`${base}?sslmode=verify-full&sslrootcert=${ca}`);
+      const b = await openBackend(`${base}?sslmode=verify-full&sslrootcert=${ca}`);
       try {
         await b.get(["k"]);
         const ssl = await pg.psql(
@@ -165,7 +159,7 @@ Deno.test({
     });
 
     await t.step("verify-full without the CA (system roots) is refused", async () => {
-      const err = await refusal(openDb(`${base}?sslmode=verify-full`));
+      const err = await refusal(openBackend(`${base}?sslmode=verify-full`));
       assert(err.message.startsWith("storage:"), err.message);
     });
 
@@ -174,7 +168,7 @@ Deno.test({
       async () => {
         await pg.reissueCertificate!("DNS:db.example");
         await works(`sslmode=verify-ca&sslrootcert=${ca}`);
-        const err = await refusal(openDb(`${base}?sslmode=verify-full&sslrootcert=${ca}`));
+        const err = await refusal(openBackend(`${base}?sslmode=verify-full&sslrootcert=${ca}`));
         assert(/127\.0\.0\.1|altnames|IP/i.test(err.message), err.message);
       },
     );

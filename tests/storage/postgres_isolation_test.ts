@@ -9,11 +9,9 @@
  *
  * @module
  */
-import { PostgresBackend } from "../../runtime-adapters/deno/postgres/backend.ts";
-import { parsePostgresUrl } from "../../runtime-adapters/deno/postgres/url.ts";
 import { KeyboundError } from "../../src/errors.ts";
 import { assert, assertEquals } from "../_assert.ts";
-import { PG_PASSWORD, postgresMissing, startPostgres } from "../ha/_postgres.ts";
+import { postgresMissing, startPostgres } from "../ha/_postgres.ts";
 import { ignoreUnless } from "../_tools.ts";
 
 const ignore = ignoreUnless("PostgreSQL tests", postgresMissing);
@@ -115,9 +113,7 @@ Deno.test({
     await using pg = await startPostgres();
     await pg.createDatabase("iso");
     const proxy = startupParameterProxy(pg.port);
-    const url = pg.url("iso").replace(`:${pg.port}/`, `:${proxy.port}/`);
-    const open = () =>
-      PostgresBackend.open({ location: parsePostgresUrl(url), password: PG_PASSWORD });
+    const open = () => pg.backend("iso", { port: proxy.port });
     try {
       await t.step("start-up: one line naming the cause, no backend", async () => {
         proxy.state.drop = true;

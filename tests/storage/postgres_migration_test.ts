@@ -7,18 +7,16 @@
  *
  * @module
  */
-import { PostgresBackend } from "../../runtime-adapters/deno/postgres/backend.ts";
 import {
   migrate,
   MIGRATION_LOCK,
   SCHEMA_VERSION,
 } from "../../runtime-adapters/deno/postgres/schema.ts";
-import { parsePostgresUrl } from "../../runtime-adapters/deno/postgres/url.ts";
 import { KeyboundError } from "../../src/errors.ts";
 import { assert, assertEquals } from "../_assert.ts";
 import { ignoreUnless } from "../_tools.ts";
 import { waitUntil } from "../_wait.ts";
-import { PG_PASSWORD, postgresMissing, startPostgres } from "../ha/_postgres.ts";
+import { postgresMissing, startPostgres } from "../ha/_postgres.ts";
 
 const ignore = ignoreUnless("PostgreSQL tests", postgresMissing);
 
@@ -29,13 +27,14 @@ Deno.test({
   async fn() {
     await using pg = await startPostgres();
     await pg.createDatabase("mig");
-    const location = parsePostgresUrl(pg.url("mig"));
     // Another session holds the migration lock, so the start waits inside its migration.
     const holder = pg.client("mig");
     try {
       await holder`SELECT pg_advisory_lock(${MIGRATION_LOCK})`;
-      const starting = PostgresBackend.open({ location, password: PG_PASSWORD })
-        .then(() => new Error("the start succeeded"), (err: unknown) => err);
+      const starting = pg.backend("mig").then(
+        () => new Error("the start succeeded"),
+        (err: unknown) => err,
+      );
       const waiting = async () =>
         (await pg.psql(
           "mig",
@@ -61,7 +60,7 @@ Deno.test({
     } finally {
       await holder.end({ timeout: 1 });
     }
-    const b = await PostgresBackend.open({ location, password: PG_PASSWORD });
+    const b = await pg.backend("mig");
     try {
       assert(
         (await b.commit({ checks: [], mutations: [{ type: "set", key: ["k"], value: 1 }] })).ok,

@@ -431,6 +431,11 @@ export class PostgresBackend implements Backend {
     }
   }
 
+  /** {@linkcode close}, for `await using`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
