@@ -25,7 +25,7 @@ export async function adminIdentity(config: AuthAdminIdentityConfig): Promise<nu
   try {
     // The same checks as a start's (review-front3 S3): this writes an admin
     // credential into the data directory and opens the CA keys' file.
-    const dataDir = checkDataDir(config.dataDir);
+    const dataDir = checkDataDir(config.dataDir, false);
     const given = parseStorageFlags(config.storage, config.storagePasswordFile, config.dataDir);
     const storage = given.kind !== "kv"
       ? given
@@ -39,7 +39,7 @@ export async function adminIdentity(config: AuthAdminIdentityConfig): Promise<nu
     // data directory another user made at the name while the cluster was
     // open got the fresh admin identity (review-front4 M1), and a missing one
     // failed the write after the recovery was committed (S1).
-    await takeDataDir(config.dataDir, dataDir);
+    await takeDataDir(config.dataDir, dataDir, false);
     const backend = await openStorage(storage);
     try {
       const ctx = await loadExistingCluster(backend, {

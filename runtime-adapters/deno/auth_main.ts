@@ -157,7 +157,9 @@ async function start(config: StartConfig, log: Logger): Promise<void> {
   // The data directory is checked at every start, TLS or not, wherever the
   // front's socket goes: it holds the CA keys (review-front2 M1). Checks
   // come before the data directory is made or changed (review-front S1).
-  const dataDir = checkDataDir(config.dataDir);
+  // The front (and its socket) runs with TLS or behind a balancer; the refusals name it only then.
+  const front = !config.insecureNoTls || config.proxyFrom.length > 0;
+  const dataDir = checkDataDir(config.dataDir, front);
   // The KV file too: opened through the link, it could be another file than the one checked.
   // A KV file named by --storage holds the CA keys too: checked the same way,
   // in full now (a refused start leaves nothing made), unless it lies right
@@ -173,11 +175,11 @@ async function start(config: StartConfig, log: Logger): Promise<void> {
     ? { kind: "kv", path: join(dataDir, KV_FILE) }
     : { kind: "kv", path: checkStorageFile(named, dataDir) };
   const socketDir = join(dataDir, FRONT_SOCKET_DIR);
-  if (!config.insecureNoTls || config.proxyFrom.length > 0) await checkSocketDir(socketDir);
+  if (front) await checkSocketDir(socketDir);
   if (await isNewKvFile(storage)) validateClusterName(config.clusterName, true);
   // Made without following a link, walked again, and only then chmod'ed and written
   // (review-front2 M2: a directory another user made first in /tmp got root's cluster).
-  const makeDataDir = () => takeDataDir(config.dataDir, dataDir);
+  const makeDataDir = () => takeDataDir(config.dataDir, dataDir, front);
   if (storage.kind === "kv") {
     await makeDataDir();
     if (named !== undefined) storage = { kind: "kv", path: checkStorageFile(named) };

@@ -12,7 +12,7 @@
  *
  * @module
  */
-import { dirname, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { ConfigError } from "../../src/errors.ts";
 import {
   type DirFacts,
@@ -22,7 +22,9 @@ import {
   pathComponentFault,
   privateDirFault,
   ROOT_RUNTIME_DIR,
+  socketDirFits,
 } from "../../src/cli/auth/front_dir.ts";
+import { FRONT_SOCKET_DIR } from "../../src/cli/auth/data_dir.ts";
 import { realPathSoFar } from "./fs.ts";
 import { missingPermission } from "./permissions.ts";
 
@@ -34,12 +36,15 @@ import { missingPermission } from "./permissions.ts";
  * mode and wherever the front's socket goes: the data directory holds the
  * cluster, CA private keys included, and the admin identity (review-front2
  * M1: a data directory of another user's got root's cluster). Makes,
- * changes and opens nothing: see {@linkcode takeDataDir}.
+ * changes and opens nothing: see {@linkcode takeDataDir}. `front`: whether
+ * this process runs the TLS front (TLS, or PROXY from a balancer), whose
+ * socket then lies in the data directory's `front` if its path fits: a
+ * refusal names only what the process uses.
  */
-export function checkDataDir(dataDir: string): string {
-  const uid = processUid();
+export function checkDataDir(dataDir: string, front: boolean): string {
+  const uid = processUid(front);
   const real = realPath(dataDir, uid);
-  checkDataPath(dataDir, real, uid, false);
+  checkDataPath(dataDir, real, uid, false, front);
   return real;
 }
 
@@ -108,8 +113,8 @@ export function checkStorageFile(path: string, dataDir?: string): string {
  * all). After the walk no one but root or this user can move the data
  * directory or anything above it, so the chmod by name reaches it.
  */
-export async function takeDataDir(given: string, real: string): Promise<void> {
-  const uid = processUid();
+export async function takeDataDir(given: string, real: string, front: boolean): Promise<void> {
+  const uid = processUid(front);
   const missing: string[] = [];
   for (let at = real; lstatOrNone(at) === undefined; at = dirname(at)) missing.unshift(at);
   for (const dir of missing) {
@@ -118,7 +123,9 @@ export async function takeDataDir(given: string, real: string): Promise<void> {
     // (review-front3 S1).
     const parent = lstatOrNone(dirname(dir));
     const above = parent ? pathComponentFault(parent, uid) : "it does not exist";
-    if (above !== undefined) throw frontPathRefused("--data-dir", given, dirname(dir), above);
+    if (above !== undefined) {
+      throw frontPathRefused("--data-dir", given, dirname(dir), above, socketIn(real, front));
+    }
     try {
       await Deno.mkdir(dir, { mode: 0o700 });
     } catch (err) {
@@ -126,7 +133,7 @@ export async function takeDataDir(given: string, real: string): Promise<void> {
       if (!(err instanceof Deno.errors.AlreadyExists)) throw err;
     }
   }
-  checkDataPath(given, real, uid, true);
+  checkDataPath(given, real, uid, true, front);
   await Deno.chmod(real, 0o700);
 }
 
@@ -135,16 +142,30 @@ export async function takeDataDir(given: string, real: string): Promise<void> {
  * root or `uid` ({@linkcode pathComponentFault}) and `real` is `uid`'s;
  * components not there yet are skipped unless `made`.
  */
-function checkDataPath(given: string, real: string, uid: number, made: boolean): void {
+function checkDataPath(
+  given: string,
+  real: string,
+  uid: number,
+  made: boolean,
+  front: boolean,
+): void {
+  const socketBelow = socketIn(real, front);
   const bad = pathFault(real, uid, made);
-  if (bad) throw frontPathRefused("--data-dir", real, bad.component, bad.fault);
+  if (bad) throw frontPathRefused("--data-dir", real, bad.component, bad.fault, socketBelow);
   const info = lstatOrNone(real);
   if (info === undefined) return;
   const fault = ownerFault(info, uid);
   if (fault !== undefined) throw dataDirNotMine(given, real, fault);
   // Its 0700 comes after this check: what others planted in it meanwhile would stay.
   const shared = openedByNameFault(info);
-  if (shared !== undefined) throw frontPathRefused("--data-dir", given, real, shared);
+  if (shared !== undefined) {
+    throw frontPathRefused("--data-dir", given, real, shared, socketBelow);
+  }
+}
+
+/** Whether the front's socket lies in the data directory `real` (a front runs, and it fits). */
+function socketIn(real: string, front: boolean): boolean {
+  return front && socketDirFits(join(real, FRONT_SOCKET_DIR));
 }
 
 /**
@@ -152,14 +173,16 @@ function checkDataPath(given: string, real: string, uid: number, made: boolean):
  * anything is made or changed (review-front S2: learnt from a lock file's
  * owner, it came after a chmod through a name another user could swap).
  * `Deno.uid()` needs `--allow-sys=uid`; without it, auth's own line naming
- * the permission, not Deno's prompt or error.
+ * the permission, not Deno's prompt or error, and the socket only if `front`
+ * (a front runs).
  */
-export function processUid(): number {
+export function processUid(front = true): number {
   const missing = missingPermission({ name: "sys", kind: "uid" }, "auth");
   if (missing !== undefined) {
     throw new ConfigError(
       `${missing}: add uid to --allow-sys; auth checks who owns each directory on the path ` +
-        "of its data directory and of the socket of the server behind its TLS front",
+        "of its data directory" +
+        (front ? " and of the socket of the server behind its TLS front" : ""),
     );
   }
   return Deno.uid() ?? -1;

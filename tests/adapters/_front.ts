@@ -356,18 +356,20 @@ export function refusedStart(data: string, env: Record<string, string>, extra: s
 
 /**
  * `auth start` for `data` with the auth task's permissions but `write`
- * (`--allow-write…`) and `sys` (`--allow-sys…`) as given, `env` added: its
- * exit code and stderr.
+ * (`--allow-write…`) and `sys` (`--allow-sys…`) as given, `env` and `extra`
+ * flags added: its exit code and stderr.
  */
 export function narrowedStart(
   data: string,
   { write, sys }: { write: string; sys: string },
   env: Record<string, string> = {},
+  extra: string[] = [],
 ) {
   return exitOf(
     new Deno.Command(Deno.execPath(), {
       args: authStartCommand({
         dataDir: data,
+        args: extra,
         command: [
           Deno.execPath(),
           "run",

@@ -172,8 +172,17 @@ Deno.test({
       const theirs = await theirDataDir(
         join(dir, "a-rather-long-directory-name-for-the-keybound-data"),
       );
-      const { code } = await refusedStart(theirs.data, {});
-      assertEquals({ code, ...await leftOf(theirs) }, { code: 1, ...UNTOUCHED });
+      const out = await refusedStart(theirs.data, {});
+      // The socket would go to /run/keybound: the line names what the data directory holds.
+      assertEquals({ ...out, ...await leftOf(theirs) }, {
+        code: 1,
+        stderr: `auth: error [CONFIG_INVALID]: --data-dir ${theirs.data} must be a directory ` +
+          "that only root or this user may change, since it holds the cluster's CA keys: it " +
+          `is owned by uid ${NOBODY}, not by root or this process's uid 0: use a --data-dir ` +
+          "whose directories, up to /, only root or this user may write (or fix the owner or " +
+          "mode named)\n",
+        ...UNTOUCHED,
+      });
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
@@ -192,12 +201,12 @@ Deno.test({
       const out = await refusedStart(theirs.data, {}, ["--insecure-no-tls"]);
       assertEquals({ ...out, ...await leftOf(theirs) }, {
         code: 1,
+        // No front, so no socket named (it did until session 13).
         stderr: `auth: error [CONFIG_INVALID]: --data-dir ${theirs.data} must be a directory ` +
-          "that only root or this user may change, since it holds the cluster's CA keys and " +
-          "the Unix socket of the server behind the TLS front lies below it: it is owned by " +
-          `uid ${NOBODY}, not by root or this process's uid 0: use a --data-dir whose ` +
-          "directories, up to /, only root or this user may write (or fix the owner or mode " +
-          "named)\n",
+          "that only root or this user may change, since it holds the cluster's CA keys: it " +
+          `is owned by uid ${NOBODY}, not by root or this process's uid 0: use a --data-dir ` +
+          "whose directories, up to /, only root or this user may write (or fix the owner or " +
+          "mode named)\n",
         ...UNTOUCHED,
       });
     } finally {
@@ -415,11 +424,11 @@ Deno.test({
       await Deno.mkdir(victim);
       await Deno.chmod(victim, 0o755);
       const given = join(sticky, "kb", "data");
-      const real = checkDataDir(given); // t/kb is missing here: nothing to judge yet
+      const real = checkDataDir(given, true); // t/kb is missing here: nothing to judge yet
       // nobody, between the check and the make (a race in life; here in order):
       const ln = await asNobody(["/bin/ln", "-s", victim, join(sticky, "kb")]).output();
       assertEquals(ln.code, 0);
-      const refused = await takeDataDir(given, real).then(() => false, () => true);
+      const refused = await takeDataDir(given, real, true).then(() => false, () => true);
       assertEquals({ refused, inVictim: filesIn(victim) }, { refused: true, inVictim: [] });
     } finally {
       await Deno.remove(dir, { recursive: true });

@@ -145,13 +145,18 @@ export type FrontPathSetting =
 /**
  * The one line that stops a start (or a heal) whose socket's path runs
  * through `component`, a directory another user could change (`fault`):
- * names the setting and its value, the component, why, and the fix.
+ * names the setting and its value, the component, why, and the fix. The
+ * data directory's line names the socket only if `socketBelow` (a front
+ * runs and its socket lies in the data directory's `front`): with
+ * `--insecure-no-tls`, or with the socket in a runtime directory, the data
+ * directory holds the cluster alone.
  */
 export function frontPathRefused(
   setting: FrontPathSetting,
   value: string,
   component: string,
   fault: string,
+  socketBelow = true,
 ): ConfigError {
   const subject = setting === ROOT_RUNTIME_DIR ? setting : `${setting} ${value}`;
   // /run/keybound's refusal names the directory above at fault, /run itself included.
@@ -159,8 +164,8 @@ export function frontPathRefused(
     ? ""
     : `: ${component}, on its path,`;
   const why = setting === "--data-dir"
-    ? "since it holds the cluster's CA keys and the Unix socket of the server behind the TLS " +
-      "front lies below it"
+    ? "since it holds the cluster's CA keys" +
+      (socketBelow ? " and the Unix socket of the server behind the TLS front lies below it" : "")
     : setting === "--storage"
     ? "since the Deno KV file below it holds the cluster's CA keys"
     : "since the Unix socket of the server behind the TLS front lies below it";
