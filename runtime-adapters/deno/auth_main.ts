@@ -50,7 +50,8 @@ import {
   parseStorageFlags,
   type StorageConfig,
 } from "./auth_storage.ts";
-import { checkSocketDir, onStopSignal, serveApp, serveService } from "./serve.ts";
+import { checkSocketDir, serveApp, serveService } from "./serve.ts";
+import { onStopSignal } from "./entry/auth_signals.ts";
 import { checkDataDir, checkStorageFile, takeDataDir } from "./data_dir_checks.ts";
 import { connectionsFit } from "./tls_front.ts";
 import { argParser } from "./arg_parser.ts";
@@ -141,7 +142,49 @@ async function ensureAdminIdentity(ctx: ServerContext, path: string, log: Logger
   log.info("wrote admin identity", { path });
 }
 
+/**
+ * A stop asked by SIGINT or SIGTERM, at any moment of a start: `asked`
+ * from then on, and `onAsk`'s action (stopping the servers) run then, or at
+ * once if it came already.
+ */
+interface StopRequest {
+  readonly asked: boolean;
+  onAsk(act: () => void): void;
+}
+
+/**
+ * Runs the service until a stop signal; one that comes during the start
+ * ends it at its next step, storage closed (no `-wal`/`-shm` left, no
+ * socket lock file), and the process exits 0 as after any stop: until
+ * session 13 the listeners went in only once the service listened, and a
+ * SIGTERM before that killed the process (exit 143) with its storage open.
+ */
 async function start(config: StartConfig, log: Logger): Promise<void> {
+  let asked = false;
+  let act = () => {};
+  const stop: StopRequest = {
+    get asked() {
+      return asked;
+    },
+    onAsk(next) {
+      act = next;
+      if (asked) next();
+    },
+  };
+  const removeSignals = onStopSignal((signal) => {
+    log.info("stopping", { signal });
+    asked = true;
+    act();
+  });
+  try {
+    await run(config, log, stop);
+  } finally {
+    removeSignals();
+  }
+  log.info("stopped");
+}
+
+async function run(config: StartConfig, log: Logger, stop: StopRequest): Promise<void> {
   // The name is checked before anything is written (review-ca N2): the rules
   // for any cluster always, and a new cluster's where the start would create
   // one, a Deno KV file not there yet. Whether a PostgreSQL database holds a
@@ -184,6 +227,7 @@ async function start(config: StartConfig, log: Logger): Promise<void> {
     await makeDataDir();
     if (named !== undefined) storage = { kind: "kv", path: checkStorageFile(named) };
   }
+  if (stop.asked) return;
   const metrics = new AuthMetrics();
   const backend = metrics.meter(await openStorage(storage, log));
   log.info("storage open", { storage: describeStorage(storage) });
@@ -193,8 +237,10 @@ async function start(config: StartConfig, log: Logger): Promise<void> {
       log,
       version: denoJson.version,
     });
+    if (stop.asked) return;
     if (storage.kind === "postgres") await makeDataDir();
     await ensureAdminIdentity(ctx, join(dataDir, ADMIN_IDENTITY_FILE), log);
+    if (stop.asked) return;
 
     // The server certificate is issued afresh at every start, at every host
     // CA phase that changes the serving key and at two thirds of its lifetime,
@@ -225,6 +271,7 @@ async function start(config: StartConfig, log: Logger): Promise<void> {
       log.warn("fleet console files not found; /web/ is not served", { error: String(error) });
       return undefined;
     });
+    if (stop.asked) return;
     const app = createApp(ctx, {
       webOrigins: config.webOrigins,
       rateLimit: config.rateLimit,
@@ -268,34 +315,46 @@ async function start(config: StartConfig, log: Logger): Promise<void> {
         log,
       })
       : undefined;
-    // Listeners go in before the startup lines: whoever reads them may signal at once.
-    const removeSignals = onStopSignal((signal) => {
-      log.info("stopping", { signal });
+    // At once if a stop came while the servers started: they stop before any startup line.
+    stop.onAsk(() => {
       watcher.stop();
       server.shutdown();
       diag?.shutdown();
     });
-    await writeFileAtomic(join(dataDir, AUTH_SERVER_FILE), `${url}\n`, {
-      mode: 0o600,
-    });
-    if (diag) console.log(`Keybound auth diagnostics listening on ${diag.url}`);
-    console.log(`Keybound auth service listening on ${url}`);
-    if (config.proxyFrom.length) {
-      log.info("PROXY protocol v2 required from", { balancers: config.proxyFrom });
-    }
-    console.log(`CA pin ${await caPin(ctx.cas.host)}`);
-    if (config.insecureNoTls) log.warn("serving plain HTTP (--insecure-no-tls)");
-    if (config.webOrigins.length > 0) {
-      log.info("browser origins allowed", { origins: config.webOrigins });
+    if (!stop.asked) {
+      await announce(config, log, dataDir, url, diag?.url, await caPin(ctx.cas.host));
     }
     await server.finished;
     await diag?.finished;
     await watcher.stop();
-    removeSignals();
   } finally {
     await backend.close();
   }
-  log.info("stopped");
+}
+
+/**
+ * The service's address in the data directory, and the startup lines;
+ * whoever reads them may signal at once (the listeners are in).
+ */
+async function announce(
+  config: StartConfig,
+  log: Logger,
+  dataDir: string,
+  url: string,
+  diagUrl: string | undefined,
+  pin: string,
+): Promise<void> {
+  await writeFileAtomic(join(dataDir, AUTH_SERVER_FILE), `${url}\n`, { mode: 0o600 });
+  if (diagUrl) console.log(`Keybound auth diagnostics listening on ${diagUrl}`);
+  console.log(`Keybound auth service listening on ${url}`);
+  if (config.proxyFrom.length) {
+    log.info("PROXY protocol v2 required from", { balancers: config.proxyFrom });
+  }
+  console.log(`CA pin ${pin}`);
+  if (config.insecureNoTls) log.warn("serving plain HTTP (--insecure-no-tls)");
+  if (config.webOrigins.length > 0) {
+    log.info("browser origins allowed", { origins: config.webOrigins });
+  }
 }
 
 /** Runs the CLI; returns the process exit code. Started by ./entry/auth.ts. */

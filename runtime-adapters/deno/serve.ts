@@ -2,7 +2,7 @@
  * Serving a hono application with Deno: plain HTTP, or HTTPS and PROXY
  * protocol through the front of ./tls_front.ts, the client address passed as
  * the hono env, a TLS certificate swap on the same listener, and graceful
- * stop on SIGINT/SIGTERM.
+ * stop (the auth service's SIGINT/SIGTERM: ./entry/auth_signals.ts).
  *
  * @module
  */
@@ -947,25 +947,4 @@ function whileThere(
       reject(err);
     });
   });
-}
-
-const STOP_SIGNALS: Deno.Signal[] = ["SIGINT", "SIGTERM"];
-
-/**
- * Calls `stop` once on the first SIGINT or SIGTERM. Returns a function that
- * removes the listeners (they would otherwise keep the process alive).
- */
-export function onStopSignal(stop: (signal: Deno.Signal) => void): () => void {
-  const handlers = STOP_SIGNALS.map((signal) => {
-    const handler = () => {
-      remove();
-      stop(signal);
-    };
-    Deno.addSignalListener(signal, handler);
-    return [signal, handler] as const;
-  });
-  const remove = () => {
-    for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
-  };
-  return remove;
 }
