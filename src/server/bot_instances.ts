@@ -122,7 +122,7 @@ export function withAuthentication(
 }
 
 /** The mutation storing `instance`; the backend drops it once `metadata.expires` passes. */
-export function botInstanceMutation(instance: BotInstance): Mutation {
+export function botInstanceMutation(instance: BotInstance): Extract<Mutation, { type: "set" }> {
   const { revision: _revision, ...metadata } = instance.metadata;
   const value = { ...instance, metadata } as unknown as JsonValue;
   return {

@@ -217,17 +217,14 @@ function validatedValue<K extends Kind>(
   entry: Entry<unknown>,
   remember: boolean,
 ): ResourceOf<K> | null {
-  let cache = validatedByBackend.get(ctx.backend);
-  const id = remember ? entry.key.join("\u0000") : "";
+  const cache = validatedByBackend.get(ctx.backend);
+  const id = remember ? cacheId(entry.key) : "";
   const hit = remember ? cache?.get(id) : undefined;
   if (hit && hit.kind === kind && sameJson(hit.raw, entry.value)) {
     return hit.resource as ResourceOf<K>;
   }
-  // A value past the limits (stored before they existed) is skipped, not parsed.
-  const parsed = checkJsonLimits(entry.value) === null
-    ? schemaOf(kind).safeParse(entry.value)
-    : { success: false as const };
-  if (!parsed.success) {
+  const data = validate(kind, entry.value);
+  if (data === null) {
     // Not kept: a malformed value may be deeper than sameJson's recursion
     // may go (review-join S1), and it is rare; it is checked again each read.
     if (hit) cache!.delete(id);
@@ -236,12 +233,62 @@ function validatedValue<K extends Kind>(
   // Only a kept result is shared; a listing's rows are each reader's own.
   if (!remember || !smallEnoughToKeep(entry.value)) {
     if (hit) cache!.delete(id);
-    return parsed.data;
+    return data;
   }
-  const resource = deepFreeze(parsed.data);
-  if (!cache) validatedByBackend.set(ctx.backend, cache = new LruMap(VALIDATED_ENTRIES));
-  cache.set(id, { kind, raw: entry.value, resource });
+  const resource = deepFreeze(data);
+  keep(ctx.backend, id, { kind, raw: entry.value, resource });
   return resource;
+}
+
+/** The cache's key of a backend key. */
+function cacheId(key: Key): string {
+  return key.join("\u0000");
+}
+
+/** `value` validated as a stored `kind` (the limits walk, then zod), or null if it fails. */
+function validate<K extends Kind>(kind: K, value: unknown): ResourceOf<K> | null {
+  // A value past the limits (stored before they existed) is skipped, not parsed.
+  if (checkJsonLimits(value) !== null) return null;
+  const parsed = schemaOf(kind).safeParse(value);
+  return parsed.success ? parsed.data : null;
+}
+
+function keep(backend: Backend, id: string, validated: Validated): void {
+  let cache = validatedByBackend.get(backend);
+  if (!cache) validatedByBackend.set(backend, cache = new LruMap(VALIDATED_ENTRIES));
+  cache.set(id, validated);
+}
+
+/**
+ * Validates a resource that a commit in flight writes, exactly as the next
+ * point read of it would (the limits walk, then the kind's schema; kept only
+ * if it passes and {@linkcode smallEnoughToKeep}), and returns what keeps
+ * the result for that read: call it once the commit succeeded. The join
+ * writes the token and the bot instance that the next refresh reads first
+ * (`begin`, `continue`); validating them here, while the backend stores
+ * them and the main thread would otherwise wait, takes that validation off
+ * the next refresh's path. Equality of values still decides at the read
+ * (`sameJson`), so a value that another writer changed in between is
+ * validated afresh. `value` must not be changed after this call: it is
+ * frozen when kept, as the cache's results are.
+ */
+export function validateWrite(
+  ctx: ServerContext,
+  kind: Kind,
+  key: Key,
+  value: unknown,
+): () => void {
+  let data: AnyResource | null;
+  try {
+    data = validate(kind, value);
+  } catch {
+    // Never fails the commit in flight (awaited after this): the read validates then.
+    data = null;
+  }
+  if (data === null || !smallEnoughToKeep(value)) return () => {};
+  const backend = ctx.backend;
+  return () =>
+    keep(backend, cacheId(key), { kind, raw: deepFreeze(value), resource: deepFreeze(data) });
 }
 
 /**

@@ -10,7 +10,13 @@ import { assert, assertEquals, assertStrictEquals, assertThrows } from "../_asse
 import { DenoKvBackend } from "../../runtime-adapters/deno/kv_backend.ts";
 import { PostgresBackend } from "../../runtime-adapters/deno/postgres/backend.ts";
 import { parsePostgresUrl } from "../../runtime-adapters/deno/postgres/url.ts";
-import type { Bot } from "../../src/resources/schemas.ts";
+import {
+  type Bot,
+  type BotInstance,
+  type Kind,
+  schemaOf,
+  type Token,
+} from "../../src/resources/schemas.ts";
 import type { ServerContext } from "../../src/server/context.ts";
 import { resourceKey } from "../../src/server/keys.ts";
 import {
@@ -25,6 +31,7 @@ import { CountingBackend } from "../storage/_counting_backend.ts";
 import { ignoreUnless } from "../_tools.ts";
 import { PG_PASSWORD, postgresMissing, startPostgres } from "../ha/_postgres.ts";
 import { newCluster } from "./_cluster_fixture.ts";
+import { onboardedBot, putBot, startHarness } from "./_join_fixture.ts";
 
 const ADMIN = { user: "admin" };
 
@@ -172,4 +179,62 @@ Deno.test("validated resources: a deep malformed value is skipped at every read,
     Promise.resolve({ key, value: JSON.parse(text) as T, version: "1" } as Entry<T>);
   const c = { ...ctx, backend };
   for (let i = 1; i <= 3; i++) assertEquals(await getResource(c, "role", "r"), null, `read ${i}`);
+});
+
+/** Counts the validations of `kinds` (their schemas' `safeParse` calls) while `fn` runs. */
+async function countValidations(kinds: Kind[], fn: () => Promise<void>): Promise<number> {
+  let n = 0;
+  const restore = kinds.map((kind) => {
+    const schema = schemaOf(kind) as unknown as { safeParse: (...a: unknown[]) => unknown };
+    const original = schema.safeParse;
+    schema.safeParse = (...a: unknown[]) => (n++, original.apply(schema, a));
+    return () => schema.safeParse = original;
+  });
+  try {
+    await fn();
+  } finally {
+    for (const r of restore) r();
+  }
+  return n;
+}
+
+Deno.test("validated resources: the token and instance a join commits are validated for the next refresh before it reads them", async () => {
+  const h = await startHarness();
+  try {
+    await putBot(h.ctx, "b1");
+    const bot = await onboardedBot(h, "t1", { botName: "b1" });
+    await bot.join(); // a refresh: it writes the token and the instance
+    const instanceName = `b1/${bot.last!.bot_instance_id}`;
+    let token: Token | undefined;
+    let instance: BotInstance | undefined;
+    const validations = await countValidations(["token", "bot_instance"], async () => {
+      token = (await getResource(h.ctx, "token", "t1"))!.resource;
+      instance = (await getResource(h.ctx, "bot_instance", instanceName))!.resource;
+    });
+    assertEquals(validations, 0, "the next refresh's first reads validated again");
+    // What they get is what validating the stored values gives, shared frozen.
+    const stored = async (kind: Kind, key: Key) =>
+      schemaOf(kind).parse((await h.ctx.backend.get(key))!.value);
+    assertEquals(token, await stored("token", resourceKey("token", "t1")));
+    assertEquals(
+      instance,
+      await stored("bot_instance", resourceKey("bot_instance", ...instanceName.split("/"))),
+    );
+    assert(Object.isFrozen(token!.status) && Object.isFrozen(instance!.status));
+    // Another process on the same file changes the token: the next read sees it.
+    const other = await DenoKvBackend.open(h.path);
+    try {
+      const changed = { ...token!, spec: { ...token!.spec, bot_name: "b2" } };
+      const r = await other.commit({
+        checks: [],
+        mutations: [{ type: "set", key: resourceKey("token", "t1"), value: changed as never }],
+      });
+      assert(r.ok);
+    } finally {
+      await other.close();
+    }
+    assertEquals((await getResource(h.ctx, "token", "t1"))!.resource.spec.bot_name, "b2");
+  } finally {
+    await h.close();
+  }
 });

@@ -23,7 +23,7 @@ import { botInstanceMutation, latestGeneration, readBotInstance } from "../bot_i
 import type { ServerContext } from "../context.ts";
 import { CA_REVISION_KEY, LOCKS_CHANGED_KEY, resourceKey, usedSessionKey } from "../keys.ts";
 import { StaleReads } from "./failures.ts";
-import { getResource } from "../resources.ts";
+import { getResource, validateWrite } from "../resources.ts";
 import { resumeRecordMutation } from "./resume_record.ts";
 
 /** Attempts of the final commit before giving up with `CONFLICT`. */
@@ -173,7 +173,7 @@ export class CaChangedError extends Error {
   }
 }
 
-function tokenMutation(token: Token): Mutation {
+function tokenMutation(token: Token): Extract<Mutation, { type: "set" }> {
   const expires = token.metadata.expires;
   return {
     type: "set",
@@ -239,9 +239,11 @@ export async function commitJoin(
     }
     const committed = withStatus(token.token, plan.applyStatus(statusOf(token.token)));
     const result = await plan.result(committed);
+    const tokenWrite = tokenMutation(committed);
+    const instanceWrite = botInstanceMutation(instanceValue);
     const mutations: Mutation[] = [
-      tokenMutation(committed),
-      botInstanceMutation(instanceValue),
+      tokenWrite,
+      instanceWrite,
       {
         type: "set",
         key: markerKey,
@@ -257,7 +259,7 @@ export async function commitJoin(
       }, plan.resumeUntil),
       ...plan.events(committed).flatMap((e) => auditMutations(ctx, e)),
     ];
-    const r = await ctx.backend.commit({
+    const commit = ctx.backend.commit({
       checks: [
         { key: resourceKey("token", plan.tokenName), version: token.version },
         { key: instanceKey, version: instance?.version ?? null },
@@ -267,7 +269,18 @@ export async function commitJoin(
       ],
       mutations,
     });
-    if (r.ok) return result;
+    // The next refresh reads this token (`begin`) and instance (`continue`)
+    // first: they are validated for it now, while the backend stores them,
+    // instead of on that refresh's path.
+    const keep = [
+      validateWrite(ctx, "token", tokenWrite.key, committed),
+      validateWrite(ctx, "bot_instance", instanceWrite.key, instanceWrite.value),
+    ];
+    const r = await commit;
+    if (r.ok) {
+      for (const k of keep) k();
+      return result;
+    }
   }
   throw new KeyboundError("CONFLICT", "committing updated token state, please try again");
 }
