@@ -7,7 +7,11 @@
  * @module
  */
 import { openPool } from "../../runtime-adapters/deno/postgres/pool.ts";
-import { isUnavailable, neverSent } from "../../runtime-adapters/deno/postgres/errors.ts";
+import {
+  isUnavailable,
+  neverSent,
+  toBackendError,
+} from "../../runtime-adapters/deno/postgres/errors.ts";
 import { assert, assertEquals } from "../_assert.ts";
 import { ignoreUnless } from "../_tools.ts";
 import { freePort } from "../tbot/_harness.ts";
@@ -53,4 +57,16 @@ Deno.test({
       await sql.end({ timeout: 1 });
     }
   },
+});
+
+Deno.test("a session the server ends for an idle timeout (57P05, 25P03) is a lost connection", () => {
+  // 57P05 from a real server: tests/ha/postgres_idle_timeout_test.ts. 25P03 cannot reach the
+  // backend's statements (none waits inside a transaction) and the driver passes it rarely.
+  for (const code of ["57P05", "25P03"]) {
+    const err = Object.assign(new Error("terminating connection due to idle timeout"), { code });
+    assert(isUnavailable(err), code);
+    // Maybe sent (the rule for every lost connection): a commit reads its version back.
+    assertEquals(neverSent(err), false, code);
+    assertEquals(toBackendError(err, "127.0.0.1:5432/kb").code, "BACKEND_UNAVAILABLE", code);
+  }
 });

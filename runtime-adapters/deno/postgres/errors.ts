@@ -11,8 +11,23 @@ import { ConfigError, KeyboundError } from "../../../src/errors.ts";
 /** SQLSTATEs of a lost race between serializable transactions: retry the transaction. */
 export const RETRY_SQLSTATES = new Set(["40001", "40P01", "23505"]);
 
-/** SQLSTATEs of a server that is going away or not accepting connections yet. */
-const UNAVAILABLE_SQLSTATES = new Set(["57P01", "57P02", "57P03", "53300", "25006"]);
+/**
+ * SQLSTATEs of a server that is going away, not accepting connections yet,
+ * or ending this session: `57P05` (idle_session_timeout) and `25P03`
+ * (idle_in_transaction_session_timeout) are FATAL, the server closes the
+ * connection after them, and the driver passes them to a statement sent in
+ * that instant. A fresh connection serves the next request, as after any
+ * other lost connection; nothing is wrong with the storage.
+ */
+const UNAVAILABLE_SQLSTATES = new Set([
+  "57P01",
+  "57P02",
+  "57P03",
+  "57P05",
+  "25P03",
+  "53300",
+  "25006",
+]);
 
 /** Driver and socket codes of a connection that could not be made or was lost. */
 const UNAVAILABLE_CODES = new Set([
