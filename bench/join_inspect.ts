@@ -14,13 +14,17 @@
  *   included); prints bytes allocated per refresh by function, self and
  *   inclusive of callees (ours and dependencies').
  *
- * `deno run -A --unstable-kv bench/join_inspect.ts cpu|heap [refreshes] [auth entry]`
- * (`auth entry`: another checkout's `runtime-adapters/deno/entry/auth.ts`, to compare).
+ * `deno run -A --unstable-kv bench/join_inspect.ts cpu|heap [refreshes] [auth entry | floor]`
+ * (`auth entry`: another checkout's `runtime-adapters/deno/entry/auth.ts`, to compare;
+ * `floor`: profile the protocol floor's server instead, `bench/join_transport_server.ts`
+ * replaying a refresh captured from this checkout's auth service, so the two
+ * profiles can be set side by side).
  *
  * @module
  */
 import { BENCH_CERTIFICATE_KEY, onboardBots, refresh, startAuth } from "./join.ts";
 import { devtools } from "./join_devtools.ts";
+import { type CapturedExchange, capturingFetch, startFloorServer } from "./join_transport.ts";
 import { fmt } from "./stats.ts";
 
 const mode = Deno.args[0];
@@ -28,7 +32,8 @@ if (mode !== "cpu" && mode !== "heap") {
   throw new Error("usage: join_inspect.ts cpu|heap [refreshes] [auth entry]");
 }
 const joins = Number(Deno.args[1] ?? 1000);
-const entry = Deno.args[2];
+const floor = Deno.args[2] === "floor";
+const entry = floor ? undefined : Deno.args[2];
 
 /** A V8 call frame as the inspector reports it. */
 interface CallFrame {
@@ -59,10 +64,10 @@ function moduleOf(f: CallFrame): string {
   return f.functionName.startsWith("(") ? f.functionName : "(native)";
 }
 
-/** Prints the `top` largest entries of `m`, each divided by `joins`, with `unit`. */
-function show(title: string, m: Map<string, number>, top: number, scale: number, unit: string) {
+/** Prints the `rows` largest entries of `m`, each divided by `joins`, with `unit`. */
+function show(title: string, m: Map<string, number>, rows: number, scale: number, unit: string) {
   console.log(title);
-  for (const [what, v] of [...m].sort((a, b) => b[1] - a[1]).slice(0, top)) {
+  for (const [what, v] of [...m].sort((a, b) => b[1] - a[1]).slice(0, rows)) {
     console.log(`  ${fmt(v / joins / scale, 3).padStart(8)} ${unit}  ${what}`);
   }
 }
@@ -81,6 +86,9 @@ interface HeapNode {
   children: HeapNode[];
 }
 
+/** Rows printed per table: `n`, or the environment's `TOP` (say, 1000 for every row). */
+const top = (n: number) => Number(Deno.env.get("TOP") ?? n);
+
 const add = (m: Map<string, number>, k: string, v: number) => m.set(k, (m.get(k) ?? 0) + v);
 
 /** The inspector of the auth process listening on `port`. */
@@ -92,19 +100,31 @@ async function inspector(port: number) {
 const dir = await Deno.makeTempDir({ prefix: "keybound-join-inspect-" });
 // A port of its own, so two runs (or another inspector) do not meet.
 const port = 9300 + Math.floor(Math.random() * 600);
+const inspect = [`--inspect=127.0.0.1:${port}`];
 const auth = await startAuth(`${dir}/auth`, {
-  denoFlags: [`--inspect=127.0.0.1:${port}`],
+  denoFlags: floor ? [] : inspect,
   ...(entry ? { entry } : {}),
 });
+const stops = [() => auth.stop()];
 try {
   const [bot] = await onboardBots(auth, 1, BENCH_CERTIFICATE_KEY);
   for (let i = 0; i < 200; i++) await refresh(auth, bot);
+  /** One refresh of the profiled process. */
+  let run = () => refresh(auth, bot);
+  if (floor) {
+    const exchanges: CapturedExchange[] = [];
+    await refresh(auth, bot, capturingFetch(exchanges));
+    const server = await startFloorServer(exchanges, dir, true, fetch, inspect);
+    stops.unshift(() => server.stop());
+    run = () => server.refresh(0);
+    for (let i = 0; i < 150; i++) await run();
+  }
   const v8 = await inspector(port);
   if (mode === "cpu") {
     await v8.call("Profiler.enable");
     await v8.call("Profiler.setSamplingInterval", { interval: 100 });
     await v8.call("Profiler.start");
-    for (let i = 0; i < joins; i++) await refresh(auth, bot);
+    for (let i = 0; i < joins; i++) await run();
     const { profile } = await v8.call<{ profile: CpuProfile }>("Profiler.stop");
     const frames = new Map<number, CallFrame>();
     for (const node of profile.nodes) frames.set(node.id, node.callFrame);
@@ -135,9 +155,9 @@ try {
       return total;
     };
     walk(profile.nodes[0].id, new Set());
-    show(`${joins} refreshes; CPU self time per refresh by module:`, byModule, 30, 1000, "ms");
-    show("by function:", byFunction, 40, 1000, "ms");
-    show("inclusive (our code and dependencies):", inclusive, 60, 1000, "ms");
+    show(`${joins} refreshes; CPU self time per refresh by module:`, byModule, top(30), 1000, "ms");
+    show("by function:", byFunction, top(40), 1000, "ms");
+    show("inclusive (our code and dependencies):", inclusive, top(60), 1000, "ms");
   } else {
     await v8.call("HeapProfiler.enable");
     await v8.call("HeapProfiler.startSampling", {
@@ -145,7 +165,7 @@ try {
       includeObjectsCollectedByMajorGC: true,
       includeObjectsCollectedByMinorGC: true,
     });
-    for (let i = 0; i < joins; i++) await refresh(auth, bot);
+    for (let i = 0; i < joins; i++) await run();
     const { profile } = await v8.call<{ profile: { head: HeapNode } }>("HeapProfiler.stopSampling");
     const self = new Map<string, number>();
     const inclusive = new Map<string, number>();
@@ -161,11 +181,11 @@ try {
     };
     walk(profile.head, new Set());
     console.log(`${joins} refreshes; ${fmt(total / joins / 1024, 1)} KB allocated per refresh`);
-    show("self:", self, 35, 1024, "KB");
-    show("inclusive (our code and dependencies):", inclusive, 60, 1024, "KB");
+    show("self:", self, top(35), 1024, "KB");
+    show("inclusive (our code and dependencies):", inclusive, top(60), 1024, "KB");
   }
   v8.close();
 } finally {
-  await auth.stop();
+  for (const stop of stops) await stop();
   await Deno.remove(dir, { recursive: true });
 }

@@ -176,14 +176,15 @@ export interface FloorServer {
  * Starts the floor server (`bench/join_transport_server.ts`) replaying the
  * captured refresh: the transport and storage floor, or with `withCrypto` the
  * protocol floor (both sides' WebCrypto calls too), its requests sent with
- * `fetchFn`. It runs with the auth service's V8 flags. Warmed up with 50
- * refreshes.
+ * `fetchFn`. It runs with the auth service's V8 flags, then `denoFlags` (an
+ * inspector, say). Warmed up with 50 refreshes.
  */
 export async function startFloorServer(
   exchanges: CapturedExchange[],
   workDir: string,
   withCrypto: boolean,
   fetchFn: typeof fetch = fetch,
+  denoFlags: string[] = [],
 ): Promise<FloorServer> {
   const { begin, cont } = beginAndContinue(exchanges);
   const dir = await Deno.makeTempDir({ dir: workDir, prefix: "transport-" });
@@ -197,6 +198,7 @@ export async function startFloorServer(
       "-A",
       "--unstable-kv",
       AUTH_V8_FLAGS,
+      ...denoFlags,
       new URL("./join_transport_server.ts", import.meta.url).pathname,
       `${dir}/floor.kv`,
       `${dir}/begin.json`,
