@@ -61,6 +61,8 @@ const SWEEP_BATCH = 500;
  * whether it applied (a crash's recovery), before it fails unanswered.
  */
 const READ_BACK_MS = 3_000;
+/** How long {@linkcode PostgresBackend.close} waits for the requests in flight. */
+const CLOSE_WAIT_MS = 5_000;
 /** Mean period of the expiry sweep; each instance adds jitter. */
 const SWEEP_PERIOD_MS = 60_000;
 
@@ -143,6 +145,10 @@ export class PostgresBackend implements Backend {
   #sweep: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
   #connects: ConnectBackoff;
+  /** Requests started and not yet settled, for {@linkcode close}. */
+  #inFlight = 0;
+  /** Called when {@linkcode #inFlight} drops to 0 (close() waiting). */
+  #settled: (() => void) | undefined;
 
   private constructor(sql: Sql, tx: Sql, where: string, connects: ConnectBackoff) {
     this.#sql = sql;
@@ -211,12 +217,15 @@ export class PostgresBackend implements Backend {
 
   async #run<T>(f: () => Promise<T>): Promise<T> {
     this.#open();
+    this.#inFlight++;
     try {
       const result = await f();
       this.#connects.succeeded();
       return result;
     } catch (err) {
       throw toBackendError(err, this.#where);
+    } finally {
+      if (--this.#inFlight === 0) this.#settled?.();
     }
   }
 
@@ -436,10 +445,30 @@ export class PostgresBackend implements Backend {
     return this.close();
   }
 
+  /**
+   * Waits for the requests in flight (at most {@linkcode CLOSE_WAIT_MS}),
+   * then ends every connection. Not the driver's `end({timeout})` alone:
+   * postgres 3.4.9 keeps a lost connection's failed statement as that
+   * connection's current one (closed() in its connection.js), and end()
+   * waits for it to finish, which it never does: after any connection lost
+   * under a statement, close() took the whole timeout (5,002 ms measured,
+   * 7 ms otherwise), and so did auth's shutdown. Once this backend's own
+   * requests have settled, whatever a connection still waits for is such a
+   * dead statement, or a lost-answer check's write left waiting for a
+   * standby (it changes nothing): neither is worth waiting for.
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     clearTimeout(this.#sweep);
-    await Promise.all([this.#sql.end({ timeout: 5 }), this.#tx.end({ timeout: 5 })]);
+    if (this.#inFlight > 0) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await new Promise<void>((resolve) => {
+        this.#settled = resolve;
+        timer = setTimeout(resolve, CLOSE_WAIT_MS);
+      });
+      clearTimeout(timer);
+    }
+    await Promise.all([this.#sql.end({ timeout: 0 }), this.#tx.end({ timeout: 0 })]);
   }
 }
