@@ -20,6 +20,7 @@ import { waitUntil } from "../_wait.ts";
 import { freePort } from "../tbot/_harness.ts";
 import { HAPROXY, type Haproxy, startHaproxy } from "./_haproxy.ts";
 import { PG_PASSWORD, type PostgresServer, startPostgres } from "./_postgres.ts";
+import { processDir } from "./_watchdog.ts";
 
 /** The cluster name every instance is started with. */
 export const CLUSTER = "ha.example";
@@ -46,10 +47,14 @@ export interface HaCluster extends AsyncDisposable {
   pg: PostgresServer;
   /** `--storage` URL. */
   storage: string;
-  /** Scratch directory (removed at the end). */
+  /** Scratch directory (removed at the end, and its processes ended: {@linkcode processDir}). */
   dir: string;
   /** The auth processes. */
   instances: Instance[];
+  /** HAProxy's process, when there is one. */
+  haproxyPid?: number;
+  /** The pid of {@linkcode dir}'s watchdog. */
+  watchdogPid: number;
   /** `127.0.0.1:PORT` of HAProxy (or of instance 0 without it). */
   address: string;
   /** The host CA pin every instance printed. */
@@ -80,12 +85,15 @@ export interface HaOptions {
 export async function startHaCluster(o: HaOptions = {}): Promise<HaCluster> {
   const n = o.instances ?? 3;
   const pg = await startPostgres();
-  const dir = await Deno.makeTempDir({ prefix: "keybound-ha-" });
+  // Ends with this process, however it ends, and everything running in it (the instances,
+  // HAProxy) with it.
+  const place = await processDir();
+  const dir = place.dir;
   const cleanup: (() => Promise<unknown>)[] = [];
   const dispose = async () => {
     for (const f of cleanup.reverse()) await f().catch(() => {});
     await pg[Symbol.asyncDispose]();
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
+    await place[Symbol.asyncDispose]();
   };
   try {
     await pg.createDatabase("keybound");
@@ -157,6 +165,8 @@ export async function startHaCluster(o: HaOptions = {}): Promise<HaCluster> {
       instances,
       address,
       pin: instances[0].proc.caPin,
+      ...(lb ? { haproxyPid: lb.pid } : {}),
+      watchdogPid: place.watchdogPid,
       proxyProtocol: o.proxyProtocol ?? false,
       ctx,
       sessions() {

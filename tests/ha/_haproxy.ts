@@ -32,6 +32,8 @@ export interface HaproxyServer {
 export interface Haproxy {
   /** `127.0.0.1:PORT` it listens on. */
   address: string;
+  /** Its process. */
+  pid: number;
   /** Total sessions per server so far. */
   sessions(): Promise<Record<string, number>>;
   /** Stops it. */
@@ -125,6 +127,7 @@ export async function startHaproxy(
   }
   return {
     address: `127.0.0.1:${port}`,
+    pid: child.pid,
     async sessions() {
       const csv = await statsCommand(`${dir}/haproxy.sock`, "show stat");
       const [header, ...rows] = csv.replace(/^# /, "").trim().split("\n");

@@ -10,7 +10,7 @@
  * its stdin until the test process's end of the pipe closes — however that
  * process ends — then stops the server and removes its directory. And the
  * first start in a process sweeps what a watchdog could not: directories
- * whose `owner` file names a process that is gone.
+ * whose `owner` file names a process that is gone (_watchdog.ts).
  *
  * A missing server is a reason to ignore the tests that need it, except in
  * CI (`CI=true`), where `.ci/run` installs it and its absence is a failure.
@@ -25,15 +25,12 @@ import { PostgresBackend } from "../../runtime-adapters/deno/postgres/backend.ts
 import { parsePostgresUrl } from "../../runtime-adapters/deno/postgres/url.ts";
 import type { Logger } from "../../src/util/log.ts";
 import { waitUntil } from "../_wait.ts";
+import { claimDir, endWatchdog, startWatchdog, sweepDirs } from "./_watchdog.ts";
 
 const PG_ROOT = "/usr/lib/postgresql";
 const RUN_AS = "postgres";
 /** Prefix of the fixture's temporary directories (the sweep recognises them by it). */
 const DIR_PREFIX = "keybound-pg-";
-/** The file in a fixture directory naming the test process: {@linkcode processIdentity}. */
-const OWNER_FILE = "owner";
-/** A directory without an owner file (made before there was one) counts as left after this. */
-const OWNERLESS_AGE_MS = 3_600_000;
 
 /**
  * sh: stops the server whose data directory is `$1/data`, if one runs (the
@@ -55,19 +52,7 @@ fi
 rm -rf -- "$1"
 `;
 
-/**
- * `<pid> <start time>` of a running process, or undefined: with the start
- * time (clock ticks after boot, field 22 of /proc/PID/stat) it names one
- * process even once its pid is reused.
- */
-export function processIdentity(pid: number): string | undefined {
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    return `${pid} ${stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19]}`;
-  } catch {
-    return undefined;
-  }
-}
+export { processIdentity } from "./_watchdog.ts";
 
 /** The role the fixture creates; its password is {@linkcode PG_PASSWORD}. */
 export const PG_USER = "keybound";
@@ -225,10 +210,6 @@ function runningServer(dir: string): number | undefined {
   }
 }
 
-async function stopAndRemove(dir: string): Promise<void> {
-  await new Deno.Command("sh", { args: ["-c", STOP_AND_REMOVE, "sh", dir] }).output();
-}
-
 /**
  * Stops and removes what earlier test processes left in `tmp` (default: the
  * directory Deno makes temporary directories in): each fixture directory
@@ -238,64 +219,24 @@ async function stopAndRemove(dir: string): Promise<void> {
  * Returns the directories removed.
  */
 export async function sweepOrphans(tmp?: string): Promise<string[]> {
-  const parent = tmp ?? tmpParent ?? "/tmp";
-  const uid = await serverUid();
-  const removed: string[] = [];
-  let entries: Deno.DirEntry[];
-  try {
-    entries = [...Deno.readDirSync(parent)];
-  } catch {
-    return removed;
-  }
-  for (const e of entries) {
-    if (!e.name.startsWith(DIR_PREFIX) || !e.isDirectory) continue;
-    const dir = `${parent}/${e.name}`;
-    try {
-      const st = Deno.lstatSync(dir);
-      if (!st.isDirectory || (st.uid !== uid && st.uid !== Deno.uid())) continue;
-      let owner: string | undefined;
-      try {
-        owner = Deno.readTextFileSync(`${dir}/${OWNER_FILE}`).trim();
-      } catch { /* none */ }
-      if (owner !== undefined) {
-        if (processIdentity(Number(owner.split(" ")[0])) === owner) continue;
-      } else {
-        const age = Date.now() - (st.mtime?.getTime() ?? Date.now());
-        if (age < OWNERLESS_AGE_MS || runningServer(dir) !== undefined) continue;
-      }
-      await stopAndRemove(dir);
-      removed.push(dir);
-    } catch { /* gone meanwhile, or not ours to read */ }
-  }
-  return removed;
+  return sweepDirs({
+    parent: tmp ?? tmpParent ?? "/tmp",
+    prefix: DIR_PREFIX,
+    uids: [await serverUid()],
+    stop: STOP_AND_REMOVE,
+    busy: (dir) => runningServer(dir) !== undefined,
+  });
 }
 
 /** Where this process's fixture directories go, learnt from the first one. */
 let tmpParent: string | undefined;
 let swept: Promise<unknown> | undefined;
 
-/**
- * The watchdog of the server in `dir`: a shell in a session of its own
- * (a terminal's Ctrl-C or a signal to the test's process group does not
- * reach it), ignoring hangups, that waits for end of file on its stdin and
- * then stops the server and removes `dir`. Nothing but this process holds
- * the pipe's other end, so the end of file comes when this process closes
- * it or exits in any way.
- */
-function startWatchdog(dir: string): Deno.ChildProcess {
-  return new Deno.Command("setsid", {
-    args: ["sh", "-c", `trap '' HUP INT TERM; cat >/dev/null; ${STOP_AND_REMOVE}`, "sh", dir],
-    stdin: "piped",
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-}
-
 /** Starts a fresh PostgreSQL server. */
 export async function startPostgres(o: PostgresOptions = {}): Promise<PostgresServer> {
   if (BIN_DIR === null || postgresMissing) throw new Error(postgresMissing);
   const dir = await Deno.makeTempDir({ prefix: DIR_PREFIX });
-  await Deno.writeTextFile(`${dir}/${OWNER_FILE}`, `${processIdentity(Deno.pid)}\n`);
+  await claimDir(dir);
   tmpParent ??= dir.slice(0, dir.lastIndexOf("/"));
   await (swept ??= sweepOrphans().catch(() => {}));
   const data = `${dir}/data`;
@@ -327,11 +268,7 @@ export async function startPostgres(o: PostgresOptions = {}): Promise<PostgresSe
       "start",
     ], "pg_ctl start");
   };
-  const watchdog = startWatchdog(dir);
-  const endWatchdog = async () => {
-    await watchdog.stdin.close().catch(() => {});
-    await watchdog.status;
-  };
+  const watchdog = startWatchdog(dir, STOP_AND_REMOVE);
   try {
     if (tlsDir) {
       await Deno.mkdir(tlsDir, { mode: 0o755 });
@@ -373,7 +310,7 @@ export async function startPostgres(o: PostgresOptions = {}): Promise<PostgresSe
       }
     }
   } catch (err) {
-    await endWatchdog(); // stops what started, removes the directory
+    await endWatchdog(watchdog); // stops what started, removes the directory
     throw err;
   }
   const stop = () => run([`${BIN_DIR}/pg_ctl`, "-D", data, "-m", "fast", "-w", "stop"], "stop");
@@ -474,7 +411,7 @@ export async function startPostgres(o: PostgresOptions = {}): Promise<PostgresSe
           await run([`${BIN_DIR}/pg_ctl`, "-D", data, "-m", "immediate", "-w", "stop"], "stop");
         }
       } finally {
-        await endWatchdog(); // removes the directory
+        await endWatchdog(watchdog); // removes the directory
       }
     },
   };

@@ -39,6 +39,7 @@ import {
 } from "./_postgres.ts";
 import { haMissing, startBotCluster } from "./_cluster.ts";
 import { startHaproxy } from "./_haproxy.ts";
+import { processDir } from "./_watchdog.ts";
 import { freePort } from "../tbot/_harness.ts";
 
 const WRITERS = 16;
@@ -195,7 +196,8 @@ Deno.test({
   async fn() {
     await using pg = await startPostgres();
     await pg.createDatabase("kb");
-    const dir = await Deno.makeTempDir({ prefix: "keybound-pg-lb-" });
+    const place = await processDir();
+    const dir = place.dir;
     const lb = await startHaproxy(dir, freePort(), [{ name: "pg", addr: `127.0.0.1:${pg.port}` }]);
     try {
       const backend = await openBackend(`postgres://keybound@${lb.address}/kb?sslmode=disable`);
@@ -218,7 +220,7 @@ Deno.test({
       }
     } finally {
       await lb.stop();
-      await Deno.remove(dir, { recursive: true });
+      await place[Symbol.asyncDispose]();
     }
   },
 });

@@ -9,6 +9,7 @@ import { authStartCommand } from "../../runtime-adapters/deno/auth_process.ts";
 import { fetchUnverified } from "../../runtime-adapters/deno/trust.ts";
 import { certificatesFromPem } from "../../src/pki/mod.ts";
 import { assert, assertEquals } from "../_assert.ts";
+import { processDir } from "./_watchdog.ts";
 import { issueServerCert } from "../_openssl_pki.ts";
 
 function authCommand(dataDir: string, args: string[]): Deno.Command {
@@ -21,7 +22,8 @@ function authCommand(dataDir: string, args: string[]): Deno.Command {
 }
 
 Deno.test("auth start: --tls-cert-file/--tls-key-file serve the operator's certificate; --log-format json", async (t) => {
-  const dir = await Deno.makeTempDir({ prefix: "keybound-operator-" });
+  const place = await processDir();
+  const dir = place.dir;
   try {
     await issueServerCert(dir, "IP:127.0.0.1,DNS:localhost");
 
@@ -107,6 +109,6 @@ Deno.test("auth start: --tls-cert-file/--tls-key-file serve the operator's certi
       });
     }
   } finally {
-    await Deno.remove(dir, { recursive: true });
+    await place[Symbol.asyncDispose]();
   }
 });

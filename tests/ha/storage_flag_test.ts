@@ -15,6 +15,7 @@ import {
 import { assert, assertEquals, assertMatch } from "../_assert.ts";
 import { PG_PASSWORD, postgresMissing, startPostgres } from "./_postgres.ts";
 import { ignoreUnless } from "../_tools.ts";
+import { processDir } from "./_watchdog.ts";
 
 async function authStart(
   dataDir: string,
@@ -41,7 +42,8 @@ Deno.test({
   async fn(t) {
     await using pg = await startPostgres();
     await pg.createDatabase("kb");
-    const dir = await Deno.makeTempDir({ prefix: "keybound-storage-flag-" });
+    const place = await processDir();
+    const dir = place.dir;
     try {
       // A port nothing listens on, taken right before the step that uses it: the
       // machine is shared, and a port freed minutes earlier may be someone's by then.
@@ -162,7 +164,7 @@ Deno.test({
         }
       });
     } finally {
-      await Deno.remove(dir, { recursive: true });
+      await place[Symbol.asyncDispose]();
     }
   },
 });
@@ -189,7 +191,8 @@ function narrowedEnv(variables: string): string[] {
 }
 
 Deno.test("auth start --storage postgres:// outside a narrowed --allow-env's PGPASSWORD: one clear line", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "keybound-storage-env-" });
+  const place = await processDir();
+  const dir = place.dir;
   try {
     // Nothing listens on port 1: the refusal comes before any connection.
     const r = await authStart(
@@ -227,7 +230,7 @@ Deno.test("auth start --storage postgres:// outside a narrowed --allow-env's PGP
       /^auth: error \[BACKEND_UNAVAILABLE\]: storage: cannot reach PostgreSQL at 127\.0\.0\.1:1\/kb: /,
     );
   } finally {
-    await Deno.remove(dir, { recursive: true });
+    await place[Symbol.asyncDispose]();
   }
 });
 
@@ -237,7 +240,8 @@ Deno.test({
   async fn(t) {
     await using pg = await startPostgres();
     await pg.createDatabase("kb");
-    const dir = await Deno.makeTempDir({ prefix: "keybound-storage-env-" });
+    const place = await processDir();
+    const dir = place.dir;
     try {
       const pwFile = `${dir}/pw`;
       await Deno.writeTextFile(pwFile, `${PG_PASSWORD}\n`, { mode: 0o600 });
@@ -262,7 +266,7 @@ Deno.test({
       const stored = await pg.psql("kb", "SELECT count(*) FROM keybound_kv");
       assert(Number(stored.trim()) >= 6, `cluster state not in PostgreSQL: ${stored}`);
     } finally {
-      await Deno.remove(dir, { recursive: true });
+      await place[Symbol.asyncDispose]();
     }
   },
 });
