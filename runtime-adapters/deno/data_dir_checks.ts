@@ -18,9 +18,11 @@ import {
   type DirFacts,
   frontPathRefused,
   type FrontPathSetting,
+  notOwnedBy,
+  notThisUsersRefused,
   openedByNameFault,
+  ownerFault,
   pathComponentFault,
-  privateDirFault,
   ROOT_RUNTIME_DIR,
   socketDirFits,
 } from "../../src/cli/auth/front_dir.ts";
@@ -85,19 +87,10 @@ export function checkStorageFile(path: string, dataDir?: string): string {
   const info = lstatOrNone(real);
   const fault = info === undefined
     ? undefined
-    : !info.isFile
-    ? "it is not a regular file"
-    : info.uid !== uid
-    ? `it is owned by uid ${info.uid}, not by this process's uid ${uid}`
-    : undefined;
-  if (fault !== undefined) {
-    const at = real === path ? "" : ` (${real})`;
-    throw new ConfigError(
-      `--storage ${path}${at} must be this user's file, since it holds the cluster's CA keys: ` +
-        `${fault}: use a file of this user's (or chown it, if it is yours to give)`,
-      { details: { setting: "--storage", value: path, component: real } },
-    );
-  }
+    : info.isFile
+    ? notOwnedBy(info, uid)
+    : "it is not a regular file";
+  if (fault !== undefined) throw notThisUsersRefused("--storage", path, real, fault);
   return real;
 }
 
@@ -155,7 +148,7 @@ function checkDataPath(
   const info = lstatOrNone(real);
   if (info === undefined) return;
   const fault = ownerFault(info, uid);
-  if (fault !== undefined) throw dataDirNotMine(given, real, fault);
+  if (fault !== undefined) throw notThisUsersRefused("--data-dir", given, real, fault);
   // Its 0700 comes after this check: what others planted in it meanwhile would stay.
   const shared = openedByNameFault(info);
   if (shared !== undefined) {
@@ -234,21 +227,6 @@ export function pathFault(
     if (fault !== undefined) return { component: at, fault };
     if (dirname(at) === at) return undefined;
   }
-}
-
-/** Why `info` (an lstat) is not a directory of `uid`'s, whatever its mode; undefined if it is. */
-export function ownerFault(info: DirFacts | undefined, uid: number): string | undefined {
-  return privateDirFault(info && { ...info, mode: 0o700 }, { uid });
-}
-
-/** The refusal of a data directory (`real`, given as `given`) that is not this user's. */
-function dataDirNotMine(given: string, real: string, fault: string): ConfigError {
-  const at = given === real ? "" : ` (${real})`;
-  return new ConfigError(
-    `--data-dir ${given}${at} must be this user's directory, since it holds the cluster's CA ` +
-      `keys: ${fault}: use a directory of this user's (or chown it, if it is yours to give)`,
-    { details: { setting: "--data-dir", value: given, component: real } },
-  );
 }
 
 /** `lstat` of `path` (not following a link); undefined if nothing is there. */

@@ -14,6 +14,7 @@ import { toHex } from "../../src/util/encoding.ts";
 import {
   frontDirRefused,
   frontPathRefused,
+  ownerFault,
   privateDirFault,
   ROOT_RUNTIME_DIR,
   runtimeSocketDirName,
@@ -22,7 +23,7 @@ import {
 } from "../../src/cli/auth/front_dir.ts";
 import { ensureDir } from "./fs.ts";
 import { missingPermission, readEnv } from "./permissions.ts";
-import { lstatOrNone, ownerFault, pathFault, processUid, realPath } from "./data_dir_checks.ts";
+import { lstatOrNone, pathFault, processUid, realPath } from "./data_dir_checks.ts";
 import { burstLog } from "./tls_front/burst_log.ts";
 import {
   type Front,

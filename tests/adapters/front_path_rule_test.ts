@@ -10,7 +10,13 @@
 import { join } from "node:path";
 import { assertEquals } from "../_assert.ts";
 import { ignoreUnless } from "../_tools.ts";
-import { type DirFacts, pathComponentFault } from "../../src/cli/auth/front_dir.ts";
+import {
+  type DirFacts,
+  notThisUsersRefused,
+  ownerFault,
+  pathComponentFault,
+  privateDirFault,
+} from "../../src/cli/auth/front_dir.ts";
 
 const dir = (mode: number, uid: number): DirFacts => ({
   isDirectory: true,
@@ -85,6 +91,60 @@ function cannotSetAcl(): string | undefined {
     Deno.removeSync(probe);
   }
 }
+
+Deno.test("ownerFault: the type and the owner, whatever the mode; privateDirFault: the mode too", () => {
+  const link = { ...dir(0o777, 1000), isDirectory: false, isSymlink: true };
+  const file = { ...dir(0o600, 1000), isDirectory: false };
+  const cases: [DirFacts | undefined, string | undefined, string | undefined][] = [
+    [undefined, "it does not exist", "it does not exist"],
+    [link, "it is a symbolic link", "it is a symbolic link"],
+    [file, "it is not a directory", "it is not a directory"],
+    [dir(0o777, 1000), undefined, "its mode is 0777, not 0700"],
+    [dir(0o755, 1000), undefined, undefined],
+    [
+      dir(0o700, 0),
+      "it is owned by uid 0, not by this process's uid 1000",
+      "it is owned by uid 0, not by this process's uid 1000",
+    ],
+    [
+      dir(0o770, 0),
+      "it is owned by uid 0, not by this process's uid 1000",
+      "its mode is 0770, not 0700",
+    ],
+  ];
+  for (const [info, owner, private_] of cases) {
+    assertEquals(
+      [ownerFault(info, 1000), privateDirFault(info, { uid: 1000 })],
+      [owner, private_],
+      JSON.stringify(info),
+    );
+  }
+});
+
+Deno.test("notThisUsersRefused: one wording for the data directory and the --storage file", () => {
+  const fault = "it is owned by uid 0, not by this process's uid 1000";
+  assertEquals(
+    notThisUsersRefused("--data-dir", "/srv/kb", "/srv/kb", fault).message,
+    "--data-dir /srv/kb must be this user's directory, since it holds the cluster's CA keys: " +
+      `${fault}: use a directory of this user's (or chown it, if it is yours to give)`,
+  );
+  const refused = notThisUsersRefused(
+    "--storage",
+    "kb.kv",
+    "/srv/kb.kv",
+    "it is not a regular file",
+  );
+  assertEquals(
+    [refused.code, refused.message, refused.details],
+    [
+      "CONFIG_INVALID",
+      "--storage kb.kv (/srv/kb.kv) must be this user's file, since it holds the cluster's CA " +
+      "keys: it is not a regular file: use a file of this user's (or chown it, if it is yours " +
+      "to give)",
+      { setting: "--storage", value: "kb.kv", component: "/srv/kb.kv" },
+    ],
+  );
+});
 
 Deno.test({
   name:

@@ -74,17 +74,36 @@ export function privateDirFault(
   info: DirFacts | undefined,
   options: { uid: number; exact?: boolean },
 ): string | undefined {
-  if (info === undefined) return "it does not exist";
-  if (info.isSymlink) return "it is a symbolic link";
-  if (!info.isDirectory) return "it is not a directory";
-  const mode = info.mode & 0o777;
+  const kind = notDirectory(info);
+  if (kind !== undefined) return kind;
+  const mode = info!.mode & 0o777;
   if (options.exact ? mode !== 0o700 : (mode & 0o022) !== 0) {
     return `its mode is ${mode.toString(8).padStart(4, "0")}, not 0700`;
   }
-  if (info.uid !== options.uid) {
-    return `it is owned by uid ${info.uid}, not by this process's uid ${options.uid}`;
-  }
+  return notOwnedBy(info!, options.uid);
+}
+
+/**
+ * Why `info` (its `lstat`) is not a directory of `uid`'s, whatever its
+ * mode (the data directory, which is made 0700 after this check; a
+ * socket's directory before its chmod); undefined if it is.
+ */
+export function ownerFault(info: DirFacts | undefined, uid: number): string | undefined {
+  return notDirectory(info) ?? notOwnedBy(info!, uid);
+}
+
+/** Why `info` (an `lstat`) is not a directory: missing, a link, or something else. */
+function notDirectory(info: DirFacts | undefined): string | undefined {
+  if (info === undefined) return "it does not exist";
+  if (info.isSymlink) return "it is a symbolic link";
+  if (!info.isDirectory) return "it is not a directory";
   return undefined;
+}
+
+/** Why `info`'s owner is not `uid`; undefined if it is. */
+export function notOwnedBy(info: { uid: number }, uid: number): string | undefined {
+  if (info.uid === uid) return undefined;
+  return `it is owned by uid ${info.uid}, not by this process's uid ${uid}`;
 }
 
 /**
@@ -180,6 +199,26 @@ export function frontPathRefused(
     `${subject}${at} must be a directory that only root or this user may change, ${why}: ` +
       `${fault}: ${fix}`,
     { details: { setting, value, component } },
+  );
+}
+
+/**
+ * The one line refusing a `--data-dir` directory or a `--storage` file
+ * (`value`, whose real path is `real`) that is not this user's (`fault`):
+ * either holds the cluster's CA keys.
+ */
+export function notThisUsersRefused(
+  setting: "--data-dir" | "--storage",
+  value: string,
+  real: string,
+  fault: string,
+): ConfigError {
+  const what = setting === "--data-dir" ? "directory" : "file";
+  const at = real === value ? "" : ` (${real})`;
+  return new ConfigError(
+    `${setting} ${value}${at} must be this user's ${what}, since it holds the cluster's CA ` +
+      `keys: ${fault}: use a ${what} of this user's (or chown it, if it is yours to give)`,
+    { details: { setting, value, component: real } },
   );
 }
 
