@@ -10,6 +10,7 @@
 import { join } from "node:path";
 import { assertEquals } from "../_assert.ts";
 import { ignoreUnless } from "../_tools.ts";
+import { spawnAuthService } from "../../runtime-adapters/deno/auth_process.ts";
 import {
   type DirFacts,
   notThisUsersRefused,
@@ -172,6 +173,52 @@ Deno.test({
       // The entry kept, its write masked: nobody's effective rights are r-x.
       assertEquals(await setfacl("-n", "-m", "m::rx"), undefined);
       assertEquals(pathComponentFault(facts(), uid), undefined);
+    } finally {
+      await Deno.remove(base, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "auth start in a data directory whose default ACL grants another user rwx: nothing it makes there gives that user any right",
+  ignore: ignoreUnless("ACL test", cannotSetAcl()),
+  async fn() {
+    // Not refused (docs/security.md): only the data directory's owner can set a default ACL,
+    // and everything the service makes in it is created (or chmod'ed) without group or other
+    // bits, which the mask of every inherited entry follows.
+    const base = await Deno.makeTempDir({ prefix: "kb-front-dacl-" });
+    try {
+      const data = join(base, "data");
+      await Deno.mkdir(data, { mode: 0o700 });
+      const setfacl = await new Deno.Command("/usr/bin/setfacl", {
+        args: ["-d", "-m", "u:65534:rwx", data],
+      }).output();
+      assertEquals(setfacl.code, 0);
+      const auth = await spawnAuthService({ dataDir: data });
+      let effective: string[];
+      try {
+        // While it runs: the KV file and its companions, admin-identity, auth-server, front/
+        // with the socket and its lock file.
+        const out = await new Deno.Command("/usr/bin/getfacl", {
+          args: ["-R", "-p", "-n", data],
+        }).output();
+        effective = new TextDecoder().decode(out.stdout).split("\n\n").flatMap((entry) => {
+          const file = /^# file: (.*)$/m.exec(entry)?.[1];
+          const nobody = /^user:65534:rwx\t#effective:(.*)$/m.exec(entry)?.[1];
+          return file && file !== data ? [`${file.slice(data.length + 1)} ${nobody}`] : [];
+        });
+      } finally {
+        assertEquals(await auth.stop(), 0);
+      }
+      const names = effective.map((e) => e.split(" ")[0]);
+      for (const name of ["keybound.kv", "keybound.kv-wal", "admin-identity", "front"]) {
+        assertEquals(names.includes(name), true, `${name} not in ${names}`);
+      }
+      // The socket is made by bind(2), which applies the umask (0755 here: mask r-x): no
+      // write, so no connect, and front/ itself gives no search right.
+      const granted = effective.filter((e) => !/ ---$/.test(e) && !/\.sock r-x$/.test(e));
+      assertEquals(granted, []);
     } finally {
       await Deno.remove(base, { recursive: true });
     }
