@@ -37,12 +37,16 @@ Deno.test({
       checks: [{ key, version: held!.version }],
       mutations: [{ type: "set", key, value: 2 }],
     }));
-    const waiting = async () =>
-      (await pg.psql(
-        "postgres",
-        "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'",
-      )).trim() === "1";
-    await waitUntil(waiting, "the commit to wait for its standby", { timeoutMs: 30_000 });
+    const waiters = async () =>
+      Number(
+        (await pg.psql(
+          "postgres",
+          "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'",
+        )).trim(),
+      );
+    await waitUntil(async () => await waiters() === 1, "the commit to wait for its standby", {
+      timeoutMs: 30_000,
+    });
     // The session ends while it waits (pg_terminate_backend; a fast shutdown the same).
     await pg.psql(
       "postgres",
@@ -54,6 +58,11 @@ Deno.test({
     // A failover to that standby loses the commit: answered ok, the bot holds a certificate
     // the new primary never stored (GENERATION_MISMATCH, its token locked).
     assertEquals(r, "BACKEND_UNAVAILABLE");
+    // The lost-answer check's own write waited for the standby too. Given up after its 3 s, it
+    // is cancelled: left waiting, it held a commit connection until the standby came back.
+    await waitUntil(async () => await waiters() === 0, "the check's write to stop waiting", {
+      timeoutMs: 30_000,
+    });
   },
 });
 

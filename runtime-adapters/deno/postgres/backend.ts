@@ -376,16 +376,20 @@ export class PostgresBackend implements Backend {
     const deadline = performance.now() + READ_BACK_MS;
     for (let pause = 50;; pause = Math.min(pause * 2, 500)) {
       let timer: ReturnType<typeof setTimeout> | undefined;
+      const write = this.#tx.unsafe(
+        `UPDATE ${KV_TABLE} SET version = version
+         WHERE key = decode($1, 'hex') AND version = $2::uuid RETURNING ${DURABLE_COMMIT}`,
+        [key, version],
+      );
       try {
         // Raced against the deadline: the write waits for a standby that may never confirm.
         return await Promise.race([
-          this.#tx.unsafe(
-            `UPDATE ${KV_TABLE} SET version = version
-             WHERE key = decode($1, 'hex') AND version = $2::uuid RETURNING ${DURABLE_COMMIT}`,
-            [key, version],
-          ).then((r) => r.count > 0),
+          write.then((r) => r.count > 0),
           new Promise<boolean>((resolve) => {
-            timer = setTimeout(() => resolve(false), Math.max(0, deadline - performance.now()));
+            timer = setTimeout(() => {
+              resolve(false);
+              this.#cancelCheck(write);
+            }, Math.max(0, deadline - performance.now()));
           }),
         ]);
       } catch (err) {
@@ -397,6 +401,29 @@ export class PostgresBackend implements Backend {
         clearTimeout(timer);
       }
     }
+  }
+
+  /**
+   * Cancels a lost-answer check's write given up on while PostgreSQL still
+   * runs it (waiting for a synchronous standby, or for a row lock): left
+   * waiting, it held a commit connection until the standby came back. Its
+   * session is found by the backend pid the driver keeps for the statement,
+   * and only while that session still runs this statement (PostgreSQL
+   * ignores a cancel that reaches a session waiting for its next command).
+   * With SQL on the read pool, not the driver's cancel(): that opens a
+   * connection the server closes without a byte, which pool.ts takes for a
+   * silent close, and its promise is out of reach (an unhandled rejection).
+   * A cancelled wait for a standby ends with a warning (the write changed
+   * nothing either way).
+   */
+  #cancelCheck(write: Promise<unknown>): void {
+    const pid = (write as { state?: { pid?: unknown } }).state?.pid;
+    if (typeof pid !== "number") return;
+    this.#sql.unsafe(
+      `SELECT pg_cancel_backend(pid) FROM pg_stat_activity
+       WHERE pid = $1 AND state = 'active' AND query LIKE $2`,
+      [pid, `UPDATE ${KV_TABLE} SET version = version%`],
+    ).catch(() => {/* the statement ends when the standby returns, as before */});
   }
 
   #scheduleSweep(): void {
