@@ -76,13 +76,15 @@ function namesIn(dir: string): string[] | "none" {
 
 Deno.test({
   name:
-    "auth start: SIGTERM once storage is open, before the service listens: exit 0, storage closed, nothing of the front left",
+    "auth start: SIGTERM at three steps after storage is open, before the service listens: exit 0, storage closed, nothing of the front left",
   ignore: Deno.build.os !== "linux",
   async fn() {
     const dir = await Deno.makeTempDir({ prefix: "kb-stop-" });
     try {
-      // Right after the open, and while the new cluster is written (its first commits).
-      for (const [i, line] of ["storage open", "created cluster"].entries()) {
+      // Right after the open, while the new cluster is written (its first commits), and once
+      // the admin identity is (the certificate, the console files and the servers come next).
+      const lines = ["storage open", "created cluster", "wrote admin identity"];
+      for (const [i, line] of lines.entries()) {
         for (const args of [["--insecure-no-tls"], []]) {
           const data = join(dir, `d${i}${args.length}`);
           const { stderr, ...left } = await stoppedStart(data, args, { line });
