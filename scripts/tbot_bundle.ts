@@ -100,6 +100,21 @@ export async function buildTbotBundle(): Promise<TbotBundleManifest> {
     tmp,
     ENTRY,
   ]);
+  // Node's `process.env` is guarded only where npm packages run as npm (the
+  // sources' entry points): the bundle never touches `process`, which would load
+  // Deno's Node layer for good (docs/benchmarks.md, "Session 13: tbot"). A
+  // dependency that reads it would, from the bundle, read unguarded: under a
+  // narrowed --allow-env, Deno would prompt a terminal. Refused here.
+  for await (const e of Deno.readDir(tmp)) {
+    if (!e.name.endsWith(".js")) continue;
+    if (/\bprocess\.env\b/.test(await Deno.readTextFile(`${tmp}/${e.name}`))) {
+      await Deno.remove(tmp, { recursive: true });
+      throw new Error(
+        `the tbot bundle's ${e.name} reads Node's process.env, which only the sources' ` +
+          "entry points guard (runtime-adapters/deno/permissions.ts, guardNodeEnv)",
+      );
+    }
+  }
   // The CA pin's first contact runs this file in a process of its own
   // (runtime-adapters/deno/trust.ts), found beside the chunk that runs it.
   await Deno.copyFile(`${ROOT}${PROBE}`, `${tmp}/${PROBE_FILE}`);

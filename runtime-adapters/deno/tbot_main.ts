@@ -21,8 +21,7 @@ import { fileErrorMessage } from "./os_error.ts";
 import { installSignalHandlers } from "./signals.ts";
 import { argParser } from "./arg_parser.ts";
 import { denoCliPath } from "./deno_cli.ts";
-import { envReader, granted, guardNodeEnv, missingPermission } from "./permissions.ts";
-import process from "node:process";
+import { envReader, granted, missingPermission } from "./permissions.ts";
 
 /**
  * Flags tbot runs with; the same as the `tbot` task in deno.json and the
@@ -55,9 +54,11 @@ export const TBOT_DENO_FLAGS = [
   "--allow-run",
 ];
 
-// Before any npm package runs: under a narrowed --allow-env, the variables they read
-// would prompt a terminal (./permissions.ts).
-guardNodeEnv(process);
+// Node's `process.env` is guarded by the entry points that run npm packages as npm
+// (./entry/tbot.ts, the launcher's fallback to the sources), not here: the
+// bundle's dependencies read no variable, and touching `process` at all loads
+// Deno's Node layer, +1.8 MB that a daemon would keep (docs/benchmarks.md,
+// "Session 13: tbot").
 
 async function readTextFile(path: string): Promise<string> {
   try {
@@ -91,7 +92,10 @@ function tbotCommand(): string[] {
 
 const encoder = new TextEncoder();
 
-const gcFunction = (globalThis as { gc?: () => void }).gc;
+/** V8's `gc` (global with --expose-gc) and the options of its extension. */
+const gcFunction = (globalThis as {
+  gc?: (options?: { type: "major"; execution: "sync"; flavor: "last-resort" }) => void;
+}).gc;
 
 function writeAll(file: { writeSync(p: Uint8Array): number }, text: string) {
   const bytes = encoder.encode(text);
@@ -157,8 +161,17 @@ export const denoPlatform: TbotPlatform = {
     });
   },
   // V8's `gc`, global only with --expose-gc (TBOT_DENO_FLAGS): a full collection,
-  // which hands the pages it empties back to the operating system.
-  ...(typeof gcFunction === "function" ? { releaseMemory: () => gcFunction!() } : {}),
+  // which hands the pages it empties back to the operating system. The
+  // "last-resort" flavour collects as V8 does under memory pressure — two
+  // memory-reducing mark-compacts, then it shrinks the young generation and
+  // returns its pooled pages — where a plain `gc()` runs one collection that
+  // keeps them: ~1 MB less in a renewing daemon for one more collection
+  // (docs/benchmarks.md, "Session 13: tbot").
+  ...(typeof gcFunction === "function"
+    ? {
+      releaseMemory: () => gcFunction!({ type: "major", execution: "sync", flavor: "last-resort" }),
+    }
+    : {}),
   onSignals: installSignalHandlers,
   hookProcesses: denoHookProcesses,
   fileSharing: denoFileSharing,

@@ -1,8 +1,8 @@
 /**
  * A daemon hands its heap's free pages back after its joins, at most once
  * per 10 s (src/cli/tbot/heap_release.ts); a oneshot never does. The real
- * daemon is observed through V8's own GC trace: `gc()` shows as a
- * mark-compact for "testing".
+ * daemon is observed through V8's own GC trace: `gc()` shows as
+ * mark-compacts for "testing", memory-reducing ones ("last-resort").
  *
  * @module
  */
@@ -52,8 +52,8 @@ Deno.test("heap release: after a join or resume settles, at most once per gap", 
 });
 
 /** `mark-compact … testing` lines of V8's trace: the collections `gc()` ran. */
-function forcedGcs(trace: string): number {
-  return trace.split("\n").filter((l) => /Mark-Compact .* testing;/.test(l)).length;
+function forcedGcs(trace: string): string[] {
+  return trace.split("\n").filter((l) => /Mark-Compact .* testing;/.test(l));
 }
 
 Deno.test("heap release: a real daemon collects after its join, a oneshot does not", async () => {
@@ -77,7 +77,7 @@ Deno.test("heap release: a real daemon collects after its join, a oneshot does n
   const oneshot = await spawn(["start", "-c", config, "--oneshot"]).output();
   const dec = new TextDecoder();
   assertEquals(oneshot.code, 0, dec.decode(oneshot.stderr));
-  assertEquals(forcedGcs(dec.decode(oneshot.stdout)), 0, "a oneshot exits instead");
+  assertEquals(forcedGcs(dec.decode(oneshot.stdout)).length, 0, "a oneshot exits instead");
 
   await yaml("renewal_interval: 1h");
   const daemon = spawn(["start", "-c", config]);
@@ -105,5 +105,10 @@ Deno.test("heap release: a real daemon collects after its join, a oneshot does n
     await Promise.all(pumps);
   }
   // V8's trace reaches the pipe when the process exits (stdout is block-buffered).
-  assertEquals(forcedGcs(out), 1, `one join, one collection; stdout:\n${out}`);
+  // One release, collected as under memory pressure ("last-resort": V8 runs two to
+  // seven memory-reducing mark-compacts, then returns its young generation's and
+  // pooled pages); a plain gc() would show one mark-compact without "(reduce)".
+  const gcs = forcedGcs(out);
+  assert(gcs.length >= 2 && gcs.length <= 7, `one join, one release; stdout:\n${out}`);
+  assert(gcs.every((l) => l.includes("Mark-Compact (reduce)")), `memory-reducing:\n${out}`);
 });

@@ -36,7 +36,11 @@ async function graphOf(entry: string): Promise<Info> {
   return JSON.parse(new TextDecoder().decode(out.stdout));
 }
 
-Deno.test("tbot's start-up path statically imports no CommonJS npm package", async () => {
+/**
+ * The modules statically reachable from {@linkcode STARTUP}, each with the one
+ * that imports it (`""` for the start-up modules), and the graph's edges.
+ */
+async function startupGraph(): Promise<{ via: Map<string, string>; edges: Map<string, string[]> }> {
   const info = await graphOf("runtime-adapters/deno/entry/tbot.ts");
   const edges = new Map<string, string[]>();
   for (const m of info.modules) {
@@ -57,6 +61,11 @@ Deno.test("tbot's start-up path statically imports no CommonJS npm package", asy
       }
     }
   }
+  return { via, edges };
+}
+
+Deno.test("tbot's start-up path statically imports no CommonJS npm package", async () => {
+  const { via, edges } = await startupGraph();
   for (const s of via.keys()) {
     if (!COMMONJS.some((c) => s.startsWith(c))) continue;
     const chain = [s];
@@ -69,6 +78,17 @@ Deno.test("tbot's start-up path statically imports no CommonJS npm package", asy
       d.startsWith(COMMONJS[0])
     ),
   );
+});
+
+// Touching Node's `process` loads Deno's Node layer, which a daemon then keeps
+// (+1.8 MB idle): its environment guard lives in the entry points that run npm
+// packages as npm, not on the path the bundle runs (docs/benchmarks.md,
+// "Session 13: tbot").
+Deno.test("tbot's start-up path does not import node:process", async () => {
+  const { via } = await startupGraph();
+  const chain = ["node:process"];
+  for (let p = via.get("node:process"); p; p = via.get(p)) chain.push(p.replace(ROOT.href, ""));
+  assert.ok(!via.has("node:process"), `tbot start loads ${chain.join(" <- ")}`);
 });
 
 // Deno loads the graph behind a literal import() at start-up even if it never

@@ -15,7 +15,7 @@
  */
 import { runProgram } from "./run.ts";
 import { fallbackLogLine, TBOT_SOURCE_ROOT, tbotBundle } from "../tbot_bundle.ts";
-import { missingPermission } from "../permissions.ts";
+import { guardNodeEnv, missingPermission, type NodeProcess } from "../permissions.ts";
 
 const SOURCES = new URL("../tbot_main.ts", import.meta.url).href;
 
@@ -44,5 +44,10 @@ await runProgram(async () => {
   const bundle = await tbotBundle();
   if ("url" in bundle) return await import(bundle.url);
   console.error(await fallbackLogLine(bundle, Deno.args));
+  // The sources run npm packages as npm, whose code reads Node's `process.env`:
+  // guarded before any of them runs (a narrowed --allow-env would prompt a
+  // terminal). The bundle's dependencies read no variable, and touching
+  // `process` loads Deno's Node layer (+1.8 MB), so the bundle is left without.
+  guardNodeEnv((globalThis as unknown as { process: NodeProcess }).process);
   return await import(SOURCES);
 });
