@@ -35,10 +35,11 @@ export interface TlsAuth {
   stop(): Promise<void>;
 }
 
-/** Starts the `auth` task on `dataDir`. */
-export async function startTlsAuth(dataDir: string): Promise<TlsAuth> {
+/** Starts the `auth` task on `dataDir`, with extra `start` flags `args`. */
+export async function startTlsAuth(dataDir: string, args: string[] = []): Promise<TlsAuth> {
   const auth = await spawnAuthService({
     dataDir,
+    args,
     command: [Deno.execPath(), ...taskArgs("auth")],
     env: taskEnv("auth"),
   });
@@ -164,15 +165,23 @@ export interface TbotBenchResult {
   modulesRssMb: number;
   /** RSS of bare `deno run` (an idle script), same flags, MB. */
   bareRssMb: number;
-  /** Daemon RSS after 100 renewals, MB. */
+  /** Daemon RSS after 100 renewals (default settings: no diagnostics listener), MB. */
   rss100Mb: number;
   /** Daemon RSS after 1,000 renewals, MB. */
   rss1000Mb: number;
+  /** RSS of a daemon with `diag_addr` (serving /metrics) beside it, same counts, MB. */
+  diagRssMb: [number, number];
   /** Renewals observed at each sample. */
   renewalsAt: [number, number];
+  /**
+   * RSS of ./tbot_floor.ts (a daemon's I/O without tbot's code, same flags),
+   * run beside the daemon, after the same numbers of iterations, MB.
+   */
+  floorRssMb: [number, number];
 }
 
-async function renewals(diag: string): Promise<number> {
+/** Identity renewals a daemon counted, from the /metrics its `diag_addr` serves (0 if unreachable). */
+export async function renewals(diag: string): Promise<number> {
   try {
     const text = await (await fetch(`http://${diag}/metrics`)).text();
     let total = 0;
@@ -187,7 +196,8 @@ async function renewals(diag: string): Promise<number> {
   }
 }
 
-function freePort(): number {
+/** A free loopback TCP port. */
+export function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (l.addr as Deno.NetAddr).port;
   l.close();
@@ -195,9 +205,69 @@ function freePort(): number {
 }
 
 const MODULES = new URL("./tbot_modules.ts", import.meta.url).pathname;
+const FLOOR = new URL("./tbot_floor.ts", import.meta.url).pathname;
+/** The auth service's flags when ./tbot_floor.ts runs against it. */
+export const FLOOR_RATE_LIMIT = ["--rate-limit", "100000", "--rate-limit-burst", "100000"];
 const HOLD = new URL("./hold.ts", import.meta.url).pathname;
 /** tbot's variables, for every process timed or sampled beside it (bare deno too). */
 const TBOT_ENV = taskEnv("tbot");
+
+/** A process the bench samples: its pid and how many renewals it made. */
+interface Sampled {
+  what: string;
+  pid: number;
+  count(): Promise<number>;
+  stop(): Promise<void>;
+}
+
+/** `deno ARGS` (a tbot daemon), its renewals counted from its log lines on stderr. */
+function loggedDaemon(args: string[]): Sampled {
+  const p = new Deno.Command(Deno.execPath(), {
+    args,
+    env: TBOT_ENV,
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  let logged = 0;
+  const reading = (async () => {
+    let rest = "";
+    for await (const chunk of p.stderr.pipeThrough(new TextDecoderStream())) {
+      const lines = (rest + chunk).split("\n");
+      rest = lines.pop()!;
+      // One info line per renewal (src/agent/identity_service.ts).
+      for (const l of lines) if (l.includes("renewed the bot identity")) logged++;
+    }
+  })();
+  return {
+    what: "the daemon",
+    pid: p.pid,
+    count: () => Promise.resolve(logged),
+    async stop() {
+      p.kill("SIGTERM");
+      await p.status;
+      await reading.catch(() => {});
+    },
+  };
+}
+
+/** `deno ARGS`, its renewals counted from the `/metrics` it serves on `addr`. */
+function served(args: string[], addr: string): Sampled {
+  const p = new Deno.Command(Deno.execPath(), {
+    args,
+    env: TBOT_ENV,
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  return {
+    what: addr,
+    pid: p.pid,
+    count: () => renewals(addr),
+    async stop() {
+      p.kill("SIGTERM");
+      await p.status;
+    },
+  };
+}
 
 /** RSS of `deno ARGS` once it printed its first line (it then waits until killed), MB. */
 async function heldRssMb(args: string[]): Promise<number> {
@@ -232,7 +302,10 @@ export async function benchTbot(
   // so the bench measures what `deno task tbot` runs after `deno task tbot-bundle`.
   await buildTbotBundle();
   const tmp = await Deno.makeTempDir({ prefix: "kb-bench-tbot-" });
-  const auth = await startTlsAuth(`${tmp}/auth`);
+  // ./tbot_floor.ts's unauthenticated requests beside the daemon would exhaust the
+  // per-address limit the daemon's renewals share; tbot's own (authenticated,
+  // successful) requests are never charged, so the limit changes nothing for it.
+  const auth = await startTlsAuth(`${tmp}/auth`, FLOOR_RATE_LIMIT);
   try {
     // Oneshot: one onboarding run, then `runs` refreshes; each timed from spawn to exit.
     const cfg = await botConfig(auth, tmp, "oneshot");
@@ -277,32 +350,44 @@ export async function benchTbot(
       }
     }
 
-    // Daemon: a short renewal interval; sample RSS at n1 and n2 renewals.
+    // Daemons: a short renewal interval; RSS sampled at n1 and n2 renewals. The
+    // one the target reads runs as configured by default, without a diagnostics
+    // listener (diag_addr is opt-in), its renewals counted from its log; one
+    // with diag_addr beside it, counted from /metrics; and the same I/O
+    // without tbot's code (./tbot_floor.ts), the floor under both.
+    const settings = `credential_ttl: 1h\nrenewal_interval: ${interval}ms`;
+    const dcfg = await botConfig(auth, tmp, "daemon", settings);
     const diag = `127.0.0.1:${freePort()}`;
-    const dcfg = await botConfig(
-      auth,
-      tmp,
-      "daemon",
-      `credential_ttl: 1h\nrenewal_interval: ${interval}ms\ndiag_addr: ${diag}`,
-    );
-    const daemon = new Deno.Command(Deno.execPath(), {
-      args: [...taskArgs("tbot"), "start", "-c", dcfg],
-      env: TBOT_ENV,
-      stdout: "null",
-      stderr: "null",
-    }).spawn();
+    const diagCfg = await botConfig(auth, tmp, "daemon-diag", `${settings}\ndiag_addr: ${diag}`);
+    const floorDiag = `127.0.0.1:${freePort()}`;
+    const ca = `${tmp}/host-ca.pem`;
+    const admin = await parseIdentityFile(await Deno.readTextFile(`${tmp}/auth/admin-identity`));
+    await Deno.writeTextFile(ca, admin.hostCaPems.join("\n"));
+    const procs: Sampled[] = [];
     try {
-      const sampleAt = async (n: number): Promise<[number, number]> => {
+      procs.push(loggedDaemon([...taskArgs("tbot"), "start", "-c", dcfg]));
+      procs.push(served([...taskArgs("tbot"), "start", "-c", diagCfg], diag));
+      procs.push(
+        served(
+          [...flags, FLOOR, auth.addr, ca, floorDiag, `${tmp}/floor-out`, String(interval)],
+          floorDiag,
+        ),
+      );
+      const sampleAt = async (p: Sampled, n: number): Promise<[number, number]> => {
         const deadline = Date.now() + 15 * 60_000;
         let seen = 0;
-        while ((seen = await renewals(diag)) < n) {
-          if (Date.now() > deadline) throw new Error(`daemon reached only ${seen} renewals`);
+        while ((seen = await p.count()) < n) {
+          if (Date.now() > deadline) throw new Error(`${p.what} reached only ${seen} renewals`);
           await new Promise((r) => setTimeout(r, 50));
         }
-        return [rssMb(daemon.pid), seen];
+        return [rssMb(p.pid), seen];
       };
-      const [rss100, seen1] = await sampleAt(n1);
-      const [rss1000, seen2] = await sampleAt(n2);
+      const [[rss100, seen1], [diag100], [floor100]] = await Promise.all(
+        procs.map((p) => sampleAt(p, n1)),
+      );
+      const [[rss1000, seen2], [diag1000], [floor1000]] = await Promise.all(
+        procs.map((p) => sampleAt(p, n2)),
+      );
       return {
         oneshotMedianMs: median(times.slice(1)),
         oneshotRunsMs: times,
@@ -314,10 +399,11 @@ export async function benchTbot(
         rss100Mb: rss100,
         rss1000Mb: rss1000,
         renewalsAt: [seen1, seen2],
+        diagRssMb: [diag100, diag1000],
+        floorRssMb: [floor100, floor1000],
       };
     } finally {
-      daemon.kill("SIGTERM");
-      await daemon.status;
+      for (const p of procs) await p.stop();
     }
   } finally {
     await auth.stop();
