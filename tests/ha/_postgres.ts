@@ -146,6 +146,11 @@ export interface PostgresServer extends AsyncDisposable {
    * ends the session (so does stopping the server).
    */
   lock(db: string, tables: string[]): Promise<AsyncDisposable>;
+  /**
+   * As {@linkcode lock}, with `sql` (e.g. `SELECT … FOR UPDATE`) in that open
+   * transaction instead of the table locks.
+   */
+  hold(db: string, sql: string): Promise<AsyncDisposable>;
   /** Stops the server (fast shutdown); data is kept. */
   stop(): Promise<void>;
   /** Starts it again on the same port. */
@@ -328,7 +333,7 @@ export async function startPostgres(o: PostgresOptions = {}): Promise<PostgresSe
     "-qAtX",
   ];
   const psql = (db: string, sql: string) => run([...psqlArgs(db), "-c", sql], "psql");
-  const lock = async (db: string, tables: string[]): Promise<AsyncDisposable> => {
+  const hold = async (db: string, sql: string): Promise<AsyncDisposable> => {
     const [program, ...args] = IS_ROOT
       ? ["runuser", "-u", RUN_AS, "--", ...psqlArgs(db)]
       : psqlArgs(db);
@@ -345,15 +350,13 @@ export async function startPostgres(o: PostgresOptions = {}): Promise<PostgresSe
       await output.cancel().catch(() => {});
       await child.status;
     };
-    await input.write(new TextEncoder().encode(
-      `BEGIN; LOCK TABLE ${tables.join(", ")} IN ACCESS EXCLUSIVE MODE; SELECT 'held';\n`,
-    ));
+    await input.write(new TextEncoder().encode(`BEGIN; ${sql}; SELECT 'held';\n`));
     let said = "";
     while (!said.includes("held")) {
       const { value, done } = await output.read();
       if (done) {
         await end();
-        throw new Error(`psql could not lock ${tables.join(", ")}`);
+        throw new Error(`psql could not hold: ${sql}`);
       }
       said += value;
     }
@@ -389,7 +392,8 @@ export async function startPostgres(o: PostgresOptions = {}): Promise<PostgresSe
         b,
       ),
     psql,
-    lock,
+    hold,
+    lock: (db, tables) => hold(db, `LOCK TABLE ${tables.join(", ")} IN ACCESS EXCLUSIVE MODE`),
     async createDatabase(name) {
       if (!/^[A-Za-z0-9_]+$/.test(name)) throw new Error(`bad database name ${name}`);
       await psql("postgres", `CREATE DATABASE ${name}`);

@@ -38,6 +38,11 @@ export interface PostgresProxy extends AsyncDisposable {
    * after a statement ran.
    */
   crashOnNextAnswer(): void;
+  /**
+   * Closes every client's connection now; PostgreSQL's side closes after
+   * (a network cut): a statement it runs goes on until it writes its answer.
+   */
+  cutClients(): void;
   /** Connections closed at once ("close at once") so far. */
   readonly refused: number;
   /** Connections open now, clients' and PostgreSQL's. */
@@ -88,11 +93,15 @@ export function startPostgresProxy(target: number, tlsDir?: string): PostgresPro
   let cut = false;
   let crash = false;
   const conns = new Set<Deno.Conn>();
+  /** The accepted connections (clients'), a subset of conns. */
+  const clients = new Set<Deno.Conn>();
   const tasks = new Set<Promise<void>>();
   const track = (conn: Deno.Conn, work: () => Promise<void>) => {
     conns.add(conn);
+    clients.add(conn);
     const task = work().catch(() => {}).finally(() => {
       conns.delete(conn);
+      clients.delete(conn);
       try {
         conn.close();
       } catch { /* closed */ }
@@ -140,6 +149,13 @@ export function startPostgresProxy(target: number, tlsDir?: string): PostgresPro
     },
     cutNextAnswer: () => (cut = true),
     crashOnNextAnswer: () => (crash = true),
+    cutClients() {
+      for (const c of clients) {
+        try {
+          c.close();
+        } catch { /* closed */ }
+      }
+    },
     async [Symbol.asyncDispose]() {
       listener.close();
       tls?.close();

@@ -8,12 +8,16 @@
  *    (it was `{ok: true}` while the read-back was a read).
  * 2. A commit through a listener that closes before answering (a balancer whose server is
  *    down) was never sent: no read-back (it was read back for 3 s: 9 connects, ~2.8 s).
+ * 3. A commit still running (waiting for a row lock) when its connection is cut: the check
+ *    looked before it applied and answered BACKEND_UNAVAILABLE, and the commit applied later.
+ *    Its session is ended first now, so what the check finds is final (session 13).
  */
 import type { KeyboundError } from "../../src/errors.ts";
 import { assert, assertEquals } from "../_assert.ts";
 import { ignoreUnless } from "../_tools.ts";
 import { waitUntil } from "../_wait.ts";
-import { postgresMissing, startPostgres } from "./_postgres.ts";
+import { KV_TABLE } from "../../runtime-adapters/deno/postgres/schema.ts";
+import { lockWaiters, postgresMissing, startPostgres } from "./_postgres.ts";
 import { proxiedBackend } from "./_postgres_proxy.ts";
 
 const ignore = ignoreUnless("PostgreSQL tests", postgresMissing);
@@ -101,6 +105,48 @@ Deno.test({
       assert(made <= 2, `${made} connects for one commit that was never sent`);
     } finally {
       proxy.mode = "forward";
+    }
+  },
+});
+
+Deno.test({
+  name: "PostgresBackend: a commit still running when its connection is cut is ended before " +
+    "the check, so it never applies after its answer",
+  ignore,
+  async fn() {
+    await using setup = await proxiedBackend();
+    const { pg, proxy, backend } = setup;
+    const key = ["gen"];
+    await backend.commit({ checks: [], mutations: [{ type: "set", key, value: 1 }] });
+    const held = await backend.get(key);
+    // Another session holds the row: the commit waits for it, its snapshot already taken.
+    const row = await pg.hold("kb", `SELECT 1 FROM ${KV_TABLE} FOR UPDATE`);
+    let released = false;
+    try {
+      const committing = outcome(backend.commit({
+        checks: [{ key, version: held!.version }],
+        mutations: [{ type: "set", key, value: 2 }],
+      }));
+      await lockWaiters(pg, 1);
+      // The network between the instance and PostgreSQL fails: the statement runs on.
+      proxy.cutClients();
+      assertEquals(await committing, "BACKEND_UNAVAILABLE");
+      await row[Symbol.asyncDispose]();
+      released = true;
+      // Until no statement of the backend runs any more: the cut one has ended or committed.
+      await waitUntil(
+        async () =>
+          (await pg.psql(
+            "postgres",
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'keybound-auth' " +
+              "AND state = 'active'",
+          )).trim() === "0",
+        "the cut statement to end",
+      );
+      // Before: 2, written after the request was answered with an unknown outcome.
+      assertEquals((await backend.get(key))?.value, 1);
+    } finally {
+      if (!released) await row[Symbol.asyncDispose]();
     }
   },
 });

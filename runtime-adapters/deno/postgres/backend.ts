@@ -88,6 +88,58 @@ const DURABLE_COMMIT = `CASE WHEN current_setting('synchronous_commit') = 'off'
 const NOW_MS = "floor(extract(epoch from now()) * 1000)::bigint";
 const LIVE = `(expires_at IS NULL OR expires_at > ${NOW_MS})`;
 
+/**
+ * A commit: the checks, then the mutations only if every check held, as one
+ * statement (see {@linkcode PostgresBackend.commit}). $1 checks, $2 deleted
+ * keys, $3 set entries (JSON), $4 the commit's version.
+ */
+const COMMIT_SQL = `WITH want AS (
+     SELECT decode(c->>'key', 'hex') AS key, c->>'version' AS version
+     FROM json_array_elements($1::text::json) AS c
+   ), verdict AS (
+     SELECT current_setting('transaction_isolation') = 'serializable' AS isolated,
+       NOT EXISTS (
+       SELECT 1 FROM want
+       LEFT JOIN ${KV_TABLE} kv ON kv.key = want.key
+         AND (kv.expires_at IS NULL OR kv.expires_at > ${NOW_MS})
+       WHERE kv.version::text IS DISTINCT FROM want.version
+     ) AS ok
+   ), go AS (
+     SELECT ok AND isolated AS go FROM verdict
+   ), deleted AS (
+     DELETE FROM ${KV_TABLE}
+     WHERE key = ANY (ARRAY(
+         SELECT decode(k, 'hex') FROM json_array_elements_text($2::text::json) AS k
+       ))
+       AND (SELECT go FROM go)
+     RETURNING 1
+   ), written AS (
+     INSERT INTO ${KV_TABLE} (key, value, version, expires_at)
+     SELECT decode(m->>'key', 'hex'), m->'value', $4::uuid, (m->>'expires_at')::bigint
+     FROM json_array_elements($3::text::json) AS m
+     WHERE (SELECT go FROM go)
+     ON CONFLICT (key) DO UPDATE SET value = excluded.value,
+       version = excluded.version, expires_at = excluded.expires_at
+     RETURNING 1
+   )
+   SELECT ok, isolated, ${DURABLE_COMMIT} AS durable FROM verdict`;
+
+/**
+ * The lost-answer check ({@linkcode PostgresBackend.commit}'s `#wrote`): $1
+ * key (hex), $2 the version looked for.
+ */
+const CHECK_SQL = `UPDATE ${KV_TABLE} SET version = version
+  WHERE key = decode($1, 'hex') AND version = $2::uuid RETURNING ${DURABLE_COMMIT}`;
+
+/**
+ * The PostgreSQL session (backend pid, from the driver's BackendKeyData)
+ * that ran `statement`, once the driver sent it there.
+ */
+function sessionOf(statement: Promise<unknown> | undefined): number | undefined {
+  const pid = (statement as { state?: { pid?: unknown } } | undefined)?.state?.pid;
+  return typeof pid === "number" ? pid : undefined;
+}
+
 /** Options of {@linkcode PostgresBackend.open}. */
 export interface PostgresBackendOptions {
   /** Where to connect. */
@@ -275,6 +327,7 @@ export class PostgresBackend implements Backend {
     return this.#run(async () => {
       for (let attempt = 1;; attempt++) {
         const version = crypto.randomUUID();
+        let statement: Promise<{ ok: boolean; isolated: boolean }[]> | undefined;
         try {
           // The checks, then the mutations only if every check held: one statement, so one
           // serializable transaction (the deleted and written CTEs run whether or not the
@@ -284,37 +337,8 @@ export class PostgresBackend implements Backend {
           // Lists travel as JSON: the driver sends a JS array as a PostgreSQL array only
           // once it has fetched the server's array types, which a fresh pool's first query
           // may not have (seen: "malformed array literal").
-          const [row] = await this.#tx.unsafe<{ ok: boolean; isolated: boolean }[]>(
-            `WITH want AS (
-               SELECT decode(c->>'key', 'hex') AS key, c->>'version' AS version
-               FROM json_array_elements($1::text::json) AS c
-             ), verdict AS (
-               SELECT current_setting('transaction_isolation') = 'serializable' AS isolated,
-                 NOT EXISTS (
-                 SELECT 1 FROM want
-                 LEFT JOIN ${KV_TABLE} kv ON kv.key = want.key
-                   AND (kv.expires_at IS NULL OR kv.expires_at > ${NOW_MS})
-                 WHERE kv.version::text IS DISTINCT FROM want.version
-               ) AS ok
-             ), go AS (
-               SELECT ok AND isolated AS go FROM verdict
-             ), deleted AS (
-               DELETE FROM ${KV_TABLE}
-               WHERE key = ANY (ARRAY(
-                   SELECT decode(k, 'hex') FROM json_array_elements_text($2::text::json) AS k
-                 ))
-                 AND (SELECT go FROM go)
-               RETURNING 1
-             ), written AS (
-               INSERT INTO ${KV_TABLE} (key, value, version, expires_at)
-               SELECT decode(m->>'key', 'hex'), m->'value', $4::uuid, (m->>'expires_at')::bigint
-               FROM json_array_elements($3::text::json) AS m
-               WHERE (SELECT go FROM go)
-               ON CONFLICT (key) DO UPDATE SET value = excluded.value,
-                 version = excluded.version, expires_at = excluded.expires_at
-               RETURNING 1
-             )
-             SELECT ok, isolated, ${DURABLE_COMMIT} AS durable FROM verdict`,
+          statement = this.#tx.unsafe<{ ok: boolean; isolated: boolean }[]>(
+            COMMIT_SQL,
             [
               JSON.stringify(checks),
               JSON.stringify(deletes),
@@ -328,6 +352,7 @@ export class PostgresBackend implements Backend {
               version,
             ],
           );
+          const [row] = await statement;
           // The statement is one compare-and-swap only at SERIALIZABLE (under read committed
           // two commits checking the same version both apply). The level comes from a startup
           // parameter, which a pooler told to ignore it drops silently: refuse, change nothing.
@@ -341,7 +366,7 @@ export class PostgresBackend implements Backend {
           // (tbot keeps its pending join and resumes it, docs/protocol.md §4.9).
           if (
             sets.length > 0 && isUnavailable(err) && !neverSent(err) &&
-            await this.#wrote(sets[0][0], version)
+            await this.#wrote(sets[0][0], version, sessionOf(statement))
           ) {
             return { ok: true as const };
           }
@@ -370,25 +395,27 @@ export class PostgresBackend implements Backend {
    * standbys unless the server's level is `local`. Tried again while the
    * database cannot answer (it crashed with the commit's connection and is
    * recovering). A concurrent commit of the key can fail it (40001): false,
-   * the answer that never claims a write that may be lost.
+   * the answer that never claims a write that may be lost. `lost`, the
+   * session the commit was sent to, is ended first
+   * (`#endSession`).
    */
-  async #wrote(key: string, version: string): Promise<boolean> {
+  async #wrote(key: string, version: string, lost?: number): Promise<boolean> {
     const deadline = performance.now() + READ_BACK_MS;
     for (let pause = 50;; pause = Math.min(pause * 2, 500)) {
       let timer: ReturnType<typeof setTimeout> | undefined;
-      const write = this.#tx.unsafe(
-        `UPDATE ${KV_TABLE} SET version = version
-         WHERE key = decode($1, 'hex') AND version = $2::uuid RETURNING ${DURABLE_COMMIT}`,
-        [key, version],
-      );
       try {
+        if (lost !== undefined) {
+          await this.#endSession(lost, deadline);
+          lost = undefined;
+        }
+        const checking = this.#tx.unsafe<{ count: number }[]>(CHECK_SQL, [key, version]);
         // Raced against the deadline: the write waits for a standby that may never confirm.
         return await Promise.race([
-          write.then((r) => r.count > 0),
+          checking.then((r) => r.count > 0),
           new Promise<boolean>((resolve) => {
             timer = setTimeout(() => {
               resolve(false);
-              this.#cancelCheck(write);
+              this.#cancelCheck(checking);
             }, Math.max(0, deadline - performance.now()));
           }),
         ]);
@@ -404,26 +431,63 @@ export class PostgresBackend implements Backend {
   }
 
   /**
+   * Ends the session `pid` if it still runs a commit (its connection was
+   * lost under it), and waits until it is gone, at most until `deadline`.
+   * PostgreSQL notices a lost client only when it next writes to it: a
+   * commit still running (waiting for a row lock, say) would otherwise
+   * apply after the check looked, its request already answered with an
+   * unknown outcome. Ended, it rolls back, or it committed before: the
+   * check's answer is final either way.
+   */
+  async #endSession(pid: number, deadline: number): Promise<void> {
+    try {
+      if (!await this.#signal("pg_terminate_backend", pid, COMMIT_SQL)) return;
+    } catch (err) {
+      // Tried again while the database cannot answer; refused (a privilege), the check goes
+      // ahead as it did before sessions were ended.
+      if (isUnavailable(err)) throw err;
+      return;
+    }
+    while (performance.now() < deadline) {
+      const [{ running }] = await this.#sql.unsafe<{ running: boolean }[]>(
+        "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1) AS running",
+        [pid],
+      );
+      if (!running) return;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  /**
+   * Sends `fn` (pg_cancel_backend or pg_terminate_backend) to session `pid`
+   * only while it runs `sql` (the start of its text): a pid names another
+   * session once this one is gone, and PostgreSQL ignores a cancel that
+   * reaches a session waiting for its next command. From the read pool, in
+   * SQL: the driver's own cancel opens a connection the server closes
+   * without a byte, which pool.ts takes for a silent close, and the promise
+   * it makes is out of reach. True if the session was signalled.
+   */
+  async #signal(fn: "pg_cancel_backend" | "pg_terminate_backend", pid: number, sql: string) {
+    const rows = await this.#sql.unsafe<{ sent: boolean }[]>(
+      `SELECT ${fn}(pid) AS sent FROM pg_stat_activity
+       WHERE pid = $1 AND state = 'active' AND starts_with(query, $2)`,
+      [pid, sql.slice(0, 60)],
+    );
+    return rows.some((r) => r.sent);
+  }
+
+  /**
    * Cancels a lost-answer check's write given up on while PostgreSQL still
    * runs it (waiting for a synchronous standby, or for a row lock): left
-   * waiting, it held a commit connection until the standby came back. Its
-   * session is found by the backend pid the driver keeps for the statement,
-   * and only while that session still runs this statement (PostgreSQL
-   * ignores a cancel that reaches a session waiting for its next command).
-   * With SQL on the read pool, not the driver's cancel(): that opens a
-   * connection the server closes without a byte, which pool.ts takes for a
-   * silent close, and its promise is out of reach (an unhandled rejection).
-   * A cancelled wait for a standby ends with a warning (the write changed
+   * waiting, it held a commit connection until the standby came back. A
+   * cancelled wait for a standby ends with a warning (the write changed
    * nothing either way).
    */
   #cancelCheck(write: Promise<unknown>): void {
-    const pid = (write as { state?: { pid?: unknown } }).state?.pid;
-    if (typeof pid !== "number") return;
-    this.#sql.unsafe(
-      `SELECT pg_cancel_backend(pid) FROM pg_stat_activity
-       WHERE pid = $1 AND state = 'active' AND query LIKE $2`,
-      [pid, `UPDATE ${KV_TABLE} SET version = version%`],
-    ).catch(() => {/* the statement ends when the standby returns, as before */});
+    const pid = sessionOf(write);
+    if (pid === undefined) return;
+    this.#signal("pg_cancel_backend", pid, CHECK_SQL)
+      .catch(() => {/* the statement ends when the standby returns, as before */});
   }
 
   #scheduleSweep(): void {
