@@ -39,9 +39,7 @@ import type {
 } from "../../src/storage/backend.ts";
 import { CountingBackend } from "../storage/_counting_backend.ts";
 import { DenoKvBackend } from "../../runtime-adapters/deno/kv_backend.ts";
-import { PostgresBackend } from "../../runtime-adapters/deno/postgres/backend.ts";
-import { parsePostgresUrl } from "../../runtime-adapters/deno/postgres/url.ts";
-import { PG_PASSWORD, postgresMissing, startPostgres } from "../ha/_postgres.ts";
+import { postgresMissing, startPostgres } from "../ha/_postgres.ts";
 import { ignoreUnless } from "../_tools.ts";
 import { waitUntil } from "../_wait.ts";
 
@@ -218,9 +216,7 @@ Deno.test({
   async fn() {
     await using pg = await startPostgres();
     await pg.createDatabase("kb");
-    await onBackends(() =>
-      PostgresBackend.open({ location: parsePostgresUrl(pg.url("kb")), password: PG_PASSWORD })
-    );
+    await onBackends(() => pg.backend("kb"));
   },
 });
 

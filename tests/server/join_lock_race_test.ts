@@ -22,12 +22,10 @@ import {
 } from "./_join_fixture.ts";
 import { usedSessionKey } from "../../src/server/keys.ts";
 import { createLockMutations } from "../../src/server/locks.ts";
-import type { AtomicOperation, Backend, CommitResult } from "../../src/storage/backend.ts";
+import type { AtomicOperation, CommitResult } from "../../src/storage/backend.ts";
 import { CountingBackend } from "../storage/_counting_backend.ts";
 import { DenoKvBackend } from "../../runtime-adapters/deno/kv_backend.ts";
-import { PostgresBackend } from "../../runtime-adapters/deno/postgres/backend.ts";
-import { parsePostgresUrl } from "../../runtime-adapters/deno/postgres/url.ts";
-import { PG_PASSWORD, postgresMissing, startPostgres } from "../ha/_postgres.ts";
+import { postgresMissing, startPostgres } from "../ha/_postgres.ts";
 import { ignoreUnless } from "../_tools.ts";
 
 const MARKER_PREFIX = usedSessionKey("")[0];
@@ -102,8 +100,6 @@ Deno.test({
   async fn() {
     await using pg = await startPostgres();
     await pg.createDatabase("kb");
-    const open = (): Promise<Backend> =>
-      PostgresBackend.open({ location: parsePostgresUrl(pg.url("kb")), password: PG_PASSWORD });
-    await lockRaces(new LockBeforeJoinCommit(await open()));
+    await lockRaces(new LockBeforeJoinCommit(await pg.backend("kb")));
   },
 });

@@ -8,8 +8,6 @@
  */
 import { assert, assertEquals, assertStrictEquals, assertThrows } from "../_assert.ts";
 import { DenoKvBackend } from "../../runtime-adapters/deno/kv_backend.ts";
-import { PostgresBackend } from "../../runtime-adapters/deno/postgres/backend.ts";
-import { parsePostgresUrl } from "../../runtime-adapters/deno/postgres/url.ts";
 import {
   type Bot,
   type BotInstance,
@@ -29,7 +27,7 @@ import type { Backend, Entry, JsonValue, Key } from "../../src/storage/backend.t
 import { MemoryBackend } from "../../src/storage/memory.ts";
 import { CountingBackend } from "../storage/_counting_backend.ts";
 import { ignoreUnless } from "../_tools.ts";
-import { PG_PASSWORD, postgresMissing, startPostgres } from "../ha/_postgres.ts";
+import { postgresMissing, startPostgres } from "../ha/_postgres.ts";
 import { newCluster } from "./_cluster_fixture.ts";
 import { onboardedBot, putBot, startHarness } from "./_join_fixture.ts";
 
@@ -88,8 +86,7 @@ Deno.test({
     const { ctx } = await newCluster();
     await using pg = await startPostgres();
     await pg.createDatabase("kb");
-    const open = () =>
-      PostgresBackend.open({ location: parsePostgresUrl(pg.url("kb")), password: PG_PASSWORD });
+    const open = () => pg.backend("kb");
     const [a, b] = [await open(), await open()];
     try {
       await seesOtherWrites({ ...ctx, backend: a }, { ...ctx, backend: b });
