@@ -133,7 +133,11 @@ const CHECK_SQL = `UPDATE ${KV_TABLE} SET version = version
 
 /**
  * The PostgreSQL session (backend pid, from the driver's BackendKeyData)
- * that ran `statement`, once the driver sent it there.
+ * that ran `statement`, once the driver sent it there. Read it as the
+ * statement fails, before any await: postgres 3.4.9 keeps one such record
+ * per connection object and overwrites it when that object connects again
+ * (BackendKeyData in its connection.js), which takes a round trip, so only
+ * a later read could name the next session.
  */
 function sessionOf(statement: Promise<unknown> | undefined): number | undefined {
   const pid = (statement as { state?: { pid?: unknown } } | undefined)?.state?.pid;
@@ -364,9 +368,10 @@ export class PostgresBackend implements Backend {
           // version is this attempt's own: found durably, the commit applied and is answered as
           // such. Not found (or not confirmed in time): BACKEND_UNAVAILABLE, outcome unknown
           // (tbot keeps its pending join and resumes it, docs/protocol.md §4.9).
+          const lost = sessionOf(statement);
           if (
             sets.length > 0 && isUnavailable(err) && !neverSent(err) &&
-            await this.#wrote(sets[0][0], version, sessionOf(statement))
+            await this.#wrote(sets[0][0], version, lost)
           ) {
             return { ok: true as const };
           }
