@@ -70,8 +70,9 @@ export function edgeSection(renewals = 60): BenchSection {
               `; the floor below is ${fmt(floor, 2)} ms of it; the other ` +
               `${fmt(r.net_median_ms - floor, 2)} ms is JavaScript that runs once per ` +
               `renewal, still warming up, and the runtime work it drives (promises, V8 API, ` +
-              `allocation, HTTP objects): spread over the join and HTTP clients, zod, jose, ` +
-              `the log line, no item above ~0.15 ms (docs/benchmarks.md, Session 11: edge)`
+              `allocation, HTTP objects), each piece hacked out weighing at most ~0.17 ms ` +
+              `(zod, then the certificate checks, the log line, jose; ` +
+              `docs/benchmarks.md, Session 13: client and edge)`
             )),
         },
         {
