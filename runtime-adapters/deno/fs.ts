@@ -139,7 +139,7 @@ export function realPathSoFar(
 }
 
 /** True for the error SQLite gives while another connection holds the database's write lock. */
-function isDatabaseLocked(err: unknown): boolean {
+export function isDatabaseLocked(err: unknown): boolean {
   return err instanceof Error && /database is locked/i.test(err.message);
 }
 

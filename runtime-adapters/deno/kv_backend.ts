@@ -15,8 +15,8 @@ import {
   type Key,
   type ListOptions,
 } from "../../src/storage/backend.ts";
-import { inContext } from "../../src/errors.ts";
-import { openPrivateKv, retryWhileLocked } from "./fs.ts";
+import { inContext, KeyboundError } from "../../src/errors.ts";
+import { isDatabaseLocked, openPrivateKv, retryWhileLocked } from "./fs.ts";
 
 /**
  * Deno KV deletes expired entries lazily, so an entry written with an expiry
@@ -143,14 +143,27 @@ export class DenoKvBackend implements Backend {
   async commit(op: AtomicOperation): Promise<CommitResult> {
     // Another connection writing to the same file (a second auth process) makes
     // SQLite answer "database is locked"; such a commit did not apply, so retry it.
-    return await retryWhileLocked(async () => {
-      const r = await this.#commitOnce(op);
-      if (r.ok) return r;
-      // An absent-check fails on an expired entry KV has not deleted yet; check
-      // against that entry's real version instead, which is still atomic.
-      const retry = await this.#expiredAsAbsent(op);
-      return retry ? await this.#commitOnce(retry) : r;
-    });
+    try {
+      return await retryWhileLocked(async () => {
+        const r = await this.#commitOnce(op);
+        if (r.ok) return r;
+        // An absent-check fails on an expired entry KV has not deleted yet; check
+        // against that entry's real version instead, which is still atomic.
+        const retry = await this.#expiredAsAbsent(op);
+        return retry ? await this.#commitOnce(retry) : r;
+      });
+    } catch (err) {
+      // Still locked after the retries: a process outside Keybound holds the
+      // file's write lock (an sqlite3 shell in a transaction, a copying tool).
+      // Nothing was applied, so the caller may retry: the code says so
+      // instead of an internal error.
+      if (!isDatabaseLocked(err)) throw err;
+      throw new KeyboundError(
+        "BACKEND_UNAVAILABLE",
+        "storage is locked by another process (the Deno KV file's write lock); retry",
+        { cause: err },
+      );
+    }
   }
 
   async #expiredAsAbsent(op: AtomicOperation): Promise<AtomicOperation | null> {
