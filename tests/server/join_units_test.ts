@@ -26,7 +26,7 @@ import {
   type JoinCommitPlan,
   readToken,
 } from "../../src/server/join/commit.ts";
-import { beginJoin, continueJoin } from "../../src/server/join/service.ts";
+import { beginJoin, continueJoin } from "../../src/server/join/continue.ts";
 import { parseSubjectKey } from "../../src/server/join/subject_key.ts";
 import { verifyClientCertificate } from "../../src/server/verified_certs.ts";
 import { certificatesFromPem } from "../../src/pki/mod.ts";

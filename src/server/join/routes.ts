@@ -17,7 +17,7 @@ import { parseJson } from "../http.ts";
 import { verifySignedRequest } from "../request_auth.ts";
 import { auditingFailures } from "./failures.ts";
 import { resumeJoin } from "./resume.ts";
-import { beginJoin, continueJoin, type JoinRequestContext, prepareContinue } from "./service.ts";
+import { beginJoin, continueJoin, type JoinRequestContext, prepareContinue } from "./continue.ts";
 
 function parseBody<S extends z.ZodType>(
   c: Context<AppEnv>,
