@@ -26,7 +26,8 @@ import {
   type JoinCommitPlan,
   readToken,
 } from "../../src/server/join/commit.ts";
-import { beginJoin, continueJoin } from "../../src/server/join/continue.ts";
+import { beginJoin } from "../../src/server/join/begin.ts";
+import { continueJoin } from "../../src/server/join/continue.ts";
 import { parseSubjectKey } from "../../src/server/join/subject_key.ts";
 import { verifyClientCertificate } from "../../src/server/verified_certs.ts";
 import { certificatesFromPem } from "../../src/pki/mod.ts";

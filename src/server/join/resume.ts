@@ -32,7 +32,7 @@ import { findLockInForce, lockedError } from "../locks.ts";
 import { MAX_COMMIT_ATTEMPTS, readToken, statusOf } from "./commit.ts";
 import { auditingFailures, connectionOf } from "./failures.ts";
 import { readResumeRecord, recordExpiry, resumeRecordMutation } from "./resume_record.ts";
-import type { JoinRequestContext } from "./continue.ts";
+import type { JoinRequestContext } from "./request_context.ts";
 import type { JoinSession } from "./session_state.ts";
 
 function notFound(): KeyboundError {

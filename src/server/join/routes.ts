@@ -17,7 +17,9 @@ import { parseJson } from "../http.ts";
 import { verifySignedRequest } from "../request_auth.ts";
 import { auditingFailures } from "./failures.ts";
 import { resumeJoin } from "./resume.ts";
-import { beginJoin, continueJoin, type JoinRequestContext, prepareContinue } from "./continue.ts";
+import { beginJoin } from "./begin.ts";
+import { continueJoin, prepareContinue } from "./continue.ts";
+import type { JoinRequestContext } from "./request_context.ts";
 
 function parseBody<S extends z.ZodType>(
   c: Context<AppEnv>,
