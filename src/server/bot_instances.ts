@@ -18,7 +18,7 @@ import type {
 import { formatDuration } from "../util/duration.ts";
 import type { ServerContext } from "./context.ts";
 import { resourceKey } from "./keys.ts";
-import { getResource } from "./resources.ts";
+import { getResource } from "./resources/mod.ts";
 
 /** Authentications kept per instance; older ones are dropped. */
 export const AUTHENTICATION_HISTORY_LIMIT = 10;

@@ -20,7 +20,7 @@ import {
   listResources,
   putResource,
   requestTokenRotation,
-} from "../../src/server/resources.ts";
+} from "../../src/server/resources/mod.ts";
 import { MemoryBackend } from "../../src/storage/memory.ts";
 import { silentLogger } from "../../src/util/log.ts";
 

@@ -8,7 +8,7 @@ import {
 import { parseConfig } from "../../src/agent/config/load.ts";
 import { sshConfigText } from "../../src/agent/outputs/ssh_config.ts";
 import { ConfigError, KeyboundError } from "../../src/errors.ts";
-import { getResource } from "../../src/server/resources.ts";
+import { getResource } from "../../src/server/resources/mod.ts";
 import type { Token } from "../../src/resources/schemas.ts";
 import { ReadinessRegistry } from "../../src/agent/readiness.ts";
 import {

@@ -23,7 +23,7 @@ import { ReadinessRegistry } from "../../src/agent/readiness.ts";
 import { createApp } from "../../src/server/app.ts";
 import { bootstrapCluster } from "../../src/server/bootstrap.ts";
 import type { ServerContext } from "../../src/server/context.ts";
-import { putResource } from "../../src/server/resources.ts";
+import { putResource } from "../../src/server/resources/mod.ts";
 import type { CreatableResource } from "../../src/resources/validate.ts";
 import { MemoryBackend } from "../../src/storage/memory.ts";
 import { silentLogger } from "../../src/util/log.ts";

@@ -11,7 +11,7 @@ import {
   putResource,
   requestTokenRotation,
   withRevision,
-} from "../../src/server/resources.ts";
+} from "../../src/server/resources/mod.ts";
 import { Bot, Lock, Token } from "../../src/resources/schemas.ts";
 import { generateKeyPair } from "../../src/crypto/keys.ts";
 import { toAuthorizedKey } from "../../src/crypto/ssh_wire.ts";

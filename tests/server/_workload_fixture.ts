@@ -9,7 +9,7 @@ import { signRequest } from "../../src/protocol/signed_request.ts";
 import type { CreatableResource } from "../../src/resources/validate.ts";
 import { createApp } from "../../src/server/app.ts";
 import type { ServerContext } from "../../src/server/context.ts";
-import { putResource } from "../../src/server/resources.ts";
+import { putResource } from "../../src/server/resources/mod.ts";
 import { botSigner, newCluster, type TestCluster } from "./_cluster_fixture.ts";
 
 /** A cluster ready for workload calls. */

@@ -14,7 +14,7 @@ import type { JoinResult } from "../../src/protocol/messages.ts";
 import { MAX_NEW_BOT_NAME, X509_NAME_UPPER_BOUND } from "../../src/protocol/subject.ts";
 import { type Bot, type Role, SSH_CERT_MAX_PRINCIPALS } from "../../src/resources/schemas.ts";
 import { createLogger } from "../../src/util/log.ts";
-import { getResource, putResource } from "../../src/server/resources.ts";
+import { getResource, putResource } from "../../src/server/resources/mod.ts";
 import type { ServerContext } from "../../src/server/context.ts";
 import {
   type Harness,

@@ -12,7 +12,7 @@ import {
   findLockInForce,
   locksChangedMutation,
 } from "../../src/server/locks.ts";
-import { deleteResource, putResource } from "../../src/server/resources.ts";
+import { deleteResource, putResource } from "../../src/server/resources/mod.ts";
 import type { JsonValue } from "../../src/storage/backend.ts";
 import { newCluster } from "./_cluster_fixture.ts";
 

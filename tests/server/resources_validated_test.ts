@@ -1,5 +1,5 @@
 /**
- * Stored resources are validated once per stored value (src/server/resources.ts):
+ * Stored resources are validated once per stored value (src/server/resources/):
  * a point read returns the validated resource of the last read when the value
  * is the same. These tests write through another backend object on the same
  * store (another auth process), or swap the store under one backend object (a
@@ -22,7 +22,7 @@ import {
   getResource,
   listResources,
   putResource,
-} from "../../src/server/resources.ts";
+} from "../../src/server/resources/mod.ts";
 import type { Backend, Entry, JsonValue, Key } from "../../src/storage/backend.ts";
 import { MemoryBackend } from "../../src/storage/memory.ts";
 import { CountingBackend } from "../storage/_counting_backend.ts";

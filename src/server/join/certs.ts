@@ -21,7 +21,7 @@ import { toHex } from "../../util/encoding.ts";
 import type { CaKeys, TrustBundle } from "../../protocol/messages.ts";
 import type { CertAuthority, ServerContext, TlsCaKey } from "../context.ts";
 import { warnNamesOverBounds } from "../name_bounds.ts";
-import { getResource } from "../resources.ts";
+import { getResource } from "../resources/mod.ts";
 import { rememberIssuedCertificate, userCaKeyMaySign } from "../verified_certs.ts";
 
 /** Lifetime when the client asks for none. */

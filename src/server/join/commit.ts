@@ -23,7 +23,7 @@ import { botInstanceMutation, latestGeneration, readBotInstance } from "../bot_i
 import type { ServerContext } from "../context.ts";
 import { CA_REVISION_KEY, LOCKS_CHANGED_KEY, resourceKey, usedSessionKey } from "../keys.ts";
 import { StaleReads } from "./failures.ts";
-import { getResource, validateWrite } from "../resources.ts";
+import { getResource, validateWrite } from "../resources/mod.ts";
 import { resumeRecordMutation } from "./resume_record.ts";
 
 /** Attempts of the final commit before giving up with `CONFLICT`. */

@@ -28,7 +28,7 @@ import {
   putResources,
   requestTokenRotation,
   withRevision,
-} from "../resources.ts";
+} from "../resources/mod.ts";
 
 /** Body of `PUT /v1/resources/{kind}/{name}`. */
 const PutBody = z.strictObject({

@@ -18,7 +18,7 @@ import * as z from "zod";
 import { AccessDeniedError } from "../../errors.ts";
 import type { Role } from "../../resources/schemas.ts";
 import type { ServerContext } from "../context.ts";
-import { getResource } from "../resources.ts";
+import { getResource } from "../resources/mod.ts";
 
 /** `rules` entries of a role, read leniently: the Role schema passes them through unchecked. */
 const Rules = z.array(

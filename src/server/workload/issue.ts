@@ -21,7 +21,7 @@ import {
 import { emitAudit } from "../audit.ts";
 import type { ServerContext } from "../context.ts";
 import type { VerifiedIdentity } from "../hono_env.ts";
-import { getResource } from "../resources.ts";
+import { getResource } from "../resources/mod.ts";
 import { assertMayCreateHostCert, assertMayUseWorkloadIdentity, botRoles } from "./authz.ts";
 import { refreshCas } from "../rotation/cache.ts";
 import { spiffeCa } from "./spiffe_ca.ts";

@@ -8,10 +8,10 @@
  *
  * @module
  */
-import { MAX_LIST_PAGE } from "../protocol/admin.ts";
-import { botUserName } from "../protocol/subject.ts";
-import { checkJsonLimits } from "../resources/limits.ts";
-import { AlreadyExistsError, BadParameterError, KeyboundError, NotFoundError } from "../errors.ts";
+import { MAX_LIST_PAGE } from "../../protocol/admin.ts";
+import { botUserName } from "../../protocol/subject.ts";
+import { checkJsonLimits } from "../../resources/limits.ts";
+import { AlreadyExistsError, BadParameterError, KeyboundError, NotFoundError } from "../../errors.ts";
 import {
   type Backend,
   type Check,
@@ -20,27 +20,27 @@ import {
   type JsonValue,
   type Key,
   type Mutation,
-} from "../storage/backend.ts";
+} from "../../storage/backend.ts";
 import {
   type Kind,
   ResourceName,
   type ResourceOf,
   schemaOf,
   type Token,
-} from "../resources/schemas.ts";
+} from "../../resources/schemas.ts";
 import {
   type AnyResource,
   certificateNameIssue,
   type CreatableResource,
   formatIssue,
-} from "../resources/validate.ts";
-import { LruMap } from "../util/lru.ts";
-import { formatPath } from "../util/zod_error.ts";
-import { prepareTokenForWrite, type SecretGenerator } from "../resources/token_rules.ts";
-import { type AuditInput, auditMutations } from "./audit.ts";
-import type { ServerContext } from "./context.ts";
-import { resourceKey, resourcePrefix } from "./keys.ts";
-import { assertLockAllowed, locksChangedMutation } from "./locks.ts";
+} from "../../resources/validate.ts";
+import { LruMap } from "../../util/lru.ts";
+import { formatPath } from "../../util/zod_error.ts";
+import { prepareTokenForWrite, type SecretGenerator } from "../../resources/token_rules.ts";
+import { type AuditInput, auditMutations } from "../audit.ts";
+import type { ServerContext } from "../context.ts";
+import { resourceKey, resourcePrefix } from "../keys.ts";
+import { assertLockAllowed, locksChangedMutation } from "../locks.ts";
 
 /** A resource as stored, with its backend version. */
 export interface StoredResource<T extends AnyResource = AnyResource> {
