@@ -1,5 +1,5 @@
 /**
- * Stored resources are validated once per stored value (src/server/resources/):
+ * Stored resources are validated once per stored value (src/server/resources/validated.ts):
  * a point read returns the validated resource of the last read when the value
  * is the same. These tests write through another backend object on the same
  * store (another auth process), or swap the store under one backend object (a
