@@ -178,6 +178,12 @@ async function start(config: StartConfig, log: Logger): Promise<void> {
   });
   try {
     await run(config, log, stop);
+  } catch (err) {
+    // Asked to stop, it has stopped: a step it waited for that failed meanwhile (a PostgreSQL
+    // that never answered) is said, but the exit is a stop's, 0, not a failed start's
+    // (review-front s13 S3: systemd counted `systemctl stop` in an outage as a failure).
+    if (!asked) throw err;
+    log.warn("the start failed while stopping", { error: errorLineOf(AUTH.name, err) });
   } finally {
     removeSignals();
   }
@@ -218,8 +224,12 @@ async function run(config: StartConfig, log: Logger, stop: StopRequest): Promise
     ? { kind: "kv", path: join(dataDir, KV_FILE) }
     : { kind: "kv", path: checkStorageFile(named, dataDir) };
   const socketDir = join(dataDir, FRONT_SOCKET_DIR);
+  // A stop asked by now makes nothing: not the runtime directory's place, not the data
+  // directory (review-front s13 S2).
+  if (stop.asked) return;
   if (front) await checkSocketDir(socketDir);
   if (await isNewKvFile(storage)) validateClusterName(config.clusterName, true);
+  if (stop.asked) return;
   // Made without following a link, walked again, and only then chmod'ed and written
   // (review-front2 M2: a directory another user made first in /tmp got root's cluster).
   const makeDataDir = () => takeDataDir(config.dataDir, dataDir, front);

@@ -340,6 +340,21 @@ export function asNobody(args: string[], options: Omit<Deno.CommandOptions, "arg
   });
 }
 
+/**
+ * A command of auth's (`sub`: `admin-identity …`, `start …`) run as
+ * `auth start` for `data` is, with its deno flags: stdout and stderr piped.
+ */
+export function authCommand(data: string, sub: string[]): Deno.Command {
+  const [program, ...start] = authStartCommand({ dataDir: data });
+  return new Deno.Command(program, {
+    args: [...start.slice(0, start.indexOf("start")), ...sub],
+    env: { NO_COLOR: "1" },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  });
+}
+
 /** `auth start` for `data` with `env` (and `extra` flags) added: its exit code and stderr. */
 export function refusedStart(data: string, env: Record<string, string>, extra: string[] = []) {
   const [program, ...args] = authStartCommand({ dataDir: data, args: extra });

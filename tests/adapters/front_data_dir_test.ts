@@ -13,7 +13,7 @@
 import { join } from "node:path";
 import { assertEquals } from "../_assert.ts";
 import { ignoreUnless } from "../_tools.ts";
-import { asNobody, cannotAttack, filesIn, NOBODY, refusedStart } from "./_front.ts";
+import { asNobody, authCommand, cannotAttack, filesIn, NOBODY, refusedStart } from "./_front.ts";
 import { authStartCommand, spawnAuthService } from "../../runtime-adapters/deno/auth_process.ts";
 import { checkDataDir, takeDataDir } from "../../runtime-adapters/deno/data_dir_checks.ts";
 
@@ -508,18 +508,6 @@ Deno.test({
     }
   },
 });
-
-/** Runs a command built from `auth start`'s for `data` with `sub` and `rest` in place of start's. */
-function authCommand(data: string, sub: string[]): Deno.Command {
-  const [program, ...start] = authStartCommand({ dataDir: data });
-  return new Deno.Command(program, {
-    args: [...start.slice(0, start.indexOf("start")), ...sub],
-    env: { NO_COLOR: "1" },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  });
-}
 
 /** A cluster in `kv` (a Deno KV file): one `auth start --insecure-no-tls` until it listens. */
 async function seed(data: string, kv: string): Promise<void> {

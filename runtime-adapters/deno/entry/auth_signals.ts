@@ -12,8 +12,9 @@
  * the socket's lock file in its directory. Now a stop asked during the start
  * is kept, the start ends at its next step, storage is closed, and the
  * process exits 0 (docs/operations.md). Before the listeners exist (the
- * runtime's own start, milliseconds, nothing opened yet) the default action
- * still applies.
+ * runtime's own start, milliseconds, nothing opened yet) and after the first
+ * signal (a second one ends a stop that hangs, at once) the default action
+ * applies.
  *
  * @module
  */
@@ -31,22 +32,26 @@ interface Held {
 let held: Held | undefined;
 
 /**
- * Installs the SIGINT and SIGTERM listeners if not yet installed: a signal
- * from now on is kept for {@linkcode onStopSignal} instead of ending the
- * process. The auth entry point calls it first; a process that exits by
- * `Deno.exit` need not remove them.
+ * Installs the SIGINT and SIGTERM listeners if not yet installed: the first
+ * signal from now on is kept for {@linkcode onStopSignal} instead of ending
+ * the process (a second one ends it). The auth entry point calls it first; a
+ * process that exits by `Deno.exit` need not remove them.
  */
 export function holdStopSignals(): void {
   if (held !== undefined) return;
   const listener = (signal: Deno.Signal) => {
     if (held === undefined) return;
+    // The first signal only: the listeners go, so a second one takes the
+    // default action and ends at once a stop that waits (on the Deno KV
+    // file's write lock, which another process may hold without limit, or a
+    // PostgreSQL connect), as tbot's does (review-front s13 M1: every later
+    // signal was swallowed, and only SIGKILL ended such a start).
+    held.remove();
     const stop = held.stop;
     if (stop === undefined) {
-      held.pending ??= signal;
+      held.pending = signal;
       return;
     }
-    // Once: a repeated signal while the stop runs is ignored, so that it
-    // finishes (storage closed); SIGKILL ends the process at once.
     held.stop = () => {};
     stop(signal);
   };
@@ -55,8 +60,11 @@ export function holdStopSignals(): void {
     Deno.addSignalListener(signal, handler);
     return [signal, handler] as const;
   });
+  let removed = false;
   held = {
     remove() {
+      if (removed) return;
+      removed = true;
       for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
     },
   };
@@ -64,9 +72,10 @@ export function holdStopSignals(): void {
 
 /**
  * Calls `stop` once, on the first SIGINT or SIGTERM since
- * {@linkcode holdStopSignals} (at once, if one came already). Returns a
- * function that removes the listeners (they would otherwise keep the
- * process alive), after which a signal takes its default action again.
+ * {@linkcode holdStopSignals} (at once, if one came already); a second
+ * signal takes its default action. Returns a function that removes the
+ * listeners (they would otherwise keep the process alive), after which a
+ * signal takes its default action too.
  */
 export function onStopSignal(stop: (signal: Deno.Signal) => void): () => void {
   holdStopSignals();
