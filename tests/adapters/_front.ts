@@ -317,6 +317,20 @@ export async function exitOf(command: Deno.Command): Promise<{ code: number; std
   return { code, stderr: await stderr };
 }
 
+/** Why tests that inject faults with strace cannot run here: they need strace, and ptrace allowed. */
+export function noStrace(): string | undefined {
+  try {
+    const out = new Deno.Command("strace", {
+      args: ["-qq", "-o", "/dev/null", "-e", "trace=flock", "true"],
+      stdout: "null",
+      stderr: "null",
+    }).outputSync();
+    return out.success ? undefined : "strace cannot trace here (ptrace denied?)";
+  } catch {
+    return "needs strace (Debian package strace)";
+  }
+}
+
 /** The uid the attack tests act as. */
 export const NOBODY = 65534;
 

@@ -11,7 +11,7 @@
 import { join } from "node:path";
 import { assertEquals } from "../_assert.ts";
 import { ignoreUnless } from "../_tools.ts";
-import { authCommand, filesIn } from "./_front.ts";
+import { authCommand, filesIn, noStrace } from "./_front.ts";
 import { authStartCommand, spawnAuthService } from "../../runtime-adapters/deno/auth_process.ts";
 
 /** What a stopped start left: its exit, and the names in the data directory and its `front`. */
@@ -275,20 +275,6 @@ for (
       }
     },
   });
-}
-
-/** Why the traced tests cannot run here: they need strace (and ptrace allowed). */
-function noStrace(): string | undefined {
-  try {
-    const out = new Deno.Command("strace", {
-      args: ["-qq", "-o", "/dev/null", "-e", "trace=flock", "true"],
-      stdout: "null",
-      stderr: "null",
-    }).outputSync();
-    return out.success ? undefined : "strace cannot trace here (ptrace denied?)";
-  } catch {
-    return "needs strace (Debian package strace)";
-  }
 }
 
 /**

@@ -11,7 +11,7 @@
 import { join } from "node:path";
 import { assert, assertEquals, assertRejects } from "../_assert.ts";
 import { ignoreUnless } from "../_tools.ts";
-import { filesIn, readToEnd, serveOk } from "./_front.ts";
+import { filesIn, noStrace, readToEnd, serveOk } from "./_front.ts";
 
 Deno.test({
   name:
@@ -52,20 +52,6 @@ Deno.test({
     }
   },
 });
-
-/** Why the lock test cannot run here: it needs strace (and ptrace allowed). */
-function noStrace(): string | undefined {
-  try {
-    const out = new Deno.Command("strace", {
-      args: ["-qq", "-o", "/dev/null", "-e", "trace=flock", "true"],
-      stdout: "null",
-      stderr: "null",
-    }).outputSync();
-    return out.success ? undefined : "strace cannot trace here (ptrace denied?)";
-  } catch {
-    return "needs strace (Debian package strace)";
-  }
-}
 
 /**
  * A serveService child in `dir`, logging as auth does, whose second
