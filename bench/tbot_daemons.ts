@@ -20,7 +20,8 @@
  * its log lines, as `/metrics` is not served), `stdout=FILE` saves its
  * standard output (where V8's `--trace-gc*` flags print), `floor` runs
  * ./tbot_floor.ts (a daemon's I/O without tbot's code) instead of tbot,
- * `floormods` the same with tbot's modules loaded (never called).
+ * `floormods` the same with tbot's modules loaded (never called), `noproof` without its
+ * loopback TLS handshake.
  *
  * @module
  */
@@ -132,6 +133,7 @@ interface Variant {
   diag: boolean;
   floor: boolean;
   floorModules?: boolean;
+  floorNoProof?: boolean;
   stdout?: string;
 }
 
@@ -158,6 +160,7 @@ function parseVariant(spec: string): Variant {
     else if (o.startsWith("stdout=")) v.stdout = o.slice(7);
     else if (o === "floor") v.floor = true;
     else if (o === "floormods") v.floor = v.floorModules = true;
+    else if (o === "noproof") v.floor = v.floorNoProof = true;
     else throw new Error(`variant ${spec}: unknown option ${o}`);
   }
   return v;
@@ -210,6 +213,7 @@ async function startFloor(
       `${dir}/${name}-out`,
       "20",
       ...(v.floorModules ? ["modules"] : []),
+      ...(v.floorNoProof ? ["noproof"] : []),
     ],
     env: { ...taskEnv("tbot"), ...v.env },
     stdout: "null",

@@ -20,17 +20,18 @@
  *   daemon does after its joins.
  *
  * ```sh
- * deno run <tbot task flags> bench/tbot_floor.ts AUTH_HOST:PORT CA.pem DIAG_HOST:PORT OUT_DIR [INTERVAL_MS [modules]]
+ * deno run <tbot task flags> bench/tbot_floor.ts AUTH_HOST:PORT CA.pem DIAG_HOST:PORT OUT_DIR [INTERVAL_MS [modules] [noproof]]
  * ```
  *
  * @module
  */
-const [auth, caFile, diag, out, intervalArg, modules] = Deno.args;
+const [auth, caFile, diag, out, intervalArg, ...options] = Deno.args;
 const interval = Number(intervalArg ?? 20);
 // With `modules`: tbot's modules loaded first (./tbot_modules.ts, from its
 // bundle) and never called, which splits what tbot adds over this floor into
-// loading its code and running it.
-if (modules === "modules") await import("./tbot_modules.ts");
+// loading its code and running it. With `noproof`: no loopback handshake (its
+// share of the floor).
+if (options.includes("modules")) await import("./tbot_modules.ts");
 const enc = new TextEncoder();
 
 // tbot's start: one child process (the pin's first-contact probe) and a TLS
@@ -64,25 +65,29 @@ const made = await new Deno.Command("openssl", {
 }).output();
 if (!made.success) throw new Error("openssl could not make the proof's certificate");
 const proofCert = await Deno.readTextFile(`${out}/proof.pem`);
-const listener = Deno.listenTls({
-  hostname: "127.0.0.1",
-  port: 0,
-  cert: proofCert,
-  key: await Deno.readTextFile(`${out}/proof.key`),
-});
-const accepted = listener.accept().then(async (c) => {
-  await c.handshake();
-  c.close();
-});
-const conn = await Deno.connectTls({
-  hostname: "127.0.0.1",
-  port: (listener.addr as Deno.NetAddr).port,
-  caCerts: [proofCert],
-});
-await conn.handshake();
-conn.close();
-await accepted;
-listener.close();
+if (!options.includes("noproof")) await proof();
+
+async function proof(): Promise<void> {
+  const listener = Deno.listenTls({
+    hostname: "127.0.0.1",
+    port: 0,
+    cert: proofCert,
+    key: await Deno.readTextFile(`${out}/proof.key`),
+  });
+  const accepted = listener.accept().then(async (c) => {
+    await c.handshake();
+    c.close();
+  });
+  const conn = await Deno.connectTls({
+    hostname: "127.0.0.1",
+    port: (listener.addr as Deno.NetAddr).port,
+    caCerts: [proofCert],
+  });
+  await conn.handshake();
+  conn.close();
+  await accepted;
+  listener.close();
+}
 
 let iterations = 0;
 const [diagHost, diagPort] = [

@@ -98,7 +98,7 @@ export function tbotSection(): BenchSection {
           value: `${fmt(r.floorRssMb[0], 1)} / ${fmt(r.floorRssMb[1], 1)}`,
           unit: "MB",
           note:
-            `bench/tbot_floor.ts beside the daemon, same flags: HTTPS client with the CA, P-256 keys, Ed25519 signatures, eleven fsync'd writes per iteration, Deno.serve for /metrics, one child process, gc() every 10 s; tbot minus it ${
+            `bench/tbot_floor.ts beside the daemon, same flags: HTTPS client with the CA, P-256 keys, Ed25519 signatures, eleven fsync'd writes per iteration, Deno.serve for /metrics, one child process and a loopback TLS handshake at start (tbot's trust proof), gc() every 10 s; tbot minus it ${
               fmt(r.rss1000Mb - r.floorRssMb[1], 1)
             } MB at 1000`,
         },
