@@ -68,7 +68,8 @@ export function checkDataDir(dataDir: string, front: boolean): string {
  */
 export function checkStorageFile(path: string, dataDir?: string): string {
   if (path === ":memory:") return path;
-  const uid = processUid();
+  // Asked after checkDataDir, which names the socket or not as the mode does.
+  const uid = processUid(false);
   const real = realPath(resolve(path), uid, "--storage");
   const dir = dirname(real);
   const dirInfo = lstatOrNone(dir);
@@ -169,7 +170,7 @@ function socketIn(real: string, front: boolean): boolean {
  * the permission, not Deno's prompt or error, and the socket only if `front`
  * (a front runs).
  */
-export function processUid(front = true): number {
+export function processUid(front: boolean): number {
   const missing = missingPermission({ name: "sys", kind: "uid" }, "auth");
   if (missing !== undefined) {
     throw new ConfigError(

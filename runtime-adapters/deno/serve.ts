@@ -238,7 +238,7 @@ export async function checkSocketDir(
   socketDir: string,
   runtimeDir: string | undefined = readEnv("XDG_RUNTIME_DIR"),
 ): Promise<void> {
-  const uid = processUid();
+  const uid = processUid(true);
   const wanted = realSocketDir(socketDir, uid);
   if (socketDirFits(wanted)) return checkFrontPath(wanted, uid);
   const place = await privateSocket(socketDir, runtimeDir);
@@ -561,7 +561,7 @@ const LOCK_SETTLE_MS = 10_000;
  * listens on it (a full backlog is EAGAIN, not a refusal).
  */
 async function privateSocket(given: string, runtimeDir: string | undefined): Promise<SocketPlace> {
-  const uid = processUid();
+  const uid = processUid(true);
   const wanted = realSocketDir(given, uid);
   const base = `${Deno.pid}-${toHex(crypto.getRandomValues(new Uint8Array(8)))}`;
   let dir = wanted;
