@@ -27,7 +27,7 @@
  * import { BotRunner } from "./mod.ts";
  * import { createLogger } from "../../util/log.ts";
  *
- * declare const identity: import("./runner.ts").IdentitySource;
+ * declare const identity: import("./options.ts").IdentitySource;
  * const runner = new BotRunner({
  *   identity,
  *   renewalInterval: 20 * 60_000,
@@ -52,15 +52,14 @@
  *
  * @module
  */
+export { BotRunner, ONESHOT_HEARTBEAT_GRACE_MS } from "./runner.ts";
 export {
-  BotRunner,
   type HeartbeatSender,
   type IdentitySource,
-  ONESHOT_HEARTBEAT_GRACE_MS,
   type RunnerOptions,
   type RunnerStatus,
   type StartOptions,
-} from "./runner.ts";
+} from "./options.ts";
 export { type FirstContactOptions, untilReachable } from "./first_contact.ts";
 export { ClockTimer, type WakeTimer } from "./timer.ts";
 export { Wakeup } from "./wakeup.ts";
