@@ -12,32 +12,38 @@
  *
  * @module
  */
-import { algOf, type KeyAlgorithm } from "../crypto/keys.ts";
+import { algOf } from "../crypto/keys.ts";
 import { randomHex } from "../crypto/random.ts";
 import { isKeyboundError, KeyboundError } from "../errors.ts";
-import type { Logger } from "../util/log.ts";
-import type { ClientState } from "./client_state.ts";
-import type { Clock } from "./clock.ts";
 import {
   type BotIdentity,
   identityFromJoin,
   identityIsValid,
   identityStorageFiles,
 } from "./identity.ts";
+import type { IdentityServiceOptions } from "./identity_service_options.ts";
 import { writeFilesTogether } from "./journal.ts";
+import {
+  ANSWER_MAY_BE_LOST,
+  COPY_MAY_HAVE_COMMITTED,
+  RESUME_IMPOSSIBLE,
+} from "./join_failure_codes.ts";
 import type { BoundJoin, BoundResume, JoinResult } from "./join_types.ts";
-import type { TbotMetrics } from "./metrics.ts";
 import {
   type PendingJoin,
   pendingSubjectKey,
   readPendingJoin,
   writePendingJoin,
 } from "./pending_join.ts";
-import { type AgentStorage, STORAGE_FILES } from "./storage.ts";
+import { STORAGE_FILES } from "./storage.ts";
 import { generateStoredKeyPair, type StoredKeyPair } from "./stored_keys.ts";
 import { trustBundleFiles } from "./trust/host_trust.ts";
 
 export type { BoundJoin, BoundResume };
+export {
+  certificateKeyAlgorithmFor,
+  type IdentityServiceOptions,
+} from "./identity_service_options.ts";
 
 /** Message Teleport gives when there is nothing to join with. */
 export const NO_LOCAL_CREDENTIALS =
@@ -45,99 +51,6 @@ export const NO_LOCAL_CREDENTIALS =
   "registration secret was provided; to continue, either generate a keypair with `tbot keypair " +
   "create` and register it with the auth service, or generate a registration secret and provide " +
   "it with onboarding.bound_keypair.registration_secret (or TBOT_REGISTRATION_SECRET)";
-
-/** Options of {@linkcode IdentityService}. */
-export interface IdentityServiceOptions {
-  /** The bot's storage (already locked). */
-  storage: AgentStorage;
-  /** Bound keys and join state. */
-  clientState: ClientState;
-  /** Join token name. */
-  tokenName: string;
-  /** Requested certificate lifetime, milliseconds. */
-  credentialTtlMs: number;
-  /** Registration secret, if configured. */
-  registrationSecret?: string;
-  /** Performs a join. */
-  join: BoundJoin;
-  /** Resumes a join whose answer was lost. */
-  resume: BoundResume;
-  /** Time source. */
-  clock: Clock;
-  /** Logger. */
-  log: Logger;
-  /** Metrics, for the expiry gauge. */
-  metrics?: TbotMetrics;
-  /**
-   * Told the host CAs of each stored trust bundle (after they are written to
-   * `host_ca.pem`), so the connection to the auth service trusts them from
-   * the next request on (trust/host_trust.ts).
-   */
-  onHostCas?: (pems: string[]) => void;
-  /**
-   * Algorithm of the certificate key each join generates (default P-256).
-   * Ed25519 makes a refresh cheaper on both sides (the signed `continue` is
-   * an Ed25519 signature and verification instead of P-256's) where the
-   * bot's certificate is used only for Keybound's own signed requests; see
-   * {@linkcode certificateKeyAlgorithmFor}. The stored identity may be of
-   * either algorithm whatever this says: it signs the join that replaces it.
-   */
-  certificateKeyAlgorithm?: KeyAlgorithm;
-}
-
-/**
- * The certificate key algorithm for a bot with `outputs`: P-256 when an
- * `identity` output copies the bot's own key and certificates (tsh, tctl and
- * OpenSSH read them, and third-party TLS stacks get P-256 by default),
- * Ed25519 otherwise, when only Keybound's signed requests use them.
- */
-export function certificateKeyAlgorithmFor(
-  outputs: readonly { type: string; credential_ttl?: number }[],
-): KeyAlgorithm {
-  return outputs.some((o) => o.type === "identity" && o.credential_ttl === undefined)
-    ? "ES256"
-    : "EdDSA";
-}
-
-/**
- * Codes of a failed join after which the server may still have committed it:
- * no answer, an answer without a Keybound error body (a proxy), an answer
- * the client cannot use, a crash, a backend that failed mid-commit (the
- * commit's outcome is unknown), or a session the server calls already used
- * (a proxy delivered the solution twice: the first copy may have committed,
- * and the bot only saw the answer to the second).
- */
-const ANSWER_MAY_BE_LOST: ReadonlySet<string> = new Set([
-  "CONNECTION_FAILED",
-  "BAD_REQUEST",
-  "BAD_SERVER_RESPONSE",
-  "SESSION_INVALID",
-  "INTERNAL",
-  "BACKEND_UNAVAILABLE",
-]);
-
-/**
- * Answers to a `continue` that carried a solution which say "another copy of
- * this session may have committed": the runtime's HTTP client, a proxy or a
- * balancer delivered the request twice and the bot sees the loser's answer —
- * the used session (`SESSION_INVALID`), or on a backend whose reads are not
- * one snapshot, state that moved under the loser's reads
- * (`UNEXPECTED_BACKEND_STATE`). The join resumes at once (docs/protocol.md
- * §4.9): a committed copy's result comes back, or `RESUME_NOT_FOUND` drops
- * the record and the original error stands.
- */
-const COPY_MAY_HAVE_COMMITTED: ReadonlySet<string> = new Set([
-  "SESSION_INVALID",
-  "UNEXPECTED_BACKEND_STATE",
-]);
-
-/**
- * Resume answers after which the pending record is useless: nothing to
- * resume for this session, or a session the server can no longer open (its
- * session key changed). Anything else (a lock, a proof refused because of
- * the clock, no connection) keeps the record for the next attempt.
- */
-const RESUME_IMPOSSIBLE: ReadonlySet<string> = new Set(["RESUME_NOT_FOUND", "SESSION_INVALID"]);
 
 /** Holds the current identity and renews it. */
 export class IdentityService {
