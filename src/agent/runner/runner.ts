@@ -14,7 +14,7 @@ import { untilReachable } from "./first_contact.ts";
 import { Job, type JobContext } from "./job.ts";
 import type { RunnerOptions, RunnerStatus, StartOptions } from "./options.ts";
 import { errorText, IDENTITY_ATTEMPTS, jitteredInterval, OUTPUT_ATTEMPTS } from "./policy.ts";
-import { ClockTimer, type WakeTimer } from "./timer.ts";
+import { JobSchedule } from "./schedule.ts";
 
 /** How long the oneshot heartbeat may take before the run ends without it. */
 export const ONESHOT_HEARTBEAT_GRACE_MS = 5_000;
@@ -27,30 +27,24 @@ export class BotRunner {
   #o: RunnerOptions;
   #clock: Clock;
   #random: () => number;
-  #timer: WakeTimer;
   #readiness: ReadinessRegistry;
   #stop = new AbortController();
   #ctx: JobContext;
   #identityJob: Job;
-  #identityRun: Promise<boolean> | null = null;
   #outputJobs: Job[];
   #heartbeatJob: Job | null = null;
+  #schedule: JobSchedule;
   #started = false;
   #quietFailure = false;
-  /** While the first join waits for the server, that wait paces the retries, not the timer. */
-  #holdTimer = false;
-  #wakeQueued = false;
   #startupSent = false;
   #startedAt: number;
   #lastRenewal: Date | null = null;
-  #armedAt: number | null | undefined = undefined;
 
   /** @param options dependencies and runtime hooks */
   constructor(options: RunnerOptions) {
     this.#o = options;
     this.#clock = options.clock ?? systemClock;
     this.#random = options.random ?? Math.random;
-    this.#timer = options.timer ?? new ClockTimer(this.#clock, () => this.#tickInBackground());
     this.#readiness = options.readiness ?? new ReadinessRegistry(() => this.#clock.now());
     this.#startedAt = this.#clock.now().getTime();
     this.#ctx = {
@@ -103,6 +97,13 @@ export class BotRunner {
         onFailure: (err) => options.log.warn("heartbeat failed", { error: errorText(err) }),
       }, this.#ctx);
     }
+    this.#schedule = new JobSchedule(
+      { identity: this.#identityJob, outputs: this.#outputJobs, heartbeat: this.#heartbeatJob },
+      this.#clock,
+      options.log,
+      this.#stop.signal,
+      options.timer,
+    );
   }
 
   /** Service health, as `/readyz` reports it. */
@@ -124,7 +125,7 @@ export class BotRunner {
       this.#identityJob.due = options.due?.getTime() ??
         this.#clock.now().getTime() +
           Math.ceil(jitteredInterval(this.#o.renewalInterval, this.#random));
-      await this.#arm();
+      await this.#schedule.arm();
       return;
     }
     const fatalIfFailed = !!options.requireIdentity && !identity.identity;
@@ -132,10 +133,10 @@ export class BotRunner {
     let ok: boolean;
     try {
       if (fatalIfFailed && options.waitForServer) {
-        this.#holdTimer = true;
+        this.#schedule.holdTimer = true;
         // A failure it does not wait for is thrown below, with its advice.
         ok = await untilReachable(async () => {
-          if (!await this.#renewRun()) throw this.#identityJob.lastAttemptError;
+          if (!await this.#schedule.renewRun()) throw this.#identityJob.lastAttemptError;
           return true;
         }, {
           clock: this.#clock,
@@ -144,12 +145,12 @@ export class BotRunner {
           signal: this.#stop.signal,
           describe: (err) => this.#describe(err),
         }).catch(() => false) ?? false;
-      } else ok = await this.#renewRun();
+      } else ok = await this.#schedule.renewRun();
     } finally {
       this.#quietFailure = false;
-      this.#holdTimer = false;
+      this.#schedule.holdTimer = false;
     }
-    await this.#arm();
+    await this.#schedule.arm();
     if (ok || this.#stop.signal.aborted) return;
     if (fatalIfFailed && !identity.identity) {
       await this.stop();
@@ -169,18 +170,8 @@ export class BotRunner {
    * Runs every task that is due, then arms the next wake-up. Resolves when
    * the tasks it started have finished (a Durable Object's alarm awaits it).
    */
-  async tick(): Promise<void> {
-    if (this.#stop.signal.aborted) return;
-    this.#armedAt = undefined;
-    const now = this.#clock.now().getTime();
-    const due = (j: Job) => j.due !== null && j.due <= now && !j.running;
-    const started: Promise<unknown>[] = [];
-    if (due(this.#identityJob) && !this.#identityRun) started.push(this.#renewRun());
-    for (const job of this.#others()) {
-      if (due(job)) started.push(job.run().finally(() => this.#arm()));
-    }
-    await this.#arm();
-    await Promise.all(started);
+  tick(): Promise<void> {
+    return this.#schedule.tick();
   }
 
   /**
@@ -188,7 +179,7 @@ export class BotRunner {
    * server never sees two joins of this bot at once). Throws the join's error.
    */
   async renew(): Promise<BotIdentity> {
-    if (!await this.#renewRun()) throw this.#identityJob.lastAttemptError;
+    if (!await this.#schedule.renewRun()) throw this.#identityJob.lastAttemptError;
     return this.#requireIdentity("renew");
   }
 
@@ -221,17 +212,13 @@ export class BotRunner {
   }
 
   /** Makes the renewal due now (a reload signal) and runs it. */
-  async wake(): Promise<void> {
-    // A wake-up during a renewal asks for another one after it, as a queued signal would.
-    if (this.#identityRun) this.#wakeQueued = true;
-    else this.#identityJob.due = this.#clock.now().getTime();
-    await this.#arm();
+  wake(): Promise<void> {
+    return this.#schedule.wake();
   }
 
   /** The next scheduled wake-up, or null. */
   nextWake(): Date | null {
-    const at = this.#nextDue();
-    return at === null ? null : new Date(at);
+    return this.#schedule.nextWake();
   }
 
   /** The bot's state, for a readiness endpoint. */
@@ -283,11 +270,7 @@ export class BotRunner {
   /** Stops: disarms the wake-up, aborts work in flight and waits for it. */
   async stop(): Promise<void> {
     this.#stop.abort();
-    await this.#timer.arm(null);
-    await Promise.allSettled([
-      this.#identityRun,
-      ...this.#others().filter((j) => j.running).map((j) => j.run()),
-    ]);
+    await this.#schedule.stop();
   }
 
   async #oneshotHeartbeat(identity: BotIdentity): Promise<void> {
@@ -323,10 +306,6 @@ export class BotRunner {
     }
   }
 
-  #others(): Job[] {
-    return this.#heartbeatJob ? [...this.#outputJobs, this.#heartbeatJob] : this.#outputJobs;
-  }
-
   #describe(err: unknown): string {
     return this.#o.describeFailure ? this.#o.describeFailure(err) : errorText(err);
   }
@@ -350,8 +329,7 @@ export class BotRunner {
         this.#o.identity.identity === used
       ) {
         this.#o.identity.dropCertificate(e.message);
-        if (!this.#identityRun) this.#identityJob.due = this.#clock.now().getTime();
-        await this.#arm();
+        await this.#schedule.renewalDueNow();
       }
       throw e;
     }
@@ -374,70 +352,5 @@ export class BotRunner {
       architecture: host.architecture,
       os: host.os,
     };
-  }
-
-  /** One identity attempt, then the outputs that follow it (all of them the first time). */
-  #renewRun(): Promise<boolean> {
-    if (this.#identityRun) return this.#identityRun;
-    const first = !this.#identityJob.succeeded;
-    const run = (async () => {
-      if (!await this.#identityJob.run()) return false;
-      // Side by side: a slow destination or reload hook never holds up the others.
-      await Promise.all(
-        this.#outputJobs.filter((job) => first || job.spec.interval === undefined)
-          .map((job) => job.run()),
-      );
-      if (first && this.#heartbeatJob) this.#heartbeatJob.due = this.#clock.now().getTime();
-      return true;
-    })();
-    this.#identityRun = run;
-    return run.finally(async () => {
-      this.#identityRun = null;
-      if (this.#wakeQueued) {
-        this.#wakeQueued = false;
-        this.#identityJob.due = this.#clock.now().getTime();
-      }
-      await this.#arm();
-    });
-  }
-
-  /** A tick nobody awaits: a failure to arm the next wake-up is logged, not lost. */
-  #tickInBackground(): void {
-    this.tick().catch((err) =>
-      this.#o.log.error("cannot arm the next wake-up", { error: errorText(err) })
-    );
-  }
-
-  #nextDue(): number | null {
-    const dues = [this.#identityJob, ...this.#others()]
-      .filter((j) =>
-        j.due !== null && !(j.running || (j === this.#identityJob && this.#identityRun))
-      )
-      .map((j) => j.due!);
-    return dues.length ? Math.min(...dues) : null;
-  }
-
-  async #arm(): Promise<void> {
-    if (this.#stop.signal.aborted || this.#holdTimer) return;
-    const at = this.#nextDue();
-    const busy = this.#identityRun !== null || this.#others().some((j) => j.running);
-    // While a task runs, its completion arms what comes next.
-    if ((at === null && busy) || at === this.#armedAt) return;
-    if (at !== null && at <= this.#clock.now().getTime()) {
-      // Due already: run it now rather than through a timer that may need time to pass.
-      this.#armedAt = undefined;
-      this.#tickInBackground();
-      return;
-    }
-    this.#armedAt = at;
-    if (at !== null) {
-      this.#o.log.debug("next run scheduled", {
-        tasks: [this.#identityJob, ...this.#others()].filter((j) => j.due === at)
-          .map((j) => j.spec.name).join(","),
-        in_seconds: Math.round((at - this.#clock.now().getTime()) / 1000),
-        at: new Date(at).toISOString(),
-      });
-    }
-    await this.#timer.arm(at === null ? null : new Date(at));
   }
 }
