@@ -52,7 +52,8 @@
  *
  * @module
  */
-export { BotRunner, ONESHOT_HEARTBEAT_GRACE_MS } from "./runner.ts";
+export { BotRunner } from "./runner.ts";
+export { ONESHOT_HEARTBEAT_GRACE_MS } from "./heartbeats.ts";
 export {
   type HeartbeatSender,
   type IdentitySource,

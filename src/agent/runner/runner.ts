@@ -7,17 +7,14 @@
  */
 import { isKeyboundError, KeyboundError } from "../../errors.ts";
 import { type Clock, systemClock } from "../clock.ts";
-import { HEARTBEAT_INTERVAL_MS, type HeartbeatBody } from "../heartbeat.ts";
 import type { BotIdentity } from "../identity.ts";
 import { ReadinessRegistry } from "../readiness.ts";
 import { untilReachable } from "./first_contact.ts";
+import { Heartbeats } from "./heartbeats.ts";
 import { Job, type JobContext } from "./job.ts";
 import type { RunnerOptions, RunnerStatus, StartOptions } from "./options.ts";
 import { errorText, IDENTITY_ATTEMPTS, jitteredInterval, OUTPUT_ATTEMPTS } from "./policy.ts";
 import { JobSchedule } from "./schedule.ts";
-
-/** How long the oneshot heartbeat may take before the run ends without it. */
-export const ONESHOT_HEARTBEAT_GRACE_MS = 5_000;
 
 /**
  * One bot runner for every runtime: renewal with jitter, retries with
@@ -32,11 +29,10 @@ export class BotRunner {
   #ctx: JobContext;
   #identityJob: Job;
   #outputJobs: Job[];
-  #heartbeatJob: Job | null = null;
+  #heartbeats: Heartbeats | null = null;
   #schedule: JobSchedule;
   #started = false;
   #quietFailure = false;
-  #startupSent = false;
   #startedAt: number;
   #lastRenewal: Date | null = null;
 
@@ -80,25 +76,20 @@ export class BotRunner {
       }, this.#ctx)
     );
     if (options.heartbeat) {
-      const { send } = options.heartbeat;
-      this.#heartbeatJob = new Job({
-        service: "heartbeat",
-        name: "heartbeat",
-        attempts: OUTPUT_ATTEMPTS,
-        interval: HEARTBEAT_INTERVAL_MS,
-        health: this.#readiness.register("heartbeat"),
-        task: async (signal) => {
-          await this.#signedCall(
-            "send a heartbeat",
-            (identity) => send(identity, this.#heartbeatBody(false), signal),
-          );
-          this.#startupSent = true;
-        },
-        onFailure: (err) => options.log.warn("heartbeat failed", { error: errorText(err) }),
-      }, this.#ctx);
+      this.#heartbeats = new Heartbeats(
+        options.heartbeat,
+        this.#startedAt,
+        (what, call) => this.#signedCall(what, call),
+        this.#readiness.register("heartbeat"),
+        this.#ctx,
+      );
     }
     this.#schedule = new JobSchedule(
-      { identity: this.#identityJob, outputs: this.#outputJobs, heartbeat: this.#heartbeatJob },
+      {
+        identity: this.#identityJob,
+        outputs: this.#outputJobs,
+        heartbeat: this.#heartbeats?.job ?? null,
+      },
       this.#clock,
       options.log,
       this.#stop.signal,
@@ -257,7 +248,7 @@ export class BotRunner {
       );
     }
     health.healthy();
-    const heartbeat = this.#oneshotHeartbeat(identity);
+    const heartbeat = this.#heartbeats?.oneshot(identity);
     const written = (await Promise.all(
       this.#outputJobs.map((job) => new Job({ ...job.spec, attempts: 1 }, this.#ctx).run()),
     )).every((ok) => ok);
@@ -271,25 +262,6 @@ export class BotRunner {
   async stop(): Promise<void> {
     this.#stop.abort();
     await this.#schedule.stop();
-  }
-
-  async #oneshotHeartbeat(identity: BotIdentity): Promise<void> {
-    const job = this.#heartbeatJob;
-    if (!job) return;
-    const give = new AbortController();
-    const timer = this.#clock.sleep(ONESHOT_HEARTBEAT_GRACE_MS, give.signal).then(() =>
-      give.abort()
-    );
-    try {
-      await this.#o.heartbeat!.send(identity, this.#heartbeatBody(true), give.signal);
-      job.spec.health?.healthy();
-    } catch (err) {
-      job.spec.health?.unhealthy(errorText(err));
-      this.#o.log.warn("heartbeat failed", { error: errorText(err) });
-    } finally {
-      give.abort();
-      await timer;
-    }
   }
 
   async #initOutputs(): Promise<void> {
@@ -339,18 +311,5 @@ export class BotRunner {
     const identity = this.#o.identity.identity;
     if (!identity) throw new KeyboundError("CONNECTION_FAILED", `no identity to ${what} with`);
     return identity;
-  }
-
-  #heartbeatBody(oneshot: boolean): HeartbeatBody {
-    const host = this.#o.heartbeat!.host;
-    return {
-      is_startup: !this.#startupSent,
-      version: host.version,
-      hostname: host.hostname,
-      uptime_seconds: Math.floor((this.#clock.now().getTime() - this.#startedAt) / 1000),
-      one_shot: oneshot,
-      architecture: host.architecture,
-      os: host.os,
-    };
   }
 }
