@@ -100,25 +100,27 @@ export async function startHaCluster(o: HaOptions = {}): Promise<HaCluster> {
     const storage = pg.url("keybound");
     const lbPort = o.haproxy === false ? 0 : freePort();
     const spawn = (index: number, ports?: { listen: string; diag: string }) =>
-      spawnAuthService({
-        dataDir: `${dir}/auth${index}`,
-        ...(ports ? { listen: ports.listen } : {}),
-        args: [
-          "--cluster-name",
-          CLUSTER,
-          "--storage",
-          storage,
-          "--public-addr",
-          `auth${index}.${CLUSTER}:443`,
-          ...(lbPort ? ["--public-addr", `127.0.0.1:${lbPort}`] : []),
-          "--diag-addr",
-          ports?.diag ?? "127.0.0.1:0",
-          ...(o.proxyProtocol ? ["--proxy-protocol-from", "127.0.0.1"] : []),
-        ],
-        env: { PGPASSWORD: PG_PASSWORD },
-        // Kept so a failing test can show what the instances said.
-        captureLog: true,
-      });
+      place.spawned(() =>
+        spawnAuthService({
+          dataDir: `${dir}/auth${index}`,
+          ...(ports ? { listen: ports.listen } : {}),
+          args: [
+            "--cluster-name",
+            CLUSTER,
+            "--storage",
+            storage,
+            "--public-addr",
+            `auth${index}.${CLUSTER}:443`,
+            ...(lbPort ? ["--public-addr", `127.0.0.1:${lbPort}`] : []),
+            "--diag-addr",
+            ports?.diag ?? "127.0.0.1:0",
+            ...(o.proxyProtocol ? ["--proxy-protocol-from", "127.0.0.1"] : []),
+          ],
+          env: { PGPASSWORD: PG_PASSWORD },
+          // Kept so a failing test can show what the instances said.
+          captureLog: true,
+        })
+      );
     // All processes start together against the empty database: one cluster must result.
     const instances = await Promise.all(Array.from({ length: n }, async (_, index) => {
       const proc = await spawn(index);
@@ -147,6 +149,7 @@ export async function startHaCluster(o: HaOptions = {}): Promise<HaCluster> {
           checkPort: Number(new URL(i.proc.diagUrl!).port),
           sendProxy: o.proxyProtocol,
         })),
+        place.track,
       );
       cleanup.push(() => lb!.stop());
       address = lb.address;

@@ -93,6 +93,7 @@ export async function startHaproxy(
   dir: string,
   port: number,
   servers: HaproxyServer[],
+  track?: (pid: number) => void,
 ): Promise<Haproxy> {
   if (!HAPROXY) throw new Error("haproxy is not installed");
   const cfg = `${dir}/haproxy.cfg`;
@@ -102,6 +103,7 @@ export async function startHaproxy(
     stdout: "null",
     stderr: "piped",
   }).spawn();
+  track?.(child.pid);
   let errLog = "";
   const drain = (async () => {
     for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) errLog += chunk;

@@ -34,9 +34,21 @@ export function processIdentity(pid: number): string | undefined {
   }
 }
 
+/**
+ * Replaces `dir/name` by `text` at once (a temporary name, then a rename): a
+ * concurrent sweep reads the old file or the new, never a part of one (an
+ * empty owner would read as a gone one, and its directory be removed).
+ */
+function replaceFile(dir: string, name: string, text: string): void {
+  const temp = `${dir}/.${name}.tmp`;
+  Deno.writeTextFileSync(temp, text);
+  Deno.renameSync(temp, `${dir}/${name}`);
+}
+
 /** Writes `dir`'s owner file: this process. */
-export async function claimDir(dir: string): Promise<void> {
-  await Deno.writeTextFile(`${dir}/${OWNER_FILE}`, `${processIdentity(Deno.pid)}\n`);
+export function claimDir(dir: string): Promise<void> {
+  replaceFile(dir, OWNER_FILE, `${processIdentity(Deno.pid)}\n`);
+  return Promise.resolve();
 }
 
 /**
@@ -115,55 +127,93 @@ export async function sweepDirs(o: SweepOptions): Promise<string[]> {
 
 /** Prefix of {@linkcode processDir}'s directories. */
 const PROCESS_DIR_PREFIX = "keybound-ha-";
+/** The file in a {@linkcode processDir} naming what its fixtures started: one {@linkcode processIdentity} a line. */
+const PROCESSES_FILE = "pids";
 
 /**
- * sh: ends every process whose command line names a path inside `$1` (the
- * auth processes' `--data-dir`, HAProxy's `-f` configuration): SIGTERM,
- * waits until they are gone, SIGKILL to what still runs in it after 10 s
- * (looked up again, so a pid reused meanwhile is not hit), then removes
- * `$1`. The shell's own command
- * line names `$1` without the slash, so it never matches itself.
+ * Adds the process `pid` (started by a fixture, still running) to what
+ * `dir`'s stop ends. Sync, so two calls of one process never interleave.
+ */
+export function recordProcess(dir: string, pid: number): void {
+  const id = processIdentity(pid);
+  if (id === undefined) return; // Ended already: nothing to end.
+  let known = "";
+  try {
+    known = Deno.readTextFileSync(`${dir}/${PROCESSES_FILE}`);
+  } catch { /* the first */ }
+  replaceFile(dir, PROCESSES_FILE, `${known}${id}\n`);
+}
+
+/**
+ * sh: ends the processes recorded in `$1/pids` ({@linkcode recordProcess})
+ * that are still the same process (pid and start time, as
+ * {@linkcode processIdentity}): SIGTERM, waits until they are gone (reaped:
+ * a zombie keeps its identity until then), SIGKILL to those left after
+ * 10 s, then removes
+ * `$1`. Nothing else is signalled: a process that merely names a path in
+ * the directory (an operator's `tail -f` of a log) is not the test's.
  */
 const END_PROCESSES_AND_REMOVE = `
-inside() {
-  for p in /proc/[0-9]*; do
-    tr '\\0' ' ' <"$p/cmdline" 2>/dev/null | grep -qF -- "$1/" && echo "\${p#/proc/}"
-  done
+recorded() {
+  file="$1/${PROCESSES_FILE}"
+  [ -f "$file" ] || return 0
+  while read -r pid start; do
+    stat=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
+    # After "pid (comm) ": field 3 (state) first, field 22 (start time) 20th.
+    set -- \${stat##*) }
+    [ "\${20}" = "$start" ] && echo "$pid"
+  done <"$file"
 }
-pids=$(inside "$1")
+pids=$(recorded "$1")
 if [ -n "$pids" ]; then
   kill -TERM $pids 2>/dev/null
-  # Until each is gone (reaped: an exiting process's command line is empty before that).
   i=0
-  while [ $i -lt 100 ]; do
-    left=
-    for pid in $pids; do kill -0 "$pid" 2>/dev/null && left=1; done
-    [ -z "$left" ] && break
+  while [ $i -lt 100 ] && [ -n "$(recorded "$1")" ]; do
     sleep 0.1
     i=$((i + 1))
   done
-  if [ $i -ge 100 ]; then
-    pids=$(inside "$1")
-    if [ -n "$pids" ]; then kill -KILL $pids 2>/dev/null; fi
-  fi
+  pids=$(recorded "$1")
+  if [ -n "$pids" ]; then kill -KILL $pids 2>/dev/null; fi
 fi
 rm -rf -- "$1"
 `;
 
 /** A directory where a test runs processes (auth, HAProxy) that must not outlive it. */
 export interface ProcessDir extends AsyncDisposable {
-  /** The directory: every process to end with the test names a path inside it. */
+  /** The directory. */
   dir: string;
   /** Pid of its watchdog. */
   watchdogPid: number;
+  /** Ends the process `pid` (just started by the test) with the directory: {@linkcode recordProcess}. */
+  track(pid: number): void;
+  /**
+   * Calls `start` and tracks the processes it spawned before its first
+   * await: for a starter that says its pid only once the process is ready
+   * (spawnAuthService), so a test killed meanwhile still ends it.
+   */
+  spawned<T>(start: () => T): T;
+}
+
+/** The pids of this process's children (ppid, field 4 of /proc/PID/stat). */
+function children(): number[] {
+  const pids: number[] = [];
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^[0-9]+$/.test(e.name)) continue;
+    try {
+      const stat = Deno.readTextFileSync(`/proc/${e.name}/stat`);
+      if (Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === Deno.pid) {
+        pids.push(Number(e.name));
+      }
+    } catch { /* gone meanwhile */ }
+  }
+  return pids;
 }
 
 let processDirsSwept: Promise<unknown> | undefined;
 
 /**
- * A fresh temporary directory for processes a test starts: any process
- * whose command line names a path inside it (`--data-dir DIR/auth0`,
- * `-f DIR/haproxy.cfg`) is ended with SIGTERM, and the directory removed,
+ * A fresh temporary directory for processes a test starts: each process
+ * given to its `track` is ended with SIGTERM, and the directory removed,
  * when it is disposed or when this process ends in any way (its watchdog).
  * The first in a process sweeps what killed processes left.
  */
@@ -175,6 +225,14 @@ export async function processDir(): Promise<ProcessDir> {
   return {
     dir,
     watchdogPid: watchdog.pid,
+    track: (pid) => recordProcess(dir, pid),
+    spawned(start) {
+      const before = new Set(children());
+      // Synchronous up to its spawn: nothing else of this process starts a child meanwhile.
+      const started = start();
+      for (const pid of children()) if (!before.has(pid)) recordProcess(dir, pid);
+      return started;
+    },
     [Symbol.asyncDispose]: () => endWatchdog(watchdog),
   };
 }
@@ -194,7 +252,7 @@ export function sweepProcessDirs(parent?: string): Promise<string[]> {
   });
 }
 
-/** Whether a running process's command line names a path inside `dir`. */
+/** Whether a running process's command line names a path inside `dir` (then a directory without owner is left alone). */
 function namedByAProcess(dir: string): boolean {
   for (const e of Deno.readDirSync("/proc")) {
     if (!/^[0-9]+$/.test(e.name)) continue;

@@ -198,7 +198,12 @@ Deno.test({
     await pg.createDatabase("kb");
     const place = await processDir();
     const dir = place.dir;
-    const lb = await startHaproxy(dir, freePort(), [{ name: "pg", addr: `127.0.0.1:${pg.port}` }]);
+    const lb = await startHaproxy(
+      dir,
+      freePort(),
+      [{ name: "pg", addr: `127.0.0.1:${pg.port}` }],
+      place.track,
+    );
     try {
       const backend = await openBackend(`postgres://keybound@${lb.address}/kb?sslmode=disable`);
       try {

@@ -38,6 +38,7 @@ Deno.test("auth start: --tls-cert-file/--tls-key-file serve the operator's certi
         "--log-format",
         "json",
       ]).spawn();
+      place.track(child.pid);
       const out = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
       let banner = "";
       while (!/CA pin sha256:/.test(banner)) {

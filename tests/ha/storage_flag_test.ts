@@ -15,23 +15,26 @@ import {
 import { assert, assertEquals, assertMatch } from "../_assert.ts";
 import { PG_PASSWORD, postgresMissing, startPostgres } from "./_postgres.ts";
 import { ignoreUnless } from "../_tools.ts";
-import { processDir } from "./_watchdog.ts";
+import { type ProcessDir, processDir } from "./_watchdog.ts";
 
 async function authStart(
+  place: ProcessDir,
   dataDir: string,
   args: string[],
   env: Record<string, string> = {},
   command?: string[],
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   const [program, ...argv] = authStartCommand({ dataDir, args, ...(command ? { command } : {}) });
-  const out = await new Deno.Command(program, {
+  const child = new Deno.Command(program, {
     args: argv,
     env: { PGPASSWORD: "", ...env },
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
     signal: AbortSignal.timeout(30_000),
-  }).output();
+  }).spawn();
+  place.track(child.pid);
+  const out = await child.output();
   const dec = new TextDecoder();
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
 }
@@ -126,6 +129,7 @@ Deno.test({
         await t.step(name, async () => {
           const data = `${dir}/${name.replaceAll(" ", "-")}`;
           const r = await authStart(
+            place,
             data,
             args.map((a) => a.replace("CLOSED_PORT", closedPort())),
             env,
@@ -141,17 +145,19 @@ Deno.test({
 
       await t.step("a good URL with --storage-password-file serves from PostgreSQL", async () => {
         const data = `${dir}/good`;
-        const auth = await spawnAuthService({
-          dataDir: data,
-          args: [
-            "--cluster-name",
-            "pg.example",
-            "--storage",
-            pg.url("kb"),
-            "--storage-password-file",
-            pwFile,
-          ],
-        });
+        const auth = await place.spawned(() =>
+          spawnAuthService({
+            dataDir: data,
+            args: [
+              "--cluster-name",
+              "pg.example",
+              "--storage",
+              pg.url("kb"),
+              "--storage-password-file",
+              pwFile,
+            ],
+          })
+        );
         try {
           // No Deno KV file: the state is in PostgreSQL ("front" holds the socket
           // of the server behind the TLS front).
@@ -196,6 +202,7 @@ Deno.test("auth start --storage postgres:// outside a narrowed --allow-env's PGP
   try {
     // Nothing listens on port 1: the refusal comes before any connection.
     const r = await authStart(
+      place,
       `${dir}/data`,
       ["--storage", "postgres://keybound@127.0.0.1:1/kb"],
       { PGPASSWORD: PG_PASSWORD },
@@ -217,6 +224,7 @@ Deno.test("auth start --storage postgres:// outside a narrowed --allow-env's PGP
     // Denied: a deliberate choice, so the login goes without a password (trust, peer or
     // certificate authentication) and start-up gets as far as connecting, without a prompt.
     const denied = await authStart(
+      place,
       `${dir}/data`,
       ["--storage", "postgres://keybound@127.0.0.1:1/kb"],
       { PGPASSWORD: PG_PASSWORD },
@@ -253,13 +261,15 @@ Deno.test({
       ];
       for (const [name, variables, args] of cases) {
         await t.step(name, async () => {
-          const auth = await spawnAuthService({
-            dataDir: `${dir}/${name.replaceAll(" ", "-")}`,
-            command: narrowedEnv(variables),
-            args: ["--cluster-name", "pg.example", "--storage", pg.url("kb"), ...args],
-            env: { PGPASSWORD: PG_PASSWORD },
-            captureLog: true,
-          });
+          const auth = await place.spawned(() =>
+            spawnAuthService({
+              dataDir: `${dir}/${name.replaceAll(" ", "-")}`,
+              command: narrowedEnv(variables),
+              args: ["--cluster-name", "pg.example", "--storage", pg.url("kb"), ...args],
+              env: { PGPASSWORD: PG_PASSWORD },
+              captureLog: true,
+            })
+          );
           assertEquals(await auth.stop(), 0);
         });
       }
