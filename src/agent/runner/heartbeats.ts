@@ -14,15 +14,10 @@ import type { HealthReporter } from "../readiness.ts";
 import { Job, type JobContext } from "./job.ts";
 import type { RunnerOptions } from "./options.ts";
 import { errorText, OUTPUT_ATTEMPTS } from "./policy.ts";
+import type { SignedCall } from "./signed_call.ts";
 
 /** How long the oneshot heartbeat may take before the run ends without it. */
 export const ONESHOT_HEARTBEAT_GRACE_MS = 5_000;
-
-/** Runs a call signed with the bot's current certificate (the runner's `#signedCall`). */
-export type SignedCall = (
-  what: string,
-  call: (identity: BotIdentity) => Promise<void>,
-) => Promise<void>;
 
 /** Sends a runner's heartbeats: on their interval through {@linkcode job}, or once. */
 export class Heartbeats {

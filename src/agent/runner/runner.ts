@@ -13,8 +13,10 @@ import { untilReachable } from "./first_contact.ts";
 import { Heartbeats } from "./heartbeats.ts";
 import { Job, type JobContext } from "./job.ts";
 import type { RunnerOptions, RunnerStatus, StartOptions } from "./options.ts";
-import { errorText, IDENTITY_ATTEMPTS, jitteredInterval, OUTPUT_ATTEMPTS } from "./policy.ts";
+import { initOutputs, outputJob } from "./outputs.ts";
+import { errorText, IDENTITY_ATTEMPTS, jitteredInterval } from "./policy.ts";
 import { JobSchedule } from "./schedule.ts";
+import { requireIdentity, type SignedCall, signedCall } from "./signed_call.ts";
 
 /**
  * One bot runner for every runtime: renewal with jitter, retries with
@@ -31,6 +33,7 @@ export class BotRunner {
   #outputJobs: Job[];
   #heartbeats: Heartbeats | null = null;
   #schedule: JobSchedule;
+  #signedCall: SignedCall;
   #started = false;
   #quietFailure = false;
   #startedAt: number;
@@ -50,6 +53,7 @@ export class BotRunner {
       signal: this.#stop.signal,
       ...(options.metrics ? { metrics: options.metrics } : {}),
     };
+    this.#signedCall = signedCall(options.identity, () => this.#schedule.renewalDueNow());
     this.#identityJob = new Job({
       service: "identity",
       name: "bot-identity-renewal",
@@ -66,20 +70,13 @@ export class BotRunner {
       },
     }, this.#ctx);
     this.#outputJobs = (options.outputs ?? []).map((out) =>
-      new Job({
-        service: out.name,
-        name: "output-write",
-        attempts: OUTPUT_ATTEMPTS,
-        ...(out.renewalInterval === undefined ? {} : { interval: out.renewalInterval }),
-        health: this.#readiness.register(out.name),
-        task: () => this.#signedCall("renew the output", (identity) => out.write(identity)),
-      }, this.#ctx)
+      outputJob(out, this.#signedCall, this.#readiness.register(out.name), this.#ctx)
     );
     if (options.heartbeat) {
       this.#heartbeats = new Heartbeats(
         options.heartbeat,
         this.#startedAt,
-        (what, call) => this.#signedCall(what, call),
+        this.#signedCall,
         this.#readiness.register("heartbeat"),
         this.#ctx,
       );
@@ -110,7 +107,7 @@ export class BotRunner {
   async start(options: StartOptions = {}): Promise<void> {
     if (this.#started) return;
     this.#started = true;
-    await this.#initOutputs();
+    await initOutputs(this.#o.outputs ?? []);
     const identity = this.#o.identity;
     if (!options.renewNow && identity.hasValidIdentity()) {
       this.#identityJob.due = options.due?.getTime() ??
@@ -171,7 +168,7 @@ export class BotRunner {
    */
   async renew(): Promise<BotIdentity> {
     if (!await this.#schedule.renewRun()) throw this.#identityJob.lastAttemptError;
-    return this.#requireIdentity("renew");
+    return requireIdentity(this.#o.identity, "renew");
   }
 
   /** The identity if it is valid, otherwise a renewal (shared as in {@linkcode renew}). */
@@ -235,7 +232,7 @@ export class BotRunner {
    */
   async once(): Promise<void> {
     const health = this.#identityJob.spec.health!;
-    await this.#initOutputs();
+    await initOutputs(this.#o.outputs ?? []);
     let identity: BotIdentity;
     try {
       identity = await this.#o.identity.renew();
@@ -264,52 +261,7 @@ export class BotRunner {
     await this.#schedule.stop();
   }
 
-  async #initOutputs(): Promise<void> {
-    for (const out of this.#o.outputs ?? []) {
-      try {
-        await out.init();
-      } catch (cause) {
-        throw new KeyboundError(
-          "STORAGE_ERROR",
-          `output "${out.name}" (${out.describe()}) cannot be prepared: ${errorText(cause)}`,
-          { cause },
-        );
-      }
-    }
-  }
-
   #describe(err: unknown): string {
     return this.#o.describeFailure ? this.#o.describeFailure(err) : errorText(err);
-  }
-
-  /**
-   * Runs a call signed with the bot's certificate. `CA_KEY_DROPPED` means a
-   * completed CA rotation dropped the key that issued the certificate: the
-   * identity is given up and renewed now (a recovery); the call fails and its
-   * job retries it with the new identity. Only the identity the call was signed
-   * with is given up: outputs run concurrently, and a late refusal of the old
-   * certificate must not throw away the one the recovery just obtained (each
-   * recovery consumes one of the token's limit).
-   */
-  async #signedCall(what: string, call: (identity: BotIdentity) => Promise<void>): Promise<void> {
-    const used = this.#requireIdentity(what);
-    try {
-      await call(used);
-    } catch (e) {
-      if (
-        isKeyboundError(e, "CA_KEY_DROPPED") && this.#o.identity.dropCertificate &&
-        this.#o.identity.identity === used
-      ) {
-        this.#o.identity.dropCertificate(e.message);
-        await this.#schedule.renewalDueNow();
-      }
-      throw e;
-    }
-  }
-
-  #requireIdentity(what: string): BotIdentity {
-    const identity = this.#o.identity.identity;
-    if (!identity) throw new KeyboundError("CONNECTION_FAILED", `no identity to ${what} with`);
-    return identity;
   }
 }
