@@ -15,29 +15,17 @@
 import { algOf } from "../crypto/keys.ts";
 import { randomHex } from "../crypto/random.ts";
 import { isKeyboundError, KeyboundError } from "../errors.ts";
-import {
-  type BotIdentity,
-  identityFromJoin,
-  identityIsValid,
-  identityStorageFiles,
-} from "./identity.ts";
+import { type BotIdentity, identityIsValid } from "./identity.ts";
 import type { IdentityServiceOptions } from "./identity_service_options.ts";
-import { writeFilesTogether } from "./journal.ts";
+import { IdentityStore } from "./identity_store.ts";
 import {
   ANSWER_MAY_BE_LOST,
   COPY_MAY_HAVE_COMMITTED,
   RESUME_IMPOSSIBLE,
 } from "./join_failure_codes.ts";
 import type { BoundJoin, BoundResume, JoinResult } from "./join_types.ts";
-import {
-  type PendingJoin,
-  pendingSubjectKey,
-  readPendingJoin,
-  writePendingJoin,
-} from "./pending_join.ts";
-import { STORAGE_FILES } from "./storage.ts";
-import { generateStoredKeyPair, type StoredKeyPair } from "./stored_keys.ts";
-import { trustBundleFiles } from "./trust/host_trust.ts";
+import { type PendingJoin, pendingSubjectKey } from "./pending_join.ts";
+import { generateStoredKeyPair } from "./stored_keys.ts";
 
 export type { BoundJoin, BoundResume };
 export {
@@ -55,17 +43,9 @@ export const NO_LOCAL_CREDENTIALS =
 /** Holds the current identity and renews it. */
 export class IdentityService {
   #o: IdentityServiceOptions;
-  #identity: BotIdentity | null;
+  #held: IdentityStore;
   /** The identity whose certificate the server refused with `CA_KEY_DROPPED`. */
   #dropped: BotIdentity | null = null;
-  /**
-   * True while storage is known to hold no pending-join record: this service
-   * removed it or found none, and nothing else writes this storage (tbot holds
-   * its lock; a Durable Object is the only user of its own). Spares every
-   * renewal a storage read (~3 % of a Durable Object renewal's CPU).
-   */
-  #noPendingJoin = false;
-
   /**
    * Starts from the identity found in storage.
    *
@@ -74,8 +54,12 @@ export class IdentityService {
    */
   constructor(options: IdentityServiceOptions, stored: BotIdentity | null) {
     this.#o = options;
-    this.#identity = stored;
-    if (stored) this.#o.metrics?.identityExpiry.set({}, stored.notAfter.getTime() / 1000);
+    this.#held = new IdentityStore(options, stored);
+  }
+
+  /** The current identity, as {@linkcode IdentityStore} holds it. */
+  get #identity(): BotIdentity | null {
+    return this.#held.identity;
   }
 
   /** The current identity (possibly expired), or null before the first join. */
@@ -85,7 +69,7 @@ export class IdentityService {
 
   /** True if a join whose answer may have been lost awaits its resume (see `renew`). */
   async hasPendingJoin(): Promise<boolean> {
-    return (await readPendingJoin(this.#o.storage, this.#o.tokenName, this.#o.log)) !== null;
+    return await this.#held.hasPendingJoin();
   }
 
   /** True if the current identity is within its validity. */
@@ -142,12 +126,8 @@ export class IdentityService {
   /** Resumes a stored pending join; null when there is none or the server has nothing to resume. */
   async #resumePending(): Promise<BotIdentity | null> {
     const o = this.#o;
-    if (this.#noPendingJoin) return null;
-    let pending = await readPendingJoin(o.storage, o.tokenName, o.log);
-    if (!pending) {
-      this.#noPendingJoin = true;
-      return null;
-    }
+    let pending = await this.#held.readPending();
+    if (!pending) return null;
     const [boundKey, subjectKey] = await Promise.all([
       o.clientState.findPrivateKey(pending.bound_public_key).catch(() => null),
       pendingSubjectKey(o.storage, pending).catch(() => null),
@@ -160,7 +140,7 @@ export class IdentityService {
       // The claim is stored before it is sent: if this answer is lost too,
       // the retry presents the same claim and gets the same result.
       pending = { ...pending, resume_id: randomHex(16) };
-      await this.#writePending(pending);
+      await this.#held.writePending(pending);
     }
     let result: JoinResult;
     try {
@@ -177,10 +157,10 @@ export class IdentityService {
       // it, or it can no longer open the session): join as usual, and let
       // the generation counter and join state judge the stored state.
       o.log.info("the interrupted join cannot be resumed; joining normally", { code: e.code });
-      await this.#deletePending();
+      await this.#held.deletePending();
       return null;
     }
-    const identity = await this.#store(result, subjectKey);
+    const identity = await this.#held.store(result, subjectKey);
     o.log.info("resumed a join whose answer was lost", this.#fields(identity));
     const wanted = o.certificateKeyAlgorithm ?? "ES256";
     const resumedAlg = algOf(subjectKey.privateKey);
@@ -228,7 +208,7 @@ export class IdentityService {
     const pendingOf = (
       p: Omit<PendingJoin, "subject_key" | "created_at" | "version" | "token_name">,
     ) =>
-      this.#writePending({
+      this.#held.writePending({
         version: 1,
         token_name: o.tokenName,
         ...p,
@@ -272,48 +252,15 @@ export class IdentityService {
       // A refusal the server answered itself means nothing was committed: the
       // record goes, so a refused join leaves storage as it was. Anything
       // that may hide a lost answer keeps it for the next renewal's resume.
-      if (!ANSWER_MAY_BE_LOST.has(e.code)) await this.#deletePending();
+      if (!ANSWER_MAY_BE_LOST.has(e.code)) await this.#held.deletePending();
       throw e;
     }
-    const identity = await this.#store(result, subjectKey);
+    const identity = await this.#held.store(result, subjectKey);
     const fields = this.#fields(identity);
     if (refresh) o.log.info("renewed the bot identity", fields);
     else if (current || hadJoinState) {
       o.log.info("recovered: joined again as a new bot instance", fields);
     } else o.log.info("joined the cluster", fields);
-    return identity;
-  }
-
-  async #writePending(record: PendingJoin): Promise<void> {
-    this.#noPendingJoin = false;
-    await writePendingJoin(this.#o.storage, record);
-  }
-
-  async #deletePending(): Promise<void> {
-    await this.#o.storage.delete(STORAGE_FILES.pendingJoin);
-    this.#noPendingJoin = true;
-  }
-
-  /** Stores a join's result in one group write that also removes the pending record. */
-  async #store(result: JoinResult, subjectKey: StoredKeyPair): Promise<BotIdentity> {
-    const o = this.#o;
-    const identity = await identityFromJoin(result, subjectKey);
-    const prepared = await o.clientState.prepareResult(
-      result.bound_keypair.public_key,
-      result.bound_keypair.join_state,
-    );
-    const bundle = result.trust_bundle;
-    await writeFilesTogether(o.storage, {
-      ...prepared.files,
-      ...(await identityStorageFiles(identity, o.tokenName)),
-      ...(bundle ? trustBundleFiles(bundle, o.clock.now()) : {}),
-      [STORAGE_FILES.pendingJoin]: null,
-    });
-    prepared.commit();
-    this.#noPendingJoin = true;
-    if (bundle) o.onHostCas?.(bundle.host.tls_ca_certs);
-    this.#identity = identity;
-    o.metrics?.identityExpiry.set({}, identity.notAfter.getTime() / 1000);
     return identity;
   }
 
