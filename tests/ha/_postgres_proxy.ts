@@ -41,8 +41,10 @@ export interface PostgresProxy extends AsyncDisposable {
   /**
    * Closes every client's connection now; PostgreSQL's side closes after
    * (a network cut): a statement it runs goes on until it writes its answer.
+   * With "commit pool": only the connections whose start-up message asks
+   * for serializable transactions (PostgresBackend's commit pool).
    */
-  cutClients(): void;
+  cutClients(which?: "all" | "commit pool"): void;
   /** Connections closed at once ("close at once") so far. */
   readonly refused: number;
   /** Connections open now, clients' and PostgreSQL's. */
@@ -95,6 +97,8 @@ export function startPostgresProxy(target: number, tlsDir?: string): PostgresPro
   const conns = new Set<Deno.Conn>();
   /** The accepted connections (clients'), a subset of conns. */
   const clients = new Set<Deno.Conn>();
+  /** The clients whose start-up message named serializable: the commit pool's. */
+  const serializable = new Set<Deno.Conn>();
   const tasks = new Set<Promise<void>>();
   const track = (conn: Deno.Conn, work: () => Promise<void>) => {
     conns.add(conn);
@@ -102,6 +106,7 @@ export function startPostgresProxy(target: number, tlsDir?: string): PostgresPro
     const task = work().catch(() => {}).finally(() => {
       conns.delete(conn);
       clients.delete(conn);
+      serializable.delete(conn);
       try {
         conn.close();
       } catch { /* closed */ }
@@ -130,8 +135,20 @@ export function startPostgresProxy(target: number, tlsDir?: string): PostgresPro
       }
     };
     // Either way ends the pair; the other direction ends when its connection is closed.
+    let startup = 0;
+    const requests = a.readable.pipeThrough(
+      new TransformStream<Uint8Array, Uint8Array>({
+        transform(chunk, out) {
+          // The start-up message is among the first packets (after an SSLRequest, maybe).
+          if (startup++ < 3 && new TextDecoder().decode(chunk).includes("serializable")) {
+            serializable.add(a);
+          }
+          out.enqueue(chunk);
+        },
+      }),
+    );
     await Promise.race([
-      a.readable.pipeTo(b.writable).catch(() => {}),
+      requests.pipeTo(b.writable).catch(() => {}),
       answers().catch(() => {}),
     ]);
     try {
@@ -149,8 +166,8 @@ export function startPostgresProxy(target: number, tlsDir?: string): PostgresPro
     },
     cutNextAnswer: () => (cut = true),
     crashOnNextAnswer: () => (crash = true),
-    cutClients() {
-      for (const c of clients) {
+    cutClients(which = "all") {
+      for (const c of which === "all" ? clients : serializable) {
         try {
           c.close();
         } catch { /* closed */ }

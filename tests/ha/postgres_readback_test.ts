@@ -17,7 +17,7 @@ import { assert, assertEquals } from "../_assert.ts";
 import { ignoreUnless } from "../_tools.ts";
 import { waitUntil } from "../_wait.ts";
 import { KV_TABLE } from "../../runtime-adapters/deno/postgres/schema.ts";
-import { lockWaiters, postgresMissing, startPostgres } from "./_postgres.ts";
+import { collectUnhandled, lockWaiters, postgresMissing, startPostgres } from "./_postgres.ts";
 import { proxiedBackend } from "./_postgres_proxy.ts";
 
 const ignore = ignoreUnless("PostgreSQL tests", postgresMissing);
@@ -147,6 +147,61 @@ Deno.test({
       assertEquals((await backend.get(key))?.value, 1);
     } finally {
       if (!released) await row[Symbol.asyncDispose]();
+    }
+  },
+});
+
+Deno.test({
+  name: "PostgresBackend: a cut commit is answered by the check's deadline even while the read " +
+    "pool is stalled",
+  ignore,
+  async fn() {
+    using unhandled = collectUnhandled();
+    await using setup = await proxiedBackend();
+    const { pg, proxy, backend } = setup;
+    const key = ["gen"];
+    await backend.commit({ checks: [], mutations: [{ type: "set", key, value: 1 }] });
+    const held = await backend.get(key);
+    const row = await pg.hold("kb", `SELECT 1 FROM ${KV_TABLE} FOR UPDATE`);
+    let stalled = true;
+    // Ends the stall at the latest: without the bound, the answer waits for it (a connection
+    // gone silent holds it ~15 min).
+    let guard: ReturnType<typeof setTimeout> | undefined;
+    const release = () => {
+      clearTimeout(guard);
+      if (!stalled) return Promise.resolve();
+      stalled = false;
+      return row[Symbol.asyncDispose]();
+    };
+    try {
+      const committing = outcome(backend.commit({
+        checks: [{ key, version: held!.version }],
+        mutations: [{ type: "set", key, value: 2 }],
+      }));
+      await lockWaiters(pg, 1);
+      // An ACCESS EXCLUSIVE request (an operator's ALTER TABLE, a migration) queues behind
+      // the commit, and every read of the pool (10 connections) queues behind it.
+      const exclusive = pg.psql(
+        "kb",
+        `BEGIN; LOCK TABLE ${KV_TABLE} IN ACCESS EXCLUSIVE MODE; COMMIT`,
+      )
+        .catch((e) => String(e));
+      await lockWaiters(pg, 1, "psql");
+      const reads = Array.from({ length: 10 }, (_, i) => outcome(backend.get(["r", `${i}`])));
+      await lockWaiters(pg, 11);
+      proxy.cutClients("commit pool");
+      guard = setTimeout(release, 30_000);
+      const answer = await committing;
+      const answeredWhileStalled = stalled;
+      await release();
+      assertEquals(answer, "BACKEND_UNAVAILABLE");
+      // Before: the session was ended from the read pool outside the check's deadline, and
+      // the answer came only when the stall ended (12 s in the review's run).
+      assert(answeredWhileStalled, "the answer waited for the read pool's stall to end");
+      await Promise.all([exclusive, ...reads]);
+      assertEquals(unhandled.reasons, []);
+    } finally {
+      await release();
     }
   },
 });

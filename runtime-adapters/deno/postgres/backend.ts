@@ -401,37 +401,55 @@ export class PostgresBackend implements Backend {
    * database cannot answer (it crashed with the commit's connection and is
    * recovering). A concurrent commit of the key can fail it (40001): false,
    * the answer that never claims a write that may be lost. `lost`, the
-   * session the commit was sent to, is ended first
-   * (`#endSession`).
+   * session the commit was sent to, is ended first (`#endSession`), within
+   * the same deadline.
    */
   async #wrote(key: string, version: string, lost?: number): Promise<boolean> {
     const deadline = performance.now() + READ_BACK_MS;
-    for (let pause = 50;; pause = Math.min(pause * 2, 500)) {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      try {
-        if (lost !== undefined) {
-          await this.#endSession(lost, deadline);
-          lost = undefined;
+    let checking: Promise<unknown> | undefined;
+    let givenUp = false;
+    const attempts = async () => {
+      for (let pause = 50;; pause = Math.min(pause * 2, 500)) {
+        try {
+          if (lost !== undefined) {
+            await this.#endSession(lost, deadline);
+            lost = undefined;
+          }
+          if (givenUp) return false;
+          const write = this.#tx.unsafe<{ count: number }[]>(CHECK_SQL, [key, version]);
+          checking = write;
+          return (await write).count > 0;
+        } catch (err) {
+          checking = undefined;
+          if (
+            givenUp || !isUnavailable(err) || this.#closed || performance.now() + pause > deadline
+          ) {
+            return false;
+          }
+          await new Promise((r) => setTimeout(r, pause));
         }
-        const checking = this.#tx.unsafe<{ count: number }[]>(CHECK_SQL, [key, version]);
-        // Raced against the deadline: the write waits for a standby that may never confirm.
-        return await Promise.race([
-          checking.then((r) => r.count > 0),
-          new Promise<boolean>((resolve) => {
-            timer = setTimeout(() => {
-              resolve(false);
-              this.#cancelCheck(checking);
-            }, Math.max(0, deadline - performance.now()));
-          }),
-        ]);
-      } catch (err) {
-        if (!isUnavailable(err) || this.#closed || performance.now() + pause > deadline) {
-          return false;
-        }
-        await new Promise((r) => setTimeout(r, pause));
-      } finally {
-        clearTimeout(timer);
       }
+    };
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      // The whole attempt is raced against the one deadline, ending the session too: the
+      // check's write waits for a standby that may never confirm, and the end of the session
+      // goes out on the read pool, behind reads a stalled pool (an ACCESS EXCLUSIVE lock
+      // queued, a connection gone silent) may hold for minutes. Given up, what is still in
+      // flight ends on its own and finds `givenUp`; a late pg_terminate_backend ends only
+      // the lost commit, whose outcome was answered unknown.
+      return await Promise.race([
+        attempts().catch(() => false),
+        new Promise<boolean>((resolve) => {
+          timer = setTimeout(() => {
+            givenUp = true;
+            resolve(false);
+            if (checking) this.#cancelCheck(checking);
+          }, READ_BACK_MS);
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
     }
   }
 
