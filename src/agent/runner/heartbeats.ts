@@ -30,6 +30,8 @@ export class Heartbeats {
   #startedAt: number;
 
   /**
+   * Makes the heartbeat job; nothing is sent before the runner runs it.
+   *
    * @param heartbeat transport and host facts
    * @param startedAt when the runner was made, ms (the body's uptime counts from it)
    * @param signedCall signs each heartbeat with the current certificate

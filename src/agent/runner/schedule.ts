@@ -38,6 +38,8 @@ export class JobSchedule {
   #armedAt: number | null | undefined = undefined;
 
   /**
+   * Schedules a runner's jobs; nothing runs before the runner arms or ticks.
+   *
    * @param jobs the runner's jobs
    * @param clock time source
    * @param log logger
