@@ -11,6 +11,10 @@
  * 3. A commit still running (waiting for a row lock) when its connection is cut: the check
  *    looked before it applied and answered BACKEND_UNAVAILABLE, and the commit applied later.
  *    Its session is ended first now, so what the check finds is final (session 13).
+ * 4. The check, ending that session included, answers within its 3 s even while the read pool
+ *    (where the session is ended) is stalled (review-pg s13 S2).
+ * 5. A commit refused on a read-only session (25006) does not end that session: it answered and
+ *    lives on, and may run another commit the driver sent there (review-pg s13 N6).
  */
 import type { KeyboundError } from "../../src/errors.ts";
 import { assert, assertEquals } from "../_assert.ts";
@@ -203,5 +207,46 @@ Deno.test({
     } finally {
       await release();
     }
+  },
+});
+
+Deno.test({
+  name: "PostgresBackend: a commit refused on a read-only session (25006) does not end that " +
+    "session, which lives on",
+  ignore,
+  async fn() {
+    await using pg = await startPostgres();
+    await pg.createDatabase("kb");
+    await using backend = await pg.backend("kb");
+    // For the backend's sessions from now on (psql's are in another database).
+    await pg.psql(
+      "postgres",
+      "ALTER DATABASE kb SET default_transaction_read_only = on; " +
+        "ALTER DATABASE kb SET log_statement = 'all'",
+    );
+    await pg.psql(
+      "postgres",
+      "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity " +
+        "WHERE application_name = 'keybound-auth'",
+    );
+    const set = { checks: [], mutations: [{ type: "set" as const, key: ["k"], value: 1 }] };
+    const serverLog = () => Deno.readTextFileSync(`${pg.dir}/server.log`);
+    // A commit may still meet a session just ended (a lost connection: its session is rightly
+    // ended): until one meets a read-only session, what the server logged during it tells.
+    let during = "";
+    await waitUntil(
+      async () => {
+        const before = serverLog().length;
+        assertEquals(await outcome(backend.commit(set)), "BACKEND_UNAVAILABLE");
+        during = serverLog().slice(before);
+        // The commit's own statement refused (the check's write, on a fresh session, is too).
+        return /read-only transaction\n[^\n]*STATEMENT: +WITH want AS/.test(during);
+      },
+      "a commit to meet a read-only session",
+      { timeoutMs: 60_000 },
+    );
+    // Before: the check first ended the session the commit went to if it ran a commit (the
+    // driver may have sent the next one there), with this statement on the read pool.
+    assert(!during.includes("pg_terminate_backend"), during);
   },
 });

@@ -10,6 +10,7 @@ import { openPool } from "../../runtime-adapters/deno/postgres/pool.ts";
 import {
   isUnavailable,
   neverSent,
+  sessionKept,
   toBackendError,
 } from "../../runtime-adapters/deno/postgres/errors.ts";
 import { assert, assertEquals } from "../_assert.ts";
@@ -68,5 +69,17 @@ Deno.test("a session the server ends for an idle timeout (57P05, 25P03) is a los
     // Maybe sent (the rule for every lost connection): a commit reads its version back.
     assertEquals(neverSent(err), false, code);
     assertEquals(toBackendError(err, "127.0.0.1:5432/kb").code, "BACKEND_UNAVAILABLE", code);
+    assertEquals(sessionKept(err), false, code);
+  }
+});
+
+Deno.test("sessionKept: a write refused on a read-only session (25006) leaves the session alive", () => {
+  const readOnly = Object.assign(new Error("cannot execute INSERT in a read-only transaction"), {
+    code: "25006",
+  });
+  assert(isUnavailable(readOnly));
+  assert(sessionKept(readOnly));
+  for (const code of ["57P01", "ECONNRESET", "08006"]) {
+    assertEquals(sessionKept(Object.assign(new Error(code), { code })), false, code);
   }
 });

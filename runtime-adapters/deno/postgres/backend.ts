@@ -44,6 +44,7 @@ import {
   neverSent,
   notSerializable,
   RETRY_SQLSTATES,
+  sessionKept,
   toBackendError,
   toStartupError,
 } from "./errors.ts";
@@ -368,7 +369,9 @@ export class PostgresBackend implements Backend {
           // version is this attempt's own: found durably, the commit applied and is answered as
           // such. Not found (or not confirmed in time): BACKEND_UNAVAILABLE, outcome unknown
           // (tbot keeps its pending join and resumes it, docs/protocol.md §4.9).
-          const lost = sessionOf(statement);
+          // A session that answered and lives on (25006) is not ended: another commit the
+          // driver sent on it may be running there now.
+          const lost = sessionKept(err) ? undefined : sessionOf(statement);
           if (
             sets.length > 0 && isUnavailable(err) && !neverSent(err) &&
             await this.#wrote(sets[0][0], version, lost)

@@ -82,6 +82,22 @@ export function neverSent(err: unknown): boolean {
     : NEVER_CONNECTED_CODES.has(code);
 }
 
+/**
+ * Unavailable SQLSTATEs PostgreSQL reports as an ERROR on a session that
+ * lives on: `25006`, a write refused on a standby or a read-only session.
+ */
+const SESSION_KEPT_SQLSTATES = new Set(["25006"]);
+
+/**
+ * Whether the session that answered `err` lives on: the statement was
+ * answered (it failed), and the driver may already have sent the next one
+ * on that session.
+ */
+export function sessionKept(err: unknown): boolean {
+  const code = errorCode(err);
+  return code !== undefined && SESSION_KEPT_SQLSTATES.has(code);
+}
+
 /** The `code` of a driver or socket error (a SQLSTATE for server errors). */
 export function errorCode(err: unknown): string | undefined {
   const code = (err as { code?: unknown } | null)?.code;
