@@ -274,3 +274,45 @@ Deno.test({
     await closing;
   },
 });
+
+Deno.test({
+  name: "PostgresBackend: a second close() waits for the first; requests after close() fail " +
+    "with a stable code",
+  ignore: ignoreUnless("PostgreSQL tests", postgresMissing),
+  async fn() {
+    await using pg = await startPostgres();
+    await pg.createDatabase("kb");
+    const backend = await pg.backend("kb");
+    const lock = await pg.lock("kb", [KV_TABLE]);
+    let released = false;
+    try {
+      const reading = outcome(backend.get(["k"]));
+      await lockWaiters(pg, 1);
+      // The first close() waits for the read in flight (the lock).
+      const first = backend.close();
+      const second = backend.close();
+      const settledFirst = await Promise.race([
+        second.then(() => "second close()"),
+        new Promise<string>((r) => setTimeout(() => r("nothing"), 0)),
+      ]);
+      // Before: the second close() returned at once, its connections still open.
+      assertEquals(settledFirst, "nothing");
+      await lock[Symbol.asyncDispose]();
+      released = true;
+      assertEquals(await reading, "ok");
+      await Promise.all([first, second]);
+      // Before: a plain Error("backend is closed"), no code.
+      assertEquals(await outcome(backend.get(["k"])), "STORAGE_ERROR");
+      assertEquals(
+        await outcome(
+          backend.commit({ checks: [], mutations: [{ type: "set", key: ["k"], value: 1 }] }),
+        ),
+        "STORAGE_ERROR",
+      );
+      assertEquals(await outcome(backend.close()), "ok");
+    } finally {
+      if (!released) await lock[Symbol.asyncDispose]();
+      await backend.close();
+    }
+  },
+});

@@ -37,6 +37,7 @@ import {
   type Key,
   type ListOptions,
 } from "../../../src/storage/backend.ts";
+import { KeyboundError } from "../../../src/errors.ts";
 import { decodeKey, encodeKey, prefixRange } from "./key_codec.ts";
 import {
   errorCode,
@@ -206,6 +207,8 @@ export class PostgresBackend implements Backend {
   #inFlight = 0;
   /** Called when {@linkcode #inFlight} drops to 0 (close() waiting). */
   #settled: (() => void) | undefined;
+  /** The first close()'s work: every later close() waits for it too. */
+  #closing: Promise<void> | undefined;
 
   private constructor(sql: Sql, tx: Sql, where: string, connects: ConnectBackoff) {
     this.#sql = sql;
@@ -269,7 +272,9 @@ export class PostgresBackend implements Backend {
   }
 
   #open(): void {
-    if (this.#closed) throw new Error("backend is closed");
+    // The code the other backends give once closed (memory.ts, do_backend.ts): nothing was
+    // sent, and the caller's own close made it so.
+    if (this.#closed) throw new KeyboundError("STORAGE_ERROR", "storage backend is closed");
   }
 
   async #run<T>(f: () => Promise<T>): Promise<T> {
@@ -572,10 +577,15 @@ export class PostgresBackend implements Backend {
    * 7 ms otherwise), and so did auth's shutdown. Once this backend's own
    * requests have settled, whatever a connection still waits for is such a
    * dead statement, or a lost-answer check's write left waiting for a
-   * standby (it changes nothing): neither is worth waiting for.
+   * standby (it changes nothing): neither is worth waiting for. A second
+   * call returns the first's promise: it resolves once the connections
+   * are ended, not at once while the first still waits.
    */
-  async close(): Promise<void> {
-    if (this.#closed) return;
+  close(): Promise<void> {
+    return this.#closing ??= this.#close();
+  }
+
+  async #close(): Promise<void> {
     this.#closed = true;
     clearTimeout(this.#sweep);
     if (this.#inFlight > 0) {
