@@ -15,6 +15,8 @@
  *    (where the session is ended) is stalled (review-pg s13 S2).
  * 5. A commit refused on a read-only session (25006) does not end that session: it answered and
  *    lives on, and may run another commit the driver sent there (review-pg s13 N6).
+ * 6. As 3 for a commit that only deletes: it has no version to look for, and its session was not
+ *    ended; it deleted after its BACKEND_UNAVAILABLE answer (review-pg s13 N7).
  */
 import type { KeyboundError } from "../../src/errors.ts";
 import { assert, assertEquals } from "../_assert.ts";
@@ -248,5 +250,44 @@ Deno.test({
     // Before: the check first ended the session the commit went to if it ran a commit (the
     // driver may have sent the next one there), with this statement on the read pool.
     assert(!during.includes("pg_terminate_backend"), during);
+  },
+});
+
+Deno.test({
+  name: "PostgresBackend: a delete-only commit still running when its connection is cut is " +
+    "ended too, so it never applies after its answer",
+  ignore,
+  async fn() {
+    await using setup = await proxiedBackend();
+    const { pg, proxy, backend } = setup;
+    const key = ["gen"];
+    await backend.commit({ checks: [], mutations: [{ type: "set", key, value: 1 }] });
+    const held = await backend.get(key);
+    const row = await pg.hold("kb", `SELECT 1 FROM ${KV_TABLE} FOR UPDATE`);
+    let released = false;
+    try {
+      const committing = outcome(backend.commit({
+        checks: [{ key, version: held!.version }],
+        mutations: [{ type: "delete", key }],
+      }));
+      await lockWaiters(pg, 1);
+      proxy.cutClients();
+      assertEquals(await committing, "BACKEND_UNAVAILABLE");
+      await row[Symbol.asyncDispose]();
+      released = true;
+      await waitUntil(
+        async () =>
+          (await pg.psql(
+            "postgres",
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'keybound-auth' " +
+              "AND state = 'active'",
+          )).trim() === "0",
+        "the cut statement to end",
+      );
+      // Before: null, deleted after the request was answered with an unknown outcome.
+      assertEquals((await backend.get(key))?.value, 1);
+    } finally {
+      if (!released) await row[Symbol.asyncDispose]();
+    }
   },
 });

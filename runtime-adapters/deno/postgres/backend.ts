@@ -377,9 +377,12 @@ export class PostgresBackend implements Backend {
           // A session that answered and lives on (25006) is not ended: another commit the
           // driver sent on it may be running there now.
           const lost = sessionKept(err) ? undefined : sessionOf(statement);
+          // A commit that only deletes writes no version to look for: its session is ended all
+          // the same, so that it cannot apply after its BACKEND_UNAVAILABLE answer. One that
+          // only checks changes nothing.
           if (
-            sets.length > 0 && isUnavailable(err) && !neverSent(err) &&
-            await this.#wrote(sets[0][0], version, lost)
+            (sets.length > 0 || deletes.length > 0) && isUnavailable(err) && !neverSent(err) &&
+            await this.#wrote(sets.length > 0 ? sets[0][0] : undefined, version, lost)
           ) {
             return { ok: true as const };
           }
@@ -410,9 +413,10 @@ export class PostgresBackend implements Backend {
    * recovering). A concurrent commit of the key can fail it (40001): false,
    * the answer that never claims a write that may be lost. `lost`, the
    * session the commit was sent to, is ended first (`#endSession`), within
-   * the same deadline.
+   * the same deadline; without `key` (a commit that only deletes) that is
+   * all, and the answer false.
    */
-  async #wrote(key: string, version: string, lost?: number): Promise<boolean> {
+  async #wrote(key: string | undefined, version: string, lost?: number): Promise<boolean> {
     const deadline = performance.now() + READ_BACK_MS;
     let checking: Promise<unknown> | undefined;
     let givenUp = false;
@@ -423,7 +427,8 @@ export class PostgresBackend implements Backend {
             await this.#endSession(lost, deadline);
             lost = undefined;
           }
-          if (givenUp) return false;
+          // No key: the session ended is all that was asked.
+          if (givenUp || key === undefined) return false;
           const write = this.#tx.unsafe<{ count: number }[]>(CHECK_SQL, [key, version]);
           checking = write;
           return (await write).count > 0;
