@@ -10,8 +10,7 @@
  */
 import { join } from "node:path";
 import { assertEquals } from "../_assert.ts";
-import { ignoreUnless } from "../_tools.ts";
-import { authCommand, filesIn, noStrace } from "./_front.ts";
+import { authCommand, filesIn, withoutStrace } from "./_front.ts";
 import { authStartCommand, spawnAuthService } from "../../runtime-adapters/deno/auth_process.ts";
 
 /** What a stopped start left: its exit, and the names in the data directory and its `front`. */
@@ -312,7 +311,7 @@ async function stoppedWhileDelayed(
 Deno.test({
   name:
     "auth start: SIGTERM while the servers start (its socket's lock delayed): they stop at once, exit 0, nothing left, no startup line (review-front s13 S1)",
-  ignore: Deno.build.os !== "linux" || ignoreUnless("a delayed flock", noStrace()),
+  ignore: Deno.build.os !== "linux" || withoutStrace("a delayed flock"),
   async fn() {
     const dir = await Deno.makeTempDir({ prefix: "kb-stop-serving-" });
     try {
@@ -349,7 +348,7 @@ Deno.test({
 Deno.test({
   name:
     "auth start: SIGTERM while the data directory is checked: nothing is made, exit 0 (review-front s13 S2)",
-  ignore: Deno.build.os !== "linux" || ignoreUnless("a delayed lstat", noStrace()),
+  ignore: Deno.build.os !== "linux" || withoutStrace("a delayed lstat"),
   async fn() {
     const dir = await Deno.makeTempDir({ prefix: "kb-stop-early-" });
     try {

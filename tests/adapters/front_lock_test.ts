@@ -10,8 +10,7 @@
  */
 import { join } from "node:path";
 import { assert, assertEquals, assertRejects } from "../_assert.ts";
-import { ignoreUnless } from "../_tools.ts";
-import { filesIn, noStrace, readToEnd, serveOk } from "./_front.ts";
+import { filesIn, readToEnd, serveOk, withoutStrace } from "./_front.ts";
 
 Deno.test({
   name:
@@ -126,7 +125,7 @@ async function heldByOther(path: string): Promise<boolean> {
 Deno.test({
   name:
     "serveService: a heal whose lock another process holds removes the lock file it made, logs it, and does not listen; the retry takes the lock (review-so N3)",
-  ignore: Deno.build.os !== "linux" || ignoreUnless("flock refused by strace", noStrace()),
+  ignore: Deno.build.os !== "linux" || withoutStrace("flock refused by strace"),
   async fn() {
     const parent = await Deno.makeTempDir({ prefix: "kb-heal-lock-" });
     const dir = join(parent, "front");
