@@ -40,13 +40,6 @@ Deno.test({
     const key = ["gen"];
     await backend.commit({ checks: [], mutations: [{ type: "set", key, value: 1 }] });
     const held = await backend.get(key);
-    // A synchronous standby that has not confirmed (here: none connected).
-    await pg.psql("postgres", "ALTER SYSTEM SET synchronous_standby_names = 'standby1'");
-    await pg.psql("postgres", "SELECT pg_reload_conf()");
-    const committing = outcome(backend.commit({
-      checks: [{ key, version: held!.version }],
-      mutations: [{ type: "set", key, value: 2 }],
-    }));
     const waiters = async () =>
       Number(
         (await pg.psql(
@@ -54,16 +47,38 @@ Deno.test({
           "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'",
         )).trim(),
       );
+    const endWaiters = () =>
+      pg.psql(
+        "postgres",
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event = 'SyncRep'",
+      );
+    // A synchronous standby that has not confirmed (here: none connected).
+    await pg.psql("postgres", "ALTER SYSTEM SET synchronous_standby_names = 'standby1'");
+    await pg.psql("postgres", "SELECT pg_reload_conf()");
+    // Commits wait for it once the checkpointer has reloaded (an instant after pg_reload_conf
+    // returns; under load the backend's commit went through before, and the test waited in
+    // vain): until a commit of psql's waits (the fixture's server default is off).
+    const sentinel = pg.psql(
+      "postgres",
+      "BEGIN; SET LOCAL synchronous_commit = on; CREATE TABLE sync_sentinel (); COMMIT",
+    ).catch(() => {});
+    await waitUntil(async () => await waiters() === 1, "psql's commit to wait for the standby", {
+      timeoutMs: 30_000,
+    });
+    await endWaiters();
+    await sentinel;
+    const logBefore = (await Deno.readTextFile(`${pg.dir}/server.log`)).length;
+    const committing = outcome(backend.commit({
+      checks: [{ key, version: held!.version }],
+      mutations: [{ type: "set", key, value: 2 }],
+    }));
     await waitUntil(async () => await waiters() === 1, "the commit to wait for its standby", {
       timeoutMs: 30_000,
     });
     // The session ends while it waits (pg_terminate_backend; a fast shutdown the same).
-    await pg.psql(
-      "postgres",
-      "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event = 'SyncRep'",
-    );
+    await endWaiters();
     const r = await committing;
-    const log = await Deno.readTextFile(`${pg.dir}/server.log`);
+    const log = (await Deno.readTextFile(`${pg.dir}/server.log`)).slice(logBefore);
     assert(log.includes("might not have been replicated to the standby"), "PostgreSQL warned");
     // A failover to that standby loses the commit: answered ok, the bot holds a certificate
     // the new primary never stored (GENERATION_MISMATCH, its token locked).
