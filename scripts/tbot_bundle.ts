@@ -71,6 +71,48 @@ export async function tbotSources(): Promise<string[]> {
   ].sort();
 }
 
+/** `.env` or `["env"]` (optionally `?.`) after what comes before it. */
+const ENV_MEMBER = /\s*(?:\?\.|\.)\s*env\b|\s*(?:\?\.)?\s*\[\s*["'`]env["'`]\s*\]/.source;
+
+/**
+ * The ways bundled JavaScript reads Node's `process.env`, as esbuild (`deno
+ * bundle`) writes them, by what each is called in an error. Not only the
+ * global's `process.env`: a CommonJS dependency's `require("process")`
+ * becomes `var node_process = __require("node:process")` and
+ * `node_process.env.LOG_TOKENS` (yaml's Node build), an ES import a renamed
+ * binding such as `process2` or `import_node_process.default`. So any import
+ * of the module is refused, and `.env` after any name ending in `process`
+ * (`globalThis.process.env` too). The global itself is not: the bundle reads
+ * `globalThis.process.getgroups` when it checks a hook's program
+ * (runtime-adapters/deno/permissions.ts); a copy of it read for `.env`
+ * later would get through.
+ */
+const NODE_ENV_READS: readonly [string, RegExp][] = [
+  [
+    "imports the process module",
+    /(?:from|import|require)\s*\(?\s*["'`](?:node:)?process["'`]/,
+  ],
+  [
+    "reads process.env",
+    new RegExp(
+      `process(?:[\\w$]*|["'\`]\\s*\\])(?:\\s*(?:\\?\\.|\\.)\\s*default)?(?:${ENV_MEMBER})`,
+    ),
+  ],
+  [
+    "takes env out of process",
+    /\{[^{}]*\benv\b[^{}]*\}\s*=\s*[\w$.]*process\b/,
+  ],
+];
+
+/**
+ * How the bundled JavaScript `js` reads Node's `process.env` (the first of
+ * the shapes above it matches), or undefined: `deno task tbot-bundle` refuses a
+ * bundle that does.
+ */
+export function nodeEnvRead(js: string): string | undefined {
+  return NODE_ENV_READS.find(([, shape]) => shape.test(js))?.[0];
+}
+
 /** Builds the bundle; returns its manifest. */
 export async function buildTbotBundle(): Promise<TbotBundleManifest> {
   const files = await tbotSources();
@@ -107,11 +149,12 @@ export async function buildTbotBundle(): Promise<TbotBundleManifest> {
   // narrowed --allow-env, Deno would prompt a terminal. Refused here.
   for await (const e of Deno.readDir(tmp)) {
     if (!e.name.endsWith(".js")) continue;
-    if (/\bprocess\.env\b/.test(await Deno.readTextFile(`${tmp}/${e.name}`))) {
+    const read = nodeEnvRead(await Deno.readTextFile(`${tmp}/${e.name}`));
+    if (read) {
       await Deno.remove(tmp, { recursive: true });
       throw new Error(
-        `the tbot bundle's ${e.name} reads Node's process.env, which only the sources' ` +
-          "entry points guard (runtime-adapters/deno/permissions.ts, guardNodeEnv)",
+        `the tbot bundle's ${e.name} reads Node's process.env (${read}), which only the ` +
+          "sources' entry points guard (runtime-adapters/deno/permissions.ts, guardNodeEnv)",
       );
     }
   }

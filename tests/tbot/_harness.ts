@@ -11,6 +11,17 @@ const ROOT = new URL("../../", import.meta.url).pathname;
 /** The tbot entry point. */
 export const TBOT_MAIN = `${ROOT}runtime-adapters/deno/entry/tbot.ts`;
 
+/**
+ * The variables that decide security which tbot must read when set, other than
+ * the configuration's (with -c given): a narrowed --allow-env names them.
+ */
+export const TBOT_SECURITY_VARIABLES: readonly string[] = [
+  "TBOT_STORAGE_KEK",
+  "TBOT_STORAGE_KEK_PATH",
+  "TBOT_BOUND_KEYPAIR_STATIC_KEY",
+  "TBOT_REGISTRATION_SECRET",
+];
+
 /** Result of a finished tbot run. */
 export interface TbotRun {
   /** Exit code. */

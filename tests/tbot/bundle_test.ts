@@ -4,7 +4,10 @@
  * real auth service.
  */
 import { assert, assertEquals, assertNotEquals, assertRejects } from "../_assert.ts";
-import { runTbot } from "./_harness.ts";
+import { runTbot, TBOT_SECURITY_VARIABLES } from "./_harness.ts";
+import { TBOT_DENO_FLAGS } from "../../runtime-adapters/deno/tbot_main.ts";
+import { ignoreUnless } from "../_tools.ts";
+import { noScript, onTerminal } from "../cli/_terminal.ts";
 import { servedBot } from "./_served_bot.ts";
 import {
   bundleFileHashes,
@@ -17,7 +20,7 @@ import {
   tbotBundle,
   type TbotBundleManifest,
 } from "../../runtime-adapters/deno/tbot_bundle.ts";
-import { buildTbotBundle, prune } from "../../scripts/tbot_bundle.ts";
+import { buildTbotBundle, nodeEnvRead, prune } from "../../scripts/tbot_bundle.ts";
 
 const LAUNCHER = new URL("../../runtime-adapters/deno/entry/tbot_launch.ts", import.meta.url)
   .pathname;
@@ -255,6 +258,75 @@ Deno.test("tbot bundle: --prune keeps a build a running tbot imports from, remov
   }
 });
 
+Deno.test("tbot bundle: a chunk that reads Node's process.env is refused, in each shape esbuild writes", async () => {
+  // yaml bundled as tbot bundles it (browser conditions: its ES module build) reads
+  // nothing; its Node build, which a `--platform deno` bundle resolves, reads
+  // LOG_TOKENS and LOG_STREAM through `require("process")`, which esbuild writes
+  // as `node_process.env.LOG_TOKENS`: missed by a plain /\bprocess\.env\b/ (review-perf S2).
+  const tmp = await Deno.makeTempDir({ prefix: "tbot-bundle-env-" });
+  try {
+    await Deno.writeTextFile(
+      `${tmp}/y.ts`,
+      'import { parse } from "yaml";\nconsole.log(parse("a: 1"));\n',
+    );
+    const yamlAs = async (platform: string) => {
+      const out = `${tmp}/${platform}.js`;
+      const built = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "bundle",
+          "--quiet",
+          "--config",
+          new URL("../../deno.json", import.meta.url).pathname,
+          "--platform",
+          platform,
+          "--external",
+          "node:*",
+          "--format",
+          "esm",
+          "-o",
+          out,
+          `${tmp}/y.ts`,
+        ],
+        stdout: "null",
+        stderr: "piped",
+      }).output();
+      assertEquals(built.code, 0, new TextDecoder().decode(built.stderr));
+      return await Deno.readTextFile(out);
+    };
+    const nodeBuild = await yamlAs("deno");
+    assert(nodeBuild.includes("node_process.env.LOG_TOKENS"), "yaml's Node build reads LOG_TOKENS");
+    assertEquals(nodeEnvRead(nodeBuild), "imports the process module");
+    assertEquals(nodeEnvRead(await yamlAs("browser")), undefined, "yaml's ES module build");
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+  const reads: [string, string][] = [
+    ["if (node_process.env.LOG_TOKENS) log();", "reads process.env"],
+    ["import_node_process.default.env.X", "reads process.env"],
+    ["process2.env.X", "reads process.env"],
+    ["process.env.X", "reads process.env"],
+    ["process?.env", "reads process.env"],
+    ['process["env"].X', "reads process.env"],
+    ["globalThis.process.env.X", "reads process.env"],
+    ['globalThis["process"]?.["env"]', "reads process.env"],
+    ["const { env } = globalThis.process;", "takes env out of process"],
+    ['var node_process = __require("node:process");', "imports the process module"],
+    ['import process2 from "node:process";', "imports the process module"],
+    ['import { env } from "process";', "imports the process module"],
+    ['await import("node:process")', "imports the process module"],
+  ];
+  for (const [js, shape] of reads) assertEquals(nodeEnvRead(js), shape, js);
+  // What tbot's own bundle has: the word in text, Deno's env, the global's getgroups.
+  for (
+    const js of [
+      "another tbot process is using the storage",
+      'Deno.env.get("TBOT_DEBUG")',
+      "const node = globalThis.process; node?.getgroups?.();",
+      "subprocess; processEnv.get(x)",
+    ]
+  ) assertEquals(nodeEnvRead(js), undefined, js);
+});
+
 Deno.test("tbot bundle: the tbot task's launcher runs a oneshot from a fresh bundle", async () => {
   const manifest = await buildTbotBundle();
   assertEquals(
@@ -313,4 +385,54 @@ Deno.test("tbot bundle: the tbot task's launcher runs a oneshot from a fresh bun
     await Deno.writeFile(mainFile, original);
   }
   assert(await freshTbotBundle(), "restored");
+});
+
+Deno.test({
+  name: "tbot bundle: the tbot task's launcher runs the bundle on a terminal under a narrowed " +
+    "--allow-env and --deny-env=LOG_TOKENS, and asks nothing",
+  ignore: ignoreUnless("narrowed permissions test", noScript()),
+}, async () => {
+  // The bundle has no guard on Node's process.env (the sources' entry points
+  // have): nothing in it may read a variable outside --allow-env, or Deno would
+  // prompt the terminal. tests/tbot/narrowed_permissions_test.ts runs the sources.
+  if (!await freshTbotBundle()) await buildTbotBundle();
+  await using bot = await servedBot("tbot-bundle-env-");
+  const storage = `${bot.dir}/bot`;
+  await bot.writeConfig({ storage });
+  // With deno allowed, the pin's first contact runs in a child; without, in
+  // tbot's process (node:tls and node:net loaded there).
+  for (const denoAllowed of [true, false]) {
+    await Deno.remove(`${storage}/host_ca.pem`).catch(() => {});
+    await Deno.remove(`${storage}/host_ca_pins`).catch(() => {});
+    const flags = TBOT_DENO_FLAGS.map((f) =>
+      f === "--allow-env"
+        ? `--allow-env=HOME,${TBOT_SECURITY_VARIABLES.join(",")}`
+        : f === "--allow-run" && !denoAllowed
+        ? "--allow-run=/usr/bin/true"
+        : f
+    );
+    // Set, not allowed (reading one would prompt) or denied (a read would throw).
+    const env = ["env", "TBOT_DEBUG=1", "LOG_TOKENS=1", "LOG_STREAM=1", "NODE_ENV=x"];
+    const run = await onTerminal([
+      ...env,
+      Deno.execPath(),
+      "run",
+      ...flags,
+      "--deny-env=LOG_TOKENS",
+      LAUNCHER,
+      "start",
+      "-c",
+      bot.config,
+      "--oneshot",
+    ], bot.dir);
+    assert(!run.prompted, `Deno prompted:\n${run.shown}`);
+    assertEquals(run.code, 0, run.shown);
+    assert(!run.shown.includes("running from the sources"), run.shown);
+    assertEquals(
+      run.shown.includes("the CA pin's first contact runs in this process"),
+      !denoAllowed,
+      run.shown,
+    );
+    assert(!run.shown.includes(" DEBUG "), "TBOT_DEBUG was not readable");
+  }
 });

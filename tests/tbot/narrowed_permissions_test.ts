@@ -10,17 +10,9 @@
 import { assert, assertEquals } from "../_assert.ts";
 import { TBOT_DENO_FLAGS } from "../../runtime-adapters/deno/tbot_main.ts";
 import { servedBot } from "./_served_bot.ts";
-import { TBOT_MAIN } from "./_harness.ts";
+import { TBOT_MAIN, TBOT_SECURITY_VARIABLES } from "./_harness.ts";
 import { ignoreUnless } from "../_tools.ts";
 import { noScript, onTerminal } from "../cli/_terminal.ts";
-
-/** The variables tbot must read when set, other than the configuration's (-c is given). */
-const SECURITY_VARIABLES = [
-  "TBOT_STORAGE_KEK",
-  "TBOT_STORAGE_KEK_PATH",
-  "TBOT_BOUND_KEYPAIR_STATIC_KEY",
-  "TBOT_REGISTRATION_SECRET",
-];
 
 /** The command line of `tbot start ...args --oneshot` under Deno `flags`. */
 const tbotOneshot = (flags: string[], args: string[]) => [
@@ -70,7 +62,7 @@ Deno.test({
     await Deno.writeTextFile(bot.config, yaml);
     const flags = TBOT_DENO_FLAGS.map((f) =>
       f === "--allow-env"
-        ? `--allow-env=HOME,${SECURITY_VARIABLES.join(",")}`
+        ? `--allow-env=HOME,${TBOT_SECURITY_VARIABLES.join(",")}`
         : f === "--allow-run"
         ? `--allow-run=/usr/bin/true${denoAllowed ? `,${Deno.execPath()}` : ""}`
         : f.startsWith("--allow-sys")
