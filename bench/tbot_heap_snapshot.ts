@@ -13,7 +13,15 @@
  *
  * @module
  */
-import { botConfig, freePort, renewals, startTlsAuth, taskArgs, taskEnv } from "./tbot.ts";
+import {
+  botConfig,
+  FLOOR_RATE_LIMIT,
+  freePort,
+  renewals,
+  startTlsAuth,
+  taskArgs,
+  taskEnv,
+} from "./tbot.ts";
 
 /** Takes a heap snapshot over the inspector at `port`; returns its JSON text. */
 async function snapshot(port: number): Promise<string> {
@@ -85,7 +93,9 @@ if (import.meta.main) {
   const s = Deno.args.indexOf("--save");
   const save = s >= 0 ? Deno.args[s + 1] : undefined;
   const tmp = await Deno.makeTempDir({ prefix: "kb-tbot-heap-" });
-  const auth = await startTlsAuth(`${tmp}/auth`);
+  // Unthrottled, as the bench's daemons: at the default rate limit a daemon renewing
+  // every 20 ms meets RATE_LIMITED answers and retries with backoff.
+  const auth = await startTlsAuth(`${tmp}/auth`, FLOOR_RATE_LIMIT);
   const diag = `127.0.0.1:${freePort()}`;
   const port = freePort();
   try {
