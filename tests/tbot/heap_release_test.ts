@@ -32,20 +32,30 @@ Deno.test("heap release: after a join or resume settles, at most once per gap", 
     () => t,
   );
   const join = () => transport.join({} as Parameters<typeof transport.join>[0]);
-  assertEquals(await join(), result);
+  /** The timers due now, run: a release starts on one. */
+  const timers = () => new Promise((r) => setTimeout(r, 0));
+  // Not in the join's settlement: the caller goes on (to store the identity) first.
+  let inContinuation = -1;
+  await join().then(() => inContinuation = released);
+  assertEquals(inContinuation, 0, "the caller's continuation runs before the release");
+  await timers();
   assertEquals(released, 1, "the first join");
   t = RELEASE_GAP_MS - 1;
   await join();
+  await timers();
   assertEquals(released, 1, "within the gap");
   t = RELEASE_GAP_MS;
   fail = true;
   await join().then(() => assert(false), () => {});
+  await timers();
   assertEquals(released, 2, "a failed join too");
   t += 1;
   await transport.resume({} as Parameters<typeof transport.resume>[0]);
+  await timers();
   assertEquals(released, 2, "a resume within the gap");
   t += RELEASE_GAP_MS;
   await transport.resume({} as Parameters<typeof transport.resume>[0]);
+  await timers();
   assertEquals(released, 3, "a resume after it");
 
   assert(withHeapRelease(inner, {}, () => 0) === inner, "nothing to release with");
@@ -92,7 +102,8 @@ Deno.test("heap release: a real daemon collects after its join, a oneshot does n
     })(),
   ];
   try {
-    // The collection runs when the join settles, before the identity is stored and logged.
+    // The collection starts on a timer when the join settles, while the identity is
+    // stored (its writes and fsyncs run on other threads): long before the stop below.
     await waitUntil(() => err.includes("renewed the bot identity"), "the daemon's join", {
       timeoutMs: 30_000,
       intervalMs: 25,
