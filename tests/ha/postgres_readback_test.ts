@@ -130,47 +130,56 @@ Deno.test({
   },
 });
 
-Deno.test({
-  name: "PostgresBackend: a commit still running when its connection is cut is ended before " +
-    "the check, so it never applies after its answer",
-  ignore,
-  async fn() {
-    await using setup = await proxiedBackend();
-    const { pg, proxy, backend } = setup;
-    const key = ["gen"];
-    await backend.commit({ checks: [], mutations: [{ type: "set", key, value: 1 }] });
-    const held = await backend.get(key);
-    // Another session holds the row: the commit waits for it, its snapshot already taken.
-    const row = await pg.hold("kb", `SELECT 1 FROM ${KV_TABLE} FOR UPDATE`);
-    let released = false;
-    try {
-      const committing = outcome(backend.commit({
-        checks: [{ key, version: held!.version }],
-        mutations: [{ type: "set", key, value: 2 }],
-      }));
-      await lockWaiters(pg, 1);
-      // The network between the instance and PostgreSQL fails: the statement runs on.
-      proxy.cutClients();
-      assertEquals(await committing, "BACKEND_UNAVAILABLE");
-      await row[Symbol.asyncDispose]();
-      released = true;
-      // Until no statement of the backend runs any more: the cut one has ended or committed.
-      await waitUntil(
-        async () =>
-          (await pg.psql(
-            "postgres",
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'keybound-auth' " +
-              "AND state = 'active'",
-          )).trim() === "0",
-        "the cut statement to end",
-      );
-      // Before: 2, written after the request was answered with an unknown outcome.
-      assertEquals((await backend.get(key))?.value, 1);
-    } finally {
-      if (!released) await row[Symbol.asyncDispose]();
-    }
-  },
-});
+for (
+  const [what, mutation] of [
+    // Before: the value became 2 after the request was answered with an unknown outcome.
+    ["a commit", { type: "set", key: ["gen"], value: 2 }],
+    // N7: before, the key was deleted after such an answer.
+    ["a delete-only commit", { type: "delete", key: ["gen"] }],
+  ] as const
+) {
+  Deno.test({
+    name: `PostgresBackend: ${what} still running when its connection is cut is ended before ` +
+      "the check, so it never applies after its answer",
+    ignore,
+    async fn() {
+      await using setup = await proxiedBackend();
+      const { pg, proxy, backend } = setup;
+      const key = ["gen"];
+      await backend.commit({ checks: [], mutations: [{ type: "set", key, value: 1 }] });
+      const held = await backend.get(key);
+      // Another session holds the row: the commit waits for it, its snapshot already taken.
+      const row = await pg.hold("kb", `SELECT 1 FROM ${KV_TABLE} FOR UPDATE`);
+      let released = false;
+      try {
+        const committing = outcome(backend.commit({
+          checks: [{ key, version: held!.version }],
+          mutations: [mutation],
+        }));
+        await lockWaiters(pg, 1);
+        // The network between the instance and PostgreSQL fails: the statement runs on.
+        proxy.cutClients();
+        assertEquals(await committing, "BACKEND_UNAVAILABLE");
+        await row[Symbol.asyncDispose]();
+        released = true;
+        // Until no statement of the backend runs any more: the cut one has ended or committed.
+        await waitUntil(
+          async () =>
+            (await pg.psql(
+              "postgres",
+              "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'keybound-auth' " +
+                "AND state = 'active'",
+            )).trim() === "0",
+          "the cut statement to end",
+        );
+        // Still the value before the commit: it never applied.
+        assertEquals((await backend.get(key))?.value, 1);
+      } finally {
+        if (!released) await row[Symbol.asyncDispose]();
+      }
+    },
+  });
+}
 
 Deno.test({
   name: "PostgresBackend: a cut commit is answered by the check's deadline even while the read " +
@@ -265,44 +274,5 @@ Deno.test({
     // Before: the check first ended the session the commit went to if it ran a commit (the
     // driver may have sent the next one there), with this statement on the read pool.
     assert(!during.includes("pg_terminate_backend"), during);
-  },
-});
-
-Deno.test({
-  name: "PostgresBackend: a delete-only commit still running when its connection is cut is " +
-    "ended too, so it never applies after its answer",
-  ignore,
-  async fn() {
-    await using setup = await proxiedBackend();
-    const { pg, proxy, backend } = setup;
-    const key = ["gen"];
-    await backend.commit({ checks: [], mutations: [{ type: "set", key, value: 1 }] });
-    const held = await backend.get(key);
-    const row = await pg.hold("kb", `SELECT 1 FROM ${KV_TABLE} FOR UPDATE`);
-    let released = false;
-    try {
-      const committing = outcome(backend.commit({
-        checks: [{ key, version: held!.version }],
-        mutations: [{ type: "delete", key }],
-      }));
-      await lockWaiters(pg, 1);
-      proxy.cutClients();
-      assertEquals(await committing, "BACKEND_UNAVAILABLE");
-      await row[Symbol.asyncDispose]();
-      released = true;
-      await waitUntil(
-        async () =>
-          (await pg.psql(
-            "postgres",
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'keybound-auth' " +
-              "AND state = 'active'",
-          )).trim() === "0",
-        "the cut statement to end",
-      );
-      // Before: null, deleted after the request was answered with an unknown outcome.
-      assertEquals((await backend.get(key))?.value, 1);
-    } finally {
-      if (!released) await row[Symbol.asyncDispose]();
-    }
   },
 });
