@@ -2,7 +2,8 @@
  * SIGINT and SIGTERM for the auth service, caught from the moment its entry
  * point calls {@linkcode holdStopSignals} (before the rest of the service is
  * loaded) and handed to whoever takes them with {@linkcode onStopSignal}.
- * Imports nothing: the entry point evaluates it before loading the service.
+ * Imports only ../signals.ts, which imports nothing: the entry point
+ * evaluates it before loading the service.
  *
  * Until session 13 the listeners went in only once the service listened, so
  * a SIGTERM during the start (a service manager stopping a unit that was
@@ -18,9 +19,7 @@
  *
  * @module
  */
-
-/** The signals that stop the service. */
-const STOP_SIGNALS: readonly Deno.Signal[] = ["SIGINT", "SIGTERM"];
+import { STOP_SIGNALS } from "../signals.ts";
 
 /** The listeners installed, the first signal not yet handed on, and whom to hand it to. */
 interface Held {
