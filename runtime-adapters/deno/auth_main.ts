@@ -143,16 +143,6 @@ async function ensureAdminIdentity(ctx: ServerContext, path: string, log: Logger
 }
 
 /**
- * A stop asked by SIGINT or SIGTERM, at any moment of a start: `asked`
- * from then on, and `onAsk`'s action (stopping the servers) run then, or at
- * once if it came already.
- */
-interface StopRequest {
-  readonly asked: boolean;
-  onAsk(act: () => void): void;
-}
-
-/**
  * Runs the service until a stop signal; one that comes during the start
  * ends it at its next step, storage closed (no `-wal`/`-shm` left, no
  * socket lock file), and the process exits 0 as after any stop: until
@@ -160,29 +150,18 @@ interface StopRequest {
  * SIGTERM before that killed the process (exit 143) with its storage open.
  */
 async function start(config: StartConfig, log: Logger): Promise<void> {
-  let asked = false;
-  let act = () => {};
-  const stop: StopRequest = {
-    get asked() {
-      return asked;
-    },
-    onAsk(next) {
-      act = next;
-      if (asked) next();
-    },
-  };
+  const stop = new AbortController();
   const removeSignals = onStopSignal((signal) => {
     log.info("stopping", { signal });
-    asked = true;
-    act();
+    stop.abort();
   });
   try {
-    await run(config, log, stop);
+    await run(config, log, stop.signal);
   } catch (err) {
     // Asked to stop, it has stopped: a step it waited for that failed meanwhile (a PostgreSQL
     // that never answered) is said, but the exit is a stop's, 0, not a failed start's
     // (review-front s13 S3: systemd counted `systemctl stop` in an outage as a failure).
-    if (!asked) throw err;
+    if (!stop.signal.aborted) throw err;
     log.warn("the start failed while stopping", { error: errorLineOf(AUTH.name, err) });
   } finally {
     removeSignals();
@@ -190,7 +169,8 @@ async function start(config: StartConfig, log: Logger): Promise<void> {
   log.info("stopped");
 }
 
-async function run(config: StartConfig, log: Logger, stop: StopRequest): Promise<void> {
+/** The start's steps; `stop`, aborted by a stop signal, ends it at its next step. */
+async function run(config: StartConfig, log: Logger, stop: AbortSignal): Promise<void> {
   // The name is checked before anything is written (review-ca N2): the rules
   // for any cluster always, and a new cluster's where the start would create
   // one, a Deno KV file not there yet. Whether a PostgreSQL database holds a
@@ -226,10 +206,10 @@ async function run(config: StartConfig, log: Logger, stop: StopRequest): Promise
   const socketDir = join(dataDir, FRONT_SOCKET_DIR);
   // A stop asked by now makes nothing: not the runtime directory's place, not the data
   // directory (review-front s13 S2).
-  if (stop.asked) return;
+  if (stop.aborted) return;
   if (front) await checkSocketDir(socketDir);
   if (await isNewKvFile(storage)) validateClusterName(config.clusterName, true);
-  if (stop.asked) return;
+  if (stop.aborted) return;
   // Made without following a link, walked again, and only then chmod'ed and written
   // (review-front2 M2: a directory another user made first in /tmp got root's cluster).
   const makeDataDir = () => takeDataDir(config.dataDir, dataDir, front);
@@ -237,7 +217,7 @@ async function run(config: StartConfig, log: Logger, stop: StopRequest): Promise
     await makeDataDir();
     if (named !== undefined) storage = { kind: "kv", path: checkStorageFile(named) };
   }
-  if (stop.asked) return;
+  if (stop.aborted) return;
   const metrics = new AuthMetrics();
   const backend = metrics.meter(await openStorage(storage, log));
   log.info("storage open", { storage: describeStorage(storage) });
@@ -247,10 +227,10 @@ async function run(config: StartConfig, log: Logger, stop: StopRequest): Promise
       log,
       version: denoJson.version,
     });
-    if (stop.asked) return;
+    if (stop.aborted) return;
     if (storage.kind === "postgres") await makeDataDir();
     await ensureAdminIdentity(ctx, join(dataDir, ADMIN_IDENTITY_FILE), log);
-    if (stop.asked) return;
+    if (stop.aborted) return;
 
     // The server certificate is issued afresh at every start, at every host
     // CA phase that changes the serving key and at two thirds of its lifetime,
@@ -281,7 +261,7 @@ async function run(config: StartConfig, log: Logger, stop: StopRequest): Promise
       log.warn("fleet console files not found; /web/ is not served", { error: String(error) });
       return undefined;
     });
-    if (stop.asked) return;
+    if (stop.aborted) return;
     const app = createApp(ctx, {
       webOrigins: config.webOrigins,
       rateLimit: config.rateLimit,
@@ -326,12 +306,14 @@ async function run(config: StartConfig, log: Logger, stop: StopRequest): Promise
       })
       : undefined;
     // At once if a stop came while the servers started: they stop before any startup line.
-    stop.onAsk(() => {
+    const stopServers = () => {
       watcher.stop();
       server.shutdown();
       diag?.shutdown();
-    });
-    if (!stop.asked) {
+    };
+    if (stop.aborted) stopServers();
+    else stop.addEventListener("abort", stopServers, { once: true });
+    if (!stop.aborted) {
       await announce(config, log, dataDir, url, diag?.url, await caPin(ctx.cas.host));
     }
     await server.finished;
