@@ -161,59 +161,49 @@ Deno.test({
   },
 });
 
-Deno.test({
-  name:
-    "auth start (review-front2 R3): as root, a --data-dir over 64 bytes that another user owns is refused, before its chmod and before the KV file in it is opened",
-  ignore: ignoreUnless("a data directory of nobody's", cannotAttack()),
-  async fn() {
-    const dir = await Deno.makeTempDir({ prefix: "kb-rf2-long-" });
-    try {
-      await Deno.chmod(dir, 0o755);
-      const theirs = await theirDataDir(
-        join(dir, "a-rather-long-directory-name-for-the-keybound-data"),
-      );
-      const out = await refusedStart(theirs.data, {});
+for (
+  const [name, prefix, path, args] of [
+    [
+      "auth start (review-front2 R3): as root, a --data-dir over 64 bytes that another user owns is refused, before its chmod and before the KV file in it is opened",
+      "kb-rf2-long-",
       // The socket would go to /run/keybound: the line names what the data directory holds.
-      assertEquals({ ...out, ...await leftOf(theirs) }, {
-        code: 1,
-        stderr: `auth: error [CONFIG_INVALID]: --data-dir ${theirs.data} must be a directory ` +
-          "that only root or this user may change, since it holds the cluster's CA keys: it " +
-          `is owned by uid ${NOBODY}, not by root or this process's uid 0: use a --data-dir ` +
-          "whose directories, up to /, only root or this user may write (or fix the owner or " +
-          "mode named)\n",
-        ...UNTOUCHED,
-      });
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
-  },
-});
-
-Deno.test({
-  name:
-    "auth start --insecure-no-tls: a --data-dir another user owns is refused in one line, before its chmod and before the KV file in it is opened",
-  ignore: ignoreUnless("a data directory of nobody's", cannotAttack()),
-  async fn() {
-    // No front, no socket: the data directory still holds the CA keys (review-front2 M1).
-    const dir = await Deno.makeTempDir({ prefix: "kb-rf2-insecure-" });
-    try {
-      const theirs = await theirDataDir(dir);
-      const out = await refusedStart(theirs.data, {}, ["--insecure-no-tls"]);
-      assertEquals({ ...out, ...await leftOf(theirs) }, {
-        code: 1,
-        // No front, so no socket named (it did until session 13).
-        stderr: `auth: error [CONFIG_INVALID]: --data-dir ${theirs.data} must be a directory ` +
-          "that only root or this user may change, since it holds the cluster's CA keys: it " +
-          `is owned by uid ${NOBODY}, not by root or this process's uid 0: use a --data-dir ` +
-          "whose directories, up to /, only root or this user may write (or fix the owner or " +
-          "mode named)\n",
-        ...UNTOUCHED,
-      });
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
-  },
-});
+      (dir: string) => join(dir, "a-rather-long-directory-name-for-the-keybound-data"),
+      [],
+    ],
+    [
+      "auth start --insecure-no-tls: a --data-dir another user owns is refused in one line, before its chmod and before the KV file in it is opened",
+      "kb-rf2-insecure-",
+      // No front, no socket: the data directory still holds the CA keys (review-front2 M1),
+      // and the line names no socket (it did until session 13).
+      (dir: string) => dir,
+      ["--insecure-no-tls"],
+    ],
+  ] as const
+) {
+  Deno.test({
+    name,
+    ignore: ignoreUnless("a data directory of nobody's", cannotAttack()),
+    async fn() {
+      const dir = await Deno.makeTempDir({ prefix });
+      try {
+        await Deno.chmod(dir, 0o755);
+        const theirs = await theirDataDir(path(dir));
+        const out = await refusedStart(theirs.data, {}, [...args]);
+        assertEquals({ ...out, ...await leftOf(theirs) }, {
+          code: 1,
+          stderr: `auth: error [CONFIG_INVALID]: --data-dir ${theirs.data} must be a directory ` +
+            "that only root or this user may change, since it holds the cluster's CA keys: it " +
+            `is owned by uid ${NOBODY}, not by root or this process's uid 0: use a --data-dir ` +
+            "whose directories, up to /, only root or this user may write (or fix the owner or " +
+            "mode named)\n",
+          ...UNTOUCHED,
+        });
+      } finally {
+        await Deno.remove(dir, { recursive: true });
+      }
+    },
+  });
+}
 
 Deno.test({
   name:
