@@ -169,6 +169,18 @@ async function start(config: StartConfig, log: Logger): Promise<void> {
   log.info("stopped");
 }
 
+/**
+ * Whether a stop was asked by now. A signal is delivered to JavaScript only
+ * when the event loop runs, and the checks before a checkpoint are
+ * synchronous (a signal that came during a slow `lstat` of the data
+ * directory's walk was still undelivered at the next checkpoint, and the
+ * data directory was made; CI, session 13): a timer's turn lets it in first.
+ */
+async function stopped(stop: AbortSignal): Promise<boolean> {
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  return stop.aborted;
+}
+
 /** The start's steps; `stop`, aborted by a stop signal, ends it at its next step. */
 async function run(config: StartConfig, log: Logger, stop: AbortSignal): Promise<void> {
   // The name is checked before anything is written (review-ca N2): the rules
@@ -206,10 +218,10 @@ async function run(config: StartConfig, log: Logger, stop: AbortSignal): Promise
   const socketDir = join(dataDir, FRONT_SOCKET_DIR);
   // A stop asked by now makes nothing: not the runtime directory's place, not the data
   // directory (review-front s13 S2).
-  if (stop.aborted) return;
+  if (await stopped(stop)) return;
   if (front) await checkSocketDir(socketDir);
   if (await isNewKvFile(storage)) validateClusterName(config.clusterName, true);
-  if (stop.aborted) return;
+  if (await stopped(stop)) return;
   // Made without following a link, walked again, and only then chmod'ed and written
   // (review-front2 M2: a directory another user made first in /tmp got root's cluster).
   const makeDataDir = () => takeDataDir(config.dataDir, dataDir, front);
@@ -217,7 +229,7 @@ async function run(config: StartConfig, log: Logger, stop: AbortSignal): Promise
     await makeDataDir();
     if (named !== undefined) storage = { kind: "kv", path: checkStorageFile(named) };
   }
-  if (stop.aborted) return;
+  if (await stopped(stop)) return;
   const metrics = new AuthMetrics();
   const backend = metrics.meter(await openStorage(storage, log));
   log.info("storage open", { storage: describeStorage(storage) });
@@ -227,10 +239,10 @@ async function run(config: StartConfig, log: Logger, stop: AbortSignal): Promise
       log,
       version: denoJson.version,
     });
-    if (stop.aborted) return;
+    if (await stopped(stop)) return;
     if (storage.kind === "postgres") await makeDataDir();
     await ensureAdminIdentity(ctx, join(dataDir, ADMIN_IDENTITY_FILE), log);
-    if (stop.aborted) return;
+    if (await stopped(stop)) return;
 
     // The server certificate is issued afresh at every start, at every host
     // CA phase that changes the serving key and at two thirds of its lifetime,
@@ -261,7 +273,7 @@ async function run(config: StartConfig, log: Logger, stop: AbortSignal): Promise
       log.warn("fleet console files not found; /web/ is not served", { error: String(error) });
       return undefined;
     });
-    if (stop.aborted) return;
+    if (await stopped(stop)) return;
     const app = createApp(ctx, {
       webOrigins: config.webOrigins,
       rateLimit: config.rateLimit,
